@@ -1,0 +1,350 @@
+//! Compact MessagePack encoding of batches and a decoder that enforces caps.
+//!
+//! Decoding order: the byte cap is checked before any parsing (so the memory a hostile body can
+//! make us allocate is proportional to its capped size), then the bytes are parsed, then every
+//! count and string length is checked against [`Limits`]. The decoder never panics.
+
+use crate::batch::{Batch, EventData, Node, NodeKind};
+use crate::Error;
+
+/// Caps applied when decoding untrusted batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded (decompressed) batch, in bytes.
+    pub max_bytes: usize,
+    /// Most events in one batch.
+    pub max_events: usize,
+    /// Most nodes in one batch (snapshots plus added subtrees).
+    pub max_nodes: usize,
+    /// Longest string (text, attribute value, URL, ...), in bytes.
+    pub max_string: usize,
+    /// Most attributes on one element.
+    pub max_attrs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 32 * 1024 * 1024,
+            max_events: 200_000,
+            max_nodes: 2_000_000,
+            max_string: 4 * 1024 * 1024,
+            max_attrs: 1_024,
+        }
+    }
+}
+
+/// Encodes a batch as compact MessagePack (structs as arrays).
+pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, Error> {
+    rmp_serde::to_vec(batch).map_err(Error::Encode)
+}
+
+/// Decodes and validates one batch.
+pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<Batch, Error> {
+    if bytes.len() > limits.max_bytes {
+        return Err(Error::TooLarge { size: bytes.len(), limit: limits.max_bytes });
+    }
+    let batch: Batch = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
+    validate(&batch, limits)?;
+    Ok(batch)
+}
+
+/// Encodes already-encoded batches as one MessagePack array, without re-encoding them.
+pub fn concat_encoded<'a>(batches: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let len = u32::try_from(batches.len()).unwrap_or(u32::MAX);
+    // Writing into a Vec cannot fail.
+    let _ = rmp::encode::write_array_len(&mut out, len);
+    for b in batches {
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// Decodes a MessagePack array of batches (as produced by [`concat_encoded`]); each batch is
+/// validated against `limits`, and the whole input is capped at `max_total` bytes.
+pub fn decode_batches(bytes: &[u8], limits: &Limits, max_total: usize) -> Result<Vec<Batch>, Error> {
+    if bytes.len() > max_total {
+        return Err(Error::TooLarge { size: bytes.len(), limit: max_total });
+    }
+    let batches: Vec<Batch> = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
+    for b in &batches {
+        validate(b, limits)?;
+    }
+    Ok(batches)
+}
+
+/// True for a valid session or page id: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check(what: &'static str, actual: usize, limit: usize) -> Result<(), Error> {
+    if actual > limit { Err(Error::LimitExceeded { what, actual, limit }) } else { Ok(()) }
+}
+
+/// Checks a decoded batch against the structural rules and the limits.
+pub fn validate(batch: &Batch, limits: &Limits) -> Result<(), Error> {
+    if batch.version != crate::PROTOCOL_VERSION {
+        return Err(Error::UnsupportedVersion(batch.version));
+    }
+    if !is_valid_id(&batch.session) {
+        return Err(Error::Invalid("session id must be 1 to 64 of [A-Za-z0-9_-]"));
+    }
+    if !is_valid_id(&batch.page) {
+        return Err(Error::Invalid("page id must be 1 to 64 of [A-Za-z0-9_-]"));
+    }
+    if batch.end < batch.start {
+        return Err(Error::Invalid("batch ends before it starts"));
+    }
+    check("events", batch.events.len(), limits.max_events)?;
+    let mut nodes = 0usize;
+    let s = |what, v: &str| check(what, v.len(), limits.max_string);
+    let check_nodes = |list: &[Node], nodes: &mut usize| -> Result<(), Error> {
+        *nodes += list.len();
+        check("nodes", *nodes, limits.max_nodes)?;
+        for n in list {
+            if n.id == 0 {
+                return Err(Error::Invalid("node id 0 is reserved"));
+            }
+            match &n.kind {
+                NodeKind::Element { tag, attrs, .. } => {
+                    s("tag name", tag)?;
+                    check("attributes", attrs.len(), limits.max_attrs)?;
+                    for a in attrs {
+                        s("attribute name", &a.name)?;
+                        s("attribute value", &a.value)?;
+                    }
+                }
+                NodeKind::Text(t) | NodeKind::Comment(t) => s("text", t)?,
+                NodeKind::Doctype { name, public_id, system_id } => {
+                    s("doctype", name)?;
+                    s("doctype", public_id)?;
+                    s("doctype", system_id)?;
+                }
+                NodeKind::Document | NodeKind::ShadowRoot => {}
+            }
+        }
+        Ok(())
+    };
+    for e in &batch.events {
+        match &e.data {
+            EventData::Meta(m) => {
+                s("url", &m.url)?;
+                s("title", &m.title)?;
+                s("user agent", &m.user_agent)?;
+                s("referrer", &m.referrer)?;
+            }
+            EventData::Snapshot(snap) => check_nodes(&snap.nodes, &mut nodes)?,
+            EventData::Mutation(m) => {
+                for add in &m.adds {
+                    check_nodes(&add.nodes, &mut nodes)?;
+                }
+                for a in &m.attrs {
+                    s("attribute name", &a.name)?;
+                    if let Some(v) = &a.value {
+                        s("attribute value", v)?;
+                    }
+                }
+                for t in &m.texts {
+                    s("text", &t.text)?;
+                }
+                check("removed nodes", m.removes.len(), limits.max_nodes)?;
+            }
+            EventData::Input(i) => s("input value", &i.value)?,
+            EventData::MouseMove(points) => check("mouse points", points.len(), limits.max_events)?,
+            EventData::Custom(c) => {
+                s("custom event name", &c.name)?;
+                s("custom event data", &c.data)?;
+            }
+            EventData::Click(_) | EventData::Scroll(_) | EventData::Viewport(_) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Batch {
+        let mut b = Batch::new("s1", "p1", 3, 1_700_000_000_000);
+        b.end = b.start + 20;
+        b.events.push(Event {
+            t: 0,
+            data: EventData::Snapshot(Snapshot {
+                nodes: vec![
+                    Node { id: 1, parent: 0, kind: NodeKind::Document },
+                    Node {
+                        id: 2,
+                        parent: 1,
+                        kind: NodeKind::Element { tag: "html".into(), ns: Namespace::Html, attrs: vec![] },
+                    },
+                ],
+                scroll_x: 0,
+                scroll_y: 0,
+            }),
+        });
+        b.events.push(Event { t: 20, data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0 }) });
+        b
+    }
+
+    #[test]
+    fn encoded_batch_round_trips() {
+        let b = sample();
+        let bytes = encode_batch(&b).expect("encode");
+        assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decode"), b);
+    }
+
+    #[test]
+    fn structs_travel_as_arrays_not_maps() {
+        let bytes = encode_batch(&sample()).expect("encode");
+        // fixarray of 10 fields.
+        assert_eq!(bytes[0], 0x9a);
+        assert!(!bytes.windows(7).any(|w| w == b"session"), "field names must not be on the wire");
+    }
+
+    #[test]
+    fn oversized_input_is_rejected_before_parsing() {
+        let limits = Limits { max_bytes: 4, ..Limits::default() };
+        assert!(matches!(decode_batch(&[0u8; 5], &limits), Err(Error::TooLarge { size: 5, limit: 4 })));
+    }
+
+    #[test]
+    fn truncated_input_is_malformed() {
+        let bytes = encode_batch(&sample()).expect("encode");
+        for cut in 0..bytes.len() {
+            assert!(decode_batch(&bytes[..cut], &Limits::default()).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn too_many_nodes_is_a_limit_error() {
+        let limits = Limits { max_nodes: 1, ..Limits::default() };
+        let bytes = encode_batch(&sample()).expect("encode");
+        assert!(matches!(decode_batch(&bytes, &limits), Err(Error::LimitExceeded { what: "nodes", .. })));
+    }
+
+    #[test]
+    fn long_strings_are_limit_errors() {
+        let mut b = sample();
+        b.events.push(Event { t: 1, data: EventData::Custom(Custom { name: "n".into(), data: "x".repeat(100) }) });
+        let limits = Limits { max_string: 99, ..Limits::default() };
+        let bytes = encode_batch(&b).expect("encode");
+        assert!(matches!(decode_batch(&bytes, &limits), Err(Error::LimitExceeded { .. })));
+    }
+
+    #[test]
+    fn bad_ids_and_versions_are_rejected() {
+        let mut b = sample();
+        b.session = "../etc".into();
+        let bytes = encode_batch(&b).expect("encode");
+        assert!(matches!(decode_batch(&bytes, &Limits::default()), Err(Error::Invalid(_))));
+        let mut b = sample();
+        b.version = 99;
+        let bytes = encode_batch(&b).expect("encode");
+        assert!(matches!(decode_batch(&bytes, &Limits::default()), Err(Error::UnsupportedVersion(99))));
+    }
+
+    #[test]
+    fn concatenated_batches_decode_as_a_list() {
+        let a = encode_batch(&sample()).expect("encode");
+        let mut second = sample();
+        second.seq = 4;
+        let b = encode_batch(&second).expect("encode");
+        let all = concat_encoded([a.as_slice(), b.as_slice()].into_iter());
+        let list = decode_batches(&all, &Limits::default(), usize::MAX).expect("decode");
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].seq, 4);
+    }
+
+    fn arb_string() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[a-z<>&\"' \u{e9}\u{1F600}]{0,12}").expect("regex")
+    }
+
+    fn arb_kind() -> impl Strategy<Value = NodeKind> {
+        prop_oneof![
+            Just(NodeKind::Document),
+            Just(NodeKind::ShadowRoot),
+            arb_string().prop_map(NodeKind::Text),
+            arb_string().prop_map(NodeKind::Comment),
+            (arb_string(), arb_string(), arb_string())
+                .prop_map(|(name, public_id, system_id)| NodeKind::Doctype { name, public_id, system_id }),
+            (arb_string(), 0u8..3, proptest::collection::vec((arb_string(), arb_string()), 0..4)).prop_map(
+                |(tag, ns, attrs)| NodeKind::Element {
+                    tag,
+                    ns: Namespace::from_code(ns),
+                    attrs: attrs.into_iter().map(|(name, value)| Attr { name, value }).collect(),
+                }
+            ),
+        ]
+    }
+
+    fn arb_node() -> impl Strategy<Value = Node> {
+        (1u32.., any::<u32>(), arb_kind()).prop_map(|(id, parent, kind)| Node { id, parent, kind })
+    }
+
+    fn arb_event() -> impl Strategy<Value = EventData> {
+        prop_oneof![
+            (arb_string(), arb_string(), any::<u32>(), any::<u32>(), arb_string(), arb_string()).prop_map(
+                |(url, title, width, height, user_agent, referrer)| EventData::Meta(PageMeta {
+                    url,
+                    title,
+                    viewport: Viewport { width, height },
+                    user_agent,
+                    referrer
+                })
+            ),
+            (proptest::collection::vec(arb_node(), 0..6), any::<i32>(), any::<i32>())
+                .prop_map(|(nodes, scroll_x, scroll_y)| EventData::Snapshot(Snapshot { nodes, scroll_x, scroll_y })),
+            (
+                proptest::collection::vec(any::<u32>(), 0..4),
+                proptest::collection::vec((any::<u32>(), any::<u32>(), proptest::collection::vec(arb_node(), 0..3)), 0..3),
+                proptest::collection::vec((any::<u32>(), arb_string(), proptest::option::of(arb_string())), 0..3),
+                proptest::collection::vec((any::<u32>(), arb_string()), 0..3),
+            )
+                .prop_map(|(removes, adds, attrs, texts)| EventData::Mutation(Mutation {
+                    removes,
+                    adds: adds.into_iter().map(|(parent, next, nodes)| AddedSubtree { parent, next, nodes }).collect(),
+                    attrs: attrs.into_iter().map(|(id, name, value)| AttrChange { id, name, value }).collect(),
+                    texts: texts.into_iter().map(|(id, text)| TextChange { id, text }).collect(),
+                })),
+            (any::<u32>(), arb_string(), proptest::option::of(any::<bool>()))
+                .prop_map(|(id, value, checked)| EventData::Input(Input { id, value, checked })),
+            proptest::collection::vec((any::<i32>(), any::<i32>(), any::<u32>()), 0..5)
+                .prop_map(|p| EventData::MouseMove(p.into_iter().map(|(x, y, dt)| MousePoint { x, y, dt }).collect())),
+            (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>())
+                .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button })),
+            (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
+            (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
+            (arb_string(), arb_string()).prop_map(|(name, data)| EventData::Custom(Custom { name, data })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_batch_round_trips(
+            seq in any::<u32>(),
+            start in 0u64..u64::MAX / 2,
+            span in any::<u32>(),
+            flags in any::<u32>(),
+            dropped in any::<u32>(),
+            events in proptest::collection::vec((any::<u32>(), arb_event()), 0..8),
+        ) {
+            let mut b = Batch::new("session-1", "page_1", seq, start);
+            b.end = start + u64::from(span);
+            b.flags = flags;
+            b.dropped = dropped;
+            b.events = events.into_iter().map(|(t, data)| Event { t, data }).collect();
+            let bytes = encode_batch(&b).expect("encode");
+            prop_assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decode"), b);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_batch(&bytes, &Limits::default());
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The replay model: a DOM tree that applies a snapshot and recorded events.
+//!
+//! Used natively by the server (to answer "the document at time t") and in wasm by the viewer
+//! (to seek without touching the real DOM). Hostile input never panics it: unknown ids are
+//! ignored, subtrees deeper than [`MAX_DEPTH`] or beyond [`MAX_NODES`] are refused and counted,
+//! and every walk is iterative so deep trees cannot overflow the stack.
+
+use std::collections::HashMap;
+
+use crate::batch::{Attr, EventData, Mutation, Namespace, Node, NodeId, NodeKind, Snapshot};
+
+/// Deepest nesting the model accepts; deeper nodes are refused (and counted).
+pub const MAX_DEPTH: u32 = 10_000;
+/// Most nodes the model holds at once.
+pub const MAX_NODES: usize = 5_000_000;
+
+/// What a node of the model is, with its current state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomKind {
+    Document,
+    Doctype { name: String, public_id: String, system_id: String },
+    Element {
+        tag: String,
+        ns: Namespace,
+        attrs: Vec<Attr>,
+        /// Current value of a form control (a property, not the `value` attribute).
+        value: Option<String>,
+        /// Current checked state of a checkbox or radio.
+        checked: Option<bool>,
+        /// Scroll position of the element, when it was scrolled.
+        scroll: Option<(i32, i32)>,
+    },
+    Text(String),
+    Comment(String),
+    ShadowRoot,
+}
+
+impl From<NodeKind> for DomKind {
+    fn from(kind: NodeKind) -> Self {
+        match kind {
+            NodeKind::Document => DomKind::Document,
+            NodeKind::Doctype { name, public_id, system_id } => DomKind::Doctype { name, public_id, system_id },
+            NodeKind::Element { tag, ns, attrs } => {
+                DomKind::Element { tag, ns, attrs, value: None, checked: None, scroll: None }
+            }
+            NodeKind::Text(t) => DomKind::Text(t),
+            NodeKind::Comment(t) => DomKind::Comment(t),
+            NodeKind::ShadowRoot => DomKind::ShadowRoot,
+        }
+    }
+}
+
+/// A node of the model with its tree links (0 = none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomNode {
+    pub kind: DomKind,
+    pub parent: NodeId,
+    pub first_child: NodeId,
+    pub last_child: NodeId,
+    pub prev: NodeId,
+    pub next: NodeId,
+    depth: u32,
+}
+
+/// The document of one page view as known at some point of the recording.
+#[derive(Debug, Clone, Default)]
+pub struct Dom {
+    nodes: HashMap<NodeId, DomNode>,
+    document: NodeId,
+    /// Document scroll position.
+    pub scroll: (i32, i32),
+    /// Last known URL and title of the page.
+    pub url: String,
+    pub title: String,
+    /// Nodes or changes refused because they referred to unknown nodes or broke a cap.
+    pub refused: u64,
+}
+
+impl Dom {
+    /// An empty model (no document yet).
+    pub fn new() -> Self {
+        Dom::default()
+    }
+
+    /// Id of the document node, 0 before the first snapshot.
+    pub fn document(&self) -> NodeId {
+        self.document
+    }
+
+    /// A node by id.
+    pub fn node(&self, id: NodeId) -> Option<&DomNode> {
+        self.nodes.get(&id)
+    }
+
+    /// Number of nodes in the model.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True before the first snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Children of a node, in order.
+    pub fn children(&self, id: NodeId) -> Children<'_> {
+        Children { dom: self, next: self.nodes.get(&id).map_or(0, |n| n.first_child) }
+    }
+
+    /// Applies one event. Events that do not change the document (clicks, mouse) are ignored.
+    pub fn apply(&mut self, event: &EventData) {
+        match event {
+            EventData::Meta(meta) => {
+                self.url.clone_from(&meta.url);
+                self.title.clone_from(&meta.title);
+            }
+            EventData::Snapshot(snapshot) => self.apply_snapshot(snapshot),
+            EventData::Mutation(m) => self.apply_mutation(m),
+            EventData::Input(input) => match self.nodes.get_mut(&input.id).map(|n| &mut n.kind) {
+                Some(DomKind::Element { value, checked, .. }) => {
+                    *value = Some(input.value.clone());
+                    if input.checked.is_some() {
+                        *checked = input.checked;
+                    }
+                }
+                _ => self.refused += 1,
+            },
+            EventData::Scroll(s) => {
+                if s.id == 0 || s.id == self.document {
+                    self.scroll = (s.x, s.y);
+                } else if let Some(DomKind::Element { scroll, .. }) = self.nodes.get_mut(&s.id).map(|n| &mut n.kind) {
+                    *scroll = Some((s.x, s.y));
+                }
+            }
+            EventData::MouseMove(_) | EventData::Click(_) | EventData::Viewport(_) | EventData::Custom(_) => {}
+        }
+    }
+
+    /// Replaces the whole model with a snapshot.
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) {
+        self.nodes.clear();
+        self.document = 0;
+        self.scroll = (snapshot.scroll_x, snapshot.scroll_y);
+        for node in &snapshot.nodes {
+            if node.parent == 0 && self.document == 0 && matches!(node.kind, NodeKind::Document) {
+                self.document = node.id;
+                self.nodes.insert(node.id, DomNode::detached(DomKind::Document, 0));
+                continue;
+            }
+            self.insert(node, node.parent, 0);
+        }
+    }
+
+    /// Applies removals, then additions, then attribute and text changes.
+    pub fn apply_mutation(&mut self, m: &Mutation) {
+        for &id in &m.removes {
+            self.remove(id);
+        }
+        for add in &m.adds {
+            let Some((root, rest)) = add.nodes.split_first() else { continue };
+            if !self.insert(root, add.parent, add.next) {
+                continue;
+            }
+            for node in rest {
+                self.insert(node, node.parent, 0);
+            }
+        }
+        for change in &m.attrs {
+            match self.nodes.get_mut(&change.id).map(|n| &mut n.kind) {
+                Some(DomKind::Element { attrs, .. }) => {
+                    let existing = attrs.iter().position(|a| a.name == change.name);
+                    match (&change.value, existing) {
+                        (Some(v), Some(i)) => attrs[i].value.clone_from(v),
+                        (Some(v), None) => attrs.push(Attr { name: change.name.clone(), value: v.clone() }),
+                        (None, Some(i)) => {
+                            attrs.remove(i);
+                        }
+                        (None, None) => {}
+                    }
+                }
+                _ => self.refused += 1,
+            }
+        }
+        for change in &m.texts {
+            match self.nodes.get_mut(&change.id).map(|n| &mut n.kind) {
+                Some(DomKind::Text(t) | DomKind::Comment(t)) => t.clone_from(&change.text),
+                _ => self.refused += 1,
+            }
+        }
+    }
+
+    /// Inserts `node` under `parent` before `next` (appends when `next` is 0 or not a child of
+    /// `parent`). Returns false (and counts a refusal) when the node cannot be placed.
+    fn insert(&mut self, node: &Node, parent: NodeId, next: NodeId) -> bool {
+        if node.id == 0 || self.nodes.len() >= MAX_NODES {
+            self.refused += 1;
+            return false;
+        }
+        let Some(parent_depth) = self.nodes.get(&parent).map(|p| p.depth) else {
+            self.refused += 1;
+            return false;
+        };
+        if parent_depth >= MAX_DEPTH || node.id == parent {
+            self.refused += 1;
+            return false;
+        }
+        if self.nodes.contains_key(&node.id) {
+            // A recorder never reuses an id; a hostile one might. The newest node wins.
+            self.remove(node.id);
+            if !self.nodes.contains_key(&parent) {
+                self.refused += 1;
+                return false;
+            }
+        }
+        let mut fresh = DomNode::detached(node.kind.clone().into(), parent_depth + 1);
+        fresh.parent = parent;
+        let next = if next != 0 && self.nodes.get(&next).is_some_and(|n| n.parent == parent) { next } else { 0 };
+        if next == 0 {
+            let last = self.nodes.get(&parent).map_or(0, |p| p.last_child);
+            fresh.prev = last;
+            if let Some(l) = self.nodes.get_mut(&last) {
+                l.next = node.id;
+            }
+            if let Some(p) = self.nodes.get_mut(&parent) {
+                if p.first_child == 0 {
+                    p.first_child = node.id;
+                }
+                p.last_child = node.id;
+            }
+        } else {
+            let prev = self.nodes.get(&next).map_or(0, |n| n.prev);
+            fresh.prev = prev;
+            fresh.next = next;
+            if let Some(n) = self.nodes.get_mut(&next) {
+                n.prev = node.id;
+            }
+            if prev != 0 {
+                if let Some(p) = self.nodes.get_mut(&prev) {
+                    p.next = node.id;
+                }
+            } else if let Some(p) = self.nodes.get_mut(&parent) {
+                p.first_child = node.id;
+            }
+        }
+        self.nodes.insert(node.id, fresh);
+        true
+    }
+
+    /// Detaches a node and forgets it with its whole subtree.
+    pub fn remove(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get(&id) else { return };
+        let (parent, prev, next) = (node.parent, node.prev, node.next);
+        if let Some(p) = self.nodes.get_mut(&prev) {
+            p.next = next;
+        }
+        if let Some(n) = self.nodes.get_mut(&next) {
+            n.prev = prev;
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            if p.first_child == id {
+                p.first_child = next;
+            }
+            if p.last_child == id {
+                p.last_child = prev;
+            }
+        }
+        if id == self.document {
+            self.document = 0;
+        }
+        let mut stack = vec![id];
+        while let Some(current) = stack.pop() {
+            if let Some(n) = self.nodes.remove(&current) {
+                let mut child = n.first_child;
+                while child != 0 {
+                    stack.push(child);
+                    child = self.nodes.get(&child).map_or(0, |c| c.next);
+                }
+            }
+        }
+    }
+
+    /// Number of elements with this tag name (ASCII case-insensitive), in the whole model.
+    pub fn count_elements(&self, tag: &str) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| matches!(&n.kind, DomKind::Element { tag: t, .. } if t.eq_ignore_ascii_case(tag)))
+            .count()
+    }
+}
+
+impl DomNode {
+    fn detached(kind: DomKind, depth: u32) -> Self {
+        DomNode { kind, parent: 0, first_child: 0, last_child: 0, prev: 0, next: 0, depth }
+    }
+}
+
+/// Iterator over the children of a node.
+pub struct Children<'a> {
+    dom: &'a Dom,
+    next: NodeId,
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = (NodeId, &'a DomNode);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id = self.next;
+        let node = self.dom.nodes.get(&id)?;
+        self.next = node.next;
+        Some((id, node))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{AddedSubtree, AttrChange, Input, TextChange};
+
+    fn el(id: NodeId, parent: NodeId, tag: &str) -> Node {
+        Node { id, parent, kind: NodeKind::Element { tag: tag.into(), ns: Namespace::Html, attrs: vec![] } }
+    }
+
+    fn text(id: NodeId, parent: NodeId, t: &str) -> Node {
+        Node { id, parent, kind: NodeKind::Text(t.into()) }
+    }
+
+    fn base() -> Dom {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                el(2, 1, "html"),
+                el(3, 2, "body"),
+                el(4, 3, "ul"),
+                el(5, 4, "li"),
+                text(6, 5, "a"),
+                el(7, 4, "li"),
+                text(8, 7, "b"),
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        dom
+    }
+
+    fn child_ids(dom: &Dom, id: NodeId) -> Vec<NodeId> {
+        dom.children(id).map(|(id, _)| id).collect()
+    }
+
+    #[test]
+    fn snapshot_builds_the_tree_in_order() {
+        let dom = base();
+        assert_eq!(dom.document(), 1);
+        assert_eq!(child_ids(&dom, 4), vec![5, 7]);
+        assert_eq!(dom.len(), 8);
+    }
+
+    #[test]
+    fn adds_go_before_their_next_sibling_and_removes_drop_subtrees() {
+        let mut dom = base();
+        dom.apply(&EventData::Mutation(Mutation {
+            removes: vec![5],
+            adds: vec![
+                AddedSubtree { parent: 4, next: 0, nodes: vec![el(10, 0, "li"), text(11, 10, "z")] },
+                AddedSubtree { parent: 4, next: 7, nodes: vec![el(9, 0, "li")] },
+            ],
+            attrs: vec![AttrChange { id: 4, name: "class".into(), value: Some("x".into()) }],
+            texts: vec![TextChange { id: 8, text: "B".into() }],
+        }));
+        assert_eq!(child_ids(&dom, 4), vec![9, 7, 10]);
+        assert!(dom.node(6).is_none(), "subtree of a removed node is forgotten");
+        assert_eq!(dom.node(8).map(|n| &n.kind), Some(&DomKind::Text("B".into())));
+        match &dom.node(4).map(|n| &n.kind) {
+            Some(DomKind::Element { attrs, .. }) => assert_eq!(attrs, &vec![Attr { name: "class".into(), value: "x".into() }]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostile_changes_are_refused_not_panicking() {
+        let mut dom = base();
+        dom.apply(&EventData::Mutation(Mutation {
+            removes: vec![999, 0],
+            adds: vec![
+                AddedSubtree { parent: 999, next: 0, nodes: vec![el(20, 0, "p")] },
+                AddedSubtree { parent: 4, next: 4, nodes: vec![el(4, 0, "p")] },
+                AddedSubtree { parent: 3, next: 0, nodes: vec![] },
+            ],
+            attrs: vec![AttrChange { id: 6, name: "x".into(), value: None }],
+            texts: vec![TextChange { id: 3, text: "no".into() }],
+        }));
+        dom.apply(&EventData::Input(Input { id: 12345, value: "v".into(), checked: None }));
+        assert!(dom.refused >= 4);
+    }
+
+    #[test]
+    fn very_deep_trees_are_capped_without_recursion() {
+        let mut dom = base();
+        let mut nodes = vec![el(100, 0, "div")];
+        for i in 101..(100 + MAX_DEPTH + 50) {
+            nodes.push(el(i, i - 1, "div"));
+        }
+        dom.apply(&EventData::Mutation(Mutation {
+            adds: vec![AddedSubtree { parent: 3, next: 0, nodes }],
+            ..Mutation::default()
+        }));
+        assert!(dom.refused > 0);
+        dom.remove(2);
+        assert_eq!(dom.len(), 1, "only the document is left");
+    }
+}

@@ -1,0 +1,198 @@
+//! Normalized HTML serialization of a [`Dom`].
+//!
+//! Follows the HTML fragment serialization algorithm (what `outerHTML` produces in Chromium), so
+//! a test can compare the server's answer with the live page serialized by the browser, with two
+//! normalizations: `<script>` elements are left out, and open shadow roots are written as
+//! declarative `<template shadowrootmode="open">` before the element's light children.
+//! The walk is iterative: hostile nesting cannot overflow the stack.
+
+use crate::batch::{Namespace, NodeId};
+use crate::dom::{Dom, DomKind};
+
+const VOID: &[&str] = &[
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link", "meta",
+    "param", "source", "track", "wbr",
+];
+const RAW_TEXT: &[&str] = &["style", "script", "xmp", "iframe", "noembed", "noframes", "plaintext", "noscript"];
+
+/// The whole document as normalized HTML (doctype included), or an empty string before the
+/// first snapshot.
+pub fn document_html(dom: &Dom) -> String {
+    let mut out = String::new();
+    if dom.document() != 0 {
+        for (id, _) in dom.children(dom.document()) {
+            write_node(dom, id, &mut out);
+        }
+    }
+    out
+}
+
+/// One node and its subtree as normalized HTML.
+pub fn node_html(dom: &Dom, id: NodeId) -> String {
+    let mut out = String::new();
+    write_node(dom, id, &mut out);
+    out
+}
+
+enum Step {
+    Open(NodeId),
+    Close(NodeId),
+    Raw(&'static str),
+}
+
+fn is_script(kind: &DomKind) -> bool {
+    matches!(kind, DomKind::Element { tag, ns: Namespace::Html | Namespace::Svg, .. } if tag.eq_ignore_ascii_case("script"))
+}
+
+fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
+    let mut stack = vec![Step::Open(root)];
+    while let Some(step) = stack.pop() {
+        let id = match step {
+            Step::Open(id) => id,
+            Step::Close(id) => {
+                if let Some(DomKind::Element { tag, .. }) = dom.node(id).map(|n| &n.kind) {
+                    out.push_str("</");
+                    out.push_str(tag);
+                    out.push('>');
+                }
+                continue;
+            }
+            Step::Raw(s) => {
+                out.push_str(s);
+                continue;
+            }
+        };
+        let Some(node) = dom.node(id) else { continue };
+        match &node.kind {
+            DomKind::Document => push_children(dom, id, &mut stack),
+            DomKind::Doctype { name, .. } => {
+                out.push_str("<!DOCTYPE ");
+                out.push_str(name);
+                out.push('>');
+            }
+            DomKind::Text(t) => {
+                let raw = dom.node(node.parent).is_some_and(|p| {
+                    matches!(&p.kind, DomKind::Element { tag, ns: Namespace::Html, .. } if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)))
+                });
+                if raw { out.push_str(t) } else { escape(t, false, out) }
+            }
+            DomKind::Comment(t) => {
+                out.push_str("<!--");
+                out.push_str(t);
+                out.push_str("-->");
+            }
+            DomKind::ShadowRoot => {
+                out.push_str("<template shadowrootmode=\"open\">");
+                stack.push(Step::Raw("</template>"));
+                push_children(dom, id, &mut stack);
+            }
+            kind @ DomKind::Element { tag, ns, attrs, .. } => {
+                if is_script(kind) {
+                    continue;
+                }
+                out.push('<');
+                out.push_str(tag);
+                for a in attrs {
+                    out.push(' ');
+                    out.push_str(&a.name);
+                    out.push_str("=\"");
+                    escape(&a.value, true, out);
+                    out.push('"');
+                }
+                out.push('>');
+                if *ns == Namespace::Html && VOID.iter().any(|v| v.eq_ignore_ascii_case(tag)) {
+                    continue;
+                }
+                stack.push(Step::Close(id));
+                // Light children first on the stack so the shadow root (pushed last) pops first.
+                let shadow: Vec<NodeId> = dom
+                    .children(id)
+                    .filter(|(_, c)| matches!(c.kind, DomKind::ShadowRoot))
+                    .map(|(cid, _)| cid)
+                    .collect();
+                let light: Vec<NodeId> = dom
+                    .children(id)
+                    .filter(|(_, c)| !matches!(c.kind, DomKind::ShadowRoot))
+                    .map(|(cid, _)| cid)
+                    .collect();
+                stack.extend(light.into_iter().rev().map(Step::Open));
+                stack.extend(shadow.into_iter().rev().map(Step::Open));
+            }
+        }
+    }
+}
+
+fn push_children(dom: &Dom, id: NodeId, stack: &mut Vec<Step>) {
+    let children: Vec<NodeId> = dom.children(id).map(|(cid, _)| cid).collect();
+    stack.extend(children.into_iter().rev().map(Step::Open));
+}
+
+/// Escapes text the way the HTML serialization algorithm does (`<` and `>` are escaped in
+/// attribute values too, as current Chromium does).
+pub fn escape(s: &str, attribute: bool, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '\u{a0}' => out.push_str("&nbsp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Attr, EventData, Node, NodeKind, Snapshot};
+
+    fn el(id: NodeId, parent: NodeId, tag: &str, attrs: &[(&str, &str)]) -> Node {
+        Node {
+            id,
+            parent,
+            kind: NodeKind::Element {
+                tag: tag.into(),
+                ns: Namespace::Html,
+                attrs: attrs.iter().map(|(n, v)| Attr { name: (*n).into(), value: (*v).into() }).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn serializes_like_outer_html_without_scripts() {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                Node {
+                    id: 2,
+                    parent: 1,
+                    kind: NodeKind::Doctype { name: "html".into(), public_id: String::new(), system_id: String::new() },
+                },
+                el(3, 1, "html", &[("lang", "en")]),
+                el(4, 3, "head", &[]),
+                el(5, 4, "style", &[]),
+                Node { id: 6, parent: 5, kind: NodeKind::Text("a > b { color: red }".into()) },
+                el(7, 3, "body", &[("data-x", "a\"<b>&\u{a0}")]),
+                el(8, 7, "script", &[]),
+                Node { id: 9, parent: 8, kind: NodeKind::Text("alert(1)".into()) },
+                el(10, 7, "br", &[]),
+                Node { id: 11, parent: 7, kind: NodeKind::Text("1 < 2 & 3".into()) },
+                Node { id: 12, parent: 7, kind: NodeKind::Comment(" c ".into()) },
+                el(13, 7, "x-card", &[]),
+                Node { id: 14, parent: 13, kind: NodeKind::ShadowRoot },
+                el(15, 14, "slot", &[]),
+                Node { id: 16, parent: 13, kind: NodeKind::Text("light".into()) },
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        assert_eq!(
+            document_html(&dom),
+            "<!DOCTYPE html><html lang=\"en\"><head><style>a > b { color: red }</style></head>\
+             <body data-x=\"a&quot;&lt;b&gt;&amp;&nbsp;\"><br>1 &lt; 2 &amp; 3<!-- c -->\
+             <x-card><template shadowrootmode=\"open\"><slot></slot></template>light</x-card></body></html>"
+        );
+    }
+}

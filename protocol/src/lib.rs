@@ -1,0 +1,37 @@
+//! The wire format of the session-replay system and the model that replays it.
+//!
+//! This crate is the single description of what travels from the recorder to the server and
+//! from the server to the viewer:
+//!
+//! - [`batch`]: the [`Batch`] envelope and every recorded [`Event`];
+//! - [`codec`]: compact MessagePack encoding and a decoder that enforces [`Limits`];
+//! - [`dom`]: the [`Dom`] model that applies a snapshot and events and answers "what did the
+//!   document look like at time t";
+//! - [`html`]: normalized HTML serialization of a [`Dom`];
+//! - [`tape`]: the flat integer/string tape the in-page JavaScript walker fills, turned into
+//!   protocol types in one call.
+//!
+//! Architecture invariant: this crate does no I/O and builds for both the host and
+//! `wasm32-unknown-unknown`. Everything it decodes is treated as hostile: decoding never panics,
+//! every collection is bounded and every failure is a typed [`Error`].
+
+pub mod batch;
+pub mod codec;
+pub mod dom;
+pub mod html;
+pub mod tape;
+pub mod timeline;
+
+mod error;
+
+pub use batch::{
+    Attr, Batch, Click, Custom, Event, EventData, Input, Mutation, MousePoint, Namespace, Node,
+    NodeKind, PageMeta, Scroll, Snapshot, Viewport, AddedSubtree, AttrChange, TextChange,
+};
+pub use codec::{decode_batch, encode_batch, Limits};
+pub use dom::Dom;
+pub use timeline::Timeline;
+pub use error::Error;
+
+/// Version of the wire format carried in every batch. Decoders reject versions they do not know.
+pub const PROTOCOL_VERSION: u16 = 1;
