@@ -1,0 +1,185 @@
+//! The JSON query API: the session index, a session's events, and the document at time t.
+//!
+//! Reads are scoped to one project (`?project=ID`, default: the first project). Everything read
+//! back from storage is decoded again with the protocol's limits: stored data is as untrusted
+//! as it was at ingest.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use replay_protocol::{Timeline, codec, html};
+use serde::{Deserialize, Serialize};
+
+use crate::storage::SessionRow;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ProjectQuery {
+    project: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    project: Option<i64>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SnapshotQuery {
+    project: Option<i64>,
+    /// Milliseconds since the session's first event; omitted means the end of the session.
+    t: Option<u64>,
+}
+
+/// Answer of `GET /api/v1/sessions`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionRowJson>,
+}
+
+/// A session index row as JSON.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct SessionRowJson {
+    pub id: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub duration_ms: u64,
+    pub url: String,
+    pub user_agent: String,
+    pub pages: u64,
+    pub batches: u64,
+    pub events: u64,
+    pub clicks: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub recorder_errors: u64,
+}
+
+impl From<SessionRow> for SessionRowJson {
+    fn from(r: SessionRow) -> Self {
+        SessionRowJson {
+            id: r.id,
+            start_ms: r.start_ms,
+            end_ms: r.end_ms,
+            duration_ms: r.duration_ms,
+            url: r.url,
+            user_agent: r.user_agent,
+            pages: r.pages,
+            batches: r.batches,
+            events: r.events,
+            clicks: r.clicks,
+            bytes: r.bytes,
+            dropped: r.dropped,
+            recorder_errors: r.recorder_errors,
+        }
+    }
+}
+
+async fn project_id(state: &AppState, requested: Option<i64>) -> Result<i64, ApiError> {
+    if let Some(id) = requested {
+        return Ok(id);
+    }
+    let projects = state.blocking(|s| s.projects()).await?;
+    projects.first().map(|p| p.id).ok_or_else(|| ApiError::not_found("project"))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if codec::is_valid_id(id) { Ok(()) } else { Err(ApiError::not_found("session")) }
+}
+
+/// `GET /api/v1/sessions`: newest first, `limit` (default 50, at most 500) and `offset`.
+pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<SessionList>, ApiError> {
+    let project = project_id(&state, q.project).await?;
+    let limit = q.limit.unwrap_or(50).min(500);
+    let offset = q.offset.unwrap_or(0);
+    let rows = state.blocking(move |s| s.sessions(project, limit, offset)).await?;
+    Ok(Json(SessionList { sessions: rows.into_iter().map(Into::into).collect() }))
+}
+
+/// `GET /api/v1/sessions/{id}`.
+pub async fn get_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectQuery>,
+) -> Result<Json<SessionRowJson>, ApiError> {
+    check_id(&id)?;
+    let project = project_id(&state, q.project).await?;
+    let row = state.blocking(move |s| s.session(project, &id)).await?.ok_or_else(|| ApiError::not_found("session"))?;
+    Ok(Json(row.into()))
+}
+
+async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {
+    check_id(&id)?;
+    let bodies = state.blocking(move |s| s.batches(project, &id)).await?;
+    if bodies.is_empty() {
+        return Err(ApiError::not_found("session"));
+    }
+    let total: usize = bodies.iter().map(Vec::len).sum();
+    if total > state.config.max_session_bytes {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "session_too_large", "session is too large to load"));
+    }
+    Ok(bodies)
+}
+
+fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protocol::Batch>, ApiError> {
+    bodies
+        .iter()
+        .map(|b| replay_protocol::decode_batch(b, &state.config.limits))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            tracing::error!(error = %e, "stored batch does not decode");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_session", "a stored batch does not decode")
+        })
+}
+
+/// `GET /api/v1/sessions/{id}/events`: every batch in replay order. MessagePack (an array of
+/// batches) when the client accepts `application/msgpack`, JSON otherwise.
+pub async fn session_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let project = project_id(&state, q.project).await?;
+    let bodies = load_batches(&state, project, id).await?;
+    let wants_msgpack = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/msgpack"));
+    if wants_msgpack {
+        let body = codec::concat_encoded(bodies.iter().map(Vec::as_slice));
+        return Ok(([(header::CONTENT_TYPE, "application/msgpack")], body).into_response());
+    }
+    let batches = decode_all(&state, &bodies)?;
+    Ok(Json(serde_json::json!({ "batches": batches })).into_response())
+}
+
+/// `GET /api/v1/sessions/{id}/snapshot?t=MS`: the normalized HTML of the recorded document at
+/// `t` milliseconds after the session's first event (the end when omitted). Scripts are never
+/// included, and the answer carries a CSP that forbids running anything if opened directly.
+pub async fn session_snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<SnapshotQuery>,
+) -> Result<Response, ApiError> {
+    let project = project_id(&state, q.project).await?;
+    let bodies = load_batches(&state, project, id).await?;
+    let batches = decode_all(&state, &bodies)?;
+    let html = tokio::task::spawn_blocking(move || {
+        let timeline = Timeline::from_batches(batches);
+        let at = q.t.map(|t| timeline.start().unwrap_or(0).saturating_add(t));
+        html::document_html(&timeline.dom_at(at))
+    })
+    .await
+    .map_err(crate::Error::from)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"),
+        ],
+        html,
+    )
+        .into_response())
+}

@@ -1,0 +1,107 @@
+//! Static files served by the server, embedded in the binary at build time.
+//!
+//! - `target/web/` (built by `cargo xtask build-web`): the recorder loader `recorder.js`, the
+//!   recorder's module and wasm under `recorder/`, the viewer's wasm under `viewer/`;
+//! - `viewer/static/`: the viewer's pages, served under `/viewer/`;
+//! - `server/assets/`: the demo app served at `/demo`, with the default project's ingest key.
+//!
+//! Viewer pages carry a strict Content-Security-Policy: only our own scripts run, recorded
+//! content can load images, styles and fonts but can never run code or submit forms.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use rust_embed::RustEmbed;
+
+use crate::AppState;
+
+#[derive(RustEmbed)]
+#[folder = "../target/web"]
+#[allow_missing = true]
+struct WebBuild;
+
+#[derive(RustEmbed)]
+#[folder = "../viewer/static"]
+struct ViewerPages;
+
+#[derive(RustEmbed)]
+#[folder = "assets"]
+struct DemoPages;
+
+/// The policy of every viewer page.
+pub const VIEWER_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src * 'unsafe-inline'; img-src * data: blob:; font-src * data:; media-src * data: blob:; \
+     connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'self'";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/viewer/") }))
+        .route("/demo", get(demo))
+        .route("/recorder.js", get(|| async { web_file("recorder.js") }))
+        .route("/recorder/{*path}", get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) }))
+        .route("/viewer/", get(|| async { viewer_file("index.html") }))
+        .route("/viewer/{*path}", get(|Path(p): Path<String>| async move { viewer_file(&p) }))
+}
+
+/// True when the recorder and viewer wasm were built into this binary.
+pub fn has_web_build() -> bool {
+    WebBuild::get("recorder.js").is_some() && WebBuild::get("viewer/viewer_wasm_bg.wasm").is_some()
+}
+
+fn respond(path: &str, data: std::borrow::Cow<'static, [u8]>, mime: &str) -> Response {
+    let mut response = (StatusCode::OK, data.into_owned()).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if path.starts_with("recorder") {
+        // The recorder is loaded by customers' pages on other origins.
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    }
+    response
+}
+
+fn not_found() -> Response {
+    crate::ApiError::not_found("file").into_response()
+}
+
+fn web_file(path: &str) -> Response {
+    match WebBuild::get(path) {
+        Some(f) => respond(path, f.data, f.metadata.mimetype()),
+        None => not_found(),
+    }
+}
+
+fn viewer_file(path: &str) -> Response {
+    let (data, mime) = match ViewerPages::get(path) {
+        Some(f) => (f.data, f.metadata.mimetype().to_owned()),
+        None => match WebBuild::get(&format!("viewer/{path}")) {
+            Some(f) => (f.data, f.metadata.mimetype().to_owned()),
+            None => return not_found(),
+        },
+    };
+    let mut response = respond(path, data, &mime);
+    if mime.starts_with("text/html") {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(VIEWER_CSP));
+    }
+    response
+}
+
+/// `GET /demo`: the product catalogue with the recorder embedded for the default project.
+async fn demo(State(state): State<AppState>) -> Response {
+    let Some(page) = DemoPages::get("demo.html") else { return not_found() };
+    let key = match state.blocking(|s| s.projects()).await {
+        Ok(projects) => projects.first().map(|p| p.ingest_key.clone()).unwrap_or_default(),
+        Err(e) => return crate::ApiError::from(e).into_response(),
+    };
+    let html = String::from_utf8_lossy(&page.data).replace("{{INGEST_KEY}}", &key);
+    let mut response = (StatusCode::OK, html).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

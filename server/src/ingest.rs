@@ -1,0 +1,203 @@
+//! `POST /api/v1/ingest`: authenticated, capped, idempotent intake of recorded batches.
+//!
+//! Order of checks, cheapest first, so hostile input costs little: ingest key, body size,
+//! capped decompression, capped decoding, then the durable write. A batch is acknowledged
+//! (`200`) only after storage committed it; a resent batch is acknowledged as a duplicate and
+//! not stored twice. Every rejection is a 4xx JSON error with a machine-readable `reason`, and
+//! is counted by that reason.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use replay_protocol::{Batch, EventData};
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{BatchSummary, Stored};
+use crate::{ApiError, AppState};
+
+/// Header carrying the ingest key (the `key` query parameter works too, for `sendBeacon`).
+pub const KEY_HEADER: &str = "x-replay-key";
+
+#[derive(Debug, Deserialize)]
+pub struct IngestQuery {
+    key: Option<String>,
+    /// `gzip` when the body is gzip-compressed and no `Content-Encoding` header could be set.
+    encoding: Option<String>,
+}
+
+/// The acknowledgement of a stored batch.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ack {
+    pub ok: bool,
+    /// True when this (session, page, seq) had been stored before.
+    pub duplicate: bool,
+    pub session: String,
+    pub seq: u32,
+}
+
+fn cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, content-encoding, x-replay-key"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+/// CORS preflight of the recorder's cross-origin uploads.
+pub async fn preflight() -> Response {
+    cors(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The ingest handler.
+pub async fn ingest(
+    State(state): State<AppState>,
+    Query(query): Query<IngestQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = ingest_inner(&state, query, &headers, body).await;
+    let response = match result {
+        Ok(ack) => {
+            state.metrics.accepted(ack.duplicate);
+            Json(ack).into_response()
+        }
+        Err(e) => {
+            state.metrics.rejected(e.reason);
+            tracing::info!(reason = e.reason, status = e.status.as_u16(), message = %e.message, "batch rejected");
+            e.into_response()
+        }
+    };
+    cors(response)
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    query: IngestQuery,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Ack, ApiError> {
+    let key = headers
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.key)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "an ingest key is required"))?;
+    if key.len() > 128 {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"));
+    }
+    let project = state
+        .blocking(move |s| s.project_by_key(&key))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?;
+
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {} bytes", state.config.max_body_bytes),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
+        }
+    })?;
+    if body.len() > state.config.max_body_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {} bytes", state.config.max_body_bytes),
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the body is empty"));
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .or(query.encoding)
+        .unwrap_or_default();
+    let max = state.config.limits.max_bytes;
+    let raw = match encoding.as_str() {
+        "" | "identity" => body.to_vec(),
+        "gzip" => gunzip_capped(&body, max)?,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("unsupported content encoding {other:?}; use gzip or none"),
+            ));
+        }
+    };
+    let batch = replay_protocol::decode_batch(&raw, &state.config.limits).map_err(decode_error)?;
+    let summary = summarize(&batch);
+    let (session, seq) = (batch.session.clone(), batch.seq);
+    let stored = state.blocking(move |s| s.put_batch(project.id, &summary, &raw)).await?;
+    state.metrics.bytes(body.len());
+    Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
+}
+
+/// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
+fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
+    if out.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "decompressed_too_large",
+            format!("the decompressed body is larger than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+fn decode_error(e: replay_protocol::Error) -> ApiError {
+    use replay_protocol::Error as E;
+    let (status, reason) = match &e {
+        E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+        E::LimitExceeded { .. } => (StatusCode::BAD_REQUEST, "limit_exceeded"),
+        E::UnsupportedVersion(_) => (StatusCode::BAD_REQUEST, "unsupported_version"),
+        E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_batch"),
+        E::Malformed(_) | E::Encode(_) | E::Tape { .. } => (StatusCode::BAD_REQUEST, "malformed_batch"),
+    };
+    ApiError::new(status, reason, e.to_string())
+}
+
+/// The facts of a batch that the session index keeps.
+pub fn summarize(batch: &Batch) -> BatchSummary {
+    let mut s = BatchSummary {
+        session: batch.session.clone(),
+        page: batch.page.clone(),
+        seq: batch.seq,
+        start_ms: batch.start,
+        end_ms: batch.end,
+        events: batch.events.len() as u64,
+        dropped: u64::from(batch.dropped),
+        recorder_errors: u64::from(batch.recorder_errors),
+        ..BatchSummary::default()
+    };
+    for e in &batch.events {
+        match &e.data {
+            EventData::Meta(m) if s.url.is_none() => {
+                s.url = Some(m.url.clone());
+                s.user_agent = Some(m.user_agent.clone());
+            }
+            EventData::Click(_) => s.clicks += 1,
+            _ => {}
+        }
+    }
+    s
+}
