@@ -25,13 +25,13 @@ pub mod timeline;
 mod error;
 
 pub use batch::{
-    Attr, Batch, Click, Custom, Event, EventData, Input, Mutation, MousePoint, Namespace, Node,
-    NodeKind, PageMeta, Scroll, Snapshot, Viewport, AddedSubtree, AttrChange, TextChange,
+    AddedSubtree, Attr, AttrChange, Batch, Click, Custom, Event, EventData, Input, MousePoint,
+    Mutation, Namespace, Node, NodeKind, PageMeta, Scroll, Snapshot, TextChange, Viewport,
 };
-pub use codec::{decode_batch, encode_batch, Limits};
+pub use codec::{Limits, decode_batch, encode_batch};
 pub use dom::Dom;
-pub use timeline::Timeline;
 pub use error::Error;
+pub use timeline::Timeline;
 
 /// Version of the wire format carried in every batch. Decoders reject versions they do not know.
 pub const PROTOCOL_VERSION: u16 = 1;

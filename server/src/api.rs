@@ -82,20 +82,34 @@ async fn project_id(state: &AppState, requested: Option<i64>) -> Result<i64, Api
         return Ok(id);
     }
     let projects = state.blocking(|s| s.projects()).await?;
-    projects.first().map(|p| p.id).ok_or_else(|| ApiError::not_found("project"))
+    projects
+        .first()
+        .map(|p| p.id)
+        .ok_or_else(|| ApiError::not_found("project"))
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if codec::is_valid_id(id) { Ok(()) } else { Err(ApiError::not_found("session")) }
+    if codec::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("session"))
+    }
 }
 
 /// `GET /api/v1/sessions`: newest first, `limit` (default 50, at most 500) and `offset`.
-pub async fn list_sessions(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<SessionList>, ApiError> {
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<SessionList>, ApiError> {
     let project = project_id(&state, q.project).await?;
     let limit = q.limit.unwrap_or(50).min(500);
     let offset = q.offset.unwrap_or(0);
-    let rows = state.blocking(move |s| s.sessions(project, limit, offset)).await?;
-    Ok(Json(SessionList { sessions: rows.into_iter().map(Into::into).collect() }))
+    let rows = state
+        .blocking(move |s| s.sessions(project, limit, offset))
+        .await?;
+    Ok(Json(SessionList {
+        sessions: rows.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// `GET /api/v1/sessions/{id}`.
@@ -106,11 +120,18 @@ pub async fn get_session(
 ) -> Result<Json<SessionRowJson>, ApiError> {
     check_id(&id)?;
     let project = project_id(&state, q.project).await?;
-    let row = state.blocking(move |s| s.session(project, &id)).await?.ok_or_else(|| ApiError::not_found("session"))?;
+    let row = state
+        .blocking(move |s| s.session(project, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
     Ok(Json(row.into()))
 }
 
-async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {
+async fn load_batches(
+    state: &AppState,
+    project: i64,
+    id: String,
+) -> Result<Vec<Vec<u8>>, ApiError> {
     check_id(&id)?;
     let bodies = state.blocking(move |s| s.batches(project, &id)).await?;
     if bodies.is_empty() {
@@ -118,19 +139,30 @@ async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<
     }
     let total: usize = bodies.iter().map(Vec::len).sum();
     if total > state.config.max_session_bytes {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "session_too_large", "session is too large to load"));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "session_too_large",
+            "session is too large to load",
+        ));
     }
     Ok(bodies)
 }
 
-fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protocol::Batch>, ApiError> {
+fn decode_all(
+    state: &AppState,
+    bodies: &[Vec<u8>],
+) -> Result<Vec<replay_protocol::Batch>, ApiError> {
     bodies
         .iter()
         .map(|b| replay_protocol::decode_batch(b, &state.config.limits))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             tracing::error!(error = %e, "stored batch does not decode");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_session", "a stored batch does not decode")
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_session",
+                "a stored batch does not decode",
+            )
         })
 }
 
@@ -177,7 +209,10 @@ pub async fn session_snapshot(
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'",
+            ),
         ],
         html,
     )

@@ -42,13 +42,22 @@ pub struct Ack {
 
 fn cors(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("content-type, content-encoding, x-replay-key"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     response
 }
 
@@ -90,21 +99,40 @@ async fn ingest_inner(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(query.key)
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "an ingest key is required"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_key",
+                "an ingest key is required",
+            )
+        })?;
     if key.len() > 128 {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown_key",
+            "unknown ingest key",
+        ));
     }
     let project = state
         .blocking(move |s| s.project_by_key(&key))
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown_key",
+                "unknown ingest key",
+            )
+        })?;
 
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body is larger than {} bytes", state.config.max_body_bytes),
+                format!(
+                    "the body is larger than {} bytes",
+                    state.config.max_body_bytes
+                ),
             )
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
@@ -114,11 +142,18 @@ async fn ingest_inner(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the body is larger than {} bytes", state.config.max_body_bytes),
+            format!(
+                "the body is larger than {} bytes",
+                state.config.max_body_bytes
+            ),
         ));
     }
     if body.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the body is empty"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the body is empty",
+        ));
     }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -141,9 +176,16 @@ async fn ingest_inner(
     let batch = replay_protocol::decode_batch(&raw, &state.config.limits).map_err(decode_error)?;
     let summary = summarize(&batch);
     let (session, seq) = (batch.session.clone(), batch.seq);
-    let stored = state.blocking(move |s| s.put_batch(project.id, &summary, &raw)).await?;
+    let stored = state
+        .blocking(move |s| s.put_batch(project.id, &summary, &raw))
+        .await?;
     state.metrics.bytes(body.len());
-    Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
+    Ok(Ack {
+        ok: true,
+        duplicate: stored == Stored::Duplicate,
+        session,
+        seq,
+    })
 }
 
 /// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
@@ -153,7 +195,13 @@ fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
     flate2::read::GzDecoder::new(body)
         .take(limit)
         .read_to_end(&mut out)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_encoding",
+                format!("invalid gzip body: {e}"),
+            )
+        })?;
     if out.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -171,7 +219,9 @@ fn decode_error(e: replay_protocol::Error) -> ApiError {
         E::LimitExceeded { .. } => (StatusCode::BAD_REQUEST, "limit_exceeded"),
         E::UnsupportedVersion(_) => (StatusCode::BAD_REQUEST, "unsupported_version"),
         E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_batch"),
-        E::Malformed(_) | E::Encode(_) | E::Tape { .. } => (StatusCode::BAD_REQUEST, "malformed_batch"),
+        E::Malformed(_) | E::Encode(_) | E::Tape { .. } => {
+            (StatusCode::BAD_REQUEST, "malformed_batch")
+        }
     };
     ApiError::new(status, reason, e.to_string())
 }

@@ -1,0 +1,222 @@
+//! What the player refuses to rebuild: recorded pages are hostile input.
+//!
+//! The replay iframe is sandboxed without `allow-scripts`, so nothing should run anyway; these
+//! rules are the second wall. Scripts become inert comments (their subtrees are dropped),
+//! event-handler attributes and `srcdoc` are removed, URLs with script-capable schemes are
+//! removed, `<meta http-equiv>` and `<base href>` lose their effect, forms cannot submit, and
+//! frames and plugins do not load. Relative URLs are resolved against the recorded page URL so
+//! images and stylesheets load as recorded.
+
+use replay_protocol::{Attr, Namespace};
+
+/// Text of the comment that replaces a recorded `<script>`.
+pub const SCRIPT_PLACEHOLDER: &str = "replay:script";
+
+/// True for elements the player replaces with a placeholder comment.
+pub fn is_blocked_element(tag: &str, ns: Namespace) -> bool {
+    matches!(ns, Namespace::Html | Namespace::Svg) && tag.eq_ignore_ascii_case("script")
+}
+
+const URL_ATTRS: &[&str] = &[
+    "href",
+    "src",
+    "action",
+    "formaction",
+    "xlink:href",
+    "data",
+    "poster",
+    "background",
+    "cite",
+    "longdesc",
+    "ping",
+];
+
+fn dangerous_url(value: &str) -> bool {
+    let compact: String = value
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
+        .take(32)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    compact.starts_with("javascript:")
+        || compact.starts_with("vbscript:")
+        || compact.starts_with("data:text/html")
+        || compact.starts_with("data:image/svg")
+        || compact.starts_with("data:application")
+}
+
+/// Resolves `value` against the recorded page URL (enough of RFC 3986 for replay: absolute,
+/// scheme-relative, root-relative, query, fragment and path-relative references).
+pub fn resolve_url(base: &str, value: &str) -> String {
+    let v = value.trim();
+    let has_scheme = v.find(':').is_some_and(|i| {
+        i > 0
+            && v[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && !v[..i].contains('/')
+    });
+    if has_scheme || v.starts_with('#') || base.is_empty() {
+        return v.to_owned();
+    }
+    let Some(scheme_end) = base.find("://") else {
+        return v.to_owned();
+    };
+    let after = scheme_end + 3;
+    let origin_end = base[after..]
+        .find(['/', '?', '#'])
+        .map_or(base.len(), |i| after + i);
+    if let Some(rest) = v.strip_prefix("//") {
+        return format!("{}//{rest}", &base[..scheme_end + 1]);
+    }
+    if v.starts_with('/') {
+        return format!("{}{v}", &base[..origin_end]);
+    }
+    let path_end = base[origin_end..]
+        .find(['?', '#'])
+        .map_or(base.len(), |i| origin_end + i);
+    if v.starts_with('?') {
+        return format!("{}{v}", &base[..path_end]);
+    }
+    let dir_end = base[origin_end..path_end]
+        .rfind('/')
+        .map_or(origin_end, |i| origin_end + i);
+    format!("{}/{v}", &base[..dir_end])
+}
+
+/// The attributes the player sets on a rebuilt element.
+pub fn clean_attrs(tag: &str, attrs: &[Attr], page_url: &str) -> Vec<Attr> {
+    let tag_lower = tag.to_ascii_lowercase();
+    let mut out = Vec::with_capacity(attrs.len());
+    for a in attrs {
+        let name = a.name.to_ascii_lowercase();
+        if let Some(cleaned) = clean_attr(&tag_lower, &name, &a.value, page_url) {
+            out.push(Attr {
+                name: a.name.clone(),
+                value: cleaned,
+            });
+        }
+    }
+    out
+}
+
+/// One attribute after the rules: `None` drops it.
+pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<String> {
+    if name.starts_with("on") || name == "srcdoc" || name.is_empty() {
+        return None;
+    }
+    if tag == "meta" && name == "http-equiv" {
+        return None;
+    }
+    if tag == "base" && (name == "href" || name == "target") {
+        return None;
+    }
+    if matches!(tag, "form" | "button" | "input") && matches!(name, "action" | "formaction") {
+        return None;
+    }
+    if matches!(tag, "iframe" | "frame" | "object" | "embed" | "portal")
+        && matches!(name, "src" | "data")
+    {
+        return None;
+    }
+    if URL_ATTRS.contains(&name) {
+        if dangerous_url(value) {
+            return None;
+        }
+        return Some(resolve_url(page_url, value));
+    }
+    if name == "srcset" || name == "imagesrcset" {
+        if dangerous_url(value) {
+            return None;
+        }
+        let parts: Vec<String> = value
+            .split(',')
+            .map(|candidate| {
+                let c = candidate.trim();
+                match c.split_once(char::is_whitespace) {
+                    Some((url, descriptor)) => {
+                        format!("{} {}", resolve_url(page_url, url), descriptor.trim())
+                    }
+                    None => resolve_url(page_url, c),
+                }
+            })
+            .collect();
+        return Some(parts.join(", "));
+    }
+    if name == "style" && value.to_ascii_lowercase().contains("javascript:") {
+        return None;
+    }
+    Some(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_urls_and_handlers_are_removed() {
+        assert_eq!(
+            clean_attr("a", "href", " jAvA\tscript:alert(1)", "http://x/"),
+            None
+        );
+        assert_eq!(clean_attr("a", "onclick", "alert(1)", "http://x/"), None);
+        assert_eq!(
+            clean_attr("iframe", "srcdoc", "<script>", "http://x/"),
+            None
+        );
+        assert_eq!(
+            clean_attr("iframe", "src", "http://evil/", "http://x/"),
+            None
+        );
+        assert_eq!(
+            clean_attr("meta", "http-equiv", "refresh", "http://x/"),
+            None
+        );
+        assert_eq!(
+            clean_attr("form", "action", "http://evil/", "http://x/"),
+            None
+        );
+        assert_eq!(
+            clean_attr("object", "data", "data:text/html,x", "http://x/"),
+            None
+        );
+        assert_eq!(
+            clean_attr("svg:a", "xlink:href", "javascript:x", "http://x/"),
+            None
+        );
+        assert_eq!(
+            clean_attr("div", "class", "a", "http://x/").as_deref(),
+            Some("a")
+        );
+    }
+
+    #[test]
+    fn relative_urls_resolve_against_the_recorded_page() {
+        let base = "https://shop.example/catalog/list.html?q=1#top";
+        assert_eq!(
+            resolve_url(base, "img/a.png"),
+            "https://shop.example/catalog/img/a.png"
+        );
+        assert_eq!(resolve_url(base, "/s.css"), "https://shop.example/s.css");
+        assert_eq!(
+            resolve_url(base, "//cdn.example/x.js"),
+            "https://cdn.example/x.js"
+        );
+        assert_eq!(
+            resolve_url(base, "?p=2"),
+            "https://shop.example/catalog/list.html?p=2"
+        );
+        assert_eq!(
+            resolve_url(base, "https://o.example/a"),
+            "https://o.example/a"
+        );
+        assert_eq!(
+            resolve_url("https://shop.example", "a.png"),
+            "https://shop.example/a.png"
+        );
+        assert_eq!(
+            clean_attr("img", "srcset", "a.png 1x, /b.png 2x", base).as_deref(),
+            Some("https://shop.example/catalog/a.png 1x, https://shop.example/b.png 2x")
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `build-web`: compile the recorder and viewer to wasm32 (adding the rustup target when
+//!   missing), run wasm-bindgen through the pinned `wasm-bindgen-cli-support` library (no
+//!   downloaded binaries), and lay the files out in `target/web/` for the server to embed;
+//! - `run [server args]`: build-web, build the server, start it on the embedded default storage;
+//! - `test`: install Chromium and ChromeDriver through apt when missing, build everything, run
+//!   every test of the workspace (unit, integration, end-to-end in real Chromium);
+//! - `bench`: build, then run the shared benchmark with our adapter against rrweb.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// The cargo profile of the server binary used by `run`, the tests and the benchmarks.
+const SERVER_PROFILE: &str = "server";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args
+        .split_first()
+        .map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    match cmd {
+        "build-web" => build_web(),
+        "build" => build_all().map(|_| ()),
+        "run" => run(rest),
+        "test" => test(rest),
+        "bench" => bench(rest),
+        "lint" => lint(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 run [--listen ADDR] [--data-dir DIR]   build and start the server (viewer + demo)\n  \
+                 test [cargo test args]                 the whole test suite (installs chromium when missing)\n  \
+                 bench [run.sh args]                    the shared benchmark against rrweb\n  \
+                 build-web                              the recorder and viewer wasm into target/web\n  \
+                 build                                  build-web plus the server binary\n  \
+                 lint                                   rustfmt check and clippy (host and wasm32)"
+            );
+            if cmd == "help" {
+                Ok(())
+            } else {
+                bail!("unknown command {cmd:?}")
+            }
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn status(mut c: Command) -> Result<()> {
+    let shown = format!("{c:?}");
+    let st = c.status().with_context(|| format!("starting {shown}"))?;
+    if !st.success() {
+        bail!("{shown} failed with {st}");
+    }
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match out {
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET) =>
+        {
+            Ok(())
+        }
+        Ok(_) => {
+            eprintln!("xtask: adding rustup target {WASM_TARGET}");
+            let mut c = Command::new("rustup");
+            c.args(["target", "add", WASM_TARGET]);
+            status(c)
+        }
+        // No rustup: trust that the toolchain has the target (the build says otherwise if not).
+        Err(_) => Ok(()),
+    }
+}
+
+/// Builds the recorder and viewer wasm and writes `target/web/`.
+fn build_web() -> Result<()> {
+    ensure_wasm_target()?;
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--release",
+        "--target",
+        WASM_TARGET,
+        "-p",
+        "replay-recorder",
+        "-p",
+        "replay-viewer",
+    ]);
+    status(c)?;
+    let root = root();
+    let wasm_dir = root.join("target").join(WASM_TARGET).join("release");
+    let web = root.join("target").join("web");
+    for (crate_lib, out) in [("recorder_wasm", "recorder"), ("viewer_wasm", "viewer")] {
+        let out_dir = web.join(out);
+        std::fs::create_dir_all(&out_dir)?;
+        let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+        bindgen
+            .input_path(wasm_dir.join(format!("{crate_lib}.wasm")))
+            .web(true)?
+            .omit_default_module_path(false)
+            .remove_name_section(true)
+            .remove_producers_section(true)
+            .typescript(false)
+            .generate(&out_dir)
+            .with_context(|| format!("wasm-bindgen on {crate_lib}"))?;
+    }
+    copy_if_changed(
+        &root.join("recorder/js/loader.js"),
+        &web.join("recorder.js"),
+    )?;
+    copy_if_changed(
+        &root.join("recorder/js/core.js"),
+        &web.join("recorder/core.js"),
+    )?;
+    copy_if_changed(
+        &root.join("recorder/js/replay.d.ts"),
+        &web.join("recorder/replay.d.ts"),
+    )?;
+    Ok(())
+}
+
+fn copy_if_changed(from: &Path, to: &Path) -> Result<()> {
+    let data = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    if std::fs::read(to).ok().as_deref() != Some(&data[..]) {
+        std::fs::write(to, data).with_context(|| format!("writing {}", to.display()))?;
+    }
+    Ok(())
+}
+
+/// Builds the web assets and the server; returns the server binary's path.
+fn build_all() -> Result<PathBuf> {
+    build_web()?;
+    let mut c = cargo();
+    c.args(["build", "--profile", SERVER_PROFILE, "-p", "replay-server"]);
+    status(c)?;
+    Ok(root()
+        .join("target")
+        .join(SERVER_PROFILE)
+        .join("replay-server"))
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let server = build_all()?;
+    let mut c = Command::new(server);
+    c.args(args).current_dir(root());
+    status(c)
+}
+
+fn which(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// Installs Chromium and ChromeDriver from Debian's packages when they are missing.
+fn ensure_chromium() -> Result<()> {
+    if which("chromium") && which("chromedriver") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing chromium and chromium-driver with apt-get");
+    let sudo = if is_root() {
+        vec![]
+    } else {
+        vec!["sudo".to_string()]
+    };
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut all: Vec<String> = sudo.clone();
+        all.push("apt-get".into());
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut c = Command::new(&all[0]);
+        c.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        status(c)
+    };
+    apt(&["update"])?;
+    apt(&["install", "-y", "chromium", "chromium-driver"])?;
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn test(args: &[String]) -> Result<()> {
+    ensure_chromium()?;
+    let server = build_all()?;
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "replay-recorder",
+        "--exclude",
+        "replay-viewer",
+    ])
+    .args(args)
+    .env("REPLAY_SERVER_BIN", &server)
+    .env("REPLAY_CHROMIUM", "/usr/bin/chromium")
+    .env("REPLAY_CHROMEDRIVER", "/usr/bin/chromedriver");
+    status(c)?;
+    // The wasm crates' own unit tests run on the host.
+    let mut c = cargo();
+    c.args([
+        "test",
+        "-p",
+        "replay-recorder",
+        "-p",
+        "replay-viewer",
+        "--lib",
+    ]);
+    status(c)
+}
+
+fn lint() -> Result<()> {
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    status(c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    status(c)?;
+    ensure_wasm_target()?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--target",
+        WASM_TARGET,
+        "-p",
+        "replay-recorder",
+        "-p",
+        "replay-viewer",
+        "-p",
+        "replay-protocol",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    status(c)
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    ensure_chromium()?;
+    let server = build_all()?;
+    let root = root();
+    let script = root.join("../shared/bench/run.sh");
+    if !script.is_file() {
+        bail!("the shared benchmark is expected at {}", script.display());
+    }
+    let mut c = Command::new("bash");
+    c.arg(script)
+        .arg("--adapter=bench/adapter.mjs")
+        .args(if args.iter().any(|a| a.starts_with("--variants")) {
+            vec![]
+        } else {
+            vec!["--variants=none,rrweb,replay".to_string()]
+        })
+        .args(args)
+        .env("REPLAY_SERVER_BIN", &server)
+        .current_dir(&root);
+    status(c)
+}
