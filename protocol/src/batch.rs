@@ -156,17 +156,9 @@ pub enum NodeKind {
     #[serde(rename = "D")]
     Document,
     #[serde(rename = "T")]
-    Doctype {
-        name: String,
-        public_id: String,
-        system_id: String,
-    },
+    Doctype { name: String, public_id: String, system_id: String },
     #[serde(rename = "E")]
-    Element {
-        tag: String,
-        ns: Namespace,
-        attrs: Vec<Attr>,
-    },
+    Element { tag: String, ns: Namespace, attrs: Vec<Attr> },
     #[serde(rename = "t")]
     Text(String),
     #[serde(rename = "C")]
@@ -249,10 +241,7 @@ pub struct Mutation {
 impl Mutation {
     /// True when the mutation changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.removes.is_empty()
-            && self.adds.is_empty()
-            && self.attrs.is_empty()
-            && self.texts.is_empty()
+        self.removes.is_empty() && self.adds.is_empty() && self.attrs.is_empty() && self.texts.is_empty()
     }
 }
 

@@ -42,10 +42,7 @@ pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, Error> {
 /// Decodes and validates one batch.
 pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<Batch, Error> {
     if bytes.len() > limits.max_bytes {
-        return Err(Error::TooLarge {
-            size: bytes.len(),
-            limit: limits.max_bytes,
-        });
+        return Err(Error::TooLarge { size: bytes.len(), limit: limits.max_bytes });
     }
     let batch: Batch = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
     validate(&batch, limits)?;
@@ -66,16 +63,9 @@ pub fn concat_encoded<'a>(batches: impl ExactSizeIterator<Item = &'a [u8]>) -> V
 
 /// Decodes a MessagePack array of batches (as produced by [`concat_encoded`]); each batch is
 /// validated against `limits`, and the whole input is capped at `max_total` bytes.
-pub fn decode_batches(
-    bytes: &[u8],
-    limits: &Limits,
-    max_total: usize,
-) -> Result<Vec<Batch>, Error> {
+pub fn decode_batches(bytes: &[u8], limits: &Limits, max_total: usize) -> Result<Vec<Batch>, Error> {
     if bytes.len() > max_total {
-        return Err(Error::TooLarge {
-            size: bytes.len(),
-            limit: max_total,
-        });
+        return Err(Error::TooLarge { size: bytes.len(), limit: max_total });
     }
     let batches: Vec<Batch> = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
     for b in &batches {
@@ -86,23 +76,11 @@ pub fn decode_batches(
 
 /// True for a valid session or page id: 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn check(what: &'static str, actual: usize, limit: usize) -> Result<(), Error> {
-    if actual > limit {
-        Err(Error::LimitExceeded {
-            what,
-            actual,
-            limit,
-        })
-    } else {
-        Ok(())
-    }
+    if actual > limit { Err(Error::LimitExceeded { what, actual, limit }) } else { Ok(()) }
 }
 
 /// Checks a decoded batch against the structural rules and the limits.
@@ -111,9 +89,7 @@ pub fn validate(batch: &Batch, limits: &Limits) -> Result<(), Error> {
         return Err(Error::UnsupportedVersion(batch.version));
     }
     if !is_valid_id(&batch.session) {
-        return Err(Error::Invalid(
-            "session id must be 1 to 64 of [A-Za-z0-9_-]",
-        ));
+        return Err(Error::Invalid("session id must be 1 to 64 of [A-Za-z0-9_-]"));
     }
     if !is_valid_id(&batch.page) {
         return Err(Error::Invalid("page id must be 1 to 64 of [A-Za-z0-9_-]"));
@@ -141,11 +117,7 @@ pub fn validate(batch: &Batch, limits: &Limits) -> Result<(), Error> {
                     }
                 }
                 NodeKind::Text(t) | NodeKind::Comment(t) => s("text", t)?,
-                NodeKind::Doctype {
-                    name,
-                    public_id,
-                    system_id,
-                } => {
+                NodeKind::Doctype { name, public_id, system_id } => {
                     s("doctype", name)?;
                     s("doctype", public_id)?;
                     s("doctype", system_id)?;
@@ -204,34 +176,18 @@ mod tests {
             t: 0,
             data: EventData::Snapshot(Snapshot {
                 nodes: vec![
-                    Node {
-                        id: 1,
-                        parent: 0,
-                        kind: NodeKind::Document,
-                    },
+                    Node { id: 1, parent: 0, kind: NodeKind::Document },
                     Node {
                         id: 2,
                         parent: 1,
-                        kind: NodeKind::Element {
-                            tag: "html".into(),
-                            ns: Namespace::Html,
-                            attrs: vec![],
-                        },
+                        kind: NodeKind::Element { tag: "html".into(), ns: Namespace::Html, attrs: vec![] },
                     },
                 ],
                 scroll_x: 0,
                 scroll_y: 0,
             }),
         });
-        b.events.push(Event {
-            t: 20,
-            data: EventData::Click(Click {
-                id: 2,
-                x: 5,
-                y: 6,
-                button: 0,
-            }),
-        });
+        b.events.push(Event { t: 20, data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0 }) });
         b
     }
 
@@ -247,67 +203,37 @@ mod tests {
         let bytes = encode_batch(&sample()).expect("encode");
         // fixarray of 10 fields.
         assert_eq!(bytes[0], 0x9a);
-        assert!(
-            !bytes.windows(7).any(|w| w == b"session"),
-            "field names must not be on the wire"
-        );
+        assert!(!bytes.windows(7).any(|w| w == b"session"), "field names must not be on the wire");
     }
 
     #[test]
     fn oversized_input_is_rejected_before_parsing() {
-        let limits = Limits {
-            max_bytes: 4,
-            ..Limits::default()
-        };
-        assert!(matches!(
-            decode_batch(&[0u8; 5], &limits),
-            Err(Error::TooLarge { size: 5, limit: 4 })
-        ));
+        let limits = Limits { max_bytes: 4, ..Limits::default() };
+        assert!(matches!(decode_batch(&[0u8; 5], &limits), Err(Error::TooLarge { size: 5, limit: 4 })));
     }
 
     #[test]
     fn truncated_input_is_malformed() {
         let bytes = encode_batch(&sample()).expect("encode");
         for cut in 0..bytes.len() {
-            assert!(
-                decode_batch(&bytes[..cut], &Limits::default()).is_err(),
-                "cut at {cut}"
-            );
+            assert!(decode_batch(&bytes[..cut], &Limits::default()).is_err(), "cut at {cut}");
         }
     }
 
     #[test]
     fn too_many_nodes_is_a_limit_error() {
-        let limits = Limits {
-            max_nodes: 1,
-            ..Limits::default()
-        };
+        let limits = Limits { max_nodes: 1, ..Limits::default() };
         let bytes = encode_batch(&sample()).expect("encode");
-        assert!(matches!(
-            decode_batch(&bytes, &limits),
-            Err(Error::LimitExceeded { what: "nodes", .. })
-        ));
+        assert!(matches!(decode_batch(&bytes, &limits), Err(Error::LimitExceeded { what: "nodes", .. })));
     }
 
     #[test]
     fn long_strings_are_limit_errors() {
         let mut b = sample();
-        b.events.push(Event {
-            t: 1,
-            data: EventData::Custom(Custom {
-                name: "n".into(),
-                data: "x".repeat(100),
-            }),
-        });
-        let limits = Limits {
-            max_string: 99,
-            ..Limits::default()
-        };
+        b.events.push(Event { t: 1, data: EventData::Custom(Custom { name: "n".into(), data: "x".repeat(100) }) });
+        let limits = Limits { max_string: 99, ..Limits::default() };
         let bytes = encode_batch(&b).expect("encode");
-        assert!(matches!(
-            decode_batch(&bytes, &limits),
-            Err(Error::LimitExceeded { .. })
-        ));
+        assert!(matches!(decode_batch(&bytes, &limits), Err(Error::LimitExceeded { .. })));
     }
 
     #[test]
@@ -315,17 +241,11 @@ mod tests {
         let mut b = sample();
         b.session = "../etc".into();
         let bytes = encode_batch(&b).expect("encode");
-        assert!(matches!(
-            decode_batch(&bytes, &Limits::default()),
-            Err(Error::Invalid(_))
-        ));
+        assert!(matches!(decode_batch(&bytes, &Limits::default()), Err(Error::Invalid(_))));
         let mut b = sample();
         b.version = 99;
         let bytes = encode_batch(&b).expect("encode");
-        assert!(matches!(
-            decode_batch(&bytes, &Limits::default()),
-            Err(Error::UnsupportedVersion(99))
-        ));
+        assert!(matches!(decode_batch(&bytes, &Limits::default()), Err(Error::UnsupportedVersion(99))));
     }
 
     #[test]
@@ -350,26 +270,15 @@ mod tests {
             Just(NodeKind::ShadowRoot),
             arb_string().prop_map(NodeKind::Text),
             arb_string().prop_map(NodeKind::Comment),
-            (arb_string(), arb_string(), arb_string()).prop_map(|(name, public_id, system_id)| {
-                NodeKind::Doctype {
-                    name,
-                    public_id,
-                    system_id,
-                }
-            }),
-            (
-                arb_string(),
-                0u8..3,
-                proptest::collection::vec((arb_string(), arb_string()), 0..4)
-            )
-                .prop_map(|(tag, ns, attrs)| NodeKind::Element {
+            (arb_string(), arb_string(), arb_string())
+                .prop_map(|(name, public_id, system_id)| { NodeKind::Doctype { name, public_id, system_id } }),
+            (arb_string(), 0u8..3, proptest::collection::vec((arb_string(), arb_string()), 0..4)).prop_map(
+                |(tag, ns, attrs)| NodeKind::Element {
                     tag,
                     ns: Namespace::from_code(ns),
-                    attrs: attrs
-                        .into_iter()
-                        .map(|(name, value)| Attr { name, value })
-                        .collect(),
-                }),
+                    attrs: attrs.into_iter().map(|(name, value)| Attr { name, value }).collect(),
+                }
+            ),
         ]
     }
 
@@ -379,101 +288,37 @@ mod tests {
 
     fn arb_event() -> impl Strategy<Value = EventData> {
         prop_oneof![
-            (
-                arb_string(),
-                arb_string(),
-                any::<u32>(),
-                any::<u32>(),
-                arb_string(),
-                arb_string()
-            )
-                .prop_map(|(url, title, width, height, user_agent, referrer)| {
-                    EventData::Meta(PageMeta {
-                        url,
-                        title,
-                        viewport: Viewport { width, height },
-                        user_agent,
-                        referrer,
-                    })
-                }),
-            (
-                proptest::collection::vec(arb_node(), 0..6),
-                any::<i32>(),
-                any::<i32>()
-            )
-                .prop_map(|(nodes, scroll_x, scroll_y)| EventData::Snapshot(
-                    Snapshot {
-                        nodes,
-                        scroll_x,
-                        scroll_y
-                    }
-                )),
+            (arb_string(), arb_string(), any::<u32>(), any::<u32>(), arb_string(), arb_string()).prop_map(
+                |(url, title, width, height, user_agent, referrer)| {
+                    EventData::Meta(PageMeta { url, title, viewport: Viewport { width, height }, user_agent, referrer })
+                }
+            ),
+            (proptest::collection::vec(arb_node(), 0..6), any::<i32>(), any::<i32>())
+                .prop_map(|(nodes, scroll_x, scroll_y)| EventData::Snapshot(Snapshot { nodes, scroll_x, scroll_y })),
             (
                 proptest::collection::vec(any::<u32>(), 0..4),
                 proptest::collection::vec(
-                    (
-                        any::<u32>(),
-                        any::<u32>(),
-                        proptest::collection::vec(arb_node(), 0..3)
-                    ),
+                    (any::<u32>(), any::<u32>(), proptest::collection::vec(arb_node(), 0..3)),
                     0..3
                 ),
-                proptest::collection::vec(
-                    (
-                        any::<u32>(),
-                        arb_string(),
-                        proptest::option::of(arb_string())
-                    ),
-                    0..3
-                ),
+                proptest::collection::vec((any::<u32>(), arb_string(), proptest::option::of(arb_string())), 0..3),
                 proptest::collection::vec((any::<u32>(), arb_string()), 0..3),
             )
-                .prop_map(|(removes, adds, attrs, texts)| EventData::Mutation(
-                    Mutation {
-                        removes,
-                        adds: adds
-                            .into_iter()
-                            .map(|(parent, next, nodes)| AddedSubtree {
-                                parent,
-                                next,
-                                nodes
-                            })
-                            .collect(),
-                        attrs: attrs
-                            .into_iter()
-                            .map(|(id, name, value)| AttrChange { id, name, value })
-                            .collect(),
-                        texts: texts
-                            .into_iter()
-                            .map(|(id, text)| TextChange { id, text })
-                            .collect(),
-                    }
-                )),
-            (
-                any::<u32>(),
-                arb_string(),
-                proptest::option::of(any::<bool>())
-            )
-                .prop_map(|(id, value, checked)| EventData::Input(Input {
-                    id,
-                    value,
-                    checked
+                .prop_map(|(removes, adds, attrs, texts)| EventData::Mutation(Mutation {
+                    removes,
+                    adds: adds.into_iter().map(|(parent, next, nodes)| AddedSubtree { parent, next, nodes }).collect(),
+                    attrs: attrs.into_iter().map(|(id, name, value)| AttrChange { id, name, value }).collect(),
+                    texts: texts.into_iter().map(|(id, text)| TextChange { id, text }).collect(),
                 })),
-            proptest::collection::vec((any::<i32>(), any::<i32>(), any::<u32>()), 0..5).prop_map(
-                |p| EventData::MouseMove(
-                    p.into_iter()
-                        .map(|(x, y, dt)| MousePoint { x, y, dt })
-                        .collect()
-                )
-            ),
+            (any::<u32>(), arb_string(), proptest::option::of(any::<bool>()))
+                .prop_map(|(id, value, checked)| EventData::Input(Input { id, value, checked })),
+            proptest::collection::vec((any::<i32>(), any::<i32>(), any::<u32>()), 0..5)
+                .prop_map(|p| EventData::MouseMove(p.into_iter().map(|(x, y, dt)| MousePoint { x, y, dt }).collect())),
             (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>())
                 .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button })),
-            (any::<u32>(), any::<i32>(), any::<i32>())
-                .prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
-            (any::<u32>(), any::<u32>())
-                .prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
-            (arb_string(), arb_string())
-                .prop_map(|(name, data)| EventData::Custom(Custom { name, data })),
+            (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
+            (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
+            (arb_string(), arb_string()).prop_map(|(name, data)| EventData::Custom(Custom { name, data })),
         ]
     }
 

@@ -43,23 +43,10 @@ impl From<NodeKind> for DomKind {
     fn from(kind: NodeKind) -> Self {
         match kind {
             NodeKind::Document => DomKind::Document,
-            NodeKind::Doctype {
-                name,
-                public_id,
-                system_id,
-            } => DomKind::Doctype {
-                name,
-                public_id,
-                system_id,
-            },
-            NodeKind::Element { tag, ns, attrs } => DomKind::Element {
-                tag,
-                ns,
-                attrs,
-                value: None,
-                checked: None,
-                scroll: None,
-            },
+            NodeKind::Doctype { name, public_id, system_id } => DomKind::Doctype { name, public_id, system_id },
+            NodeKind::Element { tag, ns, attrs } => {
+                DomKind::Element { tag, ns, attrs, value: None, checked: None, scroll: None }
+            }
             NodeKind::Text(t) => DomKind::Text(t),
             NodeKind::Comment(t) => DomKind::Comment(t),
             NodeKind::ShadowRoot => DomKind::ShadowRoot,
@@ -121,10 +108,7 @@ impl Dom {
 
     /// Children of a node, in order.
     pub fn children(&self, id: NodeId) -> Children<'_> {
-        Children {
-            dom: self,
-            next: self.nodes.get(&id).map_or(0, |n| n.first_child),
-        }
+        Children { dom: self, next: self.nodes.get(&id).map_or(0, |n| n.first_child) }
     }
 
     /// Applies one event. Events that do not change the document (clicks, mouse) are ignored.
@@ -148,16 +132,11 @@ impl Dom {
             EventData::Scroll(s) => {
                 if s.id == 0 || s.id == self.document {
                     self.scroll = (s.x, s.y);
-                } else if let Some(DomKind::Element { scroll, .. }) =
-                    self.nodes.get_mut(&s.id).map(|n| &mut n.kind)
-                {
+                } else if let Some(DomKind::Element { scroll, .. }) = self.nodes.get_mut(&s.id).map(|n| &mut n.kind) {
                     *scroll = Some((s.x, s.y));
                 }
             }
-            EventData::MouseMove(_)
-            | EventData::Click(_)
-            | EventData::Viewport(_)
-            | EventData::Custom(_) => {}
+            EventData::MouseMove(_) | EventData::Click(_) | EventData::Viewport(_) | EventData::Custom(_) => {}
         }
     }
 
@@ -169,8 +148,7 @@ impl Dom {
         for node in &snapshot.nodes {
             if node.parent == 0 && self.document == 0 && matches!(node.kind, NodeKind::Document) {
                 self.document = node.id;
-                self.nodes
-                    .insert(node.id, DomNode::detached(DomKind::Document, 0));
+                self.nodes.insert(node.id, DomNode::detached(DomKind::Document, 0));
                 continue;
             }
             self.insert(node, node.parent, 0);
@@ -199,10 +177,7 @@ impl Dom {
                     let existing = attrs.iter().position(|a| a.name == change.name);
                     match (&change.value, existing) {
                         (Some(v), Some(i)) => attrs[i].value.clone_from(v),
-                        (Some(v), None) => attrs.push(Attr {
-                            name: change.name.clone(),
-                            value: v.clone(),
-                        }),
+                        (Some(v), None) => attrs.push(Attr { name: change.name.clone(), value: v.clone() }),
                         (None, Some(i)) => {
                             attrs.remove(i);
                         }
@@ -245,11 +220,7 @@ impl Dom {
         }
         let mut fresh = DomNode::detached(node.kind.clone().into(), parent_depth + 1);
         fresh.parent = parent;
-        let next = if next != 0 && self.nodes.get(&next).is_some_and(|n| n.parent == parent) {
-            next
-        } else {
-            0
-        };
+        let next = if next != 0 && self.nodes.get(&next).is_some_and(|n| n.parent == parent) { next } else { 0 };
         if next == 0 {
             let last = self.nodes.get(&parent).map_or(0, |p| p.last_child);
             fresh.prev = last;
@@ -327,15 +298,7 @@ impl Dom {
 
 impl DomNode {
     fn detached(kind: DomKind, depth: u32) -> Self {
-        DomNode {
-            kind,
-            parent: 0,
-            first_child: 0,
-            last_child: 0,
-            prev: 0,
-            next: 0,
-            depth,
-        }
+        DomNode { kind, parent: 0, first_child: 0, last_child: 0, prev: 0, next: 0, depth }
     }
 }
 
@@ -362,34 +325,18 @@ mod tests {
     use crate::batch::{AddedSubtree, AttrChange, Input, TextChange};
 
     fn el(id: NodeId, parent: NodeId, tag: &str) -> Node {
-        Node {
-            id,
-            parent,
-            kind: NodeKind::Element {
-                tag: tag.into(),
-                ns: Namespace::Html,
-                attrs: vec![],
-            },
-        }
+        Node { id, parent, kind: NodeKind::Element { tag: tag.into(), ns: Namespace::Html, attrs: vec![] } }
     }
 
     fn text(id: NodeId, parent: NodeId, t: &str) -> Node {
-        Node {
-            id,
-            parent,
-            kind: NodeKind::Text(t.into()),
-        }
+        Node { id, parent, kind: NodeKind::Text(t.into()) }
     }
 
     fn base() -> Dom {
         let mut dom = Dom::new();
         dom.apply(&EventData::Snapshot(Snapshot {
             nodes: vec![
-                Node {
-                    id: 1,
-                    parent: 0,
-                    kind: NodeKind::Document,
-                },
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
                 el(2, 1, "html"),
                 el(3, 2, "body"),
                 el(4, 3, "ul"),
@@ -422,44 +369,19 @@ mod tests {
         dom.apply(&EventData::Mutation(Mutation {
             removes: vec![5],
             adds: vec![
-                AddedSubtree {
-                    parent: 4,
-                    next: 0,
-                    nodes: vec![el(10, 0, "li"), text(11, 10, "z")],
-                },
-                AddedSubtree {
-                    parent: 4,
-                    next: 7,
-                    nodes: vec![el(9, 0, "li")],
-                },
+                AddedSubtree { parent: 4, next: 0, nodes: vec![el(10, 0, "li"), text(11, 10, "z")] },
+                AddedSubtree { parent: 4, next: 7, nodes: vec![el(9, 0, "li")] },
             ],
-            attrs: vec![AttrChange {
-                id: 4,
-                name: "class".into(),
-                value: Some("x".into()),
-            }],
-            texts: vec![TextChange {
-                id: 8,
-                text: "B".into(),
-            }],
+            attrs: vec![AttrChange { id: 4, name: "class".into(), value: Some("x".into()) }],
+            texts: vec![TextChange { id: 8, text: "B".into() }],
         }));
         assert_eq!(child_ids(&dom, 4), vec![9, 7, 10]);
-        assert!(
-            dom.node(6).is_none(),
-            "subtree of a removed node is forgotten"
-        );
-        assert_eq!(
-            dom.node(8).map(|n| &n.kind),
-            Some(&DomKind::Text("B".into()))
-        );
+        assert!(dom.node(6).is_none(), "subtree of a removed node is forgotten");
+        assert_eq!(dom.node(8).map(|n| &n.kind), Some(&DomKind::Text("B".into())));
         match &dom.node(4).map(|n| &n.kind) {
-            Some(DomKind::Element { attrs, .. }) => assert_eq!(
-                attrs,
-                &vec![Attr {
-                    name: "class".into(),
-                    value: "x".into()
-                }]
-            ),
+            Some(DomKind::Element { attrs, .. }) => {
+                assert_eq!(attrs, &vec![Attr { name: "class".into(), value: "x".into() }])
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -470,37 +392,14 @@ mod tests {
         dom.apply(&EventData::Mutation(Mutation {
             removes: vec![999, 0],
             adds: vec![
-                AddedSubtree {
-                    parent: 999,
-                    next: 0,
-                    nodes: vec![el(20, 0, "p")],
-                },
-                AddedSubtree {
-                    parent: 4,
-                    next: 4,
-                    nodes: vec![el(4, 0, "p")],
-                },
-                AddedSubtree {
-                    parent: 3,
-                    next: 0,
-                    nodes: vec![],
-                },
+                AddedSubtree { parent: 999, next: 0, nodes: vec![el(20, 0, "p")] },
+                AddedSubtree { parent: 4, next: 4, nodes: vec![el(4, 0, "p")] },
+                AddedSubtree { parent: 3, next: 0, nodes: vec![] },
             ],
-            attrs: vec![AttrChange {
-                id: 6,
-                name: "x".into(),
-                value: None,
-            }],
-            texts: vec![TextChange {
-                id: 3,
-                text: "no".into(),
-            }],
+            attrs: vec![AttrChange { id: 6, name: "x".into(), value: None }],
+            texts: vec![TextChange { id: 3, text: "no".into() }],
         }));
-        dom.apply(&EventData::Input(Input {
-            id: 12345,
-            value: "v".into(),
-            checked: None,
-        }));
+        dom.apply(&EventData::Input(Input { id: 12345, value: "v".into(), checked: None }));
         assert!(dom.refused >= 4);
     }
 
@@ -512,11 +411,7 @@ mod tests {
             nodes.push(el(i, i - 1, "div"));
         }
         dom.apply(&EventData::Mutation(Mutation {
-            adds: vec![AddedSubtree {
-                parent: 3,
-                next: 0,
-                nodes,
-            }],
+            adds: vec![AddedSubtree { parent: 3, next: 0, nodes }],
             ..Mutation::default()
         }));
         assert!(dom.refused > 0);

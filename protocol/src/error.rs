@@ -17,11 +17,7 @@ pub enum Error {
     UnsupportedVersion(u16),
     /// A decoded value breaks one of the [`crate::Limits`].
     #[error("limit exceeded: {what} is {actual}, the limit is {limit}")]
-    LimitExceeded {
-        what: &'static str,
-        actual: usize,
-        limit: usize,
-    },
+    LimitExceeded { what: &'static str, actual: usize, limit: usize },
     /// A structural rule of the format is broken (empty session id, end before start, ...).
     #[error("invalid batch: {0}")]
     Invalid(&'static str),

@@ -10,19 +10,10 @@ use crate::batch::{Namespace, NodeId};
 use crate::dom::{Dom, DomKind};
 
 const VOID: &[&str] = &[
-    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input",
-    "keygen", "link", "meta", "param", "source", "track", "wbr",
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link",
+    "meta", "param", "source", "track", "wbr",
 ];
-const RAW_TEXT: &[&str] = &[
-    "style",
-    "script",
-    "xmp",
-    "iframe",
-    "noembed",
-    "noframes",
-    "plaintext",
-    "noscript",
-];
+const RAW_TEXT: &[&str] = &["style", "script", "xmp", "iframe", "noembed", "noframes", "plaintext", "noscript"];
 
 /// The whole document as normalized HTML (doctype included), or an empty string before the
 /// first snapshot.
@@ -83,11 +74,7 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                 let raw = dom.node(node.parent).is_some_and(|p| {
                     matches!(&p.kind, DomKind::Element { tag, ns: Namespace::Html, .. } if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)))
                 });
-                if raw {
-                    out.push_str(t)
-                } else {
-                    escape(t, false, out)
-                }
+                if raw { out.push_str(t) } else { escape(t, false, out) }
             }
             DomKind::Comment(t) => {
                 out.push_str("<!--");
@@ -167,13 +154,7 @@ mod tests {
             kind: NodeKind::Element {
                 tag: tag.into(),
                 ns: Namespace::Html,
-                attrs: attrs
-                    .iter()
-                    .map(|(n, v)| Attr {
-                        name: (*n).into(),
-                        value: (*v).into(),
-                    })
-                    .collect(),
+                attrs: attrs.iter().map(|(n, v)| Attr { name: (*n).into(), value: (*v).into() }).collect(),
             },
         }
     }
@@ -183,58 +164,26 @@ mod tests {
         let mut dom = Dom::new();
         dom.apply(&EventData::Snapshot(Snapshot {
             nodes: vec![
-                Node {
-                    id: 1,
-                    parent: 0,
-                    kind: NodeKind::Document,
-                },
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
                 Node {
                     id: 2,
                     parent: 1,
-                    kind: NodeKind::Doctype {
-                        name: "html".into(),
-                        public_id: String::new(),
-                        system_id: String::new(),
-                    },
+                    kind: NodeKind::Doctype { name: "html".into(), public_id: String::new(), system_id: String::new() },
                 },
                 el(3, 1, "html", &[("lang", "en")]),
                 el(4, 3, "head", &[]),
                 el(5, 4, "style", &[]),
-                Node {
-                    id: 6,
-                    parent: 5,
-                    kind: NodeKind::Text("a > b { color: red }".into()),
-                },
+                Node { id: 6, parent: 5, kind: NodeKind::Text("a > b { color: red }".into()) },
                 el(7, 3, "body", &[("data-x", "a\"<b>&\u{a0}")]),
                 el(8, 7, "script", &[]),
-                Node {
-                    id: 9,
-                    parent: 8,
-                    kind: NodeKind::Text("alert(1)".into()),
-                },
+                Node { id: 9, parent: 8, kind: NodeKind::Text("alert(1)".into()) },
                 el(10, 7, "br", &[]),
-                Node {
-                    id: 11,
-                    parent: 7,
-                    kind: NodeKind::Text("1 < 2 & 3".into()),
-                },
-                Node {
-                    id: 12,
-                    parent: 7,
-                    kind: NodeKind::Comment(" c ".into()),
-                },
+                Node { id: 11, parent: 7, kind: NodeKind::Text("1 < 2 & 3".into()) },
+                Node { id: 12, parent: 7, kind: NodeKind::Comment(" c ".into()) },
                 el(13, 7, "x-card", &[]),
-                Node {
-                    id: 14,
-                    parent: 13,
-                    kind: NodeKind::ShadowRoot,
-                },
+                Node { id: 14, parent: 13, kind: NodeKind::ShadowRoot },
                 el(15, 14, "slot", &[]),
-                Node {
-                    id: 16,
-                    parent: 13,
-                    kind: NodeKind::Text("light".into()),
-                },
+                Node { id: 16, parent: 13, kind: NodeKind::Text("light".into()) },
             ],
             scroll_x: 0,
             scroll_y: 0,

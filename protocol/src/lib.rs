@@ -25,8 +25,8 @@ pub mod timeline;
 mod error;
 
 pub use batch::{
-    AddedSubtree, Attr, AttrChange, Batch, Click, Custom, Event, EventData, Input, MousePoint,
-    Mutation, Namespace, Node, NodeKind, PageMeta, Scroll, Snapshot, TextChange, Viewport,
+    AddedSubtree, Attr, AttrChange, Batch, Click, Custom, Event, EventData, Input, MousePoint, Mutation, Namespace,
+    Node, NodeKind, PageMeta, Scroll, Snapshot, TextChange, Viewport,
 };
 pub use codec::{Limits, decode_batch, encode_batch};
 pub use dom::Dom;

@@ -18,9 +18,7 @@
 //! len(value))*, n_texts, (id, len(text))*`.
 
 use crate::Error;
-use crate::batch::{
-    AddedSubtree, Attr, AttrChange, Mutation, Namespace, Node, NodeKind, TextChange,
-};
+use crate::batch::{AddedSubtree, Attr, AttrChange, Mutation, Namespace, Node, NodeKind, TextChange};
 
 pub const KIND_DOCUMENT: u32 = 0;
 pub const KIND_DOCTYPE: u32 = 1;
@@ -38,10 +36,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn int(&mut self) -> Result<u32, Error> {
-        let v = self.ints.get(self.at).copied().ok_or(Error::Tape {
-            at: self.at,
-            reason: "integer tape ends early",
-        })?;
+        let v =
+            self.ints.get(self.at).copied().ok_or(Error::Tape { at: self.at, reason: "integer tape ends early" })?;
         self.at += 1;
         Ok(v)
     }
@@ -50,20 +46,15 @@ impl<'a> Reader<'a> {
         let n = self.int()? as usize;
         // Every counted item takes at least one integer: a count larger than what is left is a lie.
         if n > self.ints.len().saturating_sub(self.at) {
-            return Err(Error::Tape {
-                at: self.at,
-                reason: "count larger than the tape",
-            });
+            return Err(Error::Tape { at: self.at, reason: "count larger than the tape" });
         }
         Ok(n)
     }
 
     /// Takes the next string of `units` UTF-16 code units.
     fn string(&mut self, units: u32) -> Result<String, Error> {
-        let rest = self.strs.get(self.str_at..).ok_or(Error::Tape {
-            at: self.at,
-            reason: "string tape out of step",
-        })?;
+        let rest =
+            self.strs.get(self.str_at..).ok_or(Error::Tape { at: self.at, reason: "string tape out of step" })?;
         let mut left = units as usize;
         let mut bytes = 0;
         if rest.is_ascii() || left <= rest.len() && rest.as_bytes()[..left].is_ascii() {
@@ -79,10 +70,7 @@ impl<'a> Reader<'a> {
             }
         }
         if left != 0 {
-            return Err(Error::Tape {
-                at: self.at,
-                reason: "string tape ends early",
-            });
+            return Err(Error::Tape { at: self.at, reason: "string tape ends early" });
         }
         self.str_at += bytes;
         Ok(rest[..bytes].to_owned())
@@ -101,11 +89,7 @@ impl<'a> Reader<'a> {
             KIND_DOCUMENT => NodeKind::Document,
             KIND_DOCTYPE => {
                 let (a, b, c) = (self.int()?, self.int()?, self.int()?);
-                NodeKind::Doctype {
-                    name: self.string(a)?,
-                    public_id: self.string(b)?,
-                    system_id: self.string(c)?,
-                }
+                NodeKind::Doctype { name: self.string(a)?, public_id: self.string(b)?, system_id: self.string(c)? }
             }
             KIND_ELEMENT => {
                 let ns = Namespace::from_code(u8::try_from(self.int()?).unwrap_or(0));
@@ -118,10 +102,7 @@ impl<'a> Reader<'a> {
                 let tag = self.string(tag_len)?;
                 let mut attrs = Vec::with_capacity(n_attrs);
                 for (n, v) in lens {
-                    attrs.push(Attr {
-                        name: self.string(n)?,
-                        value: self.string(v)?,
-                    });
+                    attrs.push(Attr { name: self.string(n)?, value: self.string(v)? });
                 }
                 NodeKind::Element { tag, ns, attrs }
             }
@@ -129,17 +110,11 @@ impl<'a> Reader<'a> {
             KIND_COMMENT => NodeKind::Comment(self.len_string()?),
             KIND_SHADOW_ROOT => NodeKind::ShadowRoot,
             _ => {
-                return Err(Error::Tape {
-                    at: self.at,
-                    reason: "unknown node kind",
-                });
+                return Err(Error::Tape { at: self.at, reason: "unknown node kind" });
             }
         };
         if id == 0 {
-            return Err(Error::Tape {
-                at: self.at,
-                reason: "node id 0 is reserved",
-            });
+            return Err(Error::Tape { at: self.at, reason: "node id 0 is reserved" });
         }
         Ok(Node { id, parent, kind })
     }
@@ -155,10 +130,7 @@ impl<'a> Reader<'a> {
 
     fn finish(&self) -> Result<(), Error> {
         if self.at != self.ints.len() || self.str_at != self.strs.len() {
-            return Err(Error::Tape {
-                at: self.at,
-                reason: "tape has trailing data",
-            });
+            return Err(Error::Tape { at: self.at, reason: "tape has trailing data" });
         }
         Ok(())
     }
@@ -166,12 +138,7 @@ impl<'a> Reader<'a> {
 
 /// Reads a snapshot tape into its node list.
 pub fn read_snapshot(ints: &[u32], strs: &str) -> Result<Vec<Node>, Error> {
-    let mut r = Reader {
-        ints,
-        at: 0,
-        strs,
-        str_at: 0,
-    };
+    let mut r = Reader { ints, at: 0, strs, str_at: 0 };
     let nodes = r.nodes()?;
     r.finish()?;
     Ok(nodes)
@@ -179,12 +146,7 @@ pub fn read_snapshot(ints: &[u32], strs: &str) -> Result<Vec<Node>, Error> {
 
 /// Reads a mutation tape.
 pub fn read_mutation(ints: &[u32], strs: &str) -> Result<Mutation, Error> {
-    let mut r = Reader {
-        ints,
-        at: 0,
-        strs,
-        str_at: 0,
-    };
+    let mut r = Reader { ints, at: 0, strs, str_at: 0 };
     let mut m = Mutation::default();
     let n = r.count()?;
     for _ in 0..n {
@@ -195,11 +157,7 @@ pub fn read_mutation(ints: &[u32], strs: &str) -> Result<Mutation, Error> {
         let parent = r.int()?;
         let next = r.int()?;
         let nodes = r.nodes()?;
-        m.adds.push(AddedSubtree {
-            parent,
-            next,
-            nodes,
-        });
+        m.adds.push(AddedSubtree { parent, next, nodes });
     }
     let n = r.count()?;
     for _ in 0..n {
@@ -208,11 +166,7 @@ pub fn read_mutation(ints: &[u32], strs: &str) -> Result<Mutation, Error> {
         let (name_len, value_len) = (r.int()?, r.int()?);
         let name = r.string(name_len)?;
         let value = r.string(value_len)?;
-        m.attrs.push(AttrChange {
-            id,
-            name,
-            value: has_value.then_some(value),
-        });
+        m.attrs.push(AttrChange { id, name, value: has_value.then_some(value) });
     }
     let n = r.count()?;
     for _ in 0..n {
@@ -260,10 +214,7 @@ mod tests {
             NodeKind::Element {
                 tag: "div".into(),
                 ns: Namespace::Html,
-                attrs: vec![Attr {
-                    name: "title".into(),
-                    value: "h\u{e9}llo \u{1F600}".into()
-                }]
+                attrs: vec![Attr { name: "title".into(), value: "h\u{e9}llo \u{1F600}".into() }]
             }
         );
         assert_eq!(nodes[2].kind, NodeKind::Text("x".into()));
@@ -275,21 +226,8 @@ mod tests {
         let m = read_mutation(&ints, "hiclassabc").expect("valid tape");
         assert_eq!(m.removes, vec![7]);
         assert_eq!(m.adds[0].nodes[0].kind, NodeKind::Text("hi".into()));
-        assert_eq!(
-            m.attrs,
-            vec![AttrChange {
-                id: 4,
-                name: "class".into(),
-                value: Some("a".into())
-            }]
-        );
-        assert_eq!(
-            m.texts,
-            vec![TextChange {
-                id: 4,
-                text: "bc".into()
-            }]
-        );
+        assert_eq!(m.attrs, vec![AttrChange { id: 4, name: "class".into(), value: Some("a".into()) }]);
+        assert_eq!(m.texts, vec![TextChange { id: 4, text: "bc".into() }]);
     }
 
     #[test]

@@ -36,12 +36,7 @@ impl Timeline {
             }
         }
         first_start.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let page_index = |page: &str| {
-            first_start
-                .iter()
-                .position(|(p, _)| p == page)
-                .unwrap_or(usize::MAX)
-        };
+        let page_index = |page: &str| first_start.iter().position(|(p, _)| p == page).unwrap_or(usize::MAX);
         batches.sort_by_key(|b| (page_index(&b.page), b.seq));
         let before = batches.len();
         batches.dedup_by(|a, b| a.page == b.page && a.seq == b.seq);
@@ -53,13 +48,11 @@ impl Timeline {
         for b in batches {
             let page = page_index(&b.page);
             let start = b.start;
-            timeline
-                .events
-                .extend(b.events.into_iter().map(|e| TimedEvent {
-                    time: start.saturating_add(u64::from(e.t)),
-                    page,
-                    data: e.data,
-                }));
+            timeline.events.extend(b.events.into_iter().map(|e| TimedEvent {
+                time: start.saturating_add(u64::from(e.t)),
+                page,
+                data: e.data,
+            }));
         }
         timeline
     }
@@ -98,10 +91,7 @@ mod tests {
         b.events = ys
             .iter()
             .enumerate()
-            .map(|(i, &y)| Event {
-                t: i as u32,
-                data: EventData::Scroll(Scroll { id: 0, x: 0, y }),
-            })
+            .map(|(i, &y)| Event { t: i as u32, data: EventData::Scroll(Scroll { id: 0, x: 0, y }) })
             .collect();
         b
     }

@@ -180,11 +180,11 @@ function walk(root, rootParent, ints, strs) {
   return count;
 }
 
-function takeSnapshot() {
+function takeSnapshot(t) {
   const ints = [0];
   const strs = [];
   ints[0] = walk(document, 0, ints, strs);
-  rec.snapshot(now(), new Uint32Array(ints), strs.join(''), Math.round(scrollX), Math.round(scrollY));
+  rec.snapshot(t, new Uint32Array(ints), strs.join(''), Math.round(scrollX), Math.round(scrollY));
   // Form controls whose live value differs from their markup.
   const controls = document.querySelectorAll('input, textarea, select');
   for (let i = 0; i < controls.length; i++) {
@@ -478,9 +478,10 @@ function start() {
   session = sessionId();
   rec = new Recorder(session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
   observer = new MutationObserver(guard(onRecords));
-  rec.meta(now(), scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
+  const t0 = now();
+  rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
     scrubUrl(document.referrer));
-  takeSnapshot();
+  takeSnapshot(t0);
   observer.observe(document, OBSERVE);
   listen(document, 'input', (e) => recordInput(e.target), true);
   listen(document, 'change', (e) => recordInput(e.target), true);

@@ -38,36 +38,20 @@ fn estimate(e: &EventData) -> usize {
     fn node_size(kind: &NodeKind) -> usize {
         8 + match kind {
             NodeKind::Element { tag, attrs, .. } => {
-                tag.len()
-                    + attrs
-                        .iter()
-                        .map(|a| a.name.len() + a.value.len() + 4)
-                        .sum::<usize>()
+                tag.len() + attrs.iter().map(|a| a.name.len() + a.value.len() + 4).sum::<usize>()
             }
             NodeKind::Text(t) | NodeKind::Comment(t) => t.len(),
-            NodeKind::Doctype {
-                name,
-                public_id,
-                system_id,
-            } => name.len() + public_id.len() + system_id.len(),
+            NodeKind::Doctype { name, public_id, system_id } => name.len() + public_id.len() + system_id.len(),
             NodeKind::Document | NodeKind::ShadowRoot => 0,
         }
     }
     8 + match e {
-        EventData::Meta(m) => {
-            m.url.len() + m.title.len() + m.user_agent.len() + m.referrer.len() + 16
-        }
+        EventData::Meta(m) => m.url.len() + m.title.len() + m.user_agent.len() + m.referrer.len() + 16,
         EventData::Snapshot(s) => s.nodes.iter().map(|n| node_size(&n.kind)).sum(),
         EventData::Mutation(m) => {
             m.removes.len() * 5
-                + m.adds
-                    .iter()
-                    .map(|a| 10 + a.nodes.iter().map(|n| node_size(&n.kind)).sum::<usize>())
-                    .sum::<usize>()
-                + m.attrs
-                    .iter()
-                    .map(|a| 8 + a.name.len() + a.value.as_ref().map_or(0, String::len))
-                    .sum::<usize>()
+                + m.adds.iter().map(|a| 10 + a.nodes.iter().map(|n| node_size(&n.kind)).sum::<usize>()).sum::<usize>()
+                + m.attrs.iter().map(|a| 8 + a.name.len() + a.value.as_ref().map_or(0, String::len)).sum::<usize>()
                 + m.texts.iter().map(|t| 6 + t.text.len()).sum::<usize>()
         }
         EventData::Input(i) => i.value.len() + 8,
@@ -142,12 +126,7 @@ impl BatchBuffer {
             return None;
         }
         let start = self.start.unwrap_or(now);
-        let mut batch = Batch::new(
-            self.session.clone(),
-            self.page.clone(),
-            self.next_seq,
-            start,
-        );
+        let mut batch = Batch::new(self.session.clone(), self.page.clone(), self.next_seq, start);
         batch.end = start + self.events.last().map_or(0, |e| u64::from(e.t));
         batch.events = std::mem::take(&mut self.events);
         batch.dropped = std::mem::take(&mut self.dropped);
@@ -180,55 +159,35 @@ mod tests {
     use replay_protocol::{Click, Limits, Snapshot, decode_batch};
 
     fn click() -> EventData {
-        EventData::Click(Click {
-            id: 1,
-            x: 0,
-            y: 0,
-            button: 0,
-        })
+        EventData::Click(Click { id: 1, x: 0, y: 0, button: 0 })
     }
 
     #[test]
     fn batches_are_numbered_without_gaps_and_times_are_relative() {
-        let mut b = BatchBuffer::new(
-            "s".into(),
-            "p".into(),
-            BufferConfig {
-                max_batch_bytes: 100,
-                max_buffer_bytes: 1000,
-            },
-        );
+        let mut b =
+            BatchBuffer::new("s".into(), "p".into(), BufferConfig { max_batch_bytes: 100, max_buffer_bytes: 1000 });
         assert!(b.cut(5, false).is_none(), "nothing to send");
         b.push(1000, click());
         b.push(1250, click());
-        let first =
-            decode_batch(&b.cut(1300, false).expect("batch"), &Limits::default()).expect("decodes");
+        let first = decode_batch(&b.cut(1300, false).expect("batch"), &Limits::default()).expect("decodes");
         assert_eq!((first.seq, first.start, first.end), (0, 1000, 1250));
         assert_eq!(first.events[1].t, 250);
         assert_ne!(first.flags & Batch::FLAG_PAGE_START, 0);
         b.push(2000, click());
-        let second =
-            decode_batch(&b.cut(2000, true).expect("batch"), &Limits::default()).expect("decodes");
+        let second = decode_batch(&b.cut(2000, true).expect("batch"), &Limits::default()).expect("decodes");
         assert_eq!(second.seq, 1);
         assert_ne!(second.flags & Batch::FLAG_FINAL, 0);
     }
 
     #[test]
     fn full_buffer_drops_and_reports_the_count() {
-        let mut b = BatchBuffer::new(
-            "s".into(),
-            "p".into(),
-            BufferConfig {
-                max_batch_bytes: 10,
-                max_buffer_bytes: 50,
-            },
-        );
+        let mut b =
+            BatchBuffer::new("s".into(), "p".into(), BufferConfig { max_batch_bytes: 10, max_buffer_bytes: 50 });
         for i in 0..10 {
             b.push(i, click());
         }
         assert!(b.is_full());
-        let batch =
-            decode_batch(&b.cut(20, false).expect("batch"), &Limits::default()).expect("decodes");
+        let batch = decode_batch(&b.cut(20, false).expect("batch"), &Limits::default()).expect("decodes");
         assert_eq!(batch.events.len() + batch.dropped as usize, 10);
         assert!(batch.dropped > 0);
         assert_eq!(b.dropped_total(), batch.dropped);
@@ -236,30 +195,13 @@ mod tests {
 
     #[test]
     fn a_snapshot_is_never_dropped() {
-        let mut b = BatchBuffer::new(
-            "s".into(),
-            "p".into(),
-            BufferConfig {
-                max_batch_bytes: 10,
-                max_buffer_bytes: 40,
-            },
-        );
+        let mut b =
+            BatchBuffer::new("s".into(), "p".into(), BufferConfig { max_batch_bytes: 10, max_buffer_bytes: 40 });
         for i in 0..10 {
             b.push(i, click());
         }
-        b.push(
-            11,
-            EventData::Snapshot(Snapshot {
-                nodes: vec![],
-                scroll_x: 0,
-                scroll_y: 0,
-            }),
-        );
-        let batch =
-            decode_batch(&b.cut(20, false).expect("batch"), &Limits::default()).expect("decodes");
-        assert!(matches!(
-            batch.events.last().map(|e| &e.data),
-            Some(EventData::Snapshot(_))
-        ));
+        b.push(11, EventData::Snapshot(Snapshot { nodes: vec![], scroll_x: 0, scroll_y: 0 }));
+        let batch = decode_batch(&b.cut(20, false).expect("batch"), &Limits::default()).expect("decodes");
+        assert!(matches!(batch.events.last().map(|e| &e.data), Some(EventData::Snapshot(_))));
     }
 }

@@ -13,9 +13,7 @@ mod buffer;
 
 pub use buffer::{BatchBuffer, BufferConfig};
 
-use replay_protocol::{
-    Click, Custom, EventData, Input, MousePoint, PageMeta, Scroll, Snapshot, Viewport, tape,
-};
+use replay_protocol::{Click, Custom, EventData, Input, MousePoint, PageMeta, Scroll, Snapshot, Viewport, tape};
 use wasm_bindgen::prelude::*;
 
 /// The recorder state of one page view, owned by the JavaScript side.
@@ -25,11 +23,7 @@ pub struct Recorder {
 }
 
 fn now_ms(now: f64) -> u64 {
-    if now.is_finite() && now > 0.0 {
-        now as u64
-    } else {
-        0
-    }
+    if now.is_finite() && now > 0.0 { now as u64 } else { 0 }
 }
 
 #[wasm_bindgen]
@@ -37,20 +31,12 @@ impl Recorder {
     /// A recorder for page view `page` of session `session`; `max_buffer_bytes` bounds what is
     /// kept in memory before events are dropped (and counted).
     #[wasm_bindgen(constructor)]
-    pub fn new(
-        session: String,
-        page: String,
-        max_batch_bytes: u32,
-        max_buffer_bytes: u32,
-    ) -> Recorder {
+    pub fn new(session: String, page: String, max_batch_bytes: u32, max_buffer_bytes: u32) -> Recorder {
         Recorder {
             buffer: BatchBuffer::new(
                 session,
                 page,
-                BufferConfig {
-                    max_batch_bytes: max_batch_bytes as usize,
-                    max_buffer_bytes: max_buffer_bytes as usize,
-                },
+                BufferConfig { max_batch_bytes: max_batch_bytes as usize, max_buffer_bytes: max_buffer_bytes as usize },
             ),
         }
     }
@@ -69,13 +55,7 @@ impl Recorder {
     ) {
         self.buffer.push(
             now_ms(now),
-            EventData::Meta(PageMeta {
-                url,
-                title,
-                viewport: Viewport { width, height },
-                user_agent,
-                referrer,
-            }),
+            EventData::Meta(PageMeta { url, title, viewport: Viewport { width, height }, user_agent, referrer }),
         );
     }
 
@@ -89,14 +69,7 @@ impl Recorder {
         scroll_y: i32,
     ) -> Result<(), JsError> {
         let nodes = tape::read_snapshot(ints, strs)?;
-        self.buffer.push(
-            now_ms(now),
-            EventData::Snapshot(Snapshot {
-                nodes,
-                scroll_x,
-                scroll_y,
-            }),
-        );
+        self.buffer.push(now_ms(now), EventData::Snapshot(Snapshot { nodes, scroll_x, scroll_y }));
         Ok(())
     }
 
@@ -112,24 +85,18 @@ impl Recorder {
     /// A form control's state; `checked` is -1 when not a checkbox or radio.
     pub fn input(&mut self, now: f64, id: u32, value: String, checked: i32) {
         let checked = if checked < 0 { None } else { Some(checked > 0) };
-        self.buffer
-            .push(now_ms(now), EventData::Input(Input { id, value, checked }));
+        self.buffer.push(now_ms(now), EventData::Input(Input { id, value, checked }));
     }
 
     pub fn click(&mut self, now: f64, id: u32, x: i32, y: i32, button: u8) {
-        self.buffer
-            .push(now_ms(now), EventData::Click(Click { id, x, y, button }));
+        self.buffer.push(now_ms(now), EventData::Click(Click { id, x, y, button }));
     }
 
     /// Sampled mouse positions as `(x, y, dt)` triples.
     pub fn mouse(&mut self, now: f64, triples: &[i32]) {
         let points: Vec<MousePoint> = triples
             .chunks_exact(3)
-            .map(|c| MousePoint {
-                x: c[0],
-                y: c[1],
-                dt: u32::try_from(c[2]).unwrap_or(0),
-            })
+            .map(|c| MousePoint { x: c[0], y: c[1], dt: u32::try_from(c[2]).unwrap_or(0) })
             .collect();
         if !points.is_empty() {
             self.buffer.push(now_ms(now), EventData::MouseMove(points));
@@ -137,19 +104,16 @@ impl Recorder {
     }
 
     pub fn scroll(&mut self, now: f64, id: u32, x: i32, y: i32) {
-        self.buffer
-            .push(now_ms(now), EventData::Scroll(Scroll { id, x, y }));
+        self.buffer.push(now_ms(now), EventData::Scroll(Scroll { id, x, y }));
     }
 
     pub fn viewport(&mut self, now: f64, width: u32, height: u32) {
-        self.buffer
-            .push(now_ms(now), EventData::Viewport(Viewport { width, height }));
+        self.buffer.push(now_ms(now), EventData::Viewport(Viewport { width, height }));
     }
 
     /// An application event; `data` is JSON text.
     pub fn custom(&mut self, now: f64, name: String, data: String) {
-        self.buffer
-            .push(now_ms(now), EventData::Custom(Custom { name, data }));
+        self.buffer.push(now_ms(now), EventData::Custom(Custom { name, data }));
     }
 
     /// Counts an error caught on the JavaScript side (reported in the next batch).

@@ -82,18 +82,11 @@ async fn project_id(state: &AppState, requested: Option<i64>) -> Result<i64, Api
         return Ok(id);
     }
     let projects = state.blocking(|s| s.projects()).await?;
-    projects
-        .first()
-        .map(|p| p.id)
-        .ok_or_else(|| ApiError::not_found("project"))
+    projects.first().map(|p| p.id).ok_or_else(|| ApiError::not_found("project"))
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if codec::is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("session"))
-    }
+    if codec::is_valid_id(id) { Ok(()) } else { Err(ApiError::not_found("session")) }
 }
 
 /// `GET /api/v1/sessions`: newest first, `limit` (default 50, at most 500) and `offset`.
@@ -104,12 +97,8 @@ pub async fn list_sessions(
     let project = project_id(&state, q.project).await?;
     let limit = q.limit.unwrap_or(50).min(500);
     let offset = q.offset.unwrap_or(0);
-    let rows = state
-        .blocking(move |s| s.sessions(project, limit, offset))
-        .await?;
-    Ok(Json(SessionList {
-        sessions: rows.into_iter().map(Into::into).collect(),
-    }))
+    let rows = state.blocking(move |s| s.sessions(project, limit, offset)).await?;
+    Ok(Json(SessionList { sessions: rows.into_iter().map(Into::into).collect() }))
 }
 
 /// `GET /api/v1/sessions/{id}`.
@@ -120,18 +109,11 @@ pub async fn get_session(
 ) -> Result<Json<SessionRowJson>, ApiError> {
     check_id(&id)?;
     let project = project_id(&state, q.project).await?;
-    let row = state
-        .blocking(move |s| s.session(project, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("session"))?;
+    let row = state.blocking(move |s| s.session(project, &id)).await?.ok_or_else(|| ApiError::not_found("session"))?;
     Ok(Json(row.into()))
 }
 
-async fn load_batches(
-    state: &AppState,
-    project: i64,
-    id: String,
-) -> Result<Vec<Vec<u8>>, ApiError> {
+async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {
     check_id(&id)?;
     let bodies = state.blocking(move |s| s.batches(project, &id)).await?;
     if bodies.is_empty() {
@@ -139,30 +121,19 @@ async fn load_batches(
     }
     let total: usize = bodies.iter().map(Vec::len).sum();
     if total > state.config.max_session_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "session_too_large",
-            "session is too large to load",
-        ));
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "session_too_large", "session is too large to load"));
     }
     Ok(bodies)
 }
 
-fn decode_all(
-    state: &AppState,
-    bodies: &[Vec<u8>],
-) -> Result<Vec<replay_protocol::Batch>, ApiError> {
+fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protocol::Batch>, ApiError> {
     bodies
         .iter()
         .map(|b| replay_protocol::decode_batch(b, &state.config.limits))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             tracing::error!(error = %e, "stored batch does not decode");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "corrupt_session",
-                "a stored batch does not decode",
-            )
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_session", "a stored batch does not decode")
         })
 }
 
@@ -176,10 +147,8 @@ pub async fn session_events(
 ) -> Result<Response, ApiError> {
     let project = project_id(&state, q.project).await?;
     let bodies = load_batches(&state, project, id).await?;
-    let wants_msgpack = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/msgpack"));
+    let wants_msgpack =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/msgpack"));
     if wants_msgpack {
         let body = codec::concat_encoded(bodies.iter().map(Vec::as_slice));
         return Ok(([(header::CONTENT_TYPE, "application/msgpack")], body).into_response());
@@ -209,10 +178,7 @@ pub async fn session_snapshot(
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "sandbox; default-src 'none'",
-            ),
+            (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"),
         ],
         html,
     )

@@ -41,15 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/viewer/") }))
         .route("/demo", get(demo))
         .route("/recorder.js", get(|| async { web_file("recorder.js") }))
-        .route(
-            "/recorder/{*path}",
-            get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) }),
-        )
+        .route("/recorder/{*path}", get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) }))
         .route("/viewer/", get(|| async { viewer_file("index.html") }))
-        .route(
-            "/viewer/{*path}",
-            get(|Path(p): Path<String>| async move { viewer_file(&p) }),
-        )
+        .route("/viewer/{*path}", get(|Path(p): Path<String>| async move { viewer_file(&p) }))
 }
 
 /// True when the recorder and viewer wasm were built into this binary.
@@ -64,16 +58,10 @@ fn respond(path: &str, data: std::borrow::Cow<'static, [u8]>, mime: &str) -> Res
         h.insert(header::CONTENT_TYPE, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if path.starts_with("recorder") {
         // The recorder is loaded by customers' pages on other origins.
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     }
     response
 }
@@ -99,10 +87,7 @@ fn viewer_file(path: &str) -> Response {
     };
     let mut response = respond(path, data, &mime);
     if mime.starts_with("text/html") {
-        response.headers_mut().insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(VIEWER_CSP),
-        );
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(VIEWER_CSP));
     }
     response
 }
@@ -113,20 +98,12 @@ async fn demo(State(state): State<AppState>) -> Response {
         return not_found();
     };
     let key = match state.blocking(|s| s.projects()).await {
-        Ok(projects) => projects
-            .first()
-            .map(|p| p.ingest_key.clone())
-            .unwrap_or_default(),
+        Ok(projects) => projects.first().map(|p| p.ingest_key.clone()).unwrap_or_default(),
         Err(e) => return crate::ApiError::from(e).into_response(),
     };
     let html = String::from_utf8_lossy(&page.data).replace("{{INGEST_KEY}}", &key);
     let mut response = (StatusCode::OK, html).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }

@@ -45,19 +45,11 @@ struct ErrorDetail<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            reason,
-            message: message.into(),
-        }
+        ApiError { status, reason, message: message.into() }
     }
 
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 }
 
@@ -65,22 +57,13 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         // The real cause goes to the log; the client gets a safe message.
         tracing::error!(error = %e, "internal error");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "storage is unavailable, retry later",
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable, retry later")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                reason: self.reason,
-                message: &self.message,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { reason: self.reason, message: &self.message } };
         (self.status, Json(body)).into_response()
     }
 }

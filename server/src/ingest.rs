@@ -9,8 +9,7 @@
 use std::io::Read;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -42,22 +41,13 @@ pub struct Ack {
 
 fn cors(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("content-type, content-encoding, x-replay-key"),
     );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     response
 }
 
@@ -71,7 +61,7 @@ pub async fn ingest(
     State(state): State<AppState>,
     Query(query): Query<IngestQuery>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let result = ingest_inner(&state, query, &headers, body).await;
     let response = match result {
@@ -88,72 +78,45 @@ pub async fn ingest(
     cors(response)
 }
 
-async fn ingest_inner(
-    state: &AppState,
-    query: IngestQuery,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Ack, ApiError> {
+async fn ingest_inner(state: &AppState, query: IngestQuery, headers: &HeaderMap, body: Body) -> Result<Ack, ApiError> {
     let key = headers
         .get(KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(query.key)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_key",
-                "an ingest key is required",
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "an ingest key is required"))?;
     if key.len() > 128 {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unknown_key",
-            "unknown ingest key",
-        ));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"));
     }
     let project = state
         .blocking(move |s| s.project_by_key(&key))
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unknown_key",
-                "unknown ingest key",
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?;
 
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the body is larger than {} bytes",
-                    state.config.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
-        }
-    })?;
-    if body.len() > state.config.max_body_bytes {
-        return Err(ApiError::new(
+    let max_body = state.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!(
-                "the body is larger than {} bytes",
-                state.config.max_body_bytes
-            ),
-        ));
+            format!("the body is larger than {max_body} bytes"),
+        )
+    };
+    // Refuse from the announced length before reading anything.
+    let announced =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > max_body as u64) {
+        return Err(too_large());
     }
+    let body = axum::body::to_bytes(body, max_body).await.map_err(|e| {
+        let text = format!("{e} {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+        if text.contains("length limit") {
+            too_large()
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", text)
+        }
+    })?;
     if body.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "empty_body",
-            "the body is empty",
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the body is empty"));
     }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -161,31 +124,28 @@ async fn ingest_inner(
         .map(str::to_ascii_lowercase)
         .or(query.encoding)
         .unwrap_or_default();
-    let max = state.config.limits.max_bytes;
-    let raw = match encoding.as_str() {
-        "" | "identity" => body.to_vec(),
-        "gzip" => gunzip_capped(&body, max)?,
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
-                format!("unsupported content encoding {other:?}; use gzip or none"),
-            ));
-        }
-    };
-    let batch = replay_protocol::decode_batch(&raw, &state.config.limits).map_err(decode_error)?;
+    if !matches!(encoding.as_str(), "" | "identity" | "gzip") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("unsupported content encoding {encoding:?}; use gzip or none"),
+        ));
+    }
+    // Decompression and decoding are CPU work: keep them off the async workers.
+    let limits = state.config.limits;
+    let sent = body.len();
+    let (raw, batch) = tokio::task::spawn_blocking(move || {
+        let raw = if encoding == "gzip" { gunzip_capped(&body, limits.max_bytes)? } else { body.to_vec() };
+        let batch = replay_protocol::decode_batch(&raw, &limits).map_err(decode_error)?;
+        Ok::<_, ApiError>((raw, batch))
+    })
+    .await
+    .map_err(crate::Error::from)??;
     let summary = summarize(&batch);
     let (session, seq) = (batch.session.clone(), batch.seq);
-    let stored = state
-        .blocking(move |s| s.put_batch(project.id, &summary, &raw))
-        .await?;
-    state.metrics.bytes(body.len());
-    Ok(Ack {
-        ok: true,
-        duplicate: stored == Stored::Duplicate,
-        session,
-        seq,
-    })
+    let stored = state.blocking(move |s| s.put_batch(project.id, &summary, &raw)).await?;
+    state.metrics.bytes(sent);
+    Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
 }
 
 /// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
@@ -195,13 +155,7 @@ fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
     flate2::read::GzDecoder::new(body)
         .take(limit)
         .read_to_end(&mut out)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_encoding",
-                format!("invalid gzip body: {e}"),
-            )
-        })?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
     if out.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -219,9 +173,7 @@ fn decode_error(e: replay_protocol::Error) -> ApiError {
         E::LimitExceeded { .. } => (StatusCode::BAD_REQUEST, "limit_exceeded"),
         E::UnsupportedVersion(_) => (StatusCode::BAD_REQUEST, "unsupported_version"),
         E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_batch"),
-        E::Malformed(_) | E::Encode(_) | E::Tape { .. } => {
-            (StatusCode::BAD_REQUEST, "malformed_batch")
-        }
+        E::Malformed(_) | E::Encode(_) | E::Tape { .. } => (StatusCode::BAD_REQUEST, "malformed_batch"),
     };
     ApiError::new(status, reason, e.to_string())
 }

@@ -56,11 +56,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(storage: Arc<dyn Storage>, config: Config) -> Self {
-        AppState {
-            storage,
-            config: Arc::new(config),
-            metrics: Arc::new(metrics::Metrics::default()),
-        }
+        AppState { storage, config: Arc::new(config), metrics: Arc::new(metrics::Metrics::default()) }
     }
 
     /// Runs blocking storage work off the async workers.
@@ -76,10 +72,7 @@ impl AppState {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/api/v1/ingest",
-            post(ingest::ingest).options(ingest::preflight),
-        )
+        .route("/api/v1/ingest", post(ingest::ingest).options(ingest::preflight))
         .route("/api/v1/sessions", get(api::list_sessions))
         .route("/api/v1/sessions/{id}", get(api::get_session))
         .route("/api/v1/sessions/{id}/events", get(api::session_events))

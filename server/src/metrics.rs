@@ -23,12 +23,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a batch acknowledged (new or duplicate).
     pub fn accepted(&self, duplicate: bool) {
-        if duplicate {
-            &self.duplicates
-        } else {
-            &self.accepted
-        }
-        .fetch_add(1, Ordering::Relaxed);
+        if duplicate { &self.duplicates } else { &self.accepted }.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts the bytes of an acknowledged body.
@@ -63,17 +58,10 @@ impl Metrics {
             self.duplicates.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# TYPE replay_ingest_bytes_total counter");
-        let _ = writeln!(
-            out,
-            "replay_ingest_bytes_total {}",
-            self.bytes.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "replay_ingest_bytes_total {}", self.bytes.load(Ordering::Relaxed));
         let _ = writeln!(out, "# TYPE replay_ingest_rejected_total counter");
         for (reason, n) in self.rejections() {
-            let _ = writeln!(
-                out,
-                "replay_ingest_rejected_total{{reason=\"{reason}\"}} {n}"
-            );
+            let _ = writeln!(out, "replay_ingest_rejected_total{{reason=\"{reason}\"}} {n}");
         }
         out
     }
@@ -81,8 +69,5 @@ impl Metrics {
 
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.exposition(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.exposition())
 }

@@ -75,11 +75,9 @@ pub trait Storage: Send + Sync + 'static {
     /// The project owning an ingest key.
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error>;
     /// Stores one encoded batch durably (idempotent on its key) and updates the session index.
-    fn put_batch(&self, project: i64, summary: &BatchSummary, body: &[u8])
-    -> Result<Stored, Error>;
+    fn put_batch(&self, project: i64, summary: &BatchSummary, body: &[u8]) -> Result<Stored, Error>;
     /// Sessions of a project, newest first.
-    fn sessions(&self, project: i64, limit: usize, offset: usize)
-    -> Result<Vec<SessionRow>, Error>;
+    fn sessions(&self, project: i64, limit: usize, offset: usize) -> Result<Vec<SessionRow>, Error>;
     /// One session's index row.
     fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error>;
     /// The encoded batches of a session, in (page start, seq) order.
@@ -152,10 +150,7 @@ pub fn new_key() -> Result<String, Error> {
 impl SqliteStorage {
     /// Opens (creating when needed) the database `replay.sqlite3` in `dir` and migrates it.
     pub fn open(dir: &Path) -> Result<Self, Error> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
         let conn = Connection::open(dir.join("replay.sqlite3"))?;
         Self::init(conn)
     }
@@ -171,23 +166,13 @@ impl SqliteStorage {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, migration) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(migration)?;
-            tx.pragma_update(
-                None,
-                "user_version",
-                i64::try_from(i + 1).unwrap_or(i64::MAX),
-            )?;
+            tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
             tx.commit()?;
         }
-        Ok(SqliteStorage {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
@@ -196,11 +181,7 @@ impl SqliteStorage {
 }
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
-    Ok(Project {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        ingest_key: r.get(2)?,
-    })
+    Ok(Project { id: r.get(0)?, name: r.get(1)?, ingest_key: r.get(2)? })
 }
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
@@ -224,7 +205,8 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     })
 }
 
-const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, recorder_errors";
+const SESSION_COLUMNS: &str =
+    "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, recorder_errors";
 
 impl Storage for SqliteStorage {
     fn create_project(&self, name: &str) -> Result<Project, Error> {
@@ -234,26 +216,19 @@ impl Storage for SqliteStorage {
             "INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)",
             params![name, key, to_i64(now_ms())],
         )?;
-        Ok(Project {
-            id: conn.last_insert_rowid(),
-            name: name.to_owned(),
-            ingest_key: key,
-        })
+        Ok(Project { id: conn.last_insert_rowid(), name: name.to_owned(), ingest_key: key })
     }
 
     fn projects(&self) -> Result<Vec<Project>, Error> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare("SELECT id, name, ingest_key FROM projects ORDER BY id")?;
-        let rows = stmt
-            .query_map([], project_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt.query_map([], project_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
         let conn = self.lock()?;
-        let mut stmt =
-            conn.prepare_cached("SELECT id, name, ingest_key FROM projects WHERE ingest_key = ?1")?;
+        let mut stmt = conn.prepare_cached("SELECT id, name, ingest_key FROM projects WHERE ingest_key = ?1")?;
         Ok(stmt.query_row([key], project_row).optional()?)
     }
 
@@ -312,23 +287,14 @@ impl Storage for SqliteStorage {
         Ok(Stored::New)
     }
 
-    fn sessions(
-        &self,
-        project: i64,
-        limit: usize,
-        offset: usize,
-    ) -> Result<Vec<SessionRow>, Error> {
+    fn sessions(&self, project: i64, limit: usize, offset: usize) -> Result<Vec<SessionRow>, Error> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?1 ORDER BY start_ms DESC, id LIMIT ?2 OFFSET ?3"
         ))?;
         let rows = stmt
             .query_map(
-                params![
-                    project,
-                    i64::try_from(limit).unwrap_or(i64::MAX),
-                    i64::try_from(offset).unwrap_or(i64::MAX)
-                ],
+                params![project, i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX)],
                 session_row,
             )?
             .collect::<Result<Vec<_>, _>>()?;
@@ -337,12 +303,9 @@ impl Storage for SqliteStorage {
 
     fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?1 AND id = ?2"
-        ))?;
-        Ok(stmt
-            .query_row(params![project, id], session_row)
-            .optional()?)
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?1 AND id = ?2"))?;
+        Ok(stmt.query_row(params![project, id], session_row).optional()?)
     }
 
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
@@ -354,9 +317,8 @@ impl Storage for SqliteStorage {
              WHERE b.project_id = ?1 AND b.session_id = ?2
              ORDER BY p.page_start, b.page_id, b.seq",
         )?;
-        let rows = stmt
-            .query_map(params![project, session], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows =
+            stmt.query_map(params![project, session], |r| r.get::<_, Vec<u8>>(0))?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -389,28 +351,13 @@ mod tests {
     fn resent_batch_is_stored_once() {
         let db = SqliteStorage::in_memory().expect("db");
         let p = db.create_project("p").expect("project");
-        assert_eq!(
-            db.put_batch(p.id, &summary(0), b"a").expect("put"),
-            Stored::New
-        );
-        assert_eq!(
-            db.put_batch(p.id, &summary(0), b"a").expect("put"),
-            Stored::Duplicate
-        );
-        assert_eq!(
-            db.put_batch(p.id, &summary(1), b"b").expect("put"),
-            Stored::New
-        );
+        assert_eq!(db.put_batch(p.id, &summary(0), b"a").expect("put"), Stored::New);
+        assert_eq!(db.put_batch(p.id, &summary(0), b"a").expect("put"), Stored::Duplicate);
+        assert_eq!(db.put_batch(p.id, &summary(1), b"b").expect("put"), Stored::New);
         let row = db.session(p.id, "s1").expect("query").expect("row");
-        assert_eq!(
-            (row.batches, row.events, row.clicks, row.pages),
-            (2, 6, 2, 1)
-        );
+        assert_eq!((row.batches, row.events, row.clicks, row.pages), (2, 6, 2, 1));
         assert_eq!((row.start_ms, row.end_ms), (1000, 1015));
-        assert_eq!(
-            db.batches(p.id, "s1").expect("batches"),
-            vec![b"a".to_vec(), b"b".to_vec()]
-        );
+        assert_eq!(db.batches(p.id, "s1").expect("batches"), vec![b"a".to_vec(), b"b".to_vec()]);
     }
 
     #[test]

@@ -67,13 +67,7 @@ impl Player {
     /// Moves to absolute time `t` and describes the whole document there.
     pub fn seek(&mut self, t: f64) -> String {
         let t = to_ms(t);
-        if self.cursor > 0
-            && self
-                .timeline
-                .events
-                .get(self.cursor - 1)
-                .is_some_and(|e| e.time > t)
-        {
+        if self.cursor > 0 && self.timeline.events.get(self.cursor - 1).is_some_and(|e| e.time > t) {
             self.dom = Dom::new();
             self.cursor = 0;
             self.pointer = None;
@@ -163,24 +157,13 @@ impl Player {
 }
 
 fn to_ms(t: f64) -> u64 {
-    if t.is_finite() && t > 0.0 {
-        t as u64
-    } else {
-        0
-    }
+    if t.is_finite() && t > 0.0 { t as u64 } else { 0 }
 }
 
 impl Player {
     /// A player over an already ordered timeline.
     pub fn from_timeline(timeline: Timeline) -> Self {
-        Player {
-            timeline,
-            dom: Dom::new(),
-            cursor: 0,
-            dropped: HashSet::new(),
-            viewport: (0, 0),
-            pointer: None,
-        }
+        Player { timeline, dom: Dom::new(), cursor: 0, dropped: HashSet::new(), viewport: (0, 0), pointer: None }
     }
 
     /// The model at the current position (for tests and for the native side).
@@ -231,13 +214,7 @@ impl Player {
             first = false;
             let kind = dom_kind_to_node(&node.kind);
             write_node(&mut self.dropped, id, parent, &kind, &self.dom.url, out);
-            if let DomKind::Element {
-                value,
-                checked,
-                scroll,
-                ..
-            } = &node.kind
-            {
+            if let DomKind::Element { value, checked, scroll, .. } = &node.kind {
                 if value.is_some() || checked.is_some() {
                     state.push(("input", id, value.clone(), *checked, (0, 0)));
                 }
@@ -289,14 +266,7 @@ impl Player {
 
 /// Writes one node (sanitized); scripts become placeholder comments and are remembered in
 /// `dropped` so their subtrees are dropped.
-fn write_node(
-    dropped: &mut HashSet<u32>,
-    id: u32,
-    parent: u32,
-    kind: &NodeKind,
-    page_url: &str,
-    out: &mut String,
-) {
+fn write_node(dropped: &mut HashSet<u32>, id: u32, parent: u32, kind: &NodeKind, page_url: &str, out: &mut String) {
     out.push('[');
     json::num(out, id);
     out.push(',');
@@ -304,11 +274,7 @@ fn write_node(
     out.push(',');
     match kind {
         NodeKind::Document => out.push('0'),
-        NodeKind::Doctype {
-            name,
-            public_id,
-            system_id,
-        } => {
+        NodeKind::Doctype { name, public_id, system_id } => {
             out.push_str("1,");
             json::string(out, name);
             out.push(',');
@@ -327,10 +293,7 @@ fn write_node(
                 out.push(',');
                 json::num(out, ns.code());
                 out.push_str(",[");
-                for (i, a) in sanitize::clean_attrs(tag, attrs, page_url)
-                    .iter()
-                    .enumerate()
-                {
+                for (i, a) in sanitize::clean_attrs(tag, attrs, page_url).iter().enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
@@ -411,9 +374,10 @@ impl Player {
                         Some(DomKind::Element { tag, .. }) => tag.to_ascii_lowercase(),
                         _ => continue,
                     };
-                    let value = a.value.as_deref().and_then(|v| {
-                        sanitize::clean_attr(&tag, &a.name.to_ascii_lowercase(), v, &self.dom.url)
-                    });
+                    let value = a
+                        .value
+                        .as_deref()
+                        .and_then(|v| sanitize::clean_attr(&tag, &a.name.to_ascii_lowercase(), v, &self.dom.url));
                     sep(out);
                     out.push_str("[\"attr\",");
                     json::num(out, a.id);
@@ -505,20 +469,12 @@ impl Player {
 fn dom_kind_to_node(kind: &DomKind) -> NodeKind {
     match kind {
         DomKind::Document => NodeKind::Document,
-        DomKind::Doctype {
-            name,
-            public_id,
-            system_id,
-        } => NodeKind::Doctype {
-            name: name.clone(),
-            public_id: public_id.clone(),
-            system_id: system_id.clone(),
-        },
-        DomKind::Element { tag, ns, attrs, .. } => NodeKind::Element {
-            tag: tag.clone(),
-            ns: *ns,
-            attrs: attrs.clone(),
-        },
+        DomKind::Doctype { name, public_id, system_id } => {
+            NodeKind::Doctype { name: name.clone(), public_id: public_id.clone(), system_id: system_id.clone() }
+        }
+        DomKind::Element { tag, ns, attrs, .. } => {
+            NodeKind::Element { tag: tag.clone(), ns: *ns, attrs: attrs.clone() }
+        }
         DomKind::Text(t) => NodeKind::Text(t.clone()),
         DomKind::Comment(t) => NodeKind::Comment(t.clone()),
         DomKind::ShadowRoot => NodeKind::ShadowRoot,
@@ -537,13 +493,7 @@ mod tests {
             kind: NodeKind::Element {
                 tag: tag.into(),
                 ns: Namespace::Html,
-                attrs: attrs
-                    .iter()
-                    .map(|(n, v)| Attr {
-                        name: (*n).into(),
-                        value: (*v).into(),
-                    })
-                    .collect(),
+                attrs: attrs.iter().map(|(n, v)| Attr { name: (*n).into(), value: (*v).into() }).collect(),
             },
         }
     }
@@ -555,19 +505,11 @@ mod tests {
                 t: 0,
                 data: EventData::Snapshot(Snapshot {
                     nodes: vec![
-                        Node {
-                            id: 1,
-                            parent: 0,
-                            kind: NodeKind::Document,
-                        },
+                        Node { id: 1, parent: 0, kind: NodeKind::Document },
                         el(2, 1, "html", &[]),
                         el(3, 2, "body", &[("onload", "alert(1)")]),
                         el(4, 3, "script", &[]),
-                        Node {
-                            id: 5,
-                            parent: 4,
-                            kind: NodeKind::Text("alert(2)".into()),
-                        },
+                        Node { id: 5, parent: 4, kind: NodeKind::Text("alert(2)".into()) },
                         el(6, 3, "a", &[("href", "javascript:alert(3)")]),
                     ],
                     scroll_x: 0,
@@ -578,19 +520,11 @@ mod tests {
                 t: 10,
                 data: EventData::Mutation(Mutation {
                     adds: vec![
-                        AddedSubtree {
-                            parent: 3,
-                            next: 0,
-                            nodes: vec![el(7, 3, "p", &[("class", "x")])],
-                        },
+                        AddedSubtree { parent: 3, next: 0, nodes: vec![el(7, 3, "p", &[("class", "x")])] },
                         AddedSubtree {
                             parent: 4,
                             next: 0,
-                            nodes: vec![Node {
-                                id: 8,
-                                parent: 4,
-                                kind: NodeKind::Text("more".into()),
-                            }],
+                            nodes: vec![Node { id: 8, parent: 4, kind: NodeKind::Text("more".into()) }],
                         },
                     ],
                     ..Mutation::default()
@@ -614,10 +548,6 @@ mod tests {
         p.seek(1000.0);
         let ops = p.advance(1010.0);
         assert_eq!(ops, r#"[["add",3,0,[[7,3,2,"p",0,["class","x"]]]]]"#);
-        assert_eq!(
-            p.seek(1000.0).matches("\"p\"").count(),
-            0,
-            "seeking back rebuilds the earlier document"
-        );
+        assert_eq!(p.seek(1000.0).matches("\"p\"").count(), 0, "seeking back rebuilds the earlier document");
     }
 }

@@ -17,19 +17,8 @@ pub fn is_blocked_element(tag: &str, ns: Namespace) -> bool {
     matches!(ns, Namespace::Html | Namespace::Svg) && tag.eq_ignore_ascii_case("script")
 }
 
-const URL_ATTRS: &[&str] = &[
-    "href",
-    "src",
-    "action",
-    "formaction",
-    "xlink:href",
-    "data",
-    "poster",
-    "background",
-    "cite",
-    "longdesc",
-    "ping",
-];
+const URL_ATTRS: &[&str] =
+    &["href", "src", "action", "formaction", "xlink:href", "data", "poster", "background", "cite", "longdesc", "ping"];
 
 fn dangerous_url(value: &str) -> bool {
     let compact: String = value
@@ -51,9 +40,7 @@ pub fn resolve_url(base: &str, value: &str) -> String {
     let v = value.trim();
     let has_scheme = v.find(':').is_some_and(|i| {
         i > 0
-            && v[..i]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && v[..i].chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
             && !v[..i].contains('/')
     });
     if has_scheme || v.starts_with('#') || base.is_empty() {
@@ -63,24 +50,18 @@ pub fn resolve_url(base: &str, value: &str) -> String {
         return v.to_owned();
     };
     let after = scheme_end + 3;
-    let origin_end = base[after..]
-        .find(['/', '?', '#'])
-        .map_or(base.len(), |i| after + i);
+    let origin_end = base[after..].find(['/', '?', '#']).map_or(base.len(), |i| after + i);
     if let Some(rest) = v.strip_prefix("//") {
         return format!("{}//{rest}", &base[..scheme_end + 1]);
     }
     if v.starts_with('/') {
         return format!("{}{v}", &base[..origin_end]);
     }
-    let path_end = base[origin_end..]
-        .find(['?', '#'])
-        .map_or(base.len(), |i| origin_end + i);
+    let path_end = base[origin_end..].find(['?', '#']).map_or(base.len(), |i| origin_end + i);
     if v.starts_with('?') {
         return format!("{}{v}", &base[..path_end]);
     }
-    let dir_end = base[origin_end..path_end]
-        .rfind('/')
-        .map_or(origin_end, |i| origin_end + i);
+    let dir_end = base[origin_end..path_end].rfind('/').map_or(origin_end, |i| origin_end + i);
     format!("{}/{v}", &base[..dir_end])
 }
 
@@ -91,10 +72,7 @@ pub fn clean_attrs(tag: &str, attrs: &[Attr], page_url: &str) -> Vec<Attr> {
     for a in attrs {
         let name = a.name.to_ascii_lowercase();
         if let Some(cleaned) = clean_attr(&tag_lower, &name, &a.value, page_url) {
-            out.push(Attr {
-                name: a.name.clone(),
-                value: cleaned,
-            });
+            out.push(Attr { name: a.name.clone(), value: cleaned });
         }
     }
     out
@@ -114,9 +92,7 @@ pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<
     if matches!(tag, "form" | "button" | "input") && matches!(name, "action" | "formaction") {
         return None;
     }
-    if matches!(tag, "iframe" | "frame" | "object" | "embed" | "portal")
-        && matches!(name, "src" | "data")
-    {
+    if matches!(tag, "iframe" | "frame" | "object" | "embed" | "portal") && matches!(name, "src" | "data") {
         return None;
     }
     if URL_ATTRS.contains(&name) {
@@ -155,65 +131,26 @@ mod tests {
 
     #[test]
     fn script_urls_and_handlers_are_removed() {
-        assert_eq!(
-            clean_attr("a", "href", " jAvA\tscript:alert(1)", "http://x/"),
-            None
-        );
+        assert_eq!(clean_attr("a", "href", " jAvA\tscript:alert(1)", "http://x/"), None);
         assert_eq!(clean_attr("a", "onclick", "alert(1)", "http://x/"), None);
-        assert_eq!(
-            clean_attr("iframe", "srcdoc", "<script>", "http://x/"),
-            None
-        );
-        assert_eq!(
-            clean_attr("iframe", "src", "http://evil/", "http://x/"),
-            None
-        );
-        assert_eq!(
-            clean_attr("meta", "http-equiv", "refresh", "http://x/"),
-            None
-        );
-        assert_eq!(
-            clean_attr("form", "action", "http://evil/", "http://x/"),
-            None
-        );
-        assert_eq!(
-            clean_attr("object", "data", "data:text/html,x", "http://x/"),
-            None
-        );
-        assert_eq!(
-            clean_attr("svg:a", "xlink:href", "javascript:x", "http://x/"),
-            None
-        );
-        assert_eq!(
-            clean_attr("div", "class", "a", "http://x/").as_deref(),
-            Some("a")
-        );
+        assert_eq!(clean_attr("iframe", "srcdoc", "<script>", "http://x/"), None);
+        assert_eq!(clean_attr("iframe", "src", "http://evil/", "http://x/"), None);
+        assert_eq!(clean_attr("meta", "http-equiv", "refresh", "http://x/"), None);
+        assert_eq!(clean_attr("form", "action", "http://evil/", "http://x/"), None);
+        assert_eq!(clean_attr("object", "data", "data:text/html,x", "http://x/"), None);
+        assert_eq!(clean_attr("svg:a", "xlink:href", "javascript:x", "http://x/"), None);
+        assert_eq!(clean_attr("div", "class", "a", "http://x/").as_deref(), Some("a"));
     }
 
     #[test]
     fn relative_urls_resolve_against_the_recorded_page() {
         let base = "https://shop.example/catalog/list.html?q=1#top";
-        assert_eq!(
-            resolve_url(base, "img/a.png"),
-            "https://shop.example/catalog/img/a.png"
-        );
+        assert_eq!(resolve_url(base, "img/a.png"), "https://shop.example/catalog/img/a.png");
         assert_eq!(resolve_url(base, "/s.css"), "https://shop.example/s.css");
-        assert_eq!(
-            resolve_url(base, "//cdn.example/x.js"),
-            "https://cdn.example/x.js"
-        );
-        assert_eq!(
-            resolve_url(base, "?p=2"),
-            "https://shop.example/catalog/list.html?p=2"
-        );
-        assert_eq!(
-            resolve_url(base, "https://o.example/a"),
-            "https://o.example/a"
-        );
-        assert_eq!(
-            resolve_url("https://shop.example", "a.png"),
-            "https://shop.example/a.png"
-        );
+        assert_eq!(resolve_url(base, "//cdn.example/x.js"), "https://cdn.example/x.js");
+        assert_eq!(resolve_url(base, "?p=2"), "https://shop.example/catalog/list.html?p=2");
+        assert_eq!(resolve_url(base, "https://o.example/a"), "https://o.example/a");
+        assert_eq!(resolve_url("https://shop.example", "a.png"), "https://shop.example/a.png");
         assert_eq!(
             clean_attr("img", "srcset", "a.png 1x, /b.png 2x", base).as_deref(),
             Some("https://shop.example/catalog/a.png 1x, https://shop.example/b.png 2x")

@@ -19,9 +19,7 @@ const SERVER_PROFILE: &str = "server";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, rest) = args
-        .split_first()
-        .map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    let (cmd, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
     match cmd {
         "build-web" => build_web(),
         "build" => build_all().map(|_| ()),
@@ -40,20 +38,13 @@ fn main() -> Result<()> {
                  build                                  build-web plus the server binary\n  \
                  lint                                   rustfmt check and clippy (host and wasm32)"
             );
-            if cmd == "help" {
-                Ok(())
-            } else {
-                bail!("unknown command {cmd:?}")
-            }
+            if cmd == "help" { Ok(()) } else { bail!("unknown command {cmd:?}") }
         }
     }
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> Command {
@@ -72,17 +63,9 @@ fn status(mut c: Command) -> Result<()> {
 }
 
 fn ensure_wasm_target() -> Result<()> {
-    let out = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match out {
-        Ok(o)
-            if String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.trim() == WASM_TARGET) =>
-        {
-            Ok(())
-        }
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
         Ok(_) => {
             eprintln!("xtask: adding rustup target {WASM_TARGET}");
             let mut c = Command::new("rustup");
@@ -98,16 +81,7 @@ fn ensure_wasm_target() -> Result<()> {
 fn build_web() -> Result<()> {
     ensure_wasm_target()?;
     let mut c = cargo();
-    c.args([
-        "build",
-        "--release",
-        "--target",
-        WASM_TARGET,
-        "-p",
-        "replay-recorder",
-        "-p",
-        "replay-viewer",
-    ]);
+    c.args(["build", "--release", "--target", WASM_TARGET, "-p", "replay-recorder", "-p", "replay-viewer"]);
     status(c)?;
     let root = root();
     let wasm_dir = root.join("target").join(WASM_TARGET).join("release");
@@ -126,18 +100,9 @@ fn build_web() -> Result<()> {
             .generate(&out_dir)
             .with_context(|| format!("wasm-bindgen on {crate_lib}"))?;
     }
-    copy_if_changed(
-        &root.join("recorder/js/loader.js"),
-        &web.join("recorder.js"),
-    )?;
-    copy_if_changed(
-        &root.join("recorder/js/core.js"),
-        &web.join("recorder/core.js"),
-    )?;
-    copy_if_changed(
-        &root.join("recorder/js/replay.d.ts"),
-        &web.join("recorder/replay.d.ts"),
-    )?;
+    copy_if_changed(&root.join("recorder/js/loader.js"), &web.join("recorder.js"))?;
+    copy_if_changed(&root.join("recorder/js/core.js"), &web.join("recorder/core.js"))?;
+    copy_if_changed(&root.join("recorder/js/replay.d.ts"), &web.join("recorder/replay.d.ts"))?;
     Ok(())
 }
 
@@ -155,10 +120,7 @@ fn build_all() -> Result<PathBuf> {
     let mut c = cargo();
     c.args(["build", "--profile", SERVER_PROFILE, "-p", "replay-server"]);
     status(c)?;
-    Ok(root()
-        .join("target")
-        .join(SERVER_PROFILE)
-        .join("replay-server"))
+    Ok(root().join("target").join(SERVER_PROFILE).join("replay-server"))
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -169,8 +131,7 @@ fn run(args: &[String]) -> Result<()> {
 }
 
 fn which(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// Installs Chromium and ChromeDriver from Debian's packages when they are missing.
@@ -179,11 +140,7 @@ fn ensure_chromium() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing chromium and chromium-driver with apt-get");
-    let sudo = if is_root() {
-        vec![]
-    } else {
-        vec!["sudo".to_string()]
-    };
+    let sudo = if is_root() { vec![] } else { vec!["sudo".to_string()] };
     let apt = |args: &[&str]| -> Result<()> {
         let mut all: Vec<String> = sudo.clone();
         all.push("apt-get".into());
@@ -198,39 +155,22 @@ fn ensure_chromium() -> Result<()> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn test(args: &[String]) -> Result<()> {
     ensure_chromium()?;
     let server = build_all()?;
     let mut c = cargo();
-    c.args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "replay-recorder",
-        "--exclude",
-        "replay-viewer",
-    ])
-    .args(args)
-    .env("REPLAY_SERVER_BIN", &server)
-    .env("REPLAY_CHROMIUM", "/usr/bin/chromium")
-    .env("REPLAY_CHROMEDRIVER", "/usr/bin/chromedriver");
+    c.args(["test", "--workspace", "--exclude", "replay-recorder", "--exclude", "replay-viewer"])
+        .args(args)
+        .env("REPLAY_SERVER_BIN", &server)
+        .env("REPLAY_CHROMIUM", "/usr/bin/chromium")
+        .env("REPLAY_CHROMEDRIVER", "/usr/bin/chromedriver");
     status(c)?;
     // The wasm crates' own unit tests run on the host.
     let mut c = cargo();
-    c.args([
-        "test",
-        "-p",
-        "replay-recorder",
-        "-p",
-        "replay-viewer",
-        "--lib",
-    ]);
+    c.args(["test", "-p", "replay-recorder", "-p", "replay-viewer", "--lib"]);
     status(c)
 }
 
@@ -239,14 +179,7 @@ fn lint() -> Result<()> {
     c.args(["fmt", "--all", "--", "--check"]);
     status(c)?;
     let mut c = cargo();
-    c.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     status(c)?;
     ensure_wasm_target()?;
     let mut c = cargo();

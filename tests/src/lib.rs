@@ -1,0 +1,250 @@
+//! Harness of the end-to-end tests: the real server binary and real Chromium.
+//!
+//! [`Server`] starts `replay-server` (path in `REPLAY_SERVER_BIN`, set by `cargo xtask test`) on
+//! a random loopback port with a fresh data directory. [`Browser`] starts Debian's
+//! `chromedriver` and a headless Chromium session with a fresh profile. Both stop when dropped.
+//! [`NORMALIZE_JS`] serializes a live document the way the server's snapshot endpoint does, so
+//! the two can be compared as strings.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use fantoccini::{Client, ClientBuilder};
+
+/// Serializes the live document like `GET /snapshot`: doctype, then `outerHTML` of the root
+/// element with `<script>` elements removed and open shadow roots as declarative templates.
+pub const NORMALIZE_JS: &str = r#"
+function __replayNormalize(doc) {
+  const clone = doc.documentElement.cloneNode(true);
+  const live = [doc.documentElement];
+  const copies = [clone];
+  // Shadow roots are not cloned: walk live and clone in parallel to write them as templates.
+  while (live.length) {
+    const l = live.pop(), c = copies.pop();
+    if (l.shadowRoot) {
+      const tpl = doc.createElement('template');
+      tpl.setAttribute('shadowrootmode', 'open');
+      for (const k of l.shadowRoot.childNodes) tpl.content.appendChild(k.cloneNode(true));
+      c.insertBefore(tpl, c.firstChild);
+    }
+    const lk = l.children, ck = c.children;
+    const offset = l.shadowRoot ? 1 : 0;
+    for (let i = 0; i < lk.length; i++) { live.push(lk[i]); copies.push(ck[i + offset]); }
+  }
+  for (const s of clone.querySelectorAll('script')) s.remove();
+  const dt = doc.doctype ? '<!DOCTYPE ' + doc.doctype.name + '>' : '';
+  return dt + clone.outerHTML;
+}
+"#;
+
+/// Path of the server binary under test.
+pub fn server_bin() -> Result<PathBuf> {
+    let p = std::env::var_os("REPLAY_SERVER_BIN")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("REPLAY_SERVER_BIN is not set: run the end-to-end tests with `cargo xtask test`"))?;
+    if !p.is_file() {
+        bail!("REPLAY_SERVER_BIN={} does not exist: run `cargo xtask test`", p.display());
+    }
+    Ok(p)
+}
+
+/// A running `replay-server` on a random loopback port.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub key: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the server with a fresh data directory and waits until it listens.
+    pub fn start() -> Result<Server> {
+        let data_dir = tempfile::tempdir()?;
+        Self::start_in(data_dir)
+    }
+
+    /// Starts the server on an existing data directory.
+    pub fn start_in(data_dir: tempfile::TempDir) -> Result<Server> {
+        let mut child = Command::new(server_bin()?)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting replay-server")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut base, mut key) = (String::new(), String::new());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while base.is_empty() || key.is_empty() {
+            if Instant::now() > deadline {
+                bail!("replay-server did not print its address and key in time");
+            }
+            let line = lines.next().ok_or_else(|| anyhow!("replay-server exited early"))??;
+            if let Some(rest) = line.strip_prefix("replay-server listening on ") {
+                base = rest.trim().to_owned();
+            } else if let Some(rest) = line.trim().strip_prefix("ingest key: ") {
+                key = rest.split_whitespace().next().unwrap_or_default().to_owned();
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Server { child, base, key, data_dir })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET a JSON document.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        Ok(ureq::get(&self.url(path)).call()?.into_json()?)
+    }
+
+    /// GET a text document.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        Ok(ureq::get(&self.url(path)).call()?.into_string()?)
+    }
+
+    /// POST a body to ingest; returns the status and the JSON answer.
+    pub fn ingest(&self, key: Option<&str>, body: &[u8], encoding: Option<&str>) -> Result<(u16, serde_json::Value)> {
+        let mut req = ureq::post(&self.url("/api/v1/ingest")).set("content-type", "application/msgpack");
+        if let Some(k) = key {
+            req = req.set("x-replay-key", k);
+        }
+        if let Some(e) = encoding {
+            req = req.set("content-encoding", e);
+        }
+        match req.send_bytes(body) {
+            Ok(r) => Ok((r.status(), r.into_json()?)),
+            Err(ureq::Error::Status(code, r)) => Ok((code, r.into_json()?)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The session list.
+    pub fn sessions(&self) -> Result<Vec<serde_json::Value>> {
+        let v = self.get_json("/api/v1/sessions")?;
+        Ok(v["sessions"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Stops the server abruptly (SIGKILL) and gives back its data directory.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.data_dir, dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A headless Chromium driven through chromedriver.
+pub struct Browser {
+    driver: Child,
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a fresh headless Chromium session (1280×900 window).
+    pub async fn start() -> Result<Browser> {
+        let chromedriver = std::env::var("REPLAY_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromium = std::env::var("REPLAY_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let port = free_port()?;
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {chromedriver} (install chromium-driver, or run `cargo xtask test`)"))?;
+        let profile = tempfile::tempdir()?;
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900", "--hide-scrollbars",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("a json object literal"),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            builder.capabilities(caps.clone());
+            match builder.connect(&url).await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(anyhow!("cannot start a Chromium session: {e}")),
+            }
+        };
+        Ok(Browser { driver, client, _profile: profile })
+    }
+
+    /// Runs a script and returns its value.
+    pub async fn eval(&self, script: &str) -> Result<serde_json::Value> {
+        Ok(self.client.execute(script, vec![]).await?)
+    }
+
+    /// Runs an async script: the last argument is the callback to call with the result.
+    pub async fn eval_async(&self, script: &str) -> Result<serde_json::Value> {
+        Ok(self.client.execute_async(script, vec![]).await?)
+    }
+
+    /// Polls `script` until it returns a truthy value.
+    pub async fn wait_for(&self, script: &str, timeout: Duration) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.eval(script).await?;
+            let truthy = !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false))
+                && v != serde_json::json!(0)
+                && v != serde_json::json!("");
+            if truthy {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("timed out waiting for `{script}`");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ends the session and stops chromedriver.
+    pub async fn close(mut self) -> Result<()> {
+        let result = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        result.map_err(Into::into)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
