@@ -19,6 +19,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("in memory")
 }
 
+/// name, key, body, content encoding, expected status, expected reason.
+type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, Option<&'a str>, u16, &'a str);
+
 /// Sends only the headers of a POST announcing `len` bytes and returns the server's answer.
 fn raw_post(server: &Server, key: &str, len: usize) -> Result<String> {
     use std::io::Read;
@@ -40,7 +43,7 @@ fn bad_requests_get_4xx_and_store_nothing() -> Result<()> {
     let server = Server::start()?;
     let key = server.key.clone();
     let good = batch(0);
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("missing key", None, good.clone(), None, 401, "missing_key"),
         ("wrong key", Some("0123456789abcdef0123456789abcdef"), good.clone(), None, 401, "unknown_key"),
         ("random bytes", Some(&key), b"\xc1\xff\x00garbage".to_vec(), None, 400, "malformed_batch"),
