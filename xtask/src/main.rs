@@ -100,9 +100,17 @@ fn build_web() -> Result<()> {
             .generate(&out_dir)
             .with_context(|| format!("wasm-bindgen on {crate_lib}"))?;
     }
-    copy_if_changed(&root.join("recorder/js/loader.js"), &web.join("recorder.js"))?;
-    copy_if_changed(&root.join("recorder/js/core.js"), &web.join("recorder/core.js"))?;
-    copy_if_changed(&root.join("recorder/js/replay.d.ts"), &web.join("recorder/replay.d.ts"))?;
+    // The loader is served at /recorder.js; the recorder's modules next to its wasm.
+    let js = root.join("recorder/js");
+    for entry in std::fs::read_dir(&js).with_context(|| format!("reading {}", js.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if name == "loader.js" {
+            copy_if_changed(&path, &web.join("recorder.js"))?;
+        } else if name.ends_with(".js") || name.ends_with(".d.ts") {
+            copy_if_changed(&path, &web.join("recorder").join(name))?;
+        }
+    }
     Ok(())
 }
 
