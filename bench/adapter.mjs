@@ -35,14 +35,12 @@ const STRICT = process.env.REPLAY_BENCH_STRICT !== '0';
 const WASM_MARK = process.env.REPLAY_BENCH_WASM_MARK !== '0';
 const READY_TIMEOUT_MS = 1000 * (Number(process.env.REPLAY_BENCH_READY_TIMEOUT_S) || 60);
 const FLUSH_TIMEOUT_MS = 1000 * (Number(process.env.REPLAY_BENCH_FLUSH_TIMEOUT_S) || 120);
-// The recorder's files as the server serves them (bundle sizes are taken from these copies).
-const RECORDER_FILES = ['recorder.js', 'recorder/core.js', 'recorder/recorder_wasm.js', 'recorder/recorder_wasm_bg.wasm'];
 
 let child = null;        // the spawned replay-server
 let origin = null;       // http://127.0.0.1:PORT
 let ingestKey = null;
 let logFile = null;
-let servedDir = null;    // copies of the served recorder files, for `bundles`
+let servedFiles = null;  // { 'recorder/core.js': '/abs/copy', ... }: the recorder as served, for `bundles`
 let killOnExit = null;
 
 function serverGone() {
@@ -84,15 +82,51 @@ function counterDelta(a, b) {
   return { bytes: b.bytes - a.bytes, stored: b.stored - a.stored, duplicate: b.duplicate - a.duplicate, rejected: b.rejected - a.rejected, rejectedBy: by };
 }
 
+/**
+ * Fetches /recorder.js and, transitively, every same-origin .js/.wasm file named by a string
+ * literal in the JavaScript (imports, `new URL('x.wasm', import.meta.url)`, the loader's
+ * `new URL('recorder/core.js', src)`), and writes copies under `dir`. Names that the server
+ * does not serve (false positives) are skipped.
+ */
+async function copyRecorderFiles(dir) {
+  const files = {};
+  const todo = ['/recorder.js'];
+  const seen = new Set();
+  while (todo.length && seen.size < 100) {
+    const p = todo.shift();
+    if (seen.has(p)) continue;
+    seen.add(p);
+    let bytes;
+    try { bytes = await get(p, 'bytes'); } catch (e) {
+      if (p === '/recorder.js') throw new Error(`the server does not serve /recorder.js (${e.message}); rebuild with \`cargo xtask build\``);
+      continue;
+    }
+    const label = p.slice(1);
+    files[label] = path.join(dir, ...label.split('/'));
+    fs.mkdirSync(path.dirname(files[label]), { recursive: true });
+    fs.writeFileSync(files[label], bytes);
+    if (!/\.m?js$/.test(p)) continue;
+    for (const m of bytes.toString('utf8').matchAll(/['"`]([\w./-]+\.(?:m?js|wasm))['"`]/g)) {
+      const u = new URL(m[1], origin + p);
+      if (u.origin === origin && !seen.has(u.pathname)) todo.push(u.pathname);
+    }
+  }
+  return files;
+}
+
 export default {
   name: 'replay',
 
-  // Sizes of the recorder as served: the files are fetched from the server in setup (they are
-  // embedded in the binary); without setup, the build output in target/web is used.
+  // Sizes of the recorder as served: setup fetches the loader and everything it references
+  // (modules, wasm) from the server, since they are embedded in the binary. Without setup, the
+  // build output in target/web is listed instead.
   bundles() {
-    const dir = servedDir || WEB_DIR;
+    if (servedFiles) return servedFiles;
     const out = {};
-    for (const f of RECORDER_FILES) if (fs.existsSync(path.join(dir, f))) out[f] = path.join(dir, f);
+    const add = (label, file) => { if (fs.existsSync(file)) out[label] = file; };
+    add('recorder.js', path.join(WEB_DIR, 'recorder.js'));
+    const dir = path.join(WEB_DIR, 'recorder');
+    if (fs.existsSync(dir)) for (const f of fs.readdirSync(dir).sort()) if (/\.(m?js|wasm)$/.test(f)) add('recorder/' + f, path.join(dir, f));
     return out;
   },
 
@@ -127,19 +161,14 @@ export default {
     origin = ready.origin;
     ingestKey = ready.key;
     if ((await get('/healthz')).trim() !== 'ok') throw new Error(`${origin}/healthz did not answer ok`);
-    // The recorder files exactly as served, for the bundle-size table; also checks they exist
-    // (a server built without `cargo xtask build-web` has no recorder).
-    servedDir = path.join(ctx.scratchDir, 'served');
-    for (const f of RECORDER_FILES) {
-      let bytes;
-      try { bytes = await get('/' + f, 'bytes'); } catch (e) {
-        throw new Error(`the server does not serve ${f} (${e.message}); rebuild with \`cargo xtask build\``);
-      }
-      fs.mkdirSync(path.dirname(path.join(servedDir, f)), { recursive: true });
-      fs.writeFileSync(path.join(servedDir, f), bytes);
+    // The recorder files exactly as served, for the bundle-size table. This also checks that the
+    // binary has the recorder in it (a server built without `cargo xtask build-web` has none).
+    servedFiles = await copyRecorderFiles(path.join(ctx.scratchDir, 'served'));
+    if (!Object.keys(servedFiles).some(f => f.endsWith('.wasm'))) {
+      ctx.log('WARNING: no .wasm file found by following the recorder\'s imports; files:', Object.keys(servedFiles).join(', '));
     }
     ctx.log(`replay-server ${origin} (data ${dataDir}, log ${logFile})`);
-    return { server: SERVER_BIN, origin, embed: `<script src="${origin}/recorder.js" data-key="…">`, strict: STRICT, wasmMark: WASM_MARK };
+    return { server: SERVER_BIN, origin, recorderFiles: Object.keys(servedFiles), embed: `<script src="${origin}/recorder.js" data-key="…">`, strict: STRICT, wasmMark: WASM_MARK };
   },
 
   // Inserts the embed tag and waits until the recorder records. Marks (main thread):
@@ -257,11 +286,13 @@ export default {
       (problems.length ? `; ${problems.slice(0, 5).join('; ')}` : '') + serverLogTail());
 
     const d = counterDelta(ctx.state.counters0, await ingestCounters());
-    const out = {
-      acked: r.acked, rejected: r.rejected, pending: r.pending, dropped: r.dropped, flushMs: r.flushMs,
+    // Every number of the flush result (acked, rejected, pending, dropped, …) becomes a figure.
+    const out = {};
+    for (const [k, v] of Object.entries(r)) if (typeof v === 'number') out[k] = v;
+    Object.assign(out, {
       serverIngestBytes: d.bytes, serverBatchesStored: d.stored, serverBatchesDuplicate: d.duplicate, serverBatchesRejected: d.rejected,
       error: r.error || '', serverRejectedBy: d.rejectedBy, session: ctx.state.session, problems: problems.slice(0, 20),
-    };
+    });
     try {
       const s = await get(`/api/v1/sessions/${encodeURIComponent(ctx.state.session)}`, 'json');
       const row = s.session || s;
@@ -274,7 +305,7 @@ export default {
     const bad = [];
     if (r.rejected || d.rejected) bad.push(`${r.rejected} batch(es) rejected (server: ${JSON.stringify(d.rejectedBy)})`);
     if (r.pending) bad.push(`${r.pending} batch(es) still pending`);
-    if (r.dropped) bad.push(`${r.dropped} dropped`);
+    if (r.dropped || r.droppedBatches) bad.push(`dropped: ${r.dropped || 0} event(s), ${r.droppedBatches || 0} batch(es)`);
     if (r.error) bad.push(`recorder error: ${r.error}`);
     if (out.serverSessionRecorderErrors) bad.push(`${out.serverSessionRecorderErrors} recorder error(s) counted in the session`);
     if (problems.length) bad.push(...problems.slice(0, 5));

@@ -107,6 +107,326 @@ pub enum EventData {
     /// An application-defined event (`addEvent(name, data)`); `data` is JSON text.
     #[serde(rename = "x")]
     Custom(Custom),
+    /// An in-page navigation (History API or hash change).
+    #[serde(rename = "n")]
+    Navigation(Navigation),
+    /// An element gained (`focused`) or lost focus.
+    #[serde(rename = "f")]
+    Focus(Focus),
+    /// The text selection changed.
+    #[serde(rename = "l")]
+    Selection(Selection),
+    /// A `<video>`/`<audio>` element changed state.
+    #[serde(rename = "d")]
+    Media(Media),
+    /// Touch points.
+    #[serde(rename = "h")]
+    Touch(Touch),
+    /// The page became visible (`true`) or hidden.
+    #[serde(rename = "y")]
+    Visibility(bool),
+    /// A CSSOM change (stylesheet text, rule inserted or deleted, property set, sheets adopted).
+    #[serde(rename = "z")]
+    Css(CssChange),
+    /// A console call.
+    #[serde(rename = "k")]
+    Console(Console),
+    /// An uncaught error, unhandled rejection, failed resource load or captured error.
+    #[serde(rename = "e")]
+    Error(ErrorEvent),
+    /// A finished (or failed, or aborted) network request.
+    #[serde(rename = "r")]
+    Network(Network),
+    /// A long animation frame (or a long task where LoAF is missing), with script attribution.
+    #[serde(rename = "g")]
+    LongFrame(LongFrame),
+    /// A performance figure: web vitals (LCP, CLS, INP), navigation timing, memory.
+    #[serde(rename = "u")]
+    Metric(Metric),
+    /// The environment the page runs in.
+    #[serde(rename = "j")]
+    Environment(Environment),
+    /// Facts supplied by the application: user, release, environment name, feature flags.
+    #[serde(rename = "a")]
+    App(AppFact),
+    /// The freeze watchdog: the main thread stopped answering, or came back.
+    #[serde(rename = "F")]
+    Freeze(Freeze),
+    /// Something the recorder could not record faithfully (throttled, dropped, blocked).
+    #[serde(rename = "N")]
+    Note(Note),
+}
+
+/// Declares a field-less enum that travels as a small integer (unknown codes decode to the
+/// fallback variant, so old readers survive new codes).
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal),+ $(,)? } fallback $fallback:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// The wire code.
+            pub fn code(self) -> u8 {
+                match self { $($name::$variant => $code),+ }
+            }
+
+            /// The variant of a wire code.
+            pub fn from_code(code: u8) -> Self {
+                match code { $($code => $name::$variant,)+ _ => $name::$fallback }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_u8(self.code())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                u8::deserialize(d).map($name::from_code)
+            }
+        }
+    };
+}
+
+code_enum! {
+    /// How an in-page navigation happened.
+    NavigationKind { Push = 0, Replace = 1, Pop = 2, Hash = 3 } fallback Push
+}
+
+/// An in-page navigation to `url` (already scrubbed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Navigation {
+    pub url: String,
+    pub kind: NavigationKind,
+}
+
+/// Focus change of node `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Focus {
+    pub id: NodeId,
+    pub focused: bool,
+}
+
+/// A selection from (`anchor`, `anchor_offset`) to (`focus`, `focus_offset`); ids 0 = none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    pub anchor: NodeId,
+    pub anchor_offset: u32,
+    pub focus: NodeId,
+    pub focus_offset: u32,
+}
+
+code_enum! {
+    /// What a media element did.
+    MediaAction { Play = 0, Pause = 1, Seeked = 2, RateChange = 3, VolumeChange = 4, Ended = 5 } fallback Pause
+}
+
+/// State of a media element after `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Media {
+    pub id: NodeId,
+    pub action: MediaAction,
+    /// `currentTime`, seconds.
+    pub time: f64,
+    pub rate: f64,
+    pub volume: f64,
+    pub muted: bool,
+}
+
+code_enum! {
+    /// Phase of a touch event.
+    TouchKind { Start = 0, Move = 1, End = 2, Cancel = 3 } fallback Move
+}
+
+/// Touch points of one touch event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touch {
+    pub kind: TouchKind,
+    pub points: Vec<MousePoint>,
+}
+
+/// A CSSOM change. `owner` is the node owning the sheet (`<style>`, `<link>`), or for
+/// [`CssOp::Adopt`] the document or shadow root adopting sheets; `sheet` identifies a
+/// constructed sheet (`new CSSStyleSheet()`) when `owner` is 0 or for `Adopt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CssChange {
+    pub owner: NodeId,
+    pub sheet: u32,
+    pub op: CssOp,
+}
+
+/// The CSSOM operations. A `path` addresses a rule: indexes from the sheet's top-level rule
+/// list into nested grouping rules (`@media`, `@supports`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CssOp {
+    /// The whole text of the sheet (inlined `<link>`, `replace`/`replaceSync`, a new sheet).
+    #[serde(rename = "t")]
+    Text(String),
+    /// `insertRule(rule, index)`: the last path element is the index.
+    #[serde(rename = "i")]
+    Insert { path: Vec<u32>, rule: String },
+    /// `deleteRule(index)`.
+    #[serde(rename = "d")]
+    Delete { path: Vec<u32> },
+    /// `style.setProperty(name, value, priority)` on the rule at `path`.
+    #[serde(rename = "p")]
+    SetProperty { path: Vec<u32>, name: String, value: String, priority: String },
+    /// `style.removeProperty(name)` on the rule at `path`.
+    #[serde(rename = "r")]
+    RemoveProperty { path: Vec<u32>, name: String },
+    /// `adoptedStyleSheets` of `owner` became these constructed sheets, in order.
+    #[serde(rename = "a")]
+    Adopt { sheets: Vec<u32> },
+}
+
+code_enum! {
+    /// Console method.
+    ConsoleLevel { Log = 0, Debug = 1, Info = 2, Warn = 3, Error = 4, Trace = 5, Assert = 6 } fallback Log
+}
+
+/// A console call with its arguments serialised (bounded depth, length and count).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Console {
+    pub level: ConsoleLevel,
+    pub args: Vec<String>,
+    /// Stack of the call for errors, warnings, traces and assertions; empty otherwise.
+    pub stack: String,
+}
+
+code_enum! {
+    /// Where an error came from.
+    ErrorKind { Uncaught = 0, Rejection = 1, Resource = 2, Captured = 3 } fallback Uncaught
+}
+
+/// An error. Repeats of the same error are counted in `count` instead of sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEvent {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub stack: String,
+    pub source: String,
+    pub line: u32,
+    pub column: u32,
+    pub count: u32,
+}
+
+code_enum! {
+    /// The API that made a request.
+    RequestKind { Fetch = 0, Xhr = 1, Beacon = 2, Resource = 3 } fallback Fetch
+}
+
+/// A network request. The event time is the request start; URLs are scrubbed; headers and
+/// bodies are only present for URLs on the page's explicit allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub kind: RequestKind,
+    pub method: String,
+    pub url: String,
+    /// HTTP status, 0 when the request failed or was aborted.
+    pub status: u16,
+    /// Milliseconds from start to the end of the response (or the failure).
+    pub duration: u32,
+    pub request_size: u64,
+    pub response_size: u64,
+    pub failed: bool,
+    pub aborted: bool,
+    pub error: String,
+    pub request_headers: Vec<Attr>,
+    pub response_headers: Vec<Attr>,
+    pub request_body: String,
+    pub response_body: String,
+}
+
+/// Script attribution of a long animation frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptTiming {
+    pub invoker: String,
+    pub invoker_type: String,
+    pub source_url: String,
+    pub function: String,
+    pub char_position: i32,
+    /// Milliseconds.
+    pub duration: u32,
+    pub forced_style_layout: u32,
+    pub pause_duration: u32,
+}
+
+/// A long animation frame (`long_task` = true: a PerformanceLongTaskTiming, no scripts).
+/// The event time is the frame start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongFrame {
+    pub duration: u32,
+    pub blocking_duration: u32,
+    pub style_and_layout: u32,
+    pub long_task: bool,
+    pub scripts: Vec<ScriptTiming>,
+}
+
+/// A named performance figure (`lcp`, `cls`, `inp`, `fcp`, `ttfb`, `dom_content_loaded`,
+/// `load`, `memory_used`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+}
+
+/// The environment of the page view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub device_pixel_ratio: f64,
+    /// GiB, 0 when unknown.
+    pub device_memory: f64,
+    pub cpu_cores: u32,
+    pub connection: String,
+    pub language: String,
+    pub timezone: String,
+}
+
+/// A fact supplied by the host application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppFact {
+    /// `identify(user, traits)`; traits are JSON text.
+    #[serde(rename = "u")]
+    Identify { user: String, traits: String },
+    #[serde(rename = "r")]
+    Release(String),
+    #[serde(rename = "e")]
+    Environment(String),
+    /// Feature flags as JSON text.
+    #[serde(rename = "f")]
+    Flags(String),
+}
+
+/// The freeze watchdog's markers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Freeze {
+    /// No heartbeat from the main thread for a while (time of the event: the last heartbeat).
+    #[serde(rename = "s")]
+    Started { url: String, last_action: String },
+    /// The main thread answered again after `duration` ms; `culprits` from Long Animation Frames.
+    #[serde(rename = "e")]
+    Ended { duration: u32, culprits: Vec<ScriptTiming> },
+}
+
+code_enum! {
+    /// What a note is about.
+    NoteKind { Throttled = 0, Dropped = 1, Blocked = 2, Stopped = 3, Other = 4 } fallback Other
+}
+
+/// Something the recorder could not record faithfully; the viewer shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub kind: NoteKind,
+    /// The node concerned, 0 for none.
+    pub id: NodeId,
+    pub count: u32,
+    pub text: String,
 }
 
 /// Page meta data, sent when a page view starts and on navigation.

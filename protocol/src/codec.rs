@@ -5,7 +5,7 @@
 //! count and string length is checked against [`Limits`]. The decoder never panics.
 
 use crate::Error;
-use crate::batch::{Batch, EventData, Node, NodeKind};
+use crate::batch::{AppFact, Batch, CssOp, EventData, Freeze, Node, NodeKind, ScriptTiming};
 
 /// Caps applied when decoding untrusted batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,23 @@ impl Default for Limits {
 /// Encodes a batch as compact MessagePack (structs as arrays).
 pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, Error> {
     rmp_serde::to_vec(batch).map_err(Error::Encode)
+}
+
+/// Exact encoded size of one event, without keeping the encoding.
+pub fn encoded_len(data: &EventData) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Counter(0);
+    let _ = rmp_serde::encode::write(&mut c, data);
+    c.0
 }
 
 /// Decodes and validates one batch.
@@ -77,6 +94,19 @@ pub fn decode_batches(bytes: &[u8], limits: &Limits, max_total: usize) -> Result
 /// True for a valid session or page id: 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Deepest CSS rule path (nesting of grouping rules).
+const MAX_PATH: usize = 32;
+
+fn check_scripts(scripts: &[ScriptTiming], limits: &Limits) -> Result<(), Error> {
+    check("scripts", scripts.len(), limits.max_attrs)?;
+    for t in scripts {
+        for v in [&t.invoker, &t.invoker_type, &t.source_url, &t.function] {
+            check("script attribution", v.len(), limits.max_string)?;
+        }
+    }
+    Ok(())
 }
 
 fn check(what: &'static str, actual: usize, limit: usize) -> Result<(), Error> {
@@ -157,7 +187,80 @@ pub fn validate(batch: &Batch, limits: &Limits) -> Result<(), Error> {
                 s("custom event name", &c.name)?;
                 s("custom event data", &c.data)?;
             }
-            EventData::Click(_) | EventData::Scroll(_) | EventData::Viewport(_) => {}
+            EventData::Navigation(n) => s("url", &n.url)?,
+            EventData::Touch(t) => check("touch points", t.points.len(), limits.max_events)?,
+            EventData::Css(c) => match &c.op {
+                CssOp::Text(t) => s("stylesheet", t)?,
+                CssOp::Insert { path, rule } => {
+                    check("rule path", path.len(), MAX_PATH)?;
+                    s("rule", rule)?;
+                }
+                CssOp::Delete { path } => check("rule path", path.len(), MAX_PATH)?,
+                CssOp::SetProperty { path, name, value, priority } => {
+                    check("rule path", path.len(), MAX_PATH)?;
+                    s("property", name)?;
+                    s("property value", value)?;
+                    s("priority", priority)?;
+                }
+                CssOp::RemoveProperty { path, name } => {
+                    check("rule path", path.len(), MAX_PATH)?;
+                    s("property", name)?;
+                }
+                CssOp::Adopt { sheets } => check("adopted sheets", sheets.len(), limits.max_attrs)?,
+            },
+            EventData::Console(c) => {
+                check("console arguments", c.args.len(), limits.max_attrs)?;
+                for a in &c.args {
+                    s("console argument", a)?;
+                }
+                s("stack", &c.stack)?;
+            }
+            EventData::Error(e) => {
+                s("error message", &e.message)?;
+                s("stack", &e.stack)?;
+                s("error source", &e.source)?;
+            }
+            EventData::Network(n) => {
+                s("method", &n.method)?;
+                s("url", &n.url)?;
+                s("error", &n.error)?;
+                s("request body", &n.request_body)?;
+                s("response body", &n.response_body)?;
+                for h in n.request_headers.iter().chain(&n.response_headers) {
+                    s("header", &h.name)?;
+                    s("header", &h.value)?;
+                }
+                check("headers", n.request_headers.len() + n.response_headers.len(), limits.max_attrs)?;
+            }
+            EventData::LongFrame(f) => check_scripts(&f.scripts, limits)?,
+            EventData::Metric(m) => s("metric name", &m.name)?,
+            EventData::Environment(e) => {
+                for v in [&e.browser, &e.browser_version, &e.os, &e.connection, &e.language, &e.timezone] {
+                    s("environment", v)?;
+                }
+            }
+            EventData::App(a) => match a {
+                AppFact::Identify { user, traits } => {
+                    s("user", user)?;
+                    s("traits", traits)?;
+                }
+                AppFact::Release(v) | AppFact::Environment(v) | AppFact::Flags(v) => s("app fact", v)?,
+            },
+            EventData::Freeze(f) => match f {
+                Freeze::Started { url, last_action } => {
+                    s("url", url)?;
+                    s("last action", last_action)?;
+                }
+                Freeze::Ended { culprits, .. } => check_scripts(culprits, limits)?,
+            },
+            EventData::Note(n) => s("note", &n.text)?,
+            EventData::Click(_)
+            | EventData::Scroll(_)
+            | EventData::Viewport(_)
+            | EventData::Focus(_)
+            | EventData::Selection(_)
+            | EventData::Media(_)
+            | EventData::Visibility(_) => {}
         }
     }
     Ok(())
@@ -319,6 +422,47 @@ mod tests {
             (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
             (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
             (arb_string(), arb_string()).prop_map(|(name, data)| EventData::Custom(Custom { name, data })),
+            (0u8..8, proptest::collection::vec(arb_string(), 0..3), arb_string()).prop_map(|(level, args, stack)| {
+                EventData::Console(Console { level: ConsoleLevel::from_code(level), args, stack })
+            }),
+            (any::<u32>(), any::<u32>(), proptest::collection::vec(0u32..9, 0..3), arb_string()).prop_map(
+                |(owner, sheet, path, rule)| EventData::Css(CssChange {
+                    owner,
+                    sheet,
+                    op: CssOp::Insert { path, rule }
+                })
+            ),
+            (arb_string(), arb_string(), any::<u16>(), any::<u32>(), any::<bool>()).prop_map(
+                |(method, url, status, duration, failed)| EventData::Network(Network {
+                    kind: RequestKind::Xhr,
+                    method,
+                    url,
+                    status,
+                    duration,
+                    request_size: 1,
+                    response_size: 2,
+                    failed,
+                    aborted: !failed,
+                    error: String::new(),
+                    request_headers: vec![Attr { name: "a".into(), value: "b".into() }],
+                    response_headers: vec![],
+                    request_body: String::new(),
+                    response_body: String::new(),
+                })
+            ),
+            (any::<u32>(), arb_string()).prop_map(|(duration, function)| EventData::Freeze(Freeze::Ended {
+                duration,
+                culprits: vec![ScriptTiming {
+                    invoker: "click".into(),
+                    invoker_type: "event-listener".into(),
+                    source_url: "http://x/app.js".into(),
+                    function,
+                    char_position: -1,
+                    duration,
+                    forced_style_layout: 0,
+                    pause_duration: 0,
+                }],
+            })),
         ]
     }
 

@@ -136,7 +136,26 @@ impl Dom {
                     *scroll = Some((s.x, s.y));
                 }
             }
-            EventData::MouseMove(_) | EventData::Click(_) | EventData::Viewport(_) | EventData::Custom(_) => {}
+            EventData::Navigation(n) => self.url.clone_from(&n.url),
+            EventData::MouseMove(_)
+            | EventData::Click(_)
+            | EventData::Viewport(_)
+            | EventData::Custom(_)
+            | EventData::Focus(_)
+            | EventData::Selection(_)
+            | EventData::Media(_)
+            | EventData::Touch(_)
+            | EventData::Visibility(_)
+            | EventData::Css(_)
+            | EventData::Console(_)
+            | EventData::Error(_)
+            | EventData::Network(_)
+            | EventData::LongFrame(_)
+            | EventData::Metric(_)
+            | EventData::Environment(_)
+            | EventData::App(_)
+            | EventData::Freeze(_)
+            | EventData::Note(_) => {}
         }
     }
 

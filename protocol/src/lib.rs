@@ -25,8 +25,10 @@ pub mod timeline;
 mod error;
 
 pub use batch::{
-    AddedSubtree, Attr, AttrChange, Batch, Click, Custom, Event, EventData, Input, MousePoint, Mutation, Namespace,
-    Node, NodeKind, PageMeta, Scroll, Snapshot, TextChange, Viewport,
+    AddedSubtree, AppFact, Attr, AttrChange, Batch, Click, Console, ConsoleLevel, CssChange, CssOp, Custom,
+    Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media, MediaAction, Metric,
+    MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node, NodeKind, Note, NoteKind, PageMeta,
+    RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch, TouchKind, Viewport,
 };
 pub use codec::{Limits, decode_batch, encode_batch};
 pub use dom::Dom;

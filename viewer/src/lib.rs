@@ -461,7 +461,14 @@ impl Player {
                 out.push(']');
                 true
             }
-            EventData::Snapshot(_) | EventData::Custom(_) => false,
+            EventData::Navigation(n) => {
+                out.push_str("[\"meta\",");
+                json::string(out, &n.url);
+                out.push_str(",\"\"]");
+                true
+            }
+            // Shown by later viewer work (panels, CSSOM replay); no visible effect yet.
+            _ => false,
         }
     }
 }
