@@ -1,0 +1,318 @@
+//! Operations: how the engine describes the replayed document to `static/render.js`.
+//!
+//! A seek describes the whole document once (`full`); playing forward describes each change.
+//! Everything passes the [`crate::sanitize`] rules on the way out. The format is documented on
+//! the crate ([`crate`]).
+
+use std::collections::HashSet;
+
+use replay_protocol::dom::DomKind;
+use replay_protocol::{EventData, Node, NodeKind};
+
+use crate::{Player, json, sanitize};
+
+impl Player {
+    /// Writes `["full", url, title, scrollX, scrollY, nodes]` and the element state (input
+    /// values, scroll positions), viewport and pointer that go with it.
+    pub(crate) fn write_full(&mut self, out: &mut String) {
+        self.dropped.clear();
+        out.push_str("[\"full\",");
+        json::string(out, &self.dom.url);
+        out.push(',');
+        json::string(out, &self.dom.title);
+        out.push(',');
+        json::num(out, self.dom.scroll.0);
+        out.push(',');
+        json::num(out, self.dom.scroll.1);
+        out.push_str(",[");
+        let mut state = Vec::new();
+        let mut first = true;
+        let doc = self.dom.document();
+        let mut stack = if doc == 0 { vec![] } else { vec![(doc, 0u32)] };
+        while let Some((id, parent)) = stack.pop() {
+            let Some(node) = self.dom.node(id) else {
+                continue;
+            };
+            if self.dropped.contains(&parent) {
+                self.dropped.insert(id);
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let kind = dom_kind_to_node(&node.kind);
+            write_node(&mut self.dropped, id, parent, &kind, &self.dom.url, out);
+            if let DomKind::Element { value, checked, scroll, .. } = &node.kind {
+                if value.is_some() || checked.is_some() {
+                    state.push(("input", id, value.clone(), *checked, (0, 0)));
+                }
+                if let Some(s) = scroll {
+                    state.push(("scroll", id, None, None, *s));
+                }
+            }
+            let children: Vec<u32> = self.dom.children(id).map(|(c, _)| c).collect();
+            stack.extend(children.into_iter().rev().map(|c| (c, id)));
+        }
+        out.push_str("]]");
+        for (kind, id, value, checked, (x, y)) in state {
+            if self.dropped.contains(&id) {
+                continue;
+            }
+            out.push_str(",[");
+            json::string(out, kind);
+            out.push(',');
+            json::num(out, id);
+            out.push(',');
+            if kind == "input" {
+                json::string(out, value.as_deref().unwrap_or(""));
+                out.push(',');
+                match checked {
+                    Some(c) => json::num(out, c),
+                    None => out.push_str("null"),
+                }
+            } else {
+                json::num(out, x);
+                out.push(',');
+                json::num(out, y);
+            }
+            out.push(']');
+        }
+        out.push_str(",[\"viewport\",");
+        json::num(out, self.viewport.0);
+        out.push(',');
+        json::num(out, self.viewport.1);
+        out.push(']');
+        if let Some((x, y)) = self.pointer {
+            out.push_str(",[\"mouse\",");
+            json::num(out, x);
+            out.push(',');
+            json::num(out, y);
+            out.push(']');
+        }
+    }
+}
+
+/// Writes one node (sanitized); scripts become placeholder comments and are remembered in
+/// `dropped` so their subtrees are dropped.
+fn write_node(dropped: &mut HashSet<u32>, id: u32, parent: u32, kind: &NodeKind, page_url: &str, out: &mut String) {
+    out.push('[');
+    json::num(out, id);
+    out.push(',');
+    json::num(out, parent);
+    out.push(',');
+    match kind {
+        NodeKind::Document => out.push('0'),
+        NodeKind::Doctype { name, public_id, system_id } => {
+            out.push_str("1,");
+            json::string(out, name);
+            out.push(',');
+            json::string(out, public_id);
+            out.push(',');
+            json::string(out, system_id);
+        }
+        NodeKind::Element { tag, ns, attrs } => {
+            if sanitize::is_blocked_element(tag, *ns) {
+                dropped.insert(id);
+                out.push_str("4,");
+                json::string(out, sanitize::SCRIPT_PLACEHOLDER);
+            } else {
+                out.push_str("2,");
+                json::string(out, tag);
+                out.push(',');
+                json::num(out, ns.code());
+                out.push_str(",[");
+                for (i, a) in sanitize::clean_attrs(tag, attrs, page_url).iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json::string(out, &a.name);
+                    out.push(',');
+                    json::string(out, &a.value);
+                }
+                out.push(']');
+            }
+        }
+        NodeKind::Text(t) => {
+            out.push_str("3,");
+            json::string(out, t);
+        }
+        NodeKind::Comment(t) => {
+            out.push_str("4,");
+            json::string(out, t);
+        }
+        NodeKind::ShadowRoot => out.push('5'),
+    }
+    out.push(']');
+}
+
+impl Player {
+    fn write_nodes(&mut self, nodes: &[Node], root_parent: u32, out: &mut String) {
+        out.push('[');
+        let mut first = true;
+        for (i, n) in nodes.iter().enumerate() {
+            let parent = if i == 0 { root_parent } else { n.parent };
+            if self.dropped.contains(&parent) {
+                self.dropped.insert(n.id);
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            write_node(&mut self.dropped, n.id, parent, &n.kind, &self.dom.url, out);
+        }
+        out.push(']');
+    }
+
+    /// Writes the operation of one event; false when the event has no visible effect.
+    pub(crate) fn write_op(&mut self, data: &EventData, out: &mut String) -> bool {
+        match data {
+            EventData::Mutation(m) => {
+                let mut first = true;
+                let mut sep = |out: &mut String| {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                };
+                for id in &m.removes {
+                    sep(out);
+                    out.push_str("[\"rm\",");
+                    json::num(out, id);
+                    out.push(']');
+                }
+                for add in &m.adds {
+                    if self.dropped.contains(&add.parent) {
+                        for n in &add.nodes {
+                            self.dropped.insert(n.id);
+                        }
+                        continue;
+                    }
+                    sep(out);
+                    out.push_str("[\"add\",");
+                    json::num(out, add.parent);
+                    out.push(',');
+                    json::num(out, add.next);
+                    out.push(',');
+                    self.write_nodes(&add.nodes, add.parent, out);
+                    out.push(']');
+                }
+                for a in &m.attrs {
+                    let tag = match self.dom.node(a.id).map(|n| &n.kind) {
+                        Some(DomKind::Element { tag, .. }) => tag.to_ascii_lowercase(),
+                        _ => continue,
+                    };
+                    let value = a
+                        .value
+                        .as_deref()
+                        .and_then(|v| sanitize::clean_attr(&tag, &a.name.to_ascii_lowercase(), v, &self.dom.url));
+                    sep(out);
+                    out.push_str("[\"attr\",");
+                    json::num(out, a.id);
+                    out.push(',');
+                    json::string(out, &a.name);
+                    out.push(',');
+                    match value {
+                        Some(v) => json::string(out, &v),
+                        None => out.push_str("null"),
+                    }
+                    out.push(']');
+                }
+                for t in &m.texts {
+                    if self.dropped.contains(&t.id) {
+                        continue;
+                    }
+                    sep(out);
+                    out.push_str("[\"text\",");
+                    json::num(out, t.id);
+                    out.push(',');
+                    json::string(out, &t.text);
+                    out.push(']');
+                }
+                !first
+            }
+            EventData::Input(i) => {
+                out.push_str("[\"input\",");
+                json::num(out, i.id);
+                out.push(',');
+                json::string(out, &i.value);
+                out.push(',');
+                match i.checked {
+                    Some(c) => json::num(out, c),
+                    None => out.push_str("null"),
+                }
+                out.push(']');
+                true
+            }
+            EventData::Scroll(s) => {
+                out.push_str("[\"scroll\",");
+                json::num(out, s.id);
+                out.push(',');
+                json::num(out, s.x);
+                out.push(',');
+                json::num(out, s.y);
+                out.push(']');
+                true
+            }
+            EventData::MouseMove(points) => match points.last() {
+                Some(p) => {
+                    out.push_str("[\"mouse\",");
+                    json::num(out, p.x);
+                    out.push(',');
+                    json::num(out, p.y);
+                    out.push(']');
+                    true
+                }
+                None => false,
+            },
+            EventData::Click(c) => {
+                out.push_str("[\"click\",");
+                json::num(out, c.x);
+                out.push(',');
+                json::num(out, c.y);
+                out.push(']');
+                true
+            }
+            EventData::Viewport(v) => {
+                out.push_str("[\"viewport\",");
+                json::num(out, v.width);
+                out.push(',');
+                json::num(out, v.height);
+                out.push(']');
+                true
+            }
+            EventData::Meta(m) => {
+                out.push_str("[\"meta\",");
+                json::string(out, &m.url);
+                out.push(',');
+                json::string(out, &m.title);
+                out.push(']');
+                true
+            }
+            EventData::Navigation(n) => {
+                out.push_str("[\"meta\",");
+                json::string(out, &n.url);
+                out.push_str(",\"\"]");
+                true
+            }
+            // Shown by later viewer work (panels, CSSOM replay); no visible effect yet.
+            _ => false,
+        }
+    }
+}
+
+fn dom_kind_to_node(kind: &DomKind) -> NodeKind {
+    match kind {
+        DomKind::Document => NodeKind::Document,
+        DomKind::Doctype { name, public_id, system_id } => {
+            NodeKind::Doctype { name: name.clone(), public_id: public_id.clone(), system_id: system_id.clone() }
+        }
+        DomKind::Element { tag, ns, attrs, .. } => {
+            NodeKind::Element { tag: tag.clone(), ns: *ns, attrs: attrs.clone() }
+        }
+        DomKind::Text(t) => NodeKind::Text(t.clone()),
+        DomKind::Comment(t) => NodeKind::Comment(t.clone()),
+        DomKind::ShadowRoot => NodeKind::ShadowRoot,
+    }
+}
