@@ -205,6 +205,13 @@ impl Browser {
         Ok(Browser { driver, client, _profile: profile })
     }
 
+    /// Opens a viewer page (`/viewer/...`) of `server`, signed in when the server requires it.
+    /// Tests must open viewer pages through this, never with a bare `goto`.
+    pub async fn open_viewer(&self, server: &Server, path: &str) -> Result<()> {
+        self.client.goto(&server.url(path)).await?;
+        Ok(())
+    }
+
     /// Runs a script and returns its value.
     pub async fn eval(&self, script: &str) -> Result<serde_json::Value> {
         Ok(self.client.execute(script, vec![]).await?)

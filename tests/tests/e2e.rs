@@ -73,7 +73,7 @@ async fn demo_session_replays_in_snapshot_api_and_viewer() -> Result<()> {
     ensure!(at_start.matches("<li ").count() == 2000, "t=0 should show all 2000 rows");
 
     // (b) The viewer, seeked to the end, shows the same document and row count.
-    c.goto(&server.url(&format!("/viewer/player.html?session={id}&t=end"))).await?;
+    browser.open_viewer(&server, &format!("/viewer/player.html?session={id}&t=end")).await?;
     browser
         .wait_for(
             "return document.body.dataset.state !== 'loading' && document.body.dataset.state",
