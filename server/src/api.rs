@@ -34,48 +34,13 @@ pub struct SnapshotQuery {
 }
 
 /// Answer of `GET /api/v1/sessions`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 pub struct SessionList {
     pub sessions: Vec<SessionRowJson>,
 }
 
 /// A session index row as JSON.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct SessionRowJson {
-    pub id: String,
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub duration_ms: u64,
-    pub url: String,
-    pub user_agent: String,
-    pub pages: u64,
-    pub batches: u64,
-    pub events: u64,
-    pub clicks: u64,
-    pub bytes: u64,
-    pub dropped: u64,
-    pub recorder_errors: u64,
-}
-
-impl From<SessionRow> for SessionRowJson {
-    fn from(r: SessionRow) -> Self {
-        SessionRowJson {
-            id: r.id,
-            start_ms: r.start_ms,
-            end_ms: r.end_ms,
-            duration_ms: r.duration_ms,
-            url: r.url,
-            user_agent: r.user_agent,
-            pages: r.pages,
-            batches: r.batches,
-            events: r.events,
-            clicks: r.clicks,
-            bytes: r.bytes,
-            dropped: r.dropped,
-            recorder_errors: r.recorder_errors,
-        }
-    }
-}
+pub type SessionRowJson = SessionRow;
 
 async fn project_id(state: &AppState, requested: Option<i64>) -> Result<i64, ApiError> {
     if let Some(id) = requested {
@@ -98,7 +63,7 @@ pub async fn list_sessions(
     let limit = q.limit.unwrap_or(50).min(500);
     let offset = q.offset.unwrap_or(0);
     let rows = state.blocking(move |s| s.sessions(project, limit, offset)).await?;
-    Ok(Json(SessionList { sessions: rows.into_iter().map(Into::into).collect() }))
+    Ok(Json(SessionList { sessions: rows }))
 }
 
 /// `GET /api/v1/sessions/{id}`.
@@ -110,7 +75,7 @@ pub async fn get_session(
     check_id(&id)?;
     let project = project_id(&state, q.project).await?;
     let row = state.blocking(move |s| s.session(project, &id)).await?.ok_or_else(|| ApiError::not_found("session"))?;
-    Ok(Json(row.into()))
+    Ok(Json(row))
 }
 
 async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use replay_protocol::{Batch, EventData};
+use replay_protocol::{AppFact, Batch, EventData, Freeze};
 use serde::{Deserialize, Serialize};
 
 use crate::storage::{BatchSummary, Stored};
@@ -198,6 +198,12 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
                 s.user_agent = Some(m.user_agent.clone());
             }
             EventData::Click(_) => s.clicks += 1,
+            EventData::Error(err) => s.errors += u64::from(err.count.max(1)),
+            EventData::Freeze(Freeze::Started { .. }) => s.freezes += 1,
+            EventData::Environment(env) if !env.browser.is_empty() => s.browser = Some(env.browser.clone()),
+            EventData::App(AppFact::Identify { user, .. }) => s.user = Some(user.clone()),
+            EventData::App(AppFact::Release(r)) => s.release = Some(r.clone()),
+            EventData::App(AppFact::Environment(v)) => s.environment = Some(v.clone()),
             _ => {}
         }
     }

@@ -1,0 +1,133 @@
+//! The storage conformance suite: every [`Storage`] engine must pass [`run`].
+//!
+//! Each check starts from a fresh, empty store made by the caller's factory, so engines with
+//! external state (PostgreSQL, object stores) can hand out isolated namespaces.
+
+use super::{BatchSummary, SessionFilter, Storage, Stored};
+
+fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
+    BatchSummary {
+        session: session.into(),
+        page: page.into(),
+        seq,
+        start_ms,
+        end_ms: start_ms + 100,
+        url: Some(format!("https://shop.test/{session}")),
+        user_agent: Some("agent".into()),
+        events: 3,
+        clicks: 1,
+        ..BatchSummary::default()
+    }
+}
+
+/// Runs every check against fresh stores from `make`. Panics with the failing check's name.
+pub fn run<S: Storage>(make: impl Fn() -> S) {
+    resent_batch_is_stored_once(&make());
+    batches_come_back_in_replay_order(&make());
+    projects_are_isolated(&make());
+    index_aggregates_and_filters(&make());
+    retention_deletes_old_sessions_with_their_batches(&make());
+    settings_users_and_logins_round_trip(&make());
+}
+
+fn resent_batch_is_stored_once(db: &impl Storage) {
+    let p = db.create_project("p").expect("create project");
+    assert_eq!(db.put_batch(p.id, &summary("s1", "p1", 0, 1000), b"a").expect("put"), Stored::New);
+    assert_eq!(db.put_batch(p.id, &summary("s1", "p1", 0, 1000), b"a").expect("put"), Stored::Duplicate);
+    assert_eq!(db.put_batch(p.id, &summary("s1", "p1", 1, 1100), b"b").expect("put"), Stored::New);
+    let row = db.session(p.id, "s1").expect("query").expect("row");
+    assert_eq!((row.batches, row.events, row.clicks, row.pages), (2, 6, 2, 1), "duplicates must not count");
+    assert_eq!((row.start_ms, row.end_ms, row.duration_ms), (1000, 1200, 200));
+    assert_eq!(db.batch_count().expect("count"), 2);
+}
+
+fn batches_come_back_in_replay_order(db: &impl Storage) {
+    let p = db.create_project("p").expect("create project");
+    // Second page view first, out of order, then the first page view.
+    db.put_batch(p.id, &summary("s", "page-b", 1, 5100), b"b1").expect("put");
+    db.put_batch(p.id, &summary("s", "page-b", 0, 5000), b"b0").expect("put");
+    db.put_batch(p.id, &summary("s", "page-a", 1, 1100), b"a1").expect("put");
+    db.put_batch(p.id, &summary("s", "page-a", 0, 1000), b"a0").expect("put");
+    let bodies = db.batches(p.id, "s").expect("batches");
+    assert_eq!(bodies, vec![b"a0".to_vec(), b"a1".to_vec(), b"b0".to_vec(), b"b1".to_vec()]);
+    let keys = db.batch_keys(p.id, "s").expect("keys");
+    assert_eq!(keys[2], ("page-b".to_string(), 0));
+    assert_eq!(db.session(p.id, "s").expect("q").expect("row").pages, 2);
+}
+
+fn projects_are_isolated(db: &impl Storage) {
+    let a = db.create_project("a").expect("a");
+    let b = db.create_project("b").expect("b");
+    assert_ne!(a.ingest_key, b.ingest_key);
+    db.put_batch(a.id, &summary("s", "p", 0, 1), b"x").expect("put");
+    assert!(db.sessions(b.id, 10, 0).expect("list").is_empty());
+    assert!(db.batches(b.id, "s").expect("batches").is_empty());
+    assert!(db.session(b.id, "s").expect("q").is_none());
+    assert_eq!(db.project_by_key(&b.ingest_key).expect("key").map(|p| p.id), Some(b.id));
+    assert!(db.project_by_key("nope").expect("key").is_none());
+    db.set_allowed_origins(a.id, &["https://a.test".into()]).expect("origins");
+    let a2 = db.project_by_key(&a.ingest_key).expect("key").expect("project");
+    assert!(a2.allows_origin(Some("https://a.test")) && !a2.allows_origin(Some("https://evil.test")));
+}
+
+fn index_aggregates_and_filters(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let mut first = summary("checkout", "p", 0, 10_000);
+    first.user = Some("ada@example.com".into());
+    first.release = Some("1.4.2".into());
+    first.environment = Some("production".into());
+    first.browser = Some("Chrome".into());
+    db.put_batch(p.id, &first, b"1").expect("put");
+    let mut second = summary("checkout", "p", 1, 70_000);
+    second.errors = 2;
+    second.freezes = 1;
+    db.put_batch(p.id, &second, b"2").expect("put");
+    db.put_batch(p.id, &summary("home", "p", 0, 20_000), b"3").expect("put");
+
+    let ids = |f: SessionFilter| -> Vec<String> {
+        db.find_sessions(p.id, &f, 10, 0).expect("find").into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(SessionFilter::default()), vec!["home", "checkout"], "newest first");
+    assert_eq!(ids(SessionFilter { has_error: true, ..Default::default() }), vec!["checkout"]);
+    assert_eq!(ids(SessionFilter { has_freeze: true, ..Default::default() }), vec!["checkout"]);
+    assert_eq!(ids(SessionFilter { user: Some("ada@example.com".into()), ..Default::default() }), vec!["checkout"]);
+    assert_eq!(ids(SessionFilter { release: Some("1.4.2".into()), ..Default::default() }), vec!["checkout"]);
+    assert_eq!(ids(SessionFilter { environment: Some("staging".into()), ..Default::default() }), Vec::<String>::new());
+    assert_eq!(ids(SessionFilter { browser: Some("Chrome".into()), ..Default::default() }), vec!["checkout"]);
+    assert_eq!(ids(SessionFilter { url_contains: Some("hom".into()), ..Default::default() }), vec!["home"]);
+    assert_eq!(ids(SessionFilter { url_contains: Some("%".into()), ..Default::default() }), Vec::<String>::new());
+    assert_eq!(ids(SessionFilter { min_duration_ms: Some(30_000), ..Default::default() }), vec!["checkout"]);
+    assert_eq!(ids(SessionFilter { since_ms: Some(15_000), ..Default::default() }), vec!["home"]);
+    assert_eq!(ids(SessionFilter { until_ms: Some(15_000), ..Default::default() }), vec!["checkout"]);
+    let row = db.session(p.id, "checkout").expect("q").expect("row");
+    assert_eq!((row.errors, row.freezes, row.user.as_str()), (2, 1, "ada@example.com"));
+    assert_eq!(db.sessions(p.id, 1, 1).expect("page").len(), 1, "pagination");
+}
+
+fn retention_deletes_old_sessions_with_their_batches(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    db.put_batch(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put");
+    db.put_batch(p.id, &summary("new", "p", 0, 9_000), b"n").expect("put");
+    assert_eq!(db.delete_sessions_before(5_000).expect("delete"), 1);
+    assert!(db.session(p.id, "old").expect("q").is_none());
+    assert!(db.batches(p.id, "old").expect("batches").is_empty());
+    assert!(db.session(p.id, "new").expect("q").is_some());
+    // A resent old batch after deletion starts a fresh session rather than failing.
+    assert_eq!(db.put_batch(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put"), Stored::New);
+}
+
+fn settings_users_and_logins_round_trip(db: &impl Storage) {
+    assert!(db.setting("admin_token_sha256").expect("get").is_none());
+    db.set_setting("admin_token_sha256", "abc").expect("set");
+    db.set_setting("admin_token_sha256", "def").expect("set");
+    assert_eq!(db.setting("admin_token_sha256").expect("get").as_deref(), Some("def"));
+    assert_eq!(db.user_count().expect("count"), 0);
+    db.put_user("admin", "$argon2id$hash").expect("user");
+    assert_eq!(db.user_password_hash("admin").expect("get").as_deref(), Some("$argon2id$hash"));
+    assert!(db.user_password_hash("nobody").expect("get").is_none());
+    db.create_login("tok", "admin", 2_000).expect("login");
+    assert_eq!(db.login_user("tok", 1_000).expect("q").as_deref(), Some("admin"));
+    assert!(db.login_user("tok", 3_000).expect("q").is_none(), "expired logins do not count");
+    db.delete_login("tok").expect("logout");
+    assert!(db.login_user("tok", 1_000).expect("q").is_none());
+}

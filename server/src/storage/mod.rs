@@ -1,0 +1,181 @@
+//! Durable storage of projects, the session index, batch bodies and viewer accounts.
+//!
+//! [`Storage`] is the seam between the HTTP layer and the engines; handlers never see SQL.
+//! The embedded default, [`SqliteStorage`], needs no setup. Every engine must pass the one
+//! [`conformance`] suite. Batches are keyed by `(project, session, page, seq)`: storing the
+//! same key twice is a no-op, which is what makes ingest idempotent.
+
+pub mod conformance;
+mod sqlite;
+
+pub use sqlite::SqliteStorage;
+
+use serde::Serialize;
+
+use crate::Error;
+
+/// A project: the unit of isolation. Its ingest key is public (write-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub ingest_key: String,
+    /// Origins allowed to send batches (`https://shop.example`); empty means any origin.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Project {
+    /// True when a request from `origin` (the `Origin` header, if any) may ingest.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        match origin {
+            _ if self.allowed_origins.is_empty() => true,
+            // Requests without an Origin (server-to-server, old beacons) are not cross-site
+            // browser requests; the key alone authorises them.
+            None => true,
+            Some(o) => self.allowed_origins.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(o)),
+        }
+    }
+}
+
+/// Facts about a batch that the session index aggregates, extracted at ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub session: String,
+    pub page: String,
+    pub seq: u32,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// URL of the page, when the batch carries page meta.
+    pub url: Option<String>,
+    pub user_agent: Option<String>,
+    pub user: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub browser: Option<String>,
+    pub events: u64,
+    pub clicks: u64,
+    pub errors: u64,
+    pub freezes: u64,
+    pub dropped: u64,
+    pub recorder_errors: u64,
+}
+
+/// One row of the session index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub duration_ms: u64,
+    pub url: String,
+    pub user_agent: String,
+    pub user: String,
+    pub release: String,
+    pub environment: String,
+    pub browser: String,
+    pub pages: u64,
+    pub batches: u64,
+    pub events: u64,
+    pub clicks: u64,
+    pub errors: u64,
+    pub freezes: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub recorder_errors: u64,
+}
+
+/// What to select from the session index. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// Sessions that started at or after this time (Unix ms).
+    pub since_ms: Option<u64>,
+    /// Sessions that started before this time (Unix ms).
+    pub until_ms: Option<u64>,
+    pub url_contains: Option<String>,
+    pub user: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub browser: Option<String>,
+    pub has_error: bool,
+    pub has_freeze: bool,
+    pub min_duration_ms: Option<u64>,
+}
+
+/// Outcome of storing a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The batch is new and now durable.
+    New,
+    /// The same (session, page, seq) was stored before; nothing changed.
+    Duplicate,
+}
+
+/// Storage engines implement this; the server only talks to storage through it.
+pub trait Storage: Send + Sync + 'static {
+    /// Creates a project with a fresh ingest key.
+    fn create_project(&self, name: &str) -> Result<Project, Error>;
+    /// Replaces a project's allowed origins.
+    fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error>;
+    /// All projects, oldest first.
+    fn projects(&self) -> Result<Vec<Project>, Error>;
+    /// The project owning an ingest key.
+    fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error>;
+    /// Stores one encoded batch durably (idempotent on its key) and updates the session index.
+    /// Returns only after the batch is durable.
+    fn put_batch(&self, project: i64, summary: &BatchSummary, body: &[u8]) -> Result<Stored, Error>;
+    /// Sessions of a project, newest first.
+    fn sessions(&self, project: i64, limit: usize, offset: usize) -> Result<Vec<SessionRow>, Error> {
+        self.find_sessions(project, &SessionFilter::default(), limit, offset)
+    }
+    /// Sessions of a project matching `filter`, newest first.
+    fn find_sessions(
+        &self,
+        project: i64,
+        filter: &SessionFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionRow>, Error>;
+    /// One session's index row.
+    fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error>;
+    /// The encoded batches of a session, in (page start, page, seq) order.
+    fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error>;
+    /// `(page, seq)` of every stored batch of a session, in replay order.
+    fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error>;
+    /// Number of stored batches in all projects.
+    fn batch_count(&self) -> Result<u64, Error>;
+    /// Deletes sessions (and their batches) whose last event is older than `cutoff_ms`;
+    /// returns how many sessions were deleted.
+    fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
+
+    /// A server setting (e.g. the admin token's hash).
+    fn setting(&self, key: &str) -> Result<Option<String>, Error>;
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), Error>;
+    /// Viewer accounts: creates or replaces a user with an argon2 password hash (PHC string).
+    fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error>;
+    fn user_password_hash(&self, name: &str) -> Result<Option<String>, Error>;
+    fn user_count(&self) -> Result<u64, Error>;
+    /// Viewer logins: `token_hash` is the SHA-256 of the cookie value.
+    fn create_login(&self, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error>;
+    /// The user of a live login.
+    fn login_user(&self, token_hash: &str, now_ms: u64) -> Result<Option<String>, Error>;
+    fn delete_login(&self, token_hash: &str) -> Result<(), Error>;
+}
+
+/// Unix epoch milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> Result<String, Error> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A new random ingest key: 32 lowercase hex characters (128 bits).
+pub fn new_key() -> Result<String, Error> {
+    random_hex(16)
+}

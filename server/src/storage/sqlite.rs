@@ -1,0 +1,459 @@
+//! The embedded default engine: one SQLite database in the data directory.
+//!
+//! WAL journal with `synchronous=FULL`: a batch whose transaction committed survives a crash
+//! or a power cut, which is when ingest acknowledges it. Schema changes are numbered migrations
+//! recorded in `PRAGMA user_version`; they only ever append.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{BatchSummary, Project, SessionFilter, SessionRow, Storage, Stored, new_key, now_ms};
+use crate::Error;
+
+/// SQLite storage; cheap to clone (one shared connection).
+#[derive(Clone)]
+pub struct SqliteStorage {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: projects, session index, batches.
+    "CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        ingest_key TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        id TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        url TEXT NOT NULL DEFAULT '',
+        user_agent TEXT NOT NULL DEFAULT '',
+        pages INTEGER NOT NULL DEFAULT 0,
+        batches INTEGER NOT NULL DEFAULT 0,
+        events INTEGER NOT NULL DEFAULT 0,
+        clicks INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        recorder_errors INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project_id, id)
+    );
+    CREATE INDEX sessions_by_start ON sessions(project_id, start_ms DESC);
+    CREATE TABLE batches (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (project_id, session_id, page_id, seq)
+    );",
+    // 2: richer session index, allowed origins, settings, viewer accounts and logins.
+    "ALTER TABLE projects ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN release TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN environment TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN browser TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN freezes INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_by_end ON sessions(end_ms);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    CREATE TABLE logins (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        expires_ms INTEGER NOT NULL
+    );",
+];
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteStorage {
+    /// Opens (creating when needed) the database `replay.sqlite3` in `dir` and migrates it.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+        Self::init(Connection::open(dir.join("replay.sqlite3"))?)
+    }
+
+    /// A throwaway in-memory database, for tests.
+    pub fn in_memory() -> Result<Self, Error> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, Error> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+            tx.commit()?;
+        }
+        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
+        self.conn.lock().map_err(|_| Error::Poisoned)
+    }
+}
+
+fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+    let origins: String = r.get(3)?;
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        ingest_key: r.get(2)?,
+        allowed_origins: origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    })
+}
+
+const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
+
+const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, \
+     recorder_errors, user_id, release, environment, browser, errors, freezes";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    let n = |i| r.get::<_, i64>(i).map(to_u64);
+    let (start_ms, end_ms) = (n(1)?, n(2)?);
+    Ok(SessionRow {
+        id: r.get(0)?,
+        start_ms,
+        end_ms,
+        duration_ms: end_ms.saturating_sub(start_ms),
+        url: r.get(3)?,
+        user_agent: r.get(4)?,
+        pages: n(5)?,
+        batches: n(6)?,
+        events: n(7)?,
+        clicks: n(8)?,
+        bytes: n(9)?,
+        dropped: n(10)?,
+        recorder_errors: n(11)?,
+        user: r.get(12)?,
+        release: r.get(13)?,
+        environment: r.get(14)?,
+        browser: r.get(15)?,
+        errors: n(16)?,
+        freezes: n(17)?,
+    })
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_contains(s: &str) -> String {
+    let mut out = String::from("%");
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Storage for SqliteStorage {
+    fn create_project(&self, name: &str) -> Result<Project, Error> {
+        let key = new_key()?;
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)",
+            params![name, key, to_i64(now_ms())],
+        )?;
+        Ok(Project { id: conn.last_insert_rowid(), name: name.to_owned(), ingest_key: key, allowed_origins: vec![] })
+    }
+
+    fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
+        let conn = self.lock()?;
+        conn.execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project, origins.join(",")])?;
+        Ok(())
+    }
+
+    fn projects(&self) -> Result<Vec<Project>, Error> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+        let rows = stmt.query_map([], project_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
+        Ok(stmt.query_row([key], project_row).optional()?)
+    }
+
+    fn put_batch(&self, project: i64, s: &BatchSummary, body: &[u8]) -> Result<Stored, Error> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                project,
+                s.session,
+                s.page,
+                s.seq,
+                to_i64(s.start_ms),
+                to_i64(s.end_ms),
+                to_i64(now_ms()),
+                body
+            ])?;
+        if inserted == 0 {
+            return Ok(Stored::Duplicate);
+        }
+        tx.prepare_cached(
+            "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
+                                   bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
+                                   freezes)
+             VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), COALESCE(?6, ''), ?7, 1, ?8, ?9, ?10, ?11, ?12,
+                     COALESCE(?13, ''), COALESCE(?14, ''), COALESCE(?15, ''), COALESCE(?16, ''), ?17, ?18)
+             ON CONFLICT (project_id, id) DO UPDATE SET
+                start_ms = MIN(start_ms, excluded.start_ms),
+                end_ms = MAX(end_ms, excluded.end_ms),
+                url = CASE WHEN url = '' OR excluded.start_ms < start_ms AND excluded.url != '' THEN excluded.url
+                      ELSE url END,
+                user_agent = CASE WHEN user_agent = '' THEN excluded.user_agent ELSE user_agent END,
+                user_id = CASE WHEN ?13 IS NOT NULL THEN excluded.user_id ELSE user_id END,
+                release = CASE WHEN ?14 IS NOT NULL THEN excluded.release ELSE release END,
+                environment = CASE WHEN ?15 IS NOT NULL THEN excluded.environment ELSE environment END,
+                browser = CASE WHEN browser = '' THEN excluded.browser ELSE browser END,
+                pages = pages + excluded.pages,
+                batches = batches + 1,
+                events = events + excluded.events,
+                clicks = clicks + excluded.clicks,
+                bytes = bytes + excluded.bytes,
+                dropped = dropped + excluded.dropped,
+                recorder_errors = recorder_errors + excluded.recorder_errors,
+                errors = errors + excluded.errors,
+                freezes = freezes + excluded.freezes",
+        )?
+        .execute(params![
+            project,
+            s.session,
+            to_i64(s.start_ms),
+            to_i64(s.end_ms),
+            s.url,
+            s.user_agent,
+            i64::from(s.seq == 0),
+            to_i64(s.events),
+            to_i64(s.clicks),
+            i64::try_from(body.len()).unwrap_or(i64::MAX),
+            to_i64(s.dropped),
+            to_i64(s.recorder_errors),
+            s.user,
+            s.release,
+            s.environment,
+            s.browser,
+            to_i64(s.errors),
+            to_i64(s.freezes),
+        ])?;
+        tx.commit()?;
+        Ok(Stored::New)
+    }
+
+    fn find_sessions(
+        &self,
+        project: i64,
+        f: &SessionFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionRow>, Error> {
+        let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?");
+        let mut args: Vec<rusqlite::types::Value> = vec![project.into()];
+        let mut add = |clause: &str, v: rusqlite::types::Value| {
+            sql.push_str(" AND ");
+            sql.push_str(clause);
+            args.push(v);
+        };
+        if let Some(v) = f.since_ms {
+            add("start_ms >= ?", to_i64(v).into());
+        }
+        if let Some(v) = f.until_ms {
+            add("start_ms < ?", to_i64(v).into());
+        }
+        if let Some(v) = &f.url_contains {
+            add("url LIKE ? ESCAPE '\\'", like_contains(v).into());
+        }
+        for (column, value) in
+            [("user_id", &f.user), ("release", &f.release), ("environment", &f.environment), ("browser", &f.browser)]
+        {
+            if let Some(v) = value {
+                add(&format!("{column} = ?"), v.clone().into());
+            }
+        }
+        if let Some(v) = f.min_duration_ms {
+            add("end_ms - start_ms >= ?", to_i64(v).into());
+        }
+        if f.has_error {
+            sql.push_str(" AND errors > 0");
+        }
+        if f.has_freeze {
+            sql.push_str(" AND freezes > 0");
+        }
+        sql.push_str(" ORDER BY start_ms DESC, id LIMIT ? OFFSET ?");
+        args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        args.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), session_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error> {
+        let conn = self.lock()?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?1 AND id = ?2"))?;
+        Ok(stmt.query_row(params![project, id], session_row).optional()?)
+    }
+
+    fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT b.body FROM batches b
+             JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
+                   WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = b.page_id
+             WHERE b.project_id = ?1 AND b.session_id = ?2
+             ORDER BY p.page_start, b.page_id, b.seq",
+        )?;
+        let rows =
+            stmt.query_map(params![project, session], |r| r.get::<_, Vec<u8>>(0))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT b.page_id, b.seq FROM batches b
+             JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
+                   WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = b.page_id
+             WHERE b.project_id = ?1 AND b.session_id = ?2
+             ORDER BY p.page_start, b.page_id, b.seq",
+        )?;
+        let rows = stmt
+            .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn batch_count(&self) -> Result<u64, Error> {
+        let conn = self.lock()?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM batches", [], |r| r.get(0))?;
+        Ok(to_u64(n))
+    }
+
+    fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let cutoff = to_i64(cutoff_ms);
+        tx.execute(
+            "DELETE FROM batches WHERE (project_id, session_id) IN
+                (SELECT project_id, id FROM sessions WHERE end_ms < ?1)",
+            [cutoff],
+        )?;
+        let n = tx.execute("DELETE FROM sessions WHERE end_ms < ?1", [cutoff])?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>, Error> {
+        let conn = self.lock()?;
+        Ok(conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error> {
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO users (name, password_hash, created_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
+            params![name, password_hash, to_i64(now_ms())],
+        )?;
+        Ok(())
+    }
+
+    fn user_password_hash(&self, name: &str) -> Result<Option<String>, Error> {
+        let conn = self.lock()?;
+        Ok(conn.query_row("SELECT password_hash FROM users WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+    }
+
+    fn user_count(&self) -> Result<u64, Error> {
+        let conn = self.lock()?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+        Ok(to_u64(n))
+    }
+
+    fn create_login(&self, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error> {
+        let conn = self.lock()?;
+        conn.execute("DELETE FROM logins WHERE expires_ms < ?1", [to_i64(now_ms())])?;
+        conn.execute(
+            "INSERT INTO logins (token_hash, user_name, expires_ms) VALUES (?1, ?2, ?3)",
+            params![token_hash, user, to_i64(expires_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn login_user(&self, token_hash: &str, now: u64) -> Result<Option<String>, Error> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached("SELECT user_name FROM logins WHERE token_hash = ?1 AND expires_ms > ?2")?;
+        Ok(stmt.query_row(params![token_hash, to_i64(now)], |r| r.get(0)).optional()?)
+    }
+
+    fn delete_login(&self, token_hash: &str) -> Result<(), Error> {
+        let conn = self.lock()?;
+        conn.execute("DELETE FROM logins WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_passes_the_conformance_suite() {
+        crate::storage::conformance::run(|| SqliteStorage::in_memory().expect("in-memory database"));
+    }
+
+    #[test]
+    fn data_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = SqliteStorage::open(dir.path()).expect("db");
+            let p = db.create_project("p").expect("project");
+            let s = BatchSummary { session: "s".into(), page: "p".into(), ..BatchSummary::default() };
+            db.put_batch(p.id, &s, b"a").expect("put");
+        }
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        assert_eq!(db.projects().expect("projects").len(), 1);
+        assert_eq!(db.batch_count().expect("count"), 1);
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(like_contains("50%_a\\"), "%50\\%\\_a\\\\%");
+    }
+}
