@@ -1,6 +1,7 @@
 //! The JSON query API: the session index, a session's events, and the document at time t.
 //!
-//! Reads are scoped to one project (`?project=ID`, default: the first project). Everything read
+//! Every read needs a [`Reader`] (admin token or viewer login). Reads are scoped to one project
+//! (`?project=ID`, default: the first project). Everything read
 //! back from storage is decoded again with the protocol's limits: stored data is as untrusted
 //! as it was at ingest.
 
@@ -11,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use replay_protocol::{Timeline, codec, html};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::SessionRow;
+use crate::auth::Reader;
+use crate::storage::{SessionFilter, SessionRow};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, Default)]
@@ -19,11 +21,44 @@ pub struct ProjectQuery {
     project: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 pub struct ListQuery {
     project: Option<i64>,
     limit: Option<usize>,
     offset: Option<usize>,
+    /// Started at or after (Unix ms).
+    since: Option<u64>,
+    /// Started before (Unix ms).
+    until: Option<u64>,
+    url: Option<String>,
+    user: Option<String>,
+    release: Option<String>,
+    environment: Option<String>,
+    browser: Option<String>,
+    #[serde(default)]
+    has_error: bool,
+    #[serde(default)]
+    has_freeze: bool,
+    min_duration_ms: Option<u64>,
+}
+
+impl ListQuery {
+    /// The storage filter of this query (empty strings do not filter).
+    pub fn filter(&self) -> SessionFilter {
+        let text = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        SessionFilter {
+            since_ms: self.since,
+            until_ms: self.until,
+            url_contains: text(&self.url),
+            user: text(&self.user),
+            release: text(&self.release),
+            environment: text(&self.environment),
+            browser: text(&self.browser),
+            has_error: self.has_error,
+            has_freeze: self.has_freeze,
+            min_duration_ms: self.min_duration_ms,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,20 +89,24 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     if codec::is_valid_id(id) { Ok(()) } else { Err(ApiError::not_found("session")) }
 }
 
-/// `GET /api/v1/sessions`: newest first, `limit` (default 50, at most 500) and `offset`.
+/// `GET /api/v1/sessions`: newest first, `limit` (default 50, at most 500), `offset`, and the
+/// filters of [`ListQuery`].
 pub async fn list_sessions(
+    _reader: Reader,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
     let project = project_id(&state, q.project).await?;
     let limit = q.limit.unwrap_or(50).min(500);
     let offset = q.offset.unwrap_or(0);
-    let rows = state.blocking(move |s| s.sessions(project, limit, offset)).await?;
+    let filter = q.filter();
+    let rows = state.blocking(move |s| s.find_sessions(project, &filter, limit, offset)).await?;
     Ok(Json(SessionList { sessions: rows }))
 }
 
 /// `GET /api/v1/sessions/{id}`.
 pub async fn get_session(
+    _reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<ProjectQuery>,
@@ -105,6 +144,7 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
 /// `GET /api/v1/sessions/{id}/events`: every batch in replay order. MessagePack (an array of
 /// batches) when the client accepts `application/msgpack`, JSON otherwise.
 pub async fn session_events(
+    _reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<ProjectQuery>,
@@ -126,6 +166,7 @@ pub async fn session_events(
 /// `t` milliseconds after the session's first event (the end when omitted). Scripts are never
 /// included, and the answer carries a CSP that forbids running anything if opened directly.
 pub async fn session_snapshot(
+    _reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<SnapshotQuery>,

@@ -10,7 +10,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
@@ -42,8 +42,18 @@ pub fn routes() -> Router<AppState> {
         .route("/demo", get(demo))
         .route("/recorder.js", get(|| async { web_file("recorder.js") }))
         .route("/recorder/{*path}", get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) }))
-        .route("/viewer/", get(|| async { viewer_file("index.html") }))
-        .route("/viewer/{*path}", get(|Path(p): Path<String>| async move { viewer_file(&p) }))
+        .route(
+            "/viewer/",
+            get(|State(s): State<AppState>, uri: Uri, h: HeaderMap| async move {
+                viewer_page(&s, &uri, &h, "index.html").await
+            }),
+        )
+        .route(
+            "/viewer/{*path}",
+            get(|State(s): State<AppState>, uri: Uri, h: HeaderMap, Path(p): Path<String>| async move {
+                viewer_page(&s, &uri, &h, &p).await
+            }),
+        )
 }
 
 /// True when the recorder and viewer wasm were built into this binary.
@@ -75,6 +85,19 @@ fn web_file(path: &str) -> Response {
         Some(f) => respond(path, f.data, f.metadata.mimetype()),
         None => not_found(),
     }
+}
+
+/// Viewer pages need a signed-in reader; their scripts, styles and wasm carry no data and are
+/// served to anyone (the sign-in page uses them too).
+async fn viewer_page(state: &AppState, uri: &Uri, headers: &HeaderMap, path: &str) -> Response {
+    if path.ends_with(".html") {
+        match crate::auth::reader_of(state, headers).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return crate::auth::to_login(uri.path_and_query().map_or("/viewer/", |p| p.as_str())),
+            Err(e) => return crate::ApiError::from(e).into_response(),
+        }
+    }
+    viewer_file(path)
 }
 
 fn viewer_file(path: &str) -> Response {

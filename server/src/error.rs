@@ -30,6 +30,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub reason: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (rate limits, unavailable storage).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -45,7 +47,13 @@ struct ErrorDetail<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, reason, message: message.into() }
+        ApiError { status, reason, message: message.into(), retry_after: None }
+    }
+
+    /// Adds a `Retry-After` header to the answer.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -58,12 +66,17 @@ impl From<Error> for ApiError {
         // The real cause goes to the log; the client gets a safe message.
         tracing::error!(error = %e, "internal error");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable, retry later")
+            .retry_after(5)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { reason: self.reason, message: &self.message } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -8,11 +8,13 @@
 
 use std::io::Read;
 
-use axum::Json;
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use replay_protocol::{AppFact, Batch, EventData, Freeze};
 use serde::{Deserialize, Serialize};
 
@@ -39,9 +41,13 @@ pub struct Ack {
     pub seq: u32,
 }
 
-fn cors(mut response: Response) -> Response {
+/// Adds the CORS headers. The requesting origin is echoed (so the recorder can read refusals
+/// too); whether that origin may ingest is decided by the project's allow-list, not here.
+fn cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
     let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.cloned().unwrap_or(HeaderValue::from_static("*")));
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -52,18 +58,22 @@ fn cors(mut response: Response) -> Response {
 }
 
 /// CORS preflight of the recorder's cross-origin uploads.
-pub async fn preflight() -> Response {
-    cors(StatusCode::NO_CONTENT.into_response())
+pub async fn preflight(headers: HeaderMap) -> Response {
+    cors(StatusCode::NO_CONTENT.into_response(), headers.get(header::ORIGIN))
 }
 
 /// The ingest handler.
 pub async fn ingest(
     State(state): State<AppState>,
     Query(query): Query<IngestQuery>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = ingest_inner(&state, query, &headers, body).await;
+    let client = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let started = std::time::Instant::now();
+    let result = ingest_inner(&state, query, client, &headers, body).await;
+    state.metrics.latency(started.elapsed());
     let response = match result {
         Ok(ack) => {
             state.metrics.accepted(ack.duplicate);
@@ -75,10 +85,16 @@ pub async fn ingest(
             e.into_response()
         }
     };
-    cors(response)
+    cors(response, headers.get(header::ORIGIN))
 }
 
-async fn ingest_inner(state: &AppState, query: IngestQuery, headers: &HeaderMap, body: Body) -> Result<Ack, ApiError> {
+async fn ingest_inner(
+    state: &AppState,
+    query: IngestQuery,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Ack, ApiError> {
     let key = headers
         .get(KEY_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -92,6 +108,23 @@ async fn ingest_inner(state: &AppState, query: IngestQuery, headers: &HeaderMap,
         .blocking(move |s| s.project_by_key(&key))
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?;
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if !project.allows_origin(origin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!("origin {} may not send data to this project", origin.unwrap_or_default()),
+        ));
+    }
+    if let Err((wait, which)) = state.limits.check_ingest(project.id, client) {
+        let secs = wait.as_secs() + 1;
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many batches for this {which}; retry in {secs} s"),
+        )
+        .retry_after(secs));
+    }
 
     let max_body = state.config.max_body_bytes;
     let too_large = || {
@@ -186,6 +219,7 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
         seq: batch.seq,
         start_ms: batch.start,
         end_ms: batch.end,
+        received_ms: crate::storage::now_ms(),
         events: batch.events.len() as u64,
         dropped: u64::from(batch.dropped),
         recorder_errors: u64::from(batch.recorder_errors),

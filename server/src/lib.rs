@@ -6,12 +6,18 @@
 //! - [`ingest`]: `POST /api/v1/ingest`, the only write path for recorded data;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
 //! - [`assets`]: the recorder, the viewer and the demo app, embedded in the binary;
+//! - [`auth`]: who may read (admin token, viewer logins);
+//! - [`config`]: settings from a file, the environment and flags;
+//! - [`limits`]: rate limits;
 //! - [`storage`]: the [`storage::Storage`] trait and the embedded SQLite engine;
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`.
 
 pub mod api;
 pub mod assets;
+pub mod auth;
+pub mod config;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod storage;
 
@@ -25,26 +31,7 @@ use axum::routing::{get, post};
 pub use error::{ApiError, Error};
 pub use storage::{SqliteStorage, Storage};
 
-/// Caps and settings of the HTTP layer.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Largest request body accepted by ingest, as sent (possibly compressed).
-    pub max_body_bytes: usize,
-    /// Decode limits applied to every batch (its `max_bytes` caps decompression too).
-    pub limits: replay_protocol::Limits,
-    /// Largest answer of the events endpoint, in bytes.
-    pub max_session_bytes: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_body_bytes: 8 * 1024 * 1024,
-            limits: replay_protocol::Limits::default(),
-            max_session_bytes: 512 * 1024 * 1024,
-        }
-    }
-}
+pub use config::Config;
 
 /// Shared state of all handlers.
 #[derive(Clone)]
@@ -52,11 +39,13 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,
     pub metrics: Arc<metrics::Metrics>,
+    pub limits: Arc<limits::RateLimits>,
 }
 
 impl AppState {
     pub fn new(storage: Arc<dyn Storage>, config: Config) -> Self {
-        AppState { storage, config: Arc::new(config), metrics: Arc::new(metrics::Metrics::default()) }
+        let limits = Arc::new(limits::RateLimits::new(config.project_rate, config.client_rate));
+        AppState { storage, config: Arc::new(config), metrics: Arc::new(metrics::Metrics::default()), limits }
     }
 
     /// Runs blocking storage work off the async workers.
@@ -77,6 +66,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/sessions/{id}", get(api::get_session))
         .route("/api/v1/sessions/{id}/events", get(api::session_events))
         .route("/api/v1/sessions/{id}/snapshot", get(api::session_snapshot))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .merge(assets::routes())

@@ -3,23 +3,46 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use replay_server::{AppState, Config, SqliteStorage, Storage};
+use replay_server::config::{FileConfig, Overrides, Settings, resolve};
+use replay_server::{AppState, SqliteStorage, Storage, auth};
 
 #[derive(Parser, Debug)]
 #[command(name = "replay-server", version, about = "Session replay: ingest, storage, viewer")]
 struct Cli {
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, env = "REPLAY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
-    listen: SocketAddr,
-    /// Directory of the embedded storage.
-    #[arg(long, env = "REPLAY_DATA_DIR", default_value = "./data", global = true)]
-    data_dir: PathBuf,
-    /// Largest ingest body in bytes, as sent.
-    #[arg(long, env = "REPLAY_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
-    max_body_bytes: usize,
+    /// TOML config file; flags and environment variables override it.
+    #[arg(long, env = "REPLAY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free port, printed).
+    #[arg(long, env = "REPLAY_LISTEN", global = true)]
+    listen: Option<SocketAddr>,
+    /// Directory of the embedded storage (default ./data).
+    #[arg(long, env = "REPLAY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Largest ingest body in bytes, as sent (default 8 MiB).
+    #[arg(long, env = "REPLAY_MAX_BODY_BYTES", global = true)]
+    max_body_bytes: Option<usize>,
+    /// Days to keep sessions; 0 keeps them forever (default 30).
+    #[arg(long, env = "REPLAY_RETENTION_DAYS", global = true)]
+    retention_days: Option<u32>,
+    /// Mark the viewer's login cookie Secure (when served over HTTPS).
+    #[arg(long, env = "REPLAY_SECURE_COOKIES", global = true)]
+    secure_cookies: Option<bool>,
+    /// Ingest batches per second allowed per client address (burst: --client-burst).
+    #[arg(long, env = "REPLAY_CLIENT_RATE", global = true)]
+    client_rate: Option<u32>,
+    #[arg(long, env = "REPLAY_CLIENT_BURST", global = true)]
+    client_burst: Option<u32>,
+    /// Admin token for API clients (`Authorization: Bearer ...`). Generated and printed once
+    /// when neither this nor a stored one exists.
+    #[arg(long, env = "REPLAY_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    admin_token: Option<String>,
+    /// Password of the first viewer account `admin` (generated and printed when unset).
+    #[arg(long, env = "REPLAY_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    admin_password: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -33,14 +56,36 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
+    /// Manage viewer accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum ProjectCommand {
     /// Create a project and print its ingest key.
-    Create { name: String },
-    /// List projects with their ingest keys.
+    Create {
+        name: String,
+        /// Origins allowed to send data, comma-separated (default: any).
+        #[arg(long, value_delimiter = ',')]
+        origins: Vec<String>,
+    },
+    /// List projects with their ingest keys and allowed origins.
     List,
+    /// Set the origins allowed to send data to a project (empty: any).
+    Origins {
+        id: i64,
+        #[arg(value_delimiter = ',')]
+        origins: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a viewer account (or reset its password) and print the new password.
+    Set { name: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,56 +96,121 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let storage = SqliteStorage::open(&cli.data_dir).with_context(|| format!("opening {}", cli.data_dir.display()))?;
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => FileConfig::default(),
+    };
+    let settings = resolve(
+        file,
+        Overrides {
+            listen: cli.listen,
+            data_dir: cli.data_dir.clone(),
+            max_body_bytes: cli.max_body_bytes,
+            retention_days: cli.retention_days,
+            secure_cookies: cli.secure_cookies,
+            admin_token: cli.admin_token.clone(),
+            client_rate_per_second: cli.client_rate,
+            client_burst: cli.client_burst,
+        },
+    );
+    let storage =
+        SqliteStorage::open(&settings.data_dir).with_context(|| format!("opening {}", settings.data_dir.display()))?;
     match cli.command {
-        Some(Command::Project { command: ProjectCommand::Create { name } }) => {
-            let p = storage.create_project(&name)?;
-            println!("project {} created (id {}), ingest key: {}", p.name, p.id, p.ingest_key);
-            Ok(())
-        }
-        Some(Command::Project { command: ProjectCommand::List }) => {
-            for p in storage.projects()? {
-                println!("{}\t{}\t{}", p.id, p.name, p.ingest_key);
-            }
+        Some(Command::Project { command }) => project_command(&storage, command),
+        Some(Command::User { command: UserCommand::Set { name } }) => {
+            let password = replay_server::storage::random_hex(12)?;
+            storage.put_user(&name, &auth::hash_password(&password)?)?;
+            println!("viewer account {name}: password {password}");
             Ok(())
         }
         None | Some(Command::Serve) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve(cli, storage))
+            runtime.block_on(serve(settings, cli.admin_password, storage))
         }
     }
 }
 
-async fn serve(cli: Cli, storage: SqliteStorage) -> anyhow::Result<()> {
-    let projects = storage.projects()?;
-    let project = match projects.into_iter().next() {
+fn project_command(storage: &SqliteStorage, command: ProjectCommand) -> anyhow::Result<()> {
+    match command {
+        ProjectCommand::Create { name, origins } => {
+            let p = storage.create_project(&name)?;
+            storage.set_allowed_origins(p.id, &origins)?;
+            println!("project {} created (id {}), ingest key: {}", p.name, p.id, p.ingest_key);
+        }
+        ProjectCommand::List => {
+            for p in storage.projects()? {
+                let origins = if p.allowed_origins.is_empty() { "*".into() } else { p.allowed_origins.join(",") };
+                println!("{}\t{}\t{}\t{}", p.id, p.name, p.ingest_key, origins);
+            }
+        }
+        ProjectCommand::Origins { id, origins } => {
+            storage.set_allowed_origins(id, &origins)?;
+            println!(
+                "project {id} accepts data from: {}",
+                if origins.is_empty() { "any origin".into() } else { origins.join(", ") }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn serve(settings: Settings, admin_password: Option<String>, storage: SqliteStorage) -> anyhow::Result<()> {
+    let project = match storage.projects()?.into_iter().next() {
         Some(p) => p,
         None => {
             let p = storage.create_project("default")?;
-            println!("created project \"default\"; its ingest key is {}", p.ingest_key);
+            println!("created project \"default\"");
             p
         }
     };
+    let boot = auth::bootstrap(&storage, settings.admin_token.as_deref(), admin_password.as_deref())?;
     if !replay_server::assets::has_web_build() {
         tracing::warn!("this binary was built without the recorder/viewer wasm; run `cargo xtask run`");
     }
-    let config = Config { max_body_bytes: cli.max_body_bytes, ..Config::default() };
-    let state = AppState::new(Arc::new(storage), config);
+    let state = AppState::new(Arc::new(storage), settings.config.clone());
     let listener =
-        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     println!("replay-server listening on http://{addr}");
     println!("  viewer:     http://{addr}/viewer/");
     println!("  demo app:   http://{addr}/demo");
     println!("  ingest key: {} (project \"{}\")", project.ingest_key, project.name);
+    if let Some((user, password)) = &boot.new_user {
+        println!("  viewer login (shown once): {user} / {password}");
+    }
+    if let Some(token) = &boot.new_admin_token {
+        println!("  admin token (shown once, for Authorization: Bearer): {token}");
+    }
     println!(
         "  embed:      <script src=\"http://{addr}/recorder.js\" data-key=\"{}\" defer></script>",
         project.ingest_key
     );
-    tracing::info!(%addr, data_dir = %cli.data_dir.display(), "serving");
-    axum::serve(listener, replay_server::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!(%addr, data_dir = %settings.data_dir.display(), retention_days = settings.config.retention_days, "serving");
+    tokio::spawn(housekeeping(state.clone()));
+    let app = replay_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Every minute: forget idle rate-limit keys; every hour: apply retention.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u64;
+    loop {
+        tick.tick().await;
+        state.limits.forget_idle();
+        let days = state.config.retention_days;
+        if days > 0 && minutes.is_multiple_of(60) {
+            let cutoff = replay_server::storage::now_ms().saturating_sub(u64::from(days) * 86_400_000);
+            match state.blocking(move |s| s.delete_sessions_before(cutoff)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, days, "retention applied"),
+                Err(e) => tracing::error!(error = %e, "retention failed"),
+            }
+        }
+        minutes += 1;
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM; in-flight requests then finish before the process exits.

@@ -18,12 +18,26 @@ pub struct Metrics {
     duplicates: AtomicU64,
     bytes: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Ingest latency histogram: counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
+    latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    latency_sum_us: AtomicU64,
 }
+
+/// Upper bounds of the ingest latency histogram buckets, in milliseconds.
+pub const LATENCY_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
 impl Metrics {
     /// Counts a batch acknowledged (new or duplicate).
     pub fn accepted(&self, duplicate: bool) {
         if duplicate { &self.duplicates } else { &self.accepted }.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records how long one ingest request took.
+    pub fn latency(&self, d: std::time::Duration) {
+        let ms = d.as_millis();
+        let bucket = LATENCY_BUCKETS_MS.iter().position(|&b| ms <= u128::from(b)).unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Counts the bytes of an acknowledged body.
@@ -63,6 +77,16 @@ impl Metrics {
         for (reason, n) in self.rejections() {
             let _ = writeln!(out, "replay_ingest_rejected_total{{reason=\"{reason}\"}} {n}");
         }
+        let _ = writeln!(out, "# TYPE replay_ingest_seconds histogram");
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
+            cumulative += self.latency[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "replay_ingest_seconds_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1000.0);
+        }
+        cumulative += self.latency[LATENCY_BUCKETS_MS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "replay_ingest_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "replay_ingest_seconds_sum {}", self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "replay_ingest_seconds_count {cumulative}");
         out
     }
 }

@@ -80,10 +80,22 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     (status, body)
 }
 
-fn setup() -> (axum::Router, String) {
+const TOKEN: &str = "test-admin-token";
+
+fn setup_with(config: Config) -> (axum::Router, String) {
     let storage = SqliteStorage::in_memory().expect("db");
     let key = storage.create_project("p").expect("project").ingest_key;
-    (app(AppState::new(Arc::new(storage), Config::default())), key)
+    replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    (app(AppState::new(Arc::new(storage), config)), key)
+}
+
+fn setup() -> (axum::Router, String) {
+    setup_with(Config::default())
+}
+
+/// A GET as the admin.
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).expect("request")
 }
 
 fn post(key: &str, body: Vec<u8>) -> Request<Body> {
@@ -98,7 +110,7 @@ async fn ingested_session_is_listed_and_replayable_at_any_time() {
         let (status, body) = call(&app, post(&key, encode_batch(&b).expect("encode"))).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     }
-    let (status, body) = call(&app, Request::get("/api/v1/sessions").body(Body::empty()).expect("req")).await;
+    let (status, body) = call(&app, get("/api/v1/sessions")).await;
     assert_eq!(status, StatusCode::OK);
     let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
     let row = &list["sessions"][0];
@@ -107,21 +119,21 @@ async fn ingested_session_is_listed_and_replayable_at_any_time() {
     assert_eq!(row["clicks"], 1);
     assert_eq!(row["duration_ms"], 1500);
 
-    let snapshot = |t: &str| Request::get(format!("/api/v1/sessions/sess-1/snapshot{t}")).body(Body::empty());
-    let (_, early) = call(&app, snapshot("?t=100").expect("req")).await;
+    let snapshot = |t: &str| get(&format!("/api/v1/sessions/sess-1/snapshot{t}"));
+    let (_, early) = call(&app, snapshot("?t=100")).await;
     assert_eq!(String::from_utf8_lossy(&early), "<html><head></head><body>hello</body></html>");
-    let (status, end) = call(&app, snapshot("").expect("req")).await;
+    let (status, end) = call(&app, snapshot("")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(String::from_utf8_lossy(&end), "<html><head></head><body>hello<p class=\"late\"></p></body></html>");
 
-    let (status, events) =
-        call(&app, Request::get("/api/v1/sessions/sess-1/events").body(Body::empty()).expect("req")).await;
+    let (status, events) = call(&app, get("/api/v1/sessions/sess-1/events")).await;
     assert_eq!(status, StatusCode::OK);
     let events: serde_json::Value = serde_json::from_slice(&events).expect("json");
     assert_eq!(events["batches"].as_array().map(Vec::len), Some(2));
 
     let msgpack = Request::get("/api/v1/sessions/sess-1/events")
         .header("accept", "application/msgpack")
+        .header("authorization", format!("Bearer {TOKEN}"))
         .body(Body::empty())
         .expect("req");
     let (_, bytes) = call(&app, msgpack).await;
@@ -134,7 +146,7 @@ async fn ingested_session_is_listed_and_replayable_at_any_time() {
 async fn unknown_sessions_and_hostile_ids_are_not_found() {
     let (app, _) = setup();
     for path in ["/api/v1/sessions/nope/snapshot", "/api/v1/sessions/..%2F..%2Fetc/events", "/api/v1/sessions/x"] {
-        let (status, body) = call(&app, Request::get(path).body(Body::empty()).expect("req")).await;
+        let (status, body) = call(&app, get(path)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json error");
         assert_eq!(v["error"]["reason"], "not_found");
@@ -152,4 +164,89 @@ async fn key_of_another_project_cannot_write_into_this_one() {
     assert_eq!(status, StatusCode::OK);
     assert!(storage.sessions(a.id, 10, 0).expect("list").is_empty());
     assert_eq!(storage.sessions(b.id, 10, 0).expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn reading_needs_the_admin_token_or_a_login() {
+    let (app, key) = setup();
+    let (status, _) = call(&app, post(&key, encode_batch(&page_batches()[0]).expect("encode"))).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/api/v1/sessions", "/api/v1/sessions/sess-1/events", "/api/v1/sessions/sess-1/snapshot"] {
+        let anonymous = Request::get(path).body(Body::empty()).expect("req");
+        let (status, body) = call(&app, anonymous).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(String::from_utf8_lossy(&body).contains("unauthorized"));
+        let ingest_key_is_not_a_read_key =
+            Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).expect("req");
+        assert_eq!(call(&app, ingest_key_is_not_a_read_key).await.0, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // Viewer pages send anonymous visitors to the sign-in page.
+    let res = app.clone().oneshot(Request::get("/viewer/player.html?session=x").body(Body::empty()).expect("req"));
+    let res = res.await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/login?next=/viewer/player.html%3Fsession%3Dx");
+
+    // Wrong password: back to the form, no cookie.
+    let form = |pw: &str| {
+        Request::post("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("username=admin&password={pw}&next=%2Fviewer%2F")))
+            .expect("req")
+    };
+    let res = app.clone().oneshot(form("nope")).await.expect("infallible");
+    assert!(res.headers().get("set-cookie").is_none());
+    assert!(res.headers()["location"].to_str().expect("ascii").starts_with("/login?failed=1"));
+    // Right password: an HttpOnly, SameSite=Strict cookie that can read.
+    let res = app.clone().oneshot(form("viewer-password")).await.expect("infallible");
+    let cookie = res.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert_eq!(res.headers()["location"], "/viewer/");
+    let pair = cookie.split(';').next().expect("name=value").to_owned();
+    let with_cookie = Request::get("/api/v1/sessions").header("cookie", &pair).body(Body::empty()).expect("req");
+    assert_eq!(call(&app, with_cookie).await.0, StatusCode::OK);
+    // Signing out ends it.
+    let out = Request::post("/logout").header("cookie", &pair).body(Body::empty()).expect("req");
+    app.clone().oneshot(out).await.expect("infallible");
+    let after = Request::get("/api/v1/sessions").header("cookie", &pair).body(Body::empty()).expect("req");
+    assert_eq!(call(&app, after).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_flood_over_the_project_rate_gets_429_with_retry_after() {
+    let config = Config { project_rate: replay_server::limits::Rate { per_second: 1, burst: 2 }, ..Config::default() };
+    let (app, key) = setup_with(config);
+    let mut statuses = Vec::new();
+    for seq in 0..4 {
+        let mut b = page_batches().remove(0);
+        b.seq = seq;
+        let res = app.clone().oneshot(post(&key, encode_batch(&b).expect("encode"))).await.expect("infallible");
+        statuses.push(res.status());
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(res.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses[..2], [StatusCode::OK, StatusCode::OK]);
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn disallowed_origin_is_refused_and_stores_nothing() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let p = storage.create_project("shop").expect("project");
+    storage.set_allowed_origins(p.id, &["https://shop.example".into()]).expect("origins");
+    let app = app(AppState::new(storage.clone(), Config::default()));
+    let body = encode_batch(&page_batches()[0]).expect("encode");
+    let from = |origin: &str| {
+        Request::post("/api/v1/ingest")
+            .header("x-replay-key", &p.ingest_key)
+            .header("origin", origin)
+            .body(Body::from(body.clone()))
+            .expect("req")
+    };
+    let res = app.clone().oneshot(from("https://evil.example")).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://evil.example", "the recorder can read why");
+    assert!(storage.sessions(p.id, 10, 0).expect("list").is_empty());
+    let res = app.clone().oneshot(from("https://shop.example")).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
 }

@@ -60,6 +60,11 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
 }
 
+/// Admin token every test server is started with (`Authorization: Bearer`).
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+/// Password of the viewer account `admin` on every test server.
+pub const ADMIN_PASSWORD: &str = "e2e-viewer-password";
+
 impl Server {
     /// Starts the server with a fresh data directory and waits until it listens.
     pub fn start() -> Result<Server> {
@@ -69,9 +74,17 @@ impl Server {
 
     /// Starts the server on an existing data directory.
     pub fn start_in(data_dir: tempfile::TempDir) -> Result<Server> {
+        Self::start_with(data_dir, "127.0.0.1:0", &[])
+    }
+
+    /// Starts the server on `listen` with extra environment variables.
+    pub fn start_with(data_dir: tempfile::TempDir, listen: &str, env: &[(&str, &str)]) -> Result<Server> {
         let mut child = Command::new(server_bin()?)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", listen, "--data-dir"])
             .arg(data_dir.path())
+            .env("REPLAY_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("REPLAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -100,14 +113,19 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    /// GET a JSON document.
+    /// GET a JSON document as the admin.
     pub fn get_json(&self, path: &str) -> Result<serde_json::Value> {
-        Ok(ureq::get(&self.url(path)).call()?.into_json()?)
+        Ok(self.get(path).call()?.into_json()?)
     }
 
-    /// GET a text document.
+    /// GET a text document as the admin.
     pub fn get_text(&self, path: &str) -> Result<String> {
-        Ok(ureq::get(&self.url(path)).call()?.into_string()?)
+        Ok(self.get(path).call()?.into_string()?)
+    }
+
+    /// A GET request carrying the admin token.
+    pub fn get(&self, path: &str) -> ureq::Request {
+        ureq::get(&self.url(path)).set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
     }
 
     /// POST a body to ingest; returns the status and the JSON answer.
@@ -209,6 +227,23 @@ impl Browser {
     /// Tests must open viewer pages through this, never with a bare `goto`.
     pub async fn open_viewer(&self, server: &Server, path: &str) -> Result<()> {
         self.client.goto(&server.url(path)).await?;
+        let here = self.client.current_url().await?;
+        if here.path() == "/login" {
+            let script = format!(
+                "document.getElementById('username').value = 'admin';
+                 document.getElementById('password').value = {};
+                 document.querySelector('form').submit(); return true;",
+                serde_json::Value::from(ADMIN_PASSWORD)
+            );
+            self.eval(&script).await?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.client.current_url().await?.path() == "/login" {
+                if Instant::now() > deadline {
+                    bail!("signing in to the viewer did not leave the sign-in page");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         Ok(())
     }
 

@@ -12,6 +12,7 @@ fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
         seq,
         start_ms,
         end_ms: start_ms + 100,
+        received_ms: start_ms + 150,
         url: Some(format!("https://shop.test/{session}")),
         user_agent: Some("agent".into()),
         events: 3,

@@ -45,6 +45,9 @@ pub struct BatchSummary {
     pub seq: u32,
     pub start_ms: u64,
     pub end_ms: u64,
+    /// When the server received the batch (server clock, Unix ms): retention is based on it,
+    /// never on the recorder's clock.
+    pub received_ms: u64,
     /// URL of the page, when the batch carries page meta.
     pub url: Option<String>,
     pub user_agent: Option<String>,
@@ -143,7 +146,7 @@ pub trait Storage: Send + Sync + 'static {
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error>;
     /// Number of stored batches in all projects.
     fn batch_count(&self) -> Result<u64, Error>;
-    /// Deletes sessions (and their batches) whose last event is older than `cutoff_ms`;
+    /// Deletes sessions (and their batches) whose last batch was received before `cutoff_ms`;
     /// returns how many sessions were deleted.
     fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
 

@@ -62,7 +62,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions ADD COLUMN browser TEXT NOT NULL DEFAULT '';
     ALTER TABLE sessions ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN freezes INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX sessions_by_end ON sessions(end_ms);
+    ALTER TABLE sessions ADD COLUMN received_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_by_received ON sessions(received_ms);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL);
     CREATE TABLE logins (
@@ -211,7 +212,7 @@ impl Storage for SqliteStorage {
                 s.seq,
                 to_i64(s.start_ms),
                 to_i64(s.end_ms),
-                to_i64(now_ms()),
+                to_i64(s.received_ms),
                 body
             ])?;
         if inserted == 0 {
@@ -220,9 +221,9 @@ impl Storage for SqliteStorage {
         tx.prepare_cached(
             "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
                                    bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
-                                   freezes)
+                                   freezes, received_ms)
              VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), COALESCE(?6, ''), ?7, 1, ?8, ?9, ?10, ?11, ?12,
-                     COALESCE(?13, ''), COALESCE(?14, ''), COALESCE(?15, ''), COALESCE(?16, ''), ?17, ?18)
+                     COALESCE(?13, ''), COALESCE(?14, ''), COALESCE(?15, ''), COALESCE(?16, ''), ?17, ?18, ?19)
              ON CONFLICT (project_id, id) DO UPDATE SET
                 start_ms = MIN(start_ms, excluded.start_ms),
                 end_ms = MAX(end_ms, excluded.end_ms),
@@ -241,7 +242,8 @@ impl Storage for SqliteStorage {
                 dropped = dropped + excluded.dropped,
                 recorder_errors = recorder_errors + excluded.recorder_errors,
                 errors = errors + excluded.errors,
-                freezes = freezes + excluded.freezes",
+                freezes = freezes + excluded.freezes,
+                received_ms = MAX(received_ms, excluded.received_ms)",
         )?
         .execute(params![
             project,
@@ -262,6 +264,7 @@ impl Storage for SqliteStorage {
             s.browser,
             to_i64(s.errors),
             to_i64(s.freezes),
+            to_i64(s.received_ms),
         ])?;
         tx.commit()?;
         Ok(Stored::New)
@@ -363,10 +366,10 @@ impl Storage for SqliteStorage {
         let cutoff = to_i64(cutoff_ms);
         tx.execute(
             "DELETE FROM batches WHERE (project_id, session_id) IN
-                (SELECT project_id, id FROM sessions WHERE end_ms < ?1)",
+                (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
             [cutoff],
         )?;
-        let n = tx.execute("DELETE FROM sessions WHERE end_ms < ?1", [cutoff])?;
+        let n = tx.execute("DELETE FROM sessions WHERE received_ms < ?1", [cutoff])?;
         tx.commit()?;
         Ok(n as u64)
     }

@@ -1,0 +1,286 @@
+//! Who may read: the admin token for API clients and viewer logins for people.
+//!
+//! Ingest keys are public and write-only; nothing here accepts them. Reading sessions needs
+//! either `Authorization: Bearer <admin token>` or the viewer's login cookie. Both secrets are
+//! high-entropy random strings and are stored only as SHA-256 digests; viewer passwords are
+//! stored as argon2id hashes. The cookie is `HttpOnly`, `SameSite=Strict`, and `Secure` when the
+//! server is configured for HTTPS.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::storage::{Storage, now_ms, random_hex};
+use crate::{ApiError, AppState, Error};
+
+/// Name of the viewer's login cookie.
+pub const COOKIE: &str = "replay_login";
+/// Settings key of the admin token's digest.
+pub const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+/// How long a viewer login lasts.
+const LOGIN_TTL_MS: u64 = 12 * 60 * 60 * 1000;
+
+/// The sign-in page runs no script and may only post to this site.
+const LOGIN_CSP: &str =
+    "default-src 'none'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Lowercase hex SHA-256 of a secret.
+pub fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two equal-length strings without an early exit.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An argon2id hash (PHC string) of a password.
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| Error::Random(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Random(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Random(e.to_string()))
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// What the server printed or set up at start: secrets shown once.
+#[derive(Debug, Default)]
+pub struct Bootstrap {
+    /// The admin token, when it was generated now (shown once, then only its digest is kept).
+    pub new_admin_token: Option<String>,
+    /// The first viewer account, when it was created now: (name, password).
+    pub new_user: Option<(String, String)>,
+}
+
+/// Makes sure an admin token and a first viewer account exist. `admin_token` (from config or
+/// `REPLAY_ADMIN_TOKEN`) replaces the stored digest; `admin_password` (from
+/// `REPLAY_ADMIN_PASSWORD`) sets the first account's password instead of a generated one.
+pub fn bootstrap(
+    storage: &dyn Storage,
+    admin_token: Option<&str>,
+    admin_password: Option<&str>,
+) -> Result<Bootstrap, Error> {
+    let mut out = Bootstrap::default();
+    match admin_token {
+        Some(t) => storage.set_setting(ADMIN_TOKEN_SETTING, &digest(t))?,
+        None if storage.setting(ADMIN_TOKEN_SETTING)?.is_none() => {
+            let token = random_hex(24)?;
+            storage.set_setting(ADMIN_TOKEN_SETTING, &digest(&token))?;
+            out.new_admin_token = Some(token);
+        }
+        None => {}
+    }
+    if storage.user_count()? == 0 {
+        let password = match admin_password {
+            Some(p) => p.to_owned(),
+            None => random_hex(12)?,
+        };
+        storage.put_user("admin", &hash_password(&password)?)?;
+        out.new_user = Some(("admin".into(), password));
+    } else if let Some(p) = admin_password {
+        storage.put_user("admin", &hash_password(p)?)?;
+    }
+    Ok(out)
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == COOKIE).then(|| v.to_owned())
+    })
+}
+
+/// Who is reading: the admin (token) or a signed-in viewer user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    Admin,
+    User(String),
+}
+
+/// Resolves the reader of a request, if any.
+pub async fn reader_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Reader>, Error> {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+    {
+        let given = digest(token.trim());
+        let stored = state.blocking(|s| s.setting(ADMIN_TOKEN_SETTING)).await?;
+        return Ok(stored.filter(|d| same(d, &given)).map(|_| Reader::Admin));
+    }
+    if let Some(cookie) = cookie_value(headers) {
+        let hash = digest(&cookie);
+        let user = state.blocking(move |s| s.login_user(&hash, now_ms())).await?;
+        return Ok(user.map(Reader::User));
+    }
+    Ok(None)
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        reader_of(state, &parts.headers).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "sign in to the viewer or send Authorization: Bearer <admin token>",
+            )
+        })
+    }
+}
+
+/// Where to go after signing in: only local paths, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/viewer/".to_owned(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    failed: Option<String>,
+}
+
+fn escape_attr(s: &str) -> String {
+    let mut out = String::new();
+    replay_protocol::html::escape(s, true, &mut out);
+    out
+}
+
+/// `GET /login`: the sign-in form.
+pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    let next = escape_attr(&safe_next(q.next.as_deref()));
+    let failed = if q.failed.is_some() { "<p class=\"error\">Wrong user name or password.</p>" } else { "" };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in · Replay</title>\
+         <link rel=\"stylesheet\" href=\"/viewer/viewer.css\"></head><body>\
+         <header class=\"bar\"><strong>Replay</strong><span>Sign in</span></header>\
+         <main class=\"page login\"><form method=\"post\" action=\"/login\">{failed}\
+         <label>User <input id=\"username\" name=\"username\" autocomplete=\"username\" required></label>\
+         <label>Password <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <button id=\"sign-in\" type=\"submit\">Sign in</button></form></main></body></html>"
+    );
+    let mut response = Html(page).into_response();
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(LOGIN_CSP));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// `POST /login`: checks the password (argon2, off the async workers) and sets the cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    connect: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    let client = connect.map(|Extension(c)| c.0.ip());
+    if let Some(ip) = client
+        && state.limits.login.check_key(&ip).is_err()
+    {
+        state.metrics.rejected("login_rate_limited");
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many sign-in attempts"));
+    }
+    let next = safe_next(form.next.as_deref());
+    let name = form.username.clone();
+    let stored = state.blocking(move |s| s.user_password_hash(&name)).await?;
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || stored.is_some_and(|h| verify_password(&password, &h)))
+        .await
+        .map_err(Error::from)?;
+    if !ok {
+        tracing::info!(user = %form.username, "sign-in refused");
+        let target = format!("/login?failed=1&next={}", urlencode(&next));
+        return Ok(Redirect::to(&target).into_response());
+    }
+    let token = random_hex(32)?;
+    let hash = digest(&token);
+    let user = form.username.clone();
+    state.blocking(move |s| s.create_login(&hash, &user, now_ms() + LOGIN_TTL_MS)).await?;
+    tracing::info!(user = %form.username, "signed in");
+    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", LOGIN_TTL_MS / 1000);
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// `POST /logout`: forgets the login.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(cookie) = cookie_value(&headers) {
+        let hash = digest(&cookie);
+        state.blocking(move |s| s.delete_login(&hash)).await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("replay_login=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The redirect to the sign-in page for a viewer page at `path_and_query`.
+pub fn to_login(path_and_query: &str) -> Response {
+    Redirect::to(&format!("/login?next={}", urlencode(path_and_query))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let h = hash_password("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn next_never_leaves_the_site() {
+        assert_eq!(safe_next(Some("/viewer/player.html?session=a")), "/viewer/player.html?session=a");
+        assert_eq!(safe_next(Some("//evil.example/")), "/viewer/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/viewer/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/viewer/");
+        assert_eq!(safe_next(None), "/viewer/");
+    }
+
+    #[test]
+    fn cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; replay_login=tok; b=2"));
+        assert_eq!(cookie_value(&h).as_deref(), Some("tok"));
+    }
+}

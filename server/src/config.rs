@@ -1,0 +1,148 @@
+//! Server settings: defaults, overridden by a TOML file, overridden by the environment and
+//! command-line flags (`main.rs` reads those with clap; both land in [`Overrides`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::limits::Rate;
+
+/// Caps and settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body accepted by ingest, as sent (possibly compressed).
+    pub max_body_bytes: usize,
+    /// Decode limits applied to every batch (its `max_bytes` caps decompression too).
+    pub limits: replay_protocol::Limits,
+    /// Largest answer of the events endpoint, in bytes.
+    pub max_session_bytes: usize,
+    /// Mark the login cookie `Secure` (serve over HTTPS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    /// Ingest rate limit per project (batches per second, burst).
+    pub project_rate: Rate,
+    /// Ingest rate limit per client address.
+    pub client_rate: Rate,
+    /// Sessions whose last event is older than this many days are deleted (0 keeps forever).
+    pub retention_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body_bytes: 8 * 1024 * 1024,
+            limits: replay_protocol::Limits::default(),
+            max_session_bytes: 512 * 1024 * 1024,
+            secure_cookies: false,
+            project_rate: Rate { per_second: 2_000, burst: 4_000 },
+            client_rate: Rate { per_second: 20, burst: 200 },
+            retention_days: 30,
+        }
+    }
+}
+
+/// The config file (`--config replay.toml`). Every key is optional; unknown keys are errors so
+/// a typo never silently falls back to a default.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on, e.g. "0.0.0.0:8080".
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded storage.
+    pub data_dir: Option<PathBuf>,
+    /// Largest ingest body, as sent.
+    pub max_body_bytes: Option<usize>,
+    /// Largest batch after decompression.
+    pub max_batch_bytes: Option<usize>,
+    /// Days to keep sessions (0 = forever).
+    pub retention_days: Option<u32>,
+    /// Mark the login cookie Secure.
+    pub secure_cookies: Option<bool>,
+    /// The admin token for API clients (prefer the REPLAY_ADMIN_TOKEN environment variable).
+    pub admin_token: Option<String>,
+    /// Batches per second per project, and burst.
+    pub project_rate_per_second: Option<u32>,
+    pub project_burst: Option<u32>,
+    /// Batches per second per client address, and burst.
+    pub client_rate_per_second: Option<u32>,
+    pub client_burst: Option<u32>,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+}
+
+/// Values given on the command line or in the environment (they win over the file).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub retention_days: Option<u32>,
+    pub secure_cookies: Option<bool>,
+    pub admin_token: Option<String>,
+    pub client_rate_per_second: Option<u32>,
+    pub client_burst: Option<u32>,
+}
+
+/// Everything the binary needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<String>,
+    pub config: Config,
+}
+
+/// Merges defaults, the file and the overrides (in that order of increasing priority).
+pub fn resolve(file: FileConfig, cli: Overrides) -> Settings {
+    let d = Config::default();
+    let mut config = Config {
+        max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
+        retention_days: cli.retention_days.or(file.retention_days).unwrap_or(d.retention_days),
+        secure_cookies: cli.secure_cookies.or(file.secure_cookies).unwrap_or(d.secure_cookies),
+        project_rate: Rate {
+            per_second: file.project_rate_per_second.unwrap_or(d.project_rate.per_second),
+            burst: file.project_burst.unwrap_or(d.project_rate.burst),
+        },
+        client_rate: Rate {
+            per_second: cli.client_rate_per_second.or(file.client_rate_per_second).unwrap_or(d.client_rate.per_second),
+            burst: cli.client_burst.or(file.client_burst).unwrap_or(d.client_rate.burst),
+        },
+        ..d
+    };
+    if let Some(b) = file.max_batch_bytes {
+        config.limits.max_bytes = b;
+    }
+    Settings {
+        listen: cli.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
+        admin_token: cli.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
+        config,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let file: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nretention_days = 7\nclient_burst = 5\n").expect("valid toml");
+        let s = resolve(file, Overrides { retention_days: Some(1), ..Overrides::default() });
+        assert_eq!(s.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        assert_eq!(s.config.retention_days, 1);
+        assert_eq!(s.config.client_rate.burst, 5);
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<FileConfig>("retention_dayz = 7").is_err());
+    }
+}
