@@ -10,7 +10,7 @@ import { S, now, guard } from './state.js';
 import { scrubUrl } from './privacy.js';
 import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
 import { flushMouse, listen, listenToUser, recordInput, removeListeners } from './events.js';
-import { enqueue, sendQueuedWithKeepalive, stats, whenDrained } from './transport.js';
+import { enqueue, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
 
 const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
@@ -43,14 +43,70 @@ function touchSession(id) {
   try { sessionStorage.setItem(SESSION_KEY, JSON.stringify({ id, last: now() })); } catch (_) { /* ignore */ }
 }
 
+// Buffer mode: batches are held in memory (the last `bufferSeconds` or so, from the latest
+// periodic snapshot before that) and only sent when an error, a freeze or `Replay.flush()` asks.
+let buffering = false;
+let held = [];
+let lastSnapshotAt = 0;
+
+function hold(bytes, startsWithSnapshot) {
+  if (startsWithSnapshot) {
+    // Keep from the previous snapshot on: the window always starts with a full snapshot.
+    let keepFrom = 0;
+    for (let i = held.length - 1; i >= 0; i--) if (held[i].snapshot) { keepFrom = i; break; }
+    held = held.slice(keepFrom);
+  }
+  held.push({ bytes, snapshot: startsWithSnapshot });
+}
+
+/** Leaves buffer mode: everything held goes out, and recording continues live. */
+function goLive() {
+  if (!buffering) return;
+  buffering = false;
+  for (const h of held) enqueue(h.bytes);
+  held = [];
+}
+
+let nextStartsWithSnapshot = true;
+
 /** Cuts the current batch (taking pending mutation records first) and queues it. */
 function flushNow(isFinal) {
   if (!S.rec) return;
   if (S.observer) onRecords(S.observer.takeRecords());
   flushMouse();
   const bytes = S.rec.flush(now(), isFinal);
-  if (bytes) enqueue(bytes);
+  if (bytes) {
+    if (buffering) hold(bytes, nextStartsWithSnapshot);
+    else enqueue(bytes);
+    nextStartsWithSnapshot = false;
+  }
   touchSession(S.session);
+}
+
+function tick() {
+  if (buffering && now() - lastSnapshotAt > S.cfg.bufferSeconds * 1000) {
+    flushNow(false);
+    nextStartsWithSnapshot = true;
+    lastSnapshotAt = now();
+    takeSnapshot(lastSnapshotAt, recordInput);
+  }
+  flushNow(false);
+}
+
+/** The sampling decision, made once per session and kept with it. */
+function sampled(session) {
+  const rate = S.cfg.sampleRate;
+  if (!(rate < 1)) return true;
+  const key = '__replay_sampled';
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(key) || 'null');
+    if (saved && saved.id === session) return saved.sampled;
+    const decision = Math.random() < rate;
+    sessionStorage.setItem(key, JSON.stringify({ id: session, sampled: decision }));
+    return decision;
+  } catch (_) {
+    return Math.random() < rate;
+  }
 }
 
 function onMutations(records) {
@@ -60,16 +116,19 @@ function onMutations(records) {
 
 function finalFlush() {
   flushNow(true);
-  sendQueuedWithKeepalive();
+  if (!buffering) rescueUnsent();
 }
 
 function start() {
   if (!S.stopped) return;
-  S.stopped = false;
   S.session = sessionId();
+  if (!sampled(S.session)) return;
+  S.stopped = false;
+  buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
   S.observer = new MutationObserver(guard(onMutations));
   const t0 = now();
+  lastSnapshotAt = t0;
   S.rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
     scrubUrl(document.referrer));
   takeSnapshot(t0, recordInput);
@@ -77,7 +136,11 @@ function start() {
   listenToUser();
   listen(window, 'pagehide', finalFlush);
   listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') finalFlush(); });
-  flushTimer = setInterval(guard(() => flushNow(false)), S.cfg.flushIntervalMs || 5000);
+  if (buffering) {
+    listen(window, 'error', goLive);
+    listen(window, 'unhandledrejection', goLive);
+  }
+  flushTimer = setInterval(guard(tick), S.cfg.flushIntervalMs || 5000);
 }
 
 const api = {
@@ -102,7 +165,10 @@ const api = {
     api.addEvent('$error', { message: String((err && err.message) || err), stack: String((err && err.stack) || '') });
   },
   flush() {
-    guard(() => flushNow(false))();
+    guard(() => {
+      flushNow(false);
+      goLive();
+    })();
     return whenDrained();
   },
   async stop() {
@@ -127,8 +193,12 @@ export async function boot(src, data) {
     key: data.key || '',
     endpoint: data.endpoint || new URL('api/v1/ingest', base).href,
     flushIntervalMs: Number(data['flush-interval']) || 5000,
+    sampleRate: data['sample-rate'] === undefined ? 1 : Number(data['sample-rate']),
+    mode: data.mode === 'buffer' ? 'buffer' : 'live',
+    bufferSeconds: Number(data['buffer-seconds']) || 60,
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
+  await startTransport();
   if (S.cfg.key) await api.init({});
   return api;
 }

@@ -1,36 +1,79 @@
-// Delivery: a bounded queue of encoded batches, gzip via CompressionStream, uploads with
-// retries (exponential backoff with jitter, Retry-After honoured, hopeless 4xx dropped and
-// reported), and the last-chance flush on pagehide within the keepalive budget.
+// Delivery: nothing acknowledged is lost, nothing is sent twice on purpose, and the page never
+// waits for the network.
+//
+// - Encoded batches go to the upload worker (upload-worker.js: gzip + POST + retries off the
+//   main thread); without workers (CSP, old browsers) the same loop runs here.
+// - The page keeps a copy of every batch until it is acknowledged (bounded; the oldest are
+//   dropped and counted when the bound is hit).
+// - On pagehide, what is still unacknowledged is sent with fetch keepalive within the 64 KB
+//   budget and also saved in sessionStorage; the next page of the same tab resends it (the
+//   server acknowledges duplicates without storing them twice).
 import { S } from './state.js';
 
-const MAX_QUEUE_BYTES = 32 * 1024 * 1024;
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 const KEEPALIVE_BUDGET = 60 * 1024;
+const UNSENT_KEY = '__replay_unsent';
+const MAX_SAVED_CHARS = 3 * 1024 * 1024;
 
-const queue = [];
-let queueBytes = 0;
-let inflight = false;
+/** id → { bytes, tries, due } of batches not yet acknowledged, in order. */
+const pending = new Map();
+let pendingBytes = 0;
+let nextId = 1;
+let worker = null;
 let acked = 0;
 let rejected = 0;
 let droppedBatches = 0;
+let restored = 0;
 let waiters = [];
+let inflight = false;
 
-/** Adds an encoded batch to the upload queue. */
-export function enqueue(bytes) {
-  while (queue.length && queueBytes + bytes.length > MAX_QUEUE_BYTES) {
-    // The oldest unsent batch goes first; the server sees the gap in sequence numbers.
-    const old = queue.shift();
-    queueBytes -= old.bytes.length;
-    droppedBatches++;
+/** Starts the upload worker (a blob worker: the recorder's own origin is not the page's). */
+export async function startTransport() {
+  try {
+    const src = await (await fetch(new URL('./upload-worker.js', import.meta.url))).text();
+    const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+    worker = new Worker(url);
+    URL.revokeObjectURL(url);
+    worker.onmessage = (e) => onResult(e.data);
+    worker.onerror = () => { worker = null; pump(); };
+    worker.postMessage({ type: 'config', cfg: { key: S.cfg.key, endpoint: S.cfg.endpoint } });
+  } catch (_) {
+    worker = null; // main-thread fallback
   }
-  queue.push({ bytes, tries: 0, due: 0 });
-  queueBytes += bytes.length;
-  pump();
+  for (const bytes of takeSaved()) {
+    restored++;
+    enqueue(bytes);
+  }
 }
 
-async function gzip(bytes) {
-  if (typeof CompressionStream !== 'function') return null;
-  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+function onResult(m) {
+  const item = pending.get(m.id);
+  if (m.type === 'retrying') {
+    S.lastError = m.error;
+    return;
+  }
+  if (!item) return;
+  pending.delete(m.id);
+  pendingBytes -= item.bytes.length;
+  if (m.type === 'ack') acked++;
+  else { rejected++; S.lastError = m.error; }
+  settle();
+}
+
+/** Adds an encoded batch to the delivery queue. */
+export function enqueue(bytes) {
+  while (pending.size && pendingBytes + bytes.length > MAX_PENDING_BYTES) {
+    // The oldest unsent batch goes; the server sees the gap in sequence numbers.
+    const [oldId, old] = pending.entries().next().value;
+    pending.delete(oldId);
+    pendingBytes -= old.bytes.length;
+    droppedBatches++;
+  }
+  const id = nextId++;
+  pending.set(id, { bytes, tries: 0, due: 0 });
+  pendingBytes += bytes.length;
+  if (worker) worker.postMessage({ type: 'batch', id, bytes });
+  else pump();
 }
 
 /** Delivery figures, also the value `Replay.flush()` resolves with. */
@@ -38,35 +81,52 @@ export function stats() {
   return {
     acked,
     rejected,
-    pending: queue.length,
+    pending: pending.size,
     droppedBatches,
+    restored,
     dropped: S.rec ? S.rec.dropped_total() : 0,
+    worker: !!worker,
     error: S.lastError,
   };
 }
 
 function settle() {
-  if (queue.length || inflight) return;
+  if (pending.size) return;
+  try { sessionStorage.removeItem(UNSENT_KEY); } catch (_) { /* disabled */ }
   const w = waiters;
   waiters = [];
   for (const r of w) r(stats());
 }
 
-/** Resolves once the queue is empty (everything acknowledged or refused for good). */
+/** Resolves once everything queued so far is acknowledged (or refused for good). */
 export function whenDrained() {
-  return new Promise((resolve) => { waiters.push(resolve); settle(); pump(); });
+  return new Promise((resolve) => {
+    waiters.push(resolve);
+    if (worker) worker.postMessage({ type: 'retry-now' });
+    settle();
+    pump();
+  });
+}
+
+// ---- main-thread fallback (no worker) ----
+
+async function gzip(bytes) {
+  if (typeof CompressionStream !== 'function') return null;
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 async function pump() {
-  if (inflight || !queue.length) { settle(); return; }
-  const item = queue[0];
+  if (worker || inflight || !pending.size) return;
+  const [id, item] = pending.entries().next().value;
   const wait = item.due - Date.now();
   if (wait > 0) {
     setTimeout(pump, wait);
     return;
   }
   inflight = true;
-  let retry = true;
+  let outcome = 'retry';
+  let error = '';
   try {
     const zipped = await gzip(item.bytes);
     const headers = { 'content-type': 'application/msgpack', 'x-replay-key': S.cfg.key };
@@ -74,44 +134,82 @@ async function pump() {
     const res = await fetch(S.cfg.endpoint, {
       method: 'POST', body: zipped || item.bytes, headers, mode: 'cors', credentials: 'omit',
     });
-    if (res.ok) {
-      retry = false;
-      acked++;
-    } else if (res.status !== 429 && res.status >= 400 && res.status < 500) {
-      // The server will never take this batch: drop it and remember why.
-      retry = false;
-      rejected++;
-      S.lastError = 'rejected with ' + res.status + ': ' + (await res.text()).slice(0, 200);
+    if (res.ok) outcome = 'ack';
+    else if (res.status !== 429 && res.status >= 400 && res.status < 500) {
+      outcome = 'rejected';
+      error = 'rejected with ' + res.status + ': ' + (await res.text()).slice(0, 200);
     } else {
       const after = Number(res.headers.get('retry-after'));
       if (after > 0) item.due = Date.now() + after * 1000;
     }
   } catch (e) {
-    S.lastError = String((e && e.message) || e);
+    error = String((e && e.message) || e);
   }
-  if (retry) {
+  inflight = false;
+  if (outcome === 'retry') {
     item.tries++;
     const backoff = Math.min(30000, 500 * 2 ** Math.min(item.tries, 6));
     item.due = Math.max(item.due, Date.now() + backoff / 2 + Math.random() * backoff / 2);
+    S.lastError = error;
   } else {
-    queue.shift();
-    queueBytes -= item.bytes.length;
+    onResult({ type: outcome, id, error });
   }
-  inflight = false;
   pump();
 }
 
-/** Last chance on pagehide: what fits the keepalive budget goes out uncompressed right now. */
-export function sendQueuedWithKeepalive() {
-  let budget = KEEPALIVE_BUDGET;
-  for (const item of queue) {
-    if (item.bytes.length > budget) break;
-    budget -= item.bytes.length;
-    try {
-      fetch(S.cfg.endpoint, {
-        method: 'POST', body: item.bytes, keepalive: true, mode: 'cors', credentials: 'omit',
-        headers: { 'content-type': 'application/msgpack', 'x-replay-key': S.cfg.key },
-      }).catch(() => {});
-    } catch (_) { /* over the browser's keepalive quota: the batch stays queued */ }
+// ---- the last chance: pagehide ----
+
+function toBase64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function fromBase64(text) {
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+function takeSaved() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(UNSENT_KEY) || '[]');
+    sessionStorage.removeItem(UNSENT_KEY);
+    return Array.isArray(saved) ? saved.map(fromBase64) : [];
+  } catch (_) {
+    return [];
   }
+}
+
+/**
+ * Sends what is unacknowledged with keepalive (the browser finishes those requests after the
+ * page is gone) and saves it for the next page of this tab.
+ */
+export function rescueUnsent() {
+  let budget = KEEPALIVE_BUDGET;
+  const saved = [];
+  let savedChars = 0;
+  for (const item of pending.values()) {
+    if (item.bytes.length <= budget) {
+      budget -= item.bytes.length;
+      try {
+        fetch(S.cfg.endpoint, {
+          method: 'POST', body: item.bytes, keepalive: true, mode: 'cors', credentials: 'omit',
+          headers: { 'content-type': 'application/msgpack', 'x-replay-key': S.cfg.key },
+        }).catch(() => {});
+      } catch (_) { /* over the browser's keepalive quota */ }
+    }
+    const text = toBase64(item.bytes);
+    if (savedChars + text.length <= MAX_SAVED_CHARS) {
+      saved.push(text);
+      savedChars += text.length;
+    } else {
+      droppedBatches++;
+    }
+  }
+  try {
+    if (saved.length) sessionStorage.setItem(UNSENT_KEY, JSON.stringify(saved));
+    else sessionStorage.removeItem(UNSENT_KEY);
+  } catch (_) { /* storage full or disabled: keepalive was the last chance */ }
 }

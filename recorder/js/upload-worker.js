@@ -1,0 +1,77 @@
+// Upload worker: compresses (CompressionStream gzip) and uploads batches off the main thread,
+// with retries (exponential backoff with jitter, Retry-After honoured). Hopeless refusals
+// (4xx other than 429) are dropped and reported. It keeps no state the page cannot rebuild:
+// the page holds a copy of every batch until this worker reports it acknowledged.
+'use strict';
+
+let cfg = null;
+const queue = [];
+let inflight = false;
+let timer = 0;
+
+function post(msg) {
+  self.postMessage(msg);
+}
+
+async function gzip(bytes) {
+  if (typeof CompressionStream !== 'function') return null;
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function pump() {
+  if (inflight || !queue.length || !cfg) return;
+  const item = queue[0];
+  const wait = item.due - Date.now();
+  if (wait > 0) {
+    clearTimeout(timer);
+    timer = setTimeout(pump, wait);
+    return;
+  }
+  inflight = true;
+  let outcome = 'retry';
+  let error = '';
+  try {
+    const zipped = await gzip(item.bytes);
+    const headers = { 'content-type': 'application/msgpack', 'x-replay-key': cfg.key };
+    if (zipped) headers['content-encoding'] = 'gzip';
+    const res = await fetch(cfg.endpoint, {
+      method: 'POST', body: zipped || item.bytes, headers, mode: 'cors', credentials: 'omit',
+    });
+    if (res.ok) {
+      outcome = 'ack';
+    } else if (res.status !== 429 && res.status >= 400 && res.status < 500) {
+      outcome = 'rejected';
+      error = 'rejected with ' + res.status + ': ' + (await res.text()).slice(0, 200);
+    } else {
+      error = 'server answered ' + res.status;
+      const after = Number(res.headers.get('retry-after'));
+      if (after > 0) item.due = Date.now() + after * 1000;
+    }
+  } catch (e) {
+    error = String((e && e.message) || e);
+  }
+  if (outcome === 'retry') {
+    item.tries++;
+    const backoff = Math.min(30000, 500 * 2 ** Math.min(item.tries, 6));
+    item.due = Math.max(item.due, Date.now() + backoff / 2 + Math.random() * backoff / 2);
+    post({ type: 'retrying', id: item.id, error });
+  } else {
+    queue.shift();
+    post({ type: outcome, id: item.id, error });
+  }
+  inflight = false;
+  pump();
+}
+
+self.onmessage = (e) => {
+  const m = e.data;
+  if (m.type === 'config') {
+    cfg = m.cfg;
+  } else if (m.type === 'batch') {
+    queue.push({ id: m.id, bytes: m.bytes, tries: 0, due: 0 });
+  } else if (m.type === 'retry-now') {
+    for (const item of queue) item.due = 0;
+  }
+  pump();
+};
