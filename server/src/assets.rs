@@ -9,7 +9,7 @@
 //! content can load images, styles and fonts but can never run code or submit forms.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -115,8 +115,33 @@ fn viewer_file(path: &str) -> Response {
     response
 }
 
+/// Recorder options the demo passes through to its script tag (`/demo?mode=buffer`,
+/// `?sample=0.5`, `?buffer_seconds=30`), so each mode can be tried without editing a page.
+#[derive(Debug, serde::Deserialize, Default)]
+pub struct DemoQuery {
+    mode: Option<String>,
+    sample: Option<f64>,
+    buffer_seconds: Option<u32>,
+}
+
+impl DemoQuery {
+    fn attributes(&self) -> String {
+        let mut out = String::new();
+        if self.mode.as_deref() == Some("buffer") {
+            out.push_str(" data-mode=\"buffer\"");
+        }
+        if let Some(s) = self.sample.filter(|s| (0.0..=1.0).contains(s)) {
+            out.push_str(&format!(" data-sample-rate=\"{s}\""));
+        }
+        if let Some(b) = self.buffer_seconds {
+            out.push_str(&format!(" data-buffer-seconds=\"{b}\""));
+        }
+        out
+    }
+}
+
 /// `GET /demo`: the product catalogue with the recorder embedded for the default project.
-async fn demo(State(state): State<AppState>) -> Response {
+async fn demo(State(state): State<AppState>, Query(q): Query<DemoQuery>) -> Response {
     let Some(page) = DemoPages::get("demo.html") else {
         return not_found();
     };
@@ -124,7 +149,9 @@ async fn demo(State(state): State<AppState>) -> Response {
         Ok(projects) => projects.first().map(|p| p.ingest_key.clone()).unwrap_or_default(),
         Err(e) => return crate::ApiError::from(e).into_response(),
     };
-    let html = String::from_utf8_lossy(&page.data).replace("{{INGEST_KEY}}", &key);
+    let html = String::from_utf8_lossy(&page.data)
+        .replace("{{INGEST_KEY}}", &key)
+        .replace("{{RECORDER_OPTIONS}}", &q.attributes());
     let mut response = (StatusCode::OK, html).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -122,6 +122,42 @@ async fn last_keystrokes_survive_closing_the_tab() -> Result<()> {
     browser.close().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_mode_sends_only_when_an_error_asks() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo?n=300&mode=buffer")).await?;
+    browser.eval_async("const done = arguments[arguments.length - 1]; window.Replay.sessionUrl().then(done);").await?;
+    type_into_search(&browser, "Lamp").await?;
+    // Two flush ticks pass: in buffer mode nothing leaves the page.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    ensure!(server.sessions()?.is_empty(), "buffer mode sent data before anything asked for it");
+    browser.eval("setTimeout(() => { throw new Error('checkout failed'); }); return true;").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    flush_within(&browser, Duration::from_secs(20)).await?;
+    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let live = live_html(&browser).await?;
+    ensure!(
+        server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))? == live,
+        "buffered replay differs from the page"
+    );
+    browser.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_sampled_out_sends_nothing() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo?n=100&sample=0")).await?;
+    let stats =
+        browser.eval_async("const done = arguments[arguments.length - 1]; window.Replay.flush().then(done);").await?;
+    ensure!(stats["acked"] == 0, "{stats}");
+    type_into_search(&browser, "Mug").await?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    ensure!(server.sessions()?.is_empty(), "a session outside the sample was recorded");
+    browser.close().await
+}
+
 /// A simulated recorder: sends its batches in order, resending a batch until it is
 /// acknowledged, and remembers what was acknowledged.
 fn stream_session(

@@ -19,6 +19,15 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("in memory")
 }
 
+/// A valid batch's array with one more element: 100,000 nested arrays.
+fn nested_inside(good: &[u8]) -> Vec<u8> {
+    let mut out = good.to_vec();
+    out[0] += 1; // fixarray length + 1
+    out.extend(std::iter::repeat_n(0x91, 100_000));
+    out.push(0xc0);
+    out
+}
+
 /// name, key, body, content encoding, expected status, expected reason.
 type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, Option<&'a str>, u16, &'a str);
 
@@ -52,6 +61,8 @@ fn bad_requests_get_4xx_and_store_nothing() -> Result<()> {
         ("broken gzip", Some(&key), b"\x1f\x8b\x08\x00broken".to_vec(), Some("gzip"), 400, "bad_encoding"),
         ("unknown encoding", Some(&key), good.clone(), Some("br"), 415, "unsupported_encoding"),
         ("empty body", Some(&key), vec![], None, 400, "empty_body"),
+        ("deeply nested arrays", Some(&key), vec![0x91; 200_000], None, 400, "malformed_batch"),
+        ("nesting inside a batch", Some(&key), nested_inside(&good), None, 400, "malformed_batch"),
     ];
     for (name, k, body, enc, status, reason) in cases {
         let (got, answer) = server.ingest(k, &body, enc)?;
@@ -76,7 +87,7 @@ fn bad_requests_get_4xx_and_store_nothing() -> Result<()> {
 
     let metrics = server.get_text("/metrics")?;
     ensure!(
-        metrics.contains("replay_ingest_rejected_total{reason=\"malformed_batch\"} 2"),
+        metrics.contains("replay_ingest_rejected_total{reason=\"malformed_batch\"} 4"),
         "rejections not counted:\n{metrics}"
     );
     Ok(())
