@@ -87,6 +87,7 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     pub client_rate_per_second: Option<u32>,
     pub client_burst: Option<u32>,
+    pub project_rate_per_second: Option<u32>,
 }
 
 /// Everything the binary needs to start.
@@ -105,9 +106,12 @@ pub fn resolve(file: FileConfig, cli: Overrides) -> Settings {
         max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
         retention_days: cli.retention_days.or(file.retention_days).unwrap_or(d.retention_days),
         secure_cookies: cli.secure_cookies.or(file.secure_cookies).unwrap_or(d.secure_cookies),
-        project_rate: Rate {
-            per_second: file.project_rate_per_second.unwrap_or(d.project_rate.per_second),
-            burst: file.project_burst.unwrap_or(d.project_rate.burst),
+        project_rate: match cli.project_rate_per_second {
+            Some(r) => Rate { per_second: r, burst: r.saturating_mul(2) },
+            None => Rate {
+                per_second: file.project_rate_per_second.unwrap_or(d.project_rate.per_second),
+                burst: file.project_burst.unwrap_or(d.project_rate.burst),
+            },
         },
         client_rate: Rate {
             per_second: cli.client_rate_per_second.or(file.client_rate_per_second).unwrap_or(d.client_rate.per_second),

@@ -18,6 +18,8 @@ pub enum Error {
     },
     #[error("storage lock poisoned by an earlier panic")]
     Poisoned,
+    #[error("storage error: {0}")]
+    Storage(String),
     #[error("no randomness available: {0}")]
     Random(String),
     #[error("background task failed: {0}")]

@@ -36,6 +36,9 @@ struct Cli {
     client_rate: Option<u32>,
     #[arg(long, env = "REPLAY_CLIENT_BURST", global = true)]
     client_burst: Option<u32>,
+    /// Ingest batches per second allowed per project (burst: twice this).
+    #[arg(long, env = "REPLAY_PROJECT_RATE", global = true)]
+    project_rate: Option<u32>,
     /// Admin token for API clients (`Authorization: Bearer ...`). Generated and printed once
     /// when neither this nor a stored one exists.
     #[arg(long, env = "REPLAY_ADMIN_TOKEN", hide_env_values = true, global = true)]
@@ -111,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             admin_token: cli.admin_token.clone(),
             client_rate_per_second: cli.client_rate,
             client_burst: cli.client_burst,
+            project_rate_per_second: cli.project_rate,
         },
     );
     let storage =

@@ -26,6 +26,7 @@ fn main() -> Result<()> {
         "run" => run(rest),
         "test" => test(rest),
         "bench" => bench(rest),
+        "bench-ingest" => bench_ingest(rest),
         "lint" => lint(),
         _ => {
             eprintln!(
@@ -34,6 +35,7 @@ fn main() -> Result<()> {
                  run [--listen ADDR] [--data-dir DIR]   build and start the server (viewer + demo)\n  \
                  test [cargo test args]                 the whole test suite (installs chromium when missing)\n  \
                  bench [run.sh args]                    the shared benchmark against rrweb\n  \
+                 bench-ingest [--sessions N] [--seconds S]  ingest load vs a no-op axum endpoint\n  \
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  lint                                   rustfmt check and clippy (host and wasm32)"
@@ -205,6 +207,16 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ]);
+    status(c)
+}
+
+fn bench_ingest(args: &[String]) -> Result<()> {
+    let server = build_all()?;
+    let mut c = cargo();
+    c.args(["build", "--profile", SERVER_PROFILE, "-p", "replay-bench"]);
+    status(c)?;
+    let mut c = Command::new(root().join("target").join(SERVER_PROFILE).join("ingest-bench"));
+    c.args(args).env("REPLAY_SERVER_BIN", &server);
     status(c)
 }
 

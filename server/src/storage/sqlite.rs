@@ -1,21 +1,80 @@
 //! The embedded default engine: one SQLite database in the data directory.
 //!
 //! WAL journal with `synchronous=FULL`: a batch whose transaction committed survives a crash
-//! or a power cut, which is when ingest acknowledges it. Schema changes are numbered migrations
-//! recorded in `PRAGMA user_version`; they only ever append.
+//! or a power cut, which is when ingest acknowledges it. Batches are written by one writer
+//! thread with group commit: every batch waiting when a transaction starts goes into it, so one
+//! fsync acknowledges many concurrent uploads. Schema changes are numbered migrations recorded
+//! in `PRAGMA user_version`; they only ever append.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{BatchSummary, Project, SessionFilter, SessionRow, Storage, Stored, new_key, now_ms};
 use crate::Error;
 
-/// SQLite storage; cheap to clone (one shared connection).
+/// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
 #[derive(Clone)]
 pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
+    writer: mpsc::Sender<PendingBatch>,
+    /// Projects by ingest key (hit on every ingest request); cleared when projects change.
+    keys: Arc<Mutex<HashMap<String, Project>>>,
+}
+
+/// A batch waiting for the writer thread, with where to send the outcome.
+struct PendingBatch {
+    project: i64,
+    summary: BatchSummary,
+    body: Vec<u8>,
+    reply: mpsc::SyncSender<Result<Stored, Error>>,
+}
+
+/// Most batches (and bytes) one transaction takes.
+const GROUP_MAX_BATCHES: usize = 512;
+const GROUP_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
+    while let Ok(first) = rx.recv() {
+        let mut bytes = first.body.len();
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX_BATCHES && bytes < GROUP_MAX_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.body.len();
+                    group.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        match write_group(&conn, &group) {
+            Ok(outcomes) => {
+                for (p, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = p.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batches = group.len(), "group commit failed");
+                let message = e.to_string();
+                for p in group {
+                    let _ = p.reply.send(Err(Error::Storage(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn write_group(conn: &Mutex<Connection>, group: &[PendingBatch]) -> Result<Vec<Stored>, Error> {
+    let mut conn = conn.lock().map_err(|_| Error::Poisoned)?;
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for p in group {
+        outcomes.push(insert_batch(&tx, p.project, &p.summary, &p.body)?);
+    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -105,7 +164,20 @@ impl SqliteStorage {
             tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
             tx.commit()?;
         }
-        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
+        let conn = Arc::new(Mutex::new(conn));
+        let (writer, rx) = mpsc::channel();
+        let writer_conn = Arc::clone(&conn);
+        std::thread::Builder::new()
+            .name("replay-sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx))
+            .map_err(|e| Error::Io { path: "writer thread".into(), source: e })?;
+        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())) })
+    }
+
+    fn forget_keys(&self) {
+        if let Ok(mut k) = self.keys.lock() {
+            k.clear();
+        }
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
@@ -167,59 +239,28 @@ fn like_contains(s: &str) -> String {
     out
 }
 
-impl Storage for SqliteStorage {
-    fn create_project(&self, name: &str) -> Result<Project, Error> {
-        let key = new_key()?;
-        let conn = self.lock()?;
-        conn.execute(
-            "INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)",
-            params![name, key, to_i64(now_ms())],
-        )?;
-        Ok(Project { id: conn.last_insert_rowid(), name: name.to_owned(), ingest_key: key, allowed_origins: vec![] })
-    }
-
-    fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
-        let conn = self.lock()?;
-        conn.execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project, origins.join(",")])?;
-        Ok(())
-    }
-
-    fn projects(&self) -> Result<Vec<Project>, Error> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
-        let rows = stmt.query_map([], project_row)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
-    fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
-        Ok(stmt.query_row([key], project_row).optional()?)
-    }
-
-    fn put_batch(&self, project: i64, s: &BatchSummary, body: &[u8]) -> Result<Stored, Error> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
+/// Inserts one batch and updates the session index inside the caller's transaction.
+fn insert_batch(tx: &rusqlite::Transaction<'_>, project: i64, s: &BatchSummary, body: &[u8]) -> Result<Stored, Error> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                project,
-                s.session,
-                s.page,
-                s.seq,
-                to_i64(s.start_ms),
-                to_i64(s.end_ms),
-                to_i64(s.received_ms),
-                body
-            ])?;
-        if inserted == 0 {
-            return Ok(Stored::Duplicate);
-        }
-        tx.prepare_cached(
-            "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
+        )?
+        .execute(params![
+            project,
+            s.session,
+            s.page,
+            s.seq,
+            to_i64(s.start_ms),
+            to_i64(s.end_ms),
+            to_i64(s.received_ms),
+            body
+        ])?;
+    if inserted == 0 {
+        return Ok(Stored::Duplicate);
+    }
+    tx.prepare_cached(
+        "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
                                    bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
                                    freezes, received_ms)
              VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), COALESCE(?6, ''), ?7, 1, ?8, ?9, ?10, ?11, ?12,
@@ -244,30 +285,75 @@ impl Storage for SqliteStorage {
                 errors = errors + excluded.errors,
                 freezes = freezes + excluded.freezes,
                 received_ms = MAX(received_ms, excluded.received_ms)",
-        )?
-        .execute(params![
-            project,
-            s.session,
-            to_i64(s.start_ms),
-            to_i64(s.end_ms),
-            s.url,
-            s.user_agent,
-            i64::from(s.seq == 0),
-            to_i64(s.events),
-            to_i64(s.clicks),
-            i64::try_from(body.len()).unwrap_or(i64::MAX),
-            to_i64(s.dropped),
-            to_i64(s.recorder_errors),
-            s.user,
-            s.release,
-            s.environment,
-            s.browser,
-            to_i64(s.errors),
-            to_i64(s.freezes),
-            to_i64(s.received_ms),
-        ])?;
-        tx.commit()?;
-        Ok(Stored::New)
+    )?
+    .execute(params![
+        project,
+        s.session,
+        to_i64(s.start_ms),
+        to_i64(s.end_ms),
+        s.url,
+        s.user_agent,
+        i64::from(s.seq == 0),
+        to_i64(s.events),
+        to_i64(s.clicks),
+        i64::try_from(body.len()).unwrap_or(i64::MAX),
+        to_i64(s.dropped),
+        to_i64(s.recorder_errors),
+        s.user,
+        s.release,
+        s.environment,
+        s.browser,
+        to_i64(s.errors),
+        to_i64(s.freezes),
+        to_i64(s.received_ms),
+    ])?;
+    Ok(Stored::New)
+}
+
+impl Storage for SqliteStorage {
+    fn create_project(&self, name: &str) -> Result<Project, Error> {
+        let key = new_key()?;
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)",
+            params![name, key, to_i64(now_ms())],
+        )?;
+        Ok(Project { id: conn.last_insert_rowid(), name: name.to_owned(), ingest_key: key, allowed_origins: vec![] })
+    }
+
+    fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
+        let conn = self.lock()?;
+        conn.execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project, origins.join(",")])?;
+        drop(conn);
+        self.forget_keys();
+        Ok(())
+    }
+
+    fn projects(&self) -> Result<Vec<Project>, Error> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+        let rows = stmt.query_map([], project_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
+        if let Some(p) = self.keys.lock().ok().and_then(|k| k.get(key).cloned()) {
+            return Ok(Some(p));
+        }
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
+        let project = stmt.query_row([key], project_row).optional()?;
+        if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
+            cache.insert(key.to_owned(), p.clone());
+        }
+        Ok(project)
+    }
+
+    fn put_batch(&self, project: i64, s: &BatchSummary, body: &[u8]) -> Result<Stored, Error> {
+        let (reply, outcome) = mpsc::sync_channel(1);
+        let pending = PendingBatch { project, summary: s.clone(), body: body.to_vec(), reply };
+        self.writer.send(pending).map_err(|_| Error::Storage("the writer thread stopped".into()))?;
+        outcome.recv().map_err(|_| Error::Storage("the writer thread stopped".into()))?
     }
 
     fn find_sessions(

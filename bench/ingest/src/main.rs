@@ -1,0 +1,300 @@
+//! `ingest-bench`: how fast does the real server ingest realistic batches from many concurrent
+//! recording sessions, compared with a no-op axum endpoint that only reads the same bodies?
+//!
+//! Both targets run as separate processes on loopback (the no-op is this binary re-executed
+//! with `--noop`), and are loaded one after the other by the same generator with the same
+//! bodies. Prints batches/s, MB/s, p50/p99 latency and the ratio. Run with
+//! `cargo xtask bench-ingest [--sessions N] [--seconds S]`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use replay_protocol::{
+    AddedSubtree, Attr, Batch, Click, Event, EventData, Input, MousePoint, Mutation, Namespace, Node, NodeKind,
+    PageMeta, Snapshot, Viewport, encode_batch,
+};
+
+struct Args {
+    sessions: usize,
+    seconds: u64,
+}
+
+fn parse_args() -> Result<(Args, bool)> {
+    let mut args = Args { sessions: 1000, seconds: 10 };
+    let mut noop = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--noop" => noop = true,
+            "--sessions" => args.sessions = it.next().context("--sessions N")?.parse()?,
+            "--seconds" => args.seconds = it.next().context("--seconds S")?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok((args, noop))
+}
+
+fn main() -> Result<()> {
+    let (args, noop) = parse_args()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if noop {
+        return runtime.block_on(noop_server());
+    }
+    runtime.block_on(run(args))
+}
+
+/// The baseline: reads the whole body and answers a small JSON acknowledgement.
+async fn noop_server() -> Result<()> {
+    let app = axum::Router::new().route(
+        "/api/v1/ingest",
+        axum::routing::post(|body: Bytes| async move {
+            let _ = body.len();
+            ([("content-type", "application/json")], r#"{"ok":true,"duplicate":false}"#)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("noop listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    axum::serve(listener, app.layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))).await?;
+    Ok(())
+}
+
+fn el(id: u32, parent: u32, tag: &str, class: &str) -> Node {
+    Node {
+        id,
+        parent,
+        kind: NodeKind::Element {
+            tag: tag.into(),
+            ns: Namespace::Html,
+            attrs: vec![Attr { name: "class".into(), value: class.into() }],
+        },
+    }
+}
+
+fn text(id: u32, parent: u32, t: String) -> Node {
+    Node { id, parent, kind: NodeKind::Text(t) }
+}
+
+/// The batches one simulated session sends: a page start with a 2,000-node snapshot, then
+/// small batches of mutations, input and mouse movement, like a user working in an app.
+fn session_batches(session: &str, count: u32) -> Vec<Bytes> {
+    let start = 1_800_000_000_000u64;
+    (0..count)
+        .map(|seq| {
+            let mut b = Batch::new(session, "page", seq, start + u64::from(seq) * 5000);
+            if seq == 0 {
+                let mut nodes = vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html", "")];
+                nodes.push(el(3, 2, "body", "app"));
+                let mut id = 4;
+                for row in 0..500 {
+                    nodes.push(el(id, 3, "div", "row"));
+                    nodes.push(text(id + 1, id, format!("Product {row} · {}", row * 7919 % 10007)));
+                    id += 2;
+                }
+                b.events.push(Event {
+                    t: 0,
+                    data: EventData::Meta(PageMeta {
+                        url: "https://shop.example/catalog".into(),
+                        title: "Catalog".into(),
+                        viewport: Viewport { width: 1280, height: 800 },
+                        user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156".into(),
+                        referrer: String::new(),
+                    }),
+                });
+                b.events.push(Event { t: 0, data: EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }) });
+            } else {
+                let base = 10_000 + seq * 100;
+                for i in 0..20u32 {
+                    b.events.push(Event {
+                        t: i * 200,
+                        data: EventData::MouseMove(
+                            (0..5)
+                                .map(|k| MousePoint { x: (i * 13 + k) as i32, y: (i * 7) as i32, dt: k * 50 })
+                                .collect(),
+                        ),
+                    });
+                }
+                b.events.push(Event {
+                    t: 1000,
+                    data: EventData::Input(Input { id: 7, value: "*****".into(), checked: None }),
+                });
+                b.events.push(Event { t: 1100, data: EventData::Click(Click { id: 9, x: 200, y: 300, button: 0 }) });
+                let adds = (0..10)
+                    .map(|r| AddedSubtree {
+                        parent: 3,
+                        next: 0,
+                        nodes: vec![
+                            el(base + r * 2, 3, "div", "row new"),
+                            text(base + r * 2 + 1, base + r * 2, format!("Result {r}")),
+                        ],
+                    })
+                    .collect();
+                b.events.push(Event { t: 1200, data: EventData::Mutation(Mutation { adds, ..Mutation::default() }) });
+            }
+            b.end = b.start + u64::from(b.events.last().map_or(0, |e| e.t));
+            let raw = encode_batch(&b).unwrap_or_default();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let _ = gz.write_all(&raw);
+            Bytes::from(gz.finish().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Upper bound of batches one session sends in a run (a recorder sends one every few seconds;
+/// here sessions send back to back, so this is far more than a real session's rate).
+const BATCHES_PER_SESSION: u32 = 120;
+
+struct Outcome {
+    batches: u64,
+    bytes: u64,
+    errors: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+async fn load(base: &str, key: &str, args: &Args, label: &str) -> Result<Outcome> {
+    let client: Client<_, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.sessions).build_http();
+    let url: hyper::Uri = format!("{base}/api/v1/ingest").parse()?;
+    // Bodies are built before the clock starts: the generator must not compete with the target.
+    let all: Vec<Arc<Vec<Bytes>>> =
+        (0..args.sessions).map(|s| Arc::new(session_batches(&format!("{label}-{s}"), BATCHES_PER_SESSION))).collect();
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for bodies in all {
+        let (client, url, key) = (client.clone(), url.clone(), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut out = (0u64, 0u64, 0u64, Vec::new());
+            let mut seq = 0usize;
+            while Instant::now() < deadline && seq < bodies.len() {
+                let body = bodies[seq].clone();
+                let len = body.len() as u64;
+                let req = hyper::Request::post(url.clone())
+                    .header("x-replay-key", &key)
+                    .header("content-type", "application/msgpack")
+                    .header("content-encoding", "gzip")
+                    .body(Full::new(body));
+                let Ok(req) = req else { break };
+                let t = Instant::now();
+                match client.request(req).await {
+                    Ok(res) => {
+                        let ok = res.status().is_success();
+                        let _ = res.into_body().collect().await;
+                        out.3.push(t.elapsed().as_micros() as u64);
+                        if ok {
+                            out.0 += 1;
+                            out.1 += len;
+                            seq += 1;
+                        } else {
+                            out.2 += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                    Err(_) => {
+                        out.2 += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            out
+        }));
+    }
+    let mut o = Outcome { batches: 0, bytes: 0, errors: 0, latencies_us: Vec::new(), elapsed: Duration::ZERO };
+    for t in tasks {
+        let (b, by, e, l) = t.await?;
+        o.batches += b;
+        o.bytes += by;
+        o.errors += e;
+        o.latencies_us.extend(l);
+    }
+    o.elapsed = started.elapsed();
+    o.latencies_us.sort_unstable();
+    Ok(o)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+fn spawn_and_read(mut cmd: Command, prefix: &str, key_line: bool) -> Result<(Child, String, String)> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut base, mut key) = (String::new(), String::new());
+    while base.is_empty() || (key_line && key.is_empty()) {
+        let line = lines.next().ok_or_else(|| anyhow!("{prefix} exited early"))??;
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            base = rest.trim().to_owned();
+        } else if let Some(rest) = line.trim().strip_prefix("ingest key: ") {
+            key = rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok((child, base, key))
+}
+
+fn row(name: &str, o: &Outcome) -> String {
+    let secs = o.elapsed.as_secs_f64();
+    format!(
+        "{name:<26} {:>10.0} {:>8.1} {:>9.2} {:>9.2} {:>8}",
+        o.batches as f64 / secs,
+        o.bytes as f64 / secs / 1e6,
+        percentile(&o.latencies_us, 0.5),
+        percentile(&o.latencies_us, 0.99),
+        o.errors
+    )
+}
+
+async fn run(args: Args) -> Result<()> {
+    let server_bin =
+        std::env::var("REPLAY_SERVER_BIN").context("REPLAY_SERVER_BIN: run through `cargo xtask bench-ingest`")?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = Command::new(&server_bin);
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("REPLAY_LOG", "warn")
+        .env("REPLAY_ADMIN_TOKEN", "bench-token")
+        .env("REPLAY_ADMIN_PASSWORD", "bench-password")
+        .env("REPLAY_CLIENT_RATE", "1000000")
+        .env("REPLAY_CLIENT_BURST", "1000000")
+        .env("REPLAY_PROJECT_RATE", "1000000");
+    let (mut server, server_base, key) = spawn_and_read(cmd, "replay-server", true)?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("--noop");
+    let (mut noop, noop_base, _) = spawn_and_read(cmd, "noop", false)?;
+
+    let bodies = session_batches("probe", 3);
+    println!(
+        "ingest benchmark: {} concurrent sessions, {} s per target; batch sizes (gzip): page start {} B, then {} B",
+        args.sessions,
+        args.seconds,
+        bodies[0].len(),
+        bodies[1].len()
+    );
+    let baseline = load(&noop_base, "unused", &args, "noop").await?;
+    let real = load(&server_base, &key, &args, "real").await?;
+    let _ = server.kill();
+    let _ = noop.kill();
+    println!("{:<26} {:>10} {:>8} {:>9} {:>9} {:>8}", "target", "batches/s", "MB/s", "p50 ms", "p99 ms", "errors");
+    println!("{}", row("no-op axum (reads body)", &baseline));
+    println!("{}", row("replay-server (durable)", &real));
+    let ratio =
+        (real.batches as f64 / real.elapsed.as_secs_f64()) / (baseline.batches as f64 / baseline.elapsed.as_secs_f64());
+    println!(
+        "throughput ratio replay/no-op: {ratio:.2} (target >= 0.5); replay p99 {:.1} ms (target < 50 ms)",
+        percentile(&real.latencies_us, 0.99)
+    );
+    Ok(())
+}
