@@ -13,6 +13,7 @@ pub mod api;
 pub mod assets;
 pub mod ingest;
 pub mod metrics;
+pub mod pages;
 pub mod storage;
 
 mod error;
@@ -80,6 +81,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .merge(assets::routes())
+        .merge(pages::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
