@@ -11,8 +11,11 @@
 //          rendered page and resolves once the recorder is recording (its full snapshot taken).
 // finish   `await Replay.flush()`: resolves when the server acknowledged every batch; reports
 //          what the server counted (/metrics deltas and the session's index row).
+// replay   opens the viewer (player.html?bench) on the run's session and calls
+//          replayPlayer.benchReplay(): ranges are downloaded first (as the player fetches them),
+//          then timed: first range decoded + first frame in the iframe (open -> ready), then the
+//          remaining ranges decoded + seek to the end (seekStart -> seekEnd).
 // teardown stops the server.
-// There is no replay() yet (the viewer hook comes later).
 //
 // Environment:
 //   REPLAY_SERVER_BIN            server binary (default ../target/server/replay-server from here)
@@ -315,6 +318,15 @@ export default {
       ctx.log('WARNING', msg);
     }
     return out;
+  },
+
+  async replay(page, ctx) {
+    if (serverGone()) throw new Error(`replay-server is not running${serverLogTail()}`);
+    const session = ctx.recording.state.session;
+    if (!session) throw new Error('no session id recorded for this run');
+    await page.goto(`${origin}/viewer/player.html?bench=1`);
+    await page.waitForFunction(() => window.replayPlayer && window.replayPlayer.benchReplay);
+    return ctx.measure(() => page.evaluate(([id, sel]) => window.replayPlayer.benchReplay(id, sel), [session, ctx.recording.checkSelector]));
   },
 
   async teardown(ctx) {

@@ -61,6 +61,23 @@ impl ListQuery {
     }
 }
 
+/// Query of the events endpoint: an optional range of batches in replay order.
+#[derive(Debug, Deserialize, Default)]
+pub struct EventsQuery {
+    project: Option<i64>,
+    /// Index of the first batch to return (replay order); 0 when omitted.
+    from: Option<usize>,
+    /// Stop adding batches once this many bytes are in the answer (at least one batch is
+    /// returned); everything when omitted.
+    max_bytes: Option<usize>,
+}
+
+/// Answer header of the events endpoint: how many batches the session has.
+pub const BATCHES_HEADER: &str = "x-replay-batches";
+/// Answer header of the events endpoint: index of the first batch not in this answer, absent
+/// when the answer reaches the end of the session.
+pub const NEXT_HEADER: &str = "x-replay-next";
+
 #[derive(Debug, Deserialize)]
 pub struct SnapshotQuery {
     project: Option<i64>,
@@ -77,7 +94,7 @@ pub struct SessionList {
 /// A session index row as JSON.
 pub type SessionRowJson = SessionRow;
 
-async fn project_id(state: &AppState, requested: Option<i64>) -> Result<i64, ApiError> {
+pub(crate) async fn project_id(state: &AppState, requested: Option<i64>) -> Result<i64, ApiError> {
     if let Some(id) = requested {
         return Ok(id);
     }
@@ -117,7 +134,7 @@ pub async fn get_session(
     Ok(Json(row))
 }
 
-async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {
+pub(crate) async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {
     check_id(&id)?;
     let bodies = state.blocking(move |s| s.batches(project, &id)).await?;
     if bodies.is_empty() {
@@ -141,25 +158,45 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
         })
 }
 
-/// `GET /api/v1/sessions/{id}/events`: every batch in replay order. MessagePack (an array of
+/// `GET /api/v1/sessions/{id}/events`: the batches in replay order. MessagePack (an array of
 /// batches) when the client accepts `application/msgpack`, JSON otherwise.
+///
+/// `?from=N&max_bytes=B` returns a range, so a player can show the first frame before a long
+/// session has downloaded: batches from index `N` until `B` bytes are reached (at least one).
+/// The answer says how many batches the session has ([`BATCHES_HEADER`]) and where the next
+/// range starts ([`NEXT_HEADER`], absent at the end).
 pub async fn session_events(
     _reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<ProjectQuery>,
+    Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let project = project_id(&state, q.project).await?;
-    let bodies = load_batches(&state, project, id).await?;
+    let mut bodies = load_batches(&state, project, id).await?;
+    let total = bodies.len();
+    let from = q.from.unwrap_or(0).min(total);
+    let mut end = from;
+    let mut bytes = 0usize;
+    while end < total && (end == from || bytes < q.max_bytes.unwrap_or(usize::MAX)) {
+        bytes = bytes.saturating_add(bodies[end].len());
+        end += 1;
+    }
+    bodies.truncate(end);
+    bodies.drain(..from);
+    let mut range_headers = HeaderMap::new();
+    range_headers.insert(BATCHES_HEADER, total.into());
+    if end < total {
+        range_headers.insert(NEXT_HEADER, end.into());
+    }
     let wants_msgpack =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/msgpack"));
     if wants_msgpack {
         let body = codec::concat_encoded(bodies.iter().map(Vec::as_slice));
-        return Ok(([(header::CONTENT_TYPE, "application/msgpack")], body).into_response());
+        return Ok((range_headers, [(header::CONTENT_TYPE, "application/msgpack")], body).into_response());
     }
     let batches = decode_all(&state, &bodies)?;
-    Ok(Json(serde_json::json!({ "batches": batches })).into_response())
+    Ok((range_headers, Json(serde_json::json!({ "batches": batches }))).into_response())
 }
 
 /// `GET /api/v1/sessions/{id}/snapshot?t=MS`: the normalized HTML of the recorded document at

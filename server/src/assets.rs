@@ -36,6 +36,21 @@ pub const VIEWER_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe
      connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'self'";
 
+/// The policy of viewer pages opened with `?block=1` ("block external resources"): the replayed
+/// page may only load from the viewer's own origin, so recorded images, fonts, stylesheets and
+/// CSS `url()`/`@import` pointing elsewhere are never requested. The replay iframe (about:blank)
+/// inherits the policy of the page that holds it.
+pub const VIEWER_CSP_BLOCKING: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' data: blob:; \
+     connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'self'";
+
+/// Query of viewer pages.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ViewerQuery {
+    block: Option<String>,
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/viewer/") }))
@@ -43,16 +58,16 @@ pub fn routes() -> Router<AppState> {
         .route("/recorder.js", get(|| async { web_file("recorder.js") }))
         .route("/recorder/{*path}", get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) }))
         .route(
-            "/viewer/",
-            get(|State(s): State<AppState>, uri: Uri, h: HeaderMap| async move {
-                viewer_page(&s, &uri, &h, "index.html").await
-            }),
-        )
-        .route(
             "/viewer/{*path}",
-            get(|State(s): State<AppState>, uri: Uri, h: HeaderMap, Path(p): Path<String>| async move {
-                viewer_page(&s, &uri, &h, &p).await
-            }),
+            get(
+                |State(s): State<AppState>,
+                 uri: Uri,
+                 h: HeaderMap,
+                 Path(p): Path<String>,
+                 Query(q): Query<ViewerQuery>| async move {
+                    viewer_page(&s, &uri, &h, &p, q.block.as_deref().is_some_and(|b| b != "0")).await
+                },
+            ),
         )
 }
 
@@ -80,6 +95,11 @@ fn not_found() -> Response {
     crate::ApiError::not_found("file").into_response()
 }
 
+/// A viewer file (page, script, style or the viewer's wasm build), for the export page.
+pub(crate) fn viewer_asset(path: &str) -> Option<std::borrow::Cow<'static, [u8]>> {
+    ViewerPages::get(path).map(|f| f.data).or_else(|| WebBuild::get(&format!("viewer/{path}")).map(|f| f.data))
+}
+
 fn web_file(path: &str) -> Response {
     match WebBuild::get(path) {
         Some(f) => respond(path, f.data, f.metadata.mimetype()),
@@ -89,7 +109,7 @@ fn web_file(path: &str) -> Response {
 
 /// Viewer pages need a signed-in reader; their scripts, styles and wasm carry no data and are
 /// served to anyone (the sign-in page uses them too).
-async fn viewer_page(state: &AppState, uri: &Uri, headers: &HeaderMap, path: &str) -> Response {
+async fn viewer_page(state: &AppState, uri: &Uri, headers: &HeaderMap, path: &str, block_external: bool) -> Response {
     if path.ends_with(".html") {
         match crate::auth::reader_of(state, headers).await {
             Ok(Some(_)) => {}
@@ -97,10 +117,10 @@ async fn viewer_page(state: &AppState, uri: &Uri, headers: &HeaderMap, path: &st
             Err(e) => return crate::ApiError::from(e).into_response(),
         }
     }
-    viewer_file(path)
+    viewer_file(path, block_external)
 }
 
-fn viewer_file(path: &str) -> Response {
+fn viewer_file(path: &str, block_external: bool) -> Response {
     let (data, mime) = match ViewerPages::get(path) {
         Some(f) => (f.data, f.metadata.mimetype().to_owned()),
         None => match WebBuild::get(&format!("viewer/{path}")) {
@@ -110,7 +130,8 @@ fn viewer_file(path: &str) -> Response {
     };
     let mut response = respond(path, data, &mime);
     if mime.starts_with("text/html") {
-        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(VIEWER_CSP));
+        let csp = if block_external { VIEWER_CSP_BLOCKING } else { VIEWER_CSP };
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     }
     response
 }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod ingest;
 pub mod limits;
 pub mod metrics;
+pub mod pages;
 pub mod storage;
 
 mod error;
@@ -71,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .merge(assets::routes())
+        .merge(pages::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -32,6 +32,65 @@ pub fn num(out: &mut String, n: impl std::fmt::Display) {
     let _ = write!(out, "{n}");
 }
 
+/// Appends a float; non-finite values (which JSON cannot hold) are written as 0.
+pub fn float(out: &mut String, n: f64) {
+    if n.is_finite() { num(out, n) } else { out.push('0') }
+}
+
+/// Writes one JSON object field by field: `{"a":1,"b":"x"}`.
+pub struct Obj<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    /// Opens the object.
+    pub fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        Obj { out, first: true }
+    }
+
+    /// Writes the key and returns the buffer for the value.
+    pub fn key(&mut self, key: &str) -> &mut String {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        string(self.out, key);
+        self.out.push(':');
+        self.out
+    }
+
+    /// A string field.
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        string(self.key(key), value);
+        self
+    }
+
+    /// A number field.
+    pub fn num(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
+        num(self.key(key), value);
+        self
+    }
+
+    /// A float field.
+    pub fn float(&mut self, key: &str, value: f64) -> &mut Self {
+        float(self.key(key), value);
+        self
+    }
+
+    /// A boolean field.
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key).push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    /// Closes the object.
+    pub fn end(self) {
+        self.out.push('}');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

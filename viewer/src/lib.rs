@@ -6,6 +6,11 @@
 //! operations to the sandboxed replay iframe through DOM APIs; recorded strings are never
 //! parsed as HTML. Every node and attribute passes [`sanitize`] on its way out.
 //!
+//! Batches can be loaded in pieces ([`Player::append`]) so the first frame shows before a long
+//! session has downloaded. While the model moves forward it keeps keyframes (clones of the
+//! model, see [`keyframes`]) so that seeking backwards, or forwards past an earlier seek, never
+//! replays from the start of the session.
+//!
 //! Operations (JSON arrays, one per change):
 //! `["full", url, title, scrollX, scrollY, nodes]`, `["rm", id]`, `["add", parent, next, nodes]`,
 //! `["attr", id, name, value|null]`, `["text", id, text]`, `["input", id, value, checked|null]`,
@@ -13,16 +18,25 @@
 //! `["meta", url, title]`. A node is `[id, parent, kind, ...]` with kind 0 document,
 //! 1 doctype (name, public, system), 2 element (tag, ns, [name, value, ...]), 3 text, 4 comment,
 //! 5 shadow root.
+//!
+//! Panel entries ([`Player::entries`]) describe what happened besides the DOM (console, errors,
+//! network, performance, environment, freezes, navigation, clicks) as JSON objects, see
+//! [`entries`].
 
+pub mod entries;
 pub mod json;
+pub mod keyframes;
 mod ops;
 pub mod sanitize;
 
 use std::collections::HashSet;
 
 use replay_protocol::codec::{self, Limits};
+use replay_protocol::timeline::TimedEvent;
 use replay_protocol::{Dom, EventData, Timeline};
 use wasm_bindgen::prelude::*;
+
+use crate::keyframes::Keyframes;
 
 /// Largest session the player loads, in encoded bytes.
 const MAX_SESSION_BYTES: usize = 1024 * 1024 * 1024;
@@ -38,6 +52,9 @@ pub struct Player {
     pub(crate) dropped: HashSet<u32>,
     pub(crate) viewport: (u32, u32),
     pub(crate) pointer: Option<(i32, i32)>,
+    pub(crate) keyframes: Keyframes,
+    /// Encoded bytes loaded so far.
+    loaded_bytes: usize,
 }
 
 #[wasm_bindgen]
@@ -45,18 +62,50 @@ impl Player {
     /// Loads a MessagePack array of batches (the events endpoint's `application/msgpack`).
     #[wasm_bindgen(constructor)]
     pub fn new(bytes: &[u8]) -> Result<Player, JsError> {
-        let batches = codec::decode_batches(bytes, &Limits::default(), MAX_SESSION_BYTES)?;
-        Ok(Player::from_timeline(Timeline::from_batches(batches)))
+        let mut player = Player::empty();
+        player.append(bytes)?;
+        Ok(player)
+    }
+
+    /// A player with no events yet; batches arrive through [`Player::append`].
+    pub fn empty() -> Player {
+        Player::from_timeline(Timeline::default())
+    }
+
+    /// Appends a MessagePack array of batches that follow the ones already loaded in replay
+    /// order (the events endpoint answers ranges in that order). Returns the number of events
+    /// added. The replay position is kept.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<usize, JsError> {
+        let budget = MAX_SESSION_BYTES.saturating_sub(self.loaded_bytes);
+        let batches = codec::decode_batches(bytes, &Limits::default(), budget)?;
+        self.loaded_bytes += bytes.len();
+        let before = self.timeline.events.len();
+        for b in batches {
+            let page = match self.timeline.pages.iter().position(|p| *p == b.page) {
+                Some(i) => i,
+                None => {
+                    self.timeline.pages.push(b.page.clone());
+                    self.timeline.pages.len() - 1
+                }
+            };
+            let start = b.start;
+            self.timeline.events.extend(b.events.into_iter().map(|e| TimedEvent {
+                time: start.saturating_add(u64::from(e.t)),
+                page,
+                data: e.data,
+            }));
+        }
+        Ok(self.timeline.events.len() - before)
     }
 
     /// Time of the first event (Unix epoch ms).
     pub fn start(&self) -> f64 {
-        self.timeline.start().unwrap_or(0) as f64
+        self.timeline.events.first().map_or(0.0, |e| e.time as f64)
     }
 
     /// Time of the last event (Unix epoch ms).
     pub fn end(&self) -> f64 {
-        self.timeline.end().unwrap_or(0) as f64
+        self.timeline.events.iter().map(|e| e.time).max().unwrap_or(0) as f64
     }
 
     /// Number of events in the session.
@@ -64,22 +113,16 @@ impl Player {
         self.timeline.events.len()
     }
 
+    /// Number of keyframes held (for the tests and the benchmark).
+    pub fn keyframe_count(&self) -> usize {
+        self.keyframes.len()
+    }
+
     /// Moves to absolute time `t` and describes the whole document there.
     pub fn seek(&mut self, t: f64) -> String {
         let t = to_ms(t);
-        if self.cursor > 0 && self.timeline.events.get(self.cursor - 1).is_some_and(|e| e.time > t) {
-            self.dom = Dom::new();
-            self.cursor = 0;
-            self.pointer = None;
-        }
-        while let Some(e) = self.timeline.events.get(self.cursor) {
-            if e.time > t {
-                break;
-            }
-            self.track(self.cursor);
-            self.dom.apply(&self.timeline.events[self.cursor].data);
-            self.cursor += 1;
-        }
+        let target = self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len());
+        self.move_to(target);
         let mut out = String::from("[");
         self.write_full(&mut out);
         out.push(']');
@@ -91,16 +134,14 @@ impl Player {
         let t = to_ms(t);
         let mut out = String::from("[");
         let mut first = true;
-        while let Some(e) = self.timeline.events.get(self.cursor) {
+        // The events are read while the model changes: take them out for the loop.
+        let timeline = std::mem::take(&mut self.timeline);
+        while let Some(e) = timeline.events.get(self.cursor) {
             if e.time > t {
                 break;
             }
-            let index = self.cursor;
-            self.cursor += 1;
-            self.track(index);
-            let data = self.timeline.events[index].data.clone();
-            self.dom.apply(&data);
-            if matches!(data, EventData::Snapshot(_)) {
+            self.step(&e.data);
+            if matches!(e.data, EventData::Snapshot(_)) {
                 // A new page view: everything before it is superseded.
                 out.truncate(1);
                 self.write_full(&mut out);
@@ -111,43 +152,20 @@ impl Player {
             if !first {
                 out.push(',');
             }
-            if self.write_op(&data, &mut out) {
+            if self.write_op(&e.data, &mut out) {
                 first = false;
             } else {
                 out.truncate(mark);
             }
         }
+        self.timeline = timeline;
         out.push(']');
         out
     }
 
-    /// Timeline markers as JSON: `[[time, kind, x, y], ...]` for clicks (`"click"`) and page
-    /// views (`"page"`).
-    pub fn markers(&self) -> String {
-        let mut out = String::from("[");
-        let mut first = true;
-        for e in &self.timeline.events {
-            let (kind, x, y) = match &e.data {
-                EventData::Click(c) => ("click", c.x, c.y),
-                EventData::Meta(_) => ("page", 0, 0),
-                _ => continue,
-            };
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push('[');
-            json::num(&mut out, e.time);
-            out.push(',');
-            json::string(&mut out, kind);
-            out.push(',');
-            json::num(&mut out, x);
-            out.push(',');
-            json::num(&mut out, y);
-            out.push(']');
-        }
-        out.push(']');
-        out
+    /// Panel entries of the events from index `from` on, as a JSON array (see [`entries`]).
+    pub fn entries(&self, from: usize) -> String {
+        entries::write(&self.timeline.events, from)
     }
 
     /// Times of all events as a Float64Array-friendly list (for the activity graph).
@@ -163,7 +181,16 @@ fn to_ms(t: f64) -> u64 {
 impl Player {
     /// A player over an already ordered timeline.
     pub fn from_timeline(timeline: Timeline) -> Self {
-        Player { timeline, dom: Dom::new(), cursor: 0, dropped: HashSet::new(), viewport: (0, 0), pointer: None }
+        Player {
+            timeline,
+            dom: Dom::new(),
+            cursor: 0,
+            dropped: HashSet::new(),
+            viewport: (0, 0),
+            pointer: None,
+            keyframes: Keyframes::default(),
+            loaded_bytes: 0,
+        }
     }
 
     /// The model at the current position (for tests and for the native side).
@@ -171,8 +198,39 @@ impl Player {
         &self.dom
     }
 
-    fn track(&mut self, index: usize) {
-        match &self.timeline.events[index].data {
+    /// Index of the next event to apply.
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// Puts the model at event index `target` (the events before it applied): from the nearest
+    /// keyframe at or before `target` when that saves work, otherwise by applying forward.
+    pub fn move_to(&mut self, target: usize) {
+        let target = target.min(self.timeline.events.len());
+        if let Some(k) = self.keyframes.best_for(target)
+            && (k.cursor > self.cursor || target < self.cursor)
+        {
+            self.dom = k.dom.clone();
+            self.cursor = k.cursor;
+            self.viewport = k.viewport;
+            self.pointer = k.pointer;
+        } else if target < self.cursor {
+            self.dom = Dom::new();
+            self.cursor = 0;
+            self.viewport = (0, 0);
+            self.pointer = None;
+        }
+        let timeline = std::mem::take(&mut self.timeline);
+        while self.cursor < target {
+            self.step(&timeline.events[self.cursor].data);
+        }
+        self.timeline = timeline;
+    }
+
+    /// Applies the event at the cursor (given by the caller, who holds the timeline) and keeps
+    /// a keyframe when enough work was done since the last one.
+    fn step(&mut self, data: &EventData) {
+        match data {
             EventData::Meta(m) => self.viewport = (m.viewport.width, m.viewport.height),
             EventData::Viewport(v) => self.viewport = (v.width, v.height),
             EventData::MouseMove(points) => {
@@ -182,6 +240,11 @@ impl Player {
             }
             EventData::Click(c) => self.pointer = Some((c.x, c.y)),
             _ => {}
+        }
+        self.dom.apply(data);
+        self.cursor += 1;
+        if self.keyframes.record_work(self.cursor, keyframes::work_of(data), self.dom.len()) {
+            self.keyframes.push(self.cursor, &self.dom, self.viewport, self.pointer);
         }
     }
 }
@@ -206,7 +269,12 @@ mod tests {
 
     fn session() -> Timeline {
         let mut b = Batch::new("s", "p", 0, 1000);
-        b.events = vec![
+        b.events = session_events();
+        Timeline::from_batches(vec![b])
+    }
+
+    fn session_events() -> Vec<Event> {
+        vec![
             Event {
                 t: 0,
                 data: EventData::Snapshot(Snapshot {
@@ -236,8 +304,7 @@ mod tests {
                     ..Mutation::default()
                 }),
             },
-        ];
-        Timeline::from_batches(vec![b])
+        ]
     }
 
     #[test]
@@ -255,5 +322,139 @@ mod tests {
         let ops = p.advance(1010.0);
         assert_eq!(ops, r#"[["add",3,0,[[7,3,2,"p",0,["class","x"]]]]]"#);
         assert_eq!(p.seek(1000.0).matches("\"p\"").count(), 0, "seeking back rebuilds the earlier document");
+    }
+
+    /// A session of `n` mutations that each add one paragraph of 3,000 text nodes (enough work
+    /// per event for keyframes to be taken).
+    fn long_session(n: u32) -> Timeline {
+        let mut b = Batch::new("s", "p", 0, 0);
+        b.events.push(Event {
+            t: 0,
+            data: EventData::Snapshot(Snapshot {
+                nodes: vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html", &[])],
+                scroll_x: 0,
+                scroll_y: 0,
+            }),
+        });
+        let mut next = 3;
+        for i in 0..n {
+            let root = next;
+            let mut nodes = vec![el(root, 2, "p", &[])];
+            for _ in 0..3_000 {
+                next += 1;
+                nodes.push(Node { id: next, parent: root, kind: NodeKind::Text("x".into()) });
+            }
+            next += 1;
+            b.events.push(Event {
+                t: 100 * (i + 1),
+                data: EventData::Mutation(Mutation {
+                    adds: vec![AddedSubtree { parent: 2, next: 0, nodes }],
+                    ..Mutation::default()
+                }),
+            });
+        }
+        Timeline::from_batches(vec![b])
+    }
+
+    #[test]
+    fn seeking_back_starts_from_a_keyframe_and_gives_the_same_document() {
+        let mut p = Player::from_timeline(long_session(20));
+        let end = p.seek(1_000_000.0);
+        assert!(p.keyframe_count() > 1, "keyframes taken on the way: {}", p.keyframe_count());
+        let middle = p.seek(1_000.0);
+        assert_eq!(middle.matches("\"p\"").count(), 10);
+        let mut fresh = Player::from_timeline(long_session(20));
+        assert_eq!(fresh.seek(1_000.0), middle, "a keyframe seek equals a seek from the start");
+        assert_eq!(p.seek(1_000_000.0), end);
+    }
+
+    #[test]
+    fn keyframe_seek_applies_only_events_after_the_keyframe() {
+        let mut p = Player::from_timeline(long_session(40));
+        p.seek(1_000_000.0);
+        p.seek(0.0);
+        let best = p.keyframes.best_for(30).map(|k| k.cursor).unwrap_or(0);
+        assert!(best > 10, "a keyframe late in the session exists: {best}");
+        p.move_to(30);
+        assert_eq!(p.cursor(), 30);
+        assert_eq!(p.dom().count_elements("p"), 29);
+    }
+
+    #[test]
+    fn batches_appended_in_pieces_play_like_one_load() {
+        let mut whole = Batch::new("s", "p", 0, 1000);
+        whole.events = session_events();
+        let mut first = Batch::new("s", "p", 0, 1000);
+        first.events = whole.events[..1].to_vec();
+        let mut second = Batch::new("s", "p", 1, 1000);
+        second.events = whole.events[1..].to_vec();
+        let encode = |bs: &[&Batch]| {
+            let bodies: Vec<Vec<u8>> = bs.iter().map(|b| codec::encode_batch(b).unwrap_or_default()).collect();
+            codec::concat_encoded(bodies.iter().map(Vec::as_slice))
+        };
+        let mut streamed = Player::empty();
+        assert_eq!(streamed.append(&encode(&[&first])).ok(), Some(1));
+        let first_frame = streamed.seek(1000.0);
+        assert!(first_frame.contains("\"body\""));
+        assert_eq!(streamed.append(&encode(&[&second])).ok(), Some(1));
+        let mut loaded = Player::new(&encode(&[&whole])).ok().unwrap_or_else(Player::empty);
+        assert_eq!(streamed.seek(2000.0), loaded.seek(2000.0));
+        assert_eq!(streamed.end(), 1010.0);
+    }
+
+    #[test]
+    fn entries_describe_console_errors_network_and_freezes_as_text() {
+        use replay_protocol::{Console, ConsoleLevel, ErrorEvent, ErrorKind, Freeze, Network, RequestKind};
+        let mut b = Batch::new("s", "p", 0, 5000);
+        b.events = vec![
+            Event {
+                t: 1,
+                data: EventData::Console(Console {
+                    level: ConsoleLevel::Warn,
+                    args: vec!["<img src=x onerror=alert(1)>".into()],
+                    stack: String::new(),
+                }),
+            },
+            Event {
+                t: 2,
+                data: EventData::Error(ErrorEvent {
+                    kind: ErrorKind::Uncaught,
+                    message: "boom".into(),
+                    stack: "at f (app.js:1:2)".into(),
+                    source: "app.js".into(),
+                    line: 1,
+                    column: 2,
+                    count: 3,
+                }),
+            },
+            Event {
+                t: 3,
+                data: EventData::Network(Network {
+                    kind: RequestKind::Fetch,
+                    method: "GET".into(),
+                    url: "/api".into(),
+                    status: 500,
+                    duration: 20,
+                    request_size: 0,
+                    response_size: 10,
+                    failed: false,
+                    aborted: false,
+                    error: String::new(),
+                    request_headers: vec![],
+                    response_headers: vec![],
+                    request_body: String::new(),
+                    response_body: String::new(),
+                }),
+            },
+            Event { t: 4, data: EventData::Freeze(Freeze::Ended { duration: 2000, culprits: vec![] }) },
+            Event { t: 5, data: EventData::Scroll(replay_protocol::Scroll { id: 0, x: 0, y: 1 }) },
+        ];
+        let p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        let all = p.entries(0);
+        assert!(all.starts_with(r#"[{"i":0,"t":5001,"k":"console","level":"warn","stack":"","args":["<img"#), "{all}");
+        assert!(all.contains(r#""k":"error","kind":"uncaught","message":"boom""#), "{all}");
+        assert!(all.contains(r#""status":500"#), "{all}");
+        assert!(all.contains(r#""k":"freeze","phase":"end","duration":2000,"scripts":[]"#), "{all}");
+        assert_eq!(p.entries(3), r#"[{"i":3,"t":5004,"k":"freeze","phase":"end","duration":2000,"scripts":[]}]"#);
     }
 }

@@ -4,7 +4,8 @@
 //! rules are the second wall. Scripts become inert comments (their subtrees are dropped),
 //! event-handler attributes and `srcdoc` are removed, URLs with script-capable schemes are
 //! removed, `<meta http-equiv>` and `<base href>` lose their effect, forms cannot submit, and
-//! frames and plugins do not load. Relative URLs are resolved against the recorded page URL so
+//! frames and plugins do not load, and SVG animations cannot animate a link into a script URL.
+//! Relative URLs are resolved against the recorded page URL so
 //! images and stylesheets load as recorded.
 
 use replay_protocol::{Attr, Namespace};
@@ -89,7 +90,17 @@ pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<
     if tag == "base" && (name == "href" || name == "target") {
         return None;
     }
-    if matches!(tag, "form" | "button" | "input") && matches!(name, "action" | "formaction") {
+    if matches!(name, "action" | "formaction") {
+        return None;
+    }
+    // `<animate attributeName="href" values="javascript:...">` and friends: an animation may
+    // only target harmless attributes, and no animated value may carry a script URL.
+    if name == "attributename" && matches!(value.trim().to_ascii_lowercase().as_str(), "href" | "xlink:href" | "src") {
+        return None;
+    }
+    if matches!(name, "values" | "to" | "from" | "by")
+        && value.split(';').any(|v| dangerous_url(v) || v.to_ascii_lowercase().contains("javascript:"))
+    {
         return None;
     }
     if matches!(tag, "iframe" | "frame" | "object" | "embed" | "portal") && matches!(name, "src" | "data") {
@@ -140,6 +151,16 @@ mod tests {
         assert_eq!(clean_attr("object", "data", "data:text/html,x", "http://x/"), None);
         assert_eq!(clean_attr("svg:a", "xlink:href", "javascript:x", "http://x/"), None);
         assert_eq!(clean_attr("div", "class", "a", "http://x/").as_deref(), Some("a"));
+        assert_eq!(clean_attr("svg", "formaction", "javascript:x", "http://x/"), None);
+    }
+
+    #[test]
+    fn svg_animations_cannot_turn_links_into_script_urls() {
+        assert_eq!(clean_attr("animate", "attributename", " HREF", "http://x/"), None);
+        assert_eq!(clean_attr("set", "to", "javascript:alert(1)", "http://x/"), None);
+        assert_eq!(clean_attr("animate", "values", "#a; JaVaScRiPt:alert(1)", "http://x/"), None);
+        assert_eq!(clean_attr("animate", "values", "0;1", "http://x/").as_deref(), Some("0;1"));
+        assert_eq!(clean_attr("animate", "attributename", "opacity", "http://x/").as_deref(), Some("opacity"));
     }
 
     #[test]

@@ -1,9 +1,12 @@
-// The player page: loads a session, drives the wasm replay engine (seek, play), and owns the
-// controls, the timeline and the effects around the replayed page (cursor, scaling, URL bar).
-// Building the replayed document is render.js's job; the iframe is sandboxed without
-// allow-scripts.
+// The player page: loads a session in ranges (first frame before the whole session has
+// downloaded), drives the wasm replay engine (seek, play), and owns the controls, the timeline
+// (activity density, markers with details), the panels and the effects around the replayed page
+// (cursor, scaling, URL bar). Building the replayed document is render.js's job; the iframe is
+// sandboxed without allow-scripts. An exported file (server/src/pages.rs) embeds the wasm and
+// the session bytes and runs this same module offline.
 import init, { Player } from './viewer_wasm.js';
 import { createRenderer } from './render.js';
+import { createPanels, fmtTime, isFailedRequest } from './panels.js';
 
 const $ = (id) => document.getElementById(id);
 const frame = $('frame');
@@ -11,8 +14,15 @@ const wrap = $('frame-wrap');
 const cursor = $('cursor');
 const seekBar = $('seek');
 const playButton = $('play');
+const SPEEDS = [0.5, 1, 2, 4, 8, 16];
+/** Gaps longer than this are skipped while playing when "skip inactivity" is on. */
+const IDLE_GAP_MS = 5000;
+/** The first range is one batch (it holds the full snapshot); later ranges are bigger. */
+const FIRST_RANGE_BYTES = 1;
+const RANGE_BYTES = 4 * 1024 * 1024;
 
 let engine = null;
+let sessionId = '';
 let start = 0;
 let duration = 0;
 let position = 0;
@@ -20,14 +30,13 @@ let playing = false;
 let speed = 1;
 let lastTick = 0;
 let viewport = [1024, 768];
-
-function fmt(ms) {
-  const s = Math.floor(ms / 1000);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-}
+let times = new Float64Array(0); // event times relative to start, replay order
+let loadedAll = false;
+const entries = [];
 
 function showUrl(url) {
   $('url').textContent = url || '';
+  $('url').title = url || '';
 }
 
 function moveCursor(x, y, click) {
@@ -35,9 +44,12 @@ function moveCursor(x, y, click) {
   cursor.style.left = `${x}px`;
   cursor.style.top = `${y}px`;
   if (click) {
-    cursor.classList.remove('click');
-    void cursor.offsetWidth;
-    cursor.classList.add('click');
+    const ripple = document.createElement('span');
+    ripple.className = 'ripple';
+    ripple.style.left = `${x}px`;
+    ripple.style.top = `${y}px`;
+    wrap.append(ripple);
+    ripple.addEventListener('animationend', () => ripple.remove());
   }
 }
 
@@ -52,31 +64,56 @@ function fit() {
   const stage = $('stage');
   const scale = Math.min(stage.clientWidth / viewport[0], stage.clientHeight / viewport[1], 1);
   wrap.style.transform = `scale(${scale})`;
+  wrap.dataset.scale = String(scale);
   wrap.style.left = `${Math.max(0, (stage.clientWidth - viewport[0] * scale) / 2)}px`;
   wrap.style.top = `${Math.max(0, (stage.clientHeight - viewport[1] * scale) / 2)}px`;
 }
 
 const renderer = createRenderer(frame, { url: showUrl, viewport: resize, pointer: moveCursor });
 const apply = (ops) => renderer.apply(ops);
+const panels = createPanels($('panels'), {
+  start: () => start,
+  duration: () => duration,
+  seek: (ms) => { pause(); seek(ms); },
+});
 
 // ---- playback ----
 
 function updateClock() {
-  $('time').textContent = `${fmt(position)} / ${fmt(duration)}`;
+  $('time').textContent = `${fmtTime(position)} / ${fmtTime(duration)}`;
   seekBar.value = String(Math.round(position));
+  panels.follow(start + position);
 }
 
 function seek(ms) {
-  position = Math.max(0, Math.min(duration, ms));
+  if (!engine) return;
+  position = Math.max(0, Math.min(duration, Number(ms) || 0));
   apply(JSON.parse(engine.seek(start + position)));
   lastTick = performance.now();
   updateClock();
+}
+
+/** Index of the first event later than `ms` (relative). */
+function nextEvent(ms) {
+  let lo = 0, hi = times.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (times[mid] <= ms) lo = mid + 1; else hi = mid; }
+  return lo;
 }
 
 function tick(now) {
   if (!playing) return;
   position = Math.min(duration, position + (now - lastTick) * speed);
   lastTick = now;
+  let skipped = false;
+  if ($('skip-idle').checked) {
+    const next = nextEvent(position);
+    if (next < times.length && times[next] - position > IDLE_GAP_MS) {
+      position = times[next] - 250;
+      skipped = true;
+    }
+  }
+  $('skipping').hidden = !skipped;
+  if (skipped) setTimeout(() => { $('skipping').hidden = true; }, 800);
   apply(JSON.parse(engine.advance(start + position)));
   updateClock();
   if (position >= duration) { pause(); return; }
@@ -84,9 +121,11 @@ function tick(now) {
 }
 
 function play() {
+  if (!engine) return;
   if (position >= duration) seek(0);
   playing = true;
   playButton.textContent = '❚❚';
+  document.body.dataset.playing = '1';
   lastTick = performance.now();
   requestAnimationFrame(tick);
 }
@@ -94,80 +133,312 @@ function play() {
 function pause() {
   playing = false;
   playButton.textContent = '▶';
+  delete document.body.dataset.playing;
+}
+
+function setSpeed(s) {
+  speed = s;
+  $('speed').value = String(s);
+}
+
+// ---- timeline: density graph and markers ----
+
+function drawDensity() {
+  const canvas = $('density');
+  const w = canvas.clientWidth || 600;
+  canvas.width = w;
+  const h = canvas.height;
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, w, h);
+  if (!duration || !times.length) return;
+  const bins = new Uint32Array(Math.max(1, Math.floor(w / 3)));
+  for (const t of times) bins[Math.min(bins.length - 1, Math.floor((t / duration) * bins.length))]++;
+  let max = 1;
+  for (const b of bins) max = Math.max(max, b);
+  ctx.fillStyle = 'rgba(49,84,212,.35)';
+  const bw = w / bins.length;
+  for (let i = 0; i < bins.length; i++) {
+    if (!bins[i]) continue;
+    const bh = Math.max(2, (Math.log1p(bins[i]) / Math.log1p(max)) * h);
+    ctx.fillRect(i * bw, h - bh, Math.max(1, bw - 1), bh);
+  }
+}
+
+function describe(e) {
+  switch (e.k) {
+    case 'click': return `Click at ${e.x}, ${e.y}`;
+    case 'page': return `Page: ${e.url}`;
+    case 'nav': return `Navigation: ${e.url}`;
+    case 'error': return `Error: ${e.message}`;
+    case 'console': return `console.${e.level}: ${e.args.join(' ')}`;
+    case 'network': return `Failed request: ${e.method} ${e.url} (${e.failed ? e.error || 'failed' : e.aborted ? 'aborted' : e.status})`;
+    case 'freeze': return e.phase === 'start' ? 'Page froze' : `Page froze for ${e.duration} ms${e.scripts.length ? ` (${e.scripts[0].fn || e.scripts[0].source})` : ''}`;
+    default: return e.k;
+  }
+}
+
+function markerKind(e) {
+  if (e.k === 'click') return 'click';
+  if (e.k === 'page' || e.k === 'nav') return 'nav';
+  if (e.k === 'error' || (e.k === 'console' && (e.level === 'error' || e.level === 'assert'))) return 'error';
+  if (isFailedRequest(e)) return 'request';
+  return null;
+}
+
+function pct(t) {
+  return duration ? `${Math.max(0, Math.min(100, ((t - start) / duration) * 100))}%` : '0%';
 }
 
 function drawMarkers() {
   const box = $('markers');
-  for (const [t, kind] of JSON.parse(engine.markers())) {
+  box.replaceChildren();
+  let frozeAt = null;
+  const addMarker = (cls, e, from, to) => {
     const i = document.createElement('i');
-    i.className = kind;
-    i.style.left = `${duration ? ((t - start) / duration) * 100 : 0}%`;
-    i.title = `${kind} at ${fmt(t - start)}`;
+    i.className = cls;
+    i.dataset.t = String(e.t);
+    i.style.left = pct(from);
+    if (to !== undefined) i.style.width = `calc(${pct(to)} - ${pct(from)})`;
+    i.dataset.tip = `${fmtTime(from - start)} · ${describe(e)}`;
+    i.addEventListener('click', () => { pause(); seek(from - start); });
     box.append(i);
+  };
+  for (const e of entries) {
+    if (e.k === 'freeze') {
+      if (e.phase === 'start') { frozeAt = e; continue; }
+      const from = frozeAt ? frozeAt.t : e.t - e.duration;
+      addMarker('freeze', e, from, e.t);
+      frozeAt = null;
+      continue;
+    }
+    const kind = markerKind(e);
+    if (kind) addMarker(kind, e, e.t);
   }
+  if (frozeAt) addMarker('freeze never-recovered', { ...frozeAt, phase: 'start' }, frozeAt.t, start + duration);
 }
 
-async function fetchSession(id) {
-  const res = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/events`, { headers: { accept: 'application/msgpack' } });
+function showTip(ev) {
+  const m = ev.target.closest('[data-tip]');
+  const tip = $('tip');
+  if (!m) { tip.hidden = true; return; }
+  tip.textContent = m.dataset.tip;
+  tip.hidden = false;
+  const track = $('track').getBoundingClientRect();
+  tip.style.left = `${Math.max(0, Math.min(track.width - 240, ev.clientX - track.left - 20))}px`;
+}
+
+// ---- loading ----
+
+function base64Bytes(text) {
+  const bin = atob(text.trim());
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+async function fetchRange(id, from, maxBytes) {
+  const res = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/events?from=${from}&max_bytes=${maxBytes}`, {
+    headers: { accept: 'application/msgpack' },
+  });
   if (!res.ok) throw new Error(`the server answered ${res.status}`);
-  const total = Number(res.headers.get('content-length')) || 0;
-  const reader = res.body.getReader();
-  const chunks = [];
-  let got = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    got += value.length;
-    if (total) $('progress').firstElementChild.style.width = `${(got / total) * 100}%`;
+  const next = res.headers.get('x-replay-next');
+  return {
+    bytes: new Uint8Array(await res.arrayBuffer()),
+    next: next === null ? null : Number(next),
+    total: Number(res.headers.get('x-replay-batches')) || 1,
+  };
+}
+
+function progress(fraction) {
+  $('progress').firstElementChild.style.width = `${Math.min(1, fraction) * 100}%`;
+  $('progress').classList.toggle('done', fraction >= 1);
+}
+
+/** Takes in newly appended events: duration, entries, timeline. */
+function absorb() {
+  if (!start) start = engine.start();
+  const end = engine.end();
+  duration = Math.max(0, end - start);
+  seekBar.max = String(Math.round(duration));
+  const all = engine.event_times();
+  times = new Float64Array(all.length);
+  for (let i = 0; i < all.length; i++) times[i] = all[i] - start;
+  const fresh = JSON.parse(engine.entries(entries.length ? entries[entries.length - 1].i + 1 : 0));
+  for (const e of fresh) entries.push(e);
+  panels.add(fresh);
+  drawMarkers();
+  drawDensity();
+  updateClock();
+}
+
+async function loadFromServer(id, onFirstFrame) {
+  await init();
+  engine = Player.empty();
+  let r = await fetchRange(id, 0, FIRST_RANGE_BYTES);
+  engine.append(r.bytes);
+  absorb();
+  onFirstFrame();
+  while (r.next !== null) {
+    progress(r.next / r.total);
+    r = await fetchRange(id, r.next, RANGE_BYTES);
+    engine.append(r.bytes);
+    absorb();
   }
-  const bytes = new Uint8Array(got);
-  let at = 0;
-  for (const c of chunks) { bytes.set(c, at); at += c.length; }
-  $('progress').firstElementChild.style.width = '100%';
-  return bytes;
+  progress(1);
+}
+
+async function loadEmbedded(onFirstFrame) {
+  await init({ module_or_path: base64Bytes($('replay-wasm').textContent) });
+  engine = new Player(base64Bytes($('replay-session').textContent));
+  absorb();
+  progress(1);
+  onFirstFrame();
+}
+
+function initialPosition(t) {
+  if (t === null) return 0;
+  if (t === 'end') return duration;
+  return Number(t) || 0;
+}
+
+function linkToNow() {
+  const url = new URL(location.href);
+  url.searchParams.set('t', String(Math.round(position)));
+  history.replaceState(null, '', url);
+  const out = $('link-out');
+  out.value = url.href;
+  out.hidden = false;
+  out.select();
+  navigator.clipboard?.writeText(url.href).catch(() => {});
+  return url.href;
 }
 
 async function main() {
   const params = new URLSearchParams(location.search);
-  const id = params.get('session') || '';
-  $('session-id').textContent = id;
-  try {
-    await init();
-    const bytes = await fetchSession(id);
-    engine = new Player(bytes);
-    start = engine.start();
-    duration = Math.max(0, engine.end() - start);
-    seekBar.max = String(Math.round(duration));
-    // The replay document starts empty and same-origin, so the player can build into it.
-    const t = params.get('t');
-    seek(t === null ? 0 : t === 'end' ? duration : Number(t) || 0);
-    drawMarkers();
-    document.body.dataset.state = 'ready';
-  } catch (e) {
-    $('message').textContent = `Could not load this session: ${e.message}`;
-    document.body.dataset.state = 'error';
-    return;
+  const embedded = $('replay-session');
+  sessionId = embedded ? embedded.dataset.session : params.get('session') || '';
+  $('session-id').textContent = sessionId;
+  document.title = `${sessionId} · Replay`;
+  $('block').checked = params.get('block') === '1';
+  $('block').addEventListener('change', (e) => {
+    const url = new URL(location.href);
+    if (e.target.checked) url.searchParams.set('block', '1'); else url.searchParams.delete('block');
+    url.searchParams.set('t', String(Math.round(position)));
+    location.replace(url);
+  });
+  if (embedded) {
+    $('back').hidden = true;
+    $('export').hidden = true;
+    $('block').parentElement.hidden = true;
+  } else {
+    $('export').href = `export/${encodeURIComponent(sessionId)}`;
   }
   playButton.addEventListener('click', () => (playing ? pause() : play()));
   seekBar.addEventListener('input', () => seek(Number(seekBar.value)));
   $('speed').addEventListener('change', (e) => { speed = Number(e.target.value) || 1; });
-  addEventListener('resize', fit);
+  $('copy-link').addEventListener('click', linkToNow);
+  $('markers').addEventListener('mousemove', showTip);
+  $('markers').addEventListener('mouseleave', () => { $('tip').hidden = true; });
+  addEventListener('resize', () => { fit(); drawDensity(); });
   addEventListener('keydown', (e) => {
-    if (e.target instanceof HTMLInputElement && e.target.type !== 'range') return;
+    if (!engine || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target instanceof HTMLInputElement && e.target.type !== 'range' && e.target.type !== 'checkbox') return;
+    if (e.target instanceof HTMLSelectElement) return;
     if (e.key === ' ') { e.preventDefault(); playing ? pause() : play(); }
-    else if (e.key === 'ArrowRight') seek(position + 5000);
-    else if (e.key === 'ArrowLeft') seek(position - 5000);
+    else if (e.key === 'ArrowRight') { e.preventDefault(); seek(position + 5000); }
+    else if (e.key === 'ArrowLeft') { e.preventDefault(); seek(position - 5000); }
+    else if (e.key === 'Home') seek(0);
+    else if (e.key === 'End') seek(duration);
+    else if (e.key >= '1' && e.key <= String(SPEEDS.length)) setSpeed(SPEEDS[Number(e.key) - 1]);
   });
+  const wanted = params.get('t');
+  try {
+    const first = () => {
+      // Until the range holding `?t=` arrives, show the first frame.
+      seek(Math.min(initialPosition(wanted), duration));
+      document.body.dataset.state = 'ready';
+    };
+    if (embedded) await loadEmbedded(first); else await loadFromServer(sessionId, first);
+    loadedAll = true;
+    document.body.dataset.loaded = '1';
+    if (wanted !== null && position !== initialPosition(wanted)) seek(initialPosition(wanted));
+  } catch (e) {
+    $('message').textContent = `Could not load this session: ${e.message}`;
+    document.body.dataset.state = 'error';
+  }
 }
 
-// A hook for tests and for linking: the current position and a way to move it.
+async function nextFrame() {
+  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+}
+
+let markSeq = 0;
+function mark(name) {
+  const m = `replay-viewer-${name}-${++markSeq}`;
+  performance.mark(m);
+  return m;
+}
+
+/**
+ * The shared benchmark's replay hook (bench/adapter.mjs): downloads the session in the same
+ * ranges as the player, then (timed) shows the first frame from the first range and seeks to
+ * the end after appending the rest. Every decoding step is inside a timed span.
+ */
+async function benchReplay(id, selector) {
+  await init();
+  const ranges = [];
+  let r = await fetchRange(id, 0, FIRST_RANGE_BYTES);
+  ranges.push(r.bytes);
+  while (r.next !== null) { r = await fetchRange(id, r.next, RANGE_BYTES); ranges.push(r.bytes); }
+  const count = () => frame.contentDocument.querySelectorAll(selector).length;
+  const marks = {};
+  const t0 = performance.now();
+  marks.open = mark('open');
+  engine = Player.empty();
+  marks.construct = mark('construct');
+  engine.append(ranges[0]);
+  start = engine.start();
+  apply(JSON.parse(engine.seek(start)));
+  marks.ready = mark('ready');
+  const startReadyMs = performance.now() - t0;
+  const nodesAtStart = count();
+  await nextFrame();
+  marks.framed = mark('framed');
+  const startFramedMs = performance.now() - t0;
+  const t1 = performance.now();
+  marks.seekStart = mark('seek-start');
+  for (const bytes of ranges.slice(1)) engine.append(bytes);
+  apply(JSON.parse(engine.seek(engine.end())));
+  marks.seekEnd = mark('seek-end');
+  const seekEndSyncMs = performance.now() - t1;
+  await nextFrame();
+  marks.seekFramed = mark('seek-framed');
+  const seekEndFramedMs = performance.now() - t1;
+  absorb();
+  position = duration;
+  updateClock();
+  return {
+    startReadyMs, startFramedMs, seekEndSyncMs, seekEndFramedMs, nodesAtStart, nodesAtEnd: count(),
+    totalTimeMs: engine.end() - engine.start(), events: engine.event_count(), ranges: ranges.length,
+    bytes: ranges.reduce((n, b) => n + b.length, 0), keyframes: engine.keyframe_count(), marks,
+  };
+}
+
+// A hook for tests, the benchmark and linking: the current position and a way to move it.
 window.replayPlayer = {
   seek: (ms) => seek(ms),
   position: () => position,
   duration: () => duration,
+  speed: () => speed,
+  playing: () => playing,
+  loaded: () => loadedAll,
+  entries: () => entries,
+  keyframes: () => (engine ? engine.keyframe_count() : 0),
+  link: linkToNow,
   play,
   pause,
+  benchReplay,
 };
 
-main();
+// The benchmark opens the page with ?bench and drives benchReplay itself.
+if (!new URLSearchParams(location.search).has('bench')) main();

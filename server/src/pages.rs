@@ -1,0 +1,482 @@
+//! Server-rendered viewer pages: the session list with its filters, and the export of one
+//! session as a single self-contained HTML file that plays offline.
+//!
+//! The list is rendered with maud (every recorded string is escaped) and sends a CSP without
+//! any script: the page is plain HTML and a GET form. Filters run in the storage engine
+//! ([`crate::storage::SessionFilter`]); the browser filter also matches the user agent, for
+//! sessions recorded before the recorder reported its environment. Both pages need a signed-in
+//! reader.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use maud::{DOCTYPE, Markup, html};
+use replay_protocol::codec;
+use serde::Deserialize;
+
+use crate::storage::SessionRow;
+use crate::{ApiError, AppState, api, assets, auth};
+
+/// Sessions per page of the list.
+pub const PAGE_SIZE: usize = 50;
+/// Most index rows scanned to answer one filtered page.
+const MAX_SCANNED: usize = 50_000;
+/// Policy of the session list: no script at all; the filter form submits to this page.
+const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+     base-uri 'none'; frame-ancestors 'self'";
+/// Policy of an exported file: its own inline scripts and modules (data: URLs in its import
+/// map) run; the replayed page still cannot (sandboxed iframe), nothing is sent anywhere.
+const EXPORT_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' data: 'wasm-unsafe-eval'; \
+     style-src * 'unsafe-inline'; img-src * data: blob:; font-src * data:; media-src * data: blob:; \
+     base-uri 'none'; form-action 'none'";
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/viewer/", get(session_list)).route("/viewer/export/{id}", get(export))
+}
+
+/// The list filters as they arrive from the form (every field optional, empty = unset).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct FilterForm {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub browser: Option<String>,
+    pub has_error: Option<String>,
+    pub has_freeze: Option<String>,
+    /// Seconds.
+    pub min_duration: Option<String>,
+    pub page: Option<String>,
+    pub project: Option<i64>,
+}
+
+/// What the list is filtered by.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// Sessions that started at or after this time (Unix epoch ms).
+    pub from_ms: Option<u64>,
+    /// Sessions that started before this time (Unix epoch ms).
+    pub to_ms: Option<u64>,
+    /// The session's URL contains this (case-insensitive).
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    /// The browser (from the user agent) contains this, case-insensitive: `chrome`, `firefox`.
+    pub browser: Option<String>,
+    pub has_error: bool,
+    pub has_freeze: bool,
+    pub min_duration_ms: Option<u64>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+impl SessionFilter {
+    /// Reads the form leniently: values that do not parse are ignored.
+    pub fn from_form(f: &FilterForm) -> Self {
+        SessionFilter {
+            from_ms: non_empty(&f.from).and_then(|v| parse_datetime(&v)),
+            to_ms: non_empty(&f.to).and_then(|v| parse_datetime(&v)),
+            url: non_empty(&f.url).map(|s| s.to_lowercase()),
+            user: non_empty(&f.user),
+            release: non_empty(&f.release),
+            environment: non_empty(&f.environment),
+            browser: non_empty(&f.browser).map(|s| s.to_lowercase()),
+            has_error: non_empty(&f.has_error).is_some(),
+            has_freeze: non_empty(&f.has_freeze).is_some(),
+            min_duration_ms: non_empty(&f.min_duration)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(|s| (s * 1000.0) as u64),
+        }
+    }
+
+    /// The part of the filter the storage engine answers (everything but the browser, which
+    /// is also matched against the user agent here).
+    pub fn to_storage(&self) -> crate::storage::SessionFilter {
+        crate::storage::SessionFilter {
+            since_ms: self.from_ms,
+            until_ms: self.to_ms,
+            url_contains: self.url.clone(),
+            user: self.user.clone(),
+            release: self.release.clone(),
+            environment: self.environment.clone(),
+            browser: None,
+            has_error: self.has_error,
+            has_freeze: self.has_freeze,
+            min_duration_ms: self.min_duration_ms,
+        }
+    }
+
+    /// True when the row passes the filters checked in memory (time, URL, duration, browser).
+    pub fn matches(&self, row: &SessionRow) -> bool {
+        self.from_ms.is_none_or(|t| row.start_ms >= t)
+            && self.to_ms.is_none_or(|t| row.start_ms < t)
+            && self.url.as_deref().is_none_or(|u| row.url.to_lowercase().contains(u))
+            && self.browser.as_deref().is_none_or(|b| {
+                browser_of(&row.user_agent).to_lowercase().contains(b) || row.browser.to_lowercase().contains(b)
+            })
+            && self.min_duration_ms.is_none_or(|d| row.duration_ms >= d)
+    }
+}
+
+/// The browser named by a user agent string.
+pub fn browser_of(ua: &str) -> &'static str {
+    if ua.contains("Edg/") {
+        "Edge"
+    } else if ua.contains("Firefox/") {
+        "Firefox"
+    } else if ua.contains("Chromium/") || ua.contains("HeadlessChrome/") {
+        "Chromium"
+    } else if ua.contains("Chrome/") {
+        "Chrome"
+    } else if ua.contains("Safari/") {
+        "Safari"
+    } else if ua.is_empty() {
+        "—"
+    } else {
+        "Other"
+    }
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]` (an `<input type=datetime-local>`), as UTC.
+pub fn parse_datetime(v: &str) -> Option<u64> {
+    let (date, time) = v.split_once(['T', ' ']).unwrap_or((v, "00:00"));
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, min) = (t.next()??, t.next()??);
+    let s = t.next().flatten().unwrap_or(0);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..24).contains(&h) || !(0..60).contains(&min) {
+        return None;
+    }
+    let secs = days_from_civil(y, m, day) * 86_400 + h * 3600 + min * 60 + s;
+    u64::try_from(secs).ok().map(|s| s * 1000)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of Unix epoch ms.
+pub fn format_time(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil_from_days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn format_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    if s < 60 { format!("{s}s") } else { format!("{}m {:02}s", s / 60, s % 60) }
+}
+
+/// One page of sessions passing `filter`, newest first, and whether there are more.
+fn filter_sessions(
+    storage: &dyn crate::Storage,
+    project: i64,
+    filter: &SessionFilter,
+    page: usize,
+) -> Result<(Vec<SessionRow>, bool), crate::Error> {
+    let skip = page * PAGE_SIZE;
+    let (mut matched, mut out) = (0usize, Vec::new());
+    let mut offset = 0;
+    const CHUNK: usize = 500;
+    let stored = filter.to_storage();
+    while offset < MAX_SCANNED {
+        let rows = storage.find_sessions(project, &stored, CHUNK, offset)?;
+        let n = rows.len();
+        for row in rows {
+            if !filter.matches(&row) {
+                continue;
+            }
+            matched += 1;
+            if matched > skip {
+                if out.len() == PAGE_SIZE {
+                    return Ok((out, true));
+                }
+                out.push(row);
+            }
+        }
+        if n < CHUNK {
+            break;
+        }
+        offset += CHUNK;
+    }
+    Ok((out, false))
+}
+
+fn html_response(markup: Markup, csp: &'static str) -> Response {
+    let mut response = markup.into_string().into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `GET /viewer/`: the session list, newest first, filtered and paginated.
+async fn session_list(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(form): Query<FilterForm>,
+) -> Result<Response, ApiError> {
+    if auth::reader_of(&state, &headers).await?.is_none() {
+        return Ok(auth::to_login(uri.path_and_query().map_or("/viewer/", |p| p.as_str())));
+    }
+    let filter = SessionFilter::from_form(&form);
+    let page: usize = non_empty(&form.page).and_then(|p| p.parse().ok()).unwrap_or(1).max(1) - 1;
+    let project = api::project_id(&state, form.project).await?;
+    let f = filter.clone();
+    let (rows, more) = state.blocking(move |s| filter_sessions(s, project, &f, page)).await?;
+    let link = |page: usize| {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [
+            ("from", &form.from),
+            ("to", &form.to),
+            ("url", &form.url),
+            ("user", &form.user),
+            ("release", &form.release),
+            ("environment", &form.environment),
+            ("browser", &form.browser),
+            ("has_error", &form.has_error),
+            ("has_freeze", &form.has_freeze),
+            ("min_duration", &form.min_duration),
+        ] {
+            if let Some(v) = non_empty(v) {
+                q.push((k, v));
+            }
+        }
+        q.push(("page", (page + 1).to_string()));
+        let encoded: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
+        format!("?{}", encoded.join("&"))
+    };
+    let val = |v: &Option<String>| v.clone().unwrap_or_default();
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Sessions · Replay" }
+                link rel="stylesheet" href="viewer.css";
+            }
+            body {
+                header.bar { strong { "Replay" } span { "Sessions" } }
+                main.page {
+                    form.filters method="get" action="" {
+                        label { "From (UTC) " input type="datetime-local" name="from" value=(val(&form.from)); }
+                        label { "To (UTC) " input type="datetime-local" name="to" value=(val(&form.to)); }
+                        label { "URL contains " input type="search" name="url" value=(val(&form.url)); }
+                        label { "User " input type="search" name="user" value=(val(&form.user)); }
+                        label { "Release " input type="search" name="release" value=(val(&form.release)); }
+                        label { "Environment " input type="search" name="environment" value=(val(&form.environment)); }
+                        label { "Browser " input type="search" name="browser" value=(val(&form.browser)); }
+                        label { "Min duration (s) " input type="number" min="0" name="min_duration" value=(val(&form.min_duration)); }
+                        label { input type="checkbox" name="has_error" value="1" checked[filter.has_error]; " Has error" }
+                        label { input type="checkbox" name="has_freeze" value="1" checked[filter.has_freeze]; " Has freeze" }
+                        button type="submit" { "Filter" }
+                        a href="./" { "Clear" }
+                    }
+                    @if rows.is_empty() {
+                        p id="status" { @if page == 0 { "No sessions match. Recorded sessions appear here within seconds (try the demo app at /demo)." } @else { "No more sessions." } }
+                    } @else {
+                        table id="sessions" {
+                            thead { tr { th { "Started (UTC)" } th { "Duration" } th { "Page" } th { "Pages" } th { "User" } th { "Browser" } th { "Clicks" } th { "Errors" } th { "Freezes" } th { "Dropped" } } }
+                            tbody {
+                                @for s in &rows {
+                                    tr data-session=(s.id) {
+                                        td { a href={ "player.html?session=" (url_encode(&s.id)) } { (format_time(s.start_ms)) } }
+                                        td { (format_duration(s.duration_ms)) }
+                                        td.url title=(s.url) { @if s.url.is_empty() { "(unknown)" } @else { (s.url) } }
+                                        td { (s.pages) }
+                                        td { @if s.user.is_empty() { "—" } @else { (s.user) } }
+                                        td { @if s.browser.is_empty() { (browser_of(&s.user_agent)) } @else { (s.browser) } }
+                                        td { (s.clicks) }
+                                        td { (s.errors) }
+                                        td { (s.freezes) }
+                                        td { (s.dropped) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    nav.pager {
+                        @if page > 0 { a id="prev" href=(link(page - 1)) { "← Newer" } }
+                        span { "Page " (page + 1) }
+                        @if more { a id="next" href=(link(page + 1)) { "Older →" } }
+                    }
+                }
+            }
+        }
+    };
+    Ok(html_response(markup, LIST_CSP))
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn data_url(mime: &str, bytes: &[u8]) -> String {
+    format!("data:{mime};base64,{}", BASE64.encode(bytes))
+}
+
+/// `GET /viewer/export/{id}`: the session as one HTML file with the player, its wasm and the
+/// recording inlined; it plays from disk with no server.
+async fn export(
+    _reader: auth::Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<FilterForm>,
+) -> Result<Response, ApiError> {
+    if !codec::is_valid_id(&id) {
+        return Err(ApiError::not_found("session"));
+    }
+    let project = api::project_id(&state, q.project).await?;
+    let bodies = api::load_batches(&state, project, id.clone()).await?;
+    let session = codec::concat_encoded(bodies.iter().map(Vec::as_slice));
+    let file = |p: &str| assets::viewer_asset(p).ok_or_else(|| ApiError::not_found("viewer build"));
+    let text = |p: &str| file(p).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let page = text("player.html")?;
+    let css = text("viewer.css")?;
+    let mut imports = serde_json::Map::new();
+    for module in ["viewer_wasm.js", "render.js", "panels.js"] {
+        imports.insert(format!("./{module}"), data_url("text/javascript", &file(module)?).into());
+    }
+    let import_map = serde_json::json!({ "imports": imports }).to_string();
+    let player = text("player.js")?.replace("</script", "<\\/script");
+    // Base64 and JSON of data: URLs hold no `<`, so nothing here can close the script elements.
+    let inline = format!(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"{EXPORT_CSP}\">\n\
+         <style>{}</style>\n\
+         <script type=\"importmap\">{import_map}</script>\n\
+         <script type=\"application/octet-stream\" id=\"replay-wasm\">{}</script>\n\
+         <script type=\"application/octet-stream\" id=\"replay-session\" data-session=\"{id}\">{}</script>\n\
+         <script type=\"module\">{player}</script>",
+        css.replace("</style", "<\\/style"),
+        BASE64.encode(file("viewer_wasm_bg.wasm")?),
+        BASE64.encode(&session),
+    );
+    let html = page.replace(
+        "<link rel=\"stylesheet\" href=\"viewer.css\">\n<script type=\"module\" src=\"player.js\"></script>",
+        &inline,
+    );
+    if !html.contains("id=\"replay-session\"") {
+        return Err(ApiError::not_found("player template"));
+    }
+    let mut response = html.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    // The session id passed `is_valid_id`: `[A-Za-z0-9_-]` only.
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"replay-{id}.html\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EXPORT_CSP));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(start_ms: u64, url: &str, duration_ms: u64, ua: &str) -> SessionRow {
+        SessionRow {
+            id: "s".into(),
+            start_ms,
+            end_ms: start_ms + duration_ms,
+            duration_ms,
+            url: url.into(),
+            user_agent: ua.into(),
+            pages: 1,
+            batches: 1,
+            events: 1,
+            clicks: 0,
+            bytes: 1,
+            dropped: 0,
+            recorder_errors: 0,
+            user: String::new(),
+            release: String::new(),
+            environment: String::new(),
+            browser: String::new(),
+            errors: 0,
+            freezes: 0,
+        }
+    }
+
+    #[test]
+    fn datetimes_from_the_form_are_read_as_utc() {
+        assert_eq!(parse_datetime("1970-01-01T00:00"), Some(0));
+        assert_eq!(parse_datetime("2026-11-03T10:15"), Some(1_793_700_900_000));
+        assert_eq!(format_time(1_793_700_900_000), "2026-11-03 10:15:00");
+        assert_eq!(parse_datetime("2026-13-01"), None);
+        assert_eq!(parse_datetime("yesterday"), None);
+    }
+
+    #[test]
+    fn filters_apply_time_url_duration_and_browser() {
+        let form = FilterForm {
+            from: Some("1970-01-01T00:01".into()),
+            url: Some("CHECKOUT".into()),
+            min_duration: Some("5".into()),
+            browser: Some("chrom".into()),
+            ..FilterForm::default()
+        };
+        let f = SessionFilter::from_form(&form);
+        let chrome = "Mozilla/5.0 Chrome/156.0 Safari/537.36";
+        assert!(f.matches(&row(60_000, "https://shop/checkout", 5_000, chrome)));
+        assert!(!f.matches(&row(59_999, "https://shop/checkout", 5_000, chrome)), "too early");
+        assert!(!f.matches(&row(60_000, "https://shop/cart", 5_000, chrome)), "url");
+        assert!(!f.matches(&row(60_000, "https://shop/checkout", 4_999, chrome)), "too short");
+        assert!(!f.matches(&row(60_000, "https://shop/checkout", 5_000, "Firefox/140")), "browser");
+    }
+
+    #[test]
+    fn every_form_filter_reaches_the_storage_filter() {
+        let form = FilterForm {
+            user: Some(" ann ".into()),
+            release: Some("1.2".into()),
+            environment: Some("production".into()),
+            has_error: Some("1".into()),
+            has_freeze: Some("1".into()),
+            min_duration: Some("".into()),
+            ..FilterForm::default()
+        };
+        let f = SessionFilter::from_form(&form).to_storage();
+        assert_eq!(f.user.as_deref(), Some("ann"));
+        assert_eq!((f.release.as_deref(), f.environment.as_deref()), (Some("1.2"), Some("production")));
+        assert!(f.has_error && f.has_freeze);
+        assert_eq!(f.min_duration_ms, None);
+    }
+}

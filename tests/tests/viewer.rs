@@ -1,0 +1,437 @@
+//! End-to-end tests of the player and the session list: synthetic sessions built in Rust are
+//! ingested through the API and replayed in real Chromium.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use replay_e2e::{Browser, Server};
+use replay_protocol::{
+    AddedSubtree, AppFact, Attr, Batch, Click, Console, ConsoleLevel, Environment, ErrorEvent, ErrorKind, Event,
+    EventData, Freeze, LongFrame, Mutation, Namespace, Network, Node, NodeKind, PageMeta, RequestKind, ScriptTiming,
+    Snapshot, Viewport, encode_batch,
+};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn el(id: u32, parent: u32, tag: &str, attrs: &[(&str, &str)]) -> Node {
+    Node {
+        id,
+        parent,
+        kind: NodeKind::Element {
+            tag: tag.into(),
+            ns: Namespace::Html,
+            attrs: attrs.iter().map(|(n, v)| Attr { name: (*n).into(), value: (*v).into() }).collect(),
+        },
+    }
+}
+
+fn text(id: u32, parent: u32, t: &str) -> Node {
+    Node { id, parent, kind: NodeKind::Text(t.into()) }
+}
+
+fn meta(url: &str) -> EventData {
+    EventData::Meta(PageMeta {
+        url: url.into(),
+        title: "Shop".into(),
+        viewport: Viewport { width: 800, height: 600 },
+        user_agent: "Mozilla/5.0 Chrome/156.0".into(),
+        referrer: String::new(),
+    })
+}
+
+/// A paragraph `<p id=pN>label</p>` added under the body at `t` ms.
+fn add_paragraph(t: u32, n: u32, label: &str) -> Event {
+    let id = 100 + n * 2;
+    Event {
+        t,
+        data: EventData::Mutation(Mutation {
+            adds: vec![AddedSubtree {
+                parent: 4,
+                next: 0,
+                nodes: vec![el(id, 0, "p", &[("id", &format!("p{n}"))]), text(id + 1, id, label)],
+            }],
+            ..Mutation::default()
+        }),
+    }
+}
+
+fn network(url: &str, status: u16, failed: bool) -> EventData {
+    EventData::Network(Network {
+        kind: RequestKind::Fetch,
+        method: "POST".into(),
+        url: url.into(),
+        status,
+        duration: 350,
+        request_size: 120,
+        response_size: 40,
+        failed,
+        aborted: false,
+        error: if failed { "net::ERR_CONNECTION_RESET".into() } else { String::new() },
+        request_headers: vec![],
+        response_headers: vec![],
+        request_body: String::new(),
+        response_body: String::new(),
+    })
+}
+
+/// A 29-second session on one page: paragraphs appear at 2, 10, 15 and 29 s; console (3 s,
+/// 15 s), a failed request (6 s), an error (7 s), a freeze (11–13 s), environment facts in
+/// between; an idle gap from 15 s to 29 s.
+fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
+    let mut first = Batch::new(id, "page-1", 0, T0);
+    first.flags = Batch::FLAG_PAGE_START;
+    first.events = vec![
+        Event { t: 0, data: meta(url) },
+        Event {
+            t: 0,
+            data: EventData::Snapshot(Snapshot {
+                nodes: vec![
+                    Node { id: 1, parent: 0, kind: NodeKind::Document },
+                    el(2, 1, "html", &[]),
+                    el(3, 2, "head", &[]),
+                    el(4, 2, "body", &[]),
+                    el(5, 4, "h1", &[]),
+                    text(6, 5, "Checkout"),
+                    el(7, 4, "input", &[("id", "card")]),
+                ],
+                scroll_x: 0,
+                scroll_y: 0,
+            }),
+        },
+        Event {
+            t: 1,
+            data: EventData::Environment(Environment {
+                browser: "Chrome".into(),
+                browser_version: "156".into(),
+                os: "Linux".into(),
+                device_pixel_ratio: 2.0,
+                device_memory: 8.0,
+                cpu_cores: 4,
+                connection: "4g".into(),
+                language: "en-GB".into(),
+                timezone: "Europe/Paris".into(),
+            }),
+        },
+        Event { t: 1, data: EventData::App(AppFact::Release("v1.2.3".into())) },
+        add_paragraph(2_000, 1, "first"),
+        Event {
+            t: 3_000,
+            data: EventData::Console(Console {
+                level: ConsoleLevel::Info,
+                args: vec!["cart loaded".into(), "3 items".into()],
+                stack: String::new(),
+            }),
+        },
+        Event { t: 4_000, data: EventData::Click(Click { id: 7, x: 100, y: 80, button: 0 }) },
+        Event {
+            t: 4_500,
+            data: EventData::Input(replay_protocol::Input { id: 7, value: "****".into(), checked: None }),
+        },
+    ];
+    first.end = T0 + 4_500;
+    let mut second = Batch::new(id, "page-1", 1, T0 + 5_000);
+    second.events = vec![
+        Event { t: 1_000, data: network("https://api.shop.test/pay", 500, false) },
+        Event {
+            t: 2_000,
+            data: EventData::Error(ErrorEvent {
+                kind: ErrorKind::Uncaught,
+                message: "TypeError: total is undefined".into(),
+                stack: "at pay (https://shop.test/app.js:10:5)\nat onClick (https://shop.test/app.js:3:1)".into(),
+                source: "https://shop.test/app.js".into(),
+                line: 10,
+                column: 5,
+                count: 1,
+            }),
+        },
+        add_paragraph(5_000, 2, "second"),
+        Event {
+            t: 6_000,
+            data: EventData::Freeze(Freeze::Started { url: url.into(), last_action: "click #pay".into() }),
+        },
+        Event {
+            t: 8_000,
+            data: EventData::Freeze(Freeze::Ended {
+                duration: 2_000,
+                culprits: vec![ScriptTiming {
+                    invoker: "BUTTON#pay.onclick".into(),
+                    invoker_type: "event-listener".into(),
+                    source_url: "https://shop.test/app.js".into(),
+                    function: "computeBestValue".into(),
+                    char_position: 10,
+                    duration: 1_990,
+                    forced_style_layout: 0,
+                    pause_duration: 0,
+                }],
+            }),
+        },
+        Event {
+            t: 8_001,
+            data: EventData::LongFrame(LongFrame {
+                duration: 2_010,
+                blocking_duration: 1_960,
+                style_and_layout: 10,
+                long_task: false,
+                scripts: vec![],
+            }),
+        },
+        add_paragraph(10_000, 3, "third"),
+        Event {
+            t: 10_001,
+            data: EventData::Console(Console {
+                level: ConsoleLevel::Error,
+                args: vec!["payment failed".into()],
+                stack: "at pay (app.js:12:1)".into(),
+            }),
+        },
+        Event { t: 24_000, data: network("https://api.shop.test/retry", 0, true) },
+        add_paragraph(24_000, 4, "last"),
+    ];
+    second.end = T0 + 29_000;
+    [first, second].iter().map(|b| encode_batch(b).expect("encodes")).collect()
+}
+
+fn ingest(server: &Server, bodies: &[Vec<u8>]) -> Result<()> {
+    for body in bodies {
+        let (status, answer) = server.ingest(Some(&server.key), body, None)?;
+        ensure!(status == 200, "ingest failed: {answer}");
+    }
+    Ok(())
+}
+
+async fn open_player(browser: &Browser, server: &Server, query: &str) -> Result<()> {
+    browser.open_viewer(server, &format!("/viewer/player.html?{query}")).await?;
+    browser
+        .wait_for(
+            "return document.body.dataset.loaded === '1' || document.body.dataset.state === 'error'",
+            Duration::from_secs(20),
+        )
+        .await?;
+    let state = browser.eval("return document.body.dataset.state").await?;
+    let message = browser.eval("return document.getElementById('message').textContent").await?;
+    ensure!(state == "ready", "player failed: {message}");
+    Ok(())
+}
+
+async fn frame_ids(browser: &Browser) -> Result<String> {
+    let v = browser
+        .eval("return [...document.getElementById('frame').contentDocument.querySelectorAll('p')].map(p => p.id).join(',')")
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+async fn position(browser: &Browser) -> Result<f64> {
+    Ok(browser.eval("return window.replayPlayer.position()").await?.as_f64().unwrap_or(-1.0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panels_show_the_story_and_clicking_an_entry_seeks_there() -> Result<()> {
+    let server = Server::start()?;
+    ingest(&server, &story_session("story", "https://shop.test/checkout"))?;
+    let browser = Browser::start().await?;
+    open_player(&browser, &server, "session=story").await?;
+
+    let counts = browser
+        .eval(
+            "return Object.fromEntries(['console','network','errors','performance','environment'].map(p => \
+             [p, document.getElementById('panel-' + p).children.length]))",
+        )
+        .await?;
+    ensure!(counts["console"] == 2 && counts["network"] == 2 && counts["errors"] == 1, "panel counts: {counts}");
+    ensure!(counts["performance"] == 3 && counts["environment"] == 3, "panel counts: {counts}");
+
+    let markers = browser
+        .eval("return [...document.querySelectorAll('#markers i')].map(i => i.className).sort().join(' ')")
+        .await?;
+    ensure!(
+        markers == "click error error freeze nav request request",
+        "timeline markers for clicks, navigations, errors, failed requests and the freeze: {markers}"
+    );
+    let tip = browser.eval("return document.querySelector('#markers i.freeze').dataset.tip").await?;
+    ensure!(tip.as_str().unwrap_or_default().contains("computeBestValue"), "freeze details name the culprit: {tip}");
+
+    // The error's stack trace is in the errors panel; clicking the entry seeks to 7 s.
+    let stack = browser.eval("return document.querySelector('#panel-errors .stack').textContent").await?;
+    ensure!(stack.as_str().unwrap_or_default().contains("app.js:10:5"), "stack: {stack}");
+    browser.eval("document.querySelector('[data-tab=errors]').click(); document.querySelector('#panel-errors .entry').click(); return true").await?;
+    ensure!(position(&browser).await? == 7_000.0, "error entry seeks to its time");
+    ensure!(frame_ids(&browser).await? == "p1", "the page at 7 s");
+    let current =
+        browser.eval("return document.querySelector('#panel-errors .entry').classList.contains('current')").await?;
+    ensure!(current == true, "the list follows the position");
+
+    // A console entry click seeks to its time.
+    browser.eval("document.querySelector('[data-tab=console]').click(); document.querySelectorAll('#panel-console .entry')[0].click(); return true").await?;
+    ensure!(position(&browser).await? == 3_000.0, "console entry seeks to its time");
+    ensure!(frame_ids(&browser).await? == "p1", "the page at 3 s");
+    let future = browser
+        .eval("return document.querySelectorAll('#panel-console .entry')[1].classList.contains('future')")
+        .await?;
+    ensure!(future == true, "entries after the position are marked as still to come");
+
+    // Masked input values and the current URL are shown.
+    browser.eval("window.replayPlayer.seek(5000); return true").await?;
+    let value =
+        browser.eval("return document.getElementById('frame').contentDocument.getElementById('card').value").await?;
+    ensure!(value == "****", "masked input value replayed: {value}");
+    let url = browser.eval("return document.getElementById('url').textContent").await?;
+    ensure!(url == "https://shop.test/checkout", "url above the page: {url}");
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_shortcuts_seek_play_and_change_speed_and_links_open_at_a_moment() -> Result<()> {
+    let server = Server::start()?;
+    ingest(&server, &story_session("keys", "https://shop.test/"))?;
+    let browser = Browser::start().await?;
+
+    open_player(&browser, &server, "session=keys&t=12000").await?;
+    ensure!(position(&browser).await? == 12_000.0, "?t= opens at that moment");
+    ensure!(frame_ids(&browser).await? == "p1,p2", "the page at 12 s");
+
+    let key = |k: &str| {
+        format!(
+            "document.body.dispatchEvent(new KeyboardEvent('keydown', {{ key: '{k}', bubbles: true }})); return true"
+        )
+    };
+    browser.eval(&key("ArrowRight")).await?;
+    ensure!(position(&browser).await? == 17_000.0, "→ seeks 5 s forward");
+    browser.eval(&key("ArrowLeft")).await?;
+    browser.eval(&key("ArrowLeft")).await?;
+    ensure!(position(&browser).await? == 7_000.0, "← seeks 5 s back");
+    browser.eval(&key("5")).await?;
+    ensure!(browser.eval("return window.replayPlayer.speed()").await? == 8, "5 → 8×");
+    browser.eval(&key("1")).await?;
+    ensure!(browser.eval("return window.replayPlayer.speed()").await? == 0.5, "1 → 0.5×");
+    browser.eval(&key(" ")).await?;
+    ensure!(browser.eval("return window.replayPlayer.playing()").await? == true, "space plays");
+    browser.eval(&key(" ")).await?;
+    ensure!(browser.eval("return window.replayPlayer.playing()").await? == false, "space pauses");
+
+    let link = browser.eval("return window.replayPlayer.link()").await?;
+    ensure!(
+        link.as_str().unwrap_or_default().ends_with("t=7000") || link.as_str().unwrap_or_default().contains("t=70"),
+        "link: {link}"
+    );
+
+    // Skip inactivity: playing at 1× from 16 s reaches the paragraph at 29 s within seconds.
+    browser.eval("window.replayPlayer.seek(16000); document.getElementById('speed').value = '1'; document.getElementById('speed').dispatchEvent(new Event('change')); window.replayPlayer.play(); return true").await?;
+    browser.wait_for("return window.replayPlayer.position() >= 28000", Duration::from_secs(5)).await?;
+    browser.wait_for("return !window.replayPlayer.playing()", Duration::from_secs(5)).await?;
+    ensure!(frame_ids(&browser).await? == "p1,p2,p3,p4", "played to the end");
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_session_streams_in_ranges_and_seeks_from_keyframes() -> Result<()> {
+    let server = Server::start()?;
+    // 40 batches, each adding a big list: the player loads it range by range.
+    let mut bodies = story_session("long", "https://shop.test/long");
+    bodies.truncate(1);
+    let mut next_id = 10_000;
+    for seq in 1..=40u32 {
+        let mut b = Batch::new("long", "page-1", seq, T0 + 5_000 + u64::from(seq) * 1_000);
+        let root = next_id;
+        let mut nodes = vec![el(root, 0, "ul", &[("class", "list")])];
+        for _ in 0..1_000 {
+            next_id += 2;
+            nodes.push(el(next_id, root, "li", &[]));
+            nodes.push(text(next_id + 1, next_id, "row"));
+        }
+        next_id += 2;
+        b.events.push(Event {
+            t: 0,
+            data: EventData::Mutation(Mutation {
+                removes: if seq > 1 { vec![root - 2_002] } else { vec![] },
+                adds: vec![AddedSubtree { parent: 4, next: 0, nodes }],
+                ..Mutation::default()
+            }),
+        });
+        b.end = b.start;
+        bodies.push(encode_batch(&b)?);
+    }
+    ingest(&server, &bodies)?;
+
+    let range = server.get_json("/api/v1/sessions/long/events?from=3&max_bytes=1")?;
+    let seqs: Vec<u64> =
+        range["batches"].as_array().map(|a| a.iter().filter_map(|b| b["seq"].as_u64()).collect()).unwrap_or_default();
+    ensure!(seqs == vec![3], "a range of one batch from index 3: {seqs:?}");
+
+    let browser = Browser::start().await?;
+    open_player(&browser, &server, "session=long&t=end").await?;
+    let lists = browser
+        .eval("return document.getElementById('frame').contentDocument.querySelectorAll('ul.list > li').length")
+        .await?;
+    ensure!(lists == 1_000, "the end state has one list of 1000 rows: {lists}");
+    let keyframes = browser.eval("return window.replayPlayer.keyframes()").await?;
+    ensure!(keyframes.as_u64().unwrap_or(0) >= 2, "keyframes were taken on the way: {keyframes}");
+    browser.eval("window.replayPlayer.seek(20000); return true").await?;
+    let rows =
+        browser.eval("return document.getElementById('frame').contentDocument.querySelectorAll('li').length").await?;
+    ensure!(rows == 1_000, "seeking back shows one list: {rows}");
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_file_plays_offline() -> Result<()> {
+    let server = Server::start()?;
+    ingest(&server, &story_session("export", "https://shop.test/export"))?;
+    let html = server.get_text("/viewer/export/export")?;
+    ensure!(html.contains("id=\"replay-session\"") && html.contains("importmap"), "export is self-contained");
+    ensure!(!html.contains("src=\"player.js\""), "no reference to server files");
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("session.html");
+    std::fs::write(&file, html)?;
+    // The server is stopped: the file must play with nothing to fetch.
+    drop(server);
+    let browser = Browser::start().await?;
+    browser.client.goto(&format!("file://{}?t=12000", file.display())).await?;
+    browser
+        .wait_for(
+            "return document.body.dataset.state !== 'loading' && document.body.dataset.state",
+            Duration::from_secs(20),
+        )
+        .await?;
+    let state =
+        browser.eval("return [document.body.dataset.state, document.getElementById('message').textContent]").await?;
+    ensure!(state[0] == "ready", "export failed to play: {state}");
+    ensure!(frame_ids(&browser).await? == "p1,p2", "export opens at ?t=");
+    browser.eval("window.replayPlayer.seek(0); window.replayPlayer.play(); return true").await?;
+    browser.wait_for("return window.replayPlayer.position() > 0", Duration::from_secs(5)).await?;
+    let panels = browser.eval("return document.getElementById('panel-errors').children.length").await?;
+    ensure!(panels == 1, "panels in the export: {panels}");
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_list_is_newest_first_and_filters_by_every_field() -> Result<()> {
+    let server = Server::start()?;
+    ingest(&server, &story_session("checkout-a", "https://shop.test/checkout"))?;
+    let mut short = Batch::new("cart-b", "p", 0, T0 + 60_000);
+    short.events = vec![Event { t: 0, data: meta("https://shop.test/cart") }];
+    ingest(&server, &[encode_batch(&short)?])?;
+
+    let browser = Browser::start().await?;
+    let rows = async |query: &str| -> Result<String> {
+        browser.open_viewer(&server, &format!("/viewer/{query}")).await?;
+        let v = browser
+            .eval("return [...document.querySelectorAll('#sessions tbody tr')].map(r => r.dataset.session).join(',')")
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_owned())
+    };
+    ensure!(rows("").await? == "cart-b,checkout-a", "newest first");
+    ensure!(rows("?url=CHECKOUT").await? == "checkout-a", "URL contains, case-insensitive");
+    ensure!(rows("?min_duration=10").await? == "checkout-a", "minimum duration");
+    ensure!(rows("?from=2023-11-14T22%3A14").await? == "cart-b", "time range");
+    ensure!(rows("?url=nothing").await?.is_empty(), "no match");
+    ensure!(rows("?release=v1.2.3").await? == "checkout-a", "release");
+    ensure!(rows("?has_error=1").await? == "checkout-a", "has error");
+    ensure!(rows("?has_freeze=1").await? == "checkout-a", "has freeze");
+    ensure!(rows("?user=ann").await?.is_empty(), "user");
+    browser.close().await?;
+    Ok(())
+}

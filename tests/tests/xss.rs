@@ -1,0 +1,237 @@
+//! The XSS corpus: hostile recordings (fixtures in `tests/fixtures/xss/`) are ingested through
+//! the API and replayed in the real player, by seeking and by playing. No script may run in the
+//! player (a sentinel stays unset and no script-only request reaches the canary server), and no
+//! request at all reaches the canary when "block external resources" is on.
+//!
+//! Fixture format: an element is `["tag", {"attr": "value"}, child...]`, a text node a string.
+//! `{{SENTINEL}}` becomes script that would set the sentinel and call the canary;
+//! `{{CANARY}}` the canary server's origin. Paths under `/script/` can only be requested by
+//! running script or by navigation the player must prevent; `/external/` are plain resources,
+//! and so are `/page/` ones (relative URLs resolved against the recorded page, which is on the
+//! canary: `relative-after-base.png` arriving under `/page/` and not `/script/base/` shows that
+//! the recorded `<base>` was ignored).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use replay_e2e::{Browser, Server};
+use replay_protocol::{
+    AddedSubtree, Attr, AttrChange, Batch, Event, EventData, Mutation, Namespace, Node, NodeKind, PageMeta, Snapshot,
+    Viewport, encode_batch,
+};
+use serde_json::Value;
+
+const FIXTURES: &[(&str, &str)] = &[
+    ("scripts", include_str!("../fixtures/xss/scripts.json")),
+    ("handlers", include_str!("../fixtures/xss/handlers.json")),
+    ("urls", include_str!("../fixtures/xss/urls.json")),
+    ("svg-animate", include_str!("../fixtures/xss/svg-animate.json")),
+    ("external", include_str!("../fixtures/xss/external.json")),
+];
+
+/// A loopback HTTP server that records every request path and answers 200.
+struct Canary {
+    origin: String,
+    hits: Arc<Mutex<Vec<String>>>,
+}
+
+impl Canary {
+    fn start() -> Result<Canary> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&hits);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut line = String::new();
+                let _ = BufReader::new(&stream).read_line(&mut line);
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                if let Ok(mut h) = seen.lock() {
+                    h.push(path);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Ok(Canary { origin, hits })
+    }
+
+    fn hits(&self) -> Vec<String> {
+        self.hits.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    fn clear(&self) {
+        if let Ok(mut h) = self.hits.lock() {
+            h.clear();
+        }
+    }
+}
+
+/// Builds snapshot nodes from a fixture tree, giving ids from `next`.
+fn nodes_of(tree: &Value, parent: u32, ns: Namespace, next: &mut u32, out: &mut Vec<Node>) -> Result<()> {
+    let id = *next;
+    *next += 1;
+    match tree {
+        Value::String(text) => out.push(Node { id, parent, kind: NodeKind::Text(text.clone()) }),
+        Value::Array(parts) => {
+            let tag = parts.first().and_then(Value::as_str).context("element without tag")?;
+            let ns = match tag {
+                "svg" => Namespace::Svg,
+                "math" => Namespace::MathMl,
+                "foreignObject" => Namespace::Svg,
+                _ => ns,
+            };
+            let attrs = parts
+                .get(1)
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| Attr { name: k.clone(), value: v.as_str().unwrap_or_default().to_owned() })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Node { id, parent, kind: NodeKind::Element { tag: tag.to_owned(), ns, attrs } });
+            let child_ns = if tag == "foreignObject" { Namespace::Html } else { ns };
+            for child in parts.iter().skip(2) {
+                nodes_of(child, id, child_ns, next, out)?;
+            }
+        }
+        _ => bail!("bad fixture node {tree}"),
+    }
+    Ok(())
+}
+
+const SENTINEL: &str = "try{parent.__xss=(parent.__xss||0)+1}catch(e){};try{top.__xss=1}catch(e){};new Image().src='{{CANARY}}/script/ran'";
+
+/// The hostile session of one fixture: a snapshot holding it, then the same tree added again
+/// by a mutation (the play-forward path), then attribute changes that try to add handlers and
+/// script URLs to existing elements.
+fn hostile_session(name: &str, fixture: &str, canary: &str) -> Result<Vec<u8>> {
+    let text = fixture.replace("{{SENTINEL}}", &SENTINEL.replace("{{CANARY}}", canary)).replace("{{CANARY}}", canary);
+    let tree: Value = serde_json::from_str(&text).with_context(|| format!("fixture {name}"))?;
+    let el = |id, parent, tag: &str| Node {
+        id,
+        parent,
+        kind: NodeKind::Element { tag: tag.into(), ns: Namespace::Html, attrs: vec![] },
+    };
+    let mut nodes =
+        vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html"), el(3, 2, "head"), el(4, 2, "body")];
+    let mut next = 10;
+    nodes_of(&tree, 4, Namespace::Html, &mut next, &mut nodes)?;
+    let mut added = Vec::new();
+    nodes_of(&tree, 4, Namespace::Html, &mut next, &mut added)?;
+    added[0].parent = 0;
+    let mut b = Batch::new(format!("xss-{name}"), "p1", 0, 1_700_000_000_000);
+    let page = format!("{canary}/page/index.html");
+    b.flags = Batch::FLAG_PAGE_START;
+    let attr = |id, name: &str, value: &str| AttrChange { id, name: name.into(), value: Some(value.into()) };
+    b.events = vec![
+        Event {
+            t: 0,
+            data: EventData::Meta(PageMeta {
+                url: page,
+                title: "hostile".into(),
+                viewport: Viewport { width: 800, height: 600 },
+                user_agent: "test".into(),
+                referrer: String::new(),
+            }),
+        },
+        Event { t: 0, data: EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }) },
+        Event {
+            t: 500,
+            data: EventData::Mutation(Mutation {
+                adds: vec![AddedSubtree { parent: 4, next: 0, nodes: added }],
+                ..Mutation::default()
+            }),
+        },
+        Event {
+            t: 1000,
+            data: EventData::Mutation(Mutation {
+                attrs: vec![
+                    attr(4, "onload", &SENTINEL.replace("{{CANARY}}", canary)),
+                    attr(4, "onmouseover", &SENTINEL.replace("{{CANARY}}", canary)),
+                    attr(10, "href", "javascript:parent.__xss=1"),
+                    attr(10, "srcdoc", "<script>parent.__xss=1</script>"),
+                    attr(10, "formaction", "javascript:parent.__xss=1"),
+                ],
+                ..Mutation::default()
+            }),
+        },
+    ];
+    b.end = b.start + 1000;
+    Ok(encode_batch(&b)?)
+}
+
+const EXERCISE_JS: &str = r#"
+const doc = document.getElementById('frame').contentDocument;
+for (const el of doc.querySelectorAll('*')) {
+  for (const type of ['mouseover', 'focus', 'error', 'load', 'toggle', 'animationstart']) {
+    try { el.dispatchEvent(new Event(type)); } catch (e) {}
+  }
+  try { el.focus(); } catch (e) {}
+}
+return true;
+"#;
+
+async fn replay_and_check(browser: &Browser, server: &Server, id: &str, block: bool) -> Result<()> {
+    let query = if block { "&block=1" } else { "" };
+    // Seek path: the whole document at the end.
+    browser.open_viewer(server, &format!("/viewer/player.html?session={id}&t=end{query}")).await?;
+    browser.wait_for("return document.body.dataset.loaded === '1'", Duration::from_secs(20)).await?;
+    browser.eval(EXERCISE_JS).await?;
+    // Play path: from the start, every change as an operation.
+    browser.eval("window.replayPlayer.seek(0); document.getElementById('speed').value = '16'; document.getElementById('speed').dispatchEvent(new Event('change')); window.replayPlayer.play(); return true;").await?;
+    browser.wait_for("return !window.replayPlayer.playing()", Duration::from_secs(10)).await?;
+    browser.eval(EXERCISE_JS).await?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sentinel = browser
+        .eval("const w = document.getElementById('frame').contentWindow; return [window.__xss ?? null, (w && w.__xss) ?? null, document.title];")
+        .await?;
+    ensure!(sentinel[0].is_null() && sentinel[1].is_null(), "{id}: a script ran in the player: {sentinel}");
+    let sandbox = browser.eval("return document.getElementById('frame').getAttribute('sandbox')").await?;
+    ensure!(
+        !sandbox.as_str().unwrap_or("allow-scripts").contains("allow-scripts"),
+        "sandbox allows scripts: {sandbox}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_recordings_run_no_script_and_reach_no_canary_when_blocked() -> Result<()> {
+    let canary = Canary::start()?;
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    for (name, fixture) in FIXTURES {
+        let body = hostile_session(name, fixture, &canary.origin)?;
+        let (status, answer) = server.ingest(Some(&server.key), &body, None)?;
+        ensure!(status == 200, "ingest of {name} failed: {answer}");
+    }
+
+    for (name, _) in FIXTURES {
+        let id = format!("xss-{name}");
+        canary.clear();
+        replay_and_check(&browser, &server, &id, true).await?;
+        let hits = canary.hits();
+        ensure!(hits.is_empty(), "{name}: with external resources blocked the canary was reached: {hits:?}");
+
+        canary.clear();
+        replay_and_check(&browser, &server, &id, false).await?;
+        let hits = canary.hits();
+        let scripted: Vec<&String> =
+            hits.iter().filter(|p| !p.starts_with("/external/") && !p.starts_with("/page/")).collect();
+        ensure!(scripted.is_empty(), "{name}: requests only script or navigation could make: {scripted:?}");
+        if *name == "external" {
+            ensure!(
+                hits.iter().any(|p| p == "/external/img.png") && hits.iter().any(|p| p == "/external/import.css"),
+                "with external resources allowed, recorded resources load as recorded: {hits:?}"
+            );
+        }
+    }
+    browser.close().await?;
+    Ok(())
+}

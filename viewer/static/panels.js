@@ -1,0 +1,206 @@
+// The panels beside the replayed page: console, network (waterfall), errors (stack traces),
+// performance and freezes, environment. They are built from the engine's entries
+// (viewer/src/entries.rs). Every recorded string is inserted as text, never as HTML.
+// Clicking an entry seeks there; while the session plays, the entries up to the current moment
+// are marked and the latest one is kept in view.
+
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+};
+
+export function fmtTime(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function bytes(n) {
+  return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`;
+}
+
+function scriptLines(scripts) {
+  return scripts.map((s) => `${s.fn || s.invoker || '(anonymous)'} ${s.source || ''} — ${s.duration} ms`).join('\n');
+}
+
+/** True for an entry that is an error for the timeline (errors, console errors, failed requests). */
+export function isFailedRequest(e) {
+  return e.k === 'network' && (e.failed || e.aborted || e.status >= 400 || e.status === 0);
+}
+
+/** Which panel an entry belongs to, or null. */
+function panelOf(e) {
+  switch (e.k) {
+    case 'console': return 'console';
+    case 'network': return 'network';
+    case 'error': return 'errors';
+    case 'longframe': case 'metric': case 'freeze': case 'note': return 'performance';
+    case 'env': case 'app': case 'page': return 'environment';
+    default: return null;
+  }
+}
+
+/**
+ * Panels in `root`. `player` gives `start()` (session start, epoch ms), `duration()` and
+ * `seek(ms)` (relative to the start).
+ */
+export function createPanels(root, player) {
+  const lists = {};
+  for (const ol of root.querySelectorAll('[data-panel]')) lists[ol.dataset.panel] = ol;
+  const tabs = root.querySelectorAll('[data-tab]');
+  const rows = []; // [time, li] in time order, every panel
+  let current = null;
+  let shown = 0; // rows[0..shown) are at or before the current moment
+  let hovered = false;
+  root.addEventListener('mouseenter', () => { hovered = true; });
+  root.addEventListener('mouseleave', () => { hovered = false; });
+
+  function show(name) {
+    for (const t of tabs) t.setAttribute('aria-selected', String(t.dataset.tab === name));
+    for (const [k, ol] of Object.entries(lists)) ol.hidden = k !== name;
+  }
+  for (const t of tabs) t.addEventListener('click', () => show(t.dataset.tab));
+
+  function count(name) {
+    const tab = root.querySelector(`[data-tab="${name}"] .count`);
+    if (tab) tab.textContent = lists[name].children.length ? String(lists[name].children.length) : '';
+  }
+
+  function row(e, cls) {
+    const li = el('li', `entry ${cls || ''}`);
+    li.dataset.t = String(e.t);
+    li.dataset.kind = e.k;
+    li.append(el('time', 'at', fmtTime(e.t - player.start())));
+    li.addEventListener('click', (ev) => {
+      if (ev.target.closest('summary')) return;
+      player.seek(e.t - player.start());
+    });
+    return li;
+  }
+
+  function details(summary, body) {
+    const d = el('details');
+    d.append(el('summary', null, summary), el('pre', 'stack', body));
+    return d;
+  }
+
+  function build(e) {
+    switch (e.k) {
+      case 'console': {
+        const li = row(e, `level-${e.level}`);
+        li.append(el('span', 'level', e.level));
+        const text = e.args.join(' ');
+        if (e.stack) li.append(details(text, e.stack)); else li.append(el('span', 'msg', text));
+        return li;
+      }
+      case 'error': {
+        const li = row(e, 'level-error');
+        li.append(el('span', 'level', e.kind));
+        const where = e.source ? ` (${e.source}:${e.line}:${e.column})` : '';
+        const times = e.count > 1 ? ` ×${e.count}` : '';
+        li.append(details(`${e.message}${where}${times}`, e.stack || '(no stack)'));
+        return li;
+      }
+      case 'network': {
+        const li = row(e, isFailedRequest(e) ? 'failed' : '');
+        const status = e.failed ? (e.error || 'failed') : e.aborted ? 'aborted' : String(e.status);
+        li.append(el('span', 'method', e.method), el('span', 'status', status), el('span', 'msg url', e.url));
+        li.title = `${e.kind} ${e.method} ${e.url}\n${status} · ${e.duration} ms · sent ${bytes(e.req)} · received ${bytes(e.res)}`;
+        const bar = el('span', 'waterfall');
+        const fill = el('i');
+        const d = Math.max(1, player.duration());
+        fill.style.left = `${((e.t - player.start()) / d) * 100}%`;
+        fill.style.width = `${Math.max(0.5, (e.duration / d) * 100)}%`;
+        bar.append(fill);
+        li.append(bar, el('span', 'dur', `${e.duration} ms`));
+        return li;
+      }
+      case 'longframe': {
+        const li = row(e, e.duration >= 200 ? 'level-warn' : '');
+        li.append(el('span', 'level', e.longTask ? 'long task' : 'long frame'));
+        const text = `${e.duration} ms (blocking ${e.blocking} ms, style/layout ${e.layout} ms)`;
+        if (e.scripts.length) li.append(details(text, scriptLines(e.scripts))); else li.append(el('span', 'msg', text));
+        return li;
+      }
+      case 'metric': {
+        const li = row(e);
+        li.append(el('span', 'level', 'metric'), el('span', 'msg', `${e.name} = ${Math.round(e.value * 1000) / 1000}`));
+        return li;
+      }
+      case 'freeze': {
+        const li = row(e, 'level-error freeze');
+        if (e.phase === 'start') {
+          li.append(el('span', 'level', 'frozen'), el('span', 'msg', `main thread stopped answering${e.action ? ` after ${e.action}` : ''}`));
+        } else {
+          li.append(el('span', 'level', 'recovered'));
+          const text = `froze for ${e.duration} ms`;
+          if (e.scripts.length) li.append(details(`${text}: ${e.scripts[0].fn || e.scripts[0].source}`, scriptLines(e.scripts)));
+          else li.append(el('span', 'msg', text));
+        }
+        return li;
+      }
+      case 'note': {
+        const li = row(e, 'level-warn');
+        li.append(el('span', 'level', e.kind), el('span', 'msg', `${e.text}${e.count > 1 ? ` ×${e.count}` : ''}`));
+        return li;
+      }
+      case 'env': {
+        const li = row(e, 'facts');
+        const dl = el('dl');
+        for (const [k, v] of [['Browser', `${e.browser} ${e.version}`], ['OS', e.os], ['Pixel ratio', e.dpr],
+          ['Memory', e.memory ? `${e.memory} GiB` : 'unknown'], ['CPU cores', e.cores || 'unknown'],
+          ['Connection', e.connection], ['Language', e.language], ['Time zone', e.timezone]]) {
+          dl.append(el('dt', null, k), el('dd', null, v));
+        }
+        li.append(dl);
+        return li;
+      }
+      case 'app': {
+        const li = row(e, 'facts');
+        const label = { user: 'User', release: 'Release', environment: 'Environment', flags: 'Feature flags' }[e.fact] || e.fact;
+        li.append(el('span', 'level', label), el('span', 'msg', e.traits ? `${e.value} ${e.traits}` : e.value));
+        return li;
+      }
+      case 'page': {
+        const li = row(e, 'facts');
+        li.append(el('span', 'level', 'page'), el('span', 'msg', `${e.url} · ${e.w}×${e.h}`));
+        li.title = e.ua;
+        return li;
+      }
+      default: return null;
+    }
+  }
+
+  function add(entries) {
+    const touched = new Set();
+    for (const e of entries) {
+      const name = panelOf(e);
+      if (!name) continue;
+      const li = build(e);
+      if (!li) continue;
+      li.classList.add('future');
+      lists[name].append(li);
+      rows.push([e.t, li]);
+      touched.add(name);
+    }
+    for (const name of touched) count(name);
+  }
+
+  /** Marks entries up to `now` (epoch ms) and keeps the latest in view. */
+  function follow(now) {
+    let lo = 0, hi = rows.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (rows[mid][0] <= now) lo = mid + 1; else hi = mid; }
+    const latest = lo > 0 ? rows[lo - 1][1] : null;
+    for (let i = Math.min(lo, shown); i < Math.max(lo, shown); i++) rows[i][1].classList.toggle('future', i >= lo);
+    shown = lo;
+    if (latest === current) return;
+    if (current) current.classList.remove('current');
+    current = latest;
+    if (!current) return;
+    current.classList.add('current');
+    if (!hovered && !current.parentElement.hidden) current.scrollIntoView({ block: 'nearest' });
+  }
+
+  return { add, follow, show };
+}
