@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 use crate::storage::{BatchSummary, Stored};
 use crate::{ApiError, AppState};
 
+/// Bodies up to this size are decompressed and decoded on the async worker itself (gzip expands
+/// at most ~1000×, so the worst case stays a few milliseconds).
+const INLINE_DECODE_BYTES: usize = 4 * 1024;
+
 /// Header carrying the ingest key (the `key` query parameter works too, for `sendBeacon`).
 pub const KEY_HEADER: &str = "x-replay-key";
 
@@ -104,10 +108,13 @@ async fn ingest_inner(
     if key.len() > 128 {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"));
     }
-    let project = state
-        .blocking(move |s| s.project_by_key(&key))
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?;
+    let project = match state.storage.cached_project(&key) {
+        Some(p) => p,
+        None => state
+            .blocking(move |s| s.project_by_key(&key))
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?,
+    };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !project.allows_origin(origin) {
         return Err(ApiError::new(
@@ -164,19 +171,32 @@ async fn ingest_inner(
             format!("unsupported content encoding {encoding:?}; use gzip or none"),
         ));
     }
-    // Decompression and decoding are CPU work: keep them off the async workers.
+    // Decompression and decoding are CPU work: small bodies (the usual few KB) are cheaper to
+    // handle right here than to hand to the blocking pool; big ones go off the async workers.
     let limits = state.config.limits;
     let sent = body.len();
-    let (raw, batch) = tokio::task::spawn_blocking(move || {
+    let decode = move || {
         let raw = if encoding == "gzip" { gunzip_capped(&body, limits.max_bytes)? } else { body.to_vec() };
         let batch = replay_protocol::decode_batch(&raw, &limits).map_err(decode_error)?;
         Ok::<_, ApiError>((raw, batch))
-    })
-    .await
-    .map_err(crate::Error::from)??;
+    };
+    let (raw, batch) = if sent <= INLINE_DECODE_BYTES {
+        decode()?
+    } else {
+        tokio::task::spawn_blocking(decode).await.map_err(crate::Error::from)??
+    };
     let summary = summarize(&batch);
     let (session, seq) = (batch.session.clone(), batch.seq);
-    let stored = state.blocking(move |s| s.put_batch(project.id, &summary, &raw)).await?;
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    state.storage.put_batch_then(
+        project.id,
+        summary,
+        raw,
+        Box::new(move |r| {
+            let _ = done.send(r);
+        }),
+    );
+    let stored = outcome.await.map_err(|_| crate::Error::Storage("storage dropped the batch".into()))??;
     state.metrics.bytes(sent);
     Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
 }

@@ -159,7 +159,7 @@ struct Outcome {
     elapsed: Duration,
 }
 
-async fn load(base: &str, key: &str, args: &Args, label: &str) -> Result<Outcome> {
+async fn load(base: &str, key: &str, args: &Args, label: &str, pace: Option<Duration>) -> Result<Outcome> {
     let client: Client<_, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.sessions).build_http();
     let url: hyper::Uri = format!("{base}/api/v1/ingest").parse()?;
@@ -169,12 +169,19 @@ async fn load(base: &str, key: &str, args: &Args, label: &str) -> Result<Outcome
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for bodies in all {
+    let sessions = all.len().max(1) as u32;
+    for (i, bodies) in all.into_iter().enumerate() {
         let (client, url, key) = (client.clone(), url.clone(), key.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut out = (0u64, 0u64, 0u64, Vec::new());
             let mut seq = 0usize;
+            // Paced sessions start spread over one interval, like real tabs do.
+            let mut next = pace.map(|p| Instant::now() + p * i as u32 / sessions);
             while Instant::now() < deadline && seq < bodies.len() {
+                if let (Some(p), Some(at)) = (pace, next.as_mut()) {
+                    tokio::time::sleep_until((*at).into()).await;
+                    *at += p;
+                }
                 let body = bodies[seq].clone();
                 let len = body.len() as u64;
                 let req = hyper::Request::post(url.clone())
@@ -248,7 +255,7 @@ fn spawn_and_read(mut cmd: Command, prefix: &str, key_line: bool) -> Result<(Chi
 fn row(name: &str, o: &Outcome) -> String {
     let secs = o.elapsed.as_secs_f64();
     format!(
-        "{name:<26} {:>10.0} {:>8.1} {:>9.2} {:>9.2} {:>8}",
+        "{name:<34} {:>10.0} {:>8.1} {:>9.2} {:>9.2} {:>8}",
         o.batches as f64 / secs,
         o.bytes as f64 / secs / 1e6,
         percentile(&o.latencies_us, 0.5),
@@ -283,13 +290,16 @@ async fn run(args: Args) -> Result<()> {
         bodies[0].len(),
         bodies[1].len()
     );
-    let baseline = load(&noop_base, "unused", &args, "noop").await?;
-    let real = load(&server_base, &key, &args, "real").await?;
+    let baseline = load(&noop_base, "unused", &args, "noop", None).await?;
+    let real = load(&server_base, &key, &args, "real", None).await?;
+    // Realistic load: every session uploads once a second (a recorder uploads every 5 s).
+    let paced = load(&server_base, &key, &args, "paced", Some(Duration::from_secs(1))).await?;
     let _ = server.kill();
     let _ = noop.kill();
-    println!("{:<26} {:>10} {:>8} {:>9} {:>9} {:>8}", "target", "batches/s", "MB/s", "p50 ms", "p99 ms", "errors");
+    println!("{:<34} {:>10} {:>8} {:>9} {:>9} {:>8}", "target", "batches/s", "MB/s", "p50 ms", "p99 ms", "errors");
     println!("{}", row("no-op axum (reads body)", &baseline));
     println!("{}", row("replay-server (durable)", &real));
+    println!("{}", row("replay-server, 1 batch/s/session", &paced));
     let ratio =
         (real.batches as f64 / real.elapsed.as_secs_f64()) / (baseline.batches as f64 / baseline.elapsed.as_secs_f64());
     println!(

@@ -104,6 +104,9 @@ pub struct SessionFilter {
     pub min_duration_ms: Option<u64>,
 }
 
+/// Receives the outcome of [`Storage::put_batch_then`].
+pub type BatchDone = Box<dyn FnOnce(Result<Stored, Error>) + Send>;
+
 /// Outcome of storing a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -126,6 +129,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores one encoded batch durably (idempotent on its key) and updates the session index.
     /// Returns only after the batch is durable.
     fn put_batch(&self, project: i64, summary: &BatchSummary, body: &[u8]) -> Result<Stored, Error>;
+    /// Like [`Storage::put_batch`], but hands the outcome to `done` (possibly on another thread)
+    /// instead of blocking the caller: engines with a group-commit writer override it so that
+    /// thousands of concurrent uploads do not each hold a thread while they wait.
+    fn put_batch_then(&self, project: i64, summary: BatchSummary, body: Vec<u8>, done: BatchDone) {
+        done(self.put_batch(project, &summary, &body));
+    }
+    /// The project owning an ingest key, when the engine knows it without any I/O (a cache);
+    /// `None` means "ask [`Storage::project_by_key`]".
+    fn cached_project(&self, _key: &str) -> Option<Project> {
+        None
+    }
     /// Sessions of a project, newest first.
     fn sessions(&self, project: i64, limit: usize, offset: usize) -> Result<Vec<SessionRow>, Error> {
         self.find_sessions(project, &SessionFilter::default(), limit, offset)

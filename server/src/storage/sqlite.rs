@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{BatchSummary, Project, SessionFilter, SessionRow, Storage, Stored, new_key, now_ms};
+use super::{BatchDone, BatchSummary, Project, SessionFilter, SessionRow, Storage, Stored, new_key, now_ms};
 use crate::Error;
 
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
@@ -29,7 +29,7 @@ struct PendingBatch {
     project: i64,
     summary: BatchSummary,
     body: Vec<u8>,
-    reply: mpsc::SyncSender<Result<Stored, Error>>,
+    reply: BatchDone,
 }
 
 /// Most batches (and bytes) one transaction takes.
@@ -52,14 +52,14 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
         match write_group(&conn, &group) {
             Ok(outcomes) => {
                 for (p, outcome) in group.into_iter().zip(outcomes) {
-                    let _ = p.reply.send(Ok(outcome));
+                    (p.reply)(Ok(outcome));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, batches = group.len(), "group commit failed");
                 let message = e.to_string();
                 for p in group {
-                    let _ = p.reply.send(Err(Error::Storage(message.clone())));
+                    (p.reply)(Err(Error::Storage(message.clone())));
                 }
             }
         }
@@ -351,9 +351,26 @@ impl Storage for SqliteStorage {
 
     fn put_batch(&self, project: i64, s: &BatchSummary, body: &[u8]) -> Result<Stored, Error> {
         let (reply, outcome) = mpsc::sync_channel(1);
-        let pending = PendingBatch { project, summary: s.clone(), body: body.to_vec(), reply };
-        self.writer.send(pending).map_err(|_| Error::Storage("the writer thread stopped".into()))?;
+        self.put_batch_then(
+            project,
+            s.clone(),
+            body.to_vec(),
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        );
         outcome.recv().map_err(|_| Error::Storage("the writer thread stopped".into()))?
+    }
+
+    fn put_batch_then(&self, project: i64, summary: BatchSummary, body: Vec<u8>, done: BatchDone) {
+        let pending = PendingBatch { project, summary, body, reply: done };
+        if let Err(mpsc::SendError(p)) = self.writer.send(pending) {
+            (p.reply)(Err(Error::Storage("the writer thread stopped".into())));
+        }
+    }
+
+    fn cached_project(&self, key: &str) -> Option<Project> {
+        self.keys.lock().ok().and_then(|k| k.get(key).cloned())
     }
 
     fn find_sessions(
