@@ -68,6 +68,9 @@ export function enqueue(bytes) {
     pending.delete(oldId);
     pendingBytes -= old.bytes.length;
     droppedBatches++;
+    // The server learns about the loss in the next batch (counted as one event per batch: the
+    // exact number of events inside an encoded batch is not known here).
+    if (S.rec) S.rec.add_dropped(1);
   }
   const id = nextId++;
   pending.set(id, { bytes, tries: 0, due: 0 });

@@ -122,6 +122,12 @@ impl BatchBuffer {
         self.dropped_total
     }
 
+    /// Counts events dropped elsewhere (reported in the next batch).
+    pub fn add_dropped(&mut self, n: u32) {
+        self.dropped = self.dropped.saturating_add(n);
+        self.dropped_total = self.dropped_total.saturating_add(n);
+    }
+
     /// Encodes the current batch (when it has events or counts to report) and starts the next.
     pub fn cut(&mut self, now: u64, is_final: bool) -> Option<Vec<u8>> {
         if self.events.is_empty() && self.dropped == 0 && self.errors == 0 {

@@ -140,4 +140,10 @@ impl Recorder {
     pub fn dropped_total(&self) -> u32 {
         self.buffer.dropped_total()
     }
+
+    /// Counts events lost outside the buffer (whole batches dropped by delivery) so that the
+    /// next batch reports them to the server.
+    pub fn add_dropped(&mut self, events: u32) {
+        self.buffer.add_dropped(events);
+    }
 }

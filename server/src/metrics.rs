@@ -18,6 +18,7 @@ pub struct Metrics {
     duplicates: AtomicU64,
     bytes: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    storage_errors: AtomicU64,
     /// Ingest latency histogram: counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -45,8 +46,11 @@ impl Metrics {
         self.bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Counts a batch rejected for `reason`.
+    /// Counts a batch rejected for `reason`; storage failures are also counted on their own.
     pub fn rejected(&self, reason: &'static str) {
+        if reason == "storage_unavailable" {
+            self.storage_errors.fetch_add(1, Ordering::Relaxed);
+        }
         if let Ok(mut map) = self.rejected.lock() {
             *map.entry(reason).or_default() += 1;
         }
@@ -77,6 +81,8 @@ impl Metrics {
         for (reason, n) in self.rejections() {
             let _ = writeln!(out, "replay_ingest_rejected_total{{reason=\"{reason}\"}} {n}");
         }
+        let _ = writeln!(out, "# TYPE replay_storage_errors_total counter");
+        let _ = writeln!(out, "replay_storage_errors_total {}", self.storage_errors.load(Ordering::Relaxed));
         let _ = writeln!(out, "# TYPE replay_ingest_seconds histogram");
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use fantoccini::{Client, ClientBuilder};
 
 /// Serializes the live document like `GET /snapshot`: doctype, then `outerHTML` of the root
@@ -148,6 +148,25 @@ impl Server {
     pub fn sessions(&self) -> Result<Vec<serde_json::Value>> {
         let v = self.get_json("/api/v1/sessions")?;
         Ok(v["sessions"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Stops the server gracefully (SIGTERM), waits up to 20 s for it to exit, and gives back
+    /// whether it exited successfully and its data directory.
+    pub fn terminate(mut self) -> Result<(bool, tempfile::TempDir)> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait()? {
+                break exit;
+            }
+            if Instant::now() > deadline {
+                bail!("replay-server did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let dir = tempfile::tempdir()?;
+        Ok((exit.success(), std::mem::replace(&mut self.data_dir, dir)))
     }
 
     /// Stops the server abruptly (SIGKILL) and gives back its data directory.
