@@ -18,7 +18,7 @@ use axum::{Extension, Json};
 use replay_protocol::{AppFact, Batch, EventData, Freeze};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{BatchSummary, Stored};
+use crate::storage::{BatchBody, BatchSummary, Stored};
 use crate::{ApiError, AppState};
 
 /// Bodies up to this size are decompressed and decoded on the async worker itself (gzip expands
@@ -176,9 +176,12 @@ async fn ingest_inner(
     let limits = state.config.limits;
     let sent = body.len();
     let decode = move || {
-        let raw = if encoding == "gzip" { gunzip_capped(&body, limits.max_bytes)? } else { body.to_vec() };
+        let gzip = encoding == "gzip";
+        let raw = if gzip { gunzip_capped(&body, limits.max_bytes)? } else { body.to_vec() };
         let batch = replay_protocol::decode_batch(&raw, &limits).map_err(decode_error)?;
-        Ok::<_, ApiError>((raw, batch))
+        // Stored as sent: the gzip the recorder made is kept, not a second copy of the raw bytes.
+        let stored = if gzip { BatchBody { bytes: body.to_vec(), gzip } } else { BatchBody { bytes: raw, gzip } };
+        Ok::<_, ApiError>((stored, batch))
     };
     let (raw, batch) = if sent <= INLINE_DECODE_BYTES {
         decode()?

@@ -3,7 +3,7 @@
 //! Each check starts from a fresh, empty store made by the caller's factory, so engines with
 //! external state (PostgreSQL, object stores) can hand out isolated namespaces.
 
-use super::{BatchSummary, SessionFilter, Storage, Stored};
+use super::{BatchBody, BatchSummary, SessionFilter, Storage, Stored};
 
 fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
     BatchSummary {
@@ -25,6 +25,7 @@ fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
 pub fn run<S: Storage>(make: impl Fn() -> S) {
     resent_batch_is_stored_once(&make());
     batches_come_back_in_replay_order(&make());
+    gzip_bodies_come_back_decoded(&make());
     projects_are_isolated(&make());
     index_aggregates_and_filters(&make());
     retention_deletes_old_sessions_with_their_batches(&make());
@@ -54,6 +55,17 @@ fn batches_come_back_in_replay_order(db: &impl Storage) {
     let keys = db.batch_keys(p.id, "s").expect("keys");
     assert_eq!(keys[2], ("page-b".to_string(), 0));
     assert_eq!(db.session(p.id, "s").expect("q").expect("row").pages, 2);
+}
+
+fn gzip_bodies_come_back_decoded(db: &impl Storage) {
+    use std::io::Write;
+    let p = db.create_project("p").expect("create project");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"messagepack bytes").expect("in memory");
+    let body = BatchBody { bytes: gz.finish().expect("in memory"), gzip: true };
+    db.put_batch_body(p.id, &summary("s", "p", 0, 1), &body).expect("put");
+    db.put_batch(p.id, &summary("s", "p", 1, 2), b"raw").expect("put");
+    assert_eq!(db.batches(p.id, "s").expect("batches"), vec![b"messagepack bytes".to_vec(), b"raw".to_vec()]);
 }
 
 fn projects_are_isolated(db: &impl Storage) {

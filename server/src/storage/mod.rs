@@ -104,6 +104,34 @@ pub struct SessionFilter {
     pub min_duration_ms: Option<u64>,
 }
 
+/// A batch body as stored: the MessagePack bytes, or their gzip as the recorder sent it
+/// (validated by decoding before it gets here; storing it as sent saves disk and time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchBody {
+    pub bytes: Vec<u8>,
+    pub gzip: bool,
+}
+
+/// Largest batch a stored gzip body may expand to when read back.
+pub const MAX_STORED_BATCH: usize = 64 * 1024 * 1024;
+
+/// Decodes a stored body to MessagePack bytes (capped at [`MAX_STORED_BATCH`]).
+pub fn unpack(bytes: Vec<u8>, gzip: bool) -> Result<Vec<u8>, Error> {
+    if !gzip {
+        return Ok(bytes);
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .take(MAX_STORED_BATCH as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Storage(format!("stored batch does not decompress: {e}")))?;
+    if out.len() > MAX_STORED_BATCH {
+        return Err(Error::Storage("stored batch expands beyond the cap".into()));
+    }
+    Ok(out)
+}
+
 /// Receives the outcome of [`Storage::put_batch_then`].
 pub type BatchDone = Box<dyn FnOnce(Result<Stored, Error>) + Send>;
 
@@ -128,12 +156,18 @@ pub trait Storage: Send + Sync + 'static {
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error>;
     /// Stores one encoded batch durably (idempotent on its key) and updates the session index.
     /// Returns only after the batch is durable.
-    fn put_batch(&self, project: i64, summary: &BatchSummary, body: &[u8]) -> Result<Stored, Error>;
-    /// Like [`Storage::put_batch`], but hands the outcome to `done` (possibly on another thread)
-    /// instead of blocking the caller: engines with a group-commit writer override it so that
-    /// thousands of concurrent uploads do not each hold a thread while they wait.
-    fn put_batch_then(&self, project: i64, summary: BatchSummary, body: Vec<u8>, done: BatchDone) {
-        done(self.put_batch(project, &summary, &body));
+    /// The body is kept as given (gzip bodies stay compressed; [`Storage::batches`] returns
+    /// them decoded).
+    fn put_batch_body(&self, project: i64, summary: &BatchSummary, body: &BatchBody) -> Result<Stored, Error>;
+    /// [`Storage::put_batch_body`] with an uncompressed MessagePack body.
+    fn put_batch(&self, project: i64, summary: &BatchSummary, raw: &[u8]) -> Result<Stored, Error> {
+        self.put_batch_body(project, summary, &BatchBody { bytes: raw.to_vec(), gzip: false })
+    }
+    /// Like [`Storage::put_batch_body`], but hands the outcome to `done` (possibly on another
+    /// thread) instead of blocking the caller: engines with a group-commit writer override it
+    /// so that thousands of concurrent uploads do not each hold a thread while they wait.
+    fn put_batch_then(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone) {
+        done(self.put_batch_body(project, &summary, &body));
     }
     /// The project owning an ingest key, when the engine knows it without any I/O (a cache);
     /// `None` means "ask [`Storage::project_by_key`]".
@@ -154,7 +188,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Vec<SessionRow>, Error>;
     /// One session's index row.
     fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error>;
-    /// The encoded batches of a session, in (page start, page, seq) order.
+    /// The encoded (uncompressed MessagePack) batches of a session, in (page start, page, seq)
+    /// order.
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error>;
     /// `(page, seq)` of every stored batch of a session, in replay order.
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error>;

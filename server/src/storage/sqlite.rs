@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{BatchDone, BatchSummary, Project, SessionFilter, SessionRow, Storage, Stored, new_key, now_ms};
+use super::{
+    BatchBody, BatchDone, BatchSummary, Project, SessionFilter, SessionRow, Storage, Stored, new_key, now_ms, unpack,
+};
 use crate::Error;
 
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
@@ -28,28 +30,36 @@ pub struct SqliteStorage {
 struct PendingBatch {
     project: i64,
     summary: BatchSummary,
-    body: Vec<u8>,
+    body: BatchBody,
     reply: BatchDone,
 }
 
 /// Most batches (and bytes) one transaction takes.
 const GROUP_MAX_BATCHES: usize = 512;
-const GROUP_MAX_BYTES: usize = 32 * 1024 * 1024;
+const GROUP_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
     while let Ok(first) = rx.recv() {
-        let mut bytes = first.body.len();
+        let mut bytes = first.body.bytes.len();
         let mut group = vec![first];
         while group.len() < GROUP_MAX_BATCHES && bytes < GROUP_MAX_BYTES {
             match rx.try_recv() {
                 Ok(p) => {
-                    bytes += p.body.len();
+                    bytes += p.body.bytes.len();
                     group.push(p);
                 }
                 Err(_) => break,
             }
         }
-        match write_group(&conn, &group) {
+        let started = std::time::Instant::now();
+        let result = write_group(&conn, &group);
+        tracing::debug!(
+            batches = group.len(),
+            bytes,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "group committed"
+        );
+        match result {
             Ok(outcomes) => {
                 for (p, outcome) in group.into_iter().zip(outcomes) {
                     (p.reply)(Ok(outcome));
@@ -130,6 +140,8 @@ const MIGRATIONS: &[&str] = &[
         user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
         expires_ms INTEGER NOT NULL
     );",
+    // 3: bodies stored as sent (gzip stays gzip).
+    "ALTER TABLE batches ADD COLUMN encoding TEXT NOT NULL DEFAULT '';",
 ];
 
 fn to_i64(v: u64) -> i64 {
@@ -240,11 +252,19 @@ fn like_contains(s: &str) -> String {
 }
 
 /// Inserts one batch and updates the session index inside the caller's transaction.
-fn insert_batch(tx: &rusqlite::Transaction<'_>, project: i64, s: &BatchSummary, body: &[u8]) -> Result<Stored, Error> {
+fn insert_batch(
+    tx: &rusqlite::Transaction<'_>,
+    project: i64,
+    s: &BatchSummary,
+    body: &BatchBody,
+) -> Result<Stored, Error> {
+    let encoding = if body.gzip { "gzip" } else { "" };
+    let body = &body.bytes[..];
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body,
+                                            encoding)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             project,
@@ -254,7 +274,8 @@ fn insert_batch(tx: &rusqlite::Transaction<'_>, project: i64, s: &BatchSummary, 
             to_i64(s.start_ms),
             to_i64(s.end_ms),
             to_i64(s.received_ms),
-            body
+            body,
+            encoding
         ])?;
     if inserted == 0 {
         return Ok(Stored::Duplicate);
@@ -349,12 +370,12 @@ impl Storage for SqliteStorage {
         Ok(project)
     }
 
-    fn put_batch(&self, project: i64, s: &BatchSummary, body: &[u8]) -> Result<Stored, Error> {
+    fn put_batch_body(&self, project: i64, s: &BatchSummary, body: &BatchBody) -> Result<Stored, Error> {
         let (reply, outcome) = mpsc::sync_channel(1);
         self.put_batch_then(
             project,
             s.clone(),
-            body.to_vec(),
+            body.clone(),
             Box::new(move |r| {
                 let _ = reply.send(r);
             }),
@@ -362,7 +383,7 @@ impl Storage for SqliteStorage {
         outcome.recv().map_err(|_| Error::Storage("the writer thread stopped".into()))?
     }
 
-    fn put_batch_then(&self, project: i64, summary: BatchSummary, body: Vec<u8>, done: BatchDone) {
+    fn put_batch_then(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone) {
         let pending = PendingBatch { project, summary, body, reply: done };
         if let Err(mpsc::SendError(p)) = self.writer.send(pending) {
             (p.reply)(Err(Error::Storage("the writer thread stopped".into())));
@@ -431,15 +452,18 @@ impl Storage for SqliteStorage {
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT b.body FROM batches b
+            "SELECT b.body, b.encoding FROM batches b
              JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
                    WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = b.page_id
              WHERE b.project_id = ?1 AND b.session_id = ?2
              ORDER BY p.page_start, b.page_id, b.seq",
         )?;
-        let rows =
-            stmt.query_map(params![project, session], |r| r.get::<_, Vec<u8>>(0))?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let rows = stmt
+            .query_map(params![project, session], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter().map(|(body, encoding)| unpack(body, encoding == "gzip")).collect()
     }
 
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
