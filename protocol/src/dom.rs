@@ -236,8 +236,15 @@ impl Dom {
             }
         }
         for change in &m.texts {
-            match self.nodes.get_mut(&change.id).map(|n| &mut n.kind) {
-                Some(DomKind::Text(t) | DomKind::Comment(t)) => t.clone_from(&change.text),
+            match self.nodes.get_mut(&change.id) {
+                Some(DomNode { kind: DomKind::Text(t) | DomKind::Comment(t), parent, .. }) => {
+                    t.clone_from(&change.text);
+                    // New text of a `<style>` rebuilds its sheet: CSSOM changes before it are gone.
+                    let parent = *parent;
+                    if !self.css.owned.is_empty() {
+                        self.css.owned.remove(&parent);
+                    }
+                }
                 _ => self.refused += 1,
             }
         }

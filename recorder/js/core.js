@@ -7,9 +7,10 @@
 // throws into the page.
 import init, { Recorder } from './recorder_wasm.js';
 import { S, now, guard } from './state.js';
-import { scrubUrl } from './privacy.js';
+import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
-import { flushMouse, listen, listenToUser, recordInput, removeListeners } from './events.js';
+import { patchCssom } from './css.js';
+import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
 import { enqueue, sendQueuedWithKeepalive, stats, whenDrained } from './transport.js';
 
 const SESSION_KEY = '__replay_session';
@@ -18,6 +19,8 @@ const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 
 let flushTimer = 0;
+/** Settles once the automatic start (script tag with a key) has run. */
+let starting = null;
 
 function randomId() {
   const b = new Uint8Array(16);
@@ -63,18 +66,32 @@ function finalFlush() {
   sendQueuedWithKeepalive();
 }
 
+/** A same-origin iframe document met by the walker: its input and CSSOM are recorded too. */
+const framed = new WeakSet();
+function onDocument(doc) {
+  if (framed.has(doc)) return;
+  framed.add(doc);
+  patchCssom(doc.defaultView);
+  listenToDocument(doc);
+}
+
 function start() {
   if (!S.stopped) return;
   S.stopped = false;
+  configurePrivacy(S.cfg);
+  patchCssom(window);
+  S.onDocument = guard(onDocument);
   S.session = sessionId();
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
   S.observer = new MutationObserver(guard(onMutations));
   const t0 = now();
   S.rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
     scrubUrl(document.referrer));
-  takeSnapshot(t0, recordInput);
+  takeSnapshot(t0, recordInput, recordMedia);
   S.observer.observe(document, OBSERVE);
   listenToUser();
+  const active = document.activeElement;
+  if (active && active !== document.body && S.ids.has(active)) S.rec.focus(t0, S.ids.get(active), true);
   listen(window, 'pagehide', finalFlush);
   listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') finalFlush(); });
   flushTimer = setInterval(guard(() => flushNow(false)), S.cfg.flushIntervalMs || 5000);
@@ -101,7 +118,8 @@ const api = {
   async captureError(err) {
     api.addEvent('$error', { message: String((err && err.message) || err), stack: String((err && err.stack) || '') });
   },
-  flush() {
+  async flush() {
+    await starting;
     guard(() => flushNow(false))();
     return whenDrained();
   },
@@ -123,13 +141,16 @@ const api = {
 export async function boot(src, data) {
   const base = new URL('./', src).href;
   S.cfg = {
+    ...data,
     base,
     key: data.key || '',
     endpoint: data.endpoint || new URL('api/v1/ingest', base).href,
     flushIntervalMs: Number(data['flush-interval']) || 5000,
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
-  if (S.cfg.key) await api.init({});
+  // Start on the next task: an `init(options)` the page queued before the recorder loaded runs
+  // first, so its privacy options apply to the very first snapshot.
+  if (S.cfg.key) starting = new Promise((r) => setTimeout(() => { api.init({}).then(r, r); }, 0));
   return api;
 }
 

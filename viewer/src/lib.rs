@@ -10,7 +10,8 @@
 //! `["full", url, title, scrollX, scrollY, nodes]`, `["rm", id]`, `["add", parent, next, nodes]`,
 //! `["attr", id, name, value|null]`, `["text", id, text]`, `["input", id, value, checked|null]`,
 //! `["scroll", id, x, y]`, `["mouse", x, y]`, `["click", x, y]`, `["viewport", w, h]`,
-//! `["meta", url, title]`. A node is `[id, parent, kind, ...]` with kind 0 document,
+//! `["meta", url, title]`, `["css", owner, sheet, op]`, `["media", id, action, time, rate,
+//! volume, muted]`, `["sel", anchor, anchorOffset, focus, focusOffset]` (see `ops.rs`). A node is `[id, parent, kind, ...]` with kind 0 document,
 //! 1 doctype (name, public, system), 2 element (tag, ns, [name, value, ...]), 3 text, 4 comment,
 //! 5 shadow root.
 
@@ -121,8 +122,8 @@ impl Player {
         out
     }
 
-    /// Timeline markers as JSON: `[[time, kind, x, y], ...]` for clicks (`"click"`) and page
-    /// views (`"page"`).
+    /// Timeline markers as JSON: `[[time, kind, x, y], ...]` for clicks (`"click"`), page
+    /// views (`"page"`) and recorder notes (`"note"`: throttled or cut data).
     pub fn markers(&self) -> String {
         let mut out = String::from("[");
         let mut first = true;
@@ -130,6 +131,7 @@ impl Player {
             let (kind, x, y) = match &e.data {
                 EventData::Click(c) => ("click", c.x, c.y),
                 EventData::Meta(_) => ("page", 0, 0),
+                EventData::Note(_) => ("note", 0, 0),
                 _ => continue,
             };
             if !first {
