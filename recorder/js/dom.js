@@ -5,7 +5,7 @@
 // under the iframe element), applies the privacy rules on the way (masked text, blocked
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
 import { S, now, guard } from './state.js';
-import { P, attrValue, maskText, textMasked, unmasked } from './privacy.js';
+import { P, attrValue, closestAcross, maskText, textMasked, unmasked } from './privacy.js';
 import { ownerWalked, sendAdopted } from './css.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -61,7 +61,7 @@ export function walk(root, rootParent, ints, strs, masked) {
   const ids = S.ids;
   const nodes = [root];
   const parents = [rootParent];
-  const flags = [masked ? 1 : 0];
+  const flags = [masked === true || masked === 1 ? 1 : masked === 2 ? 2 : 0];
   let count = 0;
   while (nodes.length) {
     const node = nodes.pop();
@@ -89,7 +89,7 @@ export function walk(root, rootParent, ints, strs, masked) {
           if (name.charCodeAt(0) === 100 && name.startsWith('data-replay-')) {
             special |= name === 'data-replay-block' ? 1 : name === 'data-replay-mask' ? 2 : name === 'data-replay-unmask' ? 4 : 0;
           } else if (name === 'contenteditable' && a.value !== 'false') {
-            special |= 2;
+            special |= 8;
           }
           const v = capped(attrValue(node, tag, name, a.value));
           ints.push(name.length, v.length);
@@ -108,8 +108,10 @@ export function walk(root, rootParent, ints, strs, masked) {
           kids = null;
           break;
         }
-        if (special & 4) m = 0;
+        // Text flags: 0 clear, 1 masked, 2 explicitly unmasked (user-typed text stays clear).
+        if (special & 4) m = 2;
         else if (special & 2) { m = 1; S.maskCtx = true; }
+        else if (special & 8) { if (m !== 2) m = 1; S.maskCtx = true; }
         if (tag === 'script') { kids = null; break; }
         if (tag === 'style') { m = 0; owners.push(node); }
         else if (tag === 'link') owners.push(node);
@@ -129,7 +131,7 @@ export function walk(root, rootParent, ints, strs, masked) {
       }
       case 3: {
         let v = capped(node.data);
-        if (m) v = maskText(v);
+        if (m === 1) v = maskText(v);
         ints.push(3, id, pid, v.length);
         strs.push(v);
         kids = null;
@@ -344,12 +346,12 @@ export function onRecords(records, force) {
   const maskedUnder = (el) => {
     if (!el || el.nodeType !== 1) {
       if (el && el.nodeType === 11 && el.host) return maskedUnder(el.host);
-      return P.maskAllText;
+      return P.maskAllText ? 1 : 0;
     }
-    if (el.localName === 'textarea') return !unmasked(el);
-    if (!P.maskAllText && !S.maskCtx) return false;
+    if (el.localName === 'textarea') return unmasked(el) ? 2 : 1;
+    if (!P.maskAllText && !S.maskCtx) return 0;
     let v = context.get(el);
-    if (v === undefined) context.set(el, v = textMasked(el));
+    if (v === undefined) context.set(el, v = textMasked(el) ? 1 : closestAcross(el, P.unmask) ? 2 : 0);
     return v;
   };
   // Subtree roots: connected, parent known, no ancestor added in this burst.
@@ -413,7 +415,7 @@ export function onRecords(records, force) {
     const id = ids.get(tn);
     if (id === undefined || !tn.isConnected) continue;
     let v = capped(tn.data);
-    if (tn.nodeType === 3 && maskedUnder(tn.parentNode)) v = maskText(v);
+    if (tn.nodeType === 3 && maskedUnder(tn.parentNode) === 1) v = maskText(v);
     ints.push(id, v.length);
     strs.push(v);
     nTexts++;

@@ -87,7 +87,13 @@ export function createRenderer(frame, effects) {
   function showDialog(el) {
     if (!el.isConnected || el.localName !== 'dialog') return;
     try {
-      if (el.hasAttribute('open') && !el.matches(':modal')) { el.removeAttribute('open'); el.showModal(); }
+      if (el.hasAttribute('open') && !el.matches(':modal')) {
+        el.removeAttribute('open');
+        el.showModal();
+        // showModal focuses the dialog; the replay shows focus only as recorded.
+        const active = el.ownerDocument.activeElement;
+        if (active && active.blur) active.blur();
+      }
       else if (!el.hasAttribute('open') && el.open) el.close();
     } catch (_) { /* not connected to a rendered document */ }
   }
