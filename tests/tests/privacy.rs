@@ -33,7 +33,8 @@ async fn sent_bytes(server: &Server, browser: &Browser, query: &str) -> Result<V
     c.goto(&site.url(&format!("checkout.html{query}"))).await?;
     browser.wait_for("return !!window.Replay", Duration::from_secs(10)).await?;
     browser.eval_async("const d = arguments[arguments.length - 1]; window.Replay.flush().then(d, d);").await?;
-    for (id, text) in [("email", EMAIL), ("card", CARD), ("password", PASSWORD), ("address", ADDRESS), ("ignored", IGNORED)]
+    for (id, text) in
+        [("email", EMAIL), ("card", CARD), ("password", PASSWORD), ("address", ADDRESS), ("ignored", IGNORED)]
     {
         let field = c.find(Locator::Id(id)).await?;
         field.click().await?;
@@ -44,7 +45,9 @@ async fn sent_bytes(server: &Server, browser: &Browser, query: &str) -> Result<V
     note.send_keys(" more").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stats = browser
-        .eval_async("const d = arguments[arguments.length - 1]; window.Replay.flush().then(d, (e) => d({ error: String(e) }));")
+        .eval_async(
+            "const d = arguments[arguments.length - 1]; window.Replay.flush().then(d, (e) => d({ error: String(e) }));",
+        )
         .await?;
     ensure!(stats["acked"].as_u64().unwrap_or(0) >= 2 && stats["pending"] == 0, "not delivered: {stats}");
     let sent = browser.eval("return window.__sent").await?;
