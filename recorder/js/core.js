@@ -132,6 +132,7 @@ const api = {
     removeListeners();
   },
   async sessionUrl() {
+    await starting;
     return new URL('viewer/player.html?session=' + encodeURIComponent(S.session), S.cfg.base).href;
   },
   stats,
