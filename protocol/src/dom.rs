@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::batch::{Attr, EventData, Mutation, Namespace, Node, NodeId, NodeKind, Snapshot};
+use crate::batch::{Attr, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot};
+use crate::cssom::CssState;
 
 /// Deepest nesting the model accepts; deeper nodes are refused (and counted).
 pub const MAX_DEPTH: u32 = 10_000;
@@ -78,6 +79,14 @@ pub struct Dom {
     pub title: String,
     /// Nodes or changes refused because they referred to unknown nodes or broke a cap.
     pub refused: u64,
+    /// Stylesheet state beyond the markup (inserted rules, inlined links, adopted sheets).
+    pub css: CssState,
+    /// Last recorded state of `<video>`/`<audio>` elements, by id.
+    pub media: HashMap<NodeId, Media>,
+    /// The last text selection (ids 0 when there is none).
+    pub selection: Option<Selection>,
+    /// The focused element, 0 for none.
+    pub focused: NodeId,
 }
 
 impl Dom {
@@ -137,16 +146,32 @@ impl Dom {
                 }
             }
             EventData::Navigation(n) => self.url.clone_from(&n.url),
+            EventData::Css(change) => {
+                if (change.owner != 0 && !self.nodes.contains_key(&change.owner)) || !self.css.apply(change) {
+                    self.refused += 1;
+                }
+            }
+            EventData::Media(m) => {
+                if self.nodes.contains_key(&m.id) {
+                    self.media.insert(m.id, *m);
+                } else {
+                    self.refused += 1;
+                }
+            }
+            EventData::Selection(s) => self.selection = (s.anchor != 0).then_some(*s),
+            EventData::Focus(f) => {
+                if f.focused {
+                    self.focused = f.id;
+                } else if self.focused == f.id {
+                    self.focused = 0;
+                }
+            }
             EventData::MouseMove(_)
             | EventData::Click(_)
             | EventData::Viewport(_)
             | EventData::Custom(_)
-            | EventData::Focus(_)
-            | EventData::Selection(_)
-            | EventData::Media(_)
             | EventData::Touch(_)
             | EventData::Visibility(_)
-            | EventData::Css(_)
             | EventData::Console(_)
             | EventData::Error(_)
             | EventData::Network(_)
@@ -164,6 +189,10 @@ impl Dom {
         self.nodes.clear();
         self.document = 0;
         self.scroll = (snapshot.scroll_x, snapshot.scroll_y);
+        self.css = CssState::default();
+        self.media.clear();
+        self.selection = None;
+        self.focused = 0;
         for node in &snapshot.nodes {
             if node.parent == 0 && self.document == 0 && matches!(node.kind, NodeKind::Document) {
                 self.document = node.id;
@@ -207,8 +236,15 @@ impl Dom {
             }
         }
         for change in &m.texts {
-            match self.nodes.get_mut(&change.id).map(|n| &mut n.kind) {
-                Some(DomKind::Text(t) | DomKind::Comment(t)) => t.clone_from(&change.text),
+            match self.nodes.get_mut(&change.id) {
+                Some(DomNode { kind: DomKind::Text(t) | DomKind::Comment(t), parent, .. }) => {
+                    t.clone_from(&change.text);
+                    // New text of a `<style>` rebuilds its sheet: CSSOM changes before it are gone.
+                    let parent = *parent;
+                    if !self.css.owned.is_empty() {
+                        self.css.owned.remove(&parent);
+                    }
+                }
                 _ => self.refused += 1,
             }
         }
@@ -296,6 +332,12 @@ impl Dom {
         }
         let mut stack = vec![id];
         while let Some(current) = stack.pop() {
+            if !self.css.is_empty() {
+                self.css.forget(current);
+            }
+            if !self.media.is_empty() {
+                self.media.remove(&current);
+            }
             if let Some(n) = self.nodes.remove(&current) {
                 let mut child = n.first_child;
                 while child != 0 {
@@ -436,5 +478,25 @@ mod tests {
         assert!(dom.refused > 0);
         dom.remove(2);
         assert_eq!(dom.len(), 1, "only the document is left");
+    }
+
+    #[test]
+    fn removing_a_node_forgets_its_sheets_and_media_state() {
+        use crate::batch::{CssChange, CssOp, MediaAction};
+        let mut dom = base();
+        dom.apply(&EventData::Css(CssChange { owner: 4, sheet: 0, op: CssOp::Text("li{}".into()) }));
+        dom.apply(&EventData::Media(Media {
+            id: 5,
+            action: MediaAction::Seeked,
+            time: 1.5,
+            rate: 1.0,
+            volume: 1.0,
+            muted: false,
+        }));
+        assert!(dom.css.owned.contains_key(&4) && dom.media.contains_key(&5));
+        dom.apply(&EventData::Css(CssChange { owner: 999, sheet: 0, op: CssOp::Text("x{}".into()) }));
+        assert_eq!(dom.css.owned.len(), 1, "sheets of unknown owners are refused");
+        dom.remove(4);
+        assert!(dom.css.is_empty() && dom.media.is_empty());
     }
 }

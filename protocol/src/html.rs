@@ -110,9 +110,10 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                     .filter(|(_, c)| matches!(c.kind, DomKind::ShadowRoot))
                     .map(|(cid, _)| cid)
                     .collect();
+                // A same-origin iframe's document is a child in the model but not in `outerHTML`.
                 let light: Vec<NodeId> = dom
                     .children(id)
-                    .filter(|(_, c)| !matches!(c.kind, DomKind::ShadowRoot))
+                    .filter(|(_, c)| !matches!(c.kind, DomKind::ShadowRoot | DomKind::Document))
                     .map(|(cid, _)| cid)
                     .collect();
                 stack.extend(light.into_iter().rev().map(Step::Open));
@@ -194,5 +195,25 @@ mod tests {
              <body data-x=\"a&quot;&lt;b&gt;&amp;&nbsp;\"><br>1 &lt; 2 &amp; 3<!-- c -->\
              <x-card><template shadowrootmode=\"open\"><slot></slot></template>light</x-card></body></html>"
         );
+    }
+
+    #[test]
+    fn iframe_documents_are_left_out_like_outer_html_does() {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                el(2, 1, "html", &[]),
+                el(3, 2, "body", &[]),
+                el(4, 3, "iframe", &[]),
+                Node { id: 5, parent: 4, kind: NodeKind::Document },
+                el(6, 5, "html", &[]),
+                el(7, 6, "body", &[("class", "inner")]),
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        assert_eq!(document_html(&dom), "<html><body><iframe></iframe></body></html>");
+        assert_eq!(node_html(&dom, 5), "<html><body class=\"inner\"></body></html>");
     }
 }

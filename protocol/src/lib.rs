@@ -7,6 +7,7 @@
 //! - [`codec`]: compact MessagePack encoding and a decoder that enforces [`Limits`];
 //! - [`dom`]: the [`Dom`] model that applies a snapshot and events and answers "what did the
 //!   document look like at time t";
+//! - [`cssom`]: stylesheet state beyond the markup (inserted rules, adopted sheets);
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
 //! - [`tape`]: the flat integer/string tape the in-page JavaScript walker fills, turned into
 //!   protocol types in one call.
@@ -17,6 +18,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod cssom;
 pub mod dom;
 pub mod html;
 pub mod tape;

@@ -7,9 +7,10 @@
 // throws into the page.
 import init, { Recorder } from './recorder_wasm.js';
 import { S, now, guard } from './state.js';
-import { scrubUrl } from './privacy.js';
+import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
-import { flushMouse, listen, listenToUser, recordInput, removeListeners } from './events.js';
+import { patchCssom } from './css.js';
+import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
 import { enqueue, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
 
 const SESSION_KEY = '__replay_session';
@@ -18,6 +19,8 @@ const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 
 let flushTimer = 0;
+/** Settles once the automatic start (script tag with a key) has run. */
+let starting = null;
 
 function randomId() {
   const b = new Uint8Array(16);
@@ -88,7 +91,7 @@ function tick() {
     flushNow(false);
     nextStartsWithSnapshot = true;
     lastSnapshotAt = now();
-    takeSnapshot(lastSnapshotAt, recordInput);
+    takeSnapshot(lastSnapshotAt, recordInput, recordMedia);
   }
   flushNow(false);
 }
@@ -119,11 +122,23 @@ function finalFlush() {
   if (!buffering) rescueUnsent();
 }
 
+/** A same-origin iframe document met by the walker: its input and CSSOM are recorded too. */
+const framed = new WeakSet();
+function onDocument(doc) {
+  if (framed.has(doc)) return;
+  framed.add(doc);
+  patchCssom(doc.defaultView);
+  listenToDocument(doc);
+}
+
 function start() {
   if (!S.stopped) return;
+  configurePrivacy(S.cfg);
   S.session = sessionId();
   if (!sampled(S.session)) return;
   S.stopped = false;
+  patchCssom(window);
+  S.onDocument = guard(onDocument);
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
   S.observer = new MutationObserver(guard(onMutations));
@@ -131,9 +146,11 @@ function start() {
   lastSnapshotAt = t0;
   S.rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
     scrubUrl(document.referrer));
-  takeSnapshot(t0, recordInput);
+  takeSnapshot(t0, recordInput, recordMedia);
   S.observer.observe(document, OBSERVE);
   listenToUser();
+  const active = document.activeElement;
+  if (active && active !== document.body && S.ids.has(active)) S.rec.focus(t0, S.ids.get(active), true);
   listen(window, 'pagehide', finalFlush);
   listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') finalFlush(); });
   if (buffering) {
@@ -164,7 +181,8 @@ const api = {
   async captureError(err) {
     api.addEvent('$error', { message: String((err && err.message) || err), stack: String((err && err.stack) || '') });
   },
-  flush() {
+  async flush() {
+    await starting;
     guard(() => {
       flushNow(false);
       goLive();
@@ -180,6 +198,7 @@ const api = {
     removeListeners();
   },
   async sessionUrl() {
+    await starting;
     return new URL('viewer/player.html?session=' + encodeURIComponent(S.session), S.cfg.base).href;
   },
   stats,
@@ -189,6 +208,7 @@ const api = {
 export async function boot(src, data) {
   const base = new URL('./', src).href;
   S.cfg = {
+    ...data,
     base,
     key: data.key || '',
     endpoint: data.endpoint || new URL('api/v1/ingest', base).href,
@@ -199,7 +219,9 @@ export async function boot(src, data) {
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();
-  if (S.cfg.key) await api.init({});
+  // Start on the next task: an `init(options)` the page queued before the recorder loaded runs
+  // first, so its privacy options apply to the very first snapshot.
+  if (S.cfg.key) starting = new Promise((r) => setTimeout(() => { api.init({}).then(r, r); }, 0));
   return api;
 }
 

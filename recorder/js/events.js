@@ -1,21 +1,50 @@
-// User interaction capture: input, clicks, sampled mouse moves, scroll, viewport.
+// User interaction capture: input of every control type, clicks, sampled mouse moves and
+// touches, scroll of any element, viewport and pixel ratio, focus, selection, media state,
+// visibility and in-page navigation. Listeners go on the page's document and on each
+// same-origin iframe document.
 import { S, now, guard } from './state.js';
-import { maskedValue } from './privacy.js';
+import { ignored, maskedValue, scrubUrl, unmasked } from './privacy.js';
+import { frameLoaded } from './dom.js';
+import { ownerWalked } from './css.js';
 
 const MOUSE_SAMPLE_MS = 50;
 const MOUSE_FLUSH_MS = 500;
+const SELECTION_MS = 100;
+const MAX_OPTIONS = 1000;
 const cleanups = [];
 
-/** Records the current state of a form control (masked). */
+/** Records the current state of a form control (masked unless explicitly unmasked). */
 export function recordInput(el) {
   const id = S.ids.get(el);
-  if (id === undefined) return;
+  if (id === undefined || S.stopped) return;
+  const tag = el.localName;
+  if (tag !== 'input' && tag !== 'textarea' && tag !== 'select') return;
+  if (ignored(el)) return;
   const type = (el.type || '').toLowerCase();
   if (type === 'checkbox' || type === 'radio') {
     S.rec.input(now(), id, '', el.checked ? 1 : 0);
+  } else if (tag === 'select') {
+    // Which options are selected is the value: recorded only when unmasked.
+    if (!unmasked(el)) return;
+    const opts = el.options;
+    for (let i = 0; i < opts.length && i < MAX_OPTIONS; i++) {
+      const oid = S.ids.get(opts[i]);
+      if (oid !== undefined && (opts[i].selected || el.multiple)) S.rec.input(now(), oid, '', opts[i].selected ? 1 : 0);
+    }
   } else {
     S.rec.input(now(), id, maskedValue(el), -1);
   }
+}
+
+const MEDIA_ACTIONS = { play: 0, playing: 0, pause: 1, seeked: 2, ratechange: 3, volumechange: 4, ended: 5 };
+
+/** Records a media element's state. */
+export function recordMedia(el, type) {
+  const id = S.ids.get(el);
+  if (id === undefined || S.stopped) return;
+  const action = MEDIA_ACTIONS[type] !== undefined ? MEDIA_ACTIONS[type] : el.paused ? 1 : 0;
+  S.rec.media(now(), id, action, Number(el.currentTime) || 0, Number(el.playbackRate) || 1,
+    Number(el.volume), !!el.muted);
 }
 
 let mouse = [];
@@ -38,6 +67,19 @@ export function flushMouse() {
   mouse = [];
 }
 
+const TOUCH_KINDS = { touchstart: 0, touchmove: 1, touchend: 2, touchcancel: 3 };
+let touchLast = 0;
+
+function onTouch(e) {
+  const t = now();
+  if (e.type === 'touchmove' && t - touchLast < MOUSE_SAMPLE_MS) return;
+  touchLast = t;
+  const pts = [];
+  const list = e.changedTouches;
+  for (let i = 0; i < list.length && i < 10; i++) pts.push(Math.round(list[i].clientX), Math.round(list[i].clientY), 0);
+  S.rec.touch(t, TOUCH_KINDS[e.type], new Int32Array(pts));
+}
+
 const scrollTimers = new Map();
 
 function onScroll(e) {
@@ -49,16 +91,68 @@ function onScroll(e) {
     if (target === document || target === document.documentElement) {
       S.rec.scroll(now(), 0, Math.round(scrollX), Math.round(scrollY));
     } else {
-      const id = S.ids.get(target);
-      if (id !== undefined) S.rec.scroll(now(), id, Math.round(target.scrollLeft), Math.round(target.scrollTop));
+      // An iframe document scrolls as its scrolling element (the replay scrolls its root).
+      const el = target.nodeType === 9 ? target.scrollingElement : target;
+      const id = el && S.ids.get(el);
+      if (id !== undefined && id !== null) S.rec.scroll(now(), id, Math.round(el.scrollLeft), Math.round(el.scrollTop));
     }
   }), 100));
 }
 
 let resizeTimer = 0;
+let ratio = 0;
 function onResize() {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(guard(() => S.rec.viewport(now(), innerWidth, innerHeight)), 200);
+  resizeTimer = setTimeout(guard(() => {
+    S.rec.viewport(now(), innerWidth, innerHeight);
+    if (devicePixelRatio !== ratio) recordPixelRatio();
+  }), 200);
+}
+
+/** The device pixel ratio (zoom, another screen). */
+export function recordPixelRatio() {
+  ratio = devicePixelRatio;
+  let tz = '';
+  try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch (_) { /* old engine */ }
+  S.rec.pixel_ratio(now(), ratio, navigator.language || '', tz);
+}
+
+let selectionTimer = 0;
+function onSelection(e) {
+  const doc = e.target && e.target.nodeType === 9 ? e.target : document;
+  if (selectionTimer) return;
+  selectionTimer = setTimeout(guard(() => {
+    selectionTimer = 0;
+    if (S.stopped) return;
+    const sel = doc.getSelection();
+    if (!sel || !sel.rangeCount || sel.isCollapsed) {
+      S.rec.selection(now(), 0, 0, 0, 0);
+      return;
+    }
+    const a = S.ids.get(sel.anchorNode);
+    const f = S.ids.get(sel.focusNode);
+    if (a !== undefined && f !== undefined) S.rec.selection(now(), a, sel.anchorOffset, f, sel.focusOffset);
+  }), SELECTION_MS);
+}
+
+let lastUrl = '';
+function recordNavigation(kind) {
+  const url = scrubUrl(location.href);
+  if (url === lastUrl) return;
+  lastUrl = url;
+  S.rec.navigation(now(), url, kind);
+}
+
+function wrapHistory(name, kind) {
+  const orig = history[name];
+  if (typeof orig !== 'function') return;
+  const wrapped = function () {
+    const result = orig.apply(this, arguments);
+    if (!S.stopped) guard(recordNavigation)(kind);
+    return result;
+  };
+  history[name] = wrapped;
+  cleanups.push(() => { if (history[name] === wrapped) history[name] = orig; });
 }
 
 /** Adds a guarded listener that `removeListeners` takes away again. */
@@ -72,15 +166,43 @@ export function removeListeners() {
   for (const c of cleanups.splice(0)) c();
 }
 
-/** Starts listening to the user. */
-export function listenToUser() {
-  listen(document, 'input', (e) => recordInput(e.target), true);
-  listen(document, 'change', (e) => recordInput(e.target), true);
-  listen(document, 'click', (e) => {
+function onLoad(e) {
+  const el = e.target;
+  const tag = el && el.localName;
+  if (tag === 'iframe' || tag === 'frame') frameLoaded(el);
+  else if (tag === 'link' && S.ids.has(el)) ownerWalked(el);
+}
+
+/** Listens to the user in one document (the page's, or a same-origin iframe's). */
+export function listenToDocument(doc) {
+  const cap = { capture: true, passive: true };
+  listen(doc, 'input', (e) => recordInput(e.target), true);
+  listen(doc, 'change', (e) => recordInput(e.target), true);
+  listen(doc, 'click', (e) => {
     const id = S.ids.get(e.target);
     S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button);
   }, true);
-  listen(document, 'mousemove', onMouseMove, { capture: true, passive: true });
-  listen(document, 'scroll', onScroll, { capture: true, passive: true });
+  listen(doc, 'mousemove', onMouseMove, cap);
+  listen(doc, 'scroll', onScroll, cap);
+  listen(doc, 'focusin', (e) => { const id = S.ids.get(e.target); if (id !== undefined) S.rec.focus(now(), id, true); }, true);
+  listen(doc, 'focusout', (e) => { const id = S.ids.get(e.target); if (id !== undefined) S.rec.focus(now(), id, false); }, true);
+  listen(doc, 'selectionchange', onSelection, cap);
+  for (const type in MEDIA_ACTIONS) {
+    if (type !== 'playing') listen(doc, type, (e) => recordMedia(e.target, e.type), cap);
+  }
+  for (const type in TOUCH_KINDS) listen(doc, type, onTouch, cap);
+  listen(doc, 'load', onLoad, cap);
+}
+
+/** Starts listening to the user and the page. */
+export function listenToUser() {
+  listenToDocument(document);
   listen(window, 'resize', onResize, { passive: true });
+  listen(document, 'visibilitychange', () => S.rec.visibility(now(), document.visibilityState !== 'hidden'));
+  lastUrl = scrubUrl(location.href);
+  wrapHistory('pushState', 0);
+  wrapHistory('replaceState', 1);
+  listen(window, 'popstate', () => recordNavigation(2));
+  listen(window, 'hashchange', () => recordNavigation(3));
+  recordPixelRatio();
 }

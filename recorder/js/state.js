@@ -12,7 +12,20 @@ export const S = {
   nextId: 1,
   session: '',
   lastError: '',
+  /** Elements recorded as placeholders (`block`): nothing under them is read. */
+  blocked: new WeakSet(),
+  /** iframe element → the document recorded under it. */
+  frameDocs: new WeakMap(),
+  /** True once a masked context (`data-replay-mask`, contenteditable, a mask selector) was seen. */
+  maskCtx: false,
+  /** Called with each same-origin iframe document met (listeners, CSSOM wrapping). */
+  onDocument: null,
 };
+
+/** Counts an internal error (reported in the next batch). */
+export function countError() {
+  try { if (S.rec) S.rec.count_error(); } catch (_) { /* wasm gone */ }
+}
 
 export const now = () => performance.timeOrigin + performance.now();
 
@@ -23,7 +36,7 @@ export function guard(fn) {
       return fn.apply(this, arguments);
     } catch (e) {
       S.lastError = String((e && e.message) || e);
-      try { if (S.rec) S.rec.count_error(); } catch (_) { /* wasm gone */ }
+      countError();
       return undefined;
     }
   };

@@ -105,6 +105,12 @@ impl BatchBuffer {
         self.bytes += size;
     }
 
+    /// Counts events dropped outside the buffer (throttled in the page).
+    pub fn count_dropped(&mut self, n: u32) {
+        self.dropped = self.dropped.saturating_add(n);
+        self.dropped_total = self.dropped_total.saturating_add(n);
+    }
+
     /// Counts an internal error.
     pub fn count_error(&mut self) {
         self.errors = self.errors.saturating_add(1);

@@ -13,7 +13,10 @@ mod buffer;
 
 pub use buffer::{BatchBuffer, BufferConfig};
 
-use replay_protocol::{Click, Custom, EventData, Input, MousePoint, PageMeta, Scroll, Snapshot, Viewport, tape};
+use replay_protocol::{
+    Click, CssChange, CssOp, Custom, Environment, EventData, Focus, Input, Media, MediaAction, MousePoint, Navigation,
+    NavigationKind, Note, NoteKind, PageMeta, Scroll, Selection, Snapshot, Touch, TouchKind, Viewport, tape,
+};
 use wasm_bindgen::prelude::*;
 
 /// The recorder state of one page view, owned by the JavaScript side.
@@ -114,6 +117,89 @@ impl Recorder {
     /// An application event; `data` is JSON text.
     pub fn custom(&mut self, now: f64, name: String, data: String) {
         self.buffer.push(now_ms(now), EventData::Custom(Custom { name, data }));
+    }
+
+    /// A CSSOM change of the sheet owned by node `owner` (or constructed sheet `sheet`).
+    /// `op` is `t` text, `i` insert, `d` delete, `p` set property, `r` remove property,
+    /// `a` adopt (`path` then holds the adopted sheet ids); `a`, `b`, `c` are its strings.
+    #[allow(clippy::too_many_arguments)]
+    pub fn css(&mut self, now: f64, owner: u32, sheet: u32, op: &str, path: &[u32], a: String, b: String, c: String) {
+        let path = path.to_vec();
+        let op = match op {
+            "t" => CssOp::Text(a),
+            "i" => CssOp::Insert { path, rule: a },
+            "d" => CssOp::Delete { path },
+            "p" => CssOp::SetProperty { path, name: a, value: b, priority: c },
+            "r" => CssOp::RemoveProperty { path, name: a },
+            "a" => CssOp::Adopt { sheets: path },
+            _ => {
+                self.buffer.count_error();
+                return;
+            }
+        };
+        self.buffer.push(now_ms(now), EventData::Css(CssChange { owner, sheet, op }));
+    }
+
+    /// An in-page navigation: `kind` 0 push, 1 replace, 2 pop, 3 hash change.
+    pub fn navigation(&mut self, now: f64, url: String, kind: u8) {
+        self.buffer.push(now_ms(now), EventData::Navigation(Navigation { url, kind: NavigationKind::from_code(kind) }));
+    }
+
+    pub fn focus(&mut self, now: f64, id: u32, focused: bool) {
+        self.buffer.push(now_ms(now), EventData::Focus(Focus { id, focused }));
+    }
+
+    pub fn selection(&mut self, now: f64, anchor: u32, anchor_offset: u32, focus: u32, focus_offset: u32) {
+        self.buffer.push(now_ms(now), EventData::Selection(Selection { anchor, anchor_offset, focus, focus_offset }));
+    }
+
+    /// A media element's state after `action` (see [`MediaAction`] codes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn media(&mut self, now: f64, id: u32, action: u8, time: f64, rate: f64, volume: f64, muted: bool) {
+        let action = MediaAction::from_code(action);
+        self.buffer.push(now_ms(now), EventData::Media(Media { id, action, time, rate, volume, muted }));
+    }
+
+    /// Touch points as `(x, y, dt)` triples; `kind` 0 start, 1 move, 2 end, 3 cancel.
+    pub fn touch(&mut self, now: f64, kind: u8, triples: &[i32]) {
+        let points = triples
+            .chunks_exact(3)
+            .map(|c| MousePoint { x: c[0], y: c[1], dt: u32::try_from(c[2]).unwrap_or(0) })
+            .collect();
+        self.buffer.push(now_ms(now), EventData::Touch(Touch { kind: TouchKind::from_code(kind), points }));
+    }
+
+    pub fn visibility(&mut self, now: f64, visible: bool) {
+        self.buffer.push(now_ms(now), EventData::Visibility(visible));
+    }
+
+    /// The page's device pixel ratio (sent at start and when it changes, e.g. zoom or a move
+    /// to another screen); the rest of the environment is filled by the page's own report.
+    pub fn pixel_ratio(&mut self, now: f64, ratio: f64, language: String, timezone: String) {
+        self.buffer.push(
+            now_ms(now),
+            EventData::Environment(Environment {
+                browser: String::new(),
+                browser_version: String::new(),
+                os: String::new(),
+                device_pixel_ratio: ratio,
+                device_memory: 0.0,
+                cpu_cores: 0,
+                connection: String::new(),
+                language,
+                timezone,
+            }),
+        );
+    }
+
+    /// Something the replay cannot show faithfully; `kind` 0 throttled, 1 dropped, 2 blocked,
+    /// 3 stopped, 4 other. Dropped changes are counted in the batch's `dropped` too.
+    pub fn note(&mut self, now: f64, kind: u8, id: u32, count: u32, text: String) {
+        let kind = NoteKind::from_code(kind);
+        if matches!(kind, NoteKind::Throttled | NoteKind::Dropped) {
+            self.buffer.count_dropped(count);
+        }
+        self.buffer.push(now_ms(now), EventData::Note(Note { kind, id, count, text }));
     }
 
     /// Counts an error caught on the JavaScript side (reported in the next batch).

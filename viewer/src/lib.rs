@@ -15,7 +15,8 @@
 //! `["full", url, title, scrollX, scrollY, nodes]`, `["rm", id]`, `["add", parent, next, nodes]`,
 //! `["attr", id, name, value|null]`, `["text", id, text]`, `["input", id, value, checked|null]`,
 //! `["scroll", id, x, y]`, `["mouse", x, y]`, `["click", x, y]`, `["viewport", w, h]`,
-//! `["meta", url, title]`. A node is `[id, parent, kind, ...]` with kind 0 document,
+//! `["meta", url, title]`, `["css", owner, sheet, op]`, `["media", id, action, time, rate,
+//! volume, muted]`, `["sel", anchor, anchorOffset, focus, focusOffset]` (see `ops.rs`). A node is `[id, parent, kind, ...]` with kind 0 document,
 //! 1 doctype (name, public, system), 2 element (tag, ns, [name, value, ...]), 3 text, 4 comment,
 //! 5 shadow root.
 //!

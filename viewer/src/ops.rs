@@ -6,8 +6,9 @@
 
 use std::collections::HashSet;
 
+use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::DomKind;
-use replay_protocol::{EventData, Node, NodeKind};
+use replay_protocol::{CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
 use crate::{Player, json, sanitize};
 
@@ -42,7 +43,8 @@ impl Player {
             }
             first = false;
             let kind = dom_kind_to_node(&node.kind);
-            write_node(&mut self.dropped, id, parent, &kind, &self.dom.url, out);
+            let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
+            write_node(&mut self.dropped, id, parent, &kind, &self.dom.url, in_style, out);
             if let DomKind::Element { value, checked, scroll, .. } = &node.kind {
                 if value.is_some() || checked.is_some() {
                     state.push(("input", id, value.clone(), *checked, (0, 0)));
@@ -78,6 +80,7 @@ impl Player {
             }
             out.push(']');
         }
+        self.write_page_state(out);
         out.push_str(",[\"viewport\",");
         json::num(out, self.viewport.0);
         out.push(',');
@@ -93,9 +96,160 @@ impl Player {
     }
 }
 
+impl Player {
+    /// The state beyond the markup, after a full description: stylesheets (constructed sheets
+    /// first, then owned sheets, then adoptions), media elements, the selection.
+    fn write_page_state(&self, out: &mut String) {
+        let css = &self.dom.css;
+        let url = &self.dom.url;
+        let mut constructed: Vec<(&u32, &SheetState)> = css.constructed.iter().collect();
+        constructed.sort_by_key(|(id, _)| **id);
+        for (sheet, state) in constructed {
+            write_sheet(0, *sheet, state, url, out);
+        }
+        let mut owned: Vec<(&u32, &SheetState)> =
+            css.owned.iter().filter(|(id, _)| !self.dropped.contains(id)).collect();
+        owned.sort_by_key(|(id, _)| **id);
+        for (owner, state) in owned {
+            write_sheet(*owner, 0, state, url, out);
+        }
+        let mut adopted: Vec<(&u32, &Vec<u32>)> = css.adopted.iter().collect();
+        adopted.sort_by_key(|(id, _)| **id);
+        for (owner, sheets) in adopted {
+            out.push(',');
+            write_css(*owner, 0, &CssOp::Adopt { sheets: sheets.clone() }, url, out);
+        }
+        let mut media: Vec<&Media> = self.dom.media.values().collect();
+        media.sort_by_key(|m| m.id);
+        for m in media {
+            out.push(',');
+            write_media(m, out);
+        }
+        if let Some(sel) = &self.dom.selection {
+            out.push(',');
+            write_selection(sel, out);
+        }
+    }
+}
+
+fn write_sheet(owner: u32, sheet: u32, state: &SheetState, url: &str, out: &mut String) {
+    if let Some(text) = &state.text {
+        out.push(',');
+        write_css(owner, sheet, &CssOp::Text(text.clone()), url, out);
+    }
+    for op in &state.ops {
+        out.push(',');
+        write_css(owner, sheet, op, url, out);
+    }
+}
+
+fn write_path(path: &[u32], out: &mut String) {
+    out.push('[');
+    for (i, p) in path.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::num(out, p);
+    }
+    out.push(']');
+}
+
+/// `["css", owner, sheet, [op, ...]]` with op `t` text, `i` path rule, `d` path, `p` path
+/// name value priority, `r` path name, `a` sheets. CSS passes [`sanitize::clean_css`].
+fn write_css(owner: u32, sheet: u32, op: &CssOp, url: &str, out: &mut String) {
+    out.push_str("[\"css\",");
+    json::num(out, owner);
+    out.push(',');
+    json::num(out, sheet);
+    out.push_str(",[");
+    match op {
+        CssOp::Text(t) => {
+            out.push_str("\"t\",");
+            json::string(out, &sanitize::clean_css(t, url));
+        }
+        CssOp::Insert { path, rule } => {
+            out.push_str("\"i\",");
+            write_path(path, out);
+            out.push(',');
+            json::string(out, &sanitize::clean_css(rule, url));
+        }
+        CssOp::Delete { path } => {
+            out.push_str("\"d\",");
+            write_path(path, out);
+        }
+        CssOp::SetProperty { path, name, value, priority } => {
+            out.push_str("\"p\",");
+            write_path(path, out);
+            out.push(',');
+            json::string(out, name);
+            out.push(',');
+            json::string(out, &sanitize::clean_css(value, url));
+            out.push(',');
+            json::string(out, priority);
+        }
+        CssOp::RemoveProperty { path, name } => {
+            out.push_str("\"r\",");
+            write_path(path, out);
+            out.push(',');
+            json::string(out, name);
+        }
+        CssOp::Adopt { sheets } => {
+            out.push_str("\"a\",");
+            write_path(sheets, out);
+        }
+    }
+    out.push_str("]]");
+}
+
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
+}
+
+/// `["media", id, action, time, rate, volume, muted]`.
+fn write_media(m: &Media, out: &mut String) {
+    out.push_str("[\"media\",");
+    json::num(out, m.id);
+    out.push(',');
+    json::num(out, m.action.code());
+    out.push(',');
+    json::num(out, finite(m.time));
+    out.push(',');
+    json::num(out, finite(m.rate));
+    out.push(',');
+    json::num(out, finite(m.volume).clamp(0.0, 1.0));
+    out.push(',');
+    json::num(out, u8::from(m.muted));
+    out.push(']');
+}
+
+/// `["sel", anchor, anchorOffset, focus, focusOffset]` (0 ids: no selection).
+fn write_selection(s: &Selection, out: &mut String) {
+    out.push_str("[\"sel\",");
+    json::num(out, s.anchor);
+    out.push(',');
+    json::num(out, s.anchor_offset);
+    out.push(',');
+    json::num(out, s.focus);
+    out.push(',');
+    json::num(out, s.focus_offset);
+    out.push(']');
+}
+
+fn is_style(kind: Option<&DomKind>) -> bool {
+    matches!(kind, Some(DomKind::Element { tag, ns: Namespace::Html | Namespace::Svg, .. }) if tag.eq_ignore_ascii_case("style"))
+}
+
 /// Writes one node (sanitized); scripts become placeholder comments and are remembered in
-/// `dropped` so their subtrees are dropped.
-fn write_node(dropped: &mut HashSet<u32>, id: u32, parent: u32, kind: &NodeKind, page_url: &str, out: &mut String) {
+/// `dropped` so their subtrees are dropped. Text of a `<style>` passes [`sanitize::clean_css`].
+fn write_node(
+    dropped: &mut HashSet<u32>,
+    id: u32,
+    parent: u32,
+    kind: &NodeKind,
+    page_url: &str,
+    in_style: bool,
+    out: &mut String,
+) {
     out.push('[');
     json::num(out, id);
     out.push(',');
@@ -133,6 +287,10 @@ fn write_node(dropped: &mut HashSet<u32>, id: u32, parent: u32, kind: &NodeKind,
                 out.push(']');
             }
         }
+        NodeKind::Text(t) if in_style => {
+            out.push_str("3,");
+            json::string(out, &sanitize::clean_css(t, page_url));
+        }
         NodeKind::Text(t) => {
             out.push_str("3,");
             json::string(out, t);
@@ -160,7 +318,8 @@ impl Player {
                 out.push(',');
             }
             first = false;
-            write_node(&mut self.dropped, n.id, parent, &n.kind, &self.dom.url, out);
+            let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
+            write_node(&mut self.dropped, n.id, parent, &n.kind, &self.dom.url, in_style, out);
         }
         out.push(']');
     }
@@ -223,11 +382,17 @@ impl Player {
                     if self.dropped.contains(&t.id) {
                         continue;
                     }
+                    let parent = self.dom.node(t.id).map_or(0, |n| n.parent);
+                    let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
                     sep(out);
                     out.push_str("[\"text\",");
                     json::num(out, t.id);
                     out.push(',');
-                    json::string(out, &t.text);
+                    if in_style {
+                        json::string(out, &sanitize::clean_css(&t.text, &self.dom.url));
+                    } else {
+                        json::string(out, &t.text);
+                    }
                     out.push(']');
                 }
                 !first
@@ -296,7 +461,22 @@ impl Player {
                 out.push_str(",\"\"]");
                 true
             }
-            // Shown by later viewer work (panels, CSSOM replay); no visible effect yet.
+            EventData::Css(c) => {
+                if c.owner != 0 && self.dropped.contains(&c.owner) {
+                    return false;
+                }
+                write_css(c.owner, c.sheet, &c.op, &self.dom.url, out);
+                true
+            }
+            EventData::Media(m) => {
+                write_media(m, out);
+                true
+            }
+            EventData::Selection(s) => {
+                write_selection(s, out);
+                true
+            }
+            // Shown by other viewer work (panels, markers); no effect on the replayed page.
             _ => false,
         }
     }

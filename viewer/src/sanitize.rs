@@ -136,6 +136,49 @@ pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<
     Some(value.to_owned())
 }
 
+/// CSS text as the player applies it: `url(...)` references resolve against the recorded page
+/// (the replay document has no base of its own) and script-capable URLs are removed.
+pub fn clean_css(css: &str, page_url: &str) -> String {
+    let lower = css.to_ascii_lowercase();
+    if !lower.contains("url(") {
+        return css.to_owned();
+    }
+    let mut out = String::with_capacity(css.len() + 64);
+    let mut at = 0;
+    while let Some(found) = lower[at..].find("url(") {
+        let open = at + found + 4;
+        out.push_str(&css[at..open]);
+        let rest = &css[open..];
+        let trimmed = rest.trim_start();
+        let lead = rest.len() - trimmed.len();
+        let quote = trimmed.chars().next().filter(|c| *c == '"' || *c == '\'');
+        let body_start = lead + quote.map_or(0, |_| 1);
+        let body = &rest[body_start..];
+        let end = match quote {
+            Some(q) => body.find(q),
+            None => body.find(')'),
+        };
+        let Some(end) = end else {
+            out.push_str(rest);
+            return out;
+        };
+        let url = body[..end].trim();
+        let q = quote.map(String::from).unwrap_or_default();
+        out.push_str(&rest[..lead]);
+        if dangerous_url(url) {
+            out.push_str(&q);
+            out.push_str(&q);
+        } else {
+            out.push_str(&q);
+            out.push_str(&resolve_url(page_url, url));
+            out.push_str(&q);
+        }
+        at = open + body_start + end + quote.map_or(0, |_| 1);
+    }
+    out.push_str(&css[at..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +219,17 @@ mod tests {
             clean_attr("img", "srcset", "a.png 1x, /b.png 2x", base).as_deref(),
             Some("https://shop.example/catalog/a.png 1x, https://shop.example/b.png 2x")
         );
+    }
+
+    #[test]
+    fn css_urls_resolve_against_the_recorded_page() {
+        let base = "https://shop.example/app/index.html";
+        assert_eq!(
+            clean_css("a{background:url(img/a.png)} b{background:URL( \"/b.png\" )}", base),
+            "a{background:url(https://shop.example/app/img/a.png)} b{background:URL( \"https://shop.example/b.png\" )}"
+        );
+        assert_eq!(clean_css("a{background:url('javascript:x')}", base), "a{background:url('')}");
+        assert_eq!(clean_css("a{color:red}", base), "a{color:red}");
+        assert_eq!(clean_css("a{background:url(x", base), "a{background:url(x");
     }
 }

@@ -13,6 +13,9 @@ const XML = 'http://www.w3.org/XML/1998/namespace';
  */
 export function createRenderer(frame, effects) {
   const nodes = new Map();
+  /** Constructed sheets by recorder id; `<style>` companions of inlined `<link>`s by owner id. */
+  const sheets = new Map();
+  const companions = new Map();
 
   function setAttr(el, name, value) {
     try {
@@ -48,13 +51,21 @@ export function createRenderer(frame, effects) {
   }
 
   function insert(list, parentId, nextId) {
-    const doc = frame.contentDocument;
     for (let i = 0; i < list.length; i++) {
       const n = list[i];
       const id = n[0];
       const parent = container(nodes.get(i === 0 ? parentId : n[1]));
       if (!parent) continue;
-      if (n[2] === 0) { nodes.set(id, doc); continue; }
+      if (n[2] === 0) {
+        // A same-origin iframe's document: built inside the replayed iframe (about:blank).
+        const inner = parent.localName === 'iframe' || parent.localName === 'frame' ? parent.contentDocument : null;
+        if (inner) {
+          while (inner.firstChild) inner.removeChild(inner.firstChild);
+          nodes.set(id, inner);
+        }
+        continue;
+      }
+      const doc = parent.nodeType === 9 ? parent : parent.ownerDocument || frame.contentDocument;
       if (n[2] === 5) {
         let root;
         try { root = parent.attachShadow({ mode: 'open' }); } catch (_) { root = doc.createDocumentFragment(); }
@@ -68,13 +79,145 @@ export function createRenderer(frame, effects) {
       try {
         parent.insertBefore(node, before && before.parentNode === parent ? before : null);
       } catch (_) { /* e.g. a second doctype */ }
+      if (n[2] === 2 && n[3] === 'dialog') showDialog(node);
     }
+  }
+
+  /** An open `<dialog>` is shown modally, as pages almost always open them (showModal). */
+  function showDialog(el) {
+    if (!el.isConnected || el.localName !== 'dialog') return;
+    try {
+      if (el.hasAttribute('open') && !el.matches(':modal')) {
+        el.removeAttribute('open');
+        el.showModal();
+        // showModal focuses the dialog; the replay shows focus only as recorded.
+        const active = el.ownerDocument.activeElement;
+        if (active && active.blur) active.blur();
+      }
+      else if (!el.hasAttribute('open') && el.open) el.close();
+    } catch (_) { /* not connected to a rendered document */ }
+  }
+
+  // ---- CSSOM ----
+
+  /** Copies parsed rules into a sheet the player cannot `replaceSync` (a `<style>`'s). */
+  function fillSheet(sheet, text, win) {
+    while (sheet.cssRules.length) sheet.deleteRule(sheet.cssRules.length - 1);
+    const parsed = new win.CSSStyleSheet();
+    parsed.replaceSync(text);
+    for (let i = 0; i < parsed.cssRules.length; i++) {
+      try { sheet.insertRule(parsed.cssRules[i].cssText, sheet.cssRules.length); } catch (_) { /* skip */ }
+    }
+  }
+
+  function sheetFor(owner, id, create) {
+    if (owner === 0) {
+      let s = sheets.get(id);
+      if (!s && create) {
+        const win = frame.contentWindow;
+        s = new win.CSSStyleSheet();
+        sheets.set(id, s);
+      }
+      return s || null;
+    }
+    const c = companions.get(owner);
+    if (c) return c.sheet;
+    const el = nodes.get(owner);
+    if (!el) return null;
+    if (el.localName === 'link' && create) {
+      // An inlined `<link>`: its rules live in a `<style>` right after it (not a recorded node).
+      const style = el.ownerDocument.createElement('style');
+      el.after(style);
+      companions.set(owner, style);
+      return style.sheet;
+    }
+    return el.sheet || null;
+  }
+
+  function ruleList(sheet, path, upTo) {
+    let holder = sheet;
+    for (let i = 0; i < upTo; i++) {
+      const r = holder && holder.cssRules && holder.cssRules[path[i]];
+      if (!r) return null;
+      holder = r;
+    }
+    return holder;
+  }
+
+  function css(owner, id, op) {
+    if (op[0] === 'a') {
+      const root = nodes.get(owner);
+      if (!root) return;
+      const list = [];
+      for (const sid of op[1]) { const s = sheets.get(sid); if (s) list.push(s); }
+      root.adoptedStyleSheets = list;
+      return;
+    }
+    const sheet = sheetFor(owner, id, op[0] === 't');
+    if (!sheet) return;
+    const win = frame.contentWindow;
+    switch (op[0]) {
+      case 't':
+        if (owner === 0) sheet.replaceSync(op[1]);
+        else fillSheet(sheet, op[1], win);
+        break;
+      case 'i': {
+        const path = op[1];
+        const holder = ruleList(sheet, path, path.length - 1);
+        if (holder) holder.insertRule(op[2], path[path.length - 1]);
+        break;
+      }
+      case 'd': {
+        const path = op[1];
+        const holder = ruleList(sheet, path, path.length - 1);
+        if (holder) holder.deleteRule(path[path.length - 1]);
+        break;
+      }
+      case 'p': {
+        const rule = ruleList(sheet, op[1], op[1].length);
+        if (rule && rule.style) rule.style.setProperty(op[2], op[3], op[4]);
+        break;
+      }
+      case 'r': {
+        const rule = ruleList(sheet, op[1], op[1].length);
+        if (rule && rule.style) rule.style.removeProperty(op[2]);
+        break;
+      }
+      default: break;
+    }
+  }
+
+  function media(op) {
+    const el = nodes.get(op[1]);
+    if (!el || typeof el.pause !== 'function') return;
+    try {
+      el.playbackRate = op[4] || 1;
+      el.volume = op[5];
+      el.muted = !!op[6];
+      if (Math.abs(el.currentTime - op[3]) > 0.05) el.currentTime = op[3];
+      if (op[2] === 0) { const p = el.play(); if (p && p.catch) p.catch(() => {}); } else el.pause();
+    } catch (_) { /* no media in this document */ }
+  }
+
+  function selection(op) {
+    const doc = frame.contentDocument;
+    const sel = doc && doc.getSelection();
+    if (!sel) return;
+    try {
+      const a = nodes.get(op[1]);
+      const f = nodes.get(op[3]);
+      if (!a || !f) { sel.removeAllRanges(); return; }
+      sel.setBaseAndExtent(a, op[2], f, op[4]);
+    } catch (_) { /* offsets beyond the replayed nodes */ }
   }
 
   function full(op) {
     const doc = frame.contentDocument;
     while (doc.firstChild) doc.removeChild(doc.firstChild);
     nodes.clear();
+    sheets.clear();
+    companions.clear();
+    try { doc.adoptedStyleSheets = []; } catch (_) { /* old engine */ }
     const list = op[5];
     if (list.length && list[0][2] === 0) nodes.set(list[0][0], doc);
     insert(list.slice(1), list.length ? list[0][0] : 0, 0);
@@ -100,6 +243,8 @@ export function createRenderer(frame, effects) {
           const node = nodes.get(op[1]);
           if (node && node.parentNode) node.parentNode.removeChild(node);
           nodes.delete(op[1]);
+          const c = companions.get(op[1]);
+          if (c) { c.remove(); companions.delete(op[1]); }
           break;
         }
         case 'add': insert(op[3], op[1], op[2]); break;
@@ -108,6 +253,7 @@ export function createRenderer(frame, effects) {
           if (el && el.nodeType === 1) {
             if (op[3] === null) { try { el.removeAttribute(op[2]); } catch (_) { /* ignore */ } }
             else setAttr(el, op[2], op[3]);
+            if (op[2] === 'open') showDialog(el);
           }
           break;
         }
@@ -118,11 +264,15 @@ export function createRenderer(frame, effects) {
         }
         case 'input': {
           const el = nodes.get(op[1]);
-          if (el && 'value' in el) {
+          if (el && el.localName === 'option') el.selected = !!op[3];
+          else if (el && 'value' in el) {
             if (op[3] === null) el.value = op[2]; else el.checked = !!op[3];
           }
           break;
         }
+        case 'css': try { css(op[1], op[2], op[3]); } catch (_) { /* a rule the browser refuses */ } break;
+        case 'media': media(op); break;
+        case 'sel': selection(op); break;
         case 'scroll': setScroll(op[1], op[2], op[3]); break;
         case 'mouse': effects.pointer(op[1], op[2], false); break;
         case 'click': effects.pointer(op[1], op[2], true); break;

@@ -1,0 +1,208 @@
+// CSSOM capture: what styles the page has beyond its markup.
+//
+// - `<link rel=stylesheet>` sheets that the page may read (same origin) are inlined as their
+//   text, with `@import`ed sheets inlined and relative URLs made absolute; cross-origin links
+//   keep their href and load in the replay.
+// - `<style>` elements whose sheet was built with `insertRule` (CSS-in-JS) are sent as text.
+// - `insertRule`/`deleteRule` (sheets and grouping rules), `replace`/`replaceSync`,
+//   `style.setProperty`/`removeProperty` on rules and `adoptedStyleSheets` (document and shadow
+//   roots) are wrapped: the page's call runs first and keeps its result and exceptions, then
+//   the change is recorded (guarded: a recording error never reaches the page).
+import { S, now, countError } from './state.js';
+
+const sheetIds = new WeakMap();
+let nextSheet = 1;
+/** Owners whose sheet changed through the CSSOM before they had an id: sent whole when walked. */
+const dirtyOwners = new WeakSet();
+const patched = new WeakSet();
+const MAX_SHEET_CHARS = 2000000;
+
+function absolute(text, base) {
+  if (!base || text.indexOf('url(') < 0) return text;
+  return text.replace(/url\(\s*(["']?)([^"')]+)\1\s*\)/g, (m, q, u) => {
+    if (/^(data|blob|https?):/i.test(u) || u.charCodeAt(0) === 35) return m;
+    try { return 'url(' + q + new URL(u, base).href + q + ')'; } catch (_) { return m; }
+  });
+}
+
+/** The text of a sheet: rules' cssText, same-origin imports inlined, URLs absolute. */
+export function sheetText(sheet, depth) {
+  let rules;
+  try { rules = sheet.cssRules; } catch (_) { return null; }
+  if (!rules) return null;
+  const base = sheet.href || '';
+  const out = [];
+  let size = 0;
+  for (let i = 0; i < rules.length && size < MAX_SHEET_CHARS; i++) {
+    const r = rules[i];
+    let t;
+    if (r.type === 3 && r.styleSheet && (depth || 0) < 8) {
+      const inner = sheetText(r.styleSheet, (depth || 0) + 1);
+      if (inner === null) t = absolute(r.cssText, base);
+      else t = r.media && r.media.length ? '@media ' + r.media.mediaText + '{' + inner + '}' : inner;
+    } else {
+      t = base ? absolute(r.cssText, base) : r.cssText;
+    }
+    out.push(t);
+    size += t.length;
+  }
+  return out.join('\n');
+}
+
+/** The recorder's id of a constructed sheet, sending its text the first time it is seen. */
+function constructedId(sheet) {
+  let id = sheetIds.get(sheet);
+  if (id === undefined) {
+    id = nextSheet++;
+    sheetIds.set(sheet, id);
+    const text = sheetText(sheet);
+    S.rec.css(now(), 0, id, 't', new Uint32Array(0), text || '', '', '');
+  }
+  return id;
+}
+
+/** Where a sheet's changes go: `[owner, sheet]`, or null when it is not (yet) recorded. */
+function target(sheet) {
+  const owner = sheet.ownerNode;
+  if (owner) {
+    const id = S.ids.get(owner);
+    if (id === undefined) { dirtyOwners.add(owner); return null; }
+    if (S.blocked.has(owner)) return null;
+    return [id, 0];
+  }
+  if (sheet.parentStyleSheet) return null; // an @import's sheet: its owner is sent whole
+  return [0, constructedId(sheet)];
+}
+
+/** Path of a rule from its sheet's top-level list, and the sheet. */
+function rulePath(rule) {
+  const path = [];
+  for (let r = rule, guard = 0; r && guard < 64; guard++) {
+    const parent = r.parentRule;
+    const list = parent ? parent.cssRules : r.parentStyleSheet && r.parentStyleSheet.cssRules;
+    if (!list) return null;
+    const i = Array.prototype.indexOf.call(list, r);
+    if (i < 0) return null;
+    path.unshift(i);
+    if (!parent) return { sheet: r.parentStyleSheet, path };
+    r = parent;
+  }
+  return null;
+}
+
+/** Sends the whole text of a sheet. */
+function sendText(sheet) {
+  const t = target(sheet);
+  if (!t) return;
+  const text = sheetText(sheet);
+  if (text !== null) S.rec.css(now(), t[0], t[1], 't', new Uint32Array(0), text, '', '');
+}
+
+function sendRuleOp(sheet, path, op, a, b, c) {
+  const t = target(sheet);
+  if (t) S.rec.css(now(), t[0], t[1], op, new Uint32Array(path), a || '', b || '', c || '');
+}
+
+/** Called after a walk for each `<style>`/`<link>` it met: inlines what the markup lacks. */
+export function ownerWalked(el) {
+  const sheet = el.sheet;
+  if (!sheet) return;
+  if (el.localName === 'link') {
+    if (!/(^|\s)stylesheet(\s|$)/i.test(el.rel || '')) return;
+    sendText(sheet);
+    return;
+  }
+  let rules;
+  try { rules = sheet.cssRules; } catch (_) { return; }
+  const hasImport = rules.length && rules[0].type === 3;
+  if (dirtyOwners.has(el) || hasImport || (rules.length && !/\S/.test(el.textContent))) {
+    dirtyOwners.delete(el);
+    sendText(sheet);
+  }
+}
+
+/** Sends the adopted sheets of a document or shadow root (ids, sending new sheets first). */
+export function sendAdopted(root) {
+  const id = S.ids.get(root);
+  const list = root.adoptedStyleSheets;
+  if (id === undefined || !list) return;
+  const ids = [];
+  for (let i = 0; i < list.length && i < 1000; i++) ids.push(constructedId(list[i]));
+  S.rec.css(now(), id, 0, 'a', new Uint32Array(ids), '', '', '');
+}
+
+function live() {
+  return S.rec && !S.stopped;
+}
+
+function after(proto, name, record) {
+  const orig = proto && proto[name];
+  if (typeof orig !== 'function') return;
+  const wrapped = function () {
+    const result = orig.apply(this, arguments);
+    if (live()) {
+      try { record(this, arguments, result); } catch (_) { countError(); }
+    }
+    return result;
+  };
+  try {
+    Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
+  } catch (_) { /* frozen prototype: that API is not recorded */ }
+}
+
+function patchAdopted(proto) {
+  const d = proto && Object.getOwnPropertyDescriptor(proto, 'adoptedStyleSheets');
+  if (!d || !d.set || !d.configurable) return;
+  Object.defineProperty(proto, 'adoptedStyleSheets', {
+    configurable: true,
+    enumerable: d.enumerable,
+    get: d.get,
+    set(v) {
+      d.set.call(this, v);
+      if (live()) {
+        try { sendAdopted(this); } catch (_) { countError(); }
+      }
+    },
+  });
+}
+
+/** Wraps the CSSOM of a window (the page's, and each same-origin iframe's) once. */
+export function patchCssom(win) {
+  if (!win || patched.has(win)) return;
+  patched.add(win);
+  const sheetProto = win.CSSStyleSheet && win.CSSStyleSheet.prototype;
+  after(sheetProto, 'insertRule', (sheet, args, index) => {
+    const rule = sheet.cssRules[index];
+    if (rule) sendRuleOp(sheet, [index], 'i', rule.cssText);
+  });
+  after(sheetProto, 'deleteRule', (sheet, args) => sendRuleOp(sheet, [Number(args[0]) >>> 0], 'd'));
+  after(sheetProto, 'replaceSync', (sheet) => sendText(sheet));
+  after(sheetProto, 'replace', (sheet, args, promise) => {
+    if (promise && promise.then) promise.then(() => { if (live()) { try { sendText(sheet); } catch (_) { countError(); } } }, () => {});
+  });
+  const groupProto = win.CSSGroupingRule && win.CSSGroupingRule.prototype;
+  after(groupProto, 'insertRule', (group, args, index) => {
+    const at = rulePath(group);
+    const rule = group.cssRules[index];
+    if (at && rule) sendRuleOp(at.sheet, at.path.concat(index), 'i', rule.cssText);
+  });
+  after(groupProto, 'deleteRule', (group, args) => {
+    const at = rulePath(group);
+    if (at) sendRuleOp(at.sheet, at.path.concat(Number(args[0]) >>> 0), 'd');
+  });
+  const declProto = win.CSSStyleDeclaration && win.CSSStyleDeclaration.prototype;
+  after(declProto, 'setProperty', (decl, args) => {
+    // Inline styles (`el.style`) are attribute changes, seen by the MutationObserver.
+    const at = decl.parentRule && rulePath(decl.parentRule);
+    if (at) {
+      const name = String(args[0]);
+      sendRuleOp(at.sheet, at.path, 'p', name, decl.getPropertyValue(name), decl.getPropertyPriority(name));
+    }
+  });
+  after(declProto, 'removeProperty', (decl, args) => {
+    const at = decl.parentRule && rulePath(decl.parentRule);
+    if (at) sendRuleOp(at.sheet, at.path, 'r', String(args[0]));
+  });
+  patchAdopted(win.Document && win.Document.prototype);
+  patchAdopted(win.ShadowRoot && win.ShadowRoot.prototype);
+}

@@ -1,0 +1,157 @@
+//! The fidelity suite: each fixture page under `tests/fixtures/fidelity/` is recorded in
+//! Chromium while a scripted interaction runs, then (a) the live page's normalized DOM is
+//! compared with the server's `snapshot?t=` after each of three steps, and (b) a screenshot of
+//! the live page is compared with one of the viewer's replay at the end, same viewport.
+//! A table (page, DOM equal, pixel mismatch %) is printed; the test fails on any DOM
+//! difference or a mismatch of 1% or more.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use replay_e2e::{Browser, FixtureServer, NORMALIZE_JS, Server, pixel_mismatch};
+
+const PAGES: &[&str] = &["css", "shadow", "iframe", "elements", "inputs", "media", "navigation", "dashboard"];
+const MAX_MISMATCH_PERCENT: f64 = 1.0;
+/// Per-channel difference under which two pixels count as equal (anti-aliasing noise).
+const TOLERANCE: u8 = 16;
+
+struct Row {
+    page: &'static str,
+    dom_equal: Vec<bool>,
+    first_difference: Option<String>,
+    mismatch: f64,
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("fidelity")
+}
+
+fn first_difference(a: &str, b: &str) -> String {
+    let at = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let from = at.saturating_sub(100);
+    let ctx = |s: &str| s.get(from..(at + 100).min(s.len())).unwrap_or("").to_owned();
+    format!("at byte {at}:\n    replay: …{}…\n    live:   …{}…", ctx(a), ctx(b))
+}
+
+const RUN_STEP: &str = r#"
+const done = arguments[arguments.length - 1];
+(async () => {
+  await window.fidelitySteps[STEP]();
+  await new Promise((r) => setTimeout(r, 400));
+  const t = performance.timeOrigin + performance.now();
+  const dom = __replayNormalize(document);
+  const stats = await window.Replay.flush();
+  return { t, dom, stats };
+})().then(done, (e) => done({ error: String(e && e.stack || e) }));
+"#;
+
+async fn record_page(server: &Server, browser: &Browser, page: &'static str) -> Result<Row> {
+    let site = FixtureServer::start(fixtures(), &server.base, &server.key)?;
+    let c = &browser.client;
+    c.goto(&site.url(&format!("{page}.html"))).await?;
+    browser.wait_for("return !!(window.Replay && window.fidelitySteps)", Duration::from_secs(10)).await?;
+    let stats = browser
+        .eval_async("const done = arguments[arguments.length - 1]; window.Replay.flush().then(done, (e) => done({ error: String(e) }));")
+        .await?;
+    ensure!(stats["acked"].as_u64().unwrap_or(0) >= 1, "{page}: recorder did not start: {stats}");
+    let mut checkpoints = Vec::new();
+    for step in 0..3 {
+        let script = format!("{NORMALIZE_JS}\n{}", RUN_STEP.replace("STEP", &step.to_string()));
+        let out = browser.eval_async(&script).await?;
+        if let Some(e) = out.get("error") {
+            bail!("{page}: step {step} failed: {e}");
+        }
+        ensure!(out["stats"]["pending"] == 0 && out["stats"]["rejected"] == 0, "{page}: not delivered: {out}");
+        let t = out["t"].as_f64().context("checkpoint time")?;
+        checkpoints.push((t, out["dom"].as_str().unwrap_or_default().to_owned()));
+    }
+    // The final look: no caret or focus ring (the replay does not move focus).
+    let size = browser
+        .eval("if (document.activeElement) document.activeElement.blur(); return [innerWidth, innerHeight];")
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let live_png = c.screenshot().await?;
+
+    let sessions = server.sessions()?;
+    let session = sessions
+        .iter()
+        .find(|s| s["url"].as_str().unwrap_or_default().contains(&format!("/{page}.html")))
+        .with_context(|| format!("{page}: no session in {sessions:?}"))?;
+    let id = session["id"].as_str().unwrap_or_default().to_owned();
+    let start = session["start_ms"].as_f64().context("session start")?;
+    let mut dom_equal = Vec::new();
+    let mut first = None;
+    for (t, live) in &checkpoints {
+        let at = (t - start).max(0.0) as u64;
+        let replay = server.get_text(&format!("/api/v1/sessions/{id}/snapshot?t={at}"))?;
+        let equal = &replay == live;
+        if !equal && first.is_none() {
+            first = Some(first_difference(&replay, live));
+        }
+        dom_equal.push(equal);
+    }
+
+    browser.open_viewer(server, &format!("/viewer/player.html?session={id}&t=end")).await?;
+    browser
+        .wait_for(
+            "return document.body.dataset.state !== 'loading' && document.body.dataset.state",
+            Duration::from_secs(20),
+        )
+        .await?;
+    let state = browser.eval("return document.body.dataset.state").await?;
+    ensure!(state == "ready", "{page}: viewer failed: {state}");
+    // Show the replay frame unscaled over the whole viewport, exactly the live page's size.
+    let (w, h) = (size[0].as_u64().unwrap_or(1280), size[1].as_u64().unwrap_or(900));
+    browser
+        .eval(&format!(
+            "const wrap = document.getElementById('frame-wrap'); \
+             wrap.style.cssText = 'position:fixed;left:0;top:0;transform:none;z-index:2147483647;box-shadow:none'; \
+             const f = document.getElementById('frame'); f.style.width = '{w}px'; f.style.height = '{h}px'; \
+             document.getElementById('cursor').hidden = true; document.getElementById('cursor').style.display = 'none'; return true;"
+        ))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let replay_png = c.screenshot().await?;
+    if let Ok(dir) = std::env::var("REPLAY_FIDELITY_SHOTS") {
+        let _ = std::fs::write(format!("{dir}/{page}-live.png"), &live_png);
+        let _ = std::fs::write(format!("{dir}/{page}-replay.png"), &replay_png);
+    }
+    let mismatch = pixel_mismatch(&live_png, &replay_png, TOLERANCE)?;
+    Ok(Row { page, dom_equal, first_difference: first, mismatch })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_page_replays_with_the_same_dom_and_pixels() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let mut rows = Vec::new();
+    for page in PAGES {
+        let row = record_page(&server, &browser, page).await;
+        match row {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                let _ = browser.close().await;
+                return Err(e.context(format!("fixture page {page}")));
+            }
+        }
+    }
+    browser.close().await?;
+
+    println!("\n| page | DOM equal (3 checkpoints) | pixel mismatch % |\n|---|---|---|");
+    for r in &rows {
+        let dom = r.dom_equal.iter().map(|e| if *e { "yes" } else { "NO" }).collect::<Vec<_>>().join(" / ");
+        println!("| {} | {} | {:.3} |", r.page, dom, r.mismatch);
+    }
+    let mut failures = Vec::new();
+    for r in &rows {
+        if r.dom_equal.iter().any(|e| !e) {
+            failures.push(format!("{}: DOM differs {}", r.page, r.first_difference.as_deref().unwrap_or("")));
+        }
+        if r.mismatch >= MAX_MISMATCH_PERCENT {
+            failures.push(format!("{}: {:.3}% of pixels differ", r.page, r.mismatch));
+        }
+    }
+    ensure!(failures.is_empty(), "fidelity regressions:\n{}", failures.join("\n"));
+    Ok(())
+}
