@@ -62,6 +62,19 @@ async fn sent_bytes(server: &Server, browser: &Browser, query: &str) -> Result<V
             all.extend_from_slice(&bytes);
         }
     }
+    // Uploads normally leave from the recorder's Web Worker, whose fetch the page cannot see:
+    // what the server received and stored for this page's session counts as sent too.
+    let url =
+        browser.eval_async("const d = arguments[arguments.length - 1]; window.Replay.sessionUrl().then(d, d);").await?;
+    let session = url.as_str().and_then(|u| u.split("session=").nth(1)).context("session id")?.to_owned();
+    let mut stored = Vec::new();
+    server
+        .get(&format!("/api/v1/sessions/{session}/events"))
+        .set("accept", "application/msgpack")
+        .call()?
+        .into_reader()
+        .read_to_end(&mut stored)?;
+    all.extend_from_slice(&stored);
     ensure!(all.len() > 100, "nothing was sent");
     Ok(all)
 }
