@@ -8,7 +8,10 @@
 // - On pagehide, what is still unacknowledged is sent with fetch keepalive within the 64 KB
 //   budget and also saved in sessionStorage; the next page of the same tab resends it (the
 //   server acknowledges duplicates without storing them twice).
-import { S } from './state.js';
+import { S, now } from './state.js';
+
+/** `NoteKind::Dropped` on the wire. */
+const NOTE_DROPPED = 1;
 
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 const KEEPALIVE_BUDGET = 60 * 1024;
@@ -56,7 +59,18 @@ function onResult(m) {
   pending.delete(m.id);
   pendingBytes -= item.bytes.length;
   if (m.type === 'ack') acked++;
-  else { rejected++; S.lastError = m.error; }
+  else {
+    rejected++;
+    S.lastError = m.error;
+    // Tell the server why something is missing: the next batch carries a note (a batch refused
+    // for good, e.g. over a limit, is never retried).
+    try {
+      if (S.rec && !S.stopped) {
+        S.rec.add_dropped(1);
+        S.rec.note(now(), NOTE_DROPPED, 0, 1, 'a batch was refused by the server: ' + String(m.error).slice(0, 300));
+      }
+    } catch (_) { /* wasm gone */ }
+  }
   settle();
 }
 
