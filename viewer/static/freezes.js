@@ -4,8 +4,13 @@
 // marker, with the URL and the user's last action), an `end` (duration and scripts from Long
 // Animation Frames and sampled stacks), the clicks and navigations before it. A start without
 // an end means the page never answered again: the tab was closed or killed while frozen.
-// Recorded strings are inserted as text only.
-import { fmtTime } from './panels.js';
+// Recorded strings are inserted as text only. No imports: the exported file loads each module
+// from a data: URL, where relative imports cannot resolve.
+
+function fmtTime(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
 
 const el = (tag, cls, text) => {
   const e = document.createElement(tag);
