@@ -352,6 +352,13 @@ pub struct ScriptTiming {
     pub duration: u32,
     pub forced_style_layout: u32,
     pub pause_duration: u32,
+    /// 1-based line of `function` in `source_url`, 0 when unknown (Long Animation Frames only
+    /// give a character position; sampled stacks give lines).
+    #[serde(default)]
+    pub line: u32,
+    /// 1-based column, 0 when unknown.
+    #[serde(default)]
+    pub column: u32,
 }
 
 /// A long animation frame (`long_task` = true: a PerformanceLongTaskTiming, no scripts).

@@ -272,6 +272,15 @@ mod tests {
     use crate::batch::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn script_timing_from_before_line_and_column_still_decodes() {
+        // The eight fields recorders sent before `line` and `column` were appended.
+        let old = ("BUTTON.onclick", "event-listener", "https://x/app.js", "pay", -1i32, 5u32, 0u32, 0u32);
+        let bytes = rmp_serde::to_vec(&old).expect("encodes");
+        let s: ScriptTiming = rmp_serde::from_slice(&bytes).expect("decodes");
+        assert_eq!((s.function.as_str(), s.duration, s.line, s.column), ("pay", 5, 0, 0));
+    }
+
     fn sample() -> Batch {
         let mut b = Batch::new("s1", "p1", 3, 1_700_000_000_000);
         b.end = b.start + 20;
@@ -461,6 +470,8 @@ mod tests {
                     duration,
                     forced_style_layout: 0,
                     pause_duration: 0,
+                    line: 3,
+                    column: 7,
                 }],
             })),
         ]

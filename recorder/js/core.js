@@ -12,6 +12,7 @@ import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
 import { enqueue, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
+import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 
 const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
@@ -158,6 +159,7 @@ function start() {
     listen(window, 'unhandledrejection', goLive);
   }
   flushTimer = setInterval(guard(tick), S.cfg.flushIntervalMs || 5000);
+  startDiagnostics(() => flushNow(false));
 }
 
 const api = {
@@ -169,18 +171,16 @@ const api = {
     }
     guard(start)();
   },
-  async identify(user, traits) { api.addEvent('$identify', { user, traits }); },
-  async setFlags(flags) { api.addEvent('$flags', flags); },
-  async setRelease(release) { api.addEvent('$release', { release }); },
-  async setEnvironment(environment) { api.addEvent('$environment', { environment }); },
+  async identify(user, traits) { guard(appFact)('identify', user, traits); },
+  async setFlags(flags) { guard(appFact)('flags', flags); },
+  async setRelease(release) { guard(appFact)('release', release); },
+  async setEnvironment(environment) { guard(appFact)('environment', environment); },
   async addEvent(name, data) {
     guard(() => {
       if (S.rec && !S.stopped) S.rec.custom(now(), String(name), JSON.stringify(data === undefined ? null : data));
     })();
   },
-  async captureError(err) {
-    api.addEvent('$error', { message: String((err && err.message) || err), stack: String((err && err.stack) || '') });
-  },
+  async captureError(err) { guard(captureError)(err); },
   async flush() {
     await starting;
     guard(() => {
@@ -195,6 +195,7 @@ const api = {
     S.stopped = true;
     if (S.observer) S.observer.disconnect();
     clearInterval(flushTimer);
+    stopDiagnostics();
     removeListeners();
   },
   async sessionUrl() {

@@ -6,19 +6,56 @@ export interface ReplayOptions {
   endpoint?: string;
   /** Milliseconds between uploads (default 5000). */
   flushIntervalMs?: number;
+  /** Fraction of sessions recorded, 0 to 1 (default 1). */
+  sampleRate?: number;
+  /** `live` (default) uploads continuously; `buffer` keeps the last seconds until an error or `flush()`. */
+  mode?: 'live' | 'buffer';
+  /** Seconds kept in buffer mode (default 60). */
+  bufferSeconds?: number;
+  /**
+   * URLs whose request and response headers and bodies are recorded: prefixes (resolved
+   * against the page) or regular expressions. Empty by default: only method, URL, status,
+   * timings and sizes are recorded. Cookies and Authorization are never recorded.
+   */
+  networkAllowList?: Array<string | RegExp>;
+  /** The freeze watchdog (default on, live mode only). */
+  watchdog?: boolean;
+  /**
+   * Sampled stacks to name the function behind a freeze (default on; only works when the page
+   * is served with `Document-Policy: js-profiling`).
+   */
+  profiling?: boolean;
+}
+/** Delivery figures. */
+export interface ReplayStats {
+  acked: number;
+  rejected: number;
+  pending: number;
+  droppedBatches: number;
+  restored: number;
+  /** Events dropped because the recorder's buffer was full. */
+  dropped: number;
+  /** Uploads run in a worker (and the freeze watchdog is active). */
+  worker: boolean;
+  error?: string;
 }
 export interface ReplayApi {
-  /** Starts recording (the script tag does this itself when it has `data-key`). */
+  /** Starts recording (the script tag does this itself when it has `data-key`); later calls update options. */
   init(options: ReplayOptions): Promise<void>;
+  /** The user of this session (shown and filterable in the session list); `traits` must be JSON-serialisable. */
   identify(user: string, traits?: Record<string, unknown>): Promise<void>;
+  /** Feature flags in effect for this session (JSON-serialisable). */
   setFlags(flags: Record<string, unknown>): Promise<void>;
+  /** The app's release (version, commit). */
   setRelease(release: string): Promise<void>;
+  /** The app's environment: `production`, `staging`, ... */
   setEnvironment(environment: string): Promise<void>;
   /** Records an application event; `data` must be JSON-serialisable. */
   addEvent(name: string, data?: unknown): Promise<void>;
+  /** Records an error the app caught (with its stack); repeats are counted, not resent. */
   captureError(error: unknown): Promise<void>;
   /** Uploads everything recorded so far; resolves once the server acknowledged it. */
-  flush(): Promise<{ acked: number; rejected: number; pending: number }>;
+  flush(): Promise<ReplayStats>;
   /** Stops recording and uploads what is left. */
   stop(): Promise<void>;
   /** The viewer URL of this session. */

@@ -29,6 +29,19 @@ let droppedBatches = 0;
 let restored = 0;
 let waiters = [];
 let inflight = false;
+let enqueued = null;
+
+/** Posts a message to the upload worker; false when uploads run on the main thread. */
+export function postToWorker(msg) {
+  if (!worker) return false;
+  worker.postMessage(msg);
+  return true;
+}
+
+/** Calls `fn` after every batch handed to delivery (the freeze watchdog re-arms its marker). */
+export function onEnqueued(fn) {
+  enqueued = fn;
+}
 
 /** Starts the upload worker (a blob worker: the recorder's own origin is not the page's). */
 export async function startTransport() {
@@ -91,6 +104,7 @@ export function enqueue(bytes) {
   pendingBytes += bytes.length;
   if (worker) worker.postMessage({ type: 'batch', id, bytes });
   else pump();
+  if (enqueued) enqueued();
 }
 
 /** Delivery figures, also the value `Replay.flush()` resolves with. */

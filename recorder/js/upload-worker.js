@@ -2,7 +2,16 @@
 // with retries (exponential backoff with jitter, Retry-After honoured). Hopeless refusals
 // (4xx other than 429) are dropped and reported. It keeps no state the page cannot rebuild:
 // the page holds a copy of every batch until this worker reports it acknowledged.
+//
+// It is also the freeze watchdog: the page posts a heartbeat every ~250 ms with a marker batch
+// (a `freeze_started` event, encoded ahead of time by wasm with the next sequence number). When
+// no heartbeat arrives for 1 s while the page is visible, the page's main thread is stuck: every
+// batch held here goes out at once, followed by the marker, so the server knows about the
+// freeze even if the tab never recovers.
 'use strict';
+
+const FREEZE_MS = 1000;
+const WATCH_EVERY_MS = 100;
 
 let cfg = null;
 const queue = [];
@@ -64,9 +73,35 @@ async function pump() {
   pump();
 }
 
+let lastBeat = 0;
+let visible = false;
+let marker = null;
+let fired = false;
+let watchTimer = 0;
+
+function watch() {
+  if (!visible || fired || !marker || !lastBeat || Date.now() - lastBeat < FREEZE_MS) return;
+  fired = true;
+  for (const item of queue) item.due = 0;
+  // id 0: the page does not track the marker (it sends it itself after the freeze; the server
+  // stores it once).
+  queue.push({ id: 0, bytes: marker, tries: 0, due: 0 });
+  post({ type: 'freeze', since: lastBeat });
+}
+
 self.onmessage = (e) => {
   const m = e.data;
-  if (m.type === 'config') {
+  if (m.type === 'heartbeat') {
+    lastBeat = Date.now();
+    visible = !!m.visible;
+    marker = m.marker || null;
+    fired = false;
+    if (!watchTimer) watchTimer = setInterval(() => { watch(); pump(); }, WATCH_EVERY_MS);
+    return;
+  } else if (m.type === 'marker') {
+    if (!fired) marker = m.marker || null;
+    return;
+  } else if (m.type === 'config') {
     cfg = m.cfg;
   } else if (m.type === 'batch') {
     queue.push({ id: m.id, bytes: m.bytes, tries: 0, due: 0 });

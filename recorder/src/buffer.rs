@@ -31,7 +31,35 @@ pub struct BatchBuffer {
     dropped: u32,
     dropped_total: u32,
     errors: u32,
+    watch: Watch,
 }
+
+/// A gap between heartbeats this long may have let the upload worker's watchdog (1 s without a
+/// heartbeat) send its marker; a little less than 1 s absorbs the clock difference between the
+/// page and the worker.
+pub const FREEZE_SUSPECT_MS: u64 = 950;
+
+/// The freeze watchdog's view of the page: the last heartbeat and the marker batch the worker
+/// holds. The marker is numbered with the sequence number *after* the batch being filled,
+/// without taking it; the first cut or heartbeat after a gap of [`FREEZE_SUSPECT_MS`] reserves
+/// that number for the marker (the worker may have sent it), so a real batch never collides
+/// with a marker the server stored, and in replay order the marker comes right after the
+/// events recorded before the freeze.
+#[derive(Default)]
+struct Watch {
+    armed: bool,
+    last_beat: u64,
+    /// (seq, bytes) of the marker handed to the worker.
+    marker: Option<(u32, Vec<u8>)>,
+    /// A marker whose seq was taken, waiting for the page to send it too (the server stores it
+    /// once whoever sends it first).
+    taken: Option<Vec<u8>>,
+    /// Sequence numbers reserved by markers, skipped by the cuts (ascending, a handful at most).
+    reserved: Vec<u32>,
+}
+
+/// Most reserved sequence numbers kept (freezes without any batch cut in between).
+const MAX_RESERVED: usize = 16;
 
 /// Rough encoded size of an event, cheap to compute (strings dominate).
 fn estimate(e: &EventData) -> usize {
@@ -77,6 +105,7 @@ impl BatchBuffer {
             dropped: 0,
             dropped_total: 0,
             errors: 0,
+            watch: Watch::default(),
         }
     }
 
@@ -134,8 +163,76 @@ impl BatchBuffer {
         self.dropped_total = self.dropped_total.saturating_add(n);
     }
 
+    /// Sequence number the next cut batch gets.
+    pub fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// Starts (page visible) or stops (hidden: timers are throttled, gaps mean nothing)
+    /// watching for freezes; `now` counts as a heartbeat.
+    pub fn watch(&mut self, now: u64, armed: bool) {
+        self.watch.armed = armed;
+        self.watch.last_beat = now;
+    }
+
+    /// A heartbeat of the page at `now`. True when it ends a freeze (a gap of at least
+    /// [`FREEZE_SUSPECT_MS`] while watched); the marker's sequence number is then taken.
+    pub fn beat(&mut self, now: u64) -> bool {
+        let frozen = self.freeze_suspected(now);
+        if frozen {
+            self.take_marker_seq();
+        }
+        self.watch.last_beat = now;
+        frozen
+    }
+
+    /// The sequence number a marker armed now gets: the first one after the batch being
+    /// filled that no earlier marker reserved.
+    fn marker_seq(&self) -> u32 {
+        let mut seq = self.next_seq.saturating_add(1);
+        while self.watch.reserved.contains(&seq) {
+            seq = seq.saturating_add(1);
+        }
+        seq
+    }
+
+    /// Encodes the marker batch the worker sends when the page stops answering: one event at
+    /// `now`, numbered after the batch being filled (not taken until a freeze is seen).
+    pub fn arm_marker(&mut self, now: u64, data: EventData) -> Option<Vec<u8>> {
+        let seq = self.marker_seq();
+        let mut batch = Batch::new(self.session.clone(), self.page.clone(), seq, now);
+        batch.events.push(Event { t: 0, data });
+        let bytes = encode_batch(&batch).ok()?;
+        self.watch.marker = Some((seq, bytes.clone()));
+        Some(bytes)
+    }
+
+    /// The marker whose sequence number a freeze took, for the page to send as well.
+    pub fn take_marker(&mut self) -> Option<Vec<u8>> {
+        self.watch.taken.take()
+    }
+
+    fn freeze_suspected(&self, now: u64) -> bool {
+        let w = &self.watch;
+        w.armed && w.last_beat > 0 && now.saturating_sub(w.last_beat) >= FREEZE_SUSPECT_MS
+    }
+
+    fn take_marker_seq(&mut self) {
+        if let Some((seq, bytes)) = self.watch.marker.take()
+            && seq == self.marker_seq()
+            && self.watch.reserved.len() < MAX_RESERVED
+        {
+            self.watch.reserved.push(seq);
+            self.watch.taken = Some(bytes);
+        }
+    }
+
     /// Encodes the current batch (when it has events or counts to report) and starts the next.
     pub fn cut(&mut self, now: u64, is_final: bool) -> Option<Vec<u8>> {
+        if self.freeze_suspected(now) {
+            // The first cut after a freeze: the worker may have sent the marker with this seq.
+            self.take_marker_seq();
+        }
         if self.events.is_empty() && self.dropped == 0 && self.errors == 0 {
             return None;
         }
@@ -155,7 +252,11 @@ impl BatchBuffer {
         self.bytes = 0;
         match encode_batch(&batch) {
             Ok(bytes) => {
-                self.next_seq += 1;
+                self.next_seq = self.next_seq.saturating_add(1);
+                while self.watch.reserved.first() == Some(&self.next_seq) {
+                    self.watch.reserved.remove(0);
+                    self.next_seq = self.next_seq.saturating_add(1);
+                }
                 Some(bytes)
             }
             Err(_) => {
@@ -205,6 +306,70 @@ mod tests {
         assert_eq!(batch.events.len() + batch.dropped as usize, 10);
         assert!(batch.dropped > 0);
         assert_eq!(b.dropped_total(), batch.dropped);
+    }
+
+    fn started() -> EventData {
+        EventData::Freeze(replay_protocol::Freeze::Started { url: "u".into(), last_action: "click".into() })
+    }
+
+    fn buffer() -> BatchBuffer {
+        BatchBuffer::new("s".into(), "p".into(), BufferConfig { max_batch_bytes: 100, max_buffer_bytes: 1000 })
+    }
+
+    fn seq_of(bytes: &[u8]) -> u32 {
+        decode_batch(bytes, &Limits::default()).expect("decodes").seq
+    }
+
+    #[test]
+    fn a_freeze_marker_is_numbered_after_the_open_batch_without_taking_it() {
+        let mut b = buffer();
+        b.watch(1000, true);
+        b.push(1000, click());
+        assert!(b.cut(1100, false).is_some());
+        let marker =
+            decode_batch(&b.arm_marker(1200, started()).expect("marker"), &Limits::default()).expect("decodes");
+        assert_eq!((marker.seq, marker.start, marker.events.len()), (2, 1200, 1));
+        assert!(!b.beat(1450), "no gap, no freeze");
+        b.push(1500, click());
+        assert_eq!(seq_of(&b.cut(1600, false).expect("batch")), 1);
+        b.push(1700, click());
+        assert_eq!(seq_of(&b.cut(1800, false).expect("batch")), 2, "an unused marker leaves no gap");
+        assert!(b.take_marker().is_none());
+    }
+
+    #[test]
+    fn the_first_cut_after_a_freeze_comes_before_the_marker_and_never_reuses_its_seq() {
+        let mut b = buffer();
+        b.watch(1000, true);
+        b.arm_marker(1000, started()).expect("marker");
+        b.push(1100, click());
+        // Frozen from 1100 to 3100; a flush runs before the next heartbeat.
+        assert_eq!(seq_of(&b.cut(3100, false).expect("batch")), 0, "the events before the freeze");
+        assert_eq!(seq_of(&b.take_marker().expect("the page sends the marker too")), 1);
+        assert!(b.beat(3150), "the heartbeat still sees the freeze");
+        assert!(b.take_marker().is_none(), "taken once");
+        b.push(3200, click());
+        assert_eq!(seq_of(&b.cut(3300, false).expect("batch")), 2);
+    }
+
+    #[test]
+    fn a_heartbeat_after_a_gap_reserves_the_markers_seq_only_while_watched() {
+        let mut b = buffer();
+        b.watch(1000, false);
+        b.arm_marker(1000, started()).expect("marker");
+        assert!(!b.beat(5000), "hidden pages are throttled, not frozen");
+        b.watch(5000, true);
+        b.arm_marker(5000, started()).expect("marker");
+        assert!(b.beat(6200));
+        assert_eq!(seq_of(&b.take_marker().expect("marker")), 1);
+        // Two freezes before any batch: the second marker skips the first one's seq.
+        assert_eq!(seq_of(&b.arm_marker(6200, started()).expect("marker")), 2);
+        assert!(b.beat(8000));
+        assert_eq!(seq_of(&b.take_marker().expect("marker")), 2);
+        b.push(8100, click());
+        assert_eq!(seq_of(&b.cut(8200, false).expect("batch")), 0);
+        b.push(8300, click());
+        assert_eq!(seq_of(&b.cut(8400, false).expect("batch")), 3, "reserved seqs are skipped");
     }
 
     #[test]

@@ -14,8 +14,10 @@ mod buffer;
 pub use buffer::{BatchBuffer, BufferConfig};
 
 use replay_protocol::{
-    Click, CssChange, CssOp, Custom, Environment, EventData, Focus, Input, Media, MediaAction, MousePoint, Navigation,
-    NavigationKind, Note, NoteKind, PageMeta, Scroll, Selection, Snapshot, Touch, TouchKind, Viewport, tape,
+    AppFact, Attr, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, Environment, ErrorEvent, ErrorKind,
+    EventData, Focus, Freeze, Input, LongFrame, Media, MediaAction, Metric, MousePoint, Navigation, NavigationKind,
+    Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, Touch, TouchKind,
+    Viewport, tape,
 };
 use wasm_bindgen::prelude::*;
 
@@ -27,6 +29,55 @@ pub struct Recorder {
 
 fn now_ms(now: f64) -> u64 {
     if now.is_finite() && now > 0.0 { now as u64 } else { 0 }
+}
+
+/// Most scripts kept for one long frame or freeze.
+const MAX_SCRIPTS: usize = 16;
+/// Strings and numbers per script in the flat arrays of [`scripts_from`].
+const SCRIPT_TEXTS: usize = 4;
+const SCRIPT_NUMS: usize = 6;
+
+/// Script attributions from flat arrays: texts `(invoker, invoker_type, source_url, function)`
+/// and numbers `(char_position, duration, forced_style_layout, pause_duration, line, column)`
+/// per script (one call instead of one object per script across the boundary).
+fn scripts_from(texts: Vec<String>, nums: &[i32]) -> Vec<ScriptTiming> {
+    let ms = |v: i32| u32::try_from(v).unwrap_or(0);
+    let n = MAX_SCRIPTS.min(texts.len() / SCRIPT_TEXTS);
+    let mut texts = texts.into_iter();
+    nums.chunks_exact(SCRIPT_NUMS)
+        .take(n)
+        .map_while(|n| {
+            let mut next = || texts.next();
+            let (invoker, invoker_type, source_url, function) = (next()?, next()?, next()?, next()?);
+            Some(ScriptTiming {
+                invoker,
+                invoker_type,
+                source_url,
+                function,
+                char_position: n[0],
+                duration: ms(n[1]),
+                forced_style_layout: ms(n[2]),
+                pause_duration: ms(n[3]),
+                line: ms(n[4]),
+                column: ms(n[5]),
+            })
+        })
+        .collect()
+}
+
+/// Header pairs from a flat `[name, value, name, value, ...]` array.
+fn attrs_from(flat: Vec<String>) -> Vec<Attr> {
+    let mut it = flat.into_iter();
+    let mut out = Vec::new();
+    while let (Some(name), Some(value)) = (it.next(), it.next()) {
+        out.push(Attr { name, value });
+    }
+    out
+}
+
+/// Bytes as a wire size: JavaScript hands sizes over as numbers.
+fn size(v: f64) -> u64 {
+    if v.is_finite() && v > 0.0 { v as u64 } else { 0 }
 }
 
 #[wasm_bindgen]
@@ -231,5 +282,163 @@ impl Recorder {
     /// next batch reports them to the server.
     pub fn add_dropped(&mut self, events: u32) {
         self.buffer.add_dropped(events);
+    }
+
+    // ---- diagnostics: console, errors, network, performance, environment, app facts, freezes ----
+
+    /// A console call; `level` is a [`ConsoleLevel`] code, `args` already serialised and bounded.
+    pub fn console(&mut self, now: f64, level: u8, args: Vec<String>, stack: String) {
+        let level = ConsoleLevel::from_code(level);
+        self.buffer.push(now_ms(now), EventData::Console(Console { level, args, stack }));
+    }
+
+    /// An error; `kind` is an [`ErrorKind`] code, `count` how many times it happened since the
+    /// last report of the same error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn error(
+        &mut self,
+        now: f64,
+        kind: u8,
+        message: String,
+        stack: String,
+        source: String,
+        line: u32,
+        column: u32,
+        count: u32,
+    ) {
+        let kind = ErrorKind::from_code(kind);
+        let e = ErrorEvent { kind, message, stack, source, line, column, count };
+        self.buffer.push(now_ms(now), EventData::Error(e));
+    }
+
+    /// A finished request; `now` is its start. Headers are flat `[name, value, ...]` arrays and,
+    /// like bodies, only present for allow-listed URLs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn network(
+        &mut self,
+        now: f64,
+        kind: u8,
+        method: String,
+        url: String,
+        status: u16,
+        duration: u32,
+        request_size: f64,
+        response_size: f64,
+        failed: bool,
+        aborted: bool,
+        error: String,
+        request_headers: Vec<String>,
+        response_headers: Vec<String>,
+        request_body: String,
+        response_body: String,
+    ) {
+        let n = Network {
+            kind: RequestKind::from_code(kind),
+            method,
+            url,
+            status,
+            duration,
+            request_size: size(request_size),
+            response_size: size(response_size),
+            failed,
+            aborted,
+            error,
+            request_headers: attrs_from(request_headers),
+            response_headers: attrs_from(response_headers),
+            request_body,
+            response_body,
+        };
+        self.buffer.push(now_ms(now), EventData::Network(n));
+    }
+
+    /// A long animation frame (or long task) starting at `now`; scripts as in [`scripts_from`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn long_frame(
+        &mut self,
+        now: f64,
+        duration: u32,
+        blocking_duration: u32,
+        style_and_layout: u32,
+        long_task: bool,
+        texts: Vec<String>,
+        nums: &[i32],
+    ) {
+        let scripts = scripts_from(texts, nums);
+        let f = LongFrame { duration, blocking_duration, style_and_layout, long_task, scripts };
+        self.buffer.push(now_ms(now), EventData::LongFrame(f));
+    }
+
+    /// A named performance figure.
+    pub fn metric(&mut self, now: f64, name: String, value: f64) {
+        self.buffer.push(now_ms(now), EventData::Metric(Metric { name, value }));
+    }
+
+    /// The environment of the page view.
+    #[allow(clippy::too_many_arguments)]
+    pub fn environment(
+        &mut self,
+        now: f64,
+        browser: String,
+        browser_version: String,
+        os: String,
+        device_pixel_ratio: f64,
+        device_memory: f64,
+        cpu_cores: u32,
+        connection: String,
+        language: String,
+        timezone: String,
+    ) {
+        let env = Environment {
+            browser,
+            browser_version,
+            os,
+            device_pixel_ratio,
+            device_memory,
+            cpu_cores,
+            connection,
+            language,
+            timezone,
+        };
+        self.buffer.push(now_ms(now), EventData::Environment(env));
+    }
+
+    /// A fact from the host app: `kind` 0 identify (`value` user, `traits` JSON), 1 release,
+    /// 2 environment name, 3 feature flags (JSON in `value`).
+    pub fn app_fact(&mut self, now: f64, kind: u8, value: String, traits: String) {
+        let fact = match kind {
+            0 => AppFact::Identify { user: value, traits },
+            1 => AppFact::Release(value),
+            2 => AppFact::Environment(value),
+            _ => AppFact::Flags(value),
+        };
+        self.buffer.push(now_ms(now), EventData::App(fact));
+    }
+
+    /// Starts (page visible) or stops (hidden) watching for freezes; `now` counts as a heartbeat.
+    pub fn watch(&mut self, now: f64, visible: bool) {
+        self.buffer.watch(now_ms(now), visible);
+    }
+
+    /// A heartbeat; true when it ends a freeze (see [`BatchBuffer::beat`]).
+    pub fn beat(&mut self, now: f64) -> bool {
+        self.buffer.beat(now_ms(now))
+    }
+
+    /// The freeze watchdog's marker batch, encoded ahead of time for the upload worker: a
+    /// `freeze_started` event at `now` (the last moment the page answered) under the next
+    /// sequence number, which is only taken when a freeze is seen.
+    pub fn freeze_marker(&mut self, now: f64, url: String, last_action: String) -> Option<Vec<u8>> {
+        self.buffer.arm_marker(now_ms(now), EventData::Freeze(Freeze::Started { url, last_action }))
+    }
+
+    /// The marker of a freeze that just ended, for the page to send too (the server keeps one).
+    pub fn take_freeze_marker(&mut self) -> Option<Vec<u8>> {
+        self.buffer.take_marker()
+    }
+
+    /// The main thread answered again after `duration` ms; culprits as in [`scripts_from`].
+    pub fn freeze_ended(&mut self, now: f64, duration: u32, texts: Vec<String>, nums: &[i32]) {
+        let culprits = scripts_from(texts, nums);
+        self.buffer.push(now_ms(now), EventData::Freeze(Freeze::Ended { duration, culprits }));
     }
 }

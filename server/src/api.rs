@@ -13,7 +13,7 @@ use replay_protocol::{Timeline, codec, html};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Reader;
-use crate::storage::{SessionFilter, SessionRow};
+use crate::storage::{ErrorGroup, SessionFilter, SessionRow};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, Default)]
@@ -40,6 +40,8 @@ pub struct ListQuery {
     #[serde(default)]
     has_freeze: bool,
     min_duration_ms: Option<u64>,
+    #[serde(default)]
+    never_recovered: bool,
 }
 
 impl ListQuery {
@@ -57,6 +59,7 @@ impl ListQuery {
             has_error: self.has_error,
             has_freeze: self.has_freeze,
             min_duration_ms: self.min_duration_ms,
+            never_recovered: self.never_recovered,
         }
     }
 }
@@ -119,6 +122,32 @@ pub async fn list_sessions(
     let filter = q.filter();
     let rows = state.blocking(move |s| s.find_sessions(project, &filter, limit, offset)).await?;
     Ok(Json(SessionList { sessions: rows }))
+}
+
+/// Query of the error groups endpoint.
+#[derive(Debug, Deserialize, Default)]
+pub struct ErrorsQuery {
+    project: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Answer of `GET /api/v1/errors`.
+#[derive(Debug, Serialize)]
+pub struct ErrorGroupList {
+    pub groups: Vec<ErrorGroup>,
+}
+
+/// `GET /api/v1/errors`: errors grouped by fingerprint (message + top frame), most recently
+/// seen first, with counts, first and last seen, and the latest sessions of each group.
+pub async fn list_errors(
+    _reader: Reader,
+    State(state): State<AppState>,
+    Query(q): Query<ErrorsQuery>,
+) -> Result<Json<ErrorGroupList>, ApiError> {
+    let project = project_id(&state, q.project).await?;
+    let limit = q.limit.unwrap_or(100).min(500);
+    let groups = state.blocking(move |s| s.error_groups(project, limit)).await?;
+    Ok(Json(ErrorGroupList { groups }))
 }
 
 /// `GET /api/v1/sessions/{id}`.

@@ -176,5 +176,6 @@ async fn demo(State(state): State<AppState>, Query(q): Query<DemoQuery>) -> Resp
     let mut response = (StatusCode::OK, html).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    crate::lab::allow_profiling(&mut response);
     response
 }

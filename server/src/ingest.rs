@@ -255,8 +255,24 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
                 s.user_agent = Some(m.user_agent.clone());
             }
             EventData::Click(_) => s.clicks += 1,
-            EventData::Error(err) => s.errors += u64::from(err.count.max(1)),
-            EventData::Freeze(Freeze::Started { .. }) => s.freezes += 1,
+            EventData::Error(err) => {
+                s.errors += u64::from(err.count.max(1));
+                crate::diagnostics::add_sighting(
+                    &mut s.error_sightings,
+                    crate::diagnostics::sighting(err, batch.time_of(e)),
+                );
+            }
+            EventData::Freeze(Freeze::Started { .. }) => {
+                s.freezes += 1;
+                s.freeze_started_ms = s.freeze_started_ms.max(batch.time_of(e));
+            }
+            EventData::Freeze(Freeze::Ended { duration, culprits }) => {
+                s.freeze_ended_ms = s.freeze_ended_ms.max(batch.time_of(e));
+                if u64::from(*duration) > s.longest_freeze_ms {
+                    s.longest_freeze_ms = u64::from(*duration);
+                    s.freeze_culprit = culprits.first().map(crate::diagnostics::culprit_text);
+                }
+            }
             EventData::Environment(env) if !env.browser.is_empty() => s.browser = Some(env.browser.clone()),
             EventData::App(AppFact::Identify { user, .. }) => s.user = Some(user.clone()),
             EventData::App(AppFact::Release(r)) => s.release = Some(r.clone()),

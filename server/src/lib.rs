@@ -8,6 +8,9 @@
 //! - [`assets`]: the recorder, the viewer and the demo app, embedded in the binary;
 //! - [`auth`]: who may read (admin token, viewer logins);
 //! - [`config`]: settings from a file, the environment and flags;
+//! - [`diagnostics`]: freeze culprits and error fingerprints for the index;
+//! - [`errors_page`]: the error groups page of the viewer;
+//! - [`lab`]: pages and endpoints for trying the diagnostics (and for the end-to-end tests);
 //! - [`limits`]: rate limits;
 //! - [`storage`]: the [`storage::Storage`] trait and the embedded SQLite engine;
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`.
@@ -16,7 +19,10 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod diagnostics;
+pub mod errors_page;
 pub mod ingest;
+pub mod lab;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
@@ -67,11 +73,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/sessions/{id}", get(api::get_session))
         .route("/api/v1/sessions/{id}/events", get(api::session_events))
         .route("/api/v1/sessions/{id}/snapshot", get(api::session_snapshot))
+        .route("/api/v1/errors", get(api::list_errors))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .merge(assets::routes())
+        .merge(lab::routes())
+        .merge(errors_page::routes())
         .merge(pages::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -46,6 +46,10 @@ struct Cli {
     /// Password of the first viewer account `admin` (generated and printed when unset).
     #[arg(long, env = "REPLAY_ADMIN_PASSWORD", hide_env_values = true, global = true)]
     admin_password: Option<String>,
+    /// Seconds after which a session whose page froze and sent nothing since is marked
+    /// "froze, never recovered" (default 60).
+    #[arg(long, env = "REPLAY_FREEZE_TIMEOUT_SECS", global = true, default_value_t = 60)]
+    freeze_timeout_secs: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -129,7 +133,8 @@ fn main() -> anyhow::Result<()> {
         }
         None | Some(Command::Serve) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve(settings, cli.admin_password, storage))
+            let freeze_timeout = Duration::from_secs(cli.freeze_timeout_secs.max(1));
+            runtime.block_on(serve(settings, cli.admin_password, storage, freeze_timeout))
         }
     }
 }
@@ -158,7 +163,12 @@ fn project_command(storage: &SqliteStorage, command: ProjectCommand) -> anyhow::
     Ok(())
 }
 
-async fn serve(settings: Settings, admin_password: Option<String>, storage: SqliteStorage) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    admin_password: Option<String>,
+    storage: SqliteStorage,
+    freeze_timeout: Duration,
+) -> anyhow::Result<()> {
     let project = match storage.projects()?.into_iter().next() {
         Some(p) => p,
         None => {
@@ -191,6 +201,7 @@ async fn serve(settings: Settings, admin_password: Option<String>, storage: Sqli
     );
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), retention_days = settings.config.retention_days, "serving");
     tokio::spawn(housekeeping(state.clone()));
+    tokio::spawn(unrecovered_freezes(state.clone(), freeze_timeout));
     let app = replay_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
@@ -214,6 +225,23 @@ async fn housekeeping(state: AppState) {
             }
         }
         minutes += 1;
+    }
+}
+
+/// Marks sessions "froze, never recovered": their page sent a `freeze_started` marker (from
+/// the recorder's worker) and then nothing for `timeout`, so the tab was killed or closed
+/// while frozen. Checked a few times per timeout.
+async fn unrecovered_freezes(state: AppState, timeout: Duration) {
+    let mut tick = tokio::time::interval((timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15)));
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        tick.tick().await;
+        let cutoff = replay_server::storage::now_ms().saturating_sub(timeout_ms);
+        match state.blocking(move |s| s.mark_unrecovered_freezes(cutoff)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "froze and never recovered"),
+            Err(e) => tracing::error!(error = %e, "checking unrecovered freezes failed"),
+        }
     }
 }
 

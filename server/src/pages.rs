@@ -26,7 +26,7 @@ pub const PAGE_SIZE: usize = 50;
 /// Most index rows scanned to answer one filtered page.
 const MAX_SCANNED: usize = 50_000;
 /// Policy of the session list: no script at all; the filter form submits to this page.
-const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+pub(crate) const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
      base-uri 'none'; frame-ancestors 'self'";
 /// Policy of an exported file: its own inline scripts and modules (data: URLs in its import
 /// map) run; the replayed page still cannot (sandboxed iframe), nothing is sent anywhere.
@@ -50,6 +50,7 @@ pub struct FilterForm {
     pub browser: Option<String>,
     pub has_error: Option<String>,
     pub has_freeze: Option<String>,
+    pub never_recovered: Option<String>,
     /// Seconds.
     pub min_duration: Option<String>,
     pub page: Option<String>,
@@ -73,6 +74,7 @@ pub struct SessionFilter {
     pub has_error: bool,
     pub has_freeze: bool,
     pub min_duration_ms: Option<u64>,
+    pub never_recovered: bool,
 }
 
 fn non_empty(v: &Option<String>) -> Option<String> {
@@ -96,6 +98,7 @@ impl SessionFilter {
                 .and_then(|v| v.parse::<f64>().ok())
                 .filter(|s| s.is_finite() && *s > 0.0)
                 .map(|s| (s * 1000.0) as u64),
+            never_recovered: non_empty(&f.never_recovered).is_some(),
         }
     }
 
@@ -113,6 +116,7 @@ impl SessionFilter {
             has_error: self.has_error,
             has_freeze: self.has_freeze,
             min_duration_ms: self.min_duration_ms,
+            never_recovered: self.never_recovered,
         }
     }
 
@@ -230,7 +234,7 @@ fn filter_sessions(
     Ok((out, false))
 }
 
-fn html_response(markup: Markup, csp: &'static str) -> Response {
+pub(crate) fn html_response(markup: Markup, csp: &'static str) -> Response {
     let mut response = markup.into_string().into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -266,6 +270,7 @@ async fn session_list(
             ("browser", &form.browser),
             ("has_error", &form.has_error),
             ("has_freeze", &form.has_freeze),
+            ("never_recovered", &form.never_recovered),
             ("min_duration", &form.min_duration),
         ] {
             if let Some(v) = non_empty(v) {
@@ -286,7 +291,7 @@ async fn session_list(
                 link rel="stylesheet" href="viewer.css";
             }
             body {
-                header.bar { strong { "Replay" } span { "Sessions" } }
+                header.bar { strong { "Replay" } span { "Sessions" } a href="errors" { "Errors" } }
                 main.page {
                     form.filters method="get" action="" {
                         label { "From (UTC) " input type="datetime-local" name="from" value=(val(&form.from)); }
@@ -299,6 +304,7 @@ async fn session_list(
                         label { "Min duration (s) " input type="number" min="0" name="min_duration" value=(val(&form.min_duration)); }
                         label { input type="checkbox" name="has_error" value="1" checked[filter.has_error]; " Has error" }
                         label { input type="checkbox" name="has_freeze" value="1" checked[filter.has_freeze]; " Has freeze" }
+                        label { input type="checkbox" name="never_recovered" value="1" checked[filter.never_recovered]; " Froze, never recovered" }
                         button type="submit" { "Filter" }
                         a href="./" { "Clear" }
                     }
@@ -306,7 +312,7 @@ async fn session_list(
                         p id="status" { @if page == 0 { "No sessions match. Recorded sessions appear here within seconds (try the demo app at /demo)." } @else { "No more sessions." } }
                     } @else {
                         table id="sessions" {
-                            thead { tr { th { "Started (UTC)" } th { "Duration" } th { "Page" } th { "Pages" } th { "User" } th { "Browser" } th { "Clicks" } th { "Errors" } th { "Freezes" } th { "Dropped" } } }
+                            thead { tr { th { "Started (UTC)" } th { "Duration" } th { "Page" } th { "Pages" } th { "User" } th { "Browser" } th { "Clicks" } th { "Errors" } th { "Freezes" } th { "Longest freeze" } th { "Dropped" } } }
                             tbody {
                                 @for s in &rows {
                                     tr data-session=(s.id) {
@@ -319,6 +325,11 @@ async fn session_list(
                                         td { (s.clicks) }
                                         td { (s.errors) }
                                         td { (s.freezes) }
+                                        td.freeze title=(s.freeze_culprit) {
+                                            @if s.never_recovered { strong.never-recovered { "froze, never recovered" } " " }
+                                            @if s.longest_freeze_ms > 0 { (format!("{:.1} s", s.longest_freeze_ms as f64 / 1000.0)) " " span.culprit { (s.freeze_culprit) } }
+                                            @else if !s.never_recovered { "—" }
+                                        }
                                         td { (s.dropped) }
                                     }
                                 }
@@ -337,7 +348,7 @@ async fn session_list(
     Ok(html_response(markup, LIST_CSP))
 }
 
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -372,7 +383,7 @@ async fn export(
     let page = text("player.html")?;
     let css = text("viewer.css")?;
     let mut imports = serde_json::Map::new();
-    for module in ["viewer_wasm.js", "render.js", "panels.js"] {
+    for module in ["viewer_wasm.js", "render.js", "panels.js", "freezes.js"] {
         imports.insert(format!("./{module}"), data_url("text/javascript", &file(module)?).into());
     }
     let import_map = serde_json::json!({ "imports": imports }).to_string();
@@ -432,6 +443,9 @@ mod tests {
             browser: String::new(),
             errors: 0,
             freezes: 0,
+            longest_freeze_ms: 0,
+            freeze_culprit: String::new(),
+            never_recovered: false,
         }
     }
 
@@ -470,10 +484,12 @@ mod tests {
             environment: Some("production".into()),
             has_error: Some("1".into()),
             has_freeze: Some("1".into()),
+            never_recovered: Some("1".into()),
             min_duration: Some("".into()),
             ..FilterForm::default()
         };
         let f = SessionFilter::from_form(&form).to_storage();
+        assert!(f.never_recovered);
         assert_eq!(f.user.as_deref(), Some("ann"));
         assert_eq!((f.release.as_deref(), f.environment.as_deref()), (Some("1.2"), Some("production")));
         assert!(f.has_error && f.has_freeze);

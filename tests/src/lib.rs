@@ -299,6 +299,43 @@ impl Browser {
         }
     }
 
+    /// Kills this browser abruptly, like the OS killing a frozen tab: the Chromium processes of
+    /// this session (found by its own profile directory) with all their descendants (zygotes,
+    /// renderers), then chromedriver. Returns how many processes were killed.
+    pub fn kill(mut self) -> Result<usize> {
+        let profile = self._profile.path().display().to_string();
+        let mut parent_of = Vec::new();
+        let mut ours = Vec::new();
+        for entry in std::fs::read_dir("/proc")? {
+            let entry = entry?;
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // "pid (comm) state ppid ...": comm may contain spaces, so read after the last ')'.
+            let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            parent_of.push((pid, ppid.unwrap_or(0)));
+            if std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&profile))
+            {
+                ours.push(pid);
+            }
+        }
+        let mut i = 0;
+        while i < ours.len() {
+            let parent = ours[i];
+            for &(pid, ppid) in &parent_of {
+                if ppid == parent && !ours.contains(&pid) {
+                    ours.push(pid);
+                }
+            }
+            i += 1;
+        }
+        for pid in &ours {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        Ok(ours.len())
+    }
+
     /// Ends the session and stops chromedriver.
     pub async fn close(mut self) -> Result<()> {
         let result = self.client.clone().close().await;

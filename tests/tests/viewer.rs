@@ -162,6 +162,8 @@ fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
                     duration: 1_990,
                     forced_style_layout: 0,
                     pause_duration: 0,
+                    line: 3,
+                    column: 7,
                 }],
             }),
         },

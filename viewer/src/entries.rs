@@ -12,7 +12,7 @@
 //! | `console` | `level` (`log`, `debug`, `info`, `warn`, `error`, `trace`, `assert`), `args`, `stack` |
 //! | `error` | `kind` (`uncaught`, `rejection`, `resource`, `captured`), `message`, `stack`, `source`, `line`, `column`, `count` |
 //! | `network` | `kind` (`fetch`, `xhr`, `beacon`, `resource`), `method`, `url`, `status`, `duration`, `req`, `res`, `failed`, `aborted`, `error` |
-//! | `longframe` | `duration`, `blocking`, `layout`, `longTask`, `scripts` (`[{invoker, source, fn, duration}]`) |
+//! | `longframe` | `duration`, `blocking`, `layout`, `longTask`, `scripts` (`[{invoker, type, source, fn, charPos, line, column, duration, layout}]`) |
 //! | `metric` | `name`, `value` |
 //! | `env` | `browser`, `version`, `os`, `dpr`, `memory`, `cores`, `connection`, `language`, `timezone` |
 //! | `app` | `fact` (`user`, `release`, `environment`, `flags`), `value`, `traits` |
@@ -46,7 +46,15 @@ fn scripts(out: &mut String, scripts: &[ScriptTiming]) {
             out.push(',');
         }
         let mut o = Obj::new(out);
-        o.str("invoker", &s.invoker).str("source", &s.source_url).str("fn", &s.function).num("duration", s.duration);
+        o.str("invoker", &s.invoker)
+            .str("type", &s.invoker_type)
+            .str("source", &s.source_url)
+            .str("fn", &s.function)
+            .num("charPos", s.char_position)
+            .num("line", s.line)
+            .num("column", s.column)
+            .num("duration", s.duration)
+            .num("layout", s.forced_style_layout);
         o.end();
     }
     out.push(']');

@@ -26,7 +26,8 @@ function scriptLines(scripts) {
 
 /** True for an entry that is an error for the timeline (errors, console errors, failed requests). */
 export function isFailedRequest(e) {
-  return e.k === 'network' && (e.failed || e.aborted || e.status >= 400 || e.status === 0);
+  // A beacon has no status: the browser only says whether it queued it.
+  return e.k === 'network' && (e.failed || e.aborted || e.status >= 400 || (e.status === 0 && e.kind !== 'beacon'));
 }
 
 /** Which panel an entry belongs to, or null. */
@@ -104,7 +105,7 @@ export function createPanels(root, player) {
       }
       case 'network': {
         const li = row(e, isFailedRequest(e) ? 'failed' : '');
-        const status = e.failed ? (e.error || 'failed') : e.aborted ? 'aborted' : String(e.status);
+        const status = e.failed ? (e.error || 'failed') : e.aborted ? 'aborted' : e.kind === 'beacon' ? 'queued' : String(e.status);
         li.append(el('span', 'method', e.method), el('span', 'status', status), el('span', 'msg url', e.url));
         li.title = `${e.kind} ${e.method} ${e.url}\n${status} · ${e.duration} ms · sent ${bytes(e.req)} · received ${bytes(e.res)}`;
         const bar = el('span', 'waterfall');

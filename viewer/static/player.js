@@ -7,6 +7,7 @@
 import init, { Player } from './viewer_wasm.js';
 import { createRenderer } from './render.js';
 import { createPanels, fmtTime, isFailedRequest } from './panels.js';
+import { createFreezePanel, culprit } from './freezes.js';
 
 const $ = (id) => document.getElementById(id);
 const frame = $('frame');
@@ -74,6 +75,10 @@ const apply = (ops) => renderer.apply(ops);
 const panels = createPanels($('panels'), {
   start: () => start,
   duration: () => duration,
+  seek: (ms) => { pause(); seek(ms); },
+});
+const freezePanel = createFreezePanel($('panel-freezes'), {
+  start: () => start,
   seek: (ms) => { pause(); seek(ms); },
 });
 
@@ -172,7 +177,9 @@ function describe(e) {
     case 'error': return `Error: ${e.message}`;
     case 'console': return `console.${e.level}: ${e.args.join(' ')}`;
     case 'network': return `Failed request: ${e.method} ${e.url} (${e.failed ? e.error || 'failed' : e.aborted ? 'aborted' : e.status})`;
-    case 'freeze': return e.phase === 'start' ? 'Page froze' : `Page froze for ${e.duration} ms${e.scripts.length ? ` (${e.scripts[0].fn || e.scripts[0].source})` : ''}`;
+    case 'freeze': return e.phase === 'start'
+      ? `Page froze${e.action ? ` after ${e.action}` : ''} and never recovered`
+      : `Page froze for ${(e.duration / 1000).toFixed(1)} s${e.scripts.length ? `: ${culprit(e.scripts[0])}` : ''}`;
     default: return e.k;
   }
 }
@@ -200,7 +207,11 @@ function drawMarkers() {
     i.style.left = pct(from);
     if (to !== undefined) i.style.width = `calc(${pct(to)} - ${pct(from)})`;
     i.dataset.tip = `${fmtTime(from - start)} · ${describe(e)}`;
-    i.addEventListener('click', () => { pause(); seek(from - start); });
+    i.addEventListener('click', () => {
+      pause();
+      seek(from - start);
+      if (cls.startsWith('freeze')) { panels.show('freezes'); freezePanel.select(from); }
+    });
     box.append(i);
   };
   for (const e of entries) {
@@ -266,6 +277,8 @@ function absorb() {
   const fresh = JSON.parse(engine.entries(entries.length ? entries[entries.length - 1].i + 1 : 0));
   for (const e of fresh) entries.push(e);
   panels.add(fresh);
+  const n = freezePanel.update(entries);
+  $('freeze-count').textContent = n ? String(n) : '';
   drawMarkers();
   drawDensity();
   updateClock();

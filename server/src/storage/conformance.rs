@@ -3,7 +3,7 @@
 //! Each check starts from a fresh, empty store made by the caller's factory, so engines with
 //! external state (PostgreSQL, object stores) can hand out isolated namespaces.
 
-use super::{BatchBody, BatchSummary, SessionFilter, Storage, Stored};
+use super::{BatchBody, BatchSummary, ErrorSighting, SessionFilter, Storage, Stored};
 
 fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
     BatchSummary {
@@ -30,6 +30,85 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     index_aggregates_and_filters(&make());
     retention_deletes_old_sessions_with_their_batches(&make());
     settings_users_and_logins_round_trip(&make());
+    freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(&make());
+    errors_are_grouped_by_fingerprint_across_sessions(&make());
+}
+
+fn freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    // "recovered": froze at 1 500, answered again at 3 600 after 2 000 ms.
+    let mut started = summary("recovered", "p", 1, 1_500);
+    started.freezes = 1;
+    started.freeze_started_ms = 1_500;
+    let mut ended = summary("recovered", "p", 2, 3_600);
+    ended.freeze_ended_ms = 3_600;
+    ended.longest_freeze_ms = 2_000;
+    ended.freeze_culprit = Some("computeBestValue (https://shop.test/app.js:87:13)".into());
+    db.put_batch(p.id, &summary("recovered", "p", 0, 1_000), b"0").expect("put");
+    // The worker's marker can arrive after the batch that ended the freeze.
+    db.put_batch(p.id, &ended, b"2").expect("put");
+    db.put_batch(p.id, &started, b"1").expect("put");
+    // "killed": froze at 5 500 and the tab was killed.
+    db.put_batch(p.id, &summary("killed", "p", 0, 5_000), b"0").expect("put");
+    let mut frozen = summary("killed", "p", 1, 5_500);
+    frozen.freezes = 1;
+    frozen.freeze_started_ms = 5_500;
+    db.put_batch(p.id, &frozen, b"1").expect("put");
+
+    assert_eq!(db.mark_unrecovered_freezes(5_000).expect("mark"), 0, "received after the cutoff: still waiting");
+    assert_eq!(db.mark_unrecovered_freezes(10_000).expect("mark"), 1);
+    assert_eq!(db.mark_unrecovered_freezes(10_000).expect("mark"), 0, "marked once");
+    let recovered = db.session(p.id, "recovered").expect("q").expect("row");
+    assert_eq!((recovered.freezes, recovered.longest_freeze_ms, recovered.never_recovered), (1, 2_000, false));
+    assert_eq!(recovered.freeze_culprit, "computeBestValue (https://shop.test/app.js:87:13)");
+    let killed = db.session(p.id, "killed").expect("q").expect("row");
+    assert!(killed.never_recovered && killed.longest_freeze_ms == 0);
+    let ids = |f: SessionFilter| -> Vec<String> {
+        db.find_sessions(p.id, &f, 10, 0).expect("find").into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(SessionFilter { never_recovered: true, ..Default::default() }), vec!["killed"]);
+    // A late freeze_ended (the page came back after all) clears the mark.
+    let mut late = summary("killed", "p", 2, 70_000);
+    late.freeze_ended_ms = 70_000;
+    late.longest_freeze_ms = 64_500;
+    db.put_batch(p.id, &late, b"2").expect("put");
+    assert!(!db.session(p.id, "killed").expect("q").expect("row").never_recovered);
+}
+
+fn errors_are_grouped_by_fingerprint_across_sessions(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    let sighting = |fingerprint: &str, count: u64, at_ms: u64| ErrorSighting {
+        fingerprint: fingerprint.into(),
+        message: format!("message {fingerprint}"),
+        frame: "pay (https://shop.test/app.js:10:5)".into(),
+        count,
+        at_ms,
+    };
+    let mut a = summary("a", "p", 0, 1_000);
+    a.error_sightings = vec![sighting("f1", 3, 1_050), sighting("f2", 1, 1_060)];
+    db.put_batch(p.id, &a, b"a").expect("put");
+    db.put_batch(p.id, &a, b"a").expect("resent: counted once");
+    let mut b = summary("b", "p", 0, 5_000);
+    b.error_sightings = vec![sighting("f1", 2, 5_050)];
+    db.put_batch(p.id, &b, b"b").expect("put");
+    db.put_batch(other.id, &b, b"b").expect("put");
+
+    let groups = db.error_groups(p.id, 10).expect("groups");
+    assert_eq!(groups.len(), 2);
+    let f1 = &groups[0];
+    assert_eq!((f1.fingerprint.as_str(), f1.count, f1.sessions), ("f1", 5, 2), "most recent first");
+    assert_eq!((f1.first_ms, f1.last_ms), (1_050, 5_050));
+    assert_eq!(f1.recent_sessions, vec!["b", "a"]);
+    assert_eq!(f1.message, "message f1");
+    assert_eq!((groups[1].count, groups[1].recent_sessions.clone()), (1, vec!["a".to_string()]));
+    assert_eq!(db.error_groups(other.id, 10).expect("groups").len(), 1, "projects are isolated");
+
+    // Retention takes the groups' sessions along, and groups left without sessions.
+    db.delete_sessions_before(1_500).expect("retention");
+    let groups = db.error_groups(p.id, 10).expect("groups");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].recent_sessions, vec!["b"]);
 }
 
 fn resent_batch_is_stored_once(db: &impl Storage) {

@@ -61,7 +61,48 @@ pub struct BatchSummary {
     pub freezes: u64,
     pub dropped: u64,
     pub recorder_errors: u64,
+    /// Longest freeze that ended in this batch (ms) and its culprit (`function (file:line)`).
+    pub longest_freeze_ms: u64,
+    pub freeze_culprit: Option<String>,
+    /// Time (Unix ms, recorder clock) of the latest `freeze_started` / `freeze_ended` in this
+    /// batch, 0 for none. A session whose latest start is after its latest end is frozen.
+    pub freeze_started_ms: u64,
+    pub freeze_ended_ms: u64,
+    /// Errors of this batch by fingerprint (for the error groups).
+    pub error_sightings: Vec<ErrorSighting>,
 }
+
+/// Errors of one fingerprint seen in one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorSighting {
+    /// Hash of the normalized message and the top stack frame.
+    pub fingerprint: String,
+    pub message: String,
+    /// The top stack frame (or `source:line:column`), empty when unknown.
+    pub frame: String,
+    pub count: u64,
+    /// Time of the last occurrence in the batch (Unix ms, recorder clock).
+    pub at_ms: u64,
+}
+
+/// Errors grouped by fingerprint, across the sessions of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorGroup {
+    pub fingerprint: String,
+    pub message: String,
+    pub frame: String,
+    /// Occurrences in all sessions.
+    pub count: u64,
+    /// Sessions where it happened.
+    pub sessions: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// The sessions where it happened most recently (at most [`RECENT_ERROR_SESSIONS`]).
+    pub recent_sessions: Vec<String>,
+}
+
+/// How many sessions an [`ErrorGroup`] lists.
+pub const RECENT_ERROR_SESSIONS: usize = 5;
 
 /// One row of the session index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,6 +126,11 @@ pub struct SessionRow {
     pub bytes: u64,
     pub dropped: u64,
     pub recorder_errors: u64,
+    /// Longest recovered freeze (ms) and what caused it (`function (file:line)`).
+    pub longest_freeze_ms: u64,
+    pub freeze_culprit: String,
+    /// The page froze and never answered again (no `freeze_ended` before the freeze timeout).
+    pub never_recovered: bool,
 }
 
 /// What to select from the session index. Empty fields do not filter.
@@ -102,6 +148,8 @@ pub struct SessionFilter {
     pub has_error: bool,
     pub has_freeze: bool,
     pub min_duration_ms: Option<u64>,
+    /// Only sessions that froze and never recovered.
+    pub never_recovered: bool,
 }
 
 /// A batch body as stored: the MessagePack bytes, or their gzip as the recorder sent it
@@ -198,6 +246,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes sessions (and their batches) whose last batch was received before `cutoff_ms`;
     /// returns how many sessions were deleted.
     fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Marks "froze, never recovered" the sessions whose latest freeze has no end and whose
+    /// last batch was received before `cutoff_ms`; returns how many were marked.
+    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Error groups of a project, most recently seen first.
+    fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error>;
 
     /// A server setting (e.g. the admin token's hash).
     fn setting(&self, key: &str) -> Result<Option<String>, Error>;

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    BatchBody, BatchDone, BatchSummary, Project, SessionFilter, SessionRow, Storage, Stored, new_key, now_ms, unpack,
+    BatchBody, BatchDone, BatchSummary, ErrorGroup, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Storage,
+    Stored, new_key, now_ms, unpack,
 };
 use crate::Error;
 
@@ -142,6 +143,34 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: bodies stored as sent (gzip stays gzip).
     "ALTER TABLE batches ADD COLUMN encoding TEXT NOT NULL DEFAULT '';",
+    // 4: freeze forensics in the session index, error groups.
+    "ALTER TABLE sessions ADD COLUMN longest_freeze_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN freeze_culprit TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN freeze_started_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN freeze_ended_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN never_recovered INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_open_freezes ON sessions(received_ms)
+        WHERE never_recovered = 0 AND freeze_started_ms > freeze_ended_ms;
+    CREATE TABLE error_groups (
+        project_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        message TEXT NOT NULL,
+        frame TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, fingerprint)
+    );
+    CREATE INDEX error_groups_by_last ON error_groups(project_id, last_ms DESC);
+    CREATE TABLE error_sessions (
+        project_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, fingerprint, session_id)
+    );
+    CREATE INDEX error_sessions_by_session ON error_sessions(project_id, session_id);",
 ];
 
 fn to_i64(v: u64) -> i64 {
@@ -210,7 +239,8 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
 const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
 
 const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, \
-     recorder_errors, user_id, release, environment, browser, errors, freezes";
+     recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, freeze_culprit, \
+     never_recovered";
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     let n = |i| r.get::<_, i64>(i).map(to_u64);
@@ -235,6 +265,9 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         browser: r.get(15)?,
         errors: n(16)?,
         freezes: n(17)?,
+        longest_freeze_ms: n(18)?,
+        freeze_culprit: r.get(19)?,
+        never_recovered: r.get::<_, i64>(20)? != 0,
     })
 }
 
@@ -283,9 +316,11 @@ fn insert_batch(
     tx.prepare_cached(
         "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
                                    bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
-                                   freezes, received_ms)
+                                   freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms,
+                                   freeze_ended_ms)
              VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), COALESCE(?6, ''), ?7, 1, ?8, ?9, ?10, ?11, ?12,
-                     COALESCE(?13, ''), COALESCE(?14, ''), COALESCE(?15, ''), COALESCE(?16, ''), ?17, ?18, ?19)
+                     COALESCE(?13, ''), COALESCE(?14, ''), COALESCE(?15, ''), COALESCE(?16, ''), ?17, ?18, ?19,
+                     ?20, COALESCE(?21, ''), ?22, ?23)
              ON CONFLICT (project_id, id) DO UPDATE SET
                 start_ms = MIN(start_ms, excluded.start_ms),
                 end_ms = MAX(end_ms, excluded.end_ms),
@@ -305,7 +340,15 @@ fn insert_batch(
                 recorder_errors = recorder_errors + excluded.recorder_errors,
                 errors = errors + excluded.errors,
                 freezes = freezes + excluded.freezes,
-                received_ms = MAX(received_ms, excluded.received_ms)",
+                received_ms = MAX(received_ms, excluded.received_ms),
+                longest_freeze_ms = MAX(longest_freeze_ms, excluded.longest_freeze_ms),
+                freeze_culprit = CASE WHEN excluded.longest_freeze_ms > longest_freeze_ms
+                                 THEN excluded.freeze_culprit ELSE freeze_culprit END,
+                freeze_started_ms = MAX(freeze_started_ms, excluded.freeze_started_ms),
+                freeze_ended_ms = MAX(freeze_ended_ms, excluded.freeze_ended_ms),
+                never_recovered = CASE WHEN MAX(freeze_ended_ms, excluded.freeze_ended_ms)
+                                            >= MAX(freeze_started_ms, excluded.freeze_started_ms)
+                                  THEN 0 ELSE never_recovered END",
     )?
     .execute(params![
         project,
@@ -327,7 +370,30 @@ fn insert_batch(
         to_i64(s.errors),
         to_i64(s.freezes),
         to_i64(s.received_ms),
+        to_i64(s.longest_freeze_ms),
+        s.freeze_culprit,
+        to_i64(s.freeze_started_ms),
+        to_i64(s.freeze_ended_ms),
     ])?;
+    for e in &s.error_sightings {
+        tx.prepare_cached(
+            "INSERT INTO error_groups (project_id, fingerprint, message, frame, count, first_ms, last_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (project_id, fingerprint) DO UPDATE SET
+                count = count + excluded.count,
+                first_ms = MIN(first_ms, excluded.first_ms),
+                last_ms = MAX(last_ms, excluded.last_ms)",
+        )?
+        .execute(params![project, e.fingerprint, e.message, e.frame, to_i64(e.count), to_i64(e.at_ms)])?;
+        tx.prepare_cached(
+            "INSERT INTO error_sessions (project_id, fingerprint, session_id, count, last_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (project_id, fingerprint, session_id) DO UPDATE SET
+                count = count + excluded.count,
+                last_ms = MAX(last_ms, excluded.last_ms)",
+        )?
+        .execute(params![project, e.fingerprint, s.session, to_i64(e.count), to_i64(e.at_ms)])?;
+    }
     Ok(Stored::New)
 }
 
@@ -433,6 +499,9 @@ impl Storage for SqliteStorage {
         if f.has_freeze {
             sql.push_str(" AND freezes > 0");
         }
+        if f.never_recovered {
+            sql.push_str(" AND never_recovered = 1");
+        }
         sql.push_str(" ORDER BY start_ms DESC, id LIMIT ? OFFSET ?");
         args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
         args.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
@@ -496,9 +565,64 @@ impl Storage for SqliteStorage {
                 (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
             [cutoff],
         )?;
+        tx.execute(
+            "DELETE FROM error_sessions WHERE (project_id, session_id) IN
+                (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
+            [cutoff],
+        )?;
         let n = tx.execute("DELETE FROM sessions WHERE received_ms < ?1", [cutoff])?;
+        tx.execute(
+            "DELETE FROM error_groups WHERE NOT EXISTS (SELECT 1 FROM error_sessions s
+                WHERE s.project_id = error_groups.project_id AND s.fingerprint = error_groups.fingerprint)",
+            [],
+        )?;
         tx.commit()?;
         Ok(n as u64)
+    }
+
+    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        let conn = self.lock()?;
+        let n = conn.execute(
+            "UPDATE sessions SET never_recovered = 1
+             WHERE never_recovered = 0 AND freeze_started_ms > freeze_ended_ms AND received_ms < ?1",
+            [to_i64(cutoff_ms)],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
+        let conn = self.lock()?;
+        let mut groups = conn
+            .prepare_cached(
+                "SELECT g.fingerprint, g.message, g.frame, g.count, g.first_ms, g.last_ms,
+                        (SELECT COUNT(*) FROM error_sessions s
+                         WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)
+                 FROM error_groups g WHERE g.project_id = ?1
+                 ORDER BY g.last_ms DESC, g.fingerprint LIMIT ?2",
+            )?
+            .query_map(params![project, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(ErrorGroup {
+                    fingerprint: r.get(0)?,
+                    message: r.get(1)?,
+                    frame: r.get(2)?,
+                    count: to_u64(r.get(3)?),
+                    first_ms: to_u64(r.get(4)?),
+                    last_ms: to_u64(r.get(5)?),
+                    sessions: to_u64(r.get(6)?),
+                    recent_sessions: Vec::new(),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut recent = conn.prepare_cached(
+            "SELECT session_id FROM error_sessions WHERE project_id = ?1 AND fingerprint = ?2
+             ORDER BY last_ms DESC, session_id LIMIT ?3",
+        )?;
+        for g in &mut groups {
+            g.recent_sessions = recent
+                .query_map(params![project, g.fingerprint, RECENT_ERROR_SESSIONS as i64], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+        }
+        Ok(groups)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {

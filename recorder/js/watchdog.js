@@ -1,0 +1,125 @@
+// Freeze watchdog, page side. Every ~250 ms the main thread posts a heartbeat to the upload
+// worker together with a marker batch (`freeze_started`: the URL and the user's last action),
+// encoded ahead of time by wasm because the worker cannot encode and a frozen page cannot do
+// anything. The worker sends the marker when heartbeats stop for 1 s (upload-worker.js).
+//
+// Sequence numbers: the marker carries the number after the batch being filled, without taking
+// it. The first heartbeat or batch cut after a gap reserves it (recorder/src/buffer.rs), the
+// page cuts the batch of what happened before the freeze and sends the marker as well: the
+// server stores it once, whoever was first. When the page answers again it
+// records `freeze_ended` with the duration and the scripts that ran (perf.js).
+import { S, now, guard } from './state.js';
+import { scrubUrl } from './privacy.js';
+import { enqueue, onEnqueued, postToWorker } from './transport.js';
+import { freezeAttribution, sampleFreeze } from './perf.js';
+
+const BEAT_MS = 250;
+/** Time for the Long Animation Frame entries of a freeze to be delivered after it ends. */
+const SETTLE_MS = 150;
+const MAX_ACTION_CHARS = 120;
+const CUT_TYPING_MS = 2000;
+
+let timer = 0;
+let lastBeat = 0;
+let visible = false;
+let lastAction = '';
+let rearming = false;
+const cleanups = [];
+
+/** A short, content-free description of an element: `button#best.primary`. */
+export function describeElement(el) {
+  if (!el || el.nodeType !== 1) return '';
+  let s = el.localName;
+  if (el.id) s += '#' + el.id;
+  const cls = typeof el.className === 'string' ? el.className.trim().split(/\s+/).slice(0, 2) : [];
+  for (const c of cls) if (c) s += '.' + c;
+  return s.slice(0, MAX_ACTION_CHARS);
+}
+
+let cut = null;
+let lastCut = 0;
+
+function onAction(e) {
+  const target = e.target && e.target.nodeType === 1 ? e.target : null;
+  lastAction = (e.type + ' ' + describeElement(target)).trim();
+  if (e.type === 'keydown') lastAction = (e.key === 'Enter' ? 'Enter in ' : 'typing in ') + describeElement(target);
+  // The page's own handler runs next and may be the one that freezes for good: what happened
+  // up to this action goes to the worker now (typing at most every 2 s), and the worker's
+  // marker names this action.
+  const t = now();
+  if (cut && (e.type === 'click' || e.type === 'submit' || e.key === 'Enter' || t - lastCut > CUT_TYPING_MS)) {
+    lastCut = t;
+    cut();
+  }
+  rearm();
+}
+
+function sendTakenMarker() {
+  const taken = S.rec.take_freeze_marker();
+  if (taken) enqueue(taken);
+}
+
+/** Hands the worker a marker numbered after the batch just queued. */
+function rearm() {
+  if (rearming || !S.rec || S.stopped) return;
+  rearming = true;
+  try {
+    sendTakenMarker();
+    if (visible) postToWorker({ type: 'marker', marker: S.rec.freeze_marker(now(), scrubUrl(location.href), lastAction) });
+  } finally {
+    rearming = false;
+  }
+}
+
+function recordEnd(from, to) {
+  if (!S.rec || S.stopped) return;
+  const { duration, texts, nums } = freezeAttribution(from, to);
+  S.rec.freeze_ended(to, duration, texts, new Int32Array(nums));
+}
+
+function beat() {
+  if (!S.rec || S.stopped) return;
+  const t = now();
+  const vis = document.visibilityState === 'visible';
+  if (vis !== visible) {
+    visible = vis;
+    S.rec.watch(t, vis);
+  } else if (S.rec.beat(t)) {
+    const from = lastBeat;
+    if (cut) cut();
+    sendTakenMarker();
+    const settled = new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    Promise.all([sampleFreeze(from, t), settled]).then(guard(() => recordEnd(from, t)), guard(() => recordEnd(from, t)));
+  }
+  lastBeat = t;
+  const marker = vis ? S.rec.freeze_marker(t, scrubUrl(location.href), lastAction) : null;
+  postToWorker({ type: 'heartbeat', visible: vis, marker });
+}
+
+/**
+ * Starts the heartbeat (only with an upload worker, and not in buffer mode); `cutBatch` cuts
+ * and queues the current batch.
+ */
+export function startWatchdog(cutBatch) {
+  if (S.cfg.mode === 'buffer' || S.cfg.watchdog === false) return;
+  cut = cutBatch;
+  if (!postToWorker({ type: 'heartbeat', visible: false, marker: null })) return;
+  for (const type of ['click', 'submit', 'keydown']) {
+    const fn = guard(onAction);
+    document.addEventListener(type, fn, { capture: true, passive: true });
+    cleanups.push(() => document.removeEventListener(type, fn, { capture: true }));
+  }
+  const onVisibility = guard(beat);
+  document.addEventListener('visibilitychange', onVisibility);
+  cleanups.push(() => document.removeEventListener('visibilitychange', onVisibility));
+  onEnqueued(guard(rearm));
+  timer = setInterval(guard(beat), BEAT_MS);
+  guard(beat)();
+}
+
+export function stopWatchdog() {
+  clearInterval(timer);
+  onEnqueued(null);
+  for (const c of cleanups.splice(0)) c();
+  postToWorker({ type: 'heartbeat', visible: false, marker: null });
+}

@@ -1,0 +1,154 @@
+//! What the session index and the error groups keep of a batch's diagnostics: the text of a
+//! freeze's culprit and the fingerprint of an error.
+//!
+//! An error's fingerprint is a hash of its normalized message (digits folded, so "order 123
+//! failed" and "order 456 failed" group together) and its top stack frame (where it was
+//! thrown), which is how a support engineer thinks of "the same error".
+
+use replay_protocol::{ErrorEvent, ScriptTiming};
+
+use crate::storage::ErrorSighting;
+
+/// Longest message and frame kept in an error group.
+const MAX_TEXT: usize = 300;
+
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// `function (file:line:column)` of a culprit script, as the session list shows it.
+pub fn culprit_text(s: &ScriptTiming) -> String {
+    let name = if !s.function.is_empty() {
+        s.function.as_str()
+    } else if !s.invoker.is_empty() {
+        s.invoker.as_str()
+    } else {
+        "(anonymous)"
+    };
+    let place = match (s.source_url.is_empty(), s.line) {
+        (true, _) => String::new(),
+        (false, 0) if s.char_position >= 0 => format!(" ({} @{})", s.source_url, s.char_position),
+        (false, 0) => format!(" ({})", s.source_url),
+        (false, line) => format!(" ({}:{line}:{})", s.source_url, s.column),
+    };
+    cut(&format!("{name}{place}"), MAX_TEXT)
+}
+
+/// The top frame of an error: the first line of its stack that names a place (V8's `at ...`,
+/// Firefox's `fn@url:line:col`), else `source:line:column`.
+pub fn top_frame(e: &ErrorEvent) -> String {
+    let from_stack = e.stack.lines().map(str::trim).find(|l| l.starts_with("at ") || l.contains('@'));
+    match from_stack {
+        Some(l) => cut(l.trim_start_matches("at "), MAX_TEXT),
+        None if e.source.is_empty() => String::new(),
+        None => cut(&format!("{}:{}:{}", e.source, e.line, e.column), MAX_TEXT),
+    }
+}
+
+/// The message with runs of digits folded to `N`.
+fn normalized(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_digits = false;
+    for c in message.chars().take(MAX_TEXT) {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('N');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// 64-bit FNV-1a: stable across versions and platforms (the fingerprint is stored).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in p.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The sighting of an error at `at_ms`.
+pub fn sighting(e: &ErrorEvent, at_ms: u64) -> ErrorSighting {
+    let frame = top_frame(e);
+    let fingerprint = format!("{:016x}", fnv1a(&[&normalized(&e.message), &frame]));
+    ErrorSighting { fingerprint, message: cut(&e.message, MAX_TEXT), frame, count: u64::from(e.count.max(1)), at_ms }
+}
+
+/// Adds a sighting to a batch's list, merging repeats of a fingerprint.
+pub fn add_sighting(list: &mut Vec<ErrorSighting>, s: ErrorSighting) {
+    match list.iter_mut().find(|x| x.fingerprint == s.fingerprint) {
+        Some(x) => {
+            x.count += s.count;
+            x.at_ms = x.at_ms.max(s.at_ms);
+        }
+        None => list.push(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replay_protocol::ErrorKind;
+
+    fn error(message: &str, stack: &str) -> ErrorEvent {
+        ErrorEvent {
+            kind: ErrorKind::Uncaught,
+            message: message.into(),
+            stack: stack.into(),
+            source: "https://shop.test/app.js".into(),
+            line: 10,
+            column: 5,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn same_message_and_top_frame_share_a_fingerprint_whatever_the_numbers() {
+        let stack = "TypeError: order 1 failed\n    at pay (https://shop.test/app.js:10:5)\n    at onclick";
+        let a = sighting(&error("order 123 failed", stack), 1);
+        let b = sighting(&error("order 456 failed", stack), 2);
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.frame, "pay (https://shop.test/app.js:10:5)");
+        let elsewhere = sighting(&error("order 123 failed", "Error\n    at refund (https://shop.test/app.js:99:1)"), 3);
+        assert_ne!(a.fingerprint, elsewhere.fingerprint);
+    }
+
+    #[test]
+    fn an_error_without_stack_is_placed_by_its_source() {
+        assert_eq!(top_frame(&error("x", "")), "https://shop.test/app.js:10:5");
+    }
+
+    #[test]
+    fn a_culprit_reads_function_file_and_line() {
+        let s = ScriptTiming {
+            invoker: "BUTTON#best.onclick".into(),
+            invoker_type: "event-listener".into(),
+            source_url: "https://shop.test/demo".into(),
+            function: "computeBestValue".into(),
+            char_position: 120,
+            duration: 2000,
+            forced_style_layout: 0,
+            pause_duration: 0,
+            line: 87,
+            column: 13,
+        };
+        assert_eq!(culprit_text(&s), "computeBestValue (https://shop.test/demo:87:13)");
+        let loaf = ScriptTiming { function: String::new(), line: 0, column: 0, ..s };
+        assert_eq!(culprit_text(&loaf), "BUTTON#best.onclick (https://shop.test/demo @120)");
+    }
+}

@@ -1,0 +1,381 @@
+//! Diagnostics in real Chromium against the real server: the two freeze scenarios (the demo's
+//! 2-second "best value" computation, and a tab killed while stuck in an endless loop), and the
+//! capture of console, errors, network and environment, each checked in the stored session and
+//! in the viewer's panels.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail, ensure};
+use fantoccini::Locator;
+use replay_e2e::{Browser, Server};
+use serde_json::Value;
+
+/// Starts `Replay.flush()` and waits (up to `timeout`) for everything to be acknowledged.
+async fn flush_within(browser: &Browser, timeout: Duration) -> Result<Value> {
+    browser
+        .eval("window.__flushed = null; window.Replay.flush().then((s) => { window.__flushed = s; }); return true;")
+        .await?;
+    let stats = browser.wait_for("return window.__flushed", timeout).await?;
+    ensure!(stats["pending"] == 0 && stats["rejected"] == 0, "not everything was delivered: {stats}");
+    Ok(stats)
+}
+
+fn only_session(server: &Server) -> Result<Value> {
+    let sessions = server.sessions()?;
+    ensure!(sessions.len() == 1, "expected exactly one session, got {}: {sessions:?}", sessions.len());
+    Ok(sessions[0].clone())
+}
+
+/// Every event of a session as (absolute time, tag, payload), in replay order; and the
+/// (page, seq) of every batch.
+struct Recorded {
+    events: Vec<(u64, String, Value)>,
+    seqs: Vec<(String, u64)>,
+}
+
+impl Recorded {
+    fn load(server: &Server, id: &str) -> Result<Recorded> {
+        let v = server.get_json(&format!("/api/v1/sessions/{id}/events"))?;
+        let mut events = Vec::new();
+        let mut seqs = Vec::new();
+        for b in v["batches"].as_array().cloned().unwrap_or_default() {
+            let start = b["start"].as_u64().unwrap_or(0);
+            seqs.push((b["page"].as_str().unwrap_or_default().to_owned(), b["seq"].as_u64().unwrap_or(0)));
+            for e in b["events"].as_array().cloned().unwrap_or_default() {
+                let t = start + e["t"].as_u64().unwrap_or(0);
+                if let Some((tag, payload)) = e["data"].as_object().and_then(|o| o.iter().next()) {
+                    events.push((t, tag.clone(), payload.clone()));
+                }
+            }
+        }
+        Ok(Recorded { events, seqs })
+    }
+
+    /// Payloads of events with this tag (see protocol/src/batch.rs for the one-letter tags).
+    fn of(&self, tag: &str) -> Vec<&Value> {
+        self.events.iter().filter(|(_, t, _)| t == tag).map(|(_, _, v)| v).collect()
+    }
+
+    fn timed(&self, tag: &str) -> Vec<(u64, &Value)> {
+        self.events.iter().filter(|(_, t, _)| t == tag).map(|(at, _, v)| (*at, v)).collect()
+    }
+}
+
+async fn open_player(browser: &Browser, server: &Server, id: &str) -> Result<()> {
+    browser.open_viewer(server, &format!("/viewer/player.html?session={id}")).await?;
+    browser
+        .wait_for(
+            "return document.body.dataset.state === 'ready' && document.getElementById('progress').classList.contains('done')",
+            Duration::from_secs(30),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn panel_text(browser: &Browser, panel: &str) -> Result<String> {
+    let v = browser.eval(&format!("return document.getElementById('panel-{panel}').textContent")).await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_before_it() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo?n=2000")).await?;
+    let stats = flush_within(&browser, Duration::from_secs(20)).await?;
+    ensure!(stats["worker"] == true, "the watchdog needs the upload worker: {stats}");
+    // Let a few heartbeats go by, then the user clicks "Find best value" (~2 s of CPU).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    browser.client.find(Locator::Css("#best")).await?.click().await?;
+    browser.wait_for("return document.getElementById('best-result').textContent", Duration::from_secs(20)).await?;
+    // freeze_ended is recorded once the Long Animation Frames and the sampled stacks are in.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    flush_within(&browser, Duration::from_secs(20)).await?;
+
+    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let rec = Recorded::load(&server, &id)?;
+    let started = rec.timed("F").into_iter().filter(|(_, v)| v.get("s").is_some()).collect::<Vec<_>>();
+    let ended = rec.of("F").into_iter().filter_map(|v| v.get("e")).collect::<Vec<_>>();
+    ensure!(started.len() == 1 && ended.len() == 1, "expected one freeze, got {started:?} / {ended:?}");
+    let (frozen_at, marker) = started[0];
+    let duration = ended[0]["duration"].as_u64().unwrap_or(0);
+    ensure!((1800..=2200).contains(&duration), "the freeze lasted ~2 s, recorded {duration} ms");
+    let culprit = &ended[0]["culprits"][0];
+    ensure!(culprit["function"] == "computeBestValue", "culprit should be computeBestValue: {}", ended[0]);
+    ensure!(culprit["line"].as_u64().unwrap_or(0) > 0, "the culprit has a line: {culprit}");
+    ensure!(marker["s"]["last_action"] == "click button#best", "the marker names the click: {marker}");
+    let clicks = rec.timed("c");
+    ensure!(clicks.iter().any(|(t, _)| *t <= frozen_at + 300), "the click is recorded before the freeze");
+    // The worker's marker and the page's own batches never collide: sequence numbers have no gaps.
+    let mut seqs: Vec<u64> = rec.seqs.iter().map(|(_, s)| *s).collect();
+    seqs.sort_unstable();
+    ensure!(seqs == (0..seqs.len() as u64).collect::<Vec<_>>(), "sequence numbers with gaps: {seqs:?}");
+
+    let row = server.get_json(&format!("/api/v1/sessions/{id}"))?;
+    ensure!(row["freezes"] == 1 && row["never_recovered"] == false, "{row}");
+    let longest = row["longest_freeze_ms"].as_u64().unwrap_or(0);
+    ensure!(longest == duration, "index longest freeze {longest} vs {duration}");
+    ensure!(row["freeze_culprit"].as_str().unwrap_or_default().starts_with("computeBestValue ("), "{row}");
+
+    // What a support engineer sees.
+    open_player(&browser, &server, &id).await?;
+    let bands = browser.eval("return document.querySelectorAll('#markers i.freeze').length").await?;
+    ensure!(bands == 1, "one freeze band on the timeline, got {bands}");
+    let tip = browser.eval("return document.querySelector('#markers i.freeze').dataset.tip").await?;
+    ensure!(tip.as_str().unwrap_or_default().contains("computeBestValue"), "band tip: {tip}");
+    let explained = panel_text(&browser, "freezes").await?;
+    for needle in ["Froze for 2.", "click button#best", "computeBestValue", "Scripts that ran"] {
+        ensure!(explained.contains(needle), "freeze panel lacks {needle:?}: {explained}");
+    }
+    let list = server.get_text("/viewer/")?;
+    ensure!(list.contains("computeBestValue"), "the session list shows the culprit");
+    browser.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
+    let server = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &[("REPLAY_FREEZE_TIMEOUT_SECS", "3")])?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo/lab")).await?;
+    flush_within(&browser, Duration::from_secs(20)).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Clicked from a timer so that the WebDriver call returns before the page locks up.
+    browser.eval("setTimeout(() => document.getElementById('loop').click(), 50); return true;").await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let killed = browser.kill()?;
+    ensure!(killed > 0, "no Chromium process to kill");
+
+    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let rec = Recorded::load(&server, &id)?;
+    ensure!(!rec.of("c").is_empty(), "the click that froze the page was delivered");
+    let markers = rec.of("F");
+    ensure!(markers.len() == 1, "exactly the freeze_started marker: {markers:?}");
+    let marker = &markers[0]["s"];
+    ensure!(marker["last_action"] == "click button#loop", "{marker}");
+    ensure!(marker["url"].as_str().unwrap_or_default().ends_with("/demo/lab"), "{marker}");
+    let (click_at, _) = rec.timed("c")[0];
+    let (frozen_at, _) = rec.timed("F")[0];
+    ensure!(frozen_at >= click_at, "the marker is at or after the click");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = server.get_json(&format!("/api/v1/sessions/{id}"))?;
+        if row["never_recovered"] == true {
+            ensure!(row["freezes"] == 1, "{row}");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the session was never marked never recovered: {row}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let filtered = server.get_json("/api/v1/sessions?never_recovered=true")?;
+    ensure!(filtered["sessions"].as_array().map_or(0, Vec::len) == 1, "{filtered}");
+    let list = server.get_text("/viewer/?never_recovered=1")?;
+    ensure!(list.contains("froze, never recovered"), "the session list says it");
+
+    let viewer = Browser::start().await?;
+    open_player(&viewer, &server, &id).await?;
+    let explained = panel_text(&viewer, "freezes").await?;
+    ensure!(explained.contains("never recovered") && explained.contains("click button#loop"), "{explained}");
+    let band = viewer.eval("return document.querySelectorAll('#markers i.freeze.never-recovered').length").await?;
+    ensure!(band == 1, "a never-recovered band on the timeline");
+    viewer.close().await
+}
+
+/// What the page saw from each request, and what it sent, for the network checks.
+const PAGE_ACTIVITY: &str = r#"
+const done = arguments[arguments.length - 1];
+(async () => {
+  const out = {};
+  Replay.identify('ada@example.com', { plan: 'pro' });
+  Replay.setRelease('1.2.3');
+  Replay.setEnvironment('staging');
+  Replay.setFlags({ newCheckout: true });
+  console.log('hello', { a: 1, nested: { b: [1, 2, 3] } });
+  console.info('x'.repeat(5000));
+  console.warn('careful');
+  console.error(new Error('console boom'));
+  console.assert(false, 'assert failed');
+  console.assert(true, 'never recorded');
+  // Errors from a page script (errors of WebDriver's own script are muted as cross-origin).
+  const script = document.createElement('script');
+  script.textContent = "function kaboom() { throw new Error('uncaught kaboom'); }\n" +
+    "for (let i = 0; i < 3; i++) setTimeout(kaboom, 0);\n" +
+    "Promise.reject(new Error('rejected promise'));";
+  document.body.append(script);
+  const img = document.createElement('img');
+  img.src = '/missing-picture.png';
+  document.body.append(img);
+  Replay.captureError(new Error('captured one'));
+
+  const echo = '/demo/echo';
+  out.notFound = (await fetch(echo + '?status=404')).status;
+  const captured = await fetch(echo + '?capture=1', {
+    method: 'POST', body: JSON.stringify({ hello: 'world' }),
+    headers: { 'content-type': 'application/json', authorization: 'Bearer secret-token', 'x-custom': 'yes' },
+  });
+  out.capturedBody = await captured.json();
+  const form = new FormData();
+  form.append('field', 'value');
+  form.append('file', new Blob(['0123456789']), 'f.txt');
+  out.form = await (await fetch(echo, { method: 'POST', body: form })).json();
+  out.blob = await (await fetch(echo, { method: 'PUT', body: new Blob(['x'.repeat(1234)]) })).json();
+  out.buffer = await (await fetch(echo, { method: 'POST', body: new Uint8Array(77) })).json();
+  out.request = await (await fetch(new Request(echo, { method: 'POST', body: 'from a Request' }))).json();
+  out.keepalive = (await fetch(echo, { method: 'POST', body: 'bye', keepalive: true })).status;
+  // The page reads a response as a stream while the recorder reads a clone (allow-listed).
+  const streamed = await fetch(echo + '?capture=1&streamed=1');
+  const reader = streamed.body.getReader();
+  let streamedBytes = 0;
+  for (;;) { const { done: end, value } = await reader.read(); if (end) break; streamedBytes += value.length; }
+  out.streamedBytes = streamedBytes;
+  const ctrl = new AbortController();
+  const slow = fetch(echo + '?delay_ms=3000', { signal: ctrl.signal });
+  setTimeout(() => ctrl.abort(), 100);
+  try { await slow; out.abort = 'not aborted'; } catch (e) { out.abort = e.name; }
+  try { await fetch('http://127.0.0.1:9/unreachable'); out.failure = 'no failure'; } catch (e) { out.failure = e.name; }
+  out.xhr = await new Promise((resolve) => {
+    const x = new XMLHttpRequest();
+    x.open('POST', echo + '?status=201');
+    x.setRequestHeader('x-from', 'xhr');
+    x.onload = () => resolve(x.status + ' ' + JSON.parse(x.responseText).bytes);
+    x.send('abc');
+  });
+  out.xhrAbort = await new Promise((resolve) => {
+    const x = new XMLHttpRequest();
+    x.open('GET', echo + '?delay_ms=3000');
+    x.onabort = () => resolve('aborted');
+    x.send();
+    setTimeout(() => x.abort(), 100);
+  });
+  out.beacon = navigator.sendBeacon(echo + '?beacon=1', 'beacon-data');
+  return out;
+})().then(done, (e) => done({ error: String(e && e.stack || e) }));
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_errors_network_and_environment_are_recorded_and_shown() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo/lab")).await?;
+    flush_within(&browser, Duration::from_secs(20)).await?;
+    browser.eval("Replay.init({ networkAllowList: ['/demo/echo?capture=1'] }); return true;").await?;
+    let page = browser.eval_async(PAGE_ACTIVITY).await?;
+    // The wrappers changed nothing the page sees.
+    ensure!(page["error"].is_null(), "page script failed: {page}");
+    ensure!(page["notFound"] == 404, "{page}");
+    ensure!(page["capturedBody"]["method"] == "POST", "{page}");
+    ensure!(page["form"]["content_type"].as_str().unwrap_or_default().starts_with("multipart/form-data"), "{page}");
+    ensure!(page["blob"]["bytes"] == 1234 && page["buffer"]["bytes"] == 77, "{page}");
+    ensure!(page["request"]["bytes"] == 14, "{page}");
+    ensure!(page["keepalive"] == 200 && page["streamedBytes"].as_u64().unwrap_or(0) > 0, "{page}");
+    ensure!(page["abort"] == "AbortError" && page["failure"] == "TypeError", "{page}");
+    ensure!(page["xhr"] == "201 3" && page["xhrAbort"] == "aborted" && page["beacon"] == true, "{page}");
+    tokio::time::sleep(Duration::from_millis(6000)).await; // repeated errors are reported every 5 s
+    flush_within(&browser, Duration::from_secs(20)).await?;
+
+    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let rec = Recorded::load(&server, &id)?;
+
+    // Console: levels, bounded arguments, stacks where they matter.
+    let console = rec.of("k");
+    let find = |level: u64| console.iter().filter(|c| c["level"] == level).copied().collect::<Vec<_>>();
+    let log = find(0);
+    ensure!(log.iter().any(|c| c["args"][0] == "hello" && c["args"][1] == "{a: 1, nested: {b: [1, 2, 3]}}"), "{log:?}");
+    let info = find(2);
+    ensure!(info.iter().any(|c| c["args"][0].as_str().map_or(0, str::len) <= 1004), "long argument bounded");
+    ensure!(find(3).iter().any(|c| c["args"][0] == "careful" && !c["stack"].as_str().unwrap_or("").is_empty()));
+    ensure!(find(4).iter().any(|c| c["args"][0] == "Error: console boom"));
+    let asserts = find(6);
+    ensure!(asserts.len() == 1 && asserts[0]["args"][0] == "assert failed", "{asserts:?}");
+
+    // Errors: uncaught (deduplicated with a count), rejection, resource, captured.
+    let errors = rec.of("e");
+    let kaboom: u64 = errors
+        .iter()
+        .filter(|e| e["message"].as_str().unwrap_or_default().contains("uncaught kaboom"))
+        .map(|e| e["count"].as_u64().unwrap_or(0))
+        .sum();
+    let kaboom_events = errors.iter().filter(|e| e["message"].as_str().unwrap_or_default().contains("kaboom")).count();
+    ensure!(kaboom == 3 && kaboom_events < 3, "3 occurrences in fewer events: {errors:?}");
+    let uncaught = errors.iter().find(|e| e["kind"] == 0).expect("an uncaught error");
+    ensure!(
+        uncaught["stack"].as_str().unwrap_or_default().contains("kaboom") && uncaught["line"].as_u64().unwrap_or(0) > 0,
+        "{uncaught}"
+    );
+    ensure!(errors.iter().any(|e| e["kind"] == 1 && e["message"] == "Error: rejected promise"), "{errors:?}");
+    ensure!(
+        errors
+            .iter()
+            .any(|e| e["kind"] == 2 && e["source"].as_str().unwrap_or_default().ends_with("/missing-picture.png")),
+        "{errors:?}"
+    );
+    ensure!(errors.iter().any(|e| e["kind"] == 3 && e["message"] == "Error: captured one"), "{errors:?}");
+
+    // Network.
+    let network = rec.of("r");
+    let find_req = |pred: &dyn Fn(&Value) -> bool| network.iter().find(|n| pred(n)).copied();
+    ensure!(network.iter().all(|n| !n["url"].as_str().unwrap_or_default().contains("/api/v1/ingest")), "own uploads");
+    ensure!(find_req(&|n| n["status"] == 404 && n["method"] == "GET").is_some(), "{network:?}");
+    let captured = find_req(&|n| n["method"] == "POST" && n["url"].as_str().unwrap_or("").ends_with("capture=1"))
+        .ok_or_else(|| anyhow::anyhow!("allow-listed POST missing: {network:?}"))?;
+    let headers = captured["request_headers"].to_string();
+    ensure!(headers.contains("x-custom") && !headers.to_lowercase().contains("authorization"), "{headers}");
+    ensure!(!headers.contains("secret-token"), "{headers}");
+    ensure!(captured["request_body"] == r#"{"hello":"world"}"#, "{captured}");
+    ensure!(captured["response_body"].as_str().unwrap_or_default().contains(r#""method":"POST""#), "{captured}");
+    let response_headers = captured["response_headers"].to_string();
+    ensure!(response_headers.contains("x-lab") && !response_headers.contains("set-cookie"), "{response_headers}");
+    ensure!(find_req(&|n| n["method"] == "PUT" && n["request_size"] == 1234).is_some(), "blob size: {network:?}");
+    ensure!(find_req(&|n| n["request_size"] == 77).is_some(), "buffer size");
+    ensure!(
+        find_req(&|n| n["method"] == "POST" && n["request_size"].as_u64().unwrap_or(0) > 10 && n["request_body"] == "")
+            .is_some(),
+        "form data size, no body without allow-list"
+    );
+    ensure!(find_req(&|n| n["kind"] == 0 && n["aborted"] == true).is_some(), "aborted fetch");
+    ensure!(find_req(&|n| n["failed"] == true && n["url"].as_str().unwrap_or("").contains(":9/")).is_some(), "failed");
+    ensure!(find_req(&|n| n["kind"] == 1 && n["status"] == 201 && n["request_size"] == 3).is_some(), "xhr");
+    ensure!(find_req(&|n| n["kind"] == 1 && n["aborted"] == true).is_some(), "aborted xhr");
+    ensure!(find_req(&|n| n["kind"] == 2 && n["request_size"] == 11).is_some(), "beacon");
+    ensure!(find_req(&|n| n["duration"].as_u64().unwrap_or(0) >= 90 && n["aborted"] == true).is_some(), "durations");
+
+    // Environment and app facts.
+    let env = rec.of("j");
+    ensure!(env.len() == 1, "{env:?}");
+    let env = env[0];
+    ensure!(env["browser"].as_str().unwrap_or_default().contains("Chrome"), "{env}");
+    ensure!(!env["browser_version"].as_str().unwrap_or_default().is_empty() && env["os"] == "Linux", "{env}");
+    ensure!(env["cpu_cores"].as_u64().unwrap_or(0) > 0 && env["device_pixel_ratio"].as_f64().unwrap_or(0.0) > 0.0);
+    ensure!(!env["language"].as_str().unwrap_or_default().is_empty(), "{env}");
+    ensure!(!env["timezone"].as_str().unwrap_or_default().is_empty(), "{env}");
+    let row = server.get_json(&format!("/api/v1/sessions/{id}"))?;
+    ensure!(row["user"] == "ada@example.com" && row["release"] == "1.2.3" && row["environment"] == "staging", "{row}");
+    ensure!(row["browser"].as_str().unwrap_or_default().contains("Chrome"), "{row}");
+    ensure!(rec.of("a").iter().any(|f| f["f"] == r#"{"newCheckout":true}"#), "flags");
+
+    // Error groups: one group per fingerprint, with its count and session.
+    let groups = server.get_json("/api/v1/errors")?;
+    let kaboom_group = groups["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["message"].as_str().unwrap_or_default().contains("uncaught kaboom")))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no group for kaboom: {groups}"))?;
+    ensure!(kaboom_group["count"] == 3 && kaboom_group["recent_sessions"][0] == id.as_str(), "{kaboom_group}");
+
+    // The viewer's panels and the error groups page.
+    open_player(&browser, &server, &id).await?;
+    let console_panel = panel_text(&browser, "console").await?;
+    ensure!(console_panel.contains("hello") && console_panel.contains("careful"), "{console_panel}");
+    let network_panel = panel_text(&browser, "network").await?;
+    ensure!(network_panel.contains("/demo/echo") && network_panel.contains("aborted"), "{network_panel}");
+    let errors_panel = panel_text(&browser, "errors").await?;
+    ensure!(errors_panel.contains("uncaught kaboom") && errors_panel.contains("missing-picture.png"), "{errors_panel}");
+    let env_panel = panel_text(&browser, "environment").await?;
+    ensure!(env_panel.contains("Chrome") && env_panel.contains("ada@example.com"), "{env_panel}");
+    browser.open_viewer(&server, "/viewer/errors").await?;
+    let page = browser.eval("return document.getElementById('errors').textContent").await?;
+    ensure!(page.as_str().unwrap_or_default().contains("uncaught kaboom"), "errors page: {page}");
+    browser.close().await
+}
