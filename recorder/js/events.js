@@ -2,6 +2,7 @@
 // touches, scroll of any element, viewport and pixel ratio, focus, selection, media state,
 // visibility and in-page navigation. Listeners go on the page's document and on each
 // same-origin iframe document.
+import { recordEnvironment } from './environment.js';
 import { S, now, guard } from './state.js';
 import { ignored, maskedValue, scrubUrl, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
@@ -109,12 +110,14 @@ function onResize() {
   }), 200);
 }
 
-/** The device pixel ratio (zoom, another screen). */
+/**
+ * The device pixel ratio changed (zoom, another screen): the environment is recorded again
+ * with it. The first environment of the page view is recorded by diagnostics at start.
+ */
 export function recordPixelRatio() {
+  const first = ratio === 0;
   ratio = devicePixelRatio;
-  let tz = '';
-  try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch (_) { /* old engine */ }
-  S.rec.pixel_ratio(now(), ratio, navigator.language || '', tz);
+  if (!first) recordEnvironment();
 }
 
 let selectionTimer = 0;

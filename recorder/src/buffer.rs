@@ -125,9 +125,12 @@ impl BatchBuffer {
                 return;
             }
         }
+        // Event times never go backwards (clocks step; performance entries arrive with the time
+        // they started). A batch starts at its first event's time after that clamp, so that the
+        // batch start, the session start in the index and the replay's first event all agree.
+        let now = now.max(self.last);
         let start = *self.start.get_or_insert(now);
-        // Clocks can step backwards; event times never go before the batch start.
-        let now = now.max(start).max(self.last);
+        let now = now.max(start);
         self.last = now;
         let t = u32::try_from(now - start).unwrap_or(u32::MAX);
         self.events.push(Event { t, data });
@@ -292,6 +295,19 @@ mod tests {
         let second = decode_batch(&b.cut(2000, true).expect("batch"), &Limits::default()).expect("decodes");
         assert_eq!(second.seq, 1);
         assert_ne!(second.flags & Batch::FLAG_FINAL, 0);
+    }
+
+    #[test]
+    fn an_early_timestamp_never_starts_a_batch_before_the_previous_events() {
+        let mut b =
+            BatchBuffer::new("s".into(), "p".into(), BufferConfig { max_batch_bytes: 100, max_buffer_bytes: 1000 });
+        b.push(5_000, click());
+        b.cut(5_000, false).expect("batch");
+        // A performance entry reported now but timed at page load.
+        b.push(1_000, click());
+        let batch = decode_batch(&b.cut(6_000, false).expect("batch"), &Limits::default()).expect("decodes");
+        assert_eq!(batch.start, 5_000);
+        assert_eq!(batch.events[0].t, 0);
     }
 
     #[test]

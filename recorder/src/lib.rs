@@ -224,25 +224,6 @@ impl Recorder {
         self.buffer.push(now_ms(now), EventData::Visibility(visible));
     }
 
-    /// The page's device pixel ratio (sent at start and when it changes, e.g. zoom or a move
-    /// to another screen); the rest of the environment is filled by the page's own report.
-    pub fn pixel_ratio(&mut self, now: f64, ratio: f64, language: String, timezone: String) {
-        self.buffer.push(
-            now_ms(now),
-            EventData::Environment(Environment {
-                browser: String::new(),
-                browser_version: String::new(),
-                os: String::new(),
-                device_pixel_ratio: ratio,
-                device_memory: 0.0,
-                cpu_cores: 0,
-                connection: String::new(),
-                language,
-                timezone,
-            }),
-        );
-    }
-
     /// Something the replay cannot show faithfully; `kind` 0 throttled, 1 dropped, 2 blocked,
     /// 3 stopped, 4 other. Dropped changes are counted in the batch's `dropped` too.
     pub fn note(&mut self, now: f64, kind: u8, id: u32, count: u32, text: String) {
