@@ -43,11 +43,11 @@ impl Player {
                 out.push(',');
             }
             first = false;
-            let dropped = write_node(id, parent, NodeView::from(&node.kind), page_url, in_style, out);
+            let dropped = write_node(id, parent, NodeView::from(&*node.kind), page_url, in_style, out);
             if dropped {
                 self.dropped.insert(id);
             }
-            if let DomKind::Element { value, checked, scroll, .. } = &node.kind {
+            if let DomKind::Element { value, checked, scroll, .. } = &*node.kind {
                 if value.is_some() || checked.is_some() {
                     state.push(("input", id, value.as_deref(), *checked, (0, 0)));
                 }
@@ -55,7 +55,7 @@ impl Player {
                     state.push(("scroll", id, None, None, *s));
                 }
             }
-            let style = is_style(Some(&node.kind));
+            let style = is_style(Some(&*node.kind));
             let at = stack.len();
             stack.extend(self.dom.children(id).map(|(c, _)| (c, id, dropped, style)));
             stack[at..].reverse();
@@ -356,7 +356,7 @@ impl Player {
                 out.push(',');
             }
             first = false;
-            let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
+            let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
             if write_node(n.id, parent, NodeView::from(&n.kind), &self.dom.url, in_style, out) {
                 self.dropped.insert(n.id);
             }
@@ -398,7 +398,7 @@ impl Player {
                     out.push(']');
                 }
                 for a in &m.attrs {
-                    let tag = match self.dom.node(a.id).map(|n| &n.kind) {
+                    let tag = match self.dom.node(a.id).map(|n| &*n.kind) {
                         Some(DomKind::Element { tag, .. }) => tag.to_ascii_lowercase(),
                         _ => continue,
                     };
@@ -423,7 +423,7 @@ impl Player {
                         continue;
                     }
                     let parent = self.dom.node(t.id).map_or(0, |n| n.parent);
-                    let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
+                    let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
                     sep(out);
                     out.push_str("[\"text\",");
                     json::num(out, t.id);
