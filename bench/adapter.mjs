@@ -28,6 +28,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 const SERVER_BIN = process.env.REPLAY_SERVER_BIN
@@ -45,6 +46,10 @@ let ingestKey = null;
 let logFile = null;
 let servedFiles = null;  // { 'recorder/core.js': '/abs/copy', ... }: the recorder as served, for `bundles`
 let killOnExit = null;
+// The viewer and the session API need a sign-in: the spawned server gets a fresh admin token (API
+// calls from here) and admin password (the viewer page signs in through the login form).
+const ADMIN_TOKEN = randomBytes(24).toString('hex');
+const ADMIN_PASSWORD = randomBytes(24).toString('hex');
 
 function serverGone() {
   return !child || child.exitCode !== null || child.signalCode !== null;
@@ -57,8 +62,8 @@ function serverLogTail() {
   } catch { return ''; }
 }
 
-async function get(pathname, type = 'text') {
-  const res = await fetch(origin + pathname);
+async function get(pathname, type = 'text', headers = {}) {
+  const res = await fetch(origin + pathname, { headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...headers } });
   if (!res.ok) throw new Error(`GET ${pathname}: ${res.status} ${(await res.text()).slice(0, 200)}`);
   return type === 'json' ? res.json() : type === 'bytes' ? Buffer.from(await res.arrayBuffer()) : res.text();
 }
@@ -143,7 +148,7 @@ export default {
     const logFd = fs.openSync(logFile, 'a');
     child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data-dir', dataDir], {
       stdio: ['ignore', 'pipe', logFd],
-      env: { ...process.env, REPLAY_LOG: process.env.REPLAY_LOG || 'warn' },
+      env: { ...process.env, REPLAY_LOG: process.env.REPLAY_LOG || 'warn', REPLAY_ADMIN_TOKEN: ADMIN_TOKEN, REPLAY_ADMIN_PASSWORD: ADMIN_PASSWORD },
     });
     fs.closeSync(logFd);
     killOnExit = () => { if (!serverGone()) child.kill('SIGKILL'); };
@@ -325,8 +330,28 @@ export default {
     const session = ctx.recording.state.session;
     if (!session) throw new Error('no session id recorded for this run');
     await page.goto(`${origin}/viewer/player.html?bench=1`);
+    if (new URL(page.url()).pathname === '/login') {
+      // Signing in (not timed): the login form redirects back to the player.
+      await page.fill('#username', 'admin');
+      await page.fill('#password', ADMIN_PASSWORD);
+      await Promise.all([page.waitForURL(u => new URL(u).pathname !== '/login'), page.evaluate(() => document.querySelector('form').submit())]);
+    }
     await page.waitForFunction(() => window.replayPlayer && window.replayPlayer.benchReplay);
-    return ctx.measure(() => page.evaluate(([id, sel]) => window.replayPlayer.benchReplay(id, sel), [session, ctx.recording.checkSelector]));
+    const r = await ctx.measure(() => page.evaluate(([id, sel]) => window.replayPlayer.benchReplay(id, sel), [session, ctx.recording.checkSelector]));
+    if (process.env.REPLAY_BENCH_SAVE_SESSION) {
+      // For profiling the engine natively: the session's ranges as the player fetched them.
+      const dir = path.resolve(process.env.REPLAY_BENCH_SAVE_SESSION);
+      fs.mkdirSync(dir, { recursive: true });
+      let from = 0, i = 0, max = 1;
+      while (from !== null) {
+        const res = await fetch(`${origin}/api/v1/sessions/${encodeURIComponent(session)}/events?from=${from}&max_bytes=${max}`, { headers: { accept: 'application/msgpack', authorization: `Bearer ${ADMIN_TOKEN}` } });
+        fs.writeFileSync(path.join(dir, `range-${i++}.msgpack`), Buffer.from(await res.arrayBuffer()));
+        const next = res.headers.get('x-replay-next');
+        from = next === null ? null : Number(next);
+        max = 4 * 1024 * 1024;
+      }
+    }
+    return r;
   },
 
   async teardown(ctx) {

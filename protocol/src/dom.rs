@@ -6,6 +6,7 @@
 //! and every walk is iterative so deep trees cannot overflow the stack.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::batch::{Attr, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot};
 use crate::cssom::CssState;
@@ -56,9 +57,12 @@ impl From<NodeKind> for DomKind {
 }
 
 /// A node of the model with its tree links (0 = none).
+///
+/// The kind is shared between clones of the model (keyframes) and copied only when one of them
+/// changes it, so a clone costs no string copies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomNode {
-    pub kind: DomKind,
+    pub kind: Arc<DomKind>,
     pub parent: NodeId,
     pub first_child: NodeId,
     pub last_child: NodeId,
@@ -129,7 +133,7 @@ impl Dom {
             }
             EventData::Snapshot(snapshot) => self.apply_snapshot(snapshot),
             EventData::Mutation(m) => self.apply_mutation(m),
-            EventData::Input(input) => match self.nodes.get_mut(&input.id).map(|n| &mut n.kind) {
+            EventData::Input(input) => match self.nodes.get_mut(&input.id).map(|n| Arc::make_mut(&mut n.kind)) {
                 Some(DomKind::Element { value, checked, .. }) => {
                     *value = Some(input.value.clone());
                     if input.checked.is_some() {
@@ -141,7 +145,9 @@ impl Dom {
             EventData::Scroll(s) => {
                 if s.id == 0 || s.id == self.document {
                     self.scroll = (s.x, s.y);
-                } else if let Some(DomKind::Element { scroll, .. }) = self.nodes.get_mut(&s.id).map(|n| &mut n.kind) {
+                } else if let Some(DomKind::Element { scroll, .. }) =
+                    self.nodes.get_mut(&s.id).map(|n| Arc::make_mut(&mut n.kind))
+                {
                     *scroll = Some((s.x, s.y));
                 }
             }
@@ -220,7 +226,7 @@ impl Dom {
             }
         }
         for change in &m.attrs {
-            match self.nodes.get_mut(&change.id).map(|n| &mut n.kind) {
+            match self.nodes.get_mut(&change.id).map(|n| Arc::make_mut(&mut n.kind)) {
                 Some(DomKind::Element { attrs, .. }) => {
                     let existing = attrs.iter().position(|a| a.name == change.name);
                     match (&change.value, existing) {
@@ -237,10 +243,12 @@ impl Dom {
         }
         for change in &m.texts {
             match self.nodes.get_mut(&change.id) {
-                Some(DomNode { kind: DomKind::Text(t) | DomKind::Comment(t), parent, .. }) => {
-                    t.clone_from(&change.text);
+                Some(node) if matches!(*node.kind, DomKind::Text(_) | DomKind::Comment(_)) => {
+                    if let DomKind::Text(t) | DomKind::Comment(t) = Arc::make_mut(&mut node.kind) {
+                        t.clone_from(&change.text);
+                    }
                     // New text of a `<style>` rebuilds its sheet: CSSOM changes before it are gone.
-                    let parent = *parent;
+                    let parent = node.parent;
                     if !self.css.owned.is_empty() {
                         self.css.owned.remove(&parent);
                     }
@@ -352,14 +360,14 @@ impl Dom {
     pub fn count_elements(&self, tag: &str) -> usize {
         self.nodes
             .values()
-            .filter(|n| matches!(&n.kind, DomKind::Element { tag: t, .. } if t.eq_ignore_ascii_case(tag)))
+            .filter(|n| matches!(&*n.kind, DomKind::Element { tag: t, .. } if t.eq_ignore_ascii_case(tag)))
             .count()
     }
 }
 
 impl DomNode {
     fn detached(kind: DomKind, depth: u32) -> Self {
-        DomNode { kind, parent: 0, first_child: 0, last_child: 0, prev: 0, next: 0, depth }
+        DomNode { kind: Arc::new(kind), parent: 0, first_child: 0, last_child: 0, prev: 0, next: 0, depth }
     }
 }
 
@@ -438,8 +446,8 @@ mod tests {
         }));
         assert_eq!(child_ids(&dom, 4), vec![9, 7, 10]);
         assert!(dom.node(6).is_none(), "subtree of a removed node is forgotten");
-        assert_eq!(dom.node(8).map(|n| &n.kind), Some(&DomKind::Text("B".into())));
-        match &dom.node(4).map(|n| &n.kind) {
+        assert_eq!(dom.node(8).map(|n| &*n.kind), Some(&DomKind::Text("B".into())));
+        match &dom.node(4).map(|n| &*n.kind) {
             Some(DomKind::Element { attrs, .. }) => {
                 assert_eq!(attrs, &vec![Attr { name: "class".into(), value: "x".into() }])
             }

@@ -50,7 +50,7 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
         let id = match step {
             Step::Open(id) => id,
             Step::Close(id) => {
-                if let Some(DomKind::Element { tag, .. }) = dom.node(id).map(|n| &n.kind) {
+                if let Some(DomKind::Element { tag, .. }) = dom.node(id).map(|n| &*n.kind) {
                     out.push_str("</");
                     out.push_str(tag);
                     out.push('>');
@@ -63,7 +63,7 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             }
         };
         let Some(node) = dom.node(id) else { continue };
-        match &node.kind {
+        match &*node.kind {
             DomKind::Document => push_children(dom, id, &mut stack),
             DomKind::Doctype { name, .. } => {
                 out.push_str("<!DOCTYPE ");
@@ -72,7 +72,7 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             }
             DomKind::Text(t) => {
                 let raw = dom.node(node.parent).is_some_and(|p| {
-                    matches!(&p.kind, DomKind::Element { tag, ns: Namespace::Html, .. } if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)))
+                    matches!(&*p.kind, DomKind::Element { tag, ns: Namespace::Html, .. } if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)))
                 });
                 if raw { out.push_str(t) } else { escape(t, false, out) }
             }
@@ -107,13 +107,13 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                 // Light children first on the stack so the shadow root (pushed last) pops first.
                 let shadow: Vec<NodeId> = dom
                     .children(id)
-                    .filter(|(_, c)| matches!(c.kind, DomKind::ShadowRoot))
+                    .filter(|(_, c)| matches!(*c.kind, DomKind::ShadowRoot))
                     .map(|(cid, _)| cid)
                     .collect();
                 // A same-origin iframe's document is a child in the model but not in `outerHTML`.
                 let light: Vec<NodeId> = dom
                     .children(id)
-                    .filter(|(_, c)| !matches!(c.kind, DomKind::ShadowRoot | DomKind::Document))
+                    .filter(|(_, c)| !matches!(*c.kind, DomKind::ShadowRoot | DomKind::Document))
                     .map(|(cid, _)| cid)
                     .collect();
                 stack.extend(light.into_iter().rev().map(Step::Open));

@@ -4,11 +4,9 @@
 //! Everything passes the [`crate::sanitize`] rules on the way out. The format is documented on
 //! the crate ([`crate`]).
 
-use std::collections::HashSet;
-
 use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::DomKind;
-use replay_protocol::{CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
+use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
 use crate::{Player, json, sanitize};
 
@@ -29,12 +27,15 @@ impl Player {
         let mut state = Vec::new();
         let mut first = true;
         let doc = self.dom.document();
-        let mut stack = if doc == 0 { vec![] } else { vec![(doc, 0u32)] };
-        while let Some((id, parent)) = stack.pop() {
+        // (id, parent, parent dropped, parent is a <style>): carried down so that no node needs
+        // a lookup of its parent.
+        let mut stack = if doc == 0 { vec![] } else { vec![(doc, 0u32, false, false)] };
+        let page_url = &self.dom.url;
+        while let Some((id, parent, parent_dropped, in_style)) = stack.pop() {
             let Some(node) = self.dom.node(id) else {
                 continue;
             };
-            if self.dropped.contains(&parent) {
+            if parent_dropped {
                 self.dropped.insert(id);
                 continue;
             }
@@ -42,19 +43,22 @@ impl Player {
                 out.push(',');
             }
             first = false;
-            let kind = dom_kind_to_node(&node.kind);
-            let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
-            write_node(&mut self.dropped, id, parent, &kind, &self.dom.url, in_style, out);
-            if let DomKind::Element { value, checked, scroll, .. } = &node.kind {
+            let dropped = write_node(id, parent, NodeView::from(&*node.kind), page_url, in_style, out);
+            if dropped {
+                self.dropped.insert(id);
+            }
+            if let DomKind::Element { value, checked, scroll, .. } = &*node.kind {
                 if value.is_some() || checked.is_some() {
-                    state.push(("input", id, value.clone(), *checked, (0, 0)));
+                    state.push(("input", id, value.as_deref(), *checked, (0, 0)));
                 }
                 if let Some(s) = scroll {
                     state.push(("scroll", id, None, None, *s));
                 }
             }
-            let children: Vec<u32> = self.dom.children(id).map(|(c, _)| c).collect();
-            stack.extend(children.into_iter().rev().map(|c| (c, id)));
+            let style = is_style(Some(&*node.kind));
+            let at = stack.len();
+            stack.extend(self.dom.children(id).map(|(c, _)| (c, id, dropped, style)));
+            stack[at..].reverse();
         }
         out.push_str("]]");
         for (kind, id, value, checked, (x, y)) in state {
@@ -67,7 +71,7 @@ impl Player {
             json::num(out, id);
             out.push(',');
             if kind == "input" {
-                json::string(out, value.as_deref().unwrap_or(""));
+                json::string(out, value.unwrap_or(""));
                 out.push(',');
                 match checked {
                     Some(c) => json::num(out, c),
@@ -239,25 +243,56 @@ fn is_style(kind: Option<&DomKind>) -> bool {
     matches!(kind, Some(DomKind::Element { tag, ns: Namespace::Html | Namespace::Svg, .. }) if tag.eq_ignore_ascii_case("style"))
 }
 
-/// Writes one node (sanitized); scripts become placeholder comments and are remembered in
-/// `dropped` so their subtrees are dropped. Text of a `<style>` passes [`sanitize::clean_css`].
-fn write_node(
-    dropped: &mut HashSet<u32>,
-    id: u32,
-    parent: u32,
-    kind: &NodeKind,
-    page_url: &str,
-    in_style: bool,
-    out: &mut String,
-) {
+/// A node's kind as written, borrowed from either the model or an event.
+#[derive(Clone, Copy)]
+enum NodeView<'a> {
+    Document,
+    Doctype { name: &'a str, public_id: &'a str, system_id: &'a str },
+    Element { tag: &'a str, ns: Namespace, attrs: &'a [Attr] },
+    Text(&'a str),
+    Comment(&'a str),
+    ShadowRoot,
+}
+
+impl<'a> From<&'a DomKind> for NodeView<'a> {
+    fn from(kind: &'a DomKind) -> Self {
+        match kind {
+            DomKind::Document => NodeView::Document,
+            DomKind::Doctype { name, public_id, system_id } => NodeView::Doctype { name, public_id, system_id },
+            DomKind::Element { tag, ns, attrs, .. } => NodeView::Element { tag, ns: *ns, attrs },
+            DomKind::Text(t) => NodeView::Text(t),
+            DomKind::Comment(t) => NodeView::Comment(t),
+            DomKind::ShadowRoot => NodeView::ShadowRoot,
+        }
+    }
+}
+
+impl<'a> From<&'a NodeKind> for NodeView<'a> {
+    fn from(kind: &'a NodeKind) -> Self {
+        match kind {
+            NodeKind::Document => NodeView::Document,
+            NodeKind::Doctype { name, public_id, system_id } => NodeView::Doctype { name, public_id, system_id },
+            NodeKind::Element { tag, ns, attrs } => NodeView::Element { tag, ns: *ns, attrs },
+            NodeKind::Text(t) => NodeView::Text(t),
+            NodeKind::Comment(t) => NodeView::Comment(t),
+            NodeKind::ShadowRoot => NodeView::ShadowRoot,
+        }
+    }
+}
+
+/// Writes one node (sanitized); scripts become placeholder comments. Returns true for a
+/// script, whose subtree the caller drops (and remembers in `dropped`). Text of a `<style>`
+/// passes [`sanitize::clean_css`].
+fn write_node(id: u32, parent: u32, kind: NodeView<'_>, page_url: &str, in_style: bool, out: &mut String) -> bool {
     out.push('[');
     json::num(out, id);
     out.push(',');
     json::num(out, parent);
     out.push(',');
+    let mut dropped = false;
     match kind {
-        NodeKind::Document => out.push('0'),
-        NodeKind::Doctype { name, public_id, system_id } => {
+        NodeView::Document => out.push('0'),
+        NodeView::Doctype { name, public_id, system_id } => {
             out.push_str("1,");
             json::string(out, name);
             out.push(',');
@@ -265,9 +300,9 @@ fn write_node(
             out.push(',');
             json::string(out, system_id);
         }
-        NodeKind::Element { tag, ns, attrs } => {
-            if sanitize::is_blocked_element(tag, *ns) {
-                dropped.insert(id);
+        NodeView::Element { tag, ns, attrs } => {
+            if sanitize::is_blocked_element(tag, ns) {
+                dropped = true;
                 out.push_str("4,");
                 json::string(out, sanitize::SCRIPT_PLACEHOLDER);
             } else {
@@ -276,32 +311,35 @@ fn write_node(
                 out.push(',');
                 json::num(out, ns.code());
                 out.push_str(",[");
-                for (i, a) in sanitize::clean_attrs(tag, attrs, page_url).iter().enumerate() {
-                    if i > 0 {
+                let mut first = true;
+                sanitize::for_each_clean_attr(tag, attrs, page_url, |name, value| {
+                    if !first {
                         out.push(',');
                     }
-                    json::string(out, &a.name);
+                    first = false;
+                    json::string(out, name);
                     out.push(',');
-                    json::string(out, &a.value);
-                }
+                    json::string(out, value);
+                });
                 out.push(']');
             }
         }
-        NodeKind::Text(t) if in_style => {
+        NodeView::Text(t) if in_style => {
             out.push_str("3,");
             json::string(out, &sanitize::clean_css(t, page_url));
         }
-        NodeKind::Text(t) => {
+        NodeView::Text(t) => {
             out.push_str("3,");
             json::string(out, t);
         }
-        NodeKind::Comment(t) => {
+        NodeView::Comment(t) => {
             out.push_str("4,");
             json::string(out, t);
         }
-        NodeKind::ShadowRoot => out.push('5'),
+        NodeView::ShadowRoot => out.push('5'),
     }
     out.push(']');
+    dropped
 }
 
 impl Player {
@@ -318,8 +356,10 @@ impl Player {
                 out.push(',');
             }
             first = false;
-            let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
-            write_node(&mut self.dropped, n.id, parent, &n.kind, &self.dom.url, in_style, out);
+            let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
+            if write_node(n.id, parent, NodeView::from(&n.kind), &self.dom.url, in_style, out) {
+                self.dropped.insert(n.id);
+            }
         }
         out.push(']');
     }
@@ -358,7 +398,7 @@ impl Player {
                     out.push(']');
                 }
                 for a in &m.attrs {
-                    let tag = match self.dom.node(a.id).map(|n| &n.kind) {
+                    let tag = match self.dom.node(a.id).map(|n| &*n.kind) {
                         Some(DomKind::Element { tag, .. }) => tag.to_ascii_lowercase(),
                         _ => continue,
                     };
@@ -383,7 +423,7 @@ impl Player {
                         continue;
                     }
                     let parent = self.dom.node(t.id).map_or(0, |n| n.parent);
-                    let in_style = is_style(self.dom.node(parent).map(|p| &p.kind));
+                    let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
                     sep(out);
                     out.push_str("[\"text\",");
                     json::num(out, t.id);
@@ -479,20 +519,5 @@ impl Player {
             // Shown by other viewer work (panels, markers); no effect on the replayed page.
             _ => false,
         }
-    }
-}
-
-fn dom_kind_to_node(kind: &DomKind) -> NodeKind {
-    match kind {
-        DomKind::Document => NodeKind::Document,
-        DomKind::Doctype { name, public_id, system_id } => {
-            NodeKind::Doctype { name: name.clone(), public_id: public_id.clone(), system_id: system_id.clone() }
-        }
-        DomKind::Element { tag, ns, attrs, .. } => {
-            NodeKind::Element { tag: tag.clone(), ns: *ns, attrs: attrs.clone() }
-        }
-        DomKind::Text(t) => NodeKind::Text(t.clone()),
-        DomKind::Comment(t) => NodeKind::Comment(t.clone()),
-        DomKind::ShadowRoot => NodeKind::ShadowRoot,
     }
 }

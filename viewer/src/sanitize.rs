@@ -8,6 +8,8 @@
 //! Relative URLs are resolved against the recorded page URL so
 //! images and stylesheets load as recorded.
 
+use std::borrow::Cow;
+
 use replay_protocol::{Attr, Namespace};
 
 /// Text of the comment that replaces a recorded `<script>`.
@@ -79,8 +81,30 @@ pub fn clean_attrs(tag: &str, attrs: &[Attr], page_url: &str) -> Vec<Attr> {
     out
 }
 
+/// Calls `f(name, value)` for each attribute the player sets on a rebuilt element, in order
+/// (the same rules as [`clean_attrs`], without copying the values that pass unchanged).
+pub fn for_each_clean_attr(tag: &str, attrs: &[Attr], page_url: &str, mut f: impl FnMut(&str, &str)) {
+    let tag_lower = lower(tag);
+    for a in attrs {
+        let name = lower(&a.name);
+        if let Some(cleaned) = clean_attr_cow(&tag_lower, &name, &a.value, page_url) {
+            f(&a.name, &cleaned);
+        }
+    }
+}
+
+/// `s` in ASCII lower case, copied only when it has upper-case letters.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(s.to_ascii_lowercase()) } else { Cow::Borrowed(s) }
+}
+
 /// One attribute after the rules: `None` drops it.
 pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<String> {
+    clean_attr_cow(tag, name, value, page_url).map(Cow::into_owned)
+}
+
+/// [`clean_attr`], borrowing `value` when it passes unchanged.
+fn clean_attr_cow<'v>(tag: &str, name: &str, value: &'v str, page_url: &str) -> Option<Cow<'v, str>> {
     if name.starts_with("on") || name == "srcdoc" || name.is_empty() {
         return None;
     }
@@ -110,7 +134,7 @@ pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<
         if dangerous_url(value) {
             return None;
         }
-        return Some(resolve_url(page_url, value));
+        return Some(Cow::Owned(resolve_url(page_url, value)));
     }
     if name == "srcset" || name == "imagesrcset" {
         if dangerous_url(value) {
@@ -128,12 +152,12 @@ pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<
                 }
             })
             .collect();
-        return Some(parts.join(", "));
+        return Some(Cow::Owned(parts.join(", ")));
     }
     if name == "style" && value.to_ascii_lowercase().contains("javascript:") {
         return None;
     }
-    Some(value.to_owned())
+    Some(Cow::Borrowed(value))
 }
 
 /// CSS text as the player applies it: `url(...)` references resolve against the recorded page

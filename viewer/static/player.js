@@ -407,11 +407,20 @@ async function benchReplay(id, selector) {
   const marks = {};
   const t0 = performance.now();
   marks.open = mark('open');
+  const profile = {};
+  let tp = performance.now();
+  const lap = (name) => { const now = performance.now(); profile[name] = (profile[name] || 0) + now - tp; tp = now; };
   engine = Player.empty();
   marks.construct = mark('construct');
   engine.append(ranges[0]);
+  lap('firstAppendMs');
   start = engine.start();
-  apply(JSON.parse(engine.seek(start)));
+  const firstJson = engine.seek(start);
+  lap('firstSeekEngineMs');
+  const firstOps = JSON.parse(firstJson);
+  lap('firstParseMs');
+  apply(firstOps);
+  lap('firstApplyMs');
   marks.ready = mark('ready');
   const startReadyMs = performance.now() - t0;
   const nodesAtStart = count();
@@ -420,8 +429,17 @@ async function benchReplay(id, selector) {
   const startFramedMs = performance.now() - t0;
   const t1 = performance.now();
   marks.seekStart = mark('seek-start');
+  tp = performance.now();
   for (const bytes of ranges.slice(1)) engine.append(bytes);
-  apply(JSON.parse(engine.seek(engine.end())));
+  lap('restAppendMs');
+  const endJson = engine.seek(engine.end());
+  lap('endSeekEngineMs');
+  const endOps = JSON.parse(endJson);
+  lap('endParseMs');
+  apply(endOps);
+  lap('endApplyMs');
+  profile.firstJsonBytes = firstJson.length;
+  profile.endJsonBytes = endJson.length;
   marks.seekEnd = mark('seek-end');
   const seekEndSyncMs = performance.now() - t1;
   await nextFrame();
@@ -433,7 +451,7 @@ async function benchReplay(id, selector) {
   return {
     startReadyMs, startFramedMs, seekEndSyncMs, seekEndFramedMs, nodesAtStart, nodesAtEnd: count(),
     totalTimeMs: engine.end() - engine.start(), events: engine.event_count(), ranges: ranges.length,
-    bytes: ranges.reduce((n, b) => n + b.length, 0), keyframes: engine.keyframe_count(), marks,
+    bytes: ranges.reduce((n, b) => n + b.length, 0), keyframes: engine.keyframe_count(), marks, profile,
   };
 }
 
