@@ -7,7 +7,8 @@
 //! (a replay cannot start without one): when one arrives over the bound, the pending events are
 //! dropped instead.
 
-use replay_protocol::{Batch, Event, EventData, NodeKind, encode_batch};
+use replay_protocol::codec::encode_batch_compact;
+use replay_protocol::{Batch, Event, EventData, NodeKind};
 
 /// Bounds of the buffer.
 #[derive(Debug, Clone, Copy)]
@@ -153,7 +154,7 @@ impl BatchBuffer {
         }
         self.start = None;
         self.bytes = 0;
-        match encode_batch(&batch) {
+        match encode_batch_compact(batch) {
             Ok(bytes) => {
                 self.next_seq += 1;
                 Some(bytes)
