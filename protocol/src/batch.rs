@@ -45,6 +45,9 @@ impl Batch {
     pub const FLAG_FINAL: u32 = 1;
     /// The batch starts a page view (carries the page meta and full snapshot).
     pub const FLAG_PAGE_START: u32 = 2;
+    /// Node ids travel delta-coded (see [`crate::codec::encode_batch_compact`]). Only ever set on
+    /// the wire: decoding restores plain ids and clears it.
+    pub const FLAG_DELTA_IDS: u32 = 4;
 
     /// A new empty batch of this protocol version.
     pub fn new(session: impl Into<String>, page: impl Into<String>, seq: u32, start: u64) -> Self {

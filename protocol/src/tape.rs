@@ -32,6 +32,8 @@ struct Reader<'a> {
     at: usize,
     strs: &'a str,
     str_at: usize,
+    /// The whole string tape is ASCII (checked once): lengths in UTF-16 units are byte lengths.
+    ascii: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -57,7 +59,9 @@ impl<'a> Reader<'a> {
             self.strs.get(self.str_at..).ok_or(Error::Tape { at: self.at, reason: "string tape out of step" })?;
         let mut left = units as usize;
         let mut bytes = 0;
-        if rest.is_ascii() || left <= rest.len() && rest.as_bytes()[..left].is_ascii() {
+        // Only this string's own bytes are checked: checking all of `rest` on every call made
+        // reading a tape quadratic in its length whenever its tail was ASCII.
+        if self.ascii || left <= rest.len() && rest.as_bytes()[..left].is_ascii() {
             bytes = left.min(rest.len());
             left -= bytes;
         } else {
@@ -138,7 +142,7 @@ impl<'a> Reader<'a> {
 
 /// Reads a snapshot tape into its node list.
 pub fn read_snapshot(ints: &[u32], strs: &str) -> Result<Vec<Node>, Error> {
-    let mut r = Reader { ints, at: 0, strs, str_at: 0 };
+    let mut r = Reader { ints, at: 0, strs, str_at: 0, ascii: strs.is_ascii() };
     let nodes = r.nodes()?;
     r.finish()?;
     Ok(nodes)
@@ -146,7 +150,7 @@ pub fn read_snapshot(ints: &[u32], strs: &str) -> Result<Vec<Node>, Error> {
 
 /// Reads a mutation tape.
 pub fn read_mutation(ints: &[u32], strs: &str) -> Result<Mutation, Error> {
-    let mut r = Reader { ints, at: 0, strs, str_at: 0 };
+    let mut r = Reader { ints, at: 0, strs, str_at: 0, ascii: strs.is_ascii() };
     let mut m = Mutation::default();
     let n = r.count()?;
     for _ in 0..n {
@@ -228,6 +232,25 @@ mod tests {
         assert_eq!(m.adds[0].nodes[0].kind, NodeKind::Text("hi".into()));
         assert_eq!(m.attrs, vec![AttrChange { id: 4, name: "class".into(), value: Some("a".into()) }]);
         assert_eq!(m.texts, vec![TextChange { id: 4, text: "bc".into() }]);
+    }
+
+    #[test]
+    fn long_tapes_with_ascii_and_non_ascii_strings_read_back() {
+        // Non-ASCII only at the start, then a long ASCII tail (the case that used to be slow),
+        // and the reverse.
+        for first in ["\u{2013}", "a"] {
+            let mut strs = vec![first.to_string()];
+            strs.extend((0..20_000).map(|i| format!("text {i}")));
+            strs.push("\u{e9}\u{1F600}".into());
+            let mut ints = vec![strs.len() as u32];
+            for (i, s) in strs.iter().enumerate() {
+                ints.extend([KIND_TEXT, i as u32 + 1, 0, u16len(s)]);
+            }
+            let nodes = read_snapshot(&ints, &strs.concat()).expect("valid tape");
+            let texts: Vec<_> =
+                nodes.iter().map(|n| if let NodeKind::Text(t) = &n.kind { t.clone() } else { String::new() }).collect();
+            assert_eq!(texts, strs);
+        }
     }
 
     #[test]

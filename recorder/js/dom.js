@@ -22,6 +22,85 @@ let owners = [];
 let roots = [];
 let truncated = 0;
 
+/**
+ * The integer half of a tape, written into one reused Uint32Array that grows as needed. A JS
+ * array had to grow on every push and then be converted element by element into a typed array
+ * for the hand-over (a third of `onRecords`' own time on the products page). Only one tape is
+ * built at a time: each is reset before use and handed over before the next one starts.
+ */
+class IntTape {
+  constructor() {
+    this.a = new Uint32Array(1 << 14);
+    this.length = 0;
+  }
+
+  /** Starts a new tape; a very large buffer left by a burst is given back. */
+  reset() {
+    if (this.a.length > 1 << 22) this.a = new Uint32Array(1 << 14);
+    this.length = 0;
+    return this;
+  }
+
+  room(k) {
+    if (this.length + k > this.a.length) {
+      const b = new Uint32Array(Math.max(2 * this.a.length, this.length + k));
+      b.set(this.a.subarray(0, this.length));
+      this.a = b;
+    }
+  }
+
+  p1(x) {
+    this.room(1);
+    this.a[this.length++] = x;
+  }
+
+  p2(x, y) {
+    this.room(2);
+    const a = this.a;
+    a[this.length++] = x;
+    a[this.length++] = y;
+  }
+
+  p3(x, y, z) {
+    this.room(3);
+    const a = this.a;
+    a[this.length++] = x;
+    a[this.length++] = y;
+    a[this.length++] = z;
+  }
+
+  p4(x, y, z, w) {
+    this.room(4);
+    const a = this.a;
+    a[this.length++] = x;
+    a[this.length++] = y;
+    a[this.length++] = z;
+    a[this.length++] = w;
+  }
+
+  p6(x, y, z, w, u, v) {
+    this.room(6);
+    const a = this.a;
+    a[this.length++] = x;
+    a[this.length++] = y;
+    a[this.length++] = z;
+    a[this.length++] = w;
+    a[this.length++] = u;
+    a[this.length++] = v;
+  }
+
+  set(at, v) {
+    this.a[at] = v;
+  }
+
+  /** The tape so far (a view: wasm copies it during the call). */
+  view() {
+    return this.a.subarray(0, this.length);
+  }
+}
+
+const tape = new IntTape();
+
 function frameDoc(el) {
   try {
     const d = el.contentDocument;
@@ -49,7 +128,8 @@ function placeholder(el, tag, id, pid, ns, ints, strs) {
     display = d === 'inline' ? 'inline-block' : d;
   } catch (_) { /* detached */ }
   const style = `display:${display};width:${w}px;height:${h}px`;
-  ints.push(2, id, pid, ns, tag.length, 2, 17, 0, 5, style.length);
+  ints.p6(2, id, pid, ns, tag.length, 2);
+  ints.p4(17, 0, 5, style.length);
   strs.push(tag, 'data-replay-block', '', 'style', style);
 }
 
@@ -76,23 +156,28 @@ export function walk(root, rootParent, ints, strs, masked) {
         const tag = node.localName;
         const nsUri = node.namespaceURI;
         const ns = nsUri === SVG_NS ? 1 : nsUri === MATHML_NS ? 2 : 0;
-        const attrs = node.attributes;
-        const n = attrs.length;
+        // Names and values as strings: `attributes[i]` creates an Attr node per attribute
+        // (3x slower on fresh elements). getAttribute lower-cases its argument on HTML
+        // elements, so a name it cannot find (upper case, set with setAttributeNS) is read
+        // from the Attr as before.
+        const names = node.getAttributeNames();
+        const n = names.length;
         const intsAt = ints.length;
         const strsAt = strs.length;
-        ints.push(2, id, pid, ns, tag.length, n);
+        ints.p6(2, id, pid, ns, tag.length, n);
         strs.push(tag);
         let special = 0;
         for (let i = 0; i < n; i++) {
-          const a = attrs[i];
-          const name = a.name;
+          const name = names[i];
+          let value = node.getAttribute(name);
+          if (value === null) value = node.attributes[i].value;
           if (name.charCodeAt(0) === 100 && name.startsWith('data-replay-')) {
             special |= name === 'data-replay-block' ? 1 : name === 'data-replay-mask' ? 2 : name === 'data-replay-unmask' ? 4 : 0;
-          } else if (name === 'contenteditable' && a.value !== 'false') {
+          } else if (name === 'contenteditable' && value !== 'false') {
             special |= 8;
           }
-          const v = capped(attrValue(node, tag, name, a.value));
-          ints.push(name.length, v.length);
+          const v = capped(attrValue(node, tag, name, value));
+          ints.p2(name.length, v.length);
           strs.push(name, v);
         }
         if (P.custom) {
@@ -132,20 +217,20 @@ export function walk(root, rootParent, ints, strs, masked) {
       case 3: {
         let v = capped(node.data);
         if (m === 1) v = maskText(v);
-        ints.push(3, id, pid, v.length);
+        ints.p4(3, id, pid, v.length);
         strs.push(v);
         kids = null;
         break;
       }
       case 8: {
         const v = capped(node.data);
-        ints.push(4, id, pid, v.length);
+        ints.p4(4, id, pid, v.length);
         strs.push(v);
         kids = null;
         break;
       }
       case 9:
-        ints.push(0, id, pid);
+        ints.p3(0, id, pid);
         if (pid !== 0) {
           if (S.observer) S.observer.observe(node, OBSERVE);
           if (S.onDocument) S.onDocument(node);
@@ -153,18 +238,18 @@ export function walk(root, rootParent, ints, strs, masked) {
         if (node.adoptedStyleSheets && node.adoptedStyleSheets.length) roots.push(node);
         break;
       case 10:
-        ints.push(1, id, pid, node.name.length, node.publicId.length, node.systemId.length);
+        ints.p6(1, id, pid, node.name.length, node.publicId.length, node.systemId.length);
         strs.push(node.name, node.publicId, node.systemId);
         kids = null;
         break;
       case 11:
-        ints.push(5, id, pid);
+        ints.p3(5, id, pid);
         if (S.observer) S.observer.observe(node, OBSERVE);
         if (node.adoptedStyleSheets && node.adoptedStyleSheets.length) roots.push(node);
         break;
       default:
         // Processing instructions, CDATA: not rendered in HTML documents.
-        ints.push(4, id, pid, 0);
+        ints.p4(4, id, pid, 0);
         kids = null;
     }
     if (kids) {
@@ -200,10 +285,11 @@ function afterTape() {
 
 /** Records the whole document at time `t`, then the live state of form controls and media. */
 export function takeSnapshot(t, recordInput, recordMedia) {
-  const ints = [0];
+  const ints = tape.reset();
   const strs = [];
-  ints[0] = walk(document, 0, ints, strs, P.maskAllText);
-  S.rec.snapshot(t, new Uint32Array(ints), strs.join(''), Math.round(scrollX), Math.round(scrollY));
+  ints.p1(0);
+  ints.set(0, walk(document, 0, ints, strs, P.maskAllText));
+  S.rec.snapshot(t, ints.view(), strs.join(''), Math.round(scrollX), Math.round(scrollY));
   afterTape();
   const controls = document.querySelectorAll('input, textarea, select');
   for (let i = 0; i < controls.length; i++) {
@@ -233,14 +319,16 @@ export function frameLoaded(el) {
   if (!d || old === d) return;
   if (S.observer) onRecords(S.observer.takeRecords());
   const oldId = old ? S.ids.get(old) : undefined;
-  const ints = oldId === undefined ? [0] : [1, oldId];
+  const ints = tape.reset();
+  if (oldId === undefined) ints.p1(0);
+  else ints.p2(1, oldId);
   const strs = [];
   S.frameDocs.set(el, d);
-  ints.push(1, id, 0, 0);
+  ints.p4(1, id, 0, 0);
   const at = ints.length - 1;
-  ints[at] = walk(d, id, ints, strs, textMasked(el));
-  ints.push(0, 0);
-  S.rec.mutation(now(), new Uint32Array(ints), strs.join(''));
+  ints.set(at, walk(d, id, ints, strs, textMasked(el)));
+  ints.p2(0, 0);
+  S.rec.mutation(now(), ints.view(), strs.join(''));
   afterTape();
 }
 
@@ -339,8 +427,9 @@ export function onRecords(records, force) {
       texts.add(r.target);
     }
   }
-  const ints = [removes.length];
-  for (let i = 0; i < removes.length; i++) ints.push(removes[i]);
+  const ints = tape.reset();
+  ints.p1(removes.length);
+  for (let i = 0; i < removes.length; i++) ints.p1(removes[i]);
   const strs = [];
   const context = new Map();
   const maskedUnder = (el) => {
@@ -368,7 +457,7 @@ export function onRecords(records, force) {
     list.push(n);
   }
   const nAddsAt = ints.length;
-  ints.push(0);
+  ints.p1(0);
   let nAdds = 0;
   for (const [p, list] of byParent) {
     let ordered = list;
@@ -384,15 +473,15 @@ export function onRecords(records, force) {
       const n = ordered[k];
       let s = n.nextSibling;
       while (s && !ids.has(s)) s = s.nextSibling;
-      ints.push(pid, s ? ids.get(s) : 0, 0);
+      ints.p3(pid, s ? ids.get(s) : 0, 0);
       const at = ints.length - 1;
-      ints[at] = walk(n, pid, ints, strs, m);
+      ints.set(at, walk(n, pid, ints, strs, m));
       nAdds++;
     }
   }
-  ints[nAddsAt] = nAdds;
+  ints.set(nAddsAt, nAdds);
   const nAttrsAt = ints.length;
-  ints.push(0);
+  ints.p1(0);
   let nAttrs = 0;
   for (const [el, names] of attrs) {
     const id = ids.get(el);
@@ -402,27 +491,27 @@ export function onRecords(records, force) {
       const node = ns ? el.getAttributeNodeNS(ns, name) : el.getAttributeNode(name);
       const qname = node ? node.name : name;
       const value = node ? capped(attrValue(el, tag, qname, node.value)) : '';
-      ints.push(id, node ? 1 : 0, qname.length, value.length);
+      ints.p4(id, node ? 1 : 0, qname.length, value.length);
       strs.push(qname, value);
       nAttrs++;
     }
   }
-  ints[nAttrsAt] = nAttrs;
+  ints.set(nAttrsAt, nAttrs);
   const nTextsAt = ints.length;
-  ints.push(0);
+  ints.p1(0);
   let nTexts = 0;
   for (const tn of texts) {
     const id = ids.get(tn);
     if (id === undefined || !tn.isConnected) continue;
     let v = capped(tn.data);
     if (tn.nodeType === 3 && maskedUnder(tn.parentNode) === 1) v = maskText(v);
-    ints.push(id, v.length);
+    ints.p2(id, v.length);
     strs.push(v);
     nTexts++;
   }
-  ints[nTextsAt] = nTexts;
+  ints.set(nTextsAt, nTexts);
   if (removes.length + nAdds + nAttrs + nTexts > 0) {
-    S.rec.mutation(t, new Uint32Array(ints), strs.join(''));
+    S.rec.mutation(t, ints.view(), strs.join(''));
   }
   afterTape();
 }

@@ -1,4 +1,39 @@
 // Shared state of the recorder modules: one object, so every module sees the same recorder.
+
+const ID = Symbol('replay.id');
+const frozenIds = new WeakMap();
+let anyFrozen = false;
+
+/**
+ * Node → recorder id, kept on the node itself under a private symbol (not enumerable by
+ * `for…in`, `Object.keys` or JSON). A WeakMap did the same job but its `set` was the single
+ * largest cost of the walker (30% of its time on the products page): a symbol-keyed property
+ * is a cached hidden-class transition. Nodes the page made non-extensible fall back to a
+ * WeakMap. Like the WeakMap, ids die with their nodes.
+ */
+const ids = {
+  get(n) {
+    if (n == null) return undefined;
+    if (anyFrozen) {
+      const f = frozenIds.get(n);
+      if (f !== undefined) return f;
+    }
+    return n[ID];
+  },
+  has(n) {
+    return ids.get(n) !== undefined;
+  },
+  set(n, v) {
+    try {
+      n[ID] = v;
+    } catch (_) {
+      frozenIds.set(n, v);
+      anyFrozen = true;
+    }
+    return ids;
+  },
+};
+
 export const S = {
   /** The wasm Recorder of this page view. */
   rec: null,
@@ -7,8 +42,8 @@ export const S = {
   /** Settings: key, endpoint, base URL, intervals. */
   cfg: null,
   stopped: true,
-  /** Node → recorder id. Weak: removed nodes are forgotten with the page's own references. */
-  ids: new WeakMap(),
+  /** Node → recorder id (`get`/`has`/`set`). Weak: ids die with their nodes. */
+  ids,
   nextId: 1,
   session: '',
   lastError: '',

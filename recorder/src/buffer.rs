@@ -7,7 +7,8 @@
 //! (a replay cannot start without one): when one arrives over the bound, the pending events are
 //! dropped instead.
 
-use replay_protocol::{Batch, Event, EventData, NodeKind, encode_batch};
+use replay_protocol::codec::encode_batch_compact;
+use replay_protocol::{Batch, Event, EventData, NodeKind};
 
 /// Bounds of the buffer.
 #[derive(Debug, Clone, Copy)]
@@ -205,7 +206,7 @@ impl BatchBuffer {
         let seq = self.marker_seq();
         let mut batch = Batch::new(self.session.clone(), self.page.clone(), seq, now);
         batch.events.push(Event { t: 0, data });
-        let bytes = encode_batch(&batch).ok()?;
+        let bytes = encode_batch_compact(batch).ok()?;
         self.watch.marker = Some((seq, bytes.clone()));
         Some(bytes)
     }
@@ -253,7 +254,7 @@ impl BatchBuffer {
         }
         self.start = None;
         self.bytes = 0;
-        match encode_batch(&batch) {
+        match encode_batch_compact(batch) {
             Ok(bytes) => {
                 self.next_seq = self.next_seq.saturating_add(1);
                 while self.watch.reserved.first() == Some(&self.next_seq) {
