@@ -57,24 +57,14 @@ pub struct FilterForm {
     pub project: Option<i64>,
 }
 
-/// What the list is filtered by.
+/// What the list is filtered by: the storage filter, plus the browser, which is also matched
+/// against the user agent (sessions recorded before the recorder reported its environment).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SessionFilter {
-    /// Sessions that started at or after this time (Unix epoch ms).
-    pub from_ms: Option<u64>,
-    /// Sessions that started before this time (Unix epoch ms).
-    pub to_ms: Option<u64>,
-    /// The session's URL contains this (case-insensitive).
-    pub url: Option<String>,
-    pub user: Option<String>,
-    pub release: Option<String>,
-    pub environment: Option<String>,
-    /// The browser (from the user agent) contains this, case-insensitive: `chrome`, `firefox`.
+    /// Everything the storage engine answers (its `browser` stays unset; see `browser`).
+    pub stored: crate::storage::SessionFilter,
+    /// The browser contains this, case-insensitive: `chrome`, `firefox`.
     pub browser: Option<String>,
-    pub has_error: bool,
-    pub has_freeze: bool,
-    pub min_duration_ms: Option<u64>,
-    pub never_recovered: bool,
 }
 
 fn non_empty(v: &Option<String>) -> Option<String> {
@@ -85,50 +75,41 @@ impl SessionFilter {
     /// Reads the form leniently: values that do not parse are ignored.
     pub fn from_form(f: &FilterForm) -> Self {
         SessionFilter {
-            from_ms: non_empty(&f.from).and_then(|v| parse_datetime(&v)),
-            to_ms: non_empty(&f.to).and_then(|v| parse_datetime(&v)),
-            url: non_empty(&f.url).map(|s| s.to_lowercase()),
-            user: non_empty(&f.user),
-            release: non_empty(&f.release),
-            environment: non_empty(&f.environment),
+            stored: crate::storage::SessionFilter {
+                since_ms: non_empty(&f.from).and_then(|v| parse_datetime(&v)),
+                until_ms: non_empty(&f.to).and_then(|v| parse_datetime(&v)),
+                url_contains: non_empty(&f.url).map(|s| s.to_lowercase()),
+                user: non_empty(&f.user),
+                release: non_empty(&f.release),
+                environment: non_empty(&f.environment),
+                browser: None,
+                has_error: non_empty(&f.has_error).is_some(),
+                has_freeze: non_empty(&f.has_freeze).is_some(),
+                min_duration_ms: non_empty(&f.min_duration)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(|s| (s * 1000.0) as u64),
+                never_recovered: non_empty(&f.never_recovered).is_some(),
+            },
             browser: non_empty(&f.browser).map(|s| s.to_lowercase()),
-            has_error: non_empty(&f.has_error).is_some(),
-            has_freeze: non_empty(&f.has_freeze).is_some(),
-            min_duration_ms: non_empty(&f.min_duration)
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map(|s| (s * 1000.0) as u64),
-            never_recovered: non_empty(&f.never_recovered).is_some(),
         }
     }
 
-    /// The part of the filter the storage engine answers (everything but the browser, which
-    /// is also matched against the user agent here).
+    /// The part of the filter the storage engine answers.
     pub fn to_storage(&self) -> crate::storage::SessionFilter {
-        crate::storage::SessionFilter {
-            since_ms: self.from_ms,
-            until_ms: self.to_ms,
-            url_contains: self.url.clone(),
-            user: self.user.clone(),
-            release: self.release.clone(),
-            environment: self.environment.clone(),
-            browser: None,
-            has_error: self.has_error,
-            has_freeze: self.has_freeze,
-            min_duration_ms: self.min_duration_ms,
-            never_recovered: self.never_recovered,
-        }
+        self.stored.clone()
     }
 
     /// True when the row passes the filters checked in memory (time, URL, duration, browser).
     pub fn matches(&self, row: &SessionRow) -> bool {
-        self.from_ms.is_none_or(|t| row.start_ms >= t)
-            && self.to_ms.is_none_or(|t| row.start_ms < t)
-            && self.url.as_deref().is_none_or(|u| row.url.to_lowercase().contains(u))
+        let f = &self.stored;
+        f.since_ms.is_none_or(|t| row.start_ms >= t)
+            && f.until_ms.is_none_or(|t| row.start_ms < t)
+            && f.url_contains.as_deref().is_none_or(|u| row.url.to_lowercase().contains(u))
             && self.browser.as_deref().is_none_or(|b| {
                 browser_of(&row.user_agent).to_lowercase().contains(b) || row.browser.to_lowercase().contains(b)
             })
-            && self.min_duration_ms.is_none_or(|d| row.duration_ms >= d)
+            && f.min_duration_ms.is_none_or(|d| row.duration_ms >= d)
     }
 }
 
@@ -302,9 +283,9 @@ async fn session_list(
                         label { "Environment " input type="search" name="environment" value=(val(&form.environment)); }
                         label { "Browser " input type="search" name="browser" value=(val(&form.browser)); }
                         label { "Min duration (s) " input type="number" min="0" name="min_duration" value=(val(&form.min_duration)); }
-                        label { input type="checkbox" name="has_error" value="1" checked[filter.has_error]; " Has error" }
-                        label { input type="checkbox" name="has_freeze" value="1" checked[filter.has_freeze]; " Has freeze" }
-                        label { input type="checkbox" name="never_recovered" value="1" checked[filter.never_recovered]; " Froze, never recovered" }
+                        label { input type="checkbox" name="has_error" value="1" checked[filter.stored.has_error]; " Has error" }
+                        label { input type="checkbox" name="has_freeze" value="1" checked[filter.stored.has_freeze]; " Has freeze" }
+                        label { input type="checkbox" name="never_recovered" value="1" checked[filter.stored.never_recovered]; " Froze, never recovered" }
                         button type="submit" { "Filter" }
                         a href="./" { "Clear" }
                     }

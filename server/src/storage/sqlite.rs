@@ -236,6 +236,14 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
     })
 }
 
+/// `FROM ... ORDER BY` of one session's batches (`?1` project, `?2` session) in replay order:
+/// page views by their first batch's start, then sequence numbers.
+const SESSION_BATCHES_IN_REPLAY_ORDER: &str = "FROM batches b
+     JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
+           WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = b.page_id
+     WHERE b.project_id = ?1 AND b.session_id = ?2
+     ORDER BY p.page_start, b.page_id, b.seq";
+
 const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
 
 const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, \
@@ -520,13 +528,7 @@ impl Storage for SqliteStorage {
 
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT b.body, b.encoding FROM batches b
-             JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
-                   WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = b.page_id
-             WHERE b.project_id = ?1 AND b.session_id = ?2
-             ORDER BY p.page_start, b.page_id, b.seq",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT b.body, b.encoding {SESSION_BATCHES_IN_REPLAY_ORDER}"))?;
         let rows = stmt
             .query_map(params![project, session], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -537,13 +539,7 @@ impl Storage for SqliteStorage {
 
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT b.page_id, b.seq FROM batches b
-             JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
-                   WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = b.page_id
-             WHERE b.project_id = ?1 AND b.session_id = ?2
-             ORDER BY p.page_start, b.page_id, b.seq",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT b.page_id, b.seq {SESSION_BATCHES_IN_REPLAY_ORDER}"))?;
         let rows = stmt
             .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
