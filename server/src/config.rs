@@ -1,6 +1,7 @@
 //! Server settings: defaults, overridden by a TOML file, overridden by the environment and
 //! command-line flags (`main.rs` reads those with clap; both land in [`Overrides`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,18 @@ pub struct FileConfig {
     /// Batches per second per client address, and burst.
     pub client_rate_per_second: Option<u32>,
     pub client_burst: Option<u32>,
+    /// Scale-out storage: the session index in this PostgreSQL database
+    /// (`postgres://user:password@host/db`); needs `object_store_url`.
+    pub postgres_url: Option<String>,
+    /// Schema for the tables in PostgreSQL (default: the connection's search_path).
+    pub postgres_schema: Option<String>,
+    /// Most PostgreSQL connections one instance opens (default 16).
+    pub postgres_max_connections: Option<usize>,
+    /// Where batch bodies go with PostgreSQL: `s3://bucket/prefix` or `file:///shared/dir`.
+    pub object_store_url: Option<String>,
+    /// Object store settings (`aws_endpoint`, `aws_region`, `aws_access_key_id`,
+    /// `aws_secret_access_key`, `aws_allow_http`, ...); `AWS_*` environment variables too.
+    pub object_store_options: Option<BTreeMap<String, String>>,
 }
 
 impl FileConfig {
@@ -88,6 +101,25 @@ pub struct Overrides {
     pub client_rate_per_second: Option<u32>,
     pub client_burst: Option<u32>,
     pub project_rate_per_second: Option<u32>,
+    pub postgres_url: Option<String>,
+    pub object_store_url: Option<String>,
+}
+
+/// Which storage engine to open.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// The embedded default: SQLite in the data directory.
+    Embedded,
+    /// PostgreSQL for the index, an object store for batch bodies; several instances may share
+    /// them.
+    Postgres {
+        url: String,
+        schema: Option<String>,
+        max_connections: usize,
+        object_store_url: String,
+        /// Object store settings: `AWS_*` variables from the environment, then the file's.
+        object_store_options: BTreeMap<String, String>,
+    },
 }
 
 /// Everything the binary needs to start.
@@ -95,12 +127,35 @@ pub struct Overrides {
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub backend: Backend,
     pub admin_token: Option<String>,
     pub config: Config,
 }
 
 /// Merges defaults, the file and the overrides (in that order of increasing priority).
-pub fn resolve(file: FileConfig, cli: Overrides) -> Settings {
+/// `env` is the process environment (for the object store's `AWS_*` settings).
+pub fn resolve(
+    file: FileConfig,
+    cli: Overrides,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, String> {
+    let backend = match (cli.postgres_url.or(file.postgres_url), cli.object_store_url.or(file.object_store_url)) {
+        (None, None) => Backend::Embedded,
+        (Some(url), Some(object_store_url)) => {
+            let mut object_store_options: BTreeMap<String, String> =
+                env.into_iter().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_lowercase(), v)).collect();
+            object_store_options.extend(file.object_store_options.unwrap_or_default());
+            Backend::Postgres {
+                url,
+                schema: file.postgres_schema,
+                max_connections: file.postgres_max_connections.unwrap_or(16),
+                object_store_url,
+                object_store_options,
+            }
+        }
+        (Some(_), None) => return Err("postgres_url needs object_store_url (where batch bodies go)".into()),
+        (None, Some(_)) => return Err("object_store_url needs postgres_url (where the session index goes)".into()),
+    };
     let d = Config::default();
     let mut config = Config {
         max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
@@ -122,12 +177,13 @@ pub fn resolve(file: FileConfig, cli: Overrides) -> Settings {
     if let Some(b) = file.max_batch_bytes {
         config.limits.max_bytes = b;
     }
-    Settings {
+    Ok(Settings {
         listen: cli.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
+        backend,
         admin_token: cli.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
         config,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -138,11 +194,36 @@ mod tests {
     fn flags_win_over_the_file_which_wins_over_defaults() {
         let file: FileConfig =
             toml::from_str("listen = \"0.0.0.0:9000\"\nretention_days = 7\nclient_burst = 5\n").expect("valid toml");
-        let s = resolve(file, Overrides { retention_days: Some(1), ..Overrides::default() });
+        let s = resolve(file, Overrides { retention_days: Some(1), ..Overrides::default() }, []).expect("valid");
         assert_eq!(s.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
         assert_eq!(s.config.retention_days, 1);
         assert_eq!(s.config.client_rate.burst, 5);
         assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.backend, Backend::Embedded);
+    }
+
+    #[test]
+    fn postgres_needs_an_object_store_and_takes_aws_settings_from_the_environment() {
+        let file: FileConfig = toml::from_str(
+            "postgres_url = \"postgres://replay@db/replay\"\n[object_store_options]\naws_region = \"eu-west-1\"\n",
+        )
+        .expect("valid toml");
+        assert!(resolve(file, Overrides::default(), []).is_err());
+        let file: FileConfig = toml::from_str(
+            "postgres_url = \"postgres://replay@db/replay\"\n[object_store_options]\naws_region = \"eu-west-1\"\n",
+        )
+        .expect("valid toml");
+        let env = [("AWS_ENDPOINT".to_string(), "http://127.0.0.1:9000".to_string()), ("HOME".into(), "/".into())];
+        let overrides = Overrides { object_store_url: Some("s3://replay/batches".into()), ..Overrides::default() };
+        let Backend::Postgres { object_store_options, max_connections, .. } =
+            resolve(file, overrides, env).expect("valid").backend
+        else {
+            panic!("expected the postgres backend");
+        };
+        assert_eq!(max_connections, 16);
+        assert_eq!(object_store_options.get("aws_endpoint").map(String::as_str), Some("http://127.0.0.1:9000"));
+        assert_eq!(object_store_options.get("aws_region").map(String::as_str), Some("eu-west-1"));
+        assert!(!object_store_options.contains_key("home"));
     }
 
     #[test]

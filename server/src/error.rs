@@ -16,6 +16,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("postgres error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
     #[error("storage lock poisoned by an earlier panic")]
     Poisoned,
     #[error("storage error: {0}")]

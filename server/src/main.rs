@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use replay_server::config::{FileConfig, Overrides, Settings, resolve};
-use replay_server::{AppState, SqliteStorage, Storage, auth};
+use replay_server::{AppState, Storage, auth};
 
 #[derive(Parser, Debug)]
 #[command(name = "replay-server", version, about = "Session replay: ingest, storage, viewer")]
@@ -50,6 +50,14 @@ struct Cli {
     /// "froze, never recovered" (default 60).
     #[arg(long, env = "REPLAY_FREEZE_TIMEOUT_SECS", global = true, default_value_t = 60)]
     freeze_timeout_secs: u64,
+    /// Scale-out storage: PostgreSQL for the session index (`postgres://user:pass@host/db`);
+    /// needs --object-store-url. Several instances may share both.
+    #[arg(long, env = "REPLAY_POSTGRES_URL", hide_env_values = true, global = true)]
+    postgres_url: Option<String>,
+    /// Where batch bodies go with --postgres-url: `s3://bucket/prefix` (endpoint and keys from
+    /// the AWS_* environment variables or the config file) or `file:///shared/dir`.
+    #[arg(long, env = "REPLAY_OBJECT_STORE_URL", global = true)]
+    object_store_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -119,12 +127,23 @@ fn main() -> anyhow::Result<()> {
             client_rate_per_second: cli.client_rate,
             client_burst: cli.client_burst,
             project_rate_per_second: cli.project_rate,
+            postgres_url: cli.postgres_url.clone(),
+            object_store_url: cli.object_store_url.clone(),
         },
-    );
+        std::env::vars(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let storage =
-        SqliteStorage::open(&settings.data_dir).with_context(|| format!("opening {}", settings.data_dir.display()))?;
+        replay_server::storage::open(&settings.backend, &settings.data_dir).with_context(|| {
+            match &settings.backend {
+                replay_server::config::Backend::Embedded => format!("opening {}", settings.data_dir.display()),
+                replay_server::config::Backend::Postgres { object_store_url, .. } => {
+                    format!("opening PostgreSQL and the object store {object_store_url}")
+                }
+            }
+        })?;
     match cli.command {
-        Some(Command::Project { command }) => project_command(&storage, command),
+        Some(Command::Project { command }) => project_command(storage.as_ref(), command),
         Some(Command::User { command: UserCommand::Set { name } }) => {
             let password = replay_server::storage::random_hex(12)?;
             storage.put_user(&name, &auth::hash_password(&password)?)?;
@@ -139,7 +158,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn project_command(storage: &SqliteStorage, command: ProjectCommand) -> anyhow::Result<()> {
+fn project_command(storage: &dyn Storage, command: ProjectCommand) -> anyhow::Result<()> {
     match command {
         ProjectCommand::Create { name, origins } => {
             let p = storage.create_project(&name)?;
@@ -166,22 +185,25 @@ fn project_command(storage: &SqliteStorage, command: ProjectCommand) -> anyhow::
 async fn serve(
     settings: Settings,
     admin_password: Option<String>,
-    storage: SqliteStorage,
+    storage: Arc<dyn Storage>,
     freeze_timeout: Duration,
 ) -> anyhow::Result<()> {
     let project = match storage.projects()?.into_iter().next() {
         Some(p) => p,
-        None => {
-            let p = storage.create_project("default")?;
-            println!("created project \"default\"");
-            p
-        }
+        None => match storage.create_project("default") {
+            Ok(p) => {
+                println!("created project \"default\"");
+                p
+            }
+            // Another instance sharing the storage created it first.
+            Err(e) => storage.projects()?.into_iter().next().ok_or(e)?,
+        },
     };
-    let boot = auth::bootstrap(&storage, settings.admin_token.as_deref(), admin_password.as_deref())?;
+    let boot = auth::bootstrap(storage.as_ref(), settings.admin_token.as_deref(), admin_password.as_deref())?;
     if !replay_server::assets::has_web_build() {
         tracing::warn!("this binary was built without the recorder/viewer wasm; run `cargo xtask run`");
     }
-    let state = AppState::new(Arc::new(storage), settings.config.clone());
+    let state = AppState::new(storage, settings.config.clone());
     let listener =
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
@@ -199,7 +221,13 @@ async fn serve(
         "  embed:      <script src=\"http://{addr}/recorder.js\" data-key=\"{}\" defer></script>",
         project.ingest_key
     );
-    tracing::info!(%addr, data_dir = %settings.data_dir.display(), retention_days = settings.config.retention_days, "serving");
+    let backend = match &settings.backend {
+        replay_server::config::Backend::Embedded => format!("sqlite in {}", settings.data_dir.display()),
+        replay_server::config::Backend::Postgres { object_store_url, .. } => {
+            format!("postgres + {object_store_url}")
+        }
+    };
+    tracing::info!(%addr, storage = %backend, retention_days = settings.config.retention_days, "serving");
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(unrecovered_freezes(state.clone(), freeze_timeout));
     let app = replay_server::app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -4,7 +4,8 @@
 //! a random loopback port with a fresh data directory. [`Browser`] starts Debian's
 //! `chromedriver` and a headless Chromium session with a fresh profile. Both stop when dropped.
 //! [`NORMALIZE_JS`] serializes a live document the way the server's snapshot endpoint does, so
-//! the two can be compared as strings.
+//! the two can be compared as strings. [`services`] starts PostgreSQL and an S3-compatible
+//! object store for the scale-out storage tests.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use fantoccini::{Client, ClientBuilder};
+
+pub mod services;
 
 /// Serializes the live document like `GET /snapshot`: doctype, then `outerHTML` of the root
 /// element with `<script>` elements removed and open shadow roots as declarative templates.

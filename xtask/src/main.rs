@@ -145,11 +145,23 @@ fn which(name: &str) -> bool {
 }
 
 /// Installs Chromium and ChromeDriver from Debian's packages when they are missing.
-fn ensure_chromium() -> Result<()> {
-    if which("chromium") && which("chromedriver") {
+/// Installs with apt what the tests run: Debian's Chromium and ChromeDriver (browser tests)
+/// and the PostgreSQL server (scale-out storage tests start a private cluster with it).
+fn ensure_test_packages() -> Result<()> {
+    let mut missing = Vec::new();
+    if !(which("chromium") && which("chromedriver")) {
+        missing.extend(["chromium", "chromium-driver"]);
+    }
+    let has_postgres = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().join("bin/initdb").is_file()))
+        .unwrap_or(false);
+    if !has_postgres {
+        missing.push("postgresql");
+    }
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing chromium and chromium-driver with apt-get");
+    eprintln!("xtask: installing {} with apt-get", missing.join(", "));
     let sudo = if is_root() { vec![] } else { vec!["sudo".to_string()] };
     let apt = |args: &[&str]| -> Result<()> {
         let mut all: Vec<String> = sudo.clone();
@@ -160,7 +172,9 @@ fn ensure_chromium() -> Result<()> {
         status(c)
     };
     apt(&["update"])?;
-    apt(&["install", "-y", "chromium", "chromium-driver"])?;
+    let mut install = vec!["install", "-y"];
+    install.extend(&missing);
+    apt(&install)?;
     Ok(())
 }
 
@@ -169,7 +183,7 @@ fn is_root() -> bool {
 }
 
 fn test(args: &[String]) -> Result<()> {
-    ensure_chromium()?;
+    ensure_test_packages()?;
     let server = build_all()?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "replay-recorder", "--exclude", "replay-viewer"])
@@ -221,7 +235,7 @@ fn bench_ingest(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
-    ensure_chromium()?;
+    ensure_test_packages()?;
     let server = build_all()?;
     let root = root();
     let script = root.join("../shared/bench/run.sh");

@@ -1,13 +1,19 @@
 //! Durable storage of projects, the session index, batch bodies and viewer accounts.
 //!
 //! [`Storage`] is the seam between the HTTP layer and the engines; handlers never see SQL.
-//! The embedded default, [`SqliteStorage`], needs no setup. Every engine must pass the one
+//! The embedded default, [`SqliteStorage`], needs no setup; [`PostgresStorage`] (PostgreSQL for
+//! the index, an S3-compatible object store for bodies) lets several instances share one
+//! store. Every engine must pass the one
 //! [`conformance`] suite. Batches are keyed by `(project, session, page, seq)`: storing the
 //! same key twice is a no-op, which is what makes ingest idempotent.
 
 pub mod conformance;
+mod postgres;
 mod sqlite;
 
+/// The object store crate the scale-out engine is built on (for callers that make stores).
+pub use object_store;
+pub use postgres::{KEY_CACHE_TTL, PostgresOptions, PostgresStorage};
 pub use sqlite::SqliteStorage;
 
 use serde::Serialize;
@@ -264,6 +270,29 @@ pub trait Storage: Send + Sync + 'static {
     /// The user of a live login.
     fn login_user(&self, token_hash: &str, now_ms: u64) -> Result<Option<String>, Error>;
     fn delete_login(&self, token_hash: &str) -> Result<(), Error>;
+}
+
+/// Opens the engine `backend` names (the embedded one in `data_dir`).
+pub fn open(
+    backend: &crate::config::Backend,
+    data_dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn Storage>, Error> {
+    use crate::config::Backend;
+    match backend {
+        Backend::Embedded => Ok(std::sync::Arc::new(SqliteStorage::open(data_dir)?)),
+        Backend::Postgres { url, schema, max_connections, object_store_url, object_store_options } => {
+            let location = url::Url::parse(object_store_url)
+                .map_err(|e| Error::Storage(format!("invalid object_store_url {object_store_url:?}: {e}")))?;
+            let (store, prefix) = object_store::parse_url_opts(&location, object_store_options.iter())?;
+            Ok(std::sync::Arc::new(PostgresStorage::connect(PostgresOptions {
+                url: url.clone(),
+                schema: schema.clone(),
+                store: std::sync::Arc::from(store),
+                prefix,
+                max_connections: *max_connections,
+            })?))
+        }
+    }
 }
 
 /// Unix epoch milliseconds now.
