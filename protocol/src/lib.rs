@@ -9,6 +9,7 @@
 //!   document look like at time t";
 //! - [`cssom`]: stylesheet state beyond the markup (inserted rules, adopted sheets);
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
+//! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
 //! - [`tape`]: the flat integer/string tape the in-page JavaScript walker fills, turned into
 //!   protocol types in one call.
 //!
@@ -21,6 +22,7 @@ pub mod codec;
 pub mod cssom;
 pub mod dom;
 pub mod html;
+pub mod rage;
 pub mod tape;
 pub mod timeline;
 

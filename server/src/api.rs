@@ -39,6 +39,8 @@ pub struct ListQuery {
     has_error: bool,
     #[serde(default)]
     has_freeze: bool,
+    #[serde(default)]
+    has_rage_click: bool,
     min_duration_ms: Option<u64>,
     #[serde(default)]
     never_recovered: bool,
@@ -58,6 +60,7 @@ impl ListQuery {
             browser: text(&self.browser),
             has_error: self.has_error,
             has_freeze: self.has_freeze,
+            has_rage_click: self.has_rage_click,
             min_duration_ms: self.min_duration_ms,
             never_recovered: self.never_recovered,
         }

@@ -248,13 +248,17 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
         recorder_errors: u64::from(batch.recorder_errors),
         ..BatchSummary::default()
     };
+    let mut rage = replay_protocol::rage::RageDetector::new();
     for e in &batch.events {
         match &e.data {
             EventData::Meta(m) if s.url.is_none() => {
                 s.url = Some(m.url.clone());
                 s.user_agent = Some(m.user_agent.clone());
             }
-            EventData::Click(_) => s.clicks += 1,
+            EventData::Click(c) => {
+                s.clicks += 1;
+                s.rage_clicks += u64::from(rage.click(batch.time_of(e), c));
+            }
             EventData::Error(err) => {
                 s.errors += u64::from(err.count.max(1));
                 crate::diagnostics::add_sighting(

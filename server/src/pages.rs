@@ -50,6 +50,7 @@ pub struct FilterForm {
     pub browser: Option<String>,
     pub has_error: Option<String>,
     pub has_freeze: Option<String>,
+    pub has_rage_click: Option<String>,
     pub never_recovered: Option<String>,
     /// Seconds.
     pub min_duration: Option<String>,
@@ -85,6 +86,7 @@ impl SessionFilter {
                 browser: None,
                 has_error: non_empty(&f.has_error).is_some(),
                 has_freeze: non_empty(&f.has_freeze).is_some(),
+                has_rage_click: non_empty(&f.has_rage_click).is_some(),
                 min_duration_ms: non_empty(&f.min_duration)
                     .and_then(|v| v.parse::<f64>().ok())
                     .filter(|s| s.is_finite() && *s > 0.0)
@@ -251,6 +253,7 @@ async fn session_list(
             ("browser", &form.browser),
             ("has_error", &form.has_error),
             ("has_freeze", &form.has_freeze),
+            ("has_rage_click", &form.has_rage_click),
             ("never_recovered", &form.never_recovered),
             ("min_duration", &form.min_duration),
         ] {
@@ -285,6 +288,7 @@ async fn session_list(
                         label { "Min duration (s) " input type="number" min="0" name="min_duration" value=(val(&form.min_duration)); }
                         label { input type="checkbox" name="has_error" value="1" checked[filter.stored.has_error]; " Has error" }
                         label { input type="checkbox" name="has_freeze" value="1" checked[filter.stored.has_freeze]; " Has freeze" }
+                        label { input type="checkbox" name="has_rage_click" value="1" checked[filter.stored.has_rage_click]; " Rage clicks" }
                         label { input type="checkbox" name="never_recovered" value="1" checked[filter.stored.never_recovered]; " Froze, never recovered" }
                         button type="submit" { "Filter" }
                         a href="./" { "Clear" }
@@ -303,7 +307,7 @@ async fn session_list(
                                         td { (s.pages) }
                                         td { @if s.user.is_empty() { "—" } @else { (s.user) } }
                                         td { @if s.browser.is_empty() { (browser_of(&s.user_agent)) } @else { (s.browser) } }
-                                        td { (s.clicks) }
+                                        td.clicks { (s.clicks) @if s.rage_clicks > 0 { " " span.rage title="bursts of rapid clicks on one spot" { "(" (s.rage_clicks) " rage)" } } }
                                         td { (s.errors) }
                                         td { (s.freezes) }
                                         td.freeze title=(s.freeze_culprit) {
@@ -415,6 +419,7 @@ mod tests {
             batches: 1,
             events: 1,
             clicks: 0,
+            rage_clicks: 0,
             bytes: 1,
             dropped: 0,
             recorder_errors: 0,
@@ -465,6 +470,7 @@ mod tests {
             environment: Some("production".into()),
             has_error: Some("1".into()),
             has_freeze: Some("1".into()),
+            has_rage_click: Some("1".into()),
             never_recovered: Some("1".into()),
             min_duration: Some("".into()),
             ..FilterForm::default()
@@ -473,7 +479,7 @@ mod tests {
         assert!(f.never_recovered);
         assert_eq!(f.user.as_deref(), Some("ann"));
         assert_eq!((f.release.as_deref(), f.environment.as_deref()), (Some("1.2"), Some("production")));
-        assert!(f.has_error && f.has_freeze);
+        assert!(f.has_error && f.has_freeze && f.has_rage_click);
         assert_eq!(f.min_duration_ms, None);
     }
 }

@@ -250,3 +250,28 @@ async fn disallowed_origin_is_refused_and_stores_nothing() {
     let res = app.clone().oneshot(from("https://shop.example")).await.expect("infallible");
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn rapid_clicks_on_one_spot_are_indexed_as_rage_clicks() {
+    let (app, key) = setup();
+    let click = |t: u32, x: i32| Event { t, data: EventData::Click(Click { id: 9, x, y: 40, button: 0 }) };
+    let mut angry = Batch::new("angry", "p", 0, 1_800_000_000_000);
+    // Five clicks 150 ms apart on the "Pay" button, then one deliberate click much later.
+    angry.events =
+        vec![click(0, 100), click(150, 102), click(300, 99), click(450, 101), click(600, 100), click(9_000, 300)];
+    let mut calm = Batch::new("calm", "p", 0, 1_800_000_100_000);
+    // A triple click (selecting a paragraph) is not rage.
+    calm.events = vec![click(0, 10), click(120, 10), click(240, 10)];
+    for b in [angry, calm] {
+        let (status, body) = call(&app, post(&key, encode_batch(&b).expect("encode"))).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+    let (_, body) = call(&app, get("/api/v1/sessions?has_rage_click=true")).await;
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let ids: Vec<&str> = list["sessions"].as_array().expect("list").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, vec!["angry"]);
+    assert_eq!(
+        (list["sessions"][0]["rage_clicks"].as_u64(), list["sessions"][0]["clicks"].as_u64()),
+        (Some(1), Some(6))
+    );
+}

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `page` | `url`, `title`, `ua`, `w`, `h` (a page view started) |
 //! | `nav` | `url` |
-//! | `click` | `x`, `y` |
+//! | `click` | `x`, `y`, and `rage: true` on the click that makes a burst a rage click ([`replay_protocol::rage`]) |
 //! | `console` | `level` (`log`, `debug`, `info`, `warn`, `error`, `trace`, `assert`), `args`, `stack` |
 //! | `error` | `kind` (`uncaught`, `rejection`, `resource`, `captured`), `message`, `stack`, `source`, `line`, `column`, `count` |
 //! | `network` | `kind` (`fetch`, `xhr`, `beacon`, `resource`), `method`, `url`, `status`, `duration`, `req`, `res`, `failed`, `aborted`, `error` |
@@ -64,6 +64,13 @@ fn scripts(out: &mut String, scripts: &[ScriptTiming]) {
 pub fn write(events: &[TimedEvent], from: usize) -> String {
     let mut out = String::from("[");
     let mut first = true;
+    // Bursts may straddle `from`: the detector sees every earlier click first.
+    let mut rage = replay_protocol::rage::RageDetector::new();
+    for e in events.iter().take(from) {
+        if let EventData::Click(c) = &e.data {
+            rage.click(e.time, c);
+        }
+    }
     for (i, e) in events.iter().enumerate().skip(from) {
         let kind = match &e.data {
             EventData::Meta(_) => "page",
@@ -100,6 +107,9 @@ pub fn write(events: &[TimedEvent], from: usize) -> String {
             }
             EventData::Click(c) => {
                 o.num("x", c.x).num("y", c.y);
+                if rage.click(e.time, c) {
+                    o.bool("rage", true);
+                }
             }
             EventData::Console(c) => {
                 o.str("level", console_level(c.level)).str("stack", &c.stack);
@@ -203,4 +213,28 @@ pub fn write(events: &[TimedEvent], from: usize) -> String {
     }
     out.push(']');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replay_protocol::Click;
+
+    fn clicks(times: &[u64]) -> Vec<TimedEvent> {
+        times
+            .iter()
+            .map(|&time| TimedEvent { time, page: 0, data: EventData::Click(Click { id: 4, x: 10, y: 10, button: 0 }) })
+            .collect()
+    }
+
+    #[test]
+    fn the_click_that_makes_a_burst_a_rage_click_is_marked_once_even_across_loads() {
+        let events = clicks(&[1_000, 1_100, 1_200, 1_300, 1_400, 9_000]);
+        let all = write(&events, 0);
+        assert_eq!(all.matches("\"rage\":true").count(), 1);
+        // Streamed in two ranges: the second write starts in the middle of the burst.
+        let (head, tail) = (write(&events[..2], 0), write(&events, 2));
+        assert_eq!(head.matches("\"rage\":true").count() + tail.matches("\"rage\":true").count(), 1);
+        assert!(tail.contains("\"i\":3,\"t\":1300,\"k\":\"click\",\"x\":10,\"y\":10,\"rage\":true"), "{tail}");
+    }
 }

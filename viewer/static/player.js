@@ -171,7 +171,7 @@ function drawDensity() {
 
 function describe(e) {
   switch (e.k) {
-    case 'click': return `Click at ${e.x}, ${e.y}`;
+    case 'click': return e.rage ? `Rage click: rapid clicks at ${e.x}, ${e.y}` : `Click at ${e.x}, ${e.y}`;
     case 'page': return `Page: ${e.url}`;
     case 'nav': return `Navigation: ${e.url}`;
     case 'error': return `Error: ${e.message}`;
@@ -185,7 +185,7 @@ function describe(e) {
 }
 
 function markerKind(e) {
-  if (e.k === 'click') return 'click';
+  if (e.k === 'click') return e.rage ? 'rage' : 'click';
   if (e.k === 'page' || e.k === 'nav') return 'nav';
   if (e.k === 'error' || (e.k === 'console' && (e.level === 'error' || e.level === 'assert'))) return 'error';
   if (isFailedRequest(e)) return 'request';

@@ -173,6 +173,7 @@ fn index_aggregates_and_filters(db: &impl Storage) {
     let mut second = summary("checkout", "p", 1, 70_000);
     second.errors = 2;
     second.freezes = 1;
+    second.rage_clicks = 1;
     db.put_batch(p.id, &second, b"2").expect("put");
     db.put_batch(p.id, &summary("home", "p", 0, 20_000), b"3").expect("put");
 
@@ -182,6 +183,7 @@ fn index_aggregates_and_filters(db: &impl Storage) {
     assert_eq!(ids(SessionFilter::default()), vec!["home", "checkout"], "newest first");
     assert_eq!(ids(SessionFilter { has_error: true, ..Default::default() }), vec!["checkout"]);
     assert_eq!(ids(SessionFilter { has_freeze: true, ..Default::default() }), vec!["checkout"]);
+    assert_eq!(ids(SessionFilter { has_rage_click: true, ..Default::default() }), vec!["checkout"]);
     assert_eq!(ids(SessionFilter { user: Some("ada@example.com".into()), ..Default::default() }), vec!["checkout"]);
     assert_eq!(ids(SessionFilter { release: Some("1.4.2".into()), ..Default::default() }), vec!["checkout"]);
     assert_eq!(ids(SessionFilter { environment: Some("staging".into()), ..Default::default() }), Vec::<String>::new());
@@ -192,7 +194,7 @@ fn index_aggregates_and_filters(db: &impl Storage) {
     assert_eq!(ids(SessionFilter { since_ms: Some(15_000), ..Default::default() }), vec!["home"]);
     assert_eq!(ids(SessionFilter { until_ms: Some(15_000), ..Default::default() }), vec!["checkout"]);
     let row = db.session(p.id, "checkout").expect("q").expect("row");
-    assert_eq!((row.errors, row.freezes, row.user.as_str()), (2, 1, "ada@example.com"));
+    assert_eq!((row.errors, row.freezes, row.rage_clicks, row.user.as_str()), (2, 1, 1, "ada@example.com"));
     assert_eq!(db.sessions(p.id, 1, 1).expect("page").len(), 1, "pagination");
 }
 

@@ -63,6 +63,8 @@ pub struct BatchSummary {
     pub browser: Option<String>,
     pub events: u64,
     pub clicks: u64,
+    /// Bursts of rapid clicks on one spot ([`replay_protocol::rage`]).
+    pub rage_clicks: u64,
     pub errors: u64,
     pub freezes: u64,
     pub dropped: u64,
@@ -127,6 +129,7 @@ pub struct SessionRow {
     pub batches: u64,
     pub events: u64,
     pub clicks: u64,
+    pub rage_clicks: u64,
     pub errors: u64,
     pub freezes: u64,
     pub bytes: u64,
@@ -153,6 +156,8 @@ pub struct SessionFilter {
     pub browser: Option<String>,
     pub has_error: bool,
     pub has_freeze: bool,
+    /// Only sessions with at least one rage click.
+    pub has_rage_click: bool,
     pub min_duration_ms: Option<u64>,
     /// Only sessions that froze and never recovered.
     pub never_recovered: bool,

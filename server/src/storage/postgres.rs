@@ -172,6 +172,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, fingerprint, session_id)
     );
     CREATE INDEX error_sessions_by_session ON error_sessions(project_id, session_id);",
+    // 2: rage clicks in the session index.
+    "ALTER TABLE sessions ADD COLUMN rage_clicks BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.
@@ -358,10 +360,11 @@ impl Engine {
             .prepare_cached(
                 "INSERT INTO sessions AS t (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events,
                         clicks, bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
-                        freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms, freeze_ended_ms)
+                        freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms, freeze_ended_ms,
+                        rage_clicks)
                  VALUES ($1, $2, $3, $4, COALESCE($5, ''), COALESCE($6, ''), $7, 1, $8, $9, $10, $11, $12,
                          COALESCE($13, ''), COALESCE($14, ''), COALESCE($15, ''), COALESCE($16, ''), $17, $18, $19,
-                         $20, COALESCE($21, ''), $22, $23)
+                         $20, COALESCE($21, ''), $22, $23, $24)
                  ON CONFLICT (project_id, id) DO UPDATE SET
                     start_ms = LEAST(t.start_ms, EXCLUDED.start_ms),
                     end_ms = GREATEST(t.end_ms, EXCLUDED.end_ms),
@@ -376,6 +379,7 @@ impl Engine {
                     batches = t.batches + 1,
                     events = t.events + EXCLUDED.events,
                     clicks = t.clicks + EXCLUDED.clicks,
+                    rage_clicks = t.rage_clicks + EXCLUDED.rage_clicks,
                     bytes = t.bytes + EXCLUDED.bytes,
                     dropped = t.dropped + EXCLUDED.dropped,
                     recorder_errors = t.recorder_errors + EXCLUDED.recorder_errors,
@@ -395,7 +399,7 @@ impl Engine {
         let (url, agent, user) = (opt_text(s.url.as_ref()), opt_text(s.user_agent.as_ref()), opt_text(s.user.as_ref()));
         let (release, environment) = (opt_text(s.release.as_ref()), opt_text(s.environment.as_ref()));
         let (browser, culprit) = (opt_text(s.browser.as_ref()), opt_text(s.freeze_culprit.as_ref()));
-        let params: [&(dyn ToSql + Sync); 23] = [
+        let params: [&(dyn ToSql + Sync); 24] = [
             &project,
             &s.session,
             &to_i64(s.start_ms),
@@ -419,6 +423,7 @@ impl Engine {
             &culprit,
             &to_i64(s.freeze_started_ms),
             &to_i64(s.freeze_ended_ms),
+            &to_i64(s.rage_clicks),
         ];
         tx.execute(&upsert, &params).await?;
         if !s.error_sightings.is_empty() {
@@ -538,6 +543,9 @@ impl Engine {
         if f.has_freeze {
             sql.push_str(" AND freezes > 0");
         }
+        if f.has_rage_click {
+            sql.push_str(" AND rage_clicks > 0");
+        }
         if f.never_recovered {
             sql.push_str(" AND never_recovered");
         }
@@ -643,7 +651,7 @@ impl Engine {
 
 const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, \
      recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, freeze_culprit, \
-     never_recovered";
+     never_recovered, rage_clicks";
 
 fn session_row(r: &tokio_postgres::Row) -> SessionRow {
     let n = |i| to_u64(r.get::<_, i64>(i));
@@ -671,6 +679,7 @@ fn session_row(r: &tokio_postgres::Row) -> SessionRow {
         longest_freeze_ms: n(18),
         freeze_culprit: r.get(19),
         never_recovered: r.get(20),
+        rage_clicks: n(21),
     }
 }
 

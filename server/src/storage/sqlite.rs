@@ -171,6 +171,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, fingerprint, session_id)
     );
     CREATE INDEX error_sessions_by_session ON error_sessions(project_id, session_id);",
+    // 5: rage clicks in the session index.
+    "ALTER TABLE sessions ADD COLUMN rage_clicks INTEGER NOT NULL DEFAULT 0;",
 ];
 
 fn to_i64(v: u64) -> i64 {
@@ -248,7 +250,7 @@ const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
 
 const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, \
      recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, freeze_culprit, \
-     never_recovered";
+     never_recovered, rage_clicks";
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     let n = |i| r.get::<_, i64>(i).map(to_u64);
@@ -276,6 +278,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         longest_freeze_ms: n(18)?,
         freeze_culprit: r.get(19)?,
         never_recovered: r.get::<_, i64>(20)? != 0,
+        rage_clicks: n(21)?,
     })
 }
 
@@ -325,10 +328,10 @@ fn insert_batch(
         "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
                                    bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
                                    freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms,
-                                   freeze_ended_ms)
+                                   freeze_ended_ms, rage_clicks)
              VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), COALESCE(?6, ''), ?7, 1, ?8, ?9, ?10, ?11, ?12,
                      COALESCE(?13, ''), COALESCE(?14, ''), COALESCE(?15, ''), COALESCE(?16, ''), ?17, ?18, ?19,
-                     ?20, COALESCE(?21, ''), ?22, ?23)
+                     ?20, COALESCE(?21, ''), ?22, ?23, ?24)
              ON CONFLICT (project_id, id) DO UPDATE SET
                 start_ms = MIN(start_ms, excluded.start_ms),
                 end_ms = MAX(end_ms, excluded.end_ms),
@@ -343,6 +346,7 @@ fn insert_batch(
                 batches = batches + 1,
                 events = events + excluded.events,
                 clicks = clicks + excluded.clicks,
+                rage_clicks = rage_clicks + excluded.rage_clicks,
                 bytes = bytes + excluded.bytes,
                 dropped = dropped + excluded.dropped,
                 recorder_errors = recorder_errors + excluded.recorder_errors,
@@ -382,6 +386,7 @@ fn insert_batch(
         s.freeze_culprit,
         to_i64(s.freeze_started_ms),
         to_i64(s.freeze_ended_ms),
+        to_i64(s.rage_clicks),
     ])?;
     for e in &s.error_sightings {
         tx.prepare_cached(
@@ -506,6 +511,9 @@ impl Storage for SqliteStorage {
         }
         if f.has_freeze {
             sql.push_str(" AND freezes > 0");
+        }
+        if f.has_rage_click {
+            sql.push_str(" AND rage_clicks > 0");
         }
         if f.never_recovered {
             sql.push_str(" AND never_recovered = 1");
