@@ -166,6 +166,27 @@ pub async fn get_session(
     Ok(Json(row))
 }
 
+/// How a session's environment compares with the project's other sessions.
+#[derive(Serialize)]
+pub struct EnvironmentComparison {
+    pub facts: Vec<crate::storage::FactComparison>,
+}
+
+/// `GET /api/v1/sessions/{id}/environment`: each environment fact (browser, OS, viewport, pixel
+/// ratio, memory, cores, connection, language, time zone, release, environment, feature flags)
+/// with how many sessions share its value and the most common values.
+pub async fn session_environment(
+    _reader: Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ProjectQuery>,
+) -> Result<Json<EnvironmentComparison>, ApiError> {
+    check_id(&id)?;
+    let project = project_id(&state, q.project).await?;
+    let facts = state.blocking(move |s| s.compare_environment(project, &id)).await?;
+    Ok(Json(EnvironmentComparison { facts }))
+}
+
 pub(crate) async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {
     check_id(&id)?;
     let bodies = state.blocking(move |s| s.batches(project, &id)).await?;

@@ -1,11 +1,12 @@
 //! What the session index and the error groups keep of a batch's diagnostics: the text of a
-//! freeze's culprit and the fingerprint of an error.
+//! freeze's culprit, the fingerprint of an error, and the environment facts that sessions are
+//! compared by.
 //!
 //! An error's fingerprint is a hash of its normalized message (digits folded, so "order 123
 //! failed" and "order 456 failed" group together) and its top stack frame (where it was
 //! thrown), which is how a support engineer thinks of "the same error".
 
-use replay_protocol::{ErrorEvent, ScriptTiming};
+use replay_protocol::{Environment, ErrorEvent, ScriptTiming};
 
 use crate::storage::ErrorSighting;
 
@@ -16,6 +17,57 @@ fn cut(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => s[..i].to_owned(),
         None => s.to_owned(),
+    }
+}
+
+/// Most environment facts one batch may add (feature flags are the open-ended part).
+pub const MAX_FACTS: usize = 48;
+/// Longest fact name and value kept.
+const MAX_FACT_TEXT: usize = 120;
+
+/// Adds a fact (bounded in count and length; empty values are "unknown" and not compared).
+pub fn push_fact(facts: &mut Vec<(String, String)>, name: &str, value: &str) {
+    let value = value.trim();
+    if value.is_empty() || facts.len() >= MAX_FACTS {
+        return;
+    }
+    let (name, value) = (cut(name, MAX_FACT_TEXT), cut(value, MAX_FACT_TEXT));
+    match facts.iter_mut().find(|(n, _)| *n == name) {
+        Some(f) => f.1 = value,
+        None => facts.push((name, value)),
+    }
+}
+
+/// The facts of the recorder's environment report.
+pub fn environment_facts(facts: &mut Vec<(String, String)>, env: &Environment) {
+    let browser = format!("{} {}", env.browser, env.browser_version.split('.').next().unwrap_or_default());
+    push_fact(facts, "browser", &browser);
+    push_fact(facts, "os", &env.os);
+    if env.device_pixel_ratio > 0.0 && env.device_pixel_ratio.is_finite() {
+        push_fact(facts, "pixel ratio", &format!("{}", (env.device_pixel_ratio * 100.0).round() / 100.0));
+    }
+    if env.device_memory > 0.0 && env.device_memory.is_finite() {
+        push_fact(facts, "memory", &format!("{} GiB", env.device_memory));
+    }
+    if env.cpu_cores > 0 {
+        push_fact(facts, "cpu cores", &env.cpu_cores.to_string());
+    }
+    push_fact(facts, "connection", &env.connection);
+    push_fact(facts, "language", &env.language);
+    push_fact(facts, "time zone", &env.timezone);
+}
+
+/// One fact per feature flag of `setFlags` (JSON object text): `flag name` = value.
+pub fn flag_facts(facts: &mut Vec<(String, String)>, json: &str) {
+    let Ok(serde_json::Value::Object(flags)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return;
+    };
+    for (name, value) in flags {
+        let value = match value {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        push_fact(facts, &format!("flag {name}"), &value);
     }
 }
 

@@ -251,9 +251,13 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
     let mut rage = replay_protocol::rage::RageDetector::new();
     for e in &batch.events {
         match &e.data {
-            EventData::Meta(m) if s.url.is_none() => {
-                s.url = Some(m.url.clone());
-                s.user_agent = Some(m.user_agent.clone());
+            EventData::Meta(m) => {
+                if s.url.is_none() {
+                    s.url = Some(m.url.clone());
+                    s.user_agent = Some(m.user_agent.clone());
+                }
+                let viewport = format!("{}×{}", m.viewport.width, m.viewport.height);
+                crate::diagnostics::push_fact(&mut s.facts, "viewport", &viewport);
             }
             EventData::Click(c) => {
                 s.clicks += 1;
@@ -277,10 +281,22 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
                     s.freeze_culprit = culprits.first().map(crate::diagnostics::culprit_text);
                 }
             }
-            EventData::Environment(env) if !env.browser.is_empty() => s.browser = Some(env.browser.clone()),
+            EventData::Environment(env) => {
+                if !env.browser.is_empty() {
+                    s.browser = Some(env.browser.clone());
+                }
+                crate::diagnostics::environment_facts(&mut s.facts, env);
+            }
             EventData::App(AppFact::Identify { user, .. }) => s.user = Some(user.clone()),
-            EventData::App(AppFact::Release(r)) => s.release = Some(r.clone()),
-            EventData::App(AppFact::Environment(v)) => s.environment = Some(v.clone()),
+            EventData::App(AppFact::Release(r)) => {
+                s.release = Some(r.clone());
+                crate::diagnostics::push_fact(&mut s.facts, "release", r);
+            }
+            EventData::App(AppFact::Environment(v)) => {
+                s.environment = Some(v.clone());
+                crate::diagnostics::push_fact(&mut s.facts, "environment", v);
+            }
+            EventData::App(AppFact::Flags(json)) => crate::diagnostics::flag_facts(&mut s.facts, json),
             _ => {}
         }
     }

@@ -73,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/sessions/{id}", get(api::get_session))
         .route("/api/v1/sessions/{id}/events", get(api::session_events))
         .route("/api/v1/sessions/{id}/snapshot", get(api::session_snapshot))
+        .route("/api/v1/sessions/{id}/environment", get(api::session_environment))
         .route("/api/v1/errors", get(api::list_errors))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))

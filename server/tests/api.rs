@@ -275,3 +275,53 @@ async fn rapid_clicks_on_one_spot_are_indexed_as_rage_clicks() {
         (Some(1), Some(6))
     );
 }
+
+#[tokio::test]
+async fn a_session_environment_is_compared_with_the_other_sessions() {
+    let (app, key) = setup();
+    let env = |browser: &str, version: &str, language: &str| replay_protocol::Environment {
+        browser: browser.into(),
+        browser_version: version.into(),
+        os: "Windows".into(),
+        device_pixel_ratio: 1.0,
+        device_memory: 8.0,
+        cpu_cores: 8,
+        connection: "4g".into(),
+        language: language.into(),
+        timezone: "Europe/Paris".into(),
+    };
+    let sessions = [
+        ("a", env("Chrome", "156.0.1", "fr-FR")),
+        ("b", env("Chrome", "156.0.2", "fr-FR")),
+        ("c", env("Chrome", "155.0.9", "fr-FR")),
+        ("odd", env("Firefox", "140.0", "fi-FI")),
+    ];
+    for (i, (id, e)) in sessions.into_iter().enumerate() {
+        let mut b = Batch::new(id, "p", 0, 1_800_000_000_000 + i as u64 * 1000);
+        b.events.push(Event { t: 0, data: EventData::Environment(e) });
+        b.events.push(Event {
+            t: 1,
+            data: EventData::App(replay_protocol::AppFact::Flags(r#"{"newCheckout":true}"#.into())),
+        });
+        let (status, body) = call(&app, post(&key, encode_batch(&b).expect("encode"))).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+    let (status, body) = call(&app, get("/api/v1/sessions/odd/environment")).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let fact = |name: &str| v["facts"].as_array().and_then(|f| f.iter().find(|x| x["name"] == name)).cloned();
+    let browser = fact("browser").expect("browser fact");
+    assert_eq!(
+        (browser["value"].as_str(), browser["same"].as_u64(), browser["total"].as_u64()),
+        (Some("Firefox 140"), Some(1), Some(4))
+    );
+    assert_eq!(browser["common"][0]["value"], "Chrome 156", "major versions are compared");
+    assert_eq!(browser["common"][0]["sessions"], 2);
+    let os = fact("os").expect("os fact");
+    assert_eq!((os["same"].as_u64(), os["total"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(fact("flag newCheckout").expect("flag")["value"], "true");
+    assert_eq!(fact("language").expect("language")["value"], "fi-FI");
+    let (status, _) =
+        call(&app, Request::get("/api/v1/sessions/odd/environment").body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "reads need credentials");
+}

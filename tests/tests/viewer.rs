@@ -236,7 +236,7 @@ async fn panels_show_the_story_and_clicking_an_entry_seeks_there() -> Result<()>
     let counts = browser
         .eval(
             "return Object.fromEntries(['console','network','errors','performance','environment'].map(p => \
-             [p, document.getElementById('panel-' + p).children.length]))",
+             [p, document.querySelectorAll('#panel-' + p + ' > li:not(.compare)').length]))",
         )
         .await?;
     ensure!(counts["console"] == 2 && counts["network"] == 2 && counts["errors"] == 1, "panel counts: {counts}");
@@ -278,6 +278,47 @@ async fn panels_show_the_story_and_clicking_an_entry_seeks_there() -> Result<()>
     ensure!(value == "****", "masked input value replayed: {value}");
     let url = browser.eval("return document.getElementById('url').textContent").await?;
     ensure!(url == "https://shop.test/checkout", "url above the page: {url}");
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_panel_flags_what_few_other_sessions_share() -> Result<()> {
+    let server = Server::start()?;
+    for i in 0..10 {
+        ingest(&server, &story_session(&format!("usual-{i}"), "https://shop.test/checkout"))?;
+    }
+    let mut odd = story_session("odd", "https://shop.test/checkout");
+    // The odd session's language changed after the first report: the latest value counts.
+    let mut later = Batch::new("odd", "page-1", 2, T0 + 30_000);
+    later.events = vec![Event {
+        t: 0,
+        data: EventData::Environment(Environment {
+            browser: "Chrome".into(),
+            browser_version: "156".into(),
+            os: "Linux".into(),
+            device_pixel_ratio: 2.0,
+            device_memory: 8.0,
+            cpu_cores: 4,
+            connection: "4g".into(),
+            language: "fi-FI".into(),
+            timezone: "Europe/Paris".into(),
+        }),
+    }];
+    odd.push(encode_batch(&later)?);
+    ingest(&server, &odd)?;
+    let browser = Browser::start().await?;
+    open_player(&browser, &server, "session=odd").await?;
+    browser.wait_for("return document.querySelector('.env-compare') !== null", Duration::from_secs(10)).await?;
+    let unusual = browser
+        .eval("return [...document.querySelectorAll('.env-compare tr.unusual')].map(r => r.textContent).join(' | ')")
+        .await?;
+    let unusual = unusual.as_str().unwrap_or_default();
+    ensure!(unusual.starts_with("languagefi-FI9% (1/11)"), "only the language is unusual: {unusual}");
+    ensure!(!unusual.contains('|'), "one unusual fact: {unusual}");
+    ensure!(unusual.contains("en-GB (91%)"), "the most common value is shown: {unusual}");
+    let badge = browser.eval("return document.querySelector('[data-tab=environment]').dataset.unusual").await?;
+    ensure!(badge == "1", "the tab shows that something is unusual: {badge}");
     browser.close().await?;
     Ok(())
 }

@@ -203,5 +203,41 @@ export function createPanels(root, player) {
     if (!hovered && !current.parentElement.hidden) current.scrollIntoView({ block: 'nearest' });
   }
 
-  return { add, follow, show };
+  /**
+   * Shows, first in the environment panel, how this session's environment compares with the
+   * project's other sessions (`GET /api/v1/sessions/{id}/environment`): a value few sessions
+   * share is flagged, since that is where "works on my machine" bugs hide.
+   */
+  function compare(facts) {
+    if (!facts.length) return;
+    const li = el('li', 'entry compare');
+    const total = Math.max(...facts.map((f) => f.total));
+    li.append(el('strong', null, `Compared with ${total} session${total === 1 ? '' : 's'} of this project`));
+    const table = el('table', 'env-compare');
+    const head = el('tr');
+    for (const h of ['', 'This session', 'Sessions with it', 'Most common']) head.append(el('th', null, h));
+    table.append(head);
+    let unusual = 0;
+    for (const f of facts) {
+      const share = f.total ? f.same / f.total : 1;
+      const odd = f.total >= UNUSUAL_MIN_SESSIONS && share < UNUSUAL_SHARE;
+      if (odd) unusual++;
+      const tr = el('tr', odd ? 'unusual' : '');
+      const common = f.common.filter((c) => c.value !== f.value).map((c) => `${c.value} (${Math.round((c.sessions / f.total) * 100)}%)`);
+      tr.append(el('th', null, f.name), el('td', 'value', f.value),
+        el('td', null, `${Math.round(share * 100)}% (${f.same}/${f.total})${odd ? ' · unusual' : ''}`),
+        el('td', null, common.join(', ') || '—'));
+      table.append(tr);
+    }
+    li.append(table);
+    lists.environment.prepend(li);
+    const tab = root.querySelector('[data-tab="environment"]');
+    if (tab && unusual) tab.dataset.unusual = String(unusual);
+  }
+
+  return { add, follow, show, compare };
 }
+
+/** A value is unusual when fewer than this share of at least this many sessions have it. */
+const UNUSUAL_SHARE = 0.1;
+const UNUSUAL_MIN_SESSIONS = 5;

@@ -372,6 +372,7 @@ async function main() {
       document.body.dataset.state = 'ready';
     };
     if (embedded) await loadEmbedded(first); else await loadFromServer(sessionId, first);
+    if (!embedded) compareEnvironment(sessionId);
     loadedAll = true;
     document.body.dataset.loaded = '1';
     if (wanted !== null && position !== initialPosition(wanted)) seek(initialPosition(wanted));
@@ -379,6 +380,14 @@ async function main() {
     $('message').textContent = `Could not load this session: ${e.message}`;
     document.body.dataset.state = 'error';
   }
+}
+
+/** Fills the environment panel's comparison; the replay does not depend on it. */
+async function compareEnvironment(id) {
+  try {
+    const res = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/environment`, { credentials: 'same-origin' });
+    if (res.ok) panels.compare((await res.json()).facts || []);
+  } catch { /* the comparison is optional */ }
 }
 
 async function nextFrame() {

@@ -32,6 +32,40 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     settings_users_and_logins_round_trip(&make());
     freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(&make());
     errors_are_grouped_by_fingerprint_across_sessions(&make());
+    environments_are_compared_with_other_sessions(&make());
+}
+
+fn environments_are_compared_with_other_sessions(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    let facts = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    for (i, os) in ["Windows", "Windows", "Windows", "macOS"].iter().enumerate() {
+        let mut s = summary(&format!("s{i}"), "p", 0, 1_000 + i as u64);
+        s.facts = facts(&[("os", os), ("language", "en-US")]);
+        db.put_batch(p.id, &s, b"x").expect("put");
+    }
+    // The odd one out changed language in a later batch: the latest value counts.
+    let mut later = summary("s3", "p", 1, 2_000);
+    later.facts = facts(&[("language", "fi-FI")]);
+    db.put_batch(p.id, &later, b"y").expect("put");
+    let mut elsewhere = summary("s3", "p", 0, 1_000);
+    elsewhere.facts = facts(&[("os", "macOS")]);
+    db.put_batch(other.id, &elsewhere, b"z").expect("put");
+
+    let cmp = db.compare_environment(p.id, "s3").expect("compare");
+    let names: Vec<&str> = cmp.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["language", "os"]);
+    let os = &cmp[1];
+    assert_eq!((os.value.as_str(), os.same, os.total), ("macOS", 1, 4), "other projects do not count");
+    assert_eq!(os.common[0].value, "Windows");
+    assert_eq!(os.common[0].sessions, 3);
+    assert_eq!((cmp[0].value.as_str(), cmp[0].same, cmp[0].total), ("fi-FI", 1, 4));
+    assert!(db.compare_environment(p.id, "nobody").expect("compare").is_empty());
+    // Retention takes the facts along.
+    db.delete_sessions_before(u64::MAX).expect("retention");
+    assert!(db.compare_environment(p.id, "s0").expect("compare").is_empty());
 }
 
 fn freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(db: &impl Storage) {

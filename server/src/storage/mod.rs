@@ -78,7 +78,34 @@ pub struct BatchSummary {
     pub freeze_ended_ms: u64,
     /// Errors of this batch by fingerprint (for the error groups).
     pub error_sightings: Vec<ErrorSighting>,
+    /// Environment facts (`browser`, `os`, `viewport`, `flag:name`, ...) and their values, to
+    /// compare a session with the others ([`Storage::compare_environment`]). The latest value
+    /// of a fact wins.
+    pub facts: Vec<(String, String)>,
 }
+
+/// How one environment fact of a session compares with the project's other sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FactComparison {
+    pub name: String,
+    /// This session's value.
+    pub value: String,
+    /// Sessions (this one included) with this value.
+    pub same: u64,
+    /// Sessions that reported this fact at all.
+    pub total: u64,
+    /// The most common values, most common first (at most [`COMMON_VALUES`]).
+    pub common: Vec<CommonValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommonValue {
+    pub value: String,
+    pub sessions: u64,
+}
+
+/// How many common values a [`FactComparison`] lists.
+pub const COMMON_VALUES: usize = 3;
 
 /// Errors of one fingerprint seen in one batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -262,6 +289,9 @@ pub trait Storage: Send + Sync + 'static {
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error>;
     /// Error groups of a project, most recently seen first.
     fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error>;
+    /// Each environment fact of a session, with how many of the project's sessions share its
+    /// value and which values are most common (empty when the session reported none).
+    fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error>;
 
     /// A server setting (e.g. the admin token's hash).
     fn setting(&self, key: &str) -> Result<Option<String>, Error>;
@@ -298,6 +328,15 @@ pub fn open(
             })?))
         }
     }
+}
+
+/// A [`FactComparison`] from a fact's value counts (most common first, as engines query them).
+pub(crate) fn comparison(name: String, value: String, counts: Vec<(String, u64)>) -> FactComparison {
+    let total = counts.iter().map(|(_, n)| n).sum();
+    let same = counts.iter().find(|(v, _)| *v == value).map_or(0, |(_, n)| *n);
+    let common =
+        counts.into_iter().take(COMMON_VALUES).map(|(value, sessions)| CommonValue { value, sessions }).collect();
+    FactComparison { name, value, same, total, common }
 }
 
 /// Unix epoch milliseconds now.

@@ -31,8 +31,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    BatchBody, BatchDone, BatchSummary, ErrorGroup, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Storage,
-    Stored, new_key, now_ms, random_hex, unpack,
+    BatchBody, BatchDone, BatchSummary, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter,
+    SessionRow, Storage, Stored, comparison, new_key, now_ms, random_hex, unpack,
 };
 use crate::Error;
 
@@ -174,6 +174,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX error_sessions_by_session ON error_sessions(project_id, session_id);",
     // 2: rage clicks in the session index.
     "ALTER TABLE sessions ADD COLUMN rage_clicks BIGINT NOT NULL DEFAULT 0;",
+    // 3: environment facts, to compare a session with the others.
+    "CREATE TABLE session_facts (
+        project_id BIGINT NOT NULL,
+        session_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (project_id, session_id, name)
+    );
+    CREATE INDEX session_facts_by_value ON session_facts(project_id, name, value);",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.
@@ -426,6 +435,17 @@ impl Engine {
             &to_i64(s.rage_clicks),
         ];
         tx.execute(&upsert, &params).await?;
+        if !s.facts.is_empty() {
+            let fact = tx
+                .prepare_cached(
+                    "INSERT INTO session_facts (project_id, session_id, name, value) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (project_id, session_id, name) DO UPDATE SET value = EXCLUDED.value",
+                )
+                .await?;
+            for (name, value) in &s.facts {
+                tx.execute(&fact, &[&project, &s.session, &text(name), &text(value)]).await?;
+            }
+        }
         if !s.error_sightings.is_empty() {
             let group = tx
                 .prepare_cached(
@@ -579,6 +599,12 @@ impl Engine {
             &[&cutoff],
         )
         .await?;
+        tx.execute(
+            "DELETE FROM session_facts f USING sessions s
+             WHERE s.project_id = f.project_id AND s.id = f.session_id AND s.received_ms < $1",
+            &[&cutoff],
+        )
+        .await?;
         let n = tx.execute("DELETE FROM sessions WHERE received_ms < $1", &[&cutoff]).await?;
         tx.execute(
             "DELETE FROM error_groups g WHERE NOT EXISTS (SELECT 1 FROM error_sessions s
@@ -625,6 +651,30 @@ impl Engine {
                 recent_sessions: r.get(7),
             })
             .collect())
+    }
+
+    async fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
+        let client = self.pool.get().await?;
+        let facts = client
+            .query(
+                "SELECT name, value FROM session_facts WHERE project_id = $1 AND session_id = $2 ORDER BY name",
+                &[&project, &session],
+            )
+            .await?;
+        let values = client
+            .prepare_cached(
+                "SELECT value, COUNT(*) FROM session_facts WHERE project_id = $1 AND name = $2
+                 GROUP BY value ORDER BY COUNT(*) DESC, value",
+            )
+            .await?;
+        let mut out = Vec::with_capacity(facts.len());
+        for f in facts {
+            let (name, value): (String, String) = (f.get(0), f.get(1));
+            let counts =
+                client.query(&values, &[&project, &name]).await?.iter().map(|r| (r.get(0), to_u64(r.get(1)))).collect();
+            out.push(comparison(name, value, counts));
+        }
+        Ok(out)
     }
 
     async fn execute(&self, sql: &'static str, params: Vec<Box<dyn ToSql + Sync + Send>>) -> Result<u64, Error> {
@@ -816,6 +866,11 @@ impl Storage for PostgresStorage {
 
     fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
         self.block(move |e| async move { e.error_groups(project, limit).await })
+    }
+
+    fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
+        let session = text(session);
+        self.block(move |e| async move { e.compare_environment(project, &session).await })
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {

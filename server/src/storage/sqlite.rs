@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    BatchBody, BatchDone, BatchSummary, ErrorGroup, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Storage,
-    Stored, new_key, now_ms, unpack,
+    BatchBody, BatchDone, BatchSummary, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter,
+    SessionRow, Storage, Stored, comparison, new_key, now_ms, unpack,
 };
 use crate::Error;
 
@@ -173,6 +173,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX error_sessions_by_session ON error_sessions(project_id, session_id);",
     // 5: rage clicks in the session index.
     "ALTER TABLE sessions ADD COLUMN rage_clicks INTEGER NOT NULL DEFAULT 0;",
+    // 6: environment facts, to compare a session with the others.
+    "CREATE TABLE session_facts (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (project_id, session_id, name)
+    );
+    CREATE INDEX session_facts_by_value ON session_facts(project_id, name, value);",
 ];
 
 fn to_i64(v: u64) -> i64 {
@@ -388,6 +397,13 @@ fn insert_batch(
         to_i64(s.freeze_ended_ms),
         to_i64(s.rage_clicks),
     ])?;
+    for (name, value) in &s.facts {
+        tx.prepare_cached(
+            "INSERT INTO session_facts (project_id, session_id, name, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (project_id, session_id, name) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![project, s.session, name, value])?;
+    }
     for e in &s.error_sightings {
         tx.prepare_cached(
             "INSERT INTO error_groups (project_id, fingerprint, message, frame, count, first_ms, last_ms)
@@ -574,6 +590,11 @@ impl Storage for SqliteStorage {
                 (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
             [cutoff],
         )?;
+        tx.execute(
+            "DELETE FROM session_facts WHERE (project_id, session_id) IN
+                (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
+            [cutoff],
+        )?;
         let n = tx.execute("DELETE FROM sessions WHERE received_ms < ?1", [cutoff])?;
         tx.execute(
             "DELETE FROM error_groups WHERE NOT EXISTS (SELECT 1 FROM error_sessions s
@@ -627,6 +648,28 @@ impl Storage for SqliteStorage {
                 .collect::<Result<Vec<String>, _>>()?;
         }
         Ok(groups)
+    }
+
+    fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
+        let conn = self.lock()?;
+        let facts = conn
+            .prepare_cached(
+                "SELECT name, value FROM session_facts WHERE project_id = ?1 AND session_id = ?2 ORDER BY name",
+            )?
+            .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut values = conn.prepare_cached(
+            "SELECT value, COUNT(*) FROM session_facts WHERE project_id = ?1 AND name = ?2
+             GROUP BY value ORDER BY COUNT(*) DESC, value",
+        )?;
+        let mut out = Vec::with_capacity(facts.len());
+        for (name, value) in facts {
+            let counts = values
+                .query_map(params![project, name], |r| Ok((r.get::<_, String>(0)?, to_u64(r.get(1)?))))?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(comparison(name, value, counts));
+        }
+        Ok(out)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {
