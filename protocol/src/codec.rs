@@ -36,7 +36,11 @@ impl Default for Limits {
 
 /// Encodes a batch as compact MessagePack (structs as arrays).
 pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, Error> {
-    rmp_serde::to_vec(batch).map_err(Error::Encode)
+    // `Vec<u8>` as the writer (not `to_vec`'s private wrapper): [`encoded_len`] uses the same
+    // one, so the serializer code exists once in the recorder's wasm.
+    let mut out = Vec::with_capacity(256);
+    rmp_serde::encode::write(&mut out, batch).map_err(Error::Encode)?;
+    Ok(out)
 }
 
 /// Encodes a batch like [`encode_batch`], with node ids delta-coded and
@@ -111,20 +115,29 @@ fn undo_compact(batch: &mut Batch) {
 }
 
 /// Exact encoded size of one event, without keeping the encoding.
+///
+/// Encodes into a reused scratch buffer with the same writer type as [`encode_batch`]: a
+/// counting writer would be a second copy of every `Serialize` impl in the recorder's wasm
+/// (about 30 KB).
 pub fn encoded_len(data: &EventData) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut c = Counter(0);
-    let _ = rmp_serde::encode::write(&mut c, data);
-    c.0
+    SCRATCH.with(|scratch| {
+        let Ok(mut buf) = scratch.try_borrow_mut() else {
+            let mut own = Vec::new();
+            let _ = rmp_serde::encode::write(&mut own, data);
+            return own.len();
+        };
+        buf.clear();
+        let _ = rmp_serde::encode::write(&mut *buf, data);
+        let len = buf.len();
+        // Do not keep a huge event's worth of memory around.
+        if buf.capacity() > 1 << 20 {
+            *buf = Vec::new();
+        }
+        len
+    })
 }
 
 /// Decodes and validates one batch.
@@ -611,6 +624,15 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode_batch(&bytes, &Limits::default());
+        }
+    }
+
+    #[test]
+    fn encoded_len_is_the_exact_encoded_size_of_each_event() {
+        for e in sample().events {
+            let direct = rmp_serde::to_vec(&e.data).expect("encodes").len();
+            assert_eq!(encoded_len(&e.data), direct);
+            assert_eq!(encoded_len(&e.data), direct, "the scratch buffer is reused cleanly");
         }
     }
 }
