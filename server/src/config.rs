@@ -74,6 +74,8 @@ pub struct FileConfig {
     pub postgres_schema: Option<String>,
     /// Most PostgreSQL connections one instance opens (default 16).
     pub postgres_max_connections: Option<usize>,
+    /// PEM file of CAs to trust for TLS to PostgreSQL (besides the system's); implies TLS.
+    pub postgres_ca_file: Option<PathBuf>,
     /// Where batch bodies go with PostgreSQL: `s3://bucket/prefix` or `file:///shared/dir`.
     pub object_store_url: Option<String>,
     /// Object store settings (`aws_endpoint`, `aws_region`, `aws_access_key_id`,
@@ -102,6 +104,7 @@ pub struct Overrides {
     pub client_burst: Option<u32>,
     pub project_rate_per_second: Option<u32>,
     pub postgres_url: Option<String>,
+    pub postgres_ca_file: Option<PathBuf>,
     pub object_store_url: Option<String>,
 }
 
@@ -116,6 +119,8 @@ pub enum Backend {
         url: String,
         schema: Option<String>,
         max_connections: usize,
+        /// CA file for TLS to PostgreSQL (TLS is on with it, or with `sslmode=require`).
+        ca_file: Option<PathBuf>,
         object_store_url: String,
         /// Object store settings: `AWS_*` variables from the environment, then the file's.
         object_store_options: BTreeMap<String, String>,
@@ -149,6 +154,7 @@ pub fn resolve(
                 url,
                 schema: file.postgres_schema,
                 max_connections: file.postgres_max_connections.unwrap_or(16),
+                ca_file: cli.postgres_ca_file.or(file.postgres_ca_file),
                 object_store_url,
                 object_store_options,
             }

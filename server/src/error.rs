@@ -16,9 +16,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("postgres error: {0}")]
+    #[error("postgres error: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("postgres connection pool: {0}")]
+    #[error("postgres connection pool: {}", pool_detail(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("object store error: {0}")]
     ObjectStore(#[from] object_store::Error),
@@ -30,6 +30,29 @@ pub enum Error {
     Random(String),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+/// What PostgreSQL said (its message and SQLSTATE), or the client's error and its causes:
+/// `tokio_postgres::Error`'s own text is often just "db error".
+fn postgres_detail(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn pool_detail(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => postgres_detail(pg),
+        other => other.to_string(),
+    }
 }
 
 /// An HTTP error answer: a status, a machine-readable reason and a human-readable message.

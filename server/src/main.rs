@@ -58,6 +58,10 @@ struct Cli {
     /// the AWS_* environment variables or the config file) or `file:///shared/dir`.
     #[arg(long, env = "REPLAY_OBJECT_STORE_URL", global = true)]
     object_store_url: Option<String>,
+    /// PEM file of certificate authorities for TLS to PostgreSQL (besides the system's); TLS
+    /// is also on when the URL says `sslmode=require`. The certificate is always verified.
+    #[arg(long, env = "REPLAY_POSTGRES_CA_FILE", global = true)]
+    postgres_ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -128,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             client_burst: cli.client_burst,
             project_rate_per_second: cli.project_rate,
             postgres_url: cli.postgres_url.clone(),
+            postgres_ca_file: cli.postgres_ca_file.clone(),
             object_store_url: cli.object_store_url.clone(),
         },
         std::env::vars(),

@@ -40,9 +40,22 @@ fn is_root() -> bool {
 impl Postgres {
     /// Creates and starts a cluster on a free port; returns once it accepts connections.
     pub fn start() -> Result<Postgres> {
+        Self::start_with(false)
+    }
+
+    /// Like [`Postgres::start`], but the cluster only accepts TLS connections from TCP clients,
+    /// with a certificate for `127.0.0.1` signed by a fresh CA ([`Postgres::ca_file`]).
+    pub fn start_tls() -> Result<Postgres> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Postgres> {
         let bin = postgres_bin()?;
         let as_postgres_user = is_root();
         let dir = tempfile::Builder::new().prefix("replay-pg").tempdir()?;
+        if tls {
+            make_certificates(dir.path())?;
+        }
         if as_postgres_user {
             let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status()?;
             anyhow::ensure!(status.success(), "chown of the cluster directory failed");
@@ -51,11 +64,27 @@ impl Postgres {
         let pg = Postgres { bin, dir, as_postgres_user, port };
         let data = pg.data_dir();
         pg.run("initdb", &["-D", path_str(&data)?, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])?;
-        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on", path_str(pg.dir.path())?);
+        let mut options =
+            format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on", path_str(pg.dir.path())?);
+        if tls {
+            // Only TLS over TCP: a client that does not encrypt is refused.
+            std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")?;
+            let certs = pg.dir.path();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                path_str(&certs.join("server.crt"))?,
+                path_str(&certs.join("server.key"))?
+            ));
+        }
         let log = pg.dir.path().join("postgres.log");
         pg.run("pg_ctl", &["-D", path_str(&data)?, "-l", path_str(&log)?, "-o", &options, "-w", "-t", "60", "start"])
             .with_context(|| format!("starting postgres; log: {}", std::fs::read_to_string(&log).unwrap_or_default()))?;
         Ok(pg)
+    }
+
+    /// The CA that signed a TLS cluster's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -92,6 +121,72 @@ impl Drop for Postgres {
             let _ = self.run("pg_ctl", &["-D", data, "-m", "immediate", "-w", "stop"]);
         }
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with the `openssl` tool.
+fn make_certificates(dir: &Path) -> Result<()> {
+    let openssl = |args: &[&str]| -> Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("running openssl")?;
+        anyhow::ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=replay-test-ca",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    // PostgreSQL refuses a key others can read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
 }
 
 fn path_str(p: &Path) -> Result<&str> {

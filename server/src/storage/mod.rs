@@ -315,7 +315,7 @@ pub fn open(
     use crate::config::Backend;
     match backend {
         Backend::Embedded => Ok(std::sync::Arc::new(SqliteStorage::open(data_dir)?)),
-        Backend::Postgres { url, schema, max_connections, object_store_url, object_store_options } => {
+        Backend::Postgres { url, schema, max_connections, ca_file, object_store_url, object_store_options } => {
             let location = url::Url::parse(object_store_url)
                 .map_err(|e| Error::Storage(format!("invalid object_store_url {object_store_url:?}: {e}")))?;
             let (store, prefix) = object_store::parse_url_opts(&location, object_store_options.iter())?;
@@ -325,6 +325,7 @@ pub fn open(
                 store: std::sync::Arc::from(store),
                 prefix,
                 max_connections: *max_connections,
+                ca_file: ca_file.clone(),
             })?))
         }
     }

@@ -55,6 +55,9 @@ pub struct PostgresOptions {
     pub prefix: ObjectPath,
     /// Most connections this instance opens.
     pub max_connections: usize,
+    /// PEM file of certificate authorities to trust for TLS to PostgreSQL, besides the
+    /// system's (managed databases often sign with their own CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// PostgreSQL + object store storage; cheap to clone.
@@ -227,7 +230,18 @@ impl PostgresStorage {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        // TLS when the URL asks for it (`sslmode=require`) or a CA file is given: the server's
+        // certificate is always verified (system roots plus the CA file), unlike libpq's
+        // `require`. Otherwise plain TCP, for databases on a private network or a socket.
+        let manager = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require || options.ca_file.is_some()
+        {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(options.ca_file.as_deref())?);
+            Manager::from_config(config, tls, manager_config)
+        } else {
+            Manager::from_config(config, NoTls, manager_config)
+        };
         let pool = {
             // The pool spawns nothing itself, but building it needs a runtime context.
             let _guard = runtime.handle()?.enter();
@@ -261,6 +275,34 @@ impl PostgresStorage {
         });
         rx.recv().map_err(|_| Error::Storage("the postgres runtime stopped".into()))?
     }
+}
+
+/// A rustls client trusting the system's certificate authorities and those in `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot parse is skipped, as every TLS client does.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::Storage(format!("cannot read postgres CA file {}: {e}", path.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| Error::Storage(format!("invalid postgres CA file {}: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| Error::Storage(format!("unusable CA in {}: {e}", path.display())))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::Storage("no certificate authority to verify postgres with (set postgres_ca_file)".into()));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Storage(format!("tls setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl Engine {
