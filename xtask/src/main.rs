@@ -102,16 +102,55 @@ fn build_web() -> Result<()> {
             .generate(&out_dir)
             .with_context(|| format!("wasm-bindgen on {crate_lib}"))?;
     }
-    // The loader is served at /recorder.js; the recorder's modules next to its wasm.
+    // The loader is served at /recorder.js; the recorder's modules next to its wasm. All of it
+    // ships into customers' pages, minified (the wasm-bindgen glue too).
     let js = root.join("recorder/js");
     for entry in std::fs::read_dir(&js).with_context(|| format!("reading {}", js.display()))? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let source = || std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()));
         if name == "loader.js" {
-            copy_if_changed(&path, &web.join("recorder.js"))?;
-        } else if name.ends_with(".js") || name.ends_with(".d.ts") {
+            write_if_changed(&web.join("recorder.js"), minify_js(&source()?, name, false)?.as_bytes())?;
+        } else if name == "upload-worker.js" {
+            // A classic worker script (started from a blob), not a module.
+            write_if_changed(&web.join("recorder").join(name), minify_js(&source()?, name, false)?.as_bytes())?;
+        } else if name.ends_with(".js") {
+            write_if_changed(&web.join("recorder").join(name), minify_js(&source()?, name, true)?.as_bytes())?;
+        } else if name.ends_with(".d.ts") {
             copy_if_changed(&path, &web.join("recorder").join(name))?;
         }
+    }
+    let glue = web.join("recorder").join("recorder_wasm.js");
+    let source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
+    write_if_changed(&glue, minify_js(&source, "recorder_wasm.js", true)?.as_bytes())?;
+    Ok(())
+}
+
+/// Minifies JavaScript (a module or a classic script): comments and whitespace go, local names
+/// are shortened, constant expressions folded. Exported names stay as they are.
+fn minify_js(source: &str, name: &str, module: bool) -> Result<String> {
+    let allocator = oxc_allocator::Allocator::default();
+    let source_type = if module { oxc_span::SourceType::mjs() } else { oxc_span::SourceType::script() };
+    let parsed = oxc_parser::Parser::new(&allocator, source, source_type).parse();
+    if parsed.panicked || parsed.diagnostics.has_errors() {
+        let errors: Vec<String> = parsed.diagnostics.errors().map(|e| e.to_string()).collect();
+        bail!("{name} does not parse: {}", errors.join("; "));
+    }
+    let mut program = parsed.program;
+    let minified =
+        oxc_minifier::Minifier::new(oxc_minifier::MinifierOptions::default()).minify(&allocator, &mut program);
+    let code = oxc_codegen::Codegen::new()
+        .with_options(oxc_codegen::CodegenOptions::minify())
+        .with_scoping(minified.scoping)
+        .with_private_member_mappings(minified.class_private_mappings)
+        .build(&program)
+        .code;
+    Ok(code)
+}
+
+fn write_if_changed(to: &Path, data: &[u8]) -> Result<()> {
+    if std::fs::read(to).ok().as_deref() != Some(data) {
+        std::fs::write(to, data).with_context(|| format!("writing {}", to.display()))?;
     }
     Ok(())
 }
