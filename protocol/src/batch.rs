@@ -31,6 +31,7 @@ pub struct Batch {
     /// Bit set of `FLAG_*` values.
     pub flags: u32,
     /// The recorded events, in the order they happened.
+    #[serde(serialize_with = "seq_as_tuple")]
     pub events: Vec<Event>,
     /// Events the recorder had to drop since the previous batch (buffer full, throttled).
     #[serde(default)]
@@ -71,6 +72,19 @@ impl Batch {
     }
 }
 
+/// Writes a list as a fixed-length tuple: the same MessagePack array as a sequence, but
+/// rmp-serde compiles a sequence's element serializer twice (for known and unknown lengths),
+/// which doubled every wire type's serializer in the recorder's wasm (about 35 KB). Every
+/// list of the wire types is written through this; reading is unchanged.
+pub(crate) fn seq_as_tuple<T: Serialize, S: serde::Serializer>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeTuple;
+    let mut t = s.serialize_tuple(items.len())?;
+    for item in items {
+        t.serialize_element(item)?;
+    }
+    t.end()
+}
+
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -97,6 +111,7 @@ pub enum EventData {
     Input(Input),
     /// Sampled mouse positions since the previous mouse event.
     #[serde(rename = "v")]
+    #[serde(serialize_with = "seq_as_tuple")]
     MouseMove(Vec<MousePoint>),
     /// A click.
     #[serde(rename = "c")]
@@ -248,6 +263,7 @@ code_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Touch {
     pub kind: TouchKind,
+    #[serde(serialize_with = "seq_as_tuple")]
     pub points: Vec<MousePoint>,
 }
 
@@ -270,19 +286,39 @@ pub enum CssOp {
     Text(String),
     /// `insertRule(rule, index)`: the last path element is the index.
     #[serde(rename = "i")]
-    Insert { path: Vec<u32>, rule: String },
+    Insert {
+        #[serde(serialize_with = "seq_as_tuple")]
+        path: Vec<u32>,
+        rule: String,
+    },
     /// `deleteRule(index)`.
     #[serde(rename = "d")]
-    Delete { path: Vec<u32> },
+    Delete {
+        #[serde(serialize_with = "seq_as_tuple")]
+        path: Vec<u32>,
+    },
     /// `style.setProperty(name, value, priority)` on the rule at `path`.
     #[serde(rename = "p")]
-    SetProperty { path: Vec<u32>, name: String, value: String, priority: String },
+    SetProperty {
+        #[serde(serialize_with = "seq_as_tuple")]
+        path: Vec<u32>,
+        name: String,
+        value: String,
+        priority: String,
+    },
     /// `style.removeProperty(name)` on the rule at `path`.
     #[serde(rename = "r")]
-    RemoveProperty { path: Vec<u32>, name: String },
+    RemoveProperty {
+        #[serde(serialize_with = "seq_as_tuple")]
+        path: Vec<u32>,
+        name: String,
+    },
     /// `adoptedStyleSheets` of `owner` became these constructed sheets, in order.
     #[serde(rename = "a")]
-    Adopt { sheets: Vec<u32> },
+    Adopt {
+        #[serde(serialize_with = "seq_as_tuple")]
+        sheets: Vec<u32>,
+    },
 }
 
 code_enum! {
@@ -294,6 +330,7 @@ code_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Console {
     pub level: ConsoleLevel,
+    #[serde(serialize_with = "seq_as_tuple")]
     pub args: Vec<String>,
     /// Stack of the call for errors, warnings, traces and assertions; empty otherwise.
     pub stack: String,
@@ -337,7 +374,9 @@ pub struct Network {
     pub failed: bool,
     pub aborted: bool,
     pub error: String,
+    #[serde(serialize_with = "seq_as_tuple")]
     pub request_headers: Vec<Attr>,
+    #[serde(serialize_with = "seq_as_tuple")]
     pub response_headers: Vec<Attr>,
     pub request_body: String,
     pub response_body: String,
@@ -372,6 +411,7 @@ pub struct LongFrame {
     pub blocking_duration: u32,
     pub style_and_layout: u32,
     pub long_task: bool,
+    #[serde(serialize_with = "seq_as_tuple")]
     pub scripts: Vec<ScriptTiming>,
 }
 
@@ -421,7 +461,11 @@ pub enum Freeze {
     Started { url: String, last_action: String },
     /// The main thread answered again after `duration` ms; `culprits` from Long Animation Frames.
     #[serde(rename = "e")]
-    Ended { duration: u32, culprits: Vec<ScriptTiming> },
+    Ended {
+        duration: u32,
+        #[serde(serialize_with = "seq_as_tuple")]
+        culprits: Vec<ScriptTiming>,
+    },
 }
 
 code_enum! {
@@ -463,6 +507,7 @@ pub struct Viewport {
 /// list front to back rebuilds the tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    #[serde(serialize_with = "seq_as_tuple")]
     pub nodes: Vec<Node>,
     /// Scroll position of the document when the snapshot was taken.
     pub scroll_x: i32,
@@ -488,7 +533,12 @@ pub enum NodeKind {
     #[serde(rename = "T")]
     Doctype { name: String, public_id: String, system_id: String },
     #[serde(rename = "E")]
-    Element { tag: String, ns: Namespace, attrs: Vec<Attr> },
+    Element {
+        tag: String,
+        ns: Namespace,
+        #[serde(serialize_with = "seq_as_tuple")]
+        attrs: Vec<Attr>,
+    },
     #[serde(rename = "t")]
     Text(String),
     #[serde(rename = "C")]
@@ -560,11 +610,15 @@ pub struct Attr {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mutation {
     /// Nodes removed (with their subtrees).
+    #[serde(serialize_with = "seq_as_tuple")]
     pub removes: Vec<NodeId>,
     /// Subtrees added. Applied front to back; each [`AddedSubtree::next`] refers to a node that
     /// exists when that subtree is applied (the recorder orders them so).
+    #[serde(serialize_with = "seq_as_tuple")]
     pub adds: Vec<AddedSubtree>,
+    #[serde(serialize_with = "seq_as_tuple")]
     pub attrs: Vec<AttrChange>,
+    #[serde(serialize_with = "seq_as_tuple")]
     pub texts: Vec<TextChange>,
 }
 
@@ -581,6 +635,7 @@ pub struct AddedSubtree {
     pub parent: NodeId,
     pub next: NodeId,
     /// The subtree in document order; the first node is its root.
+    #[serde(serialize_with = "seq_as_tuple")]
     pub nodes: Vec<Node>,
 }
 
