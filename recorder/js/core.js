@@ -11,7 +11,7 @@ import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
-import { enqueue, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
+import { configureTransport, enqueue, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
 import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 
 const SESSION_KEY = '__replay_session';
@@ -166,6 +166,8 @@ const api = {
   async init(options) {
     S.cfg = Object.assign({}, S.cfg, options || {});
     if (!S.cfg.key) throw new Error('replay: an ingest key is required');
+    // The key (or endpoint) may arrive only now (`Replay.init({ key })`, the module entry).
+    configureTransport();
     if (document.readyState === 'loading') {
       await new Promise((r) => document.addEventListener('DOMContentLoaded', r, { once: true }));
     }

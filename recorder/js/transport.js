@@ -43,6 +43,11 @@ export function onEnqueued(fn) {
   enqueued = fn;
 }
 
+/** Tells the upload worker where batches go and with which key (again after `init` changed them). */
+export function configureTransport() {
+  if (worker) worker.postMessage({ type: 'config', cfg: { key: S.cfg.key, endpoint: S.cfg.endpoint } });
+}
+
 /** Starts the upload worker (a blob worker: the recorder's own origin is not the page's). */
 export async function startTransport() {
   try {
@@ -52,7 +57,7 @@ export async function startTransport() {
     URL.revokeObjectURL(url);
     worker.onmessage = (e) => onResult(e.data);
     worker.onerror = () => { worker = null; pump(); };
-    worker.postMessage({ type: 'config', cfg: { key: S.cfg.key, endpoint: S.cfg.endpoint } });
+    configureTransport();
   } catch (_) {
     worker = null; // main-thread fallback
   }

@@ -28,6 +28,7 @@ fn main() -> Result<()> {
         "bench" => bench(rest),
         "bench-ingest" => bench_ingest(rest),
         "lint" => lint(),
+        "npm" => npm(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -38,6 +39,7 @@ fn main() -> Result<()> {
                  bench-ingest [--sessions N] [--seconds S]  ingest load vs a no-op axum endpoint\n  \
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
+                 npm                                    the recorder as an npm package in target/npm\n  \
                  lint                                   rustfmt check and clippy (host and wasm32)"
             );
             if cmd == "help" { Ok(()) } else { bail!("unknown command {cmd:?}") }
@@ -151,6 +153,62 @@ fn minify_js(source: &str, name: &str, module: bool) -> Result<String> {
 fn write_if_changed(to: &Path, data: &[u8]) -> Result<()> {
     if std::fs::read(to).ok().as_deref() != Some(data) {
         std::fs::write(to, data).with_context(|| format!("writing {}", to.display()))?;
+    }
+    Ok(())
+}
+
+/// The recorder as an npm package: `target/npm/replay-recorder/` (the built modules, the wasm,
+/// `index.js` as the entry, types) and, when npm is installed, its `npm pack` tarball.
+fn npm() -> Result<()> {
+    build_web()?;
+    let root = root();
+    let built = root.join("target/web/recorder");
+    let out = root.join("target/npm/replay-recorder");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out)?;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+        std::fs::copy(&path, out.join(&name)).with_context(|| format!("copying {name}"))?;
+        files.push(name);
+    }
+    files.sort();
+    let version = env!("CARGO_PKG_VERSION");
+    let package = format!(
+        r#"{{
+  "name": "replay-recorder",
+  "version": "{version}",
+  "description": "Session replay recorder: records the DOM, input, console, errors, network and freezes of a web app for the replay server",
+  "license": "Apache-2.0",
+  "type": "module",
+  "main": "./index.js",
+  "module": "./index.js",
+  "types": "./index.d.ts",
+  "exports": {{ ".": {{ "types": "./index.d.ts", "default": "./index.js" }} }},
+  "sideEffects": false,
+  "files": [{}]
+}}
+"#,
+        files.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
+    );
+    std::fs::write(out.join("package.json"), package)?;
+    std::fs::write(
+        out.join("README.md"),
+        "# replay-recorder\n\n```js\nimport { init, identify } from 'replay-recorder';\n\n\
+         await init({ server: 'https://replay.example.com/', key: 'INGEST_KEY' });\n\
+         identify('user@example.com');\n```\n\nThe same recorder as the script tag \
+         (`<script src=\"https://replay.example.com/recorder.js\" data-key=\"INGEST_KEY\" defer>`); \
+         options and API in `index.d.ts`. The wasm and the upload worker are loaded with \
+         `new URL(..., import.meta.url)`, which bundlers (Vite, webpack 5, esbuild) copy as assets.\n",
+    )?;
+    eprintln!("xtask: npm package in {}", out.display());
+    if which("npm") {
+        let mut c = Command::new("npm");
+        c.args(["pack", "--pack-destination", ".."]).current_dir(&out);
+        status(c)?;
     }
     Ok(())
 }
