@@ -528,3 +528,68 @@ pub fn pixel_mismatch(a: &[u8], b: &[u8], tolerance: u8) -> Result<f64> {
     }
     Ok(differing as f64 * 100.0 / (w * h) as f64)
 }
+
+/// What simulated recorders had acknowledged: session → sequence numbers.
+pub type Acked = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<u32>>>>;
+
+/// A simulated recorder: sends one click per batch in order, resending a batch until it is
+/// acknowledged, and remembers what was acknowledged. With several `bases` (instances behind a
+/// load balancer), each batch goes to the next one, and a failed send is retried on the next.
+pub fn stream_session(bases: &[String], key: &str, session: &str, acked: &Acked, stop: Instant) {
+    use replay_protocol::{Batch, Click, Event, EventData, encode_batch};
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
+    let mut seq = 0u32;
+    let mut turn = 0usize;
+    while Instant::now() < stop && !bases.is_empty() {
+        let mut b = Batch::new(session, "page-1", seq, 1_800_000_000_000 + u64::from(seq) * 100);
+        b.events.push(Event { t: 0, data: EventData::Click(Click { id: seq, x: 1, y: 2, button: 0 }) });
+        let body = encode_batch(&b).unwrap_or_default();
+        let base = &bases[turn % bases.len()];
+        turn += 1;
+        let ok = agent
+            .post(&format!("{base}/api/v1/ingest"))
+            .set("x-replay-key", key)
+            .send_bytes(&body)
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            if let Ok(mut map) = acked.lock() {
+                map.entry(session.to_owned()).or_default().insert(seq);
+            }
+            seq += 1;
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Every acknowledged batch of every session is stored once, without gaps in sequence numbers,
+/// and counted once in the index; returns how many batches were acknowledged.
+pub fn check_acknowledged(
+    server: &Server,
+    acked: &std::collections::BTreeMap<String, std::collections::BTreeSet<u32>>,
+) -> Result<usize> {
+    let mut total = 0;
+    for (session, seqs) in acked {
+        let row = server.get_json(&format!("/api/v1/sessions/{session}"))?;
+        let stored = row["batches"].as_u64().unwrap_or(0);
+        let last = *seqs.iter().next_back().unwrap_or(&0);
+        ensure!(seqs.len() as u32 == last + 1, "{session}: the client saw a gap in its own acks");
+        // The server may also hold one batch whose acknowledgement the stop swallowed (the
+        // client resends it and gets a duplicate acknowledgement; it is never stored twice).
+        ensure!(
+            stored == u64::from(last) + 1 || stored == u64::from(last) + 2,
+            "{session}: {stored} stored, {} acknowledged",
+            seqs.len()
+        );
+        ensure!(row["clicks"].as_u64() == Some(stored), "{session}: the index counts each batch once: {row}");
+        let events = server.get_json(&format!("/api/v1/sessions/{session}/events"))?;
+        let stored_seqs: Vec<u64> = events["batches"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|b| b["seq"].as_u64()).collect())
+            .unwrap_or_default();
+        let expected: Vec<u64> = (0..stored).collect();
+        ensure!(stored_seqs == expected, "{session}: stored sequence numbers have a gap or a duplicate");
+        total += seqs.len();
+    }
+    Ok(total)
+}

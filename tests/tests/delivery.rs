@@ -1,14 +1,12 @@
 //! Delivery in real Chromium against the real server: an outage, a reload, a closed tab, and a
 //! server killed while 50 sessions stream to it. Nothing acknowledged may be lost.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use fantoccini::Locator;
-use replay_e2e::{Browser, NORMALIZE_JS, Server};
-use replay_protocol::{Batch, Click, Event, EventData, encode_batch};
+use replay_e2e::{Acked, Browser, NORMALIZE_JS, Server, check_acknowledged, stream_session};
 
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -158,64 +156,6 @@ async fn a_session_sampled_out_sends_nothing() -> Result<()> {
     browser.close().await
 }
 
-/// A simulated recorder: sends its batches in order, resending a batch until it is
-/// acknowledged, and remembers what was acknowledged.
-fn stream_session(
-    base: String,
-    key: String,
-    session: String,
-    acked: Arc<Mutex<BTreeMap<String, BTreeSet<u32>>>>,
-    stop: Instant,
-) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
-    let mut seq = 0u32;
-    while Instant::now() < stop {
-        let mut b = Batch::new(session.clone(), "page-1", seq, 1_800_000_000_000 + u64::from(seq) * 100);
-        b.events.push(Event { t: 0, data: EventData::Click(Click { id: seq, x: 1, y: 2, button: 0 }) });
-        let body = encode_batch(&b).unwrap_or_default();
-        let ok = agent
-            .post(&format!("{base}/api/v1/ingest"))
-            .set("x-replay-key", &key)
-            .send_bytes(&body)
-            .is_ok_and(|r| r.status() == 200);
-        if ok {
-            if let Ok(mut map) = acked.lock() {
-                map.entry(session.clone()).or_default().insert(seq);
-            }
-            seq += 1;
-        } else {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Every acknowledged batch of every session is stored, without gaps in sequence numbers.
-fn check_acknowledged(server: &Server, acked: &BTreeMap<String, BTreeSet<u32>>) -> Result<usize> {
-    let mut total = 0;
-    for (session, seqs) in acked {
-        let row = server.get_json(&format!("/api/v1/sessions/{session}"))?;
-        let stored = row["batches"].as_u64().unwrap_or(0);
-        let last = *seqs.iter().next_back().unwrap_or(&0);
-        ensure!(seqs.len() as u32 == last + 1, "{session}: the client saw a gap in its own acks");
-        // The server may also hold one batch whose acknowledgement the stop swallowed (the
-        // client resends it and gets a duplicate acknowledgement; it is never stored twice).
-        ensure!(
-            stored == u64::from(last) + 1 || stored == u64::from(last) + 2,
-            "{session}: {stored} stored, {} acknowledged",
-            seqs.len()
-        );
-        let events = server.get_json(&format!("/api/v1/sessions/{session}/events"))?;
-        let stored_seqs: Vec<u64> = events["batches"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|b| b["seq"].as_u64()).collect())
-            .unwrap_or_default();
-        let expected: Vec<u64> = (0..stored).collect();
-        ensure!(stored_seqs == expected, "{session}: stored sequence numbers have a gap or a duplicate");
-        total += seqs.len();
-    }
-    Ok(total)
-}
-
 #[test]
 fn graceful_shutdown_finishes_in_flight_uploads_and_loses_nothing() -> Result<()> {
     let port = free_port()?;
@@ -223,12 +163,12 @@ fn graceful_shutdown_finishes_in_flight_uploads_and_loses_nothing() -> Result<()
     let env = [("REPLAY_CLIENT_RATE", "100000"), ("REPLAY_CLIENT_BURST", "100000")];
     let server = Server::start_with(tempfile::tempdir()?, &listen, &env)?;
     let (base, key) = (server.base.clone(), server.key.clone());
-    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let acked: Acked = Arc::default();
     let stop = Instant::now() + Duration::from_secs(4);
     let threads: Vec<_> = (0..20)
         .map(|i| {
             let (base, key, acked) = (base.clone(), key.clone(), Arc::clone(&acked));
-            std::thread::spawn(move || stream_session(base, key, format!("term-{i}"), acked, stop))
+            std::thread::spawn(move || stream_session(&[base], &key, &format!("term-{i}"), &acked, stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1000));
@@ -255,12 +195,12 @@ fn sigkill_while_50_sessions_stream_loses_no_acknowledged_batch() -> Result<()> 
         &[("REPLAY_CLIENT_RATE", "100000"), ("REPLAY_CLIENT_BURST", "100000")],
     )?;
     let (base, key) = (server.base.clone(), server.key.clone());
-    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let acked: Acked = Arc::default();
     let stop = Instant::now() + Duration::from_secs(6);
     let threads: Vec<_> = (0..50)
         .map(|i| {
             let (base, key, acked) = (base.clone(), key.clone(), Arc::clone(&acked));
-            std::thread::spawn(move || stream_session(base, key, format!("kill-{i}"), acked, stop))
+            std::thread::spawn(move || stream_session(&[base], &key, &format!("kill-{i}"), &acked, stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));

@@ -2,14 +2,13 @@
 //! storage conformance suite, and two `replay-server` instances sharing one store while
 //! sessions stream to both and one of them is killed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use replay_e2e::Server;
 use replay_e2e::services::{ObjectStoreServer, Postgres};
+use replay_e2e::{Acked, Server, check_acknowledged, stream_session};
 use replay_protocol::{Batch, Click, Event, EventData, encode_batch};
 use replay_server::storage::{PostgresOptions, PostgresStorage, conformance};
 
@@ -53,40 +52,6 @@ fn postgres_and_s3_pass_the_storage_conformance_suite() -> Result<()> {
     Ok(())
 }
 
-/// Streams one session's batches, alternating between the instances; when an instance does
-/// not answer, the next one gets the batch (a load balancer's retry).
-fn stream_session(
-    bases: Vec<String>,
-    key: String,
-    session: String,
-    acked: Arc<Mutex<BTreeMap<String, BTreeSet<u32>>>>,
-    stop: Instant,
-) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
-    let mut seq = 0u32;
-    let mut turn = 0usize;
-    while Instant::now() < stop {
-        let mut b = Batch::new(session.clone(), "page-1", seq, 1_800_000_000_000 + u64::from(seq) * 100);
-        b.events.push(Event { t: 0, data: EventData::Click(Click { id: seq, x: 1, y: 2, button: 0 }) });
-        let body = encode_batch(&b).unwrap_or_default();
-        let base = &bases[turn % bases.len()];
-        turn += 1;
-        let ok = agent
-            .post(&format!("{base}/api/v1/ingest"))
-            .set("x-replay-key", &key)
-            .send_bytes(&body)
-            .is_ok_and(|r| r.status() == 200);
-        if ok {
-            if let Ok(mut map) = acked.lock() {
-                map.entry(session.clone()).or_default().insert(seq);
-            }
-            seq += 1;
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[test]
 fn two_instances_share_one_store_and_one_survives_the_other_being_killed() -> Result<()> {
     let pg = Postgres::start()?;
@@ -102,13 +67,13 @@ fn two_instances_share_one_store_and_one_survives_the_other_being_killed() -> Re
     let b = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &env)?;
     ensure!(a.key == b.key, "both instances serve the one default project");
 
-    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let acked: Acked = Arc::default();
     let stop = Instant::now() + Duration::from_secs(5);
     let bases = vec![a.base.clone(), b.base.clone()];
     let threads: Vec<_> = (0..20)
         .map(|i| {
             let (bases, key, acked) = (bases.clone(), a.key.clone(), Arc::clone(&acked));
-            std::thread::spawn(move || stream_session(bases, key, format!("shared-{i}"), acked, stop))
+            std::thread::spawn(move || stream_session(&bases, &key, &format!("shared-{i}"), &acked, stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(2000));
@@ -120,22 +85,7 @@ fn two_instances_share_one_store_and_one_survives_the_other_being_killed() -> Re
     ensure!(acked.len() == 20, "every session delivered something");
 
     // Everything acknowledged by either instance is readable from the survivor, once.
-    let mut total = 0;
-    for (session, seqs) in &acked {
-        let last = u64::from(*seqs.iter().next_back().unwrap_or(&0));
-        ensure!(seqs.len() as u64 == last + 1, "{session}: the client saw a gap in its own acks");
-        let row = b.get_json(&format!("/api/v1/sessions/{session}"))?;
-        let stored = row["batches"].as_u64().unwrap_or(0);
-        ensure!(stored == last + 1 || stored == last + 2, "{session}: {stored} stored, {} acknowledged", seqs.len());
-        ensure!(row["clicks"].as_u64() == Some(stored), "{session}: the index counts each batch once: {row}");
-        let events = b.get_json(&format!("/api/v1/sessions/{session}/events"))?;
-        let stored_seqs: Vec<u64> = events["batches"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|b| b["seq"].as_u64()).collect())
-            .unwrap_or_default();
-        ensure!(stored_seqs == (0..stored).collect::<Vec<_>>(), "{session}: bodies missing or repeated");
-        total += seqs.len();
-    }
+    let total = check_acknowledged(&b, &acked)?;
     eprintln!("scale-out: {total} batches acknowledged by two instances (one killed), all readable from the other");
 
     // A resend of an acknowledged batch is a duplicate, whichever instance gets it.

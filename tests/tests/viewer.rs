@@ -77,6 +77,21 @@ fn network(url: &str, status: u16, failed: bool) -> EventData {
 /// A 29-second session on one page: paragraphs appear at 2, 10, 15 and 29 s; console (3 s,
 /// 15 s), a failed request (6 s), an error (7 s), a freeze (11–13 s), environment facts in
 /// between; an idle gap from 15 s to 29 s.
+/// The environment report of the story sessions, in `language`.
+fn environment(language: &str) -> Environment {
+    Environment {
+        browser: "Chrome".into(),
+        browser_version: "156".into(),
+        os: "Linux".into(),
+        device_pixel_ratio: 2.0,
+        device_memory: 8.0,
+        cpu_cores: 4,
+        connection: "4g".into(),
+        language: language.into(),
+        timezone: "Europe/Paris".into(),
+    }
+}
+
 fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
     let mut first = Batch::new(id, "page-1", 0, T0);
     first.flags = Batch::FLAG_PAGE_START;
@@ -98,20 +113,7 @@ fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
                 scroll_y: 0,
             }),
         },
-        Event {
-            t: 1,
-            data: EventData::Environment(Environment {
-                browser: "Chrome".into(),
-                browser_version: "156".into(),
-                os: "Linux".into(),
-                device_pixel_ratio: 2.0,
-                device_memory: 8.0,
-                cpu_cores: 4,
-                connection: "4g".into(),
-                language: "en-GB".into(),
-                timezone: "Europe/Paris".into(),
-            }),
-        },
+        Event { t: 1, data: EventData::Environment(environment("en-GB")) },
         Event { t: 1, data: EventData::App(AppFact::Release("v1.2.3".into())) },
         add_paragraph(2_000, 1, "first"),
         Event {
@@ -291,20 +293,7 @@ async fn the_environment_panel_flags_what_few_other_sessions_share() -> Result<(
     let mut odd = story_session("odd", "https://shop.test/checkout");
     // The odd session's language changed after the first report: the latest value counts.
     let mut later = Batch::new("odd", "page-1", 2, T0 + 30_000);
-    later.events = vec![Event {
-        t: 0,
-        data: EventData::Environment(Environment {
-            browser: "Chrome".into(),
-            browser_version: "156".into(),
-            os: "Linux".into(),
-            device_pixel_ratio: 2.0,
-            device_memory: 8.0,
-            cpu_cores: 4,
-            connection: "4g".into(),
-            language: "fi-FI".into(),
-            timezone: "Europe/Paris".into(),
-        }),
-    }];
+    later.events = vec![Event { t: 0, data: EventData::Environment(environment("fi-FI")) }];
     odd.push(encode_batch(&later)?);
     ingest(&server, &odd)?;
     let browser = Browser::start().await?;
