@@ -11,7 +11,7 @@ import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
-import { configureTransport, enqueue, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
+import { configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
 import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 
 const SESSION_KEY = '__replay_session';
@@ -49,6 +49,7 @@ function touchSession(id) {
 
 // Buffer mode: batches are held in memory (the last `bufferSeconds` or so, from the latest
 // periodic snapshot before that) and only sent when an error, a freeze or `Replay.flush()` asks.
+// The upload worker keeps a copy, which it sends itself while the page is frozen.
 let buffering = false;
 let held = [];
 let lastSnapshotAt = 0;
@@ -61,12 +62,15 @@ function hold(bytes, startsWithSnapshot) {
     held = held.slice(keepFrom);
   }
   held.push({ bytes, snapshot: startsWithSnapshot });
+  // The upload worker keeps a copy: if the page freezes, it sends the buffer itself.
+  postToWorker({ type: 'hold', bytes, snapshot: startsWithSnapshot });
 }
 
 /** Leaves buffer mode: everything held goes out, and recording continues live. */
 function goLive() {
   if (!buffering) return;
   buffering = false;
+  postToWorker({ type: 'release' });
   for (const h of held) enqueue(h.bytes);
   held = [];
 }
@@ -159,7 +163,7 @@ function start() {
     listen(window, 'unhandledrejection', goLive);
   }
   flushTimer = setInterval(guard(tick), S.cfg.flushIntervalMs || 5000);
-  startDiagnostics(() => flushNow(false));
+  startDiagnostics(() => flushNow(false), goLive);
 }
 
 const api = {

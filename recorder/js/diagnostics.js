@@ -32,10 +32,13 @@ export function appFact(kind, value, traits) {
   S.rec.app_fact(now(), FACT[kind], text, kind === 'identify' ? json(traits === undefined ? {} : traits) : '');
 }
 
-/** Starts every part; `cutBatch` cuts and queues the current batch (the watchdog uses it). */
-export function startDiagnostics(cutBatch) {
+/**
+ * Starts every part; `cutBatch` cuts and queues the current batch, `onFreeze` runs after a
+ * freeze (the watchdog uses both).
+ */
+export function startDiagnostics(cutBatch, onFreeze) {
   for (const start of [recordEnvironment, startConsole, startErrors, startNetwork, startPerf]) guard(start)();
-  guard(startWatchdog)(cutBatch);
+  guard(startWatchdog)(cutBatch, onFreeze);
   for (const [kind, [value, traits]] of latest) guard(appFact)(kind, value, traits);
 }
 

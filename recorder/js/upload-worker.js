@@ -7,11 +7,31 @@
 // (a `freeze_started` event, encoded ahead of time by wasm with the next sequence number). When
 // no heartbeat arrives for 1 s while the page is visible, the page's main thread is stuck: every
 // batch held here goes out at once, followed by the marker, so the server knows about the
-// freeze even if the tab never recovers.
+// freeze even if the tab never recovers. In buffer mode the page also hands over a copy of
+// what it holds back (`hold`; `release` when it goes live): a freeze is one of the things that
+// send the buffer, and a frozen page can no longer send it itself.
 'use strict';
 
 const FREEZE_MS = 1000;
 const WATCH_EVERY_MS = 100;
+/** Most bytes of buffer-mode copies kept; the oldest go first. */
+const HELD_MAX_BYTES = 16 * 1024 * 1024;
+
+let held = [];
+let heldBytes = 0;
+
+/** Keeps a buffer-mode batch; like the page, from the latest batch that starts with a snapshot on. */
+function hold(bytes, snapshot) {
+  if (snapshot) {
+    let from = 0;
+    for (let i = held.length - 1; i >= 0; i--) if (held[i].snapshot) { from = i; break; }
+    for (const h of held.slice(0, from)) heldBytes -= h.bytes.length;
+    held = held.slice(from);
+  }
+  held.push({ bytes, snapshot });
+  heldBytes += bytes.length;
+  while (heldBytes > HELD_MAX_BYTES && held.length > 1) heldBytes -= held.shift().bytes.length;
+}
 
 let cfg = null;
 const queue = [];
@@ -83,6 +103,11 @@ function watch() {
   if (!visible || fired || !marker || !lastBeat || Date.now() - lastBeat < FREEZE_MS) return;
   fired = true;
   for (const item of queue) item.due = 0;
+  // Buffer mode: what the page held back goes first (untracked, like the marker: if the page
+  // recovers it sends the same batches again and the server stores them once).
+  for (const h of held) queue.push({ id: 0, bytes: h.bytes, tries: 0, due: 0 });
+  held = [];
+  heldBytes = 0;
   // id 0: the page does not track the marker (it sends it itself after the freeze; the server
   // stores it once).
   queue.push({ id: 0, bytes: marker, tries: 0, due: 0 });
@@ -103,6 +128,13 @@ self.onmessage = (e) => {
     return;
   } else if (m.type === 'config') {
     cfg = m.cfg;
+  } else if (m.type === 'hold') {
+    hold(m.bytes, !!m.snapshot);
+    return;
+  } else if (m.type === 'release') {
+    held = [];
+    heldBytes = 0;
+    return;
   } else if (m.type === 'batch') {
     queue.push({ id: m.id, bytes: m.bytes, tries: 0, due: 0 });
   } else if (m.type === 'retry-now') {

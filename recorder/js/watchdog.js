@@ -19,6 +19,7 @@ const SETTLE_MS = 150;
 const MAX_ACTION_CHARS = 120;
 const CUT_TYPING_MS = 2000;
 
+let freezeHook = null;
 let timer = 0;
 let lastBeat = 0;
 let visible = false;
@@ -87,6 +88,7 @@ function beat() {
   } else if (S.rec.beat(t)) {
     const from = lastBeat;
     if (cut) cut();
+    if (freezeHook) freezeHook();
     sendTakenMarker();
     const settled = new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     Promise.all([sampleFreeze(from, t), settled]).then(guard(() => recordEnd(from, t)), guard(() => recordEnd(from, t)));
@@ -97,12 +99,14 @@ function beat() {
 }
 
 /**
- * Starts the heartbeat (only with an upload worker, and not in buffer mode); `cutBatch` cuts
- * and queues the current batch.
+ * Starts the heartbeat (only with an upload worker); `cutBatch` cuts and queues the current
+ * batch, `onFreeze` runs when the page answers again after a freeze (buffer mode sends its
+ * buffer then; while the page is frozen, the worker sends its copy).
  */
-export function startWatchdog(cutBatch) {
-  if (S.cfg.mode === 'buffer' || S.cfg.watchdog === false) return;
+export function startWatchdog(cutBatch, onFreeze) {
+  if (S.cfg.watchdog === false) return;
   cut = cutBatch;
+  freezeHook = onFreeze || null;
   if (!postToWorker({ type: 'heartbeat', visible: false, marker: null })) return;
   for (const type of ['click', 'submit', 'keydown']) {
     const fn = guard(onAction);

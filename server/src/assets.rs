@@ -146,7 +146,7 @@ pub struct DemoQuery {
 }
 
 impl DemoQuery {
-    fn attributes(&self) -> String {
+    pub fn attributes(&self) -> String {
         let mut out = String::new();
         if self.mode.as_deref() == Some("buffer") {
             out.push_str(" data-mode=\"buffer\"");

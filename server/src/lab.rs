@@ -2,7 +2,8 @@
 //! recorder's diagnostics by hand and for the end-to-end tests.
 //!
 //! - `GET /demo/lab`: a page with the recorder embedded and a button (`#loop`) that freezes the
-//!   main thread for good (the "tab that never recovers");
+//!   main thread for good (the "tab that never recovers"); it takes the demo's recorder options
+//!   (`?mode=buffer`, ...);
 //! - `/demo/echo` (any method): answers what it received (`method`, `bytes`, `content_type`) as
 //!   JSON; `?status=N` picks the status, `?delay_ms=N` (at most 10 s) answers late, so a request
 //!   can be aborted in flight. It also sets a cookie, which the recorder must never record.
@@ -29,7 +30,7 @@ const LAB_PAGE: &str = r#"<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>Replay lab</title>
-<script src="/recorder.js" data-key="{{INGEST_KEY}}" defer></script>
+<script src="/recorder.js" data-key="{{INGEST_KEY}}"{{RECORDER_OPTIONS}} defer></script>
 </head>
 <body>
 <h1>Replay lab</h1>
@@ -59,14 +60,14 @@ pub fn allow_profiling(response: &mut Response) {
     response.headers_mut().insert(PROFILING_POLICY.0, HeaderValue::from_static(PROFILING_POLICY.1));
 }
 
-async fn lab(State(state): State<AppState>) -> Response {
+async fn lab(State(state): State<AppState>, Query(q): Query<crate::assets::DemoQuery>) -> Response {
     let key = match state.blocking(|s| s.projects()).await {
         Ok(projects) => projects.first().map(|p| p.ingest_key.clone()).unwrap_or_default(),
         Err(e) => return crate::ApiError::from(e).into_response(),
     };
     let mut response = (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
-        LAB_PAGE.replace("{{INGEST_KEY}}", &key),
+        LAB_PAGE.replace("{{INGEST_KEY}}", &key).replace("{{RECORDER_OPTIONS}}", &q.attributes()),
     )
         .into_response();
     allow_profiling(&mut response);

@@ -183,6 +183,58 @@ async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
     viewer.close().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_mode_sends_its_buffer_when_the_page_freezes() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    // A freeze the page recovers from: once it answers again, the buffer goes out.
+    browser.client.goto(&server.url("/demo?n=2000&mode=buffer")).await?;
+    browser.eval_async("const done = arguments[arguments.length - 1]; window.Replay.sessionUrl().then(done);").await?;
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    ensure!(server.sessions()?.is_empty(), "buffer mode sent data before anything asked for it");
+    browser.client.find(Locator::Css("#best")).await?.click().await?;
+    browser.wait_for("return document.getElementById('best-result').textContent", Duration::from_secs(20)).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        if let Some(row) = server.sessions()?.first().cloned()
+            && row["freezes"] == 1
+            && row["clicks"].as_u64().unwrap_or(0) >= 1
+        {
+            break row;
+        }
+        if Instant::now() > deadline {
+            bail!("the freeze did not send the buffer: {:?}", server.sessions()?);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    ensure!(row["never_recovered"] == false, "{row}");
+    browser.close().await?;
+
+    // A freeze the page never recovers from: the worker sends its copy of the buffer, then the
+    // marker, while the page is stuck; the tab is then killed.
+    let server = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &[("REPLAY_FREEZE_TIMEOUT_SECS", "3")])?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo/lab?mode=buffer")).await?;
+    browser.eval_async("const done = arguments[arguments.length - 1]; window.Replay.sessionUrl().then(done);").await?;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    ensure!(server.sessions()?.is_empty(), "buffer mode sent data before anything asked for it");
+    browser.eval("setTimeout(() => document.getElementById('loop').click(), 50); return true;").await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(browser.kill()? > 0, "no Chromium process to kill");
+    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let rec = Recorded::load(&server, &id)?;
+    ensure!(!rec.of("s").is_empty(), "the buffer starts with a full snapshot");
+    ensure!(!rec.of("c").is_empty(), "the click that froze the page was delivered");
+    let markers = rec.of("F");
+    ensure!(markers.len() == 1 && markers[0]["s"]["last_action"] == "click button#loop", "{markers:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.get_json(&format!("/api/v1/sessions/{id}"))?["never_recovered"] != true {
+        ensure!(Instant::now() < deadline, "the session was never marked never recovered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
 /// What the page saw from each request, and what it sent, for the network checks.
 const PAGE_ACTIVITY: &str = r#"
 const done = arguments[arguments.length - 1];
