@@ -255,6 +255,10 @@ fn ensure_test_packages() -> Result<()> {
     if !has_postgres {
         missing.push("postgresql");
     }
+    // The PostgreSQL TLS test makes its certificates with the openssl tool.
+    if !which("openssl") {
+        missing.push("openssl");
+    }
     if missing.is_empty() {
         return Ok(());
     }
