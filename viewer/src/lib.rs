@@ -30,9 +30,8 @@ pub mod keyframes;
 mod ops;
 pub mod sanitize;
 
-use std::collections::HashSet;
-
 use replay_protocol::codec::{self, Limits};
+use replay_protocol::dom::{IdSet, SharedKinds, take_kinds};
 use replay_protocol::timeline::TimedEvent;
 use replay_protocol::{Dom, EventData, Timeline};
 use wasm_bindgen::prelude::*;
@@ -46,11 +45,14 @@ const MAX_SESSION_BYTES: usize = 1024 * 1024 * 1024;
 #[wasm_bindgen]
 pub struct Player {
     pub(crate) timeline: Timeline,
+    /// The node kinds of each event, taken out of it on load and shared by the model and its
+    /// keyframes (see [`take_kinds`]); empty for events without nodes.
+    pub(crate) kinds: Vec<SharedKinds>,
     pub(crate) dom: Dom,
     /// Index of the next event to apply.
     pub(crate) cursor: usize,
     /// Nodes not rebuilt (scripts and their subtrees).
-    pub(crate) dropped: HashSet<u32>,
+    pub(crate) dropped: IdSet,
     pub(crate) viewport: (u32, u32),
     pub(crate) pointer: Option<(i32, i32)>,
     pub(crate) keyframes: Keyframes,
@@ -90,11 +92,14 @@ impl Player {
                 }
             };
             let start = b.start;
-            self.timeline.events.extend(b.events.into_iter().map(|e| TimedEvent {
-                time: start.saturating_add(u64::from(e.t)),
-                page,
-                data: e.data,
-            }));
+            for mut e in b.events {
+                self.kinds.push(take_kinds(&mut e.data));
+                self.timeline.events.push(TimedEvent {
+                    time: start.saturating_add(u64::from(e.t)),
+                    page,
+                    data: e.data,
+                });
+            }
         }
         Ok(self.timeline.events.len() - before)
     }
@@ -137,11 +142,13 @@ impl Player {
         let mut first = true;
         // The events are read while the model changes: take them out for the loop.
         let timeline = std::mem::take(&mut self.timeline);
+        let kinds = std::mem::take(&mut self.kinds);
         while let Some(e) = timeline.events.get(self.cursor) {
             if e.time > t {
                 break;
             }
-            self.step(&e.data);
+            let event_kinds = kinds.get(self.cursor).map_or(&[][..], Vec::as_slice);
+            self.step(&e.data, event_kinds);
             if matches!(e.data, EventData::Snapshot(_)) {
                 // A new page view: everything before it is superseded.
                 out.truncate(1);
@@ -153,13 +160,14 @@ impl Player {
             if !first {
                 out.push(',');
             }
-            if self.write_op(&e.data, &mut out) {
+            if self.write_op(&e.data, event_kinds, &mut out) {
                 first = false;
             } else {
                 out.truncate(mark);
             }
         }
         self.timeline = timeline;
+        self.kinds = kinds;
         out.push(']');
         out
     }
@@ -181,12 +189,14 @@ fn to_ms(t: f64) -> u64 {
 
 impl Player {
     /// A player over an already ordered timeline.
-    pub fn from_timeline(timeline: Timeline) -> Self {
+    pub fn from_timeline(mut timeline: Timeline) -> Self {
+        let kinds = timeline.events.iter_mut().map(|e| take_kinds(&mut e.data)).collect();
         Player {
             timeline,
+            kinds,
             dom: Dom::new(),
             cursor: 0,
-            dropped: HashSet::new(),
+            dropped: IdSet::default(),
             viewport: (0, 0),
             pointer: None,
             keyframes: Keyframes::default(),
@@ -222,15 +232,18 @@ impl Player {
             self.pointer = None;
         }
         let timeline = std::mem::take(&mut self.timeline);
+        let kinds = std::mem::take(&mut self.kinds);
         while self.cursor < target {
-            self.step(&timeline.events[self.cursor].data);
+            let event_kinds = kinds.get(self.cursor).map_or(&[][..], Vec::as_slice);
+            self.step(&timeline.events[self.cursor].data, event_kinds);
         }
         self.timeline = timeline;
+        self.kinds = kinds;
     }
 
-    /// Applies the event at the cursor (given by the caller, who holds the timeline) and keeps
-    /// a keyframe when enough work was done since the last one.
-    fn step(&mut self, data: &EventData) {
+    /// Applies the event at the cursor (given by the caller, who holds the timeline, with its
+    /// shared node kinds) and keeps a keyframe when enough work was done since the last one.
+    fn step(&mut self, data: &EventData, kinds: &[std::sync::Arc<replay_protocol::dom::DomKind>]) {
         match data {
             EventData::Meta(m) => self.viewport = (m.viewport.width, m.viewport.height),
             EventData::Viewport(v) => self.viewport = (v.width, v.height),
@@ -242,7 +255,7 @@ impl Player {
             EventData::Click(c) => self.pointer = Some((c.x, c.y)),
             _ => {}
         }
-        self.dom.apply(data);
+        self.dom.apply_shared(data, kinds);
         self.cursor += 1;
         if self.keyframes.record_work(self.cursor, keyframes::work_of(data), self.dom.len()) {
             self.keyframes.push(self.cursor, &self.dom, self.viewport, self.pointer);

@@ -4,6 +4,8 @@
 //! Everything passes the [`crate::sanitize`] rules on the way out. The format is documented on
 //! the crate ([`crate`]).
 
+use std::sync::Arc;
+
 use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::DomKind;
 use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
@@ -343,7 +345,9 @@ fn write_node(id: u32, parent: u32, kind: NodeView<'_>, page_url: &str, in_style
 }
 
 impl Player {
-    fn write_nodes(&mut self, nodes: &[Node], root_parent: u32, out: &mut String) {
+    /// Writes the nodes of one added subtree; `kinds` are their shared kinds (see
+    /// [`replay_protocol::dom::take_kinds`]), or empty when the event kept its own.
+    fn write_nodes(&mut self, nodes: &[Node], kinds: &[Arc<DomKind>], root_parent: u32, out: &mut String) {
         out.push('[');
         let mut first = true;
         for (i, n) in nodes.iter().enumerate() {
@@ -357,7 +361,11 @@ impl Player {
             }
             first = false;
             let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
-            if write_node(n.id, parent, NodeView::from(&n.kind), &self.dom.url, in_style, out) {
+            let view = match kinds.get(i) {
+                Some(k) => NodeView::from(&**k),
+                None => NodeView::from(&n.kind),
+            };
+            if write_node(n.id, parent, view, &self.dom.url, in_style, out) {
                 self.dropped.insert(n.id);
             }
         }
@@ -365,7 +373,10 @@ impl Player {
     }
 
     /// Writes the operation of one event; false when the event has no visible effect.
-    pub(crate) fn write_op(&mut self, data: &EventData, out: &mut String) -> bool {
+    pub(crate) fn write_op(&mut self, data: &EventData, kinds: &[Arc<DomKind>], out: &mut String) -> bool {
+        // Shared kinds cover all added nodes or none (an event that kept its own).
+        let shared = matches!(data, EventData::Mutation(m) if kinds.len() == m.adds.iter().map(|a| a.nodes.len()).sum::<usize>());
+        let mut offset = 0;
         match data {
             EventData::Mutation(m) => {
                 let mut first = true;
@@ -382,6 +393,8 @@ impl Player {
                     out.push(']');
                 }
                 for add in &m.adds {
+                    let add_kinds = if shared { &kinds[offset..offset + add.nodes.len()] } else { &[][..] };
+                    offset += add.nodes.len();
                     if self.dropped.contains(&add.parent) {
                         for n in &add.nodes {
                             self.dropped.insert(n.id);
@@ -394,7 +407,7 @@ impl Player {
                     out.push(',');
                     json::num(out, add.next);
                     out.push(',');
-                    self.write_nodes(&add.nodes, add.parent, out);
+                    self.write_nodes(&add.nodes, add_kinds, add.parent, out);
                     out.push(']');
                 }
                 for a in &m.attrs {

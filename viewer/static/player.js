@@ -409,7 +409,7 @@ async function benchReplay(id, selector) {
   marks.open = mark('open');
   const profile = {};
   let tp = performance.now();
-  const lap = (name) => { const now = performance.now(); profile[name] = (profile[name] || 0) + now - tp; tp = now; };
+  const lap = (name) => { const now = performance.now(); profile[name] = (profile[name] || 0) + now - tp; tp = now; mark(`lap-${name}`); };
   engine = Player.empty();
   marks.construct = mark('construct');
   engine.append(ranges[0]);
