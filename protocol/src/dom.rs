@@ -72,11 +72,11 @@ pub struct DomNode {
     depth: u32,
 }
 
-/// Hashing of node ids for the model's maps: one keyed 64-bit multiply whose halves are folded
-/// together (so that ids differing only in high bits still land in different buckets). SipHash,
-/// the standard default, cost a large share of every seek; ids are small integers, not
-/// attacker-chosen strings, and the key still comes from the standard library's random state
-/// where the platform has one.
+/// Hashing of node ids for the model's maps: the id, xored with a key, times an odd constant,
+/// with the high half folded into the low half (so that ids differing only in high bits still
+/// land in different buckets). SipHash, the standard default, cost a large share of every seek
+/// in wasm; ids are small integers, and the key still comes from the standard library's random
+/// state where the platform has one.
 #[derive(Debug, Clone, Copy)]
 pub struct IdHash {
     key: u64,
@@ -106,8 +106,8 @@ pub struct IdHasher {
 
 impl IdHasher {
     fn mix(&mut self, v: u64) {
-        let m = u128::from(self.hash ^ v ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.hash = (m as u64) ^ ((m >> 64) as u64);
+        let m = (self.hash ^ v ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.hash = m ^ (m >> 32);
     }
 }
 
@@ -398,48 +398,48 @@ impl Dom {
     /// Inserts `node` under `parent` before `next` (appends when `next` is 0 or not a child of
     /// `parent`). Returns false (and counts a refusal) when the node cannot be placed.
     fn insert(&mut self, id: NodeId, kind: Arc<DomKind>, parent: NodeId, next: NodeId) -> bool {
-        if id == 0 || self.nodes.len() >= MAX_NODES {
-            self.refused += 1;
-            return false;
-        }
-        let Some(parent_depth) = self.nodes.get(&parent).map(|p| p.depth) else {
-            self.refused += 1;
-            return false;
-        };
-        if parent_depth >= MAX_DEPTH || id == parent {
+        if id == 0 || self.nodes.len() >= MAX_NODES || id == parent {
             self.refused += 1;
             return false;
         }
         if self.nodes.contains_key(&id) {
-            // A recorder never reuses an id; a hostile one might. The newest node wins.
-            self.remove(id);
-            if !self.nodes.contains_key(&parent) {
+            // A recorder never reuses an id; a hostile one might. The newest node wins (when it
+            // can be placed at all).
+            if !self.nodes.get(&parent).is_some_and(|p| p.depth < MAX_DEPTH) {
                 self.refused += 1;
                 return false;
             }
+            self.remove(id);
         }
-        let mut fresh =
-            DomNode { kind, parent, first_child: 0, last_child: 0, prev: 0, next: 0, depth: parent_depth + 1 };
         let next = if next != 0 && self.nodes.get(&next).is_some_and(|n| n.parent == parent) { next } else { 0 };
+        // One lookup of the parent: its depth, and its child links when appending.
+        let (depth, prev) = match self.nodes.get_mut(&parent) {
+            Some(p) if p.depth < MAX_DEPTH => {
+                if next == 0 {
+                    let last = p.last_child;
+                    if p.first_child == 0 {
+                        p.first_child = id;
+                    }
+                    p.last_child = id;
+                    (p.depth + 1, last)
+                } else {
+                    (p.depth + 1, 0)
+                }
+            }
+            _ => {
+                self.refused += 1;
+                return false;
+            }
+        };
+        let mut fresh = DomNode { kind, parent, first_child: 0, last_child: 0, prev, next: 0, depth };
         if next == 0 {
-            let last = self.nodes.get(&parent).map_or(0, |p| p.last_child);
-            fresh.prev = last;
-            if let Some(l) = self.nodes.get_mut(&last) {
+            if let Some(l) = self.nodes.get_mut(&prev) {
                 l.next = id;
             }
-            if let Some(p) = self.nodes.get_mut(&parent) {
-                if p.first_child == 0 {
-                    p.first_child = id;
-                }
-                p.last_child = id;
-            }
         } else {
-            let prev = self.nodes.get(&next).map_or(0, |n| n.prev);
+            let prev = self.nodes.get_mut(&next).map_or(0, |n| std::mem::replace(&mut n.prev, id));
             fresh.prev = prev;
             fresh.next = next;
-            if let Some(n) = self.nodes.get_mut(&next) {
-                n.prev = id;
-            }
             if prev != 0 {
                 if let Some(p) = self.nodes.get_mut(&prev) {
                     p.next = id;
@@ -475,8 +475,10 @@ impl Dom {
         if id == self.document {
             self.document = 0;
         }
-        let mut stack = vec![id];
-        while let Some(current) = stack.pop() {
+        // Each removed node hands over its first child and (below the root) its next sibling:
+        // one lookup per node.
+        let mut stack = vec![(id, false)];
+        while let Some((current, with_siblings)) = stack.pop() {
             if !self.css.is_empty() {
                 self.css.forget(current);
             }
@@ -484,10 +486,11 @@ impl Dom {
                 self.media.remove(&current);
             }
             if let Some(n) = self.nodes.remove(&current) {
-                let mut child = n.first_child;
-                while child != 0 {
-                    stack.push(child);
-                    child = self.nodes.get(&child).map_or(0, |c| c.next);
+                if with_siblings && n.next != 0 {
+                    stack.push((n.next, true));
+                }
+                if n.first_child != 0 {
+                    stack.push((n.first_child, true));
                 }
             }
         }

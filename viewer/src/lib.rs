@@ -31,7 +31,9 @@ mod ops;
 pub mod sanitize;
 
 use replay_protocol::codec::{self, Limits};
-use replay_protocol::dom::{IdSet, SharedKinds, take_kinds};
+use std::sync::Arc;
+
+use replay_protocol::dom::{DomKind, IdSet, SharedKinds, take_kinds};
 use replay_protocol::timeline::TimedEvent;
 use replay_protocol::{Dom, EventData, Timeline};
 use wasm_bindgen::prelude::*;
@@ -56,6 +58,8 @@ pub struct Player {
     pub(crate) viewport: (u32, u32),
     pub(crate) pointer: Option<(i32, i32)>,
     pub(crate) keyframes: Keyframes,
+    /// The second model that takes keyframes in idle time ([`Player::build_keyframes`]).
+    scout: Option<Scout>,
     /// Encoded bytes loaded so far.
     loaded_bytes: usize,
 }
@@ -122,6 +126,36 @@ impl Player {
     /// Number of keyframes held (for the tests and the benchmark).
     pub fn keyframe_count(&self) -> usize {
         self.keyframes.len()
+    }
+
+    /// Takes keyframes in idle time: moves a second model (the scout) forward through the
+    /// loaded events by about `budget` units of work (nodes touched, see
+    /// [`keyframes::work_of`]), keeping a clone whenever the cost rule says so. Returns true
+    /// while events remain to be scouted. Seeking never waits for keyframes: a seek that finds
+    /// none applies events from the start (or from the nearest one already taken).
+    pub fn build_keyframes(&mut self, budget: u32) -> bool {
+        let total = self.timeline.events.len();
+        let mut scout = match self.scout.take() {
+            Some(s) => s,
+            None if self.keyframes.frontier() >= total => return false,
+            None => Scout::at(&self.keyframes),
+        };
+        let mut spent = 0u64;
+        while scout.cursor < total && spent < u64::from(budget.max(1)) {
+            let data = &self.timeline.events[scout.cursor].data;
+            let kinds = self.kinds.get(scout.cursor).map_or(&[][..], Vec::as_slice);
+            scout.apply(data, kinds);
+            let work = keyframes::work_of(data);
+            spent += work;
+            if self.keyframes.record_work(scout.cursor, work, scout.dom.len()) {
+                self.keyframes.push(scout.cursor, &scout.dom, scout.viewport, scout.pointer);
+            }
+        }
+        let more = scout.cursor < total;
+        if more {
+            self.scout = Some(scout);
+        }
+        more
     }
 
     /// Moves to absolute time `t` and describes the whole document there.
@@ -200,6 +234,7 @@ impl Player {
             viewport: (0, 0),
             pointer: None,
             keyframes: Keyframes::default(),
+            scout: None,
             loaded_bytes: 0,
         }
     }
@@ -242,24 +277,52 @@ impl Player {
     }
 
     /// Applies the event at the cursor (given by the caller, who holds the timeline, with its
-    /// shared node kinds) and keeps a keyframe when enough work was done since the last one.
-    fn step(&mut self, data: &EventData, kinds: &[std::sync::Arc<replay_protocol::dom::DomKind>]) {
-        match data {
-            EventData::Meta(m) => self.viewport = (m.viewport.width, m.viewport.height),
-            EventData::Viewport(v) => self.viewport = (v.width, v.height),
-            EventData::MouseMove(points) => {
-                if let Some(p) = points.last() {
-                    self.pointer = Some((p.x, p.y));
-                }
-            }
-            EventData::Click(c) => self.pointer = Some((c.x, c.y)),
-            _ => {}
-        }
+    /// shared node kinds). Keyframes are not taken here but in idle time
+    /// ([`Player::build_keyframes`]), so that a seek costs only its own events.
+    fn step(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
+        track_pointer(data, &mut self.viewport, &mut self.pointer);
         self.dom.apply_shared(data, kinds);
         self.cursor += 1;
-        if self.keyframes.record_work(self.cursor, keyframes::work_of(data), self.dom.len()) {
-            self.keyframes.push(self.cursor, &self.dom, self.viewport, self.pointer);
+    }
+}
+
+/// Viewport size and pointer position follow the events that carry them.
+fn track_pointer(data: &EventData, viewport: &mut (u32, u32), pointer: &mut Option<(i32, i32)>) {
+    match data {
+        EventData::Meta(m) => *viewport = (m.viewport.width, m.viewport.height),
+        EventData::Viewport(v) => *viewport = (v.width, v.height),
+        EventData::MouseMove(points) => {
+            if let Some(p) = points.last() {
+                *pointer = Some((p.x, p.y));
+            }
         }
+        EventData::Click(c) => *pointer = Some((c.x, c.y)),
+        _ => {}
+    }
+}
+
+/// The model that walks ahead of the keyframes ([`Player::build_keyframes`]).
+struct Scout {
+    dom: Dom,
+    /// Index of the next event to apply.
+    cursor: usize,
+    viewport: (u32, u32),
+    pointer: Option<(i32, i32)>,
+}
+
+impl Scout {
+    /// A scout that continues from the latest keyframe (or from the start).
+    fn at(keyframes: &Keyframes) -> Scout {
+        match keyframes.last() {
+            Some(k) => Scout { dom: k.dom.clone(), cursor: k.cursor, viewport: k.viewport, pointer: k.pointer },
+            None => Scout { dom: Dom::new(), cursor: 0, viewport: (0, 0), pointer: None },
+        }
+    }
+
+    fn apply(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
+        track_pointer(data, &mut self.viewport, &mut self.pointer);
+        self.dom.apply_shared(data, kinds);
+        self.cursor += 1;
     }
 }
 
@@ -374,7 +437,9 @@ mod tests {
     fn seeking_back_starts_from_a_keyframe_and_gives_the_same_document() {
         let mut p = Player::from_timeline(long_session(20));
         let end = p.seek(1_000_000.0);
-        assert!(p.keyframe_count() > 1, "keyframes taken on the way: {}", p.keyframe_count());
+        assert_eq!(p.keyframe_count(), 0, "a seek takes no keyframes itself");
+        while p.build_keyframes(5_000) {}
+        assert!(p.keyframe_count() > 1, "keyframes taken in idle time: {}", p.keyframe_count());
         let middle = p.seek(1_000.0);
         assert_eq!(middle.matches("\"p\"").count(), 10);
         let mut fresh = Player::from_timeline(long_session(20));
@@ -386,12 +451,35 @@ mod tests {
     fn keyframe_seek_applies_only_events_after_the_keyframe() {
         let mut p = Player::from_timeline(long_session(40));
         p.seek(1_000_000.0);
+        while p.build_keyframes(5_000) {}
         p.seek(0.0);
         let best = p.keyframes.best_for(30).map(|k| k.cursor).unwrap_or(0);
         assert!(best > 10, "a keyframe late in the session exists: {best}");
         p.move_to(30);
         assert_eq!(p.cursor(), 30);
         assert_eq!(p.dom().count_elements("p"), 29);
+    }
+
+    #[test]
+    fn keyframes_built_in_slices_continue_after_more_events_arrive() {
+        let whole = long_session(30);
+        let mut first = whole.clone();
+        first.events.truncate(11);
+        let mut p = Player::from_timeline(first);
+        let mut slices = 0;
+        while p.build_keyframes(3_001) {
+            slices += 1;
+        }
+        assert!(slices >= 9, "one slice per budget: {slices}");
+        let before = p.keyframe_count();
+        for mut e in whole.events[11..].iter().cloned() {
+            p.kinds.push(take_kinds(&mut e.data));
+            p.timeline.events.push(e);
+        }
+        while p.build_keyframes(100_000) {}
+        assert!(p.keyframe_count() > before, "{before} -> {}", p.keyframe_count());
+        let mut fresh = Player::from_timeline(long_session(30));
+        assert_eq!(p.seek(2_500.0), fresh.seek(2_500.0));
     }
 
     #[test]

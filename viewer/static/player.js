@@ -21,6 +21,8 @@ const IDLE_GAP_MS = 5000;
 /** The first range is one batch (it holds the full snapshot); later ranges are bigger. */
 const FIRST_RANGE_BYTES = 1;
 const RANGE_BYTES = 4 * 1024 * 1024;
+/** Work (nodes touched) per idle slice of keyframe building: a few milliseconds. */
+const KEYFRAME_SLICE = 40000;
 
 let engine = null;
 let sessionId = '';
@@ -265,8 +267,23 @@ function progress(fraction) {
   $('progress').classList.toggle('done', fraction >= 1);
 }
 
+let keyframeTask = null;
+/**
+ * Keyframes (clones of the model that later seeks start from) are taken in idle time, one
+ * slice at a time, never while a seek or the first frame waits (engine.build_keyframes).
+ */
+function scheduleKeyframes() {
+  if (keyframeTask !== null || !engine) return;
+  const slice = () => {
+    keyframeTask = null;
+    if (engine && engine.build_keyframes(KEYFRAME_SLICE)) scheduleKeyframes();
+  };
+  keyframeTask = window.requestIdleCallback ? requestIdleCallback(slice, { timeout: 2000 }) : setTimeout(slice, 50);
+}
+
 /** Takes in newly appended events: duration, entries, timeline. */
 function absorb() {
+  scheduleKeyframes();
   if (!start) start = engine.start();
   const end = engine.end();
   duration = Math.max(0, end - start);

@@ -211,6 +211,62 @@ export function createRenderer(frame, effects) {
     } catch (_) { /* offsets beyond the replayed nodes */ }
   }
 
+  /**
+   * Builds a whole document (a `full` operation's nodes, parents before children) off the
+   * document: every node is created and appended while its tree is detached (no style
+   * invalidation, no connection bookkeeping per insertion), then the top-level nodes are
+   * attached in one insertion each. A same-origin iframe's document can only be built once its
+   * iframe is connected, so pages with one take the incremental path (`insert`).
+   */
+  function build(doc, list) {
+    for (let i = 1; i < list.length; i++) if (list[i][2] === 0) return false;
+    const top = [];
+    const dialogs = [];
+    const contents = new Map();
+    const docId = list[0][0];
+    for (let i = 1; i < list.length; i++) {
+      const n = list[i];
+      const kind = n[2];
+      const pid = n[1];
+      let parent = null;
+      if (pid !== docId) {
+        parent = contents.get(pid) || nodes.get(pid);
+        if (!parent) continue;
+      }
+      let node;
+      if (kind === 2) {
+        try {
+          node = n[4] === 0 ? doc.createElement(n[3]) : doc.createElementNS(NS[n[4]] || NS[0], n[3]);
+        } catch (_) {
+          node = doc.createElement('span');
+        }
+        const attrs = n[5];
+        for (let j = 0; j < attrs.length; j += 2) setAttr(node, attrs[j], attrs[j + 1]);
+        if (n[3] === 'template' && node.content) contents.set(n[0], node.content);
+        else if (n[3] === 'dialog') dialogs.push(node);
+      } else if (kind === 3) node = doc.createTextNode(n[3]);
+      else if (kind === 4) node = doc.createComment(n[3]);
+      else if (kind === 5) {
+        if (!parent) continue;
+        try { node = parent.attachShadow({ mode: 'open' }); } catch (_) { node = doc.createDocumentFragment(); }
+        nodes.set(n[0], node);
+        continue;
+      } else if (kind === 1) {
+        node = create(doc, n);
+        if (!node) continue;
+      } else continue;
+      nodes.set(n[0], node);
+      if (parent) {
+        try { parent.appendChild(node); } catch (_) { /* e.g. a doctype below the document */ }
+      } else top.push(node);
+    }
+    for (const node of top) {
+      try { doc.appendChild(node); } catch (_) { /* e.g. a second doctype or root element */ }
+    }
+    for (const el of dialogs) showDialog(el);
+    return true;
+  }
+
   function full(op) {
     const doc = frame.contentDocument;
     while (doc.firstChild) doc.removeChild(doc.firstChild);
@@ -220,13 +276,30 @@ export function createRenderer(frame, effects) {
     try { doc.adoptedStyleSheets = []; } catch (_) { /* old engine */ }
     const list = op[5];
     if (list.length && list[0][2] === 0) nodes.set(list[0][0], doc);
-    insert(list.slice(1), list.length ? list[0][0] : 0, 0);
+    if (!list.length || list[0][2] !== 0 || !build(doc, list)) insert(list.slice(1), list.length ? list[0][0] : 0, 0);
     effects.url(op[1]);
-    setScroll(0, op[3], op[4]);
+    scrollWindowSoon(op[3], op[4]);
+  }
+
+  // The window's scroll position after a full rebuild is set in the next animation frame:
+  // scrolling now would force a synchronous layout of the whole new document, which the frame
+  // does anyway. A later scroll operation supersedes it.
+  let pendingScroll = null;
+  function scrollWindowSoon(x, y) {
+    const first = pendingScroll === null;
+    pendingScroll = [x, y];
+    if (!first) return;
+    requestAnimationFrame(() => {
+      if (pendingScroll === null) return;
+      const [px, py] = pendingScroll;
+      pendingScroll = null;
+      setScroll(0, px, py);
+    });
   }
 
   function setScroll(id, x, y) {
     if (id === 0) {
+      pendingScroll = null;
       const win = frame.contentWindow;
       if (win) win.scrollTo(x, y);
     } else {
