@@ -248,6 +248,21 @@ impl Dom {
         }
     }
 
+    /// [`Dom::apply_shared`], leaving out the added subtrees whose root `dead` says a later
+    /// event removes anyway. For a long seek: the end state is the same (changes to the nodes
+    /// left out are refused instead of applied, and a sibling that a later addition is placed
+    /// before must never be left out), and the work of building and tearing down subtrees that
+    /// nobody sees is saved.
+    pub fn apply_shared_skipping(&mut self, event: &EventData, kinds: &[Arc<DomKind>], dead: impl Fn(NodeId) -> bool) {
+        match event {
+            EventData::Mutation(m) if kinds.len() == node_count(event) => {
+                self.mutation_skipping(m, Kinds::Shared(kinds), dead)
+            }
+            EventData::Mutation(m) => self.mutation_skipping(m, Kinds::Owned, dead),
+            other => self.apply_shared(other, kinds),
+        }
+    }
+
     /// Applies one event. Events that do not change the document (clicks, mouse) are ignored.
     pub fn apply(&mut self, event: &EventData) {
         match event {
@@ -345,6 +360,10 @@ impl Dom {
     }
 
     fn mutation_with(&mut self, m: &Mutation, kinds: Kinds<'_>) {
+        self.mutation_skipping(m, kinds, |_| false);
+    }
+
+    fn mutation_skipping(&mut self, m: &Mutation, kinds: Kinds<'_>, dead: impl Fn(NodeId) -> bool) {
         for &id in &m.removes {
             self.remove(id);
         }
@@ -355,6 +374,9 @@ impl Dom {
             let Some((root, rest)) = add.nodes.split_first() else {
                 continue;
             };
+            if dead(root.id) {
+                continue;
+            }
             if !self.insert(root.id, kinds.get(first, root), add.parent, add.next) {
                 continue;
             }
@@ -405,7 +427,7 @@ impl Dom {
         if self.nodes.contains_key(&id) {
             // A recorder never reuses an id; a hostile one might. The newest node wins (when it
             // can be placed at all).
-            if !self.nodes.get(&parent).is_some_and(|p| p.depth < MAX_DEPTH) {
+            if self.nodes.get(&parent).is_none_or(|p| p.depth >= MAX_DEPTH) {
                 self.refused += 1;
                 return false;
             }

@@ -14,6 +14,29 @@ fn main() {
             Err(_) => break,
         }
     }
+    if std::env::var_os("CHECK").is_some() {
+        // The seek's end state equals applying every event in full.
+        let mut p = Player::empty();
+        let mut reference = replay_protocol::Dom::new();
+        for r in &ranges {
+            let _ = p.append(r);
+            if let Ok(batches) = replay_protocol::codec::decode_batches(r, &Default::default(), usize::MAX) {
+                for b in batches {
+                    for e in b.events {
+                        reference.apply(&e.data);
+                    }
+                }
+            }
+        }
+        p.move_to(usize::MAX);
+        let (a, b) = (replay_protocol::html::document_html(p.dom()), replay_protocol::html::document_html(&reference));
+        println!("end state equal: {} ({} bytes)", a == b, a.len());
+        return;
+    }
+    if std::env::var_os("INSPECT").is_some() {
+        inspect(&ranges);
+        return;
+    }
     for rep in 0..reps {
         let t = Instant::now();
         let mut p = Player::empty();
@@ -46,5 +69,31 @@ fn main() {
             p.event_count(),
             p.keyframe_count()
         );
+    }
+}
+
+#[allow(dead_code)]
+fn inspect(ranges: &[Vec<u8>]) {
+    use replay_protocol::EventData;
+    use replay_protocol::codec::{Limits, decode_batches};
+    for r in ranges {
+        let Ok(batches) = decode_batches(r, &Limits::default(), usize::MAX) else { continue };
+        for b in batches {
+            for e in b.events {
+                if let EventData::Mutation(m) = &e.data {
+                    let nexts = m.adds.iter().filter(|a| a.next != 0).count();
+                    let nodes: usize = m.adds.iter().map(|a| a.nodes.len()).sum();
+                    println!(
+                        "mutation removes {} adds {} (nodes {nodes}, with next {nexts}) first add parent {:?} next {:?} root {:?} first removes {:?}",
+                        m.removes.len(),
+                        m.adds.len(),
+                        m.adds.first().map(|a| a.parent),
+                        m.adds.first().map(|a| a.next),
+                        m.adds.first().and_then(|a| a.nodes.first()).map(|n| n.id),
+                        &m.removes[..m.removes.len().min(3)]
+                    );
+                }
+            }
+        }
     }
 }

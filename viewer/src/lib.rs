@@ -33,7 +33,10 @@ pub mod sanitize;
 use replay_protocol::codec::{self, Limits};
 use std::sync::Arc;
 
-use replay_protocol::dom::{DomKind, IdSet, SharedKinds, take_kinds};
+use replay_protocol::batch::NodeId;
+use std::collections::HashSet;
+
+use replay_protocol::dom::{DomKind, IdHash, IdMap, IdSet, SharedKinds, take_kinds};
 use replay_protocol::timeline::TimedEvent;
 use replay_protocol::{Dom, EventData, Timeline};
 use wasm_bindgen::prelude::*;
@@ -268,9 +271,15 @@ impl Player {
         }
         let timeline = std::mem::take(&mut self.timeline);
         let kinds = std::mem::take(&mut self.kinds);
+        let events = timeline.events.get(self.cursor..target).unwrap_or_default();
+        let removals = Removals::of(events, self.cursor);
         while self.cursor < target {
-            let event_kinds = kinds.get(self.cursor).map_or(&[][..], Vec::as_slice);
-            self.step(&timeline.events[self.cursor].data, event_kinds);
+            let i = self.cursor;
+            let event_kinds = kinds.get(i).map_or(&[][..], Vec::as_slice);
+            let data = &timeline.events[i].data;
+            track_pointer(data, &mut self.viewport, &mut self.pointer);
+            self.dom.apply_shared_skipping(data, event_kinds, |id| removals.removed_after(id, i));
+            self.cursor += 1;
         }
         self.timeline = timeline;
         self.kinds = kinds;
@@ -283,6 +292,57 @@ impl Player {
         track_pointer(data, &mut self.viewport, &mut self.pointer);
         self.dom.apply_shared(data, kinds);
         self.cursor += 1;
+    }
+}
+
+/// The added subtrees of one seek that a later event of the same seek removes again, so that
+/// they are never built (see [`Dom::apply_shared_skipping`]).
+#[derive(Default)]
+struct Removals {
+    /// (event index, root id) of each addition left out.
+    dead: HashSet<(usize, NodeId), IdHash>,
+}
+
+impl Removals {
+    /// The additions of `events` (the first has index `first`) that can be left out: the root is
+    /// removed by a later event, and no addition that is kept is placed before it. Additions
+    /// only ever name earlier nodes as their next sibling, so one backward pass decides.
+    fn of(events: &[TimedEvent], first: usize) -> Removals {
+        let mut r = Removals::default();
+        if events.len() < 2 {
+            return r;
+        }
+        let mut last_removal: IdMap<usize> = IdMap::default();
+        for (i, e) in events.iter().enumerate() {
+            if let EventData::Mutation(m) = &e.data {
+                for &id in &m.removes {
+                    last_removal.insert(id, first + i);
+                }
+            }
+        }
+        if last_removal.is_empty() {
+            return r;
+        }
+        let mut anchors = IdSet::default();
+        for (i, e) in events.iter().enumerate().rev() {
+            let EventData::Mutation(m) = &e.data else { continue };
+            let index = first + i;
+            for add in m.adds.iter().rev() {
+                let Some(root) = add.nodes.first() else { continue };
+                let removed_later = last_removal.get(&root.id).is_some_and(|&last| last > index);
+                if removed_later && !anchors.contains(&root.id) {
+                    r.dead.insert((index, root.id));
+                } else if add.next != 0 {
+                    anchors.insert(add.next);
+                }
+            }
+        }
+        r
+    }
+
+    /// True when the subtree rooted at `id`, added by event `index`, is left out.
+    fn removed_after(&self, id: NodeId, index: usize) -> bool {
+        !self.dead.is_empty() && self.dead.contains(&(index, id))
     }
 }
 
@@ -458,6 +518,54 @@ mod tests {
         p.move_to(30);
         assert_eq!(p.cursor(), 30);
         assert_eq!(p.dom().count_elements("p"), 29);
+    }
+
+    #[test]
+    fn a_long_seek_leaves_out_subtrees_removed_later_and_ends_in_the_same_document() {
+        use replay_protocol::{AttrChange, TextChange};
+        let li = |id: u32, text: &str| {
+            vec![
+                el(id, 0, "li", &[("class", "row")]),
+                Node { id: id + 1, parent: id, kind: NodeKind::Text(text.into()) },
+            ]
+        };
+        let mut b = Batch::new("s", "p", 0, 0);
+        b.events = vec![session_events().remove(0)];
+        let mutation = |m: Mutation| Event { t: 1, data: EventData::Mutation(m) };
+        // Render 10, 11, 12; re-render 20, 21 (a row placed before 11 first); change removed
+        // and kept rows; re-render 30 before 21, which stays.
+        let add = |nodes, next| AddedSubtree { parent: 3, next, nodes };
+        b.events.push(mutation(Mutation {
+            adds: vec![add(li(10, "a"), 0), add(li(12, "c"), 0), add(li(14, "e"), 0)],
+            ..Mutation::default()
+        }));
+        b.events.push(mutation(Mutation { adds: vec![add(li(16, "before"), 12)], ..Mutation::default() }));
+        b.events.push(mutation(Mutation {
+            attrs: vec![AttrChange { id: 10, name: "class".into(), value: Some("gone".into()) }],
+            texts: vec![TextChange { id: 15, text: "E".into() }],
+            ..Mutation::default()
+        }));
+        b.events.push(mutation(Mutation {
+            removes: vec![10, 12, 14],
+            adds: vec![add(li(22, "y"), 0), add(li(20, "x"), 22)],
+            ..Mutation::default()
+        }));
+        b.events.push(mutation(Mutation {
+            removes: vec![20],
+            adds: vec![add(li(30, "z"), 22)],
+            texts: vec![TextChange { id: 23, text: "Y".into() }],
+            ..Mutation::default()
+        }));
+        let timeline = Timeline::from_batches(vec![b]);
+        let mut reference = Dom::new();
+        for e in &timeline.events {
+            reference.apply(&e.data);
+        }
+        let mut p = Player::from_timeline(timeline);
+        p.move_to(usize::MAX);
+        let html = replay_protocol::html::document_html(p.dom());
+        assert_eq!(html, replay_protocol::html::document_html(&reference));
+        assert!(html.contains("before") && html.contains(">z<") && html.contains(">Y<"), "{html}");
     }
 
     #[test]
