@@ -44,6 +44,9 @@ fn main() {
         let t_append0 = t.elapsed();
         let start = p.start();
         let t1 = Instant::now();
+        let target = p.event_times().iter().take_while(|&&t| t <= start).count();
+        p.move_to(target);
+        let t_move0 = t1.elapsed();
         let first = p.seek(start);
         let t_seek0 = t1.elapsed();
         let t2 = Instant::now();
@@ -58,8 +61,9 @@ fn main() {
         let end = p.seek(p.end());
         let t_write = t4.elapsed();
         println!(
-            "rep {rep}: append0 {:?} seek0 {:?} ({} B) | appendRest {:?} moveToEnd {:?} writeEnd {:?} ({} B) events {} keyframes {}",
+            "rep {rep}: append0 {:?} moveTo0 {:?} seek0 {:?} ({} B) | appendRest {:?} moveToEnd {:?} writeEnd {:?} ({} B) events {} keyframes {}",
             t_append0,
+            t_move0,
             t_seek0,
             first.len(),
             t_append,

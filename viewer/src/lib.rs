@@ -7,9 +7,11 @@
 //! parsed as HTML. Every node and attribute passes [`sanitize`] on its way out.
 //!
 //! Batches can be loaded in pieces ([`Player::append`]) so the first frame shows before a long
-//! session has downloaded. While the model moves forward it keeps keyframes (clones of the
-//! model, see [`keyframes`]) so that seeking backwards, or forwards past an earlier seek, never
-//! replays from the start of the session.
+//! session has downloaded. In idle time a second model walks the loaded events and keeps
+//! keyframes (clones of the model, see [`keyframes`] and [`Player::build_keyframes`]) so that
+//! seeking backwards, or forwards past an earlier seek, never replays from the start of the
+//! session; a seek itself never waits for a keyframe to be cloned. A long seek leaves out the
+//! subtrees that a later event of the same seek removes again.
 //!
 //! Operations (JSON arrays, one per change):
 //! `["full", url, title, scrollX, scrollY, nodes]`, `["rm", id]`, `["add", parent, next, nodes]`,

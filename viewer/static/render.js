@@ -230,7 +230,7 @@ export function createRenderer(frame, effects) {
       const pid = n[1];
       let parent = null;
       if (pid !== docId) {
-        parent = contents.get(pid) || nodes.get(pid);
+        parent = (contents.size !== 0 && contents.get(pid)) || nodes.get(pid);
         if (!parent) continue;
       }
       let node;
