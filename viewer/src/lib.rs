@@ -65,6 +65,8 @@ pub struct Player {
     pub(crate) keyframes: Keyframes,
     /// The second model that takes keyframes in idle time ([`Player::build_keyframes`]).
     scout: Option<Scout>,
+    /// The nodes of the last full description written by [`Player::seek_frame`].
+    frame: ops::Tape,
     /// Encoded bytes loaded so far.
     loaded_bytes: usize,
 }
@@ -169,9 +171,36 @@ impl Player {
         let target = self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len());
         self.move_to(target);
         let mut out = String::from("[");
-        self.write_full(&mut out);
+        self.write_full(&mut out, None);
         out.push(']');
         out
+    }
+
+    /// [`Player::seek`], with the nodes of the full description in a binary frame instead of
+    /// JSON (its `nodes` are `null`): a frame of a big page is written and read several times
+    /// faster. Take the frame with [`Player::frame_ints`] and [`Player::frame_text`] before
+    /// the next call (see `ops::Tape` for the format).
+    pub fn seek_frame(&mut self, t: f64) -> String {
+        let t = to_ms(t);
+        let target = self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len());
+        self.move_to(target);
+        let mut out = String::from("[");
+        let mut tape = std::mem::take(&mut self.frame);
+        tape.clear();
+        self.write_full(&mut out, Some(&mut tape));
+        self.frame = tape;
+        out.push(']');
+        out
+    }
+
+    /// The integers of the last binary frame (taken: a second call gives an empty list).
+    pub fn frame_ints(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.frame.ints)
+    }
+
+    /// The strings of the last binary frame, one text (taken like [`Player::frame_ints`]).
+    pub fn frame_text(&mut self) -> String {
+        std::mem::take(&mut self.frame.text)
     }
 
     /// Plays forward to absolute time `t`, describing each change.
@@ -191,7 +220,7 @@ impl Player {
             if matches!(e.data, EventData::Snapshot(_)) {
                 // A new page view: everything before it is superseded.
                 out.truncate(1);
-                self.write_full(&mut out);
+                self.write_full(&mut out, None);
                 first = false;
                 continue;
             }
@@ -240,6 +269,7 @@ impl Player {
             pointer: None,
             keyframes: Keyframes::default(),
             scout: None,
+            frame: ops::Tape::default(),
             loaded_bytes: 0,
         }
     }
@@ -452,6 +482,74 @@ mod tests {
         let full = p.seek(1000.0);
         assert!(!full.contains("alert"), "{full}");
         assert!(full.contains(sanitize::SCRIPT_PLACEHOLDER));
+    }
+
+    /// The nodes of a binary frame written back as the JSON node arrays of a `full` operation.
+    fn frame_as_json(ints: &[u32], text: &str) -> String {
+        let units: Vec<u16> = text.encode_utf16().collect();
+        let mut ints = ints.iter().copied();
+        let slice = |start: u32, len: u32| {
+            let (start, len) = (start as usize, len as usize);
+            String::from_utf16_lossy(units.get(start..start + len).unwrap_or_default())
+        };
+        let mut out = String::from("[");
+        let mut json = ops::JsonNodes::new(&mut out);
+        use ops::NodeOut;
+        while let (Some(id), Some(parent), Some(kind)) = (ints.next(), ints.next(), ints.next()) {
+            let mut next = || ints.next().unwrap_or(0);
+            json.begin(id, parent, kind as u8);
+            match kind {
+                1 => {
+                    for _ in 0..3 {
+                        let (a, b) = (next(), next());
+                        json.str(&slice(a, b));
+                    }
+                }
+                2 => {
+                    let (a, b) = (next(), next());
+                    json.str(&slice(a, b));
+                    json.num(next());
+                    let count = next();
+                    json.attrs_begin();
+                    for _ in 0..count {
+                        let (a, b, c, d) = (next(), next(), next(), next());
+                        json.attr(&slice(a, b), &slice(c, d));
+                    }
+                    json.attrs_end();
+                }
+                3 | 4 => {
+                    let (a, b) = (next(), next());
+                    json.str(&slice(a, b));
+                }
+                _ => {}
+            }
+            json.end();
+        }
+        out.push(']');
+        out
+    }
+
+    #[test]
+    fn a_binary_frame_holds_the_same_nodes_as_the_json_description() {
+        let mut events = session_events();
+        if let EventData::Snapshot(s) = &mut events[0].data {
+            s.nodes.push(Node { id: 9, parent: 3, kind: NodeKind::Text("caf\u{e9} \u{1f600} \"q\" end".into()) });
+            s.nodes.push(el(10, 3, "svg", &[("viewBox", "0 0 1 1")]));
+            s.nodes.push(Node { id: 11, parent: 10, kind: NodeKind::Comment("\u{1f600}".into()) });
+        }
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = events;
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        let json = p.seek(2000.0);
+        let framed = p.seek_frame(2000.0);
+        let (ints, text) = (p.frame_ints(), p.frame_text());
+        let nodes = frame_as_json(&ints, &text);
+        assert!(nodes.contains("\u{1f600}") && !nodes.contains("alert"), "{nodes}");
+        assert_eq!(json, framed.replacen(",null]", &format!(",{nodes}]"), 1));
+        assert!(p.frame_ints().is_empty(), "a frame is taken once");
+        p.seek_frame(2000.0);
+        let again = frame_as_json(&p.frame_ints(), &p.frame_text());
+        assert_eq!(again, nodes, "the next frame starts afresh");
     }
 
     #[test]

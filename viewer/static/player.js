@@ -74,6 +74,11 @@ function fit() {
 
 const renderer = createRenderer(frame, { url: showUrl, viewport: resize, pointer: moveCursor });
 const apply = (ops) => renderer.apply(ops);
+/** Seeks the engine to absolute time `t` and shows the document there (binary frame). */
+function showAt(t) {
+  const ops = JSON.parse(engine.seek_frame(t));
+  renderer.apply(ops, { ints: engine.frame_ints(), text: engine.frame_text() });
+}
 const panels = createPanels($('panels'), {
   start: () => start,
   duration: () => duration,
@@ -95,7 +100,7 @@ function updateClock() {
 function seek(ms) {
   if (!engine) return;
   position = Math.max(0, Math.min(duration, Number(ms) || 0));
-  apply(JSON.parse(engine.seek(start + position)));
+  showAt(start + position);
   lastTick = performance.now();
   updateClock();
 }
@@ -432,11 +437,12 @@ async function benchReplay(id, selector) {
   engine.append(ranges[0]);
   lap('firstAppendMs');
   start = engine.start();
-  const firstJson = engine.seek(start);
+  const firstJson = engine.seek_frame(start);
+  const firstFrame = { ints: engine.frame_ints(), text: engine.frame_text() };
   lap('firstSeekEngineMs');
   const firstOps = JSON.parse(firstJson);
   lap('firstParseMs');
-  apply(firstOps);
+  renderer.apply(firstOps, firstFrame);
   lap('firstApplyMs');
   marks.ready = mark('ready');
   const startReadyMs = performance.now() - t0;
@@ -449,14 +455,16 @@ async function benchReplay(id, selector) {
   tp = performance.now();
   for (const bytes of ranges.slice(1)) engine.append(bytes);
   lap('restAppendMs');
-  const endJson = engine.seek(engine.end());
+  const endJson = engine.seek_frame(engine.end());
+  const endFrame = { ints: engine.frame_ints(), text: engine.frame_text() };
   lap('endSeekEngineMs');
   const endOps = JSON.parse(endJson);
   lap('endParseMs');
-  apply(endOps);
+  renderer.apply(endOps, endFrame);
   lap('endApplyMs');
-  profile.firstJsonBytes = firstJson.length;
-  profile.endJsonBytes = endJson.length;
+  profile.firstFrameInts = firstFrame.ints.length;
+  profile.firstFrameText = firstFrame.text.length;
+  profile.endFrameInts = endFrame.ints.length;
   marks.seekEnd = mark('seek-end');
   const seekEndSyncMs = performance.now() - t1;
   await nextFrame();

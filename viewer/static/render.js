@@ -212,50 +212,114 @@ export function createRenderer(frame, effects) {
   }
 
   /**
-   * Builds a whole document (a `full` operation's nodes, parents before children) off the
-   * document: every node is created and appended while its tree is detached (no style
-   * invalidation, no connection bookkeeping per insertion), then the top-level nodes are
-   * attached in one insertion each. A same-origin iframe's document can only be built once its
-   * iframe is connected, so pages with one take the incremental path (`insert`).
+   * The nodes of a binary frame (viewer/src/ops.rs, `Tape`) as the JSON node arrays that
+   * `insert` takes: for the rare documents that `buildFrame` cannot build.
    */
-  function build(doc, list) {
-    for (let i = 1; i < list.length; i++) if (list[i][2] === 0) return false;
+  function frameNodes(ints, text) {
+    const list = [];
+    const str = (i) => text.substring(ints[i], ints[i] + ints[i + 1]);
+    for (let i = 0; i < ints.length;) {
+      const n = [ints[i], ints[i + 1], ints[i + 2]];
+      i += 3;
+      switch (n[2]) {
+        case 1: n.push(str(i), str(i + 2), str(i + 4)); i += 6; break;
+        case 2: {
+          n.push(str(i), ints[i + 2]);
+          const count = ints[i + 3];
+          i += 4;
+          const attrs = [];
+          for (let k = 0; k < count; k++, i += 4) attrs.push(str(i), str(i + 2));
+          n.push(attrs);
+          break;
+        }
+        case 3: case 4: n.push(str(i)); i += 2; break;
+        default: break;
+      }
+      list.push(n);
+    }
+    return list;
+  }
+
+  /** True when a frame holds a document below its first node (a same-origin iframe's). */
+  function hasInnerDocument(ints) {
+    for (let i = 0, first = true; i < ints.length; first = false) {
+      const kind = ints[i + 2];
+      if (kind === 0 && !first) return true;
+      i += 3;
+      if (kind === 1) i += 6;
+      else if (kind === 2) i += 4 + 4 * ints[i + 3];
+      else if (kind === 3 || kind === 4) i += 2;
+    }
+    return false;
+  }
+
+  /**
+   * Builds a whole document from a binary frame (parents before children) off the document:
+   * every node is created and appended while its tree is detached (no style invalidation, no
+   * connection bookkeeping per insertion), then the top-level nodes are attached in one
+   * insertion each. Strings are slices of one text, so no JSON is parsed. A same-origin
+   * iframe's document can only be built once its iframe is connected: such frames take the
+   * incremental path (`insert`).
+   */
+  function buildFrame(doc, ints, text) {
+    if (ints.length < 3 || ints[2] !== 0) return;
+    const docId = ints[0];
+    nodes.set(docId, doc);
+    if (hasInnerDocument(ints)) {
+      insert(frameNodes(ints, text).slice(1), docId, 0);
+      return;
+    }
     const top = [];
     const dialogs = [];
     const contents = new Map();
-    const docId = list[0][0];
-    for (let i = 1; i < list.length; i++) {
-      const n = list[i];
-      const kind = n[2];
-      const pid = n[1];
+    for (let i = 3; i < ints.length;) {
+      const id = ints[i];
+      const pid = ints[i + 1];
+      const kind = ints[i + 2];
+      i += 3;
       let parent = null;
+      let skip = false;
       if (pid !== docId) {
         parent = (contents.size !== 0 && contents.get(pid)) || nodes.get(pid);
-        if (!parent) continue;
+        if (!parent) skip = true;
       }
-      let node;
+      let node = null;
       if (kind === 2) {
+        const tag = text.substring(ints[i], ints[i] + ints[i + 1]);
+        const ns = ints[i + 2];
+        const count = ints[i + 3];
+        i += 4;
+        if (skip) { i += 4 * count; continue; }
         try {
-          node = n[4] === 0 ? doc.createElement(n[3]) : doc.createElementNS(NS[n[4]] || NS[0], n[3]);
+          node = ns === 0 ? doc.createElement(tag) : doc.createElementNS(NS[ns] || NS[0], tag);
         } catch (_) {
           node = doc.createElement('span');
         }
-        const attrs = n[5];
-        for (let j = 0; j < attrs.length; j += 2) setAttr(node, attrs[j], attrs[j + 1]);
-        if (n[3] === 'template' && node.content) contents.set(n[0], node.content);
-        else if (n[3] === 'dialog') dialogs.push(node);
-      } else if (kind === 3) node = doc.createTextNode(n[3]);
-      else if (kind === 4) node = doc.createComment(n[3]);
-      else if (kind === 5) {
-        if (!parent) continue;
-        try { node = parent.attachShadow({ mode: 'open' }); } catch (_) { node = doc.createDocumentFragment(); }
-        nodes.set(n[0], node);
-        continue;
+        for (let k = 0; k < count; k++, i += 4) {
+          setAttr(node, text.substring(ints[i], ints[i] + ints[i + 1]), text.substring(ints[i + 2], ints[i + 2] + ints[i + 3]));
+        }
+        if (tag === 'template' && node.content) contents.set(id, node.content);
+        else if (tag === 'dialog') dialogs.push(node);
+      } else if (kind === 3 || kind === 4) {
+        const data = text.substring(ints[i], ints[i] + ints[i + 1]);
+        i += 2;
+        if (skip) continue;
+        node = kind === 3 ? doc.createTextNode(data) : doc.createComment(data);
       } else if (kind === 1) {
-        node = create(doc, n);
-        if (!node) continue;
+        const name = text.substring(ints[i], ints[i] + ints[i + 1]);
+        const pub = text.substring(ints[i + 2], ints[i + 2] + ints[i + 3]);
+        const sys = text.substring(ints[i + 4], ints[i + 4] + ints[i + 5]);
+        i += 6;
+        if (skip) continue;
+        try { node = doc.implementation.createDocumentType(name || 'html', pub, sys); } catch (_) { continue; }
+      } else if (kind === 5) {
+        if (!parent) continue;
+        let root;
+        try { root = parent.attachShadow({ mode: 'open' }); } catch (_) { root = doc.createDocumentFragment(); }
+        nodes.set(id, root);
+        continue;
       } else continue;
-      nodes.set(n[0], node);
+      nodes.set(id, node);
       if (parent) {
         try { parent.appendChild(node); } catch (_) { /* e.g. a doctype below the document */ }
       } else top.push(node);
@@ -264,10 +328,10 @@ export function createRenderer(frame, effects) {
       try { doc.appendChild(node); } catch (_) { /* e.g. a second doctype or root element */ }
     }
     for (const el of dialogs) showDialog(el);
-    return true;
   }
 
-  function full(op) {
+  /** A `full` operation; its nodes are JSON arrays, or (`null`) in the binary `frame`. */
+  function full(op, frameData) {
     const doc = frame.contentDocument;
     while (doc.firstChild) doc.removeChild(doc.firstChild);
     nodes.clear();
@@ -275,8 +339,12 @@ export function createRenderer(frame, effects) {
     companions.clear();
     try { doc.adoptedStyleSheets = []; } catch (_) { /* old engine */ }
     const list = op[5];
-    if (list.length && list[0][2] === 0) nodes.set(list[0][0], doc);
-    if (!list.length || list[0][2] !== 0 || !build(doc, list)) insert(list.slice(1), list.length ? list[0][0] : 0, 0);
+    if (list === null) {
+      if (frameData) buildFrame(doc, frameData.ints, frameData.text);
+    } else {
+      if (list.length && list[0][2] === 0) nodes.set(list[0][0], doc);
+      insert(list.slice(1), list.length ? list[0][0] : 0, 0);
+    }
     effects.url(op[1]);
     scrollWindowSoon(op[3], op[4]);
   }
@@ -308,10 +376,11 @@ export function createRenderer(frame, effects) {
     }
   }
 
-  function apply(ops) {
+  /** Applies operations; `frameData` ({ints, text}) holds the nodes of a binary `full`. */
+  function apply(ops, frameData) {
     for (const op of ops) {
       switch (op[0]) {
-        case 'full': full(op); break;
+        case 'full': full(op, frameData); break;
         case 'rm': {
           const node = nodes.get(op[1]);
           if (node && node.parentNode) node.parentNode.removeChild(node);
