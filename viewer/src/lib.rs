@@ -103,8 +103,8 @@ impl Player {
                 }
             };
             let start = b.start;
-            for mut e in b.events {
-                self.kinds.push(take_kinds(&mut e.data));
+            for e in b.events {
+                self.kinds.push(Vec::new());
                 self.timeline.events.push(TimedEvent {
                     time: start.saturating_add(u64::from(e.t)),
                     page,
@@ -149,8 +149,8 @@ impl Player {
         };
         let mut spent = 0u64;
         while scout.cursor < total && spent < u64::from(budget.max(1)) {
+            let kinds = shared_kinds(&mut self.kinds, &mut self.timeline.events, scout.cursor);
             let data = &self.timeline.events[scout.cursor].data;
-            let kinds = self.kinds.get(scout.cursor).map_or(&[][..], Vec::as_slice);
             scout.apply(data, kinds);
             let work = keyframes::work_of(data);
             spent += work;
@@ -209,13 +209,11 @@ impl Player {
         let mut out = String::from("[");
         let mut first = true;
         // The events are read while the model changes: take them out for the loop.
-        let timeline = std::mem::take(&mut self.timeline);
-        let kinds = std::mem::take(&mut self.kinds);
-        while let Some(e) = timeline.events.get(self.cursor) {
-            if e.time > t {
-                break;
-            }
-            let event_kinds = kinds.get(self.cursor).map_or(&[][..], Vec::as_slice);
+        let mut timeline = std::mem::take(&mut self.timeline);
+        let mut kinds = std::mem::take(&mut self.kinds);
+        while timeline.events.get(self.cursor).is_some_and(|e| e.time <= t) {
+            let event_kinds = shared_kinds(&mut kinds, &mut timeline.events, self.cursor);
+            let e = &timeline.events[self.cursor];
             self.step(&e.data, event_kinds);
             if matches!(e.data, EventData::Snapshot(_)) {
                 // A new page view: everything before it is superseded.
@@ -257,8 +255,8 @@ fn to_ms(t: f64) -> u64 {
 
 impl Player {
     /// A player over an already ordered timeline.
-    pub fn from_timeline(mut timeline: Timeline) -> Self {
-        let kinds = timeline.events.iter_mut().map(|e| take_kinds(&mut e.data)).collect();
+    pub fn from_timeline(timeline: Timeline) -> Self {
+        let kinds = vec![Vec::new(); timeline.events.len()];
         Player {
             timeline,
             kinds,
@@ -301,13 +299,19 @@ impl Player {
             self.viewport = (0, 0);
             self.pointer = None;
         }
-        let timeline = std::mem::take(&mut self.timeline);
-        let kinds = std::mem::take(&mut self.kinds);
+        let mut timeline = std::mem::take(&mut self.timeline);
+        let mut kinds = std::mem::take(&mut self.kinds);
         let events = timeline.events.get(self.cursor..target).unwrap_or_default();
         let removals = Removals::of(events, self.cursor);
         while self.cursor < target {
             let i = self.cursor;
-            let event_kinds = kinds.get(i).map_or(&[][..], Vec::as_slice);
+            // An event with subtrees left out keeps its kinds (the nodes kept copy theirs):
+            // converting every node for sharing would cost more than it saves.
+            let event_kinds = if removals.leaves_out_in(i) && kinds.get(i).is_some_and(Vec::is_empty) {
+                &[][..]
+            } else {
+                shared_kinds(&mut kinds, &mut timeline.events, i)
+            };
             let data = &timeline.events[i].data;
             track_pointer(data, &mut self.viewport, &mut self.pointer);
             self.dom.apply_shared_skipping(data, event_kinds, |id| removals.removed_after(id, i));
@@ -333,6 +337,8 @@ impl Player {
 struct Removals {
     /// (event index, root id) of each addition left out.
     dead: HashSet<(usize, NodeId), IdHash>,
+    /// Indexes of the events that have additions left out.
+    events: HashSet<usize, IdHash>,
 }
 
 impl Removals {
@@ -364,6 +370,7 @@ impl Removals {
                 let removed_later = last_removal.get(&root.id).is_some_and(|&last| last > index);
                 if removed_later && !anchors.contains(&root.id) {
                     r.dead.insert((index, root.id));
+                    r.events.insert(index);
                 } else if add.next != 0 {
                     anchors.insert(add.next);
                 }
@@ -372,9 +379,29 @@ impl Removals {
         r
     }
 
+    /// True when event `index` has additions left out.
+    fn leaves_out_in(&self, index: usize) -> bool {
+        !self.events.is_empty() && self.events.contains(&index)
+    }
+
     /// True when the subtree rooted at `id`, added by event `index`, is left out.
     fn removed_after(&self, id: NodeId, index: usize) -> bool {
         !self.dead.is_empty() && self.dead.contains(&(index, id))
+    }
+}
+
+/// The shared node kinds of event `i`, taken out of it the first time they are needed (see
+/// [`take_kinds`]): loading a session converts nothing, and a seek that leaves subtrees out
+/// never converts them.
+fn shared_kinds<'a>(kinds: &'a mut [SharedKinds], events: &mut [TimedEvent], i: usize) -> &'a [Arc<DomKind>] {
+    match (kinds.get_mut(i), events.get_mut(i)) {
+        (Some(k), Some(e)) => {
+            if k.is_empty() {
+                *k = take_kinds(&mut e.data);
+            }
+            k
+        }
+        _ => &[],
     }
 }
 
