@@ -22,6 +22,10 @@
 //! 1 doctype (name, public, system), 2 element (tag, ns, [name, value, ...]), 3 text, 4 comment,
 //! 5 shadow root.
 //!
+//! A seek can also hand the nodes of its `full` operation over as a binary frame
+//! ([`Player::seek_frame`], then [`Player::frame_ints`] and [`Player::frame_text`]; `nodes` is
+//! then `null`): integers and one text of strings, read without a JSON parse (see `ops::Tape`).
+//!
 //! Panel entries ([`Player::entries`]) describe what happened besides the DOM (console, errors,
 //! network, performance, environment, freezes, navigation, clicks) as JSON objects, see
 //! [`entries`].
