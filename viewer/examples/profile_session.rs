@@ -1,5 +1,7 @@
 //! Times the engine's phases on saved ranges (bench/adapter.mjs with REPLAY_BENCH_SAVE_SESSION):
 //! `cargo run --release -p replay-viewer --example profile_session -- DIR [REPS]`.
+//! With `CHECK=1` it checks that a seek to the end gives the document that applying every event
+//! gives; with `INSPECT=1` it lists the session's mutations.
 use std::time::Instant;
 
 use viewer_wasm::Player;
