@@ -128,6 +128,9 @@ impl Hasher for IdHasher {
     fn write_u64(&mut self, v: u64) {
         self.mix(v);
     }
+    fn write_usize(&mut self, v: usize) {
+        self.mix(v as u64);
+    }
 }
 
 /// A map keyed by node id, hashed with [`IdHash`].
