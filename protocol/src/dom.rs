@@ -6,6 +6,7 @@
 //! and every walk is iterative so deep trees cannot overflow the stack.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use crate::batch::{Attr, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot};
@@ -71,10 +72,122 @@ pub struct DomNode {
     depth: u32,
 }
 
+/// Hashing of node ids for the model's maps: the id, xored with a key, times an odd constant,
+/// with the high half folded into the low half (so that ids differing only in high bits still
+/// land in different buckets). SipHash, the standard default, cost a large share of every seek
+/// in wasm; ids are small integers, and the key still comes from the standard library's random
+/// state where the platform has one.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHash {
+    key: u64,
+}
+
+impl Default for IdHash {
+    fn default() -> Self {
+        static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let key = *KEY.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1);
+        IdHash { key }
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { key: self.key, hash: 0 }
+    }
+}
+
+/// The hasher of [`IdHash`].
+#[derive(Debug)]
+pub struct IdHasher {
+    key: u64,
+    hash: u64,
+}
+
+impl IdHasher {
+    fn mix(&mut self, v: u64) {
+        let m = (self.hash ^ v ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.hash = m ^ (m >> 32);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.mix(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.mix(v as u64);
+    }
+}
+
+/// A map keyed by node id, hashed with [`IdHash`].
+pub type IdMap<V> = HashMap<NodeId, V, IdHash>;
+/// A set of node ids, hashed with [`IdHash`].
+pub type IdSet = std::collections::HashSet<NodeId, IdHash>;
+
+/// The node kinds of one snapshot or mutation event, taken out of it once ([`take_kinds`]) and
+/// shared by every model that applies the event ([`Dom::apply_shared`]): inserting a node then
+/// copies no string, and removing it frees none.
+pub type SharedKinds = Vec<Arc<DomKind>>;
+
+/// Moves the node kinds out of a snapshot or mutation event, in event order (the snapshot's
+/// nodes; the nodes of each added subtree in turn), converted for the model. The event keeps
+/// its ids and parents, but its kinds become placeholders: from then on it must be applied with
+/// [`Dom::apply_shared`] and these kinds. Other events give an empty list.
+pub fn take_kinds(event: &mut EventData) -> SharedKinds {
+    let take = |n: &mut Node| Arc::new(DomKind::from(std::mem::replace(&mut n.kind, NodeKind::Document)));
+    match event {
+        EventData::Snapshot(s) => s.nodes.iter_mut().map(take).collect(),
+        EventData::Mutation(m) => m.adds.iter_mut().flat_map(|a| a.nodes.iter_mut()).map(take).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Number of kinds [`take_kinds`] takes from an event.
+fn node_count(event: &EventData) -> usize {
+    match event {
+        EventData::Snapshot(s) => s.nodes.len(),
+        EventData::Mutation(m) => m.adds.iter().map(|a| a.nodes.len()).sum(),
+        _ => 0,
+    }
+}
+
+/// Where inserted nodes get their kinds: copied from the event, or shared ([`take_kinds`]).
+#[derive(Clone, Copy)]
+enum Kinds<'a> {
+    Owned,
+    Shared(&'a [Arc<DomKind>]),
+}
+
+impl Kinds<'_> {
+    fn get(self, i: usize, node: &Node) -> Arc<DomKind> {
+        match self {
+            Kinds::Shared(kinds) => match kinds.get(i) {
+                Some(k) => Arc::clone(k),
+                None => Arc::new(node.kind.clone().into()),
+            },
+            Kinds::Owned => Arc::new(node.kind.clone().into()),
+        }
+    }
+}
+
 /// The document of one page view as known at some point of the recording.
 #[derive(Debug, Clone, Default)]
 pub struct Dom {
-    nodes: HashMap<NodeId, DomNode>,
+    nodes: IdMap<DomNode>,
     document: NodeId,
     /// Document scroll position.
     pub scroll: (i32, i32),
@@ -86,7 +199,7 @@ pub struct Dom {
     /// Stylesheet state beyond the markup (inserted rules, inlined links, adopted sheets).
     pub css: CssState,
     /// Last recorded state of `<video>`/`<audio>` elements, by id.
-    pub media: HashMap<NodeId, Media>,
+    pub media: IdMap<Media>,
     /// The last text selection (ids 0 when there is none).
     pub selection: Option<Selection>,
     /// The focused element, 0 for none.
@@ -122,6 +235,35 @@ impl Dom {
     /// Children of a node, in order.
     pub fn children(&self, id: NodeId) -> Children<'_> {
         Children { dom: self, next: self.nodes.get(&id).map_or(0, |n| n.first_child) }
+    }
+
+    /// Applies one event whose node kinds were taken out by [`take_kinds`] (`kinds`). When
+    /// `kinds` does not match the event's nodes (an event that kept its kinds), this is
+    /// [`Dom::apply`].
+    pub fn apply_shared(&mut self, event: &EventData, kinds: &[Arc<DomKind>]) {
+        if kinds.is_empty() || kinds.len() != node_count(event) {
+            return self.apply(event);
+        }
+        match event {
+            EventData::Snapshot(snapshot) => self.snapshot_with(snapshot, Kinds::Shared(kinds)),
+            EventData::Mutation(m) => self.mutation_with(m, Kinds::Shared(kinds)),
+            other => self.apply(other),
+        }
+    }
+
+    /// [`Dom::apply_shared`], leaving out the added subtrees whose root `dead` says a later
+    /// event removes anyway. For a long seek: the end state is the same (changes to the nodes
+    /// left out are refused instead of applied, and a sibling that a later addition is placed
+    /// before must never be left out), and the work of building and tearing down subtrees that
+    /// nobody sees is saved.
+    pub fn apply_shared_skipping(&mut self, event: &EventData, kinds: &[Arc<DomKind>], dead: impl Fn(NodeId) -> bool) {
+        match event {
+            EventData::Mutation(m) if kinds.len() == node_count(event) => {
+                self.mutation_skipping(m, Kinds::Shared(kinds), dead)
+            }
+            EventData::Mutation(m) => self.mutation_skipping(m, Kinds::Owned, dead),
+            other => self.apply_shared(other, kinds),
+        }
     }
 
     /// Applies one event. Events that do not change the document (clicks, mouse) are ignored.
@@ -192,37 +334,57 @@ impl Dom {
 
     /// Replaces the whole model with a snapshot.
     pub fn apply_snapshot(&mut self, snapshot: &Snapshot) {
+        self.snapshot_with(snapshot, Kinds::Owned);
+    }
+
+    fn snapshot_with(&mut self, snapshot: &Snapshot, kinds: Kinds<'_>) {
         self.nodes.clear();
+        self.nodes.reserve(snapshot.nodes.len());
         self.document = 0;
         self.scroll = (snapshot.scroll_x, snapshot.scroll_y);
         self.css = CssState::default();
         self.media.clear();
         self.selection = None;
         self.focused = 0;
-        for node in &snapshot.nodes {
-            if node.parent == 0 && self.document == 0 && matches!(node.kind, NodeKind::Document) {
+        for (i, node) in snapshot.nodes.iter().enumerate() {
+            let kind = kinds.get(i, node);
+            if node.parent == 0 && self.document == 0 && matches!(*kind, DomKind::Document) {
                 self.document = node.id;
-                self.nodes.insert(node.id, DomNode::detached(DomKind::Document, 0));
+                self.nodes.insert(node.id, DomNode { kind, ..DomNode::detached(DomKind::Document, 0) });
                 continue;
             }
-            self.insert(node, node.parent, 0);
+            self.insert(node.id, kind, node.parent, 0);
         }
     }
 
     /// Applies removals, then additions, then attribute and text changes.
     pub fn apply_mutation(&mut self, m: &Mutation) {
+        self.mutation_with(m, Kinds::Owned);
+    }
+
+    fn mutation_with(&mut self, m: &Mutation, kinds: Kinds<'_>) {
+        self.mutation_skipping(m, kinds, |_| false);
+    }
+
+    fn mutation_skipping(&mut self, m: &Mutation, kinds: Kinds<'_>, dead: impl Fn(NodeId) -> bool) {
         for &id in &m.removes {
             self.remove(id);
         }
+        let mut i = 0;
         for add in &m.adds {
+            let first = i;
+            i += add.nodes.len();
             let Some((root, rest)) = add.nodes.split_first() else {
                 continue;
             };
-            if !self.insert(root, add.parent, add.next) {
+            if dead(root.id) {
                 continue;
             }
-            for node in rest {
-                self.insert(node, node.parent, 0);
+            if !self.insert(root.id, kinds.get(first, root), add.parent, add.next) {
+                continue;
+            }
+            for (j, node) in rest.iter().enumerate() {
+                self.insert(node.id, kinds.get(first + 1 + j, node), node.parent, 0);
             }
         }
         for change in &m.attrs {
@@ -260,58 +422,58 @@ impl Dom {
 
     /// Inserts `node` under `parent` before `next` (appends when `next` is 0 or not a child of
     /// `parent`). Returns false (and counts a refusal) when the node cannot be placed.
-    fn insert(&mut self, node: &Node, parent: NodeId, next: NodeId) -> bool {
-        if node.id == 0 || self.nodes.len() >= MAX_NODES {
+    fn insert(&mut self, id: NodeId, kind: Arc<DomKind>, parent: NodeId, next: NodeId) -> bool {
+        if id == 0 || self.nodes.len() >= MAX_NODES || id == parent {
             self.refused += 1;
             return false;
         }
-        let Some(parent_depth) = self.nodes.get(&parent).map(|p| p.depth) else {
-            self.refused += 1;
-            return false;
-        };
-        if parent_depth >= MAX_DEPTH || node.id == parent {
-            self.refused += 1;
-            return false;
-        }
-        if self.nodes.contains_key(&node.id) {
-            // A recorder never reuses an id; a hostile one might. The newest node wins.
-            self.remove(node.id);
-            if !self.nodes.contains_key(&parent) {
+        if self.nodes.contains_key(&id) {
+            // A recorder never reuses an id; a hostile one might. The newest node wins (when it
+            // can be placed at all).
+            if self.nodes.get(&parent).is_none_or(|p| p.depth >= MAX_DEPTH) {
                 self.refused += 1;
                 return false;
             }
+            self.remove(id);
         }
-        let mut fresh = DomNode::detached(node.kind.clone().into(), parent_depth + 1);
-        fresh.parent = parent;
         let next = if next != 0 && self.nodes.get(&next).is_some_and(|n| n.parent == parent) { next } else { 0 };
-        if next == 0 {
-            let last = self.nodes.get(&parent).map_or(0, |p| p.last_child);
-            fresh.prev = last;
-            if let Some(l) = self.nodes.get_mut(&last) {
-                l.next = node.id;
-            }
-            if let Some(p) = self.nodes.get_mut(&parent) {
-                if p.first_child == 0 {
-                    p.first_child = node.id;
+        // One lookup of the parent: its depth, and its child links when appending.
+        let (depth, prev) = match self.nodes.get_mut(&parent) {
+            Some(p) if p.depth < MAX_DEPTH => {
+                if next == 0 {
+                    let last = p.last_child;
+                    if p.first_child == 0 {
+                        p.first_child = id;
+                    }
+                    p.last_child = id;
+                    (p.depth + 1, last)
+                } else {
+                    (p.depth + 1, 0)
                 }
-                p.last_child = node.id;
+            }
+            _ => {
+                self.refused += 1;
+                return false;
+            }
+        };
+        let mut fresh = DomNode { kind, parent, first_child: 0, last_child: 0, prev, next: 0, depth };
+        if next == 0 {
+            if let Some(l) = self.nodes.get_mut(&prev) {
+                l.next = id;
             }
         } else {
-            let prev = self.nodes.get(&next).map_or(0, |n| n.prev);
+            let prev = self.nodes.get_mut(&next).map_or(0, |n| std::mem::replace(&mut n.prev, id));
             fresh.prev = prev;
             fresh.next = next;
-            if let Some(n) = self.nodes.get_mut(&next) {
-                n.prev = node.id;
-            }
             if prev != 0 {
                 if let Some(p) = self.nodes.get_mut(&prev) {
-                    p.next = node.id;
+                    p.next = id;
                 }
             } else if let Some(p) = self.nodes.get_mut(&parent) {
-                p.first_child = node.id;
+                p.first_child = id;
             }
         }
-        self.nodes.insert(node.id, fresh);
+        self.nodes.insert(id, fresh);
         true
     }
 
@@ -338,8 +500,10 @@ impl Dom {
         if id == self.document {
             self.document = 0;
         }
-        let mut stack = vec![id];
-        while let Some(current) = stack.pop() {
+        // Each removed node hands over its first child and (below the root) its next sibling:
+        // one lookup per node.
+        let mut stack = vec![(id, false)];
+        while let Some((current, with_siblings)) = stack.pop() {
             if !self.css.is_empty() {
                 self.css.forget(current);
             }
@@ -347,10 +511,11 @@ impl Dom {
                 self.media.remove(&current);
             }
             if let Some(n) = self.nodes.remove(&current) {
-                let mut child = n.first_child;
-                while child != 0 {
-                    stack.push(child);
-                    child = self.nodes.get(&child).map_or(0, |c| c.next);
+                if with_siblings && n.next != 0 {
+                    stack.push((n.next, true));
+                }
+                if n.first_child != 0 {
+                    stack.push((n.first_child, true));
                 }
             }
         }

@@ -61,6 +61,16 @@ impl Keyframes {
         self.frames.is_empty()
     }
 
+    /// The keyframe with the highest cursor.
+    pub fn last(&self) -> Option<&Keyframe> {
+        self.frames.last()
+    }
+
+    /// Highest cursor whose work was counted: keyframes are known up to here.
+    pub fn frontier(&self) -> usize {
+        self.frontier
+    }
+
     /// The latest keyframe at or before event index `target`.
     pub fn best_for(&self, target: usize) -> Option<&Keyframe> {
         let i = self.frames.partition_point(|k| k.cursor <= target);

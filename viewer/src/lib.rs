@@ -7,9 +7,11 @@
 //! parsed as HTML. Every node and attribute passes [`sanitize`] on its way out.
 //!
 //! Batches can be loaded in pieces ([`Player::append`]) so the first frame shows before a long
-//! session has downloaded. While the model moves forward it keeps keyframes (clones of the
-//! model, see [`keyframes`]) so that seeking backwards, or forwards past an earlier seek, never
-//! replays from the start of the session.
+//! session has downloaded. In idle time a second model walks the loaded events and keeps
+//! keyframes (clones of the model, see [`keyframes`] and [`Player::build_keyframes`]) so that
+//! seeking backwards, or forwards past an earlier seek, never replays from the start of the
+//! session; a seek itself never waits for a keyframe to be cloned. A long seek leaves out the
+//! subtrees that a later event of the same seek removes again.
 //!
 //! Operations (JSON arrays, one per change):
 //! `["full", url, title, scrollX, scrollY, nodes]`, `["rm", id]`, `["add", parent, next, nodes]`,
@@ -19,6 +21,10 @@
 //! volume, muted]`, `["sel", anchor, anchorOffset, focus, focusOffset]` (see `ops.rs`). A node is `[id, parent, kind, ...]` with kind 0 document,
 //! 1 doctype (name, public, system), 2 element (tag, ns, [name, value, ...]), 3 text, 4 comment,
 //! 5 shadow root.
+//!
+//! A seek can also hand the nodes of its `full` operation over as a binary frame
+//! ([`Player::seek_frame`], then [`Player::frame_ints`] and [`Player::frame_text`]; `nodes` is
+//! then `null`): integers and one text of strings, read without a JSON parse (see `ops::Tape`).
 //!
 //! Panel entries ([`Player::entries`]) describe what happened besides the DOM (console, errors,
 //! network, performance, environment, freezes, navigation, clicks) as JSON objects, see
@@ -30,9 +36,13 @@ pub mod keyframes;
 mod ops;
 pub mod sanitize;
 
+use replay_protocol::codec::{self, Limits};
+use std::sync::Arc;
+
+use replay_protocol::batch::NodeId;
 use std::collections::HashSet;
 
-use replay_protocol::codec::{self, Limits};
+use replay_protocol::dom::{DomKind, IdHash, IdMap, IdSet, SharedKinds, take_kinds};
 use replay_protocol::timeline::TimedEvent;
 use replay_protocol::{Dom, EventData, Timeline};
 use wasm_bindgen::prelude::*;
@@ -46,14 +56,21 @@ const MAX_SESSION_BYTES: usize = 1024 * 1024 * 1024;
 #[wasm_bindgen]
 pub struct Player {
     pub(crate) timeline: Timeline,
+    /// The node kinds of each event, taken out of it on load and shared by the model and its
+    /// keyframes (see [`take_kinds`]); empty for events without nodes.
+    pub(crate) kinds: Vec<SharedKinds>,
     pub(crate) dom: Dom,
     /// Index of the next event to apply.
     pub(crate) cursor: usize,
     /// Nodes not rebuilt (scripts and their subtrees).
-    pub(crate) dropped: HashSet<u32>,
+    pub(crate) dropped: IdSet,
     pub(crate) viewport: (u32, u32),
     pub(crate) pointer: Option<(i32, i32)>,
     pub(crate) keyframes: Keyframes,
+    /// The second model that takes keyframes in idle time ([`Player::build_keyframes`]).
+    scout: Option<Scout>,
+    /// The nodes of the last full description written by [`Player::seek_frame`].
+    frame: ops::Tape,
     /// Encoded bytes loaded so far.
     loaded_bytes: usize,
 }
@@ -90,11 +107,14 @@ impl Player {
                 }
             };
             let start = b.start;
-            self.timeline.events.extend(b.events.into_iter().map(|e| TimedEvent {
-                time: start.saturating_add(u64::from(e.t)),
-                page,
-                data: e.data,
-            }));
+            for e in b.events {
+                self.kinds.push(Vec::new());
+                self.timeline.events.push(TimedEvent {
+                    time: start.saturating_add(u64::from(e.t)),
+                    page,
+                    data: e.data,
+                });
+            }
         }
         Ok(self.timeline.events.len() - before)
     }
@@ -119,15 +139,72 @@ impl Player {
         self.keyframes.len()
     }
 
+    /// Takes keyframes in idle time: moves a second model (the scout) forward through the
+    /// loaded events by about `budget` units of work (nodes touched, see
+    /// [`keyframes::work_of`]), keeping a clone whenever the cost rule says so. Returns true
+    /// while events remain to be scouted. Seeking never waits for keyframes: a seek that finds
+    /// none applies events from the start (or from the nearest one already taken).
+    pub fn build_keyframes(&mut self, budget: u32) -> bool {
+        let total = self.timeline.events.len();
+        let mut scout = match self.scout.take() {
+            Some(s) => s,
+            None if self.keyframes.frontier() >= total => return false,
+            None => Scout::at(&self.keyframes),
+        };
+        let mut spent = 0u64;
+        while scout.cursor < total && spent < u64::from(budget.max(1)) {
+            let kinds = shared_kinds(&mut self.kinds, &mut self.timeline.events, scout.cursor);
+            let data = &self.timeline.events[scout.cursor].data;
+            scout.apply(data, kinds);
+            let work = keyframes::work_of(data);
+            spent += work;
+            if self.keyframes.record_work(scout.cursor, work, scout.dom.len()) {
+                self.keyframes.push(scout.cursor, &scout.dom, scout.viewport, scout.pointer);
+            }
+        }
+        let more = scout.cursor < total;
+        if more {
+            self.scout = Some(scout);
+        }
+        more
+    }
+
     /// Moves to absolute time `t` and describes the whole document there.
     pub fn seek(&mut self, t: f64) -> String {
         let t = to_ms(t);
         let target = self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len());
         self.move_to(target);
         let mut out = String::from("[");
-        self.write_full(&mut out);
+        self.write_full(&mut out, None);
         out.push(']');
         out
+    }
+
+    /// [`Player::seek`], with the nodes of the full description in a binary frame instead of
+    /// JSON (its `nodes` are `null`): a frame of a big page is written and read several times
+    /// faster. Take the frame with [`Player::frame_ints`] and [`Player::frame_text`] before
+    /// the next call (see `ops::Tape` for the format).
+    pub fn seek_frame(&mut self, t: f64) -> String {
+        let t = to_ms(t);
+        let target = self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len());
+        self.move_to(target);
+        let mut out = String::from("[");
+        let mut tape = std::mem::take(&mut self.frame);
+        tape.clear();
+        self.write_full(&mut out, Some(&mut tape));
+        self.frame = tape;
+        out.push(']');
+        out
+    }
+
+    /// The integers of the last binary frame (taken: a second call gives an empty list).
+    pub fn frame_ints(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.frame.ints)
+    }
+
+    /// The strings of the last binary frame, one text (taken like [`Player::frame_ints`]).
+    pub fn frame_text(&mut self) -> String {
+        std::mem::take(&mut self.frame.text)
     }
 
     /// Plays forward to absolute time `t`, describing each change.
@@ -136,16 +213,16 @@ impl Player {
         let mut out = String::from("[");
         let mut first = true;
         // The events are read while the model changes: take them out for the loop.
-        let timeline = std::mem::take(&mut self.timeline);
-        while let Some(e) = timeline.events.get(self.cursor) {
-            if e.time > t {
-                break;
-            }
-            self.step(&e.data);
+        let mut timeline = std::mem::take(&mut self.timeline);
+        let mut kinds = std::mem::take(&mut self.kinds);
+        while timeline.events.get(self.cursor).is_some_and(|e| e.time <= t) {
+            let event_kinds = shared_kinds(&mut kinds, &mut timeline.events, self.cursor);
+            let e = &timeline.events[self.cursor];
+            self.step(&e.data, event_kinds);
             if matches!(e.data, EventData::Snapshot(_)) {
                 // A new page view: everything before it is superseded.
                 out.truncate(1);
-                self.write_full(&mut out);
+                self.write_full(&mut out, None);
                 first = false;
                 continue;
             }
@@ -153,13 +230,14 @@ impl Player {
             if !first {
                 out.push(',');
             }
-            if self.write_op(&e.data, &mut out) {
+            if self.write_op(&e.data, event_kinds, &mut out) {
                 first = false;
             } else {
                 out.truncate(mark);
             }
         }
         self.timeline = timeline;
+        self.kinds = kinds;
         out.push(']');
         out
     }
@@ -182,14 +260,18 @@ fn to_ms(t: f64) -> u64 {
 impl Player {
     /// A player over an already ordered timeline.
     pub fn from_timeline(timeline: Timeline) -> Self {
+        let kinds = vec![Vec::new(); timeline.events.len()];
         Player {
             timeline,
+            kinds,
             dom: Dom::new(),
             cursor: 0,
-            dropped: HashSet::new(),
+            dropped: IdSet::default(),
             viewport: (0, 0),
             pointer: None,
             keyframes: Keyframes::default(),
+            scout: None,
+            frame: ops::Tape::default(),
             loaded_bytes: 0,
         }
     }
@@ -221,32 +303,149 @@ impl Player {
             self.viewport = (0, 0);
             self.pointer = None;
         }
-        let timeline = std::mem::take(&mut self.timeline);
+        let mut timeline = std::mem::take(&mut self.timeline);
+        let mut kinds = std::mem::take(&mut self.kinds);
+        let events = timeline.events.get(self.cursor..target).unwrap_or_default();
+        let removals = Removals::of(events, self.cursor);
         while self.cursor < target {
-            self.step(&timeline.events[self.cursor].data);
+            let i = self.cursor;
+            // An event with subtrees left out keeps its kinds (the nodes kept copy theirs):
+            // converting every node for sharing would cost more than it saves.
+            let event_kinds = if removals.leaves_out_in(i) && kinds.get(i).is_some_and(Vec::is_empty) {
+                &[][..]
+            } else {
+                shared_kinds(&mut kinds, &mut timeline.events, i)
+            };
+            let data = &timeline.events[i].data;
+            track_pointer(data, &mut self.viewport, &mut self.pointer);
+            self.dom.apply_shared_skipping(data, event_kinds, |id| removals.removed_after(id, i));
+            self.cursor += 1;
         }
         self.timeline = timeline;
+        self.kinds = kinds;
     }
 
-    /// Applies the event at the cursor (given by the caller, who holds the timeline) and keeps
-    /// a keyframe when enough work was done since the last one.
-    fn step(&mut self, data: &EventData) {
-        match data {
-            EventData::Meta(m) => self.viewport = (m.viewport.width, m.viewport.height),
-            EventData::Viewport(v) => self.viewport = (v.width, v.height),
-            EventData::MouseMove(points) => {
-                if let Some(p) = points.last() {
-                    self.pointer = Some((p.x, p.y));
+    /// Applies the event at the cursor (given by the caller, who holds the timeline, with its
+    /// shared node kinds). Keyframes are not taken here but in idle time
+    /// ([`Player::build_keyframes`]), so that a seek costs only its own events.
+    fn step(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
+        track_pointer(data, &mut self.viewport, &mut self.pointer);
+        self.dom.apply_shared(data, kinds);
+        self.cursor += 1;
+    }
+}
+
+/// The added subtrees of one seek that a later event of the same seek removes again, so that
+/// they are never built (see [`Dom::apply_shared_skipping`]).
+#[derive(Default)]
+struct Removals {
+    /// (event index, root id) of each addition left out.
+    dead: HashSet<(usize, NodeId), IdHash>,
+    /// Indexes of the events that have additions left out.
+    events: HashSet<usize, IdHash>,
+}
+
+impl Removals {
+    /// The additions of `events` (the first has index `first`) that can be left out: the root is
+    /// removed by a later event, and no addition that is kept is placed before it. Additions
+    /// only ever name earlier nodes as their next sibling, so one backward pass decides.
+    fn of(events: &[TimedEvent], first: usize) -> Removals {
+        let mut r = Removals::default();
+        if events.len() < 2 {
+            return r;
+        }
+        let mut last_removal: IdMap<usize> = IdMap::default();
+        for (i, e) in events.iter().enumerate() {
+            if let EventData::Mutation(m) = &e.data {
+                for &id in &m.removes {
+                    last_removal.insert(id, first + i);
                 }
             }
-            EventData::Click(c) => self.pointer = Some((c.x, c.y)),
-            _ => {}
         }
-        self.dom.apply(data);
+        if last_removal.is_empty() {
+            return r;
+        }
+        let mut anchors = IdSet::default();
+        for (i, e) in events.iter().enumerate().rev() {
+            let EventData::Mutation(m) = &e.data else { continue };
+            let index = first + i;
+            for add in m.adds.iter().rev() {
+                let Some(root) = add.nodes.first() else { continue };
+                let removed_later = last_removal.get(&root.id).is_some_and(|&last| last > index);
+                if removed_later && !anchors.contains(&root.id) {
+                    r.dead.insert((index, root.id));
+                    r.events.insert(index);
+                } else if add.next != 0 {
+                    anchors.insert(add.next);
+                }
+            }
+        }
+        r
+    }
+
+    /// True when event `index` has additions left out.
+    fn leaves_out_in(&self, index: usize) -> bool {
+        !self.events.is_empty() && self.events.contains(&index)
+    }
+
+    /// True when the subtree rooted at `id`, added by event `index`, is left out.
+    fn removed_after(&self, id: NodeId, index: usize) -> bool {
+        !self.dead.is_empty() && self.dead.contains(&(index, id))
+    }
+}
+
+/// The shared node kinds of event `i`, taken out of it the first time they are needed (see
+/// [`take_kinds`]): loading a session converts nothing, and a seek that leaves subtrees out
+/// never converts them.
+fn shared_kinds<'a>(kinds: &'a mut [SharedKinds], events: &mut [TimedEvent], i: usize) -> &'a [Arc<DomKind>] {
+    match (kinds.get_mut(i), events.get_mut(i)) {
+        (Some(k), Some(e)) => {
+            if k.is_empty() {
+                *k = take_kinds(&mut e.data);
+            }
+            k
+        }
+        _ => &[],
+    }
+}
+
+/// Viewport size and pointer position follow the events that carry them.
+fn track_pointer(data: &EventData, viewport: &mut (u32, u32), pointer: &mut Option<(i32, i32)>) {
+    match data {
+        EventData::Meta(m) => *viewport = (m.viewport.width, m.viewport.height),
+        EventData::Viewport(v) => *viewport = (v.width, v.height),
+        EventData::MouseMove(points) => {
+            if let Some(p) = points.last() {
+                *pointer = Some((p.x, p.y));
+            }
+        }
+        EventData::Click(c) => *pointer = Some((c.x, c.y)),
+        _ => {}
+    }
+}
+
+/// The model that walks ahead of the keyframes ([`Player::build_keyframes`]).
+struct Scout {
+    dom: Dom,
+    /// Index of the next event to apply.
+    cursor: usize,
+    viewport: (u32, u32),
+    pointer: Option<(i32, i32)>,
+}
+
+impl Scout {
+    /// A scout that continues from the latest keyframe (or from the start).
+    fn at(keyframes: &Keyframes) -> Scout {
+        match keyframes.last() {
+            Some(k) => Scout { dom: k.dom.clone(), cursor: k.cursor, viewport: k.viewport, pointer: k.pointer },
+            None => Scout { dom: Dom::new(), cursor: 0, viewport: (0, 0), pointer: None },
+        }
+    }
+
+    fn apply(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
+        track_pointer(data, &mut self.viewport, &mut self.pointer);
+        self.dom.apply_shared(data, kinds);
         self.cursor += 1;
-        if self.keyframes.record_work(self.cursor, keyframes::work_of(data), self.dom.len()) {
-            self.keyframes.push(self.cursor, &self.dom, self.viewport, self.pointer);
-        }
     }
 }
 
@@ -316,6 +515,74 @@ mod tests {
         assert!(full.contains(sanitize::SCRIPT_PLACEHOLDER));
     }
 
+    /// The nodes of a binary frame written back as the JSON node arrays of a `full` operation.
+    fn frame_as_json(ints: &[u32], text: &str) -> String {
+        let units: Vec<u16> = text.encode_utf16().collect();
+        let mut ints = ints.iter().copied();
+        let slice = |start: u32, len: u32| {
+            let (start, len) = (start as usize, len as usize);
+            String::from_utf16_lossy(units.get(start..start + len).unwrap_or_default())
+        };
+        let mut out = String::from("[");
+        let mut json = ops::JsonNodes::new(&mut out);
+        use ops::NodeOut;
+        while let (Some(id), Some(parent), Some(kind)) = (ints.next(), ints.next(), ints.next()) {
+            let mut next = || ints.next().unwrap_or(0);
+            json.begin(id, parent, kind as u8);
+            match kind {
+                1 => {
+                    for _ in 0..3 {
+                        let (a, b) = (next(), next());
+                        json.str(&slice(a, b));
+                    }
+                }
+                2 => {
+                    let (a, b) = (next(), next());
+                    json.str(&slice(a, b));
+                    json.num(next());
+                    let count = next();
+                    json.attrs_begin();
+                    for _ in 0..count {
+                        let (a, b, c, d) = (next(), next(), next(), next());
+                        json.attr(&slice(a, b), &slice(c, d));
+                    }
+                    json.attrs_end();
+                }
+                3 | 4 => {
+                    let (a, b) = (next(), next());
+                    json.str(&slice(a, b));
+                }
+                _ => {}
+            }
+            json.end();
+        }
+        out.push(']');
+        out
+    }
+
+    #[test]
+    fn a_binary_frame_holds_the_same_nodes_as_the_json_description() {
+        let mut events = session_events();
+        if let EventData::Snapshot(s) = &mut events[0].data {
+            s.nodes.push(Node { id: 9, parent: 3, kind: NodeKind::Text("caf\u{e9} \u{1f600} \"q\" end".into()) });
+            s.nodes.push(el(10, 3, "svg", &[("viewBox", "0 0 1 1")]));
+            s.nodes.push(Node { id: 11, parent: 10, kind: NodeKind::Comment("\u{1f600}".into()) });
+        }
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = events;
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        let json = p.seek(2000.0);
+        let framed = p.seek_frame(2000.0);
+        let (ints, text) = (p.frame_ints(), p.frame_text());
+        let nodes = frame_as_json(&ints, &text);
+        assert!(nodes.contains("\u{1f600}") && !nodes.contains("alert"), "{nodes}");
+        assert_eq!(json, framed.replacen(",null]", &format!(",{nodes}]"), 1));
+        assert!(p.frame_ints().is_empty(), "a frame is taken once");
+        p.seek_frame(2000.0);
+        let again = frame_as_json(&p.frame_ints(), &p.frame_text());
+        assert_eq!(again, nodes, "the next frame starts afresh");
+    }
+
     #[test]
     fn playing_forward_emits_ops_and_drops_script_children() {
         let mut p = Player::from_timeline(session());
@@ -361,7 +628,9 @@ mod tests {
     fn seeking_back_starts_from_a_keyframe_and_gives_the_same_document() {
         let mut p = Player::from_timeline(long_session(20));
         let end = p.seek(1_000_000.0);
-        assert!(p.keyframe_count() > 1, "keyframes taken on the way: {}", p.keyframe_count());
+        assert_eq!(p.keyframe_count(), 0, "a seek takes no keyframes itself");
+        while p.build_keyframes(5_000) {}
+        assert!(p.keyframe_count() > 1, "keyframes taken in idle time: {}", p.keyframe_count());
         let middle = p.seek(1_000.0);
         assert_eq!(middle.matches("\"p\"").count(), 10);
         let mut fresh = Player::from_timeline(long_session(20));
@@ -373,12 +642,83 @@ mod tests {
     fn keyframe_seek_applies_only_events_after_the_keyframe() {
         let mut p = Player::from_timeline(long_session(40));
         p.seek(1_000_000.0);
+        while p.build_keyframes(5_000) {}
         p.seek(0.0);
         let best = p.keyframes.best_for(30).map(|k| k.cursor).unwrap_or(0);
         assert!(best > 10, "a keyframe late in the session exists: {best}");
         p.move_to(30);
         assert_eq!(p.cursor(), 30);
         assert_eq!(p.dom().count_elements("p"), 29);
+    }
+
+    #[test]
+    fn a_long_seek_leaves_out_subtrees_removed_later_and_ends_in_the_same_document() {
+        use replay_protocol::{AttrChange, TextChange};
+        let li = |id: u32, text: &str| {
+            vec![
+                el(id, 0, "li", &[("class", "row")]),
+                Node { id: id + 1, parent: id, kind: NodeKind::Text(text.into()) },
+            ]
+        };
+        let mut b = Batch::new("s", "p", 0, 0);
+        b.events = vec![session_events().remove(0)];
+        let mutation = |m: Mutation| Event { t: 1, data: EventData::Mutation(m) };
+        // Render 10, 11, 12; re-render 20, 21 (a row placed before 11 first); change removed
+        // and kept rows; re-render 30 before 21, which stays.
+        let add = |nodes, next| AddedSubtree { parent: 3, next, nodes };
+        b.events.push(mutation(Mutation {
+            adds: vec![add(li(10, "a"), 0), add(li(12, "c"), 0), add(li(14, "e"), 0)],
+            ..Mutation::default()
+        }));
+        b.events.push(mutation(Mutation { adds: vec![add(li(16, "before"), 12)], ..Mutation::default() }));
+        b.events.push(mutation(Mutation {
+            attrs: vec![AttrChange { id: 10, name: "class".into(), value: Some("gone".into()) }],
+            texts: vec![TextChange { id: 15, text: "E".into() }],
+            ..Mutation::default()
+        }));
+        b.events.push(mutation(Mutation {
+            removes: vec![10, 12, 14],
+            adds: vec![add(li(22, "y"), 0), add(li(20, "x"), 22)],
+            ..Mutation::default()
+        }));
+        b.events.push(mutation(Mutation {
+            removes: vec![20],
+            adds: vec![add(li(30, "z"), 22)],
+            texts: vec![TextChange { id: 23, text: "Y".into() }],
+            ..Mutation::default()
+        }));
+        let timeline = Timeline::from_batches(vec![b]);
+        let mut reference = Dom::new();
+        for e in &timeline.events {
+            reference.apply(&e.data);
+        }
+        let mut p = Player::from_timeline(timeline);
+        p.move_to(usize::MAX);
+        let html = replay_protocol::html::document_html(p.dom());
+        assert_eq!(html, replay_protocol::html::document_html(&reference));
+        assert!(html.contains("before") && html.contains(">z<") && html.contains(">Y<"), "{html}");
+    }
+
+    #[test]
+    fn keyframes_built_in_slices_continue_after_more_events_arrive() {
+        let whole = long_session(30);
+        let mut first = whole.clone();
+        first.events.truncate(11);
+        let mut p = Player::from_timeline(first);
+        let mut slices = 0;
+        while p.build_keyframes(3_001) {
+            slices += 1;
+        }
+        assert!(slices >= 9, "one slice per budget: {slices}");
+        let before = p.keyframe_count();
+        for mut e in whole.events[11..].iter().cloned() {
+            p.kinds.push(take_kinds(&mut e.data));
+            p.timeline.events.push(e);
+        }
+        while p.build_keyframes(100_000) {}
+        assert!(p.keyframe_count() > before, "{before} -> {}", p.keyframe_count());
+        let mut fresh = Player::from_timeline(long_session(30));
+        assert_eq!(p.seek(2_500.0), fresh.seek(2_500.0));
     }
 
     #[test]

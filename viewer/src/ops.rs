@@ -4,16 +4,182 @@
 //! Everything passes the [`crate::sanitize`] rules on the way out. The format is documented on
 //! the crate ([`crate`]).
 
+use std::sync::Arc;
+
+use replay_protocol::Dom;
 use replay_protocol::cssom::SheetState;
-use replay_protocol::dom::DomKind;
+use replay_protocol::dom::{DomKind, IdSet};
 use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
 use crate::{Player, json, sanitize};
 
+/// Receives the nodes of a description one by one: JSON text for operations ([`JsonNodes`]),
+/// or the binary frame of a full description ([`Tape`]).
+pub(crate) trait NodeOut {
+    /// Starts node `id` (under `parent`) of `kind` (0 document … 5 shadow root).
+    fn begin(&mut self, id: u32, parent: u32, kind: u8);
+    fn str(&mut self, s: &str);
+    fn num(&mut self, n: u32);
+    fn attrs_begin(&mut self);
+    fn attr(&mut self, name: &str, value: &str);
+    fn attrs_end(&mut self);
+    fn end(&mut self);
+}
+
+/// Nodes as JSON arrays `[id, parent, kind, ...]`, comma-separated.
+pub(crate) struct JsonNodes<'a> {
+    out: &'a mut String,
+    first: bool,
+    first_attr: bool,
+}
+
+impl<'a> JsonNodes<'a> {
+    pub(crate) fn new(out: &'a mut String) -> Self {
+        JsonNodes { out, first: true, first_attr: true }
+    }
+}
+
+impl NodeOut for JsonNodes<'_> {
+    fn begin(&mut self, id: u32, parent: u32, kind: u8) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        self.out.push('[');
+        json::num(self.out, id);
+        self.out.push(',');
+        json::num(self.out, parent);
+        self.out.push(',');
+        json::num(self.out, kind);
+    }
+    fn str(&mut self, s: &str) {
+        self.out.push(',');
+        json::string(self.out, s);
+    }
+    fn num(&mut self, n: u32) {
+        self.out.push(',');
+        json::num(self.out, n);
+    }
+    fn attrs_begin(&mut self) {
+        self.out.push_str(",[");
+        self.first_attr = true;
+    }
+    fn attr(&mut self, name: &str, value: &str) {
+        if !self.first_attr {
+            self.out.push(',');
+        }
+        self.first_attr = false;
+        json::string(self.out, name);
+        self.out.push(',');
+        json::string(self.out, value);
+    }
+    fn attrs_end(&mut self) {
+        self.out.push(']');
+    }
+    fn end(&mut self) {
+        self.out.push(']');
+    }
+}
+
+/// The nodes of a full description as a binary frame, read by `render.js` (`buildFrame`)
+/// without a JSON parse: integers, and all strings in one text, each string a (start, length)
+/// pair of UTF-16 offsets into it. A node is `id, parent, kind` followed by, for kind 1
+/// (doctype) three strings, 2 (element) the tag, the namespace code, the attribute count and
+/// a name and value per attribute, 3 and 4 (text, comment) one string; 0 and 5 nothing.
+#[derive(Debug, Default)]
+pub struct Tape {
+    pub(crate) ints: Vec<u32>,
+    pub(crate) text: String,
+    /// Length of `text` in UTF-16 code units.
+    units: u32,
+    /// Where the attribute count of the current element is.
+    attrs_at: usize,
+}
+
+impl Tape {
+    /// Empties the tape for the next frame.
+    pub(crate) fn clear(&mut self) {
+        self.ints.clear();
+        self.text.clear();
+        self.units = 0;
+        self.attrs_at = 0;
+    }
+}
+
+impl NodeOut for Tape {
+    fn begin(&mut self, id: u32, parent: u32, kind: u8) {
+        self.ints.extend([id, parent, u32::from(kind)]);
+    }
+    fn str(&mut self, s: &str) {
+        let len = if s.is_ascii() { s.len() } else { s.encode_utf16().count() };
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        self.ints.extend([self.units, len]);
+        self.text.push_str(s);
+        self.units = self.units.saturating_add(len);
+    }
+    fn num(&mut self, n: u32) {
+        self.ints.push(n);
+    }
+    fn attrs_begin(&mut self) {
+        self.attrs_at = self.ints.len();
+        self.ints.push(0);
+    }
+    fn attr(&mut self, name: &str, value: &str) {
+        if let Some(count) = self.ints.get_mut(self.attrs_at) {
+            *count += 1;
+        }
+        self.str(name);
+        self.str(value);
+    }
+    fn attrs_end(&mut self) {}
+    fn end(&mut self) {}
+}
+
+/// Element state that goes with a full description: (op, id, value, checked, scroll).
+type ElementState<'a> = (&'static str, u32, Option<&'a str>, Option<bool>, (i32, i32));
+
+/// Writes the document's nodes in tree order (sanitized, scripts dropped with their subtrees,
+/// remembered in `dropped`) and returns the element state to restore after them.
+fn write_tree<'a>(dom: &'a Dom, dropped: &mut IdSet, out: &mut impl NodeOut) -> Vec<ElementState<'a>> {
+    let mut state = Vec::new();
+    let doc = dom.document();
+    // (id, parent, parent dropped, parent is a <style>): carried down so that no node needs
+    // a lookup of its parent.
+    let mut stack = if doc == 0 { vec![] } else { vec![(doc, 0u32, false, false)] };
+    let page_url = &dom.url;
+    while let Some((id, parent, parent_dropped, in_style)) = stack.pop() {
+        let Some(node) = dom.node(id) else {
+            continue;
+        };
+        if parent_dropped {
+            dropped.insert(id);
+            continue;
+        }
+        let is_dropped = write_node(id, parent, NodeView::from(&*node.kind), page_url, in_style, out);
+        if is_dropped {
+            dropped.insert(id);
+        }
+        if let DomKind::Element { value, checked, scroll, .. } = &*node.kind {
+            if value.is_some() || checked.is_some() {
+                state.push(("input", id, value.as_deref(), *checked, (0, 0)));
+            }
+            if let Some(s) = scroll {
+                state.push(("scroll", id, None, None, *s));
+            }
+        }
+        let style = is_style(Some(&*node.kind));
+        let at = stack.len();
+        stack.extend(dom.children(id).map(|(c, _)| (c, id, is_dropped, style)));
+        stack[at..].reverse();
+    }
+    state
+}
+
 impl Player {
     /// Writes `["full", url, title, scrollX, scrollY, nodes]` and the element state (input
-    /// values, scroll positions), viewport and pointer that go with it.
-    pub(crate) fn write_full(&mut self, out: &mut String) {
+    /// values, scroll positions), viewport and pointer that go with it. With a `tape`, the
+    /// nodes go there and `nodes` is `null`.
+    pub(crate) fn write_full(&mut self, out: &mut String, tape: Option<&mut Tape>) {
         self.dropped.clear();
         out.push_str("[\"full\",");
         json::string(out, &self.dom.url);
@@ -23,44 +189,20 @@ impl Player {
         json::num(out, self.dom.scroll.0);
         out.push(',');
         json::num(out, self.dom.scroll.1);
-        out.push_str(",[");
-        let mut state = Vec::new();
-        let mut first = true;
-        let doc = self.dom.document();
-        // (id, parent, parent dropped, parent is a <style>): carried down so that no node needs
-        // a lookup of its parent.
-        let mut stack = if doc == 0 { vec![] } else { vec![(doc, 0u32, false, false)] };
-        let page_url = &self.dom.url;
-        while let Some((id, parent, parent_dropped, in_style)) = stack.pop() {
-            let Some(node) = self.dom.node(id) else {
-                continue;
-            };
-            if parent_dropped {
-                self.dropped.insert(id);
-                continue;
+        out.push(',');
+        let state = match tape {
+            Some(tape) => {
+                out.push_str("null");
+                write_tree(&self.dom, &mut self.dropped, tape)
             }
-            if !first {
-                out.push(',');
+            None => {
+                out.push('[');
+                let state = write_tree(&self.dom, &mut self.dropped, &mut JsonNodes::new(out));
+                out.push(']');
+                state
             }
-            first = false;
-            let dropped = write_node(id, parent, NodeView::from(&*node.kind), page_url, in_style, out);
-            if dropped {
-                self.dropped.insert(id);
-            }
-            if let DomKind::Element { value, checked, scroll, .. } = &*node.kind {
-                if value.is_some() || checked.is_some() {
-                    state.push(("input", id, value.as_deref(), *checked, (0, 0)));
-                }
-                if let Some(s) = scroll {
-                    state.push(("scroll", id, None, None, *s));
-                }
-            }
-            let style = is_style(Some(&*node.kind));
-            let at = stack.len();
-            stack.extend(self.dom.children(id).map(|(c, _)| (c, id, dropped, style)));
-            stack[at..].reverse();
-        }
-        out.push_str("]]");
+        };
+        out.push(']');
         for (kind, id, value, checked, (x, y)) in state {
             if self.dropped.contains(&id) {
                 continue;
@@ -283,81 +425,73 @@ impl<'a> From<&'a NodeKind> for NodeView<'a> {
 /// Writes one node (sanitized); scripts become placeholder comments. Returns true for a
 /// script, whose subtree the caller drops (and remembers in `dropped`). Text of a `<style>`
 /// passes [`sanitize::clean_css`].
-fn write_node(id: u32, parent: u32, kind: NodeView<'_>, page_url: &str, in_style: bool, out: &mut String) -> bool {
-    out.push('[');
-    json::num(out, id);
-    out.push(',');
-    json::num(out, parent);
-    out.push(',');
+fn write_node(
+    id: u32,
+    parent: u32,
+    kind: NodeView<'_>,
+    page_url: &str,
+    in_style: bool,
+    out: &mut impl NodeOut,
+) -> bool {
     let mut dropped = false;
     match kind {
-        NodeView::Document => out.push('0'),
+        NodeView::Document => out.begin(id, parent, 0),
         NodeView::Doctype { name, public_id, system_id } => {
-            out.push_str("1,");
-            json::string(out, name);
-            out.push(',');
-            json::string(out, public_id);
-            out.push(',');
-            json::string(out, system_id);
+            out.begin(id, parent, 1);
+            out.str(name);
+            out.str(public_id);
+            out.str(system_id);
         }
         NodeView::Element { tag, ns, attrs } => {
             if sanitize::is_blocked_element(tag, ns) {
                 dropped = true;
-                out.push_str("4,");
-                json::string(out, sanitize::SCRIPT_PLACEHOLDER);
+                out.begin(id, parent, 4);
+                out.str(sanitize::SCRIPT_PLACEHOLDER);
             } else {
-                out.push_str("2,");
-                json::string(out, tag);
-                out.push(',');
-                json::num(out, ns.code());
-                out.push_str(",[");
-                let mut first = true;
-                sanitize::for_each_clean_attr(tag, attrs, page_url, |name, value| {
-                    if !first {
-                        out.push(',');
-                    }
-                    first = false;
-                    json::string(out, name);
-                    out.push(',');
-                    json::string(out, value);
-                });
-                out.push(']');
+                out.begin(id, parent, 2);
+                out.str(tag);
+                out.num(u32::from(ns.code()));
+                out.attrs_begin();
+                sanitize::for_each_clean_attr(tag, attrs, page_url, |name, value| out.attr(name, value));
+                out.attrs_end();
             }
         }
         NodeView::Text(t) if in_style => {
-            out.push_str("3,");
-            json::string(out, &sanitize::clean_css(t, page_url));
+            out.begin(id, parent, 3);
+            out.str(&sanitize::clean_css(t, page_url));
         }
         NodeView::Text(t) => {
-            out.push_str("3,");
-            json::string(out, t);
+            out.begin(id, parent, 3);
+            out.str(t);
         }
         NodeView::Comment(t) => {
-            out.push_str("4,");
-            json::string(out, t);
+            out.begin(id, parent, 4);
+            out.str(t);
         }
-        NodeView::ShadowRoot => out.push('5'),
+        NodeView::ShadowRoot => out.begin(id, parent, 5),
     }
-    out.push(']');
+    out.end();
     dropped
 }
 
 impl Player {
-    fn write_nodes(&mut self, nodes: &[Node], root_parent: u32, out: &mut String) {
+    /// Writes the nodes of one added subtree; `kinds` are their shared kinds (see
+    /// [`replay_protocol::dom::take_kinds`]), or empty when the event kept its own.
+    fn write_nodes(&mut self, nodes: &[Node], kinds: &[Arc<DomKind>], root_parent: u32, out: &mut String) {
         out.push('[');
-        let mut first = true;
+        let mut json = JsonNodes::new(out);
         for (i, n) in nodes.iter().enumerate() {
             let parent = if i == 0 { root_parent } else { n.parent };
             if self.dropped.contains(&parent) {
                 self.dropped.insert(n.id);
                 continue;
             }
-            if !first {
-                out.push(',');
-            }
-            first = false;
             let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
-            if write_node(n.id, parent, NodeView::from(&n.kind), &self.dom.url, in_style, out) {
+            let view = match kinds.get(i) {
+                Some(k) => NodeView::from(&**k),
+                None => NodeView::from(&n.kind),
+            };
+            if write_node(n.id, parent, view, &self.dom.url, in_style, &mut json) {
                 self.dropped.insert(n.id);
             }
         }
@@ -365,7 +499,10 @@ impl Player {
     }
 
     /// Writes the operation of one event; false when the event has no visible effect.
-    pub(crate) fn write_op(&mut self, data: &EventData, out: &mut String) -> bool {
+    pub(crate) fn write_op(&mut self, data: &EventData, kinds: &[Arc<DomKind>], out: &mut String) -> bool {
+        // Shared kinds cover all added nodes or none (an event that kept its own).
+        let shared = matches!(data, EventData::Mutation(m) if kinds.len() == m.adds.iter().map(|a| a.nodes.len()).sum::<usize>());
+        let mut offset = 0;
         match data {
             EventData::Mutation(m) => {
                 let mut first = true;
@@ -382,6 +519,8 @@ impl Player {
                     out.push(']');
                 }
                 for add in &m.adds {
+                    let add_kinds = if shared { &kinds[offset..offset + add.nodes.len()] } else { &[][..] };
+                    offset += add.nodes.len();
                     if self.dropped.contains(&add.parent) {
                         for n in &add.nodes {
                             self.dropped.insert(n.id);
@@ -394,7 +533,7 @@ impl Player {
                     out.push(',');
                     json::num(out, add.next);
                     out.push(',');
-                    self.write_nodes(&add.nodes, add.parent, out);
+                    self.write_nodes(&add.nodes, add_kinds, add.parent, out);
                     out.push(']');
                 }
                 for a in &m.attrs {

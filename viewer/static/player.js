@@ -21,6 +21,8 @@ const IDLE_GAP_MS = 5000;
 /** The first range is one batch (it holds the full snapshot); later ranges are bigger. */
 const FIRST_RANGE_BYTES = 1;
 const RANGE_BYTES = 4 * 1024 * 1024;
+/** Work (nodes touched) per idle slice of keyframe building: a few milliseconds. */
+const KEYFRAME_SLICE = 40000;
 
 let engine = null;
 let sessionId = '';
@@ -72,6 +74,11 @@ function fit() {
 
 const renderer = createRenderer(frame, { url: showUrl, viewport: resize, pointer: moveCursor });
 const apply = (ops) => renderer.apply(ops);
+/** Seeks the engine to absolute time `t` and shows the document there (binary frame). */
+function showAt(t) {
+  const ops = JSON.parse(engine.seek_frame(t));
+  renderer.apply(ops, { ints: engine.frame_ints(), text: engine.frame_text() });
+}
 const panels = createPanels($('panels'), {
   start: () => start,
   duration: () => duration,
@@ -93,7 +100,7 @@ function updateClock() {
 function seek(ms) {
   if (!engine) return;
   position = Math.max(0, Math.min(duration, Number(ms) || 0));
-  apply(JSON.parse(engine.seek(start + position)));
+  showAt(start + position);
   lastTick = performance.now();
   updateClock();
 }
@@ -265,8 +272,23 @@ function progress(fraction) {
   $('progress').classList.toggle('done', fraction >= 1);
 }
 
+let keyframeTask = null;
+/**
+ * Keyframes (clones of the model that later seeks start from) are taken in idle time, one
+ * slice at a time, never while a seek or the first frame waits (engine.build_keyframes).
+ */
+function scheduleKeyframes() {
+  if (keyframeTask !== null || !engine) return;
+  const slice = () => {
+    keyframeTask = null;
+    if (engine && engine.build_keyframes(KEYFRAME_SLICE)) scheduleKeyframes();
+  };
+  keyframeTask = window.requestIdleCallback ? requestIdleCallback(slice, { timeout: 2000 }) : setTimeout(slice, 50);
+}
+
 /** Takes in newly appended events: duration, entries, timeline. */
 function absorb() {
+  scheduleKeyframes();
   if (!start) start = engine.start();
   const end = engine.end();
   duration = Math.max(0, end - start);
@@ -418,17 +440,18 @@ async function benchReplay(id, selector) {
   marks.open = mark('open');
   const profile = {};
   let tp = performance.now();
-  const lap = (name) => { const now = performance.now(); profile[name] = (profile[name] || 0) + now - tp; tp = now; };
+  const lap = (name) => { const now = performance.now(); profile[name] = (profile[name] || 0) + now - tp; tp = now; mark(`lap-${name}`); };
   engine = Player.empty();
   marks.construct = mark('construct');
   engine.append(ranges[0]);
   lap('firstAppendMs');
   start = engine.start();
-  const firstJson = engine.seek(start);
+  const firstJson = engine.seek_frame(start);
+  const firstFrame = { ints: engine.frame_ints(), text: engine.frame_text() };
   lap('firstSeekEngineMs');
   const firstOps = JSON.parse(firstJson);
   lap('firstParseMs');
-  apply(firstOps);
+  renderer.apply(firstOps, firstFrame);
   lap('firstApplyMs');
   marks.ready = mark('ready');
   const startReadyMs = performance.now() - t0;
@@ -441,14 +464,16 @@ async function benchReplay(id, selector) {
   tp = performance.now();
   for (const bytes of ranges.slice(1)) engine.append(bytes);
   lap('restAppendMs');
-  const endJson = engine.seek(engine.end());
+  const endJson = engine.seek_frame(engine.end());
+  const endFrame = { ints: engine.frame_ints(), text: engine.frame_text() };
   lap('endSeekEngineMs');
   const endOps = JSON.parse(endJson);
   lap('endParseMs');
-  apply(endOps);
+  renderer.apply(endOps, endFrame);
   lap('endApplyMs');
-  profile.firstJsonBytes = firstJson.length;
-  profile.endJsonBytes = endJson.length;
+  profile.firstFrameInts = firstFrame.ints.length;
+  profile.firstFrameText = firstFrame.text.length;
+  profile.endFrameInts = endFrame.ints.length;
   marks.seekEnd = mark('seek-end');
   const seekEndSyncMs = performance.now() - t1;
   await nextFrame();

@@ -211,7 +211,127 @@ export function createRenderer(frame, effects) {
     } catch (_) { /* offsets beyond the replayed nodes */ }
   }
 
-  function full(op) {
+  /**
+   * The nodes of a binary frame (viewer/src/ops.rs, `Tape`) as the JSON node arrays that
+   * `insert` takes: for the rare documents that `buildFrame` cannot build.
+   */
+  function frameNodes(ints, text) {
+    const list = [];
+    const str = (i) => text.substring(ints[i], ints[i] + ints[i + 1]);
+    for (let i = 0; i < ints.length;) {
+      const n = [ints[i], ints[i + 1], ints[i + 2]];
+      i += 3;
+      switch (n[2]) {
+        case 1: n.push(str(i), str(i + 2), str(i + 4)); i += 6; break;
+        case 2: {
+          n.push(str(i), ints[i + 2]);
+          const count = ints[i + 3];
+          i += 4;
+          const attrs = [];
+          for (let k = 0; k < count; k++, i += 4) attrs.push(str(i), str(i + 2));
+          n.push(attrs);
+          break;
+        }
+        case 3: case 4: n.push(str(i)); i += 2; break;
+        default: break;
+      }
+      list.push(n);
+    }
+    return list;
+  }
+
+  /** True when a frame holds a document below its first node (a same-origin iframe's). */
+  function hasInnerDocument(ints) {
+    for (let i = 0, first = true; i < ints.length; first = false) {
+      const kind = ints[i + 2];
+      if (kind === 0 && !first) return true;
+      i += 3;
+      if (kind === 1) i += 6;
+      else if (kind === 2) i += 4 + 4 * ints[i + 3];
+      else if (kind === 3 || kind === 4) i += 2;
+    }
+    return false;
+  }
+
+  /**
+   * Builds a whole document from a binary frame (parents before children) off the document:
+   * every node is created and appended while its tree is detached (no style invalidation, no
+   * connection bookkeeping per insertion), then the top-level nodes are attached in one
+   * insertion each. Strings are slices of one text, so no JSON is parsed. A same-origin
+   * iframe's document can only be built once its iframe is connected: such frames take the
+   * incremental path (`insert`).
+   */
+  function buildFrame(doc, ints, text) {
+    if (ints.length < 3 || ints[2] !== 0) return;
+    const docId = ints[0];
+    nodes.set(docId, doc);
+    if (hasInnerDocument(ints)) {
+      insert(frameNodes(ints, text).slice(1), docId, 0);
+      return;
+    }
+    const top = [];
+    const dialogs = [];
+    const contents = new Map();
+    for (let i = 3; i < ints.length;) {
+      const id = ints[i];
+      const pid = ints[i + 1];
+      const kind = ints[i + 2];
+      i += 3;
+      let parent = null;
+      let skip = false;
+      if (pid !== docId) {
+        parent = (contents.size !== 0 && contents.get(pid)) || nodes.get(pid);
+        if (!parent) skip = true;
+      }
+      let node = null;
+      if (kind === 2) {
+        const tag = text.substring(ints[i], ints[i] + ints[i + 1]);
+        const ns = ints[i + 2];
+        const count = ints[i + 3];
+        i += 4;
+        if (skip) { i += 4 * count; continue; }
+        try {
+          node = ns === 0 ? doc.createElement(tag) : doc.createElementNS(NS[ns] || NS[0], tag);
+        } catch (_) {
+          node = doc.createElement('span');
+        }
+        for (let k = 0; k < count; k++, i += 4) {
+          setAttr(node, text.substring(ints[i], ints[i] + ints[i + 1]), text.substring(ints[i + 2], ints[i + 2] + ints[i + 3]));
+        }
+        if (tag === 'template' && node.content) contents.set(id, node.content);
+        else if (tag === 'dialog') dialogs.push(node);
+      } else if (kind === 3 || kind === 4) {
+        const data = text.substring(ints[i], ints[i] + ints[i + 1]);
+        i += 2;
+        if (skip) continue;
+        node = kind === 3 ? doc.createTextNode(data) : doc.createComment(data);
+      } else if (kind === 1) {
+        const name = text.substring(ints[i], ints[i] + ints[i + 1]);
+        const pub = text.substring(ints[i + 2], ints[i + 2] + ints[i + 3]);
+        const sys = text.substring(ints[i + 4], ints[i + 4] + ints[i + 5]);
+        i += 6;
+        if (skip) continue;
+        try { node = doc.implementation.createDocumentType(name || 'html', pub, sys); } catch (_) { continue; }
+      } else if (kind === 5) {
+        if (!parent) continue;
+        let root;
+        try { root = parent.attachShadow({ mode: 'open' }); } catch (_) { root = doc.createDocumentFragment(); }
+        nodes.set(id, root);
+        continue;
+      } else continue;
+      nodes.set(id, node);
+      if (parent) {
+        try { parent.appendChild(node); } catch (_) { /* e.g. a doctype below the document */ }
+      } else top.push(node);
+    }
+    for (const node of top) {
+      try { doc.appendChild(node); } catch (_) { /* e.g. a second doctype or root element */ }
+    }
+    for (const el of dialogs) showDialog(el);
+  }
+
+  /** A `full` operation; its nodes are JSON arrays, or (`null`) in the binary `frame`. */
+  function full(op, frameData) {
     const doc = frame.contentDocument;
     while (doc.firstChild) doc.removeChild(doc.firstChild);
     nodes.clear();
@@ -219,14 +339,35 @@ export function createRenderer(frame, effects) {
     companions.clear();
     try { doc.adoptedStyleSheets = []; } catch (_) { /* old engine */ }
     const list = op[5];
-    if (list.length && list[0][2] === 0) nodes.set(list[0][0], doc);
-    insert(list.slice(1), list.length ? list[0][0] : 0, 0);
+    if (list === null) {
+      if (frameData) buildFrame(doc, frameData.ints, frameData.text);
+    } else {
+      if (list.length && list[0][2] === 0) nodes.set(list[0][0], doc);
+      insert(list.slice(1), list.length ? list[0][0] : 0, 0);
+    }
     effects.url(op[1]);
-    setScroll(0, op[3], op[4]);
+    scrollWindowSoon(op[3], op[4]);
+  }
+
+  // The window's scroll position after a full rebuild is set in the next animation frame:
+  // scrolling now would force a synchronous layout of the whole new document, which the frame
+  // does anyway. A later scroll operation supersedes it.
+  let pendingScroll = null;
+  function scrollWindowSoon(x, y) {
+    const first = pendingScroll === null;
+    pendingScroll = [x, y];
+    if (!first) return;
+    requestAnimationFrame(() => {
+      if (pendingScroll === null) return;
+      const [px, py] = pendingScroll;
+      pendingScroll = null;
+      setScroll(0, px, py);
+    });
   }
 
   function setScroll(id, x, y) {
     if (id === 0) {
+      pendingScroll = null;
       const win = frame.contentWindow;
       if (win) win.scrollTo(x, y);
     } else {
@@ -235,10 +376,11 @@ export function createRenderer(frame, effects) {
     }
   }
 
-  function apply(ops) {
+  /** Applies operations; `frameData` ({ints, text}) holds the nodes of a binary `full`. */
+  function apply(ops, frameData) {
     for (const op of ops) {
       switch (op[0]) {
-        case 'full': full(op); break;
+        case 'full': full(op, frameData); break;
         case 'rm': {
           const node = nodes.get(op[1]);
           if (node && node.parentNode) node.parentNode.removeChild(node);
