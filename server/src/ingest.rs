@@ -9,12 +9,13 @@
 use std::io::Read;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use replay_protocol::{AppFact, Batch, EventData, Freeze};
 use serde::{Deserialize, Serialize};
 
@@ -67,16 +68,17 @@ pub async fn preflight(headers: HeaderMap) -> Response {
 }
 
 /// The ingest handler.
-pub async fn ingest(
-    State(state): State<AppState>,
-    Query(query): Query<IngestQuery>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let client = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
+///
+/// Takes the request whole: extracting `HeaderMap` would clone every header of every upload.
+pub async fn ingest(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
     let started = std::time::Instant::now();
-    let result = ingest_inner(&state, query, client, &headers, body).await;
+    let result = match Query::<IngestQuery>::try_from_uri(&parts.uri) {
+        Ok(Query(query)) => ingest_inner(&state, query, client, &headers, body).await,
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())),
+    };
     state.metrics.latency(started.elapsed());
     let response = match result {
         Ok(ack) => {
@@ -102,18 +104,21 @@ async fn ingest_inner(
     let key = headers
         .get(KEY_HEADER)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(query.key)
+        .or(query.key.as_deref())
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "an ingest key is required"))?;
     if key.len() > 128 {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"));
     }
-    let project = match state.storage.cached_project(&key) {
+    let project = match state.storage.cached_project(key) {
         Some(p) => p,
-        None => state
-            .blocking(move |s| s.project_by_key(&key))
-            .await?
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?,
+        None => {
+            let key = key.to_owned();
+            state
+                .blocking(move |s| s.project_by_key(&key))
+                .await?
+                .map(Arc::new)
+                .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?
+        }
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !project.allows_origin(origin) {
@@ -204,11 +209,25 @@ async fn ingest_inner(
     Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
 }
 
+/// Deflate cannot expand data more than about 1032 times.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
 /// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
+///
+/// The output is sized up front from the size the gzip trailer announces (the size modulo
+/// 2^32, as sent, so untrusted): capped by `max` and by what deflate can produce from this
+/// body, it only saves the regrowing copies and never lets a small body reserve much memory.
+/// The body is read in place (`bufread`), without the 32 KB copy buffer of `read::GzDecoder`.
 fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
-    let mut out = Vec::new();
+    let announced = body
+        .len()
+        .checked_sub(4)
+        .and_then(|at| body.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    let mut out = Vec::with_capacity(announced.min(max).min(body.len().saturating_mul(MAX_DEFLATE_RATIO)) + 1);
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::read::GzDecoder::new(body)
+    flate2::bufread::GzDecoder::new(body)
         .take(limit)
         .read_to_end(&mut out)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
@@ -281,4 +300,46 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(data).expect("in memory");
+        gz.finish().expect("in memory")
+    }
+
+    #[test]
+    fn gunzip_returns_the_original_bytes() {
+        let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        assert_eq!(gunzip_capped(&gzip(&data), 1 << 20).expect("valid gzip"), data);
+    }
+
+    #[test]
+    fn a_lying_size_trailer_reserves_no_more_than_deflate_can_produce() {
+        let mut body = gzip(b"hello");
+        let n = body.len();
+        body[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        // The trailer is checked after the data: the lie is an error, found without having
+        // reserved 4 GB on its word.
+        let e = gunzip_capped(&body, usize::MAX).expect_err("size mismatch");
+        assert_eq!(e.reason, "bad_encoding");
+        let body = gzip(&[0u8; 4096]);
+        let out = gunzip_capped(&body, 1 << 30).expect("valid gzip");
+        assert!(out.capacity() <= body.len() * MAX_DEFLATE_RATIO + 1);
+    }
+
+    #[test]
+    fn a_zip_bomb_stops_at_the_cap() {
+        let body = gzip(&vec![0u8; 1 << 20]);
+        let e = gunzip_capped(&body, 64 * 1024).expect_err("over the cap");
+        assert_eq!(e.reason, "decompressed_too_large");
+        let e = gunzip_capped(&body[..body.len() / 2], 1 << 21).expect_err("truncated");
+        assert_eq!(e.reason, "bad_encoding");
+    }
 }

@@ -24,7 +24,7 @@ pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
     writer: mpsc::Sender<PendingBatch>,
     /// Projects by ingest key (hit on every ingest request); cleared when projects change.
-    keys: Arc<Mutex<HashMap<String, Project>>>,
+    keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
 }
 
 /// A batch waiting for the writer thread, with where to send the outcome.
@@ -432,14 +432,14 @@ impl Storage for SqliteStorage {
     }
 
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
-        if let Some(p) = self.keys.lock().ok().and_then(|k| k.get(key).cloned()) {
-            return Ok(Some(p));
+        if let Some(p) = self.cached_project(key) {
+            return Ok(Some(Project::clone(&p)));
         }
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
         let project = stmt.query_row([key], project_row).optional()?;
         if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
-            cache.insert(key.to_owned(), p.clone());
+            cache.insert(key.to_owned(), Arc::new(p.clone()));
         }
         Ok(project)
     }
@@ -464,7 +464,7 @@ impl Storage for SqliteStorage {
         }
     }
 
-    fn cached_project(&self, key: &str) -> Option<Project> {
+    fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
         self.keys.lock().ok().and_then(|k| k.get(key).cloned())
     }
 
