@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -25,6 +27,8 @@ pub struct SqliteStorage {
     writer: mpsc::Sender<PendingBatch>,
     /// Projects by ingest key (hit on every ingest request); cleared when projects change.
     keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
+    /// Group commits so far (tells the checkpoint thread whether there is anything to do).
+    groups_committed: Arc<AtomicU64>,
 }
 
 /// A batch waiting for the writer thread, with where to send the outcome.
@@ -39,7 +43,45 @@ struct PendingBatch {
 const GROUP_MAX_BATCHES: usize = 512;
 const GROUP_MAX_BYTES: usize = 4 * 1024 * 1024;
 
-fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
+/// Pages of write-ahead log after which the writer checkpoints itself, when the checkpoint
+/// thread falls behind (SQLite's default is 1,000 pages, checkpointed by the writer).
+const WAL_CHECKPOINT_PAGES: i64 = 16 * 1024;
+
+/// How often the checkpoint thread looks for new commits.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies committed pages from the write-ahead log into the database, on a connection of its
+/// own. Done by the writer (SQLite's default), every thousandth page made one group commit
+/// wait for a whole checkpoint with its fsync, on the one thread all ingest waits for; here the
+/// writer only appends and syncs the log. `PASSIVE` never blocks the writer or readers, and a
+/// checkpoint that caught up lets the next commit start the log from its beginning again.
+/// Stops once the storage is gone (the count is then held by this thread alone).
+fn checkpoint_loop(conn: &Connection, groups_committed: &Arc<AtomicU64>) {
+    let mut seen = 0;
+    while Arc::strong_count(groups_committed) > 1 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let now = groups_committed.load(Ordering::Relaxed);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let started = std::time::Instant::now();
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            Ok((busy, log, done)) => tracing::debug!(
+                busy,
+                log_pages = log,
+                checkpointed_pages = done,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "checkpoint"
+            ),
+            Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+        }
+    }
+}
+
+fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>, groups_committed: &AtomicU64) {
     while let Ok(first) = rx.recv() {
         let mut bytes = first.body.bytes.len();
         let mut group = vec![first];
@@ -54,6 +96,7 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
         }
         let started = std::time::Instant::now();
         let result = write_group(&conn, &group);
+        groups_committed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             batches = group.len(),
             bytes,
@@ -81,11 +124,22 @@ fn write_group(conn: &Mutex<Connection>, group: &[PendingBatch]) -> Result<Vec<S
     let mut conn = conn.lock().map_err(|_| Error::Poisoned)?;
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(group.len());
-    for p in group {
-        outcomes.push(insert_batch(&tx, p.project, &p.summary, &p.body)?);
+    {
+        // Looked up once per group: the cache hashes the whole SQL text on every lookup.
+        let mut statements =
+            BatchStatements { insert: tx.prepare_cached(INSERT_BATCH)?, index: tx.prepare_cached(UPSERT_SESSION)? };
+        for p in group {
+            outcomes.push(insert_batch(&tx, &mut statements, p.project, &p.summary, &p.body)?);
+        }
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// The statements every batch runs, prepared once per group commit.
+struct BatchStatements<'c> {
+    insert: rusqlite::CachedStatement<'c>,
+    index: rusqlite::CachedStatement<'c>,
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -185,7 +239,19 @@ impl SqliteStorage {
     /// Opens (creating when needed) the database `replay.sqlite3` in `dir` and migrates it.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
-        Self::init(Connection::open(dir.join("replay.sqlite3"))?)
+        let path = dir.join("replay.sqlite3");
+        let storage = Self::init(Connection::open(&path)?)?;
+        // Checkpoints move on to a connection of their own (see `checkpoint_loop`); the writer
+        // only checkpoints itself when the log grows past `WAL_CHECKPOINT_PAGES`.
+        storage.lock()?.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
+        let writes = Arc::clone(&storage.groups_committed);
+        std::thread::Builder::new()
+            .name("replay-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &writes))
+            .map_err(|e| Error::Io { path: "checkpoint thread".into(), source: e })?;
+        Ok(storage)
     }
 
     /// A throwaway in-memory database, for tests.
@@ -198,6 +264,10 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The session index and the batches' key index are hit at random places by every
+        // batch: the default 2 MB cache made the writer read pages back at a few thousand
+        // sessions. Negative: KiB.
+        conn.pragma_update(None, "cache_size", -32 * 1024)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
             let tx = conn.unchecked_transaction()?;
@@ -208,11 +278,13 @@ impl SqliteStorage {
         let conn = Arc::new(Mutex::new(conn));
         let (writer, rx) = mpsc::channel();
         let writer_conn = Arc::clone(&conn);
+        let groups_committed = Arc::new(AtomicU64::new(0));
+        let committed = Arc::clone(&groups_committed);
         std::thread::Builder::new()
             .name("replay-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, rx, &committed))
             .map_err(|e| Error::Io { path: "writer thread".into(), source: e })?;
-        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())) })
+        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())), groups_committed })
     }
 
     fn forget_keys(&self) {
@@ -292,37 +364,15 @@ fn like_contains(s: &str) -> String {
     out
 }
 
-/// Inserts one batch and updates the session index inside the caller's transaction.
-fn insert_batch(
-    tx: &rusqlite::Transaction<'_>,
-    project: i64,
-    s: &BatchSummary,
-    body: &BatchBody,
-) -> Result<Stored, Error> {
-    let encoding = if body.gzip { "gzip" } else { "" };
-    let body = &body.bytes[..];
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body,
+/// Stores one batch body; ignored (0 rows) when its key is already stored.
+const INSERT_BATCH: &str =
+    "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body,
                                             encoding)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            project,
-            s.session,
-            s.page,
-            s.seq,
-            to_i64(s.start_ms),
-            to_i64(s.end_ms),
-            to_i64(s.received_ms),
-            body,
-            encoding
-        ])?;
-    if inserted == 0 {
-        return Ok(Stored::Duplicate);
-    }
-    tx.prepare_cached(
-        "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Adds one batch's summary to its session's row of the index.
+const UPSERT_SESSION: &str =
+    "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
                                    bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
                                    freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms,
                                    freeze_ended_ms)
@@ -356,9 +406,33 @@ fn insert_batch(
                 freeze_ended_ms = MAX(freeze_ended_ms, excluded.freeze_ended_ms),
                 never_recovered = CASE WHEN MAX(freeze_ended_ms, excluded.freeze_ended_ms)
                                             >= MAX(freeze_started_ms, excluded.freeze_started_ms)
-                                  THEN 0 ELSE never_recovered END",
-    )?
-    .execute(params![
+                                  THEN 0 ELSE never_recovered END";
+
+/// Inserts one batch and updates the session index inside the caller's transaction.
+fn insert_batch(
+    tx: &rusqlite::Transaction<'_>,
+    statements: &mut BatchStatements<'_>,
+    project: i64,
+    s: &BatchSummary,
+    body: &BatchBody,
+) -> Result<Stored, Error> {
+    let encoding = if body.gzip { "gzip" } else { "" };
+    let body = &body.bytes[..];
+    let inserted = statements.insert.execute(params![
+        project,
+        s.session,
+        s.page,
+        s.seq,
+        to_i64(s.start_ms),
+        to_i64(s.end_ms),
+        to_i64(s.received_ms),
+        body,
+        encoding
+    ])?;
+    if inserted == 0 {
+        return Ok(Stored::Duplicate);
+    }
+    statements.index.execute(params![
         project,
         s.session,
         to_i64(s.start_ms),
