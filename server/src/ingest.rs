@@ -191,6 +191,11 @@ async fn ingest_inner(
     let (raw, batch) = if sent <= INLINE_DECODE_BYTES {
         decode()?
     } else {
+        // As many big bodies in the blocking pool as there are cores: a burst of page starts
+        // (every tab of a release opening at once) otherwise grew the pool by hundreds of
+        // threads, each with its own stack and allocator heap, all competing for the cores.
+        // (The semaphore is never closed, so acquiring only ever waits.)
+        let _slot = state.decode_slots.acquire().await.ok();
         tokio::task::spawn_blocking(decode).await.map_err(crate::Error::from)??
     };
     let summary = summarize(&batch);
