@@ -20,31 +20,33 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 /// `function (file:line:column)` of a culprit script, as the session list shows it.
-pub fn culprit_text(s: &ScriptTiming) -> String {
-    let name = if !s.function.is_empty() {
-        s.function.as_str()
-    } else if !s.invoker.is_empty() {
-        s.invoker.as_str()
+pub fn culprit_text<S: AsRef<str>>(s: &ScriptTiming<S>) -> String {
+    let (function, invoker, source_url) = (s.function.as_ref(), s.invoker.as_ref(), s.source_url.as_ref());
+    let name = if !function.is_empty() {
+        function
+    } else if !invoker.is_empty() {
+        invoker
     } else {
         "(anonymous)"
     };
-    let place = match (s.source_url.is_empty(), s.line) {
+    let place = match (source_url.is_empty(), s.line) {
         (true, _) => String::new(),
-        (false, 0) if s.char_position >= 0 => format!(" ({} @{})", s.source_url, s.char_position),
-        (false, 0) => format!(" ({})", s.source_url),
-        (false, line) => format!(" ({}:{line}:{})", s.source_url, s.column),
+        (false, 0) if s.char_position >= 0 => format!(" ({source_url} @{})", s.char_position),
+        (false, 0) => format!(" ({source_url})"),
+        (false, line) => format!(" ({source_url}:{line}:{})", s.column),
     };
     cut(&format!("{name}{place}"), MAX_TEXT)
 }
 
 /// The top frame of an error: the first line of its stack that names a place (V8's `at ...`,
 /// Firefox's `fn@url:line:col`), else `source:line:column`.
-pub fn top_frame(e: &ErrorEvent) -> String {
-    let from_stack = e.stack.lines().map(str::trim).find(|l| l.starts_with("at ") || l.contains('@'));
+pub fn top_frame<S: AsRef<str>>(e: &ErrorEvent<S>) -> String {
+    let from_stack = e.stack.as_ref().lines().map(str::trim).find(|l| l.starts_with("at ") || l.contains('@'));
+    let source = e.source.as_ref();
     match from_stack {
         Some(l) => cut(l.trim_start_matches("at "), MAX_TEXT),
-        None if e.source.is_empty() => String::new(),
-        None => cut(&format!("{}:{}:{}", e.source, e.line, e.column), MAX_TEXT),
+        None if source.is_empty() => String::new(),
+        None => cut(&format!("{source}:{}:{}", e.line, e.column), MAX_TEXT),
     }
 }
 
@@ -83,10 +85,11 @@ fn fnv1a(parts: &[&str]) -> u64 {
 }
 
 /// The sighting of an error at `at_ms`.
-pub fn sighting(e: &ErrorEvent, at_ms: u64) -> ErrorSighting {
+pub fn sighting<S: AsRef<str>>(e: &ErrorEvent<S>, at_ms: u64) -> ErrorSighting {
     let frame = top_frame(e);
-    let fingerprint = format!("{:016x}", fnv1a(&[&normalized(&e.message), &frame]));
-    ErrorSighting { fingerprint, message: cut(&e.message, MAX_TEXT), frame, count: u64::from(e.count.max(1)), at_ms }
+    let message = e.message.as_ref();
+    let fingerprint = format!("{:016x}", fnv1a(&[&normalized(message), &frame]));
+    ErrorSighting { fingerprint, message: cut(message, MAX_TEXT), frame, count: u64::from(e.count.max(1)), at_ms }
 }
 
 /// Adds a sighting to a batch's list, merging repeats of a fingerprint.

@@ -182,13 +182,21 @@ async fn ingest_inner(
     let sent = body.len();
     let decode = move || {
         let gzip = encoding == "gzip";
-        let raw = if gzip { gunzip_capped(&body, limits.max_bytes)? } else { body.to_vec() };
-        let batch = replay_protocol::decode_batch(&raw, &limits).map_err(decode_error)?;
+        let raw;
+        let encoded: &[u8] = if gzip {
+            raw = gunzip_capped(&body, limits.max_bytes)?;
+            &raw
+        } else {
+            &body
+        };
+        // Validated and summarised in one pass over a batch whose strings borrow `encoded`:
+        // the server keeps nothing of the decoded events but the summary.
+        let batch = replay_protocol::decode_batch_borrowed(encoded, &limits).map_err(decode_error)?;
+        let summary = summarize(&batch);
         // Stored as sent: the gzip the recorder made is kept, not a second copy of the raw bytes.
-        let stored = if gzip { BatchBody { bytes: body.to_vec(), gzip } } else { BatchBody { bytes: raw, gzip } };
-        Ok::<_, ApiError>((stored, batch))
+        Ok::<_, ApiError>((BatchBody { bytes: body.to_vec(), gzip }, summary))
     };
-    let (raw, batch) = if sent <= INLINE_DECODE_BYTES {
+    let (raw, summary) = if sent <= INLINE_DECODE_BYTES {
         decode()?
     } else {
         // As many big bodies in the blocking pool as there are cores: a burst of page starts
@@ -198,8 +206,7 @@ async fn ingest_inner(
         let _slot = state.decode_slots.acquire().await.ok();
         tokio::task::spawn_blocking(decode).await.map_err(crate::Error::from)??
     };
-    let summary = summarize(&batch);
-    let (session, seq) = (batch.session.clone(), batch.seq);
+    let (session, seq) = (summary.session.clone(), summary.seq);
     let (done, outcome) = tokio::sync::oneshot::channel();
     state.storage.put_batch_then(
         project.id,
@@ -258,11 +265,13 @@ fn decode_error(e: replay_protocol::Error) -> ApiError {
     ApiError::new(status, reason, e.to_string())
 }
 
-/// The facts of a batch that the session index keeps.
-pub fn summarize(batch: &Batch) -> BatchSummary {
+/// The facts of a batch that the session index keeps, from a batch decoded owned or borrowed
+/// (only these few strings are copied).
+pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
+    let owned = |v: &S| v.as_ref().to_owned();
     let mut s = BatchSummary {
-        session: batch.session.clone(),
-        page: batch.page.clone(),
+        session: owned(&batch.session),
+        page: owned(&batch.page),
         seq: batch.seq,
         start_ms: batch.start,
         end_ms: batch.end,
@@ -275,8 +284,8 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
     for e in &batch.events {
         match &e.data {
             EventData::Meta(m) if s.url.is_none() => {
-                s.url = Some(m.url.clone());
-                s.user_agent = Some(m.user_agent.clone());
+                s.url = Some(owned(&m.url));
+                s.user_agent = Some(owned(&m.user_agent));
             }
             EventData::Click(_) => s.clicks += 1,
             EventData::Error(err) => {
@@ -297,10 +306,10 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
                     s.freeze_culprit = culprits.first().map(crate::diagnostics::culprit_text);
                 }
             }
-            EventData::Environment(env) if !env.browser.is_empty() => s.browser = Some(env.browser.clone()),
-            EventData::App(AppFact::Identify { user, .. }) => s.user = Some(user.clone()),
-            EventData::App(AppFact::Release(r)) => s.release = Some(r.clone()),
-            EventData::App(AppFact::Environment(v)) => s.environment = Some(v.clone()),
+            EventData::Environment(env) if !env.browser.as_ref().is_empty() => s.browser = Some(owned(&env.browser)),
+            EventData::App(AppFact::Identify { user, .. }) => s.user = Some(owned(user)),
+            EventData::App(AppFact::Release(r)) => s.release = Some(owned(r)),
+            EventData::App(AppFact::Environment(v)) => s.environment = Some(owned(v)),
             _ => {}
         }
     }
@@ -311,7 +320,138 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
 mod tests {
     use std::io::Write;
 
+    use replay_protocol::{
+        Click, Environment, ErrorEvent, ErrorKind, Event, Limits, Node, NodeKind, PageMeta, ScriptTiming, Snapshot,
+        Viewport, decode_batch, decode_batch_borrowed, encode_batch,
+    };
+
     use super::*;
+
+    fn culprit(function: &str, line: u32) -> ScriptTiming {
+        ScriptTiming {
+            invoker: "BUTTON.onclick".into(),
+            invoker_type: "event-listener".into(),
+            source_url: "https://shop.test/app.js".into(),
+            function: function.into(),
+            char_position: -1,
+            duration: 900,
+            forced_style_layout: 0,
+            pause_duration: 0,
+            line,
+            column: 7,
+        }
+    }
+
+    fn error(message: &str, stack: &str, count: u32) -> EventData {
+        EventData::Error(ErrorEvent {
+            kind: ErrorKind::Uncaught,
+            message: message.into(),
+            stack: stack.into(),
+            source: "https://shop.test/app.js".into(),
+            line: 3,
+            column: 9,
+            count,
+        })
+    }
+
+    fn environment(browser: &str) -> EventData {
+        EventData::Environment(Environment {
+            browser: browser.into(),
+            browser_version: "156".into(),
+            os: "Linux".into(),
+            device_pixel_ratio: 1.0,
+            device_memory: 8.0,
+            cpu_cores: 2,
+            connection: "4g".into(),
+            language: "en".into(),
+            timezone: "UTC".into(),
+        })
+    }
+
+    fn meta(url: &str) -> EventData {
+        EventData::Meta(PageMeta {
+            url: url.into(),
+            title: "t".into(),
+            viewport: Viewport { width: 1, height: 1 },
+            user_agent: format!("ua of {url}"),
+            referrer: String::new(),
+        })
+    }
+
+    /// Batches with every event the summary looks at, in varied orders and repeats.
+    fn varied_batches() -> Vec<Batch> {
+        let events: Vec<EventData> = vec![
+            meta("https://shop.test/a"),
+            meta("https://shop.test/b"),
+            EventData::Snapshot(Snapshot {
+                nodes: vec![Node { id: 1, parent: 0, kind: NodeKind::Document }],
+                scroll_x: 0,
+                scroll_y: 0,
+            }),
+            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0 }),
+            error("order 123 failed", "Error: order 123 failed\n    at pay (https://shop.test/app.js:3:9)", 0),
+            error("order 456 failed", "Error: order 456 failed\n    at pay (https://shop.test/app.js:3:9)", 4),
+            error("\u{1F600} no stack", "", 1),
+            EventData::Freeze(Freeze::Started { url: "https://shop.test/a".into(), last_action: "click".into() }),
+            EventData::Freeze(Freeze::Ended { duration: 1200, culprits: vec![culprit("burn", 40)] }),
+            EventData::Freeze(Freeze::Ended { duration: 3000, culprits: vec![culprit("", 0), culprit("x", 1)] }),
+            EventData::Freeze(Freeze::Ended { duration: 10, culprits: vec![] }),
+            environment(""),
+            environment("Chrome"),
+            EventData::App(AppFact::Identify { user: "ada".into(), traits: "{}".into() }),
+            EventData::App(AppFact::Release("1.2.3".into())),
+            EventData::App(AppFact::Environment("production".into())),
+            EventData::App(AppFact::Flags("{\"a\":true}".into())),
+        ];
+        let mut batches = Vec::new();
+        for rotation in 0..events.len() {
+            let mut b = Batch::new("s-1", "p_1", rotation as u32, 1_800_000_000_000);
+            let mut list = events.clone();
+            list.rotate_left(rotation);
+            list.truncate(events.len() - rotation % 5);
+            b.events = list.into_iter().enumerate().map(|(i, data)| Event { t: i as u32 * 100, data }).collect();
+            b.end = b.start + 5_000;
+            b.dropped = rotation as u32;
+            b.recorder_errors = (rotation % 3) as u32;
+            batches.push(b);
+        }
+        batches.push(Batch::new("empty", "page", 0, 5));
+        batches
+    }
+
+    #[test]
+    fn the_borrowed_summary_equals_the_one_of_the_full_decode() {
+        let limits = Limits::default();
+        for b in varied_batches() {
+            for wire in [
+                encode_batch(&b).expect("encode"),
+                replay_protocol::codec::encode_batch_compact(b.clone()).expect("encode"),
+            ] {
+                let mut owned = summarize(&decode_batch(&wire, &limits).expect("decode"));
+                let mut borrowed = summarize(&decode_batch_borrowed(&wire, &limits).expect("decode"));
+                (owned.received_ms, borrowed.received_ms) = (0, 0);
+                assert_eq!(owned, borrowed, "batch {}", b.seq);
+            }
+        }
+    }
+
+    #[test]
+    fn the_summary_keeps_the_first_url_the_last_facts_and_the_longest_freeze() {
+        let b = &varied_batches()[0];
+        let wire = encode_batch(b).expect("encode");
+        let s = summarize(&decode_batch_borrowed(&wire, &Limits::default()).expect("decode"));
+        assert_eq!(s.url.as_deref(), Some("https://shop.test/a"));
+        assert_eq!(s.user_agent.as_deref(), Some("ua of https://shop.test/a"));
+        assert_eq!((s.clicks, s.errors, s.freezes), (1, 1 + 4 + 1, 1));
+        assert_eq!(s.longest_freeze_ms, 3000);
+        assert_eq!(s.freeze_culprit.as_deref(), Some("BUTTON.onclick (https://shop.test/app.js)"));
+        assert_eq!(s.error_sightings.len(), 2, "the two orders share a fingerprint");
+        assert_eq!(s.error_sightings[0].count, 5);
+        assert_eq!(
+            (s.browser.as_deref(), s.user.as_deref(), s.release.as_deref(), s.environment.as_deref()),
+            (Some("Chrome"), Some("ada"), Some("1.2.3"), Some("production"))
+        );
+    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
