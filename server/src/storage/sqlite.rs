@@ -1,13 +1,14 @@
 //! The embedded default engine: one SQLite database in the data directory.
 //!
-//! WAL journal with `synchronous=FULL`: a batch whose transaction committed survives a crash
-//! or a power cut, which is when ingest acknowledges it. Batches are written by one writer
-//! thread with group commit: every batch waiting when a transaction starts goes into it, so one
-//! fsync acknowledges many concurrent uploads. Schema changes are numbered migrations recorded
+//! WAL journal: a batch is acknowledged once its transaction committed and the log holding it
+//! was synced, so it survives a crash or a power cut. Batches are written by one writer thread
+//! with group commit: every batch waiting when a transaction starts goes into it; a sync thread
+//! then syncs the log once for every group committed meanwhile (see [`sync_loop`]), so one
+//! fsync acknowledges many concurrent uploads. Every other write keeps `synchronous=FULL`. Schema changes are numbered migrations recorded
 //! in `PRAGMA user_version`; they only ever append.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -81,7 +82,80 @@ fn checkpoint_loop(conn: &Connection, groups_committed: &Arc<AtomicU64>) {
     }
 }
 
-fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>, groups_committed: &AtomicU64) {
+/// Acknowledgements of committed groups waiting for the log to reach the disk.
+type Acks = Vec<(BatchDone, Result<Stored, Error>)>;
+
+/// Where the writer's acknowledgements go once a group committed.
+enum AckPath {
+    /// In-memory database: nothing to sync, acknowledge at once.
+    Direct,
+    /// File database: through the sync thread (see [`sync_loop`]).
+    AfterSync(mpsc::Sender<Acks>),
+}
+
+/// Makes committed groups durable, then acknowledges them.
+///
+/// The writer commits each group with `synchronous=NORMAL` (the log is written, not synced)
+/// and hands the acknowledgements here; this thread syncs the write-ahead log once for every
+/// group that committed meanwhile and only then acknowledges their batches. A batch is still
+/// acknowledged only once its commit is on disk: the sync starts after the group's frames were
+/// written, and syncing a file makes all of its written bytes durable, whichever descriptor
+/// wrote them; a log synced that way recovers every transaction in it (SQLite's own
+/// `synchronous=FULL` issues the same sync at the end of each commit). What changes is that
+/// the writer, the one serial stage of ingest, no longer sleeps through the sync and wakes up
+/// to queue for a CPU after each group: it builds the next group while the disk works, and
+/// one sync covers several groups when the disk is slower than the writer.
+///
+/// A failed sync is not retried (after a failed `fsync` the kernel may have dropped the
+/// unwritten pages): every batch from then on is refused as a storage error, so nothing is
+/// ever acknowledged without being durable.
+fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
+    let mut file: Option<std::fs::File> = None;
+    let mut broken: Option<String> = None;
+    while let Ok(first) = rx.recv() {
+        let mut acks = first;
+        while let Ok(more) = rx.try_recv() {
+            acks.extend(more);
+        }
+        if broken.is_none() {
+            let started = std::time::Instant::now();
+            let synced = match &file {
+                Some(f) => f.sync_data(),
+                None => std::fs::File::open(wal).and_then(|f| {
+                    let r = f.sync_data();
+                    file = Some(f);
+                    r
+                }),
+            };
+            match synced {
+                Ok(()) => {
+                    tracing::debug!(
+                        batches = acks.len(),
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "log synced"
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, path = %wal.display(), "syncing the write-ahead log failed; refusing writes");
+                    broken = Some(format!("syncing the write-ahead log failed: {e}"));
+                }
+            }
+        }
+        for (reply, outcome) in acks {
+            reply(match &broken {
+                None => outcome,
+                Some(message) => Err(Error::Storage(message.clone())),
+            });
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Arc<Mutex<Connection>>,
+    rx: mpsc::Receiver<PendingBatch>,
+    groups_committed: &AtomicU64,
+    acks: AckPath,
+) {
     while let Ok(first) = rx.recv() {
         let mut bytes = first.body.bytes.len();
         let mut group = vec![first];
@@ -95,7 +169,7 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>, g
             }
         }
         let started = std::time::Instant::now();
-        let result = write_group(&conn, &group);
+        let result = write_group(&conn, &group, matches!(acks, AckPath::AfterSync(_)));
         groups_committed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             batches = group.len(),
@@ -105,8 +179,17 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>, g
         );
         match result {
             Ok(outcomes) => {
-                for (p, outcome) in group.into_iter().zip(outcomes) {
-                    (p.reply)(Ok(outcome));
+                let replies: Acks =
+                    group.into_iter().zip(outcomes).map(|(p, outcome)| (p.reply, Ok(outcome))).collect();
+                match &acks {
+                    AckPath::Direct => replies.into_iter().for_each(|(reply, outcome)| reply(outcome)),
+                    AckPath::AfterSync(to_sync) => {
+                        if let Err(mpsc::SendError(replies)) = to_sync.send(replies) {
+                            for (reply, _) in replies {
+                                reply(Err(Error::Storage("the sync thread stopped".into())));
+                            }
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -120,8 +203,22 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>, g
     }
 }
 
-fn write_group(conn: &Mutex<Connection>, group: &[PendingBatch]) -> Result<Vec<Stored>, Error> {
+/// Writes one group in one transaction. With `synced_later`, the commit does not sync the log
+/// (the sync thread does, before anything is acknowledged); everything else that writes on
+/// this connection keeps `synchronous=FULL`.
+fn write_group(conn: &Mutex<Connection>, group: &[PendingBatch], synced_later: bool) -> Result<Vec<Stored>, Error> {
     let mut conn = conn.lock().map_err(|_| Error::Poisoned)?;
+    if synced_later {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    let outcomes = write_group_tx(&mut conn, group);
+    if synced_later {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    outcomes
+}
+
+fn write_group_tx(conn: &mut Connection, group: &[PendingBatch]) -> Result<Vec<Stored>, Error> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(group.len());
     {
@@ -240,7 +337,7 @@ impl SqliteStorage {
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
         let path = dir.join("replay.sqlite3");
-        let storage = Self::init(Connection::open(&path)?)?;
+        let storage = Self::init(Connection::open(&path)?, Some(dir.join("replay.sqlite3-wal")))?;
         // Checkpoints move on to a connection of their own (see `checkpoint_loop`); the writer
         // only checkpoints itself when the log grows past `WAL_CHECKPOINT_PAGES`.
         storage.lock()?.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
@@ -256,10 +353,11 @@ impl SqliteStorage {
 
     /// A throwaway in-memory database, for tests.
     pub fn in_memory() -> Result<Self, Error> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(conn: Connection) -> Result<Self, Error> {
+    /// `wal`: the write-ahead log of a file database, synced by the sync thread.
+    fn init(conn: Connection, wal: Option<PathBuf>) -> Result<Self, Error> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -280,9 +378,20 @@ impl SqliteStorage {
         let writer_conn = Arc::clone(&conn);
         let groups_committed = Arc::new(AtomicU64::new(0));
         let committed = Arc::clone(&groups_committed);
+        let acks = match wal {
+            None => AckPath::Direct,
+            Some(wal) => {
+                let (to_sync, synced) = mpsc::channel();
+                std::thread::Builder::new()
+                    .name("replay-sqlite-sync".into())
+                    .spawn(move || sync_loop(&wal, &synced))
+                    .map_err(|e| Error::Io { path: "sync thread".into(), source: e })?;
+                AckPath::AfterSync(to_sync)
+            }
+        };
         std::thread::Builder::new()
             .name("replay-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, &committed))
+            .spawn(move || writer_loop(writer_conn, rx, &committed, acks))
             .map_err(|e| Error::Io { path: "writer thread".into(), source: e })?;
         Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())), groups_committed })
     }
@@ -774,6 +883,54 @@ mod tests {
         let db = SqliteStorage::open(dir.path()).expect("db");
         assert_eq!(db.projects().expect("projects").len(), 1);
         assert_eq!(db.batch_count().expect("count"), 1);
+    }
+
+    #[test]
+    fn nothing_is_acknowledged_when_the_log_cannot_be_synced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (to_sync, synced) = mpsc::channel::<Acks>();
+        let (reply, outcomes) = mpsc::channel();
+        for _ in 0..2 {
+            let reply = reply.clone();
+            let done: BatchDone = Box::new(move |r| {
+                let _ = reply.send(r);
+            });
+            to_sync.send(vec![(done, Ok(Stored::New))]).expect("send");
+        }
+        drop(to_sync);
+        // No log file there: the first sync fails, and every later group is refused too.
+        sync_loop(&dir.path().join("missing-wal"), &synced);
+        let outcomes: Vec<_> = outcomes.try_iter().collect();
+        assert_eq!(outcomes.len(), 2);
+        assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
+    }
+
+    #[test]
+    fn acknowledged_batches_of_a_file_database_are_in_it_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        let p = db.create_project("p").expect("project");
+        let (reply, outcomes) = mpsc::channel();
+        for seq in 0..300 {
+            let s = BatchSummary { session: format!("s{}", seq % 7), page: "p".into(), seq, ..BatchSummary::default() };
+            let reply = reply.clone();
+            db.put_batch_then(
+                p.id,
+                s,
+                BatchBody { bytes: vec![1, 2, 3], gzip: false },
+                Box::new(move |r| {
+                    let _ = reply.send(r);
+                }),
+            );
+        }
+        drop(reply);
+        let outcomes: Vec<_> = outcomes.iter().collect();
+        assert_eq!(outcomes.len(), 300);
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(Stored::New))));
+        drop(db);
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        assert_eq!(db.batch_count().expect("count"), 300);
+        assert_eq!(db.session(p.id, "s3").expect("session").map(|s| s.batches), Some(43));
     }
 
     #[test]
