@@ -15,13 +15,15 @@ pub type NodeId = u32;
 
 /// One upload from one page of one session: the unit of delivery, storage and idempotency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Batch {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Batch<S = String> {
     /// Wire format version, [`crate::PROTOCOL_VERSION`] for this build.
     pub version: u16,
     /// Session id: one per browser tab, kept across reloads (1 to 64 of `[A-Za-z0-9_-]`).
-    pub session: String,
+    pub session: S,
     /// Page-view id: new on every full page load (same alphabet as the session id).
-    pub page: String,
+    pub page: S,
     /// Sequence number of this batch within its page view, starting at 0, without gaps.
     pub seq: u32,
     /// Unix epoch milliseconds of the batch's time origin; event times are relative to it.
@@ -32,7 +34,7 @@ pub struct Batch {
     pub flags: u32,
     /// The recorded events, in the order they happened.
     #[serde(serialize_with = "seq_as_tuple")]
-    pub events: Vec<Event>,
+    pub events: Vec<Event<S>>,
     /// Events the recorder had to drop since the previous batch (buffer full, throttled).
     #[serde(default)]
     pub dropped: u32,
@@ -65,9 +67,11 @@ impl Batch {
             recorder_errors: 0,
         }
     }
+}
 
+impl<S> Batch<S> {
     /// Absolute time (Unix epoch ms) of an event of this batch.
-    pub fn time_of(&self, event: &Event) -> u64 {
+    pub fn time_of(&self, event: &Event<S>) -> u64 {
         self.start.saturating_add(u64::from(event.t))
     }
 }
@@ -76,7 +80,7 @@ impl Batch {
 /// rmp-serde compiles a sequence's element serializer twice (for known and unknown lengths),
 /// which doubled every wire type's serializer in the recorder's wasm (about 35 KB). Every
 /// list of the wire types is written through this; reading is unchanged.
-pub(crate) fn seq_as_tuple<T: Serialize, S: serde::Serializer>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn seq_as_tuple<T: Serialize, W: serde::Serializer>(items: &[T], s: W) -> Result<W::Ok, W::Error> {
     use serde::ser::SerializeTuple;
     let mut t = s.serialize_tuple(items.len())?;
     for item in items {
@@ -87,28 +91,32 @@ pub(crate) fn seq_as_tuple<T: Serialize, S: serde::Serializer>(items: &[T], s: S
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Event<S = String> {
     /// Milliseconds since [`Batch::start`].
     pub t: u32,
     /// What happened.
-    pub data: EventData,
+    pub data: EventData<S>,
 }
 
 /// The kinds of recorded events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum EventData {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+#[serde(bound(serialize = "S: Serialize"))]
+pub enum EventData<S = String> {
     /// The page view started or navigated: URL, title, viewport, user agent.
     #[serde(rename = "p")]
-    Meta(PageMeta),
+    Meta(PageMeta<S>),
     /// A full snapshot of the document; replaces everything known about the page.
     #[serde(rename = "s")]
-    Snapshot(Snapshot),
+    Snapshot(Snapshot<S>),
     /// A set of DOM changes observed together.
     #[serde(rename = "m")]
-    Mutation(Mutation),
+    Mutation(Mutation<S>),
     /// The value or checked state of a form control changed (values are masked by the recorder).
     #[serde(rename = "i")]
-    Input(Input),
+    Input(Input<S>),
     /// Sampled mouse positions since the previous mouse event.
     #[serde(rename = "v")]
     #[serde(serialize_with = "seq_as_tuple")]
@@ -124,10 +132,10 @@ pub enum EventData {
     Viewport(Viewport),
     /// An application-defined event (`addEvent(name, data)`); `data` is JSON text.
     #[serde(rename = "x")]
-    Custom(Custom),
+    Custom(Custom<S>),
     /// An in-page navigation (History API or hash change).
     #[serde(rename = "n")]
-    Navigation(Navigation),
+    Navigation(Navigation<S>),
     /// An element gained (`focused`) or lost focus.
     #[serde(rename = "f")]
     Focus(Focus),
@@ -145,34 +153,34 @@ pub enum EventData {
     Visibility(bool),
     /// A CSSOM change (stylesheet text, rule inserted or deleted, property set, sheets adopted).
     #[serde(rename = "z")]
-    Css(CssChange),
+    Css(CssChange<S>),
     /// A console call.
     #[serde(rename = "k")]
-    Console(Console),
+    Console(Console<S>),
     /// An uncaught error, unhandled rejection, failed resource load or captured error.
     #[serde(rename = "e")]
-    Error(ErrorEvent),
+    Error(ErrorEvent<S>),
     /// A finished (or failed, or aborted) network request.
     #[serde(rename = "r")]
-    Network(Network),
+    Network(Network<S>),
     /// A long animation frame (or a long task where LoAF is missing), with script attribution.
     #[serde(rename = "g")]
-    LongFrame(LongFrame),
+    LongFrame(LongFrame<S>),
     /// A performance figure: web vitals (LCP, CLS, INP), navigation timing, memory.
     #[serde(rename = "u")]
-    Metric(Metric),
+    Metric(Metric<S>),
     /// The environment the page runs in.
     #[serde(rename = "j")]
-    Environment(Environment),
+    Environment(Environment<S>),
     /// Facts supplied by the application: user, release, environment name, feature flags.
     #[serde(rename = "a")]
-    App(AppFact),
+    App(AppFact<S>),
     /// The freeze watchdog: the main thread stopped answering, or came back.
     #[serde(rename = "F")]
-    Freeze(Freeze),
+    Freeze(Freeze<S>),
     /// Something the recorder could not record faithfully (throttled, dropped, blocked).
     #[serde(rename = "N")]
-    Note(Note),
+    Note(Note<S>),
 }
 
 /// Declares a field-less enum that travels as a small integer (unknown codes decode to the
@@ -216,8 +224,9 @@ code_enum! {
 
 /// An in-page navigation to `url` (already scrubbed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Navigation {
-    pub url: String,
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Navigation<S = String> {
+    pub url: S,
     pub kind: NavigationKind,
 }
 
@@ -271,25 +280,27 @@ pub struct Touch {
 /// [`CssOp::Adopt`] the document or shadow root adopting sheets; `sheet` identifies a
 /// constructed sheet (`new CSSStyleSheet()`) when `owner` is 0 or for `Adopt`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CssChange {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct CssChange<S = String> {
     pub owner: NodeId,
     pub sheet: u32,
-    pub op: CssOp,
+    pub op: CssOp<S>,
 }
 
 /// The CSSOM operations. A `path` addresses a rule: indexes from the sheet's top-level rule
 /// list into nested grouping rules (`@media`, `@supports`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CssOp {
+#[serde(bound(serialize = "S: Serialize"))]
+pub enum CssOp<S = String> {
     /// The whole text of the sheet (inlined `<link>`, `replace`/`replaceSync`, a new sheet).
     #[serde(rename = "t")]
-    Text(String),
+    Text(S),
     /// `insertRule(rule, index)`: the last path element is the index.
     #[serde(rename = "i")]
     Insert {
         #[serde(serialize_with = "seq_as_tuple")]
         path: Vec<u32>,
-        rule: String,
+        rule: S,
     },
     /// `deleteRule(index)`.
     #[serde(rename = "d")]
@@ -302,16 +313,16 @@ pub enum CssOp {
     SetProperty {
         #[serde(serialize_with = "seq_as_tuple")]
         path: Vec<u32>,
-        name: String,
-        value: String,
-        priority: String,
+        name: S,
+        value: S,
+        priority: S,
     },
     /// `style.removeProperty(name)` on the rule at `path`.
     #[serde(rename = "r")]
     RemoveProperty {
         #[serde(serialize_with = "seq_as_tuple")]
         path: Vec<u32>,
-        name: String,
+        name: S,
     },
     /// `adoptedStyleSheets` of `owner` became these constructed sheets, in order.
     #[serde(rename = "a")]
@@ -328,12 +339,13 @@ code_enum! {
 
 /// A console call with its arguments serialised (bounded depth, length and count).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Console {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Console<S = String> {
     pub level: ConsoleLevel,
     #[serde(serialize_with = "seq_as_tuple")]
-    pub args: Vec<String>,
+    pub args: Vec<S>,
     /// Stack of the call for errors, warnings, traces and assertions; empty otherwise.
-    pub stack: String,
+    pub stack: S,
 }
 
 code_enum! {
@@ -343,11 +355,12 @@ code_enum! {
 
 /// An error. Repeats of the same error are counted in `count` instead of sent again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorEvent {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct ErrorEvent<S = String> {
     pub kind: ErrorKind,
-    pub message: String,
-    pub stack: String,
-    pub source: String,
+    pub message: S,
+    pub stack: S,
+    pub source: S,
     pub line: u32,
     pub column: u32,
     pub count: u32,
@@ -361,10 +374,11 @@ code_enum! {
 /// A network request. The event time is the request start; URLs are scrubbed; headers and
 /// bodies are only present for URLs on the page's explicit allow-list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Network {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Network<S = String> {
     pub kind: RequestKind,
-    pub method: String,
-    pub url: String,
+    pub method: S,
+    pub url: S,
     /// HTTP status, 0 when the request failed or was aborted.
     pub status: u16,
     /// Milliseconds from start to the end of the response (or the failure).
@@ -373,22 +387,23 @@ pub struct Network {
     pub response_size: u64,
     pub failed: bool,
     pub aborted: bool,
-    pub error: String,
+    pub error: S,
     #[serde(serialize_with = "seq_as_tuple")]
-    pub request_headers: Vec<Attr>,
+    pub request_headers: Vec<Attr<S>>,
     #[serde(serialize_with = "seq_as_tuple")]
-    pub response_headers: Vec<Attr>,
-    pub request_body: String,
-    pub response_body: String,
+    pub response_headers: Vec<Attr<S>>,
+    pub request_body: S,
+    pub response_body: S,
 }
 
 /// Script attribution of a long animation frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScriptTiming {
-    pub invoker: String,
-    pub invoker_type: String,
-    pub source_url: String,
-    pub function: String,
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct ScriptTiming<S = String> {
+    pub invoker: S,
+    pub invoker_type: S,
+    pub source_url: S,
+    pub function: S,
     pub char_position: i32,
     /// Milliseconds.
     pub duration: u32,
@@ -406,65 +421,70 @@ pub struct ScriptTiming {
 /// A long animation frame (`long_task` = true: a PerformanceLongTaskTiming, no scripts).
 /// The event time is the frame start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LongFrame {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct LongFrame<S = String> {
     pub duration: u32,
     pub blocking_duration: u32,
     pub style_and_layout: u32,
     pub long_task: bool,
     #[serde(serialize_with = "seq_as_tuple")]
-    pub scripts: Vec<ScriptTiming>,
+    pub scripts: Vec<ScriptTiming<S>>,
 }
 
 /// A named performance figure (`lcp`, `cls`, `inp`, `fcp`, `ttfb`, `dom_content_loaded`,
 /// `load`, `memory_used`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Metric {
-    pub name: String,
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Metric<S = String> {
+    pub name: S,
     pub value: f64,
 }
 
 /// The environment of the page view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Environment {
-    pub browser: String,
-    pub browser_version: String,
-    pub os: String,
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Environment<S = String> {
+    pub browser: S,
+    pub browser_version: S,
+    pub os: S,
     pub device_pixel_ratio: f64,
     /// GiB, 0 when unknown.
     pub device_memory: f64,
     pub cpu_cores: u32,
-    pub connection: String,
-    pub language: String,
-    pub timezone: String,
+    pub connection: S,
+    pub language: S,
+    pub timezone: S,
 }
 
 /// A fact supplied by the host application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AppFact {
+#[serde(bound(serialize = "S: Serialize"))]
+pub enum AppFact<S = String> {
     /// `identify(user, traits)`; traits are JSON text.
     #[serde(rename = "u")]
-    Identify { user: String, traits: String },
+    Identify { user: S, traits: S },
     #[serde(rename = "r")]
-    Release(String),
+    Release(S),
     #[serde(rename = "e")]
-    Environment(String),
+    Environment(S),
     /// Feature flags as JSON text.
     #[serde(rename = "f")]
-    Flags(String),
+    Flags(S),
 }
 
 /// The freeze watchdog's markers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Freeze {
+#[serde(bound(serialize = "S: Serialize"))]
+pub enum Freeze<S = String> {
     /// No heartbeat from the main thread for a while (time of the event: the last heartbeat).
     #[serde(rename = "s")]
-    Started { url: String, last_action: String },
+    Started { url: S, last_action: S },
     /// The main thread answered again after `duration` ms; `culprits` from Long Animation Frames.
     #[serde(rename = "e")]
     Ended {
         duration: u32,
         #[serde(serialize_with = "seq_as_tuple")]
-        culprits: Vec<ScriptTiming>,
+        culprits: Vec<ScriptTiming<S>>,
     },
 }
 
@@ -475,23 +495,26 @@ code_enum! {
 
 /// Something the recorder could not record faithfully; the viewer shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Note {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Note<S = String> {
     pub kind: NoteKind,
     /// The node concerned, 0 for none.
     pub id: NodeId,
     pub count: u32,
-    pub text: String,
+    pub text: S,
 }
 
 /// Page meta data, sent when a page view starts and on navigation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PageMeta {
-    pub url: String,
-    pub title: String,
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct PageMeta<S = String> {
+    pub url: S,
+    pub title: S,
     pub viewport: Viewport,
-    pub user_agent: String,
+    pub user_agent: S,
     #[serde(default)]
-    pub referrer: String,
+    pub referrer: S,
 }
 
 /// Viewport size in CSS pixels.
@@ -506,9 +529,10 @@ pub struct Viewport {
 /// Every node's parent appears before it, and siblings appear in their order, so applying the
 /// list front to back rebuilds the tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Snapshot<S = String> {
     #[serde(serialize_with = "seq_as_tuple")]
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Node<S>>,
     /// Scroll position of the document when the snapshot was taken.
     pub scroll_x: i32,
     pub scroll_y: i32,
@@ -516,33 +540,35 @@ pub struct Snapshot {
 
 /// One node of a snapshot or of an added subtree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Node {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Node<S = String> {
     /// The recorder's id for this node, unique within a page view, never 0.
     pub id: NodeId,
     /// Id of the parent node; 0 for the document (and for the root of an added subtree, whose
     /// parent is given by [`AddedSubtree::parent`]).
     pub parent: NodeId,
-    pub kind: NodeKind,
+    pub kind: NodeKind<S>,
 }
 
 /// What a node is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum NodeKind {
+#[serde(bound(serialize = "S: Serialize"))]
+pub enum NodeKind<S = String> {
     #[serde(rename = "D")]
     Document,
     #[serde(rename = "T")]
-    Doctype { name: String, public_id: String, system_id: String },
+    Doctype { name: S, public_id: S, system_id: S },
     #[serde(rename = "E")]
     Element {
-        tag: String,
+        tag: S,
         ns: Namespace,
         #[serde(serialize_with = "seq_as_tuple")]
-        attrs: Vec<Attr>,
+        attrs: Vec<Attr<S>>,
     },
     #[serde(rename = "t")]
-    Text(String),
+    Text(S),
     #[serde(rename = "C")]
-    Comment(String),
+    Comment(S),
     /// An open shadow root attached to its parent element.
     #[serde(rename = "S")]
     ShadowRoot,
@@ -600,29 +626,31 @@ impl<'de> Deserialize<'de> for Namespace {
 
 /// An attribute: name and value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attr {
-    pub name: String,
-    pub value: String,
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Attr<S = String> {
+    pub name: S,
+    pub value: S,
 }
 
 /// DOM changes observed together. Applied in field order: removals, additions, attribute and
 /// text changes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Mutation {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Mutation<S = String> {
     /// Nodes removed (with their subtrees).
     #[serde(serialize_with = "seq_as_tuple")]
     pub removes: Vec<NodeId>,
     /// Subtrees added. Applied front to back; each [`AddedSubtree::next`] refers to a node that
     /// exists when that subtree is applied (the recorder orders them so).
     #[serde(serialize_with = "seq_as_tuple")]
-    pub adds: Vec<AddedSubtree>,
+    pub adds: Vec<AddedSubtree<S>>,
     #[serde(serialize_with = "seq_as_tuple")]
-    pub attrs: Vec<AttrChange>,
+    pub attrs: Vec<AttrChange<S>>,
     #[serde(serialize_with = "seq_as_tuple")]
-    pub texts: Vec<TextChange>,
+    pub texts: Vec<TextChange<S>>,
 }
 
-impl Mutation {
+impl<S> Mutation<S> {
     /// True when the mutation changes nothing.
     pub fn is_empty(&self) -> bool {
         self.removes.is_empty() && self.adds.is_empty() && self.attrs.is_empty() && self.texts.is_empty()
@@ -631,34 +659,38 @@ impl Mutation {
 
 /// A subtree inserted under `parent`, before `next` (0 = appended).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AddedSubtree {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct AddedSubtree<S = String> {
     pub parent: NodeId,
     pub next: NodeId,
     /// The subtree in document order; the first node is its root.
     #[serde(serialize_with = "seq_as_tuple")]
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Node<S>>,
 }
 
 /// An attribute set (`value` = `Some`) or removed (`None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttrChange {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct AttrChange<S = String> {
     pub id: NodeId,
-    pub name: String,
-    pub value: Option<String>,
+    pub name: S,
+    pub value: Option<S>,
 }
 
 /// New character data of a text or comment node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TextChange {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct TextChange<S = String> {
     pub id: NodeId,
-    pub text: String,
+    pub text: S,
 }
 
 /// A form control's new state. `value` is already masked by the recorder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Input {
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Input<S = String> {
     pub id: NodeId,
-    pub value: String,
+    pub value: S,
     pub checked: Option<bool>,
 }
 
@@ -689,8 +721,9 @@ pub struct Scroll {
 
 /// An application-defined event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Custom {
-    pub name: String,
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct Custom<S = String> {
+    pub name: S,
     /// JSON text, kept opaque so that hostile nesting never reaches a decoder.
-    pub data: String,
+    pub data: S,
 }

@@ -63,10 +63,10 @@ pub fn encode_batch_compact(mut batch: Batch) -> Result<Vec<u8>, Error> {
 }
 
 /// Applies (`encode`) or undoes the delta coding of [`encode_batch_compact`].
-fn code_ids(batch: &mut Batch, encode: bool) {
+fn code_ids<S>(batch: &mut Batch<S>, encode: bool) {
     let mut prev = 0u32;
     let mut prev_removed = 0u32;
-    let code_nodes = |nodes: &mut [Node], prev: &mut u32| {
+    let code_nodes = |nodes: &mut [Node<S>], prev: &mut u32| {
         for n in nodes {
             let id = if encode { n.id } else { prev.wrapping_add(n.id) };
             n.parent = id.wrapping_sub(n.parent);
@@ -86,7 +86,7 @@ fn code_ids(batch: &mut Batch, encode: bool) {
                 for add in adds.iter_mut() {
                     // The first node's id comes first when decoding: code the nodes before the
                     // subtree's own fields when encoding and after when decoding.
-                    let base = |nodes: &[Node], prev: u32| nodes.first().map_or(prev, |n| n.id);
+                    let base = |nodes: &[Node<S>], prev: u32| nodes.first().map_or(prev, |n| n.id);
                     if encode {
                         let b = base(&add.nodes, prev);
                         add.parent = b.wrapping_sub(add.parent);
@@ -107,7 +107,7 @@ fn code_ids(batch: &mut Batch, encode: bool) {
 }
 
 /// Restores plain ids in a batch sent by [`encode_batch_compact`].
-fn undo_compact(batch: &mut Batch) {
+fn undo_compact<S>(batch: &mut Batch<S>) {
     if batch.flags & Batch::FLAG_DELTA_IDS != 0 {
         code_ids(batch, false);
         batch.flags &= !Batch::FLAG_DELTA_IDS;
@@ -151,6 +151,20 @@ pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<Batch, Error> {
     Ok(batch)
 }
 
+/// Decodes and validates one batch like [`decode_batch`], borrowing every string from `bytes`
+/// instead of allocating it: what the server needs to check a batch and summarise it for the
+/// session index, at a fraction of the allocations. Accepts and refuses exactly the same
+/// inputs as [`decode_batch`] (same types, same rules, same [`Limits`]).
+pub fn decode_batch_borrowed<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Batch<&'a str>, Error> {
+    if bytes.len() > limits.max_bytes {
+        return Err(Error::TooLarge { size: bytes.len(), limit: limits.max_bytes });
+    }
+    let mut batch: Batch<&'a str> = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
+    undo_compact(&mut batch);
+    validate(&batch, limits)?;
+    Ok(batch)
+}
+
 /// Encodes already-encoded batches as one MessagePack array, without re-encoding them.
 pub fn concat_encoded<'a>(batches: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -185,11 +199,11 @@ pub fn is_valid_id(id: &str) -> bool {
 /// Deepest CSS rule path (nesting of grouping rules).
 const MAX_PATH: usize = 32;
 
-fn check_scripts(scripts: &[ScriptTiming], limits: &Limits) -> Result<(), Error> {
+fn check_scripts<S: AsRef<str>>(scripts: &[ScriptTiming<S>], limits: &Limits) -> Result<(), Error> {
     check("scripts", scripts.len(), limits.max_attrs)?;
     for t in scripts {
         for v in [&t.invoker, &t.invoker_type, &t.source_url, &t.function] {
-            check("script attribution", v.len(), limits.max_string)?;
+            check("script attribution", v.as_ref().len(), limits.max_string)?;
         }
     }
     Ok(())
@@ -199,15 +213,15 @@ fn check(what: &'static str, actual: usize, limit: usize) -> Result<(), Error> {
     if actual > limit { Err(Error::LimitExceeded { what, actual, limit }) } else { Ok(()) }
 }
 
-/// Checks a decoded batch against the structural rules and the limits.
-pub fn validate(batch: &Batch, limits: &Limits) -> Result<(), Error> {
+/// Checks a decoded batch (owned or borrowed) against the structural rules and the limits.
+pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), Error> {
     if batch.version != crate::PROTOCOL_VERSION {
         return Err(Error::UnsupportedVersion(batch.version));
     }
-    if !is_valid_id(&batch.session) {
+    if !is_valid_id(batch.session.as_ref()) {
         return Err(Error::Invalid("session id must be 1 to 64 of [A-Za-z0-9_-]"));
     }
-    if !is_valid_id(&batch.page) {
+    if !is_valid_id(batch.page.as_ref()) {
         return Err(Error::Invalid("page id must be 1 to 64 of [A-Za-z0-9_-]"));
     }
     if batch.end < batch.start {
@@ -215,8 +229,8 @@ pub fn validate(batch: &Batch, limits: &Limits) -> Result<(), Error> {
     }
     check("events", batch.events.len(), limits.max_events)?;
     let mut nodes = 0usize;
-    let s = |what, v: &str| check(what, v.len(), limits.max_string);
-    let check_nodes = |list: &[Node], nodes: &mut usize| -> Result<(), Error> {
+    let s = |what, v: &S| check(what, v.as_ref().len(), limits.max_string);
+    let check_nodes = |list: &[Node<S>], nodes: &mut usize| -> Result<(), Error> {
         *nodes += list.len();
         check("nodes", *nodes, limits.max_nodes)?;
         for n in list {
@@ -618,12 +632,52 @@ mod tests {
             let bytes = encode_batch(&b).expect("encode");
             prop_assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decode"), b.clone());
             let compact = encode_batch_compact(b.clone()).expect("encode");
-            prop_assert_eq!(decode_batch(&compact, &Limits::default()).expect("decode"), b);
+            prop_assert_eq!(decode_batch(&compact, &Limits::default()).expect("decode"), b.clone());
+            // The borrowed decoding sees the same batch: re-encoded, the same bytes.
+            for wire in [&bytes, &compact] {
+                let borrowed = decode_batch_borrowed(wire, &Limits::default()).expect("decode borrowed");
+                prop_assert_eq!(rmp_serde::to_vec(&borrowed).expect("encode"), bytes.clone());
+            }
         }
 
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode_batch(&bytes, &Limits::default());
+            let owned = decode_batch(&bytes, &Limits::default());
+            let borrowed = decode_batch_borrowed(&bytes, &Limits::default());
+            prop_assert_eq!(owned.is_ok(), borrowed.is_ok());
+        }
+
+        #[test]
+        fn borrowed_and_owned_decoding_refuse_the_same_inputs(
+            events in proptest::collection::vec((any::<u32>(), arb_event()), 0..6),
+            cut in any::<proptest::sample::Index>(),
+            flip in any::<proptest::sample::Index>(),
+            max_string in 0usize..8,
+            max_nodes in 0usize..6,
+        ) {
+            let mut b = Batch::new("s", "p", 1, 1_000);
+            b.events = events.into_iter().map(|(t, data)| Event { t, data }).collect();
+            let bytes = encode_batch_compact(b).expect("encode");
+            let limits = Limits { max_string, max_nodes, ..Limits::default() };
+            let mut flipped = bytes.clone();
+            let at = flip.index(flipped.len());
+            flipped[at] ^= 0x5a;
+            for input in [&bytes[..], &bytes[..cut.index(bytes.len())], &flipped[..]] {
+                let owned = decode_batch(input, &limits).map(|b| rmp_serde::to_vec(&b).expect("encode"));
+                let borrowed =
+                    decode_batch_borrowed(input, &limits).map(|b| rmp_serde::to_vec(&b).expect("encode"));
+                match (owned, borrowed) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                    (Err(a), Err(b)) => prop_assert_eq!(
+                        std::mem::discriminant(&a),
+                        std::mem::discriminant(&b),
+                        "{} vs {}",
+                        a,
+                        b
+                    ),
+                    (a, b) => prop_assert!(false, "owned {:?}, borrowed {:?}", a.map(|_| ()), b.map(|_| ())),
+                }
+            }
         }
     }
 

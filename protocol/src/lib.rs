@@ -34,7 +34,7 @@ pub use batch::{
     MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node, NodeKind, Note, NoteKind, PageMeta,
     RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch, TouchKind, Viewport,
 };
-pub use codec::{Limits, decode_batch, encode_batch};
+pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;
 pub use error::Error;
 pub use timeline::Timeline;

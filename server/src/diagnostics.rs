@@ -39,10 +39,10 @@ pub fn push_fact(facts: &mut Vec<(String, String)>, name: &str, value: &str) {
 }
 
 /// The facts of the recorder's environment report.
-pub fn environment_facts(facts: &mut Vec<(String, String)>, env: &Environment) {
-    let browser = format!("{} {}", env.browser, env.browser_version.split('.').next().unwrap_or_default());
-    push_fact(facts, "browser", &browser);
-    push_fact(facts, "os", &env.os);
+pub fn environment_facts<S: AsRef<str>>(facts: &mut Vec<(String, String)>, env: &Environment<S>) {
+    let version = env.browser_version.as_ref().split('.').next().unwrap_or_default();
+    push_fact(facts, "browser", &format!("{} {version}", env.browser.as_ref()));
+    push_fact(facts, "os", env.os.as_ref());
     if env.device_pixel_ratio > 0.0 && env.device_pixel_ratio.is_finite() {
         push_fact(facts, "pixel ratio", &format!("{}", (env.device_pixel_ratio * 100.0).round() / 100.0));
     }
@@ -52,9 +52,9 @@ pub fn environment_facts(facts: &mut Vec<(String, String)>, env: &Environment) {
     if env.cpu_cores > 0 {
         push_fact(facts, "cpu cores", &env.cpu_cores.to_string());
     }
-    push_fact(facts, "connection", &env.connection);
-    push_fact(facts, "language", &env.language);
-    push_fact(facts, "time zone", &env.timezone);
+    push_fact(facts, "connection", env.connection.as_ref());
+    push_fact(facts, "language", env.language.as_ref());
+    push_fact(facts, "time zone", env.timezone.as_ref());
 }
 
 /// One fact per feature flag of `setFlags` (JSON object text): `flag name` = value.
@@ -72,31 +72,33 @@ pub fn flag_facts(facts: &mut Vec<(String, String)>, json: &str) {
 }
 
 /// `function (file:line:column)` of a culprit script, as the session list shows it.
-pub fn culprit_text(s: &ScriptTiming) -> String {
-    let name = if !s.function.is_empty() {
-        s.function.as_str()
-    } else if !s.invoker.is_empty() {
-        s.invoker.as_str()
+pub fn culprit_text<S: AsRef<str>>(s: &ScriptTiming<S>) -> String {
+    let (function, invoker, source_url) = (s.function.as_ref(), s.invoker.as_ref(), s.source_url.as_ref());
+    let name = if !function.is_empty() {
+        function
+    } else if !invoker.is_empty() {
+        invoker
     } else {
         "(anonymous)"
     };
-    let place = match (s.source_url.is_empty(), s.line) {
+    let place = match (source_url.is_empty(), s.line) {
         (true, _) => String::new(),
-        (false, 0) if s.char_position >= 0 => format!(" ({} @{})", s.source_url, s.char_position),
-        (false, 0) => format!(" ({})", s.source_url),
-        (false, line) => format!(" ({}:{line}:{})", s.source_url, s.column),
+        (false, 0) if s.char_position >= 0 => format!(" ({source_url} @{})", s.char_position),
+        (false, 0) => format!(" ({source_url})"),
+        (false, line) => format!(" ({source_url}:{line}:{})", s.column),
     };
     cut(&format!("{name}{place}"), MAX_TEXT)
 }
 
 /// The top frame of an error: the first line of its stack that names a place (V8's `at ...`,
 /// Firefox's `fn@url:line:col`), else `source:line:column`.
-pub fn top_frame(e: &ErrorEvent) -> String {
-    let from_stack = e.stack.lines().map(str::trim).find(|l| l.starts_with("at ") || l.contains('@'));
+pub fn top_frame<S: AsRef<str>>(e: &ErrorEvent<S>) -> String {
+    let from_stack = e.stack.as_ref().lines().map(str::trim).find(|l| l.starts_with("at ") || l.contains('@'));
+    let source = e.source.as_ref();
     match from_stack {
         Some(l) => cut(l.trim_start_matches("at "), MAX_TEXT),
-        None if e.source.is_empty() => String::new(),
-        None => cut(&format!("{}:{}:{}", e.source, e.line, e.column), MAX_TEXT),
+        None if source.is_empty() => String::new(),
+        None => cut(&format!("{source}:{}:{}", e.line, e.column), MAX_TEXT),
     }
 }
 
@@ -135,10 +137,11 @@ fn fnv1a(parts: &[&str]) -> u64 {
 }
 
 /// The sighting of an error at `at_ms`.
-pub fn sighting(e: &ErrorEvent, at_ms: u64) -> ErrorSighting {
+pub fn sighting<S: AsRef<str>>(e: &ErrorEvent<S>, at_ms: u64) -> ErrorSighting {
     let frame = top_frame(e);
-    let fingerprint = format!("{:016x}", fnv1a(&[&normalized(&e.message), &frame]));
-    ErrorSighting { fingerprint, message: cut(&e.message, MAX_TEXT), frame, count: u64::from(e.count.max(1)), at_ms }
+    let message = e.message.as_ref();
+    let fingerprint = format!("{:016x}", fnv1a(&[&normalized(message), &frame]));
+    ErrorSighting { fingerprint, message: cut(message, MAX_TEXT), frame, count: u64::from(e.count.max(1)), at_ms }
 }
 
 /// Adds a sighting to a batch's list, merging repeats of a fingerprint.

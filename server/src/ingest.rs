@@ -9,12 +9,13 @@
 use std::io::Read;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use replay_protocol::{AppFact, Batch, EventData, Freeze};
 use serde::{Deserialize, Serialize};
 
@@ -67,16 +68,17 @@ pub async fn preflight(headers: HeaderMap) -> Response {
 }
 
 /// The ingest handler.
-pub async fn ingest(
-    State(state): State<AppState>,
-    Query(query): Query<IngestQuery>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let client = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
+///
+/// Takes the request whole: extracting `HeaderMap` would clone every header of every upload.
+pub async fn ingest(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
     let started = std::time::Instant::now();
-    let result = ingest_inner(&state, query, client, &headers, body).await;
+    let result = match Query::<IngestQuery>::try_from_uri(&parts.uri) {
+        Ok(Query(query)) => ingest_inner(&state, query, client, &headers, body).await,
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())),
+    };
     state.metrics.latency(started.elapsed());
     let response = match result {
         Ok(ack) => {
@@ -102,18 +104,21 @@ async fn ingest_inner(
     let key = headers
         .get(KEY_HEADER)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(query.key)
+        .or(query.key.as_deref())
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "an ingest key is required"))?;
     if key.len() > 128 {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"));
     }
-    let project = match state.storage.cached_project(&key) {
+    let project = match state.storage.cached_project(key) {
         Some(p) => p,
-        None => state
-            .blocking(move |s| s.project_by_key(&key))
-            .await?
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?,
+        None => {
+            let key = key.to_owned();
+            state
+                .blocking(move |s| s.project_by_key(&key))
+                .await?
+                .map(Arc::new)
+                .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?
+        }
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !project.allows_origin(origin) {
@@ -177,19 +182,31 @@ async fn ingest_inner(
     let sent = body.len();
     let decode = move || {
         let gzip = encoding == "gzip";
-        let raw = if gzip { gunzip_capped(&body, limits.max_bytes)? } else { body.to_vec() };
-        let batch = replay_protocol::decode_batch(&raw, &limits).map_err(decode_error)?;
+        let raw;
+        let encoded: &[u8] = if gzip {
+            raw = gunzip_capped(&body, limits.max_bytes)?;
+            &raw
+        } else {
+            &body
+        };
+        // Validated and summarised in one pass over a batch whose strings borrow `encoded`:
+        // the server keeps nothing of the decoded events but the summary.
+        let batch = replay_protocol::decode_batch_borrowed(encoded, &limits).map_err(decode_error)?;
+        let summary = summarize(&batch);
         // Stored as sent: the gzip the recorder made is kept, not a second copy of the raw bytes.
-        let stored = if gzip { BatchBody { bytes: body.to_vec(), gzip } } else { BatchBody { bytes: raw, gzip } };
-        Ok::<_, ApiError>((stored, batch))
+        Ok::<_, ApiError>((BatchBody { bytes: body.to_vec(), gzip }, summary))
     };
-    let (raw, batch) = if sent <= INLINE_DECODE_BYTES {
+    let (raw, summary) = if sent <= INLINE_DECODE_BYTES {
         decode()?
     } else {
+        // As many big bodies in the blocking pool as there are cores: a burst of page starts
+        // (every tab of a release opening at once) otherwise grew the pool by hundreds of
+        // threads, each with its own stack and allocator heap, all competing for the cores.
+        // (The semaphore is never closed, so acquiring only ever waits.)
+        let _slot = state.decode_slots.acquire().await.ok();
         tokio::task::spawn_blocking(decode).await.map_err(crate::Error::from)??
     };
-    let summary = summarize(&batch);
-    let (session, seq) = (batch.session.clone(), batch.seq);
+    let (session, seq) = (summary.session.clone(), summary.seq);
     let (done, outcome) = tokio::sync::oneshot::channel();
     state.storage.put_batch_then(
         project.id,
@@ -204,11 +221,25 @@ async fn ingest_inner(
     Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
 }
 
+/// Deflate cannot expand data more than about 1032 times.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
 /// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
+///
+/// The output is sized up front from the size the gzip trailer announces (the size modulo
+/// 2^32, as sent, so untrusted): capped by `max` and by what deflate can produce from this
+/// body, it only saves the regrowing copies and never lets a small body reserve much memory.
+/// The body is read in place (`bufread`), without the 32 KB copy buffer of `read::GzDecoder`.
 fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
-    let mut out = Vec::new();
+    let announced = body
+        .len()
+        .checked_sub(4)
+        .and_then(|at| body.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    let mut out = Vec::with_capacity(announced.min(max).min(body.len().saturating_mul(MAX_DEFLATE_RATIO)) + 1);
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::read::GzDecoder::new(body)
+    flate2::bufread::GzDecoder::new(body)
         .take(limit)
         .read_to_end(&mut out)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
@@ -234,11 +265,13 @@ fn decode_error(e: replay_protocol::Error) -> ApiError {
     ApiError::new(status, reason, e.to_string())
 }
 
-/// The facts of a batch that the session index keeps.
-pub fn summarize(batch: &Batch) -> BatchSummary {
+/// The facts of a batch that the session index keeps, from a batch decoded owned or borrowed
+/// (only these few strings are copied).
+pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
+    let owned = |v: &S| v.as_ref().to_owned();
     let mut s = BatchSummary {
-        session: batch.session.clone(),
-        page: batch.page.clone(),
+        session: owned(&batch.session),
+        page: owned(&batch.page),
         seq: batch.seq,
         start_ms: batch.start,
         end_ms: batch.end,
@@ -253,8 +286,8 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
         match &e.data {
             EventData::Meta(m) => {
                 if s.url.is_none() {
-                    s.url = Some(m.url.clone());
-                    s.user_agent = Some(m.user_agent.clone());
+                    s.url = Some(owned(&m.url));
+                    s.user_agent = Some(owned(&m.user_agent));
                 }
                 let viewport = format!("{}×{}", m.viewport.width, m.viewport.height);
                 crate::diagnostics::push_fact(&mut s.facts, "viewport", &viewport);
@@ -282,23 +315,196 @@ pub fn summarize(batch: &Batch) -> BatchSummary {
                 }
             }
             EventData::Environment(env) => {
-                if !env.browser.is_empty() {
-                    s.browser = Some(env.browser.clone());
+                if !env.browser.as_ref().is_empty() {
+                    s.browser = Some(owned(&env.browser));
                 }
                 crate::diagnostics::environment_facts(&mut s.facts, env);
             }
-            EventData::App(AppFact::Identify { user, .. }) => s.user = Some(user.clone()),
+            EventData::App(AppFact::Identify { user, .. }) => s.user = Some(owned(user)),
             EventData::App(AppFact::Release(r)) => {
-                s.release = Some(r.clone());
-                crate::diagnostics::push_fact(&mut s.facts, "release", r);
+                s.release = Some(owned(r));
+                crate::diagnostics::push_fact(&mut s.facts, "release", r.as_ref());
             }
             EventData::App(AppFact::Environment(v)) => {
-                s.environment = Some(v.clone());
-                crate::diagnostics::push_fact(&mut s.facts, "environment", v);
+                s.environment = Some(owned(v));
+                crate::diagnostics::push_fact(&mut s.facts, "environment", v.as_ref());
             }
-            EventData::App(AppFact::Flags(json)) => crate::diagnostics::flag_facts(&mut s.facts, json),
+            EventData::App(AppFact::Flags(json)) => crate::diagnostics::flag_facts(&mut s.facts, json.as_ref()),
             _ => {}
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use replay_protocol::{
+        Click, Environment, ErrorEvent, ErrorKind, Event, Limits, Node, NodeKind, PageMeta, ScriptTiming, Snapshot,
+        Viewport, decode_batch, decode_batch_borrowed, encode_batch,
+    };
+
+    use super::*;
+
+    fn culprit(function: &str, line: u32) -> ScriptTiming {
+        ScriptTiming {
+            invoker: "BUTTON.onclick".into(),
+            invoker_type: "event-listener".into(),
+            source_url: "https://shop.test/app.js".into(),
+            function: function.into(),
+            char_position: -1,
+            duration: 900,
+            forced_style_layout: 0,
+            pause_duration: 0,
+            line,
+            column: 7,
+        }
+    }
+
+    fn error(message: &str, stack: &str, count: u32) -> EventData {
+        EventData::Error(ErrorEvent {
+            kind: ErrorKind::Uncaught,
+            message: message.into(),
+            stack: stack.into(),
+            source: "https://shop.test/app.js".into(),
+            line: 3,
+            column: 9,
+            count,
+        })
+    }
+
+    fn environment(browser: &str) -> EventData {
+        EventData::Environment(Environment {
+            browser: browser.into(),
+            browser_version: "156".into(),
+            os: "Linux".into(),
+            device_pixel_ratio: 1.0,
+            device_memory: 8.0,
+            cpu_cores: 2,
+            connection: "4g".into(),
+            language: "en".into(),
+            timezone: "UTC".into(),
+        })
+    }
+
+    fn meta(url: &str) -> EventData {
+        EventData::Meta(PageMeta {
+            url: url.into(),
+            title: "t".into(),
+            viewport: Viewport { width: 1, height: 1 },
+            user_agent: format!("ua of {url}"),
+            referrer: String::new(),
+        })
+    }
+
+    /// Batches with every event the summary looks at, in varied orders and repeats.
+    fn varied_batches() -> Vec<Batch> {
+        let events: Vec<EventData> = vec![
+            meta("https://shop.test/a"),
+            meta("https://shop.test/b"),
+            EventData::Snapshot(Snapshot {
+                nodes: vec![Node { id: 1, parent: 0, kind: NodeKind::Document }],
+                scroll_x: 0,
+                scroll_y: 0,
+            }),
+            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0 }),
+            error("order 123 failed", "Error: order 123 failed\n    at pay (https://shop.test/app.js:3:9)", 0),
+            error("order 456 failed", "Error: order 456 failed\n    at pay (https://shop.test/app.js:3:9)", 4),
+            error("\u{1F600} no stack", "", 1),
+            EventData::Freeze(Freeze::Started { url: "https://shop.test/a".into(), last_action: "click".into() }),
+            EventData::Freeze(Freeze::Ended { duration: 1200, culprits: vec![culprit("burn", 40)] }),
+            EventData::Freeze(Freeze::Ended { duration: 3000, culprits: vec![culprit("", 0), culprit("x", 1)] }),
+            EventData::Freeze(Freeze::Ended { duration: 10, culprits: vec![] }),
+            environment(""),
+            environment("Chrome"),
+            EventData::App(AppFact::Identify { user: "ada".into(), traits: "{}".into() }),
+            EventData::App(AppFact::Release("1.2.3".into())),
+            EventData::App(AppFact::Environment("production".into())),
+            EventData::App(AppFact::Flags("{\"a\":true}".into())),
+        ];
+        let mut batches = Vec::new();
+        for rotation in 0..events.len() {
+            let mut b = Batch::new("s-1", "p_1", rotation as u32, 1_800_000_000_000);
+            let mut list = events.clone();
+            list.rotate_left(rotation);
+            list.truncate(events.len() - rotation % 5);
+            b.events = list.into_iter().enumerate().map(|(i, data)| Event { t: i as u32 * 100, data }).collect();
+            b.end = b.start + 5_000;
+            b.dropped = rotation as u32;
+            b.recorder_errors = (rotation % 3) as u32;
+            batches.push(b);
+        }
+        batches.push(Batch::new("empty", "page", 0, 5));
+        batches
+    }
+
+    #[test]
+    fn the_borrowed_summary_equals_the_one_of_the_full_decode() {
+        let limits = Limits::default();
+        for b in varied_batches() {
+            for wire in [
+                encode_batch(&b).expect("encode"),
+                replay_protocol::codec::encode_batch_compact(b.clone()).expect("encode"),
+            ] {
+                let mut owned = summarize(&decode_batch(&wire, &limits).expect("decode"));
+                let mut borrowed = summarize(&decode_batch_borrowed(&wire, &limits).expect("decode"));
+                (owned.received_ms, borrowed.received_ms) = (0, 0);
+                assert_eq!(owned, borrowed, "batch {}", b.seq);
+            }
+        }
+    }
+
+    #[test]
+    fn the_summary_keeps_the_first_url_the_last_facts_and_the_longest_freeze() {
+        let b = &varied_batches()[0];
+        let wire = encode_batch(b).expect("encode");
+        let s = summarize(&decode_batch_borrowed(&wire, &Limits::default()).expect("decode"));
+        assert_eq!(s.url.as_deref(), Some("https://shop.test/a"));
+        assert_eq!(s.user_agent.as_deref(), Some("ua of https://shop.test/a"));
+        assert_eq!((s.clicks, s.errors, s.freezes), (1, 1 + 4 + 1, 1));
+        assert_eq!(s.longest_freeze_ms, 3000);
+        assert_eq!(s.freeze_culprit.as_deref(), Some("BUTTON.onclick (https://shop.test/app.js)"));
+        assert_eq!(s.error_sightings.len(), 2, "the two orders share a fingerprint");
+        assert_eq!(s.error_sightings[0].count, 5);
+        assert_eq!(
+            (s.browser.as_deref(), s.user.as_deref(), s.release.as_deref(), s.environment.as_deref()),
+            (Some("Chrome"), Some("ada"), Some("1.2.3"), Some("production"))
+        );
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(data).expect("in memory");
+        gz.finish().expect("in memory")
+    }
+
+    #[test]
+    fn gunzip_returns_the_original_bytes() {
+        let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        assert_eq!(gunzip_capped(&gzip(&data), 1 << 20).expect("valid gzip"), data);
+    }
+
+    #[test]
+    fn a_lying_size_trailer_reserves_no_more_than_deflate_can_produce() {
+        let mut body = gzip(b"hello");
+        let n = body.len();
+        body[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        // The trailer is checked after the data: the lie is an error, found without having
+        // reserved 4 GB on its word.
+        let e = gunzip_capped(&body, usize::MAX).expect_err("size mismatch");
+        assert_eq!(e.reason, "bad_encoding");
+        let body = gzip(&[0u8; 4096]);
+        let out = gunzip_capped(&body, 1 << 30).expect("valid gzip");
+        assert!(out.capacity() <= body.len() * MAX_DEFLATE_RATIO + 1);
+    }
+
+    #[test]
+    fn a_zip_bomb_stops_at_the_cap() {
+        let body = gzip(&vec![0u8; 1 << 20]);
+        let e = gunzip_capped(&body, 64 * 1024).expect_err("over the cap");
+        assert_eq!(e.reason, "decompressed_too_large");
+        let e = gunzip_capped(&body[..body.len() / 2], 1 << 21).expect_err("truncated");
+        assert_eq!(e.reason, "bad_encoding");
+    }
 }

@@ -47,12 +47,21 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<metrics::Metrics>,
     pub limits: Arc<limits::RateLimits>,
+    /// Ingest bodies decoded off the async workers at once (see [`ingest`]).
+    pub decode_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(storage: Arc<dyn Storage>, config: Config) -> Self {
         let limits = Arc::new(limits::RateLimits::new(config.project_rate, config.client_rate));
-        AppState { storage, config: Arc::new(config), metrics: Arc::new(metrics::Metrics::default()), limits }
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        AppState {
+            storage,
+            config: Arc::new(config),
+            metrics: Arc::new(metrics::Metrics::default()),
+            limits,
+            decode_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+        }
     }
 
     /// Runs blocking storage work off the async workers.

@@ -157,15 +157,39 @@ struct Outcome {
     errors: u64,
     latencies_us: Vec<u64>,
     elapsed: Duration,
+    /// CPU time (user + system, all threads) the target and this generator spent during the
+    /// run: unlike throughput, it hardly depends on what else the machine is doing.
+    target_cpu: Option<Duration>,
+    generator_cpu: Option<Duration>,
 }
 
-async fn load(base: &str, key: &str, args: &Args, label: &str, pace: Option<Duration>) -> Result<Outcome> {
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (Linux only).
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may contain spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+async fn load(
+    base: &str,
+    key: &str,
+    target_pid: u32,
+    args: &Args,
+    label: &str,
+    pace: Option<Duration>,
+) -> Result<Outcome> {
     let url: hyper::Uri = format!("{base}/api/v1/ingest").parse()?;
     // Bodies are built before the clock starts: the generator must not compete with the target.
     let all: Vec<Arc<Vec<Bytes>>> =
         (0..args.sessions).map(|s| Arc::new(session_batches(&format!("{label}-{s}"), BATCHES_PER_SESSION))).collect();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
+    let cpu_before = (cpu_time(Some(target_pid)), cpu_time(None));
     let mut tasks = Vec::new();
     let sessions = all.len().max(1) as u32;
     for (i, bodies) in all.into_iter().enumerate() {
@@ -216,7 +240,15 @@ async fn load(base: &str, key: &str, args: &Args, label: &str, pace: Option<Dura
             out
         }));
     }
-    let mut o = Outcome { batches: 0, bytes: 0, errors: 0, latencies_us: Vec::new(), elapsed: Duration::ZERO };
+    let mut o = Outcome {
+        batches: 0,
+        bytes: 0,
+        errors: 0,
+        latencies_us: Vec::new(),
+        elapsed: Duration::ZERO,
+        target_cpu: None,
+        generator_cpu: None,
+    };
     for t in tasks {
         let (b, by, e, l) = t.await?;
         o.batches += b;
@@ -225,6 +257,8 @@ async fn load(base: &str, key: &str, args: &Args, label: &str, pace: Option<Dura
         o.latencies_us.extend(l);
     }
     o.elapsed = started.elapsed();
+    o.target_cpu = cpu_time(Some(target_pid)).zip(cpu_before.0).map(|(after, before)| after.saturating_sub(before));
+    o.generator_cpu = cpu_time(None).zip(cpu_before.1).map(|(after, before)| after.saturating_sub(before));
     o.latencies_us.sort_unstable();
     Ok(o)
 }
@@ -256,13 +290,19 @@ fn spawn_and_read(mut cmd: Command, prefix: &str, key_line: bool) -> Result<(Chi
 
 fn row(name: &str, o: &Outcome) -> String {
     let secs = o.elapsed.as_secs_f64();
+    let per_batch = |cpu: Option<Duration>| {
+        cpu.filter(|_| o.batches > 0)
+            .map_or_else(|| "-".to_owned(), |c| format!("{:.0}", c.as_secs_f64() * 1e6 / o.batches as f64))
+    };
     format!(
-        "{name:<34} {:>10.0} {:>8.1} {:>9.2} {:>9.2} {:>8}",
+        "{name:<34} {:>10.0} {:>8.1} {:>9.2} {:>9.2} {:>8} {:>10} {:>10}",
         o.batches as f64 / secs,
         o.bytes as f64 / secs / 1e6,
         percentile(&o.latencies_us, 0.5),
         percentile(&o.latencies_us, 0.99),
-        o.errors
+        o.errors,
+        per_batch(o.target_cpu),
+        per_batch(o.generator_cpu),
     )
 }
 
@@ -292,13 +332,16 @@ async fn run(args: Args) -> Result<()> {
         bodies[0].len(),
         bodies[1].len()
     );
-    let baseline = load(&noop_base, "unused", &args, "noop", None).await?;
-    let real = load(&server_base, &key, &args, "real", None).await?;
+    let baseline = load(&noop_base, "unused", noop.id(), &args, "noop", None).await?;
+    let real = load(&server_base, &key, server.id(), &args, "real", None).await?;
     // Realistic load: every session uploads once a second (a recorder uploads every 5 s).
-    let paced = load(&server_base, &key, &args, "paced", Some(Duration::from_secs(1))).await?;
+    let paced = load(&server_base, &key, server.id(), &args, "paced", Some(Duration::from_secs(1))).await?;
     let _ = server.kill();
     let _ = noop.kill();
-    println!("{:<34} {:>10} {:>8} {:>9} {:>9} {:>8}", "target", "batches/s", "MB/s", "p50 ms", "p99 ms", "errors");
+    println!(
+        "{:<34} {:>10} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}",
+        "target", "batches/s", "MB/s", "p50 ms", "p99 ms", "errors", "target µs", "client µs"
+    );
     println!("{}", row("no-op axum (reads body)", &baseline));
     println!("{}", row("replay-server (durable)", &real));
     println!("{}", row("replay-server, 1 batch/s/session", &paced));
@@ -309,6 +352,10 @@ async fn run(args: Args) -> Result<()> {
          (target < 50 ms)",
         args.sessions,
         percentile(&paced.latencies_us, 0.99)
+    );
+    println!(
+        "(target µs, client µs: CPU time per acknowledged batch of the target process and of this load generator, \
+         all threads, user + system)"
     );
     Ok(())
 }

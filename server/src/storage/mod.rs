@@ -16,6 +16,8 @@ pub use object_store;
 pub use postgres::{KEY_CACHE_TTL, PostgresOptions, PostgresStorage};
 pub use sqlite::SqliteStorage;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::Error;
@@ -257,7 +259,7 @@ pub trait Storage: Send + Sync + 'static {
     }
     /// The project owning an ingest key, when the engine knows it without any I/O (a cache);
     /// `None` means "ask [`Storage::project_by_key`]".
-    fn cached_project(&self, _key: &str) -> Option<Project> {
+    fn cached_project(&self, _key: &str) -> Option<Arc<Project>> {
         None
     }
     /// Sessions of a project, newest first.

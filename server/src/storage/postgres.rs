@@ -67,13 +67,16 @@ pub struct PostgresStorage {
     runtime: Arc<OwnRuntime>,
 }
 
+/// Projects by ingest key, with when each was read.
+type KeyCache = HashMap<String, (Arc<Project>, Instant)>;
+
 /// The async half: a connection pool and the object store.
 #[derive(Clone)]
 struct Engine {
     pool: Pool,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
-    keys: Arc<Mutex<HashMap<String, (Project, Instant)>>>,
+    keys: Arc<Mutex<KeyCache>>,
 }
 
 /// The engine's runtime. Dropped without waiting, because the last clone of the storage may
@@ -555,14 +558,14 @@ impl Engine {
             .await?;
         let project = client.query_opt(&stmt, &[&key]).await?.map(|r| project_row(&r));
         if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
-            cache.insert(key.to_owned(), (p.clone(), Instant::now()));
+            cache.insert(key.to_owned(), (Arc::new(p.clone()), Instant::now()));
         }
         Ok(project)
     }
 
-    fn cached_project(&self, key: &str) -> Option<Project> {
+    fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
         let cache = self.keys.lock().ok()?;
-        cache.get(key).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(p, _)| p.clone())
+        cache.get(key).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(p, _)| Arc::clone(p))
     }
 
     async fn find_sessions(
@@ -827,7 +830,7 @@ impl Storage for PostgresStorage {
 
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
         if let Some(p) = self.engine.cached_project(key) {
-            return Ok(Some(p));
+            return Ok(Some(Project::clone(&p)));
         }
         let key = text(key);
         self.block(move |e| async move { e.project_by_key(&key).await })
@@ -848,7 +851,7 @@ impl Storage for PostgresStorage {
         }
     }
 
-    fn cached_project(&self, key: &str) -> Option<Project> {
+    fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
         self.engine.cached_project(key)
     }
 

@@ -1,14 +1,17 @@
 //! The embedded default engine: one SQLite database in the data directory.
 //!
-//! WAL journal with `synchronous=FULL`: a batch whose transaction committed survives a crash
-//! or a power cut, which is when ingest acknowledges it. Batches are written by one writer
-//! thread with group commit: every batch waiting when a transaction starts goes into it, so one
-//! fsync acknowledges many concurrent uploads. Schema changes are numbered migrations recorded
+//! WAL journal: a batch is acknowledged once its transaction committed and the log holding it
+//! was synced, so it survives a crash or a power cut. Batches are written by one writer thread
+//! with group commit: every batch waiting when a transaction starts goes into it; a sync thread
+//! then syncs the log once for every group committed meanwhile (see [`sync_loop`]), so one
+//! fsync acknowledges many concurrent uploads. Every other write keeps `synchronous=FULL`. Schema changes are numbered migrations recorded
 //! in `PRAGMA user_version`; they only ever append.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -24,7 +27,9 @@ pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
     writer: mpsc::Sender<PendingBatch>,
     /// Projects by ingest key (hit on every ingest request); cleared when projects change.
-    keys: Arc<Mutex<HashMap<String, Project>>>,
+    keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
+    /// Group commits so far (tells the checkpoint thread whether there is anything to do).
+    groups_committed: Arc<AtomicU64>,
 }
 
 /// A batch waiting for the writer thread, with where to send the outcome.
@@ -39,7 +44,118 @@ struct PendingBatch {
 const GROUP_MAX_BATCHES: usize = 512;
 const GROUP_MAX_BYTES: usize = 4 * 1024 * 1024;
 
-fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
+/// Pages of write-ahead log after which the writer checkpoints itself, when the checkpoint
+/// thread falls behind (SQLite's default is 1,000 pages, checkpointed by the writer).
+const WAL_CHECKPOINT_PAGES: i64 = 16 * 1024;
+
+/// How often the checkpoint thread looks for new commits.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies committed pages from the write-ahead log into the database, on a connection of its
+/// own. Done by the writer (SQLite's default), every thousandth page made one group commit
+/// wait for a whole checkpoint with its fsync, on the one thread all ingest waits for; here the
+/// writer only appends and syncs the log. `PASSIVE` never blocks the writer or readers, and a
+/// checkpoint that caught up lets the next commit start the log from its beginning again.
+/// Stops once the storage is gone (the count is then held by this thread alone).
+fn checkpoint_loop(conn: &Connection, groups_committed: &Arc<AtomicU64>) {
+    let mut seen = 0;
+    while Arc::strong_count(groups_committed) > 1 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let now = groups_committed.load(Ordering::Relaxed);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let started = std::time::Instant::now();
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            Ok((busy, log, done)) => tracing::debug!(
+                busy,
+                log_pages = log,
+                checkpointed_pages = done,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "checkpoint"
+            ),
+            Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+        }
+    }
+}
+
+/// Acknowledgements of committed groups waiting for the log to reach the disk.
+type Acks = Vec<(BatchDone, Result<Stored, Error>)>;
+
+/// Where the writer's acknowledgements go once a group committed.
+enum AckPath {
+    /// In-memory database: nothing to sync, acknowledge at once.
+    Direct,
+    /// File database: through the sync thread (see [`sync_loop`]).
+    AfterSync(mpsc::Sender<Acks>),
+}
+
+/// Makes committed groups durable, then acknowledges them.
+///
+/// The writer commits each group with `synchronous=NORMAL` (the log is written, not synced)
+/// and hands the acknowledgements here; this thread syncs the write-ahead log once for every
+/// group that committed meanwhile and only then acknowledges their batches. A batch is still
+/// acknowledged only once its commit is on disk: the sync starts after the group's frames were
+/// written, and syncing a file makes all of its written bytes durable, whichever descriptor
+/// wrote them; a log synced that way recovers every transaction in it (SQLite's own
+/// `synchronous=FULL` issues the same sync at the end of each commit). What changes is that
+/// the writer, the one serial stage of ingest, no longer sleeps through the sync and wakes up
+/// to queue for a CPU after each group: it builds the next group while the disk works, and
+/// one sync covers several groups when the disk is slower than the writer.
+///
+/// A failed sync is not retried (after a failed `fsync` the kernel may have dropped the
+/// unwritten pages): every batch from then on is refused as a storage error, so nothing is
+/// ever acknowledged without being durable.
+fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
+    let mut file: Option<std::fs::File> = None;
+    let mut broken: Option<String> = None;
+    while let Ok(first) = rx.recv() {
+        let mut acks = first;
+        while let Ok(more) = rx.try_recv() {
+            acks.extend(more);
+        }
+        if broken.is_none() {
+            let started = std::time::Instant::now();
+            let synced = match &file {
+                Some(f) => f.sync_data(),
+                None => std::fs::File::open(wal).and_then(|f| {
+                    let r = f.sync_data();
+                    file = Some(f);
+                    r
+                }),
+            };
+            match synced {
+                Ok(()) => {
+                    tracing::debug!(
+                        batches = acks.len(),
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "log synced"
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, path = %wal.display(), "syncing the write-ahead log failed; refusing writes");
+                    broken = Some(format!("syncing the write-ahead log failed: {e}"));
+                }
+            }
+        }
+        for (reply, outcome) in acks {
+            reply(match &broken {
+                None => outcome,
+                Some(message) => Err(Error::Storage(message.clone())),
+            });
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Arc<Mutex<Connection>>,
+    rx: mpsc::Receiver<PendingBatch>,
+    groups_committed: &AtomicU64,
+    acks: AckPath,
+) {
     while let Ok(first) = rx.recv() {
         let mut bytes = first.body.bytes.len();
         let mut group = vec![first];
@@ -53,7 +169,8 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
             }
         }
         let started = std::time::Instant::now();
-        let result = write_group(&conn, &group);
+        let result = write_group(&conn, &group, matches!(acks, AckPath::AfterSync(_)));
+        groups_committed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             batches = group.len(),
             bytes,
@@ -62,8 +179,17 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
         );
         match result {
             Ok(outcomes) => {
-                for (p, outcome) in group.into_iter().zip(outcomes) {
-                    (p.reply)(Ok(outcome));
+                let replies: Acks =
+                    group.into_iter().zip(outcomes).map(|(p, outcome)| (p.reply, Ok(outcome))).collect();
+                match &acks {
+                    AckPath::Direct => replies.into_iter().for_each(|(reply, outcome)| reply(outcome)),
+                    AckPath::AfterSync(to_sync) => {
+                        if let Err(mpsc::SendError(replies)) = to_sync.send(replies) {
+                            for (reply, _) in replies {
+                                reply(Err(Error::Storage("the sync thread stopped".into())));
+                            }
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -77,15 +203,40 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<PendingBatch>) {
     }
 }
 
-fn write_group(conn: &Mutex<Connection>, group: &[PendingBatch]) -> Result<Vec<Stored>, Error> {
+/// Writes one group in one transaction. With `synced_later`, the commit does not sync the log
+/// (the sync thread does, before anything is acknowledged); everything else that writes on
+/// this connection keeps `synchronous=FULL`.
+fn write_group(conn: &Mutex<Connection>, group: &[PendingBatch], synced_later: bool) -> Result<Vec<Stored>, Error> {
     let mut conn = conn.lock().map_err(|_| Error::Poisoned)?;
+    if synced_later {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    let outcomes = write_group_tx(&mut conn, group);
+    if synced_later {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    outcomes
+}
+
+fn write_group_tx(conn: &mut Connection, group: &[PendingBatch]) -> Result<Vec<Stored>, Error> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(group.len());
-    for p in group {
-        outcomes.push(insert_batch(&tx, p.project, &p.summary, &p.body)?);
+    {
+        // Looked up once per group: the cache hashes the whole SQL text on every lookup.
+        let mut statements =
+            BatchStatements { insert: tx.prepare_cached(INSERT_BATCH)?, index: tx.prepare_cached(UPSERT_SESSION)? };
+        for p in group {
+            outcomes.push(insert_batch(&tx, &mut statements, p.project, &p.summary, &p.body)?);
+        }
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// The statements every batch runs, prepared once per group commit.
+struct BatchStatements<'c> {
+    insert: rusqlite::CachedStatement<'c>,
+    index: rusqlite::CachedStatement<'c>,
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -196,19 +347,36 @@ impl SqliteStorage {
     /// Opens (creating when needed) the database `replay.sqlite3` in `dir` and migrates it.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
-        Self::init(Connection::open(dir.join("replay.sqlite3"))?)
+        let path = dir.join("replay.sqlite3");
+        let storage = Self::init(Connection::open(&path)?, Some(dir.join("replay.sqlite3-wal")))?;
+        // Checkpoints move on to a connection of their own (see `checkpoint_loop`); the writer
+        // only checkpoints itself when the log grows past `WAL_CHECKPOINT_PAGES`.
+        storage.lock()?.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
+        let writes = Arc::clone(&storage.groups_committed);
+        std::thread::Builder::new()
+            .name("replay-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &writes))
+            .map_err(|e| Error::Io { path: "checkpoint thread".into(), source: e })?;
+        Ok(storage)
     }
 
     /// A throwaway in-memory database, for tests.
     pub fn in_memory() -> Result<Self, Error> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(conn: Connection) -> Result<Self, Error> {
+    /// `wal`: the write-ahead log of a file database, synced by the sync thread.
+    fn init(conn: Connection, wal: Option<PathBuf>) -> Result<Self, Error> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The session index and the batches' key index are hit at random places by every
+        // batch: the default 2 MB cache made the writer read pages back at a few thousand
+        // sessions. Negative: KiB.
+        conn.pragma_update(None, "cache_size", -32 * 1024)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
             let tx = conn.unchecked_transaction()?;
@@ -219,11 +387,24 @@ impl SqliteStorage {
         let conn = Arc::new(Mutex::new(conn));
         let (writer, rx) = mpsc::channel();
         let writer_conn = Arc::clone(&conn);
+        let groups_committed = Arc::new(AtomicU64::new(0));
+        let committed = Arc::clone(&groups_committed);
+        let acks = match wal {
+            None => AckPath::Direct,
+            Some(wal) => {
+                let (to_sync, synced) = mpsc::channel();
+                std::thread::Builder::new()
+                    .name("replay-sqlite-sync".into())
+                    .spawn(move || sync_loop(&wal, &synced))
+                    .map_err(|e| Error::Io { path: "sync thread".into(), source: e })?;
+                AckPath::AfterSync(to_sync)
+            }
+        };
         std::thread::Builder::new()
             .name("replay-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, rx, &committed, acks))
             .map_err(|e| Error::Io { path: "writer thread".into(), source: e })?;
-        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())) })
+        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())), groups_committed })
     }
 
     fn forget_keys(&self) {
@@ -304,37 +485,15 @@ fn like_contains(s: &str) -> String {
     out
 }
 
-/// Inserts one batch and updates the session index inside the caller's transaction.
-fn insert_batch(
-    tx: &rusqlite::Transaction<'_>,
-    project: i64,
-    s: &BatchSummary,
-    body: &BatchBody,
-) -> Result<Stored, Error> {
-    let encoding = if body.gzip { "gzip" } else { "" };
-    let body = &body.bytes[..];
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body,
+/// Stores one batch body; ignored (0 rows) when its key is already stored.
+const INSERT_BATCH: &str =
+    "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body,
                                             encoding)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            project,
-            s.session,
-            s.page,
-            s.seq,
-            to_i64(s.start_ms),
-            to_i64(s.end_ms),
-            to_i64(s.received_ms),
-            body,
-            encoding
-        ])?;
-    if inserted == 0 {
-        return Ok(Stored::Duplicate);
-    }
-    tx.prepare_cached(
-        "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Adds one batch's summary to its session's row of the index.
+const UPSERT_SESSION: &str =
+    "INSERT INTO sessions (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks,
                                    bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
                                    freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms,
                                    freeze_ended_ms, rage_clicks)
@@ -369,9 +528,33 @@ fn insert_batch(
                 freeze_ended_ms = MAX(freeze_ended_ms, excluded.freeze_ended_ms),
                 never_recovered = CASE WHEN MAX(freeze_ended_ms, excluded.freeze_ended_ms)
                                             >= MAX(freeze_started_ms, excluded.freeze_started_ms)
-                                  THEN 0 ELSE never_recovered END",
-    )?
-    .execute(params![
+                                  THEN 0 ELSE never_recovered END";
+
+/// Inserts one batch and updates the session index inside the caller's transaction.
+fn insert_batch(
+    tx: &rusqlite::Transaction<'_>,
+    statements: &mut BatchStatements<'_>,
+    project: i64,
+    s: &BatchSummary,
+    body: &BatchBody,
+) -> Result<Stored, Error> {
+    let encoding = if body.gzip { "gzip" } else { "" };
+    let body = &body.bytes[..];
+    let inserted = statements.insert.execute(params![
+        project,
+        s.session,
+        s.page,
+        s.seq,
+        to_i64(s.start_ms),
+        to_i64(s.end_ms),
+        to_i64(s.received_ms),
+        body,
+        encoding
+    ])?;
+    if inserted == 0 {
+        return Ok(Stored::Duplicate);
+    }
+    statements.index.execute(params![
         project,
         s.session,
         to_i64(s.start_ms),
@@ -453,14 +636,14 @@ impl Storage for SqliteStorage {
     }
 
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
-        if let Some(p) = self.keys.lock().ok().and_then(|k| k.get(key).cloned()) {
-            return Ok(Some(p));
+        if let Some(p) = self.cached_project(key) {
+            return Ok(Some(Project::clone(&p)));
         }
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
         let project = stmt.query_row([key], project_row).optional()?;
         if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
-            cache.insert(key.to_owned(), p.clone());
+            cache.insert(key.to_owned(), Arc::new(p.clone()));
         }
         Ok(project)
     }
@@ -485,7 +668,7 @@ impl Storage for SqliteStorage {
         }
     }
 
-    fn cached_project(&self, key: &str) -> Option<Project> {
+    fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
         self.keys.lock().ok().and_then(|k| k.get(key).cloned())
     }
 
@@ -751,6 +934,54 @@ mod tests {
         let db = SqliteStorage::open(dir.path()).expect("db");
         assert_eq!(db.projects().expect("projects").len(), 1);
         assert_eq!(db.batch_count().expect("count"), 1);
+    }
+
+    #[test]
+    fn nothing_is_acknowledged_when_the_log_cannot_be_synced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (to_sync, synced) = mpsc::channel::<Acks>();
+        let (reply, outcomes) = mpsc::channel();
+        for _ in 0..2 {
+            let reply = reply.clone();
+            let done: BatchDone = Box::new(move |r| {
+                let _ = reply.send(r);
+            });
+            to_sync.send(vec![(done, Ok(Stored::New))]).expect("send");
+        }
+        drop(to_sync);
+        // No log file there: the first sync fails, and every later group is refused too.
+        sync_loop(&dir.path().join("missing-wal"), &synced);
+        let outcomes: Vec<_> = outcomes.try_iter().collect();
+        assert_eq!(outcomes.len(), 2);
+        assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
+    }
+
+    #[test]
+    fn acknowledged_batches_of_a_file_database_are_in_it_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        let p = db.create_project("p").expect("project");
+        let (reply, outcomes) = mpsc::channel();
+        for seq in 0..300 {
+            let s = BatchSummary { session: format!("s{}", seq % 7), page: "p".into(), seq, ..BatchSummary::default() };
+            let reply = reply.clone();
+            db.put_batch_then(
+                p.id,
+                s,
+                BatchBody { bytes: vec![1, 2, 3], gzip: false },
+                Box::new(move |r| {
+                    let _ = reply.send(r);
+                }),
+            );
+        }
+        drop(reply);
+        let outcomes: Vec<_> = outcomes.iter().collect();
+        assert_eq!(outcomes.len(), 300);
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(Stored::New))));
+        drop(db);
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        assert_eq!(db.batch_count().expect("count"), 300);
+        assert_eq!(db.session(p.id, "s3").expect("session").map(|s| s.batches), Some(43));
     }
 
     #[test]
