@@ -10,18 +10,14 @@ use anyhow::{Context, Result, ensure};
 use replay_e2e::services::{ObjectStoreServer, Postgres};
 use replay_e2e::{Acked, Server, check_acknowledged, stream_session};
 use replay_protocol::{Batch, Click, Event, EventData, encode_batch};
+use replay_server::storage::object_store::ObjectStore;
 use replay_server::storage::{PostgresOptions, PostgresStorage, conformance};
 
-fn object_store(s3: &ObjectStoreServer, prefix: &str) -> Result<(Arc<dyn object_store_api::ObjectStore>, String)> {
+fn object_store(s3: &ObjectStoreServer, prefix: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
     let url = format!("s3://{}/{prefix}", ObjectStoreServer::BUCKET);
-    let options: Vec<(String, String)> = s3.env().into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
-    let (store, path) = object_store_api::parse_url_opts(&url.parse()?, options)?;
-    Ok((Arc::from(store), path.to_string()))
-}
-
-/// Re-exported through the server so the test uses the exact version the engine does.
-mod object_store_api {
-    pub use replay_server::storage::object_store::{ObjectStore, parse_url_opts};
+    let options = s3.env().into_iter().map(|(k, v)| (k.to_lowercase(), v));
+    let (store, path) = replay_server::storage::open_object_store(&url, options)?;
+    Ok((store, path.to_string()))
 }
 
 #[test]

@@ -309,6 +309,18 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_login(&self, token_hash: &str) -> Result<(), Error>;
 }
 
+/// The object store at `url` (`s3://bucket/prefix`, `file:///dir`) with `options`
+/// (`aws_endpoint`, `aws_access_key_id`, ...), and the prefix inside it.
+pub fn open_object_store<K: AsRef<str>, V: Into<String>>(
+    url: &str,
+    options: impl IntoIterator<Item = (K, V)>,
+) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, object_store::path::Path), Error> {
+    let location =
+        url::Url::parse(url).map_err(|e| Error::Storage(format!("invalid object_store_url {url:?}: {e}")))?;
+    let (store, prefix) = object_store::parse_url_opts(&location, options)?;
+    Ok((std::sync::Arc::from(store), prefix))
+}
+
 /// Opens the engine `backend` names (the embedded one in `data_dir`).
 pub fn open(
     backend: &crate::config::Backend,
@@ -318,13 +330,11 @@ pub fn open(
     match backend {
         Backend::Embedded => Ok(std::sync::Arc::new(SqliteStorage::open(data_dir)?)),
         Backend::Postgres { url, schema, max_connections, ca_file, object_store_url, object_store_options } => {
-            let location = url::Url::parse(object_store_url)
-                .map_err(|e| Error::Storage(format!("invalid object_store_url {object_store_url:?}: {e}")))?;
-            let (store, prefix) = object_store::parse_url_opts(&location, object_store_options.iter())?;
+            let (store, prefix) = open_object_store(object_store_url, object_store_options)?;
             Ok(std::sync::Arc::new(PostgresStorage::connect(PostgresOptions {
                 url: url.clone(),
                 schema: schema.clone(),
-                store: std::sync::Arc::from(store),
+                store,
                 prefix,
                 max_connections: *max_connections,
                 ca_file: ca_file.clone(),
@@ -333,13 +343,38 @@ pub fn open(
     }
 }
 
-/// A [`FactComparison`] from a fact's value counts (most common first, as engines query them).
-pub(crate) fn comparison(name: String, value: String, counts: Vec<(String, u64)>) -> FactComparison {
-    let total = counts.iter().map(|(_, n)| n).sum();
-    let same = counts.iter().find(|(v, _)| *v == value).map_or(0, |(_, n)| *n);
-    let common =
-        counts.into_iter().take(COMMON_VALUES).map(|(value, sessions)| CommonValue { value, sessions }).collect();
-    FactComparison { name, value, same, total, common }
+/// Columns of a [`SessionRow`] in the order both engines read them.
+pub(crate) const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, \
+     bytes, dropped, recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, \
+     freeze_culprit, never_recovered, rage_clicks";
+
+/// One query for [`Storage::compare_environment`] (`$1` project, `$2` session; both engines
+/// bind them by position): for each fact of the session, its value and how many sessions have
+/// each value of that fact, by fact, most common first.
+pub(crate) const COMPARE_ENVIRONMENT_SQL: &str = "SELECT f.name, f.value, o.value, COUNT(*)
+     FROM session_facts f JOIN session_facts o ON o.project_id = f.project_id AND o.name = f.name
+     WHERE f.project_id = $1 AND f.session_id = $2
+     GROUP BY f.name, f.value, o.value
+     ORDER BY f.name, COUNT(*) DESC, o.value";
+
+/// [`FactComparison`]s from the rows of [`COMPARE_ENVIRONMENT_SQL`]:
+/// `(name, this session's value, a value, sessions with it)`.
+pub(crate) fn comparisons(rows: impl IntoIterator<Item = (String, String, String, u64)>) -> Vec<FactComparison> {
+    let mut out: Vec<FactComparison> = Vec::new();
+    for (name, own, value, sessions) in rows {
+        if out.last().is_none_or(|c| c.name != name) {
+            out.push(FactComparison { name, value: own, same: 0, total: 0, common: Vec::new() });
+        }
+        let Some(c) = out.last_mut() else { continue };
+        c.total += sessions;
+        if value == c.value {
+            c.same = sessions;
+        }
+        if c.common.len() < COMMON_VALUES {
+            c.common.push(CommonValue { value, sessions });
+        }
+    }
+    out
 }
 
 /// Unix epoch milliseconds now.

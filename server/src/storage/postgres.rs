@@ -31,8 +31,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    BatchBody, BatchDone, BatchSummary, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter,
-    SessionRow, Storage, Stored, comparison, new_key, now_ms, random_hex, unpack,
+    BatchBody, BatchDone, BatchSummary, COMPARE_ENVIRONMENT_SQL, ErrorGroup, FactComparison, Project,
+    RECENT_ERROR_SESSIONS, SESSION_COLUMNS, SessionFilter, SessionRow, Storage, Stored, comparisons, new_key, now_ms,
+    random_hex, unpack,
 };
 use crate::Error;
 
@@ -700,26 +701,9 @@ impl Engine {
 
     async fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
         let client = self.pool.get().await?;
-        let facts = client
-            .query(
-                "SELECT name, value FROM session_facts WHERE project_id = $1 AND session_id = $2 ORDER BY name",
-                &[&project, &session],
-            )
-            .await?;
-        let values = client
-            .prepare_cached(
-                "SELECT value, COUNT(*) FROM session_facts WHERE project_id = $1 AND name = $2
-                 GROUP BY value ORDER BY COUNT(*) DESC, value",
-            )
-            .await?;
-        let mut out = Vec::with_capacity(facts.len());
-        for f in facts {
-            let (name, value): (String, String) = (f.get(0), f.get(1));
-            let counts =
-                client.query(&values, &[&project, &name]).await?.iter().map(|r| (r.get(0), to_u64(r.get(1)))).collect();
-            out.push(comparison(name, value, counts));
-        }
-        Ok(out)
+        let stmt = client.prepare_cached(COMPARE_ENVIRONMENT_SQL).await?;
+        let rows = client.query(&stmt, &[&project, &session]).await?;
+        Ok(comparisons(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), to_u64(r.get(3))))))
     }
 
     async fn execute(&self, sql: &'static str, params: Vec<Box<dyn ToSql + Sync + Send>>) -> Result<u64, Error> {
@@ -743,10 +727,6 @@ impl Engine {
         Ok(to_u64(client.query_one(sql, &[]).await?.get(0)))
     }
 }
-
-const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, \
-     recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, freeze_culprit, \
-     never_recovered, rage_clicks";
 
 fn session_row(r: &tokio_postgres::Row) -> SessionRow {
     let n = |i| to_u64(r.get::<_, i64>(i));

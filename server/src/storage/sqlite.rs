@@ -16,8 +16,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    BatchBody, BatchDone, BatchSummary, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter,
-    SessionRow, Storage, Stored, comparison, new_key, now_ms, unpack,
+    BatchBody, BatchDone, BatchSummary, COMPARE_ENVIRONMENT_SQL, ErrorGroup, FactComparison, Project,
+    RECENT_ERROR_SESSIONS, SESSION_COLUMNS, SessionFilter, SessionRow, Storage, Stored, comparisons, new_key, now_ms,
+    unpack,
 };
 use crate::Error;
 
@@ -438,10 +439,6 @@ const SESSION_BATCHES_IN_REPLAY_ORDER: &str = "FROM batches b
 
 const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
 
-const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, bytes, dropped, \
-     recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, freeze_culprit, \
-     never_recovered, rage_clicks";
-
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     let n = |i| r.get::<_, i64>(i).map(to_u64);
     let (start_ms, end_ms) = (n(1)?, n(2)?);
@@ -835,24 +832,11 @@ impl Storage for SqliteStorage {
 
     fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
         let conn = self.lock()?;
-        let facts = conn
-            .prepare_cached(
-                "SELECT name, value FROM session_facts WHERE project_id = ?1 AND session_id = ?2 ORDER BY name",
-            )?
-            .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        let rows = conn
+            .prepare_cached(COMPARE_ENVIRONMENT_SQL)?
+            .query_map(params![project, session], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, to_u64(r.get(3)?))))?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut values = conn.prepare_cached(
-            "SELECT value, COUNT(*) FROM session_facts WHERE project_id = ?1 AND name = ?2
-             GROUP BY value ORDER BY COUNT(*) DESC, value",
-        )?;
-        let mut out = Vec::with_capacity(facts.len());
-        for (name, value) in facts {
-            let counts = values
-                .query_map(params![project, name], |r| Ok((r.get::<_, String>(0)?, to_u64(r.get(1)?))))?
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push(comparison(name, value, counts));
-        }
-        Ok(out)
+        Ok(comparisons(rows))
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {
