@@ -6,6 +6,7 @@
 //! not stored twice. Every rejection is a 4xx JSON error with a machine-readable `reason`, and
 //! is counted by that reason.
 
+use std::cell::RefCell;
 use std::io::Read;
 
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +17,8 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::{Buf, Bytes};
+use flate2::bufread::GzDecoder;
 use replay_protocol::{AppFact, Batch, EventData, Freeze};
 use serde::{Deserialize, Serialize};
 
@@ -46,25 +49,32 @@ pub struct Ack {
     pub seq: u32,
 }
 
-/// Adds the CORS headers. The requesting origin is echoed (so the recorder can read refusals
-/// too); whether that origin may ingest is decided by the project's allow-list, not here.
-fn cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
+/// Adds the CORS headers of an ingest answer. The requesting origin is echoed (so the recorder
+/// can read refusals too); whether that origin may ingest is decided by the project's
+/// allow-list, not here. Only a preflight needs the methods, headers and max age; a request
+/// without an `Origin` (not from a browser) needs no CORS headers at all.
+fn cors(mut response: Response, origin: Option<&HeaderValue>, preflight: bool) -> Response {
     let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.cloned().unwrap_or(HeaderValue::from_static("*")));
     h.insert(header::VARY, HeaderValue::from_static("origin"));
+    if origin.is_none() && !preflight {
+        return response;
+    }
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.cloned().unwrap_or(HeaderValue::from_static("*")));
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, content-encoding, x-replay-key"),
-    );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    if preflight {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type, content-encoding, x-replay-key"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    }
     response
 }
 
 /// CORS preflight of the recorder's cross-origin uploads.
 pub async fn preflight(headers: HeaderMap) -> Response {
-    cors(StatusCode::NO_CONTENT.into_response(), headers.get(header::ORIGIN))
+    cors(StatusCode::NO_CONTENT.into_response(), headers.get(header::ORIGIN), true)
 }
 
 /// The ingest handler.
@@ -91,7 +101,7 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Response
             e.into_response()
         }
     };
-    cors(response, headers.get(header::ORIGIN))
+    cors(response, headers.get(header::ORIGIN), false)
 }
 
 async fn ingest_inner(
@@ -224,13 +234,19 @@ async fn ingest_inner(
 /// Deflate cannot expand data more than about 1032 times.
 const MAX_DEFLATE_RATIO: usize = 1032;
 
+thread_local! {
+    /// One gzip decoder per thread, reset for every body: its inflate state and window are
+    /// allocated once per thread instead of once per request.
+    static GUNZIP: RefCell<Option<GzDecoder<bytes::buf::Reader<Bytes>>>> = const { RefCell::new(None) };
+}
+
 /// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
 ///
 /// The output is sized up front from the size the gzip trailer announces (the size modulo
 /// 2^32, as sent, so untrusted): capped by `max` and by what deflate can produce from this
 /// body, it only saves the regrowing copies and never lets a small body reserve much memory.
 /// The body is read in place (`bufread`), without the 32 KB copy buffer of `read::GzDecoder`.
-fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+fn gunzip_capped(body: &Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
     let announced = body
         .len()
         .checked_sub(4)
@@ -239,10 +255,21 @@ fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
         .map_or(0, |b| u32::from_le_bytes(b) as usize);
     let mut out = Vec::with_capacity(announced.min(max).min(body.len().saturating_mul(MAX_DEFLATE_RATIO)) + 1);
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::bufread::GzDecoder::new(body)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
+    let read = GUNZIP.with_borrow_mut(|slot| {
+        let input = body.clone().reader();
+        let decoder = match slot {
+            Some(d) => {
+                d.reset(input);
+                d
+            }
+            None => slot.insert(GzDecoder::new(input)),
+        };
+        let read = Read::by_ref(decoder).take(limit).read_to_end(&mut out);
+        // Let go of the body now rather than at the next request.
+        decoder.reset(Bytes::new().reader());
+        read
+    });
+    read.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
     if out.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -473,10 +500,10 @@ mod tests {
         );
     }
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
+    fn gzip(data: &[u8]) -> Bytes {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(data).expect("in memory");
-        gz.finish().expect("in memory")
+        Bytes::from(gz.finish().expect("in memory"))
     }
 
     #[test]
@@ -487,9 +514,10 @@ mod tests {
 
     #[test]
     fn a_lying_size_trailer_reserves_no_more_than_deflate_can_produce() {
-        let mut body = gzip(b"hello");
+        let mut body = gzip(b"hello").to_vec();
         let n = body.len();
         body[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let body = Bytes::from(body);
         // The trailer is checked after the data: the lie is an error, found without having
         // reserved 4 GB on its word.
         let e = gunzip_capped(&body, usize::MAX).expect_err("size mismatch");
@@ -504,7 +532,20 @@ mod tests {
         let body = gzip(&vec![0u8; 1 << 20]);
         let e = gunzip_capped(&body, 64 * 1024).expect_err("over the cap");
         assert_eq!(e.reason, "decompressed_too_large");
-        let e = gunzip_capped(&body[..body.len() / 2], 1 << 21).expect_err("truncated");
+        let e = gunzip_capped(&body.slice(..body.len() / 2), 1 << 21).expect_err("truncated");
         assert_eq!(e.reason, "bad_encoding");
+    }
+
+    #[test]
+    fn the_reused_decoder_starts_afresh_after_every_body_good_or_bad() {
+        let a: Vec<u8> = (0..10_000u32).map(|i| (i % 7) as u8).collect();
+        let b = b"second body".to_vec();
+        assert_eq!(gunzip_capped(&gzip(&a), 1 << 20).expect("first"), a);
+        let truncated = gzip(&a);
+        assert!(gunzip_capped(&truncated.slice(..truncated.len() - 9), 1 << 20).is_err());
+        assert!(gunzip_capped(&Bytes::from_static(b"not gzip at all"), 1 << 20).is_err());
+        assert!(gunzip_capped(&gzip(&a), 100).is_err(), "over the cap mid-stream");
+        assert_eq!(gunzip_capped(&gzip(&b), 1 << 20).expect("after errors"), b);
+        assert_eq!(gunzip_capped(&gzip(&a), 1 << 20).expect("again"), a);
     }
 }
