@@ -183,7 +183,8 @@ pub async fn session_environment(
 ) -> Result<Json<EnvironmentComparison>, ApiError> {
     check_id(&id)?;
     let project = project_id(&state, q.project).await?;
-    let facts = state.blocking(move |s| s.compare_environment(project, &id)).await?;
+    let facts =
+        state.blocking(move |s| s.compare_environment(project, &id, crate::storage::ENVIRONMENT_SAMPLE)).await?;
     Ok(Json(EnvironmentComparison { facts }))
 }
 

@@ -3,7 +3,7 @@
 //! Each check starts from a fresh, empty store made by the caller's factory, so engines with
 //! external state (PostgreSQL, object stores) can hand out isolated namespaces.
 
-use super::{BatchBody, BatchSummary, ErrorSighting, SessionFilter, Storage, Stored};
+use super::{BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, ErrorSighting, SessionFilter, Storage, Stored};
 
 fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
     BatchSummary {
@@ -54,7 +54,7 @@ fn environments_are_compared_with_other_sessions(db: &impl Storage) {
     elsewhere.facts = facts(&[("os", "macOS")]);
     db.put_batch(other.id, &elsewhere, b"z").expect("put");
 
-    let cmp = db.compare_environment(p.id, "s3").expect("compare");
+    let cmp = db.compare_environment(p.id, "s3", ENVIRONMENT_SAMPLE).expect("compare");
     let names: Vec<&str> = cmp.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec!["language", "os"]);
     let os = &cmp[1];
@@ -62,10 +62,16 @@ fn environments_are_compared_with_other_sessions(db: &impl Storage) {
     assert_eq!(os.common[0].value, "Windows");
     assert_eq!(os.common[0].sessions, 3);
     assert_eq!((cmp[0].value.as_str(), cmp[0].same, cmp[0].total), ("fi-FI", 1, 4));
-    assert!(db.compare_environment(p.id, "nobody").expect("compare").is_empty());
+    assert!(db.compare_environment(p.id, "nobody", ENVIRONMENT_SAMPLE).expect("compare").is_empty());
+    // A sample of the two most recently started sessions (s3, s2) and the oldest one itself.
+    let sampled = db.compare_environment(p.id, "s0", 2).expect("compare");
+    let os = &sampled[1];
+    assert_eq!((os.name.as_str(), os.value.as_str(), os.same, os.total), ("os", "Windows", 2, 3));
+    let sampled = db.compare_environment(p.id, "s3", 1).expect("compare");
+    assert_eq!((sampled[1].same, sampled[1].total), (1, 1), "the session itself is counted once");
     // Retention takes the facts along.
     db.delete_sessions_before(u64::MAX).expect("retention");
-    assert!(db.compare_environment(p.id, "s0").expect("compare").is_empty());
+    assert!(db.compare_environment(p.id, "s0", ENVIRONMENT_SAMPLE).expect("compare").is_empty());
 }
 
 fn freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(db: &impl Storage) {

@@ -92,9 +92,9 @@ pub struct FactComparison {
     pub name: String,
     /// This session's value.
     pub value: String,
-    /// Sessions (this one included) with this value.
+    /// Sessions of the sample (this one included) with this value.
     pub same: u64,
-    /// Sessions that reported this fact at all.
+    /// Sessions of the sample that reported this fact at all.
     pub total: u64,
     /// The most common values, most common first (at most [`COMMON_VALUES`]).
     pub common: Vec<CommonValue>,
@@ -291,9 +291,11 @@ pub trait Storage: Send + Sync + 'static {
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error>;
     /// Error groups of a project, most recently seen first.
     fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error>;
-    /// Each environment fact of a session, with how many of the project's sessions share its
-    /// value and which values are most common (empty when the session reported none).
-    fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error>;
+    /// Each environment fact of a session, with how many sessions share its value and which
+    /// values are most common (empty when the session reported none), among the project's
+    /// `sample` most recently started sessions and the session itself (see
+    /// [`ENVIRONMENT_SAMPLE`]).
+    fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error>;
 
     /// A server setting (e.g. the admin token's hash).
     fn setting(&self, key: &str) -> Result<Option<String>, Error>;
@@ -348,14 +350,26 @@ pub(crate) const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent,
      bytes, dropped, recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, \
      freeze_culprit, never_recovered, rage_clicks";
 
-/// One query for [`Storage::compare_environment`] (`$1` project, `$2` session; both engines
-/// bind them by position): for each fact of the session, its value and how many sessions have
-/// each value of that fact, by fact, most common first.
+/// One query for [`Storage::compare_environment`] (`$1` project, `$2` session, `$3` sample
+/// size; both engines bind them by position, and SQLite numbers `$N` parameters in the order
+/// they first appear, so they must first appear in this order): for each fact of the session, its value and how
+/// many sessions of the sample have each value of that fact, by fact, most common first.
+///
+/// The sample is the project's `$3` most recently started sessions plus the session itself, found
+/// through the `sessions_by_start` index; the facts are then read by primary key. The cost is
+/// bounded by the sample, however many sessions the project has kept.
 pub(crate) const COMPARE_ENVIRONMENT_SQL: &str = "SELECT f.name, f.value, o.value, COUNT(*)
-     FROM session_facts f JOIN session_facts o ON o.project_id = f.project_id AND o.name = f.name
-     WHERE f.project_id = $1 AND f.session_id = $2
+     FROM (SELECT name, value FROM session_facts WHERE project_id = $1 AND session_id = $2) f
+     JOIN (SELECT id FROM (SELECT id FROM sessions WHERE project_id = $1 ORDER BY start_ms DESC LIMIT $3) recent
+           UNION SELECT $2) sample ON 1 = 1
+     JOIN session_facts o ON o.project_id = $1 AND o.session_id = sample.id AND o.name = f.name
      GROUP BY f.name, f.value, o.value
      ORDER BY f.name, COUNT(*) DESC, o.value";
+
+/// How many of a project's most recent sessions [`Storage::compare_environment`] compares a
+/// session with: enough for a share of 10% to rest on 500 sessions, and a bounded cost
+/// in a project that keeps millions.
+pub const ENVIRONMENT_SAMPLE: usize = 5_000;
 
 /// [`FactComparison`]s from the rows of [`COMPARE_ENVIRONMENT_SQL`]:
 /// `(name, this session's value, a value, sessions with it)`.

@@ -699,10 +699,16 @@ impl Engine {
             .collect())
     }
 
-    async fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
+    async fn compare_environment(
+        &self,
+        project: i64,
+        session: &str,
+        sample: usize,
+    ) -> Result<Vec<FactComparison>, Error> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(COMPARE_ENVIRONMENT_SQL).await?;
-        let rows = client.query(&stmt, &[&project, &session]).await?;
+        let sample = i64::try_from(sample).unwrap_or(i64::MAX);
+        let rows = client.query(&stmt, &[&project, &session, &sample]).await?;
         Ok(comparisons(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), to_u64(r.get(3))))))
     }
 
@@ -893,9 +899,9 @@ impl Storage for PostgresStorage {
         self.block(move |e| async move { e.error_groups(project, limit).await })
     }
 
-    fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
+    fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error> {
         let session = text(session);
-        self.block(move |e| async move { e.compare_environment(project, &session).await })
+        self.block(move |e| async move { e.compare_environment(project, &session, sample).await })
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {

@@ -830,11 +830,12 @@ impl Storage for SqliteStorage {
         Ok(groups)
     }
 
-    fn compare_environment(&self, project: i64, session: &str) -> Result<Vec<FactComparison>, Error> {
+    fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error> {
         let conn = self.lock()?;
+        let sample = i64::try_from(sample).unwrap_or(i64::MAX);
         let rows = conn
             .prepare_cached(COMPARE_ENVIRONMENT_SQL)?
-            .query_map(params![project, session], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, to_u64(r.get(3)?))))?
+            .query_map(params![project, session, sample], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, to_u64(r.get(3)?))))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(comparisons(rows))
     }
