@@ -36,7 +36,7 @@ fn main() -> Result<()> {
                  run [--listen ADDR] [--data-dir DIR]   build and start the server (viewer + demo)\n  \
                  test [cargo test args]                 the whole test suite (installs chromium when missing)\n  \
                  bench [run.sh args]                    the shared benchmark against rrweb\n  \
-                 bench-ingest [--sessions N] [--seconds S]  ingest load vs a no-op axum endpoint\n  \
+                 bench-ingest [--sessions N] [--seconds S] [--rounds R]  ingest load vs a no-op axum endpoint\n  \
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
