@@ -11,7 +11,9 @@
 //! keyframes (clones of the model, see [`keyframes`] and [`Player::build_keyframes`]) so that
 //! seeking backwards, or forwards past an earlier seek, never replays from the start of the
 //! session; a seek itself never waits for a keyframe to be cloned. A long seek leaves out the
-//! subtrees that a later event of the same seek removes again.
+//! subtrees that a later event of the same seek removes again, and never decodes them: the node
+//! lists of mutations with many additions stay encoded until applied (see
+//! `replay_protocol::deferred`).
 //!
 //! Operations (JSON arrays, one per change):
 //! `["full", url, title, scrollX, scrollY, nodes]`, `["rm", id]`, `["add", parent, next, nodes]`,
