@@ -108,13 +108,36 @@ fn take<T: for<'de> Deserialize<'de>>(cur: &mut &[u8]) -> Result<T, rmp_serde::d
     T::deserialize(&mut rmp_serde::Deserializer::new(cur))
 }
 
-/// A node id (any MessagePack integer that fits, as serde reads it).
+/// A node id: any MessagePack integer that fits a `u32`, as serde reads one.
 fn id(cur: &mut &[u8]) -> Option<u32> {
-    rmp::decode::read_int(cur).ok()
+    let (&marker, rest) = cur.split_first()?;
+    *cur = rest;
+    let value: i128 = match marker {
+        0x00..=0x7f => i128::from(marker),
+        0xe0..=0xff => return None,
+        0xcc => i128::from(read_be::<1>(cur)?),
+        0xcd => i128::from(read_be::<2>(cur)?),
+        0xce => i128::from(read_be::<4>(cur)?),
+        0xcf => i128::from(u64::from_be_bytes(*take_bytes::<8>(cur)?)),
+        0xd0 => i128::from(i8::from_be_bytes(*take_bytes::<1>(cur)?)),
+        0xd1 => i128::from(i16::from_be_bytes(*take_bytes::<2>(cur)?)),
+        0xd2 => i128::from(i32::from_be_bytes(*take_bytes::<4>(cur)?)),
+        0xd3 => i128::from(i64::from_be_bytes(*take_bytes::<8>(cur)?)),
+        _ => return None,
+    };
+    u32::try_from(value).ok()
 }
 
 fn array_len(cur: &mut &[u8]) -> Option<usize> {
-    rmp::decode::read_array_len(cur).ok().map(|n| n as usize)
+    let (&marker, rest) = cur.split_first()?;
+    *cur = rest;
+    let n = match marker {
+        0x90..=0x9f => u32::from(marker & 0x0f),
+        0xdc => read_be::<2>(cur)?,
+        0xdd => read_be::<4>(cur)?,
+        _ => return None,
+    };
+    usize::try_from(n).ok()
 }
 
 /// The length of the array at the front of `cur`, without moving past its header.
@@ -215,46 +238,58 @@ fn read_mutation(
 /// Moves past one MessagePack value (of any nesting, without recursion), checking only its
 /// framing: strings are not decoded.
 fn skip_value(cur: &mut &[u8]) -> Option<()> {
-    use rmp::Marker;
-    let mut pending: u64 = 1;
+    let mut pending: usize = 1;
     while pending > 0 {
         pending -= 1;
-        let marker = rmp::decode::read_marker(cur).ok()?;
-        let (skip, values): (u64, u64) = match marker {
-            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => (0, 0),
-            Marker::U8 | Marker::I8 => (1, 0),
-            Marker::U16 | Marker::I16 => (2, 0),
-            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
-            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
-            Marker::FixStr(n) => (u64::from(n), 0),
-            Marker::Str8 | Marker::Bin8 => (u64::from(read_be::<1>(cur)?), 0),
-            Marker::Str16 | Marker::Bin16 => (u64::from(read_be::<2>(cur)?), 0),
-            Marker::Str32 | Marker::Bin32 => (u64::from(read_be::<4>(cur)?), 0),
-            Marker::FixArray(n) => (0, u64::from(n)),
-            Marker::Array16 => (0, u64::from(read_be::<2>(cur)?)),
-            Marker::Array32 => (0, u64::from(read_be::<4>(cur)?)),
-            Marker::FixMap(n) => (0, 2 * u64::from(n)),
-            Marker::Map16 => (0, 2 * u64::from(read_be::<2>(cur)?)),
-            Marker::Map32 => (0, 2 * u64::from(read_be::<4>(cur)?)),
-            Marker::FixExt1 => (2, 0),
-            Marker::FixExt2 => (3, 0),
-            Marker::FixExt4 => (5, 0),
-            Marker::FixExt8 => (9, 0),
-            Marker::FixExt16 => (17, 0),
-            Marker::Ext8 => (u64::from(read_be::<1>(cur)?) + 1, 0),
-            Marker::Ext16 => (u64::from(read_be::<2>(cur)?) + 1, 0),
-            Marker::Ext32 => (u64::from(read_be::<4>(cur)?) + 1, 0),
-            Marker::Reserved => return None,
+        let (&marker, rest) = cur.split_first()?;
+        *cur = rest;
+        // (bytes to skip, values that follow)
+        let (skip, values): (usize, usize) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
+            0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xce | 0xd2 | 0xca => (4, 0),
+            0xcf | 0xd3 | 0xcb => (8, 0),
+            0xc4 | 0xd9 => (len(read_be::<1>(cur)?)?, 0),
+            0xc5 | 0xda => (len(read_be::<2>(cur)?)?, 0),
+            0xc6 | 0xdb => (len(read_be::<4>(cur)?)?, 0),
+            0xdc => (0, len(read_be::<2>(cur)?)?),
+            0xdd => (0, len(read_be::<4>(cur)?)?),
+            0xde => (0, len(read_be::<2>(cur)?)?.checked_mul(2)?),
+            0xdf => (0, len(read_be::<4>(cur)?)?.checked_mul(2)?),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xc7 => (len(read_be::<1>(cur)?)?.checked_add(1)?, 0),
+            0xc8 => (len(read_be::<2>(cur)?)?.checked_add(1)?, 0),
+            0xc9 => (len(read_be::<4>(cur)?)?.checked_add(1)?, 0),
+            // 0xc1: never used
+            _ => return None,
         };
-        let skip = usize::try_from(skip).ok()?;
         *cur = cur.get(skip..)?;
         pending = pending.checked_add(values)?;
         // Every value takes at least one byte: a count beyond the input is a lie.
-        if pending > cur.len() as u64 {
+        if pending > cur.len() {
             return None;
         }
     }
     Some(())
+}
+
+fn len(n: u32) -> Option<usize> {
+    usize::try_from(n).ok()
+}
+
+/// The first `N` bytes of `cur`, which moves past them.
+fn take_bytes<'a, const N: usize>(cur: &mut &'a [u8]) -> Option<&'a [u8; N]> {
+    let (head, rest) = cur.split_first_chunk::<N>()?;
+    *cur = rest;
+    Some(head)
 }
 
 /// A big-endian unsigned integer of `N` (1, 2 or 4) bytes from the front of `cur`.
@@ -361,6 +396,50 @@ mod tests {
             let _ = materialized(&flipped, false);
             flipped[i] ^= 0x5a;
         }
+    }
+
+    #[test]
+    fn values_are_skipped_whole_and_ids_read_as_serde_reads_them() {
+        use std::collections::BTreeMap;
+        let mut map = BTreeMap::new();
+        map.insert("k".to_string(), vec![vec![1u64, u64::MAX], vec![]]);
+        let values: Vec<Vec<u8>> = vec![
+            rmp_serde::to_vec(&0u8).unwrap_or_default(),
+            rmp_serde::to_vec(&u64::MAX).unwrap_or_default(),
+            rmp_serde::to_vec(&i64::MIN).unwrap_or_default(),
+            rmp_serde::to_vec(&-200i16).unwrap_or_default(),
+            rmp_serde::to_vec(&1.5f32).unwrap_or_default(),
+            rmp_serde::to_vec(&2.5f64).unwrap_or_default(),
+            rmp_serde::to_vec(&Option::<u8>::None).unwrap_or_default(),
+            rmp_serde::to_vec(&true).unwrap_or_default(),
+            rmp_serde::to_vec("").unwrap_or_default(),
+            rmp_serde::to_vec(&"x".repeat(40)).unwrap_or_default(),
+            rmp_serde::to_vec(&"y".repeat(300)).unwrap_or_default(),
+            rmp_serde::to_vec(&"z".repeat(70_000)).unwrap_or_default(),
+            rmp_serde::to_vec(&vec![7u32; 20]).unwrap_or_default(),
+            rmp_serde::to_vec(&vec![(); 70_000]).unwrap_or_default(),
+            rmp_serde::to_vec(&map).unwrap_or_default(),
+            vec![0xc4, 2, 9, 9],
+            vec![0xd6, 1, 0, 0, 0, 0],
+        ];
+        for v in &values {
+            let mut cur = v.as_slice();
+            assert_eq!(skip_value(&mut cur), Some(()), "{:x?}", &v[..v.len().min(8)]);
+            assert!(cur.is_empty());
+            assert_eq!(skip_value(&mut &v[..v.len() - 1]), None, "truncated");
+            let serde = rmp_serde::from_slice::<u32>(v).ok();
+            assert_eq!(id(&mut v.as_slice()), serde, "{:x?}", &v[..v.len().min(8)]);
+        }
+        for n in [0u64, 127, 128, 255, 256, 65_535, 65_536, u64::from(u32::MAX), u64::from(u32::MAX) + 1] {
+            let v = rmp_serde::to_vec(&n).unwrap_or_default();
+            assert_eq!(id(&mut v.as_slice()), u32::try_from(n).ok());
+        }
+        for n in [-1i64, -33, -129, -40_000] {
+            let v = rmp_serde::to_vec(&n).unwrap_or_default();
+            assert_eq!(id(&mut v.as_slice()), None);
+        }
+        assert_eq!(skip_value(&mut &[0xc1][..]), None);
+        assert_eq!(skip_value(&mut &[0xdd, 0xff, 0xff, 0xff, 0xff][..]), None, "a count beyond the input");
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub struct Player {
 impl Player {
     /// Loads a MessagePack array of batches (the events endpoint's `application/msgpack`).
     #[wasm_bindgen(constructor)]
-    pub fn new(bytes: &[u8]) -> Result<Player, JsError> {
+    pub fn new(bytes: Vec<u8>) -> Result<Player, JsError> {
         let mut player = Player::empty();
         player.append(bytes)?;
         Ok(player)
@@ -100,19 +100,20 @@ impl Player {
     /// Appends a MessagePack array of batches that follow the ones already loaded in replay
     /// order (the events endpoint answers ranges in that order). Returns the number of events
     /// added. The replay position is kept.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<usize, JsError> {
+    pub fn append(&mut self, bytes: Vec<u8>) -> Result<usize, JsError> {
         let budget = MAX_SESSION_BYTES.saturating_sub(self.loaded_bytes);
-        let batches = decode_batches_deferring(bytes, &Limits::default(), budget)?;
+        let batches = decode_batches_deferring(&bytes, &Limits::default(), budget)?;
         self.loaded_bytes += bytes.len();
         let before = self.timeline.events.len();
-        // The bytes stay while lists decoded from them are still deferred.
-        let mut kept: Option<Rc<[u8]>> = None;
+        // The bytes (taken, not copied) stay while lists decoded from them are still deferred.
+        let mut bytes = Some(bytes);
+        let mut kept: Option<Rc<Vec<u8>>> = None;
         for (b, lists) in batches {
             let first = self.timeline.events.len();
             self.deferred.resize_with(first, || None);
             self.deferred.resize_with(first + b.events.len(), || None);
             for at in lists {
-                let bytes = Rc::clone(kept.get_or_insert_with(|| Rc::from(bytes)));
+                let bytes = Rc::clone(kept.get_or_insert_with(|| Rc::new(bytes.take().unwrap_or_default())));
                 if let Some(slot) = self.deferred.get_mut(first + at.event) {
                     slot.get_or_insert_with(|| Deferred { bytes, lists: Vec::new() }).lists.push(at);
                 }
@@ -443,7 +444,7 @@ fn shared_kinds<'a>(
 /// no more than reading past them.
 struct Deferred {
     /// The range the event was loaded from.
-    bytes: Rc<[u8]>,
+    bytes: Rc<Vec<u8>>,
     lists: Vec<DeferredNodes>,
 }
 
@@ -796,11 +797,11 @@ mod tests {
             codec::concat_encoded(bodies.iter().map(Vec::as_slice))
         };
         let mut streamed = Player::empty();
-        assert_eq!(streamed.append(&encode(&[&first])).ok(), Some(1));
+        assert_eq!(streamed.append(encode(&[&first])).ok(), Some(1));
         let first_frame = streamed.seek(1000.0);
         assert!(first_frame.contains("\"body\""));
-        assert_eq!(streamed.append(&encode(&[&second])).ok(), Some(1));
-        let mut loaded = Player::new(&encode(&[&whole])).ok().unwrap_or_else(Player::empty);
+        assert_eq!(streamed.append(encode(&[&second])).ok(), Some(1));
+        let mut loaded = Player::new(encode(&[&whole])).ok().unwrap_or_else(Player::empty);
         assert_eq!(streamed.seek(2000.0), loaded.seek(2000.0));
         assert_eq!(streamed.end(), 1010.0);
     }
@@ -837,7 +838,7 @@ mod tests {
         let bytes = codec::concat_encoded(
             [codec::encode_batch_compact(rerenders()).unwrap_or_default().as_slice()].into_iter(),
         );
-        let mut loaded = Player::new(&bytes).ok().unwrap_or_else(Player::empty);
+        let mut loaded = Player::new(bytes).ok().unwrap_or_else(Player::empty);
         assert!(loaded.deferred.iter().flatten().count() >= 4, "the renders' lists are deferred");
         let mut decoded = Player::from_timeline(Timeline::from_batches(vec![rerenders()]));
         let end = loaded.seek(2000.0);
