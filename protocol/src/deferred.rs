@@ -55,7 +55,7 @@ pub fn decode_batches_deferring(
         return codec::decode_batches(bytes, limits, max_total)
             .map(|b| b.into_iter().map(|b| (b, Vec::new())).collect());
     };
-    let mut out = Vec::with_capacity(count.min(cur.len()));
+    let mut out = Vec::with_capacity(reserve(count, cur));
     for _ in 0..count {
         let start = offset(bytes, cur);
         let (mut batch, deferred) = match read_batch(bytes, &mut cur) {
@@ -97,6 +97,13 @@ pub fn decode_deferred(bytes: &[u8], at: &DeferredNodes, nodes: &mut Vec<Node>, 
             false
         }
     }
+}
+
+/// Room to reserve for a list announcing `n` elements with `rest` bytes left: never more than
+/// the bytes could hold (each element takes at least one) nor than a few thousand, so that a
+/// lying header cannot make the decoder allocate far more than the input (longer lists grow).
+fn reserve(n: usize, rest: &[u8]) -> usize {
+    n.min(rest.len()).min(4096)
 }
 
 fn offset(whole: &[u8], rest: &[u8]) -> usize {
@@ -159,7 +166,7 @@ fn read_batch(whole: &[u8], cur: &mut &[u8]) -> Option<(Batch, Vec<DeferredNodes
     let end = take(cur).ok()?;
     let flags = take(cur).ok()?;
     let count = array_len(cur)?;
-    let mut events = Vec::with_capacity(count.min(cur.len()));
+    let mut events = Vec::with_capacity(reserve(count, cur));
     let mut deferred = Vec::new();
     for index in 0..count {
         if array_len(cur)? != 2 {
@@ -204,7 +211,7 @@ fn read_mutation(
     array_len(&mut c)?;
     let removes = take(&mut c).ok()?;
     let count = array_len(&mut c)?;
-    let mut adds = Vec::with_capacity(count.min(c.len()));
+    let mut adds = Vec::with_capacity(reserve(count, c));
     let first = deferred.len();
     for add in 0..count {
         if array_len(&mut c)? != 3 {
@@ -215,7 +222,7 @@ fn read_mutation(
         let next = id(&mut c)?;
         let start = offset(whole, c);
         let n = array_len(&mut c)?;
-        let mut nodes = Vec::with_capacity(n.min(c.len()));
+        let mut nodes = Vec::with_capacity(reserve(n, c));
         for _ in 0..n {
             if array_len(&mut c)? != 3 {
                 deferred.truncate(first);
