@@ -15,9 +15,10 @@
 //! restored by the same code, and batches are validated by [`codec::validate`]. A batch laid
 //! out in any way this reader does not expect (a struct written as a map, a field added by a
 //! later version, a truncated value) is decoded by [`codec::decode_batches`]'s decoder instead,
-//! so the two accept the same batches and give the same events. The exception: the strings of a
-//! deferred list are checked (UTF-8, [`Limits`]) only when it is decoded; a list that fails then
-//! is left out (its subtree is never built). Reading is iterative and never panics.
+//! so the two accept the same batches and give the same events. The exception: the node kinds of
+//! a deferred list (their form, UTF-8, [`Limits`]) are checked only when it is decoded; a list
+//! that fails then is left out (its subtree is never built). Reading is iterative and never
+//! panics; no list reserves more than its input could hold.
 
 use serde::Deserialize;
 

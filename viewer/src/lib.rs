@@ -448,8 +448,9 @@ struct Deferred {
     lists: Vec<DeferredNodes>,
 }
 
-/// Decodes the deferred node lists of event `i`, except those of the subtrees whose root
-/// `skip` names (they stay deferred). A list that fails to decode leaves its subtree out.
+/// Decodes the node lists an event's `slot` still defers into its mutation `data`, except
+/// those of the subtrees whose root `skip` names (they stay deferred). A list that fails to
+/// decode leaves its subtree out (no nodes).
 fn materialize(slot: Option<&mut Option<Deferred>>, data: &mut EventData, skip: impl Fn(NodeId) -> bool) {
     let Some(slot) = slot else { return };
     let Some(Deferred { bytes, lists }) = slot else { return };
