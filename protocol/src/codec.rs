@@ -107,7 +107,7 @@ fn code_ids<S>(batch: &mut Batch<S>, encode: bool) {
 }
 
 /// Restores plain ids in a batch sent by [`encode_batch_compact`].
-fn undo_compact<S>(batch: &mut Batch<S>) {
+pub(crate) fn undo_compact<S>(batch: &mut Batch<S>) {
     if batch.flags & Batch::FLAG_DELTA_IDS != 0 {
         code_ids(batch, false);
         batch.flags &= !Batch::FLAG_DELTA_IDS;
@@ -213,6 +213,35 @@ fn check(what: &'static str, actual: usize, limit: usize) -> Result<(), Error> {
     if actual > limit { Err(Error::LimitExceeded { what, actual, limit }) } else { Ok(()) }
 }
 
+/// Checks the nodes of one list (a snapshot's, an added subtree's) against the rules and the
+/// limits; [`validate`] also caps their number per batch.
+pub(crate) fn validate_nodes<S: AsRef<str>>(list: &[Node<S>], limits: &Limits) -> Result<(), Error> {
+    let s = |what, v: &S| check(what, v.as_ref().len(), limits.max_string);
+    for n in list {
+        if n.id == 0 {
+            return Err(Error::Invalid("node id 0 is reserved"));
+        }
+        match &n.kind {
+            NodeKind::Element { tag, attrs, .. } => {
+                s("tag name", tag)?;
+                check("attributes", attrs.len(), limits.max_attrs)?;
+                for a in attrs {
+                    s("attribute name", &a.name)?;
+                    s("attribute value", &a.value)?;
+                }
+            }
+            NodeKind::Text(t) | NodeKind::Comment(t) => s("text", t)?,
+            NodeKind::Doctype { name, public_id, system_id } => {
+                s("doctype", name)?;
+                s("doctype", public_id)?;
+                s("doctype", system_id)?;
+            }
+            NodeKind::Document | NodeKind::ShadowRoot => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks a decoded batch (owned or borrowed) against the structural rules and the limits.
 pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), Error> {
     if batch.version != crate::PROTOCOL_VERSION {
@@ -233,29 +262,7 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
     let check_nodes = |list: &[Node<S>], nodes: &mut usize| -> Result<(), Error> {
         *nodes += list.len();
         check("nodes", *nodes, limits.max_nodes)?;
-        for n in list {
-            if n.id == 0 {
-                return Err(Error::Invalid("node id 0 is reserved"));
-            }
-            match &n.kind {
-                NodeKind::Element { tag, attrs, .. } => {
-                    s("tag name", tag)?;
-                    check("attributes", attrs.len(), limits.max_attrs)?;
-                    for a in attrs {
-                        s("attribute name", &a.name)?;
-                        s("attribute value", &a.value)?;
-                    }
-                }
-                NodeKind::Text(t) | NodeKind::Comment(t) => s("text", t)?,
-                NodeKind::Doctype { name, public_id, system_id } => {
-                    s("doctype", name)?;
-                    s("doctype", public_id)?;
-                    s("doctype", system_id)?;
-                }
-                NodeKind::Document | NodeKind::ShadowRoot => {}
-            }
-        }
-        Ok(())
+        validate_nodes(list, limits)
     };
     for e in &batch.events {
         match &e.data {

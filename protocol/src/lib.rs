@@ -20,6 +20,7 @@
 pub mod batch;
 pub mod codec;
 pub mod cssom;
+pub mod deferred;
 pub mod dom;
 pub mod html;
 pub mod rage;

@@ -11,7 +11,9 @@
 //! keyframes (clones of the model, see [`keyframes`] and [`Player::build_keyframes`]) so that
 //! seeking backwards, or forwards past an earlier seek, never replays from the start of the
 //! session; a seek itself never waits for a keyframe to be cloned. A long seek leaves out the
-//! subtrees that a later event of the same seek removes again.
+//! subtrees that a later event of the same seek removes again, and never decodes them: the node
+//! lists of mutations with many additions stay encoded until applied (see
+//! `replay_protocol::deferred`).
 //!
 //! Operations (JSON arrays, one per change):
 //! `["full", url, title, scrollX, scrollY, nodes]`, `["rm", id]`, `["add", parent, next, nodes]`,
@@ -36,7 +38,9 @@ pub mod keyframes;
 mod ops;
 pub mod sanitize;
 
-use replay_protocol::codec::{self, Limits};
+use replay_protocol::codec::Limits;
+use replay_protocol::deferred::{DeferredNodes, decode_batches_deferring, decode_deferred};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use replay_protocol::batch::NodeId;
@@ -59,6 +63,9 @@ pub struct Player {
     /// The node kinds of each event, taken out of it on load and shared by the model and its
     /// keyframes (see [`take_kinds`]); empty for events without nodes.
     pub(crate) kinds: Vec<SharedKinds>,
+    /// The node lists of each event still undecoded (see [`Deferred`]); `None` for events with
+    /// none (and for events beyond the list, which tests add directly).
+    deferred: Vec<Option<Deferred>>,
     pub(crate) dom: Dom,
     /// Index of the next event to apply.
     pub(crate) cursor: usize,
@@ -79,7 +86,7 @@ pub struct Player {
 impl Player {
     /// Loads a MessagePack array of batches (the events endpoint's `application/msgpack`).
     #[wasm_bindgen(constructor)]
-    pub fn new(bytes: &[u8]) -> Result<Player, JsError> {
+    pub fn new(bytes: Vec<u8>) -> Result<Player, JsError> {
         let mut player = Player::empty();
         player.append(bytes)?;
         Ok(player)
@@ -93,12 +100,24 @@ impl Player {
     /// Appends a MessagePack array of batches that follow the ones already loaded in replay
     /// order (the events endpoint answers ranges in that order). Returns the number of events
     /// added. The replay position is kept.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<usize, JsError> {
+    pub fn append(&mut self, bytes: Vec<u8>) -> Result<usize, JsError> {
         let budget = MAX_SESSION_BYTES.saturating_sub(self.loaded_bytes);
-        let batches = codec::decode_batches(bytes, &Limits::default(), budget)?;
+        let batches = decode_batches_deferring(&bytes, &Limits::default(), budget)?;
         self.loaded_bytes += bytes.len();
         let before = self.timeline.events.len();
-        for b in batches {
+        // The bytes (taken, not copied) stay while lists decoded from them are still deferred.
+        let mut bytes = Some(bytes);
+        let mut kept: Option<Rc<Vec<u8>>> = None;
+        for (b, lists) in batches {
+            let first = self.timeline.events.len();
+            self.deferred.resize_with(first, || None);
+            self.deferred.resize_with(first + b.events.len(), || None);
+            for at in lists {
+                let bytes = Rc::clone(kept.get_or_insert_with(|| Rc::new(bytes.take().unwrap_or_default())));
+                if let Some(slot) = self.deferred.get_mut(first + at.event) {
+                    slot.get_or_insert_with(|| Deferred { bytes, lists: Vec::new() }).lists.push(at);
+                }
+            }
             let page = match self.timeline.pages.iter().position(|p| *p == b.page) {
                 Some(i) => i,
                 None => {
@@ -153,7 +172,7 @@ impl Player {
         };
         let mut spent = 0u64;
         while scout.cursor < total && spent < u64::from(budget.max(1)) {
-            let kinds = shared_kinds(&mut self.kinds, &mut self.timeline.events, scout.cursor);
+            let kinds = shared_kinds(&mut self.kinds, &mut self.deferred, &mut self.timeline.events, scout.cursor);
             let data = &self.timeline.events[scout.cursor].data;
             scout.apply(data, kinds);
             let work = keyframes::work_of(data);
@@ -216,7 +235,7 @@ impl Player {
         let mut timeline = std::mem::take(&mut self.timeline);
         let mut kinds = std::mem::take(&mut self.kinds);
         while timeline.events.get(self.cursor).is_some_and(|e| e.time <= t) {
-            let event_kinds = shared_kinds(&mut kinds, &mut timeline.events, self.cursor);
+            let event_kinds = shared_kinds(&mut kinds, &mut self.deferred, &mut timeline.events, self.cursor);
             let e = &timeline.events[self.cursor];
             self.step(&e.data, event_kinds);
             if matches!(e.data, EventData::Snapshot(_)) {
@@ -264,6 +283,7 @@ impl Player {
         Player {
             timeline,
             kinds,
+            deferred: Vec::new(),
             dom: Dom::new(),
             cursor: 0,
             dropped: IdSet::default(),
@@ -312,9 +332,13 @@ impl Player {
             // An event with subtrees left out keeps its kinds (the nodes kept copy theirs):
             // converting every node for sharing would cost more than it saves.
             let event_kinds = if removals.leaves_out_in(i) && kinds.get(i).is_some_and(Vec::is_empty) {
+                // Only the subtrees kept are decoded.
+                if let Some(e) = timeline.events.get_mut(i) {
+                    materialize(self.deferred.get_mut(i), &mut e.data, |id| removals.removed_after(id, i));
+                }
                 &[][..]
             } else {
-                shared_kinds(&mut kinds, &mut timeline.events, i)
+                shared_kinds(&mut kinds, &mut self.deferred, &mut timeline.events, i)
             };
             let data = &timeline.events[i].data;
             track_pointer(data, &mut self.viewport, &mut self.pointer);
@@ -397,15 +421,54 @@ impl Removals {
 /// The shared node kinds of event `i`, taken out of it the first time they are needed (see
 /// [`take_kinds`]): loading a session converts nothing, and a seek that leaves subtrees out
 /// never converts them.
-fn shared_kinds<'a>(kinds: &'a mut [SharedKinds], events: &mut [TimedEvent], i: usize) -> &'a [Arc<DomKind>] {
+fn shared_kinds<'a>(
+    kinds: &'a mut [SharedKinds],
+    deferred: &mut [Option<Deferred>],
+    events: &mut [TimedEvent],
+    i: usize,
+) -> &'a [Arc<DomKind>] {
     match (kinds.get_mut(i), events.get_mut(i)) {
         (Some(k), Some(e)) => {
             if k.is_empty() {
+                materialize(deferred.get_mut(i), &mut e.data, |_| false);
                 *k = take_kinds(&mut e.data);
             }
             k
         }
         _ => &[],
+    }
+}
+
+/// The node lists of one event left undecoded on load ([`replay_protocol::deferred`]): a seek
+/// decodes only the subtrees it keeps, so the rows of a list rendered and replaced again cost
+/// no more than reading past them.
+struct Deferred {
+    /// The range the event was loaded from.
+    bytes: Rc<Vec<u8>>,
+    lists: Vec<DeferredNodes>,
+}
+
+/// Decodes the node lists an event's `slot` still defers into its mutation `data`, except
+/// those of the subtrees whose root `skip` names (they stay deferred). A list that fails to
+/// decode leaves its subtree out (no nodes).
+fn materialize(slot: Option<&mut Option<Deferred>>, data: &mut EventData, skip: impl Fn(NodeId) -> bool) {
+    let Some(slot) = slot else { return };
+    let Some(Deferred { bytes, lists }) = slot else { return };
+    let EventData::Mutation(m) = data else {
+        *slot = None;
+        return;
+    };
+    let limits = Limits::default();
+    lists.retain(|at| {
+        let Some(add) = m.adds.get_mut(at.add) else { return false };
+        if add.nodes.first().is_some_and(|root| skip(root.id)) {
+            return true;
+        }
+        decode_deferred(bytes, at, &mut add.nodes, &limits);
+        false
+    });
+    if lists.is_empty() {
+        *slot = None;
     }
 }
 
@@ -452,6 +515,7 @@ impl Scout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replay_protocol::codec;
     use replay_protocol::{AddedSubtree, Attr, Batch, Event, Mutation, Namespace, Snapshot};
     use replay_protocol::{Node, NodeKind};
 
@@ -734,13 +798,60 @@ mod tests {
             codec::concat_encoded(bodies.iter().map(Vec::as_slice))
         };
         let mut streamed = Player::empty();
-        assert_eq!(streamed.append(&encode(&[&first])).ok(), Some(1));
+        assert_eq!(streamed.append(encode(&[&first])).ok(), Some(1));
         let first_frame = streamed.seek(1000.0);
         assert!(first_frame.contains("\"body\""));
-        assert_eq!(streamed.append(&encode(&[&second])).ok(), Some(1));
-        let mut loaded = Player::new(&encode(&[&whole])).ok().unwrap_or_else(Player::empty);
+        assert_eq!(streamed.append(encode(&[&second])).ok(), Some(1));
+        let mut loaded = Player::new(encode(&[&whole])).ok().unwrap_or_else(Player::empty);
         assert_eq!(streamed.seek(2000.0), loaded.seek(2000.0));
         assert_eq!(streamed.end(), 1010.0);
+    }
+
+    /// Renders of 20 rows each (their node lists deferred on load), each replacing the last.
+    fn rerenders() -> Batch {
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = vec![session_events().remove(0)];
+        let mut rendered: Vec<u32> = Vec::new();
+        for r in 0..4u32 {
+            let ids: Vec<u32> = (0..20).map(|i| 100 + 1000 * r + 2 * i).collect();
+            let adds = ids
+                .iter()
+                .map(|&id| AddedSubtree {
+                    parent: 3,
+                    next: 0,
+                    nodes: vec![
+                        el(id, 0, "li", &[("class", "row")]),
+                        Node { id: id + 1, parent: id, kind: NodeKind::Text(format!("r{r} {id}")) },
+                    ],
+                })
+                .collect();
+            let removes = std::mem::replace(&mut rendered, ids);
+            b.events.push(Event {
+                t: 10 * (r + 1),
+                data: EventData::Mutation(Mutation { removes, adds, ..Mutation::default() }),
+            });
+        }
+        b
+    }
+
+    #[test]
+    fn deferred_node_lists_play_like_decoded_ones() {
+        let bytes = codec::concat_encoded(
+            [codec::encode_batch_compact(rerenders()).unwrap_or_default().as_slice()].into_iter(),
+        );
+        let mut loaded = Player::new(bytes).ok().unwrap_or_else(Player::empty);
+        assert!(loaded.deferred.iter().flatten().count() >= 4, "the renders' lists are deferred");
+        let mut decoded = Player::from_timeline(Timeline::from_batches(vec![rerenders()]));
+        let end = loaded.seek(2000.0);
+        assert!(end.contains("r3 3100") && !end.contains("r2"), "{end}");
+        assert_eq!(end, decoded.seek(2000.0));
+        assert!(loaded.deferred.iter().flatten().count() >= 3, "the renders replaced are never decoded");
+        assert_eq!(loaded.seek(1025.0), decoded.seek(1025.0), "a seek back decodes what it needs");
+        while loaded.build_keyframes(1_000) {}
+        assert_eq!(loaded.seek(1015.0), decoded.seek(1015.0));
+        loaded.seek(1000.0);
+        decoded.seek(1000.0);
+        assert_eq!(loaded.advance(2000.0), decoded.advance(2000.0), "playing decodes each list it applies");
     }
 
     #[test]
