@@ -1,9 +1,11 @@
-//! Writes a few valid batches (snapshot, mutations, every event kind) as seeds for the
-//! `decode_batch` fuzz target: `cargo run -p replay-protocol --example fuzz_seeds -- DIR`.
+//! Writes a few valid batches (snapshot, mutations, every event kind, a mutation big enough for
+//! the player to defer its node lists, as sent and delta-coded) as seeds for the fuzz targets
+//! (`decode_batch`, `decode_deferred`): `cargo run -p replay-protocol --example fuzz_seeds -- DIR`.
 
 use replay_protocol::{
     AddedSubtree, Attr, AttrChange, Batch, Click, Console, ConsoleLevel, CssChange, CssOp, Event, EventData, Input,
-    Mutation, Namespace, Node, NodeKind, PageMeta, Snapshot, TextChange, Viewport, encode_batch,
+    Mutation, Namespace, Node, NodeKind, PageMeta, Snapshot, TextChange, Viewport, codec::encode_batch_compact,
+    encode_batch,
 };
 
 fn el(id: u32, parent: u32, tag: &str) -> Node {
@@ -76,5 +78,20 @@ fn main() -> std::io::Result<()> {
         one.events = vec![e.clone()];
         std::fs::write(format!("{dir}/event-{i}"), encode_batch(&one).map_err(std::io::Error::other)?)?;
     }
+    // A list rendered at once: enough added subtrees for the player's deferred decoding.
+    let mut big = Batch::new("s", "p", 2, 1);
+    let adds = (0..20u32)
+        .map(|r| AddedSubtree {
+            parent: 3,
+            next: 0,
+            nodes: vec![
+                el(100 + r * 2, 3, "li"),
+                Node { id: 101 + r * 2, parent: 100 + r * 2, kind: NodeKind::Text(format!("row {r}")) },
+            ],
+        })
+        .collect();
+    big.events = vec![Event { t: 0, data: EventData::Mutation(Mutation { adds, ..Mutation::default() }) }];
+    std::fs::write(format!("{dir}/big-mutation"), encode_batch(&big).map_err(std::io::Error::other)?)?;
+    std::fs::write(format!("{dir}/big-mutation-compact"), encode_batch_compact(big).map_err(std::io::Error::other)?)?;
     Ok(())
 }
