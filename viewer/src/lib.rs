@@ -106,16 +106,13 @@ impl Player {
         self.loaded_bytes += bytes.len();
         let before = self.timeline.events.len();
         // The bytes (taken, not copied) stay while lists decoded from them are still deferred.
-        let mut bytes = Some(bytes);
-        let mut kept: Option<Rc<Vec<u8>>> = None;
+        let bytes = Rc::new(bytes);
         for (b, lists) in batches {
             let first = self.timeline.events.len();
-            self.deferred.resize_with(first, || None);
             self.deferred.resize_with(first + b.events.len(), || None);
             for at in lists {
-                let bytes = Rc::clone(kept.get_or_insert_with(|| Rc::new(bytes.take().unwrap_or_default())));
                 if let Some(slot) = self.deferred.get_mut(first + at.event) {
-                    slot.get_or_insert_with(|| Deferred { bytes, lists: Vec::new() }).lists.push(at);
+                    slot.get_or_insert_with(|| Deferred { bytes: Rc::clone(&bytes), lists: Vec::new() }).lists.push(at);
                 }
             }
             let page = match self.timeline.pages.iter().position(|p| *p == b.page) {

@@ -10,10 +10,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use replay_protocol::codec::{concat_encoded, decode_batches};
-use replay_protocol::deferred::{decode_batches_deferring, decode_deferred};
-use replay_protocol::{EventData, Limits};
+use replay_protocol::deferred::{DeferredNodes, decode_batches_deferring, decode_deferred};
+use replay_protocol::{Batch, EventData, Limits};
 
 const MAX_TOTAL: usize = 64 * 1024 * 1024;
+
+/// Decodes every list `batch` deferred; false when one of them does not decode.
+fn fill(input: &[u8], batch: &mut Batch, lists: &[DeferredNodes], limits: &Limits) -> bool {
+    lists.iter().all(|at| match batch.events.get_mut(at.event).map(|e| &mut e.data) {
+        Some(EventData::Mutation(m)) => decode_deferred(input, at, &mut m.adds[at.add].nodes, limits),
+        _ => panic!("a deferred list points at no mutation: {at:?}"),
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
@@ -24,25 +32,14 @@ fuzz_target!(|data: &[u8]| {
         (Ok(want), Ok(got)) => {
             assert_eq!(want.len(), got.len());
             for (want, (mut batch, lists)) in want.into_iter().zip(got) {
-                for at in &lists {
-                    let Some(EventData::Mutation(m)) = batch.events.get_mut(at.event).map(|e| &mut e.data) else {
-                        panic!("a deferred list points at no mutation: {at:?}");
-                    };
-                    let nodes = &mut m.adds[at.add].nodes;
-                    assert!(decode_deferred(&input, at, nodes, &limits), "a list the reference accepted fails: {at:?}");
-                }
+                assert!(fill(&input, &mut batch, &lists, &limits), "a list the reference accepted fails");
                 assert_eq!(batch, want);
             }
         }
         (Err(_), Err(_)) => {}
         (Ok(_), Err(e)) => panic!("the deferred reader refused what the reference accepts: {e}"),
         (Err(_), Ok(got)) => {
-            let any_bad = got.into_iter().any(|(mut batch, lists)| {
-                lists.iter().any(|at| match batch.events.get_mut(at.event).map(|e| &mut e.data) {
-                    Some(EventData::Mutation(m)) => !decode_deferred(&input, at, &mut m.adds[at.add].nodes, &limits),
-                    _ => true,
-                })
-            });
+            let any_bad = got.into_iter().any(|(mut batch, lists)| !fill(&input, &mut batch, &lists, &limits));
             assert!(any_bad, "the deferred reader accepted a batch the reference refuses, and every list decodes");
         }
     }
