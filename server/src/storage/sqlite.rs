@@ -4,14 +4,18 @@
 //! was synced, so it survives a crash or a power cut. Batches are written by one writer thread
 //! with group commit: every batch waiting when a transaction starts goes into it; a sync thread
 //! then syncs the log once for every group committed meanwhile (see [`sync_loop`]), so one
-//! fsync acknowledges many concurrent uploads. Every other write keeps `synchronous=FULL`. Schema changes are numbered migrations recorded
-//! in `PRAGMA user_version`; they only ever append.
+//! fsync acknowledges many concurrent uploads. Every other write keeps `synchronous=FULL`.
+//!
+//! Batches are appended to `batch_log` in arrival order; the indexes derived from them (the
+//! batches' keys, the session index, error groups, environment facts) are written later, in
+//! bulk, by [`flush_index`]: see [`PendingIndex`] for why and for the invariants. Schema
+//! changes are numbered migrations recorded in `PRAGMA user_version`; they only ever append.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -25,7 +29,7 @@ use crate::Error;
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
 #[derive(Clone)]
 pub struct SqliteStorage {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Db>>,
     writer: mpsc::Sender<PendingBatch>,
     /// Projects by ingest key (hit on every ingest request); cleared when projects change.
     keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
@@ -40,6 +44,70 @@ struct PendingBatch {
     body: BatchBody,
     reply: BatchDone,
 }
+
+/// The connection, with the index entries of logged batches not yet written to the indexes.
+/// Both live under one lock: whoever holds it sees the indexes complete once it flushed.
+struct Db {
+    conn: Connection,
+    index: PendingIndex,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// Index entries of batches already in `batch_log` (durable, acknowledged) but not yet in
+/// `batch_keys` and the session index.
+///
+/// Why: the batches' key index and the session index are hit at random places (one place per
+/// live session), so each group commit dirtied about one 4 KB page of each per batch, and the
+/// log write, checksum and checkpoint of those pages were most of the writer's time. Appending
+/// the batch to `batch_log` (always its last page) and writing the index entries of thousands
+/// of batches at once, sorted, dirties each index page once per flush instead.
+///
+/// Invariants:
+/// - A batch is acknowledged once its `batch_log` row is durable, whether or not it is indexed.
+/// - Rows of `batch_log` with `id > index_state.indexed_through` are exactly those whose
+///   entries may be missing from the indexes; opening the database indexes them again
+///   ([`recover_index`]), from their bodies, so a crash loses no index entry.
+/// - Every read of the database first flushes (see [`SqliteStorage::lock`]): readers never see
+///   an acknowledged batch missing from the indexes.
+/// - A key is stored once: the writer refuses a batch whose key is in `keys` (pending) or in
+///   `batch_keys`; a flush that finds the key already indexed for another row deletes its row.
+#[derive(Default)]
+struct PendingIndex {
+    entries: Vec<IndexEntry>,
+    /// Keys of `entries`, for duplicate checks before they reach `batch_keys`.
+    keys: HashSet<(i64, String, String, u32)>,
+    /// When the oldest entry was added.
+    oldest: Option<Instant>,
+    /// The id of the next `batch_log` row (ids only ever grow, even after retention deleted
+    /// the newest rows, so `indexed_through` never covers a row that was not indexed).
+    next_id: i64,
+}
+
+/// One logged batch's contribution to the indexes.
+struct IndexEntry {
+    id: i64,
+    project: i64,
+    bytes: usize,
+    summary: BatchSummary,
+}
+
+/// Pending index entries at which the writer flushes them.
+const FLUSH_AT_ENTRIES: usize = 16 * 1024;
+
+/// Longest an index entry waits for a flush when no read asks for one.
+const FLUSH_AFTER: Duration = Duration::from_secs(2);
 
 /// Most batches (and bytes) one transaction takes.
 const GROUP_MAX_BATCHES: usize = 512;
@@ -151,13 +219,21 @@ fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
     }
 }
 
-fn writer_loop(
-    conn: Arc<Mutex<Connection>>,
-    rx: mpsc::Receiver<PendingBatch>,
-    groups_committed: &AtomicU64,
-    acks: AckPath,
-) {
-    while let Ok(first) = rx.recv() {
+fn writer_loop(conn: Arc<Mutex<Db>>, rx: mpsc::Receiver<PendingBatch>, groups_committed: &AtomicU64, acks: AckPath) {
+    loop {
+        let first = match rx.recv_timeout(FLUSH_AFTER) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                flush_if_due(&conn, true);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The storage is gone: index what is pending (a crash instead would leave it
+                // to the next open).
+                flush_if_due(&conn, true);
+                return;
+            }
+        };
         let mut bytes = first.body.bytes.len();
         let mut group = vec![first];
         while group.len() < GROUP_MAX_BATCHES && bytes < GROUP_MAX_BYTES {
@@ -170,7 +246,7 @@ fn writer_loop(
             }
         }
         let started = std::time::Instant::now();
-        let result = write_group(&conn, &group, matches!(acks, AckPath::AfterSync(_)));
+        let result = write_group(&conn, &mut group, matches!(acks, AckPath::AfterSync(_)));
         groups_committed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             batches = group.len(),
@@ -201,43 +277,222 @@ fn writer_loop(
                 }
             }
         }
+        flush_if_due(&conn, false);
     }
+}
+
+/// Flushes the pending index entries when there are enough of them, when the oldest waited
+/// [`FLUSH_AFTER`], or (`idle`) whenever there are any. A failed flush keeps them pending.
+fn flush_if_due(conn: &Mutex<Db>, idle: bool) {
+    let Ok(mut db) = conn.lock() else { return };
+    let index = &db.index;
+    let due = !index.entries.is_empty()
+        && (idle
+            || index.entries.len() >= FLUSH_AT_ENTRIES
+            || index.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER));
+    if due && let Err(e) = flush_index(&mut db) {
+        tracing::error!(error = %e, pending = db.index.entries.len(), "writing the index failed; retrying later");
+    }
+}
+
+/// Writes the pending index entries in one transaction, sorted by key so each index page is
+/// dirtied once, and moves `indexed_through` past them. On error nothing is written and the
+/// entries stay pending.
+fn flush_index(db: &mut Db) -> Result<(), Error> {
+    if db.index.entries.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let Db { conn, index } = db;
+    index.entries.sort_unstable_by(|a, b| {
+        (a.project, &a.summary.session, &a.summary.page, a.summary.seq).cmp(&(
+            b.project,
+            &b.summary.session,
+            &b.summary.page,
+            b.summary.seq,
+        ))
+    });
+    let tx = conn.transaction()?;
+    let mut through = 0;
+    {
+        let mut key = tx.prepare_cached(INSERT_KEY)?;
+        let mut indexed_as = tx.prepare_cached(
+            "SELECT batch FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3 AND seq = ?4",
+        )?;
+        let mut drop_row = tx.prepare_cached("DELETE FROM batch_log WHERE id = ?1")?;
+        let mut upsert = tx.prepare_cached(UPSERT_SESSION)?;
+        for e in &index.entries {
+            through = through.max(e.id);
+            let s = &e.summary;
+            if key.execute(params![e.project, s.session, s.page, s.seq, to_i64(s.start_ms), e.id])? == 0 {
+                // Already indexed: by a flush that raced this one (a storage dropped while
+                // the same database was opened again), or a duplicate row to drop.
+                let existing: i64 = indexed_as.query_row(params![e.project, s.session, s.page, s.seq], |r| r.get(0))?;
+                if existing != e.id {
+                    drop_row.execute([e.id])?;
+                }
+                continue;
+            }
+            index_batch(&tx, &mut upsert, e.project, s, e.bytes)?;
+        }
+    }
+    tx.execute("UPDATE index_state SET indexed_through = MAX(indexed_through, ?1)", [through])?;
+    tx.commit()?;
+    tracing::debug!(entries = index.entries.len(), elapsed_us = started.elapsed().as_micros() as u64, "index flushed");
+    index.entries.clear();
+    index.keys.clear();
+    index.oldest = None;
+    Ok(())
+}
+
+/// Queues for indexing the `batch_log` rows past `indexed_through` (those a crash may have left
+/// unindexed), summarised again from their bodies, and flushes them. Also sets `next_id`.
+fn recover_index(db: &mut Db) -> Result<(), Error> {
+    let (through, last): (i64, i64) = db.query_row(
+        "SELECT indexed_through, (SELECT COALESCE(MAX(id), 0) FROM batch_log) FROM index_state",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    db.index.next_id = through.max(last) + 1;
+    if last <= through {
+        return Ok(());
+    }
+    let rows = db
+        .prepare(
+            "SELECT id, project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body, encoding
+             FROM batch_log WHERE id > ?1 ORDER BY id",
+        )?
+        .query_map([through], |r| {
+            let minimal = BatchSummary {
+                session: r.get(2)?,
+                page: r.get(3)?,
+                seq: r.get(4)?,
+                start_ms: to_u64(r.get(5)?),
+                end_ms: to_u64(r.get(6)?),
+                received_ms: to_u64(r.get(7)?),
+                ..BatchSummary::default()
+            };
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, minimal, r.get::<_, Vec<u8>>(8)?, r.get::<_, String>(9)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let recovered = rows.len();
+    for (id, project, minimal, body, encoding) in rows {
+        let bytes = body.len();
+        let summary = match resummarize(body, encoding == "gzip", &minimal) {
+            Ok(s) => s,
+            Err(e) => {
+                // Indexed with what the row itself says: the batch stays reachable.
+                tracing::warn!(id, error = %e, "a logged batch no longer decodes; indexing its key only");
+                minimal
+            }
+        };
+        db.index.entries.push(IndexEntry { id, project, bytes, summary });
+    }
+    flush_index(db)?;
+    tracing::info!(batches = recovered, "indexed batches logged before the last shutdown");
+    Ok(())
+}
+
+/// The summary of a logged batch, as ingest made it (with the row's own key and receipt time).
+fn resummarize(body: Vec<u8>, gzip: bool, row: &BatchSummary) -> Result<BatchSummary, String> {
+    let raw = unpack(body, gzip).map_err(|e| e.to_string())?;
+    // Already validated against the configured limits when it was received.
+    let limits = replay_protocol::Limits {
+        max_bytes: super::MAX_STORED_BATCH,
+        max_events: usize::MAX,
+        max_nodes: usize::MAX,
+        max_string: usize::MAX,
+        max_attrs: usize::MAX,
+    };
+    let batch = replay_protocol::decode_batch_borrowed(&raw, &limits).map_err(|e| e.to_string())?;
+    let mut summary = crate::ingest::summarize(&batch);
+    if (summary.session.as_str(), summary.page.as_str(), summary.seq) != (&row.session, &row.page, row.seq) {
+        return Err("the body's key differs from its row's".into());
+    }
+    summary.received_ms = row.received_ms;
+    Ok(summary)
 }
 
 /// Writes one group in one transaction. With `synced_later`, the commit does not sync the log
 /// (the sync thread does, before anything is acknowledged); everything else that writes on
 /// this connection keeps `synchronous=FULL`.
-fn write_group(conn: &Mutex<Connection>, group: &[PendingBatch], synced_later: bool) -> Result<Vec<Stored>, Error> {
-    let mut conn = conn.lock().map_err(|_| Error::Poisoned)?;
+fn write_group(conn: &Mutex<Db>, group: &mut [PendingBatch], synced_later: bool) -> Result<Vec<Stored>, Error> {
+    let mut db = conn.lock().map_err(|_| Error::Poisoned)?;
     if synced_later {
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
     }
-    let outcomes = write_group_tx(&mut conn, group);
+    let outcomes = write_group_tx(&mut db, group);
     if synced_later {
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
     }
     outcomes
 }
 
-fn write_group_tx(conn: &mut Connection, group: &[PendingBatch]) -> Result<Vec<Stored>, Error> {
+/// Appends the group's new batches to `batch_log` and, once that committed, queues their index
+/// entries. Duplicates (of a stored, a pending or an earlier batch of the group) are not
+/// written.
+fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>, Error> {
+    let Db { conn, index } = db;
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(group.len());
-    {
+    // Indexes into `group` of the batches appended, in id order.
+    let mut added: Vec<usize> = Vec::new();
+    let mut id = index.next_id;
+    let appended = (|| -> Result<(), Error> {
         // Looked up once per group: the cache hashes the whole SQL text on every lookup.
-        let mut statements =
-            BatchStatements { insert: tx.prepare_cached(INSERT_BATCH)?, index: tx.prepare_cached(UPSERT_SESSION)? };
-        for p in group {
-            outcomes.push(insert_batch(&tx, &mut statements, p.project, &p.summary, &p.body)?);
+        let mut append = tx.prepare_cached(APPEND_BATCH)?;
+        let mut indexed = tx.prepare_cached(
+            "SELECT 1 FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3 AND seq = ?4",
+        )?;
+        for (i, p) in group.iter().enumerate() {
+            let s = &p.summary;
+            let key = (p.project, s.session.clone(), s.page.clone(), s.seq);
+            if index.keys.contains(&key) || indexed.exists(params![p.project, s.session, s.page, s.seq])? {
+                outcomes.push(Stored::Duplicate);
+                continue;
+            }
+            append.execute(params![
+                id,
+                p.project,
+                s.session,
+                s.page,
+                s.seq,
+                to_i64(s.start_ms),
+                to_i64(s.end_ms),
+                to_i64(s.received_ms),
+                &p.body.bytes[..],
+                if p.body.gzip { "gzip" } else { "" }
+            ])?;
+            index.keys.insert(key);
+            id += 1;
+            added.push(i);
+            outcomes.push(Stored::New);
         }
+        Ok(())
+    })();
+    let committed = appended.and_then(|()| Ok(tx.commit()?));
+    if let Err(e) = committed {
+        // Rolled back: none of these keys is stored after all.
+        for &i in &added {
+            let p = &group[i];
+            index.keys.remove(&(p.project, p.summary.session.clone(), p.summary.page.clone(), p.summary.seq));
+        }
+        return Err(e);
     }
-    tx.commit()?;
+    if !added.is_empty() && index.oldest.is_none() {
+        index.oldest = Some(Instant::now());
+    }
+    for (i, id) in added.into_iter().zip(index.next_id..) {
+        let p = &mut group[i];
+        index.entries.push(IndexEntry {
+            id,
+            project: p.project,
+            bytes: p.body.bytes.len(),
+            summary: std::mem::take(&mut p.summary),
+        });
+    }
+    index.next_id = id;
     Ok(outcomes)
-}
-
-/// The statements every batch runs, prepared once per group commit.
-struct BatchStatements<'c> {
-    insert: rusqlite::CachedStatement<'c>,
-    index: rusqlite::CachedStatement<'c>,
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -334,6 +589,37 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, session_id, name)
     );
     CREATE INDEX session_facts_by_value ON session_facts(project_id, name, value);",
+    // 7: batches appended to a log in arrival order, their keys indexed in bulk (see
+    // `PendingIndex`).
+    "CREATE TABLE batch_log (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        encoding TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO batch_log (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body, encoding)
+        SELECT project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body, encoding
+        FROM batches ORDER BY rowid;
+    CREATE TABLE batch_keys (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        batch INTEGER NOT NULL,
+        PRIMARY KEY (project_id, session_id, page_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO batch_keys (project_id, session_id, page_id, seq, start_ms, batch)
+        SELECT project_id, session_id, page_id, seq, start_ms, id FROM batch_log;
+    DROP TABLE batches;
+    CREATE TABLE index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_through INTEGER NOT NULL);
+    INSERT INTO index_state (id, indexed_through) VALUES (1, (SELECT COALESCE(MAX(id), 0) FROM batch_log));",
 ];
 
 fn to_i64(v: u64) -> i64 {
@@ -374,8 +660,8 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // The session index and the batches' key index are hit at random places by every
-        // batch: the default 2 MB cache made the writer read pages back at a few thousand
+        // The session index and the batches' key index are hit at random places (one per live
+        // session): the default 2 MB cache made the writer read pages back at a few thousand
         // sessions. Negative: KiB.
         conn.pragma_update(None, "cache_size", -32 * 1024)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -385,7 +671,9 @@ impl SqliteStorage {
             tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
             tx.commit()?;
         }
-        let conn = Arc::new(Mutex::new(conn));
+        let mut db = Db { conn, index: PendingIndex::default() };
+        recover_index(&mut db)?;
+        let conn = Arc::new(Mutex::new(db));
         let (writer, rx) = mpsc::channel();
         let writer_conn = Arc::clone(&conn);
         let groups_committed = Arc::new(AtomicU64::new(0));
@@ -414,8 +702,16 @@ impl SqliteStorage {
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
-        self.conn.lock().map_err(|_| Error::Poisoned)
+    /// The database, with every acknowledged batch in its indexes (pending entries are flushed
+    /// first; a failed flush is logged and leaves them for the writer to retry).
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Db>, Error> {
+        let mut db = self.conn.lock().map_err(|_| Error::Poisoned)?;
+        if !db.index.entries.is_empty()
+            && let Err(e) = flush_index(&mut db)
+        {
+            tracing::error!(error = %e, pending = db.index.entries.len(), "writing the index failed; reading without it");
+        }
+        Ok(db)
     }
 }
 
@@ -431,11 +727,19 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
 
 /// `FROM ... ORDER BY` of one session's batches (`?1` project, `?2` session) in replay order:
 /// page views by their first batch's start, then sequence numbers.
-const SESSION_BATCHES_IN_REPLAY_ORDER: &str = "FROM batches b
-     JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
-           WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = b.page_id
-     WHERE b.project_id = ?1 AND b.session_id = ?2
-     ORDER BY p.page_start, b.page_id, b.seq";
+const SESSION_BATCHES_IN_REPLAY_ORDER: &str = "FROM batch_keys k
+     JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batch_keys
+           WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = k.page_id
+     WHERE k.project_id = ?1 AND k.session_id = ?2
+     ORDER BY p.page_start, k.page_id, k.seq";
+
+/// The same, with the bodies from the log (`b`).
+const SESSION_BATCHES_IN_REPLAY_ORDER_JOIN_LOG: &str = "FROM batch_keys k
+     JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batch_keys
+           WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = k.page_id
+     JOIN batch_log b ON b.id = k.batch
+     WHERE k.project_id = ?1 AND k.session_id = ?2
+     ORDER BY p.page_start, k.page_id, k.seq";
 
 const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
 
@@ -482,11 +786,14 @@ fn like_contains(s: &str) -> String {
     out
 }
 
-/// Stores one batch body; ignored (0 rows) when its key is already stored.
-const INSERT_BATCH: &str =
-    "INSERT OR IGNORE INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body,
-                                            encoding)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+/// Appends one batch to the log.
+const APPEND_BATCH: &str =
+    "INSERT INTO batch_log (id, project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body, encoding)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Indexes one logged batch's key; ignored (0 rows) when the key is indexed already.
+const INSERT_KEY: &str = "INSERT OR IGNORE INTO batch_keys (project_id, session_id, page_id, seq, start_ms, batch)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// Adds one batch's summary to its session's row of the index.
 const UPSERT_SESSION: &str =
@@ -527,31 +834,16 @@ const UPSERT_SESSION: &str =
                                             >= MAX(freeze_started_ms, excluded.freeze_started_ms)
                                   THEN 0 ELSE never_recovered END";
 
-/// Inserts one batch and updates the session index inside the caller's transaction.
-fn insert_batch(
+/// Adds one logged batch (`bytes` long as stored) to the session index, error groups and
+/// environment facts, inside the caller's transaction.
+fn index_batch(
     tx: &rusqlite::Transaction<'_>,
-    statements: &mut BatchStatements<'_>,
+    upsert: &mut rusqlite::CachedStatement<'_>,
     project: i64,
     s: &BatchSummary,
-    body: &BatchBody,
-) -> Result<Stored, Error> {
-    let encoding = if body.gzip { "gzip" } else { "" };
-    let body = &body.bytes[..];
-    let inserted = statements.insert.execute(params![
-        project,
-        s.session,
-        s.page,
-        s.seq,
-        to_i64(s.start_ms),
-        to_i64(s.end_ms),
-        to_i64(s.received_ms),
-        body,
-        encoding
-    ])?;
-    if inserted == 0 {
-        return Ok(Stored::Duplicate);
-    }
-    statements.index.execute(params![
+    bytes: usize,
+) -> Result<(), Error> {
+    upsert.execute(params![
         project,
         s.session,
         to_i64(s.start_ms),
@@ -561,7 +853,7 @@ fn insert_batch(
         i64::from(s.seq == 0),
         to_i64(s.events),
         to_i64(s.clicks),
-        i64::try_from(body.len()).unwrap_or(i64::MAX),
+        i64::try_from(bytes).unwrap_or(i64::MAX),
         to_i64(s.dropped),
         to_i64(s.recorder_errors),
         s.user,
@@ -603,7 +895,7 @@ fn insert_batch(
         )?
         .execute(params![project, e.fingerprint, s.session, to_i64(e.count), to_i64(e.at_ms)])?;
     }
-    Ok(Stored::New)
+    Ok(())
 }
 
 impl Storage for SqliteStorage {
@@ -732,7 +1024,8 @@ impl Storage for SqliteStorage {
 
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT b.body, b.encoding {SESSION_BATCHES_IN_REPLAY_ORDER}"))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT b.body, b.encoding {SESSION_BATCHES_IN_REPLAY_ORDER_JOIN_LOG}"))?;
         let rows = stmt
             .query_map(params![project, session], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -743,7 +1036,7 @@ impl Storage for SqliteStorage {
 
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT b.page_id, b.seq {SESSION_BATCHES_IN_REPLAY_ORDER}"))?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT k.page_id, k.seq {SESSION_BATCHES_IN_REPLAY_ORDER}"))?;
         let rows = stmt
             .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -752,7 +1045,7 @@ impl Storage for SqliteStorage {
 
     fn batch_count(&self) -> Result<u64, Error> {
         let conn = self.lock()?;
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM batches", [], |r| r.get(0))?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM batch_keys", [], |r| r.get(0))?;
         Ok(to_u64(n))
     }
 
@@ -761,7 +1054,12 @@ impl Storage for SqliteStorage {
         let tx = conn.transaction()?;
         let cutoff = to_i64(cutoff_ms);
         tx.execute(
-            "DELETE FROM batches WHERE (project_id, session_id) IN
+            "DELETE FROM batch_log WHERE id IN (SELECT k.batch FROM batch_keys k JOIN sessions s
+                ON s.project_id = k.project_id AND s.id = k.session_id WHERE s.received_ms < ?1)",
+            [cutoff],
+        )?;
+        tx.execute(
+            "DELETE FROM batch_keys WHERE (project_id, session_id) IN
                 (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
             [cutoff],
         )?;
@@ -967,6 +1265,92 @@ mod tests {
         let db = SqliteStorage::open(dir.path()).expect("db");
         assert_eq!(db.batch_count().expect("count"), 300);
         assert_eq!(db.session(p.id, "s3").expect("session").map(|s| s.batches), Some(43));
+    }
+
+    /// An encoded batch with `clicks` clicks, and its summary as ingest makes it.
+    fn batch(session: &str, seq: u32, clicks: u32) -> (BatchSummary, Vec<u8>) {
+        use replay_protocol::{Batch, Click, Event, EventData};
+        let mut b = Batch::new(session, "page", seq, 1_800_000_000_000 + u64::from(seq) * 5_000);
+        for i in 0..clicks {
+            b.events.push(Event { t: i * 10, data: EventData::Click(Click { id: 1, x: 0, y: 0, button: 0 }) });
+        }
+        let bytes = replay_protocol::encode_batch(&b).expect("encode");
+        let summary = crate::ingest::summarize(
+            &replay_protocol::decode_batch_borrowed(&bytes, &Default::default()).expect("decode"),
+        );
+        (summary, bytes)
+    }
+
+    #[test]
+    fn batches_logged_but_not_indexed_are_indexed_when_the_database_opens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let project = {
+            let db = SqliteStorage::open(dir.path()).expect("db");
+            let p = db.create_project("p").expect("project");
+            let (s, body) = batch("kept", 0, 1);
+            db.put_batch(p.id, &s, &body).expect("put");
+            assert_eq!(db.batch_count().expect("count"), 1);
+            p.id
+        };
+        // What a crash between a group commit and the next index flush leaves: rows past
+        // `indexed_through`, one of them a second copy of an indexed key.
+        {
+            let conn = Connection::open(dir.path().join("replay.sqlite3")).expect("raw");
+            let (_, unindexed) = batch("lost", 0, 3);
+            let (_, copy) = batch("kept", 0, 1);
+            for (id, session, body) in [(10, "lost", unindexed), (11, "kept", copy)] {
+                conn.execute(
+                    "INSERT INTO batch_log (id, project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
+                     VALUES (?1, ?2, ?3, 'page', 0, 1800000000000, 1800000000000, 7, ?4)",
+                    params![id, project, session, body],
+                )
+                .expect("insert");
+            }
+        }
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        let lost = db.session(project, "lost").expect("session").expect("indexed on open");
+        assert_eq!((lost.batches, lost.clicks), (1, 3), "summarised again from its body");
+        assert_eq!(db.session(project, "kept").expect("session").map(|s| s.batches), Some(1));
+        assert_eq!(db.batch_count().expect("count"), 2);
+        let rows: i64 =
+            db.lock().expect("lock").query_row("SELECT COUNT(*) FROM batch_log", [], |r| r.get(0)).expect("rows");
+        assert_eq!(rows, 2, "the second copy of an indexed key is dropped");
+        // New rows continue after the recovered ones.
+        let (s, body) = batch("next", 0, 0);
+        db.put_batch(project, &s, &body).expect("put");
+        let id: i64 = db
+            .lock()
+            .expect("lock")
+            .query_row("SELECT batch FROM batch_keys WHERE session_id = 'next'", [], |r| r.get(0))
+            .expect("id");
+        assert_eq!(id, 12);
+    }
+
+    #[test]
+    fn a_version_6_database_moves_its_batches_to_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let conn = Connection::open(dir.path().join("replay.sqlite3")).expect("raw");
+            for m in &MIGRATIONS[..6] {
+                conn.execute_batch(m).expect("migration");
+            }
+            conn.pragma_update(None, "user_version", 6).expect("version");
+            conn.execute("INSERT INTO projects (id, name, ingest_key, created_ms) VALUES (1, 'p', 'k', 0)", [])
+                .expect("project");
+            for (page, seq, start) in [("b", 0, 200), ("a", 1, 100), ("a", 0, 100)] {
+                conn.execute(
+                    "INSERT INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
+                     VALUES (1, 's', ?1, ?2, ?3, ?3, 0, ?4)",
+                    params![page, seq, start, format!("{page}{seq}").into_bytes()],
+                )
+                .expect("batch");
+            }
+        }
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        let bodies: Vec<Vec<u8>> = db.batches(1, "s").expect("batches");
+        assert_eq!(bodies, [b"a0".to_vec(), b"a1".to_vec(), b"b0".to_vec()], "replay order kept");
+        let s = BatchSummary { session: "s".into(), page: "a".into(), seq: 1, ..BatchSummary::default() };
+        assert_eq!(db.put_batch(1, &s, b"again").expect("put"), Stored::Duplicate);
     }
 
     #[test]
