@@ -5,7 +5,10 @@
 //!   and give them `#[serde(default)]`);
 //! - enums are externally tagged with one-letter variant names (a map of one entry), never
 //!   `untagged` or `flatten`;
-//! - times inside a batch are milliseconds relative to [`Batch::start`], which is Unix epoch ms.
+//! - times inside a batch are milliseconds relative to [`Batch::start`], which is Unix epoch ms;
+//! - pointer trails (mouse moves, touch points), the most numerous values of a recording, travel
+//!   packed in one `bin` of varints ([`packed_points`]); readers also accept them as a list of
+//!   `[x, y, dt]` arrays, as recorders before this encoding sent them.
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +92,102 @@ pub(crate) fn seq_as_tuple<T: Serialize, W: serde::Serializer>(items: &[T], s: W
     t.end()
 }
 
+/// Pointer trails as one MessagePack `bin`: per point, the zigzag LEB128 varints of the
+/// differences of `x`, `y` and `dt` from the previous point's (from 0 for the first).
+///
+/// A trail of 5 points took 5 arrays of 3 integers (20 values for a decoder to visit, about 25
+/// bytes); packed it is one value of 15 to 20 bytes. Decoding refuses truncated varints, varints
+/// longer than 10 bytes and coordinates outside `i32` / `u32`; it allocates at most one point
+/// per 3 input bytes.
+pub mod packed_points {
+    use super::MousePoint;
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(points: &[MousePoint], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = Vec::with_capacity(points.len() * 4);
+        let mut prev = [0i64; 3];
+        for p in points {
+            for (i, v) in [i64::from(p.x), i64::from(p.y), i64::from(p.dt)].into_iter().enumerate() {
+                let d = v - prev[i];
+                prev[i] = v;
+                let mut z = ((d << 1) ^ (d >> 63)) as u64;
+                while z >= 0x80 {
+                    out.push((z as u8) | 0x80);
+                    z >>= 7;
+                }
+                out.push(z as u8);
+            }
+        }
+        s.serialize_bytes(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MousePoint>, D::Error> {
+        d.deserialize_any(Points)
+    }
+
+    /// Unpacks a packed trail.
+    pub fn unpack(bytes: &[u8]) -> Result<Vec<MousePoint>, &'static str> {
+        let mut points = Vec::with_capacity(bytes.len() / 3);
+        let mut prev = [0i64; 3];
+        let mut at = 0;
+        while at < bytes.len() {
+            let mut v = [0i64; 3];
+            for (i, slot) in v.iter_mut().enumerate() {
+                let mut z: u64 = 0;
+                let mut shift = 0;
+                loop {
+                    let Some(&b) = bytes.get(at) else { return Err("truncated pointer trail") };
+                    at += 1;
+                    if shift == 63 && b > 1 {
+                        return Err("pointer trail varint too long");
+                    }
+                    z |= u64::from(b & 0x7f) << shift;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                    shift += 7;
+                    if shift > 63 {
+                        return Err("pointer trail varint too long");
+                    }
+                }
+                let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+                prev[i] = prev[i].checked_add(d).ok_or("pointer coordinate out of range")?;
+                *slot = prev[i];
+            }
+            let out_of_range = "pointer coordinate out of range";
+            points.push(MousePoint {
+                x: i32::try_from(v[0]).map_err(|_| out_of_range)?,
+                y: i32::try_from(v[1]).map_err(|_| out_of_range)?,
+                dt: u32::try_from(v[2]).map_err(|_| out_of_range)?,
+            });
+        }
+        Ok(points)
+    }
+
+    struct Points;
+
+    impl<'de> Visitor<'de> for Points {
+        type Value = Vec<MousePoint>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a packed pointer trail or a list of points")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+            unpack(v).map_err(E::custom)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut points = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(p) = seq.next_element()? {
+                points.push(p);
+            }
+            Ok(points)
+        }
+    }
+}
+
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
@@ -119,7 +218,7 @@ pub enum EventData<S = String> {
     Input(Input<S>),
     /// Sampled mouse positions since the previous mouse event.
     #[serde(rename = "v")]
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(with = "packed_points")]
     MouseMove(Vec<MousePoint>),
     /// A click.
     #[serde(rename = "c")]
@@ -272,7 +371,7 @@ code_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Touch {
     pub kind: TouchKind,
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(with = "packed_points")]
     pub points: Vec<MousePoint>,
 }
 
@@ -726,4 +825,66 @@ pub struct Custom<S = String> {
     pub name: S,
     /// JSON text, kept opaque so that hostile nesting never reaches a decoder.
     pub data: S,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mouse(points: Vec<MousePoint>) -> Batch {
+        let mut b = Batch::new("s", "p", 0, 0);
+        b.events.push(Event { t: 0, data: EventData::MouseMove(points) });
+        b
+    }
+
+    #[test]
+    fn pointer_trails_travel_packed_and_come_back_equal() {
+        let points = vec![
+            MousePoint { x: 0, y: 0, dt: 0 },
+            MousePoint { x: i32::MAX, y: i32::MIN, dt: u32::MAX },
+            MousePoint { x: i32::MIN, y: i32::MAX, dt: 0 },
+            MousePoint { x: -3, y: 700, dt: 16 },
+        ];
+        let b = mouse(points.clone());
+        let bytes = crate::encode_batch(&b).expect("encode");
+        assert_eq!(crate::decode_batch(&bytes, &crate::Limits::default()).expect("decode"), b);
+        // 5 small moves pack into one `bin` of 3 bytes per point, plus its 2-byte header.
+        let small: Vec<_> = (0..5).map(|i| MousePoint { x: 100 + i, y: 50 + i, dt: 10 * i as u32 }).collect();
+        let packed = rmp_serde::to_vec(&EventData::<String>::MouseMove(small.clone())).expect("encode");
+        let listed =
+            rmp_serde::to_vec(&("v", small.iter().map(|p| (p.x, p.y, p.dt)).collect::<Vec<_>>())).expect("encode");
+        assert!(packed.len() < listed.len(), "{} vs {}", packed.len(), listed.len());
+    }
+
+    #[test]
+    fn trails_sent_as_lists_by_older_recorders_still_decode() {
+        let points = vec![MousePoint { x: 1, y: 2, dt: 3 }, MousePoint { x: -4, y: 5, dt: 60 }];
+        // An event map {"v": [[x, y, dt], ...]}, as written before trails were packed.
+        let mut bytes = Vec::new();
+        rmp::encode::write_map_len(&mut bytes, 1).expect("write");
+        rmp::encode::write_str(&mut bytes, "v").expect("write");
+        rmp::encode::write_array_len(&mut bytes, 2).expect("write");
+        for p in &points {
+            rmp::encode::write_array_len(&mut bytes, 3).expect("write");
+            rmp::encode::write_sint(&mut bytes, i64::from(p.x)).expect("write");
+            rmp::encode::write_sint(&mut bytes, i64::from(p.y)).expect("write");
+            rmp::encode::write_uint(&mut bytes, u64::from(p.dt)).expect("write");
+        }
+        let data: EventData = rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!(data, EventData::MouseMove(points));
+    }
+
+    #[test]
+    fn broken_packed_trails_are_refused() {
+        use packed_points::unpack;
+        assert_eq!(unpack(&[]), Ok(vec![]));
+        assert_eq!(unpack(&[2, 4, 6]), Ok(vec![MousePoint { x: 1, y: 2, dt: 3 }]));
+        assert!(unpack(&[2, 4]).is_err(), "a point cut short");
+        assert!(unpack(&[2, 4, 0x80]).is_err(), "a varint cut short");
+        assert!(unpack(&[0xff; 11]).is_err(), "a varint longer than 10 bytes");
+        let mut big = vec![0x80, 0x80, 0x80, 0x80, 0x10]; // zigzag of 2^31: one past i32::MAX
+        big.extend([0, 0]);
+        assert!(unpack(&big).is_err(), "x beyond i32");
+        assert!(unpack(&[0, 0, 1]).is_err(), "a negative dt");
+    }
 }

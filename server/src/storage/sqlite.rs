@@ -8,7 +8,7 @@
 //!
 //! Batches are appended to `batch_log` in arrival order; the indexes derived from them (the
 //! batches' keys, the session index, error groups, environment facts) are written later, in
-//! bulk, by [`flush_index`]: see [`PendingIndex`] for why and for the invariants. Schema
+//! bulk, by [`flush_chunk`]: see [`PendingIndex`] for why and for the invariants. Schema
 //! changes are numbered migrations recorded in `PRAGMA user_version`; they only ever append.
 
 use std::collections::{HashMap, HashSet};
@@ -85,14 +85,23 @@ impl std::ops::DerefMut for Db {
 ///   `batch_keys`; a flush that finds the key already indexed for another row deletes its row.
 #[derive(Default)]
 struct PendingIndex {
+    /// Entries not yet taken by a flush, in id order.
     entries: Vec<IndexEntry>,
-    /// Keys of `entries`, for duplicate checks before they reach `batch_keys`.
+    /// Entries of the flush under way, sorted by key, descending (see [`flush_chunk`]).
+    flushing: Vec<IndexEntry>,
+    /// Keys of `entries` and `flushing`, for duplicate checks before they reach `batch_keys`.
     keys: HashSet<(i64, String, String, u32)>,
     /// When the oldest entry was added.
     oldest: Option<Instant>,
     /// The id of the next `batch_log` row (ids only ever grow, even after retention deleted
     /// the newest rows, so `indexed_through` never covers a row that was not indexed).
     next_id: i64,
+}
+
+impl PendingIndex {
+    fn len(&self) -> usize {
+        self.entries.len() + self.flushing.len()
+    }
 }
 
 /// One logged batch's contribution to the indexes.
@@ -105,6 +114,9 @@ struct IndexEntry {
 
 /// Pending index entries at which the writer flushes them.
 const FLUSH_AT_ENTRIES: usize = 16 * 1024;
+
+/// Index entries one transaction of a flush writes (a few milliseconds of the writer's time).
+const FLUSH_CHUNK: usize = 1024;
 
 /// Longest an index entry waits for a flush when no read asks for one.
 const FLUSH_AFTER: Duration = Duration::from_secs(2);
@@ -220,17 +232,23 @@ fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
 }
 
 fn writer_loop(conn: Arc<Mutex<Db>>, rx: mpsc::Receiver<PendingBatch>, groups_committed: &AtomicU64, acks: AckPath) {
+    let mut flushing = false;
     loop {
-        let first = match rx.recv_timeout(FLUSH_AFTER) {
+        // While a flush is under way, its next chunk is written as soon as no batch waits.
+        let first = match rx.recv_timeout(if flushing { Duration::ZERO } else { FLUSH_AFTER }) {
             Ok(first) => first,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                flush_if_due(&conn, true);
+                flushing = flush_step(&conn, true);
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 // The storage is gone: index what is pending (a crash instead would leave it
                 // to the next open).
-                flush_if_due(&conn, true);
+                if let Ok(mut db) = conn.lock()
+                    && let Err(e) = flush_all(&mut db)
+                {
+                    tracing::error!(error = %e, "writing the index failed; the next open will");
+                }
                 return;
             }
         };
@@ -277,43 +295,94 @@ fn writer_loop(conn: Arc<Mutex<Db>>, rx: mpsc::Receiver<PendingBatch>, groups_co
                 }
             }
         }
-        flush_if_due(&conn, false);
+        flushing = flush_step(&conn, false);
     }
 }
 
-/// Flushes the pending index entries when there are enough of them, when the oldest waited
-/// [`FLUSH_AFTER`], or (`idle`) whenever there are any. A failed flush keeps them pending.
-fn flush_if_due(conn: &Mutex<Db>, idle: bool) {
-    let Ok(mut db) = conn.lock() else { return };
+/// Writes one chunk of index entries when a flush is under way, or starts one when enough
+/// entries wait, when the oldest waited [`FLUSH_AFTER`], or (`idle`) whenever any wait. Returns
+/// whether the flush goes on. A failed chunk stays pending and is retried.
+fn flush_step(conn: &Mutex<Db>, idle: bool) -> bool {
+    let Ok(mut db) = conn.lock() else { return false };
     let index = &db.index;
-    let due = !index.entries.is_empty()
-        && (idle
-            || index.entries.len() >= FLUSH_AT_ENTRIES
-            || index.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER));
-    if due && let Err(e) = flush_index(&mut db) {
-        tracing::error!(error = %e, pending = db.index.entries.len(), "writing the index failed; retrying later");
+    let due = !index.flushing.is_empty()
+        || !index.entries.is_empty()
+            && (idle
+                || index.entries.len() >= FLUSH_AT_ENTRIES
+                || index.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER));
+    if !due {
+        return false;
+    }
+    match flush_chunk(&mut db, FLUSH_CHUNK) {
+        Ok(()) => !db.index.flushing.is_empty(),
+        Err(e) => {
+            tracing::error!(error = %e, pending = db.index.len(), "writing the index failed; retrying later");
+            false
+        }
     }
 }
 
-/// Writes the pending index entries in one transaction, sorted by key so each index page is
-/// dirtied once, and moves `indexed_through` past them. On error nothing is written and the
-/// entries stay pending.
-fn flush_index(db: &mut Db) -> Result<(), Error> {
-    if db.index.entries.is_empty() {
-        return Ok(());
+/// Writes every pending index entry.
+fn flush_all(db: &mut Db) -> Result<(), Error> {
+    while db.index.len() > 0 {
+        flush_chunk(db, usize::MAX)?;
+    }
+    Ok(())
+}
+
+/// Writes up to `max` index entries in one transaction and moves `indexed_through` as far as
+/// the entries still pending allow. A flush sorts the entries waiting when it starts by key
+/// and writes them in key order, chunk by chunk: each chunk covers its own range of every
+/// index, so each index page is dirtied about once per flush, and a chunk holds the writer (and
+/// the acknowledgements waiting for it) for a few milliseconds only. On error nothing of the
+/// chunk is written and it stays pending.
+fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
+    let Db { conn, index } = db;
+    if index.flushing.is_empty() {
+        if index.entries.is_empty() {
+            return Ok(());
+        }
+        index.flushing = std::mem::take(&mut index.entries);
+        index.oldest = None;
+        // Descending: chunks are taken from the end, in ascending key order.
+        index.flushing.sort_unstable_by(|a, b| {
+            (b.project, &b.summary.session, &b.summary.page, b.summary.seq).cmp(&(
+                a.project,
+                &a.summary.session,
+                &a.summary.page,
+                a.summary.seq,
+            ))
+        });
     }
     let started = Instant::now();
-    let Db { conn, index } = db;
-    index.entries.sort_unstable_by(|a, b| {
-        (a.project, &a.summary.session, &a.summary.page, a.summary.seq).cmp(&(
-            b.project,
-            &b.summary.session,
-            &b.summary.page,
-            b.summary.seq,
-        ))
-    });
+    let chunk = index.flushing.split_off(index.flushing.len().saturating_sub(max));
+    // Every row up to `through` is indexed once this chunk is: rows get ids in arrival order,
+    // and entries wait in `flushing` (any ids) or `entries` (ids after all of `flushing`'s).
+    let through = match index.flushing.iter().map(|e| e.id).min() {
+        Some(id) => id - 1,
+        None => index.entries.first().map_or(index.next_id - 1, |e| e.id - 1),
+    };
+    let written = write_index_entries(conn, &chunk, through);
+    if let Err(e) = written {
+        index.flushing.extend(chunk);
+        return Err(e);
+    }
+    for e in &chunk {
+        index.keys.remove(&(e.project, e.summary.session.clone(), e.summary.page.clone(), e.summary.seq));
+    }
+    tracing::debug!(
+        entries = chunk.len(),
+        left = index.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "index chunk written"
+    );
+    Ok(())
+}
+
+/// Writes `chunk` (in reverse order: ascending keys) to the indexes and sets `indexed_through`,
+/// in one transaction.
+fn write_index_entries(conn: &mut Connection, chunk: &[IndexEntry], through: i64) -> Result<(), Error> {
     let tx = conn.transaction()?;
-    let mut through = 0;
     {
         let mut key = tx.prepare_cached(INSERT_KEY)?;
         let mut indexed_as = tx.prepare_cached(
@@ -321,8 +390,7 @@ fn flush_index(db: &mut Db) -> Result<(), Error> {
         )?;
         let mut drop_row = tx.prepare_cached("DELETE FROM batch_log WHERE id = ?1")?;
         let mut upsert = tx.prepare_cached(UPSERT_SESSION)?;
-        for e in &index.entries {
-            through = through.max(e.id);
+        for e in chunk.iter().rev() {
             let s = &e.summary;
             if key.execute(params![e.project, s.session, s.page, s.seq, to_i64(s.start_ms), e.id])? == 0 {
                 // Already indexed: by a flush that raced this one (a storage dropped while
@@ -338,10 +406,6 @@ fn flush_index(db: &mut Db) -> Result<(), Error> {
     }
     tx.execute("UPDATE index_state SET indexed_through = MAX(indexed_through, ?1)", [through])?;
     tx.commit()?;
-    tracing::debug!(entries = index.entries.len(), elapsed_us = started.elapsed().as_micros() as u64, "index flushed");
-    index.entries.clear();
-    index.keys.clear();
-    index.oldest = None;
     Ok(())
 }
 
@@ -388,7 +452,7 @@ fn recover_index(db: &mut Db) -> Result<(), Error> {
         };
         db.index.entries.push(IndexEntry { id, project, bytes, summary });
     }
-    flush_index(db)?;
+    flush_all(db)?;
     tracing::info!(batches = recovered, "indexed batches logged before the last shutdown");
     Ok(())
 }
@@ -706,10 +770,10 @@ impl SqliteStorage {
     /// first; a failed flush is logged and leaves them for the writer to retry).
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Db>, Error> {
         let mut db = self.conn.lock().map_err(|_| Error::Poisoned)?;
-        if !db.index.entries.is_empty()
-            && let Err(e) = flush_index(&mut db)
+        if db.index.len() > 0
+            && let Err(e) = flush_all(&mut db)
         {
-            tracing::error!(error = %e, pending = db.index.entries.len(), "writing the index failed; reading without it");
+            tracing::error!(error = %e, pending = db.index.len(), "writing the index failed; reading without it");
         }
         Ok(db)
     }
