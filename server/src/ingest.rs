@@ -238,6 +238,8 @@ thread_local! {
     /// One gzip decoder per thread, reset for every body: its inflate state and window are
     /// allocated once per thread instead of once per request.
     static GUNZIP: RefCell<Option<GzDecoder<bytes::buf::Reader<Bytes>>>> = const { RefCell::new(None) };
+    /// One libdeflate decompressor per thread (its tables are allocated once).
+    static INFLATE: RefCell<libdeflater::Decompressor> = RefCell::new(libdeflater::Decompressor::new());
 }
 
 /// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
@@ -253,7 +255,18 @@ fn gunzip_capped(body: &Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
         .and_then(|at| body.get(at..))
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, |b| u32::from_le_bytes(b) as usize);
-    let mut out = Vec::with_capacity(announced.min(max).min(body.len().saturating_mul(MAX_DEFLATE_RATIO)) + 1);
+    let cap = announced.min(max).min(body.len().saturating_mul(MAX_DEFLATE_RATIO));
+    // The whole body at once with libdeflate when the announced size is within the caps: about
+    // twice as fast as streaming inflate on the small bodies recorders send. Whatever it does
+    // not take (a trailer that lies, several gzip members, corrupt data) goes through the
+    // streaming decoder below, which alone decides refusals.
+    if announced > 0 && announced == cap {
+        let mut out = vec![0; announced];
+        if INFLATE.with_borrow_mut(|d| d.gzip_decompress(body, &mut out)) == Ok(announced) {
+            return Ok(out);
+        }
+    }
+    let mut out = Vec::with_capacity(cap + 1);
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     let read = GUNZIP.with_borrow_mut(|slot| {
         let input = body.clone().reader();
@@ -525,6 +538,20 @@ mod tests {
         let body = gzip(&[0u8; 4096]);
         let out = gunzip_capped(&body, 1 << 30).expect("valid gzip");
         assert!(out.capacity() <= body.len() * MAX_DEFLATE_RATIO + 1);
+    }
+
+    #[test]
+    fn bodies_the_whole_buffer_inflater_refuses_get_the_streaming_answer() {
+        // Two gzip members back to back: the streaming decoder reads the first, as before.
+        let mut two = gzip(b"first member").to_vec();
+        two.extend_from_slice(&gzip(b"second"));
+        assert_eq!(gunzip_capped(&Bytes::from(two), 1 << 20).expect("first member"), b"first member");
+        // A trailer announcing fewer bytes than the data holds: refused as bad gzip.
+        let mut short = gzip(b"hello world").to_vec();
+        let n = short.len();
+        short[n - 4..].copy_from_slice(&5u32.to_le_bytes());
+        let e = gunzip_capped(&Bytes::from(short), 1 << 20).expect_err("size mismatch");
+        assert_eq!(e.reason, "bad_encoding");
     }
 
     #[test]
