@@ -91,6 +91,13 @@ struct PendingIndex {
     flushing: Vec<IndexEntry>,
     /// Keys of `entries` and `flushing`, for duplicate checks before they reach `batch_keys`.
     keys: HashSet<(i64, String, String, u32)>,
+    /// The highest sequence number stored (logged, indexed or pending; -1 for none) of every
+    /// page that sent a batch since the map was last cleared, so a batch past it is known to
+    /// be new without looking up its key. A value may be too high (a rolled-back group, a
+    /// retention run), which only costs a lookup, never too low: a page gets in the map only
+    /// with its highest indexed seq, and the map is cleared only when nothing is pending, so a
+    /// page missing from it has no pending entries.
+    pages: HashMap<(i64, String, String), i64>,
     /// When the oldest entry was added.
     oldest: Option<Instant>,
     /// The id of the next `batch_log` row (ids only ever grow, even after retention deleted
@@ -114,6 +121,10 @@ struct IndexEntry {
 
 /// Pending index entries at which the writer flushes them.
 const FLUSH_AT_ENTRIES: usize = 16 * 1024;
+
+/// Pages whose highest seq the writer remembers, beyond which it forgets them all at the end of
+/// a flush (a forgotten page costs one lookup at its next batch).
+const PAGES_KNOWN_MAX: usize = 100_000;
 
 /// Index entries one transaction of a flush writes (a few milliseconds of the writer's time).
 const FLUSH_CHUNK: usize = 1024;
@@ -370,6 +381,9 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
     for e in &chunk {
         index.keys.remove(&(e.project, e.summary.session.clone(), e.summary.page.clone(), e.summary.seq));
     }
+    if index.len() == 0 && index.pages.len() > PAGES_KNOWN_MAX {
+        index.pages = HashMap::new();
+    }
     tracing::debug!(
         entries = chunk.len(),
         left = index.len(),
@@ -508,10 +522,20 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
         let mut indexed = tx.prepare_cached(
             "SELECT 1 FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3 AND seq = ?4",
         )?;
+        let mut highest_indexed = tx.prepare_cached(
+            "SELECT COALESCE(MAX(seq), -1) FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3",
+        )?;
         for (i, p) in group.iter().enumerate() {
             let s = &p.summary;
+            let page = (p.project, s.session.clone(), s.page.clone());
+            let highest = match index.pages.get(&page) {
+                Some(&h) => h,
+                None => highest_indexed.query_row(params![p.project, s.session, s.page], |r| r.get::<_, i64>(0))?,
+            };
             let key = (p.project, s.session.clone(), s.page.clone(), s.seq);
-            if index.keys.contains(&key) || indexed.exists(params![p.project, s.session, s.page, s.seq])? {
+            // Past the highest stored: new (the usual case), without looking anything up.
+            let fresh = i64::from(s.seq) > highest;
+            if !fresh && (index.keys.contains(&key) || indexed.exists(params![p.project, s.session, s.page, s.seq])?) {
                 outcomes.push(Stored::Duplicate);
                 continue;
             }
@@ -528,6 +552,7 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
                 if p.body.gzip { "gzip" } else { "" }
             ])?;
             index.keys.insert(key);
+            index.pages.insert(page, highest.max(i64::from(s.seq)));
             id += 1;
             added.push(i);
             outcomes.push(Stored::New);
@@ -1388,6 +1413,32 @@ mod tests {
             .query_row("SELECT batch FROM batch_keys WHERE session_id = 'next'", [], |r| r.get(0))
             .expect("id");
         assert_eq!(id, 12);
+    }
+
+    #[test]
+    fn resent_batches_are_duplicates_whether_pending_indexed_or_from_before_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let put = |db: &SqliteStorage, seq: u32| {
+            let s = BatchSummary { session: "s".into(), page: "p".into(), seq, ..BatchSummary::default() };
+            db.put_batch(1, &s, b"x").expect("put")
+        };
+        {
+            let db = SqliteStorage::open(dir.path()).expect("db");
+            db.create_project("p").expect("project");
+            for seq in 0..6 {
+                assert_eq!(put(&db, seq), Stored::New);
+            }
+            assert_eq!(put(&db, 3), Stored::Duplicate, "still pending");
+            assert_eq!(db.batch_count().expect("count"), 6);
+            assert_eq!(put(&db, 4), Stored::Duplicate, "indexed");
+            assert_eq!(put(&db, 9), Stored::New);
+        }
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        assert_eq!(put(&db, 5), Stored::Duplicate, "stored before the restart");
+        assert_eq!(put(&db, 7), Stored::New, "below the highest seq, never sent");
+        assert_eq!(put(&db, 7), Stored::Duplicate);
+        assert_eq!(put(&db, 10), Stored::New);
+        assert_eq!(db.session(1, "s").expect("session").map(|s| s.batches), Some(9));
     }
 
     #[test]
