@@ -404,6 +404,7 @@ fn write_index_entries(conn: &mut Connection, chunk: &[IndexEntry], through: i64
         )?;
         let mut drop_row = tx.prepare_cached("DELETE FROM batch_log WHERE id = ?1")?;
         let mut upsert = tx.prepare_cached(UPSERT_SESSION)?;
+        let mut run: Option<IndexRun> = None;
         for e in chunk.iter().rev() {
             let s = &e.summary;
             if key.execute(params![e.project, s.session, s.page, s.seq, to_i64(s.start_ms), e.id])? == 0 {
@@ -415,7 +416,15 @@ fn write_index_entries(conn: &mut Connection, chunk: &[IndexEntry], through: i64
                 }
                 continue;
             }
-            index_batch(&tx, &mut upsert, e.project, s, e.bytes)?;
+            if run.as_mut().is_some_and(|r| r.absorb(e)) {
+                continue;
+            }
+            if let Some(done) = run.replace(IndexRun::new(e)) {
+                index_batch(&tx, &mut upsert, &done)?;
+            }
+        }
+        if let Some(done) = run {
+            index_batch(&tx, &mut upsert, &done)?;
         }
     }
     tx.execute("UPDATE index_state SET indexed_through = MAX(indexed_through, ?1)", [through])?;
@@ -890,7 +899,7 @@ const UPSERT_SESSION: &str =
                                    bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
                                    freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms,
                                    freeze_ended_ms, rage_clicks)
-             VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), COALESCE(?6, ''), ?7, 1, ?8, ?9, ?10, ?11, ?12,
+             VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), COALESCE(?6, ''), ?7, ?25, ?8, ?9, ?10, ?11, ?12,
                      COALESCE(?13, ''), COALESCE(?14, ''), COALESCE(?15, ''), COALESCE(?16, ''), ?17, ?18, ?19,
                      ?20, COALESCE(?21, ''), ?22, ?23, ?24)
              ON CONFLICT (project_id, id) DO UPDATE SET
@@ -904,7 +913,7 @@ const UPSERT_SESSION: &str =
                 environment = CASE WHEN ?15 IS NOT NULL THEN excluded.environment ELSE environment END,
                 browser = CASE WHEN browser = '' THEN excluded.browser ELSE browser END,
                 pages = pages + excluded.pages,
-                batches = batches + 1,
+                batches = batches + excluded.batches,
                 events = events + excluded.events,
                 clicks = clicks + excluded.clicks,
                 rage_clicks = rage_clicks + excluded.rage_clicks,
@@ -923,15 +932,75 @@ const UPSERT_SESSION: &str =
                                             >= MAX(freeze_started_ms, excluded.freeze_started_ms)
                                   THEN 0 ELSE never_recovered END";
 
-/// Adds one logged batch (`bytes` long as stored) to the session index, error groups and
+/// What [`index_batch`] adds to a session: one batch's summary, or several batches' in a row
+/// of one session when all but the first only add to counters (see [`IndexRun::absorb`]).
+struct IndexRun {
+    project: i64,
+    summary: BatchSummary,
+    /// Bytes of the batches as stored.
+    bytes: usize,
+    batches: u64,
+    /// Batches that start a page view (`seq` 0).
+    pages: u64,
+}
+
+impl IndexRun {
+    fn new(e: &IndexEntry) -> Self {
+        IndexRun {
+            project: e.project,
+            summary: e.summary.clone(),
+            bytes: e.bytes,
+            batches: 1,
+            pages: u64::from(e.summary.seq == 0),
+        }
+    }
+
+    /// Adds `e`, the next batch of the same session in index order, when applying the two as
+    /// one gives the session row exactly what applying them one after the other gives: `e`
+    /// sets none of the fields the upsert takes from one batch (URL, user agent, user,
+    /// release, environment, browser, freeze details, facts, errors) and starts no earlier,
+    /// so it only adds to counters and moves the end and receipt times.
+    fn absorb(&mut self, e: &IndexEntry) -> bool {
+        let (a, b) = (&mut self.summary, &e.summary);
+        let neutral = b.url.is_none()
+            && b.user_agent.is_none()
+            && b.user.is_none()
+            && b.release.is_none()
+            && b.environment.is_none()
+            && b.browser.is_none()
+            && b.freeze_culprit.is_none()
+            && b.longest_freeze_ms == 0
+            && b.freeze_started_ms == 0
+            && b.freeze_ended_ms == 0
+            && b.facts.is_empty()
+            && b.error_sightings.is_empty();
+        if e.project != self.project || b.session != a.session || !neutral || b.start_ms < a.start_ms {
+            return false;
+        }
+        a.end_ms = a.end_ms.max(b.end_ms);
+        a.received_ms = a.received_ms.max(b.received_ms);
+        a.events += b.events;
+        a.clicks += b.clicks;
+        a.rage_clicks += b.rage_clicks;
+        a.errors += b.errors;
+        a.freezes += b.freezes;
+        a.dropped += b.dropped;
+        a.recorder_errors += b.recorder_errors;
+        self.bytes += e.bytes;
+        self.batches += 1;
+        self.pages += u64::from(b.seq == 0);
+        true
+    }
+}
+
+/// Adds a run of logged batches of one session to the session index, error groups and
 /// environment facts, inside the caller's transaction.
 fn index_batch(
     tx: &rusqlite::Transaction<'_>,
     upsert: &mut rusqlite::CachedStatement<'_>,
-    project: i64,
-    s: &BatchSummary,
-    bytes: usize,
+    run: &IndexRun,
 ) -> Result<(), Error> {
+    let (project, s, bytes) = (run.project, &run.summary, run.bytes);
     upsert.execute(params![
         project,
         s.session,
@@ -939,7 +1008,7 @@ fn index_batch(
         to_i64(s.end_ms),
         s.url,
         s.user_agent,
-        i64::from(s.seq == 0),
+        to_i64(run.pages),
         to_i64(s.events),
         to_i64(s.clicks),
         i64::try_from(bytes).unwrap_or(i64::MAX),
@@ -957,6 +1026,7 @@ fn index_batch(
         to_i64(s.freeze_started_ms),
         to_i64(s.freeze_ended_ms),
         to_i64(s.rage_clicks),
+        to_i64(run.batches),
     ])?;
     for (name, value) in &s.facts {
         tx.prepare_cached(
@@ -1439,6 +1509,68 @@ mod tests {
         assert_eq!(put(&db, 7), Stored::Duplicate);
         assert_eq!(put(&db, 10), Stored::New);
         assert_eq!(db.session(1, "s").expect("session").map(|s| s.batches), Some(9));
+    }
+
+    #[test]
+    fn batches_indexed_together_give_the_rows_they_give_one_by_one() {
+        // A small deterministic generator: runs of batches of two sessions, some setting the
+        // fields the session index takes from one batch, some only counting.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for case in 0..40 {
+            let (one_by_one, together) =
+                (SqliteStorage::in_memory().expect("db"), SqliteStorage::in_memory().expect("db"));
+            for db in [&one_by_one, &together] {
+                db.create_project("p").expect("project");
+            }
+            let mut seqs = [0u32; 2];
+            for _ in 0..30 {
+                let which = next(2) as usize;
+                let pick = |n: u64, v: &str| (n == 0).then(|| v.to_owned());
+                let mut s = BatchSummary {
+                    session: format!("s{which}"),
+                    page: "p".into(),
+                    seq: seqs[which],
+                    start_ms: 1_000 + next(50) * 10,
+                    received_ms: 5_000 + next(1_000),
+                    events: next(9),
+                    clicks: next(3),
+                    errors: next(2),
+                    freezes: next(2),
+                    dropped: next(2),
+                    url: pick(next(4), &format!("https://x.test/{}", next(3))),
+                    user_agent: pick(next(6), "UA"),
+                    user: pick(next(5), &format!("u{}", next(3))),
+                    release: pick(next(5), "1.0"),
+                    browser: pick(next(6), "Chrome"),
+                    longest_freeze_ms: if next(5) == 0 { next(900) } else { 0 },
+                    ..BatchSummary::default()
+                };
+                s.end_ms = s.start_ms + next(5_000);
+                if s.longest_freeze_ms > 0 {
+                    s.freeze_culprit = Some(format!("f{}", next(3)));
+                    s.freeze_started_ms = s.start_ms;
+                    s.freeze_ended_ms = if next(2) == 0 { s.end_ms } else { 0 };
+                }
+                seqs[which] += 1;
+                one_by_one.put_batch(1, &s, b"x").expect("put");
+                // A read flushes: one by one applies each batch on its own.
+                one_by_one.session(1, &s.session).expect("read");
+                together.put_batch(1, &s, b"x").expect("put");
+            }
+            for session in ["s0", "s1"] {
+                assert_eq!(
+                    together.session(1, session).expect("read"),
+                    one_by_one.session(1, session).expect("read"),
+                    "case {case}, session {session}"
+                );
+            }
+        }
     }
 
     #[test]
