@@ -104,7 +104,11 @@ pub mod packed_points {
     use serde::de::{self, SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
 
+    /// Packed for MessagePack; human-readable formats (the JSON events API) keep the list.
     pub fn serialize<S: Serializer>(points: &[MousePoint], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return super::seq_as_tuple(points, s);
+        }
         let mut out = Vec::with_capacity(points.len() * 4);
         let mut prev = [0i64; 3];
         for p in points {
@@ -854,6 +858,14 @@ mod tests {
         let listed =
             rmp_serde::to_vec(&("v", small.iter().map(|p| (p.x, p.y, p.dt)).collect::<Vec<_>>())).expect("encode");
         assert!(packed.len() < listed.len(), "{} vs {}", packed.len(), listed.len());
+    }
+
+    #[test]
+    fn json_keeps_pointer_trails_as_lists() {
+        let points = vec![MousePoint { x: 1, y: -2, dt: 3 }];
+        let json = serde_json::to_string(&EventData::<String>::MouseMove(points.clone())).expect("json");
+        assert_eq!(json, r#"{"v":[{"x":1,"y":-2,"dt":3}]}"#);
+        assert_eq!(serde_json::from_str::<EventData>(&json).expect("back"), EventData::MouseMove(points));
     }
 
     #[test]

@@ -238,8 +238,6 @@ thread_local! {
     /// One gzip decoder per thread, reset for every body: its inflate state and window are
     /// allocated once per thread instead of once per request.
     static GUNZIP: RefCell<Option<GzDecoder<bytes::buf::Reader<Bytes>>>> = const { RefCell::new(None) };
-    /// One libdeflate decompressor per thread (its tables are allocated once).
-    static INFLATE: RefCell<libdeflater::Decompressor> = RefCell::new(libdeflater::Decompressor::new());
 }
 
 /// Decompresses gzip, refusing to produce more than `max` bytes (zip bombs stop there).
@@ -256,15 +254,10 @@ fn gunzip_capped(body: &Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, |b| u32::from_le_bytes(b) as usize);
     let cap = announced.min(max).min(body.len().saturating_mul(MAX_DEFLATE_RATIO));
-    // The whole body at once with libdeflate when the announced size is within the caps: about
-    // twice as fast as streaming inflate on the small bodies recorders send. Whatever it does
-    // not take (a trailer that lies, several gzip members, corrupt data) goes through the
-    // streaming decoder below, which alone decides refusals.
-    if announced > 0 && announced == cap {
-        let mut out = vec![0; announced];
-        if INFLATE.with_borrow_mut(|d| d.gzip_decompress(body, &mut out)) == Ok(announced) {
-            return Ok(out);
-        }
+    // The whole body at once when the announced size is within the caps; whatever that does
+    // not take goes through the streaming decoder below.
+    if let Some(out) = crate::storage::gunzip_whole(body, cap) {
+        return Ok(out);
     }
     let mut out = Vec::with_capacity(cap + 1);
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
@@ -551,6 +544,14 @@ mod tests {
         let n = short.len();
         short[n - 4..].copy_from_slice(&5u32.to_le_bytes());
         let e = gunzip_capped(&Bytes::from(short), 1 << 20).expect_err("size mismatch");
+        assert_eq!(e.reason, "bad_encoding");
+        // A header CRC (which libdeflate would skip unchecked) that is wrong: refused.
+        let plain = gzip(b"hello world").to_vec();
+        let mut with_crc = plain[..10].to_vec();
+        with_crc[3] |= 0x02;
+        with_crc.extend([0xde, 0xad]);
+        with_crc.extend(&plain[10..]);
+        let e = gunzip_capped(&Bytes::from(with_crc), 1 << 20).expect_err("bad header crc");
         assert_eq!(e.reason, "bad_encoding");
     }
 

@@ -203,10 +203,37 @@ pub struct BatchBody {
 /// Largest batch a stored gzip body may expand to when read back.
 pub const MAX_STORED_BATCH: usize = 64 * 1024 * 1024;
 
+thread_local! {
+    /// One libdeflate decompressor per thread (its tables are allocated once).
+    static INFLATE: std::cell::RefCell<libdeflater::Decompressor> =
+        std::cell::RefCell::new(libdeflater::Decompressor::new());
+}
+
+/// Decompresses a whole gzip body in one libdeflate call when the size its trailer announces
+/// is at most `cap` (the caller's caps, also bounding what the trailer may make it allocate),
+/// about twice as fast as streaming inflate on recorder-sized bodies. `None` for whatever it
+/// does not take (a trailer that lies, several members, corrupt data, a header CRC, which
+/// libdeflate skips without checking): the caller then decides with the streaming decoder.
+/// Ingest and reads both try it first, so a body stored after passing it is readable.
+pub(crate) fn gunzip_whole(body: &[u8], cap: usize) -> Option<Vec<u8>> {
+    const FHCRC: u8 = 0x02;
+    let flags = *body.get(3)?;
+    let announced = body.len().checked_sub(4).and_then(|at| body.get(at..)).and_then(|b| <[u8; 4]>::try_from(b).ok());
+    let announced = u32::from_le_bytes(announced?) as usize;
+    if flags & FHCRC != 0 || announced == 0 || announced > cap {
+        return None;
+    }
+    let mut out = vec![0; announced];
+    (INFLATE.with_borrow_mut(|d| d.gzip_decompress(body, &mut out)) == Ok(announced)).then_some(out)
+}
+
 /// Decodes a stored body to MessagePack bytes (capped at [`MAX_STORED_BATCH`]).
 pub fn unpack(bytes: Vec<u8>, gzip: bool) -> Result<Vec<u8>, Error> {
     if !gzip {
         return Ok(bytes);
+    }
+    if let Some(out) = gunzip_whole(&bytes, MAX_STORED_BATCH.min(bytes.len().saturating_mul(1032))) {
+        return Ok(out);
     }
     use std::io::Read;
     let mut out = Vec::new();

@@ -87,7 +87,8 @@ impl std::ops::DerefMut for Db {
 struct PendingIndex {
     /// Entries not yet taken by a flush, in id order.
     entries: Vec<IndexEntry>,
-    /// Entries of the flush under way, sorted by key, descending (see [`flush_chunk`]).
+    /// Entries of the flush under way, sorted by session and id, descending (see
+    /// [`flush_chunk`]).
     flushing: Vec<IndexEntry>,
     /// Keys of `entries` and `flushing`, for duplicate checks before they reach `batch_keys`.
     keys: HashSet<(i64, String, String, u32)>,
@@ -342,9 +343,9 @@ fn flush_all(db: &mut Db) -> Result<(), Error> {
 }
 
 /// Writes up to `max` index entries in one transaction and moves `indexed_through` as far as
-/// the entries still pending allow. A flush sorts the entries waiting when it starts by key
-/// and writes them in key order, chunk by chunk: each chunk covers its own range of every
-/// index, so each index page is dirtied about once per flush, and a chunk holds the writer (and
+/// the entries still pending allow. A flush sorts the entries waiting when it starts by session
+/// (then arrival) and writes them in that order, chunk by chunk: each chunk covers its own
+/// range of sessions in every index, so each index page is dirtied about once per flush, and a chunk holds the writer (and
 /// the acknowledgements waiting for it) for a few milliseconds only. On error nothing of the
 /// chunk is written and it stays pending.
 fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
@@ -355,15 +356,12 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
         }
         index.flushing = std::mem::take(&mut index.entries);
         index.oldest = None;
-        // Descending: chunks are taken from the end, in ascending key order.
-        index.flushing.sort_unstable_by(|a, b| {
-            (b.project, &b.summary.session, &b.summary.page, b.summary.seq).cmp(&(
-                a.project,
-                &a.summary.session,
-                &a.summary.page,
-                a.summary.seq,
-            ))
-        });
+        // By session, and within a session by id: the session index takes some fields from
+        // the latest batch and some from the first, so a session's batches are applied in the
+        // order they arrived. Descending: chunks are taken from the end and written reversed.
+        index
+            .flushing
+            .sort_unstable_by(|a, b| (b.project, &b.summary.session, b.id).cmp(&(a.project, &a.summary.session, a.id)));
     }
     let started = Instant::now();
     let chunk = index.flushing.split_off(index.flushing.len().saturating_sub(max));
@@ -393,7 +391,7 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes `chunk` (in reverse order: ascending keys) to the indexes and sets `indexed_through`,
+/// Writes `chunk` (in reverse order: by session, then arrival) to the indexes and sets `indexed_through`,
 /// in one transaction.
 fn write_index_entries(conn: &mut Connection, chunk: &[IndexEntry], through: i64) -> Result<(), Error> {
     let tx = conn.transaction()?;
@@ -475,7 +473,27 @@ fn recover_index(db: &mut Db) -> Result<(), Error> {
         };
         db.index.entries.push(IndexEntry { id, project, bytes, summary });
     }
-    flush_all(db)?;
+    // Left pending when this fails (the writer retries, reads flush first): the batches are
+    // safe in the log either way, and a database that cannot write its index now still serves.
+    if let Err(e) = flush_all(db) {
+        tracing::error!(error = %e, pending = db.index.len(), "indexing the logged batches failed; retrying later");
+        // Pending entries take part in duplicate checks like the writer's own.
+        let Db { conn, index } = db;
+        let mut highest_indexed = conn.prepare(
+            "SELECT COALESCE(MAX(seq), -1) FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3",
+        )?;
+        for e in index.entries.iter().chain(&index.flushing) {
+            let s = &e.summary;
+            index.keys.insert((e.project, s.session.clone(), s.page.clone(), s.seq));
+            let page = (e.project, s.session.clone(), s.page.clone());
+            let known = match index.pages.get(&page) {
+                Some(&h) => h,
+                None => highest_indexed.query_row(params![e.project, s.session, s.page], |r| r.get::<_, i64>(0))?,
+            };
+            index.pages.insert(page, known.max(i64::from(s.seq)));
+        }
+        return Ok(());
+    }
     tracing::info!(batches = recovered, "indexed batches logged before the last shutdown");
     Ok(())
 }
@@ -955,7 +973,7 @@ impl IndexRun {
         }
     }
 
-    /// Adds `e`, the next batch of the same session in index order, when applying the two as
+    /// Adds `e`, the next batch of the same session in arrival order, when applying the two as
     /// one gives the session row exactly what applying them one after the other gives: `e`
     /// sets none of the fields the upsert takes from one batch (URL, user agent, user,
     /// release, environment, browser, freeze details, facts, errors) and starts no earlier,
@@ -1528,14 +1546,16 @@ mod tests {
             for db in [&one_by_one, &together] {
                 db.create_project("p").expect("project");
             }
-            let mut seqs = [0u32; 2];
+            // Page ids are random, so key order is not arrival order.
+            let mut seqs = [[0u32; 2]; 2];
             for _ in 0..30 {
                 let which = next(2) as usize;
+                let page = next(2) as usize;
                 let pick = |n: u64, v: &str| (n == 0).then(|| v.to_owned());
                 let mut s = BatchSummary {
                     session: format!("s{which}"),
-                    page: "p".into(),
-                    seq: seqs[which],
+                    page: ["z", "a"][page].into(),
+                    seq: seqs[which][page],
                     start_ms: 1_000 + next(50) * 10,
                     received_ms: 5_000 + next(1_000),
                     events: next(9),
@@ -1557,7 +1577,7 @@ mod tests {
                     s.freeze_started_ms = s.start_ms;
                     s.freeze_ended_ms = if next(2) == 0 { s.end_ms } else { 0 };
                 }
-                seqs[which] += 1;
+                seqs[which][page] += 1;
                 one_by_one.put_batch(1, &s, b"x").expect("put");
                 // A read flushes: one by one applies each batch on its own.
                 one_by_one.session(1, &s.session).expect("read");
