@@ -11,7 +11,7 @@
 //! bulk, by [`flush_chunk`]: see [`PendingIndex`] for why and for the invariants. Schema
 //! changes are numbered migrations recorded in `PRAGMA user_version`; they only ever append.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -91,14 +91,14 @@ struct PendingIndex {
     /// [`flush_chunk`]).
     flushing: Vec<IndexEntry>,
     /// Keys of `entries` and `flushing`, for duplicate checks before they reach `batch_keys`.
-    keys: HashSet<(i64, String, String, u32)>,
+    keys: hashbrown::HashSet<BatchKey>,
     /// The highest sequence number stored (logged, indexed or pending; -1 for none) of every
     /// page that sent a batch since the map was last cleared, so a batch past it is known to
     /// be new without looking up its key. A value may be too high (a rolled-back group, a
     /// retention run), which only costs a lookup, never too low: a page gets in the map only
     /// with its highest indexed seq, and the map is cleared only when nothing is pending, so a
     /// page missing from it has no pending entries.
-    pages: HashMap<(i64, String, String), i64>,
+    pages: hashbrown::HashMap<PageKey, i64>,
     /// When the oldest entry was added.
     oldest: Option<Instant>,
     /// The id of the next `batch_log` row (ids only ever grow, even after retention deleted
@@ -109,6 +109,31 @@ struct PendingIndex {
 impl PendingIndex {
     fn len(&self) -> usize {
         self.entries.len() + self.flushing.len()
+    }
+}
+
+/// (project, session, page, seq) of a pending batch.
+type BatchKey = (i64, String, String, u32);
+/// (project, session, page).
+type PageKey = (i64, String, String);
+
+/// A [`BatchKey`] looked up without copying its strings (hashes like the tuple it stands for).
+#[derive(Hash)]
+struct BatchKeyRef<'a>(i64, &'a str, &'a str, u32);
+
+impl hashbrown::Equivalent<BatchKey> for BatchKeyRef<'_> {
+    fn equivalent(&self, k: &BatchKey) -> bool {
+        self.0 == k.0 && self.1 == k.1 && self.2 == k.2 && self.3 == k.3
+    }
+}
+
+/// A [`PageKey`] looked up without copying its strings.
+#[derive(Hash)]
+struct PageKeyRef<'a>(i64, &'a str, &'a str);
+
+impl hashbrown::Equivalent<PageKey> for PageKeyRef<'_> {
+    fn equivalent(&self, k: &PageKey) -> bool {
+        self.0 == k.0 && self.1 == k.1 && self.2 == k.2
     }
 }
 
@@ -377,10 +402,10 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
         return Err(e);
     }
     for e in &chunk {
-        index.keys.remove(&(e.project, e.summary.session.clone(), e.summary.page.clone(), e.summary.seq));
+        index.keys.remove(&BatchKeyRef(e.project, &e.summary.session, &e.summary.page, e.summary.seq));
     }
     if index.len() == 0 && index.pages.len() > PAGES_KNOWN_MAX {
-        index.pages = HashMap::new();
+        index.pages = hashbrown::HashMap::new();
     }
     tracing::debug!(
         entries = chunk.len(),
@@ -554,15 +579,18 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
         )?;
         for (i, p) in group.iter().enumerate() {
             let s = &p.summary;
-            let page = (p.project, s.session.clone(), s.page.clone());
-            let highest = match index.pages.get(&page) {
-                Some(&h) => h,
+            let page = PageKeyRef(p.project, &s.session, &s.page);
+            let known = index.pages.get(&page).copied();
+            let highest = match known {
+                Some(h) => h,
                 None => highest_indexed.query_row(params![p.project, s.session, s.page], |r| r.get::<_, i64>(0))?,
             };
-            let key = (p.project, s.session.clone(), s.page.clone(), s.seq);
             // Past the highest stored: new (the usual case), without looking anything up.
             let fresh = i64::from(s.seq) > highest;
-            if !fresh && (index.keys.contains(&key) || indexed.exists(params![p.project, s.session, s.page, s.seq])?) {
+            if !fresh
+                && (index.keys.contains(&BatchKeyRef(p.project, &s.session, &s.page, s.seq))
+                    || indexed.exists(params![p.project, s.session, s.page, s.seq])?)
+            {
                 outcomes.push(Stored::Duplicate);
                 continue;
             }
@@ -578,8 +606,14 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
                 &p.body.bytes[..],
                 if p.body.gzip { "gzip" } else { "" }
             ])?;
-            index.keys.insert(key);
-            index.pages.insert(page, highest.max(i64::from(s.seq)));
+            index.keys.insert((p.project, s.session.clone(), s.page.clone(), s.seq));
+            let highest = highest.max(i64::from(s.seq));
+            match index.pages.get_mut(&page) {
+                Some(h) => *h = highest,
+                None => {
+                    index.pages.insert((p.project, s.session.clone(), s.page.clone()), highest);
+                }
+            }
             id += 1;
             added.push(i);
             outcomes.push(Stored::New);
@@ -591,7 +625,7 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
         // Rolled back: none of these keys is stored after all.
         for &i in &added {
             let p = &group[i];
-            index.keys.remove(&(p.project, p.summary.session.clone(), p.summary.page.clone(), p.summary.seq));
+            index.keys.remove(&BatchKeyRef(p.project, &p.summary.session, &p.summary.page, p.summary.seq));
         }
         return Err(e);
     }
