@@ -247,12 +247,7 @@ thread_local! {
 /// body, it only saves the regrowing copies and never lets a small body reserve much memory.
 /// The body is read in place (`bufread`), without the 32 KB copy buffer of `read::GzDecoder`.
 fn gunzip_capped(body: &Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
-    let announced = body
-        .len()
-        .checked_sub(4)
-        .and_then(|at| body.get(at..))
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    let announced = crate::storage::gzip_announced_size(body);
     let cap = announced.min(max).min(body.len().saturating_mul(MAX_DEFLATE_RATIO));
     // The whole body at once when the announced size is within the caps; whatever that does
     // not take goes through the streaming decoder below.

@@ -209,6 +209,16 @@ thread_local! {
         std::cell::RefCell::new(libdeflater::Decompressor::new());
 }
 
+/// The uncompressed size a gzip body's trailer announces (modulo 2^32, as sent: untrusted),
+/// 0 when the body is too short to have one.
+pub(crate) fn gzip_announced_size(body: &[u8]) -> usize {
+    body.len()
+        .checked_sub(4)
+        .and_then(|at| body.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize)
+}
+
 /// Decompresses a whole gzip body in one libdeflate call when the size its trailer announces
 /// is at most `cap` (the caller's caps, also bounding what the trailer may make it allocate),
 /// about twice as fast as streaming inflate on recorder-sized bodies. `None` for whatever it
@@ -218,8 +228,7 @@ thread_local! {
 pub(crate) fn gunzip_whole(body: &[u8], cap: usize) -> Option<Vec<u8>> {
     const FHCRC: u8 = 0x02;
     let flags = *body.get(3)?;
-    let announced = body.len().checked_sub(4).and_then(|at| body.get(at..)).and_then(|b| <[u8; 4]>::try_from(b).ok());
-    let announced = u32::from_le_bytes(announced?) as usize;
+    let announced = gzip_announced_size(body);
     if flags & FHCRC != 0 || announced == 0 || announced > cap {
         return None;
     }

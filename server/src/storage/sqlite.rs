@@ -110,6 +110,19 @@ impl PendingIndex {
     fn len(&self) -> usize {
         self.entries.len() + self.flushing.len()
     }
+
+    /// Notes a batch whose entry became pending: its key takes part in duplicate checks, and
+    /// its page's highest seq (`known` so far, from the map or `batch_keys`) covers it.
+    fn remember(&mut self, project: i64, s: &BatchSummary, known: i64) {
+        self.keys.insert((project, s.session.clone(), s.page.clone(), s.seq));
+        let highest = known.max(i64::from(s.seq));
+        match self.pages.get_mut(&PageKeyRef(project, &s.session, &s.page)) {
+            Some(h) => *h = highest,
+            None => {
+                self.pages.insert((project, s.session.clone(), s.page.clone()), highest);
+            }
+        }
+    }
 }
 
 /// (project, session, page, seq) of a pending batch.
@@ -504,18 +517,16 @@ fn recover_index(db: &mut Db) -> Result<(), Error> {
         tracing::error!(error = %e, pending = db.index.len(), "indexing the logged batches failed; retrying later");
         // Pending entries take part in duplicate checks like the writer's own.
         let Db { conn, index } = db;
-        let mut highest_indexed = conn.prepare(
-            "SELECT COALESCE(MAX(seq), -1) FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3",
-        )?;
-        for e in index.entries.iter().chain(&index.flushing) {
-            let s = &e.summary;
-            index.keys.insert((e.project, s.session.clone(), s.page.clone(), s.seq));
-            let page = (e.project, s.session.clone(), s.page.clone());
-            let known = match index.pages.get(&page) {
+        let mut highest_indexed = conn.prepare(HIGHEST_INDEXED_SEQ)?;
+        // (Copied out: `remember` needs the index mutably; this path is rare.)
+        let pending: Vec<(i64, BatchSummary)> =
+            index.entries.iter().chain(&index.flushing).map(|e| (e.project, e.summary.clone())).collect();
+        for (project, s) in &pending {
+            let known = match index.pages.get(&PageKeyRef(*project, &s.session, &s.page)) {
                 Some(&h) => h,
-                None => highest_indexed.query_row(params![e.project, s.session, s.page], |r| r.get::<_, i64>(0))?,
+                None => highest_indexed.query_row(params![project, s.session, s.page], |r| r.get::<_, i64>(0))?,
             };
-            index.pages.insert(page, known.max(i64::from(s.seq)));
+            index.remember(*project, s, known);
         }
         return Ok(());
     }
@@ -574,9 +585,7 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
         let mut indexed = tx.prepare_cached(
             "SELECT 1 FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3 AND seq = ?4",
         )?;
-        let mut highest_indexed = tx.prepare_cached(
-            "SELECT COALESCE(MAX(seq), -1) FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3",
-        )?;
+        let mut highest_indexed = tx.prepare_cached(HIGHEST_INDEXED_SEQ)?;
         for (i, p) in group.iter().enumerate() {
             let s = &p.summary;
             let page = PageKeyRef(p.project, &s.session, &s.page);
@@ -606,14 +615,7 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
                 &p.body.bytes[..],
                 if p.body.gzip { "gzip" } else { "" }
             ])?;
-            index.keys.insert((p.project, s.session.clone(), s.page.clone(), s.seq));
-            let highest = highest.max(i64::from(s.seq));
-            match index.pages.get_mut(&page) {
-                Some(h) => *h = highest,
-                None => {
-                    index.pages.insert((p.project, s.session.clone(), s.page.clone()), highest);
-                }
-            }
+            index.remember(p.project, s, highest);
             id += 1;
             added.push(i);
             outcomes.push(Stored::New);
@@ -876,20 +878,20 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
 }
 
 /// `FROM ... ORDER BY` of one session's batches (`?1` project, `?2` session) in replay order:
-/// page views by their first batch's start, then sequence numbers.
-const SESSION_BATCHES_IN_REPLAY_ORDER: &str = "FROM batch_keys k
-     JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batch_keys
-           WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = k.page_id
-     WHERE k.project_id = ?1 AND k.session_id = ?2
-     ORDER BY p.page_start, k.page_id, k.seq";
-
-/// The same, with the bodies from the log (`b`).
-const SESSION_BATCHES_IN_REPLAY_ORDER_JOIN_LOG: &str = "FROM batch_keys k
-     JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batch_keys
-           WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = k.page_id
-     JOIN batch_log b ON b.id = k.batch
-     WHERE k.project_id = ?1 AND k.session_id = ?2
-     ORDER BY p.page_start, k.page_id, k.seq";
+/// page views by their first batch's start, then sequence numbers; `$join` adds joins (the
+/// log's bodies as `b`).
+macro_rules! session_batches_in_replay_order {
+    ($join:literal) => {
+        concat!(
+            "FROM batch_keys k
+             JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batch_keys
+                   WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = k.page_id ",
+            $join,
+            " WHERE k.project_id = ?1 AND k.session_id = ?2
+             ORDER BY p.page_start, k.page_id, k.seq"
+        )
+    };
+}
 
 const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
 
@@ -940,6 +942,10 @@ fn like_contains(s: &str) -> String {
 const APPEND_BATCH: &str =
     "INSERT INTO batch_log (id, project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body, encoding)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// The highest indexed seq of one page (`?1` project, `?2` session, `?3` page), -1 for none.
+const HIGHEST_INDEXED_SEQ: &str =
+    "SELECT COALESCE(MAX(seq), -1) FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3";
 
 /// Indexes one logged batch's key; ignored (0 rows) when the key is indexed already.
 const INSERT_KEY: &str = "INSERT OR IGNORE INTO batch_keys (project_id, session_id, page_id, seq, start_ms, batch)
@@ -1235,8 +1241,10 @@ impl Storage for SqliteStorage {
 
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
         let conn = self.lock()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT b.body, b.encoding {SESSION_BATCHES_IN_REPLAY_ORDER_JOIN_LOG}"))?;
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT b.body, b.encoding ",
+            session_batches_in_replay_order!("JOIN batch_log b ON b.id = k.batch")
+        ))?;
         let rows = stmt
             .query_map(params![project, session], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -1247,7 +1255,8 @@ impl Storage for SqliteStorage {
 
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT k.page_id, k.seq {SESSION_BATCHES_IN_REPLAY_ORDER}"))?;
+        let mut stmt =
+            conn.prepare_cached(concat!("SELECT k.page_id, k.seq ", session_batches_in_replay_order!("")))?;
         let rows = stmt
             .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
