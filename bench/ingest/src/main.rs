@@ -278,7 +278,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn spawn_and_read(mut cmd: Command, prefix: &str, key_line: bool) -> Result<(Child, String, String)> {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    // With `BENCH_SERVER_LOG` set (a `REPLAY_LOG` filter), the server's logs go to stderr.
+    let logs = if std::env::var_os("BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() };
+    let mut child = cmd.stdout(Stdio::piped()).stderr(logs).spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
     let (mut base, mut key) = (String::new(), String::new());
@@ -319,7 +321,7 @@ async fn run(args: Args) -> Result<()> {
     let mut cmd = Command::new(&server_bin);
     cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env("REPLAY_LOG", "warn")
+        .env("REPLAY_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()))
         .env("REPLAY_ADMIN_TOKEN", "bench-token")
         .env("REPLAY_ADMIN_PASSWORD", "bench-password")
         .env("REPLAY_CLIENT_RATE", "1000000")

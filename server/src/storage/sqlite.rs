@@ -4,7 +4,8 @@
 //! was synced, so it survives a crash or a power cut. Batches are written by one writer thread
 //! with group commit: every batch waiting when a transaction starts goes into it; a sync thread
 //! then syncs the log once for every group committed meanwhile (see [`sync_loop`]), so one
-//! fsync acknowledges many concurrent uploads. Every other write keeps `synchronous=FULL`.
+//! fsync acknowledges many concurrent uploads, and the writer paces its commits by the syncs
+//! (see [`writer_loop`]). Every other write keeps `synchronous=FULL`.
 //!
 //! Batches are appended to `batch_log` in arrival order; the indexes derived from them (the
 //! batches' keys, the session index, error groups, environment facts) are written later, in
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel as channel;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
@@ -30,7 +32,7 @@ use crate::Error;
 #[derive(Clone)]
 pub struct SqliteStorage {
     conn: Arc<Mutex<Db>>,
-    writer: mpsc::Sender<PendingBatch>,
+    writer: channel::Sender<PendingBatch>,
     /// Projects by ingest key (hit on every ingest request); cleared when projects change.
     keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
     /// Group commits so far (tells the checkpoint thread whether there is anything to do).
@@ -220,37 +222,34 @@ type Acks = Vec<(BatchDone, Result<Stored, Error>)>;
 enum AckPath {
     /// In-memory database: nothing to sync, acknowledge at once.
     Direct,
-    /// File database: through the sync thread (see [`sync_loop`]).
-    AfterSync(mpsc::Sender<Acks>),
+    /// File database: through the sync thread (see [`sync_loop`]), which answers on `synced`
+    /// how many of the groups handed to it are durable.
+    AfterSync { to_sync: mpsc::Sender<Acks>, synced: channel::Receiver<usize> },
 }
 
 /// Makes committed groups durable, then acknowledges them.
 ///
 /// The writer commits each group with `synchronous=NORMAL` (the log is written, not synced)
 /// and hands the acknowledgements here; this thread syncs the write-ahead log once for every
-/// group that committed meanwhile and only then acknowledges their batches. A batch is still
-/// acknowledged only once its commit is on disk: the sync starts after the group's frames were
-/// written, and syncing a file makes all of its written bytes durable, whichever descriptor
-/// wrote them; a log synced that way recovers every transaction in it (SQLite's own
-/// `synchronous=FULL` issues the same sync at the end of each commit). What changes is that
-/// the writer, the one serial stage of ingest, no longer sleeps through the sync and wakes up
-/// to queue for a CPU after each group: it builds the next group while the disk works, and
-/// one sync covers several groups when the disk is slower than the writer.
+/// group that committed meanwhile, tells the writer, and only then acknowledges their batches.
+/// A batch is still acknowledged only once it is durable.
 ///
 /// A failed sync is not retried (after a failed `fsync` the kernel may have dropped the
 /// unwritten pages): every batch from then on is refused as a storage error, so nothing is
 /// ever acknowledged without being durable.
-fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
+fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>, synced: &channel::Sender<usize>) {
     let mut file: Option<std::fs::File> = None;
     let mut broken: Option<String> = None;
     while let Ok(first) = rx.recv() {
         let mut acks = first;
+        let mut groups = 1;
         while let Ok(more) = rx.try_recv() {
             acks.extend(more);
+            groups += 1;
         }
         if broken.is_none() {
             let started = std::time::Instant::now();
-            let synced = match &file {
+            let result = match &file {
                 Some(f) => f.sync_data(),
                 None => std::fs::File::open(wal).and_then(|f| {
                     let r = f.sync_data();
@@ -258,10 +257,11 @@ fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
                     r
                 }),
             };
-            match synced {
+            match result {
                 Ok(()) => {
                     tracing::debug!(
                         batches = acks.len(),
+                        groups,
                         elapsed_us = started.elapsed().as_micros() as u64,
                         "log synced"
                     )
@@ -272,6 +272,9 @@ fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
                 }
             }
         }
+        // The writer may commit its next group while these acknowledgements go out. Once it
+        // stopped, nothing waits for this.
+        let _ = synced.send(groups);
         for (reply, outcome) in acks {
             reply(match &broken {
                 None => outcome,
@@ -281,71 +284,143 @@ fn sync_loop(wal: &Path, rx: &mpsc::Receiver<Acks>) {
     }
 }
 
-fn writer_loop(conn: Arc<Mutex<Db>>, rx: mpsc::Receiver<PendingBatch>, groups_committed: &AtomicU64, acks: AckPath) {
+/// Batches of one group commit at and above which the load counts as heavy, see [`writer_loop`].
+const BUSY_GROUP: usize = 8;
+
+/// Under heavy load, the shortest time between two group commits (and so between two syncs).
+const BUSY_COMMIT_EVERY: Duration = Duration::from_millis(2);
+
+/// Longest a batch waits for its group to commit when the sync thread is slow.
+const GROUP_WAIT_MAX: Duration = Duration::from_millis(20);
+
+/// The writer thread: commits the batches waiting, in groups, and writes index chunks between
+/// groups (see [`flush_step`]).
+///
+/// When to commit a group: a batch is acknowledged only after the sync that follows its
+/// commit, so committing again while a sync is under way gains nothing; it only costs a
+/// commit (and later a sync) for fewer batches. The writer therefore commits once the sync
+/// thread is idle, and under heavy load (the last group had [`BUSY_GROUP`] batches or more) at
+/// most every [`BUSY_COMMIT_EVERY`]: each sync costs about 100 µs of CPU on a virtual disk, and
+/// a few milliseconds more of latency are nothing to an upload that waits for its
+/// acknowledgement off the page's main thread. Under light load a batch commits as soon as the
+/// previous sync is done, as before. A full group, or one waiting [`GROUP_WAIT_MAX`], commits
+/// regardless.
+fn writer_loop(conn: Arc<Mutex<Db>>, rx: channel::Receiver<PendingBatch>, groups_committed: &AtomicU64, acks: AckPath) {
+    let synced = match &acks {
+        AckPath::Direct => channel::never(),
+        AckPath::AfterSync { synced, .. } => synced.clone(),
+    };
     let mut flushing = false;
+    let mut group: Vec<PendingBatch> = Vec::new();
+    let mut bytes = 0;
+    let mut waiting_since = Instant::now();
+    // Groups handed to the sync thread and not yet synced.
+    let mut unsynced = 0usize;
+    let mut last_commit = Instant::now();
+    let mut last_group = 0;
+    let mut disconnected = false;
     loop {
-        // While a flush is under way, its next chunk is written as soon as no batch waits.
-        let first = match rx.recv_timeout(if flushing { Duration::ZERO } else { FLUSH_AFTER }) {
-            Ok(first) => first,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                flushing = flush_step(&conn, true);
-                continue;
+        let full = group.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES;
+        while !full && let Ok(p) = rx.try_recv() {
+            if group.is_empty() {
+                waiting_since = Instant::now();
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // The storage is gone: index what is pending (a crash instead would leave it
-                // to the next open).
-                if let Ok(mut db) = conn.lock()
-                    && let Err(e) = flush_all(&mut db)
-                {
-                    tracing::error!(error = %e, "writing the index failed; the next open will");
-                }
-                return;
-            }
-        };
-        let mut bytes = first.body.bytes.len();
-        let mut group = vec![first];
-        while group.len() < GROUP_MAX_BATCHES && bytes < GROUP_MAX_BYTES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.body.bytes.len();
-                    group.push(p);
-                }
-                Err(_) => break,
+            bytes += p.body.bytes.len();
+            group.push(p);
+            if group.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES {
+                break;
             }
         }
-        let started = std::time::Instant::now();
-        let result = write_group(&conn, &mut group, matches!(acks, AckPath::AfterSync(_)));
-        groups_committed.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(
-            batches = group.len(),
-            bytes,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "group committed"
-        );
-        match result {
-            Ok(outcomes) => {
-                let replies: Acks =
-                    group.into_iter().zip(outcomes).map(|(p, outcome)| (p.reply, Ok(outcome))).collect();
-                match &acks {
-                    AckPath::Direct => replies.into_iter().for_each(|(reply, outcome)| reply(outcome)),
-                    AckPath::AfterSync(to_sync) => {
-                        if let Err(mpsc::SendError(replies)) = to_sync.send(replies) {
-                            for (reply, _) in replies {
-                                reply(Err(Error::Storage("the sync thread stopped".into())));
-                            }
-                        }
+        while let Ok(n) = synced.try_recv() {
+            unsynced = unsynced.saturating_sub(n);
+        }
+        let full = group.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES;
+        let next_allowed = if last_group >= BUSY_GROUP { last_commit + BUSY_COMMIT_EVERY } else { last_commit };
+        let now = Instant::now();
+        let due = !group.is_empty()
+            && (full
+                || disconnected
+                || unsynced == 0 && now >= next_allowed
+                || now.duration_since(waiting_since) >= GROUP_WAIT_MAX);
+        if due {
+            last_group = group.len();
+            last_commit = now;
+            let committed = commit_group(&conn, std::mem::take(&mut group), bytes, &acks);
+            groups_committed.fetch_add(1, Ordering::Relaxed);
+            unsynced += usize::from(committed && matches!(acks, AckPath::AfterSync { .. }));
+            bytes = 0;
+            flushing = flush_step(&conn, false);
+            continue;
+        }
+        if disconnected {
+            // The storage is gone: index what is pending (a crash instead would leave it to
+            // the next open).
+            if let Ok(mut db) = conn.lock()
+                && let Err(e) = flush_all(&mut db)
+            {
+                tracing::error!(error = %e, "writing the index failed; the next open will");
+            }
+            return;
+        }
+        if group.is_empty() {
+            // While a flush is under way, its next chunk is written as soon as no batch waits.
+            let timeout = if flushing { Duration::ZERO } else { FLUSH_AFTER };
+            channel::select! {
+                recv(rx) -> p => match p {
+                    Ok(p) => {
+                        waiting_since = Instant::now();
+                        bytes += p.body.bytes.len();
+                        group.push(p);
                     }
-                }
+                    Err(_) => disconnected = true,
+                },
+                recv(synced) -> n => unsynced = unsynced.saturating_sub(n.unwrap_or(0)),
+                default(timeout) => flushing = flush_step(&conn, true),
             }
-            Err(e) => {
-                tracing::error!(error = %e, batches = group.len(), "group commit failed");
-                let message = e.to_string();
-                for p in group {
-                    (p.reply)(Err(Error::Storage(message.clone())));
-                }
+        } else {
+            // A group waits for the sync or for its time: batches arriving meanwhile stay in
+            // the channel until then instead of waking this thread one by one.
+            let until = if unsynced == 0 { next_allowed } else { waiting_since + GROUP_WAIT_MAX };
+            if let Ok(n) = synced.recv_timeout(until.saturating_duration_since(now)) {
+                unsynced = unsynced.saturating_sub(n);
             }
         }
-        flushing = flush_step(&conn, false);
+    }
+}
+
+/// Commits one group and hands its acknowledgements on; returns whether it went to the sync
+/// thread (a failed commit answers its batches at once).
+fn commit_group(conn: &Mutex<Db>, mut group: Vec<PendingBatch>, bytes: usize, acks: &AckPath) -> bool {
+    let started = Instant::now();
+    let result = write_group(conn, &mut group, matches!(acks, AckPath::AfterSync { .. }));
+    tracing::debug!(batches = group.len(), bytes, elapsed_us = started.elapsed().as_micros() as u64, "group committed");
+    match result {
+        Ok(outcomes) => {
+            let replies: Acks = group.into_iter().zip(outcomes).map(|(p, outcome)| (p.reply, Ok(outcome))).collect();
+            match acks {
+                AckPath::Direct => {
+                    replies.into_iter().for_each(|(reply, outcome)| reply(outcome));
+                    false
+                }
+                AckPath::AfterSync { to_sync, .. } => match to_sync.send(replies) {
+                    Ok(()) => true,
+                    Err(mpsc::SendError(replies)) => {
+                        for (reply, _) in replies {
+                            reply(Err(Error::Storage("the sync thread stopped".into())));
+                        }
+                        false
+                    }
+                },
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batches = group.len(), "group commit failed");
+            let message = e.to_string();
+            for p in group {
+                (p.reply)(Err(Error::Storage(message.clone())));
+            }
+            false
+        }
     }
 }
 
@@ -826,19 +901,20 @@ impl SqliteStorage {
         let mut db = Db { conn, index: PendingIndex::default() };
         recover_index(&mut db)?;
         let conn = Arc::new(Mutex::new(db));
-        let (writer, rx) = mpsc::channel();
+        let (writer, rx) = channel::unbounded();
         let writer_conn = Arc::clone(&conn);
         let groups_committed = Arc::new(AtomicU64::new(0));
         let committed = Arc::clone(&groups_committed);
         let acks = match wal {
             None => AckPath::Direct,
             Some(wal) => {
-                let (to_sync, synced) = mpsc::channel();
+                let (to_sync, unsynced) = mpsc::channel();
+                let (tell_writer, synced) = channel::unbounded();
                 std::thread::Builder::new()
                     .name("replay-sqlite-sync".into())
-                    .spawn(move || sync_loop(&wal, &synced))
+                    .spawn(move || sync_loop(&wal, &unsynced, &tell_writer))
                     .map_err(|e| Error::Io { path: "sync thread".into(), source: e })?;
-                AckPath::AfterSync(to_sync)
+                AckPath::AfterSync { to_sync, synced }
             }
         };
         std::thread::Builder::new()
@@ -1169,7 +1245,7 @@ impl Storage for SqliteStorage {
 
     fn put_batch_then(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone) {
         let pending = PendingBatch { project, summary, body, reply: done };
-        if let Err(mpsc::SendError(p)) = self.writer.send(pending) {
+        if let Err(channel::SendError(p)) = self.writer.send(pending) {
             (p.reply)(Err(Error::Storage("the writer thread stopped".into())));
         }
     }
@@ -1442,7 +1518,8 @@ mod tests {
     #[test]
     fn nothing_is_acknowledged_when_the_log_cannot_be_synced() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (to_sync, synced) = mpsc::channel::<Acks>();
+        let (to_sync, unsynced) = mpsc::channel::<Acks>();
+        let (tell_writer, synced) = channel::unbounded();
         let (reply, outcomes) = mpsc::channel();
         for _ in 0..2 {
             let reply = reply.clone();
@@ -1453,9 +1530,11 @@ mod tests {
         }
         drop(to_sync);
         // No log file there: the first sync fails, and every later group is refused too.
-        sync_loop(&dir.path().join("missing-wal"), &synced);
+        sync_loop(&dir.path().join("missing-wal"), &unsynced, &tell_writer);
         let outcomes: Vec<_> = outcomes.try_iter().collect();
         assert_eq!(outcomes.len(), 2);
+        // The writer hears of both groups, synced or not, so it never waits for them.
+        assert_eq!(synced.try_iter().sum::<usize>(), 2);
         assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
     }
 
