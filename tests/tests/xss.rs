@@ -1,7 +1,10 @@
 //! The XSS corpus: hostile recordings (fixtures in `tests/fixtures/xss/`) are ingested through
 //! the API and replayed in the real player, by seeking and by playing. No script may run in the
 //! player (a sentinel stays unset and no script-only request reaches the canary server), and no
-//! request at all reaches the canary when "block external resources" is on.
+//! request at all reaches the canary when "block external resources" is on. The sanitiser is
+//! checked on its own too (the sandbox alone would keep the sentinel unset): the replayed DOM
+//! holds no scripts, handlers, script URLs, `srcdoc`, meta refresh, `<base href>` or form
+//! actions, and clicking every link and button leaves the replay frame where it is.
 //!
 //! Fixture format: an element is `["tag", {"attr": "value"}, child...]`, a text node a string.
 //! `{{SENTINEL}}` becomes script that would set the sentinel and call the canary;
