@@ -325,3 +325,312 @@ async fn a_session_environment_is_compared_with_the_other_sessions() {
         call(&app, Request::get("/api/v1/sessions/odd/environment").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "reads need credentials");
 }
+
+/// A response's status, one header and body, for requests whose headers matter.
+async fn call_with_header(
+    app: &axum::Router,
+    req: Request<Body>,
+    header: &str,
+) -> (StatusCode, Option<String>, String) {
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let value = res.headers().get(header).map(|v| v.to_str().expect("ascii header").to_owned());
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (status, value, String::from_utf8_lossy(&body).into_owned())
+}
+
+// The policies written out in full: a weakened policy must fail here, not slip through review.
+const PLAYER_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src * 'unsafe-inline'; img-src * data: blob:; font-src * data:; media-src * data: blob:; \
+     connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'self'";
+const PLAYER_BLOCKING_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' data: blob:; \
+     connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'self'";
+const LIST_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
+const EXPORT_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline' data: 'wasm-unsafe-eval'; \
+     style-src * 'unsafe-inline'; img-src * data: blob:; font-src * data:; media-src * data: blob:; \
+     base-uri 'none'; form-action 'none'";
+
+#[tokio::test]
+async fn viewer_pages_send_their_exact_content_security_policy() {
+    let (app, key) = setup();
+    for b in page_batches() {
+        assert_eq!(call(&app, post(&key, encode_batch(&b).expect("encode"))).await.0, StatusCode::OK);
+    }
+    let csp = |path: &str| {
+        let app = app.clone();
+        let path = path.to_owned();
+        async move {
+            let (status, policy, body) = call_with_header(&app, get(&path), "content-security-policy").await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            (policy.unwrap_or_else(|| panic!("{path} sends no content-security-policy")), body)
+        }
+    };
+    assert_eq!(csp("/viewer/player.html?session=sess-1").await.0, PLAYER_POLICY);
+    assert_eq!(csp("/viewer/player.html?session=sess-1&block=0").await.0, PLAYER_POLICY);
+    assert_eq!(csp("/viewer/player.html?session=sess-1&block=1").await.0, PLAYER_BLOCKING_POLICY);
+    assert_eq!(csp("/viewer/").await.0, LIST_POLICY);
+    assert_eq!(csp("/viewer/?environment=production&page=2").await.0, LIST_POLICY);
+    assert!(
+        replay_server::assets::has_web_build(),
+        "the export embeds the viewer's wasm: run `cargo xtask build-web` (or `cargo xtask test`) first"
+    );
+    let (policy, html) = csp("/viewer/export/sess-1").await;
+    assert_eq!(policy, EXPORT_POLICY);
+    // Opened from disk the file has no headers: the same policy travels in the file itself.
+    assert!(
+        html.contains(&format!("<meta http-equiv=\"Content-Security-Policy\" content=\"{EXPORT_POLICY}\">")),
+        "the exported file carries its policy in a meta element"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_visitors_are_sent_to_sign_in_and_cannot_export() {
+    let (app, key) = setup();
+    assert_eq!(call(&app, post(&key, encode_batch(&page_batches()[0]).expect("encode"))).await.0, StatusCode::OK);
+    let anonymous = |path: &str| Request::get(path).body(Body::empty()).expect("req");
+    for (path, next) in [
+        ("/viewer/", "/login?next=/viewer/"),
+        ("/viewer/?user=ada&page=2", "/login?next=/viewer/%3Fuser%3Dada%26page%3D2"),
+    ] {
+        let (status, location, body) = call_with_header(&app, anonymous(path), "location").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location.as_deref(), Some(next), "{path}");
+        assert!(!body.contains("sess-1"), "{path}: the redirect lists no session");
+    }
+    // The export is a download, not a page: no redirect, a refusal, and no recording in it.
+    for request in [
+        anonymous("/viewer/export/sess-1"),
+        Request::get("/viewer/export/sess-1")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .expect("req"),
+        Request::get("/viewer/export/sess-1")
+            .header("cookie", format!("{}=forged", replay_server::auth::COOKIE))
+            .body(Body::empty())
+            .expect("req"),
+    ] {
+        let (status, disposition, body) = call_with_header(&app, request, "content-disposition").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(disposition, None, "nothing to download");
+        assert!(body.contains("unauthorized") && !body.contains("replay-session"), "{body}");
+    }
+    // Signed in, the list answers.
+    let login = Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("username=admin&password=viewer-password&next=%2Fviewer%2F"))
+        .expect("req");
+    let res = app.clone().oneshot(login).await.expect("infallible");
+    let cookie = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let signed_in = Request::get("/viewer/").header("cookie", &cookie).body(Body::empty()).expect("req");
+    let (status, _, body) = call_with_header(&app, signed_in, "location").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("data-session=\"sess-1\""), "the signed-in list shows the session");
+}
+
+/// Session ids of the list's rows, top to bottom.
+fn listed(html: &str) -> Vec<String> {
+    html.split("data-session=\"").skip(1).filter_map(|s| s.split('"').next()).map(str::to_owned).collect()
+}
+
+/// The `href` of the pager link with `id` ("next", "prev"), unescaped.
+fn pager_link(html: &str, id: &str) -> Option<String> {
+    let start = format!("id=\"{id}\" href=\"");
+    let rest = &html[html.find(&start)? + start.len()..];
+    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
+}
+
+/// The text of each cell of the row of `session` (tags dropped, entities of maud's escaping undone).
+fn cells(html: &str, session: &str) -> Vec<String> {
+    let row_at = html.find(&format!("data-session=\"{session}\"")).expect("row of the session");
+    let row = &html[row_at..html[row_at..].find("</tr>").map_or(html.len(), |e| row_at + e)];
+    row.split("<td")
+        .skip(1)
+        .map(|cell| {
+            let inner = &cell[cell.find('>').map_or(0, |i| i + 1)..cell.find("</td>").unwrap_or(cell.len())];
+            let mut text = String::new();
+            let mut in_tag = false;
+            for c in inner.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text.replace("&amp;", "&").trim().to_owned()
+        })
+        .collect()
+}
+
+/// A minute-aligned time (2027-01-15 08:00 UTC) the list tests count from.
+const LIST_BASE_MS: u64 = 1_800_000_000_000;
+
+/// One page view that starts at `start`, in `environment`.
+fn list_session(id: &str, start: u64, environment: &str) -> Batch {
+    let mut b = Batch::new(id, "p", 0, start);
+    b.flags = Batch::FLAG_PAGE_START;
+    b.events = vec![
+        Event { t: 0, data: EventData::Meta(page_meta("http://shop.test/list")) },
+        Event { t: 0, data: EventData::App(replay_protocol::AppFact::Environment(environment.into())) },
+    ];
+    b.end = start + 1_000;
+    b
+}
+
+fn page_meta(url: &str) -> PageMeta {
+    PageMeta {
+        url: url.into(),
+        title: "Shop".into(),
+        viewport: Viewport { width: 800, height: 600 },
+        user_agent: "test".into(),
+        referrer: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_session_list_pages_through_a_filter_without_losing_it_or_repeating_rows() {
+    let (app, key) = setup();
+    let page_size = replay_server::pages::PAGE_SIZE;
+    let minute = 60_000;
+    // Production sessions a minute apart, staging ones in between (the filter must skip them).
+    let production = page_size + 20;
+    for i in 0..production {
+        let b = list_session(&format!("prod-{i:03}"), LIST_BASE_MS + i as u64 * minute, "production");
+        assert_eq!(call(&app, post(&key, encode_batch(&b).expect("encode"))).await.0, StatusCode::OK);
+    }
+    for i in 0..5 {
+        let b = list_session(&format!("stage-{i}"), LIST_BASE_MS + i as u64 * 10 * minute + 30_000, "staging");
+        assert_eq!(call(&app, post(&key, encode_batch(&b).expect("encode"))).await.0, StatusCode::OK);
+    }
+    let page = |path: String| {
+        let app = app.clone();
+        async move {
+            let (status, body) = call(&app, get(&path)).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            String::from_utf8(body).expect("utf-8 page")
+        }
+    };
+
+    // Environment and an exclusive `to`: sessions that started before minute `cut`.
+    let cut = page_size + 5;
+    let to = "2027-01-15T08:55";
+    assert_eq!(cut, 55, "`to` above is minute 55 of LIST_BASE_MS");
+    let first = page(format!("/viewer/?environment=production&to={to}")).await;
+    let first_ids = listed(&first);
+    let newest_first: Vec<String> = (0..cut).rev().map(|i| format!("prod-{i:03}")).collect();
+    assert_eq!(first_ids, newest_first[..page_size], "a full first page, newest first");
+    assert!(pager_link(&first, "prev").is_none(), "the first page has no newer page");
+    let next = pager_link(&first, "next").expect("a link to the older sessions");
+    assert_eq!(next, "?to=2027-01-15T08%3A55&environment=production&page=2", "the filters survive paging");
+
+    let second = page(format!("/viewer/{next}")).await;
+    let second_ids = listed(&second);
+    assert_eq!(second_ids, newest_first[page_size..], "the rest, and nothing the first page showed");
+    assert!(pager_link(&second, "next").is_none(), "the last page links no further");
+    assert_eq!(pager_link(&second, "prev").as_deref(), Some("?to=2027-01-15T08%3A55&environment=production&page=1"));
+    assert!(
+        second.contains("value=\"production\"") && second.contains("value=\"2027-01-15T08:55\""),
+        "the form keeps the filter"
+    );
+
+    // A positive environment filter lists exactly that environment.
+    let staging = page("/viewer/?environment=staging".into()).await;
+    assert_eq!(listed(&staging), ["stage-4", "stage-3", "stage-2", "stage-1", "stage-0"]);
+    assert!(pager_link(&staging, "next").is_none());
+    // `to` alone: everything that started before minute 10, both environments.
+    let early = page("/viewer/?to=2027-01-15T08:10".into()).await;
+    let mut expected: Vec<String> = (1..10).rev().map(|i| format!("prod-{i:03}")).collect();
+    expected.extend(["stage-0".to_owned(), "prod-000".to_owned()]);
+    assert_eq!(listed(&early), expected);
+}
+
+#[tokio::test]
+async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
+    let (app, key) = setup();
+    let error = |count: u32| replay_protocol::ErrorEvent {
+        kind: replay_protocol::ErrorKind::Uncaught,
+        message: "TypeError: x is undefined".into(),
+        stack: String::new(),
+        source: "http://shop.test/app.js".into(),
+        line: 1,
+        column: 2,
+        count,
+    };
+    let mut first = Batch::new("row", "page-a", 0, LIST_BASE_MS);
+    first.flags = Batch::FLAG_PAGE_START;
+    first.events = vec![
+        Event { t: 0, data: EventData::Meta(page_meta("http://shop.test/cart")) },
+        Event {
+            t: 10,
+            data: EventData::App(replay_protocol::AppFact::Identify {
+                user: "ada@example.com".into(),
+                traits: "{}".into(),
+            }),
+        },
+        Event { t: 2_000, data: EventData::Error(error(1)) },
+        Event { t: 3_000, data: EventData::Click(Click { id: 4, x: 1, y: 1, button: 0 }) },
+        Event {
+            t: 4_000,
+            data: EventData::Freeze(replay_protocol::Freeze::Started {
+                url: "http://shop.test/cart".into(),
+                last_action: "click".into(),
+            }),
+        },
+        Event {
+            t: 6_300,
+            data: EventData::Freeze(replay_protocol::Freeze::Ended { duration: 2_300, culprits: vec![] }),
+        },
+    ];
+    first.end = LIST_BASE_MS + 60_000;
+    let mut second = Batch::new("row", "page-b", 0, LIST_BASE_MS + 60_000);
+    second.flags = Batch::FLAG_PAGE_START;
+    second.events = vec![
+        Event { t: 0, data: EventData::Meta(page_meta("http://shop.test/pay")) },
+        Event { t: 1_000, data: EventData::Error(error(2)) },
+    ];
+    second.end = LIST_BASE_MS + 125_000;
+    for b in [first, second] {
+        let (status, body) = call(&app, post(&key, encode_batch(&b).expect("encode"))).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+    let (status, body) = call(&app, get("/viewer/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8(body).expect("utf-8");
+    let row = cells(&html, "row");
+    let headers: Vec<&str> = vec![
+        "Started (UTC)",
+        "Duration",
+        "Page",
+        "Pages",
+        "User",
+        "Browser",
+        "Clicks",
+        "Errors",
+        "Freezes",
+        "Longest freeze",
+        "Dropped",
+    ];
+    assert!(html.contains(&headers.iter().map(|h| format!("<th>{h}</th>")).collect::<String>()), "column order");
+    let shown: Vec<(&str, &str)> = headers.iter().copied().zip(row.iter().map(String::as_str)).collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("Started (UTC)", "2027-01-15 08:00:00"),
+            ("Duration", "2m 05s"),
+            ("Page", "http://shop.test/cart"),
+            ("Pages", "2"),
+            ("User", "ada@example.com"),
+            ("Browser", "Other"),
+            ("Clicks", "1"),
+            ("Errors", "3"),
+            ("Freezes", "1"),
+            ("Longest freeze", "2.3 s"),
+            ("Dropped", "0"),
+        ]
+    );
+    assert!(html.contains("href=\"player.html?session=row\""), "the start links to the player");
+}

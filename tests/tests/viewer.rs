@@ -467,3 +467,180 @@ async fn session_list_is_newest_first_and_filters_by_every_field() -> Result<()>
     browser.close().await?;
     Ok(())
 }
+
+/// An 8-second session for the controls around the page: a tall page (so it can scroll), the
+/// mouse at (200, 150) at 1 s, a click at (300, 200) at 2 s, the page scrolled to y = 700 at
+/// 3 s, a failed request at 3.5 s, a paragraph at 4 s, a click at (400, 250) at 6 s, and the
+/// viewport widened to 1600×1000 at 7 s.
+fn controls_session(id: &str) -> Vec<u8> {
+    let mut b = Batch::new(id, "page-1", 0, T0);
+    b.flags = Batch::FLAG_PAGE_START;
+    b.events = vec![
+        Event { t: 0, data: meta("https://shop.test/tall") },
+        Event {
+            t: 0,
+            data: EventData::Snapshot(Snapshot {
+                nodes: vec![
+                    Node { id: 1, parent: 0, kind: NodeKind::Document },
+                    el(2, 1, "html", &[]),
+                    el(3, 2, "head", &[]),
+                    el(4, 2, "body", &[("style", "margin: 0")]),
+                    el(5, 4, "div", &[("id", "tall"), ("style", "height: 3000px; background: #eee")]),
+                    text(6, 5, "tall"),
+                ],
+                scroll_x: 0,
+                scroll_y: 0,
+            }),
+        },
+        Event { t: 1_000, data: EventData::MouseMove(vec![replay_protocol::MousePoint { x: 200, y: 150, dt: 0 }]) },
+        Event { t: 2_000, data: EventData::Click(Click { id: 5, x: 300, y: 200, button: 0 }) },
+        Event { t: 3_000, data: EventData::Scroll(replay_protocol::Scroll { id: 0, x: 0, y: 700 }) },
+        Event { t: 3_500, data: network("https://api.shop.test/stock", 503, false) },
+        add_paragraph(4_000, 1, "restocked"),
+        Event { t: 6_000, data: EventData::Click(Click { id: 5, x: 400, y: 250, button: 0 }) },
+        Event { t: 7_000, data: EventData::Viewport(Viewport { width: 1600, height: 1000 }) },
+    ];
+    b.end = T0 + 8_000;
+    encode_batch(&b).expect("encodes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_ripples_scroll_and_scale_follow_the_recording() -> Result<()> {
+    let server = Server::start()?;
+    ingest(&server, &[controls_session("controls")])?;
+    let browser = Browser::start().await?;
+    open_player(&browser, &server, "session=controls").await?;
+    // Every ripple the player draws, with where it was drawn (they remove themselves).
+    browser
+        .eval(
+            "window.__ripples = []; new MutationObserver((changes) => { for (const c of changes) for (const n of c.addedNodes) \
+             if (n.classList && n.classList.contains('ripple')) window.__ripples.push([n.style.left, n.style.top]); }) \
+             .observe(document.getElementById('frame-wrap'), { childList: true }); return true",
+        )
+        .await?;
+    let cursor = "const c = document.getElementById('cursor'); return [c.hidden, c.style.left, c.style.top]";
+
+    browser.eval("window.replayPlayer.seek(1500); return true").await?;
+    let at = browser.eval(cursor).await?;
+    ensure!(at == serde_json::json!([false, "200px", "150px"]), "the cursor where the mouse was at 1.5 s: {at}");
+    browser.eval("window.replayPlayer.seek(2500); return true").await?;
+    let at = browser.eval(cursor).await?;
+    ensure!(at == serde_json::json!([false, "300px", "200px"]), "the cursor where the click was: {at}");
+    let ripples = browser.eval("return window.__ripples").await?;
+    ensure!(ripples == serde_json::json!([]), "seeking past a click draws no ripple: {ripples}");
+
+    // The recorded scroll position is replayed (set in the frame after a seek).
+    let scroll_y = "return document.getElementById('frame').contentWindow.scrollY";
+    ensure!(browser.eval(scroll_y).await? == 0, "not scrolled before 3 s");
+    browser.eval("window.replayPlayer.seek(3200); return true").await?;
+    browser.wait_for(&format!("{scroll_y} === 700"), Duration::from_secs(5)).await?;
+    browser.eval("window.replayPlayer.seek(500); return true").await?;
+    browser.wait_for(&format!("{scroll_y} === 0"), Duration::from_secs(5)).await?;
+
+    // Playing through the click at 6 s draws a ripple there.
+    browser.eval("window.replayPlayer.seek(5500); window.replayPlayer.play(); return true").await?;
+    browser.wait_for("return window.__ripples.length > 0", Duration::from_secs(10)).await?;
+    let ripples = browser.eval("return window.__ripples").await?;
+    ensure!(ripples == serde_json::json!([["400px", "250px"]]), "one ripple at the click: {ripples}");
+    browser.wait_for("return !window.replayPlayer.playing()", Duration::from_secs(10)).await?;
+
+    // The page is scaled to fit the stage: 800×600 fits as it is; the 1600×1000 viewport
+    // recorded at 7 s does not, and neither does 800×600 in a small window.
+    let fit = "const w = document.getElementById('frame-wrap'), s = document.getElementById('stage'), \
+               r = w.getBoundingClientRect(), f = document.getElementById('frame'); \
+               return [Number(w.dataset.scale), f.style.width, r.width <= s.clientWidth + 1 && r.height <= s.clientHeight + 1]";
+    browser.eval("window.replayPlayer.seek(1000); return true").await?;
+    let scaled = browser.eval(fit).await?;
+    ensure!(scaled == serde_json::json!([1, "800px", true]), "800×600 fits unscaled: {scaled}");
+    browser.eval("window.replayPlayer.seek(7500); return true").await?;
+    let scaled = browser.eval(fit).await?;
+    ensure!(
+        scaled[0].as_f64().is_some_and(|s| s > 0.0 && s < 1.0) && scaled[1] == "1600px" && scaled[2] == true,
+        "the wider viewport is scaled down to fit: {scaled}"
+    );
+    browser.eval("window.replayPlayer.seek(1000); return true").await?;
+    browser.client.set_window_size(700, 600).await?;
+    browser
+        .wait_for("return Number(document.getElementById('frame-wrap').dataset.scale) < 1", Duration::from_secs(5))
+        .await?;
+    let scaled = browser.eval(fit).await?;
+    ensure!(scaled[1] == "800px" && scaled[2] == true, "a small window scales the page down: {scaled}");
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_play_button_markers_network_entries_and_density_graph_work() -> Result<()> {
+    let server = Server::start()?;
+    ingest(&server, &[controls_session("timeline")])?;
+    let browser = Browser::start().await?;
+    open_player(&browser, &server, "session=timeline").await?;
+
+    // The density graph has ink where events are and none where there are none.
+    let ink = browser
+        .eval(
+            "const c = document.getElementById('density'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+             const cols = new Set(); for (let i = 3; i < d.length; i += 4) if (d[i] > 0) cols.add(((i - 3) / 4) % c.width); \
+             return [cols.size, c.width]",
+        )
+        .await?;
+    let (inked, width) = (ink[0].as_u64().unwrap_or(0), ink[1].as_u64().unwrap_or(0));
+    ensure!(inked > 0 && inked < width, "the density graph shows where activity is: {inked} of {width} columns");
+
+    // Clicking the play button (a real click) plays from the position; clicking again pauses
+    // (at 0.5×, so the 8 s session is still playing when checked).
+    browser.eval("const s = document.getElementById('speed'); s.value = '0.5'; s.dispatchEvent(new Event('change')); return true").await?;
+    use fantoccini::Locator;
+    let play = browser.client.find(Locator::Id("play")).await?;
+    play.click().await?;
+    browser.wait_for("return window.replayPlayer.position() > 0", Duration::from_secs(5)).await?;
+    ensure!(browser.eval("return window.replayPlayer.playing()").await? == true, "the play button plays");
+    ensure!(play.text().await? == "❚❚", "the button offers to pause");
+    play.click().await?;
+    ensure!(browser.eval("return window.replayPlayer.playing()").await? == false, "clicking again pauses");
+    ensure!(play.text().await? == "▶", "the button offers to play");
+
+    // The failed request's marker seeks to it, and so does its network panel entry.
+    browser.eval("window.replayPlayer.seek(7000); return true").await?;
+    browser.eval("document.querySelector('#markers i.request').click(); return true").await?;
+    ensure!(position(&browser).await? == 3_500.0, "the request marker seeks to 3.5 s");
+    ensure!(frame_ids(&browser).await?.is_empty(), "the page at 3.5 s, before the paragraph");
+    browser.eval("window.replayPlayer.seek(7000); return true").await?;
+    browser
+        .eval("document.querySelector('[data-tab=network]').click(); document.querySelector('#panel-network .entry').click(); return true")
+        .await?;
+    ensure!(position(&browser).await? == 3_500.0, "the network entry seeks to 3.5 s");
+    let click_marker =
+        browser.eval("const m = document.querySelector('#markers i.click'); m.click(); return m.dataset.tip").await?;
+    ensure!(position(&browser).await? == 2_000.0, "the click marker seeks to the click: {click_marker}");
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_hook_replays_a_session_to_its_end() -> Result<()> {
+    let server = Server::start()?;
+    ingest(&server, &story_session("bench", "https://shop.test/bench"))?;
+    let browser = Browser::start().await?;
+    // As bench/adapter.mjs drives it: `?bench` skips the player's own loading.
+    browser.open_viewer(&server, "/viewer/player.html?bench=1").await?;
+    browser
+        .wait_for("return window.replayPlayer && !!window.replayPlayer.benchReplay", Duration::from_secs(20))
+        .await?;
+    ensure!(browser.eval("return document.body.dataset.loaded ?? null").await?.is_null(), "bench mode loads nothing");
+    let r = browser
+        .eval_async(
+            "const done = arguments[arguments.length - 1]; \
+             window.replayPlayer.benchReplay('bench', 'p').then(done, (e) => done({ error: String(e) }));",
+        )
+        .await?;
+    ensure!(r.get("error").is_none(), "benchReplay failed: {r}");
+    ensure!(r["nodesAtStart"] == 0 && r["nodesAtEnd"] == 4, "first frame before, last frame after the paragraphs: {r}");
+    ensure!(r["ranges"] == 2 && r["events"].as_u64().is_some_and(|n| n > 10), "every range and event: {r}");
+    for timing in ["startReadyMs", "startFramedMs", "seekEndSyncMs", "seekEndFramedMs"] {
+        ensure!(r[timing].as_f64().is_some_and(|ms| ms >= 0.0), "{timing} is a duration: {r}");
+    }
+    ensure!(frame_ids(&browser).await? == "p1,p2,p3,p4", "the frame shows the end");
+    browser.close().await?;
+    Ok(())
+}

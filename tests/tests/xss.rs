@@ -1,7 +1,10 @@
 //! The XSS corpus: hostile recordings (fixtures in `tests/fixtures/xss/`) are ingested through
 //! the API and replayed in the real player, by seeking and by playing. No script may run in the
 //! player (a sentinel stays unset and no script-only request reaches the canary server), and no
-//! request at all reaches the canary when "block external resources" is on.
+//! request at all reaches the canary when "block external resources" is on. The sanitiser is
+//! checked on its own too (the sandbox alone would keep the sentinel unset): the replayed DOM
+//! holds no scripts, handlers, script URLs, `srcdoc`, meta refresh, `<base href>` or form
+//! actions, and clicking every link and button leaves the replay frame where it is.
 //!
 //! Fixture format: an element is `["tag", {"attr": "value"}, child...]`, a text node a string.
 //! `{{SENTINEL}}` becomes script that would set the sentinel and call the canary;
@@ -178,17 +181,86 @@ for (const el of doc.querySelectorAll('*')) {
 return true;
 "#;
 
+/// What the sanitiser must have removed from the replayed document, checked on its own (the
+/// sandbox would stop most of it anyway): every element, template contents and shadow roots
+/// included. Returns one line per survivor.
+const SURVIVORS_JS: &str = r#"
+const doc = document.getElementById('frame').contentDocument;
+const found = [];
+// As a browser reads a URL: ASCII whitespace and control characters anywhere are ignored.
+const scriptUrl = (v) => /^(javascript:|vbscript:|data:text\/html)/.test(v.replace(/[\x00-\x20]/g, '').toLowerCase());
+const urlAttrs = ['href', 'src', 'xlink:href', 'data', 'poster', 'background', 'action', 'formaction', 'cite', 'ping'];
+const visit = (root) => {
+  for (const el of root.querySelectorAll('*')) {
+    const tag = el.localName.toLowerCase();
+    if (tag === 'script') found.push(`<${tag}> element`);
+    if (tag === 'meta' && el.hasAttribute('http-equiv')) found.push(`<meta http-equiv=${el.getAttribute('http-equiv')}>`);
+    if (tag === 'base' && el.hasAttribute('href')) found.push(`<base href=${el.getAttribute('href')}>`);
+    for (const a of el.attributes) {
+      const name = a.name.toLowerCase();
+      if (name.startsWith('on')) found.push(`<${tag} ${name}>`);
+      if (name === 'srcdoc' || name === 'action' || name === 'formaction') found.push(`<${tag} ${name}>`);
+      if (urlAttrs.includes(name) && scriptUrl(a.value)) found.push(`<${tag} ${name}=${a.value}>`);
+      if (['values', 'to', 'from', 'by'].includes(name) && /javascript:/i.test(a.value.replace(/[\x00-\x20]/g, ''))) {
+        found.push(`<${tag} ${name}=${a.value}>`);
+      }
+    }
+    if (tag === 'template' && el.content) visit(el.content);
+    if (el.shadowRoot) visit(el.shadowRoot);
+  }
+};
+visit(doc);
+if (!doc.body || !doc.body.firstElementChild) found.push('nothing was replayed');
+return found;
+"#;
+
+/// Clicks every link, button and submit control of the replayed page, as a support engineer
+/// might; remembers the document so that a navigation of the replay frame shows afterwards.
+const CLICK_JS: &str = r#"
+const frame = document.getElementById('frame');
+const doc = frame.contentDocument;
+window.__replayDocument = doc;
+const targets = doc.querySelectorAll('a, area, button, [type=submit], [type=image], summary');
+for (const el of targets) { try { el.click(); } catch (e) {} }
+return targets.length;
+"#;
+
+/// Did the replay frame stay on the replayed document? (A navigation away replaces the
+/// document, or makes it unreachable when it went to another origin.)
+const STAYED_JS: &str = r#"
+const frame = document.getElementById('frame');
+let href = null;
+try { href = frame.contentWindow.location.href; } catch (e) { href = 'another origin'; }
+return [frame.contentDocument === window.__replayDocument, href];
+"#;
+
+async fn assert_sanitised(browser: &Browser, id: &str, path: &str) -> Result<()> {
+    let survivors = browser.eval(SURVIVORS_JS).await?;
+    ensure!(survivors.as_array().is_some_and(Vec::is_empty), "{id} ({path}): the sanitiser let through {survivors}");
+    Ok(())
+}
+
 async fn replay_and_check(browser: &Browser, server: &Server, id: &str, block: bool) -> Result<()> {
     let query = if block { "&block=1" } else { "" };
     // Seek path: the whole document at the end.
     browser.open_viewer(server, &format!("/viewer/player.html?session={id}&t=end{query}")).await?;
     browser.wait_for("return document.body.dataset.loaded === '1'", Duration::from_secs(20)).await?;
+    assert_sanitised(browser, id, "seek").await?;
     browser.eval(EXERCISE_JS).await?;
     // Play path: from the start, every change as an operation.
     browser.eval("window.replayPlayer.seek(0); document.getElementById('speed').value = '16'; document.getElementById('speed').dispatchEvent(new Event('change')); window.replayPlayer.play(); return true;").await?;
     browser.wait_for("return !window.replayPlayer.playing()", Duration::from_secs(10)).await?;
+    assert_sanitised(browser, id, "play").await?;
     browser.eval(EXERCISE_JS).await?;
+    let clicked = browser.eval(CLICK_JS).await?;
+    // Navigations, scripts and resource loads triggered above have this long to show up at
+    // the canary (a request the player must prevent cannot be waited for).
     tokio::time::sleep(Duration::from_millis(700)).await;
+    let stayed = browser.eval(STAYED_JS).await?;
+    ensure!(
+        stayed[0] == true && stayed[1] == "about:blank",
+        "{id}: clicking the {clicked} links and buttons of the replay navigated the frame: {stayed}"
+    );
     let sentinel = browser
         .eval("const w = document.getElementById('frame').contentWindow; return [window.__xss ?? null, (w && w.__xss) ?? null, document.title];")
         .await?;
@@ -226,9 +298,34 @@ async fn hostile_recordings_run_no_script_and_reach_no_canary_when_blocked() -> 
             hits.iter().filter(|p| !p.starts_with("/external/") && !p.starts_with("/page/")).collect();
         ensure!(scripted.is_empty(), "{name}: requests only script or navigation could make: {scripted:?}");
         if *name == "external" {
+            // Relative URLs (under /page/) resolve against the recorded page, wherever CSS
+            // takes a URL: `url()`, `@import "..."`, `image-set("...")`, inline styles.
+            let expected = [
+                "/external/img.png",
+                "/external/import.css",
+                "/external/link.css",
+                "/external/bg.png",
+                "/external/font.woff2",
+                "/external/inline-style.png",
+                "/external/import-string.css",
+                "/external/image-set.png",
+                "/page/import-relative.css",
+                "/page/image-set-relative.png",
+                "/page/inline-relative.png",
+            ];
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let missing = loop {
+                let hits = canary.hits();
+                let missing: Vec<&str> = expected.into_iter().filter(|e| !hits.iter().any(|h| h == e)).collect();
+                if missing.is_empty() || std::time::Instant::now() > deadline {
+                    break missing;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
             ensure!(
-                hits.iter().any(|p| p == "/external/img.png") && hits.iter().any(|p| p == "/external/import.css"),
-                "with external resources allowed, recorded resources load as recorded: {hits:?}"
+                missing.is_empty(),
+                "with external resources allowed, recorded resources load as recorded; missing {missing:?} in {:?}",
+                canary.hits()
             );
         }
     }

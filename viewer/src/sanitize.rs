@@ -154,53 +154,168 @@ fn clean_attr_cow<'v>(tag: &str, name: &str, value: &'v str, page_url: &str) -> 
             .collect();
         return Some(Cow::Owned(parts.join(", ")));
     }
-    if name == "style" && value.to_ascii_lowercase().contains("javascript:") {
-        return None;
+    if name == "style" {
+        if value.to_ascii_lowercase().contains("javascript:") {
+            return None;
+        }
+        // Inline styles resolve their URLs like style sheets do (only when they may hold one:
+        // most style attributes have none, and seeking builds thousands of them).
+        if has_css_url(value) {
+            return Some(Cow::Owned(clean_css(value, page_url)));
+        }
     }
     Some(Cow::Borrowed(value))
 }
 
-/// CSS text as the player applies it: `url(...)` references resolve against the recorded page
-/// (the replay document has no base of its own) and script-capable URLs are removed.
+/// CSS text as the player applies it: URLs resolve against the recorded page (the replay
+/// document has no base of its own) and script-capable URLs are removed. URLs are `url(...)`
+/// references and the two places CSS takes a bare string as a URL: `@import "..."` and the
+/// candidates of `image-set("..." 1x, ...)` (`-webkit-image-set` too).
 pub fn clean_css(css: &str, page_url: &str) -> String {
     let lower = css.to_ascii_lowercase();
-    if !lower.contains("url(") {
+    if !lower.contains("url(") && !lower.contains("@import") && !lower.contains("image-set(") {
         return css.to_owned();
     }
     let mut out = String::with_capacity(css.len() + 64);
+    // `css[..at]` is written to `out`; tokens are looked for from `at` on.
     let mut at = 0;
-    while let Some(found) = lower[at..].find("url(") {
-        let open = at + found + 4;
-        out.push_str(&css[at..open]);
-        let rest = &css[open..];
-        let trimmed = rest.trim_start();
-        let lead = rest.len() - trimmed.len();
-        let quote = trimmed.chars().next().filter(|c| *c == '"' || *c == '\'');
-        let body_start = lead + quote.map_or(0, |_| 1);
-        let body = &rest[body_start..];
-        let end = match quote {
-            Some(q) => body.find(q),
-            None => body.find(')'),
-        };
-        let Some(end) = end else {
-            out.push_str(rest);
-            return out;
-        };
-        let url = body[..end].trim();
-        let q = quote.map(String::from).unwrap_or_default();
-        out.push_str(&rest[..lead]);
-        if dangerous_url(url) {
-            out.push_str(&q);
-            out.push_str(&q);
-        } else {
-            out.push_str(&q);
-            out.push_str(&resolve_url(page_url, url));
-            out.push_str(&q);
+    loop {
+        let next = [("url(", CssUrl::Function), ("@import", CssUrl::Import), ("image-set(", CssUrl::ImageSet)]
+            .into_iter()
+            .filter_map(|(token, kind)| lower[at..].find(token).map(|i| (at + i + token.len(), kind)))
+            .min_by_key(|(after, _)| *after);
+        let Some((after, kind)) = next else { break };
+        out.push_str(&css[at..after]);
+        at = after;
+        match kind {
+            CssUrl::Function => match css_url_body(&css[at..], page_url) {
+                Some((used, cleaned)) => {
+                    out.push_str(&cleaned);
+                    at += used;
+                }
+                None => {
+                    // Unterminated: the rest is not a URL anyone can load.
+                    out.push_str(&css[at..]);
+                    return out;
+                }
+            },
+            CssUrl::Import => {
+                let lead = css[at..].len() - css[at..].trim_start().len();
+                if let Some((used, cleaned)) = css_string_url(&css[at + lead..], page_url) {
+                    out.push_str(&css[at..at + lead]);
+                    out.push_str(&cleaned);
+                    at += lead + used;
+                }
+                // Otherwise `@import url(...)`, which the next round takes.
+            }
+            CssUrl::ImageSet => {
+                // Each candidate: a string or `url(...)`, then descriptors up to `,` or `)`.
+                loop {
+                    let lead = css[at..].len() - css[at..].trim_start().len();
+                    out.push_str(&css[at..at + lead]);
+                    at += lead;
+                    if let Some((used, cleaned)) = css_string_url(&css[at..], page_url) {
+                        out.push_str(&cleaned);
+                        at += used;
+                    } else if lower[at..].starts_with("url(") {
+                        out.push_str(&css[at..at + 4]);
+                        at += 4;
+                        let Some((used, cleaned)) = css_url_body(&css[at..], page_url) else {
+                            out.push_str(&css[at..]);
+                            return out;
+                        };
+                        out.push_str(&cleaned);
+                        at += used;
+                        // The `)` closing `url(`, not the set.
+                        let Some(close) = css[at..].find(')') else {
+                            out.push_str(&css[at..]);
+                            return out;
+                        };
+                        out.push_str(&css[at..=at + close]);
+                        at += close + 1;
+                    }
+                    let Some((used, ended)) = skip_css_descriptors(&css[at..]) else {
+                        out.push_str(&css[at..]);
+                        return out;
+                    };
+                    out.push_str(&css[at..at + used]);
+                    at += used;
+                    if ended {
+                        break;
+                    }
+                }
+            }
         }
-        at = open + body_start + end + quote.map_or(0, |_| 1);
     }
     out.push_str(&css[at..]);
     out
+}
+
+/// True when CSS text may hold a URL ([`clean_css`] would change it): `url(`, `@import` or
+/// `image-set(`, in any case, without copying the text.
+fn has_css_url(css: &str) -> bool {
+    let b = css.as_bytes();
+    b.windows(4).any(|w| w.eq_ignore_ascii_case(b"url(") || w.eq_ignore_ascii_case(b"set("))
+        || b.windows(7).any(|w| w.eq_ignore_ascii_case(b"@import"))
+}
+
+#[derive(Clone, Copy)]
+enum CssUrl {
+    /// `url(`
+    Function,
+    /// `@import`
+    Import,
+    /// `image-set(`
+    ImageSet,
+}
+
+/// A URL as the player writes it: empty when it could run script, else resolved.
+fn css_url_value(url: &str, page_url: &str) -> String {
+    if dangerous_url(url) { String::new() } else { resolve_url(page_url, url) }
+}
+
+/// The inside of `url(` up to and including its `)`: bytes used and the cleaned text.
+fn css_url_body(rest: &str, page_url: &str) -> Option<(usize, String)> {
+    let trimmed = rest.trim_start();
+    let lead = rest.len() - trimmed.len();
+    let quote = trimmed.chars().next().filter(|c| *c == '"' || *c == '\'');
+    let body_start = lead + quote.map_or(0, |_| 1);
+    let body = &rest[body_start..];
+    let end = match quote {
+        Some(q) => body.find(q)?,
+        None => body.find(')')?,
+    };
+    let q = quote.map(String::from).unwrap_or_default();
+    let cleaned = format!("{}{q}{}{q}", &rest[..lead], css_url_value(body[..end].trim(), page_url));
+    Some((body_start + end + quote.map_or(0, |_| 1), cleaned))
+}
+
+/// A quoted string at the start of `rest` taken as a URL: bytes used and the cleaned string.
+fn css_string_url(rest: &str, page_url: &str) -> Option<(usize, String)> {
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let end = rest[1..].find(quote)?;
+    let url = &rest[1..1 + end];
+    Some((end + 2, format!("{quote}{}{quote}", css_url_value(url.trim(), page_url))))
+}
+
+/// Skips an `image-set` candidate's descriptors (`1x`, `type("image/webp")`): bytes up to and
+/// including the `,` or `)` that ends the candidate, and whether it was the `)` closing the set.
+fn skip_css_descriptors(rest: &str) -> Option<(usize, bool)> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, c) in rest.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') if depth == 0 => return Some((i + 1, true)),
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => return Some((i + 1, false)),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -219,6 +334,21 @@ mod tests {
         assert_eq!(clean_attr("svg:a", "xlink:href", "javascript:x", "http://x/"), None);
         assert_eq!(clean_attr("div", "class", "a", "http://x/").as_deref(), Some("a"));
         assert_eq!(clean_attr("svg", "formaction", "javascript:x", "http://x/"), None);
+    }
+
+    #[test]
+    fn inline_style_urls_resolve_against_the_recorded_page() {
+        let base = "https://shop.example/app/index.html";
+        assert_eq!(
+            clean_attr("div", "style", "background: URL(img/a.png) no-repeat", base).as_deref(),
+            Some("background: URL(https://shop.example/app/img/a.png) no-repeat")
+        );
+        assert_eq!(
+            clean_attr("div", "style", "background-image: image-set('a.png' 1x)", base).as_deref(),
+            Some("background-image: image-set('https://shop.example/app/a.png' 1x)")
+        );
+        assert_eq!(clean_attr("div", "style", "color: red", base).as_deref(), Some("color: red"));
+        assert_eq!(clean_attr("div", "style", "background: url(javascript:x)", base), None);
     }
 
     #[test]
@@ -255,5 +385,30 @@ mod tests {
         assert_eq!(clean_css("a{background:url('javascript:x')}", base), "a{background:url('')}");
         assert_eq!(clean_css("a{color:red}", base), "a{color:red}");
         assert_eq!(clean_css("a{background:url(x", base), "a{background:url(x");
+    }
+
+    #[test]
+    fn css_string_urls_of_import_and_image_set_resolve_and_lose_script_schemes() {
+        let base = "https://shop.example/app/index.html";
+        assert_eq!(
+            clean_css("@import \"theme.css\" screen; @IMPORT 'javascript:x'; @import url(b.css);", base),
+            "@import \"https://shop.example/app/theme.css\" screen; @IMPORT ''; @import url(https://shop.example/app/b.css);"
+        );
+        assert_eq!(
+            clean_css(
+                "a{background:-webkit-image-set('a.png' 1x, url(/b.png) 2x type(\"image/png\"), \"data:text/html,x\" 3x)}",
+                base
+            ),
+            "a{background:-webkit-image-set('https://shop.example/app/a.png' 1x, url(https://shop.example/b.png) 2x type(\"image/png\"), \"\" 3x)}"
+        );
+        assert_eq!(
+            clean_css("a{background:image-set(\"a.png\" 1x)} b{content:\"a.png\"}", base),
+            "a{background:image-set(\"https://shop.example/app/a.png\" 1x)} b{content:\"a.png\"}",
+            "only strings in URL places are URLs"
+        );
+        assert_eq!(
+            clean_css("a{background:image-set('a.png' 1x", base),
+            "a{background:image-set('https://shop.example/app/a.png' 1x"
+        );
     }
 }

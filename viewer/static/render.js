@@ -17,6 +17,20 @@ export function createRenderer(frame, effects) {
   const sheets = new Map();
   const companions = new Map();
 
+  /**
+   * The replayed page is a picture of a page, not one to use: a click on one of its links
+   * (by the viewer's user, or dispatched by anything) must not navigate the replay frame away
+   * to the recorded target. The sandbox stops scripts, forms and popups, not a link followed
+   * in the frame itself. The listeners are the player's (its scripts run; the frame's don't).
+   */
+  const guarded = new WeakSet();
+  function guard(doc) {
+    if (!doc || guarded.has(doc)) return;
+    guarded.add(doc);
+    for (const type of ['click', 'auxclick', 'submit']) doc.addEventListener(type, (e) => e.preventDefault(), true);
+  }
+  guard(frame.contentDocument);
+
   function setAttr(el, name, value) {
     try {
       if (name.startsWith('xlink:')) el.setAttributeNS(XLINK, name, value);
@@ -60,6 +74,7 @@ export function createRenderer(frame, effects) {
         // A same-origin iframe's document: built inside the replayed iframe (about:blank).
         const inner = parent.localName === 'iframe' || parent.localName === 'frame' ? parent.contentDocument : null;
         if (inner) {
+          guard(inner);
           while (inner.firstChild) inner.removeChild(inner.firstChild);
           nodes.set(id, inner);
         }
@@ -333,6 +348,7 @@ export function createRenderer(frame, effects) {
   /** A `full` operation; its nodes are JSON arrays, or (`null`) in the binary `frame`. */
   function full(op, frameData) {
     const doc = frame.contentDocument;
+    guard(doc);
     while (doc.firstChild) doc.removeChild(doc.firstChild);
     nodes.clear();
     sheets.clear();
