@@ -232,7 +232,12 @@ enum AckPath {
 /// The writer commits each group with `synchronous=NORMAL` (the log is written, not synced)
 /// and hands the acknowledgements here; this thread syncs the write-ahead log once for every
 /// group that committed meanwhile, tells the writer, and only then acknowledges their batches.
-/// A batch is still acknowledged only once it is durable.
+/// A batch is still acknowledged only once its commit is on disk: the sync starts after the
+/// group's frames were written, and syncing a file makes all of its written bytes durable,
+/// whichever descriptor wrote them; a log synced that way recovers every transaction in it
+/// (SQLite's own `synchronous=FULL` issues the same sync at the end of each commit). What
+/// changes is that the writer, the one serial stage of ingest, no longer sleeps through the
+/// sync: it gathers the next group while the disk works (see [`writer_loop`]).
 ///
 /// A failed sync is not retried (after a failed `fsync` the kernel may have dropped the
 /// unwritten pages): every batch from then on is refused as a storage error, so nothing is
@@ -290,7 +295,8 @@ const BUSY_GROUP: usize = 8;
 /// Under heavy load, the shortest time between two group commits (and so between two syncs).
 const BUSY_COMMIT_EVERY: Duration = Duration::from_millis(2);
 
-/// Longest a batch waits for its group to commit when the sync thread is slow.
+/// Longest a group waits for the sync thread (counted from when the writer took its first
+/// batch): a disk slower than this gets overlapping commits, each sync then covering several.
 const GROUP_WAIT_MAX: Duration = Duration::from_millis(20);
 
 /// The writer thread: commits the batches waiting, in groups, and writes index chunks between
@@ -303,13 +309,15 @@ const GROUP_WAIT_MAX: Duration = Duration::from_millis(20);
 /// most every [`BUSY_COMMIT_EVERY`]: each sync costs about 100 µs of CPU on a virtual disk, and
 /// a few milliseconds more of latency are nothing to an upload that waits for its
 /// acknowledgement off the page's main thread. Under light load a batch commits as soon as the
-/// previous sync is done, as before. A full group, or one waiting [`GROUP_WAIT_MAX`], commits
-/// regardless.
+/// previous sync is done, as before. A full group (counting the batches still queued), or one
+/// waiting [`GROUP_WAIT_MAX`], commits regardless. An in-memory database has no sync and
+/// commits at once.
 fn writer_loop(conn: Arc<Mutex<Db>>, rx: channel::Receiver<PendingBatch>, groups_committed: &AtomicU64, acks: AckPath) {
-    let synced = match &acks {
+    let mut synced = match &acks {
         AckPath::Direct => channel::never(),
         AckPath::AfterSync { synced, .. } => synced.clone(),
     };
+    let paced = matches!(acks, AckPath::AfterSync { .. });
     let mut flushing = false;
     let mut group: Vec<PendingBatch> = Vec::new();
     let mut bytes = 0;
@@ -320,34 +328,43 @@ fn writer_loop(conn: Arc<Mutex<Db>>, rx: channel::Receiver<PendingBatch>, groups
     let mut last_group = 0;
     let mut disconnected = false;
     loop {
-        let full = group.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES;
-        while !full && let Ok(p) = rx.try_recv() {
+        while group.len() < GROUP_MAX_BATCHES
+            && bytes < GROUP_MAX_BYTES
+            && let Ok(p) = rx.try_recv()
+        {
             if group.is_empty() {
                 waiting_since = Instant::now();
             }
             bytes += p.body.bytes.len();
             group.push(p);
-            if group.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES {
-                break;
+        }
+        loop {
+            match synced.try_recv() {
+                Ok(n) => unsynced = unsynced.saturating_sub(n),
+                Err(channel::TryRecvError::Empty) => break,
+                Err(channel::TryRecvError::Disconnected) => {
+                    // The sync thread is gone (it never stops while the writer lives, short of
+                    // a panic): nothing will be synced, and waiting for it would spin. Each
+                    // group's acknowledgements now fail to reach it, refusing the batches.
+                    synced = channel::never();
+                    unsynced = 0;
+                    break;
+                }
             }
         }
-        while let Ok(n) = synced.try_recv() {
-            unsynced = unsynced.saturating_sub(n);
-        }
-        let full = group.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES;
-        let next_allowed = if last_group >= BUSY_GROUP { last_commit + BUSY_COMMIT_EVERY } else { last_commit };
+        // Batches still queued count too: the group commits full rather than sleep on.
+        let full = group.len() + rx.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES;
+        let next_allowed =
+            if paced && last_group >= BUSY_GROUP { last_commit + BUSY_COMMIT_EVERY } else { last_commit };
         let now = Instant::now();
         let due = !group.is_empty()
-            && (full
-                || disconnected
-                || unsynced == 0 && now >= next_allowed
-                || now.duration_since(waiting_since) >= GROUP_WAIT_MAX);
+            && (full || unsynced == 0 && now >= next_allowed || now.duration_since(waiting_since) >= GROUP_WAIT_MAX);
         if due {
             last_group = group.len();
             last_commit = now;
             let committed = commit_group(&conn, std::mem::take(&mut group), bytes, &acks);
             groups_committed.fetch_add(1, Ordering::Relaxed);
-            unsynced += usize::from(committed && matches!(acks, AckPath::AfterSync { .. }));
+            unsynced += usize::from(committed && paced);
             bytes = 0;
             flushing = flush_step(&conn, false);
             continue;
@@ -374,15 +391,26 @@ fn writer_loop(conn: Arc<Mutex<Db>>, rx: channel::Receiver<PendingBatch>, groups
                     }
                     Err(_) => disconnected = true,
                 },
-                recv(synced) -> n => unsynced = unsynced.saturating_sub(n.unwrap_or(0)),
+                recv(synced) -> n => match n {
+                    Ok(n) => unsynced = unsynced.saturating_sub(n),
+                    Err(_) => {
+                        synced = channel::never();
+                        unsynced = 0;
+                    }
+                },
                 default(timeout) => flushing = flush_step(&conn, true),
             }
         } else {
             // A group waits for the sync or for its time: batches arriving meanwhile stay in
             // the channel until then instead of waking this thread one by one.
             let until = if unsynced == 0 { next_allowed } else { waiting_since + GROUP_WAIT_MAX };
-            if let Ok(n) = synced.recv_timeout(until.saturating_duration_since(now)) {
-                unsynced = unsynced.saturating_sub(n);
+            match synced.recv_timeout(until.saturating_duration_since(now)) {
+                Ok(n) => unsynced = unsynced.saturating_sub(n),
+                Err(channel::RecvTimeoutError::Timeout) => {}
+                Err(channel::RecvTimeoutError::Disconnected) => {
+                    synced = channel::never();
+                    unsynced = 0;
+                }
             }
         }
     }
@@ -638,8 +666,10 @@ fn write_group(conn: &Mutex<Db>, group: &mut [PendingBatch], synced_later: bool)
         db.pragma_update(None, "synchronous", "NORMAL")?;
     }
     let outcomes = write_group_tx(&mut db, group);
-    if synced_later {
-        db.pragma_update(None, "synchronous", "FULL")?;
+    if synced_later && let Err(e) = db.pragma_update(None, "synchronous", "FULL") {
+        // The group is committed either way: its outcome stands (failing it would make its
+        // clients resend stored batches). The next group tries again.
+        tracing::warn!(error = %e, "restoring synchronous=FULL failed");
     }
     outcomes
 }
@@ -1536,6 +1566,69 @@ mod tests {
         // The writer hears of both groups, synced or not, so it never waits for them.
         assert_eq!(synced.try_iter().sum::<usize>(), 2);
         assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
+    }
+
+    /// A writer thread on a fresh in-memory database whose sync side the test plays: returns
+    /// the writer's queue, the groups it hands over for syncing and where to say they synced.
+    fn writer_with_test_sync() -> (channel::Sender<PendingBatch>, mpsc::Receiver<Acks>, channel::Sender<usize>) {
+        let conn = Connection::open_in_memory().expect("db");
+        for m in MIGRATIONS {
+            conn.execute_batch(m).expect("migrate");
+        }
+        let db = Arc::new(Mutex::new(Db { conn, index: PendingIndex::default() }));
+        let (writer, rx) = channel::unbounded();
+        let (to_sync, unsynced) = mpsc::channel();
+        let (tell_writer, synced) = channel::unbounded();
+        std::thread::spawn(move || {
+            writer_loop(db, rx, &AtomicU64::new(0), AckPath::AfterSync { to_sync, synced });
+        });
+        (writer, unsynced, tell_writer)
+    }
+
+    fn pending(seq: u32, outcomes: &mpsc::Sender<Result<Stored, Error>>) -> PendingBatch {
+        let outcomes = outcomes.clone();
+        PendingBatch {
+            project: 1,
+            summary: BatchSummary { session: "s".into(), page: "p".into(), seq, ..BatchSummary::default() },
+            body: BatchBody { bytes: vec![seq as u8], gzip: false },
+            reply: Box::new(move |r| {
+                let _ = outcomes.send(r);
+            }),
+        }
+    }
+
+    #[test]
+    fn a_group_commits_even_when_the_sync_never_answers() {
+        let (writer, unsynced, _tell_writer) = writer_with_test_sync();
+        let (outcomes, results) = mpsc::channel();
+        let wait = Duration::from_secs(10);
+        writer.send(pending(0, &outcomes)).expect("send");
+        let first = unsynced.recv_timeout(wait).expect("first group");
+        assert_eq!(first.len(), 1);
+        // The first group is never reported synced: the next one still commits, after at
+        // most GROUP_WAIT_MAX, and goes to the sync thread too.
+        writer.send(pending(1, &outcomes)).expect("send");
+        writer.send(pending(2, &outcomes)).expect("send");
+        let mut later = 0;
+        while later < 2 {
+            later += unsynced.recv_timeout(wait).expect("later group").len();
+        }
+        // Nothing was acknowledged: that is the sync thread's job once the log is durable.
+        assert!(results.try_recv().is_err());
+    }
+
+    #[test]
+    fn batches_are_refused_once_the_sync_thread_is_gone() {
+        let (writer, unsynced, tell_writer) = writer_with_test_sync();
+        drop(unsynced);
+        drop(tell_writer);
+        let (outcomes, results) = mpsc::channel();
+        let wait = Duration::from_secs(10);
+        for seq in 0..3 {
+            writer.send(pending(seq, &outcomes)).expect("send");
+            let outcome = results.recv_timeout(wait).expect("an answer");
+            assert!(matches!(outcome, Err(Error::Storage(ref m)) if m.contains("sync thread")), "{outcome:?}");
+        }
     }
 
     #[test]
