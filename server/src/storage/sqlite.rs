@@ -82,7 +82,8 @@ impl std::ops::DerefMut for Db {
 ///   entries may be missing from the indexes; opening the database indexes them again
 ///   ([`recover_index`]), from their bodies, so a crash loses no index entry.
 /// - Every read of the database first flushes (see [`SqliteStorage::lock`]): readers never see
-///   an acknowledged batch missing from the indexes.
+///   an acknowledged batch missing from the indexes, unless its entry failed to index on its
+///   own and is held until the next open (see [`flush_chunk`]; logged as an error).
 /// - A key is stored once: the writer refuses a batch whose key is in `keys` (pending) or in
 ///   `batch_keys`; a flush that finds the key already indexed for another row deletes its row.
 #[derive(Default)]
@@ -92,14 +93,19 @@ struct PendingIndex {
     /// Entries of the flush under way, sorted by session and id, descending (see
     /// [`flush_chunk`]).
     flushing: Vec<IndexEntry>,
-    /// Keys of `entries` and `flushing`, for duplicate checks before they reach `batch_keys`.
+    /// Entries that failed to index on their own while the rest of their chunk went in (see
+    /// [`flush_chunk`]): held out of flushes until the database is opened again, which indexes
+    /// them from the log (`indexed_through` stays below them).
+    held: Vec<IndexEntry>,
+    /// Keys of `entries`, `flushing` and `held`, for duplicate checks before they reach
+    /// `batch_keys`.
     keys: hashbrown::HashSet<BatchKey>,
     /// The highest sequence number stored (logged, indexed or pending; -1 for none) of every
     /// page that sent a batch since the map was last cleared, so a batch past it is known to
     /// be new without looking up its key. A value may be too high (a rolled-back group, a
     /// retention run), which only costs a lookup, never too low: a page gets in the map only
-    /// with its highest indexed seq, and the map is cleared only when nothing is pending, so a
-    /// page missing from it has no pending entries.
+    /// with its highest indexed seq, and the map is cleared only when nothing is pending or
+    /// held, so a page missing from it has no pending entries.
     pages: hashbrown::HashMap<PageKey, i64>,
     /// When the oldest entry was added.
     oldest: Option<Instant>,
@@ -109,6 +115,7 @@ struct PendingIndex {
 }
 
 impl PendingIndex {
+    /// Entries a flush will write (not the held ones).
     fn len(&self) -> usize {
         self.entries.len() + self.flushing.len()
     }
@@ -486,9 +493,11 @@ fn flush_all(db: &mut Db) -> Result<(), Error> {
 /// Writes up to `max` index entries in one transaction and moves `indexed_through` as far as
 /// the entries still pending allow. A flush sorts the entries waiting when it starts by session
 /// (then arrival) and writes them in that order, chunk by chunk: each chunk covers its own
-/// range of sessions in every index, so each index page is dirtied about once per flush, and a chunk holds the writer (and
-/// the acknowledgements waiting for it) for a few milliseconds only. On error nothing of the
-/// chunk is written and it stays pending.
+/// range of sessions in every index, so each index page is dirtied about once per flush, and a
+/// chunk holds the writer (and the acknowledgements waiting for it) for a few milliseconds
+/// only. A chunk that fails is tried again entry by entry; entries that fail while others go
+/// in are held (see [`PendingIndex::held`]), and when none goes in the whole chunk stays
+/// pending and the error is returned.
 fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
     let Db { conn, index } = db;
     if index.flushing.is_empty() {
@@ -505,22 +514,54 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
             .sort_unstable_by(|a, b| (b.project, &b.summary.session, b.id).cmp(&(a.project, &a.summary.session, a.id)));
     }
     let started = Instant::now();
-    let chunk = index.flushing.split_off(index.flushing.len().saturating_sub(max));
+    let mut chunk = index.flushing.split_off(index.flushing.len().saturating_sub(max));
     // Every row up to `through` is indexed once this chunk is: rows get ids in arrival order,
-    // and entries wait in `flushing` (any ids) or `entries` (ids after all of `flushing`'s).
-    let through = match index.flushing.iter().map(|e| e.id).min() {
-        Some(id) => id - 1,
-        None => index.entries.first().map_or(index.next_id - 1, |e| e.id - 1),
+    // and entries wait in `flushing` (any ids) or `entries` (ids after all of `flushing`'s),
+    // or are held (any ids).
+    let unwritten = match index.flushing.iter().map(|e| e.id).min() {
+        Some(id) => id,
+        None => index.entries.first().map_or(index.next_id, |e| e.id),
     };
-    let written = write_index_entries(conn, &chunk, through);
-    if let Err(e) = written {
-        index.flushing.extend(chunk);
-        return Err(e);
+    let through = index.held.iter().map(|e| e.id).fold(unwritten, i64::min) - 1;
+    if let Err(e) = write_index_entries(conn, &chunk, through) {
+        if chunk.len() < 2 {
+            index.flushing.extend(chunk);
+            return Err(e);
+        }
+        // One bad entry must not keep every later batch out of the indexes: each entry is
+        // tried on its own (in the chunk's order, the watermark left alone). When none goes
+        // in, the cause is not an entry (a full disk, say): all stay pending and are retried.
+        // Otherwise the failing ones are held until the database is opened again.
+        let mut failed = Vec::new();
+        let mut last_error = e;
+        let mut written = Vec::with_capacity(chunk.len());
+        for entry in chunk.into_iter().rev() {
+            match write_index_entries(conn, std::slice::from_ref(&entry), 0) {
+                Ok(()) => written.push(entry),
+                Err(e) => {
+                    last_error = e;
+                    failed.push(entry);
+                }
+            }
+        }
+        if written.is_empty() {
+            failed.reverse();
+            index.flushing.extend(failed);
+            return Err(last_error);
+        }
+        tracing::error!(
+            error = %last_error,
+            held = failed.len(),
+            ids = ?failed.iter().map(|e| e.id).collect::<Vec<_>>(),
+            "some batches could not be indexed; they stay in the log and are indexed again when the database is next opened"
+        );
+        index.held.extend(failed);
+        chunk = written;
     }
     for e in &chunk {
         index.keys.remove(&BatchKeyRef(e.project, &e.summary.session, &e.summary.page, e.summary.seq));
     }
-    if index.len() == 0 && index.pages.len() > PAGES_KNOWN_MAX {
+    if index.len() == 0 && index.held.is_empty() && index.pages.len() > PAGES_KNOWN_MAX {
         index.pages = hashbrown::HashMap::new();
     }
     tracing::debug!(
@@ -1742,6 +1783,80 @@ mod tests {
         assert_eq!(put(&db, 7), Stored::Duplicate);
         assert_eq!(put(&db, 10), Stored::New);
         assert_eq!(db.session(1, "s").expect("session").map(|s| s.batches), Some(9));
+    }
+
+    /// Stores batch `seq` of `session` (page `p`, project 1).
+    fn put_in(db: &SqliteStorage, session: &str, seq: u32) -> Stored {
+        let s = BatchSummary { session: session.into(), page: "p".into(), seq, ..BatchSummary::default() };
+        db.put_batch(1, &s, b"x").expect("put")
+    }
+
+    fn batches_of(db: &SqliteStorage, session: &str) -> Option<u64> {
+        db.session(1, session).expect("session").map(|s| s.batches)
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_indexed_does_not_hold_up_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = SqliteStorage::open(dir.path()).expect("db");
+            db.create_project("p").expect("project");
+            // Stands in for entries that fail for good: one session's keys are refused.
+            db.conn
+                .lock()
+                .expect("lock")
+                .execute_batch(
+                    "CREATE TEMP TRIGGER poison BEFORE INSERT ON batch_keys WHEN NEW.session_id = 'bad'
+                     BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+                )
+                .expect("trigger");
+            for seq in 0..3 {
+                for session in ["a", "bad", "b"] {
+                    assert_eq!(put_in(&db, session, seq), Stored::New);
+                }
+            }
+            // Reads flush first: the other sessions are indexed, the bad one is held.
+            assert_eq!(batches_of(&db, "a"), Some(3));
+            assert_eq!(batches_of(&db, "b"), Some(3));
+            assert_eq!(batches_of(&db, "bad"), None);
+            assert_eq!(put_in(&db, "bad", 1), Stored::Duplicate, "a held batch is still known");
+            assert_eq!(put_in(&db, "a", 3), Stored::New);
+            assert_eq!(batches_of(&db, "a"), Some(4), "later flushes go on");
+        }
+        // Opened again (the trigger was the connection's own): the held batches are indexed
+        // from the log, and nothing is indexed twice.
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        assert_eq!(batches_of(&db, "bad"), Some(3));
+        assert_eq!(batches_of(&db, "a"), Some(4));
+        assert_eq!(batches_of(&db, "b"), Some(3));
+        assert_eq!(db.batch_count().expect("count"), 10);
+    }
+
+    #[test]
+    fn a_database_whose_index_cannot_be_written_at_open_still_opens_and_catches_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = SqliteStorage::open(dir.path()).expect("db");
+            db.create_project("p").expect("project");
+            for seq in 0..4 {
+                put_in(&db, "s", seq);
+            }
+            // As a crash would leave it: logged, not indexed.
+            let conn = db.conn.lock().expect("lock");
+            conn.execute_batch(
+                "DELETE FROM batch_keys; DELETE FROM sessions; UPDATE index_state SET indexed_through = 0;
+                 CREATE TRIGGER refuse BEFORE INSERT ON batch_keys BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("unindex");
+        }
+        // Indexing at open fails: the database opens anyway, with the entries pending.
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        assert_eq!(put_in(&db, "s", 2), Stored::Duplicate, "a pending batch is known");
+        assert!(db.session(1, "s").is_ok(), "reads still answer");
+        db.conn.lock().expect("lock").execute_batch("DROP TRIGGER refuse").expect("drop trigger");
+        assert_eq!(put_in(&db, "s", 4), Stored::New);
+        assert_eq!(batches_of(&db, "s"), Some(5));
+        assert_eq!(db.batch_count().expect("count"), 5);
     }
 
     #[test]
