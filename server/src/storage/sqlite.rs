@@ -509,9 +509,7 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
         // By session, and within a session by id: the session index takes some fields from
         // the latest batch and some from the first, so a session's batches are applied in the
         // order they arrived. Descending: chunks are taken from the end and written reversed.
-        index
-            .flushing
-            .sort_unstable_by(|a, b| (b.project, &b.summary.session, b.id).cmp(&(a.project, &a.summary.session, a.id)));
+        index.flushing.sort_unstable_by(flush_order);
     }
     let started = Instant::now();
     let mut chunk = index.flushing.split_off(index.flushing.len().saturating_sub(max));
@@ -529,30 +527,20 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
             return Err(e);
         }
         // One bad entry must not keep every later batch out of the indexes: each entry is
-        // tried on its own (in the chunk's order, the watermark left alone). When none goes
-        // in, the cause is not an entry (a full disk, say): all stay pending and are retried.
-        // Otherwise the failing ones are held until the database is opened again.
-        let mut failed = Vec::new();
-        let mut last_error = e;
-        let mut written = Vec::with_capacity(chunk.len());
-        for entry in chunk.into_iter().rev() {
-            match write_index_entries(conn, std::slice::from_ref(&entry), 0) {
-                Ok(()) => written.push(entry),
-                Err(e) => {
-                    last_error = e;
-                    failed.push(entry);
-                }
-            }
-        }
+        // tried on its own (the watermark left alone). When none goes in, the cause is not
+        // an entry (a full disk, say): all stay pending and are retried. Otherwise the
+        // failing ones are held until the database is opened again.
+        let (written, mut failed, last_error) = write_index_entries_one_by_one(conn, chunk);
         if written.is_empty() {
-            failed.reverse();
+            // Back where they were: the end of `flushing`, in its order.
+            failed.sort_unstable_by(flush_order);
             index.flushing.extend(failed);
-            return Err(last_error);
+            return Err(last_error.unwrap_or(e));
         }
         tracing::error!(
-            error = %last_error,
+            error = %last_error.as_ref().unwrap_or(&e),
             held = failed.len(),
-            ids = ?failed.iter().map(|e| e.id).collect::<Vec<_>>(),
+            first_ids = ?failed.iter().take(10).map(|e| e.id).collect::<Vec<_>>(),
             "some batches could not be indexed; they stay in the log and are indexed again when the database is next opened"
         );
         index.held.extend(failed);
@@ -577,6 +565,60 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
 /// in one transaction.
 fn write_index_entries(conn: &mut Connection, chunk: &[IndexEntry], through: i64) -> Result<(), Error> {
     let tx = conn.transaction()?;
+    apply_index_entries(&tx, chunk)?;
+    tx.execute("UPDATE index_state SET indexed_through = MAX(indexed_through, ?1)", [through])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Tries `chunk`'s entries one by one in one transaction, each under a savepoint (the
+/// watermark is left alone). Returns the entries written and the others, with the last error;
+/// when the transaction itself fails, nothing is written and every entry is returned as failed.
+fn write_index_entries_one_by_one(
+    conn: &mut Connection,
+    chunk: Vec<IndexEntry>,
+) -> (Vec<IndexEntry>, Vec<IndexEntry>, Option<Error>) {
+    let mut written = Vec::with_capacity(chunk.len());
+    let mut failed = Vec::new();
+    let mut last_error = None;
+    // In application order (the chunk is descending).
+    let mut entries = chunk.into_iter().rev();
+    let outcome = (|| -> Result<(), Error> {
+        let mut tx = conn.transaction()?;
+        for entry in entries.by_ref() {
+            let savepoint = tx.savepoint()?;
+            match apply_index_entries(&savepoint, std::slice::from_ref(&entry)) {
+                Ok(()) => {
+                    savepoint.commit()?;
+                    written.push(entry);
+                }
+                Err(e) => {
+                    // Dropping the savepoint rolls this entry back.
+                    drop(savepoint);
+                    last_error = Some(e);
+                    failed.push(entry);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        // Rolled back whole: nothing of it is written.
+        failed.extend(entries);
+        failed.append(&mut written);
+        last_error = Some(e);
+    }
+    (written, failed, last_error)
+}
+
+/// The order of a flush's entries: by session, then id, descending (see [`flush_chunk`]).
+fn flush_order(a: &IndexEntry, b: &IndexEntry) -> std::cmp::Ordering {
+    (b.project, &b.summary.session, b.id).cmp(&(a.project, &a.summary.session, a.id))
+}
+
+/// Writes `chunk` (in reverse order: by session, then arrival) to the indexes.
+fn apply_index_entries(tx: &Connection, chunk: &[IndexEntry]) -> Result<(), Error> {
     {
         let mut key = tx.prepare_cached(INSERT_KEY)?;
         let mut indexed_as = tx.prepare_cached(
@@ -600,15 +642,13 @@ fn write_index_entries(conn: &mut Connection, chunk: &[IndexEntry], through: i64
                 continue;
             }
             if let Some(done) = run.replace(IndexRun::new(e)) {
-                index_batch(&tx, &mut upsert, &done)?;
+                index_batch(tx, &mut upsert, &done)?;
             }
         }
         if let Some(done) = run {
-            index_batch(&tx, &mut upsert, &done)?;
+            index_batch(tx, &mut upsert, &done)?;
         }
     }
-    tx.execute("UPDATE index_state SET indexed_through = MAX(indexed_through, ?1)", [through])?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -1201,7 +1241,7 @@ impl IndexRun {
 /// Adds a run of logged batches of one session to the session index, error groups and
 /// environment facts, inside the caller's transaction.
 fn index_batch(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     upsert: &mut rusqlite::CachedStatement<'_>,
     run: &IndexRun,
 ) -> Result<(), Error> {
