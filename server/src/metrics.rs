@@ -99,5 +99,10 @@ impl Metrics {
 
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.exposition())
+    let mut out = state.metrics.exposition();
+    let backlog = state.storage.index_backlog();
+    let _ = writeln!(out, "# TYPE replay_index_backlog_batches gauge");
+    let _ = writeln!(out, "replay_index_backlog_batches{{state=\"pending\"}} {}", backlog.pending);
+    let _ = writeln!(out, "replay_index_backlog_batches{{state=\"held\"}} {}", backlog.held);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

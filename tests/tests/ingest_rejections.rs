@@ -90,6 +90,12 @@ fn bad_requests_get_4xx_and_store_nothing() -> Result<()> {
         metrics.contains("replay_ingest_rejected_total{reason=\"malformed_batch\"} 4"),
         "rejections not counted:\n{metrics}"
     );
+    // The session list above flushed the index: nothing waits, nothing is held.
+    ensure!(
+        metrics.contains("replay_index_backlog_batches{state=\"pending\"} 0")
+            && metrics.contains("replay_index_backlog_batches{state=\"held\"} 0"),
+        "index backlog not reported:\n{metrics}"
+    );
     Ok(())
 }
 

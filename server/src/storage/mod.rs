@@ -345,6 +345,19 @@ pub trait Storage: Send + Sync + 'static {
     /// The user of a live login.
     fn login_user(&self, token_hash: &str, now_ms: u64) -> Result<Option<String>, Error>;
     fn delete_login(&self, token_hash: &str) -> Result<(), Error>;
+    /// Stored batches whose index entries are not written yet: those waiting for the next
+    /// bulk write, and those held after failing to index on their own (indexed again when the
+    /// storage is next opened). Zero for engines that index as they store.
+    fn index_backlog(&self) -> IndexBacklog {
+        IndexBacklog::default()
+    }
+}
+
+/// See [`Storage::index_backlog`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexBacklog {
+    pub pending: u64,
+    pub held: u64,
 }
 
 /// The object store at `url` (`s3://bucket/prefix`, `file:///dir`) with `options`

@@ -22,7 +22,7 @@ use crossbeam_channel as channel;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    BatchBody, BatchDone, BatchSummary, COMPARE_ENVIRONMENT_SQL, ErrorGroup, FactComparison, Project,
+    BatchBody, BatchDone, BatchSummary, COMPARE_ENVIRONMENT_SQL, ErrorGroup, FactComparison, IndexBacklog, Project,
     RECENT_ERROR_SESSIONS, SESSION_COLUMNS, SessionFilter, SessionRow, Storage, Stored, comparisons, new_key, now_ms,
     unpack,
 };
@@ -1240,11 +1240,7 @@ impl IndexRun {
 
 /// Adds a run of logged batches of one session to the session index, error groups and
 /// environment facts, inside the caller's transaction.
-fn index_batch(
-    tx: &Connection,
-    upsert: &mut rusqlite::CachedStatement<'_>,
-    run: &IndexRun,
-) -> Result<(), Error> {
+fn index_batch(tx: &Connection, upsert: &mut rusqlite::CachedStatement<'_>, run: &IndexRun) -> Result<(), Error> {
     let (project, s, bytes) = (run.project, &run.summary, run.bytes);
     upsert.execute(params![
         project,
@@ -1448,6 +1444,14 @@ impl Storage for SqliteStorage {
             .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn index_backlog(&self) -> IndexBacklog {
+        // Without flushing (unlike `lock`): this reports what waits.
+        self.conn.lock().map_or_else(
+            |_| IndexBacklog::default(),
+            |db| IndexBacklog { pending: db.index.len() as u64, held: db.index.held.len() as u64 },
+        )
     }
 
     fn batch_count(&self) -> Result<u64, Error> {
@@ -1859,6 +1863,7 @@ mod tests {
             assert_eq!(batches_of(&db, "a"), Some(3));
             assert_eq!(batches_of(&db, "b"), Some(3));
             assert_eq!(batches_of(&db, "bad"), None);
+            assert_eq!(db.index_backlog(), IndexBacklog { pending: 0, held: 3 }, "operators see it");
             assert_eq!(put_in(&db, "bad", 1), Stored::Duplicate, "a held batch is still known");
             assert_eq!(put_in(&db, "a", 3), Stored::New);
             assert_eq!(batches_of(&db, "a"), Some(4), "later flushes go on");
