@@ -37,6 +37,8 @@ pub struct SqliteStorage {
     keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
     /// Group commits so far (tells the checkpoint thread whether there is anything to do).
     groups_committed: Arc<AtomicU64>,
+    /// The index backlog's size, as the writer last published it.
+    backlog: Arc<IndexCounts>,
 }
 
 /// A batch waiting for the writer thread, with where to send the outcome.
@@ -93,10 +95,17 @@ struct PendingIndex {
     /// Entries of the flush under way, sorted by session and id, descending (see
     /// [`flush_chunk`]).
     flushing: Vec<IndexEntry>,
-    /// Entries that failed to index on their own while the rest of their chunk went in (see
-    /// [`flush_chunk`]): held out of flushes until the database is opened again, which indexes
-    /// them from the log (`indexed_through` stays below them).
+    /// Entries that failed to index on their own while the database took other writes (see
+    /// [`flush_chunk`]): held out of flushes, tried again every [`HELD_RETRY_AFTER`], and
+    /// indexed from the log when the database is next opened (`indexed_through` stays below
+    /// them). Their keys stay in `keys`, their pages in `pages`. Indexed late, such an entry
+    /// may set its session's latest-value fields (user, release, environment) from an older
+    /// batch than the ones already indexed.
     held: Vec<IndexEntry>,
+    /// When entries were last held.
+    held_since: Option<Instant>,
+    /// The backlog's size for [`Storage::index_backlog`], read without the lock.
+    published: Arc<IndexCounts>,
     /// Keys of `entries`, `flushing` and `held`, for duplicate checks before they reach
     /// `batch_keys`.
     keys: hashbrown::HashSet<BatchKey>,
@@ -120,6 +129,15 @@ impl PendingIndex {
         self.entries.len() + self.flushing.len()
     }
 
+    fn publish(&self) {
+        self.published.pending.store(self.len() as u64, Ordering::Relaxed);
+        self.published.held.store(self.held.len() as u64, Ordering::Relaxed);
+    }
+
+    fn held_retry_due(&self) -> bool {
+        self.held_since.is_some_and(|t| t.elapsed() >= HELD_RETRY_AFTER)
+    }
+
     /// Notes a batch whose entry became pending: its key takes part in duplicate checks, and
     /// its page's highest seq (`known` so far, from the map or `batch_keys`) covers it.
     fn remember(&mut self, project: i64, s: &BatchSummary, known: i64) {
@@ -133,6 +151,16 @@ impl PendingIndex {
         }
     }
 }
+
+/// [`PendingIndex`]'s counts, published after every change.
+#[derive(Default)]
+struct IndexCounts {
+    pending: AtomicU64,
+    held: AtomicU64,
+}
+
+/// How often held index entries are tried again.
+const HELD_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// (project, session, page, seq) of a pending batch.
 type BatchKey = (i64, String, String, u32);
@@ -150,7 +178,7 @@ impl hashbrown::Equivalent<BatchKey> for BatchKeyRef<'_> {
 }
 
 /// A [`PageKey`] looked up without copying its strings.
-#[derive(Hash)]
+#[derive(Hash, PartialEq, Eq)]
 struct PageKeyRef<'a>(i64, &'a str, &'a str);
 
 impl hashbrown::Equivalent<PageKey> for PageKeyRef<'_> {
@@ -466,6 +494,7 @@ fn flush_step(conn: &Mutex<Db>, idle: bool) -> bool {
     let Ok(mut db) = conn.lock() else { return false };
     let index = &db.index;
     let due = !index.flushing.is_empty()
+        || index.held_retry_due()
         || !index.entries.is_empty()
             && (idle
                 || index.entries.len() >= FLUSH_AT_ENTRIES
@@ -499,12 +528,23 @@ fn flush_all(db: &mut Db) -> Result<(), Error> {
 /// in are held (see [`PendingIndex::held`]), and when none goes in the whole chunk stays
 /// pending and the error is returned.
 fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
+    let result = flush_chunk_unpublished(db, max);
+    db.index.publish();
+    result
+}
+
+fn flush_chunk_unpublished(db: &mut Db, max: usize) -> Result<(), Error> {
     let Db { conn, index } = db;
     if index.flushing.is_empty() {
-        if index.entries.is_empty() {
+        let retry_held = index.held_retry_due();
+        if index.entries.is_empty() && !retry_held {
             return Ok(());
         }
         index.flushing = std::mem::take(&mut index.entries);
+        if retry_held {
+            index.flushing.append(&mut index.held);
+            index.held_since = None;
+        }
         index.oldest = None;
         // By session, and within a session by id: the session index takes some fields from
         // the latest batch and some from the first, so a session's batches are applied in the
@@ -522,35 +562,36 @@ fn flush_chunk(db: &mut Db, max: usize) -> Result<(), Error> {
     };
     let through = index.held.iter().map(|e| e.id).fold(unwritten, i64::min) - 1;
     if let Err(e) = write_index_entries(conn, &chunk, through) {
-        if chunk.len() < 2 {
-            index.flushing.extend(chunk);
-            return Err(e);
-        }
         // One bad entry must not keep every later batch out of the indexes: each entry is
-        // tried on its own (the watermark left alone). When none goes in, the cause is not
-        // an entry (a full disk, say): all stay pending and are retried. Otherwise the
-        // failing ones are held until the database is opened again.
+        // tried on its own (the watermark left alone). When none goes in and the database
+        // takes no write either, the cause is not an entry (a full disk, say): all stay
+        // pending and are retried. Otherwise the failing ones are held.
         let (written, mut failed, last_error) = write_index_entries_one_by_one(conn, chunk);
-        if written.is_empty() {
+        let last_error = last_error.unwrap_or(e);
+        if written.is_empty() && !takes_writes(conn) {
             // Back where they were: the end of `flushing`, in its order.
             failed.sort_unstable_by(flush_order);
             index.flushing.extend(failed);
-            return Err(last_error.unwrap_or(e));
+            return Err(last_error);
         }
         tracing::error!(
-            error = %last_error.as_ref().unwrap_or(&e),
+            error = %last_error,
             held = failed.len(),
             first_ids = ?failed.iter().take(10).map(|e| e.id).collect::<Vec<_>>(),
-            "some batches could not be indexed; they stay in the log and are indexed again when the database is next opened"
+            "some batches could not be indexed; they stay in the log, are tried again every minute and are indexed again when the database is next opened"
         );
         index.held.extend(failed);
+        index.held_since = Some(Instant::now());
         chunk = written;
     }
     for e in &chunk {
         index.keys.remove(&BatchKeyRef(e.project, &e.summary.session, &e.summary.page, e.summary.seq));
     }
-    if index.len() == 0 && index.held.is_empty() && index.pages.len() > PAGES_KNOWN_MAX {
-        index.pages = hashbrown::HashMap::new();
+    if index.len() == 0 && index.pages.len() > PAGES_KNOWN_MAX {
+        // Held entries' pages stay: their seqs are in no index a lookup would read.
+        let held: hashbrown::HashSet<PageKeyRef<'_>> =
+            index.held.iter().map(|e| PageKeyRef(e.project, &e.summary.session, &e.summary.page)).collect();
+        index.pages.retain(|(project, session, page), _| held.contains(&PageKeyRef(*project, session, page)));
     }
     tracing::debug!(
         entries = chunk.len(),
@@ -610,6 +651,16 @@ fn write_index_entries_one_by_one(
         last_error = Some(e);
     }
     (written, failed, last_error)
+}
+
+/// Whether the database takes a write at all (an empty update, committed).
+fn takes_writes(conn: &mut Connection) -> bool {
+    conn.transaction()
+        .and_then(|tx| {
+            tx.execute("UPDATE index_state SET indexed_through = indexed_through", [])?;
+            tx.commit()
+        })
+        .is_ok()
 }
 
 /// The order of a flush's entries: by session, then id, descending (see [`flush_chunk`]).
@@ -697,24 +748,34 @@ fn recover_index(db: &mut Db) -> Result<(), Error> {
     }
     // Left pending when this fails (the writer retries, reads flush first): the batches are
     // safe in the log either way, and a database that cannot write its index now still serves.
-    if let Err(e) = flush_all(db) {
+    let flushed = flush_all(db);
+    if let Err(e) = &flushed {
         tracing::error!(error = %e, pending = db.index.len(), "indexing the logged batches failed; retrying later");
-        // Pending entries take part in duplicate checks like the writer's own.
-        let Db { conn, index } = db;
+    }
+    // Entries still pending or held take part in duplicate checks like the writer's own.
+    let Db { conn, index } = db;
+    if index.len() > 0 || !index.held.is_empty() {
         let mut highest_indexed = conn.prepare(HIGHEST_INDEXED_SEQ)?;
         // (Copied out: `remember` needs the index mutably; this path is rare.)
-        let pending: Vec<(i64, BatchSummary)> =
-            index.entries.iter().chain(&index.flushing).map(|e| (e.project, e.summary.clone())).collect();
-        for (project, s) in &pending {
+        let waiting: Vec<(i64, BatchSummary)> = index
+            .entries
+            .iter()
+            .chain(&index.flushing)
+            .chain(&index.held)
+            .map(|e| (e.project, e.summary.clone()))
+            .collect();
+        for (project, s) in &waiting {
             let known = match index.pages.get(&PageKeyRef(*project, &s.session, &s.page)) {
                 Some(&h) => h,
                 None => highest_indexed.query_row(params![project, s.session, s.page], |r| r.get::<_, i64>(0))?,
             };
             index.remember(*project, s, known);
         }
-        return Ok(());
     }
-    tracing::info!(batches = recovered, "indexed batches logged before the last shutdown");
+    index.publish();
+    if flushed.is_ok() {
+        tracing::info!(batches = recovered, "indexed batches logged before the last shutdown");
+    }
     Ok(())
 }
 
@@ -830,6 +891,7 @@ fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>
         });
     }
     index.next_id = id;
+    index.publish();
     Ok(outcomes)
 }
 
@@ -1011,6 +1073,7 @@ impl SqliteStorage {
         }
         let mut db = Db { conn, index: PendingIndex::default() };
         recover_index(&mut db)?;
+        let backlog = Arc::clone(&db.index.published);
         let conn = Arc::new(Mutex::new(db));
         let (writer, rx) = channel::unbounded();
         let writer_conn = Arc::clone(&conn);
@@ -1032,7 +1095,7 @@ impl SqliteStorage {
             .name("replay-sqlite-writer".into())
             .spawn(move || writer_loop(writer_conn, rx, &committed, acks))
             .map_err(|e| Error::Io { path: "writer thread".into(), source: e })?;
-        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())), groups_committed })
+        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())), groups_committed, backlog })
     }
 
     fn forget_keys(&self) {
@@ -1447,11 +1510,11 @@ impl Storage for SqliteStorage {
     }
 
     fn index_backlog(&self) -> IndexBacklog {
-        // Without flushing (unlike `lock`): this reports what waits.
-        self.conn.lock().map_or_else(
-            |_| IndexBacklog::default(),
-            |db| IndexBacklog { pending: db.index.len() as u64, held: db.index.held.len() as u64 },
-        )
+        // Not through the lock: a scrape never waits behind a commit or a flush.
+        IndexBacklog {
+            pending: self.backlog.pending.load(Ordering::Relaxed),
+            held: self.backlog.held.load(Ordering::Relaxed),
+        }
     }
 
     fn batch_count(&self) -> Result<u64, Error> {
@@ -1839,21 +1902,53 @@ mod tests {
         db.session(1, session).expect("session").map(|s| s.batches)
     }
 
+    /// Makes the index refuse `session`'s row (a connection's own trigger, gone on reopening).
+    fn poison_session(db: &SqliteStorage, session: &str) {
+        db.conn
+            .lock()
+            .expect("lock")
+            .execute_batch(&format!(
+                "CREATE TEMP TRIGGER poison BEFORE INSERT ON sessions WHEN NEW.id = '{session}'
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;"
+            ))
+            .expect("trigger");
+    }
+
+    #[test]
+    fn a_lone_batch_that_cannot_be_indexed_is_held_and_tried_again() {
+        let db = SqliteStorage::in_memory().expect("db");
+        db.create_project("p").expect("project");
+        poison_session(&db, "bad");
+        assert_eq!(put_in(&db, "bad", 0), Stored::New);
+        // A flush of that one entry fails while the database takes other writes: held.
+        assert_eq!(batches_of(&db, "bad"), None);
+        assert_eq!(db.index_backlog(), IndexBacklog { pending: 0, held: 1 });
+        assert_eq!(put_in(&db, "a", 0), Stored::New);
+        assert_eq!(batches_of(&db, "a"), Some(1), "later batches are indexed");
+        // Once the cause is gone, the next retry (due after a minute) indexes it.
+        {
+            let mut conn = db.conn.lock().expect("lock");
+            conn.execute_batch("DROP TRIGGER temp.poison").expect("drop trigger");
+            conn.index.held_since = Instant::now().checked_sub(HELD_RETRY_AFTER);
+        }
+        assert_eq!(put_in(&db, "a", 1), Stored::New, "a commit, then a flush step");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.index_backlog().held > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(batches_of(&db, "bad"), Some(1));
+        assert_eq!(db.index_backlog(), IndexBacklog::default());
+    }
+
     #[test]
     fn a_batch_that_cannot_be_indexed_does_not_hold_up_the_others() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let db = SqliteStorage::open(dir.path()).expect("db");
             db.create_project("p").expect("project");
-            // Stands in for entries that fail for good: one session's keys are refused.
-            db.conn
-                .lock()
-                .expect("lock")
-                .execute_batch(
-                    "CREATE TEMP TRIGGER poison BEFORE INSERT ON batch_keys WHEN NEW.session_id = 'bad'
-                     BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
-                )
-                .expect("trigger");
+            // Stands in for entries that fail for good: one session's row is refused (after its
+            // keys went in, which must be rolled back with it).
+            poison_session(&db, "bad");
             for seq in 0..3 {
                 for session in ["a", "bad", "b"] {
                     assert_eq!(put_in(&db, session, seq), Stored::New);
@@ -1864,6 +1959,7 @@ mod tests {
             assert_eq!(batches_of(&db, "b"), Some(3));
             assert_eq!(batches_of(&db, "bad"), None);
             assert_eq!(db.index_backlog(), IndexBacklog { pending: 0, held: 3 }, "operators see it");
+            assert_eq!(db.batch_count().expect("count"), 6, "no key of the held batches stayed");
             assert_eq!(put_in(&db, "bad", 1), Stored::Duplicate, "a held batch is still known");
             assert_eq!(put_in(&db, "a", 3), Stored::New);
             assert_eq!(batches_of(&db, "a"), Some(4), "later flushes go on");
@@ -1886,19 +1982,27 @@ mod tests {
             for seq in 0..4 {
                 put_in(&db, "s", seq);
             }
-            // As a crash would leave it: logged, not indexed.
+            // As a crash would leave it: logged, not indexed. Then the index and its watermark
+            // refuse every write, as a full disk would.
             let conn = db.conn.lock().expect("lock");
             conn.execute_batch(
                 "DELETE FROM batch_keys; DELETE FROM sessions; UPDATE index_state SET indexed_through = 0;
-                 CREATE TRIGGER refuse BEFORE INSERT ON batch_keys BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+                 CREATE TRIGGER refuse BEFORE INSERT ON batch_keys BEGIN SELECT RAISE(ABORT, 'refused'); END;
+                 CREATE TRIGGER refuse_state BEFORE UPDATE ON index_state BEGIN SELECT RAISE(ABORT, 'refused'); END;",
             )
             .expect("unindex");
         }
-        // Indexing at open fails: the database opens anyway, with the entries pending.
+        // Indexing at open fails: the database opens anyway, with the entries pending (not
+        // held: nothing went in, and the database took no write either).
         let db = SqliteStorage::open(dir.path()).expect("db");
+        assert_eq!(db.index_backlog(), IndexBacklog { pending: 4, held: 0 });
         assert_eq!(put_in(&db, "s", 2), Stored::Duplicate, "a pending batch is known");
         assert!(db.session(1, "s").is_ok(), "reads still answer");
-        db.conn.lock().expect("lock").execute_batch("DROP TRIGGER refuse").expect("drop trigger");
+        db.conn
+            .lock()
+            .expect("lock")
+            .execute_batch("DROP TRIGGER refuse; DROP TRIGGER refuse_state")
+            .expect("drop triggers");
         assert_eq!(put_in(&db, "s", 4), Stored::New);
         assert_eq!(batches_of(&db, "s"), Some(5));
         assert_eq!(db.batch_count().expect("count"), 5);
