@@ -348,59 +348,42 @@ const GROUP_WAIT_MAX: Duration = Duration::from_millis(20);
 /// waiting [`GROUP_WAIT_MAX`], commits regardless. An in-memory database has no sync and
 /// commits at once.
 fn writer_loop(conn: Arc<Mutex<Db>>, rx: channel::Receiver<PendingBatch>, groups_committed: &AtomicU64, acks: AckPath) {
-    let mut synced = match &acks {
-        AckPath::Direct => channel::never(),
-        AckPath::AfterSync { synced, .. } => synced.clone(),
+    let mut unsynced = Unsynced {
+        reports: match &acks {
+            AckPath::Direct => channel::never(),
+            AckPath::AfterSync { synced, .. } => synced.clone(),
+        },
+        groups: 0,
     };
     let paced = matches!(acks, AckPath::AfterSync { .. });
     let mut flushing = false;
-    let mut group: Vec<PendingBatch> = Vec::new();
-    let mut bytes = 0;
-    let mut waiting_since = Instant::now();
-    // Groups handed to the sync thread and not yet synced.
-    let mut unsynced = 0usize;
+    let mut group = Group::default();
     let mut last_commit = Instant::now();
     let mut last_group = 0;
     let mut disconnected = false;
     loop {
-        while group.len() < GROUP_MAX_BATCHES
-            && bytes < GROUP_MAX_BYTES
+        while !group.is_full()
             && let Ok(p) = rx.try_recv()
         {
-            if group.is_empty() {
-                waiting_since = Instant::now();
-            }
-            bytes += p.body.bytes.len();
             group.push(p);
         }
-        loop {
-            match synced.try_recv() {
-                Ok(n) => unsynced = unsynced.saturating_sub(n),
-                Err(channel::TryRecvError::Empty) => break,
-                Err(channel::TryRecvError::Disconnected) => {
-                    // The sync thread is gone (it never stops while the writer lives, short of
-                    // a panic): nothing will be synced, and waiting for it would spin. Each
-                    // group's acknowledgements now fail to reach it, refusing the batches.
-                    synced = channel::never();
-                    unsynced = 0;
-                    break;
-                }
-            }
-        }
+        unsynced.drain();
         // Batches still queued count too: the group commits full rather than sleep on.
-        let full = group.len() + rx.len() >= GROUP_MAX_BATCHES || bytes >= GROUP_MAX_BYTES;
+        let full = group.batches.len() + rx.len() >= GROUP_MAX_BATCHES || group.is_full();
         let next_allowed =
             if paced && last_group >= BUSY_GROUP { last_commit + BUSY_COMMIT_EVERY } else { last_commit };
         let now = Instant::now();
-        let due = !group.is_empty()
-            && (full || unsynced == 0 && now >= next_allowed || now.duration_since(waiting_since) >= GROUP_WAIT_MAX);
+        let due = !group.batches.is_empty()
+            && (full
+                || unsynced.groups == 0 && now >= next_allowed
+                || now.duration_since(group.since) >= GROUP_WAIT_MAX);
         if due {
-            last_group = group.len();
+            let Group { batches, bytes, .. } = std::mem::take(&mut group);
+            last_group = batches.len();
             last_commit = now;
-            let committed = commit_group(&conn, std::mem::take(&mut group), bytes, &acks);
+            let committed = commit_group(&conn, batches, bytes, &acks);
             groups_committed.fetch_add(1, Ordering::Relaxed);
-            unsynced += usize::from(committed && paced);
-            bytes = 0;
+            unsynced.groups += usize::from(committed && paced);
             flushing = flush_step(&conn, false);
             continue;
         }
@@ -414,38 +397,87 @@ fn writer_loop(conn: Arc<Mutex<Db>>, rx: channel::Receiver<PendingBatch>, groups
             }
             return;
         }
-        if group.is_empty() {
+        if group.batches.is_empty() {
             // While a flush is under way, its next chunk is written as soon as no batch waits.
             let timeout = if flushing { Duration::ZERO } else { FLUSH_AFTER };
+            let reports = unsynced.reports.clone();
             channel::select! {
                 recv(rx) -> p => match p {
-                    Ok(p) => {
-                        waiting_since = Instant::now();
-                        bytes += p.body.bytes.len();
-                        group.push(p);
-                    }
+                    Ok(p) => group.push(p),
                     Err(_) => disconnected = true,
                 },
-                recv(synced) -> n => match n {
-                    Ok(n) => unsynced = unsynced.saturating_sub(n),
-                    Err(_) => {
-                        synced = channel::never();
-                        unsynced = 0;
-                    }
-                },
+                recv(reports) -> n => unsynced.heard(n.ok()),
                 default(timeout) => flushing = flush_step(&conn, true),
             }
         } else {
             // A group waits for the sync or for its time: batches arriving meanwhile stay in
             // the channel until then instead of waking this thread one by one.
-            let until = if unsynced == 0 { next_allowed } else { waiting_since + GROUP_WAIT_MAX };
-            match synced.recv_timeout(until.saturating_duration_since(now)) {
-                Ok(n) => unsynced = unsynced.saturating_sub(n),
+            let until = if unsynced.groups == 0 { next_allowed } else { group.since + GROUP_WAIT_MAX };
+            match unsynced.reports.recv_timeout(until.saturating_duration_since(now)) {
+                Ok(n) => unsynced.heard(Some(n)),
                 Err(channel::RecvTimeoutError::Timeout) => {}
-                Err(channel::RecvTimeoutError::Disconnected) => {
-                    synced = channel::never();
-                    unsynced = 0;
-                }
+                Err(channel::RecvTimeoutError::Disconnected) => unsynced.heard(None),
+            }
+        }
+    }
+}
+
+/// The batches the writer gathers for its next commit.
+struct Group {
+    batches: Vec<PendingBatch>,
+    bytes: usize,
+    /// When the writer took the first of them.
+    since: Instant,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group { batches: Vec::new(), bytes: 0, since: Instant::now() }
+    }
+}
+
+impl Group {
+    fn push(&mut self, p: PendingBatch) {
+        if self.batches.is_empty() {
+            self.since = Instant::now();
+        }
+        self.bytes += p.body.bytes.len();
+        self.batches.push(p);
+    }
+
+    fn is_full(&self) -> bool {
+        self.batches.len() >= GROUP_MAX_BATCHES || self.bytes >= GROUP_MAX_BYTES
+    }
+}
+
+/// The groups the writer handed to the sync thread and has not yet heard are durable.
+struct Unsynced {
+    /// The sync thread's reports: how many groups each sync covered.
+    reports: channel::Receiver<usize>,
+    groups: usize,
+}
+
+impl Unsynced {
+    /// Takes a report, or (`None`) the news that the sync thread is gone: it never stops while
+    /// the writer lives, short of a panic. Nothing will be synced then, and waiting for it would
+    /// spin; each group's acknowledgements now fail to reach it, refusing the batches.
+    fn heard(&mut self, report: Option<usize>) {
+        match report {
+            Some(n) => self.groups = self.groups.saturating_sub(n),
+            None => {
+                self.reports = channel::never();
+                self.groups = 0;
+            }
+        }
+    }
+
+    /// Takes every report already sent.
+    fn drain(&mut self) {
+        loop {
+            match self.reports.try_recv() {
+                Ok(n) => self.heard(Some(n)),
+                Err(channel::TryRecvError::Empty) => return,
+                Err(channel::TryRecvError::Disconnected) => return self.heard(None),
             }
         }
     }
