@@ -172,10 +172,10 @@ fn clean_attr_cow<'v>(tag: &str, name: &str, value: &'v str, page_url: &str) -> 
 /// references and the two places CSS takes a bare string as a URL: `@import "..."` and the
 /// candidates of `image-set("..." 1x, ...)` (`-webkit-image-set` too).
 pub fn clean_css(css: &str, page_url: &str) -> String {
-    let lower = css.to_ascii_lowercase();
-    if !lower.contains("url(") && !lower.contains("@import") && !lower.contains("image-set(") {
+    if !has_css_url(css) {
         return css.to_owned();
     }
+    let lower = css.to_ascii_lowercase();
     let mut out = String::with_capacity(css.len() + 64);
     // `css[..at]` is written to `out`; tokens are looked for from `at` on.
     let mut at = 0;
