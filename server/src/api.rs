@@ -7,12 +7,13 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use replay_protocol::{Timeline, codec, html};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Reader;
+use crate::reject::Reason;
 use crate::storage::{ErrorGroup, SessionFilter, SessionRow};
 use crate::{ApiError, AppState};
 
@@ -196,7 +197,7 @@ pub(crate) async fn load_batches(state: &AppState, project: i64, id: String) -> 
     }
     let total: usize = bodies.iter().map(Vec::len).sum();
     if total > state.config.max_session_bytes {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "session_too_large", "session is too large to load"));
+        return Err(ApiError::new(Reason::SessionTooLarge, "session is too large to load"));
     }
     Ok(bodies)
 }
@@ -208,7 +209,7 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             tracing::error!(error = %e, "stored batch does not decode");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_session", "a stored batch does not decode")
+            ApiError::new(Reason::CorruptSession, "a stored batch does not decode")
         })
 }
 

@@ -2,8 +2,9 @@
 //!
 //! - `target/web/` (built by `cargo xtask build-web`): the recorder loader `recorder.js`, the
 //!   recorder's module and wasm under `recorder/`, the viewer's wasm under `viewer/`;
-//! - `viewer/static/`: the viewer's pages, served under `/viewer/`;
-//! - `server/assets/`: the demo app served at `/demo`, with the default project's ingest key.
+//! - `viewer/static/`: the viewer's pages, served under `/viewer/`.
+//!
+//! The demo app is [`crate::demo`].
 //!
 //! Viewer pages carry a strict Content-Security-Policy: only our own scripts run, recorded
 //! content can load images, styles and fonts but can never run code or submit forms.
@@ -25,10 +26,6 @@ struct WebBuild;
 #[derive(RustEmbed)]
 #[folder = "../viewer/static"]
 struct ViewerPages;
-
-#[derive(RustEmbed)]
-#[folder = "assets"]
-struct DemoPages;
 
 /// The policy of every viewer page.
 pub const VIEWER_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
@@ -54,7 +51,6 @@ struct ViewerQuery {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/viewer/") }))
-        .route("/demo", get(demo))
         .route("/recorder.js", get(|| async { web_file("recorder.js") }))
         .route("/recorder/{*path}", get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) }))
         .route(
@@ -133,49 +129,5 @@ fn viewer_file(path: &str, block_external: bool) -> Response {
         let csp = if block_external { VIEWER_CSP_BLOCKING } else { VIEWER_CSP };
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     }
-    response
-}
-
-/// Recorder options the demo passes through to its script tag (`/demo?mode=buffer`,
-/// `?sample=0.5`, `?buffer_seconds=30`), so each mode can be tried without editing a page.
-#[derive(Debug, serde::Deserialize, Default)]
-pub struct DemoQuery {
-    mode: Option<String>,
-    sample: Option<f64>,
-    buffer_seconds: Option<u32>,
-}
-
-impl DemoQuery {
-    pub fn attributes(&self) -> String {
-        let mut out = String::new();
-        if self.mode.as_deref() == Some("buffer") {
-            out.push_str(" data-mode=\"buffer\"");
-        }
-        if let Some(s) = self.sample.filter(|s| (0.0..=1.0).contains(s)) {
-            out.push_str(&format!(" data-sample-rate=\"{s}\""));
-        }
-        if let Some(b) = self.buffer_seconds {
-            out.push_str(&format!(" data-buffer-seconds=\"{b}\""));
-        }
-        out
-    }
-}
-
-/// `GET /demo`: the product catalogue with the recorder embedded for the default project.
-async fn demo(State(state): State<AppState>, Query(q): Query<DemoQuery>) -> Response {
-    let Some(page) = DemoPages::get("demo.html") else {
-        return not_found();
-    };
-    let key = match state.blocking(|s| s.projects()).await {
-        Ok(projects) => projects.first().map(|p| p.ingest_key.clone()).unwrap_or_default(),
-        Err(e) => return crate::ApiError::from(e).into_response(),
-    };
-    let html = String::from_utf8_lossy(&page.data)
-        .replace("{{INGEST_KEY}}", &key)
-        .replace("{{RECORDER_OPTIONS}}", &q.attributes());
-    let mut response = (StatusCode::OK, html).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    crate::lab::allow_profiling(&mut response);
     response
 }

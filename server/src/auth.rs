@@ -9,12 +9,15 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use maud::html;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::layout::{self, Nav, html_response, url_encode};
+use crate::reject::Reason;
 use crate::storage::{Storage, now_ms, random_hex};
 use crate::{ApiError, AppState, Error};
 
@@ -132,11 +135,7 @@ impl FromRequestParts<AppState> for Reader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         reader_of(state, &parts.headers).await?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "sign in to the viewer or send Authorization: Bearer <admin token>",
-            )
+            ApiError::new(Reason::Unauthorized, "sign in to the viewer or send Authorization: Bearer <admin token>")
         })
     }
 }
@@ -155,29 +154,19 @@ pub struct LoginQuery {
     failed: Option<String>,
 }
 
-fn escape_attr(s: &str) -> String {
-    let mut out = String::new();
-    replay_protocol::html::escape(s, true, &mut out);
-    out
-}
-
 /// `GET /login`: the sign-in form.
 pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    let next = escape_attr(&safe_next(q.next.as_deref()));
-    let failed = if q.failed.is_some() { "<p class=\"error\">Wrong user name or password.</p>" } else { "" };
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in · Replay</title>\
-         <link rel=\"stylesheet\" href=\"/viewer/viewer.css\"></head><body>\
-         <header class=\"bar\"><strong>Replay</strong><span>Sign in</span></header>\
-         <main class=\"page login\"><form method=\"post\" action=\"/login\">{failed}\
-         <label>User <input id=\"username\" name=\"username\" autocomplete=\"username\" required></label>\
-         <label>Password <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <button id=\"sign-in\" type=\"submit\">Sign in</button></form></main></body></html>"
-    );
-    let mut response = Html(page).into_response();
-    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(LOGIN_CSP));
-    response
+    let next = safe_next(q.next.as_deref());
+    let content = html! {
+        form method="post" action="/login" {
+            @if q.failed.is_some() { p.error { "Wrong user name or password." } }
+            label { "User " input #username name="username" autocomplete="username" required; }
+            label { "Password " input #password name="password" type="password" autocomplete="current-password" required; }
+            input type="hidden" name="next" value=(next);
+            button #sign-in type="submit" { "Sign in" }
+        }
+    };
+    html_response(layout::page("Sign in", Nav::SignIn, "login", content), LOGIN_CSP)
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,8 +186,8 @@ pub async fn login(
     if let Some(ip) = client
         && state.limits.login.check_key(&ip).is_err()
     {
-        state.metrics.rejected("login_rate_limited");
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many sign-in attempts"));
+        state.metrics.rejected(Reason::LoginRateLimited);
+        return Err(ApiError::new(Reason::LoginRateLimited, "too many sign-in attempts"));
     }
     let next = safe_next(form.next.as_deref());
     let name = form.username.clone();
@@ -209,7 +198,7 @@ pub async fn login(
         .map_err(Error::from)?;
     if !ok {
         tracing::info!(user = %form.username, "sign-in refused");
-        let target = format!("/login?failed=1&next={}", urlencode(&next));
+        let target = format!("/login?failed=1&next={}", url_encode(&next));
         return Ok(Redirect::to(&target).into_response());
     }
     let token = random_hex(32)?;
@@ -241,18 +230,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
     Ok(response)
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The redirect to the sign-in page for a viewer page at `path_and_query`.
 pub fn to_login(path_and_query: &str) -> Response {
-    Redirect::to(&format!("/login?next={}", urlencode(path_and_query))).into_response()
+    Redirect::to(&format!("/login?next={}", url_encode(path_and_query))).into_response()
 }
 
 #[cfg(test)]

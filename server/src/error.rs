@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::reject::Reason;
+
 /// Failures inside the server (storage, I/O); never caused by a client's bad input.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,11 +57,11 @@ fn pool_detail(e: &deadpool_postgres::PoolError) -> String {
     }
 }
 
-/// An HTTP error answer: a status, a machine-readable reason and a human-readable message.
+/// An HTTP error answer: a [`Reason`] (which gives the status and the machine-readable code) and
+/// a human-readable message.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     /// Seconds for a `Retry-After` header (rate limits, unavailable storage).
     pub retry_after: Option<u64>,
@@ -77,8 +79,13 @@ struct ErrorDetail<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, reason, message: message.into(), retry_after: None }
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        ApiError { reason, message: message.into(), retry_after: None }
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.reason.status()
     }
 
     /// Adds a `Retry-After` header to the answer.
@@ -88,7 +95,7 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        ApiError::new(Reason::NotFound, format!("{what} not found"))
     }
 }
 
@@ -96,15 +103,14 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         // The real cause goes to the log; the client gets a safe message.
         tracing::error!(error = %e, "internal error");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable, retry later")
-            .retry_after(5)
+        ApiError::new(Reason::StorageUnavailable, "storage is unavailable, retry later").retry_after(5)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { reason: self.reason, message: &self.message } };
-        let mut response = (self.status, Json(body)).into_response();
+        let body = ErrorBody { error: ErrorDetail { reason: self.reason.code(), message: &self.message } };
+        let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
         }

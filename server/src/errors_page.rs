@@ -9,9 +9,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
-use maud::{DOCTYPE, html};
+use maud::html;
 
-use crate::pages::{LIST_CSP, format_time, html_response, url_encode};
+use crate::layout::{self, LIST_CSP, html_response, url_encode};
+use crate::pages::format_time;
 use crate::{ApiError, AppState, api, auth};
 
 /// Groups shown on the page.
@@ -37,36 +38,24 @@ async fn error_groups(
     }
     let project = api::project_id(&state, form.project).await?;
     let groups = state.blocking(move |s| s.error_groups(project, MAX_GROUPS)).await?;
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { "Errors · Replay" }
-                link rel="stylesheet" href="viewer.css";
-            }
-            body {
-                header.bar { strong { "Replay" } a href="./" { "Sessions" } span { "Errors" } }
-                main.page {
-                    @if groups.is_empty() {
-                        p id="status" { "No errors recorded yet." }
-                    } @else {
-                        table id="errors" {
-                            thead { tr { th { "Error" } th { "Where" } th { "Count" } th { "Sessions" } th { "First seen (UTC)" } th { "Last seen (UTC)" } th { "Latest sessions" } } }
-                            tbody {
-                                @for g in &groups {
-                                    tr data-fingerprint=(g.fingerprint) {
-                                        td.message { (g.message) }
-                                        td.url title=(g.frame) { @if g.frame.is_empty() { "—" } @else { (g.frame) } }
-                                        td.count { (g.count) }
-                                        td { (g.sessions) }
-                                        td { (format_time(g.first_ms)) }
-                                        td { (format_time(g.last_ms)) }
-                                        td.sessions {
-                                            @for id in &g.recent_sessions {
-                                                a href={ "player.html?session=" (url_encode(id)) } { (id.get(..8).unwrap_or(id)) } " "
-                                            }
-                                        }
+    let content = html! {
+            @if groups.is_empty() {
+                p id="status" { "No errors recorded yet." }
+            } @else {
+                table id="errors" {
+                    thead { tr { th { "Error" } th { "Where" } th { "Count" } th { "Sessions" } th { "First seen (UTC)" } th { "Last seen (UTC)" } th { "Latest sessions" } } }
+                    tbody {
+                        @for g in &groups {
+                            tr data-fingerprint=(g.fingerprint) {
+                                td.message { (g.message) }
+                                td.url title=(g.frame) { @if g.frame.is_empty() { "—" } @else { (g.frame) } }
+                                td.count { (g.count) }
+                                td { (g.sessions) }
+                                td { (format_time(g.first_ms)) }
+                                td { (format_time(g.last_ms)) }
+                                td.sessions {
+                                    @for id in &g.recent_sessions {
+                                        a href={ "player.html?session=" (url_encode(id)) } { (id.get(..8).unwrap_or(id)) } " "
                                     }
                                 }
                             }
@@ -74,7 +63,7 @@ async fn error_groups(
                     }
                 }
             }
-        }
     };
+    let markup = layout::page("Errors", layout::Nav::Errors, "", content);
     Ok(html_response(markup, LIST_CSP))
 }

@@ -22,6 +22,7 @@ use flate2::bufread::GzDecoder;
 use replay_protocol::{AppFact, Batch, EventData, Freeze};
 use serde::{Deserialize, Serialize};
 
+use crate::reject::Reason;
 use crate::storage::{BatchBody, BatchSummary, Stored};
 use crate::{ApiError, AppState};
 
@@ -87,7 +88,7 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Response
     let started = std::time::Instant::now();
     let result = match Query::<IngestQuery>::try_from_uri(&parts.uri) {
         Ok(Query(query)) => ingest_inner(&state, query, client, &headers, body).await,
-        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())),
+        Err(e) => Err(ApiError::new(Reason::BadQuery, e.body_text())),
     };
     state.metrics.latency(started.elapsed());
     let response = match result {
@@ -97,7 +98,7 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Response
         }
         Err(e) => {
             state.metrics.rejected(e.reason);
-            tracing::info!(reason = e.reason, status = e.status.as_u16(), message = %e.message, "batch rejected");
+            tracing::info!(reason = e.reason.code(), status = e.status().as_u16(), message = %e.message, "batch rejected");
             e.into_response()
         }
     };
@@ -115,9 +116,9 @@ async fn ingest_inner(
         .get(KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .or(query.key.as_deref())
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_key", "an ingest key is required"))?;
+        .ok_or_else(|| ApiError::new(Reason::MissingKey, "an ingest key is required"))?;
     if key.len() > 128 {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"));
+        return Err(ApiError::new(Reason::UnknownKey, "unknown ingest key"));
     }
     let project = match state.storage.cached_project(key) {
         Some(p) => p,
@@ -127,35 +128,27 @@ async fn ingest_inner(
                 .blocking(move |s| s.project_by_key(&key))
                 .await?
                 .map(Arc::new)
-                .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_key", "unknown ingest key"))?
+                .ok_or_else(|| ApiError::new(Reason::UnknownKey, "unknown ingest key"))?
         }
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !project.allows_origin(origin) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+            Reason::OriginNotAllowed,
             format!("origin {} may not send data to this project", origin.unwrap_or_default()),
         ));
     }
     if let Err((wait, which)) = state.limits.check_ingest(project.id, client) {
         let secs = wait.as_secs() + 1;
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            Reason::RateLimited,
             format!("too many batches for this {which}; retry in {secs} s"),
         )
         .retry_after(secs));
     }
 
     let max_body = state.config.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {max_body} bytes"),
-        )
-    };
+    let too_large = || ApiError::new(Reason::BodyTooLarge, format!("the body is larger than {max_body} bytes"));
     // Refuse from the announced length before reading anything.
     let announced =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -164,14 +157,10 @@ async fn ingest_inner(
     }
     let body = axum::body::to_bytes(body, max_body).await.map_err(|e| {
         let text = format!("{e} {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
-        if text.contains("length limit") {
-            too_large()
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", text)
-        }
+        if text.contains("length limit") { too_large() } else { ApiError::new(Reason::BadBody, text) }
     })?;
     if body.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the body is empty"));
+        return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
     }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -181,8 +170,7 @@ async fn ingest_inner(
         .unwrap_or_default();
     if !matches!(encoding.as_str(), "" | "identity" | "gzip") {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
+            Reason::UnsupportedEncoding,
             format!("unsupported content encoding {encoding:?}; use gzip or none"),
         ));
     }
@@ -270,11 +258,10 @@ fn gunzip_capped(body: &Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
         decoder.reset(Bytes::new().reader());
         read
     });
-    read.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_encoding", format!("invalid gzip body: {e}")))?;
+    read.map_err(|e| ApiError::new(Reason::BadEncoding, format!("invalid gzip body: {e}")))?;
     if out.len() > max {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "decompressed_too_large",
+            Reason::DecompressedTooLarge,
             format!("the decompressed body is larger than {max} bytes"),
         ));
     }
@@ -282,15 +269,7 @@ fn gunzip_capped(body: &Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
 }
 
 fn decode_error(e: replay_protocol::Error) -> ApiError {
-    use replay_protocol::Error as E;
-    let (status, reason) = match &e {
-        E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
-        E::LimitExceeded { .. } => (StatusCode::BAD_REQUEST, "limit_exceeded"),
-        E::UnsupportedVersion(_) => (StatusCode::BAD_REQUEST, "unsupported_version"),
-        E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_batch"),
-        E::Malformed(_) | E::Encode(_) | E::Tape { .. } => (StatusCode::BAD_REQUEST, "malformed_batch"),
-    };
-    ApiError::new(status, reason, e.to_string())
+    ApiError::new(Reason::of_decode_error(&e), e.to_string())
 }
 
 /// The facts of a batch that the session index keeps, from a batch decoded owned or borrowed
@@ -522,7 +501,7 @@ mod tests {
         // The trailer is checked after the data: the lie is an error, found without having
         // reserved 4 GB on its word.
         let e = gunzip_capped(&body, usize::MAX).expect_err("size mismatch");
-        assert_eq!(e.reason, "bad_encoding");
+        assert_eq!(e.reason, Reason::BadEncoding);
         let body = gzip(&[0u8; 4096]);
         let out = gunzip_capped(&body, 1 << 30).expect("valid gzip");
         assert!(out.capacity() <= body.len() * MAX_DEFLATE_RATIO + 1);
@@ -539,7 +518,7 @@ mod tests {
         let n = short.len();
         short[n - 4..].copy_from_slice(&5u32.to_le_bytes());
         let e = gunzip_capped(&Bytes::from(short), 1 << 20).expect_err("size mismatch");
-        assert_eq!(e.reason, "bad_encoding");
+        assert_eq!(e.reason, Reason::BadEncoding);
         // A header CRC (which libdeflate would skip unchecked) that is wrong: refused.
         let plain = gzip(b"hello world").to_vec();
         let mut with_crc = plain[..10].to_vec();
@@ -547,16 +526,16 @@ mod tests {
         with_crc.extend([0xde, 0xad]);
         with_crc.extend(&plain[10..]);
         let e = gunzip_capped(&Bytes::from(with_crc), 1 << 20).expect_err("bad header crc");
-        assert_eq!(e.reason, "bad_encoding");
+        assert_eq!(e.reason, Reason::BadEncoding);
     }
 
     #[test]
     fn a_zip_bomb_stops_at_the_cap() {
         let body = gzip(&vec![0u8; 1 << 20]);
         let e = gunzip_capped(&body, 64 * 1024).expect_err("over the cap");
-        assert_eq!(e.reason, "decompressed_too_large");
+        assert_eq!(e.reason, Reason::DecompressedTooLarge);
         let e = gunzip_capped(&body.slice(..body.len() / 2), 1 << 21).expect_err("truncated");
-        assert_eq!(e.reason, "bad_encoding");
+        assert_eq!(e.reason, Reason::BadEncoding);
     }
 
     #[test]

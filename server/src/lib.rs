@@ -5,27 +5,31 @@
 //!
 //! - [`ingest`]: `POST /api/v1/ingest`, the only write path for recorded data;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
-//! - [`assets`]: the recorder, the viewer and the demo app, embedded in the binary;
+//! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: who may read (admin token, viewer logins);
 //! - [`config`]: settings from a file, the environment and flags;
+//! - [`demo`]: the demo app and the diagnostics lab (pages with the recorder embedded);
 //! - [`diagnostics`]: freeze culprits and error fingerprints for the index;
 //! - [`errors_page`]: the error groups page of the viewer;
-//! - [`lab`]: pages and endpoints for trying the diagnostics (and for the end-to-end tests);
+//! - [`layout`]: the page layout, headers and URL encoder of every server-rendered page;
 //! - [`limits`]: rate limits;
 //! - [`storage`]: the [`storage::Storage`] trait and the embedded SQLite engine;
-//! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`.
+//! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`;
+//! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
 
 pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod diagnostics;
 pub mod errors_page;
 pub mod ingest;
-pub mod lab;
+pub mod layout;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
+pub mod reject;
 pub mod storage;
 
 mod error;
@@ -89,7 +93,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .merge(assets::routes())
-        .merge(lab::routes())
+        .merge(demo::routes())
         .merge(errors_page::routes())
         .merge(pages::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -1,8 +1,6 @@
 //! Ingest counters, exposed in the Prometheus text format at `/metrics`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
@@ -10,6 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::AppState;
+use crate::reject::Reason;
 
 /// Counters of ingest outcomes.
 #[derive(Debug, Default)]
@@ -17,8 +16,8 @@ pub struct Metrics {
     accepted: AtomicU64,
     duplicates: AtomicU64,
     bytes: AtomicU64,
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
-    storage_errors: AtomicU64,
+    /// Rejections by [`Reason::index`]; storage failures are also [`Reason::StorageUnavailable`].
+    rejected: [AtomicU64; Reason::ALL.len()],
     /// Ingest latency histogram: counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -46,19 +45,14 @@ impl Metrics {
         self.bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Counts a batch rejected for `reason`; storage failures are also counted on their own.
-    pub fn rejected(&self, reason: &'static str) {
-        if reason == "storage_unavailable" {
-            self.storage_errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Ok(mut map) = self.rejected.lock() {
-            *map.entry(reason).or_default() += 1;
-        }
+    /// Counts a request rejected for `reason`.
+    pub fn rejected(&self, reason: Reason) {
+        self.rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Rejections so far, by reason.
-    pub fn rejections(&self) -> BTreeMap<&'static str, u64> {
-        self.rejected.lock().map(|m| m.clone()).unwrap_or_default()
+    /// Rejections so far of one reason.
+    pub fn rejections(&self, reason: Reason) -> u64 {
+        self.rejected[reason.index()].load(Ordering::Relaxed)
     }
 
     /// The Prometheus text exposition of every counter.
@@ -78,11 +72,15 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE replay_ingest_bytes_total counter");
         let _ = writeln!(out, "replay_ingest_bytes_total {}", self.bytes.load(Ordering::Relaxed));
         let _ = writeln!(out, "# TYPE replay_ingest_rejected_total counter");
-        for (reason, n) in self.rejections() {
-            let _ = writeln!(out, "replay_ingest_rejected_total{{reason=\"{reason}\"}} {n}");
+        // Labels in alphabetical order, each once it has counted something.
+        let mut seen: Vec<(&str, u64)> =
+            Reason::ALL.iter().map(|&r| (r.metric_label(), self.rejections(r))).filter(|&(_, n)| n > 0).collect();
+        seen.sort_unstable();
+        for (label, n) in seen {
+            let _ = writeln!(out, "replay_ingest_rejected_total{{reason=\"{label}\"}} {n}");
         }
         let _ = writeln!(out, "# TYPE replay_storage_errors_total counter");
-        let _ = writeln!(out, "replay_storage_errors_total {}", self.storage_errors.load(Ordering::Relaxed));
+        let _ = writeln!(out, "replay_storage_errors_total {}", self.rejections(Reason::StorageUnavailable));
         let _ = writeln!(out, "# TYPE replay_ingest_seconds histogram");
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {

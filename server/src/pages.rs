@@ -14,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use maud::{DOCTYPE, Markup, html};
+use maud::html;
 use replay_protocol::codec;
 use serde::Deserialize;
 
+use crate::layout::{self, LIST_CSP, html_response, url_encode};
 use crate::storage::SessionRow;
 use crate::{ApiError, AppState, api, assets, auth};
 
@@ -25,9 +26,6 @@ use crate::{ApiError, AppState, api, assets, auth};
 pub const PAGE_SIZE: usize = 50;
 /// Most index rows scanned to answer one filtered page.
 const MAX_SCANNED: usize = 50_000;
-/// Policy of the session list: no script at all; the filter form submits to this page.
-pub(crate) const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-     base-uri 'none'; frame-ancestors 'self'";
 /// Policy of an exported file: its own inline scripts and modules (data: URLs in its import
 /// map) run; the replayed page still cannot (sandboxed iframe), nothing is sent anywhere.
 const EXPORT_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' data: 'wasm-unsafe-eval'; \
@@ -217,15 +215,6 @@ fn filter_sessions(
     Ok((out, false))
 }
 
-pub(crate) fn html_response(markup: Markup, csp: &'static str) -> Response {
-    let mut response = markup.into_string().into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
-}
-
 /// `GET /viewer/`: the session list, newest first, filtered and paginated.
 async fn session_list(
     State(state): State<AppState>,
@@ -266,83 +255,59 @@ async fn session_list(
         format!("?{}", encoded.join("&"))
     };
     let val = |v: &Option<String>| v.clone().unwrap_or_default();
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { "Sessions · Replay" }
-                link rel="stylesheet" href="viewer.css";
+    let content = html! {
+            form.filters method="get" action="" {
+                label { "From (UTC) " input type="datetime-local" name="from" value=(val(&form.from)); }
+                label { "To (UTC) " input type="datetime-local" name="to" value=(val(&form.to)); }
+                label { "URL contains " input type="search" name="url" value=(val(&form.url)); }
+                label { "User " input type="search" name="user" value=(val(&form.user)); }
+                label { "Release " input type="search" name="release" value=(val(&form.release)); }
+                label { "Environment " input type="search" name="environment" value=(val(&form.environment)); }
+                label { "Browser " input type="search" name="browser" value=(val(&form.browser)); }
+                label { "Min duration (s) " input type="number" min="0" name="min_duration" value=(val(&form.min_duration)); }
+                label { input type="checkbox" name="has_error" value="1" checked[filter.stored.has_error]; " Has error" }
+                label { input type="checkbox" name="has_freeze" value="1" checked[filter.stored.has_freeze]; " Has freeze" }
+                label { input type="checkbox" name="has_rage_click" value="1" checked[filter.stored.has_rage_click]; " Rage clicks" }
+                label { input type="checkbox" name="never_recovered" value="1" checked[filter.stored.never_recovered]; " Froze, never recovered" }
+                button type="submit" { "Filter" }
+                a href="./" { "Clear" }
             }
-            body {
-                header.bar { strong { "Replay" } span { "Sessions" } a href="errors" { "Errors" } }
-                main.page {
-                    form.filters method="get" action="" {
-                        label { "From (UTC) " input type="datetime-local" name="from" value=(val(&form.from)); }
-                        label { "To (UTC) " input type="datetime-local" name="to" value=(val(&form.to)); }
-                        label { "URL contains " input type="search" name="url" value=(val(&form.url)); }
-                        label { "User " input type="search" name="user" value=(val(&form.user)); }
-                        label { "Release " input type="search" name="release" value=(val(&form.release)); }
-                        label { "Environment " input type="search" name="environment" value=(val(&form.environment)); }
-                        label { "Browser " input type="search" name="browser" value=(val(&form.browser)); }
-                        label { "Min duration (s) " input type="number" min="0" name="min_duration" value=(val(&form.min_duration)); }
-                        label { input type="checkbox" name="has_error" value="1" checked[filter.stored.has_error]; " Has error" }
-                        label { input type="checkbox" name="has_freeze" value="1" checked[filter.stored.has_freeze]; " Has freeze" }
-                        label { input type="checkbox" name="has_rage_click" value="1" checked[filter.stored.has_rage_click]; " Rage clicks" }
-                        label { input type="checkbox" name="never_recovered" value="1" checked[filter.stored.never_recovered]; " Froze, never recovered" }
-                        button type="submit" { "Filter" }
-                        a href="./" { "Clear" }
-                    }
-                    @if rows.is_empty() {
-                        p id="status" { @if page == 0 { "No sessions match. Recorded sessions appear here within seconds (try the demo app at /demo)." } @else { "No more sessions." } }
-                    } @else {
-                        table id="sessions" {
-                            thead { tr { th { "Started (UTC)" } th { "Duration" } th { "Page" } th { "Pages" } th { "User" } th { "Browser" } th { "Clicks" } th { "Errors" } th { "Freezes" } th { "Longest freeze" } th { "Dropped" } } }
-                            tbody {
-                                @for s in &rows {
-                                    tr data-session=(s.id) {
-                                        td { a href={ "player.html?session=" (url_encode(&s.id)) } { (format_time(s.start_ms)) } }
-                                        td { (format_duration(s.duration_ms)) }
-                                        td.url title=(s.url) { @if s.url.is_empty() { "(unknown)" } @else { (s.url) } }
-                                        td { (s.pages) }
-                                        td { @if s.user.is_empty() { "—" } @else { (s.user) } }
-                                        td { @if s.browser.is_empty() { (browser_of(&s.user_agent)) } @else { (s.browser) } }
-                                        td.clicks { (s.clicks) @if s.rage_clicks > 0 { " " span.rage title="bursts of rapid clicks on one spot" { "(" (s.rage_clicks) " rage)" } } }
-                                        td { (s.errors) }
-                                        td { (s.freezes) }
-                                        td.freeze title=(s.freeze_culprit) {
-                                            @if s.never_recovered { strong.never-recovered { "froze, never recovered" } " " }
-                                            @if s.longest_freeze_ms > 0 { (format!("{:.1} s", s.longest_freeze_ms as f64 / 1000.0)) " " span.culprit { (s.freeze_culprit) } }
-                                            @else if !s.never_recovered { "—" }
-                                        }
-                                        td { (s.dropped) }
-                                    }
+            @if rows.is_empty() {
+                p id="status" { @if page == 0 { "No sessions match. Recorded sessions appear here within seconds (try the demo app at /demo)." } @else { "No more sessions." } }
+            } @else {
+                table id="sessions" {
+                    thead { tr { th { "Started (UTC)" } th { "Duration" } th { "Page" } th { "Pages" } th { "User" } th { "Browser" } th { "Clicks" } th { "Errors" } th { "Freezes" } th { "Longest freeze" } th { "Dropped" } } }
+                    tbody {
+                        @for s in &rows {
+                            tr data-session=(s.id) {
+                                td { a href={ "player.html?session=" (url_encode(&s.id)) } { (format_time(s.start_ms)) } }
+                                td { (format_duration(s.duration_ms)) }
+                                td.url title=(s.url) { @if s.url.is_empty() { "(unknown)" } @else { (s.url) } }
+                                td { (s.pages) }
+                                td { @if s.user.is_empty() { "—" } @else { (s.user) } }
+                                td { @if s.browser.is_empty() { (browser_of(&s.user_agent)) } @else { (s.browser) } }
+                                td.clicks { (s.clicks) @if s.rage_clicks > 0 { " " span.rage title="bursts of rapid clicks on one spot" { "(" (s.rage_clicks) " rage)" } } }
+                                td { (s.errors) }
+                                td { (s.freezes) }
+                                td.freeze title=(s.freeze_culprit) {
+                                    @if s.never_recovered { strong.never-recovered { "froze, never recovered" } " " }
+                                    @if s.longest_freeze_ms > 0 { (format!("{:.1} s", s.longest_freeze_ms as f64 / 1000.0)) " " span.culprit { (s.freeze_culprit) } }
+                                    @else if !s.never_recovered { "—" }
                                 }
+                                td { (s.dropped) }
                             }
                         }
                     }
-                    nav.pager {
-                        @if page > 0 { a id="prev" href=(link(page - 1)) { "← Newer" } }
-                        span { "Page " (page + 1) }
-                        @if more { a id="next" href=(link(page + 1)) { "Older →" } }
-                    }
                 }
             }
-        }
+            nav.pager {
+                @if page > 0 { a id="prev" href=(link(page - 1)) { "← Newer" } }
+                span { "Page " (page + 1) }
+                @if more { a id="next" href=(link(page + 1)) { "Older →" } }
+            }
     };
+    let markup = layout::page("Sessions", layout::Nav::Sessions, "", content);
     Ok(html_response(markup, LIST_CSP))
-}
-
-pub(crate) fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn data_url(mime: &str, bytes: &[u8]) -> String {

@@ -1,0 +1,110 @@
+//! What every server-rendered page shares: the document around its content (title, stylesheet,
+//! the header bar with the navigation), the response headers (type, CSP, no caching) and the one
+//! URL encoder for the links and redirects the pages write.
+//!
+//! Pages are rendered with maud, which escapes every interpolated string; recorded data never
+//! reaches a page unescaped.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+/// The policy of the pages without any script (session list, errors): the filter form submits
+/// to the page itself.
+pub const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+     base-uri 'none'; frame-ancestors 'self'";
+
+/// Which entry of the header bar is the current page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Sessions,
+    Errors,
+    /// The sign-in page: no navigation, only its name.
+    SignIn,
+}
+
+/// The whole document of a server-rendered page: `title` in the tab (" · Replay" appended), the
+/// header bar with `current` marked, and `content` inside `<main class="page {main_class}">`.
+pub fn page(title: &str, current: Nav, main_class: &str, content: Markup) -> Markup {
+    let nav = |entry: Nav, label: &str, href: &str| {
+        html! {
+            @if entry == current { span { (label) } } @else { a href=(href) { (label) } }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) " · Replay" }
+                link rel="stylesheet" href="/viewer/viewer.css";
+            }
+            body {
+                header.bar {
+                    strong { "Replay" }
+                    @if current == Nav::SignIn {
+                        span { "Sign in" }
+                    } @else {
+                        (nav(Nav::Sessions, "Sessions", "/viewer/"))
+                        (nav(Nav::Errors, "Errors", "/viewer/errors"))
+                    }
+                }
+                main class=(if main_class.is_empty() { "page".to_owned() } else { format!("page {main_class}") }) {
+                    (content)
+                }
+            }
+        }
+    }
+}
+
+/// A page as an HTTP answer, with its Content-Security-Policy and no caching.
+pub fn html_response(markup: Markup, csp: &'static str) -> Response {
+    let mut response = markup.into_string().into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Percent-encodes `s` for a URL's query value or path: every byte but the unreserved characters
+/// of RFC 3986 and `/` (legal in both, and keeps `next=/viewer/...` readable) is `%XX`.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encode_keeps_unreserved_and_slash() {
+        assert_eq!(url_encode("/viewer/player.html?session=x"), "/viewer/player.html%3Fsession%3Dx");
+        assert_eq!(url_encode("2027-01-15T08:55"), "2027-01-15T08%3A55");
+        assert_eq!(url_encode("a b&c=d#é"), "a%20b%26c%3Dd%23%C3%A9");
+        assert_eq!(url_encode("AZaz09-_.~"), "AZaz09-_.~");
+    }
+
+    #[test]
+    fn page_marks_the_current_entry_and_escapes_the_title() {
+        let p = page("<x>", Nav::Errors, "", html! { p { "hi" } }).into_string();
+        assert!(p.starts_with("<!DOCTYPE html>"), "{p}");
+        assert!(p.contains("<title>&lt;x&gt; · Replay</title>"), "{p}");
+        assert!(p.contains(r#"<a href="/viewer/">Sessions</a><span>Errors</span>"#), "{p}");
+        assert!(p.contains(r#"<main class="page"><p>hi</p></main>"#), "{p}");
+        let login = page("Sign in", Nav::SignIn, "login", html! {}).into_string();
+        assert!(login.contains(r#"<span>Sign in</span></header><main class="page login">"#), "{login}");
+        assert!(!login.contains("Sessions"), "{login}");
+    }
+}

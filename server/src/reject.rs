@@ -1,0 +1,138 @@
+//! Every reason the server refuses a request, in one table.
+//!
+//! A refusal is a [`Reason`]: its HTTP status, the machine-readable `reason` code of the JSON
+//! error body, and the label it is counted under in `replay_ingest_rejected_total` all come from
+//! the table below, so the list of what a client can be told, and what an operator can see in
+//! the metrics, is read in one place. Handlers build an [`crate::ApiError`] from a reason and a
+//! human-readable message; they never spell a code or a status themselves.
+
+use axum::http::StatusCode;
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $variant:ident => $status:ident, $code:literal, $label:literal; )+) => {
+        /// Why a request was refused. See the module docs.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Reason {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl Reason {
+            /// Every reason, in table order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant),+];
+
+            /// The HTTP status answered.
+            pub fn status(self) -> StatusCode {
+                match self { $(Reason::$variant => StatusCode::$status,)+ }
+            }
+
+            /// The `reason` of the JSON error body.
+            pub fn code(self) -> &'static str {
+                match self { $(Reason::$variant => $code,)+ }
+            }
+
+            /// The `reason` label of `replay_ingest_rejected_total`.
+            pub fn metric_label(self) -> &'static str {
+                match self { $(Reason::$variant => $label,)+ }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Ingest: who sends, from where, how fast.
+    /// The query string does not parse.
+    BadQuery => BAD_REQUEST, "bad_query", "bad_query";
+    /// No ingest key in the header or the query.
+    MissingKey => UNAUTHORIZED, "missing_key", "missing_key";
+    /// The ingest key belongs to no project.
+    UnknownKey => UNAUTHORIZED, "unknown_key", "unknown_key";
+    /// The page's origin is not on the project's allow-list.
+    OriginNotAllowed => FORBIDDEN, "origin_not_allowed", "origin_not_allowed";
+    /// Too many batches from this client or for this project.
+    RateLimited => TOO_MANY_REQUESTS, "rate_limited", "rate_limited";
+    // Ingest: the body as sent.
+    /// Larger than `max_body_bytes` (announced or read).
+    BodyTooLarge => PAYLOAD_TOO_LARGE, "body_too_large", "body_too_large";
+    /// The body could not be read.
+    BadBody => BAD_REQUEST, "bad_body", "bad_body";
+    /// Nothing was sent.
+    EmptyBody => BAD_REQUEST, "empty_body", "empty_body";
+    /// A content encoding other than gzip or none.
+    UnsupportedEncoding => UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding", "unsupported_encoding";
+    /// The gzip stream is invalid or truncated.
+    BadEncoding => BAD_REQUEST, "bad_encoding", "bad_encoding";
+    /// The body inflates past the decompressed cap (a zip bomb stops here).
+    DecompressedTooLarge => PAYLOAD_TOO_LARGE, "decompressed_too_large", "decompressed_too_large";
+    // Ingest: the batch.
+    /// The batch is larger than the decoder's limits allow.
+    BatchTooLarge => PAYLOAD_TOO_LARGE, "batch_too_large", "batch_too_large";
+    /// A collection or string of the batch is over its limit.
+    LimitExceeded => BAD_REQUEST, "limit_exceeded", "limit_exceeded";
+    /// A protocol version this server does not read.
+    UnsupportedVersion => BAD_REQUEST, "unsupported_version", "unsupported_version";
+    /// The batch decodes but breaks an invariant (ids, sequence, times).
+    InvalidBatch => BAD_REQUEST, "invalid_batch", "invalid_batch";
+    /// The bytes are not a batch.
+    MalformedBatch => BAD_REQUEST, "malformed_batch", "malformed_batch";
+    // Reads and sign-in.
+    /// No reader: neither a viewer login nor a valid token.
+    Unauthorized => UNAUTHORIZED, "unauthorized", "unauthorized";
+    /// Too many sign-in attempts from this address (answered like an ingest rate limit, counted
+    /// apart from it).
+    LoginRateLimited => TOO_MANY_REQUESTS, "rate_limited", "login_rate_limited";
+    /// The session, project or file does not exist (or is not the caller's).
+    NotFound => NOT_FOUND, "not_found", "not_found";
+    /// The session is larger than a read may load.
+    SessionTooLarge => PAYLOAD_TOO_LARGE, "session_too_large", "session_too_large";
+    /// A stored batch does not decode any more.
+    CorruptSession => INTERNAL_SERVER_ERROR, "corrupt_session", "corrupt_session";
+    // The server itself.
+    /// Storage failed; the client should retry (the cause is logged, never sent).
+    StorageUnavailable => SERVICE_UNAVAILABLE, "storage_unavailable", "storage_unavailable";
+}
+
+impl Reason {
+    /// How a batch that fails to decode is refused.
+    pub fn of_decode_error(e: &replay_protocol::Error) -> Reason {
+        use replay_protocol::Error as E;
+        match e {
+            E::TooLarge { .. } => Reason::BatchTooLarge,
+            E::LimitExceeded { .. } => Reason::LimitExceeded,
+            E::UnsupportedVersion(_) => Reason::UnsupportedVersion,
+            E::Invalid(_) => Reason::InvalidBatch,
+            E::Malformed(_) | E::Encode(_) | E::Tape { .. } => Reason::MalformedBatch,
+        }
+    }
+
+    /// The reason's position in [`Reason::ALL`] (a counter index).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?} is at its own index");
+            let code = r.code();
+            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+            assert!(r.status().is_client_error() || r.status().is_server_error(), "{r:?}");
+        }
+        let mut labels: Vec<_> = Reason::ALL.iter().map(|r| r.metric_label()).collect();
+        labels.sort_unstable();
+        let n = labels.len();
+        labels.dedup();
+        assert_eq!(labels.len(), n, "every reason is counted under its own label");
+    }
+
+    #[test]
+    fn decode_errors_map_to_batch_reasons() {
+        let e = replay_protocol::Error::UnsupportedVersion(99);
+        assert_eq!(Reason::of_decode_error(&e), Reason::UnsupportedVersion);
+        assert_eq!(Reason::of_decode_error(&e).status(), StatusCode::BAD_REQUEST);
+    }
+}
