@@ -13,6 +13,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod codemap;
+
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile of the server binary used by `run`, the tests and the benchmarks.
 const SERVER_PROFILE: &str = "server";
@@ -300,6 +302,7 @@ fn test(args: &[String]) -> Result<()> {
 }
 
 fn lint() -> Result<()> {
+    codemap::check(&root())?;
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     status(c)?;
