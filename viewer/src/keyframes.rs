@@ -10,26 +10,19 @@
 //! clones are bounded in total ([`MAX_KEYFRAME_NODES`]): when the budget is reached every other
 //! keyframe is dropped and keyframes become twice as sparse.
 
-use replay_protocol::{Dom, EventData};
+use replay_protocol::EventData;
+
+use crate::replay::ReplayState;
 
 /// Fewest units of work between two keyframes (small pages change cheaply; clone rarely).
 pub const MIN_KEYFRAME_WORK: u64 = 2_000;
 /// Most model nodes held in all keyframes together.
 pub const MAX_KEYFRAME_NODES: usize = 3_000_000;
 
-/// One saved position: the model after the first `cursor` events.
-#[derive(Debug, Clone)]
-pub struct Keyframe {
-    pub cursor: usize,
-    pub dom: Dom,
-    pub viewport: (u32, u32),
-    pub pointer: Option<(i32, i32)>,
-}
-
-/// The keyframes of one player, ordered by cursor.
+/// The keyframes of one player (saved positions, see [`ReplayState`]), ordered by cursor.
 #[derive(Debug, Default)]
 pub struct Keyframes {
-    frames: Vec<Keyframe>,
+    frames: Vec<ReplayState>,
     /// Highest cursor whose work was counted (moving again through known ground counts nothing).
     frontier: usize,
     work: u64,
@@ -62,7 +55,7 @@ impl Keyframes {
     }
 
     /// The keyframe with the highest cursor.
-    pub fn last(&self) -> Option<&Keyframe> {
+    pub fn last(&self) -> Option<&ReplayState> {
         self.frames.last()
     }
 
@@ -72,8 +65,8 @@ impl Keyframes {
     }
 
     /// The latest keyframe at or before event index `target`.
-    pub fn best_for(&self, target: usize) -> Option<&Keyframe> {
-        let i = self.frames.partition_point(|k| k.cursor <= target);
+    pub fn best_for(&self, target: usize) -> Option<&ReplayState> {
+        let i = self.frames.partition_point(|k| k.cursor() <= target);
         i.checked_sub(1).map(|i| &self.frames[i])
     }
 
@@ -89,17 +82,18 @@ impl Keyframes {
         self.work >= (model_nodes as u64 / 2).max(MIN_KEYFRAME_WORK) * spacing
     }
 
-    /// Keeps a clone of the model at `cursor`.
-    pub fn push(&mut self, cursor: usize, dom: &Dom, viewport: (u32, u32), pointer: Option<(i32, i32)>) {
+    /// Keeps a clone of `state` (at its cursor).
+    pub fn push(&mut self, state: &ReplayState) {
         self.work = 0;
-        if self.nodes + dom.len() > MAX_KEYFRAME_NODES {
+        let len = state.dom().len();
+        if self.nodes + len > MAX_KEYFRAME_NODES {
             self.thin();
-            if self.nodes + dom.len() > MAX_KEYFRAME_NODES {
+            if self.nodes + len > MAX_KEYFRAME_NODES {
                 return;
             }
         }
-        self.nodes += dom.len();
-        self.frames.push(Keyframe { cursor, dom: dom.clone(), viewport, pointer });
+        self.nodes += len;
+        self.frames.push(state.clone());
     }
 
     /// Drops every other keyframe and doubles the spacing of future ones.
@@ -109,7 +103,7 @@ impl Keyframes {
             i += 1;
             i % 2 == 0
         });
-        self.nodes = self.frames.iter().map(|k| k.dom.len()).sum();
+        self.nodes = self.frames.iter().map(|k| k.dom().len()).sum();
         self.spacing = self.spacing.max(1) * 2;
     }
 }
@@ -130,7 +124,7 @@ mod tests {
     fn moving_again_through_known_ground_takes_no_keyframes() {
         let mut k = Keyframes::default();
         assert!(k.record_work(5, 5_000, 10));
-        k.push(5, &Dom::new(), (0, 0), None);
+        k.push(&ReplayState::at(5));
         assert!(!k.record_work(3, 5_000, 10));
         assert!(!k.record_work(5, 5_000, 10));
     }
@@ -139,11 +133,11 @@ mod tests {
     fn the_best_keyframe_is_the_latest_at_or_before_the_target() {
         let mut k = Keyframes::default();
         for c in [10, 20, 30] {
-            k.push(c, &Dom::new(), (0, 0), None);
+            k.push(&ReplayState::at(c));
         }
-        assert_eq!(k.best_for(5).map(|f| f.cursor), None);
-        assert_eq!(k.best_for(20).map(|f| f.cursor), Some(20));
-        assert_eq!(k.best_for(29).map(|f| f.cursor), Some(20));
-        assert_eq!(k.best_for(1000).map(|f| f.cursor), Some(30));
+        assert_eq!(k.best_for(5).map(|f| f.cursor()), None);
+        assert_eq!(k.best_for(20).map(|f| f.cursor()), Some(20));
+        assert_eq!(k.best_for(29).map(|f| f.cursor()), Some(20));
+        assert_eq!(k.best_for(1000).map(|f| f.cursor()), Some(30));
     }
 }

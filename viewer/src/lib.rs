@@ -1,10 +1,10 @@
 //! The player's replay engine, compiled to wasm32 and driven by `viewer/static/player.js`.
 //!
-//! It holds a session's [`Timeline`] and the protocol's [`Dom`] model. Seeking applies events
-//! to the model in memory and then describes the whole document once (`["full", ...]`);
-//! playing forward describes each change as a small operation. JavaScript applies the
-//! operations to the sandboxed replay iframe through DOM APIs; recorded strings are never
-//! parsed as HTML. Every node and attribute passes [`sanitize`] on its way out.
+//! It holds a session's events and the protocol's [`Dom`](replay_protocol::Dom) model. Seeking
+//! applies events to the model in memory and then describes the whole document once
+//! (`["full", ...]`); playing forward describes each change as a small operation. JavaScript
+//! applies the operations to the sandboxed replay iframe through DOM APIs; recorded strings are
+//! never parsed as HTML. Every node and attribute passes [`sanitize`] on its way out.
 //!
 //! Batches can be loaded in pieces ([`Player::append`]) so the first frame shows before a long
 //! session has downloaded. In idle time a second model walks the loaded events and keeps
@@ -12,7 +12,7 @@
 //! seeking backwards, or forwards past an earlier seek, never replays from the start of the
 //! session; a seek itself never waits for a keyframe to be cloned. A long seek leaves out the
 //! subtrees that a later event of the same seek removes again, and never decodes them: the node
-//! lists of mutations with many additions stay encoded until applied (see
+//! lists of mutations with many additions stay encoded until applied (see `seek` and
 //! `replay_protocol::deferred`).
 //!
 //! Operations (JSON arrays, one per change):
@@ -31,489 +31,37 @@
 //! Panel entries ([`Player::entries`]) describe what happened besides the DOM (console, errors,
 //! network, performance, environment, freezes, navigation, clicks) as JSON objects, see
 //! [`entries`].
+//!
+//! Modules:
+//! - [`player`]: the [`Player`], the API `viewer/static/*.js` calls through wasm-bindgen.
+//! - [`replay`]: [`ReplayState`] (a model at one position, moved forward event by event; the
+//!   player's position, the scout's and every keyframe are one each) and the loaded events.
+//! - `seek`: moving a state to any event index (nearest keyframe, subtrees removed later left
+//!   out, deferred node lists) and the whole-document description a seek answers.
+//! - [`keyframes`]: when to keep a clone of the scout's state, and the clones kept.
+//! - `ops`: the operations written for `static/render.js` (JSON, and the binary frame).
+//! - [`entries`]: the panel entries.
+//! - [`sanitize`]: the rules every node, attribute and stylesheet passes on its way out.
+//! - [`json`]: small JSON writing helpers.
 
 pub mod entries;
 pub mod json;
 pub mod keyframes;
 mod ops;
+pub mod player;
+pub mod replay;
 pub mod sanitize;
+mod seek;
 
-use replay_protocol::codec::Limits;
-use replay_protocol::deferred::{DeferredNodes, decode_batches_deferring, decode_deferred};
-use std::rc::Rc;
-use std::sync::Arc;
-
-use replay_protocol::batch::NodeId;
-use std::collections::HashSet;
-
-use replay_protocol::dom::{DomKind, IdHash, IdMap, IdSet, SharedKinds, take_kinds};
-use replay_protocol::timeline::TimedEvent;
-use replay_protocol::{Dom, EventData, Timeline};
-use wasm_bindgen::prelude::*;
-
-use crate::keyframes::Keyframes;
-
-/// Largest session the player loads, in encoded bytes.
-const MAX_SESSION_BYTES: usize = 1024 * 1024 * 1024;
-
-/// A loaded session and the replay position.
-#[wasm_bindgen]
-pub struct Player {
-    pub(crate) timeline: Timeline,
-    /// The node kinds of each event, taken out of it on load and shared by the model and its
-    /// keyframes (see [`take_kinds`]); empty for events without nodes.
-    pub(crate) kinds: Vec<SharedKinds>,
-    /// The node lists of each event still undecoded (see [`Deferred`]); `None` for events with
-    /// none (and for events beyond the list, which tests add directly).
-    deferred: Vec<Option<Deferred>>,
-    pub(crate) dom: Dom,
-    /// Index of the next event to apply.
-    pub(crate) cursor: usize,
-    /// Nodes not rebuilt (scripts and their subtrees).
-    pub(crate) dropped: IdSet,
-    pub(crate) viewport: (u32, u32),
-    pub(crate) pointer: Option<(i32, i32)>,
-    pub(crate) keyframes: Keyframes,
-    /// The second model that takes keyframes in idle time ([`Player::build_keyframes`]).
-    scout: Option<Scout>,
-    /// The nodes of the last full description written by [`Player::seek_frame`].
-    frame: ops::Tape,
-    /// Encoded bytes loaded so far.
-    loaded_bytes: usize,
-}
-
-#[wasm_bindgen]
-impl Player {
-    /// Loads a MessagePack array of batches (the events endpoint's `application/msgpack`).
-    #[wasm_bindgen(constructor)]
-    pub fn new(bytes: Vec<u8>) -> Result<Player, JsError> {
-        let mut player = Player::empty();
-        player.append(bytes)?;
-        Ok(player)
-    }
-
-    /// A player with no events yet; batches arrive through [`Player::append`].
-    pub fn empty() -> Player {
-        Player::from_timeline(Timeline::default())
-    }
-
-    /// Appends a MessagePack array of batches that follow the ones already loaded in replay
-    /// order (the events endpoint answers ranges in that order). Returns the number of events
-    /// added. The replay position is kept.
-    pub fn append(&mut self, bytes: Vec<u8>) -> Result<usize, JsError> {
-        let budget = MAX_SESSION_BYTES.saturating_sub(self.loaded_bytes);
-        let batches = decode_batches_deferring(&bytes, &Limits::default(), budget)?;
-        self.loaded_bytes += bytes.len();
-        let before = self.timeline.events.len();
-        // The bytes (taken, not copied) stay while lists decoded from them are still deferred.
-        let bytes = Rc::new(bytes);
-        for (b, lists) in batches {
-            let first = self.timeline.events.len();
-            self.deferred.resize_with(first + b.events.len(), || None);
-            for at in lists {
-                if let Some(slot) = self.deferred.get_mut(first + at.event) {
-                    slot.get_or_insert_with(|| Deferred { bytes: Rc::clone(&bytes), lists: Vec::new() }).lists.push(at);
-                }
-            }
-            let page = match self.timeline.pages.iter().position(|p| *p == b.page) {
-                Some(i) => i,
-                None => {
-                    self.timeline.pages.push(b.page.clone());
-                    self.timeline.pages.len() - 1
-                }
-            };
-            let start = b.start;
-            for e in b.events {
-                self.kinds.push(Vec::new());
-                self.timeline.events.push(TimedEvent {
-                    time: start.saturating_add(u64::from(e.t)),
-                    page,
-                    data: e.data,
-                });
-            }
-        }
-        Ok(self.timeline.events.len() - before)
-    }
-
-    /// Time of the first event (Unix epoch ms).
-    pub fn start(&self) -> f64 {
-        self.timeline.events.first().map_or(0.0, |e| e.time as f64)
-    }
-
-    /// Time of the last event (Unix epoch ms).
-    pub fn end(&self) -> f64 {
-        self.timeline.events.iter().map(|e| e.time).max().unwrap_or(0) as f64
-    }
-
-    /// Number of events in the session.
-    pub fn event_count(&self) -> usize {
-        self.timeline.events.len()
-    }
-
-    /// Number of keyframes held (for the tests and the benchmark).
-    pub fn keyframe_count(&self) -> usize {
-        self.keyframes.len()
-    }
-
-    /// Takes keyframes in idle time: moves a second model (the scout) forward through the
-    /// loaded events by about `budget` units of work (nodes touched, see
-    /// [`keyframes::work_of`]), keeping a clone whenever the cost rule says so. Returns true
-    /// while events remain to be scouted. Seeking never waits for keyframes: a seek that finds
-    /// none applies events from the start (or from the nearest one already taken).
-    pub fn build_keyframes(&mut self, budget: u32) -> bool {
-        let total = self.timeline.events.len();
-        let mut scout = match self.scout.take() {
-            Some(s) => s,
-            None if self.keyframes.frontier() >= total => return false,
-            None => Scout::at(&self.keyframes),
-        };
-        let mut spent = 0u64;
-        while scout.cursor < total && spent < u64::from(budget.max(1)) {
-            let kinds = shared_kinds(&mut self.kinds, &mut self.deferred, &mut self.timeline.events, scout.cursor);
-            let data = &self.timeline.events[scout.cursor].data;
-            scout.apply(data, kinds);
-            let work = keyframes::work_of(data);
-            spent += work;
-            if self.keyframes.record_work(scout.cursor, work, scout.dom.len()) {
-                self.keyframes.push(scout.cursor, &scout.dom, scout.viewport, scout.pointer);
-            }
-        }
-        let more = scout.cursor < total;
-        if more {
-            self.scout = Some(scout);
-        }
-        more
-    }
-
-    /// Moves to absolute time `t` and describes the whole document there.
-    pub fn seek(&mut self, t: f64) -> String {
-        let t = to_ms(t);
-        let target = self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len());
-        self.move_to(target);
-        let mut out = String::from("[");
-        self.write_full(&mut out, None);
-        out.push(']');
-        out
-    }
-
-    /// [`Player::seek`], with the nodes of the full description in a binary frame instead of
-    /// JSON (its `nodes` are `null`): a frame of a big page is written and read several times
-    /// faster. Take the frame with [`Player::frame_ints`] and [`Player::frame_text`] before
-    /// the next call (see `ops::Tape` for the format).
-    pub fn seek_frame(&mut self, t: f64) -> String {
-        let t = to_ms(t);
-        let target = self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len());
-        self.move_to(target);
-        let mut out = String::from("[");
-        let mut tape = std::mem::take(&mut self.frame);
-        tape.clear();
-        self.write_full(&mut out, Some(&mut tape));
-        self.frame = tape;
-        out.push(']');
-        out
-    }
-
-    /// The integers of the last binary frame (taken: a second call gives an empty list).
-    pub fn frame_ints(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.frame.ints)
-    }
-
-    /// The strings of the last binary frame, one text (taken like [`Player::frame_ints`]).
-    pub fn frame_text(&mut self) -> String {
-        std::mem::take(&mut self.frame.text)
-    }
-
-    /// Plays forward to absolute time `t`, describing each change.
-    pub fn advance(&mut self, t: f64) -> String {
-        let t = to_ms(t);
-        let mut out = String::from("[");
-        let mut first = true;
-        // The events are read while the model changes: take them out for the loop.
-        let mut timeline = std::mem::take(&mut self.timeline);
-        let mut kinds = std::mem::take(&mut self.kinds);
-        while timeline.events.get(self.cursor).is_some_and(|e| e.time <= t) {
-            let event_kinds = shared_kinds(&mut kinds, &mut self.deferred, &mut timeline.events, self.cursor);
-            let e = &timeline.events[self.cursor];
-            self.step(&e.data, event_kinds);
-            if matches!(e.data, EventData::Snapshot(_)) {
-                // A new page view: everything before it is superseded.
-                out.truncate(1);
-                self.write_full(&mut out, None);
-                first = false;
-                continue;
-            }
-            let mark = out.len();
-            if !first {
-                out.push(',');
-            }
-            if self.write_op(&e.data, event_kinds, &mut out) {
-                first = false;
-            } else {
-                out.truncate(mark);
-            }
-        }
-        self.timeline = timeline;
-        self.kinds = kinds;
-        out.push(']');
-        out
-    }
-
-    /// Panel entries of the events from index `from` on, as a JSON array (see [`entries`]).
-    pub fn entries(&self, from: usize) -> String {
-        entries::write(&self.timeline.events, from)
-    }
-
-    /// Times of all events as a Float64Array-friendly list (for the activity graph).
-    pub fn event_times(&self) -> Vec<f64> {
-        self.timeline.events.iter().map(|e| e.time as f64).collect()
-    }
-}
-
-fn to_ms(t: f64) -> u64 {
-    if t.is_finite() && t > 0.0 { t as u64 } else { 0 }
-}
-
-impl Player {
-    /// A player over an already ordered timeline.
-    pub fn from_timeline(timeline: Timeline) -> Self {
-        let kinds = vec![Vec::new(); timeline.events.len()];
-        Player {
-            timeline,
-            kinds,
-            deferred: Vec::new(),
-            dom: Dom::new(),
-            cursor: 0,
-            dropped: IdSet::default(),
-            viewport: (0, 0),
-            pointer: None,
-            keyframes: Keyframes::default(),
-            scout: None,
-            frame: ops::Tape::default(),
-            loaded_bytes: 0,
-        }
-    }
-
-    /// The model at the current position (for tests and for the native side).
-    pub fn dom(&self) -> &Dom {
-        &self.dom
-    }
-
-    /// Index of the next event to apply.
-    pub fn cursor(&self) -> usize {
-        self.cursor
-    }
-
-    /// Puts the model at event index `target` (the events before it applied): from the nearest
-    /// keyframe at or before `target` when that saves work, otherwise by applying forward.
-    pub fn move_to(&mut self, target: usize) {
-        let target = target.min(self.timeline.events.len());
-        if let Some(k) = self.keyframes.best_for(target)
-            && (k.cursor > self.cursor || target < self.cursor)
-        {
-            self.dom = k.dom.clone();
-            self.cursor = k.cursor;
-            self.viewport = k.viewport;
-            self.pointer = k.pointer;
-        } else if target < self.cursor {
-            self.dom = Dom::new();
-            self.cursor = 0;
-            self.viewport = (0, 0);
-            self.pointer = None;
-        }
-        let mut timeline = std::mem::take(&mut self.timeline);
-        let mut kinds = std::mem::take(&mut self.kinds);
-        let events = timeline.events.get(self.cursor..target).unwrap_or_default();
-        let removals = Removals::of(events, self.cursor);
-        while self.cursor < target {
-            let i = self.cursor;
-            // An event with subtrees left out keeps its kinds (the nodes kept copy theirs):
-            // converting every node for sharing would cost more than it saves.
-            let event_kinds = if removals.leaves_out_in(i) && kinds.get(i).is_some_and(Vec::is_empty) {
-                // Only the subtrees kept are decoded.
-                if let Some(e) = timeline.events.get_mut(i) {
-                    materialize(self.deferred.get_mut(i), &mut e.data, |id| removals.removed_after(id, i));
-                }
-                &[][..]
-            } else {
-                shared_kinds(&mut kinds, &mut self.deferred, &mut timeline.events, i)
-            };
-            let data = &timeline.events[i].data;
-            track_pointer(data, &mut self.viewport, &mut self.pointer);
-            self.dom.apply_shared_skipping(data, event_kinds, |id| removals.removed_after(id, i));
-            self.cursor += 1;
-        }
-        self.timeline = timeline;
-        self.kinds = kinds;
-    }
-
-    /// Applies the event at the cursor (given by the caller, who holds the timeline, with its
-    /// shared node kinds). Keyframes are not taken here but in idle time
-    /// ([`Player::build_keyframes`]), so that a seek costs only its own events.
-    fn step(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
-        track_pointer(data, &mut self.viewport, &mut self.pointer);
-        self.dom.apply_shared(data, kinds);
-        self.cursor += 1;
-    }
-}
-
-/// The added subtrees of one seek that a later event of the same seek removes again, so that
-/// they are never built (see [`Dom::apply_shared_skipping`]).
-#[derive(Default)]
-struct Removals {
-    /// (event index, root id) of each addition left out.
-    dead: HashSet<(usize, NodeId), IdHash>,
-    /// Indexes of the events that have additions left out.
-    events: HashSet<usize, IdHash>,
-}
-
-impl Removals {
-    /// The additions of `events` (the first has index `first`) that can be left out: the root is
-    /// removed by a later event, and no addition that is kept is placed before it. Additions
-    /// only ever name earlier nodes as their next sibling, so one backward pass decides.
-    fn of(events: &[TimedEvent], first: usize) -> Removals {
-        let mut r = Removals::default();
-        if events.len() < 2 {
-            return r;
-        }
-        let mut last_removal: IdMap<usize> = IdMap::default();
-        for (i, e) in events.iter().enumerate() {
-            if let EventData::Mutation(m) = &e.data {
-                for &id in &m.removes {
-                    last_removal.insert(id, first + i);
-                }
-            }
-        }
-        if last_removal.is_empty() {
-            return r;
-        }
-        let mut anchors = IdSet::default();
-        for (i, e) in events.iter().enumerate().rev() {
-            let EventData::Mutation(m) = &e.data else { continue };
-            let index = first + i;
-            for add in m.adds.iter().rev() {
-                let Some(root) = add.nodes.first() else { continue };
-                let removed_later = last_removal.get(&root.id).is_some_and(|&last| last > index);
-                if removed_later && !anchors.contains(&root.id) {
-                    r.dead.insert((index, root.id));
-                    r.events.insert(index);
-                } else if add.next != 0 {
-                    anchors.insert(add.next);
-                }
-            }
-        }
-        r
-    }
-
-    /// True when event `index` has additions left out.
-    fn leaves_out_in(&self, index: usize) -> bool {
-        !self.events.is_empty() && self.events.contains(&index)
-    }
-
-    /// True when the subtree rooted at `id`, added by event `index`, is left out.
-    fn removed_after(&self, id: NodeId, index: usize) -> bool {
-        !self.dead.is_empty() && self.dead.contains(&(index, id))
-    }
-}
-
-/// The shared node kinds of event `i`, taken out of it the first time they are needed (see
-/// [`take_kinds`]): loading a session converts nothing, and a seek that leaves subtrees out
-/// never converts them.
-fn shared_kinds<'a>(
-    kinds: &'a mut [SharedKinds],
-    deferred: &mut [Option<Deferred>],
-    events: &mut [TimedEvent],
-    i: usize,
-) -> &'a [Arc<DomKind>] {
-    match (kinds.get_mut(i), events.get_mut(i)) {
-        (Some(k), Some(e)) => {
-            if k.is_empty() {
-                materialize(deferred.get_mut(i), &mut e.data, |_| false);
-                *k = take_kinds(&mut e.data);
-            }
-            k
-        }
-        _ => &[],
-    }
-}
-
-/// The node lists of one event left undecoded on load ([`replay_protocol::deferred`]): a seek
-/// decodes only the subtrees it keeps, so the rows of a list rendered and replaced again cost
-/// no more than reading past them.
-struct Deferred {
-    /// The range the event was loaded from.
-    bytes: Rc<Vec<u8>>,
-    lists: Vec<DeferredNodes>,
-}
-
-/// Decodes the node lists an event's `slot` still defers into its mutation `data`, except
-/// those of the subtrees whose root `skip` names (they stay deferred). A list that fails to
-/// decode leaves its subtree out (no nodes).
-fn materialize(slot: Option<&mut Option<Deferred>>, data: &mut EventData, skip: impl Fn(NodeId) -> bool) {
-    let Some(slot) = slot else { return };
-    let Some(Deferred { bytes, lists }) = slot else { return };
-    let EventData::Mutation(m) = data else {
-        *slot = None;
-        return;
-    };
-    let limits = Limits::default();
-    lists.retain(|at| {
-        let Some(add) = m.adds.get_mut(at.add) else { return false };
-        if add.nodes.first().is_some_and(|root| skip(root.id)) {
-            return true;
-        }
-        decode_deferred(bytes, at, &mut add.nodes, &limits);
-        false
-    });
-    if lists.is_empty() {
-        *slot = None;
-    }
-}
-
-/// Viewport size and pointer position follow the events that carry them.
-fn track_pointer(data: &EventData, viewport: &mut (u32, u32), pointer: &mut Option<(i32, i32)>) {
-    match data {
-        EventData::Meta(m) => *viewport = (m.viewport.width, m.viewport.height),
-        EventData::Viewport(v) => *viewport = (v.width, v.height),
-        EventData::MouseMove(points) => {
-            if let Some(p) = points.last() {
-                *pointer = Some((p.x, p.y));
-            }
-        }
-        EventData::Click(c) => *pointer = Some((c.x, c.y)),
-        _ => {}
-    }
-}
-
-/// The model that walks ahead of the keyframes ([`Player::build_keyframes`]).
-struct Scout {
-    dom: Dom,
-    /// Index of the next event to apply.
-    cursor: usize,
-    viewport: (u32, u32),
-    pointer: Option<(i32, i32)>,
-}
-
-impl Scout {
-    /// A scout that continues from the latest keyframe (or from the start).
-    fn at(keyframes: &Keyframes) -> Scout {
-        match keyframes.last() {
-            Some(k) => Scout { dom: k.dom.clone(), cursor: k.cursor, viewport: k.viewport, pointer: k.pointer },
-            None => Scout { dom: Dom::new(), cursor: 0, viewport: (0, 0), pointer: None },
-        }
-    }
-
-    fn apply(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
-        track_pointer(data, &mut self.viewport, &mut self.pointer);
-        self.dom.apply_shared(data, kinds);
-        self.cursor += 1;
-    }
-}
+pub use player::Player;
+pub use replay::ReplayState;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use replay_protocol::codec;
     use replay_protocol::{AddedSubtree, Attr, Batch, Event, Mutation, Namespace, Snapshot};
+    use replay_protocol::{Dom, EventData, Timeline};
     use replay_protocol::{Node, NodeKind};
 
     fn el(id: u32, parent: u32, tag: &str, attrs: &[(&str, &str)]) -> Node {
@@ -705,7 +253,7 @@ mod tests {
         p.seek(1_000_000.0);
         while p.build_keyframes(5_000) {}
         p.seek(0.0);
-        let best = p.keyframes.best_for(30).map(|k| k.cursor).unwrap_or(0);
+        let best = p.keyframes().best_for(30).map(|k| k.cursor()).unwrap_or(0);
         assert!(best > 10, "a keyframe late in the session exists: {best}");
         p.move_to(30);
         assert_eq!(p.cursor(), 30);
@@ -772,9 +320,8 @@ mod tests {
         }
         assert!(slices >= 9, "one slice per budget: {slices}");
         let before = p.keyframe_count();
-        for mut e in whole.events[11..].iter().cloned() {
-            p.kinds.push(take_kinds(&mut e.data));
-            p.timeline.events.push(e);
+        for e in whole.events[11..].iter().cloned() {
+            p.push_event(e);
         }
         while p.build_keyframes(100_000) {}
         assert!(p.keyframe_count() > before, "{before} -> {}", p.keyframe_count());
@@ -837,12 +384,12 @@ mod tests {
             [codec::encode_batch_compact(rerenders()).unwrap_or_default().as_slice()].into_iter(),
         );
         let mut loaded = Player::new(bytes).ok().unwrap_or_else(Player::empty);
-        assert!(loaded.deferred.iter().flatten().count() >= 4, "the renders' lists are deferred");
+        assert!(loaded.deferred_count() >= 4, "the renders' lists are deferred");
         let mut decoded = Player::from_timeline(Timeline::from_batches(vec![rerenders()]));
         let end = loaded.seek(2000.0);
         assert!(end.contains("r3 3100") && !end.contains("r2"), "{end}");
         assert_eq!(end, decoded.seek(2000.0));
-        assert!(loaded.deferred.iter().flatten().count() >= 3, "the renders replaced are never decoded");
+        assert!(loaded.deferred_count() >= 3, "the renders replaced are never decoded");
         assert_eq!(loaded.seek(1025.0), decoded.seek(1025.0), "a seek back decodes what it needs");
         while loaded.build_keyframes(1_000) {}
         assert_eq!(loaded.seek(1015.0), decoded.seek(1015.0));

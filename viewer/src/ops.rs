@@ -11,7 +11,16 @@ use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::{DomKind, IdSet};
 use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
-use crate::{Player, json, sanitize};
+use crate::replay::ReplayState;
+use crate::{json, sanitize};
+
+/// Writes operations for one page, remembering the nodes it left out (scripts and their
+/// subtrees) so that later changes under them are left out too.
+#[derive(Default)]
+pub(crate) struct Writer {
+    /// Nodes not rebuilt (scripts and their subtrees).
+    dropped: IdSet,
+}
 
 /// Receives the nodes of a description one by one: JSON text for operations ([`JsonNodes`]),
 /// or the binary frame of a full description ([`Tape`]).
@@ -175,29 +184,30 @@ fn write_tree<'a>(dom: &'a Dom, dropped: &mut IdSet, out: &mut impl NodeOut) -> 
     state
 }
 
-impl Player {
-    /// Writes `["full", url, title, scrollX, scrollY, nodes]` and the element state (input
-    /// values, scroll positions), viewport and pointer that go with it. With a `tape`, the
-    /// nodes go there and `nodes` is `null`.
-    pub(crate) fn write_full(&mut self, out: &mut String, tape: Option<&mut Tape>) {
+impl Writer {
+    /// Writes `["full", url, title, scrollX, scrollY, nodes]` for the document of `replay` and
+    /// the element state (input values, scroll positions), viewport and pointer that go with
+    /// it. With a `tape`, the nodes go there and `nodes` is `null`.
+    pub(crate) fn write_full(&mut self, replay: &ReplayState, out: &mut String, tape: Option<&mut Tape>) {
+        let dom = replay.dom();
         self.dropped.clear();
         out.push_str("[\"full\",");
-        json::string(out, &self.dom.url);
+        json::string(out, &dom.url);
         out.push(',');
-        json::string(out, &self.dom.title);
+        json::string(out, &dom.title);
         out.push(',');
-        json::num(out, self.dom.scroll.0);
+        json::num(out, dom.scroll.0);
         out.push(',');
-        json::num(out, self.dom.scroll.1);
+        json::num(out, dom.scroll.1);
         out.push(',');
         let state = match tape {
             Some(tape) => {
                 out.push_str("null");
-                write_tree(&self.dom, &mut self.dropped, tape)
+                write_tree(dom, &mut self.dropped, tape)
             }
             None => {
                 out.push('[');
-                let state = write_tree(&self.dom, &mut self.dropped, &mut JsonNodes::new(out));
+                let state = write_tree(dom, &mut self.dropped, &mut JsonNodes::new(out));
                 out.push(']');
                 state
             }
@@ -226,13 +236,13 @@ impl Player {
             }
             out.push(']');
         }
-        self.write_page_state(out);
+        self.write_page_state(dom, out);
         out.push_str(",[\"viewport\",");
-        json::num(out, self.viewport.0);
+        json::num(out, replay.viewport().0);
         out.push(',');
-        json::num(out, self.viewport.1);
+        json::num(out, replay.viewport().1);
         out.push(']');
-        if let Some((x, y)) = self.pointer {
+        if let Some((x, y)) = replay.pointer() {
             out.push_str(",[\"mouse\",");
             json::num(out, x);
             out.push(',');
@@ -242,12 +252,13 @@ impl Player {
     }
 }
 
-impl Player {
-    /// The state beyond the markup, after a full description: stylesheets (constructed sheets
-    /// first, then owned sheets, then adoptions), media elements, the selection.
-    fn write_page_state(&self, out: &mut String) {
-        let css = &self.dom.css;
-        let url = &self.dom.url;
+impl Writer {
+    /// The state beyond the markup of `dom`, after a full description: stylesheets
+    /// (constructed sheets first, then owned sheets, then adoptions), media elements, the
+    /// selection.
+    fn write_page_state(&self, dom: &Dom, out: &mut String) {
+        let css = &dom.css;
+        let url = &dom.url;
         let mut constructed: Vec<(&u32, &SheetState)> = css.constructed.iter().collect();
         constructed.sort_by_key(|(id, _)| **id);
         for (sheet, state) in constructed {
@@ -265,13 +276,13 @@ impl Player {
             out.push(',');
             write_css(*owner, 0, &CssOp::Adopt { sheets: sheets.clone() }, url, out);
         }
-        let mut media: Vec<&Media> = self.dom.media.values().collect();
+        let mut media: Vec<&Media> = dom.media.values().collect();
         media.sort_by_key(|m| m.id);
         for m in media {
             out.push(',');
             write_media(m, out);
         }
-        if let Some(sel) = &self.dom.selection {
+        if let Some(sel) = &dom.selection {
             out.push(',');
             write_selection(sel, out);
         }
@@ -474,10 +485,11 @@ fn write_node(
     dropped
 }
 
-impl Player {
-    /// Writes the nodes of one added subtree; `kinds` are their shared kinds (see
-    /// [`replay_protocol::dom::take_kinds`]), or empty when the event kept its own.
-    fn write_nodes(&mut self, nodes: &[Node], kinds: &[Arc<DomKind>], root_parent: u32, out: &mut String) {
+impl Writer {
+    /// Writes the nodes of one added subtree (already applied to `dom`); `kinds` are their
+    /// shared kinds (see [`replay_protocol::dom::take_kinds`]), or empty when the event kept
+    /// its own.
+    fn write_nodes(&mut self, dom: &Dom, nodes: &[Node], kinds: &[Arc<DomKind>], root_parent: u32, out: &mut String) {
         out.push('[');
         let mut json = JsonNodes::new(out);
         for (i, n) in nodes.iter().enumerate() {
@@ -486,20 +498,21 @@ impl Player {
                 self.dropped.insert(n.id);
                 continue;
             }
-            let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
+            let in_style = is_style(dom.node(parent).map(|p| &*p.kind));
             let view = match kinds.get(i) {
                 Some(k) => NodeView::from(&**k),
                 None => NodeView::from(&n.kind),
             };
-            if write_node(n.id, parent, view, &self.dom.url, in_style, &mut json) {
+            if write_node(n.id, parent, view, &dom.url, in_style, &mut json) {
                 self.dropped.insert(n.id);
             }
         }
         out.push(']');
     }
 
-    /// Writes the operation of one event; false when the event has no visible effect.
-    pub(crate) fn write_op(&mut self, data: &EventData, kinds: &[Arc<DomKind>], out: &mut String) -> bool {
+    /// Writes the operation of one event, already applied to `dom`; false when the event has
+    /// no visible effect.
+    pub(crate) fn write_op(&mut self, dom: &Dom, data: &EventData, kinds: &[Arc<DomKind>], out: &mut String) -> bool {
         // Shared kinds cover all added nodes or none (an event that kept its own).
         let shared = matches!(data, EventData::Mutation(m) if kinds.len() == m.adds.iter().map(|a| a.nodes.len()).sum::<usize>());
         let mut offset = 0;
@@ -533,18 +546,18 @@ impl Player {
                     out.push(',');
                     json::num(out, add.next);
                     out.push(',');
-                    self.write_nodes(&add.nodes, add_kinds, add.parent, out);
+                    self.write_nodes(dom, &add.nodes, add_kinds, add.parent, out);
                     out.push(']');
                 }
                 for a in &m.attrs {
-                    let tag = match self.dom.node(a.id).map(|n| &*n.kind) {
+                    let tag = match dom.node(a.id).map(|n| &*n.kind) {
                         Some(DomKind::Element { tag, .. }) => tag.to_ascii_lowercase(),
                         _ => continue,
                     };
                     let value = a
                         .value
                         .as_deref()
-                        .and_then(|v| sanitize::clean_attr(&tag, &a.name.to_ascii_lowercase(), v, &self.dom.url));
+                        .and_then(|v| sanitize::clean_attr(&tag, &a.name.to_ascii_lowercase(), v, &dom.url));
                     sep(out);
                     out.push_str("[\"attr\",");
                     json::num(out, a.id);
@@ -561,14 +574,14 @@ impl Player {
                     if self.dropped.contains(&t.id) {
                         continue;
                     }
-                    let parent = self.dom.node(t.id).map_or(0, |n| n.parent);
-                    let in_style = is_style(self.dom.node(parent).map(|p| &*p.kind));
+                    let parent = dom.node(t.id).map_or(0, |n| n.parent);
+                    let in_style = is_style(dom.node(parent).map(|p| &*p.kind));
                     sep(out);
                     out.push_str("[\"text\",");
                     json::num(out, t.id);
                     out.push(',');
                     if in_style {
-                        json::string(out, &sanitize::clean_css(&t.text, &self.dom.url));
+                        json::string(out, &sanitize::clean_css(&t.text, &dom.url));
                     } else {
                         json::string(out, &t.text);
                     }
@@ -644,7 +657,7 @@ impl Player {
                 if c.owner != 0 && self.dropped.contains(&c.owner) {
                     return false;
                 }
-                write_css(c.owner, c.sheet, &c.op, &self.dom.url, out);
+                write_css(c.owner, c.sheet, &c.op, &dom.url, out);
                 true
             }
             EventData::Media(m) => {

@@ -1,0 +1,208 @@
+//! The replay state and the loaded events it replays.
+//!
+//! [`ReplayState`] is one position in a session: the document model after the first `cursor`
+//! events, with the viewport and pointer those events left. The player's own position, the
+//! scout that walks ahead to take keyframes, and every keyframe are each one of these, moved
+//! forward by the same methods.
+//!
+//! [`Events`] holds what a session has loaded: its [`Timeline`], the node kinds of each event
+//! once taken out of it for sharing ([`take_kinds`]), and the node lists still left encoded
+//! (see [`crate::seek`]). It hands each event out ready to apply.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use replay_protocol::batch::NodeId;
+use replay_protocol::codec::Limits;
+use replay_protocol::deferred::decode_batches_deferring;
+use replay_protocol::dom::{DomKind, SharedKinds, take_kinds};
+use replay_protocol::timeline::TimedEvent;
+use replay_protocol::{Dom, EventData, Timeline};
+
+use crate::seek::{Deferred, materialize};
+
+/// The model after the first [`ReplayState::cursor`] events, with the viewport size and
+/// pointer position they left.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayState {
+    dom: Dom,
+    /// Index of the next event to apply.
+    cursor: usize,
+    viewport: (u32, u32),
+    pointer: Option<(i32, i32)>,
+}
+
+impl ReplayState {
+    /// The state before the first event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty model at `cursor` (for tests of what holds states).
+    #[cfg(test)]
+    pub(crate) fn at(cursor: usize) -> Self {
+        ReplayState { cursor, ..Self::default() }
+    }
+
+    /// The document model.
+    pub fn dom(&self) -> &Dom {
+        &self.dom
+    }
+
+    /// Index of the next event to apply.
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// The recorded viewport size (width, height).
+    pub fn viewport(&self) -> (u32, u32) {
+        self.viewport
+    }
+
+    /// The last pointer position, if any event gave one.
+    pub fn pointer(&self) -> Option<(i32, i32)> {
+        self.pointer
+    }
+
+    /// Applies the event at the cursor, with its shared node kinds (see [`Dom::apply_shared`]).
+    pub fn apply(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
+        self.track_pointer(data);
+        self.dom.apply_shared(data, kinds);
+        self.cursor += 1;
+    }
+
+    /// [`ReplayState::apply`], leaving out the added subtrees whose root `dead` names (see
+    /// [`Dom::apply_shared_skipping`]).
+    pub fn apply_skipping(&mut self, data: &EventData, kinds: &[Arc<DomKind>], dead: impl Fn(NodeId) -> bool) {
+        self.track_pointer(data);
+        self.dom.apply_shared_skipping(data, kinds, dead);
+        self.cursor += 1;
+    }
+
+    /// Viewport size and pointer position follow the events that carry them.
+    fn track_pointer(&mut self, data: &EventData) {
+        match data {
+            EventData::Meta(m) => self.viewport = (m.viewport.width, m.viewport.height),
+            EventData::Viewport(v) => self.viewport = (v.width, v.height),
+            EventData::MouseMove(points) => {
+                if let Some(p) = points.last() {
+                    self.pointer = Some((p.x, p.y));
+                }
+            }
+            EventData::Click(c) => self.pointer = Some((c.x, c.y)),
+            _ => {}
+        }
+    }
+}
+
+/// The events of a session loaded so far, in replay order.
+#[derive(Default)]
+pub(crate) struct Events {
+    timeline: Timeline,
+    /// The node kinds of each event, taken out of it the first time it is applied and shared
+    /// by the models that apply it (see [`take_kinds`]); empty until then, and for events
+    /// without nodes.
+    kinds: Vec<SharedKinds>,
+    /// The node lists of each event still undecoded (see [`Deferred`]); `None` for events with
+    /// none (and for events beyond the list, which a timeline given whole has).
+    deferred: Vec<Option<Deferred>>,
+}
+
+impl Events {
+    /// The events of an already ordered timeline.
+    pub(crate) fn from_timeline(timeline: Timeline) -> Self {
+        let kinds = vec![Vec::new(); timeline.events.len()];
+        Events { timeline, kinds, deferred: Vec::new() }
+    }
+
+    /// Appends a MessagePack array of batches (at most `budget` encoded bytes) whose events
+    /// follow the ones already loaded; returns the number of events added. Node lists of
+    /// additions are left encoded until an event is applied (see [`crate::seek`]).
+    pub(crate) fn append(&mut self, bytes: Vec<u8>, budget: usize) -> Result<usize, replay_protocol::Error> {
+        let batches = decode_batches_deferring(&bytes, &Limits::default(), budget)?;
+        let before = self.timeline.events.len();
+        // The bytes (taken, not copied) stay while lists decoded from them are still deferred.
+        let bytes = Rc::new(bytes);
+        for (b, lists) in batches {
+            let first = self.timeline.events.len();
+            self.deferred.resize_with(first + b.events.len(), || None);
+            for at in lists {
+                if let Some(slot) = self.deferred.get_mut(first + at.event) {
+                    Deferred::add(slot, &bytes, at);
+                }
+            }
+            let page = match self.timeline.pages.iter().position(|p| *p == b.page) {
+                Some(i) => i,
+                None => {
+                    self.timeline.pages.push(b.page.clone());
+                    self.timeline.pages.len() - 1
+                }
+            };
+            let start = b.start;
+            for e in b.events {
+                self.push(TimedEvent { time: start.saturating_add(u64::from(e.t)), page, data: e.data });
+            }
+        }
+        Ok(self.timeline.events.len() - before)
+    }
+
+    /// Appends one event (its kinds are taken out when it is first applied).
+    pub(crate) fn push(&mut self, event: TimedEvent) {
+        self.kinds.push(Vec::new());
+        self.timeline.events.push(event);
+    }
+
+    /// All events loaded, as they are now (node lists still deferred are empty).
+    pub(crate) fn all(&self) -> &[TimedEvent] {
+        &self.timeline.events
+    }
+
+    /// Number of events loaded.
+    pub(crate) fn len(&self) -> usize {
+        self.timeline.events.len()
+    }
+
+    /// Time of event `i` (Unix epoch ms).
+    pub(crate) fn time(&self, i: usize) -> Option<u64> {
+        self.timeline.events.get(i).map(|e| e.time)
+    }
+
+    /// Index of the first event later than `t` (the number of events at or before it).
+    pub(crate) fn index_after(&self, t: u64) -> usize {
+        self.timeline.events.iter().position(|e| e.time > t).unwrap_or(self.timeline.events.len())
+    }
+
+    /// Event `i` ready to apply, with its shared node kinds: its deferred node lists decoded
+    /// and its kinds taken out the first time (loading converts nothing, and a seek that
+    /// leaves subtrees out never converts them).
+    pub(crate) fn shared(&mut self, i: usize) -> Option<(&EventData, &[Arc<DomKind>])> {
+        let (Some(k), Some(e)) = (self.kinds.get_mut(i), self.timeline.events.get_mut(i)) else {
+            return None;
+        };
+        if k.is_empty() {
+            materialize(self.deferred.get_mut(i), &mut e.data, |_| false);
+            *k = take_kinds(&mut e.data);
+        }
+        Some((&e.data, k))
+    }
+
+    /// True when the kinds of event `i` were not taken out yet (see [`Events::shared`]).
+    pub(crate) fn kinds_untaken(&self, i: usize) -> bool {
+        self.kinds.get(i).is_some_and(Vec::is_empty)
+    }
+
+    /// Event `i` with its kinds left in it and only the deferred node lists decoded whose
+    /// subtree root `skip` does not name (those stay deferred). For a seek that leaves those
+    /// subtrees out: converting every node for sharing would cost more than it saves.
+    pub(crate) fn keeping_kinds(&mut self, i: usize, skip: impl Fn(NodeId) -> bool) -> Option<&EventData> {
+        let e = self.timeline.events.get_mut(i)?;
+        materialize(self.deferred.get_mut(i), &mut e.data, skip);
+        Some(&e.data)
+    }
+
+    /// Number of events whose node lists are still (partly) deferred.
+    #[cfg(test)]
+    pub(crate) fn deferred_count(&self) -> usize {
+        self.deferred.iter().flatten().count()
+    }
+}
