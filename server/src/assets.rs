@@ -2,7 +2,8 @@
 //!
 //! - `target/web/` (built by `cargo xtask build-web`): the recorder loader `recorder.js`, the
 //!   recorder's module and wasm under `recorder/`, the viewer's wasm under `viewer/`;
-//! - `viewer/static/`: the viewer's pages, served under `/viewer/`;
+//! - `target/web/viewer-static/` (also by build-web, from `viewer/static/`): the viewer's pages,
+//!   served under `/viewer/`;
 //! - `server/assets/`: the demo app served at `/demo`, with the default project's ingest key.
 //!
 //! Viewer pages carry a strict Content-Security-Policy: only our own scripts run, recorded
@@ -23,7 +24,8 @@ use crate::AppState;
 struct WebBuild;
 
 #[derive(RustEmbed)]
-#[folder = "../viewer/static"]
+#[folder = "../target/web/viewer-static"]
+#[allow_missing = true]
 struct ViewerPages;
 
 #[derive(RustEmbed)]
