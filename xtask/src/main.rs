@@ -125,7 +125,7 @@ fn build_web() -> Result<()> {
         }
     }
     // The loader is served at /recorder.js; the recorder's modules next to its wasm. All of it
-    // ships into customers' pages, minified (the wasm-bindgen glue too).
+    // ships into customers' pages, minified (the wasm-bindgen glue too, the viewer's as well).
     let js = root.join("recorder/js");
     for entry in std::fs::read_dir(&js).with_context(|| format!("reading {}", js.display()))? {
         let path = entry?.path();
@@ -156,9 +156,10 @@ fn build_web() -> Result<()> {
             copy_if_changed(&path, &web.join("recorder").join(name))?;
         }
     }
-    let glue = web.join("recorder").join("recorder_wasm.js");
-    let source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
-    write_if_changed(&glue, minify_js(&source, "recorder_wasm.js", true)?.as_bytes())?;
+    for glue in [web.join("recorder").join("recorder_wasm.js"), web.join("viewer").join("viewer_wasm.js")] {
+        let source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
+        write_if_changed(&glue, minify_js(&source, &glue.display().to_string(), true)?.as_bytes())?;
+    }
     viewer_static(&root, &web.join("viewer-static"))
 }
 
@@ -207,15 +208,11 @@ fn classic_script(dir: &Path, entry: &str) -> Result<String> {
     };
     let source = read(entry)?;
     let allocator = oxc_allocator::Allocator::default();
-    let parsed = oxc_parser::Parser::new(&allocator, &source, oxc_span::SourceType::mjs()).parse();
-    if parsed.panicked || parsed.diagnostics.has_errors() {
-        let errors: Vec<String> = parsed.diagnostics.errors().map(|e| e.to_string()).collect();
-        bail!("{entry} does not parse: {}", errors.join("; "));
-    }
+    let program = parse(&allocator, &source, entry, true)?;
     let mut inlined = String::new();
     let mut body = String::new();
     let mut from = 0;
-    for statement in &parsed.program.body {
+    for statement in &program.body {
         if let oxc_ast::ast::Statement::ImportDeclaration(import) = statement {
             let module = import.source.value.as_str();
             let Some(name) = module.strip_prefix("./") else { bail!("{entry}: only ./ imports can be inlined") };
@@ -234,14 +231,10 @@ fn module_body(name: &str, source: &str) -> Result<String> {
     use oxc_ast::ast::Statement;
     use oxc_span::GetSpan;
     let allocator = oxc_allocator::Allocator::default();
-    let parsed = oxc_parser::Parser::new(&allocator, source, oxc_span::SourceType::mjs()).parse();
-    if parsed.panicked || parsed.diagnostics.has_errors() {
-        let errors: Vec<String> = parsed.diagnostics.errors().map(|e| e.to_string()).collect();
-        bail!("{name} does not parse: {}", errors.join("; "));
-    }
+    let program = parse(&allocator, source, name, true)?;
     let mut out = String::new();
     let mut from = 0;
-    for statement in &parsed.program.body {
+    for statement in &program.body {
         match statement {
             Statement::ExportDeclaration(export) => {
                 let declaration = export.declaration.span();
@@ -260,13 +253,7 @@ fn module_body(name: &str, source: &str) -> Result<String> {
 /// are shortened, constant expressions folded. Exported names stay as they are.
 fn minify_js(source: &str, name: &str, module: bool) -> Result<String> {
     let allocator = oxc_allocator::Allocator::default();
-    let source_type = if module { oxc_span::SourceType::mjs() } else { oxc_span::SourceType::script() };
-    let parsed = oxc_parser::Parser::new(&allocator, source, source_type).parse();
-    if parsed.panicked || parsed.diagnostics.has_errors() {
-        let errors: Vec<String> = parsed.diagnostics.errors().map(|e| e.to_string()).collect();
-        bail!("{name} does not parse: {}", errors.join("; "));
-    }
-    let mut program = parsed.program;
+    let mut program = parse(&allocator, source, name, module)?;
     let minified =
         oxc_minifier::Minifier::new(oxc_minifier::MinifierOptions::default()).minify(&allocator, &mut program);
     let code = oxc_codegen::Codegen::new()
@@ -276,6 +263,22 @@ fn minify_js(source: &str, name: &str, module: bool) -> Result<String> {
         .build(&program)
         .code;
     Ok(code)
+}
+
+/// Parses JavaScript, a module or a classic script; any syntax error fails.
+fn parse<'a>(
+    allocator: &'a oxc_allocator::Allocator,
+    source: &'a str,
+    name: &str,
+    module: bool,
+) -> Result<oxc_ast::ast::Program<'a>> {
+    let source_type = if module { oxc_span::SourceType::mjs() } else { oxc_span::SourceType::script() };
+    let parsed = oxc_parser::Parser::new(allocator, source, source_type).parse();
+    if parsed.panicked || parsed.diagnostics.has_errors() {
+        let errors: Vec<String> = parsed.diagnostics.errors().map(|e| e.to_string()).collect();
+        bail!("{name} does not parse: {}", errors.join("; "));
+    }
+    Ok(parsed.program)
 }
 
 fn write_if_changed(to: &Path, data: &[u8]) -> Result<()> {
