@@ -4,6 +4,7 @@ fn main() {
     println!("cargo:rerun-if-changed=../target/web");
     println!("cargo:rerun-if-changed=../target/web/recorder");
     println!("cargo:rerun-if-changed=../target/web/viewer");
+    println!("cargo:rerun-if-changed=../target/web/viewer-static");
     println!("cargo:rerun-if-changed=../viewer/static");
     println!("cargo:rerun-if-changed=assets");
 }

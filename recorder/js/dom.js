@@ -293,7 +293,8 @@ export function takeSnapshot(t, recordInput, recordMedia) {
   afterTape();
   const controls = document.querySelectorAll('input, textarea, select');
   for (let i = 0; i < controls.length; i++) {
-    const el = controls[i];
+    // Read as an input: a textarea or select has no `checked`, a select no `defaultValue`.
+    const el = /** @type {HTMLInputElement} */ (controls[i]);
     const type = (el.type || '').toLowerCase();
     if (type === 'checkbox' || type === 'radio') {
       if (el.checked !== el.defaultChecked) recordInput(el);
@@ -303,7 +304,7 @@ export function takeSnapshot(t, recordInput, recordMedia) {
       recordInput(el);
     }
   }
-  const media = document.querySelectorAll('video, audio');
+  const media = /** @type {NodeListOf<HTMLMediaElement>} */ (document.querySelectorAll('video, audio'));
   for (let i = 0; i < media.length; i++) {
     const el = media[i];
     if (!el.paused || el.currentTime > 0 || el.muted || el.volume !== 1 || el.playbackRate !== 1) recordMedia(el);

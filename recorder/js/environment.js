@@ -4,6 +4,7 @@
 import { S, now } from './state.js';
 
 function fromUserAgent(ua) {
+  /** @type {[string, RegExp][]} */
   const browsers = [
     ['Edge', /Edg(?:e|A|iOS)?\/([\d.]+)/], ['Opera', /OPR\/([\d.]+)/], ['Samsung Internet', /SamsungBrowser\/([\d.]+)/],
     ['Firefox', /(?:Firefox|FxiOS)\/([\d.]+)/], ['Headless Chrome', /HeadlessChrome\/([\d.]+)/],
@@ -15,6 +16,7 @@ function fromUserAgent(ua) {
     const m = re.exec(ua);
     if (m) { browser = name; version = m[1]; break; }
   }
+  /** @type {[string, RegExp][]} */
   const systems = [
     ['Windows', /Windows NT ([\d.]+)/], ['Android', /Android ([\d.]+)/], ['iOS', /(?:iPhone|iPad|iPod).* OS ([\d_]+)/],
     ['macOS', /Mac OS X ([\d_.]+)/], ['ChromeOS', /CrOS/], ['Linux', /Linux/],

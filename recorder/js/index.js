@@ -19,11 +19,19 @@ export async function init(options) {
   await (await core).init(rest);
 }
 
+/**
+ * A method of the API, once `init` has started the recorder.
+ * @template {keyof import('./types/replay').ReplayApi} K
+ * @param {K} name
+ * @returns {import('./types/replay').ReplayApi[K]}
+ */
 function method(name) {
-  return async (...args) => {
+  /** @type {any} */
+  const call = async (/** @type {unknown[]} */ ...args) => {
     if (!core) throw new Error('replay: call init() first');
-    return (await core)[name](...args);
+    return /** @type {Function} */ ((await core)[name])(...args);
   };
+  return call;
 }
 
 export const identify = method('identify');

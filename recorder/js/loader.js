@@ -1,20 +1,28 @@
 /* Session replay loader: the only synchronous part of the embed. It defines window.Replay (calls
    are queued until the recorder is ready) and loads the recorder module and its wasm
-   asynchronously. It never throws into the page. */
+   asynchronously. It never throws into the page. Written as a module for the type checker:
+   `cargo xtask build-web` makes it the classic script `recorder.js`, with api.js inlined. */
+import { METHODS } from './api.js';
+
 (function (w, d) {
   try {
-    var s = d.currentScript;
+    var s = /** @type {HTMLScriptElement | null} */ (d.currentScript);
     if (!s || w.Replay) return;
-    var done, ready = new Promise(function (r) { done = r; }), api = {};
-    'init identify setFlags setRelease setEnvironment addEvent captureError flush stop sessionUrl'
-      .split(' ').forEach(function (m) {
-        api[m] = function () {
-          var a = arguments;
-          return ready.then(function (core) { return core[m].apply(core, a); });
-        };
-      });
-    w.Replay = api;
-    var src = s.src, data = {}, attrs = s.attributes;
+    /** @type {(core: import('./types/replay').ReplayApi) => void} */
+    var done;
+    /** @type {Promise<import('./types/replay').ReplayApi>} */
+    var ready = new Promise(function (r) { done = r; });
+    var api = /** @type {Record<string, (...args: unknown[]) => Promise<unknown>>} */ ({});
+    METHODS.forEach(function (m) {
+      api[m] = function () {
+        var a = arguments;
+        return ready.then(function (core) { return /** @type {Function} */ (core[m]).apply(core, a); });
+      };
+    });
+    w.Replay = /** @type {import('./types/replay').ReplayApi} */ (/** @type {unknown} */ (api));
+    /** @type {Record<string, string>} */
+    var data = {};
+    var src = s.src, attrs = s.attributes;
     for (var i = 0; i < attrs.length; i++) {
       if (attrs[i].name.indexOf('data-') === 0) data[attrs[i].name.slice(5)] = attrs[i].value;
     }

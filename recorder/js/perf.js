@@ -197,7 +197,7 @@ function onEventTiming(e) {
 }
 
 function navigationTiming() {
-  const nav = performance.getEntriesByType('navigation')[0];
+  const nav = /** @type {PerformanceNavigationTiming | undefined} */ (performance.getEntriesByType('navigation')[0]);
   if (!nav) return;
   const t = epoch(0);
   S.rec.metric(t, 'ttfb', nav.responseStart);

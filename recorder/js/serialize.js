@@ -33,10 +33,12 @@ function inner(v, depth, seen) {
   seen.add(v);
   let out;
   if (Array.isArray(v) || ArrayBuffer.isView(v)) {
+    // A DataView has no length: it shows as `[]`.
+    const list = /** @type {ArrayLike<unknown>} */ (v);
     const items = [];
-    const n = Math.min(v.length, MAX_ITEMS);
-    for (let i = 0; i < n; i++) items.push(inner(v[i], depth + 1, seen));
-    if (v.length > n) items.push('… ' + (v.length - n) + ' more');
+    const n = Math.min(list.length, MAX_ITEMS);
+    for (let i = 0; i < n; i++) items.push(inner(list[i], depth + 1, seen));
+    if (list.length > n) items.push('… ' + (list.length - n) + ' more');
     out = '[' + items.join(', ') + ']';
   } else if (v instanceof Map || v instanceof Set) {
     out = (v instanceof Map ? 'Map' : 'Set') + '(' + v.size + ')';

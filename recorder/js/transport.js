@@ -18,18 +18,30 @@ const KEEPALIVE_BUDGET = 60 * 1024;
 const UNSENT_KEY = '__replay_unsent';
 const MAX_SAVED_CHARS = 3 * 1024 * 1024;
 
-/** id → { bytes, tries, due } of batches not yet acknowledged, in order. */
-const pending = new Map();
+/** @typedef {import('./upload-core.js').UploadReport | { type: 'freeze', since: number }} WorkerReport */
+
+/** @typedef {import('./upload-core.js').Bytes} Bytes */
+
+/** id → { bytes } of batches not yet acknowledged, in order. */
+const pending = /** @type {Map<number, { bytes: Bytes }>} */ (new Map());
 let pendingBytes = 0;
 let nextId = 1;
+/** @type {Worker | null} */
 let worker = null;
 let acked = 0;
 let rejected = 0;
 let droppedBatches = 0;
 let restored = 0;
+/** @type {((stats: import('./types/replay').ReplayStats) => void)[]} */
 let waiters = [];
-let inflight = false;
+/** @type {(() => void) | null} */
 let enqueued = null;
+/**
+ * The main-thread fallback's upload loop (the worker runs its own copy of upload-core.js),
+ * loaded only when there is no worker.
+ * @type {ReturnType<typeof import('./upload-core.js').createUploader> | null}
+ */
+let uploader = null;
 
 /** Posts a message to the upload worker; false when uploads run on the main thread. */
 export function postToWorker(msg) {
@@ -56,10 +68,15 @@ export async function startTransport() {
     worker = new Worker(url);
     URL.revokeObjectURL(url);
     worker.onmessage = (e) => onResult(e.data);
-    worker.onerror = () => { worker = null; pump(); };
+    worker.onerror = () => {
+      if (!worker) return;
+      worker = null;
+      uploadHere();
+    };
     configureTransport();
   } catch (_) {
-    worker = null; // main-thread fallback
+    worker = null;
+    await uploadHere();
   }
   for (const bytes of takeSaved()) {
     restored++;
@@ -67,7 +84,18 @@ export async function startTransport() {
   }
 }
 
+/** Uploads from the main thread from now on, starting with what the worker had. */
+async function uploadHere() {
+  try {
+    const { createUploader } = await import('./upload-core.js');
+    uploader = createUploader(() => S.cfg, onResult);
+    for (const [id, item] of pending) uploader.add(id, item.bytes);
+  } catch (_) { /* the module did not load: the batches wait for pagehide's rescue */ }
+}
+
+/** @param {WorkerReport} m */
 function onResult(m) {
+  if (m.type === 'freeze') return; // the page answers again: nothing to do
   const item = pending.get(m.id);
   if (m.type === 'retrying') {
     S.lastError = m.error;
@@ -92,12 +120,16 @@ function onResult(m) {
   settle();
 }
 
-/** Adds an encoded batch to the delivery queue. */
+/**
+ * Adds an encoded batch to the delivery queue.
+ * @param {Bytes} bytes
+ */
 export function enqueue(bytes) {
   while (pending.size && pendingBytes + bytes.length > MAX_PENDING_BYTES) {
     // The oldest unsent batch goes; the server sees the gap in sequence numbers.
     const [oldId, old] = pending.entries().next().value;
     pending.delete(oldId);
+    if (uploader) uploader.forget(oldId);
     pendingBytes -= old.bytes.length;
     droppedBatches++;
     // The server learns about the loss in the next batch (counted as one event per batch: the
@@ -105,14 +137,17 @@ export function enqueue(bytes) {
     if (S.rec) S.rec.add_dropped(1);
   }
   const id = nextId++;
-  pending.set(id, { bytes, tries: 0, due: 0 });
+  pending.set(id, { bytes });
   pendingBytes += bytes.length;
   if (worker) worker.postMessage({ type: 'batch', id, bytes });
-  else pump();
+  else if (uploader) uploader.add(id, bytes);
   if (enqueued) enqueued();
 }
 
-/** Delivery figures, also the value `Replay.flush()` resolves with. */
+/**
+ * Delivery figures, also the value `Replay.flush()` resolves with.
+ * @returns {import('./types/replay').ReplayStats}
+ */
 export function stats() {
   return {
     acked,
@@ -140,57 +175,8 @@ export function whenDrained() {
     waiters.push(resolve);
     if (worker) worker.postMessage({ type: 'retry-now' });
     settle();
-    pump();
+    if (uploader) uploader.retryNow();
   });
-}
-
-// ---- main-thread fallback (no worker) ----
-
-async function gzip(bytes) {
-  if (typeof CompressionStream !== 'function') return null;
-  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-async function pump() {
-  if (worker || inflight || !pending.size) return;
-  const [id, item] = pending.entries().next().value;
-  const wait = item.due - Date.now();
-  if (wait > 0) {
-    setTimeout(pump, wait);
-    return;
-  }
-  inflight = true;
-  let outcome = 'retry';
-  let error = '';
-  try {
-    const zipped = await gzip(item.bytes);
-    const headers = { 'content-type': 'application/msgpack', 'x-replay-key': S.cfg.key };
-    if (zipped) headers['content-encoding'] = 'gzip';
-    const res = await fetch(S.cfg.endpoint, {
-      method: 'POST', body: zipped || item.bytes, headers, mode: 'cors', credentials: 'omit',
-    });
-    if (res.ok) outcome = 'ack';
-    else if (res.status !== 429 && res.status >= 400 && res.status < 500) {
-      outcome = 'rejected';
-      error = 'rejected with ' + res.status + ': ' + (await res.text()).slice(0, 200);
-    } else {
-      const after = Number(res.headers.get('retry-after'));
-      if (after > 0) item.due = Date.now() + after * 1000;
-    }
-  } catch (e) {
-    error = String((e && e.message) || e);
-  }
-  inflight = false;
-  if (outcome === 'retry') {
-    item.tries++;
-    const backoff = Math.min(30000, 500 * 2 ** Math.min(item.tries, 6));
-    item.due = Math.max(item.due, Date.now() + backoff / 2 + Math.random() * backoff / 2);
-    S.lastError = error;
-  } else {
-    onResult({ type: outcome, id, error });
-  }
-  pump();
 }
 
 // ---- the last chance: pagehide ----

@@ -10,17 +10,31 @@
 // freeze even if the tab never recovers. In buffer mode the page also hands over a copy of
 // what it holds back (`hold`; `release` when it goes live): a freeze is one of the things that
 // send the buffer, and a frozen page can no longer send it itself.
-'use strict';
+//
+// Written as a module for the type checker; `cargo xtask build-web` turns it, with
+// upload-core.js inlined, into the classic script the page starts from a blob.
+import { createUploader } from './upload-core.js';
+
+/**
+ * This worker's global scope, as much of it as is used here.
+ * @type {{ postMessage(msg: unknown): void, onmessage: ((e: MessageEvent) => void) | null }}
+ */
+const scope = /** @type {any} */ (self);
 
 const FREEZE_MS = 1000;
 const WATCH_EVERY_MS = 100;
 /** Most bytes of buffer-mode copies kept; the oldest go first. */
 const HELD_MAX_BYTES = 16 * 1024 * 1024;
 
+/** @type {{ bytes: import('./upload-core.js').Bytes, snapshot: boolean }[]} */
 let held = [];
 let heldBytes = 0;
 
-/** Keeps a buffer-mode batch; like the page, from the latest batch that starts with a snapshot on. */
+/**
+ * Keeps a buffer-mode batch; like the page, from the latest batch that starts with a snapshot on.
+ * @param {import('./upload-core.js').Bytes} bytes
+ * @param {boolean} snapshot
+ */
 function hold(bytes, snapshot) {
   if (snapshot) {
     let from = 0;
@@ -33,70 +47,26 @@ function hold(bytes, snapshot) {
   while (heldBytes > HELD_MAX_BYTES && held.length > 1) heldBytes -= held.shift().bytes.length;
 }
 
+/** @type {import('./upload-core.js').UploadConfig | null} */
 let cfg = null;
-const queue = [];
-let inflight = false;
-let timer = 0;
+const uploader = createUploader(() => cfg, post);
+const queue = uploader.queue;
+const pump = uploader.pump;
 
+/**
+ * To the page.
+ * @param {unknown} msg
+ */
 function post(msg) {
-  self.postMessage(msg);
-}
-
-async function gzip(bytes) {
-  if (typeof CompressionStream !== 'function') return null;
-  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-async function pump() {
-  if (inflight || !queue.length || !cfg) return;
-  const item = queue[0];
-  const wait = item.due - Date.now();
-  if (wait > 0) {
-    clearTimeout(timer);
-    timer = setTimeout(pump, wait);
-    return;
-  }
-  inflight = true;
-  let outcome = 'retry';
-  let error = '';
-  try {
-    const zipped = await gzip(item.bytes);
-    const headers = { 'content-type': 'application/msgpack', 'x-replay-key': cfg.key };
-    if (zipped) headers['content-encoding'] = 'gzip';
-    const res = await fetch(cfg.endpoint, {
-      method: 'POST', body: zipped || item.bytes, headers, mode: 'cors', credentials: 'omit',
-    });
-    if (res.ok) {
-      outcome = 'ack';
-    } else if (res.status !== 429 && res.status >= 400 && res.status < 500) {
-      outcome = 'rejected';
-      error = 'rejected with ' + res.status + ': ' + (await res.text()).slice(0, 200);
-    } else {
-      error = 'server answered ' + res.status;
-      const after = Number(res.headers.get('retry-after'));
-      if (after > 0) item.due = Date.now() + after * 1000;
-    }
-  } catch (e) {
-    error = String((e && e.message) || e);
-  }
-  if (outcome === 'retry') {
-    item.tries++;
-    const backoff = Math.min(30000, 500 * 2 ** Math.min(item.tries, 6));
-    item.due = Math.max(item.due, Date.now() + backoff / 2 + Math.random() * backoff / 2);
-    post({ type: 'retrying', id: item.id, error });
-  } else {
-    queue.shift();
-    post({ type: outcome, id: item.id, error });
-  }
-  inflight = false;
-  pump();
+  scope.postMessage(msg);
 }
 
 let lastBeat = 0;
 let visible = false;
+/** @type {import('./upload-core.js').Bytes | null} */
 let marker = null;
 let fired = false;
+/** @type {ReturnType<typeof setInterval> | 0} */
 let watchTimer = 0;
 
 function watch() {
@@ -114,7 +84,7 @@ function watch() {
   post({ type: 'freeze', since: lastBeat });
 }
 
-self.onmessage = (e) => {
+scope.onmessage = (e) => {
   const m = e.data;
   if (m.type === 'heartbeat') {
     lastBeat = Date.now();
@@ -136,9 +106,11 @@ self.onmessage = (e) => {
     heldBytes = 0;
     return;
   } else if (m.type === 'batch') {
-    queue.push({ id: m.id, bytes: m.bytes, tries: 0, due: 0 });
+    uploader.add(m.id, m.bytes);
+    return;
   } else if (m.type === 'retry-now') {
-    for (const item of queue) item.due = 0;
+    uploader.retryNow();
+    return;
   }
   pump();
 };

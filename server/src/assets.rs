@@ -2,7 +2,8 @@
 //!
 //! - `target/web/` (built by `cargo xtask build-web`): the recorder loader `recorder.js`, the
 //!   recorder's module and wasm under `recorder/`, the viewer's wasm under `viewer/`;
-//! - `viewer/static/`: the viewer's pages, served under `/viewer/`.
+//! - `target/web/viewer-static/` (also by build-web, from `viewer/static/`): the viewer's pages,
+//!   served under `/viewer/`.
 //!
 //! The demo app is [`crate::demo`].
 //!
@@ -24,7 +25,8 @@ use crate::AppState;
 struct WebBuild;
 
 #[derive(RustEmbed)]
-#[folder = "../viewer/static"]
+#[folder = "../target/web/viewer-static"]
+#[allow_missing = true]
 struct ViewerPages;
 
 /// The policy of every viewer page.

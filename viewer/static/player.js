@@ -10,10 +10,10 @@ import { createPanels, fmtTime, isFailedRequest } from './panels.js';
 import { createFreezePanel, culprit } from './freezes.js';
 
 const $ = (id) => document.getElementById(id);
-const frame = $('frame');
+const frame = /** @type {HTMLIFrameElement} */ ($('frame'));
 const wrap = $('frame-wrap');
 const cursor = $('cursor');
-const seekBar = $('seek');
+const seekBar = /** @type {HTMLInputElement} */ ($('seek'));
 const playButton = $('play');
 const SPEEDS = [0.5, 1, 2, 4, 8, 16];
 /** Gaps longer than this are skipped while playing when "skip inactivity" is on. */
@@ -117,7 +117,7 @@ function tick(now) {
   position = Math.min(duration, position + (now - lastTick) * speed);
   lastTick = now;
   let skipped = false;
-  if ($('skip-idle').checked) {
+  if (/** @type {HTMLInputElement} */ ($('skip-idle')).checked) {
     const next = nextEvent(position);
     if (next < times.length && times[next] - position > IDLE_GAP_MS) {
       position = times[next] - 250;
@@ -150,13 +150,13 @@ function pause() {
 
 function setSpeed(s) {
   speed = s;
-  $('speed').value = String(s);
+  /** @type {HTMLSelectElement} */ ($('speed')).value = String(s);
 }
 
 // ---- timeline: density graph and markers ----
 
 function drawDensity() {
-  const canvas = $('density');
+  const canvas = /** @type {HTMLCanvasElement} */ ($('density'));
   const w = canvas.clientWidth || 600;
   canvas.width = w;
   const h = canvas.height;
@@ -268,7 +268,7 @@ async function fetchRange(id, from, maxBytes) {
 }
 
 function progress(fraction) {
-  $('progress').firstElementChild.style.width = `${Math.min(1, fraction) * 100}%`;
+  /** @type {HTMLElement} */ ($('progress').firstElementChild).style.width = `${Math.min(1, fraction) * 100}%`;
   $('progress').classList.toggle('done', fraction >= 1);
 }
 
@@ -340,7 +340,7 @@ function linkToNow() {
   const url = new URL(location.href);
   url.searchParams.set('t', String(Math.round(position)));
   history.replaceState(null, '', url);
-  const out = $('link-out');
+  const out = /** @type {HTMLInputElement} */ ($('link-out'));
   out.value = url.href;
   out.hidden = false;
   out.select();
@@ -354,10 +354,10 @@ async function main() {
   sessionId = embedded ? embedded.dataset.session : params.get('session') || '';
   $('session-id').textContent = sessionId;
   document.title = `${sessionId} · Replay`;
-  $('block').checked = params.get('block') === '1';
+  /** @type {HTMLInputElement} */ ($('block')).checked = params.get('block') === '1';
   $('block').addEventListener('change', (e) => {
     const url = new URL(location.href);
-    if (e.target.checked) url.searchParams.set('block', '1'); else url.searchParams.delete('block');
+    if (/** @type {HTMLInputElement} */ (e.target).checked) url.searchParams.set('block', '1'); else url.searchParams.delete('block');
     url.searchParams.set('t', String(Math.round(position)));
     location.replace(url);
   });
@@ -366,11 +366,11 @@ async function main() {
     $('export').hidden = true;
     $('block').parentElement.hidden = true;
   } else {
-    $('export').href = `export/${encodeURIComponent(sessionId)}`;
+    /** @type {HTMLAnchorElement} */ ($('export')).href = `export/${encodeURIComponent(sessionId)}`;
   }
   playButton.addEventListener('click', () => (playing ? pause() : play()));
   seekBar.addEventListener('input', () => seek(Number(seekBar.value)));
-  $('speed').addEventListener('change', (e) => { speed = Number(e.target.value) || 1; });
+  $('speed').addEventListener('change', (e) => { speed = Number(/** @type {HTMLSelectElement} */ (e.target).value) || 1; });
   $('copy-link').addEventListener('click', linkToNow);
   $('markers').addEventListener('mousemove', showTip);
   $('markers').addEventListener('mouseleave', () => { $('tip').hidden = true; });

@@ -2,11 +2,16 @@
 //!
 //! - `build-web`: compile the recorder and viewer to wasm32 (adding the rustup target when
 //!   missing), run wasm-bindgen through the pinned `wasm-bindgen-cli-support` library (no
-//!   downloaded binaries), and lay the files out in `target/web/` for the server to embed;
+//!   downloaded binaries), and lay the files out in `target/web/` for the server to embed: the
+//!   recorder's and the viewer's JavaScript parsed and minified, the recorder's classic scripts
+//!   (loader, upload worker) assembled from its ES modules;
 //! - `run [server args]`: build-web, build the server, start it on the embedded default storage;
 //! - `test`: install Chromium and ChromeDriver through apt when missing, build everything, run
 //!   every test of the workspace (unit, integration, end-to-end in real Chromium);
-//! - `bench`: build, then run the shared benchmark with our adapter against rrweb.
+//! - `bench`: build, then run the shared benchmark with our adapter against rrweb;
+//! - `lint`: rustfmt, clippy (host and wasm32), build-web, and the JS type check (TypeScript's
+//!   checker on the JSDoc-typed sources and the recorder's typings);
+//! - `npm`: the recorder as an npm package.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +47,7 @@ fn main() -> Result<()> {
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
-                 lint                                   rustfmt check and clippy (host and wasm32)"
+                 lint                                   rustfmt, clippy (host and wasm32), JS build and type check"
             );
             if cmd == "help" { Ok(()) } else { bail!("unknown command {cmd:?}") }
         }
@@ -83,7 +88,8 @@ fn ensure_wasm_target() -> Result<()> {
     }
 }
 
-/// Builds the recorder and viewer wasm and writes `target/web/`.
+/// Builds the recorder and viewer wasm and writes `target/web/` (the viewer's pages in
+/// `target/web/viewer-static/`) and the glue's typings in `target/web-types/`.
 fn build_web() -> Result<()> {
     ensure_wasm_target()?;
     let mut c = cargo();
@@ -102,45 +108,154 @@ fn build_web() -> Result<()> {
             .omit_default_module_path(false)
             .remove_name_section(true)
             .remove_producers_section(true)
-            .typescript(false)
+            .typescript(true)
             .generate(&out_dir)
             .with_context(|| format!("wasm-bindgen on {crate_lib}"))?;
     }
+    // The typings of the wasm-bindgen glue are for the JS type check (`lint`) only: they go to
+    // `target/web-types/`, not into what is served or packaged.
+    let types = root.join("target").join("web-types");
+    std::fs::create_dir_all(&types)?;
+    for dir in [web.join("recorder"), web.join("viewer")] {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            if name.ends_with(".d.ts") && name.contains("_wasm") {
+                copy_if_changed(&path, &types.join(name))?;
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+    }
     // The loader is served at /recorder.js; the recorder's modules next to its wasm. All of it
-    // ships into customers' pages, minified (the wasm-bindgen glue too).
+    // ships into customers' pages, minified (the wasm-bindgen glue too, the viewer's as well).
     let js = root.join("recorder/js");
     for entry in std::fs::read_dir(&js).with_context(|| format!("reading {}", js.display()))? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         let source = || std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()));
         if name == "loader.js" {
-            write_if_changed(&web.join("recorder.js"), minify_js(&source()?, name, false)?.as_bytes())?;
+            write_if_changed(
+                &web.join("recorder.js"),
+                minify_js(&classic_script(&js, name)?, name, false)?.as_bytes(),
+            )?;
         } else if name == "upload-worker.js" {
             // A classic worker script (started from a blob), not a module.
-            write_if_changed(&web.join("recorder").join(name), minify_js(&source()?, name, false)?.as_bytes())?;
+            let script = classic_script(&js, name)?;
+            write_if_changed(&web.join("recorder").join(name), minify_js(&script, name, false)?.as_bytes())?;
+        } else if INLINED_ONLY.contains(&name) {
+            // Only ever inlined into the classic scripts above.
         } else if name.ends_with(".js") {
             write_if_changed(&web.join("recorder").join(name), minify_js(&source()?, name, true)?.as_bytes())?;
-        } else if name.ends_with(".d.ts") {
+        }
+    }
+    // The recorder's typings (the npm package's `types`), kept apart from the sources so that the
+    // type check compares `index.js` with `index.d.ts` instead of reading one for the other.
+    let typings = js.join("types");
+    for entry in std::fs::read_dir(&typings).with_context(|| format!("reading {}", typings.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if name.ends_with(".d.ts") {
             copy_if_changed(&path, &web.join("recorder").join(name))?;
         }
     }
-    let glue = web.join("recorder").join("recorder_wasm.js");
-    let source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
-    write_if_changed(&glue, minify_js(&source, "recorder_wasm.js", true)?.as_bytes())?;
+    for glue in [web.join("recorder").join("recorder_wasm.js"), web.join("viewer").join("viewer_wasm.js")] {
+        let source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
+        write_if_changed(&glue, minify_js(&source, &glue.display().to_string(), true)?.as_bytes())?;
+    }
+    viewer_static(&root, &web.join("viewer-static"))
+}
+
+/// Recorder modules that only exist to be inlined into the classic scripts (not served).
+const INLINED_ONLY: &[&str] = &["api.js"];
+
+/// The viewer's pages into `out` (embedded by the server, served under `/viewer/`): its modules
+/// minified, the other files (HTML, CSS) as they are. Files no longer in `viewer/static/` go.
+fn viewer_static(root: &Path, out: &Path) -> Result<()> {
+    let pages = root.join("viewer/static");
+    std::fs::create_dir_all(out)?;
+    let mut written = Vec::new();
+    for entry in std::fs::read_dir(&pages).with_context(|| format!("reading {}", pages.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+        if !path.is_file() {
+            continue;
+        }
+        if name.ends_with(".js") {
+            let source = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            write_if_changed(&out.join(&name), minify_js(&source, &name, true)?.as_bytes())?;
+        } else {
+            copy_if_changed(&path, &out.join(&name))?;
+        }
+        written.push(name);
+    }
+    for entry in std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
+        let path = entry?.path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !written.iter().any(|w| w == n)) {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
     Ok(())
+}
+
+/// A classic script (the loader, the upload worker) from an ES module of `dir`, so that one
+/// source serves both: the modules it imports from `dir` are inlined (their `export` keywords
+/// dropped) and the whole is wrapped in a strict function, whose names stay private and can be
+/// shortened. Only `export` declarations (`export function`, `export const`) are supported in
+/// inlined modules, and they may not import anything themselves; whatever import or export
+/// is left makes the script fail to parse in `minify_js`.
+fn classic_script(dir: &Path, entry: &str) -> Result<String> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let source = read(entry)?;
+    let allocator = oxc_allocator::Allocator::default();
+    let program = parse(&allocator, &source, entry, true)?;
+    let mut inlined = String::new();
+    let mut body = String::new();
+    let mut from = 0;
+    for statement in &program.body {
+        if let oxc_ast::ast::Statement::ImportDeclaration(import) = statement {
+            let module = import.source.value.as_str();
+            let Some(name) = module.strip_prefix("./") else { bail!("{entry}: only ./ imports can be inlined") };
+            inlined.push_str(&module_body(name, &read(name)?)?);
+            inlined.push('\n');
+            body.push_str(&source[from..import.span.start as usize]);
+            from = import.span.end as usize;
+        }
+    }
+    body.push_str(&source[from..]);
+    Ok(format!("'use strict';(() => {{\n{inlined}{body}\n}})();\n"))
+}
+
+/// A module's source with its `export` keywords dropped (see `classic_script`).
+fn module_body(name: &str, source: &str) -> Result<String> {
+    use oxc_ast::ast::Statement;
+    use oxc_span::GetSpan;
+    let allocator = oxc_allocator::Allocator::default();
+    let program = parse(&allocator, source, name, true)?;
+    let mut out = String::new();
+    let mut from = 0;
+    for statement in &program.body {
+        match statement {
+            Statement::ExportDeclaration(export) => {
+                let declaration = export.declaration.span();
+                out.push_str(&source[from..export.span.start as usize]);
+                from = declaration.start as usize;
+            }
+            s if s.is_module_declaration() => bail!("{name}: only `export` declarations can be inlined"),
+            _ => {}
+        }
+    }
+    out.push_str(&source[from..]);
+    Ok(out)
 }
 
 /// Minifies JavaScript (a module or a classic script): comments and whitespace go, local names
 /// are shortened, constant expressions folded. Exported names stay as they are.
 fn minify_js(source: &str, name: &str, module: bool) -> Result<String> {
     let allocator = oxc_allocator::Allocator::default();
-    let source_type = if module { oxc_span::SourceType::mjs() } else { oxc_span::SourceType::script() };
-    let parsed = oxc_parser::Parser::new(&allocator, source, source_type).parse();
-    if parsed.panicked || parsed.diagnostics.has_errors() {
-        let errors: Vec<String> = parsed.diagnostics.errors().map(|e| e.to_string()).collect();
-        bail!("{name} does not parse: {}", errors.join("; "));
-    }
-    let mut program = parsed.program;
+    let mut program = parse(&allocator, source, name, module)?;
     let minified =
         oxc_minifier::Minifier::new(oxc_minifier::MinifierOptions::default()).minify(&allocator, &mut program);
     let code = oxc_codegen::Codegen::new()
@@ -150,6 +265,22 @@ fn minify_js(source: &str, name: &str, module: bool) -> Result<String> {
         .build(&program)
         .code;
     Ok(code)
+}
+
+/// Parses JavaScript, a module or a classic script; any syntax error fails.
+fn parse<'a>(
+    allocator: &'a oxc_allocator::Allocator,
+    source: &'a str,
+    name: &str,
+    module: bool,
+) -> Result<oxc_ast::ast::Program<'a>> {
+    let source_type = if module { oxc_span::SourceType::mjs() } else { oxc_span::SourceType::script() };
+    let parsed = oxc_parser::Parser::new(allocator, source, source_type).parse();
+    if parsed.panicked || parsed.diagnostics.has_errors() {
+        let errors: Vec<String> = parsed.diagnostics.errors().map(|e| e.to_string()).collect();
+        bail!("{name} does not parse: {}", errors.join("; "));
+    }
+    Ok(parsed.program)
 }
 
 fn write_if_changed(to: &Path, data: &[u8]) -> Result<()> {
@@ -325,6 +456,43 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ]);
+    status(c)?;
+    // Every shipped JS file parses and minifies (build-web), then the type check.
+    build_web()?;
+    check_js()
+}
+
+/// The TypeScript compiler the JS type check runs, pinned by `tools/js/package-lock.json`.
+const JS_TOOLS: &str = "tools/js";
+
+/// Type-checks the recorder's and the viewer's JavaScript (JSDoc types, `tools/js/tsconfig.json`)
+/// and the recorder's typings against its implementation (`tools/js/api.check.ts`), with the
+/// pinned TypeScript installed by `npm ci` into `target/jstools/` (never globally).
+fn check_js() -> Result<()> {
+    if !which("node") || !which("npm") {
+        bail!("the JS type check needs node and npm on PATH");
+    }
+    let root = root();
+    let tools = root.join("target").join("jstools");
+    std::fs::create_dir_all(&tools)?;
+    let mut changed = false;
+    for file in ["package.json", "package-lock.json"] {
+        let from = root.join(JS_TOOLS).join(file);
+        let data = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+        let to = tools.join(file);
+        if std::fs::read(&to).ok().as_deref() != Some(&data[..]) {
+            std::fs::write(&to, data).with_context(|| format!("writing {}", to.display()))?;
+            changed = true;
+        }
+    }
+    let tsc = tools.join("node_modules/typescript/lib/tsc.js");
+    if changed || !tsc.is_file() {
+        let mut c = Command::new("npm");
+        c.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"]).current_dir(&tools);
+        status(c)?;
+    }
+    let mut c = Command::new("node");
+    c.arg(&tsc).args(["--project", &format!("{JS_TOOLS}/tsconfig.json"), "--pretty", "false"]).current_dir(&root);
     status(c)
 }
 
