@@ -377,6 +377,7 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
 mod tests {
     use super::*;
     use crate::batch::*;
+    use crate::test_util::{el, text};
     use proptest::prelude::*;
 
     #[test]
@@ -394,14 +395,7 @@ mod tests {
         b.events.push(Event {
             t: 0,
             data: EventData::Snapshot(Snapshot {
-                nodes: vec![
-                    Node { id: 1, parent: 0, kind: NodeKind::Document },
-                    Node {
-                        id: 2,
-                        parent: 1,
-                        kind: NodeKind::Element { tag: "html".into(), ns: Namespace::Html, attrs: vec![] },
-                    },
-                ],
+                nodes: vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html", &[])],
                 scroll_x: 0,
                 scroll_y: 0,
             }),
@@ -423,14 +417,7 @@ mod tests {
         let rows: Vec<Node> = (0..200u32)
             .flat_map(|i| {
                 let li = 100_000 + 2 * i;
-                [
-                    Node {
-                        id: li,
-                        parent: 2,
-                        kind: NodeKind::Element { tag: "li".into(), ns: Namespace::Html, attrs: vec![] },
-                    },
-                    Node { id: li + 1, parent: li, kind: NodeKind::Text(format!("row {i}")) },
-                ]
+                [el(li, 2, "li", &[]), text(li + 1, li, format!("row {i}"))]
             })
             .collect();
         b.events.push(Event {

@@ -310,21 +310,14 @@ fn read_be<const N: usize>(cur: &mut &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Attr, AttrChange, Namespace, TextChange};
+    use crate::batch::{AttrChange, TextChange};
     use crate::codec::{concat_encoded, decode_batches, encode_batch, encode_batch_compact};
+    use crate::test_util::{el, text};
 
-    fn row(id: u32, text: &str) -> Vec<Node> {
+    fn row(id: u32, label: &str) -> Vec<Node> {
         vec![
-            Node {
-                id,
-                parent: 0,
-                kind: NodeKind::Element {
-                    tag: "li".into(),
-                    ns: Namespace::Html,
-                    attrs: vec![Attr { name: "class".into(), value: format!("row r{id}") }],
-                },
-            },
-            Node { id: id + 1, parent: id, kind: NodeKind::Text(text.into()) },
+            el(id, 0, "li", &[("class", &format!("row r{id}"))]),
+            text(id + 1, id, label),
             Node { id: id + 2, parent: id, kind: NodeKind::Comment("\u{1f600}".into()) },
         ]
     }

@@ -557,26 +557,19 @@ impl<'a> Iterator for Children<'a> {
 mod tests {
     use super::*;
     use crate::batch::{AddedSubtree, AttrChange, Input, TextChange};
-
-    fn el(id: NodeId, parent: NodeId, tag: &str) -> Node {
-        Node { id, parent, kind: NodeKind::Element { tag: tag.into(), ns: Namespace::Html, attrs: vec![] } }
-    }
-
-    fn text(id: NodeId, parent: NodeId, t: &str) -> Node {
-        Node { id, parent, kind: NodeKind::Text(t.into()) }
-    }
+    use crate::test_util::{el, text};
 
     fn base() -> Dom {
         let mut dom = Dom::new();
         dom.apply(&EventData::Snapshot(Snapshot {
             nodes: vec![
                 Node { id: 1, parent: 0, kind: NodeKind::Document },
-                el(2, 1, "html"),
-                el(3, 2, "body"),
-                el(4, 3, "ul"),
-                el(5, 4, "li"),
+                el(2, 1, "html", &[]),
+                el(3, 2, "body", &[]),
+                el(4, 3, "ul", &[]),
+                el(5, 4, "li", &[]),
                 text(6, 5, "a"),
-                el(7, 4, "li"),
+                el(7, 4, "li", &[]),
                 text(8, 7, "b"),
             ],
             scroll_x: 0,
@@ -603,8 +596,8 @@ mod tests {
         dom.apply(&EventData::Mutation(Mutation {
             removes: vec![5],
             adds: vec![
-                AddedSubtree { parent: 4, next: 0, nodes: vec![el(10, 0, "li"), text(11, 10, "z")] },
-                AddedSubtree { parent: 4, next: 7, nodes: vec![el(9, 0, "li")] },
+                AddedSubtree { parent: 4, next: 0, nodes: vec![el(10, 0, "li", &[]), text(11, 10, "z")] },
+                AddedSubtree { parent: 4, next: 7, nodes: vec![el(9, 0, "li", &[])] },
             ],
             attrs: vec![AttrChange { id: 4, name: "class".into(), value: Some("x".into()) }],
             texts: vec![TextChange { id: 8, text: "B".into() }],
@@ -626,8 +619,8 @@ mod tests {
         dom.apply(&EventData::Mutation(Mutation {
             removes: vec![999, 0],
             adds: vec![
-                AddedSubtree { parent: 999, next: 0, nodes: vec![el(20, 0, "p")] },
-                AddedSubtree { parent: 4, next: 4, nodes: vec![el(4, 0, "p")] },
+                AddedSubtree { parent: 999, next: 0, nodes: vec![el(20, 0, "p", &[])] },
+                AddedSubtree { parent: 4, next: 4, nodes: vec![el(4, 0, "p", &[])] },
                 AddedSubtree { parent: 3, next: 0, nodes: vec![] },
             ],
             attrs: vec![AttrChange { id: 6, name: "x".into(), value: None }],
@@ -640,9 +633,9 @@ mod tests {
     #[test]
     fn very_deep_trees_are_capped_without_recursion() {
         let mut dom = base();
-        let mut nodes = vec![el(100, 0, "div")];
+        let mut nodes = vec![el(100, 0, "div", &[])];
         for i in 101..(100 + MAX_DEPTH + 50) {
-            nodes.push(el(i, i - 1, "div"));
+            nodes.push(el(i, i - 1, "div", &[]));
         }
         dom.apply(&EventData::Mutation(Mutation {
             adds: vec![AddedSubtree { parent: 3, next: 0, nodes }],

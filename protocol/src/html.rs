@@ -146,19 +146,8 @@ pub fn escape(s: &str, attribute: bool, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Attr, EventData, Node, NodeKind, Snapshot};
-
-    fn el(id: NodeId, parent: NodeId, tag: &str, attrs: &[(&str, &str)]) -> Node {
-        Node {
-            id,
-            parent,
-            kind: NodeKind::Element {
-                tag: tag.into(),
-                ns: Namespace::Html,
-                attrs: attrs.iter().map(|(n, v)| Attr { name: (*n).into(), value: (*v).into() }).collect(),
-            },
-        }
-    }
+    use crate::batch::{EventData, Node, NodeKind, Snapshot};
+    use crate::test_util::el;
 
     #[test]
     fn serializes_like_outer_html_without_scripts() {

@@ -11,7 +11,9 @@
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
 //! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
 //! - [`tape`]: the flat integer/string tape the in-page JavaScript walker fills, turned into
-//!   protocol types in one call.
+//!   protocol types in one call;
+//! - `test_util` (cargo feature `test-util`): builders of nodes, page metadata and batches for
+//!   tests, examples and benchmarks.
 //!
 //! Architecture invariant: this crate does no I/O and builds for both the host and
 //! `wasm32-unknown-unknown`. Everything it decodes is treated as hostile: decoding never panics,
@@ -25,6 +27,8 @@ pub mod dom;
 pub mod html;
 pub mod rage;
 pub mod tape;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 pub mod timeline;
 
 mod error;

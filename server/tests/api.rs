@@ -6,68 +6,37 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use replay_protocol::{
-    AddedSubtree, Attr, Batch, Click, Event, EventData, Mutation, Namespace, Node, NodeKind, PageMeta, Snapshot,
-    Viewport, encode_batch,
-};
+use replay_protocol::test_util::{at, click, document, el, meta, snapshot, text};
+use replay_protocol::{AddedSubtree, Batch, Event, EventData, Mutation, encode_batch};
 use replay_server::{AppState, Config, SqliteStorage, Storage, app};
 use tower::ServiceExt;
-
-fn el(id: u32, parent: u32, tag: &str) -> Node {
-    Node { id, parent, kind: NodeKind::Element { tag: tag.into(), ns: Namespace::Html, attrs: vec![] } }
-}
 
 fn page_batches() -> Vec<Batch> {
     let mut first = Batch::new("sess-1", "page-1", 0, 10_000);
     first.events = vec![
-        Event {
-            t: 0,
-            data: EventData::Meta(PageMeta {
-                url: "http://shop.test/list".into(),
-                title: "Shop".into(),
-                viewport: Viewport { width: 800, height: 600 },
-                user_agent: "test".into(),
-                referrer: String::new(),
-            }),
-        },
-        Event {
-            t: 0,
-            data: EventData::Snapshot(Snapshot {
-                nodes: vec![
-                    Node { id: 1, parent: 0, kind: NodeKind::Document },
-                    el(2, 1, "html"),
-                    el(3, 2, "head"),
-                    el(4, 2, "body"),
-                    Node { id: 5, parent: 4, kind: NodeKind::Text("hello".into()) },
-                ],
-                scroll_x: 0,
-                scroll_y: 0,
-            }),
-        },
+        at(0, meta("http://shop.test/list")),
+        at(
+            0,
+            snapshot(vec![
+                document(1),
+                el(2, 1, "html", &[]),
+                el(3, 2, "head", &[]),
+                el(4, 2, "body", &[]),
+                text(5, 4, "hello"),
+            ]),
+        ),
     ];
     first.end = 10_000;
     let mut second = Batch::new("sess-1", "page-1", 1, 11_000);
     second.events = vec![
-        Event { t: 0, data: EventData::Click(Click { id: 4, x: 1, y: 1, button: 0 }) },
-        Event {
-            t: 500,
-            data: EventData::Mutation(Mutation {
-                adds: vec![AddedSubtree {
-                    parent: 4,
-                    next: 0,
-                    nodes: vec![Node {
-                        id: 6,
-                        parent: 4,
-                        kind: NodeKind::Element {
-                            tag: "p".into(),
-                            ns: Namespace::Html,
-                            attrs: vec![Attr { name: "class".into(), value: "late".into() }],
-                        },
-                    }],
-                }],
+        at(0, click(4, 1, 1)),
+        at(
+            500,
+            EventData::Mutation(Mutation {
+                adds: vec![AddedSubtree { parent: 4, next: 0, nodes: vec![el(6, 4, "p", &[("class", "late")])] }],
                 ..Mutation::default()
             }),
-        },
+        ),
     ];
     second.end = 11_500;
     vec![first, second]
@@ -254,14 +223,14 @@ async fn disallowed_origin_is_refused_and_stores_nothing() {
 #[tokio::test]
 async fn rapid_clicks_on_one_spot_are_indexed_as_rage_clicks() {
     let (app, key) = setup();
-    let click = |t: u32, x: i32| Event { t, data: EventData::Click(Click { id: 9, x, y: 40, button: 0 }) };
+    let on_pay = |t: u32, x: i32| at(t, click(9, x, 40));
     let mut angry = Batch::new("angry", "p", 0, 1_800_000_000_000);
     // Five clicks 150 ms apart on the "Pay" button, then one deliberate click much later.
     angry.events =
-        vec![click(0, 100), click(150, 102), click(300, 99), click(450, 101), click(600, 100), click(9_000, 300)];
+        vec![on_pay(0, 100), on_pay(150, 102), on_pay(300, 99), on_pay(450, 101), on_pay(600, 100), on_pay(9_000, 300)];
     let mut calm = Batch::new("calm", "p", 0, 1_800_000_100_000);
     // A triple click (selecting a paragraph) is not rage.
-    calm.events = vec![click(0, 10), click(120, 10), click(240, 10)];
+    calm.events = vec![on_pay(0, 10), on_pay(120, 10), on_pay(240, 10)];
     for b in [angry, calm] {
         let (status, body) = call(&app, post(&key, encode_batch(&b).expect("encode"))).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
@@ -298,7 +267,7 @@ async fn a_session_environment_is_compared_with_the_other_sessions() {
     ];
     for (i, (id, e)) in sessions.into_iter().enumerate() {
         let mut b = Batch::new(id, "p", 0, 1_800_000_000_000 + i as u64 * 1000);
-        b.events.push(Event { t: 0, data: EventData::Environment(e) });
+        b.events.push(at(0, EventData::Environment(e)));
         b.events.push(Event {
             t: 1,
             data: EventData::App(replay_protocol::AppFact::Flags(r#"{"newCheckout":true}"#.into())),
@@ -474,21 +443,11 @@ fn list_session(id: &str, start: u64, environment: &str) -> Batch {
     let mut b = Batch::new(id, "p", 0, start);
     b.flags = Batch::FLAG_PAGE_START;
     b.events = vec![
-        Event { t: 0, data: EventData::Meta(page_meta("http://shop.test/list")) },
-        Event { t: 0, data: EventData::App(replay_protocol::AppFact::Environment(environment.into())) },
+        at(0, meta("http://shop.test/list")),
+        at(0, EventData::App(replay_protocol::AppFact::Environment(environment.into()))),
     ];
     b.end = start + 1_000;
     b
-}
-
-fn page_meta(url: &str) -> PageMeta {
-    PageMeta {
-        url: url.into(),
-        title: "Shop".into(),
-        viewport: Viewport { width: 800, height: 600 },
-        user_agent: "test".into(),
-        referrer: String::new(),
-    }
 }
 
 #[tokio::test]
@@ -563,7 +522,7 @@ async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
     let mut first = Batch::new("row", "page-a", 0, LIST_BASE_MS);
     first.flags = Batch::FLAG_PAGE_START;
     first.events = vec![
-        Event { t: 0, data: EventData::Meta(page_meta("http://shop.test/cart")) },
+        at(0, meta("http://shop.test/cart")),
         Event {
             t: 10,
             data: EventData::App(replay_protocol::AppFact::Identify {
@@ -571,8 +530,8 @@ async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
                 traits: "{}".into(),
             }),
         },
-        Event { t: 2_000, data: EventData::Error(error(1)) },
-        Event { t: 3_000, data: EventData::Click(Click { id: 4, x: 1, y: 1, button: 0 }) },
+        at(2_000, EventData::Error(error(1))),
+        at(3_000, click(4, 1, 1)),
         Event {
             t: 4_000,
             data: EventData::Freeze(replay_protocol::Freeze::Started {
@@ -588,10 +547,7 @@ async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
     first.end = LIST_BASE_MS + 60_000;
     let mut second = Batch::new("row", "page-b", 0, LIST_BASE_MS + 60_000);
     second.flags = Batch::FLAG_PAGE_START;
-    second.events = vec![
-        Event { t: 0, data: EventData::Meta(page_meta("http://shop.test/pay")) },
-        Event { t: 1_000, data: EventData::Error(error(2)) },
-    ];
+    second.events = vec![at(0, meta("http://shop.test/pay")), at(1_000, EventData::Error(error(2)))];
     second.end = LIST_BASE_MS + 125_000;
     for b in [first, second] {
         let (status, body) = call(&app, post(&key, encode_batch(&b).expect("encode"))).await;

@@ -60,7 +60,7 @@ impl Postgres {
             let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status()?;
             anyhow::ensure!(status.success(), "chown of the cluster directory failed");
         }
-        let port = crate::free_port()?;
+        let port = crate::server::free_port()?;
         let pg = Postgres { bin, dir, as_postgres_user, port };
         let data = pg.data_dir();
         pg.run("initdb", &["-D", path_str(&data)?, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])?;

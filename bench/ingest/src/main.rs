@@ -20,10 +20,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use replay_protocol::{
-    AddedSubtree, Attr, Batch, Click, Event, EventData, Input, MousePoint, Mutation, Namespace, Node, NodeKind,
-    PageMeta, Snapshot, Viewport, encode_batch,
-};
+use replay_protocol::test_util::{at, click, document, el, page_meta, snapshot, text};
+use replay_protocol::{AddedSubtree, Batch, EventData, Input, MousePoint, Mutation, PageMeta, Viewport, encode_batch};
 
 struct Args {
     sessions: usize,
@@ -72,22 +70,6 @@ async fn noop_server() -> Result<()> {
     Ok(())
 }
 
-fn el(id: u32, parent: u32, tag: &str, class: &str) -> Node {
-    Node {
-        id,
-        parent,
-        kind: NodeKind::Element {
-            tag: tag.into(),
-            ns: Namespace::Html,
-            attrs: vec![Attr { name: "class".into(), value: class.into() }],
-        },
-    }
-}
-
-fn text(id: u32, parent: u32, t: String) -> Node {
-    Node { id, parent, kind: NodeKind::Text(t) }
-}
-
 /// The batches one simulated session sends: a page start with a 2,000-node snapshot, then
 /// small batches of mutations, input and mouse movement, like a user working in an app.
 fn session_batches(session: &str, count: u32) -> Vec<Bytes> {
@@ -96,53 +78,49 @@ fn session_batches(session: &str, count: u32) -> Vec<Bytes> {
         .map(|seq| {
             let mut b = Batch::new(session, "page", seq, start + u64::from(seq) * 5000);
             if seq == 0 {
-                let mut nodes = vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html", "")];
-                nodes.push(el(3, 2, "body", "app"));
+                let mut nodes = vec![document(1), el(2, 1, "html", &[("class", "")])];
+                nodes.push(el(3, 2, "body", &[("class", "app")]));
                 let mut id = 4;
                 for row in 0..500 {
-                    nodes.push(el(id, 3, "div", "row"));
+                    nodes.push(el(id, 3, "div", &[("class", "row")]));
                     nodes.push(text(id + 1, id, format!("Product {row} · {}", row * 7919 % 10007)));
                     id += 2;
                 }
-                b.events.push(Event {
-                    t: 0,
-                    data: EventData::Meta(PageMeta {
-                        url: "https://shop.example/catalog".into(),
+                b.events.push(at(
+                    0,
+                    EventData::Meta(PageMeta {
                         title: "Catalog".into(),
                         viewport: Viewport { width: 1280, height: 800 },
                         user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156".into(),
-                        referrer: String::new(),
+                        ..page_meta("https://shop.example/catalog")
                     }),
-                });
-                b.events.push(Event { t: 0, data: EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }) });
+                ));
+                b.events.push(at(0, snapshot(nodes)));
             } else {
                 let base = 10_000 + seq * 100;
                 for i in 0..20u32 {
-                    b.events.push(Event {
-                        t: i * 200,
-                        data: EventData::MouseMove(
+                    b.events.push(at(
+                        i * 200,
+                        EventData::MouseMove(
                             (0..5)
                                 .map(|k| MousePoint { x: (i * 13 + k) as i32, y: (i * 7) as i32, dt: k * 50 })
                                 .collect(),
                         ),
-                    });
+                    ));
                 }
-                b.events.push(Event {
-                    t: 1000,
-                    data: EventData::Input(Input { id: 7, value: "*****".into(), checked: None }),
-                });
-                b.events.push(Event { t: 1100, data: EventData::Click(Click { id: 9, x: 200, y: 300, button: 0 }) });
+                b.events.push(at(1000, EventData::Input(Input { id: 7, value: "*****".into(), checked: None })));
+                b.events.push(at(1100, click(9, 200, 300)));
                 let adds = (0..10)
                     .map(|r| AddedSubtree {
                         parent: 3,
                         next: 0,
                         nodes: vec![
-                            el(base + r * 2, 3, "div", "row new"),
+                            el(base + r * 2, 3, "div", &[("class", "row new")]),
                             text(base + r * 2 + 1, base + r * 2, format!("Result {r}")),
                         ],
                     })
                     .collect();
-                b.events.push(Event { t: 1200, data: EventData::Mutation(Mutation { adds, ..Mutation::default() }) });
+                b.events.push(at(1200, EventData::Mutation(Mutation { adds, ..Mutation::default() })));
             }
             b.end = b.start + u64::from(b.events.last().map_or(0, |e| e.t));
             let raw = encode_batch(&b).unwrap_or_default();

@@ -3,12 +3,11 @@
 //! opt-in reveals exactly what it names.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
-use replay_e2e::{Browser, FixtureServer, Server};
+use replay_e2e::{Browser, FixtureServer, Server, fixtures_dir};
 
 const EMAIL: &str = "ada.lovelace@example.com";
 const CARD: &str = "4242424242424242";
@@ -27,7 +26,7 @@ fn hex(s: &str) -> Vec<u8> {
 /// Records the checkout page with `query` (script-tag options), types every secret, and
 /// returns everything the recorder sent, decompressed.
 async fn sent_bytes(server: &Server, browser: &Browser, query: &str) -> Result<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("privacy");
+    let dir = fixtures_dir("privacy");
     let site = FixtureServer::start(dir, &server.base, &server.key)?;
     let c = &browser.client;
     c.goto(&site.url(&format!("checkout.html{query}"))).await?;

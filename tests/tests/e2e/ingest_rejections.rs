@@ -5,12 +5,12 @@ use std::io::Write;
 
 use anyhow::{Result, ensure};
 use replay_e2e::Server;
-use replay_protocol::{Batch, Click, Event, EventData, encode_batch};
+use replay_protocol::encode_batch;
+use replay_protocol::test_util::click_batch;
 
+/// One click of the one session of these tests.
 fn batch(seq: u32) -> Vec<u8> {
-    let mut b = Batch::new("e2e-session", "e2e-page", seq, 1_700_000_000_000);
-    b.events.push(Event { t: 0, data: EventData::Click(Click { id: 1, x: 2, y: 3, button: 0 }) });
-    encode_batch(&b).expect("encodes")
+    encode_batch(&click_batch("e2e-session", "e2e-page", seq, 1_700_000_000_000, 1)).expect("encodes")
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -5,29 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use fantoccini::Locator;
-use replay_e2e::{Browser, NORMALIZE_JS, Server};
-
-/// Shows where two long strings start to differ.
-fn first_difference(a: &str, b: &str) -> String {
-    let at = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-    let from = at.saturating_sub(120);
-    let ctx = |s: &str| s.get(from..(at + 120).min(s.len())).unwrap_or("").to_owned();
-    format!(
-        "lengths {} and {}; first difference at byte {at}:\n  left:  …{}…\n  right: …{}…",
-        a.len(),
-        b.len(),
-        ctx(a),
-        ctx(b)
-    )
-}
-
-async fn flush(browser: &Browser) -> Result<serde_json::Value> {
-    let stats = browser
-        .eval_async("const done = arguments[arguments.length - 1]; window.Replay.flush().then(done, (e) => done({ error: String(e) }));")
-        .await?;
-    ensure!(stats["pending"] == 0 && stats["rejected"] == 0, "recorder did not deliver everything: {stats}");
-    Ok(stats)
-}
+use replay_e2e::{Browser, NORMALIZE_JS, Server, first_difference};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_session_replays_in_snapshot_api_and_viewer() -> Result<()> {
@@ -36,7 +14,7 @@ async fn demo_session_replays_in_snapshot_api_and_viewer() -> Result<()> {
     let c = &browser.client;
     c.goto(&server.url("/demo?n=2000")).await?;
     browser.wait_for("return document.querySelectorAll('#list li').length === 2000", Duration::from_secs(20)).await?;
-    flush(&browser).await?;
+    browser.flush_within(Duration::from_secs(30)).await?;
 
     // Type in the filter (every keystroke re-renders the list), click a row, scroll.
     let search = c.find(Locator::Css("#search")).await?;
@@ -46,7 +24,7 @@ async fn demo_session_replays_in_snapshot_api_and_viewer() -> Result<()> {
     row.click().await?;
     browser.eval("window.scrollTo(0, 300); return true;").await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let stats = flush(&browser).await?;
+    let stats = browser.flush_within(Duration::from_secs(30)).await?;
     ensure!(stats["acked"].as_u64().unwrap_or(0) >= 2, "expected several acknowledged batches: {stats}");
 
     let live_rows = browser.eval("return document.querySelectorAll('#list li').length").await?;
@@ -54,12 +32,9 @@ async fn demo_session_replays_in_snapshot_api_and_viewer() -> Result<()> {
         live_rows.as_u64().unwrap_or(0) > 0 && live_rows.as_u64() < Some(2000),
         "filter did not apply: {live_rows}"
     );
-    let live = browser.eval(&format!("{NORMALIZE_JS}; return __replayNormalize(document);")).await?;
-    let live = live.as_str().unwrap_or_default().to_owned();
+    let live = browser.live_html().await?;
 
-    let sessions = server.sessions()?;
-    ensure!(sessions.len() == 1, "expected one session, got {sessions:?}");
-    let session = &sessions[0];
+    let session = &server.only_session()?;
     let id = session["id"].as_str().unwrap_or_default().to_owned();
     ensure!(session["clicks"].as_u64().unwrap_or(0) >= 2, "clicks not counted: {session}");
     ensure!(session["url"].as_str().unwrap_or_default().contains("/demo"), "url not indexed: {session}");
@@ -73,19 +48,7 @@ async fn demo_session_replays_in_snapshot_api_and_viewer() -> Result<()> {
     ensure!(at_start.matches("<li ").count() == 2000, "t=0 should show all 2000 rows");
 
     // (b) The viewer, seeked to the end, shows the same document and row count.
-    browser.open_viewer(&server, &format!("/viewer/player.html?session={id}&t=end")).await?;
-    browser
-        .wait_for(
-            "return document.body.dataset.state !== 'loading' && document.body.dataset.state",
-            Duration::from_secs(20),
-        )
-        .await?;
-    let state = browser.eval("return document.body.dataset.state").await?;
-    ensure!(
-        state == "ready",
-        "viewer failed: {}",
-        browser.eval("return document.getElementById('message').textContent").await?
-    );
+    browser.open_player(&server, &format!("session={id}&t=end")).await?;
     let frame_rows = browser
         .eval("return document.getElementById('frame').contentDocument.querySelectorAll('#list li').length")
         .await?;

@@ -10,22 +10,6 @@ use fantoccini::Locator;
 use replay_e2e::{Browser, Server};
 use serde_json::Value;
 
-/// Starts `Replay.flush()` and waits (up to `timeout`) for everything to be acknowledged.
-async fn flush_within(browser: &Browser, timeout: Duration) -> Result<Value> {
-    browser
-        .eval("window.__flushed = null; window.Replay.flush().then((s) => { window.__flushed = s; }); return true;")
-        .await?;
-    let stats = browser.wait_for("return window.__flushed", timeout).await?;
-    ensure!(stats["pending"] == 0 && stats["rejected"] == 0, "not everything was delivered: {stats}");
-    Ok(stats)
-}
-
-fn only_session(server: &Server) -> Result<Value> {
-    let sessions = server.sessions()?;
-    ensure!(sessions.len() == 1, "expected exactly one session, got {}: {sessions:?}", sessions.len());
-    Ok(sessions[0].clone())
-}
-
 /// Every event of a session as (absolute time, tag, payload), in replay order; and the
 /// (page, seq) of every batch.
 struct Recorded {
@@ -61,17 +45,6 @@ impl Recorded {
     }
 }
 
-async fn open_player(browser: &Browser, server: &Server, id: &str) -> Result<()> {
-    browser.open_viewer(server, &format!("/viewer/player.html?session={id}")).await?;
-    browser
-        .wait_for(
-            "return document.body.dataset.state === 'ready' && document.getElementById('progress').classList.contains('done')",
-            Duration::from_secs(30),
-        )
-        .await?;
-    Ok(())
-}
-
 async fn panel_text(browser: &Browser, panel: &str) -> Result<String> {
     let v = browser.eval(&format!("return document.getElementById('panel-{panel}').textContent")).await?;
     Ok(v.as_str().unwrap_or_default().to_owned())
@@ -82,7 +55,7 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
     let server = Server::start()?;
     let browser = Browser::start().await?;
     browser.client.goto(&server.url("/demo?n=2000")).await?;
-    let stats = flush_within(&browser, Duration::from_secs(20)).await?;
+    let stats = browser.flush_within(Duration::from_secs(20)).await?;
     ensure!(stats["worker"] == true, "the watchdog needs the upload worker: {stats}");
     // Let a few heartbeats go by, then the user clicks "Find best value" (~2 s of CPU).
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -90,9 +63,9 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
     browser.wait_for("return document.getElementById('best-result').textContent", Duration::from_secs(20)).await?;
     // freeze_ended is recorded once the Long Animation Frames and the sampled stacks are in.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    flush_within(&browser, Duration::from_secs(20)).await?;
+    browser.flush_within(Duration::from_secs(20)).await?;
 
-    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let id = server.only_session_id()?;
     let rec = Recorded::load(&server, &id)?;
     let started = rec.timed("F").into_iter().filter(|(_, v)| v.get("s").is_some()).collect::<Vec<_>>();
     let ended = rec.of("F").into_iter().filter_map(|v| v.get("e")).collect::<Vec<_>>();
@@ -118,7 +91,7 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
     ensure!(row["freeze_culprit"].as_str().unwrap_or_default().starts_with("computeBestValue ("), "{row}");
 
     // What a support engineer sees.
-    open_player(&browser, &server, &id).await?;
+    browser.open_player(&server, &format!("session={id}")).await?;
     let bands = browser.eval("return document.querySelectorAll('#markers i.freeze').length").await?;
     ensure!(bands == 1, "one freeze band on the timeline, got {bands}");
     let tip = browser.eval("return document.querySelector('#markers i.freeze').dataset.tip").await?;
@@ -137,7 +110,7 @@ async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
     let server = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &[("REPLAY_FREEZE_TIMEOUT_SECS", "3")])?;
     let browser = Browser::start().await?;
     browser.client.goto(&server.url("/demo/lab")).await?;
-    flush_within(&browser, Duration::from_secs(20)).await?;
+    browser.flush_within(Duration::from_secs(20)).await?;
     tokio::time::sleep(Duration::from_millis(600)).await;
     // Clicked from a timer so that the WebDriver call returns before the page locks up.
     browser.eval("setTimeout(() => document.getElementById('loop').click(), 50); return true;").await?;
@@ -145,7 +118,7 @@ async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
     let killed = browser.kill()?;
     ensure!(killed > 0, "no Chromium process to kill");
 
-    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let id = server.only_session_id()?;
     let rec = Recorded::load(&server, &id)?;
     ensure!(!rec.of("c").is_empty(), "the click that froze the page was delivered");
     let markers = rec.of("F");
@@ -175,7 +148,7 @@ async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
     ensure!(list.contains("froze, never recovered"), "the session list says it");
 
     let viewer = Browser::start().await?;
-    open_player(&viewer, &server, &id).await?;
+    viewer.open_player(&server, &format!("session={id}")).await?;
     let explained = panel_text(&viewer, "freezes").await?;
     ensure!(explained.contains("never recovered") && explained.contains("click button#loop"), "{explained}");
     let band = viewer.eval("return document.querySelectorAll('#markers i.freeze.never-recovered').length").await?;
@@ -221,7 +194,7 @@ async fn buffer_mode_sends_its_buffer_when_the_page_freezes() -> Result<()> {
     browser.eval("setTimeout(() => document.getElementById('loop').click(), 50); return true;").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     ensure!(browser.kill()? > 0, "no Chromium process to kill");
-    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let id = server.only_session_id()?;
     let rec = Recorded::load(&server, &id)?;
     ensure!(!rec.of("s").is_empty(), "the buffer starts with a full snapshot");
     ensure!(!rec.of("c").is_empty(), "the click that froze the page was delivered");
@@ -311,7 +284,7 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     let server = Server::start()?;
     let browser = Browser::start().await?;
     browser.client.goto(&server.url("/demo/lab")).await?;
-    flush_within(&browser, Duration::from_secs(20)).await?;
+    browser.flush_within(Duration::from_secs(20)).await?;
     browser.eval("Replay.init({ networkAllowList: ['/demo/echo?capture=1'] }); return true;").await?;
     let page = browser.eval_async(PAGE_ACTIVITY).await?;
     // The wrappers changed nothing the page sees.
@@ -325,9 +298,9 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     ensure!(page["abort"] == "AbortError" && page["failure"] == "TypeError", "{page}");
     ensure!(page["xhr"] == "201 3" && page["xhrAbort"] == "aborted" && page["beacon"] == true, "{page}");
     tokio::time::sleep(Duration::from_millis(6000)).await; // repeated errors are reported every 5 s
-    flush_within(&browser, Duration::from_secs(20)).await?;
+    browser.flush_within(Duration::from_secs(20)).await?;
 
-    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let id = server.only_session_id()?;
     let rec = Recorded::load(&server, &id)?;
 
     // Console: levels, bounded arguments, stacks where they matter.
@@ -417,7 +390,7 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     ensure!(kaboom_group["count"] == 3 && kaboom_group["recent_sessions"][0] == id.as_str(), "{kaboom_group}");
 
     // The viewer's panels and the error groups page.
-    open_player(&browser, &server, &id).await?;
+    browser.open_player(&server, &format!("session={id}")).await?;
     let console_panel = panel_text(&browser, "console").await?;
     ensure!(console_panel.contains("hello") && console_panel.contains("careful"), "{console_panel}");
     let network_panel = panel_text(&browser, "network").await?;

@@ -3,17 +3,16 @@
 //! the page; the per-node throttle drops and counts changes, leaves a note in the recording,
 //! and still delivers every node's final state.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use replay_e2e::{Browser, FixtureServer, NORMALIZE_JS, Server};
+use replay_e2e::{Browser, FixtureServer, Server, fixtures_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_page_is_recorded_with_bounded_throttled_output() -> Result<()> {
     let server = Server::start()?;
     let browser = Browser::start().await?;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("hostile");
+    let dir = fixtures_dir("hostile");
     let site = FixtureServer::start(dir, &server.base, &server.key)?;
     let result = async {
         browser.client.goto(&site.url("hostile.html")).await?;
@@ -27,14 +26,11 @@ async fn hostile_page_is_recorded_with_bounded_throttled_output() -> Result<()> 
             .await?;
         ensure!(changes.as_u64().unwrap_or(0) > 50_000, "the storm was too small: {changes}");
         tokio::time::sleep(Duration::from_millis(1300)).await;
-        let stats = browser
-            .eval_async("const d = arguments[arguments.length - 1]; window.Replay.flush().then(d, (e) => d({ error: String(e) }));")
-            .await?;
-        ensure!(stats["pending"] == 0 && stats["rejected"] == 0, "not delivered: {stats}");
+        let stats = browser.flush_within(Duration::from_secs(30)).await?;
         ensure!(stats["error"] == "", "recorder error: {stats}");
         let errors = browser.eval("return window.__errors").await?;
         ensure!(errors == 0, "errors reached the page: {errors}");
-        let live = browser.eval(&format!("{NORMALIZE_JS}; return __replayNormalize(document);")).await?;
+        let live = browser.live_html().await?;
 
         let sessions = server.sessions()?;
         let session = sessions.first().context("no session")?;
@@ -44,7 +40,7 @@ async fn hostile_page_is_recorded_with_bounded_throttled_output() -> Result<()> 
         ensure!(events.contains("throttled"), "no throttle note in the recording");
         // Final state kept: the document at the end equals the live page.
         let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
-        ensure!(snapshot == live.as_str().unwrap_or_default(), "final state differs from the live page");
+        ensure!(snapshot == live, "final state differs from the live page");
         Ok(())
     }
     .await;

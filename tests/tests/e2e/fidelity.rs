@@ -5,11 +5,10 @@
 //! A table (page, DOM equal, pixel mismatch %) is printed; the test fails on any DOM
 //! difference or a mismatch of 1% or more.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use replay_e2e::{Browser, FixtureServer, NORMALIZE_JS, Server, pixel_mismatch};
+use replay_e2e::{Browser, FixtureServer, NORMALIZE_JS, Server, first_difference, fixtures_dir, pixel_mismatch};
 
 const PAGES: &[&str] = &["css", "shadow", "iframe", "elements", "inputs", "media", "navigation", "dashboard"];
 const MAX_MISMATCH_PERCENT: f64 = 1.0;
@@ -21,17 +20,6 @@ struct Row {
     dom_equal: Vec<bool>,
     first_difference: Option<String>,
     mismatch: f64,
-}
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("fidelity")
-}
-
-fn first_difference(a: &str, b: &str) -> String {
-    let at = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-    let from = at.saturating_sub(100);
-    let ctx = |s: &str| s.get(from..(at + 100).min(s.len())).unwrap_or("").to_owned();
-    format!("at byte {at}:\n    replay: …{}…\n    live:   …{}…", ctx(a), ctx(b))
 }
 
 const RUN_STEP: &str = r#"
@@ -47,7 +35,7 @@ const done = arguments[arguments.length - 1];
 "#;
 
 async fn record_page(server: &Server, browser: &Browser, page: &'static str) -> Result<Row> {
-    let site = FixtureServer::start(fixtures(), &server.base, &server.key)?;
+    let site = FixtureServer::start(fixtures_dir("fidelity"), &server.base, &server.key)?;
     let c = &browser.client;
     c.goto(&site.url(&format!("{page}.html"))).await?;
     browser.wait_for("return !!(window.Replay && window.fidelitySteps)", Duration::from_secs(10)).await?;
@@ -92,15 +80,7 @@ async fn record_page(server: &Server, browser: &Browser, page: &'static str) -> 
         dom_equal.push(equal);
     }
 
-    browser.open_viewer(server, &format!("/viewer/player.html?session={id}&t=end")).await?;
-    browser
-        .wait_for(
-            "return document.body.dataset.state !== 'loading' && document.body.dataset.state",
-            Duration::from_secs(20),
-        )
-        .await?;
-    let state = browser.eval("return document.body.dataset.state").await?;
-    ensure!(state == "ready", "{page}: viewer failed: {state}");
+    browser.open_player(server, &format!("session={id}&t=end")).await.with_context(|| format!("{page}: viewer"))?;
     // Show the replay frame unscaled over the whole viewport, exactly the live page's size.
     let (w, h) = (size[0].as_u64().unwrap_or(1280), size[1].as_u64().unwrap_or(900));
     browser

@@ -1,17 +1,16 @@
 //! The recorder's ES module entry (the npm package's `index.js`), imported by a page the way an
 //! app's bundle would: `init({ server, key })` records a session like the script tag does.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use fantoccini::Locator;
-use replay_e2e::{Browser, FixtureServer, Server};
+use replay_e2e::{Browser, FixtureServer, Server, fixtures_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_importing_the_module_entry_is_recorded() -> Result<()> {
     let server = Server::start()?;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("npm");
+    let dir = fixtures_dir("npm");
     let site = FixtureServer::start(dir, &server.base, &server.key)?;
     let browser = Browser::start().await?;
     browser.client.goto(&site.url("app.html")).await?;
@@ -25,9 +24,7 @@ async fn an_app_importing_the_module_entry_is_recorded() -> Result<()> {
         .eval_async("const d = arguments[arguments.length - 1]; window.__replay.flush().then(d, (e) => d({ error: String(e) }));")
         .await?;
     ensure!(stats["pending"] == 0 && stats["acked"].as_u64().unwrap_or(0) >= 1, "not delivered: {stats}");
-    let sessions = server.sessions()?;
-    ensure!(sessions.len() == 1, "one session: {sessions:?}");
-    let s = &sessions[0];
+    let s = &server.only_session()?;
     ensure!(s["user"] == "module-user@example.com" && s["release"] == "2.0.0", "app facts: {s}");
     ensure!(s["clicks"].as_u64() == Some(2), "both clicks (the search box, the list item): {s}");
     let id = s["id"].as_str().unwrap_or_default();

@@ -21,18 +21,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use replay_e2e::{Browser, Server};
+use replay_protocol::test_util::{at, document, el, page_meta, snapshot};
 use replay_protocol::{
-    AddedSubtree, Attr, AttrChange, Batch, Event, EventData, Mutation, Namespace, Node, NodeKind, PageMeta, Snapshot,
-    Viewport, encode_batch,
+    AddedSubtree, Attr, AttrChange, Batch, Event, EventData, Mutation, Namespace, Node, NodeKind, PageMeta,
+    encode_batch,
 };
 use serde_json::Value;
 
 const FIXTURES: &[(&str, &str)] = &[
-    ("scripts", include_str!("../fixtures/xss/scripts.json")),
-    ("handlers", include_str!("../fixtures/xss/handlers.json")),
-    ("urls", include_str!("../fixtures/xss/urls.json")),
-    ("svg-animate", include_str!("../fixtures/xss/svg-animate.json")),
-    ("external", include_str!("../fixtures/xss/external.json")),
+    ("scripts", include_str!("../../fixtures/xss/scripts.json")),
+    ("handlers", include_str!("../../fixtures/xss/handlers.json")),
+    ("urls", include_str!("../../fixtures/xss/urls.json")),
+    ("svg-animate", include_str!("../../fixtures/xss/svg-animate.json")),
+    ("external", include_str!("../../fixtures/xss/external.json")),
 ];
 
 /// A loopback HTTP server that records every request path and answers 200.
@@ -117,13 +118,7 @@ const SENTINEL: &str = "try{parent.__xss=(parent.__xss||0)+1}catch(e){};try{top.
 fn hostile_session(name: &str, fixture: &str, canary: &str) -> Result<Vec<u8>> {
     let text = fixture.replace("{{SENTINEL}}", &SENTINEL.replace("{{CANARY}}", canary)).replace("{{CANARY}}", canary);
     let tree: Value = serde_json::from_str(&text).with_context(|| format!("fixture {name}"))?;
-    let el = |id, parent, tag: &str| Node {
-        id,
-        parent,
-        kind: NodeKind::Element { tag: tag.into(), ns: Namespace::Html, attrs: vec![] },
-    };
-    let mut nodes =
-        vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html"), el(3, 2, "head"), el(4, 2, "body")];
+    let mut nodes = vec![document(1), el(2, 1, "html", &[]), el(3, 2, "head", &[]), el(4, 2, "body", &[])];
     let mut next = 10;
     nodes_of(&tree, 4, Namespace::Html, &mut next, &mut nodes)?;
     let mut added = Vec::new();
@@ -134,17 +129,8 @@ fn hostile_session(name: &str, fixture: &str, canary: &str) -> Result<Vec<u8>> {
     b.flags = Batch::FLAG_PAGE_START;
     let attr = |id, name: &str, value: &str| AttrChange { id, name: name.into(), value: Some(value.into()) };
     b.events = vec![
-        Event {
-            t: 0,
-            data: EventData::Meta(PageMeta {
-                url: page,
-                title: "hostile".into(),
-                viewport: Viewport { width: 800, height: 600 },
-                user_agent: "test".into(),
-                referrer: String::new(),
-            }),
-        },
-        Event { t: 0, data: EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }) },
+        at(0, EventData::Meta(PageMeta { title: "hostile".into(), ..page_meta(&page) })),
+        at(0, snapshot(nodes)),
         Event {
             t: 500,
             data: EventData::Mutation(Mutation {
@@ -243,8 +229,7 @@ async fn assert_sanitised(browser: &Browser, id: &str, path: &str) -> Result<()>
 async fn replay_and_check(browser: &Browser, server: &Server, id: &str, block: bool) -> Result<()> {
     let query = if block { "&block=1" } else { "" };
     // Seek path: the whole document at the end.
-    browser.open_viewer(server, &format!("/viewer/player.html?session={id}&t=end{query}")).await?;
-    browser.wait_for("return document.body.dataset.loaded === '1'", Duration::from_secs(20)).await?;
+    browser.open_player(server, &format!("session={id}&t=end{query}")).await?;
     assert_sanitised(browser, id, "seek").await?;
     browser.eval(EXERCISE_JS).await?;
     // Play path: from the start, every change as an operation.

@@ -1,37 +1,11 @@
 //! Delivery in real Chromium against the real server: an outage, a reload, a closed tab, and a
 //! server killed while 50 sessions stream to it. Nothing acknowledged may be lost.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use fantoccini::Locator;
-use replay_e2e::{Acked, Browser, NORMALIZE_JS, Server, check_acknowledged, stream_session};
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Starts `Replay.flush()` and waits (up to `timeout`) for everything to be acknowledged.
-async fn flush_within(browser: &Browser, timeout: Duration) -> Result<serde_json::Value> {
-    browser
-        .eval("window.__flushed = null; window.Replay.flush().then((s) => { window.__flushed = s; }); return true;")
-        .await?;
-    let stats = browser.wait_for("return window.__flushed", timeout).await?;
-    ensure!(stats["pending"] == 0 && stats["rejected"] == 0, "not everything was delivered: {stats}");
-    Ok(stats)
-}
-
-async fn live_html(browser: &Browser) -> Result<String> {
-    let v = browser.eval(&format!("{NORMALIZE_JS}; return __replayNormalize(document);")).await?;
-    Ok(v.as_str().unwrap_or_default().to_owned())
-}
-
-fn only_session(server: &Server) -> Result<serde_json::Value> {
-    let sessions = server.sessions()?;
-    ensure!(sessions.len() == 1, "expected exactly one session, got {}: {sessions:?}", sessions.len());
-    Ok(sessions[0].clone())
-}
+use replay_e2e::{Browser, Server, Streams, UNLIMITED_CLIENT_RATE, check_acknowledged, free_address};
 
 async fn type_into_search(browser: &Browser, text: &str) -> Result<()> {
     let search = browser.client.find(Locator::Css("#search")).await?;
@@ -42,12 +16,11 @@ async fn type_into_search(browser: &Browser, text: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_is_complete_after_the_server_was_down_for_20_seconds() -> Result<()> {
-    let port = free_port()?;
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_address()?;
     let server = Server::start_with(tempfile::tempdir()?, &listen, &[])?;
     let browser = Browser::start().await?;
     browser.client.goto(&server.url("/demo?n=300")).await?;
-    let stats = flush_within(&browser, Duration::from_secs(20)).await?;
+    let stats = browser.flush_within(Duration::from_secs(20)).await?;
     ensure!(stats["worker"] == true, "uploads should run in the worker: {stats}");
 
     let dir = server.kill();
@@ -58,10 +31,10 @@ async fn replay_is_complete_after_the_server_was_down_for_20_seconds() -> Result
     type_into_search(&browser, "Lamp 2").await?;
 
     let server = Server::start_with(dir, &listen, &[])?;
-    let stats = flush_within(&browser, Duration::from_secs(90)).await?;
+    let stats = browser.flush_within(Duration::from_secs(90)).await?;
     ensure!(stats["acked"].as_u64().unwrap_or(0) >= 2, "{stats}");
-    let live = live_html(&browser).await?;
-    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let live = browser.live_html().await?;
+    let id = server.only_session_id()?;
     let replayed = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
     ensure!(replayed == live, "the replay after the outage differs from the page");
     browser.close().await
@@ -72,16 +45,16 @@ async fn a_reload_continues_the_same_session() -> Result<()> {
     let server = Server::start()?;
     let browser = Browser::start().await?;
     browser.client.goto(&server.url("/demo?n=300")).await?;
-    flush_within(&browser, Duration::from_secs(20)).await?;
+    browser.flush_within(Duration::from_secs(20)).await?;
     type_into_search(&browser, "Mug").await?;
     browser.client.refresh().await?;
     browser.wait_for("return document.querySelectorAll('#list li').length === 300", Duration::from_secs(20)).await?;
     type_into_search(&browser, "Watch").await?;
-    flush_within(&browser, Duration::from_secs(20)).await?;
-    let session = only_session(&server)?;
+    browser.flush_within(Duration::from_secs(20)).await?;
+    let session = server.only_session()?;
     ensure!(session["pages"] == 2, "two page views expected in one session: {session}");
     let id = session["id"].as_str().unwrap_or_default().to_owned();
-    let live = live_html(&browser).await?;
+    let live = browser.live_html().await?;
     let replayed = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
     ensure!(replayed == live, "the replay does not end on the reloaded page as the user saw it");
     // Before the reload, the first page view showed the "Mug" filter.
@@ -99,13 +72,13 @@ async fn last_keystrokes_survive_closing_the_tab() -> Result<()> {
     let tab = c.new_window(true).await?;
     c.switch_to_window(tab.handle).await?;
     c.goto(&server.url("/demo?n=300")).await?;
-    flush_within(&browser, Duration::from_secs(20)).await?;
+    browser.flush_within(Duration::from_secs(20)).await?;
     type_into_search(&browser, "Kettle 1").await?;
     let rows = browser.eval("return document.querySelectorAll('#list li').length").await?;
     // Close right away: only the pagehide flush can deliver the last keystrokes.
     c.close_window().await?;
     c.switch_to_window(first).await?;
-    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
+    let id = server.only_session_id()?;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let html = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
@@ -132,9 +105,9 @@ async fn buffer_mode_sends_only_when_an_error_asks() -> Result<()> {
     ensure!(server.sessions()?.is_empty(), "buffer mode sent data before anything asked for it");
     browser.eval("setTimeout(() => { throw new Error('checkout failed'); }); return true;").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    flush_within(&browser, Duration::from_secs(20)).await?;
-    let id = only_session(&server)?["id"].as_str().unwrap_or_default().to_owned();
-    let live = live_html(&browser).await?;
+    browser.flush_within(Duration::from_secs(20)).await?;
+    let id = server.only_session_id()?;
+    let live = browser.live_html().await?;
     ensure!(
         server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))? == live,
         "buffered replay differs from the page"
@@ -158,27 +131,15 @@ async fn a_session_sampled_out_sends_nothing() -> Result<()> {
 
 #[test]
 fn graceful_shutdown_finishes_in_flight_uploads_and_loses_nothing() -> Result<()> {
-    let port = free_port()?;
-    let listen = format!("127.0.0.1:{port}");
-    let env = [("REPLAY_CLIENT_RATE", "100000"), ("REPLAY_CLIENT_BURST", "100000")];
-    let server = Server::start_with(tempfile::tempdir()?, &listen, &env)?;
-    let (base, key) = (server.base.clone(), server.key.clone());
-    let acked: Acked = Arc::default();
+    let listen = free_address()?;
+    let server = Server::start_with(tempfile::tempdir()?, &listen, &UNLIMITED_CLIENT_RATE)?;
     let stop = Instant::now() + Duration::from_secs(4);
-    let threads: Vec<_> = (0..20)
-        .map(|i| {
-            let (base, key, acked) = (base.clone(), key.clone(), Arc::clone(&acked));
-            std::thread::spawn(move || stream_session(&[base], &key, &format!("term-{i}"), &acked, stop))
-        })
-        .collect();
+    let streams = Streams::start(std::slice::from_ref(&server.base), &server.key, "term", 20, stop);
     std::thread::sleep(Duration::from_millis(1000));
     let (clean, dir) = server.terminate()?;
     ensure!(clean, "replay-server did not exit cleanly on SIGTERM");
-    let server = Server::start_with(dir, &listen, &env)?;
-    for t in threads {
-        let _ = t.join();
-    }
-    let acked = acked.lock().map(|m| m.clone()).unwrap_or_default();
+    let server = Server::start_with(dir, &listen, &UNLIMITED_CLIENT_RATE)?;
+    let acked = streams.join();
     ensure!(acked.len() == 20, "every session should have delivered something");
     let total = check_acknowledged(&server, &acked)?;
     eprintln!("graceful shutdown test: {total} batches acknowledged, all present after restart");
@@ -187,31 +148,15 @@ fn graceful_shutdown_finishes_in_flight_uploads_and_loses_nothing() -> Result<()
 
 #[test]
 fn sigkill_while_50_sessions_stream_loses_no_acknowledged_batch() -> Result<()> {
-    let port = free_port()?;
-    let listen = format!("127.0.0.1:{port}");
-    let server = Server::start_with(
-        tempfile::tempdir()?,
-        &listen,
-        &[("REPLAY_CLIENT_RATE", "100000"), ("REPLAY_CLIENT_BURST", "100000")],
-    )?;
-    let (base, key) = (server.base.clone(), server.key.clone());
-    let acked: Acked = Arc::default();
+    let listen = free_address()?;
+    let server = Server::start_with(tempfile::tempdir()?, &listen, &UNLIMITED_CLIENT_RATE)?;
     let stop = Instant::now() + Duration::from_secs(6);
-    let threads: Vec<_> = (0..50)
-        .map(|i| {
-            let (base, key, acked) = (base.clone(), key.clone(), Arc::clone(&acked));
-            std::thread::spawn(move || stream_session(&[base], &key, &format!("kill-{i}"), &acked, stop))
-        })
-        .collect();
+    let streams = Streams::start(std::slice::from_ref(&server.base), &server.key, "kill", 50, stop);
     std::thread::sleep(Duration::from_millis(1500));
     let dir = server.kill();
     std::thread::sleep(Duration::from_millis(500));
-    let server =
-        Server::start_with(dir, &listen, &[("REPLAY_CLIENT_RATE", "100000"), ("REPLAY_CLIENT_BURST", "100000")])?;
-    for t in threads {
-        let _ = t.join();
-    }
-    let acked = acked.lock().map(|m| m.clone()).unwrap_or_default();
+    let server = Server::start_with(dir, &listen, &UNLIMITED_CLIENT_RATE)?;
+    let acked = streams.join();
     ensure!(acked.len() == 50, "every session should have delivered something");
     let total = check_acknowledged(&server, &acked)?;
     eprintln!("sigkill test: {total} batches acknowledged across 50 sessions, all present after restart");

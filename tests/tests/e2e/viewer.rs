@@ -3,40 +3,19 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use replay_e2e::{Browser, Server};
+use replay_protocol::test_util::{at, click, document, el, page_meta, snapshot, text};
 use replay_protocol::{
-    AddedSubtree, AppFact, Attr, Batch, Click, Console, ConsoleLevel, Environment, ErrorEvent, ErrorKind, Event,
-    EventData, Freeze, LongFrame, Mutation, Namespace, Network, Node, NodeKind, PageMeta, RequestKind, ScriptTiming,
-    Snapshot, Viewport, encode_batch,
+    AddedSubtree, AppFact, Batch, Console, ConsoleLevel, Environment, ErrorEvent, ErrorKind, Event, EventData, Freeze,
+    LongFrame, Mutation, Network, PageMeta, RequestKind, ScriptTiming, Viewport, encode_batch,
 };
 
 const T0: u64 = 1_700_000_000_000;
 
-fn el(id: u32, parent: u32, tag: &str, attrs: &[(&str, &str)]) -> Node {
-    Node {
-        id,
-        parent,
-        kind: NodeKind::Element {
-            tag: tag.into(),
-            ns: Namespace::Html,
-            attrs: attrs.iter().map(|(n, v)| Attr { name: (*n).into(), value: (*v).into() }).collect(),
-        },
-    }
-}
-
-fn text(id: u32, parent: u32, t: &str) -> Node {
-    Node { id, parent, kind: NodeKind::Text(t.into()) }
-}
-
+/// The page metadata of these sessions: [`page_meta`] with a Chrome user agent.
 fn meta(url: &str) -> EventData {
-    EventData::Meta(PageMeta {
-        url: url.into(),
-        title: "Shop".into(),
-        viewport: Viewport { width: 800, height: 600 },
-        user_agent: "Mozilla/5.0 Chrome/156.0".into(),
-        referrer: String::new(),
-    })
+    EventData::Meta(PageMeta { user_agent: "Mozilla/5.0 Chrome/156.0".into(), ..page_meta(url) })
 }
 
 /// A paragraph `<p id=pN>label</p>` added under the body at `t` ms.
@@ -96,25 +75,21 @@ fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
     let mut first = Batch::new(id, "page-1", 0, T0);
     first.flags = Batch::FLAG_PAGE_START;
     first.events = vec![
-        Event { t: 0, data: meta(url) },
-        Event {
-            t: 0,
-            data: EventData::Snapshot(Snapshot {
-                nodes: vec![
-                    Node { id: 1, parent: 0, kind: NodeKind::Document },
-                    el(2, 1, "html", &[]),
-                    el(3, 2, "head", &[]),
-                    el(4, 2, "body", &[]),
-                    el(5, 4, "h1", &[]),
-                    text(6, 5, "Checkout"),
-                    el(7, 4, "input", &[("id", "card")]),
-                ],
-                scroll_x: 0,
-                scroll_y: 0,
-            }),
-        },
-        Event { t: 1, data: EventData::Environment(environment("en-GB")) },
-        Event { t: 1, data: EventData::App(AppFact::Release("v1.2.3".into())) },
+        at(0, meta(url)),
+        at(
+            0,
+            snapshot(vec![
+                document(1),
+                el(2, 1, "html", &[]),
+                el(3, 2, "head", &[]),
+                el(4, 2, "body", &[]),
+                el(5, 4, "h1", &[]),
+                text(6, 5, "Checkout"),
+                el(7, 4, "input", &[("id", "card")]),
+            ]),
+        ),
+        at(1, EventData::Environment(environment("en-GB"))),
+        at(1, EventData::App(AppFact::Release("v1.2.3".into()))),
         add_paragraph(2_000, 1, "first"),
         Event {
             t: 3_000,
@@ -124,7 +99,7 @@ fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
                 stack: String::new(),
             }),
         },
-        Event { t: 4_000, data: EventData::Click(Click { id: 7, x: 100, y: 80, button: 0 }) },
+        at(4_000, click(7, 100, 80)),
         Event {
             t: 4_500,
             data: EventData::Input(replay_protocol::Input { id: 7, value: "****".into(), checked: None }),
@@ -133,7 +108,7 @@ fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
     first.end = T0 + 4_500;
     let mut second = Batch::new(id, "page-1", 1, T0 + 5_000);
     second.events = vec![
-        Event { t: 1_000, data: network("https://api.shop.test/pay", 500, false) },
+        at(1_000, network("https://api.shop.test/pay", 500, false)),
         Event {
             t: 2_000,
             data: EventData::Error(ErrorEvent {
@@ -188,33 +163,11 @@ fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
                 stack: "at pay (app.js:12:1)".into(),
             }),
         },
-        Event { t: 24_000, data: network("https://api.shop.test/retry", 0, true) },
+        at(24_000, network("https://api.shop.test/retry", 0, true)),
         add_paragraph(24_000, 4, "last"),
     ];
     second.end = T0 + 29_000;
     [first, second].iter().map(|b| encode_batch(b).expect("encodes")).collect()
-}
-
-fn ingest(server: &Server, bodies: &[Vec<u8>]) -> Result<()> {
-    for body in bodies {
-        let (status, answer) = server.ingest(Some(&server.key), body, None)?;
-        ensure!(status == 200, "ingest failed: {answer}");
-    }
-    Ok(())
-}
-
-async fn open_player(browser: &Browser, server: &Server, query: &str) -> Result<()> {
-    browser.open_viewer(server, &format!("/viewer/player.html?{query}")).await?;
-    browser
-        .wait_for(
-            "return document.body.dataset.loaded === '1' || document.body.dataset.state === 'error'",
-            Duration::from_secs(20),
-        )
-        .await?;
-    let state = browser.eval("return document.body.dataset.state").await?;
-    let message = browser.eval("return document.getElementById('message').textContent").await?;
-    ensure!(state == "ready", "player failed: {message}");
-    Ok(())
 }
 
 async fn frame_ids(browser: &Browser) -> Result<String> {
@@ -231,9 +184,9 @@ async fn position(browser: &Browser) -> Result<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panels_show_the_story_and_clicking_an_entry_seeks_there() -> Result<()> {
     let server = Server::start()?;
-    ingest(&server, &story_session("story", "https://shop.test/checkout"))?;
+    server.ingest_all(&story_session("story", "https://shop.test/checkout"))?;
     let browser = Browser::start().await?;
-    open_player(&browser, &server, "session=story").await?;
+    browser.open_player(&server, "session=story").await?;
 
     let counts = browser
         .eval(
@@ -288,16 +241,16 @@ async fn panels_show_the_story_and_clicking_an_entry_seeks_there() -> Result<()>
 async fn the_environment_panel_flags_what_few_other_sessions_share() -> Result<()> {
     let server = Server::start()?;
     for i in 0..10 {
-        ingest(&server, &story_session(&format!("usual-{i}"), "https://shop.test/checkout"))?;
+        server.ingest_all(&story_session(&format!("usual-{i}"), "https://shop.test/checkout"))?;
     }
     let mut odd = story_session("odd", "https://shop.test/checkout");
     // The odd session's language changed after the first report: the latest value counts.
     let mut later = Batch::new("odd", "page-1", 2, T0 + 30_000);
     later.events = vec![Event { t: 0, data: EventData::Environment(environment("fi-FI")) }];
     odd.push(encode_batch(&later)?);
-    ingest(&server, &odd)?;
+    server.ingest_all(&odd)?;
     let browser = Browser::start().await?;
-    open_player(&browser, &server, "session=odd").await?;
+    browser.open_player(&server, "session=odd").await?;
     browser.wait_for("return document.querySelector('.env-compare') !== null", Duration::from_secs(10)).await?;
     let unusual = browser
         .eval("return [...document.querySelectorAll('.env-compare tr.unusual')].map(r => r.textContent).join(' | ')")
@@ -315,10 +268,10 @@ async fn the_environment_panel_flags_what_few_other_sessions_share() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyboard_shortcuts_seek_play_and_change_speed_and_links_open_at_a_moment() -> Result<()> {
     let server = Server::start()?;
-    ingest(&server, &story_session("keys", "https://shop.test/"))?;
+    server.ingest_all(&story_session("keys", "https://shop.test/"))?;
     let browser = Browser::start().await?;
 
-    open_player(&browser, &server, "session=keys&t=12000").await?;
+    browser.open_player(&server, "session=keys&t=12000").await?;
     ensure!(position(&browser).await? == 12_000.0, "?t= opens at that moment");
     ensure!(frame_ids(&browser).await? == "p1,p2", "the page at 12 s");
 
@@ -384,7 +337,7 @@ async fn a_long_session_streams_in_ranges_and_seeks_from_keyframes() -> Result<(
         b.end = b.start;
         bodies.push(encode_batch(&b)?);
     }
-    ingest(&server, &bodies)?;
+    server.ingest_all(&bodies)?;
 
     let range = server.get_json("/api/v1/sessions/long/events?from=3&max_bytes=1")?;
     let seqs: Vec<u64> =
@@ -392,7 +345,7 @@ async fn a_long_session_streams_in_ranges_and_seeks_from_keyframes() -> Result<(
     ensure!(seqs == vec![3], "a range of one batch from index 3: {seqs:?}");
 
     let browser = Browser::start().await?;
-    open_player(&browser, &server, "session=long&t=end").await?;
+    browser.open_player(&server, "session=long&t=end").await?;
     let lists = browser
         .eval("return document.getElementById('frame').contentDocument.querySelectorAll('ul.list > li').length")
         .await?;
@@ -410,7 +363,7 @@ async fn a_long_session_streams_in_ranges_and_seeks_from_keyframes() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_file_plays_offline() -> Result<()> {
     let server = Server::start()?;
-    ingest(&server, &story_session("export", "https://shop.test/export"))?;
+    server.ingest_all(&story_session("export", "https://shop.test/export"))?;
     let html = server.get_text("/viewer/export/export")?;
     ensure!(html.contains("id=\"replay-session\"") && html.contains("importmap"), "export is self-contained");
     ensure!(!html.contains("src=\"player.js\""), "no reference to server files");
@@ -421,15 +374,7 @@ async fn exported_file_plays_offline() -> Result<()> {
     drop(server);
     let browser = Browser::start().await?;
     browser.client.goto(&format!("file://{}?t=12000", file.display())).await?;
-    browser
-        .wait_for(
-            "return document.body.dataset.state !== 'loading' && document.body.dataset.state",
-            Duration::from_secs(20),
-        )
-        .await?;
-    let state =
-        browser.eval("return [document.body.dataset.state, document.getElementById('message').textContent]").await?;
-    ensure!(state[0] == "ready", "export failed to play: {state}");
+    browser.wait_player().await.context("export failed to play")?;
     ensure!(frame_ids(&browser).await? == "p1,p2", "export opens at ?t=");
     browser.eval("window.replayPlayer.seek(0); window.replayPlayer.play(); return true").await?;
     browser.wait_for("return window.replayPlayer.position() > 0", Duration::from_secs(5)).await?;
@@ -442,10 +387,10 @@ async fn exported_file_plays_offline() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_list_is_newest_first_and_filters_by_every_field() -> Result<()> {
     let server = Server::start()?;
-    ingest(&server, &story_session("checkout-a", "https://shop.test/checkout"))?;
+    server.ingest_all(&story_session("checkout-a", "https://shop.test/checkout"))?;
     let mut short = Batch::new("cart-b", "p", 0, T0 + 60_000);
     short.events = vec![Event { t: 0, data: meta("https://shop.test/cart") }];
-    ingest(&server, &[encode_batch(&short)?])?;
+    server.ingest_all(&[encode_batch(&short)?])?;
 
     let browser = Browser::start().await?;
     let rows = async |query: &str| -> Result<String> {
@@ -476,29 +421,25 @@ fn controls_session(id: &str) -> Vec<u8> {
     let mut b = Batch::new(id, "page-1", 0, T0);
     b.flags = Batch::FLAG_PAGE_START;
     b.events = vec![
-        Event { t: 0, data: meta("https://shop.test/tall") },
-        Event {
-            t: 0,
-            data: EventData::Snapshot(Snapshot {
-                nodes: vec![
-                    Node { id: 1, parent: 0, kind: NodeKind::Document },
-                    el(2, 1, "html", &[]),
-                    el(3, 2, "head", &[]),
-                    el(4, 2, "body", &[("style", "margin: 0")]),
-                    el(5, 4, "div", &[("id", "tall"), ("style", "height: 3000px; background: #eee")]),
-                    text(6, 5, "tall"),
-                ],
-                scroll_x: 0,
-                scroll_y: 0,
-            }),
-        },
-        Event { t: 1_000, data: EventData::MouseMove(vec![replay_protocol::MousePoint { x: 200, y: 150, dt: 0 }]) },
-        Event { t: 2_000, data: EventData::Click(Click { id: 5, x: 300, y: 200, button: 0 }) },
-        Event { t: 3_000, data: EventData::Scroll(replay_protocol::Scroll { id: 0, x: 0, y: 700 }) },
-        Event { t: 3_500, data: network("https://api.shop.test/stock", 503, false) },
+        at(0, meta("https://shop.test/tall")),
+        at(
+            0,
+            snapshot(vec![
+                document(1),
+                el(2, 1, "html", &[]),
+                el(3, 2, "head", &[]),
+                el(4, 2, "body", &[("style", "margin: 0")]),
+                el(5, 4, "div", &[("id", "tall"), ("style", "height: 3000px; background: #eee")]),
+                text(6, 5, "tall"),
+            ]),
+        ),
+        at(1_000, EventData::MouseMove(vec![replay_protocol::MousePoint { x: 200, y: 150, dt: 0 }])),
+        at(2_000, click(5, 300, 200)),
+        at(3_000, EventData::Scroll(replay_protocol::Scroll { id: 0, x: 0, y: 700 })),
+        at(3_500, network("https://api.shop.test/stock", 503, false)),
         add_paragraph(4_000, 1, "restocked"),
-        Event { t: 6_000, data: EventData::Click(Click { id: 5, x: 400, y: 250, button: 0 }) },
-        Event { t: 7_000, data: EventData::Viewport(Viewport { width: 1600, height: 1000 }) },
+        at(6_000, click(5, 400, 250)),
+        at(7_000, EventData::Viewport(Viewport { width: 1600, height: 1000 })),
     ];
     b.end = T0 + 8_000;
     encode_batch(&b).expect("encodes")
@@ -507,9 +448,9 @@ fn controls_session(id: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_ripples_scroll_and_scale_follow_the_recording() -> Result<()> {
     let server = Server::start()?;
-    ingest(&server, &[controls_session("controls")])?;
+    server.ingest_all(&[controls_session("controls")])?;
     let browser = Browser::start().await?;
-    open_player(&browser, &server, "session=controls").await?;
+    browser.open_player(&server, "session=controls").await?;
     // Every ripple the player draws, with where it was drawn (they remove themselves).
     browser
         .eval(
@@ -572,9 +513,9 @@ async fn the_cursor_ripples_scroll_and_scale_follow_the_recording() -> Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_play_button_markers_network_entries_and_density_graph_work() -> Result<()> {
     let server = Server::start()?;
-    ingest(&server, &[controls_session("timeline")])?;
+    server.ingest_all(&[controls_session("timeline")])?;
     let browser = Browser::start().await?;
-    open_player(&browser, &server, "session=timeline").await?;
+    browser.open_player(&server, "session=timeline").await?;
 
     // The density graph has ink where events are and none where there are none.
     let ink = browser
@@ -620,7 +561,7 @@ async fn the_play_button_markers_network_entries_and_density_graph_work() -> Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_benchmark_hook_replays_a_session_to_its_end() -> Result<()> {
     let server = Server::start()?;
-    ingest(&server, &story_session("bench", "https://shop.test/bench"))?;
+    server.ingest_all(&story_session("bench", "https://shop.test/bench"))?;
     let browser = Browser::start().await?;
     // As bench/adapter.mjs drives it: `?bench` skips the player's own loading.
     browser.open_viewer(&server, "/viewer/player.html?bench=1").await?;

@@ -1,0 +1,34 @@
+//! The end-to-end tests, one binary: the real `replay-server` binary, real Chromium through
+//! chromedriver, and for the scale-out storage real PostgreSQL and an S3-compatible store. The
+//! harness they share is the `replay_e2e` library (`tests/src/`).
+//!
+//! - [`demo`]: the demo app recorded end to end, checked through the snapshot API and the viewer;
+//! - [`delivery`]: an outage, a reload, a closed tab, buffer mode, sampling, SIGTERM and SIGKILL
+//!   while sessions stream — nothing acknowledged is lost;
+//! - [`diagnostics`]: freezes (recovered and never recovered), console, errors, network and
+//!   environment, in the stored session and the viewer's panels;
+//! - [`fidelity`]: each page of `fixtures/fidelity/` compared with its replay, DOM and pixels;
+//! - [`hostile`]: hostile pages are recorded with bounded, throttled output;
+//! - [`ingest_rejections`]: bad input gets its 4xx and stores nothing;
+//! - [`module_entry`]: the recorder's ES module entry, imported like an app's bundle would;
+//! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
+//! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
+//! - [`viewer`]: the player's controls, panels, export and the session list, on synthetic
+//!   sessions;
+//! - [`xss`]: the hostile-recording corpus of `fixtures/xss/` replayed in the player.
+//!
+//! All tests run as threads of this one process (as many at once as `--test-threads`, by
+//! default the number of CPUs). Each starts its own servers, browser and services; the only
+//! shared state is the harness's record of the ports it handed out.
+
+mod delivery;
+mod demo;
+mod diagnostics;
+mod fidelity;
+mod hostile;
+mod ingest_rejections;
+mod module_entry;
+mod privacy;
+mod scale_out;
+mod viewer;
+mod xss;
