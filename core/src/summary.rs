@@ -93,10 +93,7 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
             }
             EventData::Error(err) => {
                 s.errors += u64::from(err.count.max(1));
-                diagnostics::add_sighting(
-                    &mut s.error_sightings,
-                    diagnostics::sighting(err, batch.time_of(e)),
-                );
+                diagnostics::add_sighting(&mut s.error_sightings, diagnostics::sighting(err, batch.time_of(e)));
             }
             EventData::Freeze(Freeze::Started { .. }) => {
                 s.freezes += 1;
@@ -265,5 +262,4 @@ mod tests {
             (Some("Chrome"), Some("ada"), Some("1.2.3"), Some("production"))
         );
     }
-
 }

@@ -15,8 +15,9 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::storage::{Storage, now_ms, random_hex};
 use crate::{ApiError, AppState, Error};
+use replay_core::{now_ms, random_hex};
+use replay_store::Storage;
 
 /// Name of the viewer's login cookie.
 pub const COOKIE: &str = "replay_login";

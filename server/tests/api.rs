@@ -10,7 +10,8 @@ use replay_protocol::{
     AddedSubtree, Attr, Batch, Click, Event, EventData, Mutation, Namespace, Node, NodeKind, PageMeta, Snapshot,
     Viewport, encode_batch,
 };
-use replay_server::{AppState, Config, SqliteStorage, Storage, app};
+use replay_server::{AppState, Config, app};
+use replay_store::{SqliteStorage, Storage};
 use tower::ServiceExt;
 
 fn el(id: u32, parent: u32, tag: &str) -> Node {
