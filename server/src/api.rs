@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Reader;
 use crate::reject::Reason;
-use crate::storage::{ErrorGroup, SessionFilter, SessionRow};
 use crate::{ApiError, AppState};
+use replay_store::{ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, SessionFilter, SessionRow};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct ProjectQuery {
@@ -170,7 +170,7 @@ pub async fn get_session(
 /// How a session's environment compares with the project's other sessions.
 #[derive(Serialize)]
 pub struct EnvironmentComparison {
-    pub facts: Vec<crate::storage::FactComparison>,
+    pub facts: Vec<FactComparison>,
 }
 
 /// `GET /api/v1/sessions/{id}/environment`: each environment fact (browser, OS, viewport, pixel
@@ -184,8 +184,7 @@ pub async fn session_environment(
 ) -> Result<Json<EnvironmentComparison>, ApiError> {
     check_id(&id)?;
     let project = project_id(&state, q.project).await?;
-    let facts =
-        state.blocking(move |s| s.compare_environment(project, &id, crate::storage::ENVIRONMENT_SAMPLE)).await?;
+    let facts = state.blocking(move |s| s.compare_environment(project, &id, ENVIRONMENT_SAMPLE)).await?;
     Ok(Json(EnvironmentComparison { facts }))
 }
 

@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::layout::{self, Nav, html_response, url_encode};
 use crate::reject::Reason;
-use crate::storage::{Storage, now_ms, random_hex};
 use crate::{ApiError, AppState, Error};
+use replay_core::{now_ms, random_hex};
+use replay_store::Storage;
 
 /// Name of the viewer's login cookie.
 pub const COOKIE: &str = "replay_login";

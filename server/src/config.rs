@@ -108,24 +108,8 @@ pub struct Overrides {
     pub object_store_url: Option<String>,
 }
 
-/// Which storage engine to open.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Backend {
-    /// The embedded default: SQLite in the data directory.
-    Embedded,
-    /// PostgreSQL for the index, an object store for batch bodies; several instances may share
-    /// them.
-    Postgres {
-        url: String,
-        schema: Option<String>,
-        max_connections: usize,
-        /// CA file for TLS to PostgreSQL (TLS is on with it, or with `sslmode=require`).
-        ca_file: Option<PathBuf>,
-        object_store_url: String,
-        /// Object store settings: `AWS_*` variables from the environment, then the file's.
-        object_store_options: BTreeMap<String, String>,
-    },
-}
+/// Which storage engine to open (defined by the storage crate, which opens it).
+pub use replay_store::Backend;
 
 /// Everything the binary needs to start.
 #[derive(Debug, Clone)]

@@ -11,50 +11,13 @@ use crate::reject::Reason;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("storage error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("i/o error on {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("postgres error: {}", postgres_detail(.0))]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error("postgres connection pool: {}", pool_detail(.0))]
-    Pool(#[from] deadpool_postgres::PoolError),
-    #[error("object store error: {0}")]
-    ObjectStore(#[from] object_store::Error),
-    #[error("storage lock poisoned by an earlier panic")]
-    Poisoned,
-    #[error("storage error: {0}")]
-    Storage(String),
+    Store(#[from] replay_store::Error),
+    #[error(transparent)]
+    Core(#[from] replay_core::Error),
     #[error("no randomness available: {0}")]
     Random(String),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
-}
-
-/// What PostgreSQL said (its message and SQLSTATE), or the client's error and its causes:
-/// `tokio_postgres::Error`'s own text is often just "db error".
-fn postgres_detail(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} ({})", db.message(), db.code().code());
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-fn pool_detail(e: &deadpool_postgres::PoolError) -> String {
-    match e {
-        deadpool_postgres::PoolError::Backend(pg) => postgres_detail(pg),
-        other => other.to_string(),
-    }
 }
 
 /// An HTTP error answer: a [`Reason`] (which gives the status and the machine-readable code) and
@@ -104,6 +67,18 @@ impl From<Error> for ApiError {
         // The real cause goes to the log; the client gets a safe message.
         tracing::error!(error = %e, "internal error");
         ApiError::new(Reason::StorageUnavailable, "storage is unavailable, retry later").retry_after(5)
+    }
+}
+
+impl From<replay_store::Error> for ApiError {
+    fn from(e: replay_store::Error) -> Self {
+        ApiError::from(Error::from(e))
+    }
+}
+
+impl From<replay_core::Error> for ApiError {
+    fn from(e: replay_core::Error) -> Self {
+        ApiError::from(Error::from(e))
     }
 }
 

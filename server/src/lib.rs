@@ -3,18 +3,21 @@
 //! The binary (`main.rs`) only parses the command line, opens storage and serves [`app`]; tests
 //! drive [`app`] directly with `tower::ServiceExt::oneshot`, without sockets.
 //!
+//! Layers: `replay-protocol` (wire types) → `replay-core` (what the index keeps of a batch) →
+//! `replay-store` (the [`Storage`] trait and its engines) → this crate (HTTP). Handlers reach
+//! storage only through [`Storage`]; no module but the router uses [`ingest`].
+//!
 //! - [`ingest`]: `POST /api/v1/ingest`, the only write path for recorded data;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: who may read (admin token, viewer logins);
 //! - [`config`]: settings from a file, the environment and flags;
 //! - [`demo`]: the demo app and the diagnostics lab (pages with the recorder embedded);
-//! - [`diagnostics`]: freeze culprits and error fingerprints for the index;
 //! - [`errors_page`]: the error groups page of the viewer;
 //! - [`layout`]: the page layout, headers and URL encoder of every server-rendered page;
 //! - [`limits`]: rate limits;
-//! - [`storage`]: the [`storage::Storage`] trait and the embedded SQLite engine;
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`;
+//! - [`pages`]: the session list and the offline export;
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
 
 pub mod api;
@@ -22,7 +25,6 @@ pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod demo;
-pub mod diagnostics;
 pub mod errors_page;
 pub mod ingest;
 pub mod layout;
@@ -30,9 +32,11 @@ pub mod limits;
 pub mod metrics;
 pub mod pages;
 pub mod reject;
-pub mod storage;
 
 mod error;
+
+/// Storage, under the path the page modules name it by.
+pub(crate) use replay_store as storage;
 
 use std::sync::Arc;
 
@@ -40,7 +44,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use error::{ApiError, Error};
-pub use storage::{SqliteStorage, Storage};
+use replay_store::Storage;
 
 pub use config::Config;
 
@@ -69,12 +73,12 @@ impl AppState {
     }
 
     /// Runs blocking storage work off the async workers.
-    pub async fn blocking<T: Send + 'static>(
+    pub async fn blocking<T: Send + 'static, E: Into<Error> + Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn Storage) -> Result<T, Error> + Send + 'static,
+        f: impl FnOnce(&dyn Storage) -> Result<T, E> + Send + 'static,
     ) -> Result<T, Error> {
         let storage = Arc::clone(&self.storage);
-        tokio::task::spawn_blocking(move || f(storage.as_ref())).await?
+        tokio::task::spawn_blocking(move || f(storage.as_ref()).map_err(Into::into)).await?
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use replay_server::config::{FileConfig, Overrides, Settings, resolve};
-use replay_server::{AppState, Storage, auth};
+use replay_server::{AppState, auth};
+use replay_store::Storage;
 
 /// mimalloc instead of the system allocator: ingest allocates on the async workers and frees
 /// on the storage writer thread (bodies, summaries), which glibc's per-thread arenas handle
@@ -145,18 +146,16 @@ fn main() -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     let storage =
-        replay_server::storage::open(&settings.backend, &settings.data_dir).with_context(|| {
-            match &settings.backend {
-                replay_server::config::Backend::Embedded => format!("opening {}", settings.data_dir.display()),
-                replay_server::config::Backend::Postgres { object_store_url, .. } => {
-                    format!("opening PostgreSQL and the object store {object_store_url}")
-                }
+        replay_store::open(&settings.backend, &settings.data_dir).with_context(|| match &settings.backend {
+            replay_server::config::Backend::Embedded => format!("opening {}", settings.data_dir.display()),
+            replay_server::config::Backend::Postgres { object_store_url, .. } => {
+                format!("opening PostgreSQL and the object store {object_store_url}")
             }
         })?;
     match cli.command {
         Some(Command::Project { command }) => project_command(storage.as_ref(), command),
         Some(Command::User { command: UserCommand::Set { name } }) => {
-            let password = replay_server::storage::random_hex(12)?;
+            let password = replay_core::random_hex(12)?;
             storage.put_user(&name, &auth::hash_password(&password)?)?;
             println!("viewer account {name}: password {password}");
             Ok(())
@@ -256,7 +255,7 @@ async fn housekeeping(state: AppState) {
         state.limits.forget_idle();
         let days = state.config.retention_days;
         if days > 0 && minutes.is_multiple_of(60) {
-            let cutoff = replay_server::storage::now_ms().saturating_sub(u64::from(days) * 86_400_000);
+            let cutoff = replay_core::now_ms().saturating_sub(u64::from(days) * 86_400_000);
             match state.blocking(move |s| s.delete_sessions_before(cutoff)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, days, "retention applied"),
@@ -275,7 +274,7 @@ async fn unrecovered_freezes(state: AppState, timeout: Duration) {
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     loop {
         tick.tick().await;
-        let cutoff = replay_server::storage::now_ms().saturating_sub(timeout_ms);
+        let cutoff = replay_core::now_ms().saturating_sub(timeout_ms);
         match state.blocking(move |s| s.mark_unrecovered_freezes(cutoff)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "froze and never recovered"),

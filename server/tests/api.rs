@@ -8,7 +8,8 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use replay_protocol::test_util::{at, click, document, el, meta, snapshot, text};
 use replay_protocol::{AddedSubtree, Batch, Event, EventData, Mutation, encode_batch};
-use replay_server::{AppState, Config, SqliteStorage, Storage, app};
+use replay_server::{AppState, Config, app};
+use replay_store::{SqliteStorage, Storage};
 use tower::ServiceExt;
 
 fn page_batches() -> Vec<Batch> {

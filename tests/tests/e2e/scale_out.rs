@@ -10,13 +10,14 @@ use anyhow::{Context, Result, ensure};
 use replay_e2e::services::{ObjectStoreServer, Postgres};
 use replay_e2e::{Acked, Server, check_acknowledged, stream_session};
 use replay_protocol::{Batch, Click, Event, EventData, encode_batch};
-use replay_server::storage::object_store::ObjectStore;
-use replay_server::storage::{PostgresOptions, PostgresStorage, conformance};
+use replay_store::object_store::ObjectStore;
+use replay_store::testsuite::{self, StorageExt};
+use replay_store::{BatchSummary, PostgresOptions, PostgresStorage, Storage};
 
 fn object_store(s3: &ObjectStoreServer, prefix: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
     let url = format!("s3://{}/{prefix}", ObjectStoreServer::BUCKET);
     let options = s3.env().into_iter().map(|(k, v)| (k.to_lowercase(), v));
-    let (store, path) = replay_server::storage::open_object_store(&url, options)?;
+    let (store, path) = replay_store::open_object_store(&url, options)?;
     Ok((store, path.to_string()))
 }
 
@@ -26,7 +27,7 @@ fn postgres_and_s3_pass_the_storage_conformance_suite() -> Result<()> {
     let s3 = ObjectStoreServer::start()?;
     s3.wait_ready()?;
     let n = AtomicUsize::new(0);
-    conformance::run(|| {
+    testsuite::run(|| {
         // Every check gets its own schema and key prefix: a fresh, empty store.
         let i = n.fetch_add(1, Ordering::Relaxed);
         let (store, prefix) = object_store(&s3, &format!("conformance-{i}")).expect("object store");
@@ -125,9 +126,9 @@ fn postgres_over_tls_verifies_the_server_certificate() -> Result<()> {
     ensure!(unknown.contains("certificate") || unknown.contains("Issuer"), "unknown CA must be refused: {unknown:?}");
     // With the CA, the engine works over TLS.
     let db = connect(pg.url(), Some(pg.ca_file()))?;
-    let p = replay_server::Storage::create_project(&db, "tls")?;
-    let s = replay_server::storage::BatchSummary { session: "s".into(), page: "p".into(), ..Default::default() };
-    replay_server::Storage::put_batch(&db, p.id, &s, b"body")?;
-    ensure!(replay_server::Storage::batches(&db, p.id, "s")? == vec![b"body".to_vec()]);
+    let p = db.create_project("tls")?;
+    let s = BatchSummary { session: "s".into(), page: "p".into(), ..Default::default() };
+    db.put_batch_blocking(p.id, &s, b"body")?;
+    ensure!(db.batches(p.id, "s")? == vec![b"body".to_vec()]);
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use replay_protocol::{Environment, ErrorEvent, ScriptTiming};
 
-use crate::storage::ErrorSighting;
+use crate::ErrorSighting;
 
 /// Longest message and frame kept in an error group.
 const MAX_TEXT: usize = 300;

@@ -1,9 +1,38 @@
-//! The storage conformance suite: every [`Storage`] engine must pass [`run`].
+//! The storage conformance suite: every [`Storage`] engine must pass [`run`]. Also the blocking
+//! [`StorageExt::put_batch_blocking`] that tests store batches with.
 //!
 //! Each check starts from a fresh, empty store made by the caller's factory, so engines with
 //! external state (PostgreSQL, object stores) can hand out isolated namespaces.
+//!
+//! Compiled for this crate's own tests and with the `testsuite` feature (which the release
+//! server does not enable).
 
-use super::{BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, ErrorSighting, SessionFilter, Storage, Stored};
+use crate::{BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, SessionFilter, Storage, Stored};
+
+/// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
+/// on the calling thread (never call them on an async worker).
+pub trait StorageExt: Storage {
+    /// Stores `body` as given and waits until it is durable (or refused).
+    fn put_body_blocking(&self, project: i64, summary: &BatchSummary, body: &BatchBody) -> Result<Stored, Error> {
+        let (reply, outcome) = std::sync::mpsc::sync_channel(1);
+        self.put_batch(
+            project,
+            summary.clone(),
+            body.clone(),
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        );
+        outcome.recv().map_err(|_| Error::Stopped("the storage engine"))?
+    }
+
+    /// Stores an uncompressed MessagePack body and waits until it is durable (or refused).
+    fn put_batch_blocking(&self, project: i64, summary: &BatchSummary, raw: &[u8]) -> Result<Stored, Error> {
+        self.put_body_blocking(project, summary, &BatchBody { bytes: raw.to_vec(), gzip: false })
+    }
+}
+
+impl<S: Storage + ?Sized> StorageExt for S {}
 
 fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
     BatchSummary {
@@ -44,15 +73,15 @@ fn environments_are_compared_with_other_sessions(db: &impl Storage) {
     for (i, os) in ["Windows", "Windows", "Windows", "macOS"].iter().enumerate() {
         let mut s = summary(&format!("s{i}"), "p", 0, 1_000 + i as u64);
         s.facts = facts(&[("os", os), ("language", "en-US")]);
-        db.put_batch(p.id, &s, b"x").expect("put");
+        db.put_batch_blocking(p.id, &s, b"x").expect("put");
     }
     // The odd one out changed language in a later batch: the latest value counts.
     let mut later = summary("s3", "p", 1, 2_000);
     later.facts = facts(&[("language", "fi-FI")]);
-    db.put_batch(p.id, &later, b"y").expect("put");
+    db.put_batch_blocking(p.id, &later, b"y").expect("put");
     let mut elsewhere = summary("s3", "p", 0, 1_000);
     elsewhere.facts = facts(&[("os", "macOS")]);
-    db.put_batch(other.id, &elsewhere, b"z").expect("put");
+    db.put_batch_blocking(other.id, &elsewhere, b"z").expect("put");
 
     let cmp = db.compare_environment(p.id, "s3", ENVIRONMENT_SAMPLE).expect("compare");
     let names: Vec<&str> = cmp.iter().map(|c| c.name.as_str()).collect();
@@ -84,16 +113,16 @@ fn freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(db: &impl St
     ended.freeze_ended_ms = 3_600;
     ended.longest_freeze_ms = 2_000;
     ended.freeze_culprit = Some("computeBestValue (https://shop.test/app.js:87:13)".into());
-    db.put_batch(p.id, &summary("recovered", "p", 0, 1_000), b"0").expect("put");
+    db.put_batch_blocking(p.id, &summary("recovered", "p", 0, 1_000), b"0").expect("put");
     // The worker's marker can arrive after the batch that ended the freeze.
-    db.put_batch(p.id, &ended, b"2").expect("put");
-    db.put_batch(p.id, &started, b"1").expect("put");
+    db.put_batch_blocking(p.id, &ended, b"2").expect("put");
+    db.put_batch_blocking(p.id, &started, b"1").expect("put");
     // "killed": froze at 5 500 and the tab was killed.
-    db.put_batch(p.id, &summary("killed", "p", 0, 5_000), b"0").expect("put");
+    db.put_batch_blocking(p.id, &summary("killed", "p", 0, 5_000), b"0").expect("put");
     let mut frozen = summary("killed", "p", 1, 5_500);
     frozen.freezes = 1;
     frozen.freeze_started_ms = 5_500;
-    db.put_batch(p.id, &frozen, b"1").expect("put");
+    db.put_batch_blocking(p.id, &frozen, b"1").expect("put");
 
     assert_eq!(db.mark_unrecovered_freezes(5_000).expect("mark"), 0, "received after the cutoff: still waiting");
     assert_eq!(db.mark_unrecovered_freezes(10_000).expect("mark"), 1);
@@ -111,7 +140,7 @@ fn freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(db: &impl St
     let mut late = summary("killed", "p", 2, 70_000);
     late.freeze_ended_ms = 70_000;
     late.longest_freeze_ms = 64_500;
-    db.put_batch(p.id, &late, b"2").expect("put");
+    db.put_batch_blocking(p.id, &late, b"2").expect("put");
     assert!(!db.session(p.id, "killed").expect("q").expect("row").never_recovered);
 }
 
@@ -127,12 +156,12 @@ fn errors_are_grouped_by_fingerprint_across_sessions(db: &impl Storage) {
     };
     let mut a = summary("a", "p", 0, 1_000);
     a.error_sightings = vec![sighting("f1", 3, 1_050), sighting("f2", 1, 1_060)];
-    db.put_batch(p.id, &a, b"a").expect("put");
-    db.put_batch(p.id, &a, b"a").expect("resent: counted once");
+    db.put_batch_blocking(p.id, &a, b"a").expect("put");
+    db.put_batch_blocking(p.id, &a, b"a").expect("resent: counted once");
     let mut b = summary("b", "p", 0, 5_000);
     b.error_sightings = vec![sighting("f1", 2, 5_050)];
-    db.put_batch(p.id, &b, b"b").expect("put");
-    db.put_batch(other.id, &b, b"b").expect("put");
+    db.put_batch_blocking(p.id, &b, b"b").expect("put");
+    db.put_batch_blocking(other.id, &b, b"b").expect("put");
 
     let groups = db.error_groups(p.id, 10).expect("groups");
     assert_eq!(groups.len(), 2);
@@ -153,9 +182,9 @@ fn errors_are_grouped_by_fingerprint_across_sessions(db: &impl Storage) {
 
 fn resent_batch_is_stored_once(db: &impl Storage) {
     let p = db.create_project("p").expect("create project");
-    assert_eq!(db.put_batch(p.id, &summary("s1", "p1", 0, 1000), b"a").expect("put"), Stored::New);
-    assert_eq!(db.put_batch(p.id, &summary("s1", "p1", 0, 1000), b"a").expect("put"), Stored::Duplicate);
-    assert_eq!(db.put_batch(p.id, &summary("s1", "p1", 1, 1100), b"b").expect("put"), Stored::New);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s1", "p1", 0, 1000), b"a").expect("put"), Stored::New);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s1", "p1", 0, 1000), b"a").expect("put"), Stored::Duplicate);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s1", "p1", 1, 1100), b"b").expect("put"), Stored::New);
     let row = db.session(p.id, "s1").expect("query").expect("row");
     assert_eq!((row.batches, row.events, row.clicks, row.pages), (2, 6, 2, 1), "duplicates must not count");
     assert_eq!((row.start_ms, row.end_ms, row.duration_ms), (1000, 1200, 200));
@@ -165,10 +194,10 @@ fn resent_batch_is_stored_once(db: &impl Storage) {
 fn batches_come_back_in_replay_order(db: &impl Storage) {
     let p = db.create_project("p").expect("create project");
     // Second page view first, out of order, then the first page view.
-    db.put_batch(p.id, &summary("s", "page-b", 1, 5100), b"b1").expect("put");
-    db.put_batch(p.id, &summary("s", "page-b", 0, 5000), b"b0").expect("put");
-    db.put_batch(p.id, &summary("s", "page-a", 1, 1100), b"a1").expect("put");
-    db.put_batch(p.id, &summary("s", "page-a", 0, 1000), b"a0").expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "page-b", 1, 5100), b"b1").expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "page-b", 0, 5000), b"b0").expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "page-a", 1, 1100), b"a1").expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "page-a", 0, 1000), b"a0").expect("put");
     let bodies = db.batches(p.id, "s").expect("batches");
     assert_eq!(bodies, vec![b"a0".to_vec(), b"a1".to_vec(), b"b0".to_vec(), b"b1".to_vec()]);
     let keys = db.batch_keys(p.id, "s").expect("keys");
@@ -182,8 +211,8 @@ fn gzip_bodies_come_back_decoded(db: &impl Storage) {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b"messagepack bytes").expect("in memory");
     let body = BatchBody { bytes: gz.finish().expect("in memory"), gzip: true };
-    db.put_batch_body(p.id, &summary("s", "p", 0, 1), &body).expect("put");
-    db.put_batch(p.id, &summary("s", "p", 1, 2), b"raw").expect("put");
+    db.put_body_blocking(p.id, &summary("s", "p", 0, 1), &body).expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "p", 1, 2), b"raw").expect("put");
     assert_eq!(db.batches(p.id, "s").expect("batches"), vec![b"messagepack bytes".to_vec(), b"raw".to_vec()]);
 }
 
@@ -191,7 +220,7 @@ fn projects_are_isolated(db: &impl Storage) {
     let a = db.create_project("a").expect("a");
     let b = db.create_project("b").expect("b");
     assert_ne!(a.ingest_key, b.ingest_key);
-    db.put_batch(a.id, &summary("s", "p", 0, 1), b"x").expect("put");
+    db.put_batch_blocking(a.id, &summary("s", "p", 0, 1), b"x").expect("put");
     assert!(db.sessions(b.id, 10, 0).expect("list").is_empty());
     assert!(db.batches(b.id, "s").expect("batches").is_empty());
     assert!(db.session(b.id, "s").expect("q").is_none());
@@ -209,13 +238,13 @@ fn index_aggregates_and_filters(db: &impl Storage) {
     first.release = Some("1.4.2".into());
     first.environment = Some("production".into());
     first.browser = Some("Chrome".into());
-    db.put_batch(p.id, &first, b"1").expect("put");
+    db.put_batch_blocking(p.id, &first, b"1").expect("put");
     let mut second = summary("checkout", "p", 1, 70_000);
     second.errors = 2;
     second.freezes = 1;
     second.rage_clicks = 1;
-    db.put_batch(p.id, &second, b"2").expect("put");
-    db.put_batch(p.id, &summary("home", "p", 0, 20_000), b"3").expect("put");
+    db.put_batch_blocking(p.id, &second, b"2").expect("put");
+    db.put_batch_blocking(p.id, &summary("home", "p", 0, 20_000), b"3").expect("put");
 
     let ids = |f: SessionFilter| -> Vec<String> {
         db.find_sessions(p.id, &f, 10, 0).expect("find").into_iter().map(|r| r.id).collect()
@@ -240,14 +269,14 @@ fn index_aggregates_and_filters(db: &impl Storage) {
 
 fn retention_deletes_old_sessions_with_their_batches(db: &impl Storage) {
     let p = db.create_project("p").expect("p");
-    db.put_batch(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put");
-    db.put_batch(p.id, &summary("new", "p", 0, 9_000), b"n").expect("put");
+    db.put_batch_blocking(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put");
+    db.put_batch_blocking(p.id, &summary("new", "p", 0, 9_000), b"n").expect("put");
     assert_eq!(db.delete_sessions_before(5_000).expect("delete"), 1);
     assert!(db.session(p.id, "old").expect("q").is_none());
     assert!(db.batches(p.id, "old").expect("batches").is_empty());
     assert!(db.session(p.id, "new").expect("q").is_some());
     // A resent old batch after deletion starts a fresh session rather than failing.
-    assert_eq!(db.put_batch(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put"), Stored::New);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put"), Stored::New);
 }
 
 fn settings_users_and_logins_round_trip(db: &impl Storage) {

@@ -1,0 +1,12 @@
+//! The error type of `replay-core`.
+
+/// What can go wrong in the shared helpers: no randomness, or gzip data that does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no randomness available: {0}")]
+    Random(getrandom::Error),
+    #[error("gzip data does not decompress: {0}")]
+    Gzip(#[source] std::io::Error),
+    #[error("gzip data expands beyond {cap} bytes")]
+    TooLarge { cap: usize },
+}

@@ -1,0 +1,25 @@
+//! What the session index keeps of a recorded batch, and the small helpers the server and its
+//! storage engines share. No HTTP and no database here: `replay-store` and `replay-server` both
+//! build on this crate, and it on `replay-protocol` only.
+//!
+//! - [`summary`]: [`BatchSummary`] and [`summarize`], the one-pass summary of a decoded batch
+//!   (at ingest, and when an engine indexes a stored body again);
+//! - [`diagnostics`]: freeze culprits, error fingerprints ([`ErrorSighting`]) and the
+//!   environment facts that sessions are compared by;
+//! - [`gzip`]: the capped decompression of uploads and the decoding of stored bodies;
+//! - [`clock`]: the server's clock ([`now_ms`]);
+//! - [`ids`]: random keys and tokens ([`random_hex`], [`new_key`]);
+//! - [`Error`]: what these helpers can fail with.
+
+pub mod clock;
+pub mod diagnostics;
+pub mod gzip;
+pub mod ids;
+pub mod summary;
+
+mod error;
+
+pub use clock::now_ms;
+pub use error::Error;
+pub use ids::{new_key, random_hex};
+pub use summary::{BatchSummary, ErrorSighting, summarize};

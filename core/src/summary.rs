@@ -1,0 +1,265 @@
+//! What the session index keeps of a batch: its [`BatchSummary`], made by [`summarize`] in one
+//! pass over the decoded (usually borrowed) batch at ingest, and again from the stored body
+//! when an engine recovers its index.
+
+use replay_protocol::{AppFact, Batch, EventData, Freeze};
+
+use crate::diagnostics;
+
+/// Facts about a batch that the session index aggregates, extracted at ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub session: String,
+    pub page: String,
+    pub seq: u32,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// When the server received the batch (server clock, Unix ms): retention is based on it,
+    /// never on the recorder's clock.
+    pub received_ms: u64,
+    /// URL of the page, when the batch carries page meta.
+    pub url: Option<String>,
+    pub user_agent: Option<String>,
+    pub user: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub browser: Option<String>,
+    pub events: u64,
+    pub clicks: u64,
+    /// Bursts of rapid clicks on one spot ([`replay_protocol::rage`]).
+    pub rage_clicks: u64,
+    pub errors: u64,
+    pub freezes: u64,
+    pub dropped: u64,
+    pub recorder_errors: u64,
+    /// Longest freeze that ended in this batch (ms) and its culprit (`function (file:line)`).
+    pub longest_freeze_ms: u64,
+    pub freeze_culprit: Option<String>,
+    /// Time (Unix ms, recorder clock) of the latest `freeze_started` / `freeze_ended` in this
+    /// batch, 0 for none. A session whose latest start is after its latest end is frozen.
+    pub freeze_started_ms: u64,
+    pub freeze_ended_ms: u64,
+    /// Errors of this batch by fingerprint (for the error groups).
+    pub error_sightings: Vec<ErrorSighting>,
+    /// Environment facts (`browser`, `os`, `viewport`, `flag:name`, ...) and their values, to
+    /// compare a session with the others (the storage's `compare_environment`). The latest value
+    /// of a fact wins.
+    pub facts: Vec<(String, String)>,
+}
+
+/// Errors of one fingerprint seen in one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorSighting {
+    /// Hash of the normalized message and the top stack frame.
+    pub fingerprint: String,
+    pub message: String,
+    /// The top stack frame (or `source:line:column`), empty when unknown.
+    pub frame: String,
+    pub count: u64,
+    /// Time of the last occurrence in the batch (Unix ms, recorder clock).
+    pub at_ms: u64,
+}
+
+/// The facts of a batch that the session index keeps, from a batch decoded owned or borrowed
+/// (only these few strings are copied).
+pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
+    let owned = |v: &S| v.as_ref().to_owned();
+    let mut s = BatchSummary {
+        session: owned(&batch.session),
+        page: owned(&batch.page),
+        seq: batch.seq,
+        start_ms: batch.start,
+        end_ms: batch.end,
+        received_ms: crate::clock::now_ms(),
+        events: batch.events.len() as u64,
+        dropped: u64::from(batch.dropped),
+        recorder_errors: u64::from(batch.recorder_errors),
+        ..BatchSummary::default()
+    };
+    let mut rage = replay_protocol::rage::RageDetector::new();
+    for e in &batch.events {
+        match &e.data {
+            EventData::Meta(m) => {
+                if s.url.is_none() {
+                    s.url = Some(owned(&m.url));
+                    s.user_agent = Some(owned(&m.user_agent));
+                }
+                let viewport = format!("{}×{}", m.viewport.width, m.viewport.height);
+                diagnostics::push_fact(&mut s.facts, "viewport", &viewport);
+            }
+            EventData::Click(c) => {
+                s.clicks += 1;
+                s.rage_clicks += u64::from(rage.click(batch.time_of(e), c));
+            }
+            EventData::Error(err) => {
+                s.errors += u64::from(err.count.max(1));
+                diagnostics::add_sighting(&mut s.error_sightings, diagnostics::sighting(err, batch.time_of(e)));
+            }
+            EventData::Freeze(Freeze::Started { .. }) => {
+                s.freezes += 1;
+                s.freeze_started_ms = s.freeze_started_ms.max(batch.time_of(e));
+            }
+            EventData::Freeze(Freeze::Ended { duration, culprits }) => {
+                s.freeze_ended_ms = s.freeze_ended_ms.max(batch.time_of(e));
+                if u64::from(*duration) > s.longest_freeze_ms {
+                    s.longest_freeze_ms = u64::from(*duration);
+                    s.freeze_culprit = culprits.first().map(diagnostics::culprit_text);
+                }
+            }
+            EventData::Environment(env) => {
+                if !env.browser.as_ref().is_empty() {
+                    s.browser = Some(owned(&env.browser));
+                }
+                diagnostics::environment_facts(&mut s.facts, env);
+            }
+            EventData::App(AppFact::Identify { user, .. }) => s.user = Some(owned(user)),
+            EventData::App(AppFact::Release(r)) => {
+                s.release = Some(owned(r));
+                diagnostics::push_fact(&mut s.facts, "release", r.as_ref());
+            }
+            EventData::App(AppFact::Environment(v)) => {
+                s.environment = Some(owned(v));
+                diagnostics::push_fact(&mut s.facts, "environment", v.as_ref());
+            }
+            EventData::App(AppFact::Flags(json)) => diagnostics::flag_facts(&mut s.facts, json.as_ref()),
+            _ => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use replay_protocol::{
+        Click, Environment, ErrorEvent, ErrorKind, Event, Limits, Node, NodeKind, PageMeta, ScriptTiming, Snapshot,
+        Viewport, decode_batch, decode_batch_borrowed, encode_batch,
+    };
+
+    use super::*;
+
+    fn culprit(function: &str, line: u32) -> ScriptTiming {
+        ScriptTiming {
+            invoker: "BUTTON.onclick".into(),
+            invoker_type: "event-listener".into(),
+            source_url: "https://shop.test/app.js".into(),
+            function: function.into(),
+            char_position: -1,
+            duration: 900,
+            forced_style_layout: 0,
+            pause_duration: 0,
+            line,
+            column: 7,
+        }
+    }
+
+    fn error(message: &str, stack: &str, count: u32) -> EventData {
+        EventData::Error(ErrorEvent {
+            kind: ErrorKind::Uncaught,
+            message: message.into(),
+            stack: stack.into(),
+            source: "https://shop.test/app.js".into(),
+            line: 3,
+            column: 9,
+            count,
+        })
+    }
+
+    fn environment(browser: &str) -> EventData {
+        EventData::Environment(Environment {
+            browser: browser.into(),
+            browser_version: "156".into(),
+            os: "Linux".into(),
+            device_pixel_ratio: 1.0,
+            device_memory: 8.0,
+            cpu_cores: 2,
+            connection: "4g".into(),
+            language: "en".into(),
+            timezone: "UTC".into(),
+        })
+    }
+
+    fn meta(url: &str) -> EventData {
+        EventData::Meta(PageMeta {
+            url: url.into(),
+            title: "t".into(),
+            viewport: Viewport { width: 1, height: 1 },
+            user_agent: format!("ua of {url}"),
+            referrer: String::new(),
+        })
+    }
+
+    /// Batches with every event the summary looks at, in varied orders and repeats.
+    fn varied_batches() -> Vec<Batch> {
+        let events: Vec<EventData> = vec![
+            meta("https://shop.test/a"),
+            meta("https://shop.test/b"),
+            EventData::Snapshot(Snapshot {
+                nodes: vec![Node { id: 1, parent: 0, kind: NodeKind::Document }],
+                scroll_x: 0,
+                scroll_y: 0,
+            }),
+            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0 }),
+            error("order 123 failed", "Error: order 123 failed\n    at pay (https://shop.test/app.js:3:9)", 0),
+            error("order 456 failed", "Error: order 456 failed\n    at pay (https://shop.test/app.js:3:9)", 4),
+            error("\u{1F600} no stack", "", 1),
+            EventData::Freeze(Freeze::Started { url: "https://shop.test/a".into(), last_action: "click".into() }),
+            EventData::Freeze(Freeze::Ended { duration: 1200, culprits: vec![culprit("burn", 40)] }),
+            EventData::Freeze(Freeze::Ended { duration: 3000, culprits: vec![culprit("", 0), culprit("x", 1)] }),
+            EventData::Freeze(Freeze::Ended { duration: 10, culprits: vec![] }),
+            environment(""),
+            environment("Chrome"),
+            EventData::App(AppFact::Identify { user: "ada".into(), traits: "{}".into() }),
+            EventData::App(AppFact::Release("1.2.3".into())),
+            EventData::App(AppFact::Environment("production".into())),
+            EventData::App(AppFact::Flags("{\"a\":true}".into())),
+        ];
+        let mut batches = Vec::new();
+        for rotation in 0..events.len() {
+            let mut b = Batch::new("s-1", "p_1", rotation as u32, 1_800_000_000_000);
+            let mut list = events.clone();
+            list.rotate_left(rotation);
+            list.truncate(events.len() - rotation % 5);
+            b.events = list.into_iter().enumerate().map(|(i, data)| Event { t: i as u32 * 100, data }).collect();
+            b.end = b.start + 5_000;
+            b.dropped = rotation as u32;
+            b.recorder_errors = (rotation % 3) as u32;
+            batches.push(b);
+        }
+        batches.push(Batch::new("empty", "page", 0, 5));
+        batches
+    }
+
+    #[test]
+    fn the_borrowed_summary_equals_the_one_of_the_full_decode() {
+        let limits = Limits::default();
+        for b in varied_batches() {
+            for wire in [
+                encode_batch(&b).expect("encode"),
+                replay_protocol::codec::encode_batch_compact(b.clone()).expect("encode"),
+            ] {
+                let mut owned = summarize(&decode_batch(&wire, &limits).expect("decode"));
+                let mut borrowed = summarize(&decode_batch_borrowed(&wire, &limits).expect("decode"));
+                (owned.received_ms, borrowed.received_ms) = (0, 0);
+                assert_eq!(owned, borrowed, "batch {}", b.seq);
+            }
+        }
+    }
+
+    #[test]
+    fn the_summary_keeps_the_first_url_the_last_facts_and_the_longest_freeze() {
+        let b = &varied_batches()[0];
+        let wire = encode_batch(b).expect("encode");
+        let s = summarize(&decode_batch_borrowed(&wire, &Limits::default()).expect("decode"));
+        assert_eq!(s.url.as_deref(), Some("https://shop.test/a"));
+        assert_eq!(s.user_agent.as_deref(), Some("ua of https://shop.test/a"));
+        assert_eq!((s.clicks, s.errors, s.freezes), (1, 1 + 4 + 1, 1));
+        assert_eq!(s.longest_freeze_ms, 3000);
+        assert_eq!(s.freeze_culprit.as_deref(), Some("BUTTON.onclick (https://shop.test/app.js)"));
+        assert_eq!(s.error_sightings.len(), 2, "the two orders share a fingerprint");
+        assert_eq!(s.error_sightings[0].count, 5);
+        assert_eq!(
+            (s.browser.as_deref(), s.user.as_deref(), s.release.as_deref(), s.environment.as_deref()),
+            (Some("Chrome"), Some("ada"), Some("1.2.3"), Some("production"))
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! Durable storage of projects, the session index, batch bodies and viewer accounts.
+//!
+//! [`Storage`] is the seam between the HTTP layer and the engines; handlers never see SQL.
+//! The embedded default, [`SqliteStorage`], needs no setup; [`PostgresStorage`] (PostgreSQL for
+//! the index, an S3-compatible object store for bodies) lets several instances share one
+//! store. Every engine must pass the one conformance suite (`testsuite`, behind the cargo
+//! feature of that name). Batches are keyed by `(project, session, page, seq)`: storing the
+//! same key twice is a no-op, which is what makes ingest idempotent.
+//!
+//! Modules:
+//! - [`model`]: what the engines store and answer (projects, session rows, error groups,
+//!   environment comparisons, filters, stored bodies);
+//! - `shared`: SQL and row handling both engines use;
+//! - [`sqlite`]: the embedded engine (writer thread with group commit, sync thread, bulk index,
+//!   schema, read queries);
+//! - [`postgres`]: the scale-out engine (schema, queries, batch bodies in the object store);
+//! - `testsuite` (feature `testsuite`): the conformance suite and blocking helpers for tests;
+//! - [`Error`]: why a storage operation failed.
+//!
+//! This crate knows nothing of HTTP: it builds on `replay-core` (what the index keeps of a
+//! batch) and `replay-protocol`, and the server builds on it.
+
+pub mod model;
+pub mod postgres;
+mod shared;
+pub mod sqlite;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+
+mod error;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The object store crate the scale-out engine is built on (for callers that make stores).
+pub use object_store;
+pub use replay_core::gzip::{MAX_STORED_BATCH, unpack};
+pub use replay_core::{BatchSummary, ErrorSighting};
+
+pub use error::Error;
+pub use model::{
+    BatchBody, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog, Project,
+    RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Stored,
+};
+pub use postgres::{KEY_CACHE_TTL, PostgresOptions, PostgresStorage};
+pub use sqlite::SqliteStorage;
+
+/// Receives the outcome of [`Storage::put_batch`], possibly on another thread. Engines call it
+/// exactly once.
+pub type BatchDone = Box<dyn FnOnce(Result<Stored, Error>) + Send>;
+
+/// Storage engines implement this; the server only talks to storage through it.
+pub trait Storage: Send + Sync + 'static {
+    /// Creates a project with a fresh ingest key.
+    fn create_project(&self, name: &str) -> Result<Project, Error>;
+    /// Replaces a project's allowed origins.
+    fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error>;
+    /// All projects, oldest first.
+    fn projects(&self) -> Result<Vec<Project>, Error>;
+    /// The project owning an ingest key.
+    fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error>;
+    /// Stores one batch durably (idempotent on its key: a resent batch is
+    /// [`Stored::Duplicate`] and changes nothing) and updates the session index, then hands the
+    /// outcome to `done`, possibly on another thread. Never blocks the caller: engines with a
+    /// group-commit writer queue the batch for it, so thousands of concurrent uploads do not
+    /// each hold a thread while they wait. `done` runs only once the batch is durable.
+    ///
+    /// The body is kept as given (gzip bodies stay compressed; [`Storage::batches`] returns
+    /// them decoded).
+    fn put_batch(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone);
+    /// The project owning an ingest key, when the engine knows it without any I/O (a cache);
+    /// `None` means "ask [`Storage::project_by_key`]".
+    fn cached_project(&self, _key: &str) -> Option<Arc<Project>> {
+        None
+    }
+    /// Sessions of a project, newest first.
+    fn sessions(&self, project: i64, limit: usize, offset: usize) -> Result<Vec<SessionRow>, Error> {
+        self.find_sessions(project, &SessionFilter::default(), limit, offset)
+    }
+    /// Sessions of a project matching `filter`, newest first.
+    fn find_sessions(
+        &self,
+        project: i64,
+        filter: &SessionFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionRow>, Error>;
+    /// One session's index row.
+    fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error>;
+    /// The encoded (uncompressed MessagePack) batches of a session, in (page start, page, seq)
+    /// order.
+    fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error>;
+    /// `(page, seq)` of every stored batch of a session, in replay order.
+    fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error>;
+    /// Number of stored batches in all projects.
+    fn batch_count(&self) -> Result<u64, Error>;
+    /// Deletes sessions (and their batches) whose last batch was received before `cutoff_ms`;
+    /// returns how many sessions were deleted.
+    fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Marks "froze, never recovered" the sessions whose latest freeze has no end and whose
+    /// last batch was received before `cutoff_ms`; returns how many were marked.
+    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Error groups of a project, most recently seen first.
+    fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error>;
+    /// Each environment fact of a session, with how many sessions share its value and which
+    /// values are most common (empty when the session reported none), among the project's
+    /// `sample` most recently started sessions and the session itself (see
+    /// [`ENVIRONMENT_SAMPLE`]).
+    fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error>;
+
+    /// A server setting (e.g. the admin token's hash).
+    fn setting(&self, key: &str) -> Result<Option<String>, Error>;
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), Error>;
+    /// Viewer accounts: creates or replaces a user with an argon2 password hash (PHC string).
+    fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error>;
+    fn user_password_hash(&self, name: &str) -> Result<Option<String>, Error>;
+    fn user_count(&self) -> Result<u64, Error>;
+    /// Viewer logins: `token_hash` is the SHA-256 of the cookie value.
+    fn create_login(&self, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error>;
+    /// The user of a live login.
+    fn login_user(&self, token_hash: &str, now_ms: u64) -> Result<Option<String>, Error>;
+    fn delete_login(&self, token_hash: &str) -> Result<(), Error>;
+    /// Stored batches whose index entries are not written yet: those waiting for the next
+    /// bulk write, and those held after failing to index on their own (indexed again when the
+    /// storage is next opened). Zero for engines that index as they store.
+    fn index_backlog(&self) -> IndexBacklog {
+        IndexBacklog::default()
+    }
+}
+
+/// Which storage engine to open.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// The embedded default: SQLite in the data directory.
+    Embedded,
+    /// PostgreSQL for the index, an object store for batch bodies; several instances may share
+    /// them.
+    Postgres {
+        url: String,
+        schema: Option<String>,
+        max_connections: usize,
+        /// CA file for TLS to PostgreSQL (TLS is on with it, or with `sslmode=require`).
+        ca_file: Option<PathBuf>,
+        object_store_url: String,
+        /// Object store settings: `AWS_*` variables from the environment, then the file's.
+        object_store_options: std::collections::BTreeMap<String, String>,
+    },
+}
+
+/// The object store at `url` (`s3://bucket/prefix`, `file:///dir`) with `options`
+/// (`aws_endpoint`, `aws_access_key_id`, ...), and the prefix inside it.
+pub fn open_object_store<K: AsRef<str>, V: Into<String>>(
+    url: &str,
+    options: impl IntoIterator<Item = (K, V)>,
+) -> Result<(Arc<dyn object_store::ObjectStore>, object_store::path::Path), Error> {
+    let location = url::Url::parse(url).map_err(|source| Error::ObjectStoreUrl { url: url.to_owned(), source })?;
+    let (store, prefix) = object_store::parse_url_opts(&location, options)?;
+    Ok((Arc::from(store), prefix))
+}
+
+/// Opens the engine `backend` names (the embedded one in `data_dir`).
+pub fn open(backend: &Backend, data_dir: &Path) -> Result<Arc<dyn Storage>, Error> {
+    match backend {
+        Backend::Embedded => Ok(Arc::new(SqliteStorage::open(data_dir)?)),
+        Backend::Postgres { url, schema, max_connections, ca_file, object_store_url, object_store_options } => {
+            let (store, prefix) = open_object_store(object_store_url, object_store_options)?;
+            Ok(Arc::new(PostgresStorage::connect(PostgresOptions {
+                url: url.clone(),
+                schema: schema.clone(),
+                store,
+                prefix,
+                max_connections: *max_connections,
+                ca_file: ca_file.clone(),
+            })?))
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Storing a batch and reading bodies back: the body goes to a fresh object first, then one
+//! transaction inserts the batch row and updates the session index, error groups and facts.
+//! A crash in between leaves an unreferenced object, never a row without a body; a concurrent
+//! duplicate loses the insert race and deletes its own object.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+use replay_core::{BatchSummary, random_hex};
+use tokio_postgres::types::ToSql;
+
+use super::{Engine, opt_text, text};
+use crate::shared::to_i64;
+use crate::{BatchBody, Error, Stored, unpack};
+
+/// Batch bodies fetched at once when a session is read.
+const PARALLEL_FETCHES: usize = 16;
+
+impl Engine {
+    pub(super) fn object_key(&self, project: i64, s: &BatchSummary, nonce: &str) -> ObjectPath {
+        // Session and page ids are validated at decode ([A-Za-z0-9_-]{1,64}), so they are safe
+        // path parts; the nonce keeps a racing duplicate from overwriting the winner's body.
+        self.prefix
+            .clone()
+            .join(format!("p{project}"))
+            .join(s.session.as_str())
+            .join(format!("{}-{}-{nonce}", s.page, s.seq))
+    }
+
+    pub(super) async fn exists(&self, project: i64, s: &BatchSummary) -> Result<bool, Error> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT 1 FROM batches WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4",
+            )
+            .await?;
+        Ok(client.query_opt(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?.is_some())
+    }
+
+    pub(super) async fn put_batch(&self, project: i64, s: BatchSummary, body: BatchBody) -> Result<Stored, Error> {
+        if self.exists(project, &s).await? {
+            return Ok(Stored::Duplicate);
+        }
+        let key = self.object_key(project, &s, &random_hex(8)?);
+        let size = i64::try_from(body.bytes.len()).unwrap_or(i64::MAX);
+        let encoding = if body.gzip { "gzip" } else { "" };
+        self.store.put(&key, body.bytes.into()).await?;
+        let inserted = self.index_batch(project, &s, key.as_ref(), encoding, size).await;
+        match inserted {
+            Ok(Stored::New) => Ok(Stored::New),
+            other => {
+                // A duplicate that lost the race, or a failed transaction: the body is unused.
+                if let Err(e) = self.store.delete(&key).await {
+                    tracing::warn!(error = %e, key = %key, "could not delete an unused batch body");
+                }
+                other
+            }
+        }
+    }
+
+    pub(super) async fn index_batch(
+        &self,
+        project: i64,
+        s: &BatchSummary,
+        key: &str,
+        encoding: &str,
+        size: i64,
+    ) -> Result<Stored, Error> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO batches (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, object_key,
+                                      encoding, bytes)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        let rows = tx
+            .execute(
+                &insert,
+                &[
+                    &project,
+                    &s.session,
+                    &s.page,
+                    &i64::from(s.seq),
+                    &to_i64(s.start_ms),
+                    &to_i64(s.end_ms),
+                    &to_i64(s.received_ms),
+                    &key,
+                    &encoding,
+                    &size,
+                ],
+            )
+            .await?;
+        if rows == 0 {
+            return Ok(Stored::Duplicate);
+        }
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO sessions AS t (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events,
+                        clicks, bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
+                        freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms, freeze_ended_ms,
+                        rage_clicks)
+                 VALUES ($1, $2, $3, $4, COALESCE($5, ''), COALESCE($6, ''), $7, 1, $8, $9, $10, $11, $12,
+                         COALESCE($13, ''), COALESCE($14, ''), COALESCE($15, ''), COALESCE($16, ''), $17, $18, $19,
+                         $20, COALESCE($21, ''), $22, $23, $24)
+                 ON CONFLICT (project_id, id) DO UPDATE SET
+                    start_ms = LEAST(t.start_ms, EXCLUDED.start_ms),
+                    end_ms = GREATEST(t.end_ms, EXCLUDED.end_ms),
+                    url = CASE WHEN t.url = '' OR (EXCLUDED.start_ms < t.start_ms AND EXCLUDED.url <> '')
+                          THEN EXCLUDED.url ELSE t.url END,
+                    user_agent = CASE WHEN t.user_agent = '' THEN EXCLUDED.user_agent ELSE t.user_agent END,
+                    user_id = CASE WHEN $13::TEXT IS NOT NULL THEN EXCLUDED.user_id ELSE t.user_id END,
+                    release = CASE WHEN $14::TEXT IS NOT NULL THEN EXCLUDED.release ELSE t.release END,
+                    environment = CASE WHEN $15::TEXT IS NOT NULL THEN EXCLUDED.environment ELSE t.environment END,
+                    browser = CASE WHEN t.browser = '' THEN EXCLUDED.browser ELSE t.browser END,
+                    pages = t.pages + EXCLUDED.pages,
+                    batches = t.batches + 1,
+                    events = t.events + EXCLUDED.events,
+                    clicks = t.clicks + EXCLUDED.clicks,
+                    rage_clicks = t.rage_clicks + EXCLUDED.rage_clicks,
+                    bytes = t.bytes + EXCLUDED.bytes,
+                    dropped = t.dropped + EXCLUDED.dropped,
+                    recorder_errors = t.recorder_errors + EXCLUDED.recorder_errors,
+                    errors = t.errors + EXCLUDED.errors,
+                    freezes = t.freezes + EXCLUDED.freezes,
+                    received_ms = GREATEST(t.received_ms, EXCLUDED.received_ms),
+                    longest_freeze_ms = GREATEST(t.longest_freeze_ms, EXCLUDED.longest_freeze_ms),
+                    freeze_culprit = CASE WHEN EXCLUDED.longest_freeze_ms > t.longest_freeze_ms
+                                     THEN EXCLUDED.freeze_culprit ELSE t.freeze_culprit END,
+                    freeze_started_ms = GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms),
+                    freeze_ended_ms = GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms),
+                    never_recovered = CASE WHEN GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms)
+                                                >= GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms)
+                                      THEN FALSE ELSE t.never_recovered END",
+            )
+            .await?;
+        let (url, agent, user) = (opt_text(s.url.as_ref()), opt_text(s.user_agent.as_ref()), opt_text(s.user.as_ref()));
+        let (release, environment) = (opt_text(s.release.as_ref()), opt_text(s.environment.as_ref()));
+        let (browser, culprit) = (opt_text(s.browser.as_ref()), opt_text(s.freeze_culprit.as_ref()));
+        let params: [&(dyn ToSql + Sync); 24] = [
+            &project,
+            &s.session,
+            &to_i64(s.start_ms),
+            &to_i64(s.end_ms),
+            &url,
+            &agent,
+            &i64::from(s.seq == 0),
+            &to_i64(s.events),
+            &to_i64(s.clicks),
+            &size,
+            &to_i64(s.dropped),
+            &to_i64(s.recorder_errors),
+            &user,
+            &release,
+            &environment,
+            &browser,
+            &to_i64(s.errors),
+            &to_i64(s.freezes),
+            &to_i64(s.received_ms),
+            &to_i64(s.longest_freeze_ms),
+            &culprit,
+            &to_i64(s.freeze_started_ms),
+            &to_i64(s.freeze_ended_ms),
+            &to_i64(s.rage_clicks),
+        ];
+        tx.execute(&upsert, &params).await?;
+        if !s.facts.is_empty() {
+            let fact = tx
+                .prepare_cached(
+                    "INSERT INTO session_facts (project_id, session_id, name, value) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (project_id, session_id, name) DO UPDATE SET value = EXCLUDED.value",
+                )
+                .await?;
+            for (name, value) in &s.facts {
+                tx.execute(&fact, &[&project, &s.session, &text(name), &text(value)]).await?;
+            }
+        }
+        if !s.error_sightings.is_empty() {
+            let group = tx
+                .prepare_cached(
+                    "INSERT INTO error_groups AS g (project_id, fingerprint, message, frame, count, first_ms, last_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6)
+                     ON CONFLICT (project_id, fingerprint) DO UPDATE SET
+                        count = g.count + EXCLUDED.count,
+                        first_ms = LEAST(g.first_ms, EXCLUDED.first_ms),
+                        last_ms = GREATEST(g.last_ms, EXCLUDED.last_ms)",
+                )
+                .await?;
+            let session = tx
+                .prepare_cached(
+                    "INSERT INTO error_sessions AS e (project_id, fingerprint, session_id, count, last_ms)
+                         VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (project_id, fingerprint, session_id) DO UPDATE SET
+                        count = e.count + EXCLUDED.count,
+                        last_ms = GREATEST(e.last_ms, EXCLUDED.last_ms)",
+                )
+                .await?;
+            for e in &s.error_sightings {
+                let (fingerprint, count, at) = (text(&e.fingerprint), to_i64(e.count), to_i64(e.at_ms));
+                tx.execute(&group, &[&project, &fingerprint, &text(&e.message), &text(&e.frame), &count, &at]).await?;
+                tx.execute(&session, &[&project, &fingerprint, &s.session, &count, &at]).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Stored::New)
+    }
+
+    pub(super) async fn batch_rows(&self, project: i64, session: &str) -> Result<Vec<tokio_postgres::Row>, Error> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT b.page_id, b.seq, b.object_key, b.encoding FROM batches b
+                 JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
+                       WHERE project_id = $1 AND session_id = $2 GROUP BY page_id) p ON p.page_id = b.page_id
+                 WHERE b.project_id = $1 AND b.session_id = $2
+                 ORDER BY p.page_start, b.page_id, b.seq",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[&project, &session]).await?)
+    }
+
+    pub(super) async fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
+        let rows = self.batch_rows(project, session).await?;
+        futures_util::stream::iter(rows.into_iter().map(|row| {
+            let store = Arc::clone(&self.store);
+            async move {
+                let key: String = row.get(2);
+                let encoding: String = row.get(3);
+                let bytes = store.get(&ObjectPath::from(key)).await?.bytes().await?;
+                Ok::<_, Error>(unpack(bytes.to_vec(), encoding == "gzip")?)
+            }
+        }))
+        .buffered(PARALLEL_FETCHES)
+        .try_collect()
+        .await
+    }
+}

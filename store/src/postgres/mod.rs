@@ -1,0 +1,418 @@
+//! The scale-out engine: the session index in PostgreSQL, batch bodies in an object store
+//! (S3-compatible, or a shared directory).
+//!
+//! Several `replay-server` instances can point at the same database and bucket: nothing about
+//! a session lives in one instance's memory, so a load balancer may send any request anywhere.
+//! The only per-instance state is a short-lived cache of projects by ingest key (changes to a
+//! project's allowed origins reach other instances within [`KEY_CACHE_TTL`]) and the rate
+//! limiters.
+//!
+//! Storing a batch: if its key `(project, session, page, seq)` is already indexed the batch is a
+//! duplicate and nothing is written. Otherwise the body goes to a fresh object first, then one
+//! transaction inserts the batch row and updates the session index and error groups. The
+//! batch is durable (and acknowledged) only after both: the object store answered the upload
+//! and PostgreSQL committed. A concurrent duplicate loses the insert race and deletes its own
+//! object. A crash between the upload and the commit leaves an unreferenced object, never a
+//! row without a body.
+//!
+//! [`Storage`] is synchronous while the drivers are async: the engine runs them on its own
+//! small tokio runtime, so it can be called from any thread, including the server's async
+//! workers (through `put_batch`, which never blocks).
+//!
+//! Modules:
+//! - [`schema`]: the tables and their migrations (serialised between instances);
+//! - [`bodies`]: storing a batch (body object, then index row) and reading bodies back;
+//! - [`queries`]: the session index, error groups, environment comparisons, retention and the
+//!   small reads and writes of projects, settings and accounts.
+
+mod bodies;
+mod queries;
+mod schema;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use replay_core::{BatchSummary, new_key, now_ms};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use self::queries::{project_row, session_row};
+use crate::shared::{SESSION_COLUMNS, to_i64};
+use crate::{BatchBody, BatchDone, Error, ErrorGroup, FactComparison, Project, SessionFilter, SessionRow, Storage};
+
+/// How long an instance trusts its cached copy of a project (allowed origins may change).
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Where the engine keeps things.
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// `postgres://user:password@host:port/database` (or key=value form).
+    pub url: String,
+    /// Schema for the engine's tables (created when missing); `None` uses the connection's
+    /// default `search_path`.
+    pub schema: Option<String>,
+    /// The object store for batch bodies, and the prefix inside it.
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: ObjectPath,
+    /// Most connections this instance opens.
+    pub max_connections: usize,
+    /// PEM file of certificate authorities to trust for TLS to PostgreSQL, besides the
+    /// system's (managed databases often sign with their own CA).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// PostgreSQL + object store storage; cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStorage {
+    engine: Engine,
+    runtime: Arc<OwnRuntime>,
+}
+
+/// Projects by ingest key, with when each was read.
+type KeyCache = HashMap<String, (Arc<Project>, Instant)>;
+
+/// The async half: a connection pool and the object store.
+#[derive(Clone)]
+struct Engine {
+    pool: Pool,
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    keys: Arc<Mutex<KeyCache>>,
+}
+
+/// The engine's runtime. Dropped without waiting, because the last clone of the storage may
+/// be dropped inside another runtime (where a blocking shutdown would panic).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl OwnRuntime {
+    fn handle(&self) -> Result<&tokio::runtime::Handle, Error> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle).ok_or(Error::Stopped("the postgres runtime"))
+    }
+}
+
+/// PostgreSQL text cannot hold NUL; recorded strings are hostile and may.
+pub(super) fn text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
+pub(super) fn opt_text(s: Option<&String>) -> Option<String> {
+    s.map(|s| text(s))
+}
+
+impl PostgresStorage {
+    /// Connects, creates the schema when asked, and applies pending migrations (safe when
+    /// several instances start at once).
+    pub fn connect(options: PostgresOptions) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("replay-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io { path: "postgres runtime".into(), source: e })?;
+        let runtime = Arc::new(OwnRuntime(Some(runtime)));
+        let mut config: tokio_postgres::Config = options.url.parse()?;
+        if let Some(schema) = &options.schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
+                return Err(Error::InvalidSchema(schema.clone()));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        // TLS when the URL asks for it (`sslmode=require`) or a CA file is given: the server's
+        // certificate is always verified (system roots plus the CA file), unlike libpq's
+        // `require`. Otherwise plain TCP, for databases on a private network or a socket.
+        let manager = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require || options.ca_file.is_some()
+        {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(options.ca_file.as_deref())?);
+            Manager::from_config(config, tls, manager_config)
+        } else {
+            Manager::from_config(config, NoTls, manager_config)
+        };
+        let pool = {
+            // The pool spawns nothing itself, but building it needs a runtime context.
+            let _guard = runtime.handle()?.enter();
+            Pool::builder(manager)
+                .max_size(options.max_connections.max(1))
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()?
+        };
+        let engine =
+            Engine { pool, store: options.store, prefix: options.prefix, keys: Arc::new(Mutex::new(HashMap::new())) };
+        let storage = PostgresStorage { engine, runtime };
+        let schema = options.schema.clone();
+        storage.block(move |e| async move { e.migrate(schema.as_deref()).await })?;
+        Ok(storage)
+    }
+
+    /// Runs `f` on the engine's runtime and waits for it (from any thread).
+    fn block<T, F, Fut>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Engine) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let fut = f(self.engine.clone());
+        self.runtime.handle()?.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| Error::Stopped("the postgres runtime"))?
+    }
+}
+
+/// A rustls client trusting the system's certificate authorities and those in `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot parse is skipped, as every TLS client does.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|source| Error::CaFile { path: path.to_owned(), source })?;
+        for cert in certs {
+            let cert = cert.map_err(|source| Error::CaFile { path: path.to_owned(), source })?;
+            roots.add(cert)?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::NoCertificateAuthority);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Boxes query parameters (they must outlive the call into the engine's runtime).
+macro_rules! params {
+    ($($p:expr),* $(,)?) => { vec![$(Box::new($p) as Box<dyn ToSql + Sync + Send>),*] };
+}
+
+impl Storage for PostgresStorage {
+    fn create_project(&self, name: &str) -> Result<Project, Error> {
+        let (name, key) = (text(name), new_key()?);
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            let row = client
+                .query_one(
+                    "INSERT INTO projects (name, ingest_key, created_ms) VALUES ($1, $2, $3) RETURNING id",
+                    &[&name, &key, &to_i64(now_ms())],
+                )
+                .await?;
+            Ok(Project { id: row.get(0), name, ingest_key: key, allowed_origins: vec![] })
+        })
+    }
+
+    fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
+        let joined = text(&origins.join(","));
+        self.block(move |e| async move {
+            e.execute("UPDATE projects SET allowed_origins = $2 WHERE id = $1", params![project, joined]).await?;
+            if let Ok(mut k) = e.keys.lock() {
+                k.clear();
+            }
+            Ok(())
+        })
+    }
+
+    fn projects(&self) -> Result<Vec<Project>, Error> {
+        self.block(|e| async move {
+            let client = e.pool.get().await?;
+            let rows =
+                client.query("SELECT id, name, ingest_key, allowed_origins FROM projects ORDER BY id", &[]).await?;
+            Ok(rows.iter().map(project_row).collect())
+        })
+    }
+
+    fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
+        if let Some(p) = self.engine.cached_project(key) {
+            return Ok(Some(Project::clone(&p)));
+        }
+        let key = text(key);
+        self.block(move |e| async move { e.project_by_key(&key).await })
+    }
+
+    fn put_batch(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone) {
+        match self.runtime.handle() {
+            Ok(handle) => {
+                let engine = self.engine.clone();
+                handle.spawn(async move { done(engine.put_batch(project, summary, body).await) });
+            }
+            Err(e) => done(Err(e)),
+        }
+    }
+
+    fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
+        self.engine.cached_project(key)
+    }
+
+    fn find_sessions(
+        &self,
+        project: i64,
+        filter: &SessionFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionRow>, Error> {
+        let filter = filter.clone();
+        self.block(move |e| async move { e.find_sessions(project, filter, limit, offset).await })
+    }
+
+    fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error> {
+        let id = text(id);
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            let stmt = client
+                .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = $1 AND id = $2"))
+                .await?;
+            Ok(client.query_opt(&stmt, &[&project, &id]).await?.as_ref().map(session_row))
+        })
+    }
+
+    fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
+        let session = text(session);
+        self.block(move |e| async move { e.batches(project, &session).await })
+    }
+
+    fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
+        let session = text(session);
+        self.block(move |e| async move {
+            let rows = e.batch_rows(project, &session).await?;
+            Ok(rows.iter().map(|r| (r.get(0), u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX))).collect())
+        })
+    }
+
+    fn batch_count(&self) -> Result<u64, Error> {
+        self.block(|e| async move { e.count("SELECT COUNT(*) FROM batches").await })
+    }
+
+    fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        self.block(move |e| async move { e.delete_sessions_before(cutoff_ms).await })
+    }
+
+    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        self.block(move |e| async move {
+            e.execute(
+                "UPDATE sessions SET never_recovered = TRUE
+                 WHERE NOT never_recovered AND freeze_started_ms > freeze_ended_ms AND received_ms < $1",
+                params![to_i64(cutoff_ms)],
+            )
+            .await
+        })
+    }
+
+    fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
+        self.block(move |e| async move { e.error_groups(project, limit).await })
+    }
+
+    fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error> {
+        let session = text(session);
+        self.block(move |e| async move { e.compare_environment(project, &session, sample).await })
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>, Error> {
+        let key = text(key);
+        self.block(move |e| async move {
+            e.query_opt_string("SELECT value FROM settings WHERE key = $1", params![key]).await
+        })
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
+        let (key, value) = (text(key), text(value));
+        self.block(move |e| async move {
+            e.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                params![key, value],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error> {
+        let (name, hash) = (text(name), text(password_hash));
+        self.block(move |e| async move {
+            e.execute(
+                "INSERT INTO users (name, password_hash, created_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+                params![name, hash, to_i64(now_ms())],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn user_password_hash(&self, name: &str) -> Result<Option<String>, Error> {
+        let name = text(name);
+        self.block(move |e| async move {
+            e.query_opt_string("SELECT password_hash FROM users WHERE name = $1", params![name]).await
+        })
+    }
+
+    fn user_count(&self) -> Result<u64, Error> {
+        self.block(|e| async move { e.count("SELECT COUNT(*) FROM users").await })
+    }
+
+    fn create_login(&self, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error> {
+        let (token, user) = (text(token_hash), text(user));
+        self.block(move |e| async move {
+            e.execute("DELETE FROM logins WHERE expires_ms < $1", params![to_i64(now_ms())]).await?;
+            e.execute(
+                "INSERT INTO logins (token_hash, user_name, expires_ms) VALUES ($1, $2, $3)",
+                params![token, user, to_i64(expires_ms)],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn login_user(&self, token_hash: &str, now: u64) -> Result<Option<String>, Error> {
+        let token = text(token_hash);
+        self.block(move |e| async move {
+            e.query_opt_string(
+                "SELECT user_name FROM logins WHERE token_hash = $1 AND expires_ms > $2",
+                params![token, to_i64(now)],
+            )
+            .await
+        })
+    }
+
+    fn delete_login(&self, token_hash: &str) -> Result<(), Error> {
+        let token = text(token_hash);
+        self.block(move |e| async move {
+            e.execute("DELETE FROM logins WHERE token_hash = $1", params![token]).await.map(drop)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_bytes_never_reach_postgres() {
+        assert_eq!(text("a\0b"), "a\u{fffd}b");
+        assert_eq!(opt_text(Some(&"x".to_string())).as_deref(), Some("x"));
+    }
+}

@@ -1,0 +1,240 @@
+//! The session index and everything else the engine reads, and the small writes outside the
+//! batch path (retention, and the helpers `Storage`'s methods use for settings and accounts).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use tokio_postgres::types::ToSql;
+
+use super::{Engine, KEY_CACHE_TTL, text};
+use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
+use crate::{Error, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow};
+
+impl Engine {
+    pub(super) async fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT id, name, ingest_key, allowed_origins FROM projects WHERE ingest_key = $1")
+            .await?;
+        let project = client.query_opt(&stmt, &[&key]).await?.map(|r| project_row(&r));
+        if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
+            cache.insert(key.to_owned(), (Arc::new(p.clone()), Instant::now()));
+        }
+        Ok(project)
+    }
+
+    pub(super) fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
+        let cache = self.keys.lock().ok()?;
+        cache.get(key).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(p, _)| Arc::clone(p))
+    }
+
+    pub(super) async fn find_sessions(
+        &self,
+        project: i64,
+        f: SessionFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionRow>, Error> {
+        let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = $1");
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(project)];
+        let mut add = |clause: &str, v: Box<dyn ToSql + Sync + Send>| {
+            args.push(v);
+            sql.push_str(" AND ");
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(v) = f.since_ms {
+            add("start_ms >= ?", Box::new(to_i64(v)));
+        }
+        if let Some(v) = f.until_ms {
+            add("start_ms < ?", Box::new(to_i64(v)));
+        }
+        if let Some(v) = &f.url_contains {
+            // Like the SQLite engine's LIKE: a case-insensitive substring match.
+            add("strpos(lower(url), lower(?)) > 0", Box::new(text(v)));
+        }
+        for (column, value) in
+            [("user_id", &f.user), ("release", &f.release), ("environment", &f.environment), ("browser", &f.browser)]
+        {
+            if let Some(v) = value {
+                add(&format!("{column} = ?"), Box::new(text(v)));
+            }
+        }
+        if let Some(v) = f.min_duration_ms {
+            add("end_ms - start_ms >= ?", Box::new(to_i64(v)));
+        }
+        if f.has_error {
+            sql.push_str(" AND errors > 0");
+        }
+        if f.has_freeze {
+            sql.push_str(" AND freezes > 0");
+        }
+        if f.has_rage_click {
+            sql.push_str(" AND rage_clicks > 0");
+        }
+        if f.never_recovered {
+            sql.push_str(" AND never_recovered");
+        }
+        args.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+        args.push(Box::new(i64::try_from(offset).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" ORDER BY start_ms DESC, id LIMIT ${} OFFSET ${}", args.len() - 1, args.len()));
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
+        Ok(client.query(&stmt, &params).await?.iter().map(session_row).collect())
+    }
+
+    pub(super) async fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        let cutoff = to_i64(cutoff_ms);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let keys: Vec<String> = tx
+            .query(
+                "DELETE FROM batches b USING sessions s
+                 WHERE s.project_id = b.project_id AND s.id = b.session_id AND s.received_ms < $1
+                 RETURNING b.object_key",
+                &[&cutoff],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute(
+            "DELETE FROM error_sessions e USING sessions s
+             WHERE s.project_id = e.project_id AND s.id = e.session_id AND s.received_ms < $1",
+            &[&cutoff],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM session_facts f USING sessions s
+             WHERE s.project_id = f.project_id AND s.id = f.session_id AND s.received_ms < $1",
+            &[&cutoff],
+        )
+        .await?;
+        let n = tx.execute("DELETE FROM sessions WHERE received_ms < $1", &[&cutoff]).await?;
+        tx.execute(
+            "DELETE FROM error_groups g WHERE NOT EXISTS (SELECT 1 FROM error_sessions s
+                WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)",
+            &[],
+        )
+        .await?;
+        tx.commit().await?;
+        // Bodies go after the rows: a failure here leaves unreferenced objects, never rows
+        // pointing at missing bodies.
+        let paths = futures_util::stream::iter(keys.into_iter().map(|k| Ok(ObjectPath::from(k)))).boxed();
+        let failed = self.store.delete_stream(paths).filter(|r| std::future::ready(r.is_err())).count().await;
+        if failed > 0 {
+            tracing::warn!(failed, "retention could not delete some batch bodies");
+        }
+        Ok(n)
+    }
+
+    pub(super) async fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT g.fingerprint, g.message, g.frame, g.count, g.first_ms, g.last_ms,
+                        (SELECT COUNT(*) FROM error_sessions s
+                         WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint),
+                        ARRAY(SELECT s.session_id FROM error_sessions s
+                              WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint
+                              ORDER BY s.last_ms DESC, s.session_id LIMIT $3)
+                 FROM error_groups g WHERE g.project_id = $1
+                 ORDER BY g.last_ms DESC, g.fingerprint LIMIT $2",
+                &[&project, &i64::try_from(limit).unwrap_or(i64::MAX), &(RECENT_ERROR_SESSIONS as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ErrorGroup {
+                fingerprint: r.get(0),
+                message: r.get(1),
+                frame: r.get(2),
+                count: to_u64(r.get(3)),
+                first_ms: to_u64(r.get(4)),
+                last_ms: to_u64(r.get(5)),
+                sessions: to_u64(r.get(6)),
+                recent_sessions: r.get(7),
+            })
+            .collect())
+    }
+
+    pub(super) async fn compare_environment(
+        &self,
+        project: i64,
+        session: &str,
+        sample: usize,
+    ) -> Result<Vec<FactComparison>, Error> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(COMPARE_ENVIRONMENT_SQL).await?;
+        let sample = i64::try_from(sample).unwrap_or(i64::MAX);
+        let rows = client.query(&stmt, &[&project, &session, &sample]).await?;
+        Ok(comparisons(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), to_u64(r.get(3))))))
+    }
+
+    pub(super) async fn execute(
+        &self,
+        sql: &'static str,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+    ) -> Result<u64, Error> {
+        let client = self.pool.get().await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
+        Ok(client.execute(sql, &params).await?)
+    }
+
+    pub(super) async fn query_opt_string(
+        &self,
+        sql: &'static str,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+    ) -> Result<Option<String>, Error> {
+        let client = self.pool.get().await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
+        Ok(client.query_opt(sql, &params).await?.map(|r| r.get(0)))
+    }
+
+    pub(super) async fn count(&self, sql: &'static str) -> Result<u64, Error> {
+        let client = self.pool.get().await?;
+        Ok(to_u64(client.query_one(sql, &[]).await?.get(0)))
+    }
+}
+
+pub(super) fn session_row(r: &tokio_postgres::Row) -> SessionRow {
+    let n = |i| to_u64(r.get::<_, i64>(i));
+    let (start_ms, end_ms) = (n(1), n(2));
+    SessionRow {
+        id: r.get(0),
+        start_ms,
+        end_ms,
+        duration_ms: end_ms.saturating_sub(start_ms),
+        url: r.get(3),
+        user_agent: r.get(4),
+        pages: n(5),
+        batches: n(6),
+        events: n(7),
+        clicks: n(8),
+        bytes: n(9),
+        dropped: n(10),
+        recorder_errors: n(11),
+        user: r.get(12),
+        release: r.get(13),
+        environment: r.get(14),
+        browser: r.get(15),
+        errors: n(16),
+        freezes: n(17),
+        longest_freeze_ms: n(18),
+        freeze_culprit: r.get(19),
+        never_recovered: r.get(20),
+        rage_clicks: n(21),
+    }
+}
+
+pub(super) fn project_row(r: &tokio_postgres::Row) -> Project {
+    let origins: String = r.get(3);
+    Project {
+        id: r.get(0),
+        name: r.get(1),
+        ingest_key: r.get(2),
+        allowed_origins: origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    }
+}

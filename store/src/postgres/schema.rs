@@ -1,0 +1,127 @@
+//! The scale-out engine's schema: numbered migrations recorded in `replay_migrations`,
+//! applied under an advisory lock so that instances starting together apply each once. They
+//! only ever append.
+
+use super::Engine;
+use crate::Error;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the SQLite engine has after its migration 4, in PostgreSQL types.
+    "CREATE TABLE projects (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        ingest_key TEXT NOT NULL UNIQUE,
+        allowed_origins TEXT NOT NULL DEFAULT '',
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE sessions (
+        project_id BIGINT NOT NULL REFERENCES projects(id),
+        id TEXT NOT NULL,
+        start_ms BIGINT NOT NULL,
+        end_ms BIGINT NOT NULL,
+        url TEXT NOT NULL DEFAULT '',
+        user_agent TEXT NOT NULL DEFAULT '',
+        user_id TEXT NOT NULL DEFAULT '',
+        release TEXT NOT NULL DEFAULT '',
+        environment TEXT NOT NULL DEFAULT '',
+        browser TEXT NOT NULL DEFAULT '',
+        pages BIGINT NOT NULL DEFAULT 0,
+        batches BIGINT NOT NULL DEFAULT 0,
+        events BIGINT NOT NULL DEFAULT 0,
+        clicks BIGINT NOT NULL DEFAULT 0,
+        bytes BIGINT NOT NULL DEFAULT 0,
+        dropped BIGINT NOT NULL DEFAULT 0,
+        recorder_errors BIGINT NOT NULL DEFAULT 0,
+        errors BIGINT NOT NULL DEFAULT 0,
+        freezes BIGINT NOT NULL DEFAULT 0,
+        received_ms BIGINT NOT NULL DEFAULT 0,
+        longest_freeze_ms BIGINT NOT NULL DEFAULT 0,
+        freeze_culprit TEXT NOT NULL DEFAULT '',
+        freeze_started_ms BIGINT NOT NULL DEFAULT 0,
+        freeze_ended_ms BIGINT NOT NULL DEFAULT 0,
+        never_recovered BOOLEAN NOT NULL DEFAULT FALSE,
+        PRIMARY KEY (project_id, id)
+    );
+    CREATE INDEX sessions_by_start ON sessions(project_id, start_ms DESC);
+    CREATE INDEX sessions_by_received ON sessions(received_ms);
+    CREATE INDEX sessions_open_freezes ON sessions(received_ms)
+        WHERE NOT never_recovered AND freeze_started_ms > freeze_ended_ms;
+    CREATE TABLE batches (
+        project_id BIGINT NOT NULL,
+        session_id TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        start_ms BIGINT NOT NULL,
+        end_ms BIGINT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        object_key TEXT NOT NULL,
+        encoding TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        PRIMARY KEY (project_id, session_id, page_id, seq)
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_ms BIGINT NOT NULL);
+    CREATE TABLE logins (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE TABLE error_groups (
+        project_id BIGINT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        message TEXT NOT NULL,
+        frame TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        first_ms BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL,
+        PRIMARY KEY (project_id, fingerprint)
+    );
+    CREATE INDEX error_groups_by_last ON error_groups(project_id, last_ms DESC);
+    CREATE TABLE error_sessions (
+        project_id BIGINT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL,
+        PRIMARY KEY (project_id, fingerprint, session_id)
+    );
+    CREATE INDEX error_sessions_by_session ON error_sessions(project_id, session_id);",
+    // 2: rage clicks in the session index.
+    "ALTER TABLE sessions ADD COLUMN rage_clicks BIGINT NOT NULL DEFAULT 0;",
+    // 3: environment facts, to compare a session with the others.
+    "CREATE TABLE session_facts (
+        project_id BIGINT NOT NULL,
+        session_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (project_id, session_id, name)
+    );
+    CREATE INDEX session_facts_by_value ON session_facts(project_id, name, value);",
+];
+
+/// Arbitrary constant naming the advisory lock that serialises migrations between instances.
+const MIGRATION_LOCK: i64 = 0x7265_706c_6179;
+
+impl Engine {
+    pub(super) async fn migrate(&self, schema: Option<&str>) -> Result<(), Error> {
+        let mut client = self.pool.get().await?;
+        if let Some(schema) = schema {
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+        }
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        let fresh: bool = tx.query_one("SELECT to_regclass('replay_migrations') IS NULL", &[]).await?.get(0);
+        if fresh {
+            tx.batch_execute("CREATE TABLE replay_migrations (version BIGINT NOT NULL)").await?;
+        }
+        let done: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM replay_migrations", &[]).await?.get(0);
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(done).unwrap_or(0)) {
+            tx.batch_execute(migration).await?;
+            let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            tx.execute("INSERT INTO replay_migrations (version) VALUES ($1)", &[&version]).await?;
+            tracing::info!(version, "postgres migration applied");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,52 @@
+//! SQL and row handling both engines share.
+
+use crate::model::{COMMON_VALUES, CommonValue, FactComparison};
+
+/// Columns of a [`crate::SessionRow`] in the order both engines read them.
+pub(crate) const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, \
+     bytes, dropped, recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, \
+     freeze_culprit, never_recovered, rage_clicks";
+
+/// One query for [`crate::Storage::compare_environment`] (`$1` project, `$2` session, `$3` sample
+/// size; both engines bind them by position, and SQLite numbers `$N` parameters in the order
+/// they first appear, so they must first appear in this order): for each fact of the session, its value and how
+/// many sessions of the sample have each value of that fact, by fact, most common first.
+///
+/// The sample is the project's `$3` most recently started sessions plus the session itself, found
+/// through the `sessions_by_start` index; the facts are then read by primary key. The cost is
+/// bounded by the sample, however many sessions the project has kept.
+pub(crate) const COMPARE_ENVIRONMENT_SQL: &str = "SELECT f.name, f.value, o.value, COUNT(*)
+     FROM (SELECT name, value FROM session_facts WHERE project_id = $1 AND session_id = $2) f
+     JOIN (SELECT id FROM (SELECT id FROM sessions WHERE project_id = $1 ORDER BY start_ms DESC LIMIT $3) recent
+           UNION SELECT $2) sample ON 1 = 1
+     JOIN session_facts o ON o.project_id = $1 AND o.session_id = sample.id AND o.name = f.name
+     GROUP BY f.name, f.value, o.value
+     ORDER BY f.name, COUNT(*) DESC, o.value";
+
+/// [`FactComparison`]s from the rows of [`COMPARE_ENVIRONMENT_SQL`]:
+/// `(name, this session's value, a value, sessions with it)`.
+pub(crate) fn comparisons(rows: impl IntoIterator<Item = (String, String, String, u64)>) -> Vec<FactComparison> {
+    let mut out: Vec<FactComparison> = Vec::new();
+    for (name, own, value, sessions) in rows {
+        if out.last().is_none_or(|c| c.name != name) {
+            out.push(FactComparison { name, value: own, same: 0, total: 0, common: Vec::new() });
+        }
+        let Some(c) = out.last_mut() else { continue };
+        c.total += sessions;
+        if value == c.value {
+            c.same = sessions;
+        }
+        if c.common.len() < COMMON_VALUES {
+            c.common.push(CommonValue { value, sessions });
+        }
+    }
+    out
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}

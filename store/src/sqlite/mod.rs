@@ -1,0 +1,284 @@
+//! The embedded default engine: one SQLite database in the data directory.
+//!
+//! WAL journal: a batch is acknowledged once its transaction committed and the log holding it
+//! was synced, so it survives a crash or a power cut. Batches are written by one writer thread
+//! with group commit ([`writer`]): every batch waiting when a transaction starts goes into it;
+//! a sync thread ([`sync`]) then syncs the log once for every group committed meanwhile, so one
+//! fsync acknowledges many concurrent uploads, and the writer paces its commits by the syncs.
+//! A checkpoint thread on its own connection copies the log into the database. Every other
+//! write keeps `synchronous=FULL`.
+//!
+//! Batches are appended to `batch_log` in arrival order; the indexes derived from them (the
+//! batches' keys, the session index, error groups, environment facts) are written later, in
+//! bulk ([`index`]). Bodies are stored as sent (gzip stays gzip) and decoded on read.
+//!
+//! Modules:
+//! - [`writer`]: the writer thread and its group commit;
+//! - [`sync`]: the sync thread (log durability) and the checkpoint thread;
+//! - [`index`]: index entries held in memory, their bulk flush, and recovery at open;
+//! - [`schema`]: the schema and its append-only migrations;
+//! - [`queries`]: the read queries and the small writes outside the batch path.
+
+mod index;
+mod queries;
+mod schema;
+mod sync;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use crossbeam_channel as channel;
+use replay_core::{BatchSummary, new_key};
+use rusqlite::Connection;
+
+use self::index::{IndexCounts, PendingIndex, flush_all, recover_index};
+use self::sync::{AckPath, WAL_CHECKPOINT_PAGES, checkpoint_loop, sync_loop};
+use self::writer::{PendingBatch, writer_loop};
+use crate::{
+    BatchBody, BatchDone, Error, ErrorGroup, FactComparison, IndexBacklog, Project, SessionFilter, SessionRow, Storage,
+    unpack,
+};
+
+/// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
+#[derive(Clone)]
+pub struct SqliteStorage {
+    conn: Arc<Mutex<Db>>,
+    writer: channel::Sender<PendingBatch>,
+    /// Projects by ingest key (hit on every ingest request); cleared when projects change.
+    keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
+    /// Group commits so far (tells the checkpoint thread whether there is anything to do).
+    groups_committed: Arc<AtomicU64>,
+    /// The index backlog's size, as the writer last published it.
+    backlog: Arc<IndexCounts>,
+}
+
+/// The connection, with the index entries of logged batches not yet written to the indexes.
+/// Both live under one lock: whoever holds it sees the indexes complete once it flushed.
+struct Db {
+    conn: Connection,
+    index: PendingIndex,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (creating when needed) the database `replay.sqlite3` in `dir` and migrates it.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+        let path = dir.join("replay.sqlite3");
+        let storage = Self::init(Connection::open(&path)?, Some(dir.join("replay.sqlite3-wal")))?;
+        // Checkpoints move on to a connection of their own (see `checkpoint_loop`); the writer
+        // only checkpoints itself when the log grows past `WAL_CHECKPOINT_PAGES`.
+        storage.lock()?.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
+        let writes = Arc::clone(&storage.groups_committed);
+        std::thread::Builder::new()
+            .name("replay-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &writes))
+            .map_err(|e| Error::Io { path: "checkpoint thread".into(), source: e })?;
+        Ok(storage)
+    }
+
+    /// A throwaway in-memory database, for tests.
+    pub fn in_memory() -> Result<Self, Error> {
+        Self::init(Connection::open_in_memory()?, None)
+    }
+
+    /// `wal`: the write-ahead log of a file database, synced by the sync thread.
+    fn init(conn: Connection, wal: Option<PathBuf>) -> Result<Self, Error> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The session index and the batches' key index are hit at random places (one per live
+        // session): the default 2 MB cache made the writer read pages back at a few thousand
+        // sessions. Negative: KiB.
+        conn.pragma_update(None, "cache_size", -32 * 1024)?;
+        schema::migrate(&conn)?;
+        let mut db = Db { conn, index: PendingIndex::default() };
+        recover_index(&mut db)?;
+        let backlog = Arc::clone(&db.index.published);
+        let conn = Arc::new(Mutex::new(db));
+        let (writer, rx) = channel::unbounded();
+        let writer_conn = Arc::clone(&conn);
+        let groups_committed = Arc::new(AtomicU64::new(0));
+        let committed = Arc::clone(&groups_committed);
+        let acks = match wal {
+            None => AckPath::Direct,
+            Some(wal) => {
+                let (to_sync, unsynced) = mpsc::channel();
+                let (tell_writer, synced) = channel::unbounded();
+                std::thread::Builder::new()
+                    .name("replay-sqlite-sync".into())
+                    .spawn(move || sync_loop(&wal, &unsynced, &tell_writer))
+                    .map_err(|e| Error::Io { path: "sync thread".into(), source: e })?;
+                AckPath::AfterSync { to_sync, synced }
+            }
+        };
+        std::thread::Builder::new()
+            .name("replay-sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, &committed, acks))
+            .map_err(|e| Error::Io { path: "writer thread".into(), source: e })?;
+        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())), groups_committed, backlog })
+    }
+
+    fn forget_keys(&self) {
+        if let Ok(mut k) = self.keys.lock() {
+            k.clear();
+        }
+    }
+
+    /// The database, with every acknowledged batch in its indexes (pending entries are flushed
+    /// first; a failed flush is logged and leaves them for the writer to retry).
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Db>, Error> {
+        let mut db = self.conn.lock().map_err(|_| Error::Poisoned)?;
+        if db.index.len() > 0
+            && let Err(e) = flush_all(&mut db)
+        {
+            tracing::error!(error = %e, pending = db.index.len(), "writing the index failed; reading without it");
+        }
+        Ok(db)
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn create_project(&self, name: &str) -> Result<Project, Error> {
+        let key = new_key()?;
+        let id = queries::insert_project(&self.lock()?.conn, name, &key)?;
+        Ok(Project { id, name: name.to_owned(), ingest_key: key, allowed_origins: vec![] })
+    }
+
+    fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
+        queries::set_allowed_origins(&self.lock()?.conn, project, origins)?;
+        self.forget_keys();
+        Ok(())
+    }
+
+    fn projects(&self) -> Result<Vec<Project>, Error> {
+        queries::projects(&self.lock()?.conn)
+    }
+
+    fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
+        if let Some(p) = self.cached_project(key) {
+            return Ok(Some(Project::clone(&p)));
+        }
+        let project = queries::project_by_key(&self.lock()?.conn, key)?;
+        if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
+            cache.insert(key.to_owned(), Arc::new(p.clone()));
+        }
+        Ok(project)
+    }
+
+    fn put_batch(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone) {
+        let pending = PendingBatch { project, summary, body, reply: done };
+        if let Err(channel::SendError(p)) = self.writer.send(pending) {
+            (p.reply)(Err(Error::Stopped("the writer thread")));
+        }
+    }
+
+    fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
+        self.keys.lock().ok().and_then(|k| k.get(key).cloned())
+    }
+
+    fn find_sessions(
+        &self,
+        project: i64,
+        f: &SessionFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionRow>, Error> {
+        queries::find_sessions(&self.lock()?.conn, project, f, limit, offset)
+    }
+
+    fn session(&self, project: i64, id: &str) -> Result<Option<SessionRow>, Error> {
+        queries::session(&self.lock()?.conn, project, id)
+    }
+
+    fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
+        // Decoded after the lock is released.
+        let rows = queries::stored_bodies(&self.lock()?.conn, project, session)?;
+        rows.into_iter().map(|(body, encoding)| Ok(unpack(body, encoding == "gzip")?)).collect()
+    }
+
+    fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
+        queries::batch_keys(&self.lock()?.conn, project, session)
+    }
+
+    fn index_backlog(&self) -> IndexBacklog {
+        // Not through the lock: a scrape never waits behind a commit or a flush.
+        IndexBacklog {
+            pending: self.backlog.pending.load(Ordering::Relaxed),
+            held: self.backlog.held.load(Ordering::Relaxed),
+        }
+    }
+
+    fn batch_count(&self) -> Result<u64, Error> {
+        queries::batch_count(&self.lock()?.conn)
+    }
+
+    fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        queries::delete_sessions_before(&mut self.lock()?.conn, cutoff_ms)
+    }
+
+    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        queries::mark_unrecovered_freezes(&self.lock()?.conn, cutoff_ms)
+    }
+
+    fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
+        queries::error_groups(&self.lock()?.conn, project, limit)
+    }
+
+    fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error> {
+        queries::compare_environment(&self.lock()?.conn, project, session, sample)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>, Error> {
+        queries::setting(&self.lock()?.conn, key)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
+        queries::set_setting(&self.lock()?.conn, key, value)
+    }
+
+    fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error> {
+        queries::put_user(&self.lock()?.conn, name, password_hash)
+    }
+
+    fn user_password_hash(&self, name: &str) -> Result<Option<String>, Error> {
+        queries::user_password_hash(&self.lock()?.conn, name)
+    }
+
+    fn user_count(&self) -> Result<u64, Error> {
+        queries::user_count(&self.lock()?.conn)
+    }
+
+    fn create_login(&self, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error> {
+        queries::create_login(&self.lock()?.conn, token_hash, user, expires_ms)
+    }
+
+    fn login_user(&self, token_hash: &str, now: u64) -> Result<Option<String>, Error> {
+        queries::login_user(&self.lock()?.conn, token_hash, now)
+    }
+
+    fn delete_login(&self, token_hash: &str) -> Result<(), Error> {
+        queries::delete_login(&self.lock()?.conn, token_hash)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,337 @@
+//! The read queries of the embedded engine, and its small writes outside the batch path
+//! (projects, retention, settings, viewer accounts and logins). Each takes the connection the
+//! engine locked, with every acknowledged batch in its indexes (see [`super::SqliteStorage`]).
+
+use replay_core::now_ms;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
+use crate::{Error, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow};
+
+fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+    let origins: String = r.get(3)?;
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        ingest_key: r.get(2)?,
+        allowed_origins: origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    })
+}
+
+/// `FROM ... ORDER BY` of one session's batches (`?1` project, `?2` session) in replay order:
+/// page views by their first batch's start, then sequence numbers; `$join` adds joins (the
+/// log's bodies as `b`).
+macro_rules! session_batches_in_replay_order {
+    ($join:literal) => {
+        concat!(
+            "FROM batch_keys k
+             JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batch_keys
+                   WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = k.page_id ",
+            $join,
+            " WHERE k.project_id = ?1 AND k.session_id = ?2
+             ORDER BY p.page_start, k.page_id, k.seq"
+        )
+    };
+}
+
+const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    let n = |i| r.get::<_, i64>(i).map(to_u64);
+    let (start_ms, end_ms) = (n(1)?, n(2)?);
+    Ok(SessionRow {
+        id: r.get(0)?,
+        start_ms,
+        end_ms,
+        duration_ms: end_ms.saturating_sub(start_ms),
+        url: r.get(3)?,
+        user_agent: r.get(4)?,
+        pages: n(5)?,
+        batches: n(6)?,
+        events: n(7)?,
+        clicks: n(8)?,
+        bytes: n(9)?,
+        dropped: n(10)?,
+        recorder_errors: n(11)?,
+        user: r.get(12)?,
+        release: r.get(13)?,
+        environment: r.get(14)?,
+        browser: r.get(15)?,
+        errors: n(16)?,
+        freezes: n(17)?,
+        longest_freeze_ms: n(18)?,
+        freeze_culprit: r.get(19)?,
+        never_recovered: r.get::<_, i64>(20)? != 0,
+        rage_clicks: n(21)?,
+    })
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_contains(s: &str) -> String {
+    let mut out = String::from("%");
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+pub(super) fn projects(conn: &Connection) -> Result<Vec<Project>, Error> {
+    let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+    let rows = stmt.query_map([], project_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn find_sessions(
+    conn: &Connection,
+    project: i64,
+    f: &SessionFilter,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<SessionRow>, Error> {
+    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?");
+    let mut args: Vec<rusqlite::types::Value> = vec![project.into()];
+    let mut add = |clause: &str, v: rusqlite::types::Value| {
+        sql.push_str(" AND ");
+        sql.push_str(clause);
+        args.push(v);
+    };
+    if let Some(v) = f.since_ms {
+        add("start_ms >= ?", to_i64(v).into());
+    }
+    if let Some(v) = f.until_ms {
+        add("start_ms < ?", to_i64(v).into());
+    }
+    if let Some(v) = &f.url_contains {
+        add("url LIKE ? ESCAPE '\\'", like_contains(v).into());
+    }
+    for (column, value) in
+        [("user_id", &f.user), ("release", &f.release), ("environment", &f.environment), ("browser", &f.browser)]
+    {
+        if let Some(v) = value {
+            add(&format!("{column} = ?"), v.clone().into());
+        }
+    }
+    if let Some(v) = f.min_duration_ms {
+        add("end_ms - start_ms >= ?", to_i64(v).into());
+    }
+    if f.has_error {
+        sql.push_str(" AND errors > 0");
+    }
+    if f.has_freeze {
+        sql.push_str(" AND freezes > 0");
+    }
+    if f.has_rage_click {
+        sql.push_str(" AND rage_clicks > 0");
+    }
+    if f.never_recovered {
+        sql.push_str(" AND never_recovered = 1");
+    }
+    sql.push_str(" ORDER BY start_ms DESC, id LIMIT ? OFFSET ?");
+    args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    args.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), session_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn session(conn: &Connection, project: i64, id: &str) -> Result<Option<SessionRow>, Error> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?1 AND id = ?2"))?;
+    Ok(stmt.query_row(params![project, id], session_row).optional()?)
+}
+
+pub(super) fn batch_keys(conn: &Connection, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
+    let mut stmt = conn.prepare_cached(concat!("SELECT k.page_id, k.seq ", session_batches_in_replay_order!("")))?;
+    let rows = stmt
+        .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn batch_count(conn: &Connection) -> Result<u64, Error> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM batch_keys", [], |r| r.get(0))?;
+    Ok(to_u64(n))
+}
+
+pub(super) fn delete_sessions_before(conn: &mut Connection, cutoff_ms: u64) -> Result<u64, Error> {
+    let tx = conn.transaction()?;
+    let cutoff = to_i64(cutoff_ms);
+    tx.execute(
+        "DELETE FROM batch_log WHERE id IN (SELECT k.batch FROM batch_keys k JOIN sessions s
+            ON s.project_id = k.project_id AND s.id = k.session_id WHERE s.received_ms < ?1)",
+        [cutoff],
+    )?;
+    tx.execute(
+        "DELETE FROM batch_keys WHERE (project_id, session_id) IN
+            (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
+        [cutoff],
+    )?;
+    tx.execute(
+        "DELETE FROM error_sessions WHERE (project_id, session_id) IN
+            (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
+        [cutoff],
+    )?;
+    tx.execute(
+        "DELETE FROM session_facts WHERE (project_id, session_id) IN
+            (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
+        [cutoff],
+    )?;
+    let n = tx.execute("DELETE FROM sessions WHERE received_ms < ?1", [cutoff])?;
+    tx.execute(
+        "DELETE FROM error_groups WHERE NOT EXISTS (SELECT 1 FROM error_sessions s
+            WHERE s.project_id = error_groups.project_id AND s.fingerprint = error_groups.fingerprint)",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(n as u64)
+}
+
+pub(super) fn mark_unrecovered_freezes(conn: &Connection, cutoff_ms: u64) -> Result<u64, Error> {
+    let n = conn.execute(
+        "UPDATE sessions SET never_recovered = 1
+         WHERE never_recovered = 0 AND freeze_started_ms > freeze_ended_ms AND received_ms < ?1",
+        [to_i64(cutoff_ms)],
+    )?;
+    Ok(n as u64)
+}
+
+pub(super) fn error_groups(conn: &Connection, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
+    let mut groups = conn
+        .prepare_cached(
+            "SELECT g.fingerprint, g.message, g.frame, g.count, g.first_ms, g.last_ms,
+                    (SELECT COUNT(*) FROM error_sessions s
+                     WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)
+             FROM error_groups g WHERE g.project_id = ?1
+             ORDER BY g.last_ms DESC, g.fingerprint LIMIT ?2",
+        )?
+        .query_map(params![project, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(ErrorGroup {
+                fingerprint: r.get(0)?,
+                message: r.get(1)?,
+                frame: r.get(2)?,
+                count: to_u64(r.get(3)?),
+                first_ms: to_u64(r.get(4)?),
+                last_ms: to_u64(r.get(5)?),
+                sessions: to_u64(r.get(6)?),
+                recent_sessions: Vec::new(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut recent = conn.prepare_cached(
+        "SELECT session_id FROM error_sessions WHERE project_id = ?1 AND fingerprint = ?2
+         ORDER BY last_ms DESC, session_id LIMIT ?3",
+    )?;
+    for g in &mut groups {
+        g.recent_sessions = recent
+            .query_map(params![project, g.fingerprint, RECENT_ERROR_SESSIONS as i64], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+    }
+    Ok(groups)
+}
+
+pub(super) fn compare_environment(
+    conn: &Connection,
+    project: i64,
+    session: &str,
+    sample: usize,
+) -> Result<Vec<FactComparison>, Error> {
+    let sample = i64::try_from(sample).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(COMPARE_ENVIRONMENT_SQL)?
+        .query_map(params![project, session, sample], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, to_u64(r.get(3)?))))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(comparisons(rows))
+}
+
+pub(super) fn setting(conn: &Connection, key: &str) -> Result<Option<String>, Error> {
+    Ok(conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+pub(super) fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+pub(super) fn put_user(conn: &Connection, name: &str, password_hash: &str) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO users (name, password_hash, created_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
+        params![name, password_hash, to_i64(now_ms())],
+    )?;
+    Ok(())
+}
+
+pub(super) fn user_password_hash(conn: &Connection, name: &str) -> Result<Option<String>, Error> {
+    Ok(conn.query_row("SELECT password_hash FROM users WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+}
+
+pub(super) fn user_count(conn: &Connection) -> Result<u64, Error> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+    Ok(to_u64(n))
+}
+
+pub(super) fn create_login(conn: &Connection, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error> {
+    conn.execute("DELETE FROM logins WHERE expires_ms < ?1", [to_i64(now_ms())])?;
+    conn.execute(
+        "INSERT INTO logins (token_hash, user_name, expires_ms) VALUES (?1, ?2, ?3)",
+        params![token_hash, user, to_i64(expires_ms)],
+    )?;
+    Ok(())
+}
+
+pub(super) fn login_user(conn: &Connection, token_hash: &str, now: u64) -> Result<Option<String>, Error> {
+    let mut stmt = conn.prepare_cached("SELECT user_name FROM logins WHERE token_hash = ?1 AND expires_ms > ?2")?;
+    Ok(stmt.query_row(params![token_hash, to_i64(now)], |r| r.get(0)).optional()?)
+}
+
+pub(super) fn delete_login(conn: &Connection, token_hash: &str) -> Result<(), Error> {
+    conn.execute("DELETE FROM logins WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+pub(super) fn insert_project(conn: &Connection, name: &str, key: &str) -> Result<i64, Error> {
+    conn.execute(
+        "INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)",
+        params![name, key, to_i64(now_ms())],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[String]) -> Result<(), Error> {
+    conn.execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project, origins.join(",")])?;
+    Ok(())
+}
+
+pub(super) fn project_by_key(conn: &Connection, key: &str) -> Result<Option<Project>, Error> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
+    Ok(stmt.query_row([key], project_row).optional()?)
+}
+
+/// The stored bodies of a session and their encodings, in replay order.
+pub(super) fn stored_bodies(conn: &Connection, project: i64, session: &str) -> Result<Vec<(Vec<u8>, String)>, Error> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT b.body, b.encoding ",
+        session_batches_in_replay_order!("JOIN batch_log b ON b.id = k.batch")
+    ))?;
+    let rows = stmt
+        .query_map(params![project, session], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(like_contains("50%_a\\"), "%50\\%\\_a\\\\%");
+    }
+}

@@ -1,0 +1,146 @@
+//! The schema of the embedded engine: numbered migrations recorded in `PRAGMA user_version`.
+//! They only ever append: a released migration is never edited, a change is a new one.
+
+use rusqlite::Connection;
+
+use crate::Error;
+
+/// The migrations, in order: migration `i` (from 0) brings a database to version `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: projects, session index, batches.
+    "CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        ingest_key TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        id TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        url TEXT NOT NULL DEFAULT '',
+        user_agent TEXT NOT NULL DEFAULT '',
+        pages INTEGER NOT NULL DEFAULT 0,
+        batches INTEGER NOT NULL DEFAULT 0,
+        events INTEGER NOT NULL DEFAULT 0,
+        clicks INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        recorder_errors INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project_id, id)
+    );
+    CREATE INDEX sessions_by_start ON sessions(project_id, start_ms DESC);
+    CREATE TABLE batches (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (project_id, session_id, page_id, seq)
+    );",
+    // 2: richer session index, allowed origins, settings, viewer accounts and logins.
+    "ALTER TABLE projects ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN release TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN environment TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN browser TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN freezes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN received_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_by_received ON sessions(received_ms);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    CREATE TABLE logins (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        expires_ms INTEGER NOT NULL
+    );",
+    // 3: bodies stored as sent (gzip stays gzip).
+    "ALTER TABLE batches ADD COLUMN encoding TEXT NOT NULL DEFAULT '';",
+    // 4: freeze forensics in the session index, error groups.
+    "ALTER TABLE sessions ADD COLUMN longest_freeze_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN freeze_culprit TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN freeze_started_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN freeze_ended_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN never_recovered INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_open_freezes ON sessions(received_ms)
+        WHERE never_recovered = 0 AND freeze_started_ms > freeze_ended_ms;
+    CREATE TABLE error_groups (
+        project_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        message TEXT NOT NULL,
+        frame TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, fingerprint)
+    );
+    CREATE INDEX error_groups_by_last ON error_groups(project_id, last_ms DESC);
+    CREATE TABLE error_sessions (
+        project_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, fingerprint, session_id)
+    );
+    CREATE INDEX error_sessions_by_session ON error_sessions(project_id, session_id);",
+    // 5: rage clicks in the session index.
+    "ALTER TABLE sessions ADD COLUMN rage_clicks INTEGER NOT NULL DEFAULT 0;",
+    // 6: environment facts, to compare a session with the others.
+    "CREATE TABLE session_facts (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (project_id, session_id, name)
+    );
+    CREATE INDEX session_facts_by_value ON session_facts(project_id, name, value);",
+    // 7: batches appended to a log in arrival order, their keys indexed in bulk (see
+    // `PendingIndex`).
+    "CREATE TABLE batch_log (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        encoding TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO batch_log (project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body, encoding)
+        SELECT project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body, encoding
+        FROM batches ORDER BY rowid;
+    CREATE TABLE batch_keys (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        batch INTEGER NOT NULL,
+        PRIMARY KEY (project_id, session_id, page_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO batch_keys (project_id, session_id, page_id, seq, start_ms, batch)
+        SELECT project_id, session_id, page_id, seq, start_ms, id FROM batch_log;
+    DROP TABLE batches;
+    CREATE TABLE index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_through INTEGER NOT NULL);
+    INSERT INTO index_state (id, indexed_through) VALUES (1, (SELECT COALESCE(MAX(id), 0) FROM batch_log));",
+];
+
+/// Applies the migrations `conn` has not had yet, each in its own transaction.
+pub(super) fn migrate(conn: &Connection) -> Result<(), Error> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
