@@ -1,9 +1,9 @@
 //! The [`Player`]: what `viewer/static/player.js` holds through wasm-bindgen.
 //!
-//! It owns the loaded [`Events`], its position (a [`ReplayState`]), the keyframes and the
-//! scout that takes them in idle time, the writer of operations, and the last binary frame.
-//! Its methods load batches, take keyframes, seek (see [`crate::seek`]) and play forward,
-//! answering with the operations of [`crate::ops`].
+//! It owns the loaded events (`replay::Events`), its position (a [`ReplayState`]), the
+//! keyframes and the scout that takes them in idle time, the writer of operations, and the last
+//! binary frame. Its methods load batches, take keyframes, seek (see `seek.rs`) and play
+//! forward, answering with the operations of `ops.rs`.
 
 use replay_protocol::{Dom, EventData, Timeline};
 use wasm_bindgen::prelude::*;

@@ -5,9 +5,9 @@
 //! scout that walks ahead to take keyframes, and every keyframe are each one of these, moved
 //! forward by the same methods.
 //!
-//! [`Events`] holds what a session has loaded: its [`Timeline`], the node kinds of each event
+//! `Events` holds what a session has loaded: its [`Timeline`], the node kinds of each event
 //! once taken out of it for sharing ([`take_kinds`]), and the node lists still left encoded
-//! (see [`crate::seek`]). It hands each event out ready to apply.
+//! (see `seek.rs`). It hands each event out ready to apply.
 
 use std::rc::Rc;
 use std::sync::Arc;
