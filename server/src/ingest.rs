@@ -218,14 +218,10 @@ async fn ingest_inner(
 /// The answer to a gzip body that does not decompress within the cap.
 fn gunzip_error(e: replay_core::Error) -> ApiError {
     match e {
-        replay_core::Error::TooLarge { cap } => ApiError::new(
-            Reason::DecompressedTooLarge,
-            format!("the decompressed body is larger than {cap} bytes"),
-        ),
-        other => ApiError::new(
-            Reason::BadEncoding,
-            format!("invalid gzip body: {}", gzip_detail(&other)),
-        ),
+        replay_core::Error::TooLarge { cap } => {
+            ApiError::new(Reason::DecompressedTooLarge, format!("the decompressed body is larger than {cap} bytes"))
+        }
+        other => ApiError::new(Reason::BadEncoding, format!("invalid gzip body: {}", gzip_detail(&other))),
     }
 }
 

@@ -14,12 +14,10 @@ use std::sync::Arc;
 
 use replay_protocol::batch::NodeId;
 use replay_protocol::codec::Limits;
-use replay_protocol::deferred::decode_batches_deferring;
+use replay_protocol::deferred::{DeferredNodes, decode_batches_deferring, decode_deferred};
 use replay_protocol::dom::{DomKind, SharedKinds, take_kinds};
 use replay_protocol::timeline::TimedEvent;
 use replay_protocol::{Dom, EventData, Timeline};
-
-use crate::seek::{Deferred, materialize};
 
 /// The model after the first [`ReplayState::cursor`] events, with the viewport size and
 /// pointer position they left.
@@ -204,5 +202,45 @@ impl Events {
     #[cfg(test)]
     pub(crate) fn deferred_count(&self) -> usize {
         self.deferred.iter().flatten().count()
+    }
+}
+
+/// The node lists of one event left undecoded on load ([`replay_protocol::deferred`]): a seek
+/// decodes only the subtrees it keeps, so the rows of a list rendered and replaced again cost
+/// no more than reading past them.
+pub(crate) struct Deferred {
+    /// The range the event was loaded from.
+    bytes: Rc<Vec<u8>>,
+    lists: Vec<DeferredNodes>,
+}
+
+impl Deferred {
+    /// Adds list `at` (read from `bytes`) to the event whose deferred lists `slot` holds.
+    pub(crate) fn add(slot: &mut Option<Deferred>, bytes: &Rc<Vec<u8>>, at: DeferredNodes) {
+        slot.get_or_insert_with(|| Deferred { bytes: Rc::clone(bytes), lists: Vec::new() }).lists.push(at);
+    }
+}
+
+/// Decodes the node lists an event's `slot` still defers into its mutation `data`, except
+/// those of the subtrees whose root `skip` names (they stay deferred). A list that fails to
+/// decode leaves its subtree out (no nodes).
+pub(crate) fn materialize(slot: Option<&mut Option<Deferred>>, data: &mut EventData, skip: impl Fn(NodeId) -> bool) {
+    let Some(slot) = slot else { return };
+    let Some(Deferred { bytes, lists }) = slot else { return };
+    let EventData::Mutation(m) = data else {
+        *slot = None;
+        return;
+    };
+    let limits = Limits::default();
+    lists.retain(|at| {
+        let Some(add) = m.adds.get_mut(at.add) else { return false };
+        if add.nodes.first().is_some_and(|root| skip(root.id)) {
+            return true;
+        }
+        decode_deferred(bytes, at, &mut add.nodes, &limits);
+        false
+    });
+    if lists.is_empty() {
+        *slot = None;
     }
 }
