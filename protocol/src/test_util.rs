@@ -32,6 +32,14 @@ pub fn text(id: NodeId, parent: NodeId, text: impl Into<String>) -> Node {
     Node { id, parent, kind: NodeKind::Text(text.into()) }
 }
 
+/// The nodes of a page: the document (1), `<html>` (2) with an empty `<head>` (3) and a
+/// `<body>` (4) with `body_attrs`, then `content` (whose nodes name their parents).
+pub fn page_nodes(body_attrs: &[(&str, &str)], content: impl IntoIterator<Item = Node>) -> Vec<Node> {
+    let mut nodes = vec![document(1), el(2, 1, "html", &[]), el(3, 2, "head", &[]), el(4, 2, "body", body_attrs)];
+    nodes.extend(content);
+    nodes
+}
+
 /// A full snapshot of `nodes`, scrolled to the top left.
 pub fn snapshot(nodes: Vec<Node>) -> EventData {
     EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 })

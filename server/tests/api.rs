@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use replay_protocol::test_util::{at, click, document, el, meta, snapshot, text};
+use replay_protocol::test_util::{at, click, el, meta, page_nodes, snapshot, text};
 use replay_protocol::{AddedSubtree, Batch, Event, EventData, Mutation, encode_batch};
 use replay_server::{AppState, Config, app};
 use replay_store::{SqliteStorage, Storage};
@@ -14,19 +14,7 @@ use tower::ServiceExt;
 
 fn page_batches() -> Vec<Batch> {
     let mut first = Batch::new("sess-1", "page-1", 0, 10_000);
-    first.events = vec![
-        at(0, meta("http://shop.test/list")),
-        at(
-            0,
-            snapshot(vec![
-                document(1),
-                el(2, 1, "html", &[]),
-                el(3, 2, "head", &[]),
-                el(4, 2, "body", &[]),
-                text(5, 4, "hello"),
-            ]),
-        ),
-    ];
+    first.events = vec![at(0, meta("http://shop.test/list")), at(0, snapshot(page_nodes(&[], [text(5, 4, "hello")])))];
     first.end = 10_000;
     let mut second = Batch::new("sess-1", "page-1", 1, 11_000);
     second.events = vec![

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use replay_e2e::{Browser, Server};
-use replay_protocol::test_util::{at, click, document, el, page_meta, snapshot, text};
+use replay_protocol::test_util::{at, click, el, page_meta, page_nodes, snapshot, text};
 use replay_protocol::{
     AddedSubtree, AppFact, Batch, Console, ConsoleLevel, Environment, ErrorEvent, ErrorKind, Event, EventData, Freeze,
     LongFrame, Mutation, Network, PageMeta, RequestKind, ScriptTiming, Viewport, encode_batch,
@@ -78,15 +78,10 @@ fn story_session(id: &str, url: &str) -> Vec<Vec<u8>> {
         at(0, meta(url)),
         at(
             0,
-            snapshot(vec![
-                document(1),
-                el(2, 1, "html", &[]),
-                el(3, 2, "head", &[]),
-                el(4, 2, "body", &[]),
-                el(5, 4, "h1", &[]),
-                text(6, 5, "Checkout"),
-                el(7, 4, "input", &[("id", "card")]),
-            ]),
+            snapshot(page_nodes(
+                &[],
+                [el(5, 4, "h1", &[]), text(6, 5, "Checkout"), el(7, 4, "input", &[("id", "card")])],
+            )),
         ),
         at(1, EventData::Environment(environment("en-GB"))),
         at(1, EventData::App(AppFact::Release("v1.2.3".into()))),
@@ -424,14 +419,10 @@ fn controls_session(id: &str) -> Vec<u8> {
         at(0, meta("https://shop.test/tall")),
         at(
             0,
-            snapshot(vec![
-                document(1),
-                el(2, 1, "html", &[]),
-                el(3, 2, "head", &[]),
-                el(4, 2, "body", &[("style", "margin: 0")]),
-                el(5, 4, "div", &[("id", "tall"), ("style", "height: 3000px; background: #eee")]),
-                text(6, 5, "tall"),
-            ]),
+            snapshot(page_nodes(
+                &[("style", "margin: 0")],
+                [el(5, 4, "div", &[("id", "tall"), ("style", "height: 3000px; background: #eee")]), text(6, 5, "tall")],
+            )),
         ),
         at(1_000, EventData::MouseMove(vec![replay_protocol::MousePoint { x: 200, y: 150, dt: 0 }])),
         at(2_000, click(5, 300, 200)),

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use replay_e2e::{Browser, Server};
-use replay_protocol::test_util::{at, document, el, page_meta, snapshot};
+use replay_protocol::test_util::{at, page_meta, page_nodes, snapshot};
 use replay_protocol::{
     AddedSubtree, Attr, AttrChange, Batch, Event, EventData, Mutation, Namespace, Node, NodeKind, PageMeta,
     encode_batch,
@@ -118,7 +118,7 @@ const SENTINEL: &str = "try{parent.__xss=(parent.__xss||0)+1}catch(e){};try{top.
 fn hostile_session(name: &str, fixture: &str, canary: &str) -> Result<Vec<u8>> {
     let text = fixture.replace("{{SENTINEL}}", &SENTINEL.replace("{{CANARY}}", canary)).replace("{{CANARY}}", canary);
     let tree: Value = serde_json::from_str(&text).with_context(|| format!("fixture {name}"))?;
-    let mut nodes = vec![document(1), el(2, 1, "html", &[]), el(3, 2, "head", &[]), el(4, 2, "body", &[])];
+    let mut nodes = page_nodes(&[], []);
     let mut next = 10;
     nodes_of(&tree, 4, Namespace::Html, &mut next, &mut nodes)?;
     let mut added = Vec::new();
