@@ -188,4 +188,14 @@ mod tests {
         assert_eq!(gunzip_capped(&gzip(&b), 1 << 20).expect("after errors"), b);
         assert_eq!(gunzip_capped(&gzip(&a), 1 << 20).expect("again"), a);
     }
+
+    #[test]
+    fn stored_bodies_unpack_to_what_was_compressed_and_corrupt_ones_are_errors() {
+        let data = b"stored batch".to_vec();
+        assert_eq!(unpack(gzip(&data).to_vec(), true).expect("gzip"), data);
+        assert_eq!(unpack(data.clone(), false).expect("raw"), data);
+        let mut corrupt = gzip(&data).to_vec();
+        corrupt.truncate(corrupt.len() - 6);
+        assert!(matches!(unpack(corrupt, true), Err(Error::Gzip(_))));
+    }
 }

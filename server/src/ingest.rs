@@ -217,19 +217,14 @@ async fn ingest_inner(
 
 /// The answer to a gzip body that does not decompress within the cap.
 fn gunzip_error(e: replay_core::Error) -> ApiError {
+    let invalid =
+        |detail: &dyn std::fmt::Display| ApiError::new(Reason::BadEncoding, format!("invalid gzip body: {detail}"));
     match e {
         replay_core::Error::TooLarge { cap } => {
             ApiError::new(Reason::DecompressedTooLarge, format!("the decompressed body is larger than {cap} bytes"))
         }
-        other => ApiError::new(Reason::BadEncoding, format!("invalid gzip body: {}", gzip_detail(&other))),
-    }
-}
-
-/// The gzip decoder's own message (what the client saw before: "invalid gzip body: <it>").
-fn gzip_detail(e: &replay_core::Error) -> String {
-    match e {
-        replay_core::Error::Gzip(io) => io.to_string(),
-        other => other.to_string(),
+        replay_core::Error::Gzip(io) => invalid(&io),
+        other => invalid(&other),
     }
 }
 

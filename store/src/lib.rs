@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 /// The object store crate the scale-out engine is built on (for callers that make stores).
 pub use object_store;
-pub use replay_core::gzip::{MAX_STORED_BATCH, unpack};
+use replay_core::gzip::unpack;
 pub use replay_core::{BatchSummary, ErrorSighting};
 
 pub use error::Error;

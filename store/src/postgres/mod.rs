@@ -20,9 +20,9 @@
 //! workers (through `put_batch`, which never blocks).
 //!
 //! Modules:
-//! - [`schema`]: the tables and their migrations (serialised between instances);
-//! - [`bodies`]: storing a batch (body object, then index row) and reading bodies back;
-//! - [`queries`]: the session index, error groups, environment comparisons, retention and the
+//! - `schema`: the tables and their migrations (serialised between instances);
+//! - `bodies`: storing a batch (body object, then index row) and reading bodies back;
+//! - `queries`: the session index, error groups, environment comparisons, retention and the
 //!   small reads and writes of projects, settings and accounts.
 
 mod bodies;

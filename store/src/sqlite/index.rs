@@ -47,7 +47,7 @@ use crate::shared::{to_i64, to_u64};
 /// - Rows of `batch_log` with `id > index_state.indexed_through` are exactly those whose
 ///   entries may be missing from the indexes; opening the database indexes them again
 ///   ([`recover_index`]), from their bodies, so a crash loses no index entry.
-/// - Every read of the database first flushes (see [`SqliteStorage::lock`]): readers never see
+/// - Every read of the database first flushes (see [`super::SqliteStorage::lock`]): readers never see
 ///   an acknowledged batch missing from the indexes, unless its entry failed to index on its
 ///   own and is held until the next open (see [`flush_chunk`]; logged as an error).
 /// - A key is stored once: the writer refuses a batch whose key is in `keys` (pending) or in
@@ -68,7 +68,7 @@ pub(super) struct PendingIndex {
     pub(super) held: Vec<IndexEntry>,
     /// When entries were last held.
     pub(super) held_since: Option<Instant>,
-    /// The backlog's size for [`Storage::index_backlog`], read without the lock.
+    /// The backlog's size for [`crate::Storage::index_backlog`], read without the lock.
     pub(super) published: Arc<IndexCounts>,
     /// Keys of `entries`, `flushing` and `held`, for duplicate checks before they reach
     /// `batch_keys`.

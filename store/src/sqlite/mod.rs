@@ -2,22 +2,22 @@
 //!
 //! WAL journal: a batch is acknowledged once its transaction committed and the log holding it
 //! was synced, so it survives a crash or a power cut. Batches are written by one writer thread
-//! with group commit ([`writer`]): every batch waiting when a transaction starts goes into it;
-//! a sync thread ([`sync`]) then syncs the log once for every group committed meanwhile, so one
+//! with group commit (`writer`): every batch waiting when a transaction starts goes into it;
+//! a sync thread (`sync`) then syncs the log once for every group committed meanwhile, so one
 //! fsync acknowledges many concurrent uploads, and the writer paces its commits by the syncs.
 //! A checkpoint thread on its own connection copies the log into the database. Every other
 //! write keeps `synchronous=FULL`.
 //!
 //! Batches are appended to `batch_log` in arrival order; the indexes derived from them (the
 //! batches' keys, the session index, error groups, environment facts) are written later, in
-//! bulk ([`index`]). Bodies are stored as sent (gzip stays gzip) and decoded on read.
+//! bulk (`index`). Bodies are stored as sent (gzip stays gzip) and decoded on read.
 //!
 //! Modules:
-//! - [`writer`]: the writer thread and its group commit;
-//! - [`sync`]: the sync thread (log durability) and the checkpoint thread;
-//! - [`index`]: index entries held in memory, their bulk flush, and recovery at open;
-//! - [`schema`]: the schema and its append-only migrations;
-//! - [`queries`]: the read queries and the small writes outside the batch path.
+//! - `writer`: the writer thread and its group commit;
+//! - `sync`: the sync thread (log durability) and the checkpoint thread;
+//! - `index`: index entries held in memory, their bulk flush, and recovery at open;
+//! - `schema`: the schema and its append-only migrations;
+//! - `queries`: the read queries and the small writes outside the batch path.
 
 mod index;
 mod queries;

@@ -76,7 +76,7 @@ pub(super) enum AckPath {
 /// whichever descriptor wrote them; a log synced that way recovers every transaction in it
 /// (SQLite's own `synchronous=FULL` issues the same sync at the end of each commit). What
 /// changes is that the writer, the one serial stage of ingest, no longer sleeps through the
-/// sync: it gathers the next group while the disk works (see [`writer_loop`]).
+/// sync: it gathers the next group while the disk works (see [`super::writer::writer_loop`]).
 ///
 /// A failed sync is not retried (after a failed `fsync` the kernel may have dropped the
 /// unwritten pages): every batch from then on is refused as a storage error, so nothing is
