@@ -60,21 +60,10 @@ pub use replay::ReplayState;
 mod tests {
     use super::*;
     use replay_protocol::codec;
-    use replay_protocol::{AddedSubtree, Attr, Batch, Event, Mutation, Namespace, Snapshot};
+    use replay_protocol::test_util::el;
+    use replay_protocol::{AddedSubtree, Batch, Event, Mutation, Snapshot};
     use replay_protocol::{Dom, EventData, Timeline};
     use replay_protocol::{Node, NodeKind};
-
-    fn el(id: u32, parent: u32, tag: &str, attrs: &[(&str, &str)]) -> Node {
-        Node {
-            id,
-            parent,
-            kind: NodeKind::Element {
-                tag: tag.into(),
-                ns: Namespace::Html,
-                attrs: attrs.iter().map(|(n, v)| Attr { name: (*n).into(), value: (*v).into() }).collect(),
-            },
-        }
-    }
 
     fn session() -> Timeline {
         let mut b = Batch::new("s", "p", 0, 1000);
