@@ -12,12 +12,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use replay_core::{now_ms, random_hex};
+use replay_store::Storage;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::{ApiError, AppState, Error};
-use replay_core::{now_ms, random_hex};
-use replay_store::Storage;
 
 /// Name of the viewer's login cookie.
 pub const COOKIE: &str = "replay_login";
