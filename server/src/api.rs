@@ -10,12 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use replay_protocol::{Timeline, codec, html};
+use replay_store::{ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, SessionFilter, SessionRow};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Reader;
 use crate::reject::Reason;
 use crate::{ApiError, AppState};
-use replay_store::{ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, SessionFilter, SessionRow};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct ProjectQuery {

@@ -13,14 +13,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use maud::html;
+use replay_core::{now_ms, random_hex};
+use replay_store::Storage;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::layout::{self, Nav, html_response, url_encode};
 use crate::reject::Reason;
 use crate::{ApiError, AppState, Error};
-use replay_core::{now_ms, random_hex};
-use replay_store::Storage;
 
 /// Name of the viewer's login cookie.
 pub const COOKIE: &str = "replay_login";
