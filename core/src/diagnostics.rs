@@ -8,8 +8,6 @@
 
 use replay_protocol::{Environment, ErrorEvent, ScriptTiming};
 
-use crate::ErrorSighting;
-
 /// Longest message and frame kept in an error group.
 const MAX_TEXT: usize = 300;
 
@@ -134,6 +132,19 @@ fn fnv1a(parts: &[&str]) -> u64 {
         }
     }
     h
+}
+
+/// Errors of one fingerprint seen in one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorSighting {
+    /// Hash of the normalized message and the top stack frame.
+    pub fingerprint: String,
+    pub message: String,
+    /// The top stack frame (or `source:line:column`), empty when unknown.
+    pub frame: String,
+    pub count: u64,
+    /// Time of the last occurrence in the batch (Unix ms, recorder clock).
+    pub at_ms: u64,
 }
 
 /// The sighting of an error at `at_ms`.

@@ -20,6 +20,7 @@ pub mod summary;
 mod error;
 
 pub use clock::now_ms;
+pub use diagnostics::ErrorSighting;
 pub use error::Error;
 pub use ids::{new_key, random_hex};
-pub use summary::{BatchSummary, ErrorSighting, summarize};
+pub use summary::{BatchSummary, summarize};

@@ -4,7 +4,7 @@
 
 use replay_protocol::{AppFact, Batch, EventData, Freeze};
 
-use crate::diagnostics;
+use crate::diagnostics::{self, ErrorSighting};
 
 /// Facts about a batch that the session index aggregates, extracted at ingest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,19 +45,6 @@ pub struct BatchSummary {
     /// compare a session with the others (the storage's `compare_environment`). The latest value
     /// of a fact wins.
     pub facts: Vec<(String, String)>,
-}
-
-/// Errors of one fingerprint seen in one batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ErrorSighting {
-    /// Hash of the normalized message and the top stack frame.
-    pub fingerprint: String,
-    pub message: String,
-    /// The top stack frame (or `source:line:column`), empty when unknown.
-    pub frame: String,
-    pub count: u64,
-    /// Time of the last occurrence in the batch (Unix ms, recorder clock).
-    pub at_ms: u64,
 }
 
 /// The facts of a batch that the session index keeps, from a batch decoded owned or borrowed

@@ -151,11 +151,13 @@ fn acknowledged_batches_of_a_file_database_are_in_it_after_reopening() {
 
 /// An encoded batch with `clicks` clicks, and its summary as ingest makes it.
 fn batch(session: &str, seq: u32, clicks: u32) -> (BatchSummary, Vec<u8>) {
-    use replay_protocol::{Batch, Click, Event, EventData};
-    let mut b = Batch::new(session, "page", seq, 1_800_000_000_000 + u64::from(seq) * 5_000);
-    for i in 0..clicks {
-        b.events.push(Event { t: i * 10, data: EventData::Click(Click { id: 1, x: 0, y: 0, button: 0 }) });
-    }
+    let b = replay_protocol::test_util::click_batch(
+        session,
+        "page",
+        seq,
+        1_800_000_000_000 + u64::from(seq) * 5_000,
+        clicks,
+    );
     let bytes = replay_protocol::encode_batch(&b).expect("encode");
     let summary =
         replay_core::summarize(&replay_protocol::decode_batch_borrowed(&bytes, &Default::default()).expect("decode"));
