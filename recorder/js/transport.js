@@ -2,7 +2,7 @@
 // waits for the network.
 //
 // - Encoded batches go to the upload worker (upload-worker.js: gzip + POST + retries off the
-//   main thread); without workers (CSP, old browsers) the same loop runs here.
+//   main thread); without workers (CSP, old browsers) the same loop (upload-core.js) runs here.
 // - The page keeps a copy of every batch until it is acknowledged (bounded; the oldest are
 //   dropped and counted when the bound is hit).
 // - On pagehide, what is still unacknowledged is sent with fetch keepalive within the 64 KB

@@ -2,10 +2,10 @@
 // backoff and jitter (Retry-After honoured), hopeless refusals (4xx other than 429) reported and
 // never retried. One batch is in flight at a time, in queue order.
 //
-// Two copies of this loop run it: the upload worker (upload-worker.js; `cargo xtask build-web`
-// inlines this module into that classic script) and transport.js's main-thread fallback when
-// workers are unavailable. Both report through `report`: `{ type: 'ack' | 'rejected' |
-// 'retrying', id, error }`.
+// Two places run it: the upload worker (upload-worker.js; `cargo xtask build-web` inlines this
+// module into that classic script) and, when workers are unavailable, transport.js's
+// main-thread fallback (which imports it only then). Both hear the outcomes through `report`:
+// `{ type: 'ack' | 'rejected' | 'retrying', id, error }`.
 
 /**
  * One batch waiting for the server. `id` 0 is a batch the page does not track (the freeze
