@@ -142,10 +142,31 @@ impl FromRequestParts<AppState> for Reader {
 }
 
 /// Where to go after signing in: only local paths, never another site.
+///
+/// The target is resolved the way a browser resolves a `Location` header (WHATWG URL parsing,
+/// which drops tabs and newlines and reads a backslash as `/`) against a stand-in origin, and kept only
+/// when it stays on that origin; it goes out as the parsed path, query and fragment, so what the
+/// browser follows is exactly what was checked.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/viewer/".to_owned(),
+    const HOME: &str = "/viewer/";
+    let Some(next) = next.filter(|n| n.starts_with('/') && !n.chars().any(|c| c.is_control() || c == '\\')) else {
+        return HOME.to_owned();
+    };
+    let Ok(base) = url::Url::parse("http://replay.invalid/") else { return HOME.to_owned() };
+    match base.join(next) {
+        Ok(u) if u.origin() == base.origin() && u.username().is_empty() && u.password().is_none() => {
+            let mut out = u.path().to_owned();
+            if let Some(q) = u.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            if let Some(f) = u.fragment() {
+                out.push('#');
+                out.push_str(f);
+            }
+            out
+        }
+        _ => HOME.to_owned(),
     }
 }
 
@@ -255,6 +276,15 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/viewer/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/viewer/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/viewer/");
+        // Tabs and newlines are dropped by browsers: `/\t/evil.example` is `//evil.example`.
+        for hostile in ["/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/ /evil.example/..", "/\u{0}/x"]
+        {
+            let got = safe_next(Some(hostile));
+            assert!(got == "/viewer/" || (got.starts_with('/') && !got.starts_with("//")), "{hostile:?} -> {got}");
+        }
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/viewer/");
+        assert_eq!(safe_next(Some("/viewer/../x?y=1#z")), "/x?y=1#z");
+        assert_eq!(safe_next(Some("/%2F%2Fevil.example")), "/%2F%2Fevil.example");
         assert_eq!(safe_next(None), "/viewer/");
     }
 

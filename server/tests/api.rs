@@ -159,6 +159,16 @@ async fn reading_needs_the_admin_token_or_a_login() {
     let cookie = res.headers()["set-cookie"].to_str().expect("ascii").to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     assert_eq!(res.headers()["location"], "/viewer/");
+    // A crafted link cannot send a fresh sign-in to another site (browsers drop the tab of
+    // `/\t/evil.example` and follow `//evil.example`).
+    for next in ["%2F%09%2Fevil.example", "%2F%5Cevil.example", "https%3A%2F%2Fevil.example", "%2F%0A%2Fevil.example"] {
+        let crafted = Request::post("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("username=admin&password=viewer-password&next={next}")))
+            .expect("req");
+        let res = app.clone().oneshot(crafted).await.expect("infallible");
+        assert_eq!(res.headers()["location"], "/viewer/", "next={next}");
+    }
     let pair = cookie.split(';').next().expect("name=value").to_owned();
     let with_cookie = Request::get("/api/v1/sessions").header("cookie", &pair).body(Body::empty()).expect("req");
     assert_eq!(call(&app, with_cookie).await.0, StatusCode::OK);
