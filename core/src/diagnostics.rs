@@ -6,6 +6,8 @@
 //! failed" and "order 456 failed" group together) and its top stack frame (where it was
 //! thrown), which is how a support engineer thinks of "the same error".
 
+use std::collections::HashMap;
+
 use replay_protocol::{Environment, ErrorEvent, ScriptTiming};
 
 /// Longest message and frame kept in an error group.
@@ -155,20 +157,61 @@ pub fn sighting<S: AsRef<str>>(e: &ErrorEvent<S>, at_ms: u64) -> ErrorSighting {
     ErrorSighting { fingerprint, message: cut(message, MAX_TEXT), frame, count: u64::from(e.count.max(1)), at_ms }
 }
 
-/// Adds a sighting to a batch's list, merging repeats of a fingerprint.
-pub fn add_sighting(list: &mut Vec<ErrorSighting>, s: ErrorSighting) {
-    match list.iter_mut().find(|x| x.fingerprint == s.fingerprint) {
-        Some(x) => {
-            x.count += s.count;
-            x.at_ms = x.at_ms.max(s.at_ms);
+/// Most distinct error fingerprints one batch adds to the error groups. Errors past it still
+/// count in the session's error total; they are counted as dropped sightings. (A hostile batch
+/// under 1 MB can hold 200,000 errors that differ in their numbers and so in their fingerprint:
+/// uncapped, each became an index row written under the database's one writer.)
+pub const MAX_SIGHTINGS_PER_BATCH: usize = 100;
+
+/// A batch's error sightings by fingerprint, merged in constant time per error and bounded by
+/// [`MAX_SIGHTINGS_PER_BATCH`].
+#[derive(Debug, Default)]
+pub struct Sightings {
+    list: Vec<ErrorSighting>,
+    /// Fingerprint → position in `list`.
+    at: HashMap<String, usize>,
+    dropped: u64,
+}
+
+impl Sightings {
+    /// Adds a sighting, merging repeats of a fingerprint (count summed, latest time kept).
+    pub fn add(&mut self, s: ErrorSighting) {
+        if let Some(&i) = self.at.get(&s.fingerprint) {
+            if let Some(x) = self.list.get_mut(i) {
+                x.count += s.count;
+                x.at_ms = x.at_ms.max(s.at_ms);
+            }
+        } else if self.list.len() >= MAX_SIGHTINGS_PER_BATCH {
+            self.dropped += s.count;
+        } else {
+            self.at.insert(s.fingerprint.clone(), self.list.len());
+            self.list.push(s);
         }
-        None => list.push(s),
+    }
+
+    /// The sightings in first-seen order, and how many errors were left out of them.
+    pub fn finish(self) -> (Vec<ErrorSighting>, u64) {
+        (self.list, self.dropped)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sightings_merge_by_fingerprint_and_stop_at_the_cap() {
+        let mut s = Sightings::default();
+        for i in 0..(MAX_SIGHTINGS_PER_BATCH as u64 + 50) {
+            let fingerprint = format!("{i:016x}");
+            s.add(ErrorSighting { fingerprint: fingerprint.clone(), count: 1, at_ms: i, ..Default::default() });
+            s.add(ErrorSighting { fingerprint, count: 2, at_ms: i + 1, ..Default::default() });
+        }
+        let (list, dropped) = s.finish();
+        assert_eq!(list.len(), MAX_SIGHTINGS_PER_BATCH);
+        assert!(list.iter().enumerate().all(|(i, x)| x.count == 3 && x.at_ms == i as u64 + 1));
+        assert_eq!(dropped, 50 * 3, "every error past the cap is counted");
+    }
     use replay_protocol::ErrorKind;
 
     fn error(message: &str, stack: &str) -> ErrorEvent {

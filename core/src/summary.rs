@@ -39,8 +39,11 @@ pub struct BatchSummary {
     /// batch, 0 for none. A session whose latest start is after its latest end is frozen.
     pub freeze_started_ms: u64,
     pub freeze_ended_ms: u64,
-    /// Errors of this batch by fingerprint (for the error groups).
+    /// Errors of this batch by fingerprint (for the error groups), at most
+    /// [`diagnostics::MAX_SIGHTINGS_PER_BATCH`].
     pub error_sightings: Vec<ErrorSighting>,
+    /// Errors left out of `error_sightings` by that cap (they still count in `errors`).
+    pub error_sightings_dropped: u64,
     /// Environment facts (`browser`, `os`, `viewport`, `flag:name`, ...) and their values, to
     /// compare a session with the others (the storage's `compare_environment`). The latest value
     /// of a fact wins.
@@ -64,6 +67,7 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
         ..BatchSummary::default()
     };
     let mut rage = replay_protocol::rage::RageDetector::new();
+    let mut sightings = diagnostics::Sightings::default();
     for e in &batch.events {
         match &e.data {
             EventData::Meta(m) => {
@@ -80,7 +84,7 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
             }
             EventData::Error(err) => {
                 s.errors += u64::from(err.count.max(1));
-                diagnostics::add_sighting(&mut s.error_sightings, diagnostics::sighting(err, batch.time_of(e)));
+                sightings.add(diagnostics::sighting(err, batch.time_of(e)));
             }
             EventData::Freeze(Freeze::Started { .. }) => {
                 s.freezes += 1;
@@ -112,6 +116,7 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
             _ => {}
         }
     }
+    (s.error_sightings, s.error_sightings_dropped) = sightings.finish();
     s
 }
 
@@ -214,6 +219,21 @@ mod tests {
         }
         batches.push(Batch::new("empty", "page", 0, 5));
         batches
+    }
+
+    #[test]
+    fn a_batch_of_distinct_errors_keeps_a_bounded_number_of_sightings() {
+        let mut b = Batch::new("s", "p", 0, 1);
+        let n = 20_000u32;
+        for i in 0..n {
+            let stack = format!("Error: boom\n    at f (https://shop.test/app.js:{i}:1)");
+            b.events.push(Event { t: 0, data: error("boom", &stack, 1) });
+        }
+        let wire = encode_batch(&b).expect("encode");
+        let s = summarize(&decode_batch_borrowed(&wire, &Limits::default()).expect("decode"));
+        assert_eq!(s.errors, u64::from(n), "every error counts in the session");
+        assert_eq!(s.error_sightings.len(), diagnostics::MAX_SIGHTINGS_PER_BATCH);
+        assert_eq!(s.error_sightings_dropped, u64::from(n) - diagnostics::MAX_SIGHTINGS_PER_BATCH as u64);
     }
 
     #[test]

@@ -199,7 +199,7 @@ async fn ingest_inner(
         let _slot = state.decode_slots.acquire().await.ok();
         tokio::task::spawn_blocking(decode).await.map_err(crate::Error::from)??
     };
-    let (session, seq) = (summary.session.clone(), summary.seq);
+    let (session, seq, sightings_dropped) = (summary.session.clone(), summary.seq, summary.error_sightings_dropped);
     let (done, outcome) = tokio::sync::oneshot::channel();
     state.storage.put_batch(
         project.id,
@@ -212,6 +212,7 @@ async fn ingest_inner(
     // Engines always answer; a dropped answer means the engine is shutting down.
     let stored = outcome.await.map_err(|_| replay_store::Error::Stopped("the storage engine"))??;
     state.metrics.bytes(sent);
+    state.metrics.sightings_dropped(sightings_dropped);
     Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
 }
 

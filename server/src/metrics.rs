@@ -16,6 +16,8 @@ pub struct Metrics {
     accepted: AtomicU64,
     duplicates: AtomicU64,
     bytes: AtomicU64,
+    /// Errors of accepted batches left out of the error groups by the per-batch cap.
+    sightings_dropped: AtomicU64,
     /// Rejections by [`Reason::index`]; storage failures are also [`Reason::StorageUnavailable`].
     rejected: [AtomicU64; Reason::ALL.len()],
     /// Ingest latency histogram: counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
@@ -38,6 +40,13 @@ impl Metrics {
         let bucket = LATENCY_BUCKETS_MS.iter().position(|&b| ms <= u128::from(b)).unwrap_or(LATENCY_BUCKETS_MS.len());
         self.latency[bucket].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts errors left out of the error groups (`replay_core::diagnostics::MAX_SIGHTINGS_PER_BATCH`).
+    pub fn sightings_dropped(&self, n: u64) {
+        if n > 0 {
+            self.sightings_dropped.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Counts the bytes of an acknowledged body.
@@ -71,6 +80,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE replay_ingest_bytes_total counter");
         let _ = writeln!(out, "replay_ingest_bytes_total {}", self.bytes.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# TYPE replay_ingest_error_sightings_dropped_total counter");
+        let _ = writeln!(
+            out,
+            "replay_ingest_error_sightings_dropped_total {}",
+            self.sightings_dropped.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# TYPE replay_ingest_rejected_total counter");
         // Labels in alphabetical order, each once it has counted something.
         let mut seen: Vec<(&str, u64)> =
