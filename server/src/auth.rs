@@ -119,13 +119,27 @@ pub async fn reader_of(state: &AppState, headers: &HeaderMap) -> Result<Option<R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
     {
-        let given = digest(token.trim());
+        let token = token.trim();
+        if state.refused.contains(token) {
+            return Ok(None);
+        }
+        let given = digest(token);
         let stored = state.blocking(|s| s.setting(ADMIN_TOKEN_SETTING)).await?;
-        return Ok(stored.filter(|d| same(d, &given)).map(|_| Reader::Admin));
+        let reader = stored.filter(|d| same(d, &given)).map(|_| Reader::Admin);
+        if reader.is_none() {
+            state.refused.insert(token);
+        }
+        return Ok(reader);
     }
     if let Some(cookie) = cookie_value(headers) {
+        if state.refused.contains(&cookie) {
+            return Ok(None);
+        }
         let hash = digest(&cookie);
         let user = state.blocking(move |s| s.login_user(&hash, now_ms())).await?;
+        if user.is_none() {
+            state.refused.insert(&cookie);
+        }
         return Ok(user.map(Reader::User));
     }
     Ok(None)

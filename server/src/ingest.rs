@@ -112,18 +112,23 @@ async fn ingest_inner(
         .and_then(|v| v.to_str().ok())
         .or(query.key.as_deref())
         .ok_or_else(|| ApiError::new(Reason::MissingKey, "an ingest key is required"))?;
-    if key.len() > 128 {
-        return Err(ApiError::new(Reason::UnknownKey, "unknown ingest key"));
+    // The client's rate limit comes first: a flood of made-up keys is limited like any other.
+    state.limits.check_client(client).map_err(|wait| rate_limited(wait, "client"))?;
+    let unknown = || ApiError::new(Reason::UnknownKey, "unknown ingest key");
+    if key.len() > 128 || state.refused.contains(key) {
+        return Err(unknown());
     }
     let project = match state.storage.cached_project(key) {
         Some(p) => p,
         None => {
-            let key = key.to_owned();
-            state
-                .blocking(move |s| s.project_by_key(&key))
-                .await?
-                .map(Arc::new)
-                .ok_or_else(|| ApiError::new(Reason::UnknownKey, "unknown ingest key"))?
+            let owned = key.to_owned();
+            match state.blocking(move |s| s.project_by_key(&owned)).await? {
+                Some(p) => Arc::new(p),
+                None => {
+                    state.refused.insert(key);
+                    return Err(unknown());
+                }
+            }
         }
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
@@ -133,14 +138,7 @@ async fn ingest_inner(
             format!("origin {} may not send data to this project", origin.unwrap_or_default()),
         ));
     }
-    if let Err((wait, which)) = state.limits.check_ingest(project.id, client) {
-        let secs = wait.as_secs() + 1;
-        return Err(ApiError::new(
-            Reason::RateLimited,
-            format!("too many batches for this {which}; retry in {secs} s"),
-        )
-        .retry_after(secs));
-    }
+    state.limits.check_project(project.id).map_err(|wait| rate_limited(wait, "project"))?;
 
     let max_body = state.config.max_body_bytes;
     let too_large = || ApiError::new(Reason::BodyTooLarge, format!("the body is larger than {max_body} bytes"));
@@ -214,6 +212,13 @@ async fn ingest_inner(
     state.metrics.bytes(sent);
     state.metrics.sightings_dropped(sightings_dropped);
     Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })
+}
+
+/// The answer to a request over a rate limit (`which`: client or project).
+fn rate_limited(wait: std::time::Duration, which: &str) -> ApiError {
+    let secs = wait.as_secs() + 1;
+    ApiError::new(Reason::RateLimited, format!("too many batches for this {which}; retry in {secs} s"))
+        .retry_after(secs)
 }
 
 /// The answer to a gzip body that does not decompress within the cap.

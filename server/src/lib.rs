@@ -15,7 +15,7 @@
 //! - [`demo`]: the demo app and the diagnostics lab (pages with the recorder embedded);
 //! - [`errors_page`]: the error groups page of the viewer;
 //! - [`layout`]: the page layout, headers and URL encoder of every server-rendered page;
-//! - [`limits`]: rate limits;
+//! - [`limits`]: rate limits and the cache of refused credentials;
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`;
 //! - [`pages`]: the session list and the offline export;
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
@@ -55,6 +55,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<metrics::Metrics>,
     pub limits: Arc<limits::RateLimits>,
+    /// Ingest keys, tokens and login cookies recently found unknown (answered from memory).
+    pub refused: Arc<limits::Refused>,
     /// Ingest bodies decoded off the async workers at once (see [`ingest`]).
     pub decode_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -68,6 +70,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(metrics::Metrics::default()),
             limits,
+            refused: Arc::new(limits::Refused::default()),
             decode_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }

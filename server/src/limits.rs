@@ -1,12 +1,21 @@
-//! Rate limits: per project and per client address for ingest, per address for sign-in.
+//! What keeps a flood from reaching storage: rate limits (per project and per client address
+//! for ingest, per address for sign-in) and the negative cache of credentials that were wrong.
 //!
 //! Token buckets (GCRA, the `governor` crate) keyed in memory. Keys that are back to a full
 //! bucket are forgotten by [`RateLimits::forget_idle`], which the server runs every minute, so
 //! the maps stay bounded by the number of recently active clients.
+//!
+//! [`Refused`] remembers, for [`REFUSED_TTL`], the digests of ingest keys, bearer tokens and
+//! login cookies that storage did not know: a flood of made-up credentials is answered from
+//! memory instead of a database lookup each. It holds at most [`REFUSED_MAX`] entries.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -43,14 +52,18 @@ impl RateLimits {
         }
     }
 
-    /// Takes one ingest token for `project` and `client`; on refusal, how long to wait and
-    /// which limit refused.
-    pub fn check_ingest(&self, project: i64, client: Option<IpAddr>) -> Result<(), (Duration, &'static str)> {
+    /// Takes one ingest token for `client`, before anything else about the request is looked
+    /// at (so unknown keys are limited too); on refusal, how long to wait.
+    pub fn check_client(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(ip) = client else { return Ok(()) };
         let now = self.clock.now();
-        if let Some(ip) = client {
-            self.client.check_key(&ip).map_err(|n| (n.wait_time_from(now), "client"))?;
-        }
-        self.project.check_key(&project).map_err(|n| (n.wait_time_from(now), "project"))
+        self.client.check_key(&ip).map_err(|n| n.wait_time_from(now))
+    }
+
+    /// Takes one ingest token for `project`; on refusal, how long to wait.
+    pub fn check_project(&self, project: i64) -> Result<(), Duration> {
+        let now = self.clock.now();
+        self.project.check_key(&project).map_err(|n| n.wait_time_from(now))
     }
 
     /// Forgets keys whose buckets are full again.
@@ -58,6 +71,60 @@ impl RateLimits {
         self.project.retain_recent();
         self.client.retain_recent();
         self.login.retain_recent();
+    }
+}
+
+/// How long a credential that storage did not know is refused from memory.
+pub const REFUSED_TTL: Duration = Duration::from_secs(10);
+/// Most credentials remembered as refused; past it, the expired go, then all.
+pub const REFUSED_MAX: usize = 65_536;
+
+/// Credentials recently found unknown, by SHA-256 digest (the secrets themselves are never kept).
+#[derive(Debug, Default)]
+pub struct Refused {
+    seen: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl Refused {
+    fn digest(credential: &str) -> [u8; 32] {
+        Sha256::digest(credential.as_bytes()).into()
+    }
+
+    /// True when `credential` was found unknown less than [`REFUSED_TTL`] ago.
+    pub fn contains(&self, credential: &str) -> bool {
+        let key = Self::digest(credential);
+        self.seen.lock().is_ok_and(|m| m.get(&key).is_some_and(|t| t.elapsed() < REFUSED_TTL))
+    }
+
+    /// Remembers `credential` as unknown.
+    pub fn insert(&self, credential: &str) {
+        let key = Self::digest(credential);
+        let Ok(mut m) = self.seen.lock() else { return };
+        if m.len() >= REFUSED_MAX {
+            m.retain(|_, t| t.elapsed() < REFUSED_TTL);
+            if m.len() >= REFUSED_MAX {
+                tracing::warn!(entries = m.len(), "refused-credentials cache full; cleared");
+                m.clear();
+            }
+        }
+        m.insert(key, Instant::now());
+    }
+
+    /// Entries held (expired ones included until the next clean-up).
+    pub fn len(&self) -> usize {
+        self.seen.lock().map_or(0, |m| m.len())
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the expired entries.
+    pub fn forget_expired(&self) {
+        if let Ok(mut m) = self.seen.lock() {
+            m.retain(|_, t| t.elapsed() < REFUSED_TTL);
+        }
     }
 }
 
@@ -70,12 +137,24 @@ mod tests {
         let limits = RateLimits::new(Rate { per_second: 1000, burst: 1000 }, Rate { per_second: 1, burst: 3 });
         let ip: IpAddr = [127, 0, 0, 1].into();
         for _ in 0..3 {
-            assert!(limits.check_ingest(1, Some(ip)).is_ok());
+            assert!(limits.check_client(Some(ip)).is_ok());
         }
-        let (wait, which) = limits.check_ingest(1, Some(ip)).expect_err("over the burst");
-        assert_eq!(which, "client");
+        let wait = limits.check_client(Some(ip)).expect_err("over the burst");
         assert!(wait > Duration::ZERO);
         let other: IpAddr = [127, 0, 0, 2].into();
-        assert!(limits.check_ingest(1, Some(other)).is_ok(), "other clients are not affected");
+        assert!(limits.check_client(Some(other)).is_ok(), "other clients are not affected");
+        assert!(limits.check_project(1).is_ok());
+    }
+
+    #[test]
+    fn refused_credentials_are_remembered_bounded() {
+        let refused = Refused::default();
+        assert!(!refused.contains("bogus"));
+        refused.insert("bogus");
+        assert!(refused.contains("bogus") && !refused.contains("other"));
+        for i in 0..REFUSED_MAX + 10 {
+            refused.insert(&format!("k{i}"));
+        }
+        assert!(refused.len() <= REFUSED_MAX, "{}", refused.len());
     }
 }

@@ -253,6 +253,7 @@ async fn housekeeping(state: AppState) {
     loop {
         tick.tick().await;
         state.limits.forget_idle();
+        state.refused.forget_expired();
         let days = state.config.retention_days;
         if days > 0 && minutes.is_multiple_of(60) {
             let cutoff = replay_core::now_ms().saturating_sub(u64::from(days) * 86_400_000);

@@ -198,6 +198,27 @@ async fn a_flood_over_the_project_rate_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn made_up_keys_are_rate_limited_per_client_before_any_lookup() {
+    let config = Config { client_rate: replay_server::limits::Rate { per_second: 1, burst: 3 }, ..Config::default() };
+    let (app, key) = setup_with(config);
+    let from = |ip: [u8; 4], key: &str| {
+        let mut req = post(key, encode_batch(&page_batches().remove(0)).expect("encode"));
+        req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 40_000))));
+        req
+    };
+    let attacker = [203, 0, 113, 9];
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let (status, body) = call(&app, from(attacker, &format!("made-up-key-{}", i % 2))).await;
+        answers.push((status, String::from_utf8_lossy(&body).contains("rate_limited")));
+    }
+    assert_eq!(answers[..3], [(StatusCode::UNAUTHORIZED, false); 3], "unknown keys are refused");
+    assert_eq!(answers[3..], [(StatusCode::TOO_MANY_REQUESTS, true); 3], "then the client is limited: {answers:?}");
+    // Nobody else is affected, and a real key from a fresh client goes through.
+    assert_eq!(call(&app, from([198, 51, 100, 7], &key)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn disallowed_origin_is_refused_and_stores_nothing() {
     let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
     let p = storage.create_project("shop").expect("project");
