@@ -53,6 +53,12 @@ pub struct SqliteStorage {
     groups_committed: Arc<AtomicU64>,
     /// The index backlog's size, as the writer last published it.
     backlog: Arc<IndexCounts>,
+    /// A read-only connection of its own for the lookups every request may make (ingest keys,
+    /// the admin token, login cookies, passwords): in WAL mode it reads while the writer
+    /// writes, and it never waits for the pending index to be flushed. `None` in memory (a
+    /// second connection would open another database): those lookups take the main
+    /// connection, still without a flush.
+    accounts: Option<Arc<Mutex<Connection>>>,
 }
 
 /// The connection, with the index entries of logged batches not yet written to the indexes.
@@ -84,6 +90,10 @@ impl SqliteStorage {
         // Checkpoints move on to a connection of their own (see `checkpoint_loop`); the writer
         // only checkpoints itself when the log grows past `WAL_CHECKPOINT_PAGES`.
         storage.lock()?.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        let accounts = Connection::open(&path)?;
+        accounts.busy_timeout(std::time::Duration::from_secs(5))?;
+        accounts.pragma_update(None, "query_only", true)?;
+        let storage = SqliteStorage { accounts: Some(Arc::new(Mutex::new(accounts))), ..storage };
         let checkpointer = Connection::open(&path)?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let writes = Arc::clone(&storage.groups_committed);
@@ -134,12 +144,29 @@ impl SqliteStorage {
             .name("replay-sqlite-writer".into())
             .spawn(move || writer_loop(writer_conn, rx, &committed, acks))
             .map_err(|e| Error::Io { path: "writer thread".into(), source: e })?;
-        Ok(SqliteStorage { conn, writer, keys: Arc::new(Mutex::new(HashMap::new())), groups_committed, backlog })
+        Ok(SqliteStorage {
+            conn,
+            writer,
+            keys: Arc::new(Mutex::new(HashMap::new())),
+            groups_committed,
+            backlog,
+            accounts: None,
+        })
     }
 
     fn forget_keys(&self) {
         if let Ok(mut k) = self.keys.lock() {
             k.clear();
+        }
+    }
+
+    /// Runs a lookup of projects, settings, users or logins (tables the writer's batches never
+    /// touch) without flushing the index and, on a file database, without the main
+    /// connection's lock (see `accounts`).
+    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        match &self.accounts {
+            Some(conn) => f(&*conn.lock().map_err(|_| Error::Poisoned)?),
+            None => f(&self.conn.lock().map_err(|_| Error::Poisoned)?.conn),
         }
     }
 
@@ -177,7 +204,7 @@ impl Storage for SqliteStorage {
         if let Some(p) = self.cached_project(key) {
             return Ok(Some(Project::clone(&p)));
         }
-        let project = queries::project_by_key(&self.lock()?.conn, key)?;
+        let project = self.lookup(|c| queries::project_by_key(c, key))?;
         if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
             cache.insert(key.to_owned(), Arc::new(p.clone()));
         }
@@ -248,7 +275,7 @@ impl Storage for SqliteStorage {
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {
-        queries::setting(&self.lock()?.conn, key)
+        self.lookup(|c| queries::setting(c, key))
     }
 
     fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
@@ -260,11 +287,11 @@ impl Storage for SqliteStorage {
     }
 
     fn user_password_hash(&self, name: &str) -> Result<Option<String>, Error> {
-        queries::user_password_hash(&self.lock()?.conn, name)
+        self.lookup(|c| queries::user_password_hash(c, name))
     }
 
     fn user_count(&self) -> Result<u64, Error> {
-        queries::user_count(&self.lock()?.conn)
+        self.lookup(queries::user_count)
     }
 
     fn create_login(&self, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error> {
@@ -272,7 +299,7 @@ impl Storage for SqliteStorage {
     }
 
     fn login_user(&self, token_hash: &str, now: u64) -> Result<Option<String>, Error> {
-        queries::login_user(&self.lock()?.conn, token_hash, now)
+        self.lookup(|c| queries::login_user(c, token_hash, now))
     }
 
     fn delete_login(&self, token_hash: &str) -> Result<(), Error> {

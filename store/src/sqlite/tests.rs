@@ -440,3 +440,35 @@ fn a_version_6_database_moves_its_batches_to_the_log() {
     let s = BatchSummary { session: "s".into(), page: "a".into(), seq: 1, ..BatchSummary::default() };
     assert_eq!(db.put_batch_blocking(1, &s, b"again").expect("put"), Stored::Duplicate);
 }
+
+#[test]
+fn credential_lookups_do_not_wait_for_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SqliteStorage::open(dir.path()).expect("db");
+    let key = db.create_project("p").expect("project").ingest_key;
+    db.set_setting("admin_token_sha256", "abc").expect("setting");
+    db.put_user("ada", "hash").expect("user");
+    db.create_login("cookie-hash", "ada", u64::MAX / 2).expect("login");
+    // The main connection busy (as during a group commit or an index flush): the lookups made
+    // by every request still answer, from their own connection.
+    let busy = db.conn.lock().expect("lock");
+    let (tx, rx) = mpsc::channel();
+    let lookups = db.clone();
+    std::thread::spawn(move || {
+        let answers = (
+            lookups.project_by_key(&key).map(|p| p.is_some()),
+            lookups.project_by_key("made-up").map(|p| p.is_none()),
+            lookups.setting("admin_token_sha256"),
+            lookups.login_user("cookie-hash", 1),
+            lookups.user_password_hash("ada"),
+            lookups.user_count(),
+        );
+        let _ = tx.send(format!("{answers:?}"));
+    });
+    let answers = rx.recv_timeout(Duration::from_secs(30)).expect("the lookups answered while the writer was busy");
+    drop(busy);
+    assert_eq!(
+        answers, r#"(Ok(true), Ok(true), Ok(Some("abc")), Ok(Some("ada")), Ok(Some("hash")), Ok(1))"#,
+        "the lookups see what was committed"
+    );
+}
