@@ -54,6 +54,16 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Random(e.to_string()))
 }
 
+/// An argon2id hash of a random password, made once: checked against when the user name is
+/// unknown, so that a wrong name takes as long to refuse as a wrong password.
+fn stand_in_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let password = random_hex(16).unwrap_or_default();
+        hash_password(&password).unwrap_or_default()
+    })
+}
+
 fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
@@ -213,25 +223,46 @@ pub struct LoginForm {
 }
 
 /// `POST /login`: checks the password (argon2, off the async workers) and sets the cookie.
+///
+/// Attempts are limited per client address (its /64 for IPv6, the forwarded address behind
+/// trusted proxies) and per account name, so guessing one account from many addresses is slow
+/// too; at most one password check per core runs at once, and an unknown name costs a check
+/// against a stand-in hash, as long as a known one.
 pub async fn login(
     State(state): State<AppState>,
     connect: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
-    let client = connect.map(|Extension(c)| c.0.ip());
+    let peer = connect.map(|Extension(c)| c.0.ip());
+    let client = crate::client::client_ip(peer, &headers, &state.config.trusted_proxies).map(crate::client::limit_key);
+    let too_many = |state: &AppState| {
+        state.metrics.rejected(Reason::LoginRateLimited);
+        Err(ApiError::new(Reason::LoginRateLimited, "too many sign-in attempts"))
+    };
     if let Some(ip) = client
         && state.limits.login.check_key(&ip).is_err()
     {
-        state.metrics.rejected(Reason::LoginRateLimited);
-        return Err(ApiError::new(Reason::LoginRateLimited, "too many sign-in attempts"));
+        return too_many(&state);
+    }
+    if !state.limits.check_login_account(&form.username) {
+        return too_many(&state);
     }
     let next = safe_next(form.next.as_deref());
     let name = form.username.clone();
     let stored = state.blocking(move |s| s.user_password_hash(&name)).await?;
     let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || stored.is_some_and(|h| verify_password(&password, &h)))
-        .await
-        .map_err(Error::from)?;
+    // The semaphore is never closed, so acquiring only ever waits.
+    let _slot = state.password_slots.acquire().await.ok();
+    let ok = tokio::task::spawn_blocking(move || match stored {
+        Some(h) => verify_password(&password, &h),
+        None => {
+            let _ = verify_password(&password, stand_in_hash());
+            false
+        }
+    })
+    .await
+    .map_err(Error::from)?;
     if !ok {
         tracing::info!(user = %form.username, "sign-in refused");
         let target = format!("/login?failed=1&next={}", url_encode(&next));
@@ -242,7 +273,8 @@ pub async fn login(
     let user = form.username.clone();
     state.blocking(move |s| s.create_login(&hash, &user, now_ms() + LOGIN_TTL_MS)).await?;
     tracing::info!(user = %form.username, "signed in");
-    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+    let https = crate::client::forwarded_https(peer, &headers, &state.config.trusted_proxies);
+    let secure = if state.config.secure_cookies || https { "; Secure" } else { "" };
     let cookie =
         format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", LOGIN_TTL_MS / 1000);
     let mut response = Redirect::to(&next).into_response();

@@ -26,6 +26,9 @@ pub struct Config {
     pub client_rate: Rate,
     /// Sessions whose last event is older than this many days are deleted (0 keeps forever).
     pub retention_days: u32,
+    /// Peers whose forwarding headers (`X-Forwarded-For`, `Forwarded`, `X-Forwarded-Proto`) are
+    /// believed: the load balancers in front of the server (see [`crate::client`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             project_rate: Rate { per_second: 2_000, burst: 4_000 },
             client_rate: Rate { per_second: 20, burst: 200 },
             retention_days: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct FileConfig {
     /// Batches per second per client address, and burst.
     pub client_rate_per_second: Option<u32>,
     pub client_burst: Option<u32>,
+    /// Load balancers whose forwarding headers name the client: CIDR ranges or addresses.
+    pub trusted_proxies: Option<Vec<String>>,
     /// Scale-out storage: the session index in this PostgreSQL database
     /// (`postgres://user:password@host/db`); needs `object_store_url`.
     pub postgres_url: Option<String>,
@@ -103,6 +109,7 @@ pub struct Overrides {
     pub client_rate_per_second: Option<u32>,
     pub client_burst: Option<u32>,
     pub project_rate_per_second: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub postgres_url: Option<String>,
     pub postgres_ca_file: Option<PathBuf>,
     pub object_store_url: Option<String>,
@@ -162,6 +169,9 @@ pub fn resolve(
             per_second: cli.client_rate_per_second.or(file.client_rate_per_second).unwrap_or(d.client_rate.per_second),
             burst: cli.client_burst.or(file.client_burst).unwrap_or(d.client_rate.burst),
         },
+        trusted_proxies: crate::client::parse_trusted(
+            &cli.trusted_proxies.or(file.trusted_proxies).unwrap_or_default(),
+        )?,
         ..d
     };
     if let Some(b) = file.max_batch_bytes {
@@ -190,6 +200,12 @@ mod tests {
         assert_eq!(s.config.client_rate.burst, 5);
         assert_eq!(s.data_dir, PathBuf::from("./data"));
         assert_eq!(s.backend, Backend::Embedded);
+        assert!(s.config.trusted_proxies.is_empty(), "no proxy is trusted unless named");
+        let file: FileConfig = toml::from_str("trusted_proxies = [\"10.0.0.0/8\"]\n").expect("valid toml");
+        let s = resolve(file, Overrides::default(), []).expect("valid");
+        assert_eq!(s.config.trusted_proxies.len(), 1);
+        let bad = Overrides { trusted_proxies: Some(vec!["10.0.0.0/99".into()]), ..Overrides::default() };
+        assert!(resolve(FileConfig::default(), bad, []).is_err());
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub async fn preflight(headers: HeaderMap) -> Response {
 pub async fn ingest(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+    let client = crate::client::client_ip(peer, &headers, &state.config.trusted_proxies).map(crate::client::limit_key);
     let started = std::time::Instant::now();
     let result = match Query::<IngestQuery>::try_from_uri(&parts.uri) {
         Ok(Query(query)) => ingest_inner(&state, query, client, &headers, body).await,

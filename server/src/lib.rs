@@ -11,6 +11,7 @@
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: who may read (admin token, viewer logins);
+//! - [`client`]: the client's address behind trusted proxies, and its rate-limit key;
 //! - [`config`]: settings from a file, the environment and flags;
 //! - [`demo`]: the demo app and the diagnostics lab (pages with the recorder embedded);
 //! - [`errors_page`]: the error groups page of the viewer;
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod errors_page;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub refused: Arc<limits::Refused>,
     /// Ingest bodies decoded off the async workers at once (see [`ingest`]).
     pub decode_slots: Arc<tokio::sync::Semaphore>,
+    /// Password checks (argon2, ~20 MB and tens of ms each) running at once: one per core.
+    pub password_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -72,6 +76,7 @@ impl AppState {
             limits,
             refused: Arc::new(limits::Refused::default()),
             decode_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+            password_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 

@@ -34,6 +34,8 @@ pub struct RateLimits {
     project: DefaultKeyedRateLimiter<i64>,
     client: DefaultKeyedRateLimiter<IpAddr>,
     pub login: DefaultKeyedRateLimiter<IpAddr>,
+    /// Sign-in attempts per account name (lowercased, at most 64 bytes of it).
+    login_account: DefaultKeyedRateLimiter<String>,
 }
 
 fn quota(rate: Rate) -> Quota {
@@ -49,6 +51,10 @@ impl RateLimits {
             project: DefaultKeyedRateLimiter::keyed(quota(project)),
             client: DefaultKeyedRateLimiter::keyed(quota(client)),
             login: DefaultKeyedRateLimiter::keyed(quota(Rate { per_second: 1, burst: 10 })),
+            login_account: DefaultKeyedRateLimiter::keyed(
+                Quota::per_minute(NonZeroU32::new(6).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)),
+            ),
         }
     }
 
@@ -66,11 +72,26 @@ impl RateLimits {
         self.project.check_key(&project).map_err(|n| n.wait_time_from(now))
     }
 
+    /// Takes one sign-in attempt of account `name` (10 at once, then 6 a minute); false when
+    /// there is none left.
+    pub fn check_login_account(&self, name: &str) -> bool {
+        let mut key = name.to_lowercase();
+        if key.len() > 64 {
+            let mut end = 64;
+            while !key.is_char_boundary(end) {
+                end -= 1;
+            }
+            key.truncate(end);
+        }
+        self.login_account.check_key(&key).is_ok()
+    }
+
     /// Forgets keys whose buckets are full again.
     pub fn forget_idle(&self) {
         self.project.retain_recent();
         self.client.retain_recent();
         self.login.retain_recent();
+        self.login_account.retain_recent();
     }
 }
 
@@ -144,6 +165,15 @@ mod tests {
         let other: IpAddr = [127, 0, 0, 2].into();
         assert!(limits.check_client(Some(other)).is_ok(), "other clients are not affected");
         assert!(limits.check_project(1).is_ok());
+    }
+
+    #[test]
+    fn sign_in_is_limited_per_account_whatever_the_address() {
+        let limits = RateLimits::new(Rate { per_second: 1, burst: 1 }, Rate { per_second: 1, burst: 1 });
+        assert!((0..10).all(|_| limits.check_login_account("Admin")));
+        assert!(!limits.check_login_account("admin"), "names are compared lowercased");
+        assert!(limits.check_login_account("ada"), "other accounts are not affected");
+        assert!(limits.check_login_account(&"é".repeat(100)), "long names are cut on a char boundary");
     }
 
     #[test]

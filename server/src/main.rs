@@ -43,6 +43,11 @@ struct Cli {
     client_rate: Option<u32>,
     #[arg(long, env = "REPLAY_CLIENT_BURST", global = true)]
     client_burst: Option<u32>,
+    /// Load balancers in front of the server (comma-separated CIDR ranges or addresses): the
+    /// client address comes from their X-Forwarded-For/Forwarded headers, HTTPS from their
+    /// X-Forwarded-Proto. Nobody is trusted by default.
+    #[arg(long, env = "REPLAY_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    trusted_proxies: Option<Vec<String>>,
     /// Ingest batches per second allowed per project (burst: twice this).
     #[arg(long, env = "REPLAY_PROJECT_RATE", global = true)]
     project_rate: Option<u32>,
@@ -138,6 +143,7 @@ fn main() -> anyhow::Result<()> {
             client_rate_per_second: cli.client_rate,
             client_burst: cli.client_burst,
             project_rate_per_second: cli.project_rate,
+            trusted_proxies: cli.trusted_proxies.clone(),
             postgres_url: cli.postgres_url.clone(),
             postgres_ca_file: cli.postgres_ca_file.clone(),
             object_store_url: cli.object_store_url.clone(),

@@ -198,6 +198,41 @@ async fn a_flood_over_the_project_rate_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let trusted = replay_server::client::parse_trusted(&["10.0.0.0/8".into()]).expect("valid");
+    let config = Config {
+        client_rate: replay_server::limits::Rate { per_second: 1, burst: 2 },
+        trusted_proxies: trusted,
+        ..Config::default()
+    };
+    let (app, key) = setup_with(config);
+    let via = |peer: [u8; 4], forwarded: &str, seq: u32| {
+        let mut b = page_batches().remove(0);
+        b.seq = seq;
+        let mut req = post(&key, encode_batch(&b).expect("encode"));
+        req.headers_mut().insert("x-forwarded-for", forwarded.parse().expect("header"));
+        req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((peer, 40_000))));
+        req
+    };
+    let balancer = [10, 0, 0, 1];
+    let mut seq = 0;
+    let mut send = async |peer, forwarded: &str| {
+        seq += 1;
+        call(&app, via(peer, forwarded, seq)).await.0
+    };
+    // Two clients behind the balancer: each has its own bucket.
+    assert_eq!(send(balancer, "203.0.113.1").await, StatusCode::OK);
+    assert_eq!(send(balancer, "203.0.113.1").await, StatusCode::OK);
+    assert_eq!(send(balancer, "203.0.113.1").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(send(balancer, "203.0.113.2, 10.0.0.7").await, StatusCode::OK, "another client is not limited");
+    // A visitor's own X-Forwarded-For is not believed: its requests count as its own address.
+    let visitor = [198, 51, 100, 3];
+    assert_eq!(send(visitor, "203.0.113.50").await, StatusCode::OK);
+    assert_eq!(send(visitor, "203.0.113.51").await, StatusCode::OK);
+    assert_eq!(send(visitor, "203.0.113.52").await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn made_up_keys_are_rate_limited_per_client_before_any_lookup() {
     let config = Config { client_rate: replay_server::limits::Rate { per_second: 1, burst: 3 }, ..Config::default() };
     let (app, key) = setup_with(config);
