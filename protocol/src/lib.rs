@@ -5,6 +5,8 @@
 //!
 //! - [`batch`]: the [`Batch`] envelope and every recorded [`Event`];
 //! - [`codec`]: compact MessagePack encoding and a decoder that enforces [`Limits`];
+//! - [`deferred`]: the player's decoder, which leaves the node lists of big mutations encoded
+//!   until they are applied;
 //! - [`dom`]: the [`Dom`] model that applies a snapshot and events and answers "what did the
 //!   document look like at time t";
 //! - [`cssom`]: stylesheet state beyond the markup (inserted rules, adopted sheets);
@@ -12,6 +14,7 @@
 //! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
 //! - [`tape`]: the flat integer/string tape the in-page JavaScript walker fills, turned into
 //!   protocol types in one call;
+//! - [`timeline`]: a session's batches in replay order;
 //! - `test_util` (cargo feature `test-util`): builders of nodes, page metadata and batches for
 //!   tests, examples and benchmarks.
 //!
