@@ -50,6 +50,11 @@ pub struct BatchSummary {
     pub facts: Vec<(String, String)>,
 }
 
+/// How far ahead of the server's clock a recorder's clock may be. Start and end times later
+/// than the receive time plus this are set to it: a forged future start cannot pin a session
+/// at the top of the list (sorted by start).
+pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
+
 /// The facts of a batch that the session index keeps, from a batch decoded owned or borrowed
 /// (only these few strings are copied).
 pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
@@ -118,6 +123,14 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
     }
     (s.error_sightings, s.error_sightings_dropped) = sightings.finish();
     s
+}
+
+/// Sets start and end times later than `received_ms` + [`MAX_CLOCK_SKEW_MS`] to that limit
+/// (ingest does, before a batch is stored).
+pub fn clamp_times(s: &mut BatchSummary) {
+    let latest = s.received_ms.saturating_add(MAX_CLOCK_SKEW_MS);
+    s.start_ms = s.start_ms.min(latest);
+    s.end_ms = s.end_ms.min(latest);
 }
 
 #[cfg(test)]
@@ -219,6 +232,19 @@ mod tests {
         }
         batches.push(Batch::new("empty", "page", 0, 5));
         batches
+    }
+
+    #[test]
+    fn times_from_the_future_are_clamped_to_the_receive_time() {
+        let mut b = Batch::new("s", "p", 0, u64::MAX / 2);
+        b.end = u64::MAX / 2 + 10;
+        let mut s = summarize(&b);
+        clamp_times(&mut s);
+        assert_eq!(s.start_ms, s.received_ms + MAX_CLOCK_SKEW_MS);
+        assert_eq!(s.end_ms, s.received_ms + MAX_CLOCK_SKEW_MS);
+        let mut honest = summarize(&Batch::new("s", "p", 0, 1_700_000_000_000));
+        clamp_times(&mut honest);
+        assert_eq!(honest.start_ms, 1_700_000_000_000, "times in the past are kept");
     }
 
     #[test]

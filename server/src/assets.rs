@@ -130,6 +130,8 @@ fn viewer_file(path: &str, block_external: bool) -> Response {
     if mime.starts_with("text/html") {
         let csp = if block_external { VIEWER_CSP_BLOCKING } else { VIEWER_CSP };
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+        // Nothing the replay loads learns which session is being watched.
+        response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
     response
 }

@@ -73,8 +73,9 @@ fn verify_password(password: &str, phc: &str) -> bool {
 pub struct Bootstrap {
     /// The admin token, when it was generated now (shown once, then only its digest is kept).
     pub new_admin_token: Option<String>,
-    /// The first viewer account, when it was created now: (name, password).
-    pub new_user: Option<(String, String)>,
+    /// The first viewer account, when it was created now: its name, and its password when it
+    /// was generated (a password given through the environment is never echoed).
+    pub new_user: Option<(String, Option<String>)>,
 }
 
 /// Makes sure an admin token and a first viewer account exist. `admin_token` (from config or
@@ -96,14 +97,22 @@ pub fn bootstrap(
         None => {}
     }
     if storage.user_count()? == 0 {
-        let password = match admin_password {
-            Some(p) => p.to_owned(),
-            None => random_hex(12)?,
+        let (password, shown) = match admin_password {
+            Some(p) => (p.to_owned(), None),
+            None => {
+                let p = random_hex(12)?;
+                (p.clone(), Some(p))
+            }
         };
         storage.put_user("admin", &hash_password(&password)?)?;
-        out.new_user = Some(("admin".into(), password));
+        out.new_user = Some(("admin".into(), shown));
     } else if let Some(p) = admin_password {
-        storage.put_user("admin", &hash_password(p)?)?;
+        // Only a new password is stored: storing one ends the account's sign-ins, and every
+        // restart (of every instance) would otherwise sign the admin out.
+        let current = storage.user_password_hash("admin")?;
+        if !current.is_some_and(|h| verify_password(p, &h)) {
+            storage.put_user("admin", &hash_password(p)?)?;
+        }
     }
     Ok(out)
 }
@@ -314,6 +323,22 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn bootstrap_never_echoes_a_given_password_and_keeps_sign_ins_when_it_is_unchanged() {
+        let db = replay_store::SqliteStorage::in_memory().expect("db");
+        let boot = bootstrap(&db, Some("token"), Some("from-env")).expect("bootstrap");
+        assert_eq!(boot.new_user, Some(("admin".to_owned(), None)), "the password is not shown");
+        db.create_login("cookie", "admin", u64::MAX / 2).expect("login");
+        bootstrap(&db, Some("token"), Some("from-env")).expect("restart");
+        assert!(db.login_user("cookie", 1).expect("q").is_some(), "a restart keeps the sign-ins");
+        bootstrap(&db, Some("token"), Some("changed")).expect("new password");
+        assert!(db.login_user("cookie", 1).expect("q").is_none(), "a new password ends them");
+        let fresh = replay_store::SqliteStorage::in_memory().expect("db");
+        let boot = bootstrap(&fresh, None, None).expect("bootstrap");
+        assert!(matches!(boot.new_user, Some((_, Some(_)))), "a generated password is shown once");
+        assert!(boot.new_admin_token.is_some());
     }
 
     #[test]

@@ -184,7 +184,9 @@ async fn ingest_inner(
         // Validated and summarised in one pass over a batch whose strings borrow `encoded`:
         // the server keeps nothing of the decoded events but the summary.
         let batch = replay_protocol::decode_batch_borrowed(encoded, &limits).map_err(decode_error)?;
-        let summary = summarize(&batch);
+        let mut summary = summarize(&batch);
+        // A recorder's clock may be off, or forged: nothing is indexed as later than now.
+        replay_core::clamp_times(&mut summary);
         // Stored as sent: the gzip the recorder made is kept, not a second copy of the raw bytes.
         Ok::<_, ApiError>((BatchBody { bytes: body.to_vec(), gzip }, summary))
     };

@@ -57,13 +57,15 @@ pub fn page(title: &str, current: Nav, main_class: &str, content: Markup) -> Mar
     }
 }
 
-/// A page as an HTTP answer, with its Content-Security-Policy and no caching.
+/// A page as an HTTP answer, with its Content-Security-Policy, no caching, and no `Referer`
+/// sent from it (viewer URLs name sessions).
 pub fn html_response(markup: Markup, csp: &'static str) -> Response {
     let mut response = markup.into_string().into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }
 

@@ -227,8 +227,10 @@ async fn serve(
     println!("  viewer:     http://{addr}/viewer/");
     println!("  demo app:   http://{addr}/demo");
     println!("  ingest key: {} (project \"{}\")", project.ingest_key, project.name);
-    if let Some((user, password)) = &boot.new_user {
-        println!("  viewer login (shown once): {user} / {password}");
+    match &boot.new_user {
+        Some((user, Some(password))) => println!("  viewer login (shown once): {user} / {password}"),
+        Some((user, None)) => println!("  viewer login: {user} (password from REPLAY_ADMIN_PASSWORD)"),
+        None => {}
     }
     if let Some(token) = &boot.new_admin_token {
         println!("  admin token (shown once, for Authorization: Bearer): {token}");

@@ -279,11 +279,11 @@ async fn disallowed_origin_is_refused_and_stores_nothing() {
 async fn rapid_clicks_on_one_spot_are_indexed_as_rage_clicks() {
     let (app, key) = setup();
     let on_pay = |t: u32, x: i32| at(t, click(9, x, 40));
-    let mut angry = Batch::new("angry", "p", 0, 1_800_000_000_000);
+    let mut angry = Batch::new("angry", "p", 0, 1_700_000_040_000);
     // Five clicks 150 ms apart on the "Pay" button, then one deliberate click much later.
     angry.events =
         vec![on_pay(0, 100), on_pay(150, 102), on_pay(300, 99), on_pay(450, 101), on_pay(600, 100), on_pay(9_000, 300)];
-    let mut calm = Batch::new("calm", "p", 0, 1_800_000_100_000);
+    let mut calm = Batch::new("calm", "p", 0, 1_700_000_140_000);
     // A triple click (selecting a paragraph) is not rage.
     calm.events = vec![on_pay(0, 10), on_pay(120, 10), on_pay(240, 10)];
     for b in [angry, calm] {
@@ -321,7 +321,7 @@ async fn a_session_environment_is_compared_with_the_other_sessions() {
         ("odd", env("Firefox", "140.0", "fi-FI")),
     ];
     for (i, (id, e)) in sessions.into_iter().enumerate() {
-        let mut b = Batch::new(id, "p", 0, 1_800_000_000_000 + i as u64 * 1000);
+        let mut b = Batch::new(id, "p", 0, 1_700_000_040_000 + i as u64 * 1000);
         b.events.push(at(0, EventData::Environment(e)));
         b.events.push(Event {
             t: 1,
@@ -377,6 +377,15 @@ const LIST_POLICY: &str =
 const EXPORT_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline' data: 'wasm-unsafe-eval'; \
      style-src * 'unsafe-inline'; img-src * data: blob:; font-src * data:; media-src * data: blob:; \
      base-uri 'none'; form-action 'none'";
+
+#[tokio::test]
+async fn viewer_pages_send_no_referrer() {
+    let (app, _) = setup();
+    for path in ["/viewer/", "/viewer/errors", "/login"] {
+        let (status, policy, _) = call_with_header(&app, get(path), "referrer-policy").await;
+        assert_eq!((status, policy.as_deref()), (StatusCode::OK, Some("no-referrer")), "{path}");
+    }
+}
 
 #[tokio::test]
 async fn viewer_pages_send_their_exact_content_security_policy() {
@@ -490,8 +499,9 @@ fn cells(html: &str, session: &str) -> Vec<String> {
         .collect()
 }
 
-/// A minute-aligned time (2027-01-15 08:00 UTC) the list tests count from.
-const LIST_BASE_MS: u64 = 1_800_000_000_000;
+/// A minute-aligned time (2023-11-14 22:14 UTC) the list tests count from: in the past, as
+/// ingest clamps times in the future to the receive time.
+const LIST_BASE_MS: u64 = 1_700_000_040_000;
 
 /// One page view that starts at `start`, in `environment`.
 fn list_session(id: &str, start: u64, environment: &str) -> Batch {
@@ -531,7 +541,7 @@ async fn the_session_list_pages_through_a_filter_without_losing_it_or_repeating_
 
     // Environment and an exclusive `to`: sessions that started before minute `cut`.
     let cut = page_size + 5;
-    let to = "2027-01-15T08:55";
+    let to = "2023-11-14T23:09";
     assert_eq!(cut, 55, "`to` above is minute 55 of LIST_BASE_MS");
     let first = page(format!("/viewer/?environment=production&to={to}")).await;
     let first_ids = listed(&first);
@@ -539,15 +549,15 @@ async fn the_session_list_pages_through_a_filter_without_losing_it_or_repeating_
     assert_eq!(first_ids, newest_first[..page_size], "a full first page, newest first");
     assert!(pager_link(&first, "prev").is_none(), "the first page has no newer page");
     let next = pager_link(&first, "next").expect("a link to the older sessions");
-    assert_eq!(next, "?to=2027-01-15T08%3A55&environment=production&page=2", "the filters survive paging");
+    assert_eq!(next, "?to=2023-11-14T23%3A09&environment=production&page=2", "the filters survive paging");
 
     let second = page(format!("/viewer/{next}")).await;
     let second_ids = listed(&second);
     assert_eq!(second_ids, newest_first[page_size..], "the rest, and nothing the first page showed");
     assert!(pager_link(&second, "next").is_none(), "the last page links no further");
-    assert_eq!(pager_link(&second, "prev").as_deref(), Some("?to=2027-01-15T08%3A55&environment=production&page=1"));
+    assert_eq!(pager_link(&second, "prev").as_deref(), Some("?to=2023-11-14T23%3A09&environment=production&page=1"));
     assert!(
-        second.contains("value=\"production\"") && second.contains("value=\"2027-01-15T08:55\""),
+        second.contains("value=\"production\"") && second.contains("value=\"2023-11-14T23:09\""),
         "the form keeps the filter"
     );
 
@@ -556,7 +566,7 @@ async fn the_session_list_pages_through_a_filter_without_losing_it_or_repeating_
     assert_eq!(listed(&staging), ["stage-4", "stage-3", "stage-2", "stage-1", "stage-0"]);
     assert!(pager_link(&staging, "next").is_none());
     // `to` alone: everything that started before minute 10, both environments.
-    let early = page("/viewer/?to=2027-01-15T08:10".into()).await;
+    let early = page("/viewer/?to=2023-11-14T22:24".into()).await;
     let mut expected: Vec<String> = (1..10).rev().map(|i| format!("prod-{i:03}")).collect();
     expected.extend(["stage-0".to_owned(), "prod-000".to_owned()]);
     assert_eq!(listed(&early), expected);
@@ -630,7 +640,7 @@ async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
     assert_eq!(
         shown,
         vec![
-            ("Started (UTC)", "2027-01-15 08:00:00"),
+            ("Started (UTC)", "2023-11-14 22:14:00"),
             ("Duration", "2m 05s"),
             ("Page", "http://shop.test/cart"),
             ("Pages", "2"),

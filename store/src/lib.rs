@@ -112,6 +112,7 @@ pub trait Storage: Send + Sync + 'static {
     fn setting(&self, key: &str) -> Result<Option<String>, Error>;
     fn set_setting(&self, key: &str, value: &str) -> Result<(), Error>;
     /// Viewer accounts: creates or replaces a user with an argon2 password hash (PHC string).
+    /// Setting a password ends every sign-in of that user.
     fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error>;
     fn user_password_hash(&self, name: &str) -> Result<Option<String>, Error>;
     fn user_count(&self) -> Result<u64, Error>;

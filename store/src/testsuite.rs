@@ -293,4 +293,11 @@ fn settings_users_and_logins_round_trip(db: &impl Storage) {
     assert!(db.login_user("tok", 3_000).expect("q").is_none(), "expired logins do not count");
     db.delete_login("tok").expect("logout");
     assert!(db.login_user("tok", 1_000).expect("q").is_none());
+    // A new password ends the user's sign-ins, and only that user's.
+    db.put_user("ada", "$argon2id$ada").expect("user");
+    db.create_login("a1", "admin", 2_000).expect("login");
+    db.create_login("a2", "ada", 2_000).expect("login");
+    db.put_user("admin", "$argon2id$new").expect("new password");
+    assert!(db.login_user("a1", 1_000).expect("q").is_none(), "signed out by the new password");
+    assert_eq!(db.login_user("a2", 1_000).expect("q").as_deref(), Some("ada"));
 }

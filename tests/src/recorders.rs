@@ -55,7 +55,7 @@ pub fn stream_session(bases: &[String], key: &str, session: &str, acked: &Acked,
     let mut seq = 0u32;
     let mut turn = 0usize;
     while Instant::now() < stop && !bases.is_empty() {
-        let mut b = Batch::new(session, "page-1", seq, 1_800_000_000_000 + u64::from(seq) * 100);
+        let mut b = Batch::new(session, "page-1", seq, 1_700_000_000_000 + u64::from(seq) * 100);
         b.events.push(at(0, click(seq, 1, 2)));
         let body = encode_batch(&b).unwrap_or_default();
         let base = &bases[turn % bases.len()];

@@ -353,9 +353,13 @@ impl Storage for PostgresStorage {
     fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error> {
         let (name, hash) = (text(name), text(password_hash));
         self.block(move |e| async move {
+            // One statement: the password changes and the user's sign-ins end together.
             e.execute(
-                "INSERT INTO users (name, password_hash, created_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+                "WITH u AS (
+                     INSERT INTO users (name, password_hash, created_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (name) DO UPDATE SET password_hash = EXCLUDED.password_hash
+                     RETURNING name)
+                 DELETE FROM logins WHERE user_name IN (SELECT name FROM u)",
                 params![name, hash, to_i64(now_ms())],
             )
             .await

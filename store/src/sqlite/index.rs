@@ -480,7 +480,8 @@ pub(super) fn resummarize(body: Vec<u8>, gzip: bool, row: &BatchSummary) -> Resu
     if (summary.session.as_str(), summary.page.as_str(), summary.seq) != (&row.session, &row.page, row.seq) {
         return Err("the body's key differs from its row's".into());
     }
-    summary.received_ms = row.received_ms;
+    // The row keeps what ingest accepted (times clamped to the receive time included).
+    (summary.received_ms, summary.start_ms, summary.end_ms) = (row.received_ms, row.start_ms, row.end_ms);
     Ok(summary)
 }
 

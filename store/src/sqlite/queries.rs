@@ -259,12 +259,16 @@ pub(super) fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<(
     Ok(())
 }
 
+/// Creates a user or sets its password; a new password ends the user's sign-ins.
 pub(super) fn put_user(conn: &Connection, name: &str, password_hash: &str) -> Result<(), Error> {
-    conn.execute(
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
         "INSERT INTO users (name, password_hash, created_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
         params![name, password_hash, to_i64(now_ms())],
     )?;
+    tx.execute("DELETE FROM logins WHERE user_name = ?1", [name])?;
+    tx.commit()?;
     Ok(())
 }
 
