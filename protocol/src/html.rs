@@ -5,6 +5,12 @@
 //! normalizations: `<script>` elements are left out, and open shadow roots are written as
 //! declarative `<template shadowrootmode="open">` before the element's light children.
 //! The walk is iterative: hostile nesting cannot overflow the stack.
+//!
+//! Recordings are hostile, and what a browser's DOM can never hold cannot break the markup
+//! out: an element or attribute whose name no parser could have made (white space, quotes,
+//! `<`, `>`, `/`, `=`, controls) is left out, with an element's subtree; raw text (`<style>`
+//! and the like) never closes its element early (`</` becomes `<\/`), and comment text never
+//! closes its comment (`-->`, `--!>` and a leading `>` or `->` are escaped).
 
 use crate::batch::{Namespace, NodeId};
 use crate::dom::{Dom, DomKind};
@@ -67,18 +73,18 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             DomKind::Document => push_children(dom, id, &mut stack),
             DomKind::Doctype { name, .. } => {
                 out.push_str("<!DOCTYPE ");
-                out.push_str(name);
+                out.push_str(if valid_name(name) { name } else { "html" });
                 out.push('>');
             }
             DomKind::Text(t) => {
                 let raw = dom.node(node.parent).is_some_and(|p| {
                     matches!(&*p.kind, DomKind::Element { tag, ns: Namespace::Html, .. } if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)))
                 });
-                if raw { out.push_str(t) } else { escape(t, false, out) }
+                if raw { push_raw_text(t, out) } else { escape(t, false, out) }
             }
             DomKind::Comment(t) => {
                 out.push_str("<!--");
-                out.push_str(t);
+                push_comment_text(t, out);
                 out.push_str("-->");
             }
             DomKind::ShadowRoot => {
@@ -87,12 +93,12 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                 push_children(dom, id, &mut stack);
             }
             kind @ DomKind::Element { tag, ns, attrs, .. } => {
-                if is_script(kind) {
+                if is_script(kind) || !valid_name(tag) {
                     continue;
                 }
                 out.push('<');
                 out.push_str(tag);
-                for a in attrs {
+                for a in attrs.iter().filter(|a| valid_name(&a.name)) {
                     out.push(' ');
                     out.push_str(&a.name);
                     out.push_str("=\"");
@@ -126,6 +132,36 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
 fn push_children(dom: &Dom, id: NodeId, stack: &mut Vec<Step>) {
     let children: Vec<NodeId> = dom.children(id).map(|(cid, _)| cid).collect();
     stack.extend(children.into_iter().rev().map(Step::Open));
+}
+
+/// True when `name` is a tag or attribute name a browser's DOM can hold and that cannot end
+/// the tag it is written in.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '\'' | '/' | '='))
+}
+
+/// Raw text (`<style>`, ...) as is, except that it can never close its element: every `</`
+/// is written `<\/`.
+fn push_raw_text(t: &str, out: &mut String) {
+    let mut rest = t;
+    while let Some(at) = rest.find("</") {
+        out.push_str(&rest[..at]);
+        out.push_str("<\\/");
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+}
+
+/// Comment text as is, except what would end the comment early: a leading `>` or `->`, and
+/// `-->` or `--!>` anywhere (their `>` becomes `&gt;`).
+fn push_comment_text(t: &str, out: &mut String) {
+    let mut escaped = t.replace("-->", "--&gt;").replace("--!>", "--!&gt;");
+    if escaped.starts_with('>') || escaped.starts_with("->") {
+        let at = escaped.find('>').unwrap_or(0);
+        escaped.replace_range(at..=at, "&gt;");
+    }
+    out.push_str(&escaped);
 }
 
 /// Escapes text the way the HTML serialization algorithm does (`<` and `>` are escaped in
@@ -184,6 +220,46 @@ mod tests {
              <body data-x=\"a&quot;&lt;b&gt;&amp;&nbsp;\"><br>1 &lt; 2 &amp; 3<!-- c -->\
              <x-card><template shadowrootmode=\"open\"><slot></slot></template>light</x-card></body></html>"
         );
+    }
+
+    #[test]
+    fn hostile_names_and_texts_cannot_break_out_of_the_markup() {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                Node {
+                    id: 2,
+                    parent: 1,
+                    kind: NodeKind::Doctype {
+                        name: "html><img src=x onerror=alert(1)".into(),
+                        public_id: String::new(),
+                        system_id: String::new(),
+                    },
+                },
+                el(3, 1, "html", &[]),
+                el(4, 3, "body", &[("x><img src=x onerror=alert(2)", "1"), ("title", "ok")]),
+                el(5, 4, "img src=x onerror=alert(3)", &[]),
+                Node { id: 6, parent: 5, kind: NodeKind::Text("inside a bad tag".into()) },
+                el(7, 4, "style", &[]),
+                Node { id: 8, parent: 7, kind: NodeKind::Text("a{}</style><img src=x onerror=alert(4)>".into()) },
+                Node { id: 9, parent: 4, kind: NodeKind::Comment("--><img src=x onerror=alert(5)>".into()) },
+                Node { id: 10, parent: 4, kind: NodeKind::Comment("><img src=x onerror=alert(6)>".into()) },
+                Node { id: 11, parent: 4, kind: NodeKind::Comment("x--!><img>".into()) },
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        let html = document_html(&dom);
+        assert_eq!(
+            html,
+            "<!DOCTYPE html><html><body title=\"ok\"><style>a{}<\\/style><img src=x onerror=alert(4)></style>\
+             <!----&gt;<img src=x onerror=alert(5)>--><!--&gt;<img src=x onerror=alert(6)>--><!--x--!&gt;<img>--></body></html>"
+        );
+        // What a browser would parse out of it: no element but html, head, body and style.
+        for (i, part) in html.split("<!--").enumerate().skip(1) {
+            assert_eq!(part.matches("-->").count(), 1, "comment {i} ends once: {part}");
+        }
     }
 
     #[test]
