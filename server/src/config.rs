@@ -29,6 +29,9 @@ pub struct Config {
     /// Peers whose forwarding headers (`X-Forwarded-For`, `Forwarded`, `X-Forwarded-Proto`) are
     /// believed: the load balancers in front of the server (see [`crate::client`]).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Accept ingest without an `Origin` header for projects with an origin allow-list
+    /// (server-to-server senders); refused by default, as anyone can send them.
+    pub accept_originless_ingest: bool,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             client_rate: Rate { per_second: 20, burst: 200 },
             retention_days: 30,
             trusted_proxies: Vec::new(),
+            accept_originless_ingest: false,
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct FileConfig {
     pub client_burst: Option<u32>,
     /// Load balancers whose forwarding headers name the client: CIDR ranges or addresses.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Accept ingest without an Origin header for projects with an origin allow-list.
+    pub accept_originless_ingest: Option<bool>,
     /// Scale-out storage: the session index in this PostgreSQL database
     /// (`postgres://user:password@host/db`); needs `object_store_url`.
     pub postgres_url: Option<String>,
@@ -110,6 +116,7 @@ pub struct Overrides {
     pub client_burst: Option<u32>,
     pub project_rate_per_second: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub accept_originless_ingest: Option<bool>,
     pub postgres_url: Option<String>,
     pub postgres_ca_file: Option<PathBuf>,
     pub object_store_url: Option<String>,
@@ -172,6 +179,10 @@ pub fn resolve(
         trusted_proxies: crate::client::parse_trusted(
             &cli.trusted_proxies.or(file.trusted_proxies).unwrap_or_default(),
         )?,
+        accept_originless_ingest: cli
+            .accept_originless_ingest
+            .or(file.accept_originless_ingest)
+            .unwrap_or(d.accept_originless_ingest),
         ..d
     };
     if let Some(b) = file.max_batch_bytes {

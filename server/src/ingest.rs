@@ -133,10 +133,14 @@ async fn ingest_inner(
         }
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    if !project.allows_origin(origin) {
+    let originless_ok = origin.is_none() && state.config.accept_originless_ingest;
+    if !originless_ok && !project.allows_origin(origin) {
         return Err(ApiError::new(
             Reason::OriginNotAllowed,
-            format!("origin {} may not send data to this project", origin.unwrap_or_default()),
+            match origin {
+                Some(o) => format!("origin {o} may not send data to this project"),
+                None => "this project only takes data from its allowed origins; the request has no Origin".into(),
+            },
         ));
     }
     state.limits.check_project(project.id).map_err(|wait| rate_limited(wait, "project"))?;

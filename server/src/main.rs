@@ -48,6 +48,10 @@ struct Cli {
     /// X-Forwarded-Proto. Nobody is trusted by default.
     #[arg(long, env = "REPLAY_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     trusted_proxies: Option<Vec<String>>,
+    /// Accept ingest without an Origin header for projects that have an origin allow-list
+    /// (server-to-server senders). Refused by default: anyone can send such requests.
+    #[arg(long, env = "REPLAY_ACCEPT_ORIGINLESS_INGEST", global = true)]
+    accept_originless_ingest: Option<bool>,
     /// Ingest batches per second allowed per project (burst: twice this).
     #[arg(long, env = "REPLAY_PROJECT_RATE", global = true)]
     project_rate: Option<u32>,
@@ -144,6 +148,7 @@ fn main() -> anyhow::Result<()> {
             client_burst: cli.client_burst,
             project_rate_per_second: cli.project_rate,
             trusted_proxies: cli.trusted_proxies.clone(),
+            accept_originless_ingest: cli.accept_originless_ingest,
             postgres_url: cli.postgres_url.clone(),
             postgres_ca_file: cli.postgres_ca_file.clone(),
             object_store_url: cli.object_store_url.clone(),

@@ -271,8 +271,24 @@ async fn disallowed_origin_is_refused_and_stores_nothing() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(res.headers()["access-control-allow-origin"], "https://evil.example", "the recorder can read why");
     assert!(storage.sessions(p.id, 10, 0).expect("list").is_empty());
+    // Without an Origin (anyone can send that): refused too, unless the server accepts them.
+    let originless =
+        || Request::post("/api/v1/ingest").header("x-replay-key", &p.ingest_key).body(Body::from(body.clone()));
+    let res = app.clone().oneshot(originless().expect("req")).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = app.clone().oneshot(from("https://shop.example")).await.expect("infallible");
     assert_eq!(res.status(), StatusCode::OK);
+    let lenient = app_with(storage.clone(), Config { accept_originless_ingest: true, ..Config::default() });
+    let mut second = page_batches().remove(1);
+    second.seq = 7;
+    let req = Request::post("/api/v1/ingest")
+        .header("x-replay-key", &p.ingest_key)
+        .body(Body::from(encode_batch(&second).expect("encode")));
+    assert_eq!(lenient.oneshot(req.expect("req")).await.expect("infallible").status(), StatusCode::OK);
+}
+
+fn app_with(storage: Arc<SqliteStorage>, config: Config) -> axum::Router {
+    app(AppState::new(storage, config))
 }
 
 #[tokio::test]

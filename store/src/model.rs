@@ -18,9 +18,10 @@ impl Project {
     pub fn allows_origin(&self, origin: Option<&str>) -> bool {
         match origin {
             _ if self.allowed_origins.is_empty() => true,
-            // Requests without an Origin (server-to-server, old beacons) are not cross-site
-            // browser requests; the key alone authorises them.
-            None => true,
+            // With an allow-list, a request without an Origin (not from a browser, where anyone
+            // can write any header) is refused; the server may accept them
+            // (`--accept-originless-ingest`) before calling this.
+            None => false,
             Some(o) => self.allowed_origins.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(o)),
         }
     }
