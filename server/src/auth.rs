@@ -54,6 +54,37 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Random(e.to_string()))
 }
 
+/// The host a trusted proxy says the request was addressed to (`X-Forwarded-Host`).
+fn forwarded_host<'h>(state: &AppState, peer: Option<std::net::IpAddr>, headers: &'h HeaderMap) -> Option<&'h str> {
+    let trusted = &state.config.trusted_proxies;
+    peer.filter(|p| trusted.iter().any(|net| net.contains(p)))
+        .and_then(|_| headers.get("x-forwarded-host"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+}
+
+/// Refuses a form posted from another site: browsers send `Origin` with every cross-origin
+/// POST, so a sign-in forced on a visitor by another page (signing them in as the attacker) or a
+/// forced sign-out is refused when that origin's host is not the one the request is addressed
+/// to (`Host`, or a trusted proxy's `X-Forwarded-Host`). Requests without `Origin` (API
+/// clients) pass; the `SameSite=Strict` cookie protects everything else.
+fn same_site_form(headers: &HeaderMap, forwarded_host: Option<&str>) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let host = forwarded_host.or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+    let origin_host = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()).and_then(|u| {
+        let host = u.host_str()?.to_owned();
+        Some(match u.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    });
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err(ApiError::new(Reason::CrossSiteForm, "forms of this server are only accepted from its own pages")),
+    }
+}
+
 /// An argon2id hash of a random password, made once: checked against when the user name is
 /// unknown, so that a wrong name takes as long to refuse as a wrong password.
 fn stand_in_hash() -> &'static str {
@@ -244,6 +275,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let peer = connect.map(|Extension(c)| c.0.ip());
+    same_site_form(&headers, forwarded_host(&state, peer, &headers))?;
     let client = crate::client::client_ip(peer, &headers, &state.config.trusted_proxies).map(crate::client::limit_key);
     let too_many = |state: &AppState| {
         state.metrics.rejected(Reason::LoginRateLimited);
@@ -294,7 +326,13 @@ pub async fn login(
 }
 
 /// `POST /logout`: forgets the login.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    connect: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let peer = connect.map(|Extension(c)| c.0.ip());
+    same_site_form(&headers, forwarded_host(&state, peer, &headers))?;
     if let Some(cookie) = cookie_value(&headers) {
         let hash = digest(&cookie);
         state.blocking(move |s| s.delete_login(&hash)).await?;
@@ -339,6 +377,29 @@ mod tests {
         let boot = bootstrap(&fresh, None, None).expect("bootstrap");
         assert!(matches!(boot.new_user, Some((_, Some(_)))), "a generated password is shown once");
         assert!(boot.new_admin_token.is_some());
+    }
+
+    #[test]
+    fn forms_from_other_sites_are_refused() {
+        let with = |origin: Option<&str>, host: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, host.parse().expect("host"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, o.parse().expect("origin"));
+            }
+            same_site_form(&h, None).is_ok()
+        };
+        assert!(with(None, "replay.example"), "API clients send no Origin");
+        assert!(with(Some("https://replay.example"), "replay.example"));
+        assert!(with(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"));
+        assert!(!with(Some("https://evil.example"), "replay.example"));
+        assert!(!with(Some("http://127.0.0.1:9999"), "127.0.0.1:8080"), "another port is another site");
+        assert!(!with(Some("null"), "replay.example"), "sandboxed or file pages are not ours");
+        let mut behind = HeaderMap::new();
+        behind.insert(header::HOST, "10.0.0.5:8080".parse().expect("host"));
+        behind.insert(header::ORIGIN, "https://replay.example".parse().expect("origin"));
+        assert!(same_site_form(&behind, Some("replay.example")).is_ok(), "the proxy's forwarded host");
+        assert!(same_site_form(&behind, None).is_err());
     }
 
     #[test]

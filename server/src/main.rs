@@ -62,6 +62,14 @@ struct Cli {
     /// Password of the first viewer account `admin` (generated and printed when unset).
     #[arg(long, env = "REPLAY_ADMIN_PASSWORD", hide_env_values = true, global = true)]
     admin_password: Option<String>,
+    /// File holding the admin token (one line): keeps the secret out of `ps` and the
+    /// environment. Instead of --admin-token.
+    #[arg(long, env = "REPLAY_ADMIN_TOKEN_FILE", global = true, conflicts_with = "admin_token")]
+    admin_token_file: Option<PathBuf>,
+    /// File holding the password of the viewer account `admin` (one line). Instead of
+    /// --admin-password.
+    #[arg(long, env = "REPLAY_ADMIN_PASSWORD_FILE", global = true, conflicts_with = "admin_password")]
+    admin_password_file: Option<PathBuf>,
     /// Seconds after which a session whose page froze and sent nothing since is marked
     /// "froze, never recovered" (default 60).
     #[arg(long, env = "REPLAY_FREEZE_TIMEOUT_SECS", global = true, default_value_t = 60)]
@@ -123,6 +131,16 @@ enum UserCommand {
     Set { name: String },
 }
 
+/// A secret given directly, or read from `file` (its first line; trailing white space is not
+/// part of it).
+fn secret(given: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let Some(path) = file else { return Ok(given) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the secret in {}", path.display()))?;
+    let value = text.lines().next().unwrap_or_default().trim_end();
+    anyhow::ensure!(!value.is_empty(), "{} holds no secret", path.display());
+    Ok(Some(value.to_owned()))
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -130,7 +148,9 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.admin_token = secret(cli.admin_token.take(), cli.admin_token_file.as_deref())?;
+    cli.admin_password = secret(cli.admin_password.take(), cli.admin_password_file.as_deref())?;
     let file = match &cli.config {
         Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
         None => FileConfig::default(),
@@ -234,7 +254,7 @@ async fn serve(
     println!("  ingest key: {} (project \"{}\")", project.ingest_key, project.name);
     match &boot.new_user {
         Some((user, Some(password))) => println!("  viewer login (shown once): {user} / {password}"),
-        Some((user, None)) => println!("  viewer login: {user} (password from REPLAY_ADMIN_PASSWORD)"),
+        Some((user, None)) => println!("  viewer login: {user} (the password you configured)"),
         None => {}
     }
     if let Some(token) = &boot.new_admin_token {
@@ -316,5 +336,22 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_their_file_without_the_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret-token \n").expect("write");
+        assert_eq!(secret(None, Some(&path)).expect("read").as_deref(), Some("s3cret-token"));
+        assert_eq!(secret(Some("direct".into()), None).expect("given").as_deref(), Some("direct"));
+        std::fs::write(&path, "\n").expect("write");
+        assert!(secret(None, Some(&path)).is_err(), "an empty file is an error, not an empty token");
+        assert!(secret(None, Some(&dir.path().join("missing"))).is_err());
     }
 }

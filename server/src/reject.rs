@@ -77,6 +77,8 @@ reasons! {
     // Reads and sign-in.
     /// No reader: neither a viewer login nor a valid token.
     Unauthorized => UNAUTHORIZED, "unauthorized", "unauthorized";
+    /// A sign-in or sign-out form posted from another site (its `Origin` is not this server).
+    CrossSiteForm => FORBIDDEN, "cross_site_request", "cross_site_request";
     /// Too many sign-in attempts from this address (answered like an ingest rate limit, counted
     /// apart from it).
     LoginRateLimited => TOO_MANY_REQUESTS, "rate_limited", "login_rate_limited";
