@@ -252,7 +252,11 @@ pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
             button #sign-in type="submit" { "Sign in" }
         }
     };
-    html_response(layout::page("Sign in", Nav::SignIn, "login", content), LOGIN_CSP)
+    let mut response = html_response(layout::page("Sign in", Nav::SignIn, "login", content), LOGIN_CSP);
+    // Not `no-referrer` like the other pages: with it, browsers send `Origin: null` with the
+    // form, and the cross-site check of `login` could not tell this page from another site's.
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
 }
 
 #[derive(Debug, Deserialize)]
