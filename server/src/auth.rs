@@ -54,16 +54,6 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Random(e.to_string()))
 }
 
-/// The host a trusted proxy says the request was addressed to (`X-Forwarded-Host`).
-fn forwarded_host<'h>(state: &AppState, peer: Option<std::net::IpAddr>, headers: &'h HeaderMap) -> Option<&'h str> {
-    let trusted = &state.config.trusted_proxies;
-    peer.filter(|p| trusted.iter().any(|net| net.contains(p)))
-        .and_then(|_| headers.get("x-forwarded-host"))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-}
-
 /// Refuses a form posted from another site: browsers send `Origin` with every cross-origin
 /// POST, so a sign-in forced on a visitor by another page (signing them in as the attacker) or a
 /// forced sign-out is refused when that origin's host is not the one the request is addressed
@@ -279,7 +269,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let peer = connect.map(|Extension(c)| c.0.ip());
-    same_site_form(&headers, forwarded_host(&state, peer, &headers))?;
+    same_site_form(&headers, crate::client::forwarded_host(peer, &headers, &state.config.trusted_proxies))?;
     let client = crate::client::client_ip(peer, &headers, &state.config.trusted_proxies).map(crate::client::limit_key);
     let too_many = |state: &AppState| {
         state.metrics.rejected(Reason::LoginRateLimited);
@@ -336,7 +326,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let peer = connect.map(|Extension(c)| c.0.ip());
-    same_site_form(&headers, forwarded_host(&state, peer, &headers))?;
+    same_site_form(&headers, crate::client::forwarded_host(peer, &headers, &state.config.trusted_proxies))?;
     if let Some(cookie) = cookie_value(&headers) {
         let hash = digest(&cookie);
         state.blocking(move |s| s.delete_login(&hash)).await?;

@@ -52,6 +52,16 @@ pub fn forwarded_https(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpN
     })
 }
 
+/// The host the request was addressed to according to a trusted proxy (`X-Forwarded-Host`,
+/// the first proxy's value); `None` from anyone else.
+pub fn forwarded_host<'h>(peer: Option<IpAddr>, headers: &'h HeaderMap, trusted: &[IpNet]) -> Option<&'h str> {
+    if !peer.map(canonical).is_some_and(|p| is_trusted(p, trusted)) {
+        return None;
+    }
+    let value = headers.get("x-forwarded-host")?.to_str().ok()?;
+    value.split(',').next().map(str::trim)
+}
+
 /// The key a client's rate limits are counted under: its IPv4 address, or its IPv6 /64.
 pub fn limit_key(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
@@ -172,6 +182,9 @@ mod tests {
         assert_eq!(client_ip(Some(ip("10.0.0.1")), &f, &trusted), Some(ip("2001:db8::1")));
         assert!(forwarded_https(Some(ip("10.0.0.1")), &f, &trusted));
         assert!(!forwarded_https(Some(ip("198.51.100.9")), &f, &trusted), "not from a visitor");
+        let host = headers(&[("x-forwarded-host", "replay.example, inner")]);
+        assert_eq!(forwarded_host(Some(ip("10.0.0.1")), &host, &trusted), Some("replay.example"));
+        assert_eq!(forwarded_host(Some(ip("198.51.100.9")), &host, &trusted), None, "not from a visitor");
         let proto = headers(&[("x-forwarded-proto", "https")]);
         assert!(forwarded_https(Some(ip("10.0.0.1")), &proto, &trusted));
         // An unparsable hop ends the chain: nothing left of it is attributed.

@@ -116,11 +116,14 @@ async fn ingest_inner(
     // The client's rate limit comes first: a flood of made-up keys is limited like any other.
     state.limits.check_client(client).map_err(|wait| rate_limited(wait, "client"))?;
     let unknown = || ApiError::new(Reason::UnknownKey, "unknown ingest key");
-    if key.len() > 128 || state.refused.contains(key) {
+    if key.len() > 128 {
         return Err(unknown());
     }
+    // Known keys are answered by the storage's cache; only a miss consults (and hashes for)
+    // the cache of refused keys, so the usual request pays for neither.
     let project = match state.storage.cached_project(key) {
         Some(p) => p,
+        None if state.refused.contains(key) => return Err(unknown()),
         None => {
             let owned = key.to_owned();
             match state.blocking(move |s| s.project_by_key(&owned)).await? {
