@@ -3,8 +3,15 @@
 //! Ingest keys are public and write-only; nothing here accepts them. Reading sessions needs
 //! either `Authorization: Bearer <admin token>` or the viewer's login cookie. Both secrets are
 //! high-entropy random strings and are stored only as SHA-256 digests; viewer passwords are
-//! stored as argon2id hashes. The cookie is `HttpOnly`, `SameSite=Strict`, and `Secure` when the
-//! server is configured for HTTPS.
+//! stored as argon2id hashes. The cookie is `HttpOnly` and `SameSite=Strict`; over HTTPS
+//! (`--secure-cookies`, or a trusted proxy's `X-Forwarded-Proto: https`) it is `Secure` and named
+//! with the `__Host-` prefix, which browsers only accept from this exact host over HTTPS, so no
+//! sibling subdomain or plain-HTTP page can plant one.
+//!
+//! Every form that changes state carries a token a page of another site cannot know: the
+//! sign-in form echoes a random value of its own cookie (double submit), and forms shown to a
+//! signed-in user carry [`form_token`], a digest of their login that only this server's pages
+//! write.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{FromRequestParts, Query, State};
@@ -22,8 +29,14 @@ use crate::layout::{self, Nav, html_response, url_encode};
 use crate::reject::Reason;
 use crate::{ApiError, AppState, Error};
 
-/// Name of the viewer's login cookie.
+/// Name of the viewer's login cookie over plain HTTP.
 pub const COOKIE: &str = "replay_login";
+/// Name of the viewer's login cookie over HTTPS.
+pub const HOST_COOKIE: &str = "__Host-replay_login";
+/// Name of the sign-in form's token cookie over plain HTTP.
+const FORM_COOKIE: &str = "replay_form";
+/// Name of the sign-in form's token cookie over HTTPS.
+const HOST_FORM_COOKIE: &str = "__Host-replay_form";
 /// Settings key of the admin token's digest.
 pub const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 /// How long a viewer login lasts.
@@ -138,11 +151,55 @@ pub fn bootstrap(
     Ok(out)
 }
 
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name`, if the request has one.
+fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
         let (k, v) = kv.trim().split_once('=')?;
-        (k == COOKIE).then(|| v.to_owned())
+        (k == name && !v.is_empty()).then(|| v.to_owned())
     })
+}
+
+/// The cookie `host_name` (set over HTTPS), else `plain_name` unless the server is configured
+/// for HTTPS only (`--secure-cookies`): then a plain-named cookie, which any page of a sibling
+/// host or plain HTTP could have planted, is ignored.
+fn cookie_value_of(headers: &HeaderMap, secure_only: bool, host_name: &str, plain_name: &str) -> Option<String> {
+    cookie_named(headers, host_name).or_else(|| if secure_only { None } else { cookie_named(headers, plain_name) })
+}
+
+/// The login cookie of a request.
+fn cookie_value(headers: &HeaderMap, secure_only: bool) -> Option<String> {
+    cookie_value_of(headers, secure_only, HOST_COOKIE, COOKIE)
+}
+
+/// The token that forms shown to the user signed in with `headers`' login carry, and that the
+/// handlers of those forms check ([`check_form_token`]): a digest of the login, so it changes
+/// with every sign-in and no other site can compute it. `None` when not signed in.
+pub fn form_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, state.config.secure_cookies).map(|login| digest(&format!("replay-form-token\n{login}")))
+}
+
+/// Refuses a state-changing form of a signed-in user whose token is not [`form_token`].
+pub fn check_form_token(state: &AppState, headers: &HeaderMap, given: Option<&str>) -> Result<(), ApiError> {
+    match (form_token(state, headers), given) {
+        (Some(expected), Some(given)) if same(&expected, given) => Ok(()),
+        _ => {
+            state.metrics.rejected(Reason::BadFormToken);
+            Err(ApiError::new(Reason::BadFormToken, "this form is not from this server's pages; reload the page"))
+        }
+    }
+}
+
+/// Whether the request came over HTTPS: the server is configured so, or a trusted proxy says so.
+fn is_https(state: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> bool {
+    state.config.secure_cookies || crate::client::forwarded_https(peer, headers, &state.config.trusted_proxies)
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, path `/`; over HTTPS `Secure` and the
+/// `__Host-` name.
+fn set_cookie(https: bool, host_name: &str, plain_name: &str, value: &str, max_age_s: Option<u64>) -> String {
+    let (name, secure) = if https { (host_name, "; Secure") } else { (plain_name, "") };
+    let max_age = max_age_s.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{max_age}{secure}")
 }
 
 /// Who is reading: the admin (token) or a signed-in viewer user.
@@ -171,7 +228,7 @@ pub async fn reader_of(state: &AppState, headers: &HeaderMap) -> Result<Option<R
         }
         return Ok(reader);
     }
-    if let Some(cookie) = cookie_value(headers) {
+    if let Some(cookie) = cookie_value(headers, state.config.secure_cookies) {
         if state.refused.contains(&cookie) {
             return Ok(None);
         }
@@ -228,25 +285,45 @@ fn safe_next(next: Option<&str>) -> String {
 pub struct LoginQuery {
     next: Option<String>,
     failed: Option<String>,
+    expired: Option<String>,
 }
 
-/// `GET /login`: the sign-in form.
-pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+/// `GET /login`: the sign-in form, with its token (the form cookie's value, made now unless the
+/// browser has one, so two open sign-in tabs both work).
+pub async fn login_page(
+    State(state): State<AppState>,
+    connect: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, ApiError> {
+    let peer = connect.map(|Extension(c)| c.0.ip());
+    let https = is_https(&state, peer, &headers);
+    let existing = cookie_value_of(&headers, state.config.secure_cookies, HOST_FORM_COOKIE, FORM_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    let token = match existing {
+        Some(t) => t,
+        None => random_hex(32)?,
+    };
     let next = safe_next(q.next.as_deref());
     let content = html! {
         form method="post" action="/login" {
             @if q.failed.is_some() { p.error { "Wrong user name or password." } }
+            @if q.expired.is_some() { p.error { "The sign-in form had expired. Please sign in again." } }
             label { "User " input #username name="username" autocomplete="username" required; }
             label { "Password " input #password name="password" type="password" autocomplete="current-password" required; }
             input type="hidden" name="next" value=(next);
+            input type="hidden" name="form_token" value=(token);
             button #sign-in type="submit" { "Sign in" }
         }
     };
-    let mut response = html_response(layout::page("Sign in", Nav::SignIn, "login", content), LOGIN_CSP);
+    let mut response = html_response(layout::page("Sign in", Nav::SignIn, "login", None, content), LOGIN_CSP);
     // Not `no-referrer` like the other pages: with it, browsers send `Origin: null` with the
     // form, and the cross-site check of `login` could not tell this page from another site's.
     response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    response
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(https, HOST_FORM_COOKIE, FORM_COOKIE, &token, None)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +331,8 @@ pub struct LoginForm {
     username: String,
     password: String,
     next: Option<String>,
+    /// The sign-in form's token: must equal its cookie.
+    form_token: Option<String>,
 }
 
 /// `POST /login`: checks the password (argon2, off the async workers) and sets the cookie.
@@ -284,6 +363,19 @@ pub async fn login(
         return too_many(&state);
     }
     let next = safe_next(form.next.as_deref());
+    // Double submit: another site can make a browser post this form, but cannot read the
+    // cookie to copy its value into the form. Without the check it could sign a visitor in
+    // to the attacker's account and watch what they then look at.
+    let cookie_token = cookie_value_of(&headers, state.config.secure_cookies, HOST_FORM_COOKIE, FORM_COOKIE);
+    let token_ok = match (cookie_token.as_deref(), form.form_token.as_deref()) {
+        (Some(c), Some(f)) => same(c, f),
+        _ => false,
+    };
+    if !token_ok {
+        state.metrics.rejected(Reason::BadFormToken);
+        tracing::info!(user = %form.username, "sign-in form without a valid form token");
+        return Ok(Redirect::to(&format!("/login?expired=1&next={}", url_encode(&next))).into_response());
+    }
     let name = form.username.clone();
     let stored = state.blocking(move |s| s.user_password_hash(&name)).await?;
     let password = form.password;
@@ -308,10 +400,8 @@ pub async fn login(
     let user = form.username.clone();
     state.blocking(move |s| s.create_login(&hash, &user, now_ms() + LOGIN_TTL_MS)).await?;
     tracing::info!(user = %form.username, "signed in");
-    let https = crate::client::forwarded_https(peer, &headers, &state.config.trusted_proxies);
-    let secure = if state.config.secure_cookies || https { "; Secure" } else { "" };
-    let cookie =
-        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", LOGIN_TTL_MS / 1000);
+    let https = is_https(&state, peer, &headers);
+    let cookie = set_cookie(https, HOST_COOKIE, COOKIE, &token, Some(LOGIN_TTL_MS / 1000));
     let mut response = Redirect::to(&next).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -319,23 +409,36 @@ pub async fn login(
     Ok(response)
 }
 
-/// `POST /logout`: forgets the login.
+#[derive(Debug, Deserialize, Default)]
+pub struct LogoutForm {
+    /// [`form_token`] of the login being ended.
+    form_token: Option<String>,
+}
+
+/// `POST /logout`: forgets the login. The form must carry the login's [`form_token`], so
+/// another site cannot sign a user out. (No `Origin` check as for signing in: the pages with
+/// this form send no referrer, so browsers post it with `Origin: null`; the token is the proof.)
 pub async fn logout(
     State(state): State<AppState>,
     connect: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
+    form: Result<Form<LogoutForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ApiError> {
     let peer = connect.map(|Extension(c)| c.0.ip());
-    same_site_form(&headers, crate::client::forwarded_host(peer, &headers, &state.config.trusted_proxies))?;
-    if let Some(cookie) = cookie_value(&headers) {
+    if let Some(cookie) = cookie_value(&headers, state.config.secure_cookies) {
+        let given = form.ok().and_then(|Form(f)| f.form_token);
+        check_form_token(&state, &headers, given.as_deref())?;
         let hash = digest(&cookie);
         state.blocking(move |s| s.delete_login(&hash)).await?;
+        state.refused.insert(&cookie);
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("replay_login=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    let https = is_https(&state, peer, &headers);
+    for (host, plain) in [(HOST_COOKIE, COOKIE), (HOST_FORM_COOKIE, FORM_COOKIE)] {
+        if let Ok(v) = HeaderValue::from_str(&set_cookie(https, host, plain, "", Some(0))) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
     Ok(response)
 }
 
@@ -418,6 +521,20 @@ mod tests {
     fn cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("a=1; replay_login=tok; b=2"));
-        assert_eq!(cookie_value(&h).as_deref(), Some("tok"));
+        assert_eq!(cookie_value(&h, false).as_deref(), Some("tok"));
+        assert_eq!(cookie_value(&h, true), None, "over HTTPS only the __Host- cookie counts");
+        h.insert(header::COOKIE, HeaderValue::from_static("replay_login=planted; __Host-replay_login=real"));
+        assert_eq!(cookie_value(&h, false).as_deref(), Some("real"), "the __Host- cookie wins");
+        assert_eq!(cookie_value(&h, true).as_deref(), Some("real"));
+        h.insert(header::COOKIE, HeaderValue::from_static("replay_login="));
+        assert_eq!(cookie_value(&h, false), None, "an emptied cookie is no cookie");
+    }
+
+    #[test]
+    fn cookies_over_https_are_secure_and_host_prefixed() {
+        let c = set_cookie(true, HOST_COOKIE, COOKIE, "v", Some(60));
+        assert_eq!(c, "__Host-replay_login=v; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure");
+        let c = set_cookie(false, HOST_COOKIE, COOKIE, "v", None);
+        assert_eq!(c, "replay_login=v; Path=/; HttpOnly; SameSite=Strict");
     }
 }

@@ -64,6 +64,7 @@ async fn error_groups(
                 }
             }
     };
-    let markup = layout::page("Errors", layout::Nav::Errors, "", content);
+    let markup =
+        layout::page("Errors", layout::Nav::Errors, "", auth::form_token(&state, &headers).as_deref(), content);
     Ok(html_response(markup, LIST_CSP))
 }

@@ -24,8 +24,10 @@ pub enum Nav {
 }
 
 /// The whole document of a server-rendered page: `title` in the tab (" · Replay" appended), the
-/// header bar with `current` marked, and `content` inside `<main class="page {main_class}">`.
-pub fn page(title: &str, current: Nav, main_class: &str, content: Markup) -> Markup {
+/// header bar with `current` marked (and, for a signed-in user, the sign-out form carrying
+/// `form_token`, see [`crate::auth::form_token`]), and `content` inside
+/// `<main class="page {main_class}">`.
+pub fn page(title: &str, current: Nav, main_class: &str, form_token: Option<&str>, content: Markup) -> Markup {
     let nav = |entry: Nav, label: &str, href: &str| {
         html! {
             @if entry == current { span { (label) } } @else { a href=(href) { (label) } }
@@ -47,6 +49,12 @@ pub fn page(title: &str, current: Nav, main_class: &str, content: Markup) -> Mar
                     } @else {
                         (nav(Nav::Sessions, "Sessions", "/viewer/"))
                         (nav(Nav::Errors, "Errors", "/viewer/errors"))
+                        @if let Some(token) = form_token {
+                            form.sign-out method="post" action="/logout" {
+                                input type="hidden" name="form_token" value=(token);
+                                button #sign-out type="submit" { "Sign out" }
+                            }
+                        }
                     }
                 }
                 main class=(if main_class.is_empty() { "page".to_owned() } else { format!("page {main_class}") }) {
@@ -100,13 +108,18 @@ mod tests {
 
     #[test]
     fn page_marks_the_current_entry_and_escapes_the_title() {
-        let p = page("<x>", Nav::Errors, "", html! { p { "hi" } }).into_string();
+        let p = page("<x>", Nav::Errors, "", None, html! { p { "hi" } }).into_string();
         assert!(p.starts_with("<!DOCTYPE html>"), "{p}");
         assert!(p.contains("<title>&lt;x&gt; · Replay</title>"), "{p}");
         assert!(p.contains(r#"<a href="/viewer/">Sessions</a><span>Errors</span>"#), "{p}");
         assert!(p.contains(r#"<main class="page"><p>hi</p></main>"#), "{p}");
-        let login = page("Sign in", Nav::SignIn, "login", html! {}).into_string();
+        let login = page("Sign in", Nav::SignIn, "login", None, html! {}).into_string();
         assert!(login.contains(r#"<span>Sign in</span></header><main class="page login">"#), "{login}");
         assert!(!login.contains("Sessions"), "{login}");
+        let signed_in = page("S", Nav::Sessions, "", Some("t<k"), html! {}).into_string();
+        assert!(
+            signed_in.contains(r#"<form class="sign-out" method="post" action="/logout"><input type="hidden" name="form_token" value="t&lt;k">"#),
+            "{signed_in}"
+        );
     }
 }

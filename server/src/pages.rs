@@ -306,7 +306,8 @@ async fn session_list(
                 @if more { a id="next" href=(link(page + 1)) { "Older →" } }
             }
     };
-    let markup = layout::page("Sessions", layout::Nav::Sessions, "", content);
+    let markup =
+        layout::page("Sessions", layout::Nav::Sessions, "", auth::form_token(&state, &headers).as_deref(), content);
     Ok(html_response(markup, LIST_CSP))
 }
 

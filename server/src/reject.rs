@@ -79,6 +79,8 @@ reasons! {
     Unauthorized => UNAUTHORIZED, "unauthorized", "unauthorized";
     /// A sign-in or sign-out form posted from another site (its `Origin` is not this server).
     CrossSiteForm => FORBIDDEN, "cross_site_request", "cross_site_request";
+    /// A state-changing form without the token this server's pages put in it.
+    BadFormToken => FORBIDDEN, "bad_form_token", "bad_form_token";
     /// Too many sign-in attempts from this address (answered like an ingest rate limit, counted
     /// apart from it).
     LoginRateLimited => TOO_MANY_REQUESTS, "rate_limited", "login_rate_limited";

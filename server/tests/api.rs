@@ -51,6 +51,31 @@ fn setup() -> (axum::Router, String) {
     setup_with(Config::default())
 }
 
+/// Opens the sign-in page like a browser: its form cookie (`name=value`) and the token the form
+/// carries.
+async fn sign_in_form(app: &axum::Router, headers: &[(&str, &str)]) -> (String, String) {
+    let mut req = Request::get("/login");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = app.clone().oneshot(req.body(Body::empty()).expect("req")).await.expect("infallible");
+    let cookie = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let body = String::from_utf8(res.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
+    const FIELD: &str = "name=\"form_token\" value=\"";
+    let at = body.find(FIELD).expect("the form has a token") + FIELD.len();
+    let token = body[at..].split('"').next().expect("value").to_owned();
+    (cookie, token)
+}
+
+/// A sign-in POST with the form's cookie and token.
+fn login_request(form_cookie: &str, token: &str, fields: &str) -> Request<Body> {
+    Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", form_cookie)
+        .body(Body::from(format!("{fields}&form_token={token}")))
+        .expect("req")
+}
+
 /// A GET as the admin.
 fn get(path: &str) -> Request<Body> {
     Request::get(path).header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).expect("request")
@@ -145,12 +170,9 @@ async fn reading_needs_the_admin_token_or_a_login() {
     assert_eq!(res.headers()["location"], "/login?next=/viewer/player.html%3Fsession%3Dx");
 
     // Wrong password: back to the form, no cookie.
-    let form = |pw: &str| {
-        Request::post("/login")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(format!("username=admin&password={pw}&next=%2Fviewer%2F")))
-            .expect("req")
-    };
+    let (form_cookie, token) = sign_in_form(&app, &[]).await;
+    let form =
+        |pw: &str| login_request(&form_cookie, &token, &format!("username=admin&password={pw}&next=%2Fviewer%2F"));
     let res = app.clone().oneshot(form("nope")).await.expect("infallible");
     assert!(res.headers().get("set-cookie").is_none());
     assert!(res.headers()["location"].to_str().expect("ascii").starts_with("/login?failed=1"));
@@ -162,19 +184,27 @@ async fn reading_needs_the_admin_token_or_a_login() {
     // A crafted link cannot send a fresh sign-in to another site (browsers drop the tab of
     // `/\t/evil.example` and follow `//evil.example`).
     for next in ["%2F%09%2Fevil.example", "%2F%5Cevil.example", "https%3A%2F%2Fevil.example", "%2F%0A%2Fevil.example"] {
-        let crafted = Request::post("/login")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(format!("username=admin&password=viewer-password&next={next}")))
-            .expect("req");
+        let crafted =
+            login_request(&form_cookie, &token, &format!("username=admin&password=viewer-password&next={next}"));
         let res = app.clone().oneshot(crafted).await.expect("infallible");
         assert_eq!(res.headers()["location"], "/viewer/", "next={next}");
     }
     let pair = cookie.split(';').next().expect("name=value").to_owned();
     let with_cookie = Request::get("/api/v1/sessions").header("cookie", &pair).body(Body::empty()).expect("req");
     assert_eq!(call(&app, with_cookie).await.0, StatusCode::OK);
-    // Signing out ends it.
-    let out = Request::post("/logout").header("cookie", &pair).body(Body::empty()).expect("req");
-    app.clone().oneshot(out).await.expect("infallible");
+    // Signing out ends it (with the token the signed-in pages' sign-out form carries).
+    let list = Request::get("/viewer/").header("cookie", &pair).body(Body::empty()).expect("req");
+    let (_, list) = call(&app, list).await;
+    let list = String::from_utf8(list).expect("utf-8");
+    const FIELD: &str = "name=\"form_token\" value=\"";
+    let at = list.find(FIELD).expect("a sign-out form") + FIELD.len();
+    let out_token = list[at..].split('"').next().expect("value").to_owned();
+    let out = Request::post("/logout")
+        .header("cookie", &pair)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("form_token={out_token}")))
+        .expect("req");
+    assert_eq!(call(&app, out).await.0, StatusCode::SEE_OTHER);
     let after = Request::get("/api/v1/sessions").header("cookie", &pair).body(Body::empty()).expect("req");
     assert_eq!(call(&app, after).await.0, StatusCode::UNAUTHORIZED);
 }
@@ -469,10 +499,8 @@ async fn anonymous_visitors_are_sent_to_sign_in_and_cannot_export() {
         assert!(body.contains("unauthorized") && !body.contains("replay-session"), "{body}");
     }
     // Signed in, the list answers.
-    let login = Request::post("/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from("username=admin&password=viewer-password&next=%2Fviewer%2F"))
-        .expect("req");
+    let (form_cookie, token) = sign_in_form(&app, &[]).await;
+    let login = login_request(&form_cookie, &token, "username=admin&password=viewer-password&next=%2Fviewer%2F");
     let res = app.clone().oneshot(login).await.expect("infallible");
     let cookie = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
     let signed_in = Request::get("/viewer/").header("cookie", &cookie).body(Body::empty()).expect("req");
@@ -671,4 +699,86 @@ async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
         ]
     );
     assert!(html.contains("href=\"player.html?session=row\""), "the start links to the player");
+}
+
+#[tokio::test]
+async fn sign_in_and_sign_out_need_the_token_of_this_servers_forms() {
+    let (app, _) = setup();
+    let fields = "username=admin&password=viewer-password&next=%2Fviewer%2F";
+    // Another site can make a browser post the sign-in form (signing the visitor in to an
+    // account it controls), but cannot read the form cookie to copy its token.
+    let (form_cookie, token) = sign_in_form(&app, &[]).await;
+    assert!(form_cookie.starts_with("replay_form=") && token.len() == 64, "{form_cookie}");
+    for (cookie, given) in [
+        (None, None),
+        (None, Some(token.as_str())),
+        (Some(form_cookie.as_str()), None),
+        (Some(form_cookie.as_str()), Some("0000")),
+    ] {
+        let mut req = Request::post("/login").header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let body = match given {
+            Some(t) => format!("{fields}&form_token={t}"),
+            None => fields.to_owned(),
+        };
+        let res = app.clone().oneshot(req.body(Body::from(body)).expect("req")).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(res.headers().get("set-cookie").is_none(), "no sign-in without the token ({cookie:?}, {given:?})");
+        assert_eq!(res.headers()["location"], "/login?expired=1&next=/viewer/");
+    }
+    // A second visit keeps the browser's token, so two open sign-in tabs both work.
+    let (again, token_again) = sign_in_form(&app, &[("cookie", &form_cookie)]).await;
+    assert_eq!((again.as_str(), token_again.as_str()), (form_cookie.as_str(), token.as_str()));
+    let res = app.clone().oneshot(login_request(&form_cookie, &token, fields)).await.expect("infallible");
+    let login = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let can_read = |app: axum::Router, cookie: String| async move {
+        let req = Request::get("/api/v1/sessions").header("cookie", cookie).body(Body::empty()).expect("req");
+        call(&app, req).await.0 == StatusCode::OK
+    };
+    assert!(can_read(app.clone(), login.clone()).await);
+    // A forced sign-out (no token, or another login's token) is refused and ends nothing.
+    for body in ["", "form_token=", "form_token=0123456789abcdef"] {
+        let out = Request::post("/logout")
+            .header("cookie", &login)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("req");
+        let (status, answer) = call(&app, out).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body:?}");
+        assert!(String::from_utf8_lossy(&answer).contains("bad_form_token"));
+    }
+    assert!(can_read(app.clone(), login.clone()).await, "the refused sign-outs ended nothing");
+    let (status, metrics) = call(&app, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = String::from_utf8(metrics).expect("utf-8");
+    assert!(metrics.contains(r#"reason="bad_form_token"} 7"#), "four sign-ins and three sign-outs counted: {metrics}");
+}
+
+#[tokio::test]
+async fn over_https_cookies_are_secure_and_host_prefixed() {
+    let config = Config { secure_cookies: true, ..Config::default() };
+    let (app, _) = setup_with(config);
+    let (form_cookie, token) = sign_in_form(&app, &[]).await;
+    assert!(form_cookie.starts_with("__Host-replay_form="), "{form_cookie}");
+    let res = app
+        .clone()
+        .oneshot(login_request(&form_cookie, &token, "username=admin&password=viewer-password"))
+        .await
+        .expect("infallible");
+    let set = res.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(set.starts_with("__Host-replay_login=") && set.contains("; Secure") && set.contains("Path=/"), "{set}");
+    assert!(!set.contains("Domain"), "{set}");
+    let value = set.split(';').next().and_then(|p| p.split_once('=')).map(|(_, v)| v.to_owned()).expect("value");
+    let read = |cookie: String| {
+        let app = app.clone();
+        async move {
+            let req = Request::get("/api/v1/sessions").header("cookie", cookie).body(Body::empty()).expect("req");
+            call(&app, req).await.0
+        }
+    };
+    assert_eq!(read(format!("__Host-replay_login={value}")).await, StatusCode::OK);
+    // A plain-named cookie (which a sibling host or a plain-HTTP page could plant) is ignored.
+    assert_eq!(read(format!("replay_login={value}")).await, StatusCode::UNAUTHORIZED);
 }

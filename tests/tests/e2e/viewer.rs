@@ -404,6 +404,16 @@ async fn session_list_is_newest_first_and_filters_by_every_field() -> Result<()>
     ensure!(rows("?has_error=1").await? == "checkout-a", "has error");
     ensure!(rows("?has_freeze=1").await? == "checkout-a", "has freeze");
     ensure!(rows("?user=ann").await?.is_empty(), "user");
+    // The header's sign-out form (with its form token) ends the sign-in: the list then sends
+    // the browser back to the sign-in page.
+    browser.eval("document.getElementById('sign-out').click(); return true").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while browser.client.current_url().await?.path() != "/login" {
+        ensure!(std::time::Instant::now() < deadline, "signing out did not reach the sign-in page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.client.goto(&server.url("/viewer/")).await?;
+    ensure!(browser.client.current_url().await?.path() == "/login", "the list still opens after signing out");
     browser.close().await?;
     Ok(())
 }
