@@ -28,13 +28,15 @@ const MAX_FACT_TEXT: usize = 120;
 /// Adds a fact (bounded in count and length; empty values are "unknown" and not compared).
 pub fn push_fact(facts: &mut Vec<(String, String)>, name: &str, value: &str) {
     let value = value.trim();
-    if value.is_empty() || facts.len() >= MAX_FACTS {
+    if value.is_empty() {
         return;
     }
     let (name, value) = (cut(name, MAX_FACT_TEXT), cut(value, MAX_FACT_TEXT));
-    match facts.iter_mut().find(|(n, _)| *n == name) {
-        Some(f) => f.1 = value,
-        None => facts.push((name, value)),
+    // A scan of at most MAX_FACTS entries: bounded, and cheaper than hashing at this size.
+    if let Some(f) = facts.iter_mut().find(|(n, _)| *n == name) {
+        f.1 = value;
+    } else if facts.len() < MAX_FACTS {
+        facts.push((name, value));
     }
 }
 
@@ -198,6 +200,19 @@ impl Sightings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_stop_at_the_cap_but_known_facts_still_update() {
+        let mut facts = Vec::new();
+        push_fact(&mut facts, "viewport", "800×600");
+        let flags: String = (0..10_000).map(|i| format!("\"f{i}\":{i}")).collect::<Vec<_>>().join(",");
+        flag_facts(&mut facts, &format!("{{{flags}}}"));
+        assert_eq!(facts.len(), MAX_FACTS, "10,000 flags add at most the cap");
+        push_fact(&mut facts, "viewport", "1024×768");
+        assert_eq!(facts[0], ("viewport".to_owned(), "1024×768".to_owned()), "the latest value wins at the cap too");
+        push_fact(&mut facts, &"n".repeat(10_000), &"v".repeat(10_000));
+        assert!(facts.iter().all(|(n, v)| n.chars().count() <= MAX_FACT_TEXT && v.chars().count() <= MAX_FACT_TEXT));
+    }
 
     #[test]
     fn sightings_merge_by_fingerprint_and_stop_at_the_cap() {

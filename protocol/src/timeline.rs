@@ -4,6 +4,8 @@
 //! order is: page views by their first batch's start time, then batches by sequence number,
 //! then events in recorded order. Duplicate `(page, seq)` pairs are kept once.
 
+use std::collections::HashMap;
+
 use crate::batch::{Batch, EventData};
 use crate::dom::Dom;
 
@@ -27,26 +29,27 @@ pub struct Timeline {
 
 impl Timeline {
     /// Orders the batches of one session.
+    ///
+    /// Costs O(n log n) in the number of batches whatever the number of page views: a hostile
+    /// session may have one page view per batch, so pages are found through a hash map, never
+    /// by a scan.
     pub fn from_batches(mut batches: Vec<Batch>) -> Self {
-        let mut first_start: Vec<(String, u64)> = Vec::new();
+        let mut first_start: HashMap<&str, u64> = HashMap::new();
         for b in &batches {
-            match first_start.iter_mut().find(|(p, _)| *p == b.page) {
-                Some((_, start)) => *start = (*start).min(b.start),
-                None => first_start.push((b.page.clone(), b.start)),
-            }
+            first_start.entry(b.page.as_str()).and_modify(|s| *s = (*s).min(b.start)).or_insert(b.start);
         }
-        first_start.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let page_index = |page: &str| first_start.iter().position(|(p, _)| p == page).unwrap_or(usize::MAX);
-        batches.sort_by_key(|b| (page_index(&b.page), b.seq));
-        let before = batches.len();
-        batches.dedup_by(|a, b| a.page == b.page && a.seq == b.seq);
-        let mut timeline = Timeline {
-            events: Vec::new(),
-            pages: first_start.iter().map(|(p, _)| p.clone()).collect(),
-            duplicates: before - batches.len(),
-        };
-        for b in batches {
-            let page = page_index(&b.page);
+        let mut order: Vec<(&str, u64)> = first_start.into_iter().collect();
+        order.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        let pages: Vec<String> = order.into_iter().map(|(p, _)| p.to_owned()).collect();
+        let index: HashMap<&str, usize> = pages.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
+        let mut keyed: Vec<(usize, u32, Batch)> =
+            batches.drain(..).map(|b| (index.get(b.page.as_str()).copied().unwrap_or(usize::MAX), b.seq, b)).collect();
+        drop(index);
+        keyed.sort_by_key(|(page, seq, _)| (*page, *seq));
+        let before = keyed.len();
+        keyed.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        let mut timeline = Timeline { events: Vec::new(), pages, duplicates: before - keyed.len() };
+        for (page, _, b) in keyed {
             let start = b.start;
             timeline.events.extend(b.events.into_iter().map(|e| TimedEvent {
                 time: start.saturating_add(u64::from(e.t)),
@@ -117,5 +120,22 @@ mod tests {
         assert_eq!(t.duplicates, 1);
         assert_eq!(t.dom_at(Some(1500)).scroll, (0, 2));
         assert_eq!(t.dom_at(None).scroll, (0, 3));
+    }
+
+    #[test]
+    fn a_page_view_per_batch_is_ordered_by_first_start() {
+        // A hostile session: 20,000 page views of one batch each, sent in reverse order, with
+        // ties broken by page id.
+        let n = 20_000u64;
+        let batches: Vec<Batch> =
+            (0..n).rev().map(|i| batch(&format!("p{i:05}"), 0, 1_000 + (i / 2) * 10, &[i as i32])).collect();
+        let t = Timeline::from_batches(batches);
+        assert_eq!(t.pages.len(), n as usize);
+        assert_eq!(t.pages[0], "p00000");
+        assert_eq!(t.pages[1], "p00001", "equal starts: by page id");
+        assert_eq!(t.pages.last().map(String::as_str), Some("p19999"));
+        let ys: Vec<i32> = t.events.iter().map(|e| if let EventData::Scroll(s) = e.data { s.y } else { -1 }).collect();
+        assert!(ys.iter().enumerate().all(|(i, &y)| y == i as i32), "events follow their page views");
+        assert!(t.events.iter().enumerate().all(|(i, e)| e.page == i));
     }
 }
