@@ -104,6 +104,9 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Ask the server running on this machine (at --listen) for /healthz; exit status 0 when it
+    /// answers 200. The container image's health check: the image has no shell or HTTP client.
+    Healthcheck,
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,6 +179,9 @@ fn main() -> anyhow::Result<()> {
         std::env::vars(),
     )
     .map_err(anyhow::Error::msg)?;
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return healthcheck(settings.listen, Duration::from_secs(3));
+    }
     let storage =
         replay_store::open(&settings.backend, &settings.data_dir).with_context(|| match &settings.backend {
             replay_server::config::Backend::Embedded => format!("opening {}", settings.data_dir.display()),
@@ -191,12 +197,44 @@ fn main() -> anyhow::Result<()> {
             println!("viewer account {name}: password {password}");
             Ok(())
         }
+        Some(Command::Healthcheck) => unreachable!("answered before the storage is opened"),
         None | Some(Command::Serve) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let freeze_timeout = Duration::from_secs(cli.freeze_timeout_secs.max(1));
             runtime.block_on(serve(settings, cli.admin_password, storage, freeze_timeout))
         }
     }
+}
+
+/// `GET /healthz` on the server listening at `listen` (an unspecified address is reached on
+/// the loopback of its family), over a plain TCP connection with `timeout` for each step.
+fn healthcheck(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut target = listen;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&target, timeout).with_context(|| format!("connecting to {target}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let mut len = 0;
+    while len < head.len() {
+        match stream.read(&mut head[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..len]);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    anyhow::ensure!(status_line.split(' ').nth(1) == Some("200"), "{target} answered {status_line:?}");
+    println!("healthy: {target}");
+    Ok(())
 }
 
 fn project_command(storage: &dyn Storage, command: ProjectCommand) -> anyhow::Result<()> {
@@ -342,6 +380,31 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn healthcheck_needs_a_200_from_healthz() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let answers = ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", "HTTP/1.1 503 Service Unavailable\r\n\r\n"];
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (mut conn, _) = listener.accept().expect("accept");
+                let mut buf = [0u8; 256];
+                let n = conn.read(&mut buf).expect("read");
+                requests.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                conn.write_all(answer.as_bytes()).expect("write");
+            }
+            requests
+        });
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+        assert!(healthcheck(unspecified, Duration::from_secs(3)).is_ok(), "0.0.0.0 is reached on the loopback");
+        assert!(healthcheck(addr, Duration::from_secs(3)).is_err(), "503 is unhealthy");
+        let requests = server.join().expect("server");
+        assert!(requests[0].starts_with("GET /healthz HTTP/1.1\r\n"), "{requests:?}");
+        assert!(healthcheck(addr, Duration::from_secs(3)).is_err(), "nothing listens any more");
+    }
 
     #[test]
     fn secrets_come_from_their_file_without_the_newline() {

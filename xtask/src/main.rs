@@ -11,7 +11,8 @@
 //! - `bench`: build, then run the shared benchmark with our adapter against rrweb;
 //! - `lint`: rustfmt, clippy (host and wasm32), build-web, and the JS type check (TypeScript's
 //!   checker on the JSDoc-typed sources and the recorder's typings);
-//! - `npm`: the recorder as an npm package.
+//! - `npm`: the recorder as an npm package;
+//! - `container`: the server's container image, built with buildah and checked with podman.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +20,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod codemap;
+mod container;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile of the server binary used by `run`, the tests and the benchmarks.
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
         "bench-ingest" => bench_ingest(rest),
         "lint" => lint(),
         "npm" => npm(),
+        "container" => container::container(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -47,6 +50,7 @@ fn main() -> Result<()> {
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
+                 container [--check]                    the server's OCI image (buildah); --check runs it with podman\n  \
                  lint                                   rustfmt, clippy (host and wasm32), JS build and type check"
             );
             if cmd == "help" { Ok(()) } else { bail!("unknown command {cmd:?}") }
@@ -395,7 +399,12 @@ fn ensure_test_packages() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing {} with apt-get", missing.join(", "));
+    apt_install(&missing)
+}
+
+/// Installs Debian `packages` with apt-get (through sudo unless root), without questions.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    eprintln!("xtask: installing {} with apt-get", packages.join(", "));
     let sudo = if is_root() { vec![] } else { vec!["sudo".to_string()] };
     let apt = |args: &[&str]| -> Result<()> {
         let mut all: Vec<String> = sudo.clone();
@@ -407,7 +416,7 @@ fn ensure_test_packages() -> Result<()> {
     };
     apt(&["update"])?;
     let mut install = vec!["install", "-y"];
-    install.extend(&missing);
+    install.extend(packages);
     apt(&install)?;
     Ok(())
 }
