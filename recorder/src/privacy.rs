@@ -52,9 +52,19 @@ impl Default for Privacy {
     }
 }
 
-/// Case folding that keeps one character for one character (so positions map back).
+/// Case folding that keeps one character for one character (so positions map back): ASCII,
+/// Latin-1, Latin Extended-A, Greek and Cyrillic capitals. Hand-written: the standard library's
+/// Unicode tables would add tens of kilobytes to the recorder's download.
 fn fold_char(c: char) -> char {
-    if c.is_ascii() { c.to_ascii_lowercase() } else { c.to_lowercase().next().unwrap_or(c) }
+    let u = c as u32;
+    let lower = match u {
+        0x41..=0x5A | 0xC0..=0xD6 | 0xD8..=0xDE | 0x391..=0x3A1 | 0x3A3..=0x3AB | 0x410..=0x42F => u + 32,
+        0x100..=0x137 | 0x14A..=0x177 if u.is_multiple_of(2) => u + 1,
+        0x139..=0x148 | 0x179..=0x17E if u % 2 == 1 => u + 1,
+        0x400..=0x40F => u + 80,
+        _ => u,
+    };
+    char::from_u32(lower).unwrap_or(c)
 }
 
 fn fold(s: &str) -> String {
@@ -117,7 +127,7 @@ impl Privacy {
             pii_ranges(s.as_bytes(), &mut ranges);
         }
         if !ranges.is_empty() {
-            *s = mask_ranges(s, &mut ranges);
+            *s = mask_ranges(s, &ranges);
         }
     }
 
@@ -143,8 +153,7 @@ impl Privacy {
                 continue;
             }
             let mut from = 0;
-            while let Some(at) = hay.get(from..).and_then(|h| h.find(&needle.text)) {
-                let start = from + at;
+            while let Some(start) = find_bytes(hb, nb, from) {
                 let end = start + nb.len();
                 // A short word inside a longer one ("ada" in "Canada") is not an echo.
                 let glued_left = start > 0 && alnum(nb[0]) && alnum(hb[start - 1]);
@@ -225,19 +234,35 @@ fn cleaned_attr(name: &str, value: &str) -> bool {
 }
 
 /// Rebuilds `s` with every character inside a range (byte offsets on char boundaries) masked,
-/// white space kept.
-fn mask_ranges(s: &str, ranges: &mut [(usize, usize)]) -> String {
-    ranges.sort_unstable();
-    let mut out = String::with_capacity(s.len());
-    let mut r = 0;
-    for (i, c) in s.char_indices() {
-        while r < ranges.len() && ranges[r].1 <= i {
-            r += 1;
+/// white space kept. (A byte map rather than sorted ranges: sorting code is large in wasm.)
+fn mask_ranges(s: &str, ranges: &[(usize, usize)]) -> String {
+    let mut masked = vec![false; s.len()];
+    for &(a, z) in ranges {
+        if let Some(m) = masked.get_mut(a..z) {
+            m.fill(true);
         }
-        let inside = r < ranges.len() && ranges[r].0 <= i;
-        out.push(if inside && !c.is_whitespace() { '*' } else { c });
+    }
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        let space = c.is_ascii_whitespace() || c == '\u{a0}';
+        out.push(if masked[i] && !space { '*' } else { c });
     }
     out
+}
+
+/// First position of `needle` in `hay` at or after `from` (a plain scan; the standard library's
+/// two-way searcher is large in wasm and needles are short).
+fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let last = hay.len().checked_sub(needle.len())?;
+    let mut i = from;
+    while i <= last {
+        if hay[i] == first && hay[i + 1..i + needle.len()] == *rest {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 // ---- PII detection (ASCII) ----
@@ -289,12 +314,13 @@ fn email_at(b: &[u8], at: usize) -> Option<(usize, usize)> {
     while end > at + 1 && matches!(b[end - 1], b'.' | b'-') {
         end -= 1;
     }
-    let domain = std::str::from_utf8(&b[at + 1..end]).ok()?;
-    let (host, tld) = domain.rsplit_once('.')?;
-    if host.is_empty() || host.starts_with('.') || tld.len() < 2 || !tld.bytes().all(|c| c.is_ascii_alphabetic()) {
+    let domain = &b[at + 1..end];
+    let dot = domain.iter().rposition(|&c| c == b'.')?;
+    let (host, tld) = (&domain[..dot], &domain[dot + 1..]);
+    if host.is_empty() || host[0] == b'.' || tld.len() < 2 || !tld.iter().all(|c| c.is_ascii_alphabetic()) {
         return None;
     }
-    if NOT_TLDS.iter().any(|x| tld.eq_ignore_ascii_case(x)) {
+    if NOT_TLDS.iter().any(|x| tld.eq_ignore_ascii_case(x.as_bytes())) {
         return None;
     }
     Some((start, end))
@@ -479,84 +505,85 @@ fn iban_at(b: &[u8], start: usize) -> Option<(usize, usize)> {
 /// True for a field or header name that names a secret: passwords, tokens, secrets,
 /// authorization, API keys, card numbers and codes, IBANs, social security numbers.
 pub fn sensitive_key(key: &str) -> bool {
-    // Words: split at non-alphanumerics and at camelCase humps.
-    let mut words: Vec<String> = Vec::new();
-    let mut cur = String::new();
+    sensitive_name(key.as_bytes())
+}
+
+/// [`sensitive_key`] on bytes (ASCII rules; other bytes separate words).
+fn sensitive_name(key: &[u8]) -> bool {
+    const MAX_KEY: usize = 128;
+    // Lower-case words separated by single `_`: split at non-alphanumerics and camelCase humps.
+    let mut norm: Vec<u8> = Vec::with_capacity(key.len().min(MAX_KEY) + 8);
     let mut prev_lower = false;
-    for c in key.chars() {
-        if !c.is_alphanumeric() {
-            if !cur.is_empty() {
-                words.push(std::mem::take(&mut cur));
+    for &c in key.iter().take(MAX_KEY) {
+        if !c.is_ascii_alphanumeric() {
+            if norm.last().is_some_and(|&l| l != b'_') {
+                norm.push(b'_');
             }
             prev_lower = false;
             continue;
         }
-        if c.is_uppercase() && prev_lower && !cur.is_empty() {
-            words.push(std::mem::take(&mut cur));
+        if c.is_ascii_uppercase() && prev_lower {
+            norm.push(b'_');
         }
-        prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        cur.extend(c.to_lowercase());
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        norm.push(c.to_ascii_lowercase());
     }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    const WORDS: &[&str] = &[
-        "pass",
-        "pwd",
-        "pin",
-        "cc",
-        "ccv",
-        "cvv",
-        "cvv2",
-        "cvc",
-        "cvc2",
-        "card",
-        "iban",
-        "ssn",
-        "otp",
-        "auth",
-        "sig",
-        "signature",
-        "credential",
-        "credentials",
-        "authorization",
-        "oauth",
+    const WORDS: &[&[u8]] = &[
+        b"pass",
+        b"pwd",
+        b"pin",
+        b"cc",
+        b"ccv",
+        b"cvv",
+        b"cvv2",
+        b"cvc",
+        b"cvc2",
+        b"card",
+        b"iban",
+        b"ssn",
+        b"otp",
+        b"auth",
+        b"sig",
+        b"signature",
+        b"credential",
+        b"credentials",
+        b"authorization",
+        b"oauth",
     ];
-    if words.iter().any(|w| WORDS.contains(&w.as_str())) {
-        return true;
-    }
-    if words
-        .windows(2)
-        .any(|p| matches!(p[1].as_str(), "key") && matches!(p[0].as_str(), "api" | "private" | "access" | "secret"))
-    {
-        return true;
+    let mut prev: &[u8] = b"";
+    for w in norm.split(|&c| c == b'_') {
+        if WORDS.contains(&w) {
+            return true;
+        }
+        if w == b"key" && matches!(prev, b"api" | b"private" | b"access" | b"secret") {
+            return true;
+        }
+        prev = w;
     }
     // Glued spellings: newpassword, accesstoken, apikey, cardnumber, authtoken.
-    let glued: String = words.concat();
-    const PARTS: &[&str] = &[
-        "passw",
-        "passwd",
-        "passphrase",
-        "passcode",
-        "secret",
-        "token",
-        "apikey",
-        "privatekey",
-        "accesskey",
-        "cardnumber",
-        "cardno",
-        "creditcard",
-        "cvv",
-        "cvc",
-        "iban",
-        "authtoken",
-        "authkey",
-        "authcode",
-        "sessionid",
-        "csrf",
-        "xsrf",
+    let glued: Vec<u8> = norm.into_iter().filter(|&c| c != b'_').collect();
+    const PARTS: &[&[u8]] = &[
+        b"passw",
+        b"passphrase",
+        b"passcode",
+        b"secret",
+        b"token",
+        b"apikey",
+        b"privatekey",
+        b"accesskey",
+        b"cardnumber",
+        b"cardno",
+        b"creditcard",
+        b"cvv",
+        b"cvc",
+        b"iban",
+        b"authkey",
+        b"authcode",
+        b"sessionid",
+        b"csrf",
+        b"xsrf",
     ];
-    PARTS.iter().any(|p| glued.contains(p))
+    PARTS.iter().any(|p| find_bytes(&glued, p, 0).is_some())
 }
 
 /// A captured body with the values of secret-named fields replaced by [`REDACTED`]: JSON
@@ -567,7 +594,7 @@ pub fn redact_body(body: &str) -> String {
     let t = body.trim_start();
     if t.starts_with('{') || t.starts_with('[') {
         redact_json(body)
-    } else if body.contains('=') && !body.contains(char::is_whitespace) {
+    } else if body.bytes().any(|b| b == b'=') && !body.bytes().any(|b| b.is_ascii_whitespace()) {
         redact_form(body)
     } else {
         body.to_owned()
@@ -575,43 +602,45 @@ pub fn redact_body(body: &str) -> String {
 }
 
 fn redact_form(body: &str) -> String {
+    let b = body.as_bytes();
     let mut out = String::with_capacity(body.len());
-    for (k, part) in body.split('&').enumerate() {
-        if k > 0 {
-            out.push('&');
-        }
-        match part.split_once('=') {
-            Some((name, _)) if sensitive_key(&percent_decode(name)) => {
-                out.push_str(name);
-                out.push('=');
+    let mut start = 0;
+    while start <= b.len() {
+        let end = b[start..].iter().position(|&c| c == b'&').map_or(b.len(), |k| start + k);
+        let part = &body[start..end];
+        match part.bytes().position(|c| c == b'=') {
+            Some(eq) if sensitive_name(&percent_decode(&part[..eq])) => {
+                out.push_str(&part[..=eq]);
                 out.push_str(REDACTED);
             }
             _ => out.push_str(part),
         }
+        if end < b.len() {
+            out.push('&');
+        }
+        start = end + 1;
     }
     out
 }
 
-fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut i = 0;
     while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
+        let c = b[i];
+        if c == b'%'
+            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&x| hex(x)), b.get(i + 2).and_then(|&x| hex(x)))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
         }
+        out.push(if c == b'+' { b' ' } else { c });
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// End (exclusive) of the JSON string starting with the quote at `at`; the text's end when
