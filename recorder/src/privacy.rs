@@ -116,11 +116,16 @@ impl Privacy {
 
     /// Masks echoes of typed values and (when on) PII in `s`, in place.
     pub fn clean(&self, s: &mut String) {
+        self.clean_as(s, true);
+    }
+
+    /// [`Privacy::clean`], with or without echo masking.
+    fn clean_as(&self, s: &mut String, echoes: bool) {
         if s.is_empty() {
             return;
         }
         let mut ranges = Vec::new();
-        if !self.needles.is_empty() {
+        if echoes && !self.needles.is_empty() {
             self.echo_ranges(s, &mut ranges);
         }
         if self.pii && s.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
@@ -201,7 +206,7 @@ impl Privacy {
     fn clean_attrs(&self, attrs: &mut [Attr]) {
         for a in attrs {
             if cleaned_attr(&a.name, &a.value) {
-                self.clean(&mut a.value);
+                self.clean_as(&mut a.value, !resource_url(&a.name));
             }
         }
     }
@@ -215,7 +220,7 @@ impl Privacy {
             if let Some(v) = &mut a.value
                 && cleaned_attr(&a.name, v)
             {
-                self.clean(v);
+                self.clean_as(v, !resource_url(&a.name));
             }
         }
         for t in &mut m.texts {
@@ -231,6 +236,12 @@ fn cleaned_attr(name: &str, value: &str) -> bool {
         || name == "id"
         || name == "style"
         || value.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")))
+}
+
+/// URLs the replay loads: a typed word (a search for "shirt") must not break `/img/shirt.png`, so
+/// only PII is looked for in them, not echoes.
+fn resource_url(name: &str) -> bool {
+    matches!(name, "src" | "srcset" | "imagesrcset" | "poster")
 }
 
 /// Rebuilds `s` with every character inside a range (byte offsets on char boundaries) masked,
@@ -333,7 +344,9 @@ fn numbers_at(b: &[u8], start: usize, out: &mut Vec<(usize, usize)>) -> usize {
     const MAX_GROUPS: usize = 12;
     let plus = b[start] == b'+';
     // (start, end) of each digit group, and the separator bytes before each group after the first.
-    let mut groups: Vec<(usize, usize)> = Vec::new();
+    // A fixed array: this runs for every number on the page, an allocation each would show.
+    let mut store = [(0usize, 0usize); MAX_GROUPS];
+    let mut count = 0;
     let mut i = start;
     if b[i] == b'+' || b[i] == b'(' {
         i += 1;
@@ -346,8 +359,9 @@ fn numbers_at(b: &[u8], start: usize, out: &mut Vec<(usize, usize)>) -> usize {
         if i == g0 {
             break;
         }
-        groups.push((g0, i));
-        if groups.len() >= MAX_GROUPS {
+        store[count] = (g0, i);
+        count += 1;
+        if count >= MAX_GROUPS {
             break;
         }
         let mut j = i;
@@ -360,6 +374,7 @@ fn numbers_at(b: &[u8], start: usize, out: &mut Vec<(usize, usize)>) -> usize {
         }
         i = j;
     }
+    let groups = &store[..count];
     let Some(&(_, last)) = groups.last() else {
         return start + 1;
     };
@@ -412,8 +427,11 @@ fn numbers_at(b: &[u8], start: usize, out: &mut Vec<(usize, usize)>) -> usize {
             && all_seps(&|s| matches!(s, b" " | b"-" | b"." | b") "))
     } else {
         // North American: (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567, 1 555 123 4567.
-        let lens: Vec<usize> = groups.iter().map(|g| g.1 - g.0).collect();
-        let area = match lens.as_slice() {
+        let mut lens = [0usize; MAX_GROUPS];
+        for (l, g) in lens.iter_mut().zip(groups) {
+            *l = g.1 - g.0;
+        }
+        let area = match &lens[..count] {
             [3, 3, 4] => Some(0),
             [1, 3, 3, 4] if first_digit(0) == b'1' => Some(1),
             _ => None,
@@ -875,8 +893,19 @@ mod tests {
         let text = |id, parent, t: &str| Node { id, parent, kind: NodeKind::Text(t.into()) };
         let mut p = Privacy::default();
         p.remember(1, "Ada Lovelace");
+        p.remember(2, "lovelace");
         let mut nodes = vec![
-            el(2, 0, "p", &[("title", "Ada Lovelace"), ("class", "ada@example.com"), ("src", "data:x@y.com")]),
+            el(
+                2,
+                0,
+                "p",
+                &[
+                    ("title", "Ada Lovelace"),
+                    ("class", "ada@example.com"),
+                    ("src", "data:x@y.com"),
+                    ("srcset", "/img/lovelace.png?u=ada@example.com"),
+                ],
+            ),
             text(3, 2, "ship to Ada Lovelace, ada@example.com"),
             el(4, 0, "style", &[]),
             text(5, 4, "a[href^='mailto:ada@example.com'] {}"),
@@ -886,7 +915,7 @@ mod tests {
         let NodeKind::Element { attrs, .. } = &nodes[0].kind else { unreachable!() };
         assert_eq!(
             attrs.iter().map(|a| a.value.as_str()).collect::<Vec<_>>(),
-            ["*** ********", "ada@example.com", "data:x@y.com"]
+            ["*** ********", "ada@example.com", "data:x@y.com", "/img/lovelace.png?u=***************"]
         );
         assert_eq!(nodes[1].kind, NodeKind::Text("ship to *** ********, ***************".into()));
         assert_eq!(nodes[3].kind, NodeKind::Text("a[href^='mailto:ada@example.com'] {}".into()));
