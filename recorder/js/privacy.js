@@ -246,14 +246,26 @@ export function textMasked(el) {
 
 // ---- typed values, for echo masking in wasm ----
 
-const NOT_TYPED = { checkbox: 1, radio: 1, button: 1, submit: 1, reset: 1, file: 1, hidden: 1, image: 1, range: 1, color: 1 };
+const NOT_TYPED = { checkbox: 1, radio: 1, button: 1, submit: 1, reset: 1, file: 1, hidden: 1, image: 1, range: 1, color: 1, search: 1 };
+const SEARCH_NAME = /search|query|filter|^q$/i;
+
+/**
+ * Search and filter boxes: their words come back in the results (every product named "Lamp"),
+ * which echo masking would wipe out; they are not remembered (PII detection still applies).
+ */
+function searchField(el) {
+  if (el.getAttribute('role') === 'searchbox' || el.getAttribute('enterkeyhint') === 'search') return true;
+  if (SEARCH_NAME.test(el.name || '') || SEARCH_NAME.test(el.id || '')) return true;
+  return !!closestAcross(el, '[role="search"]');
+}
 const fields = new WeakMap();
 let nextField = 1;
 const lastTyped = new WeakMap();
 
 /**
  * Hands the value of a masked text field to wasm, which keeps it in memory (bounded, never sent)
- * and masks it wherever the page shows it again. Explicitly unmasked fields are skipped.
+ * and masks it wherever the page shows it again. Explicitly unmasked fields and search boxes
+ * are skipped.
  */
 export function rememberTyped(el) {
   if (!S.rec || !el) return;
@@ -263,7 +275,7 @@ export function rememberTyped(el) {
   const v = String(el.value == null ? '' : el.value);
   if (v.length < 3 || v.length > 1000 || lastTyped.get(el) === v) return;
   lastTyped.set(el, v);
-  if (unmasked(el)) return;
+  if (unmasked(el) || searchField(el)) return;
   let id = fields.get(el);
   if (id === undefined) fields.set(el, id = nextField++);
   S.rec.remember(id, v);

@@ -185,7 +185,9 @@ async fn typed_values_mirrored_by_the_page_and_pii_in_its_text_never_leave_it() 
         let site = FixtureServer::start(fixtures_dir("privacy"), &server.base, &server.key)?;
         for (query, pii) in [("", true), ("?pii=false", false)] {
             open(&site, &browser, &format!("echo.html{query}")).await?;
-            for (id, text) in [("name", TYPED_NAME), ("email", TYPED_EMAIL), ("address", TYPED_ADDRESS)] {
+            for (id, text) in
+                [("name", TYPED_NAME), ("email", TYPED_EMAIL), ("address", TYPED_ADDRESS), ("search", "Lamp")]
+            {
                 type_into(&browser, id, text).await?;
             }
             // The page really shows them, in text and in a title attribute.
@@ -213,6 +215,8 @@ async fn typed_values_mirrored_by_the_page_and_pii_in_its_text_never_leave_it() 
             let missing: Vec<_> = ORDINARY.iter().filter(|o| !contains(&bytes, o)).collect();
             ensure!(missing.is_empty(), "ordinary text and numbers must stay: {missing:?} missing");
             ensure!(contains(&bytes, "Ship to") && contains(&bytes, "receipt to"), "the mirrored sentence stays");
+            // Words typed into a search box are not echo-masked in its results.
+            ensure!(contains(&bytes, "Desk Lamp") && contains(&bytes, "Floor Lamp"), "search results stay readable");
         }
         Ok(())
     }
