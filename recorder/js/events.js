@@ -22,9 +22,9 @@ const cleanups = [];
 export function recordInput(el, typing) {
   const id = S.ids.get(el);
   if (id === undefined || S.stopped) return;
+  rememberTyped(el);
   const tag = el.localName;
   if (tag !== 'input' && tag !== 'textarea' && tag !== 'select') return;
-  rememberTyped(el);
   if (ignored(el) || (typing === true && neverRecorded(el))) return;
   const type = (el.type || '').toLowerCase();
   if (type === 'checkbox' || type === 'radio') {

@@ -263,19 +263,21 @@ let nextField = 1;
 const lastTyped = new WeakMap();
 
 /**
- * Hands the value of a masked text field to wasm, which keeps it in memory (bounded, never sent)
- * and masks it wherever the page shows it again. Explicitly unmasked fields and search boxes
- * are skipped.
+ * Hands the value of a masked text field (or the text of a masked contenteditable) to wasm,
+ * which keeps it in memory (bounded, never sent) and masks it wherever the page shows it again.
+ * Explicitly unmasked fields and search boxes are skipped.
  */
 export function rememberTyped(el) {
   if (!S.rec || !el) return;
   const tag = el.localName;
-  if (tag !== 'input' && tag !== 'textarea') return;
+  // A contenteditable editing host: its text is what the user typed (when masked).
+  const editable = tag !== 'input' && tag !== 'textarea';
+  if (editable && !el.isContentEditable) return;
   if (tag === 'input' && NOT_TYPED[(el.type || '').toLowerCase()] === 1) return;
-  const v = String(el.value == null ? '' : el.value);
+  const v = String((editable ? el.textContent : el.value) || '');
   if (v.length < 3 || v.length > 1000 || lastTyped.get(el) === v) return;
   lastTyped.set(el, v);
-  if (unmasked(el) || searchField(el)) return;
+  if (editable ? !textMasked(el) : unmasked(el) || searchField(el)) return;
   let id = fields.get(el);
   if (id === undefined) fields.set(el, id = nextField++);
   S.rec.remember(id, v);
@@ -285,5 +287,5 @@ export function rememberTyped(el) {
 export function rememberActive() {
   let a = document.activeElement;
   for (let guard = 0; a && a.shadowRoot && a.shadowRoot.activeElement && guard < 100; guard++) a = a.shadowRoot.activeElement;
-  if (a && (a.localName === 'input' || a.localName === 'textarea')) rememberTyped(a);
+  if (a && (a.localName === 'input' || a.localName === 'textarea' || /** @type {HTMLElement} */ (a).isContentEditable)) rememberTyped(a);
 }

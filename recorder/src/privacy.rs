@@ -62,6 +62,7 @@ fn fold_char(c: char) -> char {
         0x100..=0x137 | 0x14A..=0x177 if u.is_multiple_of(2) => u + 1,
         0x139..=0x148 | 0x179..=0x17E if u % 2 == 1 => u + 1,
         0x400..=0x40F => u + 80,
+        0xA0 => 0x20, // a no-break space (contenteditable) matches a space
         _ => u,
     };
     char::from_u32(lower).unwrap_or(c)
@@ -858,6 +859,8 @@ mod tests {
         // Non-ASCII text and values map back to the right characters.
         p.remember(10, "Zoë Müller");
         assert_eq!(p.cleaned("für ZOË MÜLLER ✓".into()), "für *** ****** ✓");
+        p.remember(11, "Countess\u{a0}Lovelace");
+        assert_eq!(p.cleaned("Signed: Countess Lovelace".into()), "Signed: ******** ********");
     }
 
     #[test]

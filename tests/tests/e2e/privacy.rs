@@ -167,6 +167,8 @@ async fn no_secret_leaves_the_page_by_default_and_each_opt_in_reveals_only_what_
 const TYPED_NAME: &str = "Augusta Byronette";
 const TYPED_EMAIL: &str = "augusta.byronette@example.org";
 const TYPED_ADDRESS: &str = "42 Difference Engine Lane";
+/// Typed into a contenteditable element, which the page mirrors too.
+const TYPED_NICK: &str = "Countess Lovelace";
 const PLANTED: [&str; 6] = [
     "billing.dept@acme-corp.example",
     "4111 1111 1111 1111",
@@ -185,25 +187,39 @@ async fn typed_values_mirrored_by_the_page_and_pii_in_its_text_never_leave_it() 
         let site = FixtureServer::start(fixtures_dir("privacy"), &server.base, &server.key)?;
         for (query, pii) in [("", true), ("?pii=false", false)] {
             open(&site, &browser, &format!("echo.html{query}")).await?;
-            for (id, text) in
-                [("name", TYPED_NAME), ("email", TYPED_EMAIL), ("address", TYPED_ADDRESS), ("search", "Lamp")]
-            {
+            for (id, text) in [
+                ("name", TYPED_NAME),
+                ("email", TYPED_EMAIL),
+                ("address", TYPED_ADDRESS),
+                ("nick", TYPED_NICK),
+                ("search", "Lamp"),
+            ] {
                 type_into(&browser, id, text).await?;
             }
             // The page really shows them, in text and in a title attribute.
             let shown = browser
-                .eval("return document.getElementById('summary').textContent + document.getElementById('badge').title")
+                .eval(
+                    "return ['summary', 'signed'].map((id) => document.getElementById(id).textContent).join()
+                       + document.getElementById('badge').title",
+                )
                 .await?;
-            let shown = shown.as_str().unwrap_or_default();
+            let shown = shown.as_str().unwrap_or_default().replace('\u{a0}', " ");
             ensure!(
-                [TYPED_NAME, TYPED_EMAIL, TYPED_ADDRESS].iter().all(|t| shown.contains(t)),
+                [TYPED_NAME, TYPED_EMAIL, TYPED_ADDRESS, TYPED_NICK].iter().all(|t| shown.contains(t)),
                 "not mirrored: {shown}"
             );
             let (bytes, _) = collect(&server, &browser).await?;
-            // Typed values: never, whatever the PII setting (and no prefix of four words or more).
-            for typed in
-                [TYPED_NAME, TYPED_EMAIL, TYPED_ADDRESS, "Augusta Byr", "augusta.byronette", "Difference Engine"]
-            {
+            // Typed values: never, whatever the PII setting, nor their prefixes of more than 3
+            // characters (a contenteditable's spaces may arrive as no-break spaces).
+            for typed in [
+                TYPED_NAME,
+                TYPED_EMAIL,
+                TYPED_ADDRESS,
+                "Augusta Byr",
+                "augusta.byronette",
+                "Difference Engine",
+                "Countess",
+            ] {
                 ensure!(!contains(&bytes, typed), "typed value {typed:?} was sent (query {query:?})");
             }
             let planted: Vec<_> = PLANTED.iter().filter(|p| contains(&bytes, p)).collect();
