@@ -1,6 +1,9 @@
-// Console capture: every level, arguments serialised with bounds (serialize.js), at most 10
-// arguments, a stack for errors, warnings, traces and failed assertions. The page's console
-// keeps working exactly as before: the original method is always called, first.
+// Console capture: every level by default, arguments serialised with bounds (serialize.js), at
+// most 10 arguments, a stack for errors, warnings, traces and failed assertions. The `console`
+// option (`data-console` on the tag) limits it: `"all"` (default), `"errors"` (console.error and
+// failed assertions), `"off"`, or a list of levels (`"warn,error"`, `['warn', 'error']`); levels
+// not captured are not wrapped at all. The page's console keeps working exactly as before: the
+// original method is always called, first.
 import { S, now, guard } from './state.js';
 import { serialize } from './serialize.js';
 import { Throttle } from './throttle.js';
@@ -40,9 +43,18 @@ function record(level, args) {
   }
 }
 
+/** The levels the `console` option asks for. */
+export function consoleLevels(opt) {
+  if (opt === undefined || opt === null || opt === '' || opt === true || opt === 'all' || opt === 'true') return Object.keys(LEVELS);
+  if (opt === false || opt === 'off' || opt === 'none' || opt === 'false' || opt === '0') return [];
+  if (opt === 'errors' || opt === 'error') return ['error', 'assert'];
+  const list = Array.isArray(opt) ? opt : String(opt).split(',');
+  return list.map((l) => String(l).trim().toLowerCase()).filter((l) => LEVELS[l] !== undefined);
+}
+
 export function startConsole() {
   if (typeof console === 'undefined') return;
-  for (const level of Object.keys(LEVELS)) {
+  for (const level of consoleLevels(S.cfg && S.cfg.console)) {
     const original = console[level];
     if (typeof original !== 'function') continue;
     originals[level] = original;

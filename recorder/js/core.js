@@ -146,6 +146,9 @@ function start() {
   S.onDocument = guard(onDocument);
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
+  // PII detection (e-mails, card and phone numbers, IBANs) is on unless `pii: false`.
+  const pii = S.cfg.pii;
+  S.rec.set_pii(!(pii === false || pii === 'false' || pii === '0' || pii === 'off'));
   S.observer = new MutationObserver(guard(onMutations));
   const t0 = now();
   lastSnapshotAt = t0;

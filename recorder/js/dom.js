@@ -5,7 +5,7 @@
 // under the iframe element), applies the privacy rules on the way (masked text, blocked
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
 import { S, now, guard } from './state.js';
-import { P, attrValue, closestAcross, maskText, textMasked, unmasked } from './privacy.js';
+import { P, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
 import { ownerWalked, sendAdopted } from './css.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -231,6 +231,8 @@ export function walk(root, rootParent, ints, strs, masked) {
       }
       case 9:
         ints.p3(0, id, pid);
+        // designMode: the whole document is typed by the user.
+        if (m !== 2 && node.designMode === 'on') { m = 1; S.maskCtx = true; }
         if (pid !== 0) {
           if (S.observer) S.observer.observe(node, OBSERVE);
           if (S.onDocument) S.onDocument(node);
@@ -285,13 +287,15 @@ function afterTape() {
 
 /** Records the whole document at time `t`, then the live state of form controls and media. */
 export function takeSnapshot(t, recordInput, recordMedia) {
+  const controls = document.querySelectorAll('input, textarea, select');
+  // Values already in fields (autofill, restored form state) may be shown elsewhere on the page.
+  for (let i = 0; i < controls.length; i++) rememberTyped(controls[i]);
   const ints = tape.reset();
   const strs = [];
   ints.p1(0);
   ints.set(0, walk(document, 0, ints, strs, P.maskAllText));
   S.rec.snapshot(t, ints.view(), strs.join(''), Math.round(scrollX), Math.round(scrollY));
   afterTape();
-  const controls = document.querySelectorAll('input, textarea, select');
   for (let i = 0; i < controls.length; i++) {
     // Read as an input: a textarea or select has no `checked`, a select no `defaultValue`.
     const el = /** @type {HTMLInputElement} */ (controls[i]);
@@ -392,6 +396,8 @@ export function onRecords(records, force) {
   if ((!records.length && !force) || S.stopped) return;
   const t = now();
   const ids = S.ids;
+  // The page may have echoed the focused field before our input listener saw it.
+  rememberActive();
   const removes = [];
   const added = new Set();
   const attrs = new Map();
@@ -409,6 +415,8 @@ export function onRecords(records, force) {
       for (let j = 0; j < add.length; j++) added.add(add[j]);
     } else if (r.type === 'attributes') {
       const target = r.target;
+      // Before the throttle: a masked context seen only in a throttled change must still count.
+      if (r.attributeName === 'contenteditable' || r.attributeName.startsWith('data-replay-')) S.maskCtx = true;
       let names = attrs.get(target);
       if (!names) {
         if (throttled(target)) {
@@ -420,9 +428,7 @@ export function onRecords(records, force) {
         }
         attrs.set(target, names = new Map());
       }
-      const name = r.attributeName;
-      if (name === 'contenteditable' || name.startsWith('data-replay-')) S.maskCtx = true;
-      names.set(name, r.attributeNamespace);
+      names.set(r.attributeName, r.attributeNamespace);
     } else if (!texts.has(r.target)) {
       if (throttled(r.target)) { dirty.set(r.target, true); continue; }
       texts.add(r.target);
@@ -433,13 +439,15 @@ export function onRecords(records, force) {
   for (let i = 0; i < removes.length; i++) ints.p1(removes[i]);
   const strs = [];
   const context = new Map();
+  const design = document.designMode === 'on';
   const maskedUnder = (el) => {
     if (!el || el.nodeType !== 1) {
       if (el && el.nodeType === 11 && el.host) return maskedUnder(el.host);
+      if (el && el.nodeType === 9 && (el === document ? design : el.designMode === 'on')) return 1;
       return P.maskAllText ? 1 : 0;
     }
     if (el.localName === 'textarea') return unmasked(el) ? 2 : 1;
-    if (!P.maskAllText && !S.maskCtx) return 0;
+    if (!P.maskAllText && !S.maskCtx && !(el.ownerDocument === document ? design : designOn(el))) return 0;
     let v = context.get(el);
     if (v === undefined) context.set(el, v = textMasked(el) ? 1 : closestAcross(el, P.unmask) ? 2 : 0);
     return v;

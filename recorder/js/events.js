@@ -4,7 +4,7 @@
 // same-origin iframe document.
 import { recordEnvironment } from './environment.js';
 import { S, now, guard } from './state.js';
-import { ignored, maskedValue, scrubUrl, unmasked } from './privacy.js';
+import { ignored, maskedValue, neverRecorded, rememberTyped, scrubUrl, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
 import { ownerWalked } from './css.js';
 
@@ -14,13 +14,18 @@ const SELECTION_MS = 100;
 const MAX_OPTIONS = 1000;
 const cleanups = [];
 
-/** Records the current state of a form control (masked unless explicitly unmasked). */
-export function recordInput(el) {
+/**
+ * Records the current state of a form control (masked unless explicitly unmasked). `typing` is
+ * true for `input` events: password and card fields send nothing then (not even the rhythm of
+ * keystrokes), only one empty state when they change.
+ */
+export function recordInput(el, typing) {
   const id = S.ids.get(el);
   if (id === undefined || S.stopped) return;
+  rememberTyped(el);
   const tag = el.localName;
   if (tag !== 'input' && tag !== 'textarea' && tag !== 'select') return;
-  if (ignored(el)) return;
+  if (ignored(el) || (typing === true && neverRecorded(el))) return;
   const type = (el.type || '').toLowerCase();
   if (type === 'checkbox' || type === 'radio') {
     S.rec.input(now(), id, '', el.checked ? 1 : 0);
@@ -179,7 +184,7 @@ function onLoad(e) {
 /** Listens to the user in one document (the page's, or a same-origin iframe's). */
 export function listenToDocument(doc) {
   const cap = { capture: true, passive: true };
-  listen(doc, 'input', (e) => recordInput(e.target), true);
+  listen(doc, 'input', (e) => recordInput(e.target, true), true);
   listen(doc, 'change', (e) => recordInput(e.target), true);
   listen(doc, 'click', (e) => {
     const id = S.ids.get(e.target);

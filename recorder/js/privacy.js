@@ -11,7 +11,20 @@
 // - `ignore` selector / `data-replay-ignore`: the control's input is not recorded at all;
 // - `unmask` selector / `data-replay-unmask`: values and text of the subtree are recorded as
 //   typed (never for passwords and card fields).
+// A document in `designMode` is typed by the user too: its text is masked. `<meta>` content
+// named like a secret (csrf-token, …) is masked. Values typed into masked fields are handed to
+// wasm (`remember`), which masks their echoes anywhere in the page and detects PII before
+// anything is encoded (recorder/src/privacy.rs).
+import { S } from './state.js';
+
 const SECRET_PARAM = /pass|token|secret|auth|session|sid|key|code|sig|jwt|credential|otp/i;
+/** `<meta name|property|http-equiv>` whose content is a secret. */
+const SECRET_META = /csrf|xsrf|token|secret|nonce|session|password|signature|api[-_]?key|(^|[-_:.])auth($|[-_:.])/i;
+/** Cheap first look: could this URL hold an address or a token outside its query? */
+const SUSPECT = /@|%40|eyJ|[A-Za-z0-9]{20}/;
+const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
+const JWT = /eyJ[\w-]{4,}\.[\w-]{4,}/;
+const RUN = /[A-Za-z0-9]{20,}/g;
 
 /** The active rules (see `configurePrivacy`). */
 export const P = {
@@ -58,24 +71,71 @@ export function configurePrivacy(cfg) {
   P.custom = !!(block || mask);
 }
 
-function scrubParams(params) {
+/**
+ * True for a path segment or parameter value that looks like an e-mail address or a token: a
+ * JWT, a run of 32+ letters and digits, or of 20+ mixing digits, capitals and small letters.
+ * Ids that are shorter or single-case (UUIDs, 24-digit hex object ids, content hashes) stay.
+ */
+export function secretValue(v) {
+  if (v.length < 6) return false;
+  let d = v;
+  if (d.indexOf('%') >= 0) {
+    try { d = decodeURIComponent(d); } catch (_) { /* keep as is */ }
+  }
+  if (d.indexOf('@') >= 0 && EMAIL.test(d)) return true;
+  if (JWT.test(d)) return true;
+  const runs = d.match(RUN);
+  if (!runs) return false;
+  for (const r of runs) {
+    if (r.length >= 32) return true;
+    if (/\d/.test(r) && /[a-z]/.test(r) && /[A-Z]/.test(r)) return true;
+  }
+  return false;
+}
+
+function scrubParams(params, values) {
   let changed = false;
   params.forEach((v, k) => {
-    if (SECRET_PARAM.test(k)) { params.set(k, 'REDACTED'); changed = true; }
+    if (SECRET_PARAM.test(k) || (values && secretValue(v))) { params.set(k, 'REDACTED'); changed = true; }
   });
   return changed;
 }
 
-/** Replaces the values of query (and fragment) parameters whose names look secret. */
-export function scrubUrl(u) {
-  if (u.indexOf('?') < 0 && u.indexOf('#') < 0) return u;
+/** `/a/TOKEN/b` → `/a/REDACTED/b`; returns null when nothing changed. */
+function scrubPath(path) {
+  const parts = path.split('/');
+  let changed = false;
+  for (let i = 0; i < parts.length; i++) {
+    if (secretValue(parts[i])) { parts[i] = 'REDACTED'; changed = true; }
+  }
+  return changed ? parts.join('/') : null;
+}
+
+/**
+ * Replaces the values of query (and fragment) parameters whose names look secret. With `paths`
+ * (the default: page, link and request URLs), path segments and parameter values that look like
+ * e-mail addresses or tokens are replaced too; resource URLs (images, style sheets, scripts) keep
+ * their paths, where content hashes live, so that the replay can still load them.
+ */
+export function scrubUrl(u, paths) {
+  const full = paths !== false;
+  if (u.indexOf('?') < 0 && u.indexOf('#') < 0 && !(full && SUSPECT.test(u))) return u;
+  if (u.charCodeAt(0) === 100 && u.startsWith('data:')) return u;
   try {
     const url = new URL(u, location.href);
-    let changed = scrubParams(url.searchParams);
+    let changed = scrubParams(url.searchParams, full);
+    if (full && (url.protocol === 'http:' || url.protocol === 'https:')) {
+      const p = scrubPath(url.pathname);
+      if (p !== null) { url.pathname = p; changed = true; }
+    }
     // OAuth implicit flows put tokens in the fragment: `#access_token=…&state=…`.
     if (url.hash.indexOf('=') > 0) {
       const frag = new URLSearchParams(url.hash.slice(1));
-      if (scrubParams(frag)) { url.hash = frag.toString(); changed = true; }
+      if (scrubParams(frag, full)) { url.hash = frag.toString(); changed = true; }
+    } else if (full && url.hash.length > 1) {
+      // Hash routes: `#/reset/TOKEN`.
+      const h = scrubPath(url.hash.slice(1));
+      if (h !== null) { url.hash = h; changed = true; }
     }
     return changed ? url.href : u;
   } catch (_) {
@@ -89,7 +149,8 @@ export const mask = (v) => '*'.repeat(v.length);
 /** Masks text but keeps white space, so the replay wraps lines like the page. */
 export const maskText = (v) => v.replace(/\S/g, '*');
 
-function neverRecorded(el) {
+/** Password and card fields: never recorded, not even their length. */
+export function neverRecorded(el) {
   const type = (el.type || '').toLowerCase();
   const auto = (el.getAttribute && el.getAttribute('autocomplete')) || '';
   return type === 'password' || auto.trim().toLowerCase().indexOf('cc-') === 0;
@@ -132,7 +193,8 @@ export function maskedValue(el) {
   return unmasked(el) ? v : mask(v);
 }
 
-const URL_ATTRS = { href: 1, src: 1, action: 1, formaction: 1, poster: 1, data: 1, ping: 1, cite: 1, 'xlink:href': 1 };
+/** URL attributes: 1 where the replay loads the URL (its path is kept), 2 where it only names a page. */
+const URL_ATTRS = { href: 1, src: 1, action: 2, formaction: 2, poster: 1, data: 1, ping: 2, cite: 2, 'xlink:href': 1 };
 
 /** An attribute value as recorded. */
 export function attrValue(el, tag, name, value) {
@@ -140,15 +202,30 @@ export function attrValue(el, tag, name, value) {
     if (neverRecorded(el)) return '';
     return value && unmasked(el) ? value : mask(value);
   }
-  if (URL_ATTRS[name] === 1) return value.indexOf('?') >= 0 || value.indexOf('#') >= 0 ? scrubUrl(value) : value;
+  const url = URL_ATTRS[name];
+  if (url !== undefined) {
+    // Links and forms name pages: their paths are scrubbed too; other URLs are resources.
+    const page = url === 2 || tag === 'a' || tag === 'area';
+    return page || value.indexOf('?') >= 0 || value.indexOf('#') >= 0 ? scrubUrl(value, page) : value;
+  }
   if ((name === 'srcset' || name === 'imagesrcset') && value.indexOf('?') >= 0) {
     return value.split(',').map((c) => {
       const t = c.trim();
       const sp = t.search(/\s/);
-      return sp < 0 ? scrubUrl(t) : scrubUrl(t.slice(0, sp)) + t.slice(sp);
+      return sp < 0 ? scrubUrl(t, false) : scrubUrl(t.slice(0, sp), false) + t.slice(sp);
     }).join(', ');
   }
+  if (tag === 'meta' && name === 'content' && value) {
+    const key = el.getAttribute('name') || el.getAttribute('property') || el.getAttribute('http-equiv') || '';
+    if (SECRET_META.test(key)) return mask(value);
+  }
   return value;
+}
+
+/** True when the element's document is in `designMode` (every text of it is typed). */
+export function designOn(el) {
+  const d = el && el.ownerDocument;
+  return !!d && d.designMode === 'on';
 }
 
 /**
@@ -161,8 +238,54 @@ export function textMasked(el) {
   try {
     if (el.localName === 'textarea') return !unmasked(el);
     if (closestAcross(el, P.unmask) && !closestAcross(el, P.mask)) return false;
-    return P.maskAllText || !!closestAcross(el, P.maskText);
+    return P.maskAllText || designOn(el) || !!closestAcross(el, P.maskText);
   } catch (_) {
     return P.maskAllText;
   }
+}
+
+// ---- typed values, for echo masking in wasm ----
+
+const NOT_TYPED = { checkbox: 1, radio: 1, button: 1, submit: 1, reset: 1, file: 1, hidden: 1, image: 1, range: 1, color: 1, search: 1 };
+const SEARCH_NAME = /search|query|filter|^q$/i;
+
+/**
+ * Search and filter boxes: their words come back in the results (every product named "Lamp"),
+ * which echo masking would wipe out; they are not remembered (PII detection still applies).
+ */
+function searchField(el) {
+  if (el.getAttribute('role') === 'searchbox' || el.getAttribute('enterkeyhint') === 'search') return true;
+  if (SEARCH_NAME.test(el.name || '') || SEARCH_NAME.test(el.id || '')) return true;
+  return !!closestAcross(el, '[role="search"]');
+}
+const fields = new WeakMap();
+let nextField = 1;
+const lastTyped = new WeakMap();
+
+/**
+ * Hands the value of a masked text field (or the text of a masked contenteditable) to wasm,
+ * which keeps it in memory (bounded, never sent) and masks it wherever the page shows it again.
+ * Explicitly unmasked fields and search boxes are skipped.
+ */
+export function rememberTyped(el) {
+  if (!S.rec || !el) return;
+  const tag = el.localName;
+  // A contenteditable editing host: its text is what the user typed (when masked).
+  const editable = tag !== 'input' && tag !== 'textarea';
+  if (editable && !el.isContentEditable) return;
+  if (tag === 'input' && NOT_TYPED[(el.type || '').toLowerCase()] === 1) return;
+  const v = String((editable ? el.textContent : el.value) || '');
+  if (v.length < 3 || v.length > 1000 || lastTyped.get(el) === v) return;
+  lastTyped.set(el, v);
+  if (editable ? !textMasked(el) : unmasked(el) || searchField(el)) return;
+  let id = fields.get(el);
+  if (id === undefined) fields.set(el, id = nextField++);
+  S.rec.remember(id, v);
+}
+
+/** The focused field's value, before a burst of mutations is serialised (a page may echo it first). */
+export function rememberActive() {
+  let a = document.activeElement;
+  for (let guard = 0; a && a.shadowRoot && a.shadowRoot.activeElement && guard < 100; guard++) a = a.shadowRoot.activeElement;
+  if (a && (a.localName === 'input' || a.localName === 'textarea' || /** @type {HTMLElement} */ (a).isContentEditable)) rememberTyped(a);
 }

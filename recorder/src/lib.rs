@@ -10,8 +10,10 @@
 //! JavaScript, which counts it and carries on.
 
 mod buffer;
+mod privacy;
 
 pub use buffer::{BatchBuffer, BufferConfig};
+pub use privacy::{Privacy, redact_body, sensitive_key};
 
 use replay_protocol::{
     AppFact, Attr, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, Environment, ErrorEvent, ErrorKind,
@@ -25,6 +27,7 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen]
 pub struct Recorder {
     buffer: BatchBuffer,
+    privacy: Privacy,
 }
 
 fn now_ms(now: f64) -> u64 {
@@ -65,11 +68,13 @@ fn scripts_from(texts: Vec<String>, nums: &[i32]) -> Vec<ScriptTiming> {
         .collect()
 }
 
-/// Header pairs from a flat `[name, value, name, value, ...]` array.
-fn attrs_from(flat: Vec<String>) -> Vec<Attr> {
+/// Header pairs from a flat `[name, value, name, value, ...]` array; values of secret-named
+/// headers are redacted, the others cleaned.
+fn attrs_from(flat: Vec<String>, privacy: &Privacy) -> Vec<Attr> {
     let mut it = flat.into_iter();
     let mut out = Vec::new();
     while let (Some(name), Some(value)) = (it.next(), it.next()) {
+        let value = if sensitive_key(&name) { privacy::REDACTED.to_owned() } else { privacy.cleaned(value) };
         out.push(Attr { name, value });
     }
     out
@@ -92,7 +97,19 @@ impl Recorder {
                 page,
                 BufferConfig { max_batch_bytes: max_batch_bytes as usize, max_buffer_bytes: max_buffer_bytes as usize },
             ),
+            privacy: Privacy::default(),
         }
+    }
+
+    /// Turns PII detection (e-mails, card numbers, phone numbers, IBANs) on or off; on by default.
+    pub fn set_pii(&mut self, on: bool) {
+        self.privacy.set_pii(on);
+    }
+
+    /// Remembers a value the user typed into masked field `field`, so that its echoes elsewhere
+    /// are masked. Kept in this page's memory only, never encoded (see [`Privacy::remember`]).
+    pub fn remember(&mut self, field: u32, value: &str) {
+        self.privacy.remember(field, value);
     }
 
     /// Page meta: URL (already scrubbed), title, viewport, user agent, referrer.
@@ -107,6 +124,8 @@ impl Recorder {
         user_agent: String,
         referrer: String,
     ) {
+        let p = &self.privacy;
+        let (url, title, referrer) = (p.cleaned(url), p.cleaned(title), p.cleaned(referrer));
         self.buffer.push(
             now_ms(now),
             EventData::Meta(PageMeta { url, title, viewport: Viewport { width, height }, user_agent, referrer }),
@@ -122,15 +141,17 @@ impl Recorder {
         scroll_x: i32,
         scroll_y: i32,
     ) -> Result<(), JsError> {
-        let nodes = tape::read_snapshot(ints, strs)?;
+        let mut nodes = tape::read_snapshot(ints, strs)?;
+        self.privacy.clean_nodes(&mut nodes);
         self.buffer.push(now_ms(now), EventData::Snapshot(Snapshot { nodes, scroll_x, scroll_y }));
         Ok(())
     }
 
     /// A mutation batch from the observer's tape.
     pub fn mutation(&mut self, now: f64, ints: &[u32], strs: &str) -> Result<(), JsError> {
-        let m = tape::read_mutation(ints, strs)?;
+        let mut m = tape::read_mutation(ints, strs)?;
         if !m.is_empty() {
+            self.privacy.clean_mutation(&mut m);
             self.buffer.push(now_ms(now), EventData::Mutation(m));
         }
         Ok(())
@@ -139,6 +160,7 @@ impl Recorder {
     /// A form control's state; `checked` is -1 when not a checkbox or radio.
     pub fn input(&mut self, now: f64, id: u32, value: String, checked: i32) {
         let checked = if checked < 0 { None } else { Some(checked > 0) };
+        let value = self.privacy.cleaned(value);
         self.buffer.push(now_ms(now), EventData::Input(Input { id, value, checked }));
     }
 
@@ -193,6 +215,7 @@ impl Recorder {
 
     /// An in-page navigation: `kind` 0 push, 1 replace, 2 pop, 3 hash change.
     pub fn navigation(&mut self, now: f64, url: String, kind: u8) {
+        let url = self.privacy.cleaned(url);
         self.buffer.push(now_ms(now), EventData::Navigation(Navigation { url, kind: NavigationKind::from_code(kind) }));
     }
 
@@ -270,6 +293,8 @@ impl Recorder {
     /// A console call; `level` is a [`ConsoleLevel`] code, `args` already serialised and bounded.
     pub fn console(&mut self, now: f64, level: u8, args: Vec<String>, stack: String) {
         let level = ConsoleLevel::from_code(level);
+        let args = args.into_iter().map(|a| self.privacy.cleaned(a)).collect();
+        let stack = self.privacy.cleaned(stack);
         self.buffer.push(now_ms(now), EventData::Console(Console { level, args, stack }));
     }
 
@@ -288,6 +313,7 @@ impl Recorder {
         count: u32,
     ) {
         let kind = ErrorKind::from_code(kind);
+        let (message, stack) = (self.privacy.cleaned(message), self.privacy.cleaned(stack));
         let e = ErrorEvent { kind, message, stack, source, line, column, count };
         self.buffer.push(now_ms(now), EventData::Error(e));
     }
@@ -313,21 +339,22 @@ impl Recorder {
         request_body: String,
         response_body: String,
     ) {
+        let p = &self.privacy;
         let n = Network {
             kind: RequestKind::from_code(kind),
             method,
-            url,
+            url: p.cleaned(url),
             status,
             duration,
             request_size: size(request_size),
             response_size: size(response_size),
             failed,
             aborted,
-            error,
-            request_headers: attrs_from(request_headers),
-            response_headers: attrs_from(response_headers),
-            request_body,
-            response_body,
+            error: p.cleaned(error),
+            request_headers: attrs_from(request_headers, p),
+            response_headers: attrs_from(response_headers, p),
+            request_body: p.cleaned(redact_body(&request_body)),
+            response_body: p.cleaned(redact_body(&response_body)),
         };
         self.buffer.push(now_ms(now), EventData::Network(n));
     }
@@ -409,6 +436,7 @@ impl Recorder {
     /// `freeze_started` event at `now` (the last moment the page answered) under the next
     /// sequence number, which is only taken when a freeze is seen.
     pub fn freeze_marker(&mut self, now: f64, url: String, last_action: String) -> Option<Vec<u8>> {
+        let url = self.privacy.cleaned(url);
         self.buffer.arm_marker(now_ms(now), EventData::Freeze(Freeze::Started { url, last_action }))
     }
 

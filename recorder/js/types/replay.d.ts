@@ -18,6 +18,29 @@ export interface ReplayOptions {
    * timings and sizes are recorded. Cookies and Authorization are never recorded.
    */
   networkAllowList?: Array<string | RegExp>;
+  /**
+   * Console capture (the tag's `data-console`): `'all'` (default), `'errors'` (`console.error`
+   * and failed `console.assert`), `'off'`, or the levels to capture (`['warn', 'error']`, or
+   * `'warn,error'` on the tag). Levels not captured are left unwrapped.
+   */
+  console?: 'all' | 'errors' | 'off' | Array<'log' | 'debug' | 'info' | 'warn' | 'error' | 'trace' | 'assert'> | string;
+  /**
+   * PII detection (the tag's `data-pii`, default on): e-mail addresses, card numbers (Luhn-valid),
+   * phone numbers and IBANs are masked in recorded text, attribute values, the title, console and
+   * error messages and captured network details. `false` turns it off (echoes of values typed into
+   * masked fields are masked regardless). Named so that a project setting can set it later.
+   */
+  pii?: boolean;
+  /** Masks every text node (`data-mask-all-text`). */
+  maskAllText?: boolean;
+  /** Selector of elements whose text and values are masked (`data-mask`), besides `[data-replay-mask]`. */
+  mask?: string;
+  /** Selector of elements recorded as same-size placeholders (`data-block`), besides `[data-replay-block]`. */
+  block?: string;
+  /** Selector of controls whose input is not recorded (`data-ignore`), besides `[data-replay-ignore]`. */
+  ignore?: string;
+  /** Selector of elements whose values and text are recorded as typed (`data-unmask`); never passwords or card fields. */
+  unmask?: string;
   /** The freeze watchdog (default on, live mode only). */
   watchdog?: boolean;
   /**
