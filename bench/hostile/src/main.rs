@@ -202,7 +202,7 @@ async fn phase(
         server_cpu,
         attacker_cpu,
         memory: memory.window(started, ended),
-        settled_kib: read_memory(server).map(|(rss, _)| rss),
+        settled_kib: read_memory(server).map(|(rss, _, _)| rss),
         attacker: tally,
     })
 }
@@ -263,14 +263,17 @@ async fn run(args: Args) -> Result<()> {
         phases.push(phase("attacked, 1 address/request", &args, &base, &key, pid, &memory, Some(plan(true))).await?);
     }
     let text = metrics(&base).await.unwrap_or_default();
-    let hwm = read_memory(pid).map(|(_, hwm)| hwm);
+    // What the server keeps once idle: its allocator returns freed memory after a while.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle = read_memory(pid);
+    let hwm = idle.map(|(_, hwm, _)| hwm);
     let stored = disk_usage(dir.path());
     let _ = server.kill();
     let _ = server.wait();
 
     println!();
     println!(
-        "{:<30} {:>8} {:>7} {:>6} {:>8} {:>8} {:>8} {:>9} {:>7} {:>28} {:>8}",
+        "{:<30} {:>8} {:>7} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>28} {:>9} {:>8}",
         "legitimate sessions",
         "requests",
         "non-2xx",
@@ -279,8 +282,10 @@ async fn run(args: Args) -> Result<()> {
         "p99 ms",
         "max ms",
         "start p99",
+        "small p99",
         "srv CPU",
         "RSS MiB start/peak/end/settled",
+        "anon peak",
         "HWM MiB"
     );
     for p in &phases {
@@ -289,8 +294,8 @@ async fn run(args: Args) -> Result<()> {
             || "-".to_owned(),
             |c| format!("{:.0}%", 100.0 * c.as_secs_f64() / p.elapsed.as_secs_f64().max(0.001)),
         );
-        let (rss, hwm) = p.memory.map_or_else(
-            || ("-".to_owned(), "-".to_owned()),
+        let (rss, anon, hwm) = p.memory.map_or_else(
+            || ("-".to_owned(), "-".to_owned(), "-".to_owned()),
             |m| {
                 (
                     format!(
@@ -300,12 +305,13 @@ async fn run(args: Args) -> Result<()> {
                         mib(m.end_kib),
                         p.settled_kib.map_or_else(|| "-".to_owned(), |s| format!("{:.0}", mib(s)))
                     ),
+                    format!("{:.0}", mib(m.peak_anon_kib)),
                     format!("{:.0}", mib(m.hwm_kib)),
                 )
             },
         );
         println!(
-            "{:<30} {:>8} {:>7} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7} {:>28} {:>8}",
+            "{:<30} {:>8} {:>7} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>7} {:>28} {:>9} {:>8}",
             p.name,
             l.latencies_us.len(),
             l.refused(),
@@ -314,8 +320,10 @@ async fn run(args: Args) -> Result<()> {
             percentile_ms(&l.latencies_us, 0.99),
             percentile_ms(&l.latencies_us, 1.0),
             percentile_ms(&l.page_start_us, 0.99),
+            percentile_ms(&l.small_us, 0.99),
             cpu,
             rss,
+            anon,
             hwm
         );
         if l.refused() > 0 {
@@ -324,7 +332,7 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     println!(
-        "(start p99: the page starts alone, ~7.7 KB, decoded off the async workers; srv CPU: of the server process, 200% = both cores)"
+        "(settled: 3 s after the attacker stopped; anon peak: the anonymous part of the RSS, heap and stacks; start p99: the page starts alone, ~7.7 KB gzip, decoded in the blocking pool behind the server's decode slots; small p99: the other batches, ~0.5 KB, decoded inline; srv CPU: of the server process, 200% = both cores)"
     );
     for p in phases.iter().filter(|p| !p.attacker.is_empty()) {
         println!();
@@ -366,6 +374,9 @@ async fn run(args: Args) -> Result<()> {
         println!("  {line}");
     }
     println!("data dir at the end: {:.0} MiB", stored as f64 / 1048576.0);
+    if let Some((rss, _, anon)) = idle {
+        println!("server RSS after 10 s idle: {:.0} MiB ({:.0} MiB anonymous)", mib(rss), mib(anon));
+    }
     let worst = phases.iter().skip(1).map(|p| percentile_ms(&p.legit.latencies_us, 0.99)).fold(0.0, f64::max);
     let peak = phases.iter().filter_map(|p| p.memory.map(|m| m.peak_kib)).max().unwrap_or(0);
     println!(

@@ -11,6 +11,8 @@ pub struct Sample {
     pub at: Instant,
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// The anonymous part of the RSS (heap, stacks), without mapped files.
+    pub anon_kib: u64,
 }
 
 /// Most samples kept (a day at 10 per second): the sampler stops recording past it.
@@ -22,13 +24,13 @@ pub struct Memory {
     samples: Arc<Mutex<Vec<Sample>>>,
 }
 
-/// VmRSS and VmHWM of process `pid`, in KiB.
-pub fn read_memory(pid: u32) -> Option<(u64, u64)> {
+/// VmRSS, VmHWM and RssAnon of process `pid`, in KiB.
+pub fn read_memory(pid: u32) -> Option<(u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse().ok())
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((field("VmRSS:")?, field("VmHWM:")?, field("RssAnon:")?))
 }
 
 impl Memory {
@@ -41,18 +43,18 @@ impl Memory {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
-                let Some((rss_kib, hwm_kib)) = read_memory(pid) else { break };
+                let Some((rss_kib, hwm_kib, anon_kib)) = read_memory(pid) else { break };
                 let Ok(mut s) = samples.lock() else { break };
                 if s.len() < MAX_SAMPLES {
-                    s.push(Sample { at: Instant::now(), rss_kib, hwm_kib });
+                    s.push(Sample { at: Instant::now(), rss_kib, hwm_kib, anon_kib });
                 }
             }
         });
         memory
     }
 
-    /// The samples taken between `from` and `to`: (first, peak RSS, last) in KiB, and VmHWM at
-    /// the last.
+    /// The samples taken between `from` and `to`: first, peak and last RSS, peak anonymous
+    /// RSS, and VmHWM at the last.
     pub fn window(&self, from: Instant, to: Instant) -> Option<MemoryWindow> {
         let s = self.samples.lock().ok()?;
         let inside: Vec<&Sample> = s.iter().filter(|x| x.at >= from && x.at <= to).collect();
@@ -60,6 +62,7 @@ impl Memory {
         Some(MemoryWindow {
             start_kib: first.rss_kib,
             peak_kib: inside.iter().map(|x| x.rss_kib).max().unwrap_or(0),
+            peak_anon_kib: inside.iter().map(|x| x.anon_kib).max().unwrap_or(0),
             end_kib: last.rss_kib,
             hwm_kib: last.hwm_kib,
         })
@@ -71,6 +74,7 @@ impl Memory {
 pub struct MemoryWindow {
     pub start_kib: u64,
     pub peak_kib: u64,
+    pub peak_anon_kib: u64,
     pub end_kib: u64,
     pub hwm_kib: u64,
 }

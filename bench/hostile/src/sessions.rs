@@ -29,6 +29,8 @@ pub struct Outcome {
     pub failed: u64,
     /// Latency of the page starts alone (decoded off the async workers), sorted.
     pub page_start_us: Vec<u64>,
+    /// Latency of the small batches alone (decoded inline), sorted.
+    pub small_us: Vec<u64>,
 }
 
 impl Outcome {
@@ -95,7 +97,9 @@ pub async fn run(base: &str, key: &str, sessions: usize, seconds: u64, label: &s
                         let us = t.elapsed().as_micros() as u64;
                         out.latencies_us.push(us);
                         if seq == 0 {
-                            out.page_start_us.push(us);
+                            out.page_start_us.push(us)
+                        } else {
+                            out.small_us.push(us)
                         }
                         *out.statuses.entry(status).or_default() += 1;
                         // A refused batch is sent again on the next tick, like the recorder.
@@ -114,6 +118,7 @@ pub async fn run(base: &str, key: &str, sessions: usize, seconds: u64, label: &s
         let o = t.await?;
         all.latencies_us.extend(o.latencies_us);
         all.page_start_us.extend(o.page_start_us);
+        all.small_us.extend(o.small_us);
         for (s, n) in o.statuses {
             *all.statuses.entry(s).or_default() += n;
         }
@@ -121,5 +126,6 @@ pub async fn run(base: &str, key: &str, sessions: usize, seconds: u64, label: &s
     }
     all.latencies_us.sort_unstable();
     all.page_start_us.sort_unstable();
+    all.small_us.sort_unstable();
     Ok(all)
 }
