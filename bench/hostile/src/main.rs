@@ -135,9 +135,11 @@ struct Phase {
     attacker: BTreeMap<(String, String), u64>,
 }
 
-/// Runs the legitimate sessions for one phase, with the attacker of `plan` when given.
+/// Runs the legitimate sessions for one phase, with the attacker of `plan` when given; `label`
+/// starts the phase's session ids (letters only), so no phase resends another's batches.
 async fn phase(
     name: &str,
+    label: &str,
     args: &Args,
     base: &str,
     key: &str,
@@ -171,9 +173,7 @@ async fn phase(
     let started = Instant::now();
     let cpu_before = cpu_time(server);
     let attacker_cpu_before = attacker_pid.and_then(cpu_time);
-    // Session ids: letters, digits, `-` and `_` only.
-    let label: String = name.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-    let legit = sessions::run(base, key, args.sessions, args.seconds, &label).await?;
+    let legit = sessions::run(base, key, args.sessions, args.seconds, label).await?;
     let elapsed = started.elapsed();
     let server_cpu = cpu_time(server).zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
     let attacker_cpu = attacker_pid.and_then(cpu_time).zip(attacker_cpu_before).map(|(a, b)| a.saturating_sub(b));
@@ -255,12 +255,14 @@ async fn run(args: Args) -> Result<()> {
         conns: args.conns,
         body_cap: args.body_cap,
     };
-    let mut phases = vec![phase("baseline (no attacker)", &args, &base, &key, pid, &memory, None).await?];
+    let mut phases = vec![phase("baseline (no attacker)", "base", &args, &base, &key, pid, &memory, None).await?];
     if args.few {
-        phases.push(phase("attacked, 4 addresses", &args, &base, &key, pid, &memory, Some(plan(false))).await?);
+        phases.push(phase("attacked, 4 addresses", "few", &args, &base, &key, pid, &memory, Some(plan(false))).await?);
     }
     if args.many {
-        phases.push(phase("attacked, 1 address/request", &args, &base, &key, pid, &memory, Some(plan(true))).await?);
+        phases.push(
+            phase("attacked, 1 address/request", "many", &args, &base, &key, pid, &memory, Some(plan(true))).await?,
+        );
     }
     let text = metrics(&base).await.unwrap_or_default();
     // What the server keeps once idle: its allocator returns freed memory after a while.
