@@ -120,6 +120,14 @@ fn start_server(bin: &str, data: &std::path::Path, body_cap: usize) -> Result<(C
     Ok((child, base, key))
 }
 
+/// The server under test: where it listens, its ingest key, its process and memory record.
+struct Target {
+    base: String,
+    key: String,
+    pid: u32,
+    memory: Memory,
+}
+
 /// What one phase measured.
 struct Phase {
     name: String,
@@ -137,16 +145,9 @@ struct Phase {
 
 /// Runs the legitimate sessions for one phase, with the attacker of `plan` when given; `label`
 /// starts the phase's session ids (letters only), so no phase resends another's batches.
-async fn phase(
-    name: &str,
-    label: &str,
-    args: &Args,
-    base: &str,
-    key: &str,
-    server: u32,
-    memory: &Memory,
-    plan: Option<Plan>,
-) -> Result<Phase> {
+async fn phase(name: &str, label: &str, args: &Args, target: &Target, plan: Option<Plan>) -> Result<Phase> {
+    let Target { base, key, pid: server, memory } = target;
+    let server = *server;
     let mut attacker = None;
     if let Some(plan) = &plan {
         let mut cmd = tokio::process::Command::new("nice");
@@ -234,7 +235,7 @@ async fn run(args: Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (mut server, base, key) = start_server(&server_bin, dir.path(), args.body_cap)?;
     let pid = server.id();
-    let memory = Memory::start(pid);
+    let target = Target { base: base.clone(), key: key.clone(), pid, memory: Memory::start(pid) };
     let attacks: Vec<&str> = args.attacks.iter().map(|a| a.name()).collect();
     println!(
         "hostile-client benchmark: {} legitimate sessions (page start, then 1 batch/s each, own addresses), {} s per \
@@ -255,14 +256,12 @@ async fn run(args: Args) -> Result<()> {
         conns: args.conns,
         body_cap: args.body_cap,
     };
-    let mut phases = vec![phase("baseline (no attacker)", "base", &args, &base, &key, pid, &memory, None).await?];
+    let mut phases = vec![phase("baseline (no attacker)", "base", &args, &target, None).await?];
     if args.few {
-        phases.push(phase("attacked, 4 addresses", "few", &args, &base, &key, pid, &memory, Some(plan(false))).await?);
+        phases.push(phase("attacked, 4 addresses", "few", &args, &target, Some(plan(false))).await?);
     }
     if args.many {
-        phases.push(
-            phase("attacked, 1 address/request", "many", &args, &base, &key, pid, &memory, Some(plan(true))).await?,
-        );
+        phases.push(phase("attacked, 1 address/request", "many", &args, &target, Some(plan(true))).await?);
     }
     let text = metrics(&base).await.unwrap_or_default();
     // What the server keeps once idle: its allocator returns freed memory after a while.
