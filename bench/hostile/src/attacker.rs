@@ -347,3 +347,36 @@ pub fn main(plan: Plan) -> Result<()> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_reaches_the_attacker_process_whole() {
+        let plan = Plan {
+            base: "http://127.0.0.1:1".into(),
+            key: "k".into(),
+            attacks: Attack::parse_list("keys,big").expect("list"),
+            many: true,
+            seconds: 3,
+            conns: 2,
+            body_cap: 1024,
+        };
+        let args = plan.to_args();
+        assert_eq!(args[0], "--attacker");
+        let back = Plan::from_args(&args[1..]).expect("parses");
+        assert_eq!((back.attacks, back.many, back.seconds, back.conns), (vec![Attack::Keys, Attack::Big], true, 3, 2));
+        assert_eq!(Attack::parse_list("all").expect("all").len(), 4);
+        assert!(Attack::parse_list("keys,nope").is_err());
+    }
+
+    #[test]
+    fn a_botnet_rotates_addresses_and_a_few_stay_few() {
+        let (mut rng, counter) = (Rng::new(1), AtomicU64::new(0));
+        let few: std::collections::HashSet<String> = (0..20).map(|_| address(false, &mut rng, &counter)).collect();
+        assert_eq!(few.len(), 4);
+        let many: std::collections::HashSet<String> = (0..1000).map(|_| address(true, &mut rng, &counter)).collect();
+        assert!(many.len() > 990 && many.iter().all(|a| a.starts_with("10.")));
+    }
+}

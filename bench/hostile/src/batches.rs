@@ -188,3 +188,44 @@ pub fn big_batch(session: &str, seq: u32, body_cap: usize, rng: &mut Rng) -> Res
 pub fn small_batch(session: &str) -> Result<Bytes> {
     session_batch(session, 1, now_ms().saturating_sub(60_000))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use replay_protocol::decode_batch;
+
+    use super::*;
+
+    fn gunzip(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body).read_to_end(&mut out).expect("gzip");
+        out
+    }
+
+    #[test]
+    fn bodies_are_batches_the_server_accepts() {
+        let limits = Limits::default();
+        let mut rng = Rng::new(7);
+        let (errors, count) = error_batch("e", 5_000, 1 << 20, &mut rng).expect("errors");
+        let batch = decode_batch(&gunzip(&errors), &limits).expect("valid error batch");
+        assert_eq!(batch.events.len(), count);
+        let messages: std::collections::HashSet<String> = batch
+            .events
+            .iter()
+            .filter_map(|e| match &e.data {
+                EventData::Error(err) => Some(err.message.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(messages.len() > count * 99 / 100, "errors are distinct: {} of {count}", messages.len());
+        let cap = 1 << 20;
+        let big = big_batch("b", 3, cap, &mut rng).expect("big");
+        assert!(big.len() <= cap && big.len() > cap - 2 * NOISE_CHUNK, "{} bytes for a cap of {cap}", big.len());
+        assert_eq!(decode_batch(&gunzip(&big), &limits).expect("valid big batch").seq, 3);
+        for seq in [0, 1] {
+            let b = session_batch("s", seq, 1_700_000_040_000).expect("session batch");
+            assert_eq!(decode_batch(&gunzip(&b), &limits).expect("valid session batch").seq, seq);
+        }
+    }
+}
