@@ -333,7 +333,10 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     println!(
-        "(settled: 3 s after the attacker stopped; anon peak: the anonymous part of the RSS, heap and stacks; start p99: the page starts alone, ~7.7 KB gzip, decoded in the blocking pool behind the server's decode slots; small p99: the other batches, ~0.5 KB, decoded inline; srv CPU: of the server process, 200% = both cores)"
+        "(start p99: the page starts alone, ~7.7 KB gzip, decoded in the blocking pool behind the server's decode \
+         slots; small p99: the other batches, ~0.5 KB, decoded inline;\n srv CPU: of the server process, 200% = \
+         both cores; settled: 3 s after the attacker stopped; anon peak: the anonymous part of the RSS, heap and \
+         stacks)"
     );
     for p in phases.iter().filter(|p| !p.attacker.is_empty()) {
         println!();
