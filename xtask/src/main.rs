@@ -8,7 +8,8 @@
 //! - `run [server args]`: build-web, build the server, start it on the embedded default storage;
 //! - `test`: install Chromium and ChromeDriver through apt when missing, build everything, run
 //!   every test of the workspace (unit, integration, end-to-end in real Chromium);
-//! - `bench`: build, then run the shared benchmark with our adapter against rrweb;
+//! - `bench`: build, then run the shared benchmark with our adapter against rrweb; `bench-ingest`
+//!   and `bench-hostile` build the server and run `bench/ingest` or `bench/hostile` against it;
 //! - `lint`: rustfmt, clippy (host and wasm32), build-web, and the JS type check (TypeScript's
 //!   checker on the JSDoc-typed sources and the recorder's typings);
 //! - `npm`: the recorder as an npm package;
@@ -36,6 +37,7 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "bench" => bench(rest),
         "bench-ingest" => bench_ingest(rest),
+        "bench-hostile" => bench_hostile(rest),
         "lint" => lint(),
         "npm" => npm(),
         "container" => container::container(rest),
@@ -47,6 +49,7 @@ fn main() -> Result<()> {
                  test [cargo test args]                 the whole test suite (installs chromium when missing)\n  \
                  bench [run.sh args]                    the shared benchmark against rrweb\n  \
                  bench-ingest [--sessions N] [--seconds S] [--rounds R]  ingest load vs a no-op axum endpoint\n  \
+                 bench-hostile [--seconds S] [--attack A]  legitimate sessions' latency and server memory under attack\n  \
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
@@ -511,6 +514,16 @@ fn bench_ingest(args: &[String]) -> Result<()> {
     c.args(["build", "--profile", SERVER_PROFILE, "-p", "replay-bench"]);
     status(c)?;
     let mut c = Command::new(root().join("target").join(SERVER_PROFILE).join("ingest-bench"));
+    c.args(args).env("REPLAY_SERVER_BIN", &server);
+    status(c)
+}
+
+fn bench_hostile(args: &[String]) -> Result<()> {
+    let server = build_all()?;
+    let mut c = cargo();
+    c.args(["build", "--profile", SERVER_PROFILE, "-p", "replay-bench-hostile"]);
+    status(c)?;
+    let mut c = Command::new(root().join("target").join(SERVER_PROFILE).join("hostile-bench"));
     c.args(args).env("REPLAY_SERVER_BIN", &server);
     status(c)
 }
