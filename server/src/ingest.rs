@@ -218,7 +218,17 @@ async fn ingest_inner(
         }),
     );
     // Engines always answer; a dropped answer means the engine is shutting down.
-    let stored = outcome.await.map_err(|_| replay_store::Error::Stopped("the storage engine"))??;
+    let stored = match outcome.await.map_err(|_| replay_store::Error::Stopped("the storage engine"))? {
+        Ok(stored) => stored,
+        // Permanent for this session: its later batches are refused the same way.
+        Err(replay_store::Error::SessionFull { stored, cap }) => {
+            return Err(ApiError::new(
+                Reason::SessionFull,
+                format!("the session holds {stored} stored bytes and may hold {cap}; it records nothing more"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.metrics.bytes(sent);
     state.metrics.sightings_dropped(sightings_dropped);
     Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })

@@ -68,6 +68,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(storage: Arc<dyn Storage>, config: Config) -> Self {
         let limits = Arc::new(limits::RateLimits::new(config.project_rate, config.client_rate));
+        storage.limit_session_bytes(config.max_session_bytes);
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         AppState {
             storage,

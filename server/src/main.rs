@@ -52,6 +52,17 @@ struct Cli {
     /// (server-to-server senders). Refused by default: anyone can send such requests.
     #[arg(long, env = "REPLAY_ACCEPT_ORIGINLESS_INGEST", global = true)]
     accept_originless_ingest: Option<bool>,
+    /// Most stored bytes (as sent, usually gzip) one session may hold; later batches of a
+    /// session past it are refused (`session_full`). 0: no cap (default 64 MiB).
+    #[arg(long, env = "REPLAY_MAX_SESSION_BYTES", global = true)]
+    max_session_bytes: Option<u64>,
+    /// Per project and UTC day: most stored bytes accepted (then `quota_exceeded`, 429 until
+    /// midnight UTC). 0 or unset: no quota.
+    #[arg(long, env = "REPLAY_QUOTA_BYTES_PER_DAY", global = true)]
+    quota_bytes_per_day: Option<u64>,
+    /// Per project and UTC day: most new sessions accepted. 0 or unset: no quota.
+    #[arg(long, env = "REPLAY_QUOTA_SESSIONS_PER_DAY", global = true)]
+    quota_sessions_per_day: Option<u64>,
     /// Ingest batches per second allowed per project (burst: twice this).
     #[arg(long, env = "REPLAY_PROJECT_RATE", global = true)]
     project_rate: Option<u32>,
@@ -169,6 +180,9 @@ fn main() -> anyhow::Result<()> {
             project_rate_per_second: cli.project_rate,
             trusted_proxies: cli.trusted_proxies.clone(),
             accept_originless_ingest: cli.accept_originless_ingest,
+            max_session_bytes: cli.max_session_bytes,
+            quota_bytes_per_day: cli.quota_bytes_per_day,
+            quota_sessions_per_day: cli.quota_sessions_per_day,
             postgres_url: cli.postgres_url.clone(),
             postgres_ca_file: cli.postgres_ca_file.clone(),
             object_store_url: cli.object_store_url.clone(),

@@ -672,3 +672,54 @@ async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
     );
     assert!(html.contains("href=\"player.html?session=row\""), "the start links to the player");
 }
+
+#[tokio::test]
+async fn a_session_past_its_byte_cap_is_refused_counted_and_keeps_its_batches() {
+    let batches: Vec<Vec<u8>> = page_batches().iter().map(|b| encode_batch(b).expect("encode")).collect();
+    let config = Config { max_session_bytes: Some(batches[0].len() as u64 + 1), ..Config::default() };
+    let (app, key) = setup_with(config);
+    assert_eq!(call(&app, post(&key, batches[0].clone())).await.0, StatusCode::OK);
+    let (status, body) = call(&app, post(&key, batches[1].clone())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{}", String::from_utf8_lossy(&body));
+    let error: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(error["error"]["reason"], "session_full");
+    let (status, body) = call(&app, post(&key, batches[0].clone())).await;
+    assert_eq!(status, StatusCode::OK, "a resend of a stored batch is still acknowledged");
+    assert!(String::from_utf8_lossy(&body).contains("\"duplicate\":true"));
+    let (_, metrics) = call(&app, get("/metrics")).await;
+    assert!(String::from_utf8_lossy(&metrics).contains("replay_ingest_rejected_total{reason=\"session_full\"} 1"));
+    let (status, events) = call(&app, get("/api/v1/sessions/sess-1/events")).await;
+    assert_eq!(status, StatusCode::OK);
+    let events: serde_json::Value = serde_json::from_slice(&events).expect("json");
+    assert_eq!(events["batches"].as_array().map(Vec::len), Some(1), "the session keeps what it had");
+}
+
+#[tokio::test]
+async fn the_snapshot_at_a_time_counts_from_the_first_event_not_the_first_batch_start() {
+    let (app, key) = setup();
+    // The first event comes 200 ms after its batch starts; t=100 is 10 300, after the second
+    // batch's mutation at 10 250.
+    let mut first = Batch::new("late", "page-1", 0, 10_000);
+    first.events = vec![at(200, meta("http://shop.test/")), at(200, snapshot(page_nodes(&[], [text(5, 4, "hi")])))];
+    first.end = 10_200;
+    let mut second = Batch::new("late", "page-1", 1, 10_250);
+    second.events = vec![at(
+        0,
+        EventData::Mutation(Mutation {
+            adds: vec![AddedSubtree { parent: 4, next: 0, nodes: vec![el(6, 4, "p", &[])] }],
+            ..Mutation::default()
+        }),
+    )];
+    second.end = 10_250;
+    let mut third = Batch::new("late", "page-1", 2, 50_000);
+    third.events = vec![at(0, EventData::Mutation(Mutation { removes: vec![6], ..Mutation::default() }))];
+    third.end = 50_000;
+    for b in [&first, &second, &third] {
+        assert_eq!(call(&app, post(&key, encode_batch(b).expect("encode"))).await.0, StatusCode::OK);
+    }
+    let (status, html) = call(&app, get("/api/v1/sessions/late/snapshot?t=100")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(String::from_utf8_lossy(&html), "<html><head></head><body>hi<p></p></body></html>");
+    let (_, html) = call(&app, get("/api/v1/sessions/late/snapshot")).await;
+    assert_eq!(String::from_utf8_lossy(&html), "<html><head></head><body>hi</body></html>");
+}

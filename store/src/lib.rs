@@ -39,8 +39,8 @@ pub use replay_core::{BatchSummary, ErrorSighting};
 
 pub use error::Error;
 pub use model::{
-    BatchBody, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog, Project,
-    RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Stored,
+    BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
+    Project, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
 };
 pub use postgres::{KEY_CACHE_TTL, PostgresOptions, PostgresStorage};
 pub use sqlite::SqliteStorage;
@@ -90,6 +90,23 @@ pub trait Storage: Send + Sync + 'static {
     /// The encoded (uncompressed MessagePack) batches of a session, in (page start, page, seq)
     /// order.
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error>;
+    /// The batches of a session that `range` chooses, decoded, in replay order. The choice is
+    /// made from the index (each batch's stored size and start time); only the chosen bodies
+    /// are read, and none when they hold more than `range.refuse_over` stored bytes
+    /// ([`Error::RangeTooLarge`]). Engines read bodies without holding up the writer.
+    fn batch_range(&self, project: i64, session: &str, range: &RangeRequest) -> Result<BatchRange, Error>;
+    /// Stored bytes (as sent, usually gzip) of a session's batches, from the index; 0 for none.
+    fn session_stored_bytes(&self, project: i64, session: &str) -> Result<u64, Error>;
+    /// Caps the stored bytes one session may hold (`None`: no cap, the default): a new batch
+    /// that would pass it is refused with [`Error::SessionFull`] and nothing of it is stored
+    /// (a resent batch already stored is still a [`Stored::Duplicate`]). Checked from the
+    /// index at put time. Set it before the first batch.
+    fn limit_session_bytes(&self, cap: Option<u64>);
+    /// What a project stored since `since_ms`, from the session index: the sessions that
+    /// started since (with the ids of at most `max_ids` of them), and the stored bytes of the
+    /// sessions that received a batch since (a session that started before counts whole).
+    /// For seeding quota counters; not for the ingest path.
+    fn usage_since(&self, project: i64, since_ms: u64, max_ids: usize) -> Result<Usage, Error>;
     /// `(page, seq)` of every stored batch of a session, in replay order.
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error>;
     /// Number of stored batches in all projects.

@@ -7,7 +7,9 @@
 //! Compiled for this crate's own tests and with the `testsuite` feature (which the release
 //! server does not enable).
 
-use crate::{BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, SessionFilter, Storage, Stored};
+use crate::{
+    BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, RangeRequest, SessionFilter, Storage, Stored,
+};
 
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
 /// on the calling thread (never call them on an async worker).
@@ -62,6 +64,76 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(&make());
     errors_are_grouped_by_fingerprint_across_sessions(&make());
     environments_are_compared_with_other_sessions(&make());
+    range_reads_read_only_the_bodies_they_choose(&make());
+    a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(&make());
+}
+
+/// A body that cannot be read back (invalid gzip): a read that touches it fails.
+fn unreadable() -> BatchBody {
+    BatchBody { bytes: b"not gzip at all".to_vec(), gzip: true }
+}
+
+fn range_reads_read_only_the_bodies_they_choose(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    db.put_batch_blocking(p.id, &summary("s", "a", 0, 1_000), b"a0").expect("put");
+    db.put_body_blocking(p.id, &summary("s", "a", 1, 1_100), &unreadable()).expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "a", 2, 1_200), b"a2-").expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "a", 3, 9_000), b"a3--").expect("put");
+    db.put_body_blocking(p.id, &summary("s", "b", 0, 20_000), &unreadable()).expect("put");
+    let range = |from, max_bytes| RangeRequest { from, max_bytes, until_offset_ms: None, refuse_over: u64::MAX };
+    assert!(db.batches(p.id, "s").is_err(), "reading every body reads the unreadable ones");
+
+    // The unreadable bodies are outside these ranges, so they are never read.
+    let first = db.batch_range(p.id, "s", &range(0, 1)).expect("the first batch");
+    assert_eq!((first.total, first.bodies.clone(), first.next), (5, vec![b"a0".to_vec()], Some(1)));
+    assert_eq!(first.first_start_ms, 1_000);
+    let middle = db.batch_range(p.id, "s", &range(2, 7)).expect("two batches");
+    assert_eq!((middle.bodies, middle.next), (vec![b"a2-".to_vec(), b"a3--".to_vec()], Some(4)));
+    let budget = db.batch_range(p.id, "s", &range(2, 3)).expect("one batch fills the budget");
+    assert_eq!((budget.bodies.len(), budget.next), (1, Some(3)));
+    assert!(db.batch_range(p.id, "s", &range(1, 1)).is_err(), "a range with an unreadable body fails");
+    let past = db.batch_range(p.id, "s", &range(9, 1)).expect("past the end");
+    assert_eq!((past.total, past.bodies.len(), past.next), (5, 0, None));
+
+    // Up to a time: the batches before the first that started after it (the index's times).
+    let until = |t| RangeRequest { until_offset_ms: Some(t), ..RangeRequest::whole(u64::MAX) };
+    let by_0 = db.batch_range(p.id, "s", &until(0)).expect("up to the start");
+    assert_eq!((by_0.bodies, by_0.next), (vec![b"a0".to_vec()], Some(1)));
+    let by_8s = db.batch_range(p.id, "s", &until(8_000)).expect_err("a1 is unreadable");
+    assert!(!matches!(by_8s, Error::RangeTooLarge { .. }));
+
+    // Sizes come from the index: a read over the limit is refused before any body is read.
+    let stored = db.session_stored_bytes(p.id, "s").expect("stored bytes");
+    assert_eq!(stored, 2 + 15 + 3 + 4 + 15);
+    assert_eq!(db.session_stored_bytes(p.id, "nobody").expect("none"), 0);
+    match db.batch_range(p.id, "s", &RangeRequest::whole(stored - 1)) {
+        Err(Error::RangeTooLarge { bytes }) => assert_eq!(bytes, stored),
+        other => panic!("expected RangeTooLarge, got {other:?}"),
+    }
+    let other = db.create_project("other").expect("other");
+    assert_eq!(db.batch_range(other.id, "s", &range(0, 1)).expect("empty").total, 0, "projects are isolated");
+}
+
+fn a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    db.limit_session_bytes(Some(10));
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 0, 1_000), b"123456").expect("put"), Stored::New);
+    match db.put_batch_blocking(p.id, &summary("s", "p", 1, 1_100), b"789012") {
+        Err(Error::SessionFull { stored, cap }) => assert_eq!((stored, cap), (6, 10)),
+        other => panic!("expected SessionFull, got {other:?}"),
+    }
+    // A resend of what is stored is still a duplicate; a batch that fits still goes in.
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 0, 1_000), b"123456").expect("put"), Stored::Duplicate);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 2, 1_200), b"7890").expect("put"), Stored::New);
+    assert!(matches!(db.put_batch_blocking(p.id, &summary("s", "p", 3, 1_300), b"1"), Err(Error::SessionFull { .. })));
+    // Other sessions have their own allowance.
+    assert_eq!(db.put_batch_blocking(p.id, &summary("t", "p", 0, 1_000), b"123456").expect("put"), Stored::New);
+    let row = db.session(p.id, "s").expect("q").expect("row");
+    assert_eq!((row.batches, row.bytes), (2, 10), "the refused batches stored nothing");
+    assert_eq!(db.batches(p.id, "s").expect("batches"), vec![b"123456".to_vec(), b"7890".to_vec()]);
+    assert_eq!(db.batch_count().expect("count"), 3);
+    db.limit_session_bytes(None);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 3, 1_300), b"1").expect("no cap"), Stored::New);
 }
 
 fn environments_are_compared_with_other_sessions(db: &impl Storage) {

@@ -30,6 +30,7 @@ mod queries;
 mod schema;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,8 +42,11 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use self::queries::{project_row, session_row};
-use crate::shared::{SESSION_COLUMNS, to_i64};
-use crate::{BatchBody, BatchDone, Error, ErrorGroup, FactComparison, Project, SessionFilter, SessionRow, Storage};
+use crate::shared::{SESSION_COLUMNS, to_i64, to_u64};
+use crate::{
+    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, Project, RangeRequest, SessionFilter,
+    SessionRow, Storage, Usage,
+};
 
 /// How long an instance trusts its cached copy of a project (allowed origins may change).
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -82,6 +86,8 @@ struct Engine {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     keys: Arc<Mutex<KeyCache>>,
+    /// Most stored bytes one session may hold (`u64::MAX`: no cap).
+    session_cap: Arc<AtomicU64>,
 }
 
 /// The engine's runtime. Dropped without waiting, because the last clone of the storage may
@@ -154,8 +160,13 @@ impl PostgresStorage {
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()?
         };
-        let engine =
-            Engine { pool, store: options.store, prefix: options.prefix, keys: Arc::new(Mutex::new(HashMap::new())) };
+        let engine = Engine {
+            pool,
+            store: options.store,
+            prefix: options.prefix,
+            keys: Arc::new(Mutex::new(HashMap::new())),
+            session_cap: Arc::new(AtomicU64::new(u64::MAX)),
+        };
         let storage = PostgresStorage { engine, runtime };
         let schema = options.schema.clone();
         storage.block(move |e| async move { e.migrate(schema.as_deref()).await })?;
@@ -292,6 +303,51 @@ impl Storage for PostgresStorage {
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
         let session = text(session);
         self.block(move |e| async move { e.batches(project, &session).await })
+    }
+
+    fn batch_range(&self, project: i64, session: &str, range: &RangeRequest) -> Result<BatchRange, Error> {
+        let (session, range) = (text(session), *range);
+        self.block(move |e| async move { e.batch_range(project, &session, range).await })
+    }
+
+    fn session_stored_bytes(&self, project: i64, session: &str) -> Result<u64, Error> {
+        let session = text(session);
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            let row = client
+                .query_opt("SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2", &[&project, &session])
+                .await?;
+            Ok(row.map_or(0, |r| to_u64(r.get(0))))
+        })
+    }
+
+    fn limit_session_bytes(&self, cap: Option<u64>) {
+        self.engine.session_cap.store(cap.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn usage_since(&self, project: i64, since_ms: u64, max_ids: usize) -> Result<Usage, Error> {
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            let since = to_i64(since_ms);
+            let row = client
+                .query_one(
+                    "SELECT COUNT(*) FILTER (WHERE start_ms >= $2), COALESCE(SUM(bytes), 0)::BIGINT FROM sessions
+                     WHERE project_id = $1 AND received_ms >= $2",
+                    &[&project, &since],
+                )
+                .await?;
+            let ids = client
+                .query(
+                    "SELECT id FROM sessions WHERE project_id = $1 AND received_ms >= $2 AND start_ms >= $2 LIMIT $3",
+                    &[&project, &since, &i64::try_from(max_ids).unwrap_or(i64::MAX)],
+                )
+                .await?;
+            Ok(Usage {
+                sessions: to_u64(row.get(0)),
+                bytes: to_u64(row.get(1)),
+                session_ids: ids.iter().map(|r| r.get(0)).collect(),
+            })
+        })
     }
 
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {

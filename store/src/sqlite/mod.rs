@@ -37,9 +37,10 @@ use rusqlite::Connection;
 use self::index::{IndexCounts, PendingIndex, flush_all, recover_index};
 use self::sync::{AckPath, WAL_CHECKPOINT_PAGES, checkpoint_loop, sync_loop};
 use self::writer::{PendingBatch, writer_loop};
+use crate::model::choose_range;
 use crate::{
-    BatchBody, BatchDone, Error, ErrorGroup, FactComparison, IndexBacklog, Project, SessionFilter, SessionRow, Storage,
-    unpack,
+    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, Project, RangeRequest,
+    SessionFilter, SessionRow, Storage, Usage, unpack,
 };
 
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
@@ -59,6 +60,10 @@ pub struct SqliteStorage {
     /// second connection would open another database): those lookups take the main
     /// connection, still without a flush.
     accounts: Option<Arc<Mutex<Connection>>>,
+    /// A read-only connection of its own for batch bodies: a read chooses its batches from the
+    /// index under the main lock (flushed first), then reads only their bodies here, without
+    /// holding up the writer. `None` in memory (the main connection then, without a flush).
+    bodies: Option<Arc<Mutex<Connection>>>,
 }
 
 /// The connection, with the index entries of logged batches not yet written to the indexes.
@@ -93,7 +98,14 @@ impl SqliteStorage {
         let accounts = Connection::open(&path)?;
         accounts.busy_timeout(std::time::Duration::from_secs(5))?;
         accounts.pragma_update(None, "query_only", true)?;
-        let storage = SqliteStorage { accounts: Some(Arc::new(Mutex::new(accounts))), ..storage };
+        let bodies = Connection::open(&path)?;
+        bodies.busy_timeout(std::time::Duration::from_secs(5))?;
+        bodies.pragma_update(None, "query_only", true)?;
+        let storage = SqliteStorage {
+            accounts: Some(Arc::new(Mutex::new(accounts))),
+            bodies: Some(Arc::new(Mutex::new(bodies))),
+            ..storage
+        };
         let checkpointer = Connection::open(&path)?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let writes = Arc::clone(&storage.groups_committed);
@@ -151,6 +163,7 @@ impl SqliteStorage {
             groups_committed,
             backlog,
             accounts: None,
+            bodies: None,
         })
     }
 
@@ -165,6 +178,14 @@ impl SqliteStorage {
     /// connection's lock (see `accounts`).
     fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
         match &self.accounts {
+            Some(conn) => f(&*conn.lock().map_err(|_| Error::Poisoned)?),
+            None => f(&self.conn.lock().map_err(|_| Error::Poisoned)?.conn),
+        }
+    }
+
+    /// Reads batch bodies on their own connection (see `bodies`).
+    fn read_bodies<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        match &self.bodies {
             Some(conn) => f(&*conn.lock().map_err(|_| Error::Poisoned)?),
             None => f(&self.conn.lock().map_err(|_| Error::Poisoned)?.conn),
         }
@@ -242,6 +263,39 @@ impl Storage for SqliteStorage {
         rows.into_iter().map(|(body, encoding)| Ok(unpack(body, encoding == "gzip")?)).collect()
     }
 
+    fn batch_range(&self, project: i64, session: &str, range: &RangeRequest) -> Result<BatchRange, Error> {
+        // The index under the main lock (flushed first); the bodies after it is released.
+        let index = queries::indexed_batches(&self.lock()?.conn, project, session)?;
+        let (chosen, next, first_start_ms) = choose_range(&index, range)?;
+        let stored = self.read_bodies(|conn| {
+            let mut out = Vec::with_capacity(chosen.len());
+            for &i in &chosen {
+                // Missing only when retention deleted the session meanwhile.
+                out.extend(queries::logged_body(conn, index[i].body)?);
+            }
+            Ok(out)
+        })?;
+        let bodies = stored
+            .into_iter()
+            .map(|(body, encoding)| Ok(unpack(body, encoding == "gzip")?))
+            .collect::<Result<_, Error>>()?;
+        Ok(BatchRange { total: index.len(), bodies, next, first_start_ms })
+    }
+
+    fn session_stored_bytes(&self, project: i64, session: &str) -> Result<u64, Error> {
+        queries::session_stored_bytes(&self.lock()?.conn, project, session)
+    }
+
+    fn limit_session_bytes(&self, cap: Option<u64>) {
+        if let Ok(mut db) = self.conn.lock() {
+            db.index.session_cap = cap;
+        }
+    }
+
+    fn usage_since(&self, project: i64, since_ms: u64, max_ids: usize) -> Result<Usage, Error> {
+        queries::usage_since(&self.lock()?.conn, project, since_ms, max_ids)
+    }
+
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
         queries::batch_keys(&self.lock()?.conn, project, session)
     }
@@ -259,7 +313,11 @@ impl Storage for SqliteStorage {
     }
 
     fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
-        queries::delete_sessions_before(&mut self.lock()?.conn, cutoff_ms)
+        let mut db = self.lock()?;
+        let deleted = queries::delete_sessions_before(&mut db.conn, cutoff_ms)?;
+        // Sessions deleted may come back (a resent batch): their stored bytes start over.
+        db.index.forget_session_bytes();
+        Ok(deleted)
     }
 
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {

@@ -5,8 +5,9 @@
 use replay_core::now_ms;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use crate::model::IndexedBatch;
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
-use crate::{Error, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow};
+use crate::{Error, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Usage};
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
     let origins: String = r.get(3)?;
@@ -316,6 +317,49 @@ pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[St
 pub(super) fn project_by_key(conn: &Connection, key: &str) -> Result<Option<Project>, Error> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
     Ok(stmt.query_row([key], project_row).optional()?)
+}
+
+/// The batches of a session as the index knows them (their `batch_log` ids, stored sizes and
+/// start times), in replay order; no body is read.
+pub(super) fn indexed_batches(conn: &Connection, project: i64, session: &str) -> Result<Vec<IndexedBatch<i64>>, Error> {
+    let mut stmt =
+        conn.prepare_cached(concat!("SELECT k.batch, k.bytes, k.start_ms ", session_batches_in_replay_order!("")))?;
+    let rows = stmt
+        .query_map(params![project, session], |r| {
+            Ok(IndexedBatch { body: r.get::<_, i64>(0)?, bytes: to_u64(r.get(1)?), start_ms: to_u64(r.get(2)?) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// One logged body and its encoding (`None` when retention deleted it meanwhile).
+pub(super) fn logged_body(conn: &Connection, id: i64) -> Result<Option<(Vec<u8>, String)>, Error> {
+    let mut stmt = conn.prepare_cached("SELECT body, encoding FROM batch_log WHERE id = ?1")?;
+    Ok(stmt.query_row([id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))).optional()?)
+}
+
+/// Stored bytes of a session (from the session index).
+pub(super) fn session_stored_bytes(conn: &Connection, project: i64, session: &str) -> Result<u64, Error> {
+    let mut stmt = conn.prepare_cached("SELECT bytes FROM sessions WHERE project_id = ?1 AND id = ?2")?;
+    Ok(stmt.query_row(params![project, session], |r| r.get::<_, i64>(0)).optional()?.map_or(0, to_u64))
+}
+
+/// What a project stored since `since` (see [`crate::Storage::usage_since`]).
+pub(super) fn usage_since(conn: &Connection, project: i64, since: u64, max_ids: usize) -> Result<Usage, Error> {
+    let since = to_i64(since);
+    let (sessions, bytes): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*) FILTER (WHERE start_ms >= ?2), COALESCE(SUM(bytes), 0) FROM sessions
+         WHERE project_id = ?1 AND received_ms >= ?2",
+        params![project, since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let session_ids = conn
+        .prepare_cached(
+            "SELECT id FROM sessions WHERE project_id = ?1 AND received_ms >= ?2 AND start_ms >= ?2 LIMIT ?3",
+        )?
+        .query_map(params![project, since, i64::try_from(max_ids).unwrap_or(i64::MAX)], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(Usage { sessions: to_u64(sessions), bytes: to_u64(bytes), session_ids })
 }
 
 /// The stored bodies of a session and their encodings, in replay order.

@@ -131,6 +131,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE batches;
     CREATE TABLE index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_through INTEGER NOT NULL);
     INSERT INTO index_state (id, indexed_through) VALUES (1, (SELECT COALESCE(MAX(id), 0) FROM batch_log));",
+    // 8: each batch's stored size in the key index, so a read chooses its range without
+    // touching bodies.
+    "ALTER TABLE batch_keys ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE batch_keys SET bytes = COALESCE((SELECT length(b.body) FROM batch_log b WHERE b.id = batch_keys.batch), 0);",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

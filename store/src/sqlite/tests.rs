@@ -36,6 +36,30 @@ fn data_survives_reopening() {
 }
 
 #[test]
+fn range_reads_and_the_session_cap_hold_on_a_file_database_across_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = |seq| BatchSummary { session: "s".into(), page: "p".into(), seq, ..BatchSummary::default() };
+    let whole = crate::RangeRequest::whole(u64::MAX);
+    {
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        db.limit_session_bytes(Some(10));
+        let p = db.create_project("p").expect("project");
+        db.put_batch_blocking(p.id, &s(0), b"123456").expect("put");
+        // Read on the bodies' own connection, the index flushed first.
+        assert_eq!(db.batch_range(p.id, "s", &whole).expect("range").bodies, vec![b"123456".to_vec()]);
+    }
+    let db = SqliteStorage::open(dir.path()).expect("db");
+    db.limit_session_bytes(Some(10));
+    let p = db.projects().expect("projects")[0].id;
+    // The cap counts what the session stored before the restart (from the session index).
+    assert!(matches!(db.put_batch_blocking(p, &s(1), b"78901"), Err(Error::SessionFull { stored: 6, cap: 10 })));
+    assert_eq!(db.put_batch_blocking(p, &s(1), b"7890").expect("fits"), Stored::New);
+    let all = db.batch_range(p, "s", &whole).expect("range");
+    assert_eq!((all.total, all.bodies), (2, vec![b"123456".to_vec(), b"7890".to_vec()]));
+    assert_eq!(db.session_stored_bytes(p, "s").expect("bytes"), 10);
+}
+
+#[test]
 fn nothing_is_acknowledged_when_the_log_cannot_be_synced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (to_sync, unsynced) = mpsc::channel::<Acks>();
