@@ -723,3 +723,31 @@ async fn the_snapshot_at_a_time_counts_from_the_first_event_not_the_first_batch_
     let (_, html) = call(&app, get("/api/v1/sessions/late/snapshot")).await;
     assert_eq!(String::from_utf8_lossy(&html), "<html><head></head><body>hi</body></html>");
 }
+
+#[tokio::test]
+async fn daily_quotas_refuse_new_sessions_and_bytes_with_retry_after_and_are_counted() {
+    let batches = page_batches();
+    let encoded: Vec<Vec<u8>> = batches.iter().map(|b| encode_batch(b).expect("encode")).collect();
+    let config = Config { quota_sessions_per_day: Some(1), ..Config::default() };
+    let (app, key) = setup_with(config);
+    assert_eq!(call(&app, post(&key, encoded[0].clone())).await.0, StatusCode::OK);
+    let mut other = batches[0].clone();
+    other.session = "sess-2".into();
+    let res = app.clone().oneshot(post(&key, encode_batch(&other).expect("encode"))).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=86_400).contains(&retry), "until the next UTC day: {retry}");
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("\"quota_exceeded\""));
+    assert_eq!(call(&app, post(&key, encoded[1].clone())).await.0, StatusCode::OK, "a session of the day goes on");
+
+    let config = Config { quota_bytes_per_day: Some(encoded[0].len() as u64), ..Config::default() };
+    let (app, key) = setup_with(config);
+    assert_eq!(call(&app, post(&key, encoded[0].clone())).await.0, StatusCode::OK);
+    assert_eq!(call(&app, post(&key, encoded[1].clone())).await.0, StatusCode::TOO_MANY_REQUESTS);
+    let (_, metrics) = call(&app, get("/metrics")).await;
+    assert!(String::from_utf8_lossy(&metrics).contains("replay_ingest_rejected_total{reason=\"quota_bytes\"} 1"));
+    let (_, list) = call(&app, get("/api/v1/sessions")).await;
+    let list: serde_json::Value = serde_json::from_slice(&list).expect("json");
+    assert_eq!(list["sessions"][0]["batches"], 1, "the refused batch stored nothing");
+}

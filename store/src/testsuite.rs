@@ -66,6 +66,21 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     environments_are_compared_with_other_sessions(&make());
     range_reads_read_only_the_bodies_they_choose(&make());
     a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(&make());
+    usage_since_counts_sessions_started_and_bytes_received(&make());
+}
+
+fn usage_since_counts_sessions_started_and_bytes_received(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    db.put_batch_blocking(p.id, &summary("a", "p", 0, 1_000), b"aa").expect("put");
+    db.put_batch_blocking(p.id, &summary("b", "p", 0, 5_000), b"bbb").expect("put");
+    db.put_batch_blocking(p.id, &summary("b", "p", 1, 6_000), b"bbbb").expect("put");
+    db.put_batch_blocking(other.id, &summary("c", "p", 0, 5_000), b"c").expect("put");
+    let since = db.usage_since(p.id, 2_000, 10).expect("usage");
+    assert_eq!((since.sessions, since.session_ids, since.bytes), (1, vec!["b".to_string()], 7));
+    let all = db.usage_since(p.id, 0, 1).expect("usage");
+    assert_eq!((all.sessions, all.session_ids.len(), all.bytes), (2, 1, 9), "ids at most as asked");
+    assert_eq!(db.usage_since(other.id, 0, 10).expect("usage").bytes, 1);
 }
 
 /// A body that cannot be read back (invalid gzip): a read that touches it fails.
