@@ -134,6 +134,43 @@ enum ProjectCommand {
         #[arg(value_delimiter = ',')]
         origins: Vec<String>,
     },
+    /// Make a new ingest key for a project and print it; the project's other keys stay valid
+    /// for the grace period (a running server sees the change within 30 s).
+    RotateKey {
+        #[arg(long)]
+        project: i64,
+        /// How long the old keys keep working: e.g. 24h, 30m, 90s, 7d, 0 (default 24h).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        grace: Duration,
+    },
+    /// End one of a project's ingest keys at once (a running server refuses it within 30 s).
+    RevokeKey {
+        #[arg(long)]
+        project: i64,
+        key: String,
+    },
+    /// List a project's ingest keys, newest first, with when each ends.
+    Keys {
+        #[arg(long)]
+        project: i64,
+    },
+}
+
+/// A duration such as `24h`, `30m`, `90s`, `7d` or `0`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 24h, 30m, 90s or 7d"))?;
+    let seconds = match unit {
+        "" if n == 0 => 0,
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3_600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{text:?} is not a duration like 24h, 30m, 90s or 7d")),
+    };
+    Ok(Duration::from_secs(seconds))
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,6 +261,28 @@ fn project_command(storage: &dyn Storage, command: ProjectCommand) -> anyhow::Re
             for p in storage.projects()? {
                 let origins = if p.allowed_origins.is_empty() { "*".into() } else { p.allowed_origins.join(",") };
                 println!("{}\t{}\t{}\t{}", p.id, p.name, p.ingest_key, origins);
+            }
+        }
+        ProjectCommand::RotateKey { project, grace } => {
+            let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+            let key = storage.rotate_key(project, grace_ms)?;
+            println!("project {project}: new ingest key: {key}");
+            println!("  its previous keys keep working for {}s", grace.as_secs());
+        }
+        ProjectCommand::RevokeKey { project, key } => {
+            anyhow::ensure!(storage.revoke_key(project, &key)?, "project {project} has no live key {key}");
+            println!("project {project}: key {key} revoked");
+        }
+        ProjectCommand::Keys { project } => {
+            let now = replay_core::now_ms();
+            for k in storage.ingest_keys(project)? {
+                let state = match (k.revoked_ms, k.expires_ms) {
+                    (Some(_), _) => "revoked".to_owned(),
+                    (None, Some(end)) if end <= now => "expired".to_owned(),
+                    (None, Some(end)) => format!("ends in {}s", (end - now).div_ceil(1000)),
+                    (None, None) => "live".to_owned(),
+                };
+                println!("{}\t{state}", k.key);
             }
         }
         ProjectCommand::Origins { id, origins } => {
@@ -356,6 +415,16 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grace_periods_parse_with_their_unit() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("12").is_err() && parse_duration("1w").is_err() && parse_duration("h").is_err());
+    }
 
     #[test]
     fn secrets_come_from_their_file_without_the_newline() {

@@ -751,3 +751,19 @@ async fn daily_quotas_refuse_new_sessions_and_bytes_with_retry_after_and_are_cou
     let list: serde_json::Value = serde_json::from_slice(&list).expect("json");
     assert_eq!(list["sessions"][0]["batches"], 1, "the refused batch stored nothing");
 }
+
+#[tokio::test]
+async fn a_rotated_key_works_in_its_grace_period_and_a_revoked_key_is_refused_at_once() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let p = storage.create_project("shop").expect("project");
+    let app = app_with(storage.clone(), Config::default());
+    let batches: Vec<Vec<u8>> = page_batches().iter().map(|b| encode_batch(b).expect("encode")).collect();
+    assert_eq!(call(&app, post(&p.ingest_key, batches[0].clone())).await.0, StatusCode::OK, "cached now");
+    let new = storage.rotate_key(p.id, 3_600_000).expect("rotate");
+    assert_eq!(call(&app, post(&new, batches[1].clone())).await.0, StatusCode::OK);
+    assert_eq!(call(&app, post(&p.ingest_key, batches[1].clone())).await.0, StatusCode::OK, "in its grace period");
+    assert!(storage.revoke_key(p.id, &p.ingest_key).expect("revoke"));
+    let (status, body) = call(&app, post(&p.ingest_key, batches[1].clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(call(&app, post(&new, batches[1].clone())).await.0, StatusCode::OK);
+}

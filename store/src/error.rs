@@ -62,6 +62,8 @@ pub enum Error {
     /// no body was read.
     #[error("the batches to read hold {bytes} stored bytes, more than a read may load")]
     RangeTooLarge { bytes: u64 },
+    #[error("no project with id {0}")]
+    NoSuchProject(i64),
     /// The group commit a batch was part of failed (shared by every batch of the group).
     #[error("group commit failed: {0}")]
     GroupCommit(#[source] Arc<Error>),

@@ -40,7 +40,7 @@ pub use replay_core::{BatchSummary, ErrorSighting};
 pub use error::Error;
 pub use model::{
     BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
-    Project, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
+    IngestKey, Project, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
 };
 pub use postgres::{KEY_CACHE_TTL, PostgresOptions, PostgresStorage};
 pub use sqlite::SqliteStorage;
@@ -57,8 +57,16 @@ pub trait Storage: Send + Sync + 'static {
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error>;
     /// All projects, oldest first.
     fn projects(&self) -> Result<Vec<Project>, Error>;
-    /// The project owning an ingest key.
+    /// The project owning a live ingest key (not revoked, not past its expiry).
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error>;
+    /// Makes a new ingest key for `project` (it becomes the project's `ingest_key`) and keeps
+    /// its other live keys valid for `grace_ms` more (those ending sooner keep their end).
+    /// Returns the new key.
+    fn rotate_key(&self, project: i64, grace_ms: u64) -> Result<String, Error>;
+    /// Ends one of `project`'s keys at once; false when it has no such live key.
+    fn revoke_key(&self, project: i64, key: &str) -> Result<bool, Error>;
+    /// The keys of a project, newest first (revoked and expired ones included).
+    fn ingest_keys(&self, project: i64) -> Result<Vec<IngestKey>, Error>;
     /// Stores one batch durably (idempotent on its key: a resent batch is
     /// [`Stored::Duplicate`] and changes nothing) and updates the session index, then hands the
     /// outcome to `done`, possibly on another thread. Never blocks the caller: engines with a

@@ -27,6 +27,24 @@ impl Project {
     }
 }
 
+/// One ingest key of a project. A project has several while a rotation's grace period runs:
+/// a key is accepted until it expires or is revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestKey {
+    pub key: String,
+    pub created_ms: u64,
+    /// When the key stops being accepted (`None`: never, until revoked).
+    pub expires_ms: Option<u64>,
+    pub revoked_ms: Option<u64>,
+}
+
+impl IngestKey {
+    /// Whether the key is accepted at `now_ms`.
+    pub fn live(&self, now_ms: u64) -> bool {
+        self.revoked_ms.is_none() && self.expires_ms.is_none_or(|end| now_ms < end)
+    }
+}
+
 /// How one environment fact of a session compares with the project's other sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FactComparison {

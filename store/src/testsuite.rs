@@ -67,6 +67,42 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     range_reads_read_only_the_bodies_they_choose(&make());
     a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(&make());
     usage_since_counts_sessions_started_and_bytes_received(&make());
+    ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(&make());
+}
+
+fn ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let q = db.create_project("q").expect("q");
+    let owner = |key: &str| db.project_by_key(key).expect("lookup").map(|p| p.id);
+    let old = p.ingest_key.clone();
+    assert_eq!(db.ingest_keys(p.id).expect("keys").len(), 1);
+    let new = db.rotate_key(p.id, 3_600_000).expect("rotate");
+    assert_ne!(new, old);
+    assert_eq!((owner(&old), owner(&new)), (Some(p.id), Some(p.id)), "the old key works during the grace period");
+    assert_eq!(db.projects().expect("projects")[0].ingest_key, new, "the project shows its new key");
+    let keys = db.ingest_keys(p.id).expect("keys");
+    assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), vec![new.as_str(), old.as_str()]);
+    assert!(keys[0].expires_ms.is_none() && keys[1].expires_ms.is_some());
+    assert!(keys.iter().all(|k| k.live(replay_core::now_ms())));
+
+    assert!(db.cached_project(&old).is_some() || owner(&old).is_some());
+    assert!(db.revoke_key(p.id, &old).expect("revoke"));
+    assert_eq!(owner(&old), None, "refused at once");
+    assert!(db.cached_project(&old).is_none(), "and not from a cache");
+    assert!(!db.revoke_key(p.id, &old).expect("revoke"), "revoked once");
+    assert!(!db.revoke_key(p.id, &q.ingest_key).expect("revoke"), "another project's key is not this project's");
+    assert_eq!(owner(&q.ingest_key), Some(q.id));
+    assert!(db.ingest_keys(p.id).expect("keys")[1].revoked_ms.is_some());
+
+    // A grace period ends on its own, in the cache too.
+    let newer = db.rotate_key(p.id, 300).expect("rotate");
+    assert_eq!((owner(&new), owner(&newer)), (Some(p.id), Some(p.id)));
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(db.cached_project(&new).is_none(), "the cache honours the key's end");
+    assert_eq!((owner(&new), owner(&newer)), (None, Some(p.id)));
+    let now = db.rotate_key(p.id, 0).expect("rotate");
+    assert_eq!((owner(&newer), owner(&now)), (None, Some(p.id)), "no grace: the old key ends at once");
+    assert!(db.rotate_key(999_999, 0).is_err(), "no such project");
 }
 
 fn usage_since_counts_sessions_started_and_bytes_received(db: &impl Storage) {

@@ -29,10 +29,9 @@ mod bodies;
 mod queries;
 mod schema;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use object_store::ObjectStore;
@@ -42,10 +41,10 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use self::queries::{project_row, session_row};
-use crate::shared::{SESSION_COLUMNS, to_i64, to_u64};
+use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64};
 use crate::{
-    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, Project, RangeRequest, SessionFilter,
-    SessionRow, Storage, Usage,
+    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, RangeRequest,
+    SessionFilter, SessionRow, Storage, Usage,
 };
 
 /// How long an instance trusts its cached copy of a project (allowed origins may change).
@@ -76,16 +75,13 @@ pub struct PostgresStorage {
     runtime: Arc<OwnRuntime>,
 }
 
-/// Projects by ingest key, with when each was read.
-type KeyCache = HashMap<String, (Arc<Project>, Instant)>;
-
 /// The async half: a connection pool and the object store.
 #[derive(Clone)]
 struct Engine {
     pool: Pool,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
-    keys: Arc<Mutex<KeyCache>>,
+    keys: Arc<KeyCache>,
     /// Most stored bytes one session may hold (`u64::MAX`: no cap).
     session_cap: Arc<AtomicU64>,
 }
@@ -164,7 +160,7 @@ impl PostgresStorage {
             pool,
             store: options.store,
             prefix: options.prefix,
-            keys: Arc::new(Mutex::new(HashMap::new())),
+            keys: Arc::new(KeyCache::default()),
             session_cap: Arc::new(AtomicU64::new(u64::MAX)),
         };
         let storage = PostgresStorage { engine, runtime };
@@ -225,24 +221,42 @@ impl Storage for PostgresStorage {
     fn create_project(&self, name: &str) -> Result<Project, Error> {
         let (name, key) = (text(name), new_key()?);
         self.block(move |e| async move {
-            let client = e.pool.get().await?;
-            let row = client
+            let mut client = e.pool.get().await?;
+            let tx = client.transaction().await?;
+            let now = to_i64(now_ms());
+            let row = tx
                 .query_one(
                     "INSERT INTO projects (name, ingest_key, created_ms) VALUES ($1, $2, $3) RETURNING id",
-                    &[&name, &key, &to_i64(now_ms())],
+                    &[&name, &key, &now],
                 )
                 .await?;
-            Ok(Project { id: row.get(0), name, ingest_key: key, allowed_origins: vec![] })
+            let id: i64 = row.get(0);
+            tx.execute("INSERT INTO ingest_keys (key, project_id, created_ms) VALUES ($1, $2, $3)", &[&key, &id, &now])
+                .await?;
+            tx.commit().await?;
+            Ok(Project { id, name, ingest_key: key, allowed_origins: vec![] })
         })
+    }
+
+    fn rotate_key(&self, project: i64, grace_ms: u64) -> Result<String, Error> {
+        let key = new_key()?;
+        self.block(move |e| async move { e.rotate_key(project, key, grace_ms).await })
+    }
+
+    fn revoke_key(&self, project: i64, key: &str) -> Result<bool, Error> {
+        let key = text(key);
+        self.block(move |e| async move { e.revoke_key(project, key).await })
+    }
+
+    fn ingest_keys(&self, project: i64) -> Result<Vec<IngestKey>, Error> {
+        self.block(move |e| async move { e.ingest_keys(project).await })
     }
 
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
         let joined = text(&origins.join(","));
         self.block(move |e| async move {
             e.execute("UPDATE projects SET allowed_origins = $2 WHERE id = $1", params![project, joined]).await?;
-            if let Ok(mut k) = e.keys.lock() {
-                k.clear();
-            }
+            e.keys.clear();
             Ok(())
         })
     }

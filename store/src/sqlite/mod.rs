@@ -25,7 +25,6 @@ mod schema;
 mod sync;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -38,9 +37,10 @@ use self::index::{IndexCounts, PendingIndex, flush_all, recover_index};
 use self::sync::{AckPath, WAL_CHECKPOINT_PAGES, checkpoint_loop, sync_loop};
 use self::writer::{PendingBatch, writer_loop};
 use crate::model::choose_range;
+use crate::shared::KeyCache;
 use crate::{
-    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, Project, RangeRequest,
-    SessionFilter, SessionRow, Storage, Usage, unpack,
+    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
+    RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
 };
 
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
@@ -48,8 +48,10 @@ use crate::{
 pub struct SqliteStorage {
     conn: Arc<Mutex<Db>>,
     writer: channel::Sender<PendingBatch>,
-    /// Projects by ingest key (hit on every ingest request); cleared when projects change.
-    keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
+    /// Projects by ingest key (hit on every ingest request); cleared when projects or keys
+    /// change through this storage, and trusted for [`crate::KEY_CACHE_TTL`] (changes made by
+    /// another process: `replay-server project revoke-key`).
+    keys: Arc<KeyCache>,
     /// Group commits so far (tells the checkpoint thread whether there is anything to do).
     groups_committed: Arc<AtomicU64>,
     /// The index backlog's size, as the writer last published it.
@@ -159,7 +161,7 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             conn,
             writer,
-            keys: Arc::new(Mutex::new(HashMap::new())),
+            keys: Arc::new(KeyCache::default()),
             groups_committed,
             backlog,
             accounts: None,
@@ -168,9 +170,7 @@ impl SqliteStorage {
     }
 
     fn forget_keys(&self) {
-        if let Ok(mut k) = self.keys.lock() {
-            k.clear();
-        }
+        self.keys.clear();
     }
 
     /// Runs a lookup of projects, settings, users or logins (tables the writer's batches never
@@ -225,11 +225,28 @@ impl Storage for SqliteStorage {
         if let Some(p) = self.cached_project(key) {
             return Ok(Some(Project::clone(&p)));
         }
-        let project = self.lookup(|c| queries::project_by_key(c, key))?;
-        if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
-            cache.insert(key.to_owned(), Arc::new(p.clone()));
+        let found = self.lookup(|c| queries::project_by_key(c, key))?;
+        if let Some((p, expires_ms)) = &found {
+            self.keys.insert(key, p, *expires_ms);
         }
-        Ok(project)
+        Ok(found.map(|(p, _)| p))
+    }
+
+    fn rotate_key(&self, project: i64, grace_ms: u64) -> Result<String, Error> {
+        let key = new_key()?;
+        queries::rotate_key(&self.lock()?.conn, project, &key, grace_ms)?;
+        self.forget_keys();
+        Ok(key)
+    }
+
+    fn revoke_key(&self, project: i64, key: &str) -> Result<bool, Error> {
+        let revoked = queries::revoke_key(&self.lock()?.conn, project, key)?;
+        self.forget_keys();
+        Ok(revoked)
+    }
+
+    fn ingest_keys(&self, project: i64) -> Result<Vec<IngestKey>, Error> {
+        self.lookup(|c| queries::ingest_keys(c, project))
     }
 
     fn put_batch(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone) {
@@ -240,7 +257,7 @@ impl Storage for SqliteStorage {
     }
 
     fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
-        self.keys.lock().ok().and_then(|k| k.get(key).cloned())
+        self.keys.get(key)
     }
 
     fn find_sessions(

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::model::IndexedBatch;
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
-use crate::{Error, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Usage};
+use crate::{
+    Error, ErrorGroup, FactComparison, IngestKey, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Usage,
+};
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
     let origins: String = r.get(3)?;
@@ -302,11 +304,62 @@ pub(super) fn delete_login(conn: &Connection, token_hash: &str) -> Result<(), Er
 }
 
 pub(super) fn insert_project(conn: &Connection, name: &str, key: &str) -> Result<i64, Error> {
-    conn.execute(
-        "INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)",
-        params![name, key, to_i64(now_ms())],
+    let tx = conn.unchecked_transaction()?;
+    let now = to_i64(now_ms());
+    tx.execute("INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)", params![name, key, now])?;
+    let id = tx.last_insert_rowid();
+    tx.execute("INSERT INTO ingest_keys (key, project_id, created_ms) VALUES (?1, ?2, ?3)", params![key, id, now])?;
+    tx.commit()?;
+    Ok(id)
+}
+
+/// See [`crate::Storage::rotate_key`].
+pub(super) fn rotate_key(conn: &Connection, project: i64, key: &str, grace_ms: u64) -> Result<(), Error> {
+    let tx = conn.unchecked_transaction()?;
+    let now = now_ms();
+    let (now_i, end) = (to_i64(now), to_i64(now.saturating_add(grace_ms)));
+    tx.execute(
+        "UPDATE ingest_keys SET expires_ms = MIN(COALESCE(expires_ms, ?2), ?2)
+         WHERE project_id = ?1 AND revoked_ms IS NULL",
+        params![project, end],
     )?;
-    Ok(conn.last_insert_rowid())
+    tx.execute(
+        "INSERT INTO ingest_keys (key, project_id, created_ms) VALUES (?1, ?2, ?3)",
+        params![key, project, now_i],
+    )?;
+    if tx.execute("UPDATE projects SET ingest_key = ?2 WHERE id = ?1", params![project, key])? == 0 {
+        return Err(Error::NoSuchProject(project));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// See [`crate::Storage::revoke_key`].
+pub(super) fn revoke_key(conn: &Connection, project: i64, key: &str) -> Result<bool, Error> {
+    let n = conn.execute(
+        "UPDATE ingest_keys SET revoked_ms = ?3
+         WHERE project_id = ?1 AND key = ?2 AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?3)",
+        params![project, key, to_i64(now_ms())],
+    )?;
+    Ok(n > 0)
+}
+
+pub(super) fn ingest_keys(conn: &Connection, project: i64) -> Result<Vec<IngestKey>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, created_ms, expires_ms, revoked_ms FROM ingest_keys WHERE project_id = ?1
+         ORDER BY created_ms DESC, rowid DESC",
+    )?;
+    let rows = stmt
+        .query_map([project], |r| {
+            Ok(IngestKey {
+                key: r.get(0)?,
+                created_ms: to_u64(r.get(1)?),
+                expires_ms: r.get::<_, Option<i64>>(2)?.map(to_u64),
+                revoked_ms: r.get::<_, Option<i64>>(3)?.map(to_u64),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[String]) -> Result<(), Error> {
@@ -314,9 +367,17 @@ pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[St
     Ok(())
 }
 
-pub(super) fn project_by_key(conn: &Connection, key: &str) -> Result<Option<Project>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
-    Ok(stmt.query_row([key], project_row).optional()?)
+/// The project of a live key, and when the key expires.
+pub(super) fn project_by_key(conn: &Connection, key: &str) -> Result<Option<(Project, Option<u64>)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.id, p.name, p.ingest_key, p.allowed_origins, k.expires_ms
+         FROM ingest_keys k JOIN projects p ON p.id = k.project_id
+         WHERE k.key = ?1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > ?2)",
+    )?;
+    let row = stmt
+        .query_row(params![key, to_i64(now_ms())], |r| Ok((project_row(r)?, r.get::<_, Option<i64>>(4)?.map(to_u64))))
+        .optional()?;
+    Ok(row)
 }
 
 /// The batches of a session as the index knows them (their `batch_log` ids, stored sizes and

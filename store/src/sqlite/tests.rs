@@ -463,6 +463,12 @@ fn a_version_6_database_moves_its_batches_to_the_log() {
     assert_eq!(bodies, [b"a0".to_vec(), b"a1".to_vec(), b"b0".to_vec()], "replay order kept");
     let s = BatchSummary { session: "s".into(), page: "a".into(), seq: 1, ..BatchSummary::default() };
     assert_eq!(db.put_batch_blocking(1, &s, b"again").expect("put"), Stored::Duplicate);
+    // Migration 8 gave the old batches their stored sizes; 9 kept the project's key working.
+    let range = crate::RangeRequest { max_bytes: 2, ..crate::RangeRequest::whole(u64::MAX) };
+    let first = db.batch_range(1, "s", &range).expect("range");
+    assert_eq!((first.bodies, first.next, first.total), (vec![b"a0".to_vec()], Some(1), 3));
+    assert_eq!(db.project_by_key("k").expect("lookup").map(|p| p.id), Some(1));
+    assert_eq!(db.ingest_keys(1).expect("keys").len(), 1);
 }
 
 #[test]
