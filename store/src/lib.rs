@@ -8,9 +8,9 @@
 //! same key twice is a no-op, which is what makes ingest idempotent.
 //!
 //! Modules:
-//! - [`model`]: what the engines store and answer (projects, session rows, error groups,
-//!   environment comparisons, filters, stored bodies);
-//! - `shared`: SQL and row handling both engines use;
+//! - [`model`]: what the engines store and answer (projects and their ingest keys, session rows,
+//!   error groups, environment comparisons, filters, stored bodies, batch ranges, usage);
+//! - `shared`: SQL, row handling and the cache of projects by key both engines use;
 //! - [`sqlite`]: the embedded engine (writer thread with group commit, sync thread, bulk index,
 //!   schema, read queries);
 //! - [`postgres`]: the scale-out engine (schema, queries, batch bodies in the object store);

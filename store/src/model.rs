@@ -1,13 +1,16 @@
-//! What the engines store and answer: projects, session rows and their filter, error groups,
-//! environment comparisons, stored bodies and the outcome of storing one.
+//! What the engines store and answer: projects and their ingest keys, session rows and their
+//! filter, error groups, environment comparisons, stored bodies and the outcome of storing one,
+//! ranges of batches (chosen from the index) and a project's usage.
 
 use serde::Serialize;
 
-/// A project: the unit of isolation. Its ingest key is public (write-only).
+/// A project: the unit of isolation. Its ingest keys are public (write-only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Project {
     pub id: i64,
     pub name: String,
+    /// The newest key (others may be accepted during a rotation's grace period, see
+    /// [`IngestKey`]).
     pub ingest_key: String,
     /// Origins allowed to send batches (`https://shop.example`); empty means any origin.
     pub allowed_origins: Vec<String>,

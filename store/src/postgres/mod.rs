@@ -4,8 +4,13 @@
 //! Several `replay-server` instances can point at the same database and bucket: nothing about
 //! a session lives in one instance's memory, so a load balancer may send any request anywhere.
 //! The only per-instance state is a short-lived cache of projects by ingest key (changes to a
-//! project's allowed origins reach other instances within [`KEY_CACHE_TTL`]) and the rate
-//! limiters.
+//! project's allowed origins, and revoked keys, reach other instances within
+//! [`KEY_CACHE_TTL`]; a key in a rotation's grace period is dropped from it at its end) and the
+//! rate limiters.
+//!
+//! A read of batches chooses them from the `batches` rows (stored size, start time) and fetches
+//! only those objects. The per-session byte cap is checked with the duplicate check (one query)
+//! before the upload, and again in the batch's transaction (concurrent uploads of a session).
 //!
 //! Storing a batch: if its key `(project, session, page, seq)` is already indexed the batch is a
 //! duplicate and nothing is written. Otherwise the body goes to a fresh object first, then one
@@ -47,7 +52,8 @@ use crate::{
     SessionFilter, SessionRow, Storage, Usage,
 };
 
-/// How long an instance trusts its cached copy of a project (allowed origins may change).
+/// How long an instance trusts its cached copy of a project by ingest key (allowed origins may
+/// change, keys may be revoked by another process or instance); both engines use it.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Where the engine keeps things.

@@ -12,6 +12,12 @@
 //! batches' keys, the session index, error groups, environment facts) are written later, in
 //! bulk (`index`). Bodies are stored as sent (gzip stays gzip) and decoded on read.
 //!
+//! A read of batches chooses them from `batch_keys` (each batch's stored size and start, in
+//! replay order) under the main lock, flushed first, then reads only the chosen bodies on a
+//! read-only connection of its own, without holding up the writer. The writer refuses a new
+//! batch past the per-session cap from the sessions' stored bytes it keeps in memory (seeded
+//! from the session index).
+//!
 //! Modules:
 //! - `writer`: the writer thread and its group commit;
 //! - `sync`: the sync thread (log durability) and the checkpoint thread;
