@@ -42,7 +42,8 @@ pub use model::{
     BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
     IngestKey, Project, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
 };
-pub use postgres::{KEY_CACHE_TTL, PostgresOptions, PostgresStorage};
+pub use postgres::{PostgresOptions, PostgresStorage};
+pub use shared::KEY_CACHE_TTL;
 pub use sqlite::SqliteStorage;
 
 /// Receives the outcome of [`Storage::put_batch`], possibly on another thread. Engines call it

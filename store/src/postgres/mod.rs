@@ -5,7 +5,7 @@
 //! a session lives in one instance's memory, so a load balancer may send any request anywhere.
 //! The only per-instance state is a short-lived cache of projects by ingest key (changes to a
 //! project's allowed origins, and revoked keys, reach other instances within
-//! [`KEY_CACHE_TTL`]; a key in a rotation's grace period is dropped from it at its end) and the
+//! [`crate::KEY_CACHE_TTL`]; a key in a rotation's grace period is dropped from it at its end) and the
 //! rate limiters.
 //!
 //! A read of batches chooses them from the `batches` rows (stored size, start time) and fetches
@@ -51,10 +51,6 @@ use crate::{
     BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, RangeRequest,
     SessionFilter, SessionRow, Storage, Usage,
 };
-
-/// How long an instance trusts its cached copy of a project by ingest key (allowed origins may
-/// change, keys may be revoked by another process or instance); both engines use it.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Where the engine keeps things.
 #[derive(Clone)]
