@@ -211,10 +211,10 @@ async fn ingest_inner(
     };
     let stored_bytes = raw.bytes.len() as u64;
     let now = replay_core::now_ms();
-    if state.quotas.enabled() {
+    if state.quotas.applies(&project) {
         if state.quotas.needs_seed(project.id) {
             // Once per project after a start: what the index says it stored today.
-            let (id, since, max_ids) = (project.id, Quotas::day_start(now), state.quotas.seed_ids());
+            let (id, since, max_ids) = (project.id, Quotas::day_start(now), state.quotas.seed_ids(&project));
             let usage = match state.blocking(move |s| s.usage_since(id, since, max_ids)).await {
                 Ok(usage) => usage,
                 Err(e) => {
@@ -222,9 +222,9 @@ async fn ingest_inner(
                     replay_store::Usage::default()
                 }
             };
-            state.quotas.seed(project.id, &usage, now);
+            state.quotas.seed(&project, &usage, now);
         }
-        state.quotas.admit(project.id, &summary.session, stored_bytes, now).map_err(|over| {
+        state.quotas.admit(&project, &summary.session, stored_bytes, now).map_err(|over| {
             let what = if over.reason == Reason::QuotaBytes { "bytes" } else { "new sessions" };
             ApiError::new(
                 over.reason,

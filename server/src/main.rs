@@ -154,6 +154,37 @@ enum ProjectCommand {
         #[arg(long)]
         project: i64,
     },
+    /// Set a project's own daily quotas (over --quota-bytes-per-day and
+    /// --quota-sessions-per-day): a number (0: no quota) or `default` (the server's). A quota
+    /// not named stays as it is.
+    Quota {
+        #[arg(long)]
+        project: i64,
+        #[arg(long, value_parser = parse_quota)]
+        bytes_per_day: Option<QuotaValue>,
+        #[arg(long, value_parser = parse_quota)]
+        sessions_per_day: Option<QuotaValue>,
+    },
+}
+
+/// A project's own quota as given on the command line: `default` (the server's) or a number.
+#[derive(Debug, Clone, Copy)]
+struct QuotaValue(Option<u64>);
+
+fn parse_quota(text: &str) -> Result<QuotaValue, String> {
+    match text.trim() {
+        "default" => Ok(QuotaValue(None)),
+        n => n.parse().map(|n| QuotaValue(Some(n))).map_err(|_| format!("{text:?} is not a number or `default`")),
+    }
+}
+
+/// How a project's own quota reads in `project list`.
+fn quota_text(own: Option<u64>) -> String {
+    match own {
+        None => "default".into(),
+        Some(0) => "none".into(),
+        Some(n) => n.to_string(),
+    }
 }
 
 /// A duration such as `24h`, `30m`, `90s`, `7d` or `0`.
@@ -260,7 +291,12 @@ fn project_command(storage: &dyn Storage, command: ProjectCommand) -> anyhow::Re
         ProjectCommand::List => {
             for p in storage.projects()? {
                 let origins = if p.allowed_origins.is_empty() { "*".into() } else { p.allowed_origins.join(",") };
-                println!("{}\t{}\t{}\t{}", p.id, p.name, p.ingest_key, origins);
+                let quota = format!(
+                    "bytes/day {} sessions/day {}",
+                    quota_text(p.quota.bytes_per_day),
+                    quota_text(p.quota.sessions_per_day)
+                );
+                println!("{}\t{}\t{}\t{}\t{quota}", p.id, p.name, p.ingest_key, origins);
             }
         }
         ProjectCommand::RotateKey { project, grace } => {
@@ -284,6 +320,23 @@ fn project_command(storage: &dyn Storage, command: ProjectCommand) -> anyhow::Re
                 };
                 println!("{}\t{state}", k.key);
             }
+        }
+        ProjectCommand::Quota { project, bytes_per_day, sessions_per_day } => {
+            let current = storage
+                .projects()?
+                .into_iter()
+                .find(|p| p.id == project)
+                .ok_or_else(|| anyhow::anyhow!("no project with id {project}"))?;
+            let quota = replay_store::ProjectQuota {
+                bytes_per_day: bytes_per_day.map_or(current.quota.bytes_per_day, |v| v.0),
+                sessions_per_day: sessions_per_day.map_or(current.quota.sessions_per_day, |v| v.0),
+            };
+            storage.set_project_quota(project, quota)?;
+            println!(
+                "project {project}: bytes/day {}, sessions/day {} (a running server applies it within 30 s)",
+                quota_text(quota.bytes_per_day),
+                quota_text(quota.sessions_per_day)
+            );
         }
         ProjectCommand::Origins { id, origins } => {
             storage.set_allowed_origins(id, &origins)?;

@@ -1,5 +1,6 @@
 //! Per-project daily quotas: stored bytes and new sessions per UTC day
-//! (`--quota-bytes-per-day`, `--quota-sessions-per-day`), counted in memory.
+//! (`--quota-bytes-per-day`, `--quota-sessions-per-day`, or the project's own, set with
+//! `replay-server project quota`), counted in memory.
 //!
 //! The ingest path checks and counts without a database round trip: one lock and one hash
 //! lookup. A project's counter is seeded from the session index the first time the project
@@ -19,6 +20,8 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
+
+use replay_store::Project;
 
 use crate::reject::Reason;
 
@@ -58,19 +61,28 @@ impl Quotas {
         Quotas { bytes_per_day, sessions_per_day, days: Mutex::new(HashMap::new()), hasher: RandomState::new() }
     }
 
-    /// Whether any quota is set (otherwise nothing is counted).
-    pub fn enabled(&self) -> bool {
-        self.bytes_per_day.is_some() || self.sessions_per_day.is_some()
+    /// The quotas of `project` (bytes, sessions): its own, else the server's; 0 is none.
+    pub fn limits(&self, project: &Project) -> (Option<u64>, Option<u64>) {
+        let pick = |own: Option<u64>, server: Option<u64>| own.or(server).filter(|&n| n > 0);
+        (
+            pick(project.quota.bytes_per_day, self.bytes_per_day),
+            pick(project.quota.sessions_per_day, self.sessions_per_day),
+        )
     }
 
-    /// How many session ids a seed needs (see [`Quotas::seed`]).
-    pub fn seed_ids(&self) -> usize {
-        self.sessions_per_day.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    /// Whether any quota applies to `project` (otherwise nothing of it is counted).
+    pub fn applies(&self, project: &Project) -> bool {
+        self.limits(project) != (None, None)
+    }
+
+    /// How many session ids a seed of `project` needs (see [`Quotas::seed`]).
+    pub fn seed_ids(&self, project: &Project) -> usize {
+        self.limits(project).1.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Whether `project` has no counter yet since this instance started.
     pub fn needs_seed(&self, project: i64) -> bool {
-        self.enabled() && self.days.lock().is_ok_and(|d| !d.contains_key(&project))
+        self.days.lock().is_ok_and(|d| !d.contains_key(&project))
     }
 
     /// Start of the UTC day of `now_ms`.
@@ -80,37 +92,38 @@ impl Quotas {
 
     /// Seeds `project`'s counter from what the index says it stored today (unless another
     /// request seeded it meanwhile).
-    pub fn seed(&self, project: i64, usage: &replay_store::Usage, now_ms: u64) {
+    pub fn seed(&self, project: &Project, usage: &replay_store::Usage, now_ms: u64) {
         let Ok(mut days) = self.days.lock() else { return };
-        if days.contains_key(&project) {
+        if days.contains_key(&project.id) {
             return;
         }
         let mut day = Day { day: now_ms / DAY_MS, bytes: usage.bytes, ..Day::default() };
-        if self.sessions_per_day.is_some() {
+        if self.limits(project).1.is_some() {
             day.sessions = usage.session_ids.iter().map(|id| self.hasher.hash_one(id)).collect();
             day.unlisted_sessions = usage.sessions.saturating_sub(day.sessions.len() as u64);
         }
-        days.insert(project, day);
+        days.insert(project.id, day);
     }
 
     /// Checks a batch of `session` holding `bytes` against `project`'s quotas for the day of
     /// `now_ms`, and counts its session when that is new. Its bytes are counted once it is
     /// stored ([`Quotas::stored`]).
-    pub fn admit(&self, project: i64, session: &str, bytes: u64, now_ms: u64) -> Result<(), OverQuota> {
-        if !self.enabled() {
+    pub fn admit(&self, project: &Project, session: &str, bytes: u64, now_ms: u64) -> Result<(), OverQuota> {
+        let (max_bytes, max_sessions) = self.limits(project);
+        if (max_bytes, max_sessions) == (None, None) {
             return Ok(());
         }
         let Ok(mut days) = self.days.lock() else { return Ok(()) };
         let today = now_ms / DAY_MS;
-        let day = days.entry(project).or_default();
+        let day = days.entry(project.id).or_default();
         if day.day != today {
             *day = Day { day: today, ..Day::default() };
         }
         let over = |reason| OverQuota { reason, retry_after_secs: ((today + 1) * DAY_MS - now_ms).div_ceil(1000) };
-        if self.bytes_per_day.is_some_and(|max| day.bytes.saturating_add(bytes) > max) {
+        if max_bytes.is_some_and(|max| day.bytes.saturating_add(bytes) > max) {
             return Err(over(Reason::QuotaBytes));
         }
-        if let Some(max) = self.sessions_per_day {
+        if let Some(max) = max_sessions {
             let id = self.hasher.hash_one(session);
             if !day.sessions.contains(&id) {
                 if day.sessions.len() as u64 + day.unlisted_sessions >= max {
@@ -122,11 +135,8 @@ impl Quotas {
         Ok(())
     }
 
-    /// Counts the stored bytes of a batch acknowledged as new.
+    /// Counts the stored bytes of a batch acknowledged as new (of a project with a counter).
     pub fn stored(&self, project: i64, bytes: u64, now_ms: u64) {
-        if self.bytes_per_day.is_none() {
-            return;
-        }
         if let Ok(mut days) = self.days.lock()
             && let Some(day) = days.get_mut(&project)
             && day.day == now_ms / DAY_MS
@@ -142,31 +152,50 @@ mod tests {
 
     const NOON: u64 = 1_700_000_040_000 / DAY_MS * DAY_MS + DAY_MS / 2;
 
+    fn project(id: i64, quota: replay_store::ProjectQuota) -> Project {
+        Project { id, name: format!("p{id}"), ingest_key: String::new(), allowed_origins: vec![], quota }
+    }
+
     #[test]
     fn bytes_are_refused_past_the_quota_until_the_next_utc_day() {
         let q = Quotas::new(Some(100), None);
+        let (one, two) = (project(1, Default::default()), project(2, Default::default()));
         assert!(q.needs_seed(1));
-        q.seed(1, &replay_store::Usage { bytes: 60, ..Default::default() }, NOON);
+        q.seed(&one, &replay_store::Usage { bytes: 60, ..Default::default() }, NOON);
         assert!(!q.needs_seed(1));
-        assert_eq!(q.admit(1, "s", 40, NOON), Ok(()));
+        assert_eq!(q.admit(&one, "s", 40, NOON), Ok(()));
         q.stored(1, 40, NOON);
-        let refused = q.admit(1, "s", 1, NOON).expect_err("over the quota");
+        let refused = q.admit(&one, "s", 1, NOON).expect_err("over the quota");
         assert_eq!(refused, OverQuota { reason: Reason::QuotaBytes, retry_after_secs: DAY_MS / 2 / 1000 });
-        assert_eq!(q.admit(2, "s", 100, NOON), Ok(()), "other projects have their own");
-        assert_eq!(q.admit(1, "s", 100, NOON + DAY_MS / 2), Ok(()), "a new day starts from zero");
+        assert_eq!(q.admit(&two, "s", 100, NOON), Ok(()), "other projects have their own");
+        assert_eq!(q.admit(&one, "s", 100, NOON + DAY_MS / 2), Ok(()), "a new day starts from zero");
     }
 
     #[test]
     fn new_sessions_are_refused_past_the_quota_and_known_ones_go_on() {
         let q = Quotas::new(None, Some(3));
-        assert_eq!(q.seed_ids(), 3);
+        let one = project(1, Default::default());
+        assert_eq!(q.seed_ids(&one), 3);
         let usage = replay_store::Usage { sessions: 2, session_ids: vec!["a".into()], bytes: 0 };
-        q.seed(1, &usage, NOON);
-        assert_eq!(q.admit(1, "a", 10, NOON), Ok(()), "seeded: not new");
-        assert_eq!(q.admit(1, "b", 10, NOON), Ok(()), "the third of the day");
-        assert_eq!(q.admit(1, "c", 10, NOON).map_err(|e| e.reason), Err(Reason::QuotaSessions));
-        assert_eq!(q.admit(1, "b", 10, NOON), Ok(()), "sessions of the day go on");
-        assert_eq!(q.admit(1, "c", 10, NOON + DAY_MS), Ok(()));
-        assert!(!Quotas::new(None, None).enabled());
+        q.seed(&one, &usage, NOON);
+        assert_eq!(q.admit(&one, "a", 10, NOON), Ok(()), "seeded: not new");
+        assert_eq!(q.admit(&one, "b", 10, NOON), Ok(()), "the third of the day");
+        assert_eq!(q.admit(&one, "c", 10, NOON).map_err(|e| e.reason), Err(Reason::QuotaSessions));
+        assert_eq!(q.admit(&one, "b", 10, NOON), Ok(()), "sessions of the day go on");
+        assert_eq!(q.admit(&one, "c", 10, NOON + DAY_MS), Ok(()));
+        assert!(!Quotas::new(None, None).applies(&one));
+    }
+
+    #[test]
+    fn a_project_s_own_quotas_win_over_the_server_s() {
+        use replay_store::ProjectQuota;
+        let q = Quotas::new(Some(100), None);
+        let unlimited = project(1, ProjectQuota { bytes_per_day: Some(0), sessions_per_day: None });
+        assert!(!q.applies(&unlimited), "0: no quota for this project");
+        let small = project(2, ProjectQuota { bytes_per_day: None, sessions_per_day: Some(1) });
+        assert_eq!(q.limits(&small), (Some(100), Some(1)), "the server's bytes, its own sessions");
+        let strict = project(3, ProjectQuota { bytes_per_day: Some(10), sessions_per_day: None });
+        assert_eq!(q.admit(&strict, "s", 11, NOON).map_err(|e| e.reason), Err(Reason::QuotaBytes));
+        assert_eq!(q.admit(&unlimited, "s", 1_000, NOON), Ok(()));
     }
 }

@@ -767,3 +767,19 @@ async fn a_rotated_key_works_in_its_grace_period_and_a_revoked_key_is_refused_at
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&body));
     assert_eq!(call(&app, post(&new, batches[1].clone())).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_project_s_own_quota_applies_without_a_server_wide_one() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let p = storage.create_project("small").expect("project");
+    let own = replay_store::ProjectQuota { bytes_per_day: None, sessions_per_day: Some(1) };
+    storage.set_project_quota(p.id, own).expect("quota");
+    let app = app_with(storage.clone(), Config::default());
+    let first = page_batches().remove(0);
+    assert_eq!(call(&app, post(&p.ingest_key, encode_batch(&first).expect("encode"))).await.0, StatusCode::OK);
+    let mut other = first.clone();
+    other.session = "sess-2".into();
+    let (status, body) = call(&app, post(&p.ingest_key, encode_batch(&other).expect("encode"))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("quota_exceeded"));
+}

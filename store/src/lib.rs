@@ -40,7 +40,7 @@ pub use replay_core::{BatchSummary, ErrorSighting};
 pub use error::Error;
 pub use model::{
     BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
-    IngestKey, Project, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
+    IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
 };
 pub use postgres::{PostgresOptions, PostgresStorage};
 pub use shared::KEY_CACHE_TTL;
@@ -56,6 +56,8 @@ pub trait Storage: Send + Sync + 'static {
     fn create_project(&self, name: &str) -> Result<Project, Error>;
     /// Replaces a project's allowed origins.
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error>;
+    /// Replaces a project's own daily quotas.
+    fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error>;
     /// All projects, oldest first.
     fn projects(&self) -> Result<Vec<Project>, Error>;
     /// The project owning a live ingest key (not revoked, not past its expiry).

@@ -14,6 +14,16 @@ pub struct Project {
     pub ingest_key: String,
     /// Origins allowed to send batches (`https://shop.example`); empty means any origin.
     pub allowed_origins: Vec<String>,
+    /// The project's own daily quotas, over the server's.
+    pub quota: ProjectQuota,
+}
+
+/// A project's own daily quotas: each `None` takes the server's (`--quota-bytes-per-day`,
+/// `--quota-sessions-per-day`), `Some(0)` means no quota for this project.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ProjectQuota {
+    pub bytes_per_day: Option<u64>,
+    pub sessions_per_day: Option<u64>,
 }
 
 impl Project {

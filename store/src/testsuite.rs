@@ -8,7 +8,8 @@
 //! server does not enable).
 
 use crate::{
-    BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, RangeRequest, SessionFilter, Storage, Stored,
+    BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, ProjectQuota, RangeRequest, SessionFilter,
+    Storage, Stored,
 };
 
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
@@ -68,6 +69,19 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(&make());
     usage_since_counts_sessions_started_and_bytes_received(&make());
     ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(&make());
+    a_project_keeps_its_own_quotas(&make());
+}
+
+fn a_project_keeps_its_own_quotas(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    assert_eq!(p.quota, ProjectQuota::default(), "the server's quotas unless told otherwise");
+    let own = ProjectQuota { bytes_per_day: Some(1_000), sessions_per_day: Some(0) };
+    // Cached before the change: the change reaches the lookup at once.
+    assert!(db.project_by_key(&p.ingest_key).expect("lookup").is_some());
+    db.set_project_quota(p.id, own).expect("quota");
+    assert_eq!(db.project_by_key(&p.ingest_key).expect("lookup").map(|p| p.quota), Some(own));
+    assert_eq!(db.projects().expect("projects")[0].quota, own);
+    assert!(db.set_project_quota(999_999, own).is_err(), "no such project");
 }
 
 fn ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(db: &impl Storage) {

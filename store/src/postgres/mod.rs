@@ -48,8 +48,8 @@ use tokio_postgres::types::ToSql;
 use self::queries::{project_row, session_row};
 use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64};
 use crate::{
-    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, RangeRequest,
-    SessionFilter, SessionRow, Storage, Usage,
+    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota,
+    RangeRequest, SessionFilter, SessionRow, Storage, Usage,
 };
 
 /// Where the engine keeps things.
@@ -236,7 +236,24 @@ impl Storage for PostgresStorage {
             tx.execute("INSERT INTO ingest_keys (key, project_id, created_ms) VALUES ($1, $2, $3)", &[&key, &id, &now])
                 .await?;
             tx.commit().await?;
-            Ok(Project { id, name, ingest_key: key, allowed_origins: vec![] })
+            Ok(Project { id, name, ingest_key: key, allowed_origins: vec![], quota: ProjectQuota::default() })
+        })
+    }
+
+    fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error> {
+        let (bytes, sessions) = (quota.bytes_per_day.map(to_i64), quota.sessions_per_day.map(to_i64));
+        self.block(move |e| async move {
+            let n = e
+                .execute(
+                    "UPDATE projects SET quota_bytes_per_day = $2, quota_sessions_per_day = $3 WHERE id = $1",
+                    params![project, bytes, sessions],
+                )
+                .await?;
+            e.keys.clear();
+            if n == 0 {
+                return Err(Error::NoSuchProject(project));
+            }
+            Ok(())
         })
     }
 
@@ -266,8 +283,13 @@ impl Storage for PostgresStorage {
     fn projects(&self) -> Result<Vec<Project>, Error> {
         self.block(|e| async move {
             let client = e.pool.get().await?;
-            let rows =
-                client.query("SELECT id, name, ingest_key, allowed_origins FROM projects ORDER BY id", &[]).await?;
+            let rows = client
+                .query(
+                    "SELECT id, name, ingest_key, allowed_origins, quota_bytes_per_day, quota_sessions_per_day
+                         FROM projects ORDER BY id",
+                    &[],
+                )
+                .await?;
             Ok(rows.iter().map(project_row).collect())
         })
     }

@@ -11,7 +11,10 @@ use replay_core::now_ms;
 
 use super::{Engine, text};
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
-use crate::{Error, ErrorGroup, FactComparison, IngestKey, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow};
+use crate::{
+    Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, SessionFilter,
+    SessionRow,
+};
 
 impl Engine {
     pub(super) async fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
@@ -300,5 +303,9 @@ pub(super) fn project_row(r: &tokio_postgres::Row) -> Project {
         name: r.get(1),
         ingest_key: r.get(2),
         allowed_origins: origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        quota: ProjectQuota {
+            bytes_per_day: r.get::<_, Option<i64>>(4).map(to_u64),
+            sessions_per_day: r.get::<_, Option<i64>>(5).map(to_u64),
+        },
     }
 }

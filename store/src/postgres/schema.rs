@@ -108,6 +108,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX ingest_keys_by_project ON ingest_keys(project_id);
     INSERT INTO ingest_keys (key, project_id, created_ms) SELECT ingest_key, id, created_ms FROM projects;",
+    // 5: a project's own daily quotas (NULL: the server's).
+    "ALTER TABLE projects ADD COLUMN quota_bytes_per_day BIGINT;
+    ALTER TABLE projects ADD COLUMN quota_sessions_per_day BIGINT;",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

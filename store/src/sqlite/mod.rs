@@ -46,7 +46,7 @@ use crate::model::choose_range;
 use crate::shared::KeyCache;
 use crate::{
     BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
-    RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
+    ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
 };
 
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
@@ -214,7 +214,13 @@ impl Storage for SqliteStorage {
     fn create_project(&self, name: &str) -> Result<Project, Error> {
         let key = new_key()?;
         let id = queries::insert_project(&self.lock()?.conn, name, &key)?;
-        Ok(Project { id, name: name.to_owned(), ingest_key: key, allowed_origins: vec![] })
+        Ok(Project { id, name: name.to_owned(), ingest_key: key, allowed_origins: vec![], quota: Default::default() })
+    }
+
+    fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error> {
+        queries::set_project_quota(&self.lock()?.conn, project, quota)?;
+        self.forget_keys();
+        Ok(())
     }
 
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {

@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use crate::model::IndexedBatch;
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
 use crate::{
-    Error, ErrorGroup, FactComparison, IngestKey, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Usage,
+    Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, SessionFilter,
+    SessionRow, Usage,
 };
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
@@ -18,6 +19,10 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
         name: r.get(1)?,
         ingest_key: r.get(2)?,
         allowed_origins: origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        quota: ProjectQuota {
+            bytes_per_day: r.get::<_, Option<i64>>(4)?.map(to_u64),
+            sessions_per_day: r.get::<_, Option<i64>>(5)?.map(to_u64),
+        },
     })
 }
 
@@ -37,7 +42,7 @@ macro_rules! session_batches_in_replay_order {
     };
 }
 
-const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
+const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins, quota_bytes_per_day, quota_sessions_per_day";
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     let n = |i| r.get::<_, i64>(i).map(to_u64);
@@ -362,6 +367,17 @@ pub(super) fn ingest_keys(conn: &Connection, project: i64) -> Result<Vec<IngestK
     Ok(rows)
 }
 
+pub(super) fn set_project_quota(conn: &Connection, project: i64, quota: ProjectQuota) -> Result<(), Error> {
+    let n = conn.execute(
+        "UPDATE projects SET quota_bytes_per_day = ?2, quota_sessions_per_day = ?3 WHERE id = ?1",
+        params![project, quota.bytes_per_day.map(to_i64), quota.sessions_per_day.map(to_i64)],
+    )?;
+    if n == 0 {
+        return Err(Error::NoSuchProject(project));
+    }
+    Ok(())
+}
+
 pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[String]) -> Result<(), Error> {
     conn.execute("UPDATE projects SET allowed_origins = ?2 WHERE id = ?1", params![project, origins.join(",")])?;
     Ok(())
@@ -370,12 +386,13 @@ pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[St
 /// The project of a live key, and when the key expires.
 pub(super) fn project_by_key(conn: &Connection, key: &str) -> Result<Option<(Project, Option<u64>)>, Error> {
     let mut stmt = conn.prepare_cached(
-        "SELECT p.id, p.name, p.ingest_key, p.allowed_origins, k.expires_ms
+        "SELECT p.id, p.name, p.ingest_key, p.allowed_origins, p.quota_bytes_per_day, p.quota_sessions_per_day,
+                k.expires_ms
          FROM ingest_keys k JOIN projects p ON p.id = k.project_id
          WHERE k.key = ?1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > ?2)",
     )?;
     let row = stmt
-        .query_row(params![key, to_i64(now_ms())], |r| Ok((project_row(r)?, r.get::<_, Option<i64>>(4)?.map(to_u64))))
+        .query_row(params![key, to_i64(now_ms())], |r| Ok((project_row(r)?, r.get::<_, Option<i64>>(6)?.map(to_u64))))
         .optional()?;
     Ok(row)
 }

@@ -146,6 +146,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX ingest_keys_by_project ON ingest_keys(project_id);
     INSERT INTO ingest_keys (key, project_id, created_ms) SELECT ingest_key, id, created_ms FROM projects;",
+    // 10: a project's own daily quotas (NULL: the server's).
+    "ALTER TABLE projects ADD COLUMN quota_bytes_per_day INTEGER;
+    ALTER TABLE projects ADD COLUMN quota_sessions_per_day INTEGER;",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
