@@ -21,7 +21,8 @@ impl Engine {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT p.id, p.name, p.ingest_key, p.allowed_origins, k.expires_ms
+                "SELECT p.id, p.name, p.ingest_key, p.allowed_origins, p.quota_bytes_per_day, p.quota_sessions_per_day,
+                        k.expires_ms
                  FROM ingest_keys k JOIN projects p ON p.id = k.project_id
                  WHERE k.key = $1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > $2)",
             )
@@ -29,7 +30,7 @@ impl Engine {
         let row = client.query_opt(&stmt, &[&key, &to_i64(now_ms())]).await?;
         let project = row.as_ref().map(project_row);
         if let (Some(p), Some(r)) = (&project, &row) {
-            self.keys.insert(key, p, r.get::<_, Option<i64>>(4).map(to_u64));
+            self.keys.insert(key, p, r.get::<_, Option<i64>>(6).map(to_u64));
         }
         Ok(project)
     }

@@ -161,3 +161,35 @@ fn a_rotated_key_works_during_its_grace_period_and_a_revoked_one_is_refused() ->
     ensure!(server.ingest(Some(&new), &batch(seq + 1), None)?.0 == 200, "the new key still works");
     Ok(())
 }
+
+#[test]
+fn a_full_session_and_a_spent_daily_quota_are_refused_counted_and_lose_nothing() -> Result<()> {
+    let one = batch(0).len();
+    // Room for two batches of the session; one new session per day.
+    let cap = (2 * one + one / 2).to_string();
+    let env = [("REPLAY_MAX_SESSION_BYTES", cap.as_str()), ("REPLAY_QUOTA_SESSIONS_PER_DAY", "1")];
+    let server = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &env)?;
+    let key = server.key.clone();
+    for seq in 0..2 {
+        ensure!(server.ingest(Some(&key), &batch(seq), None)?.0 == 200, "batch {seq} refused");
+    }
+    let (status, answer) = server.ingest(Some(&key), &batch(2), None)?;
+    ensure!(status == 413 && answer["error"]["reason"] == "session_full", "{status} {answer}");
+    let (status, answer) = server.ingest(Some(&key), &batch(0), None)?;
+    ensure!(status == 200 && answer["duplicate"] == true, "a resend is still acknowledged: {status} {answer}");
+
+    let other = encode_batch(&click_batch("e2e-other", "e2e-page", 0, 1_700_000_000_000, 1))?;
+    let (status, answer) = server.ingest(Some(&key), &other, None)?;
+    ensure!(status == 429 && answer["error"]["reason"] == "quota_exceeded", "{status} {answer}");
+
+    let sessions = server.sessions()?;
+    ensure!(sessions.len() == 1 && sessions[0]["batches"] == 2, "the session keeps its two batches: {sessions:?}");
+    let metrics = server.get_text("/metrics")?;
+    for label in ["session_full", "quota_sessions"] {
+        ensure!(
+            metrics.contains(&format!("replay_ingest_rejected_total{{reason=\"{label}\"}} 1")),
+            "{label}:\n{metrics}"
+        );
+    }
+    Ok(())
+}
