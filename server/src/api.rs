@@ -10,7 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use replay_protocol::{Timeline, codec, html};
-use replay_store::{ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, SessionFilter, SessionRow};
+use replay_store::{
+    BatchRange, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, RangeRequest, SessionFilter, SessionRow,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Reader;
@@ -74,8 +76,9 @@ pub struct EventsQuery {
     project: Option<i64>,
     /// Index of the first batch to return (replay order); 0 when omitted.
     from: Option<usize>,
-    /// Stop adding batches once this many bytes are in the answer (at least one batch is
-    /// returned); everything when omitted.
+    /// Stop adding batches once they hold this many stored bytes (as the recorder sent them,
+    /// usually gzip; at least one batch is returned); everything when omitted. The range is
+    /// chosen from the index: only its batches are read.
     max_bytes: Option<usize>,
 }
 
@@ -188,17 +191,32 @@ pub async fn session_environment(
     Ok(Json(EnvironmentComparison { facts }))
 }
 
+/// Every batch of a session (export, snapshot at the end), refused from the index's sizes
+/// before any body is read when it is larger than a read may load.
 pub(crate) async fn load_batches(state: &AppState, project: i64, id: String) -> Result<Vec<Vec<u8>>, ApiError> {
+    let max = state.config.max_read_bytes as u64;
+    Ok(load_range(state, project, id, RangeRequest::whole(max)).await?.bodies)
+}
+
+/// The batches `req` chooses (see [`replay_store::Storage::batch_range`]): not found when the
+/// session has none, too large (from the index, before reading) past `req.refuse_over` stored
+/// bytes, or (after reading) past `max_read_bytes` decoded.
+async fn load_range(state: &AppState, project: i64, id: String, req: RangeRequest) -> Result<BatchRange, ApiError> {
     check_id(&id)?;
-    let bodies = state.blocking(move |s| s.batches(project, &id)).await?;
-    if bodies.is_empty() {
+    let too_large = || ApiError::new(Reason::SessionTooLarge, "session is too large to load");
+    let range = match state.blocking(move |s| Ok::<_, crate::Error>(s.batch_range(project, &id, &req))).await? {
+        Ok(r) => r,
+        Err(replay_store::Error::RangeTooLarge { .. }) => return Err(too_large()),
+        Err(e) => return Err(e.into()),
+    };
+    if range.total == 0 {
         return Err(ApiError::not_found("session"));
     }
-    let total: usize = bodies.iter().map(Vec::len).sum();
-    if total > state.config.max_session_bytes {
-        return Err(ApiError::new(Reason::SessionTooLarge, "session is too large to load"));
+    let total: usize = range.bodies.iter().map(Vec::len).sum();
+    if total > state.config.max_read_bytes {
+        return Err(too_large());
     }
-    Ok(bodies)
+    Ok(range)
 }
 
 fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protocol::Batch>, ApiError> {
@@ -216,7 +234,9 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
 /// batches) when the client accepts `application/msgpack`, JSON otherwise.
 ///
 /// `?from=N&max_bytes=B` returns a range, so a player can show the first frame before a long
-/// session has downloaded: batches from index `N` until `B` bytes are reached (at least one).
+/// session has downloaded: batches from index `N` until they hold `B` stored bytes (at least
+/// one). A range costs its own batches, not the session's: the sizes come from the index and
+/// only the range's bodies are read.
 /// The answer says how many batches the session has ([`BATCHES_HEADER`]) and where the next
 /// range starts ([`NEXT_HEADER`], absent at the end).
 pub async fn session_events(
@@ -227,21 +247,18 @@ pub async fn session_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let project = project_id(&state, q.project).await?;
-    let mut bodies = load_batches(&state, project, id).await?;
-    let total = bodies.len();
-    let from = q.from.unwrap_or(0).min(total);
-    let mut end = from;
-    let mut bytes = 0usize;
-    while end < total && (end == from || bytes < q.max_bytes.unwrap_or(usize::MAX)) {
-        bytes = bytes.saturating_add(bodies[end].len());
-        end += 1;
-    }
-    bodies.truncate(end);
-    bodies.drain(..from);
+    let max = state.config.max_read_bytes as u64;
+    let req = RangeRequest {
+        from: q.from.unwrap_or(0),
+        max_bytes: q.max_bytes.map_or(u64::MAX, |b| b as u64),
+        ..RangeRequest::whole(max)
+    };
+    let range = load_range(&state, project, id, req).await?;
+    let bodies = range.bodies;
     let mut range_headers = HeaderMap::new();
-    range_headers.insert(BATCHES_HEADER, total.into());
-    if end < total {
-        range_headers.insert(NEXT_HEADER, end.into());
+    range_headers.insert(BATCHES_HEADER, range.total.into());
+    if let Some(next) = range.next {
+        range_headers.insert(NEXT_HEADER, next.into());
     }
     let wants_msgpack =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/msgpack"));
@@ -251,6 +268,40 @@ pub async fn session_events(
     }
     let batches = decode_all(&state, &bodies)?;
     Ok((range_headers, Json(serde_json::json!({ "batches": batches }))).into_response())
+}
+
+/// The batches the document `t` ms after the session's first event needs: the prefix (replay
+/// order) before the first batch that started after that time, chosen from the index. The
+/// index knows when the earliest batch started, not its first event, so the time is first
+/// taken from the earliest batch; when the decoded first event is later, the prefix is read
+/// again up to the time it gives (a longer prefix never changes the first event: the batches
+/// it adds start after that time).
+async fn batches_until(
+    state: &AppState,
+    project: i64,
+    id: String,
+    t: u64,
+) -> Result<Vec<replay_protocol::Batch>, ApiError> {
+    let max = state.config.max_read_bytes as u64;
+    let mut offset = t;
+    // Twice is enough when the index's times are the batches' own; clamped (forged) times
+    // may need more, and after a few tries the whole session is read.
+    for _ in 0..3 {
+        let req = RangeRequest { until_offset_ms: Some(offset), ..RangeRequest::whole(max) };
+        let range = load_range(state, project, id.clone(), req).await?;
+        let batches = decode_all(state, &range.bodies)?;
+        let first_event = batches
+            .iter()
+            .flat_map(|b| b.events.iter().map(|e| b.start.saturating_add(u64::from(e.t))))
+            .min()
+            .unwrap_or(range.first_start_ms);
+        let needed = first_event.saturating_add(t).saturating_sub(range.first_start_ms);
+        if range.next.is_none() || needed <= offset {
+            return Ok(batches);
+        }
+        offset = needed;
+    }
+    decode_all(state, &load_batches(state, project, id).await?)
 }
 
 /// `GET /api/v1/sessions/{id}/snapshot?t=MS`: the normalized HTML of the recorded document at
@@ -263,8 +314,10 @@ pub async fn session_snapshot(
     Query(q): Query<SnapshotQuery>,
 ) -> Result<Response, ApiError> {
     let project = project_id(&state, q.project).await?;
-    let bodies = load_batches(&state, project, id).await?;
-    let batches = decode_all(&state, &bodies)?;
+    let batches = match q.t {
+        None => decode_all(&state, &load_batches(&state, project, id).await?)?,
+        Some(t) => batches_until(&state, project, id, t).await?,
+    };
     let html = tokio::task::spawn_blocking(move || {
         let timeline = Timeline::from_batches(batches);
         let at = q.t.map(|t| timeline.start().unwrap_or(0).saturating_add(t));

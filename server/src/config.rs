@@ -16,8 +16,16 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Decode limits applied to every batch (its `max_bytes` caps decompression too).
     pub limits: replay_protocol::Limits,
-    /// Largest answer of the events endpoint, in bytes.
-    pub max_session_bytes: usize,
+    /// Most bytes a whole-session read (export, snapshot, events without a range) may load:
+    /// checked against the stored sizes in the index before any body is read, and against the
+    /// decoded bytes after.
+    pub max_read_bytes: usize,
+    /// Most stored bytes (as sent, usually gzip) one session may hold; a batch past it is
+    /// refused (`session_full`) and the session keeps what it has. `None`: no cap.
+    pub max_session_bytes: Option<u64>,
+    /// Per project and UTC day: most stored bytes, and most new sessions (`None`: no quota).
+    pub quota_bytes_per_day: Option<u64>,
+    pub quota_sessions_per_day: Option<u64>,
     /// Mark the login cookie `Secure` (serve over HTTPS, directly or behind a proxy).
     pub secure_cookies: bool,
     /// Ingest rate limit per project (batches per second, burst).
@@ -39,7 +47,10 @@ impl Default for Config {
         Config {
             max_body_bytes: 8 * 1024 * 1024,
             limits: replay_protocol::Limits::default(),
-            max_session_bytes: 512 * 1024 * 1024,
+            max_read_bytes: 512 * 1024 * 1024,
+            max_session_bytes: Some(DEFAULT_MAX_SESSION_BYTES),
+            quota_bytes_per_day: None,
+            quota_sessions_per_day: None,
             secure_cookies: false,
             project_rate: Rate { per_second: 2_000, burst: 4_000 },
             client_rate: Rate { per_second: 20, burst: 200 },
@@ -49,6 +60,9 @@ impl Default for Config {
         }
     }
 }
+
+/// Default of [`Config::max_session_bytes`]: 64 MiB stored (hours of a busy page, gzip).
+pub const DEFAULT_MAX_SESSION_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The config file (`--config replay.toml`). Every key is optional; unknown keys are errors so
 /// a typo never silently falls back to a default.
@@ -79,6 +93,11 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// Accept ingest without an Origin header for projects with an origin allow-list.
     pub accept_originless_ingest: Option<bool>,
+    /// Most stored bytes per session (0 = no cap).
+    pub max_session_bytes: Option<u64>,
+    /// Per project and UTC day: most stored bytes and most new sessions (0 = no quota).
+    pub quota_bytes_per_day: Option<u64>,
+    pub quota_sessions_per_day: Option<u64>,
     /// Scale-out storage: the session index in this PostgreSQL database
     /// (`postgres://user:password@host/db`); needs `object_store_url`.
     pub postgres_url: Option<String>,
@@ -117,6 +136,9 @@ pub struct Overrides {
     pub project_rate_per_second: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub accept_originless_ingest: Option<bool>,
+    pub max_session_bytes: Option<u64>,
+    pub quota_bytes_per_day: Option<u64>,
+    pub quota_sessions_per_day: Option<u64>,
     pub postgres_url: Option<String>,
     pub postgres_ca_file: Option<PathBuf>,
     pub object_store_url: Option<String>,
@@ -183,6 +205,14 @@ pub fn resolve(
             .accept_originless_ingest
             .or(file.accept_originless_ingest)
             .unwrap_or(d.accept_originless_ingest),
+        // 0 turns a cap or quota off.
+        max_session_bytes: match cli.max_session_bytes.or(file.max_session_bytes) {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => d.max_session_bytes,
+        },
+        quota_bytes_per_day: cli.quota_bytes_per_day.or(file.quota_bytes_per_day).filter(|&n| n > 0),
+        quota_sessions_per_day: cli.quota_sessions_per_day.or(file.quota_sessions_per_day).filter(|&n| n > 0),
         ..d
     };
     if let Some(b) = file.max_batch_bytes {
@@ -241,6 +271,22 @@ mod tests {
         assert_eq!(object_store_options.get("aws_endpoint").map(String::as_str), Some("http://127.0.0.1:9000"));
         assert_eq!(object_store_options.get("aws_region").map(String::as_str), Some("eu-west-1"));
         assert!(!object_store_options.contains_key("home"));
+    }
+
+    #[test]
+    fn caps_and_quotas_come_from_the_file_or_flags_and_zero_turns_them_off() {
+        let s = resolve(FileConfig::default(), Overrides::default(), []).expect("valid");
+        assert_eq!(s.config.max_session_bytes, Some(DEFAULT_MAX_SESSION_BYTES));
+        assert_eq!((s.config.quota_bytes_per_day, s.config.quota_sessions_per_day), (None, None));
+        let file: FileConfig =
+            toml::from_str("max_session_bytes = 1000\nquota_bytes_per_day = 5000\nquota_sessions_per_day = 7\n")
+                .expect("valid toml");
+        let cli = Overrides { quota_sessions_per_day: Some(0), ..Overrides::default() };
+        let s = resolve(file, cli, []).expect("valid");
+        assert_eq!(s.config.max_session_bytes, Some(1000));
+        assert_eq!((s.config.quota_bytes_per_day, s.config.quota_sessions_per_day), (Some(5000), None));
+        let cli = Overrides { max_session_bytes: Some(0), ..Overrides::default() };
+        assert_eq!(resolve(FileConfig::default(), cli, []).expect("valid").config.max_session_bytes, None);
     }
 
     #[test]

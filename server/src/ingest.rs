@@ -1,7 +1,8 @@
 //! `POST /api/v1/ingest`: authenticated, capped, idempotent intake of recorded batches.
 //!
 //! Order of checks, cheapest first, so hostile input costs little: ingest key, body size,
-//! capped decompression, capped decoding, then the durable write. A batch is acknowledged
+//! capped decompression, capped decoding, the project's daily quotas (in memory, see
+//! [`crate::quota`]), then the durable write (which refuses a batch past its session's cap). A batch is acknowledged
 //! (`200`) only after storage committed it; a resent batch is acknowledged as a duplicate and
 //! not stored twice. Every rejection is a 4xx JSON error with a machine-readable `reason`, and
 //! is counted by that reason.
@@ -18,6 +19,7 @@ use replay_core::summarize;
 use replay_store::{BatchBody, Stored};
 use serde::{Deserialize, Serialize};
 
+use crate::quota::Quotas;
 use crate::reject::Reason;
 use crate::{ApiError, AppState};
 
@@ -207,6 +209,30 @@ async fn ingest_inner(
         let _slot = state.decode_slots.acquire().await.ok();
         tokio::task::spawn_blocking(decode).await.map_err(crate::Error::from)??
     };
+    let stored_bytes = raw.bytes.len() as u64;
+    let now = replay_core::now_ms();
+    if state.quotas.applies(&project) {
+        if state.quotas.needs_seed(project.id) {
+            // Once per project after a start: what the index says it stored today.
+            let (id, since, max_ids) = (project.id, Quotas::day_start(now), state.quotas.seed_ids(&project));
+            let usage = match state.blocking(move |s| s.usage_since(id, since, max_ids)).await {
+                Ok(usage) => usage,
+                Err(e) => {
+                    tracing::warn!(error = %e, project = id, "reading today's usage failed; the quotas count from zero");
+                    replay_store::Usage::default()
+                }
+            };
+            state.quotas.seed(&project, &usage, now);
+        }
+        state.quotas.admit(&project, &summary.session, stored_bytes, now).map_err(|over| {
+            let what = if over.reason == Reason::QuotaBytes { "bytes" } else { "new sessions" };
+            ApiError::new(
+                over.reason,
+                format!("this project's daily quota of {what} is used up; retry after midnight UTC"),
+            )
+            .retry_after(over.retry_after_secs)
+        })?;
+    }
     let (session, seq, sightings_dropped) = (summary.session.clone(), summary.seq, summary.error_sightings_dropped);
     let (done, outcome) = tokio::sync::oneshot::channel();
     state.storage.put_batch(
@@ -218,7 +244,20 @@ async fn ingest_inner(
         }),
     );
     // Engines always answer; a dropped answer means the engine is shutting down.
-    let stored = outcome.await.map_err(|_| replay_store::Error::Stopped("the storage engine"))??;
+    let stored = match outcome.await.map_err(|_| replay_store::Error::Stopped("the storage engine"))? {
+        Ok(stored) => stored,
+        // Permanent for this session: its later batches are refused the same way.
+        Err(replay_store::Error::SessionFull { stored, cap }) => {
+            return Err(ApiError::new(
+                Reason::SessionFull,
+                format!("the session holds {stored} stored bytes and may hold {cap}; it records nothing more"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if stored == Stored::New {
+        state.quotas.stored(project.id, stored_bytes, now);
+    }
     state.metrics.bytes(sent);
     state.metrics.sightings_dropped(sightings_dropped);
     Ok(Ack { ok: true, duplicate: stored == Stored::Duplicate, session, seq })

@@ -19,6 +19,7 @@
 //! - [`limits`]: rate limits and the cache of refused credentials;
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`;
 //! - [`pages`]: the session list and the offline export;
+//! - [`quota`]: per-project daily quotas (bytes, new sessions), counted in memory;
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
 
 pub mod api;
@@ -33,6 +34,7 @@ pub mod layout;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
+pub mod quota;
 pub mod reject;
 
 mod error;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimits>,
     /// Ingest keys, tokens and login cookies recently found unknown (answered from memory).
     pub refused: Arc<limits::Refused>,
+    /// Per-project daily quotas and this instance's counters.
+    pub quotas: Arc<quota::Quotas>,
     /// Ingest bodies decoded off the async workers at once (see [`ingest`]).
     pub decode_slots: Arc<tokio::sync::Semaphore>,
     /// Password checks (argon2, ~20 MB and tens of ms each) running at once: one per core.
@@ -68,6 +72,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(storage: Arc<dyn Storage>, config: Config) -> Self {
         let limits = Arc::new(limits::RateLimits::new(config.project_rate, config.client_rate));
+        storage.limit_session_bytes(config.max_session_bytes);
+        let quotas = Arc::new(quota::Quotas::new(config.quota_bytes_per_day, config.quota_sessions_per_day));
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         AppState {
             storage,
@@ -75,6 +81,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             limits,
             refused: Arc::new(limits::Refused::default()),
+            quotas,
             decode_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
             password_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         }

@@ -52,6 +52,17 @@ struct Cli {
     /// (server-to-server senders). Refused by default: anyone can send such requests.
     #[arg(long, env = "REPLAY_ACCEPT_ORIGINLESS_INGEST", global = true)]
     accept_originless_ingest: Option<bool>,
+    /// Most stored bytes (as sent, usually gzip) one session may hold; later batches of a
+    /// session past it are refused (`session_full`). 0: no cap (default 64 MiB).
+    #[arg(long, env = "REPLAY_MAX_SESSION_BYTES", global = true)]
+    max_session_bytes: Option<u64>,
+    /// Per project and UTC day: most stored bytes accepted (then `quota_exceeded`, 429 until
+    /// midnight UTC). 0 or unset: no quota.
+    #[arg(long, env = "REPLAY_QUOTA_BYTES_PER_DAY", global = true)]
+    quota_bytes_per_day: Option<u64>,
+    /// Per project and UTC day: most new sessions accepted. 0 or unset: no quota.
+    #[arg(long, env = "REPLAY_QUOTA_SESSIONS_PER_DAY", global = true)]
+    quota_sessions_per_day: Option<u64>,
     /// Ingest batches per second allowed per project (burst: twice this).
     #[arg(long, env = "REPLAY_PROJECT_RATE", global = true)]
     project_rate: Option<u32>,
@@ -126,6 +137,74 @@ enum ProjectCommand {
         #[arg(value_delimiter = ',')]
         origins: Vec<String>,
     },
+    /// Make a new ingest key for a project and print it; the project's other keys stay valid
+    /// for the grace period (a running server sees the change within 30 s).
+    RotateKey {
+        #[arg(long)]
+        project: i64,
+        /// How long the old keys keep working: e.g. 24h, 30m, 90s, 7d, 0 (default 24h).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        grace: Duration,
+    },
+    /// End one of a project's ingest keys at once (a running server refuses it within 30 s).
+    RevokeKey {
+        #[arg(long)]
+        project: i64,
+        key: String,
+    },
+    /// List a project's ingest keys, newest first, with when each ends.
+    Keys {
+        #[arg(long)]
+        project: i64,
+    },
+    /// Set a project's own daily quotas (over --quota-bytes-per-day and
+    /// --quota-sessions-per-day): a number (0: no quota) or `default` (the server's). A quota
+    /// not named stays as it is.
+    Quota {
+        #[arg(long)]
+        project: i64,
+        #[arg(long, value_parser = parse_quota)]
+        bytes_per_day: Option<QuotaValue>,
+        #[arg(long, value_parser = parse_quota)]
+        sessions_per_day: Option<QuotaValue>,
+    },
+}
+
+/// A project's own quota as given on the command line: `default` (the server's) or a number.
+#[derive(Debug, Clone, Copy)]
+struct QuotaValue(Option<u64>);
+
+fn parse_quota(text: &str) -> Result<QuotaValue, String> {
+    match text.trim() {
+        "default" => Ok(QuotaValue(None)),
+        n => n.parse().map(|n| QuotaValue(Some(n))).map_err(|_| format!("{text:?} is not a number or `default`")),
+    }
+}
+
+/// How a project's own quota reads in `project list`.
+fn quota_text(own: Option<u64>) -> String {
+    match own {
+        None => "default".into(),
+        Some(0) => "none".into(),
+        Some(n) => n.to_string(),
+    }
+}
+
+/// A duration such as `24h`, `30m`, `90s`, `7d` or `0`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 24h, 30m, 90s or 7d"))?;
+    let seconds = match unit {
+        "" if n == 0 => 0,
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3_600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{text:?} is not a duration like 24h, 30m, 90s or 7d")),
+    };
+    Ok(Duration::from_secs(seconds))
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +251,9 @@ fn main() -> anyhow::Result<()> {
             project_rate_per_second: cli.project_rate,
             trusted_proxies: cli.trusted_proxies.clone(),
             accept_originless_ingest: cli.accept_originless_ingest,
+            max_session_bytes: cli.max_session_bytes,
+            quota_bytes_per_day: cli.quota_bytes_per_day,
+            quota_sessions_per_day: cli.quota_sessions_per_day,
             postgres_url: cli.postgres_url.clone(),
             postgres_ca_file: cli.postgres_ca_file.clone(),
             object_store_url: cli.object_store_url.clone(),
@@ -247,8 +329,52 @@ fn project_command(storage: &dyn Storage, command: ProjectCommand) -> anyhow::Re
         ProjectCommand::List => {
             for p in storage.projects()? {
                 let origins = if p.allowed_origins.is_empty() { "*".into() } else { p.allowed_origins.join(",") };
-                println!("{}\t{}\t{}\t{}", p.id, p.name, p.ingest_key, origins);
+                let quota = format!(
+                    "bytes/day {} sessions/day {}",
+                    quota_text(p.quota.bytes_per_day),
+                    quota_text(p.quota.sessions_per_day)
+                );
+                println!("{}\t{}\t{}\t{}\t{quota}", p.id, p.name, p.ingest_key, origins);
             }
+        }
+        ProjectCommand::RotateKey { project, grace } => {
+            let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+            let key = storage.rotate_key(project, grace_ms)?;
+            println!("project {project}: new ingest key: {key}");
+            println!("  its previous keys keep working for {}s", grace.as_secs());
+        }
+        ProjectCommand::RevokeKey { project, key } => {
+            anyhow::ensure!(storage.revoke_key(project, &key)?, "project {project} has no live key {key}");
+            println!("project {project}: key {key} revoked");
+        }
+        ProjectCommand::Keys { project } => {
+            let now = replay_core::now_ms();
+            for k in storage.ingest_keys(project)? {
+                let state = match (k.revoked_ms, k.expires_ms) {
+                    (Some(_), _) => "revoked".to_owned(),
+                    (None, Some(end)) if end <= now => "expired".to_owned(),
+                    (None, Some(end)) => format!("ends in {}s", (end - now).div_ceil(1000)),
+                    (None, None) => "live".to_owned(),
+                };
+                println!("{}\t{state}", k.key);
+            }
+        }
+        ProjectCommand::Quota { project, bytes_per_day, sessions_per_day } => {
+            let current = storage
+                .projects()?
+                .into_iter()
+                .find(|p| p.id == project)
+                .ok_or_else(|| anyhow::anyhow!("no project with id {project}"))?;
+            let quota = replay_store::ProjectQuota {
+                bytes_per_day: bytes_per_day.map_or(current.quota.bytes_per_day, |v| v.0),
+                sessions_per_day: sessions_per_day.map_or(current.quota.sessions_per_day, |v| v.0),
+            };
+            storage.set_project_quota(project, quota)?;
+            println!(
+                "project {project}: bytes/day {}, sessions/day {} (a running server applies it within 30 s)",
+                quota_text(quota.bytes_per_day),
+                quota_text(quota.sessions_per_day)
+            );
         }
         ProjectCommand::Origins { id, origins } => {
             storage.set_allowed_origins(id, &origins)?;
@@ -404,6 +530,16 @@ mod tests {
         let requests = server.join().expect("server");
         assert!(requests[0].starts_with("GET /healthz HTTP/1.1\r\n"), "{requests:?}");
         assert!(healthcheck(addr, Duration::from_secs(3)).is_err(), "nothing listens any more");
+    }
+
+    #[test]
+    fn grace_periods_parse_with_their_unit() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("12").is_err() && parse_duration("1w").is_err() && parse_duration("h").is_err());
     }
 
     #[test]

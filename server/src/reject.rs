@@ -66,6 +66,13 @@ reasons! {
     // Ingest: the batch.
     /// The batch is larger than the decoder's limits allow.
     BatchTooLarge => PAYLOAD_TOO_LARGE, "batch_too_large", "batch_too_large";
+    /// The batch would take its session past `--max-session-bytes` (stored); the session keeps
+    /// what it has, and later batches of it are refused too.
+    SessionFull => PAYLOAD_TOO_LARGE, "session_full", "session_full";
+    /// The project stored its `--quota-bytes-per-day` today (UTC); retry after midnight UTC.
+    QuotaBytes => TOO_MANY_REQUESTS, "quota_exceeded", "quota_bytes";
+    /// The project started its `--quota-sessions-per-day` today (UTC); retry after midnight UTC.
+    QuotaSessions => TOO_MANY_REQUESTS, "quota_exceeded", "quota_sessions";
     /// A collection or string of the batch is over its limit.
     LimitExceeded => BAD_REQUEST, "limit_exceeded", "limit_exceeded";
     /// A protocol version this server does not read.

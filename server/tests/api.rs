@@ -782,3 +782,114 @@ async fn over_https_cookies_are_secure_and_host_prefixed() {
     // A plain-named cookie (which a sibling host or a plain-HTTP page could plant) is ignored.
     assert_eq!(read(format!("replay_login={value}")).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_session_past_its_byte_cap_is_refused_counted_and_keeps_its_batches() {
+    let batches: Vec<Vec<u8>> = page_batches().iter().map(|b| encode_batch(b).expect("encode")).collect();
+    let config = Config { max_session_bytes: Some(batches[0].len() as u64 + 1), ..Config::default() };
+    let (app, key) = setup_with(config);
+    assert_eq!(call(&app, post(&key, batches[0].clone())).await.0, StatusCode::OK);
+    let (status, body) = call(&app, post(&key, batches[1].clone())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{}", String::from_utf8_lossy(&body));
+    let error: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(error["error"]["reason"], "session_full");
+    let (status, body) = call(&app, post(&key, batches[0].clone())).await;
+    assert_eq!(status, StatusCode::OK, "a resend of a stored batch is still acknowledged");
+    assert!(String::from_utf8_lossy(&body).contains("\"duplicate\":true"));
+    let (_, metrics) = call(&app, get("/metrics")).await;
+    assert!(String::from_utf8_lossy(&metrics).contains("replay_ingest_rejected_total{reason=\"session_full\"} 1"));
+    let (status, events) = call(&app, get("/api/v1/sessions/sess-1/events")).await;
+    assert_eq!(status, StatusCode::OK);
+    let events: serde_json::Value = serde_json::from_slice(&events).expect("json");
+    assert_eq!(events["batches"].as_array().map(Vec::len), Some(1), "the session keeps what it had");
+}
+
+#[tokio::test]
+async fn the_snapshot_at_a_time_counts_from_the_first_event_not_the_first_batch_start() {
+    let (app, key) = setup();
+    // The first event comes 200 ms after its batch starts; t=100 is 10 300, after the second
+    // batch's mutation at 10 250.
+    let mut first = Batch::new("late", "page-1", 0, 10_000);
+    first.events = vec![at(200, meta("http://shop.test/")), at(200, snapshot(page_nodes(&[], [text(5, 4, "hi")])))];
+    first.end = 10_200;
+    let mut second = Batch::new("late", "page-1", 1, 10_250);
+    second.events = vec![at(
+        0,
+        EventData::Mutation(Mutation {
+            adds: vec![AddedSubtree { parent: 4, next: 0, nodes: vec![el(6, 4, "p", &[])] }],
+            ..Mutation::default()
+        }),
+    )];
+    second.end = 10_250;
+    let mut third = Batch::new("late", "page-1", 2, 50_000);
+    third.events = vec![at(0, EventData::Mutation(Mutation { removes: vec![6], ..Mutation::default() }))];
+    third.end = 50_000;
+    for b in [&first, &second, &third] {
+        assert_eq!(call(&app, post(&key, encode_batch(b).expect("encode"))).await.0, StatusCode::OK);
+    }
+    let (status, html) = call(&app, get("/api/v1/sessions/late/snapshot?t=100")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(String::from_utf8_lossy(&html), "<html><head></head><body>hi<p></p></body></html>");
+    let (_, html) = call(&app, get("/api/v1/sessions/late/snapshot")).await;
+    assert_eq!(String::from_utf8_lossy(&html), "<html><head></head><body>hi</body></html>");
+}
+
+#[tokio::test]
+async fn daily_quotas_refuse_new_sessions_and_bytes_with_retry_after_and_are_counted() {
+    let batches = page_batches();
+    let encoded: Vec<Vec<u8>> = batches.iter().map(|b| encode_batch(b).expect("encode")).collect();
+    let config = Config { quota_sessions_per_day: Some(1), ..Config::default() };
+    let (app, key) = setup_with(config);
+    assert_eq!(call(&app, post(&key, encoded[0].clone())).await.0, StatusCode::OK);
+    let mut other = batches[0].clone();
+    other.session = "sess-2".into();
+    let res = app.clone().oneshot(post(&key, encode_batch(&other).expect("encode"))).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=86_400).contains(&retry), "until the next UTC day: {retry}");
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("\"quota_exceeded\""));
+    assert_eq!(call(&app, post(&key, encoded[1].clone())).await.0, StatusCode::OK, "a session of the day goes on");
+
+    let config = Config { quota_bytes_per_day: Some(encoded[0].len() as u64), ..Config::default() };
+    let (app, key) = setup_with(config);
+    assert_eq!(call(&app, post(&key, encoded[0].clone())).await.0, StatusCode::OK);
+    assert_eq!(call(&app, post(&key, encoded[1].clone())).await.0, StatusCode::TOO_MANY_REQUESTS);
+    let (_, metrics) = call(&app, get("/metrics")).await;
+    assert!(String::from_utf8_lossy(&metrics).contains("replay_ingest_rejected_total{reason=\"quota_bytes\"} 1"));
+    let (_, list) = call(&app, get("/api/v1/sessions")).await;
+    let list: serde_json::Value = serde_json::from_slice(&list).expect("json");
+    assert_eq!(list["sessions"][0]["batches"], 1, "the refused batch stored nothing");
+}
+
+#[tokio::test]
+async fn a_rotated_key_works_in_its_grace_period_and_a_revoked_key_is_refused_at_once() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let p = storage.create_project("shop").expect("project");
+    let app = app_with(storage.clone(), Config::default());
+    let batches: Vec<Vec<u8>> = page_batches().iter().map(|b| encode_batch(b).expect("encode")).collect();
+    assert_eq!(call(&app, post(&p.ingest_key, batches[0].clone())).await.0, StatusCode::OK, "cached now");
+    let new = storage.rotate_key(p.id, 3_600_000).expect("rotate");
+    assert_eq!(call(&app, post(&new, batches[1].clone())).await.0, StatusCode::OK);
+    assert_eq!(call(&app, post(&p.ingest_key, batches[1].clone())).await.0, StatusCode::OK, "in its grace period");
+    assert!(storage.revoke_key(p.id, &p.ingest_key).expect("revoke"));
+    let (status, body) = call(&app, post(&p.ingest_key, batches[1].clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(call(&app, post(&new, batches[1].clone())).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_project_s_own_quota_applies_without_a_server_wide_one() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let p = storage.create_project("small").expect("project");
+    let own = replay_store::ProjectQuota { bytes_per_day: None, sessions_per_day: Some(1) };
+    storage.set_project_quota(p.id, own).expect("quota");
+    let app = app_with(storage.clone(), Config::default());
+    let first = page_batches().remove(0);
+    assert_eq!(call(&app, post(&p.ingest_key, encode_batch(&first).expect("encode"))).await.0, StatusCode::OK);
+    let mut other = first.clone();
+    other.session = "sess-2".into();
+    let (status, body) = call(&app, post(&p.ingest_key, encode_batch(&other).expect("encode"))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("quota_exceeded"));
+}

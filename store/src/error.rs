@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-/// Why a storage operation failed. None is caused by a client's input: the server answers them
-/// all as "storage unavailable" and logs the cause.
+/// Why a storage operation failed. Apart from [`Error::SessionFull`] and
+/// [`Error::RangeTooLarge`] (refusals by a configured cap, answered as such), none is caused by
+/// a client's input: the server answers them all as "storage unavailable" and logs the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("sqlite: {0}")]
@@ -53,6 +54,16 @@ pub enum Error {
     /// The write-ahead log could not be synced: nothing is acknowledged from then on.
     #[error("syncing the write-ahead log failed; refusing writes: {0}")]
     SyncFailed(#[source] Arc<std::io::Error>),
+    /// The batch would take its session past the stored bytes a session may hold
+    /// ([`crate::Storage::limit_session_bytes`]); the session's earlier batches stay.
+    #[error("the session holds {stored} stored bytes; with this batch it would pass its cap of {cap}")]
+    SessionFull { stored: u64, cap: u64 },
+    /// The batches a read chose hold more stored bytes than it may load ([`crate::RangeRequest`]);
+    /// no body was read.
+    #[error("the batches to read hold {bytes} stored bytes, more than a read may load")]
+    RangeTooLarge { bytes: u64 },
+    #[error("no project with id {0}")]
+    NoSuchProject(i64),
     /// The group commit a batch was part of failed (shared by every batch of the group).
     #[error("group commit failed: {0}")]
     GroupCommit(#[source] Arc<Error>),

@@ -8,9 +8,9 @@
 //! same key twice is a no-op, which is what makes ingest idempotent.
 //!
 //! Modules:
-//! - [`model`]: what the engines store and answer (projects, session rows, error groups,
-//!   environment comparisons, filters, stored bodies);
-//! - `shared`: SQL and row handling both engines use;
+//! - [`model`]: what the engines store and answer (projects and their ingest keys, session rows,
+//!   error groups, environment comparisons, filters, stored bodies, batch ranges, usage);
+//! - `shared`: SQL, row handling and the cache of projects by key both engines use;
 //! - [`sqlite`]: the embedded engine (writer thread with group commit, sync thread, bulk index,
 //!   schema, read queries);
 //! - [`postgres`]: the scale-out engine (schema, queries, batch bodies in the object store);
@@ -39,10 +39,11 @@ pub use replay_core::{BatchSummary, ErrorSighting};
 
 pub use error::Error;
 pub use model::{
-    BatchBody, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog, Project,
-    RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Stored,
+    BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
+    IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
 };
-pub use postgres::{KEY_CACHE_TTL, PostgresOptions, PostgresStorage};
+pub use postgres::{PostgresOptions, PostgresStorage};
+pub use shared::KEY_CACHE_TTL;
 pub use sqlite::SqliteStorage;
 
 /// Receives the outcome of [`Storage::put_batch`], possibly on another thread. Engines call it
@@ -55,10 +56,20 @@ pub trait Storage: Send + Sync + 'static {
     fn create_project(&self, name: &str) -> Result<Project, Error>;
     /// Replaces a project's allowed origins.
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error>;
+    /// Replaces a project's own daily quotas.
+    fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error>;
     /// All projects, oldest first.
     fn projects(&self) -> Result<Vec<Project>, Error>;
-    /// The project owning an ingest key.
+    /// The project owning a live ingest key (not revoked, not past its expiry).
     fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error>;
+    /// Makes a new ingest key for `project` (it becomes the project's `ingest_key`) and keeps
+    /// its other live keys valid for `grace_ms` more (those ending sooner keep their end).
+    /// Returns the new key.
+    fn rotate_key(&self, project: i64, grace_ms: u64) -> Result<String, Error>;
+    /// Ends one of `project`'s keys at once; false when it has no such live key.
+    fn revoke_key(&self, project: i64, key: &str) -> Result<bool, Error>;
+    /// The keys of a project, newest first (revoked and expired ones included).
+    fn ingest_keys(&self, project: i64) -> Result<Vec<IngestKey>, Error>;
     /// Stores one batch durably (idempotent on its key: a resent batch is
     /// [`Stored::Duplicate`] and changes nothing) and updates the session index, then hands the
     /// outcome to `done`, possibly on another thread. Never blocks the caller: engines with a
@@ -90,6 +101,23 @@ pub trait Storage: Send + Sync + 'static {
     /// The encoded (uncompressed MessagePack) batches of a session, in (page start, page, seq)
     /// order.
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error>;
+    /// The batches of a session that `range` chooses, decoded, in replay order. The choice is
+    /// made from the index (each batch's stored size and start time); only the chosen bodies
+    /// are read, and none when they hold more than `range.refuse_over` stored bytes
+    /// ([`Error::RangeTooLarge`]). Engines read bodies without holding up the writer.
+    fn batch_range(&self, project: i64, session: &str, range: &RangeRequest) -> Result<BatchRange, Error>;
+    /// Stored bytes (as sent, usually gzip) of a session's batches, from the index; 0 for none.
+    fn session_stored_bytes(&self, project: i64, session: &str) -> Result<u64, Error>;
+    /// Caps the stored bytes one session may hold (`None`: no cap, the default): a new batch
+    /// that would pass it is refused with [`Error::SessionFull`] and nothing of it is stored
+    /// (a resent batch already stored is still a [`Stored::Duplicate`]). Checked from the
+    /// index at put time. Set it before the first batch.
+    fn limit_session_bytes(&self, cap: Option<u64>);
+    /// What a project stored since `since_ms`, from the session index: the sessions that
+    /// started since (with the ids of at most `max_ids` of them), and the stored bytes of the
+    /// sessions that received a batch since (a session that started before counts whole).
+    /// For seeding quota counters; not for the ingest path.
+    fn usage_since(&self, project: i64, since_ms: u64, max_ids: usize) -> Result<Usage, Error>;
     /// `(page, seq)` of every stored batch of a session, in replay order.
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error>;
     /// Number of stored batches in all projects.

@@ -1,16 +1,29 @@
-//! What the engines store and answer: projects, session rows and their filter, error groups,
-//! environment comparisons, stored bodies and the outcome of storing one.
+//! What the engines store and answer: projects and their ingest keys, session rows and their
+//! filter, error groups, environment comparisons, stored bodies and the outcome of storing one,
+//! ranges of batches (chosen from the index) and a project's usage.
 
 use serde::Serialize;
 
-/// A project: the unit of isolation. Its ingest key is public (write-only).
+/// A project: the unit of isolation. Its ingest keys are public (write-only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Project {
     pub id: i64,
     pub name: String,
+    /// The newest key (others may be accepted during a rotation's grace period, see
+    /// [`IngestKey`]).
     pub ingest_key: String,
     /// Origins allowed to send batches (`https://shop.example`); empty means any origin.
     pub allowed_origins: Vec<String>,
+    /// The project's own daily quotas, over the server's.
+    pub quota: ProjectQuota,
+}
+
+/// A project's own daily quotas: each `None` takes the server's (`--quota-bytes-per-day`,
+/// `--quota-sessions-per-day`), `Some(0)` means no quota for this project.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ProjectQuota {
+    pub bytes_per_day: Option<u64>,
+    pub sessions_per_day: Option<u64>,
 }
 
 impl Project {
@@ -24,6 +37,24 @@ impl Project {
             None => false,
             Some(o) => self.allowed_origins.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(o)),
         }
+    }
+}
+
+/// One ingest key of a project. A project has several while a rotation's grace period runs:
+/// a key is accepted until it expires or is revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestKey {
+    pub key: String,
+    pub created_ms: u64,
+    /// When the key stops being accepted (`None`: never, until revoked).
+    pub expires_ms: Option<u64>,
+    pub revoked_ms: Option<u64>,
+}
+
+impl IngestKey {
+    /// Whether the key is accepted at `now_ms`.
+    pub fn live(&self, now_ms: u64) -> bool {
+        self.revoked_ms.is_none() && self.expires_ms.is_none_or(|end| now_ms < end)
     }
 }
 
@@ -148,3 +179,90 @@ pub struct IndexBacklog {
 /// session with: enough for a share of 10% to rest on 500 sessions, and a bounded cost
 /// in a project that keeps millions.
 pub const ENVIRONMENT_SAMPLE: usize = 5_000;
+
+/// Which batches of a session [`crate::Storage::batch_range`] reads. The choice is made from
+/// the index (each batch's stored size and start time); only the chosen bodies are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeRequest {
+    /// Index of the first batch, in replay order.
+    pub from: usize,
+    /// Stop adding batches once their stored bytes (as sent: usually gzip) reach this; at least
+    /// one batch is read.
+    pub max_bytes: u64,
+    /// Stop before the first batch (replay order) that started more than this many ms after
+    /// the session's earliest indexed batch (the index's times: clamped to the receive time at
+    /// ingest). What the document at a time needs is such a prefix: replay stops at the first
+    /// event past the time.
+    pub until_offset_ms: Option<u64>,
+    /// Refuse ([`crate::Error::RangeTooLarge`]) without reading any body when the chosen
+    /// batches hold more stored bytes than this.
+    pub refuse_over: u64,
+}
+
+impl RangeRequest {
+    /// Every batch of the session, refused past `refuse_over` stored bytes.
+    pub fn whole(refuse_over: u64) -> Self {
+        RangeRequest { from: 0, max_bytes: u64::MAX, until_offset_ms: None, refuse_over }
+    }
+}
+
+/// What [`crate::Storage::batch_range`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchRange {
+    /// Batches the session has.
+    pub total: usize,
+    /// The chosen bodies, decoded (uncompressed MessagePack), in replay order.
+    pub bodies: Vec<Vec<u8>>,
+    /// Index of the first batch after the range, `None` when the range reaches the end.
+    pub next: Option<usize>,
+    /// Start of the session's earliest indexed batch (Unix ms).
+    pub first_start_ms: u64,
+}
+
+/// One batch as the index knows it, in replay order: where its body is, its stored size and
+/// start time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexedBatch<K> {
+    pub(crate) body: K,
+    pub(crate) bytes: u64,
+    pub(crate) start_ms: u64,
+}
+
+/// The batches of `index` (replay order) that `req` chooses (consecutive positions), with
+/// `next` and the earliest start; or the stored bytes they hold when that is over
+/// `req.refuse_over`.
+pub(crate) fn choose_range<K>(
+    index: &[IndexedBatch<K>],
+    req: &RangeRequest,
+) -> Result<(Vec<usize>, Option<usize>, u64), crate::Error> {
+    let first_start = index.iter().map(|b| b.start_ms).min().unwrap_or(0);
+    let from = req.from.min(index.len());
+    let mut chosen = Vec::new();
+    let mut bytes = 0u64;
+    let mut end = from;
+    while end < index.len() && (chosen.is_empty() || bytes < req.max_bytes) {
+        let b = &index[end];
+        if req.until_offset_ms.is_some_and(|t| b.start_ms.saturating_sub(first_start) > t) {
+            break;
+        }
+        bytes = bytes.saturating_add(b.bytes);
+        chosen.push(end);
+        end += 1;
+    }
+    if bytes > req.refuse_over {
+        return Err(crate::Error::RangeTooLarge { bytes });
+    }
+    Ok((chosen, (end < index.len()).then_some(end), first_start))
+}
+
+/// What a project stored since a time (see [`crate::Storage::usage_since`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Sessions that started at or after the time.
+    pub sessions: u64,
+    /// Ids of those sessions (at most as many as asked for).
+    pub session_ids: Vec<String>,
+    /// Stored bytes of the sessions that received a batch at or after the time (a session that
+    /// started before counts whole: an upper bound).
+    pub bytes: u64,
+}

@@ -50,3 +50,46 @@ pub(crate) fn to_i64(v: u64) -> i64 {
 pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
+
+/// How long an instance trusts its cached copy of a project by ingest key (allowed origins may
+/// change, keys may be revoked by another process or instance); both engines use it.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Projects by ingest key, as both engines cache them for the ingest path: an entry is trusted
+/// for [`KEY_CACHE_TTL`] (a key revoked or an allow-list changed by another process or
+/// instance is seen within that time; changes made through this storage clear the cache at
+/// once) and never past its key's own expiry (the end of a rotation's grace period). Holds
+/// only keys storage accepted, so it is bounded by the number of live keys.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
+}
+
+struct CachedKey {
+    project: std::sync::Arc<crate::Project>,
+    at: std::time::Instant,
+    expires_ms: Option<u64>,
+}
+
+impl KeyCache {
+    pub(crate) fn get(&self, key: &str) -> Option<std::sync::Arc<crate::Project>> {
+        let entries = self.entries.lock().ok()?;
+        let hit = entries.get(key)?;
+        let live = hit.at.elapsed() < KEY_CACHE_TTL && hit.expires_ms.is_none_or(|end| replay_core::now_ms() < end);
+        live.then(|| std::sync::Arc::clone(&hit.project))
+    }
+
+    pub(crate) fn insert(&self, key: &str, project: &crate::Project, expires_ms: Option<u64>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            let entry =
+                CachedKey { project: std::sync::Arc::new(project.clone()), at: std::time::Instant::now(), expires_ms };
+            entries.insert(key.to_owned(), entry);
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}

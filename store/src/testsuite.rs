@@ -7,7 +7,10 @@
 //! Compiled for this crate's own tests and with the `testsuite` feature (which the release
 //! server does not enable).
 
-use crate::{BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, SessionFilter, Storage, Stored};
+use crate::{
+    BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, ProjectQuota, RangeRequest, SessionFilter,
+    Storage, Stored,
+};
 
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
 /// on the calling thread (never call them on an async worker).
@@ -62,6 +65,140 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(&make());
     errors_are_grouped_by_fingerprint_across_sessions(&make());
     environments_are_compared_with_other_sessions(&make());
+    range_reads_read_only_the_bodies_they_choose(&make());
+    a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(&make());
+    usage_since_counts_sessions_started_and_bytes_received(&make());
+    ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(&make());
+    a_project_keeps_its_own_quotas(&make());
+}
+
+fn a_project_keeps_its_own_quotas(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    assert_eq!(p.quota, ProjectQuota::default(), "the server's quotas unless told otherwise");
+    let own = ProjectQuota { bytes_per_day: Some(1_000), sessions_per_day: Some(0) };
+    // Cached before the change: the change reaches the lookup at once.
+    assert!(db.project_by_key(&p.ingest_key).expect("lookup").is_some());
+    db.set_project_quota(p.id, own).expect("quota");
+    assert_eq!(db.project_by_key(&p.ingest_key).expect("lookup").map(|p| p.quota), Some(own));
+    assert_eq!(db.projects().expect("projects")[0].quota, own);
+    assert!(db.set_project_quota(999_999, own).is_err(), "no such project");
+}
+
+fn ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let q = db.create_project("q").expect("q");
+    let owner = |key: &str| db.project_by_key(key).expect("lookup").map(|p| p.id);
+    let old = p.ingest_key.clone();
+    assert_eq!(db.ingest_keys(p.id).expect("keys").len(), 1);
+    let new = db.rotate_key(p.id, 3_600_000).expect("rotate");
+    assert_ne!(new, old);
+    assert_eq!((owner(&old), owner(&new)), (Some(p.id), Some(p.id)), "the old key works during the grace period");
+    assert_eq!(db.projects().expect("projects")[0].ingest_key, new, "the project shows its new key");
+    let keys = db.ingest_keys(p.id).expect("keys");
+    assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), vec![new.as_str(), old.as_str()]);
+    assert!(keys[0].expires_ms.is_none() && keys[1].expires_ms.is_some());
+    assert!(keys.iter().all(|k| k.live(replay_core::now_ms())));
+
+    assert!(db.cached_project(&old).is_some() || owner(&old).is_some());
+    assert!(db.revoke_key(p.id, &old).expect("revoke"));
+    assert_eq!(owner(&old), None, "refused at once");
+    assert!(db.cached_project(&old).is_none(), "and not from a cache");
+    assert!(!db.revoke_key(p.id, &old).expect("revoke"), "revoked once");
+    assert!(!db.revoke_key(p.id, &q.ingest_key).expect("revoke"), "another project's key is not this project's");
+    assert_eq!(owner(&q.ingest_key), Some(q.id));
+    assert!(db.ingest_keys(p.id).expect("keys")[1].revoked_ms.is_some());
+
+    // A grace period ends on its own, in the cache too.
+    let newer = db.rotate_key(p.id, 300).expect("rotate");
+    assert_eq!((owner(&new), owner(&newer)), (Some(p.id), Some(p.id)));
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(db.cached_project(&new).is_none(), "the cache honours the key's end");
+    assert_eq!((owner(&new), owner(&newer)), (None, Some(p.id)));
+    let now = db.rotate_key(p.id, 0).expect("rotate");
+    assert_eq!((owner(&newer), owner(&now)), (None, Some(p.id)), "no grace: the old key ends at once");
+    assert!(db.rotate_key(999_999, 0).is_err(), "no such project");
+}
+
+fn usage_since_counts_sessions_started_and_bytes_received(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    db.put_batch_blocking(p.id, &summary("a", "p", 0, 1_000), b"aa").expect("put");
+    db.put_batch_blocking(p.id, &summary("b", "p", 0, 5_000), b"bbb").expect("put");
+    db.put_batch_blocking(p.id, &summary("b", "p", 1, 6_000), b"bbbb").expect("put");
+    db.put_batch_blocking(other.id, &summary("c", "p", 0, 5_000), b"c").expect("put");
+    let since = db.usage_since(p.id, 2_000, 10).expect("usage");
+    assert_eq!((since.sessions, since.session_ids, since.bytes), (1, vec!["b".to_string()], 7));
+    let all = db.usage_since(p.id, 0, 1).expect("usage");
+    assert_eq!((all.sessions, all.session_ids.len(), all.bytes), (2, 1, 9), "ids at most as asked");
+    assert_eq!(db.usage_since(other.id, 0, 10).expect("usage").bytes, 1);
+}
+
+/// A body that cannot be read back (invalid gzip): a read that touches it fails.
+fn unreadable() -> BatchBody {
+    BatchBody { bytes: b"not gzip at all".to_vec(), gzip: true }
+}
+
+fn range_reads_read_only_the_bodies_they_choose(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    db.put_batch_blocking(p.id, &summary("s", "a", 0, 1_000), b"a0").expect("put");
+    db.put_body_blocking(p.id, &summary("s", "a", 1, 1_100), &unreadable()).expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "a", 2, 1_200), b"a2-").expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "a", 3, 9_000), b"a3--").expect("put");
+    db.put_body_blocking(p.id, &summary("s", "b", 0, 20_000), &unreadable()).expect("put");
+    let range = |from, max_bytes| RangeRequest { from, max_bytes, until_offset_ms: None, refuse_over: u64::MAX };
+    assert!(db.batches(p.id, "s").is_err(), "reading every body reads the unreadable ones");
+
+    // The unreadable bodies are outside these ranges, so they are never read.
+    let first = db.batch_range(p.id, "s", &range(0, 1)).expect("the first batch");
+    assert_eq!((first.total, first.bodies.clone(), first.next), (5, vec![b"a0".to_vec()], Some(1)));
+    assert_eq!(first.first_start_ms, 1_000);
+    let middle = db.batch_range(p.id, "s", &range(2, 7)).expect("two batches");
+    assert_eq!((middle.bodies, middle.next), (vec![b"a2-".to_vec(), b"a3--".to_vec()], Some(4)));
+    let budget = db.batch_range(p.id, "s", &range(2, 3)).expect("one batch fills the budget");
+    assert_eq!((budget.bodies.len(), budget.next), (1, Some(3)));
+    assert!(db.batch_range(p.id, "s", &range(1, 1)).is_err(), "a range with an unreadable body fails");
+    let past = db.batch_range(p.id, "s", &range(9, 1)).expect("past the end");
+    assert_eq!((past.total, past.bodies.len(), past.next), (5, 0, None));
+
+    // Up to a time: the batches before the first that started after it (the index's times).
+    let until = |t| RangeRequest { until_offset_ms: Some(t), ..RangeRequest::whole(u64::MAX) };
+    let by_0 = db.batch_range(p.id, "s", &until(0)).expect("up to the start");
+    assert_eq!((by_0.bodies, by_0.next), (vec![b"a0".to_vec()], Some(1)));
+    let by_8s = db.batch_range(p.id, "s", &until(8_000)).expect_err("a1 is unreadable");
+    assert!(!matches!(by_8s, Error::RangeTooLarge { .. }));
+
+    // Sizes come from the index: a read over the limit is refused before any body is read.
+    let stored = db.session_stored_bytes(p.id, "s").expect("stored bytes");
+    assert_eq!(stored, 2 + 15 + 3 + 4 + 15);
+    assert_eq!(db.session_stored_bytes(p.id, "nobody").expect("none"), 0);
+    match db.batch_range(p.id, "s", &RangeRequest::whole(stored - 1)) {
+        Err(Error::RangeTooLarge { bytes }) => assert_eq!(bytes, stored),
+        other => panic!("expected RangeTooLarge, got {other:?}"),
+    }
+    let other = db.create_project("other").expect("other");
+    assert_eq!(db.batch_range(other.id, "s", &range(0, 1)).expect("empty").total, 0, "projects are isolated");
+}
+
+fn a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    db.limit_session_bytes(Some(10));
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 0, 1_000), b"123456").expect("put"), Stored::New);
+    match db.put_batch_blocking(p.id, &summary("s", "p", 1, 1_100), b"789012") {
+        Err(Error::SessionFull { stored, cap }) => assert_eq!((stored, cap), (6, 10)),
+        other => panic!("expected SessionFull, got {other:?}"),
+    }
+    // A resend of what is stored is still a duplicate; a batch that fits still goes in.
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 0, 1_000), b"123456").expect("put"), Stored::Duplicate);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 2, 1_200), b"7890").expect("put"), Stored::New);
+    assert!(matches!(db.put_batch_blocking(p.id, &summary("s", "p", 3, 1_300), b"1"), Err(Error::SessionFull { .. })));
+    // Other sessions have their own allowance.
+    assert_eq!(db.put_batch_blocking(p.id, &summary("t", "p", 0, 1_000), b"123456").expect("put"), Stored::New);
+    let row = db.session(p.id, "s").expect("q").expect("row");
+    assert_eq!((row.batches, row.bytes), (2, 10), "the refused batches stored nothing");
+    assert_eq!(db.batches(p.id, "s").expect("batches"), vec![b"123456".to_vec(), b"7890".to_vec()]);
+    assert_eq!(db.batch_count().expect("count"), 3);
+    db.limit_session_bytes(None);
+    assert_eq!(db.put_batch_blocking(p.id, &summary("s", "p", 3, 1_300), b"1").expect("no cap"), Stored::New);
 }
 
 fn environments_are_compared_with_other_sessions(db: &impl Storage) {

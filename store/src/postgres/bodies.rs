@@ -11,9 +11,12 @@ use object_store::path::Path as ObjectPath;
 use replay_core::{BatchSummary, random_hex};
 use tokio_postgres::types::ToSql;
 
+use std::sync::atomic::Ordering;
+
 use super::{Engine, opt_text, text};
-use crate::shared::to_i64;
-use crate::{BatchBody, Error, Stored, unpack};
+use crate::model::{IndexedBatch, choose_range};
+use crate::shared::{to_i64, to_u64};
+use crate::{BatchBody, BatchRange, Error, RangeRequest, Stored, unpack};
 
 /// Batch bodies fetched at once when a session is read.
 const PARALLEL_FETCHES: usize = 16;
@@ -29,19 +32,29 @@ impl Engine {
             .join(format!("{}-{}-{nonce}", s.page, s.seq))
     }
 
-    pub(super) async fn exists(&self, project: i64, s: &BatchSummary) -> Result<bool, Error> {
+    /// Whether the batch is stored already, and the stored bytes of its session, in one query.
+    pub(super) async fn exists(&self, project: i64, s: &BatchSummary) -> Result<(bool, u64), Error> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT 1 FROM batches WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4",
+                "SELECT EXISTS (SELECT 1 FROM batches
+                                WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4),
+                        COALESCE((SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2), 0)",
             )
             .await?;
-        Ok(client.query_opt(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?.is_some())
+        let row = client.query_one(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?;
+        Ok((row.get(0), to_u64(row.get(1))))
     }
 
     pub(super) async fn put_batch(&self, project: i64, s: BatchSummary, body: BatchBody) -> Result<Stored, Error> {
-        if self.exists(project, &s).await? {
+        let (stored, session_bytes) = self.exists(project, &s).await?;
+        if stored {
             return Ok(Stored::Duplicate);
+        }
+        let cap = self.session_cap.load(Ordering::Relaxed);
+        if session_bytes.saturating_add(body.bytes.len() as u64) > cap {
+            // Checked again in the transaction, against concurrent uploads of the session.
+            return Err(Error::SessionFull { stored: session_bytes, cap });
         }
         let key = self.object_key(project, &s, &random_hex(8)?);
         let size = i64::try_from(body.bytes.len()).unwrap_or(i64::MAX);
@@ -135,13 +148,15 @@ impl Engine {
                     freeze_ended_ms = GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms),
                     never_recovered = CASE WHEN GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms)
                                                 >= GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms)
-                                      THEN FALSE ELSE t.never_recovered END",
+                                      THEN FALSE ELSE t.never_recovered END
+                 WHERE t.bytes + EXCLUDED.bytes <= $25",
             )
             .await?;
         let (url, agent, user) = (opt_text(s.url.as_ref()), opt_text(s.user_agent.as_ref()), opt_text(s.user.as_ref()));
         let (release, environment) = (opt_text(s.release.as_ref()), opt_text(s.environment.as_ref()));
         let (browser, culprit) = (opt_text(s.browser.as_ref()), opt_text(s.freeze_culprit.as_ref()));
-        let params: [&(dyn ToSql + Sync); 24] = [
+        let cap = to_i64(self.session_cap.load(Ordering::Relaxed));
+        let params: [&(dyn ToSql + Sync); 25] = [
             &project,
             &s.session,
             &to_i64(s.start_ms),
@@ -166,8 +181,16 @@ impl Engine {
             &to_i64(s.freeze_started_ms),
             &to_i64(s.freeze_ended_ms),
             &to_i64(s.rage_clicks),
+            &cap,
         ];
-        tx.execute(&upsert, &params).await?;
+        if tx.execute(&upsert, &params).await? == 0 {
+            // Over the session's cap (a concurrent upload got there first): rolled back.
+            let stored: i64 = tx
+                .query_one("SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2", &[&project, &s.session])
+                .await?
+                .get(0);
+            return Err(Error::SessionFull { stored: to_u64(stored), cap: to_u64(cap) });
+        }
         if !s.facts.is_empty() {
             let fact = tx
                 .prepare_cached(
@@ -221,6 +244,54 @@ impl Engine {
             )
             .await?;
         Ok(client.query(&stmt, &[&project, &session]).await?)
+    }
+
+    /// The batches of a session as the index knows them (object key and encoding, stored size,
+    /// start time), in replay order; no body is read.
+    pub(super) async fn indexed_batches(
+        &self,
+        project: i64,
+        session: &str,
+    ) -> Result<Vec<IndexedBatch<(String, String)>>, Error> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT b.object_key, b.encoding, b.bytes, b.start_ms FROM batches b
+                 JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
+                       WHERE project_id = $1 AND session_id = $2 GROUP BY page_id) p ON p.page_id = b.page_id
+                 WHERE b.project_id = $1 AND b.session_id = $2
+                 ORDER BY p.page_start, b.page_id, b.seq",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&project, &session])
+            .await?
+            .iter()
+            .map(|r| IndexedBatch { body: (r.get(0), r.get(1)), bytes: to_u64(r.get(2)), start_ms: to_u64(r.get(3)) })
+            .collect())
+    }
+
+    /// See [`crate::Storage::batch_range`]: only the chosen objects are fetched.
+    pub(super) async fn batch_range(
+        &self,
+        project: i64,
+        session: &str,
+        range: RangeRequest,
+    ) -> Result<BatchRange, Error> {
+        let index = self.indexed_batches(project, session).await?;
+        let (chosen, next, first_start_ms) = choose_range(&index, &range)?;
+        let bodies = futures_util::stream::iter(chosen.into_iter().map(|i| {
+            let store = Arc::clone(&self.store);
+            let (key, encoding) = index[i].body.clone();
+            async move {
+                let bytes = store.get(&ObjectPath::from(key)).await?.bytes().await?;
+                Ok::<_, Error>(unpack(bytes.to_vec(), encoding == "gzip")?)
+            }
+        }))
+        .buffered(PARALLEL_FETCHES)
+        .try_collect()
+        .await?;
+        Ok(BatchRange { total: index.len(), bodies, next, first_start_ms })
     }
 
     pub(super) async fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {

@@ -4,8 +4,13 @@
 //! Several `replay-server` instances can point at the same database and bucket: nothing about
 //! a session lives in one instance's memory, so a load balancer may send any request anywhere.
 //! The only per-instance state is a short-lived cache of projects by ingest key (changes to a
-//! project's allowed origins reach other instances within [`KEY_CACHE_TTL`]) and the rate
-//! limiters.
+//! project's allowed origins, and revoked keys, reach other instances within
+//! [`crate::KEY_CACHE_TTL`]; a key in a rotation's grace period is dropped from it at its end) and the
+//! rate limiters.
+//!
+//! A read of batches chooses them from the `batches` rows (stored size, start time) and fetches
+//! only those objects. The per-session byte cap is checked with the duplicate check (one query)
+//! before the upload, and again in the batch's transaction (concurrent uploads of a session).
 //!
 //! Storing a batch: if its key `(project, session, page, seq)` is already indexed the batch is a
 //! duplicate and nothing is written. Otherwise the body goes to a fresh object first, then one
@@ -29,9 +34,9 @@ mod bodies;
 mod queries;
 mod schema;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use object_store::ObjectStore;
@@ -41,11 +46,11 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use self::queries::{project_row, session_row};
-use crate::shared::{SESSION_COLUMNS, to_i64};
-use crate::{BatchBody, BatchDone, Error, ErrorGroup, FactComparison, Project, SessionFilter, SessionRow, Storage};
-
-/// How long an instance trusts its cached copy of a project (allowed origins may change).
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64};
+use crate::{
+    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota,
+    RangeRequest, SessionFilter, SessionRow, Storage, Usage,
+};
 
 /// Where the engine keeps things.
 #[derive(Clone)]
@@ -72,16 +77,15 @@ pub struct PostgresStorage {
     runtime: Arc<OwnRuntime>,
 }
 
-/// Projects by ingest key, with when each was read.
-type KeyCache = HashMap<String, (Arc<Project>, Instant)>;
-
 /// The async half: a connection pool and the object store.
 #[derive(Clone)]
 struct Engine {
     pool: Pool,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
-    keys: Arc<Mutex<KeyCache>>,
+    keys: Arc<KeyCache>,
+    /// Most stored bytes one session may hold (`u64::MAX`: no cap).
+    session_cap: Arc<AtomicU64>,
 }
 
 /// The engine's runtime. Dropped without waiting, because the last clone of the storage may
@@ -154,8 +158,13 @@ impl PostgresStorage {
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()?
         };
-        let engine =
-            Engine { pool, store: options.store, prefix: options.prefix, keys: Arc::new(Mutex::new(HashMap::new())) };
+        let engine = Engine {
+            pool,
+            store: options.store,
+            prefix: options.prefix,
+            keys: Arc::new(KeyCache::default()),
+            session_cap: Arc::new(AtomicU64::new(u64::MAX)),
+        };
         let storage = PostgresStorage { engine, runtime };
         let schema = options.schema.clone();
         storage.block(move |e| async move { e.migrate(schema.as_deref()).await })?;
@@ -214,24 +223,59 @@ impl Storage for PostgresStorage {
     fn create_project(&self, name: &str) -> Result<Project, Error> {
         let (name, key) = (text(name), new_key()?);
         self.block(move |e| async move {
-            let client = e.pool.get().await?;
-            let row = client
+            let mut client = e.pool.get().await?;
+            let tx = client.transaction().await?;
+            let now = to_i64(now_ms());
+            let row = tx
                 .query_one(
                     "INSERT INTO projects (name, ingest_key, created_ms) VALUES ($1, $2, $3) RETURNING id",
-                    &[&name, &key, &to_i64(now_ms())],
+                    &[&name, &key, &now],
                 )
                 .await?;
-            Ok(Project { id: row.get(0), name, ingest_key: key, allowed_origins: vec![] })
+            let id: i64 = row.get(0);
+            tx.execute("INSERT INTO ingest_keys (key, project_id, created_ms) VALUES ($1, $2, $3)", &[&key, &id, &now])
+                .await?;
+            tx.commit().await?;
+            Ok(Project { id, name, ingest_key: key, allowed_origins: vec![], quota: ProjectQuota::default() })
         })
+    }
+
+    fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error> {
+        let (bytes, sessions) = (quota.bytes_per_day.map(to_i64), quota.sessions_per_day.map(to_i64));
+        self.block(move |e| async move {
+            let n = e
+                .execute(
+                    "UPDATE projects SET quota_bytes_per_day = $2, quota_sessions_per_day = $3 WHERE id = $1",
+                    params![project, bytes, sessions],
+                )
+                .await?;
+            e.keys.clear();
+            if n == 0 {
+                return Err(Error::NoSuchProject(project));
+            }
+            Ok(())
+        })
+    }
+
+    fn rotate_key(&self, project: i64, grace_ms: u64) -> Result<String, Error> {
+        let key = new_key()?;
+        self.block(move |e| async move { e.rotate_key(project, key, grace_ms).await })
+    }
+
+    fn revoke_key(&self, project: i64, key: &str) -> Result<bool, Error> {
+        let key = text(key);
+        self.block(move |e| async move { e.revoke_key(project, key).await })
+    }
+
+    fn ingest_keys(&self, project: i64) -> Result<Vec<IngestKey>, Error> {
+        self.block(move |e| async move { e.ingest_keys(project).await })
     }
 
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
         let joined = text(&origins.join(","));
         self.block(move |e| async move {
             e.execute("UPDATE projects SET allowed_origins = $2 WHERE id = $1", params![project, joined]).await?;
-            if let Ok(mut k) = e.keys.lock() {
-                k.clear();
-            }
+            e.keys.clear();
             Ok(())
         })
     }
@@ -239,8 +283,13 @@ impl Storage for PostgresStorage {
     fn projects(&self) -> Result<Vec<Project>, Error> {
         self.block(|e| async move {
             let client = e.pool.get().await?;
-            let rows =
-                client.query("SELECT id, name, ingest_key, allowed_origins FROM projects ORDER BY id", &[]).await?;
+            let rows = client
+                .query(
+                    "SELECT id, name, ingest_key, allowed_origins, quota_bytes_per_day, quota_sessions_per_day
+                         FROM projects ORDER BY id",
+                    &[],
+                )
+                .await?;
             Ok(rows.iter().map(project_row).collect())
         })
     }
@@ -292,6 +341,51 @@ impl Storage for PostgresStorage {
     fn batches(&self, project: i64, session: &str) -> Result<Vec<Vec<u8>>, Error> {
         let session = text(session);
         self.block(move |e| async move { e.batches(project, &session).await })
+    }
+
+    fn batch_range(&self, project: i64, session: &str, range: &RangeRequest) -> Result<BatchRange, Error> {
+        let (session, range) = (text(session), *range);
+        self.block(move |e| async move { e.batch_range(project, &session, range).await })
+    }
+
+    fn session_stored_bytes(&self, project: i64, session: &str) -> Result<u64, Error> {
+        let session = text(session);
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            let row = client
+                .query_opt("SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2", &[&project, &session])
+                .await?;
+            Ok(row.map_or(0, |r| to_u64(r.get(0))))
+        })
+    }
+
+    fn limit_session_bytes(&self, cap: Option<u64>) {
+        self.engine.session_cap.store(cap.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn usage_since(&self, project: i64, since_ms: u64, max_ids: usize) -> Result<Usage, Error> {
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            let since = to_i64(since_ms);
+            let row = client
+                .query_one(
+                    "SELECT COUNT(*) FILTER (WHERE start_ms >= $2), COALESCE(SUM(bytes), 0)::BIGINT FROM sessions
+                     WHERE project_id = $1 AND received_ms >= $2",
+                    &[&project, &since],
+                )
+                .await?;
+            let ids = client
+                .query(
+                    "SELECT id FROM sessions WHERE project_id = $1 AND received_ms >= $2 AND start_ms >= $2 LIMIT $3",
+                    &[&project, &since, &i64::try_from(max_ids).unwrap_or(i64::MAX)],
+                )
+                .await?;
+            Ok(Usage {
+                sessions: to_u64(row.get(0)),
+                bytes: to_u64(row.get(1)),
+                session_ids: ids.iter().map(|r| r.get(0)).collect(),
+            })
+        })
     }
 
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {

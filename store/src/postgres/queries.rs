@@ -2,32 +2,100 @@
 //! batch path (retention, and the helpers `Storage`'s methods use for settings and accounts).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
 use tokio_postgres::types::ToSql;
 
-use super::{Engine, KEY_CACHE_TTL, text};
+use replay_core::now_ms;
+
+use super::{Engine, text};
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
-use crate::{Error, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow};
+use crate::{
+    Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, SessionFilter,
+    SessionRow,
+};
 
 impl Engine {
     pub(super) async fn project_by_key(&self, key: &str) -> Result<Option<Project>, Error> {
         let client = self.pool.get().await?;
         let stmt = client
-            .prepare_cached("SELECT id, name, ingest_key, allowed_origins FROM projects WHERE ingest_key = $1")
+            .prepare_cached(
+                "SELECT p.id, p.name, p.ingest_key, p.allowed_origins, p.quota_bytes_per_day, p.quota_sessions_per_day,
+                        k.expires_ms
+                 FROM ingest_keys k JOIN projects p ON p.id = k.project_id
+                 WHERE k.key = $1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > $2)",
+            )
             .await?;
-        let project = client.query_opt(&stmt, &[&key]).await?.map(|r| project_row(&r));
-        if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
-            cache.insert(key.to_owned(), (Arc::new(p.clone()), Instant::now()));
+        let row = client.query_opt(&stmt, &[&key, &to_i64(now_ms())]).await?;
+        let project = row.as_ref().map(project_row);
+        if let (Some(p), Some(r)) = (&project, &row) {
+            self.keys.insert(key, p, r.get::<_, Option<i64>>(6).map(to_u64));
         }
         Ok(project)
     }
 
     pub(super) fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
-        let cache = self.keys.lock().ok()?;
-        cache.get(key).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(p, _)| Arc::clone(p))
+        self.keys.get(key)
+    }
+
+    /// See [`crate::Storage::rotate_key`].
+    pub(super) async fn rotate_key(&self, project: i64, key: String, grace_ms: u64) -> Result<String, Error> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let now = now_ms();
+        let (now_i, end) = (to_i64(now), to_i64(now.saturating_add(grace_ms)));
+        tx.execute(
+            "UPDATE ingest_keys SET expires_ms = LEAST(COALESCE(expires_ms, $2), $2)
+             WHERE project_id = $1 AND revoked_ms IS NULL",
+            &[&project, &end],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO ingest_keys (key, project_id, created_ms) VALUES ($1, $2, $3)",
+            &[&key, &project, &now_i],
+        )
+        .await?;
+        if tx.execute("UPDATE projects SET ingest_key = $2 WHERE id = $1", &[&project, &key]).await? == 0 {
+            return Err(Error::NoSuchProject(project));
+        }
+        tx.commit().await?;
+        self.keys.clear();
+        Ok(key)
+    }
+
+    /// See [`crate::Storage::revoke_key`].
+    pub(super) async fn revoke_key(&self, project: i64, key: String) -> Result<bool, Error> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE ingest_keys SET revoked_ms = $3
+                 WHERE project_id = $1 AND key = $2 AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > $3)",
+                &[&project, &key, &to_i64(now_ms())],
+            )
+            .await?;
+        self.keys.clear();
+        Ok(n > 0)
+    }
+
+    pub(super) async fn ingest_keys(&self, project: i64) -> Result<Vec<IngestKey>, Error> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT key, created_ms, expires_ms, revoked_ms FROM ingest_keys WHERE project_id = $1
+                 ORDER BY created_ms DESC, key",
+                &[&project],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| IngestKey {
+                key: r.get(0),
+                created_ms: to_u64(r.get(1)),
+                expires_ms: r.get::<_, Option<i64>>(2).map(to_u64),
+                revoked_ms: r.get::<_, Option<i64>>(3).map(to_u64),
+            })
+            .collect())
     }
 
     pub(super) async fn find_sessions(
@@ -236,5 +304,9 @@ pub(super) fn project_row(r: &tokio_postgres::Row) -> Project {
         name: r.get(1),
         ingest_key: r.get(2),
         allowed_origins: origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        quota: ProjectQuota {
+            bytes_per_day: r.get::<_, Option<i64>>(4).map(to_u64),
+            sessions_per_day: r.get::<_, Option<i64>>(5).map(to_u64),
+        },
     }
 }

@@ -97,6 +97,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, session_id, name)
     );
     CREATE INDEX session_facts_by_value ON session_facts(project_id, name, value);",
+    // 4: several ingest keys per project (rotation with a grace period, revocation); the
+    // key each project has keeps working. `projects.ingest_key` stays the newest one.
+    "CREATE TABLE ingest_keys (
+        key TEXT PRIMARY KEY,
+        project_id BIGINT NOT NULL REFERENCES projects(id),
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT,
+        revoked_ms BIGINT
+    );
+    CREATE INDEX ingest_keys_by_project ON ingest_keys(project_id);
+    INSERT INTO ingest_keys (key, project_id, created_ms) SELECT ingest_key, id, created_ms FROM projects;",
+    // 5: a project's own daily quotas (NULL: the server's).
+    "ALTER TABLE projects ADD COLUMN quota_bytes_per_day BIGINT;
+    ALTER TABLE projects ADD COLUMN quota_sessions_per_day BIGINT;",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -80,6 +80,15 @@ pub(super) struct PendingIndex {
     /// with its highest indexed seq, and the map is cleared only when nothing is pending or
     /// held, so a page missing from it has no pending entries.
     pub(super) pages: hashbrown::HashMap<PageKey, i64>,
+    /// Stored bytes (indexed and pending) of every session that sent a batch since the map was
+    /// last cleared, for the per-session cap (kept only while `session_cap` is set). Like
+    /// `pages`: a session gets in the map with its indexed bytes, and the map is cleared only
+    /// when nothing is pending or held (the held entries' sessions stay), so a session missing
+    /// from it has no pending entries. A value may be too high after a retention run, which
+    /// clears the map too.
+    pub(super) session_bytes: hashbrown::HashMap<SessionKey, u64>,
+    /// Most stored bytes one session may hold ([`crate::Storage::limit_session_bytes`]).
+    pub(super) session_cap: Option<u64>,
     /// When the oldest entry was added.
     pub(super) oldest: Option<Instant>,
     /// The id of the next `batch_log` row (ids only ever grow, even after retention deleted
@@ -100,6 +109,14 @@ impl PendingIndex {
 
     pub(super) fn held_retry_due(&self) -> bool {
         self.held_since.is_some_and(|t| t.elapsed() >= HELD_RETRY_AFTER)
+    }
+
+    /// Forgets the stored bytes of every session without a held entry (called when nothing
+    /// is pending).
+    pub(super) fn forget_session_bytes(&mut self) {
+        let held: hashbrown::HashSet<SessionKeyRef<'_>> =
+            self.held.iter().map(|e| SessionKeyRef(e.project, &e.summary.session)).collect();
+        self.session_bytes.retain(|(project, session), _| held.contains(&SessionKeyRef(*project, session)));
     }
 
     /// Notes a batch whose entry became pending: its key takes part in duplicate checks, and
@@ -130,6 +147,19 @@ pub(super) const HELD_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub(super) type BatchKey = (i64, String, String, u32);
 /// (project, session, page).
 pub(super) type PageKey = (i64, String, String);
+
+/// (project, session).
+pub(super) type SessionKey = (i64, String);
+
+/// A [`SessionKey`] looked up without copying its string.
+#[derive(Hash, PartialEq, Eq)]
+pub(super) struct SessionKeyRef<'a>(pub(super) i64, pub(super) &'a str);
+
+impl hashbrown::Equivalent<SessionKey> for SessionKeyRef<'_> {
+    fn equivalent(&self, k: &SessionKey) -> bool {
+        self.0 == k.0 && self.1 == k.1
+    }
+}
 
 /// A [`BatchKey`] looked up without copying its strings (hashes like the tuple it stands for).
 #[derive(Hash)]
@@ -274,9 +304,12 @@ pub(super) fn flush_chunk_unpublished(db: &mut Db, max: usize) -> Result<(), Err
     }
     if index.len() == 0 && index.pages.len() > PAGES_KNOWN_MAX {
         // Held entries' pages stay: their seqs are in no index a lookup would read.
-        let held: hashbrown::HashSet<PageKeyRef<'_>> =
-            index.held.iter().map(|e| PageKeyRef(e.project, &e.summary.session, &e.summary.page)).collect();
-        index.pages.retain(|(project, session, page), _| held.contains(&PageKeyRef(*project, session, page)));
+        {
+            let held: hashbrown::HashSet<PageKeyRef<'_>> =
+                index.held.iter().map(|e| PageKeyRef(e.project, &e.summary.session, &e.summary.page)).collect();
+            index.pages.retain(|(project, session, page), _| held.contains(&PageKeyRef(*project, session, page)));
+        }
+        index.forget_session_bytes();
     }
     tracing::debug!(
         entries = chunk.len(),
@@ -365,7 +398,8 @@ pub(super) fn apply_index_entries(tx: &Connection, chunk: &[IndexEntry]) -> Resu
         let mut run: Option<IndexRun> = None;
         for e in chunk.iter().rev() {
             let s = &e.summary;
-            if key.execute(params![e.project, s.session, s.page, s.seq, to_i64(s.start_ms), e.id])? == 0 {
+            let bytes = i64::try_from(e.bytes).unwrap_or(i64::MAX);
+            if key.execute(params![e.project, s.session, s.page, s.seq, to_i64(s.start_ms), e.id, bytes])? == 0 {
                 // Already indexed: by a flush that raced this one (a storage dropped while
                 // the same database was opened again), or a duplicate row to drop.
                 let existing: i64 = indexed_as.query_row(params![e.project, s.session, s.page, s.seq], |r| r.get(0))?;
@@ -491,8 +525,8 @@ pub(super) const HIGHEST_INDEXED_SEQ: &str =
 
 /// Indexes one logged batch's key; ignored (0 rows) when the key is indexed already.
 pub(super) const INSERT_KEY: &str =
-    "INSERT OR IGNORE INTO batch_keys (project_id, session_id, page_id, seq, start_ms, batch)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT OR IGNORE INTO batch_keys (project_id, session_id, page_id, seq, start_ms, batch, bytes)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// Adds one batch's summary to its session's row of the index.
 pub(super) const UPSERT_SESSION: &str =

@@ -12,6 +12,12 @@
 //! batches' keys, the session index, error groups, environment facts) are written later, in
 //! bulk (`index`). Bodies are stored as sent (gzip stays gzip) and decoded on read.
 //!
+//! A read of batches chooses them from `batch_keys` (each batch's stored size and start, in
+//! replay order) under the main lock, flushed first, then reads only the chosen bodies on a
+//! read-only connection of its own, without holding up the writer. The writer refuses a new
+//! batch past the per-session cap from the sessions' stored bytes it keeps in memory (seeded
+//! from the session index).
+//!
 //! Modules:
 //! - `writer`: the writer thread and its group commit;
 //! - `sync`: the sync thread (log durability) and the checkpoint thread;
@@ -25,7 +31,6 @@ mod schema;
 mod sync;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -37,9 +42,11 @@ use rusqlite::Connection;
 use self::index::{IndexCounts, PendingIndex, flush_all, recover_index};
 use self::sync::{AckPath, WAL_CHECKPOINT_PAGES, checkpoint_loop, sync_loop};
 use self::writer::{PendingBatch, writer_loop};
+use crate::model::choose_range;
+use crate::shared::KeyCache;
 use crate::{
-    BatchBody, BatchDone, Error, ErrorGroup, FactComparison, IndexBacklog, Project, SessionFilter, SessionRow, Storage,
-    unpack,
+    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
+    ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
 };
 
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
@@ -47,8 +54,10 @@ use crate::{
 pub struct SqliteStorage {
     conn: Arc<Mutex<Db>>,
     writer: channel::Sender<PendingBatch>,
-    /// Projects by ingest key (hit on every ingest request); cleared when projects change.
-    keys: Arc<Mutex<HashMap<String, Arc<Project>>>>,
+    /// Projects by ingest key (hit on every ingest request); cleared when projects or keys
+    /// change through this storage, and trusted for [`crate::KEY_CACHE_TTL`] (changes made by
+    /// another process: `replay-server project revoke-key`).
+    keys: Arc<KeyCache>,
     /// Group commits so far (tells the checkpoint thread whether there is anything to do).
     groups_committed: Arc<AtomicU64>,
     /// The index backlog's size, as the writer last published it.
@@ -59,6 +68,10 @@ pub struct SqliteStorage {
     /// second connection would open another database): those lookups take the main
     /// connection, still without a flush.
     accounts: Option<Arc<Mutex<Connection>>>,
+    /// A read-only connection of its own for batch bodies: a read chooses its batches from the
+    /// index under the main lock (flushed first), then reads only their bodies here, without
+    /// holding up the writer. `None` in memory (the main connection then, without a flush).
+    bodies: Option<Arc<Mutex<Connection>>>,
 }
 
 /// The connection, with the index entries of logged batches not yet written to the indexes.
@@ -93,7 +106,14 @@ impl SqliteStorage {
         let accounts = Connection::open(&path)?;
         accounts.busy_timeout(std::time::Duration::from_secs(5))?;
         accounts.pragma_update(None, "query_only", true)?;
-        let storage = SqliteStorage { accounts: Some(Arc::new(Mutex::new(accounts))), ..storage };
+        let bodies = Connection::open(&path)?;
+        bodies.busy_timeout(std::time::Duration::from_secs(5))?;
+        bodies.pragma_update(None, "query_only", true)?;
+        let storage = SqliteStorage {
+            accounts: Some(Arc::new(Mutex::new(accounts))),
+            bodies: Some(Arc::new(Mutex::new(bodies))),
+            ..storage
+        };
         let checkpointer = Connection::open(&path)?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let writes = Arc::clone(&storage.groups_committed);
@@ -147,17 +167,16 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             conn,
             writer,
-            keys: Arc::new(Mutex::new(HashMap::new())),
+            keys: Arc::new(KeyCache::default()),
             groups_committed,
             backlog,
             accounts: None,
+            bodies: None,
         })
     }
 
     fn forget_keys(&self) {
-        if let Ok(mut k) = self.keys.lock() {
-            k.clear();
-        }
+        self.keys.clear();
     }
 
     /// Runs a lookup of projects, settings, users or logins (tables the writer's batches never
@@ -165,6 +184,14 @@ impl SqliteStorage {
     /// connection's lock (see `accounts`).
     fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
         match &self.accounts {
+            Some(conn) => f(&*conn.lock().map_err(|_| Error::Poisoned)?),
+            None => f(&self.conn.lock().map_err(|_| Error::Poisoned)?.conn),
+        }
+    }
+
+    /// Reads batch bodies on their own connection (see `bodies`).
+    fn read_bodies<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        match &self.bodies {
             Some(conn) => f(&*conn.lock().map_err(|_| Error::Poisoned)?),
             None => f(&self.conn.lock().map_err(|_| Error::Poisoned)?.conn),
         }
@@ -187,7 +214,13 @@ impl Storage for SqliteStorage {
     fn create_project(&self, name: &str) -> Result<Project, Error> {
         let key = new_key()?;
         let id = queries::insert_project(&self.lock()?.conn, name, &key)?;
-        Ok(Project { id, name: name.to_owned(), ingest_key: key, allowed_origins: vec![] })
+        Ok(Project { id, name: name.to_owned(), ingest_key: key, allowed_origins: vec![], quota: Default::default() })
+    }
+
+    fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error> {
+        queries::set_project_quota(&self.lock()?.conn, project, quota)?;
+        self.forget_keys();
+        Ok(())
     }
 
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error> {
@@ -204,11 +237,28 @@ impl Storage for SqliteStorage {
         if let Some(p) = self.cached_project(key) {
             return Ok(Some(Project::clone(&p)));
         }
-        let project = self.lookup(|c| queries::project_by_key(c, key))?;
-        if let (Some(p), Ok(mut cache)) = (&project, self.keys.lock()) {
-            cache.insert(key.to_owned(), Arc::new(p.clone()));
+        let found = self.lookup(|c| queries::project_by_key(c, key))?;
+        if let Some((p, expires_ms)) = &found {
+            self.keys.insert(key, p, *expires_ms);
         }
-        Ok(project)
+        Ok(found.map(|(p, _)| p))
+    }
+
+    fn rotate_key(&self, project: i64, grace_ms: u64) -> Result<String, Error> {
+        let key = new_key()?;
+        queries::rotate_key(&self.lock()?.conn, project, &key, grace_ms)?;
+        self.forget_keys();
+        Ok(key)
+    }
+
+    fn revoke_key(&self, project: i64, key: &str) -> Result<bool, Error> {
+        let revoked = queries::revoke_key(&self.lock()?.conn, project, key)?;
+        self.forget_keys();
+        Ok(revoked)
+    }
+
+    fn ingest_keys(&self, project: i64) -> Result<Vec<IngestKey>, Error> {
+        self.lookup(|c| queries::ingest_keys(c, project))
     }
 
     fn put_batch(&self, project: i64, summary: BatchSummary, body: BatchBody, done: BatchDone) {
@@ -219,7 +269,7 @@ impl Storage for SqliteStorage {
     }
 
     fn cached_project(&self, key: &str) -> Option<Arc<Project>> {
-        self.keys.lock().ok().and_then(|k| k.get(key).cloned())
+        self.keys.get(key)
     }
 
     fn find_sessions(
@@ -242,6 +292,39 @@ impl Storage for SqliteStorage {
         rows.into_iter().map(|(body, encoding)| Ok(unpack(body, encoding == "gzip")?)).collect()
     }
 
+    fn batch_range(&self, project: i64, session: &str, range: &RangeRequest) -> Result<BatchRange, Error> {
+        // The index under the main lock (flushed first); the bodies after it is released.
+        let index = queries::indexed_batches(&self.lock()?.conn, project, session)?;
+        let (chosen, next, first_start_ms) = choose_range(&index, range)?;
+        let stored = self.read_bodies(|conn| {
+            let mut out = Vec::with_capacity(chosen.len());
+            for &i in &chosen {
+                // Missing only when retention deleted the session meanwhile.
+                out.extend(queries::logged_body(conn, index[i].body)?);
+            }
+            Ok(out)
+        })?;
+        let bodies = stored
+            .into_iter()
+            .map(|(body, encoding)| Ok(unpack(body, encoding == "gzip")?))
+            .collect::<Result<_, Error>>()?;
+        Ok(BatchRange { total: index.len(), bodies, next, first_start_ms })
+    }
+
+    fn session_stored_bytes(&self, project: i64, session: &str) -> Result<u64, Error> {
+        queries::session_stored_bytes(&self.lock()?.conn, project, session)
+    }
+
+    fn limit_session_bytes(&self, cap: Option<u64>) {
+        if let Ok(mut db) = self.conn.lock() {
+            db.index.session_cap = cap;
+        }
+    }
+
+    fn usage_since(&self, project: i64, since_ms: u64, max_ids: usize) -> Result<Usage, Error> {
+        queries::usage_since(&self.lock()?.conn, project, since_ms, max_ids)
+    }
+
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
         queries::batch_keys(&self.lock()?.conn, project, session)
     }
@@ -259,7 +342,11 @@ impl Storage for SqliteStorage {
     }
 
     fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
-        queries::delete_sessions_before(&mut self.lock()?.conn, cutoff_ms)
+        let mut db = self.lock()?;
+        let deleted = queries::delete_sessions_before(&mut db.conn, cutoff_ms)?;
+        // Sessions deleted may come back (a resent batch): their stored bytes start over.
+        db.index.forget_session_bytes();
+        Ok(deleted)
     }
 
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {

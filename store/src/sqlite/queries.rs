@@ -5,8 +5,12 @@
 use replay_core::now_ms;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use crate::model::IndexedBatch;
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
-use crate::{Error, ErrorGroup, FactComparison, Project, RECENT_ERROR_SESSIONS, SessionFilter, SessionRow};
+use crate::{
+    Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, SessionFilter,
+    SessionRow, Usage,
+};
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
     let origins: String = r.get(3)?;
@@ -15,6 +19,10 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
         name: r.get(1)?,
         ingest_key: r.get(2)?,
         allowed_origins: origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        quota: ProjectQuota {
+            bytes_per_day: r.get::<_, Option<i64>>(4)?.map(to_u64),
+            sessions_per_day: r.get::<_, Option<i64>>(5)?.map(to_u64),
+        },
     })
 }
 
@@ -34,7 +42,7 @@ macro_rules! session_batches_in_replay_order {
     };
 }
 
-const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins";
+const PROJECT_COLUMNS: &str = "id, name, ingest_key, allowed_origins, quota_bytes_per_day, quota_sessions_per_day";
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     let n = |i| r.get::<_, i64>(i).map(to_u64);
@@ -301,11 +309,73 @@ pub(super) fn delete_login(conn: &Connection, token_hash: &str) -> Result<(), Er
 }
 
 pub(super) fn insert_project(conn: &Connection, name: &str, key: &str) -> Result<i64, Error> {
-    conn.execute(
-        "INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)",
-        params![name, key, to_i64(now_ms())],
+    let tx = conn.unchecked_transaction()?;
+    let now = to_i64(now_ms());
+    tx.execute("INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)", params![name, key, now])?;
+    let id = tx.last_insert_rowid();
+    tx.execute("INSERT INTO ingest_keys (key, project_id, created_ms) VALUES (?1, ?2, ?3)", params![key, id, now])?;
+    tx.commit()?;
+    Ok(id)
+}
+
+/// See [`crate::Storage::rotate_key`].
+pub(super) fn rotate_key(conn: &Connection, project: i64, key: &str, grace_ms: u64) -> Result<(), Error> {
+    let tx = conn.unchecked_transaction()?;
+    let now = now_ms();
+    let (now_i, end) = (to_i64(now), to_i64(now.saturating_add(grace_ms)));
+    tx.execute(
+        "UPDATE ingest_keys SET expires_ms = MIN(COALESCE(expires_ms, ?2), ?2)
+         WHERE project_id = ?1 AND revoked_ms IS NULL",
+        params![project, end],
     )?;
-    Ok(conn.last_insert_rowid())
+    tx.execute(
+        "INSERT INTO ingest_keys (key, project_id, created_ms) VALUES (?1, ?2, ?3)",
+        params![key, project, now_i],
+    )?;
+    if tx.execute("UPDATE projects SET ingest_key = ?2 WHERE id = ?1", params![project, key])? == 0 {
+        return Err(Error::NoSuchProject(project));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// See [`crate::Storage::revoke_key`].
+pub(super) fn revoke_key(conn: &Connection, project: i64, key: &str) -> Result<bool, Error> {
+    let n = conn.execute(
+        "UPDATE ingest_keys SET revoked_ms = ?3
+         WHERE project_id = ?1 AND key = ?2 AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?3)",
+        params![project, key, to_i64(now_ms())],
+    )?;
+    Ok(n > 0)
+}
+
+pub(super) fn ingest_keys(conn: &Connection, project: i64) -> Result<Vec<IngestKey>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, created_ms, expires_ms, revoked_ms FROM ingest_keys WHERE project_id = ?1
+         ORDER BY created_ms DESC, rowid DESC",
+    )?;
+    let rows = stmt
+        .query_map([project], |r| {
+            Ok(IngestKey {
+                key: r.get(0)?,
+                created_ms: to_u64(r.get(1)?),
+                expires_ms: r.get::<_, Option<i64>>(2)?.map(to_u64),
+                revoked_ms: r.get::<_, Option<i64>>(3)?.map(to_u64),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn set_project_quota(conn: &Connection, project: i64, quota: ProjectQuota) -> Result<(), Error> {
+    let n = conn.execute(
+        "UPDATE projects SET quota_bytes_per_day = ?2, quota_sessions_per_day = ?3 WHERE id = ?1",
+        params![project, quota.bytes_per_day.map(to_i64), quota.sessions_per_day.map(to_i64)],
+    )?;
+    if n == 0 {
+        return Err(Error::NoSuchProject(project));
+    }
+    Ok(())
 }
 
 pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[String]) -> Result<(), Error> {
@@ -313,9 +383,61 @@ pub(super) fn set_allowed_origins(conn: &Connection, project: i64, origins: &[St
     Ok(())
 }
 
-pub(super) fn project_by_key(conn: &Connection, key: &str) -> Result<Option<Project>, Error> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_key = ?1"))?;
-    Ok(stmt.query_row([key], project_row).optional()?)
+/// The project of a live key, and when the key expires.
+pub(super) fn project_by_key(conn: &Connection, key: &str) -> Result<Option<(Project, Option<u64>)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.id, p.name, p.ingest_key, p.allowed_origins, p.quota_bytes_per_day, p.quota_sessions_per_day,
+                k.expires_ms
+         FROM ingest_keys k JOIN projects p ON p.id = k.project_id
+         WHERE k.key = ?1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > ?2)",
+    )?;
+    let row = stmt
+        .query_row(params![key, to_i64(now_ms())], |r| Ok((project_row(r)?, r.get::<_, Option<i64>>(6)?.map(to_u64))))
+        .optional()?;
+    Ok(row)
+}
+
+/// The batches of a session as the index knows them (their `batch_log` ids, stored sizes and
+/// start times), in replay order; no body is read.
+pub(super) fn indexed_batches(conn: &Connection, project: i64, session: &str) -> Result<Vec<IndexedBatch<i64>>, Error> {
+    let mut stmt =
+        conn.prepare_cached(concat!("SELECT k.batch, k.bytes, k.start_ms ", session_batches_in_replay_order!("")))?;
+    let rows = stmt
+        .query_map(params![project, session], |r| {
+            Ok(IndexedBatch { body: r.get::<_, i64>(0)?, bytes: to_u64(r.get(1)?), start_ms: to_u64(r.get(2)?) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// One logged body and its encoding (`None` when retention deleted it meanwhile).
+pub(super) fn logged_body(conn: &Connection, id: i64) -> Result<Option<(Vec<u8>, String)>, Error> {
+    let mut stmt = conn.prepare_cached("SELECT body, encoding FROM batch_log WHERE id = ?1")?;
+    Ok(stmt.query_row([id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))).optional()?)
+}
+
+/// Stored bytes of a session (from the session index).
+pub(super) fn session_stored_bytes(conn: &Connection, project: i64, session: &str) -> Result<u64, Error> {
+    let mut stmt = conn.prepare_cached("SELECT bytes FROM sessions WHERE project_id = ?1 AND id = ?2")?;
+    Ok(stmt.query_row(params![project, session], |r| r.get::<_, i64>(0)).optional()?.map_or(0, to_u64))
+}
+
+/// What a project stored since `since` (see [`crate::Storage::usage_since`]).
+pub(super) fn usage_since(conn: &Connection, project: i64, since: u64, max_ids: usize) -> Result<Usage, Error> {
+    let since = to_i64(since);
+    let (sessions, bytes): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*) FILTER (WHERE start_ms >= ?2), COALESCE(SUM(bytes), 0) FROM sessions
+         WHERE project_id = ?1 AND received_ms >= ?2",
+        params![project, since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let session_ids = conn
+        .prepare_cached(
+            "SELECT id FROM sessions WHERE project_id = ?1 AND received_ms >= ?2 AND start_ms >= ?2 LIMIT ?3",
+        )?
+        .query_map(params![project, since, i64::try_from(max_ids).unwrap_or(i64::MAX)], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(Usage { sessions: to_u64(sessions), bytes: to_u64(bytes), session_ids })
 }
 
 /// The stored bodies of a session and their encodings, in replay order.

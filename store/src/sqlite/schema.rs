@@ -131,6 +131,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE batches;
     CREATE TABLE index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_through INTEGER NOT NULL);
     INSERT INTO index_state (id, indexed_through) VALUES (1, (SELECT COALESCE(MAX(id), 0) FROM batch_log));",
+    // 8: each batch's stored size in the key index, so a read chooses its range without
+    // touching bodies.
+    "ALTER TABLE batch_keys ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE batch_keys SET bytes = COALESCE((SELECT length(b.body) FROM batch_log b WHERE b.id = batch_keys.batch), 0);",
+    // 9: several ingest keys per project (rotation with a grace period, revocation); the
+    // key each project has keeps working. `projects.ingest_key` stays the newest one.
+    "CREATE TABLE ingest_keys (
+        key TEXT PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER,
+        revoked_ms INTEGER
+    );
+    CREATE INDEX ingest_keys_by_project ON ingest_keys(project_id);
+    INSERT INTO ingest_keys (key, project_id, created_ms) SELECT ingest_key, id, created_ms FROM projects;",
+    // 10: a project's own daily quotas (NULL: the server's).
+    "ALTER TABLE projects ADD COLUMN quota_bytes_per_day INTEGER;
+    ALTER TABLE projects ADD COLUMN quota_sessions_per_day INTEGER;",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel as channel;
 use replay_core::BatchSummary;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::Db;
-use super::index::{BatchKeyRef, FLUSH_AFTER, HIGHEST_INDEXED_SEQ, IndexEntry, PageKeyRef, flush_all, flush_step};
+use super::index::{
+    BatchKeyRef, FLUSH_AFTER, HIGHEST_INDEXED_SEQ, IndexEntry, PageKeyRef, SessionKeyRef, flush_all, flush_step,
+};
 use super::sync::{AckPath, Acks};
 use crate::shared::to_i64;
 use crate::{BatchBody, BatchDone, Error, Stored};
@@ -209,7 +211,7 @@ pub(super) fn commit_group(conn: &Mutex<Db>, mut group: Vec<PendingBatch>, bytes
     tracing::debug!(batches = group.len(), bytes, elapsed_us = started.elapsed().as_micros() as u64, "group committed");
     match result {
         Ok(outcomes) => {
-            let replies: Acks = group.into_iter().zip(outcomes).map(|(p, outcome)| (p.reply, Ok(outcome))).collect();
+            let replies: Acks = group.into_iter().zip(outcomes).map(|(p, outcome)| (p.reply, outcome)).collect();
             match acks {
                 AckPath::Direct => {
                     replies.into_iter().for_each(|(reply, outcome)| reply(outcome));
@@ -244,7 +246,7 @@ pub(super) fn write_group(
     conn: &Mutex<Db>,
     group: &mut [PendingBatch],
     synced_later: bool,
-) -> Result<Vec<Stored>, Error> {
+) -> Result<Vec<Result<Stored, Error>>, Error> {
     let mut db = conn.lock().map_err(|_| Error::Poisoned)?;
     if synced_later {
         db.pragma_update(None, "synchronous", "NORMAL")?;
@@ -260,8 +262,9 @@ pub(super) fn write_group(
 
 /// Appends the group's new batches to `batch_log` and, once that committed, queues their index
 /// entries. Duplicates (of a stored, a pending or an earlier batch of the group) are not
-/// written.
-pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Stored>, Error> {
+/// written; nor are new batches that would take their session past the per-session cap
+/// (refused with [`Error::SessionFull`]).
+pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<Vec<Result<Stored, Error>>, Error> {
     let Db { conn, index } = db;
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(group.len());
@@ -275,6 +278,7 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
             "SELECT 1 FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3 AND seq = ?4",
         )?;
         let mut highest_indexed = tx.prepare_cached(HIGHEST_INDEXED_SEQ)?;
+        let mut session_bytes = tx.prepare_cached("SELECT bytes FROM sessions WHERE project_id = ?1 AND id = ?2")?;
         for (i, p) in group.iter().enumerate() {
             let s = &p.summary;
             let page = PageKeyRef(p.project, &s.session, &s.page);
@@ -289,8 +293,26 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
                 && (index.keys.contains(&BatchKeyRef(p.project, &s.session, &s.page, s.seq))
                     || indexed.exists(params![p.project, s.session, s.page, s.seq])?)
             {
-                outcomes.push(Stored::Duplicate);
+                outcomes.push(Ok(Stored::Duplicate));
                 continue;
+            }
+            let size = p.body.bytes.len() as u64;
+            if let Some(cap) = index.session_cap {
+                let session = SessionKeyRef(p.project, &s.session);
+                let stored = match index.session_bytes.get(&session) {
+                    Some(&b) => b,
+                    None => {
+                        let indexed: Option<i64> =
+                            session_bytes.query_row(params![p.project, s.session], |r| r.get(0)).optional()?;
+                        let b = indexed.map_or(0, crate::shared::to_u64);
+                        index.session_bytes.insert((p.project, s.session.clone()), b);
+                        b
+                    }
+                };
+                if stored.saturating_add(size) > cap {
+                    outcomes.push(Err(Error::SessionFull { stored, cap }));
+                    continue;
+                }
             }
             append.execute(params![
                 id,
@@ -305,9 +327,12 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
                 if p.body.gzip { "gzip" } else { "" }
             ])?;
             index.remember(p.project, s, highest);
+            if let Some(b) = index.session_bytes.get_mut(&SessionKeyRef(p.project, &s.session)) {
+                *b += size;
+            }
             id += 1;
             added.push(i);
-            outcomes.push(Stored::New);
+            outcomes.push(Ok(Stored::New));
         }
         Ok(())
     })();
@@ -317,6 +342,9 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
         for &i in &added {
             let p = &group[i];
             index.keys.remove(&BatchKeyRef(p.project, &p.summary.session, &p.summary.page, p.summary.seq));
+            if let Some(b) = index.session_bytes.get_mut(&SessionKeyRef(p.project, &p.summary.session)) {
+                *b = b.saturating_sub(p.body.bytes.len() as u64);
+            }
         }
         return Err(e);
     }

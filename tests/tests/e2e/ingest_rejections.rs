@@ -114,3 +114,82 @@ fn acknowledged_batches_survive_a_kill() -> Result<()> {
     ensure!(sessions.len() == 1 && sessions[0]["batches"] == 20, "acknowledged batches lost: {sessions:?}");
     Ok(())
 }
+
+/// Runs `replay-server --data-dir DIR project ARGS` next to the running server; its output.
+fn project_command(server: &Server, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(replay_e2e::server::server_bin()?)
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .arg("project")
+        .args(args)
+        .output()?;
+    ensure!(out.status.success(), "project {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn a_rotated_key_works_during_its_grace_period_and_a_revoked_one_is_refused() -> Result<()> {
+    let server = Server::start()?;
+    let old = server.key.clone();
+    ensure!(server.ingest(Some(&old), &batch(0), None)?.0 == 200, "the first key works");
+    let printed = project_command(&server, &["rotate-key", "--project", "1", "--grace", "1h"])?;
+    let new = printed
+        .lines()
+        .find_map(|l| l.split("new ingest key: ").nth(1))
+        .map(|k| k.trim().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("no key printed: {printed}"))?;
+    ensure!(new != old && new.len() >= 32, "a fresh key: {new}");
+    ensure!(server.ingest(Some(&new), &batch(1), None)?.0 == 200, "the new key works at once");
+    ensure!(server.ingest(Some(&old), &batch(2), None)?.0 == 200, "the old key works during the grace period");
+    let keys = project_command(&server, &["keys", "--project", "1"])?;
+    ensure!(keys.contains(&format!("{new}\tlive")) && keys.contains(&format!("{old}\tends in")), "{keys}");
+
+    project_command(&server, &["revoke-key", "--project", "1", &old])?;
+    // Another process revoked it: the server's cache of projects by key trusts an entry for
+    // 30 s (replay_store::KEY_CACHE_TTL), so the refusal comes within that.
+    let deadline = std::time::Instant::now() + replay_store::KEY_CACHE_TTL + std::time::Duration::from_secs(5);
+    let mut seq = 3;
+    let answer = loop {
+        let (status, answer) = server.ingest(Some(&old), &batch(seq), None)?;
+        if status != 200 || std::time::Instant::now() > deadline {
+            break (status, answer);
+        }
+        seq += 1;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    ensure!(answer.0 == 401 && answer.1["error"]["reason"] == "unknown_key", "revoked key still accepted: {answer:?}");
+    ensure!(server.ingest(Some(&new), &batch(seq + 1), None)?.0 == 200, "the new key still works");
+    Ok(())
+}
+
+#[test]
+fn a_full_session_and_a_spent_daily_quota_are_refused_counted_and_lose_nothing() -> Result<()> {
+    let one = batch(0).len();
+    // Room for two batches of the session; one new session per day.
+    let cap = (2 * one + one / 2).to_string();
+    let env = [("REPLAY_MAX_SESSION_BYTES", cap.as_str()), ("REPLAY_QUOTA_SESSIONS_PER_DAY", "1")];
+    let server = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &env)?;
+    let key = server.key.clone();
+    for seq in 0..2 {
+        ensure!(server.ingest(Some(&key), &batch(seq), None)?.0 == 200, "batch {seq} refused");
+    }
+    let (status, answer) = server.ingest(Some(&key), &batch(2), None)?;
+    ensure!(status == 413 && answer["error"]["reason"] == "session_full", "{status} {answer}");
+    let (status, answer) = server.ingest(Some(&key), &batch(0), None)?;
+    ensure!(status == 200 && answer["duplicate"] == true, "a resend is still acknowledged: {status} {answer}");
+
+    let other = encode_batch(&click_batch("e2e-other", "e2e-page", 0, 1_700_000_000_000, 1))?;
+    let (status, answer) = server.ingest(Some(&key), &other, None)?;
+    ensure!(status == 429 && answer["error"]["reason"] == "quota_exceeded", "{status} {answer}");
+
+    let sessions = server.sessions()?;
+    ensure!(sessions.len() == 1 && sessions[0]["batches"] == 2, "the session keeps its two batches: {sessions:?}");
+    let metrics = server.get_text("/metrics")?;
+    for label in ["session_full", "quota_sessions"] {
+        ensure!(
+            metrics.contains(&format!("replay_ingest_rejected_total{{reason=\"{label}\"}} 1")),
+            "{label}:\n{metrics}"
+        );
+    }
+    Ok(())
+}
