@@ -32,6 +32,13 @@ pub struct Config {
     pub project_rate: Rate,
     /// Ingest rate limit per client address.
     pub client_rate: Rate,
+    /// Ingest bytes (as sent) per second per client address, with a burst of 32 MiB or the
+    /// largest body, whichever is larger. `None`: no byte limit.
+    pub client_bytes_per_second: Option<u64>,
+    /// Most ingest bytes held at once by all requests together (bodies as read and their
+    /// decompressed copies, until storage acknowledges); past it uploads get 503
+    /// `server_busy`. `None`: no budget.
+    pub max_inflight_bytes: Option<u64>,
     /// Sessions whose last event is older than this many days are deleted (0 keeps forever).
     pub retention_days: u32,
     /// Peers whose forwarding headers (`X-Forwarded-For`, `Forwarded`, `X-Forwarded-Proto`) are
@@ -54,12 +61,20 @@ impl Default for Config {
             secure_cookies: false,
             project_rate: Rate { per_second: 2_000, burst: 4_000 },
             client_rate: Rate { per_second: 20, burst: 200 },
+            client_bytes_per_second: Some(DEFAULT_CLIENT_BYTES_PER_SECOND),
+            max_inflight_bytes: Some(DEFAULT_MAX_INFLIGHT_BYTES),
             retention_days: 30,
             trusted_proxies: Vec::new(),
             accept_originless_ingest: false,
         }
     }
 }
+
+/// Default of [`Config::client_bytes_per_second`]: 1 MiB/s, hundreds of times what a
+/// recording page sends after its first snapshot.
+pub const DEFAULT_CLIENT_BYTES_PER_SECOND: u64 = 1024 * 1024;
+/// Default of [`Config::max_inflight_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Default of [`Config::max_session_bytes`]: 64 MiB stored (hours of a busy page, gzip).
 pub const DEFAULT_MAX_SESSION_BYTES: u64 = 64 * 1024 * 1024;
@@ -95,6 +110,10 @@ pub struct FileConfig {
     pub accept_originless_ingest: Option<bool>,
     /// Most stored bytes per session (0 = no cap).
     pub max_session_bytes: Option<u64>,
+    /// Ingest bytes per second per client address (0 = no limit).
+    pub client_bytes_per_second: Option<u64>,
+    /// Most ingest bytes in flight at once (0 = no budget).
+    pub max_inflight_bytes: Option<u64>,
     /// Per project and UTC day: most stored bytes and most new sessions (0 = no quota).
     pub quota_bytes_per_day: Option<u64>,
     pub quota_sessions_per_day: Option<u64>,
@@ -137,6 +156,8 @@ pub struct Overrides {
     pub trusted_proxies: Option<Vec<String>>,
     pub accept_originless_ingest: Option<bool>,
     pub max_session_bytes: Option<u64>,
+    pub client_bytes_per_second: Option<u64>,
+    pub max_inflight_bytes: Option<u64>,
     pub quota_bytes_per_day: Option<u64>,
     pub quota_sessions_per_day: Option<u64>,
     pub postgres_url: Option<String>,
@@ -210,6 +231,16 @@ pub fn resolve(
             Some(0) => None,
             Some(n) => Some(n),
             None => d.max_session_bytes,
+        },
+        client_bytes_per_second: match cli.client_bytes_per_second.or(file.client_bytes_per_second) {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => d.client_bytes_per_second,
+        },
+        max_inflight_bytes: match cli.max_inflight_bytes.or(file.max_inflight_bytes) {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => d.max_inflight_bytes,
         },
         quota_bytes_per_day: cli.quota_bytes_per_day.or(file.quota_bytes_per_day).filter(|&n| n > 0),
         quota_sessions_per_day: cli.quota_sessions_per_day.or(file.quota_sessions_per_day).filter(|&n| n > 0),

@@ -27,6 +27,10 @@ use crate::{ApiError, AppState};
 /// at most ~1000×, so the worst case stays a few milliseconds).
 const INLINE_DECODE_BYTES: usize = 4 * 1024;
 
+/// Bodies up to this size (as sent) are decoded in the small lane, larger ones in the large
+/// lane (see [`AppState::large_decode_slots`]).
+const SMALL_LANE_BYTES: usize = 512 * 1024;
+
 /// Header carrying the ingest key (the `key` query parameter works too, for `sendBeacon`).
 pub const KEY_HEADER: &str = "x-replay-key";
 
@@ -158,6 +162,13 @@ async fn ingest_inner(
     if announced.is_some_and(|len| len > max_body as u64) {
         return Err(too_large());
     }
+    // What the request may cost is paid before it is read: its client's share of bytes (so one
+    // address cannot ask for the CPU of several cores with big batches), then room in the
+    // server's budget of bytes in flight (so no number of addresses can make it hold more).
+    // A body of unannounced length is charged as the largest allowed.
+    let charged = announced.map_or(max_body, |len| len as usize);
+    state.limits.check_client_bytes(client, charged).map_err(|wait| rate_limited(wait, "client"))?;
+    let mut held = state.inflight.reserve(charged).ok_or_else(server_busy)?;
     let body = axum::body::to_bytes(body, max_body).await.map_err(|e| {
         let text = format!("{e} {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
         if text.contains("length limit") { too_large() } else { ApiError::new(Reason::BadBody, text) }
@@ -165,6 +176,7 @@ async fn ingest_inner(
     if body.is_empty() {
         return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
     }
+    held.shrink_to(body.len());
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -181,11 +193,15 @@ async fn ingest_inner(
     // handle right here than to hand to the blocking pool; big ones go off the async workers.
     let limits = state.config.limits;
     let sent = body.len();
+    let inflight = Arc::clone(&state.inflight);
     let decode = move || {
         let gzip = encoding == "gzip";
         let raw;
+        let _decompressed;
         let encoded: &[u8] = if gzip {
             raw = replay_core::gzip::gunzip_capped(&body, limits.max_bytes).map_err(gunzip_error)?;
+            // The decompressed copy is in flight too, for as long as it is decoded.
+            _decompressed = inflight.reserve(raw.len()).ok_or_else(server_busy)?;
             &raw
         } else {
             &body
@@ -197,16 +213,19 @@ async fn ingest_inner(
         // A recorder's clock may be off, or forged: nothing is indexed as later than now.
         replay_core::clamp_times(&mut summary);
         // Stored as sent: the gzip the recorder made is kept, not a second copy of the raw bytes.
-        Ok::<_, ApiError>((BatchBody { bytes: body.to_vec(), gzip }, summary))
+        Ok::<_, ApiError>((BatchBody { bytes: body, gzip }, summary))
     };
     let (raw, summary) = if sent <= INLINE_DECODE_BYTES {
         decode()?
     } else {
-        // As many big bodies in the blocking pool as there are cores: a burst of page starts
-        // (every tab of a release opening at once) otherwise grew the pool by hundreds of
-        // threads, each with its own stack and allocator heap, all competing for the cores.
-        // (The semaphore is never closed, so acquiring only ever waits.)
-        let _slot = state.decode_slots.acquire().await.ok();
+        // A bounded number of bodies in the blocking pool: a burst of page starts (every tab
+        // of a release opening at once) otherwise grew the pool by hundreds of threads, each
+        // with its own stack and allocator heap, all competing for the cores. Large bodies
+        // have a lane of their own with half the cores, so the usual page start (a few KB to
+        // a few hundred) never queues behind multi-megabyte batches, a hostile client's or not.
+        // (The semaphores are never closed, so acquiring only ever waits.)
+        let lane = if sent <= SMALL_LANE_BYTES { &state.decode_slots } else { &state.large_decode_slots };
+        let _slot = lane.acquire().await.ok();
         tokio::task::spawn_blocking(decode).await.map_err(crate::Error::from)??
     };
     let stored_bytes = raw.bytes.len() as u64;
@@ -268,6 +287,11 @@ fn rate_limited(wait: std::time::Duration, which: &str) -> ApiError {
     let secs = wait.as_secs() + 1;
     ApiError::new(Reason::RateLimited, format!("too many batches for this {which}; retry in {secs} s"))
         .retry_after(secs)
+}
+
+/// The answer when the server's budget of ingest bytes in flight is spent.
+fn server_busy() -> ApiError {
+    ApiError::new(Reason::ServerBusy, "the server is receiving too much data at once; retry in 1 s").retry_after(1)
 }
 
 /// The answer to a gzip body that does not decompress within the cap.

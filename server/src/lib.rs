@@ -65,16 +65,30 @@ pub struct AppState {
     pub quotas: Arc<quota::Quotas>,
     /// Ingest bodies decoded off the async workers at once (see [`ingest`]).
     pub decode_slots: Arc<tokio::sync::Semaphore>,
-    /// Password checks (argon2, ~20 MB and tens of ms each) running at once: one per core.
+    /// Ingest bodies over 512 KiB decoded at once: half the cores (at least one).
+    pub large_decode_slots: Arc<tokio::sync::Semaphore>,
+    /// Password checks (argon2, ~20 MB and tens of ms each) running at once: half the cores
+    /// (at least one), as anyone can ask for them with made-up names.
     pub password_slots: Arc<tokio::sync::Semaphore>,
+    /// Ingest bytes in flight (see [`limits::Inflight`]).
+    pub inflight: Arc<limits::Inflight>,
 }
 
 impl AppState {
     pub fn new(storage: Arc<dyn Storage>, config: Config) -> Self {
-        let limits = Arc::new(limits::RateLimits::new(config.project_rate, config.client_rate));
+        let limits = Arc::new(limits::RateLimits::new(
+            config.project_rate,
+            config.client_rate,
+            config.client_bytes_per_second,
+            config.max_body_bytes,
+        ));
+        let inflight = limits::Inflight::new(config.max_inflight_bytes);
         storage.limit_session_bytes(config.max_session_bytes);
         let quotas = Arc::new(quota::Quotas::new(config.quota_bytes_per_day, config.quota_sessions_per_day));
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        // Work anyone can ask for (large bodies, password checks) gets at most half the cores,
+        // so the other half always serves the usual small uploads and the viewer.
+        let half = (cores / 2).max(1);
         AppState {
             storage,
             config: Arc::new(config),
@@ -83,7 +97,9 @@ impl AppState {
             refused: Arc::new(limits::Refused::default()),
             quotas,
             decode_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
-            password_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+            large_decode_slots: Arc::new(tokio::sync::Semaphore::new(half)),
+            password_slots: Arc::new(tokio::sync::Semaphore::new(half)),
+            inflight,
         }
     }
 

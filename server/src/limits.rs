@@ -5,6 +5,11 @@
 //! bucket are forgotten by [`RateLimits::forget_idle`], which the server runs every minute, so
 //! the maps stay bounded by the number of recently active clients.
 //!
+//! Ingest is also limited by what it costs, not only by counts: each client address has a
+//! budget of bytes per second (one address cannot ask for the CPU of several cores with a few
+//! multi-megabyte batches), and [`Inflight`] bounds the bytes all uploads hold at once, however
+//! many addresses send them.
+//!
 //! [`Refused`] remembers, for [`REFUSED_TTL`], the digests of ingest keys, bearer tokens and
 //! login cookies that storage did not know: a flood of made-up credentials is answered from
 //! memory instead of a database lookup each. It holds at most [`REFUSED_MAX`] entries.
@@ -12,7 +17,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -33,6 +38,8 @@ pub struct RateLimits {
     clock: DefaultClock,
     project: DefaultKeyedRateLimiter<i64>,
     client: DefaultKeyedRateLimiter<IpAddr>,
+    /// Ingest KiB per client address (`None`: no byte limit).
+    client_kib: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub login: DefaultKeyedRateLimiter<IpAddr>,
     /// Sign-in attempts per account name (lowercased, at most 64 bytes of it).
     login_account: DefaultKeyedRateLimiter<String>,
@@ -44,12 +51,26 @@ fn quota(rate: Rate) -> Quota {
     Quota::per_second(per_second).allow_burst(burst)
 }
 
+/// Smallest burst of the per-client byte limit (a first snapshot of a big page).
+const MIN_CLIENT_BURST_BYTES: u64 = 32 * 1024 * 1024;
+
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1)
+}
+
 impl RateLimits {
-    pub fn new(project: Rate, client: Rate) -> Self {
+    /// Limiters for `project` and `client` batch rates, and for `client_bytes` bytes per second
+    /// per client (burst: 32 MiB or `max_body` bytes, whichever is larger).
+    pub fn new(project: Rate, client: Rate, client_bytes: Option<u64>, max_body: usize) -> Self {
+        let client_kib = client_bytes.map(|per_second| {
+            let burst = MIN_CLIENT_BURST_BYTES.max(max_body as u64);
+            DefaultKeyedRateLimiter::keyed(quota(Rate { per_second: kib(per_second), burst: kib(burst) }))
+        });
         RateLimits {
             clock: DefaultClock::default(),
             project: DefaultKeyedRateLimiter::keyed(quota(project)),
             client: DefaultKeyedRateLimiter::keyed(quota(client)),
+            client_kib,
             login: DefaultKeyedRateLimiter::keyed(quota(Rate { per_second: 1, burst: 10 })),
             login_account: DefaultKeyedRateLimiter::keyed(
                 Quota::per_minute(NonZeroU32::new(6).unwrap_or(NonZeroU32::MIN))
@@ -64,6 +85,20 @@ impl RateLimits {
         let Some(ip) = client else { return Ok(()) };
         let now = self.clock.now();
         self.client.check_key(&ip).map_err(|n| n.wait_time_from(now))
+    }
+
+    /// Takes `bytes` of `client`'s byte budget (before the body is read: its announced length);
+    /// on refusal, how long to wait.
+    pub fn check_client_bytes(&self, client: Option<IpAddr>, bytes: usize) -> Result<(), Duration> {
+        let (Some(ip), Some(limiter)) = (client, &self.client_kib) else { return Ok(()) };
+        let now = self.clock.now();
+        let n = NonZeroU32::new(kib(bytes as u64)).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&ip, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(now)),
+            // More than the whole burst: never allowed (the burst covers the largest body).
+            Err(_) => Err(Duration::from_secs(60)),
+        }
     }
 
     /// Takes one ingest token for `project`; on refusal, how long to wait.
@@ -90,8 +125,72 @@ impl RateLimits {
     pub fn forget_idle(&self) {
         self.project.retain_recent();
         self.client.retain_recent();
+        if let Some(l) = &self.client_kib {
+            l.retain_recent();
+        }
         self.login.retain_recent();
         self.login_account.retain_recent();
+    }
+}
+
+/// The server's budget of ingest bytes in flight: bodies as read and their decompressed copies,
+/// held until storage acknowledges the batch. A reservation that does not fit is refused (the
+/// upload gets 503 and retries), except when nothing else is held, so a body the other caps
+/// allow always passes alone.
+#[derive(Debug)]
+pub struct Inflight {
+    used: std::sync::atomic::AtomicUsize,
+    cap: Option<usize>,
+}
+
+impl Inflight {
+    /// A budget of `cap` bytes (`None`: unlimited; reservations are still counted).
+    pub fn new(cap: Option<u64>) -> Arc<Self> {
+        Arc::new(Inflight {
+            used: std::sync::atomic::AtomicUsize::new(0),
+            cap: cap.map(|c| usize::try_from(c).unwrap_or(usize::MAX)),
+        })
+    }
+
+    /// Reserves `bytes`, released when the returned guard drops; `None` when they do not fit.
+    pub fn reserve(self: &Arc<Self>, bytes: usize) -> Option<InflightBytes> {
+        use std::sync::atomic::Ordering;
+        let fits = |used: usize| match self.cap {
+            Some(cap) => used == 0 || used.saturating_add(bytes) <= cap,
+            None => true,
+        };
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| fits(used).then(|| used.saturating_add(bytes)))
+            .ok()?;
+        Some(InflightBytes { budget: Arc::clone(self), bytes })
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Bytes reserved in an [`Inflight`] budget; released on drop.
+#[derive(Debug)]
+pub struct InflightBytes {
+    budget: Arc<Inflight>,
+    bytes: usize,
+}
+
+impl InflightBytes {
+    /// Keeps only `bytes` of the reservation (when the body turned out smaller than charged).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.budget.used.fetch_sub(self.bytes - bytes, std::sync::atomic::Ordering::AcqRel);
+            self.bytes = bytes;
+        }
+    }
+}
+
+impl Drop for InflightBytes {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -154,8 +253,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_inflight_budget_refuses_what_does_not_fit_and_frees_on_drop() {
+        let budget = Inflight::new(Some(100));
+        let alone = budget.reserve(500).expect("a body the other caps allow passes alone");
+        assert!(budget.reserve(1).is_none(), "nothing fits beside it");
+        drop(alone);
+        assert_eq!(budget.used(), 0);
+        let mut a = budget.reserve(60).expect("fits");
+        assert!(budget.reserve(41).is_none());
+        let b = budget.reserve(40).expect("fits exactly");
+        a.shrink_to(10);
+        assert_eq!(budget.used(), 50);
+        let c = budget.reserve(50).expect("room made by the shrink");
+        drop((a, b, c));
+        assert_eq!(budget.used(), 0);
+        let unlimited = Inflight::new(None);
+        let held: Vec<_> = (0..100).filter_map(|_| unlimited.reserve(usize::MAX / 200)).collect();
+        assert_eq!(held.len(), 100);
+    }
+
+    #[test]
+    fn each_client_has_a_budget_of_bytes() {
+        let limits = RateLimits::new(
+            Rate { per_second: 1000, burst: 1000 },
+            Rate { per_second: 1000, burst: 1000 },
+            Some(1024),
+            8 << 20,
+        );
+        let (a, b) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        // The burst is 32 MiB: four bodies of 8 MiB, then the next waits for the refill.
+        for _ in 0..4 {
+            assert!(limits.check_client_bytes(a, 8 << 20).is_ok());
+        }
+        let wait = limits.check_client_bytes(a, 8 << 20).expect_err("over the burst");
+        assert!(wait > Duration::from_secs(60), "8 MiB at 1 KiB/s: {wait:?}");
+        assert!(limits.check_client_bytes(b, 8 << 20).is_ok(), "another client has its own budget");
+        assert!(limits.check_client_bytes(None, usize::MAX).is_ok(), "no address, no per-address limit");
+        let off = RateLimits::new(Rate { per_second: 1, burst: 1 }, Rate { per_second: 1, burst: 1 }, None, 1024);
+        assert!((0..100).all(|_| off.check_client_bytes(a, 8 << 20).is_ok()));
+    }
+
+    #[test]
     fn a_flood_is_refused_with_a_wait_time() {
-        let limits = RateLimits::new(Rate { per_second: 1000, burst: 1000 }, Rate { per_second: 1, burst: 3 });
+        let limits =
+            RateLimits::new(Rate { per_second: 1000, burst: 1000 }, Rate { per_second: 1, burst: 3 }, None, 1024);
         let ip: IpAddr = [127, 0, 0, 1].into();
         for _ in 0..3 {
             assert!(limits.check_client(Some(ip)).is_ok());
@@ -169,7 +310,7 @@ mod tests {
 
     #[test]
     fn sign_in_is_limited_per_account_whatever_the_address() {
-        let limits = RateLimits::new(Rate { per_second: 1, burst: 1 }, Rate { per_second: 1, burst: 1 });
+        let limits = RateLimits::new(Rate { per_second: 1, burst: 1 }, Rate { per_second: 1, burst: 1 }, None, 1024);
         assert!((0..10).all(|_| limits.check_login_account("Admin")));
         assert!(!limits.check_login_account("admin"), "names are compared lowercased");
         assert!(limits.check_login_account("ada"), "other accounts are not affected");

@@ -56,6 +56,14 @@ struct Cli {
     /// session past it are refused (`session_full`). 0: no cap (default 64 MiB).
     #[arg(long, env = "REPLAY_MAX_SESSION_BYTES", global = true)]
     max_session_bytes: Option<u64>,
+    /// Ingest bytes (as sent) per second allowed per client address, burst 32 MiB; 0: no limit
+    /// (default 1 MiB).
+    #[arg(long, env = "REPLAY_CLIENT_BYTES_PER_SECOND", global = true)]
+    client_bytes_per_second: Option<u64>,
+    /// Most ingest bytes held at once by all uploads together (bodies and their decompressed
+    /// copies); past it uploads get 503 `server_busy`. 0: no budget (default 256 MiB).
+    #[arg(long, env = "REPLAY_MAX_INFLIGHT_BYTES", global = true)]
+    max_inflight_bytes: Option<u64>,
     /// Per project and UTC day: most stored bytes accepted (then `quota_exceeded`, 429 until
     /// midnight UTC). 0 or unset: no quota.
     #[arg(long, env = "REPLAY_QUOTA_BYTES_PER_DAY", global = true)]
@@ -252,6 +260,8 @@ fn main() -> anyhow::Result<()> {
             trusted_proxies: cli.trusted_proxies.clone(),
             accept_originless_ingest: cli.accept_originless_ingest,
             max_session_bytes: cli.max_session_bytes,
+            client_bytes_per_second: cli.client_bytes_per_second,
+            max_inflight_bytes: cli.max_inflight_bytes,
             quota_bytes_per_day: cli.quota_bytes_per_day,
             quota_sessions_per_day: cli.quota_sessions_per_day,
             postgres_url: cli.postgres_url.clone(),

@@ -100,6 +100,8 @@ reasons! {
     // The server itself.
     /// Storage failed; the client should retry (the cause is logged, never sent).
     StorageUnavailable => SERVICE_UNAVAILABLE, "storage_unavailable", "storage_unavailable";
+    /// The server's budget of ingest bytes in flight is spent (`--max-inflight-bytes`).
+    ServerBusy => SERVICE_UNAVAILABLE, "server_busy", "server_busy";
 }
 
 impl Reason {

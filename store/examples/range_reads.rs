@@ -12,7 +12,7 @@ fn put(db: &SqliteStorage, project: i64, summary: BatchSummary, bytes: Vec<u8>) 
     db.put_batch(
         project,
         summary,
-        BatchBody { bytes, gzip: false },
+        BatchBody { bytes: bytes.into(), gzip: false },
         Box::new(move |r| {
             let _ = reply.send(r);
         }),

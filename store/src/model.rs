@@ -152,10 +152,11 @@ pub struct SessionFilter {
 }
 
 /// A batch body as stored: the MessagePack bytes, or their gzip as the recorder sent it
-/// (validated by decoding before it gets here; storing it as sent saves disk and time).
+/// (validated by decoding before it gets here; storing it as sent saves disk and time). The
+/// bytes are shared with the request that carried them, never copied on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchBody {
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     pub gzip: bool,
 }
 

@@ -31,7 +31,7 @@ pub trait StorageExt: Storage {
 
     /// Stores an uncompressed MessagePack body and waits until it is durable (or refused).
     fn put_batch_blocking(&self, project: i64, summary: &BatchSummary, raw: &[u8]) -> Result<Stored, Error> {
-        self.put_body_blocking(project, summary, &BatchBody { bytes: raw.to_vec(), gzip: false })
+        self.put_body_blocking(project, summary, &BatchBody { bytes: raw.to_vec().into(), gzip: false })
     }
 }
 
@@ -135,7 +135,7 @@ fn usage_since_counts_sessions_started_and_bytes_received(db: &impl Storage) {
 
 /// A body that cannot be read back (invalid gzip): a read that touches it fails.
 fn unreadable() -> BatchBody {
-    BatchBody { bytes: b"not gzip at all".to_vec(), gzip: true }
+    BatchBody { bytes: bytes::Bytes::from_static(b"not gzip at all"), gzip: true }
 }
 
 fn range_reads_read_only_the_bodies_they_choose(db: &impl Storage) {
@@ -347,7 +347,7 @@ fn gzip_bodies_come_back_decoded(db: &impl Storage) {
     let p = db.create_project("p").expect("create project");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b"messagepack bytes").expect("in memory");
-    let body = BatchBody { bytes: gz.finish().expect("in memory"), gzip: true };
+    let body = BatchBody { bytes: gz.finish().expect("in memory").into(), gzip: true };
     db.put_body_blocking(p.id, &summary("s", "p", 0, 1), &body).expect("put");
     db.put_batch_blocking(p.id, &summary("s", "p", 1, 2), b"raw").expect("put");
     assert_eq!(db.batches(p.id, "s").expect("batches"), vec![b"messagepack bytes".to_vec(), b"raw".to_vec()]);

@@ -104,7 +104,7 @@ fn pending(seq: u32, outcomes: &mpsc::Sender<Result<Stored, Error>>) -> PendingB
     PendingBatch {
         project: 1,
         summary: BatchSummary { session: "s".into(), page: "p".into(), seq, ..BatchSummary::default() },
-        body: BatchBody { bytes: vec![seq as u8], gzip: false },
+        body: BatchBody { bytes: vec![seq as u8].into(), gzip: false },
         reply: Box::new(move |r| {
             let _ = outcomes.send(r);
         }),
@@ -157,7 +157,7 @@ fn acknowledged_batches_of_a_file_database_are_in_it_after_reopening() {
         db.put_batch(
             p.id,
             s,
-            BatchBody { bytes: vec![1, 2, 3], gzip: false },
+            BatchBody { bytes: vec![1, 2, 3].into(), gzip: false },
             Box::new(move |r| {
                 let _ = reply.send(r);
             }),
