@@ -32,7 +32,7 @@ pub struct Config {
     pub project_rate: Rate,
     /// Ingest rate limit per client address.
     pub client_rate: Rate,
-    /// Ingest bytes (as sent) per second per client address, with a burst of 32 MiB or the
+    /// Ingest bytes (as sent) per second per client address, with a burst of 16 MiB or the
     /// largest body, whichever is larger. `None`: no byte limit.
     pub client_bytes_per_second: Option<u64>,
     /// Most ingest bytes held at once by all requests together (bodies as read and their

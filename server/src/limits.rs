@@ -52,7 +52,7 @@ fn quota(rate: Rate) -> Quota {
 }
 
 /// Smallest burst of the per-client byte limit (a first snapshot of a big page).
-const MIN_CLIENT_BURST_BYTES: u64 = 32 * 1024 * 1024;
+const MIN_CLIENT_BURST_BYTES: u64 = 16 * 1024 * 1024;
 
 fn kib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1)
@@ -60,7 +60,7 @@ fn kib(bytes: u64) -> u32 {
 
 impl RateLimits {
     /// Limiters for `project` and `client` batch rates, and for `client_bytes` bytes per second
-    /// per client (burst: 32 MiB or `max_body` bytes, whichever is larger).
+    /// per client (burst: 16 MiB or `max_body` bytes, whichever is larger).
     pub fn new(project: Rate, client: Rate, client_bytes: Option<u64>, max_body: usize) -> Self {
         let client_kib = client_bytes.map(|per_second| {
             let burst = MIN_CLIENT_BURST_BYTES.max(max_body as u64);
@@ -281,8 +281,8 @@ mod tests {
             8 << 20,
         );
         let (a, b) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
-        // The burst is 32 MiB: four bodies of 8 MiB, then the next waits for the refill.
-        for _ in 0..4 {
+        // The burst is 16 MiB: two bodies of 8 MiB, then the next waits for the refill.
+        for _ in 0..2 {
             assert!(limits.check_client_bytes(a, 8 << 20).is_ok());
         }
         let wait = limits.check_client_bytes(a, 8 << 20).expect_err("over the burst");

@@ -56,7 +56,7 @@ struct Cli {
     /// session past it are refused (`session_full`). 0: no cap (default 64 MiB).
     #[arg(long, env = "REPLAY_MAX_SESSION_BYTES", global = true)]
     max_session_bytes: Option<u64>,
-    /// Ingest bytes (as sent) per second allowed per client address, burst 32 MiB; 0: no limit
+    /// Ingest bytes (as sent) per second allowed per client address, burst 16 MiB; 0: no limit
     /// (default 1 MiB).
     #[arg(long, env = "REPLAY_CLIENT_BYTES_PER_SECOND", global = true)]
     client_bytes_per_second: Option<u64>,

@@ -8,7 +8,7 @@
 //!   (stored), a body one byte over it with its length announced, and one streamed (chunked)
 //!   without a length;
 //! - `passwords`: `POST /login` guesses for `admin` and for made-up names, with a matching
-//!   `Origin` (so the cross-site check passes and the password is checked).
+//!   `Origin` and form token (so the cross-site checks pass and the password is checked).
 //!
 //! Addresses: `few` presents four fixed client addresses (203.0.113.1-4) in `X-Forwarded-For`,
 //! `many` a random address of 10.0.0.0/8 on every request (a botnet). Counts of answers by
@@ -298,11 +298,24 @@ pub fn main(plan: Plan) -> Result<()> {
                             Attack::Passwords => {
                                 let user =
                                     if i % 2 == 0 { "admin".to_owned() } else { format!("u{}", rng.letters(10)) };
-                                let form =
-                                    format!("username={user}&password=guess-{}&next=%2Fviewer%2F", rng.letters(12));
+                                // The form token is a double submit (it guards against other
+                                // sites, not against a client of its own): any value sent as both
+                                // the form cookie and the field passes, and the password is checked.
+                                let token = format!(
+                                    "{:016x}{:016x}{:016x}{:016x}",
+                                    rng.next_u64(),
+                                    rng.next_u64(),
+                                    rng.next_u64(),
+                                    rng.next_u64()
+                                );
+                                let form = format!(
+                                    "username={user}&password=guess-{}&next=%2Fviewer%2F&form_token={token}",
+                                    rng.letters(12)
+                                );
                                 hyper::Request::post(format!("{}/login", plan.base))
                                     .header("x-forwarded-for", &from)
                                     .header("origin", &plan.base)
+                                    .header("cookie", format!("replay_form={token}"))
                                     .header("content-type", "application/x-www-form-urlencoded")
                                     .body(Full::new(Bytes::from(form)).boxed())
                             }
