@@ -53,6 +53,12 @@ pub(crate) fn to_u64(v: i64) -> u64 {
 
 /// How long an instance trusts its cached copy of a project by ingest key (allowed origins may
 /// change, keys may be revoked by another process or instance); both engines use it.
+/// Most environment facts one session keeps. A batch adds at most
+/// `replay_core::diagnostics::MAX_FACTS`, but a session of many batches, each naming new feature
+/// flags, would otherwise grow its facts (index rows) without end; past the cap, facts already
+/// known still take their latest value and new names are left out.
+pub const MAX_FACTS_PER_SESSION: i64 = 256;
+
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Projects by ingest key, as both engines cache them for the ingest path: an entry is trusted

@@ -70,6 +70,29 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     usage_since_counts_sessions_started_and_bytes_received(&make());
     ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(&make());
     a_project_keeps_its_own_quotas(&make());
+    a_session_keeps_a_bounded_number_of_facts(&make());
+}
+
+fn a_session_keeps_a_bounded_number_of_facts(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let cap = usize::try_from(crate::shared::MAX_FACTS_PER_SESSION).expect("small");
+    // Batch after batch naming new feature flags: the session's facts stop at the cap.
+    for seq in 0..(cap / 40 + 3) as u32 {
+        let mut s = summary("flags", "p", seq, 1_000 + u64::from(seq));
+        s.facts = (0..40).map(|i| (format!("flag f{seq}-{i}"), "on".to_owned())).collect();
+        if seq == 0 {
+            s.facts.insert(0, ("os".to_owned(), "Linux".to_owned()));
+        }
+        db.put_batch_blocking(p.id, &s, b"x").expect("put");
+    }
+    // A fact the session already has still takes its latest value at the cap.
+    let mut last = summary("flags", "p", 99, 9_000);
+    last.facts = vec![("os".to_owned(), "Windows".to_owned()), ("never".to_owned(), "kept".to_owned())];
+    db.put_batch_blocking(p.id, &last, b"x").expect("put");
+    let cmp = db.compare_environment(p.id, "flags", ENVIRONMENT_SAMPLE).expect("compare");
+    assert_eq!(cmp.len(), cap, "facts past the cap are left out");
+    assert!(cmp.iter().any(|c| c.name == "os" && c.value == "Windows"), "a known fact is updated");
+    assert!(!cmp.iter().any(|c| c.name == "never"));
 }
 
 fn a_project_keeps_its_own_quotas(db: &impl Storage) {

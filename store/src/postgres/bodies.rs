@@ -194,12 +194,17 @@ impl Engine {
         if !s.facts.is_empty() {
             let fact = tx
                 .prepare_cached(
-                    "INSERT INTO session_facts (project_id, session_id, name, value) VALUES ($1, $2, $3, $4)
+                    "INSERT INTO session_facts (project_id, session_id, name, value)
+                     SELECT $1, $2, $3, $4
+                     WHERE EXISTS (SELECT 1 FROM session_facts
+                                   WHERE project_id = $1 AND session_id = $2 AND name = $3)
+                        OR (SELECT COUNT(*) FROM session_facts WHERE project_id = $1 AND session_id = $2) < $5
                      ON CONFLICT (project_id, session_id, name) DO UPDATE SET value = EXCLUDED.value",
                 )
                 .await?;
+            let cap = crate::shared::MAX_FACTS_PER_SESSION;
             for (name, value) in &s.facts {
-                tx.execute(&fact, &[&project, &s.session, &text(name), &text(value)]).await?;
+                tx.execute(&fact, &[&project, &s.session, &text(name), &text(value), &cap]).await?;
             }
         }
         if !s.error_sightings.is_empty() {

@@ -665,10 +665,13 @@ pub(super) fn index_batch(
     ])?;
     for (name, value) in &s.facts {
         tx.prepare_cached(
-            "INSERT INTO session_facts (project_id, session_id, name, value) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO session_facts (project_id, session_id, name, value)
+             SELECT ?1, ?2, ?3, ?4
+             WHERE EXISTS (SELECT 1 FROM session_facts WHERE project_id = ?1 AND session_id = ?2 AND name = ?3)
+                OR (SELECT COUNT(*) FROM session_facts WHERE project_id = ?1 AND session_id = ?2) < ?5
              ON CONFLICT (project_id, session_id, name) DO UPDATE SET value = excluded.value",
         )?
-        .execute(params![project, s.session, name, value])?;
+        .execute(params![project, s.session, name, value, crate::shared::MAX_FACTS_PER_SESSION])?;
     }
     for e in &s.error_sightings {
         tx.prepare_cached(
