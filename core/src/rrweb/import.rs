@@ -183,14 +183,17 @@ fn timestamp(v: &Value) -> Option<u64> {
 /// Splits the events into batches within the limits.
 fn batch_up(out: Vec<(u64, EventData)>, session: &str, page: &str, limits: &ImportLimits) -> Result<Vec<Batch>, Error> {
     let max_bytes = limits.batch.max_bytes / 2;
+    // The envelope, and the notes of what was dropped (added to the last batch afterwards).
+    let envelope = 64 + session.len() + page.len() + 1024;
     let max_events = limits.batch_events.clamp(1, limits.batch.max_events.max(1));
     let max_nodes = limits.batch.max_nodes;
     let mut batches: Vec<Batch> = Vec::new();
     let (mut bytes, mut nodes) = (0usize, 0usize);
     for (time, data) in out {
-        let size = encoded_len(&data);
+        // The event's array header and time come on top of its data.
+        let size = encoded_len(&data) + 6;
         let n = node_count(&data);
-        if size > max_bytes {
+        if size + envelope > max_bytes {
             return Err(Error::RrwebTooLarge { what: "bytes of one event", limit: max_bytes });
         }
         if n > max_nodes {
@@ -209,7 +212,7 @@ fn batch_up(out: Vec<(u64, EventData)>, session: &str, page: &str, limits: &Impo
                 b.flags |= Batch::FLAG_PAGE_START;
             }
             batches.push(b);
-            (bytes, nodes) = (0, 0);
+            (bytes, nodes) = (envelope, 0);
         }
         let Some(b) = batches.last_mut() else { continue };
         bytes += size;
