@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use replay_protocol::batch::NodeId;
-use replay_protocol::{
-    CssOp, EventData, MediaAction, MousePoint, Node, NodeKind, Namespace, Timeline, TouchKind,
-};
+use replay_protocol::{CssOp, EventData, MediaAction, MousePoint, Namespace, Node, NodeKind, Timeline, TouchKind};
 use serde_json::{Map, Value, json};
 
 use super::{event_type as et, interaction as mi, media, node_type as nt, source as src};
@@ -263,7 +261,11 @@ impl Exporter {
             .iter()
             .map(|p| json!({ "x": p.x, "y": p.y, "id": id, "timeOffset": i64::from(p.dt) - i64::from(last) }))
             .collect();
-        self.out.push(incremental(time.saturating_add(u64::from(last)), source, obj(json!({ "positions": positions }))));
+        self.out.push(incremental(
+            time.saturating_add(u64::from(last)),
+            source,
+            obj(json!({ "positions": positions })),
+        ));
     }
 
     fn css(&mut self, time: u64, c: &replay_protocol::CssChange) {

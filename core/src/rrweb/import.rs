@@ -3,8 +3,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use replay_protocol::codec::encoded_len;
 use replay_protocol::batch::NodeId;
+use replay_protocol::codec::encoded_len;
 use replay_protocol::{
     AddedSubtree, Attr, AttrChange, Batch, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, Event, EventData,
     Focus, Input, Limits, Media, MediaAction, MousePoint, Mutation, Namespace, Node, NodeKind, Note, NoteKind,
@@ -77,9 +77,10 @@ pub fn parse(bytes: &[u8], limits: &ImportLimits) -> Result<Vec<Value>, Error> {
     let events = match value {
         Value::Array(events) => events,
         Value::Object(mut map) => {
-            let inner = map.remove("events").or_else(|| map.remove("snapshots")).or_else(|| {
-                map.get_mut("data").and_then(Value::as_object_mut).and_then(|d| d.remove("snapshots"))
-            });
+            let inner = map
+                .remove("events")
+                .or_else(|| map.remove("snapshots"))
+                .or_else(|| map.get_mut("data").and_then(Value::as_object_mut).and_then(|d| d.remove("snapshots")));
             match inner {
                 Some(Value::Array(events)) => events,
                 _ => {
@@ -134,7 +135,8 @@ pub fn import(events: &[Value], session: &str, page: &str, limits: &ImportLimits
     for (i, e) in events.iter().enumerate() {
         let obj = e.as_object().ok_or_else(|| bad(format!("event {i} is not an object")))?;
         let kind = obj.get("type").and_then(Value::as_u64).ok_or_else(|| bad(format!("event {i} has no type")))?;
-        let time = obj.get("timestamp").and_then(timestamp).ok_or_else(|| bad(format!("event {i} has no timestamp")))?;
+        let time =
+            obj.get("timestamp").and_then(timestamp).ok_or_else(|| bad(format!("event {i} has no timestamp")))?;
         order.push((time, i, kind, obj));
     }
     if !order.iter().any(|o| o.2 == et::FULL_SNAPSHOT) {
@@ -375,7 +377,8 @@ impl<'l> Importer<'l> {
                 return Err(Error::RrwebTooLarge { what: "nodes", limit: self.limits.max_nodes });
             }
             let obj = node.as_object().ok_or_else(|| bad("a node is not an object".into()))?;
-            let id = node_id(obj.get("id")).ok_or_else(|| bad(format!("node id {:?} is not in 1..2^31", obj.get("id"))))?;
+            let id =
+                node_id(obj.get("id")).ok_or_else(|| bad(format!("node id {:?} is not in 1..2^31", obj.get("id"))))?;
             let kind = obj.get("type").and_then(Value::as_u64).ok_or_else(|| bad(format!("node {id} has no type")))?;
             let mut style_css = None;
             let kind = match kind {
@@ -451,8 +454,9 @@ impl<'l> Importer<'l> {
 
     fn synthetic(&mut self) -> Result<NodeId, Error> {
         let id = self.next_synthetic;
-        self.next_synthetic =
-            id.checked_add(1).ok_or(Error::RrwebTooLarge { what: "made-up node ids", limit: SYNTHETIC_IDS as usize })?;
+        self.next_synthetic = id
+            .checked_add(1)
+            .ok_or(Error::RrwebTooLarge { what: "made-up node ids", limit: SYNTHETIC_IDS as usize })?;
         Ok(id)
     }
 
@@ -503,7 +507,9 @@ impl<'l> Importer<'l> {
                 "rr_width" => size.0 = Some(value),
                 "rr_height" => size.1 = Some(value),
                 "src" if lower == "img" && given.contains_key("rr_dataURL") => {}
-                n if n.starts_with("rr_") || n == "_cssText" => self.drop("rrweb-only attributes (canvas, media, dialog state)"),
+                n if n.starts_with("rr_") || n == "_cssText" => {
+                    self.drop("rrweb-only attributes (canvas, media, dialog state)")
+                }
                 _ => attrs.push(Attr { name: name.clone(), value }),
             }
         }
@@ -740,8 +746,11 @@ impl<'l> Importer<'l> {
                     None => {
                         let s = self.synthetic()?;
                         self.shadow.insert(parent, s);
-                        shadow_add =
-                            Some(AddedSubtree { parent, next: 0, nodes: vec![Node { id: s, parent: 0, kind: NodeKind::ShadowRoot }] });
+                        shadow_add = Some(AddedSubtree {
+                            parent,
+                            next: 0,
+                            nodes: vec![Node { id: s, parent: 0, kind: NodeKind::ShadowRoot }],
+                        });
                         s
                     }
                 };
@@ -781,8 +790,7 @@ impl<'l> Importer<'l> {
                 }
             }
         }
-        let mut ready: BinaryHeap<Reverse<usize>> =
-            (0..made.len()).filter(|&i| missing[i] == 0).map(Reverse).collect();
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..made.len()).filter(|&i| missing[i] == 0).map(Reverse).collect();
         while let Some(Reverse(i)) = ready.pop() {
             if let Some(a) = made[i].take() {
                 m.adds.push(a);

@@ -94,7 +94,9 @@ fn an_rrweb_recording_imports_and_replays() {
     let b = &im.batches[0];
     assert_eq!((b.seq, b.start, b.flags & Batch::FLAG_PAGE_START), (0, T0, Batch::FLAG_PAGE_START));
     let events = all_events(&im.batches);
-    assert!(matches!(&events[0], EventData::Meta(m) if m.url == "https://shop.test/cart" && m.viewport == Viewport { width: 1280, height: 720 }));
+    assert!(
+        matches!(&events[0], EventData::Meta(m) if m.url == "https://shop.test/cart" && m.viewport == Viewport { width: 1280, height: 720 })
+    );
     let EventData::Snapshot(s) = &events[1] else { panic!("snapshot second: {:?}", events[1]) };
     assert_eq!(s.scroll_y, 40);
     assert_eq!(s.nodes[0], Node { id: 1, parent: 0, kind: NodeKind::Document });
@@ -105,7 +107,9 @@ fn an_rrweb_recording_imports_and_replays() {
     assert!(shadow.id >= SYNTHETIC_IDS);
     assert_eq!(s.nodes.iter().find(|n| n.id == 14).expect("span").parent, shadow.id);
     // The link's sheet became a CSS change right after the snapshot.
-    assert!(matches!(&events[2], EventData::Css(c) if c.owner == 7 && c.op == replay_protocol::CssOp::Text("b { margin: 0; }".into())));
+    assert!(
+        matches!(&events[2], EventData::Css(c) if c.owner == 7 && c.op == replay_protocol::CssOp::Text("b { margin: 0; }".into()))
+    );
     // Adds were ordered so that every parent and next sibling exists.
     let EventData::Mutation(m) = &events[3] else { panic!("mutation: {:?}", events[3]) };
     let order: Vec<u32> = m.adds.iter().map(|a| a.nodes[0].id).collect();
@@ -116,12 +120,19 @@ fn an_rrweb_recording_imports_and_replays() {
     // Checked only for the checkbox.
     assert!(events.contains(&EventData::Input(Input { id: 11, value: String::new(), checked: Some(true) })));
     assert!(events.contains(&EventData::Input(Input { id: 12, value: "***".into(), checked: None })));
-    assert!(events.contains(&EventData::MouseMove(vec![MousePoint { x: 10, y: 20, dt: 0 }, MousePoint { x: 30, y: 40, dt: 15 }])));
+    assert!(events.contains(&EventData::MouseMove(vec![
+        MousePoint { x: 10, y: 20, dt: 0 },
+        MousePoint { x: 30, y: 40, dt: 15 }
+    ])));
     assert!(events.contains(&EventData::Click(Click { id: 9, x: 30, y: 40, button: 0 })));
     assert!(events.contains(&EventData::Scroll(Scroll { id: 1, x: 0, y: 300 })));
     assert!(events.contains(&EventData::Viewport(Viewport { width: 800, height: 600 })));
     assert!(events.contains(&EventData::Custom(Custom { name: "checkout".into(), data: r#"{"total":12}"#.into() })));
-    assert!(events.iter().any(|e| matches!(e, EventData::Console(c) if c.args == ["\"careful\""] && c.stack == "at a (x.js:1:2)")));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, EventData::Console(c) if c.args == ["\"careful\""] && c.stack == "at a (x.js:1:2)"))
+    );
     // Dropped: mouse down and the canvas, each told in a note.
     assert_eq!(im.dropped.get("mouse up and down"), Some(&1));
     assert_eq!(im.dropped.get("canvas mutations"), Some(&1));
@@ -188,7 +199,11 @@ fn our_session() -> Vec<Batch> {
                     Node {
                         id: 2,
                         parent: 1,
-                        kind: NodeKind::Doctype { name: "html".into(), public_id: String::new(), system_id: String::new() },
+                        kind: NodeKind::Doctype {
+                            name: "html".into(),
+                            public_id: String::new(),
+                            system_id: String::new(),
+                        },
                     },
                     e(3, 1, "html", &[]),
                     e(4, 3, "head", &[]),
@@ -211,7 +226,11 @@ fn our_session() -> Vec<Batch> {
             data: EventData::Mutation(Mutation {
                 removes: vec![13],
                 adds: vec![
-                    AddedSubtree { parent: 5, next: 8, nodes: vec![e(20, 0, "ul", &[]), e(21, 20, "li", &[]), t(22, 21, "one")] },
+                    AddedSubtree {
+                        parent: 5,
+                        next: 8,
+                        nodes: vec![e(20, 0, "ul", &[]), e(21, 20, "li", &[]), t(22, 21, "one")],
+                    },
                     AddedSubtree { parent: 9, next: 0, nodes: vec![t(23, 0, "!")] },
                 ],
                 attrs: vec![
@@ -222,7 +241,10 @@ fn our_session() -> Vec<Batch> {
             }),
         },
         Event { t: 20, data: EventData::Input(Input { id: 12, value: "hello".into(), checked: None }) },
-        Event { t: 30, data: EventData::MouseMove(vec![MousePoint { x: 1, y: 2, dt: 0 }, MousePoint { x: 3, y: 4, dt: 8 }]) },
+        Event {
+            t: 30,
+            data: EventData::MouseMove(vec![MousePoint { x: 1, y: 2, dt: 0 }, MousePoint { x: 3, y: 4, dt: 8 }]),
+        },
         Event { t: 40, data: EventData::Click(Click { id: 6, x: 3, y: 4, button: 0 }) },
         Event { t: 50, data: EventData::Scroll(Scroll { id: 0, x: 0, y: 90 }) },
         Event { t: 60, data: EventData::Viewport(Viewport { width: 500, height: 400 }) },
@@ -260,7 +282,10 @@ fn our_events_export_as_rrweb_events() {
     assert_eq!(adds[0]["node"]["childNodes"], json!([]));
     assert_eq!((adds[1]["parentId"].as_u64(), adds[1]["nextId"].is_null()), (Some(20), true));
     assert_eq!((adds[3]["parentId"].as_u64(), adds[3]["node"]["isShadow"].as_bool()), (Some(8), Some(true)));
-    assert_eq!(m["attributes"], json!([{ "id": 5, "attributes": { "class": null } }, { "id": 6, "attributes": { "title": "t" } }]));
+    assert_eq!(
+        m["attributes"],
+        json!([{ "id": 5, "attributes": { "class": null } }, { "id": 6, "attributes": { "title": "t" } }])
+    );
     assert_eq!(m["texts"], json!([{ "id": 7, "value": "Welcome back" }]));
     assert_eq!(ex.events[3]["data"], json!({ "source": 5, "id": 12, "text": "hello", "isChecked": false }));
     // The trail is stamped with its last point, offsets going back from it.
@@ -307,7 +332,8 @@ fn several_page_views_export_a_meta_and_snapshot_each() {
     let mut all = our_session();
     all.append(&mut second);
     let ex = exported(all);
-    let starts: Vec<u64> = ex.events.iter().filter(|e| e["type"] == 2).map(|e| e["timestamp"].as_u64().unwrap_or(0)).collect();
+    let starts: Vec<u64> =
+        ex.events.iter().filter(|e| e["type"] == 2).map(|e| e["timestamp"].as_u64().unwrap_or(0)).collect();
     assert_eq!(starts, vec![T0 + 1, T0 + 10_001]);
     assert_eq!(ex.events.iter().filter(|e| e["type"] == 4).count(), 2);
 }
@@ -374,8 +400,16 @@ fn hostile_recordings_are_errors_not_panics() {
         ("unknown node type", vec![snap(json!({ "type": 0, "id": 1, "childNodes": [{ "type": 77, "id": 2 }] }))]),
         ("no tag", vec![snap(json!({ "type": 0, "id": 1, "childNodes": [{ "type": 2, "id": 2 }] }))]),
         ("root not a document", vec![snap(el(1, "div", json!({}), vec![]))]),
-        ("attributes a list", vec![snap(json!({ "type": 0, "id": 1, "childNodes": [{ "type": 2, "id": 2, "tagName": "a", "attributes": [] }] }))]),
-        ("text an object", vec![snap(json!({ "type": 0, "id": 1, "childNodes": [{ "type": 3, "id": 2, "textContent": {} }] }))]),
+        (
+            "attributes a list",
+            vec![snap(
+                json!({ "type": 0, "id": 1, "childNodes": [{ "type": 2, "id": 2, "tagName": "a", "attributes": [] }] }),
+            )],
+        ),
+        (
+            "text an object",
+            vec![snap(json!({ "type": 0, "id": 1, "childNodes": [{ "type": 3, "id": 2, "textContent": {} }] }))],
+        ),
     ];
     for (what, events) in cases {
         assert!(matches!(import(&events, "s", "p", &limits), Err(Error::Rrweb(_))), "{what}");
@@ -424,7 +458,8 @@ fn hostile_recordings_are_errors_not_panics() {
 fn deep_trees_within_the_limits_parse_and_export_on_a_big_stack() {
     // 1000 levels of elements: within the limits, on a thread with STACK_BYTES of stack.
     let worker = std::thread::Builder::new().stack_size(STACK_BYTES).spawn(|| {
-        let mut json = String::from(r#"[{"type":2,"timestamp":1700000040000,"data":{"node":{"type":0,"id":1,"childNodes":["#);
+        let mut json =
+            String::from(r#"[{"type":2,"timestamp":1700000040000,"data":{"node":{"type":0,"id":1,"childNodes":["#);
         for i in 0..1_000 {
             json.push_str(&format!(r#"{{"type":2,"id":{},"tagName":"div","attributes":{{}},"childNodes":["#, i + 2));
         }
@@ -445,4 +480,3 @@ fn deep_trees_within_the_limits_parse_and_export_on_a_big_stack() {
     let len = worker.expect("spawn").join().expect("no stack overflow");
     assert!(len > 50_000);
 }
-
