@@ -126,13 +126,14 @@ async fn a_session_of_our_recorder_plays_in_the_real_rrweb_player() -> Result<()
         browser.wait_for("return window.__state !== 'loading' && window.__state", Duration::from_secs(20)).await?;
     ensure!(state == "ready", "rrweb-player: {state}");
     let frame = "const f = document.querySelector('.replayer-wrapper iframe'); const doc = f && f.contentDocument;";
-    let title = browser
+    let wait = browser
         .wait_for(
             &format!("{frame} const t = doc && doc.getElementById('title'); return t && t.textContent === 'Order 42 (2 items)' && t.textContent;"),
             Duration::from_secs(10),
         )
-        .await
-        .context("the title's change in rrweb-player")?;
+        .await;
+    let shown = browser.eval(&format!("{frame} return doc ? doc.documentElement.outerHTML : 'no iframe';")).await?;
+    let title = wait.with_context(|| format!("the title's change in rrweb-player, which shows {shown}"))?;
     ensure!(title == "Order 42 (2 items)", "{title}");
     let items = browser
         .eval(&format!("{frame} return [...doc.querySelectorAll('#list li')].map((li) => li.textContent);"))
