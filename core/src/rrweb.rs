@@ -16,13 +16,14 @@
 //! host; we have a shadow-root node between them, with an id of our own (from
 //! [`SYNTHETIC_IDS`]). `_cssText` of a `<style>` becomes its text, of a `<link>` a `Css` text
 //! change; `rr_dataURL` of an `<img>` its `src`; `rr_scrollLeft`/`rr_scrollTop` a `Scroll`; the
-//! size of a blocked element (`rr_width`/`rr_height`) its style.
+//! size of a blocked element (`rr_width`/`rr_height`) its style; a later `_cssText` change
+//! (rrweb's sheet inlined once loaded) ⇄ a `Css` text change of its owner.
 //!
 //! What is dropped, counted by kind in [`Imported::dropped`] and told in one `Note` event per
 //! kind at the end of the recording: canvas mutations, fonts, custom elements, mouse up/down,
 //! assets, plugins other than the console, iframe documents, CDATA, media state attributes.
 //! DomContentLoaded and Load carry nothing and are ignored. On export, our events rrweb has no
-//! place for (console, errors, network, performance, notes, navigation...) are counted in
+//! place for (errors, network, performance, environment, visibility, notes) are counted in
 //! [`Exported::dropped`].
 //!
 //! Hostile input: the JSON nesting is measured before parsing (no recursion the input can

@@ -138,7 +138,7 @@ pub fn import_blocking(
     })
 }
 
-/// `POST /api/v1/projects/{id}/import/rrweb`.
+/// `POST /api/v1/projects/{id}/import/rrweb`. Refusals are counted by reason, like ingest's.
 pub async fn import_rrweb(
     _reader: Reader,
     State(state): State<AppState>,
@@ -146,6 +146,17 @@ pub async fn import_rrweb(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    match import_inner(&state, project, &headers, body).await {
+        Ok(answer) => Ok(Json(answer).into_response()),
+        Err(e) => {
+            state.metrics.rejected(e.reason);
+            tracing::info!(reason = e.reason.code(), message = %e.message, "rrweb import refused");
+            Err(e)
+        }
+    }
+}
+
+async fn import_inner(state: &AppState, project: i64, headers: &HeaderMap, body: Body) -> Result<Imported, ApiError> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -185,7 +196,7 @@ pub async fn import_rrweb(
     };
     let storage = std::sync::Arc::clone(&state.storage);
     let config = std::sync::Arc::clone(&state.config);
-    let answer = on_big_stack(&state, move || {
+    on_big_stack(state, move || {
         let raw;
         let json: &[u8] = if gzip {
             raw = replay_core::gzip::gunzip_capped(&body, cap).map_err(|e| match e {
@@ -202,8 +213,6 @@ pub async fn import_rrweb(
         import_blocking(storage.as_ref(), &config, project, json)
     })
     .await
-    .inspect_err(|e| tracing::info!(reason = e.reason.code(), message = %e.message, "rrweb import refused"))?;
-    Ok(Json(answer).into_response())
 }
 
 /// `GET /api/v1/sessions/{id}/rrweb?project=ID`.

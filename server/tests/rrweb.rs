@@ -215,5 +215,13 @@ async fn bad_imports_are_refused_with_reasons_and_store_nothing() {
         assert_eq!((status, reason(&answer)), (want_status, json!(want_reason)), "{what}");
     }
     assert!(huge.len() > 64 * 1024);
+    // Counted by reason, like ingest's refusals.
+    let (_, metrics) = call(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await;
+    let metrics = String::from_utf8(metrics).expect("utf-8");
+    for reason in ["not_json", "bad_recording", "recording_too_large"] {
+        let line = format!("replay_ingest_rejected_total{{reason=\"{reason}\"}} ");
+        let count = metrics.lines().find_map(|l| l.strip_prefix(line.as_str())).and_then(|n| n.parse::<u64>().ok());
+        assert!(count.is_some_and(|n| n >= 1), "{reason} counted: {count:?}");
+    }
     assert!(storage.sessions(project, 10, 0).expect("list").is_empty(), "nothing stored");
 }

@@ -298,8 +298,11 @@ impl Exporter {
                 data.insert("replaceSync".into(), text.clone().into());
                 src::STYLE_SHEET_RULE
             }
-            CssOp::Text(_) => {
-                self.drop("stylesheet texts of style and link elements");
+            CssOp::Text(text) => {
+                // rrweb rebuilds a `<link>` or `<style>` whose `_cssText` attribute changes.
+                let attributes = json!([{ "id": c.owner, "attributes": { "_cssText": text } }]);
+                let data = json!({ "adds": [], "removes": [], "attributes": attributes, "texts": [] });
+                self.out.push(incremental(time, src::MUTATION, obj(data)));
                 return;
             }
             CssOp::Adopt { sheets } => {

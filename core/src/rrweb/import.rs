@@ -822,7 +822,14 @@ impl<'l> Importer<'l> {
                         continue;
                     }
                 };
-                if name.starts_with("rr_") || name == "_cssText" {
+                if name == "_cssText" {
+                    // A `<link>` or `<style>` whose sheet was inlined late: its whole text.
+                    if let Some(text) = value {
+                        extras.push(EventData::Css(CssChange { owner: id, sheet: 0, op: CssOp::Text(text) }));
+                    }
+                    continue;
+                }
+                if name.starts_with("rr_") {
                     self.drop("rrweb-only attributes (canvas, media, dialog state)");
                     continue;
                 }

@@ -325,6 +325,27 @@ fn rrweb_to_ours_to_rrweb_keeps_the_document() {
 }
 
 #[test]
+fn whole_sheet_texts_travel_as_css_text_attributes() {
+    // Ours → rrweb: a `<link>`'s sheet text is an attribute change rrweb rebuilds the link for.
+    let mut ours = our_session();
+    let css = |owner| {
+        EventData::Css(replay_protocol::CssChange {
+            owner,
+            sheet: 0,
+            op: replay_protocol::CssOp::Text("i { color: red; }".into()),
+        })
+    };
+    ours[0].events.push(Event { t: 90, data: css(4) });
+    ours[0].end = T0 + 90;
+    let ex = exported(ours);
+    let last = ex.events.last().expect("events");
+    assert_eq!(last["data"]["attributes"], json!([{ "id": 4, "attributes": { "_cssText": "i { color: red; }" } }]));
+    // rrweb → ours: and back to the sheet's text.
+    let back = imported(&ex.events);
+    assert!(all_events(&back.batches).contains(&css(4)));
+}
+
+#[test]
 fn several_page_views_export_a_meta_and_snapshot_each() {
     let mut second = our_session();
     second[0].page = "p2".into();
