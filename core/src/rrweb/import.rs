@@ -343,6 +343,14 @@ impl<'l> Importer<'l> {
         if !matches!(nodes.first(), Some(Node { kind: NodeKind::Document, .. })) {
             return Err(bad("the full snapshot's root is not a document".into()));
         }
+        // rrweb's Meta has no title: the page view's is the document's `<title>`.
+        if let Some(title) = title_of(&nodes)
+            && let Some((_, EventData::Meta(meta))) =
+                self.out.iter_mut().rev().find(|e| matches!(e.1, EventData::Meta(_)))
+            && meta.title.is_empty()
+        {
+            meta.title = title;
+        }
         self.push(EventData::Snapshot(Snapshot { nodes, scroll_x, scroll_y }));
         for e in extras {
             self.push(e);
@@ -918,6 +926,16 @@ impl<'l> Importer<'l> {
         self.push(EventData::Console(Console { level, args, stack }));
         Ok(())
     }
+}
+
+/// The text of the first `<title>` of a flat node list.
+fn title_of(nodes: &[Node]) -> Option<String> {
+    let title =
+        nodes.iter().find(|n| matches!(&n.kind, NodeKind::Element { tag, .. } if tag.eq_ignore_ascii_case("title")))?;
+    nodes.iter().find_map(|n| match &n.kind {
+        NodeKind::Text(t) if n.parent == title.id => Some(t.trim().to_owned()),
+        _ => None,
+    })
 }
 
 /// `_cssText` of an added `<style>` (as text).

@@ -25,6 +25,7 @@ fn recording() -> Vec<Value> {
         { "type": 1, "id": 2, "name": "html", "publicId": "", "systemId": "" },
         el(3, "html", json!({ "lang": "en" }), vec![
             el(4, "head", json!({}), vec![
+                el(25, "title", json!({}), vec![text(26, "Cart · Shop")]),
                 el(5, "style", json!({ "_cssText": "p { color: red; }" }), vec![text(6, "")]),
                 el(7, "link", json!({ "rel": "stylesheet", "href": "/a.css", "_cssText": "b { margin: 0; }" }), vec![]),
             ]),
@@ -95,7 +96,7 @@ fn an_rrweb_recording_imports_and_replays() {
     assert_eq!((b.seq, b.start, b.flags & Batch::FLAG_PAGE_START), (0, T0, Batch::FLAG_PAGE_START));
     let events = all_events(&im.batches);
     assert!(
-        matches!(&events[0], EventData::Meta(m) if m.url == "https://shop.test/cart" && m.viewport == Viewport { width: 1280, height: 720 })
+        matches!(&events[0], EventData::Meta(m) if m.url == "https://shop.test/cart" && m.title == "Cart · Shop" && m.viewport == Viewport { width: 1280, height: 720 })
     );
     let EventData::Snapshot(s) = &events[1] else { panic!("snapshot second: {:?}", events[1]) };
     assert_eq!(s.scroll_y, 40);
