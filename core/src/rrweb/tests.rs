@@ -502,3 +502,34 @@ fn deep_trees_within_the_limits_parse_and_export_on_a_big_stack() {
     let len = worker.expect("spawn").join().expect("no stack overflow");
     assert!(len > 50_000);
 }
+
+/// A recording of the real rrweb recorder (npm rrweb 2.1.7 in Chromium, on the e2e test's
+/// `fixtures/rrweb/record.html`: typed "Eggs", ticked the checkbox, clicked Add, scrolled).
+const REAL_RECORDING: &str = include_str!("testdata/groceries.json");
+
+#[test]
+fn a_recording_of_the_real_rrweb_recorder_imports_and_round_trips() {
+    let events = parse(REAL_RECORDING.as_bytes(), &ImportLimits::default()).expect("parse");
+    let im = imported(&events);
+    assert!(im.dropped.keys().all(|k| *k == "mouse up and down"), "{:?}", im.dropped);
+    let timeline = Timeline::from_batches(im.batches.clone());
+    let dom = timeline.dom_at(None);
+    let html = html::document_html(&dom);
+    for want in [
+        "<h1 id=\"title\">Groceries (3)</h1>",
+        "<li class=\"done\">Milk</li>",
+        "<li class=\"new\">Eggs</li>",
+        "h1 { color: rgb(200, 0, 0); }",
+    ] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    let events = all_events(&im.batches);
+    assert!(events.iter().any(|e| matches!(e, EventData::Input(i) if i.value == "Eggs")));
+    assert!(events.iter().any(|e| matches!(e, EventData::Input(i) if i.checked == Some(true))));
+    assert!(events.iter().any(|e| matches!(e, EventData::Scroll(s) if s.y >= 400)));
+    assert!(events.iter().any(
+        |e| matches!(e, EventData::Snapshot(s) if s.nodes.iter().any(|n| matches!(n.kind, NodeKind::ShadowRoot)))
+    ));
+    let again = imported(&exported(im.batches).events);
+    assert_eq!(final_html(again.batches), html);
+}
