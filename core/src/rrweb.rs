@@ -36,7 +36,7 @@ mod export;
 mod import;
 
 pub use export::{ExportLimits, Exported, export};
-pub use import::{ImportLimits, Imported, import, parse};
+pub use import::{ImportLimits, Imported, import, import_json, parse};
 
 /// Node ids at and above this are ours (shadow roots rrweb has no node for); rrweb ids must
 /// be below it.

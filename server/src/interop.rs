@@ -98,11 +98,9 @@ pub fn import_blocking(
     json: &[u8],
 ) -> Result<Imported, ApiError> {
     let limits = import_limits(config);
-    let events = rrweb::parse(json, &limits).map_err(convert_error)?;
     let session = replay_core::random_hex(16)?;
     let page = replay_core::random_hex(16)?;
-    let im = rrweb::import(&events, &session, &page, &limits).map_err(convert_error)?;
-    drop(events);
+    let im = rrweb::import_json(json, &session, &page, &limits).map_err(convert_error)?;
     // Encoded, then decoded and summarized exactly as ingest does: what is stored is a batch
     // the server would have taken from a recorder.
     let mut stored = Vec::with_capacity(im.batches.len());

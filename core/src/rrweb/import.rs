@@ -1,5 +1,6 @@
 //! rrweb events → the batches of one page view (see the parent module for what maps).
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
@@ -11,6 +12,7 @@ use replay_protocol::{
     PageMeta, Scroll, Selection, Snapshot, TextChange, Touch, TouchKind, Viewport,
 };
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{SYNTHETIC_IDS, event_type as et, interaction as mi, media, node_type as nt, source as src};
@@ -60,42 +62,93 @@ pub struct Imported {
     pub dropped: BTreeMap<&'static str, u32>,
 }
 
-/// Parses the JSON of an rrweb export: an array of events, or an object holding them in
-/// `events` (rrweb, Sentry), `snapshots` or `data.snapshots` (PostHog).
+/// Splits the JSON of an rrweb export into its events, each left unparsed: an array of
+/// events, or an object holding them in `events` (rrweb, Sentry), `snapshots` or
+/// `data.snapshots` (PostHog).
 ///
 /// The nesting is measured first, so the (recursive) parser never goes deeper than
 /// [`ImportLimits::max_json_depth`]; run this on a thread with [`super::STACK_BYTES`] of stack.
-pub fn parse(bytes: &[u8], limits: &ImportLimits) -> Result<Vec<Value>, Error> {
-    let depth = json_depth(bytes);
+fn split<'a>(json: &'a str, limits: &ImportLimits) -> Result<Vec<&'a RawValue>, Error> {
+    let depth = json_depth(json.as_bytes());
     if depth > limits.max_json_depth {
         return Err(Error::RrwebTooLarge { what: "JSON nesting", limit: limits.max_json_depth });
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.disable_recursion_limit();
-    let value = Value::deserialize(&mut de).map_err(|e| Error::Rrweb(format!("invalid JSON: {e}")))?;
-    de.end().map_err(|e| Error::Rrweb(format!("invalid JSON: {e}")))?;
-    let events = match value {
-        Value::Array(events) => events,
-        Value::Object(mut map) => {
-            let inner = map
-                .remove("events")
-                .or_else(|| map.remove("snapshots"))
-                .or_else(|| map.get_mut("data").and_then(Value::as_object_mut).and_then(|d| d.remove("snapshots")));
-            match inner {
-                Some(Value::Array(events)) => events,
-                _ => {
-                    return Err(Error::Rrweb(
-                        "expected an array of events, or an object with an `events` array".into(),
-                    ));
+    #[derive(Deserialize)]
+    struct Wrapper<'w> {
+        #[serde(borrow, default)]
+        events: Option<Vec<&'w RawValue>>,
+        #[serde(borrow, default)]
+        snapshots: Option<Vec<&'w RawValue>>,
+        #[serde(borrow, default)]
+        data: Option<&'w RawValue>,
+    }
+    let expected = || bad("expected an array of events, or an object with an `events` array".into());
+    let events = match json.trim_start().as_bytes().first() {
+        Some(b'[') => from_json::<Vec<&RawValue>>(json)?,
+        Some(b'{') => {
+            let w = from_json::<Wrapper>(json)?;
+            match (w.events, w.snapshots, w.data) {
+                (Some(events), _, _) | (None, Some(events), _) => events,
+                (None, None, Some(data)) if data.get().trim_start().starts_with('{') => {
+                    from_json::<Wrapper>(data.get())?.snapshots.ok_or_else(expected)?
                 }
+                _ => return Err(expected()),
             }
         }
-        _ => return Err(Error::Rrweb("expected an array of events, or an object with an `events` array".into())),
+        _ => return Err(expected()),
     };
     if events.len() > limits.max_events {
         return Err(Error::RrwebTooLarge { what: "events", limit: limits.max_events });
     }
     Ok(events)
+}
+
+/// Parses JSON whose nesting [`split`] has measured (no recursion limit of its own).
+fn from_json<'a, T: Deserialize<'a>>(json: &'a str) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.disable_recursion_limit();
+    let value = T::deserialize(&mut de).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    de.end().map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| bad(format!("invalid JSON: not UTF-8 ({e})")))
+}
+
+/// Parses the JSON of an rrweb export (see [`split`]) into its events.
+pub fn parse(bytes: &[u8], limits: &ImportLimits) -> Result<Vec<Value>, Error> {
+    split(utf8(bytes)?, limits)?.into_iter().map(|raw| from_json(raw.get())).collect()
+}
+
+/// [`parse`] and [`import`] in one, holding one parsed event at a time (a recording parsed
+/// whole takes about 20 times its size).
+pub fn import_json(bytes: &[u8], session: &str, page: &str, limits: &ImportLimits) -> Result<Imported, Error> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: Option<Value>,
+        timestamp: Option<Value>,
+    }
+    let raws = split(utf8(bytes)?, limits)?;
+    let mut heads = Vec::with_capacity(raws.len());
+    for (i, raw) in raws.iter().enumerate() {
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(bad(format!("event {i} is not an object")));
+        }
+        let head: Head = from_json(raw.get())?;
+        heads.push(head_of(i, head.kind.as_ref(), head.timestamp.as_ref())?);
+    }
+    run(
+        heads,
+        |i| {
+            let event: Value = from_json(raws[i].get())?;
+            Ok(Cow::Owned(event))
+        },
+        session,
+        page,
+        limits,
+    )
 }
 
 /// Deepest nesting of `[` and `{` outside strings (a hostile depth costs a counter, not stack).
@@ -131,23 +184,40 @@ pub fn import(events: &[Value], session: &str, page: &str, limits: &ImportLimits
     if events.len() > limits.max_events {
         return Err(Error::RrwebTooLarge { what: "events", limit: limits.max_events });
     }
-    let mut order = Vec::with_capacity(events.len());
+    let mut heads = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         let obj = e.as_object().ok_or_else(|| bad(format!("event {i} is not an object")))?;
-        let kind = obj.get("type").and_then(Value::as_u64).ok_or_else(|| bad(format!("event {i} has no type")))?;
-        let time =
-            obj.get("timestamp").and_then(timestamp).ok_or_else(|| bad(format!("event {i} has no timestamp")))?;
-        order.push((time, i, kind, obj));
+        heads.push(head_of(i, obj.get("type"), obj.get("timestamp"))?);
     }
-    if !order.iter().any(|o| o.2 == et::FULL_SNAPSHOT) {
+    run(heads, |i| Ok(Cow::Borrowed(&events[i])), session, page, limits)
+}
+
+/// (time, index, type) of an event.
+fn head_of(i: usize, kind: Option<&Value>, time: Option<&Value>) -> Result<(u64, usize, u64), Error> {
+    let kind = kind.and_then(Value::as_u64).ok_or_else(|| bad(format!("event {i} has no type")))?;
+    let time = time.and_then(timestamp).ok_or_else(|| bad(format!("event {i} has no timestamp")))?;
+    Ok((time, i, kind))
+}
+
+/// Converts the events in time order; `event(i)` gives the i-th event.
+fn run<'v>(
+    mut heads: Vec<(u64, usize, u64)>,
+    event: impl Fn(usize) -> Result<Cow<'v, Value>, Error>,
+    session: &str,
+    page: &str,
+    limits: &ImportLimits,
+) -> Result<Imported, Error> {
+    if !heads.iter().any(|o| o.2 == et::FULL_SNAPSHOT) {
         return Err(bad("the recording has no full snapshot (event type 2)".into()));
     }
+    let events_in = heads.len();
     // rrweb players sort by time; exports are not always in order (PostHog merges windows).
-    order.sort_by_key(|o| (o.0, o.1));
+    heads.sort_by_key(|o| (o.0, o.1));
     let mut im = Importer::new(limits);
-    for &(time, i, kind, obj) in &order {
+    for &(time, i, kind) in &heads {
         im.time = time.max(im.time);
-        let data = obj.get("data").unwrap_or(&Value::Null);
+        let e = event(i)?;
+        let data = e.get("data").unwrap_or(&Value::Null);
         im.event(kind, data).map_err(|e| match e {
             Error::Rrweb(m) => Error::Rrweb(format!("event {i}: {m}")),
             other => other,
@@ -170,7 +240,7 @@ pub fn import(events: &[Value], session: &str, page: &str, limits: &ImportLimits
         }
     }
     let events_out = batches.iter().map(|b| b.events.len()).sum();
-    Ok(Imported { batches, events_in: events.len(), events_out, dropped })
+    Ok(Imported { batches, events_in, events_out, dropped })
 }
 
 fn bad(message: String) -> Error {

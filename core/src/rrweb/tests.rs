@@ -165,9 +165,22 @@ fn exports_wrapped_by_posthog_or_sentry_parse() {
     assert_eq!(parse(&as_bytes(events.clone()), &limits).expect("array").len(), 14);
     assert_eq!(parse(&as_bytes(json!({ "events": events })), &limits).expect("events").len(), 14);
     assert_eq!(parse(&as_bytes(json!({ "data": { "snapshots": events } })), &limits).expect("posthog").len(), 14);
-    for bad in [&b"{}"[..], b"3", b"[1, 2", b"{\"events\": 3}", b""] {
+    for bad in [&b"{}"[..], b"3", b"[1, 2", b"{\"events\": 3}", b"", b"\xff[]"] {
         assert!(matches!(parse(bad, &limits), Err(Error::Rrweb(_))), "{}", String::from_utf8_lossy(bad));
     }
+    for bad in [&b"{}"[..], b"3", b"[1, 2", b"", b"[3]", b"[{\"type\": 2}]", b"[{\"type\": 2, \"timestamp\": {}}]"] {
+        let r = import_json(bad, "s", "p", &limits);
+        assert!(matches!(r, Err(Error::Rrweb(_))), "{}: {r:?}", String::from_utf8_lossy(bad));
+    }
+    // Parsing one event at a time gives what parsing the whole does.
+    let whole = imported(&recording());
+    for wrapped in [events.clone(), json!({ "events": events }), json!({ "data": { "snapshots": events } })] {
+        let lazy = import_json(&as_bytes(wrapped), "sess", "page", &limits).expect("import");
+        assert_eq!(lazy.batches, whole.batches);
+        assert_eq!(lazy.dropped, whole.dropped);
+    }
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(matches!(import_json(deep.as_bytes(), "s", "p", &limits), Err(Error::RrwebTooLarge { .. })));
 }
 
 fn our_session() -> Vec<Batch> {
