@@ -1,9 +1,10 @@
 //! rrweb interoperability: recordings made by rrweb (and exported by PostHog or Sentry) become
 //! our batches, and our sessions become rrweb events that `rrweb-player` plays.
 //!
-//! Pure conversion, no I/O: [`parse`] reads the JSON bytes of an export, [`import`] turns the
-//! events into the batches of one page view, [`export`] turns a [`replay_protocol::Timeline`]
-//! back into rrweb events (as `serde_json::Value`s).
+//! Pure conversion, no I/O: [`import_json`] turns the JSON bytes of an export into the batches
+//! of one page view, parsing one event at a time ([`parse`] and [`import`] do the same in two
+//! steps over parsed values); [`export`] turns a [`replay_protocol::Timeline`] back into rrweb
+//! events (as `serde_json::Value`s).
 //!
 //! What maps (rrweb → ours, and back): Meta ⇄ `Meta`; FullSnapshot (a nested node tree) ⇄
 //! `Snapshot` (a flat list with parent ids); Mutation (one add per node, with `parentId` and
@@ -28,7 +29,7 @@
 //!
 //! Hostile input: the JSON nesting is measured before parsing (no recursion the input can
 //! drive deeper than [`ImportLimits::max_json_depth`]), node trees are walked iteratively,
-//! and events, nodes, strings and attributes are capped; bad input is an [`Error`], never a
+//! and events, nodes, strings and attributes are capped; bad input is an [`crate::Error`], never a
 //! panic. The JSON parser and printer still recurse up to that depth: run them on a thread
 //! with [`STACK_BYTES`] of stack.
 

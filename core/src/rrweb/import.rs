@@ -116,7 +116,8 @@ fn utf8(bytes: &[u8]) -> Result<&str, Error> {
     std::str::from_utf8(bytes).map_err(|e| bad(format!("invalid JSON: not UTF-8 ({e})")))
 }
 
-/// Parses the JSON of an rrweb export (see [`split`]) into its events.
+/// Parses the JSON of an rrweb export (an array of events, or an object holding them in
+/// `events`, `snapshots` or `data.snapshots`) into its events, its nesting measured first.
 pub fn parse(bytes: &[u8], limits: &ImportLimits) -> Result<Vec<Value>, Error> {
     split(utf8(bytes)?, limits)?.into_iter().map(|raw| from_json(raw.get())).collect()
 }
