@@ -146,3 +146,30 @@ async fn a_session_of_our_recorder_plays_in_the_real_rrweb_player() -> Result<()
     browser.close().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_imports_a_recording_into_the_storage() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let run = |args: &[&str]| -> Result<std::process::Output> {
+        Ok(std::process::Command::new(replay_e2e::server_bin()?)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(args)
+            .output()?)
+    };
+    let created = run(&["project", "create", "migrated"])?;
+    ensure!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let recording = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src/rrweb/testdata/groceries.json");
+    let recording = recording.to_str().context("a UTF-8 path")?;
+    let imported = run(&["import-rrweb", "--project", "1", recording])?;
+    ensure!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let id = String::from_utf8(imported.stdout)?.trim().to_owned();
+    ensure!(replay_protocol::codec::is_valid_id(&id), "the session id alone on stdout: {id:?}");
+    let refused = run(&["import-rrweb", "--project", "1", "/dev/null"])?;
+    ensure!(!refused.status.success(), "an empty file is not a recording");
+
+    let server = Server::start_in(data_dir)?;
+    let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot?project=1"))?;
+    ensure!(snapshot.contains("Groceries (3)") && snapshot.contains("<li class=\"new\">Eggs</li>"), "{snapshot}");
+    Ok(())
+}
