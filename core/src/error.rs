@@ -9,4 +9,8 @@ pub enum Error {
     Gzip(#[source] std::io::Error),
     #[error("gzip data expands beyond {cap} bytes")]
     TooLarge { cap: usize },
+    #[error("not an rrweb recording: {0}")]
+    Rrweb(String),
+    #[error("rrweb recording too large: {what} over the limit of {limit}")]
+    RrwebTooLarge { what: &'static str, limit: usize },
 }

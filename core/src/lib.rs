@@ -9,12 +9,14 @@
 //! - [`gzip`]: the capped decompression of uploads and the decoding of stored bodies;
 //! - [`clock`]: the server's clock ([`now_ms`]);
 //! - [`ids`]: random keys and tokens ([`random_hex`], [`new_key`]);
+//! - [`rrweb`]: rrweb recordings imported as batches, sessions exported as rrweb events;
 //! - [`Error`]: what these helpers can fail with.
 
 pub mod clock;
 pub mod diagnostics;
 pub mod gzip;
 pub mod ids;
+pub mod rrweb;
 pub mod summary;
 
 mod error;

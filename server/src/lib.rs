@@ -8,6 +8,7 @@
 //! storage only through [`Storage`]; no module but the router uses [`ingest`].
 //!
 //! - [`ingest`]: `POST /api/v1/ingest`, the only write path for recorded data;
+//! - [`interop`]: rrweb recordings imported as sessions, sessions exported as rrweb events;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: who may read (admin token, viewer logins);
@@ -30,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod errors_page;
 pub mod ingest;
+pub mod interop;
 pub mod layout;
 pub mod limits;
 pub mod metrics;
@@ -123,6 +125,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/sessions/{id}/snapshot", get(api::session_snapshot))
         .route("/api/v1/sessions/{id}/environment", get(api::session_environment))
         .route("/api/v1/errors", get(api::list_errors))
+        .route("/api/v1/projects/{id}/import/rrweb", post(interop::import_rrweb))
+        .route("/api/v1/sessions/{id}/rrweb", get(interop::export_rrweb))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/healthz", get(|| async { "ok" }))

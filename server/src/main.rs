@@ -123,6 +123,13 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Import an rrweb recording (a JSON file of events, as rrweb, PostHog or Sentry export it)
+    /// as a new session of a project, and print the session id.
+    ImportRrweb {
+        #[arg(long)]
+        project: i64,
+        file: PathBuf,
+    },
     /// Ask the server running on this machine (at --listen) for /healthz; exit status 0 when it
     /// answers 200. The container image's health check: the image has no shell or HTTP client.
     Healthcheck,
@@ -221,6 +228,32 @@ enum UserCommand {
     Set { name: String },
 }
 
+/// `import-rrweb`: the import of the HTTP API, straight into the storage.
+fn import_rrweb(
+    storage: Arc<dyn Storage>,
+    config: &replay_server::Config,
+    project: i64,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(storage.projects()?.iter().any(|p| p.id == project), "project {project} does not exist");
+    let cap = config.limits.max_bytes;
+    let len = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
+    anyhow::ensure!(len <= cap as u64, "{} is larger than {cap} bytes", file.display());
+    let json = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let config = config.clone();
+    let imported = std::thread::Builder::new()
+        .stack_size(replay_core::rrweb::STACK_BYTES)
+        .spawn(move || replay_server::interop::import_blocking(storage.as_ref(), &config, project, &json))?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the import failed"))?
+        .map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.reason.code()))?;
+    for (kind, count) in &imported.dropped {
+        eprintln!("not imported: {count} {kind}");
+    }
+    println!("{}", imported.session);
+    Ok(())
+}
+
 /// A secret given directly, or read from `file` (its first line; trailing white space is not
 /// part of it).
 fn secret(given: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
@@ -289,6 +322,7 @@ fn main() -> anyhow::Result<()> {
             println!("viewer account {name}: password {password}");
             Ok(())
         }
+        Some(Command::ImportRrweb { project, file }) => import_rrweb(storage, &settings.config, project, &file),
         Some(Command::Healthcheck) => unreachable!("answered before the storage is opened"),
         None | Some(Command::Serve) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

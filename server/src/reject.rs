@@ -81,6 +81,13 @@ reasons! {
     InvalidBatch => BAD_REQUEST, "invalid_batch", "invalid_batch";
     /// The bytes are not a batch.
     MalformedBatch => BAD_REQUEST, "malformed_batch", "malformed_batch";
+    // rrweb import.
+    /// An import not sent as `application/json`.
+    NotJson => UNSUPPORTED_MEDIA_TYPE, "not_json", "not_json";
+    /// The body is not an rrweb recording (JSON, event or node shapes, ids).
+    BadRecording => BAD_REQUEST, "bad_recording", "bad_recording";
+    /// The recording is over an import limit (events, nodes, depth, string length).
+    RecordingTooLarge => PAYLOAD_TOO_LARGE, "recording_too_large", "recording_too_large";
     // Reads and sign-in.
     /// No reader: neither a viewer login nor a valid token.
     Unauthorized => UNAUTHORIZED, "unauthorized", "unauthorized";

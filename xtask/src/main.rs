@@ -430,6 +430,7 @@ fn is_root() -> bool {
 
 fn test(args: &[String]) -> Result<()> {
     ensure_test_packages()?;
+    js_tools()?;
     let server = build_all()?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "replay-recorder", "--exclude", "replay-viewer"])
@@ -481,8 +482,19 @@ const JS_TOOLS: &str = "tools/js";
 /// and the recorder's typings against its implementation (`tools/js/api.check.ts`), with the
 /// pinned TypeScript installed by `npm ci` into `target/jstools/` (never globally).
 fn check_js() -> Result<()> {
+    let tools = js_tools()?;
+    let tsc = tools.join("node_modules/typescript/lib/tsc.js");
+    let mut c = Command::new("node");
+    c.arg(&tsc).args(["--project", &format!("{JS_TOOLS}/tsconfig.json"), "--pretty", "false"]).current_dir(root());
+    status(c)
+}
+
+/// Installs the pinned JS tools (`tools/js/package-lock.json`: TypeScript, and the rrweb
+/// recorder and player of the rrweb interop e2e test) with `npm ci` into `target/jstools/`,
+/// when the lock file changed or nothing is installed yet.
+fn js_tools() -> Result<PathBuf> {
     if !which("node") || !which("npm") {
-        bail!("the JS type check needs node and npm on PATH");
+        bail!("the JS tools need node and npm on PATH");
     }
     let root = root();
     let tools = root.join("target").join("jstools");
@@ -497,15 +509,15 @@ fn check_js() -> Result<()> {
             changed = true;
         }
     }
-    let tsc = tools.join("node_modules/typescript/lib/tsc.js");
-    if changed || !tsc.is_file() {
+    let installed = ["typescript/lib/tsc.js", "rrweb-player/dist/rrweb-player.umd.cjs", "rrweb/dist/rrweb.umd.cjs"]
+        .iter()
+        .all(|f| tools.join("node_modules").join(f).is_file());
+    if changed || !installed {
         let mut c = Command::new("npm");
         c.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"]).current_dir(&tools);
         status(c)?;
     }
-    let mut c = Command::new("node");
-    c.arg(&tsc).args(["--project", &format!("{JS_TOOLS}/tsconfig.json"), "--pretty", "false"]).current_dir(&root);
-    status(c)
+    Ok(tools)
 }
 
 fn bench_ingest(args: &[String]) -> Result<()> {

@@ -12,6 +12,7 @@
 //! - [`ingest_rejections`]: bad input gets its 4xx and stores nothing;
 //! - [`module_entry`]: the recorder's ES module entry, imported like an app's bundle would;
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
+//! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
 //! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
 //! - [`viewer`]: the player's controls, panels, export and the session list, on synthetic
 //!   sessions;
@@ -29,6 +30,7 @@ mod hostile;
 mod ingest_rejections;
 mod module_entry;
 mod privacy;
+mod rrweb;
 mod scale_out;
 mod viewer;
 mod xss;

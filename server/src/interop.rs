@@ -1,0 +1,265 @@
+//! rrweb interop over HTTP (and for the CLI): recordings made by rrweb, PostHog or Sentry are
+//! imported as sessions, and sessions are exported as rrweb events.
+//!
+//! - `POST /api/v1/projects/{id}/import/rrweb`: the body is the JSON of an rrweb export (an
+//!   array of events, or an object with an `events` array; gzip allowed), at most the decoded
+//!   batch cap (`limits.max_bytes`) after decompression. It must be sent as
+//!   `application/json`: a form on another site cannot send that without the browser asking
+//!   first, so a signed-in viewer's cookie cannot be used to import from elsewhere. The
+//!   recording becomes a new session of one page view, stored batch by batch through
+//!   [`replay_store::Storage::put_batch`] like ingest, each batch encoded, decoded again with
+//!   the server's limits and summarized; the answer names the session and what was dropped.
+//! - `GET /api/v1/sessions/{id}/rrweb?project=ID`: the session as a JSON array of rrweb events
+//!   (a Meta and a FullSnapshot per page view, then the incrementals), playable by
+//!   `rrweb-player`; `x-replay-dropped` counts our events rrweb has no place for.
+//!
+//! The conversion itself is [`replay_core::rrweb`]. Parsing and printing the nested JSON
+//! recurse (to a depth the import measures and caps first), so both run on a thread of their
+//! own with [`replay_core::rrweb::STACK_BYTES`] of stack; one conversion per core at a time.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use replay_core::rrweb::{self, ExportLimits, ImportLimits};
+use replay_protocol::codec;
+use replay_store::{BatchBody, Storage};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Reader;
+use crate::config::Config;
+use crate::reject::Reason;
+use crate::{ApiError, AppState};
+
+/// Header of the export answer: how many of our events (or nodes) were left out.
+pub const DROPPED_HEADER: &str = "x-replay-dropped";
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ExportQuery {
+    project: Option<i64>,
+}
+
+/// The answer to an import.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Imported {
+    pub session: String,
+    pub project: i64,
+    /// Batches stored.
+    pub batches: usize,
+    /// rrweb events read, and our events stored.
+    pub events_in: usize,
+    pub events_out: usize,
+    /// What was not imported, by kind.
+    pub dropped: BTreeMap<String, u32>,
+}
+
+/// The import limits under a server's config: batches within its decode limits.
+pub fn import_limits(config: &Config) -> ImportLimits {
+    ImportLimits { batch: config.limits, ..ImportLimits::default() }
+}
+
+fn convert_error(e: replay_core::Error) -> ApiError {
+    match e {
+        replay_core::Error::Rrweb(m) => ApiError::new(Reason::BadRecording, m),
+        e @ replay_core::Error::RrwebTooLarge { .. } => ApiError::new(Reason::RecordingTooLarge, e.to_string()),
+        other => ApiError::from(other),
+    }
+}
+
+/// Runs `f` on a thread with the stack the JSON conversion needs, and waits for it.
+async fn on_big_stack<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _slot = state.decode_slots.acquire().await.ok();
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("rrweb".into())
+        .stack_size(rrweb::STACK_BYTES)
+        .spawn(move || {
+            let _ = done.send(f());
+        })
+        .map_err(|e| {
+            tracing::error!(error = %e, "no thread for an rrweb conversion");
+            ApiError::new(Reason::StorageUnavailable, "the server is busy, retry later").retry_after(5)
+        })?;
+    outcome.await.map_err(|_| ApiError::new(Reason::StorageUnavailable, "the conversion stopped"))?
+}
+
+/// Converts and stores a recording as a new session of `project` (blocking: call it off the
+/// async workers, on a thread with [`rrweb::STACK_BYTES`] of stack).
+pub fn import_blocking(
+    storage: &dyn Storage,
+    config: &Config,
+    project: i64,
+    json: &[u8],
+) -> Result<Imported, ApiError> {
+    let limits = import_limits(config);
+    let session = replay_core::random_hex(16)?;
+    let page = replay_core::random_hex(16)?;
+    let im = rrweb::import_json(json, &session, &page, &limits).map_err(convert_error)?;
+    // Encoded, then decoded and summarized exactly as ingest does: what is stored is a batch
+    // the server would have taken from a recorder.
+    let mut stored = Vec::with_capacity(im.batches.len());
+    for batch in &im.batches {
+        let bytes = codec::encode_batch(batch).map_err(|e| ApiError::new(Reason::BadRecording, e.to_string()))?;
+        let decoded = replay_protocol::decode_batch_borrowed(&bytes, &config.limits)
+            .map_err(|e| ApiError::new(Reason::of_decode_error(&e), e.to_string()))?;
+        let mut summary = replay_core::summarize(&decoded);
+        replay_core::clamp_times(&mut summary);
+        drop(decoded);
+        stored.push((summary, BatchBody { bytes, gzip: false }));
+    }
+    for (summary, body) in stored {
+        let (reply, outcome) = std::sync::mpsc::sync_channel(1);
+        storage.put_batch(
+            project,
+            summary,
+            body,
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        );
+        outcome.recv().map_err(|_| replay_store::Error::Stopped("the storage engine"))??;
+    }
+    tracing::info!(project, session = %session, batches = im.batches.len(), events = im.events_out, "rrweb recording imported");
+    Ok(Imported {
+        session,
+        project,
+        batches: im.batches.len(),
+        events_in: im.events_in,
+        events_out: im.events_out,
+        dropped: im.dropped.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    })
+}
+
+/// `POST /api/v1/projects/{id}/import/rrweb`. Refusals are counted by reason, like ingest's.
+pub async fn import_rrweb(
+    _reader: Reader,
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match import_inner(&state, project, &headers, body).await {
+        Ok(answer) => Ok(Json(answer).into_response()),
+        Err(e) => {
+            state.metrics.rejected(e.reason);
+            tracing::info!(reason = e.reason.code(), message = %e.message, "rrweb import refused");
+            Err(e)
+        }
+    }
+}
+
+async fn import_inner(state: &AppState, project: i64, headers: &HeaderMap, body: Body) -> Result<Imported, ApiError> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(ApiError::new(Reason::NotJson, "send the recording as Content-Type: application/json"));
+    }
+    let projects = state.blocking(|s| s.projects()).await?;
+    if !projects.iter().any(|p| p.id == project) {
+        return Err(ApiError::not_found("project"));
+    }
+    let cap = state.config.limits.max_bytes;
+    let too_large = || ApiError::new(Reason::BodyTooLarge, format!("the recording is larger than {cap} bytes"));
+    let announced =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > cap as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, cap).await.map_err(|e| {
+        let text = format!("{e} {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+        if text.contains("length limit") { too_large() } else { ApiError::new(Reason::BadBody, text) }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
+    }
+    let gzip = match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+        None => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(e) if e.eq_ignore_ascii_case("identity") => false,
+        Some(e) => {
+            return Err(ApiError::new(
+                Reason::UnsupportedEncoding,
+                format!("unsupported content encoding {e:?}; use gzip or none"),
+            ));
+        }
+    };
+    let storage = std::sync::Arc::clone(&state.storage);
+    let config = std::sync::Arc::clone(&state.config);
+    on_big_stack(state, move || {
+        let raw;
+        let json: &[u8] = if gzip {
+            raw = replay_core::gzip::gunzip_capped(&body, cap).map_err(|e| match e {
+                replay_core::Error::TooLarge { cap } => ApiError::new(
+                    Reason::DecompressedTooLarge,
+                    format!("the decompressed body is larger than {cap} bytes"),
+                ),
+                other => ApiError::new(Reason::BadEncoding, format!("invalid gzip body: {other}")),
+            })?;
+            &raw
+        } else {
+            &body
+        };
+        import_blocking(storage.as_ref(), &config, project, json)
+    })
+    .await
+}
+
+/// `GET /api/v1/sessions/{id}/rrweb?project=ID`.
+pub async fn export_rrweb(
+    _reader: Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    if !codec::is_valid_id(&id) {
+        return Err(ApiError::not_found("session"));
+    }
+    let project = match q.project {
+        Some(p) => p,
+        None => {
+            let projects = state.blocking(|s| s.projects()).await?;
+            projects.first().map(|p| p.id).ok_or_else(|| ApiError::not_found("project"))?
+        }
+    };
+    let bodies = state.blocking(move |s| s.batches(project, &id)).await?;
+    if bodies.is_empty() {
+        return Err(ApiError::not_found("session"));
+    }
+    let total: usize = bodies.iter().map(Vec::len).sum();
+    if total > state.config.max_session_bytes {
+        return Err(ApiError::new(Reason::SessionTooLarge, "session is too large to load"));
+    }
+    let limits = state.config.limits;
+    let (json, dropped) = on_big_stack(&state, move || {
+        let mut batches = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            batches.push(replay_protocol::decode_batch(body, &limits).map_err(|e| {
+                tracing::error!(error = %e, "stored batch does not decode");
+                ApiError::new(Reason::CorruptSession, "a stored batch does not decode")
+            })?);
+        }
+        drop(bodies);
+        let timeline = replay_protocol::Timeline::from_batches(batches);
+        let exported = rrweb::export(&timeline, &ExportLimits::default());
+        drop(timeline);
+        let dropped: u32 = exported.dropped.values().sum();
+        let json = serde_json::to_vec(&exported.events)
+            .map_err(|e| ApiError::new(Reason::CorruptSession, format!("the session does not print: {e}")))?;
+        Ok((json, dropped))
+    })
+    .await?;
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (HeaderName::from_static(DROPPED_HEADER), HeaderValue::from(dropped)),
+    ];
+    Ok((headers, json).into_response())
+}
