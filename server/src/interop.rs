@@ -111,7 +111,7 @@ pub fn import_blocking(
         let mut summary = replay_core::summarize(&decoded);
         replay_core::clamp_times(&mut summary);
         drop(decoded);
-        stored.push((summary, BatchBody { bytes, gzip: false }));
+        stored.push((summary, BatchBody { bytes: bytes.into(), gzip: false }));
     }
     for (summary, body) in stored {
         let (reply, outcome) = std::sync::mpsc::sync_channel(1);
@@ -230,14 +230,8 @@ pub async fn export_rrweb(
             projects.first().map(|p| p.id).ok_or_else(|| ApiError::not_found("project"))?
         }
     };
-    let bodies = state.blocking(move |s| s.batches(project, &id)).await?;
-    if bodies.is_empty() {
-        return Err(ApiError::not_found("session"));
-    }
-    let total: usize = bodies.iter().map(Vec::len).sum();
-    if total > state.config.max_session_bytes {
-        return Err(ApiError::new(Reason::SessionTooLarge, "session is too large to load"));
-    }
+    // Refused from the index's sizes before any body is read when larger than a read may load.
+    let bodies = crate::api::load_batches(&state, project, id).await?;
     let limits = state.config.limits;
     let (json, dropped) = on_big_stack(&state, move || {
         let mut batches = Vec::with_capacity(bodies.len());
