@@ -13,7 +13,8 @@
 //! - `lint`: rustfmt, clippy (host and wasm32), build-web, and the JS type check (TypeScript's
 //!   checker on the JSDoc-typed sources and the recorder's typings);
 //! - `npm`: the recorder as an npm package;
-//! - `container`: the server's container image, built with buildah and checked with podman.
+//! - `container`: the server's container image, built with buildah and checked with podman;
+//! - `docs`: the book in `docs/` rendered to `target/docs/`, failing on a broken link.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,7 @@ use anyhow::{Context, Result, bail};
 
 mod codemap;
 mod container;
+mod docs;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile of the server binary used by `run`, the tests and the benchmarks.
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
         "lint" => lint(),
         "npm" => npm(),
         "container" => container::container(rest),
+        "docs" => docs::docs(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -54,6 +57,7 @@ fn main() -> Result<()> {
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
                  container [--check]                    the server's OCI image (buildah); --check runs it with podman\n  \
+                 docs                                   the book in docs/ rendered to target/docs, links checked\n  \
                  lint                                   rustfmt, clippy (host and wasm32), JS build and type check"
             );
             if cmd == "help" { Ok(()) } else { bail!("unknown command {cmd:?}") }
@@ -447,6 +451,7 @@ fn test(args: &[String]) -> Result<()> {
 
 fn lint() -> Result<()> {
     codemap::check(&root())?;
+    docs::docs()?;
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     status(c)?;
