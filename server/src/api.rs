@@ -115,6 +115,14 @@ pub struct SnapshotQuery {
     t: Option<u64>,
 }
 
+/// JSON answer of `GET /api/v1/sessions/{id}/events`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchList {
+    /// The batches in replay order, each as defined by `replay-protocol`'s `Batch`.
+    #[schema(value_type = Vec<Object>)]
+    pub batches: Vec<replay_protocol::Batch>,
+}
+
 /// Answer of `GET /api/v1/sessions`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionList {
@@ -297,9 +305,9 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id."), EventsQuery),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
-        (status = 200, description = "The batches in replay order: `{\"batches\": [...]}` in JSON (batches as defined by `replay-protocol`), or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored.",
+        (status = 200, description = "The batches in replay order: JSON, or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored.",
             content(
-                (serde_json::Value = "application/json"),
+                (BatchList = "application/json"),
                 (Vec<u8> = "application/msgpack"),
             ),
             headers(
@@ -340,7 +348,7 @@ pub async fn session_events(
         return Ok((range_headers, [(header::CONTENT_TYPE, "application/msgpack")], body).into_response());
     }
     let batches = decode_all(&state, &bodies)?;
-    Ok((range_headers, Json(serde_json::json!({ "batches": batches }))).into_response())
+    Ok((range_headers, Json(BatchList { batches })).into_response())
 }
 
 /// The batches the document `t` ms after the session's first event needs: the prefix (replay

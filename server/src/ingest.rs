@@ -87,6 +87,8 @@ pub async fn preflight(headers: HeaderMap) -> Response {
 ///
 /// Takes the request whole: extracting `HeaderMap` would clone every header of every upload.
 #[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest", params(IngestQuery),
+    summary = "Stores one recorded batch.",
+    description = "The recorder's only write: a batch is acknowledged once storage committed it; a resent batch is acknowledged as a duplicate and not stored twice. Browsers may send it cross-origin (CORS; the project's origin allow-list decides).",
     security(("ingest_key_header" = []), ("ingest_key_query" = [])),
     request_body(content = Vec<u8>, content_type = "application/msgpack",
         description = "One batch, MessagePack as defined by `replay-protocol`; gzip-compressed with `Content-Encoding: gzip` (or `?encoding=gzip`) optional."),

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{Markup, html};
+use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Header, ObjectBuilder, OpenApi as Document, PathItem, RefOr, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -36,8 +37,9 @@ pub const INGEST_KEY_QUERY: &str = "ingest_key_query";
             (`Authorization: Bearer`) or a viewer's login cookie. Ingest needs a project's ingest \
             key. Every refusal is a JSON error body `{\"error\":{\"reason\",\"message\"}}` whose \
             `reason` is machine-readable.\n\nNot described here (they are not API): the viewer's \
-            pages (`/`, `/sessions/...`, `/errors`, `/login`, `/logout`, `/docs/api`), the \
-            embedded assets, the demo pages, `/healthz` and the Prometheus `/metrics`."
+            pages (`/viewer/`, `/viewer/errors`, `/viewer/export/{id}`, `/login`, `/logout`, \
+            `/docs/api`), the embedded recorder and viewer files (`/recorder.js`, `/recorder/...`, \
+            `/viewer/...`), the demo pages (`/demo`, `/demo/lab`, `/demo/echo`), `/healthz` and the Prometheus `/metrics`."
     ),
     paths(
         openapi_json,
@@ -96,8 +98,12 @@ impl Modify for Fill {
         let error = RefOr::Ref(utoipa::openapi::Ref::from_schema_name(crate::error::ErrorBody::name()));
         for item in doc.paths.paths.values_mut() {
             for op in operations(item) {
+                if let Some(body) = &mut op.request_body {
+                    binary(body.content.get_mut(MSGPACK));
+                }
                 for (status, response) in op.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else { continue };
+                    binary(response.content.get_mut(MSGPACK));
                     let code: u16 = status.parse().unwrap_or(0);
                     if code >= 400 && response.content.is_empty() {
                         response.content.insert("application/json".into(), Content::new(Some(error.clone())));
@@ -112,6 +118,69 @@ impl Modify for Fill {
         }
     }
 }
+
+/// The name of a content's schema when it is a component (`ErrorBody`), or its type.
+fn schema_name(c: &Content) -> String {
+    match &c.schema {
+        Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().unwrap_or_default().to_owned(),
+        Some(RefOr::T(s)) => type_of(&serde_json::to_value(s).unwrap_or_default()),
+        None => String::new(),
+    }
+}
+
+/// A JSON schema's type in a few words: `string`, `integer`, `array of SessionRow`, ...
+fn type_of(v: &serde_json::Value) -> String {
+    if let Some(r) = v.get("$ref").and_then(|r| r.as_str()) {
+        return r.rsplit('/').next().unwrap_or_default().to_owned();
+    }
+    match v.get("type") {
+        Some(serde_json::Value::String(t)) if t == "array" => {
+            format!("array of {}", v.get("items").map(type_of).unwrap_or_default())
+        }
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(serde_json::Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join(" or "),
+        _ => "any".to_owned(),
+    }
+}
+
+/// Every component schema: its fields as (name, type, description).
+fn schemas(doc: &Document) -> Vec<(String, Vec<(String, String, String)>)> {
+    let Some(components) = &doc.components else { return Vec::new() };
+    components
+        .schemas
+        .iter()
+        .map(|(name, schema)| {
+            let v = serde_json::to_value(schema).unwrap_or_default();
+            let fields = v
+                .get("properties")
+                .and_then(|p| p.as_object())
+                .into_iter()
+                .flatten()
+                .map(|(field, s)| {
+                    let description = s.get("description").and_then(|d| d.as_str()).unwrap_or_default().to_owned();
+                    (field.clone(), type_of(s), description)
+                })
+                .collect();
+            (name.clone(), fields)
+        })
+        .collect()
+}
+
+/// MessagePack bodies are bytes, not the array of numbers `Vec<u8>` would describe.
+fn binary(content: Option<&mut Content>) {
+    if let Some(c) = content {
+        c.schema = Some(RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                .content_media_type(MSGPACK)
+                .build()
+                .into(),
+        ));
+    }
+}
+
+const MSGPACK: &str = "application/msgpack";
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
     [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch]
@@ -207,7 +276,7 @@ fn docs_markup() -> Markup {
                         @if let Some(body) = &op.request_body {
                             h3 { "Body" }
                             p {
-                                @for ty in body.content.keys() { code { (ty) } " " }
+                                @for (ty, c) in &body.content { code { (ty) } " " (schema_name(c)) " " }
                                 @if let Some(d) = &body.description { ": " (d) }
                             }
                         }
@@ -218,10 +287,21 @@ fn docs_markup() -> Markup {
                                     strong { (status) }
                                     @if let RefOr::T(r) = r {
                                         " " (r.description)
-                                        @for ty in r.content.keys() { " " code { (ty) } }
+                                        @for (ty, c) in &r.content { " " code { (ty) } " " (schema_name(c)) }
                                         @for h in r.headers.keys() { " header " code { (h) } }
                                     }
                                 }
+                            }
+                        }
+                    }
+                }
+                h2 { "Schemas" }
+                @for (name, schema) in schemas(doc) {
+                    section id=(name) {
+                        h3 { (name) }
+                        ul {
+                            @for (field, ty, description) in schema {
+                                li { code { (field) } " " (ty) @if !description.is_empty() { ": " (description) } }
                             }
                         }
                     }

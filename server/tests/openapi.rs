@@ -207,4 +207,8 @@ async fn the_api_page_lists_every_operation_without_scripts() {
     for (method, path, _) in operations(&doc) {
         assert!(html.contains(&format!("{} {path}", method.to_uppercase())), "{method} {path} on the page");
     }
+    for name in doc["components"]["schemas"].as_object().expect("schemas").keys() {
+        assert!(html.contains(&format!("id=\"{name}\"")), "schema {name} on the page");
+    }
+    assert!(html.contains("never_recovered"), "a schema's fields are listed");
 }
