@@ -143,8 +143,11 @@ fn type_of(v: &serde_json::Value) -> String {
     }
 }
 
-/// Every component schema: its fields as (name, type, description).
-fn schemas(doc: &Document) -> Vec<(String, Vec<(String, String, String)>)> {
+/// A schema's field on the page: name, type, description.
+type Field = (String, String, String);
+
+/// Every component schema with its fields.
+fn schemas(doc: &Document) -> Vec<(String, Vec<Field>)> {
     let Some(components) = &doc.components else { return Vec::new() };
     components
         .schemas
