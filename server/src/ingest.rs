@@ -86,7 +86,8 @@ pub async fn preflight(headers: HeaderMap) -> Response {
 /// The ingest handler.
 ///
 /// Takes the request whole: extracting `HeaderMap` would clone every header of every upload.
-#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest", params(IngestQuery),
+#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
+    params(IngestQuery, ("content-encoding" = Option<String>, Header, description = "`gzip` when the body is gzip-compressed (nothing else is accepted).")),
     summary = "Stores one recorded batch.",
     description = "The recorder's only write: a batch is acknowledged once storage committed it; a resent batch is acknowledged as a duplicate and not stored twice. Browsers may send it cross-origin (CORS; the project's origin allow-list decides).",
     security(("ingest_key_header" = []), ("ingest_key_query" = [])),

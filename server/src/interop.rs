@@ -140,7 +140,8 @@ pub fn import_blocking(
 
 /// `POST /api/v1/projects/{id}/import/rrweb`. Refusals are counted by reason, like ingest's.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/import/rrweb", tag = "rrweb",
-    params(("id" = i64, Path, description = "Project id.")),
+    params(("id" = i64, Path, description = "Project id."),
+        ("content-encoding" = Option<String>, Header, description = "`gzip` when the body is gzip-compressed (nothing else is accepted).")),
     security(("admin_token" = []), ("login_cookie" = [])),
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "An rrweb recording: a JSON array of events, or an object with an `events` array; `Content-Encoding: gzip` optional."),
