@@ -19,32 +19,48 @@ use crate::auth::Reader;
 use crate::reject::Reason;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProjectQuery {
+    /// Project id; the first project when omitted.
     project: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Project id; the first project when omitted.
     project: Option<i64>,
+    /// Rows answered: 50 when omitted, at most 500.
     limit: Option<usize>,
+    /// Rows skipped.
     offset: Option<usize>,
     /// Started at or after (Unix ms).
     since: Option<u64>,
     /// Started before (Unix ms).
     until: Option<u64>,
+    /// The first page's URL contains this.
     url: Option<String>,
+    /// The identified user.
     user: Option<String>,
+    /// The release the recorder reported.
     release: Option<String>,
+    /// The environment the recorder reported.
     environment: Option<String>,
+    /// Browser name (and major version).
     browser: Option<String>,
+    /// Only sessions with an error.
     #[serde(default)]
     has_error: bool,
+    /// Only sessions with a freeze.
     #[serde(default)]
     has_freeze: bool,
+    /// Only sessions with a rage click (4+ rapid clicks on one spot).
     #[serde(default)]
     has_rage_click: bool,
+    /// Only sessions at least this long (ms).
     min_duration_ms: Option<u64>,
+    /// Only sessions that froze and never recovered.
     #[serde(default)]
     never_recovered: bool,
 }
@@ -71,8 +87,10 @@ impl ListQuery {
 }
 
 /// Query of the events endpoint: an optional range of batches in replay order.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// Project id; the first project when omitted.
     project: Option<i64>,
     /// Index of the first batch to return (replay order); 0 when omitted.
     from: Option<usize>,
@@ -88,17 +106,27 @@ pub const BATCHES_HEADER: &str = "x-replay-batches";
 /// when the answer reaches the end of the session.
 pub const NEXT_HEADER: &str = "x-replay-next";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SnapshotQuery {
+    /// Project id; the first project when omitted.
     project: Option<i64>,
     /// Milliseconds since the session's first event; omitted means the end of the session.
     t: Option<u64>,
 }
 
+/// JSON answer of `GET /api/v1/sessions/{id}/events`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchList {
+    /// The batches in replay order, each as defined by `replay-protocol`'s `Batch`.
+    #[schema(value_type = Vec<Object>)]
+    pub batches: Vec<replay_protocol::Batch>,
+}
+
 /// Answer of `GET /api/v1/sessions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionList {
-    pub sessions: Vec<SessionRowJson>,
+    pub sessions: Vec<SessionRow>,
 }
 
 /// A session index row as JSON.
@@ -118,6 +146,14 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 
 /// `GET /api/v1/sessions`: newest first, `limit` (default 50, at most 500), `offset`, and the
 /// filters of [`ListQuery`].
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(ListQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "Session index rows, newest first.", body = SessionList),
+        (status = 404, description = "No such project."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn list_sessions(
     _reader: Reader,
     State(state): State<AppState>,
@@ -132,20 +168,31 @@ pub async fn list_sessions(
 }
 
 /// Query of the error groups endpoint.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ErrorsQuery {
+    /// Project id; the first project when omitted.
     project: Option<i64>,
+    /// Groups answered: 100 when omitted, at most 500.
     limit: Option<usize>,
 }
 
 /// Answer of `GET /api/v1/errors`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorGroupList {
     pub groups: Vec<ErrorGroup>,
 }
 
 /// `GET /api/v1/errors`: errors grouped by fingerprint (message + top frame), most recently
 /// seen first, with counts, first and last seen, and the latest sessions of each group.
+#[utoipa::path(get, path = "/api/v1/errors", tag = "errors", params(ErrorsQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "Error groups, most recently seen first.", body = ErrorGroupList),
+        (status = 404, description = "No such project."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn list_errors(
     _reader: Reader,
     State(state): State<AppState>,
@@ -158,6 +205,14 @@ pub async fn list_errors(
 }
 
 /// `GET /api/v1/sessions/{id}`.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id."), ProjectQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "The session's index row.", body = SessionRow),
+        (status = 404, description = "No such session or project."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn get_session(
     _reader: Reader,
     State(state): State<AppState>,
@@ -171,7 +226,7 @@ pub async fn get_session(
 }
 
 /// How a session's environment compares with the project's other sessions.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EnvironmentComparison {
     pub facts: Vec<FactComparison>,
 }
@@ -179,6 +234,14 @@ pub struct EnvironmentComparison {
 /// `GET /api/v1/sessions/{id}/environment`: each environment fact (browser, OS, viewport, pixel
 /// ratio, memory, cores, connection, language, time zone, release, environment, feature flags)
 /// with how many sessions share its value and the most common values.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/environment", tag = "sessions", params(("id" = String, Path, description = "Session id."), ProjectQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "Each environment fact with how many sessions share its value.", body = EnvironmentComparison),
+        (status = 404, description = "No such session or project."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn session_environment(
     _reader: Reader,
     State(state): State<AppState>,
@@ -239,6 +302,24 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
 /// only the range's bodies are read.
 /// The answer says how many batches the session has ([`BATCHES_HEADER`]) and where the next
 /// range starts ([`NEXT_HEADER`], absent at the end).
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id."), EventsQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "The batches in replay order: JSON, or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored.",
+            content(
+                (BatchList = "application/json"),
+                (Vec<u8> = "application/msgpack"),
+            ),
+            headers(
+                ("x-replay-batches" = u64, description = "How many batches the session has."),
+                ("x-replay-next" = u64, description = "Index of the first batch not in this answer; absent at the end of the session."),
+            )),
+        (status = 404, description = "No such session or project."),
+        (status = 413, description = "The session is larger than a read may load (`session_too_large`)."),
+        (status = 500, description = "A stored batch does not decode (`corrupt_session`)."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn session_events(
     _reader: Reader,
     State(state): State<AppState>,
@@ -267,7 +348,7 @@ pub async fn session_events(
         return Ok((range_headers, [(header::CONTENT_TYPE, "application/msgpack")], body).into_response());
     }
     let batches = decode_all(&state, &bodies)?;
-    Ok((range_headers, Json(serde_json::json!({ "batches": batches }))).into_response())
+    Ok((range_headers, Json(BatchList { batches })).into_response())
 }
 
 /// The batches the document `t` ms after the session's first event needs: the prefix (replay
@@ -307,6 +388,16 @@ async fn batches_until(
 /// `GET /api/v1/sessions/{id}/snapshot?t=MS`: the normalized HTML of the recorded document at
 /// `t` milliseconds after the session's first event (the end when omitted). Scripts are never
 /// included, and the answer carries a CSP that forbids running anything if opened directly.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/snapshot", tag = "sessions", params(("id" = String, Path, description = "Session id."), SnapshotQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "The normalized HTML of the document at `t` (scripts never included; sent with a sandbox CSP).", body = String, content_type = "text/html"),
+        (status = 404, description = "No such session or project."),
+        (status = 413, description = "The session is larger than a read may load (`session_too_large`)."),
+        (status = 500, description = "A stored batch does not decode (`corrupt_session`)."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn session_snapshot(
     _reader: Reader,
     State(state): State<AppState>,

@@ -30,14 +30,18 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The JSON body of every refusal.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+/// Why a request was refused.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Machine-readable code (`unauthorized`, `not_found`, `rate_limited`, `body_too_large`, ...).
     reason: &'a str,
+    /// Human-readable explanation.
     message: &'a str,
 }
 

@@ -34,15 +34,17 @@ const SMALL_LANE_BYTES: usize = 512 * 1024;
 /// Header carrying the ingest key (the `key` query parameter works too, for `sendBeacon`).
 pub const KEY_HEADER: &str = "x-replay-key";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IngestQuery {
+    /// The ingest key, when no `x-replay-key` header could be set (`sendBeacon`).
     key: Option<String>,
     /// `gzip` when the body is gzip-compressed and no `Content-Encoding` header could be set.
     encoding: Option<String>,
 }
 
 /// The acknowledgement of a stored batch.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Ack {
     pub ok: bool,
     /// True when this (session, page, seq) had been stored before.
@@ -75,6 +77,8 @@ fn cors(mut response: Response, origin: Option<&HeaderValue>, preflight: bool) -
 }
 
 /// CORS preflight of the recorder's cross-origin uploads.
+#[utoipa::path(options, path = "/api/v1/ingest", tag = "ingest",
+    responses((status = 204, description = "The methods and headers a cross-origin upload may use.")))]
 pub async fn preflight(headers: HeaderMap) -> Response {
     cors(StatusCode::NO_CONTENT.into_response(), headers.get(header::ORIGIN), true)
 }
@@ -82,6 +86,23 @@ pub async fn preflight(headers: HeaderMap) -> Response {
 /// The ingest handler.
 ///
 /// Takes the request whole: extracting `HeaderMap` would clone every header of every upload.
+#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest",
+    params(IngestQuery, ("content-encoding" = Option<String>, Header, description = "`gzip` when the body is gzip-compressed (nothing else is accepted).")),
+    summary = "Stores one recorded batch.",
+    description = "The recorder's only write: a batch is acknowledged once storage committed it; a resent batch is acknowledged as a duplicate and not stored twice. Browsers may send it cross-origin (CORS; the project's origin allow-list decides).",
+    security(("ingest_key_header" = []), ("ingest_key_query" = [])),
+    request_body(content = Vec<u8>, content_type = "application/msgpack",
+        description = "One batch, MessagePack as defined by `replay-protocol`; gzip-compressed with `Content-Encoding: gzip` (or `?encoding=gzip`) optional."),
+    responses(
+        (status = 200, description = "The batch is stored (or was before: `duplicate`).", body = Ack),
+        (status = 400, description = "Bad query, body, encoding or batch (`bad_query`, `empty_body`, `bad_encoding`, `limit_exceeded`, `invalid_batch`, `malformed_batch`, `unsupported_version`)."),
+        (status = 401, description = "No ingest key, or an unknown one (`missing_key`, `unknown_key`)."),
+        (status = 403, description = "The page's origin is not on the project's allow-list (`origin_not_allowed`)."),
+        (status = 413, description = "Body, decompressed body, batch or session over its cap (`body_too_large`, `decompressed_too_large`, `batch_too_large`, `session_full`)."),
+        (status = 415, description = "A content encoding other than gzip (`unsupported_encoding`)."),
+        (status = 429, description = "Rate limited, or the project's daily quota is spent (`rate_limited`, `quota_exceeded`)."),
+        (status = 503, description = "Storage is unavailable or the server is busy (`storage_unavailable`, `server_busy`); retry later."),
+    ))]
 pub async fn ingest(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;

@@ -37,13 +37,15 @@ use crate::{ApiError, AppState};
 /// Header of the export answer: how many of our events (or nodes) were left out.
 pub const DROPPED_HEADER: &str = "x-replay-dropped";
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// Project id; the first project when omitted.
     project: Option<i64>,
 }
 
 /// The answer to an import.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Imported {
     pub session: String,
     pub project: i64,
@@ -137,6 +139,21 @@ pub fn import_blocking(
 }
 
 /// `POST /api/v1/projects/{id}/import/rrweb`. Refusals are counted by reason, like ingest's.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/import/rrweb", tag = "rrweb",
+    params(("id" = i64, Path, description = "Project id."),
+        ("content-encoding" = Option<String>, Header, description = "`gzip` when the body is gzip-compressed (nothing else is accepted).")),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "An rrweb recording: a JSON array of events, or an object with an `events` array; `Content-Encoding: gzip` optional."),
+    responses(
+        (status = 200, description = "Stored as a new session.", body = Imported),
+        (status = 400, description = "Not an rrweb recording, or a bad body or encoding (`bad_recording`, `bad_body`, `bad_encoding`, `empty_body`)."),
+        (status = 404, description = "No such project."),
+        (status = 413, description = "Over an import limit (`body_too_large`, `decompressed_too_large`, `recording_too_large`)."),
+        (status = 415, description = "Not sent as `application/json` (`not_json`), or an encoding other than gzip."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn import_rrweb(
     _reader: Reader,
     State(state): State<AppState>,
@@ -214,6 +231,18 @@ async fn import_inner(state: &AppState, project: i64, headers: &HeaderMap, body:
 }
 
 /// `GET /api/v1/sessions/{id}/rrweb?project=ID`.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/rrweb", tag = "rrweb",
+    params(("id" = String, Path, description = "Session id."), ExportQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "The session as a JSON array of rrweb events.", body = Vec<serde_json::Value>,
+            headers(("x-replay-dropped" = u32, description = "How many of our events or nodes rrweb has no place for."))),
+        (status = 404, description = "No such session or project."),
+        (status = 413, description = "The session is larger than a read may load (`session_too_large`)."),
+        (status = 500, description = "A stored batch does not decode (`corrupt_session`)."),
+        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
 pub async fn export_rrweb(
     _reader: Reader,
     State(state): State<AppState>,

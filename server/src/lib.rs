@@ -18,6 +18,7 @@
 //! - [`errors_page`]: the error groups page of the viewer;
 //! - [`layout`]: the page layout, headers and URL encoder of every server-rendered page;
 //! - [`limits`]: rate limits and the cache of refused credentials;
+//! - [`openapi`]: the API's OpenAPI document (`/api/v1/openapi.json`) and its page (`/docs/api`);
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`;
 //! - [`pages`]: the session list and the offline export;
 //! - [`quota`]: per-project daily quotas (bytes, new sessions), counted in memory;
@@ -35,6 +36,7 @@ pub mod interop;
 pub mod layout;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod quota;
 pub mod reject;
@@ -47,7 +49,7 @@ pub(crate) use replay_store as storage;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, get, on, post};
 
 pub use error::{ApiError, Error};
 use replay_store::Storage;
@@ -115,18 +117,37 @@ impl AppState {
     }
 }
 
+/// Declares the API routes once: [`API_ROUTES`] (what `tests/openapi.rs` compares with the
+/// OpenAPI document) and the router built from the same lines.
+macro_rules! api_routes {
+    ($( $method:ident $path:literal => $handler:expr; )+) => {
+        /// Every route under `/api/` as (method, path), in axum's path syntax: each must be
+        /// described in [`openapi`]'s document.
+        pub const API_ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),+];
+
+        fn api_router() -> Router<AppState> {
+            Router::new()$(.route($path, on(MethodFilter::$method, $handler)))+
+        }
+    };
+}
+
+api_routes! {
+    POST "/api/v1/ingest" => ingest::ingest;
+    OPTIONS "/api/v1/ingest" => ingest::preflight;
+    GET "/api/v1/sessions" => api::list_sessions;
+    GET "/api/v1/sessions/{id}" => api::get_session;
+    GET "/api/v1/sessions/{id}/events" => api::session_events;
+    GET "/api/v1/sessions/{id}/snapshot" => api::session_snapshot;
+    GET "/api/v1/sessions/{id}/environment" => api::session_environment;
+    GET "/api/v1/errors" => api::list_errors;
+    POST "/api/v1/projects/{id}/import/rrweb" => interop::import_rrweb;
+    GET "/api/v1/sessions/{id}/rrweb" => interop::export_rrweb;
+    GET "/api/v1/openapi.json" => openapi::openapi_json;
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/ingest", post(ingest::ingest).options(ingest::preflight))
-        .route("/api/v1/sessions", get(api::list_sessions))
-        .route("/api/v1/sessions/{id}", get(api::get_session))
-        .route("/api/v1/sessions/{id}/events", get(api::session_events))
-        .route("/api/v1/sessions/{id}/snapshot", get(api::session_snapshot))
-        .route("/api/v1/sessions/{id}/environment", get(api::session_environment))
-        .route("/api/v1/errors", get(api::list_errors))
-        .route("/api/v1/projects/{id}/import/rrweb", post(interop::import_rrweb))
-        .route("/api/v1/sessions/{id}/rrweb", get(interop::export_rrweb))
+    api_router()
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/healthz", get(|| async { "ok" }))
@@ -135,6 +156,7 @@ pub fn app(state: AppState) -> Router {
         .merge(demo::routes())
         .merge(errors_page::routes())
         .merge(pages::routes())
+        .merge(openapi::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -60,6 +60,7 @@ impl IngestKey {
 
 /// How one environment fact of a session compares with the project's other sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FactComparison {
     pub name: String,
     /// This session's value.
@@ -73,6 +74,7 @@ pub struct FactComparison {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommonValue {
     pub value: String,
     pub sessions: u64,
@@ -83,6 +85,7 @@ pub const COMMON_VALUES: usize = 3;
 
 /// Errors grouped by fingerprint, across the sessions of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorGroup {
     pub fingerprint: String,
     pub message: String,
@@ -102,6 +105,7 @@ pub const RECENT_ERROR_SESSIONS: usize = 5;
 
 /// One row of the session index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionRow {
     pub id: String,
     pub start_ms: u64,
