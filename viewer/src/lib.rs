@@ -41,7 +41,8 @@
 //! - [`keyframes`]: when to keep a clone of the scout's state, and the clones kept.
 //! - `ops`: the operations written for `static/render.js` (JSON, and the binary frame).
 //! - [`entries`]: the panel entries.
-//! - [`sanitize`]: the rules every node, attribute and stylesheet passes on its way out.
+//! - [`sanitize`] (`replay_protocol::sanitize`, shared with the snapshot API): the rules every
+//!   node, attribute and stylesheet passes on its way out.
 //! - [`json`]: small JSON writing helpers.
 
 pub mod entries;
@@ -50,8 +51,10 @@ pub mod keyframes;
 mod ops;
 pub mod player;
 pub mod replay;
-pub mod sanitize;
 mod seek;
+
+/// The sanitizer rules live in the protocol crate, shared with the snapshot API.
+pub use replay_protocol::sanitize;
 
 pub use player::Player;
 pub use replay::ReplayState;

@@ -454,7 +454,7 @@ fn write_node(
             out.str(system_id);
         }
         NodeView::Element { tag, ns, attrs } => {
-            if sanitize::is_blocked_element(tag, ns) {
+            if sanitize::is_blocked_element(tag) {
                 dropped = true;
                 out.begin(id, parent, 4);
                 out.str(sanitize::SCRIPT_PLACEHOLDER);
