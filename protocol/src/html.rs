@@ -11,12 +11,14 @@
 //!
 //! Recordings are hostile, and any API client may render the answer, so nothing recorded can
 //! become markup: an element or attribute whose name no parser could have made (white space,
-//! quotes, `<`, `>`, `/`, `=`, controls) is left out, with an element's subtree; raw text
+//! quotes, `<`, `>`, `/`, `=`, controls; a tag not starting with a letter) is left out, with an element's subtree; raw text
 //! (`<style>` and the like) never closes its element early (`</` becomes `<\/`), and comment
 //! text never closes its comment (`-->`, `--!>` and a leading `>` or `->` are escaped). Text is
 //! written raw only where every parser reads raw text: never inside `<svg>`/`<math>` (foreign
-//! content, where `<style>` is not raw) and never in `<noscript>` (raw only with scripting on);
-//! a comment inside raw text or RCDATA (where it is no comment) has its `</` escaped too.
+//! content, where `<style>` is not raw), `<select>` or after a `<frameset>` (where a parser
+//! ignores the `<style>` start tag), never in `<noscript>` (raw only with scripting on). An
+//! element whose content may be raw text or RCDATA (`<style>`, `<textarea>`, ... by name, in any
+//! namespace) is written with its text children only.
 //! `protocol/tests/html_fuzz.rs` parses hostile models' output with html5ever and checks that no
 //! script-capable construct survives.
 
@@ -51,16 +53,13 @@ pub fn node_html(dom: &Dom, id: NodeId) -> String {
     out
 }
 
-/// What the parser reading the output knows of a node's ancestors (a node inherits its
-/// parent's context plus the parent itself).
+/// What a parser reading the output may know of a node's ancestors.
 #[derive(Clone, Copy, Default)]
 struct Context {
-    /// An ancestor's content is raw text or RCDATA by its tag name (any namespace): whatever
-    /// is written inside must never contain `</`, which could end it.
-    raw: bool,
-    /// An ancestor is named `svg` or `math` (any namespace): the parser may be in foreign
-    /// content, where raw-text elements are not raw, so text is always escaped.
-    foreign: bool,
+    /// An ancestor is named `svg` or `math` (foreign content, where `<style>` is not raw
+    /// text) or `select` (where a parser ignores a `<style>` start tag and reads what follows
+    /// as markup), in any namespace.
+    odd: bool,
 }
 
 enum Step {
@@ -69,8 +68,17 @@ enum Step {
     Raw(&'static str),
 }
 
+/// True for elements whose content a parser may read as raw text or RCDATA, by tag name (any
+/// namespace: a parser goes by the name it reads).
+fn is_raw(tag: &str) -> bool {
+    RAW_TEXT.iter().chain(RCDATA).any(|r| r.eq_ignore_ascii_case(tag))
+}
+
 fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
     let mut stack = vec![Step::Open(root, context_of(dom, root))];
+    // After a `<frameset>` a parser ignores `<style>` (and every other start tag but a few)
+    // for the rest of the document.
+    let mut frameset = false;
     while let Some(step) = stack.pop() {
         let (id, ctx) = match step {
             Step::Open(id, ctx) => (id, ctx),
@@ -92,14 +100,15 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             DomKind::Document => push_children(dom, id, ctx, &mut stack),
             DomKind::Doctype { name, .. } => {
                 out.push_str("<!DOCTYPE ");
-                out.push_str(if valid_name(name) { name } else { "html" });
+                out.push_str(if valid_tag(name) { name } else { "html" });
                 out.push('>');
             }
             DomKind::Text(t) => {
-                // Raw only where the parser surely reads raw text: an HTML raw-text parent
-                // outside any foreign content. `<noscript>` is raw only for a parser with
-                // scripting on; one with it off would read markup, so its text is escaped.
-                let raw = !ctx.foreign
+                // Raw only where every parser surely reads raw text: an HTML raw-text parent
+                // in plain HTML content. `<noscript>` is raw only to a parser with scripting
+                // on; one with it off reads markup, so its text is escaped.
+                let raw = !ctx.odd
+                    && !frameset
                     && dom.node(node.parent).is_some_and(|p| {
                         matches!(&*p.kind, DomKind::Element { tag, ns: Namespace::Html, .. }
                             if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)) && !tag.eq_ignore_ascii_case("noscript"))
@@ -108,14 +117,7 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             }
             DomKind::Comment(t) => {
                 out.push_str("<!--");
-                if ctx.raw {
-                    // Not a comment to a parser in raw text: it must not end the element.
-                    let mut safe = String::new();
-                    push_raw_text(t, &mut safe);
-                    push_comment_text(&safe, out);
-                } else {
-                    push_comment_text(t, out);
-                }
+                push_comment_text(t, out);
                 out.push_str("-->");
             }
             DomKind::ShadowRoot => {
@@ -124,9 +126,10 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                 push_children(dom, id, ctx, &mut stack);
             }
             DomKind::Element { tag, ns, attrs, .. } => {
-                if sanitize::is_blocked_element(tag) || !valid_name(tag) {
+                if sanitize::is_blocked_element(tag) || !valid_tag(tag) {
                     continue;
                 }
+                frameset |= tag.eq_ignore_ascii_case("frameset");
                 out.push('<');
                 out.push_str(tag);
                 for a in
@@ -144,6 +147,17 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                 }
                 stack.push(Step::Close(id));
                 let inner = ctx.enter(tag);
+                if is_raw(tag) {
+                    // Only text: inside raw text an element's end tag or a comment could end
+                    // the element early (and a browser's parser never puts them there).
+                    let texts: Vec<NodeId> = dom
+                        .children(id)
+                        .filter(|(_, c)| matches!(*c.kind, DomKind::Text(_)))
+                        .map(|(cid, _)| cid)
+                        .collect();
+                    stack.extend(texts.into_iter().rev().map(|c| Step::Open(c, inner)));
+                    continue;
+                }
                 // Light children first on the stack so the shadow root (pushed last) pops first.
                 let shadow: Vec<NodeId> = dom
                     .children(id)
@@ -166,24 +180,21 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
 impl Context {
     /// The context of the children of element `tag` in this context.
     fn enter(self, tag: &str) -> Context {
-        Context {
-            raw: self.raw || RAW_TEXT.iter().chain(RCDATA).any(|r| r.eq_ignore_ascii_case(tag)),
-            foreign: self.foreign || tag.eq_ignore_ascii_case("svg") || tag.eq_ignore_ascii_case("math"),
-        }
+        Context { odd: self.odd || ["svg", "math", "select"].iter().any(|t| t.eq_ignore_ascii_case(tag)) }
     }
 }
 
 /// The context of node `id` from its ancestors (one walk up, for the root of a serialization).
 fn context_of(dom: &Dom, id: NodeId) -> Context {
-    let mut tags = Vec::new();
+    let mut ctx = Context::default();
     let mut at = dom.node(id).map_or(0, |n| n.parent);
     while let Some(node) = dom.node(at) {
         if let DomKind::Element { tag, .. } = &*node.kind {
-            tags.push(tag.as_str());
+            ctx = ctx.enter(tag);
         }
         at = node.parent;
     }
-    tags.iter().rev().fold(Context::default(), |ctx, tag| ctx.enter(tag))
+    ctx
 }
 
 fn push_children(dom: &Dom, id: NodeId, ctx: Context, stack: &mut Vec<Step>) {
@@ -196,6 +207,12 @@ fn push_children(dom: &Dom, id: NodeId, ctx: Context, stack: &mut Vec<Step>) {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '\'' | '/' | '='))
+}
+
+/// True when `name` is a valid name ([`valid_name`]) that a parser reads as a tag: one that
+/// starts with an ASCII letter (`<1a>` is text, and its `</1a>` a comment).
+fn valid_tag(name: &str) -> bool {
+    valid_name(name) && name.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 /// Raw text (`<style>`, ...) as is, except that it can never close its element: every `</`
@@ -393,7 +410,7 @@ mod tests {
             el(12, 3, "svg", &[]),
             el(13, 12, "style", &[]),
             Node { id: 14, parent: 13, kind: NodeKind::Text("<img src=x onerror=alert(2)>".into()) },
-            // A comment in RCDATA is text, ended by `</textarea`.
+            // A comment in RCDATA is text, ended by `</textarea`: left out.
             el(15, 3, "textarea", &[]),
             Node { id: 16, parent: 15, kind: NodeKind::Comment("</textarea><img src=x onerror=alert(3)>".into()) },
             // `<noscript>` is markup to a parser with scripting off.
@@ -401,12 +418,21 @@ mod tests {
             Node { id: 18, parent: 17, kind: NodeKind::Text("<img src=x onerror=alert(4)>".into()) },
             el(19, 3, "style", &[]),
             Node { id: 20, parent: 19, kind: NodeKind::Text("a > b {}".into()) },
+            // In `<select>` a parser ignores `<style>` and reads its text as markup.
+            el(21, 3, "select", &[]),
+            el(22, 21, "style", &[]),
+            Node { id: 23, parent: 22, kind: NodeKind::Text("<input autofocus onfocus=alert(5)>".into()) },
+            // So it does after a `<frameset>`, for the rest of the document.
+            el(24, 3, "frameset", &[]),
+            el(25, 3, "style", &[]),
+            Node { id: 26, parent: 25, kind: NodeKind::Text("<html onmouseover=alert(6)>".into()) },
         ]);
         assert_eq!(
             document_html(&dom),
-            "<html><body><svg><style>&lt;img src=x onerror=alert(2)&gt;</style></svg>\
-             <textarea><!--<\\/textarea><img src=x onerror=alert(3)>--></textarea>\
-             <noscript>&lt;img src=x onerror=alert(4)&gt;</noscript><style>a > b {}</style></body></html>"
+            "<html><body><svg><style>&lt;img src=x onerror=alert(2)&gt;</style></svg><textarea></textarea>\
+             <noscript>&lt;img src=x onerror=alert(4)&gt;</noscript><style>a > b {}</style>\
+             <select><style>&lt;input autofocus onfocus=alert(5)&gt;</style></select><frameset></frameset>\
+             <style>&lt;html onmouseover=alert(6)&gt;</style></body></html>"
         );
     }
 }

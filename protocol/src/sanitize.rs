@@ -57,6 +57,17 @@ pub fn dangerous_url(value: &str) -> bool {
         || compact.starts_with("data:application")
 }
 
+/// True when `value` holds `javascript:` anywhere, as a browser would read it in a URL (ASCII
+/// white space and control characters ignored, any case).
+fn mentions_script(value: &str) -> bool {
+    let compact: Vec<u8> = value
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && !b.is_ascii_control())
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    compact.windows(11).any(|w| w == b"javascript:")
+}
+
 /// Resolves `value` against the recorded page URL (enough of RFC 3986 for replay: absolute,
 /// scheme-relative, root-relative, query, fragment and path-relative references).
 pub fn resolve_url(base: &str, value: &str) -> String {
@@ -165,7 +176,7 @@ pub fn rule(tag: &str, name: &str, value: &str) -> Rule {
         }
     }
     if matches!(name, "values" | "to" | "from" | "by")
-        && value.split(';').any(|v| dangerous_url(v) || v.to_ascii_lowercase().contains("javascript:"))
+        && (value.split(';').any(dangerous_url) || mentions_script(value))
     {
         return Rule::Hostile;
     }
@@ -189,7 +200,7 @@ pub fn rule(tag: &str, name: &str, value: &str) -> Rule {
         return Rule::SrcSet;
     }
     if name == "style" {
-        if value.to_ascii_lowercase().contains("javascript:") {
+        if mentions_script(value) {
             return Rule::Hostile;
         }
         // Most style attributes hold no URL, and seeking builds thousands of them.
