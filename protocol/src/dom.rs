@@ -16,6 +16,10 @@ use crate::cssom::CssState;
 pub const MAX_DEPTH: u32 = 10_000;
 /// Most nodes the model holds at once.
 pub const MAX_NODES: usize = 5_000_000;
+/// Most attributes one element holds (the decoder's default cap on a recorded element,
+/// [`crate::Limits::max_attrs`]): attribute changes that would add more are refused, so that
+/// a storm of new names cannot make every change on the element scan an ever longer list.
+pub const MAX_ATTRS: usize = 1_024;
 
 /// What a node of the model is, with its current state.
 #[derive(Debug, Clone, PartialEq)]
@@ -338,8 +342,15 @@ impl Dom {
     }
 
     fn snapshot_with(&mut self, snapshot: &Snapshot, kinds: Kinds<'_>) {
-        self.nodes.clear();
-        self.nodes.reserve(snapshot.nodes.len());
+        // Clearing a map costs its capacity, not its length: after one big page, every small
+        // page's snapshot would pay for the big one again (100,000 page views after a page of
+        // 200,000 nodes: 2·10¹⁰ bytes touched). A map far bigger than needed is replaced.
+        if self.nodes.capacity() > 4 * snapshot.nodes.len().max(1024) {
+            self.nodes = IdMap::with_capacity_and_hasher(snapshot.nodes.len(), IdHash::default());
+        } else {
+            self.nodes.clear();
+            self.nodes.reserve(snapshot.nodes.len());
+        }
         self.document = 0;
         self.scroll = (snapshot.scroll_x, snapshot.scroll_y);
         self.css = CssState::default();
@@ -393,6 +404,7 @@ impl Dom {
                     let existing = attrs.iter().position(|a| a.name == change.name);
                     match (&change.value, existing) {
                         (Some(v), Some(i)) => attrs[i].value.clone_from(v),
+                        (Some(_), None) if attrs.len() >= MAX_ATTRS => self.refused += 1,
                         (Some(v), None) => attrs.push(Attr { name: change.name.clone(), value: v.clone() }),
                         (None, Some(i)) => {
                             attrs.remove(i);
@@ -644,6 +656,41 @@ mod tests {
         assert!(dom.refused > 0);
         dom.remove(2);
         assert_eq!(dom.len(), 1, "only the document is left");
+    }
+
+    #[test]
+    fn an_attribute_storm_of_new_names_is_capped_and_still_applies_known_names() {
+        let mut dom = base();
+        let set = |name: String, value: &str| AttrChange { id: 4, name, value: Some(value.into()) };
+        let mut attrs: Vec<AttrChange> = (0..MAX_ATTRS + 100).map(|i| set(format!("data-{i}"), "1")).collect();
+        attrs.push(set("data-7".into(), "changed"));
+        attrs.push(AttrChange { id: 4, name: "data-8".into(), value: None });
+        attrs.push(set("data-new".into(), "fits again"));
+        dom.apply(&EventData::Mutation(Mutation { attrs, ..Mutation::default() }));
+        assert_eq!(dom.refused, 100, "only the names beyond the cap are refused");
+        let Some(DomKind::Element { attrs, .. }) = dom.node(4).map(|n| &*n.kind) else { panic!("no element") };
+        assert_eq!(attrs.len(), MAX_ATTRS);
+        assert_eq!(attrs[7].value, "changed");
+        assert!(!attrs.iter().any(|a| a.name == "data-8"));
+        assert_eq!(attrs.last().map(|a| (a.name.as_str(), a.value.as_str())), Some(("data-new", "fits again")));
+    }
+
+    #[test]
+    fn small_pages_after_a_big_one_do_not_keep_its_map() {
+        let mut dom = Dom::new();
+        let big: Vec<Node> = std::iter::once(Node { id: 1, parent: 0, kind: NodeKind::Document })
+            .chain((2..100_000).map(|i| el(i, 1, "p", &[])))
+            .collect();
+        dom.apply(&EventData::Snapshot(Snapshot { nodes: big, scroll_x: 0, scroll_y: 0 }));
+        assert_eq!(dom.len(), 99_999);
+        for page in 0..3 {
+            let small =
+                vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html", &[]), text(3, 2, "x")];
+            dom.apply(&EventData::Snapshot(Snapshot { nodes: small, scroll_x: 0, scroll_y: page }));
+            assert_eq!(dom.len(), 3);
+            assert_eq!(child_ids(&dom, 2), vec![3]);
+            assert!(dom.nodes.capacity() < 10_000, "a small page clears a small map: {}", dom.nodes.capacity());
+        }
     }
 
     #[test]

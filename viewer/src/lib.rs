@@ -445,4 +445,21 @@ mod tests {
         assert!(all.contains(r#""k":"freeze","phase":"end","duration":2000,"scripts":[]"#), "{all}");
         assert_eq!(p.entries(3), r#"[{"i":3,"t":5004,"k":"freeze","phase":"end","duration":2000,"scripts":[]}]"#);
     }
+
+    #[test]
+    fn a_session_nested_far_deeper_than_the_model_allows_seeks_without_recursion() {
+        // 50,000 levels: the model keeps the first MAX_DEPTH and refuses the rest; seeking and
+        // describing the document walk iteratively.
+        let depth = 50_000u32;
+        let mut nodes = vec![Node { id: 1, parent: 0, kind: NodeKind::Document }];
+        nodes.extend((2..depth).map(|i| el(i, i - 1, "div", &[])));
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = vec![Event { t: 0, data: EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }) }];
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        let full = p.seek(1000.0);
+        let kept = replay_protocol::dom::MAX_DEPTH as usize + 1;
+        assert_eq!(p.dom().len(), kept);
+        assert!(p.dom().refused > 0);
+        assert_eq!(full.matches("\"div\"").count(), kept - 1, "every node kept is described");
+    }
 }
