@@ -7,8 +7,9 @@
 //! code (`viewer_wasm::Player`) compiled for the host, not in wasm in a browser: time to first
 //! frame (load the first batch, describe the document at the start, as `benchReplay` times
 //! `open` → `ready`) and to seek to the end (load the other batches, seek to the last event).
-//! Native figures are lower than the wasm player's (roughly 1.5 to 3 times), but a quadratic
-//! path shows the same way in both.
+//! The wasm player in a browser is slower than this native build, so compare these figures with
+//! each other (before and after a change, one scale and the next), not with the browser's; a
+//! quadratic path shows the same way in both.
 //!
 //! `cargo run --release -p replay-bench-hostile [-- --scale F] [-- --only NAME]`: `F` scales
 //! every recording (default 1); NAME picks recordings whose name contains it.
@@ -40,8 +41,9 @@ fn page_batch(page: &str, seq: u32, start: u64) -> Batch {
 }
 
 /// `changes` attribute changes on one `<div>`, cycling through `names` attribute names, in
-/// batches of 10,000 (1,000 mutations of 10 changes).
-fn attribute_storm(changes: usize, names: usize) -> Recording {
+/// batches of 10,000 (1,000 mutations of 10 changes); with `removals`, every other change
+/// removes an attribute (the first of the list, so that the rest must move).
+fn attribute_storm(changes: usize, names: usize, removals: bool) -> Recording {
     let mut first = page_batch("p0", 0, BASE);
     first.events =
         vec![at(0, meta("https://shop.example/")), at(0, snapshot(page_nodes(&[], [el(10, 4, "div", &[])])))];
@@ -54,7 +56,16 @@ fn attribute_storm(changes: usize, names: usize) -> Recording {
             let attrs: Vec<AttrChange> = (0..10)
                 .map(|k| {
                     let i = done + e as usize * 10 + k;
-                    AttrChange { id: 10, name: format!("data-a{}", i % names.max(1)), value: Some(format!("{i}")) }
+                    let names = names.max(1);
+                    // With removals: all names set once, then each oldest name (first in the
+                    // list) removed and set again (last in the list), in turn.
+                    let (name, value) = match i.checked_sub(names) {
+                        Some(j) if removals => {
+                            (format!("data-a{}", (j / 2) % names), (j % 2 == 1).then(|| format!("{i}")))
+                        }
+                        _ => (format!("data-a{}", i % names), Some(format!("{i}"))),
+                    };
+                    AttrChange { id: 10, name, value }
                 })
                 .collect();
             b.events.push(at(e, EventData::Mutation(Mutation { attrs, ..Mutation::default() })));
@@ -63,7 +74,8 @@ fn attribute_storm(changes: usize, names: usize) -> Recording {
         seq += 1;
         batches.push(b);
     }
-    Recording { name: format!("{changes} attribute changes on one node, {names} names"), batches }
+    let how = if removals { ", every other one a removal" } else { "" };
+    Recording { name: format!("{changes} attribute changes on one node, {names} names{how}"), batches }
 }
 
 /// A first page of `big` nodes, then `pages` page views of one small snapshot each.
@@ -206,8 +218,9 @@ fn main() -> Result<()> {
     let only = arg("--only").unwrap_or_default();
     let n = |x: usize| ((x as f64 * scale) as usize).max(1);
     let recordings: Vec<Box<dyn Fn() -> Recording>> = vec![
-        Box::new(move || attribute_storm(n(1_000_000), 4)),
-        Box::new(move || attribute_storm(n(1_000_000), n(100_000))),
+        Box::new(move || attribute_storm(n(1_000_000), 4, false)),
+        Box::new(move || attribute_storm(n(1_000_000), n(100_000), false)),
+        Box::new(move || attribute_storm(n(1_000_000), 1_000, true)),
         Box::new(move || many_pages(n(100_000), n(200_000))),
         Box::new(move || deep_nesting(n(100_000))),
         Box::new(move || tiny_mutations(n(1_000_000))),
