@@ -765,7 +765,7 @@ mod tests {
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 let name = format!("n{}", seed % 80);
-                let value = (seed % 3 != 0).then(|| format!("{round}.{k}"));
+                let value = (!seed.is_multiple_of(3)).then(|| format!("{round}.{k}"));
                 match (&value, reference.iter().position(|a| a.name == name)) {
                     (Some(v), Some(i)) => reference[i].value.clone_from(v),
                     (Some(v), None) => reference.push(Attr { name: name.clone(), value: v.clone() }),
