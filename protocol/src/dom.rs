@@ -218,13 +218,28 @@ pub struct Dom {
     attr_index: IdMap<AttrIndex>,
 }
 
-/// The attributes of one element by name (see `Dom::change_attr`).
+/// The attributes of one element by name (see `Dom::change_attr`). Each attribute has a
+/// sequence number, increasing along the element's list (an attribute is only ever appended or
+/// removed), so that a removal renumbers nothing: the position of a name is the place of its
+/// number in `order`, found by binary search.
 #[derive(Debug, Clone)]
 struct AttrIndex {
-    /// Position in the element's list of the first attribute of each name.
-    at: HashMap<String, usize>,
+    /// Sequence number of the first attribute of each name.
+    seq: HashMap<String, u64>,
+    /// The sequence numbers in list order (ascending), one per attribute.
+    order: Vec<u64>,
+    /// Number of the next attribute appended.
+    next: u64,
     /// The recorded element repeats a name (changes never add a repeat).
     repeats: bool,
+}
+
+impl AttrIndex {
+    /// Position of the first attribute named `name` in the element's list.
+    fn position(&self, name: &str) -> Option<usize> {
+        let seq = self.seq.get(name)?;
+        self.order.binary_search(seq).ok()
+    }
 }
 
 impl Dom {
@@ -448,13 +463,18 @@ impl Dom {
         let mut index = match self.attr_index.entry(change.id) {
             Entry::Occupied(e) => Some(e.into_mut()),
             Entry::Vacant(e) if attrs.len() >= INDEXED_ATTRS => {
-                let mut index = AttrIndex { at: HashMap::with_capacity(attrs.len()), repeats: false };
+                let mut index = AttrIndex {
+                    seq: HashMap::with_capacity(attrs.len()),
+                    order: (0..attrs.len() as u64).collect(),
+                    next: attrs.len() as u64,
+                    repeats: false,
+                };
                 for (i, a) in attrs.iter().enumerate() {
                     // The first of repeated names counts, as a search of the list finds it.
-                    match index.at.entry(a.name.clone()) {
+                    match index.seq.entry(a.name.clone()) {
                         Entry::Occupied(_) => index.repeats = true,
                         Entry::Vacant(v) => {
-                            v.insert(i);
+                            v.insert(i as u64);
                         }
                     }
                 }
@@ -463,7 +483,7 @@ impl Dom {
             Entry::Vacant(_) => None,
         };
         let existing = match &index {
-            Some(index) => index.at.get(&change.name).copied(),
+            Some(index) => index.position(&change.name),
             None => attrs.iter().position(|a| a.name == change.name),
         };
         match (&change.value, existing) {
@@ -472,23 +492,22 @@ impl Dom {
             (Some(v), None) => {
                 attrs.push(Attr { name: change.name.clone(), value: v.clone() });
                 if let Some(index) = index.as_mut() {
-                    index.at.insert(change.name.clone(), attrs.len() - 1);
+                    index.seq.insert(change.name.clone(), index.next);
+                    index.order.push(index.next);
+                    index.next += 1;
                 }
             }
             (None, Some(i)) => {
                 attrs.remove(i);
                 if let Some(index) = index.as_mut() {
-                    index.at.remove(&change.name);
-                    for at in index.at.values_mut() {
-                        if *at > i {
-                            *at -= 1;
-                        }
-                    }
+                    index.order.remove(i);
+                    index.seq.remove(&change.name);
                     // A recorded element may repeat a name; the next one is found from now on.
                     if index.repeats
                         && let Some(j) = attrs.iter().position(|a| a.name == change.name)
+                        && let Some(&seq) = index.order.get(j)
                     {
-                        index.at.insert(change.name.clone(), j);
+                        index.seq.insert(change.name.clone(), seq);
                     }
                 }
             }

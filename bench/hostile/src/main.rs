@@ -11,7 +11,7 @@
 //! each other (before and after a change, one scale and the next), not with the browser's; a
 //! quadratic path shows the same way in both.
 //!
-//! `cargo run --release -p replay-bench-hostile [-- --scale F] [-- --only NAME]`: `F` scales
+//! `cargo run --release -p replay-bench-hostile -- [--scale F] [--only NAME]`: `F` scales
 //! every recording (default 1); NAME picks recordings whose name contains it.
 
 use std::time::{Duration, Instant};
