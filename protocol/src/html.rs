@@ -11,14 +11,14 @@
 //!
 //! Recordings are hostile, and any API client may render the answer, so nothing recorded can
 //! become markup: an element or attribute whose name no parser could have made (white space,
-//! quotes, `<`, `>`, `/`, `=`, controls; a tag not starting with a letter) is left out, with an element's subtree; raw text
-//! (`<style>` and the like) never closes its element early (`</` becomes `<\/`), and comment
-//! text never closes its comment (`-->`, `--!>` and a leading `>` or `->` are escaped). Text is
-//! written raw only where every parser reads raw text: never inside `<svg>`/`<math>` (foreign
-//! content, where `<style>` is not raw), `<select>` or after a `<frameset>` (where a parser
-//! ignores the `<style>` start tag), never in `<noscript>` (raw only with scripting on). An
-//! element whose content may be raw text or RCDATA (`<style>`, `<textarea>`, ... by name, in any
-//! namespace) is written with its text children only.
+//! quotes, `<`, `>`, `/`, `=`, controls; a tag not starting with a letter) is left out, with an
+//! element's subtree; raw text (`<style>` and the like) never closes its element early (`</`
+//! becomes `<\/`), and comment text never closes its comment (`-->`, `--!>` and a leading `>` or
+//! `->` are escaped). Text is written raw only where every parser reads raw text: never inside
+//! `<svg>`/`<math>` (foreign content, where `<style>` is not raw), `<select>` or after a
+//! `<frameset>` (where a parser ignores the `<style>` start tag), never in `<noscript>` (raw
+//! only with scripting on). An element whose content may be raw text or RCDATA (`<style>`,
+//! `<textarea>`, ... by name, in any namespace) is written with its text children only.
 //! `protocol/tests/html_fuzz.rs` parses hostile models' output with html5ever and checks that no
 //! script-capable construct survives.
 
@@ -39,9 +39,8 @@ const RCDATA: &[&str] = &["textarea", "title"];
 pub fn document_html(dom: &Dom) -> String {
     let mut out = String::new();
     if dom.document() != 0 {
-        for (id, _) in dom.children(dom.document()) {
-            write_node(dom, id, &mut out);
-        }
+        // One walk: what a parser has seen before (a `<frameset>`) matters to what follows.
+        write_node(dom, dom.document(), &mut out);
     }
     out
 }
@@ -426,13 +425,16 @@ mod tests {
             el(24, 3, "frameset", &[]),
             el(25, 3, "style", &[]),
             Node { id: 26, parent: 25, kind: NodeKind::Text("<html onmouseover=alert(6)>".into()) },
+            // Even in a second element of the document, after `</html>`.
+            el(27, 1, "style", &[]),
+            Node { id: 28, parent: 27, kind: NodeKind::Text("<html onfocus=alert(7)>".into()) },
         ]);
         assert_eq!(
             document_html(&dom),
             "<html><body><svg><style>&lt;img src=x onerror=alert(2)&gt;</style></svg><textarea></textarea>\
              <noscript>&lt;img src=x onerror=alert(4)&gt;</noscript><style>a > b {}</style>\
              <select><style>&lt;input autofocus onfocus=alert(5)&gt;</style></select><frameset></frameset>\
-             <style>&lt;html onmouseover=alert(6)&gt;</style></body></html>"
+             <style>&lt;html onmouseover=alert(6)&gt;</style></body></html><style>&lt;html onfocus=alert(7)&gt;</style>"
         );
     }
 }

@@ -214,7 +214,8 @@ fn gen_node() -> impl Strategy<Value = Gen> {
 /// The model: a page whose body holds the generated nodes.
 fn model(gens: &[(Index, Gen)]) -> Dom {
     let mut nodes = page_nodes(&[], []);
-    let mut parents = vec![3, 4];
+    // The document, `<html>`, `<head>` and `<body>` take children too.
+    let mut parents = vec![1, 2, 3, 4];
     for (i, (parent, g)) in gens.iter().enumerate() {
         let id = 10 + i as u32;
         let parent = parents[parent.index(parents.len())];
