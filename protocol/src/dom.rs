@@ -629,6 +629,11 @@ impl Dom {
 }
 
 impl DomNode {
+    /// Depth in the tree: 0 for a document, 1 for its children, ...
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
     fn detached(kind: DomKind, depth: u32) -> Self {
         DomNode { kind: Arc::new(kind), parent: 0, first_child: 0, last_child: 0, prev: 0, next: 0, depth }
     }

@@ -7,7 +7,8 @@
 //! `cargo xtask build`, then with the e2e environment (see `xtask test`):
 //! `REPLAY_HOSTILE_SCALE=0.1 cargo test --release -p replay-e2e --test e2e -- --ignored hostile_replay --nocapture`
 //! (`REPLAY_HOSTILE_SCALE`, default 0.1, scales the recordings: 1 is the sizes of
-//! `bench/README.md`, whose ingest alone takes minutes).
+//! `bench/README.md`, whose ingest alone takes minutes; `REPLAY_HOSTILE_ONLY=NAME` keeps the
+//! recordings whose name contains NAME).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use replay_protocol::encode_batch;
 #[ignore = "a benchmark: prints figures"]
 async fn hostile_recordings_in_the_snapshot_api_and_the_wasm_player() -> Result<()> {
     let scale: f64 = std::env::var("REPLAY_HOSTILE_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(0.1);
+    let only = std::env::var("REPLAY_HOSTILE_ONLY").unwrap_or_default();
     // Rate limits lifted: a recording arrives all at once, not over its hours.
     let lifted =
         [("REPLAY_CLIENT_RATE", "1000000"), ("REPLAY_CLIENT_BURST", "1000000"), ("REPLAY_PROJECT_RATE", "1000000")];
@@ -28,6 +30,9 @@ async fn hostile_recordings_in_the_snapshot_api_and_the_wasm_player() -> Result<
     let result = async {
         for i in 0..COUNT {
             let Some(rec) = recording(scale, i) else { break };
+            if !rec.name.contains(&only) {
+                continue;
+            }
             let bodies: Vec<Vec<u8>> = rec.batches.iter().map(encode_batch).collect::<Result<_, _>>()?;
             drop(rec.batches);
             let t = Instant::now();
