@@ -6,16 +6,25 @@
 //! and every walk is iterative so deep trees cannot overflow the stack.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use crate::batch::{Attr, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot};
+use crate::batch::{
+    Attr, AttrChange, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot,
+};
 use crate::cssom::CssState;
 
 /// Deepest nesting the model accepts; deeper nodes are refused (and counted).
 pub const MAX_DEPTH: u32 = 10_000;
 /// Most nodes the model holds at once.
 pub const MAX_NODES: usize = 5_000_000;
+/// Most attributes one element holds (the decoder's default cap on a recorded element,
+/// [`crate::Limits::max_attrs`]): attribute changes that would add more are refused, so that
+/// a storm of new names cannot make every change on the element scan an ever longer list.
+pub const MAX_ATTRS: usize = 1_024;
+/// Elements with at least this many attributes have them indexed by name.
+const INDEXED_ATTRS: usize = 32;
 
 /// What a node of the model is, with its current state.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +213,33 @@ pub struct Dom {
     pub selection: Option<Selection>,
     /// The focused element, 0 for none.
     pub focused: NodeId,
+    /// Position of each attribute by name, for the elements with many attributes (see
+    /// `change_attr`); an element's entry goes with the element.
+    attr_index: IdMap<AttrIndex>,
+}
+
+/// The attributes of one element by name (see `Dom::change_attr`). Each attribute has a
+/// sequence number, increasing along the element's list (an attribute is only ever appended or
+/// removed), so that a removal renumbers nothing: the position of a name is the place of its
+/// number in `order`, found by binary search.
+#[derive(Debug, Clone)]
+struct AttrIndex {
+    /// Sequence number of the first attribute of each name.
+    seq: HashMap<String, u64>,
+    /// The sequence numbers in list order (ascending), one per attribute.
+    order: Vec<u64>,
+    /// Number of the next attribute appended.
+    next: u64,
+    /// The recorded element repeats a name (changes never add a repeat).
+    repeats: bool,
+}
+
+impl AttrIndex {
+    /// Position of the first attribute named `name` in the element's list.
+    fn position(&self, name: &str) -> Option<usize> {
+        let seq = self.seq.get(name)?;
+        self.order.binary_search(seq).ok()
+    }
 }
 
 impl Dom {
@@ -338,12 +374,20 @@ impl Dom {
     }
 
     fn snapshot_with(&mut self, snapshot: &Snapshot, kinds: Kinds<'_>) {
-        self.nodes.clear();
-        self.nodes.reserve(snapshot.nodes.len());
+        // Clearing a map costs its capacity, not its length: after one big page, every small
+        // page's snapshot would pay for the big one again (100,000 page views after a page of
+        // 200,000 nodes: 2·10¹⁰ bytes touched). A map far bigger than needed is replaced.
+        if self.nodes.capacity() > 4 * snapshot.nodes.len().max(1024) {
+            self.nodes = IdMap::with_capacity_and_hasher(snapshot.nodes.len(), IdHash::default());
+        } else {
+            self.nodes.clear();
+            self.nodes.reserve(snapshot.nodes.len());
+        }
         self.document = 0;
         self.scroll = (snapshot.scroll_x, snapshot.scroll_y);
         self.css = CssState::default();
         self.media.clear();
+        self.attr_index.clear();
         self.selection = None;
         self.focused = 0;
         for (i, node) in snapshot.nodes.iter().enumerate() {
@@ -388,20 +432,7 @@ impl Dom {
             }
         }
         for change in &m.attrs {
-            match self.nodes.get_mut(&change.id).map(|n| Arc::make_mut(&mut n.kind)) {
-                Some(DomKind::Element { attrs, .. }) => {
-                    let existing = attrs.iter().position(|a| a.name == change.name);
-                    match (&change.value, existing) {
-                        (Some(v), Some(i)) => attrs[i].value.clone_from(v),
-                        (Some(v), None) => attrs.push(Attr { name: change.name.clone(), value: v.clone() }),
-                        (None, Some(i)) => {
-                            attrs.remove(i);
-                        }
-                        (None, None) => {}
-                    }
-                }
-                _ => self.refused += 1,
-            }
+            self.change_attr(change);
         }
         for change in &m.texts {
             match self.nodes.get_mut(&change.id) {
@@ -417,6 +448,70 @@ impl Dom {
                 }
                 _ => self.refused += 1,
             }
+        }
+    }
+
+    /// Sets or removes one attribute. An element with many attributes has them indexed by
+    /// name ([`INDEXED_ATTRS`]), so that a storm of changes on it does not scan the list each
+    /// time; an element may hold at most [`MAX_ATTRS`].
+    fn change_attr(&mut self, change: &AttrChange) {
+        let Some(node) = self.nodes.get_mut(&change.id).filter(|n| matches!(*n.kind, DomKind::Element { .. })) else {
+            self.refused += 1;
+            return;
+        };
+        let DomKind::Element { attrs, .. } = Arc::make_mut(&mut node.kind) else { return };
+        let mut index = match self.attr_index.entry(change.id) {
+            Entry::Occupied(e) => Some(e.into_mut()),
+            Entry::Vacant(e) if attrs.len() >= INDEXED_ATTRS => {
+                let mut index = AttrIndex {
+                    seq: HashMap::with_capacity(attrs.len()),
+                    order: (0..attrs.len() as u64).collect(),
+                    next: attrs.len() as u64,
+                    repeats: false,
+                };
+                for (i, a) in attrs.iter().enumerate() {
+                    // The first of repeated names counts, as a search of the list finds it.
+                    match index.seq.entry(a.name.clone()) {
+                        Entry::Occupied(_) => index.repeats = true,
+                        Entry::Vacant(v) => {
+                            v.insert(i as u64);
+                        }
+                    }
+                }
+                Some(e.insert(index))
+            }
+            Entry::Vacant(_) => None,
+        };
+        let existing = match &index {
+            Some(index) => index.position(&change.name),
+            None => attrs.iter().position(|a| a.name == change.name),
+        };
+        match (&change.value, existing) {
+            (Some(v), Some(i)) => attrs[i].value.clone_from(v),
+            (Some(_), None) if attrs.len() >= MAX_ATTRS => self.refused += 1,
+            (Some(v), None) => {
+                attrs.push(Attr { name: change.name.clone(), value: v.clone() });
+                if let Some(index) = index.as_mut() {
+                    index.seq.insert(change.name.clone(), index.next);
+                    index.order.push(index.next);
+                    index.next += 1;
+                }
+            }
+            (None, Some(i)) => {
+                attrs.remove(i);
+                if let Some(index) = index.as_mut() {
+                    index.order.remove(i);
+                    index.seq.remove(&change.name);
+                    // A recorded element may repeat a name; the next one is found from now on.
+                    if index.repeats
+                        && let Some(j) = attrs.iter().position(|a| a.name == change.name)
+                        && let Some(&seq) = index.order.get(j)
+                    {
+                        index.seq.insert(change.name.clone(), seq);
+                    }
+                }
+            }
+            (None, None) => {}
         }
     }
 
@@ -510,6 +605,9 @@ impl Dom {
             if !self.media.is_empty() {
                 self.media.remove(&current);
             }
+            if !self.attr_index.is_empty() {
+                self.attr_index.remove(&current);
+            }
             if let Some(n) = self.nodes.remove(&current) {
                 if with_siblings && n.next != 0 {
                     stack.push((n.next, true));
@@ -531,6 +629,11 @@ impl Dom {
 }
 
 impl DomNode {
+    /// Depth in the tree: 0 for a document, 1 for its children, ...
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
     fn detached(kind: DomKind, depth: u32) -> Self {
         DomNode { kind: Arc::new(kind), parent: 0, first_child: 0, last_child: 0, prev: 0, next: 0, depth }
     }
@@ -644,6 +747,84 @@ mod tests {
         assert!(dom.refused > 0);
         dom.remove(2);
         assert_eq!(dom.len(), 1, "only the document is left");
+    }
+
+    #[test]
+    fn an_attribute_storm_of_new_names_is_capped_and_still_applies_known_names() {
+        let mut dom = base();
+        let set = |name: String, value: &str| AttrChange { id: 4, name, value: Some(value.into()) };
+        let mut attrs: Vec<AttrChange> = (0..MAX_ATTRS + 100).map(|i| set(format!("data-{i}"), "1")).collect();
+        attrs.push(set("data-7".into(), "changed"));
+        attrs.push(AttrChange { id: 4, name: "data-8".into(), value: None });
+        attrs.push(set("data-new".into(), "fits again"));
+        dom.apply(&EventData::Mutation(Mutation { attrs, ..Mutation::default() }));
+        assert_eq!(dom.refused, 100, "only the names beyond the cap are refused");
+        let Some(DomKind::Element { attrs, .. }) = dom.node(4).map(|n| &*n.kind) else { panic!("no element") };
+        assert_eq!(attrs.len(), MAX_ATTRS);
+        assert_eq!(attrs[7].value, "changed");
+        assert!(!attrs.iter().any(|a| a.name == "data-8"));
+        assert_eq!(attrs.last().map(|a| (a.name.as_str(), a.value.as_str())), Some(("data-new", "fits again")));
+    }
+
+    #[test]
+    fn indexed_attributes_change_exactly_like_a_list_searched_each_time() {
+        // An element recorded with a repeated name and many attributes, then 60,000 pseudo-random
+        // sets and removals over 80 names, checked against a plain list after every 1,000.
+        let mut recorded: Vec<(String, String)> = (0..40).map(|i| (format!("n{i}"), "r".to_owned())).collect();
+        recorded.push(("n3".into(), "repeated".into()));
+        let pairs: Vec<(&str, &str)> = recorded.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "div", &pairs)],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        let mut reference: Vec<Attr> =
+            recorded.iter().map(|(n, v)| Attr { name: n.clone(), value: v.clone() }).collect();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for round in 0..60 {
+            let mut attrs = Vec::new();
+            for k in 0..1_000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let name = format!("n{}", seed % 80);
+                let value = (!seed.is_multiple_of(3)).then(|| format!("{round}.{k}"));
+                match (&value, reference.iter().position(|a| a.name == name)) {
+                    (Some(v), Some(i)) => reference[i].value.clone_from(v),
+                    (Some(v), None) => reference.push(Attr { name: name.clone(), value: v.clone() }),
+                    (None, Some(i)) => {
+                        reference.remove(i);
+                    }
+                    (None, None) => {}
+                }
+                attrs.push(AttrChange { id: 2, name, value });
+            }
+            dom.apply(&EventData::Mutation(Mutation { attrs, ..Mutation::default() }));
+            let Some(DomKind::Element { attrs, .. }) = dom.node(2).map(|n| &*n.kind) else { panic!("no element") };
+            assert_eq!(attrs, &reference, "round {round}");
+        }
+        assert!(dom.attr_index.contains_key(&2), "the element was indexed");
+        dom.remove(2);
+        assert!(dom.attr_index.is_empty(), "the index goes with the element");
+    }
+
+    #[test]
+    fn small_pages_after_a_big_one_do_not_keep_its_map() {
+        let mut dom = Dom::new();
+        let big: Vec<Node> = std::iter::once(Node { id: 1, parent: 0, kind: NodeKind::Document })
+            .chain((2..100_000).map(|i| el(i, 1, "p", &[])))
+            .collect();
+        dom.apply(&EventData::Snapshot(Snapshot { nodes: big, scroll_x: 0, scroll_y: 0 }));
+        assert_eq!(dom.len(), 99_999);
+        for page in 0..3 {
+            let small =
+                vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html", &[]), text(3, 2, "x")];
+            dom.apply(&EventData::Snapshot(Snapshot { nodes: small, scroll_x: 0, scroll_y: page }));
+            assert_eq!(dom.len(), 3);
+            assert_eq!(child_ids(&dom, 2), vec![3]);
+            assert!(dom.nodes.capacity() < 10_000, "a small page clears a small map: {}", dom.nodes.capacity());
+        }
     }
 
     #[test]

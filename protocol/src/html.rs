@@ -1,34 +1,46 @@
-//! Normalized HTML serialization of a [`Dom`].
+//! Normalized HTML serialization of a [`Dom`]: what the snapshot API answers.
 //!
 //! Follows the HTML fragment serialization algorithm (what `outerHTML` produces in Chromium), so
-//! a test can compare the server's answer with the live page serialized by the browser, with two
-//! normalizations: `<script>` elements are left out, and open shadow roots are written as
-//! declarative `<template shadowrootmode="open">` before the element's light children.
-//! The walk is iterative: hostile nesting cannot overflow the stack.
+//! a test can compare the server's answer with the live page serialized by the browser, with
+//! these normalizations: `<script>` elements (any namespace) are left out, so are the
+//! attributes the [`sanitize`] rules call hostile (event handlers, `srcdoc`, script URLs, meta
+//! refresh, `<base href>`, `<object data>`, `referrerpolicy`, ...: exactly what the player
+//! drops too), and open shadow roots are written as declarative `<template
+//! shadowrootmode="open">` before the element's light children. The walk is iterative: hostile
+//! nesting cannot overflow the stack.
 //!
-//! Recordings are hostile, and what a browser's DOM can never hold cannot break the markup
-//! out: an element or attribute whose name no parser could have made (white space, quotes,
-//! `<`, `>`, `/`, `=`, controls) is left out, with an element's subtree; raw text (`<style>`
-//! and the like) never closes its element early (`</` becomes `<\/`), and comment text never
-//! closes its comment (`-->`, `--!>` and a leading `>` or `->` are escaped).
+//! Recordings are hostile, and any API client may render the answer, so nothing recorded can
+//! become markup: an element or attribute whose name no parser could have made (white space,
+//! quotes, `<`, `>`, `/`, `=`, controls; a tag not starting with a letter) is left out, with an
+//! element's subtree; raw text (`<style>` and the like) never closes its element early (`</`
+//! becomes `<\/`), and comment text never closes its comment (`-->`, `--!>` and a leading `>` or
+//! `->` are escaped). Text is written raw only where every parser reads raw text: never inside
+//! `<svg>`/`<math>` (foreign content, where `<style>` is not raw), `<select>` or after a
+//! `<frameset>` (where a parser ignores the `<style>` start tag), never in `<noscript>` (raw
+//! only with scripting on). An element whose content may be raw text or RCDATA (`<style>`,
+//! `<textarea>`, ... by name, in any namespace) is written with its text children only.
+//! `protocol/tests/html_fuzz.rs` parses hostile models' output with html5ever and checks that no
+//! script-capable construct survives.
 
 use crate::batch::{Namespace, NodeId};
 use crate::dom::{Dom, DomKind};
+use crate::sanitize;
 
 const VOID: &[&str] = &[
     "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link",
     "meta", "param", "source", "track", "wbr",
 ];
 const RAW_TEXT: &[&str] = &["style", "script", "xmp", "iframe", "noembed", "noframes", "plaintext", "noscript"];
+/// Elements whose content a parser reads as text with character references.
+const RCDATA: &[&str] = &["textarea", "title"];
 
 /// The whole document as normalized HTML (doctype included), or an empty string before the
 /// first snapshot.
 pub fn document_html(dom: &Dom) -> String {
     let mut out = String::new();
     if dom.document() != 0 {
-        for (id, _) in dom.children(dom.document()) {
-            write_node(dom, id, &mut out);
-        }
+        // One walk: what a parser has seen before (a `<frameset>`) matters to what follows.
+        write_node(dom, dom.document(), &mut out);
     }
     out
 }
@@ -40,21 +52,35 @@ pub fn node_html(dom: &Dom, id: NodeId) -> String {
     out
 }
 
+/// What a parser reading the output may know of a node's ancestors.
+#[derive(Clone, Copy, Default)]
+struct Context {
+    /// An ancestor is named `svg` or `math` (foreign content, where `<style>` is not raw
+    /// text) or `select` (where a parser ignores a `<style>` start tag and reads what follows
+    /// as markup), in any namespace.
+    odd: bool,
+}
+
 enum Step {
-    Open(NodeId),
+    Open(NodeId, Context),
     Close(NodeId),
     Raw(&'static str),
 }
 
-fn is_script(kind: &DomKind) -> bool {
-    matches!(kind, DomKind::Element { tag, ns: Namespace::Html | Namespace::Svg, .. } if tag.eq_ignore_ascii_case("script"))
+/// True for elements whose content a parser may read as raw text or RCDATA, by tag name (any
+/// namespace: a parser goes by the name it reads).
+fn is_raw(tag: &str) -> bool {
+    RAW_TEXT.iter().chain(RCDATA).any(|r| r.eq_ignore_ascii_case(tag))
 }
 
 fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
-    let mut stack = vec![Step::Open(root)];
+    let mut stack = vec![Step::Open(root, context_of(dom, root))];
+    // After a `<frameset>` a parser ignores `<style>` (and every other start tag but a few)
+    // for the rest of the document.
+    let mut frameset = false;
     while let Some(step) = stack.pop() {
-        let id = match step {
-            Step::Open(id) => id,
+        let (id, ctx) = match step {
+            Step::Open(id, ctx) => (id, ctx),
             Step::Close(id) => {
                 if let Some(DomKind::Element { tag, .. }) = dom.node(id).map(|n| &*n.kind) {
                     out.push_str("</");
@@ -70,16 +96,22 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
         };
         let Some(node) = dom.node(id) else { continue };
         match &*node.kind {
-            DomKind::Document => push_children(dom, id, &mut stack),
+            DomKind::Document => push_children(dom, id, ctx, &mut stack),
             DomKind::Doctype { name, .. } => {
                 out.push_str("<!DOCTYPE ");
-                out.push_str(if valid_name(name) { name } else { "html" });
+                out.push_str(if valid_tag(name) { name } else { "html" });
                 out.push('>');
             }
             DomKind::Text(t) => {
-                let raw = dom.node(node.parent).is_some_and(|p| {
-                    matches!(&*p.kind, DomKind::Element { tag, ns: Namespace::Html, .. } if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)))
-                });
+                // Raw only where every parser surely reads raw text: an HTML raw-text parent
+                // in plain HTML content. `<noscript>` is raw only to a parser with scripting
+                // on; one with it off reads markup, so its text is escaped.
+                let raw = !ctx.odd
+                    && !frameset
+                    && dom.node(node.parent).is_some_and(|p| {
+                        matches!(&*p.kind, DomKind::Element { tag, ns: Namespace::Html, .. }
+                            if RAW_TEXT.iter().any(|r| r.eq_ignore_ascii_case(tag)) && !tag.eq_ignore_ascii_case("noscript"))
+                    });
                 if raw { push_raw_text(t, out) } else { escape(t, false, out) }
             }
             DomKind::Comment(t) => {
@@ -90,15 +122,18 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             DomKind::ShadowRoot => {
                 out.push_str("<template shadowrootmode=\"open\">");
                 stack.push(Step::Raw("</template>"));
-                push_children(dom, id, &mut stack);
+                push_children(dom, id, ctx, &mut stack);
             }
-            kind @ DomKind::Element { tag, ns, attrs, .. } => {
-                if is_script(kind) || !valid_name(tag) {
+            DomKind::Element { tag, ns, attrs, .. } => {
+                if sanitize::is_blocked_element(tag) || !valid_tag(tag) {
                     continue;
                 }
+                frameset |= tag.eq_ignore_ascii_case("frameset");
                 out.push('<');
                 out.push_str(tag);
-                for a in attrs.iter().filter(|a| valid_name(&a.name)) {
+                for a in
+                    attrs.iter().filter(|a| valid_name(&a.name) && sanitize::snapshot_keeps(tag, &a.name, &a.value))
+                {
                     out.push(' ');
                     out.push_str(&a.name);
                     out.push_str("=\"");
@@ -110,6 +145,18 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                     continue;
                 }
                 stack.push(Step::Close(id));
+                let inner = ctx.enter(tag);
+                if is_raw(tag) {
+                    // Only text: inside raw text an element's end tag or a comment could end
+                    // the element early (and a browser's parser never puts them there).
+                    let texts: Vec<NodeId> = dom
+                        .children(id)
+                        .filter(|(_, c)| matches!(*c.kind, DomKind::Text(_)))
+                        .map(|(cid, _)| cid)
+                        .collect();
+                    stack.extend(texts.into_iter().rev().map(|c| Step::Open(c, inner)));
+                    continue;
+                }
                 // Light children first on the stack so the shadow root (pushed last) pops first.
                 let shadow: Vec<NodeId> = dom
                     .children(id)
@@ -122,16 +169,36 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                     .filter(|(_, c)| !matches!(*c.kind, DomKind::ShadowRoot | DomKind::Document))
                     .map(|(cid, _)| cid)
                     .collect();
-                stack.extend(light.into_iter().rev().map(Step::Open));
-                stack.extend(shadow.into_iter().rev().map(Step::Open));
+                stack.extend(light.into_iter().rev().map(|c| Step::Open(c, inner)));
+                stack.extend(shadow.into_iter().rev().map(|c| Step::Open(c, inner)));
             }
         }
     }
 }
 
-fn push_children(dom: &Dom, id: NodeId, stack: &mut Vec<Step>) {
+impl Context {
+    /// The context of the children of element `tag` in this context.
+    fn enter(self, tag: &str) -> Context {
+        Context { odd: self.odd || ["svg", "math", "select"].iter().any(|t| t.eq_ignore_ascii_case(tag)) }
+    }
+}
+
+/// The context of node `id` from its ancestors (one walk up, for the root of a serialization).
+fn context_of(dom: &Dom, id: NodeId) -> Context {
+    let mut ctx = Context::default();
+    let mut at = dom.node(id).map_or(0, |n| n.parent);
+    while let Some(node) = dom.node(at) {
+        if let DomKind::Element { tag, .. } = &*node.kind {
+            ctx = ctx.enter(tag);
+        }
+        at = node.parent;
+    }
+    ctx
+}
+
+fn push_children(dom: &Dom, id: NodeId, ctx: Context, stack: &mut Vec<Step>) {
     let children: Vec<NodeId> = dom.children(id).map(|(cid, _)| cid).collect();
-    stack.extend(children.into_iter().rev().map(Step::Open));
+    stack.extend(children.into_iter().rev().map(|c| Step::Open(c, ctx)));
 }
 
 /// True when `name` is a tag or attribute name a browser's DOM can hold and that cannot end
@@ -139,6 +206,12 @@ fn push_children(dom: &Dom, id: NodeId, stack: &mut Vec<Step>) {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '\'' | '/' | '='))
+}
+
+/// True when `name` is a valid name ([`valid_name`]) that a parser reads as a tag: one that
+/// starts with an ASCII letter (`<1a>` is text, and its `</1a>` a comment).
+fn valid_tag(name: &str) -> bool {
+    valid_name(name) && name.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 /// Raw text (`<style>`, ...) as is, except that it can never close its element: every `</`
@@ -280,5 +353,88 @@ mod tests {
         }));
         assert_eq!(document_html(&dom), "<html><body><iframe></iframe></body></html>");
         assert_eq!(node_html(&dom, 5), "<html><body class=\"inner\"></body></html>");
+    }
+
+    fn page(content: Vec<Node>) -> Dom {
+        let mut dom = Dom::new();
+        let mut nodes =
+            vec![Node { id: 1, parent: 0, kind: NodeKind::Document }, el(2, 1, "html", &[]), el(3, 2, "body", &[])];
+        nodes.extend(content);
+        dom.apply(&EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }));
+        dom
+    }
+
+    fn ns_el(id: NodeId, parent: NodeId, tag: &str, ns: Namespace) -> Node {
+        Node { id, parent, kind: NodeKind::Element { tag: tag.into(), ns, attrs: Vec::new() } }
+    }
+
+    #[test]
+    fn the_player_s_sanitizer_rules_apply_to_the_snapshot() {
+        let dom = page(vec![
+            el(
+                10,
+                3,
+                "a",
+                &[("href", " JaVa\tscript:alert(1)"), ("onclick", "x()"), ("ONMOUSEOVER", "x()"), ("id", "a")],
+            ),
+            el(11, 3, "iframe", &[("srcdoc", "<script>x()</script>"), ("src", "inner.html")]),
+            el(12, 3, "meta", &[("http-equiv", " Refresh"), ("content", "0;url=javascript:x()")]),
+            el(13, 3, "meta", &[("http-equiv", "X-UA-Compatible"), ("content", "IE=edge")]),
+            el(14, 3, "base", &[("href", "https://evil.example/"), ("target", "_top")]),
+            el(15, 3, "object", &[("data", "https://evil.example/x.html"), ("type", "text/html")]),
+            el(16, 3, "form", &[("action", "javascript:x()")]),
+            el(17, 3, "form", &[("action", "/search")]),
+            el(18, 3, "img", &[("src", "a.png"), ("referrerpolicy", "unsafe-url")]),
+            el(19, 3, "meta", &[("name", "referrer"), ("content", "unsafe-url")]),
+            el(20, 3, "svg", &[]),
+            el(21, 20, "use", &[("href", "data:image/svg+xml,<svg><script>x()</script></svg>#a")]),
+            el(22, 20, "set", &[("attributeName", "onmouseover"), ("to", "x()")]),
+        ]);
+        assert_eq!(
+            document_html(&dom),
+            "<html><body><a id=\"a\"></a><iframe src=\"inner.html\"></iframe><meta content=\"0;url=javascript:x()\">\
+             <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\"><base><object type=\"text/html\"></object>\
+             <form></form><form action=\"/search\"></form><img src=\"a.png\"><meta content=\"unsafe-url\">\
+             <svg><use></use><set to=\"x()\"></set></svg></body></html>"
+        );
+    }
+
+    #[test]
+    fn namespace_and_raw_text_tricks_cannot_make_markup() {
+        let dom = page(vec![
+            // A MathML `script` outside `<math>` would parse as an HTML one.
+            ns_el(10, 3, "script", Namespace::MathMl),
+            Node { id: 11, parent: 10, kind: NodeKind::Text("alert(1)".into()) },
+            // An HTML `<style>` inside `<svg>` is not raw text to a parser.
+            el(12, 3, "svg", &[]),
+            el(13, 12, "style", &[]),
+            Node { id: 14, parent: 13, kind: NodeKind::Text("<img src=x onerror=alert(2)>".into()) },
+            // A comment in RCDATA is text, ended by `</textarea`: left out.
+            el(15, 3, "textarea", &[]),
+            Node { id: 16, parent: 15, kind: NodeKind::Comment("</textarea><img src=x onerror=alert(3)>".into()) },
+            // `<noscript>` is markup to a parser with scripting off.
+            el(17, 3, "noscript", &[]),
+            Node { id: 18, parent: 17, kind: NodeKind::Text("<img src=x onerror=alert(4)>".into()) },
+            el(19, 3, "style", &[]),
+            Node { id: 20, parent: 19, kind: NodeKind::Text("a > b {}".into()) },
+            // In `<select>` a parser ignores `<style>` and reads its text as markup.
+            el(21, 3, "select", &[]),
+            el(22, 21, "style", &[]),
+            Node { id: 23, parent: 22, kind: NodeKind::Text("<input autofocus onfocus=alert(5)>".into()) },
+            // So it does after a `<frameset>`, for the rest of the document.
+            el(24, 3, "frameset", &[]),
+            el(25, 3, "style", &[]),
+            Node { id: 26, parent: 25, kind: NodeKind::Text("<html onmouseover=alert(6)>".into()) },
+            // Even in a second element of the document, after `</html>`.
+            el(27, 1, "style", &[]),
+            Node { id: 28, parent: 27, kind: NodeKind::Text("<html onfocus=alert(7)>".into()) },
+        ]);
+        assert_eq!(
+            document_html(&dom),
+            "<html><body><svg><style>&lt;img src=x onerror=alert(2)&gt;</style></svg><textarea></textarea>\
+             <noscript>&lt;img src=x onerror=alert(4)&gt;</noscript><style>a > b {}</style>\
+             <select><style>&lt;input autofocus onfocus=alert(5)&gt;</style></select><frameset></frameset>\
+             <style>&lt;html onmouseover=alert(6)&gt;</style></body></html><style>&lt;html onfocus=alert(7)&gt;</style>"
+        );
     }
 }

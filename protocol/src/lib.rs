@@ -12,6 +12,8 @@
 //! - [`cssom`]: stylesheet state beyond the markup (inserted rules, adopted sheets);
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
 //! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
+//! - [`sanitize`]: what the player and the snapshot API never let through of a hostile
+//!   recording (scripts, handlers, script URLs, ...), decided in one place for both;
 //! - [`tape`]: the flat integer/string tape the in-page JavaScript walker fills, turned into
 //!   protocol types in one call;
 //! - [`timeline`]: a session's batches in replay order;
@@ -29,6 +31,7 @@ pub mod deferred;
 pub mod dom;
 pub mod html;
 pub mod rage;
+pub mod sanitize;
 pub mod tape;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

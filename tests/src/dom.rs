@@ -5,7 +5,8 @@
 use anyhow::{Result, bail};
 
 /// Serializes the live document like `GET /snapshot`: doctype, then `outerHTML` of the root
-/// element with `<script>` elements removed and open shadow roots as declarative templates.
+/// element with `<script>` elements and `on*` handlers removed and open shadow roots as
+/// declarative templates.
 pub const NORMALIZE_JS: &str = r#"
 function __replayNormalize(doc) {
   const clone = doc.documentElement.cloneNode(true);
@@ -30,6 +31,15 @@ function __replayNormalize(doc) {
     for (let i = 0; i < lk.length; i++) { live.push(lk[i]); copies.push(ck[i + offset]); }
   }
   for (const s of clone.querySelectorAll('script')) s.remove();
+  // Event handlers are left out of the snapshot too (the sanitizer calls them hostile).
+  const strip = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      for (const a of [...el.attributes]) if (a.name.startsWith('on')) el.removeAttribute(a.name);
+      if (el.localName === 'template' && el.content) strip(el.content);
+    }
+  };
+  strip(clone);
+  for (const a of [...clone.attributes]) if (a.name.startsWith('on')) clone.removeAttribute(a.name);
   const dt = doc.doctype ? '<!DOCTYPE ' + doc.doctype.name + '>' : '';
   return dt + clone.outerHTML;
 }

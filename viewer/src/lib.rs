@@ -41,7 +41,8 @@
 //! - [`keyframes`]: when to keep a clone of the scout's state, and the clones kept.
 //! - `ops`: the operations written for `static/render.js` (JSON, and the binary frame).
 //! - [`entries`]: the panel entries.
-//! - [`sanitize`]: the rules every node, attribute and stylesheet passes on its way out.
+//! - [`sanitize`] (`replay_protocol::sanitize`, shared with the snapshot API): the rules every
+//!   node, attribute and stylesheet passes on its way out.
 //! - [`json`]: small JSON writing helpers.
 
 pub mod entries;
@@ -50,8 +51,10 @@ pub mod keyframes;
 mod ops;
 pub mod player;
 pub mod replay;
-pub mod sanitize;
 mod seek;
+
+/// The sanitizer rules live in the protocol crate, shared with the snapshot API.
+pub use replay_protocol::sanitize;
 
 pub use player::Player;
 pub use replay::ReplayState;
@@ -441,5 +444,24 @@ mod tests {
         assert!(all.contains(r#""status":500"#), "{all}");
         assert!(all.contains(r#""k":"freeze","phase":"end","duration":2000,"scripts":[]"#), "{all}");
         assert_eq!(p.entries(3), r#"[{"i":3,"t":5004,"k":"freeze","phase":"end","duration":2000,"scripts":[]}]"#);
+    }
+
+    #[test]
+    fn a_session_nested_far_deeper_than_the_model_allows_seeks_without_recursion() {
+        // 50,000 levels: the model keeps the first MAX_DEPTH and refuses the rest; seeking and
+        // describing the document walk iteratively, and the page gets the first
+        // MAX_RENDER_DEPTH (deeper, Chromium's renderer crashes).
+        let depth = 50_000u32;
+        let mut nodes = vec![Node { id: 1, parent: 0, kind: NodeKind::Document }];
+        nodes.extend((2..depth).map(|i| el(i, i - 1, "div", &[])));
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = vec![Event { t: 0, data: EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }) }];
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        let full = p.seek(1000.0);
+        let kept = replay_protocol::dom::MAX_DEPTH as usize + 1;
+        assert_eq!(p.dom().len(), kept);
+        assert!(p.dom().refused > 0);
+        let rendered = crate::ops::MAX_RENDER_DEPTH as usize;
+        assert_eq!(full.matches("\"div\"").count(), rendered, "the nodes the page can take are described");
     }
 }

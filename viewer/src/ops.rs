@@ -144,6 +144,12 @@ impl NodeOut for Tape {
     fn end(&mut self) {}
 }
 
+/// Deepest node the player rebuilds in the page; deeper ones are left out like scripts (the
+/// model keeps them, to `replay_protocol::dom::MAX_DEPTH`). Chromium's renderer crashed
+/// replaying 3,000 levels of nested `<div>`s (2,000 rendered); its own HTML parser stops
+/// nesting at 512.
+pub(crate) const MAX_RENDER_DEPTH: u32 = 1_000;
+
 /// Element state that goes with a full description: (op, id, value, checked, scroll).
 type ElementState<'a> = (&'static str, u32, Option<&'a str>, Option<bool>, (i32, i32));
 
@@ -160,7 +166,7 @@ fn write_tree<'a>(dom: &'a Dom, dropped: &mut IdSet, out: &mut impl NodeOut) -> 
         let Some(node) = dom.node(id) else {
             continue;
         };
-        if parent_dropped {
+        if parent_dropped || node.depth() > MAX_RENDER_DEPTH {
             dropped.insert(id);
             continue;
         }
@@ -454,7 +460,7 @@ fn write_node(
             out.str(system_id);
         }
         NodeView::Element { tag, ns, attrs } => {
-            if sanitize::is_blocked_element(tag, ns) {
+            if sanitize::is_blocked_element(tag) {
                 dropped = true;
                 out.begin(id, parent, 4);
                 out.str(sanitize::SCRIPT_PLACEHOLDER);
@@ -494,7 +500,7 @@ impl Writer {
         let mut json = JsonNodes::new(out);
         for (i, n) in nodes.iter().enumerate() {
             let parent = if i == 0 { root_parent } else { n.parent };
-            if self.dropped.contains(&parent) {
+            if self.dropped.contains(&parent) || dom.node(n.id).is_some_and(|m| m.depth() > MAX_RENDER_DEPTH) {
                 self.dropped.insert(n.id);
                 continue;
             }

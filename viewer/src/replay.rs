@@ -9,6 +9,7 @@
 //! once taken out of it for sharing ([`take_kinds`]), and the node lists still left encoded
 //! (see `seek.rs`). It hands each event out ready to apply.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -104,13 +105,17 @@ pub(crate) struct Events {
     /// The node lists of each event still undecoded (see [`Deferred`]); `None` for events with
     /// none (and for events beyond the list, which a timeline given whole has).
     deferred: Vec<Option<Deferred>>,
+    /// Index of each page view in `timeline.pages`, by id: a session of many page views must
+    /// not scan the list for every batch.
+    page_index: HashMap<String, usize>,
 }
 
 impl Events {
     /// The events of an already ordered timeline.
     pub(crate) fn from_timeline(timeline: Timeline) -> Self {
         let kinds = vec![Vec::new(); timeline.events.len()];
-        Events { timeline, kinds, deferred: Vec::new() }
+        let page_index = timeline.pages.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
+        Events { timeline, kinds, deferred: Vec::new(), page_index }
     }
 
     /// Appends a MessagePack array of batches (at most `budget` encoded bytes) whose events
@@ -129,13 +134,11 @@ impl Events {
                     Deferred::add(slot, &bytes, at);
                 }
             }
-            let page = match self.timeline.pages.iter().position(|p| *p == b.page) {
-                Some(i) => i,
-                None => {
-                    self.timeline.pages.push(b.page.clone());
-                    self.timeline.pages.len() - 1
-                }
-            };
+            let pages = &mut self.timeline.pages;
+            let page = *self.page_index.entry(b.page.clone()).or_insert_with(|| {
+                pages.push(b.page.clone());
+                pages.len() - 1
+            });
             let start = b.start;
             for e in b.events {
                 self.push(TimedEvent { time: start.saturating_add(u64::from(e.t)), page, data: e.data });
@@ -242,5 +245,38 @@ pub(crate) fn materialize(slot: Option<&mut Option<Deferred>>, data: &mut EventD
     });
     if lists.is_empty() {
         *slot = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replay_protocol::codec::{concat_encoded, encode_batch};
+    use replay_protocol::test_util::{at, click};
+    use replay_protocol::{Batch, PROTOCOL_VERSION};
+
+    #[test]
+    fn many_page_views_each_get_one_index_however_their_batches_interleave() {
+        // 5,000 page views, each with two batches; the second batches come after all firsts.
+        let pages = 5_000u32;
+        let batch = |p: u32, seq: u32| {
+            let mut b = Batch::new("s", format!("p{p}"), seq, 1_700_000_040_000 + u64::from(p));
+            b.events = vec![at(0, click(p, 0, 0))];
+            assert_eq!(b.version, PROTOCOL_VERSION);
+            encode_batch(&b).unwrap_or_default()
+        };
+        let bodies: Vec<Vec<u8>> = (0..2).flat_map(|seq| (0..pages).map(move |p| batch(p, seq))).collect();
+        let mut events = Events::default();
+        for range in bodies.chunks(700) {
+            let added = events.append(concat_encoded(range.iter().map(Vec::as_slice)), usize::MAX);
+            assert_eq!(added.ok(), Some(range.len()));
+        }
+        assert_eq!(events.timeline.pages.len(), pages as usize);
+        for (i, e) in events.all().iter().enumerate() {
+            let p = i % pages as usize;
+            assert_eq!(e.page, p, "event {i}");
+            assert_eq!(events.timeline.pages[e.page], format!("p{p}"));
+            assert!(matches!(e.data, EventData::Click(c) if c.id == p as u32));
+        }
     }
 }

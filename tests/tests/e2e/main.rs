@@ -9,6 +9,8 @@
 //!   environment, in the stored session and the viewer's panels;
 //! - [`fidelity`]: each page of `fixtures/fidelity/` compared with its replay, DOM and pixels;
 //! - [`hostile`]: hostile pages are recorded with bounded, throttled output;
+//! - [`hostile_replay`]: a benchmark (ignored by default): hostile recordings through the
+//!   snapshot API and the wasm player;
 //! - [`ingest_rejections`]: bad input gets its 4xx and stores nothing;
 //! - [`module_entry`]: the recorder's ES module entry, imported like an app's bundle would;
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
@@ -27,6 +29,7 @@ mod demo;
 mod diagnostics;
 mod fidelity;
 mod hostile;
+mod hostile_replay;
 mod ingest_rejections;
 mod module_entry;
 mod privacy;

@@ -3,8 +3,11 @@
 //! player (a sentinel stays unset and no script-only request reaches the canary server), and no
 //! request at all reaches the canary when "block external resources" is on. The sanitiser is
 //! checked on its own too (the sandbox alone would keep the sentinel unset): the replayed DOM
-//! holds no scripts, handlers, script URLs, `srcdoc`, meta refresh, `<base href>` or form
-//! actions, and clicking every link and button leaves the replay frame where it is.
+//! holds no scripts, handlers, script URLs, `srcdoc`, meta refresh, `<base href>`, form
+//! actions, `referrerpolicy` or `<meta name=referrer>`, and clicking every link and button
+//! leaves the replay frame where it is; no request reaches the canary with a `Referer`. The
+//! snapshot API's HTML of each recording, parsed by the browser, holds none of the
+//! script-capable constructs either (the same rules: `replay_protocol::sanitize`).
 //!
 //! Fixture format: an element is `["tag", {"attr": "value"}, child...]`, a text node a string.
 //! `{{SENTINEL}}` becomes script that would set the sentinel and call the canary;
@@ -34,12 +37,15 @@ const FIXTURES: &[(&str, &str)] = &[
     ("urls", include_str!("../../fixtures/xss/urls.json")),
     ("svg-animate", include_str!("../../fixtures/xss/svg-animate.json")),
     ("external", include_str!("../../fixtures/xss/external.json")),
+    ("referrer", include_str!("../../fixtures/xss/referrer.json")),
 ];
 
-/// A loopback HTTP server that records every request path and answers 200.
+/// A loopback HTTP server that records every request path (and the `Referer` it came with)
+/// and answers 200.
 struct Canary {
     origin: String,
     hits: Arc<Mutex<Vec<String>>>,
+    referers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Canary {
@@ -47,13 +53,27 @@ impl Canary {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let origin = format!("http://{}", listener.local_addr()?);
         let hits = Arc::new(Mutex::new(Vec::new()));
+        let referers = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&hits);
+        let seen_referers = Arc::clone(&referers);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(&stream);
                 let mut line = String::new();
-                let _ = BufReader::new(&stream).read_line(&mut line);
+                let _ = reader.read_line(&mut line);
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                // The headers, up to the blank line: only the Referer is kept.
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    if let Some((name, value)) = header.split_once(':')
+                        && name.eq_ignore_ascii_case("referer")
+                        && let Ok(mut r) = seen_referers.lock()
+                    {
+                        r.push((path.clone(), value.trim().to_owned()));
+                    }
+                    header.clear();
+                }
                 if let Ok(mut h) = seen.lock() {
                     h.push(path);
                 }
@@ -62,7 +82,12 @@ impl Canary {
                 );
             }
         });
-        Ok(Canary { origin, hits })
+        Ok(Canary { origin, hits, referers })
+    }
+
+    /// (path, Referer) of the requests that came with a `Referer` header.
+    fn referers(&self) -> Vec<(String, String)> {
+        self.referers.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     fn hits(&self) -> Vec<String> {
@@ -72,6 +97,9 @@ impl Canary {
     fn clear(&self) {
         if let Ok(mut h) = self.hits.lock() {
             h.clear();
+        }
+        if let Ok(mut r) = self.referers.lock() {
+            r.clear();
         }
     }
 }
@@ -167,37 +195,45 @@ for (const el of doc.querySelectorAll('*')) {
 return true;
 "#;
 
-/// What the sanitiser must have removed from the replayed document, checked on its own (the
-/// sandbox would stop most of it anyway): every element, template contents and shadow roots
-/// included. Returns one line per survivor.
-const SURVIVORS_JS: &str = r#"
-const doc = document.getElementById('frame').contentDocument;
-const found = [];
-// As a browser reads a URL: ASCII whitespace and control characters anywhere are ignored.
-const scriptUrl = (v) => /^(javascript:|vbscript:|data:text\/html)/.test(v.replace(/[\x00-\x20]/g, '').toLowerCase());
-const urlAttrs = ['href', 'src', 'xlink:href', 'data', 'poster', 'background', 'action', 'formaction', 'cite', 'ping'];
-const visit = (root) => {
-  for (const el of root.querySelectorAll('*')) {
-    const tag = el.localName.toLowerCase();
-    if (tag === 'script') found.push(`<${tag}> element`);
-    if (tag === 'meta' && el.hasAttribute('http-equiv')) found.push(`<meta http-equiv=${el.getAttribute('http-equiv')}>`);
-    if (tag === 'base' && el.hasAttribute('href')) found.push(`<base href=${el.getAttribute('href')}>`);
-    for (const a of el.attributes) {
-      const name = a.name.toLowerCase();
-      if (name.startsWith('on')) found.push(`<${tag} ${name}>`);
-      if (name === 'srcdoc' || name === 'action' || name === 'formaction') found.push(`<${tag} ${name}>`);
-      if (urlAttrs.includes(name) && scriptUrl(a.value)) found.push(`<${tag} ${name}=${a.value}>`);
-      if (['values', 'to', 'from', 'by'].includes(name) && /javascript:/i.test(a.value.replace(/[\x00-\x20]/g, ''))) {
-        found.push(`<${tag} ${name}=${a.value}>`);
+/// What the sanitiser must have removed from a document, checked on its own (the sandbox
+/// would stop most of it anyway): every element, template contents and shadow roots included.
+/// `survivors(doc, player)` returns one line per survivor. The player removes more than the
+/// snapshot API (`player` true): form actions, any `http-equiv`, frame sources; the snapshot
+/// keeps those as recorded unless they hold a script URL or a refresh.
+const SURVIVORS_FN: &str = r#"
+const survivors = (doc, player) => {
+  const found = [];
+  // As a browser reads a URL: ASCII whitespace and control characters anywhere are ignored.
+  const scriptUrl = (v) => /^(javascript:|vbscript:|data:text\/html)/.test(v.replace(/[\x00-\x20]/g, '').toLowerCase());
+  const urlAttrs = ['href', 'src', 'xlink:href', 'data', 'poster', 'background', 'action', 'formaction', 'cite', 'ping'];
+  const visit = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      const tag = el.localName.toLowerCase();
+      if (tag === 'script') found.push(`<${tag}> element`);
+      if (tag === 'meta' && el.hasAttribute('http-equiv') && (player || /refresh/i.test(el.getAttribute('http-equiv')))) {
+        found.push(`<meta http-equiv=${el.getAttribute('http-equiv')}>`);
       }
+      if (tag === 'meta' && /^\s*referrer\s*$/i.test(el.getAttribute('name') || '')) found.push('<meta name=referrer>');
+      if (tag === 'base' && el.hasAttribute('href')) found.push(`<base href=${el.getAttribute('href')}>`);
+      if ((tag === 'object' || tag === 'embed') && (el.hasAttribute('data') || el.hasAttribute('src'))) found.push(`<${tag}> with a source`);
+      for (const a of el.attributes) {
+        const name = a.name.toLowerCase();
+        if (name.startsWith('on')) found.push(`<${tag} ${name}>`);
+        if (name === 'srcdoc' || name === 'referrerpolicy') found.push(`<${tag} ${name}>`);
+        if (player && (name === 'action' || name === 'formaction')) found.push(`<${tag} ${name}>`);
+        if (urlAttrs.includes(name) && scriptUrl(a.value)) found.push(`<${tag} ${name}=${a.value}>`);
+        if (['values', 'to', 'from', 'by'].includes(name) && /javascript:/i.test(a.value.replace(/[\x00-\x20]/g, ''))) {
+          found.push(`<${tag} ${name}=${a.value}>`);
+        }
+      }
+      if (tag === 'template' && el.content) visit(el.content);
+      if (el.shadowRoot) visit(el.shadowRoot);
     }
-    if (tag === 'template' && el.content) visit(el.content);
-    if (el.shadowRoot) visit(el.shadowRoot);
-  }
+  };
+  visit(doc);
+  if (!doc.body || !doc.body.firstElementChild) found.push('nothing was replayed');
+  return found;
 };
-visit(doc);
-if (!doc.body || !doc.body.firstElementChild) found.push('nothing was replayed');
-return found;
 "#;
 
 /// Clicks every link, button and submit control of the replayed page, as a support engineer
@@ -221,8 +257,25 @@ return [frame.contentDocument === window.__replayDocument, href];
 "#;
 
 async fn assert_sanitised(browser: &Browser, id: &str, path: &str) -> Result<()> {
-    let survivors = browser.eval(SURVIVORS_JS).await?;
+    let script = format!("{SURVIVORS_FN} return survivors(document.getElementById('frame').contentDocument, true);");
+    let survivors = browser.eval(&script).await?;
     ensure!(survivors.as_array().is_some_and(Vec::is_empty), "{id} ({path}): the sanitiser let through {survivors}");
+    Ok(())
+}
+
+/// The snapshot API's HTML of session `id`, parsed by the browser (`DOMParser`: scripting off,
+/// so `<noscript>` content is markup too), holds nothing script-capable either.
+async fn assert_snapshot_sanitised(browser: &Browser, server: &Server, id: &str) -> Result<()> {
+    let html = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
+    // A page without the viewer's CSP (which requires Trusted Types for parsing HTML).
+    browser.client.goto("about:blank").await?;
+    let script =
+        format!("{SURVIVORS_FN} return survivors(new DOMParser().parseFromString(arguments[0], 'text/html'), false);");
+    let survivors = browser.client.execute(&script, vec![Value::String(html.clone())]).await?;
+    ensure!(
+        survivors.as_array().is_some_and(Vec::is_empty),
+        "{id}: the snapshot API let through {survivors} in {html}"
+    );
     Ok(())
 }
 
@@ -271,6 +324,7 @@ async fn hostile_recordings_run_no_script_and_reach_no_canary_when_blocked() -> 
 
     for (name, _) in FIXTURES {
         let id = format!("xss-{name}");
+        assert_snapshot_sanitised(&browser, &server, &id).await?;
         canary.clear();
         replay_and_check(&browser, &server, &id, true).await?;
         let hits = canary.hits();
@@ -282,6 +336,10 @@ async fn hostile_recordings_run_no_script_and_reach_no_canary_when_blocked() -> 
         let scripted: Vec<&String> =
             hits.iter().filter(|p| !p.starts_with("/external/") && !p.starts_with("/page/")).collect();
         ensure!(scripted.is_empty(), "{name}: requests only script or navigation could make: {scripted:?}");
+        // The viewer pages send `Referrer-Policy: no-referrer`; a recorded policy must not
+        // override it and tell third parties which session was watched.
+        let referers = canary.referers();
+        ensure!(referers.is_empty(), "{name}: the replay sent the viewer's URL as Referer: {referers:?}");
         if *name == "external" {
             // Relative URLs (under /page/) resolve against the recorded page, wherever CSS
             // takes a URL: `url()`, `@import "..."`, `image-set("...")`, inline styles.

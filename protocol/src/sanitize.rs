@@ -1,29 +1,49 @@
-//! What the player refuses to rebuild: recorded pages are hostile input.
+//! What neither the player nor the snapshot API lets through: recorded pages are hostile input.
 //!
-//! The replay iframe is sandboxed without `allow-scripts`, so nothing should run anyway; these
-//! rules are the second wall. Scripts become inert comments (their subtrees are dropped),
-//! event-handler attributes and `srcdoc` are removed, URLs with script-capable schemes are
-//! removed, `<meta http-equiv>` and `<base href>` lose their effect, forms cannot submit, and
-//! frames and plugins do not load, and SVG animations cannot animate a link into a script URL.
-//! Relative URLs are resolved against the recorded page URL so
-//! images and stylesheets load as recorded.
+//! The one place that decides, for the player (`replay-viewer`, which rebuilds the page in a
+//! sandboxed iframe) and for the snapshot API ([`crate::html`], whose HTML any API client may
+//! render), which recorded elements, attributes and URLs are script-capable, so that the two
+//! can never disagree. [`rule`] classifies an attribute once:
+//!
+//! - [`Rule::Hostile`]: script-capable or leaking; both the player and the snapshot drop it.
+//!   Event handlers (`on*`), `srcdoc`, script URLs (`javascript:`, `vbscript:`, `data:` HTML,
+//!   SVG or applications) wherever an element takes a URL (forms and SVG `<use>` included),
+//!   `<meta http-equiv=refresh>`, `<base href|target>`, `<object data>`/`<embed src>`, SVG
+//!   animations of links or handlers and animated script URLs, `referrerpolicy` and
+//!   `<meta name=referrer>` (a recorded policy must not override the viewer pages'
+//!   `Referrer-Policy: no-referrer` and leak their URL to third parties).
+//! - [`Rule::Effect`]: harmless markup whose effect a replay must not have: other
+//!   `http-equiv`, form actions (forms cannot submit), frame sources (frames do not load). The
+//!   player drops them; the snapshot keeps them, as `outerHTML` shows them.
+//! - [`Rule::Url`], [`Rule::SrcSet`], [`Rule::Style`]: URLs the player resolves against the
+//!   recorded page URL (so images and stylesheets load as recorded); the snapshot writes them as
+//!   recorded.
+//!
+//! Scripts ([`is_blocked_element`], in any namespace) become inert placeholder comments in the
+//! player and are left out of the snapshot, with their subtrees. The replay iframe is
+//! sandboxed without `allow-scripts`, so nothing should run anyway; these rules are the second
+//! wall, and the only one an API client rendering a snapshot has.
 
 use std::borrow::Cow;
 
-use replay_protocol::{Attr, Namespace};
+use crate::batch::Attr;
 
 /// Text of the comment that replaces a recorded `<script>`.
 pub const SCRIPT_PLACEHOLDER: &str = "replay:script";
 
-/// True for elements the player replaces with a placeholder comment.
-pub fn is_blocked_element(tag: &str, ns: Namespace) -> bool {
-    matches!(ns, Namespace::Html | Namespace::Svg) && tag.eq_ignore_ascii_case("script")
+/// True for elements the player replaces with a placeholder comment and the snapshot leaves
+/// out: `<script>` in any namespace (a MathML `script` is inert where the player creates it,
+/// but a serialized one placed outside `<math>` parses as an HTML script).
+pub fn is_blocked_element(tag: &str) -> bool {
+    tag.eq_ignore_ascii_case("script")
 }
 
 const URL_ATTRS: &[&str] =
     &["href", "src", "action", "formaction", "xlink:href", "data", "poster", "background", "cite", "longdesc", "ping"];
 
-fn dangerous_url(value: &str) -> bool {
+/// True for a URL with a script-capable scheme, read as a browser reads it (ASCII white
+/// space and control characters anywhere are ignored, any case).
+pub fn dangerous_url(value: &str) -> bool {
     let compact: String = value
         .chars()
         .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
@@ -35,6 +55,17 @@ fn dangerous_url(value: &str) -> bool {
         || compact.starts_with("data:text/html")
         || compact.starts_with("data:image/svg")
         || compact.starts_with("data:application")
+}
+
+/// True when `value` holds `javascript:` anywhere, as a browser would read it in a URL (ASCII
+/// white space and control characters ignored, any case).
+fn mentions_script(value: &str) -> bool {
+    let compact: Vec<u8> = value
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && !b.is_ascii_control())
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    compact.windows(11).any(|w| w == b"javascript:")
 }
 
 /// Resolves `value` against the recorded page URL (enough of RFC 3986 for replay: absolute,
@@ -103,68 +134,110 @@ pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<
     clean_attr_cow(tag, name, value, page_url).map(Cow::into_owned)
 }
 
-/// [`clean_attr`], borrowing `value` when it passes unchanged.
-fn clean_attr_cow<'v>(tag: &str, name: &str, value: &'v str, page_url: &str) -> Option<Cow<'v, str>> {
-    if name.starts_with("on") || name == "srcdoc" || name.is_empty() {
-        return None;
+/// What the rules make of one attribute (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Script-capable or leaking: dropped by the player and the snapshot.
+    Hostile,
+    /// An effect a replay must not have: dropped by the player, kept by the snapshot.
+    Effect,
+    /// A URL: the player resolves it against the recorded page.
+    Url,
+    /// A `srcset`: the player resolves each candidate.
+    SrcSet,
+    /// An inline style that may hold URLs: the player resolves them ([`clean_css`]).
+    Style,
+    /// Kept as recorded.
+    Keep,
+}
+
+/// Classifies attribute `name` = `value` of element `tag` (`tag` and `name` in ASCII lower case).
+pub fn rule(tag: &str, name: &str, value: &str) -> Rule {
+    if name.starts_with("on") || name == "srcdoc" || name.is_empty() || name == "referrerpolicy" {
+        return Rule::Hostile;
     }
-    if tag == "meta" && name == "http-equiv" {
-        return None;
+    if tag == "meta" {
+        if name == "http-equiv" {
+            return if value.trim().eq_ignore_ascii_case("refresh") { Rule::Hostile } else { Rule::Effect };
+        }
+        if name == "name" && value.trim().eq_ignore_ascii_case("referrer") {
+            return Rule::Hostile;
+        }
     }
     if tag == "base" && (name == "href" || name == "target") {
-        return None;
-    }
-    if matches!(name, "action" | "formaction") {
-        return None;
+        return Rule::Hostile;
     }
     // `<animate attributeName="href" values="javascript:...">` and friends: an animation may
     // only target harmless attributes, and no animated value may carry a script URL.
-    if name == "attributename" && matches!(value.trim().to_ascii_lowercase().as_str(), "href" | "xlink:href" | "src") {
-        return None;
+    if name == "attributename" {
+        let target = value.trim().to_ascii_lowercase();
+        if matches!(target.as_str(), "href" | "xlink:href" | "src") || target.starts_with("on") {
+            return Rule::Hostile;
+        }
     }
     if matches!(name, "values" | "to" | "from" | "by")
-        && value.split(';').any(|v| dangerous_url(v) || v.to_ascii_lowercase().contains("javascript:"))
+        && (value.split(';').any(dangerous_url) || mentions_script(value))
     {
-        return None;
+        return Rule::Hostile;
     }
-    if matches!(tag, "iframe" | "frame" | "object" | "embed" | "portal") && matches!(name, "src" | "data") {
-        return None;
+    if matches!(tag, "object" | "embed") && matches!(name, "src" | "data") {
+        return Rule::Hostile;
     }
-    if URL_ATTRS.contains(&name) {
-        if dangerous_url(value) {
-            return None;
-        }
-        return Some(Cow::Owned(resolve_url(page_url, value)));
+    let url = URL_ATTRS.contains(&name);
+    if (url || name == "srcset" || name == "imagesrcset") && dangerous_url(value) {
+        return Rule::Hostile;
+    }
+    if matches!(name, "action" | "formaction") {
+        return Rule::Effect;
+    }
+    if matches!(tag, "iframe" | "frame" | "portal") && matches!(name, "src" | "data") {
+        return Rule::Effect;
+    }
+    if url {
+        return Rule::Url;
     }
     if name == "srcset" || name == "imagesrcset" {
-        if dangerous_url(value) {
-            return None;
-        }
-        let parts: Vec<String> = value
-            .split(',')
-            .map(|candidate| {
-                let c = candidate.trim();
-                match c.split_once(char::is_whitespace) {
-                    Some((url, descriptor)) => {
-                        format!("{} {}", resolve_url(page_url, url), descriptor.trim())
-                    }
-                    None => resolve_url(page_url, c),
-                }
-            })
-            .collect();
-        return Some(Cow::Owned(parts.join(", ")));
+        return Rule::SrcSet;
     }
     if name == "style" {
-        if value.to_ascii_lowercase().contains("javascript:") {
-            return None;
+        if mentions_script(value) {
+            return Rule::Hostile;
         }
-        // Inline styles resolve their URLs like style sheets do (only when they may hold one:
-        // most style attributes have none, and seeking builds thousands of them).
+        // Most style attributes hold no URL, and seeking builds thousands of them.
         if has_css_url(value) {
-            return Some(Cow::Owned(clean_css(value, page_url)));
+            return Rule::Style;
         }
     }
-    Some(Cow::Borrowed(value))
+    Rule::Keep
+}
+
+/// True when the snapshot API writes attribute `name` = `value` of element `tag` (any case).
+pub fn snapshot_keeps(tag: &str, name: &str, value: &str) -> bool {
+    rule(&lower(tag), &lower(name), value) != Rule::Hostile
+}
+
+/// [`clean_attr`], borrowing `value` when it passes unchanged.
+fn clean_attr_cow<'v>(tag: &str, name: &str, value: &'v str, page_url: &str) -> Option<Cow<'v, str>> {
+    match rule(tag, name, value) {
+        Rule::Hostile | Rule::Effect => None,
+        Rule::Url => Some(Cow::Owned(resolve_url(page_url, value))),
+        Rule::SrcSet => {
+            let parts: Vec<String> = value
+                .split(',')
+                .map(|candidate| {
+                    let c = candidate.trim();
+                    match c.split_once(char::is_whitespace) {
+                        Some((url, descriptor)) => format!("{} {}", resolve_url(page_url, url), descriptor.trim()),
+                        None => resolve_url(page_url, c),
+                    }
+                })
+                .collect();
+            Some(Cow::Owned(parts.join(", ")))
+        }
+        // Inline styles resolve their URLs like style sheets do.
+        Rule::Style => Some(Cow::Owned(clean_css(value, page_url))),
+        Rule::Keep => Some(Cow::Borrowed(value)),
+    }
 }
 
 /// CSS text as the player applies it: URLs resolve against the recorded page (the replay
@@ -334,6 +407,27 @@ mod tests {
         assert_eq!(clean_attr("svg:a", "xlink:href", "javascript:x", "http://x/"), None);
         assert_eq!(clean_attr("div", "class", "a", "http://x/").as_deref(), Some("a"));
         assert_eq!(clean_attr("svg", "formaction", "javascript:x", "http://x/"), None);
+    }
+
+    #[test]
+    fn recorded_referrer_policies_are_removed() {
+        assert_eq!(clean_attr("img", "referrerpolicy", "unsafe-url", "http://x/"), None);
+        assert_eq!(clean_attr("meta", "name", " Referrer", "http://x/"), None);
+        assert_eq!(clean_attr("meta", "name", "viewport", "http://x/").as_deref(), Some("viewport"));
+        assert!(!snapshot_keeps("A", "ReferrerPolicy", "unsafe-url"));
+    }
+
+    #[test]
+    fn the_snapshot_drops_what_is_hostile_and_keeps_what_only_the_replay_neutralizes() {
+        assert!(!snapshot_keeps("a", "ONCLICK", "x()"));
+        assert!(!snapshot_keeps("form", "action", "javascript:x()"));
+        assert!(snapshot_keeps("form", "action", "/search"));
+        assert!(snapshot_keeps("iframe", "src", "inner.html"));
+        assert!(!snapshot_keeps("embed", "src", "x.swf"));
+        assert!(!snapshot_keeps("meta", "http-equiv", "refresh"));
+        assert!(snapshot_keeps("meta", "http-equiv", "content-type"));
+        assert_eq!(clean_attr("meta", "http-equiv", "content-type", "http://x/"), None);
+        assert!(snapshot_keeps("a", "href", "page.html"));
     }
 
     #[test]
