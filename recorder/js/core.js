@@ -11,7 +11,9 @@ import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
-import { configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained } from './transport.js';
+import {
+  configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
+} from './transport.js';
 import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 
 const SESSION_KEY = '__replay_session';
@@ -192,6 +194,8 @@ const api = {
   async captureError(err) { guard(captureError)(err); },
   async flush() {
     await starting;
+    // Stopped (by the app, or because the server refuses the session): nothing new to send.
+    if (S.stopped) return whenDrained();
     guard(() => {
       flushNow(false);
       goLive();
@@ -201,11 +205,7 @@ const api = {
   async stop() {
     if (S.stopped) return;
     guard(() => flushNow(true))();
-    S.stopped = true;
-    if (S.observer) S.observer.disconnect();
-    clearInterval(flushTimer);
-    stopDiagnostics();
-    removeListeners();
+    halt();
   },
   async sessionUrl() {
     await starting;
@@ -213,6 +213,15 @@ const api = {
   },
   stats,
 };
+
+/** Stops observing and recording (what `stop` does after its last flush). */
+function halt() {
+  S.stopped = true;
+  if (S.observer) S.observer.disconnect();
+  clearInterval(flushTimer);
+  stopDiagnostics();
+  removeListeners();
+}
 
 /** Called by the loader: loads the wasm and starts when the script tag carries a key. */
 export async function boot(src, data) {
@@ -229,6 +238,13 @@ export async function boot(src, data) {
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();
+  // The server refuses this session for good (full, or the key or origin refused): recording
+  // on would only send batches to be refused.
+  whenSessionRefused((reason) => {
+    if (S.stopped) return;
+    S.lastError = 'recording stopped: the server refuses this session (' + reason + ')';
+    halt();
+  });
   // Start on the next task: an `init(options)` the page queued before the recorder loaded runs
   // first, so its privacy options apply to the very first snapshot.
   if (S.cfg.key) starting = new Promise((r) => setTimeout(() => { api.init({}).then(r, r); }, 0));

@@ -93,6 +93,21 @@ async function uploadHere() {
   } catch (_) { /* the module did not load: the batches wait for pagehide's rescue */ }
 }
 
+/** What the page does when the server refuses the whole session (set by core.js). */
+let onSessionRefused = (/** @type {string} */ _reason) => {};
+
+/**
+ * Registers what to do when the server refuses every further batch of this session: the key
+ * is unknown or revoked, the page's origin is not allowed, or the session is full.
+ * @param {(reason: string) => void} f
+ */
+export function whenSessionRefused(f) {
+  onSessionRefused = f;
+}
+
+/** Refusals that no later batch of this session can escape. */
+const SESSION_REFUSALS = /"reason"\s*:\s*"(session_full|unknown_key|origin_not_allowed)"/;
+
 /** @param {WorkerReport} m */
 function onResult(m) {
   if (m.type === 'freeze') return; // the page answers again: nothing to do
@@ -108,14 +123,20 @@ function onResult(m) {
   else {
     rejected++;
     S.lastError = m.error;
-    // Tell the server why something is missing: the next batch carries a note (a batch refused
-    // for good, e.g. over a limit, is never retried).
-    try {
-      if (S.rec && !S.stopped) {
-        S.rec.add_dropped(1);
-        S.rec.note(now(), NOTE_DROPPED, 0, 1, 'a batch was refused by the server: ' + String(m.error).slice(0, 300));
-      }
-    } catch (_) { /* wasm gone */ }
+    // Every later batch would be refused the same way: stop recording instead of sending them.
+    const refusal = SESSION_REFUSALS.exec(String(m.error));
+    if (refusal) {
+      onSessionRefused(refusal[1]);
+    } else {
+      // Tell the server why something is missing: the next batch carries a note (a batch
+      // refused for good, e.g. over a limit, is never retried).
+      try {
+        if (S.rec && !S.stopped) {
+          S.rec.add_dropped(1);
+          S.rec.note(now(), NOTE_DROPPED, 0, 1, 'a batch was refused by the server: ' + String(m.error).slice(0, 300));
+        }
+      } catch (_) { /* wasm gone */ }
+    }
   }
   settle();
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Result, ensure};
-use replay_e2e::Server;
+use replay_e2e::{Browser, Server};
 use replay_protocol::encode_batch;
 use replay_protocol::test_util::click_batch;
 
@@ -192,4 +192,58 @@ fn a_full_session_and_a_spent_daily_quota_are_refused_counted_and_lose_nothing()
         );
     }
     Ok(())
+}
+
+/// The count of `replay_ingest_rejected_total{reason="session_full"}`.
+fn session_full_count(server: &Server) -> Result<u64> {
+    let metrics = server.get_text("/metrics")?;
+    Ok(metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("replay_ingest_rejected_total{reason=\"session_full\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_whose_session_the_server_refuses_stops_sending() -> Result<()> {
+    // No batch fits: the first answer is 413 session_full, and so would every later one be.
+    let server = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &[("REPLAY_MAX_SESSION_BYTES", "1")])?;
+    let browser = Browser::start().await?;
+    let result = async {
+        browser.client.goto(&server.url("/demo?n=200")).await?;
+        browser.wait_for("return !!window.Replay", std::time::Duration::from_secs(10)).await?;
+        // `Replay.flush()` resolves with the recorder's delivery figures.
+        let flush = "const d = arguments[arguments.length - 1];
+                     window.Replay.flush().then(d, (e) => d({ error: String(e) }));";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while browser.eval_async(flush).await?["rejected"].as_u64().unwrap_or(0) == 0 {
+            ensure!(std::time::Instant::now() < deadline, "the server's refusal never reached the recorder");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        // Whatever was queued before the answer arrived drains (and is refused) first.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let before = browser.eval_async(flush).await?["rejected"].clone();
+        let counted = session_full_count(&server)?;
+        ensure!(counted >= 1, "the refusal was not counted");
+        // The page goes on changing; the recorder sends nothing more.
+        browser
+            .eval(
+                "for (let i = 0; i < 200; i++) document.body.appendChild(document.createElement('p')).textContent = 'more ' + i;
+                 document.body.click(); return true;",
+            )
+            .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let after = browser.eval_async(flush).await?;
+        ensure!(after["rejected"] == before, "batches were still sent after the refusal: {before} then {after}");
+        ensure!(
+            after["error"].as_str().is_some_and(|e| e.contains("session_full")),
+            "the page can tell why: {after}"
+        );
+        ensure!(session_full_count(&server)? == counted, "the server saw more refused batches");
+        ensure!(server.sessions()?.is_empty(), "nothing was stored");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
 }
