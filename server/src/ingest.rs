@@ -178,8 +178,7 @@ async fn ingest_inner(
     let max_body = state.config.max_body_bytes;
     let too_large = || ApiError::new(Reason::BodyTooLarge, format!("the body is larger than {max_body} bytes"));
     // Refuse from the announced length before reading anything.
-    let announced =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let announced = announced_length(headers);
     if announced.is_some_and(|len| len > max_body as u64) {
         return Err(too_large());
     }
@@ -190,13 +189,7 @@ async fn ingest_inner(
     let charged = announced.map_or(max_body, |len| len as usize);
     state.limits.check_client_bytes(client, charged).map_err(|wait| rate_limited(wait, "client"))?;
     let mut held = state.inflight.reserve(charged).ok_or_else(server_busy)?;
-    let body = axum::body::to_bytes(body, max_body).await.map_err(|e| {
-        let text = format!("{e} {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
-        if text.contains("length limit") { too_large() } else { ApiError::new(Reason::BadBody, text) }
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
-    }
+    let body = read_body(body, max_body, too_large).await?;
     held.shrink_to(body.len());
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -310,13 +303,35 @@ fn rate_limited(wait: std::time::Duration, which: &str) -> ApiError {
         .retry_after(secs)
 }
 
+/// The `Content-Length` a request announces, if any.
+pub(crate) fn announced_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads a request body of at most `cap` bytes: `too_large()` past it, `bad_body` when it
+/// cannot be read, `empty_body` when there is nothing.
+pub(crate) async fn read_body(
+    body: Body,
+    cap: usize,
+    too_large: impl Fn() -> ApiError,
+) -> Result<axum::body::Bytes, ApiError> {
+    let body = axum::body::to_bytes(body, cap).await.map_err(|e| {
+        let text = format!("{e} {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+        if text.contains("length limit") { too_large() } else { ApiError::new(Reason::BadBody, text) }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
+    }
+    Ok(body)
+}
+
 /// The answer when the server's budget of ingest bytes in flight is spent.
 fn server_busy() -> ApiError {
     ApiError::new(Reason::ServerBusy, "the server is receiving too much data at once; retry in 1 s").retry_after(1)
 }
 
 /// The answer to a gzip body that does not decompress within the cap.
-fn gunzip_error(e: replay_core::Error) -> ApiError {
+pub(crate) fn gunzip_error(e: replay_core::Error) -> ApiError {
     let invalid =
         |detail: &dyn std::fmt::Display| ApiError::new(Reason::BadEncoding, format!("invalid gzip body: {detail}"));
     match e {

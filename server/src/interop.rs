@@ -186,18 +186,10 @@ async fn import_inner(state: &AppState, project: i64, headers: &HeaderMap, body:
     }
     let cap = state.config.limits.max_bytes;
     let too_large = || ApiError::new(Reason::BodyTooLarge, format!("the recording is larger than {cap} bytes"));
-    let announced =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > cap as u64) {
+    if crate::ingest::announced_length(headers).is_some_and(|len| len > cap as u64) {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, cap).await.map_err(|e| {
-        let text = format!("{e} {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
-        if text.contains("length limit") { too_large() } else { ApiError::new(Reason::BadBody, text) }
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
-    }
+    let body = crate::ingest::read_body(body, cap, too_large).await?;
     let gzip = match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
         None => false,
         Some(e) if e.eq_ignore_ascii_case("gzip") => true,
@@ -214,13 +206,7 @@ async fn import_inner(state: &AppState, project: i64, headers: &HeaderMap, body:
     on_big_stack(state, move || {
         let raw;
         let json: &[u8] = if gzip {
-            raw = replay_core::gzip::gunzip_capped(&body, cap).map_err(|e| match e {
-                replay_core::Error::TooLarge { cap } => ApiError::new(
-                    Reason::DecompressedTooLarge,
-                    format!("the decompressed body is larger than {cap} bytes"),
-                ),
-                other => ApiError::new(Reason::BadEncoding, format!("invalid gzip body: {other}")),
-            })?;
+            raw = replay_core::gzip::gunzip_capped(&body, cap).map_err(crate::ingest::gunzip_error)?;
             &raw
         } else {
             &body
@@ -249,16 +235,7 @@ pub async fn export_rrweb(
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    if !codec::is_valid_id(&id) {
-        return Err(ApiError::not_found("session"));
-    }
-    let project = match q.project {
-        Some(p) => p,
-        None => {
-            let projects = state.blocking(|s| s.projects()).await?;
-            projects.first().map(|p| p.id).ok_or_else(|| ApiError::not_found("project"))?
-        }
-    };
+    let project = crate::api::project_id(&state, q.project).await?;
     // Refused from the index's sizes before any body is read when larger than a read may load.
     let bodies = crate::api::load_batches(&state, project, id).await?;
     let limits = state.config.limits;
