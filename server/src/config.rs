@@ -1,5 +1,7 @@
 //! Server settings: defaults, overridden by a TOML file, overridden by the environment and
-//! command-line flags (`main.rs` reads those with clap; both land in [`Overrides`]).
+//! command-line flags (`main.rs` reads those with clap; both land in [`Overrides`]). Every
+//! setting, with its flag, variable and file key, is listed once in [`settings::SETTINGS`], which
+//! the docs' reference table is generated from and the tests hold the three sources to.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::limits::Rate;
+
+pub mod settings;
 
 /// Caps and settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -98,6 +102,14 @@ pub struct FileConfig {
     pub secure_cookies: Option<bool>,
     /// The admin token for API clients (prefer the REPLAY_ADMIN_TOKEN environment variable).
     pub admin_token: Option<String>,
+    /// A file whose first line is the admin token.
+    pub admin_token_file: Option<PathBuf>,
+    /// The password of the viewer account `admin` when it is first created.
+    pub admin_password: Option<String>,
+    /// A file whose first line is that password.
+    pub admin_password_file: Option<PathBuf>,
+    /// Seconds after which a session frozen since its last batch is marked never recovered.
+    pub freeze_timeout_secs: Option<u64>,
     /// Batches per second per project, and burst.
     pub project_rate_per_second: Option<u32>,
     pub project_burst: Option<u32>,
@@ -147,12 +159,18 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
+    pub max_batch_bytes: Option<usize>,
     pub retention_days: Option<u32>,
     pub secure_cookies: Option<bool>,
+    /// The admin token, already read from its file when one was named.
     pub admin_token: Option<String>,
+    /// The `admin` password, already read from its file when one was named.
+    pub admin_password: Option<String>,
+    pub freeze_timeout_secs: Option<u64>,
     pub client_rate_per_second: Option<u32>,
     pub client_burst: Option<u32>,
     pub project_rate_per_second: Option<u32>,
+    pub project_burst: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub accept_originless_ingest: Option<bool>,
     pub max_session_bytes: Option<u64>,
@@ -161,6 +179,8 @@ pub struct Overrides {
     pub quota_bytes_per_day: Option<u64>,
     pub quota_sessions_per_day: Option<u64>,
     pub postgres_url: Option<String>,
+    pub postgres_schema: Option<String>,
+    pub postgres_max_connections: Option<usize>,
     pub postgres_ca_file: Option<PathBuf>,
     pub object_store_url: Option<String>,
 }
@@ -175,6 +195,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub backend: Backend,
     pub admin_token: Option<String>,
+    /// The password of the viewer account `admin` when it is first created.
+    pub admin_password: Option<String>,
+    /// After this long without a batch, a frozen session is marked never recovered (at least 1 s).
+    pub freeze_timeout: std::time::Duration,
     pub config: Config,
 }
 
@@ -193,8 +217,8 @@ pub fn resolve(
             object_store_options.extend(file.object_store_options.unwrap_or_default());
             Backend::Postgres {
                 url,
-                schema: file.postgres_schema,
-                max_connections: file.postgres_max_connections.unwrap_or(16),
+                schema: cli.postgres_schema.or(file.postgres_schema),
+                max_connections: cli.postgres_max_connections.or(file.postgres_max_connections).unwrap_or(16),
                 ca_file: cli.postgres_ca_file.or(file.postgres_ca_file),
                 object_store_url,
                 object_store_options,
@@ -208,12 +232,11 @@ pub fn resolve(
         max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
         retention_days: cli.retention_days.or(file.retention_days).unwrap_or(d.retention_days),
         secure_cookies: cli.secure_cookies.or(file.secure_cookies).unwrap_or(d.secure_cookies),
-        project_rate: match cli.project_rate_per_second {
-            Some(r) => Rate { per_second: r, burst: r.saturating_mul(2) },
-            None => Rate {
-                per_second: file.project_rate_per_second.unwrap_or(d.project_rate.per_second),
-                burst: file.project_burst.unwrap_or(d.project_rate.burst),
-            },
+        project_rate: {
+            let per_second =
+                cli.project_rate_per_second.or(file.project_rate_per_second).unwrap_or(d.project_rate.per_second);
+            // The burst, unless given, is twice the rate (the default's too).
+            Rate { per_second, burst: cli.project_burst.or(file.project_burst).unwrap_or(per_second.saturating_mul(2)) }
         },
         client_rate: Rate {
             per_second: cli.client_rate_per_second.or(file.client_rate_per_second).unwrap_or(d.client_rate.per_second),
@@ -246,7 +269,7 @@ pub fn resolve(
         quota_sessions_per_day: cli.quota_sessions_per_day.or(file.quota_sessions_per_day).filter(|&n| n > 0),
         ..d
     };
-    if let Some(b) = file.max_batch_bytes {
+    if let Some(b) = cli.max_batch_bytes.or(file.max_batch_bytes) {
         config.limits.max_bytes = b;
     }
     Ok(Settings {
@@ -254,6 +277,10 @@ pub fn resolve(
         data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
         backend,
         admin_token: cli.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
+        admin_password: cli.admin_password.or(file.admin_password).filter(|p| !p.is_empty()),
+        freeze_timeout: std::time::Duration::from_secs(
+            cli.freeze_timeout_secs.or(file.freeze_timeout_secs).unwrap_or(60).max(1),
+        ),
         config,
     })
 }

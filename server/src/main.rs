@@ -32,6 +32,9 @@ struct Cli {
     /// Largest ingest body in bytes, as sent (default 8 MiB).
     #[arg(long, env = "REPLAY_MAX_BODY_BYTES", global = true)]
     max_body_bytes: Option<usize>,
+    /// Largest batch in bytes after decompression (default 32 MiB).
+    #[arg(long, env = "REPLAY_MAX_BATCH_BYTES", global = true)]
+    max_batch_bytes: Option<usize>,
     /// Days to keep sessions; 0 keeps them forever (default 30).
     #[arg(long, env = "REPLAY_RETENTION_DAYS", global = true)]
     retention_days: Option<u32>,
@@ -71,9 +74,12 @@ struct Cli {
     /// Per project and UTC day: most new sessions accepted. 0 or unset: no quota.
     #[arg(long, env = "REPLAY_QUOTA_SESSIONS_PER_DAY", global = true)]
     quota_sessions_per_day: Option<u64>,
-    /// Ingest batches per second allowed per project (burst: twice this).
+    /// Ingest batches per second allowed per project (default 2000).
     #[arg(long, env = "REPLAY_PROJECT_RATE", global = true)]
     project_rate: Option<u32>,
+    /// Burst of --project-rate (default: twice the rate).
+    #[arg(long, env = "REPLAY_PROJECT_BURST", global = true)]
+    project_burst: Option<u32>,
     /// Admin token for API clients (`Authorization: Bearer ...`). Generated and printed once
     /// when neither this nor a stored one exists.
     #[arg(long, env = "REPLAY_ADMIN_TOKEN", hide_env_values = true, global = true)]
@@ -91,12 +97,18 @@ struct Cli {
     admin_password_file: Option<PathBuf>,
     /// Seconds after which a session whose page froze and sent nothing since is marked
     /// "froze, never recovered" (default 60).
-    #[arg(long, env = "REPLAY_FREEZE_TIMEOUT_SECS", global = true, default_value_t = 60)]
-    freeze_timeout_secs: u64,
+    #[arg(long, env = "REPLAY_FREEZE_TIMEOUT_SECS", global = true)]
+    freeze_timeout_secs: Option<u64>,
     /// Scale-out storage: PostgreSQL for the session index (`postgres://user:pass@host/db`);
     /// needs --object-store-url. Several instances may share both.
     #[arg(long, env = "REPLAY_POSTGRES_URL", hide_env_values = true, global = true)]
     postgres_url: Option<String>,
+    /// Schema of the tables in PostgreSQL (default: the connection's search_path).
+    #[arg(long, env = "REPLAY_POSTGRES_SCHEMA", global = true)]
+    postgres_schema: Option<String>,
+    /// Most PostgreSQL connections one instance opens (default 16).
+    #[arg(long, env = "REPLAY_POSTGRES_MAX_CONNECTIONS", global = true)]
+    postgres_max_connections: Option<usize>,
     /// Where batch bodies go with --postgres-url: `s3://bucket/prefix` (endpoint and keys from
     /// the AWS_* environment variables or the config file) or `file:///shared/dir`.
     #[arg(long, env = "REPLAY_OBJECT_STORE_URL", global = true)]
@@ -264,6 +276,16 @@ fn secret(given: Option<String>, file: Option<&std::path::Path>) -> anyhow::Resu
     Ok(Some(value.to_owned()))
 }
 
+/// The file to read a secret from: the one the command line names, else the config file's
+/// unless the command line gave the secret itself.
+fn secret_file(flag_file: &Option<PathBuf>, flag_secret: &Option<String>, file_file: &Option<PathBuf>) -> Option<PathBuf> {
+    match (flag_file, flag_secret) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(_)) => None,
+        (None, None) => file_file.clone(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -272,24 +294,32 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut cli = Cli::parse();
-    cli.admin_token = secret(cli.admin_token.take(), cli.admin_token_file.as_deref())?;
-    cli.admin_password = secret(cli.admin_password.take(), cli.admin_password_file.as_deref())?;
     let file = match &cli.config {
         Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
         None => FileConfig::default(),
     };
+    // A secret file named by a flag or variable wins over the secret itself, which wins over
+    // the config file's secret file (the config file's secret itself comes last, in `resolve`).
+    let token_file = secret_file(&cli.admin_token_file, &cli.admin_token, &file.admin_token_file);
+    cli.admin_token = secret(cli.admin_token.take(), token_file.as_deref())?;
+    let password_file = secret_file(&cli.admin_password_file, &cli.admin_password, &file.admin_password_file);
+    cli.admin_password = secret(cli.admin_password.take(), password_file.as_deref())?;
     let settings = resolve(
         file,
         Overrides {
             listen: cli.listen,
             data_dir: cli.data_dir.clone(),
             max_body_bytes: cli.max_body_bytes,
+            max_batch_bytes: cli.max_batch_bytes,
             retention_days: cli.retention_days,
             secure_cookies: cli.secure_cookies,
             admin_token: cli.admin_token.clone(),
+            admin_password: cli.admin_password.clone(),
+            freeze_timeout_secs: cli.freeze_timeout_secs,
             client_rate_per_second: cli.client_rate,
             client_burst: cli.client_burst,
             project_rate_per_second: cli.project_rate,
+            project_burst: cli.project_burst,
             trusted_proxies: cli.trusted_proxies.clone(),
             accept_originless_ingest: cli.accept_originless_ingest,
             max_session_bytes: cli.max_session_bytes,
@@ -298,6 +328,8 @@ fn main() -> anyhow::Result<()> {
             quota_bytes_per_day: cli.quota_bytes_per_day,
             quota_sessions_per_day: cli.quota_sessions_per_day,
             postgres_url: cli.postgres_url.clone(),
+            postgres_schema: cli.postgres_schema.clone(),
+            postgres_max_connections: cli.postgres_max_connections,
             postgres_ca_file: cli.postgres_ca_file.clone(),
             object_store_url: cli.object_store_url.clone(),
         },
@@ -326,8 +358,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Healthcheck) => unreachable!("answered before the storage is opened"),
         None | Some(Command::Serve) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let freeze_timeout = Duration::from_secs(cli.freeze_timeout_secs.max(1));
-            runtime.block_on(serve(settings, cli.admin_password, storage, freeze_timeout))
+            runtime.block_on(serve(settings, storage))
         }
     }
 }
@@ -431,12 +462,7 @@ fn project_command(storage: &dyn Storage, command: ProjectCommand) -> anyhow::Re
     Ok(())
 }
 
-async fn serve(
-    settings: Settings,
-    admin_password: Option<String>,
-    storage: Arc<dyn Storage>,
-    freeze_timeout: Duration,
-) -> anyhow::Result<()> {
+async fn serve(settings: Settings, storage: Arc<dyn Storage>) -> anyhow::Result<()> {
     let project = match storage.projects()?.into_iter().next() {
         Some(p) => p,
         None => match storage.create_project("default") {
@@ -448,7 +474,8 @@ async fn serve(
             Err(e) => storage.projects()?.into_iter().next().ok_or(e)?,
         },
     };
-    let boot = auth::bootstrap(storage.as_ref(), settings.admin_token.as_deref(), admin_password.as_deref())?;
+    let boot =
+        auth::bootstrap(storage.as_ref(), settings.admin_token.as_deref(), settings.admin_password.as_deref())?;
     if !replay_server::assets::has_web_build() {
         tracing::warn!("this binary was built without the recorder/viewer wasm; run `cargo xtask run`");
     }
@@ -480,7 +507,7 @@ async fn serve(
     };
     tracing::info!(%addr, storage = %backend, retention_days = settings.config.retention_days, "serving");
     tokio::spawn(housekeeping(state.clone()));
-    tokio::spawn(unrecovered_freezes(state.clone(), freeze_timeout));
+    tokio::spawn(unrecovered_freezes(state.clone(), settings.freeze_timeout));
     let app = replay_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
@@ -574,6 +601,36 @@ mod tests {
         let requests = server.join().expect("server");
         assert!(requests[0].starts_with("GET /healthz HTTP/1.1\r\n"), "{requests:?}");
         assert!(healthcheck(addr, Duration::from_secs(3)).is_err(), "nothing listens any more");
+    }
+
+    /// The command line's flags and variables are those of the settings list (which the docs'
+    /// table is generated from), and each flag goes with its variable.
+    #[test]
+    fn every_flag_and_variable_is_in_the_settings_list() {
+        use clap::CommandFactory;
+        use replay_server::config::settings::SETTINGS;
+        let mut from_cli = std::collections::BTreeSet::new();
+        for arg in Cli::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if ["help", "version"].contains(&long) {
+                continue;
+            }
+            let env = arg.get_env().and_then(|e| e.to_str()).map(str::to_owned);
+            from_cli.insert((format!("--{long}"), env));
+        }
+        let listed: std::collections::BTreeSet<(String, Option<String>)> = SETTINGS
+            .iter()
+            .filter_map(|s| Some((s.flag?.to_owned(), s.env.map(str::to_owned))))
+            .collect();
+        assert_eq!(from_cli, listed, "the flags and variables of `replay-server` and the settings list");
+    }
+
+    #[test]
+    fn a_secret_file_on_the_command_line_wins_then_the_secret_then_the_config_files() {
+        let (flag, file) = (Some(PathBuf::from("flag")), Some(PathBuf::from("file")));
+        assert_eq!(secret_file(&flag, &Some("s".into()), &file), flag);
+        assert_eq!(secret_file(&None, &Some("s".into()), &file), None);
+        assert_eq!(secret_file(&None, &None, &file), file);
     }
 
     #[test]

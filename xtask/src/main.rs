@@ -12,9 +12,12 @@
 //!   and `bench-hostile` build the server and run `bench/ingest` or `bench/hostile` against it;
 //! - `lint`: rustfmt, clippy (host and wasm32), build-web, and the JS type check (TypeScript's
 //!   checker on the JSDoc-typed sources and the recorder's typings);
-//! - `npm`: the recorder as an npm package;
+//! - `npm`: the recorder as an npm package; `npm-app`: the sample app that installs it, type-checked
+//!   and bundled (`npm_app.rs`), which `test` builds for its end-to-end test;
 //! - `container`: the server's container image, built with buildah and checked with podman;
-//! - `docs`: the book in `docs/` rendered to `target/docs/`, failing on a broken link.
+//! - `docs [--write]`: the book in `docs/` rendered to `target/docs/`, failing on a broken link or
+//!   a generated table out of date (the server's settings, the recorder's options: `options.rs`);
+//!   `--write` regenerates them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +27,8 @@ use anyhow::{Context, Result, bail};
 mod codemap;
 mod container;
 mod docs;
+mod npm_app;
+mod options;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile of the server binary used by `run`, the tests and the benchmarks.
@@ -42,8 +47,16 @@ fn main() -> Result<()> {
         "bench-hostile" => bench_hostile(rest),
         "lint" => lint(),
         "npm" => npm(),
+        "npm-app" => npm_app::npm_app().map(|_| ()),
         "container" => container::container(rest),
-        "docs" => docs::docs(),
+        "docs" => {
+            let write = rest.iter().any(|a| a == "--write");
+            if write {
+                write_generated_docs()?;
+            }
+            options::check(&root(), write)?;
+            docs::docs()
+        }
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -56,8 +69,10 @@ fn main() -> Result<()> {
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
+                 npm-app                                the sample app installing it, type-checked and bundled\n  \
                  container [--check]                    the server's OCI image (buildah); --check runs it with podman\n  \
-                 docs                                   the book in docs/ rendered to target/docs, links checked\n  \
+                 docs [--write]                         the book in docs/ rendered to target/docs, links checked\n  \
+                                                        (--write: regenerate the settings and options tables)\n  \
                  lint                                   rustfmt, clippy (host and wasm32), JS build and type check"
             );
             if cmd == "help" { Ok(()) } else { bail!("unknown command {cmd:?}") }
@@ -331,7 +346,13 @@ fn npm() -> Result<()> {
   "main": "./index.js",
   "module": "./index.js",
   "types": "./index.d.ts",
-  "exports": {{ ".": {{ "types": "./index.d.ts", "default": "./index.js" }} }},
+  "exports": {{
+    ".": {{ "types": "./index.d.ts", "default": "./index.js" }},
+    "./recorder_wasm_bg.wasm": "./recorder_wasm_bg.wasm",
+    "./upload-worker.js": "./upload-worker.js",
+    "./package.json": "./package.json"
+  }},
+  "keywords": ["session-replay", "recorder", "rum", "debugging", "wasm"],
   "sideEffects": false,
   "files": [{}]
 }}
@@ -346,7 +367,9 @@ fn npm() -> Result<()> {
          identify('user@example.com');\n```\n\nThe same recorder as the script tag \
          (`<script src=\"https://replay.example.com/recorder.js\" data-key=\"INGEST_KEY\" defer>`); \
          options and API in `index.d.ts`. The wasm and the upload worker are loaded with \
-         `new URL(..., import.meta.url)`, which bundlers (Vite, webpack 5, esbuild) copy as assets.\n",
+         `new URL(..., import.meta.url)`, which Vite and webpack 5 copy as assets by themselves; \
+         with esbuild, copy `replay-recorder/recorder_wasm_bg.wasm` and \
+         `replay-recorder/upload-worker.js` next to your bundle (both are exported).\n",
     )?;
     eprintln!("xtask: npm package in {}", out.display());
     if which("npm") {
@@ -355,6 +378,16 @@ fn npm() -> Result<()> {
         status(c)?;
     }
     Ok(())
+}
+
+/// Regenerates what the docs hold that is generated from the code: the settings table of
+/// `docs/src/configuration.md` (written by the server's own test of it, which otherwise fails
+/// when the table is out of date).
+fn write_generated_docs() -> Result<()> {
+    let mut c = cargo();
+    c.args(["test", "-p", "replay-server", "--lib", "config::settings::tests::the_docs_reference_table_is_the_settings_list"])
+        .env("REPLAY_WRITE_DOCS", "1");
+    status(c)
 }
 
 fn copy_if_changed(from: &Path, to: &Path) -> Result<()> {
@@ -436,10 +469,13 @@ fn test(args: &[String]) -> Result<()> {
     ensure_test_packages()?;
     js_tools()?;
     let server = build_all()?;
+    // The npm package installed, type-checked and bundled as users do (its e2e test records it).
+    let npm_app = npm_app::npm_app()?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "replay-recorder", "--exclude", "replay-viewer"])
         .args(args)
         .env("REPLAY_SERVER_BIN", &server)
+        .env("REPLAY_NPM_APP", &npm_app)
         .env("REPLAY_CHROMIUM", "/usr/bin/chromium")
         .env("REPLAY_CHROMEDRIVER", "/usr/bin/chromedriver");
     status(c)?;
@@ -451,6 +487,7 @@ fn test(args: &[String]) -> Result<()> {
 
 fn lint() -> Result<()> {
     codemap::check(&root())?;
+    options::check(&root(), false)?;
     docs::docs()?;
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
@@ -494,7 +531,7 @@ fn check_js() -> Result<()> {
     status(c)
 }
 
-/// Installs the pinned JS tools (`tools/js/package-lock.json`: TypeScript, and the rrweb
+/// Installs the pinned JS tools (`tools/js/package-lock.json`: TypeScript, esbuild, and the rrweb
 /// recorder and player of the rrweb interop e2e test) with `npm ci` into `target/jstools/`,
 /// when the lock file changed or nothing is installed yet.
 fn js_tools() -> Result<PathBuf> {
@@ -514,8 +551,13 @@ fn js_tools() -> Result<PathBuf> {
             changed = true;
         }
     }
-    let installed = ["typescript/lib/tsc.js", "rrweb-player/dist/rrweb-player.umd.cjs", "rrweb/dist/rrweb.umd.cjs"]
-        .iter()
+    let installed = [
+        "typescript/lib/tsc.js",
+        "esbuild/bin/esbuild",
+        "rrweb-player/dist/rrweb-player.umd.cjs",
+        "rrweb/dist/rrweb.umd.cjs",
+    ]
+    .iter()
         .all(|f| tools.join("node_modules").join(f).is_file());
     if changed || !installed {
         let mut c = Command::new("npm");

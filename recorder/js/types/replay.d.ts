@@ -1,51 +1,78 @@
-/** The JavaScript API of the session-replay recorder (`window.Replay`). */
+// The JavaScript API of the session-replay recorder: `window.Replay` (the script tag) and the
+// options of both the tag and the npm module entry (`index.d.ts`).
+/**
+ * Recorder options: `Replay.init({...})`, the module entry's `init({ server, key, ... })`, or the
+ * script tag's `data-` attribute named with each option. Privacy options must be set before
+ * recording starts (on the tag, or in an `init` queued before the recorder loaded); the
+ * `data-replay-mask|block|ignore|unmask` attributes on elements always apply.
+ */
 export interface ReplayOptions {
-  /** Public ingest key of the project (the script tag's `data-key`). */
+  /** Public ingest key of the project (tag: `data-key`). Required. */
   key?: string;
-  /** Ingest URL; defaults to `/api/v1/ingest` on the server that served `recorder.js`. */
+  /**
+   * Ingest URL (tag: `data-endpoint`); defaults to `/api/v1/ingest` on the server that served
+   * `recorder.js` (or the module entry's `server`).
+   */
   endpoint?: string;
-  /** Milliseconds between uploads (default 5000). */
+  /** Milliseconds between uploads (tag: `data-flush-interval`; default 5000). */
   flushIntervalMs?: number;
-  /** Fraction of sessions recorded, 0 to 1 (default 1). */
+  /** Fraction of sessions recorded, 0 to 1, decided once per session (tag: `data-sample-rate`; default 1). */
   sampleRate?: number;
-  /** `live` (default) uploads continuously; `buffer` keeps the last seconds until an error or `flush()`. */
+  /**
+   * `'live'` (default) uploads continuously; `'buffer'` keeps the last `bufferSeconds` in memory
+   * and uploads them only when an error happens, the page freezes or the app calls `flush()`
+   * (tag: `data-mode`).
+   */
   mode?: 'live' | 'buffer';
-  /** Seconds kept in buffer mode (default 60). */
+  /** Seconds kept in buffer mode (tag: `data-buffer-seconds`; default 60). */
   bufferSeconds?: number;
   /**
    * URLs whose request and response headers and bodies are recorded: prefixes (resolved
-   * against the page) or regular expressions. Empty by default: only method, URL, status,
-   * timings and sizes are recorded. Cookies and Authorization are never recorded.
+   * against the page) or regular expressions (`init` only, no tag attribute). Empty by
+   * default: only method, URL, status, timings and sizes are recorded. Cookies and
+   * Authorization are never recorded; secret-named headers and body fields are redacted.
    */
   networkAllowList?: Array<string | RegExp>;
   /**
-   * Console capture (the tag's `data-console`): `'all'` (default), `'errors'` (`console.error`
-   * and failed `console.assert`), `'off'`, or the levels to capture (`['warn', 'error']`, or
+   * Console capture (tag: `data-console`): `'all'` (default), `'errors'` (`console.error` and
+   * failed `console.assert`), `'off'`, or the levels to capture (`['warn', 'error']`, or
    * `'warn,error'` on the tag). Levels not captured are left unwrapped.
    */
   console?: 'all' | 'errors' | 'off' | Array<'log' | 'debug' | 'info' | 'warn' | 'error' | 'trace' | 'assert'> | string;
   /**
-   * PII detection (the tag's `data-pii`, default on): e-mail addresses, card numbers (Luhn-valid),
+   * PII detection (tag: `data-pii`, default on): e-mail addresses, card numbers (Luhn-valid),
    * phone numbers and IBANs are masked in recorded text, attribute values, the title, console and
    * error messages and captured network details. `false` turns it off (echoes of values typed into
-   * masked fields are masked regardless). Named so that a project setting can set it later.
+   * masked fields are masked regardless).
    */
   pii?: boolean;
-  /** Masks every text node (`data-mask-all-text`). */
+  /** Masks every text node of the page, not only masked subtrees (tag: `data-mask-all-text`; default off). */
   maskAllText?: boolean;
-  /** Selector of elements whose text and values are masked (`data-mask`), besides `[data-replay-mask]`. */
+  /**
+   * CSS selector of elements whose text and values are masked (tag: `data-mask`), besides the
+   * elements with a `data-replay-mask` attribute.
+   */
   mask?: string;
-  /** Selector of elements recorded as same-size placeholders (`data-block`), besides `[data-replay-block]`. */
+  /**
+   * CSS selector of elements recorded as same-size placeholders, their subtree never read
+   * (tag: `data-block`), besides the elements with a `data-replay-block` attribute.
+   */
   block?: string;
-  /** Selector of controls whose input is not recorded (`data-ignore`), besides `[data-replay-ignore]`. */
+  /**
+   * CSS selector of controls whose input is not recorded at all (tag: `data-ignore`), besides
+   * the elements with a `data-replay-ignore` attribute.
+   */
   ignore?: string;
-  /** Selector of elements whose values and text are recorded as typed (`data-unmask`); never passwords or card fields. */
+  /**
+   * CSS selector of elements whose values and text are recorded as typed (tag: `data-unmask`),
+   * besides the elements with a `data-replay-unmask` attribute; never passwords or card fields.
+   */
   unmask?: string;
-  /** The freeze watchdog (default on, live mode only). */
+  /** The freeze watchdog (default on; `init` only: `false` turns it off). */
   watchdog?: boolean;
   /**
-   * Sampled stacks to name the function behind a freeze (default on; only works when the page
-   * is served with `Document-Policy: js-profiling`).
+   * Sampled stacks to name the function behind a freeze (default on; `init` only; only works
+   * where the page is served with `Document-Policy: js-profiling`, i.e. Chromium).
    */
   profiling?: boolean;
 }

@@ -13,6 +13,8 @@
 //!   snapshot API and the wasm player;
 //! - [`ingest_rejections`]: bad input gets its 4xx and stores nothing;
 //! - [`module_entry`]: the recorder's ES module entry, imported like an app's bundle would;
+//! - [`npm_app`]: the npm package installed, type-checked and bundled by a sample app (`cargo
+//!   xtask npm-app`), recorded with every option;
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
 //! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
 //! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
@@ -32,6 +34,7 @@ mod hostile;
 mod hostile_replay;
 mod ingest_rejections;
 mod module_entry;
+mod npm_app;
 mod privacy;
 mod rrweb;
 mod scale_out;
