@@ -278,7 +278,11 @@ fn secret(given: Option<String>, file: Option<&std::path::Path>) -> anyhow::Resu
 
 /// The file to read a secret from: the one the command line names, else the config file's
 /// unless the command line gave the secret itself.
-fn secret_file(flag_file: &Option<PathBuf>, flag_secret: &Option<String>, file_file: &Option<PathBuf>) -> Option<PathBuf> {
+fn secret_file(
+    flag_file: &Option<PathBuf>,
+    flag_secret: &Option<String>,
+    file_file: &Option<PathBuf>,
+) -> Option<PathBuf> {
     match (flag_file, flag_secret) {
         (Some(path), _) => Some(path.clone()),
         (None, Some(_)) => None,
@@ -474,8 +478,7 @@ async fn serve(settings: Settings, storage: Arc<dyn Storage>) -> anyhow::Result<
             Err(e) => storage.projects()?.into_iter().next().ok_or(e)?,
         },
     };
-    let boot =
-        auth::bootstrap(storage.as_ref(), settings.admin_token.as_deref(), settings.admin_password.as_deref())?;
+    let boot = auth::bootstrap(storage.as_ref(), settings.admin_token.as_deref(), settings.admin_password.as_deref())?;
     if !replay_server::assets::has_web_build() {
         tracing::warn!("this binary was built without the recorder/viewer wasm; run `cargo xtask run`");
     }
@@ -618,10 +621,8 @@ mod tests {
             let env = arg.get_env().and_then(|e| e.to_str()).map(str::to_owned);
             from_cli.insert((format!("--{long}"), env));
         }
-        let listed: std::collections::BTreeSet<(String, Option<String>)> = SETTINGS
-            .iter()
-            .filter_map(|s| Some((s.flag?.to_owned(), s.env.map(str::to_owned))))
-            .collect();
+        let listed: std::collections::BTreeSet<(String, Option<String>)> =
+            SETTINGS.iter().filter_map(|s| Some((s.flag?.to_owned(), s.env.map(str::to_owned)))).collect();
         assert_eq!(from_cli, listed, "the flags and variables of `replay-server` and the settings list");
     }
 

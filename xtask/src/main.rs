@@ -385,8 +385,14 @@ fn npm() -> Result<()> {
 /// when the table is out of date).
 fn write_generated_docs() -> Result<()> {
     let mut c = cargo();
-    c.args(["test", "-p", "replay-server", "--lib", "config::settings::tests::the_docs_reference_table_is_the_settings_list"])
-        .env("REPLAY_WRITE_DOCS", "1");
+    c.args([
+        "test",
+        "-p",
+        "replay-server",
+        "--lib",
+        "config::settings::tests::the_docs_reference_table_is_the_settings_list",
+    ])
+    .env("REPLAY_WRITE_DOCS", "1");
     status(c)
 }
 
@@ -558,7 +564,7 @@ fn js_tools() -> Result<PathBuf> {
         "rrweb/dist/rrweb.umd.cjs",
     ]
     .iter()
-        .all(|f| tools.join("node_modules").join(f).is_file());
+    .all(|f| tools.join("node_modules").join(f).is_file());
     if changed || !installed {
         let mut c = Command::new("npm");
         c.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"]).current_dir(&tools);

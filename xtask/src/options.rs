@@ -58,10 +58,10 @@ pub fn check(root: &Path, write: bool) -> Result<()> {
             tag_reads.extend(idents_after(&source, "data."));
             tag_reads.extend(quoted_after(&source, "data['"));
         }
-        element_attributes.extend(idents_after(&source, "[data-replay-").into_iter().map(|a| format!("data-replay-{a}")));
+        element_attributes
+            .extend(idents_after(&source, "[data-replay-").into_iter().map(|a| format!("data-replay-{a}")));
     }
-    let read_names: BTreeSet<&str> =
-        read_names.iter().map(String::as_str).filter(|n| !INTERNAL.contains(n)).collect();
+    let read_names: BTreeSet<&str> = read_names.iter().map(String::as_str).filter(|n| !INTERNAL.contains(n)).collect();
     let undeclared: Vec<_> = read_names.difference(&names).collect();
     let unread: Vec<_> = names.difference(&read_names).collect();
     if !undeclared.is_empty() || !unread.is_empty() {
@@ -73,7 +73,10 @@ pub fn check(root: &Path, write: bool) -> Result<()> {
     for d in &declared {
         match &d.attribute {
             Some(a) if !(tag_reads.contains(a) || *a == d.name) => {
-                bail!("option {}: its tag attribute data-{a} is not read by the recorder (core.js boot, privacy.js opt)", d.name)
+                bail!(
+                    "option {}: its tag attribute data-{a} is not read by the recorder (core.js boot, privacy.js opt)",
+                    d.name
+                )
             }
             None if !d.doc.contains("`init` only") => {
                 bail!("option {}: name its tag attribute (tag: `data-…`) or say it is `init` only", d.name)
@@ -111,7 +114,8 @@ fn read(path: &Path) -> Result<String> {
 
 /// The members of `interface ReplayOptions`, each with the doc comment above it.
 fn declarations(typings: &str) -> Result<Vec<Declared>> {
-    let start = typings.find("export interface ReplayOptions {").context("no `interface ReplayOptions` in replay.d.ts")?;
+    let start =
+        typings.find("export interface ReplayOptions {").context("no `interface ReplayOptions` in replay.d.ts")?;
     let body = &typings[start..];
     let body = &body[..body.find("\n}").context("unterminated ReplayOptions")?];
     let mut out = Vec::new();
@@ -208,7 +212,10 @@ mod tests {
         let body = format!("{typings}{}}}\n", "  /** x (tag: `data-x`) */\n  x?: number;\n".repeat(9));
         let d = declarations(&body).expect("parsed");
         assert_eq!((d[0].name.as_str(), d[0].attribute.as_deref()), ("key", Some("key")));
-        assert_eq!((d[1].name.as_str(), d[1].ty.as_str(), d[1].attribute.as_deref()), ("mode", "'live' | 'buffer'", None));
+        assert_eq!(
+            (d[1].name.as_str(), d[1].ty.as_str(), d[1].attribute.as_deref()),
+            ("mode", "'live' | 'buffer'", None)
+        );
         assert_eq!(d[1].doc, "Uploads, `init` only.");
         assert_eq!(opt_calls("opt('maskAllText', 'mask-all-text')"), [("maskAllText".into(), "mask-all-text".into())]);
         assert_eq!(quoted_after("data['flush-interval']", "data['"), ["flush-interval"]);

@@ -25,7 +25,13 @@ pub struct Setting {
     pub only: Option<&'static str>,
 }
 
-const fn all(flag: &'static str, env: &'static str, file: &'static str, default: &'static str, what: &'static str) -> Setting {
+const fn all(
+    flag: &'static str,
+    env: &'static str,
+    file: &'static str,
+    default: &'static str,
+    what: &'static str,
+) -> Setting {
     Setting { flag: Some(flag), env: Some(env), file: Some(file), default, what, only: None }
 }
 
@@ -39,7 +45,13 @@ pub const SETTINGS: &[Setting] = &[
         what: "the TOML config file; flags and environment variables win over it",
         only: Some("not in the file: it names the file"),
     },
-    all("--listen", "REPLAY_LISTEN", "listen", "`127.0.0.1:8080`", "address to listen on (port 0 picks a free one, printed)"),
+    all(
+        "--listen",
+        "REPLAY_LISTEN",
+        "listen",
+        "`127.0.0.1:8080`",
+        "address to listen on (port 0 picks a free one, printed)",
+    ),
     all("--data-dir", "REPLAY_DATA_DIR", "data_dir", "`./data`", "directory of the embedded storage (SQLite)"),
     all(
         "--retention-days",
@@ -64,7 +76,13 @@ pub const SETTINGS: &[Setting] = &[
         "ingest batches per second per client address",
     ),
     all("--client-burst", "REPLAY_CLIENT_BURST", "client_burst", "200", "burst of `--client-rate`"),
-    all("--project-rate", "REPLAY_PROJECT_RATE", "project_rate_per_second", "2000", "ingest batches per second per project"),
+    all(
+        "--project-rate",
+        "REPLAY_PROJECT_RATE",
+        "project_rate_per_second",
+        "2000",
+        "ingest batches per second per project",
+    ),
     all("--project-burst", "REPLAY_PROJECT_BURST", "project_burst", "twice the rate", "burst of `--project-rate`"),
     all(
         "--client-bytes-per-second",

@@ -14,9 +14,9 @@ use serde_json::Value;
 
 /// The bundled app: `REPLAY_NPM_APP` (set by `cargo xtask test`), else `target/npm-app/dist`.
 fn app_dir() -> Result<PathBuf> {
-    let dir = std::env::var_os("REPLAY_NPM_APP").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/npm-app/dist")
-    });
+    let dir = std::env::var_os("REPLAY_NPM_APP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/npm-app/dist"));
     ensure!(dir.join("app.js").is_file(), "{} has no app.js: run `cargo xtask npm-app` first", dir.display());
     Ok(dir)
 }
@@ -51,7 +51,9 @@ async fn the_bundled_npm_sample_app_records_a_session_with_every_option() -> Res
     ignored.send_keys("ignored-input-text").await?;
     browser.client.find(Locator::Css("#list li")).await?.click().await?;
     let stats = browser
-        .eval_async("const d = arguments[arguments.length - 1]; window.__app.flush().then(d, (e) => d({ error: String(e) }));")
+        .eval_async(
+            "const d = arguments[arguments.length - 1]; window.__app.flush().then(d, (e) => d({ error: String(e) }));",
+        )
         .await?;
     ensure!(stats["pending"] == 0 && stats["acked"].as_u64().unwrap_or(0) >= 1, "not delivered: {stats}");
     // The wasm and the upload worker copied next to the bundle were found: uploads left from
@@ -91,9 +93,8 @@ async fn the_bundled_npm_sample_app_records_a_session_with_every_option() -> Res
     // The app's event and captured error.
     ensure!(all.contains("sample-app-started") && all.contains("sample captured error"), "custom event and error");
 
-    let url = browser
-        .eval_async("const d = arguments[arguments.length - 1]; window.__app.sessionUrl().then(d);")
-        .await?;
+    let url =
+        browser.eval_async("const d = arguments[arguments.length - 1]; window.__app.sessionUrl().then(d);").await?;
     ensure!(
         url.as_str().is_some_and(|u| u.starts_with(&server.base) && u.contains(&id)),
         "sessionUrl points at the player on the server: {url}"
