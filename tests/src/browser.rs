@@ -1,7 +1,15 @@
-//! The browser: [`Browser`] starts Debian's `chromedriver` and a headless Chromium session with
-//! a fresh profile, stops both when dropped, and knows the pages under test (signing in to the
-//! viewer, waiting for the player, flushing the recorder, serializing the live document).
+//! The browser: [`Browser`] starts a WebDriver server and a browser session with a fresh profile,
+//! stops both when dropped, and knows the pages under test (signing in to the viewer, waiting
+//! for the player, flushing the recorder, serializing the live document).
+//!
+//! Three engines ([`Engine`], chosen with `REPLAY_BROWSER`: `chromium` by default, `firefox`,
+//! `webkit`): Debian's headless Chromium through its `chromedriver`; Firefox ESR (headless)
+//! through `geckodriver` (`REPLAY_GECKODRIVER`, built from crates.io by `cargo xtask test` into
+//! `target/tools/bin/`); WebKitGTK's `MiniBrowser` (`REPLAY_MINIBROWSER`, found with `dpkg -L`)
+//! through `WebKitWebDriver`, on a private Xvfb display the harness starts (MiniBrowser has no
+//! headless mode under automation).
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,44 +19,181 @@ use fantoccini::{Client, ClientBuilder};
 use crate::dom::NORMALIZE_JS;
 use crate::server::{ADMIN_PASSWORD, Server, free_port};
 
-/// A headless Chromium driven through chromedriver.
+/// A browser engine the end-to-end tests can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Blink, through chromedriver (the default).
+    Chromium,
+    /// Gecko (Firefox ESR), through geckodriver.
+    Firefox,
+    /// WebKit (Safari's engine) in WebKitGTK's MiniBrowser, through WebKitWebDriver.
+    WebKit,
+}
+
+impl Engine {
+    /// The engine named by `REPLAY_BROWSER` (`chromium` when unset).
+    pub fn from_env() -> Result<Engine> {
+        match std::env::var("REPLAY_BROWSER").as_deref().unwrap_or("chromium") {
+            "chromium" | "chrome" | "" => Ok(Engine::Chromium),
+            "firefox" | "gecko" => Ok(Engine::Firefox),
+            "webkit" | "minibrowser" => Ok(Engine::WebKit),
+            other => bail!("REPLAY_BROWSER={other:?}: expected chromium, firefox or webkit"),
+        }
+    }
+
+    /// True for the engine whose extra diagnostics (Long Animation Frames, the JS profiler,
+    /// `performance.memory`) the recorder uses where present.
+    pub fn is_chromium(self) -> bool {
+        self == Engine::Chromium
+    }
+}
+
+/// A browser session driven through its WebDriver server.
 pub struct Browser {
     driver: Child,
     pub client: Client,
+    pub engine: Engine,
+    /// The private X display of a WebKit session.
+    display: Option<Child>,
     _profile: tempfile::TempDir,
 }
 
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+/// Starts a private Xvfb and returns it with its display (`:N`), chosen by Xvfb itself.
+fn start_xvfb() -> Result<(Child, String)> {
+    let mut xvfb = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1400x1000x24", "-nolisten", "tcp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting Xvfb (install xvfb, or run `cargo xtask test`)")?;
+    let stdout = xvfb.stdout.take().context("Xvfb's stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let number = line.trim();
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+        let _ = xvfb.kill();
+        let _ = xvfb.wait();
+        bail!("Xvfb did not name its display: {line:?}");
+    }
+    Ok((xvfb, format!(":{number}")))
+}
+
+/// MiniBrowser: `REPLAY_MINIBROWSER`, else where Debian's WebKitGTK packages put it.
+fn minibrowser() -> String {
+    if let Ok(path) = std::env::var("REPLAY_MINIBROWSER") {
+        return path;
+    }
+    ["webkit2gtk-4.1", "webkit2gtk-4.0", "webkitgtk-6.0"]
+        .iter()
+        .map(|d| format!("/usr/lib/x86_64-linux-gnu/{d}/MiniBrowser"))
+        .find(|p| std::path::Path::new(p).is_file())
+        .unwrap_or_else(|| "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser".into())
+}
+
 impl Browser {
-    /// Starts chromedriver and a fresh headless Chromium session (1280×900 window).
+    /// Starts the engine of `REPLAY_BROWSER` (see [`Engine::from_env`]) with a fresh profile and a
+    /// 1280×900 window.
     pub async fn start() -> Result<Browser> {
-        let chromedriver = std::env::var("REPLAY_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-        let chromium = std::env::var("REPLAY_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        Browser::start_engine(Engine::from_env()?).await
+    }
+
+    /// Starts a session of `engine`: its WebDriver server on a free port, then the browser.
+    pub async fn start_engine(engine: Engine) -> Result<Browser> {
         let port = free_port()?;
-        let driver = Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {chromedriver} (install chromium-driver, or run `cargo xtask test`)"))?;
         let profile = tempfile::tempdir()?;
-        let caps = serde_json::json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1280,900", "--hide-scrollbars",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
+        let mut display = None;
+        let (driver, caps) = match engine {
+            Engine::Chromium => {
+                let chromedriver = env_or("REPLAY_CHROMEDRIVER", "/usr/bin/chromedriver");
+                let chromium = env_or("REPLAY_CHROMIUM", "/usr/bin/chromium");
+                let driver = Command::new(&chromedriver)
+                    .arg(format!("--port={port}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| {
+                        format!("starting {chromedriver} (install chromium-driver, or run `cargo xtask test`)")
+                    })?;
+                let caps = serde_json::json!({
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": chromium,
+                        "args": [
+                            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                            "--disable-dev-shm-usage", "--window-size=1280,900", "--hide-scrollbars",
+                            format!("--user-data-dir={}", profile.path().display()),
+                        ]
+                    }
+                });
+                (driver, caps)
             }
-        });
+            Engine::Firefox => {
+                let geckodriver = env_or("REPLAY_GECKODRIVER", "geckodriver");
+                let firefox = env_or("REPLAY_FIREFOX", "/usr/bin/firefox-esr");
+                // geckodriver makes a fresh profile per session; Marionette on a port of the
+                // system's choosing (0), so that parallel sessions never collide.
+                let driver = Command::new(&geckodriver)
+                    .args(["--port", &port.to_string(), "--marionette-port", "0"])
+                    .env("TMPDIR", profile.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("starting {geckodriver} (run `cargo xtask test`, which builds it)"))?;
+                let caps = serde_json::json!({
+                    "browserName": "firefox",
+                    "moz:firefoxOptions": {
+                        "binary": firefox,
+                        "args": ["-headless", "--width=1280", "--height=900"],
+                        "prefs": {
+                            "app.update.enabled": false,
+                            "browser.shell.checkDefaultBrowser": false,
+                            "datareporting.policy.dataSubmissionEnabled": false,
+                            "toolkit.telemetry.enabled": false,
+                            "browser.startup.homepage_override.mstone": "ignore",
+                            // The watchdog's worker must keep its timers in a busy test machine.
+                            "dom.min_background_timeout_value": 4,
+                        }
+                    }
+                });
+                (driver, caps)
+            }
+            Engine::WebKit => {
+                let (xvfb, name) = start_xvfb()?;
+                display = Some(xvfb);
+                let webdriver = env_or("REPLAY_WEBKITWEBDRIVER", "WebKitWebDriver");
+                let driver = Command::new(&webdriver)
+                    .arg(format!("--port={port}"))
+                    .env("DISPLAY", &name)
+                    .env("HOME", profile.path())
+                    .env("XDG_CACHE_HOME", profile.path().join("cache"))
+                    .env("XDG_DATA_HOME", profile.path().join("data"))
+                    .env("XDG_CONFIG_HOME", profile.path().join("config"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| {
+                        format!("starting {webdriver} (install webkit2gtk-driver, or run `cargo xtask test`)")
+                    })?;
+                let caps = serde_json::json!({
+                    "webkitgtk:browserOptions": {
+                        "binary": minibrowser(),
+                        "args": ["--automation"],
+                    }
+                });
+                (driver, caps)
+            }
+        };
         let caps = match caps {
             serde_json::Value::Object(m) => m,
             _ => unreachable!("a json object literal"),
         };
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
             let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
             builder.capabilities(caps.clone());
@@ -58,10 +203,14 @@ impl Browser {
                     let _ = e;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(e) => return Err(anyhow!("cannot start a Chromium session: {e}")),
+                Err(e) => return Err(anyhow!("cannot start a {engine:?} session: {e}")),
             }
         };
-        Ok(Browser { driver, client, _profile: profile })
+        if engine == Engine::WebKit {
+            // MiniBrowser opens at its own size; the tests' pages expect 1280×900.
+            client.set_window_rect(0, 0, 1280, 900).await.context("sizing the MiniBrowser window")?;
+        }
+        Ok(Browser { driver, client, engine, display, _profile: profile })
     }
 
     /// Opens a viewer page (`/viewer/...`) of `server`, signed in when the server requires it.
@@ -84,6 +233,9 @@ impl Browser {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            // The URL changes when the navigation commits; Firefox and WebKit answer scripts
+            // before the new page has loaded.
+            self.wait_for("return document.readyState === 'complete'", Duration::from_secs(10)).await?;
         }
         Ok(())
     }
@@ -100,7 +252,8 @@ impl Browser {
     /// player's message.
     pub async fn wait_player(&self) -> Result<()> {
         self.wait_for(
-            "return document.body.dataset.loaded === '1' || document.body.dataset.state === 'error'",
+            // The body is null while the page is still being parsed (Firefox answers then).
+            "return !!document.body && (document.body.dataset.loaded === '1' || document.body.dataset.state === 'error')",
             Duration::from_secs(30),
         )
         .await?;
@@ -163,50 +316,77 @@ impl Browser {
     /// renderers), then chromedriver. Returns how many processes were killed.
     pub fn kill(mut self) -> Result<usize> {
         let profile = self._profile.path().display().to_string();
-        let mut parent_of = Vec::new();
-        let mut ours = Vec::new();
-        for entry in std::fs::read_dir("/proc")? {
-            let entry = entry?;
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-            // "pid (comm) state ppid ...": comm may contain spaces, so read after the last ')'.
-            let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            parent_of.push((pid, ppid.unwrap_or(0)));
-            if std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&profile))
-            {
-                ours.push(pid);
-            }
-        }
-        let mut i = 0;
-        while i < ours.len() {
-            let parent = ours[i];
-            for &(pid, ppid) in &parent_of {
-                if ppid == parent && !ours.contains(&pid) {
-                    ours.push(pid);
-                }
-            }
-            i += 1;
-        }
+        // The browser's processes: those started with this session's profile, and whatever the
+        // WebDriver server started (MiniBrowser and its web processes name no profile).
+        let ours = process_tree(self.driver.id(), |cmdline| cmdline.contains(&profile))?;
         for pid in &ours {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        self.stop_display();
         Ok(ours.len())
     }
 
-    /// Ends the session and stops chromedriver.
+    /// Ends the session and stops the WebDriver server.
     pub async fn close(mut self) -> Result<()> {
         let result = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        self.stop_display();
         result.map_err(Into::into)
     }
+
+    fn stop_display(&mut self) {
+        if let Some(mut xvfb) = self.display.take() {
+            let _ = xvfb.kill();
+            let _ = xvfb.wait();
+        }
+    }
+}
+
+/// The processes descending from `root` or from a process whose command line `matches`, with
+/// those, without `root` itself.
+fn process_tree(root: u32, matches: impl Fn(&str) -> bool) -> Result<Vec<u32>> {
+    let mut parent_of = Vec::new();
+    let mut ours = vec![root];
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid ...": comm may contain spaces, so read after the last ')'.
+        let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        parent_of.push((pid, ppid.unwrap_or(0)));
+        if pid != root && std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| matches(&String::from_utf8_lossy(&c))) {
+            ours.push(pid);
+        }
+    }
+    let mut i = 0;
+    while i < ours.len() {
+        let parent = ours[i];
+        for &(pid, ppid) in &parent_of {
+            if ppid == parent && !ours.contains(&pid) {
+                ours.push(pid);
+            }
+        }
+        i += 1;
+    }
+    ours.retain(|&p| p != root);
+    Ok(ours)
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // A test that failed before `close` leaves no browser behind: the driver's children
+        // (the browser and its processes) go with it.
+        let running = matches!(self.driver.try_wait(), Ok(None));
+        if let Some(children) = running.then(|| process_tree(self.driver.id(), |_| false).ok()).flatten() {
+            for pid in children {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        self.stop_display();
     }
 }

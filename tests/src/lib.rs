@@ -27,7 +27,7 @@ pub mod recorders;
 pub mod server;
 pub mod services;
 
-pub use browser::Browser;
+pub use browser::{Browser, Engine};
 pub use dom::{NORMALIZE_JS, first_difference, pixel_mismatch};
 pub use fixtures::{FixtureServer, fixtures_dir, tone_wav};
 pub use recorders::{Acked, Streams, UNLIMITED_CLIENT_RATE, check_acknowledged, stream_session};
