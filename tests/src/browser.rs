@@ -357,7 +357,9 @@ fn process_tree(root: u32, matches: impl Fn(&str) -> bool) -> Result<Vec<u32>> {
         // "pid (comm) state ppid ...": comm may contain spaces, so read after the last ')'.
         let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
         parent_of.push((pid, ppid.unwrap_or(0)));
-        if pid != root && std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| matches(&String::from_utf8_lossy(&c))) {
+        if pid != root
+            && std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| matches(&String::from_utf8_lossy(&c)))
+        {
             ours.push(pid);
         }
     }

@@ -6,8 +6,10 @@
 //!   recorder's and the viewer's JavaScript parsed and minified, the recorder's classic scripts
 //!   (loader, upload worker) assembled from its ES modules;
 //! - `run [server args]`: build-web, build the server, start it on the embedded default storage;
-//! - `test`: install Chromium and ChromeDriver through apt when missing, build everything, run
-//!   every test of the workspace (unit, integration, end-to-end in real Chromium);
+//! - `test`: install Chromium and ChromeDriver (and Firefox ESR, WebKitGTK's WebDriver, Xvfb)
+//!   through apt when missing, build everything, run every test of the workspace (unit,
+//!   integration, end-to-end in real Chromium), then the core end-to-end subset in Firefox and
+//!   WebKit (`engines.rs`);
 //! - `bench`: build, then run the shared benchmark with our adapter against rrweb; `bench-ingest`
 //!   and `bench-hostile` build the server and run `bench/ingest` or `bench/hostile` against it;
 //! - `lint`: rustfmt, clippy (host and wasm32), build-web, and the JS type check (TypeScript's
@@ -27,6 +29,7 @@ use anyhow::{Context, Result, bail};
 mod codemap;
 mod container;
 mod docs;
+mod engines;
 mod npm_app;
 mod options;
 
@@ -424,9 +427,9 @@ fn which(name: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
-/// Installs Chromium and ChromeDriver from Debian's packages when they are missing.
-/// Installs with apt what the tests run: Debian's Chromium and ChromeDriver (browser tests)
-/// and the PostgreSQL server (scale-out storage tests start a private cluster with it).
+/// Installs with apt what the tests run: Debian's Chromium and ChromeDriver (browser tests), Firefox
+/// ESR, WebKitGTK's WebDriver and Xvfb (the other engines), and the PostgreSQL server
+/// (scale-out storage tests start a private cluster with it).
 fn ensure_test_packages() -> Result<()> {
     let mut missing = Vec::new();
     if !(which("chromium") && which("chromedriver")) {
@@ -441,6 +444,10 @@ fn ensure_test_packages() -> Result<()> {
     // The PostgreSQL TLS test makes its certificates with the openssl tool.
     if !which("openssl") {
         missing.push("openssl");
+    }
+    // The core end-to-end tests run in Firefox ESR and WebKitGTK too.
+    if !engines::installed() {
+        missing.extend(engines::PACKAGES);
     }
     if missing.is_empty() {
         return Ok(());
@@ -488,7 +495,9 @@ fn test(args: &[String]) -> Result<()> {
     // The wasm crates' own unit tests run on the host.
     let mut c = cargo();
     c.args(["test", "-p", "replay-recorder", "-p", "replay-viewer", "--lib"]);
-    status(c)
+    status(c)?;
+    // The core end-to-end subset in Firefox and WebKit (not for a filtered run).
+    if args.is_empty() { engines::run(&server, &npm_app) } else { Ok(()) }
 }
 
 fn lint() -> Result<()> {

@@ -7,6 +7,8 @@
 //!   while sessions stream — nothing acknowledged is lost;
 //! - [`diagnostics`]: freezes (recovered and never recovered), console, errors, network and
 //!   environment, in the stored session and the viewer's panels;
+//! - [`engines`]: the freeze watchdog as every engine must run it (no Long Animation Frames or
+//!   profiler outside Chromium); CI runs it with the core subset in Chromium, Firefox and WebKit;
 //! - [`fidelity`]: each page of `fixtures/fidelity/` compared with its replay, DOM and pixels;
 //! - [`hostile`]: hostile pages are recorded with bounded, throttled output;
 //! - [`hostile_replay`]: a benchmark (ignored by default): hostile recordings through the
@@ -29,6 +31,7 @@
 mod delivery;
 mod demo;
 mod diagnostics;
+mod engines;
 mod fidelity;
 mod hostile;
 mod hostile_replay;
