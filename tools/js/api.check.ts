@@ -6,7 +6,7 @@ import { METHODS } from '../../recorder/js/api.js';
 import { api } from '../../recorder/js/core.js';
 import * as entry from '../../recorder/js/index.js';
 import type * as declared from '../../recorder/js/types/index';
-import type { ReplayApi } from '../../recorder/js/types/replay';
+import type { ReplayApi, ReplayOptions } from '../../recorder/js/types/replay';
 
 /** True when `A` and `B` are the same set of names. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -21,3 +21,6 @@ export const coreNames: Same<Exclude<keyof typeof api, 'stats'>, keyof ReplayApi
 /** index.js exports what index.d.ts declares, with the declared types, and nothing else. */
 export const implemented: typeof declared = entry;
 export const exported: Same<keyof typeof entry, keyof typeof declared> = true;
+
+/** The module entry's `init` takes every option of the tag's `Replay.init`, and `server`. */
+export const moduleOptions: Same<keyof Parameters<typeof declared.init>[0], keyof ReplayOptions | 'server'> = true;
