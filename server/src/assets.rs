@@ -118,7 +118,7 @@ async fn viewer_page(state: &AppState, uri: &Uri, headers: &HeaderMap, path: &st
     viewer_file(path, block_external)
 }
 
-fn viewer_file(path: &str, block_external: bool) -> Response {
+pub(crate) fn viewer_file(path: &str, block_external: bool) -> Response {
     let (data, mime) = match ViewerPages::get(path) {
         Some(f) => (f.data, f.metadata.mimetype().to_owned()),
         None => match WebBuild::get(&format!("viewer/{path}")) {

@@ -61,11 +61,7 @@ fn recording() -> Vec<u8> {
 /// A request of the operation's shape: ids that exist, the body it takes, credentials when
 /// `authorized`.
 fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authorized: bool) -> Request<Body> {
-    let uri = if path.starts_with("/api/v1/projects/") {
-        path.replace("{id}", &project.to_string())
-    } else {
-        path.replace("{id}", SESSION)
-    };
+    let uri = path.replace("{project}", &project.to_string()).replace("{id}", SESSION);
     let mut req = Request::builder().method(method.to_uppercase().as_str()).uri(&uri);
     let body = match (method, path) {
         ("post", "/api/v1/ingest") => {
