@@ -270,7 +270,8 @@ pub async fn caller_of(state: &AppState, headers: &HeaderMap) -> Result<Option<C
 /// The refusal for a request without a caller: viewer pages go to sign in, the API answers 401.
 fn no_caller(parts: &Parts) -> Response {
     let path = parts.uri.path();
-    if path.starts_with("/viewer/") {
+    // A page goes to sign in; the export is a download, refused like the API.
+    if path.starts_with("/viewer/") && !path.contains("/export/") {
         return auth::to_login(parts.uri.path_and_query().map_or(path, |p| p.as_str()));
     }
     ApiError::new(Reason::Unauthorized, "sign in to the viewer or send Authorization: Bearer <token>").into_response()
