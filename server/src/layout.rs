@@ -19,6 +19,8 @@ pub const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'
 pub enum Nav {
     Sessions,
     Errors,
+    /// A project's members (and its tokens, for owners).
+    Members,
     /// The signed-in user's own page (password, sign-ins, tokens).
     Account,
     /// The server admin's pages (users, invitations, tokens).
@@ -100,6 +102,9 @@ fn document(
                         }
                         (nav(Nav::Sessions, "Sessions", &sessions))
                         (nav(Nav::Errors, "Errors", &errors))
+                        @if let Some(p) = project {
+                            (nav(Nav::Members, "Members", &format!("/viewer/p/{}/members", p.current)))
+                        }
                         @if form_token.is_some() {
                             (nav(Nav::Account, "Account", "/viewer/account"))
                         }

@@ -10,6 +10,7 @@
 //! - [`ingest`]: `POST /api/v1/ingest`, the only write path for recorded data;
 //! - [`interop`]: rrweb recordings imported as sessions, sessions exported as rrweb events;
 //! - [`access`]: who the caller is and what they may do in a project (the check every route runs);
+//! - [`account_pages`]: the viewer's pages for one's account, the admin's users, a project's members, invitations;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: signing in and out, the admin token's bootstrap, form tokens;
@@ -29,6 +30,7 @@
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
 
 pub mod access;
+pub mod account_pages;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -189,6 +191,7 @@ pub fn app(state: AppState) -> Router {
         .merge(assets::routes())
         .merge(demo::routes())
         .merge(errors_page::routes())
+        .merge(account_pages::routes())
         .merge(pages::routes())
         .merge(openapi::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
