@@ -208,14 +208,6 @@ pub(crate) fn login_cookie(state: &AppState, headers: &HeaderMap) -> Option<Stri
     cookie_value(headers, state.config.secure_cookies)
 }
 
-/// Who is reading: see [`crate::access`], which resolves it.
-pub use crate::access::Caller as Reader;
-
-/// Resolves the reader of a request, if any (see [`crate::access::caller_of`]).
-pub async fn reader_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Reader>, Error> {
-    crate::access::caller_of(state, headers).await
-}
-
 /// Where to go after signing in: only local paths, never another site.
 ///
 /// The target is resolved the way a browser resolves a `Location` header (WHATWG URL parsing,

@@ -14,6 +14,7 @@
 //! - [`ingest_rejections`]: bad input gets its 4xx and stores nothing;
 //! - [`module_entry`]: the recorder's ES module entry, imported like an app's bundle would;
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
+//! - [`projects`]: projects kept apart in the viewer (a session id means one of its project);
 //! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
 //! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
 //! - [`viewer`]: the player's controls, panels, export and the session list, on synthetic
@@ -33,6 +34,7 @@ mod hostile_replay;
 mod ingest_rejections;
 mod module_entry;
 mod privacy;
+mod projects;
 mod rrweb;
 mod scale_out;
 mod viewer;

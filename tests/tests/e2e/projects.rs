@@ -1,0 +1,77 @@
+//! Projects kept apart in the real viewer (issue 14 item 3): a session of project 2 whose id
+//! also exists in project 1 opens, from project 2's list, as project 2's session; the header's
+//! switcher moves between projects; an old player link without a project asks which one.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use fantoccini::Locator;
+use replay_e2e::{Browser, Server};
+use replay_protocol::test_util::{at, meta, page_nodes, snapshot, text};
+use replay_protocol::{Batch, encode_batch};
+
+const T0: u64 = 1_700_000_040_000;
+
+fn session(id: &str, url: &str, words: &str) -> Vec<u8> {
+    let mut b = Batch::new(id, "page-1", 0, T0);
+    b.flags = Batch::FLAG_PAGE_START;
+    b.events = vec![at(0, meta(url)), at(0, snapshot(page_nodes(&[], [text(5, 4, words)])))];
+    b.end = T0 + 1_000;
+    encode_batch(&b).expect("encode")
+}
+
+/// The replayed document's text.
+async fn replayed_text(browser: &Browser) -> Result<String> {
+    let v = browser.eval("return document.getElementById('frame').contentDocument.body.textContent").await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_of_the_second_project_plays_from_its_list_not_the_first_projects() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let create = |name: &str| -> Result<String> {
+        let out = std::process::Command::new(replay_e2e::server_bin()?)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["project", "create", name])
+            .output()?;
+        ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout)?;
+        Ok(stdout.split("ingest key: ").nth(1).context("a key")?.trim().to_owned())
+    };
+    let key_a = create("alpha")?;
+    let key_b = create("bravo")?;
+    let server = Server::start_in(data_dir)?;
+    for (key, url, words) in
+        [(&key_a, "https://alpha.test/", "alpha page"), (&key_b, "https://bravo.test/", "bravo page")]
+    {
+        let (status, answer) = server.ingest(Some(key), &session("same-id", url, words), None)?;
+        ensure!(status == 200, "{answer}");
+    }
+    let browser = Browser::start().await?;
+    // Project 2's list, its row, the player it opens: project 2's session.
+    browser.open_viewer(&server, "/viewer/p/2/").await?;
+    let listed = browser.eval("return document.querySelector('#sessions tbody').textContent").await?;
+    ensure!(listed.as_str().is_some_and(|t| t.contains("bravo.test") && !t.contains("alpha.test")), "{listed}");
+    browser.client.find(Locator::Css("tr[data-session='same-id'] a")).await?.click().await?;
+    browser.wait_player().await?;
+    let here = browser.client.current_url().await?;
+    ensure!(here.path() == "/viewer/p/2/player.html", "the row's link stays in project 2: {here}");
+    let words = replayed_text(&browser).await?;
+    ensure!(words.contains("bravo page") && !words.contains("alpha"), "project 2's session plays: {words:?}");
+    // Back to the list, then the switcher to project 1.
+    browser.client.find(Locator::Id("back")).await?.click().await?;
+    browser.wait_for("return location.pathname === '/viewer/p/2/'", Duration::from_secs(10)).await?;
+    browser.eval("document.getElementById('project').value = '1'; document.getElementById('project-switcher').submit(); return true;").await?;
+    browser.wait_for("return location.pathname === '/viewer/p/1/'", Duration::from_secs(10)).await?;
+    browser.client.find(Locator::Css("tr[data-session='same-id'] a")).await?.click().await?;
+    browser.wait_player().await?;
+    let words = replayed_text(&browser).await?;
+    ensure!(words.contains("alpha page"), "project 1's session with the same id: {words:?}");
+    // A link of the first viewer, without a project, does not pick one silently.
+    browser.open_viewer(&server, "/viewer/player.html?session=same-id").await?;
+    let choices = browser.eval("return document.querySelectorAll('ul.choices a').length").await?;
+    ensure!(choices == 2, "both projects offered: {choices}");
+    browser.close().await?;
+    Ok(())
+}
