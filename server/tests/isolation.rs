@@ -2,6 +2,10 @@
 //! project, session ids mean a session of that project only, and a caller who may not read a
 //! project gets 404 on every route of it, for every role. The table-driven test walks
 //! [`API_ROUTES`]: a route added later must be named in [`EXPECTED`] or the test fails.
+//!
+//! Each test runs on SQLite, and on PostgreSQL (with a local object store) when
+//! `REPLAY_TEST_POSTGRES_URL` names a database (e.g. `postgres://postgres@127.0.0.1:5432/postgres`);
+//! without it the PostgreSQL runs print that they were skipped.
 
 use std::sync::Arc;
 
@@ -12,7 +16,7 @@ use replay_protocol::test_util::{at, meta, page_nodes, snapshot, text};
 use replay_protocol::{Batch, encode_batch};
 use replay_server::auth::digest;
 use replay_server::{API_ROUTES, AppState, Config, app};
-use replay_store::{Accounts, SqliteStorage, Storage};
+use replay_store::{SqliteStorage, Storage};
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -39,7 +43,7 @@ fn batch(session: &str, url: &str, words: &str) -> Vec<u8> {
 
 struct World {
     app: axum::Router,
-    storage: Arc<SqliteStorage>,
+    storage: Arc<dyn Storage>,
     a: i64,
     b: i64,
     key_b: String,
@@ -47,11 +51,38 @@ struct World {
 
 /// Project A (`a.test`) and project B (`b.test`), each holding a session with the id
 /// [`SHARED`] (and B one more, `only-b`), and viewer users with each role in A only.
-async fn world() -> World {
-    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+/// The storage engines the tests run on: SQLite, and PostgreSQL when configured (a schema of
+/// its own per test, bodies in a temporary directory).
+fn engines(test: &str) -> Vec<Arc<dyn Storage>> {
+    let mut out: Vec<Arc<dyn Storage>> = vec![Arc::new(SqliteStorage::in_memory().expect("db"))];
+    match std::env::var("REPLAY_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let dir = std::env::temp_dir().join(format!("replay-isolation-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("bodies directory");
+            let (store, prefix) =
+                replay_store::open_object_store(&format!("file://{}", dir.display()), Vec::<(String, String)>::new())
+                    .expect("object store");
+            let pg = replay_store::PostgresStorage::connect(replay_store::PostgresOptions {
+                url,
+                schema: Some(format!("isolation_{test}_{}", std::process::id())),
+                store,
+                prefix,
+                max_connections: 4,
+                ca_file: None,
+            })
+            .expect("postgres");
+            out.push(Arc::new(pg));
+        }
+        Err(_) => eprintln!("{test}: REPLAY_TEST_POSTGRES_URL is not set; PostgreSQL skipped"),
+    }
+    out
+}
+
+async fn world(storage: Arc<dyn Storage>) -> World {
     let a = storage.create_project("alpha").expect("project");
     let b = storage.create_project("bravo").expect("project");
     replay_server::auth::bootstrap(storage.as_ref(), Some(TOKEN), Some("admin-password")).expect("bootstrap");
+    let storage: Arc<dyn Storage> = storage;
     for (user, role) in
         [("owner-a", Some("owner")), ("member-a", Some("member")), ("reader-a", Some("read_only")), ("outsider", None)]
     {
@@ -62,7 +93,7 @@ async fn world() -> World {
         storage.create_login(&digest(&format!("cookie-{user}")), user, LATER).expect("login");
     }
     storage.create_login(&digest("cookie-admin"), "admin", LATER).expect("login");
-    let app = app(AppState::new(Arc::clone(&storage) as Arc<dyn Storage>, Config::default()));
+    let app = app(AppState::new(Arc::clone(&storage), Config::default()));
     for (key, session, url, words) in [
         (&a.ingest_key, SHARED, "http://a.test/", "alpha words"),
         (&b.ingest_key, SHARED, "http://b.test/", "bravo words"),
@@ -86,9 +117,15 @@ fn as_admin_token(path: &str) -> Request<Body> {
     Request::get(path).header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).expect("request")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_of_the_second_project_opens_in_the_second_project_from_every_link() {
-    let w = world().await;
+    for storage in engines("a75") {
+        a_session_of_the_second_project_opens_in_the_second_project_from_every_link_on(storage).await;
+    }
+}
+
+async fn a_session_of_the_second_project_opens_in_the_second_project_from_every_link_on(storage: Arc<dyn Storage>) {
+    let w = world(storage).await;
     let b = w.b;
     // The list of project B: its rows, pager and filter form stay in B (relative links under
     // /viewer/p/B/), and the header offers the other project.
@@ -248,9 +285,15 @@ fn request(method: &str, path: &str, project: i64, who: &str, token: i64) -> Req
     req.header("content-type", "application/json").body(Body::from(body)).expect("request")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_by_role_and_token_scope_and_other_projects_are_404() {
-    let w = world().await;
+    for storage in engines("every70") {
+        every_route_answers_by_role_and_token_scope_and_other_projects_are_404_on(storage).await;
+    }
+}
+
+async fn every_route_answers_by_role_and_token_scope_and_other_projects_are_404_on(storage: Arc<dyn Storage>) {
+    let w = world(storage).await;
     let missing: Vec<String> = API_ROUTES
         .iter()
         .filter(|(m, p)| !EXPECTED.iter().any(|(em, ep, _)| em == m && ep == p))
@@ -369,9 +412,15 @@ async fn every_route_answers_by_role_and_token_scope_and_other_projects_are_404(
     assert_eq!(b_sessions.iter().filter(|s| s.url.contains("import.test")).count(), 1, "the admin's one import");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_pages_of_a_project_are_404_to_non_members_and_their_links_stay_in_it() {
-    let w = world().await;
+    for storage in engines("viewer75") {
+        viewer_pages_of_a_project_are_404_to_non_members_and_their_links_stay_in_it_on(storage).await;
+    }
+}
+
+async fn viewer_pages_of_a_project_are_404_to_non_members_and_their_links_stay_in_it_on(storage: Arc<dyn Storage>) {
+    let w = world(storage).await;
     for page in ["/", "/errors", &format!("/player.html?session={SHARED}"), &format!("/export/{SHARED}")] {
         for user in ["member-a", "outsider"] {
             let (status, body, _) = call(&w.app, as_user(user, &format!("/viewer/p/{}{page}", w.b))).await;
