@@ -169,6 +169,18 @@ mod tests {
     }
 
     #[test]
+    fn a_project_page_links_inside_its_project_and_offers_the_others() {
+        let nav = ProjectNav { current: 2, projects: vec![(1, "a<b".into()), (2, "shop".into())], admin: false };
+        let p = project_page("S", Nav::Sessions, &nav, Some("t"), html! {}).into_string();
+        assert!(p.contains(r#"<option value="1">a&lt;b</option><option value="2" selected>shop</option>"#), "{p}");
+        assert!(p.contains(r#"id="project-switcher""#) && p.contains(r#"method="get" action="/viewer/""#), "{p}");
+        assert!(p.contains(r#"<span>Sessions</span><a href="/viewer/p/2/errors">Errors</a><a href="/viewer/p/2/members">Members</a>"#), "{p}");
+        assert!(!p.contains("/viewer/admin/users"), "no admin link for a non-admin: {p}");
+        let admin = ProjectNav { admin: true, ..nav };
+        assert!(project_page("S", Nav::Errors, &admin, None, html! {}).into_string().contains("/viewer/admin/users"));
+    }
+
+    #[test]
     fn page_marks_the_current_entry_and_escapes_the_title() {
         let p = page("<x>", Nav::Errors, "", None, html! { p { "hi" } }).into_string();
         assert!(p.starts_with("<!DOCTYPE html>"), "{p}");
