@@ -75,3 +75,92 @@ async fn a_session_of_the_second_project_plays_from_its_list_not_the_first_proje
     browser.close().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_member_of_one_project_cannot_open_the_others_sessions_by_any_url() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let create = |name: &str| -> Result<String> {
+        let out = std::process::Command::new(replay_e2e::server_bin()?)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["project", "create", name])
+            .output()?;
+        ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8(out.stdout)?.split("ingest key: ").nth(1).context("a key")?.trim().to_owned())
+    };
+    let key_a = create("alpha")?;
+    let key_b = create("bravo")?;
+    let server = Server::start_in(data_dir)?;
+    for (key, url, words) in
+        [(&key_a, "https://alpha.test/", "alpha page"), (&key_b, "https://bravo.test/", "bravo page")]
+    {
+        let (status, answer) = server.ingest(Some(key), &session("same-id", url, words), None)?;
+        ensure!(status == 200, "{answer}");
+    }
+    let browser = Browser::start().await?;
+    // The admin adds ann without a password (an invitation link) and makes her a member of alpha.
+    browser.open_viewer(&server, "/viewer/admin/users").await?;
+    browser
+        .eval("const f = document.getElementById('add-user'); f.elements.name.value = 'ann'; f.submit(); return true;")
+        .await?;
+    let notice = browser
+        .wait_for(
+            "const n = document.getElementById('notice'); return n && n.textContent.includes('/invite/') ? n.textContent : null",
+            Duration::from_secs(10),
+        )
+        .await?;
+    let notice = notice.as_str().unwrap_or_default();
+    let link = notice[notice.find("/invite/").context("a link")?..].trim().to_owned();
+    browser
+        .eval(
+            "const f = document.getElementById('set-role'); f.elements.user.value = 'ann'; f.elements.project.value = '1';
+             f.elements.role.value = 'member'; f.submit(); return true;",
+        )
+        .await?;
+    browser
+        .wait_for(
+            "return document.querySelector(\"tr[data-user='ann']\")?.textContent.includes('alpha (member)')",
+            Duration::from_secs(10),
+        )
+        .await?;
+    browser.client.find(Locator::Id("sign-out")).await?.click().await?;
+    browser.wait_for("return location.pathname === '/login'", Duration::from_secs(10)).await?;
+    // Ann opens the link, chooses her password, signs in: she lands in alpha, the only project
+    // her switcher offers.
+    browser.client.goto(&server.url(&link)).await?;
+    browser.eval("document.getElementById('password').value = 'ann-password-1'; document.querySelector('form').submit(); return true;").await?;
+    browser.wait_for("return location.pathname === '/login'", Duration::from_secs(10)).await?;
+    browser
+        .eval(
+            "document.getElementById('username').value = 'ann'; document.getElementById('password').value = 'ann-password-1';
+             document.querySelector('form').submit(); return true;",
+        )
+        .await?;
+    browser.wait_for("return location.pathname === '/viewer/p/1/'", Duration::from_secs(10)).await?;
+    let options = browser
+        .eval("return [...document.querySelectorAll('#project option')].map(o => o.textContent).join(',')")
+        .await?;
+    ensure!(options == "alpha", "only her project: {options}");
+    // Bravo's session is not reachable by any URL: its list, player, export, API, an old link.
+    for path in [
+        "/viewer/p/2/",
+        "/viewer/p/2/errors",
+        "/viewer/p/2/player.html?session=same-id",
+        "/viewer/p/2/export/same-id",
+        "/api/v1/projects/2/sessions/same-id/events",
+        "/api/v1/sessions/same-id/snapshot?project=2",
+    ] {
+        browser.client.goto(&server.url(path)).await?;
+        let body = browser.eval("return document.body.textContent").await?;
+        let body = body.as_str().unwrap_or_default();
+        ensure!(body.contains("not_found") && !body.contains("bravo"), "{path}: {body}");
+    }
+    browser.client.goto(&server.url("/viewer/player.html?session=same-id")).await?;
+    browser.wait_player().await?;
+    let here = browser.client.current_url().await?;
+    ensure!(here.path() == "/viewer/p/1/player.html", "an old link opens her project's session: {here}");
+    let words = replayed_text(&browser).await?;
+    ensure!(words.contains("alpha page"), "{words:?}");
+    browser.close().await?;
+    Ok(())
+}
