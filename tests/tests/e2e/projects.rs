@@ -164,3 +164,56 @@ async fn an_invited_member_of_one_project_cannot_open_the_others_sessions_by_any
     browser.close().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_gives_roles_and_makes_scoped_tokens_for_automation() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let run = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(replay_e2e::server_bin()?)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(args)
+            .output()?;
+        ensure!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let key_a = run(&["project", "create", "alpha"])?.split("ingest key: ").nth(1).context("key")?.trim().to_owned();
+    let key_b = run(&["project", "create", "bravo"])?.split("ingest key: ").nth(1).context("key")?.trim().to_owned();
+    run(&["user", "set", "ci"])?;
+    run(&["user", "role", "ci", "1", "read_only"])?;
+    let made = run(&["user", "token", "--user", "ci", "--scopes", "read", "--name", "nightly"])?;
+    let secret = made.split(": ").nth(1).context("the secret")?.trim().to_owned();
+    ensure!(secret.starts_with("rpt_"), "{made}");
+    ensure!(
+        std::process::Command::new(replay_e2e::server_bin()?)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["user", "role", "ci", "1", "root"])
+            .output()?
+            .status
+            .code()
+            != Some(0),
+        "an unknown role is refused"
+    );
+    let server = Server::start_in(data_dir)?;
+    for (key, url, words) in
+        [(&key_a, "https://alpha.test/", "alpha page"), (&key_b, "https://bravo.test/", "bravo page")]
+    {
+        let (status, answer) = server.ingest(Some(key), &session("same-id", url, words), None)?;
+        ensure!(status == 200, "{answer}");
+    }
+    let with_token = |path: &str| {
+        ureq::get(&server.url(path)).set("authorization", &format!("Bearer {secret}")).call().map_or_else(
+            |e| match e {
+                ureq::Error::Status(code, _) => Ok(code),
+                other => Err(anyhow::anyhow!("{other}")),
+            },
+            |r| Ok(r.status()),
+        )
+    };
+    ensure!(with_token("/api/v1/projects/1/sessions/same-id")? == 200, "the token reads its user's project");
+    ensure!(with_token("/api/v1/projects/2/sessions/same-id")? == 404, "and nothing else");
+    ensure!(with_token("/api/v1/projects/1/members")? == 200);
+    ensure!(with_token("/api/v1/admin/users")? == 404, "read is not admin");
+    Ok(())
+}
