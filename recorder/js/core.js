@@ -209,7 +209,10 @@ const api = {
   },
   async sessionUrl() {
     await starting;
-    return new URL('viewer/player.html?session=' + encodeURIComponent(S.session), S.cfg.base).href;
+    // A session id means something only inside its project; the page knows its project by its
+    // (public) ingest key, which the server turns into the project's player.
+    const q = 'key=' + encodeURIComponent(S.cfg.key) + '&session=' + encodeURIComponent(S.session);
+    return new URL('viewer/open?' + q, S.cfg.base).href;
   },
   stats,
 };

@@ -1,7 +1,8 @@
 //! The JSON query API: the session index, a session's events, and the document at time t.
 //!
-//! Every read needs a [`Reader`] (admin token or viewer login). Reads are scoped to one project
-//! (`?project=ID`, default: the first project). Everything read
+//! Every route names its project in its path (`/api/v1/projects/{project}/...`) and takes a
+//! [`ProjectAccess`]: a caller who may not read that project gets 404, as for a project that
+//! does not exist, so a session id only ever means a session of that project. Everything read
 //! back from storage is decoded again with the protocol's limits: stored data is as untrusted
 //! as it was at ingest.
 
@@ -15,22 +16,13 @@ use replay_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Reader;
+use crate::access::ProjectAccess;
 use crate::reject::Reason;
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ProjectQuery {
-    /// Project id; the first project when omitted.
-    project: Option<i64>,
-}
-
-#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Project id; the first project when omitted.
-    project: Option<i64>,
     /// Rows answered: 50 when omitted, at most 500.
     limit: Option<usize>,
     /// Rows skipped.
@@ -90,14 +82,30 @@ impl ListQuery {
 #[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Project id; the first project when omitted.
-    project: Option<i64>,
     /// Index of the first batch to return (replay order); 0 when omitted.
     from: Option<usize>,
     /// Stop adding batches once they hold this many stored bytes (as the recorder sent them,
     /// usually gzip; at least one batch is returned); everything when omitted. The range is
     /// chosen from the index: only its batches are read.
     max_bytes: Option<usize>,
+}
+
+/// The path of a project's routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ProjectPath {
+    /// Project id.
+    pub project: i64,
+}
+
+/// The path of a session's routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    /// Project id.
+    pub project: i64,
+    /// Session id (unique inside its project only).
+    pub id: String,
 }
 
 /// Answer header of the events endpoint: how many batches the session has.
@@ -109,8 +117,6 @@ pub const NEXT_HEADER: &str = "x-replay-next";
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SnapshotQuery {
-    /// Project id; the first project when omitted.
-    project: Option<i64>,
     /// Milliseconds since the session's first event; omitted means the end of the session.
     t: Option<u64>,
 }
@@ -132,34 +138,26 @@ pub struct SessionList {
 /// A session index row as JSON.
 pub type SessionRowJson = SessionRow;
 
-pub(crate) async fn project_id(state: &AppState, requested: Option<i64>) -> Result<i64, ApiError> {
-    if let Some(id) = requested {
-        return Ok(id);
-    }
-    let projects = state.blocking(|s| s.projects()).await?;
-    projects.first().map(|p| p.id).ok_or_else(|| ApiError::not_found("project"))
-}
-
 fn check_id(id: &str) -> Result<(), ApiError> {
     if codec::is_valid_id(id) { Ok(()) } else { Err(ApiError::not_found("session")) }
 }
 
 /// `GET /api/v1/sessions`: newest first, `limit` (default 50, at most 500), `offset`, and the
 /// filters of [`ListQuery`].
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{project}/sessions", tag = "sessions", params(ProjectPath, ListQuery),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "Session index rows, newest first.", body = SessionList),
-        (status = 404, description = "No such project."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 404, description = "No such project, or not the caller's."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn list_sessions(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let project = project_id(&state, q.project).await?;
+    let project = access.project;
     let limit = q.limit.unwrap_or(50).min(500);
     let offset = q.offset.unwrap_or(0);
     let filter = q.filter();
@@ -171,8 +169,6 @@ pub async fn list_sessions(
 #[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ErrorsQuery {
-    /// Project id; the first project when omitted.
-    project: Option<i64>,
     /// Groups answered: 100 when omitted, at most 500.
     limit: Option<usize>,
 }
@@ -185,42 +181,41 @@ pub struct ErrorGroupList {
 
 /// `GET /api/v1/errors`: errors grouped by fingerprint (message + top frame), most recently
 /// seen first, with counts, first and last seen, and the latest sessions of each group.
-#[utoipa::path(get, path = "/api/v1/errors", tag = "errors", params(ErrorsQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{project}/errors", tag = "errors", params(ProjectPath, ErrorsQuery),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "Error groups, most recently seen first.", body = ErrorGroupList),
-        (status = 404, description = "No such project."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 404, description = "No such project, or not the caller's."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn list_errors(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
     Query(q): Query<ErrorsQuery>,
 ) -> Result<Json<ErrorGroupList>, ApiError> {
-    let project = project_id(&state, q.project).await?;
+    let project = access.project;
     let limit = q.limit.unwrap_or(100).min(500);
     let groups = state.blocking(move |s| s.error_groups(project, limit)).await?;
     Ok(Json(ErrorGroupList { groups }))
 }
 
 /// `GET /api/v1/sessions/{id}`.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id."), ProjectQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{project}/sessions/{id}", tag = "sessions", params(SessionPath),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "The session's index row.", body = SessionRow),
-        (status = 404, description = "No such session or project."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 404, description = "No such session, or no such project or not the caller's."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn get_session(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<ProjectQuery>,
+    Path(SessionPath { id, .. }): Path<SessionPath>,
 ) -> Result<Json<SessionRowJson>, ApiError> {
     check_id(&id)?;
-    let project = project_id(&state, q.project).await?;
+    let project = access.project;
     let row = state.blocking(move |s| s.session(project, &id)).await?.ok_or_else(|| ApiError::not_found("session"))?;
     Ok(Json(row))
 }
@@ -234,22 +229,21 @@ pub struct EnvironmentComparison {
 /// `GET /api/v1/sessions/{id}/environment`: each environment fact (browser, OS, viewport, pixel
 /// ratio, memory, cores, connection, language, time zone, release, environment, feature flags)
 /// with how many sessions share its value and the most common values.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/environment", tag = "sessions", params(("id" = String, Path, description = "Session id."), ProjectQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{project}/sessions/{id}/environment", tag = "sessions", params(SessionPath),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "Each environment fact with how many sessions share its value.", body = EnvironmentComparison),
-        (status = 404, description = "No such session or project."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 404, description = "No such session, or no such project or not the caller's."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn session_environment(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<ProjectQuery>,
+    Path(SessionPath { id, .. }): Path<SessionPath>,
 ) -> Result<Json<EnvironmentComparison>, ApiError> {
     check_id(&id)?;
-    let project = project_id(&state, q.project).await?;
+    let project = access.project;
     let facts = state.blocking(move |s| s.compare_environment(project, &id, ENVIRONMENT_SAMPLE)).await?;
     Ok(Json(EnvironmentComparison { facts }))
 }
@@ -302,7 +296,7 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
 /// only the range's bodies are read.
 /// The answer says how many batches the session has ([`BATCHES_HEADER`]) and where the next
 /// range starts ([`NEXT_HEADER`], absent at the end).
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id."), EventsQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{project}/sessions/{id}/events", tag = "sessions", params(SessionPath, EventsQuery),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "The batches in replay order: JSON, or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored.",
@@ -314,20 +308,20 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
                 ("x-replay-batches" = u64, description = "How many batches the session has."),
                 ("x-replay-next" = u64, description = "Index of the first batch not in this answer; absent at the end of the session."),
             )),
-        (status = 404, description = "No such session or project."),
+        (status = 404, description = "No such session, or no such project or not the caller's."),
         (status = 413, description = "The session is larger than a read may load (`session_too_large`)."),
         (status = 500, description = "A stored batch does not decode (`corrupt_session`)."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn session_events(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(SessionPath { id, .. }): Path<SessionPath>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let project = project_id(&state, q.project).await?;
+    let project = access.project;
     let max = state.config.max_read_bytes as u64;
     let req = RangeRequest {
         from: q.from.unwrap_or(0),
@@ -388,23 +382,23 @@ async fn batches_until(
 /// `GET /api/v1/sessions/{id}/snapshot?t=MS`: the normalized HTML of the recorded document at
 /// `t` milliseconds after the session's first event (the end when omitted). Scripts are never
 /// included, and the answer carries a CSP that forbids running anything if opened directly.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/snapshot", tag = "sessions", params(("id" = String, Path, description = "Session id."), SnapshotQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{project}/sessions/{id}/snapshot", tag = "sessions", params(SessionPath, SnapshotQuery),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "The normalized HTML of the document at `t` (scripts never included; sent with a sandbox CSP).", body = String, content_type = "text/html"),
-        (status = 404, description = "No such session or project."),
+        (status = 404, description = "No such session, or no such project or not the caller's."),
         (status = 413, description = "The session is larger than a read may load (`session_too_large`)."),
         (status = 500, description = "A stored batch does not decode (`corrupt_session`)."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn session_snapshot(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(SessionPath { id, .. }): Path<SessionPath>,
     Query(q): Query<SnapshotQuery>,
 ) -> Result<Response, ApiError> {
-    let project = project_id(&state, q.project).await?;
+    let project = access.project;
     let batches = match q.t {
         None => decode_all(&state, &load_batches(&state, project, id).await?)?,
         Some(t) => batches_until(&state, project, id, t).await?,

@@ -109,7 +109,7 @@ fn web_file(path: &str) -> Response {
 /// served to anyone (the sign-in page uses them too).
 async fn viewer_page(state: &AppState, uri: &Uri, headers: &HeaderMap, path: &str, block_external: bool) -> Response {
     if path.ends_with(".html") {
-        match crate::auth::reader_of(state, headers).await {
+        match crate::access::caller_of(state, headers).await {
             Ok(Some(_)) => {}
             Ok(None) => return crate::auth::to_login(uri.path_and_query().map_or("/viewer/", |p| p.as_str())),
             Err(e) => return crate::ApiError::from(e).into_response(),
@@ -118,7 +118,7 @@ async fn viewer_page(state: &AppState, uri: &Uri, headers: &HeaderMap, path: &st
     viewer_file(path, block_external)
 }
 
-fn viewer_file(path: &str, block_external: bool) -> Response {
+pub(crate) fn viewer_file(path: &str, block_external: bool) -> Response {
     let (data, mime) = match ViewerPages::get(path) {
         Some(f) => (f.data, f.metadata.mimetype().to_owned()),
         None => match WebBuild::get(&format!("viewer/{path}")) {

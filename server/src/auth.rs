@@ -1,4 +1,5 @@
-//! Who may read: the admin token for API clients and viewer logins for people.
+//! Signing in and out, the admin token's bootstrap, and the tokens of this server's forms
+//! (who the caller is and what they may do is [`crate::access`]).
 //!
 //! Ingest keys are public and write-only; nothing here accepts them. Reading sessions needs
 //! either `Authorization: Bearer <admin token>` or the viewer's login cookie. Both secrets are
@@ -14,8 +15,7 @@
 //! write.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{FromRequestParts, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
@@ -52,7 +52,7 @@ pub fn digest(secret: &str) -> String {
 }
 
 /// Compares two equal-length strings without an early exit.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -90,7 +90,7 @@ fn same_site_form(headers: &HeaderMap, forwarded_host: Option<&str>) -> Result<(
 
 /// An argon2id hash of a random password, made once: checked against when the user name is
 /// unknown, so that a wrong name takes as long to refuse as a wrong password.
-fn stand_in_hash() -> &'static str {
+pub(crate) fn stand_in_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| {
         let password = random_hex(16).unwrap_or_default();
@@ -98,7 +98,7 @@ fn stand_in_hash() -> &'static str {
     })
 }
 
-fn verify_password(password: &str, phc: &str) -> bool {
+pub(crate) fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
@@ -139,6 +139,7 @@ pub fn bootstrap(
             }
         };
         storage.put_user("admin", &hash_password(&password)?)?;
+        storage.set_user_admin("admin", true)?;
         out.new_user = Some(("admin".into(), shown));
     } else if let Some(p) = admin_password {
         // Only a new password is stored: storing one ends the account's sign-ins, and every
@@ -202,54 +203,9 @@ fn set_cookie(https: bool, host_name: &str, plain_name: &str, value: &str, max_a
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{max_age}{secure}")
 }
 
-/// Who is reading: the admin (token) or a signed-in viewer user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reader {
-    Admin,
-    User(String),
-}
-
-/// Resolves the reader of a request, if any.
-pub async fn reader_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Reader>, Error> {
-    if let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-    {
-        let token = token.trim();
-        if state.refused.contains(token) {
-            return Ok(None);
-        }
-        let given = digest(token);
-        let stored = state.blocking(|s| s.setting(ADMIN_TOKEN_SETTING)).await?;
-        let reader = stored.filter(|d| same(d, &given)).map(|_| Reader::Admin);
-        if reader.is_none() {
-            state.refused.insert(token);
-        }
-        return Ok(reader);
-    }
-    if let Some(cookie) = cookie_value(headers, state.config.secure_cookies) {
-        if state.refused.contains(&cookie) {
-            return Ok(None);
-        }
-        let hash = digest(&cookie);
-        let user = state.blocking(move |s| s.login_user(&hash, now_ms())).await?;
-        if user.is_none() {
-            state.refused.insert(&cookie);
-        }
-        return Ok(user.map(Reader::User));
-    }
-    Ok(None)
-}
-
-impl FromRequestParts<AppState> for Reader {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        reader_of(state, &parts.headers).await?.ok_or_else(|| {
-            ApiError::new(Reason::Unauthorized, "sign in to the viewer or send Authorization: Bearer <admin token>")
-        })
-    }
+/// The login cookie's value, if the request has one (see [`cookie_value_of`]).
+pub(crate) fn login_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, state.config.secure_cookies)
 }
 
 /// Where to go after signing in: only local paths, never another site.
@@ -377,7 +333,13 @@ pub async fn login(
         return Ok(Redirect::to(&format!("/login?expired=1&next={}", url_encode(&next))).into_response());
     }
     let name = form.username.clone();
-    let stored = state.blocking(move |s| s.user_password_hash(&name)).await?;
+    // A disabled account is checked like an unknown one: refused, in the same time.
+    let stored = state
+        .blocking(move |s| {
+            let disabled = s.user(&name)?.is_some_and(|u| u.disabled);
+            if disabled { Ok(None) } else { s.user_password_hash(&name) }
+        })
+        .await?;
     let password = form.password;
     // The semaphore is never closed, so acquiring only ever waits.
     let _slot = state.password_slots.acquire().await.ok();

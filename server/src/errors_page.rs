@@ -1,42 +1,36 @@
-//! `GET /viewer/errors`: the error groups page. Errors of every session, grouped by fingerprint
+//! `GET /viewer/p/{project}/errors`: the error groups page of a project. Errors of every session, grouped by fingerprint
 //! (normalized message + top stack frame), with counts, first and last seen, and links to the
 //! sessions where they happened, so a support engineer goes from "which errors hurt most" to
 //! watching one happen. Server-rendered with maud, no script, signed-in readers only; the same
 //! data as JSON is `GET /api/v1/errors`.
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use maud::html;
 
+use crate::access::ProjectAccess;
 use crate::layout::{self, LIST_CSP, html_response, url_encode};
 use crate::pages::format_time;
-use crate::{ApiError, AppState, api, auth};
+use crate::{ApiError, AppState, auth};
 
 /// Groups shown on the page.
 const MAX_GROUPS: usize = 200;
 
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct ErrorsForm {
-    project: Option<i64>,
-}
-
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/viewer/errors", get(error_groups))
+    Router::new().route("/viewer/p/{project}/errors", get(error_groups))
 }
 
+/// The page: its links to the player are relative (`player.html?session=`), so they stay in
+/// the project.
 async fn error_groups(
+    access: ProjectAccess,
     State(state): State<AppState>,
-    uri: Uri,
     headers: HeaderMap,
-    Query(form): Query<ErrorsForm>,
 ) -> Result<Response, ApiError> {
-    if auth::reader_of(&state, &headers).await?.is_none() {
-        return Ok(auth::to_login(uri.path_and_query().map_or("/viewer/errors", |p| p.as_str())));
-    }
-    let project = api::project_id(&state, form.project).await?;
+    let project = access.project;
     let groups = state.blocking(move |s| s.error_groups(project, MAX_GROUPS)).await?;
     let content = html! {
             @if groups.is_empty() {
@@ -64,7 +58,8 @@ async fn error_groups(
                 }
             }
     };
-    let markup =
-        layout::page("Errors", layout::Nav::Errors, "", auth::form_token(&state, &headers).as_deref(), content);
+    let nav = crate::pages::project_nav(&state, &access).await?;
+    let token = auth::form_token(&state, &headers);
+    let markup = layout::project_page("Errors", layout::Nav::Errors, &nav, token.as_deref(), content);
     Ok(html_response(markup, LIST_CSP))
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use replay_core::rrweb::{self, ExportLimits, ImportLimits};
@@ -29,20 +29,13 @@ use replay_protocol::codec;
 use replay_store::{BatchBody, Storage};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Reader;
+use crate::access::{Capability, ProjectAccess};
 use crate::config::Config;
 use crate::reject::Reason;
 use crate::{ApiError, AppState};
 
 /// Header of the export answer: how many of our events (or nodes) were left out.
 pub const DROPPED_HEADER: &str = "x-replay-dropped";
-
-#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExportQuery {
-    /// Project id; the first project when omitted.
-    project: Option<i64>,
-}
 
 /// The answer to an import.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -138,9 +131,10 @@ pub fn import_blocking(
     })
 }
 
-/// `POST /api/v1/projects/{id}/import/rrweb`. Refusals are counted by reason, like ingest's.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/import/rrweb", tag = "rrweb",
-    params(("id" = i64, Path, description = "Project id."),
+/// `POST /api/v1/projects/{project}/import/rrweb` (a member's or owner's). Refusals are counted
+/// by reason, like ingest's.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/import/rrweb", tag = "rrweb",
+    params(crate::api::ProjectPath,
         ("content-encoding" = Option<String>, Header, description = "`gzip` when the body is gzip-compressed (nothing else is accepted).")),
     security(("admin_token" = []), ("login_cookie" = [])),
     request_body(content = serde_json::Value, content_type = "application/json",
@@ -148,20 +142,21 @@ pub fn import_blocking(
     responses(
         (status = 200, description = "Stored as a new session.", body = Imported),
         (status = 400, description = "Not an rrweb recording, or a bad body or encoding (`bad_recording`, `bad_body`, `bad_encoding`, `empty_body`)."),
-        (status = 404, description = "No such project."),
+        (status = 403, description = "The caller's role or token may not import (`forbidden`)."),
+        (status = 404, description = "No such project, or not the caller's."),
         (status = 413, description = "Over an import limit (`body_too_large`, `decompressed_too_large`, `recording_too_large`)."),
         (status = 415, description = "Not sent as `application/json` (`not_json`), or an encoding other than gzip."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn import_rrweb(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
-    Path(project): Path<i64>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    match import_inner(&state, project, &headers, body).await {
+    access.require(Capability::Write)?;
+    match import_inner(&state, access.project, &headers, body).await {
         Ok(answer) => Ok(Json(answer).into_response()),
         Err(e) => {
             state.metrics.rejected(e.reason);
@@ -216,26 +211,28 @@ async fn import_inner(state: &AppState, project: i64, headers: &HeaderMap, body:
     .await
 }
 
-/// `GET /api/v1/sessions/{id}/rrweb?project=ID`.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/rrweb", tag = "rrweb",
-    params(("id" = String, Path, description = "Session id."), ExportQuery),
+/// `GET /api/v1/projects/{project}/sessions/{id}/rrweb` (a member's or owner's, or a token with
+/// the `read` scope).
+#[utoipa::path(get, path = "/api/v1/projects/{project}/sessions/{id}/rrweb", tag = "rrweb",
+    params(crate::api::SessionPath),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "The session as a JSON array of rrweb events.", body = Vec<serde_json::Value>,
             headers(("x-replay-dropped" = u32, description = "How many of our events or nodes rrweb has no place for."))),
-        (status = 404, description = "No such session or project."),
+        (status = 403, description = "The caller's role may not export (`forbidden`)."),
+        (status = 404, description = "No such session, or no such project or not the caller's."),
         (status = 413, description = "The session is larger than a read may load (`session_too_large`)."),
         (status = 500, description = "A stored batch does not decode (`corrupt_session`)."),
-        (status = 401, description = "No reader: neither a viewer login nor the admin token."),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
 pub async fn export_rrweb(
-    _reader: Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<ExportQuery>,
+    Path(crate::api::SessionPath { id, .. }): Path<crate::api::SessionPath>,
 ) -> Result<Response, ApiError> {
-    let project = crate::api::project_id(&state, q.project).await?;
+    access.require(Capability::Export)?;
+    let project = access.project;
     // Refused from the index's sizes before any body is read when larger than a read may load.
     let bodies = crate::api::load_batches(&state, project, id).await?;
     let limits = state.config.limits;

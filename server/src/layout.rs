@@ -19,19 +19,62 @@ pub const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'
 pub enum Nav {
     Sessions,
     Errors,
+    /// A project's members (and its tokens, for owners).
+    Members,
+    /// The signed-in user's own page (password, sign-ins, tokens).
+    Account,
+    /// The server admin's pages (users, invitations, tokens).
+    Admin,
     /// The sign-in page: no navigation, only its name.
     SignIn,
+}
+
+/// The project a page belongs to, and every project its reader may switch to.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectNav {
+    pub current: i64,
+    /// (id, name) of the reader's projects, oldest first.
+    pub projects: Vec<(i64, String)>,
+    /// The reader administers the server (the header links to the admin pages).
+    pub admin: bool,
 }
 
 /// The whole document of a server-rendered page: `title` in the tab (" · Replay" appended), the
 /// header bar with `current` marked (and, for a signed-in user, the sign-out form carrying
 /// `form_token`, see [`crate::auth::form_token`]), and `content` inside
-/// `<main class="page {main_class}">`.
+/// `<main class="page {main_class}">`. Pages of one project use [`project_page`].
 pub fn page(title: &str, current: Nav, main_class: &str, form_token: Option<&str>, content: Markup) -> Markup {
+    document(title, current, main_class, None, form_token, content)
+}
+
+/// A page of one project: its Sessions and Errors entries lead to that project's pages, and a
+/// switcher (a GET form, no script) goes to another project of the reader.
+pub fn project_page(
+    title: &str,
+    current: Nav,
+    project: &ProjectNav,
+    form_token: Option<&str>,
+    content: Markup,
+) -> Markup {
+    document(title, current, "", Some(project), form_token, content)
+}
+
+fn document(
+    title: &str,
+    current: Nav,
+    main_class: &str,
+    project: Option<&ProjectNav>,
+    form_token: Option<&str>,
+    content: Markup,
+) -> Markup {
     let nav = |entry: Nav, label: &str, href: &str| {
         html! {
             @if entry == current { span { (label) } } @else { a href=(href) { (label) } }
         }
+    };
+    let (sessions, errors) = match project {
+        Some(p) => (format!("/viewer/p/{}/", p.current), format!("/viewer/p/{}/errors", p.current)),
+        None => ("/viewer/".to_owned(), "/viewer/errors".to_owned()),
     };
     html! {
         (DOCTYPE)
@@ -47,8 +90,27 @@ pub fn page(title: &str, current: Nav, main_class: &str, form_token: Option<&str
                     @if current == Nav::SignIn {
                         span { "Sign in" }
                     } @else {
-                        (nav(Nav::Sessions, "Sessions", "/viewer/"))
-                        (nav(Nav::Errors, "Errors", "/viewer/errors"))
+                        @if let Some(p) = project {
+                            form #project-switcher .switcher method="get" action="/viewer/" {
+                                label { "Project " select #project name="project" {
+                                    @for (id, name) in &p.projects {
+                                        option value=(id) selected[*id == p.current] { (name) }
+                                    }
+                                } }
+                                button type="submit" { "Switch" }
+                            }
+                        }
+                        (nav(Nav::Sessions, "Sessions", &sessions))
+                        (nav(Nav::Errors, "Errors", &errors))
+                        @if let Some(p) = project {
+                            (nav(Nav::Members, "Members", &format!("/viewer/p/{}/members", p.current)))
+                        }
+                        @if form_token.is_some() {
+                            (nav(Nav::Account, "Account", "/viewer/account"))
+                        }
+                        @if project.is_some_and(|p| p.admin) || current == Nav::Admin {
+                            (nav(Nav::Admin, "Users", "/viewer/admin/users"))
+                        }
                         @if let Some(token) = form_token {
                             form.sign-out method="post" action="/logout" {
                                 input type="hidden" name="form_token" value=(token);
@@ -104,6 +166,18 @@ mod tests {
         assert_eq!(url_encode("2027-01-15T08:55"), "2027-01-15T08%3A55");
         assert_eq!(url_encode("a b&c=d#é"), "a%20b%26c%3Dd%23%C3%A9");
         assert_eq!(url_encode("AZaz09-_.~"), "AZaz09-_.~");
+    }
+
+    #[test]
+    fn a_project_page_links_inside_its_project_and_offers_the_others() {
+        let nav = ProjectNav { current: 2, projects: vec![(1, "a<b".into()), (2, "shop".into())], admin: false };
+        let p = project_page("S", Nav::Sessions, &nav, Some("t"), html! {}).into_string();
+        assert!(p.contains(r#"<option value="1">a&lt;b</option><option value="2" selected>shop</option>"#), "{p}");
+        assert!(p.contains(r#"id="project-switcher""#) && p.contains(r#"method="get" action="/viewer/""#), "{p}");
+        assert!(p.contains(r#"<span>Sessions</span><a href="/viewer/p/2/errors">Errors</a><a href="/viewer/p/2/members">Members</a>"#), "{p}");
+        assert!(!p.contains("/viewer/admin/users"), "no admin link for a non-admin: {p}");
+        let admin = ProjectNav { admin: true, ..nav };
+        assert!(project_page("S", Nav::Errors, &admin, None, html! {}).into_string().contains("/viewer/admin/users"));
     }
 
     #[test]

@@ -9,21 +9,28 @@
 //!
 //! - [`ingest`]: `POST /api/v1/ingest`, the only write path for recorded data;
 //! - [`interop`]: rrweb recordings imported as sessions, sessions exported as rrweb events;
+//! - [`access`]: who the caller is and what they may do in a project (the check every route runs);
+//! - [`account_pages`]: the viewer's pages for one's account, the admin's users, a project's members, invitations;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
-//! - [`auth`]: who may read (admin token, viewer logins);
+//! - [`auth`]: signing in and out, the admin token's bootstrap, form tokens;
 //! - [`client`]: the client's address behind trusted proxies, and its rate-limit key;
 //! - [`config`]: settings from a file, the environment and flags;
 //! - [`demo`]: the demo app and the diagnostics lab (pages with the recorder embedded);
 //! - [`errors_page`]: the error groups page of the viewer;
+//! - [`legacy`]: the first read routes, which named no project, as redirects to the scoped ones;
 //! - [`layout`]: the page layout, headers and URL encoder of every server-rendered page;
 //! - [`limits`]: rate limits and the cache of refused credentials;
 //! - [`openapi`]: the API's OpenAPI document (`/api/v1/openapi.json`) and its page (`/docs/api`);
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`;
 //! - [`pages`]: the session list and the offline export;
 //! - [`quota`]: per-project daily quotas (bytes, new sessions), counted in memory;
+//! - [`users`]: users and roles (admin's users and invitations, project members, one's own account);
+//! - [`tokens`]: API tokens with scopes, per user or per project;
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
 
+pub mod access;
+pub mod account_pages;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -34,12 +41,15 @@ pub mod errors_page;
 pub mod ingest;
 pub mod interop;
 pub mod layout;
+pub mod legacy;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod quota;
 pub mod reject;
+pub mod tokens;
+pub mod users;
 
 mod error;
 
@@ -134,14 +144,40 @@ macro_rules! api_routes {
 api_routes! {
     POST "/api/v1/ingest" => ingest::ingest;
     OPTIONS "/api/v1/ingest" => ingest::preflight;
-    GET "/api/v1/sessions" => api::list_sessions;
-    GET "/api/v1/sessions/{id}" => api::get_session;
-    GET "/api/v1/sessions/{id}/events" => api::session_events;
-    GET "/api/v1/sessions/{id}/snapshot" => api::session_snapshot;
-    GET "/api/v1/sessions/{id}/environment" => api::session_environment;
-    GET "/api/v1/errors" => api::list_errors;
-    POST "/api/v1/projects/{id}/import/rrweb" => interop::import_rrweb;
-    GET "/api/v1/sessions/{id}/rrweb" => interop::export_rrweb;
+    GET "/api/v1/projects/{project}/sessions" => api::list_sessions;
+    GET "/api/v1/projects/{project}/sessions/{id}" => api::get_session;
+    GET "/api/v1/projects/{project}/sessions/{id}/events" => api::session_events;
+    GET "/api/v1/projects/{project}/sessions/{id}/snapshot" => api::session_snapshot;
+    GET "/api/v1/projects/{project}/sessions/{id}/environment" => api::session_environment;
+    GET "/api/v1/projects/{project}/errors" => api::list_errors;
+    POST "/api/v1/projects/{project}/import/rrweb" => interop::import_rrweb;
+    GET "/api/v1/projects/{project}/sessions/{id}/rrweb" => interop::export_rrweb;
+    GET "/api/v1/projects/{project}/members" => users::list_members;
+    PUT "/api/v1/projects/{project}/members/{user}" => users::put_member;
+    DELETE "/api/v1/projects/{project}/members/{user}" => users::delete_member;
+    GET "/api/v1/projects/{project}/tokens" => tokens::list_project;
+    POST "/api/v1/projects/{project}/tokens" => tokens::post_project;
+    DELETE "/api/v1/projects/{project}/tokens/{token}" => tokens::delete_project;
+    GET "/api/v1/me" => users::me;
+    POST "/api/v1/me/password" => users::post_password;
+    GET "/api/v1/me/sign-ins" => users::list_sign_ins;
+    DELETE "/api/v1/me/sign-ins/{id}" => users::delete_sign_in;
+    GET "/api/v1/me/tokens" => tokens::list_mine;
+    POST "/api/v1/me/tokens" => tokens::post_mine;
+    DELETE "/api/v1/me/tokens/{token}" => tokens::delete_mine;
+    GET "/api/v1/admin/users" => users::list_users;
+    POST "/api/v1/admin/users" => users::post_user;
+    PUT "/api/v1/admin/users/{user}" => users::put_user;
+    POST "/api/v1/admin/users/{user}/invite" => users::post_invite;
+    GET "/api/v1/admin/tokens" => tokens::list_all;
+    DELETE "/api/v1/admin/tokens/{token}" => tokens::delete_any;
+    GET "/api/v1/sessions" => legacy::sessions;
+    GET "/api/v1/sessions/{id}" => legacy::session;
+    GET "/api/v1/sessions/{id}/events" => legacy::events;
+    GET "/api/v1/sessions/{id}/snapshot" => legacy::snapshot;
+    GET "/api/v1/sessions/{id}/environment" => legacy::environment;
+    GET "/api/v1/errors" => legacy::errors;
+    GET "/api/v1/sessions/{id}/rrweb" => legacy::rrweb;
     GET "/api/v1/openapi.json" => openapi::openapi_json;
 }
 
@@ -155,6 +191,7 @@ pub fn app(state: AppState) -> Router {
         .merge(assets::routes())
         .merge(demo::routes())
         .merge(errors_page::routes())
+        .merge(account_pages::routes())
         .merge(pages::routes())
         .merge(openapi::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -238,6 +238,69 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 enum UserCommand {
     /// Create a viewer account (or reset its password) and print the new password.
     Set { name: String },
+    /// Give a user a role in a project (`owner`, `member`, `read_only`), or `none` to remove them.
+    Role { name: String, project: i64, role: String },
+    /// Make a user a server admin (`--off`: no longer).
+    Admin {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Disable a user (their sign-ins and tokens end; `--off`: enable again).
+    Disable {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Make an API token and print its secret (once): a project's (`--project`), or a user's
+    /// (`--user`, optionally limited to `--project`). Scopes: read, manage, admin.
+    Token {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        project: Option<i64>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// `user ...` beyond `set`: roles, admins, disabling, tokens, straight into the storage.
+fn user_command(storage: &dyn Storage, command: UserCommand) -> anyhow::Result<()> {
+    use replay_server::access::{Role, Scope};
+    match command {
+        UserCommand::Set { .. } => unreachable!("handled by the caller"),
+        UserCommand::Role { name, project, role } => {
+            anyhow::ensure!(storage.user(&name)?.is_some(), "no user {name}");
+            anyhow::ensure!(storage.projects()?.iter().any(|p| p.id == project), "no project {project}");
+            let role = match role.as_str() {
+                "none" => None,
+                r => Some(Role::parse(r).with_context(|| format!("{r:?} is not owner, member, read_only or none"))?),
+            };
+            storage.set_membership(project, &name, role.map(Role::as_str))?;
+            println!("{name} in project {project}: {}", role.map_or("none", Role::as_str));
+        }
+        UserCommand::Admin { name, off } => {
+            anyhow::ensure!(storage.set_user_admin(&name, !off)?, "no user {name}");
+            println!("{name}: server admin {}", if off { "no" } else { "yes" });
+        }
+        UserCommand::Disable { name, off } => {
+            anyhow::ensure!(storage.set_user_disabled(&name, !off)?, "no user {name}");
+            println!("{name}: {}", if off { "enabled" } else { "disabled" });
+        }
+        UserCommand::Token { name, scopes, project, user } => {
+            anyhow::ensure!(project.is_some() || user.is_some(), "a token belongs to a --project or a --user");
+            for s in &scopes {
+                anyhow::ensure!(Scope::parse(s).is_some(), "{s:?} is not read, manage or admin");
+            }
+            let secret = format!("{}{}", replay_server::tokens::PREFIX, replay_core::random_hex(32)?);
+            let new = replay_store::NewToken { token_hash: auth::digest(&secret), name, user, project, scopes };
+            let id = storage.create_token(&new)?;
+            println!("token {id}: {secret}");
+        }
+    }
+    Ok(())
 }
 
 /// `import-rrweb`: the import of the HTTP API, straight into the storage.
@@ -358,6 +421,7 @@ fn main() -> anyhow::Result<()> {
             println!("viewer account {name}: password {password}");
             Ok(())
         }
+        Some(Command::User { command }) => user_command(storage.as_ref(), command),
         Some(Command::ImportRrweb { project, file }) => import_rrweb(storage, &settings.config, project, &file),
         Some(Command::Healthcheck) => unreachable!("answered before the storage is opened"),
         None | Some(Command::Serve) => {

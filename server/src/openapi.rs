@@ -33,11 +33,14 @@ pub const INGEST_KEY_QUERY: &str = "ingest_key_query";
         title = "replay",
         description = "The JSON API of the session-replay server: ingest of recorded batches, the \
             session index, a session's events, its document at time t and its environment, error \
-            groups, and rrweb import and export.\n\nReads need a reader: the admin token \
-            (`Authorization: Bearer`) or a viewer's login cookie. Ingest needs a project's ingest \
+            groups, and rrweb import and export.\n\nEvery read names its project in its path \
+            (`/api/v1/projects/{project}/...`); a caller who may not read that project gets 404. \
+            Reads need a caller: a token (`Authorization: Bearer`: the bootstrap admin token or an \
+            API token with scopes) or a viewer's login cookie. The routes without a project \
+            (tag `legacy`) redirect to the scoped ones. Ingest needs a project's ingest \
             key. Every refusal is a JSON error body `{\"error\":{\"reason\",\"message\"}}` whose \
             `reason` is machine-readable.\n\nNot described here (they are not API): the viewer's \
-            pages (`/viewer/`, `/viewer/errors`, `/viewer/export/{id}`, `/login`, `/logout`, \
+            pages (`/viewer/`, `/viewer/p/{project}/...`, `/login`, `/logout`, \
             `/docs/api`), the embedded recorder and viewer files (`/recorder.js`, `/recorder/...`, \
             `/viewer/...`), the demo pages (`/demo`, `/demo/lab`, `/demo/echo`), `/healthz` and the Prometheus `/metrics`."
     ),
@@ -51,8 +54,34 @@ pub const INGEST_KEY_QUERY: &str = "ingest_key_query";
         crate::api::session_snapshot,
         crate::api::session_environment,
         crate::api::list_errors,
+        crate::legacy::sessions,
+        crate::legacy::session,
+        crate::legacy::events,
+        crate::legacy::snapshot,
+        crate::legacy::environment,
+        crate::legacy::errors,
+        crate::legacy::rrweb,
         crate::interop::import_rrweb,
         crate::interop::export_rrweb,
+        crate::users::list_members,
+        crate::users::put_member,
+        crate::users::delete_member,
+        crate::tokens::list_project,
+        crate::tokens::post_project,
+        crate::tokens::delete_project,
+        crate::users::me,
+        crate::users::post_password,
+        crate::users::list_sign_ins,
+        crate::users::delete_sign_in,
+        crate::tokens::list_mine,
+        crate::tokens::post_mine,
+        crate::tokens::delete_mine,
+        crate::users::list_users,
+        crate::users::post_user,
+        crate::users::put_user,
+        crate::users::post_invite,
+        crate::tokens::list_all,
+        crate::tokens::delete_any,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Fill),
@@ -70,7 +99,7 @@ impl Modify for Fill {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The admin token (`--admin-token`)."))
+                    .description(Some("A bearer token: an API token (`rpt_...`, scoped) or the bootstrap admin token (`--admin-token`)."))
                     .build(),
             ),
         );

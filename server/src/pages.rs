@@ -8,9 +8,9 @@
 //! reader.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -18,6 +18,7 @@ use maud::html;
 use replay_protocol::codec;
 use serde::Deserialize;
 
+use crate::access::{Caller, Capability, ProjectAccess};
 use crate::layout::{self, LIST_CSP, html_response, url_encode};
 use crate::storage::SessionRow;
 use crate::{ApiError, AppState, api, assets, auth};
@@ -33,7 +34,177 @@ const EXPORT_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' data: '
      base-uri 'none'; form-action 'none'";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/viewer/", get(session_list)).route("/viewer/export/{id}", get(export))
+    Router::new()
+        .route("/viewer/", get(home))
+        .route("/viewer/errors", get(|c: Caller, s: State<AppState>, q: RawQuery| to_project_page(c, s, q, "errors")))
+        .route("/viewer/player.html", get(legacy_player))
+        .route("/viewer/export/{id}", get(legacy_export))
+        .route("/viewer/open", get(open_by_key))
+        .route("/viewer/p/{project}/", get(session_list))
+        .route(
+            "/viewer/p/{project}",
+            get(|Path(p): Path<i64>| async move { Redirect::permanent(&format!("/viewer/p/{p}/")) }),
+        )
+        .route("/viewer/p/{project}/player.html", get(player))
+        .route("/viewer/p/{project}/export/{id}", get(export))
+}
+
+/// The header of a project's pages: its name, and the reader's other projects to switch to.
+pub async fn project_nav(state: &AppState, access: &ProjectAccess) -> Result<layout::ProjectNav, ApiError> {
+    let projects = access.caller.projects(state).await?;
+    Ok(layout::ProjectNav {
+        current: access.project,
+        projects: projects.into_iter().map(|(p, _)| (p.id, p.name)).collect(),
+        admin: access.caller.is_server_admin(),
+    })
+}
+
+/// Splits a query into its `project` and the rest (encoded again).
+fn split_project(query: Option<&str>) -> (Option<i64>, String) {
+    let mut project = None;
+    let mut rest = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if k == "project" {
+            project = v.trim().parse().ok();
+        } else {
+            rest.push(format!("{}={}", url_encode(&k), url_encode(&v)));
+        }
+    }
+    (project, rest.join("&"))
+}
+
+/// `GET /viewer/` and `/viewer/errors`: to the page of the project named by `?project=` (the
+/// switcher's form), else of the reader's first project.
+async fn to_project_page(
+    caller: Caller,
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    page: &'static str,
+) -> Result<Response, ApiError> {
+    let (named, rest) = split_project(q.as_deref());
+    let projects = caller.projects(&state).await?;
+    let chosen = match named {
+        Some(id) => projects.iter().find(|(p, _)| p.id == id).ok_or_else(|| ApiError::not_found("project"))?,
+        None => match projects.first() {
+            Some(p) => p,
+            None => {
+                let content = html! {
+                    p id="status" { "You are not a member of any project yet. Ask an owner of a project or the server's admin to add you." }
+                };
+                let markup = layout::page("Sessions", layout::Nav::Sessions, "", None, content);
+                return Ok(html_response(markup, LIST_CSP));
+            }
+        },
+    };
+    let query = if rest.is_empty() { String::new() } else { format!("?{rest}") };
+    Ok(Redirect::to(&format!("/viewer/p/{}/{page}{query}", chosen.0.id)).into_response())
+}
+
+async fn home(caller: Caller, state: State<AppState>, q: RawQuery) -> Result<Response, ApiError> {
+    to_project_page(caller, state, q, "").await
+}
+
+/// `GET /viewer/p/{project}/player.html`: the player, for a reader of the project.
+async fn player(_access: ProjectAccess, Query(q): Query<PlayerQuery>) -> Response {
+    assets::viewer_file("player.html", q.block.as_deref().is_some_and(|b| b != "0"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PlayerQuery {
+    block: Option<String>,
+    session: Option<String>,
+    key: Option<String>,
+}
+
+/// The readable projects holding a session with this id (at most a few lookups: one per
+/// project the reader may read, at most 100).
+async fn projects_with_session(state: &AppState, caller: &Caller, id: &str) -> Result<Vec<(i64, String)>, ApiError> {
+    if !codec::is_valid_id(id) {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for (p, _) in caller.projects(state).await?.into_iter().take(100) {
+        let id = id.to_owned();
+        if state.blocking(move |s| s.session(p.id, &id)).await?.is_some() {
+            found.push((p.id, p.name));
+        }
+    }
+    Ok(found)
+}
+
+/// A link of the first viewer (`/viewer/player.html?session=S`, `/viewer/export/S`, without a
+/// project): to the project named by `?project=`, else to the one readable project holding
+/// that session; when several do, the reader picks one (never a silent choice).
+async fn to_session_page(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    query: Option<&str>,
+    page: impl Fn(i64) -> String,
+) -> Result<Response, ApiError> {
+    let (named, rest) = split_project(query);
+    let suffix = if rest.is_empty() { String::new() } else { format!("?{rest}") };
+    if let Some(project) = named {
+        return Ok(Redirect::to(&format!("{}{suffix}", page(project))).into_response());
+    }
+    let found = projects_with_session(state, caller, id).await?;
+    match found.as_slice() {
+        [] => Err(ApiError::not_found("session")),
+        [(project, _)] => Ok(Redirect::to(&format!("{}{suffix}", page(*project))).into_response()),
+        several => {
+            let content = html! {
+                p id="status" { "A session with this id was recorded in several of your projects. Which one?" }
+                ul.choices { @for (id, name) in several { li { a href=(format!("{}{suffix}", page(*id))) { (name) } } } }
+            };
+            Ok(html_response(layout::page("Which project?", layout::Nav::Sessions, "", None, content), LIST_CSP))
+        }
+    }
+}
+
+async fn legacy_player(
+    caller: Caller,
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let session = split_query_value(q.as_deref(), "session").unwrap_or_default();
+    if session.is_empty() {
+        // The player without a session (the benchmark drives it itself): the first project's.
+        return to_project_page(caller, State(state), RawQuery(q), "player.html").await;
+    }
+    to_session_page(&state, &caller, &session, q.as_deref(), |p| format!("/viewer/p/{p}/player.html")).await
+}
+
+async fn legacy_export(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let page = |p: i64| format!("/viewer/p/{p}/export/{}", url_encode(&id));
+    to_session_page(&state, &caller, &id, q.as_deref(), page).await
+}
+
+fn split_query_value(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /viewer/open?key=K&session=S`: what the recorder's `Replay.sessionUrl()` links to. The
+/// page knows its ingest key (public) but not its project's id; the key names the project, and
+/// the player there checks that the reader may read it.
+async fn open_by_key(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<PlayerQuery>,
+) -> Result<Response, ApiError> {
+    let (Some(key), Some(session)) = (q.key, q.session) else { return Err(ApiError::not_found("session")) };
+    if key.len() > 200 || !codec::is_valid_id(&session) {
+        return Err(ApiError::not_found("session"));
+    }
+    let project =
+        state.blocking(move |s| s.project_by_key(&key)).await?.ok_or_else(|| ApiError::not_found("project"))?;
+    Ok(Redirect::to(&format!("/viewer/p/{}/player.html?session={}", project.id, url_encode(&session))).into_response())
 }
 
 /// The list filters as they arrive from the form (every field optional, empty = unset).
@@ -53,7 +224,6 @@ pub struct FilterForm {
     /// Seconds.
     pub min_duration: Option<String>,
     pub page: Option<String>,
-    pub project: Option<i64>,
 }
 
 /// What the list is filtered by: the storage filter, plus the browser, which is also matched
@@ -215,19 +385,17 @@ fn filter_sessions(
     Ok((out, false))
 }
 
-/// `GET /viewer/`: the session list, newest first, filtered and paginated.
+/// `GET /viewer/p/{project}/`: the project's session list, newest first, filtered and
+/// paginated. Every link and form of the page is relative to the project's path.
 async fn session_list(
+    access: ProjectAccess,
     State(state): State<AppState>,
-    uri: Uri,
     headers: HeaderMap,
     Query(form): Query<FilterForm>,
 ) -> Result<Response, ApiError> {
-    if auth::reader_of(&state, &headers).await?.is_none() {
-        return Ok(auth::to_login(uri.path_and_query().map_or("/viewer/", |p| p.as_str())));
-    }
     let filter = SessionFilter::from_form(&form);
     let page: usize = non_empty(&form.page).and_then(|p| p.parse().ok()).unwrap_or(1).max(1) - 1;
-    let project = api::project_id(&state, form.project).await?;
+    let project = access.project;
     let f = filter.clone();
     let (rows, more) = state.blocking(move |s| filter_sessions(s, project, &f, page)).await?;
     let link = |page: usize| {
@@ -306,8 +474,9 @@ async fn session_list(
                 @if more { a id="next" href=(link(page + 1)) { "Older →" } }
             }
     };
-    let markup =
-        layout::page("Sessions", layout::Nav::Sessions, "", auth::form_token(&state, &headers).as_deref(), content);
+    let nav = project_nav(&state, &access).await?;
+    let token = auth::form_token(&state, &headers);
+    let markup = layout::project_page("Sessions", layout::Nav::Sessions, &nav, token.as_deref(), content);
     Ok(html_response(markup, LIST_CSP))
 }
 
@@ -315,18 +484,18 @@ fn data_url(mime: &str, bytes: &[u8]) -> String {
     format!("data:{mime};base64,{}", BASE64.encode(bytes))
 }
 
-/// `GET /viewer/export/{id}`: the session as one HTML file with the player, its wasm and the
-/// recording inlined; it plays from disk with no server.
+/// `GET /viewer/p/{project}/export/{id}`: the session as one HTML file with the player, its
+/// wasm and the recording inlined; it plays from disk with no server. A member's or owner's.
 async fn export(
-    _reader: auth::Reader,
+    access: ProjectAccess,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<FilterForm>,
+    Path(api::SessionPath { id, .. }): Path<api::SessionPath>,
 ) -> Result<Response, ApiError> {
+    access.require(Capability::Export)?;
     if !codec::is_valid_id(&id) {
         return Err(ApiError::not_found("session"));
     }
-    let project = api::project_id(&state, q.project).await?;
+    let project = access.project;
     let bodies = api::load_batches(&state, project, id.clone()).await?;
     let session = codec::concat_encoded(bodies.iter().map(Vec::as_slice));
     let file = |p: &str| assets::viewer_asset(p).ok_or_else(|| ApiError::not_found("viewer build"));
@@ -352,7 +521,7 @@ async fn export(
         BASE64.encode(&session),
     );
     let html = page.replace(
-        "<link rel=\"stylesheet\" href=\"viewer.css\">\n<script type=\"module\" src=\"player.js\"></script>",
+        "<link rel=\"stylesheet\" href=\"/viewer/viewer.css\">\n<script type=\"module\" src=\"/viewer/player.js\"></script>",
         &inline,
     );
     if !html.contains("id=\"replay-session\"") {

@@ -98,6 +98,12 @@ reasons! {
     /// Too many sign-in attempts from this address (answered like an ingest rate limit, counted
     /// apart from it).
     LoginRateLimited => TOO_MANY_REQUESTS, "rate_limited", "login_rate_limited";
+    /// The caller is a member of the project but their role (or token scope) does not allow
+    /// this (see `access`).
+    Forbidden => FORBIDDEN, "forbidden", "forbidden";
+    /// A request of the accounts API or its pages that cannot be done as asked (a bad name, a
+    /// short password, an unknown role or scope).
+    BadAccountRequest => BAD_REQUEST, "bad_request", "bad_account_request";
     /// The session, project or file does not exist (or is not the caller's).
     NotFound => NOT_FOUND, "not_found", "not_found";
     /// The session is larger than a read may load.

@@ -193,7 +193,7 @@ async fn reading_needs_the_admin_token_or_a_login() {
     let with_cookie = Request::get("/api/v1/sessions").header("cookie", &pair).body(Body::empty()).expect("req");
     assert_eq!(call(&app, with_cookie).await.0, StatusCode::OK);
     // Signing out ends it (with the token the signed-in pages' sign-out form carries).
-    let list = Request::get("/viewer/").header("cookie", &pair).body(Body::empty()).expect("req");
+    let list = Request::get("/viewer/p/1/").header("cookie", &pair).body(Body::empty()).expect("req");
     let (_, list) = call(&app, list).await;
     let list = String::from_utf8(list).expect("utf-8");
     const FIELD: &str = "name=\"form_token\" value=\"";
@@ -427,7 +427,8 @@ const EXPORT_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline' data
 #[tokio::test]
 async fn viewer_pages_send_no_referrer() {
     let (app, _) = setup();
-    for (path, expected) in [("/viewer/", "no-referrer"), ("/viewer/errors", "no-referrer"), ("/login", "same-origin")]
+    for (path, expected) in
+        [("/viewer/p/1/", "no-referrer"), ("/viewer/p/1/errors", "no-referrer"), ("/login", "same-origin")]
     {
         let (status, policy, _) = call_with_header(&app, get(path), "referrer-policy").await;
         assert_eq!((status, policy.as_deref()), (StatusCode::OK, Some(expected)), "{path}");
@@ -449,16 +450,16 @@ async fn viewer_pages_send_their_exact_content_security_policy() {
             (policy.unwrap_or_else(|| panic!("{path} sends no content-security-policy")), body)
         }
     };
-    assert_eq!(csp("/viewer/player.html?session=sess-1").await.0, PLAYER_POLICY);
-    assert_eq!(csp("/viewer/player.html?session=sess-1&block=0").await.0, PLAYER_POLICY);
-    assert_eq!(csp("/viewer/player.html?session=sess-1&block=1").await.0, PLAYER_BLOCKING_POLICY);
-    assert_eq!(csp("/viewer/").await.0, LIST_POLICY);
-    assert_eq!(csp("/viewer/?environment=production&page=2").await.0, LIST_POLICY);
+    assert_eq!(csp("/viewer/p/1/player.html?session=sess-1").await.0, PLAYER_POLICY);
+    assert_eq!(csp("/viewer/p/1/player.html?session=sess-1&block=0").await.0, PLAYER_POLICY);
+    assert_eq!(csp("/viewer/p/1/player.html?session=sess-1&block=1").await.0, PLAYER_BLOCKING_POLICY);
+    assert_eq!(csp("/viewer/p/1/").await.0, LIST_POLICY);
+    assert_eq!(csp("/viewer/p/1/?environment=production&page=2").await.0, LIST_POLICY);
     assert!(
         replay_server::assets::has_web_build(),
         "the export embeds the viewer's wasm: run `cargo xtask build-web` (or `cargo xtask test`) first"
     );
-    let (policy, html) = csp("/viewer/export/sess-1").await;
+    let (policy, html) = csp("/viewer/p/1/export/sess-1").await;
     assert_eq!(policy, EXPORT_POLICY);
     // Opened from disk the file has no headers: the same policy travels in the file itself.
     assert!(
@@ -483,12 +484,12 @@ async fn anonymous_visitors_are_sent_to_sign_in_and_cannot_export() {
     }
     // The export is a download, not a page: no redirect, a refusal, and no recording in it.
     for request in [
-        anonymous("/viewer/export/sess-1"),
-        Request::get("/viewer/export/sess-1")
+        anonymous("/viewer/p/1/export/sess-1"),
+        Request::get("/viewer/p/1/export/sess-1")
             .header("authorization", format!("Bearer {key}"))
             .body(Body::empty())
             .expect("req"),
-        Request::get("/viewer/export/sess-1")
+        Request::get("/viewer/p/1/export/sess-1")
             .header("cookie", format!("{}=forged", replay_server::auth::COOKIE))
             .body(Body::empty())
             .expect("req"),
@@ -503,7 +504,7 @@ async fn anonymous_visitors_are_sent_to_sign_in_and_cannot_export() {
     let login = login_request(&form_cookie, &token, "username=admin&password=viewer-password&next=%2Fviewer%2F");
     let res = app.clone().oneshot(login).await.expect("infallible");
     let cookie = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
-    let signed_in = Request::get("/viewer/").header("cookie", &cookie).body(Body::empty()).expect("req");
+    let signed_in = Request::get("/viewer/p/1/").header("cookie", &cookie).body(Body::empty()).expect("req");
     let (status, _, body) = call_with_header(&app, signed_in, "location").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("data-session=\"sess-1\""), "the signed-in list shows the session");
@@ -588,7 +589,7 @@ async fn the_session_list_pages_through_a_filter_without_losing_it_or_repeating_
     let cut = page_size + 5;
     let to = "2023-11-14T23:09";
     assert_eq!(cut, 55, "`to` above is minute 55 of LIST_BASE_MS");
-    let first = page(format!("/viewer/?environment=production&to={to}")).await;
+    let first = page(format!("/viewer/p/1/?environment=production&to={to}")).await;
     let first_ids = listed(&first);
     let newest_first: Vec<String> = (0..cut).rev().map(|i| format!("prod-{i:03}")).collect();
     assert_eq!(first_ids, newest_first[..page_size], "a full first page, newest first");
@@ -596,7 +597,7 @@ async fn the_session_list_pages_through_a_filter_without_losing_it_or_repeating_
     let next = pager_link(&first, "next").expect("a link to the older sessions");
     assert_eq!(next, "?to=2023-11-14T23%3A09&environment=production&page=2", "the filters survive paging");
 
-    let second = page(format!("/viewer/{next}")).await;
+    let second = page(format!("/viewer/p/1/{next}")).await;
     let second_ids = listed(&second);
     assert_eq!(second_ids, newest_first[page_size..], "the rest, and nothing the first page showed");
     assert!(pager_link(&second, "next").is_none(), "the last page links no further");
@@ -607,11 +608,11 @@ async fn the_session_list_pages_through_a_filter_without_losing_it_or_repeating_
     );
 
     // A positive environment filter lists exactly that environment.
-    let staging = page("/viewer/?environment=staging".into()).await;
+    let staging = page("/viewer/p/1/?environment=staging".into()).await;
     assert_eq!(listed(&staging), ["stage-4", "stage-3", "stage-2", "stage-1", "stage-0"]);
     assert!(pager_link(&staging, "next").is_none());
     // `to` alone: everything that started before minute 10, both environments.
-    let early = page("/viewer/?to=2023-11-14T22:24".into()).await;
+    let early = page("/viewer/p/1/?to=2023-11-14T22:24".into()).await;
     let mut expected: Vec<String> = (1..10).rev().map(|i| format!("prod-{i:03}")).collect();
     expected.extend(["stage-0".to_owned(), "prod-000".to_owned()]);
     assert_eq!(listed(&early), expected);
@@ -663,7 +664,7 @@ async fn a_session_row_shows_start_duration_pages_user_errors_and_freezes() {
         let (status, body) = call(&app, post(&key, encode_batch(&b).expect("encode"))).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     }
-    let (status, body) = call(&app, get("/viewer/")).await;
+    let (status, body) = call(&app, get("/viewer/p/1/")).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8(body).expect("utf-8");
     let row = cells(&html, "row");

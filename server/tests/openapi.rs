@@ -9,14 +9,18 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use replay_protocol::test_util::{at, meta, page_nodes, snapshot, text};
 use replay_protocol::{Batch, encode_batch};
+use replay_server::auth::digest;
 use replay_server::{API_ROUTES, AppState, Config, app};
-use replay_store::{SqliteStorage, Storage};
+use replay_store::{Accounts, NewToken, SqliteStorage, Storage};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-admin-token";
 const T0: u64 = 1_700_000_040_000;
 const SESSION: &str = "sess-openapi";
+/// Ids of the tokens `setup` makes.
+const PROJECT_TOKEN: i64 = 1;
+const OWN_TOKEN: i64 = 2;
 
 async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     let res = app.clone().oneshot(req).await.expect("infallible");
@@ -30,6 +34,24 @@ async fn setup() -> (axum::Router, i64, String) {
     let storage = SqliteStorage::in_memory().expect("db");
     let project = storage.create_project("p").expect("project");
     replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    // What the account routes act on: a user to add and change, the admin's sign-ins (one to
+    // call with, one to end), a user whose password changes, a project token and an own token.
+    storage.put_user("guest", "$argon2id$unusable").expect("user");
+    let far = 4_000_000_000_000;
+    storage.create_login(&digest("admin-cookie"), "admin", far).expect("login");
+    storage.create_login(&digest("admin-other-cookie"), "admin", far).expect("login");
+    let pw_hash = replay_server::auth::hash_password("old-password-1").expect("hash");
+    storage.put_user("changer", &pw_hash).expect("user");
+    storage.create_login(&digest("changer-cookie"), "changer", far).expect("login");
+    let token = |user: Option<&str>, hash: &str| NewToken {
+        token_hash: digest(hash),
+        name: "t".into(),
+        user: user.map(str::to_owned),
+        project: Some(project.id),
+        scopes: vec!["read".into()],
+    };
+    assert_eq!(storage.create_token(&token(None, "project-token")).expect("token"), PROJECT_TOKEN);
+    assert_eq!(storage.create_token(&token(Some("admin"), "own-token")).expect("token"), OWN_TOKEN);
     let router = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, Config::default()));
     let (status, _) = call(&router, ingest_request(&project.ingest_key, 0)).await;
     assert_eq!(status, StatusCode::OK);
@@ -61,12 +83,16 @@ fn recording() -> Vec<u8> {
 /// A request of the operation's shape: ids that exist, the body it takes, credentials when
 /// `authorized`.
 fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authorized: bool) -> Request<Body> {
-    let uri = if path.starts_with("/api/v1/projects/") {
-        path.replace("{id}", &project.to_string())
-    } else {
-        path.replace("{id}", SESSION)
-    };
+    let me = path.starts_with("/api/v1/me");
+    let id = if path.starts_with("/api/v1/me/sign-ins/") { digest("admin-other-cookie") } else { SESSION.to_owned() };
+    let token = if me { OWN_TOKEN } else { PROJECT_TOKEN };
+    let uri = path
+        .replace("{project}", &project.to_string())
+        .replace("{id}", &id)
+        .replace("{user}", "guest")
+        .replace("{token}", &token.to_string());
     let mut req = Request::builder().method(method.to_uppercase().as_str()).uri(&uri);
+    let json = |v: Value| Body::from(serde_json::to_vec(&v).expect("json"));
     let body = match (method, path) {
         ("post", "/api/v1/ingest") => {
             if authorized {
@@ -74,14 +100,26 @@ fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authoriz
             }
             Body::from(batch(seq))
         }
-        ("post", _) => {
-            req = req.header("content-type", "application/json");
-            Body::from(recording())
-        }
+        ("post", "/api/v1/projects/{project}/import/rrweb") => Body::from(recording()),
+        ("post", "/api/v1/admin/users") => json(json!({ "name": format!("new-{seq}") })),
+        ("post", "/api/v1/me/password") => json(json!({ "current": "old-password-1", "new": "new-password-2" })),
+        ("post", p) if p.ends_with("/tokens") => json(json!({ "name": "made", "scopes": ["read"] })),
+        ("put", p) if p.ends_with("/members/{user}") => json(json!({ "role": "member" })),
+        ("put", _) => json(json!({ "disabled": false })),
+        ("post", _) => json(json!({})),
         _ => Body::empty(),
     };
+    if matches!(method, "post" | "put") && path != "/api/v1/ingest" {
+        req = req.header("content-type", "application/json");
+    }
     if authorized {
-        req = req.header("authorization", format!("Bearer {TOKEN}"));
+        // The own account's routes need a user: the admin's sign-in (the password change,
+        // which ends every sign-in of its user, another user's).
+        req = match path {
+            "/api/v1/me/password" => req.header("cookie", "replay_login=changer-cookie"),
+            _ if me => req.header("cookie", "replay_login=admin-cookie"),
+            _ => req.header("authorization", format!("Bearer {TOKEN}")),
+        };
     }
     req.body(body).expect("request")
 }

@@ -8,6 +8,7 @@
 //! same key twice is a no-op, which is what makes ingest idempotent.
 //!
 //! Modules:
+//! - [`accounts`]: viewer accounts, memberships, sign-ins, invitations and API tokens;
 //! - [`model`]: what the engines store and answer (projects and their ingest keys, session rows,
 //!   error groups, environment comparisons, filters, stored bodies, batch ranges, usage);
 //! - `shared`: SQL, row handling and the cache of projects by key both engines use;
@@ -20,6 +21,7 @@
 //! This crate knows nothing of HTTP: it builds on `replay-core` (what the index keeps of a
 //! batch) and `replay-protocol`, and the server builds on it.
 
+pub mod accounts;
 pub mod model;
 pub mod postgres;
 mod shared;
@@ -37,6 +39,7 @@ pub use object_store;
 use replay_core::gzip::unpack;
 pub use replay_core::{BatchSummary, ErrorSighting};
 
+pub use accounts::{Accounts, ApiToken, Login, Membership, NewToken, User};
 pub use error::Error;
 pub use model::{
     BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
@@ -51,7 +54,7 @@ pub use sqlite::SqliteStorage;
 pub type BatchDone = Box<dyn FnOnce(Result<Stored, Error>) + Send>;
 
 /// Storage engines implement this; the server only talks to storage through it.
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: Accounts + Send + Sync + 'static {
     /// Creates a project with a fresh ingest key.
     fn create_project(&self, name: &str) -> Result<Project, Error>;
     /// Replaces a project's allowed origins.

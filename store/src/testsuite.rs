@@ -55,6 +55,9 @@ fn summary(session: &str, page: &str, seq: u32, start_ms: u64) -> BatchSummary {
 
 /// Runs every check against fresh stores from `make`. Panics with the failing check's name.
 pub fn run<S: Storage>(make: impl Fn() -> S) {
+    members_have_roles_per_project_and_disabled_users_lose_their_sign_ins(&make());
+    invitations_are_used_once_and_expire(&make());
+    api_tokens_are_found_by_digest_noted_when_used_and_revoked(&make());
     resent_batch_is_stored_once(&make());
     batches_come_back_in_replay_order(&make());
     gzip_bodies_come_back_decoded(&make());
@@ -460,4 +463,107 @@ fn settings_users_and_logins_round_trip(db: &impl Storage) {
     db.put_user("admin", "$argon2id$new").expect("new password");
     assert!(db.login_user("a1", 1_000).expect("q").is_none(), "signed out by the new password");
     assert_eq!(db.login_user("a2", 1_000).expect("q").as_deref(), Some("ada"));
+}
+
+/// An expiry in the far future (stores drop expired rows by the real clock).
+const LATER: u64 = 4_000_000_000_000;
+
+fn members_have_roles_per_project_and_disabled_users_lose_their_sign_ins(db: &impl Storage) {
+    let a = db.create_project("a").expect("project").id;
+    let b = db.create_project("b").expect("project").id;
+    db.put_user("admin", "$argon2id$x").expect("user");
+    db.put_user("ann", "$argon2id$y").expect("user");
+    assert!(db.set_user_admin("admin", true).expect("admin"));
+    assert!(!db.set_user_admin("nobody", true).expect("unknown"), "no such user");
+    let ann = db.user("ann").expect("q").expect("ann");
+    assert!(!ann.admin && !ann.disabled);
+    assert!(db.user("admin").expect("q").expect("admin").admin);
+    assert_eq!(db.users().expect("users").iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["admin", "ann"]);
+
+    db.set_membership(a, "ann", Some("member")).expect("member");
+    db.set_membership(a, "ann", Some("owner")).expect("role changes in place");
+    db.set_membership(b, "ann", Some("read_only")).expect("member");
+    let roles: Vec<(i64, String)> =
+        db.memberships("ann").expect("q").into_iter().map(|m| (m.project, m.role)).collect();
+    assert_eq!(roles, [(a, "owner".to_owned()), (b, "read_only".to_owned())]);
+    assert_eq!(db.members(a).expect("q").len(), 1);
+    db.set_membership(b, "ann", None).expect("removed");
+    assert!(db.members(b).expect("q").is_empty(), "removed from b");
+    assert!(db.memberships("admin").expect("q").is_empty(), "admins need no memberships");
+
+    db.create_login("s1", "ann", LATER).expect("login");
+    db.create_login("s2", "ann", LATER).expect("login");
+    db.create_login("s3", "admin", LATER).expect("login");
+    let mut ids: Vec<String> = db.logins("ann", 1_000).expect("q").into_iter().map(|l| l.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["s1", "s2"], "a user sees their own sign-ins only");
+    assert!(db.logins("ann", LATER + 1).expect("q").is_empty(), "expired sign-ins are not listed");
+    db.delete_login("s1").expect("end one");
+    assert_eq!(db.logins("ann", 1_000).expect("q").len(), 1);
+
+    assert!(db.set_user_disabled("ann", true).expect("disable"));
+    assert!(db.user("ann").expect("q").expect("ann").disabled);
+    assert!(db.login_user("s2", 1_000).expect("q").is_none(), "a disabled user's sign-ins end");
+    db.create_login("s4", "ann", LATER).expect("login");
+    assert!(db.login_user("s4", 1_000).expect("q").is_none(), "and new ones do not count");
+    assert_eq!(db.login_user("s3", 1_000).expect("q").as_deref(), Some("admin"), "others keep theirs");
+    assert!(db.set_user_disabled("ann", false).expect("enable"));
+    assert_eq!(db.login_user("s4", 1_000).expect("q").as_deref(), Some("ann"));
+}
+
+fn invitations_are_used_once_and_expire(db: &impl Storage) {
+    db.put_user("bob", "$argon2id$unusable").expect("user");
+    db.create_invite("inv1", "bob", LATER).expect("invite");
+    db.create_invite("inv2", "bob", LATER - 1).expect("invite");
+    assert_eq!(db.take_invite("inv1", 1_000).expect("take").as_deref(), Some("bob"));
+    assert!(db.take_invite("inv1", 1_000).expect("take").is_none(), "used once");
+    assert!(db.take_invite("inv2", LATER).expect("take").is_none(), "expired");
+    assert!(db.take_invite("inv2", 1_000).expect("take").is_none(), "and gone");
+    assert!(db.take_invite("never", 1_000).expect("take").is_none());
+    db.create_invite("inv3", "bob", LATER).expect("invite");
+    db.set_user_disabled("bob", true).expect("disable");
+    assert!(db.take_invite("inv3", 1_000).expect("take").is_none(), "disabling ends invitations");
+}
+
+fn api_tokens_are_found_by_digest_noted_when_used_and_revoked(db: &impl Storage) {
+    use crate::NewToken;
+    let p = db.create_project("p").expect("project").id;
+    db.put_user("ann", "$argon2id$y").expect("user");
+    let mine = db
+        .create_token(&NewToken {
+            token_hash: "h1".into(),
+            name: "ci".into(),
+            user: Some("ann".into()),
+            project: None,
+            scopes: vec!["read".into()],
+        })
+        .expect("token");
+    let project = db
+        .create_token(&NewToken {
+            token_hash: "h2".into(),
+            name: "export job".into(),
+            user: None,
+            project: Some(p),
+            scopes: vec!["read".into(), "manage".into()],
+        })
+        .expect("token");
+    assert_ne!(mine, project);
+    let t = db.token(project).expect("q").expect("stored");
+    assert_eq!((t.project, t.user.as_deref(), t.scopes.len()), (Some(p), None, 2));
+    assert!(t.last_used_ms.is_none(), "never used yet");
+    let used = db.use_token("h2", 1_700_000_000_000).expect("use").expect("live");
+    assert_eq!(used.last_used_ms, Some(1_700_000_000_000));
+    assert_eq!(db.token(project).expect("q").expect("t").last_used_ms, Some(1_700_000_000_000), "noted");
+    db.use_token("h2", 1_700_000_000_010).expect("use").expect("live");
+    assert_eq!(db.token(project).expect("q").expect("t").last_used_ms, Some(1_700_000_000_000), "not every request");
+    assert!(db.use_token("nope", 1).expect("use").is_none());
+    assert_eq!(db.tokens(Some("ann"), None).expect("q").len(), 1);
+    assert_eq!(db.tokens(None, Some(p)).expect("q").len(), 1);
+    assert_eq!(db.tokens(None, None).expect("q").len(), 2);
+    db.set_user_disabled("ann", true).expect("disable");
+    assert!(db.use_token("h1", 1).expect("use").is_none(), "a disabled user's tokens stop working");
+    assert!(db.revoke_token(project, 5).expect("revoke"));
+    assert!(!db.revoke_token(project, 6).expect("again"), "revoked once");
+    assert!(db.use_token("h2", 1_700_000_000_020).expect("use").is_none(), "revoked at once");
+    assert_eq!(db.token(project).expect("q").expect("t").revoked_ms, Some(5));
 }

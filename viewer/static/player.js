@@ -254,8 +254,19 @@ function base64Bytes(text) {
   return out;
 }
 
+/**
+ * The project this page belongs to: the player lives at `/viewer/p/{project}/player.html`, and
+ * a session id only means something inside its project, so every API call names it.
+ */
+const PROJECT = (/^\/viewer\/p\/(\d+)\//.exec(location.pathname) || [])[1] || '';
+
+/** The API URL of session `id` of this page's project, plus `tail`. */
+function sessionApi(id, tail) {
+  return `/api/v1/projects/${PROJECT}/sessions/${encodeURIComponent(id)}${tail}`;
+}
+
 async function fetchRange(id, from, maxBytes) {
-  const res = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/events?from=${from}&max_bytes=${maxBytes}`, {
+  const res = await fetch(sessionApi(id, `/events?from=${from}&max_bytes=${maxBytes}`), {
     headers: { accept: 'application/msgpack' },
   });
   if (!res.ok) throw new Error(`the server answered ${res.status}`);
@@ -407,7 +418,7 @@ async function main() {
 /** Fills the environment panel's comparison; the replay does not depend on it. */
 async function compareEnvironment(id) {
   try {
-    const res = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/environment`, { credentials: 'same-origin' });
+    const res = await fetch(sessionApi(id, '/environment'), { credentials: 'same-origin' });
     if (res.ok) panels.compare((await res.json()).facts || []);
   } catch { /* the comparison is optional */ }
 }

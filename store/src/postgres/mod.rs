@@ -30,6 +30,7 @@
 //! - `queries`: the session index, error groups, environment comparisons, retention and the
 //!   small reads and writes of projects, settings and accounts.
 
+mod accounts;
 mod bodies;
 mod queries;
 mod schema;
@@ -477,8 +478,8 @@ impl Storage for PostgresStorage {
         self.block(move |e| async move {
             e.execute("DELETE FROM logins WHERE expires_ms < $1", params![to_i64(now_ms())]).await?;
             e.execute(
-                "INSERT INTO logins (token_hash, user_name, expires_ms) VALUES ($1, $2, $3)",
-                params![token, user, to_i64(expires_ms)],
+                "INSERT INTO logins (token_hash, user_name, expires_ms, created_ms) VALUES ($1, $2, $3, $4)",
+                params![token, user, to_i64(expires_ms), to_i64(now_ms())],
             )
             .await
             .map(drop)
@@ -489,7 +490,8 @@ impl Storage for PostgresStorage {
         let token = text(token_hash);
         self.block(move |e| async move {
             e.query_opt_string(
-                "SELECT user_name FROM logins WHERE token_hash = $1 AND expires_ms > $2",
+                "SELECT l.user_name FROM logins l JOIN users u ON u.name = l.user_name
+                 WHERE l.token_hash = $1 AND l.expires_ms > $2 AND NOT u.disabled",
                 params![token, to_i64(now)],
             )
             .await

@@ -111,6 +111,39 @@ const MIGRATIONS: &[&str] = &[
     // 5: a project's own daily quotas (NULL: the server's).
     "ALTER TABLE projects ADD COLUMN quota_bytes_per_day BIGINT;
     ALTER TABLE projects ADD COLUMN quota_sessions_per_day BIGINT;",
+    // 6: users and roles (server admins, disabled accounts, memberships per project, one-time
+    // invitations), dated sign-ins, API tokens with scopes. `admin` becomes the server admin;
+    // the other accounts, which could read every project, become members of every project.
+    "ALTER TABLE users ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
+    UPDATE users SET admin = TRUE WHERE name = 'admin';
+    ALTER TABLE logins ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX logins_by_user ON logins(user_name);
+    CREATE TABLE memberships (
+        project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_name)
+    );
+    CREATE INDEX memberships_by_user ON memberships(user_name);
+    INSERT INTO memberships (project_id, user_name, role)
+        SELECT p.id, u.name, 'member' FROM projects p, users u WHERE NOT u.admin;
+    CREATE TABLE invites (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id BIGSERIAL PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        user_name TEXT REFERENCES users(name) ON DELETE CASCADE,
+        project_id BIGINT REFERENCES projects(id) ON DELETE CASCADE,
+        scopes TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        last_used_ms BIGINT,
+        revoked_ms BIGINT
+    );",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -25,6 +25,7 @@
 //! - `schema`: the schema and its append-only migrations;
 //! - `queries`: the read queries and the small writes outside the batch path.
 
+mod accounts;
 mod index;
 mod queries;
 mod schema;

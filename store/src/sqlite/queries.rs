@@ -292,14 +292,17 @@ pub(super) fn user_count(conn: &Connection) -> Result<u64, Error> {
 pub(super) fn create_login(conn: &Connection, token_hash: &str, user: &str, expires_ms: u64) -> Result<(), Error> {
     conn.execute("DELETE FROM logins WHERE expires_ms < ?1", [to_i64(now_ms())])?;
     conn.execute(
-        "INSERT INTO logins (token_hash, user_name, expires_ms) VALUES (?1, ?2, ?3)",
-        params![token_hash, user, to_i64(expires_ms)],
+        "INSERT INTO logins (token_hash, user_name, expires_ms, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash, user, to_i64(expires_ms), to_i64(now_ms())],
     )?;
     Ok(())
 }
 
 pub(super) fn login_user(conn: &Connection, token_hash: &str, now: u64) -> Result<Option<String>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT user_name FROM logins WHERE token_hash = ?1 AND expires_ms > ?2")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.user_name FROM logins l JOIN users u ON u.name = l.user_name
+         WHERE l.token_hash = ?1 AND l.expires_ms > ?2 AND u.disabled = 0",
+    )?;
     Ok(stmt.query_row(params![token_hash, to_i64(now)], |r| r.get(0)).optional()?)
 }
 

@@ -149,6 +149,39 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 10: a project's own daily quotas (NULL: the server's).
     "ALTER TABLE projects ADD COLUMN quota_bytes_per_day INTEGER;
     ALTER TABLE projects ADD COLUMN quota_sessions_per_day INTEGER;",
+    // 11: users and roles (server admins, disabled accounts, memberships per project, one-time
+    // invitations), dated sign-ins, API tokens with scopes. `admin` becomes the server admin;
+    // the other accounts, which could read every project, become members of every project.
+    "ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET admin = 1 WHERE name = 'admin';
+    ALTER TABLE logins ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX logins_by_user ON logins(user_name);
+    CREATE TABLE memberships (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_name)
+    );
+    CREATE INDEX memberships_by_user ON memberships(user_name);
+    INSERT INTO memberships (project_id, user_name, role)
+        SELECT p.id, u.name, 'member' FROM projects p, users u WHERE u.admin = 0;
+    CREATE TABLE invites (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        user_name TEXT REFERENCES users(name) ON DELETE CASCADE,
+        project_id INTEGER REFERENCES projects(id) ON DELETE CASCADE,
+        scopes TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        last_used_ms INTEGER,
+        revoked_ms INTEGER
+    );",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

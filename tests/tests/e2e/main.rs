@@ -18,6 +18,7 @@
 //! - [`npm_app`]: the npm package installed, type-checked and bundled by a sample app (`cargo
 //!   xtask npm-app`), recorded with every option;
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
+//! - [`projects`]: projects kept apart in the viewer (a session id means one of its project);
 //! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
 //! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
 //! - [`viewer`]: the player's controls, panels, export and the session list, on synthetic
@@ -39,6 +40,7 @@ mod ingest_rejections;
 mod module_entry;
 mod npm_app;
 mod privacy;
+mod projects;
 mod rrweb;
 mod scale_out;
 mod viewer;

@@ -359,9 +359,9 @@ async fn a_long_session_streams_in_ranges_and_seeks_from_keyframes() -> Result<(
 async fn exported_file_plays_offline() -> Result<()> {
     let server = Server::start()?;
     server.ingest_all(&story_session("export", "https://shop.test/export"))?;
-    let html = server.get_text("/viewer/export/export")?;
+    let html = server.get_text("/viewer/p/1/export/export")?;
     ensure!(html.contains("id=\"replay-session\"") && html.contains("importmap"), "export is self-contained");
-    ensure!(!html.contains("src=\"player.js\""), "no reference to server files");
+    ensure!(!html.contains("player.js\"") && !html.contains("viewer.css\""), "no reference to server files");
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("session.html");
     std::fs::write(&file, html)?;

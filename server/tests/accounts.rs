@@ -1,0 +1,256 @@
+//! Users, roles and API tokens (issue 14 items 1 and 4) through the HTTP app: an admin invites a
+//! user, the invitation sets the password once, a role opens a project, the user changes their
+//! password and ends their own sign-ins, a disabled user is signed out, and tokens read within
+//! their scopes until revoked.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use replay_protocol::test_util::{at, meta, page_nodes, snapshot, text};
+use replay_protocol::{Batch, encode_batch};
+use replay_server::{AppState, Config, app};
+use replay_store::{SqliteStorage, Storage};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-admin-token";
+
+async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, String, axum::http::HeaderMap) {
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let (status, headers) = (res.status(), res.headers().clone());
+    let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
+    (status, String::from_utf8_lossy(&body).into_owned(), headers)
+}
+
+fn setup() -> (axum::Router, i64) {
+    let storage = SqliteStorage::in_memory().expect("db");
+    let project = storage.create_project("shop").expect("project");
+    replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    let app = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, Config::default()));
+    let _ = project.ingest_key;
+    (app, project.id)
+}
+
+async fn ingest(app: &axum::Router, key: &str) {
+    let mut b = Batch::new("sess-1", "page-1", 0, 1_700_000_040_000);
+    b.events = vec![at(0, meta("http://shop.test/")), at(0, snapshot(page_nodes(&[], [text(5, 4, "hi")])))];
+    let req =
+        Request::post("/api/v1/ingest").header("x-replay-key", key).body(Body::from(encode_batch(&b).expect("encode")));
+    assert_eq!(call(app, req.expect("req")).await.0, StatusCode::OK);
+}
+
+/// A JSON request as `auth` (`Bearer ...` or a `cookie` pair).
+fn json_req(method: &str, path: &str, auth: &str, body: Option<Value>) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(path);
+    req = if auth.starts_with("Bearer ") { req.header("authorization", auth) } else { req.header("cookie", auth) };
+    match body {
+        Some(v) => req
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&v).expect("json")))
+            .expect("req"),
+        None => req.body(Body::empty()).expect("req"),
+    }
+}
+
+fn admin() -> String {
+    format!("Bearer {TOKEN}")
+}
+
+/// Signs in through the form like a browser; the login cookie pair, or `None` when refused.
+async fn sign_in(app: &axum::Router, user: &str, password: &str) -> Option<String> {
+    let res = app.clone().oneshot(Request::get("/login").body(Body::empty()).expect("req")).await.expect("ok");
+    let form_cookie = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let body = String::from_utf8(res.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
+    const FIELD: &str = "name=\"form_token\" value=\"";
+    let at = body.find(FIELD).expect("token") + FIELD.len();
+    let token = body[at..].split('"').next().expect("value");
+    let req = Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &form_cookie)
+        .body(Body::from(format!("username={user}&password={password}&next=%2Fviewer%2F&form_token={token}")))
+        .expect("req");
+    let res = app.clone().oneshot(req).await.expect("ok");
+    let cookie = res.headers().get("set-cookie")?.to_str().ok()?.split(';').next()?.to_owned();
+    Some(cookie)
+}
+
+#[tokio::test]
+async fn an_invited_member_signs_in_reads_their_project_only_and_manages_their_sign_ins() {
+    let (app, project) = setup();
+    let projects: Value =
+        serde_json::from_str(&call(&app, json_req("GET", "/api/v1/me", "Bearer x", None)).await.1).unwrap_or_default();
+    assert!(projects.get("user").is_none(), "a made-up token is nobody");
+    // The admin invites ann: a one-time link, stored hashed.
+    let (status, body, _) =
+        call(&app, json_req("POST", "/api/v1/admin/users", &admin(), Some(json!({ "name": "ann" })))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let created: Value = serde_json::from_str(&body).expect("json");
+    let link = created["invitation"]["path"].as_str().expect("an invitation").to_owned();
+    assert!(link.starts_with("/invite/") && link.len() > 40, "{link}");
+    assert_eq!(sign_in(&app, "ann", "whatever-password").await, None, "no password before the invitation");
+    let (status, page, _) = call(&app, Request::get(link.as_str()).body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Set password"), "{page}");
+    let set = |pw: &str| {
+        Request::post(link.as_str())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("password={pw}")))
+            .expect("req")
+    };
+    let (status, page, _) = call(&app, set("short")).await;
+    assert_eq!(status, StatusCode::OK, "a short password is refused without using the link up");
+    assert!(page.contains("at least"), "{page}");
+    let (status, _, h) = call(&app, set("ann-password-1")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(h["location"].to_str().expect("ascii").starts_with("/login"));
+    let (_, page, _) = call(&app, set("ann-password-2")).await;
+    assert!(page.contains("was used or has expired"), "used once: {page}");
+
+    // Signed in, ann is in no project: 404 there, nothing listed.
+    let ann = sign_in(&app, "ann", "ann-password-1").await.expect("signed in");
+    let sessions = format!("/api/v1/projects/{project}/sessions");
+    assert_eq!(call(&app, json_req("GET", &sessions, &ann, None)).await.0, StatusCode::NOT_FOUND);
+    // An owner (here the admin) makes her a read-only member: she reads, cannot export.
+    let member = format!("/api/v1/projects/{project}/members/ann");
+    let (status, body, _) = call(&app, json_req("PUT", &member, &admin(), Some(json!({ "role": "read_only" })))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(call(&app, json_req("GET", &sessions, &ann, None)).await.0, StatusCode::OK);
+    let (_, me, _) = call(&app, json_req("GET", "/api/v1/me", &ann, None)).await;
+    let me: Value = serde_json::from_str(&me).expect("json");
+    assert_eq!(me["projects"][0]["role"], "read_only", "{me}");
+    let (status, _, _) = call(&app, json_req("PUT", &member, &ann, Some(json!({ "role": "owner" })))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a read-only member does not promote herself");
+
+    // Her sign-ins: she sees both, ends the other one; this one keeps working.
+    let ann2 = sign_in(&app, "ann", "ann-password-1").await.expect("second sign-in");
+    let (_, list, _) = call(&app, json_req("GET", "/api/v1/me/sign-ins", &ann, None)).await;
+    let list: Vec<Value> = serde_json::from_str(&list).expect("json");
+    assert_eq!(list.len(), 2, "{list:?}");
+    let other = list.iter().find(|s| s["current"] == false).expect("the other sign-in");
+    let other_id = other["id"].as_str().expect("id");
+    let (status, _, _) = call(&app, json_req("DELETE", &format!("/api/v1/me/sign-ins/{other_id}"), &ann, None)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, json_req("GET", &sessions, &ann2, None)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&app, json_req("GET", &sessions, &ann, None)).await.0, StatusCode::OK);
+    // Nobody ends another user's sign-in: the admin's sign-in id is not hers.
+    let admin_cookie = sign_in(&app, "admin", "viewer-password").await.expect("admin");
+    let (_, admins, _) = call(&app, json_req("GET", "/api/v1/me/sign-ins", &admin_cookie, None)).await;
+    let admins: Vec<Value> = serde_json::from_str(&admins).expect("json");
+    let admin_id = admins[0]["id"].as_str().expect("id");
+    let (status, _, _) = call(&app, json_req("DELETE", &format!("/api/v1/me/sign-ins/{admin_id}"), &ann, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Her password: the wrong current one is refused; a change signs her out everywhere.
+    let change = |current: &str| json!({ "current": current, "new": "ann-password-new" });
+    let (status, _, _) =
+        call(&app, json_req("POST", "/api/v1/me/password", &ann, Some(change("nope-nope-nope")))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) =
+        call(&app, json_req("POST", "/api/v1/me/password", &ann, Some(change("ann-password-1")))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, json_req("GET", &sessions, &ann, None)).await.0, StatusCode::UNAUTHORIZED);
+    let ann = sign_in(&app, "ann", "ann-password-new").await.expect("the new password");
+
+    // Disabled by the admin: her sign-ins end and she cannot sign in; enabled, she can.
+    let (status, _, _) =
+        call(&app, json_req("PUT", "/api/v1/admin/users/ann", &admin(), Some(json!({ "disabled": true })))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(call(&app, json_req("GET", &sessions, &ann, None)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(sign_in(&app, "ann", "ann-password-new").await, None);
+    call(&app, json_req("PUT", "/api/v1/admin/users/ann", &admin(), Some(json!({ "disabled": false })))).await;
+    assert!(sign_in(&app, "ann", "ann-password-new").await.is_some());
+    // Only admins see the users; the admin cannot disable themselves.
+    let ann = sign_in(&app, "ann", "ann-password-new").await.expect("signed in");
+    assert_eq!(call(&app, json_req("GET", "/api/v1/admin/users", &ann, None)).await.0, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(&app, json_req("GET", "/viewer/admin/users", &ann, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, page, _) = call(&app, json_req("GET", "/viewer/admin/users", &admin_cookie, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("data-user=\"ann\"") && page.contains("shop (read_only)"), "{page}");
+    let (status, _, _) =
+        call(&app, json_req("PUT", "/api/v1/admin/users/admin", &admin_cookie, Some(json!({ "disabled": true }))))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, page, _) = call(&app, json_req("GET", "/viewer/account", &ann, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Account ann") && page.contains("(this one)"), "{page}");
+}
+
+#[tokio::test]
+async fn tokens_read_within_their_scopes_show_their_last_use_and_stop_when_revoked() {
+    let storage = SqliteStorage::in_memory().expect("db");
+    let a = storage.create_project("a").expect("project");
+    let b = storage.create_project("b").expect("project");
+    replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    let app = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, Config::default()));
+    ingest(&app, &a.ingest_key).await;
+    ingest(&app, &b.ingest_key).await;
+    let admin_cookie = sign_in(&app, "admin", "viewer-password").await.expect("admin");
+    // A token of the admin limited to project a, reading only.
+    let (status, body, _) = call(
+        &app,
+        json_req(
+            "POST",
+            "/api/v1/me/tokens",
+            &admin_cookie,
+            Some(json!({ "name": "ci", "scopes": ["read"], "project": a.id })),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let made: Value = serde_json::from_str(&body).expect("json");
+    let secret = made["secret"].as_str().expect("secret").to_owned();
+    assert!(secret.starts_with("rpt_"));
+    assert!(!body.contains("token_hash"), "only the secret, once");
+    let bearer = format!("Bearer {secret}");
+    let read = |p: i64| json_req("GET", &format!("/api/v1/projects/{p}/sessions/sess-1"), &bearer, None);
+    assert_eq!(call(&app, read(a.id)).await.0, StatusCode::OK);
+    assert_eq!(call(&app, read(b.id)).await.0, StatusCode::NOT_FOUND, "limited to project a");
+    let (status, _, _) = call(&app, json_req("GET", &format!("/api/v1/projects/{}/tokens", a.id), &bearer, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "read does not manage");
+    assert_eq!(call(&app, json_req("GET", "/api/v1/admin/users", &bearer, None)).await.0, StatusCode::NOT_FOUND);
+    // The list shows when it was last used, never its secret.
+    let (_, list, _) = call(&app, json_req("GET", "/api/v1/me/tokens", &admin_cookie, None)).await;
+    let list: Vec<Value> = serde_json::from_str(&list).expect("json");
+    assert!(list[0]["last_used_ms"].as_u64().is_some(), "{list:?}");
+    let (_, page, _) = call(&app, json_req("GET", "/viewer/account", &admin_cookie, None)).await;
+    assert!(page.contains("data-token=") && !page.contains(&secret), "{page}");
+    // A project token made by an owner reaches its project only.
+    let (status, body, _) = call(
+        &app,
+        json_req(
+            "POST",
+            &format!("/api/v1/projects/{}/tokens", b.id),
+            &admin(),
+            Some(json!({ "name": "b", "scopes": ["read"] })),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let b_secret: Value = serde_json::from_str(&body).expect("json");
+    let b_bearer = format!("Bearer {}", b_secret["secret"].as_str().expect("secret"));
+    let read_b = |p: i64| json_req("GET", &format!("/api/v1/projects/{p}/sessions"), &b_bearer, None);
+    assert_eq!(call(&app, read_b(b.id)).await.0, StatusCode::OK);
+    assert_eq!(call(&app, read_b(a.id)).await.0, StatusCode::NOT_FOUND);
+    // Scopes a user may not give are refused; the admin scope is for admins' own tokens.
+    let (status, _, _) = call(
+        &app,
+        json_req(
+            "POST",
+            &format!("/api/v1/projects/{}/tokens", b.id),
+            &admin(),
+            Some(json!({ "name": "x", "scopes": ["admin"] })),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Revoked: refused at once.
+    let id = made["token"]["id"].as_i64().expect("id");
+    let (status, _, _) = call(&app, json_req("DELETE", &format!("/api/v1/me/tokens/{id}"), &admin_cookie, None)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, read(a.id)).await.0, StatusCode::UNAUTHORIZED);
+    // The bootstrap admin token still works (it only bootstraps).
+    assert_eq!(call(&app, json_req("GET", "/api/v1/admin/users", &admin(), None)).await.0, StatusCode::OK);
+}
