@@ -15,6 +15,8 @@ let nextSheet = 1;
 /** Owners whose sheet changed through the CSSOM before they had an id: sent whole when walked. */
 const dirtyOwners = new WeakSet();
 const patched = new WeakSet();
+/** Owners whose sheet was sent whole, with the text they had then (see `sendRuleOp`). */
+const sentWhole = new WeakMap();
 const MAX_SHEET_CHARS = 2000000;
 
 function absolute(text, base) {
@@ -95,12 +97,18 @@ function sendText(sheet) {
   const t = target(sheet);
   if (!t) return;
   const text = sheetText(sheet);
-  if (text !== null) S.rec.css(now(), t[0], t[1], 't', new Uint32Array(0), text, '', '');
+  if (text === null) return;
+  S.rec.css(now(), t[0], t[1], 't', new Uint32Array(0), text, '', '');
+  if (t[0]) sentWhole.set(sheet.ownerNode, sheet.ownerNode.textContent);
 }
 
 function sendRuleOp(sheet, path, op, a, b, c) {
   const t = target(sheet);
-  if (t) S.rec.css(now(), t[0], t[1], op, new Uint32Array(path), a || '', b || '', c || '');
+  if (!t) return;
+  // An owner's sheet is sent whole at its first CSSOM change (and after its text changed):
+  // the snapshot API rebuilds sheets from text the browser serialized, without a CSS parser.
+  if (t[0] && sentWhole.get(sheet.ownerNode) !== sheet.ownerNode.textContent) { sendText(sheet); return; }
+  S.rec.css(now(), t[0], t[1], op, new Uint32Array(path), a || '', b || '', c || '');
 }
 
 /** Called after a walk for each `<style>`/`<link>` it met: inlines what the markup lacks. */
