@@ -9,9 +9,10 @@ use std::sync::Arc;
 use replay_protocol::Dom;
 use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::{DomKind, IdSet};
+use replay_protocol::batch::TouchKind;
 use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
-use crate::replay::ReplayState;
+use crate::replay::{MAX_TOUCHES, ReplayState};
 use crate::{json, sanitize};
 
 /// Writes operations for one page, remembering the nodes it left out (scripts and their
@@ -255,7 +256,22 @@ impl Writer {
             json::num(out, y);
             out.push(']');
         }
+        // Always written, so that a seek clears the fingers of an earlier moment.
+        out.push(',');
+        write_touch(replay.touches().iter().copied(), out);
     }
+}
+
+/// `["touch", x, y, ...]`: the fingers on the screen (none: lifted).
+fn write_touch(points: impl Iterator<Item = (i32, i32)>, out: &mut String) {
+    out.push_str("[\"touch\"");
+    for (x, y) in points {
+        out.push(',');
+        json::num(out, x);
+        out.push(',');
+        json::num(out, y);
+    }
+    out.push(']');
 }
 
 impl Writer {
@@ -629,6 +645,12 @@ impl Writer {
                 }
                 None => false,
             },
+            EventData::Touch(t) => {
+                let down = matches!(t.kind, TouchKind::Start | TouchKind::Move);
+                let points = t.points.iter().filter(|_| down).take(MAX_TOUCHES).map(|p| (p.x, p.y));
+                write_touch(points, out);
+                true
+            }
             EventData::Click(c) => {
                 out.push_str("[\"click\",");
                 json::num(out, c.x);
