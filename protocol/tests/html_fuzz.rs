@@ -190,7 +190,11 @@ const STRINGS: &[&str] = &[
 /// One generated node: its parent (an index into the elements so far) and what it is.
 #[derive(Debug, Clone)]
 enum Gen {
-    Element { tag: &'static str, ns: u8, attrs: Vec<(&'static str, String)> },
+    Element {
+        tag: &'static str,
+        ns: u8,
+        attrs: Vec<(&'static str, String)>,
+    },
     Text(String),
     Comment(String),
     /// A frame's document (written as its `<iframe>`'s `srcdoc` when its parent is one).

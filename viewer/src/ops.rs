@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use replay_protocol::Dom;
+use replay_protocol::batch::TouchKind;
 use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::{DomKind, IdSet};
-use replay_protocol::batch::TouchKind;
 use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
 use crate::replay::{MAX_TOUCHES, ReplayState};

@@ -275,10 +275,7 @@ mod tests {
     fn touch_points_follow_starts_and_moves_and_go_when_lifted() {
         use replay_protocol::{MousePoint, Touch};
         let touch = |kind, n: i32| {
-            EventData::Touch(Touch {
-                kind,
-                points: (0..n).map(|i| MousePoint { x: i, y: 2 * i, dt: 0 }).collect(),
-            })
+            EventData::Touch(Touch { kind, points: (0..n).map(|i| MousePoint { x: i, y: 2 * i, dt: 0 }).collect() })
         };
         let mut state = ReplayState::new();
         state.apply(&touch(TouchKind::Start, 2), &[]);

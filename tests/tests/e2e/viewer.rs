@@ -541,8 +541,10 @@ async fn touch_points_are_drawn_where_the_fingers_were() -> Result<()> {
     let page = &browser;
     let dots = |t: u64| async move {
         page.eval(&format!("window.replayPlayer.seek({t}); return true")).await?;
-        page.eval("return [...document.querySelectorAll('#frame-wrap .touch-point')].map((d) => [d.style.left, d.style.top])")
-            .await
+        page.eval(
+            "return [...document.querySelectorAll('#frame-wrap .touch-point')].map((d) => [d.style.left, d.style.top])",
+        )
+        .await
     };
     for (t, want) in [
         (500, serde_json::json!([])),
