@@ -308,7 +308,22 @@ impl Writer {
             out.push(',');
             write_selection(sel, out);
         }
+        let mut dialogs: Vec<(&u32, &bool)> = dom.dialogs.iter().filter(|(id, _)| !self.dropped.contains(id)).collect();
+        dialogs.sort_by_key(|(id, _)| **id);
+        for (id, modal) in dialogs {
+            out.push(',');
+            write_dialog(*id, *modal, out);
+        }
     }
+}
+
+/// `["dialog", id, modal]`: how an open dialog is shown (modally or not).
+fn write_dialog(id: u32, modal: bool, out: &mut String) {
+    out.push_str("[\"dialog\",");
+    json::num(out, id);
+    out.push(',');
+    json::num(out, modal);
+    out.push(']');
 }
 
 fn write_sheet(owner: u32, sheet: u32, state: &SheetState, url: &str, out: &mut String) {
@@ -694,6 +709,13 @@ impl Writer {
             }
             EventData::Selection(s) => {
                 write_selection(s, out);
+                true
+            }
+            EventData::Dialog(d) => {
+                if self.dropped.contains(&d.id) {
+                    return false;
+                }
+                write_dialog(d.id, d.modal, out);
                 true
             }
             // Shown by other viewer work (panels, markers); no effect on the replayed page.

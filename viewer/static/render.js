@@ -120,11 +120,20 @@ export function createRenderer(frame, effects) {
     }
   }
 
-  /** An open `<dialog>` is shown modally, as pages almost always open them (showModal). */
+  /** Dialogs recorded as shown with `show()` (not modally), by replay element. */
+  const modeless = new WeakSet();
+
+  /**
+   * An open `<dialog>` is shown modally, as pages almost always open them (showModal), unless
+   * the recording says it was shown with `show()` (a `dialog` operation).
+   */
   function showDialog(el) {
     if (!el.isConnected || el.localName !== 'dialog') return;
     try {
-      if (el.hasAttribute('open') && !el.matches(':modal')) {
+      if (modeless.has(el)) {
+        if (el.matches(':modal')) { el.close(); el.setAttribute('open', ''); }
+        else if (!el.hasAttribute('open') && el.open) el.close();
+      } else if (el.hasAttribute('open') && !el.matches(':modal')) {
         el.removeAttribute('open');
         el.showModal();
         // showModal focuses the dialog; the replay shows focus only as recorded.
@@ -462,6 +471,14 @@ export function createRenderer(frame, effects) {
         case 'scroll': setScroll(op[1], op[2], op[3]); break;
         case 'mouse': effects.pointer(op[1], op[2], false); break;
         case 'click': effects.pointer(op[1], op[2], true); break;
+        case 'dialog': {
+          const el = nodes.get(op[1]);
+          if (el && el.nodeType === 1) {
+            if (op[2]) modeless.delete(el); else modeless.add(el);
+            showDialog(el);
+          }
+          break;
+        }
         case 'touch': if (effects.touch) effects.touch(op.slice(1)); break;
         case 'viewport': effects.viewport(op[1], op[2]); break;
         case 'meta': effects.url(op[1]); break;
