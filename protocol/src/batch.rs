@@ -284,6 +284,10 @@ pub enum EventData<S = String> {
     /// Something the recorder could not record faithfully (throttled, dropped, blocked).
     #[serde(rename = "N")]
     Note(Note<S>),
+    /// A `<dialog>` was shown, modally (`showModal()`: top layer, backdrop, the rest inert) or
+    /// not (`show()`). Recordings without it show open dialogs modally.
+    #[serde(rename = "O")]
+    Dialog(DialogShown),
 }
 
 /// Declares a field-less enum that travels as a small integer (unknown codes decode to the
@@ -331,6 +335,13 @@ code_enum! {
 pub struct Navigation<S = String> {
     pub url: S,
     pub kind: NavigationKind,
+}
+
+/// Dialog `id` was shown, modally or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialogShown {
+    pub id: NodeId,
+    pub modal: bool,
 }
 
 /// Focus change of node `id`.

@@ -365,6 +365,7 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
             | EventData::Scroll(_)
             | EventData::Viewport(_)
             | EventData::Focus(_)
+            | EventData::Dialog(_)
             | EventData::Selection(_)
             | EventData::Media(_)
             | EventData::Visibility(_) => {}
@@ -560,6 +561,8 @@ mod tests {
                 .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button })),
             (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
             (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
+            (any::<u32>(), any::<bool>())
+                .prop_map(|(id, modal)| EventData::Dialog(crate::batch::DialogShown { id, modal })),
             (arb_string(), arb_string()).prop_map(|(name, data)| EventData::Custom(Custom { name, data })),
             (0u8..8, proptest::collection::vec(arb_string(), 0..3), arb_string()).prop_map(|(level, args, stack)| {
                 EventData::Console(Console { level: ConsoleLevel::from_code(level), args, stack })

@@ -6,7 +6,19 @@
 //! the operations applied since, in order, so a replayer can rebuild the exact sheet in a real
 //! browser (which does the parsing). The log is bounded: beyond [`MAX_OPS_PER_SHEET`] operations
 //! a sheet refuses more (counted).
+//!
+//! The snapshot API has no browser to do the parsing, so [`SheetState::text_for`] rebuilds a
+//! sheet's text itself: the last full text (the recorder sends rules' `cssText`, one a line) is
+//! split into rules with a small tokenizer that knows strings, comments, escapes and blocks, and
+//! the operations are applied to that list as the CSSOM applies them: rules inserted and
+//! deleted at a path (into `@media`, `@supports`, ... blocks, written back as Chromium writes a
+//! grouping rule: `prelude {`, each rule on its own line indented by two spaces, `}`), and
+//! declarations set (in place, or appended) and removed by name. `@import` rules are written
+//! as Chromium serializes them: `@import url("…")`. Declarations are not expanded into
+//! longhands, so setting a longhand of a shorthand the rule holds is not merged as a browser
+//! would.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::batch::{CssChange, CssOp, NodeId};
@@ -26,6 +38,27 @@ pub struct SheetState {
 }
 
 impl SheetState {
+    /// The sheet's text as its rules would serialize: the recorded text (or `markup`, the
+    /// owner's text, when none was recorded) with the operations applied.
+    pub fn text_for<'a>(&'a self, markup: &'a str) -> Cow<'a, str> {
+        let base = self.text.as_deref().unwrap_or(markup);
+        if self.ops.is_empty() && !has_import(base) {
+            return Cow::Borrowed(base);
+        }
+        let mut rules: Vec<Rule> = split_rules(base).into_iter().map(Rule::parsed).collect();
+        for op in &self.ops {
+            apply_op(&mut rules, op);
+        }
+        let mut out = String::with_capacity(base.len() + 64);
+        for (i, r) in rules.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            r.write(&mut out);
+        }
+        Cow::Owned(out)
+    }
+
     fn apply(&mut self, op: &CssOp) -> bool {
         match op {
             CssOp::Text(t) => {
@@ -98,6 +131,290 @@ impl CssState {
     }
 }
 
+/// True when CSS text holds an `@import` (any case).
+fn has_import(css: &str) -> bool {
+    css.as_bytes().windows(7).any(|w| w.eq_ignore_ascii_case(b"@import"))
+}
+
+/// Deepest nesting of grouping rules an operation's path may address.
+const MAX_PATH: usize = 32;
+
+/// One rule of a sheet: its text, or (once an operation reached inside it) a grouping rule's
+/// prelude and child rules.
+#[derive(Debug, Clone, PartialEq)]
+enum Rule {
+    Text(String),
+    Group { prelude: String, rules: Vec<Rule> },
+}
+
+impl Rule {
+    /// A rule from its text, `@import` written as Chromium serializes it.
+    fn parsed(text: &str) -> Rule {
+        Rule::Text(normalize_import(text).unwrap_or_else(|| text.to_owned()))
+    }
+
+    /// The child rules of a grouping rule (`prelude { rules }`), turning its text into a group.
+    fn children(&mut self) -> Option<&mut Vec<Rule>> {
+        if let Rule::Text(t) = self {
+            if !t.starts_with('@') {
+                return None;
+            }
+            let (prelude, body) = split_block(t)?;
+            let rules = split_rules(body).into_iter().map(Rule::parsed).collect();
+            *self = Rule::Group { prelude: prelude.trim().to_owned(), rules };
+        }
+        match self {
+            Rule::Group { rules, .. } => Some(rules),
+            Rule::Text(_) => None,
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Rule::Text(t) => out.push_str(t),
+            Rule::Group { prelude, rules } => {
+                out.push_str(prelude);
+                out.push_str(" {\n");
+                for r in rules {
+                    out.push_str("  ");
+                    r.write(out);
+                    out.push('\n');
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// The list holding the rule at `path` (all but its last index), and that index.
+fn list_at<'a>(rules: &'a mut Vec<Rule>, path: &[u32]) -> Option<(&'a mut Vec<Rule>, usize)> {
+    let (&last, parents) = path.split_last()?;
+    if path.len() > MAX_PATH {
+        return None;
+    }
+    let mut list = rules;
+    for &i in parents {
+        list = list.get_mut(i as usize)?.children()?;
+    }
+    Some((list, last as usize))
+}
+
+fn apply_op(rules: &mut Vec<Rule>, op: &CssOp) {
+    match op {
+        CssOp::Insert { path, rule } => {
+            if let Some((list, i)) = list_at(rules, path) {
+                let i = i.min(list.len());
+                list.insert(i, Rule::parsed(rule.trim()));
+            }
+        }
+        CssOp::Delete { path } => {
+            if let Some((list, i)) = list_at(rules, path)
+                && i < list.len()
+            {
+                list.remove(i);
+            }
+        }
+        CssOp::SetProperty { path, name, value, priority } => {
+            if let Some((list, i)) = list_at(rules, path)
+                && let Some(Rule::Text(t)) = list.get_mut(i)
+                && let Some(changed) = set_declaration(t, name, value, priority)
+            {
+                *t = changed;
+            }
+        }
+        CssOp::RemoveProperty { path, name } => {
+            if let Some((list, i)) = list_at(rules, path)
+                && let Some(Rule::Text(t)) = list.get_mut(i)
+                && let Some(changed) = set_declaration(t, name, "", "")
+            {
+                *t = changed;
+            }
+        }
+        CssOp::Text(_) | CssOp::Adopt { .. } => {}
+    }
+}
+
+/// A style rule's text with declaration `name` set to `value` (removed when empty), written
+/// as Chromium writes a style rule: `selector { a: b; c: d !important; }`.
+fn set_declaration(rule: &str, name: &str, value: &str, priority: &str) -> Option<String> {
+    let (selector, body) = split_block(rule)?;
+    let mut decls: Vec<(String, String)> = split_top(body, b';')
+        .into_iter()
+        .filter_map(|d| {
+            let (n, v) = d.split_once(':')?;
+            Some((n.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    let name = name.trim();
+    let value = value.trim();
+    let at = decls.iter().position(|(n, _)| n.eq_ignore_ascii_case(name));
+    if value.is_empty() {
+        if let Some(i) = at {
+            decls.remove(i);
+        }
+    } else {
+        let v =
+            if priority.eq_ignore_ascii_case("important") { format!("{value} !important") } else { value.to_owned() };
+        match at {
+            Some(i) => decls[i].1 = v,
+            None => decls.push((name.to_owned(), v)),
+        }
+    }
+    let mut out = String::with_capacity(rule.len() + value.len());
+    out.push_str(selector.trim());
+    out.push_str(" {");
+    for (n, v) in &decls {
+        out.push(' ');
+        out.push_str(n);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push(';');
+    }
+    out.push_str(" }");
+    Some(out)
+}
+
+/// `@import 'x' media` or `@import url(x) media` as Chromium serializes it:
+/// `@import url("x") media;`. `None` for other rules.
+fn normalize_import(rule: &str) -> Option<String> {
+    let head = rule.get(..7)?;
+    if !head.eq_ignore_ascii_case("@import") {
+        return None;
+    }
+    let rest = rule[7..].trim_start();
+    let (url, after): (Cow<'_, str>, &str) = if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        // A string: its escapes are undone here and written again below.
+        let mut url = String::new();
+        let mut chars = rest.char_indices().skip(1);
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => url.push(chars.next()?.1),
+                (i, c) if c == q => break i,
+                (_, c) => url.push(c),
+            }
+        };
+        (Cow::Owned(url), &rest[end + 1..])
+    } else if rest.get(..4).is_some_and(|u| u.eq_ignore_ascii_case("url(")) {
+        let inner = rest[4..].trim_start();
+        let close = inner.find(')')?;
+        let body = inner[..close].trim();
+        let body = body
+            .strip_prefix('"')
+            .and_then(|b| b.strip_suffix('"'))
+            .or_else(|| body.strip_prefix('\'').and_then(|b| b.strip_suffix('\'')))
+            .unwrap_or(body);
+        (Cow::Borrowed(body), &inner[close + 1..])
+    } else {
+        return None;
+    };
+    let tail = after.trim().trim_end_matches(';').trim();
+    let mut out = String::with_capacity(rule.len() + 8);
+    out.push_str("@import url(\"");
+    for c in url.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\a "),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\")");
+    if !tail.is_empty() {
+        out.push(' ');
+        out.push_str(tail);
+    }
+    out.push(';');
+    Some(out)
+}
+
+/// A rule's prelude and the inside of its first block: `a { b }` gives `("a ", " b ")`.
+fn split_block(rule: &str) -> Option<(&str, &str)> {
+    let open = scan(rule).find(|&(_, b, depth)| b == b'{' && depth == 0)?.0;
+    let close = rule.rfind('}').filter(|&c| c > open)?;
+    Some((&rule[..open], &rule[open + 1..close]))
+}
+
+/// The top-level rules of a sheet's text, trimmed: a statement at-rule ends at its `;`, any
+/// other rule at the `}` closing its block.
+fn split_rules(css: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, b, depth) in scan(css) {
+        let end = match b {
+            b';' if depth == 0 => i + 1,
+            b'}' if depth == 1 => i + 1,
+            _ => continue,
+        };
+        let rule = css[start..end].trim();
+        if !rule.is_empty() && rule != ";" {
+            out.push(rule);
+        }
+        start = end;
+    }
+    let rest = css[start..].trim();
+    if !rest.is_empty() && !rest.starts_with("/*") {
+        out.push(rest);
+    }
+    out
+}
+
+/// `text` split at each `sep` outside blocks, parentheses, strings and comments.
+fn split_top(text: &str, sep: u8) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, b, depth) in scan(text) {
+        if b == sep && depth == 0 {
+            out.push(&text[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&text[start..]);
+    out.retain(|p| !p.trim().is_empty());
+    out
+}
+
+/// The structural bytes of CSS text (`{`, `}`, `;`, `:`, ...) outside strings, comments and
+/// escapes, each with its position and the nesting depth of blocks and parentheses before it
+/// (a closing bracket is reported at the depth it closes: 1 for the `}` of a top-level rule).
+fn scan(css: &str) -> impl Iterator<Item = (usize, u8, u32)> + '_ {
+    let b = css.as_bytes();
+    let mut i = 0;
+    let mut depth: u32 = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            let at = i;
+            let c = b[i];
+            i += 1;
+            match c {
+                b'\\' => i += 1,
+                b'"' | b'\'' => {
+                    while i < b.len() && b[i] != c {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                b'/' if b.get(i) == Some(&b'*') => {
+                    i = css[i + 1..].find("*/").map_or(b.len(), |e| i + 1 + e + 2);
+                }
+                b'{' | b'(' | b'[' => {
+                    let d = depth;
+                    depth += 1;
+                    return Some((at, c, d));
+                }
+                b'}' | b')' | b']' => {
+                    let d = depth;
+                    depth = depth.saturating_sub(1);
+                    return Some((at, c, d));
+                }
+                _ => return Some((at, c, depth)),
+            }
+        }
+        None
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +449,71 @@ mod tests {
         let op = CssOp::Delete { path: vec![0] };
         let accepted = (0..MAX_OPS_PER_SHEET + 10).filter(|_| css.apply(&change(2, 0, op.clone()))).count();
         assert_eq!(accepted, MAX_OPS_PER_SHEET);
+    }
+
+    fn text_after(text: &str, ops: Vec<CssOp>) -> String {
+        SheetState { text: Some(text.into()), ops }.text_for("").into_owned()
+    }
+
+    #[test]
+    fn rules_are_inserted_and_deleted_at_their_path_like_the_cssom() {
+        let media = "@media (min-width: 100px) {\n  .m { color: rgb(193, 21, 117); }\n}";
+        let text = format!(".a {{ background: rgb(254, 240, 199); padding: 6px; }}\n{media}");
+        let got = text_after(
+            &text,
+            vec![
+                CssOp::Insert { path: vec![1], rule: ".b { font-size: 22px; }".into() },
+                CssOp::Insert { path: vec![2, 1], rule: ".m { font-weight: bold; }".into() },
+                CssOp::Delete { path: vec![1] },
+                CssOp::SetProperty {
+                    path: vec![0],
+                    name: "background".into(),
+                    value: "rgb(209, 250, 223)".into(),
+                    priority: String::new(),
+                },
+                CssOp::SetProperty {
+                    path: vec![0],
+                    name: "color".into(),
+                    value: "red".into(),
+                    priority: "important".into(),
+                },
+                CssOp::RemoveProperty { path: vec![0], name: "padding".into() },
+                // Stale or hostile paths change nothing.
+                CssOp::Delete { path: vec![7, 7] },
+                CssOp::Insert { path: vec![0, 0], rule: ".no {}".into() },
+                CssOp::Delete { path: vec![] },
+            ],
+        );
+        assert_eq!(
+            got,
+            ".a { background: rgb(209, 250, 223); color: red !important; }\n\
+             @media (min-width: 100px) {\n  .m { color: rgb(193, 21, 117); }\n  .m { font-weight: bold; }\n}"
+        );
+    }
+
+    #[test]
+    fn the_tokenizer_keeps_strings_comments_and_parentheses_whole() {
+        let css = "@charset \"x;y\"; .a::before { content: \"}{;\"; background: url(a;b.png) } /* } */ .b{}";
+        assert_eq!(
+            split_rules(css),
+            vec!["@charset \"x;y\";", ".a::before { content: \"}{;\"; background: url(a;b.png) }", "/* } */ .b{}"]
+        );
+        assert_eq!(
+            set_declaration(".a { content: \"a;b\"; color: red }", "color", "blue", "").as_deref(),
+            Some(".a { content: \"a;b\"; color: blue; }")
+        );
+        assert_eq!(set_declaration(".a { color: red }", "color", "", "").as_deref(), Some(".a { }"));
+    }
+
+    #[test]
+    fn imports_are_written_as_chromium_serializes_them() {
+        let got = text_after("@import 'a.css';\n@import url(b.css) screen;\n@IMPORT \"c\\\"d.css\";\np { }", vec![]);
+        assert_eq!(got, "@import url(\"a.css\");\n@import url(\"b.css\") screen;\n@import url(\"c\\\"d.css\");\np { }");
+        // A sheet without CSSOM changes or imports is its text, unparsed.
+        let plain = SheetState { text: Some("a{b:c}  d{}".into()), ops: vec![] };
+        assert!(matches!(plain.text_for(""), Cow::Borrowed("a{b:c}  d{}")));
+        // Without a recorded text, operations apply to the owner's markup.
+        let on_markup = SheetState { text: None, ops: vec![CssOp::Insert { path: vec![1], rule: "b { }".into() }] };
+        assert_eq!(on_markup.text_for("a { }"), "a { }\nb { }");
     }
 }

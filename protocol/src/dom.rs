@@ -213,6 +213,9 @@ pub struct Dom {
     pub selection: Option<Selection>,
     /// The focused element, 0 for none.
     pub focused: NodeId,
+    /// How each dialog was last shown (true: modally), by id; a dialog not in it is shown
+    /// modally when open (recordings from before modality was recorded).
+    pub dialogs: IdMap<bool>,
     /// Position of each attribute by name, for the elements with many attributes (see
     /// `change_attr`); an element's entry goes with the element.
     attr_index: IdMap<AttrIndex>,
@@ -343,6 +346,12 @@ impl Dom {
                 }
             }
             EventData::Selection(s) => self.selection = (s.anchor != 0).then_some(*s),
+            EventData::Dialog(d) => match self.nodes.get(&d.id).map(|n| &*n.kind) {
+                Some(DomKind::Element { .. }) => {
+                    self.dialogs.insert(d.id, d.modal);
+                }
+                _ => self.refused += 1,
+            },
             EventData::Focus(f) => {
                 if f.focused {
                     self.focused = f.id;
@@ -387,6 +396,7 @@ impl Dom {
         self.scroll = (snapshot.scroll_x, snapshot.scroll_y);
         self.css = CssState::default();
         self.media.clear();
+        self.dialogs.clear();
         self.attr_index.clear();
         self.selection = None;
         self.focused = 0;
@@ -608,6 +618,9 @@ impl Dom {
             if !self.attr_index.is_empty() {
                 self.attr_index.remove(&current);
             }
+            if !self.dialogs.is_empty() {
+                self.dialogs.remove(&current);
+            }
             if let Some(n) = self.nodes.remove(&current) {
                 if with_siblings && n.next != 0 {
                     stack.push((n.next, true));
@@ -825,6 +838,22 @@ mod tests {
             assert_eq!(child_ids(&dom, 2), vec![3]);
             assert!(dom.nodes.capacity() < 10_000, "a small page clears a small map: {}", dom.nodes.capacity());
         }
+    }
+
+    #[test]
+    fn dialog_modality_is_kept_per_element_and_goes_with_it() {
+        use crate::batch::DialogShown;
+        let mut dom = base();
+        dom.apply(&EventData::Dialog(DialogShown { id: 5, modal: false }));
+        dom.apply(&EventData::Dialog(DialogShown { id: 7, modal: true }));
+        dom.apply(&EventData::Dialog(DialogShown { id: 6, modal: true }));
+        dom.apply(&EventData::Dialog(DialogShown { id: 999, modal: true }));
+        assert_eq!(dom.refused, 2, "a text node and an unknown id are refused");
+        assert_eq!((dom.dialogs.get(&5), dom.dialogs.get(&7)), (Some(&false), Some(&true)));
+        dom.remove(5);
+        assert!(!dom.dialogs.contains_key(&5));
+        dom.apply(&EventData::Snapshot(Snapshot { nodes: vec![], scroll_x: 0, scroll_y: 0 }));
+        assert!(dom.dialogs.is_empty(), "a snapshot starts over");
     }
 
     #[test]

@@ -21,6 +21,25 @@
 //! `<textarea>`, ... by name, in any namespace) is written with its text children only.
 //! `protocol/tests/html_fuzz.rs` parses hostile models' output with html5ever and checks that no
 //! script-capable construct survives.
+//!
+//! The snapshot carries what the viewer shows beyond the markup, so that it renders the same:
+//! - a `<style>` whose sheet the CSSOM changed (CSS-in-JS `insertRule`, a sheet whose
+//!   `@import`s the recorder inlined) is written with its sheet's text
+//!   ([`crate::cssom::SheetState::text_for`]) instead of its text children;
+//! - adopted sheets (`adoptedStyleSheets`) are written as `<style data-replay-adopted="">`
+//!   elements, one per sheet in adoption order, last in the document's `<head>` or in the
+//!   shadow root's template: where they come in the cascade, after the root's own sheets;
+//! - a frame's recorded document is written inline, serialized by these same rules, as the
+//!   `srcdoc` of its `<iframe>` (nested frames too, up to [`MAX_FRAME_DEPTH`]).
+//!
+//! Why `srcdoc`, which the player and these rules drop from a recording: a recorded `srcdoc` is
+//! recorded (hostile) markup that nothing has cleaned, while this one is the output of this
+//! serializer, with every rule above applied to the frame's document, then escaped as an
+//! attribute value, so it can neither end the attribute nor hold a construct the top-level
+//! document could not. It is the one representation a browser renders as the frame's
+//! document with no script (a `<template>` beside the frame would render nothing), and the
+//! answer's `sandbox` CSP applies to `srcdoc` documents too. The player does not need it: it
+//! builds each frame's document through DOM APIs.
 
 use crate::batch::{Namespace, NodeId};
 use crate::dom::{Dom, DomKind};
@@ -33,6 +52,9 @@ const VOID: &[&str] = &[
 const RAW_TEXT: &[&str] = &["style", "script", "xmp", "iframe", "noembed", "noframes", "plaintext", "noscript"];
 /// Elements whose content a parser reads as text with character references.
 const RCDATA: &[&str] = &["textarea", "title"];
+/// Deepest frame whose document is written inline (the top-level document is at depth 0):
+/// each level escapes the one below it once more, so the depth bounds the growth.
+pub const MAX_FRAME_DEPTH: u32 = 8;
 
 /// The whole document as normalized HTML (doctype included), or an empty string before the
 /// first snapshot.
@@ -40,7 +62,7 @@ pub fn document_html(dom: &Dom) -> String {
     let mut out = String::new();
     if dom.document() != 0 {
         // One walk: what a parser has seen before (a `<frameset>`) matters to what follows.
-        write_node(dom, dom.document(), &mut out);
+        write_node(dom, dom.document(), Context::default(), 0, &mut out);
     }
     out
 }
@@ -48,7 +70,7 @@ pub fn document_html(dom: &Dom) -> String {
 /// One node and its subtree as normalized HTML.
 pub fn node_html(dom: &Dom, id: NodeId) -> String {
     let mut out = String::new();
-    write_node(dom, id, &mut out);
+    write_node(dom, id, context_of(dom, id), 0, &mut out);
     out
 }
 
@@ -65,6 +87,8 @@ enum Step {
     Open(NodeId, Context),
     Close(NodeId),
     Raw(&'static str),
+    /// The sheets adopted by this document or shadow root.
+    Adopted(NodeId, Context),
 }
 
 /// True for elements whose content a parser may read as raw text or RCDATA, by tag name (any
@@ -73,8 +97,9 @@ fn is_raw(tag: &str) -> bool {
     RAW_TEXT.iter().chain(RCDATA).any(|r| r.eq_ignore_ascii_case(tag))
 }
 
-fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
-    let mut stack = vec![Step::Open(root, context_of(dom, root))];
+/// Writes `root` (whose ancestors make `context`) in a document `frames` frames deep.
+fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, out: &mut String) {
+    let mut stack = vec![Step::Open(root, context)];
     // After a `<frameset>` a parser ignores `<style>` (and every other start tag but a few)
     // for the rest of the document.
     let mut frameset = false;
@@ -91,6 +116,15 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             }
             Step::Raw(s) => {
                 out.push_str(s);
+                continue;
+            }
+            Step::Adopted(root, ctx) => {
+                for sheet in dom.css.adopted.get(&root).into_iter().flatten() {
+                    out.push_str("<style data-replay-adopted=\"\">");
+                    let text = dom.css.constructed.get(sheet).map(|s| s.text_for(""));
+                    push_style_text(text.as_deref().unwrap_or(""), ctx, frameset, out);
+                    out.push_str("</style>");
+                }
                 continue;
             }
         };
@@ -122,6 +156,7 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             DomKind::ShadowRoot => {
                 out.push_str("<template shadowrootmode=\"open\">");
                 stack.push(Step::Raw("</template>"));
+                stack.push(Step::Adopted(id, ctx));
                 push_children(dom, id, ctx, &mut stack);
             }
             DomKind::Element { tag, ns, attrs, .. } => {
@@ -140,12 +175,34 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
                     escape(&a.value, true, out);
                     out.push('"');
                 }
+                let html = *ns == Namespace::Html;
+                if html && tag.eq_ignore_ascii_case("iframe") && frames < MAX_FRAME_DEPTH {
+                    write_frame_document(dom, id, frames + 1, out);
+                }
                 out.push('>');
-                if *ns == Namespace::Html && VOID.iter().any(|v| v.eq_ignore_ascii_case(tag)) {
+                if html && VOID.iter().any(|v| v.eq_ignore_ascii_case(tag)) {
                     continue;
                 }
                 stack.push(Step::Close(id));
                 let inner = ctx.enter(tag);
+                if html && tag.eq_ignore_ascii_case("head") && is_document_head(dom, node.parent) {
+                    stack.push(Step::Adopted(dom.node(node.parent).map_or(0, |p| p.parent), inner));
+                }
+                if html
+                    && tag.eq_ignore_ascii_case("style")
+                    && let Some(sheet) = dom.css.owned.get(&id)
+                {
+                    // The sheet's rules, not its markup: the CSSOM changed it.
+                    let markup: String = dom
+                        .children(id)
+                        .filter_map(|(_, c)| match &*c.kind {
+                            DomKind::Text(t) => Some(t.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    push_style_text(&sheet.text_for(&markup), inner, frameset, out);
+                    continue;
+                }
                 if is_raw(tag) {
                     // Only text: inside raw text an element's end tag or a comment could end
                     // the element early (and a browser's parser never puts them there).
@@ -174,6 +231,30 @@ fn write_node(dom: &Dom, root: NodeId, out: &mut String) {
             }
         }
     }
+}
+
+/// Text inside a `<style>` the serializer writes itself: raw where a parser surely reads raw
+/// text (as for recorded text), escaped elsewhere.
+fn push_style_text(t: &str, ctx: Context, frameset: bool, out: &mut String) {
+    if !ctx.odd && !frameset { push_raw_text(t, out) } else { escape(t, false, out) }
+}
+
+/// True when `parent` (of a `<head>`) is its document's root element.
+fn is_document_head(dom: &Dom, parent: NodeId) -> bool {
+    dom.node(parent).and_then(|p| dom.node(p.parent)).is_some_and(|doc| matches!(*doc.kind, DomKind::Document))
+}
+
+/// The ` srcdoc="…"` of an `<iframe>` whose document was recorded: that document, written by
+/// these same rules in a context of its own, escaped as an attribute value.
+fn write_frame_document(dom: &Dom, frame: NodeId, depth: u32, out: &mut String) {
+    let Some(doc) = dom.children(frame).find(|(_, c)| matches!(*c.kind, DomKind::Document)).map(|(id, _)| id) else {
+        return;
+    };
+    let mut inner = String::new();
+    write_node(dom, doc, Context::default(), depth, &mut inner);
+    out.push_str(" srcdoc=\"");
+    escape(&inner, true, out);
+    out.push('"');
 }
 
 impl Context {
@@ -256,7 +337,7 @@ pub fn escape(s: &str, attribute: bool, out: &mut String) {
 mod tests {
     use super::*;
     use crate::batch::{EventData, Node, NodeKind, Snapshot};
-    use crate::test_util::el;
+    use crate::test_util::{el, text};
 
     #[test]
     fn serializes_like_outer_html_without_scripts() {
@@ -336,23 +417,99 @@ mod tests {
     }
 
     #[test]
-    fn iframe_documents_are_left_out_like_outer_html_does() {
+    fn frame_documents_are_written_inline_as_srcdoc_sanitized_and_escaped() {
         let mut dom = Dom::new();
         dom.apply(&EventData::Snapshot(Snapshot {
             nodes: vec![
                 Node { id: 1, parent: 0, kind: NodeKind::Document },
                 el(2, 1, "html", &[]),
                 el(3, 2, "body", &[]),
-                el(4, 3, "iframe", &[]),
+                // A recorded srcdoc is dropped; the recorded document takes its place.
+                el(4, 3, "iframe", &[("src", "a.html"), ("srcdoc", "<script>x()</script>")]),
                 Node { id: 5, parent: 4, kind: NodeKind::Document },
                 el(6, 5, "html", &[]),
-                el(7, 6, "body", &[("class", "inner")]),
+                el(7, 6, "body", &[("class", "inner"), ("onload", "x()")]),
+                el(8, 7, "script", &[]),
+                text(9, 8, "x()"),
+                text(10, 7, "a \"quoted\" & <b>"),
+                el(11, 7, "iframe", &[]),
+                Node { id: 12, parent: 11, kind: NodeKind::Document },
+                el(13, 12, "html", &[]),
+                el(14, 13, "body", &[]),
+                text(15, 14, "deep & deeper"),
+                // Not loaded, or cross-origin: no document, no srcdoc.
+                el(16, 3, "iframe", &[]),
             ],
             scroll_x: 0,
             scroll_y: 0,
         }));
-        assert_eq!(document_html(&dom), "<html><body><iframe></iframe></body></html>");
-        assert_eq!(node_html(&dom, 5), "<html><body class=\"inner\"></body></html>");
+        let inner_most = "<html><body>deep &amp; deeper</body></html>";
+        let mut escaped_most = String::new();
+        escape(inner_most, true, &mut escaped_most);
+        let inner = format!(
+            "<html><body class=\"inner\">a \"quoted\" &amp; &lt;b&gt;<iframe srcdoc=\"{escaped_most}\"></iframe></body></html>"
+        );
+        let mut escaped = String::new();
+        escape(&inner, true, &mut escaped);
+        assert_eq!(
+            document_html(&dom),
+            format!("<html><body><iframe src=\"a.html\" srcdoc=\"{escaped}\"></iframe><iframe></iframe></body></html>")
+        );
+        assert!(document_html(&dom).contains("deep &amp;amp;amp; deeper"), "escaped once per level");
+        assert_eq!(node_html(&dom, 5), inner);
+    }
+
+    #[test]
+    fn frames_nested_deeper_than_the_cap_are_written_without_their_document() {
+        let mut nodes = vec![Node { id: 1, parent: 0, kind: NodeKind::Document }];
+        let mut parent = 1;
+        for level in 0..(MAX_FRAME_DEPTH + 3) {
+            let base = 10 + level * 10;
+            nodes.push(el(base, parent, "iframe", &[]));
+            nodes.push(Node { id: base + 1, parent: base, kind: NodeKind::Document });
+            parent = base + 1;
+        }
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot { nodes, scroll_x: 0, scroll_y: 0 }));
+        let html = document_html(&dom);
+        assert_eq!(html.matches("srcdoc").count(), MAX_FRAME_DEPTH as usize);
+    }
+
+    #[test]
+    fn cssom_changes_and_adopted_sheets_are_written_as_style_text() {
+        use crate::batch::{CssChange, CssOp};
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                el(2, 1, "html", &[]),
+                el(3, 2, "head", &[]),
+                el(4, 3, "style", &[("data-emotion", "css")]),
+                el(5, 3, "style", &[]),
+                text(6, 5, "p { color: red; }"),
+                el(7, 2, "body", &[]),
+                el(8, 7, "x-card", &[]),
+                Node { id: 9, parent: 8, kind: NodeKind::ShadowRoot },
+                el(10, 9, "slot", &[]),
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        let css = |owner, sheet, op| EventData::Css(CssChange { owner, sheet, op });
+        dom.apply(&css(4, 0, CssOp::Insert { path: vec![0], rule: ".a { color: blue; }".into() }));
+        dom.apply(&css(4, 0, CssOp::Insert { path: vec![1], rule: ".b { margin: 0px; }".into() }));
+        dom.apply(&css(0, 1, CssOp::Text(".x { padding: 1px; }".into())));
+        dom.apply(&css(0, 2, CssOp::Text("</style><script>x()</script>".into())));
+        dom.apply(&css(1, 0, CssOp::Adopt { sheets: vec![1] }));
+        dom.apply(&css(9, 0, CssOp::Adopt { sheets: vec![1, 2] }));
+        assert_eq!(
+            document_html(&dom),
+            "<html><head><style data-emotion=\"css\">.a { color: blue; }\n.b { margin: 0px; }</style>\
+             <style>p { color: red; }</style><style data-replay-adopted=\"\">.x { padding: 1px; }</style></head>\
+             <body><x-card><template shadowrootmode=\"open\"><slot></slot>\
+             <style data-replay-adopted=\"\">.x { padding: 1px; }</style>\
+             <style data-replay-adopted=\"\"><\\/style><script>x()<\\/script></style></template></x-card></body></html>"
+        );
     }
 
     fn page(content: Vec<Node>) -> Dom {

@@ -10,7 +10,8 @@
 //! (`</style>`, `-->`, `<![CDATA[`, `</noscript>`, quotes). What the parser builds must hold no
 //! script-capable construct (see [`check_safe`]), and nothing recorded as text, comment or
 //! attribute value may have become markup: every element and attribute of the parse comes from
-//! the model (see [`check_no_breakout`]).
+//! the model (see [`check_no_breakout`]). Frame documents in the models come out as the
+//! `srcdoc` of their `<iframe>`: each is parsed too and held to the same checks.
 //!
 //! `cargo test -p replay-protocol --test html_fuzz` runs 2,000 cases; a longer run:
 //! `REPLAY_HTML_FUZZ_CASES=200000 cargo test --release -p replay-protocol --test html_fuzz`.
@@ -189,9 +190,15 @@ const STRINGS: &[&str] = &[
 /// One generated node: its parent (an index into the elements so far) and what it is.
 #[derive(Debug, Clone)]
 enum Gen {
-    Element { tag: &'static str, ns: u8, attrs: Vec<(&'static str, String)> },
+    Element {
+        tag: &'static str,
+        ns: u8,
+        attrs: Vec<(&'static str, String)>,
+    },
     Text(String),
     Comment(String),
+    /// A frame's document (written as its `<iframe>`'s `srcdoc` when its parent is one).
+    Frame,
 }
 
 fn hostile_string() -> impl Strategy<Value = String> {
@@ -208,6 +215,7 @@ fn gen_node() -> impl Strategy<Value = Gen> {
             .prop_map(|(tag, ns, attrs)| Gen::Element { tag, ns, attrs }),
         3 => hostile_string().prop_map(Gen::Text),
         1 => hostile_string().prop_map(Gen::Comment),
+        1 => Just(Gen::Frame),
     ]
 }
 
@@ -228,6 +236,10 @@ fn model(gens: &[(Index, Gen)]) -> Dom {
             }
             Gen::Text(t) => NodeKind::Text(t.clone()),
             Gen::Comment(t) => NodeKind::Comment(t.clone()),
+            Gen::Frame => {
+                parents.push(id);
+                NodeKind::Document
+            }
         };
         nodes.push(Node { id, parent, kind });
     }
@@ -303,6 +315,13 @@ fn check_safe(parsed: &RcDom, html: &str) -> Result<(), TestCaseError> {
             let n = attr_name(a);
             let local = str::to_ascii_lowercase(&a.name.local);
             let v = a.value.to_string();
+            // The serializer's own `srcdoc` (a frame's document): safe when what it parses to is.
+            if tag == "iframe" && n == "srcdoc" {
+                for scripting in [true, false] {
+                    check_safe(&parse(&v, scripting), &v)?;
+                }
+                continue;
+            }
             let bad = n.starts_with("on")
                 || n == "srcdoc"
                 || n == "referrerpolicy"
@@ -364,6 +383,15 @@ fn check_no_breakout(model: &Dom, parsed: &RcDom, html: &str) -> Result<(), Test
                 prop_assert!(made_up || seen[&tag] <= known, "<{tag}> not in the model (or too many) in {html}");
                 for a in a.borrow().iter() {
                     let pair = (attr_name(a), a.value.to_string());
+                    if tag == "iframe" && pair.0 == "srcdoc" {
+                        // A frame's document, never a recorded `srcdoc`: nothing in it became
+                        // markup either.
+                        prop_assert!(pair.1.is_empty() || !attrs.contains(&pair), "a recorded srcdoc in {html}");
+                        for scripting in [true, false] {
+                            check_no_breakout(model, &parse(&pair.1, scripting), &pair.1)?;
+                        }
+                        continue;
+                    }
                     prop_assert!(attrs.contains(&pair), "attribute {pair:?} of <{tag}> not in the model in {html}");
                 }
             }

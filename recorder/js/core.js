@@ -9,6 +9,7 @@ import init, { Recorder } from './recorder_wasm.js';
 import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
+import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
 import {
@@ -99,6 +100,7 @@ function tick() {
     nextStartsWithSnapshot = true;
     lastSnapshotAt = now();
     takeSnapshot(lastSnapshotAt, recordInput, recordMedia);
+    recordOpenDialogs(document);
   }
   flushNow(false);
 }
@@ -135,6 +137,7 @@ function onDocument(doc) {
   if (framed.has(doc)) return;
   framed.add(doc);
   patchCssom(doc.defaultView);
+  patchDialogs(doc.defaultView);
   listenToDocument(doc);
 }
 
@@ -145,6 +148,7 @@ function start() {
   if (!sampled(S.session)) return;
   S.stopped = false;
   patchCssom(window);
+  patchDialogs(window);
   S.onDocument = guard(onDocument);
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
@@ -157,6 +161,7 @@ function start() {
   S.rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
     scrubUrl(document.referrer));
   takeSnapshot(t0, recordInput, recordMedia);
+  recordOpenDialogs(document);
   S.observer.observe(document, OBSERVE);
   listenToUser();
   const active = document.activeElement;

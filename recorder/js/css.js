@@ -9,12 +9,15 @@
 //   roots) are wrapped: the page's call runs first and keeps its result and exceptions, then
 //   the change is recorded (guarded: a recording error never reaches the page).
 import { S, now, countError } from './state.js';
+import { patchCssomSetters } from './css-setters.js';
 
 const sheetIds = new WeakMap();
 let nextSheet = 1;
 /** Owners whose sheet changed through the CSSOM before they had an id: sent whole when walked. */
 const dirtyOwners = new WeakSet();
 const patched = new WeakSet();
+/** Owners whose sheet was sent whole, with the text they had then (see `sendRuleOp`). */
+const sentWhole = new WeakMap();
 const MAX_SHEET_CHARS = 2000000;
 
 function absolute(text, base) {
@@ -95,12 +98,26 @@ function sendText(sheet) {
   const t = target(sheet);
   if (!t) return;
   const text = sheetText(sheet);
-  if (text !== null) S.rec.css(now(), t[0], t[1], 't', new Uint32Array(0), text, '', '');
+  if (text === null) return;
+  S.rec.css(now(), t[0], t[1], 't', new Uint32Array(0), text, '', '');
+  if (t[0]) sentWhole.set(sheet.ownerNode, sheet.ownerNode.textContent);
 }
 
+/** Records one rule operation; false when the sheet was sent whole instead (nothing more to send). */
 function sendRuleOp(sheet, path, op, a, b, c) {
   const t = target(sheet);
-  if (t) S.rec.css(now(), t[0], t[1], op, new Uint32Array(path), a || '', b || '', c || '');
+  if (!t) return false;
+  // An owner's sheet is sent whole at its first CSSOM change (and after its text changed):
+  // the snapshot API rebuilds sheets from text the browser serialized, without a CSS parser.
+  if (t[0] && sentWhole.get(sheet.ownerNode) !== sheet.ownerNode.textContent) { sendText(sheet); return false; }
+  S.rec.css(now(), t[0], t[1], op, new Uint32Array(path), a || '', b || '', c || '');
+  return true;
+}
+
+/** A rule changed as a whole (`selectorText`, `style.cssText`): deleted and inserted again. */
+function sendRuleReplaced(rule) {
+  const at = rulePath(rule);
+  if (at && sendRuleOp(at.sheet, at.path, 'd')) sendRuleOp(at.sheet, at.path, 'i', rule.cssText);
 }
 
 /** Called after a walk for each `<style>`/`<link>` it met: inlines what the markup lacks. */
@@ -176,6 +193,13 @@ export function patchCssom(win) {
     if (rule) sendRuleOp(sheet, [index], 'i', rule.cssText);
   });
   after(sheetProto, 'deleteRule', (sheet, args) => sendRuleOp(sheet, [Number(args[0]) >>> 0], 'd'));
+  // The legacy aliases: `addRule(selector, style, index)` appends when there is no index.
+  after(sheetProto, 'addRule', (sheet, args) => {
+    const i = args.length > 2 && args[2] !== undefined ? Number(args[2]) >>> 0 : sheet.cssRules.length - 1;
+    const rule = sheet.cssRules[i];
+    if (rule) sendRuleOp(sheet, [i], 'i', rule.cssText);
+  });
+  after(sheetProto, 'removeRule', (sheet, args) => sendRuleOp(sheet, [args.length ? Number(args[0]) >>> 0 : 0], 'd'));
   after(sheetProto, 'replaceSync', (sheet) => sendText(sheet));
   after(sheetProto, 'replace', (sheet, args, promise) => {
     if (promise && promise.then) promise.then(() => { if (live()) { try { sendText(sheet); } catch (_) { countError(); } } }, () => {});
@@ -202,6 +226,19 @@ export function patchCssom(win) {
   after(declProto, 'removeProperty', (decl, args) => {
     const at = decl.parentRule && rulePath(decl.parentRule);
     if (at) sendRuleOp(at.sheet, at.path, 'r', String(args[0]));
+  });
+  patchCssomSetters(win, {
+    declaration(decl, name) {
+      if (!live()) return;
+      try {
+        const at = rulePath(decl.parentRule);
+        if (at) sendRuleOp(at.sheet, at.path, 'p', name, decl.getPropertyValue(name), decl.getPropertyPriority(name));
+      } catch (_) { countError(); }
+    },
+    rule(rule) {
+      if (!live()) return;
+      try { sendRuleReplaced(rule); } catch (_) { countError(); }
+    },
   });
   patchAdopted(win.Document && win.Document.prototype);
   patchAdopted(win.ShadowRoot && win.ShadowRoot.prototype);

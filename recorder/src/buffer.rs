@@ -86,7 +86,11 @@ fn estimate(e: &EventData) -> usize {
         EventData::Input(i) => i.value.len() + 8,
         EventData::MouseMove(p) => p.len() * 9,
         EventData::Custom(c) => c.name.len() + c.data.len(),
-        EventData::Click(_) | EventData::Scroll(_) | EventData::Viewport(_) | EventData::Focus(_) => 12,
+        EventData::Click(_)
+        | EventData::Scroll(_)
+        | EventData::Viewport(_)
+        | EventData::Focus(_)
+        | EventData::Dialog(_) => 12,
         // Rare events: measured exactly.
         other => replay_protocol::codec::encoded_len(other),
     }

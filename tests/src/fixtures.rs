@@ -21,7 +21,11 @@ pub fn fixtures_dir(name: &str) -> PathBuf {
 pub struct FixtureServer {
     pub base: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Files served from memory ([`FixtureServer::put`]), before the directory's.
+    extra: Extra,
 }
+
+type Extra = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
 
 impl FixtureServer {
     pub fn start(dir: PathBuf, server: &str, key: &str) -> Result<FixtureServer> {
@@ -30,21 +34,30 @@ impl FixtureServer {
         listener.set_nonblocking(true)?;
         let base = format!("http://{}", listener.local_addr()?);
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (flag, server, key) = (stop.clone(), server.to_owned(), key.to_owned());
+        let extra = Extra::default();
+        let (flag, server, key, files) = (stop.clone(), server.to_owned(), key.to_owned(), extra.clone());
         std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let (dir, server, key) = (dir.clone(), server.clone(), key.clone());
+                        let (dir, server, key, files) = (dir.clone(), server.clone(), key.clone(), files.clone());
                         std::thread::spawn(move || {
-                            let _ = serve_fixture(stream, &dir, &server, &key);
+                            let _ = serve_fixture(stream, &dir, &server, &key, &files);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Ok(FixtureServer { base, stop })
+        Ok(FixtureServer { base, stop, extra })
+    }
+
+    /// Serves `body` at `path` from now on (e.g. a snapshot's HTML, rendered at the recorded
+    /// page's address so that its relative URLs load).
+    pub fn put(&self, path: &str, body: Vec<u8>) {
+        if let Ok(mut files) = self.extra.lock() {
+            files.insert(path.to_owned(), body);
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -84,7 +97,13 @@ pub fn tone_wav() -> Vec<u8> {
     out
 }
 
-fn serve_fixture(stream: std::net::TcpStream, dir: &std::path::Path, server: &str, key: &str) -> Result<()> {
+fn serve_fixture(
+    stream: std::net::TcpStream,
+    dir: &std::path::Path,
+    server: &str,
+    key: &str,
+    extra: &Extra,
+) -> Result<()> {
     use std::io::Write;
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -110,7 +129,10 @@ fn serve_fixture(stream: std::net::TcpStream, dir: &std::path::Path, server: &st
         let path = request.split_whitespace().nth(1).unwrap_or("/");
         let path = path.split(['?', '#']).next().unwrap_or("/").trim_start_matches('/');
         let safe = !path.contains("..") && !path.is_empty();
-        let body: Option<Vec<u8>> = if path == "tone.wav" {
+        let put = extra.lock().ok().and_then(|files| files.get(path).cloned());
+        let body: Option<Vec<u8>> = if put.is_some() {
+            put
+        } else if path == "tone.wav" {
             Some(tone_wav())
         } else if safe {
             std::fs::read(dir.join(path)).ok()

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use replay_protocol::Dom;
+use replay_protocol::batch::TouchKind;
 use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::{DomKind, IdSet};
 use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
-use crate::replay::ReplayState;
+use crate::replay::{MAX_TOUCHES, ReplayState};
 use crate::{json, sanitize};
 
 /// Writes operations for one page, remembering the nodes it left out (scripts and their
@@ -255,7 +256,22 @@ impl Writer {
             json::num(out, y);
             out.push(']');
         }
+        // Always written, so that a seek clears the fingers of an earlier moment.
+        out.push(',');
+        write_touch(replay.touches().iter().copied(), out);
     }
+}
+
+/// `["touch", x, y, ...]`: the fingers on the screen (none: lifted).
+fn write_touch(points: impl Iterator<Item = (i32, i32)>, out: &mut String) {
+    out.push_str("[\"touch\"");
+    for (x, y) in points {
+        out.push(',');
+        json::num(out, x);
+        out.push(',');
+        json::num(out, y);
+    }
+    out.push(']');
 }
 
 impl Writer {
@@ -292,7 +308,22 @@ impl Writer {
             out.push(',');
             write_selection(sel, out);
         }
+        let mut dialogs: Vec<(&u32, &bool)> = dom.dialogs.iter().filter(|(id, _)| !self.dropped.contains(id)).collect();
+        dialogs.sort_by_key(|(id, _)| **id);
+        for (id, modal) in dialogs {
+            out.push(',');
+            write_dialog(*id, *modal, out);
+        }
     }
+}
+
+/// `["dialog", id, modal]`: how an open dialog is shown (modally or not).
+fn write_dialog(id: u32, modal: bool, out: &mut String) {
+    out.push_str("[\"dialog\",");
+    json::num(out, id);
+    out.push(',');
+    json::num(out, modal);
+    out.push(']');
 }
 
 fn write_sheet(owner: u32, sheet: u32, state: &SheetState, url: &str, out: &mut String) {
@@ -629,6 +660,12 @@ impl Writer {
                 }
                 None => false,
             },
+            EventData::Touch(t) => {
+                let down = matches!(t.kind, TouchKind::Start | TouchKind::Move);
+                let points = t.points.iter().filter(|_| down).take(MAX_TOUCHES).map(|p| (p.x, p.y));
+                write_touch(points, out);
+                true
+            }
             EventData::Click(c) => {
                 out.push_str("[\"click\",");
                 json::num(out, c.x);
@@ -672,6 +709,13 @@ impl Writer {
             }
             EventData::Selection(s) => {
                 write_selection(s, out);
+                true
+            }
+            EventData::Dialog(d) => {
+                if self.dropped.contains(&d.id) {
+                    return false;
+                }
+                write_dialog(d.id, d.modal, out);
                 true
             }
             // Shown by other viewer work (panels, markers); no effect on the replayed page.

@@ -1,7 +1,7 @@
 //! The replay state and the loaded events it replays.
 //!
 //! [`ReplayState`] is one position in a session: the document model after the first `cursor`
-//! events, with the viewport and pointer those events left. The player's own position, the
+//! events, with the viewport, pointer and touch points those events left. The player's own position, the
 //! scout that walks ahead to take keyframes, and every keyframe are each one of these, moved
 //! forward by the same methods.
 //!
@@ -13,12 +13,15 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use replay_protocol::batch::NodeId;
+use replay_protocol::batch::{NodeId, TouchKind};
 use replay_protocol::codec::Limits;
 use replay_protocol::deferred::{DeferredNodes, decode_batches_deferring, decode_deferred};
 use replay_protocol::dom::{DomKind, SharedKinds, take_kinds};
 use replay_protocol::timeline::TimedEvent;
 use replay_protocol::{Dom, EventData, Timeline};
+
+/// Most touch points shown at once (the recorder sends at most 10 per event).
+pub const MAX_TOUCHES: usize = 10;
 
 /// The model after the first [`ReplayState::cursor`] events, with the viewport size and
 /// pointer position they left.
@@ -29,6 +32,8 @@ pub struct ReplayState {
     cursor: usize,
     viewport: (u32, u32),
     pointer: Option<(i32, i32)>,
+    /// Fingers on the screen: the points of the last touch start or move, none after an end.
+    touches: Vec<(i32, i32)>,
 }
 
 impl ReplayState {
@@ -63,6 +68,11 @@ impl ReplayState {
         self.pointer
     }
 
+    /// Where fingers touch the screen now (the last start or move; empty once lifted).
+    pub fn touches(&self) -> &[(i32, i32)] {
+        &self.touches
+    }
+
     /// Applies the event at the cursor, with its shared node kinds (see [`Dom::apply_shared`]).
     pub fn apply(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
         self.track_pointer(data);
@@ -89,6 +99,12 @@ impl ReplayState {
                 }
             }
             EventData::Click(c) => self.pointer = Some((c.x, c.y)),
+            EventData::Touch(t) => {
+                self.touches.clear();
+                if matches!(t.kind, TouchKind::Start | TouchKind::Move) {
+                    self.touches.extend(t.points.iter().take(MAX_TOUCHES).map(|p| (p.x, p.y)));
+                }
+            }
             _ => {}
         }
     }
@@ -254,6 +270,24 @@ mod tests {
     use replay_protocol::codec::{concat_encoded, encode_batch};
     use replay_protocol::test_util::{at, click};
     use replay_protocol::{Batch, PROTOCOL_VERSION};
+
+    #[test]
+    fn touch_points_follow_starts_and_moves_and_go_when_lifted() {
+        use replay_protocol::{MousePoint, Touch};
+        let touch = |kind, n: i32| {
+            EventData::Touch(Touch { kind, points: (0..n).map(|i| MousePoint { x: i, y: 2 * i, dt: 0 }).collect() })
+        };
+        let mut state = ReplayState::new();
+        state.apply(&touch(TouchKind::Start, 2), &[]);
+        assert_eq!(state.touches(), &[(0, 0), (1, 2)]);
+        state.apply(&touch(TouchKind::Move, 30), &[]);
+        assert_eq!(state.touches().len(), MAX_TOUCHES, "a hostile event cannot draw more");
+        state.apply(&touch(TouchKind::End, 1), &[]);
+        assert!(state.touches().is_empty());
+        state.apply(&touch(TouchKind::Start, 1), &[]);
+        state.apply(&touch(TouchKind::Cancel, 1), &[]);
+        assert!(state.touches().is_empty());
+    }
 
     #[test]
     fn many_page_views_each_get_one_index_however_their_batches_interleave() {

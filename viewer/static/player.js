@@ -56,6 +56,18 @@ function moveCursor(x, y, click) {
   }
 }
 
+/** Draws a dot where each finger touches the screen (`[x, y, ...]`; none once lifted). */
+function showTouches(points) {
+  for (const old of wrap.querySelectorAll('.touch-point')) old.remove();
+  for (let i = 0; i + 1 < points.length; i += 2) {
+    const dot = document.createElement('span');
+    dot.className = 'touch-point';
+    dot.style.left = `${points[i]}px`;
+    dot.style.top = `${points[i + 1]}px`;
+    wrap.append(dot);
+  }
+}
+
 function resize(w, h) {
   if (w > 0 && h > 0) viewport = [w, h];
   frame.style.width = `${viewport[0]}px`;
@@ -72,7 +84,7 @@ function fit() {
   wrap.style.top = `${Math.max(0, (stage.clientHeight - viewport[1] * scale) / 2)}px`;
 }
 
-const renderer = createRenderer(frame, { url: showUrl, viewport: resize, pointer: moveCursor });
+const renderer = createRenderer(frame, { url: showUrl, viewport: resize, pointer: moveCursor, touch: showTouches });
 const apply = (ops) => renderer.apply(ops);
 /** Seeks the engine to absolute time `t` and shows the document there (binary frame). */
 function showAt(t) {

@@ -9,7 +9,8 @@ const XML = 'http://www.w3.org/XML/1998/namespace';
 
 /**
  * A renderer bound to one iframe. `effects` receives `url(url)`, `viewport(w, h)`,
- * `pointer(x, y, clicked)`.
+ * `pointer(x, y, clicked)` and, when it has one, `touch(points)` (`[x, y, ...]` of the fingers
+ * on the screen, empty once lifted).
  */
 export function createRenderer(frame, effects) {
   const nodes = new Map();
@@ -30,6 +31,25 @@ export function createRenderer(frame, effects) {
     for (const type of ['click', 'auxclick', 'submit']) doc.addEventListener(type, (e) => e.preventDefault(), true);
   }
   guard(frame.contentDocument);
+
+  /**
+   * Puts a replay document in the rendering mode of the recorded one before it is built. A
+   * replay document starts as about:blank, in quirks mode, and a doctype node inserted later
+   * does not change that: a recorded page with `<!DOCTYPE html>` would lay out as a quirks
+   * page (e.g. the first paragraph's top margin collapsing away). Only this constant doctype
+   * is ever written, never recorded markup.
+   */
+  function setMode(doc, standards) {
+    if ((doc.compatMode === 'CSS1Compat') === standards) return;
+    try {
+      doc.open();
+      doc.write(standards ? '<!DOCTYPE html>' : '');
+      doc.close();
+    } catch (_) { return; }
+    // `open` dropped the document's listeners: the link guard goes on again.
+    guarded.delete(doc);
+    guard(doc);
+  }
 
   function setAttr(el, name, value) {
     try {
@@ -74,6 +94,8 @@ export function createRenderer(frame, effects) {
         // A same-origin iframe's document: built inside the replayed iframe (about:blank).
         const inner = parent.localName === 'iframe' || parent.localName === 'frame' ? parent.contentDocument : null;
         if (inner) {
+          const next = list[i + 1];
+          setMode(inner, !!next && next[2] === 1 && next[1] === id);
           guard(inner);
           while (inner.firstChild) inner.removeChild(inner.firstChild);
           nodes.set(id, inner);
@@ -98,11 +120,20 @@ export function createRenderer(frame, effects) {
     }
   }
 
-  /** An open `<dialog>` is shown modally, as pages almost always open them (showModal). */
+  /** Dialogs recorded as shown with `show()` (not modally), by replay element. */
+  const modeless = new WeakSet();
+
+  /**
+   * An open `<dialog>` is shown modally, as pages almost always open them (showModal), unless
+   * the recording says it was shown with `show()` (a `dialog` operation).
+   */
   function showDialog(el) {
     if (!el.isConnected || el.localName !== 'dialog') return;
     try {
-      if (el.hasAttribute('open') && !el.matches(':modal')) {
+      if (modeless.has(el)) {
+        if (el.matches(':modal')) { el.close(); el.setAttribute('open', ''); }
+        else if (!el.hasAttribute('open') && el.open) el.close();
+      } else if (el.hasAttribute('open') && !el.matches(':modal')) {
         el.removeAttribute('open');
         el.showModal();
         // showModal focuses the dialog; the replay shows focus only as recorded.
@@ -348,13 +379,19 @@ export function createRenderer(frame, effects) {
   /** A `full` operation; its nodes are JSON arrays, or (`null`) in the binary `frame`. */
   function full(op, frameData) {
     const doc = frame.contentDocument;
+    const list = op[5];
+    // The recorded document's doctype comes right after it (in JSON or binary nodes).
+    const ints = frameData && frameData.ints;
+    const standards = list === null
+      ? !!ints && ints.length > 5 && ints[5] === 1 && ints[4] === ints[0]
+      : list.length > 1 && list[1][2] === 1 && list[1][1] === list[0][0];
+    setMode(doc, standards);
     guard(doc);
     while (doc.firstChild) doc.removeChild(doc.firstChild);
     nodes.clear();
     sheets.clear();
     companions.clear();
     try { doc.adoptedStyleSheets = []; } catch (_) { /* old engine */ }
-    const list = op[5];
     if (list === null) {
       if (frameData) buildFrame(doc, frameData.ints, frameData.text);
     } else {
@@ -434,6 +471,15 @@ export function createRenderer(frame, effects) {
         case 'scroll': setScroll(op[1], op[2], op[3]); break;
         case 'mouse': effects.pointer(op[1], op[2], false); break;
         case 'click': effects.pointer(op[1], op[2], true); break;
+        case 'dialog': {
+          const el = nodes.get(op[1]);
+          if (el && el.nodeType === 1) {
+            if (op[2]) modeless.delete(el); else modeless.add(el);
+            showDialog(el);
+          }
+          break;
+        }
+        case 'touch': if (effects.touch) effects.touch(op.slice(1)); break;
         case 'viewport': effects.viewport(op[1], op[2]); break;
         case 'meta': effects.url(op[1]); break;
         default: break;

@@ -245,6 +245,7 @@ impl Exporter {
             EventData::LongFrame(_) | EventData::Metric(_) | EventData::Freeze(_) => self.drop("performance events"),
             EventData::Environment(_) | EventData::App(_) => self.drop("environment and app facts"),
             EventData::Note(_) => self.drop("recorder notes"),
+            EventData::Dialog(_) => self.drop("dialog modality"),
         }
     }
 

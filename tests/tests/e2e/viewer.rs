@@ -511,6 +511,65 @@ async fn the_cursor_ripples_scroll_and_scale_follow_the_recording() -> Result<()
     Ok(())
 }
 
+/// A 5-second session of a phone: two fingers down at 1 s, moved at 2 s, lifted at 3 s; one
+/// finger down at 4 s.
+fn touch_session(id: &str) -> Vec<u8> {
+    use replay_protocol::{MousePoint, Touch, TouchKind};
+    let touch = |kind, points: &[(i32, i32)]| {
+        EventData::Touch(Touch { kind, points: points.iter().map(|&(x, y)| MousePoint { x, y, dt: 0 }).collect() })
+    };
+    let mut b = Batch::new(id, "page-1", 0, T0);
+    b.flags = Batch::FLAG_PAGE_START;
+    b.events = vec![
+        at(0, meta("https://shop.test/phone")),
+        at(0, snapshot(page_nodes(&[("style", "margin: 0")], [el(5, 4, "p", &[]), text(6, 5, "swipe me")]))),
+        at(1_000, touch(TouchKind::Start, &[(100, 200), (150, 260)])),
+        at(2_000, touch(TouchKind::Move, &[(120, 300), (170, 360)])),
+        at(3_000, touch(TouchKind::End, &[(120, 300), (170, 360)])),
+        at(4_000, touch(TouchKind::Start, &[(40, 50)])),
+    ];
+    b.end = T0 + 5_000;
+    encode_batch(&b).expect("encodes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_points_are_drawn_where_the_fingers_were() -> Result<()> {
+    let server = Server::start()?;
+    server.ingest_all(&[touch_session("touch")])?;
+    let browser = Browser::start().await?;
+    browser.open_player(&server, "session=touch").await?;
+    let page = &browser;
+    let dots = |t: u64| async move {
+        page.eval(&format!("window.replayPlayer.seek({t}); return true")).await?;
+        page.eval(
+            "return [...document.querySelectorAll('#frame-wrap .touch-point')].map((d) => [d.style.left, d.style.top])",
+        )
+        .await
+    };
+    for (t, want) in [
+        (500, serde_json::json!([])),
+        (1_500, serde_json::json!([["100px", "200px"], ["150px", "260px"]])),
+        (2_500, serde_json::json!([["120px", "300px"], ["170px", "360px"]])),
+        (3_500, serde_json::json!([])),
+        (4_500, serde_json::json!([["40px", "50px"]])),
+        // Back to a moment before any touch: the rebuild clears the fingers.
+        (200, serde_json::json!([])),
+    ] {
+        let got = dots(t).await?;
+        ensure!(got == want, "touch points at {t} ms: {got}, expected {want}");
+    }
+    // Playing through the recording draws them too.
+    browser.eval("window.replayPlayer.seek(1800); window.replayPlayer.play(); return true").await?;
+    browser
+        .wait_for(
+            "return [...document.querySelectorAll('#frame-wrap .touch-point')].some((d) => d.style.left === '120px')",
+            Duration::from_secs(10),
+        )
+        .await?;
+    browser.close().await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_play_button_markers_network_entries_and_density_graph_work() -> Result<()> {
     let server = Server::start()?;
