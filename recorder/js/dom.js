@@ -495,7 +495,12 @@ function advance(j, deadline) {
       j.w = null;
     }
     if (j.next >= j.roots.length) return true;
-    if (overdue(deadline)) return false;
+    if (overdue(deadline)) {
+      // Between two roots: what is walked so far goes to wasm now, so that no one call (nor
+      // the batch it fills) takes long.
+      if (j.nAdds) emitPart(j);
+      return false;
+    }
     const p = j.roots[j.next++];
     const n = j.roots[j.next++];
     const m = j.roots[j.next++];
@@ -521,7 +526,7 @@ function recordLength(a, i) {
 
 /** The ids recorded directly under each of `parents` by job `j`'s tape, in tape order. */
 function childrenOnTape(j, parents) {
-  const a = j.ints.a;
+  let a = j.ints.a;
   const out = new Map();
   const node = (i) => {
     const pid = a[i + 2];
@@ -535,7 +540,11 @@ function childrenOnTape(j, parents) {
   if (j.snapshot) {
     let i = 1;
     for (let k = 0, n = a[0]; k < n; k++) i = node(i);
-  } else {
+    return out;
+  }
+  // A mutation job's tape may have gone to wasm in parts.
+  for (let p = 0; p < j.parts.length; p++) {
+    a = j.parts[p];
     let i = 1 + a[0];
     const nAdds = a[i++];
     for (let add = 0; add < nAdds; add++) {
@@ -785,8 +794,26 @@ function mutationJob() {
   ints.p1(0);
   return {
     snapshot: false, firstId: S.nextId, t, ints, strs: [], roots, next: 0, w: null, at: 0,
-    nAdds: 0, nAddsAt, nRemoves: removes.length, attrs, texts, maskedUnder, late: new Map(), pending,
+    nAdds: 0, nAddsAt, nRemoves: removes.length, attrs, texts, maskedUnder, late: new Map(), pending, parts: [],
   };
+}
+
+/** Sends the removals and the subtrees walked so far as one mutation; the job goes on with a new tape. */
+function emitPart(j) {
+  const ints = j.ints;
+  ints.set(j.nAddsAt, j.nAdds);
+  ints.p2(0, 0);
+  S.rec.mutation(j.t, ints.view(), j.strs.join(''));
+  j.parts.push(ints.view().slice());
+  afterTape();
+  ints.reset();
+  ints.p1(0);
+  j.nAddsAt = ints.length;
+  ints.p1(0);
+  j.nAdds = 0;
+  j.nRemoves = 0;
+  j.strs = [];
+  if (S.afterEmit) S.afterEmit();
 }
 
 /** The end of a mutation job: attribute and text values as they are now, then the tape. */
@@ -828,5 +855,6 @@ function endMutation(j) {
   if (j.nRemoves + j.nAdds + nAttrs + nTexts > 0) {
     S.rec.mutation(j.t, ints.view(), strs.join(''));
   }
+  j.parts.push(ints.view());
   afterTape();
 }
