@@ -8,7 +8,7 @@
 import init, { Recorder } from './recorder_wasm.js';
 import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
-import { OBSERVE, onRecords, takeSnapshot } from './dom.js';
+import { OBSERVE, collect, dropWork, settle, takeSnapshot } from './dom.js';
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
@@ -80,10 +80,14 @@ function goLive() {
 
 let nextStartsWithSnapshot = true;
 
-/** Cuts the current batch (taking pending mutation records first) and queues it. */
-function flushNow(isFinal) {
+/**
+ * Cuts the current batch and queues it. With `drain` (a flush asked for, the page going away),
+ * pending DOM work is finished first; otherwise it goes on in its slices.
+ */
+function flushNow(isFinal, drain) {
   if (!S.rec) return;
-  if (S.observer) onRecords(S.observer.takeRecords());
+  if (drain) settle();
+  else if (S.observer) collect(S.observer.takeRecords());
   flushMouse();
   const bytes = S.rec.flush(now(), isFinal);
   if (bytes) {
@@ -96,10 +100,11 @@ function flushNow(isFinal) {
 
 function tick() {
   if (buffering && now() - lastSnapshotAt > S.cfg.bufferSeconds * 1000) {
-    flushNow(false);
+    flushNow(false, true);
     nextStartsWithSnapshot = true;
     lastSnapshotAt = now();
-    takeSnapshot(lastSnapshotAt, recordInput, recordMedia);
+    // At once: the next batch must start with this snapshot.
+    takeSnapshot(lastSnapshotAt, recordInput, recordMedia, null, true);
     recordOpenDialogs(document);
   }
   flushNow(false);
@@ -121,13 +126,8 @@ function sampled(session) {
   }
 }
 
-function onMutations(records) {
-  onRecords(records);
-  if (S.rec.should_flush()) flushNow(false);
-}
-
 function finalFlush() {
-  flushNow(true);
+  flushNow(true, true);
   if (!buffering) rescueUnsent();
 }
 
@@ -141,11 +141,12 @@ function onDocument(doc) {
   listenToDocument(doc);
 }
 
-function start() {
-  if (!S.stopped) return;
+/** Starts recording; `recording` is called once the first snapshot is in (true then). */
+function start(recording) {
+  if (!S.stopped) return false;
   configurePrivacy(S.cfg);
   S.session = sessionId();
-  if (!sampled(S.session)) return;
+  if (!sampled(S.session)) return false;
   S.stopped = false;
   patchCssom(window);
   patchDialogs(window);
@@ -155,17 +156,27 @@ function start() {
   // PII detection (e-mails, card and phone numbers, IBANs) is on unless `pii: false`.
   const pii = S.cfg.pii;
   S.rec.set_pii(!(pii === false || pii === 'false' || pii === '0' || pii === 'off'));
-  S.observer = new MutationObserver(guard(onMutations));
+  S.observer = new MutationObserver(guard(collect));
+  S.afterEmit = () => { if (S.rec.should_flush()) flushNow(false, false); };
   const t0 = now();
   lastSnapshotAt = t0;
   S.rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
     scrubUrl(document.referrer));
-  takeSnapshot(t0, recordInput, recordMedia);
-  recordOpenDialogs(document);
+  // Observing from before the walk: what the page changes between its slices is seen.
   S.observer.observe(document, OBSERVE);
+  takeSnapshot(t0, recordInput, recordMedia, guard(() => {
+    if (!S.stopped) recordingStarted();
+    recording();
+  }));
+  return true;
+}
+
+/** The rest of `start`, once the snapshot is in. */
+function recordingStarted() {
+  recordOpenDialogs(document);
   listenToUser();
   const active = document.activeElement;
-  if (active && active !== document.body && S.ids.has(active)) S.rec.focus(t0, S.ids.get(active), true);
+  if (active && active !== document.body && S.ids.has(active)) S.rec.focus(now(), S.ids.get(active), true);
   listen(window, 'pagehide', finalFlush);
   listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') finalFlush(); });
   if (buffering) {
@@ -173,7 +184,7 @@ function start() {
     listen(window, 'unhandledrejection', goLive);
   }
   flushTimer = setInterval(guard(tick), S.cfg.flushIntervalMs || 5000);
-  startDiagnostics(() => flushNow(false), goLive);
+  startDiagnostics(() => flushNow(false, true), goLive);
 }
 
 const api = {
@@ -185,7 +196,8 @@ const api = {
     if (document.readyState === 'loading') {
       await new Promise((r) => document.addEventListener('DOMContentLoaded', r, { once: true }));
     }
-    guard(start)();
+    // Resolves once the first snapshot is in (taken in slices).
+    await new Promise((r) => { if (guard(start)(r) !== true) r(undefined); });
   },
   async identify(user, traits) { guard(appFact)('identify', user, traits); },
   async setFlags(flags) { guard(appFact)('flags', flags); },
@@ -202,14 +214,14 @@ const api = {
     // Stopped (by the app, or because the server refuses the session): nothing new to send.
     if (S.stopped) return whenDrained();
     guard(() => {
-      flushNow(false);
+      flushNow(false, true);
       goLive();
     })();
     return whenDrained();
   },
   async stop() {
     if (S.stopped) return;
-    guard(() => flushNow(true))();
+    guard(() => flushNow(true, true))();
     halt();
   },
   async sessionUrl() {
@@ -225,6 +237,7 @@ const api = {
 /** Stops observing and recording (what `stop` does after its last flush). */
 function halt() {
   S.stopped = true;
+  dropWork();
   if (S.observer) S.observer.disconnect();
   clearInterval(flushTimer);
   stopDiagnostics();

@@ -4,7 +4,7 @@
 // The walker also enters open shadow roots and same-origin iframe documents (as Document nodes
 // under the iframe element), applies the privacy rules on the way (masked text, blocked
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
-import { S, now, guard } from './state.js';
+import { S, now, guard, countError } from './state.js';
 import { P, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
 import { ownerWalked, sendAdopted } from './css.js';
 
@@ -133,23 +133,49 @@ function placeholder(el, tag, id, pid, ns, ints, strs) {
   strs.push(tag, 'data-replay-block', '', 'style', style);
 }
 
+/** Longest slice of the recorder's own work (ms) before it yields to the page. */
+export const SLICE_MS = 8;
+
+/** A walk that can stop and go on later: the stack of nodes still to visit. */
+function walker(root, rootParent, masked) {
+  return { nodes: [root], parents: [rootParent], flags: [masked === true || masked === 1 ? 1 : masked === 2 ? 2 : 0], count: 0, check: false };
+}
+
 /**
  * Serialises `root` and its subtree (document order, ids assigned on the way); returns the
  * node count. `masked` says whether text at the root is masked (privacy context).
  */
 export function walk(root, rootParent, ints, strs, masked) {
+  const w = walker(root, rootParent, masked);
+  walkSome(w, ints, strs, Infinity);
+  return w.count;
+}
+
+/**
+ * Goes on with walk `w` until it is done (true) or `deadline` (performance.now()) passed
+ * (false). Once a walk has paused, the page may have changed in between: a node still on the
+ * stack whose parent is no longer the one it was queued under is skipped (its parent's
+ * childList change is handled by the job, see `finishJob`).
+ */
+function walkSome(w, ints, strs, deadline) {
   const ids = S.ids;
-  const nodes = [root];
-  const parents = [rootParent];
-  const flags = [masked === true || masked === 1 ? 1 : masked === 2 ? 2 : 0];
-  let count = 0;
+  const { nodes, parents, flags } = w;
+  let budget = 0;
   while (nodes.length) {
+    if (++budget === 64) {
+      budget = 0;
+      if (performance.now() > deadline) {
+        w.check = true;
+        return false;
+      }
+    }
     const node = nodes.pop();
     const pid = parents.pop();
     let m = flags.pop();
+    if (w.check && pid !== 0 && node.nodeType !== 9 && node.nodeType !== 11 && ids.get(node.parentNode) !== pid) continue;
     const id = S.nextId++;
     ids.set(node, id);
-    count++;
+    w.count++;
     let kids = node;
     switch (node.nodeType) {
       case 1: {
@@ -268,7 +294,7 @@ export function walk(root, rootParent, ints, strs, masked) {
       }
     }
   }
-  return count;
+  return true;
 }
 
 /** After a tape went to wasm: CSSOM state of the sheets and roots the walk met, notes. */
@@ -285,20 +311,160 @@ function afterTape() {
   }
 }
 
-/** Records the whole document at time `t`, then the live state of form controls and media. */
-export function takeSnapshot(t, recordInput, recordMedia) {
+// ---- the recorder's own work in slices ----
+//
+// The full snapshot and the added subtrees of a mutation burst are walked by jobs in slices of
+// at most SLICE_MS, each its own task, so that the recorder never makes a long task of its own
+// however big the page. The observer's callback only queues records (`collect`), with the ids
+// of removed nodes read at once, while they are still the ones in the replay.
+//
+// The page may change between slices. What the walk already read and the page then changed is
+// put right by the next job: attribute and text changes are read again at their current value;
+// for a node the running job walked (its id is at least the job's first id) whose children
+// changed, the children recorded under it (read back from the tape) are compared with its
+// children now: those still there in the same order stay, the others are removed, and the new
+// or moved ones are walked as additions. Records on nodes the running snapshot has not reached
+// are dropped, since the walk reads those nodes as they are when it gets there. A node still on
+// the walk's stack whose parent changed is skipped (see `walkSome`).
+
+/** Records queued for the next job, bounded: beyond it the work is finished at once. */
+const MAX_QUEUE = 200000;
+let queue = [];
+/** The running job: `{ snapshot, firstId, t, ints, strs, w, ... }`, or null. */
+let job = null;
+let scheduled = false;
+/** The throttle's trailing pass is due: the next job runs even without records. */
+let forced = false;
+/** Counts nodes between two looks at the clock (one look per 64 nodes or roots). */
+let steps = 0;
+
+function later(fn) {
+  const sch = /** @type {any} */ (globalThis).scheduler;
+  if (sch && typeof sch.postTask === 'function') sch.postTask(fn).catch(() => {});
+  else setTimeout(fn, 0);
+}
+
+function schedule() {
+  if (scheduled || S.stopped) return;
+  scheduled = true;
+  later(pump);
+}
+
+/** The observer's callback: queues records, reading the ids of removed nodes now. */
+export function collect(records) {
+  if (S.stopped) return;
+  const ids = S.ids;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    let rem = null;
+    if (r.type === 'childList') {
+      rem = [];
+      const removed = r.removedNodes;
+      for (let j = 0; j < removed.length; j++) {
+        const id = ids.get(removed[j]);
+        if (id !== undefined) rem.push(id);
+      }
+    }
+    if (job && rem) {
+      const added = r.addedNodes;
+      for (let j = 0; j < added.length; j++) job.late.set(added[j], S.nextId);
+    }
+    // `seq`: a node added here but walked after this record came (its id is at least `seq`)
+    // is already where it is: it is not added again.
+    queue.push({ type: r.type, target: r.target, rem, added: r.addedNodes, name: r.attributeName, ns: r.attributeNamespace, seq: S.nextId });
+  }
+  if (queue.length > MAX_QUEUE) settle();
+  else if (queue.length) schedule();
+}
+
+function pump() {
+  scheduled = false;
+  if (S.stopped) return;
+  try {
+    if (S.observer) collect(S.observer.takeRecords());
+    run(performance.now() + SLICE_MS);
+  } catch (e) {
+    // A job that failed is dropped (a snapshot still lets the recorder go on).
+    S.lastError = String((e && e.message) || e);
+    countError();
+    const j = job;
+    job = null;
+    if (j && j.done) j.done();
+  }
+  if (job || queue.length || forced) schedule();
+}
+
+/** Works until `deadline`: the running job, then jobs for what is queued. */
+function run(deadline) {
+  for (;;) {
+    if (!job) {
+      if (S.stopped || (!queue.length && !forced)) return;
+      job = mutationJob();
+    }
+    if (!advance(job, deadline)) return;
+    const j = job;
+    job = null;
+    finishJob(j);
+    if (performance.now() > deadline) return;
+  }
+}
+
+/** Finishes all pending work now (a flush, the page going away, a frame reloaded). */
+export function settle() {
+  if (S.stopped) return;
+  if (S.observer) collect(S.observer.takeRecords());
+  run(Infinity);
+}
+
+/** Drops pending work (the recorder stopped). */
+export function dropWork() {
+  job = null;
+  queue = [];
+  forced = false;
+}
+
+/** True while the clock says the slice is over (looked at once per 64 steps). */
+function overdue(deadline) {
+  if (++steps < 64) return false;
+  steps = 0;
+  return performance.now() > deadline;
+}
+
+/**
+ * Records the whole document at time `t`, then the live state of form controls and media, in
+ * slices unless `sync`; `done` is called once the snapshot is in the recorder.
+ */
+export function takeSnapshot(t, recordInput, recordMedia, done, sync) {
+  settle();
   const controls = document.querySelectorAll('input, textarea, select');
   // Values already in fields (autofill, restored form state) may be shown elsewhere on the page.
   for (let i = 0; i < controls.length; i++) rememberTyped(controls[i]);
   const ints = tape.reset();
-  const strs = [];
   ints.p1(0);
-  ints.set(0, walk(document, 0, ints, strs, P.maskAllText));
-  S.rec.snapshot(t, ints.view(), strs.join(''), Math.round(scrollX), Math.round(scrollY));
-  afterTape();
+  job = {
+    snapshot: true,
+    late: new Map(),
+    pending: new Set(),
+    firstId: S.nextId,
+    t,
+    ints,
+    strs: [],
+    w: walker(document, 0, P.maskAllText),
+    done() {
+      afterSnapshot(recordInput, recordMedia);
+      if (done) done();
+    },
+  };
+  if (sync) run(Infinity);
+  else pump();
+}
+
+function afterSnapshot(recordInput, recordMedia) {
+  const controls = document.querySelectorAll('input, textarea, select');
   for (let i = 0; i < controls.length; i++) {
     // Read as an input: a textarea or select has no `checked`, a select no `defaultValue`.
     const el = /** @type {HTMLInputElement} */ (controls[i]);
+    if (!S.ids.has(el)) continue;
     const type = (el.type || '').toLowerCase();
     if (type === 'checkbox' || type === 'radio') {
       if (el.checked !== el.defaultChecked) recordInput(el);
@@ -311,8 +477,143 @@ export function takeSnapshot(t, recordInput, recordMedia) {
   const media = /** @type {NodeListOf<HTMLMediaElement>} */ (document.querySelectorAll('video, audio'));
   for (let i = 0; i < media.length; i++) {
     const el = media[i];
+    if (!S.ids.has(el)) continue;
     if (!el.paused || el.currentTime > 0 || el.muted || el.volume !== 1 || el.playbackRate !== 1) recordMedia(el);
   }
+}
+
+/** Goes on with job `j` until it is done (true) or the deadline passed (false). */
+function advance(j, deadline) {
+  if (j.snapshot) return walkSome(j.w, j.ints, j.strs, deadline);
+  const ids = S.ids;
+  const ints = j.ints;
+  for (;;) {
+    if (j.w) {
+      if (!walkSome(j.w, ints, j.strs, deadline)) return false;
+      ints.set(j.at, j.w.count);
+      j.nAdds++;
+      j.w = null;
+    }
+    if (j.next >= j.roots.length) return true;
+    if (overdue(deadline)) {
+      // Between two roots: what is walked so far goes to wasm now, so that no one call (nor
+      // the batch it fills) takes long.
+      if (j.nAdds) emitPart(j);
+      return false;
+    }
+    const p = j.roots[j.next++];
+    const n = j.roots[j.next++];
+    const m = j.roots[j.next++];
+    j.pending.delete(n);
+    // Moved or removed since the burst: the record of that change comes with the next job.
+    if (n.parentNode !== p || !n.isConnected || ids.has(n) && ids.get(n) >= j.firstId) continue;
+    // The next sibling that is there in the replay too: not one the page put there after the
+    // burst (its record comes with the next job) unless this job walked it since, nor one of
+    // this job's roots still to come (the page may have moved it to the right of this one).
+    let s = n.nextSibling;
+    while (s && (!ids.has(s) || ids.get(s) < (j.late.get(s) || 0) || j.pending.has(s))) s = s.nextSibling;
+    ints.p3(ids.get(p), s ? ids.get(s) : 0, 0);
+    j.at = ints.length - 1;
+    j.w = walker(n, ids.get(p), m);
+  }
+}
+
+/** Length of the node record at `i` of a tape (see protocol/src/tape.rs). */
+function recordLength(a, i) {
+  const kind = a[i];
+  return kind === 2 ? 6 + 2 * a[i + 5] : kind === 1 ? 6 : kind === 0 || kind === 5 ? 3 : 4;
+}
+
+/** The ids recorded directly under each of `parents` by job `j`'s tape, in tape order. */
+function childrenOnTape(j, parents) {
+  let a = j.ints.a;
+  const out = new Map();
+  const node = (i) => {
+    const pid = a[i + 2];
+    if (parents.has(pid)) {
+      let list = out.get(pid);
+      if (!list) out.set(pid, list = []);
+      list.push(a[i + 1]);
+    }
+    return i + recordLength(a, i);
+  };
+  if (j.snapshot) {
+    let i = 1;
+    for (let k = 0, n = a[0]; k < n; k++) i = node(i);
+    return out;
+  }
+  // A mutation job's tape may have gone to wasm in parts.
+  for (let p = 0; p < j.parts.length; p++) {
+    a = j.parts[p];
+    let i = 1 + a[0];
+    const nAdds = a[i++];
+    for (let add = 0; add < nAdds; add++) {
+      i += 2;
+      const n = a[i++];
+      for (let k = 0; k < n; k++) i = node(i);
+    }
+  }
+  return out;
+}
+
+/** Sends job `j`'s tape, then turns what changed under it meanwhile into queued work. */
+function finishJob(j) {
+  const ids = S.ids;
+  if (j.snapshot) {
+    j.ints.set(0, j.w.count);
+    S.rec.snapshot(now(), j.ints.view(), j.strs.join(''), Math.round(scrollX), Math.round(scrollY));
+    afterTape();
+  } else {
+    endMutation(j);
+  }
+  // Records that came in while the job ran, against what it walked.
+  const first = j.firstId;
+  const keep = [];
+  const dirty = [];
+  const dirtyIds = new Set();
+  for (let i = 0; i < queue.length; i++) {
+    const e = queue[i];
+    const tid = ids.get(e.target);
+    const mine = tid !== undefined && tid >= first;
+    if (e.type === 'childList') {
+      if (mine) {
+        if (!dirtyIds.has(tid)) { dirtyIds.add(tid); dirty.push(e.target); }
+      } else if (!j.snapshot) keep.push(e);
+    } else if (mine || !j.snapshot) keep.push(e);
+  }
+  if (dirty.length) {
+    // The children each changed node has in the replay (from the tape just sent) against its
+    // children now: those still there in the same order stay, the others go, the new ones
+    // (and the ones out of order) are walked again.
+    const under = childrenOnTape(j, dirtyIds);
+    for (let i = 0; i < dirty.length; i++) {
+      const t = dirty[i];
+      if (!t.isConnected) continue;
+      const recorded = under.get(ids.get(t)) || [];
+      const at = new Map();
+      for (let k = 0; k < recorded.length; k++) at.set(recorded[k], k);
+      const stay = new Set();
+      // Not children in the DOM's sense, but recorded under the node: its shadow root, its frame's document.
+      if (t.nodeType === 1) {
+        if (t.shadowRoot && ids.has(t.shadowRoot)) stay.add(ids.get(t.shadowRoot));
+        const d = S.frameDocs.get(t);
+        if (d && ids.has(d)) stay.add(ids.get(d));
+      }
+      const added = [];
+      let last = -1;
+      for (let c = t.firstChild; c; c = c.nextSibling) {
+        const k = at.get(ids.get(c));
+        if (k !== undefined && k > last) { stay.add(recorded[k]); last = k; }
+        else added.push(c);
+      }
+      const rem = [];
+      for (let k = 0; k < recorded.length; k++) if (!stay.has(recorded[k])) rem.push(recorded[k]);
+      if (rem.length || added.length) keep.push({ type: 'childList', target: t, rem, added, seq: S.nextId });
+    }
+  }
+  queue = keep;
+  if (j.done) j.done();
+  if (S.afterEmit) S.afterEmit();
 }
 
 /** A same-origin iframe (re)loaded: its new document replaces the one recorded under it. */
@@ -322,7 +623,7 @@ export function frameLoaded(el) {
   const d = frameDoc(el);
   const old = S.frameDocs.get(el);
   if (!d || old === d) return;
-  if (S.observer) onRecords(S.observer.takeRecords());
+  settle();
   const oldId = old ? S.ids.get(old) : undefined;
   const ints = tape.reset();
   if (oldId === undefined) ints.p1(0);
@@ -361,7 +662,11 @@ function throttled(node) {
   if (!trailingTimer) {
     trailingTimer = setTimeout(guard(() => {
       trailingTimer = 0;
-      if (S.observer && !S.stopped) onRecords(S.observer.takeRecords(), true);
+      if (S.observer && !S.stopped) {
+        forced = true;
+        collect(S.observer.takeRecords());
+        schedule();
+      }
     }), THROTTLE_WINDOW_MS);
   }
   return true;
@@ -387,13 +692,17 @@ function rollWindow(t, attrs, texts) {
 }
 
 /**
- * Turns one burst of MutationRecords into a mutation tape. Removals are read first (ids as
- * they were); added subtrees are serialised fresh, right to left within each parent so that
- * each one's next sibling already has its id; attribute and text changes read current values.
- * Nodes changing faster than the throttle allows are sent once per window, in their final state.
+ * Starts a job for the queued records (one burst). Removals were read when the records came
+ * (ids as they were); added subtrees are walked fresh by the job, right to left within each
+ * parent so that each one's next sibling already has its id; attribute and text changes read
+ * current values when the job ends. Nodes changing faster than the throttle allows are sent
+ * once per window, in their final state.
  */
-export function onRecords(records, force) {
-  if ((!records.length && !force) || S.stopped) return;
+function mutationJob() {
+  const records = queue;
+  queue = [];
+  const force = forced;
+  forced = false;
   const t = now();
   const ids = S.ids;
   // The page may have echoed the focused field before our input listener saw it.
@@ -402,33 +711,34 @@ export function onRecords(records, force) {
   const added = new Set();
   const attrs = new Map();
   const texts = new Set();
-  if (t - windowStart >= THROTTLE_WINDOW_MS) rollWindow(t, attrs, texts);
+  // A forced job (the throttle's trailing pass) may have no records: the window roll sends
+  // the final state of throttled nodes.
+  if ((force || records.length) && t - windowStart >= THROTTLE_WINDOW_MS) rollWindow(t, attrs, texts);
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
     if (r.type === 'childList') {
-      const rem = r.removedNodes;
-      for (let j = 0; j < rem.length; j++) {
-        const id = ids.get(rem[j]);
-        if (id !== undefined) removes.push(id);
+      for (let j = 0; j < r.rem.length; j++) removes.push(r.rem[j]);
+      const add = r.added;
+      for (let j = 0; j < add.length; j++) {
+        const id = ids.get(add[j]);
+        if (id === undefined || id < r.seq) added.add(add[j]);
       }
-      const add = r.addedNodes;
-      for (let j = 0; j < add.length; j++) added.add(add[j]);
     } else if (r.type === 'attributes') {
       const target = r.target;
       // Before the throttle: a masked context seen only in a throttled change must still count.
-      if (r.attributeName === 'contenteditable' || r.attributeName.startsWith('data-replay-')) S.maskCtx = true;
+      if (r.name === 'contenteditable' || r.name.startsWith('data-replay-')) S.maskCtx = true;
       let names = attrs.get(target);
       if (!names) {
         if (throttled(target)) {
           let d = dirty.get(target);
           if (d === true) continue;
           if (!d) dirty.set(target, d = new Map());
-          d.set(r.attributeName, r.attributeNamespace);
+          d.set(r.name, r.ns);
           continue;
         }
         attrs.set(target, names = new Map());
       }
-      names.set(r.attributeName, r.attributeNamespace);
+      names.set(r.name, r.ns);
     } else if (!texts.has(r.target)) {
       if (throttled(r.target)) { dirty.set(r.target, true); continue; }
       texts.add(r.target);
@@ -437,7 +747,6 @@ export function onRecords(records, force) {
   const ints = tape.reset();
   ints.p1(removes.length);
   for (let i = 0; i < removes.length; i++) ints.p1(removes[i]);
-  const strs = [];
   const context = new Map();
   const design = document.designMode === 'on';
   const maskedUnder = (el) => {
@@ -465,34 +774,58 @@ export function onRecords(records, force) {
     if (!list) byParent.set(p, list = []);
     list.push(n);
   }
-  const nAddsAt = ints.length;
-  ints.p1(0);
-  let nAdds = 0;
+  // Walk order: [parent, node, masked] triples, right to left within each parent.
+  const roots = [];
   for (const [p, list] of byParent) {
     let ordered = list;
     if (list.length > 1) {
       const set = new Set(list);
       ordered = [];
       for (let c = p.lastChild; c; c = c.previousSibling) if (set.has(c)) ordered.push(c);
-      ordered.reverse();
+    } else {
+      ordered = list;
     }
-    const pid = ids.get(p);
     const m = maskedUnder(p);
-    for (let k = ordered.length - 1; k >= 0; k--) {
-      const n = ordered[k];
-      let s = n.nextSibling;
-      while (s && !ids.has(s)) s = s.nextSibling;
-      ints.p3(pid, s ? ids.get(s) : 0, 0);
-      const at = ints.length - 1;
-      ints.set(at, walk(n, pid, ints, strs, m));
-      nAdds++;
-    }
+    for (let k = 0; k < ordered.length; k++) roots.push(p, ordered[k], m);
   }
-  ints.set(nAddsAt, nAdds);
+  const pending = new Set();
+  for (let k = 1; k < roots.length; k += 3) pending.add(roots[k]);
+  const nAddsAt = ints.length;
+  ints.p1(0);
+  return {
+    snapshot: false, firstId: S.nextId, t, ints, strs: [], roots, next: 0, w: null, at: 0,
+    nAdds: 0, nAddsAt, nRemoves: removes.length, attrs, texts, maskedUnder, late: new Map(), pending, parts: [],
+  };
+}
+
+/** Sends the removals and the subtrees walked so far as one mutation; the job goes on with a new tape. */
+function emitPart(j) {
+  const ints = j.ints;
+  ints.set(j.nAddsAt, j.nAdds);
+  ints.p2(0, 0);
+  S.rec.mutation(j.t, ints.view(), j.strs.join(''));
+  j.parts.push(ints.view().slice());
+  afterTape();
+  ints.reset();
+  ints.p1(0);
+  j.nAddsAt = ints.length;
+  ints.p1(0);
+  j.nAdds = 0;
+  j.nRemoves = 0;
+  j.strs = [];
+  if (S.afterEmit) S.afterEmit();
+}
+
+/** The end of a mutation job: attribute and text values as they are now, then the tape. */
+function endMutation(j) {
+  const ids = S.ids;
+  const ints = j.ints;
+  const strs = j.strs;
+  ints.set(j.nAddsAt, j.nAdds);
   const nAttrsAt = ints.length;
   ints.p1(0);
   let nAttrs = 0;
-  for (const [el, names] of attrs) {
+  for (const [el, names] of j.attrs) {
     const id = ids.get(el);
     if (id === undefined || !el.isConnected || S.blocked.has(el)) continue;
     const tag = el.localName;
@@ -509,18 +842,19 @@ export function onRecords(records, force) {
   const nTextsAt = ints.length;
   ints.p1(0);
   let nTexts = 0;
-  for (const tn of texts) {
+  for (const tn of j.texts) {
     const id = ids.get(tn);
     if (id === undefined || !tn.isConnected) continue;
     let v = capped(tn.data);
-    if (tn.nodeType === 3 && maskedUnder(tn.parentNode) === 1) v = maskText(v);
+    if (tn.nodeType === 3 && j.maskedUnder(tn.parentNode) === 1) v = maskText(v);
     ints.p2(id, v.length);
     strs.push(v);
     nTexts++;
   }
   ints.set(nTextsAt, nTexts);
-  if (removes.length + nAdds + nAttrs + nTexts > 0) {
-    S.rec.mutation(t, ints.view(), strs.join(''));
+  if (j.nRemoves + j.nAdds + nAttrs + nTexts > 0) {
+    S.rec.mutation(j.t, ints.view(), strs.join(''));
   }
+  j.parts.push(ints.view());
   afterTape();
 }

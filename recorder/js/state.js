@@ -55,6 +55,8 @@ export const S = {
   maskCtx: false,
   /** Called with each same-origin iframe document met (listeners, CSSOM wrapping). */
   onDocument: null,
+  /** Called after each snapshot or mutation went to the recorder (cuts a full batch). */
+  afterEmit: null,
 };
 
 /** Counts an internal error (reported in the next batch). */
