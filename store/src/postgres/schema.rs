@@ -111,6 +111,16 @@ const MIGRATIONS: &[&str] = &[
     // 5: a project's own daily quotas (NULL: the server's).
     "ALTER TABLE projects ADD COLUMN quota_bytes_per_day BIGINT;
     ALTER TABLE projects ADD COLUMN quota_sessions_per_day BIGINT;",
+    // 6: release artifacts (source maps and minified files); bodies in the object store.
+    "CREATE TABLE artifacts (
+        project_id BIGINT NOT NULL,
+        release TEXT NOT NULL,
+        url TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        uploaded_ms BIGINT NOT NULL,
+        PRIMARY KEY (project_id, release, url)
+    );",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

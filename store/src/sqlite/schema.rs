@@ -149,6 +149,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 10: a project's own daily quotas (NULL: the server's).
     "ALTER TABLE projects ADD COLUMN quota_bytes_per_day INTEGER;
     ALTER TABLE projects ADD COLUMN quota_sessions_per_day INTEGER;",
+    // 11: release artifacts (source maps and minified files) to read stacks with.
+    "CREATE TABLE artifacts (
+        project_id INTEGER NOT NULL,
+        release TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body BLOB NOT NULL,
+        uploaded_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, release, url)
+    );",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
