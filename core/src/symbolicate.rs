@@ -329,7 +329,8 @@ fn header(before: &str) -> Header {
                 let rest = rest.trim_end().trim_end_matches('*').trim_end();
                 if rest.ends_with("function") {
                     Header::Function(name.to_owned(), false)
-                } else if rest.is_empty() || rest.ends_with(['{', '}', ';', ',']) || trailing_ident(rest, false).1 != "" {
+                } else if rest.is_empty() || rest.ends_with(['{', '}', ';', ',']) || trailing_ident(rest, false).1 != ""
+                {
                     // A method (`async name(`, `static name(`, at the start of a line).
                     Header::Function(name.to_owned(), true)
                 } else {
@@ -399,7 +400,9 @@ fn function_at(content: &str, offset: usize) -> Option<String> {
         return None;
     }
     match header(&content[line_start.max(brace.saturating_sub(MAX_HEADER))..brace]) {
-        Header::Function(name, true) => Some(qualified(content, line_start, offset.saturating_sub(MAX_SCAN_BYTES), name)),
+        Header::Function(name, true) => {
+            Some(qualified(content, line_start, offset.saturating_sub(MAX_SCAN_BYTES), name))
+        }
         Header::Function(name, false) => Some(name),
         _ => None,
     }
@@ -444,7 +447,10 @@ mod tests {
         let stack = "Error: too many\n    at P.f (https://cdn.example/app.min.js:1:30)\n    at async https://cdn.example/app.min.js:1:99\n    at <anonymous>\nf@https://cdn.example/app.min.js:1:31";
         let frames = parse_stack(stack);
         assert_eq!(frames.len(), 3);
-        assert_eq!(frames[0], RawFrame { function: "P.f".into(), url: "https://cdn.example/app.min.js".into(), line: 1, column: 30 });
+        assert_eq!(
+            frames[0],
+            RawFrame { function: "P.f".into(), url: "https://cdn.example/app.min.js".into(), line: 1, column: 30 }
+        );
         assert_eq!(frames[1].function, "");
         assert_eq!(frames[2].function, "f");
         assert_eq!(parse_frame("pay (https://shop.test/app.js:10:5)").map(|f| f.line), Some(10));
@@ -456,7 +462,9 @@ mod tests {
         let (min, map) = minified();
         let at = min.find("throw").expect("throw") as u32 + 1;
         let raw = RawFrame { function: "P.f".into(), url: "x".into(), line: 1, column: at };
-        for file in [MappedFile::parse(&map, None).expect("map"), MappedFile::parse(&map, Some(min.clone())).expect("map")] {
+        for file in
+            [MappedFile::parse(&map, None).expect("map"), MappedFile::parse(&map, Some(min.clone())).expect("map")]
+        {
             let f = file.frame(&raw).expect("mapped");
             assert_eq!((f.function.as_str(), f.file.as_str(), f.line), ("ProductList.filter", "src/products.js", 5));
             assert_eq!(f.context_start, 2);
@@ -488,8 +496,14 @@ mod tests {
             context: vec![],
             context_start: 0,
         };
-        assert_eq!(original_fingerprint("order 1 failed", &f("pay", 10)), original_fingerprint("order 2 failed", &f("pay", 12)));
-        assert_ne!(original_fingerprint("order 1 failed", &f("pay", 10)), original_fingerprint("order 1 failed", &f("refund", 10)));
+        assert_eq!(
+            original_fingerprint("order 1 failed", &f("pay", 10)),
+            original_fingerprint("order 2 failed", &f("pay", 12))
+        );
+        assert_ne!(
+            original_fingerprint("order 1 failed", &f("pay", 10)),
+            original_fingerprint("order 1 failed", &f("refund", 10))
+        );
     }
 
     #[test]

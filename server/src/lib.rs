@@ -22,7 +22,8 @@
 //! - [`metrics`]: counters of ingest outcomes, exposed at `/metrics`;
 //! - [`pages`]: the session list and the offline export;
 //! - [`quota`]: per-project daily quotas (bytes, new sessions), counted in memory;
-//! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
+//! - [`reject`]: every reason a request is refused (status, code, metric label), in one table;
+//! - [`sourcemaps`]: source maps per release (upload, cache) and what is read through them.
 
 pub mod api;
 pub mod assets;
@@ -40,6 +41,7 @@ pub mod openapi;
 pub mod pages;
 pub mod quota;
 pub mod reject;
+pub mod sourcemaps;
 
 mod error;
 
@@ -76,6 +78,8 @@ pub struct AppState {
     pub password_slots: Arc<tokio::sync::Semaphore>,
     /// Ingest bytes in flight (see [`limits::Inflight`]).
     pub inflight: Arc<limits::Inflight>,
+    /// Parsed source maps and error-group re-keyings (see [`sourcemaps`]).
+    pub symbols: Arc<sourcemaps::Cache>,
 }
 
 impl AppState {
@@ -104,6 +108,7 @@ impl AppState {
             large_decode_slots: Arc::new(tokio::sync::Semaphore::new(half)),
             password_slots: Arc::new(tokio::sync::Semaphore::new(half)),
             inflight,
+            symbols: Arc::default(),
         }
     }
 
@@ -143,6 +148,9 @@ api_routes! {
     POST "/api/v1/projects/{id}/import/rrweb" => interop::import_rrweb;
     GET "/api/v1/sessions/{id}/rrweb" => interop::export_rrweb;
     GET "/api/v1/openapi.json" => openapi::openapi_json;
+    PUT "/api/v1/projects/{id}/sourcemaps" => sourcemaps::upload;
+    GET "/api/v1/projects/{id}/sourcemaps" => sourcemaps::list;
+    GET "/api/v1/sessions/{id}/symbolicated" => sourcemaps::session_symbolicated;
 }
 
 /// The whole HTTP application.

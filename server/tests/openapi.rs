@@ -66,6 +66,8 @@ fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authoriz
     } else {
         path.replace("{id}", SESSION)
     };
+    // Release files are addressed by release and URL.
+    let uri = if path.ends_with("/sourcemaps") { format!("{uri}?release=1&url=~/app.js") } else { uri };
     let mut req = Request::builder().method(method.to_uppercase().as_str()).uri(&uri);
     let body = match (method, path) {
         ("post", "/api/v1/ingest") => {

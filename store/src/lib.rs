@@ -38,9 +38,7 @@ use replay_core::gzip::unpack;
 pub use replay_core::{BatchSummary, ErrorSighting};
 
 pub use error::Error;
-pub use model::{
-    Artifact, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_NAME, MAX_ARTIFACTS_PER_RELEASE,
-};
+pub use model::{Artifact, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_NAME, MAX_ARTIFACTS_PER_RELEASE};
 pub use model::{
     BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
     IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,

@@ -87,7 +87,10 @@ fn release_artifacts_are_kept_per_project_and_release_and_capped(db: &impl Stora
     let list = db.artifacts(a, "1.0").expect("list");
     assert_eq!(list.iter().map(|x| (x.url.as_str(), x.bytes)).collect::<Vec<_>>(), [(url, 7), ("~/app.js", 3)]);
     let big = vec![b' '; crate::MAX_ARTIFACT_BYTES + 1];
-    assert!(matches!(db.put_artifact(a, "1.0", "https://cdn.example/big.map", &big), Err(Error::ArtifactTooLarge { .. })));
+    assert!(matches!(
+        db.put_artifact(a, "1.0", "https://cdn.example/big.map", &big),
+        Err(Error::ArtifactTooLarge { .. })
+    ));
     assert_eq!(db.artifacts(a, "1.0").expect("list").len(), 2, "a refused file stores nothing");
 }
 

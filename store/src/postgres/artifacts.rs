@@ -13,7 +13,13 @@ use crate::shared::{to_i64, to_u64};
 use crate::{Artifact, Error, MAX_ARTIFACTS_PER_RELEASE};
 
 impl Engine {
-    pub(super) async fn put_artifact(&self, project: i64, release: &str, url: &str, body: Vec<u8>) -> Result<(), Error> {
+    pub(super) async fn put_artifact(
+        &self,
+        project: i64,
+        release: &str,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<(), Error> {
         check_artifact(&body)?;
         let (release, url) = (text(release), text(url));
         let mut client = self.pool.get().await?;
