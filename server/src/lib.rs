@@ -23,12 +23,14 @@
 //! - [`pages`]: the session list and the offline export;
 //! - [`quota`]: per-project daily quotas (bytes, new sessions), counted in memory;
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table;
-//! - [`sourcemaps`]: source maps per release (upload, cache) and what is read through them.
+//! - [`sourcemaps`]: source maps per release (upload, cache) and what is read through them;
+//! - [`compare`]: a session beside sessions of the same page in another environment.
 
 pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod errors_page;
@@ -151,6 +153,7 @@ api_routes! {
     PUT "/api/v1/projects/{id}/sourcemaps" => sourcemaps::upload;
     GET "/api/v1/projects/{id}/sourcemaps" => sourcemaps::list;
     GET "/api/v1/sessions/{id}/symbolicated" => sourcemaps::session_symbolicated;
+    GET "/api/v1/sessions/{id}/compare" => compare::compare;
 }
 
 /// The whole HTTP application.

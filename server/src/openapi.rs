@@ -56,6 +56,7 @@ pub const INGEST_KEY_QUERY: &str = "ingest_key_query";
         crate::sourcemaps::upload,
         crate::sourcemaps::list,
         crate::sourcemaps::session_symbolicated,
+        crate::compare::compare,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Fill),

@@ -80,6 +80,7 @@ function showAt(t) {
   renderer.apply(ops, { ints: engine.frame_ints(), text: engine.frame_text() });
 }
 const panels = createPanels($('panels'), {
+  culprit,
   start: () => start,
   duration: () => duration,
   seek: (ms) => { pause(); seek(ms); },
@@ -395,6 +396,7 @@ async function main() {
     };
     if (embedded) await loadEmbedded(first); else await loadFromServer(sessionId, first);
     if (!embedded) compareEnvironment(sessionId);
+    if (!embedded) symbolicate(sessionId);
     loadedAll = true;
     document.body.dataset.loaded = '1';
     if (wanted !== null && position !== initialPosition(wanted)) seek(initialPosition(wanted));
@@ -409,7 +411,21 @@ async function compareEnvironment(id) {
   try {
     const res = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/environment`, { credentials: 'same-origin' });
     if (res.ok) panels.compare((await res.json()).facts || []);
+    const side = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/compare`, { credentials: 'same-origin' });
+    if (side.ok) panels.sideBySide(await side.json());
   } catch { /* the comparison is optional */ }
+}
+
+/** Reads stacks and freeze culprits through the release's source maps; optional too. */
+async function symbolicate(id) {
+  try {
+    const res = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}/symbolicated`, { credentials: 'same-origin' });
+    if (!res.ok) return;
+    const data = await res.json();
+    panels.symbolicate(data);
+    freezePanel.symbolicate(data);
+    drawMarkers();
+  } catch { /* symbolication is optional */ }
 }
 
 async function nextFrame() {

@@ -3,6 +3,8 @@
 //! harness they share is the `replay_e2e` library (`tests/src/`).
 //!
 //! - [`demo`]: the demo app recorded end to end, checked through the snapshot API and the viewer;
+//! - [`compare`]: the demo recorded as staging (50 products) and production (50,000): the
+//!   comparison names the DOM size and the freeze;
 //! - [`delivery`]: an outage, a reload, a closed tab, buffer mode, sampling, SIGTERM and SIGKILL
 //!   while sessions stream — nothing acknowledged is lost;
 //! - [`diagnostics`]: freezes (recovered and never recovered), console, errors, network and
@@ -15,6 +17,8 @@
 //! - [`module_entry`]: the recorder's ES module entry, imported like an app's bundle would;
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
 //! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
+//! - [`sourcemaps`]: a minified page and its uploaded maps: original stacks, culprits and one
+//!   error group across releases;
 //! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
 //! - [`viewer`]: the player's controls, panels, export and the session list, on synthetic
 //!   sessions;
@@ -24,6 +28,7 @@
 //! default the number of CPUs). Each starts its own servers, browser and services; the only
 //! shared state is the harness's record of the ports it handed out.
 
+mod compare;
 mod delivery;
 mod demo;
 mod diagnostics;
@@ -35,5 +40,6 @@ mod module_entry;
 mod privacy;
 mod rrweb;
 mod scale_out;
+mod sourcemaps;
 mod viewer;
 mod xss;
