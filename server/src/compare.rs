@@ -242,7 +242,8 @@ async fn read_profile(state: &AppState, project: i64, row: SessionRow) -> Result
     let bodies = api::load_batches(state, project, row.id.clone()).await?;
     let limits = state.config.limits;
     Ok(tokio::task::spawn_blocking(move || {
-        let batches: Vec<Batch> = bodies.iter().filter_map(|b| replay_protocol::decode_batch(b, &limits).ok()).collect();
+        let batches: Vec<Batch> =
+            bodies.iter().filter_map(|b| replay_protocol::decode_batch(b, &limits).ok()).collect();
         profile(&row, batches)
     })
     .await

@@ -122,6 +122,10 @@ pub struct SessionRow {
     pub events: u64,
     pub clicks: u64,
     pub rage_clicks: u64,
+    /// Frustration signals ([`replay_protocol::frustration`]).
+    pub dead_clicks: u64,
+    pub error_clicks: u64,
+    pub quick_backs: u64,
     pub errors: u64,
     pub freezes: u64,
     pub bytes: u64,
@@ -153,6 +157,10 @@ pub struct SessionFilter {
     pub min_duration_ms: Option<u64>,
     /// Only sessions that froze and never recovered.
     pub never_recovered: bool,
+    /// Only sessions with a dead click, an error click, a quick back.
+    pub has_dead_click: bool,
+    pub has_error_click: bool,
+    pub has_quick_back: bool,
 }
 
 /// A batch body as stored: the MessagePack bytes, or their gzip as the recorder sent it

@@ -121,6 +121,10 @@ const MIGRATIONS: &[&str] = &[
         uploaded_ms BIGINT NOT NULL,
         PRIMARY KEY (project_id, release, url)
     );",
+    // 7: frustration signals beside rage clicks.
+    "ALTER TABLE sessions ADD COLUMN dead_clicks BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN error_clicks BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN quick_backs BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

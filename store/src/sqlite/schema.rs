@@ -158,6 +158,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         uploaded_ms INTEGER NOT NULL,
         PRIMARY KEY (project_id, release, url)
     );",
+    // 12: frustration signals beside rage clicks.
+    "ALTER TABLE sessions ADD COLUMN dead_clicks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN error_clicks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN quick_backs INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

@@ -46,13 +46,19 @@ async fn production_differs_from_staging_by_its_dom_size_and_its_freeze() -> Res
         c["differences"].as_array().map(|d| d.iter().filter_map(|x| x["name"].as_str()).collect()).unwrap_or_default();
     let top: Vec<&str> = names.iter().take(4).copied().collect();
     ensure!(top.contains(&"dom_nodes"), "DOM size is among the top differences: {names:?}");
-    ensure!(top.contains(&"freeze_ms") || top.contains(&"freezes"), "the freeze is among the top differences: {names:?}");
+    ensure!(
+        top.contains(&"freeze_ms") || top.contains(&"freezes"),
+        "the freeze is among the top differences: {names:?}"
+    );
     ensure!(c["session"]["dom_nodes"].as_u64() > c["peers"][0]["dom_nodes"].as_u64().map(|n| n * 10), "{c}");
     // Asked the other way round, from staging, the same two stand out.
-    let staging = sessions.iter().find(|s| s["environment"] == "staging").and_then(|s| s["id"].as_str()).unwrap_or_default();
+    let staging =
+        sessions.iter().find(|s| s["environment"] == "staging").and_then(|s| s["id"].as_str()).unwrap_or_default();
     let back = server.get_json(&format!("/api/v1/sessions/{staging}/compare?environment=production"))?;
-    let back_names: Vec<&str> =
-        back["differences"].as_array().map(|d| d.iter().filter_map(|x| x["name"].as_str()).collect()).unwrap_or_default();
+    let back_names: Vec<&str> = back["differences"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
     ensure!(back_names.contains(&"dom_nodes") && back_names.contains(&"freeze_ms"), "{back_names:?}");
 
     browser.open_player(&server, &format!("session={id}")).await?;

@@ -163,7 +163,9 @@ async fn minified_stacks_and_freeze_culprits_read_as_the_original_source_and_rel
     ensure!(original(1)["function"] == "onFilter" && original(1)["line"] == 14, "caller: {read}");
     let culprits = read["scripts"].as_array().cloned().unwrap_or_default();
     ensure!(
-        culprits.iter().any(|s| s["original"]["function"] == "onBest" && s["original"]["file"] == "src/shop.js" && s["original"]["line"] == 17),
+        culprits.iter().any(|s| s["original"]["function"] == "onBest"
+            && s["original"]["file"] == "src/shop.js"
+            && s["original"]["line"] == 17),
         "the freeze culprit is onBest at src/shop.js:17: {read}"
     );
 
@@ -177,7 +179,11 @@ async fn minified_stacks_and_freeze_culprits_read_as_the_original_source_and_rel
         .filter(|g| g["message"].as_str().is_some_and(|m| m.contains("too many products")))
         .collect();
     ensure!(ours.len() == 1, "both releases in one group: {groups}");
-    ensure!(ours[0]["sessions"] == 2 && ours[0]["frame"].as_str().is_some_and(|f| f.starts_with("ProductList.filter (src/shop.js:7:")), "{groups}");
+    ensure!(
+        ours[0]["sessions"] == 2
+            && ours[0]["frame"].as_str().is_some_and(|f| f.starts_with("ProductList.filter (src/shop.js:7:")),
+        "{groups}"
+    );
     let page = server.get_text("/viewer/errors")?;
     ensure!(page.contains("ProductList.filter (src/shop.js:7:"), "the errors page shows the original frame");
 
@@ -190,7 +196,11 @@ async fn minified_stacks_and_freeze_culprits_read_as_the_original_source_and_rel
         )
         .await?;
     let errors = errors.as_str().unwrap_or_default();
-    for needle in ["at ProductList.filter (src/shop.js:7:", "throw new Error('too many products: '", "at onFilter (src/shop.js:14:"] {
+    for needle in [
+        "at ProductList.filter (src/shop.js:7:",
+        "throw new Error('too many products: '",
+        "at onFilter (src/shop.js:14:",
+    ] {
         ensure!(errors.contains(needle), "errors panel lacks {needle:?}: {errors}");
     }
     let freezes = browser
