@@ -181,6 +181,7 @@ function describe(e) {
   switch (e.k) {
     case 'click': return e.rage ? `Rage click: rapid clicks at ${e.x}, ${e.y}` : `Click at ${e.x}, ${e.y}`;
     case 'page': return `Page: ${e.url}`;
+    case 'frustration': return e.text;
     case 'nav': return `Navigation: ${e.url}`;
     case 'error': return `Error: ${e.message}`;
     case 'console': return `console.${e.level}: ${e.args.join(' ')}`;
@@ -234,6 +235,9 @@ function drawMarkers() {
     if (kind) addMarker(kind, e, e.t);
   }
   if (frozeAt) addMarker('freeze never-recovered', { ...frozeAt, phase: 'start' }, frozeAt.t, start + duration);
+  // Frustration signals (protocol/src/frustration.rs), judged in the engine over the loaded events.
+  const tips = { dead: 'Dead click: nothing answered', error: 'Error click: an error followed', back: 'Quick back: navigation undone within seconds' };
+  for (const f of JSON.parse(engine.frustration())) addMarker(`frustration ${f.k}`, { t: f.t, k: 'frustration', text: tips[f.k] || f.k }, f.t);
 }
 
 function showTip(ev) {
