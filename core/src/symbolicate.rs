@@ -122,6 +122,9 @@ pub fn source_mapping_url(minified: &str) -> Option<&str> {
 pub struct MappedFile {
     map: SourceMap,
     minified: Option<SourceView>,
+    /// Byte offset of each line of each source's content (by source index), so a frame costs
+    /// its own lines, not a walk through a large file.
+    line_starts: Vec<Vec<usize>>,
     weight: usize,
 }
 
@@ -149,10 +152,18 @@ impl MappedFile {
             DecodedMap::Index(i) => i.flatten().map_err(|e| Error::SourceMap(e.to_string()))?,
             DecodedMap::Hermes(_) => return Err(Error::SourceMap("hermes maps are not supported".into())),
         };
+        let line_starts: Vec<Vec<usize>> = map
+            .source_contents()
+            .map(|c| match c {
+                Some(c) => std::iter::once(0).chain(c.match_indices('\n').map(|(i, _)| i + 1)).collect(),
+                None => Vec::new(),
+            })
+            .collect();
         let weight = map.get_token_count() as usize * 32
             + map.source_contents().flatten().map(str::len).sum::<usize>()
+            + line_starts.iter().map(|l| l.len() * 8).sum::<usize>()
             + minified.as_ref().map_or(0, String::len);
-        Ok(MappedFile { map, minified: minified.map(SourceView::from_string), weight })
+        Ok(MappedFile { map, minified: minified.map(SourceView::from_string), line_starts, weight })
     }
 
     /// Approximate memory held, in bytes (for a cache's budget).
@@ -191,8 +202,9 @@ impl MappedFile {
         let file = token.get_source()?.to_owned();
         let (src_line, src_col) = token.get_src();
         let content = self.map.get_source_contents(token.get_src_id());
+        let starts = self.line_starts.get(token.get_src_id() as usize).map_or(&[][..], Vec::as_slice);
         let from_source = content.and_then(|c| {
-            let offset = offset_of(c, src_line, src_col)?;
+            let offset = offset_of(c, starts, src_line, src_col)?;
             match anchor {
                 Anchor::Start => function_at(c, offset).or_else(|| enclosing_function(c, offset)),
                 Anchor::Inside => enclosing_function(c, offset),
@@ -210,7 +222,7 @@ impl MappedFile {
         .or_else(|| token.get_name().map(str::to_owned))
         .unwrap_or_else(|| if minified_name.is_empty() { "(anonymous)".to_owned() } else { minified_name.to_owned() });
         let (context, context_start) = match content {
-            Some(c) => context_lines(c, src_line),
+            Some(c) => context_lines(c, starts, src_line),
             None => (Vec::new(), 0),
         };
         Some(OriginalFrame { function, file, line: src_line + 1, column: src_col + 1, context, context_start })
@@ -226,23 +238,21 @@ fn line_column(source: &str, offset: usize) -> (u32, u32) {
     (u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(column).unwrap_or(u32::MAX))
 }
 
-/// Byte offset of a 0-based line and column (columns counted in characters).
-fn offset_of(content: &str, line: u32, column: u32) -> Option<usize> {
-    let mut start = 0usize;
-    for _ in 0..line {
-        start += content[start..].find('\n')? + 1;
-    }
-    let text = &content[start..];
+/// Byte offset of a 0-based line and column (columns counted in characters), from the
+/// content's line starts.
+fn offset_of(content: &str, starts: &[usize], line: u32, column: u32) -> Option<usize> {
+    let start = *starts.get(line as usize)?;
+    let text = content.get(start..)?;
     let end = text.find('\n').unwrap_or(text.len());
     let col = text[..end].char_indices().nth(column as usize).map_or(end, |(i, _)| i);
     Some(start + col)
 }
 
-fn context_lines(content: &str, line: u32) -> (Vec<String>, u32) {
+fn context_lines(content: &str, starts: &[usize], line: u32) -> (Vec<String>, u32) {
     let first = line.saturating_sub(CONTEXT_LINES);
-    let lines = content
+    let Some(text) = starts.get(first as usize).and_then(|&s| content.get(s..)) else { return (Vec::new(), 0) };
+    let lines = text
         .lines()
-        .skip(first as usize)
         .take((line - first + CONTEXT_LINES + 1) as usize)
         .map(|l| match l.char_indices().nth(MAX_CONTEXT_LINE) {
             Some((i, _)) => format!("{}…", &l[..i]),
