@@ -339,7 +339,9 @@ fn header(before: &str) -> Header {
                 let rest = rest.trim_end().trim_end_matches('*').trim_end();
                 if rest.ends_with("function") {
                     Header::Function(name.to_owned(), false)
-                } else if rest.is_empty() || rest.ends_with(['{', '}', ';', ',']) || trailing_ident(rest, false).1 != ""
+                } else if rest.is_empty()
+                    || rest.ends_with(['{', '}', ';', ','])
+                    || !trailing_ident(rest, false).1.is_empty()
                 {
                     // A method (`async name(`, `static name(`, at the start of a line).
                     Header::Function(name.to_owned(), true)

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use replay_core::symbolicate::{RawFrame, parse_stack};
-use replay_server::sourcemaps::Cache;
+use replay_server::symbols::Cache;
 use replay_store::{SqliteStorage, Storage};
 
 const URL: &str = "https://cdn.example/app.min.js";

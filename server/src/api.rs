@@ -212,7 +212,7 @@ pub async fn list_errors(
 ) -> Result<Json<ErrorGroupList>, ApiError> {
     let project = project_id(&state, q.project).await?;
     let limit = q.limit.unwrap_or(100).min(500);
-    let groups = crate::sourcemaps::error_groups(&state, project, limit).await?;
+    let groups = crate::symbols::error_groups(&state, project, limit).await?;
     Ok(Json(ErrorGroupList { groups }))
 }
 

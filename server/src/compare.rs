@@ -142,7 +142,7 @@ pub fn profile(row: &SessionRow, batches: Vec<Batch>) -> Profile {
                     p.response_bytes += n.response_size;
                     if responses.len() < LARGEST || responses.last().is_some_and(|r| r.bytes < n.response_size) {
                         responses.push(Response { url: n.url.chars().take(300).collect(), bytes: n.response_size });
-                        responses.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+                        responses.sort_by_key(|r| std::cmp::Reverse(r.bytes));
                         responses.truncate(LARGEST);
                     }
                 }

@@ -37,7 +37,7 @@ async fn error_groups(
         return Ok(auth::to_login(uri.path_and_query().map_or("/viewer/errors", |p| p.as_str())));
     }
     let project = api::project_id(&state, form.project).await?;
-    let groups = crate::sourcemaps::error_groups(&state, project, MAX_GROUPS).await?;
+    let groups = crate::symbols::error_groups(&state, project, MAX_GROUPS).await?;
     let content = html! {
             @if groups.is_empty() {
                 p id="status" { "No errors recorded yet." }

@@ -23,7 +23,8 @@
 //! - [`pages`]: the session list and the offline export;
 //! - [`quota`]: per-project daily quotas (bytes, new sessions), counted in memory;
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table;
-//! - [`sourcemaps`]: source maps per release (upload, cache) and what is read through them;
+//! - [`sourcemaps`]: source maps per release: upload, and a session read through them;
+//! - [`symbols`]: the cache of parsed source maps, and error groups keyed by original frames;
 //! - [`compare`]: a session beside sessions of the same page in another environment.
 
 pub mod api;
@@ -44,6 +45,7 @@ pub mod pages;
 pub mod quota;
 pub mod reject;
 pub mod sourcemaps;
+pub mod symbols;
 
 mod error;
 
@@ -80,8 +82,8 @@ pub struct AppState {
     pub password_slots: Arc<tokio::sync::Semaphore>,
     /// Ingest bytes in flight (see [`limits::Inflight`]).
     pub inflight: Arc<limits::Inflight>,
-    /// Parsed source maps and error-group re-keyings (see [`sourcemaps`]).
-    pub symbols: Arc<sourcemaps::Cache>,
+    /// Parsed source maps and error-group re-keyings (see [`symbols`]).
+    pub symbols: Arc<symbols::Cache>,
 }
 
 impl AppState {
