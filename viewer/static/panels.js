@@ -321,6 +321,7 @@ export function createPanels(root, player) {
     table.append(head);
     const all = [c.session, ...c.peers];
     const largest = (p) => (p.largest_responses[0] ? `${bytes(p.largest_responses[0].bytes)} ${p.largest_responses[0].url}` : '—');
+    /** @type {Array<[string, (p: any) => string]>} */
     const rows = [
       ['DOM size', (p) => `${p.dom_nodes.toLocaleString('en')} nodes`],
       ['Mutation volume', (p) => p.mutations.toLocaleString('en')],
