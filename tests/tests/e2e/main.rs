@@ -9,6 +9,8 @@
 //!   while sessions stream — nothing acknowledged is lost;
 //! - [`diagnostics`]: freezes (recovered and never recovered), console, errors, network and
 //!   environment, in the stored session and the viewer's panels;
+//! - [`frustration`]: a dead button, a throwing one and a navigation undone, each flagged and
+//!   filterable;
 //! - [`fidelity`]: each page of `fixtures/fidelity/` compared with its replay, DOM and pixels;
 //! - [`hostile`]: hostile pages are recorded with bounded, throttled output;
 //! - [`hostile_replay`]: a benchmark (ignored by default): hostile recordings through the
@@ -33,6 +35,7 @@ mod delivery;
 mod demo;
 mod diagnostics;
 mod fidelity;
+mod frustration;
 mod hostile;
 mod hostile_replay;
 mod ingest_rejections;
