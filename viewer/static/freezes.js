@@ -28,7 +28,8 @@ export function place(s) {
 }
 
 // Culprits read through the release's source maps
-// (`GET /api/v1/projects/{project}/sessions/{id}/symbolicated`), by the key the server gives them: `source|line|column|charPos|fn`. Bounded by the server.
+// (`GET /api/v1/projects/{project}/sessions/{id}/symbolicated`), by the key the server gives
+// them: `source|line|column|charPos|fn`. Bounded by the server.
 const originals = new Map();
 
 /** The key of a script entry in the symbolicated answer. */

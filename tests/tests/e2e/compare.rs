@@ -39,7 +39,7 @@ async fn production_differs_from_staging_by_its_dom_size_and_its_freeze() -> Res
     let id = production["id"].as_str().unwrap_or_default().to_owned();
     ensure!(production["freezes"].as_u64().unwrap_or(0) >= 1, "production froze: {production}");
 
-    let c = server.get_json(&format!("/api/v1/sessions/{id}/compare"))?;
+    let c = server.get_json(&format!("/api/v1/projects/1/sessions/{id}/compare"))?;
     ensure!(c["other_environment"] == "staging" && c["path"] == "/demo", "{c}");
     ensure!(c["peers"].as_array().map(Vec::len) == Some(1), "one staging session: {c}");
     let names: Vec<&str> =
@@ -54,7 +54,7 @@ async fn production_differs_from_staging_by_its_dom_size_and_its_freeze() -> Res
     // Asked the other way round, from staging, the same two stand out.
     let staging =
         sessions.iter().find(|s| s["environment"] == "staging").and_then(|s| s["id"].as_str()).unwrap_or_default();
-    let back = server.get_json(&format!("/api/v1/sessions/{staging}/compare?environment=production"))?;
+    let back = server.get_json(&format!("/api/v1/projects/1/sessions/{staging}/compare?environment=production"))?;
     let back_names: Vec<&str> = back["differences"]
         .as_array()
         .map(|d| d.iter().filter_map(|x| x["name"].as_str()).collect())

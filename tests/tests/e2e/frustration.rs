@@ -50,7 +50,7 @@ async fn dead_clicks_error_clicks_and_quick_backs_are_flagged_and_filterable() -
     let sessions = server.sessions()?;
     ensure!(sessions.len() == 3, "three sessions: {sessions:?}");
     let only = |query: &str| -> Result<Vec<serde_json::Value>> {
-        Ok(server.get_json(&format!("/api/v1/sessions?{query}"))?["sessions"].as_array().cloned().unwrap_or_default())
+        Ok(server.get_json(&format!("/api/v1/projects/1/sessions?{query}"))?["sessions"].as_array().cloned().unwrap_or_default())
     };
     let dead = only("has_dead_click=true")?;
     let error = only("has_error_click=true")?;
@@ -62,7 +62,7 @@ async fn dead_clicks_error_clicks_and_quick_backs_are_flagged_and_filterable() -
     ensure!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "each signal in its own session");
 
     // The list filters the same way, and the player marks the signal on the timeline.
-    let page = server.get_text("/viewer/?has_dead_click=1")?;
+    let page = server.get_text("/viewer/p/1/?has_dead_click=1")?;
     ensure!(page.contains("(1 dead)") && !page.contains("(1 error)"), "the list filters dead clicks");
     browser.open_player(&server, &format!("session={}", dead[0]["id"].as_str().unwrap_or_default())).await?;
     let marks = browser.eval("return document.querySelectorAll('#markers i.frustration.dead').length").await?;

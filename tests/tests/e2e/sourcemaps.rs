@@ -154,7 +154,7 @@ async fn minified_stacks_and_freeze_culprits_read_as_the_original_source_and_rel
     let id = second["id"].as_str().unwrap_or_default().to_owned();
 
     // The error's stack and the freeze culprit, read through the maps.
-    let read = server.get_json(&format!("/api/v1/sessions/{id}/symbolicated"))?;
+    let read = server.get_json(&format!("/api/v1/projects/1/sessions/{id}/symbolicated"))?;
     let frames = read["stacks"].as_array().and_then(|s| s.first()).map(|s| s["frames"].clone()).context("a stack")?;
     let original = |i: usize| frames[i]["original"].clone();
     ensure!(original(0)["function"] == "ProductList.filter", "top frame: {read}");
@@ -170,7 +170,7 @@ async fn minified_stacks_and_freeze_culprits_read_as_the_original_source_and_rel
     );
 
     // One bug, two releases, one group.
-    let groups = server.get_json("/api/v1/errors")?;
+    let groups = server.get_json("/api/v1/projects/1/errors")?;
     let ours: Vec<_> = groups["groups"]
         .as_array()
         .cloned()
@@ -184,7 +184,7 @@ async fn minified_stacks_and_freeze_culprits_read_as_the_original_source_and_rel
             && ours[0]["frame"].as_str().is_some_and(|f| f.starts_with("ProductList.filter (src/shop.js:7:")),
         "{groups}"
     );
-    let page = server.get_text("/viewer/errors")?;
+    let page = server.get_text("/viewer/p/1/errors")?;
     ensure!(page.contains("ProductList.filter (src/shop.js:7:"), "the errors page shows the original frame");
 
     // What a support engineer sees in the player.
