@@ -52,10 +52,10 @@ pub mod openapi;
 pub mod pages;
 pub mod quota;
 pub mod reject;
-pub mod tokens;
-pub mod users;
 pub mod sourcemaps;
 pub mod symbols;
+pub mod tokens;
+pub mod users;
 
 mod error;
 

@@ -143,8 +143,7 @@ async fn two_releases_of_one_bug_are_one_group_once_their_maps_are_uploaded() {
     assert_eq!((groups[0]["count"].as_u64(), groups[0]["sessions"].as_u64()), (Some(2), Some(2)));
     assert_eq!(groups[0]["recent_sessions"][0], "s-two", "the newest session first");
 
-    let (status, read) =
-        call(&app, get(&format!("/api/v1/projects/{}/sessions/s-two/symbolicated", project.id))).await;
+    let (status, read) = call(&app, get(&format!("/api/v1/projects/{}/sessions/s-two/symbolicated", project.id))).await;
     assert_eq!(status, StatusCode::OK, "{read}");
     assert_eq!(read["release"], "2.0");
     let top = &read["stacks"][0]["frames"][0]["original"];
