@@ -8,9 +8,10 @@
 //!   [`MAX_ARTIFACT_BYTES`] a file. The CLI's `replay-server sourcemaps upload` stores a
 //!   folder the same way ([`release_files`]).
 //! - `GET /api/v1/projects/{project}/sourcemaps?release=R`: the files of a release (readers).
-//! - `GET /api/v1/projects/{project}/sessions/{id}/symbolicated`: the session's error and console stacks and its
-//!   freeze and long-frame culprits read through the maps of the session's release (what the
-//!   viewer's errors and freezes panels show, with a few lines of source).
+//! - `GET /api/v1/projects/{project}/sessions/{id}/symbolicated`: the session's error and
+//!   console stacks and its freeze and long-frame culprits read through the maps of the
+//!   session's release (what the viewer's errors and freezes panels show, with a few lines of
+//!   source).
 //!
 //! Every route takes [`ProjectAccess`]: a caller who may not read the project gets 404.
 //!
