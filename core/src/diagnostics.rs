@@ -105,7 +105,7 @@ pub fn top_frame<S: AsRef<str>>(e: &ErrorEvent<S>) -> String {
 }
 
 /// The message with runs of digits folded to `N`.
-fn normalized(message: &str) -> String {
+pub(crate) fn normalized(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut in_digits = false;
     for c in message.chars().take(MAX_TEXT) {
@@ -123,7 +123,7 @@ fn normalized(message: &str) -> String {
 }
 
 /// 64-bit FNV-1a: stable across versions and platforms (the fingerprint is stored).
-fn fnv1a(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {

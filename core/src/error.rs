@@ -13,4 +13,6 @@ pub enum Error {
     Rrweb(String),
     #[error("rrweb recording too large: {what} over the limit of {limit}")]
     RrwebTooLarge { what: &'static str, limit: usize },
+    #[error("not a usable source map: {0}")]
+    SourceMap(String),
 }

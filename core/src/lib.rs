@@ -10,6 +10,8 @@
 //! - [`clock`]: the server's clock ([`now_ms`]);
 //! - [`ids`]: random keys and tokens ([`random_hex`], [`new_key`]);
 //! - [`rrweb`]: rrweb recordings imported as batches, sessions exported as rrweb events;
+//! - [`symbolicate`]: minified stack frames and freeze culprits read through a release's source
+//!   maps (original function, file, line, a few lines of source), and fingerprints of original frames;
 //! - [`Error`]: what these helpers can fail with.
 
 pub mod clock;
@@ -18,6 +20,7 @@ pub mod gzip;
 pub mod ids;
 pub mod rrweb;
 pub mod summary;
+pub mod symbolicate;
 
 mod error;
 

@@ -28,6 +28,11 @@ pub struct BatchSummary {
     pub clicks: u64,
     /// Bursts of rapid clicks on one spot ([`replay_protocol::rage`]).
     pub rage_clicks: u64,
+    /// Frustration signals ([`replay_protocol::frustration`]): clicks on something clickable
+    /// that nothing answered, clicks followed by an error, navigations undone within seconds.
+    pub dead_clicks: u64,
+    pub error_clicks: u64,
+    pub quick_backs: u64,
     pub errors: u64,
     pub freezes: u64,
     pub dropped: u64,
@@ -122,6 +127,9 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
         }
     }
     (s.error_sightings, s.error_sightings_dropped) = sightings.finish();
+    let signals =
+        replay_protocol::frustration::detect(batch.events.iter().map(|e| (batch.time_of(e), &e.data)), batch.end);
+    (s.dead_clicks, s.error_clicks, s.quick_backs) = (signals.dead_clicks, signals.error_clicks, signals.quick_backs);
     s
 }
 

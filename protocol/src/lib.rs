@@ -12,6 +12,7 @@
 //! - [`cssom`]: stylesheet state beyond the markup (inserted rules, adopted sheets);
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
 //! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
+//! - [`frustration`]: dead clicks, error clicks and quick backs in a batch (index and timeline);
 //! - [`sanitize`]: what the player and the snapshot API never let through of a hostile
 //!   recording (scripts, handlers, script URLs, ...), decided in one place for both;
 //! - [`tape`]: the flat integer/string tape the in-page JavaScript walker fills, turned into
@@ -29,6 +30,7 @@ pub mod codec;
 pub mod cssom;
 pub mod deferred;
 pub mod dom;
+pub mod frustration;
 pub mod html;
 pub mod rage;
 pub mod sanitize;

@@ -52,6 +52,15 @@ pub struct ListQuery {
     has_rage_click: bool,
     /// Only sessions at least this long (ms).
     min_duration_ms: Option<u64>,
+    /// Only sessions with a dead click (a click on something clickable that nothing answered).
+    #[serde(default)]
+    has_dead_click: bool,
+    /// Only sessions with an error click (a click followed by an error).
+    #[serde(default)]
+    has_error_click: bool,
+    /// Only sessions with a quick back (a navigation undone within seconds).
+    #[serde(default)]
+    has_quick_back: bool,
     /// Only sessions that froze and never recovered.
     #[serde(default)]
     never_recovered: bool,
@@ -74,6 +83,9 @@ impl ListQuery {
             has_rage_click: self.has_rage_click,
             min_duration_ms: self.min_duration_ms,
             never_recovered: self.never_recovered,
+            has_dead_click: self.has_dead_click,
+            has_error_click: self.has_error_click,
+            has_quick_back: self.has_quick_back,
         }
     }
 }
@@ -196,7 +208,7 @@ pub async fn list_errors(
 ) -> Result<Json<ErrorGroupList>, ApiError> {
     let project = access.project;
     let limit = q.limit.unwrap_or(100).min(500);
-    let groups = state.blocking(move |s| s.error_groups(project, limit)).await?;
+    let groups = crate::symbols::error_groups(&state, project, limit).await?;
     Ok(Json(ErrorGroupList { groups }))
 }
 

@@ -31,7 +31,7 @@ async fn error_groups(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let project = access.project;
-    let groups = state.blocking(move |s| s.error_groups(project, MAX_GROUPS)).await?;
+    let groups = crate::symbols::error_groups(&state, project, MAX_GROUPS).await?;
     let content = html! {
             @if groups.is_empty() {
                 p id="status" { "No errors recorded yet." }

@@ -27,7 +27,10 @@
 //! - [`quota`]: per-project daily quotas (bytes, new sessions), counted in memory;
 //! - [`users`]: users and roles (admin's users and invitations, project members, one's own account);
 //! - [`tokens`]: API tokens with scopes, per user or per project;
-//! - [`reject`]: every reason a request is refused (status, code, metric label), in one table.
+//! - [`reject`]: every reason a request is refused (status, code, metric label), in one table;
+//! - [`sourcemaps`]: source maps per release: upload, and a session read through them;
+//! - [`symbols`]: the cache of parsed source maps, and error groups keyed by original frames;
+//! - [`compare`]: a session beside sessions of the same page in another environment.
 
 pub mod access;
 pub mod account_pages;
@@ -35,6 +38,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod errors_page;
@@ -48,6 +52,8 @@ pub mod openapi;
 pub mod pages;
 pub mod quota;
 pub mod reject;
+pub mod sourcemaps;
+pub mod symbols;
 pub mod tokens;
 pub mod users;
 
@@ -86,6 +92,8 @@ pub struct AppState {
     pub password_slots: Arc<tokio::sync::Semaphore>,
     /// Ingest bytes in flight (see [`limits::Inflight`]).
     pub inflight: Arc<limits::Inflight>,
+    /// Parsed source maps and error-group re-keyings (see [`symbols`]).
+    pub symbols: Arc<symbols::Cache>,
 }
 
 impl AppState {
@@ -114,6 +122,7 @@ impl AppState {
             large_decode_slots: Arc::new(tokio::sync::Semaphore::new(half)),
             password_slots: Arc::new(tokio::sync::Semaphore::new(half)),
             inflight,
+            symbols: Arc::default(),
         }
     }
 
@@ -179,6 +188,10 @@ api_routes! {
     GET "/api/v1/errors" => legacy::errors;
     GET "/api/v1/sessions/{id}/rrweb" => legacy::rrweb;
     GET "/api/v1/openapi.json" => openapi::openapi_json;
+    PUT "/api/v1/projects/{project}/sourcemaps" => sourcemaps::upload;
+    GET "/api/v1/projects/{project}/sourcemaps" => sourcemaps::list;
+    GET "/api/v1/projects/{project}/sessions/{id}/symbolicated" => sourcemaps::session_symbolicated;
+    GET "/api/v1/projects/{project}/sessions/{id}/compare" => compare::compare;
 }
 
 /// The whole HTTP application.

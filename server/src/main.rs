@@ -142,9 +142,29 @@ enum Command {
         project: i64,
         file: PathBuf,
     },
+    /// Manage the source maps of releases.
+    Sourcemaps {
+        #[command(subcommand)]
+        command: SourcemapsCommand,
+    },
     /// Ask the server running on this machine (at --listen) for /healthz; exit status 0 when it
     /// answers 200. The container image's health check: the image has no shell or HTTP client.
     Healthcheck,
+}
+
+#[derive(Subcommand, Debug)]
+enum SourcemapsCommand {
+    /// Store a release's source maps and minified files (`.js`, `.mjs`, `.cjs`, `.map` under
+    /// DIR), each under `--url-prefix` + its path in DIR (`~/` matches any origin).
+    Upload {
+        #[arg(long)]
+        project: i64,
+        #[arg(long)]
+        release: String,
+        #[arg(long)]
+        url_prefix: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -423,6 +443,9 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::User { command }) => user_command(storage.as_ref(), command),
         Some(Command::ImportRrweb { project, file }) => import_rrweb(storage, &settings.config, project, &file),
+        Some(Command::Sourcemaps { command: SourcemapsCommand::Upload { project, release, url_prefix, dir } }) => {
+            upload_sourcemaps(storage.as_ref(), project, &release, &url_prefix, &dir)
+        }
         Some(Command::Healthcheck) => unreachable!("answered before the storage is opened"),
         None | Some(Command::Serve) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -459,6 +482,33 @@ fn healthcheck(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     let status_line = status_line.lines().next().unwrap_or_default();
     anyhow::ensure!(status_line.split(' ').nth(1) == Some("200"), "{target} answered {status_line:?}");
     println!("healthy: {target}");
+    Ok(())
+}
+
+/// `replay-server sourcemaps upload`: every file of `dir` a release upload takes.
+fn upload_sourcemaps(
+    storage: &dyn Storage,
+    project: i64,
+    release: &str,
+    prefix: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(storage.projects()?.iter().any(|p| p.id == project), "no project with id {project}");
+    let files =
+        replay_server::sourcemaps::release_files(dir, prefix).with_context(|| format!("reading {}", dir.display()))?;
+    anyhow::ensure!(!files.is_empty(), "no .js or .map files in {}", dir.display());
+    for (path, url) in &files {
+        let size = std::fs::metadata(path)?.len();
+        anyhow::ensure!(
+            size <= replay_store::MAX_ARTIFACT_BYTES as u64,
+            "{} holds {size} bytes, more than a release file may",
+            path.display()
+        );
+        let body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        storage.put_artifact(project, release, url, &body).with_context(|| format!("storing {url}"))?;
+        println!("{url} ({size} bytes)");
+    }
+    println!("{} files stored for release {release} of project {project}", files.len());
     Ok(())
 }
 

@@ -220,6 +220,9 @@ pub struct FilterForm {
     pub has_error: Option<String>,
     pub has_freeze: Option<String>,
     pub has_rage_click: Option<String>,
+    pub has_dead_click: Option<String>,
+    pub has_error_click: Option<String>,
+    pub has_quick_back: Option<String>,
     pub never_recovered: Option<String>,
     /// Seconds.
     pub min_duration: Option<String>,
@@ -260,6 +263,9 @@ impl SessionFilter {
                     .filter(|s| s.is_finite() && *s > 0.0)
                     .map(|s| (s * 1000.0) as u64),
                 never_recovered: non_empty(&f.never_recovered).is_some(),
+                has_dead_click: non_empty(&f.has_dead_click).is_some(),
+                has_error_click: non_empty(&f.has_error_click).is_some(),
+                has_quick_back: non_empty(&f.has_quick_back).is_some(),
             },
             browser: non_empty(&f.browser).map(|s| s.to_lowercase()),
         }
@@ -411,6 +417,9 @@ async fn session_list(
             ("has_error", &form.has_error),
             ("has_freeze", &form.has_freeze),
             ("has_rage_click", &form.has_rage_click),
+            ("has_dead_click", &form.has_dead_click),
+            ("has_error_click", &form.has_error_click),
+            ("has_quick_back", &form.has_quick_back),
             ("never_recovered", &form.never_recovered),
             ("min_duration", &form.min_duration),
         ] {
@@ -436,6 +445,9 @@ async fn session_list(
                 label { input type="checkbox" name="has_error" value="1" checked[filter.stored.has_error]; " Has error" }
                 label { input type="checkbox" name="has_freeze" value="1" checked[filter.stored.has_freeze]; " Has freeze" }
                 label { input type="checkbox" name="has_rage_click" value="1" checked[filter.stored.has_rage_click]; " Rage clicks" }
+                label { input type="checkbox" name="has_dead_click" value="1" checked[filter.stored.has_dead_click]; " Dead clicks" }
+                label { input type="checkbox" name="has_error_click" value="1" checked[filter.stored.has_error_click]; " Error clicks" }
+                label { input type="checkbox" name="has_quick_back" value="1" checked[filter.stored.has_quick_back]; " Quick backs" }
                 label { input type="checkbox" name="never_recovered" value="1" checked[filter.stored.never_recovered]; " Froze, never recovered" }
                 button type="submit" { "Filter" }
                 a href="./" { "Clear" }
@@ -454,7 +466,10 @@ async fn session_list(
                                 td { (s.pages) }
                                 td { @if s.user.is_empty() { "—" } @else { (s.user) } }
                                 td { @if s.browser.is_empty() { (browser_of(&s.user_agent)) } @else { (s.browser) } }
-                                td.clicks { (s.clicks) @if s.rage_clicks > 0 { " " span.rage title="bursts of rapid clicks on one spot" { "(" (s.rage_clicks) " rage)" } } }
+                                td.clicks { (s.clicks) @if s.rage_clicks > 0 { " " span.rage title="bursts of rapid clicks on one spot" { "(" (s.rage_clicks) " rage)" } }
+                                    @if s.dead_clicks > 0 { " " span.dead title="clicks on something clickable that nothing answered" { "(" (s.dead_clicks) " dead)" } }
+                                    @if s.error_clicks > 0 { " " span.error-click title="clicks followed by an error" { "(" (s.error_clicks) " error)" } }
+                                    @if s.quick_backs > 0 { " " span.quick-back title="navigations undone within seconds" { "(" (s.quick_backs) " quick back)" } } }
                                 td { (s.errors) }
                                 td { (s.freezes) }
                                 td.freeze title=(s.freeze_culprit) {
@@ -555,6 +570,9 @@ mod tests {
             events: 1,
             clicks: 0,
             rage_clicks: 0,
+            dead_clicks: 0,
+            error_clicks: 0,
+            quick_backs: 0,
             bytes: 1,
             dropped: 0,
             recorder_errors: 0,

@@ -224,6 +224,10 @@ const EXPECTED: &[(&str, &str, Needs)] = &[
     ("GET", "/api/v1/sessions/{id}/environment", Needs::Read),
     ("GET", "/api/v1/errors", Needs::Read),
     ("GET", "/api/v1/sessions/{id}/rrweb", Needs::Member),
+    ("PUT", "/api/v1/projects/{project}/sourcemaps", Needs::Owner),
+    ("GET", "/api/v1/projects/{project}/sourcemaps", Needs::Read),
+    ("GET", "/api/v1/projects/{project}/sessions/{id}/symbolicated", Needs::Read),
+    ("GET", "/api/v1/projects/{project}/sessions/{id}/compare", Needs::Read),
     ("GET", "/api/v1/projects/{project}/members", Needs::Read),
     ("PUT", "/api/v1/projects/{project}/members/{user}", Needs::Owner),
     ("DELETE", "/api/v1/projects/{project}/members/{user}", Needs::Owner),
@@ -268,6 +272,10 @@ fn request(method: &str, path: &str, project: i64, who: &str, token: i64) -> Req
         .replace("{token}", &token.to_string());
     if legacy {
         uri.push_str(&format!("?project={project}"));
+    }
+    // Release files are named by release and URL.
+    if path.ends_with("/sourcemaps") {
+        uri.push_str("?release=1&url=~/app.js");
     }
     let mut req = Request::builder().method(method).uri(uri);
     req = if who.starts_with("rpt_") {

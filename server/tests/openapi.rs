@@ -91,6 +91,8 @@ fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authoriz
         .replace("{id}", &id)
         .replace("{user}", "guest")
         .replace("{token}", &token.to_string());
+    // Release files are addressed by release and URL.
+    let uri = if path.ends_with("/sourcemaps") { format!("{uri}?release=1&url=~/app.js") } else { uri };
     let mut req = Request::builder().method(method.to_uppercase().as_str()).uri(&uri);
     let json = |v: Value| Body::from(serde_json::to_vec(&v).expect("json"));
     let body = match (method, path) {

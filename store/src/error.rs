@@ -64,6 +64,12 @@ pub enum Error {
     RangeTooLarge { bytes: u64 },
     #[error("no project with id {0}")]
     NoSuchProject(i64),
+    /// A release artifact (source map, minified file) over [`crate::MAX_ARTIFACT_BYTES`].
+    #[error("the file holds {bytes} bytes, more than the {cap} a release artifact may")]
+    ArtifactTooLarge { bytes: u64, cap: u64 },
+    /// A release already holds [`crate::MAX_ARTIFACTS_PER_RELEASE`] artifacts.
+    #[error("the release already holds {cap} files")]
+    TooManyArtifacts { cap: u64 },
     /// The group commit a batch was part of failed (shared by every batch of the group).
     #[error("group commit failed: {0}")]
     GroupCommit(#[source] Arc<Error>),

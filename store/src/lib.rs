@@ -41,6 +41,7 @@ pub use replay_core::{BatchSummary, ErrorSighting};
 
 pub use accounts::{Accounts, ApiToken, Login, Membership, NewToken, User};
 pub use error::Error;
+pub use model::{Artifact, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_NAME, MAX_ARTIFACTS_PER_RELEASE};
 pub use model::{
     BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
     IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
@@ -138,6 +139,15 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     /// `sample` most recently started sessions and the session itself (see
     /// [`ENVIRONMENT_SAMPLE`]).
     fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error>;
+
+    /// Stores a release artifact (a source map or a minified file) under its URL, replacing one
+    /// of the same URL; refused over [`MAX_ARTIFACT_BYTES`], or when the release already holds
+    /// [`MAX_ARTIFACTS_PER_RELEASE`] other files.
+    fn put_artifact(&self, project: i64, release: &str, url: &str, body: &[u8]) -> Result<(), Error>;
+    /// The body of a release artifact.
+    fn artifact(&self, project: i64, release: &str, url: &str) -> Result<Option<Vec<u8>>, Error>;
+    /// The artifacts of a release, by URL.
+    fn artifacts(&self, project: i64, release: &str) -> Result<Vec<Artifact>, Error>;
 
     /// A server setting (e.g. the admin token's hash).
     fn setting(&self, key: &str) -> Result<Option<String>, Error>;

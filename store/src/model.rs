@@ -122,6 +122,10 @@ pub struct SessionRow {
     pub events: u64,
     pub clicks: u64,
     pub rage_clicks: u64,
+    /// Frustration signals ([`replay_protocol::frustration`]).
+    pub dead_clicks: u64,
+    pub error_clicks: u64,
+    pub quick_backs: u64,
     pub errors: u64,
     pub freezes: u64,
     pub bytes: u64,
@@ -153,6 +157,10 @@ pub struct SessionFilter {
     pub min_duration_ms: Option<u64>,
     /// Only sessions that froze and never recovered.
     pub never_recovered: bool,
+    /// Only sessions with a dead click, an error click, a quick back.
+    pub has_dead_click: bool,
+    pub has_error_click: bool,
+    pub has_quick_back: bool,
 }
 
 /// A batch body as stored: the MessagePack bytes, or their gzip as the recorder sent it
@@ -270,4 +278,30 @@ pub struct Usage {
     /// Stored bytes of the sessions that received a batch at or after the time (a session that
     /// started before counts whole: an upper bound).
     pub bytes: u64,
+}
+
+/// A file uploaded for a release to read its stacks with: a source map, or the minified file
+/// it maps (for function names and character positions). Keyed by (project, release, URL); a
+/// URL may start with `~/` to match any origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Artifact {
+    pub url: String,
+    pub bytes: u64,
+    pub uploaded_ms: u64,
+}
+
+/// Largest release artifact stored (a big application's source map is a few MB).
+pub const MAX_ARTIFACT_BYTES: usize = 32 << 20;
+/// Most artifacts one release holds.
+pub const MAX_ARTIFACTS_PER_RELEASE: usize = 1_000;
+/// Longest release name and artifact URL stored.
+pub const MAX_ARTIFACT_NAME: usize = 2_048;
+
+/// Refuses an artifact over [`MAX_ARTIFACT_BYTES`].
+pub(crate) fn check_artifact(body: &[u8]) -> Result<(), crate::Error> {
+    if body.len() > MAX_ARTIFACT_BYTES {
+        return Err(crate::Error::ArtifactTooLarge { bytes: body.len() as u64, cap: MAX_ARTIFACT_BYTES as u64 });
+    }
+    Ok(())
 }

@@ -5,7 +5,13 @@ use crate::model::{COMMON_VALUES, CommonValue, FactComparison};
 /// Columns of a [`crate::SessionRow`] in the order both engines read them.
 pub(crate) const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, \
      bytes, dropped, recorder_errors, user_id, release, environment, browser, errors, freezes, longest_freeze_ms, \
-     freeze_culprit, never_recovered, rage_clicks";
+     freeze_culprit, never_recovered, rage_clicks, dead_clicks, error_clicks, quick_backs";
+
+/// Adds a batch's frustration signals to its session (after the session's upsert, in its
+/// transaction; only when there are any): `$1` project, `$2` session, then the counts. (The
+/// SQLite engine writes the same with `?N`: it binds `$N` in order of first appearance.)
+pub(crate) const ADD_FRUSTRATION: &str = "UPDATE sessions SET dead_clicks = dead_clicks + $3, \
+     error_clicks = error_clicks + $4, quick_backs = quick_backs + $5 WHERE project_id = $1 AND id = $2";
 
 /// One query for [`crate::Storage::compare_environment`] (`$1` project, `$2` session, `$3` sample
 /// size; both engines bind them by position, and SQLite numbers `$N` parameters in the order

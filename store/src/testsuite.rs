@@ -74,6 +74,27 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(&make());
     a_project_keeps_its_own_quotas(&make());
     a_session_keeps_a_bounded_number_of_facts(&make());
+    release_artifacts_are_kept_per_project_and_release_and_capped(&make());
+}
+
+fn release_artifacts_are_kept_per_project_and_release_and_capped(db: &impl Storage) {
+    let a = db.create_project("a").expect("project").id;
+    let b = db.create_project("b").expect("project").id;
+    let url = "https://cdn.example/app.js.map";
+    db.put_artifact(a, "1.0", url, b"{\"v\":1}").expect("put");
+    db.put_artifact(a, "1.0", url, b"{\"v\":2}").expect("replace");
+    db.put_artifact(a, "1.0", "~/app.js", b"x()").expect("put");
+    assert_eq!(db.artifact(a, "1.0", url).expect("get").as_deref(), Some(&b"{\"v\":2}"[..]), "the latest upload wins");
+    assert_eq!(db.artifact(a, "1.1", url).expect("get"), None, "releases are apart");
+    assert_eq!(db.artifact(b, "1.0", url).expect("get"), None, "projects are apart");
+    let list = db.artifacts(a, "1.0").expect("list");
+    assert_eq!(list.iter().map(|x| (x.url.as_str(), x.bytes)).collect::<Vec<_>>(), [(url, 7), ("~/app.js", 3)]);
+    let big = vec![b' '; crate::MAX_ARTIFACT_BYTES + 1];
+    assert!(matches!(
+        db.put_artifact(a, "1.0", "https://cdn.example/big.map", &big),
+        Err(Error::ArtifactTooLarge { .. })
+    ));
+    assert_eq!(db.artifacts(a, "1.0").expect("list").len(), 2, "a refused file stores nothing");
 }
 
 fn a_session_keeps_a_bounded_number_of_facts(db: &impl Storage) {

@@ -60,6 +60,32 @@ fn scripts(out: &mut String, scripts: &[ScriptTiming]) {
     out.push(']');
 }
 
+/// The frustration signals of `events` ([`replay_protocol::frustration`]) as a JSON array of
+/// `{t, k}` with `k` one of `dead`, `error`, `back`, for the timeline. Judged over the loaded
+/// events as one span (the session index judges each batch on its own, so a click at the end of
+/// a batch may be marked here and not counted there).
+pub fn frustration(events: &[TimedEvent]) -> String {
+    use replay_protocol::frustration::{Signal, detect};
+    let end = events.iter().map(|e| e.time).max().unwrap_or(0);
+    let signals = detect(events.iter().map(|e| (e.time, &e.data)), end);
+    let mut out = String::from("[");
+    for (i, (t, s)) in signals.marks.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let k = match s {
+            Signal::DeadClick => "dead",
+            Signal::ErrorClick => "error",
+            Signal::QuickBack => "back",
+        };
+        let mut o = Obj::new(&mut out);
+        o.num("t", *t).str("k", k);
+        o.end();
+    }
+    out.push(']');
+    out
+}
+
 /// Writes the entries of `events[from..]` (see the module documentation).
 pub fn write(events: &[TimedEvent], from: usize) -> String {
     let mut out = String::from("[");
@@ -236,5 +262,16 @@ mod tests {
         let (head, tail) = (write(&events[..2], 0), write(&events, 2));
         assert_eq!(head.matches("\"rage\":true").count() + tail.matches("\"rage\":true").count(), 1);
         assert!(tail.contains("\"i\":3,\"t\":1300,\"k\":\"click\",\"x\":10,\"y\":10,\"rage\":true"), "{tail}");
+    }
+
+    #[test]
+    fn a_focused_click_nothing_answered_is_marked_dead() {
+        let mut events = vec![TimedEvent {
+            time: 990,
+            page: 0,
+            data: EventData::Focus(replay_protocol::Focus { id: 4, focused: true }),
+        }];
+        events.extend(clicks(&[1_000, 9_000]));
+        assert_eq!(frustration(&events), "[{\"t\":1000,\"k\":\"dead\"}]");
     }
 }

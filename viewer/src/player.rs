@@ -169,6 +169,11 @@ impl Player {
         entries::write(self.events.all(), from)
     }
 
+    /// Frustration signals of the loaded events, as a JSON array (see [`entries::frustration`]).
+    pub fn frustration(&self) -> String {
+        entries::frustration(self.events.all())
+    }
+
     /// Times of all events as a Float64Array-friendly list (for the activity graph).
     pub fn event_times(&self) -> Vec<f64> {
         self.events.all().iter().map(|e| e.time as f64).collect()

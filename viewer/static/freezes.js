@@ -27,11 +27,44 @@ export function place(s) {
   return s.source;
 }
 
-/** `function (file:line)` of a script, as the timeline and the panel show it. */
+// Culprits read through the release's source maps
+// (`GET /api/v1/projects/{project}/sessions/{id}/symbolicated`), by the key the server gives
+// them: `source|line|column|charPos|fn`. Bounded by the server.
+const originals = new Map();
+
+/** The key of a script entry in the symbolicated answer. */
+export function scriptKey(s) {
+  return `${s.source}|${s.line}|${s.column}|${s.charPos}|${s.fn}`;
+}
+
+/** The original frame of a script, when a source map gave one. */
+export function originalOf(s) {
+  return originals.get(scriptKey(s)) || null;
+}
+
+/** Keeps the original frames of culprit scripts (the server's `scripts` list). */
+export function setOriginals(scripts) {
+  for (const s of scripts || []) originals.set(s.key, s.original);
+}
+
+/** `function (file:line)` of a script, as the timeline and the panel show it: the original
+ * function and file when a source map gave them. */
 export function culprit(s) {
+  const o = originalOf(s);
+  if (o) return `${o.function} (${o.file}:${o.line}:${o.column})`;
   const name = s.fn || s.invoker || '(anonymous)';
   const where = place(s);
   return where ? `${name} (${where})` : name;
+}
+
+/** Lines of original source around a frame's line, the line itself marked. */
+export function contextText(o) {
+  if (!o || !o.context || !o.context.length) return '';
+  const width = String(o.context_start + o.context.length - 1).length;
+  return o.context.map((l, i) => {
+    const n = o.context_start + i;
+    return `${n === o.line ? '>' : ' '} ${String(n).padStart(width)} | ${l}`;
+  }).join('\n');
 }
 
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
@@ -88,6 +121,14 @@ export function createFreezePanel(list, player) {
     if (f.end) {
       const scripts = f.end.scripts;
       row('Culprit', scripts.length ? culprit(scripts[0]) : 'unknown (the browser reported no script)');
+      const original = scripts.length ? originalOf(scripts[0]) : null;
+      if (original) {
+        const dd = el('dd');
+        dd.append(el('pre', 'stack source-context', contextText(original)));
+        const minified = place(scripts[0]);
+        if (minified) dd.append(el('span', 'minified', `minified: ${scripts[0].fn || scripts[0].invoker || '(anonymous)'} (${minified})`));
+        dl.append(el('dt', null, 'Source'), dd);
+      }
       if (scripts.length) {
         const ol = el('ol', 'scripts');
         for (const s of scripts) {
@@ -106,8 +147,11 @@ export function createFreezePanel(list, player) {
     return li;
   }
 
+  let last = [];
+
   /** Rebuilds the panel from all entries so far; returns the number of freezes. */
   function update(entries) {
+    last = entries;
     const freezes = freezesOf(entries);
     list.replaceChildren(...freezes.map(card));
     if (!freezes.length) list.append(el('li', 'entry', 'No freeze in this session.'));
@@ -119,5 +163,11 @@ export function createFreezePanel(list, player) {
     for (const li of list.children) li.classList.toggle('current', li.dataset.t === String(t));
   }
 
-  return { update, select };
+  /** Shows the culprits read through source maps (the symbolicated answer). */
+  function symbolicate(data) {
+    setOriginals(data.scripts);
+    return update(last);
+  }
+
+  return { update, select, symbolicate };
 }

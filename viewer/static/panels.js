@@ -20,8 +20,43 @@ function bytes(n) {
   return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`;
 }
 
+// No imports (the exported file loads each module from a data: URL): the player hands in
+// `culprit` (freezes.js), which names a script by its original frame when a map gave one.
+let culprit = (s) => `${s.fn || s.invoker || '(anonymous)'} ${s.source || ''}`;
+
 function scriptLines(scripts) {
-  return scripts.map((s) => `${s.fn || s.invoker || '(anonymous)'} ${s.source || ''} — ${s.duration} ms`).join('\n');
+  return scripts.map((s) => `${culprit(s)} — ${s.duration} ms`).join('\n');
+}
+
+/** Lines of original source around a frame's line, the line itself marked (as freezes.js). */
+function contextText(o) {
+  const width = String(o.context_start + o.context.length - 1).length;
+  return o.context.map((l, i) => {
+    const n = o.context_start + i;
+    return `${n === o.line ? '>' : ' '} ${String(n).padStart(width)} | ${l}`;
+  }).join('\n');
+}
+
+// Stacks read through the release's source maps, by their recorded text (filled from
+// `GET /api/v1/projects/{project}/sessions/{id}/symbolicated`; bounded by the server).
+const originalStacks = new Map();
+
+/** A stack as text: its original frames when a source map gave them (the top one with a few
+ * lines of source), else as recorded. */
+function stackText(stack) {
+  const frames = originalStacks.get(stack);
+  if (!frames) return stack;
+  const out = [];
+  let first = true;
+  for (const f of frames) {
+    const o = f.original;
+    if (!o) { out.push(`    at ${f.raw.function || '(anonymous)'} (${f.raw.url}:${f.raw.line}:${f.raw.column})`); continue; }
+    out.push(`    at ${o.function} (${o.file}:${o.line}:${o.column})`);
+    if (first && o.context.length) out.push(contextText(o));
+    first = false;
+  }
+  out.push('', `minified:\n${stack}`);
+  return out.join('\n');
 }
 
 /** True for an entry that is an error for the timeline (errors, console errors, failed requests). */
@@ -44,9 +79,10 @@ function panelOf(e) {
 
 /**
  * Panels in `root`. `player` gives `start()` (session start, epoch ms), `duration()` and
- * `seek(ms)` (relative to the start).
+ * `seek(ms)` (relative to the start), and optionally `culprit(script)` (how to name a script).
  */
 export function createPanels(root, player) {
+  if (player.culprit) culprit = player.culprit;
   const lists = {};
   for (const ol of root.querySelectorAll('[data-panel]')) lists[ol.dataset.panel] = ol;
   const tabs = root.querySelectorAll('[data-tab]');
@@ -86,13 +122,21 @@ export function createPanels(root, player) {
     return d;
   }
 
+  const stackRows = []; // [pre, recorded stack] of every error and console stack shown
+  function stackDetails(summary, stack) {
+    const d = details(summary, stackText(stack));
+    stackRows.push([d.lastChild, stack]);
+    if (originalStacks.has(stack)) d.classList.add('symbolicated');
+    return d;
+  }
+
   function build(e) {
     switch (e.k) {
       case 'console': {
         const li = row(e, `level-${e.level}`);
         li.append(el('span', 'level', e.level));
         const text = e.args.join(' ');
-        if (e.stack) li.append(details(text, e.stack)); else li.append(el('span', 'msg', text));
+        if (e.stack) li.append(stackDetails(text, e.stack)); else li.append(el('span', 'msg', text));
         return li;
       }
       case 'error': {
@@ -100,7 +144,7 @@ export function createPanels(root, player) {
         li.append(el('span', 'level', e.kind));
         const where = e.source ? ` (${e.source}:${e.line}:${e.column})` : '';
         const times = e.count > 1 ? ` ×${e.count}` : '';
-        li.append(details(`${e.message}${where}${times}`, e.stack || '(no stack)'));
+        li.append(e.stack ? stackDetails(`${e.message}${where}${times}`, e.stack) : details(`${e.message}${where}${times}`, '(no stack)'));
         return li;
       }
       case 'network': {
@@ -205,7 +249,7 @@ export function createPanels(root, player) {
 
   /**
    * Shows, first in the environment panel, how this session's environment compares with the
-   * project's other sessions (`GET /api/v1/sessions/{id}/environment`): a value few sessions
+   * project's other sessions (`GET /api/v1/projects/{project}/sessions/{id}/environment`): a value few sessions
    * share is flagged, since that is where "works on my machine" bugs hide.
    */
   function compare(facts) {
@@ -235,7 +279,74 @@ export function createPanels(root, player) {
     if (tab && unusual) tab.dataset.unusual = String(unusual);
   }
 
-  return { add, follow, show, compare };
+  /** Shows error and console stacks read through source maps (the symbolicated answer). */
+  function symbolicate(data) {
+    for (const s of data.stacks || []) originalStacks.set(s.stack, s.frames);
+    for (const [pre, stack] of stackRows) {
+      if (!originalStacks.has(stack)) continue;
+      pre.textContent = stackText(stack);
+      pre.parentElement.classList.add('symbolicated');
+    }
+  }
+
+  /**
+   * Shows, first in the environment panel, this session beside sessions of the same page in
+   * another environment (`GET /api/v1/projects/{project}/sessions/{id}/compare`): what differs most, then the
+   * figures side by side. Staging-only-works bugs live in these differences.
+   */
+  function sideBySide(c) {
+    if (!c || !c.other_environment || !c.peers.length) return;
+    const li = el('li', 'entry compare side-by-side');
+    const n = c.peers.length;
+    li.append(el('strong', null, `${c.environment || 'This session'} vs ${c.other_environment}: ${n} session${n === 1 ? '' : 's'} of ${c.path}`));
+    const fmt = (name, v) => {
+      const x = Number(v);
+      if (name === 'largest_response' || name === 'response_bytes') return bytes(x);
+      if (name.endsWith('_ms')) return `${x.toLocaleString('en')} ms`;
+      if (name.startsWith('fact:')) return v;
+      return x.toLocaleString('en');
+    };
+    if (c.differences.length) {
+      const ol = el('ol', 'differences');
+      for (const d of c.differences) {
+        ol.append(el('li', null, `${d.label}: ${fmt(d.name, d.this)} here, ${fmt(d.name, d.others)} in ${c.other_environment}`));
+      }
+      li.append(el('p', null, 'Differs most:'), ol);
+    } else {
+      li.append(el('p', null, 'Nothing differs much.'));
+    }
+    const table = el('table', 'env-compare');
+    const head = el('tr');
+    for (const h of ['', 'This session', ...c.peers.map((p) => `${c.other_environment} ${p.id.slice(0, 8)}`)]) head.append(el('th', null, h));
+    table.append(head);
+    const all = [c.session, ...c.peers];
+    const largest = (p) => (p.largest_responses[0] ? `${bytes(p.largest_responses[0].bytes)} ${p.largest_responses[0].url}` : '—');
+    /** @type {Array<[string, (p: any) => string]>} */
+    const rows = [
+      ['DOM size', (p) => `${p.dom_nodes.toLocaleString('en')} nodes`],
+      ['Mutation volume', (p) => p.mutations.toLocaleString('en')],
+      ['Requests', (p) => `${p.requests} (${bytes(p.response_bytes)})`],
+      ['Largest response', largest],
+      ['Long frames', (p) => `${p.long_frames} (${p.long_frame_ms} ms)`],
+      ['Freezes', (p) => `${p.freezes} (${p.freeze_ms} ms)`],
+      ['Errors', (p) => String(p.errors)],
+    ];
+    const factNames = new Set(all.flatMap((p) => Object.keys(p.facts)));
+    for (const f of factNames) rows.push([f, (p) => p.facts[f] || '—']);
+    const differs = new Set(c.differences.map((d) => d.label));
+    for (const [label, get] of rows) {
+      const tr = el('tr', differs.has(label) ? 'unusual' : '');
+      tr.append(el('th', null, label));
+      for (const p of all) tr.append(el('td', null, get(p)));
+      table.append(tr);
+    }
+    li.append(table);
+    lists.environment.prepend(li);
+    const tab = root.querySelector('[data-tab="environment"]');
+    if (tab && c.differences.length) tab.dataset.differences = String(c.differences.length);
+  }
+
+  return { add, follow, show, compare, symbolicate, sideBySide };
 }
 
 /** A value is unusual when fewer than this share of at least this many sessions have it. */

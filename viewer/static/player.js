@@ -92,6 +92,7 @@ function showAt(t) {
   renderer.apply(ops, { ints: engine.frame_ints(), text: engine.frame_text() });
 }
 const panels = createPanels($('panels'), {
+  culprit,
   start: () => start,
   duration: () => duration,
   seek: (ms) => { pause(); seek(ms); },
@@ -192,6 +193,7 @@ function describe(e) {
   switch (e.k) {
     case 'click': return e.rage ? `Rage click: rapid clicks at ${e.x}, ${e.y}` : `Click at ${e.x}, ${e.y}`;
     case 'page': return `Page: ${e.url}`;
+    case 'frustration': return e.text;
     case 'nav': return `Navigation: ${e.url}`;
     case 'error': return `Error: ${e.message}`;
     case 'console': return `console.${e.level}: ${e.args.join(' ')}`;
@@ -245,6 +247,9 @@ function drawMarkers() {
     if (kind) addMarker(kind, e, e.t);
   }
   if (frozeAt) addMarker('freeze never-recovered', { ...frozeAt, phase: 'start' }, frozeAt.t, start + duration);
+  // Frustration signals (protocol/src/frustration.rs), judged in the engine over the loaded events.
+  const tips = { dead: 'Dead click: nothing answered', error: 'Error click: an error followed', back: 'Quick back: navigation undone within seconds' };
+  for (const f of JSON.parse(engine.frustration())) addMarker(`frustration ${f.k}`, { t: f.t, k: 'frustration', text: tips[f.k] || f.k }, f.t);
 }
 
 function showTip(ev) {
@@ -418,6 +423,7 @@ async function main() {
     };
     if (embedded) await loadEmbedded(first); else await loadFromServer(sessionId, first);
     if (!embedded) compareEnvironment(sessionId);
+    if (!embedded) symbolicate(sessionId);
     loadedAll = true;
     document.body.dataset.loaded = '1';
     if (wanted !== null && position !== initialPosition(wanted)) seek(initialPosition(wanted));
@@ -432,7 +438,21 @@ async function compareEnvironment(id) {
   try {
     const res = await fetch(sessionApi(id, '/environment'), { credentials: 'same-origin' });
     if (res.ok) panels.compare((await res.json()).facts || []);
+    const side = await fetch(sessionApi(id, '/compare'), { credentials: 'same-origin' });
+    if (side.ok) panels.sideBySide(await side.json());
   } catch { /* the comparison is optional */ }
+}
+
+/** Reads stacks and freeze culprits through the release's source maps; optional too. */
+async function symbolicate(id) {
+  try {
+    const res = await fetch(sessionApi(id, '/symbolicated'), { credentials: 'same-origin' });
+    if (!res.ok) return;
+    const data = await res.json();
+    panels.symbolicate(data);
+    freezePanel.symbolicate(data);
+    drawMarkers();
+  } catch { /* symbolication is optional */ }
 }
 
 async function nextFrame() {

@@ -191,6 +191,11 @@ impl Engine {
                 .get(0);
             return Err(Error::SessionFull { stored: to_u64(stored), cap: to_u64(cap) });
         }
+        if s.dead_clicks + s.error_clicks + s.quick_backs > 0 {
+            let counts = [to_i64(s.dead_clicks), to_i64(s.error_clicks), to_i64(s.quick_backs)];
+            tx.execute(crate::shared::ADD_FRUSTRATION, &[&project, &s.session, &counts[0], &counts[1], &counts[2]])
+                .await?;
+        }
         if !s.facts.is_empty() {
             let fact = tx
                 .prepare_cached(

@@ -28,9 +28,11 @@
 //! - `schema`: the tables and their migrations (serialised between instances);
 //! - `bodies`: storing a batch (body object, then index row) and reading bodies back;
 //! - `queries`: the session index, error groups, environment comparisons, retention and the
-//!   small reads and writes of projects, settings and accounts.
+//!   small reads and writes of projects, settings and accounts;
+//! - `artifacts`: release artifacts (source maps, minified files), rows and object bodies.
 
 mod accounts;
+mod artifacts;
 mod bodies;
 mod queries;
 mod schema;
@@ -443,6 +445,21 @@ impl Storage for PostgresStorage {
             .await
             .map(drop)
         })
+    }
+
+    fn put_artifact(&self, project: i64, release: &str, url: &str, body: &[u8]) -> Result<(), Error> {
+        let (release, url, body) = (release.to_owned(), url.to_owned(), body.to_vec());
+        self.block(move |e| async move { e.put_artifact(project, &release, &url, body).await })
+    }
+
+    fn artifact(&self, project: i64, release: &str, url: &str) -> Result<Option<Vec<u8>>, Error> {
+        let (release, url) = (release.to_owned(), url.to_owned());
+        self.block(move |e| async move { e.artifact(project, &release, &url).await })
+    }
+
+    fn artifacts(&self, project: i64, release: &str) -> Result<Vec<crate::Artifact>, Error> {
+        let release = release.to_owned();
+        self.block(move |e| async move { e.artifacts(project, &release).await })
     }
 
     fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error> {

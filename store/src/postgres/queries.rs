@@ -141,6 +141,13 @@ impl Engine {
         if f.has_rage_click {
             sql.push_str(" AND rage_clicks > 0");
         }
+        for (on, column) in
+            [(f.has_dead_click, "dead_clicks"), (f.has_error_click, "error_clicks"), (f.has_quick_back, "quick_backs")]
+        {
+            if on {
+                sql.push_str(&format!(" AND {column} > 0"));
+            }
+        }
         if f.never_recovered {
             sql.push_str(" AND never_recovered");
         }
@@ -294,6 +301,9 @@ pub(super) fn session_row(r: &tokio_postgres::Row) -> SessionRow {
         freeze_culprit: r.get(19),
         never_recovered: r.get(20),
         rage_clicks: n(21),
+        dead_clicks: n(22),
+        error_clicks: n(23),
+        quick_backs: n(24),
     }
 }
 

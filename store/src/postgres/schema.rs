@@ -144,6 +144,20 @@ const MIGRATIONS: &[&str] = &[
         last_used_ms BIGINT,
         revoked_ms BIGINT
     );",
+    // 7: release artifacts (source maps and minified files); bodies in the object store.
+    "CREATE TABLE artifacts (
+        project_id BIGINT NOT NULL,
+        release TEXT NOT NULL,
+        url TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        uploaded_ms BIGINT NOT NULL,
+        PRIMARY KEY (project_id, release, url)
+    );",
+    // 8: frustration signals beside rage clicks.
+    "ALTER TABLE sessions ADD COLUMN dead_clicks BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN error_clicks BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN quick_backs BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -617,6 +617,9 @@ impl IndexRun {
         a.events += b.events;
         a.clicks += b.clicks;
         a.rage_clicks += b.rage_clicks;
+        a.dead_clicks += b.dead_clicks;
+        a.error_clicks += b.error_clicks;
+        a.quick_backs += b.quick_backs;
         a.errors += b.errors;
         a.freezes += b.freezes;
         a.dropped += b.dropped;
@@ -663,6 +666,19 @@ pub(super) fn index_batch(
         to_i64(s.rage_clicks),
         to_i64(run.batches),
     ])?;
+    if s.dead_clicks + s.error_clicks + s.quick_backs > 0 {
+        tx.prepare_cached(
+            "UPDATE sessions SET dead_clicks = dead_clicks + ?3, error_clicks = error_clicks + ?4,
+             quick_backs = quick_backs + ?5 WHERE project_id = ?1 AND id = ?2",
+        )?
+        .execute(params![
+            project,
+            s.session,
+            to_i64(s.dead_clicks),
+            to_i64(s.error_clicks),
+            to_i64(s.quick_backs)
+        ])?;
+    }
     for (name, value) in &s.facts {
         tx.prepare_cached(
             "INSERT INTO session_facts (project_id, session_id, name, value)

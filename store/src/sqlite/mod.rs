@@ -23,9 +23,11 @@
 //! - `sync`: the sync thread (log durability) and the checkpoint thread;
 //! - `index`: index entries held in memory, their bulk flush, and recovery at open;
 //! - `schema`: the schema and its append-only migrations;
-//! - `queries`: the read queries and the small writes outside the batch path.
+//! - `queries`: the read queries and the small writes outside the batch path;
+//! - `artifacts`: release artifacts (source maps, minified files), bodies in their rows.
 
 mod accounts;
+mod artifacts;
 mod index;
 mod queries;
 mod schema;
@@ -368,6 +370,18 @@ impl Storage for SqliteStorage {
 
     fn set_setting(&self, key: &str, value: &str) -> Result<(), Error> {
         queries::set_setting(&self.lock()?.conn, key, value)
+    }
+
+    fn put_artifact(&self, project: i64, release: &str, url: &str, body: &[u8]) -> Result<(), Error> {
+        artifacts::put(&self.lock()?.conn, project, release, url, body)
+    }
+
+    fn artifact(&self, project: i64, release: &str, url: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.lookup(|c| artifacts::get(c, project, release, url))
+    }
+
+    fn artifacts(&self, project: i64, release: &str) -> Result<Vec<crate::Artifact>, Error> {
+        self.lookup(|c| artifacts::list(c, project, release))
     }
 
     fn put_user(&self, name: &str, password_hash: &str) -> Result<(), Error> {

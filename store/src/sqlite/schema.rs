@@ -182,6 +182,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_used_ms INTEGER,
         revoked_ms INTEGER
     );",
+    // 12: release artifacts (source maps and minified files) to read stacks with.
+    "CREATE TABLE artifacts (
+        project_id INTEGER NOT NULL,
+        release TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body BLOB NOT NULL,
+        uploaded_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, release, url)
+    );",
+    // 13: frustration signals beside rage clicks.
+    "ALTER TABLE sessions ADD COLUMN dead_clicks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN error_clicks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN quick_backs INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

@@ -3,12 +3,16 @@
 //! harness they share is the `replay_e2e` library (`tests/src/`).
 //!
 //! - [`demo`]: the demo app recorded end to end, checked through the snapshot API and the viewer;
+//! - [`compare`]: the demo recorded as staging (50 products) and production (50,000): the
+//!   comparison names the DOM size and the freeze;
 //! - [`delivery`]: an outage, a reload, a closed tab, buffer mode, sampling, SIGTERM and SIGKILL
 //!   while sessions stream — nothing acknowledged is lost;
 //! - [`diagnostics`]: freezes (recovered and never recovered), console, errors, network and
 //!   environment, in the stored session and the viewer's panels;
 //! - [`engines`]: the freeze watchdog as every engine must run it (no Long Animation Frames or
 //!   profiler outside Chromium); CI runs it with the core subset in Chromium, Firefox and WebKit;
+//! - [`frustration`]: a dead button, a throwing one and a navigation undone, each flagged and
+//!   filterable;
 //! - [`fidelity`]: each page of `fixtures/fidelity/` compared with its replay, DOM and pixels;
 //! - [`hostile`]: hostile pages are recorded with bounded, throttled output;
 //! - [`hostile_replay`]: a benchmark (ignored by default): hostile recordings through the
@@ -20,6 +24,8 @@
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
 //! - [`projects`]: projects kept apart in the viewer (a session id means one of its project);
 //! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
+//! - [`sourcemaps`]: a minified page and its uploaded maps: original stacks, culprits and one
+//!   error group across releases;
 //! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
 //! - [`viewer`]: the player's controls, panels, export and the session list, on synthetic
 //!   sessions;
@@ -29,11 +35,13 @@
 //! default the number of CPUs). Each starts its own servers, browser and services; the only
 //! shared state is the harness's record of the ports it handed out.
 
+mod compare;
 mod delivery;
 mod demo;
 mod diagnostics;
 mod engines;
 mod fidelity;
+mod frustration;
 mod hostile;
 mod hostile_replay;
 mod ingest_rejections;
@@ -43,5 +51,6 @@ mod privacy;
 mod projects;
 mod rrweb;
 mod scale_out;
+mod sourcemaps;
 mod viewer;
 mod xss;
