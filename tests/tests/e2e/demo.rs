@@ -75,7 +75,7 @@ async fn demo_session_replays_in_snapshot_api_and_viewer() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_list_and_player_pages_load() -> Result<()> {
     let server = Server::start()?;
-    let index = server.get_text("/viewer/")?;
+    let index = server.get_text("/viewer/p/1/")?;
     ensure!(index.contains("<table") || index.contains("id=\"status\""), "session list missing");
     let recorder = server.get_text("/recorder.js")?;
     ensure!(recorder.contains("recorder/core.js"), "loader missing");

@@ -100,7 +100,7 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
     for needle in ["Froze for 2.", "click button#best", "computeBestValue", "Scripts that ran"] {
         ensure!(explained.contains(needle), "freeze panel lacks {needle:?}: {explained}");
     }
-    let list = server.get_text("/viewer/")?;
+    let list = server.get_text("/viewer/p/1/")?;
     ensure!(list.contains("computeBestValue"), "the session list shows the culprit");
     browser.close().await
 }
@@ -144,7 +144,7 @@ async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
     }
     let filtered = server.get_json("/api/v1/sessions?never_recovered=true")?;
     ensure!(filtered["sessions"].as_array().map_or(0, Vec::len) == 1, "{filtered}");
-    let list = server.get_text("/viewer/?never_recovered=1")?;
+    let list = server.get_text("/viewer/p/1/?never_recovered=1")?;
     ensure!(list.contains("froze, never recovered"), "the session list says it");
 
     let viewer = Browser::start().await?;
