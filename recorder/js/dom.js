@@ -379,10 +379,18 @@ export function collect(records) {
 
 function pump() {
   scheduled = false;
+  work(SLICE_MS);
+}
+
+/**
+ * Works on what is pending for at most `ms` (a slice's worth, from a task of its own or from a
+ * cut of the watchdog); the rest goes on in later slices.
+ */
+export function work(ms) {
   if (S.stopped) return;
   try {
     if (S.observer) collect(S.observer.takeRecords());
-    run(performance.now() + SLICE_MS);
+    run(performance.now() + ms);
   } catch (e) {
     // A job that failed is dropped (a snapshot still lets the recorder go on).
     S.lastError = String((e && e.message) || e);
