@@ -8,7 +8,7 @@
 import init, { Recorder } from './recorder_wasm.js';
 import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
-import { OBSERVE, SLICE_MS, collect, dropWork, settle, takeSnapshot, work } from './dom.js';
+import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
@@ -159,7 +159,18 @@ function start(recording) {
   const pii = S.cfg.pii;
   S.rec.set_pii(!(pii === false || pii === 'false' || pii === '0' || pii === 'off'));
   S.observer = new MutationObserver(guard(collect));
-  S.afterEmit = () => { if (S.rec.should_flush()) flushNow(false, false); };
+  // A full batch is encoded in a task of its own, before the next slice: not on top of the
+  // slice (or the whole snapshot) that filled it, which would make one long task of the two.
+  let cutDue = false;
+  const cutFull = guard(() => {
+    cutDue = false;
+    if (!S.stopped && S.rec.should_flush()) flushNow(false, false);
+  });
+  S.afterEmit = () => {
+    if (cutDue || !S.rec.should_flush()) return;
+    cutDue = true;
+    later(cutFull);
+  };
   const t0 = now();
   lastSnapshotAt = t0;
   S.rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,

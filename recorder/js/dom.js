@@ -338,7 +338,8 @@ let forced = false;
 /** Counts nodes between two looks at the clock (one look per 64 nodes or roots). */
 let steps = 0;
 
-function later(fn) {
+/** Runs `fn` in a task of its own, queued behind the recorder's slices already due. */
+export function later(fn) {
   const sch = /** @type {any} */ (globalThis).scheduler;
   if (sch && typeof sch.postTask === 'function') sch.postTask(fn).catch(() => {});
   else setTimeout(fn, 0);
