@@ -25,6 +25,9 @@
 //   REPLAY_BENCH_WASM_MARK=0     do not mark the end of WebAssembly instantiation (see start())
 //   REPLAY_BENCH_READY_TIMEOUT_S how long start() waits for the recorder to record (default 60)
 //   REPLAY_BENCH_FLUSH_TIMEOUT_S how long finish() waits for flush() (default 120)
+//   REPLAY_BENCH_LOAF=1          logs, at finish(), every long animation frame seen after start()
+//                                with the scripts that ran in it (source, function, invoker, ms):
+//                                which of the recorder's tasks are long ones
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -39,6 +42,7 @@ const STRICT = process.env.REPLAY_BENCH_STRICT !== '0';
 const WASM_MARK = process.env.REPLAY_BENCH_WASM_MARK !== '0';
 const READY_TIMEOUT_MS = 1000 * (Number(process.env.REPLAY_BENCH_READY_TIMEOUT_S) || 60);
 const FLUSH_TIMEOUT_MS = 1000 * (Number(process.env.REPLAY_BENCH_FLUSH_TIMEOUT_S) || 120);
+const LOAF = process.env.REPLAY_BENCH_LOAF === '1';
 
 let child = null;        // the spawned replay-server
 let origin = null;       // http://127.0.0.1:PORT
@@ -199,6 +203,22 @@ export default {
     page.on('response', onResponse);
     ctx.state.detach = () => { page.off('requestfailed', onFailed); page.off('response', onResponse); };
     ctx.state.counters0 = await ingestCounters();
+    if (LOAF) {
+      await page.evaluate(() => {
+        window.__replayLoaf = [];
+        try {
+          new PerformanceObserver(l => {
+            for (const e of l.getEntries()) {
+              if (e.duration < 50 || window.__replayLoaf.length >= 500) continue;
+              window.__replayLoaf.push({
+                start: Math.round(e.startTime), ms: Math.round(e.duration), blockingMs: Math.round(e.blockingDuration || 0),
+                scripts: (e.scripts || []).filter(x => x.duration >= 5).map(x => `${Math.round(x.duration)} ms ${x.invoker || ''} ${x.sourceFunctionName || ''} ${(x.sourceURL || '').split('/').slice(-2).join('/')}`),
+              });
+            }
+          }).observe({ type: 'long-animation-frame' });
+        } catch {}
+      });
+    }
 
     const r = await page.evaluate(async ({ origin, key, wasmMark, timeoutMs }) => {
       const marks = {};
@@ -272,6 +292,10 @@ export default {
   // counted for this run: serverIngestBytes (acknowledged bodies as sent: compare with
   // payload.wireBytes), serverBatchesStored/Duplicate/Rejected, and the session's index row.
   async finish(page, ctx) {
+    if (LOAF) {
+      const frames = await page.evaluate(() => window.__replayLoaf || []);
+      for (const f of frames) ctx.log(`LoAF ${ctx.runId} at ${f.start} ms: ${f.ms} ms (blocking ${f.blockingMs}); ${f.scripts.join('; ') || 'no script >= 5 ms'}`);
+    }
     const r = await page.evaluate(async ({ timeoutMs, origin }) => {
       const t0 = performance.now();
       let timer;

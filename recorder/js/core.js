@@ -8,7 +8,7 @@
 import init, { Recorder } from './recorder_wasm.js';
 import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
-import { OBSERVE, collect, dropWork, settle, takeSnapshot } from './dom.js';
+import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
@@ -81,12 +81,14 @@ function goLive() {
 let nextStartsWithSnapshot = true;
 
 /**
- * Cuts the current batch and queues it. With `drain` (a flush asked for, the page going away),
- * pending DOM work is finished first; otherwise it goes on in its slices.
+ * Cuts the current batch and queues it. With `drain` true (a flush asked for, the page going
+ * away), pending DOM work is finished first; with a number, it is worked on for at most that
+ * many ms and the rest goes on in its slices; otherwise it all goes on in its slices.
  */
 function flushNow(isFinal, drain) {
   if (!S.rec) return;
-  if (drain) settle();
+  if (drain === true) settle();
+  else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
   flushMouse();
   const bytes = S.rec.flush(now(), isFinal);
@@ -157,7 +159,18 @@ function start(recording) {
   const pii = S.cfg.pii;
   S.rec.set_pii(!(pii === false || pii === 'false' || pii === '0' || pii === 'off'));
   S.observer = new MutationObserver(guard(collect));
-  S.afterEmit = () => { if (S.rec.should_flush()) flushNow(false, false); };
+  // A full batch is encoded in a task of its own, before the next slice: not on top of the
+  // slice (or the whole snapshot) that filled it, which would make one long task of the two.
+  let cutDue = false;
+  const cutFull = guard(() => {
+    cutDue = false;
+    if (!S.stopped && S.rec.should_flush()) flushNow(false, false);
+  });
+  S.afterEmit = () => {
+    if (cutDue || !S.rec.should_flush()) return;
+    cutDue = true;
+    later(cutFull);
+  };
   const t0 = now();
   lastSnapshotAt = t0;
   S.rec.meta(t0, scrubUrl(location.href), document.title, innerWidth, innerHeight, navigator.userAgent,
@@ -184,7 +197,10 @@ function recordingStarted() {
     listen(window, 'unhandledrejection', goLive);
   }
   flushTimer = setInterval(guard(tick), S.cfg.flushIntervalMs || 5000);
-  startDiagnostics(() => flushNow(false, true), goLive);
+  // The watchdog cuts on every click and after a freeze: at most one slice of pending DOM work
+  // goes with it (the page's last small change; not a big burst, which would make the cut a long
+  // task of the recorder's own, a freeze on a big page), the rest follows in its slices.
+  startDiagnostics(() => flushNow(false, SLICE_MS), goLive);
 }
 
 const api = {

@@ -338,7 +338,8 @@ let forced = false;
 /** Counts nodes between two looks at the clock (one look per 64 nodes or roots). */
 let steps = 0;
 
-function later(fn) {
+/** Runs `fn` in a task of its own, queued behind the recorder's slices already due. */
+export function later(fn) {
   const sch = /** @type {any} */ (globalThis).scheduler;
   if (sch && typeof sch.postTask === 'function') sch.postTask(fn).catch(() => {});
   else setTimeout(fn, 0);
@@ -379,10 +380,18 @@ export function collect(records) {
 
 function pump() {
   scheduled = false;
+  work(SLICE_MS);
+}
+
+/**
+ * Works on what is pending for at most `ms` (a slice's worth, from a task of its own or from a
+ * cut of the watchdog); the rest goes on in later slices.
+ */
+export function work(ms) {
   if (S.stopped) return;
   try {
     if (S.observer) collect(S.observer.takeRecords());
-    run(performance.now() + SLICE_MS);
+    run(performance.now() + ms);
   } catch (e) {
     // A job that failed is dropped (a snapshot still lets the recorder go on).
     S.lastError = String((e && e.message) || e);
