@@ -570,7 +570,7 @@ function finishJob(j) {
   const ids = S.ids;
   if (j.snapshot) {
     j.ints.set(0, j.w.count);
-    S.rec.snapshot(now(), j.ints.view(), j.strs.join(''), Math.round(scrollX), Math.round(scrollY));
+    S.rec.snapshot(j.t, j.ints.view(), j.strs.join(''), Math.round(scrollX), Math.round(scrollY));
     afterTape();
   } else {
     endMutation(j);
