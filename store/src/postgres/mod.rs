@@ -48,7 +48,7 @@ use tokio_postgres::types::ToSql;
 use self::queries::{project_row, session_row};
 use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64};
 use crate::{
-    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota,
+    AuditEntry, BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota,
     RangeRequest, SessionFilter, SessionRow, Storage, Usage,
 };
 
@@ -402,6 +402,26 @@ impl Storage for PostgresStorage {
 
     fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
         self.block(move |e| async move { e.delete_sessions_before(cutoff_ms).await })
+    }
+
+    fn delete_sessions(&self, project: i64, ids: &[String]) -> Result<u64, Error> {
+        let ids: Vec<String> = ids.iter().map(|id| text(id)).collect();
+        self.block(move |e| async move { e.delete_sessions(project, ids).await })
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), Error> {
+        let entry = entry.clone();
+        self.block(move |e| async move { e.append_audit(entry).await })
+    }
+
+    fn audit_log(&self, project: i64, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        self.block(move |e| async move { e.audit_log(project, before, limit).await })
+    }
+
+    fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        self.block(move |e| async move {
+            e.execute("DELETE FROM audit_log WHERE at_ms < $1", params![to_i64(cutoff_ms)]).await
+        })
     }
 
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {

@@ -45,7 +45,7 @@ use self::writer::{PendingBatch, writer_loop};
 use crate::model::choose_range;
 use crate::shared::KeyCache;
 use crate::{
-    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
+    AuditEntry, BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
     ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
 };
 
@@ -347,6 +347,39 @@ impl Storage for SqliteStorage {
         // Sessions deleted may come back (a resent batch): their stored bytes start over.
         db.index.forget_session_bytes();
         Ok(deleted)
+    }
+
+    fn delete_sessions(&self, project: i64, ids: &[String]) -> Result<u64, Error> {
+        // Under the main lock, as the writer's groups: no batch of these sessions is stored
+        // meanwhile, and every one stored before is indexed (or held) by now.
+        let mut db = self.lock()?;
+        if db.index.len() > 0 {
+            // The flush in `lock` failed: entries left pending would bring sessions back.
+            flush_all(&mut db)?;
+        }
+        let Db { conn, index } = &mut *db;
+        let doomed: hashbrown::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let held: Vec<i64> = index
+            .held
+            .iter()
+            .filter(|e| e.project == project && doomed.contains(e.summary.session.as_str()))
+            .map(|e| e.id)
+            .collect();
+        let deleted = queries::delete_sessions(conn, project, ids, &held)?;
+        index.forget_sessions(project, &doomed);
+        Ok(deleted)
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), Error> {
+        queries::append_audit(&self.lock()?.conn, entry)
+    }
+
+    fn audit_log(&self, project: i64, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        queries::audit_log(&self.lock()?.conn, project, before, limit)
+    }
+
+    fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        queries::delete_audit_before(&self.lock()?.conn, cutoff_ms)
     }
 
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {

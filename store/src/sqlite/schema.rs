@@ -149,6 +149,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 10: a project's own daily quotas (NULL: the server's).
     "ALTER TABLE projects ADD COLUMN quota_bytes_per_day INTEGER;
     ALTER TABLE projects ADD COLUMN quota_sessions_per_day INTEGER;",
+    // 11: sessions deleted on request (their batches are refused from then on), and the audit
+    // log.
+    "CREATE TABLE deleted_sessions (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        deleted_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, session_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deleted_sessions_by_time ON deleted_sessions(deleted_ms);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
+    CREATE INDEX audit_log_by_time ON audit_log(at_ms);",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
