@@ -10,6 +10,9 @@
 //! - [`ingest`]: `POST /api/v1/ingest`, the only write path for recorded data;
 //! - [`interop`]: rrweb recordings imported as sessions, sessions exported as rrweb events;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
+//! - [`audit`]: the audit log (who watched, exported, deleted, changed what) and who may
+//!   administer (the admin, until roles exist);
+//! - [`deletion`]: deleting a session, or every session of a user (erasure requests);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: who may read (admin token, viewer logins);
 //! - [`client`]: the client's address behind trusted proxies, and its rate-limit key;
@@ -26,9 +29,11 @@
 
 pub mod api;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod deletion;
 pub mod demo;
 pub mod errors_page;
 pub mod ingest;
@@ -136,6 +141,9 @@ api_routes! {
     OPTIONS "/api/v1/ingest" => ingest::preflight;
     GET "/api/v1/sessions" => api::list_sessions;
     GET "/api/v1/sessions/{id}" => api::get_session;
+    DELETE "/api/v1/sessions/{id}" => deletion::delete_session_api;
+    POST "/api/v1/projects/{id}/erasure" => deletion::erasure_api;
+    GET "/api/v1/projects/{id}/audit" => audit::audit_api;
     GET "/api/v1/sessions/{id}/events" => api::session_events;
     GET "/api/v1/sessions/{id}/snapshot" => api::session_snapshot;
     GET "/api/v1/sessions/{id}/environment" => api::session_environment;
@@ -157,6 +165,9 @@ pub fn app(state: AppState) -> Router {
         .merge(errors_page::routes())
         .merge(pages::routes())
         .merge(openapi::routes())
+        .merge(deletion::routes())
+        .merge(audit::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::reject::Reason;
 
 /// Counters of ingest outcomes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     accepted: AtomicU64,
     duplicates: AtomicU64,
@@ -23,6 +23,21 @@ pub struct Metrics {
     /// Ingest latency histogram: counts per bucket of [`LATENCY_BUCKETS_MS`], then +Inf.
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_sum_us: AtomicU64,
+}
+
+impl Default for Metrics {
+    // By hand: `Default` is derived for arrays of at most 32, and there are more reasons.
+    fn default() -> Self {
+        Metrics {
+            accepted: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            sightings_dropped: AtomicU64::new(0),
+            rejected: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_sum_us: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Upper bounds of the ingest latency histogram buckets, in milliseconds.

@@ -69,6 +69,9 @@ reasons! {
     /// The batch would take its session past `--max-session-bytes` (stored); the session keeps
     /// what it has, and later batches of it are refused too.
     SessionFull => PAYLOAD_TOO_LARGE, "session_full", "session_full";
+    /// The session was deleted on request (`DELETE /api/v1/sessions/{id}`, an erasure); its later
+    /// batches are refused too, so a recorder still running cannot bring it back.
+    SessionDeleted => GONE, "session_deleted", "session_deleted";
     /// The project stored its `--quota-bytes-per-day` today (UTC); retry after midnight UTC.
     QuotaBytes => TOO_MANY_REQUESTS, "quota_exceeded", "quota_bytes";
     /// The project started its `--quota-sessions-per-day` today (UTC); retry after midnight UTC.
@@ -100,6 +103,9 @@ reasons! {
     LoginRateLimited => TOO_MANY_REQUESTS, "rate_limited", "login_rate_limited";
     /// The session, project or file does not exist (or is not the caller's).
     NotFound => NOT_FOUND, "not_found", "not_found";
+    /// The reader may read the project but not do this (deleting, erasing, changing settings,
+    /// reading the audit log: the admin's for now).
+    Forbidden => FORBIDDEN, "forbidden", "forbidden";
     /// The session is larger than a read may load.
     SessionTooLarge => PAYLOAD_TOO_LARGE, "session_too_large", "session_too_large";
     /// A stored batch does not decode any more.

@@ -17,6 +17,8 @@ use tower::ServiceExt;
 const TOKEN: &str = "test-admin-token";
 const T0: u64 = 1_700_000_040_000;
 const SESSION: &str = "sess-openapi";
+/// The session the deletion operation deletes.
+const DOOMED: &str = "sess-doomed";
 
 async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     let res = app.clone().oneshot(req).await.expect("infallible");
@@ -33,6 +35,13 @@ async fn setup() -> (axum::Router, i64, String) {
     let router = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, Config::default()));
     let (status, _) = call(&router, ingest_request(&project.ingest_key, 0)).await;
     assert_eq!(status, StatusCode::OK);
+    let mut doomed = Batch::new(DOOMED, "page-1", 0, T0);
+    doomed.events = vec![at(0, meta("http://shop.test/"))];
+    let req = Request::post("/api/v1/ingest")
+        .header("x-replay-key", &project.ingest_key)
+        .body(Body::from(encode_batch(&doomed).expect("encode")))
+        .expect("request");
+    assert_eq!(call(&router, req).await.0, StatusCode::OK);
     (router, project.id, project.ingest_key)
 }
 
@@ -63,6 +72,9 @@ fn recording() -> Vec<u8> {
 fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authorized: bool) -> Request<Body> {
     let uri = if path.starts_with("/api/v1/projects/") {
         path.replace("{id}", &project.to_string())
+    } else if method == "delete" {
+        // A session of its own: the others' operations still find theirs.
+        path.replace("{id}", DOOMED)
     } else {
         path.replace("{id}", SESSION)
     };
@@ -73,6 +85,10 @@ fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authoriz
                 req = req.header("x-replay-key", key);
             }
             Body::from(batch(seq))
+        }
+        ("post", "/api/v1/projects/{id}/erasure") => {
+            req = req.header("content-type", "application/json");
+            Body::from(r#"{"user":"nobody"}"#)
         }
         ("post", _) => {
             req = req.header("content-type", "application/json");
