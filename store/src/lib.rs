@@ -59,6 +59,18 @@ pub trait Storage: Send + Sync + 'static {
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error>;
     /// Replaces a project's own daily quotas.
     fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error>;
+    /// Renames a project; false when there is no such project. Names are unique: a name taken
+    /// by another project is an error.
+    fn rename_project(&self, project: i64, name: &str) -> Result<bool, Error>;
+    /// Deletes a project with everything it holds: its sessions (rows, bodies or objects, error
+    /// groups and sightings, facts, deleted ids), ingest keys and settings. Its audit log stays
+    /// until pruned. False when there is no such project.
+    fn delete_project(&self, project: i64) -> Result<bool, Error>;
+    /// A project's own settings as the server wrote them (JSON text, `{}` when never set);
+    /// `None` when there is no such project.
+    fn project_settings(&self, project: i64) -> Result<Option<String>, Error>;
+    /// Replaces a project's own settings; false when there is no such project.
+    fn set_project_settings(&self, project: i64, settings: &str) -> Result<bool, Error>;
     /// All projects, oldest first.
     fn projects(&self) -> Result<Vec<Project>, Error>;
     /// The project owning a live ingest key (not revoked, not past its expiry).

@@ -74,6 +74,49 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     a_deleted_session_leaves_nothing_and_stays_deleted(&make());
     erasing_a_user_deletes_every_session_of_theirs_and_only_theirs(&make());
     the_audit_log_is_per_project_newest_first_and_pruned(&make());
+    projects_are_renamed_configured_and_deleted_with_everything_they_hold(&make());
+}
+
+fn projects_are_renamed_configured_and_deleted_with_everything_they_hold(db: &impl Storage) {
+    let p = db.create_project("shop").expect("p");
+    let other = db.create_project("blog").expect("other");
+    assert!(db.rename_project(p.id, "shop (prod)").expect("rename"));
+    assert!(!db.rename_project(999, "x").expect("rename"), "no such project");
+    assert!(db.rename_project(other.id, "shop (prod)").is_err(), "names are unique");
+    let names: Vec<String> = db.projects().expect("list").into_iter().map(|p| p.name).collect();
+    assert_eq!(names, vec!["shop (prod)", "blog"]);
+    assert_eq!(db.project_by_key(&p.ingest_key).expect("key").expect("project").name, "shop (prod)");
+
+    assert_eq!(db.project_settings(p.id).expect("settings").as_deref(), Some("{}"), "never set");
+    assert!(db.set_project_settings(p.id, r#"{"mask_all_text":true}"#).expect("set"));
+    assert_eq!(db.project_settings(p.id).expect("settings").as_deref(), Some(r#"{"mask_all_text":true}"#));
+    assert_eq!(db.project_settings(other.id).expect("settings").as_deref(), Some("{}"));
+    assert!(db.project_settings(999).expect("settings").is_none());
+    assert!(!db.set_project_settings(999, "{}").expect("set"));
+
+    let mut s = summary("s", "p", 0, 1_000);
+    s.error_sightings =
+        vec![ErrorSighting { fingerprint: "f".into(), message: "m".into(), frame: "f".into(), count: 1, at_ms: 1_000 }];
+    s.facts = vec![("browser".into(), "Firefox".into())];
+    db.put_batch_blocking(p.id, &s, b"1").expect("put");
+    db.put_batch_blocking(other.id, &s, b"1").expect("put");
+    db.delete_sessions(p.id, &["old".into()]).expect("a remembered deletion");
+    let rotated = db.rotate_key(p.id, 60_000).expect("rotate");
+
+    assert!(db.delete_project(p.id).expect("delete"));
+    assert!(!db.delete_project(p.id).expect("again"), "gone already");
+    leaves_nothing(db, p.id, "s");
+    assert!(db.error_groups(p.id, 10).expect("groups").is_empty());
+    assert!(db.ingest_keys(p.id).expect("keys").is_empty());
+    for key in [&p.ingest_key, &rotated] {
+        assert!(db.project_by_key(key).expect("key").is_none(), "its keys are refused");
+    }
+    assert_eq!(db.projects().expect("list").into_iter().map(|p| p.id).collect::<Vec<_>>(), vec![other.id]);
+    assert_eq!(db.batch_count().expect("count"), 1, "only the other project's batch is left");
+    assert_eq!(db.batches(other.id, "s").expect("other").len(), 1);
+    assert_eq!(db.error_groups(other.id, 10).expect("groups").len(), 1);
+    // The name is free again.
+    db.create_project("shop (prod)").expect("a new project of the name");
 }
 
 /// Everything a reader could reach of a session, for the deletion checks.

@@ -280,6 +280,33 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn rename_project(&self, project: i64, name: &str) -> Result<bool, Error> {
+        let name = text(name);
+        self.block(move |e| async move {
+            let n = e.execute("UPDATE projects SET name = $2 WHERE id = $1", params![project, name]).await?;
+            e.keys.clear();
+            Ok(n > 0)
+        })
+    }
+
+    fn delete_project(&self, project: i64) -> Result<bool, Error> {
+        self.block(move |e| async move { e.delete_project(project).await })
+    }
+
+    fn project_settings(&self, project: i64) -> Result<Option<String>, Error> {
+        self.block(move |e| async move {
+            e.query_opt_string("SELECT settings FROM projects WHERE id = $1", params![project]).await
+        })
+    }
+
+    fn set_project_settings(&self, project: i64, settings: &str) -> Result<bool, Error> {
+        let settings = text(settings);
+        self.block(move |e| async move {
+            let n = e.execute("UPDATE projects SET settings = $2 WHERE id = $1", params![project, settings]).await?;
+            Ok(n > 0)
+        })
+    }
+
     fn projects(&self) -> Result<Vec<Project>, Error> {
         self.block(|e| async move {
             let client = e.pool.get().await?;

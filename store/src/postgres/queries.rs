@@ -250,6 +250,28 @@ impl Engine {
         Ok(n)
     }
 
+    /// See [`crate::Storage::delete_project`]: rows in one transaction, then the objects.
+    pub(super) async fn delete_project(&self, project: i64) -> Result<bool, Error> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // A batch indexed meanwhile fails on the missing project (`sessions` references it).
+        tx.execute("DELETE FROM ingest_keys WHERE project_id = $1", &[&project]).await?;
+        let keys: Vec<String> = tx
+            .query("DELETE FROM batches WHERE project_id = $1 RETURNING object_key", &[&project])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for table in ["error_sessions", "error_groups", "session_facts", "sessions", "deleted_sessions"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE project_id = $1"), &[&project]).await?;
+        }
+        let found = tx.execute("DELETE FROM projects WHERE id = $1", &[&project]).await?;
+        tx.commit().await?;
+        self.keys.clear();
+        self.delete_objects(keys, "project deletion").await;
+        Ok(found > 0)
+    }
+
     pub(super) async fn append_audit(&self, e: AuditEntry) -> Result<(), Error> {
         let client = self.pool.get().await?;
         client

@@ -111,8 +111,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: a project's own daily quotas (NULL: the server's).
     "ALTER TABLE projects ADD COLUMN quota_bytes_per_day BIGINT;
     ALTER TABLE projects ADD COLUMN quota_sessions_per_day BIGINT;",
-    // 6: sessions deleted on request (their batches are refused from then on), and the audit
-    // log.
+    // 6: sessions deleted on request (their batches are refused from then on), the audit log,
+    // and each project's own settings (JSON the server reads).
     "CREATE TABLE deleted_sessions (
         project_id BIGINT NOT NULL,
         session_id TEXT NOT NULL,
@@ -130,7 +130,8 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
-    CREATE INDEX audit_log_by_time ON audit_log(at_ms);",
+    CREATE INDEX audit_log_by_time ON audit_log(at_ms);
+    ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -124,7 +124,12 @@ impl PendingIndex {
     /// keys, pages and stored bytes. A page of theirs missing from `pages` makes the writer look
     /// its session up in `deleted_sessions`, which refuses it.
     pub(super) fn forget_sessions(&mut self, project: i64, ids: &hashbrown::HashSet<&str>) {
-        let doomed = |p: i64, s: &str| p == project && ids.contains(s);
+        self.forget(|p, s| p == project && ids.contains(s));
+    }
+
+    /// Forgets everything held in memory of the sessions `doomed` names (by project and
+    /// session), as [`PendingIndex::forget_sessions`].
+    pub(super) fn forget(&mut self, doomed: impl Fn(i64, &str) -> bool) {
         self.held.retain(|e| !doomed(e.project, &e.summary.session));
         if self.held.is_empty() {
             self.held_since = None;

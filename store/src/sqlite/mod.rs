@@ -229,6 +229,35 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn rename_project(&self, project: i64, name: &str) -> Result<bool, Error> {
+        let renamed = queries::rename_project(&self.lock()?.conn, project, name)?;
+        self.forget_keys();
+        Ok(renamed)
+    }
+
+    fn delete_project(&self, project: i64) -> Result<bool, Error> {
+        // As `delete_sessions`: under the writer's lock, with nothing left pending.
+        let mut db = self.lock()?;
+        if db.index.len() > 0 {
+            flush_all(&mut db)?;
+        }
+        let Db { conn, index } = &mut *db;
+        let held: Vec<i64> = index.held.iter().filter(|e| e.project == project).map(|e| e.id).collect();
+        let deleted = queries::delete_project(conn, project, &held)?;
+        index.forget(|p, _| p == project);
+        drop(db);
+        self.forget_keys();
+        Ok(deleted)
+    }
+
+    fn project_settings(&self, project: i64) -> Result<Option<String>, Error> {
+        self.lookup(|c| queries::project_settings(c, project))
+    }
+
+    fn set_project_settings(&self, project: i64, settings: &str) -> Result<bool, Error> {
+        queries::set_project_settings(&self.lock()?.conn, project, settings)
+    }
+
     fn projects(&self) -> Result<Vec<Project>, Error> {
         queries::projects(&self.lock()?.conn)
     }

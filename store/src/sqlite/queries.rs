@@ -250,6 +250,39 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
     Ok(n)
 }
 
+/// Deletes a project and everything it holds (see [`crate::Storage::delete_project`]); `held`
+/// are the log ids of its batches not indexed yet.
+pub(super) fn delete_project(conn: &mut Connection, project: i64, held: &[i64]) -> Result<bool, Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut held_row = tx.prepare_cached("DELETE FROM batch_log WHERE id = ?1")?;
+        for id in held {
+            held_row.execute([id])?;
+        }
+    }
+    tx.execute("DELETE FROM batch_log WHERE id IN (SELECT batch FROM batch_keys WHERE project_id = ?1)", [project])?;
+    for table in
+        ["batch_keys", "error_sessions", "error_groups", "session_facts", "sessions", "deleted_sessions", "ingest_keys"]
+    {
+        tx.execute(&format!("DELETE FROM {table} WHERE project_id = ?1"), [project])?;
+    }
+    let n = tx.execute("DELETE FROM projects WHERE id = ?1", [project])?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+pub(super) fn rename_project(conn: &Connection, project: i64, name: &str) -> Result<bool, Error> {
+    Ok(conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![project, name])? > 0)
+}
+
+pub(super) fn project_settings(conn: &Connection, project: i64) -> Result<Option<String>, Error> {
+    Ok(conn.query_row("SELECT settings FROM projects WHERE id = ?1", [project], |r| r.get(0)).optional()?)
+}
+
+pub(super) fn set_project_settings(conn: &Connection, project: i64, settings: &str) -> Result<bool, Error> {
+    Ok(conn.execute("UPDATE projects SET settings = ?2 WHERE id = ?1", params![project, settings])? > 0)
+}
+
 pub(super) fn append_audit(conn: &Connection, e: &AuditEntry) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO audit_log (project_id, at_ms, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -149,8 +149,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 10: a project's own daily quotas (NULL: the server's).
     "ALTER TABLE projects ADD COLUMN quota_bytes_per_day INTEGER;
     ALTER TABLE projects ADD COLUMN quota_sessions_per_day INTEGER;",
-    // 11: sessions deleted on request (their batches are refused from then on), and the audit
-    // log.
+    // 11: sessions deleted on request (their batches are refused from then on), the audit log,
+    // and each project's own settings (JSON the server reads).
     "CREATE TABLE deleted_sessions (
         project_id INTEGER NOT NULL,
         session_id TEXT NOT NULL,
@@ -168,7 +168,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
-    CREATE INDEX audit_log_by_time ON audit_log(at_ms);",
+    CREATE INDEX audit_log_by_time ON audit_log(at_ms);
+    ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
