@@ -12,6 +12,8 @@
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
 //! - [`audit`]: the audit log (who watched, exported, deleted, changed what) and who may
 //!   administer (the admin, until roles exist);
+//! - [`projects`]: projects from the API (create, rename, delete, keys, settings);
+//! - [`settings_page`]: the viewer's pages for projects and their settings;
 //! - [`deletion`]: deleting a session, or every session of a user (erasure requests);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: who may read (admin token, viewer logins);
@@ -43,8 +45,10 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod projects;
 pub mod quota;
 pub mod reject;
+pub mod settings_page;
 
 mod error;
 
@@ -144,6 +148,14 @@ api_routes! {
     DELETE "/api/v1/sessions/{id}" => deletion::delete_session_api;
     POST "/api/v1/projects/{id}/erasure" => deletion::erasure_api;
     GET "/api/v1/projects/{id}/audit" => audit::audit_api;
+    GET "/api/v1/projects" => projects::list_api;
+    POST "/api/v1/projects" => projects::create_api;
+    GET "/api/v1/projects/{id}/settings" => projects::settings_api;
+    PUT "/api/v1/projects/{id}/settings" => projects::update_settings_api;
+    POST "/api/v1/projects/{id}/keys" => projects::rotate_api;
+    DELETE "/api/v1/projects/{id}/keys/{key}" => projects::revoke_api;
+    PATCH "/api/v1/projects/{id}" => projects::rename_api;
+    DELETE "/api/v1/projects/{id}" => projects::delete_api;
     GET "/api/v1/sessions/{id}/events" => api::session_events;
     GET "/api/v1/sessions/{id}/snapshot" => api::session_snapshot;
     GET "/api/v1/sessions/{id}/environment" => api::session_environment;
@@ -167,6 +179,7 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(deletion::routes())
         .merge(audit::routes())
+        .merge(settings_page::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

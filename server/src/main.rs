@@ -544,6 +544,14 @@ async fn housekeeping(state: AppState) {
                 Err(e) => tracing::error!(error = %e, "retention failed"),
             }
         }
+        if minutes.is_multiple_of(60) {
+            let now = replay_core::now_ms();
+            match state.blocking(move |s| replay_server::projects::apply_retention(s, now)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "projects' own retention applied"),
+                Err(e) => tracing::error!(error = %e, "projects' own retention failed"),
+            }
+        }
         let audit_days = state.config.audit_retention_days;
         if audit_days > 0 && minutes.is_multiple_of(60) {
             let cutoff = replay_core::now_ms().saturating_sub(u64::from(audit_days) * 86_400_000);

@@ -106,6 +106,8 @@ reasons! {
     /// The reader may read the project but not do this (deleting, erasing, changing settings,
     /// reading the audit log: the admin's for now).
     Forbidden => FORBIDDEN, "forbidden", "forbidden";
+    /// Another project has the name asked for.
+    NameTaken => CONFLICT, "name_taken", "name_taken";
     /// The session is larger than a read may load.
     SessionTooLarge => PAYLOAD_TOO_LARGE, "session_too_large", "session_too_large";
     /// A stored batch does not decode any more.

@@ -31,6 +31,7 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
 async fn setup() -> (axum::Router, i64, String) {
     let storage = SqliteStorage::in_memory().expect("db");
     let project = storage.create_project("p").expect("project");
+    storage.create_project("to delete").expect("project");
     replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
     let router = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, Config::default()));
     let (status, _) = call(&router, ingest_request(&project.ingest_key, 0)).await;
@@ -70,8 +71,11 @@ fn recording() -> Vec<u8> {
 /// A request of the operation's shape: ids that exist, the body it takes, credentials when
 /// `authorized`.
 fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authorized: bool) -> Request<Body> {
-    let uri = if path.starts_with("/api/v1/projects/") {
-        path.replace("{id}", &project.to_string())
+    let uri = if method == "delete" && path == "/api/v1/projects/{id}" {
+        // A project of its own: the others' operations still find theirs.
+        path.replace("{id}", &(project + 1).to_string())
+    } else if path.starts_with("/api/v1/projects/") {
+        path.replace("{id}", &project.to_string()).replace("{key}", key)
     } else if method == "delete" {
         // A session of its own: the others' operations still find theirs.
         path.replace("{id}", DOOMED)
@@ -85,6 +89,18 @@ fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authoriz
                 req = req.header("x-replay-key", key);
             }
             Body::from(batch(seq))
+        }
+        ("post", "/api/v1/projects") | ("patch", "/api/v1/projects/{id}") => {
+            req = req.header("content-type", "application/json");
+            Body::from(format!(r#"{{"name":"project {seq}"}}"#))
+        }
+        ("post", "/api/v1/projects/{id}/keys") => {
+            req = req.header("content-type", "application/json");
+            Body::from(r#"{"grace_secs":60}"#)
+        }
+        ("put", _) => {
+            req = req.header("content-type", "application/json");
+            Body::from(r#"{"allowed_origins":[],"settings":{"mask_all_text":true}}"#)
         }
         ("post", "/api/v1/projects/{id}/erasure") => {
             req = req.header("content-type", "application/json");
