@@ -149,6 +149,7 @@ api_routes! {
     POST "/api/v1/projects/{id}/erasure" => deletion::erasure_api;
     GET "/api/v1/projects/{id}/audit" => audit::audit_api;
     GET "/api/v1/projects" => projects::list_api;
+    GET "/api/v1/recorder/settings" => projects::recorder_settings_api;
     POST "/api/v1/projects" => projects::create_api;
     GET "/api/v1/projects/{id}/settings" => projects::settings_api;
     PUT "/api/v1/projects/{id}/settings" => projects::update_settings_api;

@@ -57,6 +57,7 @@ pub const INGEST_KEY_QUERY: &str = "ingest_key_query";
         crate::deletion::erasure_api,
         crate::audit::audit_api,
         crate::projects::list_api,
+        crate::projects::recorder_settings_api,
         crate::projects::create_api,
         crate::projects::settings_api,
         crate::projects::update_settings_api,

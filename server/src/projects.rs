@@ -603,6 +603,94 @@ pub async fn revoke_api(
     Ok(Json(ProjectDeleted { deleted: true }))
 }
 
+/// What the recorder takes from its project's settings at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecorderSettings {
+    pub sample_rate: f64,
+    pub mode: BufferMode,
+    pub mask_all_text: bool,
+    pub network_allow_list: Vec<String>,
+}
+
+/// Query of the recorder's settings: the tag's ingest key.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyQuery {
+    /// The project's ingest key, as the tag embeds it.
+    key: Option<String>,
+}
+
+/// How long a browser (and the recorder's own cache) keeps the recorder's settings.
+pub const RECORDER_SETTINGS_MAX_AGE_S: u64 = 300;
+
+/// `GET /api/v1/recorder/settings?key=`: the recorder's defaults of the key's project
+/// (sampling, buffer mode, mask all text, body-capture URLs), so a team changes them without
+/// redeploying its app. Public like the key (nothing in them is secret); any origin may read
+/// them; limited like ingest by the client's rate.
+#[utoipa::path(get, path = "/api/v1/recorder/settings", tag = "ingest", params(KeyQuery),
+    security(("ingest_key_query" = [])),
+    responses(
+        (status = 200, description = "The project's recorder settings.", body = RecorderSettings),
+        (status = 401, description = "No ingest key, or an unknown one (`missing_key`, `unknown_key`)."),
+        (status = 429, description = "Rate limited (`rate_limited`)."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
+pub async fn recorder_settings_api(
+    State(state): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<KeyQuery>,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let peer = connect.map(|axum::Extension(c)| c.0.ip());
+    let client = crate::client::client_ip(peer, &headers, &state.config.trusted_proxies).map(crate::client::limit_key);
+    let answer = async {
+        let Some(key) = q.key.filter(|k| !k.is_empty()) else {
+            return Err(ApiError::new(Reason::MissingKey, "an ingest key is required"));
+        };
+        if state.limits.check_client(client).is_err() {
+            return Err(ApiError::new(Reason::RateLimited, "too many requests from this client").retry_after(1));
+        }
+        let unknown = || ApiError::new(Reason::UnknownKey, "unknown ingest key");
+        if key.len() > 128 || state.refused.contains(&key) {
+            return Err(unknown());
+        }
+        let lookup = key.clone();
+        let found = state
+            .blocking(move |s| {
+                let Some(p) = s.project_by_key(&lookup)? else { return Ok(None) };
+                Ok::<_, Error>(Some(s.project_settings(p.id)?.map(|j| ProjectSettings::parse(&j)).unwrap_or_default()))
+            })
+            .await?;
+        let Some(s) = found else {
+            state.refused.insert(&key);
+            return Err(unknown());
+        };
+        Ok(RecorderSettings {
+            sample_rate: s.sample_rate,
+            mode: s.mode,
+            mask_all_text: s.mask_all_text,
+            network_allow_list: s.network_allow_list,
+        })
+    };
+    let mut response = match answer.await {
+        Ok(settings) => {
+            let mut r = Json(settings).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("max-age={RECORDER_SETTINGS_MAX_AGE_S}")) {
+                r.headers_mut().insert(header::CACHE_CONTROL, v);
+            }
+            r
+        }
+        Err(e) => {
+            state.metrics.rejected(e.reason);
+            e.into_response()
+        }
+    };
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,12 +27,14 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     (status, body)
 }
 
-/// An app with one project holding one session.
-async fn setup() -> (axum::Router, i64, String) {
+/// An app with one project holding one session (and the project's ingest key, and a second
+/// key of it for the revocation to end).
+async fn setup() -> (axum::Router, i64, String, String) {
     let storage = SqliteStorage::in_memory().expect("db");
     let project = storage.create_project("p").expect("project");
     storage.create_project("to delete").expect("project");
     replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    let spare = storage.rotate_key(project.id, 3_600_000).expect("a second key");
     let router = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, Config::default()));
     let (status, _) = call(&router, ingest_request(&project.ingest_key, 0)).await;
     assert_eq!(status, StatusCode::OK);
@@ -43,7 +45,7 @@ async fn setup() -> (axum::Router, i64, String) {
         .body(Body::from(encode_batch(&doomed).expect("encode")))
         .expect("request");
     assert_eq!(call(&router, req).await.0, StatusCode::OK);
-    (router, project.id, project.ingest_key)
+    (router, project.id, project.ingest_key, spare)
 }
 
 fn batch(seq: u32) -> Vec<u8> {
@@ -70,12 +72,15 @@ fn recording() -> Vec<u8> {
 
 /// A request of the operation's shape: ids that exist, the body it takes, credentials when
 /// `authorized`.
-fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authorized: bool) -> Request<Body> {
+fn request(method: &str, path: &str, project: i64, keys: (&str, &str), seq: u32, authorized: bool) -> Request<Body> {
+    let (key, spare) = keys;
     let uri = if method == "delete" && path == "/api/v1/projects/{id}" {
         // A project of its own: the others' operations still find theirs.
         path.replace("{id}", &(project + 1).to_string())
     } else if path.starts_with("/api/v1/projects/") {
-        path.replace("{id}", &project.to_string()).replace("{key}", key)
+        path.replace("{id}", &project.to_string()).replace("{key}", spare)
+    } else if path == "/api/v1/recorder/settings" && authorized {
+        format!("{path}?key={key}")
     } else if method == "delete" {
         // A session of its own: the others' operations still find theirs.
         path.replace("{id}", DOOMED)
@@ -139,7 +144,7 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 
 #[tokio::test]
 async fn every_api_route_is_described() {
-    let (app, _, _) = setup().await;
+    let (app, _, _, _) = setup().await;
     let doc = document(&app).await;
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"), "{}", doc["openapi"]);
     let described: Vec<(String, String)> = operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
@@ -161,7 +166,7 @@ async fn every_api_route_is_described() {
 
 #[tokio::test]
 async fn every_described_operation_answers_with_a_documented_status() {
-    let (app, project, key) = setup().await;
+    let (app, project, key, spare) = setup().await;
     let doc = document(&app).await;
     let ops = operations(&doc);
     assert!(ops.len() >= API_ROUTES.len());
@@ -170,7 +175,7 @@ async fn every_described_operation_answers_with_a_documented_status() {
         let secured = op.get("security").is_some();
         let seq = 1 + 2 * u32::try_from(i).expect("few operations");
 
-        let (status, body) = call(&app, request(method, path, project, &key, seq, false)).await;
+        let (status, body) = call(&app, request(method, path, project, (&key, &spare), seq, false)).await;
         let body = String::from_utf8_lossy(&body);
         assert!(
             status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
@@ -181,7 +186,7 @@ async fn every_described_operation_answers_with_a_documented_status() {
         }
         assert!(documented(status), "{method} {path} answered an undocumented {status} without credentials");
 
-        let (status, body) = call(&app, request(method, path, project, &key, seq + 1, true)).await;
+        let (status, body) = call(&app, request(method, path, project, (&key, &spare), seq + 1, true)).await;
         let text = String::from_utf8_lossy(&body);
         assert!(status.is_success(), "{method} {path} with credentials: {status} {text}");
         assert!(documented(status), "{method} {path} answered an undocumented {status}");
@@ -196,7 +201,7 @@ async fn every_described_operation_answers_with_a_documented_status() {
 
 #[tokio::test]
 async fn error_answers_are_described_with_the_error_body() {
-    let (app, _, _) = setup().await;
+    let (app, _, _, _) = setup().await;
     let doc = document(&app).await;
     for (method, path, op) in operations(&doc) {
         for (status, response) in op["responses"].as_object().expect("responses") {
@@ -228,7 +233,7 @@ async fn error_answers_are_described_with_the_error_body() {
 
 #[tokio::test]
 async fn the_api_page_lists_every_operation_without_scripts() {
-    let (app, _, _) = setup().await;
+    let (app, _, _, _) = setup().await;
     let doc = document(&app).await;
     let res = app.clone().oneshot(Request::get("/docs/api").body(Body::empty()).expect("req")).await.expect("ok");
     assert_eq!(res.status(), StatusCode::OK);

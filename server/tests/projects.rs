@@ -332,3 +332,34 @@ fn a_projects_own_retention_deletes_its_old_sessions_only() {
     assert!(storage.session(short.id, "recent").expect("q").is_some());
     assert!(storage.session(default.id, "old").expect("q").is_some(), "the server's retention applies to the other");
 }
+
+#[tokio::test]
+async fn the_recorder_reads_its_projects_settings_with_the_public_key() {
+    let (app, storage, project) = setup();
+    let key = storage.projects().expect("list")[0].ingest_key.clone();
+    let read = |key: &str| Request::get(format!("/api/v1/recorder/settings?key={key}").as_str()).body(Body::empty());
+    let res = app.clone().oneshot(read(&key).expect("req")).await.expect("ok");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["access-control-allow-origin"], "*", "read by the customer's pages");
+    assert_eq!(res.headers()["cache-control"], "max-age=300");
+    let body: Value = serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes()).expect("json");
+    assert_eq!(body, json!({ "sample_rate": 1.0, "mode": "live", "mask_all_text": false, "network_allow_list": [] }));
+
+    let update = json!({ "settings": { "sample_rate": 0.25, "mask_all_text": true, "retention_days": 3,
+                                       "network_allow_list": ["/api/"] } });
+    let path = format!("/api/v1/projects/{project}/settings");
+    assert_eq!(call(&app, admin("PUT", &path, update)).await.0, StatusCode::OK);
+    let (status, body) = call(&app, read(&key).expect("req")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({ "sample_rate": 0.25, "mode": "live", "mask_all_text": true, "network_allow_list": ["/api/"] })
+    );
+    assert!(body.get("retention_days").is_none(), "only what the recorder uses");
+
+    for (key, reason) in [("nope", "unknown_key"), ("", "missing_key")] {
+        let (status, body) = call(&app, read(key).expect("req")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}");
+        assert_eq!(body["error"]["reason"], reason);
+    }
+}
