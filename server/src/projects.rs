@@ -36,10 +36,11 @@ pub enum BufferMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ProjectSettings {
-    /// Share of sessions recorded, from 0 to 1 (the tag's `data-sample-rate`).
-    pub sample_rate: f64,
-    /// `live` or `buffer` (the tag's `data-mode`).
-    pub mode: BufferMode,
+    /// Share of sessions recorded, from 0 to 1, over the tag's `data-sample-rate`; `null`: the
+    /// tag's.
+    pub sample_rate: Option<f64>,
+    /// `live` or `buffer`, over the tag's `data-mode`; `null`: the tag's.
+    pub mode: Option<BufferMode>,
     /// Mask every text node (the tag's `data-mask-all-text`).
     pub mask_all_text: bool,
     /// URL prefixes whose request and response bodies may be captured (the recorder's
@@ -55,8 +56,8 @@ pub struct ProjectSettings {
 impl Default for ProjectSettings {
     fn default() -> Self {
         ProjectSettings {
-            sample_rate: 1.0,
-            mode: BufferMode::Live,
+            sample_rate: None,
+            mode: None,
             mask_all_text: false,
             network_allow_list: Vec::new(),
             retention_days: None,
@@ -79,7 +80,7 @@ impl ProjectSettings {
 
     /// Why these settings cannot be kept, if they cannot.
     pub fn check(&self) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&self.sample_rate) {
+        if self.sample_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
             return Err("sample_rate is a share from 0 to 1".into());
         }
         check_list("network_allow_list", &self.network_allow_list, |u| {
@@ -244,23 +245,20 @@ fn changes(before: &ProjectView, after: &ProjectView) -> Vec<(&'static str, Stri
     };
     let (a, b) = (&before.settings, &after.settings);
     diff("allowed_origins", before.allowed_origins.join(" "), after.allowed_origins.join(" "));
-    diff(
-        "quota_bytes_per_day",
-        format!("{:?}", before.quota_bytes_per_day),
-        format!("{:?}", after.quota_bytes_per_day),
-    );
-    diff(
-        "quota_sessions_per_day",
-        format!("{:?}", before.quota_sessions_per_day),
-        format!("{:?}", after.quota_sessions_per_day),
-    );
-    diff("sample_rate", a.sample_rate.to_string(), b.sample_rate.to_string());
-    diff("mode", format!("{:?}", a.mode), format!("{:?}", b.mode));
+    diff("quota_bytes_per_day", shown(before.quota_bytes_per_day), shown(after.quota_bytes_per_day));
+    diff("quota_sessions_per_day", shown(before.quota_sessions_per_day), shown(after.quota_sessions_per_day));
+    diff("sample_rate", shown(a.sample_rate), shown(b.sample_rate));
+    diff("mode", shown(a.mode.map(|m| format!("{m:?}"))), shown(b.mode.map(|m| format!("{m:?}"))));
     diff("mask_all_text", a.mask_all_text.to_string(), b.mask_all_text.to_string());
     diff("network_allow_list", a.network_allow_list.join(" "), b.network_allow_list.join(" "));
-    diff("retention_days", format!("{:?}", a.retention_days), format!("{:?}", b.retention_days));
-    diff("freeze_timeout_secs", format!("{:?}", a.freeze_timeout_secs), format!("{:?}", b.freeze_timeout_secs));
+    diff("retention_days", shown(a.retention_days), shown(b.retention_days));
+    diff("freeze_timeout_secs", shown(a.freeze_timeout_secs), shown(b.freeze_timeout_secs));
     out
+}
+
+/// A setting that may be left to its default, for the audit log.
+fn shown(v: Option<impl ToString>) -> String {
+    v.map_or_else(|| "default".to_owned(), |v| v.to_string())
 }
 
 /// Creates a project and logs it.
@@ -606,8 +604,10 @@ pub async fn revoke_api(
 /// What the recorder takes from its project's settings at start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecorderSettings {
-    pub sample_rate: f64,
-    pub mode: BufferMode,
+    /// `null`: the tag's.
+    pub sample_rate: Option<f64>,
+    /// `null`: the tag's.
+    pub mode: Option<BufferMode>,
     pub mask_all_text: bool,
     pub network_allow_list: Vec<String>,
 }
@@ -698,16 +698,17 @@ mod tests {
     #[test]
     fn settings_out_of_range_are_refused_and_unreadable_ones_read_as_defaults() {
         assert_eq!(ProjectSettings::parse("not json"), ProjectSettings::default());
-        assert_eq!(ProjectSettings::parse("{}").sample_rate, 1.0);
-        assert_eq!(ProjectSettings::parse(r#"{"mode":"buffer"}"#).mode, BufferMode::Buffer);
+        assert_eq!(ProjectSettings::parse("{}").sample_rate, None, "the tag's");
+        assert_eq!(ProjectSettings::parse(r#"{"mode":"buffer"}"#).mode, Some(BufferMode::Buffer));
         let with = |f: fn(&mut ProjectSettings)| {
             let mut s = ProjectSettings::default();
             f(&mut s);
             s.check()
         };
         assert!(with(|_| {}).is_ok());
-        assert!(with(|s| s.sample_rate = 1.5).is_err());
-        assert!(with(|s| s.sample_rate = f64::NAN).is_err());
+        assert!(with(|s| s.sample_rate = Some(1.5)).is_err());
+        assert!(with(|s| s.sample_rate = Some(f64::NAN)).is_err());
+        assert!(with(|s| s.sample_rate = Some(0.0)).is_ok());
         assert!(with(|s| s.retention_days = Some(0)).is_err());
         assert!(with(|s| s.freeze_timeout_secs = Some(7_200)).is_err());
         assert!(with(|s| s.network_allow_list = vec!["javascript:alert(1)".into()]).is_err());

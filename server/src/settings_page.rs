@@ -244,11 +244,12 @@ async fn settings_page(
             label { "Bytes per day (empty: the server's, 0: none) " input type="number" min="0" name="quota_bytes_per_day" value=(opt(v.quota_bytes_per_day)); }
             label { "New sessions per day (empty: the server's, 0: none) " input type="number" min="0" name="quota_sessions_per_day" value=(opt(v.quota_sessions_per_day)); }
             label { "Keep sessions (days; empty: the server's) " input type="number" min="1" max="3650" name="retention_days" value=(opt(s.retention_days)); }
-            label { "Share of sessions recorded (0 to 1) " input type="number" min="0" max="1" step="any" name="sample_rate" value=(s.sample_rate); }
+            label { "Share of sessions recorded (0 to 1; empty: the tag's) " input type="number" min="0" max="1" step="any" name="sample_rate" value=(opt(s.sample_rate)); }
             label { "Mode "
                 select name="mode" {
-                    option value="live" selected[s.mode == BufferMode::Live] { "live: send as recorded" }
-                    option value="buffer" selected[s.mode == BufferMode::Buffer] { "buffer: keep the last minute, send on flush" }
+                    option value="" selected[s.mode.is_none()] { "the tag's" }
+                    option value="live" selected[s.mode == Some(BufferMode::Live)] { "live: send as recorded" }
+                    option value="buffer" selected[s.mode == Some(BufferMode::Buffer)] { "buffer: keep the last minute, send on flush" }
                 }
             }
             label { input type="checkbox" name="mask_all_text" value="1" checked[s.mask_all_text]; " Mask all text" }
@@ -302,8 +303,12 @@ impl SettingsForm {
             quota_bytes_per_day: number(&self.quota_bytes_per_day)?,
             quota_sessions_per_day: number(&self.quota_sessions_per_day)?,
             settings: ProjectSettings {
-                sample_rate: number(&self.sample_rate)?.unwrap_or(1.0),
-                mode: if self.mode == "buffer" { BufferMode::Buffer } else { BufferMode::Live },
+                sample_rate: number(&self.sample_rate)?,
+                mode: match self.mode.as_str() {
+                    "buffer" => Some(BufferMode::Buffer),
+                    "live" => Some(BufferMode::Live),
+                    _ => None,
+                },
                 mask_all_text: self.mask_all_text.is_some(),
                 network_allow_list: lines(&self.network_allow_list),
                 retention_days: number(&self.retention_days)?,
@@ -392,7 +397,7 @@ mod tests {
         assert_eq!((u.settings.retention_days, u.settings.freeze_timeout_secs), (Some(7), None));
         assert_eq!(
             (u.settings.sample_rate, u.settings.mode, u.settings.mask_all_text),
-            (0.25, BufferMode::Buffer, true)
+            (Some(0.25), Some(BufferMode::Buffer), true)
         );
         assert!(form("lots").update().is_err());
     }

@@ -135,7 +135,7 @@ async fn projects_are_created_renamed_configured_and_deleted_through_the_api() {
     assert!(has("project.create", "blog") && has("project.rename", "journal"), "{log}");
     assert!(has("project.settings", "allowed_origins") && has("project.settings", "mask_all_text"), "{log}");
     let mode = entries.iter().find(|e| e["target"] == "mode").expect("mode change");
-    assert_eq!(mode["detail"], "Live → Buffer");
+    assert_eq!(mode["detail"], "default → Buffer");
 
     // Deleting the project deletes its sessions and ends its keys.
     assert_eq!(call(&app, admin("DELETE", &path, Value::Null)).await.0, StatusCode::OK);
@@ -343,7 +343,8 @@ async fn the_recorder_reads_its_projects_settings_with_the_public_key() {
     assert_eq!(res.headers()["access-control-allow-origin"], "*", "read by the customer's pages");
     assert_eq!(res.headers()["cache-control"], "max-age=300");
     let body: Value = serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes()).expect("json");
-    assert_eq!(body, json!({ "sample_rate": 1.0, "mode": "live", "mask_all_text": false, "network_allow_list": [] }));
+    let tags = json!({ "sample_rate": null, "mode": null, "mask_all_text": false, "network_allow_list": [] });
+    assert_eq!(body, tags, "nothing set: the tag's attributes apply");
 
     let update = json!({ "settings": { "sample_rate": 0.25, "mask_all_text": true, "retention_days": 3,
                                        "network_allow_list": ["/api/"] } });
@@ -353,7 +354,7 @@ async fn the_recorder_reads_its_projects_settings_with_the_public_key() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({ "sample_rate": 0.25, "mode": "live", "mask_all_text": true, "network_allow_list": ["/api/"] })
+        json!({ "sample_rate": 0.25, "mode": null, "mask_all_text": true, "network_allow_list": ["/api/"] })
     );
     assert!(body.get("retention_days").is_none(), "only what the recorder uses");
 
