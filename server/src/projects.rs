@@ -33,7 +33,7 @@ pub enum BufferMode {
 }
 
 /// A project's own settings beyond its keys, origins and quotas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ProjectSettings {
     /// Share of sessions recorded, from 0 to 1, over the tag's `data-sample-rate`; `null`: the
@@ -51,19 +51,6 @@ pub struct ProjectSettings {
     /// Seconds after which a freeze with no end counts as never recovered; `null`: the
     /// server's. Kept, not yet applied.
     pub freeze_timeout_secs: Option<u32>,
-}
-
-impl Default for ProjectSettings {
-    fn default() -> Self {
-        ProjectSettings {
-            sample_rate: None,
-            mode: None,
-            mask_all_text: false,
-            network_allow_list: Vec::new(),
-            retention_days: None,
-            freeze_timeout_secs: None,
-        }
-    }
 }
 
 /// Most URL prefixes, and longest one, of a body-capture allow-list; most allowed origins.
