@@ -186,7 +186,7 @@ const SETTINGS_WAIT_MS = 1500;
  * server does not answer in time (the tag's attributes and `init()` options then apply).
  */
 async function remoteSettings(cfg) {
-  if (!cfg.key || !cfg.endpoint || cfg.remoteSettings === false || cfg['remote-settings'] === 'false') return null;
+  if (!cfg.key || !cfg.endpoint || cfg.remoteSettings === false) return null;
   try {
     const saved = JSON.parse(sessionStorage.getItem(SETTINGS_KEY) || 'null');
     if (saved && saved.key === cfg.key && Date.now() - saved.at < SETTINGS_TTL_MS) return saved.settings;
@@ -293,6 +293,7 @@ export async function boot(src, data) {
     sampleRate: data['sample-rate'] === undefined ? 1 : Number(data['sample-rate']),
     mode: data.mode === 'buffer' ? 'buffer' : 'live',
     bufferSeconds: Number(data['buffer-seconds']) || 60,
+    remoteSettings: data['remote-settings'] !== 'false',
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();

@@ -177,7 +177,12 @@ mod tests {
 
     #[test]
     fn a_project_page_links_inside_its_project_and_offers_the_others() {
-        let nav = ProjectNav { current: 2, projects: vec![(1, "a<b".into()), (2, "shop".into())], admin: false, manage: false };
+        let nav = ProjectNav {
+            current: 2,
+            projects: vec![(1, "a<b".into()), (2, "shop".into())],
+            admin: false,
+            manage: false,
+        };
         let p = project_page("S", Nav::Sessions, &nav, Some("t"), html! {}).into_string();
         assert!(p.contains(r#"<option value="1">a&lt;b</option><option value="2" selected>shop</option>"#), "{p}");
         assert!(p.contains(r#"id="project-switcher""#) && p.contains(r#"method="get" action="/viewer/""#), "{p}");
@@ -185,7 +190,9 @@ mod tests {
         assert!(!p.contains("/viewer/admin/users"), "no admin link for a non-admin: {p}");
         assert!(!p.contains("/viewer/p/2/settings"), "no settings link for a non-owner: {p}");
         let owner = ProjectNav { manage: true, ..nav.clone() };
-        assert!(project_page("S", Nav::Sessions, &owner, None, html! {}).into_string().contains("/viewer/p/2/settings"));
+        assert!(
+            project_page("S", Nav::Sessions, &owner, None, html! {}).into_string().contains("/viewer/p/2/settings")
+        );
         let admin = ProjectNav { admin: true, ..nav };
         assert!(project_page("S", Nav::Errors, &admin, None, html! {}).into_string().contains("/viewer/admin/users"));
     }

@@ -55,9 +55,9 @@ pub mod pages;
 pub mod projects;
 pub mod quota;
 pub mod reject;
+pub mod settings_page;
 pub mod tokens;
 pub mod users;
-pub mod settings_page;
 
 mod error;
 

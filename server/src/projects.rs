@@ -498,10 +498,7 @@ pub async fn delete_api(
         (status = 404, description = "No such project, or not the caller's."),
         (status = 503, description = "Storage is unavailable; retry later."),
     ))]
-pub async fn settings_api(
-    access: ProjectAccess,
-    State(state): State<AppState>,
-) -> Result<Json<ProjectView>, ApiError> {
+pub async fn settings_api(access: ProjectAccess, State(state): State<AppState>) -> Result<Json<ProjectView>, ApiError> {
     access.require(Capability::Manage)?;
     let project = access.project;
     let v = state.blocking(move |s| view(s, project)).await?;

@@ -36,7 +36,11 @@ fn token_field(token: Option<&str>) -> Markup {
 }
 
 /// `GET /viewer/projects`: the caller's projects.
-async fn projects_page(caller: Caller, State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn projects_page(
+    caller: Caller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let list = caller.projects(&state).await?;
     let token = auth::form_token(&state, &headers);
     let token = token.as_deref();

@@ -208,7 +208,8 @@ pub async fn create_project_token(
     let made = make(state, req.name, None, Some(access.project), scopes).await?;
     let t = &made.token;
     let (target, detail) = (format!("token:{}", t.id), format!("{} ({})", t.name, t.scopes.join(" ")));
-    crate::audit::record(state, access.project, access.caller.label(), crate::audit::TOKEN_CREATE, target, detail).await;
+    crate::audit::record(state, access.project, access.caller.label(), crate::audit::TOKEN_CREATE, target, detail)
+        .await;
     Ok(made)
 }
 

@@ -135,7 +135,8 @@ async fn a_deleted_session_is_gone_from_every_read_and_its_recorder_is_refused()
         let req = admin("GET", &format!("/api/v1/projects/{}/sessions/gone{read}", s.project), Body::empty());
         assert_eq!(call(&s.app, req).await.0, StatusCode::NOT_FOUND, "GET {read}");
     }
-    let (_, list) = call(&s.app, admin("GET", &format!("/api/v1/projects/{}/sessions", s.project), Body::empty())).await;
+    let (_, list) =
+        call(&s.app, admin("GET", &format!("/api/v1/projects/{}/sessions", s.project), Body::empty())).await;
     let list: Value = serde_json::from_slice(&list).expect("json");
     let ids: Vec<&str> = list["sessions"].as_array().expect("rows").iter().filter_map(|r| r["id"].as_str()).collect();
     assert_eq!(ids, vec!["kept"]);
@@ -284,12 +285,7 @@ async fn the_viewer_deletes_a_session_through_its_form_with_this_servers_token()
     let res = s.app.clone().oneshot(Request::get(page.as_str()).body(Body::empty()).expect("req")).await.expect("ok");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
-    let res = s
-        .app
-        .clone()
-        .oneshot(post(&login, format!("session=sess&form_token={token}")))
-        .await
-        .expect("ok");
+    let res = s.app.clone().oneshot(post(&login, format!("session=sess&form_token={token}"))).await.expect("ok");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()["location"], format!("/viewer/p/{}/", s.project));
     assert!(!exists(&s, s.project, "sess"));

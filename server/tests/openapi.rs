@@ -118,6 +118,10 @@ fn request(method: &str, path: &str, project: i64, keys: (&str, &str), seq: u32,
     if path == "/api/v1/recorder/settings" && authorized {
         uri = format!("{path}?key={key}");
     }
+    // The first, unscoped routes: the server holds two projects, so they name theirs.
+    if path.starts_with("/api/v1/sessions") || path == "/api/v1/errors" {
+        uri.push_str(&format!("?project={project}"));
+    }
     let mut req = Request::builder().method(method.to_uppercase().as_str()).uri(&uri);
     let json = |v: Value| Body::from(serde_json::to_vec(&v).expect("json"));
     let body = match (method, path) {

@@ -317,16 +317,7 @@ async fn the_viewer_creates_and_configures_a_project_through_forms_with_this_ser
     assert_eq!(stored["freeze_timeout_secs"], 30);
 
     let settings = String::from_utf8(
-        app.clone()
-            .oneshot(get(&base))
-            .await
-            .expect("ok")
-            .into_body()
-            .collect()
-            .await
-            .expect("b")
-            .to_bytes()
-            .to_vec(),
+        app.clone().oneshot(get(&base)).await.expect("ok").into_body().collect().await.expect("b").to_bytes().to_vec(),
     )
     .expect("utf-8");
     assert!(settings.contains(&blog.ingest_key) && settings.contains("checked"), "{settings}");

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use replay_e2e::{Browser, Server};
 use replay_protocol::encode_batch;
 use replay_protocol::test_util::click_batch;
@@ -262,7 +262,8 @@ async fn a_session_deleted_while_its_tab_records_stays_deleted_and_the_recorder_
         let first = browser.eval_async(flush).await?;
         ensure!(first["acked"].as_u64().unwrap_or(0) >= 1, "recorded: {first}");
         let id = server.only_session_id()?;
-        ureq::delete(&server.url(&format!("/api/v1/sessions/{id}")))
+        let project = server.get_json("/api/v1/projects")?["projects"][0]["id"].as_i64().context("a project")?;
+        ureq::delete(&server.url(&format!("/api/v1/projects/{project}/sessions/{id}")))
             .set("authorization", &format!("Bearer {}", replay_e2e::ADMIN_TOKEN))
             .call()?;
         ensure!(server.sessions()?.is_empty(), "deleted");
