@@ -203,12 +203,62 @@ function recordingStarted() {
   startDiagnostics(() => flushNow(false, SLICE_MS), goLive);
 }
 
+const SETTINGS_KEY = '__replay_settings';
+const SETTINGS_TTL_MS = 5 * 60 * 1000;
+const SETTINGS_WAIT_MS = 1500;
+
+/**
+ * The project's recorder settings kept by the server (`GET /api/v1/recorder/settings`), cached
+ * in sessionStorage for 5 minutes so a page view after the first asks nothing; `null` when the
+ * server does not answer in time (the tag's attributes and `init()` options then apply).
+ */
+async function remoteSettings(cfg) {
+  if (!cfg.key || !cfg.endpoint || cfg.remoteSettings === false) return null;
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SETTINGS_KEY) || 'null');
+    if (saved && saved.key === cfg.key && Date.now() - saved.at < SETTINGS_TTL_MS) return saved.settings;
+  } catch (_) { /* storage disabled */ }
+  try {
+    const url = new URL('recorder/settings', cfg.endpoint);
+    url.searchParams.set('key', cfg.key);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), SETTINGS_WAIT_MS);
+    const res = await fetch(url.href, { credentials: 'omit', signal: abort.signal }).finally(() => clearTimeout(timer));
+    if (!res.ok) return null;
+    const settings = await res.json();
+    try {
+      sessionStorage.setItem(SETTINGS_KEY, JSON.stringify({ key: cfg.key, at: Date.now(), settings }));
+    } catch (_) { /* storage disabled */ }
+    return settings;
+  } catch (_) {
+    return null;
+  }
+}
+
+/**
+ * The project's settings over the tag's: sampling and mode are the project's; privacy only
+ * tightens (text is masked when either says so; bodies are captured for the URLs of both).
+ */
+function withRemote(cfg, r) {
+  if (!r || typeof r !== 'object') return cfg;
+  const out = Object.assign({}, cfg);
+  if (typeof r.sample_rate === 'number') out.sampleRate = r.sample_rate;
+  if (r.mode === 'buffer' || r.mode === 'live') out.mode = r.mode;
+  if (r.mask_all_text === true) out.maskAllText = true;
+  if (Array.isArray(r.network_allow_list) && r.network_allow_list.length) {
+    const own = Array.isArray(cfg.networkAllowList) ? cfg.networkAllowList : [];
+    out.networkAllowList = own.concat(r.network_allow_list.filter((u) => typeof u === 'string'));
+  }
+  return out;
+}
+
 const api = {
   async init(options) {
     S.cfg = Object.assign({}, S.cfg, options || {});
     if (!S.cfg.key) throw new Error('replay: an ingest key is required');
     // The key (or endpoint) may arrive only now (`Replay.init({ key })`, the module entry).
     configureTransport();
+    S.cfg = withRemote(S.cfg, await remoteSettings(S.cfg));
     if (document.readyState === 'loading') {
       await new Promise((r) => document.addEventListener('DOMContentLoaded', r, { once: true }));
     }
@@ -272,6 +322,7 @@ export async function boot(src, data) {
     sampleRate: data['sample-rate'] === undefined ? 1 : Number(data['sample-rate']),
     mode: data.mode === 'buffer' ? 'buffer' : 'live',
     bufferSeconds: Number(data['buffer-seconds']) || 60,
+    remoteSettings: data['remote-settings'] !== 'false',
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();

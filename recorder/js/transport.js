@@ -98,7 +98,8 @@ let onSessionRefused = (/** @type {string} */ _reason) => {};
 
 /**
  * Registers what to do when the server refuses every further batch of this session: the key
- * is unknown or revoked, the page's origin is not allowed, or the session is full.
+ * is unknown or revoked, the page's origin is not allowed, or the session is full or was
+ * deleted on request.
  * @param {(reason: string) => void} f
  */
 export function whenSessionRefused(f) {
@@ -106,7 +107,7 @@ export function whenSessionRefused(f) {
 }
 
 /** Refusals that no later batch of this session can escape. */
-const SESSION_REFUSALS = /"reason"\s*:\s*"(session_full|unknown_key|origin_not_allowed)"/;
+const SESSION_REFUSALS = /"reason"\s*:\s*"(session_full|session_deleted|unknown_key|origin_not_allowed)"/;
 
 /** @param {WorkerReport} m */
 function onResult(m) {

@@ -471,17 +471,7 @@ async fn members_action(
         }
         "revoke" => {
             let id: i64 = text(&f.id).parse().unwrap_or(-1);
-            let project = access.project;
-            let ours = state
-                .blocking(move |s| s.token(id))
-                .await?
-                .is_some_and(|t| t.user.is_none() && t.project == Some(project));
-            if ours {
-                state.blocking(move |s| s.revoke_token(id, now_ms())).await?;
-                Ok(("Token revoked.".to_owned(), None))
-            } else {
-                Err(ApiError::not_found("token"))
-            }
+            tokens::revoke_project_token(&state, &access, id).await.map(|_| ("Token revoked.".to_owned(), None))
         }
         _ => Err(ApiError::not_found("action")),
     };

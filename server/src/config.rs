@@ -12,6 +12,9 @@ use serde::Deserialize;
 use crate::limits::Rate;
 
 pub mod settings;
+/// Days the audit log keeps an entry by default: a year, long enough to answer who watched a
+/// session when a customer asks.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
 
 /// Caps and settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ pub struct Config {
     pub max_inflight_bytes: Option<u64>,
     /// Sessions whose last event is older than this many days are deleted (0 keeps forever).
     pub retention_days: u32,
+    /// Audit log entries older than this many days are deleted (0 keeps them forever).
+    pub audit_retention_days: u32,
     /// Peers whose forwarding headers (`X-Forwarded-For`, `Forwarded`, `X-Forwarded-Proto`) are
     /// believed: the load balancers in front of the server (see [`crate::client`]).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -68,6 +73,7 @@ impl Default for Config {
             client_bytes_per_second: Some(DEFAULT_CLIENT_BYTES_PER_SECOND),
             max_inflight_bytes: Some(DEFAULT_MAX_INFLIGHT_BYTES),
             retention_days: 30,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             trusted_proxies: Vec::new(),
             accept_originless_ingest: false,
         }
@@ -98,6 +104,8 @@ pub struct FileConfig {
     pub max_batch_bytes: Option<usize>,
     /// Days to keep sessions (0 = forever).
     pub retention_days: Option<u32>,
+    /// Days to keep audit log entries (0 = forever).
+    pub audit_retention_days: Option<u32>,
     /// Mark the login cookie Secure.
     pub secure_cookies: Option<bool>,
     /// The admin token for API clients (prefer the REPLAY_ADMIN_TOKEN environment variable).
@@ -161,6 +169,7 @@ pub struct Overrides {
     pub max_body_bytes: Option<usize>,
     pub max_batch_bytes: Option<usize>,
     pub retention_days: Option<u32>,
+    pub audit_retention_days: Option<u32>,
     pub secure_cookies: Option<bool>,
     /// The admin token, already read from its file when one was named.
     pub admin_token: Option<String>,
@@ -231,6 +240,7 @@ pub fn resolve(
     let mut config = Config {
         max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
         retention_days: cli.retention_days.or(file.retention_days).unwrap_or(d.retention_days),
+        audit_retention_days: cli.audit_retention_days.or(file.audit_retention_days).unwrap_or(d.audit_retention_days),
         secure_cookies: cli.secure_cookies.or(file.secure_cookies).unwrap_or(d.secure_cookies),
         project_rate: {
             let per_second =

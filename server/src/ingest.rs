@@ -99,6 +99,7 @@ pub async fn preflight(headers: HeaderMap) -> Response {
         (status = 401, description = "No ingest key, or an unknown one (`missing_key`, `unknown_key`)."),
         (status = 403, description = "The page's origin is not on the project's allow-list (`origin_not_allowed`)."),
         (status = 413, description = "Body, decompressed body, batch or session over its cap (`body_too_large`, `decompressed_too_large`, `batch_too_large`, `session_full`)."),
+        (status = 410, description = "The session was deleted on request (`session_deleted`); it records nothing more."),
         (status = 415, description = "A content encoding other than gzip (`unsupported_encoding`)."),
         (status = 429, description = "Rate limited, or the project's daily quota is spent (`rate_limited`, `quota_exceeded`)."),
         (status = 503, description = "Storage is unavailable or the server is busy (`storage_unavailable`, `server_busy`); retry later."),
@@ -284,6 +285,12 @@ async fn ingest_inner(
             return Err(ApiError::new(
                 Reason::SessionFull,
                 format!("the session holds {stored} stored bytes and may hold {cap}; it records nothing more"),
+            ));
+        }
+        Err(replay_store::Error::SessionDeleted) => {
+            return Err(ApiError::new(
+                Reason::SessionDeleted,
+                "the session was deleted on request; it records nothing more",
             ));
         }
         Err(e) => return Err(e.into()),

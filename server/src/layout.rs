@@ -21,6 +21,8 @@ pub enum Nav {
     Errors,
     /// A project's members (and its tokens, for owners).
     Members,
+    /// A project's settings and audit log (owners'), and the list of projects.
+    Settings,
     /// The signed-in user's own page (password, sign-ins, tokens).
     Account,
     /// The server admin's pages (users, invitations, tokens).
@@ -37,6 +39,8 @@ pub struct ProjectNav {
     pub projects: Vec<(i64, String)>,
     /// The reader administers the server (the header links to the admin pages).
     pub admin: bool,
+    /// The reader manages this project (the header links to its settings).
+    pub manage: bool,
 }
 
 /// The whole document of a server-rendered page: `title` in the tab (" · Replay" appended), the
@@ -104,6 +108,9 @@ fn document(
                         (nav(Nav::Errors, "Errors", &errors))
                         @if let Some(p) = project {
                             (nav(Nav::Members, "Members", &format!("/viewer/p/{}/members", p.current)))
+                            @if p.manage {
+                                (nav(Nav::Settings, "Settings", &format!("/viewer/p/{}/settings", p.current)))
+                            }
                         }
                         @if form_token.is_some() {
                             (nav(Nav::Account, "Account", "/viewer/account"))
@@ -170,12 +177,22 @@ mod tests {
 
     #[test]
     fn a_project_page_links_inside_its_project_and_offers_the_others() {
-        let nav = ProjectNav { current: 2, projects: vec![(1, "a<b".into()), (2, "shop".into())], admin: false };
+        let nav = ProjectNav {
+            current: 2,
+            projects: vec![(1, "a<b".into()), (2, "shop".into())],
+            admin: false,
+            manage: false,
+        };
         let p = project_page("S", Nav::Sessions, &nav, Some("t"), html! {}).into_string();
         assert!(p.contains(r#"<option value="1">a&lt;b</option><option value="2" selected>shop</option>"#), "{p}");
         assert!(p.contains(r#"id="project-switcher""#) && p.contains(r#"method="get" action="/viewer/""#), "{p}");
         assert!(p.contains(r#"<span>Sessions</span><a href="/viewer/p/2/errors">Errors</a><a href="/viewer/p/2/members">Members</a>"#), "{p}");
         assert!(!p.contains("/viewer/admin/users"), "no admin link for a non-admin: {p}");
+        assert!(!p.contains("/viewer/p/2/settings"), "no settings link for a non-owner: {p}");
+        let owner = ProjectNav { manage: true, ..nav.clone() };
+        assert!(
+            project_page("S", Nav::Sessions, &owner, None, html! {}).into_string().contains("/viewer/p/2/settings")
+        );
         let admin = ProjectNav { admin: true, ..nav };
         assert!(project_page("S", Nav::Errors, &admin, None, html! {}).into_string().contains("/viewer/admin/users"));
     }

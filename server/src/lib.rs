@@ -12,6 +12,10 @@
 //! - [`access`]: who the caller is and what they may do in a project (the check every route runs);
 //! - [`account_pages`]: the viewer's pages for one's account, the admin's users, a project's members, invitations;
 //! - [`api`]: the JSON query API (sessions, events, snapshot at time t);
+//! - [`audit`]: the audit log (who watched, exported, deleted, changed what);
+//! - [`projects`]: projects from the API (create, rename, delete, keys, settings);
+//! - [`settings_page`]: the viewer's pages for projects and their settings;
+//! - [`deletion`]: deleting a session, or every session of a user (erasure requests);
 //! - [`assets`]: the recorder and the viewer, embedded in the binary;
 //! - [`auth`]: signing in and out, the admin token's bootstrap, form tokens;
 //! - [`client`]: the client's address behind trusted proxies, and its rate-limit key;
@@ -36,10 +40,12 @@ pub mod access;
 pub mod account_pages;
 pub mod api;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod compare;
 pub mod config;
+pub mod deletion;
 pub mod demo;
 pub mod errors_page;
 pub mod ingest;
@@ -50,8 +56,10 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod projects;
 pub mod quota;
 pub mod reject;
+pub mod settings_page;
 pub mod sourcemaps;
 pub mod symbols;
 pub mod tokens;
@@ -187,6 +195,18 @@ api_routes! {
     GET "/api/v1/sessions/{id}/environment" => legacy::environment;
     GET "/api/v1/errors" => legacy::errors;
     GET "/api/v1/sessions/{id}/rrweb" => legacy::rrweb;
+    DELETE "/api/v1/projects/{project}/sessions/{id}" => deletion::delete_session_api;
+    POST "/api/v1/projects/{project}/erasure" => deletion::erasure_api;
+    GET "/api/v1/projects/{project}/audit" => audit::audit_api;
+    GET "/api/v1/projects" => projects::list_api;
+    POST "/api/v1/projects" => projects::create_api;
+    PATCH "/api/v1/projects/{project}" => projects::rename_api;
+    DELETE "/api/v1/projects/{project}" => projects::delete_api;
+    GET "/api/v1/projects/{project}/settings" => projects::settings_api;
+    PUT "/api/v1/projects/{project}/settings" => projects::update_settings_api;
+    POST "/api/v1/projects/{project}/keys" => projects::rotate_api;
+    DELETE "/api/v1/projects/{project}/keys/{key}" => projects::revoke_api;
+    GET "/api/v1/recorder/settings" => projects::recorder_settings_api;
     GET "/api/v1/openapi.json" => openapi::openapi_json;
     PUT "/api/v1/projects/{project}/sourcemaps" => sourcemaps::upload;
     GET "/api/v1/projects/{project}/sourcemaps" => sourcemaps::list;
@@ -207,6 +227,10 @@ pub fn app(state: AppState) -> Router {
         .merge(account_pages::routes())
         .merge(pages::routes())
         .merge(openapi::routes())
+        .merge(deletion::routes())
+        .merge(audit::routes())
+        .merge(settings_page::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

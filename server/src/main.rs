@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use replay_server::config::{FileConfig, Overrides, Settings, resolve};
-use replay_server::{AppState, auth};
+use replay_server::{AppState, auth, deletion};
 use replay_store::Storage;
 
 /// mimalloc instead of the system allocator: ingest allocates on the async workers and frees
@@ -38,6 +38,9 @@ struct Cli {
     /// Days to keep sessions; 0 keeps them forever (default 30).
     #[arg(long, env = "REPLAY_RETENTION_DAYS", global = true)]
     retention_days: Option<u32>,
+    /// Days to keep audit log entries; 0 keeps them forever (default 365).
+    #[arg(long, env = "REPLAY_AUDIT_RETENTION_DAYS", global = true)]
+    audit_retention_days: Option<u32>,
     /// Mark the viewer's login cookie Secure (when served over HTTPS).
     #[arg(long, env = "REPLAY_SECURE_COOKIES", global = true)]
     secure_cookies: Option<bool>,
@@ -147,6 +150,19 @@ enum Command {
         #[command(subcommand)]
         command: SourcemapsCommand,
     },
+    /// Delete every session of an identified user (`Replay.identify`) in a project, as an
+    /// erasure request asks, and print how many were deleted. Their later batches are refused.
+    Erase {
+        #[arg(long)]
+        project: i64,
+        #[arg(long)]
+        user: String,
+    },
+    /// Manage recorded sessions.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// Ask the server running on this machine (at --listen) for /healthz; exit status 0 when it
     /// answers 200. The container image's health check: the image has no shell or HTTP client.
     Healthcheck,
@@ -252,6 +268,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("{text:?} is not a duration like 24h, 30m, 90s or 7d")),
     };
     Ok(Duration::from_secs(seconds))
+}
+
+#[derive(Subcommand, Debug)]
+enum SessionCommand {
+    /// Delete one session (index, bodies, errors, facts); its later batches are refused.
+    Delete {
+        #[arg(long)]
+        project: i64,
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -399,6 +425,7 @@ fn main() -> anyhow::Result<()> {
             max_body_bytes: cli.max_body_bytes,
             max_batch_bytes: cli.max_batch_bytes,
             retention_days: cli.retention_days,
+            audit_retention_days: cli.audit_retention_days,
             secure_cookies: cli.secure_cookies,
             admin_token: cli.admin_token.clone(),
             admin_password: cli.admin_password.clone(),
@@ -442,6 +469,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::User { command }) => user_command(storage.as_ref(), command),
+        Some(Command::Erase { project, user }) => {
+            anyhow::ensure!(storage.projects()?.iter().any(|p| p.id == project), "project {project} does not exist");
+            anyhow::ensure!(!user.is_empty(), "name the user to erase");
+            let deleted = deletion::erase_user(storage.as_ref(), project, &user, deletion::CLI_ACTOR)?;
+            println!("deleted {} sessions of that user in project {project}", deleted.len());
+            Ok(())
+        }
+        Some(Command::Session { command: SessionCommand::Delete { project, id } }) => {
+            let found = deletion::delete_session(storage.as_ref(), project, &id, deletion::CLI_ACTOR)?;
+            anyhow::ensure!(found, "project {project} has no session {id}");
+            println!("session {id} deleted");
+            Ok(())
+        }
         Some(Command::ImportRrweb { project, file }) => import_rrweb(storage, &settings.config, project, &file),
         Some(Command::Sourcemaps { command: SourcemapsCommand::Upload { project, release, url_prefix, dir } }) => {
             upload_sourcemaps(storage.as_ref(), project, &release, &url_prefix, &dir)
@@ -631,7 +671,7 @@ async fn serve(settings: Settings, storage: Arc<dyn Storage>) -> anyhow::Result<
     Ok(())
 }
 
-/// Every minute: forget idle rate-limit keys; every hour: apply retention.
+/// Every minute: forget idle rate-limit keys; every hour: apply retention (sessions, audit log).
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut minutes = 0u64;
@@ -646,6 +686,23 @@ async fn housekeeping(state: AppState) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, days, "retention applied"),
                 Err(e) => tracing::error!(error = %e, "retention failed"),
+            }
+        }
+        if minutes.is_multiple_of(60) {
+            let now = replay_core::now_ms();
+            match state.blocking(move |s| replay_server::projects::apply_retention(s, now)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "projects' own retention applied"),
+                Err(e) => tracing::error!(error = %e, "projects' own retention failed"),
+            }
+        }
+        let audit_days = state.config.audit_retention_days;
+        if audit_days > 0 && minutes.is_multiple_of(60) {
+            let cutoff = replay_core::now_ms().saturating_sub(u64::from(audit_days) * 86_400_000);
+            match state.blocking(move |s| s.delete_audit_before(cutoff)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, days = audit_days, "audit log pruned"),
+                Err(e) => tracing::error!(error = %e, "pruning the audit log failed"),
             }
         }
         minutes += 1;

@@ -56,6 +56,7 @@ pub async fn project_nav(state: &AppState, access: &ProjectAccess) -> Result<lay
         current: access.project,
         projects: projects.into_iter().map(|(p, _)| (p.id, p.name)).collect(),
         admin: access.caller.is_server_admin(),
+        manage: access.grant.allows(crate::access::Capability::Manage),
     })
 }
 

@@ -69,6 +69,10 @@ reasons! {
     /// The batch would take its session past `--max-session-bytes` (stored); the session keeps
     /// what it has, and later batches of it are refused too.
     SessionFull => PAYLOAD_TOO_LARGE, "session_full", "session_full";
+    /// The session was deleted on request (`DELETE /api/v1/projects/{project}/sessions/{id}`,
+    /// an erasure); its later
+    /// batches are refused too, so a recorder still running cannot bring it back.
+    SessionDeleted => GONE, "session_deleted", "session_deleted";
     /// The project stored its `--quota-bytes-per-day` today (UTC); retry after midnight UTC.
     QuotaBytes => TOO_MANY_REQUESTS, "quota_exceeded", "quota_bytes";
     /// The project started its `--quota-sessions-per-day` today (UTC); retry after midnight UTC.
@@ -106,6 +110,8 @@ reasons! {
     BadAccountRequest => BAD_REQUEST, "bad_request", "bad_account_request";
     /// The session, project or file does not exist (or is not the caller's).
     NotFound => NOT_FOUND, "not_found", "not_found";
+    /// Another project has the name asked for.
+    NameTaken => CONFLICT, "name_taken", "name_taken";
     /// The session is larger than a read may load.
     SessionTooLarge => PAYLOAD_TOO_LARGE, "session_too_large", "session_too_large";
     /// A stored batch does not decode any more.

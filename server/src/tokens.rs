@@ -205,7 +205,22 @@ pub async fn create_project_token(
 ) -> Result<NewTokenAnswer, ApiError> {
     access.require(Capability::Manage)?;
     let scopes = scopes(&req, &[Scope::Read, Scope::Manage])?;
-    make(state, req.name, None, Some(access.project), scopes).await
+    let made = make(state, req.name, None, Some(access.project), scopes).await?;
+    let t = &made.token;
+    let (target, detail) = (format!("token:{}", t.id), format!("{} ({})", t.name, t.scopes.join(" ")));
+    crate::audit::record(state, access.project, access.caller.label(), crate::audit::TOKEN_CREATE, target, detail)
+        .await;
+    Ok(made)
+}
+
+/// Revokes a token of `access`'s project (an owner's), and logs it.
+pub async fn revoke_project_token(state: &AppState, access: &ProjectAccess, id: i64) -> Result<StatusCode, ApiError> {
+    access.require(Capability::Manage)?;
+    let project = access.project;
+    let done = revoke(state, id, |t| t.user.is_none() && t.project == Some(project)).await?;
+    let (label, target) = (access.caller.label(), format!("token:{id}"));
+    crate::audit::record(state, project, label, crate::audit::TOKEN_REVOKE, target, String::new()).await;
+    Ok(done)
 }
 
 /// `POST /api/v1/projects/{project}/tokens`: makes a token of the project (an owner's).
@@ -245,9 +260,7 @@ pub async fn delete_project(
     State(state): State<AppState>,
     Path(ProjectTokenPath { token, .. }): Path<ProjectTokenPath>,
 ) -> Result<StatusCode, ApiError> {
-    access.require(Capability::Manage)?;
-    let project = access.project;
-    revoke(&state, token, |t| t.user.is_none() && t.project == Some(project)).await
+    revoke_project_token(&state, &access, token).await
 }
 
 /// `GET /api/v1/admin/tokens`: every token (a server admin's).

@@ -292,6 +292,8 @@ pub async fn set_role(
     }
     let u = user.clone();
     state.blocking(move |s| s.set_membership(project, &u, role.map(Role::as_str))).await?;
+    let detail = role.map_or("removed", Role::as_str).to_owned();
+    crate::audit::record(state, project, access.caller.label(), crate::audit::MEMBER_ROLE, user.clone(), detail).await;
     tracing::info!(project, user = %user, role = role.map_or("none", Role::as_str), by = %access.caller.label(), "membership changed");
     Ok(())
 }

@@ -196,6 +196,10 @@ enum Needs {
     Member,
     /// An owner.
     Owner,
+    /// An owner, and it destroys what the walk reads (a session, the project, a key): the walk
+    /// checks who is refused, not the owner's success (tests/deletion.rs and tests/projects.rs
+    /// do).
+    OwnerDestroys,
     /// Not a project's route (ingest with its key, the public API document).
     NoProject,
     /// A server admin's route: 404 to everyone else.
@@ -247,6 +251,18 @@ const EXPECTED: &[(&str, &str, Needs)] = &[
     ("POST", "/api/v1/admin/users/{user}/invite", Needs::ServerAdmin),
     ("GET", "/api/v1/admin/tokens", Needs::ServerAdmin),
     ("DELETE", "/api/v1/admin/tokens/{token}", Needs::ServerAdmin),
+    ("GET", "/api/v1/recorder/settings", Needs::NoProject),
+    ("GET", "/api/v1/projects", Needs::OwnAccount),
+    ("POST", "/api/v1/projects", Needs::ServerAdmin),
+    ("PATCH", "/api/v1/projects/{project}", Needs::Owner),
+    ("GET", "/api/v1/projects/{project}/settings", Needs::Owner),
+    ("PUT", "/api/v1/projects/{project}/settings", Needs::Owner),
+    ("POST", "/api/v1/projects/{project}/keys", Needs::Owner),
+    ("GET", "/api/v1/projects/{project}/audit", Needs::Owner),
+    ("POST", "/api/v1/projects/{project}/erasure", Needs::Owner),
+    ("DELETE", "/api/v1/projects/{project}/keys/{key}", Needs::OwnerDestroys),
+    ("DELETE", "/api/v1/projects/{project}/sessions/{id}", Needs::OwnerDestroys),
+    ("DELETE", "/api/v1/projects/{project}", Needs::OwnerDestroys),
 ];
 
 fn rrweb_recording() -> Vec<u8> {
@@ -269,7 +285,8 @@ fn request(method: &str, path: &str, project: i64, who: &str, token: i64) -> Req
         .replace("{project}", &project.to_string())
         .replace("{id}", SHARED)
         .replace("{user}", "guest")
-        .replace("{token}", &token.to_string());
+        .replace("{token}", &token.to_string())
+        .replace("{key}", "no-such-key");
     if legacy {
         uri.push_str(&format!("?project={project}"));
     }
@@ -287,6 +304,9 @@ fn request(method: &str, path: &str, project: i64, who: &str, token: i64) -> Req
         (_, "/api/v1/projects/{project}/import/rrweb") => rrweb_recording(),
         ("PUT", p) if p.ends_with("/members/{user}") => br#"{"role":"read_only"}"#.to_vec(),
         ("POST", p) if p.ends_with("/tokens") => br#"{"name":"walk","scopes":["read"]}"#.to_vec(),
+        ("POST", p) if p.ends_with("/keys") => br#"{"grace_secs":3600}"#.to_vec(),
+        ("POST", p) if p.ends_with("/erasure") => br#"{"user":"nobody"}"#.to_vec(),
+        ("PATCH", _) => json!({ "name": format!("walked {project}") }).to_string().into_bytes(),
         ("POST" | "PUT", _) => b"{}".to_vec(),
         _ => return req.body(Body::empty()).expect("request"),
     };
@@ -330,7 +350,7 @@ async fn every_route_answers_by_role_and_token_scope_and_other_projects_are_404_
     let rank = |n: Needs| match n {
         Needs::Read => 0,
         Needs::Member => 1,
-        Needs::Owner => 2,
+        Needs::Owner | Needs::OwnerDestroys => 2,
         _ => 3,
     };
     let mut checked = 0;
@@ -374,12 +394,18 @@ async fn every_route_answers_by_role_and_token_scope_and_other_projects_are_404_
         }
         for (user, role) in roles {
             // Their own project: answered by role.
-            let (status, body, _) = call(&w.app, request(method, path, w.a, user, token)).await;
-            assert!(!body.contains("b.test") && !body.contains("bravo"), "{user} {method} {path}: B's data: {body}");
-            if rank(role) >= rank(*needs) {
-                assert!(status.is_success(), "{user} ({role:?}) {method} {path} in A: {status} {body}");
-            } else {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{user} ({role:?}) {method} {path} in A: {body}");
+            let destroys = *needs == Needs::OwnerDestroys && rank(role) >= rank(*needs);
+            if !destroys {
+                let (status, body, _) = call(&w.app, request(method, path, w.a, user, token)).await;
+                assert!(
+                    !body.contains("b.test") && !body.contains("bravo"),
+                    "{user} {method} {path}: B's data: {body}"
+                );
+                if rank(role) >= rank(*needs) {
+                    assert!(status.is_success(), "{user} ({role:?}) {method} {path} in A: {status} {body}");
+                } else {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{user} ({role:?}) {method} {path} in A: {body}");
+                }
             }
             // Another project: 404, whatever the role, as for a project that does not exist.
             for other in [w.b, w.b + 100] {
@@ -394,7 +420,7 @@ async fn every_route_answers_by_role_and_token_scope_and_other_projects_are_404_
             let (status, body, _) = call(&w.app, request(method, path, w.b, secret, token)).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "token {secret} {method} {path} in B: {body}");
             let (status, body, _) = call(&w.app, request(method, path, w.a, secret, token)).await;
-            let reads = *method == "GET" && *needs != Needs::Owner;
+            let reads = *method == "GET" && !matches!(needs, Needs::Owner | Needs::OwnerDestroys);
             if reads {
                 assert!(status.is_success(), "token {secret} {method} {path} in A: {status} {body}");
             } else {
@@ -407,6 +433,9 @@ async fn every_route_answers_by_role_and_token_scope_and_other_projects_are_404_
             assert_eq!(status, StatusCode::NOT_FOUND, "outsider {method} {path} in {project}: {body}");
         }
         // The server admin reads both.
+        if *needs == Needs::OwnerDestroys {
+            continue;
+        }
         let (status, body, _) = call(&w.app, request(method, path, w.b, "admin", token)).await;
         assert!(
             status.is_success() || status == StatusCode::NOT_FOUND && path.contains("{token}"),
@@ -429,7 +458,9 @@ async fn viewer_pages_of_a_project_are_404_to_non_members_and_their_links_stay_i
 
 async fn viewer_pages_of_a_project_are_404_to_non_members_and_their_links_stay_in_it_on(storage: Arc<dyn Storage>) {
     let w = world(storage).await;
-    for page in ["/", "/errors", &format!("/player.html?session={SHARED}"), &format!("/export/{SHARED}")] {
+    let delete = format!("/delete?session={SHARED}");
+    let (player, export) = (format!("/player.html?session={SHARED}"), format!("/export/{SHARED}"));
+    for page in ["/", "/errors", &player, &export, "/settings", "/audit", &delete] {
         for user in ["member-a", "outsider"] {
             let (status, body, _) = call(&w.app, as_user(user, &format!("/viewer/p/{}{page}", w.b))).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{user} {page} of B: {body}");
@@ -441,6 +472,21 @@ async fn viewer_pages_of_a_project_are_404_to_non_members_and_their_links_stay_i
     assert!(status == StatusCode::OK || body.contains("viewer build not found"), "a member exports: {status} {body}");
     let (status, _, _) = call(&w.app, as_user("reader-a", &format!("/viewer/p/{}/export/{SHARED}", w.a))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "read-only does not");
+    // An owner's pages: 403 to a member of the project, shown to its owner, and the owner's
+    // header links to the settings (a member's does not).
+    for page in ["/settings", "/audit", &delete] {
+        let (status, _, _) = call(&w.app, as_user("member-a", &format!("/viewer/p/{}{page}", w.a))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "member-a {page} of A");
+        let (status, body, _) = call(&w.app, as_user("owner-a", &format!("/viewer/p/{}{page}", w.a))).await;
+        assert_eq!(status, StatusCode::OK, "owner-a {page} of A: {body}");
+        assert!(!body.contains("b.test") && !body.contains("bravo"), "{body}");
+        assert!(body.contains(&format!("href=\"/viewer/p/{}/settings\"", w.a)) || page == "/settings", "{body}");
+    }
+    // The list of projects: the caller's only, the create form for server admins only.
+    let (_, html, _) = call(&w.app, as_user("owner-a", "/viewer/projects")).await;
+    assert!(html.contains("alpha") && !html.contains("bravo") && !html.contains("create-project"), "{html}");
+    let (_, html, _) = call(&w.app, as_user("admin", "/viewer/projects")).await;
+    assert!(html.contains("alpha") && html.contains("bravo") && html.contains("create-project"), "{html}");
     // The list shows only the reader's projects in the switcher.
     let (_, html, _) = call(&w.app, as_user("member-a", &format!("/viewer/p/{}/", w.a))).await;
     assert!(html.contains("alpha") && !html.contains("bravo"), "{html}");

@@ -21,6 +21,8 @@ const SESSION: &str = "sess-openapi";
 /// Ids of the tokens `setup` makes.
 const PROJECT_TOKEN: i64 = 1;
 const OWN_TOKEN: i64 = 2;
+/// The session the deletion operation deletes.
+const DOOMED: &str = "sess-doomed";
 
 async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     let res = app.clone().oneshot(req).await.expect("infallible");
@@ -29,10 +31,12 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     (status, body)
 }
 
-/// An app with one project holding one session.
-async fn setup() -> (axum::Router, i64, String) {
+/// An app with one project holding one session (and the project's ingest key, and a second
+/// key of it for the revocation to end).
+async fn setup() -> (axum::Router, i64, String, String) {
     let storage = SqliteStorage::in_memory().expect("db");
     let project = storage.create_project("p").expect("project");
+    storage.create_project("to delete").expect("project");
     replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
     // What the account routes act on: a user to add and change, the admin's sign-ins (one to
     // call with, one to end), a user whose password changes, a project token and an own token.
@@ -52,10 +56,18 @@ async fn setup() -> (axum::Router, i64, String) {
     };
     assert_eq!(storage.create_token(&token(None, "project-token")).expect("token"), PROJECT_TOKEN);
     assert_eq!(storage.create_token(&token(Some("admin"), "own-token")).expect("token"), OWN_TOKEN);
+    let spare = storage.rotate_key(project.id, 3_600_000).expect("a second key");
     let router = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, Config::default()));
     let (status, _) = call(&router, ingest_request(&project.ingest_key, 0)).await;
     assert_eq!(status, StatusCode::OK);
-    (router, project.id, project.ingest_key)
+    let mut doomed = Batch::new(DOOMED, "page-1", 0, T0);
+    doomed.events = vec![at(0, meta("http://shop.test/"))];
+    let req = Request::post("/api/v1/ingest")
+        .header("x-replay-key", &project.ingest_key)
+        .body(Body::from(encode_batch(&doomed).expect("encode")))
+        .expect("request");
+    assert_eq!(call(&router, req).await.0, StatusCode::OK);
+    (router, project.id, project.ingest_key, spare)
 }
 
 fn batch(seq: u32) -> Vec<u8> {
@@ -82,17 +94,38 @@ fn recording() -> Vec<u8> {
 
 /// A request of the operation's shape: ids that exist, the body it takes, credentials when
 /// `authorized`.
-fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authorized: bool) -> Request<Body> {
+fn request(method: &str, path: &str, project: i64, keys: (&str, &str), seq: u32, authorized: bool) -> Request<Body> {
+    let (key, spare) = keys;
     let me = path.starts_with("/api/v1/me");
-    let id = if path.starts_with("/api/v1/me/sign-ins/") { digest("admin-other-cookie") } else { SESSION.to_owned() };
+    let id = if path.starts_with("/api/v1/me/sign-ins/") {
+        digest("admin-other-cookie")
+    } else if method == "delete" && path.ends_with("/sessions/{id}") {
+        // A session of its own: the others' operations still find theirs.
+        DOOMED.to_owned()
+    } else {
+        SESSION.to_owned()
+    };
     let token = if me { OWN_TOKEN } else { PROJECT_TOKEN };
-    let uri = path
+    // The project's deletion deletes a project of its own: the others' operations still find
+    // theirs.
+    let project = if method == "delete" && path == "/api/v1/projects/{project}" { project + 1 } else { project };
+    let mut uri = path
         .replace("{project}", &project.to_string())
         .replace("{id}", &id)
         .replace("{user}", "guest")
-        .replace("{token}", &token.to_string());
+        .replace("{token}", &token.to_string())
+        .replace("{key}", spare);
+    if path == "/api/v1/recorder/settings" && authorized {
+        uri = format!("{path}?key={key}");
+    }
+    // The first, unscoped routes: the server holds two projects, so they name theirs.
+    if path.starts_with("/api/v1/sessions") || path == "/api/v1/errors" {
+        uri.push_str(&format!("?project={project}"));
+    }
     // Release files are addressed by release and URL.
-    let uri = if path.ends_with("/sourcemaps") { format!("{uri}?release=1&url=~/app.js") } else { uri };
+    if path.ends_with("/sourcemaps") {
+        uri.push_str("?release=1&url=~/app.js");
+    }
     let mut req = Request::builder().method(method.to_uppercase().as_str()).uri(&uri);
     let json = |v: Value| Body::from(serde_json::to_vec(&v).expect("json"));
     let body = match (method, path) {
@@ -107,11 +140,19 @@ fn request(method: &str, path: &str, project: i64, key: &str, seq: u32, authoriz
         ("post", "/api/v1/me/password") => json(json!({ "current": "old-password-1", "new": "new-password-2" })),
         ("post", p) if p.ends_with("/tokens") => json(json!({ "name": "made", "scopes": ["read"] })),
         ("put", p) if p.ends_with("/members/{user}") => json(json!({ "role": "member" })),
+        ("post", "/api/v1/projects") | ("patch", "/api/v1/projects/{project}") => {
+            json(json!({ "name": format!("project {seq}") }))
+        }
+        ("post", "/api/v1/projects/{project}/keys") => json(json!({ "grace_secs": 60 })),
+        ("post", "/api/v1/projects/{project}/erasure") => json(json!({ "user": "nobody" })),
+        ("put", "/api/v1/projects/{project}/settings") => {
+            json(json!({ "allowed_origins": [], "settings": { "mask_all_text": true } }))
+        }
         ("put", _) => json(json!({ "disabled": false })),
         ("post", _) => json(json!({})),
         _ => Body::empty(),
     };
-    if matches!(method, "post" | "put") && path != "/api/v1/ingest" {
+    if matches!(method, "post" | "put" | "patch") && path != "/api/v1/ingest" {
         req = req.header("content-type", "application/json");
     }
     if authorized {
@@ -147,7 +188,7 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 
 #[tokio::test]
 async fn every_api_route_is_described() {
-    let (app, _, _) = setup().await;
+    let (app, _, _, _) = setup().await;
     let doc = document(&app).await;
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"), "{}", doc["openapi"]);
     let described: Vec<(String, String)> = operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
@@ -169,7 +210,7 @@ async fn every_api_route_is_described() {
 
 #[tokio::test]
 async fn every_described_operation_answers_with_a_documented_status() {
-    let (app, project, key) = setup().await;
+    let (app, project, key, spare) = setup().await;
     let doc = document(&app).await;
     let ops = operations(&doc);
     assert!(ops.len() >= API_ROUTES.len());
@@ -178,7 +219,7 @@ async fn every_described_operation_answers_with_a_documented_status() {
         let secured = op.get("security").is_some();
         let seq = 1 + 2 * u32::try_from(i).expect("few operations");
 
-        let (status, body) = call(&app, request(method, path, project, &key, seq, false)).await;
+        let (status, body) = call(&app, request(method, path, project, (&key, &spare), seq, false)).await;
         let body = String::from_utf8_lossy(&body);
         assert!(
             status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
@@ -189,7 +230,7 @@ async fn every_described_operation_answers_with_a_documented_status() {
         }
         assert!(documented(status), "{method} {path} answered an undocumented {status} without credentials");
 
-        let (status, body) = call(&app, request(method, path, project, &key, seq + 1, true)).await;
+        let (status, body) = call(&app, request(method, path, project, (&key, &spare), seq + 1, true)).await;
         let text = String::from_utf8_lossy(&body);
         assert!(status.is_success(), "{method} {path} with credentials: {status} {text}");
         assert!(documented(status), "{method} {path} answered an undocumented {status}");
@@ -204,7 +245,7 @@ async fn every_described_operation_answers_with_a_documented_status() {
 
 #[tokio::test]
 async fn error_answers_are_described_with_the_error_body() {
-    let (app, _, _) = setup().await;
+    let (app, _, _, _) = setup().await;
     let doc = document(&app).await;
     for (method, path, op) in operations(&doc) {
         for (status, response) in op["responses"].as_object().expect("responses") {
@@ -236,7 +277,7 @@ async fn error_answers_are_described_with_the_error_body() {
 
 #[tokio::test]
 async fn the_api_page_lists_every_operation_without_scripts() {
-    let (app, _, _) = setup().await;
+    let (app, _, _, _) = setup().await;
     let doc = document(&app).await;
     let res = app.clone().oneshot(Request::get("/docs/api").body(Body::empty()).expect("req")).await.expect("ok");
     assert_eq!(res.status(), StatusCode::OK);

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-/// Why a storage operation failed. Apart from [`Error::SessionFull`] and
+/// Why a storage operation failed. Apart from [`Error::SessionFull`], [`Error::SessionDeleted`] and
 /// [`Error::RangeTooLarge`] (refusals by a configured cap, answered as such), none is caused by
 /// a client's input: the server answers them all as "storage unavailable" and logs the cause.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,10 @@ pub enum Error {
     /// ([`crate::Storage::limit_session_bytes`]); the session's earlier batches stay.
     #[error("the session holds {stored} stored bytes; with this batch it would pass its cap of {cap}")]
     SessionFull { stored: u64, cap: u64 },
+    /// The batch belongs to a session deleted on request ([`crate::Storage::delete_sessions`]):
+    /// nothing of it is stored, so a recorder still running cannot bring the session back.
+    #[error("the session was deleted on request; it records nothing more")]
+    SessionDeleted,
     /// The batches a read chose hold more stored bytes than it may load ([`crate::RangeRequest`]);
     /// no body was read.
     #[error("the batches to read hold {bytes} stored bytes, more than a read may load")]

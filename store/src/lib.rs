@@ -43,8 +43,9 @@ pub use accounts::{Accounts, ApiToken, Login, Membership, NewToken, User};
 pub use error::Error;
 pub use model::{Artifact, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_NAME, MAX_ARTIFACTS_PER_RELEASE};
 pub use model::{
-    BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ErrorGroup, FactComparison, IndexBacklog,
-    IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter, SessionRow, Stored, Usage,
+    AuditEntry, BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ERASE_ROUND, ErrorGroup,
+    FactComparison, IndexBacklog, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter,
+    SessionRow, Stored, Usage,
 };
 pub use postgres::{PostgresOptions, PostgresStorage};
 pub use shared::KEY_CACHE_TTL;
@@ -62,6 +63,18 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     fn set_allowed_origins(&self, project: i64, origins: &[String]) -> Result<(), Error>;
     /// Replaces a project's own daily quotas.
     fn set_project_quota(&self, project: i64, quota: ProjectQuota) -> Result<(), Error>;
+    /// Renames a project; false when there is no such project. Names are unique: a name taken
+    /// by another project is an error.
+    fn rename_project(&self, project: i64, name: &str) -> Result<bool, Error>;
+    /// Deletes a project with everything it holds: its sessions (rows, bodies or objects, error
+    /// groups and sightings, facts, deleted ids), ingest keys and settings. Its audit log stays
+    /// until pruned. False when there is no such project.
+    fn delete_project(&self, project: i64) -> Result<bool, Error>;
+    /// A project's own settings as the server wrote them (JSON text, `{}` when never set);
+    /// `None` when there is no such project.
+    fn project_settings(&self, project: i64) -> Result<Option<String>, Error>;
+    /// Replaces a project's own settings; false when there is no such project.
+    fn set_project_settings(&self, project: i64, settings: &str) -> Result<bool, Error>;
     /// All projects, oldest first.
     fn projects(&self) -> Result<Vec<Project>, Error>;
     /// The project owning a live ingest key (not revoked, not past its expiry).
@@ -129,6 +142,42 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     /// Deletes sessions (and their batches) whose last batch was received before `cutoff_ms`;
     /// returns how many sessions were deleted.
     fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Deletes sessions of `project` on request (one session, or a user's erasure): their index
+    /// rows, batch bodies, error sightings (and error groups left without a session) and
+    /// environment facts. Each id is remembered: a batch of a deleted session arriving later (a
+    /// recorder still running, a resent batch) is refused with [`Error::SessionDeleted`] and
+    /// stores nothing, until retention ([`Storage::delete_sessions_before`]) forgets the id
+    /// with the sessions of its age. Returns how many of the sessions had been stored.
+    fn delete_sessions(&self, project: i64, ids: &[String]) -> Result<u64, Error>;
+    /// Deletes every session of `project` whose identified user (`Replay.identify`, the
+    /// index's user) is `user`, as an erasure request asks; returns their ids. Nothing for an
+    /// empty `user` (the sessions nobody identified).
+    fn delete_user_sessions(&self, project: i64, user: &str) -> Result<Vec<String>, Error> {
+        let mut deleted = Vec::new();
+        if user.is_empty() {
+            return Ok(deleted);
+        }
+        let filter = SessionFilter { user: Some(user.to_owned()), ..SessionFilter::default() };
+        // Each round deletes what it found and deleted ids never come back, so rounds end; the
+        // bound only guards against an engine that failed to delete.
+        for _ in 0..100_000 {
+            let ids: Vec<String> =
+                self.find_sessions(project, &filter, ERASE_ROUND, 0)?.into_iter().map(|r| r.id).collect();
+            if ids.is_empty() {
+                break;
+            }
+            self.delete_sessions(project, &ids)?;
+            deleted.extend(ids);
+        }
+        Ok(deleted)
+    }
+    /// Appends an entry to a project's audit log (its `id` is ignored).
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), Error>;
+    /// A project's audit log, newest first: at most `limit` entries with an id below `before`
+    /// (all when `None`).
+    fn audit_log(&self, project: i64, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
+    /// Deletes audit entries older than `cutoff_ms` in all projects; returns how many.
+    fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
     /// Marks "froze, never recovered" the sessions whose latest freeze has no end and whose
     /// last batch was received before `cutoff_ms`; returns how many were marked.
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error>;

@@ -305,3 +305,26 @@ pub(crate) fn check_artifact(body: &[u8]) -> Result<(), crate::Error> {
     }
     Ok(())
 }
+
+/// One line of a project's audit log: who did what to which session, setting or member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    /// Assigned by storage (ignored when appending); grows with every entry.
+    pub id: i64,
+    pub project_id: i64,
+    pub at_ms: u64,
+    /// Who: `admin` for the admin token, else the viewer account's name.
+    pub actor: String,
+    /// What, e.g. `session.watch`, `session.export`, `session.delete`, `user.erase`,
+    /// `project.settings`.
+    pub action: String,
+    /// Which session, setting or member.
+    pub target: String,
+    /// Free text: what changed, how many sessions.
+    pub detail: String,
+}
+
+/// Most sessions [`crate::Storage::delete_user_sessions`] deletes in one round (it runs rounds
+/// until none is left).
+pub const ERASE_ROUND: usize = 500;

@@ -8,8 +8,8 @@
 //! server does not enable).
 
 use crate::{
-    BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, ProjectQuota, RangeRequest, SessionFilter,
-    Storage, Stored,
+    AuditEntry, BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, ProjectQuota, RangeRequest,
+    SessionFilter, Storage, Stored,
 };
 
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
@@ -75,6 +75,10 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     a_project_keeps_its_own_quotas(&make());
     a_session_keeps_a_bounded_number_of_facts(&make());
     release_artifacts_are_kept_per_project_and_release_and_capped(&make());
+    a_deleted_session_leaves_nothing_and_stays_deleted(&make());
+    erasing_a_user_deletes_every_session_of_theirs_and_only_theirs(&make());
+    the_audit_log_is_per_project_newest_first_and_pruned(&make());
+    projects_are_renamed_configured_and_deleted_with_everything_they_hold(&make());
 }
 
 fn release_artifacts_are_kept_per_project_and_release_and_capped(db: &impl Storage) {
@@ -95,6 +99,176 @@ fn release_artifacts_are_kept_per_project_and_release_and_capped(db: &impl Stora
         Err(Error::ArtifactTooLarge { .. })
     ));
     assert_eq!(db.artifacts(a, "1.0").expect("list").len(), 2, "a refused file stores nothing");
+}
+
+fn projects_are_renamed_configured_and_deleted_with_everything_they_hold(db: &impl Storage) {
+    let p = db.create_project("shop").expect("p");
+    let other = db.create_project("blog").expect("other");
+    assert!(db.rename_project(p.id, "shop (prod)").expect("rename"));
+    assert!(!db.rename_project(999, "x").expect("rename"), "no such project");
+    assert!(db.rename_project(other.id, "shop (prod)").is_err(), "names are unique");
+    let names: Vec<String> = db.projects().expect("list").into_iter().map(|p| p.name).collect();
+    assert_eq!(names, vec!["shop (prod)", "blog"]);
+    assert_eq!(db.project_by_key(&p.ingest_key).expect("key").expect("project").name, "shop (prod)");
+
+    assert_eq!(db.project_settings(p.id).expect("settings").as_deref(), Some("{}"), "never set");
+    assert!(db.set_project_settings(p.id, r#"{"mask_all_text":true}"#).expect("set"));
+    assert_eq!(db.project_settings(p.id).expect("settings").as_deref(), Some(r#"{"mask_all_text":true}"#));
+    assert_eq!(db.project_settings(other.id).expect("settings").as_deref(), Some("{}"));
+    assert!(db.project_settings(999).expect("settings").is_none());
+    assert!(!db.set_project_settings(999, "{}").expect("set"));
+
+    let mut s = summary("s", "p", 0, 1_000);
+    s.error_sightings =
+        vec![ErrorSighting { fingerprint: "f".into(), message: "m".into(), frame: "f".into(), count: 1, at_ms: 1_000 }];
+    s.facts = vec![("browser".into(), "Firefox".into())];
+    db.put_batch_blocking(p.id, &s, b"1").expect("put");
+    db.put_batch_blocking(other.id, &s, b"1").expect("put");
+    db.delete_sessions(p.id, &["old".into()]).expect("a remembered deletion");
+    let rotated = db.rotate_key(p.id, 60_000).expect("rotate");
+    db.put_artifact(p.id, "1.0", "~/app.js.map", b"{}").expect("a release file");
+    db.put_artifact(other.id, "1.0", "~/app.js.map", b"{}").expect("a release file");
+
+    assert!(db.delete_project(p.id).expect("delete"));
+    assert!(db.artifacts(p.id, "1.0").expect("list").is_empty(), "its release files go with it");
+    assert_eq!(db.artifacts(other.id, "1.0").expect("list").len(), 1, "others' stay");
+    assert!(!db.delete_project(p.id).expect("again"), "gone already");
+    leaves_nothing(db, p.id, "s");
+    assert!(db.error_groups(p.id, 10).expect("groups").is_empty());
+    assert!(db.ingest_keys(p.id).expect("keys").is_empty());
+    for key in [&p.ingest_key, &rotated] {
+        assert!(db.project_by_key(key).expect("key").is_none(), "its keys are refused");
+    }
+    assert_eq!(db.projects().expect("list").into_iter().map(|p| p.id).collect::<Vec<_>>(), vec![other.id]);
+    assert_eq!(db.batch_count().expect("count"), 1, "only the other project's batch is left");
+    assert_eq!(db.batches(other.id, "s").expect("other").len(), 1);
+    assert_eq!(db.error_groups(other.id, 10).expect("groups").len(), 1);
+    // The name is free again.
+    db.create_project("shop (prod)").expect("a new project of the name");
+}
+
+/// Everything a reader could reach of a session, for the deletion checks.
+fn leaves_nothing(db: &impl Storage, project: i64, id: &str) {
+    assert!(db.session(project, id).expect("q").is_none(), "{id}: index row");
+    assert!(db.batches(project, id).expect("batches").is_empty(), "{id}: bodies");
+    assert!(db.batch_keys(project, id).expect("keys").is_empty(), "{id}: keys");
+    assert_eq!(db.session_stored_bytes(project, id).expect("bytes"), 0, "{id}: stored bytes");
+    assert_eq!(db.batch_range(project, id, &RangeRequest::whole(u64::MAX)).expect("range").total, 0, "{id}: range");
+    assert!(db.compare_environment(project, id, 10).expect("facts").is_empty(), "{id}: facts");
+    let listed = db.sessions(project, 100, 0).expect("list");
+    assert!(listed.iter().all(|r| r.id != id), "{id}: listed");
+    let groups = db.error_groups(project, 100).expect("groups");
+    assert!(groups.iter().all(|g| !g.recent_sessions.iter().any(|s| s == id)), "{id}: error sightings");
+}
+
+fn a_deleted_session_leaves_nothing_and_stays_deleted(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    db.limit_session_bytes(Some(1_000_000));
+    let sighting = |at_ms: u64| ErrorSighting {
+        fingerprint: "f1".into(),
+        message: "boom".into(),
+        frame: "pay (app.js:1:1)".into(),
+        count: 2,
+        at_ms,
+    };
+    for (session, start) in [("gone", 1_000), ("kept", 2_000)] {
+        let mut first = summary(session, "p", 0, start);
+        first.error_sightings = vec![sighting(start + 10)];
+        first.facts = vec![("browser".into(), "Firefox".into())];
+        db.put_batch_blocking(p.id, &first, b"1").expect("put");
+        db.put_batch_blocking(p.id, &summary(session, "p2", 0, start + 500), b"2").expect("put");
+    }
+    // The same session id in another project is another session.
+    db.put_batch_blocking(other.id, &summary("gone", "p", 0, 1_000), b"o").expect("put");
+    let before = db.batch_count().expect("count");
+
+    assert_eq!(db.delete_sessions(p.id, &["gone".into()]).expect("delete"), 1);
+    leaves_nothing(db, p.id, "gone");
+    assert_eq!(db.batch_count().expect("count"), before - 2, "both bodies are gone");
+    // The other session and the other project's session keep everything.
+    assert_eq!(db.batches(p.id, "kept").expect("kept").len(), 2);
+    assert_eq!(db.compare_environment(p.id, "kept", 10).expect("facts").len(), 1);
+    let groups = db.error_groups(p.id, 10).expect("groups");
+    assert_eq!((groups.len(), groups[0].count, groups[0].sessions), (1, 2, 1), "the deleted occurrences are gone");
+    assert_eq!(db.batches(other.id, "gone").expect("other").len(), 1);
+
+    // A recorder still running (or resending) cannot bring it back, whatever page or seq.
+    for (page, seq) in [("p", 0), ("p", 1), ("p3", 0)] {
+        let again = db.put_batch_blocking(p.id, &summary("gone", page, seq, 9_000), b"again");
+        assert!(matches!(again, Err(Error::SessionDeleted)), "{page}/{seq}: {again:?}");
+    }
+    leaves_nothing(db, p.id, "gone");
+    // Deleting what is not there deletes nothing.
+    assert_eq!(db.delete_sessions(p.id, &["gone".into(), "never".into()]).expect("delete"), 0);
+    assert_eq!(db.delete_sessions(other.id, &[]).expect("nothing"), 0);
+    assert_eq!(db.put_batch_blocking(other.id, &summary("gone", "p", 1, 1_100), b"o").expect("put"), Stored::New);
+    // Retention forgets deleted ids with the sessions of their age: the id is usable again.
+    db.delete_sessions_before(replay_core::now_ms() + 1).expect("retention");
+    assert_eq!(db.put_batch_blocking(p.id, &summary("gone", "p", 0, 9_000), b"new").expect("put"), Stored::New);
+}
+
+fn erasing_a_user_deletes_every_session_of_theirs_and_only_theirs(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    let identified = |session: &str, user: Option<&str>, start: u64| {
+        let mut s = summary(session, "p", 0, start);
+        s.user = user.map(Into::into);
+        s
+    };
+    // Identified in a later batch: the index's latest user is what counts.
+    db.put_batch_blocking(p.id, &summary("ada-1", "p", 0, 1_000), b"1").expect("put");
+    let mut later = summary("ada-1", "p", 1, 1_100);
+    later.user = Some("ada@example.com".into());
+    db.put_batch_blocking(p.id, &later, b"2").expect("put");
+    for i in 0..(crate::ERASE_ROUND as u64 + 3) {
+        db.put_batch_blocking(p.id, &identified(&format!("ada-{}", i + 2), Some("ada@example.com"), 2_000 + i), b"a")
+            .expect("put");
+    }
+    db.put_batch_blocking(p.id, &identified("bob", Some("bob@example.com"), 3_000), b"b").expect("put");
+    db.put_batch_blocking(p.id, &identified("anon", None, 4_000), b"n").expect("put");
+    db.put_batch_blocking(other.id, &identified("ada-other", Some("ada@example.com"), 5_000), b"o").expect("put");
+
+    let erased = db.delete_user_sessions(p.id, "ada@example.com").expect("erase");
+    assert_eq!(erased.len(), crate::ERASE_ROUND + 4, "every round, past one round's worth");
+    for id in ["ada-1", "ada-2", &format!("ada-{}", crate::ERASE_ROUND + 4)] {
+        leaves_nothing(db, p.id, id);
+    }
+    let filter = SessionFilter { user: Some("ada@example.com".into()), ..SessionFilter::default() };
+    assert!(db.find_sessions(p.id, &filter, 10, 0).expect("find").is_empty());
+    let left: Vec<String> = db.sessions(p.id, 10, 0).expect("list").into_iter().map(|r| r.id).collect();
+    assert_eq!(left, vec!["anon", "bob"]);
+    assert_eq!(db.sessions(other.id, 10, 0).expect("other").len(), 1, "another project's erasure is its own");
+    assert!(db.delete_user_sessions(p.id, "").expect("empty").is_empty(), "never the unidentified sessions");
+    assert_eq!(db.sessions(p.id, 10, 0).expect("list").len(), 2);
+}
+
+fn the_audit_log_is_per_project_newest_first_and_pruned(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    let entry = |project: i64, at_ms: u64, action: &str| AuditEntry {
+        id: 0,
+        project_id: project,
+        at_ms,
+        actor: "ada".into(),
+        action: action.into(),
+        target: "s1".into(),
+        detail: String::new(),
+    };
+    db.append_audit(&entry(p.id, 1_000, "session.watch")).expect("append");
+    db.append_audit(&entry(other.id, 1_500, "session.watch")).expect("append");
+    db.append_audit(&entry(p.id, 2_000, "session.export")).expect("append");
+    db.append_audit(&entry(p.id, 3_000, "session.delete")).expect("append");
+    let log = db.audit_log(p.id, None, 10).expect("log");
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, vec!["session.delete", "session.export", "session.watch"], "newest first, own project");
+    assert_eq!((log[0].actor.as_str(), log[0].target.as_str(), log[0].at_ms), ("ada", "s1", 3_000));
+    let page = db.audit_log(p.id, Some(log[0].id), 1).expect("page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].action, "session.export", "the page after the first entry");
+    assert_eq!(db.delete_audit_before(2_000).expect("prune"), 2, "one per project");
+    assert_eq!(db.audit_log(p.id, None, 10).expect("log").len(), 2);
+    assert!(db.audit_log(other.id, None, 10).expect("log").is_empty());
 }
 
 fn a_session_keeps_a_bounded_number_of_facts(db: &impl Storage) {

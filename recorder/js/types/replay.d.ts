@@ -49,6 +49,13 @@ export interface ReplayOptions {
   /** Masks every text node of the page, not only masked subtrees (tag: `data-mask-all-text`; default off). */
   maskAllText?: boolean;
   /**
+   * Reads the project's recorder settings from the server at start (tag: `data-remote-settings`;
+   * default on): the sampling, mode, mask-all-text and body-capture URLs set in the project's
+   * settings apply without redeploying the app (cached 5 minutes in the tab; what the project
+   * leaves empty is the tag's; privacy only tightens). `false` keeps the tag's and `init()`'s only.
+   */
+  remoteSettings?: boolean;
+  /**
    * CSS selector of elements whose text and values are masked (tag: `data-mask`), besides the
    * elements with a `data-replay-mask` attribute.
    */

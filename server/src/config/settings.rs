@@ -60,6 +60,13 @@ pub const SETTINGS: &[Setting] = &[
         "30",
         "sessions not updated for this many days are deleted (0 keeps them)",
     ),
+    all(
+        "--audit-retention-days",
+        "REPLAY_AUDIT_RETENTION_DAYS",
+        "audit_retention_days",
+        "365",
+        "audit log entries older than this many days are deleted (0 keeps them)",
+    ),
     all("--max-body-bytes", "REPLAY_MAX_BODY_BYTES", "max_body_bytes", "8 MiB", "largest ingest body, as sent"),
     all(
         "--max-batch-bytes",
@@ -359,6 +366,7 @@ mod tests {
         let actual = |key: &str| -> Option<u64> {
             Some(match key {
                 "retention_days" => u64::from(c.retention_days),
+                "audit_retention_days" => u64::from(c.audit_retention_days),
                 "max_body_bytes" => c.max_body_bytes as u64,
                 "max_batch_bytes" => c.limits.max_bytes as u64,
                 "client_rate_per_second" => u64::from(c.client_rate.per_second),

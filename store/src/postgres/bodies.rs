@@ -32,22 +32,28 @@ impl Engine {
             .join(format!("{}-{}-{nonce}", s.page, s.seq))
     }
 
-    /// Whether the batch is stored already, and the stored bytes of its session, in one query.
-    pub(super) async fn exists(&self, project: i64, s: &BatchSummary) -> Result<(bool, u64), Error> {
+    /// Whether the batch is stored already, the stored bytes of its session, and whether the
+    /// session was deleted on request, in one query.
+    pub(super) async fn exists(&self, project: i64, s: &BatchSummary) -> Result<(bool, u64, bool), Error> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM batches
                                 WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4),
-                        COALESCE((SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2), 0)",
+                        COALESCE((SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2), 0),
+                        EXISTS (SELECT 1 FROM deleted_sessions WHERE project_id = $1 AND session_id = $2)",
             )
             .await?;
         let row = client.query_one(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?;
-        Ok((row.get(0), to_u64(row.get(1))))
+        Ok((row.get(0), to_u64(row.get(1)), row.get(2)))
     }
 
     pub(super) async fn put_batch(&self, project: i64, s: BatchSummary, body: BatchBody) -> Result<Stored, Error> {
-        let (stored, session_bytes) = self.exists(project, &s).await?;
+        let (stored, session_bytes, deleted) = self.exists(project, &s).await?;
+        if deleted {
+            // Checked again in the transaction, against a deletion meanwhile.
+            return Err(Error::SessionDeleted);
+        }
         if stored {
             return Ok(Stored::Duplicate);
         }
@@ -190,6 +196,14 @@ impl Engine {
                 .await?
                 .get(0);
             return Err(Error::SessionFull { stored: to_u64(stored), cap: to_u64(cap) });
+        }
+        // After the upsert: it waited for a deletion holding the session's row, and this
+        // statement sees what that deletion committed (see `delete_sessions`).
+        let deleted = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM deleted_sessions WHERE project_id = $1 AND session_id = $2)")
+            .await?;
+        if tx.query_one(&deleted, &[&project, &s.session]).await?.get::<_, bool>(0) {
+            return Err(Error::SessionDeleted);
         }
         if s.dead_clicks + s.error_clicks + s.quick_backs > 0 {
             let counts = [to_i64(s.dead_clicks), to_i64(s.error_clicks), to_i64(s.quick_backs)];

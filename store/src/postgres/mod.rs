@@ -51,7 +51,7 @@ use tokio_postgres::types::ToSql;
 use self::queries::{project_row, session_row};
 use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64};
 use crate::{
-    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota,
+    AuditEntry, BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota,
     RangeRequest, SessionFilter, SessionRow, Storage, Usage,
 };
 
@@ -283,6 +283,33 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn rename_project(&self, project: i64, name: &str) -> Result<bool, Error> {
+        let name = text(name);
+        self.block(move |e| async move {
+            let n = e.execute("UPDATE projects SET name = $2 WHERE id = $1", params![project, name]).await?;
+            e.keys.clear();
+            Ok(n > 0)
+        })
+    }
+
+    fn delete_project(&self, project: i64) -> Result<bool, Error> {
+        self.block(move |e| async move { e.delete_project(project).await })
+    }
+
+    fn project_settings(&self, project: i64) -> Result<Option<String>, Error> {
+        self.block(move |e| async move {
+            e.query_opt_string("SELECT settings FROM projects WHERE id = $1", params![project]).await
+        })
+    }
+
+    fn set_project_settings(&self, project: i64, settings: &str) -> Result<bool, Error> {
+        let settings = text(settings);
+        self.block(move |e| async move {
+            let n = e.execute("UPDATE projects SET settings = $2 WHERE id = $1", params![project, settings]).await?;
+            Ok(n > 0)
+        })
+    }
+
     fn projects(&self) -> Result<Vec<Project>, Error> {
         self.block(|e| async move {
             let client = e.pool.get().await?;
@@ -405,6 +432,26 @@ impl Storage for PostgresStorage {
 
     fn delete_sessions_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
         self.block(move |e| async move { e.delete_sessions_before(cutoff_ms).await })
+    }
+
+    fn delete_sessions(&self, project: i64, ids: &[String]) -> Result<u64, Error> {
+        let ids: Vec<String> = ids.iter().map(|id| text(id)).collect();
+        self.block(move |e| async move { e.delete_sessions(project, ids).await })
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), Error> {
+        let entry = entry.clone();
+        self.block(move |e| async move { e.append_audit(entry).await })
+    }
+
+    fn audit_log(&self, project: i64, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        self.block(move |e| async move { e.audit_log(project, before, limit).await })
+    }
+
+    fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        self.block(move |e| async move {
+            e.execute("DELETE FROM audit_log WHERE at_ms < $1", params![to_i64(cutoff_ms)]).await
+        })
     }
 
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {

@@ -12,8 +12,8 @@ use replay_core::now_ms;
 use super::{Engine, text};
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
 use crate::{
-    Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, SessionFilter,
-    SessionRow,
+    AuditEntry, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS,
+    SessionFilter, SessionRow,
 };
 
 impl Engine {
@@ -188,6 +188,8 @@ impl Engine {
         )
         .await?;
         let n = tx.execute("DELETE FROM sessions WHERE received_ms < $1", &[&cutoff]).await?;
+        // Sessions deleted on request are forgotten with the sessions of their age.
+        tx.execute("DELETE FROM deleted_sessions WHERE deleted_ms < $1", &[&cutoff]).await?;
         tx.execute(
             "DELETE FROM error_groups g WHERE NOT EXISTS (SELECT 1 FROM error_sessions s
                 WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)",
@@ -195,14 +197,137 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
-        // Bodies go after the rows: a failure here leaves unreferenced objects, never rows
-        // pointing at missing bodies.
+        self.delete_objects(keys, "retention").await;
+        Ok(n)
+    }
+
+    /// Deletes batch bodies whose rows are gone. Called after the rows' transaction committed:
+    /// a failure here leaves unreferenced objects, never rows pointing at missing bodies.
+    async fn delete_objects(&self, keys: Vec<String>, why: &'static str) {
         let paths = futures_util::stream::iter(keys.into_iter().map(|k| Ok(ObjectPath::from(k)))).boxed();
         let failed = self.store.delete_stream(paths).filter(|r| std::future::ready(r.is_err())).count().await;
         if failed > 0 {
-            tracing::warn!(failed, "retention could not delete some batch bodies");
+            tracing::warn!(failed, why, "could not delete some batch bodies");
         }
+    }
+
+    /// See [`crate::Storage::delete_sessions`]. The session rows go first: that waits for
+    /// batches of these sessions being indexed meanwhile (their upsert holds the row), and a
+    /// batch indexed after it finds the id in `deleted_sessions` and rolls back (see
+    /// `index_batch`). Rows before objects, as retention.
+    pub(super) async fn delete_sessions(&self, project: i64, ids: Vec<String>) -> Result<u64, Error> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx.execute("DELETE FROM sessions WHERE project_id = $1 AND id = ANY($2)", &[&project, &ids]).await?;
+        tx.execute(
+            "INSERT INTO deleted_sessions (project_id, session_id, deleted_ms) SELECT $1, unnest($2::TEXT[]), $3
+             ON CONFLICT (project_id, session_id) DO UPDATE SET deleted_ms = EXCLUDED.deleted_ms",
+            &[&project, &ids, &to_i64(now_ms())],
+        )
+        .await?;
+        let keys: Vec<String> = tx
+            .query(
+                "DELETE FROM batches WHERE project_id = $1 AND session_id = ANY($2) RETURNING object_key",
+                &[&project, &ids],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute(
+            "UPDATE error_groups g SET count = GREATEST(0, g.count - e.total)
+             FROM (SELECT fingerprint, SUM(count)::BIGINT AS total FROM error_sessions
+                   WHERE project_id = $1 AND session_id = ANY($2) GROUP BY fingerprint) e
+             WHERE g.project_id = $1 AND g.fingerprint = e.fingerprint",
+            &[&project, &ids],
+        )
+        .await?;
+        tx.execute("DELETE FROM error_sessions WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
+            .await?;
+        tx.execute("DELETE FROM session_facts WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
+            .await?;
+        tx.execute(
+            "DELETE FROM error_groups g WHERE g.project_id = $1 AND NOT EXISTS (SELECT 1 FROM error_sessions s
+                WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)",
+            &[&project],
+        )
+        .await?;
+        tx.commit().await?;
+        self.delete_objects(keys, "deletion").await;
         Ok(n)
+    }
+
+    /// See [`crate::Storage::delete_project`]: rows in one transaction, then the objects.
+    pub(super) async fn delete_project(&self, project: i64) -> Result<bool, Error> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // A batch indexed meanwhile fails on the missing project (`sessions` references it).
+        tx.execute("DELETE FROM ingest_keys WHERE project_id = $1", &[&project]).await?;
+        let mut keys: Vec<String> = tx
+            .query("DELETE FROM batches WHERE project_id = $1 RETURNING object_key", &[&project])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // The project's release files (source maps) go with it, bodies included.
+        let artifacts =
+            tx.query("DELETE FROM artifacts WHERE project_id = $1 RETURNING object_key", &[&project]).await?;
+        keys.extend(artifacts.iter().map(|r| r.get::<_, String>(0)));
+        for table in ["error_sessions", "error_groups", "session_facts", "sessions", "deleted_sessions"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE project_id = $1"), &[&project]).await?;
+        }
+        let found = tx.execute("DELETE FROM projects WHERE id = $1", &[&project]).await?;
+        tx.commit().await?;
+        self.keys.clear();
+        self.delete_objects(keys, "project deletion").await;
+        Ok(found > 0)
+    }
+
+    pub(super) async fn append_audit(&self, e: AuditEntry) -> Result<(), Error> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO audit_log (project_id, at_ms, actor, action, target, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &e.project_id,
+                    &to_i64(e.at_ms),
+                    &text(&e.actor),
+                    &text(&e.action),
+                    &text(&e.target),
+                    &text(&e.detail),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn audit_log(
+        &self,
+        project: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, project_id, at_ms, actor, action, target, detail FROM audit_log
+                 WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                &[&project, &before.unwrap_or(i64::MAX), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                project_id: r.get(1),
+                at_ms: to_u64(r.get(2)),
+                actor: r.get(3),
+                action: r.get(4),
+                target: r.get(5),
+                detail: r.get(6),
+            })
+            .collect())
     }
 
     pub(super) async fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {

@@ -158,6 +158,27 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN dead_clicks BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN error_clicks BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN quick_backs BIGINT NOT NULL DEFAULT 0;",
+    // 9: sessions deleted on request (their batches are refused from then on), the audit log,
+    // and each project's own settings (JSON the server reads).
+    "CREATE TABLE deleted_sessions (
+        project_id BIGINT NOT NULL,
+        session_id TEXT NOT NULL,
+        deleted_ms BIGINT NOT NULL,
+        PRIMARY KEY (project_id, session_id)
+    );
+    CREATE INDEX deleted_sessions_by_time ON deleted_sessions(deleted_ms);
+    CREATE TABLE audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        project_id BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
+    CREATE INDEX audit_log_by_time ON audit_log(at_ms);
+    ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -119,6 +119,27 @@ impl PendingIndex {
         self.session_bytes.retain(|(project, session), _| held.contains(&SessionKeyRef(*project, session)));
     }
 
+    /// Forgets everything held in memory of the sessions `ids` of `project` (deleted on
+    /// request, after a flush): their held entries (whose log rows the deletion removes),
+    /// keys, pages and stored bytes. A page of theirs missing from `pages` makes the writer look
+    /// its session up in `deleted_sessions`, which refuses it.
+    pub(super) fn forget_sessions(&mut self, project: i64, ids: &hashbrown::HashSet<&str>) {
+        self.forget(|p, s| p == project && ids.contains(s));
+    }
+
+    /// Forgets everything held in memory of the sessions `doomed` names (by project and
+    /// session), as [`PendingIndex::forget_sessions`].
+    pub(super) fn forget(&mut self, doomed: impl Fn(i64, &str) -> bool) {
+        self.held.retain(|e| !doomed(e.project, &e.summary.session));
+        if self.held.is_empty() {
+            self.held_since = None;
+        }
+        self.keys.retain(|(p, s, _, _)| !doomed(*p, s));
+        self.pages.retain(|(p, s, _), _| !doomed(*p, s));
+        self.session_bytes.retain(|(p, s), _| !doomed(*p, s));
+        self.publish();
+    }
+
     /// Notes a batch whose entry became pending: its key takes part in duplicate checks, and
     /// its page's highest seq (`known` so far, from the map or `batch_keys`) covers it.
     pub(super) fn remember(&mut self, project: i64, s: &BatchSummary, known: i64) {

@@ -48,7 +48,7 @@ use self::writer::{PendingBatch, writer_loop};
 use crate::model::choose_range;
 use crate::shared::KeyCache;
 use crate::{
-    BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
+    AuditEntry, BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
     ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
 };
 
@@ -232,6 +232,35 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn rename_project(&self, project: i64, name: &str) -> Result<bool, Error> {
+        let renamed = queries::rename_project(&self.lock()?.conn, project, name)?;
+        self.forget_keys();
+        Ok(renamed)
+    }
+
+    fn delete_project(&self, project: i64) -> Result<bool, Error> {
+        // As `delete_sessions`: under the writer's lock, with nothing left pending.
+        let mut db = self.lock()?;
+        if db.index.len() > 0 {
+            flush_all(&mut db)?;
+        }
+        let Db { conn, index } = &mut *db;
+        let held: Vec<i64> = index.held.iter().filter(|e| e.project == project).map(|e| e.id).collect();
+        let deleted = queries::delete_project(conn, project, &held)?;
+        index.forget(|p, _| p == project);
+        drop(db);
+        self.forget_keys();
+        Ok(deleted)
+    }
+
+    fn project_settings(&self, project: i64) -> Result<Option<String>, Error> {
+        self.lookup(|c| queries::project_settings(c, project))
+    }
+
+    fn set_project_settings(&self, project: i64, settings: &str) -> Result<bool, Error> {
+        queries::set_project_settings(&self.lock()?.conn, project, settings)
+    }
+
     fn projects(&self) -> Result<Vec<Project>, Error> {
         queries::projects(&self.lock()?.conn)
     }
@@ -350,6 +379,39 @@ impl Storage for SqliteStorage {
         // Sessions deleted may come back (a resent batch): their stored bytes start over.
         db.index.forget_session_bytes();
         Ok(deleted)
+    }
+
+    fn delete_sessions(&self, project: i64, ids: &[String]) -> Result<u64, Error> {
+        // Under the main lock, as the writer's groups: no batch of these sessions is stored
+        // meanwhile, and every one stored before is indexed (or held) by now.
+        let mut db = self.lock()?;
+        if db.index.len() > 0 {
+            // The flush in `lock` failed: entries left pending would bring sessions back.
+            flush_all(&mut db)?;
+        }
+        let Db { conn, index } = &mut *db;
+        let doomed: hashbrown::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let held: Vec<i64> = index
+            .held
+            .iter()
+            .filter(|e| e.project == project && doomed.contains(e.summary.session.as_str()))
+            .map(|e| e.id)
+            .collect();
+        let deleted = queries::delete_sessions(conn, project, ids, &held)?;
+        index.forget_sessions(project, &doomed);
+        Ok(deleted)
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), Error> {
+        queries::append_audit(&self.lock()?.conn, entry)
+    }
+
+    fn audit_log(&self, project: i64, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        queries::audit_log(&self.lock()?.conn, project, before, limit)
+    }
+
+    fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
+        queries::delete_audit_before(&self.lock()?.conn, cutoff_ms)
     }
 
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use crate::model::IndexedBatch;
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
 use crate::{
-    Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, SessionFilter,
-    SessionRow, Usage,
+    AuditEntry, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS,
+    SessionFilter, SessionRow, Usage,
 };
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
@@ -199,6 +199,8 @@ pub(super) fn delete_sessions_before(conn: &mut Connection, cutoff_ms: u64) -> R
         [cutoff],
     )?;
     let n = tx.execute("DELETE FROM sessions WHERE received_ms < ?1", [cutoff])?;
+    // Sessions deleted on request are forgotten with the sessions of their age.
+    tx.execute("DELETE FROM deleted_sessions WHERE deleted_ms < ?1", [cutoff])?;
     tx.execute(
         "DELETE FROM error_groups WHERE NOT EXISTS (SELECT 1 FROM error_sessions s
             WHERE s.project_id = error_groups.project_id AND s.fingerprint = error_groups.fingerprint)",
@@ -206,6 +208,134 @@ pub(super) fn delete_sessions_before(conn: &mut Connection, cutoff_ms: u64) -> R
     )?;
     tx.commit()?;
     Ok(n as u64)
+}
+
+/// Deletes the sessions `ids` of `project` (index rows, logged bodies, keys, error sightings and
+/// facts; `held` are the log ids of their batches not indexed yet) and remembers their ids in
+/// `deleted_sessions`; returns how many had index rows. Error groups lose the deleted
+/// sessions' occurrences, and go when no session is left.
+pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String], held: &[i64]) -> Result<u64, Error> {
+    let tx = conn.transaction()?;
+    let now = to_i64(now_ms());
+    let mut n = 0;
+    {
+        let mut held_row = tx.prepare_cached("DELETE FROM batch_log WHERE id = ?1")?;
+        for id in held {
+            held_row.execute([id])?;
+        }
+        let mut bodies = tx.prepare_cached(
+            "DELETE FROM batch_log WHERE id IN (SELECT batch FROM batch_keys WHERE project_id = ?1 AND session_id = ?2)",
+        )?;
+        let mut keys = tx.prepare_cached("DELETE FROM batch_keys WHERE project_id = ?1 AND session_id = ?2")?;
+        let mut counts = tx.prepare_cached(
+            "UPDATE error_groups SET count = MAX(0, count - (SELECT e.count FROM error_sessions e
+                 WHERE e.project_id = ?1 AND e.session_id = ?2 AND e.fingerprint = error_groups.fingerprint))
+             WHERE project_id = ?1
+               AND fingerprint IN (SELECT fingerprint FROM error_sessions WHERE project_id = ?1 AND session_id = ?2)",
+        )?;
+        let mut sightings =
+            tx.prepare_cached("DELETE FROM error_sessions WHERE project_id = ?1 AND session_id = ?2")?;
+        let mut facts = tx.prepare_cached("DELETE FROM session_facts WHERE project_id = ?1 AND session_id = ?2")?;
+        let mut rows = tx.prepare_cached("DELETE FROM sessions WHERE project_id = ?1 AND id = ?2")?;
+        let mut tombstone = tx.prepare_cached(
+            "INSERT INTO deleted_sessions (project_id, session_id, deleted_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (project_id, session_id) DO UPDATE SET deleted_ms = excluded.deleted_ms",
+        )?;
+        for id in ids {
+            bodies.execute(params![project, id])?;
+            keys.execute(params![project, id])?;
+            counts.execute(params![project, id])?;
+            sightings.execute(params![project, id])?;
+            facts.execute(params![project, id])?;
+            n += rows.execute(params![project, id])? as u64;
+            tombstone.execute(params![project, id, now])?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM error_groups WHERE project_id = ?1 AND NOT EXISTS (SELECT 1 FROM error_sessions s
+            WHERE s.project_id = error_groups.project_id AND s.fingerprint = error_groups.fingerprint)",
+        [project],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Deletes a project and everything it holds (see [`crate::Storage::delete_project`]); `held`
+/// are the log ids of its batches not indexed yet.
+pub(super) fn delete_project(conn: &mut Connection, project: i64, held: &[i64]) -> Result<bool, Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut held_row = tx.prepare_cached("DELETE FROM batch_log WHERE id = ?1")?;
+        for id in held {
+            held_row.execute([id])?;
+        }
+    }
+    tx.execute("DELETE FROM batch_log WHERE id IN (SELECT batch FROM batch_keys WHERE project_id = ?1)", [project])?;
+    for table in [
+        "batch_keys",
+        "error_sessions",
+        "error_groups",
+        "session_facts",
+        "sessions",
+        "deleted_sessions",
+        "ingest_keys",
+        "artifacts",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE project_id = ?1"), [project])?;
+    }
+    let n = tx.execute("DELETE FROM projects WHERE id = ?1", [project])?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+pub(super) fn rename_project(conn: &Connection, project: i64, name: &str) -> Result<bool, Error> {
+    Ok(conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![project, name])? > 0)
+}
+
+pub(super) fn project_settings(conn: &Connection, project: i64) -> Result<Option<String>, Error> {
+    Ok(conn.query_row("SELECT settings FROM projects WHERE id = ?1", [project], |r| r.get(0)).optional()?)
+}
+
+pub(super) fn set_project_settings(conn: &Connection, project: i64, settings: &str) -> Result<bool, Error> {
+    Ok(conn.execute("UPDATE projects SET settings = ?2 WHERE id = ?1", params![project, settings])? > 0)
+}
+
+pub(super) fn append_audit(conn: &Connection, e: &AuditEntry) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (project_id, at_ms, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![e.project_id, to_i64(e.at_ms), e.actor, e.action, e.target, e.detail])?;
+    Ok(())
+}
+
+pub(super) fn audit_log(
+    conn: &Connection,
+    project: i64,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, Error> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT id, project_id, at_ms, actor, action, target, detail FROM audit_log
+             WHERE project_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?
+        .query_map(params![project, before.unwrap_or(i64::MAX), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                project_id: r.get(1)?,
+                at_ms: to_u64(r.get(2)?),
+                actor: r.get(3)?,
+                action: r.get(4)?,
+                target: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn delete_audit_before(conn: &Connection, cutoff_ms: u64) -> Result<u64, Error> {
+    Ok(conn.execute("DELETE FROM audit_log WHERE at_ms < ?1", [to_i64(cutoff_ms)])? as u64)
 }
 
 pub(super) fn mark_unrecovered_freezes(conn: &Connection, cutoff_ms: u64) -> Result<u64, Error> {

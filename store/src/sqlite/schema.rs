@@ -195,6 +195,27 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN dead_clicks INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN error_clicks INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN quick_backs INTEGER NOT NULL DEFAULT 0;",
+    // 14: sessions deleted on request (their batches are refused from then on), the audit log,
+    // and each project's own settings (JSON the server reads).
+    "CREATE TABLE deleted_sessions (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        deleted_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, session_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deleted_sessions_by_time ON deleted_sessions(deleted_ms);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
+    CREATE INDEX audit_log_by_time ON audit_log(at_ms);
+    ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

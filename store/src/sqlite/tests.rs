@@ -502,3 +502,29 @@ fn credential_lookups_do_not_wait_for_the_writer() {
         "the lookups see what was committed"
     );
 }
+
+#[test]
+fn deleting_a_session_drops_its_held_entries_and_reopening_does_not_bring_it_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        db.create_project("p").expect("project");
+        poison_session(&db, "bad");
+        assert_eq!(put_in(&db, "bad", 0), Stored::New);
+        assert_eq!(put_in(&db, "ok", 0), Stored::New);
+        assert_eq!(batches_of(&db, "ok"), Some(1));
+        assert_eq!(db.index_backlog().held, 1, "bad's batch is logged, not indexed");
+        // Deleted while only its held entry knows it: no index row, but its batch goes.
+        assert_eq!(db.delete_sessions(1, &["bad".into()]).expect("delete"), 0);
+        assert_eq!(db.index_backlog(), IndexBacklog::default(), "nothing held any more");
+        let s = BatchSummary { session: "bad".into(), page: "p".into(), seq: 1, ..BatchSummary::default() };
+        assert!(matches!(db.put_batch_blocking(1, &s, b"x"), Err(Error::SessionDeleted)), "its page is refused");
+        assert_eq!(db.batch_count().expect("count"), 1);
+    }
+    // The log row is gone too: opening again indexes nothing of it.
+    let db = SqliteStorage::open(dir.path()).expect("db");
+    assert_eq!(batches_of(&db, "bad"), None);
+    assert_eq!(batches_of(&db, "ok"), Some(1));
+    assert_eq!(db.batch_count().expect("count"), 1);
+    assert_eq!(db.batch_keys(1, "bad").expect("keys"), vec![]);
+}

@@ -278,6 +278,8 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
             "SELECT 1 FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3 AND seq = ?4",
         )?;
         let mut highest_indexed = tx.prepare_cached(HIGHEST_INDEXED_SEQ)?;
+        let mut deleted =
+            tx.prepare_cached("SELECT 1 FROM deleted_sessions WHERE project_id = ?1 AND session_id = ?2")?;
         let mut session_bytes = tx.prepare_cached("SELECT bytes FROM sessions WHERE project_id = ?1 AND id = ?2")?;
         for (i, p) in group.iter().enumerate() {
             let s = &p.summary;
@@ -285,7 +287,15 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
             let known = index.pages.get(&page).copied();
             let highest = match known {
                 Some(h) => h,
-                None => highest_indexed.query_row(params![p.project, s.session, s.page], |r| r.get::<_, i64>(0))?,
+                None => {
+                    // A page the writer knows is never of a deleted session (deletion forgets
+                    // its pages), so only unknown pages are looked up.
+                    if deleted.exists(params![p.project, s.session])? {
+                        outcomes.push(Err(Error::SessionDeleted));
+                        continue;
+                    }
+                    highest_indexed.query_row(params![p.project, s.session, s.page], |r| r.get::<_, i64>(0))?
+                }
             };
             // Past the highest stored: new (the usual case), without looking anything up.
             let fresh = i64::from(s.seq) > highest;

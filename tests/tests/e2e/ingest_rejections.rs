@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use replay_e2e::{Browser, Server};
 use replay_protocol::encode_batch;
 use replay_protocol::test_util::click_batch;
@@ -241,6 +241,51 @@ async fn a_recorder_whose_session_the_server_refuses_stops_sending() -> Result<(
         );
         ensure!(session_full_count(&server)? == counted, "the server saw more refused batches");
         ensure!(server.sessions()?.is_empty(), "nothing was stored");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
+
+/// A session deleted on request (issue 14 item 5) while its tab still records: the tab's next
+/// batches are refused (`410 session_deleted`), the recorder stops, and the session stays gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_deleted_while_its_tab_records_stays_deleted_and_the_recorder_stops() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let result = async {
+        browser.client.goto(&server.url("/demo?n=50")).await?;
+        browser.wait_for("return !!window.Replay", std::time::Duration::from_secs(10)).await?;
+        let flush = "const d = arguments[arguments.length - 1];
+                     window.Replay.flush().then(d, (e) => d({ error: String(e) }));";
+        let first = browser.eval_async(flush).await?;
+        ensure!(first["acked"].as_u64().unwrap_or(0) >= 1, "recorded: {first}");
+        let id = server.only_session_id()?;
+        let project = server.get_json("/api/v1/projects")?["projects"][0]["id"].as_i64().context("a project")?;
+        ureq::delete(&server.url(&format!("/api/v1/projects/{project}/sessions/{id}")))
+            .set("authorization", &format!("Bearer {}", replay_e2e::ADMIN_TOKEN))
+            .call()?;
+        ensure!(server.sessions()?.is_empty(), "deleted");
+        let change = "for (let i = 0; i < 50; i++) document.body.appendChild(document.createElement('p')).textContent = 'more ' + i;
+                      document.body.click(); return true;";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            browser.eval(change).await?;
+            if browser.eval_async(flush).await?["rejected"].as_u64().unwrap_or(0) > 0 {
+                break;
+            }
+            ensure!(std::time::Instant::now() < deadline, "the refusal never reached the recorder");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let before = browser.eval_async(flush).await?;
+        ensure!(before["error"].as_str().is_some_and(|e| e.contains("session_deleted")), "the page can tell why: {before}");
+        browser.eval(change).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let after = browser.eval_async(flush).await?;
+        ensure!(after["rejected"] == before["rejected"], "batches were still sent: {before} then {after}");
+        ensure!(server.sessions()?.is_empty(), "the tab did not bring the session back");
         Ok(())
     }
     .await;

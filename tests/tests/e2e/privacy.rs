@@ -164,6 +164,29 @@ async fn no_secret_leaves_the_page_by_default_and_each_opt_in_reveals_only_what_
     result
 }
 
+/// A team masks all text from the project's settings on the server, without touching the page's
+/// tag: the recorder fetches them at start (issue 14 item 2, remote settings). The test above
+/// shows the same page leaking the static text by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_settings_on_the_server_mask_all_text_without_redeploying_the_page() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let result = async {
+        let projects = server.get_json("/api/v1/projects")?;
+        let id = projects["projects"][0]["id"].as_i64().context("a project")?;
+        ureq::put(&server.url(&format!("/api/v1/projects/{id}/settings")))
+            .set("authorization", &format!("Bearer {}", replay_e2e::ADMIN_TOKEN))
+            .send_json(serde_json::json!({ "settings": { "mask_all_text": true } }))?;
+        let masked = sent_bytes(&server, &browser, "").await?;
+        ensure!(present(&masked).is_empty(), "the project masks all text: {:?}", present(&masked));
+        ensure!(!contains(&masked, "Checkout"), "the heading is masked too");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
+
 const TYPED_NAME: &str = "Augusta Byronette";
 const TYPED_EMAIL: &str = "augusta.byronette@example.org";
 const TYPED_ADDRESS: &str = "42 Difference Engine Lane";

@@ -50,6 +50,48 @@ fn postgres_and_s3_pass_the_storage_conformance_suite() -> Result<()> {
 }
 
 #[test]
+fn deleting_a_session_deletes_its_objects_and_only_its() -> Result<()> {
+    let pg = Postgres::start()?;
+    let s3 = ObjectStoreServer::start()?;
+    s3.wait_ready()?;
+    let (store, prefix) = object_store(&s3, "deletion")?;
+    let db = PostgresStorage::connect(PostgresOptions {
+        url: pg.url(),
+        schema: None,
+        store,
+        prefix: prefix.as_str().into(),
+        max_connections: 4,
+        ca_file: None,
+    })?;
+    let p = db.create_project("p")?;
+    for (session, user) in [("gone", "ada"), ("erased", "ada"), ("kept", "bob")] {
+        for seq in 0..3 {
+            let s = BatchSummary {
+                session: session.into(),
+                page: "page".into(),
+                seq,
+                start_ms: 1_000 + u64::from(seq),
+                end_ms: 1_000 + u64::from(seq),
+                received_ms: 1_000,
+                user: Some(user.into()),
+                ..BatchSummary::default()
+            };
+            db.put_batch_blocking(p.id, &s, b"body")?;
+        }
+    }
+    let objects = |session: &str| s3.objects_under(&format!("deletion/p{}/{session}", p.id));
+    ensure!(objects("gone")? == 3 && objects("kept")? == 3, "bodies are in the object store");
+    ensure!(db.delete_sessions(p.id, &["gone".into()])? == 1);
+    ensure!(objects("gone")? == 0, "the deleted session's objects are gone");
+    // An erasure of ada takes her other session, and nothing of bob's.
+    let erased = db.delete_user_sessions(p.id, "ada")?;
+    ensure!(erased == vec!["erased".to_string()], "{erased:?}");
+    ensure!(objects("erased")? == 0 && objects("kept")? == 3, "only the erased user's objects go");
+    ensure!(db.batches(p.id, "kept")?.len() == 3);
+    Ok(())
+}
+
+#[test]
 fn two_instances_share_one_store_and_one_survives_the_other_being_killed() -> Result<()> {
     let pg = Postgres::start()?;
     let s3 = ObjectStoreServer::start()?;

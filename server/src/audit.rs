@@ -1,0 +1,273 @@
+//! The audit log: who watched, exported or deleted which session, and who changed which
+//! setting, member or token, per project; kept `--audit-retention-days` (pruned by the
+//! housekeeping in `main.rs`), shown to the project's owners at `GET /viewer/p/{project}/audit`
+//! and `GET /api/v1/projects/{project}/audit`. The actor is [`Caller::label`].
+//!
+//! Deletions and setting changes are recorded by their handlers ([`append`]). Watching and
+//! exporting are recorded by [`record_reads`], a layer around the whole app that notes the
+//! successful answers of the reads that start a watch (a session's events from the start) or
+//! an export (rrweb, the offline export page), so the read handlers stay as they are.
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Router, http::Uri};
+use maud::html;
+use serde::{Deserialize, Serialize};
+
+use crate::access::{Caller, Capability, ProjectAccess, caller_of};
+use crate::auth;
+use crate::layout::{self, LIST_CSP, html_response};
+use crate::storage::{AuditEntry, Storage};
+use crate::{ApiError, AppState};
+
+/// Actions recorded.
+pub const SESSION_WATCH: &str = "session.watch";
+pub const SESSION_EXPORT: &str = "session.export";
+pub const SESSION_DELETE: &str = "session.delete";
+pub const USER_ERASE: &str = "user.erase";
+pub const PROJECT_CREATE: &str = "project.create";
+pub const PROJECT_RENAME: &str = "project.rename";
+pub const PROJECT_DELETE: &str = "project.delete";
+pub const PROJECT_SETTINGS: &str = "project.settings";
+pub const KEY_ROTATE: &str = "key.rotate";
+pub const KEY_REVOKE: &str = "key.revoke";
+pub const MEMBER_ROLE: &str = "member.role";
+pub const TOKEN_CREATE: &str = "token.create";
+pub const TOKEN_REVOKE: &str = "token.revoke";
+
+/// Entries one page or API answer lists at most.
+pub const PAGE_MAX: usize = 500;
+
+/// Who did it, as the log names them ([`Caller::label`]).
+pub fn actor(caller: &Caller) -> String {
+    caller.label()
+}
+
+/// A digest naming an erased user without keeping who they were: whoever knows the id can
+/// check that it was erased, the log alone does not tell it.
+pub fn user_digest(user: &str) -> String {
+    let digest = auth::digest(&format!("replay-erased-user\n{user}"));
+    format!("user sha256:{}", digest.get(..16).unwrap_or(&digest))
+}
+
+/// Appends an entry (now) to `project`'s log. A failure is logged, never the caller's failure:
+/// what was done stays done.
+pub fn append(storage: &dyn Storage, project: i64, actor: &str, action: &str, target: &str, detail: &str) {
+    let entry = AuditEntry {
+        id: 0,
+        project_id: project,
+        at_ms: replay_core::now_ms(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail: detail.to_owned(),
+    };
+    if let Err(e) = storage.append_audit(&entry) {
+        tracing::error!(error = %e, project, action, target, "writing the audit log failed");
+    }
+}
+
+/// [`append`] off the async workers.
+pub async fn record(
+    state: &AppState,
+    project: i64,
+    actor: String,
+    action: &'static str,
+    target: String,
+    detail: String,
+) {
+    let done = state
+        .blocking(move |s| {
+            append(s, project, &actor, action, &target, &detail);
+            Ok::<_, crate::Error>(())
+        })
+        .await;
+    if let Err(e) = done {
+        tracing::error!(error = %e, action, "writing the audit log failed");
+    }
+}
+
+/// Which read a request is, for the log: a watch (a session's events from the start) or an
+/// export, of which project and session. Only the project-scoped paths: the legacy unscoped
+/// ones redirect to them.
+fn audited_read(method: &Method, uri: &Uri) -> Option<(&'static str, i64, String)> {
+    if method != Method::GET {
+        return None;
+    }
+    let path = uri.path();
+    let query = uri.query().unwrap_or("");
+    let param = |name: &str| {
+        query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_owned)
+    };
+    if let Some(rest) = path.strip_prefix("/api/v1/projects/") {
+        let (project, rest) = rest.split_once('/')?;
+        let project = project.parse().ok()?;
+        let rest = rest.strip_prefix("sessions/")?;
+        if let Some(id) = rest.strip_suffix("/events") {
+            let from_start = param("from").is_none_or(|f| f == "0");
+            return from_start.then(|| (SESSION_WATCH, project, id.to_owned()));
+        }
+        if let Some(id) = rest.strip_suffix("/rrweb") {
+            return Some((SESSION_EXPORT, project, id.to_owned()));
+        }
+        return None;
+    }
+    let rest = path.strip_prefix("/viewer/p/")?;
+    let (project, rest) = rest.split_once('/')?;
+    let id = rest.strip_prefix("export/")?;
+    Some((SESSION_EXPORT, project.parse().ok()?, id.to_owned()))
+}
+
+/// Records the watches and exports that succeeded (see the module docs).
+pub async fn record_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some((action, project, id)) = audited_read(request.method(), request.uri()) else {
+        return next.run(request).await;
+    };
+    // The handler checks the caller and the ids: only a successful answer is recorded.
+    let headers: HeaderMap = request.headers().clone();
+    let response = next.run(request).await;
+    if response.status().is_success()
+        && let Ok(Some(caller)) = caller_of(&state, &headers).await
+    {
+        record(&state, project, actor(&caller), action, id, String::new()).await;
+    }
+    response
+}
+
+/// Query of the audit log.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries older than this id (the `next_before` of the previous page).
+    before: Option<i64>,
+    /// Entries answered: 100 when omitted, at most 500.
+    limit: Option<usize>,
+}
+
+/// Answer of `GET /api/v1/projects/{project}/audit`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditLog {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+    /// `before` of the next page; absent on the last one.
+    pub next_before: Option<i64>,
+}
+
+async fn read_log(state: &AppState, project: i64, before: Option<i64>, limit: usize) -> Result<AuditLog, ApiError> {
+    let limit = limit.clamp(1, PAGE_MAX);
+    let entries = state.blocking(move |s| s.audit_log(project, before, limit)).await?;
+    let next_before = if entries.len() == limit { entries.last().map(|e| e.id) } else { None };
+    Ok(AuditLog { entries, next_before })
+}
+
+/// `GET /api/v1/projects/{project}/audit`: the project's audit log, newest first (its
+/// owners').
+#[utoipa::path(get, path = "/api/v1/projects/{project}/audit", tag = "audit",
+    params(crate::api::ProjectPath, AuditQuery),
+    security(("admin_token" = []), ("login_cookie" = [])),
+    responses(
+        (status = 200, description = "Who watched, exported or deleted which session, who changed what; newest first.", body = AuditLog),
+        (status = 401, description = "No caller: neither a viewer login nor a token."),
+        (status = 403, description = "The caller is not an owner of the project (`forbidden`)."),
+        (status = 404, description = "No such project, or not the caller's."),
+        (status = 503, description = "Storage is unavailable; retry later."),
+    ))]
+pub async fn audit_api(
+    access: ProjectAccess,
+    State(state): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditLog>, ApiError> {
+    access.require(Capability::Manage)?;
+    Ok(Json(read_log(&state, access.project, q.before, q.limit.unwrap_or(100)).await?))
+}
+
+/// Query of the audit page.
+#[derive(Debug, Deserialize, Default)]
+pub struct AuditPageQuery {
+    before: Option<i64>,
+}
+
+/// `GET /viewer/p/{project}/audit`: the audit log of a project as a page (its owners').
+async fn audit_page(
+    access: ProjectAccess,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditPageQuery>,
+) -> Result<Response, ApiError> {
+    access.require(Capability::Manage)?;
+    let project = access.project;
+    let log = read_log(&state, project, q.before, 100).await?;
+    let content = html! {
+        h1 { "Audit log" }
+        p { "Who watched, exported or deleted which session, and who changed which setting, member or token, newest first." }
+        @if log.entries.is_empty() {
+            p id="status" { "Nothing recorded yet." }
+        } @else {
+            table id="audit" {
+                thead { tr { th { "When (UTC)" } th { "Who" } th { "What" } th { "Which" } th { "Detail" } } }
+                tbody {
+                    @for e in &log.entries {
+                        tr data-action=(e.action) {
+                            td { (crate::pages::format_time(e.at_ms)) }
+                            td { (e.actor) }
+                            td { (e.action) }
+                            td { (e.target) }
+                            td { (e.detail) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(before) = log.next_before {
+            nav.pager { a id="next" href={ "?before=" (before) } { "Older →" } }
+        }
+        p { a href={ "/viewer/p/" (project) "/settings" } { "Project settings" } }
+    };
+    let nav = crate::pages::project_nav(&state, &access).await?;
+    let markup = layout::project_page(
+        "Audit log",
+        layout::Nav::Settings,
+        &nav,
+        auth::form_token(&state, &headers).as_deref(),
+        content,
+    );
+    Ok(html_response(markup, LIST_CSP))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/viewer/p/{project}/audit", get(audit_page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_and_exports_are_told_from_other_reads() {
+        let read = |m: Method, u: &str| audited_read(&m, &u.parse().expect("uri"));
+        let watch = Some((SESSION_WATCH, 2, "s1".to_owned()));
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events"), watch);
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=0"), watch);
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=3"), None, "the rest of a watch");
+        let export = Some((SESSION_EXPORT, 2, "s1".to_owned()));
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/rrweb"), export);
+        assert_eq!(read(Method::GET, "/viewer/p/2/export/s1"), export);
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1"), None);
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/snapshot"), None);
+        assert_eq!(read(Method::GET, "/api/v1/projects/x/sessions/s1/rrweb"), None);
+        assert_eq!(read(Method::GET, "/viewer/p/2/player.html"), None);
+        assert_eq!(read(Method::POST, "/api/v1/projects/2/sessions/s1/events"), None);
+    }
+
+    #[test]
+    fn an_erased_user_is_named_by_a_digest_only() {
+        let d = user_digest("ada@example.com");
+        assert!(d.starts_with("user sha256:") && !d.contains("ada"), "{d}");
+        assert_eq!(d, user_digest("ada@example.com"));
+        assert_ne!(d, user_digest("bob@example.com"));
+    }
+}
