@@ -51,6 +51,7 @@ const options: Required<ReplayOptions> = {
   unmask: '.public-field',
   watchdog: true,
   profiling: false,
+  remoteSettings: true,
 };
 
 // The typings refuse what the recorder would not understand.
