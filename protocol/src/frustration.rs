@@ -1,9 +1,11 @@
 //! Frustration signals beside rage clicks ([`crate::rage`]): dead clicks, error clicks and quick
 //! backs, found in one batch's events.
 //!
-//! One definition shared by the session index (each batch's signals are counted at ingest, so
-//! sessions can be filtered by them) and the viewer (timeline marks). A batch is judged on its
-//! own, without the state of earlier batches, so ingest stays one pass with no lookups:
+//! One definition shared by the session index and the viewer (timeline marks). Ingest judges
+//! each batch on its own, without the state of earlier batches, so it stays one pass with no
+//! lookups; once a session is idle the server judges all its batches as one span and replaces
+//! those counts (`server/src/frustration.rs`), since a click and its effect are usually in
+//! different batches:
 //!
 //! - **error click**: a click followed within [`ERROR_WINDOW_MS`] by an uncaught error or an
 //!   unhandled rejection (counted once per click).

@@ -118,6 +118,9 @@ pub struct FileConfig {
     pub admin_password_file: Option<PathBuf>,
     /// Seconds after which a session frozen since its last batch is marked never recovered.
     pub freeze_timeout_secs: Option<u64>,
+    /// Seconds without a batch after which a session's frustration signals are judged over
+    /// the whole session.
+    pub settle_after_secs: Option<u64>,
     /// Batches per second per project, and burst.
     pub project_rate_per_second: Option<u32>,
     pub project_burst: Option<u32>,
@@ -176,6 +179,7 @@ pub struct Overrides {
     /// The `admin` password, already read from its file when one was named.
     pub admin_password: Option<String>,
     pub freeze_timeout_secs: Option<u64>,
+    pub settle_after_secs: Option<u64>,
     pub client_rate_per_second: Option<u32>,
     pub client_burst: Option<u32>,
     pub project_rate_per_second: Option<u32>,
@@ -208,6 +212,9 @@ pub struct Settings {
     pub admin_password: Option<String>,
     /// After this long without a batch, a frozen session is marked never recovered (at least 1 s).
     pub freeze_timeout: std::time::Duration,
+    /// After this long without a batch, a session's frustration signals are judged over the
+    /// whole session ([`crate::frustration`]; at least 1 s).
+    pub settle_after: std::time::Duration,
     pub config: Config,
 }
 
@@ -290,6 +297,9 @@ pub fn resolve(
         admin_password: cli.admin_password.or(file.admin_password).filter(|p| !p.is_empty()),
         freeze_timeout: std::time::Duration::from_secs(
             cli.freeze_timeout_secs.or(file.freeze_timeout_secs).unwrap_or(60).max(1),
+        ),
+        settle_after: std::time::Duration::from_secs(
+            cli.settle_after_secs.or(file.settle_after_secs).unwrap_or(60).max(1),
         ),
         config,
     })

@@ -48,6 +48,7 @@ pub mod config;
 pub mod deletion;
 pub mod demo;
 pub mod errors_page;
+pub mod frustration;
 pub mod ingest;
 pub mod interop;
 pub mod layout;

@@ -102,6 +102,10 @@ struct Cli {
     /// "froze, never recovered" (default 60).
     #[arg(long, env = "REPLAY_FREEZE_TIMEOUT_SECS", global = true)]
     freeze_timeout_secs: Option<u64>,
+    /// Seconds without a batch after which a session's frustration signals (dead clicks, error
+    /// clicks, quick backs) are judged over the whole session (default 60).
+    #[arg(long, env = "REPLAY_SETTLE_AFTER_SECS", global = true)]
+    settle_after_secs: Option<u64>,
     /// Scale-out storage: PostgreSQL for the session index (`postgres://user:pass@host/db`);
     /// needs --object-store-url. Several instances may share both.
     #[arg(long, env = "REPLAY_POSTGRES_URL", hide_env_values = true, global = true)]
@@ -430,6 +434,7 @@ fn main() -> anyhow::Result<()> {
             admin_token: cli.admin_token.clone(),
             admin_password: cli.admin_password.clone(),
             freeze_timeout_secs: cli.freeze_timeout_secs,
+            settle_after_secs: cli.settle_after_secs,
             client_rate_per_second: cli.client_rate,
             client_burst: cli.client_burst,
             project_rate_per_second: cli.project_rate,
@@ -665,6 +670,7 @@ async fn serve(settings: Settings, storage: Arc<dyn Storage>) -> anyhow::Result<
     tracing::info!(%addr, storage = %backend, retention_days = settings.config.retention_days, "serving");
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(unrecovered_freezes(state.clone(), settings.freeze_timeout));
+    tokio::spawn(settle_frustration(state.clone(), settings.settle_after));
     let app = replay_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
@@ -722,6 +728,26 @@ async fn unrecovered_freezes(state: AppState, timeout: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "froze and never recovered"),
             Err(e) => tracing::error!(error = %e, "checking unrecovered freezes failed"),
+        }
+    }
+}
+
+/// Judges the frustration signals of sessions idle for `after` over the whole session (see
+/// `replay_server::frustration`), a round a few times per `after`, each round bounded.
+async fn settle_frustration(state: AppState, after: Duration) {
+    let mut tick = tokio::time::interval((after / 4).clamp(Duration::from_secs(1), Duration::from_secs(15)));
+    let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        tick.tick().await;
+        let cutoff = replay_core::now_ms().saturating_sub(after_ms);
+        let (limits, max_read) = (state.config.limits, state.config.max_read_bytes);
+        let round = state.blocking(move |s| {
+            replay_server::frustration::settle(s, &limits, max_read, cutoff, Duration::from_secs(5))
+        });
+        match round.await {
+            Ok(r) if r == replay_server::frustration::Round::default() => {}
+            Ok(r) => tracing::debug!(judged = r.judged, skipped = r.skipped, raced = r.raced, "frustration settled"),
+            Err(e) => tracing::error!(error = %e, "settling frustration signals failed"),
         }
     }
 }

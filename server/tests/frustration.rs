@@ -2,6 +2,7 @@
 //! dead click, one with an error click, one with a quick back, and a calm one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -113,4 +114,69 @@ async fn dead_clicks_error_clicks_and_quick_backs_are_counted_and_filterable() {
     assert_eq!(res.status(), StatusCode::OK);
     let page = String::from_utf8(res.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
     assert!(page.contains("(1 error)") && !page.contains("(1 dead)"), "{page}");
+}
+
+/// The recorder cuts a batch about every second, so a click and what follows it usually land in
+/// different batches: each batch judged alone counts nothing, and the whole-session judgement
+/// of an idle session (`replay_server::frustration::settle`) finds them.
+#[tokio::test]
+async fn signals_split_across_batches_are_counted_once_the_session_is_idle() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let created = storage.create_project("p").expect("project");
+    let (project, key) = (created.id, created.ingest_key);
+    replay_server::auth::bootstrap(storage.as_ref(), Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    let app = app(AppState::new(Arc::clone(&storage) as Arc<dyn Storage>, Config::default()));
+    let focus = EventData::Focus(Focus { id: 9, focused: true });
+    let error = EventData::Error(ErrorEvent {
+        kind: ErrorKind::Uncaught,
+        message: "boom".into(),
+        stack: String::new(),
+        source: String::new(),
+        line: 0,
+        column: 0,
+        count: 1,
+    });
+    let nav = |kind, url: &str| EventData::Navigation(Navigation { url: url.into(), kind });
+    let answered = EventData::Mutation(Mutation { removes: vec![3], ..Mutation::default() });
+    // Each session: one batch ending with the click (or the push), the next one with what followed.
+    let split = |id: &str, n: u64, before: Vec<(u32, EventData)>, after: Vec<(u32, EventData)>| {
+        let first = session(id, n, before);
+        let mut second = Batch::new(id, "page-1", 1, first.end);
+        second.events = after.into_iter().map(|(t, e)| at(t, e)).collect();
+        second.end = second.start + 10_000;
+        [first, second]
+    };
+    let sessions = [
+        split("dead", 0, vec![(9_000, focus.clone()), (9_050, click())], vec![(3_000, answered.clone())]),
+        split("error", 1, vec![(9_900, click())], vec![(100, error)]),
+        split(
+            "back",
+            2,
+            vec![(9_500, nav(NavigationKind::Push, "https://shop.test/item/7"))],
+            vec![(1_000, nav(NavigationKind::Pop, "https://shop.test/list"))],
+        ),
+        split("calm", 3, vec![(9_000, focus), (9_050, click())], vec![(0, answered)]),
+    ];
+    for b in sessions.iter().flatten() {
+        let req = Request::post("/api/v1/ingest")
+            .header("x-replay-key", &key)
+            .body(Body::from(encode_batch(b).expect("encode")))
+            .expect("request");
+        assert_eq!(call(&app, req).await.0, StatusCode::OK);
+    }
+    for filter in ["has_dead_click=true", "has_error_click=true", "has_quick_back=true"] {
+        assert_eq!(ids(&app, project, filter).await, Vec::<String>::new(), "no batch sees {filter} alone");
+    }
+    let limits = replay_protocol::Limits::default();
+    let settle = |cutoff| {
+        replay_server::frustration::settle(storage.as_ref(), &limits, 64 << 20, cutoff, Duration::from_secs(60))
+            .expect("settle")
+    };
+    let now = replay_core::now_ms();
+    assert_eq!(settle(now - 60_000).judged, 0, "sessions still receiving are left alone");
+    assert_eq!(settle(now + 1_000).judged, 4);
+    assert_eq!(ids(&app, project, "has_dead_click=true").await, ["dead"]);
+    assert_eq!(ids(&app, project, "has_error_click=true").await, ["error"]);
+    assert_eq!(ids(&app, project, "has_quick_back=true").await, ["back"]);
+    assert_eq!(settle(now + 1_000), replay_server::frustration::Round::default(), "judged once");
 }

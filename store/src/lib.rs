@@ -44,8 +44,8 @@ pub use error::Error;
 pub use model::{Artifact, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_NAME, MAX_ARTIFACTS_PER_RELEASE};
 pub use model::{
     AuditEntry, BatchBody, BatchRange, COMMON_VALUES, CommonValue, ENVIRONMENT_SAMPLE, ERASE_ROUND, ErrorGroup,
-    FactComparison, IndexBacklog, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS, RangeRequest, SessionFilter,
-    SessionRow, Stored, Usage,
+    FactComparison, FrustrationCounts, IndexBacklog, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS,
+    RangeRequest, SessionFilter, SessionRow, Stored, Unsettled, Usage,
 };
 pub use postgres::{PostgresOptions, PostgresStorage};
 pub use shared::KEY_CACHE_TTL;
@@ -181,6 +181,20 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     /// Marks "froze, never recovered" the sessions whose latest freeze has no end and whose
     /// last batch was received before `cutoff_ms`; returns how many were marked.
     fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Sessions whose frustration counts are still the sum of each batch's own judgement (a
+    /// click in one batch and its effect in the next are not seen) and whose last batch was
+    /// received before `cutoff_ms`: at most `limit`, idle longest first.
+    fn unsettled_sessions(&self, cutoff_ms: u64, limit: usize) -> Result<Vec<Unsettled>, Error>;
+    /// Replaces a session's frustration counts by the judgement over all its batches (`None`
+    /// keeps them: the session could not be judged) and marks it settled, only if it still has
+    /// `batches` batches (a later batch has it judged again). Returns whether it was written.
+    fn settle_frustration(
+        &self,
+        project: i64,
+        session: &str,
+        batches: u64,
+        counts: Option<FrustrationCounts>,
+    ) -> Result<bool, Error>;
     /// Error groups of a project, most recently seen first.
     fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error>;
     /// Each environment fact of a session, with how many sessions share its value and which

@@ -328,3 +328,21 @@ pub struct AuditEntry {
 /// Most sessions [`crate::Storage::delete_user_sessions`] deletes in one round (it runs rounds
 /// until none is left).
 pub const ERASE_ROUND: usize = 500;
+
+/// A session whose frustration counts were summed batch by batch and not yet judged over the
+/// whole session (see [`crate::Storage::unsettled_sessions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    pub project: i64,
+    pub session: String,
+    /// The session's batch count when listed: the judgement is written only if it still is.
+    pub batches: u64,
+}
+
+/// A session's frustration counts ([`replay_protocol::frustration`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrustrationCounts {
+    pub dead_clicks: u64,
+    pub error_clicks: u64,
+    pub quick_backs: u64,
+}

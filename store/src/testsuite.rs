@@ -8,8 +8,8 @@
 //! server does not enable).
 
 use crate::{
-    AuditEntry, BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, ProjectQuota, RangeRequest,
-    SessionFilter, Storage, Stored,
+    AuditEntry, BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, FrustrationCounts, ProjectQuota,
+    RangeRequest, SessionFilter, Storage, Stored, Unsettled,
 };
 
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
@@ -79,6 +79,47 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     erasing_a_user_deletes_every_session_of_theirs_and_only_theirs(&make());
     the_audit_log_is_per_project_newest_first_and_pruned(&make());
     projects_are_renamed_configured_and_deleted_with_everything_they_hold(&make());
+    idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(&make());
+}
+
+fn idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(db: &impl Storage) {
+    let p = db.create_project("shop").expect("p");
+    let other = db.create_project("blog").expect("other");
+    let mut first = summary("s", "p", 0, 1_000);
+    first.dead_clicks = 1;
+    db.put_batch_blocking(p.id, &first, b"0").expect("put");
+    db.put_batch_blocking(p.id, &summary("s", "p", 1, 2_000), b"1").expect("put");
+    db.put_batch_blocking(other.id, &summary("s", "p", 0, 9_000), b"0").expect("put");
+    let listed = |cutoff| db.unsettled_sessions(cutoff, 10).expect("list");
+    assert_eq!(listed(2_000), [], "received after the cutoff: still going");
+    let want = Unsettled { project: p.id, session: "s".into(), batches: 2 };
+    assert_eq!(listed(5_000), std::slice::from_ref(&want));
+    assert_eq!(db.unsettled_sessions(20_000, 1).expect("list"), [want], "bounded, idle longest first");
+    // A batch that arrived after the listing: the judgement is stale and not written.
+    db.put_batch_blocking(p.id, &summary("s", "p", 2, 3_000), b"2").expect("put");
+    let counts = FrustrationCounts { dead_clicks: 0, error_clicks: 2, quick_backs: 1 };
+    assert!(!db.settle_frustration(p.id, "s", 2, Some(counts)).expect("settle"));
+    assert_eq!(db.session(p.id, "s").expect("q").expect("row").dead_clicks, 1, "untouched");
+    assert!(db.settle_frustration(p.id, "s", 3, Some(counts)).expect("settle"));
+    let row = db.session(p.id, "s").expect("q").expect("row");
+    assert_eq!((row.dead_clicks, row.error_clicks, row.quick_backs), (0, 2, 1), "replaced, not added");
+    assert_eq!(db.session(other.id, "s").expect("q").expect("row").error_clicks, 0, "projects are apart");
+    let ids = |f: SessionFilter| -> Vec<String> {
+        db.find_sessions(p.id, &f, 10, 0).expect("find").into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(SessionFilter { has_error_click: true, ..Default::default() }), ["s"]);
+    assert_eq!(ids(SessionFilter { has_dead_click: true, ..Default::default() }), Vec::<String>::new());
+    assert_eq!(listed(20_000).iter().map(|u| u.project).collect::<Vec<_>>(), [other.id], "settled");
+    // Another batch: summed on top until the session is judged again.
+    let mut late = summary("s", "p", 3, 4_000);
+    late.dead_clicks = 1;
+    db.put_batch_blocking(p.id, &late, b"3").expect("put");
+    assert_eq!(db.session(p.id, "s").expect("q").expect("row").dead_clicks, 1);
+    assert_eq!(listed(20_000).len(), 2);
+    // One that cannot be judged is marked settled with its counts kept, so it is not retried.
+    assert!(db.settle_frustration(p.id, "s", 4, None).expect("settle"));
+    assert_eq!(db.session(p.id, "s").expect("q").expect("row").dead_clicks, 1);
+    assert_eq!(listed(20_000).len(), 1);
 }
 
 fn release_artifacts_are_kept_per_project_and_release_and_capped(db: &impl Storage) {

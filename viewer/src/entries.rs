@@ -62,8 +62,7 @@ fn scripts(out: &mut String, scripts: &[ScriptTiming]) {
 
 /// The frustration signals of `events` ([`replay_protocol::frustration`]) as a JSON array of
 /// `{t, k}` with `k` one of `dead`, `error`, `back`, for the timeline. Judged over the loaded
-/// events as one span (the session index judges each batch on its own, so a click at the end of
-/// a batch may be marked here and not counted there).
+/// events as one span, as the server judges an idle session (`server/src/frustration.rs`).
 pub fn frustration(events: &[TimedEvent]) -> String {
     use replay_protocol::frustration::{Signal, detect};
     let end = events.iter().map(|e| e.time).max().unwrap_or(0);

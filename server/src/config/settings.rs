@@ -164,6 +164,14 @@ pub const SETTINGS: &[Setting] = &[
          recovered\"",
     ),
     all(
+        "--settle-after-secs",
+        "REPLAY_SETTLE_AFTER_SECS",
+        "settle_after_secs",
+        "60",
+        "a session that received nothing for this long has its frustration signals (dead clicks, \
+         error clicks, quick backs) judged over the whole session, replacing the per-batch counts",
+    ),
+    all(
         "--admin-token",
         "REPLAY_ADMIN_TOKEN",
         "admin_token",
@@ -376,6 +384,7 @@ mod tests {
                 "max_inflight_bytes" => c.max_inflight_bytes?,
                 "max_session_bytes" => c.max_session_bytes?,
                 "freeze_timeout_secs" => d.freeze_timeout.as_secs(),
+                "settle_after_secs" => d.settle_after.as_secs(),
                 "postgres_max_connections" => max_connections as u64,
                 _ => return None,
             })

@@ -465,6 +465,48 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn unsettled_sessions(&self, cutoff_ms: u64, limit: usize) -> Result<Vec<crate::Unsettled>, Error> {
+        self.block(move |e| async move { e.unsettled_sessions(cutoff_ms, limit).await })
+    }
+
+    fn settle_frustration(
+        &self,
+        project: i64,
+        session: &str,
+        batches: u64,
+        counts: Option<crate::FrustrationCounts>,
+    ) -> Result<bool, Error> {
+        let session = text(session);
+        let batches = to_i64(batches);
+        let n = self.block(move |e| async move {
+            match counts {
+                Some(c) => {
+                    e.execute(
+                        "UPDATE sessions SET dead_clicks = $4, error_clicks = $5, quick_backs = $6,
+                         settled_batches = $3 WHERE project_id = $1 AND id = $2 AND batches = $3",
+                        params![
+                            project,
+                            session,
+                            batches,
+                            to_i64(c.dead_clicks),
+                            to_i64(c.error_clicks),
+                            to_i64(c.quick_backs)
+                        ],
+                    )
+                    .await
+                }
+                None => {
+                    e.execute(
+                        "UPDATE sessions SET settled_batches = $3 WHERE project_id = $1 AND id = $2 AND batches = $3",
+                        params![project, session, batches],
+                    )
+                    .await
+                }
+            }
+        })?;
+        Ok(n > 0)
+    }
+
     fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
         self.block(move |e| async move { e.error_groups(project, limit).await })
     }

@@ -13,7 +13,7 @@ use super::{Engine, text};
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
 use crate::{
     AuditEntry, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS,
-    SessionFilter, SessionRow,
+    SessionFilter, SessionRow, Unsettled,
 };
 
 impl Engine {
@@ -328,6 +328,18 @@ impl Engine {
                 detail: r.get(6),
             })
             .collect())
+    }
+
+    pub(super) async fn unsettled_sessions(&self, cutoff_ms: u64, limit: usize) -> Result<Vec<Unsettled>, Error> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT project_id, id, batches FROM sessions
+                 WHERE batches > settled_batches AND received_ms < $1 ORDER BY received_ms LIMIT $2",
+                &[&to_i64(cutoff_ms), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| Unsettled { project: r.get(0), session: r.get(1), batches: to_u64(r.get(2)) }).collect())
     }
 
     pub(super) async fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {

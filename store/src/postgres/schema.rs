@@ -179,6 +179,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
     CREATE INDEX audit_log_by_time ON audit_log(at_ms);
     ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    // 10: frustration counts judged over the whole session once it is idle (`settled_batches`:
+    // the batch count at that judgement; more batches since mean it is judged again).
+    "ALTER TABLE sessions ADD COLUMN settled_batches BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_unsettled ON sessions(received_ms) WHERE batches > settled_batches;",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

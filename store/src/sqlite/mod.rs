@@ -418,6 +418,20 @@ impl Storage for SqliteStorage {
         queries::mark_unrecovered_freezes(&self.lock()?.conn, cutoff_ms)
     }
 
+    fn unsettled_sessions(&self, cutoff_ms: u64, limit: usize) -> Result<Vec<crate::Unsettled>, Error> {
+        queries::unsettled_sessions(&self.lock()?.conn, cutoff_ms, limit)
+    }
+
+    fn settle_frustration(
+        &self,
+        project: i64,
+        session: &str,
+        batches: u64,
+        counts: Option<crate::FrustrationCounts>,
+    ) -> Result<bool, Error> {
+        queries::settle_frustration(&self.lock()?.conn, project, session, batches, counts)
+    }
+
     fn error_groups(&self, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {
         queries::error_groups(&self.lock()?.conn, project, limit)
     }

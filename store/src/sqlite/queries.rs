@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use crate::model::IndexedBatch;
 use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
 use crate::{
-    AuditEntry, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS,
-    SessionFilter, SessionRow, Usage,
+    AuditEntry, Error, ErrorGroup, FactComparison, FrustrationCounts, IngestKey, Project, ProjectQuota,
+    RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Unsettled, Usage,
 };
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
@@ -345,6 +345,47 @@ pub(super) fn mark_unrecovered_freezes(conn: &Connection, cutoff_ms: u64) -> Res
         [to_i64(cutoff_ms)],
     )?;
     Ok(n as u64)
+}
+
+pub(super) fn unsettled_sessions(conn: &Connection, cutoff_ms: u64, limit: usize) -> Result<Vec<Unsettled>, Error> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT project_id, id, batches FROM sessions
+             WHERE batches > settled_batches AND received_ms < ?1 ORDER BY received_ms LIMIT ?2",
+        )?
+        .query_map(params![to_i64(cutoff_ms), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(Unsettled { project: r.get(0)?, session: r.get(1)?, batches: to_u64(r.get(2)?) })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn settle_frustration(
+    conn: &Connection,
+    project: i64,
+    session: &str,
+    batches: u64,
+    counts: Option<FrustrationCounts>,
+) -> Result<bool, Error> {
+    let n = match counts {
+        Some(c) => conn.execute(
+            "UPDATE sessions SET dead_clicks = ?4, error_clicks = ?5, quick_backs = ?6, settled_batches = ?3
+             WHERE project_id = ?1 AND id = ?2 AND batches = ?3",
+            params![
+                project,
+                session,
+                to_i64(batches),
+                to_i64(c.dead_clicks),
+                to_i64(c.error_clicks),
+                to_i64(c.quick_backs)
+            ],
+        )?,
+        None => conn.execute(
+            "UPDATE sessions SET settled_batches = ?3 WHERE project_id = ?1 AND id = ?2 AND batches = ?3",
+            params![project, session, to_i64(batches)],
+        )?,
+    };
+    Ok(n > 0)
 }
 
 pub(super) fn error_groups(conn: &Connection, project: i64, limit: usize) -> Result<Vec<ErrorGroup>, Error> {

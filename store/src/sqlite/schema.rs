@@ -216,6 +216,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
     CREATE INDEX audit_log_by_time ON audit_log(at_ms);
     ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    // 15: frustration counts judged over the whole session once it is idle (`settled_batches`:
+    // the batch count at that judgement; more batches since mean it is judged again).
+    "ALTER TABLE sessions ADD COLUMN settled_batches INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_unsettled ON sessions(received_ms) WHERE batches > settled_batches;",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
