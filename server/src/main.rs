@@ -716,15 +716,15 @@ async fn housekeeping(state: AppState) {
 }
 
 /// Marks sessions "froze, never recovered": their page sent a `freeze_started` marker (from
-/// the recorder's worker) and then nothing for `timeout`, so the tab was killed or closed
-/// while frozen. Checked a few times per timeout.
+/// the recorder's worker) and then nothing for their project's freeze timeout (`timeout`, the
+/// server's, unless the project has its own), so the tab was killed or closed while frozen.
+/// Checked a few times per server timeout, at least every 15 s.
 async fn unrecovered_freezes(state: AppState, timeout: Duration) {
     let mut tick = tokio::time::interval((timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15)));
-    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     loop {
         tick.tick().await;
-        let cutoff = replay_core::now_ms().saturating_sub(timeout_ms);
-        match state.blocking(move |s| s.mark_unrecovered_freezes(cutoff)).await {
+        let now = replay_core::now_ms();
+        match state.blocking(move |s| replay_server::projects::mark_unrecovered_freezes(s, now, timeout)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "froze and never recovered"),
             Err(e) => tracing::error!(error = %e, "checking unrecovered freezes failed"),

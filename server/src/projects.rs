@@ -372,6 +372,22 @@ pub fn apply_retention(storage: &dyn Storage, now_ms: u64) -> Result<u64, Error>
     Ok(deleted)
 }
 
+/// Marks "froze, never recovered" the sessions that froze and then sent nothing for their
+/// project's freeze timeout (its own setting, or `default` the server's). Returns how many.
+pub fn mark_unrecovered_freezes(
+    storage: &dyn Storage,
+    now_ms: u64,
+    default: std::time::Duration,
+) -> Result<u64, Error> {
+    let mut marked = 0;
+    for p in storage.projects()? {
+        let own = storage.project_settings(p.id)?.and_then(|s| ProjectSettings::parse(&s).freeze_timeout_secs);
+        let timeout_ms = own.map_or(u64::try_from(default.as_millis()).unwrap_or(u64::MAX), |s| u64::from(s) * 1_000);
+        marked += storage.mark_unrecovered_freezes(p.id, now_ms.saturating_sub(timeout_ms))?;
+    }
+    Ok(marked)
+}
+
 /// A project in the list.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectItem {

@@ -378,6 +378,42 @@ fn a_projects_own_retention_deletes_its_old_sessions_only() {
     assert!(storage.session(default.id, "old").expect("q").is_some(), "the server's retention applies to the other");
 }
 
+#[test]
+fn a_projects_own_freeze_timeout_decides_when_a_frozen_session_is_marked() {
+    let storage = SqliteStorage::in_memory().expect("db");
+    let patient = storage.create_project("patient").expect("p");
+    let default = storage.create_project("default").expect("p");
+    let quick = storage.create_project("quick").expect("p");
+    // Each froze, and its last batch came 120 s before `now`.
+    let now = T0 + 200_000;
+    let s = BatchSummary {
+        session: "frozen".into(),
+        page: "p".into(),
+        start_ms: T0,
+        end_ms: T0 + 80_000,
+        received_ms: now - 120_000,
+        freezes: 1,
+        freeze_started_ms: T0 + 80_000,
+        ..BatchSummary::default()
+    };
+    for p in [patient.id, default.id, quick.id] {
+        let (reply, stored) = std::sync::mpsc::sync_channel(1);
+        let body = BatchBody { bytes: b"x".to_vec().into(), gzip: false };
+        storage.put_batch(p, s.clone(), body, Box::new(move |r| drop(reply.send(r))));
+        stored.recv().expect("answered").expect("stored");
+    }
+    storage.set_project_settings(patient.id, r#"{"freeze_timeout_secs":300}"#).expect("settings");
+    storage.set_project_settings(quick.id, r#"{"freeze_timeout_secs":5}"#).expect("settings");
+    let mark = |timeout| replay_server::projects::mark_unrecovered_freezes(&storage, now, timeout).expect("mark");
+    // The server's timeout (180 s) has not passed; the quick project's own (5 s) has.
+    assert_eq!(mark(std::time::Duration::from_secs(180)), 1);
+    let marked = |p: i64| storage.session(p, "frozen").expect("q").expect("row").never_recovered;
+    assert_eq!((marked(patient.id), marked(default.id), marked(quick.id)), (false, false, true));
+    // The server's 60 s has passed: the default project too, never the one that waits 300 s.
+    assert_eq!(mark(std::time::Duration::from_secs(60)), 1);
+    assert_eq!((marked(patient.id), marked(default.id)), (false, true));
+}
+
 #[tokio::test]
 async fn the_recorder_reads_its_projects_settings_with_the_public_key() {
     let (app, storage, project) = setup();

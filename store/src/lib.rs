@@ -178,9 +178,9 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     fn audit_log(&self, project: i64, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
     /// Deletes audit entries older than `cutoff_ms` in all projects; returns how many.
     fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
-    /// Marks "froze, never recovered" the sessions whose latest freeze has no end and whose
-    /// last batch was received before `cutoff_ms`; returns how many were marked.
-    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Marks "froze, never recovered" the sessions of `project` whose latest freeze has no end
+    /// and whose last batch was received before `cutoff_ms`; returns how many were marked.
+    fn mark_unrecovered_freezes(&self, project: i64, cutoff_ms: u64) -> Result<u64, Error>;
     /// Sessions whose frustration counts are still the sum of each batch's own judgement (a
     /// click in one batch and its effect in the next are not seen) and whose last batch was
     /// received before `cutoff_ms`: at most `limit`, idle longest first.

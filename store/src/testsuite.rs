@@ -523,9 +523,11 @@ fn freezes_are_indexed_and_an_unended_one_is_marked_never_recovered(db: &impl St
     frozen.freeze_started_ms = 5_500;
     db.put_batch_blocking(p.id, &frozen, b"1").expect("put");
 
-    assert_eq!(db.mark_unrecovered_freezes(5_000).expect("mark"), 0, "received after the cutoff: still waiting");
-    assert_eq!(db.mark_unrecovered_freezes(10_000).expect("mark"), 1);
-    assert_eq!(db.mark_unrecovered_freezes(10_000).expect("mark"), 0, "marked once");
+    assert_eq!(db.mark_unrecovered_freezes(p.id, 5_000).expect("mark"), 0, "received after the cutoff: still waiting");
+    let other = db.create_project("other").expect("other");
+    assert_eq!(db.mark_unrecovered_freezes(other.id, 10_000).expect("mark"), 0, "another project's sessions");
+    assert_eq!(db.mark_unrecovered_freezes(p.id, 10_000).expect("mark"), 1);
+    assert_eq!(db.mark_unrecovered_freezes(p.id, 10_000).expect("mark"), 0, "marked once");
     let recovered = db.session(p.id, "recovered").expect("q").expect("row");
     assert_eq!((recovered.freezes, recovered.longest_freeze_ms, recovered.never_recovered), (1, 2_000, false));
     assert_eq!(recovered.freeze_culprit, "computeBestValue (https://shop.test/app.js:87:13)");

@@ -454,12 +454,13 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {
+    fn mark_unrecovered_freezes(&self, project: i64, cutoff_ms: u64) -> Result<u64, Error> {
         self.block(move |e| async move {
             e.execute(
                 "UPDATE sessions SET never_recovered = TRUE
-                 WHERE NOT never_recovered AND freeze_started_ms > freeze_ended_ms AND received_ms < $1",
-                params![to_i64(cutoff_ms)],
+                 WHERE NOT never_recovered AND freeze_started_ms > freeze_ended_ms AND received_ms < $1
+                   AND project_id = $2",
+                params![to_i64(cutoff_ms), project],
             )
             .await
         })

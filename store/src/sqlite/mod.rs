@@ -414,8 +414,8 @@ impl Storage for SqliteStorage {
         queries::delete_audit_before(&self.lock()?.conn, cutoff_ms)
     }
 
-    fn mark_unrecovered_freezes(&self, cutoff_ms: u64) -> Result<u64, Error> {
-        queries::mark_unrecovered_freezes(&self.lock()?.conn, cutoff_ms)
+    fn mark_unrecovered_freezes(&self, project: i64, cutoff_ms: u64) -> Result<u64, Error> {
+        queries::mark_unrecovered_freezes(&self.lock()?.conn, project, cutoff_ms)
     }
 
     fn unsettled_sessions(&self, cutoff_ms: u64, limit: usize) -> Result<Vec<crate::Unsettled>, Error> {

@@ -338,11 +338,12 @@ pub(super) fn delete_audit_before(conn: &Connection, cutoff_ms: u64) -> Result<u
     Ok(conn.execute("DELETE FROM audit_log WHERE at_ms < ?1", [to_i64(cutoff_ms)])? as u64)
 }
 
-pub(super) fn mark_unrecovered_freezes(conn: &Connection, cutoff_ms: u64) -> Result<u64, Error> {
+pub(super) fn mark_unrecovered_freezes(conn: &Connection, project: i64, cutoff_ms: u64) -> Result<u64, Error> {
     let n = conn.execute(
         "UPDATE sessions SET never_recovered = 1
-         WHERE never_recovered = 0 AND freeze_started_ms > freeze_ended_ms AND received_ms < ?1",
-        [to_i64(cutoff_ms)],
+         WHERE never_recovered = 0 AND freeze_started_ms > freeze_ended_ms AND received_ms < ?1
+           AND project_id = ?2",
+        params![to_i64(cutoff_ms), project],
     )?;
     Ok(n as u64)
 }
