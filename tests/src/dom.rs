@@ -10,6 +10,8 @@ use anyhow::{Result, bail};
 /// (CSSOM edits, `@import`) written as their sheet's rules, adopted sheets as
 /// `<style data-replay-adopted>` last in the head or shadow root, and each same-origin frame's
 /// document (normalized the same way) as its element's `srcdoc` (see `protocol/src/html.rs`).
+/// What a replay adds for the recorded pointer and focus (`data-replay-hover` and the like, and
+/// the sheet that uses them) is not the page's and is left out.
 pub const NORMALIZE_JS: &str = r#"
 function __replayNormalize(doc, depth) {
   depth = depth || 0;
@@ -57,6 +59,8 @@ function __replayNormalize(doc, depth) {
   // Adopted sheets: one `<style data-replay-adopted>` each, last in the head or shadow root.
   const adopted = (root, into) => {
     for (const sheet of root.adoptedStyleSheets || []) {
+      // The viewer's own sheet of `:hover`/`:focus` stand-ins (viewer/static/render.js).
+      if (sheet.replayPseudo) continue;
       const s = doc.createElement('style');
       s.setAttribute('data-replay-adopted', '');
       s.textContent = sheetText(sheet) || '';
@@ -97,15 +101,19 @@ function __replayNormalize(doc, depth) {
   }
   if (doc.head) adopted(doc, clone.querySelector(':scope > head') || clone);
   for (const s of clone.querySelectorAll('script')) s.remove();
-  // Event handlers are left out of the snapshot too (the sanitizer calls them hostile).
+  // Event handlers are left out of the snapshot too (the sanitizer calls them hostile), and
+  // so are the attributes a replay sets for the recorded pointer and focus (render.js).
+  const pseudo = /^data-replay-(hover|focus|focus-within)$/;
   const strip = (root) => {
     for (const el of root.querySelectorAll('*')) {
-      for (const a of [...el.attributes]) if (a.name.startsWith('on') || a.name === 'srcdoc') el.removeAttribute(a.name);
+      for (const a of [...el.attributes]) {
+        if (a.name.startsWith('on') || a.name === 'srcdoc' || pseudo.test(a.name)) el.removeAttribute(a.name);
+      }
       if (el.localName === 'template' && el.content) strip(el.content);
     }
   };
   strip(clone);
-  for (const a of [...clone.attributes]) if (a.name.startsWith('on')) clone.removeAttribute(a.name);
+  for (const a of [...clone.attributes]) if (a.name.startsWith('on') || pseudo.test(a.name)) clone.removeAttribute(a.name);
   for (const [c, html] of frames) c.setAttribute('srcdoc', html);
   const dt = doc.doctype ? '<!DOCTYPE ' + doc.doctype.name + '>' : '';
   return dt + clone.outerHTML;

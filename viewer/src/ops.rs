@@ -256,9 +256,12 @@ impl Writer {
             json::num(out, y);
             out.push(']');
         }
-        // Always written, so that a seek clears the fingers of an earlier moment.
+        // Always written, so that a seek clears the fingers and focus of an earlier moment.
         out.push(',');
         write_touch(replay.touches().iter().copied(), out);
+        out.push_str(",[\"focus\",");
+        json::num(out, replay.focused());
+        out.push(']');
     }
 }
 
@@ -664,6 +667,13 @@ impl Writer {
                 let down = matches!(t.kind, TouchKind::Start | TouchKind::Move);
                 let points = t.points.iter().filter(|_| down).take(MAX_TOUCHES).map(|p| (p.x, p.y));
                 write_touch(points, out);
+                true
+            }
+            EventData::Focus(f) => {
+                // `["focus", id]`: the element with the focus now (0: none).
+                out.push_str("[\"focus\",");
+                json::num(out, if f.focused { f.id } else { 0 });
+                out.push(']');
                 true
             }
             EventData::Click(c) => {

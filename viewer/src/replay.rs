@@ -34,6 +34,8 @@ pub struct ReplayState {
     pointer: Option<(i32, i32)>,
     /// Fingers on the screen: the points of the last touch start or move, none after an end.
     touches: Vec<(i32, i32)>,
+    /// The element that has the focus (0: none), for the replay's `:focus` look.
+    focused: NodeId,
 }
 
 impl ReplayState {
@@ -73,6 +75,11 @@ impl ReplayState {
         &self.touches
     }
 
+    /// The element that has the focus now (0: none).
+    pub fn focused(&self) -> NodeId {
+        self.focused
+    }
+
     /// Applies the event at the cursor, with its shared node kinds (see [`Dom::apply_shared`]).
     pub fn apply(&mut self, data: &EventData, kinds: &[Arc<DomKind>]) {
         self.track_pointer(data);
@@ -99,6 +106,8 @@ impl ReplayState {
                 }
             }
             EventData::Click(c) => self.pointer = Some((c.x, c.y)),
+            EventData::Focus(f) if f.focused => self.focused = f.id,
+            EventData::Focus(f) if f.id == self.focused => self.focused = 0,
             EventData::Touch(t) => {
                 self.touches.clear();
                 if matches!(t.kind, TouchKind::Start | TouchKind::Move) {
@@ -270,6 +279,21 @@ mod tests {
     use replay_protocol::codec::{concat_encoded, encode_batch};
     use replay_protocol::test_util::{at, click};
     use replay_protocol::{Batch, PROTOCOL_VERSION};
+
+    #[test]
+    fn the_focus_follows_focus_and_blur() {
+        use replay_protocol::Focus;
+        let focus = |id, focused| EventData::Focus(Focus { id, focused });
+        let mut state = ReplayState::new();
+        assert_eq!(state.focused(), 0);
+        state.apply(&focus(7, true), &[]);
+        assert_eq!(state.focused(), 7);
+        state.apply(&focus(9, true), &[]);
+        state.apply(&focus(7, false), &[]);
+        assert_eq!(state.focused(), 9, "the blur of another element leaves it");
+        state.apply(&focus(9, false), &[]);
+        assert_eq!(state.focused(), 0);
+    }
 
     #[test]
     fn touch_points_follow_starts_and_moves_and_go_when_lifted() {

@@ -429,9 +429,12 @@ export function createRenderer(frame, effects) {
     }
   }
 
+  const pseudo = pseudoStates(frame, nodes);
+
   /** Applies operations; `frameData` ({ints, text}) holds the nodes of a binary `full`. */
   function apply(ops, frameData) {
     for (const op of ops) {
+      if (STYLE_OPS.has(op[0])) pseudo.stylesChanged(op);
       switch (op[0]) {
         case 'full': full(op, frameData); break;
         case 'rm': {
@@ -469,8 +472,9 @@ export function createRenderer(frame, effects) {
         case 'media': media(op); break;
         case 'sel': selection(op); break;
         case 'scroll': setScroll(op[1], op[2], op[3]); break;
-        case 'mouse': effects.pointer(op[1], op[2], false); break;
-        case 'click': effects.pointer(op[1], op[2], true); break;
+        case 'mouse': effects.pointer(op[1], op[2], false); pseudo.hover(op[1], op[2]); break;
+        case 'click': effects.pointer(op[1], op[2], true); pseudo.hover(op[1], op[2]); break;
+        case 'focus': pseudo.focus(op[1]); break;
         case 'dialog': {
           const el = nodes.get(op[1]);
           if (el && el.nodeType === 1) {
@@ -488,4 +492,155 @@ export function createRenderer(frame, effects) {
   }
 
   return { apply, node: (id) => nodes.get(id) };
+}
+
+/** Operations that may change the replayed stylesheets (or the elements they are in). */
+const STYLE_OPS = new Set(['full', 'add', 'rm', 'text', 'css']);
+
+/** Most style rules read, and most `:hover`/`:focus` rules written, per stylesheet rebuild. */
+const MAX_RULES_READ = 50000;
+const MAX_PSEUDO_RULES = 5000;
+
+/** The attributes that stand for the user's pseudo-classes in the replay. */
+const HOVER = 'data-replay-hover';
+const FOCUS = 'data-replay-focus';
+const FOCUS_WITHIN = 'data-replay-focus-within';
+
+/**
+ * Rewrites a selector's user-action pseudo-classes into the attributes the replay sets:
+ * `a:hover` → `a[data-replay-hover]`. Null when it has none.
+ */
+export function pseudoSelector(selector) {
+  if (!/:(hover|focus)/.test(selector)) return null;
+  return selector
+    .replace(/:hover(?![\w-])/g, `[${HOVER}]`)
+    .replace(/:focus-within(?![\w-])/g, `[${FOCUS_WITHIN}]`)
+    .replace(/:focus-visible(?![\w-])/g, `[${FOCUS}]`)
+    .replace(/:focus(?![\w-])/g, `[${FOCUS}]`);
+}
+
+/**
+ * The look of the element under the recorded pointer (`:hover`) and of the focused one
+ * (`:focus`, `:focus-visible`, `:focus-within`) in the replay. The replay's own pointer is
+ * the viewer user's, not the recorded user's, so the browser's pseudo-classes never match:
+ * each rule that uses them is copied with them rewritten into attributes
+ * ([`pseudoSelector`]), in a constructed sheet adopted last by the replay document, and the
+ * attributes follow the recorded pointer (resolved once per animation frame) and focus. The
+ * copies are rebuilt when the document's styles change, bounded in rules read and written.
+ * Stylesheets inside shadow roots, and cross-origin ones the frame cannot read, are not copied.
+ */
+function pseudoStates(frame, nodes) {
+  let sheet = null;
+  let stale = true;
+  let hovered = [];
+  let focused = [];
+  let point = null;
+  let scheduled = false;
+
+  function setChain(old, el, name, self) {
+    for (const e of old) { try { e.removeAttribute(name); } catch (_) { /* gone */ } }
+    const chain = [];
+    for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
+      if (e !== el || self) { try { e.setAttribute(name, ''); } catch (_) { /* ignore */ } }
+      chain.push(e);
+    }
+    return chain;
+  }
+
+  function collect(rules, out, budget) {
+    for (const r of rules) {
+      if (budget.read-- <= 0 || out.length >= MAX_PSEUDO_RULES) return;
+      if (r.selectorText !== undefined && r.style) {
+        const sel = pseudoSelector(r.selectorText);
+        if (sel) out.push(`${sel}{${r.style.cssText}}`);
+      } else if (r.cssRules && (r.media || r.conditionText !== undefined)) {
+        const inner = [];
+        collect(r.cssRules, inner, budget);
+        if (inner.length) {
+          const cond = r.media ? `@media ${r.media.mediaText}` : `@supports ${r.conditionText}`;
+          out.push(`${cond}{${inner.join('')}}`);
+        }
+      }
+    }
+  }
+
+  function rebuild() {
+    stale = false;
+    const doc = frame.contentDocument;
+    const win = frame.contentWindow;
+    if (!doc || !win || !win.CSSStyleSheet) return;
+    const out = [];
+    const budget = { read: MAX_RULES_READ };
+    const own = (s) => s === sheet;
+    let adopted = [];
+    try { adopted = [...doc.adoptedStyleSheets].filter((s) => !own(s)); } catch (_) { /* old engine */ }
+    for (const s of [...doc.styleSheets, ...adopted]) {
+      let rules = null;
+      try { rules = s.cssRules; } catch (_) { /* cross-origin: unreadable */ }
+      if (rules) collect(rules, out, budget);
+    }
+    try {
+      if (!sheet || !(sheet instanceof win.CSSStyleSheet)) {
+        sheet = new win.CSSStyleSheet();
+        // Marks the sheet as the viewer's, not the page's (the tests' DOM comparison skips it).
+        sheet.replayPseudo = true;
+      }
+      sheet.replaceSync(out.join('\n'));
+      doc.adoptedStyleSheets = [...adopted, sheet];
+    } catch (_) { sheet = null; }
+  }
+
+  const isStyle = (el) => !!el && (el.localName === 'style' || el.localName === 'link');
+  /** Whether `op` can change a stylesheet: most mutations only touch content. */
+  function touchesStyles(op) {
+    switch (op[0]) {
+      case 'full': case 'css': return true;
+      case 'text': { const t = nodes.get(op[1]); return !!t && isStyle(t.parentNode); }
+      case 'rm': {
+        const n = nodes.get(op[1]);
+        if (!n || n.nodeType !== 1) return !!n && isStyle(n.parentNode);
+        return isStyle(n) || !!n.querySelector('style,link');
+      }
+      // Added nodes: `[id, parent, kind, tag, ...]` (see `create`); text added into a style too.
+      // The first node's parent is the operation's.
+      case 'add': return Array.isArray(op[3]) && op[3].some((n, i) => n[3] === 'style' || n[3] === 'link'
+        || (n[2] === 3 && isStyle(nodes.get(i === 0 ? op[1] : n[1]))));
+      default: return false;
+    }
+  }
+
+  function frameTick() {
+    scheduled = false;
+    if (stale) rebuild();
+    if (point) {
+      const doc = frame.contentDocument;
+      let el = null;
+      try { el = doc && doc.elementFromPoint(point[0], point[1]); } catch (_) { /* no layout */ }
+      if (el !== hovered[0]) hovered = setChain(hovered, el, HOVER, true);
+    }
+  }
+
+  function schedule() {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(frameTick);
+  }
+
+  return {
+    /** Called before `op` (one of STYLE_OPS) is applied. */
+    stylesChanged(op) {
+      if (op[0] === 'full') { hovered = []; focused = []; }
+      if (stale || !touchesStyles(op)) return;
+      stale = true;
+      schedule();
+    },
+    hover(x, y) { point = [x, y]; schedule(); },
+    focus(id) {
+      const el = id ? nodes.get(id) : null;
+      for (const e of focused) { try { e.removeAttribute(FOCUS_WITHIN); } catch (_) { /* gone */ } }
+      if (focused[0]) { try { focused[0].removeAttribute(FOCUS); } catch (_) { /* gone */ } }
+      focused = el && el.nodeType === 1 ? setChain([], el, FOCUS_WITHIN, true) : [];
+      if (focused[0]) focused[0].setAttribute(FOCUS, '');
+    },
+  };
 }

@@ -532,6 +532,89 @@ fn touch_session(id: &str) -> Vec<u8> {
     encode_batch(&b).expect("encodes")
 }
 
+/// A page with a menu that opens on `:hover` (its rule inserted later through the CSSOM as
+/// well as in the style text) and a field styled on `:focus`: the pointer moves over the menu
+/// at 1 s and away at 2 s; the field has the focus from 3 s to 4 s.
+fn pseudo_session(id: &str) -> Vec<u8> {
+    use replay_protocol::{CssChange, CssOp, Focus, MousePoint};
+    let css = ".menu { position: absolute; left: 0; top: 0; width: 200px; height: 40px; } \
+               .sub { display: none; } .menu:hover .sub { display: block; } \
+               @media screen { .menu:hover { color: rgb(255, 0, 0); } } \
+               input { background-color: rgb(255, 255, 255); } input:focus { background-color: rgb(0, 128, 0); }";
+    let mut b = Batch::new(id, "page-1", 0, T0);
+    b.flags = Batch::FLAG_PAGE_START;
+    let pointer = |x, y| EventData::MouseMove(vec![MousePoint { x, y, dt: 0 }]);
+    b.events = vec![
+        at(0, meta("https://shop.test/menu")),
+        at(
+            0,
+            snapshot(page_nodes(
+                &[("style", "margin: 0")],
+                [
+                    el(5, 3, "style", &[]),
+                    text(6, 5, css),
+                    el(7, 4, "div", &[("class", "menu")]),
+                    text(8, 7, "Products"),
+                    el(9, 7, "div", &[("class", "sub")]),
+                    text(10, 9, "Shoes"),
+                    el(11, 4, "input", &[("id", "q"), ("style", "position: absolute; top: 300px")]),
+                ],
+            )),
+        ),
+        at(500, pointer(500, 500)),
+        at(1_000, pointer(50, 20)),
+        at(
+            1_500,
+            EventData::Css(CssChange {
+                owner: 5,
+                sheet: 0,
+                op: CssOp::Insert {
+                    path: vec![6],
+                    rule: ".menu:hover .sub { border-top: 3px solid rgb(0, 0, 255); }".into(),
+                },
+            }),
+        ),
+        at(2_000, pointer(500, 500)),
+        at(3_000, EventData::Focus(Focus { id: 11, focused: true })),
+        at(4_000, EventData::Focus(Focus { id: 11, focused: false })),
+    ];
+    b.end = T0 + 5_000;
+    encode_batch(&b).expect("encodes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hover_and_focus_styles_show_on_the_recorded_pointer_and_focus() -> Result<()> {
+    let server = Server::start()?;
+    server.ingest_all(&[pseudo_session("pseudo")])?;
+    let browser = Browser::start().await?;
+    browser.open_player(&server, "session=pseudo").await?;
+    let look = "(() => { const d = document.getElementById('frame').contentDocument, \
+                cs = (q) => getComputedStyle(d.querySelector(q)); \
+                return [cs('.sub').display, cs('.menu').color, cs('.sub').borderTopWidth, cs('#q').backgroundColor].join(' '); })()";
+    for (t, want) in [
+        (700, "none rgb(0, 0, 0) 0px rgb(255, 255, 255)"),
+        (1_200, "block rgb(255, 0, 0) 0px rgb(255, 255, 255)"),
+        (1_700, "block rgb(255, 0, 0) 3px rgb(255, 255, 255)"),
+        (2_500, "none rgb(0, 0, 0) 0px rgb(255, 255, 255)"),
+        (3_500, "none rgb(0, 0, 0) 0px rgb(0, 128, 0)"),
+        (4_500, "none rgb(0, 0, 0) 0px rgb(255, 255, 255)"),
+        // Back to a moment under the pointer, from a later one.
+        (1_800, "block rgb(255, 0, 0) 3px rgb(255, 255, 255)"),
+    ] {
+        browser.eval(&format!("window.replayPlayer.seek({t}); return true")).await?;
+        // The pointer's element is found in the next animation frame.
+        let got = browser.wait_for(&format!("return {look} === '{want}'"), Duration::from_secs(5)).await;
+        ensure!(got.is_ok(), "at {t} ms: {}, expected {want}", browser.eval(&format!("return {look}")).await?);
+    }
+    // The stand-in attributes and sheet are the viewer's: the page's own markup is unchanged.
+    let extra = browser
+        .eval("const d = document.getElementById('frame').contentDocument; return d.querySelectorAll('style').length")
+        .await?;
+    ensure!(extra == 1, "one style element, the page's: {extra}");
+    browser.close().await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn touch_points_are_drawn_where_the_fingers_were() -> Result<()> {
     let server = Server::start()?;
