@@ -16,6 +16,8 @@
 //!   checker on the JSDoc-typed sources and the recorder's typings);
 //! - `npm`: the recorder as an npm package; `npm-app`: the sample app that installs it, type-checked
 //!   and bundled (`npm_app.rs`), which `test` builds for its end-to-end test;
+//! - `size [--no-build]`: every file the recorder's script tag loads, raw and gzip bytes, and
+//!   the totals (`size.rs`);
 //! - `container`: the server's container image, built with buildah and checked with podman;
 //! - `docs [--write]`: the book in `docs/` rendered to `target/docs/`, failing on a broken link or
 //!   a generated table out of date (the server's settings, the recorder's options: `options.rs`);
@@ -32,6 +34,7 @@ mod docs;
 mod engines;
 mod npm_app;
 mod options;
+mod size;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile of the server binary used by `run`, the tests and the benchmarks.
@@ -50,6 +53,7 @@ fn main() -> Result<()> {
         "bench-hostile" => bench_hostile(rest),
         "lint" => lint(),
         "npm" => npm(),
+        "size" => size::size(rest),
         "npm-app" => npm_app::npm_app().map(|_| ()),
         "container" => container::container(rest),
         "docs" => {
@@ -72,6 +76,7 @@ fn main() -> Result<()> {
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
+                 size [--no-build]                      what the recorder tag downloads: each file, raw and gzip\n  \
                  npm-app                                the sample app installing it, type-checked and bundled\n  \
                  container [--check]                    the server's OCI image (buildah); --check runs it with podman\n  \
                  docs [--write]                         the book in docs/ rendered to target/docs, links checked\n  \
@@ -119,7 +124,7 @@ fn ensure_wasm_target() -> Result<()> {
 
 /// Builds the recorder and viewer wasm and writes `target/web/` (the viewer's pages in
 /// `target/web/viewer-static/`) and the glue's typings in `target/web-types/`.
-fn build_web() -> Result<()> {
+pub(crate) fn build_web() -> Result<()> {
     ensure_wasm_target()?;
     let mut c = cargo();
     c.args(["build", "--release", "--target", WASM_TARGET, "-p", "replay-recorder", "-p", "replay-viewer"]);
