@@ -99,7 +99,7 @@ mod tests {
             decode_batch(&a.flush(1_700_000_040_010.0, false).expect("a batch"), &Limits::default()).expect("decodes");
         let marker = a.freeze_marker(1_700_000_040_020.0, "https://x/".into(), String::new()).expect("a marker");
         a.add_dropped(3);
-        let state = a.save().ok().expect("saved after a cut");
+        let state = a.save().expect("saved after a cut");
 
         let mut b = Recorder::from_state(&state).expect("restores");
         assert_eq!(b.save().ok(), Some(state), "nothing lost or added");
@@ -120,7 +120,7 @@ mod tests {
     fn a_state_cut_short_or_too_long_is_refused() {
         let mut a = Recorder::new("s1".into(), "p1".into(), 1 << 20, 1 << 24);
         a.remember(3, "secret value");
-        let state = a.save().ok().expect("saved");
+        let state = a.save().expect("saved");
         assert!(Recorder::from_state(&state).is_some());
         for cut in 0..state.len() {
             assert!(Recorder::from_state(&state[..cut]).is_none(), "cut at {cut}");
