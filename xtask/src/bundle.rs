@@ -23,13 +23,19 @@ use anyhow::{Context, Result, bail};
 const WORKER_SOURCE_MODULE: &str = "upload-worker-source.js";
 
 /// Appended to the recorder's wasm-bindgen glue (`recorder_wasm.js`), whose `wasm`,
-/// `wasmModule`, `__wbg_get_imports` and `__wbg_finalize_init` it uses (checked to be there).
+/// `wasmModule`, `__wbg_init_promise`, `__wbg_get_imports` and `__wbg_finalize_init` it uses
+/// (checked to be there).
 const RENEW: &str = "
 // Appended by `cargo xtask build-web` (xtask/src/bundle.rs): a fresh instance of the compiled
 // module, and the switch to it (recorder/src/renew.rs).
 export function __replay_memory_bytes() { return wasm.memory.buffer.byteLength; }
 export function __replay_instantiate() { return WebAssembly.instantiate(wasmModule, __wbg_get_imports()); }
-export function __replay_switch(instance) { wasm = undefined; __wbg_finalize_init(instance, wasmModule); }
+// The old exports must not stay reachable (through the init promise), or the old memory does.
+export function __replay_switch(instance) {
+  wasm = undefined;
+  __wbg_init_promise = undefined;
+  __wbg_finalize_init(instance, wasmModule);
+}
 ";
 
 /// The typings of [`RENEW`], appended to the glue's (for the JS type check).
@@ -60,9 +66,12 @@ pub fn recorder(js: &Path, staging: &Path, out: &Path) -> Result<()> {
     )?;
     let glue = staging.join("recorder_wasm.js");
     let mut source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
-    for needed in
-        ["let wasmModule, wasmInstance, wasm;", "function __wbg_get_imports()", "function __wbg_finalize_init("]
-    {
+    for needed in [
+        "let wasmModule, wasmInstance, wasm;",
+        "let __wbg_init_promise;",
+        "function __wbg_get_imports()",
+        "function __wbg_finalize_init(",
+    ] {
         if !source.contains(needed) {
             bail!("the wasm-bindgen glue changed: `{needed}` is gone (see xtask/src/bundle.rs)");
         }
