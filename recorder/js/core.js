@@ -5,7 +5,9 @@
 // Division of labour: JavaScript touches the DOM; Rust (recorder_wasm) turns what it is handed
 // into protocol events, buffers and encodes them. Every callback is guarded: the recorder never
 // throws into the page.
-import init, { Recorder } from './recorder_wasm.js';
+import init, {
+  Recorder, __replay_instantiate as instantiate, __replay_memory_bytes as memoryBytes, __replay_switch as switchTo,
+} from './recorder_wasm.js';
 import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
@@ -21,6 +23,11 @@ const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
 const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
+/**
+ * Wasm memory only grows: past this much after a cut, the recorder moves to a fresh instance
+ * and the old one's memory is collected (recorder/src/renew.rs).
+ */
+const RENEW_ABOVE_BYTES = 8 * 1024 * 1024;
 
 let flushTimer = 0;
 /** Settles once the automatic start (script tag with a key) has run. */
@@ -91,13 +98,47 @@ function flushNow(isFinal, drain) {
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
   flushMouse();
-  const bytes = S.rec.flush(now(), isFinal);
-  if (bytes) {
-    if (buffering) hold(bytes, nextStartsWithSnapshot);
-    else enqueue(bytes);
-    nextStartsWithSnapshot = false;
-  }
+  emit(S.rec.flush(now(), isFinal));
   touchSession(S.session);
+  if (!isFinal) renewIfGrown();
+}
+
+/** Sends (or, in buffer mode, holds) a cut batch. */
+function emit(bytes) {
+  if (!bytes) return;
+  if (buffering) hold(bytes, nextStartsWithSnapshot);
+  else enqueue(bytes);
+  nextStartsWithSnapshot = false;
+}
+
+let renewing = false;
+
+/**
+ * When the wasm memory grew past RENEW_ABOVE_BYTES (a big snapshot or mutation batch), moves
+ * the recorder to a fresh instance of the same compiled module, so that the old instance and
+ * its memory can be collected. The new instance is made asynchronously; the move itself is one
+ * synchronous step: cut what arrived meanwhile, save, free, switch, restore.
+ */
+function renewIfGrown() {
+  if (renewing || S.stopped || memoryBytes() <= RENEW_ABOVE_BYTES) return;
+  renewing = true;
+  instantiate().then(guard((instance) => {
+    renewing = false;
+    if (!S.rec || S.stopped) return;
+    emit(S.rec.flush(now(), false));
+    const state = S.rec.save();
+    S.rec.free();
+    switchTo(instance);
+    try {
+      S.rec = Recorder.restore(state);
+    } catch (e) {
+      // Cannot happen with one build on both sides; stop cleanly rather than record half.
+      S.rec = null;
+      halt();
+      throw e;
+    }
+    S.renewals++;
+  }), () => { renewing = false; });
 }
 
 function tick() {

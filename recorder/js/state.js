@@ -57,6 +57,8 @@ export const S = {
   onDocument: null,
   /** Called after each snapshot or mutation went to the recorder (cuts a full batch). */
   afterEmit: null,
+  /** Moves to a fresh wasm instance after the memory grew (core.js, recorder/src/renew.rs). */
+  renewals: 0,
 };
 
 /** Counts an internal error (reported in the next batch). */

@@ -9,6 +9,8 @@
 //   budget and also saved in sessionStorage; the next page of the same tab resends it (the
 //   server acknowledges duplicates without storing them twice).
 import { S, now } from './state.js';
+import { WORKER_SOURCE } from './upload-worker-source.js';
+import { __replay_memory_bytes as memoryBytes } from './recorder_wasm.js';
 
 /** `NoteKind::Dropped` on the wire. */
 const NOTE_DROPPED = 1;
@@ -60,11 +62,16 @@ export function configureTransport() {
   if (worker) worker.postMessage({ type: 'config', cfg: { key: S.cfg.key, endpoint: S.cfg.endpoint } });
 }
 
-/** Starts the upload worker (a blob worker: the recorder's own origin is not the page's). */
+/**
+ * Starts the upload worker: a blob worker (the recorder's own origin is not the page's) from the
+ * script the bundle carries (upload-worker-source.js), so no request of its own. A page whose
+ * CSP refuses blob workers (`worker-src`, else `script-src`, without `blob:`) gets the
+ * main-thread fallback: `new Worker` throws or the worker reports an error.
+ */
 export async function startTransport() {
   try {
-    const src = await (await fetch(new URL('./upload-worker.js', import.meta.url))).text();
-    const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+    if (!WORKER_SOURCE) throw new Error('no worker script');
+    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
     worker = new Worker(url);
     URL.revokeObjectURL(url);
     worker.onmessage = (e) => onResult(e.data);
@@ -179,6 +186,8 @@ export function stats() {
     restored,
     dropped: S.rec ? S.rec.dropped_total() : 0,
     worker: !!worker,
+    renewals: S.renewals,
+    wasmMemory: S.rec ? memoryBytes() : 0,
     error: S.lastError,
   };
 }

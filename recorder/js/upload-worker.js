@@ -12,7 +12,8 @@
 // send the buffer, and a frozen page can no longer send it itself.
 //
 // Written as a module for the type checker; `cargo xtask build-web` turns it, with
-// upload-core.js inlined, into the classic script the page starts from a blob.
+// upload-core.js inlined, into the classic script the page starts from a blob (carried as a
+// string in the recorder's bundle: upload-worker-source.js).
 import { createUploader } from './upload-core.js';
 
 /**

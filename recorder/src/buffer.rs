@@ -10,6 +10,8 @@
 use replay_protocol::codec::encode_batch_compact;
 use replay_protocol::{Batch, Event, EventData, NodeKind};
 
+use crate::renew::{Reader, Writer};
+
 /// Bounds of the buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct BufferConfig {
@@ -236,6 +238,69 @@ impl BatchBuffer {
     }
 
     /// Encodes the current batch (when it has events or counts to report) and starts the next.
+    /// True when no event waits in the current batch (what [`BatchBuffer::save`] needs).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Writes everything but the events (see [`crate::renew`]); call it right after a cut.
+    pub fn save(&self, w: &mut Writer) {
+        w.bytes(self.session.as_bytes());
+        w.bytes(self.page.as_bytes());
+        w.usize(self.config.max_batch_bytes);
+        w.usize(self.config.max_buffer_bytes);
+        w.u32(self.next_seq);
+        w.u64(self.last);
+        w.u32(self.dropped);
+        w.u32(self.dropped_total);
+        w.u32(self.errors);
+        let watch = &self.watch;
+        w.bool(watch.armed);
+        w.u64(watch.last_beat);
+        w.bool(watch.marker.is_some());
+        if let Some((seq, bytes)) = &watch.marker {
+            w.u32(*seq);
+            w.bytes(bytes);
+        }
+        w.bool(watch.taken.is_some());
+        if let Some(bytes) = &watch.taken {
+            w.bytes(bytes);
+        }
+        w.u32(u32::try_from(watch.reserved.len()).unwrap_or(0));
+        for seq in &watch.reserved {
+            w.u32(*seq);
+        }
+    }
+
+    /// A buffer as [`BatchBuffer::save`] wrote it, with no events; `None` when malformed.
+    pub fn restore(r: &mut Reader<'_>) -> Option<Self> {
+        let session = r.string()?;
+        let page = r.string()?;
+        let config = BufferConfig { max_batch_bytes: r.usize()?, max_buffer_bytes: r.usize()? };
+        let mut b = BatchBuffer::new(session, page, config);
+        b.next_seq = r.u32()?;
+        b.last = r.u64()?;
+        b.dropped = r.u32()?;
+        b.dropped_total = r.u32()?;
+        b.errors = r.u32()?;
+        b.watch.armed = r.bool()?;
+        b.watch.last_beat = r.u64()?;
+        if r.bool()? {
+            b.watch.marker = Some((r.u32()?, r.bytes()?.to_vec()));
+        }
+        if r.bool()? {
+            b.watch.taken = Some(r.bytes()?.to_vec());
+        }
+        let reserved = r.u32()? as usize;
+        if reserved > MAX_RESERVED {
+            return None;
+        }
+        for _ in 0..reserved {
+            b.watch.reserved.push(r.u32()?);
+        }
+        Some(b)
+    }
+
     pub fn cut(&mut self, now: u64, is_final: bool) -> Option<Vec<u8>> {
         if self.freeze_suspected(now) {
             // The first cut after a freeze: the worker may have sent the marker with this seq.

@@ -11,6 +11,7 @@
 
 mod buffer;
 mod privacy;
+pub mod renew;
 
 pub use buffer::{BatchBuffer, BufferConfig};
 pub use privacy::{Privacy, redact_body, sensitive_key};
@@ -28,6 +29,16 @@ use wasm_bindgen::prelude::*;
 pub struct Recorder {
     buffer: BatchBuffer,
     privacy: Privacy,
+}
+
+impl Recorder {
+    /// [`Recorder::restore`]'s reading: `None` when `state` is malformed or cut short.
+    fn from_state(state: &[u8]) -> Option<Recorder> {
+        let mut r = renew::Reader(state);
+        let buffer = BatchBuffer::restore(&mut r)?;
+        let privacy = Privacy::restore(&mut r)?;
+        r.done().then_some(Recorder { buffer, privacy })
+    }
 }
 
 fn now_ms(now: f64) -> u64 {
@@ -99,6 +110,23 @@ impl Recorder {
             ),
             privacy: Privacy::default(),
         }
+    }
+
+    /// The recorder's state, to carry it into a fresh wasm instance (see [`renew`]): only
+    /// right after a cut, while no event waits (an error otherwise).
+    pub fn save(&self) -> Result<Vec<u8>, JsError> {
+        if !self.buffer.is_empty() {
+            return Err(JsError::new("events are waiting: cut the batch first"));
+        }
+        let mut w = renew::Writer::default();
+        self.buffer.save(&mut w);
+        self.privacy.save(&mut w);
+        Ok(w.0)
+    }
+
+    /// A recorder from the state [`Recorder::save`] returned (in another instance of this wasm).
+    pub fn restore(state: &[u8]) -> Result<Recorder, JsError> {
+        Recorder::from_state(state).ok_or_else(|| JsError::new("malformed recorder state"))
     }
 
     /// Turns PII detection (e-mails, card numbers, phone numbers, IBANs) on or off; on by default.

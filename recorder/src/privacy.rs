@@ -110,6 +110,30 @@ impl Privacy {
         self.needles.push(Needle { field, text });
     }
 
+    /// Writes the settings and the remembered typed values (see [`crate::renew`]).
+    pub fn save(&self, w: &mut crate::renew::Writer) {
+        w.bool(self.pii);
+        w.u32(u32::try_from(self.needles.len()).unwrap_or(0));
+        for n in &self.needles {
+            w.u32(n.field);
+            w.bytes(n.text.as_bytes());
+        }
+    }
+
+    /// Privacy as [`Privacy::save`] wrote it; `None` when malformed.
+    pub fn restore(r: &mut crate::renew::Reader<'_>) -> Option<Self> {
+        let pii = r.bool()?;
+        let n = r.u32()? as usize;
+        if n > MAX_NEEDLES {
+            return None;
+        }
+        let mut needles = Vec::with_capacity(n);
+        for _ in 0..n {
+            needles.push(Needle { field: r.u32()?, text: r.string()? });
+        }
+        Some(Privacy { pii, needles })
+    }
+
     /// How many typed values are remembered.
     pub fn remembered(&self) -> usize {
         self.needles.len()

@@ -3,8 +3,9 @@
 //! - `build-web`: compile the recorder and viewer to wasm32 (adding the rustup target when
 //!   missing), run wasm-bindgen through the pinned `wasm-bindgen-cli-support` library (no
 //!   downloaded binaries), and lay the files out in `target/web/` for the server to embed: the
-//!   recorder's and the viewer's JavaScript parsed and minified, the recorder's classic scripts
-//!   (loader, upload worker) assembled from its ES modules;
+//!   loader (a classic script assembled from its ES module), the recorder as one module bundled
+//!   by the pinned esbuild with the upload worker's script inside, and the viewer's JavaScript,
+//!   all minified;
 //! - `run [server args]`: build-web, build the server, start it on the embedded default storage;
 //! - `test`: install Chromium and ChromeDriver (and Firefox ESR, WebKitGTK's WebDriver, Xvfb)
 //!   through apt when missing, build everything, run every test of the workspace (unit,
@@ -16,6 +17,8 @@
 //!   checker on the JSDoc-typed sources and the recorder's typings);
 //! - `npm`: the recorder as an npm package; `npm-app`: the sample app that installs it, type-checked
 //!   and bundled (`npm_app.rs`), which `test` builds for its end-to-end test;
+//! - `size [--no-build]`: every file the recorder's script tag loads, raw and gzip bytes, and
+//!   the totals (`size.rs`);
 //! - `container`: the server's container image, built with buildah and checked with podman;
 //! - `docs [--write]`: the book in `docs/` rendered to `target/docs/`, failing on a broken link or
 //!   a generated table out of date (the server's settings, the recorder's options: `options.rs`);
@@ -26,12 +29,14 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod bundle;
 mod codemap;
 mod container;
 mod docs;
 mod engines;
 mod npm_app;
 mod options;
+mod size;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile of the server binary used by `run`, the tests and the benchmarks.
@@ -50,6 +55,7 @@ fn main() -> Result<()> {
         "bench-hostile" => bench_hostile(rest),
         "lint" => lint(),
         "npm" => npm(),
+        "size" => size::size(rest),
         "npm-app" => npm_app::npm_app().map(|_| ()),
         "container" => container::container(rest),
         "docs" => {
@@ -72,6 +78,7 @@ fn main() -> Result<()> {
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \
                  npm                                    the recorder as an npm package in target/npm\n  \
+                 size [--no-build]                      what the recorder tag downloads: each file, raw and gzip\n  \
                  npm-app                                the sample app installing it, type-checked and bundled\n  \
                  container [--check]                    the server's OCI image (buildah); --check runs it with podman\n  \
                  docs [--write]                         the book in docs/ rendered to target/docs, links checked\n  \
@@ -119,7 +126,7 @@ fn ensure_wasm_target() -> Result<()> {
 
 /// Builds the recorder and viewer wasm and writes `target/web/` (the viewer's pages in
 /// `target/web/viewer-static/`) and the glue's typings in `target/web-types/`.
-fn build_web() -> Result<()> {
+pub(crate) fn build_web() -> Result<()> {
     ensure_wasm_target()?;
     let mut c = cargo();
     c.args(["build", "--release", "--target", WASM_TARGET, "-p", "replay-recorder", "-p", "replay-viewer"]);
@@ -127,8 +134,13 @@ fn build_web() -> Result<()> {
     let root = root();
     let wasm_dir = root.join("target").join(WASM_TARGET).join("release");
     let web = root.join("target").join("web");
-    for (crate_lib, out) in [("recorder_wasm", "recorder"), ("viewer_wasm", "viewer")] {
-        let out_dir = web.join(out);
+    // The recorder's wasm-bindgen glue goes to the staging folder its bundle is made from (it
+    // is bundled, not served); the viewer's is served as it is.
+    let staging = root.join("target").join("web-src").join("recorder");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).with_context(|| format!("clearing {}", staging.display()))?;
+    }
+    for (crate_lib, out_dir) in [("recorder_wasm", staging.clone()), ("viewer_wasm", web.join("viewer"))] {
         std::fs::create_dir_all(&out_dir)?;
         let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
         bindgen
@@ -141,61 +153,64 @@ fn build_web() -> Result<()> {
             .generate(&out_dir)
             .with_context(|| format!("wasm-bindgen on {crate_lib}"))?;
     }
+    let served = web.join("recorder");
+    std::fs::create_dir_all(&served)?;
+    let wasm = staging.join("recorder_wasm_bg.wasm");
+    copy_if_changed(&wasm, &served.join("recorder_wasm_bg.wasm"))?;
+    std::fs::remove_file(&wasm).with_context(|| format!("removing {}", wasm.display()))?;
     // The typings of the wasm-bindgen glue are for the JS type check (`lint`) only: they go to
     // `target/web-types/`, not into what is served or packaged.
     let types = root.join("target").join("web-types");
     std::fs::create_dir_all(&types)?;
-    for dir in [web.join("recorder"), web.join("viewer")] {
+    for dir in [staging.clone(), web.join("viewer")] {
         for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
             if name.ends_with(".d.ts") && name.contains("_wasm") {
-                copy_if_changed(&path, &types.join(name))?;
+                let mut typings = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                if name == "recorder_wasm.d.ts" {
+                    typings.extend_from_slice(bundle::RENEW_TYPES.as_bytes());
+                }
+                write_if_changed(&types.join(name), &typings)?;
                 std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             }
         }
     }
-    // The loader is served at /recorder.js; the recorder's modules next to its wasm. All of it
-    // ships into customers' pages, minified (the wasm-bindgen glue too, the viewer's as well).
+    // What ships into customers' pages, minified: the loader (served at /recorder.js), the
+    // recorder as one module (`recorder/core.js`, see `bundle.rs`), its wasm, and the
+    // module entry `recorder/index.js` (a few lines over core.js).
     let js = root.join("recorder/js");
-    for entry in std::fs::read_dir(&js).with_context(|| format!("reading {}", js.display()))? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let source = || std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()));
-        if name == "loader.js" {
-            write_if_changed(
-                &web.join("recorder.js"),
-                minify_js(&classic_script(&js, name)?, name, false)?.as_bytes(),
-            )?;
-        } else if name == "upload-worker.js" {
-            // A classic worker script (started from a blob), not a module.
-            let script = classic_script(&js, name)?;
-            write_if_changed(&web.join("recorder").join(name), minify_js(&script, name, false)?.as_bytes())?;
-        } else if INLINED_ONLY.contains(&name) {
-            // Only ever inlined into the classic scripts above.
-        } else if name.ends_with(".js") {
-            write_if_changed(&web.join("recorder").join(name), minify_js(&source()?, name, true)?.as_bytes())?;
-        }
-    }
+    write_if_changed(
+        &web.join("recorder.js"),
+        minify_js(&classic_script(&js, "loader.js")?, "loader.js", false)?.as_bytes(),
+    )?;
+    let index = std::fs::read_to_string(js.join("index.js")).context("reading recorder/js/index.js")?;
+    write_if_changed(&served.join("index.js"), minify_js(&index, "index.js", true)?.as_bytes())?;
+    bundle::recorder(&js, &staging, &served)?;
     // The recorder's typings (the npm package's `types`), kept apart from the sources so that the
     // type check compares `index.js` with `index.d.ts` instead of reading one for the other.
     let typings = js.join("types");
+    let mut kept = vec!["core.js".to_owned(), "index.js".to_owned(), "recorder_wasm_bg.wasm".to_owned()];
     for entry in std::fs::read_dir(&typings).with_context(|| format!("reading {}", typings.display()))? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         if name.ends_with(".d.ts") {
-            copy_if_changed(&path, &web.join("recorder").join(name))?;
+            copy_if_changed(&path, &served.join(name))?;
+            kept.push(name.to_owned());
         }
     }
-    for glue in [web.join("recorder").join("recorder_wasm.js"), web.join("viewer").join("viewer_wasm.js")] {
-        let source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
-        write_if_changed(&glue, minify_js(&source, &glue.display().to_string(), true)?.as_bytes())?;
+    // Whatever an earlier layout left there would be embedded and served: it goes.
+    for entry in std::fs::read_dir(&served).with_context(|| format!("reading {}", served.display()))? {
+        let path = entry?.path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !kept.iter().any(|k| k == n)) {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
     }
+    let glue = web.join("viewer").join("viewer_wasm.js");
+    let source = std::fs::read_to_string(&glue).with_context(|| format!("reading {}", glue.display()))?;
+    write_if_changed(&glue, minify_js(&source, &glue.display().to_string(), true)?.as_bytes())?;
     viewer_static(&root, &web.join("viewer-static"))
 }
-
-/// Recorder modules that only exist to be inlined into the classic scripts (not served).
-const INLINED_ONLY: &[&str] = &["api.js"];
 
 /// The viewer's pages into `out` (embedded by the server, served under `/viewer/`): its modules
 /// minified, the other files (HTML, CSS) as they are. Files no longer in `viewer/static/` go.
@@ -352,7 +367,6 @@ fn npm() -> Result<()> {
   "exports": {{
     ".": {{ "types": "./index.d.ts", "default": "./index.js" }},
     "./recorder_wasm_bg.wasm": "./recorder_wasm_bg.wasm",
-    "./upload-worker.js": "./upload-worker.js",
     "./package.json": "./package.json"
   }},
   "keywords": ["session-replay", "recorder", "rum", "debugging", "wasm"],
@@ -369,10 +383,9 @@ fn npm() -> Result<()> {
          await init({ server: 'https://replay.example.com/', key: 'INGEST_KEY' });\n\
          identify('user@example.com');\n```\n\nThe same recorder as the script tag \
          (`<script src=\"https://replay.example.com/recorder.js\" data-key=\"INGEST_KEY\" defer>`); \
-         options and API in `index.d.ts`. The wasm and the upload worker are loaded with \
-         `new URL(..., import.meta.url)`, which Vite and webpack 5 copy as assets by themselves; \
-         with esbuild, copy `replay-recorder/recorder_wasm_bg.wasm` and \
-         `replay-recorder/upload-worker.js` next to your bundle (both are exported).\n",
+         options and API in `index.d.ts`. The wasm is loaded with `new URL(..., import.meta.url)`, \
+         which Vite and webpack 5 copy as an asset by themselves; with esbuild, copy \
+         `replay-recorder/recorder_wasm_bg.wasm` next to your bundle (it is exported).\n",
     )?;
     eprintln!("xtask: npm package in {}", out.display());
     if which("npm") {

@@ -9,7 +9,8 @@
 //!
 //! esbuild bundles the JavaScript but, unlike Vite and webpack, leaves the recorder's
 //! `new URL('./file', import.meta.url)` assets alone: like an esbuild user, the build copies the
-//! wasm and the upload worker next to the bundle (the package exports both for that).
+//! wasm next to the bundle (the package exports it; the upload worker is inside the recorder's
+//! module).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +18,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Files of the package an esbuild app must copy next to its bundle.
-const ASSETS: &[&str] = &["recorder_wasm_bg.wasm", "upload-worker.js"];
+const ASSETS: &[&str] = &["recorder_wasm_bg.wasm"];
 
 /// Builds the sample app; returns its `dist/` folder.
 pub fn npm_app() -> Result<PathBuf> {

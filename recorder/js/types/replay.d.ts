@@ -94,6 +94,10 @@ export interface ReplayStats {
   dropped: number;
   /** Uploads run in a worker (and the freeze watchdog is active). */
   worker: boolean;
+  /** Times the recorder moved to a fresh wasm instance because a big batch had grown its memory. */
+  renewals?: number;
+  /** Bytes of wasm linear memory the recorder holds now. */
+  wasmMemory?: number;
   error?: string;
 }
 export interface ReplayApi {
