@@ -179,6 +179,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
     CREATE INDEX audit_log_by_time ON audit_log(at_ms);
     ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    // 10: comments on sessions at a moment (deleted with their session).
+    "CREATE TABLE comments (
+        id BIGSERIAL PRIMARY KEY,
+        project_id BIGINT NOT NULL,
+        session_id TEXT NOT NULL,
+        t_ms BIGINT NOT NULL,
+        author_user TEXT NOT NULL,
+        author TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE INDEX comments_by_session ON comments(project_id, session_id, t_ms);",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -216,6 +216,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
     CREATE INDEX audit_log_by_time ON audit_log(at_ms);
     ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    // 15: comments on sessions at a moment (deleted with their session).
+    "CREATE TABLE comments (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        t_ms INTEGER NOT NULL,
+        author_user TEXT NOT NULL,
+        author TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX comments_by_session ON comments(project_id, session_id, t_ms);",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
