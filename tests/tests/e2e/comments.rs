@@ -72,7 +72,9 @@ async fn open(browser: &Browser, server: &Server, path: &str) -> Result<()> {
 /// Status of a same-origin request made by the page (with the signed-in user's cookie).
 async fn status_in_page(browser: &Browser, method: &str, path: &str, body: Option<Value>) -> Result<u64> {
     let init = match body {
-        Some(b) => json!({ "method": method, "headers": { "content-type": "application/json" }, "body": b.to_string() }),
+        Some(b) => {
+            json!({ "method": method, "headers": { "content-type": "application/json" }, "body": b.to_string() })
+        }
         None => json!({ "method": method }),
     };
     let script = format!(
@@ -92,7 +94,12 @@ async fn members_comment_on_a_moment_and_share_it_with_their_project_only() -> R
     let other = admin(&server, "POST", "/api/v1/projects", json!({ "name": "elsewhere" }))?;
     let other = other["id"].as_i64().context("the new project's id")?;
     for (user, project, role) in [("ann", 1, "member"), ("rita", 1, "read_only"), ("otto", other, "owner")] {
-        admin(&server, "POST", "/api/v1/admin/users", json!({ "name": user, "password": format!("{user}-password-1") }))?;
+        admin(
+            &server,
+            "POST",
+            "/api/v1/admin/users",
+            json!({ "name": user, "password": format!("{user}-password-1") }),
+        )?;
         admin(&server, "PUT", &format!("/api/v1/projects/{project}/members/{user}"), json!({ "role": role }))?;
     }
     let browser = Browser::start().await?;
