@@ -418,7 +418,7 @@ async function main() {
     $('export').hidden = true;
     $('block').parentElement.hidden = true;
     // Comments live on the server.
-    $('panels').querySelector('[data-tab="comments"]').hidden = true;
+    /** @type {HTMLElement} */ ($('panels').querySelector('[data-tab="comments"]')).hidden = true;
   } else {
     /** @type {HTMLAnchorElement} */ ($('export')).href = `export/${encodeURIComponent(sessionId)}`;
   }
