@@ -38,6 +38,8 @@ pub const KEY_REVOKE: &str = "key.revoke";
 pub const MEMBER_ROLE: &str = "member.role";
 pub const TOKEN_CREATE: &str = "token.create";
 pub const TOKEN_REVOKE: &str = "token.revoke";
+pub const COMMENT_ADD: &str = "comment.add";
+pub const COMMENT_DELETE: &str = "comment.delete";
 
 /// Entries one page or API answer lists at most.
 pub const PAGE_MAX: usize = 500;

@@ -34,7 +34,8 @@
 //! - [`reject`]: every reason a request is refused (status, code, metric label), in one table;
 //! - [`sourcemaps`]: source maps per release: upload, and a session read through them;
 //! - [`symbols`]: the cache of parsed source maps, and error groups keyed by original frames;
-//! - [`compare`]: a session beside sessions of the same page in another environment.
+//! - [`compare`]: a session beside sessions of the same page in another environment;
+//! - [`comments`]: comments on a session at a moment, and share links to a moment.
 
 pub mod access;
 pub mod account_pages;
@@ -43,6 +44,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod comments;
 pub mod compare;
 pub mod config;
 pub mod deletion;
@@ -213,6 +215,9 @@ api_routes! {
     GET "/api/v1/projects/{project}/sourcemaps" => sourcemaps::list;
     GET "/api/v1/projects/{project}/sessions/{id}/symbolicated" => sourcemaps::session_symbolicated;
     GET "/api/v1/projects/{project}/sessions/{id}/compare" => compare::compare;
+    GET "/api/v1/projects/{project}/sessions/{id}/comments" => comments::list_comments;
+    POST "/api/v1/projects/{project}/sessions/{id}/comments" => comments::add_comment;
+    DELETE "/api/v1/projects/{project}/sessions/{id}/comments/{comment}" => comments::delete_comment;
 }
 
 /// The whole HTTP application.
@@ -231,6 +236,7 @@ pub fn app(state: AppState) -> Router {
         .merge(deletion::routes())
         .merge(audit::routes())
         .merge(settings_page::routes())
+        .merge(comments::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -519,7 +519,7 @@ async fn export(
     let page = text("player.html")?;
     let css = text("viewer.css")?;
     let mut imports = serde_json::Map::new();
-    for module in ["viewer_wasm.js", "render.js", "panels.js", "freezes.js"] {
+    for module in ["viewer_wasm.js", "render.js", "panels.js", "freezes.js", "comments.js"] {
         imports.insert(format!("./{module}"), data_url("text/javascript", &file(module)?).into());
     }
     let import_map = serde_json::json!({ "imports": imports }).to_string();

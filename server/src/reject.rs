@@ -114,6 +114,11 @@ reasons! {
     NameTaken => CONFLICT, "name_taken", "name_taken";
     /// The session is larger than a read may load.
     SessionTooLarge => PAYLOAD_TOO_LARGE, "session_too_large", "session_too_large";
+    /// A comment that is not `{t, text}`, is blank or over its length, or names a moment past
+    /// any session's end.
+    BadComment => BAD_REQUEST, "bad_comment", "bad_comment";
+    /// The session holds the most comments a session may; delete some first.
+    TooManyComments => CONFLICT, "too_many_comments", "too_many_comments";
     /// A stored batch does not decode any more.
     CorruptSession => INTERNAL_SERVER_ERROR, "corrupt_session", "corrupt_session";
     // The server itself.

@@ -24,6 +24,8 @@ const TOKEN: &str = "test-admin-token";
 const T0: u64 = 1_700_000_040_000;
 /// A session id recorded in both projects.
 const SHARED: &str = "same-id";
+/// The id of owner-a's comment on A's [`SHARED`] session.
+const COMMENT: i64 = 1;
 /// Far in the future, for sign-ins made directly in storage.
 const LATER: u64 = 4_000_000_000_000;
 
@@ -105,6 +107,19 @@ async fn world(storage: Arc<dyn Storage>) -> World {
         let (status, body, _) = call(&app, req.expect("request")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+    // A comment of owner-a on A's session, the first of the store ([`COMMENT`]).
+    let comment = replay_store::Comment {
+        id: 0,
+        project_id: a.id,
+        session_id: SHARED.into(),
+        t: 0,
+        author_user: "owner-a".into(),
+        author: "owner-a".into(),
+        text: "alpha comment".into(),
+        created_ms: T0,
+    };
+    let added = storage.add_comment(&comment).expect("comment");
+    assert!(matches!(added, replay_store::CommentAdded::Added(ref c) if c.id == COMMENT), "{added:?}");
     World { app, storage, a: a.id, b: b.id, key_b: b.ingest_key }
 }
 
@@ -263,6 +278,11 @@ const EXPECTED: &[(&str, &str, Needs)] = &[
     ("DELETE", "/api/v1/projects/{project}/keys/{key}", Needs::OwnerDestroys),
     ("DELETE", "/api/v1/projects/{project}/sessions/{id}", Needs::OwnerDestroys),
     ("DELETE", "/api/v1/projects/{project}", Needs::OwnerDestroys),
+    ("GET", "/api/v1/projects/{project}/sessions/{id}/comments", Needs::Read),
+    ("POST", "/api/v1/projects/{project}/sessions/{id}/comments", Needs::Member),
+    // Its author's or an owner's: the walk's comment is owner-a's (made in `world`), so members
+    // are refused; the owner's deletion is tests/comments.rs's.
+    ("DELETE", "/api/v1/projects/{project}/sessions/{id}/comments/{comment}", Needs::OwnerDestroys),
 ];
 
 fn rrweb_recording() -> Vec<u8> {
@@ -286,7 +306,8 @@ fn request(method: &str, path: &str, project: i64, who: &str, token: i64) -> Req
         .replace("{id}", SHARED)
         .replace("{user}", "guest")
         .replace("{token}", &token.to_string())
-        .replace("{key}", "no-such-key");
+        .replace("{key}", "no-such-key")
+        .replace("{comment}", &COMMENT.to_string());
     if legacy {
         uri.push_str(&format!("?project={project}"));
     }
@@ -306,6 +327,7 @@ fn request(method: &str, path: &str, project: i64, who: &str, token: i64) -> Req
         ("POST", p) if p.ends_with("/tokens") => br#"{"name":"walk","scopes":["read"]}"#.to_vec(),
         ("POST", p) if p.ends_with("/keys") => br#"{"grace_secs":3600}"#.to_vec(),
         ("POST", p) if p.ends_with("/erasure") => br#"{"user":"nobody"}"#.to_vec(),
+        ("POST", p) if p.ends_with("/comments") => br#"{"t":1000,"text":"walked"}"#.to_vec(),
         ("PATCH", _) => json!({ "name": format!("walked {project}") }).to_string().into_bytes(),
         ("POST" | "PUT", _) => b"{}".to_vec(),
         _ => return req.body(Body::empty()).expect("request"),
@@ -460,7 +482,8 @@ async fn viewer_pages_of_a_project_are_404_to_non_members_and_their_links_stay_i
     let w = world(storage).await;
     let delete = format!("/delete?session={SHARED}");
     let (player, export) = (format!("/player.html?session={SHARED}"), format!("/export/{SHARED}"));
-    for page in ["/", "/errors", &player, &export, "/settings", "/audit", &delete] {
+    let share = format!("/sessions/{SHARED}?t=5");
+    for page in ["/", "/errors", &player, &export, "/settings", "/audit", &delete, &share] {
         for user in ["member-a", "outsider"] {
             let (status, body, _) = call(&w.app, as_user(user, &format!("/viewer/p/{}{page}", w.b))).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{user} {page} of B: {body}");

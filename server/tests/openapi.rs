@@ -23,6 +23,8 @@ const PROJECT_TOKEN: i64 = 1;
 const OWN_TOKEN: i64 = 2;
 /// The session the deletion operation deletes.
 const DOOMED: &str = "sess-doomed";
+/// The comment `setup` adds (the one the comment's deletion deletes).
+const COMMENT: i64 = 1;
 
 async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     let res = app.clone().oneshot(req).await.expect("infallible");
@@ -67,6 +69,14 @@ async fn setup() -> (axum::Router, i64, String, String) {
         .body(Body::from(encode_batch(&doomed).expect("encode")))
         .expect("request");
     assert_eq!(call(&router, req).await.0, StatusCode::OK);
+    // The comment the comment's deletion deletes.
+    let req = Request::post(format!("/api/v1/projects/{}/sessions/{SESSION}/comments", project.id))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "t": 0, "text": "doomed" }).to_string()))
+        .expect("request");
+    let (status, body) = call(&router, req).await;
+    assert!(status == StatusCode::OK && body.starts_with(format!("{{\"id\":{COMMENT},").as_bytes()));
     (router, project.id, project.ingest_key, spare)
 }
 
@@ -114,7 +124,8 @@ fn request(method: &str, path: &str, project: i64, keys: (&str, &str), seq: u32,
         .replace("{id}", &id)
         .replace("{user}", "guest")
         .replace("{token}", &token.to_string())
-        .replace("{key}", spare);
+        .replace("{key}", spare)
+        .replace("{comment}", &COMMENT.to_string());
     if path == "/api/v1/recorder/settings" && authorized {
         uri = format!("{path}?key={key}");
     }
@@ -145,6 +156,7 @@ fn request(method: &str, path: &str, project: i64, keys: (&str, &str), seq: u32,
         }
         ("post", "/api/v1/projects/{project}/keys") => json(json!({ "grace_secs": 60 })),
         ("post", "/api/v1/projects/{project}/erasure") => json(json!({ "user": "nobody" })),
+        ("post", p) if p.ends_with("/comments") => json(json!({ "t": 0, "text": "described" })),
         ("put", "/api/v1/projects/{project}/settings") => {
             json(json!({ "allowed_origins": [], "settings": { "mask_all_text": true } }))
         }

@@ -47,6 +47,7 @@ pub use model::{
     FactComparison, FrustrationCounts, IndexBacklog, IngestKey, Project, ProjectQuota, RECENT_ERROR_SESSIONS,
     RangeRequest, SessionFilter, SessionRow, Stored, Unsettled, Usage,
 };
+pub use model::{Comment, CommentAdded, MAX_COMMENT_CHARS, MAX_COMMENTS_PER_SESSION};
 pub use postgres::{PostgresOptions, PostgresStorage};
 pub use shared::KEY_CACHE_TTL;
 pub use sqlite::SqliteStorage;
@@ -178,6 +179,18 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     fn audit_log(&self, project: i64, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, Error>;
     /// Deletes audit entries older than `cutoff_ms` in all projects; returns how many.
     fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error>;
+    /// Adds a comment to a session of its project (`comment.id` is ignored): refused, storing
+    /// nothing, when the session is not there (never recorded, or deleted), when it holds
+    /// [`MAX_COMMENTS_PER_SESSION`] comments already, or when the text is not valid
+    /// ([`Comment::is_valid`]). A session's comments go with it ([`Storage::delete_sessions`],
+    /// retention, [`Storage::delete_project`]).
+    fn add_comment(&self, comment: &Comment) -> Result<CommentAdded, Error>;
+    /// A session's comments by moment (then by when they were added): at most `limit`.
+    fn comments(&self, project: i64, session: &str, limit: usize) -> Result<Vec<Comment>, Error>;
+    /// One comment of a session.
+    fn comment(&self, project: i64, session: &str, id: i64) -> Result<Option<Comment>, Error>;
+    /// Deletes one comment of a session; false when there is no such comment.
+    fn delete_comment(&self, project: i64, session: &str, id: i64) -> Result<bool, Error>;
     /// Marks "froze, never recovered" the sessions of `project` whose latest freeze has no end
     /// and whose last batch was received before `cutoff_ms`; returns how many were marked.
     fn mark_unrecovered_freezes(&self, project: i64, cutoff_ms: u64) -> Result<u64, Error>;

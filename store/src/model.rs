@@ -346,3 +346,52 @@ pub struct FrustrationCounts {
     pub error_clicks: u64,
     pub quick_backs: u64,
 }
+
+/// Longest comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2_000;
+/// Most comments one session holds; more are refused ([`CommentAdded::Full`]).
+pub const MAX_COMMENTS_PER_SESSION: usize = 1_000;
+
+/// A comment on a session at a moment of it, left by someone who may write in its project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Comment {
+    /// Assigned by storage (ignored when adding).
+    pub id: i64,
+    pub project_id: i64,
+    pub session_id: String,
+    /// The moment, in milliseconds from the session's start.
+    pub t: u64,
+    /// The author's account (the user name); empty for the admin token and project tokens.
+    pub author_user: String,
+    /// The author as shown: the user name, or what the token is.
+    pub author: String,
+    /// Plain text, at most [`MAX_COMMENT_CHARS`] characters; never markup.
+    pub text: String,
+    /// When it was written (Unix ms; set by the caller).
+    pub created_ms: u64,
+}
+
+impl Comment {
+    /// Whether the text is one a session may hold: not blank, at most [`MAX_COMMENT_CHARS`]
+    /// characters, and the author within the same bound.
+    pub fn is_valid(&self) -> bool {
+        !self.text.trim().is_empty()
+            && self.text.chars().count() <= MAX_COMMENT_CHARS
+            && self.author.chars().count() <= MAX_COMMENT_CHARS
+            && self.author_user.chars().count() <= MAX_COMMENT_CHARS
+    }
+}
+
+/// What became of a comment given to [`crate::Storage::add_comment`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommentAdded {
+    /// Stored, with its id.
+    Added(Comment),
+    /// The project has no such session (never recorded, or deleted): nothing is stored.
+    NoSuchSession,
+    /// The session holds [`MAX_COMMENTS_PER_SESSION`] comments already: nothing is stored.
+    Full,
+    /// Blank or longer than [`MAX_COMMENT_CHARS`] ([`Comment::is_valid`]): nothing is stored.
+    Invalid,
+}

@@ -8,8 +8,8 @@
 //! server does not enable).
 
 use crate::{
-    AuditEntry, BatchBody, BatchSummary, ENVIRONMENT_SAMPLE, Error, ErrorSighting, FrustrationCounts, ProjectQuota,
-    RangeRequest, SessionFilter, Storage, Stored, Unsettled,
+    AuditEntry, BatchBody, BatchSummary, Comment, CommentAdded, ENVIRONMENT_SAMPLE, Error, ErrorSighting,
+    FrustrationCounts, ProjectQuota, RangeRequest, SessionFilter, Storage, Stored, Unsettled,
 };
 
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
@@ -80,6 +80,8 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     the_audit_log_is_per_project_newest_first_and_pruned(&make());
     projects_are_renamed_configured_and_deleted_with_everything_they_hold(&make());
     idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(&make());
+    comments_are_kept_per_session_by_moment_and_capped(&make());
+    retention_deletes_comments_with_their_sessions(&make());
 }
 
 fn idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(db: &impl Storage) {
@@ -169,8 +171,11 @@ fn projects_are_renamed_configured_and_deleted_with_everything_they_hold(db: &im
     let rotated = db.rotate_key(p.id, 60_000).expect("rotate");
     db.put_artifact(p.id, "1.0", "~/app.js.map", b"{}").expect("a release file");
     db.put_artifact(other.id, "1.0", "~/app.js.map", b"{}").expect("a release file");
+    assert!(matches!(db.add_comment(&comment(p.id, "s", 1, "c")), Ok(CommentAdded::Added(_))));
+    assert!(matches!(db.add_comment(&comment(other.id, "s", 1, "c")), Ok(CommentAdded::Added(_))));
 
     assert!(db.delete_project(p.id).expect("delete"));
+    assert_eq!(db.comments(other.id, "s", 10).expect("comments").len(), 1, "the other project's comment stays");
     assert!(db.artifacts(p.id, "1.0").expect("list").is_empty(), "its release files go with it");
     assert_eq!(db.artifacts(other.id, "1.0").expect("list").len(), 1, "others' stay");
     assert!(!db.delete_project(p.id).expect("again"), "gone already");
@@ -200,6 +205,7 @@ fn leaves_nothing(db: &impl Storage, project: i64, id: &str) {
     assert!(listed.iter().all(|r| r.id != id), "{id}: listed");
     let groups = db.error_groups(project, 100).expect("groups");
     assert!(groups.iter().all(|g| !g.recent_sessions.iter().any(|s| s == id)), "{id}: error sightings");
+    assert!(db.comments(project, id, 100).expect("comments").is_empty(), "{id}: comments");
 }
 
 fn a_deleted_session_leaves_nothing_and_stays_deleted(db: &impl Storage) {
@@ -223,6 +229,9 @@ fn a_deleted_session_leaves_nothing_and_stays_deleted(db: &impl Storage) {
     // The same session id in another project is another session.
     db.put_batch_blocking(other.id, &summary("gone", "p", 0, 1_000), b"o").expect("put");
     let before = db.batch_count().expect("count");
+    for (project, session) in [(p.id, "gone"), (p.id, "kept"), (other.id, "gone")] {
+        assert!(matches!(db.add_comment(&comment(project, session, 10, "look")), Ok(CommentAdded::Added(_))));
+    }
 
     assert_eq!(db.delete_sessions(p.id, &["gone".into()]).expect("delete"), 1);
     leaves_nothing(db, p.id, "gone");
@@ -233,6 +242,13 @@ fn a_deleted_session_leaves_nothing_and_stays_deleted(db: &impl Storage) {
     let groups = db.error_groups(p.id, 10).expect("groups");
     assert_eq!((groups.len(), groups[0].count, groups[0].sessions), (1, 2, 1), "the deleted occurrences are gone");
     assert_eq!(db.batches(other.id, "gone").expect("other").len(), 1);
+    assert_eq!(db.comments(p.id, "kept", 10).expect("comments").len(), 1, "the other session's comment stays");
+    assert_eq!(db.comments(other.id, "gone", 10).expect("comments").len(), 1, "the other project's too");
+    assert_eq!(
+        db.add_comment(&comment(p.id, "gone", 20, "late")).expect("add"),
+        CommentAdded::NoSuchSession,
+        "a deleted session takes no comment"
+    );
 
     // A recorder still running (or resending) cannot bring it back, whatever page or seq.
     for (page, seq) in [("p", 0), ("p", 1), ("p3", 0)] {
@@ -804,4 +820,86 @@ fn api_tokens_are_found_by_digest_noted_when_used_and_revoked(db: &impl Storage)
     assert!(!db.revoke_token(project, 6).expect("again"), "revoked once");
     assert!(db.use_token("h2", 1_700_000_000_020).expect("use").is_none(), "revoked at once");
     assert_eq!(db.token(project).expect("q").expect("t").revoked_ms, Some(5));
+}
+
+/// A comment by `ann` on `session` at `t`.
+fn comment(project: i64, session: &str, t: u64, text: &str) -> Comment {
+    Comment {
+        id: 0,
+        project_id: project,
+        session_id: session.into(),
+        t,
+        author_user: "ann".into(),
+        author: "ann".into(),
+        text: text.into(),
+        created_ms: 1_700_000_040_000,
+    }
+}
+
+fn comments_are_kept_per_session_by_moment_and_capped(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    for session in ["s", "t"] {
+        db.put_batch_blocking(p.id, &summary(session, "p", 0, 1_000), b"1").expect("put");
+    }
+    db.put_batch_blocking(other.id, &summary("s", "p", 0, 1_000), b"1").expect("put");
+
+    let added = |c: Comment| match db.add_comment(&c).expect("add") {
+        CommentAdded::Added(stored) => stored,
+        other => panic!("not added: {other:?}"),
+    };
+    let late = added(comment(p.id, "s", 5_000, "late"));
+    let early = added(comment(p.id, "s", 1_000, "<img src=x onerror=alert(1)>"));
+    let same_moment = added(comment(p.id, "s", 5_000, "same moment, added after"));
+    assert_eq!((late.t, late.text.as_str(), late.author_user.as_str()), (5_000, "late", "ann"));
+    assert!(late.id != early.id && early.id != same_moment.id, "ids are assigned");
+    let listed = db.comments(p.id, "s", 100).expect("list");
+    assert_eq!(listed, vec![early.clone(), late.clone(), same_moment.clone()], "by moment, then as added");
+    assert_eq!(db.comments(p.id, "s", 2).expect("list").len(), 2, "bounded by the limit");
+    assert!(db.comments(p.id, "t", 100).expect("list").is_empty(), "sessions are apart");
+    assert!(db.comments(other.id, "s", 100).expect("list").is_empty(), "projects are apart");
+    assert_eq!(db.comment(p.id, "s", early.id).expect("get"), Some(early.clone()));
+    assert_eq!(db.comment(other.id, "s", early.id).expect("get"), None, "not through another project");
+    assert_eq!(db.comment(p.id, "t", early.id).expect("get"), None, "nor another session");
+
+    // Refusals store nothing.
+    assert_eq!(db.add_comment(&comment(p.id, "never", 0, "x")).expect("add"), CommentAdded::NoSuchSession);
+    assert_eq!(db.add_comment(&comment(other.id, "t", 0, "x")).expect("add"), CommentAdded::NoSuchSession);
+    assert_eq!(db.add_comment(&comment(p.id, "s", 0, "  ")).expect("add"), CommentAdded::Invalid);
+    let long = "é".repeat(crate::MAX_COMMENT_CHARS + 1);
+    assert_eq!(db.add_comment(&comment(p.id, "s", 0, &long)).expect("add"), CommentAdded::Invalid);
+    let longest = "é".repeat(crate::MAX_COMMENT_CHARS);
+    assert!(matches!(db.add_comment(&comment(p.id, "t", 0, &longest)), Ok(CommentAdded::Added(_))), "chars, not bytes");
+    assert_eq!(db.comments(p.id, "s", 100).expect("list").len(), 3);
+
+    // Deleting one: only through its own project and session.
+    assert!(!db.delete_comment(other.id, "s", late.id).expect("delete"));
+    assert!(!db.delete_comment(p.id, "t", late.id).expect("delete"));
+    assert!(db.delete_comment(p.id, "s", late.id).expect("delete"));
+    assert!(!db.delete_comment(p.id, "s", late.id).expect("again"), "gone already");
+    assert_eq!(db.comments(p.id, "s", 100).expect("list"), vec![early, same_moment]);
+
+    // The cap: a full session refuses more, another session does not mind.
+    for i in 2..crate::MAX_COMMENTS_PER_SESSION as u64 {
+        added(comment(p.id, "s", i, "many"));
+    }
+    assert_eq!(db.comments(p.id, "s", usize::MAX).expect("list").len(), crate::MAX_COMMENTS_PER_SESSION);
+    assert_eq!(db.add_comment(&comment(p.id, "s", 1, "one more")).expect("add"), CommentAdded::Full);
+    assert_eq!(db.comments(p.id, "s", usize::MAX).expect("list").len(), crate::MAX_COMMENTS_PER_SESSION);
+    added(comment(p.id, "t", 1, "another session"));
+}
+
+fn retention_deletes_comments_with_their_sessions(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    db.put_batch_blocking(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put");
+    db.put_batch_blocking(p.id, &summary("new", "p", 0, 9_000), b"n").expect("put");
+    for session in ["old", "new"] {
+        assert!(matches!(db.add_comment(&comment(p.id, session, 1, "c")), Ok(CommentAdded::Added(_))));
+    }
+    assert_eq!(db.delete_sessions_before(5_000).expect("delete"), 1);
+    assert!(db.comments(p.id, "old", 10).expect("list").is_empty(), "the old session's comments go with it");
+    assert_eq!(db.comments(p.id, "new", 10).expect("list").len(), 1);
+    // A resent old batch starts a fresh session, without the old comments.
+    db.put_batch_blocking(p.id, &summary("old", "p", 0, 1_000), b"o").expect("put");
+    assert!(db.comments(p.id, "old", 10).expect("list").is_empty());
 }

@@ -8,6 +8,7 @@ import init, { Player } from './viewer_wasm.js';
 import { createRenderer } from './render.js';
 import { createPanels, fmtTime, isFailedRequest } from './panels.js';
 import { createFreezePanel, culprit } from './freezes.js';
+import { createComments } from './comments.js';
 
 const $ = (id) => document.getElementById(id);
 const frame = /** @type {HTMLIFrameElement} */ ($('frame'));
@@ -102,12 +103,22 @@ const freezePanel = createFreezePanel($('panel-freezes'), {
   seek: (ms) => { pause(); seek(ms); },
 });
 
+// Comments at a moment (comments.js): loaded from the server once the session is there.
+const comments = createComments($('panel-comments'), {
+  api: (tail) => sessionApi(sessionId, tail),
+  position: () => position,
+  seek: (ms) => { pause(); seek(ms); },
+  fmtTime,
+  changed: () => { if (engine) drawMarkers(); },
+});
+
 // ---- playback ----
 
 function updateClock() {
   $('time').textContent = `${fmtTime(position)} / ${fmtTime(duration)}`;
   seekBar.value = String(Math.round(position));
   panels.follow(start + position);
+  comments.moment(position);
 }
 
 function seek(ms) {
@@ -194,6 +205,7 @@ function describe(e) {
     case 'click': return e.rage ? `Rage click: rapid clicks at ${e.x}, ${e.y}` : `Click at ${e.x}, ${e.y}`;
     case 'page': return `Page: ${e.url}`;
     case 'frustration': return e.text;
+    case 'comment': return `Comment by ${e.author}: ${e.text}`;
     case 'nav': return `Navigation: ${e.url}`;
     case 'error': return `Error: ${e.message}`;
     case 'console': return `console.${e.level}: ${e.args.join(' ')}`;
@@ -232,6 +244,7 @@ function drawMarkers() {
       pause();
       seek(from - start);
       if (cls.startsWith('freeze')) { panels.show('freezes'); freezePanel.select(from); }
+      if (cls === 'comment') panels.show('comments');
     });
     box.append(i);
   };
@@ -250,6 +263,8 @@ function drawMarkers() {
   // Frustration signals (protocol/src/frustration.rs), judged in the engine over the loaded events.
   const tips = { dead: 'Dead click: nothing answered', error: 'Error click: an error followed', back: 'Quick back: navigation undone within seconds' };
   for (const f of JSON.parse(engine.frustration())) addMarker(`frustration ${f.k}`, { t: f.t, k: 'frustration', text: tips[f.k] || f.k }, f.t);
+  // Comments, on top of the rest.
+  for (const c of comments.list()) addMarker('comment', { t: start + c.t, k: 'comment', author: c.author, text: c.text }, start + c.t);
 }
 
 function showTip(ev) {
@@ -364,16 +379,25 @@ function initialPosition(t) {
   return Number(t) || 0;
 }
 
+/**
+ * The share link of the current moment: `/viewer/p/{project}/sessions/{id}?t=ms` opens the
+ * player there, paused, for any member of the project (404 for anyone else). An exported file
+ * links to itself.
+ */
 function linkToNow() {
+  const t = String(Math.round(position));
   const url = new URL(location.href);
-  url.searchParams.set('t', String(Math.round(position)));
+  url.searchParams.set('t', t);
   history.replaceState(null, '', url);
+  const share = PROJECT && !$('replay-session')
+    ? `${location.origin}/viewer/p/${PROJECT}/sessions/${encodeURIComponent(sessionId)}?t=${t}`
+    : url.href;
   const out = /** @type {HTMLInputElement} */ ($('link-out'));
-  out.value = url.href;
+  out.value = share;
   out.hidden = false;
   out.select();
-  navigator.clipboard?.writeText(url.href).catch(() => {});
-  return url.href;
+  navigator.clipboard?.writeText(share).catch(() => {});
+  return share;
 }
 
 async function main() {
@@ -393,6 +417,8 @@ async function main() {
     $('back').hidden = true;
     $('export').hidden = true;
     $('block').parentElement.hidden = true;
+    // Comments live on the server.
+    /** @type {HTMLElement} */ ($('panels').querySelector('[data-tab="comments"]')).hidden = true;
   } else {
     /** @type {HTMLAnchorElement} */ ($('export')).href = `export/${encodeURIComponent(sessionId)}`;
   }
@@ -406,7 +432,7 @@ async function main() {
   addEventListener('keydown', (e) => {
     if (!engine || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target instanceof HTMLInputElement && e.target.type !== 'range' && e.target.type !== 'checkbox') return;
-    if (e.target instanceof HTMLSelectElement) return;
+    if (e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement) return;
     if (e.key === ' ') { e.preventDefault(); playing ? pause() : play(); }
     else if (e.key === 'ArrowRight') { e.preventDefault(); seek(position + 5000); }
     else if (e.key === 'ArrowLeft') { e.preventDefault(); seek(position - 5000); }
@@ -424,6 +450,7 @@ async function main() {
     if (embedded) await loadEmbedded(first); else await loadFromServer(sessionId, first);
     if (!embedded) compareEnvironment(sessionId);
     if (!embedded) symbolicate(sessionId);
+    if (!embedded) comments.load().catch((e) => { $('comment-status').textContent = `Could not load the comments: ${e.message}`; });
     loadedAll = true;
     document.body.dataset.loaded = '1';
     if (wanted !== null && position !== initialPosition(wanted)) seek(initialPosition(wanted));
@@ -541,6 +568,7 @@ window.replayPlayer = {
   playing: () => playing,
   loaded: () => loadedAll,
   entries: () => entries,
+  comments: () => comments.list(),
   keyframes: () => (engine ? engine.keyframe_count() : 0),
   link: linkToNow,
   play,

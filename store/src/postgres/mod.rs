@@ -29,11 +29,13 @@
 //! - `bodies`: storing a batch (body object, then index row) and reading bodies back;
 //! - `queries`: the session index, error groups, environment comparisons, retention and the
 //!   small reads and writes of projects, settings and accounts;
-//! - `artifacts`: release artifacts (source maps, minified files), rows and object bodies.
+//! - `artifacts`: release artifacts (source maps, minified files), rows and object bodies;
+//! - `comments`: comments on sessions at a moment.
 
 mod accounts;
 mod artifacts;
 mod bodies;
+mod comments;
 mod queries;
 mod schema;
 
@@ -51,8 +53,8 @@ use tokio_postgres::types::ToSql;
 use self::queries::{project_row, session_row};
 use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64};
 use crate::{
-    AuditEntry, BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IngestKey, Project, ProjectQuota,
-    RangeRequest, SessionFilter, SessionRow, Storage, Usage,
+    AuditEntry, BatchBody, BatchDone, BatchRange, Comment, CommentAdded, Error, ErrorGroup, FactComparison, IngestKey,
+    Project, ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage,
 };
 
 /// Where the engine keeps things.
@@ -452,6 +454,26 @@ impl Storage for PostgresStorage {
         self.block(move |e| async move {
             e.execute("DELETE FROM audit_log WHERE at_ms < $1", params![to_i64(cutoff_ms)]).await
         })
+    }
+
+    fn add_comment(&self, comment: &Comment) -> Result<CommentAdded, Error> {
+        let comment = comment.clone();
+        self.block(move |e| async move { e.add_comment(comment).await })
+    }
+
+    fn comments(&self, project: i64, session: &str, limit: usize) -> Result<Vec<Comment>, Error> {
+        let session = text(session);
+        self.block(move |e| async move { e.comments(project, session, limit).await })
+    }
+
+    fn comment(&self, project: i64, session: &str, id: i64) -> Result<Option<Comment>, Error> {
+        let session = text(session);
+        self.block(move |e| async move { e.comment(project, session, id).await })
+    }
+
+    fn delete_comment(&self, project: i64, session: &str, id: i64) -> Result<bool, Error> {
+        let session = text(session);
+        self.block(move |e| async move { e.delete_comment(project, session, id).await })
     }
 
     fn mark_unrecovered_freezes(&self, project: i64, cutoff_ms: u64) -> Result<u64, Error> {

@@ -187,6 +187,12 @@ impl Engine {
             &[&cutoff],
         )
         .await?;
+        tx.execute(
+            "DELETE FROM comments c USING sessions s
+             WHERE s.project_id = c.project_id AND s.id = c.session_id AND s.received_ms < $1",
+            &[&cutoff],
+        )
+        .await?;
         let n = tx.execute("DELETE FROM sessions WHERE received_ms < $1", &[&cutoff]).await?;
         // Sessions deleted on request are forgotten with the sessions of their age.
         tx.execute("DELETE FROM deleted_sessions WHERE deleted_ms < $1", &[&cutoff]).await?;
@@ -246,6 +252,7 @@ impl Engine {
             .await?;
         tx.execute("DELETE FROM session_facts WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
             .await?;
+        tx.execute("DELETE FROM comments WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids]).await?;
         tx.execute(
             "DELETE FROM error_groups g WHERE g.project_id = $1 AND NOT EXISTS (SELECT 1 FROM error_sessions s
                 WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)",
@@ -273,7 +280,7 @@ impl Engine {
         let artifacts =
             tx.query("DELETE FROM artifacts WHERE project_id = $1 RETURNING object_key", &[&project]).await?;
         keys.extend(artifacts.iter().map(|r| r.get::<_, String>(0)));
-        for table in ["error_sessions", "error_groups", "session_facts", "sessions", "deleted_sessions"] {
+        for table in ["error_sessions", "error_groups", "session_facts", "sessions", "deleted_sessions", "comments"] {
             tx.execute(&format!("DELETE FROM {table} WHERE project_id = $1"), &[&project]).await?;
         }
         let found = tx.execute("DELETE FROM projects WHERE id = $1", &[&project]).await?;

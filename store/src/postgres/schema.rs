@@ -183,6 +183,18 @@ const MIGRATIONS: &[&str] = &[
     // the batch count at that judgement; more batches since mean it is judged again).
     "ALTER TABLE sessions ADD COLUMN settled_batches BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX sessions_unsettled ON sessions(received_ms) WHERE batches > settled_batches;",
+    // 11: comments on sessions at a moment (deleted with their session).
+    "CREATE TABLE comments (
+        id BIGSERIAL PRIMARY KEY,
+        project_id BIGINT NOT NULL,
+        session_id TEXT NOT NULL,
+        t_ms BIGINT NOT NULL,
+        author_user TEXT NOT NULL,
+        author TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE INDEX comments_by_session ON comments(project_id, session_id, t_ms);",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

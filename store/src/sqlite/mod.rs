@@ -24,10 +24,12 @@
 //! - `index`: index entries held in memory, their bulk flush, and recovery at open;
 //! - `schema`: the schema and its append-only migrations;
 //! - `queries`: the read queries and the small writes outside the batch path;
-//! - `artifacts`: release artifacts (source maps, minified files), bodies in their rows.
+//! - `artifacts`: release artifacts (source maps, minified files), bodies in their rows;
+//! - `comments`: comments on sessions at a moment.
 
 mod accounts;
 mod artifacts;
+mod comments;
 mod index;
 mod queries;
 mod schema;
@@ -48,8 +50,8 @@ use self::writer::{PendingBatch, writer_loop};
 use crate::model::choose_range;
 use crate::shared::KeyCache;
 use crate::{
-    AuditEntry, BatchBody, BatchDone, BatchRange, Error, ErrorGroup, FactComparison, IndexBacklog, IngestKey, Project,
-    ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
+    AuditEntry, BatchBody, BatchDone, BatchRange, Comment, CommentAdded, Error, ErrorGroup, FactComparison,
+    IndexBacklog, IngestKey, Project, ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage, unpack,
 };
 
 /// SQLite storage; cheap to clone (one shared connection and one group-commit writer).
@@ -412,6 +414,22 @@ impl Storage for SqliteStorage {
 
     fn delete_audit_before(&self, cutoff_ms: u64) -> Result<u64, Error> {
         queries::delete_audit_before(&self.lock()?.conn, cutoff_ms)
+    }
+
+    fn add_comment(&self, comment: &Comment) -> Result<CommentAdded, Error> {
+        comments::add(&self.lock()?.conn, comment)
+    }
+
+    fn comments(&self, project: i64, session: &str, limit: usize) -> Result<Vec<Comment>, Error> {
+        comments::list(&self.lock()?.conn, project, session, limit)
+    }
+
+    fn comment(&self, project: i64, session: &str, id: i64) -> Result<Option<Comment>, Error> {
+        comments::get(&self.lock()?.conn, project, session, id)
+    }
+
+    fn delete_comment(&self, project: i64, session: &str, id: i64) -> Result<bool, Error> {
+        comments::delete(&self.lock()?.conn, project, session, id)
     }
 
     fn mark_unrecovered_freezes(&self, project: i64, cutoff_ms: u64) -> Result<u64, Error> {

@@ -220,6 +220,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // the batch count at that judgement; more batches since mean it is judged again).
     "ALTER TABLE sessions ADD COLUMN settled_batches INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX sessions_unsettled ON sessions(received_ms) WHERE batches > settled_batches;",
+    // 16: comments on sessions at a moment (deleted with their session).
+    "CREATE TABLE comments (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        t_ms INTEGER NOT NULL,
+        author_user TEXT NOT NULL,
+        author TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX comments_by_session ON comments(project_id, session_id, t_ms);",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

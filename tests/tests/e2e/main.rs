@@ -3,6 +3,8 @@
 //! harness they share is the `replay_e2e` library (`tests/src/`).
 //!
 //! - [`demo`]: the demo app recorded end to end, checked through the snapshot API and the viewer;
+//! - [`comments`]: comments on a moment (timeline markers, the panel, read-only members) and
+//!   share links of a moment, 404 to other projects' users;
 //! - [`compare`]: the demo recorded as staging (50 products) and production (50,000): the
 //!   comparison names the DOM size and the freeze;
 //! - [`delivery`]: an outage, a reload, a closed tab, buffer mode, sampling, SIGTERM and SIGKILL
@@ -35,6 +37,7 @@
 //! default the number of CPUs). Each starts its own servers, browser and services; the only
 //! shared state is the harness's record of the ports it handed out.
 
+mod comments;
 mod compare;
 mod delivery;
 mod demo;
