@@ -136,9 +136,17 @@ pub struct SnapshotQuery {
 /// JSON answer of `GET /api/v1/sessions/{id}/events`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchList {
-    /// The batches in replay order, each as defined by `replay-protocol`'s `Batch`.
+    /// The batches in replay order, each as defined by `replay-protocol`'s `Batch`, in its
+    /// readable form: event kinds and node kinds by name (`{"offset_ms": 5, "data":
+    /// {"full_snapshot": ...}}`, `"mutations"`, `"click"`, `"freeze"`, ...), small enums by
+    /// name (`"level": "error"`); the one-letter wire tags only travel in MessagePack.
     #[schema(value_type = Vec<Object>)]
+    #[serde(serialize_with = "readable_batches")]
     pub batches: Vec<replay_protocol::Batch>,
+}
+
+fn readable_batches<S: serde::Serializer>(batches: &[replay_protocol::Batch], s: S) -> Result<S::Ok, S::Error> {
+    replay_protocol::Readable(batches).serialize(s)
 }
 
 /// Answer of `GET /api/v1/sessions`.
@@ -311,7 +319,7 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
 #[utoipa::path(get, path = "/api/v1/projects/{project}/sessions/{id}/events", tag = "sessions", params(SessionPath, EventsQuery),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
-        (status = 200, description = "The batches in replay order: JSON, or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored.",
+        (status = 200, description = "The batches in replay order: JSON with readable names (event kinds such as `full_snapshot`, `mutations`, `click`, `freeze`; `offset_ms`; console levels and request kinds by name), or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored (one-letter tags, integer codes).",
             content(
                 (BatchList = "application/json"),
                 (Vec<u8> = "application/msgpack"),
