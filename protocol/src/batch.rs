@@ -859,12 +859,16 @@ pub struct MousePoint {
 }
 
 /// A click on node `id` at viewport position (`x`, `y`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Click {
     pub id: NodeId,
     pub x: i32,
     pub y: i32,
     pub button: u8,
+    /// A short label of what was clicked (the text of the button or link, at most 60
+    /// characters), masked in the page like any recorded text; empty from older recorders.
+    #[serde(default)]
+    pub label: String,
 }
 
 /// A scroll position of the document (`id` = 0) or of an element.

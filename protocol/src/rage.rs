@@ -43,7 +43,8 @@ impl RageDetector {
         if continues {
             self.count = self.count.saturating_add(1);
         } else {
-            self.first = Some(*click);
+            // Only where it was: the label is not needed (nor copied) here.
+            self.first = Some(Click { label: String::new(), ..*click });
             self.count = 1;
         }
         self.last_ms = time_ms;
@@ -67,7 +68,7 @@ mod tests {
     use super::*;
 
     fn click(id: u32, x: i32, y: i32) -> Click {
-        Click { id, x, y, button: 0 }
+        Click { id, x, y, button: 0, label: String::new() }
     }
 
     #[test]

@@ -64,6 +64,19 @@ pub struct ListQuery {
     /// Only sessions that froze and never recovered.
     #[serde(default)]
     never_recovered: bool,
+    /// Only sessions where an element with this text was clicked. Search patterns (this and
+    /// the next four): case-insensitive, a substring, or with `*` a whole text where `*` is
+    /// anything; at most 200 characters (longer: 400 `bad_query`).
+    clicked: Option<String>,
+    /// Only sessions where a request to a matching URL failed (status 400 or more, or a
+    /// network error).
+    failed_request: Option<String>,
+    /// Only sessions with a matching console message.
+    console: Option<String>,
+    /// Only sessions that showed a page with a matching URL.
+    visited: Option<String>,
+    /// With `visited`: only sessions that showed a matching page after that one.
+    then_visited: Option<String>,
 }
 
 impl ListQuery {
@@ -86,6 +99,21 @@ impl ListQuery {
             has_dead_click: self.has_dead_click,
             has_error_click: self.has_error_click,
             has_quick_back: self.has_quick_back,
+            clicked: text(&self.clicked),
+            failed_request: text(&self.failed_request),
+            console: text(&self.console),
+            visited: text(&self.visited),
+            then_visited: text(&self.then_visited),
+        }
+    }
+
+    /// Refuses search patterns over the cap.
+    fn check(&self) -> Result<(), ApiError> {
+        let patterns = [&self.clicked, &self.failed_request, &self.console, &self.visited, &self.then_visited];
+        if patterns.into_iter().flatten().all(|p| replay_store::search::pattern_ok(p)) {
+            Ok(())
+        } else {
+            Err(ApiError::new(Reason::BadQuery, "a search pattern is longer than 200 characters"))
         }
     }
 }
@@ -168,6 +196,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "Session index rows, newest first.", body = SessionList),
+        (status = 400, description = "A search pattern is longer than 200 characters (`bad_query`)."),
         (status = 404, description = "No such project, or not the caller's."),
         (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
@@ -180,6 +209,7 @@ pub async fn list_sessions(
     let project = access.project;
     let limit = q.limit.unwrap_or(50).min(500);
     let offset = q.offset.unwrap_or(0);
+    q.check()?;
     let filter = q.filter();
     let rows = state.blocking(move |s| s.find_sessions(project, &filter, limit, offset)).await?;
     Ok(Json(SessionList { sessions: rows }))

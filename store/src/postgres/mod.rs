@@ -36,6 +36,7 @@ mod artifacts;
 mod bodies;
 mod queries;
 mod schema;
+mod search;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -31,6 +31,7 @@ mod artifacts;
 mod index;
 mod queries;
 mod schema;
+mod search;
 mod sync;
 mod writer;
 

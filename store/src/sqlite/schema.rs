@@ -216,6 +216,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_by_project ON audit_log(project_id, id DESC);
     CREATE INDEX audit_log_by_time ON audit_log(at_ms);
     ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    // 15: search by what happened (`crate::search`): each session's terms, bounded per kind.
+    "CREATE TABLE session_terms (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, session_id, kind, term)
+    ) WITHOUT ROWID;
+    ALTER TABLE sessions ADD COLUMN terms_dropped INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
