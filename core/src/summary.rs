@@ -409,4 +409,67 @@ mod tests {
             (Some("Chrome"), Some("ada"), Some("1.2.3"), Some("production"))
         );
     }
+
+    #[test]
+    fn search_terms_are_what_happened_normalized_distinct_and_bounded() {
+        use replay_protocol::{Console, ConsoleLevel, Navigation, NavigationKind, Network, RequestKind};
+        let request = |url: &str, status: u16, failed: bool| {
+            EventData::Network(Network {
+                kind: RequestKind::Fetch,
+                method: "GET".into(),
+                url: url.into(),
+                status,
+                duration: 1,
+                request_size: 0,
+                response_size: 0,
+                failed,
+                aborted: false,
+                error: String::new(),
+                request_headers: vec![],
+                response_headers: vec![],
+                request_body: String::new(),
+                response_body: String::new(),
+            })
+        };
+        let click = |label: &str| EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into() });
+        let mut b = Batch::new("s", "p", 0, 1_000);
+        b.events = vec![
+            Event { t: 0, data: meta("https://shop.test/List") },
+            Event { t: 1, data: click("  Pay NOW ") },
+            Event { t: 5, data: click("pay now") },
+            Event { t: 6, data: click("*** *") },
+            Event { t: 7, data: request("https://api.test/a", 404, false) },
+            Event { t: 8, data: request("https://api.test/b", 0, true) },
+            Event { t: 9, data: request("https://api.test/ok", 204, false) },
+            Event {
+                t: 10,
+                data: EventData::Console(Console {
+                    level: ConsoleLevel::Warn,
+                    args: vec!["careful".into(), "x".repeat(500)],
+                    stack: String::new(),
+                }),
+            },
+            Event {
+                t: 11,
+                data: EventData::Navigation(Navigation {
+                    url: "https://shop.test/cart".into(),
+                    kind: NavigationKind::Push,
+                }),
+            },
+        ];
+        b.events.extend((0..250).map(|i| Event { t: 20, data: click(&format!("button {i}")) }));
+        let s = summarize(&b);
+        let of = |kind: TermKind| s.search_terms.iter().filter(|t| t.kind == kind).collect::<Vec<_>>();
+        let clicks = of(TermKind::Click);
+        assert_eq!((clicks[0].text.as_str(), clicks[0].first_ms, clicks[0].last_ms), ("pay now", 1_001, 1_005));
+        assert!(clicks.iter().all(|t| !t.text.contains('*')), "masked labels say nothing");
+        assert_eq!(clicks.len(), MAX_TERMS_PER_KIND);
+        assert_eq!(s.search_terms_dropped, 51, "250 buttons + pay now, 200 kept");
+        let failed: Vec<_> = of(TermKind::FailedRequest).iter().map(|t| t.text.clone()).collect();
+        assert_eq!(failed, ["https://api.test/a", "https://api.test/b"]);
+        let console = of(TermKind::Console);
+        assert!(console[0].text.starts_with("careful xxx") && console[0].text.chars().count() == MAX_TERM_CHARS);
+        let pages: Vec<_> = of(TermKind::Page).iter().map(|t| (t.text.clone(), t.first_ms)).collect();
+        assert_eq!(pages, [("https://shop.test/list".to_owned(), 1_000), ("https://shop.test/cart".to_owned(), 1_011)]);
+    }
 }
