@@ -28,4 +28,4 @@ pub use clock::now_ms;
 pub use diagnostics::ErrorSighting;
 pub use error::Error;
 pub use ids::{new_key, random_hex};
-pub use summary::{BatchSummary, clamp_times, summarize};
+pub use summary::{BatchSummary, SearchTerm, TermKind, clamp_times, summarize};

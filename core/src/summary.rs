@@ -53,6 +53,88 @@ pub struct BatchSummary {
     /// compare a session with the others (the storage's `compare_environment`). The latest value
     /// of a fact wins.
     pub facts: Vec<(String, String)>,
+    /// What the session can be searched by ([`SearchTerm`]): at most
+    /// [`MAX_TERMS_PER_KIND`] distinct terms of each kind per batch.
+    pub search_terms: Vec<SearchTerm>,
+    /// Terms left out of `search_terms` by that cap.
+    pub search_terms_dropped: u64,
+}
+
+/// What a session can be searched by ("search by what happened").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TermKind {
+    /// The text of a clicked element (the recorder's short masked label of the click).
+    Click = 1,
+    /// The URL of a request that failed (status 400 or more, or a network error).
+    FailedRequest = 2,
+    /// A console message (its arguments joined by spaces).
+    Console = 3,
+    /// The URL of a page shown (page loads and in-page navigations), with when it was first
+    /// and last shown: "page A followed by page B" compares them.
+    Page = 4,
+}
+
+impl TermKind {
+    /// Every kind, in code order.
+    pub const ALL: [TermKind; 4] = [TermKind::Click, TermKind::FailedRequest, TermKind::Console, TermKind::Page];
+
+    /// The code the index stores.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+/// One searchable fact of a batch: `text` lowercased and cut to [`MAX_TERM_CHARS`]
+/// characters, seen first at `first_ms` and last at `last_ms` (Unix ms, recorder clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTerm {
+    pub kind: TermKind,
+    pub text: String,
+    pub first_ms: u64,
+    pub last_ms: u64,
+}
+
+/// Most distinct terms of one kind a batch contributes (and the storage engines keep per
+/// session); more are counted as dropped.
+pub const MAX_TERMS_PER_KIND: usize = 200;
+/// Longest term kept, in characters (longer texts are cut).
+pub const MAX_TERM_CHARS: usize = 200;
+
+/// The normalized form of a term: trimmed, lowercased, at most [`MAX_TERM_CHARS`] characters.
+pub fn normalize_term(text: &str) -> String {
+    text.trim().chars().take(MAX_TERM_CHARS).flat_map(char::to_lowercase).collect()
+}
+
+/// Collects a batch's search terms, distinct per kind and bounded.
+#[derive(Default)]
+struct Terms {
+    terms: Vec<SearchTerm>,
+    index: std::collections::HashMap<(TermKind, String), usize>,
+    per_kind: [usize; TermKind::ALL.len()],
+    dropped: u64,
+}
+
+impl Terms {
+    fn add(&mut self, kind: TermKind, text: &str, at_ms: u64) {
+        let text = normalize_term(text);
+        if text.is_empty() {
+            return;
+        }
+        let key = (kind, text);
+        if let Some(t) = self.index.get(&key).and_then(|&i| self.terms.get_mut(i)) {
+            t.first_ms = t.first_ms.min(at_ms);
+            t.last_ms = t.last_ms.max(at_ms);
+            return;
+        }
+        let count = &mut self.per_kind[kind as usize - 1];
+        if *count >= MAX_TERMS_PER_KIND {
+            self.dropped += 1;
+            return;
+        }
+        *count += 1;
+        self.terms.push(SearchTerm { kind, text: key.1.clone(), first_ms: at_ms, last_ms: at_ms });
+        self.index.insert(key, self.terms.len() - 1);
+    }
 }
 
 /// How far ahead of the server's clock a recorder's clock may be. Start and end times later
@@ -78,9 +160,28 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
     };
     let mut rage = replay_protocol::rage::RageDetector::new();
     let mut sightings = diagnostics::Sightings::default();
+    let mut terms = Terms::default();
     for e in &batch.events {
         match &e.data {
+            EventData::Navigation(n) => terms.add(TermKind::Page, n.url.as_ref(), batch.time_of(e)),
+            EventData::Network(n) if n.failed || n.status >= 400 => {
+                terms.add(TermKind::FailedRequest, n.url.as_ref(), batch.time_of(e));
+            }
+            EventData::Console(c) => {
+                let mut message = String::new();
+                for arg in &c.args {
+                    if message.chars().count() >= MAX_TERM_CHARS {
+                        break;
+                    }
+                    if !message.is_empty() {
+                        message.push(' ');
+                    }
+                    message.extend(arg.as_ref().chars().take(MAX_TERM_CHARS));
+                }
+                terms.add(TermKind::Console, &message, batch.time_of(e));
+            }
             EventData::Meta(m) => {
+                terms.add(TermKind::Page, m.url.as_ref(), batch.time_of(e));
                 if s.url.is_none() {
                     s.url = Some(owned(&m.url));
                     s.user_agent = Some(owned(&m.user_agent));
@@ -89,6 +190,10 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
                 diagnostics::push_fact(&mut s.facts, "viewport", &viewport);
             }
             EventData::Click(c) => {
+                // A masked label (all `*`) says nothing to search for.
+                if c.label.chars().any(|ch| ch != '*' && !ch.is_whitespace()) {
+                    terms.add(TermKind::Click, &c.label, batch.time_of(e));
+                }
                 s.clicks += 1;
                 s.rage_clicks += u64::from(rage.click(batch.time_of(e), c));
             }
@@ -127,6 +232,7 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
         }
     }
     (s.error_sightings, s.error_sightings_dropped) = sightings.finish();
+    (s.search_terms, s.search_terms_dropped) = (terms.terms, terms.dropped);
     let signals =
         replay_protocol::frustration::detect(batch.events.iter().map(|e| (batch.time_of(e), &e.data)), batch.end);
     (s.dead_clicks, s.error_clicks, s.quick_backs) = (signals.dead_clicks, signals.error_clicks, signals.quick_backs);
@@ -211,7 +317,7 @@ mod tests {
                 scroll_x: 0,
                 scroll_y: 0,
             }),
-            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0 }),
+            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0, label: String::new() }),
             error("order 123 failed", "Error: order 123 failed\n    at pay (https://shop.test/app.js:3:9)", 0),
             error("order 456 failed", "Error: order 456 failed\n    at pay (https://shop.test/app.js:3:9)", 4),
             error("\u{1F600} no stack", "", 1),
@@ -302,5 +408,68 @@ mod tests {
             (s.browser.as_deref(), s.user.as_deref(), s.release.as_deref(), s.environment.as_deref()),
             (Some("Chrome"), Some("ada"), Some("1.2.3"), Some("production"))
         );
+    }
+
+    #[test]
+    fn search_terms_are_what_happened_normalized_distinct_and_bounded() {
+        use replay_protocol::{Console, ConsoleLevel, Navigation, NavigationKind, Network, RequestKind};
+        let request = |url: &str, status: u16, failed: bool| {
+            EventData::Network(Network {
+                kind: RequestKind::Fetch,
+                method: "GET".into(),
+                url: url.into(),
+                status,
+                duration: 1,
+                request_size: 0,
+                response_size: 0,
+                failed,
+                aborted: false,
+                error: String::new(),
+                request_headers: vec![],
+                response_headers: vec![],
+                request_body: String::new(),
+                response_body: String::new(),
+            })
+        };
+        let click = |label: &str| EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into() });
+        let mut b = Batch::new("s", "p", 0, 1_000);
+        b.events = vec![
+            Event { t: 0, data: meta("https://shop.test/List") },
+            Event { t: 1, data: click("  Pay NOW ") },
+            Event { t: 5, data: click("pay now") },
+            Event { t: 6, data: click("*** *") },
+            Event { t: 7, data: request("https://api.test/a", 404, false) },
+            Event { t: 8, data: request("https://api.test/b", 0, true) },
+            Event { t: 9, data: request("https://api.test/ok", 204, false) },
+            Event {
+                t: 10,
+                data: EventData::Console(Console {
+                    level: ConsoleLevel::Warn,
+                    args: vec!["careful".into(), "x".repeat(500)],
+                    stack: String::new(),
+                }),
+            },
+            Event {
+                t: 11,
+                data: EventData::Navigation(Navigation {
+                    url: "https://shop.test/cart".into(),
+                    kind: NavigationKind::Push,
+                }),
+            },
+        ];
+        b.events.extend((0..250).map(|i| Event { t: 20, data: click(&format!("button {i}")) }));
+        let s = summarize(&b);
+        let of = |kind: TermKind| s.search_terms.iter().filter(|t| t.kind == kind).collect::<Vec<_>>();
+        let clicks = of(TermKind::Click);
+        assert_eq!((clicks[0].text.as_str(), clicks[0].first_ms, clicks[0].last_ms), ("pay now", 1_001, 1_005));
+        assert!(clicks.iter().all(|t| !t.text.contains('*')), "masked labels say nothing");
+        assert_eq!(clicks.len(), MAX_TERMS_PER_KIND);
+        assert_eq!(s.search_terms_dropped, 51, "250 buttons + pay now, 200 kept");
+        let failed: Vec<_> = of(TermKind::FailedRequest).iter().map(|t| t.text.clone()).collect();
+        assert_eq!(failed, ["https://api.test/a", "https://api.test/b"]);
+        let console = of(TermKind::Console);
+        assert!(console[0].text.starts_with("careful xxx") && console[0].text.chars().count() == MAX_TERM_CHARS);
+        let pages: Vec<_> = of(TermKind::Page).iter().map(|t| (t.text.clone(), t.first_ms)).collect();
+        assert_eq!(pages, [("https://shop.test/list".to_owned(), 1_000), ("https://shop.test/cart".to_owned(), 1_011)]);
     }
 }

@@ -310,18 +310,45 @@ macro_rules! code_enum {
             }
         }
 
+        impl $name {
+            /// The variant's readable name (snake case), for human-readable formats.
+            pub fn name(self) -> String {
+                match self { $($name::$variant => crate::readable::snake_case(stringify!($variant))),+ }
+            }
+        }
+
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    return s.serialize_str(&self.name());
+                }
                 s.serialize_u8(self.code())
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    return Ok(match CodeOrName::deserialize(d)? {
+                        CodeOrName::Code(c) => $name::from_code(c),
+                        CodeOrName::Name(n) => [$($name::$variant),+]
+                            .into_iter()
+                            .find(|v| v.name() == n)
+                            .unwrap_or($name::$fallback),
+                    });
+                }
                 u8::deserialize(d).map($name::from_code)
             }
         }
     };
+}
+
+/// A code enum in a human-readable format: its name, or the wire code.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CodeOrName {
+    Code(u8),
+    Name(String),
 }
 
 code_enum! {
@@ -728,12 +755,27 @@ impl Namespace {
 
 impl Serialize for Namespace {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return s.serialize_str(match self {
+                Namespace::Html => "html",
+                Namespace::Svg => "svg",
+                Namespace::MathMl => "math_ml",
+            });
+        }
         s.serialize_u8(self.code())
     }
 }
 
 impl<'de> Deserialize<'de> for Namespace {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            return Ok(match CodeOrName::deserialize(d)? {
+                CodeOrName::Code(c) => Namespace::from_code(c),
+                CodeOrName::Name(n) if n == "svg" => Namespace::Svg,
+                CodeOrName::Name(n) if n == "math_ml" => Namespace::MathMl,
+                CodeOrName::Name(_) => Namespace::Html,
+            });
+        }
         u8::deserialize(d).map(Namespace::from_code)
     }
 }
@@ -817,12 +859,16 @@ pub struct MousePoint {
 }
 
 /// A click on node `id` at viewport position (`x`, `y`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Click {
     pub id: NodeId,
     pub x: i32,
     pub y: i32,
     pub button: u8,
+    /// A short label of what was clicked (the text of the button or link, at most 60
+    /// characters), masked in the page like any recorded text; empty from older recorders.
+    #[serde(default)]
+    pub label: String,
 }
 
 /// A scroll position of the document (`id` = 0) or of an element.

@@ -401,7 +401,10 @@ mod tests {
                 scroll_y: 0,
             }),
         });
-        b.events.push(Event { t: 20, data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0 }) });
+        b.events.push(Event {
+            t: 20,
+            data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0, label: String::new() }),
+        });
         b
     }
 
@@ -558,7 +561,7 @@ mod tests {
             proptest::collection::vec((any::<i32>(), any::<i32>(), any::<u32>()), 0..5)
                 .prop_map(|p| EventData::MouseMove(p.into_iter().map(|(x, y, dt)| MousePoint { x, y, dt }).collect())),
             (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>())
-                .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button })),
+                .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button, label: String::new() })),
             (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
             (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
             (any::<u32>(), any::<bool>())

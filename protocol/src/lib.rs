@@ -11,6 +11,8 @@
 //!   document look like at time t";
 //! - [`cssom`]: stylesheet state beyond the markup (inserted rules, adopted sheets);
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
+//! - [`readable`]: the readable JSON form of the wire types (descriptive tags and names) for
+//!   API users; the MessagePack form never goes through it;
 //! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
 //! - [`frustration`]: dead clicks, error clicks and quick backs in a batch (index and timeline);
 //! - [`sanitize`]: what the player and the snapshot API never let through of a hostile
@@ -33,6 +35,7 @@ pub mod dom;
 pub mod frustration;
 pub mod html;
 pub mod rage;
+pub mod readable;
 pub mod sanitize;
 pub mod tape;
 #[cfg(any(test, feature = "test-util"))]
@@ -50,6 +53,7 @@ pub use batch::{
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;
 pub use error::Error;
+pub use readable::Readable;
 pub use timeline::Timeline;
 
 /// Version of the wire format carried in every batch. Decoders reject versions they do not know.

@@ -4,7 +4,7 @@
 // same-origin iframe document.
 import { recordEnvironment } from './environment.js';
 import { S, now, guard } from './state.js';
-import { ignored, maskedValue, neverRecorded, rememberTyped, scrubUrl, unmasked } from './privacy.js';
+import { ignored, maskText, maskedValue, neverRecorded, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
 import { ownerWalked } from './css.js';
 
@@ -181,6 +181,23 @@ function onLoad(e) {
   else if (tag === 'link' && S.ids.has(el)) ownerWalked(el);
 }
 
+const CLICKABLE = 'button,a,label,summary,[role=button],[role=link],[role=menuitem],[role=tab],input[type=button],input[type=submit],input[type=reset]';
+
+/**
+ * A short label of what a click hit, for searching sessions by it: the text of the control it
+ * is in (or of the element), white space collapsed, at most 60 characters, masked like any
+ * text recorded there. Form fields other than buttons give none (their value is input).
+ */
+function clickLabel(target) {
+  const el = target && target.closest ? (target.closest(CLICKABLE) || target) : null;
+  if (!el || ignored(el)) return '';
+  const button = el.localName === 'input';
+  if (!button && /^(input|textarea|select)$/.test(el.localName)) return '';
+  const raw = button ? el.value || '' : el.textContent || (el.getAttribute && el.getAttribute('aria-label')) || '';
+  const text = String(raw).replace(/\s+/g, ' ').trim().slice(0, 60);
+  return textMasked(el) ? maskText(text) : text;
+}
+
 /** Listens to the user in one document (the page's, or a same-origin iframe's). */
 export function listenToDocument(doc) {
   const cap = { capture: true, passive: true };
@@ -188,7 +205,7 @@ export function listenToDocument(doc) {
   listen(doc, 'change', (e) => recordInput(e.target), true);
   listen(doc, 'click', (e) => {
     const id = S.ids.get(e.target);
-    S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button);
+    S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button, clickLabel(e.target));
   }, true);
   listen(doc, 'mousemove', onMouseMove, cap);
   listen(doc, 'scroll', onScroll, cap);

@@ -192,8 +192,10 @@ impl Recorder {
         self.buffer.push(now_ms(now), EventData::Input(Input { id, value, checked }));
     }
 
-    pub fn click(&mut self, now: f64, id: u32, x: i32, y: i32, button: u8) {
-        self.buffer.push(now_ms(now), EventData::Click(Click { id, x, y, button }));
+    /// A click; `label` is the clicked control's short text, already masked by place.
+    pub fn click(&mut self, now: f64, id: u32, x: i32, y: i32, button: u8, label: String) {
+        let label = self.privacy.cleaned(label);
+        self.buffer.push(now_ms(now), EventData::Click(Click { id, x, y, button, label }));
     }
 
     /// Sampled mouse positions as `(x, y, dt)` triples.

@@ -64,6 +64,19 @@ pub struct ListQuery {
     /// Only sessions that froze and never recovered.
     #[serde(default)]
     never_recovered: bool,
+    /// Only sessions where an element with this text was clicked. Search patterns (this and
+    /// the next four): case-insensitive, a substring, or with `*` a whole text where `*` is
+    /// anything; at most 200 characters (longer: 400 `bad_query`).
+    clicked: Option<String>,
+    /// Only sessions where a request to a matching URL failed (status 400 or more, or a
+    /// network error).
+    failed_request: Option<String>,
+    /// Only sessions with a matching console message.
+    console: Option<String>,
+    /// Only sessions that showed a page with a matching URL.
+    visited: Option<String>,
+    /// With `visited`: only sessions that showed a matching page after that one.
+    then_visited: Option<String>,
 }
 
 impl ListQuery {
@@ -86,6 +99,21 @@ impl ListQuery {
             has_dead_click: self.has_dead_click,
             has_error_click: self.has_error_click,
             has_quick_back: self.has_quick_back,
+            clicked: text(&self.clicked),
+            failed_request: text(&self.failed_request),
+            console: text(&self.console),
+            visited: text(&self.visited),
+            then_visited: text(&self.then_visited),
+        }
+    }
+
+    /// Refuses search patterns over the cap.
+    fn check(&self) -> Result<(), ApiError> {
+        let patterns = [&self.clicked, &self.failed_request, &self.console, &self.visited, &self.then_visited];
+        if patterns.into_iter().flatten().all(|p| replay_store::search::pattern_ok(p)) {
+            Ok(())
+        } else {
+            Err(ApiError::new(Reason::BadQuery, "a search pattern is longer than 200 characters"))
         }
     }
 }
@@ -136,9 +164,17 @@ pub struct SnapshotQuery {
 /// JSON answer of `GET /api/v1/sessions/{id}/events`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchList {
-    /// The batches in replay order, each as defined by `replay-protocol`'s `Batch`.
+    /// The batches in replay order, each as defined by `replay-protocol`'s `Batch`, in its
+    /// readable form: event kinds and node kinds by name (`{"offset_ms": 5, "data":
+    /// {"full_snapshot": ...}}`, `"mutations"`, `"click"`, `"freeze"`, ...), small enums by
+    /// name (`"level": "error"`); the one-letter wire tags only travel in MessagePack.
     #[schema(value_type = Vec<Object>)]
+    #[serde(serialize_with = "readable_batches")]
     pub batches: Vec<replay_protocol::Batch>,
+}
+
+fn readable_batches<S: serde::Serializer>(batches: &[replay_protocol::Batch], s: S) -> Result<S::Ok, S::Error> {
+    replay_protocol::Readable(batches).serialize(s)
 }
 
 /// Answer of `GET /api/v1/sessions`.
@@ -160,6 +196,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "Session index rows, newest first.", body = SessionList),
+        (status = 400, description = "A search pattern is longer than 200 characters (`bad_query`)."),
         (status = 404, description = "No such project, or not the caller's."),
         (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
@@ -172,6 +209,7 @@ pub async fn list_sessions(
     let project = access.project;
     let limit = q.limit.unwrap_or(50).min(500);
     let offset = q.offset.unwrap_or(0);
+    q.check()?;
     let filter = q.filter();
     let rows = state.blocking(move |s| s.find_sessions(project, &filter, limit, offset)).await?;
     Ok(Json(SessionList { sessions: rows }))
@@ -311,7 +349,7 @@ fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protoco
 #[utoipa::path(get, path = "/api/v1/projects/{project}/sessions/{id}/events", tag = "sessions", params(SessionPath, EventsQuery),
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
-        (status = 200, description = "The batches in replay order: JSON, or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored.",
+        (status = 200, description = "The batches in replay order: JSON with readable names (event kinds such as `full_snapshot`, `mutations`, `click`, `freeze`; `offset_ms`; console levels and request kinds by name), or, with `Accept: application/msgpack`, a MessagePack array of the batches as stored (one-letter tags, integer codes).",
             content(
                 (BatchList = "application/json"),
                 (Vec<u8> = "application/msgpack"),

@@ -228,6 +228,12 @@ pub struct FilterForm {
     /// Seconds.
     pub min_duration: Option<String>,
     pub page: Option<String>,
+    /// Search by what happened (see `replay_store::search`).
+    pub clicked: Option<String>,
+    pub failed_request: Option<String>,
+    pub console: Option<String>,
+    pub visited: Option<String>,
+    pub then_visited: Option<String>,
 }
 
 /// What the list is filtered by: the storage filter, plus the browser, which is also matched
@@ -242,6 +248,11 @@ pub struct SessionFilter {
 
 fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// A search pattern of the form; one over the cap is ignored, like any value that does not parse.
+fn pattern(v: &Option<String>) -> Option<String> {
+    non_empty(v).filter(|p| replay_store::search::pattern_ok(p))
 }
 
 impl SessionFilter {
@@ -267,6 +278,11 @@ impl SessionFilter {
                 has_dead_click: non_empty(&f.has_dead_click).is_some(),
                 has_error_click: non_empty(&f.has_error_click).is_some(),
                 has_quick_back: non_empty(&f.has_quick_back).is_some(),
+                clicked: pattern(&f.clicked),
+                failed_request: pattern(&f.failed_request),
+                console: pattern(&f.console),
+                visited: pattern(&f.visited),
+                then_visited: pattern(&f.then_visited),
             },
             browser: non_empty(&f.browser).map(|s| s.to_lowercase()),
         }
@@ -423,6 +439,11 @@ async fn session_list(
             ("has_quick_back", &form.has_quick_back),
             ("never_recovered", &form.never_recovered),
             ("min_duration", &form.min_duration),
+            ("clicked", &form.clicked),
+            ("failed_request", &form.failed_request),
+            ("console", &form.console),
+            ("visited", &form.visited),
+            ("then_visited", &form.then_visited),
         ] {
             if let Some(v) = non_empty(v) {
                 q.push((k, v));
@@ -450,6 +471,11 @@ async fn session_list(
                 label { input type="checkbox" name="has_error_click" value="1" checked[filter.stored.has_error_click]; " Error clicks" }
                 label { input type="checkbox" name="has_quick_back" value="1" checked[filter.stored.has_quick_back]; " Quick backs" }
                 label { input type="checkbox" name="never_recovered" value="1" checked[filter.stored.never_recovered]; " Froze, never recovered" }
+                label { "Clicked " input type="search" name="clicked" placeholder="button text" value=(val(&form.clicked)); }
+                label { "Request failed " input type="search" name="failed_request" placeholder="URL, * for any" value=(val(&form.failed_request)); }
+                label { "Console " input type="search" name="console" value=(val(&form.console)); }
+                label { "Visited " input type="search" name="visited" placeholder="page A" value=(val(&form.visited)); }
+                label { "then " input type="search" name="then_visited" placeholder="page B" value=(val(&form.then_visited)); }
                 button type="submit" { "Filter" }
                 a href="./" { "Clear" }
             }

@@ -126,6 +126,50 @@ async fn ingested_session_is_listed_and_replayable_at_any_time() {
 }
 
 #[tokio::test]
+async fn json_events_read_with_descriptive_names_not_wire_letters() {
+    let (app, key) = setup();
+    for b in page_batches() {
+        assert_eq!(call(&app, post(&key, encode_batch(&b).expect("encode"))).await.0, StatusCode::OK);
+    }
+    let (status, body) = call(&app, get("/api/v1/projects/1/sessions/sess-1/events")).await;
+    assert_eq!(status, StatusCode::OK);
+    let events: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let first = &events["batches"][0]["events"];
+    assert_eq!(first[0]["data"]["page"]["url"], "http://shop.test/list");
+    assert_eq!(first[1]["offset_ms"], 0);
+    assert_eq!(first[1]["data"]["full_snapshot"]["nodes"][0]["kind"], "document");
+    assert_eq!(first[1]["data"]["full_snapshot"]["nodes"][1]["kind"]["element"]["ns"], "html");
+    let second = &events["batches"][1]["events"];
+    assert_eq!(second[0]["data"]["click"]["id"], 4);
+    assert_eq!(second[1]["offset_ms"], 500);
+    assert_eq!(second[1]["data"]["mutations"]["adds"][0]["nodes"][0]["kind"]["element"]["tag"], "p");
+    // No one-letter tag is left anywhere: every object key is a word.
+    let mut stack = vec![&events];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    assert!(k.len() > 2 || k == "id" || k == "ns" || k == "x" || k == "y", "a wire tag {k:?} in {v}");
+                    stack.push(v);
+                }
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    // MessagePack keeps the wire form, byte for byte as stored.
+    let msgpack = Request::get("/api/v1/projects/1/sessions/sess-1/events")
+        .header("accept", "application/msgpack")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .expect("req");
+    let (_, bytes) = call(&app, msgpack).await;
+    let stored: Vec<Vec<u8>> = page_batches().iter().map(|b| encode_batch(b).expect("encode")).collect();
+    let concatenated = replay_protocol::codec::concat_encoded(stored.iter().map(Vec::as_slice));
+    assert_eq!(bytes, concatenated);
+}
+
+#[tokio::test]
 async fn unknown_sessions_and_hostile_ids_are_not_found() {
     let (app, _) = setup();
     for path in ["/api/v1/sessions/nope/snapshot", "/api/v1/sessions/..%2F..%2Fetc/events", "/api/v1/sessions/x"] {

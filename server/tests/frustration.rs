@@ -19,7 +19,7 @@ const TOKEN: &str = "test-admin-token";
 const T0: u64 = 1_700_000_040_000;
 
 fn click() -> EventData {
-    EventData::Click(Click { id: 9, x: 5, y: 5, button: 0 })
+    EventData::Click(Click { id: 9, x: 5, y: 5, button: 0, label: String::new() })
 }
 
 fn session(id: &str, n: u64, events: Vec<(u32, EventData)>) -> Batch {

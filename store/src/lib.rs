@@ -24,6 +24,7 @@
 pub mod accounts;
 pub mod model;
 pub mod postgres;
+pub mod search;
 mod shared;
 pub mod sqlite;
 #[cfg(any(test, feature = "testsuite"))]

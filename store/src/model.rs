@@ -161,6 +161,14 @@ pub struct SessionFilter {
     pub has_dead_click: bool,
     pub has_error_click: bool,
     pub has_quick_back: bool,
+    /// Search by what happened ([`crate::search`]): a clicked element's text, a failed
+    /// request's URL, a console message, a page's URL shown (and, with `then_visited`, a page
+    /// shown after it). Patterns: a substring, or with `*` a whole term.
+    pub clicked: Option<String>,
+    pub failed_request: Option<String>,
+    pub console: Option<String>,
+    pub visited: Option<String>,
+    pub then_visited: Option<String>,
 }
 
 /// A batch body as stored: the MessagePack bytes, or their gzip as the recorder sent it

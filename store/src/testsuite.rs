@@ -11,6 +11,7 @@ use crate::{
     AuditEntry, BatchBody, BatchSummary, Comment, CommentAdded, ENVIRONMENT_SAMPLE, Error, ErrorSighting,
     FrustrationCounts, ProjectQuota, RangeRequest, SessionFilter, Storage, Stored, Unsettled,
 };
+use replay_core::{SearchTerm, TermKind};
 
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
 /// on the calling thread (never call them on an async worker).
@@ -82,6 +83,8 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(&make());
     comments_are_kept_per_session_by_moment_and_capped(&make());
     retention_deletes_comments_with_their_sessions(&make());
+    sessions_are_found_by_what_happened(&make());
+    a_session_keeps_a_bounded_number_of_search_terms(&make());
 }
 
 fn idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(db: &impl Storage) {
@@ -122,6 +125,126 @@ fn idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(d
     assert!(db.settle_frustration(p.id, "s", 4, None).expect("settle"));
     assert_eq!(db.session(p.id, "s").expect("q").expect("row").dead_clicks, 1);
     assert_eq!(listed(20_000).len(), 1);
+}
+
+fn term(kind: TermKind, text: &str, at_ms: u64) -> SearchTerm {
+    SearchTerm { kind, text: text.into(), first_ms: at_ms, last_ms: at_ms }
+}
+
+/// Ids of the sessions `f` finds, newest first.
+fn found(db: &impl Storage, project: i64, f: &SessionFilter) -> Vec<String> {
+    db.find_sessions(project, f, 100, 0).expect("find").into_iter().map(|r| r.id).collect()
+}
+
+fn sessions_are_found_by_what_happened(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let other = db.create_project("other").expect("other");
+    let mut a = summary("a", "p", 0, 1_000);
+    a.search_terms = vec![
+        term(TermKind::Click, "pay now", 1_010),
+        term(TermKind::FailedRequest, "https://shop.test/api/cart?id=1", 1_020),
+        term(TermKind::Console, "boom: cart failed", 1_030),
+        term(TermKind::Page, "https://shop.test/list", 1_000),
+    ];
+    db.put_batch_blocking(p.id, &a, b"a0").expect("put");
+    // Page B comes in a later batch (and page view) of the same session.
+    let mut a2 = summary("a", "p2", 0, 3_000);
+    a2.search_terms = vec![term(TermKind::Page, "https://shop.test/checkout", 3_000)];
+    db.put_batch_blocking(p.id, &a2, b"a1").expect("put");
+    let mut b = summary("b", "p", 0, 2_000);
+    b.search_terms = vec![
+        term(TermKind::Click, "cancel", 2_010),
+        term(TermKind::Console, "all good", 2_020),
+        term(TermKind::Page, "https://shop.test/checkout", 2_000),
+        term(TermKind::Page, "https://shop.test/list", 2_500),
+    ];
+    db.put_batch_blocking(p.id, &b, b"b").expect("put");
+    db.put_batch_blocking(p.id, &summary("c", "p", 0, 2_500), b"c").expect("put");
+    let mut elsewhere = summary("x", "p", 0, 2_000);
+    elsewhere.search_terms = vec![term(TermKind::Click, "pay now", 2_010)];
+    db.put_batch_blocking(other.id, &elsewhere, b"x").expect("put");
+
+    let by = |set: &dyn Fn(&mut SessionFilter)| {
+        let mut f = SessionFilter::default();
+        set(&mut f);
+        found(db, p.id, &f)
+    };
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(by(&|f| f.clicked = s("Pay")), ["a"], "a substring, any case");
+    assert_eq!(by(&|f| f.clicked = s("pay*")), ["a"], "with * the whole text");
+    assert!(by(&|f| f.clicked = s("*pay")).is_empty(), "anchored at the end");
+    assert!(by(&|f| f.clicked = s("pay%")).is_empty(), "% is not a wildcard");
+    assert!(by(&|f| f.clicked = s("_ay")).is_empty(), "_ is not a wildcard");
+    assert_eq!(by(&|f| f.clicked = s("c")), ["b"]);
+    assert_eq!(by(&|f| f.failed_request = s("/api/cart")), ["a"]);
+    assert_eq!(by(&|f| f.failed_request = s("https://shop.test/api/*")), ["a"]);
+    assert!(by(&|f| f.failed_request = s("/list")).is_empty(), "pages are not failed requests");
+    assert_eq!(by(&|f| f.console = s("cart failed")), ["a"]);
+    assert_eq!(by(&|f| f.visited = s("/checkout")), ["b", "a"]);
+    assert_eq!(
+        by(&|f| {
+            f.visited = s("/list");
+            f.then_visited = s("/checkout");
+        }),
+        ["a"],
+        "list then checkout"
+    );
+    assert_eq!(
+        by(&|f| {
+            f.visited = s("/checkout");
+            f.then_visited = s("/list");
+        }),
+        ["b"],
+        "checkout then list"
+    );
+    assert_eq!(by(&|f| f.then_visited = s("/list")), ["b", "a"], "B alone: a page shown");
+    assert_eq!(
+        by(&|f| {
+            f.clicked = s("pay");
+            f.console = s("all good");
+        }),
+        Vec::<String>::new(),
+        "filters combine"
+    );
+    // Deleting a session takes its terms: the id, used again, has none of them.
+    assert_eq!(db.delete_sessions(p.id, &["a".into()]).expect("delete"), 1);
+    db.delete_sessions_before(replay_core::now_ms() + 1).expect("retention forgets the deleted id");
+    db.put_batch_blocking(p.id, &summary("a", "p", 0, 5_000), b"again").expect("put");
+    for set in [
+        &(|f: &mut SessionFilter| f.clicked = Some("pay".into())) as &dyn Fn(&mut SessionFilter),
+        &|f| f.failed_request = Some("cart".into()),
+        &|f| f.console = Some("boom".into()),
+        &|f| f.visited = Some("/list".into()),
+    ] {
+        assert!(by(set).is_empty(), "a deleted session's terms are gone");
+    }
+    // Retention takes them too.
+    let mut old = summary("old", "p", 0, 1_000);
+    old.search_terms = vec![term(TermKind::Click, "vintage", 1_010)];
+    db.put_batch_blocking(other.id, &old, b"old").expect("put");
+    db.delete_sessions_before(replay_core::now_ms() + 1).expect("retention");
+    db.put_batch_blocking(other.id, &summary("old", "p", 0, 1_000), b"old").expect("put");
+    assert!(
+        found(db, other.id, &SessionFilter { clicked: Some("vintage".into()), ..SessionFilter::default() }).is_empty()
+    );
+}
+
+fn a_session_keeps_a_bounded_number_of_search_terms(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let cap = crate::search::MAX_TERMS_PER_KIND;
+    for (seq, range) in [(0, 0..150), (1, 150..300)] {
+        let mut s = summary("busy", "p", seq, 1_000 + u64::from(seq));
+        s.search_terms = range.map(|i| term(TermKind::Console, &format!("message {i:03}"), 1_000)).collect();
+        s.search_terms.push(term(TermKind::Click, &format!("button {seq}"), 1_000));
+        db.put_batch_blocking(p.id, &s, b"b").expect("put");
+    }
+    let console = |text: &str| SessionFilter { console: Some(text.into()), ..SessionFilter::default() };
+    assert_eq!(found(db, p.id, &console("message 000")), ["busy"]);
+    assert_eq!(found(db, p.id, &console(&format!("message {:03}", cap - 1))), ["busy"]);
+    assert!(found(db, p.id, &console(&format!("message {cap:03}"))).is_empty(), "past the cap: dropped");
+    // The cap is per kind: the second batch's click is kept.
+    let clicked = SessionFilter { clicked: Some("button 1".into()), ..SessionFilter::default() };
+    assert_eq!(found(db, p.id, &clicked), ["busy"]);
 }
 
 fn release_artifacts_are_kept_per_project_and_release_and_capped(db: &impl Storage) {

@@ -248,7 +248,11 @@ mod tests {
     fn clicks(times: &[u64]) -> Vec<TimedEvent> {
         times
             .iter()
-            .map(|&time| TimedEvent { time, page: 0, data: EventData::Click(Click { id: 4, x: 10, y: 10, button: 0 }) })
+            .map(|&time| TimedEvent {
+                time,
+                page: 0,
+                data: EventData::Click(Click { id: 4, x: 10, y: 10, button: 0, label: String::new() }),
+            })
             .collect()
     }
 

@@ -334,7 +334,7 @@ mod tests {
             let p = i % pages as usize;
             assert_eq!(e.page, p, "event {i}");
             assert_eq!(events.timeline.pages[e.page], format!("p{p}"));
-            assert!(matches!(e.data, EventData::Click(c) if c.id == p as u32));
+            assert!(matches!(&e.data, EventData::Click(c) if c.id == p as u32));
         }
     }
 }

@@ -226,6 +226,7 @@ impl Engine {
                 tx.execute(&fact, &[&project, &s.session, &text(name), &text(value), &cap]).await?;
             }
         }
+        super::search::index_terms(&tx, project, s).await?;
         if !s.error_sightings.is_empty() {
             let group = tx
                 .prepare_cached(

@@ -38,6 +38,7 @@ mod bodies;
 mod comments;
 mod queries;
 mod schema;
+mod search;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

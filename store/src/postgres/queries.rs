@@ -151,6 +151,16 @@ impl Engine {
         if f.never_recovered {
             sql.push_str(" AND never_recovered");
         }
+        for (clause, values) in crate::search::clauses(&f) {
+            let mut parts = clause.split('?');
+            sql.push_str(" AND ");
+            sql.push_str(parts.next().unwrap_or_default());
+            for (part, value) in parts.zip(values) {
+                args.push(Box::new(text(&value)));
+                sql.push_str(&format!("${}", args.len()));
+                sql.push_str(part);
+            }
+        }
         args.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
         args.push(Box::new(i64::try_from(offset).unwrap_or(i64::MAX)));
         sql.push_str(&format!(" ORDER BY start_ms DESC, id LIMIT ${} OFFSET ${}", args.len() - 1, args.len()));
@@ -190,6 +200,12 @@ impl Engine {
         tx.execute(
             "DELETE FROM comments c USING sessions s
              WHERE s.project_id = c.project_id AND s.id = c.session_id AND s.received_ms < $1",
+            &[&cutoff],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM session_terms t USING sessions s
+             WHERE s.project_id = t.project_id AND s.id = t.session_id AND s.received_ms < $1",
             &[&cutoff],
         )
         .await?;
@@ -253,6 +269,8 @@ impl Engine {
         tx.execute("DELETE FROM session_facts WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
             .await?;
         tx.execute("DELETE FROM comments WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids]).await?;
+        tx.execute("DELETE FROM session_terms WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
+            .await?;
         tx.execute(
             "DELETE FROM error_groups g WHERE g.project_id = $1 AND NOT EXISTS (SELECT 1 FROM error_sessions s
                 WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)",
@@ -280,7 +298,15 @@ impl Engine {
         let artifacts =
             tx.query("DELETE FROM artifacts WHERE project_id = $1 RETURNING object_key", &[&project]).await?;
         keys.extend(artifacts.iter().map(|r| r.get::<_, String>(0)));
-        for table in ["error_sessions", "error_groups", "session_facts", "sessions", "deleted_sessions", "comments"] {
+        for table in [
+            "error_sessions",
+            "error_groups",
+            "session_facts",
+            "session_terms",
+            "sessions",
+            "deleted_sessions",
+            "comments",
+        ] {
             tx.execute(&format!("DELETE FROM {table} WHERE project_id = $1"), &[&project]).await?;
         }
         let found = tx.execute("DELETE FROM projects WHERE id = $1", &[&project]).await?;

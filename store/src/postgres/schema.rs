@@ -195,6 +195,17 @@ const MIGRATIONS: &[&str] = &[
         created_ms BIGINT NOT NULL
     );
     CREATE INDEX comments_by_session ON comments(project_id, session_id, t_ms);",
+    // 12: search by what happened (`crate::search`): each session's terms, bounded per kind.
+    "CREATE TABLE session_terms (
+        project_id BIGINT NOT NULL,
+        session_id TEXT NOT NULL,
+        kind BIGINT NOT NULL,
+        term TEXT NOT NULL,
+        first_ms BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL,
+        PRIMARY KEY (project_id, session_id, kind, term)
+    );
+    ALTER TABLE sessions ADD COLUMN terms_dropped BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

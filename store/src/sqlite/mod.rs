@@ -33,6 +33,7 @@ mod comments;
 mod index;
 mod queries;
 mod schema;
+mod search;
 mod sync;
 mod writer;
 

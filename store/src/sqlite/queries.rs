@@ -148,6 +148,11 @@ pub(super) fn find_sessions(
     if f.never_recovered {
         sql.push_str(" AND never_recovered = 1");
     }
+    for (clause, values) in crate::search::clauses(f) {
+        sql.push_str(" AND ");
+        sql.push_str(&clause);
+        args.extend(values.into_iter().map(Into::into));
+    }
     sql.push_str(" ORDER BY start_ms DESC, id LIMIT ? OFFSET ?");
     args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
     args.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
@@ -203,6 +208,11 @@ pub(super) fn delete_sessions_before(conn: &mut Connection, cutoff_ms: u64) -> R
             (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
         [cutoff],
     )?;
+    tx.execute(
+        "DELETE FROM session_terms WHERE (project_id, session_id) IN
+            (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
+        [cutoff],
+    )?;
     let n = tx.execute("DELETE FROM sessions WHERE received_ms < ?1", [cutoff])?;
     // Sessions deleted on request are forgotten with the sessions of their age.
     tx.execute("DELETE FROM deleted_sessions WHERE deleted_ms < ?1", [cutoff])?;
@@ -242,6 +252,7 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
             tx.prepare_cached("DELETE FROM error_sessions WHERE project_id = ?1 AND session_id = ?2")?;
         let mut facts = tx.prepare_cached("DELETE FROM session_facts WHERE project_id = ?1 AND session_id = ?2")?;
         let mut comments = tx.prepare_cached("DELETE FROM comments WHERE project_id = ?1 AND session_id = ?2")?;
+        let mut terms = tx.prepare_cached("DELETE FROM session_terms WHERE project_id = ?1 AND session_id = ?2")?;
         let mut rows = tx.prepare_cached("DELETE FROM sessions WHERE project_id = ?1 AND id = ?2")?;
         let mut tombstone = tx.prepare_cached(
             "INSERT INTO deleted_sessions (project_id, session_id, deleted_ms) VALUES (?1, ?2, ?3)
@@ -254,6 +265,7 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
             sightings.execute(params![project, id])?;
             facts.execute(params![project, id])?;
             comments.execute(params![project, id])?;
+            terms.execute(params![project, id])?;
             n += rows.execute(params![project, id])? as u64;
             tombstone.execute(params![project, id, now])?;
         }
@@ -283,6 +295,7 @@ pub(super) fn delete_project(conn: &mut Connection, project: i64, held: &[i64]) 
         "error_sessions",
         "error_groups",
         "session_facts",
+        "session_terms",
         "sessions",
         "deleted_sessions",
         "ingest_keys",

@@ -232,6 +232,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     );
     CREATE INDEX comments_by_session ON comments(project_id, session_id, t_ms);",
+    // 17: search by what happened (`crate::search`): each session's terms, bounded per kind.
+    "CREATE TABLE session_terms (
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (project_id, session_id, kind, term)
+    ) WITHOUT ROWID;
+    ALTER TABLE sessions ADD COLUMN terms_dropped INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

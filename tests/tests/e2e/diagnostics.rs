@@ -26,7 +26,7 @@ impl Recorded {
             let start = b["start"].as_u64().unwrap_or(0);
             seqs.push((b["page"].as_str().unwrap_or_default().to_owned(), b["seq"].as_u64().unwrap_or(0)));
             for e in b["events"].as_array().cloned().unwrap_or_default() {
-                let t = start + e["t"].as_u64().unwrap_or(0);
+                let t = start + e["offset_ms"].as_u64().unwrap_or(0);
                 if let Some((tag, payload)) = e["data"].as_object().and_then(|o| o.iter().next()) {
                     events.push((t, tag.clone(), payload.clone()));
                 }
@@ -35,7 +35,7 @@ impl Recorded {
         Ok(Recorded { events, seqs })
     }
 
-    /// Payloads of events with this tag (see protocol/src/batch.rs for the one-letter tags).
+    /// Payloads of events with this tag (the readable names of protocol/src/readable.rs).
     fn of(&self, tag: &str) -> Vec<&Value> {
         self.events.iter().filter(|(_, t, _)| t == tag).map(|(_, _, v)| v).collect()
     }
@@ -67,8 +67,8 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
 
     let id = server.only_session_id()?;
     let rec = Recorded::load(&server, &id)?;
-    let started = rec.timed("F").into_iter().filter(|(_, v)| v.get("s").is_some()).collect::<Vec<_>>();
-    let ended = rec.of("F").into_iter().filter_map(|v| v.get("e")).collect::<Vec<_>>();
+    let started = rec.timed("freeze").into_iter().filter(|(_, v)| v.get("started").is_some()).collect::<Vec<_>>();
+    let ended = rec.of("freeze").into_iter().filter_map(|v| v.get("ended")).collect::<Vec<_>>();
     ensure!(started.len() == 1 && ended.len() == 1, "expected one freeze, got {started:?} / {ended:?}");
     let (frozen_at, marker) = started[0];
     let duration = ended[0]["duration"].as_u64().unwrap_or(0);
@@ -76,8 +76,8 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
     let culprit = &ended[0]["culprits"][0];
     ensure!(culprit["function"] == "computeBestValue", "culprit should be computeBestValue: {}", ended[0]);
     ensure!(culprit["line"].as_u64().unwrap_or(0) > 0, "the culprit has a line: {culprit}");
-    ensure!(marker["s"]["last_action"] == "click button#best", "the marker names the click: {marker}");
-    let clicks = rec.timed("c");
+    ensure!(marker["started"]["last_action"] == "click button#best", "the marker names the click: {marker}");
+    let clicks = rec.timed("click");
     ensure!(clicks.iter().any(|(t, _)| *t <= frozen_at + 300), "the click is recorded before the freeze");
     // The worker's marker and the page's own batches never collide: sequence numbers have no gaps.
     let mut seqs: Vec<u64> = rec.seqs.iter().map(|(_, s)| *s).collect();
@@ -120,14 +120,14 @@ async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
 
     let id = server.only_session_id()?;
     let rec = Recorded::load(&server, &id)?;
-    ensure!(!rec.of("c").is_empty(), "the click that froze the page was delivered");
-    let markers = rec.of("F");
+    ensure!(!rec.of("click").is_empty(), "the click that froze the page was delivered");
+    let markers = rec.of("freeze");
     ensure!(markers.len() == 1, "exactly the freeze_started marker: {markers:?}");
-    let marker = &markers[0]["s"];
+    let marker = &markers[0]["started"];
     ensure!(marker["last_action"] == "click button#loop", "{marker}");
     ensure!(marker["url"].as_str().unwrap_or_default().ends_with("/demo/lab"), "{marker}");
-    let (click_at, _) = rec.timed("c")[0];
-    let (frozen_at, _) = rec.timed("F")[0];
+    let (click_at, _) = rec.timed("click")[0];
+    let (frozen_at, _) = rec.timed("freeze")[0];
     ensure!(frozen_at >= click_at, "the marker is at or after the click");
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -196,10 +196,10 @@ async fn buffer_mode_sends_its_buffer_when_the_page_freezes() -> Result<()> {
     ensure!(browser.kill()? > 0, "no Chromium process to kill");
     let id = server.only_session_id()?;
     let rec = Recorded::load(&server, &id)?;
-    ensure!(!rec.of("s").is_empty(), "the buffer starts with a full snapshot");
-    ensure!(!rec.of("c").is_empty(), "the click that froze the page was delivered");
-    let markers = rec.of("F");
-    ensure!(markers.len() == 1 && markers[0]["s"]["last_action"] == "click button#loop", "{markers:?}");
+    ensure!(!rec.of("full_snapshot").is_empty(), "the buffer starts with a full snapshot");
+    ensure!(!rec.of("click").is_empty(), "the click that froze the page was delivered");
+    let markers = rec.of("freeze");
+    ensure!(markers.len() == 1 && markers[0]["started"]["last_action"] == "click button#loop", "{markers:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.get_json(&format!("/api/v1/sessions/{id}"))?["never_recovered"] != true {
         ensure!(Instant::now() < deadline, "the session was never marked never recovered");
@@ -304,19 +304,19 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     let rec = Recorded::load(&server, &id)?;
 
     // Console: levels, bounded arguments, stacks where they matter.
-    let console = rec.of("k");
-    let find = |level: u64| console.iter().filter(|c| c["level"] == level).copied().collect::<Vec<_>>();
-    let log = find(0);
+    let console = rec.of("console");
+    let find = |level: &str| console.iter().filter(|c| c["level"] == level).copied().collect::<Vec<_>>();
+    let log = find("log");
     ensure!(log.iter().any(|c| c["args"][0] == "hello" && c["args"][1] == "{a: 1, nested: {b: [1, 2, 3]}}"), "{log:?}");
-    let info = find(2);
+    let info = find("info");
     ensure!(info.iter().any(|c| c["args"][0].as_str().map_or(0, str::len) <= 1004), "long argument bounded");
-    ensure!(find(3).iter().any(|c| c["args"][0] == "careful" && !c["stack"].as_str().unwrap_or("").is_empty()));
-    ensure!(find(4).iter().any(|c| c["args"][0] == "Error: console boom"));
-    let asserts = find(6);
+    ensure!(find("warn").iter().any(|c| c["args"][0] == "careful" && !c["stack"].as_str().unwrap_or("").is_empty()));
+    ensure!(find("error").iter().any(|c| c["args"][0] == "Error: console boom"));
+    let asserts = find("assert");
     ensure!(asserts.len() == 1 && asserts[0]["args"][0] == "assert failed", "{asserts:?}");
 
     // Errors: uncaught (deduplicated with a count), rejection, resource, captured.
-    let errors = rec.of("e");
+    let errors = rec.of("error");
     let kaboom: u64 = errors
         .iter()
         .filter(|e| e["message"].as_str().unwrap_or_default().contains("uncaught kaboom"))
@@ -324,22 +324,23 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
         .sum();
     let kaboom_events = errors.iter().filter(|e| e["message"].as_str().unwrap_or_default().contains("kaboom")).count();
     ensure!(kaboom == 3 && kaboom_events < 3, "3 occurrences in fewer events: {errors:?}");
-    let uncaught = errors.iter().find(|e| e["kind"] == 0).expect("an uncaught error");
+    let uncaught = errors.iter().find(|e| e["kind"] == "uncaught").expect("an uncaught error");
     ensure!(
         uncaught["stack"].as_str().unwrap_or_default().contains("kaboom") && uncaught["line"].as_u64().unwrap_or(0) > 0,
         "{uncaught}"
     );
-    ensure!(errors.iter().any(|e| e["kind"] == 1 && e["message"] == "Error: rejected promise"), "{errors:?}");
+    ensure!(errors.iter().any(|e| e["kind"] == "rejection" && e["message"] == "Error: rejected promise"), "{errors:?}");
     ensure!(
         errors
             .iter()
-            .any(|e| e["kind"] == 2 && e["source"].as_str().unwrap_or_default().ends_with("/missing-picture.png")),
+            .any(|e| e["kind"] == "resource"
+                && e["source"].as_str().unwrap_or_default().ends_with("/missing-picture.png")),
         "{errors:?}"
     );
-    ensure!(errors.iter().any(|e| e["kind"] == 3 && e["message"] == "Error: captured one"), "{errors:?}");
+    ensure!(errors.iter().any(|e| e["kind"] == "captured" && e["message"] == "Error: captured one"), "{errors:?}");
 
     // Network.
-    let network = rec.of("r");
+    let network = rec.of("network");
     let find_req = |pred: &dyn Fn(&Value) -> bool| network.iter().find(|n| pred(n)).copied();
     ensure!(network.iter().all(|n| !n["url"].as_str().unwrap_or_default().contains("/api/v1/ingest")), "own uploads");
     ensure!(find_req(&|n| n["status"] == 404 && n["method"] == "GET").is_some(), "{network:?}");
@@ -359,15 +360,15 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
             .is_some(),
         "form data size, no body without allow-list"
     );
-    ensure!(find_req(&|n| n["kind"] == 0 && n["aborted"] == true).is_some(), "aborted fetch");
+    ensure!(find_req(&|n| n["kind"] == "fetch" && n["aborted"] == true).is_some(), "aborted fetch");
     ensure!(find_req(&|n| n["failed"] == true && n["url"].as_str().unwrap_or("").contains(":9/")).is_some(), "failed");
-    ensure!(find_req(&|n| n["kind"] == 1 && n["status"] == 201 && n["request_size"] == 3).is_some(), "xhr");
-    ensure!(find_req(&|n| n["kind"] == 1 && n["aborted"] == true).is_some(), "aborted xhr");
-    ensure!(find_req(&|n| n["kind"] == 2 && n["request_size"] == 11).is_some(), "beacon");
+    ensure!(find_req(&|n| n["kind"] == "xhr" && n["status"] == 201 && n["request_size"] == 3).is_some(), "xhr");
+    ensure!(find_req(&|n| n["kind"] == "xhr" && n["aborted"] == true).is_some(), "aborted xhr");
+    ensure!(find_req(&|n| n["kind"] == "beacon" && n["request_size"] == 11).is_some(), "beacon");
     ensure!(find_req(&|n| n["duration"].as_u64().unwrap_or(0) >= 90 && n["aborted"] == true).is_some(), "durations");
 
     // Environment and app facts.
-    let env = rec.of("j");
+    let env = rec.of("environment");
     ensure!(env.len() == 1, "{env:?}");
     let env = env[0];
     ensure!(env["browser"].as_str().unwrap_or_default().contains("Chrome"), "{env}");
@@ -378,7 +379,7 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     let row = server.get_json(&format!("/api/v1/sessions/{id}"))?;
     ensure!(row["user"] == "ada@example.com" && row["release"] == "1.2.3" && row["environment"] == "staging", "{row}");
     ensure!(row["browser"].as_str().unwrap_or_default().contains("Chrome"), "{row}");
-    ensure!(rec.of("a").iter().any(|f| f["f"] == r#"{"newCheckout":true}"#), "flags");
+    ensure!(rec.of("app").iter().any(|f| f["flags"] == r#"{"newCheckout":true}"#), "flags");
 
     // Error groups: one group per fingerprint, with its count and session.
     let groups = server.get_json("/api/v1/errors")?;

@@ -28,6 +28,8 @@
 //! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
 //! - [`sourcemaps`]: a minified page and its uploaded maps: original stacks, culprits and one
 //!   error group across releases;
+//! - [`search`]: sessions found by a clicked text, a failed request, a console message and a
+//!   page sequence, in the API and the list;
 //! - [`scale_out`]: PostgreSQL + S3 storage, conformance and two instances sharing one store;
 //! - [`viewer`]: the player's controls, panels, export and the session list, on synthetic
 //!   sessions;
@@ -54,6 +56,7 @@ mod privacy;
 mod projects;
 mod rrweb;
 mod scale_out;
+mod search;
 mod sourcemaps;
 mod viewer;
 mod xss;

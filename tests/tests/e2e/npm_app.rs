@@ -80,12 +80,12 @@ async fn the_bundled_npm_sample_app_records_a_session_with_every_option() -> Res
     ensure!(!all.contains("ignored-input-text"), "the ignored field (`ignore`) sends nothing");
 
     // Console levels: warn captured, log not.
-    let console = events_of(&events, "k");
+    let console = events_of(&events, "console");
     let texts = serde_json::to_string(&console)?;
     ensure!(texts.contains("console-warn-captured"), "warn is captured: {texts}");
     ensure!(!texts.contains("console-log-not-captured"), "log is not: {texts}");
     // The network allow-list: the allow-listed request's response body is recorded.
-    let network = events_of(&events, "r");
+    let network = events_of(&events, "network");
     ensure!(
         network.iter().any(|n| n["response_body"].as_str().is_some_and(|b| b.contains("allow-listed-response-body"))),
         "the allow-listed response body: {network:?}"

@@ -105,7 +105,7 @@ async fn collect(server: &Server, browser: &Browser) -> Result<(Vec<u8>, serde_j
     Ok((all, events))
 }
 
-/// Payloads of the events with this one-letter tag (protocol/src/batch.rs).
+/// Payloads of the events with this readable name (protocol/src/readable.rs).
 fn events_of(events: &serde_json::Value, tag: &str) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for b in events["batches"].as_array().cloned().unwrap_or_default() {
@@ -339,7 +339,7 @@ async fn password_keystrokes_design_mode_throttled_editing_csrf_meta_url_paths_c
                 problems.push(format!("{kept:?} should be recorded"));
             }
         }
-        let inputs = events_of(&events, "i");
+        let inputs = events_of(&events, "input");
         if inputs.len() > 1 || inputs.iter().any(|i| i["value"] != "") {
             problems.push(format!("a password field sends at most one empty state, no keystrokes: {inputs:?}"));
         }
