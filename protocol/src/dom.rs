@@ -354,8 +354,9 @@ impl Dom {
                 }
                 _ => self.refused += 1,
             },
+            // A frame of a type no reader draws does not replace a drawable one.
             EventData::Canvas(c) => match self.nodes.get(&c.id).map(|n| &*n.kind) {
-                Some(DomKind::Element { .. }) => {
+                Some(DomKind::Element { .. }) if c.image_type().is_some() => {
                     self.canvases.insert(c.id, Arc::new(c.clone()));
                 }
                 _ => self.refused += 1,
@@ -863,7 +864,14 @@ mod tests {
         dom.apply(&frame(5, 2));
         dom.apply(&frame(6, 3));
         dom.apply(&frame(999, 4));
-        assert_eq!(dom.refused, 2, "a text node and an unknown id are refused");
+        dom.apply(&EventData::Canvas(CanvasFrame {
+            id: 5,
+            mime: "text/html".into(),
+            data: vec![9],
+            width: 1,
+            height: 1,
+        }));
+        assert_eq!(dom.refused, 3, "a text node, an unknown id and a type no reader draws are refused");
         assert_eq!(dom.canvases.get(&5).map(|f| f.data.clone()), Some(vec![2]), "the latest frame");
         let clone = dom.clone();
         assert!(Arc::ptr_eq(&clone.canvases[&5], &dom.canvases[&5]), "clones share frames");
