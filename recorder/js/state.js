@@ -57,6 +57,10 @@ export const S = {
   onDocument: null,
   /** Called after each snapshot or mutation went to the recorder (cuts a full batch). */
   afterEmit: null,
+  /** Called with each `<canvas>` the walker meets and whether it is in a masked subtree. */
+  onCanvas: null,
+  /** Canvas frame figures for `stats()` (canvas.js), once canvas capture is configured. */
+  canvasStats: null,
 };
 
 /** Counts an internal error (reported in the next batch). */
