@@ -22,7 +22,7 @@
 // the previous one of that canvas (a hash of the bytes, off the main thread); without a worker (or OffscreenCanvas in it) `canvas.toBlob`
 // encodes instead. At most two frames are encoded at once; a capture beyond that waits for the
 // next due time. Frames larger than MAX_FRAME_BYTES, and every frame once the session's budget
-// is spent, are dropped, counted (`Replay.stats().canvas`, the batch's `dropped`) and noted
+// is spent, are dropped, counted (`canvas` of the stats `Replay.flush()` resolves with, the batch's `dropped`) and noted
 // (a `Note` of kind dropped on the canvas, at most every NOTE_EVERY_MS), so the viewer says so.
 import { S, now, countError } from './state.js';
 import { postToWorker, onCanvasEncoded } from './transport.js';
@@ -108,7 +108,7 @@ export function stopCanvas() {
   waiting.clear();
 }
 
-/** Figures for `Replay.stats()`. */
+/** Figures for the stats `Replay.flush()` resolves with. */
 function canvasStats() {
   return { frames: C.frames, bytes: C.bytes, dropped: C.dropped, mainMs: Math.round(C.mainMs * 100) / 100 };
 }

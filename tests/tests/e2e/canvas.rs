@@ -8,7 +8,7 @@
 //!   moment's (the comparison sees a change);
 //! - the opted-out and the masked canvases are never recorded (no frame of theirs is stored, and
 //!   their replayed canvases stay blank);
-//! - with a small byte budget, frames beyond it are dropped, counted (`Replay.stats().canvas`,
+//! - with a small byte budget, frames beyond it are dropped, counted (the `canvas` figures `Replay.flush()` resolves with,
 //!   the batches' `dropped`) and noted in the recording; the frames stored stay within it.
 //!
 //! The recording cost on the animated chart (main-thread ms per frame, bytes per second) is
@@ -50,11 +50,11 @@ async fn step(browser: &Browser, n: u32) -> Result<(f64, Vec<u8>, Vec<u8>)> {
     let script = r#"
 const done = arguments[arguments.length - 1];
 (async () => {
-  const frames = async () => ((await window.Replay.stats()).canvas || { frames: 0 }).frames;
+  const frames = async () => ((await window.Replay.flush()).canvas || { frames: 0 }).frames;
   const before = await frames();
   await window.setStep(STEP);
   const until = performance.now() + 10000;
-  while (await frames() < before + 2 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+  while (await frames() < before + 2 && performance.now() < until) await new Promise((r) => setTimeout(r, 100));
   const captured = await frames() - before;
   const stats = await window.Replay.flush();
   const t = performance.timeOrigin + performance.now();
@@ -132,7 +132,7 @@ async fn canvases_replay_as_recorded_and_masked_or_opted_out_ones_are_not_record
         .eval_async(
             "const done = arguments[arguments.length - 1];
              (async () => {
-               const a = (await window.Replay.stats()).canvas;
+               const a = (await window.Replay.flush()).canvas;
                const t0 = performance.now();
                const drawn = await window.animate(3000);
                const b = (await window.Replay.flush()).canvas;
