@@ -22,8 +22,9 @@
 // the previous one of that canvas (a hash of the bytes, off the main thread); without a worker (or OffscreenCanvas in it) `canvas.toBlob`
 // encodes instead. At most two frames are encoded at once; a capture beyond that waits for the
 // next due time. Frames larger than MAX_FRAME_BYTES, and every frame once the session's budget
-// is spent, are dropped, counted (`canvas` of the stats `Replay.flush()` resolves with, the batch's `dropped`) and noted
-// (a `Note` of kind dropped on the canvas, at most every NOTE_EVERY_MS), so the viewer says so.
+// is spent, are dropped, counted (`canvas` in the stats `Replay.flush()` resolves with, and the
+// batch's `dropped`) and noted (a `Note` of kind dropped on the canvas, at most every
+// NOTE_EVERY_MS), so the viewer says so.
 import { S, now, countError } from './state.js';
 import { postToWorker, onCanvasEncoded } from './transport.js';
 

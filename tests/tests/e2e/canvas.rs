@@ -8,8 +8,8 @@
 //!   moment's (the comparison sees a change);
 //! - the opted-out and the masked canvases are never recorded (no frame of theirs is stored, and
 //!   their replayed canvases stay blank);
-//! - with a small byte budget, frames beyond it are dropped, counted (the `canvas` figures `Replay.flush()` resolves with,
-//!   the batches' `dropped`) and noted in the recording; the frames stored stay within it.
+//! - with a small byte budget, frames beyond it are dropped, counted (the `canvas` figures
+//!   `Replay.flush()` resolves with, the batches' `dropped`) and noted in the recording; the frames stored stay within it.
 //!
 //! The recording cost on the animated chart (main-thread ms per frame, bytes per second) is
 //! printed, never asserted.
