@@ -14,7 +14,8 @@
 // `preserveDrawingBuffer` is only readable then. Later draws in the same interval are captured
 // by a timer at the next due time (2D canvases and preserved WebGL ones; an unpreserved WebGL
 // canvas waits for its next draw, so the last frame of an animation that stops within an
-// interval of its previous capture is missed). A canvas met by the walker is captured once.
+// interval of its previous capture is missed). A canvas the walker meets is captured when it has
+// no frame under its node id yet (first met, or moved), unless it reads blank then (WebGL).
 //
 // How: `createImageBitmap(canvas)` copies the pixels (the main thread's only real cost), the
 // bitmap is transferred to the upload worker, which draws it into an `OffscreenCanvas`, encodes
@@ -77,7 +78,7 @@ const truthy = (v) => v === true || v === '' || v === 'true' || v === '1';
 function info(canvas) {
   let st = state.get(canvas);
   if (!st) {
-    st = { last: 0, masked: false, ctx: null, micro: false, hash: '' };
+    st = { last: 0, masked: false, ctx: null, micro: false, hash: '', id: 0 };
     state.set(canvas, st);
   }
   return st;
@@ -114,11 +115,17 @@ function canvasStats() {
   return { frames: C.frames, bytes: C.bytes, dropped: C.dropped, mainMs: Math.round(C.mainMs * 100) / 100 };
 }
 
-/** The walker met `canvas` (`masked`: inside a masked subtree). A wanted one is captured once. */
+/**
+ * The walker met `canvas` (`masked`: inside a masked subtree). A wanted one is captured when it
+ * has no frame under its current id (first met, or moved: a new node in the replay), unless it
+ * is a WebGL canvas known to read blank outside its frame.
+ */
 export function walkedCanvas(canvas, masked) {
   const st = info(canvas);
   st.masked = masked;
-  if (C.on && !st.last && wanted(canvas, st)) queueMicrotask(() => capture(canvas, st));
+  if (!C.on || st.id === S.ids.get(canvas) || unpreserved(st.ctx) || !wanted(canvas, st)) return;
+  st.last = 0;
+  queueMicrotask(() => capture(canvas, st));
 }
 
 /** Whether `canvas` may be recorded now. */
@@ -289,6 +296,7 @@ function encoded(m) {
     C.frames++;
     C.bytes += bytes.length;
     S.rec.canvas(job.t, id, String(m.mime || 'image/png'), bytes, job.w, job.h);
+    info(canvas).id = id;
     try {
       sessionStorage.setItem(BUDGET_KEY, JSON.stringify({ id: S.session, used: C.used }));
     } catch (_) { /* storage disabled */ }
