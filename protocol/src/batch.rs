@@ -288,6 +288,71 @@ pub enum EventData<S = String> {
     /// not (`show()`). Recordings without it show open dialogs modally.
     #[serde(rename = "O")]
     Dialog(DialogShown),
+    /// The pixels of a `<canvas>` as an encoded image, recorded when it changed (opt-in).
+    #[serde(rename = "P")]
+    Canvas(CanvasFrame<S>),
+}
+
+/// A frame of canvas `id`: its pixels encoded as `mime` (`image/webp`, `image/png` or
+/// `image/jpeg`; readers draw nothing for another type), `width` × `height` image pixels, which
+/// the replay stretches over the canvas as it is then. `data` is bounded by
+/// [`crate::Limits::max_string`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct CanvasFrame<S = String> {
+    pub id: NodeId,
+    pub mime: S,
+    #[serde(with = "image_bytes")]
+    pub data: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl<S: AsRef<str>> CanvasFrame<S> {
+    /// The image type when it is one a reader may decode (`None`: draw nothing).
+    pub fn image_type(&self) -> Option<&'static str> {
+        ["image/webp", "image/png", "image/jpeg"].into_iter().find(|t| *t == self.mime.as_ref())
+    }
+}
+
+/// Image bytes as one MessagePack `bin` (a list of numbers in JSON); readers accept either.
+pub mod image_bytes {
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(Bytes)
+    }
+
+    struct Bytes;
+
+    impl<'de> Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("image bytes")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// Declares a field-less enum that travels as a small integer (unknown codes decode to the

@@ -361,6 +361,10 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
                 Freeze::Ended { culprits, .. } => check_scripts(culprits, limits)?,
             },
             EventData::Note(n) => s("note", &n.text)?,
+            EventData::Canvas(c) => {
+                s("image type", &c.mime)?;
+                check("canvas frame", c.data.len(), limits.max_string)?;
+            }
             EventData::Click(_)
             | EventData::Scroll(_)
             | EventData::Viewport(_)
@@ -483,6 +487,31 @@ mod tests {
     }
 
     #[test]
+    fn canvas_frames_travel_as_bin_bounded_by_the_string_limit() {
+        let frame = CanvasFrame { id: 7, mime: "image/webp".into(), data: vec![0xab; 100], width: 30, height: 20 };
+        let mut b = sample();
+        b.events.push(Event { t: 1, data: EventData::Canvas(frame.clone()) });
+        let bytes = encode_batch(&b).expect("encode");
+        // One `bin 8` of 100 bytes (header c4 64), not 100 integers.
+        assert!(bytes.windows(3).any(|w| w == [0xc4, 100, 0xab]), "bytes travel as bin");
+        assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decode"), b);
+        let borrowed = decode_batch_borrowed(&bytes, &Limits::default()).expect("decode");
+        assert!(
+            matches!(&borrowed.events.last().expect("event").data, EventData::Canvas(c) if c.data == frame.data && c.mime == "image/webp")
+        );
+        let limits = Limits { max_string: 99, ..Limits::default() };
+        assert!(matches!(decode_batch(&bytes, &limits), Err(Error::LimitExceeded { what: "canvas frame", .. })));
+        assert!(matches!(decode_batch_borrowed(&bytes, &limits), Err(Error::LimitExceeded { .. })));
+        // The JSON events API writes the bytes as numbers and reads them back.
+        let json = serde_json::to_string(&EventData::Canvas(frame.clone())).expect("json");
+        assert!(json.starts_with(r#"{"P":{"id":7,"mime":"image/webp","data":[171,"#), "{json}");
+        assert_eq!(serde_json::from_str::<EventData>(&json).expect("back"), EventData::Canvas(frame.clone()));
+        assert_eq!(frame.image_type(), Some("image/webp"));
+        let svg = CanvasFrame { mime: "image/svg+xml".into(), ..frame };
+        assert_eq!(svg.image_type(), None, "only raster types are drawn");
+    }
+
+    #[test]
     fn bad_ids_and_versions_are_rejected() {
         let mut b = sample();
         b.session = "../etc".into();
@@ -566,6 +595,15 @@ mod tests {
             (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
             (any::<u32>(), any::<bool>())
                 .prop_map(|(id, modal)| EventData::Dialog(crate::batch::DialogShown { id, modal })),
+            (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..40), any::<u32>(), any::<u32>()).prop_map(
+                |(id, data, width, height)| EventData::Canvas(crate::batch::CanvasFrame {
+                    id,
+                    mime: "image/webp".into(),
+                    data,
+                    width,
+                    height
+                })
+            ),
             (arb_string(), arb_string()).prop_map(|(name, data)| EventData::Custom(Custom { name, data })),
             (0u8..8, proptest::collection::vec(arb_string(), 0..3), arb_string()).prop_map(|(level, args, stack)| {
                 EventData::Console(Console { level: ConsoleLevel::from_code(level), args, stack })

@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use crate::batch::{
-    Attr, AttrChange, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot,
+    Attr, AttrChange, CanvasFrame, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot,
 };
 use crate::cssom::CssState;
 
@@ -216,6 +216,8 @@ pub struct Dom {
     /// How each dialog was last shown (true: modally), by id; a dialog not in it is shown
     /// modally when open (recordings from before modality was recorded).
     pub dialogs: IdMap<bool>,
+    /// The latest recorded frame of each canvas, by id (shared by the model's clones).
+    pub canvases: IdMap<Arc<CanvasFrame>>,
     /// Position of each attribute by name, for the elements with many attributes (see
     /// `change_attr`); an element's entry goes with the element.
     attr_index: IdMap<AttrIndex>,
@@ -352,6 +354,13 @@ impl Dom {
                 }
                 _ => self.refused += 1,
             },
+            // A frame of a type no reader draws does not replace a drawable one.
+            EventData::Canvas(c) => match self.nodes.get(&c.id).map(|n| &*n.kind) {
+                Some(DomKind::Element { .. }) if c.image_type().is_some() => {
+                    self.canvases.insert(c.id, Arc::new(c.clone()));
+                }
+                _ => self.refused += 1,
+            },
             EventData::Focus(f) => {
                 if f.focused {
                     self.focused = f.id;
@@ -397,6 +406,7 @@ impl Dom {
         self.css = CssState::default();
         self.media.clear();
         self.dialogs.clear();
+        self.canvases.clear();
         self.attr_index.clear();
         self.selection = None;
         self.focused = 0;
@@ -621,6 +631,9 @@ impl Dom {
             if !self.dialogs.is_empty() {
                 self.dialogs.remove(&current);
             }
+            if !self.canvases.is_empty() {
+                self.canvases.remove(&current);
+            }
             if let Some(n) = self.nodes.remove(&current) {
                 if with_siblings && n.next != 0 {
                     stack.push((n.next, true));
@@ -838,6 +851,34 @@ mod tests {
             assert_eq!(child_ids(&dom, 2), vec![3]);
             assert!(dom.nodes.capacity() < 10_000, "a small page clears a small map: {}", dom.nodes.capacity());
         }
+    }
+
+    #[test]
+    fn the_latest_canvas_frame_is_kept_per_element_and_goes_with_it() {
+        use crate::batch::CanvasFrame;
+        let frame = |id, byte| {
+            EventData::Canvas(CanvasFrame { id, mime: "image/png".into(), data: vec![byte], width: 1, height: 1 })
+        };
+        let mut dom = base();
+        dom.apply(&frame(5, 1));
+        dom.apply(&frame(5, 2));
+        dom.apply(&frame(6, 3));
+        dom.apply(&frame(999, 4));
+        dom.apply(&EventData::Canvas(CanvasFrame {
+            id: 5,
+            mime: "text/html".into(),
+            data: vec![9],
+            width: 1,
+            height: 1,
+        }));
+        assert_eq!(dom.refused, 3, "a text node, an unknown id and a type no reader draws are refused");
+        assert_eq!(dom.canvases.get(&5).map(|f| f.data.clone()), Some(vec![2]), "the latest frame");
+        let clone = dom.clone();
+        assert!(Arc::ptr_eq(&clone.canvases[&5], &dom.canvases[&5]), "clones share frames");
+        dom.remove(5);
+        assert!(!dom.canvases.contains_key(&5));
+        dom.apply(&EventData::Snapshot(Snapshot { nodes: vec![], scroll_x: 0, scroll_y: 0 }));
+        assert!(dom.canvases.is_empty(), "a snapshot starts over");
     }
 
     #[test]

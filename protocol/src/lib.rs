@@ -45,8 +45,8 @@ pub mod timeline;
 mod error;
 
 pub use batch::{
-    AddedSubtree, AppFact, Attr, AttrChange, Batch, Click, Console, ConsoleLevel, CssChange, CssOp, Custom,
-    DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media,
+    AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
+    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media,
     MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node, NodeKind, Note,
     NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch, TouchKind, Viewport,
 };

@@ -47,6 +47,7 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ("EventData", "F", "freeze"),
     ("EventData", "N", "note"),
     ("EventData", "O", "dialog"),
+    ("EventData", "P", "canvas"),
     ("NodeKind", "D", "document"),
     ("NodeKind", "T", "doctype"),
     ("NodeKind", "E", "element"),

@@ -12,6 +12,7 @@ import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
+import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas.js';
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
 import {
@@ -181,6 +182,7 @@ function onDocument(doc) {
   framed.add(doc);
   patchCssom(doc.defaultView);
   patchDialogs(doc.defaultView);
+  patchCanvas(doc.defaultView);
   listenToDocument(doc);
 }
 
@@ -193,6 +195,9 @@ function start(recording) {
   S.stopped = false;
   patchCssom(window);
   patchDialogs(window);
+  configureCanvas(S.cfg);
+  patchCanvas(window);
+  S.onCanvas = guard(walkedCanvas);
   S.onDocument = guard(onDocument);
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
@@ -278,7 +283,8 @@ async function remoteSettings(cfg) {
 
 /**
  * The project's settings over the tag's: sampling and mode are the project's; privacy only
- * tightens (text is masked when either says so; bodies are captured for the URLs of both).
+ * tightens (text is masked when either says so; bodies are captured for the URLs of both);
+ * canvases are recorded when either says so (a canvas in a masked part never is).
  */
 function withRemote(cfg, r) {
   if (!r || typeof r !== 'object') return cfg;
@@ -286,6 +292,7 @@ function withRemote(cfg, r) {
   if (typeof r.sample_rate === 'number') out.sampleRate = r.sample_rate;
   if (r.mode === 'buffer' || r.mode === 'live') out.mode = r.mode;
   if (r.mask_all_text === true) out.maskAllText = true;
+  if (r.canvas === true) out.canvas = true;
   if (Array.isArray(r.network_allow_list) && r.network_allow_list.length) {
     const own = Array.isArray(cfg.networkAllowList) ? cfg.networkAllowList : [];
     out.networkAllowList = own.concat(r.network_allow_list.filter((u) => typeof u === 'string'));
@@ -345,6 +352,7 @@ const api = {
 function halt() {
   S.stopped = true;
   dropWork();
+  stopCanvas();
   if (S.observer) S.observer.disconnect();
   clearInterval(flushTimer);
   stopDiagnostics();
@@ -364,6 +372,8 @@ export async function boot(src, data) {
     mode: data.mode === 'buffer' ? 'buffer' : 'live',
     bufferSeconds: Number(data['buffer-seconds']) || 60,
     remoteSettings: data['remote-settings'] !== 'false',
+    canvasFps: data['canvas-fps'] === undefined ? undefined : Number(data['canvas-fps']),
+    canvasBudget: data['canvas-budget'] === undefined ? undefined : Number(data['canvas-budget']),
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();

@@ -224,6 +224,7 @@ function walkSome(w, ints, strs, deadline) {
         else if (special & 2) { m = 1; S.maskCtx = true; }
         else if (special & 8) { if (m !== 2) m = 1; S.maskCtx = true; }
         if (tag === 'script') { kids = null; break; }
+        if (tag === 'canvas' && S.onCanvas) S.onCanvas(node, m === 1);
         if (tag === 'style') { m = 0; owners.push(node); }
         else if (tag === 'link') owners.push(node);
         else if (tag === 'textarea') m = unmasked(node) ? 0 : 1;

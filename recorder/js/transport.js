@@ -20,7 +20,7 @@ const KEEPALIVE_BUDGET = 60 * 1024;
 const UNSENT_KEY = '__replay_unsent';
 const MAX_SAVED_CHARS = 3 * 1024 * 1024;
 
-/** @typedef {import('./upload-core.js').UploadReport | { type: 'freeze', since: number }} WorkerReport */
+/** @typedef {import('./upload-core.js').UploadReport | { type: 'freeze', since: number } | { type: 'canvas', seq: number }} WorkerReport */
 
 /** @typedef {import('./upload-core.js').Bytes} Bytes */
 
@@ -45,10 +45,15 @@ let enqueued = null;
  */
 let uploader = null;
 
-/** Posts a message to the upload worker; false when uploads run on the main thread. */
-export function postToWorker(msg) {
+/**
+ * Posts a message (and what it transfers) to the upload worker; false when uploads run on the
+ * main thread.
+ * @param {unknown} msg
+ * @param {Transferable[]} [transfer]
+ */
+export function postToWorker(msg, transfer) {
   if (!worker) return false;
-  worker.postMessage(msg);
+  worker.postMessage(msg, transfer || []);
   return true;
 }
 
@@ -116,9 +121,21 @@ export function whenSessionRefused(f) {
 /** Refusals that no later batch of this session can escape. */
 const SESSION_REFUSALS = /"reason"\s*:\s*"(session_full|session_deleted|unknown_key|origin_not_allowed)"/;
 
+/** @type {(m: any) => void} */
+let onCanvas = () => {};
+
+/**
+ * Registers who takes the worker's encoded canvas frames (canvas.js).
+ * @param {(m: any) => void} f
+ */
+export function onCanvasEncoded(f) {
+  onCanvas = f;
+}
+
 /** @param {WorkerReport} m */
 function onResult(m) {
   if (m.type === 'freeze') return; // the page answers again: nothing to do
+  if (m.type === 'canvas') { onCanvas(m); return; }
   const item = pending.get(m.id);
   if (m.type === 'retrying') {
     S.lastError = m.error;
@@ -189,6 +206,7 @@ export function stats() {
     renewals: S.renewals,
     wasmMemory: S.rec ? memoryBytes() : 0,
     error: S.lastError,
+    canvas: S.canvasStats ? S.canvasStats() : undefined,
   };
 }
 

@@ -11,6 +11,8 @@
 // what it holds back (`hold`; `release` when it goes live): a freeze is one of the things that
 // send the buffer, and a frozen page can no longer send it itself.
 //
+// It also encodes canvas frames for canvas.js (`canvas`: an ImageBitmap in, image bytes out).
+//
 // Written as a module for the type checker; `cargo xtask build-web` turns it, with
 // upload-core.js inlined, into the classic script the page starts from a blob (carried as a
 // string in the recorder's bundle: upload-worker-source.js).
@@ -18,7 +20,7 @@ import { createUploader } from './upload-core.js';
 
 /**
  * This worker's global scope, as much of it as is used here.
- * @type {{ postMessage(msg: unknown): void, onmessage: ((e: MessageEvent) => void) | null }}
+ * @type {{ postMessage(msg: unknown, transfer?: Transferable[]): void, onmessage: ((e: MessageEvent) => void) | null }}
  */
 const scope = /** @type {any} */ (self);
 
@@ -85,6 +87,44 @@ function watch() {
   post({ type: 'freeze', since: lastBeat });
 }
 
+/** Most canvases whose last frame's hash is kept (then the map starts over). */
+const CANVAS_KEYS_MAX = 512;
+/** @type {Map<number, string>} */
+const canvasHashes = new Map();
+
+/**
+ * Encodes a canvas frame for the page (canvas.js): the bitmap drawn into an OffscreenCanvas and
+ * encoded as WebP (PNG where the browser writes no WebP); `same` when the bytes equal the last
+ * frame of that canvas, `failed` when this worker cannot encode (the page uses `toBlob`).
+ * @param {{ seq: number, key: number, bitmap: ImageBitmap, quality: number }} m
+ */
+async function encodeCanvas(m) {
+  const bitmap = m.bitmap;
+  try {
+    const oc = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = /** @type {OffscreenCanvasRenderingContext2D | null} */ (oc.getContext('2d'));
+    if (!ctx) throw new Error('no 2d context');
+    ctx.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    const blob = await oc.convertToBlob({ type: 'image/webp', quality: m.quality });
+    const buf = await blob.arrayBuffer();
+    const bytes = new Uint8Array(buf);
+    let h = 0x811c9dc5;
+    for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 16777619);
+    const hash = bytes.length + ':' + h;
+    if (canvasHashes.get(m.key) === hash) {
+      post({ type: 'canvas', seq: m.seq, same: true });
+      return;
+    }
+    if (canvasHashes.size >= CANVAS_KEYS_MAX) canvasHashes.clear();
+    canvasHashes.set(m.key, hash);
+    scope.postMessage({ type: 'canvas', seq: m.seq, mime: blob.type, bytes: buf }, [buf]);
+  } catch (_) {
+    try { bitmap.close(); } catch (_) { /* gone */ }
+    post({ type: 'canvas', seq: m.seq, failed: true });
+  }
+}
+
 scope.onmessage = (e) => {
   const m = e.data;
   if (m.type === 'heartbeat') {
@@ -108,6 +148,9 @@ scope.onmessage = (e) => {
     return;
   } else if (m.type === 'batch') {
     uploader.add(m.id, m.bytes);
+    return;
+  } else if (m.type === 'canvas') {
+    encodeCanvas(m);
     return;
   } else if (m.type === 'retry-now') {
     uploader.retryNow();

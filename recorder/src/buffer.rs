@@ -88,6 +88,7 @@ fn estimate(e: &EventData) -> usize {
         EventData::Input(i) => i.value.len() + 8,
         EventData::MouseMove(p) => p.len() * 9,
         EventData::Custom(c) => c.name.len() + c.data.len(),
+        EventData::Canvas(c) => c.data.len() + c.mime.len() + 16,
         EventData::Click(_)
         | EventData::Scroll(_)
         | EventData::Viewport(_)

@@ -17,10 +17,10 @@ pub use buffer::{BatchBuffer, BufferConfig};
 pub use privacy::{Privacy, redact_body, sensitive_key};
 
 use replay_protocol::{
-    AppFact, Attr, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, DialogShown, Environment, ErrorEvent,
-    ErrorKind, EventData, Focus, Freeze, Input, LongFrame, Media, MediaAction, Metric, MousePoint, Navigation,
-    NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, Touch,
-    TouchKind, Viewport, tape,
+    AppFact, Attr, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, DialogShown, Environment,
+    ErrorEvent, ErrorKind, EventData, Focus, Freeze, Input, LongFrame, Media, MediaAction, Metric, MousePoint,
+    Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection,
+    Snapshot, Touch, TouchKind, Viewport, tape,
 };
 use wasm_bindgen::prelude::*;
 
@@ -247,6 +247,11 @@ impl Recorder {
     pub fn navigation(&mut self, now: f64, url: String, kind: u8) {
         let url = self.privacy.cleaned(url);
         self.buffer.push(now_ms(now), EventData::Navigation(Navigation { url, kind: NavigationKind::from_code(kind) }));
+    }
+
+    /// A frame of canvas `id`: `data` encoded as `mime`, `width` × `height` image pixels.
+    pub fn canvas(&mut self, now: f64, id: u32, mime: String, data: Vec<u8>, width: u32, height: u32) {
+        self.buffer.push(now_ms(now), EventData::Canvas(CanvasFrame { id, mime, data, width, height }));
     }
 
     /// Dialog `id` was shown (`modal`: with `showModal()`).

@@ -53,6 +53,9 @@ pub struct ProjectSettings {
     /// Seconds after which a freeze with no end counts as never recovered; `null`: the
     /// server's. Kept, not yet applied.
     pub freeze_timeout_secs: Option<u32>,
+    /// Record every `<canvas>` outside masked subtrees as frames (the tag's `data-canvas`);
+    /// off: only canvases marked `data-replay-canvas`.
+    pub canvas: bool,
 }
 
 /// Most URL prefixes, and longest one, of a body-capture allow-list; most allowed origins.
@@ -242,6 +245,7 @@ fn changes(before: &ProjectView, after: &ProjectView) -> Vec<(&'static str, Stri
     diff("network_allow_list", a.network_allow_list.join(" "), b.network_allow_list.join(" "));
     diff("retention_days", shown(a.retention_days), shown(b.retention_days));
     diff("freeze_timeout_secs", shown(a.freeze_timeout_secs), shown(b.freeze_timeout_secs));
+    diff("canvas", a.canvas.to_string(), b.canvas.to_string());
     out
 }
 
@@ -624,6 +628,9 @@ pub struct RecorderSettings {
     pub mode: Option<BufferMode>,
     pub mask_all_text: bool,
     pub network_allow_list: Vec<String>,
+    /// Record canvases as frames (see [`ProjectSettings::canvas`]).
+    #[serde(default)]
+    pub canvas: bool,
 }
 
 /// Query of the recorder's settings: the tag's ingest key.
@@ -686,6 +693,7 @@ pub async fn recorder_settings_api(
             mode: s.mode,
             mask_all_text: s.mask_all_text,
             network_allow_list: s.network_allow_list,
+            canvas: s.canvas,
         })
     };
     let mut response = match answer.await {

@@ -247,6 +247,7 @@ async fn settings_page(
                 }
             }
             label { input type="checkbox" name="mask_all_text" value="1" checked[s.mask_all_text]; " Mask all text" }
+            label { input type="checkbox" name="canvas" value="1" checked[s.canvas]; " Record canvases (outside masked parts; otherwise only those marked data-replay-canvas)" }
             label { "Capture request and response bodies of these URLs (prefixes, one per line) " textarea name="network_allow_list" rows="3" { (s.network_allow_list.join("\n")) } }
             label { "Freeze timeout (s; empty: the server's) " input type="number" min="1" max="3600" name="freeze_timeout_secs" value=(opt(s.freeze_timeout_secs)); }
             button type="submit" { "Save" }
@@ -278,6 +279,8 @@ struct SettingsForm {
     network_allow_list: String,
     #[serde(default)]
     freeze_timeout_secs: String,
+    #[serde(default)]
+    canvas: Option<String>,
 }
 
 /// A number field: empty is `None`, anything else must parse.
@@ -307,6 +310,7 @@ impl SettingsForm {
                 network_allow_list: lines(&self.network_allow_list),
                 retention_days: number(&self.retention_days)?,
                 freeze_timeout_secs: number(&self.freeze_timeout_secs)?,
+                canvas: self.canvas.is_some(),
             },
         })
     }
@@ -384,11 +388,13 @@ mod tests {
             mask_all_text: Some("1".into()),
             network_allow_list: "/api/".into(),
             freeze_timeout_secs: String::new(),
+            canvas: Some("1".into()),
         };
         let u = form("0").update().expect("reads");
         assert_eq!(u.allowed_origins, vec!["https://a.test", "https://b.test"]);
         assert_eq!((u.quota_bytes_per_day, u.quota_sessions_per_day), (Some(0), None));
         assert_eq!((u.settings.retention_days, u.settings.freeze_timeout_secs), (Some(7), None));
+        assert!(u.settings.canvas, "the canvas box");
         assert_eq!(
             (u.settings.sample_rate, u.settings.mode, u.settings.mask_all_text),
             (Some(0.25), Some(BufferMode::Buffer), true)

@@ -424,18 +424,20 @@ async fn the_recorder_reads_its_projects_settings_with_the_public_key() {
     assert_eq!(res.headers()["access-control-allow-origin"], "*", "read by the customer's pages");
     assert_eq!(res.headers()["cache-control"], "max-age=300");
     let body: Value = serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes()).expect("json");
-    let tags = json!({ "sample_rate": null, "mode": null, "mask_all_text": false, "network_allow_list": [] });
+    let tags = json!({ "sample_rate": null, "mode": null, "mask_all_text": false, "network_allow_list": [],
+                       "canvas": false });
     assert_eq!(body, tags, "nothing set: the tag's attributes apply");
 
     let update = json!({ "settings": { "sample_rate": 0.25, "mask_all_text": true, "retention_days": 3,
-                                       "network_allow_list": ["/api/"] } });
+                                       "network_allow_list": ["/api/"], "canvas": true } });
     let path = format!("/api/v1/projects/{project}/settings");
     assert_eq!(call(&app, admin("PUT", &path, update)).await.0, StatusCode::OK);
     let (status, body) = call(&app, read(&key).expect("req")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({ "sample_rate": 0.25, "mode": null, "mask_all_text": true, "network_allow_list": ["/api/"] })
+        json!({ "sample_rate": 0.25, "mode": null, "mask_all_text": true, "network_allow_list": ["/api/"],
+                "canvas": true })
     );
     assert!(body.get("retention_days").is_none(), "only what the recorder uses");
 

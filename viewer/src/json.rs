@@ -39,6 +39,25 @@ pub fn num(out: &mut String, n: impl std::fmt::Display) {
     let _ = write!(out, "{n}");
 }
 
+/// Appends `bytes` as a JSON string of their standard base64 (with padding).
+pub fn base64(out: &mut String, bytes: &[u8]) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    out.reserve(bytes.len().div_ceil(3) * 4 + 2);
+    out.push('"');
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out.push('"');
+}
+
 /// Appends a float; non-finite values (which JSON cannot hold) are written as 0.
 pub fn float(out: &mut String, n: f64) {
     if n.is_finite() { num(out, n) } else { out.push('0') }
@@ -105,5 +124,15 @@ mod tests {
         let mut s = String::new();
         super::string(&mut s, "a\"b\\c\n\u{1}\u{e9}");
         assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001\u{e9}\"");
+    }
+
+    #[test]
+    fn base64_is_the_standard_alphabet_with_padding() {
+        for (bytes, want) in [(&b""[..], ""), (b"f", "Zg=="), (b"fo", "Zm8="), (b"foo", "Zm9v"), (b"\xfb\xff", "+/8=")]
+        {
+            let mut s = String::new();
+            super::base64(&mut s, bytes);
+            assert_eq!(s, format!("\"{want}\""));
+        }
     }
 }

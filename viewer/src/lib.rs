@@ -185,6 +185,29 @@ mod tests {
     }
 
     #[test]
+    fn canvas_frames_replay_the_latest_at_or_before_the_position() {
+        use replay_protocol::CanvasFrame;
+        let frame = |t, data: &[u8], mime: &str| Event {
+            t,
+            data: EventData::Canvas(CanvasFrame { id: 7, mime: mime.into(), data: data.to_vec(), width: 4, height: 2 }),
+        };
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = session_events();
+        b.events.push(frame(20, b"foo", "image/png"));
+        b.events.push(frame(30, b"fo", "image/webp"));
+        b.events.push(frame(40, b"<svg onload=alert(1)>", "image/svg+xml"));
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        assert!(!p.seek(1015.0).contains("canvas"), "no frame yet");
+        assert!(p.seek(1025.0).contains(r#"["canvas",7,"image/png","Zm9v",4,2]"#));
+        let later = p.seek(1035.0);
+        assert!(later.contains(r#"["canvas",7,"image/webp","Zm8=",4,2]"#) && !later.contains("Zm9v"), "{later}");
+        assert!(p.seek(1025.0).contains("Zm9v"), "seeking back shows the earlier frame");
+        assert_eq!(p.advance(1035.0), r#"[["canvas",7,"image/webp","Zm8=",4,2]]"#);
+        assert_eq!(p.advance(1045.0), "[]", "a frame of another type is not drawn");
+        assert!(p.seek(1045.0).contains("Zm8="), "nor does it replace the last drawable one");
+    }
+
+    #[test]
     fn playing_forward_emits_ops_and_drops_script_children() {
         let mut p = Player::from_timeline(session());
         p.seek(1000.0);

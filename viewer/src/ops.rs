@@ -10,7 +10,7 @@ use replay_protocol::Dom;
 use replay_protocol::batch::TouchKind;
 use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::{DomKind, IdSet};
-use replay_protocol::{Attr, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
+use replay_protocol::{Attr, CanvasFrame, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
 
 use crate::replay::{MAX_TOUCHES, ReplayState};
 use crate::{json, sanitize};
@@ -317,7 +317,32 @@ impl Writer {
             out.push(',');
             write_dialog(*id, *modal, out);
         }
+        let mut canvases: Vec<&Arc<CanvasFrame>> =
+            dom.canvases.values().filter(|f| !self.dropped.contains(&f.id)).collect();
+        canvases.sort_by_key(|f| f.id);
+        for frame in canvases {
+            if frame.image_type().is_some() {
+                out.push(',');
+                write_canvas(frame, out);
+            }
+        }
     }
+}
+
+/// `["canvas", id, mime, base64, width, height]`: a canvas's recorded pixels, which the page
+/// decodes as an image (never as markup) and draws into the replayed `<canvas>`.
+fn write_canvas(frame: &CanvasFrame, out: &mut String) {
+    out.push_str("[\"canvas\",");
+    json::num(out, frame.id);
+    out.push(',');
+    json::string(out, frame.image_type().unwrap_or(""));
+    out.push(',');
+    json::base64(out, &frame.data);
+    out.push(',');
+    json::num(out, frame.width);
+    out.push(',');
+    json::num(out, frame.height);
+    out.push(']');
 }
 
 /// `["dialog", id, modal]`: how an open dialog is shown (modally or not).
@@ -726,6 +751,13 @@ impl Writer {
                     return false;
                 }
                 write_dialog(d.id, d.modal, out);
+                true
+            }
+            EventData::Canvas(c) => {
+                if self.dropped.contains(&c.id) || c.image_type().is_none() {
+                    return false;
+                }
+                write_canvas(c, out);
                 true
             }
             // Shown by other viewer work (panels, markers); no effect on the replayed page.

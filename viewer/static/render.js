@@ -120,6 +120,40 @@ export function createRenderer(frame, effects) {
     }
   }
 
+  /** The frame last asked to be drawn into each replayed canvas: a slower decode of an older
+   * frame never paints over a newer one. */
+  const canvasFrames = new WeakMap();
+  const IMAGE_TYPES = ['image/webp', 'image/png', 'image/jpeg'];
+
+  /**
+   * `["canvas", id, mime, base64, width, height]`: a recorded canvas frame. The bytes are only
+   * ever decoded as an image (`createImageBitmap` of a typed Blob, no URL, no markup) and
+   * drawn into the replayed `<canvas>`, stretched over its size.
+   */
+  function drawCanvas(op) {
+    const el = nodes.get(op[1]);
+    if (!el || el.localName !== 'canvas' || el.namespaceURI !== NS[0] || !IMAGE_TYPES.includes(op[2])) return;
+    let bytes;
+    try {
+      const bin = atob(op[3]);
+      bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    } catch (_) { return; }
+    const token = {};
+    canvasFrames.set(el, token);
+    createImageBitmap(new Blob([bytes], { type: op[2] })).then((bitmap) => {
+      try {
+        if (canvasFrames.get(el) !== token) return;
+        const ctx = el.getContext('2d');
+        if (!ctx) return;
+        ctx.clearRect(0, 0, el.width, el.height);
+        ctx.drawImage(bitmap, 0, 0, el.width, el.height);
+      } finally {
+        bitmap.close();
+      }
+    }, () => { /* not an image the browser decodes */ });
+  }
+
   /** Dialogs recorded as shown with `show()` (not modally), by replay element. */
   const modeless = new WeakSet();
 
@@ -483,6 +517,7 @@ export function createRenderer(frame, effects) {
           }
           break;
         }
+        case 'canvas': drawCanvas(op); break;
         case 'touch': if (effects.touch) effects.touch(op.slice(1)); break;
         case 'viewport': effects.viewport(op[1], op[2]); break;
         case 'meta': effects.url(op[1]); break;

@@ -246,6 +246,7 @@ impl Exporter {
             EventData::Environment(_) | EventData::App(_) => self.drop("environment and app facts"),
             EventData::Note(_) => self.drop("recorder notes"),
             EventData::Dialog(_) => self.drop("dialog modality"),
+            EventData::Canvas(_) => self.drop("canvas frames"),
         }
     }
 

@@ -82,6 +82,20 @@ export interface ReplayOptions {
    * where the page is served with `Document-Policy: js-profiling`, i.e. Chromium).
    */
   profiling?: boolean;
+  /**
+   * Records every `<canvas>` as image frames when it changes (tag: `data-canvas`; default off;
+   * the project's setting turns it on too). Off, only canvases marked `data-replay-canvas` are
+   * recorded; `data-replay-canvas="false"` leaves one out. Canvases in masked or blocked parts
+   * are never recorded, nor, with mask-all-text, unmarked ones.
+   */
+  canvas?: boolean;
+  /** Most frames per second recorded of one canvas (tag: `data-canvas-fps`; default 2, at most 10). */
+  canvasFps?: number;
+  /**
+   * Bytes of canvas frames one session may send (tag: `data-canvas-budget`; default 8 MiB);
+   * frames beyond it are dropped, counted and noted in the recording.
+   */
+  canvasBudget?: number;
 }
 /** Delivery figures. */
 export interface ReplayStats {
@@ -99,6 +113,11 @@ export interface ReplayStats {
   /** Bytes of wasm linear memory the recorder holds now. */
   wasmMemory?: number;
   error?: string;
+  /**
+   * Canvas frames recorded (`canvas` option): frames sent and their bytes, frames dropped (over
+   * the byte budget or too large), main-thread milliseconds spent capturing and handing them over.
+   */
+  canvas?: { frames: number; bytes: number; dropped: number; mainMs: number };
 }
 export interface ReplayApi {
   /** Starts recording (the script tag does this itself when it has `data-key`); later calls update options. */

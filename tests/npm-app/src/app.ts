@@ -52,6 +52,9 @@ const options: Required<ReplayOptions> = {
   watchdog: true,
   profiling: false,
   remoteSettings: true,
+  canvas: false,
+  canvasFps: 2,
+  canvasBudget: 8 * 1024 * 1024,
 };
 
 // The typings refuse what the recorder would not understand.

@@ -2,6 +2,8 @@
 //! chromedriver, and for the scale-out storage real PostgreSQL and an S3-compatible store. The
 //! harness they share is the `replay_e2e` library (`tests/src/`).
 //!
+//! - [`canvas`]: 2D and WebGL canvases recorded as frames (opted in by the project), replayed
+//!   pixel for pixel; opted-out and masked canvases never recorded; the byte budget;
 //! - [`demo`]: the demo app recorded end to end, checked through the snapshot API and the viewer;
 //! - [`comments`]: comments on a moment (timeline markers, the panel, read-only members) and
 //!   share links of a moment, 404 to other projects' users;
@@ -39,6 +41,7 @@
 //! default the number of CPUs). Each starts its own servers, browser and services; the only
 //! shared state is the harness's record of the ports it handed out.
 
+mod canvas;
 mod comments;
 mod compare;
 mod delivery;
