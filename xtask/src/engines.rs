@@ -17,9 +17,6 @@ const GECKODRIVER_VERSION: &str = "0.36.0";
 
 /// The e2e test modules every engine runs (cargo test name filters).
 pub const CORE_SUBSET: &[&str] = &["demo::", "privacy::", "delivery::", "viewer::", "engines::"];
-/// Chromium-only for now: touch points are not drawn in the Firefox and WebKit players (an open
-/// viewer bug there, not hidden: it runs in Chromium with the rest of the suite).
-pub const NOT_YET_IN_OTHER_ENGINES: &[&str] = &["viewer::touch_points_are_drawn_where_the_fingers_were"];
 
 /// Debian packages of the other engines.
 pub const PACKAGES: &[&str] = &["firefox-esr", "webkit2gtk-driver", "xvfb"];
@@ -82,7 +79,6 @@ pub fn run(server: &Path, npm_app: &Path) -> Result<()> {
         let mut c = crate::cargo();
         c.args(["test", "-p", "replay-e2e", "--test", "e2e", "--"])
             .args(CORE_SUBSET)
-            .args(NOT_YET_IN_OTHER_ENGINES.iter().flat_map(|t| ["--skip", *t]))
             .env("REPLAY_BROWSER", engine)
             .env("REPLAY_SERVER_BIN", server)
             .env("REPLAY_NPM_APP", npm_app)

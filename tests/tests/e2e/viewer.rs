@@ -641,14 +641,17 @@ async fn touch_points_are_drawn_where_the_fingers_were() -> Result<()> {
         let got = dots(t).await?;
         ensure!(got == want, "touch points at {t} ms: {got}, expected {want}");
     }
-    // Playing through the recording draws them too.
-    browser.eval("window.replayPlayer.seek(1800); window.replayPlayer.play(); return true").await?;
+    // Playing through the recording draws them too. They show for one recorded second only:
+    // an observer notes every dot drawn, so a slow driver cannot miss them between two polls.
     browser
-        .wait_for(
-            "return [...document.querySelectorAll('#frame-wrap .touch-point')].some((d) => d.style.left === '120px')",
-            Duration::from_secs(10),
+        .eval(
+            "window.__dots = []; new MutationObserver(() => { \
+             for (const d of document.querySelectorAll('#frame-wrap .touch-point')) window.__dots.push(d.style.left); \
+             }).observe(document.getElementById('frame-wrap'), { childList: true }); \
+             window.replayPlayer.seek(1800); window.replayPlayer.play(); return true",
         )
         .await?;
+    browser.wait_for("return window.__dots.includes('120px')", Duration::from_secs(10)).await?;
     browser.close().await?;
     Ok(())
 }
