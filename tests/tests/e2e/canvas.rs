@@ -105,7 +105,7 @@ fn canvas_frames(batches: &[Value]) -> (BTreeMap<u64, u32>, usize) {
     let mut bytes = 0;
     for b in batches {
         for e in b["events"].as_array().into_iter().flatten() {
-            if let Some(f) = e["data"].get("P") {
+            if let Some(f) = e["data"].get("canvas") {
                 *per_id.entry(f["id"].as_u64().unwrap_or(0)).or_insert(0) += 1;
                 bytes += f["data"].as_array().map_or(0, Vec::len);
             }
@@ -225,12 +225,12 @@ async fn frames_beyond_the_byte_budget_are_dropped_counted_and_noted() -> Result
     let notes: Vec<&Value> = batches
         .iter()
         .flat_map(|b| b["events"].as_array().into_iter().flatten())
-        .filter_map(|e| e["data"].get("N"))
+        .filter_map(|e| e["data"].get("note"))
         .filter(|n| n["text"].as_str().unwrap_or_default().contains("byte budget"))
         .collect();
     ensure!(!notes.is_empty(), "the drop is noted in the recording for the viewer");
     ensure!(
-        notes.iter().all(|n| n["kind"] == 1 && n["count"].as_u64().unwrap_or(0) >= 1),
+        notes.iter().all(|n| n["kind"] == "dropped" && n["count"].as_u64().unwrap_or(0) >= 1),
         "notes of kind dropped: {notes:?}"
     );
     browser.close().await?;
