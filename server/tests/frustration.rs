@@ -18,6 +18,23 @@ use tower::ServiceExt;
 const TOKEN: &str = "test-admin-token";
 const T0: u64 = 1_700_000_040_000;
 
+/// An uncaught error, `boom`.
+fn uncaught() -> EventData {
+    EventData::Error(ErrorEvent {
+        kind: ErrorKind::Uncaught,
+        message: "boom".into(),
+        stack: String::new(),
+        source: String::new(),
+        line: 0,
+        column: 0,
+        count: 1,
+    })
+}
+
+fn nav(kind: NavigationKind, url: &str) -> EventData {
+    EventData::Navigation(Navigation { url: url.into(), kind })
+}
+
 fn click() -> EventData {
     EventData::Click(Click { id: 9, x: 5, y: 5, button: 0, label: String::new() })
 }
@@ -60,16 +77,7 @@ async fn dead_clicks_error_clicks_and_quick_backs_are_counted_and_filterable() {
     replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
     let app = app(AppState::new(Arc::new(storage), Config::default()));
     let focus = EventData::Focus(Focus { id: 9, focused: true });
-    let error = EventData::Error(ErrorEvent {
-        kind: ErrorKind::Uncaught,
-        message: "boom".into(),
-        stack: String::new(),
-        source: String::new(),
-        line: 0,
-        column: 0,
-        count: 1,
-    });
-    let nav = |kind, url: &str| EventData::Navigation(Navigation { url: url.into(), kind });
+    let error = uncaught();
     let answered = EventData::Mutation(Mutation { removes: vec![3], ..Mutation::default() });
     let batches = [
         session("dead", 0, vec![(1_000, focus.clone()), (1_050, click())]),
@@ -127,16 +135,7 @@ async fn signals_split_across_batches_are_counted_once_the_session_is_idle() {
     replay_server::auth::bootstrap(storage.as_ref(), Some(TOKEN), Some("viewer-password")).expect("bootstrap");
     let app = app(AppState::new(Arc::clone(&storage) as Arc<dyn Storage>, Config::default()));
     let focus = EventData::Focus(Focus { id: 9, focused: true });
-    let error = EventData::Error(ErrorEvent {
-        kind: ErrorKind::Uncaught,
-        message: "boom".into(),
-        stack: String::new(),
-        source: String::new(),
-        line: 0,
-        column: 0,
-        count: 1,
-    });
-    let nav = |kind, url: &str| EventData::Navigation(Navigation { url: url.into(), kind });
+    let error = uncaught();
     let answered = EventData::Mutation(Mutation { removes: vec![3], ..Mutation::default() });
     // Each session: one batch ending with the click (or the push), the next one with what followed.
     let split = |id: &str, n: u64, before: Vec<(u32, EventData)>, after: Vec<(u32, EventData)>| {
