@@ -228,7 +228,13 @@ async fn settings_page(
         }
         form #rotate method="post" action={ "/viewer/p/" (v.id) "/settings/rotate" } {
             (token_field(token))
-            label { "Other keys keep working for " input type="number" name="grace_hours" min="0" max="720" value="24"; " hours" }
+            label { "Other keys keep working for " input type="number" name="grace" min="0" value="24"; }
+            select name="unit" aria-label="Unit of the grace period" {
+                option value="seconds" { "seconds" }
+                option value="minutes" { "minutes" }
+                option value="hours" selected { "hours" }
+                option value="days" { "days" }
+            }
             button type="submit" { "Make a new key" }
         }
         h2 { "Recording" }
@@ -336,7 +342,31 @@ async fn settings_form(
 #[derive(Debug, Deserialize)]
 struct RotateForm {
     form_token: Option<String>,
-    grace_hours: u64,
+    grace: u64,
+    #[serde(default)]
+    unit: GraceUnit,
+}
+
+/// The unit of a rotation's grace period on the settings page (hours unless chosen).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum GraceUnit {
+    Seconds,
+    Minutes,
+    #[default]
+    Hours,
+    Days,
+}
+
+impl GraceUnit {
+    fn secs(self) -> u64 {
+        match self {
+            GraceUnit::Seconds => 1,
+            GraceUnit::Minutes => 60,
+            GraceUnit::Hours => 3_600,
+            GraceUnit::Days => 86_400,
+        }
+    }
 }
 
 /// `POST /viewer/p/{project}/settings/rotate`.
@@ -348,7 +378,8 @@ async fn rotate_form(
 ) -> Result<Response, ApiError> {
     let form = checked(&state, &headers, &access, form)?;
     let project = access.project;
-    projects::rotate(&state, &access.caller, project, form.grace_hours.saturating_mul(3_600)).await?;
+    // Past 30 days the rotation is refused with the limit named (saturating keeps it past it).
+    projects::rotate(&state, &access.caller, project, form.grace.saturating_mul(form.unit.secs())).await?;
     Ok(Redirect::to(&format!("/viewer/p/{project}/settings")).into_response())
 }
 

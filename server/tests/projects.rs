@@ -321,7 +321,7 @@ async fn the_viewer_creates_and_configures_a_project_through_forms_with_this_ser
     )
     .expect("utf-8");
     assert!(settings.contains(&blog.ingest_key) && settings.contains("checked"), "{settings}");
-    let rotate = format!("grace_hours=1&form_token={token}");
+    let rotate = format!("grace=1&unit=hours&form_token={token}");
     assert_eq!(
         app.clone().oneshot(post(&format!("{base}/rotate"), rotate)).await.expect("ok").status(),
         StatusCode::SEE_OTHER

@@ -240,6 +240,27 @@ impl Browser {
         Ok(())
     }
 
+    /// Signs `user` in with `password` from a fresh cookie jar (whoever was signed in is
+    /// forgotten) and waits until the sign-in page is left.
+    pub async fn sign_in(&self, server: &Server, user: &str, password: &str) -> Result<()> {
+        self.client.goto(&server.url("/login")).await?;
+        self.client.delete_all_cookies().await?;
+        self.client.goto(&server.url("/login")).await?;
+        let script = format!(
+            "document.getElementById('username').value = {}; document.getElementById('password').value = {};
+             document.querySelector('form').submit(); return true;",
+            serde_json::Value::from(user),
+            serde_json::Value::from(password),
+        );
+        self.eval(&script).await?;
+        self.wait_for(
+            "return location.pathname !== '/login' && document.readyState === 'complete'",
+            Duration::from_secs(10),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Opens the player (`/viewer/player.html?{query}`) and waits until it has loaded the whole
     /// session (see [`Browser::wait_player`]).
     pub async fn open_player(&self, server: &Server, query: &str) -> Result<()> {

@@ -47,18 +47,7 @@ fn admin(server: &Server, method: &str, path: &str, body: Value) -> Result<Value
 
 /// Signs `user` in (their password is `<user>-password-1`) in a fresh browser state.
 async fn sign_in(browser: &Browser, server: &Server, user: &str) -> Result<()> {
-    browser.client.goto(&server.url("/login")).await?;
-    browser.client.delete_all_cookies().await?;
-    browser.client.goto(&server.url("/login")).await?;
-    let script = format!(
-        "document.getElementById('username').value = {u}; document.getElementById('password').value = {p};
-         document.querySelector('form').submit(); return true;",
-        u = Value::from(user),
-        p = Value::from(format!("{user}-password-1")),
-    );
-    browser.eval(&script).await?;
-    browser.wait_for("return location.pathname !== '/login'", Duration::from_secs(10)).await?;
-    Ok(())
+    browser.sign_in(server, user, &format!("{user}-password-1")).await
 }
 
 /// Opens the player on the session and waits until it and its comments are loaded.

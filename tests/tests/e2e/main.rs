@@ -61,5 +61,6 @@ mod rrweb;
 mod scale_out;
 mod search;
 mod sourcemaps;
+mod teams;
 mod viewer;
 mod xss;
