@@ -497,8 +497,12 @@ fn test(args: &[String]) -> Result<()> {
     let server = build_all()?;
     // The npm package installed, type-checked and bundled as users do (its e2e test records it).
     let npm_app = npm_app::npm_app()?;
+    // Inside `with-postgres`: a private PostgreSQL cluster is up for the tests that run on both
+    // engines (REPLAY_TEST_POSTGRES_URL), so none of them skips PostgreSQL here.
     let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "replay-recorder", "--exclude", "replay-viewer"])
+    c.args(["run", "-q", "-p", "replay-e2e", "--bin", "with-postgres", "--"])
+        .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--workspace", "--exclude", "replay-recorder", "--exclude", "replay-viewer"])
         .args(args)
         .env("REPLAY_SERVER_BIN", &server)
         .env("REPLAY_NPM_APP", &npm_app)
