@@ -446,12 +446,15 @@ async function main() {
       // Until the range holding `?t=` arrives, show the first frame.
       seek(Math.min(initialPosition(wanted), duration));
       document.body.dataset.state = 'ready';
+      // For the long-session benchmark (tests/tests/e2e/long_session.rs): from navigation.
+      performance.mark('replay-first-frame');
     };
     if (embedded) await loadEmbedded(first); else await loadFromServer(sessionId, first);
     if (!embedded) compareEnvironment(sessionId);
     if (!embedded) symbolicate(sessionId);
     if (!embedded) comments.load().catch((e) => { $('comment-status').textContent = `Could not load the comments: ${e.message}`; });
     loadedAll = true;
+    performance.mark('replay-loaded');
     document.body.dataset.loaded = '1';
     if (wanted !== null && position !== initialPosition(wanted)) seek(initialPosition(wanted));
   } catch (e) {

@@ -3,8 +3,8 @@
 //! times them natively; the end-to-end benchmark `hostile_replay` times them in the wasm player
 //! in Chromium.
 
-use replay_protocol::batch::{AddedSubtree, AttrChange, Mutation, Node};
-use replay_protocol::test_util::{at, el, meta, page_nodes, snapshot, text};
+use replay_protocol::batch::{AddedSubtree, AttrChange, Input, MousePoint, Mutation, Node, Scroll, TextChange};
+use replay_protocol::test_util::{at, click, el, meta, page_nodes, snapshot, text};
 use replay_protocol::{Batch, EventData};
 
 /// Start of every recording (in the past: ingest clamps future times).
@@ -152,4 +152,87 @@ pub fn recording(scale: f64, i: usize) -> Option<Recording> {
         b.session = format!("hostile-{i}");
     }
     Some(rec)
+}
+
+/// Not hostile, only long: a one-hour working session (`seconds` of it, one batch per second)
+/// of `per_second` events each second on a page of a 1,000-row table: mouse trails, text and
+/// class changes, scrolls, typing, clicks and rows replaced. At 3,600 s × 278 events it is the
+/// million-event session of issue 15's viewer target, as session `long`.
+pub fn long_session(seconds: u32, per_second: u32) -> Recording {
+    const ROWS: u32 = 1_000;
+    let row = |r: u32| 1_000 + r * 3;
+    let mut nodes = vec![el(10, 4, "table", &[]), el(20, 4, "input", &[("type", "search")])];
+    for r in 0..ROWS {
+        nodes.push(el(row(r), 10, "tr", &[("class", "row")]));
+        nodes.push(el(row(r) + 1, row(r), "td", &[]));
+        nodes.push(text(row(r) + 2, row(r) + 1, format!("product {r}")));
+    }
+    let mut first = page_batch("p0", 0, BASE);
+    first.events = vec![at(0, meta("https://shop.example/catalogue")), at(0, snapshot(page_nodes(&[], nodes)))];
+    let mut batches = vec![first];
+    // Rows replaced over time get fresh ids; `live[r]` is the id of row r's `<tr>` now.
+    let mut live: Vec<u32> = (0..ROWS).map(row).collect();
+    let mut next_id = 10_000_000u32;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % u64::from(n.max(1))) as u32
+    };
+    for s in 0..seconds {
+        let mut b = page_batch("p0", s + 1, BASE + u64::from(s) * 1_000);
+        for e in 0..per_second {
+            let t = e * 1_000 / per_second.max(1);
+            let r = rand(ROWS);
+            let data = match e % 14 {
+                0..=4 => EventData::MouseMove(
+                    (0..3).map(|k| MousePoint { x: rand(1_280) as i32, y: rand(900) as i32, dt: k * 16 }).collect(),
+                ),
+                5..=7 => EventData::Mutation(Mutation {
+                    texts: vec![TextChange { id: live[r as usize] + 2, text: format!("product {r} · {s}") }],
+                    ..Mutation::default()
+                }),
+                8 | 9 => EventData::Mutation(Mutation {
+                    attrs: vec![AttrChange {
+                        id: live[r as usize],
+                        name: "class".into(),
+                        value: Some(if s % 2 == 0 { "row hot".into() } else { "row".into() }),
+                    }],
+                    ..Mutation::default()
+                }),
+                10 => EventData::Scroll(Scroll { id: 0, x: 0, y: rand(30_000) as i32 }),
+                11 => EventData::Input(Input { id: 20, value: "*".repeat(1 + rand(12) as usize), checked: None }),
+                12 => click(live[r as usize], rand(1_280) as i32, rand(900) as i32),
+                _ => {
+                    // Row r replaced by a new one with fresh ids, in place.
+                    let old = live[r as usize];
+                    let id = next_id;
+                    next_id += 3;
+                    live[r as usize] = id;
+                    let next = live.get(r as usize + 1).copied().unwrap_or(0);
+                    EventData::Mutation(Mutation {
+                        removes: vec![old],
+                        adds: vec![AddedSubtree {
+                            parent: 10,
+                            next,
+                            nodes: vec![
+                                el(id, 0, "tr", &[("class", "row")]),
+                                el(id + 1, id, "td", &[]),
+                                text(id + 2, id + 1, format!("product {r} (new {s})")),
+                            ],
+                        }],
+                        ..Mutation::default()
+                    })
+                }
+            };
+            b.events.push(at(t, data));
+        }
+        b.end = b.start + 1_000;
+        batches.push(b);
+    }
+    for b in &mut batches {
+        b.session = "long".into();
+    }
+    Recording { name: format!("{seconds} s of {per_second} events a second"), batches }
 }

@@ -53,6 +53,7 @@ mod frustration;
 mod hostile;
 mod hostile_replay;
 mod ingest_rejections;
+mod long_session;
 mod module_entry;
 mod npm_app;
 mod privacy;
