@@ -19,6 +19,7 @@ import {
   configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
 import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
+import { configureValve, timed, valveTick } from './valve.js';
 
 const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
@@ -95,6 +96,10 @@ let nextStartsWithSnapshot = true;
  */
 function flushNow(isFinal, drain) {
   if (!S.rec) return;
+  timed(() => cut(isFinal, drain));
+}
+
+function cut(isFinal, drain) {
   if (drain === true) settle();
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
@@ -143,6 +148,7 @@ function renewIfGrown() {
 }
 
 function tick() {
+  valveTick();
   if (buffering && now() - lastSnapshotAt > S.cfg.bufferSeconds * 1000) {
     flushNow(false, true);
     nextStartsWithSnapshot = true;
@@ -204,7 +210,13 @@ function start(recording) {
   // PII detection (e-mails, card and phone numbers, IBANs) is on unless `pii: false`.
   const pii = S.cfg.pii;
   S.rec.set_pii(!(pii === false || pii === 'false' || pii === '0' || pii === 'off'));
-  S.observer = new MutationObserver(guard(collect));
+  // Over its main-thread budget for long, the recorder stops itself (valve.js): a last cut
+  // carries the note that says so.
+  configureValve(S.cfg, () => {
+    flushNow(true, false);
+    halt();
+  });
+  S.observer = new MutationObserver(guard((records) => timed(() => collect(records))));
   // A full batch is encoded in a task of its own, before the next slice: not on top of the
   // slice (or the whole snapshot) that filled it, which would make one long task of the two.
   let cutDue = false;
@@ -374,6 +386,8 @@ export async function boot(src, data) {
     remoteSettings: data['remote-settings'] !== 'false',
     canvasFps: data['canvas-fps'] === undefined ? undefined : Number(data['canvas-fps']),
     canvasBudget: data['canvas-budget'] === undefined ? undefined : Number(data['canvas-budget']),
+    cpuBudget: data['cpu-budget'] === undefined ? undefined : Number(data['cpu-budget']),
+    cpuBudgetWindow: data['cpu-budget-window'] === undefined ? undefined : Number(data['cpu-budget-window']),
   };
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();

@@ -7,6 +7,7 @@
 import { S, now, guard, countError } from './state.js';
 import { P, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
 import { ownerWalked, sendAdopted } from './css.js';
+import { COALESCE_MS, V, timed } from './valve.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const MATHML_NS = 'http://www.w3.org/1998/Math/MathML';
@@ -349,7 +350,10 @@ export function later(fn) {
 function schedule() {
   if (scheduled || S.stopped) return;
   scheduled = true;
-  later(pump);
+  // Over its budget (valve.js), the recorder lets changes pile up for a while: one pass then
+  // records their final state.
+  if (V.level >= 1) setTimeout(pump, COALESCE_MS);
+  else later(pump);
 }
 
 /** The observer's callback: queues records, reading the ids of removed nodes now. */
@@ -390,6 +394,10 @@ function pump() {
  */
 export function work(ms) {
   if (S.stopped) return;
+  timed(() => workTimed(ms));
+}
+
+function workTimed(ms) {
   try {
     if (S.observer) collect(S.observer.takeRecords());
     run(performance.now() + ms);

@@ -8,6 +8,7 @@
 // - On pagehide, what is still unacknowledged is sent with fetch keepalive within the 64 KB
 //   budget and also saved in sessionStorage; the next page of the same tab resends it (the
 //   server acknowledges duplicates without storing them twice).
+import { valveStats } from './valve.js';
 import { S, now } from './state.js';
 import { WORKER_SOURCE } from './upload-worker-source.js';
 import { __replay_memory_bytes as memoryBytes } from './recorder_wasm.js';
@@ -207,6 +208,7 @@ export function stats() {
     wasmMemory: S.rec ? memoryBytes() : 0,
     error: S.lastError,
     canvas: S.canvasStats ? S.canvasStats() : undefined,
+    valve: valveStats(),
   };
 }
 

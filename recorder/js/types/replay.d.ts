@@ -96,6 +96,15 @@ export interface ReplayOptions {
    * frames beyond it are dropped, counted and noted in the recording.
    */
   canvasBudget?: number;
+  /**
+   * The recorder's own main-thread time it allows itself, in percent of the window
+   * (tag: `data-cpu-budget`; default 3, 0 turns the safety valve off). Past it the recorder
+   * records page changes once a second in their final state; still past it a window later, it
+   * stops; each step is a note in the recording.
+   */
+  cpuBudget?: number;
+  /** Seconds over which `cpuBudget` is judged (tag: `data-cpu-budget-window`; default 60, at least 5). */
+  cpuBudgetWindow?: number;
 }
 /** Delivery figures. */
 export interface ReplayStats {
@@ -118,6 +127,12 @@ export interface ReplayStats {
    * the byte budget or too large), main-thread milliseconds spent capturing and handing them over.
    */
   canvas?: { frames: number; bytes: number; dropped: number; mainMs: number };
+  /**
+   * The safety valve: its level (0 normal, 1 page changes coalesced, 2 stopped), the share of
+   * the main thread the recorder used over the last judged window and its budget (percent),
+   * and the recorder's own main-thread milliseconds since it started.
+   */
+  valve?: { level: number; sharePct: number; budgetPct: number; ownMs: number };
 }
 export interface ReplayApi {
   /** Starts recording (the script tag does this itself when it has `data-key`); later calls update options. */

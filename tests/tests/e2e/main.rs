@@ -63,5 +63,6 @@ mod scale_out;
 mod search;
 mod sourcemaps;
 mod teams;
+mod valve;
 mod viewer;
 mod xss;
