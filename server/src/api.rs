@@ -327,14 +327,20 @@ async fn load_range(state: &AppState, project: i64, id: String, req: RangeReques
 }
 
 fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protocol::Batch>, ApiError> {
-    bodies
-        .iter()
-        .map(|b| replay_protocol::decode_batch(b, &state.config.limits))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            tracing::error!(error = %e, "stored batch does not decode");
-            ApiError::new(Reason::CorruptSession, "a stored batch does not decode")
-        })
+    decode_stored(bodies, &state.config.limits)
+}
+
+/// Decodes a session's stored batches; one that does not decode (they were checked at ingest:
+/// the storage is damaged, or the limits were lowered since) fails the read with
+/// `corrupt_session`, never a silent gap in what the caller is shown.
+pub fn decode_stored(
+    bodies: &[Vec<u8>],
+    limits: &replay_protocol::Limits,
+) -> Result<Vec<replay_protocol::Batch>, ApiError> {
+    bodies.iter().map(|b| replay_protocol::decode_batch(b, limits)).collect::<Result<Vec<_>, _>>().map_err(|e| {
+        tracing::error!(error = %e, "stored batch does not decode");
+        ApiError::new(Reason::CorruptSession, "a stored batch does not decode")
+    })
 }
 
 /// `GET /api/v1/sessions/{id}/events`: the batches in replay order. MessagePack (an array of

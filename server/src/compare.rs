@@ -241,13 +241,12 @@ pub fn differences(this: &Profile, peers: &[Profile]) -> Vec<Difference> {
 async fn read_profile(state: &AppState, project: i64, row: SessionRow) -> Result<Profile, ApiError> {
     let bodies = api::load_batches(state, project, row.id.clone()).await?;
     let limits = state.config.limits;
-    Ok(tokio::task::spawn_blocking(move || {
-        let batches: Vec<Batch> =
-            bodies.iter().filter_map(|b| replay_protocol::decode_batch(b, &limits).ok()).collect();
-        profile(&row, batches)
+    tokio::task::spawn_blocking(move || {
+        let batches: Vec<Batch> = api::decode_stored(&bodies, &limits)?;
+        Ok(profile(&row, batches))
     })
     .await
-    .map_err(crate::Error::from)?)
+    .map_err(crate::Error::from)?
 }
 
 /// `GET /api/v1/projects/{project}/sessions/{id}/compare`: the session beside sessions of the same page in

@@ -309,10 +309,12 @@ pub async fn session_symbolicated(
     let st = state.clone();
     let (stacks, scripts) = state
         .blocking(move |s| {
-            let batches: Vec<replay_protocol::Batch> =
-                bodies.iter().filter_map(|b| replay_protocol::decode_batch(b, &limits).ok()).collect();
-            Ok::<_, crate::Error>(read_session(&st.symbols, s, project, &release, &batches))
+            // Decoded off the async threads too; a batch that does not decode fails the read.
+            Ok::<_, crate::Error>(
+                api::decode_stored(&bodies, &limits)
+                    .map(|batches| read_session(&st.symbols, s, project, &release, &batches)),
+            )
         })
-        .await?;
+        .await??;
     Ok(Json(Symbolicated { release: row.release, stacks, scripts }))
 }

@@ -938,3 +938,38 @@ async fn a_project_s_own_quota_applies_without_a_server_wide_one() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("quota_exceeded"));
 }
+
+/// A stored batch that no longer decodes (here: the server restarted with lower limits than the
+/// batch was accepted under) fails every read of its session with `corrupt_session`: the events,
+/// the environment comparison and the symbolicated stacks, never a silently shorter session.
+#[tokio::test]
+async fn a_stored_batch_that_no_longer_decodes_fails_every_read_of_its_session() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let key = storage.create_project("p").expect("project").ingest_key;
+    replay_server::auth::bootstrap(storage.as_ref(), Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    let before = app_with(Arc::clone(&storage), Config::default());
+    let mut b = Batch::new("sess-1", "page-1", 0, 1_700_000_040_000);
+    b.events = vec![
+        at(0, meta("https://shop.test/list")),
+        at(0, snapshot(page_nodes(&[], [text(5, 4, "a text longer than the later limit")]))),
+        at(1, EventData::App(replay_protocol::AppFact::Release("1.0.0".into()))),
+    ];
+    let (status, body) = call(&before, post(&key, encode_batch(&b).expect("encode"))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = call(&before, get("/api/v1/projects/1/sessions/sess-1/compare")).await;
+    assert_eq!(status, StatusCode::OK, "reads while the batch decodes");
+
+    let mut config = Config::default();
+    config.limits.max_string = 8;
+    let after = app_with(storage, config);
+    for path in [
+        "/api/v1/projects/1/sessions/sess-1/events",
+        "/api/v1/projects/1/sessions/sess-1/compare",
+        "/api/v1/projects/1/sessions/sess-1/symbolicated",
+    ] {
+        let (status, body) = call(&after, get(path)).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}: {body}");
+        assert!(body.contains("corrupt_session"), "{path}: {body}");
+    }
+}
