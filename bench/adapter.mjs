@@ -28,6 +28,10 @@
 //   REPLAY_BENCH_LOAF=1          logs, at finish(), every long animation frame seen after start()
 //                                with the scripts that ran in it (source, function, invoker, ms):
 //                                which of the recorder's tasks are long ones
+//   REPLAY_BENCH_SMAPS=1         logs, at start() and at finish() (before the flush), the largest private
+//                                mappings of every renderer process (/proc/PID/smaps): where
+//                                the renderer's memory is (a wasm memory is one mapping of
+//                                exactly its size in 64 KiB pages)
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -43,6 +47,7 @@ const WASM_MARK = process.env.REPLAY_BENCH_WASM_MARK !== '0';
 const READY_TIMEOUT_MS = 1000 * (Number(process.env.REPLAY_BENCH_READY_TIMEOUT_S) || 60);
 const FLUSH_TIMEOUT_MS = 1000 * (Number(process.env.REPLAY_BENCH_FLUSH_TIMEOUT_S) || 120);
 const LOAF = process.env.REPLAY_BENCH_LOAF === '1';
+const SMAPS = process.env.REPLAY_BENCH_SMAPS === '1';
 
 let child = null;        // the spawned replay-server
 let origin = null;       // http://127.0.0.1:PORT
@@ -54,6 +59,43 @@ let killOnExit = null;
 // calls from here) and admin password (the viewer page signs in through the login form).
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const ADMIN_PASSWORD = randomBytes(24).toString('hex');
+
+/** The largest private mappings of each renderer process, one line per process. */
+function renderersMemory() {
+  const out = [];
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd = '';
+    try { cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
+    if (!cmd.includes('--type=renderer')) continue;
+    let text = '';
+    try { text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8'); } catch { continue; }
+    const maps = [];
+    let cur = null;
+    for (const line of text.split('\n')) {
+      const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) { cur = { name: head[3] || 'anon', size: 0, priv: 0 }; maps.push(cur); continue; }
+      const kv = /^(Size|Private_Clean|Private_Dirty):\s+(\d+) kB/.exec(line);
+      if (kv && cur) { if (kv[1] === 'Size') cur.size = Number(kv[2]); else cur.priv += Number(kv[2]); }
+    }
+    const total = maps.reduce((n, m) => n + m.priv, 0);
+    if (total < 50 * 1024) continue;
+    maps.sort((a, b) => b.priv - a.priv);
+    const top = maps.slice(0, 12).map((m) => `${(m.priv / 1024).toFixed(1)}/${(m.size / 1024).toFixed(1)}MB ${m.name.split('/').pop()}`);
+    // Mappings by size class (a 2 MiB class is PartitionAlloc's super pages, say; V8's heap
+    // reserves its own cage): what kind of memory holds the total.
+    const classes = new Map();
+    for (const m of maps) {
+      const k = m.name !== 'anon' ? m.name.split('/').pop() : m.size <= 256 ? '<=256K' : m.size <= 2048 ? '<=2M' : m.size <= 8192 ? '<=8M' : m.size <= 65536 ? '<=64M' : '>64M';
+      const c = classes.get(k) || { n: 0, priv: 0 };
+      c.n++; c.priv += m.priv;
+      classes.set(k, c);
+    }
+    const byClass = [...classes].filter(([, c]) => c.priv > 1024).sort((a, b) => b[1].priv - a[1].priv)
+      .map(([k, c]) => `${k}: ${(c.priv / 1024).toFixed(1)} MB in ${c.n}`);
+    out.push(`pid ${pid}: private ${(total / 1024).toFixed(1)} MB; by mapping class: ${byClass.join(', ')}; largest (private/size): ${top.join(', ')}`);
+  }
+  return out;
+}
 
 function serverGone() {
   return !child || child.exitCode !== null || child.signalCode !== null;
@@ -195,6 +237,7 @@ export default {
   // (start -> meta) the loading. Wall-clock twins: bundleLoadMs (tag inserted -> loader script
   // loaded), wasmReadyMs, snapshotMs, fullSnapshotMs = recordCallMs (tag inserted -> recording).
   async start(page, ctx) {
+    if (SMAPS) for (const line of renderersMemory()) ctx.log(`smaps-before ${ctx.runId} ${line}`);
     if (serverGone()) throw new Error(`replay-server is not running${serverLogTail()}`);
     const problems = ctx.state.problems = [];
     const onFailed = r => { if (r.url().startsWith(origin)) problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText || ''}`); };
@@ -292,6 +335,7 @@ export default {
   // counted for this run: serverIngestBytes (acknowledged bodies as sent: compare with
   // payload.wireBytes), serverBatchesStored/Duplicate/Rejected, and the session's index row.
   async finish(page, ctx) {
+    if (SMAPS) for (const line of renderersMemory()) ctx.log(`smaps ${ctx.runId} ${line}`);
     if (LOAF) {
       const frames = await page.evaluate(() => window.__replayLoaf || []);
       for (const f of frames) ctx.log(`LoAF ${ctx.runId} at ${f.start} ms: ${f.ms} ms (blocking ${f.blockingMs}); ${f.scripts.join('; ') || 'no script >= 5 ms'}`);
