@@ -240,6 +240,27 @@ impl Browser {
         Ok(())
     }
 
+    /// On the admin's Users page (`/viewer/admin/users`, signed in as a server admin): adds
+    /// `user` without a password and returns the one-time invitation link the page shows
+    /// (`/invite/…`), with which they choose their own.
+    pub async fn invite(&self, server: &Server, user: &str) -> Result<String> {
+        self.open_viewer(server, "/viewer/admin/users").await?;
+        let script = format!(
+            "const f = document.getElementById('add-user'); f.elements.name.value = {}; f.submit(); return true;",
+            serde_json::Value::from(user)
+        );
+        self.eval(&script).await?;
+        let notice = self
+            .wait_for(
+                "const n = document.getElementById('notice'); return n && n.textContent.includes('/invite/') ? n.textContent : null",
+                Duration::from_secs(10),
+            )
+            .await?;
+        let notice = notice.as_str().unwrap_or_default();
+        let at = notice.find("/invite/").ok_or_else(|| anyhow::anyhow!("no invitation link in {notice:?}"))?;
+        Ok(notice[at..].trim().to_owned())
+    }
+
     /// Signs `user` in with `password` from a fresh cookie jar (whoever was signed in is
     /// forgotten) and waits until the sign-in page is left.
     pub async fn sign_in(&self, server: &Server, user: &str, password: &str) -> Result<()> {

@@ -100,6 +100,16 @@ impl Server {
         ureq::get(&self.url(path)).set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
     }
 
+    /// A JSON request to the API as the admin token (what automation does); the answer's JSON
+    /// (`null` for an empty body), an error for a status other than 2xx.
+    pub fn admin_api(&self, method: &str, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+        let answer = ureq::request(method, &self.url(path))
+            .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .send_json(body)
+            .with_context(|| format!("{method} {path}"))?;
+        Ok(answer.into_json().unwrap_or(serde_json::Value::Null))
+    }
+
     /// POST a body to ingest; returns the status and the JSON answer.
     pub fn ingest(&self, key: Option<&str>, body: &[u8], encoding: Option<&str>) -> Result<(u16, serde_json::Value)> {
         let mut req = ureq::post(&self.url("/api/v1/ingest")).set("content-type", "application/msgpack");

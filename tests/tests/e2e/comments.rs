@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
-use replay_e2e::{ADMIN_TOKEN, Browser, Server};
+use replay_e2e::{Browser, Server};
 use replay_protocol::test_util::{at, click, meta, page_nodes, snapshot, text};
 use replay_protocol::{Batch, encode_batch};
 use serde_json::{Value, json};
@@ -34,15 +34,6 @@ fn session() -> Result<Vec<u8>> {
     ];
     b.end = T0 + 20_000;
     Ok(encode_batch(&b)?)
-}
-
-/// A JSON request to the server's API as the admin token.
-fn admin(server: &Server, method: &str, path: &str, body: Value) -> Result<Value> {
-    let answer = ureq::request(method, &server.url(path))
-        .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
-        .send_json(body)
-        .with_context(|| format!("{method} {path}"))?;
-    Ok(answer.into_json().unwrap_or(Value::Null))
 }
 
 /// Signs `user` in (their password is `<user>-password-1`) in a fresh browser state.
@@ -80,16 +71,15 @@ async fn members_comment_on_a_moment_and_share_it_with_their_project_only() -> R
     let (status, answer) = server.ingest(Some(&server.key), &session()?, None)?;
     ensure!(status == 200, "{answer}");
     // Project 1 (the server's first): ann a member, rita read-only; project 2: otto its owner.
-    let other = admin(&server, "POST", "/api/v1/projects", json!({ "name": "elsewhere" }))?;
+    let other = server.admin_api("POST", "/api/v1/projects", json!({ "name": "elsewhere" }))?;
     let other = other["id"].as_i64().context("the new project's id")?;
     for (user, project, role) in [("ann", 1, "member"), ("rita", 1, "read_only"), ("otto", other, "owner")] {
-        admin(
-            &server,
+        server.admin_api(
             "POST",
             "/api/v1/admin/users",
             json!({ "name": user, "password": format!("{user}-password-1") }),
         )?;
-        admin(&server, "PUT", &format!("/api/v1/projects/{project}/members/{user}"), json!({ "role": role }))?;
+        server.admin_api("PUT", &format!("/api/v1/projects/{project}/members/{user}"), json!({ "role": role }))?;
     }
     let browser = Browser::start().await?;
     let player = format!("/viewer/p/1/player.html?session={SESSION}");

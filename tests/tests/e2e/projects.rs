@@ -99,18 +99,7 @@ async fn an_invited_member_of_one_project_cannot_open_the_others_sessions_by_any
     }
     let browser = Browser::start().await?;
     // The admin adds ann without a password (an invitation link) and makes her a member of alpha.
-    browser.open_viewer(&server, "/viewer/admin/users").await?;
-    browser
-        .eval("const f = document.getElementById('add-user'); f.elements.name.value = 'ann'; f.submit(); return true;")
-        .await?;
-    let notice = browser
-        .wait_for(
-            "const n = document.getElementById('notice'); return n && n.textContent.includes('/invite/') ? n.textContent : null",
-            Duration::from_secs(10),
-        )
-        .await?;
-    let notice = notice.as_str().unwrap_or_default();
-    let link = notice[notice.find("/invite/").context("a link")?..].trim().to_owned();
+    let link = browser.invite(&server, "ann").await?;
     browser
         .eval(
             "const f = document.getElementById('set-role'); f.elements.user.value = 'ann'; f.elements.project.value = '1';

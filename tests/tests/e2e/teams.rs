@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
-use replay_e2e::{ADMIN_TOKEN, Browser, FixtureServer, Server, fixtures_dir};
+use replay_e2e::{Browser, FixtureServer, Server, fixtures_dir};
 use replay_protocol::test_util::{at, meta, page_nodes, snapshot, text};
 use replay_protocol::{Batch, encode_batch};
 use replay_store::{SqliteStorage, Storage};
@@ -28,15 +28,6 @@ fn ingest_with(server: &Server, key: &str, id: &str) -> Result<u16> {
     b.events = vec![at(0, meta("https://bravo.test/")), at(0, snapshot(page_nodes(&[], [text(5, 4, "ping")])))];
     b.end = T0 + 1_000;
     Ok(server.ingest(Some(key), &encode_batch(&b)?, None)?.0)
-}
-
-/// A JSON request to the API with the admin token (automation's way in).
-fn admin(server: &Server, method: &str, path: &str, body: Value) -> Result<Value> {
-    let answer = ureq::request(method, &server.url(path))
-        .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
-        .send_json(body)
-        .with_context(|| format!("{method} {path}"))?;
-    Ok(answer.into_json().unwrap_or(Value::Null))
 }
 
 /// Status and body of a same-origin GET made by the page, with the signed-in user's cookie (the
@@ -70,8 +61,8 @@ async fn submit(browser: &Browser, id: &str, fields: &[(&str, &str)]) -> Result<
 async fn a_project_set_up_in_the_viewer_records_plays_for_its_members_only_rotates_and_erases() -> Result<()> {
     let server = Server::start()?;
     // Project A (the server's first) has a member of its own.
-    admin(&server, "POST", "/api/v1/admin/users", json!({ "name": "amos", "password": "amos-password-1" }))?;
-    admin(&server, "PUT", "/api/v1/projects/1/members/amos", json!({ "role": "member" }))?;
+    server.admin_api("POST", "/api/v1/admin/users", json!({ "name": "amos", "password": "amos-password-1" }))?;
+    server.admin_api("PUT", "/api/v1/projects/1/members/amos", json!({ "role": "member" }))?;
     let browser = Browser::start().await?;
 
     // The admin creates project B on the projects page.
@@ -92,16 +83,7 @@ async fn a_project_set_up_in_the_viewer_records_plays_for_its_members_only_rotat
     ensure!(b != 1, "a new project: {b}");
 
     // ... invites bea (a one-time link sets her password) and makes her a member of B.
-    browser.open_viewer(&server, "/viewer/admin/users").await?;
-    submit(&browser, "add-user", &[("name", "bea")]).await?;
-    let notice = browser
-        .wait_for(
-            "const n = document.getElementById('notice'); return n && n.textContent.includes('/invite/') ? n.textContent : null",
-            Duration::from_secs(10),
-        )
-        .await?;
-    let notice = notice.as_str().unwrap_or_default();
-    let invite = notice[notice.find("/invite/").context("an invitation link")?..].trim().to_owned();
+    let invite = browser.invite(&server, "bea").await?;
     submit(&browser, "set-role", &[("user", "bea"), ("project", &b.to_string()), ("role", "member")]).await?;
     browser
         .wait_for(
@@ -253,7 +235,7 @@ async fn a_project_set_up_in_the_viewer_records_plays_for_its_members_only_rotat
     ensure!(keys == 2, "both keys listed: {keys}");
 
     // An erasure request for the user removes her session: from the list, the API, the storage.
-    let erased = admin(&server, "POST", &format!("/api/v1/projects/{b}/erasure"), json!({ "user": USER }))?;
+    let erased = server.admin_api("POST", &format!("/api/v1/projects/{b}/erasure"), json!({ "user": USER }))?;
     ensure!(erased["deleted"] == 1, "{erased}");
     browser.sign_in(&server, "bea", "bea-password-1").await?;
     browser.client.goto(&server.url(&format!("/viewer/p/{b}/player.html"))).await?;
