@@ -73,7 +73,7 @@ fn main() -> Result<()> {
                  run [--listen ADDR] [--data-dir DIR]   build and start the server (viewer + demo)\n  \
                  test [cargo test args]                 the whole test suite (installs chromium when missing)\n  \
                  bench [run.sh args]                    the shared benchmark against rrweb\n  \
-                 bench-ingest [--sessions N] [--seconds S] [--rounds R]  ingest load vs a no-op axum endpoint\n  \
+                 bench-ingest [--sessions N] [--seconds S] [--rounds R] [--postgres]  ingest load vs a no-op axum endpoint (and the PostgreSQL scale-out)\n  \
                  bench-hostile [--seconds S] [--attack A]  legitimate sessions' latency and server memory under attack\n  \
                  build-web                              the recorder and viewer wasm into target/web\n  \
                  build                                  build-web plus the server binary\n  \

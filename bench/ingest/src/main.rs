@@ -6,6 +6,12 @@
 //! bodies. Prints batches/s, MB/s, p50/p99 latency and the ratio. Run with
 //! `cargo xtask bench-ingest [--sessions N] [--seconds S] [--rounds R]`.
 //!
+//! With `--postgres`, each round also loads two server instances sharing one private
+//! PostgreSQL cluster and one S3-compatible object store (`replay_e2e::services`, on loopback;
+//! the object store runs in this process, so its CPU shows under "client µs"), the sessions'
+//! requests spread over both as a load balancer would: the scale-out deployment's ratio to the
+//! no-op, printed next to the embedded SQLite's.
+//!
 //! The saturated comparison runs in `R` rounds (3 by default), each the no-op then the real
 //! server, back to back: every round gives a ratio, and the median of those is the figure, so
 //! one moment of load from elsewhere on a shared machine does not decide it.
@@ -27,15 +33,17 @@ struct Args {
     sessions: usize,
     seconds: u64,
     rounds: usize,
+    postgres: bool,
 }
 
 fn parse_args() -> Result<(Args, bool)> {
-    let mut args = Args { sessions: 1000, seconds: 10, rounds: 3 };
+    let mut args = Args { sessions: 1000, seconds: 10, rounds: 3, postgres: false };
     let mut noop = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--noop" => noop = true,
+            "--postgres" => args.postgres = true,
             "--sessions" => args.sessions = it.next().context("--sessions N")?.parse()?,
             "--seconds" => args.seconds = it.next().context("--seconds S")?.parse()?,
             "--rounds" => args.rounds = it.next().context("--rounds R")?.parse::<usize>()?.max(1),
@@ -159,25 +167,31 @@ fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-async fn load(
-    base: &str,
-    key: &str,
-    target_pid: u32,
-    args: &Args,
-    label: &str,
-    pace: Option<Duration>,
-) -> Result<Outcome> {
-    let url: hyper::Uri = format!("{base}/api/v1/ingest").parse()?;
+/// One process loaded: its address and pid (several: requests spread over them in turn).
+struct Target {
+    base: String,
+    pid: u32,
+}
+
+/// CPU time of all `targets` together.
+fn targets_cpu(targets: &[Target]) -> Option<Duration> {
+    targets.iter().map(|t| cpu_time(Some(t.pid))).sum()
+}
+
+async fn load(targets: &[Target], key: &str, args: &Args, label: &str, pace: Option<Duration>) -> Result<Outcome> {
+    let urls: Vec<hyper::Uri> =
+        targets.iter().map(|t| format!("{}/api/v1/ingest", t.base).parse()).collect::<Result<_, _>>()?;
+    anyhow::ensure!(!urls.is_empty(), "no target to load");
     // Bodies are built before the clock starts: the generator must not compete with the target.
     let all: Vec<Arc<Vec<Bytes>>> =
         (0..args.sessions).map(|s| Arc::new(session_batches(&format!("{label}-{s}"), BATCHES_PER_SESSION))).collect();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
-    let cpu_before = (cpu_time(Some(target_pid)), cpu_time(None));
+    let cpu_before = (targets_cpu(targets), cpu_time(None));
     let mut tasks = Vec::new();
     let sessions = all.len().max(1) as u32;
     for (i, bodies) in all.into_iter().enumerate() {
-        let (url, key) = (url.clone(), key.to_owned());
+        let (urls, key) = (urls.clone(), key.to_owned());
         tasks.push(tokio::spawn(async move {
             // One client (one keep-alive connection) per session, like one browser tab each;
             // a shared pool of 1,000 connections would measure the pool, not the server.
@@ -194,7 +208,8 @@ async fn load(
                 }
                 let body = bodies[seq].clone();
                 let len = body.len() as u64;
-                let req = hyper::Request::post(url.clone())
+                // Each request to the next instance, as a round-robin load balancer sends them.
+                let req = hyper::Request::post(urls[(i + seq) % urls.len()].clone())
                     .header("x-replay-key", &key)
                     .header("content-type", "application/msgpack")
                     .header("content-encoding", "gzip")
@@ -241,7 +256,7 @@ async fn load(
         o.latencies_us.extend(l);
     }
     o.elapsed = started.elapsed();
-    o.target_cpu = cpu_time(Some(target_pid)).zip(cpu_before.0).map(|(after, before)| after.saturating_sub(before));
+    o.target_cpu = targets_cpu(targets).zip(cpu_before.0).map(|(after, before)| after.saturating_sub(before));
     o.generator_cpu = cpu_time(None).zip(cpu_before.1).map(|(after, before)| after.saturating_sub(before));
     o.latencies_us.sort_unstable();
     Ok(o)
@@ -309,6 +324,9 @@ async fn run(args: Args) -> Result<()> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("--noop");
     let (mut noop, noop_base, _) = spawn_and_read(cmd, "noop", false)?;
+    let sqlite = [Target { base: server_base, pid: server.id() }];
+    let noop_target = [Target { base: noop_base, pid: noop.id() }];
+    let scale_out = if args.postgres { Some(ScaleOut::start(&server_bin)?) } else { None };
 
     let bodies = session_batches("probe", 3);
     println!(
@@ -320,26 +338,43 @@ async fn run(args: Args) -> Result<()> {
     );
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
-        let baseline = load(&noop_base, "unused", noop.id(), &args, &format!("noop{round}"), None).await?;
-        let real = load(&server_base, &key, server.id(), &args, &format!("real{round}"), None).await?;
-        rounds.push((baseline, real));
+        let baseline = load(&noop_target, "unused", &args, &format!("noop{round}"), None).await?;
+        let real = load(&sqlite, &key, &args, &format!("real{round}"), None).await?;
+        let pg = match &scale_out {
+            Some(so) => Some(load(&so.targets, &so.key, &args, &format!("pg{round}"), None).await?),
+            None => None,
+        };
+        rounds.push((baseline, real, pg));
     }
     // Realistic load: every session uploads once a second (a recorder uploads every 5 s).
-    let paced = load(&server_base, &key, server.id(), &args, "paced", Some(Duration::from_secs(1))).await?;
+    let paced = load(&sqlite, &key, &args, "paced", Some(Duration::from_secs(1))).await?;
+    let paced_pg = match &scale_out {
+        Some(so) => Some(load(&so.targets, &so.key, &args, "paced-pg", Some(Duration::from_secs(1))).await?),
+        None => None,
+    };
     let _ = server.kill();
     let _ = noop.kill();
+    drop(scale_out);
     println!(
         "{:<34} {:>10} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}",
         "target", "batches/s", "MB/s", "p50 ms", "p99 ms", "errors", "target µs", "client µs"
     );
     let rate = |o: &Outcome| o.batches as f64 / o.elapsed.as_secs_f64();
     let mut ratios = Vec::new();
-    for (round, (baseline, real)) in rounds.iter().enumerate() {
+    let mut pg_ratios = Vec::new();
+    for (round, (baseline, real, pg)) in rounds.iter().enumerate() {
         println!("{}", row(&format!("round {}: no-op axum (reads body)", round + 1), baseline));
         println!("{}", row(&format!("round {}: replay-server (durable)", round + 1), real));
         ratios.push(rate(real) / rate(baseline));
+        if let Some(pg) = pg {
+            println!("{}", row(&format!("round {}: 2 × server, PostgreSQL + S3", round + 1), pg));
+            pg_ratios.push(rate(pg) / rate(baseline));
+        }
     }
     println!("{}", row("replay-server, 1 batch/s/session", &paced));
+    if let Some(p) = &paced_pg {
+        println!("{}", row("2 × server on PG + S3, 1 batch/s/s.", p));
+    }
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
@@ -350,9 +385,73 @@ async fn run(args: Args) -> Result<()> {
         args.sessions,
         percentile(&paced.latencies_us, 0.99)
     );
+    if let Some(p) = &paced_pg {
+        let shown: Vec<String> = pg_ratios.iter().map(|r| format!("{r:.2}")).collect();
+        pg_ratios.sort_by(f64::total_cmp);
+        println!(
+            "scale-out (two instances on PostgreSQL + S3) ratio to the no-op: median {:.2} of rounds [{}]; p99 at {} \
+             sessions x 1 batch/s: {:.1} ms",
+            pg_ratios.get(pg_ratios.len() / 2).copied().unwrap_or(f64::NAN),
+            shown.join(", "),
+            args.sessions,
+            percentile(&p.latencies_us, 0.99)
+        );
+    }
     println!(
         "(target µs, client µs: CPU time per acknowledged batch of the target process and of this load generator, \
          all threads, user + system)"
     );
     Ok(())
+}
+
+/// The scale-out deployment under load: a private PostgreSQL cluster, an S3-compatible object
+/// store and two server instances sharing them. Everything stops when dropped.
+struct ScaleOut {
+    targets: Vec<Target>,
+    key: String,
+    children: Vec<Child>,
+    _dirs: Vec<tempfile::TempDir>,
+    _s3: replay_e2e::services::ObjectStoreServer,
+    _pg: replay_e2e::services::Postgres,
+}
+
+impl ScaleOut {
+    fn start(server_bin: &str) -> Result<ScaleOut> {
+        use replay_e2e::services::{ObjectStoreServer, Postgres};
+        let pg = Postgres::start()?;
+        let s3 = ObjectStoreServer::start()?;
+        s3.wait_ready()?;
+        let (mut targets, mut children, mut dirs, mut key) = (Vec::new(), Vec::new(), Vec::new(), String::new());
+        for _ in 0..2 {
+            let dir = tempfile::tempdir()?;
+            let mut cmd = Command::new(server_bin);
+            cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.path())
+                .envs(s3.env())
+                .env("REPLAY_POSTGRES_URL", pg.url())
+                .env("REPLAY_OBJECT_STORE_URL", format!("s3://{}/bench", ObjectStoreServer::BUCKET))
+                .env("REPLAY_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()))
+                .env("REPLAY_ADMIN_TOKEN", "bench-token")
+                .env("REPLAY_ADMIN_PASSWORD", "bench-password")
+                .env("REPLAY_CLIENT_RATE", "1000000")
+                .env("REPLAY_CLIENT_BURST", "1000000")
+                .env("REPLAY_PROJECT_RATE", "1000000");
+            // One at a time: the first creates the schema and the default project.
+            let (child, base, k) = spawn_and_read(cmd, "replay-server (PostgreSQL)", true)?;
+            targets.push(Target { base, pid: child.id() });
+            children.push(child);
+            dirs.push(dir);
+            key = k;
+        }
+        Ok(ScaleOut { targets, key, children, _dirs: dirs, _s3: s3, _pg: pg })
+    }
+}
+
+impl Drop for ScaleOut {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
