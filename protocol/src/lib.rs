@@ -13,6 +13,8 @@
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
 //! - [`readable`]: the readable JSON form of the wire types (descriptive tags and names) for
 //!   API users; the MessagePack form never goes through it;
+//! - [`network`]: network detail (a request's Resource Timing and failure kind, WebSocket
+//!   activity);
 //! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
 //! - [`frustration`]: dead clicks, error clicks and quick backs in a batch (index and timeline);
 //! - [`sanitize`]: what the player and the snapshot API never let through of a hostile
@@ -34,6 +36,7 @@ pub mod deferred;
 pub mod dom;
 pub mod frustration;
 pub mod html;
+pub mod network;
 pub mod rage;
 pub mod readable;
 pub mod sanitize;
@@ -53,6 +56,7 @@ pub use batch::{
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;
 pub use error::Error;
+pub use network::{FailureKind, ResourceTiming, WebSocketActivity, WebSocketMessage, WebSocketPhase};
 pub use readable::Readable;
 pub use timeline::Timeline;
 

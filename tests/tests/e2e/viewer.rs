@@ -50,6 +50,8 @@ fn network(url: &str, status: u16, failed: bool) -> EventData {
         response_headers: vec![],
         request_body: String::new(),
         response_body: String::new(),
+        failure: Default::default(),
+        timing: None,
     })
 }
 
