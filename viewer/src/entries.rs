@@ -235,7 +235,7 @@ pub fn write(events: &[TimedEvent], from: usize) -> String {
             EventData::Custom(c) => {
                 o.str("name", &c.name).str("data", &c.data);
             }
-            EventData::WebSocket(w) => crate::network::websocket(&mut o, w, e.time),
+            EventData::WebSocket(w) => crate::network::websocket(&mut o, w, e.time, e.page),
             _ => {}
         }
         o.end();

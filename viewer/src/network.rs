@@ -4,7 +4,7 @@
 //! Fields added to a `network` entry: `failure` (`none`, `network`, `cors`, `aborted`,
 //! `timeout`, `cross_origin`) and `timing`, `null` or `{restricted, blocked, dns, connect, tls,
 //! ttfb, download, transfer, encoded, decoded, protocol}` (phases in milliseconds, sizes in
-//! bytes). A `ws` entry: `id`, `phase` (`open`, `messages`, `error`, `close`), `url`,
+//! bytes). A `ws` entry: `page` (page view index), `id` (numbered per page view), `phase` (`open`, `messages`, `error`, `close`), `url`,
 //! `protocol`, `sent`, `received`, `sentBytes`, `receivedBytes`, `code`, `reason`, `clean`,
 //! `dropped`, `messages` (`[{t, sent, binary, size, data}]`, `t` in Unix epoch ms).
 
@@ -52,15 +52,17 @@ pub fn request(o: &mut Obj<'_>, n: &Network) {
     }
 }
 
-/// The fields of a WebSocket entry at `time` (Unix epoch ms).
-pub fn websocket(o: &mut Obj<'_>, w: &WebSocketActivity, time: u64) {
+/// The fields of a WebSocket entry at `time` (Unix epoch ms) of page view `page` (connection
+/// ids are numbered per page view).
+pub fn websocket(o: &mut Obj<'_>, w: &WebSocketActivity, time: u64, page: usize) {
     let phase = match w.phase {
         WebSocketPhase::Open => "open",
         WebSocketPhase::Messages => "messages",
         WebSocketPhase::Error => "error",
         WebSocketPhase::Close => "close",
     };
-    o.num("id", w.id)
+    o.num("page", page)
+        .num("id", w.id)
         .str("phase", phase)
         .str("url", &w.url)
         .str("protocol", &w.protocol)
@@ -119,7 +121,7 @@ mod tests {
         };
         let mut out = String::new();
         let mut o = Obj::new(&mut out);
-        websocket(&mut o, &w, 1_000);
+        websocket(&mut o, &w, 1_000, 0);
         o.end();
         assert!(out.contains("\"phase\":\"close\"") && out.contains("\"code\":1006"), "{out}");
         assert!(out.contains("[{\"t\":1007,\"sent\":true,\"binary\":false,\"size\":5,\"data\":\"hello\"}]"), "{out}");

@@ -54,6 +54,7 @@ mod hostile;
 mod hostile_replay;
 mod ingest_rejections;
 mod module_entry;
+mod network;
 mod npm_app;
 mod privacy;
 mod projects;
