@@ -18,7 +18,7 @@ import { flushMouse, listen, listenToDocument, listenToUser, recordInput, record
 import {
   configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
-import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
+import { appFact, captureError, flushDiagnostics, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 
 const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
@@ -95,7 +95,7 @@ let nextStartsWithSnapshot = true;
  */
 function flushNow(isFinal, drain) {
   if (!S.rec) return;
-  if (drain === true) settle();
+  if (drain === true) { settle(); flushDiagnostics(); }
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
   flushMouse();

@@ -6,7 +6,8 @@ import { serialize, MAX_STRING } from './serialize.js';
 import { startConsole, stopConsole } from './console.js';
 import { captureError, startErrors, stopErrors } from './errors.js';
 import { startNetwork, stopNetwork } from './network.js';
-import { startWebSockets, stopWebSockets } from './websocket.js';
+import { flushTiming } from './timing.js';
+import { flushWebSockets, startWebSockets, stopWebSockets } from './websocket.js';
 import { startPerf, stopPerf } from './perf.js';
 import { recordEnvironment } from './environment.js';
 import { startWatchdog, stopWatchdog } from './watchdog.js';
@@ -41,6 +42,15 @@ export function startDiagnostics(cutBatch, onFreeze) {
   for (const start of [recordEnvironment, startConsole, startErrors, startNetwork, startWebSockets, startPerf]) guard(start)();
   guard(startWatchdog)(cutBatch, onFreeze);
   for (const [kind, [value, traits]] of latest) guard(appFact)(kind, value, traits);
+}
+
+/**
+ * Records now what waits for more (requests for their timing entry, WebSocket summaries): the
+ * batch is cut for a flush asked for or the page going away.
+ */
+export function flushDiagnostics() {
+  guard(flushTiming)();
+  guard(flushWebSockets)();
 }
 
 export function stopDiagnostics() {

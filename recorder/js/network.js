@@ -12,7 +12,7 @@
 import { S, now, guard } from './state.js';
 import { scrubUrl } from './privacy.js';
 import { Throttle } from './throttle.js';
-import { startTiming, stopTiming, flushTiming, track, finish } from './timing.js';
+import { startTiming, stopTiming, track, finish } from './timing.js';
 
 const KIND = { fetch: 0, xhr: 1, beacon: 2 };
 const FAILURE = { network: 1, cors: 2, aborted: 3, timeout: 4, crossOrigin: 5 };
@@ -274,13 +274,8 @@ function wrapBeacon() {
   restore.push(() => { navigator.sendBeacon = original; });
 }
 
-const onHide = guard(() => { if (document.visibilityState === 'hidden') flushTiming(); });
-
 export function startNetwork() {
   startTiming(guard(record));
-  // Capture on window: before the recorder's own final flush (a listener on document).
-  window.addEventListener('visibilitychange', onHide, true);
-  restore.push(() => window.removeEventListener('visibilitychange', onHide, true));
   wrapFetch();
   wrapXhr();
   wrapBeacon();

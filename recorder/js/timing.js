@@ -56,22 +56,24 @@ function onEntries(list) {
     best.timing = figures(e);
     best.protocol = e.nextHopProtocol || '';
     best.lastByte = at + e.duration;
-    if (best.end) settle(best);
+    if (best.ended) settle(best);
   }
 }
 
 function settle(r) {
   const i = pending.indexOf(r);
   if (i >= 0) pending.splice(i, 1);
+  if (r.recorded) return;
+  r.recorded = true;
   record(r);
 }
 
 function sweep() {
   timer = 0;
   const t = now();
-  for (const r of pending.slice()) if (r.end && t - r.end >= WAIT_MS) settle(r);
+  for (const r of pending.slice()) if (r.ended && t - r.end >= WAIT_MS) settle(r);
   report(t);
-  if (pending.some((r) => r.end)) timer = setTimeout(sweepGuarded, SWEEP_MS);
+  if (pending.some((r) => r.ended)) timer = setTimeout(sweepGuarded, SWEEP_MS);
 }
 const sweepGuarded = guard(sweep);
 
@@ -96,13 +98,17 @@ export function track(r) {
   if (pending.length >= MAX_PENDING) {
     const old = pending.shift();
     dropped++;
-    if (old.end) record(old);
+    if (old.ended) settle(old);
   }
   pending.push(r);
 }
 
-/** A request ended (`r.end` set): recorded now when its entry came, else once it comes or in WAIT_MS. */
+/**
+ * A request ended (`r.end` set: its last byte or failure as the page saw it) and is complete
+ * (bodies read): recorded now when its entry came, else once it comes or after WAIT_MS.
+ */
 export function finish(r) {
+  r.ended = true;
   if (!observer || r.timing || pending.indexOf(r) < 0) {
     settle(r);
     return;
@@ -110,10 +116,10 @@ export function finish(r) {
   if (!timer) timer = setTimeout(sweepGuarded, SWEEP_MS);
 }
 
-/** Records every ended request now (the page is hidden or recording stops), entries queued first. */
+/** Records every ended request now (a flush, or recording stops), the entries queued first. */
 export function flushTiming() {
   if (observer) onEntries({ getEntries: () => observer.takeRecords() || EMPTY });
-  for (const r of pending.slice()) if (r.end) settle(r);
+  for (const r of pending.slice()) if (r.ended) settle(r);
   report(now());
 }
 

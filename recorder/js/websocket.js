@@ -140,17 +140,13 @@ export function startWebSockets() {
     return out;
   };
   window.WebSocket = Wrapped;
-  // Capture on window: before the recorder's own final flush (a listener on document).
-  const onHide = () => { if (document.visibilityState === 'hidden') flushWebSockets(); };
-  window.addEventListener('visibilitychange', onHide, true);
   restore.push(() => {
     if (window.WebSocket === Wrapped) window.WebSocket = Native;
     proto.send = nativeSend;
-    window.removeEventListener('visibilitychange', onHide, true);
   });
 }
 
-/** Writes every open connection's pending summary (the page is hidden). */
+/** Writes every open connection's pending summary (a flush: asked for, or the page going away). */
 export function flushWebSockets() {
   for (const c of live) summarizeGuarded(c);
 }
