@@ -238,7 +238,12 @@ async fn resource_timing_failures_and_websockets_are_recorded_and_shown() -> Res
         .client
         .execute_async(
             ACTIVITY,
-            vec![Value::from(b.base.clone()), Value::from(closed), serde_json::json!(CAPTURED), serde_json::json!(PLAIN)],
+            vec![
+                Value::from(b.base.clone()),
+                Value::from(closed),
+                serde_json::json!(CAPTURED),
+                serde_json::json!(PLAIN),
+            ],
         )
         .await?;
     ensure!(saw["error"].is_null(), "page script failed: {saw}");
@@ -300,7 +305,13 @@ async fn resource_timing_failures_and_websockets_are_recorded_and_shown() -> Res
     let payloads: Vec<&Value> = of(true).iter().flat_map(|w| w["messages"].as_array().into_iter().flatten()).collect();
     ensure!(payloads.len() == 2 * CAPTURED.len(), "{payloads:?}");
     ensure!(payloads.iter().all(|m| !m["data"].as_str().unwrap_or("hunter2").contains("hunter2")), "{payloads:?}");
-    ensure!(payloads.iter().filter(|m| m["sent"] == true && m["data"].as_str().is_some_and(|d| d.contains("\"n\":1"))).count() == 1);
+    ensure!(
+        payloads
+            .iter()
+            .filter(|m| m["sent"] == true && m["data"].as_str().is_some_and(|d| d.contains("\"n\":1")))
+            .count()
+            == 1
+    );
     ensure!(payloads.iter().any(|m| m["data"] == "ünïcödé ✓" && m["size"] == "ünïcödé ✓".len()), "{payloads:?}");
     ensure!(of(false).iter().all(|w| w["messages"].as_array().is_some_and(Vec::is_empty)), "not allow-listed");
 
@@ -329,7 +340,10 @@ async fn resource_timing_failures_and_websockets_are_recorded_and_shown() -> Res
     ensure!(["DNS", "Connect", "TLS", "Waiting (TTFB)", "Download"].iter().all(|l| legend.contains(l)), "{panel}");
     ensure!(panel["phases"].as_i64().unwrap_or(0) >= 1, "the /data bar is segmented: {panel}");
     let detail = panel["detail"].as_str().unwrap_or_default();
-    ensure!(detail.contains(&format!("{DATA_LEN} B encoded, {DATA_LEN} B decoded")) && detail.contains("DNS"), "{detail}");
+    ensure!(
+        detail.contains(&format!("{DATA_LEN} B encoded, {DATA_LEN} B decoded")) && detail.contains("DNS"),
+        "{detail}"
+    );
     ensure!(panel["restricted"].as_str().unwrap_or_default().contains("Timing-Allow-Origin"), "{panel}");
     let failures = panel["failures"].to_string();
     ensure!(failures.contains("network network error"), "{failures}");
