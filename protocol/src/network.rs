@@ -24,8 +24,10 @@ code_enum! {
     /// is `cross_origin` unless the browser said which: `cors` when its message names CORS
     /// (WebKit's does), `network` when the request could not have been refused by CORS
     /// (same-origin, or `no-cors`).
+    #[derive(Default)]
     FailureKind {
-        /// The request got a response (any status).
+        /// The request got a response (any status); what older recorders' requests read as.
+        #[default]
         None = 0,
         /// A network error: the connection failed or was dropped, DNS, TLS, offline.
         Network = 1,
@@ -39,12 +41,6 @@ code_enum! {
         /// does not tell apart.
         CrossOrigin = 5,
     } fallback Network
-}
-
-impl Default for FailureKind {
-    fn default() -> Self {
-        FailureKind::None
-    }
 }
 
 /// The browser's Resource Timing of one request (`PerformanceResourceTiming`), as consecutive

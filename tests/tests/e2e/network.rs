@@ -355,7 +355,8 @@ async fn resource_timing_failures_and_websockets_are_recorded_and_shown() -> Res
     for s in &ws {
         let capture = s["url"].as_str().is_some_and(|u| u.ends_with("?capture=1"));
         let n = if capture { CAPTURED.len() } else { PLAIN.len() };
-        ensure!(s["sent"] == n.to_string() && s["received"] == n.to_string(), "{s}");
+        let count = n.to_string();
+        ensure!(s["sent"].as_str() == Some(count.as_str()) && s["received"].as_str() == Some(count.as_str()), "{s}");
         ensure!(s["state"].as_str().is_some_and(|st| st.starts_with("closed 1000 done")), "{s}");
         let payloads = s["payloads"].as_array().map_or(0, Vec::len);
         ensure!(payloads == if capture { 2 * n } else { 0 }, "{s}");
