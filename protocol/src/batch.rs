@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod network;
+
 /// Node id used by the recorder. `0` means "no node" (the document has no parent, an insertion
 /// with no next sibling appends).
 pub type NodeId = u32;
@@ -294,7 +296,7 @@ pub enum EventData<S = String> {
     /// A WebSocket connection opened, exchanged messages (a summary at a bounded rate), failed
     /// or closed.
     #[serde(rename = "W")]
-    WebSocket(crate::network::WebSocketActivity<S>),
+    WebSocket(network::WebSocketActivity<S>),
 }
 
 /// A frame of canvas `id`: its pixels encoded as `mime` (`image/webp`, `image/png` or
@@ -609,10 +611,10 @@ pub struct Network<S = String> {
     /// Why the request got no response (`none` when it got one; always `none` from recorders
     /// older than this field, which only said `failed` and `aborted`).
     #[serde(default)]
-    pub failure: crate::network::FailureKind,
+    pub failure: network::FailureKind,
     /// The browser's Resource Timing of the request (phases, sizes), when it gave one.
     #[serde(default)]
-    pub timing: Option<crate::network::ResourceTiming<S>>,
+    pub timing: Option<network::ResourceTiming<S>>,
 }
 
 /// Script attribution of a long animation frame.

@@ -36,7 +36,6 @@ pub mod deferred;
 pub mod dom;
 pub mod frustration;
 pub mod html;
-pub mod network;
 pub mod rage;
 pub mod readable;
 pub mod sanitize;
@@ -47,6 +46,8 @@ pub mod timeline;
 
 mod error;
 
+pub use batch::network;
+pub use batch::network::{FailureKind, ResourceTiming, WebSocketActivity, WebSocketMessage, WebSocketPhase};
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
     Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media,
@@ -56,7 +57,6 @@ pub use batch::{
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;
 pub use error::Error;
-pub use network::{FailureKind, ResourceTiming, WebSocketActivity, WebSocketMessage, WebSocketPhase};
 pub use readable::Readable;
 pub use timeline::Timeline;
 

@@ -1,4 +1,4 @@
-//! Network detail on the wire: what a request's [`crate::Network`] event carries beyond its
+//! Network detail on the wire (a part of [`crate::batch`], re-exported as `crate::network`): what a request's [`crate::Network`] event carries beyond its
 //! status and duration (the browser's Resource Timing breakdown and sizes, and why it failed),
 //! and WebSocket activity ([`crate::EventData::WebSocket`]).
 //!
@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{CodeOrName, code_enum, seq_as_tuple};
+use super::{CodeOrName, code_enum, seq_as_tuple};
 
 code_enum! {
     /// Why a request got no response.
