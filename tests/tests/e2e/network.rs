@@ -2,7 +2,7 @@
 //! `Timing-Allow-Origin` (its Resource Timing phases and sizes recorded), a cross-origin fetch
 //! without it (timing restricted, not zeros), a request the server drops (a network error), one
 //! to a closed port and one refused by CORS at a second origin (each a cross-origin failure,
-//! which browsers do not tell apart), and talks to a WebSocket echo server on the second origin
+//! which Chromium and Firefox do not tell apart; WebKit names CORS), and talks to a WebSocket echo server on the second origin
 //! twice: once at an allow-listed URL (payloads captured, secret fields redacted) and once not
 //! (counts and sizes only). Checked in the events API's readable JSON and in the player's
 //! network panel.
