@@ -429,6 +429,8 @@ mod tests {
                 response_headers: vec![],
                 request_body: String::new(),
                 response_body: String::new(),
+                failure: Default::default(),
+                timing: None,
             })
         };
         let click = |label: &str| EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into() });

@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod network;
+
 /// Node id used by the recorder. `0` means "no node" (the document has no parent, an insertion
 /// with no next sibling appends).
 pub type NodeId = u32;
@@ -291,6 +293,10 @@ pub enum EventData<S = String> {
     /// The pixels of a `<canvas>` as an encoded image, recorded when it changed (opt-in).
     #[serde(rename = "P")]
     Canvas(CanvasFrame<S>),
+    /// A WebSocket connection opened, exchanged messages (a summary at a bounded rate), failed
+    /// or closed.
+    #[serde(rename = "W")]
+    WebSocket(network::WebSocketActivity<S>),
 }
 
 /// A frame of canvas `id`: its pixels encoded as `mime` (`image/webp`, `image/png` or
@@ -408,10 +414,12 @@ macro_rules! code_enum {
     };
 }
 
+pub(crate) use code_enum;
+
 /// A code enum in a human-readable format: its name, or the wire code.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum CodeOrName {
+pub(crate) enum CodeOrName {
     Code(u8),
     Name(String),
 }
@@ -600,6 +608,13 @@ pub struct Network<S = String> {
     pub response_headers: Vec<Attr<S>>,
     pub request_body: S,
     pub response_body: S,
+    /// Why the request got no response (`none` when it got one; always `none` from recorders
+    /// older than this field, which only said `failed` and `aborted`).
+    #[serde(default)]
+    pub failure: network::FailureKind,
+    /// The browser's Resource Timing of the request (phases, sizes), when it gave one.
+    #[serde(default)]
+    pub timing: Option<network::ResourceTiming<S>>,
 }
 
 /// Script attribution of a long animation frame.

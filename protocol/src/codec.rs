@@ -338,6 +338,18 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
                     s("header", &h.value)?;
                 }
                 check("headers", n.request_headers.len() + n.response_headers.len(), limits.max_attrs)?;
+                if let Some(t) = &n.timing {
+                    s("protocol", &t.protocol)?;
+                }
+            }
+            EventData::WebSocket(w) => {
+                s("url", &w.url)?;
+                s("protocol", &w.protocol)?;
+                s("close reason", &w.reason)?;
+                for m in &w.messages {
+                    s("websocket message", &m.data)?;
+                }
+                check("websocket messages", w.messages.len(), limits.max_attrs)?;
             }
             EventData::LongFrame(f) => check_scripts(&f.scripts, limits)?,
             EventData::Metric(m) => s("metric name", &m.name)?,
@@ -631,8 +643,44 @@ mod tests {
                     response_headers: vec![],
                     request_body: String::new(),
                     response_body: String::new(),
+                    failure: crate::FailureKind::from_code(duration as u8 % 6),
+                    timing: failed.then(|| crate::ResourceTiming {
+                        dns_us: duration,
+                        protocol: "h2".into(),
+                        ..Default::default()
+                    }),
                 })
             ),
+            (
+                any::<u32>(),
+                arb_string(),
+                any::<u16>(),
+                proptest::collection::vec((any::<u32>(), any::<bool>(), arb_string()), 0..3)
+            )
+                .prop_map(|(id, url, code, messages)| EventData::WebSocket(crate::WebSocketActivity {
+                    id,
+                    phase: crate::WebSocketPhase::from_code(code as u8 % 4),
+                    url,
+                    protocol: String::new(),
+                    sent: id / 2,
+                    received: id / 3,
+                    sent_bytes: u64::from(id) * 7,
+                    received_bytes: 0,
+                    code,
+                    reason: "bye".into(),
+                    clean: code == 1000,
+                    dropped: 0,
+                    messages: messages
+                        .into_iter()
+                        .map(|(offset_ms, sent, data)| crate::WebSocketMessage {
+                            offset_ms,
+                            sent,
+                            binary: !sent,
+                            size: data.len() as u64,
+                            data
+                        })
+                        .collect(),
+                })),
             (any::<u32>(), arb_string()).prop_map(|(duration, function)| EventData::Freeze(Freeze::Ended {
                 duration,
                 culprits: vec![ScriptTiming {

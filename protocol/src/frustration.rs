@@ -63,6 +63,7 @@ fn is_response<S>(data: &EventData<S>) -> bool {
         | EventData::Snapshot(_)
         | EventData::Navigation(_)
         | EventData::Network(_)
+        | EventData::WebSocket(_)
         | EventData::Input(_)
         | EventData::Scroll(_)
         | EventData::Css(_)

@@ -13,6 +13,8 @@
 //! - [`html`]: normalized HTML serialization of a [`Dom`];
 //! - [`readable`]: the readable JSON form of the wire types (descriptive tags and names) for
 //!   API users; the MessagePack form never goes through it;
+//! - [`network`]: network detail (a request's Resource Timing and failure kind, WebSocket
+//!   activity);
 //! - [`rage`]: what counts as a rage click (shared by the session index and the timeline);
 //! - [`frustration`]: dead clicks, error clicks and quick backs in a batch (index and timeline);
 //! - [`sanitize`]: what the player and the snapshot API never let through of a hostile
@@ -44,6 +46,8 @@ pub mod timeline;
 
 mod error;
 
+pub use batch::network;
+pub use batch::network::{FailureKind, ResourceTiming, WebSocketActivity, WebSocketMessage, WebSocketPhase};
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
     Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media,

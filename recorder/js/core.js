@@ -18,7 +18,7 @@ import { flushMouse, listen, listenToDocument, listenToUser, recordInput, record
 import {
   configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
-import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
+import { appFact, captureError, flushDiagnostics, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 import { configureValve, timed, valveTick } from './valve.js';
 
 const SESSION_KEY = '__replay_session';
@@ -100,7 +100,7 @@ function flushNow(isFinal, drain) {
 }
 
 function cut(isFinal, drain) {
-  if (drain === true) settle();
+  if (drain === true) { settle(); flushDiagnostics(); }
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
   flushMouse();

@@ -1,4 +1,4 @@
-// Diagnostics capture, started with the recording: console, errors, network, performance,
+// Diagnostics capture, started with the recording: console, errors, network, WebSockets, performance,
 // environment and the freeze watchdog; and the app-facts API (`identify`, `setRelease`,
 // `setEnvironment`, `setFlags`). Each part lives in its own module and is bounded on its own.
 import { S, now, guard } from './state.js';
@@ -6,6 +6,8 @@ import { serialize, MAX_STRING } from './serialize.js';
 import { startConsole, stopConsole } from './console.js';
 import { captureError, startErrors, stopErrors } from './errors.js';
 import { startNetwork, stopNetwork } from './network.js';
+import { flushTiming } from './timing.js';
+import { flushWebSockets, startWebSockets, stopWebSockets } from './websocket.js';
 import { startPerf, stopPerf } from './perf.js';
 import { recordEnvironment } from './environment.js';
 import { startWatchdog, stopWatchdog } from './watchdog.js';
@@ -37,11 +39,20 @@ export function appFact(kind, value, traits) {
  * freeze (the watchdog uses both).
  */
 export function startDiagnostics(cutBatch, onFreeze) {
-  for (const start of [recordEnvironment, startConsole, startErrors, startNetwork, startPerf]) guard(start)();
+  for (const start of [recordEnvironment, startConsole, startErrors, startNetwork, startWebSockets, startPerf]) guard(start)();
   guard(startWatchdog)(cutBatch, onFreeze);
   for (const [kind, [value, traits]] of latest) guard(appFact)(kind, value, traits);
 }
 
+/**
+ * Records now what waits for more (requests for their timing entry, WebSocket summaries): the
+ * batch is cut for a flush asked for or the page going away.
+ */
+export function flushDiagnostics() {
+  guard(flushTiming)();
+  guard(flushWebSockets)();
+}
+
 export function stopDiagnostics() {
-  for (const stop of [stopWatchdog, stopPerf, stopNetwork, stopErrors, stopConsole]) guard(stop)();
+  for (const stop of [stopWatchdog, stopPerf, stopWebSockets, stopNetwork, stopErrors, stopConsole]) guard(stop)();
 }

@@ -1,5 +1,7 @@
 // Network capture: fetch, XMLHttpRequest and sendBeacon. Recorded: method, URL (secrets
-// scrubbed), status, start, duration, request and response sizes, failure or abort. Headers
+// scrubbed), status, start, duration, request and response sizes, failure or abort and why
+// (network error, CORS, timeout; see FailureKind in protocol/src/network.rs), and the browser's
+// Resource Timing breakdown (timing.js). WebSockets are websocket.js's. Headers
 // and bodies only for URLs on the explicit allow-list (`networkAllowList` option: URL prefixes
 // or regular expressions); cookies, Authorization and the recorder's own key never.
 //
@@ -10,15 +12,17 @@
 import { S, now, guard } from './state.js';
 import { scrubUrl } from './privacy.js';
 import { Throttle } from './throttle.js';
+import { startTiming, stopTiming, track, finish } from './timing.js';
 
 const KIND = { fetch: 0, xhr: 1, beacon: 2 };
+const FAILURE = { network: 1, cors: 2, aborted: 3, timeout: 4, crossOrigin: 5 };
 const MAX_BODY = 10 * 1024;
 const MAX_HEADERS = 50;
 const NEVER_HEADERS = /^(cookie|set-cookie|authorization|proxy-authorization|x-replay-key)$/i;
 const throttle = new Throttle('network requests', 100, 10000);
 const restore = [];
 
-function absolute(url) {
+export function absolute(url) {
   try { return new URL(url, location.href).href; } catch (_) { return String(url); }
 }
 
@@ -28,7 +32,7 @@ function ours(url) {
   return (cfg.endpoint && url.indexOf(cfg.endpoint) === 0) || (cfg.base && url.indexOf(cfg.base + 'recorder') === 0);
 }
 
-function allowListed(url) {
+export function allowListed(url) {
   const list = (S.cfg && S.cfg.networkAllowList) || [];
   for (const p of list) {
     if (typeof p === 'string' ? url.indexOf(absolute(p)) === 0 : p instanceof RegExp && p.test(url)) return true;
@@ -77,11 +81,34 @@ function parseRawHeaders(raw) {
   return pairs;
 }
 
-function emit(r) {
+/**
+ * Why a request got no response. A cross-origin request refused by CORS fails exactly like a
+ * network error (browsers hide which, so that pages cannot probe), unless the browser's message
+ * names CORS (WebKit's does): such a failure is `crossOrigin`. Same-origin and `no-cors`
+ * requests cannot be refused by CORS: theirs is a network error.
+ */
+function failureOf(r, err) {
+  const name = err && err.name;
+  if (r.aborted || name === 'AbortError') return FAILURE.aborted;
+  if (r.timedOut || name === 'TimeoutError') return FAILURE.timeout;
+  if (/access-control|cors/i.test(r.error || '')) return FAILURE.cors;
+  let cross = false;
+  try { cross = new URL(r.url).origin !== location.origin; } catch (_) { /* not a URL */ }
+  return cross && r.mode !== 'no-cors' ? FAILURE.crossOrigin : FAILURE.network;
+}
+
+function record(r) {
   if (!S.rec || S.stopped || !throttle.take()) return;
-  S.rec.network(r.start, KIND[r.kind], r.method, scrubUrl(r.url), r.status, Math.max(0, Math.round(now() - r.start)),
+  const end = Math.max(r.end || now(), r.lastByte || 0);
+  S.rec.network(r.start, KIND[r.kind], r.method, scrubUrl(r.url), r.status, Math.max(0, Math.round(end - r.start)),
     r.req, r.res, !!r.failed, !!r.aborted, r.error || '', r.reqHeaders || [], r.resHeaders || [], r.reqBody || '',
-    r.resBody || '');
+    r.resBody || '', r.failure || 0, r.timing || [], r.protocol || '');
+}
+
+/** The request ended (response, failure or abort): recorded once its timing entry is in. */
+function emit(r) {
+  if (!r.end) r.end = now();
+  if (r.kind === 'beacon') record(r); else finish(r);
 }
 
 /** Reads at most MAX_BODY characters of a response clone, then lets go of it. */
@@ -113,7 +140,9 @@ function beginFetch(input, init) {
     kind: 'fetch', start: now(), url,
     method: String((init && init.method) || (isRequest && input.method) || 'GET').toUpperCase(),
     req: bodySize(body), res: 0, status: 0,
+    mode: (init && init.mode) || (isRequest && input.mode) || 'cors',
   };
+  track(r);
   if (allowListed(url)) {
     r.capture = true;
     const h = init && init.headers ? new Headers(init.headers) : isRequest ? input.headers : null;
@@ -124,6 +153,7 @@ function beginFetch(input, init) {
 }
 
 function fetchDone(r, res) {
+  r.end = now();
   r.status = res.status;
   r.res = Number(res.headers.get('content-length')) || 0;
   if (!r.capture) return emit(r);
@@ -142,6 +172,7 @@ function fetchFailed(r, err) {
   r.aborted = !!err && err.name === 'AbortError';
   r.failed = !r.aborted;
   r.error = String((err && err.message) || err).slice(0, 300);
+  r.failure = failureOf(r, err);
   emit(r);
 }
 
@@ -184,6 +215,7 @@ function wrapXhr() {
     r.status = xhr.status;
     if (r.aborted) r.status = 0;
     else if (!r.status) { r.failed = true; r.error = r.timedOut ? 'timeout' : 'network error'; }
+    if (r.aborted || r.failed) r.failure = failureOf(r, null);
     r.res = Number(xhr.getResponseHeader('content-length')) || 0;
     if (r.capture && !r.failed && !r.aborted) {
       r.resHeaders = headerPairs(parseRawHeaders(xhr.getAllResponseHeaders()));
@@ -198,7 +230,9 @@ function wrapXhr() {
     const r = requests.get(xhr);
     if (!r) return;
     r.start = now();
+    r.end = 0;
     r.req = bodySize(body);
+    track(r);
     if (r.capture) r.reqBody = bodyText(body);
     xhr.addEventListener('abort', () => { r.aborted = true; });
     xhr.addEventListener('timeout', () => { r.timedOut = true; });
@@ -228,7 +262,7 @@ function wrapBeacon() {
     const abs = absolute(url);
     if (ours(abs) || S.stopped) return;
     const r = { kind: 'beacon', start: now(), method: 'POST', url: abs, req: bodySize(data), res: 0, status: 0,
-      failed: !queued, error: queued ? '' : 'not queued by the browser' };
+      failed: !queued, error: queued ? '' : 'not queued by the browser', failure: queued ? 0 : FAILURE.network };
     if (allowListed(abs)) r.reqBody = bodyText(data);
     emit(r);
   });
@@ -241,11 +275,13 @@ function wrapBeacon() {
 }
 
 export function startNetwork() {
+  startTiming(guard(record));
   wrapFetch();
   wrapXhr();
   wrapBeacon();
 }
 
 export function stopNetwork() {
+  stopTiming();
   for (const r of restore.splice(0)) r();
 }

@@ -10,6 +10,7 @@
 //! JavaScript, which counts it and carries on.
 
 mod buffer;
+mod network;
 mod privacy;
 pub mod renew;
 
@@ -359,7 +360,9 @@ impl Recorder {
     }
 
     /// A finished request; `now` is its start. Headers are flat `[name, value, ...]` arrays and,
-    /// like bodies, only present for allow-listed URLs.
+    /// like bodies, only present for allow-listed URLs. `failure` is a
+    /// [`replay_protocol::FailureKind`] code; `timing` the Resource Timing figures as in
+    /// [`network::timing_from`] (empty: none), `protocol` its `nextHopProtocol`.
     #[allow(clippy::too_many_arguments)]
     pub fn network(
         &mut self,
@@ -378,6 +381,9 @@ impl Recorder {
         response_headers: Vec<String>,
         request_body: String,
         response_body: String,
+        failure: u8,
+        timing: &[f64],
+        protocol: String,
     ) {
         let p = &self.privacy;
         let n = Network {
@@ -395,6 +401,8 @@ impl Recorder {
             response_headers: attrs_from(response_headers, p),
             request_body: p.cleaned(redact_body(&request_body)),
             response_body: p.cleaned(redact_body(&response_body)),
+            failure: replay_protocol::FailureKind::from_code(failure),
+            timing: network::timing_from(timing, protocol),
         };
         self.buffer.push(now_ms(now), EventData::Network(n));
     }

@@ -46,6 +46,8 @@ fn request(url: &str, status: u16, failed: bool) -> EventData {
         response_headers: vec![],
         request_body: String::new(),
         response_body: String::new(),
+        failure: Default::default(),
+        timing: None,
     })
 }
 

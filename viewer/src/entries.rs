@@ -11,7 +11,8 @@
 //! | `click` | `x`, `y`, and `rage: true` on the click that makes a burst a rage click ([`replay_protocol::rage`]) |
 //! | `console` | `level` (`log`, `debug`, `info`, `warn`, `error`, `trace`, `assert`), `args`, `stack` |
 //! | `error` | `kind` (`uncaught`, `rejection`, `resource`, `captured`), `message`, `stack`, `source`, `line`, `column`, `count` |
-//! | `network` | `kind` (`fetch`, `xhr`, `beacon`, `resource`), `method`, `url`, `status`, `duration`, `req`, `res`, `failed`, `aborted`, `error` |
+//! | `network` | `kind` (`fetch`, `xhr`, `beacon`, `resource`), `method`, `url`, `status`, `duration`, `req`, `res`, `failed`, `aborted`, `error`, `failure`, `timing` ([`crate::network`]) |
+//! | `ws` | a WebSocket's open, messages summary, error or close ([`crate::network`]) |
 //! | `longframe` | `duration`, `blocking`, `layout`, `longTask`, `scripts` (`[{invoker, type, source, fn, charPos, line, column, duration, layout}]`) |
 //! | `metric` | `name`, `value` |
 //! | `env` | `browser`, `version`, `os`, `dpr`, `memory`, `cores`, `connection`, `language`, `timezone` |
@@ -111,6 +112,7 @@ pub fn write(events: &[TimedEvent], from: usize) -> String {
             EventData::Freeze(_) => "freeze",
             EventData::Note(_) => "note",
             EventData::Custom(_) => "custom",
+            EventData::WebSocket(_) => "ws",
             _ => continue,
         };
         if !first {
@@ -180,6 +182,7 @@ pub fn write(events: &[TimedEvent], from: usize) -> String {
                     .bool("failed", n.failed)
                     .bool("aborted", n.aborted)
                     .str("error", &n.error);
+                crate::network::request(&mut o, n);
             }
             EventData::LongFrame(f) => {
                 o.num("duration", f.duration)
@@ -232,6 +235,7 @@ pub fn write(events: &[TimedEvent], from: usize) -> String {
             EventData::Custom(c) => {
                 o.str("name", &c.name).str("data", &c.data);
             }
+            EventData::WebSocket(w) => crate::network::websocket(&mut o, w, e.time, e.page),
             _ => {}
         }
         o.end();

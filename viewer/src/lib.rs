@@ -48,6 +48,7 @@
 pub mod entries;
 pub mod json;
 pub mod keyframes;
+pub mod network;
 mod ops;
 pub mod player;
 pub mod replay;
@@ -455,6 +456,8 @@ mod tests {
                     response_headers: vec![],
                     request_body: String::new(),
                     response_body: String::new(),
+                    failure: Default::default(),
+                    timing: None,
                 }),
             },
             Event { t: 4, data: EventData::Freeze(Freeze::Ended { duration: 2000, culprits: vec![] }) },

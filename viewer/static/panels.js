@@ -20,6 +20,73 @@ function bytes(n) {
   return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`;
 }
 
+// ---- network detail: Resource Timing phases, failure reasons, WebSockets ----
+
+/** The waterfall's phases, in order: [entry field, legend label]. */
+const PHASES = [['blocked', 'Queued'], ['dns', 'DNS'], ['connect', 'Connect'], ['tls', 'TLS'],
+  ['ttfb', 'Waiting (TTFB)'], ['download', 'Download']];
+
+/** What a failure kind (protocol/src/network.rs FailureKind) is called in the panel. */
+const FAILURES = {
+  network: 'network error', cors: 'blocked by CORS', aborted: 'aborted', timeout: 'timed out',
+  cross_origin: 'CORS or network error',
+};
+const FAILURE_HELP = {
+  cross_origin: 'A cross-origin request failed. Browsers report a request refused by CORS exactly like a '
+    + 'network error (so that pages cannot probe other origins): check the response\'s Access-Control-Allow-Origin '
+    + 'and whether the server was reachable.',
+};
+
+const ms = (v) => `${Math.round(v * 10) / 10} ms`;
+
+/** The legend of the waterfall's phase colours, first in the network panel. */
+function legend() {
+  const li = el('li', 'legend');
+  for (const [k, label] of PHASES) {
+    const item = el('span', 'legend-item');
+    item.append(el('b', `ph ph-${k}`), el('span', null, label));
+    li.append(item);
+  }
+  return li;
+}
+
+/** A request's detail: status, failure, phases, sizes (as a list of terms). */
+function requestDetail(e, status) {
+  const rows = [['Status', status], ['Duration', `${e.duration} ms`]];
+  if (e.failure && e.failure !== 'none') {
+    rows.push(['Failure', `${FAILURES[e.failure] || e.failure}${e.error ? `: ${e.error}` : ''}`]);
+    if (FAILURE_HELP[e.failure]) rows.push(['Why unsure', FAILURE_HELP[e.failure]]);
+  }
+  const t = e.timing;
+  if (!t) rows.push(['Timing', 'no Resource Timing entry (browser without the API, or none matched)']);
+  else if (t.restricted) rows.push(['Timing', 'hidden by the server: a cross-origin response without Timing-Allow-Origin exposes only its total']);
+  else {
+    for (const [k, label] of PHASES) rows.push([label, ms(t[k])]);
+    if (t.protocol) rows.push(['Protocol', t.protocol]);
+    rows.push(['Transferred', `${bytes(t.transfer)}${t.transfer ? '' : ' (cache)'}`],
+      ['Body', `${bytes(t.encoded)} encoded, ${bytes(t.decoded)} decoded`]);
+  }
+  rows.push(['Sent', bytes(e.req)], ['Received', bytes(e.res)]);
+  const dl = el('dl', 'net-detail');
+  for (const [k, v] of rows) dl.append(el('dt', null, k), el('dd', null, v));
+  return dl;
+}
+
+/** The phases of a request's bar, as segments of its fill. */
+function phaseSegments(fill, e) {
+  const t = e.timing;
+  if (!t || t.restricted) return;
+  const total = Math.max(e.duration, PHASES.reduce((n, [k]) => n + t[k], 0));
+  if (!(total > 0)) return;
+  for (const [k, label] of PHASES) {
+    if (!(t[k] > 0)) continue;
+    const b = el('b', `ph ph-${k}`);
+    b.style.width = `${(t[k] / total) * 100}%`;
+    b.title = `${label} ${ms(t[k])}`;
+    fill.append(b);
+  }
+}
+
 // No imports (the exported file loads each module from a data: URL): the player hands in
 // `culprit` (freezes.js), which names a script by its original frame when a map gave one.
 let culprit = (s) => `${s.fn || s.invoker || '(anonymous)'} ${s.source || ''}`;
@@ -62,6 +129,7 @@ function stackText(stack) {
 /** True for an entry that is an error for the timeline (errors, console errors, failed requests). */
 export function isFailedRequest(e) {
   // A beacon has no status: the browser only says whether it queued it.
+  if (e.k === 'ws') return e.phase === 'error';
   return e.k === 'network' && (e.failed || e.aborted || e.status >= 400 || (e.status === 0 && e.kind !== 'beacon'));
 }
 
@@ -69,7 +137,7 @@ export function isFailedRequest(e) {
 function panelOf(e) {
   switch (e.k) {
     case 'console': return 'console';
-    case 'network': return 'network';
+    case 'network': case 'ws': return 'network';
     case 'error': return 'errors';
     case 'longframe': case 'metric': case 'freeze': case 'note': return 'performance';
     case 'env': case 'app': case 'page': return 'environment';
@@ -85,6 +153,8 @@ export function createPanels(root, player) {
   if (player.culprit) culprit = player.culprit;
   const lists = {};
   for (const ol of root.querySelectorAll('[data-panel]')) lists[ol.dataset.panel] = ol;
+  if (lists.network) lists.network.append(legend());
+  const sockets = new Map(); // `${page}:${id}` → a WebSocket's row and figures
   const tabs = root.querySelectorAll('[data-tab]');
   const rows = []; // [time, li] in time order, every panel
   let current = null;
@@ -101,7 +171,8 @@ export function createPanels(root, player) {
 
   function count(name) {
     const tab = root.querySelector(`[data-tab="${name}"] .count`);
-    if (tab) tab.textContent = lists[name].children.length ? String(lists[name].children.length) : '';
+    const n = lists[name].querySelectorAll(':scope > .entry').length;
+    if (tab) tab.textContent = n ? String(n) : '';
   }
 
   function row(e, cls) {
@@ -149,18 +220,25 @@ export function createPanels(root, player) {
       }
       case 'network': {
         const li = row(e, isFailedRequest(e) ? 'failed' : '');
-        const status = e.failed ? (e.error || 'failed') : e.aborted ? 'aborted' : e.kind === 'beacon' ? 'queued' : String(e.status);
+        const reason = e.failure && e.failure !== 'none' ? FAILURES[e.failure] : '';
+        const status = e.failed ? (reason || e.error || 'failed') : e.aborted ? 'aborted' : e.kind === 'beacon' ? 'queued' : String(e.status);
+        if (e.failure && e.failure !== 'none') li.dataset.failure = e.failure;
         li.append(el('span', 'method', e.method), el('span', 'status', status), el('span', 'msg url', e.url));
-        li.title = `${e.kind} ${e.method} ${e.url}\n${status} · ${e.duration} ms · sent ${bytes(e.req)} · received ${bytes(e.res)}`;
+        li.title = `${e.kind} ${e.method} ${e.url}\n${status}${e.error ? ` (${e.error})` : ''} · ${e.duration} ms · sent ${bytes(e.req)} · received ${bytes(e.res)}`;
         const bar = el('span', 'waterfall');
         const fill = el('i');
         const d = Math.max(1, player.duration());
         fill.style.left = `${((e.t - player.start()) / d) * 100}%`;
         fill.style.width = `${Math.max(0.5, (e.duration / d) * 100)}%`;
+        phaseSegments(fill, e);
         bar.append(fill);
-        li.append(bar, el('span', 'dur', `${e.duration} ms`));
+        const size = e.timing && !e.timing.restricted && e.timing.transfer ? ` · ${bytes(e.timing.transfer)}` : '';
+        const more = el('details', 'net');
+        more.append(el('summary', null, 'detail'), requestDetail(e, status));
+        li.append(bar, el('span', 'dur', `${e.duration} ms${size}`), more);
         return li;
       }
+      case 'ws': return websocket(e);
       case 'longframe': {
         const li = row(e, e.duration >= 200 ? 'level-warn' : '');
         li.append(el('span', 'level', e.longTask ? 'long task' : 'long frame'));
@@ -215,6 +293,55 @@ export function createPanels(root, player) {
       }
       default: return null;
     }
+  }
+
+  /**
+   * A WebSocket connection as one row, built at its first event and brought up to date by the
+   * later ones: lifetime bar, state, message counts and sizes, captured payloads.
+   */
+  function websocket(e) {
+    const key = `${e.page}:${e.id}`;
+    let c = sockets.get(key);
+    const fresh = !c;
+    if (fresh) {
+      if (sockets.size >= 1000) return null; // bounded: a page opening sockets in a loop
+      const li = row(e, 'websocket');
+      const state = el('span', 'status');
+      const counts = el('span', 'msg ws-counts');
+      const bar = el('span', 'waterfall');
+      const fill = el('i');
+      bar.append(fill);
+      const more = el('details', 'net');
+      const payloads = el('ol', 'ws-messages');
+      const dropped = el('p', 'ws-dropped');
+      more.append(el('summary', null, 'messages'), payloads, dropped);
+      li.append(el('span', 'method', 'WS'), state, el('span', 'msg url', e.url), bar, counts, more);
+      c = { li, state, counts, fill, payloads, dropped, start: e.t, end: 0, shown: 0 };
+      sockets.set(key, c);
+    }
+    if (e.phase === 'close') c.end = e.t;
+    const d = Math.max(1, player.duration());
+    const until = c.end || player.start() + player.duration();
+    c.fill.style.left = `${((c.start - player.start()) / d) * 100}%`;
+    c.fill.style.width = `${Math.max(0.5, ((until - c.start) / d) * 100)}%`;
+    if (e.phase === 'error') c.li.classList.add('failed');
+    c.state.textContent = e.phase === 'close'
+      ? `closed ${e.code}${e.reason ? ` ${e.reason}` : ''}${e.clean ? '' : ' (not clean)'}`
+      : e.phase === 'error' ? 'error' : 'open';
+    c.li.dataset.sent = String(e.sent);
+    c.li.dataset.received = String(e.received);
+    c.counts.textContent = `↑ ${e.sent} msg${e.sent === 1 ? '' : 's'} (${bytes(e.sentBytes)}) · ↓ ${e.received} msg${e.received === 1 ? '' : 's'} (${bytes(e.receivedBytes)})${c.end ? ` · ${Math.round(c.end - c.start)} ms` : ''}`;
+    for (const m of e.messages) {
+      if (c.shown >= 200) break;
+      c.shown++;
+      const li = el('li', m.sent ? 'sent' : 'received');
+      li.append(el('span', 'at', fmtTime(m.t - player.start())), el('span', 'dir', m.sent ? '↑' : '↓'),
+        el('span', 'size', bytes(m.size)), el('code', 'data', m.binary ? '(binary)' : m.data));
+      c.payloads.append(li);
+    }
+    c.dropped.textContent = e.dropped ? `${e.dropped} payload${e.dropped === 1 ? '' : 's'} not captured` : '';
+    c.dropped.hidden = !e.dropped;
+    return fresh ? c.li : null;
   }
 
   function add(entries) {

@@ -241,7 +241,7 @@ impl Exporter {
             }
             EventData::Visibility(_) => self.drop("visibility changes"),
             EventData::Error(_) => self.drop("errors"),
-            EventData::Network(_) => self.drop("network requests"),
+            EventData::Network(_) | EventData::WebSocket(_) => self.drop("network requests"),
             EventData::LongFrame(_) | EventData::Metric(_) | EventData::Freeze(_) => self.drop("performance events"),
             EventData::Environment(_) | EventData::App(_) => self.drop("environment and app facts"),
             EventData::Note(_) => self.drop("recorder notes"),

@@ -55,6 +55,7 @@ mod hostile_replay;
 mod ingest_rejections;
 mod long_session;
 mod module_entry;
+mod network;
 mod npm_app;
 mod privacy;
 mod projects;

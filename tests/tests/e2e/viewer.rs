@@ -50,6 +50,8 @@ fn network(url: &str, status: u16, failed: bool) -> EventData {
         response_headers: vec![],
         request_body: String::new(),
         response_body: String::new(),
+        failure: Default::default(),
+        timing: None,
     })
 }
 
@@ -186,7 +188,7 @@ async fn panels_show_the_story_and_clicking_an_entry_seeks_there() -> Result<()>
     let counts = browser
         .eval(
             "return Object.fromEntries(['console','network','errors','performance','environment'].map(p => \
-             [p, document.querySelectorAll('#panel-' + p + ' > li:not(.compare)').length]))",
+             [p, document.querySelectorAll('#panel-' + p + ' > li:not(.compare):not(.legend)').length]))",
         )
         .await?;
     ensure!(counts["console"] == 2 && counts["network"] == 2 && counts["errors"] == 1, "panel counts: {counts}");
