@@ -244,10 +244,25 @@ fn is_document_head(dom: &Dom, parent: NodeId) -> bool {
     dom.node(parent).and_then(|p| dom.node(p.parent)).is_some_and(|doc| matches!(*doc.kind, DomKind::Document))
 }
 
+/// The frame placeholder's document up to its text (the viewer's `render.js` draws the same).
+const PLACEHOLDER_HEAD: &str = "<!DOCTYPE html><html><body style=\"margin:0\"><div data-replay-frame=\"placeholder\" \
+     style=\"box-sizing:border-box;height:100vh;padding:8px;border:1px dashed #98a2b3;background:#f2f4f7;\
+     color:#475467;font:12px sans-serif;overflow:hidden;word-break:break-all\">";
+
 /// The ` srcdoc="…"` of an `<iframe>` whose document was recorded: that document, written by
 /// these same rules in a context of its own, escaped as an attribute value.
 fn write_frame_document(dom: &Dom, frame: NodeId, depth: u32, out: &mut String) {
     let Some(doc) = dom.children(frame).find(|(_, c)| matches!(*c.kind, DomKind::Document)).map(|(id, _)| id) else {
+        // A cross-origin frame not recorded: its URL and size as text (the URL is never loaded:
+        // a `srcdoc` wins over the `src`).
+        if let Some(info) = dom.frame_placeholder(frame) {
+            let mut inner = String::from(PLACEHOLDER_HEAD);
+            escape(&info.placeholder_text(), false, &mut inner);
+            inner.push_str("</div></body></html>");
+            out.push_str(" srcdoc=\"");
+            escape(&inner, true, out);
+            out.push('"');
+        }
         return;
     };
     let mut inner = String::new();
@@ -414,6 +429,32 @@ mod tests {
         for (i, part) in html.split("<!--").enumerate().skip(1) {
             assert_eq!(part.matches("-->").count(), 1, "comment {i} ends once: {part}");
         }
+    }
+
+    #[test]
+    fn a_cross_origin_frame_not_recorded_is_written_as_a_placeholder_with_its_url_as_text() {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                el(2, 1, "html", &[]),
+                el(3, 2, "body", &[]),
+                el(4, 3, "iframe", &[("src", "http://b.example/<x>")]),
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        assert!(!document_html(&dom).contains("srcdoc"), "no placeholder without its event");
+        let url = "http://b.example/\"><script>x()</script>".to_owned();
+        dom.apply(&EventData::Frame(crate::FrameInfo { id: 4, url, width: 320, height: 100 }));
+        let html = document_html(&dom);
+        let (_, srcdoc) = html.split_once(" srcdoc=\"").expect("a srcdoc");
+        let srcdoc = srcdoc.split_once('"').expect("one attribute").0;
+        assert!(!srcdoc.contains('<') && !srcdoc.contains('>'), "{srcdoc}");
+        assert!(
+            srcdoc.contains("Cross-origin frame not recorded: http://b.example/&quot;&amp;gt;&amp;lt;script&amp;gt;")
+        );
+        assert!(srcdoc.contains("(320\u{d7}100)"), "{srcdoc}");
     }
 
     #[test]

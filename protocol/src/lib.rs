@@ -46,9 +46,10 @@ mod error;
 
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
-    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media,
-    MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node, NodeKind, Note,
-    NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch, TouchKind, Viewport,
+    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, FrameInfo, Freeze, Input,
+    LongFrame, Media, MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node,
+    NodeKind, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch,
+    TouchKind, Viewport,
 };
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;
