@@ -19,6 +19,7 @@ import {
   configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
 import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
+import { frameMet, framedCrossOrigin, startChild, startFrames } from './frames.js';
 
 const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
@@ -31,6 +32,8 @@ const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 const RENEW_ABOVE_BYTES = 8 * 1024 * 1024;
 
 let flushTimer = 0;
+/** In a frame of another origin: records only what its parent asks for (frames.js). */
+let child = false;
 /** Settles once the automatic start (script tag with a key) has run. */
 let starting = null;
 
@@ -188,7 +191,7 @@ function onDocument(doc) {
 
 /** Starts recording; `recording` is called once the first snapshot is in (true then). */
 function start(recording) {
-  if (!S.stopped) return false;
+  if (!S.stopped || child) return false;
   configurePrivacy(S.cfg);
   S.session = sessionId();
   if (!sampled(S.session)) return false;
@@ -199,6 +202,8 @@ function start(recording) {
   patchCanvas(window);
   S.onCanvas = guard(walkedCanvas);
   S.onDocument = guard(onDocument);
+  S.onFrame = guard(frameMet);
+  startFrames();
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
   // PII detection (e-mails, card and phone numbers, IBANs) is on unless `pii: false`.
@@ -375,6 +380,12 @@ export async function boot(src, data) {
     canvasFps: data['canvas-fps'] === undefined ? undefined : Number(data['canvas-fps']),
     canvasBudget: data['canvas-budget'] === undefined ? undefined : Number(data['canvas-budget']),
   };
+  if (framedCrossOrigin()) {
+    // A child frame: no session of its own, no upload; its parent's recorder may ask it.
+    child = true;
+    startChild();
+    return api;
+  }
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();
   // The server refuses this session for good (full, or the key or origin refused): recording

@@ -20,6 +20,8 @@ const THROTTLE_PER_NODE = 30;
 /** Sheet owners and adopting roots met by the current walk, handled once the tape is sent. */
 let owners = [];
 let roots = [];
+/** Cross-origin frame elements met by the current walk and their ids, handled after the tape. */
+let crossFrames = [];
 let truncated = 0;
 
 /**
@@ -237,7 +239,7 @@ function walkSome(w, ints, strs, deadline) {
             parents.push(id);
             flags.push(m);
             kids = null;
-          }
+          } else if (S.onFrame) crossFrames.push(node, id);
         }
         break;
       }
@@ -306,6 +308,11 @@ function afterTape() {
   roots = [];
   for (let i = 0; i < o.length; i++) ownerWalked(o[i]);
   for (let i = 0; i < r.length; i++) sendAdopted(r[i]);
+  if (crossFrames.length) {
+    const f = crossFrames;
+    crossFrames = [];
+    for (let i = 0; i < f.length; i += 2) S.onFrame(f[i], f[i + 1]);
+  }
   if (truncated) {
     S.rec.note(now(), 4, 0, truncated, truncated + ' text or attribute values cut at ' + MAX_STRING + ' characters');
     truncated = 0;
@@ -632,6 +639,7 @@ export function frameLoaded(el) {
   if (id === undefined || S.stopped || S.blocked.has(el)) return;
   const d = frameDoc(el);
   const old = S.frameDocs.get(el);
+  if (!d && S.onFrame) S.onFrame(el, id);
   if (!d || old === d) return;
   settle();
   const oldId = old ? S.ids.get(old) : undefined;
