@@ -230,7 +230,14 @@ function walkSome(w, ints, strs, deadline) {
         if (tag === 'style') { m = 0; owners.push(node); }
         else if (tag === 'link') owners.push(node);
         else if (tag === 'textarea') m = unmasked(node) ? 0 : 1;
-        else if (tag === 'template' && node.content) kids = node.content;
+        else if (tag === 'template' && node.content) {
+          // Its content is a fragment outside the document: observed on its own, known by the
+          // template's id (the replay holds the content as the template's children).
+          kids = node.content;
+          ids.set(kids, id);
+          S.templates.set(kids, node);
+          if (S.observer) S.observer.observe(kids, OBSERVE);
+        }
         else if (tag === 'iframe' || tag === 'frame') {
           const d = frameDoc(node);
           if (d) {
@@ -523,7 +530,7 @@ function advance(j, deadline) {
     const m = j.roots[j.next++];
     j.pending.delete(n);
     // Moved or removed since the burst: the record of that change comes with the next job.
-    if (n.parentNode !== p || !n.isConnected || ids.has(n) && ids.get(n) >= j.firstId) continue;
+    if (n.parentNode !== p || !live(n) || ids.has(n) && ids.get(n) >= j.firstId) continue;
     // The next sibling that is there in the replay too: not one the page put there after the
     // burst (its record comes with the next job) unless this job walked it since, nor one of
     // this job's roots still to come (the page may have moved it to the right of this one).
@@ -605,7 +612,7 @@ function finishJob(j) {
     const under = childrenOnTape(j, dirtyIds);
     for (let i = 0; i < dirty.length; i++) {
       const t = dirty[i];
-      if (!t.isConnected) continue;
+      if (!live(t)) continue;
       const recorded = under.get(ids.get(t)) || [];
       const at = new Map();
       for (let k = 0; k < recorded.length; k++) at.set(recorded[k], k);
@@ -657,7 +664,17 @@ export function frameLoaded(el) {
 }
 
 function parentOf(n) {
-  return n.parentNode || (n.nodeType === 11 ? n.host : null);
+  return n.parentNode || (n.nodeType === 11 ? n.host || S.templates.get(n) : null);
+}
+
+/**
+ * True for a node the replay holds: one in the document, or in the content of a template the
+ * recorder walked (a fragment outside the document).
+ */
+function live(n) {
+  if (n.isConnected) return true;
+  const root = n.getRootNode();
+  return root.nodeType === 11 && S.templates.has(root);
 }
 
 // ---- the per-node throttle ----
@@ -770,6 +787,7 @@ function mutationJob() {
   const maskedUnder = (el) => {
     if (!el || el.nodeType !== 1) {
       if (el && el.nodeType === 11 && el.host) return maskedUnder(el.host);
+      if (el && el.nodeType === 11 && S.templates.has(el)) return maskedUnder(S.templates.get(el));
       if (el && el.nodeType === 9 && (el === document ? design : el.designMode === 'on')) return 1;
       return P.maskAllText ? 1 : 0;
     }
@@ -782,7 +800,7 @@ function mutationJob() {
   // Subtree roots: connected, parent known, no ancestor added in this burst.
   const byParent = new Map();
   for (const n of added) {
-    if (!n.isConnected) continue;
+    if (!live(n)) continue;
     const p = n.parentNode;
     if (!p || !ids.has(p) || p.localName === 'script' || S.blocked.has(p)) continue;
     let covered = added.has(p);
@@ -845,7 +863,7 @@ function endMutation(j) {
   let nAttrs = 0;
   for (const [el, names] of j.attrs) {
     const id = ids.get(el);
-    if (id === undefined || !el.isConnected || S.blocked.has(el)) continue;
+    if (id === undefined || !live(el) || S.blocked.has(el)) continue;
     const tag = el.localName;
     for (const [name, ns] of names) {
       const node = ns ? el.getAttributeNodeNS(ns, name) : el.getAttributeNode(name);
@@ -862,7 +880,7 @@ function endMutation(j) {
   let nTexts = 0;
   for (const tn of j.texts) {
     const id = ids.get(tn);
-    if (id === undefined || !tn.isConnected) continue;
+    if (id === undefined || !live(tn)) continue;
     let v = capped(tn.data);
     if (tn.nodeType === 3 && j.maskedUnder(tn.parentNode) === 1) v = maskText(v);
     ints.p2(id, v.length);

@@ -126,7 +126,8 @@ function onMessage(e) {
   const d = e.data;
   if (!d || typeof d !== 'object' || d[TAG] !== 1 || S.stopped || !S.rec) return;
   const found = frameOf(e.source);
-  if (!found) return refuse('not from a recorded frame');
+  // A hello may come before the walk reached its frame (which then pings it): not counted.
+  if (!found) return d.type === 'hello' ? undefined : refuse('not from a recorded frame');
   const st = found;
   if (e.origin !== st.origin) return refuse('wrong origin ' + String(e.origin).slice(0, 100));
   if (typeof d.n !== 'string' || d.n.length > 64) return refuse('malformed');

@@ -49,6 +49,8 @@ export const S = {
   lastError: '',
   /** Elements recorded as placeholders (`block`): nothing under them is read. */
   blocked: new WeakSet(),
+  /** Template content fragment → its `<template>` (walked: observed, its id the template's). */
+  templates: new WeakMap(),
   /** iframe element → the document recorded under it. */
   frameDocs: new WeakMap(),
   /** True once a masked context (`data-replay-mask`, contenteditable, a mask selector) was seen. */

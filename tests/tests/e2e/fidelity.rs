@@ -19,6 +19,7 @@ const PAGES: &[&str] = &[
     "adopted",
     "iframe",
     "frames",
+    "templates",
     "elements",
     "inputs",
     "media",

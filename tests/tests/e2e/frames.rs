@@ -81,6 +81,11 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
     browser.eval("window.changeText(); return true;").await?;
     c.find(fantoccini::Locator::Id("name")).await?.send_keys("hello frame").await?;
     c.enter_parent_frame().await?;
+    // The strayed frame's page (third origin) starts again, now that the parent knows the frame:
+    // its hello comes from an origin that is not the frame's.
+    c.enter_frame(2).await?;
+    browser.eval("location.reload(); return true;").await?;
+    c.enter_parent_frame().await?;
     let text = until_recorded(&browser, &server, &["changed in the child", "hello frame", "wrong origin"])
         .await
         .context("the child's changes and the refused hello")?;
