@@ -74,7 +74,7 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
     c.goto(&parent.url("parent.html")).await?;
     browser.wait_for("return !!window.Replay", Duration::from_secs(10)).await?;
     // The child's first document is in the parent's recording.
-    until_recorded(&browser, &server, &["before"]).await.context("the child's document")?;
+    until_recorded(&browser, &server, &["\"before\""]).await.context("the child's document")?;
 
     // After load, the child changes its text and takes typed input.
     c.enter_frame(0).await?;
