@@ -295,6 +295,27 @@ pub enum EventData<S = String> {
     /// the replay shows in its place.
     #[serde(rename = "X")]
     Frame(FrameInfo<S>),
+    /// A font the page added through the `FontFace` API.
+    #[serde(rename = "G")]
+    Font(FontAdded<S>),
+}
+
+/// A font face the page added through the `FontFace` API (`document.fonts.add(new
+/// FontFace(…))`): its `family`, its source (`url`, already scrubbed, or the font file's bytes
+/// in `data`, bounded by [`crate::Limits::max_string`]; `url` is empty then) and its descriptors
+/// as the page set them. The replay writes it as an `@font-face` rule ([`crate::fonts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct FontAdded<S = String> {
+    pub family: S,
+    pub url: S,
+    #[serde(with = "image_bytes")]
+    pub data: Vec<u8>,
+    pub style: S,
+    pub weight: S,
+    pub stretch: S,
+    pub unicode_range: S,
+    pub display: S,
 }
 
 /// Frame element `id` (an `<iframe>` or `<frame>`) shows a cross-origin document that is not

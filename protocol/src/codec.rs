@@ -366,6 +366,12 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
                 check("canvas frame", c.data.len(), limits.max_string)?;
             }
             EventData::Frame(f) => s("frame url", &f.url)?,
+            EventData::Font(f) => {
+                for v in [&f.family, &f.url, &f.style, &f.weight, &f.stretch, &f.unicode_range, &f.display] {
+                    s("font", v)?;
+                }
+                check("font file", f.data.len(), limits.max_string)?;
+            }
             EventData::Click(_)
             | EventData::Scroll(_)
             | EventData::Viewport(_)

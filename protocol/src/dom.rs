@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use crate::batch::{
-    Attr, AttrChange, CanvasFrame, EventData, FrameInfo, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection,
+    Attr, AttrChange, CanvasFrame, EventData, FontAdded, FrameInfo, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection,
     Snapshot,
 };
 use crate::cssom::CssState;
@@ -222,6 +222,9 @@ pub struct Dom {
     /// Cross-origin frames whose document is not recorded, by element id: what is shown in
     /// their place while no document is recorded under them (see [`Dom::frame_placeholder`]).
     pub frames: IdMap<Arc<FrameInfo>>,
+    /// Fonts the page view added through the `FontFace` API, in order (at most
+    /// [`crate::fonts::MAX_FONTS`]; a new page view starts without).
+    pub fonts: Vec<Arc<FontAdded>>,
     /// Position of each attribute by name, for the elements with many attributes (see
     /// `change_attr`); an element's entry goes with the element.
     attr_index: IdMap<AttrIndex>,
@@ -315,6 +318,7 @@ impl Dom {
     pub fn apply(&mut self, event: &EventData) {
         match event {
             EventData::Meta(meta) => {
+                self.fonts.clear();
                 self.url.clone_from(&meta.url);
                 self.title.clone_from(&meta.title);
             }
@@ -373,6 +377,13 @@ impl Dom {
                 }
                 _ => self.refused += 1,
             },
+            EventData::Font(f) => {
+                if self.fonts.len() < crate::fonts::MAX_FONTS {
+                    self.fonts.push(Arc::new(f.clone()));
+                } else {
+                    self.refused += 1;
+                }
+            }
             EventData::Focus(f) => {
                 if f.focused {
                     self.focused = f.id;

@@ -125,6 +125,14 @@ fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, out: &mut 
                     push_style_text(text.as_deref().unwrap_or(""), ctx, frameset, out);
                     out.push_str("</style>");
                 }
+                // Fonts added through the `FontFace` API, at the end of the page's head.
+                if root == dom.document() && frames == 0 {
+                    for css in dom.fonts.iter().filter_map(|f| crate::fonts::font_face_css(f, &dom.url)) {
+                        out.push_str("<style data-replay-font=\"\">");
+                        push_style_text(&css, ctx, frameset, out);
+                        out.push_str("</style>");
+                    }
+                }
                 continue;
             }
         };
@@ -429,6 +437,47 @@ mod tests {
         for (i, part) in html.split("<!--").enumerate().skip(1) {
             assert_eq!(part.matches("-->").count(), 1, "comment {i} ends once: {part}");
         }
+    }
+
+    #[test]
+    fn fonts_added_through_font_face_are_styles_at_the_end_of_the_head() {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                el(2, 1, "html", &[]),
+                el(3, 2, "head", &[]),
+                el(4, 3, "title", &[]),
+                el(5, 2, "body", &[]),
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        let font = |family: &str| crate::FontAdded {
+            family: family.into(),
+            url: "f.woff2".into(),
+            data: vec![],
+            style: "normal".into(),
+            weight: String::new(),
+            stretch: String::new(),
+            unicode_range: String::new(),
+            display: String::new(),
+        };
+        dom.url = "http://x/p".into();
+        dom.apply(&EventData::Font(font("A</style><script>")));
+        assert_eq!(
+            document_html(&dom),
+            "<html><head><title></title><style data-replay-font=\"\">@font-face{font-family:\"A\\3c /style\\3e \\3c script\\3e \";\
+             src:url(\"http://x/f.woff2\");font-style:normal}</style></head><body></body></html>"
+        );
+        dom.apply(&EventData::Meta(crate::PageMeta {
+            url: "http://x/q".into(),
+            title: String::new(),
+            viewport: crate::Viewport { width: 1, height: 1 },
+            user_agent: String::new(),
+            referrer: String::new(),
+        }));
+        assert!(!document_html(&dom).contains("font-face"), "a new page view starts without");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod html;
 pub mod rage;
 pub mod readable;
 pub mod sanitize;
+pub mod fonts;
 pub mod tape;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
@@ -46,7 +47,7 @@ mod error;
 
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
-    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, FrameInfo, Freeze, Input,
+    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, FontAdded, FrameInfo, Freeze, Input,
     LongFrame, Media, MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node,
     NodeKind, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch,
     TouchKind, Viewport,

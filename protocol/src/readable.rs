@@ -49,6 +49,7 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ("EventData", "O", "dialog"),
     ("EventData", "P", "canvas"),
     ("EventData", "X", "frame"),
+    ("EventData", "G", "font"),
     ("NodeKind", "D", "document"),
     ("NodeKind", "T", "doctype"),
     ("NodeKind", "E", "element"),

@@ -20,6 +20,7 @@ import {
 } from './transport.js';
 import { appFact, captureError, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 import { frameMet, framedCrossOrigin, startChild, startFrames } from './frames.js';
+import { patchFonts, recordEarlyFonts } from './fonts.js';
 
 const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
@@ -238,6 +239,7 @@ function start(recording) {
 /** The rest of `start`, once the snapshot is in. */
 function recordingStarted() {
   recordOpenDialogs(document);
+  recordEarlyFonts();
   listenToUser();
   const active = document.activeElement;
   if (active && active !== document.body && S.ids.has(active)) S.rec.focus(now(), S.ids.get(active), true);
@@ -380,6 +382,8 @@ export async function boot(src, data) {
     canvasFps: data['canvas-fps'] === undefined ? undefined : Number(data['canvas-fps']),
     canvasBudget: data['canvas-budget'] === undefined ? undefined : Number(data['canvas-budget']),
   };
+  // FontFace sources are known only for faces made after this (fonts.js).
+  guard(patchFonts)(window);
   if (framedCrossOrigin()) {
     // A child frame: no session of its own, no upload; its parent's recorder may ask it.
     child = true;

@@ -19,7 +19,7 @@ pub use privacy::{Privacy, redact_body, sensitive_key};
 
 use replay_protocol::{
     AppFact, Attr, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, DialogShown, Environment,
-    ErrorEvent, ErrorKind, EventData, Focus, FrameInfo, Freeze, Input, LongFrame, Media, MediaAction, Metric,
+    ErrorEvent, ErrorKind, EventData, Focus, FontAdded, FrameInfo, Freeze, Input, LongFrame, Media, MediaAction, Metric,
     MousePoint, Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll,
     Selection, Snapshot, Touch, TouchKind, Viewport, tape,
 };
@@ -223,6 +223,26 @@ impl Recorder {
     pub fn frame(&mut self, now: f64, id: u32, url: String, width: u32, height: u32) {
         let url = self.privacy.cleaned(url);
         self.buffer.push(now_ms(now), EventData::Frame(FrameInfo { id, url, width, height }));
+    }
+
+    /// A font the page added through the `FontFace` API: its source is `url` (already scrubbed)
+    /// or the font file's bytes (`data`; bounded by the caller).
+    #[allow(clippy::too_many_arguments)]
+    pub fn font(
+        &mut self,
+        now: f64,
+        family: String,
+        url: String,
+        data: Vec<u8>,
+        style: String,
+        weight: String,
+        stretch: String,
+        unicode_range: String,
+        display: String,
+    ) {
+        let url = self.privacy.cleaned(url);
+        let f = FontAdded { family, url, data, style, weight, stretch, unicode_range, display };
+        self.buffer.push(now_ms(now), EventData::Font(f));
     }
 
     /// A form control's state; `checked` is -1 when not a checkbox or radio.

@@ -216,6 +216,31 @@ mod tests {
     }
 
     #[test]
+    fn fonts_added_through_font_face_replay_as_rules_forward_and_after_a_seek() {
+        use replay_protocol::FontAdded;
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = session_events();
+        b.events.push(Event {
+            t: 20,
+            data: EventData::Font(FontAdded {
+                family: "Fancy".into(),
+                url: String::new(),
+                data: b"wOF2".to_vec(),
+                style: "italic".into(),
+                weight: String::new(),
+                stretch: String::new(),
+                unicode_range: String::new(),
+                display: String::new(),
+            }),
+        });
+        let op = r#"["font","@font-face{font-family:\"Fancy\";src:url(\"data:font/woff2;base64,d09GMg==\");font-style:italic}"]"#;
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        assert!(!p.seek(1015.0).contains("\"font\""), "not yet");
+        assert_eq!(p.advance(1025.0), format!("[{op}]"), "playing forward");
+        assert!(p.seek(1030.0).contains(op), "after a seek");
+    }
+
+    #[test]
     fn canvas_frames_replay_the_latest_at_or_before_the_position() {
         use replay_protocol::CanvasFrame;
         let frame = |t, data: &[u8], mime: &str| Event {

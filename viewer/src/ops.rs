@@ -337,7 +337,19 @@ impl Writer {
             out.push(',');
             write_frame(f, out);
         }
+        for css in dom.fonts.iter().filter_map(|f| replay_protocol::fonts::font_face_css(f, &dom.url)) {
+            out.push(',');
+            write_font(&css, out);
+        }
     }
+}
+
+/// `["font", css]`: an `@font-face` rule of a font the page added through the `FontFace` API
+/// (written by [`replay_protocol::fonts`] from checked parts), which the page adds as a style.
+fn write_font(css: &str, out: &mut String) {
+    out.push_str("[\"font\",");
+    json::string(out, css);
+    out.push(']');
 }
 
 /// `["frame", id, text]`: frame element `id` holds a cross-origin document that is not
@@ -779,6 +791,11 @@ impl Writer {
                     return false;
                 }
                 write_canvas(c, out);
+                true
+            }
+            EventData::Font(f) => {
+                let Some(css) = replay_protocol::fonts::font_face_css(f, &dom.url) else { return false };
+                write_font(&css, out);
                 true
             }
             EventData::Frame(f) => {

@@ -150,6 +150,19 @@ export function createRenderer(frame, effects) {
     inner.appendChild(html);
   }
 
+  /**
+   * `["font", css]`: a font the page added through the `FontFace` API, as an `@font-face` rule
+   * the engine wrote from checked parts (viewer/src/ops.rs), added as a style of its own.
+   */
+  function addFont(css) {
+    const doc = frame.contentDocument;
+    if (!doc || !doc.documentElement) return;
+    const s = doc.createElement('style');
+    s.setAttribute('data-replay-font', '');
+    s.textContent = css;
+    (doc.head || doc.documentElement).appendChild(s);
+  }
+
   /** A frame's recorded document went (the frame navigated away, its recorder left). */
   function frameDocumentRemoved(inner) {
     recordedDocs.delete(inner);
@@ -558,6 +571,7 @@ export function createRenderer(frame, effects) {
         }
         case 'canvas': drawCanvas(op); break;
         case 'frame': framePlaceholder(nodes.get(op[1]), String(op[2])); break;
+        case 'font': addFont(String(op[1])); break;
         case 'touch': if (effects.touch) effects.touch(op.slice(1)); break;
         case 'viewport': effects.viewport(op[1], op[2]); break;
         case 'meta': effects.url(op[1]); break;

@@ -248,6 +248,7 @@ impl Exporter {
             EventData::Dialog(_) => self.drop("dialog modality"),
             EventData::Canvas(_) => self.drop("canvas frames"),
             EventData::Frame(_) => self.drop("frame placeholders"),
+            EventData::Font(_) => self.drop("fonts added through FontFace"),
         }
     }
 
