@@ -11,8 +11,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use crate::batch::{
-    Attr, AttrChange, CanvasFrame, EventData, FontAdded, FrameInfo, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection,
-    Snapshot,
+    Attr, AttrChange, CanvasFrame, EventData, FontAdded, FrameInfo, Media, Mutation, Namespace, Node, NodeId, NodeKind,
+    Selection, Snapshot,
 };
 use crate::cssom::CssState;
 

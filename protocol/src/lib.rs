@@ -32,12 +32,12 @@ pub mod codec;
 pub mod cssom;
 pub mod deferred;
 pub mod dom;
+pub mod fonts;
 pub mod frustration;
 pub mod html;
 pub mod rage;
 pub mod readable;
 pub mod sanitize;
-pub mod fonts;
 pub mod tape;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
@@ -47,10 +47,10 @@ mod error;
 
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
-    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, FontAdded, FrameInfo, Freeze, Input,
-    LongFrame, Media, MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node,
-    NodeKind, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch,
-    TouchKind, Viewport,
+    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, FontAdded, FrameInfo, Freeze,
+    Input, LongFrame, Media, MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network,
+    Node, NodeKind, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange,
+    Touch, TouchKind, Viewport,
 };
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;

@@ -19,9 +19,9 @@ pub use privacy::{Privacy, redact_body, sensitive_key};
 
 use replay_protocol::{
     AppFact, Attr, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, DialogShown, Environment,
-    ErrorEvent, ErrorKind, EventData, Focus, FontAdded, FrameInfo, Freeze, Input, LongFrame, Media, MediaAction, Metric,
-    MousePoint, Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll,
-    Selection, Snapshot, Touch, TouchKind, Viewport, tape,
+    ErrorEvent, ErrorKind, EventData, Focus, FontAdded, FrameInfo, Freeze, Input, LongFrame, Media, MediaAction,
+    Metric, MousePoint, Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming,
+    Scroll, Selection, Snapshot, Touch, TouchKind, Viewport, tape,
 };
 use wasm_bindgen::prelude::*;
 

@@ -121,7 +121,10 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
 
     let snapshot = server.get_text(&format!("/api/v1/projects/1/sessions/{id}/snapshot"))?;
     ensure!(snapshot.contains("changed in the child"), "the child's document in the snapshot");
-    ensure!(snapshot.contains(&format!("Cross-origin frame not recorded: {b}/plain.html (300\u{d7}120)")), "{snapshot}");
+    ensure!(
+        snapshot.contains(&format!("Cross-origin frame not recorded: {b}/plain.html (300\u{d7}120)")),
+        "{snapshot}"
+    );
     browser.close().await?;
     Ok(())
 }
