@@ -9,7 +9,9 @@
 //!   frame; the frame without a recorder, and the strayed one, show the placeholder with the
 //!   frame's URL and size;
 //! - the message from the wrong origin is refused and noted in the recording;
-//! - the snapshot API holds the child's document and the placeholder likewise.
+//! - the snapshot API holds the child's document and the placeholder likewise;
+//! - in a new page view of the parent the child is recorded again, and when it reloads its new
+//!   document replaces the old one (viewer and snapshot API).
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +41,18 @@ async fn until_recorded(browser: &Browser, server: &Server, wanted: &[&str]) -> 
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Sets the text of the child frame's (frame 0) message, once its page is there.
+async fn set_child_text(browser: &Browser, text: &str) -> Result<()> {
+    browser.client.enter_frame(0).await?;
+    let script = format!(
+        "const m = document.getElementById('msg'); if (!m || document.readyState !== 'complete') return false; \
+         m.textContent = '{text}'; return true;"
+    );
+    let set = browser.wait_for(&script, Duration::from_secs(10)).await;
+    browser.client.enter_parent_frame().await?;
+    set.map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,6 +139,31 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
         snapshot.contains(&format!("Cross-origin frame not recorded: {b}/plain.html (300\u{d7}120)")),
         "{snapshot}"
     );
+
+    // A new page view of the parent records its child again; the child then reloads: its new
+    // document replaces the old one (in the model too, which the snapshot API writes).
+    c.goto(&parent.url("parent.html")).await?;
+    browser.wait_for("return !!window.Replay", Duration::from_secs(10)).await?;
+    set_child_text(&browser, "first document").await?;
+    until_recorded(&browser, &server, &["first document"]).await.context("the child in a new page view")?;
+    c.enter_frame(0).await?;
+    browser.eval("location.reload(); return true;").await?;
+    c.enter_parent_frame().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    set_child_text(&browser, "after reload").await?;
+    until_recorded(&browser, &server, &["after reload"]).await.context("the reloaded child")?;
+    let snapshot = server.get_text(&format!("/api/v1/projects/1/sessions/{id}/snapshot"))?;
+    ensure!(snapshot.contains("after reload") && !snapshot.contains("first document"), "{snapshot}");
+    browser.open_player(&server, &format!("session={id}&t=end")).await?;
+    let replay: Value = browser
+        .eval(
+            "const f = document.getElementById('frame').contentDocument.getElementById('child');
+             const d = f && f.contentDocument;
+             return d && d.getElementById('msg') ? { msg: d.getElementById('msg').textContent,
+                 input: d.getElementById('name').value } : null;",
+        )
+        .await?;
+    ensure!(replay["msg"] == "after reload" && replay["input"] == "", "{replay}");
     browser.close().await?;
     Ok(())
 }
