@@ -297,6 +297,51 @@ pub enum EventData<S = String> {
     /// or closed.
     #[serde(rename = "W")]
     WebSocket(network::WebSocketActivity<S>),
+    /// A cross-origin frame whose document is not recorded (no recorder in it answered): what
+    /// the replay shows in its place.
+    #[serde(rename = "X")]
+    Frame(FrameInfo<S>),
+    /// A font the page added through the `FontFace` API.
+    #[serde(rename = "G")]
+    Font(FontAdded<S>),
+}
+
+/// A font face the page added through the `FontFace` API (`document.fonts.add(new
+/// FontFace(…))`): its `family`, its source (`url`, already scrubbed, or the font file's bytes
+/// in `data`, bounded by [`crate::Limits::max_string`]; `url` is empty then) and its descriptors
+/// as the page set them. The replay writes it as an `@font-face` rule ([`crate::fonts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct FontAdded<S = String> {
+    pub family: S,
+    pub url: S,
+    #[serde(with = "image_bytes")]
+    pub data: Vec<u8>,
+    pub style: S,
+    pub weight: S,
+    pub stretch: S,
+    pub unicode_range: S,
+    pub display: S,
+}
+
+/// Frame element `id` (an `<iframe>` or `<frame>`) shows a cross-origin document that is not
+/// recorded: the replay shows a placeholder with the frame's `url` (already scrubbed; shown as
+/// text, never loaded) and its size in CSS pixels as recorded. A document recorded under the
+/// element later (its recorder answered) is shown instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(serialize = "S: Serialize"))]
+pub struct FrameInfo<S = String> {
+    pub id: NodeId,
+    pub url: S,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl<S: AsRef<str>> FrameInfo<S> {
+    /// What the replay shows in the frame's place (the viewer and the snapshot API alike).
+    pub fn placeholder_text(&self) -> String {
+        format!("Cross-origin frame not recorded: {} ({}\u{d7}{})", self.url.as_ref(), self.width, self.height)
+    }
 }
 
 /// A frame of canvas `id`: its pixels encoded as `mime` (`image/webp`, `image/png` or

@@ -377,6 +377,13 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
                 s("image type", &c.mime)?;
                 check("canvas frame", c.data.len(), limits.max_string)?;
             }
+            EventData::Frame(f) => s("frame url", &f.url)?,
+            EventData::Font(f) => {
+                for v in [&f.family, &f.url, &f.style, &f.weight, &f.stretch, &f.unicode_range, &f.display] {
+                    s("font", v)?;
+                }
+                check("font file", f.data.len(), limits.max_string)?;
+            }
             EventData::Click(_)
             | EventData::Scroll(_)
             | EventData::Viewport(_)
@@ -521,6 +528,21 @@ mod tests {
         assert_eq!(frame.image_type(), Some("image/webp"));
         let svg = CanvasFrame { mime: "image/svg+xml".into(), ..frame };
         assert_eq!(svg.image_type(), None, "only raster types are drawn");
+    }
+
+    #[test]
+    fn frame_placeholders_round_trip_and_their_url_is_bounded() {
+        let info = crate::batch::FrameInfo { id: 9, url: "http://other.example/w".into(), width: 300, height: 150 };
+        let mut b = sample();
+        b.events.push(Event { t: 1, data: EventData::Frame(info.clone()) });
+        let bytes = encode_batch(&b).expect("encode");
+        assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decode"), b);
+        let borrowed = decode_batch_borrowed(&bytes, &Limits::default()).expect("decode");
+        assert!(matches!(&borrowed.events.last().expect("event").data, EventData::Frame(f) if f.url == info.url));
+        let limits = Limits { max_string: 5, ..Limits::default() };
+        assert!(matches!(decode_batch(&bytes, &limits), Err(Error::LimitExceeded { .. })));
+        let json = serde_json::to_string(&EventData::Frame(info.clone())).expect("json");
+        assert_eq!(json, r#"{"X":{"id":9,"url":"http://other.example/w","width":300,"height":150}}"#);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use crate::batch::{
-    Attr, AttrChange, CanvasFrame, EventData, Media, Mutation, Namespace, Node, NodeId, NodeKind, Selection, Snapshot,
+    Attr, AttrChange, CanvasFrame, EventData, FontAdded, FrameInfo, Media, Mutation, Namespace, Node, NodeId, NodeKind,
+    Selection, Snapshot,
 };
 use crate::cssom::CssState;
 
@@ -218,6 +219,12 @@ pub struct Dom {
     pub dialogs: IdMap<bool>,
     /// The latest recorded frame of each canvas, by id (shared by the model's clones).
     pub canvases: IdMap<Arc<CanvasFrame>>,
+    /// Cross-origin frames whose document is not recorded, by element id: what is shown in
+    /// their place while no document is recorded under them (see [`Dom::frame_placeholder`]).
+    pub frames: IdMap<Arc<FrameInfo>>,
+    /// Fonts the page view added through the `FontFace` API, in order (at most
+    /// [`crate::fonts::MAX_FONTS`]; a new page view starts without).
+    pub fonts: Vec<Arc<FontAdded>>,
     /// Position of each attribute by name, for the elements with many attributes (see
     /// `change_attr`); an element's entry goes with the element.
     attr_index: IdMap<AttrIndex>,
@@ -311,6 +318,7 @@ impl Dom {
     pub fn apply(&mut self, event: &EventData) {
         match event {
             EventData::Meta(meta) => {
+                self.fonts.clear();
                 self.url.clone_from(&meta.url);
                 self.title.clone_from(&meta.title);
             }
@@ -361,6 +369,21 @@ impl Dom {
                 }
                 _ => self.refused += 1,
             },
+            EventData::Frame(f) => match self.nodes.get(&f.id).map(|n| &*n.kind) {
+                Some(DomKind::Element { tag, .. })
+                    if tag.eq_ignore_ascii_case("iframe") || tag.eq_ignore_ascii_case("frame") =>
+                {
+                    self.frames.insert(f.id, Arc::new(f.clone()));
+                }
+                _ => self.refused += 1,
+            },
+            EventData::Font(f) => {
+                if self.fonts.len() < crate::fonts::MAX_FONTS {
+                    self.fonts.push(Arc::new(f.clone()));
+                } else {
+                    self.refused += 1;
+                }
+            }
             EventData::Focus(f) => {
                 if f.focused {
                     self.focused = f.id;
@@ -408,6 +431,7 @@ impl Dom {
         self.media.clear();
         self.dialogs.clear();
         self.canvases.clear();
+        self.frames.clear();
         self.attr_index.clear();
         self.selection = None;
         self.focused = 0;
@@ -635,6 +659,9 @@ impl Dom {
             if !self.canvases.is_empty() {
                 self.canvases.remove(&current);
             }
+            if !self.frames.is_empty() {
+                self.frames.remove(&current);
+            }
             if let Some(n) = self.nodes.remove(&current) {
                 if with_siblings && n.next != 0 {
                     stack.push((n.next, true));
@@ -644,6 +671,14 @@ impl Dom {
                 }
             }
         }
+    }
+
+    /// The placeholder of frame element `id`: its [`FrameInfo`] when it is a cross-origin frame
+    /// not recorded and no document is recorded under it now.
+    pub fn frame_placeholder(&self, id: NodeId) -> Option<&FrameInfo> {
+        let info = self.frames.get(&id)?;
+        let has_document = self.children(id).any(|(_, c)| matches!(*c.kind, DomKind::Document));
+        (!has_document).then_some(&**info)
     }
 
     /// Number of elements with this tag name (ASCII case-insensitive), in the whole model.
@@ -880,6 +915,39 @@ mod tests {
         assert!(!dom.canvases.contains_key(&5));
         dom.apply(&EventData::Snapshot(Snapshot { nodes: vec![], scroll_x: 0, scroll_y: 0 }));
         assert!(dom.canvases.is_empty(), "a snapshot starts over");
+    }
+
+    #[test]
+    fn a_frame_placeholder_shows_while_no_document_is_recorded_under_the_frame() {
+        use crate::batch::{AddedSubtree, FrameInfo};
+        let info = |id| EventData::Frame(FrameInfo { id, url: "http://b.example/".into(), width: 300, height: 150 });
+        let mut dom = base();
+        dom.apply(&EventData::Mutation(Mutation {
+            adds: vec![AddedSubtree { parent: 3, next: 0, nodes: vec![el(9, 3, "iframe", &[])] }],
+            ..Mutation::default()
+        }));
+        dom.apply(&info(9));
+        dom.apply(&info(5));
+        dom.apply(&info(999));
+        assert_eq!(dom.refused, 2, "only frame elements take a placeholder");
+        assert_eq!(dom.frame_placeholder(9).map(|f| (f.width, f.height)), Some((300, 150)));
+        let attach = Mutation {
+            adds: vec![AddedSubtree {
+                parent: 9,
+                next: 0,
+                nodes: vec![
+                    Node { id: 0x8000_0001, parent: 9, kind: NodeKind::Document },
+                    el(0x8000_0002, 0x8000_0001, "html", &[]),
+                ],
+            }],
+            ..Mutation::default()
+        };
+        dom.apply(&EventData::Mutation(attach));
+        assert!(dom.frame_placeholder(9).is_none(), "its recorder answered: the document shows");
+        dom.apply(&EventData::Mutation(Mutation { removes: vec![0x8000_0001], ..Mutation::default() }));
+        assert!(dom.frame_placeholder(9).is_some(), "the document went (the frame navigated away)");
+        dom.remove(9);
+        assert!(dom.frames.is_empty(), "the placeholder goes with its element");
     }
 
     #[test]

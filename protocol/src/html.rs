@@ -125,6 +125,14 @@ fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, out: &mut 
                     push_style_text(text.as_deref().unwrap_or(""), ctx, frameset, out);
                     out.push_str("</style>");
                 }
+                // Fonts added through the `FontFace` API, at the end of the page's head.
+                if root == dom.document() && frames == 0 {
+                    for css in dom.fonts.iter().filter_map(|f| crate::fonts::font_face_css(f, &dom.url)) {
+                        out.push_str("<style data-replay-font=\"\">");
+                        push_style_text(&css, ctx, frameset, out);
+                        out.push_str("</style>");
+                    }
+                }
                 continue;
             }
         };
@@ -244,10 +252,25 @@ fn is_document_head(dom: &Dom, parent: NodeId) -> bool {
     dom.node(parent).and_then(|p| dom.node(p.parent)).is_some_and(|doc| matches!(*doc.kind, DomKind::Document))
 }
 
+/// The frame placeholder's document up to its text (the viewer's `render.js` draws the same).
+const PLACEHOLDER_HEAD: &str = "<!DOCTYPE html><html><body style=\"margin:0\"><div data-replay-frame=\"placeholder\" \
+     style=\"box-sizing:border-box;height:100vh;padding:8px;border:1px dashed #98a2b3;background:#f2f4f7;\
+     color:#475467;font:12px sans-serif;overflow:hidden;word-break:break-all\">";
+
 /// The ` srcdoc="…"` of an `<iframe>` whose document was recorded: that document, written by
 /// these same rules in a context of its own, escaped as an attribute value.
 fn write_frame_document(dom: &Dom, frame: NodeId, depth: u32, out: &mut String) {
     let Some(doc) = dom.children(frame).find(|(_, c)| matches!(*c.kind, DomKind::Document)).map(|(id, _)| id) else {
+        // A cross-origin frame not recorded: its URL and size as text (the URL is never loaded:
+        // a `srcdoc` wins over the `src`).
+        if let Some(info) = dom.frame_placeholder(frame) {
+            let mut inner = String::from(PLACEHOLDER_HEAD);
+            escape(&info.placeholder_text(), false, &mut inner);
+            inner.push_str("</div></body></html>");
+            out.push_str(" srcdoc=\"");
+            escape(&inner, true, out);
+            out.push('"');
+        }
         return;
     };
     let mut inner = String::new();
@@ -414,6 +437,73 @@ mod tests {
         for (i, part) in html.split("<!--").enumerate().skip(1) {
             assert_eq!(part.matches("-->").count(), 1, "comment {i} ends once: {part}");
         }
+    }
+
+    #[test]
+    fn fonts_added_through_font_face_are_styles_at_the_end_of_the_head() {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                el(2, 1, "html", &[]),
+                el(3, 2, "head", &[]),
+                el(4, 3, "title", &[]),
+                el(5, 2, "body", &[]),
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        let font = |family: &str| crate::FontAdded {
+            family: family.into(),
+            url: "f.woff2".into(),
+            data: vec![],
+            style: "normal".into(),
+            weight: String::new(),
+            stretch: String::new(),
+            unicode_range: String::new(),
+            display: String::new(),
+        };
+        dom.url = "http://x/p".into();
+        dom.apply(&EventData::Font(font("A</style><script>")));
+        assert_eq!(
+            document_html(&dom),
+            "<html><head><title></title><style data-replay-font=\"\">@font-face{font-family:\"A\\3c /style\\3e \\3c script\\3e \";\
+             src:url(\"http://x/f.woff2\");font-style:normal}</style></head><body></body></html>"
+        );
+        dom.apply(&EventData::Meta(crate::PageMeta {
+            url: "http://x/q".into(),
+            title: String::new(),
+            viewport: crate::Viewport { width: 1, height: 1 },
+            user_agent: String::new(),
+            referrer: String::new(),
+        }));
+        assert!(!document_html(&dom).contains("font-face"), "a new page view starts without");
+    }
+
+    #[test]
+    fn a_cross_origin_frame_not_recorded_is_written_as_a_placeholder_with_its_url_as_text() {
+        let mut dom = Dom::new();
+        dom.apply(&EventData::Snapshot(Snapshot {
+            nodes: vec![
+                Node { id: 1, parent: 0, kind: NodeKind::Document },
+                el(2, 1, "html", &[]),
+                el(3, 2, "body", &[]),
+                el(4, 3, "iframe", &[("src", "http://b.example/<x>")]),
+            ],
+            scroll_x: 0,
+            scroll_y: 0,
+        }));
+        assert!(!document_html(&dom).contains("srcdoc"), "no placeholder without its event");
+        let url = "http://b.example/\"><script>x()</script>".to_owned();
+        dom.apply(&EventData::Frame(crate::FrameInfo { id: 4, url, width: 320, height: 100 }));
+        let html = document_html(&dom);
+        let (_, srcdoc) = html.split_once(" srcdoc=\"").expect("a srcdoc");
+        let srcdoc = srcdoc.split_once('"').expect("one attribute").0;
+        assert!(!srcdoc.contains('<') && !srcdoc.contains('>'), "{srcdoc}");
+        assert!(
+            srcdoc.contains("Cross-origin frame not recorded: http://b.example/&quot;&amp;gt;&amp;lt;script&amp;gt;")
+        );
+        assert!(srcdoc.contains("(320\u{d7}100)"), "{srcdoc}");
     }
 
     #[test]

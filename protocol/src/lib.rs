@@ -34,6 +34,7 @@ pub mod codec;
 pub mod cssom;
 pub mod deferred;
 pub mod dom;
+pub mod fonts;
 pub mod frustration;
 pub mod html;
 pub mod rage;
@@ -50,9 +51,10 @@ pub use batch::network;
 pub use batch::network::{FailureKind, ResourceTiming, WebSocketActivity, WebSocketMessage, WebSocketPhase};
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
-    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media,
-    MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node, NodeKind, Note,
-    NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange, Touch, TouchKind, Viewport,
+    Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, FontAdded, FrameInfo, Freeze,
+    Input, LongFrame, Media, MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network,
+    Node, NodeKind, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange,
+    Touch, TouchKind, Viewport,
 };
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;

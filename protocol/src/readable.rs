@@ -49,6 +49,8 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ("EventData", "O", "dialog"),
     ("EventData", "P", "canvas"),
     ("EventData", "W", "websocket"),
+    ("EventData", "X", "frame"),
+    ("EventData", "G", "font"),
     ("NodeKind", "D", "document"),
     ("NodeKind", "T", "doctype"),
     ("NodeKind", "E", "element"),

@@ -20,6 +20,8 @@ import {
 } from './transport.js';
 import { appFact, captureError, flushDiagnostics, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 import { configureValve, timed, valveTick } from './valve.js';
+import { frameMet, framedCrossOrigin, startChild, startFrames } from './frames.js';
+import { patchFonts, recordEarlyFonts } from './fonts.js';
 
 const SESSION_KEY = '__replay_session';
 const IDLE_MS = 30 * 60 * 1000;
@@ -32,6 +34,8 @@ const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 const RENEW_ABOVE_BYTES = 8 * 1024 * 1024;
 
 let flushTimer = 0;
+/** In a frame of another origin: records only what its parent asks for (frames.js). */
+let child = false;
 /** Settles once the automatic start (script tag with a key) has run. */
 let starting = null;
 
@@ -194,7 +198,7 @@ function onDocument(doc) {
 
 /** Starts recording; `recording` is called once the first snapshot is in (true then). */
 function start(recording) {
-  if (!S.stopped) return false;
+  if (!S.stopped || child) return false;
   configurePrivacy(S.cfg);
   S.session = sessionId();
   if (!sampled(S.session)) return false;
@@ -205,6 +209,8 @@ function start(recording) {
   patchCanvas(window);
   S.onCanvas = guard(walkedCanvas);
   S.onDocument = guard(onDocument);
+  S.onFrame = guard(frameMet);
+  startFrames();
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
   // PII detection (e-mails, card and phone numbers, IBANs) is on unless `pii: false`.
@@ -245,6 +251,7 @@ function start(recording) {
 /** The rest of `start`, once the snapshot is in. */
 function recordingStarted() {
   recordOpenDialogs(document);
+  recordEarlyFonts();
   listenToUser();
   const active = document.activeElement;
   if (active && active !== document.body && S.ids.has(active)) S.rec.focus(now(), S.ids.get(active), true);
@@ -389,6 +396,14 @@ export async function boot(src, data) {
     cpuBudget: data['cpu-budget'] === undefined ? undefined : Number(data['cpu-budget']),
     cpuBudgetWindow: data['cpu-budget-window'] === undefined ? undefined : Number(data['cpu-budget-window']),
   };
+  // FontFace sources are known only for faces made after this (fonts.js).
+  guard(patchFonts)(window);
+  if (framedCrossOrigin()) {
+    // A child frame: no session of its own, no upload; its parent's recorder may ask it.
+    child = true;
+    startChild();
+    return api;
+  }
   await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
   await startTransport();
   // The server refuses this session for good (full, or the key or origin refused): recording

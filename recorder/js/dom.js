@@ -21,6 +21,8 @@ const THROTTLE_PER_NODE = 30;
 /** Sheet owners and adopting roots met by the current walk, handled once the tape is sent. */
 let owners = [];
 let roots = [];
+/** Cross-origin frame elements met by the current walk and their ids, handled after the tape. */
+let crossFrames = [];
 let truncated = 0;
 
 /**
@@ -229,7 +231,14 @@ function walkSome(w, ints, strs, deadline) {
         if (tag === 'style') { m = 0; owners.push(node); }
         else if (tag === 'link') owners.push(node);
         else if (tag === 'textarea') m = unmasked(node) ? 0 : 1;
-        else if (tag === 'template' && node.content) kids = node.content;
+        else if (tag === 'template' && node.content) {
+          // Its content is a fragment outside the document: observed on its own, known by the
+          // template's id (the replay holds the content as the template's children).
+          kids = node.content;
+          ids.set(kids, id);
+          S.templates.set(kids, node);
+          if (S.observer) S.observer.observe(kids, OBSERVE);
+        }
         else if (tag === 'iframe' || tag === 'frame') {
           const d = frameDoc(node);
           if (d) {
@@ -238,7 +247,7 @@ function walkSome(w, ints, strs, deadline) {
             parents.push(id);
             flags.push(m);
             kids = null;
-          }
+          } else if (S.onFrame) crossFrames.push(node, id);
         }
         break;
       }
@@ -307,6 +316,11 @@ function afterTape() {
   roots = [];
   for (let i = 0; i < o.length; i++) ownerWalked(o[i]);
   for (let i = 0; i < r.length; i++) sendAdopted(r[i]);
+  if (crossFrames.length) {
+    const f = crossFrames;
+    crossFrames = [];
+    for (let i = 0; i < f.length; i += 2) S.onFrame(f[i], f[i + 1]);
+  }
   if (truncated) {
     S.rec.note(now(), 4, 0, truncated, truncated + ' text or attribute values cut at ' + MAX_STRING + ' characters');
     truncated = 0;
@@ -524,7 +538,7 @@ function advance(j, deadline) {
     const m = j.roots[j.next++];
     j.pending.delete(n);
     // Moved or removed since the burst: the record of that change comes with the next job.
-    if (n.parentNode !== p || !n.isConnected || ids.has(n) && ids.get(n) >= j.firstId) continue;
+    if (n.parentNode !== p || !live(n) || ids.has(n) && ids.get(n) >= j.firstId) continue;
     // The next sibling that is there in the replay too: not one the page put there after the
     // burst (its record comes with the next job) unless this job walked it since, nor one of
     // this job's roots still to come (the page may have moved it to the right of this one).
@@ -606,7 +620,7 @@ function finishJob(j) {
     const under = childrenOnTape(j, dirtyIds);
     for (let i = 0; i < dirty.length; i++) {
       const t = dirty[i];
-      if (!t.isConnected) continue;
+      if (!live(t)) continue;
       const recorded = under.get(ids.get(t)) || [];
       const at = new Map();
       for (let k = 0; k < recorded.length; k++) at.set(recorded[k], k);
@@ -640,6 +654,7 @@ export function frameLoaded(el) {
   if (id === undefined || S.stopped || S.blocked.has(el)) return;
   const d = frameDoc(el);
   const old = S.frameDocs.get(el);
+  if (!d && S.onFrame) S.onFrame(el, id);
   if (!d || old === d) return;
   settle();
   const oldId = old ? S.ids.get(old) : undefined;
@@ -657,7 +672,17 @@ export function frameLoaded(el) {
 }
 
 function parentOf(n) {
-  return n.parentNode || (n.nodeType === 11 ? n.host : null);
+  return n.parentNode || (n.nodeType === 11 ? n.host || S.templates.get(n) : null);
+}
+
+/**
+ * True for a node the replay holds: one in the document, or in the content of a template the
+ * recorder walked (a fragment outside the document).
+ */
+function live(n) {
+  if (n.isConnected) return true;
+  const root = n.getRootNode();
+  return root.nodeType === 11 && S.templates.has(root);
 }
 
 // ---- the per-node throttle ----
@@ -770,6 +795,7 @@ function mutationJob() {
   const maskedUnder = (el) => {
     if (!el || el.nodeType !== 1) {
       if (el && el.nodeType === 11 && el.host) return maskedUnder(el.host);
+      if (el && el.nodeType === 11 && S.templates.has(el)) return maskedUnder(S.templates.get(el));
       if (el && el.nodeType === 9 && (el === document ? design : el.designMode === 'on')) return 1;
       return P.maskAllText ? 1 : 0;
     }
@@ -782,7 +808,7 @@ function mutationJob() {
   // Subtree roots: connected, parent known, no ancestor added in this burst.
   const byParent = new Map();
   for (const n of added) {
-    if (!n.isConnected) continue;
+    if (!live(n)) continue;
     const p = n.parentNode;
     if (!p || !ids.has(p) || p.localName === 'script' || S.blocked.has(p)) continue;
     let covered = added.has(p);
@@ -845,7 +871,7 @@ function endMutation(j) {
   let nAttrs = 0;
   for (const [el, names] of j.attrs) {
     const id = ids.get(el);
-    if (id === undefined || !el.isConnected || S.blocked.has(el)) continue;
+    if (id === undefined || !live(el) || S.blocked.has(el)) continue;
     const tag = el.localName;
     for (const [name, ns] of names) {
       const node = ns ? el.getAttributeNodeNS(ns, name) : el.getAttributeNode(name);
@@ -862,7 +888,7 @@ function endMutation(j) {
   let nTexts = 0;
   for (const tn of j.texts) {
     const id = ids.get(tn);
-    if (id === undefined || !tn.isConnected) continue;
+    if (id === undefined || !live(tn)) continue;
     let v = capped(tn.data);
     if (tn.nodeType === 3 && j.maskedUnder(tn.parentNode) === 1) v = maskText(v);
     ints.p2(id, v.length);

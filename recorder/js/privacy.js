@@ -162,7 +162,8 @@ export function closestAcross(el, sel) {
     const hit = el.closest(sel);
     if (hit) return hit;
     const root = el.getRootNode();
-    el = root && root.host;
+    // Out of a shadow root to its host, out of a template's content to the template.
+    el = root && (root.host || S.templates.get(root));
   }
   return null;
 }

@@ -49,6 +49,8 @@ export const S = {
   lastError: '',
   /** Elements recorded as placeholders (`block`): nothing under them is read. */
   blocked: new WeakSet(),
+  /** Template content fragment → its `<template>` (walked: observed, its id the template's). */
+  templates: new WeakMap(),
   /** iframe element → the document recorded under it. */
   frameDocs: new WeakMap(),
   /** True once a masked context (`data-replay-mask`, contenteditable, a mask selector) was seen. */
@@ -59,6 +61,8 @@ export const S = {
   afterEmit: null,
   /** Moves to a fresh wasm instance after the memory grew (core.js, recorder/src/renew.rs). */
   renewals: 0,
+  /** Called with each cross-origin frame element the walker meets (or that loads) and its id. */
+  onFrame: null,
   /** Called with each `<canvas>` the walker meets and whether it is in a masked subtree. */
   onCanvas: null,
   /** Canvas frame figures for `stats()` (canvas.js), once canvas capture is configured. */

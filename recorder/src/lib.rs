@@ -11,6 +11,7 @@
 
 mod buffer;
 mod network;
+mod frames;
 mod privacy;
 pub mod renew;
 
@@ -19,9 +20,9 @@ pub use privacy::{Privacy, redact_body, sensitive_key};
 
 use replay_protocol::{
     AppFact, Attr, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, DialogShown, Environment,
-    ErrorEvent, ErrorKind, EventData, Focus, Freeze, Input, LongFrame, Media, MediaAction, Metric, MousePoint,
-    Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection,
-    Snapshot, Touch, TouchKind, Viewport, tape,
+    ErrorEvent, ErrorKind, EventData, Focus, FontAdded, FrameInfo, Freeze, Input, LongFrame, Media, MediaAction,
+    Metric, MousePoint, Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming,
+    Scroll, Selection, Snapshot, Touch, TouchKind, Viewport, tape,
 };
 use wasm_bindgen::prelude::*;
 
@@ -184,6 +185,65 @@ impl Recorder {
             self.buffer.push(now_ms(now), EventData::Mutation(m));
         }
         Ok(())
+    }
+
+    /// A cross-origin child frame's document (its recorder's snapshot tape, node ids in
+    /// `lo..hi`), put under frame element `frame` in place of the one recorded there (`old`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn frame_document(
+        &mut self,
+        now: f64,
+        frame: u32,
+        old: u32,
+        ints: &[u32],
+        strs: &str,
+        lo: u32,
+        hi: u32,
+    ) -> Result<(), JsError> {
+        let nodes = tape::read_snapshot(ints, strs)?;
+        let mut m = frames::attach(nodes, frame, old, frames::IdRange { lo, hi }).map_err(JsError::new)?;
+        self.privacy.clean_mutation(&mut m);
+        self.buffer.push(now_ms(now), EventData::Mutation(m));
+        Ok(())
+    }
+
+    /// A cross-origin child frame's mutation tape; refused whole when it names a node outside
+    /// the child's ids `lo..hi`.
+    pub fn frame_mutation(&mut self, now: f64, ints: &[u32], strs: &str, lo: u32, hi: u32) -> Result<(), JsError> {
+        let mut m = tape::read_mutation(ints, strs)?;
+        frames::check_mutation(&m, frames::IdRange { lo, hi }).map_err(JsError::new)?;
+        if !m.is_empty() {
+            self.privacy.clean_mutation(&mut m);
+            self.buffer.push(now_ms(now), EventData::Mutation(m));
+        }
+        Ok(())
+    }
+
+    /// Frame element `id` shows a cross-origin document that is not recorded (yet): the
+    /// replay's placeholder (URL already scrubbed, size in CSS pixels).
+    pub fn frame(&mut self, now: f64, id: u32, url: String, width: u32, height: u32) {
+        let url = self.privacy.cleaned(url);
+        self.buffer.push(now_ms(now), EventData::Frame(FrameInfo { id, url, width, height }));
+    }
+
+    /// A font the page added through the `FontFace` API: its source is `url` (already scrubbed)
+    /// or the font file's bytes (`data`; bounded by the caller).
+    #[allow(clippy::too_many_arguments)]
+    pub fn font(
+        &mut self,
+        now: f64,
+        family: String,
+        url: String,
+        data: Vec<u8>,
+        style: String,
+        weight: String,
+        stretch: String,
+        unicode_range: String,
+        display: String,
+    ) {
+        let url = self.privacy.cleaned(url);
+        let f = FontAdded { family, url, data, style, weight, stretch, unicode_range, display };
+        self.buffer.push(now_ms(now), EventData::Font(f));
     }
 
     /// A form control's state; `checked` is -1 when not a checkbox or radio.

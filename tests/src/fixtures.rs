@@ -145,6 +145,7 @@ fn serve_fixture(
             Some("js") => "text/javascript",
             Some("svg") => "image/svg+xml",
             Some("wav") => "audio/wav",
+            Some("woff2") => "font/woff2",
             _ => "application/octet-stream",
         };
         let Some(mut body) = body else {
@@ -163,8 +164,10 @@ fn serve_fixture(
             }
             _ => ("200 OK", &body[..], String::new()),
         };
+        // Fonts are served to other origins as font hosts serve them (the viewer's replay loads them).
+        let cors = if ctype.starts_with("font/") { "access-control-allow-origin: *\r\n" } else { "" };
         let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\naccept-ranges: bytes\r\ncache-control: no-store\r\n{extra}\r\n",
+            "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\naccept-ranges: bytes\r\ncache-control: no-store\r\n{cors}{extra}\r\n",
             slice.len()
         );
         stream.write_all(head.as_bytes())?;

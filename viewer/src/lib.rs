@@ -186,6 +186,62 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_not_recorded_shows_its_placeholder_until_a_document_is_recorded_under_it() {
+        use replay_protocol::FrameInfo;
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = session_events();
+        let add = |t, parent, nodes| Event {
+            t,
+            data: EventData::Mutation(Mutation {
+                adds: vec![AddedSubtree { parent, next: 0, nodes }],
+                ..Mutation::default()
+            }),
+        };
+        b.events.push(add(20, 3, vec![el(50, 3, "iframe", &[("src", "http://b.example/w")])]));
+        b.events.push(Event {
+            t: 21,
+            data: EventData::Frame(FrameInfo { id: 50, url: "http://b.example/w".into(), width: 300, height: 150 }),
+        });
+        b.events.push(add(30, 50, vec![Node { id: 1 << 31, parent: 50, kind: NodeKind::Document }]));
+        b.events.push(Event {
+            t: 40,
+            data: EventData::Mutation(Mutation { removes: vec![1 << 31], ..Mutation::default() }),
+        });
+        let op = r#"["frame",50,"Cross-origin frame not recorded: http://b.example/w (300×150)"]"#;
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        assert!(p.seek(1025.0).contains(op), "placeholder");
+        assert!(!p.seek(1035.0).contains("\"frame\""), "a recorded document instead");
+        assert!(p.seek(1045.0).contains(op), "the document went: the placeholder again");
+        p.seek(1020.5);
+        assert_eq!(p.advance(1021.0), format!("[{op}]"), "playing forward");
+    }
+
+    #[test]
+    fn fonts_added_through_font_face_replay_as_rules_forward_and_after_a_seek() {
+        use replay_protocol::FontAdded;
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = session_events();
+        b.events.push(Event {
+            t: 20,
+            data: EventData::Font(FontAdded {
+                family: "Fancy".into(),
+                url: String::new(),
+                data: b"wOF2".to_vec(),
+                style: "italic".into(),
+                weight: String::new(),
+                stretch: String::new(),
+                unicode_range: String::new(),
+                display: String::new(),
+            }),
+        });
+        let op = r#"["font","@font-face{font-family:\"Fancy\";src:url(\"data:font/woff2;base64,d09GMg==\");font-style:italic}"]"#;
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        assert!(!p.seek(1015.0).contains("\"font\""), "not yet");
+        assert_eq!(p.advance(1025.0), format!("[{op}]"), "playing forward");
+        assert!(p.seek(1030.0).contains(op), "after a seek");
+    }
+
+    #[test]
     fn canvas_frames_replay_the_latest_at_or_before_the_position() {
         use replay_protocol::CanvasFrame;
         let frame = |t, data: &[u8], mime: &str| Event {

@@ -10,7 +10,7 @@ use replay_protocol::Dom;
 use replay_protocol::batch::TouchKind;
 use replay_protocol::cssom::SheetState;
 use replay_protocol::dom::{DomKind, IdSet};
-use replay_protocol::{Attr, CanvasFrame, CssOp, EventData, Media, Namespace, Node, NodeKind, Selection};
+use replay_protocol::{Attr, CanvasFrame, CssOp, EventData, FrameInfo, Media, Namespace, Node, NodeKind, Selection};
 
 use crate::replay::{MAX_TOUCHES, ReplayState};
 use crate::{json, sanitize};
@@ -326,7 +326,40 @@ impl Writer {
                 write_canvas(frame, out);
             }
         }
+        let mut frames: Vec<&FrameInfo> = dom
+            .frames
+            .keys()
+            .filter(|id| !self.dropped.contains(id))
+            .filter_map(|id| dom.frame_placeholder(*id))
+            .collect();
+        frames.sort_by_key(|f| f.id);
+        for f in frames {
+            out.push(',');
+            write_frame(f, out);
+        }
+        for css in dom.fonts.iter().filter_map(|f| replay_protocol::fonts::font_face_css(f, &dom.url)) {
+            out.push(',');
+            write_font(&css, out);
+        }
     }
+}
+
+/// `["font", css]`: an `@font-face` rule of a font the page added through the `FontFace` API
+/// (written by [`replay_protocol::fonts`] from checked parts), which the page adds as a style.
+fn write_font(css: &str, out: &mut String) {
+    out.push_str("[\"font\",");
+    json::string(out, css);
+    out.push(']');
+}
+
+/// `["frame", id, text]`: frame element `id` holds a cross-origin document that is not
+/// recorded; the page shows `text` (its URL and size) inside it while no recorded document is.
+fn write_frame(f: &FrameInfo, out: &mut String) {
+    out.push_str("[\"frame\",");
+    json::num(out, f.id);
+    out.push(',');
+    json::string(out, &f.placeholder_text());
+    out.push(']');
 }
 
 /// `["canvas", id, mime, base64, width, height]`: a canvas's recorded pixels, which the page
@@ -758,6 +791,18 @@ impl Writer {
                     return false;
                 }
                 write_canvas(c, out);
+                true
+            }
+            EventData::Font(f) => {
+                let Some(css) = replay_protocol::fonts::font_face_css(f, &dom.url) else { return false };
+                write_font(&css, out);
+                true
+            }
+            EventData::Frame(f) => {
+                if self.dropped.contains(&f.id) {
+                    return false;
+                }
+                write_frame(f, out);
                 true
             }
             // Shown by other viewer work (panels, markers); no effect on the replayed page.

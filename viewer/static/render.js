@@ -99,6 +99,7 @@ export function createRenderer(frame, effects) {
           guard(inner);
           while (inner.firstChild) inner.removeChild(inner.firstChild);
           nodes.set(id, inner);
+          recordedDocs.add(inner);
         }
         continue;
       }
@@ -118,6 +119,56 @@ export function createRenderer(frame, effects) {
       } catch (_) { /* e.g. a second doctype */ }
       if (n[2] === 2 && n[3] === 'dialog') showDialog(node);
     }
+  }
+
+  /**
+   * Frames holding a recorded document now, and the placeholder text of each cross-origin frame
+   * not recorded (its URL and size, set as text: nothing is loaded).
+   */
+  const recordedDocs = new WeakSet();
+  const placeholders = new WeakMap();
+
+  /** `["frame", id, text]`: shows the placeholder in frame `id` unless it holds a recorded document. */
+  function framePlaceholder(el, text) {
+    if (!el || (el.localName !== 'iframe' && el.localName !== 'frame')) return;
+    placeholders.set(el, text);
+    const inner = el.contentDocument;
+    if (!inner || recordedDocs.has(inner)) return;
+    setMode(inner, true);
+    guard(inner);
+    while (inner.firstChild) inner.removeChild(inner.firstChild);
+    const html = inner.createElement('html');
+    const body = inner.createElement('body');
+    body.style.margin = '0';
+    const box = inner.createElement('div');
+    box.setAttribute('data-replay-frame', 'placeholder');
+    box.style.cssText = 'box-sizing:border-box;height:100vh;padding:8px;border:1px dashed #98a2b3;background:#f2f4f7;'
+      + 'color:#475467;font:12px sans-serif;overflow:hidden;word-break:break-all';
+    box.textContent = text;
+    body.appendChild(box);
+    html.appendChild(body);
+    inner.appendChild(html);
+  }
+
+  /**
+   * `["font", css]`: a font the page added through the `FontFace` API, as an `@font-face` rule
+   * the engine wrote from checked parts (viewer/src/ops.rs), added as a style of its own.
+   */
+  function addFont(css) {
+    const doc = frame.contentDocument;
+    if (!doc || !doc.documentElement) return;
+    const s = doc.createElement('style');
+    s.setAttribute('data-replay-font', '');
+    s.textContent = css;
+    (doc.head || doc.documentElement).appendChild(s);
+  }
+
+  /** A frame's recorded document went (the frame navigated away, its recorder left). */
+  function frameDocumentRemoved(inner) {
+    recordedDocs.delete(inner);
+    while (inner.firstChild) inner.removeChild(inner.firstChild);
+    const el = inner.defaultView && inner.defaultView.frameElement;
+    if (el && placeholders.has(el)) framePlaceholder(el, placeholders.get(el));
   }
 
   /** The frame last asked to be drawn into each replayed canvas: a slower decode of an older
@@ -474,6 +525,7 @@ export function createRenderer(frame, effects) {
         case 'rm': {
           const node = nodes.get(op[1]);
           if (node && node.parentNode) node.parentNode.removeChild(node);
+          else if (node && node.nodeType === 9 && recordedDocs.has(node)) frameDocumentRemoved(node);
           nodes.delete(op[1]);
           const c = companions.get(op[1]);
           if (c) { c.remove(); companions.delete(op[1]); }
@@ -518,6 +570,8 @@ export function createRenderer(frame, effects) {
           break;
         }
         case 'canvas': drawCanvas(op); break;
+        case 'frame': framePlaceholder(nodes.get(op[1]), String(op[2])); break;
+        case 'font': addFont(String(op[1])); break;
         case 'touch': if (effects.touch) effects.touch(op.slice(1)); break;
         case 'viewport': effects.viewport(op[1], op[2]); break;
         case 'meta': effects.url(op[1]); break;

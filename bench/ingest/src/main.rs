@@ -319,7 +319,8 @@ async fn run(args: Args) -> Result<()> {
         .env("REPLAY_ADMIN_PASSWORD", "bench-password")
         .env("REPLAY_CLIENT_RATE", "1000000")
         .env("REPLAY_CLIENT_BURST", "1000000")
-        .env("REPLAY_PROJECT_RATE", "1000000");
+        .env("REPLAY_PROJECT_RATE", "1000000")
+        .env("REPLAY_CLIENT_BYTES_PER_SECOND", "0");
     let (mut server, server_base, key) = spawn_and_read(cmd, "replay-server", true)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("--noop");
@@ -435,7 +436,8 @@ impl ScaleOut {
                 .env("REPLAY_ADMIN_PASSWORD", "bench-password")
                 .env("REPLAY_CLIENT_RATE", "1000000")
                 .env("REPLAY_CLIENT_BURST", "1000000")
-                .env("REPLAY_PROJECT_RATE", "1000000");
+                .env("REPLAY_PROJECT_RATE", "1000000")
+        .env("REPLAY_CLIENT_BYTES_PER_SECOND", "0");
             // One at a time: the first creates the schema and the default project.
             let (child, base, k) = spawn_and_read(cmd, "replay-server (PostgreSQL)", true)?;
             targets.push(Target { base, pid: child.id() });

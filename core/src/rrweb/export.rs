@@ -247,6 +247,8 @@ impl Exporter {
             EventData::Note(_) => self.drop("recorder notes"),
             EventData::Dialog(_) => self.drop("dialog modality"),
             EventData::Canvas(_) => self.drop("canvas frames"),
+            EventData::Frame(_) => self.drop("frame placeholders"),
+            EventData::Font(_) => self.drop("fonts added through FontFace"),
         }
     }
 

@@ -18,6 +18,8 @@
 //! - [`frustration`]: a dead button, a throwing one and a navigation undone, each flagged and
 //!   filterable;
 //! - [`fidelity`]: each page of `fixtures/fidelity/` compared with its replay, DOM and pixels;
+//! - [`frames`]: a cross-origin frame with the recorder replays inside its parent, one without
+//!   shows a placeholder (URL and size), a hello from the wrong origin is refused;
 //! - [`hostile`]: hostile pages are recorded with bounded, throttled output;
 //! - [`hostile_replay`]: a benchmark (ignored by default): hostile recordings through the
 //!   snapshot API and the wasm player;
@@ -49,6 +51,7 @@ mod demo;
 mod diagnostics;
 mod engines;
 mod fidelity;
+mod frames;
 mod frustration;
 mod hostile;
 mod hostile_replay;
