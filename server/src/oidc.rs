@@ -71,6 +71,8 @@ const REFRESH_MIN: Duration = Duration::from_secs(60);
 const MAX_BODY: usize = 1024 * 1024;
 /// Longest `next` carried through the provider (longer ones go to the home page).
 const MAX_NEXT: usize = 1024;
+/// Longest state cookie value sent (browsers keep cookies up to 4 KiB, name and attributes included).
+const MAX_COOKIE: usize = 3 * 1024;
 /// Name of the state cookie over plain HTTP.
 const STATE_COOKIE: &str = "replay_sso";
 /// Name of the state cookie over HTTPS.
@@ -489,16 +491,22 @@ pub async fn start(
         .add_scope(Scope::new("email".into()))
         .set_pkce_challenge(challenge)
         .url();
-    let started = StartedSignIn {
+    let mut started = StartedSignIn {
         state: csrf.secret().clone(),
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
         next,
         expires_ms: now_ms() + STATE_TTL_MS,
     };
+    let mut sealed = sso.seal(&started);
+    if sealed.len() > MAX_COOKIE {
+        // Browsers drop cookies over 4 KiB: a `next` that long goes home instead.
+        started.next = auth::safe_next(None);
+        sealed = sso.seal(&started);
+    }
     let https = auth::is_https(&state, peer, &headers);
     let mut response = Redirect::to(url.as_str()).into_response();
-    if let Some(v) = state_cookie(https, &sso.seal(&started), STATE_TTL_MS / 1000) {
+    if let Some(v) = state_cookie(https, &sealed, STATE_TTL_MS / 1000) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
@@ -851,6 +859,69 @@ mod tests {
         assert_eq!(who("s-odd", "not a name@example.com").await, Err(Failure::Unknown));
         state.storage.set_user_disabled("alice@example.com", true).expect("disable");
         assert_eq!(who("s-alice", "alice@example.com").await, Err(Failure::Disabled), "disabled after linking");
+    }
+
+    async fn get(state: &AppState, uri: &str, cookie: Option<&str>) -> axum::http::Response<axum::body::Body> {
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::get(uri);
+        if let Some(c) = cookie {
+            request = request.header(header::COOKIE, c);
+        }
+        crate::app(state.clone())
+            .oneshot(request.body(axum::body::Body::empty()).expect("request"))
+            .await
+            .expect("answer")
+    }
+
+    fn location(r: &axum::http::Response<axum::body::Body>) -> &str {
+        r.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_sign_in_page_offers_the_provider_only_when_one_is_configured() {
+        use http_body_util::BodyExt;
+        let body = |r: axum::http::Response<axum::body::Body>| async move {
+            String::from_utf8(r.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8")
+        };
+        let page = body(get(&app_state(false), "/login?sso=disabled", None).await).await;
+        assert!(page.contains("Sign in with Example"), "{page}");
+        assert!(page.contains("This account is disabled."), "{page}");
+        let plain =
+            AppState::new(Arc::new(replay_store::SqliteStorage::in_memory().expect("db")), crate::Config::default());
+        let page = body(get(&plain, "/login?sso=disabled", None).await).await;
+        assert!(!page.contains("Sign in with") && !page.contains("disabled"), "{page}");
+        assert_eq!(get(&plain, "/login/sso", None).await.status(), 404);
+        assert_eq!(get(&plain, "/login/sso/callback?code=c&state=s", None).await.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn a_callback_needs_the_state_its_browser_started_with_and_clears_it() {
+        let state = app_state(false);
+        let sso = state.sso.clone().expect("configured");
+        let live = StartedSignIn { expires_ms: now_ms() + 60_000, ..started(0) };
+        let cookie = format!("{STATE_COOKIE}={}", sso.seal(&live));
+        // No cookie (another browser, or a replay after the cookie was used), a forged state,
+        // an expired or a forged cookie: all "expired", and the cookie is cleared.
+        let expired = format!("{STATE_COOKIE}={}", sso.seal(&started(1)));
+        for (query, cookie) in [
+            ("code=c&state=st", None),
+            ("code=c&state=forged", Some(cookie.as_str())),
+            ("code=c", Some(cookie.as_str())),
+            ("code=c&state=st", Some(expired.as_str())),
+            ("code=c&state=st", Some("replay_sso=forged.value")),
+        ] {
+            let r = get(&state, &format!("/login/sso/callback?{query}"), cookie).await;
+            assert_eq!(r.status(), 303, "{query} {cookie:?}");
+            assert!(location(&r).starts_with("/login?sso=expired&"), "{query}: {}", location(&r));
+            let set = r.headers().get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert!(set.starts_with("replay_sso=;") && set.contains("Max-Age=0"), "{set}");
+        }
+        // The right state: what the provider said is looked at (here, the user cancelled), and
+        // the user goes back to the sign-in page with where they were going.
+        let r = get(&state, "/login/sso/callback?state=st&error=access_denied", Some(&cookie)).await;
+        assert_eq!(location(&r), "/login?sso=denied&next=/viewer/p/1/");
+        let r = get(&state, "/login/sso/callback?state=st&code=c&iss=https%3A%2F%2Fevil.example", Some(&cookie)).await;
+        assert!(location(&r).starts_with("/login?sso=failed&"), "another issuer: {}", location(&r));
     }
 
     #[tokio::test]
