@@ -269,6 +269,7 @@ pub async fn login_page(
     };
     let next = safe_next(q.next.as_deref());
     let content = html! {
+        (crate::oidc::login_error(&state, q.sso.as_deref()))
         form method="post" action="/login" {
             @if q.failed.is_some() { p.error { "Wrong user name or password." } }
             @if q.expired.is_some() { p.error { "The sign-in form had expired. Please sign in again." } }
@@ -278,7 +279,7 @@ pub async fn login_page(
             input type="hidden" name="form_token" value=(token);
             button #sign-in type="submit" { "Sign in" }
         }
-        (crate::oidc::login_section(&state, q.sso.as_deref(), &next))
+        (crate::oidc::login_button(&state, &next))
     };
     let mut response = html_response(layout::page("Sign in", Nav::SignIn, "login", None, content), LOGIN_CSP);
     // Not `no-referrer` like the other pages: with it, browsers send `Origin: null` with the

@@ -415,15 +415,23 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/login/sso", get(start)).route("/login/sso/callback", get(callback))
 }
 
-/// The sign-in page's part: the error of a sign-in that came back (`sso` code), and the button.
-pub fn login_section(state: &AppState, code: Option<&str>, next: &str) -> Markup {
+/// The sign-in page's message for a single sign-on that came back refused (its `sso` code).
+pub fn login_error(state: &AppState, code: Option<&str>) -> Markup {
     let Some(sso) = &state.sso else { return html! {} };
-    let name = &sso.config.name;
-    let failure = code.and_then(Failure::from_code);
     html! {
-        @if let Some(f) = failure { p.error #sso-error { (f.message(name)) } }
+        @if let Some(f) = code.and_then(Failure::from_code) { p.error #sso-error { (f.message(&sso.config.name)) } }
+    }
+}
+
+/// The sign-in page's "Sign in with …" button (a link: a form's redirect to the provider would
+/// be refused by the page's `form-action 'self'`).
+pub fn login_button(state: &AppState, next: &str) -> Markup {
+    let Some(sso) = &state.sso else { return html! {} };
+    html! {
         p.sso {
-            a.button #sso-sign-in href=(format!("/login/sso?next={}", url_encode(next))) { "Sign in with " (name) }
+            a.button #sso-sign-in href=(format!("/login/sso?next={}", url_encode(next))) {
+                "Sign in with " (sso.config.name)
+            }
         }
     }
 }
@@ -567,7 +575,10 @@ pub async fn callback(
     let Some(code) = q.code.clone() else { return refuse(Failure::Failed, &next) };
     let identity = match verify(&sso, code, &started).await {
         Ok(Ok(identity)) => identity,
-        Ok(Err(failure)) => return refuse(failure, &next),
+        Ok(Err(failure)) => {
+            tracing::info!(reason = failure.code(), "single sign-on refused");
+            return refuse(failure, &next);
+        }
         Err(e) => {
             tracing::warn!(issuer = %sso.config.issuer, error = %e, "single sign-on failed");
             return refuse(Failure::Failed, &next);
@@ -643,14 +654,14 @@ async fn verify(sso: &Sso, code: String, started: &StartedSignIn) -> Result<Resu
             )
         )
     };
-    let first = id_token.claims(&client.id_token_verifier(), &nonce).map(Clone::clone);
+    let first = id_token.claims(&client.id_token_verifier(), &nonce).cloned();
     // A key the cached JWKS lacks: the provider may have rotated its keys.
     let client = match &first {
         Err(e) if no_key(e) => sso.client(sso.metadata(true).await?)?,
         _ => client,
     };
     let claims = match first {
-        Err(e) if no_key(&e) => id_token.claims(&client.id_token_verifier(), &nonce).map(Clone::clone),
+        Err(e) if no_key(&e) => id_token.claims(&client.id_token_verifier(), &nonce).cloned(),
         other => other,
     }
     .map_err(|e| format!("the ID token is not valid: {}", error_chain(&e)))?;
