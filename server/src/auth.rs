@@ -247,7 +247,7 @@ pub struct LoginQuery {
     next: Option<String>,
     failed: Option<String>,
     expired: Option<String>,
-    /// How a single sign-on that came back failed ([`crate::oidc`]).
+    /// How a single sign-on that came back failed ([`crate::sso::Failure`]).
     sso: Option<String>,
 }
 
@@ -269,7 +269,7 @@ pub async fn login_page(
     };
     let next = safe_next(q.next.as_deref());
     let content = html! {
-        (crate::oidc::login_error(&state, q.sso.as_deref()))
+        (crate::sso::login_error(state.config.oidc.as_ref(), q.sso.as_deref()))
         form method="post" action="/login" {
             @if q.failed.is_some() { p.error { "Wrong user name or password." } }
             @if q.expired.is_some() { p.error { "The sign-in form had expired. Please sign in again." } }
@@ -279,7 +279,7 @@ pub async fn login_page(
             input type="hidden" name="form_token" value=(token);
             button #sign-in type="submit" { "Sign in" }
         }
-        (crate::oidc::login_button(&state, &next))
+        (crate::sso::login_button(state.config.oidc.as_ref(), &next))
     };
     let mut response = html_response(layout::page("Sign in", Nav::SignIn, "login", None, content), LOGIN_CSP);
     // Not `no-referrer` like the other pages: with it, browsers send `Origin: null` with the

@@ -56,8 +56,8 @@ pub struct Config {
     /// Accept ingest without an `Origin` header for projects with an origin allow-list
     /// (server-to-server senders); refused by default, as anyone can send them.
     pub accept_originless_ingest: bool,
-    /// Single sign-on with an OpenID Connect provider (see [`crate::oidc`]); `None`: passwords only.
-    pub oidc: Option<crate::oidc::OidcConfig>,
+    /// Single sign-on with an OpenID Connect provider (see [`crate::oidc`], [`crate::sso`]); `None`: passwords only.
+    pub oidc: Option<crate::sso::OidcConfig>,
 }
 
 impl Default for Config {
@@ -267,7 +267,7 @@ pub fn resolve(
         (Some(_), None) => return Err("postgres_url needs object_store_url (where batch bodies go)".into()),
         (None, Some(_)) => return Err("object_store_url needs postgres_url (where the session index goes)".into()),
     };
-    let oidc = crate::oidc::from_settings(
+    let oidc = crate::sso::from_settings(
         cli.oidc_issuer.or(file.oidc_issuer),
         cli.oidc_client_id.or(file.oidc_client_id),
         cli.oidc_client_secret.or(file.oidc_client_secret),

@@ -36,7 +36,8 @@
 //! - [`symbols`]: the cache of parsed source maps, and error groups keyed by original frames;
 //! - [`compare`]: a session beside sessions of the same page in another environment;
 //! - [`comments`]: comments on a session at a moment, and share links to a moment;
-//! - [`oidc`]: single sign-on with an OpenID Connect provider.
+//! - [`oidc`]: single sign-on with an OpenID Connect provider;
+//! - [`sso`]: single sign-on's settings, refusals and button on the sign-in page.
 
 pub mod access;
 pub mod account_pages;
@@ -66,6 +67,7 @@ pub mod quota;
 pub mod reject;
 pub mod settings_page;
 pub mod sourcemaps;
+pub mod sso;
 pub mod symbols;
 pub mod tokens;
 pub mod users;
