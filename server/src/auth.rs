@@ -163,7 +163,12 @@ fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The cookie `host_name` (set over HTTPS), else `plain_name` unless the server is configured
 /// for HTTPS only (`--secure-cookies`): then a plain-named cookie, which any page of a sibling
 /// host or plain HTTP could have planted, is ignored.
-fn cookie_value_of(headers: &HeaderMap, secure_only: bool, host_name: &str, plain_name: &str) -> Option<String> {
+pub(crate) fn cookie_value_of(
+    headers: &HeaderMap,
+    secure_only: bool,
+    host_name: &str,
+    plain_name: &str,
+) -> Option<String> {
     cookie_named(headers, host_name).or_else(|| if secure_only { None } else { cookie_named(headers, plain_name) })
 }
 
@@ -191,7 +196,7 @@ pub fn check_form_token(state: &AppState, headers: &HeaderMap, given: Option<&st
 }
 
 /// Whether the request came over HTTPS: the server is configured so, or a trusted proxy says so.
-fn is_https(state: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> bool {
+pub(crate) fn is_https(state: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> bool {
     state.config.secure_cookies || crate::client::forwarded_https(peer, headers, &state.config.trusted_proxies)
 }
 
@@ -214,7 +219,7 @@ pub(crate) fn login_cookie(state: &AppState, headers: &HeaderMap) -> Option<Stri
 /// which drops tabs and newlines and reads a backslash as `/`) against a stand-in origin, and kept only
 /// when it stays on that origin; it goes out as the parsed path, query and fragment, so what the
 /// browser follows is exactly what was checked.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     const HOME: &str = "/viewer/";
     let Some(next) = next.filter(|n| n.starts_with('/') && !n.chars().any(|c| c.is_control() || c == '\\')) else {
         return HOME.to_owned();
@@ -242,6 +247,8 @@ pub struct LoginQuery {
     next: Option<String>,
     failed: Option<String>,
     expired: Option<String>,
+    /// How a single sign-on that came back failed ([`crate::sso::Failure`]).
+    sso: Option<String>,
 }
 
 /// `GET /login`: the sign-in form, with its token (the form cookie's value, made now unless the
@@ -262,6 +269,7 @@ pub async fn login_page(
     };
     let next = safe_next(q.next.as_deref());
     let content = html! {
+        (crate::sso::login_error(state.config.oidc.as_ref(), q.sso.as_deref()))
         form method="post" action="/login" {
             @if q.failed.is_some() { p.error { "Wrong user name or password." } }
             @if q.expired.is_some() { p.error { "The sign-in form had expired. Please sign in again." } }
@@ -271,6 +279,7 @@ pub async fn login_page(
             input type="hidden" name="form_token" value=(token);
             button #sign-in type="submit" { "Sign in" }
         }
+        (crate::sso::login_button(state.config.oidc.as_ref(), &next))
     };
     let mut response = html_response(layout::page("Sign in", Nav::SignIn, "login", None, content), LOGIN_CSP);
     // Not `no-referrer` like the other pages: with it, browsers send `Origin: null` with the
@@ -357,18 +366,30 @@ pub async fn login(
         let target = format!("/login?failed=1&next={}", url_encode(&next));
         return Ok(Redirect::to(&target).into_response());
     }
-    let token = random_hex(32)?;
-    let hash = digest(&token);
-    let user = form.username.clone();
-    state.blocking(move |s| s.create_login(&hash, &user, now_ms() + LOGIN_TTL_MS)).await?;
+    let token = new_sign_in(&state, &form.username).await?;
     tracing::info!(user = %form.username, "signed in");
     let https = is_https(&state, peer, &headers);
-    let cookie = set_cookie(https, HOST_COOKIE, COOKIE, &token, Some(LOGIN_TTL_MS / 1000));
+    let cookie = login_set_cookie(https, &token);
     let mut response = Redirect::to(&next).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// Starts a sign-in of `user` (a password's or a single sign-on's): stores its digest and
+/// returns the cookie's secret.
+pub(crate) async fn new_sign_in(state: &AppState, user: &str) -> Result<String, Error> {
+    let token = random_hex(32)?;
+    let hash = digest(&token);
+    let user = user.to_owned();
+    state.blocking(move |s| s.create_login(&hash, &user, now_ms() + LOGIN_TTL_MS)).await?;
+    Ok(token)
+}
+
+/// The `Set-Cookie` value of a new sign-in's login cookie.
+pub(crate) fn login_set_cookie(https: bool, token: &str) -> String {
+    set_cookie(https, HOST_COOKIE, COOKIE, token, Some(LOGIN_TTL_MS / 1000))
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -56,6 +56,8 @@ pub struct Config {
     /// Accept ingest without an `Origin` header for projects with an origin allow-list
     /// (server-to-server senders); refused by default, as anyone can send them.
     pub accept_originless_ingest: bool,
+    /// Single sign-on with an OpenID Connect provider (see [`crate::oidc`], [`crate::sso`]); `None`: passwords only.
+    pub oidc: Option<crate::sso::OidcConfig>,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             trusted_proxies: Vec::new(),
             accept_originless_ingest: false,
+            oidc: None,
         }
     }
 }
@@ -154,6 +157,20 @@ pub struct FileConfig {
     /// Object store settings (`aws_endpoint`, `aws_region`, `aws_access_key_id`,
     /// `aws_secret_access_key`, `aws_allow_http`, ...); `AWS_*` environment variables too.
     pub object_store_options: Option<BTreeMap<String, String>>,
+    /// Single sign-on: the OpenID Connect provider's issuer URL (https, or http on loopback).
+    pub oidc_issuer: Option<String>,
+    /// The client id registered at the provider.
+    pub oidc_client_id: Option<String>,
+    /// The client secret (prefer the REPLAY_OIDC_CLIENT_SECRET variable or a file).
+    pub oidc_client_secret: Option<String>,
+    /// A file whose first line is the client secret.
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// This server's callback URL registered at the provider (`https://…/login/sso/callback`).
+    pub oidc_redirect_url: Option<String>,
+    /// The provider's name on the sign-in button.
+    pub oidc_name: Option<String>,
+    /// Create an account for a verified e-mail address no account has.
+    pub oidc_auto_create: Option<bool>,
 }
 
 impl FileConfig {
@@ -196,6 +213,13 @@ pub struct Overrides {
     pub postgres_max_connections: Option<usize>,
     pub postgres_ca_file: Option<PathBuf>,
     pub object_store_url: Option<String>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_client_id: Option<String>,
+    /// The client secret, already read from its file when one was named.
+    pub oidc_client_secret: Option<String>,
+    pub oidc_redirect_url: Option<String>,
+    pub oidc_name: Option<String>,
+    pub oidc_auto_create: Option<bool>,
 }
 
 /// Which storage engine to open (defined by the storage crate, which opens it).
@@ -243,8 +267,17 @@ pub fn resolve(
         (Some(_), None) => return Err("postgres_url needs object_store_url (where batch bodies go)".into()),
         (None, Some(_)) => return Err("object_store_url needs postgres_url (where the session index goes)".into()),
     };
+    let oidc = crate::sso::from_settings(
+        cli.oidc_issuer.or(file.oidc_issuer),
+        cli.oidc_client_id.or(file.oidc_client_id),
+        cli.oidc_client_secret.or(file.oidc_client_secret),
+        cli.oidc_redirect_url.or(file.oidc_redirect_url),
+        cli.oidc_name.or(file.oidc_name),
+        cli.oidc_auto_create.or(file.oidc_auto_create).unwrap_or(false),
+    )?;
     let d = Config::default();
     let mut config = Config {
+        oidc,
         max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
         retention_days: cli.retention_days.or(file.retention_days).unwrap_or(d.retention_days),
         audit_retention_days: cli.audit_retention_days.or(file.audit_retention_days).unwrap_or(d.audit_retention_days),

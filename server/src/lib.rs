@@ -35,7 +35,9 @@
 //! - [`sourcemaps`]: source maps per release: upload, and a session read through them;
 //! - [`symbols`]: the cache of parsed source maps, and error groups keyed by original frames;
 //! - [`compare`]: a session beside sessions of the same page in another environment;
-//! - [`comments`]: comments on a session at a moment, and share links to a moment.
+//! - [`comments`]: comments on a session at a moment, and share links to a moment;
+//! - [`oidc`]: single sign-on with an OpenID Connect provider;
+//! - [`sso`]: single sign-on's settings, refusals and button on the sign-in page.
 
 pub mod access;
 pub mod account_pages;
@@ -57,6 +59,7 @@ pub mod layout;
 pub mod legacy;
 pub mod limits;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod pages;
 pub mod projects;
@@ -64,6 +67,7 @@ pub mod quota;
 pub mod reject;
 pub mod settings_page;
 pub mod sourcemaps;
+pub mod sso;
 pub mod symbols;
 pub mod tokens;
 pub mod users;
@@ -105,6 +109,8 @@ pub struct AppState {
     pub inflight: Arc<limits::Inflight>,
     /// Parsed source maps and error-group re-keyings (see [`symbols`]).
     pub symbols: Arc<symbols::Cache>,
+    /// Single sign-on, when a provider is configured (see [`oidc`]).
+    pub sso: Option<Arc<oidc::Sso>>,
 }
 
 impl AppState {
@@ -122,6 +128,7 @@ impl AppState {
         // Work anyone can ask for (large bodies, password checks) gets at most half the cores,
         // so the other half always serves the usual small uploads and the viewer.
         let half = (cores / 2).max(1);
+        let sso = config.oidc.clone().map(|c| Arc::new(oidc::Sso::new(c)));
         AppState {
             storage,
             config: Arc::new(config),
@@ -134,6 +141,7 @@ impl AppState {
             password_slots: Arc::new(tokio::sync::Semaphore::new(half)),
             inflight,
             symbols: Arc::default(),
+            sso,
         }
     }
 
@@ -237,6 +245,7 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(settings_page::routes())
         .merge(comments::routes())
+        .merge(oidc::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -124,6 +124,29 @@ struct Cli {
     /// is also on when the URL says `sslmode=require`. The certificate is always verified.
     #[arg(long, env = "REPLAY_POSTGRES_CA_FILE", global = true)]
     postgres_ca_file: Option<PathBuf>,
+    /// Single sign-on: the OpenID Connect provider's issuer URL (https, or http on a loopback
+    /// address). Needs --oidc-client-id, --oidc-client-secret and --oidc-redirect-url.
+    #[arg(long, env = "REPLAY_OIDC_ISSUER", global = true)]
+    oidc_issuer: Option<String>,
+    /// The client id registered at the OpenID Connect provider.
+    #[arg(long, env = "REPLAY_OIDC_CLIENT_ID", global = true)]
+    oidc_client_id: Option<String>,
+    /// The client secret at the provider (never printed; prefer the variable or a file).
+    #[arg(long, env = "REPLAY_OIDC_CLIENT_SECRET", hide_env_values = true, global = true)]
+    oidc_client_secret: Option<String>,
+    /// File holding the client secret (one line). Instead of --oidc-client-secret.
+    #[arg(long, env = "REPLAY_OIDC_CLIENT_SECRET_FILE", global = true, conflicts_with = "oidc_client_secret")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// This server's callback as registered at the provider: https://HOST/login/sso/callback.
+    #[arg(long, env = "REPLAY_OIDC_REDIRECT_URL", global = true)]
+    oidc_redirect_url: Option<String>,
+    /// The provider's name on the sign-in button, "Sign in with NAME" (default: the issuer's host).
+    #[arg(long, env = "REPLAY_OIDC_NAME", global = true)]
+    oidc_name: Option<String>,
+    /// Create an account (a member of no project) for a verified e-mail address no account has.
+    /// Off by default: only accounts an admin created or invited sign in.
+    #[arg(long, env = "REPLAY_OIDC_AUTO_CREATE", global = true)]
+    oidc_auto_create: Option<bool>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -421,6 +444,9 @@ fn main() -> anyhow::Result<()> {
     cli.admin_token = secret(cli.admin_token.take(), token_file.as_deref())?;
     let password_file = secret_file(&cli.admin_password_file, &cli.admin_password, &file.admin_password_file);
     cli.admin_password = secret(cli.admin_password.take(), password_file.as_deref())?;
+    let oidc_secret_file =
+        secret_file(&cli.oidc_client_secret_file, &cli.oidc_client_secret, &file.oidc_client_secret_file);
+    cli.oidc_client_secret = secret(cli.oidc_client_secret.take(), oidc_secret_file.as_deref())?;
     let settings = resolve(
         file,
         Overrides {
@@ -451,6 +477,12 @@ fn main() -> anyhow::Result<()> {
             postgres_max_connections: cli.postgres_max_connections,
             postgres_ca_file: cli.postgres_ca_file.clone(),
             object_store_url: cli.object_store_url.clone(),
+            oidc_issuer: cli.oidc_issuer.clone(),
+            oidc_client_id: cli.oidc_client_id.clone(),
+            oidc_client_secret: cli.oidc_client_secret.clone(),
+            oidc_redirect_url: cli.oidc_redirect_url.clone(),
+            oidc_name: cli.oidc_name.clone(),
+            oidc_auto_create: cli.oidc_auto_create,
         },
         std::env::vars(),
     )

@@ -1,6 +1,6 @@
 //! People and machines that read: viewer accounts (server admins, disabled accounts), their
 //! roles per project (memberships), their sign-ins, one-time invitations, and API tokens with
-//! scopes. Secrets never reach storage: sign-ins, invitations and tokens are kept as SHA-256
+//! scopes, and single sign-on identities linked to accounts. Secrets never reach storage: sign-ins, invitations and tokens are kept as SHA-256
 //! digests, passwords as argon2 hashes (made by the server).
 //!
 //! [`Accounts`] is part of every engine's [`crate::Storage`]; what a role or a scope allows is
@@ -105,6 +105,13 @@ pub trait Accounts {
     fn token(&self, id: i64) -> Result<Option<ApiToken>, Error>;
     /// Revokes a token at once; false when it was unknown or already revoked.
     fn revoke_token(&self, id: i64, now_ms: u64) -> Result<bool, Error>;
+    /// The user a single sign-on identity (an OpenID Connect provider's `issuer` and its
+    /// `subject` there) is linked to.
+    fn sso_user(&self, issuer: &str, subject: &str) -> Result<Option<String>, Error>;
+    /// Links a single sign-on identity to `user`, unless the identity is linked already or
+    /// `user` already has another identity at this issuer (either link stays as it was); answers
+    /// the user the identity is linked to afterwards, so `Some(user)` means linked to `user`.
+    fn link_sso(&self, issuer: &str, subject: &str, user: &str, now_ms: u64) -> Result<Option<String>, Error>;
 }
 
 /// Scopes as stored: space-separated names.

@@ -85,6 +85,7 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     retention_deletes_comments_with_their_sessions(&make());
     sessions_are_found_by_what_happened(&make());
     a_session_keeps_a_bounded_number_of_search_terms(&make());
+    single_sign_on_identities_link_to_one_account_each(&make());
 }
 
 fn idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(db: &impl Storage) {
@@ -900,6 +901,39 @@ fn invitations_are_used_once_and_expire(db: &impl Storage) {
     db.create_invite("inv3", "bob", LATER).expect("invite");
     db.set_user_disabled("bob", true).expect("disable");
     assert!(db.take_invite("inv3", 1_000).expect("take").is_none(), "disabling ends invitations");
+}
+
+fn single_sign_on_identities_link_to_one_account_each(db: &impl Storage) {
+    const IDP: &str = "https://idp.example";
+    db.put_user("ann@example.com", "$argon2id$x").expect("user");
+    db.put_user("bob@example.com", "$argon2id$y").expect("user");
+    assert_eq!(db.sso_user(IDP, "sub-ann").expect("q"), None, "nothing linked yet");
+    assert_eq!(
+        db.link_sso(IDP, "sub-ann", "ann@example.com", 1_000).expect("link").as_deref(),
+        Some("ann@example.com")
+    );
+    assert_eq!(db.sso_user(IDP, "sub-ann").expect("q").as_deref(), Some("ann@example.com"));
+    assert_eq!(
+        db.link_sso(IDP, "sub-ann", "ann@example.com", 2_000).expect("again").as_deref(),
+        Some("ann@example.com"),
+        "linking again changes nothing"
+    );
+    // Another identity claiming ann's address (an e-mail changed at the provider) does not take
+    // her account: ann keeps her one identity at this issuer.
+    assert_eq!(db.link_sso(IDP, "sub-other", "ann@example.com", 3_000).expect("refused"), None);
+    assert_eq!(db.sso_user(IDP, "sub-other").expect("q"), None);
+    // An identity linked to ann stays hers, whoever it is offered to.
+    assert_eq!(
+        db.link_sso(IDP, "sub-ann", "bob@example.com", 4_000).expect("kept").as_deref(),
+        Some("ann@example.com")
+    );
+    assert_eq!(db.sso_user(IDP, "sub-bob").expect("q"), None);
+    // Subjects are per issuer: the same subject elsewhere is another identity.
+    assert_eq!(
+        db.link_sso("https://other.example", "sub-ann", "bob@example.com", 5_000).expect("link").as_deref(),
+        Some("bob@example.com")
+    );
+    assert_eq!(db.sso_user(IDP, "sub-ann").expect("q").as_deref(), Some("ann@example.com"));
 }
 
 fn api_tokens_are_found_by_digest_noted_when_used_and_revoked(db: &impl Storage) {

@@ -35,6 +35,7 @@ mod container;
 mod docs;
 mod engines;
 mod npm_app;
+mod oidc;
 mod options;
 mod size;
 
@@ -497,6 +498,8 @@ fn test(args: &[String]) -> Result<()> {
     let server = build_all()?;
     // The npm package installed, type-checked and bundled as users do (its e2e test records it).
     let npm_app = npm_app::npm_app()?;
+    // The OpenID Connect provider the single sign-on test signs in at.
+    oidc::install()?;
     // Inside `with-postgres`: a private PostgreSQL cluster is up for the tests that run on both
     // engines (REPLAY_TEST_POSTGRES_URL), so none of them skips PostgreSQL here.
     let mut c = cargo();

@@ -235,6 +235,58 @@ pub const SETTINGS: &[Setting] = &[
         "none",
         "where batch bodies go with PostgreSQL: `s3://bucket/prefix` or `file:///shared/dir`",
     ),
+    all(
+        "--oidc-issuer",
+        "REPLAY_OIDC_ISSUER",
+        "oidc_issuer",
+        "none (passwords only)",
+        "single sign-on: the OpenID Connect provider's issuer URL (`https`, or `http` on a loopback \
+         address); with the client id and secret and the redirect URL, the sign-in page shows \
+         \"Sign in with …\"",
+    ),
+    all(
+        "--oidc-client-id",
+        "REPLAY_OIDC_CLIENT_ID",
+        "oidc_client_id",
+        "none",
+        "the client id registered at the provider",
+    ),
+    all(
+        "--oidc-client-secret",
+        "REPLAY_OIDC_CLIENT_SECRET",
+        "oidc_client_secret",
+        "none",
+        "the client secret (never printed; prefer the variable or `--oidc-client-secret-file`)",
+    ),
+    all(
+        "--oidc-client-secret-file",
+        "REPLAY_OIDC_CLIENT_SECRET_FILE",
+        "oidc_client_secret_file",
+        "none",
+        "read the client secret from this file (first line)",
+    ),
+    all(
+        "--oidc-redirect-url",
+        "REPLAY_OIDC_REDIRECT_URL",
+        "oidc_redirect_url",
+        "none",
+        "this server's callback as registered at the provider: `https://HOST/login/sso/callback`",
+    ),
+    all(
+        "--oidc-name",
+        "REPLAY_OIDC_NAME",
+        "oidc_name",
+        "the issuer's host",
+        "the provider's name on the button (\"Sign in with NAME\")",
+    ),
+    all(
+        "--oidc-auto-create",
+        "REPLAY_OIDC_AUTO_CREATE",
+        "oidc_auto_create",
+        "false",
+        "create an account (a member of no project) for a verified e-mail address no account has; \
+         off: only accounts an admin created or invited, named by their e-mail address, sign in",
+    ),
     Setting {
         flag: None,
         env: Some("`AWS_*`"),
@@ -346,9 +398,10 @@ mod tests {
                 "listen" => "\"127.0.0.1:1\"",
                 "trusted_proxies" => "[\"10.0.0.0/8\"]",
                 "object_store_options" => "{ aws_region = \"eu-west-1\" }",
-                "secure_cookies" | "accept_originless_ingest" => "true",
+                "secure_cookies" | "accept_originless_ingest" | "oidc_auto_create" => "true",
                 k if k.ends_with("_url") || k.ends_with("_file") || k.ends_with("_dir") => "\"x\"",
                 "admin_token" | "admin_password" | "postgres_schema" => "\"x\"",
+                k if k.starts_with("oidc_") => "\"x\"",
                 _ => "7",
             };
             let parsed = toml::from_str::<FileConfig>(&format!("{key} = {value}"));

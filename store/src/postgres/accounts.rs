@@ -238,4 +238,34 @@ impl Accounts for PostgresStorage {
                 > 0)
         })
     }
+
+    fn sso_user(&self, issuer: &str, subject: &str) -> Result<Option<String>, Error> {
+        let (issuer, subject) = (text(issuer), text(subject));
+        self.block(move |e| async move {
+            let c = e.pool.get().await?;
+            let row = c
+                .query_opt("SELECT user_name FROM sso_links WHERE issuer = $1 AND subject = $2", &[&issuer, &subject])
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn link_sso(&self, issuer: &str, subject: &str, user: &str, now: u64) -> Result<Option<String>, Error> {
+        let (issuer, subject, user) = (text(issuer), text(subject), text(user));
+        self.block(move |e| async move {
+            let c = e.pool.get().await?;
+            // Without a conflict target: neither the identity's link nor the user's link at
+            // this issuer is replaced (an instance inserting the same row at once waits for it).
+            c.execute(
+                "INSERT INTO sso_links (issuer, subject, user_name, created_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&issuer, &subject, &user, &to_i64(now)],
+            )
+            .await?;
+            let row = c
+                .query_opt("SELECT user_name FROM sso_links WHERE issuer = $1 AND subject = $2", &[&issuer, &subject])
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
 }

@@ -206,6 +206,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, session_id, kind, term)
     );
     ALTER TABLE sessions ADD COLUMN terms_dropped BIGINT NOT NULL DEFAULT 0;",
+    // 13: single sign-on identities (an OpenID Connect issuer and subject) linked to accounts:
+    // one account per identity, one identity per account and issuer.
+    "CREATE TABLE sso_links (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (issuer, subject),
+        UNIQUE (issuer, user_name)
+    );",
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

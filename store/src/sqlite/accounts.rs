@@ -190,6 +190,37 @@ impl Accounts for SqliteStorage {
         self.lookup(|c| Ok(c.query_row(&sql, [id], token_row).optional()?))
     }
 
+    fn sso_user(&self, issuer: &str, subject: &str) -> Result<Option<String>, Error> {
+        self.lookup(|c| {
+            Ok(c.query_row(
+                "SELECT user_name FROM sso_links WHERE issuer = ?1 AND subject = ?2",
+                params![issuer, subject],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn link_sso(&self, issuer: &str, subject: &str, user: &str, now: u64) -> Result<Option<String>, Error> {
+        self.write_accounts(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "INSERT INTO sso_links (issuer, subject, user_name, created_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![issuer, subject, user, to_i64(now)],
+            )?;
+            let linked = tx
+                .query_row(
+                    "SELECT user_name FROM sso_links WHERE issuer = ?1 AND subject = ?2",
+                    params![issuer, subject],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(linked)
+        })
+    }
+
     fn revoke_token(&self, id: i64, now: u64) -> Result<bool, Error> {
         self.write_accounts(|c| {
             Ok(c.execute(

@@ -243,6 +243,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, session_id, kind, term)
     ) WITHOUT ROWID;
     ALTER TABLE sessions ADD COLUMN terms_dropped INTEGER NOT NULL DEFAULT 0;",
+    // 18: single sign-on identities (an OpenID Connect issuer and subject) linked to accounts:
+    // one account per identity, one identity per account and issuer.
+    "CREATE TABLE sso_links (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (issuer, subject),
+        UNIQUE (issuer, user_name)
+    );",
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

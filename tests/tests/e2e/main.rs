@@ -27,6 +27,9 @@
 //! - [`module_entry`]: the recorder's ES module entry, imported like an app's bundle would;
 //! - [`npm_app`]: the npm package installed, type-checked and bundled by a sample app (`cargo
 //!   xtask npm-app`), recorded with every option;
+//! - [`oidc`]: single sign-on at a certified OpenID Connect provider (`oidc-provider`, pinned
+//!   in `tests/oidc/`): the right accounts in, unknown, disabled, unverified, forged and replayed
+//!   sign-ins refused;
 //! - [`privacy`]: typed secrets never leave the page, and each opt-in reveals only what it names;
 //! - [`projects`]: projects kept apart in the viewer (a session id means one of its project);
 //! - [`rrweb`]: a real rrweb recording replayed in our player, and our session in `rrweb-player`;
@@ -60,6 +63,7 @@ mod long_session;
 mod module_entry;
 mod network;
 mod npm_app;
+mod oidc;
 mod privacy;
 mod projects;
 mod rrweb;
