@@ -365,11 +365,15 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
                 s("image type", &c.mime)?;
                 check("canvas frame", c.data.len(), limits.max_string)?;
             }
-            EventData::Click(_)
-            | EventData::Scroll(_)
+            EventData::Click(c) => {
+                check("click label", c.label.len(), limits.max_string)?;
+                check("click path", c.path.len(), limits.max_string)?;
+            }
+            EventData::Scroll(_)
             | EventData::Viewport(_)
             | EventData::Focus(_)
             | EventData::Dialog(_)
+            | EventData::ScrollDepth(_)
             | EventData::Selection(_)
             | EventData::Media(_)
             | EventData::Visibility(_) => {}
@@ -407,7 +411,7 @@ mod tests {
         });
         b.events.push(Event {
             t: 20,
-            data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0, label: String::new() }),
+            data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0, label: String::new(), path: String::new() }),
         });
         b
     }
@@ -590,7 +594,7 @@ mod tests {
             proptest::collection::vec((any::<i32>(), any::<i32>(), any::<u32>()), 0..5)
                 .prop_map(|p| EventData::MouseMove(p.into_iter().map(|(x, y, dt)| MousePoint { x, y, dt }).collect())),
             (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>())
-                .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button, label: String::new() })),
+                .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button, label: String::new(), path: String::new() })),
             (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
             (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
             (any::<u32>(), any::<bool>())

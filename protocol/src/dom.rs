@@ -382,7 +382,8 @@ impl Dom {
             | EventData::Environment(_)
             | EventData::App(_)
             | EventData::Freeze(_)
-            | EventData::Note(_) => {}
+            | EventData::Note(_)
+            | EventData::ScrollDepth(_) => {}
         }
     }
 

@@ -48,6 +48,7 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ("EventData", "N", "note"),
     ("EventData", "O", "dialog"),
     ("EventData", "P", "canvas"),
+    ("EventData", "M", "scroll_depth"),
     ("NodeKind", "D", "document"),
     ("NodeKind", "T", "doctype"),
     ("NodeKind", "E", "element"),

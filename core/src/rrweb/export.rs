@@ -247,6 +247,7 @@ impl Exporter {
             EventData::Note(_) => self.drop("recorder notes"),
             EventData::Dialog(_) => self.drop("dialog modality"),
             EventData::Canvas(_) => self.drop("canvas frames"),
+            EventData::ScrollDepth(_) => self.drop("scroll depths"),
         }
     }
 

@@ -35,6 +35,7 @@
 mod accounts;
 mod artifacts;
 mod bodies;
+mod clickmap;
 mod comments;
 mod queries;
 mod schema;
@@ -538,6 +539,11 @@ impl Storage for PostgresStorage {
     fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error> {
         let session = text(session);
         self.block(move |e| async move { e.compare_environment(project, &session, sample).await })
+    }
+
+    fn clickmap(&self, project: i64, query: &crate::clickmap::ClickmapQuery) -> Result<crate::clickmap::Clickmap, Error> {
+        let query = query.clone();
+        self.block(move |e| async move { e.clickmap(project, query).await })
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {

@@ -206,6 +206,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, session_id, kind, term)
     );
     ALTER TABLE sessions ADD COLUMN terms_dropped BIGINT NOT NULL DEFAULT 0;",
+    // 13: click maps and scroll maps (`crate::clickmap`): aggregates per project, day and page.
+    crate::clickmap::SCHEMA,
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -243,6 +243,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, session_id, kind, term)
     ) WITHOUT ROWID;
     ALTER TABLE sessions ADD COLUMN terms_dropped INTEGER NOT NULL DEFAULT 0;",
+    // 18: click maps and scroll maps (`crate::clickmap`): aggregates per project, day and page.
+    crate::clickmap::SCHEMA,
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.
