@@ -437,7 +437,9 @@ mod tests {
                 response_body: String::new(),
             })
         };
-        let click = |label: &str| EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into(), path: String::new() });
+        let click = |label: &str| {
+            EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into(), path: String::new() })
+        };
         let mut b = Batch::new("s", "p", 0, 1_000);
         b.events = vec![
             Event { t: 0, data: meta("https://shop.test/List") },

@@ -44,13 +44,14 @@ pub mod timeline;
 
 mod error;
 
+pub use batch::MAX_CLICK_PATH;
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
     Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, Freeze, Input, LongFrame, Media,
     MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network, Node, NodeKind, Note,
-    NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, ScrollDepth, Selection, Snapshot, TextChange, Touch, TouchKind, Viewport,
+    NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, ScrollDepth, Selection, Snapshot, TextChange, Touch,
+    TouchKind, Viewport,
 };
-pub use batch::MAX_CLICK_PATH;
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;
 pub use error::Error;

@@ -19,8 +19,8 @@ pub use privacy::{Privacy, redact_body, sensitive_key};
 use replay_protocol::{
     AppFact, Attr, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, DialogShown, Environment,
     ErrorEvent, ErrorKind, EventData, Focus, Freeze, Input, LongFrame, Media, MediaAction, Metric, MousePoint,
-    Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, ScrollDepth, Selection,
-    Snapshot, Touch, TouchKind, Viewport, tape,
+    Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, ScrollDepth,
+    Selection, Snapshot, Touch, TouchKind, Viewport, tape,
 };
 use wasm_bindgen::prelude::*;
 

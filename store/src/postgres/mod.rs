@@ -541,7 +541,11 @@ impl Storage for PostgresStorage {
         self.block(move |e| async move { e.compare_environment(project, &session, sample).await })
     }
 
-    fn clickmap(&self, project: i64, query: &crate::clickmap::ClickmapQuery) -> Result<crate::clickmap::Clickmap, Error> {
+    fn clickmap(
+        &self,
+        project: i64,
+        query: &crate::clickmap::ClickmapQuery,
+    ) -> Result<crate::clickmap::Clickmap, Error> {
         let query = query.clone();
         self.block(move |e| async move { e.clickmap(project, query).await })
     }

@@ -217,8 +217,7 @@ impl Engine {
         .await?;
         // Click map aggregates of the days wholly before the cutoff go with their sessions.
         for table in crate::clickmap::DAY_TABLES {
-            tx.execute(&format!("DELETE FROM {table} WHERE day < $1"), &[&crate::clickmap::day_of(cutoff_ms)])
-                .await?;
+            tx.execute(&format!("DELETE FROM {table} WHERE day < $1"), &[&crate::clickmap::day_of(cutoff_ms)]).await?;
         }
         let n = tx.execute("DELETE FROM sessions WHERE received_ms < $1", &[&cutoff]).await?;
         // Sessions deleted on request are forgotten with the sessions of their age.

@@ -4,13 +4,13 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::BatchSummary;
+use crate::Error;
 use crate::clickmap::{
     ADD_DEPTH, ADD_DROPPED, ADD_ELEMENT, ADD_PAGE, ADD_VIEW, CURRENT_URL, Clickmap, ClickmapElement, ClickmapQuery,
     ClickmapSample, DROPPED_SQL, MAX_ELEMENTS_PER_PAGE, MAX_PAGES_PER_DAY, MAX_URLS_PER_VIEW, PAGE_EXISTS, PAGE_SEEN,
     SEE_VIEW, VIEW, day_of, depths_sql, elements_sql, mean, pages_sql, reached, sample_sql, url_like,
 };
 use crate::shared::{to_i64, to_u64};
-use crate::Error;
 
 /// Whether the page-day row is there (added now when under the day's cap).
 fn page_kept(tx: &Connection, project: i64, day: i64, url: &str) -> rusqlite::Result<bool> {
@@ -66,8 +66,17 @@ pub(super) fn index_activity(tx: &Connection, project: i64, s: &BatchSummary) ->
             let mut add = tx.prepare_cached(ADD_ELEMENT)?;
             for e in &page.elements {
                 let n = to_i64(e.clicks);
-                if add.execute(params![project, day, url, e.path, e.label, n, e.x_sum, e.y_sum, MAX_ELEMENTS_PER_PAGE])?
-                    == 0
+                if add.execute(params![
+                    project,
+                    day,
+                    url,
+                    e.path,
+                    e.label,
+                    n,
+                    e.x_sum,
+                    e.y_sum,
+                    MAX_ELEMENTS_PER_PAGE
+                ])? == 0
                 {
                     lost += e.clicks;
                 }
@@ -88,7 +97,12 @@ pub(super) fn index_activity(tx: &Connection, project: i64, s: &BatchSummary) ->
         }
     }
     if clicks_dropped + views_dropped > 0 {
-        tx.prepare_cached(ADD_DROPPED)?.execute(params![project, day, to_i64(clicks_dropped), to_i64(views_dropped)])?;
+        tx.prepare_cached(ADD_DROPPED)?.execute(params![
+            project,
+            day,
+            to_i64(clicks_dropped),
+            to_i64(views_dropped)
+        ])?;
     }
     Ok(())
 }

@@ -460,7 +460,11 @@ impl Storage for SqliteStorage {
         queries::compare_environment(&self.lock()?.conn, project, session, sample)
     }
 
-    fn clickmap(&self, project: i64, query: &crate::clickmap::ClickmapQuery) -> Result<crate::clickmap::Clickmap, Error> {
+    fn clickmap(
+        &self,
+        project: i64,
+        query: &crate::clickmap::ClickmapQuery,
+    ) -> Result<crate::clickmap::Clickmap, Error> {
         clickmap::clickmap(&self.lock()?.conn, project, query)
     }
 
