@@ -29,7 +29,7 @@ const DEFAULT_RANGE_MS: u64 = 7 * DAY_MS;
 pub struct ClickmapParams {
     /// The page: a URL (its query and fragment are ignored; matched whole, case-insensitively)
     /// or a pattern where `*` stands for anything (`https://shop.test/product/*`). At most 300
-    /// characters.
+    /// characters; every page of the project when omitted.
     pub url: Option<String>,
     /// Start of the range (Unix ms, counted by UTC day); a week before `to` when omitted.
     pub from: Option<u64>,
@@ -98,8 +98,8 @@ pub struct ClickmapAnswer {
 
 /// The storage query of `params`, or why it is refused (`bad_query`).
 pub fn resolve(params: &ClickmapParams, now: u64) -> Result<ClickmapQuery, &'static str> {
-    let url = params.url.as_deref().map(str::trim).unwrap_or_default();
-    if url.is_empty() || replay_core::clickmap::normalize_url(url).is_none() {
+    let url = params.url.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or("*");
+    if replay_core::clickmap::normalize_url(url).is_none() {
         return Err("name the page: url=<a URL, or a pattern with * for anything>");
     }
     if url.chars().count() > MAX_PATTERN_CHARS {
@@ -169,7 +169,7 @@ fn answer(url: String, from: u64, to: u64, map: clickmap::Clickmap, sample: Opti
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 200, description = "The clicked elements, the scroll map and a page view to draw the page from.", body = ClickmapAnswer),
-        (status = 400, description = "No URL, a pattern over 300 characters, or a range over 92 days (`bad_query`)."),
+        (status = 400, description = "A URL that names no page, a pattern over 300 characters, or a range over 92 days (`bad_query`)."),
         (status = 404, description = "No such project, or not the caller's."),
         (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
@@ -198,7 +198,7 @@ mod tests {
         assert!(resolve(&params("https://a.test/", Some(0), Some(92 * DAY_MS - 1)), now).is_ok());
         assert!(resolve(&params("https://a.test/", Some(0), Some(92 * DAY_MS)), now).is_err());
         assert!(resolve(&params("https://a.test/", Some(5), Some(4)), now).is_err());
-        assert!(resolve(&params("", None, None), now).is_err());
+        assert_eq!(resolve(&params("", None, None), now).expect("every page").url, "*");
         assert!(resolve(&params("?q", None, None), now).is_err());
         assert!(resolve(&params(&"x".repeat(301), None, None), now).is_err());
     }

@@ -122,8 +122,7 @@ async fn a_click_map_counts_each_element_and_depth_of_a_page_once() {
     let (_, body) = get(&app, &format!("/api/v1/projects/{project}/clickmap?url={LIST}&from=0&to=1000")).await;
     assert!(body.contains("\"elements\":[]"), "{body}");
     for bad in [
-        "",
-        "url=",
+        "url=?q",
         &format!("url={}", "x".repeat(301)),
         "url=https://a.test/&from=5&to=4",
         "url=https://a.test/&from=0",
@@ -132,6 +131,8 @@ async fn a_click_map_counts_each_element_and_depth_of_a_page_once() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body.contains("bad_query"), "{body}");
     }
+    let (_, body) = get(&app, &format!("/api/v1/projects/{project}/clickmap?{range}")).await;
+    assert!(body.contains("\"pages\":2"), "every page when none is named: {body}");
     let (status, _) = get(&app, "/api/v1/projects/99/clickmap?url=https://shop.test/list").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
