@@ -215,8 +215,8 @@ mod tests {
         a.see(3, &click("", "old recorder", 0, 0));
         a.see(4, &nav("https://shop.test/b?q=1"));
         a.see(5, &click("body > a", "B", 1, 1));
-        a.see(6, &EventData::ScrollDepth(ScrollDepth { bottom: 500, height: 1000 }));
-        a.see(7, &EventData::ScrollDepth(ScrollDepth { bottom: 300, height: 1000 }));
+        a.see(6, &EventData::<String>::ScrollDepth(ScrollDepth { bottom: 500, height: 1000 }));
+        a.see(7, &EventData::<String>::ScrollDepth(ScrollDepth { bottom: 300, height: 1000 }));
         a.finish();
         assert_eq!(a.pages.len(), 2);
         let first = &a.pages[0];

@@ -198,7 +198,8 @@ impl Recorder {
     #[allow(clippy::too_many_arguments)]
     pub fn click(&mut self, now: f64, id: u32, x: i32, y: i32, button: u8, label: String, path: String) {
         let label = self.privacy.cleaned(label);
-        let mut path = path;
+        // Names only structure, but an id may echo what was typed: masked like any text.
+        let mut path = self.privacy.cleaned(path);
         if path.len() > replay_protocol::MAX_CLICK_PATH {
             let mut end = replay_protocol::MAX_CLICK_PATH;
             while !path.is_char_boundary(end) {

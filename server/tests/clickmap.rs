@@ -121,12 +121,9 @@ async fn a_click_map_counts_each_element_and_depth_of_a_page_once() {
     // Outside the range, and bad queries.
     let (_, body) = get(&app, &format!("/api/v1/projects/{project}/clickmap?url={LIST}&from=0&to=1000")).await;
     assert!(body.contains("\"elements\":[]"), "{body}");
-    for bad in [
-        "url=?q",
-        &format!("url={}", "x".repeat(301)),
-        "url=https://a.test/&from=5&to=4",
-        "url=https://a.test/&from=0",
-    ] {
+    for bad in
+        ["url=?q", &format!("url={}", "x".repeat(301)), "url=https://a.test/&from=5&to=4", "url=https://a.test/&from=0"]
+    {
         let (status, body) = get(&app, &format!("/api/v1/projects/{project}/clickmap?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body.contains("bad_query"), "{body}");
