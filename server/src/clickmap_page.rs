@@ -89,7 +89,7 @@ async fn clickmap_page(
 }
 
 fn percent(part: u64, whole: u64) -> u64 {
-    if whole == 0 { 0 } else { (part * 100 + whole / 2) / whole }
+    (part * 100 + whole / 2).checked_div(whole).unwrap_or(0)
 }
 
 /// The answer: the picture (drawn by the script), the elements and the scroll map as tables.
