@@ -38,7 +38,7 @@ const TARGETS: [(&str, &str); 3] = [
 /// Session `i`'s clicks on each target (some none), and how far down it scrolls (a fraction
 /// of the scrollable distance).
 fn plan(i: usize) -> ([usize; 3], f64) {
-    let clicks = [1 + i % 3, usize::from(i % 2 == 0), usize::from(i % 5 == 0) * 2];
+    let clicks = [1 + i % 3, usize::from(i.is_multiple_of(2)), usize::from(i.is_multiple_of(5)) * 2];
     let scroll = [0.0, 0.3, 0.6, 1.0][i % 4];
     (clicks, scroll)
 }
