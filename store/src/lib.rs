@@ -221,6 +221,9 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     /// A click map and scroll map of the pages matching `query` over its days, from the
     /// aggregates kept at ingest ([`clickmap`]): its cost is the page-days it covers.
     fn clickmap(&self, project: i64, query: &clickmap::ClickmapQuery) -> Result<clickmap::Clickmap, Error>;
+    /// Deletes a project's click map aggregates of the UTC days before `day` (a project's own
+    /// retention, shorter than the server's, which deletes every project's with its sessions).
+    fn delete_clickmap_before(&self, project: i64, day: i64) -> Result<(), Error>;
 
     /// Stores a release artifact (a source map or a minified file) under its URL, replacing one
     /// of the same URL; refused over [`MAX_ARTIFACT_BYTES`], or when the release already holds

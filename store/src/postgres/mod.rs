@@ -550,6 +550,18 @@ impl Storage for PostgresStorage {
         self.block(move |e| async move { e.clickmap(project, query).await })
     }
 
+    fn delete_clickmap_before(&self, project: i64, day: i64) -> Result<(), Error> {
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            for table in crate::clickmap::DAY_TABLES {
+                client
+                    .execute(&format!("DELETE FROM {table} WHERE project_id = $1 AND day < $2"), &[&project, &day])
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {
         let key = text(key);
         self.block(move |e| async move {

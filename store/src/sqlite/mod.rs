@@ -468,6 +468,14 @@ impl Storage for SqliteStorage {
         clickmap::clickmap(&self.lock()?.conn, project, query)
     }
 
+    fn delete_clickmap_before(&self, project: i64, day: i64) -> Result<(), Error> {
+        let db = self.lock()?;
+        for table in crate::clickmap::DAY_TABLES {
+            db.conn.execute(&format!("DELETE FROM {table} WHERE project_id = ?1 AND day < ?2"), [project, day])?;
+        }
+        Ok(())
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {
         self.lookup(|c| queries::setting(c, key))
     }

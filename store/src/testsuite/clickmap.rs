@@ -126,9 +126,18 @@ pub(super) fn click_maps_forget_sessions_deleted_and_go_with_their_project_and_d
     let map = db.clickmap(p.id, &query(LIST, t, t)).expect("map");
     assert_eq!((map.clicks, map.sample.expect("sample").session.as_str()), (4, "s1"));
 
-    // Retention past the day: the day's aggregates go with its sessions.
+    // A project's own retention deletes its days before the cutoff, not another project's.
+    let o = db.create_project("other").expect("o");
+    db.put_batch_blocking(o.id, &s1, b"0").expect("put");
+    db.delete_clickmap_before(p.id, day_of(t)).expect("keeps the day");
+    assert_eq!(db.clickmap(p.id, &query(LIST, t, t)).expect("map").clicks, 4);
+    db.delete_clickmap_before(p.id, day_of(t) + 1).expect("deletes the day");
+    assert_eq!(db.clickmap(p.id, &query(LIST, t, t)).expect("map").clicks, 0);
+    assert_eq!(db.clickmap(o.id, &query(LIST, t, t)).expect("map").clicks, 2, "projects are apart");
+
+    // The server's retention past the day: every project's aggregates of it go with its sessions.
     db.delete_sessions_before(t + 2 * DAY_MS).expect("retention");
-    let map = db.clickmap(p.id, &query(LIST, t, t)).expect("map");
+    let map = db.clickmap(o.id, &query(LIST, t, t)).expect("map");
     assert_eq!((map.clicks, map.reached, map.sample), (0, [0; 11], None));
 
     let q = db.create_project("blog").expect("q");
