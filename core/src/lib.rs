@@ -7,6 +7,8 @@
 //! - [`diagnostics`]: freeze culprits, error fingerprints ([`ErrorSighting`]) and the
 //!   environment facts that sessions are compared by;
 //! - [`gzip`]: the capped decompression of uploads and the decoding of stored bodies;
+//! - [`clickmap`]: what click maps and scroll maps keep of a batch (clicks by page and element,
+//!   the deepest tenth of a page seen);
 //! - [`clock`]: the server's clock ([`now_ms`]);
 //! - [`ids`]: random keys and tokens ([`random_hex`], [`new_key`]);
 //! - [`rrweb`]: rrweb recordings imported as batches, sessions exported as rrweb events;
@@ -14,6 +16,7 @@
 //!   maps (original function, file, line, a few lines of source), and fingerprints of original frames;
 //! - [`Error`]: what these helpers can fail with.
 
+pub mod clickmap;
 pub mod clock;
 pub mod diagnostics;
 pub mod gzip;

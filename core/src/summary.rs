@@ -58,6 +58,8 @@ pub struct BatchSummary {
     pub search_terms: Vec<SearchTerm>,
     /// Terms left out of `search_terms` by that cap.
     pub search_terms_dropped: u64,
+    /// What click maps and scroll maps keep of the batch ([`crate::clickmap`]).
+    pub activity: crate::clickmap::Activity,
 }
 
 /// What a session can be searched by ("search by what happened").
@@ -161,7 +163,9 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
     let mut rage = replay_protocol::rage::RageDetector::new();
     let mut sightings = diagnostics::Sightings::default();
     let mut terms = Terms::default();
+    let mut activity = crate::clickmap::Activity::default();
     for e in &batch.events {
+        activity.see(batch.time_of(e), &e.data);
         match &e.data {
             EventData::Navigation(n) => terms.add(TermKind::Page, n.url.as_ref(), batch.time_of(e)),
             EventData::Network(n) if n.failed || n.status >= 400 => {
@@ -233,6 +237,8 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
     }
     (s.error_sightings, s.error_sightings_dropped) = sightings.finish();
     (s.search_terms, s.search_terms_dropped) = (terms.terms, terms.dropped);
+    activity.finish();
+    s.activity = activity;
     let signals =
         replay_protocol::frustration::detect(batch.events.iter().map(|e| (batch.time_of(e), &e.data)), batch.end);
     (s.dead_clicks, s.error_clicks, s.quick_backs) = (signals.dead_clicks, signals.error_clicks, signals.quick_backs);
@@ -317,7 +323,7 @@ mod tests {
                 scroll_x: 0,
                 scroll_y: 0,
             }),
-            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0, label: String::new() }),
+            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0, label: String::new(), path: String::new() }),
             error("order 123 failed", "Error: order 123 failed\n    at pay (https://shop.test/app.js:3:9)", 0),
             error("order 456 failed", "Error: order 456 failed\n    at pay (https://shop.test/app.js:3:9)", 4),
             error("\u{1F600} no stack", "", 1),
@@ -433,7 +439,9 @@ mod tests {
                 timing: None,
             })
         };
-        let click = |label: &str| EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into() });
+        let click = |label: &str| {
+            EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into(), path: String::new() })
+        };
         let mut b = Batch::new("s", "p", 0, 1_000);
         b.events = vec![
             Event { t: 0, data: meta("https://shop.test/List") },

@@ -304,6 +304,9 @@ pub enum EventData<S = String> {
     /// A font the page added through the `FontFace` API.
     #[serde(rename = "G")]
     Font(FontAdded<S>),
+    /// How far down the page the page view has been seen (for scroll maps).
+    #[serde(rename = "M")]
+    ScrollDepth(ScrollDepth),
 }
 
 /// A font face the page added through the `FontFace` API (`document.fonts.add(new
@@ -994,6 +997,36 @@ pub struct Click {
     /// characters), masked in the page like any recorded text; empty from older recorders.
     #[serde(default)]
     pub label: String,
+    /// A short CSS selector of the clicked element (tag, id, a few classes, `:nth-of-type`,
+    /// from the nearest ancestor with an id, at most [`MAX_CLICK_PATH`] characters), made on
+    /// click for click maps; empty from older recorders.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// Longest [`Click::path`] a recorder sends (readers cut longer ones).
+pub const MAX_CLICK_PATH: usize = 300;
+
+/// How far down the page a page view has been seen: the bottom edge of the viewport
+/// (`scrollY + innerHeight`) and the document's scroll height, both in CSS pixels. The recorder
+/// sends one when a page view starts (or navigates in the page) and again each time the deepest
+/// tenth of the page reached grows (a dozen per page view at most); click maps turn them into
+/// scroll maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrollDepth {
+    pub bottom: u32,
+    pub height: u32,
+}
+
+impl ScrollDepth {
+    /// The tenth of the page reached, 0 to 10 (10: the bottom; a page shorter than the viewport
+    /// is seen whole).
+    pub fn tenth(&self) -> u8 {
+        if self.height == 0 || self.bottom >= self.height {
+            return 10;
+        }
+        (u64::from(self.bottom) * 10 / u64::from(self.height)) as u8
+    }
 }
 
 /// A scroll position of the document (`id` = 0) or of an element.

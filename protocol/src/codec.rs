@@ -384,11 +384,15 @@ pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), 
                 }
                 check("font file", f.data.len(), limits.max_string)?;
             }
-            EventData::Click(_)
-            | EventData::Scroll(_)
+            EventData::Click(c) => {
+                check("click label", c.label.len(), limits.max_string)?;
+                check("click path", c.path.len(), limits.max_string)?;
+            }
+            EventData::Scroll(_)
             | EventData::Viewport(_)
             | EventData::Focus(_)
             | EventData::Dialog(_)
+            | EventData::ScrollDepth(_)
             | EventData::Selection(_)
             | EventData::Media(_)
             | EventData::Visibility(_) => {}
@@ -426,7 +430,7 @@ mod tests {
         });
         b.events.push(Event {
             t: 20,
-            data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0, label: String::new() }),
+            data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0, label: String::new(), path: String::new() }),
         });
         b
     }
@@ -623,8 +627,11 @@ mod tests {
                 .prop_map(|(id, value, checked)| EventData::Input(Input { id, value, checked })),
             proptest::collection::vec((any::<i32>(), any::<i32>(), any::<u32>()), 0..5)
                 .prop_map(|p| EventData::MouseMove(p.into_iter().map(|(x, y, dt)| MousePoint { x, y, dt }).collect())),
-            (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>())
-                .prop_map(|(id, x, y, button)| EventData::Click(Click { id, x, y, button, label: String::new() })),
+            (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>(), arb_string()).prop_map(
+                |(id, x, y, button, path)| EventData::Click(Click { id, x, y, button, label: String::new(), path })
+            ),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(bottom, height)| EventData::ScrollDepth(crate::batch::ScrollDepth { bottom, height })),
             (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),
             (any::<u32>(), any::<u32>()).prop_map(|(width, height)| EventData::Viewport(Viewport { width, height })),
             (any::<u32>(), any::<bool>())

@@ -406,7 +406,8 @@ impl Dom {
             | EventData::App(_)
             | EventData::Freeze(_)
             | EventData::Note(_)
-            | EventData::WebSocket(_) => {}
+            | EventData::WebSocket(_)
+            | EventData::ScrollDepth(_) => {}
         }
     }
 

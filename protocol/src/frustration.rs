@@ -165,7 +165,7 @@ mod tests {
     use crate::{AddedSubtree, Mutation};
 
     fn click() -> EventData {
-        EventData::Click(Click { id: 9, x: 1, y: 1, button: 0, label: String::new() })
+        EventData::Click(Click { id: 9, x: 1, y: 1, button: 0, label: String::new(), path: String::new() })
     }
     fn focus(focused: bool) -> EventData {
         EventData::Focus(Focus { id: 9, focused })

@@ -47,14 +47,15 @@ pub mod timeline;
 
 mod error;
 
+pub use batch::MAX_CLICK_PATH;
 pub use batch::network;
 pub use batch::network::{FailureKind, ResourceTiming, WebSocketActivity, WebSocketMessage, WebSocketPhase};
 pub use batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp,
     Custom, DialogShown, Environment, ErrorEvent, ErrorKind, Event, EventData, Focus, FontAdded, FrameInfo, Freeze,
     Input, LongFrame, Media, MediaAction, Metric, MousePoint, Mutation, Namespace, Navigation, NavigationKind, Network,
-    Node, NodeKind, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, Selection, Snapshot, TextChange,
-    Touch, TouchKind, Viewport,
+    Node, NodeKind, Note, NoteKind, PageMeta, RequestKind, ScriptTiming, Scroll, ScrollDepth, Selection, Snapshot,
+    TextChange, Touch, TouchKind, Viewport,
 };
 pub use codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch};
 pub use dom::Dom;

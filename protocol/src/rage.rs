@@ -44,7 +44,7 @@ impl RageDetector {
             self.count = self.count.saturating_add(1);
         } else {
             // Only where it was: the label is not needed (nor copied) here.
-            self.first = Some(Click { label: String::new(), ..*click });
+            self.first = Some(Click { label: String::new(), path: String::new(), ..*click });
             self.count = 1;
         }
         self.last_ms = time_ms;
@@ -68,7 +68,7 @@ mod tests {
     use super::*;
 
     fn click(id: u32, x: i32, y: i32) -> Click {
-        Click { id, x, y, button: 0, label: String::new() }
+        Click { id, x, y, button: 0, label: String::new(), path: String::new() }
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ("EventData", "W", "websocket"),
     ("EventData", "X", "frame"),
     ("EventData", "G", "font"),
+    ("EventData", "M", "scroll_depth"),
     ("NodeKind", "D", "document"),
     ("NodeKind", "T", "doctype"),
     ("NodeKind", "E", "element"),

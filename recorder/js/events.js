@@ -7,6 +7,7 @@ import { S, now, guard } from './state.js';
 import { ignored, maskText, maskedValue, neverRecorded, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
 import { ownerWalked } from './css.js';
+import { clickPath, recordScrollDepth } from './clickmap.js';
 
 const MOUSE_SAMPLE_MS = 50;
 const MOUSE_FLUSH_MS = 500;
@@ -96,6 +97,7 @@ function onScroll(e) {
     if (S.stopped) return;
     if (target === document || target === document.documentElement) {
       S.rec.scroll(now(), 0, Math.round(scrollX), Math.round(scrollY));
+      recordScrollDepth(false);
     } else {
       // An iframe document scrolls as its scrolling element (the replay scrolls its root).
       const el = target.nodeType === 9 ? target.scrollingElement : target;
@@ -149,6 +151,7 @@ function recordNavigation(kind) {
   if (url === lastUrl) return;
   lastUrl = url;
   S.rec.navigation(now(), url, kind);
+  recordScrollDepth(true);
 }
 
 function wrapHistory(name, kind) {
@@ -205,7 +208,8 @@ export function listenToDocument(doc) {
   listen(doc, 'change', (e) => recordInput(e.target), true);
   listen(doc, 'click', (e) => {
     const id = S.ids.get(e.target);
-    S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button, clickLabel(e.target));
+    S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button, clickLabel(e.target),
+      clickPath(e.target));
   }, true);
   listen(doc, 'mousemove', onMouseMove, cap);
   listen(doc, 'scroll', onScroll, cap);
@@ -230,4 +234,5 @@ export function listenToUser() {
   listen(window, 'popstate', () => recordNavigation(2));
   listen(window, 'hashchange', () => recordNavigation(3));
   recordPixelRatio();
+  recordScrollDepth(true);
 }

@@ -89,8 +89,9 @@ fn estimate(e: &EventData) -> usize {
         EventData::MouseMove(p) => p.len() * 9,
         EventData::Custom(c) => c.name.len() + c.data.len(),
         EventData::Canvas(c) => c.data.len() + c.mime.len() + 16,
-        EventData::Click(_)
-        | EventData::Scroll(_)
+        EventData::Click(c) => 12 + c.label.len() + c.path.len(),
+        EventData::Scroll(_)
+        | EventData::ScrollDepth(_)
         | EventData::Viewport(_)
         | EventData::Focus(_)
         | EventData::Dialog(_) => 12,
@@ -348,7 +349,7 @@ mod tests {
     use replay_protocol::{Click, Limits, Snapshot, decode_batch};
 
     fn click() -> EventData {
-        EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: String::new() })
+        EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: String::new(), path: String::new() })
     }
 
     #[test]

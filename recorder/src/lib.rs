@@ -22,7 +22,7 @@ use replay_protocol::{
     AppFact, Attr, CanvasFrame, Click, Console, ConsoleLevel, CssChange, CssOp, Custom, DialogShown, Environment,
     ErrorEvent, ErrorKind, EventData, Focus, FontAdded, FrameInfo, Freeze, Input, LongFrame, Media, MediaAction,
     Metric, MousePoint, Navigation, NavigationKind, Network, Note, NoteKind, PageMeta, RequestKind, ScriptTiming,
-    Scroll, Selection, Snapshot, Touch, TouchKind, Viewport, tape,
+    Scroll, ScrollDepth, Selection, Snapshot, Touch, TouchKind, Viewport, tape,
 };
 use wasm_bindgen::prelude::*;
 
@@ -253,10 +253,28 @@ impl Recorder {
         self.buffer.push(now_ms(now), EventData::Input(Input { id, value, checked }));
     }
 
-    /// A click; `label` is the clicked control's short text, already masked by place.
-    pub fn click(&mut self, now: f64, id: u32, x: i32, y: i32, button: u8, label: String) {
+    /// A click; `label` is the clicked control's short text, already masked by place; `path`
+    /// a short CSS selector of the clicked element (for click maps), cut to
+    /// [`replay_protocol::MAX_CLICK_PATH`] bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn click(&mut self, now: f64, id: u32, x: i32, y: i32, button: u8, label: String, path: String) {
         let label = self.privacy.cleaned(label);
-        self.buffer.push(now_ms(now), EventData::Click(Click { id, x, y, button, label }));
+        // Names only structure, but an id may echo what was typed: masked like any text.
+        let mut path = self.privacy.cleaned(path);
+        if path.len() > replay_protocol::MAX_CLICK_PATH {
+            let mut end = replay_protocol::MAX_CLICK_PATH;
+            while !path.is_char_boundary(end) {
+                end -= 1;
+            }
+            path.truncate(end);
+        }
+        self.buffer.push(now_ms(now), EventData::Click(Click { id, x, y, button, label, path }));
+    }
+
+    /// How far down the page has been seen: the viewport's bottom edge and the document's
+    /// scroll height (CSS pixels), for scroll maps.
+    pub fn scroll_depth(&mut self, now: f64, bottom: u32, height: u32) {
+        self.buffer.push(now_ms(now), EventData::ScrollDepth(ScrollDepth { bottom, height }));
     }
 
     /// Sampled mouse positions as `(x, y, dt)` triples.

@@ -19,6 +19,8 @@ pub const LIST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'
 pub enum Nav {
     Sessions,
     Errors,
+    /// A project's click map and scroll map.
+    Clickmap,
     /// A project's members (and its tokens, for owners).
     Members,
     /// A project's settings and audit log (owners'), and the list of projects.
@@ -107,6 +109,7 @@ fn document(
                         (nav(Nav::Sessions, "Sessions", &sessions))
                         (nav(Nav::Errors, "Errors", &errors))
                         @if let Some(p) = project {
+                            (nav(Nav::Clickmap, "Click map", &format!("/viewer/p/{}/clickmap", p.current)))
                             (nav(Nav::Members, "Members", &format!("/viewer/p/{}/members", p.current)))
                             @if p.manage {
                                 (nav(Nav::Settings, "Settings", &format!("/viewer/p/{}/settings", p.current)))
@@ -186,7 +189,7 @@ mod tests {
         let p = project_page("S", Nav::Sessions, &nav, Some("t"), html! {}).into_string();
         assert!(p.contains(r#"<option value="1">a&lt;b</option><option value="2" selected>shop</option>"#), "{p}");
         assert!(p.contains(r#"id="project-switcher""#) && p.contains(r#"method="get" action="/viewer/""#), "{p}");
-        assert!(p.contains(r#"<span>Sessions</span><a href="/viewer/p/2/errors">Errors</a><a href="/viewer/p/2/members">Members</a>"#), "{p}");
+        assert!(p.contains(r#"<span>Sessions</span><a href="/viewer/p/2/errors">Errors</a><a href="/viewer/p/2/clickmap">Click map</a><a href="/viewer/p/2/members">Members</a>"#), "{p}");
         assert!(!p.contains("/viewer/admin/users"), "no admin link for a non-admin: {p}");
         assert!(!p.contains("/viewer/p/2/settings"), "no settings link for a non-owner: {p}");
         let owner = ProjectNav { manage: true, ..nav.clone() };

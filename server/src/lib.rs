@@ -37,7 +37,8 @@
 //! - [`compare`]: a session beside sessions of the same page in another environment;
 //! - [`comments`]: comments on a session at a moment, and share links to a moment;
 //! - [`oidc`]: single sign-on with an OpenID Connect provider;
-//! - [`sso`]: single sign-on's settings, refusals and button on the sign-in page.
+//! - [`sso`]: single sign-on's settings, refusals and button on the sign-in page;
+//! - [`clickmap`]: click maps and scroll maps of a page from the API; [`clickmap_page`] draws them.
 
 pub mod access;
 pub mod account_pages;
@@ -45,6 +46,8 @@ pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod clickmap;
+pub mod clickmap_page;
 pub mod client;
 pub mod comments;
 pub mod compare;
@@ -226,6 +229,7 @@ api_routes! {
     GET "/api/v1/projects/{project}/sessions/{id}/comments" => comments::list_comments;
     POST "/api/v1/projects/{project}/sessions/{id}/comments" => comments::add_comment;
     DELETE "/api/v1/projects/{project}/sessions/{id}/comments/{comment}" => comments::delete_comment;
+    GET "/api/v1/projects/{project}/clickmap" => clickmap::clickmap_api;
 }
 
 /// The whole HTTP application.
@@ -246,6 +250,7 @@ pub fn app(state: AppState) -> Router {
         .merge(settings_page::routes())
         .merge(comments::routes())
         .merge(oidc::routes())
+        .merge(clickmap_page::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

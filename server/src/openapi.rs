@@ -101,6 +101,7 @@ pub const INGEST_KEY_QUERY: &str = "ingest_key_query";
         crate::comments::list_comments,
         crate::comments::add_comment,
         crate::comments::delete_comment,
+        crate::clickmap::clickmap_api,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Fill),

@@ -358,6 +358,8 @@ pub fn apply_retention(storage: &dyn Storage, now_ms: u64) -> Result<u64, Error>
         let Some(settings) = storage.project_settings(p.id)? else { continue };
         let Some(days) = ProjectSettings::parse(&settings).retention_days else { continue };
         let cutoff = now_ms.saturating_sub(u64::from(days) * 86_400_000);
+        // Click map aggregates of the days wholly before the cutoff go too.
+        storage.delete_clickmap_before(p.id, replay_store::clickmap::day_of(cutoff))?;
         // Started before the cutoff; those that also ended before it go.
         let filter = SessionFilter { until_ms: Some(cutoff), ..SessionFilter::default() };
         let mut offset = 0;

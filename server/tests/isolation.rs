@@ -247,6 +247,7 @@ const EXPECTED: &[(&str, &str, Needs)] = &[
     ("GET", "/api/v1/projects/{project}/sourcemaps", Needs::Read),
     ("GET", "/api/v1/projects/{project}/sessions/{id}/symbolicated", Needs::Read),
     ("GET", "/api/v1/projects/{project}/sessions/{id}/compare", Needs::Read),
+    ("GET", "/api/v1/projects/{project}/clickmap", Needs::Read),
     ("GET", "/api/v1/projects/{project}/members", Needs::Read),
     ("PUT", "/api/v1/projects/{project}/members/{user}", Needs::Owner),
     ("DELETE", "/api/v1/projects/{project}/members/{user}", Needs::Owner),
@@ -314,6 +315,10 @@ fn request(method: &str, path: &str, project: i64, who: &str, token: i64) -> Req
     // Release files are named by release and URL.
     if path.ends_with("/sourcemaps") {
         uri.push_str("?release=1&url=~/app.js");
+    }
+    // A click map names its page.
+    if path.ends_with("/clickmap") {
+        uri.push_str("?url=http://a.test/*");
     }
     let mut req = Request::builder().method(method).uri(uri);
     req = if who.starts_with("rpt_") {

@@ -9,6 +9,7 @@
 //!
 //! Modules:
 //! - [`accounts`]: viewer accounts, memberships, sign-ins, invitations and API tokens;
+//! - [`clickmap`]: click maps and scroll maps, aggregated at ingest per project, day and page;
 //! - [`model`]: what the engines store and answer (projects and their ingest keys, session rows,
 //!   error groups, environment comparisons, filters, stored bodies, batch ranges, usage);
 //! - `shared`: SQL, row handling and the cache of projects by key both engines use;
@@ -22,6 +23,7 @@
 //! batch) and `replay-protocol`, and the server builds on it.
 
 pub mod accounts;
+pub mod clickmap;
 pub mod model;
 pub mod postgres;
 pub mod search;
@@ -216,6 +218,12 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     /// `sample` most recently started sessions and the session itself (see
     /// [`ENVIRONMENT_SAMPLE`]).
     fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error>;
+    /// A click map and scroll map of the pages matching `query` over its days, from the
+    /// aggregates kept at ingest ([`clickmap`]): its cost is the page-days it covers.
+    fn clickmap(&self, project: i64, query: &clickmap::ClickmapQuery) -> Result<clickmap::Clickmap, Error>;
+    /// Deletes a project's click map aggregates of the UTC days before `day` (a project's own
+    /// retention, shorter than the server's, which deletes every project's with its sessions).
+    fn delete_clickmap_before(&self, project: i64, day: i64) -> Result<(), Error>;
 
     /// Stores a release artifact (a source map or a minified file) under its URL, replacing one
     /// of the same URL; refused over [`MAX_ARTIFACT_BYTES`], or when the release already holds

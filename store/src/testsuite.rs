@@ -13,6 +13,8 @@ use crate::{
 };
 use replay_core::{SearchTerm, TermKind};
 
+mod clickmap;
+
 /// Blocking forms of [`Storage::put_batch`], for tests and tools: they wait for the outcome
 /// on the calling thread (never call them on an async worker).
 pub trait StorageExt: Storage {
@@ -86,6 +88,9 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     sessions_are_found_by_what_happened(&make());
     a_session_keeps_a_bounded_number_of_search_terms(&make());
     single_sign_on_identities_link_to_one_account_each(&make());
+    clickmap::clicks_and_scroll_depths_are_aggregated_per_page_and_day_once(&make());
+    clickmap::click_maps_are_bounded_and_count_what_they_drop(&make());
+    clickmap::click_maps_forget_sessions_deleted_and_go_with_their_project_and_days(&make());
 }
 
 fn idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(db: &impl Storage) {

@@ -255,7 +255,14 @@ mod tests {
             .map(|&time| TimedEvent {
                 time,
                 page: 0,
-                data: EventData::Click(Click { id: 4, x: 10, y: 10, button: 0, label: String::new() }),
+                data: EventData::Click(Click {
+                    id: 4,
+                    x: 10,
+                    y: 10,
+                    button: 0,
+                    label: String::new(),
+                    path: String::new(),
+                }),
             })
             .collect()
     }

@@ -249,6 +249,7 @@ impl Exporter {
             EventData::Canvas(_) => self.drop("canvas frames"),
             EventData::Frame(_) => self.drop("frame placeholders"),
             EventData::Font(_) => self.drop("fonts added through FontFace"),
+            EventData::ScrollDepth(_) => self.drop("scroll depths"),
         }
     }
 

@@ -125,7 +125,14 @@ fn an_rrweb_recording_imports_and_replays() {
         MousePoint { x: 10, y: 20, dt: 0 },
         MousePoint { x: 30, y: 40, dt: 15 }
     ])));
-    assert!(events.contains(&EventData::Click(Click { id: 9, x: 30, y: 40, button: 0, label: String::new() })));
+    assert!(events.contains(&EventData::Click(Click {
+        id: 9,
+        x: 30,
+        y: 40,
+        button: 0,
+        label: String::new(),
+        path: String::new()
+    })));
     assert!(events.contains(&EventData::Scroll(Scroll { id: 1, x: 0, y: 300 })));
     assert!(events.contains(&EventData::Viewport(Viewport { width: 800, height: 600 })));
     assert!(events.contains(&EventData::Custom(Custom { name: "checkout".into(), data: r#"{"total":12}"#.into() })));
@@ -259,7 +266,10 @@ fn our_session() -> Vec<Batch> {
             t: 30,
             data: EventData::MouseMove(vec![MousePoint { x: 1, y: 2, dt: 0 }, MousePoint { x: 3, y: 4, dt: 8 }]),
         },
-        Event { t: 40, data: EventData::Click(Click { id: 6, x: 3, y: 4, button: 0, label: String::new() }) },
+        Event {
+            t: 40,
+            data: EventData::Click(Click { id: 6, x: 3, y: 4, button: 0, label: String::new(), path: String::new() }),
+        },
         Event { t: 50, data: EventData::Scroll(Scroll { id: 0, x: 0, y: 90 }) },
         Event { t: 60, data: EventData::Viewport(Viewport { width: 500, height: 400 }) },
         Event { t: 70, data: EventData::Custom(Custom { name: "n".into(), data: "{\"a\":[1]}".into() }) },

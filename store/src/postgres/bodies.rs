@@ -227,6 +227,7 @@ impl Engine {
             }
         }
         super::search::index_terms(&tx, project, s).await?;
+        super::clickmap::index_activity(&tx, project, s).await?;
         if !s.error_sightings.is_empty() {
             let group = tx
                 .prepare_cached(

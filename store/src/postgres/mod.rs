@@ -35,6 +35,7 @@
 mod accounts;
 mod artifacts;
 mod bodies;
+mod clickmap;
 mod comments;
 mod queries;
 mod schema;
@@ -538,6 +539,27 @@ impl Storage for PostgresStorage {
     fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error> {
         let session = text(session);
         self.block(move |e| async move { e.compare_environment(project, &session, sample).await })
+    }
+
+    fn clickmap(
+        &self,
+        project: i64,
+        query: &crate::clickmap::ClickmapQuery,
+    ) -> Result<crate::clickmap::Clickmap, Error> {
+        let query = query.clone();
+        self.block(move |e| async move { e.clickmap(project, query).await })
+    }
+
+    fn delete_clickmap_before(&self, project: i64, day: i64) -> Result<(), Error> {
+        self.block(move |e| async move {
+            let client = e.pool.get().await?;
+            for table in crate::clickmap::DAY_TABLES {
+                client
+                    .execute(&format!("DELETE FROM {table} WHERE project_id = $1 AND day < $2"), &[&project, &day])
+                    .await?;
+            }
+            Ok(())
+        })
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {

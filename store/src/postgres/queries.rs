@@ -209,6 +209,16 @@ impl Engine {
             &[&cutoff],
         )
         .await?;
+        tx.execute(
+            "DELETE FROM clickmap_views v USING sessions s
+             WHERE s.project_id = v.project_id AND s.id = v.session_id AND s.received_ms < $1",
+            &[&cutoff],
+        )
+        .await?;
+        // Click map aggregates of the days wholly before the cutoff go with their sessions.
+        for table in crate::clickmap::DAY_TABLES {
+            tx.execute(&format!("DELETE FROM {table} WHERE day < $1"), &[&crate::clickmap::day_of(cutoff_ms)]).await?;
+        }
         let n = tx.execute("DELETE FROM sessions WHERE received_ms < $1", &[&cutoff]).await?;
         // Sessions deleted on request are forgotten with the sessions of their age.
         tx.execute("DELETE FROM deleted_sessions WHERE deleted_ms < $1", &[&cutoff]).await?;
@@ -271,6 +281,10 @@ impl Engine {
         tx.execute("DELETE FROM comments WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids]).await?;
         tx.execute("DELETE FROM session_terms WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
             .await?;
+        tx.execute("DELETE FROM clickmap_views WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
+            .await?;
+        // A click map's sample page view is the one session id its aggregates hold.
+        tx.execute(crate::clickmap::FORGET_SAMPLES, &[&project]).await?;
         tx.execute(
             "DELETE FROM error_groups g WHERE g.project_id = $1 AND NOT EXISTS (SELECT 1 FROM error_sessions s
                 WHERE s.project_id = g.project_id AND s.fingerprint = g.fingerprint)",
@@ -306,7 +320,11 @@ impl Engine {
             "sessions",
             "deleted_sessions",
             "comments",
-        ] {
+            "clickmap_views",
+        ]
+        .into_iter()
+        .chain(crate::clickmap::DAY_TABLES)
+        {
             tx.execute(&format!("DELETE FROM {table} WHERE project_id = $1"), &[&project]).await?;
         }
         let found = tx.execute("DELETE FROM projects WHERE id = $1", &[&project]).await?;

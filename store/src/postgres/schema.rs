@@ -216,6 +216,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (issuer, subject),
         UNIQUE (issuer, user_name)
     );",
+    // 14: click maps and scroll maps (`crate::clickmap`): aggregates per project, day and page.
+    crate::clickmap::SCHEMA,
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

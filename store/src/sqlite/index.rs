@@ -631,7 +631,8 @@ impl IndexRun {
             && b.facts.is_empty()
             && b.error_sightings.is_empty()
             && b.search_terms.is_empty()
-            && b.search_terms_dropped == 0;
+            && b.search_terms_dropped == 0
+            && b.activity.is_empty();
         if e.project != self.project || b.session != a.session || !neutral || b.start_ms < a.start_ms {
             return false;
         }
@@ -713,6 +714,7 @@ pub(super) fn index_batch(
         .execute(params![project, s.session, name, value, crate::shared::MAX_FACTS_PER_SESSION])?;
     }
     super::search::index_terms(tx, project, s)?;
+    super::clickmap::index_activity(tx, project, s)?;
     for e in &s.error_sightings {
         tx.prepare_cached(
             "INSERT INTO error_groups (project_id, fingerprint, message, frame, count, first_ms, last_ms)

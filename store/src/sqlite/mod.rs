@@ -29,6 +29,7 @@
 
 mod accounts;
 mod artifacts;
+mod clickmap;
 mod comments;
 mod index;
 mod queries;
@@ -457,6 +458,22 @@ impl Storage for SqliteStorage {
 
     fn compare_environment(&self, project: i64, session: &str, sample: usize) -> Result<Vec<FactComparison>, Error> {
         queries::compare_environment(&self.lock()?.conn, project, session, sample)
+    }
+
+    fn clickmap(
+        &self,
+        project: i64,
+        query: &crate::clickmap::ClickmapQuery,
+    ) -> Result<crate::clickmap::Clickmap, Error> {
+        clickmap::clickmap(&self.lock()?.conn, project, query)
+    }
+
+    fn delete_clickmap_before(&self, project: i64, day: i64) -> Result<(), Error> {
+        let db = self.lock()?;
+        for table in crate::clickmap::DAY_TABLES {
+            db.conn.execute(&format!("DELETE FROM {table} WHERE project_id = ?1 AND day < ?2"), [project, day])?;
+        }
+        Ok(())
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, Error> {

@@ -213,6 +213,15 @@ pub(super) fn delete_sessions_before(conn: &mut Connection, cutoff_ms: u64) -> R
             (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
         [cutoff],
     )?;
+    tx.execute(
+        "DELETE FROM clickmap_views WHERE (project_id, session_id) IN
+            (SELECT project_id, id FROM sessions WHERE received_ms < ?1)",
+        [cutoff],
+    )?;
+    // Click map aggregates of the days wholly before the cutoff go with their sessions.
+    for table in crate::clickmap::DAY_TABLES {
+        tx.execute(&format!("DELETE FROM {table} WHERE day < ?1"), [crate::clickmap::day_of(cutoff_ms)])?;
+    }
     let n = tx.execute("DELETE FROM sessions WHERE received_ms < ?1", [cutoff])?;
     // Sessions deleted on request are forgotten with the sessions of their age.
     tx.execute("DELETE FROM deleted_sessions WHERE deleted_ms < ?1", [cutoff])?;
@@ -253,6 +262,7 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
         let mut facts = tx.prepare_cached("DELETE FROM session_facts WHERE project_id = ?1 AND session_id = ?2")?;
         let mut comments = tx.prepare_cached("DELETE FROM comments WHERE project_id = ?1 AND session_id = ?2")?;
         let mut terms = tx.prepare_cached("DELETE FROM session_terms WHERE project_id = ?1 AND session_id = ?2")?;
+        let mut views = tx.prepare_cached("DELETE FROM clickmap_views WHERE project_id = ?1 AND session_id = ?2")?;
         let mut rows = tx.prepare_cached("DELETE FROM sessions WHERE project_id = ?1 AND id = ?2")?;
         let mut tombstone = tx.prepare_cached(
             "INSERT INTO deleted_sessions (project_id, session_id, deleted_ms) VALUES (?1, ?2, ?3)
@@ -266,6 +276,7 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
             facts.execute(params![project, id])?;
             comments.execute(params![project, id])?;
             terms.execute(params![project, id])?;
+            views.execute(params![project, id])?;
             n += rows.execute(params![project, id])? as u64;
             tombstone.execute(params![project, id, now])?;
         }
@@ -275,6 +286,8 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
             WHERE s.project_id = error_groups.project_id AND s.fingerprint = error_groups.fingerprint)",
         [project],
     )?;
+    // A click map's sample page view is the one session id its aggregates hold.
+    tx.execute(crate::clickmap::FORGET_SAMPLES, [project])?;
     tx.commit()?;
     Ok(n)
 }
@@ -301,7 +314,11 @@ pub(super) fn delete_project(conn: &mut Connection, project: i64, held: &[i64]) 
         "ingest_keys",
         "artifacts",
         "comments",
-    ] {
+        "clickmap_views",
+    ]
+    .into_iter()
+    .chain(crate::clickmap::DAY_TABLES)
+    {
         tx.execute(&format!("DELETE FROM {table} WHERE project_id = ?1"), [project])?;
     }
     let n = tx.execute("DELETE FROM projects WHERE id = ?1", [project])?;

@@ -253,6 +253,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (issuer, subject),
         UNIQUE (issuer, user_name)
     );",
+    // 19: click maps and scroll maps (`crate::clickmap`): aggregates per project, day and page.
+    crate::clickmap::SCHEMA,
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

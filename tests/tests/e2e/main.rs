@@ -4,6 +4,8 @@
 //!
 //! - [`canvas`]: 2D and WebGL canvases recorded as frames (opted in by the project), replayed
 //!   pixel for pixel; opted-out and masked canvases never recorded; the byte budget;
+//! - [`clickmap`]: 20 sessions of one page clicking and scrolling known amounts; the click map
+//!   page's badges and scroll map show exactly that (screenshot in `target/clickmap.png`);
 //! - [`demo`]: the demo app recorded end to end, checked through the snapshot API and the viewer;
 //! - [`comments`]: comments on a moment (timeline markers, the panel, read-only members) and
 //!   share links of a moment, 404 to other projects' users;
@@ -47,6 +49,7 @@
 //! shared state is the harness's record of the ports it handed out.
 
 mod canvas;
+mod clickmap;
 mod comments;
 mod compare;
 mod delivery;
