@@ -10,8 +10,8 @@
 //! JavaScript, which counts it and carries on.
 
 mod buffer;
-mod network;
 mod frames;
+mod network;
 mod privacy;
 pub mod renew;
 

@@ -437,7 +437,7 @@ impl ScaleOut {
                 .env("REPLAY_CLIENT_RATE", "1000000")
                 .env("REPLAY_CLIENT_BURST", "1000000")
                 .env("REPLAY_PROJECT_RATE", "1000000")
-        .env("REPLAY_CLIENT_BYTES_PER_SECOND", "0");
+                .env("REPLAY_CLIENT_BYTES_PER_SECOND", "0");
             // One at a time: the first creates the schema and the default project.
             let (child, base, k) = spawn_and_read(cmd, "replay-server (PostgreSQL)", true)?;
             targets.push(Target { base, pid: child.id() });
