@@ -55,6 +55,8 @@ const options: Required<ReplayOptions> = {
   canvas: false,
   canvasFps: 2,
   canvasBudget: 8 * 1024 * 1024,
+  cpuBudget: 3,
+  cpuBudgetWindow: 60,
 };
 
 // The typings refuse what the recorder would not understand.
