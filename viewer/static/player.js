@@ -138,8 +138,10 @@ function nextEvent(ms) {
 
 function tick(now) {
   if (!playing) return;
-  position = Math.min(duration, position + (now - lastTick) * speed);
-  lastTick = now;
+  // A frame's timestamp can be earlier than the `performance.now()` a seek or play took: the
+  // position never goes back while playing.
+  position = Math.min(duration, position + Math.max(0, now - lastTick) * speed);
+  lastTick = Math.max(lastTick, now);
   let skipped = false;
   if (/** @type {HTMLInputElement} */ ($('skip-idle')).checked) {
     const next = nextEvent(position);
