@@ -270,6 +270,22 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// The server under load, on a free loopback port with its data in `dir`: every rate limit
+/// lifted (all sessions come from one address), fixed admin credentials, logs as asked.
+fn server_command(server_bin: &str, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(server_bin);
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("REPLAY_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()))
+        .env("REPLAY_ADMIN_TOKEN", "bench-token")
+        .env("REPLAY_ADMIN_PASSWORD", "bench-password")
+        .env("REPLAY_CLIENT_RATE", "1000000")
+        .env("REPLAY_CLIENT_BURST", "1000000")
+        .env("REPLAY_PROJECT_RATE", "1000000")
+        .env("REPLAY_CLIENT_BYTES_PER_SECOND", "0");
+    cmd
+}
+
 fn spawn_and_read(mut cmd: Command, prefix: &str, key_line: bool) -> Result<(Child, String, String)> {
     // With `BENCH_SERVER_LOG` set (a `REPLAY_LOG` filter), the server's logs go to stderr.
     let logs = if std::env::var_os("BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() };
@@ -311,17 +327,8 @@ async fn run(args: Args) -> Result<()> {
     let server_bin =
         std::env::var("REPLAY_SERVER_BIN").context("REPLAY_SERVER_BIN: run through `cargo xtask bench-ingest`")?;
     let dir = tempfile::tempdir()?;
-    let mut cmd = Command::new(&server_bin);
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("REPLAY_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()))
-        .env("REPLAY_ADMIN_TOKEN", "bench-token")
-        .env("REPLAY_ADMIN_PASSWORD", "bench-password")
-        .env("REPLAY_CLIENT_RATE", "1000000")
-        .env("REPLAY_CLIENT_BURST", "1000000")
-        .env("REPLAY_PROJECT_RATE", "1000000")
-        .env("REPLAY_CLIENT_BYTES_PER_SECOND", "0");
-    let (mut server, server_base, key) = spawn_and_read(cmd, "replay-server", true)?;
+    let (mut server, server_base, key) =
+        spawn_and_read(server_command(&server_bin, dir.path()), "replay-server", true)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("--noop");
     let (mut noop, noop_base, _) = spawn_and_read(cmd, "noop", false)?;
@@ -425,19 +432,10 @@ impl ScaleOut {
         let (mut targets, mut children, mut dirs, mut key) = (Vec::new(), Vec::new(), Vec::new(), String::new());
         for _ in 0..2 {
             let dir = tempfile::tempdir()?;
-            let mut cmd = Command::new(server_bin);
-            cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(dir.path())
-                .envs(s3.env())
+            let mut cmd = server_command(server_bin, dir.path());
+            cmd.envs(s3.env())
                 .env("REPLAY_POSTGRES_URL", pg.url())
-                .env("REPLAY_OBJECT_STORE_URL", format!("s3://{}/bench", ObjectStoreServer::BUCKET))
-                .env("REPLAY_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()))
-                .env("REPLAY_ADMIN_TOKEN", "bench-token")
-                .env("REPLAY_ADMIN_PASSWORD", "bench-password")
-                .env("REPLAY_CLIENT_RATE", "1000000")
-                .env("REPLAY_CLIENT_BURST", "1000000")
-                .env("REPLAY_PROJECT_RATE", "1000000")
-                .env("REPLAY_CLIENT_BYTES_PER_SECOND", "0");
+                .env("REPLAY_OBJECT_STORE_URL", format!("s3://{}/bench", ObjectStoreServer::BUCKET));
             // One at a time: the first creates the schema and the default project.
             let (child, base, k) = spawn_and_read(cmd, "replay-server (PostgreSQL)", true)?;
             targets.push(Target { base, pid: child.id() });
