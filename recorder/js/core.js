@@ -55,12 +55,20 @@ function sessionId() {
     if (saved && typeof saved.id === 'string' && now() - saved.last < IDLE_MS) id = saved.id;
   } catch (_) { /* storage disabled */ }
   id = id || randomId();
+  touched = 0;
   touchSession(id);
   return id;
 }
 
+/** When the session's last activity was last saved: once per TOUCH_MS is plenty for IDLE_MS. */
+let touched = 0;
+const TOUCH_MS = 10000;
+
 function touchSession(id) {
-  try { sessionStorage.setItem(SESSION_KEY, JSON.stringify({ id, last: now() })); } catch (_) { /* ignore */ }
+  const t = now();
+  if (t - touched < TOUCH_MS) return;
+  touched = t;
+  try { sessionStorage.setItem(SESSION_KEY, JSON.stringify({ id, last: t })); } catch (_) { /* ignore */ }
 }
 
 // Buffer mode: batches are held in memory (the last `bufferSeconds` or so, from the latest

@@ -346,6 +346,10 @@ function afterTape() {
 /** Records queued for the next job, bounded: beyond it the work is finished at once. */
 const MAX_QUEUE = 200000;
 let queue = [];
+/** Documents seen in designMode when records of theirs were queued (for the next job). */
+let designSeen = new Set();
+/** Elements whose text changed while inside a masked editing host (for the next job). */
+let typedSeen = new Set();
 /** The running job: `{ snapshot, firstId, t, ints, strs, w, ... }`, or null. */
 let job = null;
 let scheduled = false;
@@ -353,6 +357,14 @@ let scheduled = false;
 let forced = false;
 /** Counts nodes between two looks at the clock (one look per 64 nodes or roots). */
 let steps = 0;
+
+/**
+ * How long a new burst of changes waits before its pass: the changes of every keystroke,
+ * animation step or re-render in that time are read in one pass, and nodes that came and went
+ * within it (a text a page rewrites on each keystroke) cost nothing. A job already running goes
+ * on at once. Well under what a viewer can tell apart in time.
+ */
+const GATHER_MS = 50;
 
 /** Runs `fn` in a task of its own, queued behind the recorder's slices already due. */
 export function later(fn) {
@@ -367,15 +379,37 @@ function schedule() {
   // Over its budget (valve.js), the recorder lets changes pile up for a while: one pass then
   // records their final state.
   if (V.level >= 1) setTimeout(pump, COALESCE_MS);
-  else later(pump);
+  else if (job) later(pump);
+  else setTimeout(pump, GATHER_MS);
 }
 
 /** The observer's callback: queues records, reading the ids of removed nodes now. */
 export function collect(records) {
   if (S.stopped) return;
   const ids = S.ids;
+  let doc = null;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
+    // A document in designMode now: what changed in it was typed, even if the page switches
+    // designMode off before the job reads the change (GATHER_MS later).
+    const d = r.target.ownerDocument || r.target;
+    if (d !== doc) {
+      doc = d;
+      if (d.designMode === 'on' && !designSeen.has(d)) {
+        designSeen.add(d);
+        S.maskCtx = true;
+      }
+    }
+    // Inside a masked editing host now (text being typed): masked even if the page drops the
+    // host's contenteditable (an inline editor saving on Enter) before the job reads the change.
+    if (S.maskCtx && r.type !== 'attributes') {
+      const el = r.type === 'characterData' ? r.target.parentNode : r.target;
+      if (el && el.nodeType === 1 && !typedSeen.has(el)) {
+        try {
+          if (closestAcross(el, P.maskText)) typedSeen.add(el);
+        } catch (_) { /* a custom selector the browser refuses: masked by the job as usual */ }
+      }
+    }
     let rem = null;
     if (r.type === 'childList') {
       rem = [];
@@ -791,18 +825,28 @@ function mutationJob() {
   ints.p1(removes.length);
   for (let i = 0; i < removes.length; i++) ints.p1(removes[i]);
   const context = new Map();
-  const design = document.designMode === 'on';
+  const seen = designSeen;
+  designSeen = new Set();
+  const typed = typedSeen;
+  typedSeen = new Set();
+  const design = document.designMode === 'on' || seen.has(document);
+  const designed = (d) => d === document ? design : seen.has(d) || d.designMode === 'on';
   const maskedUnder = (el) => {
     if (!el || el.nodeType !== 1) {
       if (el && el.nodeType === 11 && el.host) return maskedUnder(el.host);
       if (el && el.nodeType === 11 && S.templates.has(el)) return maskedUnder(S.templates.get(el));
-      if (el && el.nodeType === 9 && (el === document ? design : el.designMode === 'on')) return 1;
+      if (el && el.nodeType === 9 && designed(el)) return 1;
       return P.maskAllText ? 1 : 0;
     }
     if (el.localName === 'textarea') return unmasked(el) ? 2 : 1;
-    if (!P.maskAllText && !S.maskCtx && !(el.ownerDocument === document ? design : designOn(el))) return 0;
+    if (!P.maskAllText && !S.maskCtx && !(el.ownerDocument && designed(el.ownerDocument))) return 0;
     let v = context.get(el);
-    if (v === undefined) context.set(el, v = textMasked(el) ? 1 : closestAcross(el, P.unmask) ? 2 : 0);
+    if (v === undefined) {
+      v = textMasked(el) ? 1 : closestAcross(el, P.unmask) ? 2 : 0;
+      // In designMode when the change came, off by now: still typed text.
+      if (v === 0 && ((el.ownerDocument && seen.has(el.ownerDocument)) || typed.has(el))) v = 1;
+      context.set(el, v);
+    }
     return v;
   };
   // Subtree roots: connected, parent known, no ancestor added in this burst.

@@ -4,7 +4,7 @@
 // same-origin iframe document.
 import { recordEnvironment } from './environment.js';
 import { S, now, guard } from './state.js';
-import { ignored, maskText, maskedValue, neverRecorded, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
+import { ignored, mask, maskText, neverRecorded, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
 import { ownerWalked } from './css.js';
 import { clickPath, recordScrollDepth } from './clickmap.js';
@@ -23,23 +23,30 @@ const cleanups = [];
 export function recordInput(el, typing) {
   const id = S.ids.get(el);
   if (id === undefined || S.stopped) return;
-  rememberTyped(el);
   const tag = el.localName;
-  if (tag !== 'input' && tag !== 'textarea' && tag !== 'select') return;
+  if (tag !== 'input' && tag !== 'textarea' && tag !== 'select') {
+    rememberTyped(el);
+    return;
+  }
+  // Whether the value may be kept as typed: asked once for both uses below (each asks the
+  // document for the closest masking rules, on every keystroke).
+  const open = unmasked(el);
+  rememberTyped(el, open);
   if (ignored(el) || (typing === true && neverRecorded(el))) return;
   const type = (el.type || '').toLowerCase();
   if (type === 'checkbox' || type === 'radio') {
     S.rec.input(now(), id, '', el.checked ? 1 : 0);
   } else if (tag === 'select') {
     // Which options are selected is the value: recorded only when unmasked.
-    if (!unmasked(el)) return;
+    if (!open) return;
     const opts = el.options;
     for (let i = 0; i < opts.length && i < MAX_OPTIONS; i++) {
       const oid = S.ids.get(opts[i]);
       if (oid !== undefined && (opts[i].selected || el.multiple)) S.rec.input(now(), oid, '', opts[i].selected ? 1 : 0);
     }
   } else {
-    S.rec.input(now(), id, maskedValue(el), -1);
+    const v = neverRecorded(el) ? '' : String(el.value == null ? '' : el.value);
+    S.rec.input(now(), id, open ? v : mask(v), -1);
   }
 }
 

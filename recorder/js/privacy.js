@@ -266,9 +266,12 @@ const lastTyped = new WeakMap();
 /**
  * Hands the value of a masked text field (or the text of a masked contenteditable) to wasm,
  * which keeps it in memory (bounded, never sent) and masks it wherever the page shows it again.
- * Explicitly unmasked fields and search boxes are skipped.
+ * Explicitly unmasked fields and search boxes are skipped. `open`: `unmasked(el)` when the caller
+ * already asked.
+ * @param {any} el
+ * @param {boolean} [open]
  */
-export function rememberTyped(el) {
+export function rememberTyped(el, open) {
   if (!S.rec || !el) return;
   const tag = el.localName;
   // A contenteditable editing host: its text is what the user typed (when masked).
@@ -278,7 +281,7 @@ export function rememberTyped(el) {
   const v = String((editable ? el.textContent : el.value) || '');
   if (v.length < 3 || v.length > 1000 || lastTyped.get(el) === v) return;
   lastTyped.set(el, v);
-  if (editable ? !textMasked(el) : unmasked(el) || searchField(el)) return;
+  if (editable ? !textMasked(el) : (open === undefined ? unmasked(el) : open) || searchField(el)) return;
   let id = fields.get(el);
   if (id === undefined) fields.set(el, id = nextField++);
   S.rec.remember(id, v);

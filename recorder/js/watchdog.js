@@ -28,8 +28,24 @@ let rearming = false;
 const cleanups = [];
 
 /** A short, content-free description of an element: `button#best.primary`. */
-export function describeElement(el) {
+export /** The last element described (weakly: it may be removed from the page), its id and class. */
+/** @type {WeakRef<Element> | null} */
+let described = null;
+let describedKey = '';
+let description = '';
+
+function describeElement(el) {
   if (!el || el.nodeType !== 1) return '';
+  // The same field again (every keystroke): the last description, unless its id or class changed.
+  const key = el.id + ' ' + (typeof el.className === 'string' ? el.className : '');
+  if (described && described.deref() === el && key === describedKey) return description;
+  described = typeof WeakRef === 'function' ? new WeakRef(el) : null;
+  describedKey = key;
+  description = describeFresh(el);
+  return description;
+}
+
+function describeFresh(el) {
   let s = el.localName;
   if (el.id) s += '#' + el.id;
   const cls = typeof el.className === 'string' ? el.className.trim().split(/\s+/).slice(0, 2) : [];
@@ -39,20 +55,37 @@ export function describeElement(el) {
 
 let cut = null;
 let lastCut = 0;
+/** The action named by the marker the worker holds (`null`: none since the last change). */
+let armedAction = null;
+let href = '';
+let scrubbedHref = '';
+
+/** The page's URL as the recording keeps it (scrubbed once per change of the address). */
+function pageUrl() {
+  if (location.href !== href) {
+    href = location.href;
+    scrubbedHref = scrubUrl(href);
+  }
+  return scrubbedHref;
+}
 
 function onAction(e) {
   const target = e.target && e.target.nodeType === 1 ? e.target : null;
-  lastAction = (e.type + ' ' + describeElement(target)).trim();
-  if (e.type === 'keydown') lastAction = (e.key === 'Enter' ? 'Enter in ' : 'typing in ') + describeElement(target);
+  const what = describeElement(target);
+  if (e.type !== 'keydown') lastAction = (e.type + ' ' + what).trim();
+  else lastAction = (e.key === 'Enter' ? 'Enter in ' : 'typing in ') + what;
   // The page's own handler runs next and may be the one that freezes for good: what happened
   // up to this action goes to the worker now (typing at most every 2 s), and the worker's
   // marker names this action.
+  // A marker already naming this action (typing on in the same field, a second click on the
+  // same button) is not encoded again: the heartbeat renews its time every BEAT_MS anyway, and
+  // one per keystroke was most of the recorder's cost on a form.
   const t = now();
   if (cut && (e.type === 'click' || e.type === 'submit' || e.key === 'Enter' || t - lastCut > CUT_TYPING_MS)) {
     lastCut = t;
     cut();
   }
-  rearm();
+  if (lastAction !== armedAction) rearm();
 }
 
 function sendTakenMarker() {
@@ -66,7 +99,10 @@ function rearm() {
   rearming = true;
   try {
     sendTakenMarker();
-    if (visible) postToWorker({ type: 'marker', marker: S.rec.freeze_marker(now(), scrubUrl(location.href), lastAction) });
+    if (visible) {
+      postToWorker({ type: 'marker', marker: S.rec.freeze_marker(now(), pageUrl(), lastAction) });
+      armedAction = lastAction;
+    }
   } finally {
     rearming = false;
   }
@@ -94,7 +130,8 @@ function beat() {
     Promise.all([sampleFreeze(from, t), settled]).then(guard(() => recordEnd(from, t)), guard(() => recordEnd(from, t)));
   }
   lastBeat = t;
-  const marker = vis ? S.rec.freeze_marker(t, scrubUrl(location.href), lastAction) : null;
+  const marker = vis ? S.rec.freeze_marker(t, pageUrl(), lastAction) : null;
+  if (marker) armedAction = lastAction;
   postToWorker({ type: 'heartbeat', visible: vis, marker });
 }
 
@@ -106,6 +143,7 @@ function beat() {
 export function startWatchdog(cutBatch, onFreeze) {
   if (S.cfg.watchdog === false) return;
   cut = cutBatch;
+  armedAction = null;
   freezeHook = onFreeze || null;
   if (!postToWorker({ type: 'heartbeat', visible: false, marker: null })) return;
   for (const type of ['click', 'submit', 'keydown']) {

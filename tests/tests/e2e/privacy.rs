@@ -303,6 +303,25 @@ async fn password_keystrokes_design_mode_throttled_editing_csrf_meta_url_paths_c
                  return true;",
             )
             .await?;
+        // An inline editor typed into, which drops contenteditable at once (saving on Enter),
+        // before the recorder's pass over the change.
+        browser
+            .eval_async(
+                "const done = arguments[arguments.length - 1];
+                 const host = document.createElement('div');
+                 host.setAttribute('contenteditable', 'true');
+                 host.textContent = 'x';
+                 document.body.append(host);
+                 window.Replay.flush().then(() => {
+                   host.focus();
+                   const r = document.createRange(); r.selectNodeContents(host); r.collapse(false);
+                   const sel = getSelection(); sel.removeAllRanges(); sel.addRange(r);
+                   document.execCommand('insertText', false, ' inline-typed-secret');
+                   host.removeAttribute('contenteditable');
+                   done(true);
+                 }, (e) => done(String(e)));",
+            )
+            .await?;
         // A token in the path of an in-page navigation; console levels; an allow-listed response.
         browser
             .eval_async(
@@ -319,6 +338,7 @@ async fn password_keystrokes_design_mode_throttled_editing_csrf_meta_url_paths_c
             "throttled-typed-secret",
             "pw-typed-secret",
             "design-typed-secret",
+            "inline-typed-secret",
             "csrf-secret-token-value",
             "eyJzdWIiOiJqd3QtcGF0aC1zZWNyZXQifQ",
             "ada.pathmail",

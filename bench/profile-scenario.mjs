@@ -1,0 +1,187 @@
+// Where the recorder's main-thread time goes during one of the shared benchmark's scenarios: a
+// V8 sampling profile (CDP `Profiler`) of the scenario, with and without the recorder, summed by
+// function (self time) and by script. The shared benchmark gives the figures to compare with
+// rrweb; this gives the profile to act on ("measure before you optimise").
+//
+//   cargo xtask build
+//   node bench/profile-scenario.mjs [--page=form] [--reps=3] [--top=30] [--interval-us=50]
+//
+// It uses the shared harness's pages (../shared/bench/pages) and its installed playwright-core
+// (the copy run.sh keeps under ${BENCH_HOME:-~/.cache/replay-bench}/harness: run the benchmark once
+// first), and our adapter (bench/adapter.mjs) to start the server and insert the recorder.
+// Only the `form` and `cssom` scenarios are written here (copies of the harness's steps).
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import adapter from './adapter.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const args = Object.fromEntries(process.argv.slice(2).map(a => a.replace(/^--/, '').split('=')));
+const PAGE = args.page || 'form';
+const REPS = Number(args.reps || 3);
+const TOP = Number(args.top || 30);
+const INTERVAL_US = Number(args['interval-us'] || 50);
+const PAGES = path.resolve(HERE, '../../shared/bench/pages');
+const HARNESS = path.join(process.env.BENCH_HOME || path.join(os.homedir(), '.cache/replay-bench'), 'harness');
+const require = createRequire(path.join(HARNESS, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const SCENARIOS = {
+  form: {
+    url: '/form.html',
+    async run(page) {
+      const fields = [
+        ['#fullname', 'Jane Q. Example'], ['#email', 'jane.example@example.com'], ['#phone', '+1 555 0100 2233'],
+        ['#address', '1234 Long Street Apt 56'], ['#city', 'Springfield'], ['#zip', '12345'],
+        ['#card', '4242424242424242'], ['#password', 'Sup3rSecretPass9'],
+        ['#notes', 'Please leave the parcel at the back door. Ring twice. The dog is friendly but loud; do not be alarmed. Thanks!'],
+      ];
+      for (const [sel, text] of fields) { await page.click(sel); await page.keyboard.type(text); }
+      await page.selectOption('#country', 'DE');
+      await page.click('#shipping'); await page.click('#terms');
+      await page.click('#submit');
+    },
+  },
+  cssom: {
+    url: '/cssom.html?rules=400&cards=40',
+    async run(page) {
+      for (let i = 0; i < 3; i++) await page.click('#add-cards');
+      await page.click('#theme'); await page.click('#restyle'); await page.click('#frame-rows');
+      await page.click('search-box input');
+      await page.keyboard.type('shadow dom text');
+      await page.mouse.move(640, 500);
+      for (let i = 0; i < 5; i++) { await page.mouse.wheel(0, 400); await page.waitForTimeout(100); }
+    },
+  },
+};
+const scenario = SCENARIOS[PAGE];
+
+// The recorder's module unminified (same sources, same esbuild, without --minify), served in place
+// of the minified one so that the profile names functions: `--minified` keeps the real one.
+let unminified = null;
+if (!('minified' in args)) {
+  const staging = path.resolve(HERE, '../target/web-src/recorder');
+  const esbuild = path.resolve(HERE, '../target/jstools/node_modules/esbuild/bin/esbuild');
+  const out = path.join(os.tmpdir(), `replay-core-unminified-${process.pid}.js`);
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('node', [esbuild, path.join(staging, 'core.js'), '--bundle', '--format=esm', '--charset=utf8', '--log-level=warning', `--outfile=${out}`]);
+  unminified = fs.readFileSync(out);
+}
+if (!scenario) throw new Error(`no scenario ${PAGE}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+
+// The pages, and the directories the adapter mounts, on 127.0.0.1.
+const mounts = new Map();
+const MIME = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
+const server = http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x');
+  let file = path.join(PAGES, path.normalize(u.pathname));
+  const m = u.pathname.match(/^\/x\/([^/]+)\/(.*)$/);
+  if (m && mounts.has(m[1])) file = path.join(mounts.get(m[1]), path.normalize('/' + m[2]));
+  fs.readFile(file, (err, data) => {
+    if (err) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
+    res.end(data);
+  });
+});
+await new Promise(r => server.listen(0, '127.0.0.1', r));
+const ORIGIN = `http://127.0.0.1:${server.address().port}`;
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'replay-profile-'));
+const ctx = {
+  name: 'replay', origin: ORIGIN, harnessDir: HARNESS, scratchDir: scratch, config: {}, state: {},
+  log: (...x) => console.error('[replay]', ...x),
+  serveDir(name, dir) { mounts.set(name, path.resolve(dir)); return `${ORIGIN}/x/${name}/`; },
+};
+await adapter.setup(ctx);
+const browser = await chromium.launch({
+  executablePath: process.env.REPLAY_CHROMIUM || '/usr/bin/chromium', headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+/// Self time per function and per script of one profile, in ms.
+function summarize(profile, into) {
+  const byId = new Map(profile.nodes.map(n => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children || []) parent.set(c, n.id);
+  const ours = f => /\/recorder\/|recorder_wasm/.test(f.url);
+  // The outermost frame of ours on a sample's stack: which of the recorder's entry points (event
+  // listener, observer callback, task) the time is spent under, natives it calls included.
+  const entry = id => {
+    // (A wrapper without a name, such as the recorder's `guard`, is skipped for its callee.)
+    let found = null, named = null;
+    for (let at = id; at !== undefined; at = parent.get(at)) {
+      const f = byId.get(at).callFrame;
+      if (!ours(f)) continue;
+      if (f.functionName) named = f;
+      found = f;
+    }
+    return found && !found.functionName && named ? named : found;
+  };
+  const dt = new Map();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const d = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    dt.set(profile.samples[i], (dt.get(profile.samples[i]) || 0) + d);
+  }
+  for (const [id, ms] of dt) {
+    const f = byId.get(id).callFrame;
+    const script = f.url ? f.url.replace(/^.*\//, '') : '(native)';
+    const key = `${f.functionName || '(anonymous)'}  ${script}:${f.lineNumber + 1}:${f.columnNumber + 1}`;
+    into.fns.set(key, (into.fns.get(key) || 0) + ms);
+    into.scripts.set(script, (into.scripts.get(script) || 0) + ms);
+    const e = entry(id);
+    if (e) {
+      const ek = `${e.functionName || '(anonymous)'}  ${e.url.replace(/^.*\//, '')}:${e.lineNumber + 1}:${e.columnNumber + 1}`;
+      into.entries.set(ek, (into.entries.get(ek) || 0) + ms);
+      if (args.entry && e.functionName === args.entry) into.under.set(key, (into.under.get(key) || 0) + ms);
+    }
+  }
+}
+
+async function once(withRecorder) {
+  const context = await browser.newContext();
+  if (unminified) await context.route(/\/recorder\/core\.js(\?.*)?$/, route => route.fulfill({ status: 200, contentType: 'text/javascript', body: unminified }));
+  const page = await context.newPage();
+  await page.goto(ORIGIN + scenario.url);
+  await page.waitForFunction(() => window.__ready === true);
+  if (withRecorder) await adapter.start(page, { ...ctx, runId: 'profile', pageName: PAGE, url: ORIGIN + scenario.url });
+  await page.waitForTimeout(300);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: INTERVAL_US });
+  await cdp.send('Profiler.start');
+  await scenario.run(page);
+  await page.waitForTimeout(300);
+  const { profile } = await cdp.send('Profiler.stop');
+  if (withRecorder) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
+  await context.close();
+  return profile;
+}
+
+const acc = { none: { fns: new Map(), scripts: new Map(), entries: new Map(), under: new Map() }, replay: { fns: new Map(), scripts: new Map(), entries: new Map(), under: new Map() } };
+for (let rep = 0; rep < REPS; rep++) {
+  summarize(await once(false), acc.none);
+  summarize(await once(true), acc.replay);
+}
+const fmt = ms => (ms / REPS).toFixed(2).padStart(9);
+for (const [variant, a] of Object.entries(acc)) {
+  const total = [...a.scripts.values()].reduce((x, y) => x + y, 0);
+  console.log(`\n${variant}: ${fmt(total)} ms sampled per run (${REPS} runs); by script:`);
+  for (const [s, ms] of [...a.scripts].sort((x, y) => y[1] - x[1]).slice(0, 12)) console.log(`${fmt(ms)}  ${s}`);
+}
+console.log(`\nreplay: top ${TOP} functions by self time (ms per run), (program)/(idle)/(garbage collector) included:`);
+for (const [k, ms] of [...acc.replay.fns].sort((x, y) => y[1] - x[1]).slice(0, TOP)) {
+  const none = acc.none.fns.get(k) || 0;
+  console.log(`${fmt(ms)} ${fmt(none)}  ${k}`);
+}
+const entries = [...acc.replay.entries].sort((x, y) => y[1] - x[1]);
+console.log(`\nreplay: ${fmt(entries.reduce((a, [, ms]) => a + ms, 0))} ms per run under the recorder's entry points (outermost frame of ours, callees included):`);
+for (const [k, ms] of entries.slice(0, TOP)) console.log(`${fmt(ms)}  ${k}`);
+if (args.entry) {
+  console.log(`\nreplay: self time under ${args.entry} (ms per run):`);
+  for (const [k, ms] of [...acc.replay.under].sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`${fmt(ms)}  ${k}`);
+}
+await browser.close();
+await adapter.teardown(ctx);
+server.close();
