@@ -11,6 +11,9 @@
 // under the iframe element. The child leaving (navigation, unload) removes its document again,
 // and the placeholder shows. What is refused is counted and noted, never trusted.
 //
+// Both sides name their project's ingest key (public anyway) and each refuses the other's if
+// it differs: a frame of another project never joins this one's sessions.
+//
 // Child (a recorder whose page is framed by another origin): it records nothing of its own. It
 // says hello to its parent's origin (from `location.ancestorOrigins`, or the referrer) and
 // relays only once that parent asks, only to that origin, only while the request's id range
@@ -45,19 +48,24 @@ const PRIVACY_KEYS = ['maskAllText', 'mask-all-text', 'mask', 'block', 'ignore',
 const frames = new Map();
 let ranges = 0;
 let refused = 0;
-let refusedWhy = '';
+/** @type {string[]} */
+let refusedWhy = [];
 let noteTimer = 0;
 
-/** Counts a refused message; noted at most once a second with the count. */
+/** Distinct reasons named in one note (the count covers every refusal). */
+const MAX_REASONS = 4;
+
+/** Counts a refused message; noted at most once a second with the count and its reasons. */
 function refuse(why) {
   refused++;
-  refusedWhy = why;
+  if (refusedWhy.length < MAX_REASONS && refusedWhy.indexOf(why) < 0) refusedWhy.push(why);
   if (noteTimer) return;
   noteTimer = setTimeout(guard(() => {
     noteTimer = 0;
     if (!refused || !S.rec || S.stopped) return;
-    S.rec.note(now(), NOTE_DROPPED, 0, refused, refused + ' frame messages refused (last: ' + refusedWhy + ')');
+    S.rec.note(now(), NOTE_DROPPED, 0, refused, refused + ' frame messages refused (' + refusedWhy.join('; ') + ')');
     refused = 0;
+    refusedWhy = [];
   }), 1000);
 }
 
@@ -134,6 +142,9 @@ function onMessage(e) {
   if (d.type === 'hello') {
     // Already asked (or recording) this very document under this node: nothing to do.
     if (d.n === st.nonce) return undefined;
+    // Projects are kept apart: a frame recording for another project (another ingest key) does
+    // not join this one's sessions, and this page's recording does not take its content.
+    if (d.key !== S.cfg.key) return refuse('a recorder of another project');
     if (++st.hellos > MAX_HELLOS || ranges >= MAX_RANGES) return refuse('too many hellos');
     st.nonce = d.n;
     st.lo = RANGE_BASE + RANGE_SIZE * ranges++;
@@ -143,7 +154,7 @@ function onMessage(e) {
       const v = S.cfg[k];
       if (typeof v === 'string' || typeof v === 'boolean') privacy[k] = v;
     }
-    post(e.source, { type: 'record', n: d.n, lo: st.lo, hi: st.hi, privacy }, st.origin);
+    post(e.source, { type: 'record', n: d.n, lo: st.lo, hi: st.hi, privacy, key: S.cfg.key }, st.origin);
     clearTimeout(st.timer);
     const asked = d.n;
     st.timer = setTimeout(guard(() => {
@@ -245,14 +256,14 @@ export function startChild() {
 }
 
 function hello() {
-  post(window.parent, { type: 'hello', n: myNonce }, parentOrigin);
+  post(window.parent, { type: 'hello', n: myNonce, key: S.cfg.key }, parentOrigin);
 }
 
 function onParentMessage(e) {
   const d = e.data;
   if (e.source !== window.parent || e.origin !== parentOrigin || !d || typeof d !== 'object' || d[TAG] !== 1) return;
   if (d.type === 'ping') hello();
-  else if (d.type === 'record' && d.n === myNonce && Number.isInteger(d.lo) && Number.isInteger(d.hi) && d.lo > 0
+  else if (d.type === 'record' && d.n === myNonce && d.key === S.cfg.key && Number.isInteger(d.lo) && Number.isInteger(d.hi) && d.lo > 0
     && d.hi > d.lo && d.hi <= 0x100000000) {
     relay(d.lo, d.hi, d.privacy && typeof d.privacy === 'object' ? d.privacy : {});
   }

@@ -74,6 +74,7 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
 <iframe id="child" src="{b}/child.html" width="400" height="200"></iframe>
 <iframe id="plain" src="{b}/plain.html" width="300" height="120"></iframe>
 <iframe id="strayed" src="{b}/strayed.html" width="200" height="100"></iframe>
+<iframe id="foreign" src="{b}/foreign.html" width="250" height="100"></iframe>
 </body></html>"#
         )
         .into_bytes(),
@@ -81,6 +82,21 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
     other.put(
         "strayed.html",
         format!("<!DOCTYPE html><script>location.replace('{}/child.html');</script>", third.base).into_bytes(),
+    );
+
+    // A page of the second origin embedding the recorder with another project's key.
+    let elsewhere = server.admin_api("POST", "/api/v1/projects", serde_json::json!({ "name": "elsewhere" }))?;
+    let elsewhere = elsewhere["id"].as_i64().context("the new project's id")?;
+    let settings = server.admin_api("GET", &format!("/api/v1/projects/{elsewhere}/settings"), Value::Null)?;
+    let foreign_key = settings["ingest_key"].as_str().context("the other project's key")?;
+    other.put(
+        "foreign.html",
+        format!(
+            r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<script src="{base}/recorder.js" data-key="{foreign_key}" defer></script></head>
+<body><p id="secret">another project's page</p></body></html>"#
+        )
+        .into_bytes(),
     );
 
     let browser = Browser::start().await?;
@@ -100,13 +116,14 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
     c.enter_frame(2).await?;
     browser.eval("location.reload(); return true;").await?;
     c.enter_parent_frame().await?;
-    let text = until_recorded(&browser, &server, &["changed in the child", "hello frame", "wrong origin"])
+    let text = until_recorded(&browser, &server, &["changed in the child", "hello frame", "wrong origin", "another project"])
         .await
         .context("the child's changes and the refused hello")?;
     ensure!(text.contains(&format!("wrong origin {}", third.base)), "the refusal names the origin");
     let sessions = server.sessions()?;
     ensure!(sessions.len() == 1, "the children recorded sessions of their own: {sessions:?}");
 
+    ensure!(!text.contains("another project's page"), "the other project's frame joined the session");
     let (id, _) = events_text(&server)?;
     browser.open_player(&server, &format!("session={id}&t=end")).await?;
     let replay: Value = browser
@@ -118,7 +135,7 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
              return { msg: child && child.getElementById('msg') && child.getElementById('msg').textContent,
                       input: child && child.getElementById('name') && child.getElementById('name').value,
                       childPlaceholder: !!(child && child.querySelector('[data-replay-frame]')),
-                      plain: text(inner('plain')), strayed: text(inner('strayed')) };",
+                      plain: text(inner('plain')), strayed: text(inner('strayed')), foreign: text(inner('foreign')) };",
         )
         .await?;
     ensure!(replay["msg"] == "changed in the child", "the child's changed text in the parent's frame: {replay}");
@@ -131,6 +148,10 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
     ensure!(
         replay["strayed"] == format!("Cross-origin frame not recorded: {b}/strayed.html (200\u{d7}100)"),
         "the frame whose hello came from the wrong origin: {replay}"
+    );
+    ensure!(
+        replay["foreign"] == format!("Cross-origin frame not recorded: {b}/foreign.html (250\u{d7}100)"),
+        "the frame of another project: {replay}"
     );
 
     let snapshot = server.get_text(&format!("/api/v1/projects/1/sessions/{id}/snapshot"))?;
