@@ -1,16 +1,27 @@
 //! Click maps in PostgreSQL: a batch's activity added to the aggregates in the batch's
 //! transaction, and a click map read from them (the SQL is `crate::clickmap`'s).
 //!
-//! Rows are written in one order in every transaction (the batch's pages by URL, each page's
-//! elements by path, the project-day's dropped counts last), so concurrent batches on the same
-//! pages wait for each other and never deadlock. A page-day row is a point of contention for
-//! busy pages: batches of it commit one after the other.
+//! A batch's activity is written in two parts. What belongs to its session (the page views in
+//! `clickmap_views`, which its session row's lock, taken first, keeps other writers off) is
+//! written batch by batch, in arrival order, by [`index_activity`]. What many sessions share
+//! (a busy page-day's row in `clickmap_pages`, its elements and depths, the project-day's
+//! dropped counts) is added up in [`HotRows`] and written once per transaction by
+//! [`HotRows::write`]: a group commit of many batches on one page updates its row once, so
+//! instances writing the same pages wait for each other once per flush, not once per batch.
+//!
+//! Hot rows are written in one order in every transaction (pages by project, day and URL, each
+//! page's elements by path before the page's row, then depths, then the project-days' dropped
+//! counts), so concurrent flushes never deadlock on them. Within one flush, merged increments
+//! give the same sums as batch by batch; only when a page passes its cap of elements in the
+//! middle of a flush may the last elements kept differ (taken by path instead of by arrival).
+
+use std::collections::BTreeMap;
 
 use deadpool_postgres::Transaction;
 
 use super::{Engine, text};
 use crate::clickmap::{
-    ADD_DEPTH, ADD_DROPPED, ADD_ELEMENT, ADD_PAGE, ADD_VIEW, CURRENT_URL, Clickmap, ClickmapElement, ClickmapQuery,
+    ADD_DROPPED, ADD_ELEMENT, ADD_PAGE, ADD_VIEW, CURRENT_URL, Clickmap, ClickmapElement, ClickmapQuery,
     ClickmapSample, DROPPED_SQL, MAX_ELEMENTS, MAX_ELEMENTS_PER_PAGE, MAX_PAGES_PER_DAY, MAX_URLS_PER_VIEW,
     PAGE_EXISTS, PAGE_SEEN, SEE_VIEW, VIEW, day_of, depths_sql, elements_sql, mean, pages_sql, reached, sample_sql,
     url_like,
@@ -18,16 +29,116 @@ use crate::clickmap::{
 use crate::shared::{to_i64, to_u64};
 use crate::{BatchSummary, Error};
 
-/// Whether the page-day row is there (added now when under the day's cap).
-async fn page_kept(tx: &Transaction<'_>, project: i64, day: i64, url: &str) -> Result<bool, Error> {
-    if tx.query_opt(PAGE_EXISTS, &[&project, &day, &url]).await?.is_some() {
-        return Ok(true);
-    }
-    Ok(tx.execute(ADD_PAGE, &[&project, &day, &url, &MAX_PAGES_PER_DAY]).await? == 1)
+/// (project, day, url) of a page-day row.
+type PageDay = (i64, i64, String);
+
+/// The increments of one transaction to the rows many sessions share, merged by row.
+#[derive(Default)]
+pub(super) struct HotRows {
+    /// Whether each page-day row touched so far is there (added when under the day's cap).
+    kept: BTreeMap<PageDay, bool>,
+    pages: BTreeMap<PageDay, PageIncrement>,
+    /// Views that reached each tenth, by page-day and tenth.
+    depths: BTreeMap<(i64, i64, String, i64), i64>,
+    /// Clicks and page views dropped, by project and day.
+    dropped: BTreeMap<(i64, i64), (u64, u64)>,
 }
 
-/// Adds the click map activity of `s` (a batch stored now, once) to the aggregates.
-pub(super) async fn index_activity(tx: &Transaction<'_>, project: i64, s: &BatchSummary) -> Result<(), Error> {
+/// What a transaction adds to one page-day: its clicks by element, and its latest view.
+#[derive(Default)]
+struct PageIncrement {
+    clicks: u64,
+    elements: BTreeMap<String, ElementIncrement>,
+    /// The latest view's time and session (on a tie, the later batch's).
+    seen: i64,
+    session: String,
+}
+
+#[derive(Default)]
+struct ElementIncrement {
+    /// The first non-empty label.
+    label: String,
+    clicks: u64,
+    x_sum: i64,
+    y_sum: i64,
+}
+
+impl HotRows {
+    /// Whether the page-day row is there (added now when under the day's cap), asked once
+    /// per transaction and page-day.
+    async fn page_kept(&mut self, tx: &Transaction<'_>, project: i64, day: i64, url: &str) -> Result<bool, Error> {
+        let key = (project, day, url.to_owned());
+        if let Some(&kept) = self.kept.get(&key) {
+            return Ok(kept);
+        }
+        let kept = tx.query_opt(PAGE_EXISTS, &[&project, &day, &url]).await?.is_some()
+            || tx.execute(ADD_PAGE, &[&project, &day, &url, &MAX_PAGES_PER_DAY]).await? == 1
+            // Added meanwhile by a transaction this one waited for (0 rows: a conflict, or
+            // the day's cap): this statement sees what it committed.
+            || tx.query_opt(PAGE_EXISTS, &[&project, &day, &url]).await?.is_some();
+        self.kept.insert(key, kept);
+        Ok(kept)
+    }
+
+    fn drop_counts(&mut self, project: i64, day: i64, clicks: u64, views: u64) {
+        if clicks + views > 0 {
+            let d = self.dropped.entry((project, day)).or_default();
+            d.0 += clicks;
+            d.1 += views;
+        }
+    }
+
+    /// Writes the merged increments, in the one order every transaction uses.
+    pub(super) async fn write(self, tx: &Transaction<'_>) -> Result<(), Error> {
+        if self.pages.is_empty() && self.depths.is_empty() && self.dropped.is_empty() {
+            return Ok(());
+        }
+        let add = tx.prepare_cached(ADD_ELEMENT).await?;
+        let seen = tx.prepare_cached(PAGE_SEEN).await?;
+        for ((project, day, url), page) in &self.pages {
+            let mut lost = 0;
+            for (path, e) in &page.elements {
+                let (label, n, cap) = (text(&e.label), to_i64(e.clicks), MAX_ELEMENTS_PER_PAGE);
+                if tx.execute(&add, &[project, day, url, &text(path), &label, &n, &e.x_sum, &e.y_sum, &cap]).await? == 0
+                {
+                    lost += e.clicks;
+                }
+            }
+            let (kept, lost) = (to_i64(page.clicks.saturating_sub(lost)), to_i64(lost));
+            tx.execute(&seen, &[&kept, &lost, &page.seen, &page.session, project, day, url]).await?;
+        }
+        if !self.depths.is_empty() {
+            let (mut projects, mut days, mut urls, mut tenths, mut views) = (vec![], vec![], vec![], vec![], vec![]);
+            for ((project, day, url, tenth), n) in self.depths {
+                projects.push(project);
+                days.push(day);
+                urls.push(url);
+                tenths.push(tenth);
+                views.push(n);
+            }
+            tx.execute(ADD_DEPTHS, &[&projects, &days, &urls, &tenths, &views]).await?;
+        }
+        for ((project, day), (clicks, views)) in self.dropped {
+            tx.execute(ADD_DROPPED, &[&project, &day, &to_i64(clicks), &to_i64(views)]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Views reaching tenths of page-days, many rows at once (keys unique): arrays of project,
+/// day, url, tenth and how many more views.
+const ADD_DEPTHS: &str = "INSERT INTO clickmap_depths AS d (project_id, day, url, tenth, views) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[]) \
+     ON CONFLICT (project_id, day, url, tenth) DO UPDATE SET views = d.views + EXCLUDED.views";
+
+/// Adds the click map activity of `s` (a batch stored now, once): its page views at once, its
+/// increments of shared rows to `hot` (written by [`HotRows::write`] before the commit).
+pub(super) async fn index_activity(
+    tx: &Transaction<'_>,
+    project: i64,
+    s: &BatchSummary,
+    hot: &mut HotRows,
+) -> Result<(), Error> {
     if s.activity.is_empty() {
         return Ok(());
     }
@@ -61,34 +172,34 @@ pub(super) async fn index_activity(tx: &Transaction<'_>, project: i64, s: &Batch
         if view.is_some() {
             tx.execute(SEE_VIEW, &[&seen, &depth, &project, &s.session, &s.page, &url]).await?;
         }
-        if (clicks > 0 || fresh) && page_kept(tx, project, day, &url).await? {
-            let mut lost = 0;
-            let add = tx.prepare_cached(ADD_ELEMENT).await?;
-            for e in &page.elements {
-                let (path, label, n) = (text(&e.path), text(&e.label), to_i64(e.clicks));
-                let cap = MAX_ELEMENTS_PER_PAGE;
-                if tx.execute(&add, &[&project, &day, &url, &path, &label, &n, &e.x_sum, &e.y_sum, &cap]).await? == 0 {
-                    lost += e.clicks;
-                }
+        if (clicks > 0 || fresh) && hot.page_kept(tx, project, day, &url).await? {
+            let inc = hot.pages.entry((project, day, url.clone())).or_default();
+            inc.clicks += clicks;
+            if seen >= inc.seen {
+                (inc.seen, inc.session) = (seen, s.session.clone());
             }
-            let (kept, lost) = (to_i64(clicks - lost), to_i64(lost));
-            tx.execute(PAGE_SEEN, &[&kept, &lost, &seen, &s.session, &project, &day, &url]).await?;
+            for e in &page.elements {
+                let el = inc.elements.entry(e.path.clone()).or_default();
+                if el.label.is_empty() {
+                    el.label.clone_from(&e.label);
+                }
+                el.clicks += e.clicks;
+                el.x_sum += e.x_sum;
+                el.y_sum += e.y_sum;
+            }
         } else {
             clicks_dropped += clicks;
         }
         if let Some((view_day, old)) = view
             && depth > old
-            && page_kept(tx, project, view_day, &url).await?
+            && hot.page_kept(tx, project, view_day, &url).await?
         {
-            let add = tx.prepare_cached(ADD_DEPTH).await?;
             for tenth in (old + 1)..=depth {
-                tx.execute(&add, &[&project, &view_day, &url, &tenth]).await?;
+                *hot.depths.entry((project, view_day, url.clone(), tenth)).or_default() += 1;
             }
         }
     }
-    if clicks_dropped + views_dropped > 0 {
-        tx.execute(ADD_DROPPED, &[&project, &day, &to_i64(clicks_dropped), &to_i64(views_dropped)]).await?;
-    }
+    hot.drop_counts(project, day, clicks_dropped, views_dropped);
     Ok(())
 }
 
