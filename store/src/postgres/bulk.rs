@@ -14,8 +14,9 @@
 //!    session's batches apply in arrival order and each statement touches a row once. The
 //!    first round locks every session row of the group (waiting for a deletion under way), and
 //!    the deleted sessions are then looked up in one query;
-//! 3. what belongs to one session (frustration counts, facts, search terms, page views), batch
-//!    by batch in arrival order under those locks;
+//! 3. what belongs to one session, under those locks: frustration counts (summed), facts (batch
+//!    by batch), search terms and page views (read in one query, followed batch by batch in
+//!    memory with the per-session caps applied in arrival order, written in one statement);
 //! 4. what many sessions share, merged over the group: click-map page-days, elements, depths
 //!    and dropped counts ([`super::clickmap::HotRows`]), error groups and their sessions, one
 //!    statement per row or per table.
@@ -366,7 +367,6 @@ impl Engine {
             }
             tx.execute(ADD_FRUSTRATION, &[&projects, &ids, &dead, &error, &quick]).await?;
         }
-        let mut hot = super::clickmap::HotRows::default();
         for e in &new {
             let (project, s) = (e.project, &e.summary);
             if !s.facts.is_empty() {
@@ -376,9 +376,11 @@ impl Engine {
                         .await?;
                 }
             }
-            super::search::index_terms(&tx, project, s).await?;
-            super::clickmap::index_activity(&tx, project, s, &mut hot).await?;
         }
+        let batches: Vec<(i64, &BatchSummary)> = new.iter().map(|e| (e.project, &e.summary)).collect();
+        super::search::index_terms_bulk(&tx, &batches).await?;
+        let mut hot = super::clickmap::HotRows::default();
+        super::clickmap::index_activities(&tx, &batches, &mut hot).await?;
 
         // 4. What many sessions share, merged.
         hot.write(&tx).await?;

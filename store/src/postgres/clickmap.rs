@@ -28,6 +28,7 @@ use crate::clickmap::{
 };
 use crate::shared::{to_i64, to_u64};
 use crate::{BatchSummary, Error};
+use replay_core::clickmap::PageActivity;
 
 /// (project, day, url) of a page-day row.
 type PageDay = (i64, i64, String);
@@ -78,6 +79,54 @@ impl HotRows {
             || tx.query_opt(PAGE_EXISTS, &[&project, &day, &url]).await?.is_some();
         self.kept.insert(key, kept);
         Ok(kept)
+    }
+
+    /// Adds one page of a batch (`day`, `url`: the batch's day and the page's URL) to the
+    /// page-day's clicks and elements when it is kept (otherwise its clicks are dropped), and
+    /// the tenths its view reached beyond `view`'s depth so far (`view`: the view's day and
+    /// depth before this batch, when the view is kept).
+    #[allow(clippy::too_many_arguments)]
+    async fn add_page(
+        &mut self,
+        tx: &Transaction<'_>,
+        project: i64,
+        s: &BatchSummary,
+        (day, url): (i64, &str),
+        page: &PageActivity,
+        fresh: bool,
+        view: Option<(i64, i64)>,
+        clicks_dropped: &mut u64,
+    ) -> Result<(), Error> {
+        let clicks: u64 = page.elements.iter().map(|e| e.clicks).sum();
+        let seen = to_i64(page.last_ms);
+        if (clicks > 0 || fresh) && self.page_kept(tx, project, day, url).await? {
+            let inc = self.pages.entry((project, day, url.to_owned())).or_default();
+            inc.clicks += clicks;
+            if seen >= inc.seen {
+                (inc.seen, inc.session) = (seen, s.session.clone());
+            }
+            for e in &page.elements {
+                let el = inc.elements.entry(e.path.clone()).or_default();
+                if el.label.is_empty() {
+                    el.label.clone_from(&e.label);
+                }
+                el.clicks += e.clicks;
+                el.x_sum += e.x_sum;
+                el.y_sum += e.y_sum;
+            }
+        } else {
+            *clicks_dropped += clicks;
+        }
+        let depth = page.depth.map_or(-1, i64::from);
+        if let Some((view_day, old)) = view
+            && depth > old
+            && self.page_kept(tx, project, view_day, url).await?
+        {
+            for tenth in (old + 1)..=depth {
+                *self.depths.entry((project, view_day, url.to_owned(), tenth)).or_default() += 1;
+            }
+        }
+        Ok(())
     }
 
     fn drop_counts(&mut self, project: i64, day: i64, clicks: u64, views: u64) {
@@ -172,34 +221,117 @@ pub(super) async fn index_activity(
         if view.is_some() {
             tx.execute(SEE_VIEW, &[&seen, &depth, &project, &s.session, &s.page, &url]).await?;
         }
-        if (clicks > 0 || fresh) && hot.page_kept(tx, project, day, &url).await? {
-            let inc = hot.pages.entry((project, day, url.clone())).or_default();
-            inc.clicks += clicks;
-            if seen >= inc.seen {
-                (inc.seen, inc.session) = (seen, s.session.clone());
-            }
-            for e in &page.elements {
-                let el = inc.elements.entry(e.path.clone()).or_default();
-                if el.label.is_empty() {
-                    el.label.clone_from(&e.label);
-                }
-                el.clicks += e.clicks;
-                el.x_sum += e.x_sum;
-                el.y_sum += e.y_sum;
-            }
-        } else {
-            clicks_dropped += clicks;
-        }
-        if let Some((view_day, old)) = view
-            && depth > old
-            && hot.page_kept(tx, project, view_day, &url).await?
-        {
-            for tenth in (old + 1)..=depth {
-                *hot.depths.entry((project, view_day, url.clone(), tenth)).or_default() += 1;
-            }
-        }
+        hot.add_page(tx, project, s, (day, &url), page, fresh, view, &mut clicks_dropped).await?;
     }
     hot.drop_counts(project, day, clicks_dropped, views_dropped);
+    Ok(())
+}
+
+/// One URL of a page view as `clickmap_views` holds it, changed in memory by a group's batches.
+struct ViewRow {
+    url: String,
+    day: i64,
+    depth: i64,
+    last_ms: i64,
+    changed: bool,
+}
+
+/// The views of the page views `$1`..`$3` (arrays of project, session, page id).
+const LOAD_VIEWS: &str = "SELECT v.project_id, v.session_id, v.page_id, v.url, v.day, v.depth, v.last_ms \
+     FROM clickmap_views v JOIN UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS u(project_id, session_id, page_id) \
+     ON v.project_id = u.project_id AND v.session_id = u.session_id AND v.page_id = u.page_id";
+
+/// Views added or seen again, many rows at once (keys unique).
+const SAVE_VIEWS: &str = "INSERT INTO clickmap_views AS v (project_id, session_id, page_id, url, day, depth, last_ms) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[]) \
+     ON CONFLICT (project_id, session_id, page_id, url) DO UPDATE SET \
+        depth = GREATEST(v.depth, EXCLUDED.depth), last_ms = GREATEST(v.last_ms, EXCLUDED.last_ms)";
+
+/// [`index_activity`] for a group's new batches (in arrival order) at once: the page views
+/// they touch are read in one query, followed batch by batch in memory as [`index_activity`]
+/// writes them (the sessions' rows are locked, so no one else changes them meanwhile), and
+/// written back in one statement.
+pub(super) async fn index_activities(
+    tx: &Transaction<'_>,
+    batches: &[(i64, &BatchSummary)],
+    hot: &mut HotRows,
+) -> Result<(), Error> {
+    let keys: std::collections::BTreeSet<(i64, &str, &str)> = batches
+        .iter()
+        .filter(|(_, s)| !s.activity.pages.is_empty())
+        .map(|(p, s)| (*p, s.session.as_str(), s.page.as_str()))
+        .collect();
+    let mut views: std::collections::HashMap<(i64, String, String), Vec<ViewRow>> = std::collections::HashMap::new();
+    if !keys.is_empty() {
+        let (mut projects, mut sessions, mut pages) = (vec![], vec![], vec![]);
+        for (p, s, page) in &keys {
+            projects.push(*p);
+            sessions.push(*s);
+            pages.push(*page);
+        }
+        for r in tx.query(LOAD_VIEWS, &[&projects, &sessions, &pages]).await? {
+            let row = ViewRow { url: r.get(3), day: r.get(4), depth: r.get(5), last_ms: r.get(6), changed: false };
+            views.entry((r.get(0), r.get(1), r.get(2))).or_default().push(row);
+        }
+    }
+    for &(project, s) in batches {
+        if s.activity.is_empty() {
+            continue;
+        }
+        let day = day_of(s.start_ms);
+        let (mut clicks_dropped, mut views_dropped) = (s.activity.dropped, 0u64);
+        for page in &s.activity.pages {
+            let rows = views.entry((project, s.session.clone(), s.page.clone())).or_default();
+            let url = match &page.url {
+                Some(u) => text(u),
+                // The URL the view was last seen on.
+                None => match rows.iter().max_by_key(|r| r.last_ms) {
+                    Some(r) => r.url.clone(),
+                    None => {
+                        clicks_dropped += page.elements.iter().map(|e| e.clicks).sum::<u64>();
+                        continue;
+                    }
+                },
+            };
+            let seen = to_i64(page.last_ms);
+            let mut at = rows.iter().position(|r| r.url == url);
+            let fresh = at.is_none();
+            if fresh {
+                if i64::try_from(rows.len()).unwrap_or(i64::MAX) < MAX_URLS_PER_VIEW {
+                    rows.push(ViewRow { url: url.clone(), day, depth: -1, last_ms: seen, changed: true });
+                    at = Some(rows.len() - 1);
+                } else {
+                    views_dropped += 1;
+                }
+            }
+            let view = at.and_then(|i| rows.get_mut(i)).map(|r| {
+                let before = (r.day, r.depth);
+                r.last_ms = r.last_ms.max(seen);
+                r.depth = r.depth.max(page.depth.map_or(-1, i64::from));
+                r.changed = true;
+                before
+            });
+            hot.add_page(tx, project, s, (day, &url), page, fresh, view, &mut clicks_dropped).await?;
+        }
+        hot.drop_counts(project, day, clicks_dropped, views_dropped);
+    }
+    let mut out: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
+    let mut changed: Vec<((i64, String, String), Vec<ViewRow>)> = views.into_iter().collect();
+    changed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for ((project, session, page), rows) in changed {
+        for r in rows.into_iter().filter(|r| r.changed) {
+            out.0.push(project);
+            out.1.push(session.clone());
+            out.2.push(page.clone());
+            out.3.push(r.url);
+            out.4.push(r.day);
+            out.5.push(r.depth);
+            out.6.push(r.last_ms);
+        }
+    }
+    if !out.0.is_empty() {
+        tx.execute(SAVE_VIEWS, &[&out.0, &out.1, &out.2, &out.3, &out.4, &out.5, &out.6]).await?;
+    }
     Ok(())
 }
 
