@@ -250,3 +250,19 @@ fn a_batch_that_fails_in_a_group_fails_alone() {
     assert_eq!(db.batch_keys(p, "s3").expect("keys").len(), 1);
     assert_eq!(db.session(p, "s3").expect("q").expect("row").bytes, 1_000);
 }
+
+#[test]
+fn postgres_passes_the_storage_conformance_suite() {
+    let Ok(url) = std::env::var("REPLAY_TEST_POSTGRES_URL") else {
+        eprintln!("conformance: REPLAY_TEST_POSTGRES_URL is not set; skipped");
+        return;
+    };
+    let run = format!("{}_{}", std::process::id(), replay_core::random_hex(4).expect("random"));
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    // Every check in a schema of its own (bodies in memory; `tests/e2e/scale_out.rs` runs the
+    // suite against an S3-compatible store).
+    crate::testsuite::run(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        connect_to(&url, &format!("conformance_{run}_{i}"))
+    });
+}
