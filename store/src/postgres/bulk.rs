@@ -401,8 +401,6 @@ async fn upsert_round(
     let mut ints: [Vec<i64>; 17] = std::array::from_fn(|_| Vec::with_capacity(n));
     let mut texts: [Vec<String>; 6] = std::array::from_fn(|_| Vec::with_capacity(n));
     let mut ids = Vec::with_capacity(n);
-    let mut latest: (Vec<i64>, Vec<&str>, Vec<Option<String>>, Vec<Option<String>>, Vec<Option<String>>) =
-        Default::default();
     for ((project, id), r) in rows {
         let s = r.first;
         ids.push(*id);
@@ -431,13 +429,6 @@ async fn upsert_round(
         let strings = [&s.url, &s.user_agent, &s.user, &s.release, &s.environment, &s.browser];
         for (column, v) in texts.iter_mut().zip(strings) {
             column.push(opt_text(v.as_ref()).unwrap_or_default());
-        }
-        if s.user.is_some() || s.release.is_some() || s.environment.is_some() {
-            latest.0.push(*project);
-            latest.1.push(*id);
-            latest.2.push(opt_text(s.user.as_ref()));
-            latest.3.push(opt_text(s.release.as_ref()));
-            latest.4.push(opt_text(s.environment.as_ref()));
         }
     }
     let culprits: Vec<String> =
@@ -498,27 +489,50 @@ async fn upsert_round(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    if !latest.0.is_empty() {
-        tx.execute(SET_LATEST, &[&latest.0, &latest.1, &latest.2, &latest.3, &latest.4]).await?;
+    let named: Vec<&(&(i64, &str), &Run<'_>)> = rows
+        .iter()
+        .filter(|(_, r)| r.first.user.is_some() || r.first.release.is_some() || r.first.environment.is_some())
+        .collect();
+    if !named.is_empty() {
+        let projects: Vec<i64> = named.iter().map(|((p, _), _)| *p).collect();
+        let ids: Vec<&str> = named.iter().map(|((_, id), _)| *id).collect();
+        let field = |f: fn(&BatchSummary) -> Option<&String>| -> Vec<Option<String>> {
+            named.iter().map(|(_, r)| opt_text(f(r.first))).collect()
+        };
+        let (users, releases) = (field(|s| s.user.as_ref()), field(|s| s.release.as_ref()));
+        let environments = field(|s| s.environment.as_ref());
+        tx.execute(SET_LATEST, &[&projects, &ids, &users, &releases, &environments]).await?;
     }
     Ok(written)
 }
 
+/// One error group's sum over a group of batches.
+struct GroupSum {
+    message: String,
+    frame: String,
+    count: i64,
+    first_ms: i64,
+    last_ms: i64,
+}
+
 /// Error groups and sightings by session of the new batches, merged by row.
 async fn write_errors(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) -> Result<(), Error> {
-    // (project, fingerprint) -> (message, frame, count, first, last)
-    let mut groups: BTreeMap<(i64, String), (String, String, i64, i64, i64)> = BTreeMap::new();
+    let mut groups: BTreeMap<(i64, String), GroupSum> = BTreeMap::new();
     // (project, fingerprint, session) -> (count, last)
     let mut sightings: BTreeMap<(i64, String, &str), (i64, i64)> = BTreeMap::new();
     for e in new {
         for x in &e.summary.error_sightings {
             let (fingerprint, count, at) = (text(&x.fingerprint), to_i64(x.count), to_i64(x.at_ms));
-            let g = groups
-                .entry((e.project, fingerprint.clone()))
-                .or_insert_with(|| (text(&x.message), text(&x.frame), 0, at, at));
-            g.2 = g.2.saturating_add(count);
-            g.3 = g.3.min(at);
-            g.4 = g.4.max(at);
+            let g = groups.entry((e.project, fingerprint.clone())).or_insert_with(|| GroupSum {
+                message: text(&x.message),
+                frame: text(&x.frame),
+                count: 0,
+                first_ms: at,
+                last_ms: at,
+            });
+            g.count = g.count.saturating_add(count);
+            g.first_ms = g.first_ms.min(at);
+            g.last_ms = g.last_ms.max(at);
             let s = sightings.entry((e.project, fingerprint, e.summary.session.as_str())).or_insert((0, at));
             s.0 = s.0.saturating_add(count);
             s.1 = s.1.max(at);
@@ -527,26 +541,20 @@ async fn write_errors(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) -
     if groups.is_empty() {
         return Ok(());
     }
-    let mut g: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
-    for ((project, fingerprint), (message, frame, count, first, last)) in groups {
-        g.0.push(project);
-        g.1.push(fingerprint);
-        g.2.push(message);
-        g.3.push(frame);
-        g.4.push(count);
-        g.5.push(first);
-        g.6.push(last);
-    }
-    tx.execute(ADD_ERROR_GROUPS, &[&g.0, &g.1, &g.2, &g.3, &g.4, &g.5, &g.6]).await?;
-    let mut s: (Vec<i64>, Vec<String>, Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
-    for ((project, fingerprint, session), (count, last)) in sightings {
-        s.0.push(project);
-        s.1.push(fingerprint);
-        s.2.push(session);
-        s.3.push(count);
-        s.4.push(last);
-    }
-    tx.execute(ADD_ERROR_SESSIONS, &[&s.0, &s.1, &s.2, &s.3, &s.4]).await?;
+    let projects: Vec<i64> = groups.keys().map(|k| k.0).collect();
+    let fingerprints: Vec<&str> = groups.keys().map(|k| k.1.as_str()).collect();
+    let messages: Vec<&str> = groups.values().map(|g| g.message.as_str()).collect();
+    let frames: Vec<&str> = groups.values().map(|g| g.frame.as_str()).collect();
+    let counts: Vec<i64> = groups.values().map(|g| g.count).collect();
+    let firsts: Vec<i64> = groups.values().map(|g| g.first_ms).collect();
+    let lasts: Vec<i64> = groups.values().map(|g| g.last_ms).collect();
+    tx.execute(ADD_ERROR_GROUPS, &[&projects, &fingerprints, &messages, &frames, &counts, &firsts, &lasts]).await?;
+    let projects: Vec<i64> = sightings.keys().map(|k| k.0).collect();
+    let fingerprints: Vec<&str> = sightings.keys().map(|k| k.1.as_str()).collect();
+    let sessions: Vec<&str> = sightings.keys().map(|k| k.2).collect();
+    let counts: Vec<i64> = sightings.values().map(|v| v.0).collect();
+    let lasts: Vec<i64> = sightings.values().map(|v| v.1).collect();
+    tx.execute(ADD_ERROR_SESSIONS, &[&projects, &fingerprints, &sessions, &counts, &lasts]).await?;
     Ok(())
 }
 

@@ -315,22 +315,20 @@ pub(super) async fn index_activities(
         }
         hot.drop_counts(project, day, clicks_dropped, views_dropped);
     }
-    let mut out: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
-    let mut changed: Vec<((i64, String, String), Vec<ViewRow>)> = views.into_iter().collect();
-    changed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for ((project, session, page), rows) in changed {
-        for r in rows.into_iter().filter(|r| r.changed) {
-            out.0.push(project);
-            out.1.push(session.clone());
-            out.2.push(page.clone());
-            out.3.push(r.url);
-            out.4.push(r.day);
-            out.5.push(r.depth);
-            out.6.push(r.last_ms);
-        }
-    }
-    if !out.0.is_empty() {
-        tx.execute(SAVE_VIEWS, &[&out.0, &out.1, &out.2, &out.3, &out.4, &out.5, &out.6]).await?;
+    let mut changed: Vec<((i64, String, String), ViewRow)> = views
+        .into_iter()
+        .flat_map(|(key, rows)| rows.into_iter().filter(|r| r.changed).map(move |r| (key.clone(), r)))
+        .collect();
+    changed.sort_unstable_by(|a, b| (&a.0, &a.1.url).cmp(&(&b.0, &b.1.url)));
+    if !changed.is_empty() {
+        let projects: Vec<i64> = changed.iter().map(|(k, _)| k.0).collect();
+        let sessions: Vec<&str> = changed.iter().map(|(k, _)| k.1.as_str()).collect();
+        let pages: Vec<&str> = changed.iter().map(|(k, _)| k.2.as_str()).collect();
+        let urls: Vec<&str> = changed.iter().map(|(_, r)| r.url.as_str()).collect();
+        let days: Vec<i64> = changed.iter().map(|(_, r)| r.day).collect();
+        let depths: Vec<i64> = changed.iter().map(|(_, r)| r.depth).collect();
+        let seen: Vec<i64> = changed.iter().map(|(_, r)| r.last_ms).collect();
+        tx.execute(SAVE_VIEWS, &[&projects, &sessions, &pages, &urls, &days, &depths, &seen]).await?;
     }
     Ok(())
 }

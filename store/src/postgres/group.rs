@@ -88,7 +88,12 @@ pub(super) fn queued(entry: Entry) -> (Queued, oneshot::Receiver<Result<Stored, 
 pub(super) async fn flusher(engine: Engine, mut rx: mpsc::Receiver<Queued>) {
     let mut group = Vec::with_capacity(GROUP_MAX_BATCHES);
     while rx.recv_many(&mut group, GROUP_MAX_BATCHES).await > 0 {
-        engine.flush(std::mem::take(&mut group)).await;
+        let (engine, group) = (engine.clone(), std::mem::take(&mut group));
+        // A task of its own: were a flush to panic, its batches would be answered with an
+        // error (their reply channels dropped) and the next group flushed all the same.
+        if let Err(e) = tokio::spawn(async move { engine.flush(group).await }).await {
+            tracing::error!(error = %e, "a group commit failed unexpectedly; its batches were refused");
+        }
     }
 }
 
@@ -155,7 +160,7 @@ impl Engine {
                     }
                 }
                 Err(BulkError::Db(e)) if retryable(&e) && tries < MAX_TRIES => {
-                    tracing::info!(error = %e, batches = bulk.len(), "group commit conflicted with another writer; retrying");
+                    tracing::warn!(error = %e, batches = bulk.len(), "group commit conflicted with another writer; retrying");
                 }
                 Err(BulkError::Db(e)) if retryable(&e) || refused_by_database(&e) => {
                     tracing::warn!(error = %e, batches = bulk.len(), "group commit failed; indexing its batches one by one");

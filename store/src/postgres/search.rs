@@ -115,16 +115,13 @@ pub(super) async fn index_terms_bulk(tx: &Transaction<'_>, batches: &[(i64, &Bat
         }
     }
     if !writes.is_empty() {
-        let mut w: (Vec<i64>, Vec<String>, Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>) = Default::default();
-        for ((p, s, k, t), (first, last)) in writes {
-            w.0.push(p);
-            w.1.push(s);
-            w.2.push(k);
-            w.3.push(t);
-            w.4.push(first);
-            w.5.push(last);
-        }
-        tx.execute(SAVE_TERMS, &[&w.0, &w.1, &w.2, &w.3, &w.4, &w.5]).await?;
+        let projects: Vec<i64> = writes.keys().map(|k| k.0).collect();
+        let sessions: Vec<&str> = writes.keys().map(|k| k.1.as_str()).collect();
+        let kinds: Vec<i64> = writes.keys().map(|k| k.2).collect();
+        let terms: Vec<&str> = writes.keys().map(|k| k.3.as_str()).collect();
+        let firsts: Vec<i64> = writes.values().map(|v| v.0).collect();
+        let lasts: Vec<i64> = writes.values().map(|v| v.1).collect();
+        tx.execute(SAVE_TERMS, &[&projects, &sessions, &kinds, &terms, &firsts, &lasts]).await?;
     }
     if !dropped.is_empty() {
         let (mut projects, mut ids, mut counts) = (vec![], vec![], vec![]);

@@ -54,7 +54,7 @@ fn batch(session: usize, seq: u32) -> BatchSummary {
         y_sum: 20 * clicks as i64,
     };
     let list = PageActivity {
-        url: (seq % 3 == 0).then(|| LIST.to_owned()),
+        url: seq.is_multiple_of(3).then(|| LIST.to_owned()),
         elements: vec![element("#buy", if seq == 1 { "Buy" } else { "" }, 2), element(&format!("#row{seq}"), "Row", 1)],
         depth: Some(u8::try_from(seq % 11).unwrap_or(0)),
         last_ms: t,
@@ -91,7 +91,7 @@ fn batch(session: usize, seq: u32) -> BatchSummary {
             at_ms: t + 7,
         }],
         activity: Activity {
-            pages: if session % 2 == 0 { vec![list, cart] } else { vec![list] },
+            pages: if session.is_multiple_of(2) { vec![list, cart] } else { vec![list] },
             dropped: u64::from(seq == 4),
         },
         ..BatchSummary::default()
