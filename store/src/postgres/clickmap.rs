@@ -236,6 +236,21 @@ struct ViewRow {
     changed: bool,
 }
 
+/// One batch's pages as [`index_activities`] followed them: each page's URL, whether its view
+/// is new, and its view's day and depth before the batch (when the view is kept).
+struct BatchPages<'a> {
+    project: i64,
+    s: &'a BatchSummary,
+    day: i64,
+    clicks_dropped: u64,
+    views_dropped: u64,
+    pages: Vec<PageSeen<'a>>,
+}
+
+/// A page of a batch: its URL, what it did, whether its view is new, and its view's day and
+/// depth before the batch (when the view is kept).
+type PageSeen<'a> = (String, &'a PageActivity, bool, Option<(i64, i64)>);
+
 /// The views of the page views `$1`..`$3` (arrays of project, session, page id).
 const LOAD_VIEWS: &str = "SELECT v.project_id, v.session_id, v.page_id, v.url, v.day, v.depth, v.last_ms \
      FROM clickmap_views v JOIN UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS u(project_id, session_id, page_id) \
@@ -274,12 +289,15 @@ pub(super) async fn index_activities(
             views.entry((r.get(0), r.get(1), r.get(2))).or_default().push(row);
         }
     }
+    // The page views followed batch by batch; what each page of each batch adds to the rows
+    // many sessions share is applied below.
+    let mut done: Vec<BatchPages<'_>> = Vec::new();
     for &(project, s) in batches {
         if s.activity.is_empty() {
             continue;
         }
         let day = day_of(s.start_ms);
-        let (mut clicks_dropped, mut views_dropped) = (s.activity.dropped, 0u64);
+        let mut b = BatchPages { project, s, day, clicks_dropped: s.activity.dropped, views_dropped: 0, pages: vec![] };
         for page in &s.activity.pages {
             let rows = views.entry((project, s.session.clone(), s.page.clone())).or_default();
             let url = match &page.url {
@@ -288,7 +306,7 @@ pub(super) async fn index_activities(
                 None => match rows.iter().max_by_key(|r| r.last_ms) {
                     Some(r) => r.url.clone(),
                     None => {
-                        clicks_dropped += page.elements.iter().map(|e| e.clicks).sum::<u64>();
+                        b.clicks_dropped += page.elements.iter().map(|e| e.clicks).sum::<u64>();
                         continue;
                     }
                 },
@@ -301,7 +319,7 @@ pub(super) async fn index_activities(
                     rows.push(ViewRow { url: url.clone(), day, depth: -1, last_ms: seen, changed: true });
                     at = Some(rows.len() - 1);
                 } else {
-                    views_dropped += 1;
+                    b.views_dropped += 1;
                 }
             }
             let view = at.and_then(|i| rows.get_mut(i)).map(|r| {
@@ -311,9 +329,33 @@ pub(super) async fn index_activities(
                 r.changed = true;
                 before
             });
-            hot.add_page(tx, project, s, (day, &url), page, fresh, view, &mut clicks_dropped).await?;
+            b.pages.push((url, page, fresh, view));
         }
-        hot.drop_counts(project, day, clicks_dropped, views_dropped);
+        done.push(b);
+    }
+    // The page-days asked about, looked up (and added) in one order: flushes of several
+    // instances adding the same new page-days (each day's first views) never deadlock.
+    let mut asked: std::collections::BTreeSet<(i64, i64, &str)> = std::collections::BTreeSet::new();
+    for b in &done {
+        for (url, page, fresh, view) in &b.pages {
+            if *fresh || page.elements.iter().any(|e| e.clicks > 0) {
+                asked.insert((b.project, b.day, url.as_str()));
+            }
+            if let Some((view_day, old)) = view
+                && page.depth.map_or(-1, i64::from) > *old
+            {
+                asked.insert((b.project, *view_day, url.as_str()));
+            }
+        }
+    }
+    for (project, day, url) in asked {
+        hot.page_kept(tx, project, day, url).await?;
+    }
+    for mut b in done {
+        for (url, page, fresh, view) in &b.pages {
+            hot.add_page(tx, b.project, b.s, (b.day, url), page, *fresh, *view, &mut b.clicks_dropped).await?;
+        }
+        hot.drop_counts(b.project, b.day, b.clicks_dropped, b.views_dropped);
     }
     let mut changed: Vec<((i64, String, String), ViewRow)> = views
         .into_iter()

@@ -10,7 +10,7 @@
 //!
 //! A read of batches chooses them from the `batches` rows (stored size, start time) and fetches
 //! only those objects. The per-session byte cap is checked with the duplicate check (one query)
-//! before the upload, and again in the batch's transaction (concurrent uploads of a session).
+//! before the upload, and again in the group's transaction (concurrent uploads of a session).
 //!
 //! Storing a batch: if its key `(project, session, page, seq)` is already indexed the batch is a
 //! duplicate and nothing is written. Otherwise the body goes to a fresh object first, then the
