@@ -35,27 +35,11 @@ impl Engine {
             .join(format!("{}-{}-{nonce}", s.page, s.seq))
     }
 
-    /// Whether the batch is stored already, the stored bytes of its session, and whether the
-    /// session was deleted on request, in one query.
-    pub(super) async fn exists(&self, project: i64, s: &BatchSummary) -> Result<(bool, u64, bool), Error> {
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM batches
-                                WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4),
-                        COALESCE((SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2), 0),
-                        EXISTS (SELECT 1 FROM deleted_sessions WHERE project_id = $1 AND session_id = $2)",
-            )
-            .await?;
-        let row = client.query_one(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?;
-        Ok((row.get(0), to_u64(row.get(1)), row.get(2)))
-    }
-
     pub(super) async fn put_batch(&self, project: i64, s: BatchSummary, body: BatchBody) -> Result<Stored, Error> {
         // Held until the answer: refused at once, before any upload, when the instance holds
         // as many batches as it may.
         let _slot = self.group.admit()?;
-        let (stored, session_bytes, deleted) = self.exists(project, &s).await?;
+        let (stored, session_bytes, deleted) = self.group.check(project, &s).await?;
         if deleted {
             // Checked again in the transaction, against a deletion meanwhile.
             return Err(Error::SessionDeleted);

@@ -5,6 +5,9 @@
 //! Each upload's task awaits its own batch's outcome: the answer comes only after the commit
 //! holding it (a batch acknowledged is durable), or with its own error.
 //!
+//! The duplicate checks made before uploads are grouped the same way ([`checker`]): one query
+//! answers every check waiting.
+//!
 //! Bounds: at most [`MAX_IN_FLIGHT`] batches per instance between their arrival and their
 //! answer (duplicate check, upload, queue, flush); one more is refused at once with
 //! [`Error::Busy`] before anything is uploaded (the server answers 503 with `Retry-After`, as
@@ -24,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::Engine;
 use super::bulk::{BulkError, Entry, distinct_keys, refused_by_database, retryable};
-use crate::{Error, Stored};
+use crate::{BatchSummary, Error, Stored};
 
 /// Most batches one instance holds between their arrival and their answer.
 pub(super) const MAX_IN_FLIGHT: usize = 2048;
@@ -42,19 +45,40 @@ pub(super) struct Queued {
     reply: oneshot::Sender<Result<Stored, Error>>,
 }
 
+/// A batch's duplicate check waiting for the next round of checks: its key, and where the
+/// answer goes (stored already, its session's stored bytes, session deleted).
+pub(super) struct Check {
+    key: (i64, String, String, i64),
+    reply: oneshot::Sender<Result<(bool, u64, bool), Error>>,
+}
+
 /// The queue of one instance (cheap to share).
 pub(super) struct GroupQueue {
     queue: mpsc::Sender<Queued>,
+    checks: mpsc::Sender<Check>,
     slots: Arc<Semaphore>,
     /// Batches refused because [`MAX_IN_FLIGHT`] were held.
     refused: AtomicU64,
 }
 
 impl GroupQueue {
-    /// The queue, and its receiving end for [`flusher`].
-    pub(super) fn new() -> (Self, mpsc::Receiver<Queued>) {
-        let (queue, rx) = mpsc::channel(MAX_IN_FLIGHT);
-        (GroupQueue { queue, slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)), refused: AtomicU64::new(0) }, rx)
+    /// The queue, and the receiving ends for [`flusher`] and [`checker`].
+    pub(super) fn new() -> (Self, mpsc::Receiver<Queued>, mpsc::Receiver<Check>) {
+        let (queue, queued) = mpsc::channel(MAX_IN_FLIGHT);
+        let (checks, checked) = mpsc::channel(MAX_IN_FLIGHT);
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        (GroupQueue { queue, checks, slots, refused: AtomicU64::new(0) }, queued, checked)
+    }
+
+    /// Whether the batch `s` of `project` is stored already, its session's stored bytes, and
+    /// whether the session was deleted on request: asked with the other checks waiting, in
+    /// one query.
+    pub(super) async fn check(&self, project: i64, s: &BatchSummary) -> Result<(bool, u64, bool), Error> {
+        let (reply, answer) = oneshot::channel();
+        let key = (project, s.session.clone(), s.page.clone(), i64::from(s.seq));
+        // Never waits: no more batches are admitted than the queue holds.
+        self.checks.send(Check { key, reply }).await.map_err(|_| Error::Stopped("the postgres checker"))?;
+        answer.await.map_err(|_| Error::Stopped("the postgres checker"))?
     }
 
     /// A place for one more batch, held until its answer; [`Error::Busy`] when none is free.
@@ -84,6 +108,38 @@ pub(super) fn queued(entry: Entry) -> (Queued, oneshot::Receiver<Result<Stored, 
     (Queued { entry, reply }, answer)
 }
 
+/// The duplicate checks of many batches at once (arrays of project, session, page, seq), each
+/// answered by its position.
+const CHECK: &str = "SELECT u.i,
+        EXISTS (SELECT 1 FROM batches b WHERE b.project_id = u.project_id AND b.session_id = u.session_id
+                                          AND b.page_id = u.page_id AND b.seq = u.seq),
+        COALESCE((SELECT s.bytes FROM sessions s WHERE s.project_id = u.project_id AND s.id = u.session_id), 0),
+        EXISTS (SELECT 1 FROM deleted_sessions d WHERE d.project_id = u.project_id AND d.session_id = u.session_id)
+     FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])
+          WITH ORDINALITY AS u(project_id, session_id, page_id, seq, i)";
+
+/// The checker: answers the duplicate checks waiting, a round (one query) at a time, so
+/// concurrent uploads do not each take a connection and a round trip before their upload.
+pub(super) async fn checker(engine: Engine, mut rx: mpsc::Receiver<Check>) {
+    let mut round = Vec::with_capacity(GROUP_MAX_BATCHES);
+    while rx.recv_many(&mut round, GROUP_MAX_BATCHES).await > 0 {
+        let round = std::mem::take(&mut round);
+        match engine.check_round(&round).await {
+            Ok(answers) => {
+                for (c, answer) in round.into_iter().zip(answers) {
+                    let _ = c.reply.send(answer.ok_or(Error::Stopped("the postgres checker")));
+                }
+            }
+            Err(e) => {
+                let shared = Arc::new(e);
+                for c in round {
+                    let _ = c.reply.send(Err(Error::GroupCommit(Arc::clone(&shared))));
+                }
+            }
+        }
+    }
+}
+
 /// The flusher: indexes the batches waiting, a group at a time, until the queue closes.
 pub(super) async fn flusher(engine: Engine, mut rx: mpsc::Receiver<Queued>) {
     let mut group = Vec::with_capacity(GROUP_MAX_BATCHES);
@@ -98,6 +154,24 @@ pub(super) async fn flusher(engine: Engine, mut rx: mpsc::Receiver<Queued>) {
 }
 
 impl Engine {
+    /// The answers to one round of checks, in its order.
+    async fn check_round(&self, round: &[Check]) -> Result<Vec<Option<(bool, u64, bool)>>, Error> {
+        let projects: Vec<i64> = round.iter().map(|c| c.key.0).collect();
+        let sessions: Vec<&str> = round.iter().map(|c| c.key.1.as_str()).collect();
+        let pages: Vec<&str> = round.iter().map(|c| c.key.2.as_str()).collect();
+        let seqs: Vec<i64> = round.iter().map(|c| c.key.3).collect();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(CHECK).await?;
+        let mut out = vec![None; round.len()];
+        for r in client.query(&stmt, &[&projects, &sessions, &pages, &seqs]).await? {
+            let i = usize::try_from(r.get::<_, i64>(0)).unwrap_or(0);
+            if let Some(slot) = i.checked_sub(1).and_then(|i| out.get_mut(i)) {
+                *slot = Some((r.get(1), crate::shared::to_u64(r.get(2)), r.get(3)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Indexes one group and answers each of its batches.
     pub(super) async fn flush(&self, queued: Vec<Queued>) {
         let (firsts, of) = distinct_keys(&queued, |q| q.entry.batch_key());

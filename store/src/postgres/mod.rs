@@ -174,7 +174,7 @@ impl PostgresStorage {
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()?
         };
-        let (queue, queued) = group::GroupQueue::new();
+        let (queue, queued, checks) = group::GroupQueue::new();
         let engine = Engine {
             pool,
             store: options.store,
@@ -187,6 +187,7 @@ impl PostgresStorage {
         let schema = options.schema.clone();
         storage.block(move |e| async move { e.migrate(schema.as_deref()).await })?;
         storage.runtime.handle()?.spawn(group::flusher(storage.engine.clone(), queued));
+        storage.runtime.handle()?.spawn(group::checker(storage.engine.clone(), checks));
         Ok(storage)
     }
 
