@@ -287,6 +287,8 @@ async fn ingest_inner(
                 format!("the session holds {stored} stored bytes and may hold {cap}; it records nothing more"),
             ));
         }
+        // The engine holds as many batches as it may: shed like the server's own overload.
+        Err(replay_store::Error::Busy) => return Err(server_busy()),
         Err(replay_store::Error::SessionDeleted) => {
             return Err(ApiError::new(
                 Reason::SessionDeleted,

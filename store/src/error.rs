@@ -74,6 +74,9 @@ pub enum Error {
     /// A release already holds [`crate::MAX_ARTIFACTS_PER_RELEASE`] artifacts.
     #[error("the release already holds {cap} files")]
     TooManyArtifacts { cap: u64 },
+    /// The engine holds as many batches waiting to be stored as it may: retry shortly.
+    #[error("too many batches are waiting to be stored; retry shortly")]
+    Busy,
     /// The group commit a batch was part of failed (shared by every batch of the group).
     #[error("group commit failed: {0}")]
     GroupCommit(#[source] Arc<Error>),

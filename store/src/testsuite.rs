@@ -62,6 +62,7 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     invitations_are_used_once_and_expire(&make());
     api_tokens_are_found_by_digest_noted_when_used_and_revoked(&make());
     resent_batch_is_stored_once(&make());
+    concurrent_uploads_and_resends_count_once(&make());
     batches_come_back_in_replay_order(&make());
     gzip_bodies_come_back_decoded(&make());
     projects_are_isolated(&make());
@@ -735,6 +736,66 @@ fn resent_batch_is_stored_once(db: &impl Storage) {
     assert_eq!((row.batches, row.events, row.clicks, row.pages), (2, 6, 2, 1), "duplicates must not count");
     assert_eq!((row.start_ms, row.end_ms, row.duration_ms), (1000, 1200, 200));
     assert_eq!(db.batch_count().expect("count"), 2);
+}
+
+/// Many uploads at once, each batch sent four times (engines with a group commit index them in
+/// groups, a batch and its resend in the same group or not): every sum counts each batch once.
+fn concurrent_uploads_and_resends_count_once(db: &impl Storage) {
+    use replay_core::clickmap::{Activity, ElementClicks, PageActivity};
+    let p = db.create_project("p").expect("p");
+    let day = 19_700 * crate::clickmap::DAY_MS;
+    let url = "https://shop.test/busy";
+    let batches: Vec<BatchSummary> = (0..4u32)
+        .flat_map(|seq| {
+            (0..6u64).map(move |i| {
+                let at = day + 1_000 + u64::from(seq) * 100 + i;
+                let mut s = summary(&format!("s{i}"), "p", seq, at);
+                s.search_terms = vec![term(TermKind::Click, &format!("buy {i}"), at)];
+                s.error_sightings = vec![ErrorSighting {
+                    fingerprint: "f".into(),
+                    message: "boom".into(),
+                    frame: String::new(),
+                    count: 2,
+                    at_ms: at,
+                }];
+                let element = ElementClicks { path: "#buy".into(), label: "Buy".into(), clicks: 3, x_sum: 3, y_sum: 6 };
+                let page = PageActivity { url: Some(url.into()), elements: vec![element], depth: Some(5), last_ms: at };
+                s.activity = Activity { pages: vec![page], dropped: 0 };
+                s
+            })
+        })
+        .collect();
+    let outcomes: Vec<Stored> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let batches = &batches;
+                scope.spawn(move || {
+                    batches.iter().map(|s| db.put_batch_blocking(p.id, s, b"body").expect("put")).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().expect("uploading thread")).collect()
+    });
+    let new = outcomes.iter().filter(|o| **o == Stored::New).count();
+    assert_eq!((new, outcomes.len() - new), (24, 72), "each batch is new once");
+    assert_eq!(db.batch_count().expect("count"), 24);
+    for i in 0..6 {
+        let row = db.session(p.id, &format!("s{i}")).expect("q").expect("row");
+        assert_eq!((row.batches, row.events, row.clicks, row.bytes, row.pages), (4, 12, 4, 16, 1), "s{i}");
+        let f = SessionFilter { clicked: Some(format!("buy {i}")), ..SessionFilter::default() };
+        assert_eq!(found(db, p.id, &f), [format!("s{i}")]);
+    }
+    let groups = db.error_groups(p.id, 10).expect("groups");
+    assert_eq!((groups.len(), groups[0].count, groups[0].sessions), (1, 48, 6));
+    let q = crate::clickmap::ClickmapQuery {
+        url: url.into(),
+        from_day: crate::clickmap::day_of(day),
+        to_day: crate::clickmap::day_of(day),
+        limit: 10,
+    };
+    let map = db.clickmap(p.id, &q).expect("clickmap");
+    assert_eq!((map.clicks, map.elements[0].clicks, map.clicks_dropped), (72, 72, 0));
+    assert_eq!(map.reached[5], 6, "each page view reached half the page once");
 }
 
 fn batches_come_back_in_replay_order(db: &impl Storage) {

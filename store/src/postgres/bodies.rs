@@ -1,5 +1,7 @@
-//! Storing a batch and reading bodies back: the body goes to a fresh object first, then one
-//! transaction inserts the batch row and updates the session index, error groups and facts.
+//! Storing a batch and reading bodies back: the body goes to a fresh object first, then the
+//! batch is indexed by the next group commit (`group`, `bulk`), or alone by [`Engine::index_batch`]
+//! (one transaction: the batch row, the session index, error groups and facts) when the group
+//! cannot take it.
 //! A crash in between leaves an unreferenced object, never a row without a body; a concurrent
 //! duplicate loses the insert race and deletes its own object.
 
@@ -13,6 +15,7 @@ use tokio_postgres::types::ToSql;
 
 use std::sync::atomic::Ordering;
 
+use super::bulk::Entry;
 use super::{Engine, opt_text, text};
 use crate::model::{IndexedBatch, choose_range};
 use crate::shared::{to_i64, to_u64};
@@ -32,24 +35,11 @@ impl Engine {
             .join(format!("{}-{}-{nonce}", s.page, s.seq))
     }
 
-    /// Whether the batch is stored already, the stored bytes of its session, and whether the
-    /// session was deleted on request, in one query.
-    pub(super) async fn exists(&self, project: i64, s: &BatchSummary) -> Result<(bool, u64, bool), Error> {
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM batches
-                                WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4),
-                        COALESCE((SELECT bytes FROM sessions WHERE project_id = $1 AND id = $2), 0),
-                        EXISTS (SELECT 1 FROM deleted_sessions WHERE project_id = $1 AND session_id = $2)",
-            )
-            .await?;
-        let row = client.query_one(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?;
-        Ok((row.get(0), to_u64(row.get(1)), row.get(2)))
-    }
-
     pub(super) async fn put_batch(&self, project: i64, s: BatchSummary, body: BatchBody) -> Result<Stored, Error> {
-        let (stored, session_bytes, deleted) = self.exists(project, &s).await?;
+        // Held until the answer: refused at once, before any upload, when the instance holds
+        // as many batches as it may.
+        let _slot = self.group.admit()?;
+        let (stored, session_bytes, deleted) = self.group.check(project, &s).await?;
         if deleted {
             // Checked again in the transaction, against a deletion meanwhile.
             return Err(Error::SessionDeleted);
@@ -66,7 +56,8 @@ impl Engine {
         let size = i64::try_from(body.bytes.len()).unwrap_or(i64::MAX);
         let encoding = if body.gzip { "gzip" } else { "" };
         self.store.put(&key, body.bytes.into()).await?;
-        let inserted = self.index_batch(project, &s, key.as_ref(), encoding, size).await;
+        let entry = Entry { project, summary: s, key: key.to_string(), encoding, size };
+        let inserted = self.group.index(entry).await;
         match inserted {
             Ok(Stored::New) => Ok(Stored::New),
             other => {
@@ -227,7 +218,9 @@ impl Engine {
             }
         }
         super::search::index_terms(&tx, project, s).await?;
-        super::clickmap::index_activity(&tx, project, s).await?;
+        let mut hot = super::clickmap::HotRows::default();
+        super::clickmap::index_activity(&tx, project, s, &mut hot).await?;
+        hot.write(&tx).await?;
         if !s.error_sightings.is_empty() {
             let group = tx
                 .prepare_cached(

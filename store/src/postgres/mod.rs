@@ -10,15 +10,16 @@
 //!
 //! A read of batches chooses them from the `batches` rows (stored size, start time) and fetches
 //! only those objects. The per-session byte cap is checked with the duplicate check (one query)
-//! before the upload, and again in the batch's transaction (concurrent uploads of a session).
+//! before the upload, and again in the group's transaction (concurrent uploads of a session).
 //!
 //! Storing a batch: if its key `(project, session, page, seq)` is already indexed the batch is a
-//! duplicate and nothing is written. Otherwise the body goes to a fresh object first, then one
-//! transaction inserts the batch row and updates the session index and error groups. The
-//! batch is durable (and acknowledged) only after both: the object store answered the upload
-//! and PostgreSQL committed. A concurrent duplicate loses the insert race and deletes its own
-//! object. A crash between the upload and the commit leaves an unreferenced object, never a
-//! row without a body.
+//! duplicate and nothing is written. Otherwise the body goes to a fresh object first, then the
+//! batch waits for the next group commit (`group`): one transaction indexes every batch waiting
+//! (its row, the session index, search terms, click maps, error groups) with multi-row
+//! statements (`bulk`). The batch is durable (and acknowledged) only after both: the object
+//! store answered the upload and PostgreSQL committed the group holding it. A concurrent
+//! duplicate loses the insert race and deletes its own object. A crash between the upload and
+//! the commit leaves an unreferenced object, never a row without a body.
 //!
 //! [`Storage`] is synchronous while the drivers are async: the engine runs them on its own
 //! small tokio runtime, so it can be called from any thread, including the server's async
@@ -27,6 +28,8 @@
 //! Modules:
 //! - `schema`: the tables and their migrations (serialised between instances);
 //! - `bodies`: storing a batch (body object, then index row) and reading bodies back;
+//! - `group`: the bounded queue of batches waiting for a group commit, and its flusher;
+//! - `bulk`: one group's transaction, in multi-row statements;
 //! - `queries`: the session index, error groups, environment comparisons, retention and the
 //!   small reads and writes of projects, settings and accounts;
 //! - `artifacts`: release artifacts (source maps, minified files), rows and object bodies;
@@ -35,11 +38,15 @@
 mod accounts;
 mod artifacts;
 mod bodies;
+mod bulk;
 mod clickmap;
 mod comments;
+mod group;
 mod queries;
 mod schema;
 mod search;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +100,8 @@ struct Engine {
     keys: Arc<KeyCache>,
     /// Most stored bytes one session may hold (`u64::MAX`: no cap).
     session_cap: Arc<AtomicU64>,
+    /// Batches waiting for the next group commit (`group`).
+    group: Arc<group::GroupQueue>,
 }
 
 /// The engine's runtime. Dropped without waiting, because the last clone of the storage may
@@ -165,16 +174,20 @@ impl PostgresStorage {
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()?
         };
+        let (queue, queued, checks) = group::GroupQueue::new();
         let engine = Engine {
             pool,
             store: options.store,
             prefix: options.prefix,
             keys: Arc::new(KeyCache::default()),
             session_cap: Arc::new(AtomicU64::new(u64::MAX)),
+            group: Arc::new(queue),
         };
         let storage = PostgresStorage { engine, runtime };
         let schema = options.schema.clone();
         storage.block(move |e| async move { e.migrate(schema.as_deref()).await })?;
+        storage.runtime.handle()?.spawn(group::flusher(storage.engine.clone(), queued));
+        storage.runtime.handle()?.spawn(group::checker(storage.engine.clone(), checks));
         Ok(storage)
     }
 
@@ -659,7 +672,7 @@ impl Storage for PostgresStorage {
 }
 
 #[cfg(test)]
-mod tests {
+mod text_tests {
     use super::*;
 
     #[test]
