@@ -51,6 +51,7 @@ impl Put for Vec<u8> {
         self.push(b);
     }
 
+    #[inline(never)]
     fn uint(&mut self, v: u64) {
         if v < 128 {
             self.push(v as u8);
@@ -68,6 +69,7 @@ impl Put for Vec<u8> {
         }
     }
 
+    #[inline(never)]
     fn sint(&mut self, v: i64) {
         if v >= 0 {
             self.uint(v as u64);
@@ -96,6 +98,7 @@ impl Put for Vec<u8> {
         self.extend_from_slice(&v.to_be_bytes());
     }
 
+    #[inline(never)]
     fn header(&mut self, len: usize, fix: u8, fix_max: u32, m8: u8, m16: u8) {
         // Lengths travel as u32, cut like rmp's `len as u32`.
         let len = len as u32;
@@ -112,11 +115,13 @@ impl Put for Vec<u8> {
         }
     }
 
+    #[inline(never)]
     fn str(&mut self, s: &str) {
         self.header(s.len(), 0xa0, 32, 0xd9, 0xda);
         self.extend_from_slice(s.as_bytes());
     }
 
+    #[inline(never)]
     fn bin(&mut self, b: &[u8]) {
         self.header(b.len(), 0, 0, 0xc4, 0xc5);
         self.extend_from_slice(b);
@@ -126,6 +131,7 @@ impl Put for Vec<u8> {
         self.header(len, 0x90, 16, 0, 0xdc);
     }
 
+    #[inline(never)]
     fn variant(&mut self, tag: u8) {
         self.extend_from_slice(&[0x81, 0xa1, tag]);
     }
