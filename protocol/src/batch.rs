@@ -112,6 +112,12 @@ pub mod packed_points {
             return super::seq_as_tuple(points, s);
         }
         let mut out = Vec::with_capacity(points.len() * 4);
+        pack_into(points, &mut out);
+        s.serialize_bytes(&out)
+    }
+
+    /// Appends the packed varints of a trail (the `bin`'s content) to `out`.
+    pub(crate) fn pack_into(points: &[MousePoint], out: &mut Vec<u8>) {
         let mut prev = [0i64; 3];
         for p in points {
             for (i, v) in [i64::from(p.x), i64::from(p.y), i64::from(p.dt)].into_iter().enumerate() {
@@ -125,7 +131,6 @@ pub mod packed_points {
                 out.push(z as u8);
             }
         }
-        s.serialize_bytes(&out)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MousePoint>, D::Error> {

@@ -34,12 +34,12 @@ impl Default for Limits {
     }
 }
 
-/// Encodes a batch as compact MessagePack (structs as arrays).
+/// Encodes a batch as compact MessagePack (structs as arrays): the bytes of its `serde` form
+/// through `rmp-serde`, written by hand ([`crate::pack`]: a fraction of the code in the
+/// recorder's wasm). Never fails; the `Result` is kept for callers.
 pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, Error> {
-    // `Vec<u8>` as the writer (not `to_vec`'s private wrapper): [`encoded_len`] uses the same
-    // one, so the serializer code exists once in the recorder's wasm.
     let mut out = Vec::with_capacity(256);
-    rmp_serde::encode::write(&mut out, batch).map_err(Error::Encode)?;
+    crate::pack::batch(&mut out, batch);
     Ok(out)
 }
 
@@ -114,30 +114,11 @@ pub(crate) fn undo_compact<S>(batch: &mut Batch<S>) {
     }
 }
 
-/// Exact encoded size of one event, without keeping the encoding.
-///
-/// Encodes into a reused scratch buffer with the same writer type as [`encode_batch`]: a
-/// counting writer would be a second copy of every `Serialize` impl in the recorder's wasm
-/// (about 30 KB).
+/// Exact encoded size of one event (what [`encode_batch`] writes for it).
 pub fn encoded_len(data: &EventData) -> usize {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|scratch| {
-        let Ok(mut buf) = scratch.try_borrow_mut() else {
-            let mut own = Vec::new();
-            let _ = rmp_serde::encode::write(&mut own, data);
-            return own.len();
-        };
-        buf.clear();
-        let _ = rmp_serde::encode::write(&mut *buf, data);
-        let len = buf.len();
-        // Do not keep a huge event's worth of memory around.
-        if buf.capacity() > 1 << 20 {
-            *buf = Vec::new();
-        }
-        len
-    })
+    let mut out = Vec::new();
+    crate::pack::event_data(&mut out, data);
+    out.len()
 }
 
 /// Decodes and validates one batch.
@@ -745,6 +726,8 @@ mod tests {
             b.dropped = dropped;
             b.events = events.into_iter().map(|(t, data)| Event { t, data }).collect();
             let bytes = encode_batch(&b).expect("encode");
+            // The hand-written encoder (`pack.rs`) writes exactly the serde form's bytes.
+            prop_assert_eq!(&bytes, &rmp_serde::to_vec(&b).expect("encode"));
             prop_assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decode"), b.clone());
             let compact = encode_batch_compact(b.clone()).expect("encode");
             prop_assert_eq!(decode_batch(&compact, &Limits::default()).expect("decode"), b.clone());

@@ -46,6 +46,7 @@ pub mod test_util;
 pub mod timeline;
 
 mod error;
+mod pack;
 
 pub use batch::MAX_CLICK_PATH;
 pub use batch::network;

@@ -93,6 +93,16 @@ fn attrs_from(flat: Vec<String>, privacy: &Privacy) -> Vec<Attr> {
     out
 }
 
+/// A bad tape as a JavaScript error: the tape's reason (where it went wrong is not written:
+/// `replay_protocol::Error`'s `Display` would bring every variant's message and the MessagePack
+/// and I/O errors' formatting into the wasm).
+fn tape_error(e: replay_protocol::Error) -> JsError {
+    JsError::new(match e {
+        replay_protocol::Error::Tape { reason, .. } => reason,
+        _ => "invalid tape",
+    })
+}
+
 /// Bytes as a wire size: JavaScript hands sizes over as numbers.
 fn size(v: f64) -> u64 {
     if v.is_finite() && v > 0.0 { v as u64 } else { 0 }
@@ -171,7 +181,7 @@ impl Recorder {
         scroll_x: i32,
         scroll_y: i32,
     ) -> Result<(), JsError> {
-        let mut nodes = tape::read_snapshot(ints, strs)?;
+        let mut nodes = tape::read_snapshot(ints, strs).map_err(tape_error)?;
         self.privacy.clean_nodes(&mut nodes);
         self.buffer.push(now_ms(now), EventData::Snapshot(Snapshot { nodes, scroll_x, scroll_y }));
         Ok(())
@@ -179,7 +189,7 @@ impl Recorder {
 
     /// A mutation batch from the observer's tape.
     pub fn mutation(&mut self, now: f64, ints: &[u32], strs: &str) -> Result<(), JsError> {
-        let mut m = tape::read_mutation(ints, strs)?;
+        let mut m = tape::read_mutation(ints, strs).map_err(tape_error)?;
         if !m.is_empty() {
             self.privacy.clean_mutation(&mut m);
             self.buffer.push(now_ms(now), EventData::Mutation(m));
@@ -200,7 +210,7 @@ impl Recorder {
         lo: u32,
         hi: u32,
     ) -> Result<(), JsError> {
-        let nodes = tape::read_snapshot(ints, strs)?;
+        let nodes = tape::read_snapshot(ints, strs).map_err(tape_error)?;
         let mut m = frames::attach(nodes, frame, old, frames::IdRange { lo, hi }).map_err(JsError::new)?;
         self.privacy.clean_mutation(&mut m);
         self.buffer.push(now_ms(now), EventData::Mutation(m));
@@ -210,7 +220,7 @@ impl Recorder {
     /// A cross-origin child frame's mutation tape; refused whole when it names a node outside
     /// the child's ids `lo..hi`.
     pub fn frame_mutation(&mut self, now: f64, ints: &[u32], strs: &str, lo: u32, hi: u32) -> Result<(), JsError> {
-        let mut m = tape::read_mutation(ints, strs)?;
+        let mut m = tape::read_mutation(ints, strs).map_err(tape_error)?;
         frames::check_mutation(&m, frames::IdRange { lo, hi }).map_err(JsError::new)?;
         if !m.is_empty() {
             self.privacy.clean_mutation(&mut m);

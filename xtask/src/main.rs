@@ -2,7 +2,8 @@
 //!
 //! - `build-web`: compile the recorder and viewer to wasm32 (adding the rustup target when
 //!   missing), run wasm-bindgen through the pinned `wasm-bindgen-cli-support` library (no
-//!   downloaded binaries), and lay the files out in `target/web/` for the server to embed: the
+//!   downloaded binaries), optimize the recorder's wasm with the pinned binaryen's `wasm-opt`
+//!   (an npm package), and lay the files out in `target/web/` for the server to embed: the
 //!   loader (a classic script assembled from its ES module), the recorder as one module bundled
 //!   by the pinned esbuild with the upload worker's script inside, and the viewer's JavaScript,
 //!   all minified;
@@ -157,7 +158,7 @@ pub(crate) fn build_web() -> Result<()> {
     let served = web.join("recorder");
     std::fs::create_dir_all(&served)?;
     let wasm = staging.join("recorder_wasm_bg.wasm");
-    copy_if_changed(&wasm, &served.join("recorder_wasm_bg.wasm"))?;
+    bundle::optimize_wasm(&wasm, &served.join("recorder_wasm_bg.wasm"))?;
     std::fs::remove_file(&wasm).with_context(|| format!("removing {}", wasm.display()))?;
     // The typings of the wasm-bindgen glue are for the JS type check (`lint`) only: they go to
     // `target/web-types/`, not into what is served or packaged.
@@ -566,7 +567,8 @@ fn check_js() -> Result<()> {
     status(c)
 }
 
-/// Installs the pinned JS tools (`tools/js/package-lock.json`: TypeScript, esbuild, and the rrweb
+/// Installs the pinned JS tools (`tools/js/package-lock.json`: TypeScript, esbuild, binaryen's
+/// `wasm-opt` (compiled to JavaScript and wasm: no platform binary), and the rrweb
 /// recorder and player of the rrweb interop e2e test) with `npm ci` into `target/jstools/`,
 /// when the lock file changed or nothing is installed yet.
 fn js_tools() -> Result<PathBuf> {
@@ -589,6 +591,7 @@ fn js_tools() -> Result<PathBuf> {
     let installed = [
         "typescript/lib/tsc.js",
         "esbuild/bin/esbuild",
+        "binaryen/bin/wasm-opt",
         "rrweb-player/dist/rrweb-player.umd.cjs",
         "rrweb/dist/rrweb.umd.cjs",
     ]
