@@ -116,9 +116,10 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
     c.enter_frame(2).await?;
     browser.eval("location.reload(); return true;").await?;
     c.enter_parent_frame().await?;
-    let text = until_recorded(&browser, &server, &["changed in the child", "hello frame", "wrong origin", "another project"])
-        .await
-        .context("the child's changes and the refused hello")?;
+    let text =
+        until_recorded(&browser, &server, &["changed in the child", "hello frame", "wrong origin", "another project"])
+            .await
+            .context("the child's changes and the refused hello")?;
     ensure!(text.contains(&format!("wrong origin {}", third.base)), "the refusal names the origin");
     let sessions = server.sessions()?;
     ensure!(sessions.len() == 1, "the children recorded sessions of their own: {sessions:?}");
