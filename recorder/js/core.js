@@ -16,7 +16,7 @@ import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
 import {
-  configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
+  configureTransport, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
 import { appFact, captureError, flushDiagnostics, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 import { configureValve, timed, valveTick } from './valve.js';
@@ -31,7 +31,7 @@ const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
  * Wasm memory only grows: past this much after a cut, the recorder moves to a fresh instance
  * and the old one's memory is collected (recorder/src/renew.rs).
  */
-const RENEW_ABOVE_BYTES = 8 * 1024 * 1024;
+const RENEW_ABOVE_BYTES = 4 * 1024 * 1024;
 
 let flushTimer = 0;
 /** In a frame of another origin: records only what its parent asks for (frames.js). */
@@ -79,7 +79,7 @@ function hold(bytes, startsWithSnapshot) {
   }
   held.push({ bytes, snapshot: startsWithSnapshot });
   // The upload worker keeps a copy: if the page freezes, it sends the buffer itself.
-  postToWorker({ type: 'hold', bytes, snapshot: startsWithSnapshot });
+  postCopy('hold', 0, bytes, startsWithSnapshot);
 }
 
 /** Leaves buffer mode: everything held goes out, and recording continues live. */
