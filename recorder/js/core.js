@@ -28,8 +28,9 @@ const IDLE_MS = 30 * 60 * 1000;
 const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 /**
- * Wasm memory only grows: past this much after a cut, the recorder moves to a fresh instance
- * and the old one's memory is collected (recorder/src/renew.rs).
+ * Wasm memory only grows: past this much at a periodic cut or a flush, the recorder moves to a
+ * fresh instance and the old one's memory is collected (recorder/src/renew.rs). A big page's
+ * re-render grows it to several MB; 8 MB left ~7 MB held for good on the benchmark's products.
  */
 const RENEW_ABOVE_BYTES = 4 * 1024 * 1024;
 
@@ -110,7 +111,9 @@ function cut(isFinal, drain) {
   flushMouse();
   emit(S.rec.flush(now(), isFinal));
   touchSession(S.session);
-  if (!isFinal) renewIfGrown();
+  // Not on every cut of a burst (a full batch, a click): once per tick or flush is enough, and
+  // each renewal costs an instantiation.
+  if (!isFinal && (drain === undefined || drain === true)) renewIfGrown();
 }
 
 /** Sends (or, in buffer mode, holds) a cut batch. */
