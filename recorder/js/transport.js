@@ -22,7 +22,7 @@ const KEEPALIVE_BUDGET = 60 * 1024;
 const UNSENT_KEY = '__replay_unsent';
 const MAX_SAVED_CHARS = 3 * 1024 * 1024;
 
-/** @typedef {import('./upload-core.js').UploadReport | { type: 'freeze', since: number } | { type: 'canvas', seq: number }} WorkerReport */
+/** @typedef {(import('./upload-core.js').UploadReport & { idle?: boolean }) | { type: 'freeze', since: number } | { type: 'canvas', seq: number }} WorkerReport */
 
 /** @typedef {import('./upload-core.js').Bytes} Bytes */
 
@@ -34,11 +34,10 @@ let nextId = 1;
 let worker = null;
 /** Bytes of batches handed to the current worker (see `renewWorker`). */
 let workerBytes = 0;
-/**
- * Past this many bytes handed over, the worker is replaced once it is idle; past four times
- * this, at once (its batches are handed to the new one).
- */
+/** Past this many bytes handed over, the worker is replaced once it is idle. */
 const WORKER_RENEW_BYTES = 4 * 1024 * 1024;
+/** The worker said, with its last outcome, that it has nothing left to send. */
+let workerIdle = true;
 let workerRenewals = 0;
 /** The last heartbeat and marker messages posted: a new worker gets them too. */
 let watch = /** @type {unknown[]} */ ([]);
@@ -150,15 +149,14 @@ function startWorker() {
  * collector seldom runs, and every batch it was handed stays in memory until then: the message
  * event that brought it keeps its contents (Blink's copy of the message), which nothing in
  * JavaScript can free. On a big page that was 40-60 MB of the renderer's memory. Ending the
- * worker frees all of it at once; the new one is told the configuration, the freeze watchdog's
- * last heartbeat and marker, and the batches still unacknowledged (none when it is idle: the
- * usual case; a request the old one had in flight is then sent again, and the server stores it
- * once). Not while it encodes canvas frames or holds buffer-mode copies. True when it did
- * (every pending batch went to the new worker).
+ * worker frees all of it at once; the new one is told the configuration and the freeze
+ * watchdog's last heartbeat and marker. Only when it is idle: every batch acknowledged, nothing
+ * of its own to send (a freeze marker), no canvas frame being encoded, no buffer-mode copies
+ * held; a page that never idles keeps its worker (whose collector then runs on V8's own
+ * schedule). True when it did.
  */
 function renewWorker() {
-  if (!worker || workerBytes < WORKER_RENEW_BYTES || canvasInFlight || holding) return false;
-  if (pending.size && workerBytes < 4 * WORKER_RENEW_BYTES) return false;
+  if (!worker || workerBytes < WORKER_RENEW_BYTES || !workerIdle || pending.size || canvasInFlight || holding) return false;
   const old = worker;
   old.onmessage = null;
   old.onerror = null;
@@ -172,8 +170,8 @@ function renewWorker() {
     return true;
   }
   workerRenewals++;
+  workerIdle = true;
   for (const msg of watch) if (msg) worker.postMessage(msg);
-  for (const [id, item] of pending) postCopy('batch', id, item.bytes);
   return true;
 }
 
@@ -218,6 +216,7 @@ function onResult(m) {
     onCanvas(m);
     return;
   }
+  if (typeof m.idle === 'boolean') workerIdle = m.idle;
   const item = pending.get(m.id);
   if (m.type === 'retrying') {
     S.lastError = m.error;
@@ -271,9 +270,8 @@ export function enqueue(bytes) {
   const id = nextId++;
   pending.set(id, { bytes });
   pendingBytes += bytes.length;
-  if (worker) {
-    if (!renewWorker()) postCopy('batch', id, bytes);
-  } else if (uploader) uploader.add(id, bytes);
+  if (worker) postCopy('batch', id, bytes);
+  else if (uploader) uploader.add(id, bytes);
   if (enqueued) enqueued();
 }
 
