@@ -107,6 +107,9 @@ export function createUploader(config, report) {
       });
       if (res.ok) {
         outcome = 'ack';
+        // The request is over only once its answer is read: the upload worker may be ended
+        // right after it reports (transport.js), which would cut a request still running.
+        await res.arrayBuffer().catch(() => null);
       } else if (res.status !== 429 && res.status >= 400 && res.status < 500) {
         outcome = 'rejected';
         error = 'rejected with ' + res.status + ': ' + (await res.text()).slice(0, 200);
