@@ -16,7 +16,7 @@ import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas
 import { patchCssom } from './css.js';
 import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
 import {
-  configureTransport, enqueue, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
+  configureTransport, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
 import { appFact, captureError, flushDiagnostics, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 import { configureValve, timed, valveTick } from './valve.js';
@@ -28,10 +28,11 @@ const IDLE_MS = 30 * 60 * 1000;
 const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 /**
- * Wasm memory only grows: past this much after a cut, the recorder moves to a fresh instance
- * and the old one's memory is collected (recorder/src/renew.rs).
+ * Wasm memory only grows: past this much at a periodic cut or a flush, the recorder moves to a
+ * fresh instance and the old one's memory is collected (recorder/src/renew.rs). A big page's
+ * re-render grows it to several MB; 8 MB left ~7 MB held for good on the benchmark's products.
  */
-const RENEW_ABOVE_BYTES = 8 * 1024 * 1024;
+const RENEW_ABOVE_BYTES = 4 * 1024 * 1024;
 
 let flushTimer = 0;
 /** In a frame of another origin: records only what its parent asks for (frames.js). */
@@ -87,7 +88,7 @@ function hold(bytes, startsWithSnapshot) {
   }
   held.push({ bytes, snapshot: startsWithSnapshot });
   // The upload worker keeps a copy: if the page freezes, it sends the buffer itself.
-  postToWorker({ type: 'hold', bytes, snapshot: startsWithSnapshot });
+  postCopy('hold', 0, bytes, startsWithSnapshot);
 }
 
 /** Leaves buffer mode: everything held goes out, and recording continues live. */
@@ -118,7 +119,9 @@ function cut(isFinal, drain) {
   flushMouse();
   emit(S.rec.flush(now(), isFinal));
   touchSession(S.session);
-  if (!isFinal) renewIfGrown();
+  // Not on every cut of a burst (a full batch, a click): once per tick or flush is enough, and
+  // each renewal costs an instantiation.
+  if (!isFinal && (drain === undefined || drain === true)) renewIfGrown();
 }
 
 /** Sends (or, in buffer mode, holds) a cut batch. */

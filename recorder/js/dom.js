@@ -44,6 +44,16 @@ class IntTape {
     return this;
   }
 
+  /**
+   * Gives a large buffer back once the tape is done with: one big walk (a 200k-node snapshot
+   * needs 8 MB) would otherwise keep its buffer for the rest of the page view. Growing it again
+   * for the next big walk costs a few copies of what it holds.
+   */
+  trim() {
+    if (this.a.length > 1 << 16) this.a = new Uint32Array(1 << 14);
+    this.length = 0;
+  }
+
   room(k) {
     if (this.length + k > this.a.length) {
       const b = new Uint32Array(Math.max(2 * this.a.length, this.length + k));
@@ -678,6 +688,8 @@ function finishJob(j) {
     }
   }
   queue = keep;
+  // The tape was read back above (childrenOnTape): now it may go.
+  tape.trim();
   if (j.done) j.done();
   if (S.afterEmit) S.afterEmit();
 }
@@ -703,6 +715,7 @@ export function frameLoaded(el) {
   ints.p2(0, 0);
   S.rec.mutation(now(), ints.view(), strs.join(''));
   afterTape();
+  tape.trim();
 }
 
 function parentOf(n) {

@@ -12,6 +12,7 @@ import { valveStats } from './valve.js';
 import { S, now } from './state.js';
 import { WORKER_SOURCE } from './upload-worker-source.js';
 import { __replay_memory_bytes as memoryBytes } from './recorder_wasm.js';
+import { createUploader, release } from './upload-core.js';
 
 /** `NoteKind::Dropped` on the wire. */
 const NOTE_DROPPED = 1;
@@ -21,7 +22,7 @@ const KEEPALIVE_BUDGET = 60 * 1024;
 const UNSENT_KEY = '__replay_unsent';
 const MAX_SAVED_CHARS = 3 * 1024 * 1024;
 
-/** @typedef {import('./upload-core.js').UploadReport | { type: 'freeze', since: number } | { type: 'canvas', seq: number }} WorkerReport */
+/** @typedef {(import('./upload-core.js').UploadReport & { idle?: boolean }) | { type: 'freeze', since: number } | { type: 'canvas', seq: number }} WorkerReport */
 
 /** @typedef {import('./upload-core.js').Bytes} Bytes */
 
@@ -31,6 +32,19 @@ let pendingBytes = 0;
 let nextId = 1;
 /** @type {Worker | null} */
 let worker = null;
+/** Bytes of batches handed to the current worker (see `renewWorker`). */
+let workerBytes = 0;
+/** Past this many bytes handed over, the worker is replaced once it is idle. */
+const WORKER_RENEW_BYTES = 4 * 1024 * 1024;
+/** The worker said, with its last outcome, that it has nothing left to send. */
+let workerIdle = true;
+let workerRenewals = 0;
+/** The last heartbeat and marker messages posted: a new worker gets them too. */
+let watch = /** @type {unknown[]} */ ([]);
+/** Canvas frames the worker is encoding: it is not replaced meanwhile. */
+let canvasInFlight = 0;
+/** Buffer mode: the worker holds copies of what the page holds back (not replaced meanwhile). */
+let holding = false;
 let acked = 0;
 let rejected = 0;
 let droppedBatches = 0;
@@ -41,8 +55,8 @@ let waiters = [];
 let enqueued = null;
 /**
  * The main-thread fallback's upload loop (the worker runs its own copy of upload-core.js),
- * loaded only when there is no worker.
- * @type {ReturnType<typeof import('./upload-core.js').createUploader> | null}
+ * made only when there is no worker.
+ * @type {ReturnType<typeof createUploader> | null}
  */
 let uploader = null;
 
@@ -55,6 +69,31 @@ let uploader = null;
 export function postToWorker(msg, transfer) {
   if (!worker) return false;
   worker.postMessage(msg, transfer || []);
+  const type = /** @type {{ type?: string }} */ (msg).type;
+  // What a new worker must be told again (see `renewWorker`).
+  if (type === 'heartbeat') watch = [msg];
+  else if (type === 'marker') watch = [watch[0], msg];
+  else if (type === 'canvas') canvasInFlight++;
+  else if (type === 'release') holding = false;
+  return true;
+}
+
+/**
+ * Posts a copy of `bytes` to the upload worker, moved (transferred), not cloned: a clone is
+ * copied into the message and out of it again in the worker, and the worker keeps both copies
+ * until its next garbage collection; moved, it keeps one (the message event holds on to it,
+ * see `renewWorker`). Copying here costs what the clone's first copy did.
+ * @param {'batch' | 'hold'} type
+ * @param {number} id the batch's id (`hold`: 0)
+ * @param {Bytes} bytes
+ * @param {boolean} [snapshot] `hold`: the batch starts with a snapshot
+ */
+export function postCopy(type, id, bytes, snapshot) {
+  if (!worker) return false;
+  const copy = bytes.slice();
+  if (type === 'batch') workerBytes += copy.length;
+  else holding = true;
+  worker.postMessage({ type, id, bytes: copy, snapshot }, [copy.buffer]);
   return true;
 }
 
@@ -76,17 +115,7 @@ export function configureTransport() {
  */
 export async function startTransport() {
   try {
-    if (!WORKER_SOURCE) throw new Error('no worker script');
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
-    worker = new Worker(url);
-    URL.revokeObjectURL(url);
-    worker.onmessage = (e) => onResult(e.data);
-    worker.onerror = () => {
-      if (!worker) return;
-      worker = null;
-      uploadHere();
-    };
-    configureTransport();
+    startWorker();
   } catch (_) {
     worker = null;
     await uploadHere();
@@ -97,13 +126,59 @@ export async function startTransport() {
   }
 }
 
+/** Starts a worker (throws where the page's CSP or the browser refuses it). */
+function startWorker() {
+  if (!WORKER_SOURCE) throw new Error('no worker script');
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+  const w = new Worker(url);
+  URL.revokeObjectURL(url);
+  worker = w;
+  workerBytes = 0;
+  w.onmessage = (e) => onResult(e.data);
+  w.onerror = () => {
+    if (worker !== w) return;
+    worker = null;
+    uploadHere();
+  };
+  configureTransport();
+}
+
+/**
+ * Replaces the upload worker by a fresh one once it has been handed WORKER_RENEW_BYTES. A
+ * dedicated worker that only uploads allocates almost nothing of its own, so its garbage
+ * collector seldom runs, and every batch it was handed stays in memory until then: the message
+ * event that brought it keeps its contents (Blink's copy of the message), which nothing in
+ * JavaScript can free. On a big page that was 40-60 MB of the renderer's memory. Ending the
+ * worker frees all of it at once; the new one is told the configuration and the freeze
+ * watchdog's last heartbeat and marker. Only when it is idle: every batch acknowledged, nothing
+ * of its own to send (a freeze marker), no canvas frame being encoded, no buffer-mode copies
+ * held; a page that never idles keeps its worker (whose collector then runs on V8's own
+ * schedule). True when it did.
+ */
+function renewWorker() {
+  if (!worker || workerBytes < WORKER_RENEW_BYTES || !workerIdle || pending.size || canvasInFlight || holding) return false;
+  const old = worker;
+  old.onmessage = null;
+  old.onerror = null;
+  old.terminate();
+  worker = null;
+  try {
+    startWorker();
+  } catch (_) {
+    worker = null;
+    uploadHere();
+    return true;
+  }
+  workerRenewals++;
+  workerIdle = true;
+  for (const msg of watch) if (msg) worker.postMessage(msg);
+  return true;
+}
+
 /** Uploads from the main thread from now on, starting with what the worker had. */
 async function uploadHere() {
-  try {
-    const { createUploader } = await import('./upload-core.js');
-    uploader = createUploader(() => S.cfg, onResult);
-    for (const [id, item] of pending) uploader.add(id, item.bytes);
-  } catch (_) { /* the module did not load: the batches wait for pagehide's rescue */ }
+  uploader = createUploader(() => S.cfg, onResult);
+  for (const [id, item] of pending) uploader.add(id, item.bytes);
 }
 
 /** What the page does when the server refuses the whole session (set by core.js). */
@@ -136,7 +211,12 @@ export function onCanvasEncoded(f) {
 /** @param {WorkerReport} m */
 function onResult(m) {
   if (m.type === 'freeze') return; // the page answers again: nothing to do
-  if (m.type === 'canvas') { onCanvas(m); return; }
+  if (m.type === 'canvas') {
+    if (canvasInFlight > 0) canvasInFlight--;
+    onCanvas(m);
+    return;
+  }
+  if (typeof m.idle === 'boolean') workerIdle = m.idle;
   const item = pending.get(m.id);
   if (m.type === 'retrying') {
     S.lastError = m.error;
@@ -145,6 +225,8 @@ function onResult(m) {
   if (!item) return;
   pending.delete(m.id);
   pendingBytes -= item.bytes.length;
+  // Nothing reads the page's copy any more (the fallback uploader has let go of it too).
+  release(item.bytes);
   if (m.type === 'ack') acked++;
   else {
     rejected++;
@@ -165,6 +247,8 @@ function onResult(m) {
     }
   }
   settle();
+  // Idle now (everything acknowledged): the moment to replace a worker that was handed a lot.
+  if (!pending.size) renewWorker();
 }
 
 /**
@@ -186,7 +270,7 @@ export function enqueue(bytes) {
   const id = nextId++;
   pending.set(id, { bytes });
   pendingBytes += bytes.length;
-  if (worker) worker.postMessage({ type: 'batch', id, bytes });
+  if (worker) postCopy('batch', id, bytes);
   else if (uploader) uploader.add(id, bytes);
   if (enqueued) enqueued();
 }
@@ -205,6 +289,7 @@ export function stats() {
     dropped: S.rec ? S.rec.dropped_total() : 0,
     worker: !!worker,
     renewals: S.renewals,
+    workerRenewals,
     wasmMemory: S.rec ? memoryBytes() : 0,
     error: S.lastError,
     canvas: S.canvasStats ? S.canvasStats() : undefined,

@@ -20,19 +20,56 @@
 /** @typedef {{ key: string, endpoint: string }} UploadConfig */
 
 /**
- * The gzip of `bytes`, or null where the browser has no CompressionStream.
+ * Frees the memory behind `bytes` now instead of at the isolate's next garbage collection: its
+ * buffer is detached (`ArrayBuffer.prototype.transfer(0)` moves the contents into an empty
+ * buffer, and V8 frees the old backing store at once). Only for bytes nothing reads any more,
+ * made in this isolate: the contents of a buffer that came in a message are kept by the
+ * message's event too, until a garbage collection, whatever is done to the buffer; a view on
+ * part of a buffer is left alone.
+ * @param {Uint8Array} bytes
+ */
+export function release(bytes) {
+  const b = /** @type {ArrayBuffer & { transfer?: (n: number) => ArrayBuffer, detached?: boolean }} */ (bytes.buffer);
+  if (typeof b.transfer !== 'function' || b.detached || bytes.byteOffset !== 0 || bytes.byteLength !== b.byteLength) return;
+  try { b.transfer(0); } catch (_) { /* not detachable (a wasm memory, say) */ }
+}
+
+/**
+ * The gzip of `bytes`, or null where the browser has no CompressionStream. The bytes go
+ * straight into the stream (no Blob: that copies them first), and each compressed chunk is
+ * released once copied into the result.
  * @param {Bytes} bytes
  * @returns {Promise<Bytes | null>}
  */
 async function gzip(bytes) {
   if (typeof CompressionStream !== 'function') return null;
-  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const stream = new CompressionStream('gzip');
+  const writer = stream.writable.getWriter();
+  writer.write(bytes).catch(() => {});
+  writer.close().catch(() => {});
+  const reader = stream.readable.getReader();
+  /** @type {Uint8Array[]} */
+  const chunks = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.length;
+  }
+  const out = new Uint8Array(n);
+  n = 0;
+  for (const c of chunks) {
+    out.set(c, n);
+    n += c.length;
+    release(c);
+  }
+  return out;
 }
 
 /**
  * An upload queue. `config()` says where batches go (null: not yet known, nothing is sent);
- * `report` hears every outcome.
+ * `report` hears every outcome. The compressed body of a batch is released once sent.
  * @param {() => UploadConfig | null} config
  * @param {(report: UploadReport) => void} report
  */
@@ -58,8 +95,10 @@ export function createUploader(config, report) {
     /** @type {'ack' | 'rejected' | 'retry'} */
     let outcome = 'retry';
     let error = '';
+    /** @type {Bytes | null} */
+    let zipped = null;
     try {
-      const zipped = await gzip(item.bytes);
+      zipped = await gzip(item.bytes);
       /** @type {Record<string, string>} */
       const headers = { 'content-type': 'application/msgpack', 'x-replay-key': cfg.key };
       if (zipped) headers['content-encoding'] = 'gzip';
@@ -68,6 +107,9 @@ export function createUploader(config, report) {
       });
       if (res.ok) {
         outcome = 'ack';
+        // The request is over only once its answer is read: the upload worker may be ended
+        // right after it reports (transport.js), which would cut a request still running.
+        await res.arrayBuffer().catch(() => null);
       } else if (res.status !== 429 && res.status >= 400 && res.status < 500) {
         outcome = 'rejected';
         error = 'rejected with ' + res.status + ': ' + (await res.text()).slice(0, 200);
@@ -79,6 +121,8 @@ export function createUploader(config, report) {
     } catch (e) {
       error = String((e && e.message) || e);
     }
+    // The request copied its body when it was made.
+    if (zipped) release(zipped);
     if (outcome === 'retry') {
       item.tries++;
       const backoff = Math.min(30000, 500 * 2 ** Math.min(item.tries, 6));

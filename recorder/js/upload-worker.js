@@ -52,7 +52,9 @@ function hold(bytes, snapshot) {
 
 /** @type {import('./upload-core.js').UploadConfig | null} */
 let cfg = null;
-const uploader = createUploader(() => cfg, post);
+// Each outcome says whether this worker has nothing left to send (`idle`): the page replaces
+// a worker only then, never in the middle of a request (transport.js, `renewWorker`).
+const uploader = createUploader(() => cfg, (r) => post({ ...r, idle: queue.length === 0 }));
 const queue = uploader.queue;
 const pump = uploader.pump;
 

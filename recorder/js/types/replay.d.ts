@@ -119,6 +119,8 @@ export interface ReplayStats {
   worker: boolean;
   /** Times the recorder moved to a fresh wasm instance because a big batch had grown its memory. */
   renewals?: number;
+  /** Times the upload worker was replaced by a fresh one to free the batches it had been handed. */
+  workerRenewals?: number;
   /** Bytes of wasm linear memory the recorder holds now. */
   wasmMemory?: number;
   error?: string;
