@@ -14,7 +14,7 @@ const MATHML_NS = 'http://www.w3.org/1998/Math/MathML';
 export const OBSERVE = { childList: true, subtree: true, attributes: true, characterData: true };
 /** Longest text or attribute value recorded (UTF-16 units); longer ones are cut and noted. */
 const MAX_STRING = 1000000;
-/** Per-node throttle: recorded attribute/text changes of one node per window. */
+/** Per-node throttle: tasks of the page that change one node's attributes or text, per window. */
 const THROTTLE_WINDOW_MS = 1000;
 const THROTTLE_PER_NODE = 30;
 
@@ -398,8 +398,11 @@ export function collect(records) {
   if (S.stopped) return;
   const ids = S.ids;
   let doc = null;
+  /** @type {Set<Node> | null} */
+  let seen = null;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
+    if (r.type !== 'childList') countChange(r.target, seen || (seen = new Set()));
     // A document in designMode now: what changed in it was typed, even if the page switches
     // designMode off before the job reads the change (GATHER_MS later).
     const d = r.target.ownerDocument || r.target;
@@ -743,9 +746,19 @@ let topNode = null;
 let topDropped = 0;
 let trailingTimer = 0;
 
+/**
+ * Counts a change of `node` in this observer callback (once per node per callback, i.e. per
+ * task of the page that changed it, however many passes GATHER_MS folds together).
+ */
+function countChange(node, seen) {
+  if (seen.has(node)) return;
+  seen.add(node);
+  counts.set(node, (counts.get(node) || 0) + 1);
+}
+
+/** True when `node` changed in more tasks this window than THROTTLE_PER_NODE allows. */
 function throttled(node) {
-  const n = (counts.get(node) || 0) + 1;
-  counts.set(node, n);
+  const n = counts.get(node) || 0;
   if (n <= THROTTLE_PER_NODE) return false;
   dropped++;
   if (n - THROTTLE_PER_NODE > topDropped) { topDropped = n - THROTTLE_PER_NODE; topNode = node; }
