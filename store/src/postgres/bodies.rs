@@ -109,7 +109,7 @@ impl Engine {
             return Ok(Stored::Duplicate);
         }
         let upsert = tx
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "INSERT INTO sessions AS t (project_id, id, start_ms, end_ms, url, user_agent, pages, batches, events,
                         clicks, bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
                         freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms, freeze_ended_ms,
@@ -118,36 +118,14 @@ impl Engine {
                          COALESCE($13, ''), COALESCE($14, ''), COALESCE($15, ''), COALESCE($16, ''), $17, $18, $19,
                          $20, COALESCE($21, ''), $22, $23, $24)
                  ON CONFLICT (project_id, id) DO UPDATE SET
-                    start_ms = LEAST(t.start_ms, EXCLUDED.start_ms),
-                    end_ms = GREATEST(t.end_ms, EXCLUDED.end_ms),
-                    url = CASE WHEN t.url = '' OR (EXCLUDED.start_ms < t.start_ms AND EXCLUDED.url <> '')
-                          THEN EXCLUDED.url ELSE t.url END,
-                    user_agent = CASE WHEN t.user_agent = '' THEN EXCLUDED.user_agent ELSE t.user_agent END,
                     user_id = CASE WHEN $13::TEXT IS NOT NULL THEN EXCLUDED.user_id ELSE t.user_id END,
                     release = CASE WHEN $14::TEXT IS NOT NULL THEN EXCLUDED.release ELSE t.release END,
                     environment = CASE WHEN $15::TEXT IS NOT NULL THEN EXCLUDED.environment ELSE t.environment END,
-                    browser = CASE WHEN t.browser = '' THEN EXCLUDED.browser ELSE t.browser END,
-                    pages = t.pages + EXCLUDED.pages,
-                    batches = t.batches + 1,
-                    events = t.events + EXCLUDED.events,
-                    clicks = t.clicks + EXCLUDED.clicks,
-                    rage_clicks = t.rage_clicks + EXCLUDED.rage_clicks,
-                    bytes = t.bytes + EXCLUDED.bytes,
-                    dropped = t.dropped + EXCLUDED.dropped,
-                    recorder_errors = t.recorder_errors + EXCLUDED.recorder_errors,
-                    errors = t.errors + EXCLUDED.errors,
-                    freezes = t.freezes + EXCLUDED.freezes,
-                    received_ms = GREATEST(t.received_ms, EXCLUDED.received_ms),
-                    longest_freeze_ms = GREATEST(t.longest_freeze_ms, EXCLUDED.longest_freeze_ms),
-                    freeze_culprit = CASE WHEN EXCLUDED.longest_freeze_ms > t.longest_freeze_ms
-                                     THEN EXCLUDED.freeze_culprit ELSE t.freeze_culprit END,
-                    freeze_started_ms = GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms),
-                    freeze_ended_ms = GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms),
-                    never_recovered = CASE WHEN GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms)
-                                                >= GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms)
-                                      THEN FALSE ELSE t.never_recovered END
+                    ",
+                session_merge!(),
+                "
                  WHERE t.bytes + EXCLUDED.bytes <= $25",
-            )
+            ))
             .await?;
         let (url, agent, user) = (opt_text(s.url.as_ref()), opt_text(s.user_agent.as_ref()), opt_text(s.user.as_ref()));
         let (release, environment) = (opt_text(s.release.as_ref()), opt_text(s.environment.as_ref()));

@@ -149,7 +149,8 @@ const INSERT_BATCHES: &str = "INSERT INTO batches (project_id, session_id, page_
 /// One round of session upserts (one row per session, sorted); `$26` the byte cap. Returns the
 /// sessions written: one missing would pass its cap. The latest-value fields (user, release,
 /// environment) of rows there already are set by [`SET_LATEST`].
-const UPSERT_SESSIONS: &str = "INSERT INTO sessions AS t (project_id, id, start_ms, end_ms, url, user_agent, pages,
+const UPSERT_SESSIONS: &str = concat!(
+    "INSERT INTO sessions AS t (project_id, id, start_ms, end_ms, url, user_agent, pages,
         batches, events, clicks, bytes, dropped, recorder_errors, user_id, release, environment, browser, errors,
         freezes, received_ms, longest_freeze_ms, freeze_culprit, freeze_started_ms, freeze_ended_ms, rage_clicks)
      SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[],
@@ -157,33 +158,12 @@ const UPSERT_SESSIONS: &str = "INSERT INTO sessions AS t (project_id, id, start_
                           $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::BIGINT[], $19::BIGINT[],
                           $20::BIGINT[], $21::BIGINT[], $22::TEXT[], $23::BIGINT[], $24::BIGINT[], $25::BIGINT[])
      ON CONFLICT (project_id, id) DO UPDATE SET
-        start_ms = LEAST(t.start_ms, EXCLUDED.start_ms),
-        end_ms = GREATEST(t.end_ms, EXCLUDED.end_ms),
-        url = CASE WHEN t.url = '' OR (EXCLUDED.start_ms < t.start_ms AND EXCLUDED.url <> '')
-              THEN EXCLUDED.url ELSE t.url END,
-        user_agent = CASE WHEN t.user_agent = '' THEN EXCLUDED.user_agent ELSE t.user_agent END,
-        browser = CASE WHEN t.browser = '' THEN EXCLUDED.browser ELSE t.browser END,
-        pages = t.pages + EXCLUDED.pages,
-        batches = t.batches + EXCLUDED.batches,
-        events = t.events + EXCLUDED.events,
-        clicks = t.clicks + EXCLUDED.clicks,
-        rage_clicks = t.rage_clicks + EXCLUDED.rage_clicks,
-        bytes = t.bytes + EXCLUDED.bytes,
-        dropped = t.dropped + EXCLUDED.dropped,
-        recorder_errors = t.recorder_errors + EXCLUDED.recorder_errors,
-        errors = t.errors + EXCLUDED.errors,
-        freezes = t.freezes + EXCLUDED.freezes,
-        received_ms = GREATEST(t.received_ms, EXCLUDED.received_ms),
-        longest_freeze_ms = GREATEST(t.longest_freeze_ms, EXCLUDED.longest_freeze_ms),
-        freeze_culprit = CASE WHEN EXCLUDED.longest_freeze_ms > t.longest_freeze_ms
-                         THEN EXCLUDED.freeze_culprit ELSE t.freeze_culprit END,
-        freeze_started_ms = GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms),
-        freeze_ended_ms = GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms),
-        never_recovered = CASE WHEN GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms)
-                                    >= GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms)
-                          THEN FALSE ELSE t.never_recovered END
+        ",
+    session_merge!(),
+    "
      WHERE t.bytes + EXCLUDED.bytes <= $26
-     RETURNING project_id, id";
+     RETURNING project_id, id"
+);
 
 /// The fields a batch sets when it names them (NULL: left as they are), after an upsert round.
 const SET_LATEST: &str = "UPDATE sessions s SET user_id = COALESCE(u.user_id, s.user_id),

@@ -35,6 +35,40 @@
 //! - `artifacts`: release artifacts (source maps, minified files), rows and object bodies;
 //! - `comments`: comments on sessions at a moment.
 
+/// How a session's index row takes in what a batch (or a group's sum of batches, `EXCLUDED`)
+/// adds: the one merge rule of both ways of storing (`bodies`, batch by batch, and `bulk`, a
+/// group at a time), as a SQL fragment for `concat!`. The fields set only when a batch names
+/// them (user, release, environment) are left to each caller.
+macro_rules! session_merge {
+    () => {
+        "start_ms = LEAST(t.start_ms, EXCLUDED.start_ms),
+        end_ms = GREATEST(t.end_ms, EXCLUDED.end_ms),
+        url = CASE WHEN t.url = '' OR (EXCLUDED.start_ms < t.start_ms AND EXCLUDED.url <> '')
+              THEN EXCLUDED.url ELSE t.url END,
+        user_agent = CASE WHEN t.user_agent = '' THEN EXCLUDED.user_agent ELSE t.user_agent END,
+        browser = CASE WHEN t.browser = '' THEN EXCLUDED.browser ELSE t.browser END,
+        pages = t.pages + EXCLUDED.pages,
+        batches = t.batches + EXCLUDED.batches,
+        events = t.events + EXCLUDED.events,
+        clicks = t.clicks + EXCLUDED.clicks,
+        rage_clicks = t.rage_clicks + EXCLUDED.rage_clicks,
+        bytes = t.bytes + EXCLUDED.bytes,
+        dropped = t.dropped + EXCLUDED.dropped,
+        recorder_errors = t.recorder_errors + EXCLUDED.recorder_errors,
+        errors = t.errors + EXCLUDED.errors,
+        freezes = t.freezes + EXCLUDED.freezes,
+        received_ms = GREATEST(t.received_ms, EXCLUDED.received_ms),
+        longest_freeze_ms = GREATEST(t.longest_freeze_ms, EXCLUDED.longest_freeze_ms),
+        freeze_culprit = CASE WHEN EXCLUDED.longest_freeze_ms > t.longest_freeze_ms
+                         THEN EXCLUDED.freeze_culprit ELSE t.freeze_culprit END,
+        freeze_started_ms = GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms),
+        freeze_ended_ms = GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms),
+        never_recovered = CASE WHEN GREATEST(t.freeze_ended_ms, EXCLUDED.freeze_ended_ms)
+                                    >= GREATEST(t.freeze_started_ms, EXCLUDED.freeze_started_ms)
+                          THEN FALSE ELSE t.never_recovered END"
+    };
+}
+
 mod accounts;
 mod artifacts;
 mod bodies;
