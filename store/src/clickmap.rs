@@ -106,16 +106,7 @@ pub struct Clickmap {
 pub fn url_like(pattern: &str) -> String {
     let normalized = normalize_url(pattern).unwrap_or_default();
     let mut out = String::with_capacity(normalized.len() + 2);
-    for c in normalized.chars() {
-        match c {
-            '*' => out.push('%'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
+    crate::search::push_like(&mut out, &normalized);
     out
 }
 

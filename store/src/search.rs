@@ -38,16 +38,10 @@ pub(crate) const ADD_TERM: &str = "INSERT INTO session_terms (project_id, sessio
 pub(crate) const ADD_DROPPED: &str =
     "UPDATE sessions SET terms_dropped = terms_dropped + $3 WHERE project_id = $1 AND id = $2";
 
-/// The `LIKE` pattern of a search pattern: lowercased, `%`, `_` and `\` escaped, `*` for any
-/// text; without `*` a substring.
-pub fn like_pattern(pattern: &str) -> String {
-    let p = pattern.trim().to_lowercase();
-    let anchored = p.contains('*');
-    let mut out = String::with_capacity(p.len() + 2);
-    if !anchored {
-        out.push('%');
-    }
-    for c in p.chars() {
+/// Appends `text` to a `LIKE` pattern: `*` for any text, `%`, `_` and `\` escaped (the
+/// statements say `ESCAPE '\'`). Search patterns and click-map URL patterns both go through it.
+pub(crate) fn push_like(out: &mut String, text: &str) {
+    for c in text.chars() {
         match c {
             '*' => out.push('%'),
             '%' | '_' | '\\' => {
@@ -57,6 +51,18 @@ pub fn like_pattern(pattern: &str) -> String {
             _ => out.push(c),
         }
     }
+}
+
+/// The `LIKE` pattern of a search pattern: lowercased, `%`, `_` and `\` escaped, `*` for any
+/// text; without `*` a substring.
+pub fn like_pattern(pattern: &str) -> String {
+    let p = pattern.trim().to_lowercase();
+    let anchored = p.contains('*');
+    let mut out = String::with_capacity(p.len() + 2);
+    if !anchored {
+        out.push('%');
+    }
+    push_like(&mut out, &p);
     if !anchored {
         out.push('%');
     }
