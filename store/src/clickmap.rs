@@ -16,8 +16,9 @@
 //!   URL a batch without one continues (its latest).
 //!
 //! Bounds: at most [`MAX_PAGES_PER_DAY`] URLs per project-day, [`MAX_ELEMENTS_PER_PAGE`] element
-//! paths per page-day and [`MAX_URLS_PER_VIEW`] URLs per page view; what does not fit is counted
-//! in `clickmap_days` or `clicks_dropped`. A click map reads the page-days of its URL pattern
+//! paths per page-day, [`MAX_URLS_PER_VIEW`] URLs per page view and [`MAX_CLICKS_PER_VIEW`] clicks
+//! per page view and URL (`clickmap_views.clicks` counts them; the clicks of a view over the URL
+//! cap are not counted); what does not fit is counted in `clickmap_days` or `clicks_dropped`. A click map reads the page-days of its URL pattern
 //! and range ([`MAX_DAYS`] at most), never sessions: its cost does not grow with traffic.
 //!
 //! Privacy: the aggregates hold no session or user id except the sample page view, which a
@@ -28,7 +29,9 @@
 //! recorded text (PII patterns included). They go with their day when retention passes it, and
 //! with the project.
 
-use replay_core::clickmap::normalize_url;
+use std::borrow::Cow;
+
+use replay_core::clickmap::{ElementClicks, PageActivity, normalize_url};
 
 /// Most URLs kept per project and day.
 pub const MAX_PAGES_PER_DAY: i64 = 1_000;
@@ -36,6 +39,9 @@ pub const MAX_PAGES_PER_DAY: i64 = 1_000;
 pub const MAX_ELEMENTS_PER_PAGE: i64 = 500;
 /// Most URLs one page view (in-page navigations) adds depths for.
 pub const MAX_URLS_PER_VIEW: i64 = 50;
+/// Most clicks one page view counts on one URL: the ingest key is public, so one visitor (or a
+/// script) clicking in a loop must not outweigh everyone else's clicks on a page.
+pub const MAX_CLICKS_PER_VIEW: u64 = 1_000;
 /// Widest range a click map reads, in days.
 pub const MAX_DAYS: i64 = 92;
 /// Most elements a click map answers (the most clicked).
@@ -110,6 +116,36 @@ pub fn url_like(pattern: &str) -> String {
     out
 }
 
+/// `page` with at most `room` clicks left (a view's clicks under [`MAX_CLICKS_PER_VIEW`]), in
+/// the order the batch gives its elements, and how many clicks were left out. An element cut
+/// short keeps the mean of its positions.
+pub(crate) fn within_view_cap(page: &PageActivity, room: u64) -> (Cow<'_, PageActivity>, u64) {
+    let clicks: u64 = page.elements.iter().map(|e| e.clicks).sum();
+    if clicks <= room {
+        return (Cow::Borrowed(page), 0);
+    }
+    let mut left = room;
+    let mut out = PageActivity { elements: Vec::new(), ..page.clone() };
+    for e in &page.elements {
+        if left == 0 {
+            break;
+        }
+        let kept = e.clicks.min(left);
+        left -= kept;
+        let scale = |sum: i64| {
+            let v = i128::from(sum) * i128::from(kept) / i128::from(e.clicks.max(1));
+            i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+        };
+        out.elements.push(ElementClicks { clicks: kept, x_sum: scale(e.x_sum), y_sum: scale(e.y_sum), ..e.clone() });
+    }
+    (Cow::Owned(out), clicks - room)
+}
+
+/// Room left under [`MAX_CLICKS_PER_VIEW`] for a view that counted `counted` clicks.
+pub(crate) fn view_room(counted: i64) -> u64 {
+    MAX_CLICKS_PER_VIEW.saturating_sub(u64::try_from(counted).unwrap_or(0))
+}
+
 // Writing. Every statement's `$N` first appear in numeric order: SQLite numbers them so.
 
 /// `$1` project, `$2` day, `$3` url.
@@ -143,8 +179,8 @@ pub(crate) const PAGE_SEEN: &str = "UPDATE clickmap_pages SET clicks = clicks + 
      sample_ms = CASE WHEN $3 >= sample_ms THEN $3 ELSE sample_ms END \
      WHERE project_id = $5 AND day = $6 AND url = $7";
 
-/// `$1` project, `$2` session, `$3` page id, `$4` url: the view's day and depth.
-pub(crate) const VIEW: &str = "SELECT day, depth FROM clickmap_views \
+/// `$1` project, `$2` session, `$3` page id, `$4` url: the view's day, depth and clicks counted.
+pub(crate) const VIEW: &str = "SELECT day, depth, clicks FROM clickmap_views \
      WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND url = $4";
 
 /// `$1` project, `$2` session, `$3` page id, `$4` url, `$5` day, `$6` when seen, `$7` the cap of
@@ -156,11 +192,16 @@ pub(crate) const ADD_VIEW: &str = "INSERT INTO clickmap_views \
      WHERE (SELECT COUNT(*) FROM clickmap_views WHERE project_id = $1 AND session_id = $2 AND page_id = $3) < $7 \
      ON CONFLICT (project_id, session_id, page_id, url) DO NOTHING";
 
-/// `$1` when seen, `$2` the depth reached (-1: none), then the view's key (`$3` to `$6`).
+/// `$1` when seen, `$2` the depth reached (-1: none), `$3` clicks counted now, then the view's
+/// key (`$4` to `$7`).
 pub(crate) const SEE_VIEW: &str = "UPDATE clickmap_views SET \
      last_ms = CASE WHEN $1 > last_ms THEN $1 ELSE last_ms END, \
-     depth = CASE WHEN $2 > depth THEN $2 ELSE depth END \
-     WHERE project_id = $3 AND session_id = $4 AND page_id = $5 AND url = $6";
+     depth = CASE WHEN $2 > depth THEN $2 ELSE depth END, \
+     clicks = clicks + $3 \
+     WHERE project_id = $4 AND session_id = $5 AND page_id = $6 AND url = $7";
+
+/// Migration: the clicks each page view counted on each URL ([`MAX_CLICKS_PER_VIEW`]).
+pub(crate) const VIEW_CLICKS: &str = "ALTER TABLE clickmap_views ADD COLUMN clicks BIGINT NOT NULL DEFAULT 0";
 
 /// `$1` project, `$2` session, `$3` page id: the URL the page view was last seen on.
 pub(crate) const CURRENT_URL: &str = "SELECT url FROM clickmap_views \

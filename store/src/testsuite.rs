@@ -91,6 +91,7 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     single_sign_on_identities_link_to_one_account_each(&make());
     clickmap::clicks_and_scroll_depths_are_aggregated_per_page_and_day_once(&make());
     clickmap::click_maps_are_bounded_and_count_what_they_drop(&make());
+    clickmap::one_page_view_counts_at_most_its_cap_of_clicks(&make());
     clickmap::click_maps_forget_sessions_deleted_and_go_with_their_project_and_days(&make());
 }
 

@@ -15,6 +15,7 @@
 //! give the same sums as batch by batch; only when a page passes its cap of elements in the
 //! middle of a flush may the last elements kept differ (taken by path instead of by arrival).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use deadpool_postgres::Transaction;
@@ -24,7 +25,7 @@ use crate::clickmap::{
     ADD_DROPPED, ADD_ELEMENT, ADD_PAGE, ADD_VIEW, CURRENT_URL, Clickmap, ClickmapElement, ClickmapQuery,
     ClickmapSample, DROPPED_SQL, MAX_ELEMENTS, MAX_ELEMENTS_PER_PAGE, MAX_PAGES_PER_DAY, MAX_URLS_PER_VIEW,
     PAGE_EXISTS, PAGE_SEEN, SEE_VIEW, VIEW, day_of, depths_sql, elements_sql, mean, pages_sql, reached, sample_sql,
-    url_like,
+    url_like, view_room, within_view_cap,
 };
 use crate::shared::{to_i64, to_u64};
 use crate::{BatchSummary, Error};
@@ -206,22 +207,27 @@ pub(super) async fn index_activity(
             },
         };
         let seen = to_i64(page.last_ms);
-        let mut view: Option<(i64, i64)> =
-            tx.query_opt(VIEW, &[&project, &s.session, &s.page, &url]).await?.map(|r| (r.get(0), r.get(1)));
+        let mut view: Option<(i64, i64, i64)> =
+            tx.query_opt(VIEW, &[&project, &s.session, &s.page, &url]).await?.map(|r| (r.get(0), r.get(1), r.get(2)));
         let fresh = view.is_none();
         if fresh {
             let add = tx.prepare_cached(ADD_VIEW).await?;
             if tx.execute(&add, &[&project, &s.session, &s.page, &url, &day, &seen, &MAX_URLS_PER_VIEW]).await? == 1 {
-                view = Some((day, -1));
+                view = Some((day, -1, 0));
             } else {
                 views_dropped += 1;
             }
         }
+        // Clicks count only in a view kept, up to its cap.
+        let (page, over) = within_view_cap(page, view.map_or(0, |(_, _, counted)| view_room(counted)));
+        clicks_dropped += over;
         let depth = page.depth.map_or(-1, i64::from);
         if view.is_some() {
-            tx.execute(SEE_VIEW, &[&seen, &depth, &project, &s.session, &s.page, &url]).await?;
+            let counted = to_i64(clicks - over);
+            tx.execute(SEE_VIEW, &[&seen, &depth, &counted, &project, &s.session, &s.page, &url]).await?;
         }
-        hot.add_page(tx, project, s, (day, &url), page, fresh, view, &mut clicks_dropped).await?;
+        let view = view.map(|(day, depth, _)| (day, depth));
+        hot.add_page(tx, project, s, (day, &url), &page, fresh, view, &mut clicks_dropped).await?;
     }
     hot.drop_counts(project, day, clicks_dropped, views_dropped);
     Ok(())
@@ -233,6 +239,8 @@ struct ViewRow {
     day: i64,
     depth: i64,
     last_ms: i64,
+    /// Clicks counted so far (at most [`crate::clickmap::MAX_CLICKS_PER_VIEW`]).
+    clicks: i64,
     changed: bool,
 }
 
@@ -249,18 +257,21 @@ struct BatchPages<'a> {
 
 /// A page of a batch: its URL, what it did, whether its view is new, and its view's day and
 /// depth before the batch (when the view is kept).
-type PageSeen<'a> = (String, &'a PageActivity, bool, Option<(i64, i64)>);
+type PageSeen<'a> = (String, Cow<'a, PageActivity>, bool, Option<(i64, i64)>);
 
 /// The views of the page views `$1`..`$3` (arrays of project, session, page id).
-const LOAD_VIEWS: &str = "SELECT v.project_id, v.session_id, v.page_id, v.url, v.day, v.depth, v.last_ms \
+const LOAD_VIEWS: &str = "SELECT v.project_id, v.session_id, v.page_id, v.url, v.day, v.depth, v.last_ms, v.clicks \
      FROM clickmap_views v JOIN UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS u(project_id, session_id, page_id) \
      ON v.project_id = u.project_id AND v.session_id = u.session_id AND v.page_id = u.page_id";
 
 /// Views added or seen again, many rows at once (keys unique).
-const SAVE_VIEWS: &str = "INSERT INTO clickmap_views AS v (project_id, session_id, page_id, url, day, depth, last_ms) \
-     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[]) \
+const SAVE_VIEWS: &str = "INSERT INTO clickmap_views AS v (project_id, session_id, page_id, url, day, depth, last_ms, \
+        clicks) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], \
+        $8::BIGINT[]) \
      ON CONFLICT (project_id, session_id, page_id, url) DO UPDATE SET \
-        depth = GREATEST(v.depth, EXCLUDED.depth), last_ms = GREATEST(v.last_ms, EXCLUDED.last_ms)";
+        depth = GREATEST(v.depth, EXCLUDED.depth), last_ms = GREATEST(v.last_ms, EXCLUDED.last_ms), \
+        clicks = GREATEST(v.clicks, EXCLUDED.clicks)";
 
 /// [`index_activity`] for a group's new batches (in arrival order) at once: the page views
 /// they touch are read in one query, followed batch by batch in memory as [`index_activity`]
@@ -285,7 +296,14 @@ pub(super) async fn index_activities(
             pages.push(*page);
         }
         for r in tx.query(LOAD_VIEWS, &[&projects, &sessions, &pages]).await? {
-            let row = ViewRow { url: r.get(3), day: r.get(4), depth: r.get(5), last_ms: r.get(6), changed: false };
+            let row = ViewRow {
+                url: r.get(3),
+                day: r.get(4),
+                depth: r.get(5),
+                last_ms: r.get(6),
+                clicks: r.get(7),
+                changed: false,
+            };
             views.entry((r.get(0), r.get(1), r.get(2))).or_default().push(row);
         }
     }
@@ -316,16 +334,22 @@ pub(super) async fn index_activities(
             let fresh = at.is_none();
             if fresh {
                 if i64::try_from(rows.len()).unwrap_or(i64::MAX) < MAX_URLS_PER_VIEW {
-                    rows.push(ViewRow { url: url.clone(), day, depth: -1, last_ms: seen, changed: true });
+                    rows.push(ViewRow { url: url.clone(), day, depth: -1, last_ms: seen, clicks: 0, changed: true });
                     at = Some(rows.len() - 1);
                 } else {
                     b.views_dropped += 1;
                 }
             }
-            let view = at.and_then(|i| rows.get_mut(i)).map(|r| {
+            let row = at.and_then(|i| rows.get_mut(i));
+            // Clicks count only in a view kept, up to its cap.
+            let (page, over) = within_view_cap(page, row.as_ref().map_or(0, |r| view_room(r.clicks)));
+            b.clicks_dropped += over;
+            let counted = to_i64(page.elements.iter().map(|e| e.clicks).sum::<u64>());
+            let view = row.map(|r| {
                 let before = (r.day, r.depth);
                 r.last_ms = r.last_ms.max(seen);
                 r.depth = r.depth.max(page.depth.map_or(-1, i64::from));
+                r.clicks = r.clicks.saturating_add(counted);
                 r.changed = true;
                 before
             });
@@ -370,7 +394,8 @@ pub(super) async fn index_activities(
         let days: Vec<i64> = changed.iter().map(|(_, r)| r.day).collect();
         let depths: Vec<i64> = changed.iter().map(|(_, r)| r.depth).collect();
         let seen: Vec<i64> = changed.iter().map(|(_, r)| r.last_ms).collect();
-        tx.execute(SAVE_VIEWS, &[&projects, &sessions, &pages, &urls, &days, &depths, &seen]).await?;
+        let clicks: Vec<i64> = changed.iter().map(|(_, r)| r.clicks).collect();
+        tx.execute(SAVE_VIEWS, &[&projects, &sessions, &pages, &urls, &days, &depths, &seen, &clicks]).await?;
     }
     Ok(())
 }

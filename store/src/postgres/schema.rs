@@ -218,6 +218,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 14: click maps and scroll maps (`crate::clickmap`): aggregates per project, day and page.
     crate::clickmap::SCHEMA,
+    // 15: the clicks each page view counted per URL (`crate::clickmap::MAX_CLICKS_PER_VIEW`).
+    crate::clickmap::VIEW_CLICKS,
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

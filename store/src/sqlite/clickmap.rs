@@ -8,7 +8,8 @@ use crate::Error;
 use crate::clickmap::{
     ADD_DEPTH, ADD_DROPPED, ADD_ELEMENT, ADD_PAGE, ADD_VIEW, CURRENT_URL, Clickmap, ClickmapElement, ClickmapQuery,
     ClickmapSample, DROPPED_SQL, MAX_ELEMENTS_PER_PAGE, MAX_PAGES_PER_DAY, MAX_URLS_PER_VIEW, PAGE_EXISTS, PAGE_SEEN,
-    SEE_VIEW, VIEW, day_of, depths_sql, elements_sql, mean, pages_sql, reached, sample_sql, url_like,
+    SEE_VIEW, VIEW, day_of, depths_sql, elements_sql, mean, pages_sql, reached, sample_sql, url_like, view_room,
+    within_view_cap,
 };
 use crate::shared::{to_i64, to_u64};
 
@@ -46,21 +47,29 @@ pub(super) fn index_activity(tx: &Connection, project: i64, s: &BatchSummary) ->
         let seen = to_i64(page.last_ms);
         let mut view = tx
             .prepare_cached(VIEW)?
-            .query_row(params![project, s.session, s.page, url], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .query_row(params![project, s.session, s.page, url], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
             .optional()?;
         let fresh = view.is_none();
         if fresh {
             let cap = MAX_URLS_PER_VIEW;
             if tx.prepare_cached(ADD_VIEW)?.execute(params![project, s.session, s.page, url, day, seen, cap])? == 1 {
-                view = Some((day, -1));
+                view = Some((day, -1, 0));
             } else {
                 views_dropped += 1;
             }
         }
+        // Clicks count only in a view kept, up to its cap.
+        let (page, over) = within_view_cap(page, view.map_or(0, |(_, _, counted)| view_room(counted)));
+        clicks_dropped += over;
+        let clicks = clicks - over;
         let depth = page.depth.map_or(-1, i64::from);
         if view.is_some() {
-            tx.prepare_cached(SEE_VIEW)?.execute(params![seen, depth, project, s.session, s.page, url])?;
+            let counted = to_i64(clicks);
+            tx.prepare_cached(SEE_VIEW)?.execute(params![seen, depth, counted, project, s.session, s.page, url])?;
         }
+        let view = view.map(|(day, depth, _)| (day, depth));
         if (clicks > 0 || fresh) && page_kept(tx, project, day, &url)? {
             let mut lost = 0;
             let mut add = tx.prepare_cached(ADD_ELEMENT)?;

@@ -255,6 +255,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );",
     // 19: click maps and scroll maps (`crate::clickmap`): aggregates per project, day and page.
     crate::clickmap::SCHEMA,
+    // 20: the clicks each page view counted per URL (`crate::clickmap::MAX_CLICKS_PER_VIEW`).
+    crate::clickmap::VIEW_CLICKS,
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction.

@@ -3,7 +3,10 @@
 use replay_core::clickmap::{Activity, ElementClicks, PageActivity};
 
 use super::{StorageExt, summary};
-use crate::clickmap::{ClickmapElement, ClickmapQuery, DAY_MS, MAX_ELEMENTS_PER_PAGE, MAX_PAGES_PER_DAY, day_of};
+use crate::clickmap::{
+    ClickmapElement, ClickmapQuery, DAY_MS, MAX_CLICKS_PER_VIEW, MAX_ELEMENTS_PER_PAGE, MAX_PAGES_PER_DAY,
+    MAX_URLS_PER_VIEW, day_of,
+};
 use crate::{BatchSummary, Storage};
 
 /// A day of the past (ingest clamps future times).
@@ -98,13 +101,50 @@ pub(super) fn click_maps_are_bounded_and_count_what_they_drop(db: &impl Storage)
     let urls: Vec<String> = (0..pages).map(|i| format!("https://shop.test/p{i:05}")).collect();
     for (seq, chunk) in urls.chunks(16).enumerate() {
         let list = chunk.iter().map(|u| page(Some(u), vec![element("#x", "", 1, 0, 0)], Some(10), t)).collect();
-        let mut s = batch("many", "b", seq as u32, t + seq as u64, list);
+        // A page view of its own per chunk: one view counts clicks on at most MAX_URLS_PER_VIEW URLs.
+        let mut s = batch("many", &format!("b{seq}"), 0, t + seq as u64, list);
         s.activity.dropped = 1;
         db.put_batch_blocking(p.id, &s, b"x").expect("put");
     }
     let map = db.clickmap(p.id, &query("https://shop.test/p*", t, t)).expect("map");
     assert_eq!(map.pages, MAX_PAGES_PER_DAY as u64 - 1, "the list page took one place");
     assert_eq!(map.project_clicks_dropped, 4 + urls.chunks(16).count() as u64, "pages over the cap, batches' own");
+}
+
+pub(super) fn one_page_view_counts_at_most_its_cap_of_clicks(db: &impl Storage) {
+    let p = db.create_project("shop").expect("p");
+    let t = DAY + 7_000;
+    let cap = MAX_CLICKS_PER_VIEW;
+    // A visitor's auto-clicker: three batches of 600 clicks on one button, then on another.
+    for seq in 0..3u32 {
+        let els = vec![element("#buy", "Buy", 600, 10, 20), element("#more", "More", 50, 30, 40)];
+        let s = batch("bot", "a", seq, t + u64::from(seq), vec![page(Some(LIST), els, None, t + u64::from(seq))]);
+        db.put_batch_blocking(p.id, &s, b"x").expect("put");
+    }
+    let human =
+        batch("human", "h", 0, t + 9, vec![page(Some(LIST), vec![element("#more", "More", 3, 30, 40)], None, t)]);
+    db.put_batch_blocking(p.id, &human, b"x").expect("put");
+    let map = db.clickmap(p.id, &query(LIST, t, t)).expect("map");
+    assert_eq!(map.clicks, cap + 3, "the bot's view counts {cap} clicks, the human's all of theirs");
+    assert_eq!(map.project_clicks_dropped, 3 * 650 - cap, "what the cap left out is counted");
+    let buy = map.elements.iter().find(|e| e.path == "#buy").expect("#buy");
+    let more = map.elements.iter().find(|e| e.path == "#more").expect("#more");
+    // Batch 1: 600 + 50; batch 2: 350 of #buy (the batch's order), nothing of #more.
+    assert_eq!((buy.clicks, more.clicks), (950, 53));
+    assert_eq!((buy.x, buy.y, more.x, more.y), (10, 20, 30, 40), "cut short, the mean position stays");
+
+    // Another page view of the same session counts again; a view past its cap of URLs counts nothing.
+    let next =
+        batch("bot", "a2", 0, t + 20, vec![page(Some(LIST), vec![element("#buy", "", 5, 10, 20)], None, t + 20)]);
+    db.put_batch_blocking(p.id, &next, b"x").expect("put");
+    let urls: Vec<String> = (0..=MAX_URLS_PER_VIEW).map(|i| format!("https://shop.test/u{i:03}")).collect();
+    let list = urls.iter().map(|u| page(Some(u), vec![element("#x", "", 1, 0, 0)], None, t)).collect();
+    db.put_batch_blocking(p.id, &batch("roam", "r", 0, t + 30, list), b"x").expect("put");
+    let map = db.clickmap(p.id, &query(LIST, t, t)).expect("map");
+    assert_eq!(map.clicks, cap + 3 + 5);
+    assert_eq!(map.project_clicks_dropped, 3 * 650 - cap + 1, "the view's URL over its cap");
+    let roam = db.clickmap(p.id, &query("https://shop.test/u*", t, t)).expect("map");
+    assert_eq!((roam.pages, roam.clicks), (MAX_URLS_PER_VIEW as u64 + 1, MAX_URLS_PER_VIEW as u64));
 }
 
 pub(super) fn click_maps_forget_sessions_deleted_and_go_with_their_project_and_days(db: &impl Storage) {
