@@ -1,6 +1,70 @@
 //! SQL and row handling both engines share.
 
+use crate::BatchSummary;
 use crate::model::{COMMON_VALUES, CommonValue, FactComparison};
+
+/// What a session row sums over its batches (and the times it moves forward): the one fold of
+/// both engines' runs (SQLite's `IndexRun`, PostgreSQL's group `Run`), which apply several
+/// batches of a session as one upsert when all but the first only add to these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) end_ms: u64,
+    pub(crate) received_ms: u64,
+    pub(crate) events: u64,
+    pub(crate) clicks: u64,
+    pub(crate) rage_clicks: u64,
+    pub(crate) dead_clicks: u64,
+    pub(crate) error_clicks: u64,
+    pub(crate) quick_backs: u64,
+    pub(crate) errors: u64,
+    pub(crate) freezes: u64,
+    pub(crate) dropped: u64,
+    pub(crate) recorder_errors: u64,
+}
+
+impl Counters {
+    pub(crate) fn of(s: &BatchSummary) -> Counters {
+        let mut c = Counters { end_ms: s.end_ms, received_ms: s.received_ms, ..Counters::default() };
+        c.add_counts(s);
+        c
+    }
+
+    /// Folds in `s`, a later batch of the same session for which [`only_adds_counters`] holds.
+    pub(crate) fn add(&mut self, s: &BatchSummary) {
+        self.end_ms = self.end_ms.max(s.end_ms);
+        self.received_ms = self.received_ms.max(s.received_ms);
+        self.add_counts(s);
+    }
+
+    fn add_counts(&mut self, s: &BatchSummary) {
+        self.events = self.events.saturating_add(s.events);
+        self.clicks = self.clicks.saturating_add(s.clicks);
+        self.rage_clicks = self.rage_clicks.saturating_add(s.rage_clicks);
+        self.dead_clicks = self.dead_clicks.saturating_add(s.dead_clicks);
+        self.error_clicks = self.error_clicks.saturating_add(s.error_clicks);
+        self.quick_backs = self.quick_backs.saturating_add(s.quick_backs);
+        self.errors = self.errors.saturating_add(s.errors);
+        self.freezes = self.freezes.saturating_add(s.freezes);
+        self.dropped = self.dropped.saturating_add(s.dropped);
+        self.recorder_errors = self.recorder_errors.saturating_add(s.recorder_errors);
+    }
+}
+
+/// Whether `b` sets none of the session row's fields an upsert takes from one batch (URL, user
+/// agent, user, release, environment, browser, freeze details): applied right after an earlier
+/// batch of its session (starting no earlier), it only adds [`Counters`].
+pub(crate) fn only_adds_counters(b: &BatchSummary) -> bool {
+    b.url.is_none()
+        && b.user_agent.is_none()
+        && b.user.is_none()
+        && b.release.is_none()
+        && b.environment.is_none()
+        && b.browser.is_none()
+        && b.freeze_culprit.is_none()
+        && b.longest_freeze_ms == 0
+        && b.freeze_started_ms == 0
+        && b.freeze_ended_ms == 0
+}
 
 /// Columns of a [`crate::SessionRow`] in the order both engines read them.
 pub(crate) const SESSION_COLUMNS: &str = "id, start_ms, end_ms, url, user_agent, pages, batches, events, clicks, \

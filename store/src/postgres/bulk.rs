@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering;
 use replay_core::BatchSummary;
 
 use super::{Engine, opt_text, text};
-use crate::shared::{MAX_FACTS_PER_SESSION, to_i64};
+use crate::shared::{Counters, MAX_FACTS_PER_SESSION, only_adds_counters, to_i64};
 use crate::{Error, Stored};
 
 /// A batch whose body is in the object store, to index.
@@ -68,18 +68,10 @@ impl<E: Into<Error>> From<E> for BulkError {
 struct Run<'a> {
     first: &'a BatchSummary,
     start_ms: u64,
-    end_ms: u64,
-    received_ms: u64,
+    counts: Counters,
     pages: i64,
     batches: i64,
     bytes: i64,
-    events: u64,
-    clicks: u64,
-    rage_clicks: u64,
-    dropped: u64,
-    recorder_errors: u64,
-    errors: u64,
-    freezes: u64,
 }
 
 impl<'a> Run<'a> {
@@ -88,52 +80,25 @@ impl<'a> Run<'a> {
         Run {
             first: s,
             start_ms: s.start_ms,
-            end_ms: s.end_ms,
-            received_ms: s.received_ms,
+            counts: Counters::of(s),
             pages: i64::from(s.seq == 0),
             batches: 1,
             bytes: e.size,
-            events: s.events,
-            clicks: s.clicks,
-            rage_clicks: s.rage_clicks,
-            dropped: s.dropped,
-            recorder_errors: s.recorder_errors,
-            errors: s.errors,
-            freezes: s.freezes,
         }
     }
 
     /// Folds in `e`, the session's next batch, when applying the two as one upsert gives the
-    /// session row what applying them one after the other gives: `e` sets none of the fields
-    /// the upsert takes from one batch and starts no earlier, so it only adds to counters and
-    /// moves the end and receipt times.
+    /// session row what applying them one after the other gives: `e` only adds to counters
+    /// ([`only_adds_counters`]) and starts no earlier.
     fn absorb(&mut self, e: &'a Entry) -> bool {
         let b = &e.summary;
-        let neutral = b.url.is_none()
-            && b.user_agent.is_none()
-            && b.user.is_none()
-            && b.release.is_none()
-            && b.environment.is_none()
-            && b.browser.is_none()
-            && b.freeze_culprit.is_none()
-            && b.longest_freeze_ms == 0
-            && b.freeze_started_ms == 0
-            && b.freeze_ended_ms == 0;
-        if !neutral || b.start_ms < self.start_ms {
+        if !only_adds_counters(b) || b.start_ms < self.start_ms {
             return false;
         }
-        self.end_ms = self.end_ms.max(b.end_ms);
-        self.received_ms = self.received_ms.max(b.received_ms);
+        self.counts.add(b);
         self.pages += i64::from(b.seq == 0);
         self.batches += 1;
         self.bytes = self.bytes.saturating_add(e.size);
-        self.events += b.events;
-        self.clicks += b.clicks;
-        self.rage_clicks += b.rage_clicks;
-        self.dropped += b.dropped;
-        self.recorder_errors += b.recorder_errors;
-        self.errors += b.errors;
-        self.freezes += b.freezes;
         true
     }
 }
@@ -387,21 +352,21 @@ async fn upsert_round(
         let values = [
             *project,
             to_i64(r.start_ms),
-            to_i64(r.end_ms),
+            to_i64(r.counts.end_ms),
             r.pages,
             r.batches,
-            to_i64(r.events),
-            to_i64(r.clicks),
+            to_i64(r.counts.events),
+            to_i64(r.counts.clicks),
             r.bytes,
-            to_i64(r.dropped),
-            to_i64(r.recorder_errors),
-            to_i64(r.errors),
-            to_i64(r.freezes),
-            to_i64(r.received_ms),
+            to_i64(r.counts.dropped),
+            to_i64(r.counts.recorder_errors),
+            to_i64(r.counts.errors),
+            to_i64(r.counts.freezes),
+            to_i64(r.counts.received_ms),
             to_i64(s.longest_freeze_ms),
             to_i64(s.freeze_started_ms),
             to_i64(s.freeze_ended_ms),
-            to_i64(r.rage_clicks),
+            to_i64(r.counts.rage_clicks),
         ];
         for (column, v) in ints.iter_mut().zip(values) {
             column.push(v);
@@ -584,8 +549,8 @@ mod tests {
         assert!(run.absorb(&plain), "counters and times only");
         assert!(!run.absorb(&named), "names a user: a run of its own");
         assert!(!run.absorb(&earlier), "starts earlier: the URL rule depends on the order");
-        assert_eq!((run.batches, run.pages, run.events, run.clicks, run.bytes), (2, 1, 4, 2, 200));
-        assert_eq!((run.start_ms, run.end_ms, run.received_ms), (1_000, 2_010, 2_020));
+        assert_eq!((run.batches, run.pages, run.counts.events, run.counts.clicks, run.bytes), (2, 1, 4, 2, 200));
+        assert_eq!((run.start_ms, run.counts.end_ms, run.counts.received_ms), (1_000, 2_010, 2_020));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use rusqlite::{Connection, params};
 
 use super::Db;
 use crate::Error;
-use crate::shared::{to_i64, to_u64};
+use crate::shared::{Counters, only_adds_counters, to_i64, to_u64};
 
 /// Index entries of batches already in `batch_log` (durable, acknowledged) but not yet in
 /// `batch_keys` and the session index.
@@ -592,7 +592,11 @@ pub(super) const UPSERT_SESSION: &str =
 /// of one session when all but the first only add to counters (see [`IndexRun::absorb`]).
 pub(super) struct IndexRun {
     pub(super) project: i64,
+    /// The first batch's summary: what the upsert takes from one batch, and what the other
+    /// indexes (facts, terms, click maps, errors) add.
     pub(super) summary: BatchSummary,
+    /// The run's sums.
+    pub(super) counts: Counters,
     /// Bytes of the batches as stored.
     pub(super) bytes: usize,
     pub(super) batches: u64,
@@ -604,6 +608,7 @@ impl IndexRun {
     fn new(e: &IndexEntry) -> Self {
         IndexRun {
             project: e.project,
+            counts: Counters::of(&e.summary),
             summary: e.summary.clone(),
             bytes: e.bytes,
             batches: 1,
@@ -613,21 +618,11 @@ impl IndexRun {
 
     /// Adds `e`, the next batch of the same session in arrival order, when applying the two as
     /// one gives the session row exactly what applying them one after the other gives: `e`
-    /// sets none of the fields the upsert takes from one batch (URL, user agent, user,
-    /// release, environment, browser, freeze details, facts, errors) and starts no earlier,
-    /// so it only adds to counters and moves the end and receipt times.
+    /// only adds to counters ([`only_adds_counters`]), adds nothing to the other indexes
+    /// (facts, errors, search terms, click maps) and starts no earlier.
     fn absorb(&mut self, e: &IndexEntry) -> bool {
-        let (a, b) = (&mut self.summary, &e.summary);
-        let neutral = b.url.is_none()
-            && b.user_agent.is_none()
-            && b.user.is_none()
-            && b.release.is_none()
-            && b.environment.is_none()
-            && b.browser.is_none()
-            && b.freeze_culprit.is_none()
-            && b.longest_freeze_ms == 0
-            && b.freeze_started_ms == 0
-            && b.freeze_ended_ms == 0
+        let (a, b) = (&self.summary, &e.summary);
+        let neutral = only_adds_counters(b)
             && b.facts.is_empty()
             && b.error_sightings.is_empty()
             && b.search_terms.is_empty()
@@ -636,18 +631,7 @@ impl IndexRun {
         if e.project != self.project || b.session != a.session || !neutral || b.start_ms < a.start_ms {
             return false;
         }
-        a.end_ms = a.end_ms.max(b.end_ms);
-        a.received_ms = a.received_ms.max(b.received_ms);
-        a.events += b.events;
-        a.clicks += b.clicks;
-        a.rage_clicks += b.rage_clicks;
-        a.dead_clicks += b.dead_clicks;
-        a.error_clicks += b.error_clicks;
-        a.quick_backs += b.quick_backs;
-        a.errors += b.errors;
-        a.freezes += b.freezes;
-        a.dropped += b.dropped;
-        a.recorder_errors += b.recorder_errors;
+        self.counts.add(b);
         self.bytes += e.bytes;
         self.batches += 1;
         self.pages += u64::from(b.seq == 0);
@@ -662,35 +646,35 @@ pub(super) fn index_batch(
     upsert: &mut rusqlite::CachedStatement<'_>,
     run: &IndexRun,
 ) -> Result<(), Error> {
-    let (project, s, bytes) = (run.project, &run.summary, run.bytes);
+    let (project, s, c, bytes) = (run.project, &run.summary, &run.counts, run.bytes);
     upsert.execute(params![
         project,
         s.session,
         to_i64(s.start_ms),
-        to_i64(s.end_ms),
+        to_i64(c.end_ms),
         s.url,
         s.user_agent,
         to_i64(run.pages),
-        to_i64(s.events),
-        to_i64(s.clicks),
+        to_i64(c.events),
+        to_i64(c.clicks),
         i64::try_from(bytes).unwrap_or(i64::MAX),
-        to_i64(s.dropped),
-        to_i64(s.recorder_errors),
+        to_i64(c.dropped),
+        to_i64(c.recorder_errors),
         s.user,
         s.release,
         s.environment,
         s.browser,
-        to_i64(s.errors),
-        to_i64(s.freezes),
-        to_i64(s.received_ms),
+        to_i64(c.errors),
+        to_i64(c.freezes),
+        to_i64(c.received_ms),
         to_i64(s.longest_freeze_ms),
         s.freeze_culprit,
         to_i64(s.freeze_started_ms),
         to_i64(s.freeze_ended_ms),
-        to_i64(s.rage_clicks),
+        to_i64(c.rage_clicks),
         to_i64(run.batches),
     ])?;
-    if s.dead_clicks + s.error_clicks + s.quick_backs > 0 {
+    if c.dead_clicks + c.error_clicks + c.quick_backs > 0 {
         tx.prepare_cached(
             "UPDATE sessions SET dead_clicks = dead_clicks + ?3, error_clicks = error_clicks + ?4,
              quick_backs = quick_backs + ?5 WHERE project_id = ?1 AND id = ?2",
@@ -698,9 +682,9 @@ pub(super) fn index_batch(
         .execute(params![
             project,
             s.session,
-            to_i64(s.dead_clicks),
-            to_i64(s.error_clicks),
-            to_i64(s.quick_backs)
+            to_i64(c.dead_clicks),
+            to_i64(c.error_clicks),
+            to_i64(c.quick_backs)
         ])?;
     }
     for (name, value) in &s.facts {
