@@ -382,3 +382,235 @@ pub mod texts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{AddedSubtree, Batch, Event, EventData, Mutation};
+    use crate::codec::{Limits, decode_batch, decode_batch_borrowed, encode_batch, encode_batch_compact};
+    use proptest::prelude::*;
+
+    type E = serde::de::value::Error;
+
+    fn attr(id: u32, name: &str, value: Option<&str>) -> AttrChange {
+        AttrChange { id, name: name.into(), value: value.map(Into::into) }
+    }
+
+    fn text(id: u32, text: &str) -> TextChange {
+        TextChange { id, text: text.into() }
+    }
+
+    /// One tick of the benchmark's churn page: 100 value texts walked in steps of 6 ids, 50
+    /// tiles' status and bar width.
+    fn churn_tick() -> Mutation {
+        Mutation {
+            removes: vec![610],
+            adds: vec![],
+            attrs: (0..50u32)
+                .flat_map(|i| {
+                    let tile = 25 + 12 * i;
+                    [attr(tile, "style", Some("width: 42%;")), attr(tile + 1, "data-status", Some("ok"))]
+                })
+                .collect(),
+            texts: (0..100u32).map(|i| text(29 + 6 * i, &format!("{}.{}", 1000 + i * 37, i % 10))).collect(),
+        }
+    }
+
+    fn owned(s: &str) -> Result<String, E> {
+        Ok(s.to_owned())
+    }
+
+    #[test]
+    fn packed_lists_come_back_equal_borrowed_or_owned() {
+        let m = Mutation {
+            removes: vec![5, 4, u32::MAX, 0, 1 << 31, 7],
+            attrs: vec![attr(9, "class", Some("a b")), attr(3, "hidden", None), attr(u32::MAX, "class", Some(""))],
+            texts: vec![text(1, ""), text(70_000, "caf\u{e9} \u{1F600}"), text(2, "x")],
+            ..Mutation::default()
+        };
+        let mut out = Vec::new();
+        pack_removes(&m.removes, &mut out);
+        assert_eq!(unpack_removes(&out), Ok(m.removes.clone()));
+        out.clear();
+        pack_attrs(&m.attrs, &mut out);
+        assert_eq!(unpack_attrs(&out, owned), Ok(m.attrs.clone()));
+        let borrowed: Vec<AttrChange<&str>> = unpack_attrs(&out, |s| Ok::<_, E>(s)).expect("borrowed");
+        assert_eq!(borrowed[0].value, Some("a b"));
+        out.clear();
+        pack_texts(&m.texts, &mut out);
+        assert_eq!(unpack_texts(&out, owned), Ok(m.texts.clone()));
+        // Through the whole batch, plain and compact, owned and borrowed.
+        let mut b = Batch::new("s", "p", 0, 1_700_000_040_000);
+        b.events.push(Event { t: 0, data: EventData::Mutation(m.clone()) });
+        for bytes in [encode_batch(&b).expect("encode"), encode_batch_compact(b.clone()).expect("encode")] {
+            assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decode"), b);
+            let borrowed = decode_batch_borrowed(&bytes, &Limits::default()).expect("decode");
+            assert_eq!(rmp_serde::to_vec(&borrowed).expect("encode"), encode_batch(&b).expect("encode"));
+        }
+    }
+
+    #[test]
+    fn a_busy_tick_packs_to_a_fraction_of_its_v1_size() {
+        let m = churn_tick();
+        let packed = rmp_serde::to_vec(&m).expect("encode");
+        let v1 = v1_mutation(&m);
+        // Ids, array headers and repeated names were most of it.
+        assert!(packed.len() * 10 < v1.len() * 7, "{} packed vs {} in v1", packed.len(), v1.len());
+        // Names travel once per mutation.
+        assert_eq!(packed.windows(11).filter(|w| *w == b"data-status").count(), 1);
+        // Ids walked in equal steps are one repeated byte.
+        let mut ids = Vec::new();
+        put_ids(&mut ids, m.texts.iter().map(|t| t.id));
+        assert!(ids[1..].iter().all(|&b| b == 12), "{ids:?}");
+    }
+
+    #[test]
+    fn json_keeps_the_plain_lists() {
+        let m = Mutation { removes: vec![3], attrs: vec![attr(1, "a", None)], texts: vec![text(2, "t")], adds: vec![] };
+        let json = serde_json::to_string(&m).expect("json");
+        assert_eq!(
+            json,
+            r#"{"removes":[3],"adds":[],"attrs":[{"id":1,"name":"a","value":null}],"texts":[{"id":2,"text":"t"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Mutation>(&json).expect("back"), m);
+    }
+
+    #[test]
+    fn empty_lists_are_one_byte_empty_arrays() {
+        let bytes = rmp_serde::to_vec(&Mutation::<String>::default()).expect("encode");
+        assert_eq!(bytes, [0x94, 0x90, 0x90, 0x90, 0x90]);
+        assert_eq!(rmp_serde::from_slice::<Mutation>(&bytes).expect("decode"), Mutation::default());
+    }
+
+    #[test]
+    fn broken_packed_lists_are_refused() {
+        assert_eq!(unpack_removes(&[]), Ok(vec![]));
+        assert_eq!(unpack_removes(&[2, 1]), Ok(vec![1, 0]));
+        assert!(unpack_removes(&[0x80]).is_err(), "a varint cut short");
+        assert!(unpack_removes(&[0xff; 11]).is_err(), "a varint longer than 10 bytes");
+        assert!(unpack_removes(&[0x80, 0x80, 0x80, 0x80, 0x10]).is_err(), "beyond u32");
+        let texts = |b: &[u8]| unpack_texts(b, owned);
+        assert_eq!(texts(&[1, 4, 2, b'h', b'i']), Ok(vec![text(2, "hi")]));
+        assert!(texts(&[]).is_err(), "no count");
+        assert!(texts(&[200, 1]).is_err(), "a count beyond the input");
+        assert!(texts(&[1, 4, 3, b'h', b'i']).is_err(), "a text cut short");
+        assert!(texts(&[1, 4, 1, 0xff]).is_err(), "a text that is not UTF-8");
+        assert!(texts(&[1, 4, 0, 0]).is_err(), "trailing bytes");
+        let attrs = |b: &[u8]| unpack_attrs(b, owned);
+        // One change of node 1: name table ["a"], index 0, value "b".
+        assert_eq!(attrs(&[1, 2, 1, 1, b'a', 0, 2, b'b']), Ok(vec![attr(1, "a", Some("b"))]));
+        assert_eq!(attrs(&[1, 2, 1, 1, b'a', 0, 0]), Ok(vec![attr(1, "a", None)]));
+        assert!(attrs(&[1, 2, 1, 1, b'a', 1, 0]).is_err(), "a name index out of range");
+        assert!(attrs(&[1, 2, 0, 0, 0]).is_err(), "no name table");
+        assert!(attrs(&[1, 2, 9, 1, b'a', 0, 0]).is_err(), "a name table beyond the input");
+        assert!(attrs(&[1, 2, 1, 1, b'a', 0, 5, b'b']).is_err(), "a value cut short");
+    }
+
+    /// A mutation as protocol v1 wrote it: every change an array.
+    fn v1_mutation(m: &Mutation) -> Vec<u8> {
+        let mut o = Vec::new();
+        rmp::encode::write_array_len(&mut o, 4).expect("write");
+        rmp::encode::write_array_len(&mut o, m.removes.len() as u32).expect("write");
+        for r in &m.removes {
+            rmp::encode::write_uint(&mut o, u64::from(*r)).expect("write");
+        }
+        rmp::encode::write_array_len(&mut o, m.adds.len() as u32).expect("write");
+        for AddedSubtree { parent, next, nodes } in &m.adds {
+            rmp::encode::write_array_len(&mut o, 3).expect("write");
+            rmp::encode::write_uint(&mut o, u64::from(*parent)).expect("write");
+            rmp::encode::write_uint(&mut o, u64::from(*next)).expect("write");
+            o.extend(rmp_serde::to_vec(nodes).expect("encode"));
+        }
+        rmp::encode::write_array_len(&mut o, m.attrs.len() as u32).expect("write");
+        for a in &m.attrs {
+            rmp::encode::write_array_len(&mut o, 3).expect("write");
+            rmp::encode::write_uint(&mut o, u64::from(a.id)).expect("write");
+            rmp::encode::write_str(&mut o, &a.name).expect("write");
+            match &a.value {
+                Some(v) => rmp::encode::write_str(&mut o, v).expect("write"),
+                None => rmp::encode::write_nil(&mut o).expect("write"),
+            }
+        }
+        rmp::encode::write_array_len(&mut o, m.texts.len() as u32).expect("write");
+        for t in &m.texts {
+            rmp::encode::write_array_len(&mut o, 2).expect("write");
+            rmp::encode::write_uint(&mut o, u64::from(t.id)).expect("write");
+            rmp::encode::write_str(&mut o, &t.text).expect("write");
+        }
+        o
+    }
+
+    #[test]
+    fn v1_batches_as_stored_still_decode() {
+        // A v1 batch as recorders sent it: delta-coded ids (flag 4), removals as differences
+        // from the previous removal across the batch, every change an array.
+        let first =
+            Mutation { removes: vec![40, 30], attrs: vec![attr(7, "class", Some("on"))], ..Mutation::default() };
+        let second = Mutation { removes: vec![35], texts: vec![text(8, "12.5"), text(14, "3")], ..Mutation::default() };
+        let coded = |m: &Mutation, removes: Vec<u32>| v1_mutation(&Mutation { removes, ..m.clone() });
+        let mut o = Vec::new();
+        rmp::encode::write_array_len(&mut o, 10).expect("write");
+        rmp::encode::write_uint(&mut o, 1).expect("write");
+        rmp::encode::write_str(&mut o, "s1").expect("write");
+        rmp::encode::write_str(&mut o, "p1").expect("write");
+        rmp::encode::write_uint(&mut o, 3).expect("write");
+        rmp::encode::write_uint(&mut o, 1_700_000_040_000).expect("write");
+        rmp::encode::write_uint(&mut o, 1_700_000_040_020).expect("write");
+        rmp::encode::write_uint(&mut o, u64::from(Batch::FLAG_DELTA_IDS)).expect("write");
+        rmp::encode::write_array_len(&mut o, 2).expect("write");
+        for (t, m) in [(0u32, coded(&first, vec![40, (-10i32) as u32])), (20, coded(&second, vec![5]))] {
+            rmp::encode::write_array_len(&mut o, 2).expect("write");
+            rmp::encode::write_uint(&mut o, u64::from(t)).expect("write");
+            rmp::encode::write_map_len(&mut o, 1).expect("write");
+            rmp::encode::write_str(&mut o, "m").expect("write");
+            o.extend(m);
+        }
+        rmp::encode::write_uint(&mut o, 0).expect("write");
+        rmp::encode::write_uint(&mut o, 0).expect("write");
+        let mut want = Batch::new("s1", "p1", 3, 1_700_000_040_000);
+        want.version = 1;
+        want.end = want.start + 20;
+        want.events.push(Event { t: 0, data: EventData::Mutation(first) });
+        want.events.push(Event { t: 20, data: EventData::Mutation(second) });
+        assert_eq!(decode_batch(&o, &Limits::default()).expect("decode"), want);
+        let borrowed = decode_batch_borrowed(&o, &Limits::default()).expect("decode");
+        assert_eq!(rmp_serde::to_vec(&borrowed).expect("encode"), encode_batch(&want).expect("encode"));
+        let list = crate::codec::concat_encoded([&o[..]].into_iter());
+        let deferred =
+            crate::deferred::decode_batches_deferring(&list, &Limits::default(), usize::MAX).expect("decode");
+        assert_eq!(deferred[0].0, want);
+        // Versions beyond this build's are refused.
+        o[1] = crate::PROTOCOL_VERSION as u8 + 1;
+        assert!(matches!(decode_batch(&o, &Limits::default()), Err(crate::Error::UnsupportedVersion(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn hostile_packed_lists_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = unpack_removes(&bytes);
+            let _ = unpack_attrs(&bytes, owned);
+            let _ = unpack_texts(&bytes, owned);
+            let _ = unpack_attrs(&bytes, |s| Ok::<_, E>(s));
+        }
+
+        #[test]
+        fn any_change_lists_round_trip(
+            removes in proptest::collection::vec(any::<u32>(), 0..6),
+            attrs in proptest::collection::vec((any::<u32>(), "[a-c]{0,3}", proptest::option::of("[a-z\u{e9}]{0,5}")), 0..6),
+            texts in proptest::collection::vec((any::<u32>(), "[ -~\u{1F600}]{0,8}"), 0..6),
+        ) {
+            let m = Mutation {
+                removes,
+                adds: vec![],
+                attrs: attrs.into_iter().map(|(id, name, value)| AttrChange { id, name, value }).collect(),
+                texts: texts.into_iter().map(|(id, text)| TextChange { id, text }).collect(),
+            };
+            let bytes = rmp_serde::to_vec(&m).expect("encode");
+            prop_assert_eq!(rmp_serde::from_slice::<Mutation>(&bytes).expect("decode"), m.clone());
+            let borrowed: Mutation<&str> = rmp_serde::from_slice(&bytes).expect("decode borrowed");
+            prop_assert_eq!(rmp_serde::to_vec(&borrowed).expect("encode"), bytes);
+            // And the v1 form of the same changes.
+            prop_assert_eq!(rmp_serde::from_slice::<Mutation>(&v1_mutation(&m)).expect("decode v1"), m);
+        }
+    }
+}
