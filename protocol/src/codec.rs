@@ -52,9 +52,8 @@ pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, Error> {
 /// in snapshot and added-subtree node lists, in order across the whole batch, `id` is the
 /// difference from the previous node's id and `parent` the difference back from the node's own
 /// id; an added subtree's `parent` and `next` are differences back from its first node's id
-/// (the previous node's id when it has none); in protocol v1 batches, removals are differences
-/// from the previous removal (from v2 on, removals travel packed with their own differences,
-/// [`crate::batch::packed`]). All differences wrap (u32), so every batch round-trips exactly. The decoders
+/// (the previous node's id when it has none); removals are differences from the previous
+/// removal. All differences wrap (u32), so every batch round-trips exactly. The decoders
 /// ([`decode_batch`], [`decode_batches`]) undo this before validating, so nothing downstream
 /// ever sees coded ids.
 pub fn encode_batch_compact(mut batch: Batch) -> Result<Vec<u8>, Error> {
@@ -67,8 +66,6 @@ pub fn encode_batch_compact(mut batch: Batch) -> Result<Vec<u8>, Error> {
 fn code_ids<S>(batch: &mut Batch<S>, encode: bool) {
     let mut prev = 0u32;
     let mut prev_removed = 0u32;
-    // Protocol v1 sent removals as plain arrays, delta-coded here; v2 packs them.
-    let code_removes = batch.version < 2;
     let code_nodes = |nodes: &mut [Node<S>], prev: &mut u32| {
         for n in nodes {
             let id = if encode { n.id } else { prev.wrapping_add(n.id) };
@@ -81,7 +78,7 @@ fn code_ids<S>(batch: &mut Batch<S>, encode: bool) {
         match &mut e.data {
             EventData::Snapshot(s) => code_nodes(&mut s.nodes, &mut prev),
             EventData::Mutation(Mutation { removes, adds, .. }) => {
-                for r in removes.iter_mut().filter(|_| code_removes) {
+                for r in removes.iter_mut() {
                     let id = if encode { *r } else { prev_removed.wrapping_add(*r) };
                     *r = if encode { id.wrapping_sub(prev_removed) } else { id };
                     prev_removed = id;

@@ -69,8 +69,7 @@ pub use timeline::Timeline;
 ///
 /// - 1: the first format.
 /// - 2: a mutation's removals, attribute and text changes travel packed
-///   ([`batch::packed`]); removals are no longer delta-coded across the batch by
-///   [`codec::encode_batch_compact`] (their packing codes them).
+///   ([`batch::packed`]).
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest wire format version decoders still read.

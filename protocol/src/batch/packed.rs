@@ -12,7 +12,8 @@
 //!
 //! The layouts (`uvarint`: LEB128; `id deltas`: per id, the zigzag varint of its difference
 //! from the previous id of the same list, wrapping in `u32`, the first from 0):
-//! - removals: the id deltas, nothing else;
+//! - removals: per id, its zigzag varint as an `i32` (no differences here: the compact coding
+//!   of [`crate::codec::encode_batch_compact`] already codes them across the batch);
 //! - attribute changes: `uvarint n`, `n` id deltas, `uvarint t`, `t` names (`uvarint len`,
 //!   UTF-8 bytes), `n` name indexes (`uvarint`, each `< t`), `n` values (`uvarint 0` for a
 //!   removal, else `uvarint len + 1` and the UTF-8 bytes);
@@ -47,9 +48,8 @@ pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 pub(crate) fn put_ids(out: &mut Vec<u8>, ids: impl Iterator<Item = NodeId>) {
     let mut prev = 0u32;
     for id in ids {
-        let d = id.wrapping_sub(prev) as i32;
+        put_uvarint(out, u64::from(zigzag(id.wrapping_sub(prev))));
         prev = id;
-        put_uvarint(out, u64::from(((d << 1) ^ (d >> 31)) as u32));
     }
 }
 
@@ -60,7 +60,20 @@ fn put_str(out: &mut Vec<u8>, s: &str, plus: u64) {
 
 /// The content of a packed removal list's `bin`.
 pub(crate) fn pack_removes(ids: &[NodeId], out: &mut Vec<u8>) {
-    put_ids(out, ids.iter().copied());
+    for &id in ids {
+        put_uvarint(out, u64::from(zigzag(id)));
+    }
+}
+
+/// An id read as an `i32`, zigzagged: the wrapping differences of the compact coding
+/// ([`crate::codec::encode_batch_compact`]), negative ones included, stay short.
+fn zigzag(id: NodeId) -> u32 {
+    let d = id as i32;
+    ((d << 1) ^ (d >> 31)) as u32
+}
+
+fn unzigzag(z: u32) -> NodeId {
+    (((z >> 1) as i32) ^ -((z & 1) as i32)) as u32
 }
 
 /// The content of a packed attribute-change list's `bin`.
@@ -142,13 +155,15 @@ impl<'b> Reader<'b> {
         Ok(n as usize)
     }
 
+    fn id(&mut self) -> Result<u32, &'static str> {
+        u32::try_from(self.uvarint()?).map_err(|_| "packed node id out of range")
+    }
+
     fn ids(&mut self, n: usize) -> Result<Vec<NodeId>, &'static str> {
         let mut ids = Vec::with_capacity(n.min(self.bytes.len()));
         let mut prev = 0u32;
         for _ in 0..n {
-            let z = u32::try_from(self.uvarint()?).map_err(|_| "packed node id out of range")?;
-            let d = ((z >> 1) as i32) ^ -((z & 1) as i32);
-            prev = prev.wrapping_add(d as u32);
+            prev = prev.wrapping_add(unzigzag(self.id()?));
             ids.push(prev);
         }
         Ok(ids)
@@ -177,11 +192,8 @@ impl<'b> Reader<'b> {
 pub fn unpack_removes(bytes: &[u8]) -> Result<Vec<NodeId>, &'static str> {
     let mut r = Reader { bytes };
     let mut ids = Vec::with_capacity(bytes.len());
-    let mut prev = 0u32;
     while !r.bytes.is_empty() {
-        let z = u32::try_from(r.uvarint()?).map_err(|_| "packed node id out of range")?;
-        prev = prev.wrapping_add((((z >> 1) as i32) ^ -((z & 1) as i32)) as u32);
-        ids.push(prev);
+        ids.push(unzigzag(r.id()?));
     }
     Ok(ids)
 }
@@ -485,7 +497,7 @@ mod tests {
     #[test]
     fn broken_packed_lists_are_refused() {
         assert_eq!(unpack_removes(&[]), Ok(vec![]));
-        assert_eq!(unpack_removes(&[2, 1]), Ok(vec![1, 0]));
+        assert_eq!(unpack_removes(&[2, 1, 0x81, 0x01]), Ok(vec![1, u32::MAX, 0xffff_ffbf]));
         assert!(unpack_removes(&[0x80]).is_err(), "a varint cut short");
         assert!(unpack_removes(&[0xff; 11]).is_err(), "a varint longer than 10 bytes");
         assert!(unpack_removes(&[0x80, 0x80, 0x80, 0x80, 0x10]).is_err(), "beyond u32");
