@@ -24,10 +24,10 @@
 use crate::batch::network::{ResourceTiming, WebSocketActivity, WebSocketMessage};
 use crate::batch::packed;
 use crate::batch::{
-    AddedSubtree, AppFact, Attr, Batch, CanvasFrame, Click, Console, CssChange, CssOp, Custom, DialogShown,
+    AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, CssChange, CssOp, Custom, DialogShown,
     Environment, ErrorEvent, Event, EventData, Focus, FontAdded, FrameInfo, Freeze, Input, LongFrame, Media, Metric,
     MousePoint, Mutation, Navigation, Network, Node, NodeKind, Note, PageMeta, ScriptTiming, Scroll, ScrollDepth,
-    Selection, Snapshot, Touch, Viewport,
+    Selection, Snapshot, TextChange, Touch, Viewport,
 };
 
 /// MessagePack values appended to a byte buffer (`rmp`'s choice of forms, see the module doc).
@@ -162,11 +162,11 @@ fn points(o: &mut Vec<u8>, points: &[MousePoint]) {
     bin_of(o, |o| crate::batch::packed_points::pack_into(points, o));
 }
 
-/// A packed list of a mutation ([`crate::batch::packed`]): one `bin`, or an empty array when
-/// the list is empty.
-fn packed_list<T>(o: &mut Vec<u8>, items: &[T], pack: impl FnOnce(&mut Vec<u8>)) {
-    if items.is_empty() {
-        o.array(0);
+/// A packed list of a mutation ([`crate::batch::packed`]): one `bin`, or the plain array of
+/// `each` item when the list is shorter than [`packed::PACK_MIN`].
+fn packed_list<T>(o: &mut Vec<u8>, items: &[T], pack: impl FnOnce(&mut Vec<u8>), each: impl FnMut(&mut Vec<u8>, &T)) {
+    if items.len() < packed::PACK_MIN {
+        list(o, items, each);
     } else {
         bin_of(o, pack);
     }
@@ -227,7 +227,7 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
         EventData::Mutation(Mutation { removes, adds, attrs, texts }) => {
             o.variant(b'm');
             o.array(4);
-            packed_list(o, removes, |o| packed::pack_removes(removes, o));
+            packed_list(o, removes, |o| packed::pack_removes(removes, o), |o, v| o.uint(u64::from(*v)));
             list(o, adds, |o, a| {
                 let AddedSubtree { parent, next, nodes } = a;
                 o.array(3);
@@ -235,8 +235,32 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
                 o.uint(u64::from(*next));
                 node_list(o, nodes);
             });
-            packed_list(o, attrs, |o| packed::pack_attrs(attrs, o));
-            packed_list(o, texts, |o| packed::pack_texts(texts, o));
+            packed_list(
+                o,
+                attrs,
+                |o| packed::pack_attrs(attrs, o),
+                |o, a| {
+                    let AttrChange { id, name, value } = a;
+                    o.array(3);
+                    o.uint(u64::from(*id));
+                    s(o, name);
+                    match value {
+                        Some(v) => s(o, v),
+                        None => o.byte(0xc0),
+                    }
+                },
+            );
+            packed_list(
+                o,
+                texts,
+                |o| packed::pack_texts(texts, o),
+                |o, t| {
+                    let TextChange { id, text } = t;
+                    o.array(2);
+                    o.uint(u64::from(*id));
+                    s(o, text);
+                },
+            );
         }
         EventData::Input(Input { id, value, checked }) => {
             o.variant(b'i');
