@@ -456,7 +456,7 @@ mod tests {
         out.clear();
         pack_attrs(&m.attrs, &mut out);
         assert_eq!(unpack_attrs(&out, owned), Ok(m.attrs.clone()));
-        let borrowed: Vec<AttrChange<&str>> = unpack_attrs(&out, |s| Ok::<_, E>(s)).expect("borrowed");
+        let borrowed: Vec<AttrChange<&str>> = unpack_attrs(&out, Ok::<&str, E>).expect("borrowed");
         assert_eq!(borrowed[0].value, Some("a b"));
         out.clear();
         pack_texts(&m.texts, &mut out);
@@ -625,7 +625,7 @@ mod tests {
             let _ = unpack_removes(&bytes);
             let _ = unpack_attrs(&bytes, owned);
             let _ = unpack_texts(&bytes, owned);
-            let _ = unpack_attrs(&bytes, |s| Ok::<_, E>(s));
+            let _ = unpack_attrs(&bytes, Ok::<&str, E>);
         }
 
         #[test]
