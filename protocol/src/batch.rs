@@ -1,4 +1,4 @@
-//! The batch envelope and the recorded events (protocol v1).
+//! The batch envelope and the recorded events (protocol v2).
 //!
 //! Encoding rules, chosen for size and forward compatibility:
 //! - structs travel as MessagePack arrays (field order is the format: only append new fields,
@@ -8,7 +8,10 @@
 //! - times inside a batch are milliseconds relative to [`Batch::start`], which is Unix epoch ms;
 //! - pointer trails (mouse moves, touch points), the most numerous values of a recording, travel
 //!   packed in one `bin` of varints ([`packed_points`]); readers also accept them as a list of
-//!   `[x, y, dt]` arrays, as recorders before this encoding sent them.
+//!   `[x, y, dt]` arrays, as recorders before this encoding sent them;
+//! - a mutation's removals, attribute changes and text changes (most of a busy page's batches)
+//!   travel packed column by column in one `bin` each since protocol v2 ([`packed`]); readers
+//!   also accept v1's arrays.
 
 use serde::{Deserialize, Serialize};
 
