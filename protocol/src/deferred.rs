@@ -334,10 +334,14 @@ mod tests {
         b.events.push(Event {
             t: 3,
             data: EventData::Mutation(Mutation {
-                removes: vec![base, base + 10],
+                // Lists long enough to travel packed (`batch::packed`), which this reader
+                // reads too.
+                removes: vec![base, base + 10, base + 20, base + 30],
                 adds: adds(40, base + 1000),
-                attrs: vec![AttrChange { id: 3, name: "data-x".into(), value: Some("1".into()) }],
-                texts: vec![TextChange { id: base + 21, text: "t".into() }],
+                attrs: (0..4)
+                    .map(|i| AttrChange { id: 3 + i, name: "data-x".into(), value: Some("1".into()) })
+                    .collect(),
+                texts: (0..4).map(|i| TextChange { id: base + 21 + i, text: "t".into() }).collect(),
             }),
         });
         let custom = crate::Custom { name: "n".into(), data: "{}".into() };
