@@ -1,4 +1,4 @@
-//! The batch envelope and the recorded events (protocol v1).
+//! The batch envelope and the recorded events (protocol v2).
 //!
 //! Encoding rules, chosen for size and forward compatibility:
 //! - structs travel as MessagePack arrays (field order is the format: only append new fields,
@@ -8,11 +8,15 @@
 //! - times inside a batch are milliseconds relative to [`Batch::start`], which is Unix epoch ms;
 //! - pointer trails (mouse moves, touch points), the most numerous values of a recording, travel
 //!   packed in one `bin` of varints ([`packed_points`]); readers also accept them as a list of
-//!   `[x, y, dt]` arrays, as recorders before this encoding sent them.
+//!   `[x, y, dt]` arrays, as recorders before this encoding sent them;
+//! - a mutation's removals, attribute changes and text changes (most of a busy page's batches)
+//!   travel packed column by column in one `bin` each since protocol v2 ([`packed`]); readers
+//!   also accept v1's arrays.
 
 use serde::{Deserialize, Serialize};
 
 pub mod network;
+pub mod packed;
 
 /// Node id used by the recorder. `0` means "no node" (the document has no parent, an insertion
 /// with no next sibling appends).
@@ -21,7 +25,7 @@ pub type NodeId = u32;
 /// One upload from one page of one session: the unit of delivery, storage and idempotency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
-#[serde(bound(serialize = "S: Serialize"))]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
 pub struct Batch<S = String> {
     /// Wire format version, [`crate::PROTOCOL_VERSION`] for this build.
     pub version: u16,
@@ -202,7 +206,7 @@ pub mod packed_points {
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
-#[serde(bound(serialize = "S: Serialize"))]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
 pub struct Event<S = String> {
     /// Milliseconds since [`Batch::start`].
     pub t: u32,
@@ -213,7 +217,7 @@ pub struct Event<S = String> {
 /// The kinds of recorded events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
-#[serde(bound(serialize = "S: Serialize"))]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
 pub enum EventData<S = String> {
     /// The page view started or navigated: URL, title, viewport, user agent.
     #[serde(rename = "p")]
@@ -923,19 +927,22 @@ pub struct Attr<S = String> {
 
 /// DOM changes observed together. Applied in field order: removals, additions, attribute and
 /// text changes.
+///
+/// Removals, attribute changes and text changes travel packed ([`packed`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "S: Serialize"))]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
 pub struct Mutation<S = String> {
     /// Nodes removed (with their subtrees).
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(with = "packed::removes")]
     pub removes: Vec<NodeId>,
     /// Subtrees added. Applied front to back; each [`AddedSubtree::next`] refers to a node that
     /// exists when that subtree is applied (the recorder orders them so).
     #[serde(serialize_with = "seq_as_tuple")]
     pub adds: Vec<AddedSubtree<S>>,
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(with = "packed::attrs")]
     pub attrs: Vec<AttrChange<S>>,
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(with = "packed::texts")]
     pub texts: Vec<TextChange<S>>,
 }
 

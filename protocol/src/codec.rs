@@ -225,7 +225,7 @@ pub(crate) fn validate_nodes<S: AsRef<str>>(list: &[Node<S>], limits: &Limits) -
 
 /// Checks a decoded batch (owned or borrowed) against the structural rules and the limits.
 pub fn validate<S: AsRef<str>>(batch: &Batch<S>, limits: &Limits) -> Result<(), Error> {
-    if batch.version != crate::PROTOCOL_VERSION {
+    if !(crate::OLDEST_PROTOCOL_VERSION..=crate::PROTOCOL_VERSION).contains(&batch.version) {
         return Err(Error::UnsupportedVersion(batch.version));
     }
     if !is_valid_id(batch.session.as_ref()) {

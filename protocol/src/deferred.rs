@@ -23,7 +23,7 @@
 use serde::Deserialize;
 
 use crate::Error;
-use crate::batch::{AddedSubtree, Batch, Event, EventData, Mutation, Node, NodeKind};
+use crate::batch::{AddedSubtree, Batch, Event, EventData, Mutation, Node, NodeKind, packed};
 use crate::codec::{self, Limits};
 
 /// Mutations with at least this many added subtrees have their node lists deferred.
@@ -210,7 +210,7 @@ fn read_mutation(
         return Some(None);
     }
     array_len(&mut c)?;
-    let removes = take(&mut c).ok()?;
+    let removes = packed::removes::deserialize(&mut rmp_serde::Deserializer::new(&mut c)).ok()?;
     let count = array_len(&mut c)?;
     let mut adds = Vec::with_capacity(reserve(count, c));
     let first = deferred.len();
@@ -237,8 +237,8 @@ fn read_mutation(
         deferred.push(DeferredNodes { event, add, start, end: offset(whole, c) });
         adds.push(AddedSubtree { parent, next, nodes });
     }
-    let attrs = take(&mut c).ok()?;
-    let texts = take(&mut c).ok()?;
+    let attrs = packed::attrs::deserialize(&mut rmp_serde::Deserializer::new(&mut c)).ok()?;
+    let texts = packed::texts::deserialize(&mut rmp_serde::Deserializer::new(&mut c)).ok()?;
     *cur = c;
     Some(Some(Mutation { removes, adds, attrs, texts }))
 }
@@ -334,10 +334,14 @@ mod tests {
         b.events.push(Event {
             t: 3,
             data: EventData::Mutation(Mutation {
-                removes: vec![base, base + 10],
+                // Lists long enough to travel packed (`batch::packed`), which this reader
+                // reads too.
+                removes: vec![base, base + 10, base + 20, base + 30],
                 adds: adds(40, base + 1000),
-                attrs: vec![AttrChange { id: 3, name: "data-x".into(), value: Some("1".into()) }],
-                texts: vec![TextChange { id: base + 21, text: "t".into() }],
+                attrs: (0..4)
+                    .map(|i| AttrChange { id: 3 + i, name: "data-x".into(), value: Some("1".into()) })
+                    .collect(),
+                texts: (0..4).map(|i| TextChange { id: base + 21 + i, text: "t".into() }).collect(),
             }),
         });
         let custom = crate::Custom { name: "n".into(), data: "{}".into() };

@@ -64,5 +64,13 @@ pub use error::Error;
 pub use readable::Readable;
 pub use timeline::Timeline;
 
-/// Version of the wire format carried in every batch. Decoders reject versions they do not know.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the wire format carried in every batch. Decoders reject versions they do not know
+/// and accept every earlier one ([`OLDEST_PROTOCOL_VERSION`] on): stored sessions still replay.
+///
+/// - 1: the first format.
+/// - 2: a mutation's removals, attribute and text changes travel packed
+///   ([`batch::packed`]).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest wire format version decoders still read.
+pub const OLDEST_PROTOCOL_VERSION: u16 = 1;

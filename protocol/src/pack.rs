@@ -22,6 +22,7 @@
 //! bytes as `bin`; code enums ([`crate::batch::ConsoleLevel`], ...) as their `u8` code.
 
 use crate::batch::network::{ResourceTiming, WebSocketActivity, WebSocketMessage};
+use crate::batch::packed;
 use crate::batch::{
     AddedSubtree, AppFact, Attr, AttrChange, Batch, CanvasFrame, Click, Console, CssChange, CssOp, Custom, DialogShown,
     Environment, ErrorEvent, Event, EventData, Focus, FontAdded, FrameInfo, Freeze, Input, LongFrame, Media, Metric,
@@ -156,11 +157,26 @@ fn strs<S: AsRef<str>>(o: &mut Vec<u8>, items: &[S]) {
     list(o, items, |o, v| s(o, v));
 }
 
-/// A pointer trail as one `bin` ([`crate::batch::packed_points`]): the varints are written
-/// after the buffer's end, then the header is put before them.
+/// A pointer trail as one `bin` ([`crate::batch::packed_points`]).
 fn points(o: &mut Vec<u8>, points: &[MousePoint]) {
+    bin_of(o, |o| crate::batch::packed_points::pack_into(points, o));
+}
+
+/// A packed list of a mutation ([`crate::batch::packed`]): one `bin`, or the plain array of
+/// `each` item when the list is shorter than [`packed::PACK_MIN`].
+fn packed_list<T>(o: &mut Vec<u8>, items: &[T], pack: impl FnOnce(&mut Vec<u8>), each: impl FnMut(&mut Vec<u8>, &T)) {
+    if items.len() < packed::PACK_MIN {
+        list(o, items, each);
+    } else {
+        bin_of(o, pack);
+    }
+}
+
+/// One `bin` whose content `fill` appends: written after the buffer's end, then the header is
+/// put before it.
+fn bin_of(o: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
     let at = o.len();
-    crate::batch::packed_points::pack_into(points, o);
+    fill(o);
     let len = o.len() - at;
     let mut header = Vec::with_capacity(5);
     header.header(len, 0, 0, 0xc4, 0xc5);
@@ -211,7 +227,7 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
         EventData::Mutation(Mutation { removes, adds, attrs, texts }) => {
             o.variant(b'm');
             o.array(4);
-            ints(o, removes);
+            packed_list(o, removes, |o| packed::pack_removes(removes, o), |o, v| o.uint(u64::from(*v)));
             list(o, adds, |o, a| {
                 let AddedSubtree { parent, next, nodes } = a;
                 o.array(3);
@@ -219,22 +235,32 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
                 o.uint(u64::from(*next));
                 node_list(o, nodes);
             });
-            list(o, attrs, |o, a| {
-                let AttrChange { id, name, value } = a;
-                o.array(3);
-                o.uint(u64::from(*id));
-                s(o, name);
-                match value {
-                    Some(v) => s(o, v),
-                    None => o.byte(0xc0),
-                }
-            });
-            list(o, texts, |o, t| {
-                let TextChange { id, text } = t;
-                o.array(2);
-                o.uint(u64::from(*id));
-                s(o, text);
-            });
+            packed_list(
+                o,
+                attrs,
+                |o| packed::pack_attrs(attrs, o),
+                |o, a| {
+                    let AttrChange { id, name, value } = a;
+                    o.array(3);
+                    o.uint(u64::from(*id));
+                    s(o, name);
+                    match value {
+                        Some(v) => s(o, v),
+                        None => o.byte(0xc0),
+                    }
+                },
+            );
+            packed_list(
+                o,
+                texts,
+                |o| packed::pack_texts(texts, o),
+                |o, t| {
+                    let TextChange { id, text } = t;
+                    o.array(2);
+                    o.uint(u64::from(*id));
+                    s(o, text);
+                },
+            );
         }
         EventData::Input(Input { id, value, checked }) => {
             o.variant(b'i');
@@ -701,7 +727,8 @@ mod tests {
     use super::*;
     use crate::batch::network::{FailureKind, WebSocketPhase};
     use crate::batch::{
-        ConsoleLevel, ErrorKind, MediaAction, Namespace, NavigationKind, NoteKind, RequestKind, TouchKind,
+        AttrChange, ConsoleLevel, ErrorKind, MediaAction, Namespace, NavigationKind, NoteKind, RequestKind, TextChange,
+        TouchKind,
     };
 
     /// Which variant of [`EventData`] an event is, by an exhaustive match: a new variant fails
