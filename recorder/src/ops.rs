@@ -42,6 +42,8 @@ pub(crate) struct Args<'a> {
     strs: &'a str,
 }
 
+/// The readers that hold a loop are never inlined: [`Recorder::run`] calls them about a hundred
+/// times, and inlined they made it the biggest function of the wasm.
 impl<'a> Args<'a> {
     pub(crate) fn new(nums: &'a [f64], strs: &'a str) -> Self {
         Args { nums, at: 0, strs }
@@ -73,6 +75,7 @@ impl<'a> Args<'a> {
 
     /// The next string: as many characters as its length in UTF-16 code units says (fewer when
     /// `strs` ends first).
+    #[inline(never)]
     fn str(&mut self) -> &'a str {
         let mut left = self.n() as usize;
         let mut bytes = 0;
@@ -88,6 +91,7 @@ impl<'a> Args<'a> {
         s
     }
 
+    #[inline(never)]
     fn string(&mut self) -> String {
         self.str().to_owned()
     }
@@ -98,6 +102,7 @@ impl<'a> Args<'a> {
     }
 
     /// An array of numbers: its length, then its values (cut where `nums` ends).
+    #[inline(never)]
     fn nums(&mut self) -> &'a [f64] {
         let len = self.n() as usize;
         let start = self.at.min(self.nums.len());
@@ -106,11 +111,13 @@ impl<'a> Args<'a> {
         self.nums.get(start..end).unwrap_or_default()
     }
 
+    #[inline(never)]
     fn i32s(&mut self) -> Vec<i32> {
         self.nums().iter().map(|&v| v as i32).collect()
     }
 
     /// An array of strings: its length, then each string (at most as many as `nums` has left).
+    #[inline(never)]
     fn strings(&mut self) -> Vec<String> {
         let len = (self.n() as usize).min(self.nums.len().saturating_sub(self.at));
         (0..len).map(|_| self.string()).collect()
