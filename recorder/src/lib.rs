@@ -28,6 +28,12 @@ use replay_protocol::{
 };
 use wasm_bindgen::prelude::*;
 
+/// The allocator: talc instead of the standard library's dlmalloc, a smaller part of the
+/// download (the recorder runs on one thread; `cargo xtask size` has the figures).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// The recorder state of one page view, owned by the JavaScript side.
 #[wasm_bindgen]
 pub struct Recorder {
