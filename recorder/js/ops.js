@@ -32,15 +32,16 @@ export class Recorder {
 }
 
 OPS.split(' ').forEach((op, code) => {
-  const [name, kinds] = op.split(':');
-  Recorder.prototype[name] = function (...args) {
+  const [name, letters] = op.split(':');
+  const kinds = Array.from(letters);
+  Recorder.prototype[name] = function () {
     const nums = [];
     let strs = '';
     let ints = NO_INTS;
     let bytes = NO_BYTES;
     for (let i = 0; i < kinds.length; i++) {
       const k = kinds[i];
-      const v = args[i] ?? (k === 'n' ? 0 : '');
+      const v = arguments[i] ?? (k === 'n' ? 0 : '');
       if (k === 'n') nums.push(v);
       else if (k === 's') {
         const s = text(v);
