@@ -6,8 +6,9 @@
 // into protocol events, buffers and encodes them. Every callback is guarded: the recorder never
 // throws into the page.
 import init, {
-  Recorder, __replay_instantiate as instantiate, __replay_memory_bytes as memoryBytes, __replay_switch as switchTo,
+  __replay_instantiate as instantiate, __replay_memory_bytes as memoryBytes, __replay_switch as switchTo,
 } from './recorder_wasm.js';
+import { Recorder } from './ops.js';
 import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
 import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';

@@ -12,10 +12,12 @@
 mod buffer;
 mod frames;
 mod network;
+mod ops;
 mod privacy;
 pub mod renew;
 
 pub use buffer::{BatchBuffer, BufferConfig};
+pub use ops::OPS;
 pub use privacy::{Privacy, redact_body, sensitive_key};
 
 use replay_protocol::{
@@ -25,6 +27,12 @@ use replay_protocol::{
     Scroll, ScrollDepth, Selection, Snapshot, Touch, TouchKind, Viewport, tape,
 };
 use wasm_bindgen::prelude::*;
+
+/// The allocator: talc instead of the standard library's dlmalloc, a smaller part of the
+/// download (the recorder runs on one thread; `cargo xtask size` has the figures).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 /// The recorder state of one page view, owned by the JavaScript side.
 #[wasm_bindgen]
@@ -93,14 +101,14 @@ fn attrs_from(flat: Vec<String>, privacy: &Privacy) -> Vec<Attr> {
     out
 }
 
-/// A bad tape as a JavaScript error: the tape's reason (where it went wrong is not written:
+/// A bad tape's error for JavaScript: the tape's reason (where it went wrong is not written:
 /// `replay_protocol::Error`'s `Display` would bring every variant's message and the MessagePack
 /// and I/O errors' formatting into the wasm).
-fn tape_error(e: replay_protocol::Error) -> JsError {
-    JsError::new(match e {
+fn tape_error(e: replay_protocol::Error) -> &'static str {
+    match e {
         replay_protocol::Error::Tape { reason, .. } => reason,
         _ => "invalid tape",
-    })
+    }
 }
 
 /// Bytes as a wire size: JavaScript hands sizes over as numbers.
@@ -108,6 +116,8 @@ fn size(v: f64) -> u64 {
     if v.is_finite() && v > 0.0 { v as u64 } else { 0 }
 }
 
+/// What JavaScript calls directly: the constructor and [`Recorder::restore`]; everything else
+/// goes through [`Recorder::op`] (see [`ops`]).
 #[wasm_bindgen]
 impl Recorder {
     /// A recorder for page view `page` of session `session`; `max_buffer_bytes` bounds what is
@@ -124,21 +134,24 @@ impl Recorder {
         }
     }
 
+    /// A recorder from the state [`Recorder::save`] returned (in another instance of this wasm).
+    pub fn restore(state: &[u8]) -> Result<Recorder, JsError> {
+        Recorder::from_state(state).ok_or_else(|| JsError::new("malformed recorder state"))
+    }
+}
+
+/// The operations of [`ops::OPS`], each reached through [`Recorder::op`].
+impl Recorder {
     /// The recorder's state, to carry it into a fresh wasm instance (see [`renew`]): only
     /// right after a cut, while no event waits (an error otherwise).
-    pub fn save(&self) -> Result<Vec<u8>, JsError> {
+    pub fn save(&self) -> Result<Vec<u8>, &'static str> {
         if !self.buffer.is_empty() {
-            return Err(JsError::new("events are waiting: cut the batch first"));
+            return Err("events are waiting: cut the batch first");
         }
         let mut w = renew::Writer::default();
         self.buffer.save(&mut w);
         self.privacy.save(&mut w);
         Ok(w.0)
-    }
-
-    /// A recorder from the state [`Recorder::save`] returned (in another instance of this wasm).
-    pub fn restore(state: &[u8]) -> Result<Recorder, JsError> {
-        Recorder::from_state(state).ok_or_else(|| JsError::new("malformed recorder state"))
     }
 
     /// Turns PII detection (e-mails, card numbers, phone numbers, IBANs) on or off; on by default.
@@ -180,7 +193,7 @@ impl Recorder {
         strs: &str,
         scroll_x: i32,
         scroll_y: i32,
-    ) -> Result<(), JsError> {
+    ) -> Result<(), &'static str> {
         let mut nodes = tape::read_snapshot(ints, strs).map_err(tape_error)?;
         self.privacy.clean_nodes(&mut nodes);
         self.buffer.push(now_ms(now), EventData::Snapshot(Snapshot { nodes, scroll_x, scroll_y }));
@@ -188,7 +201,7 @@ impl Recorder {
     }
 
     /// A mutation batch from the observer's tape.
-    pub fn mutation(&mut self, now: f64, ints: &[u32], strs: &str) -> Result<(), JsError> {
+    pub fn mutation(&mut self, now: f64, ints: &[u32], strs: &str) -> Result<(), &'static str> {
         let mut m = tape::read_mutation(ints, strs).map_err(tape_error)?;
         if !m.is_empty() {
             self.privacy.clean_mutation(&mut m);
@@ -209,9 +222,9 @@ impl Recorder {
         strs: &str,
         lo: u32,
         hi: u32,
-    ) -> Result<(), JsError> {
+    ) -> Result<(), &'static str> {
         let nodes = tape::read_snapshot(ints, strs).map_err(tape_error)?;
-        let mut m = frames::attach(nodes, frame, old, frames::IdRange { lo, hi }).map_err(JsError::new)?;
+        let mut m = frames::attach(nodes, frame, old, frames::IdRange { lo, hi })?;
         self.privacy.clean_mutation(&mut m);
         self.buffer.push(now_ms(now), EventData::Mutation(m));
         Ok(())
@@ -219,9 +232,9 @@ impl Recorder {
 
     /// A cross-origin child frame's mutation tape; refused whole when it names a node outside
     /// the child's ids `lo..hi`.
-    pub fn frame_mutation(&mut self, now: f64, ints: &[u32], strs: &str, lo: u32, hi: u32) -> Result<(), JsError> {
+    pub fn frame_mutation(&mut self, now: f64, ints: &[u32], strs: &str, lo: u32, hi: u32) -> Result<(), &'static str> {
         let mut m = tape::read_mutation(ints, strs).map_err(tape_error)?;
-        frames::check_mutation(&m, frames::IdRange { lo, hi }).map_err(JsError::new)?;
+        frames::check_mutation(&m, frames::IdRange { lo, hi })?;
         if !m.is_empty() {
             self.privacy.clean_mutation(&mut m);
             self.buffer.push(now_ms(now), EventData::Mutation(m));

@@ -5,7 +5,6 @@
 //! cleaned), whatever JavaScript already did.
 
 use replay_protocol::{EventData, ResourceTiming, WebSocketActivity, WebSocketMessage, WebSocketPhase};
-use wasm_bindgen::prelude::*;
 
 use crate::{Recorder, now_ms, redact_body, size};
 
@@ -55,7 +54,6 @@ fn cut(mut s: String, max: usize) -> String {
     s
 }
 
-#[wasm_bindgen]
 impl Recorder {
     /// WebSocket activity of connection `id` at `now`: `phase` a [`WebSocketPhase`] code;
     /// `nums` = `[sent, received, sent_bytes, received_bytes, code, clean, dropped]` (totals);

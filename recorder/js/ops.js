@@ -1,0 +1,67 @@
+// The wasm Recorder as the capture modules call it (`S.rec.click(now, id, ...)`): one method per
+// operation, each packing its arguments into the one wasm export `op` (recorder/src/ops.rs says
+// how: numbers into one array, strings back to back into one string, a u32 array, bytes). One
+// export instead of one per method keeps the wasm-bindgen glue, in JavaScript and in wasm, small.
+import { Recorder as Wasm } from './recorder_wasm.js';
+
+/** `name:kinds` of every operation; its code is its place (recorder/src/ops.rs `OPS`, checked equal). */
+const OPS = 'set_pii:n remember:ns meta:nssnnss snapshot:niSnn mutation:niS frame_document:nnniSnn frame_mutation:niSnn frame:nnsnn font:nssbsssss input:nnsn click:nnnnnss scroll_depth:nnn mouse:nf scroll:nnnn viewport:nnn custom:nss css:nnnsisss navigation:nsn canvas:nnsbnn dialog:nnn focus:nnn selection:nnnnn media:nnnnnnn touch:nnf visibility:nn note:nnnns count_error: flush:nn add_dropped:n console:nnas error:nnsssnnn network:nnssnnnnnnsaassnfs long_frame:nnnnnaf metric:nsn environment:nsssnnnsss app_fact:nnss watch:nn freeze_marker:nss take_freeze_marker: freeze_ended:nnaf websocket:nnnsssffa save:';
+
+const NO_INTS = new Uint32Array(0);
+const NO_BYTES = new Uint8Array(0);
+
+/** A string argument as it is carried: nothing for `null`/`undefined`, never a misaligned tape. */
+const text = (v) => (v == null ? '' : '' + v);
+
+export class Recorder {
+  /** A recorder for page view `page` of session `session` (see recorder/src/lib.rs), or around `w`. */
+  constructor(session, page, maxBatchBytes, maxBufferBytes, w = undefined) {
+    this.w = w || new Wasm(session, page, maxBatchBytes, maxBufferBytes);
+  }
+
+  /** A recorder from the state `save()` returned (in another instance of the wasm). */
+  static restore(state) {
+    return new Recorder('', '', 0, 0, Wasm.restore(state));
+  }
+
+  free() { this.w.free(); }
+  should_flush() { return this.w.num(0, 0) > 0; }
+  pending_bytes() { return this.w.num(1, 0); }
+  dropped_total() { return this.w.num(2, 0); }
+  beat(t) { return this.w.num(3, t) > 0; }
+}
+
+OPS.split(' ').forEach((op, code) => {
+  const [name, letters] = op.split(':');
+  const kinds = Array.from(letters);
+  Recorder.prototype[name] = function () {
+    const nums = [];
+    let strs = '';
+    let ints = NO_INTS;
+    let bytes = NO_BYTES;
+    for (let i = 0; i < kinds.length; i++) {
+      const k = kinds[i];
+      const v = arguments[i] ?? (k === 'n' ? 0 : '');
+      if (k === 'n') nums.push(v);
+      else if (k === 's') {
+        const s = text(v);
+        nums.push(s.length);
+        strs += s;
+      } else if (k === 'S') strs += text(v);
+      else if (k === 'i') ints = v;
+      else if (k === 'b') bytes = v;
+      else if (k === 'f') {
+        nums.push(v.length);
+        for (let j = 0; j < v.length; j++) nums.push(v[j]);
+      } else {
+        nums.push(v.length);
+        for (let j = 0; j < v.length; j++) {
+          const s = text(v[j]);
+          nums.push(s.length);
+          strs += s;
+        }
+      }
+    }
+    return this.w.op(code, nums, strs, ints, bytes);
+  };
+});
