@@ -14,7 +14,9 @@ import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas.js';
 import { patchCssom } from './css.js';
-import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
+import {
+  flushMouse, flushTyped, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners,
+} from './events.js';
 import {
   configureTransport, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
@@ -113,6 +115,7 @@ function flushNow(isFinal, drain) {
 }
 
 function cut(isFinal, drain) {
+  flushTyped();
   if (drain === true) { settle(); flushDiagnostics(); }
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
@@ -221,6 +224,7 @@ function start(recording) {
   S.onCanvas = guard(walkedCanvas);
   S.onDocument = guard(onDocument);
   S.onFrame = guard(frameMet);
+  S.beforePass = flushTyped;
   startFrames();
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);

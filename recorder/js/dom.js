@@ -151,7 +151,23 @@ export const SLICE_MS = 8;
 
 /** A walk that can stop and go on later: the stack of nodes still to visit. */
 function walker(root, rootParent, masked) {
-  return { nodes: [root], parents: [rootParent], flags: [masked === true || masked === 1 ? 1 : masked === 2 ? 2 : 0], count: 0, check: false };
+  return rewalker({ nodes: [], parents: [], flags: [], count: 0, check: false }, root, rootParent, masked);
+}
+
+/**
+ * Walker `w`, done with, set to walk `root` instead: a re-render of 20k rows adds 20k subtree
+ * roots, and a walker (four objects) made for each was garbage the page's thread collected.
+ */
+function rewalker(w, root, rootParent, masked) {
+  w.nodes.length = 0;
+  w.parents.length = 0;
+  w.flags.length = 0;
+  w.nodes.push(root);
+  w.parents.push(rootParent);
+  w.flags.push(masked === true || masked === 1 ? 1 : masked === 2 ? 2 : 0);
+  w.count = 0;
+  w.check = false;
+  return w;
 }
 
 /**
@@ -593,7 +609,7 @@ function advance(j, deadline) {
     while (s && (!ids.has(s) || ids.get(s) < (j.late.get(s) || 0) || j.pending.has(s))) s = s.nextSibling;
     ints.p3(ids.get(p), s ? ids.get(s) : 0, 0);
     j.at = ints.length - 1;
-    j.w = walker(n, ids.get(p), m);
+    j.w = j.spare ? rewalker(j.spare, n, ids.get(p), m) : (j.spare = walker(n, ids.get(p), m));
   }
 }
 
@@ -808,6 +824,8 @@ function mutationJob() {
   forced = false;
   const t = now();
   const ids = S.ids;
+  // Typed values first (coalesced, events.js): remembered before their echoes are read.
+  if (S.beforePass) S.beforePass();
   // The page may have echoed the focused field before our input listener saw it.
   rememberActive();
   const removes = [];
@@ -908,7 +926,7 @@ function mutationJob() {
   ints.p1(0);
   return {
     snapshot: false, firstId: S.nextId, t, ints, strs: [], roots, next: 0, w: null, at: 0,
-    nAdds: 0, nAddsAt, nRemoves: removes.length, attrs, texts, maskedUnder, late: new Map(), pending, parts: [],
+    nAdds: 0, nAddsAt, nRemoves: removes.length, attrs, texts, maskedUnder, late: new Map(), pending, parts: [], spare: null,
   };
 }
 
