@@ -224,7 +224,6 @@ function start(recording) {
   S.onCanvas = guard(walkedCanvas);
   S.onDocument = guard(onDocument);
   S.onFrame = guard(frameMet);
-  S.beforePass = flushTyped;
   startFrames();
   buffering = S.cfg.mode === 'buffer';
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);

@@ -491,6 +491,8 @@ function workTimed(ms) {
 
 /** Works until `deadline`: the running job, then jobs for what is queued. */
 function run(deadline) {
+  // Typed values first (coalesced, events.js): remembered before any echo of them is read.
+  if (S.beforePass) S.beforePass();
   for (;;) {
     if (!job) {
       if (S.stopped || (!queue.length && !forced)) return;
@@ -824,8 +826,6 @@ function mutationJob() {
   forced = false;
   const t = now();
   const ids = S.ids;
-  // Typed values first (coalesced, events.js): remembered before their echoes are read.
-  if (S.beforePass) S.beforePass();
   // The page may have echoed the focused field before our input listener saw it.
   rememberActive();
   const removes = [];
@@ -962,10 +962,20 @@ function endMutation(j) {
     if (id === undefined || !live(el) || S.blocked.has(el)) continue;
     const tag = el.localName;
     for (const [name, ns] of names) {
-      const node = ns ? el.getAttributeNodeNS(ns, name) : el.getAttributeNode(name);
-      const qname = node ? node.name : name;
-      const value = node ? capped(attrValue(el, tag, qname, node.value)) : '';
-      ints.p4(id, node ? 1 : 0, qname.length, value.length);
+      // Without a namespace the name is the qualified name: its value is read as a string (an
+      // Attr node per change was most of the cost of a page animating attributes). Not found
+      // (removed, or a name getAttribute lower-cases away): the Attr node says which.
+      let qname = name;
+      let raw = ns ? null : el.getAttribute(name);
+      if (raw === null) {
+        const node = ns ? el.getAttributeNodeNS(ns, name) : el.getAttributeNode(name);
+        if (node) {
+          qname = node.name;
+          raw = node.value;
+        }
+      }
+      const value = raw === null ? '' : capped(attrValue(el, tag, qname, raw));
+      ints.p4(id, raw === null ? 0 : 1, qname.length, value.length);
       strs.push(qname, value);
       nAttrs++;
     }

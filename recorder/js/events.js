@@ -67,6 +67,9 @@ export function flushTyped() {
   for (const [el, t] of fields) recordInputAt(t, el, true);
 }
 
+// Every pass over DOM changes starts with them (dom.js `run`; a parent's or a child frame's).
+S.beforePass = flushTyped;
+
 const flushTypedGuarded = guard(() => {
   typedTimer = 0;
   flushTyped();
