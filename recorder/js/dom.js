@@ -418,10 +418,14 @@ export function collect(records) {
   let seen = null;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
-    if (r.type !== 'childList') countChange(r.target, seen || (seen = new Set()));
+    // Each of a record's fields is a call into the browser: each is read once, and only where
+    // its type has it (a page animating attributes makes hundreds of records per task).
+    const type = r.type;
+    const target = r.target;
+    if (type !== 'childList') countChange(target, seen || (seen = new Set()));
     // A document in designMode now: what changed in it was typed, even if the page switches
     // designMode off before the job reads the change (GATHER_MS later).
-    const d = r.target.ownerDocument || r.target;
+    const d = target.ownerDocument || target;
     if (d !== doc) {
       doc = d;
       if (d.designMode === 'on' && !designSeen.has(d)) {
@@ -431,8 +435,8 @@ export function collect(records) {
     }
     // Inside a masked editing host now (text being typed): masked even if the page drops the
     // host's contenteditable (an inline editor saving on Enter) before the job reads the change.
-    if (S.maskCtx && r.type !== 'attributes') {
-      const el = r.type === 'characterData' ? r.target.parentNode : r.target;
+    if (S.maskCtx && type !== 'attributes') {
+      const el = type === 'characterData' ? target.parentNode : target;
       if (el && el.nodeType === 1 && !typedSeen.has(el)) {
         try {
           if (closestAcross(el, P.maskText)) typedSeen.add(el);
@@ -440,21 +444,25 @@ export function collect(records) {
       }
     }
     let rem = null;
-    if (r.type === 'childList') {
+    let added = null;
+    let name = null;
+    let ns = null;
+    if (type === 'childList') {
       rem = [];
       const removed = r.removedNodes;
       for (let j = 0; j < removed.length; j++) {
         const id = ids.get(removed[j]);
         if (id !== undefined) rem.push(id);
       }
-    }
-    if (job && rem) {
-      const added = r.addedNodes;
-      for (let j = 0; j < added.length; j++) job.late.set(added[j], S.nextId);
+      added = r.addedNodes;
+      if (job) for (let j = 0; j < added.length; j++) job.late.set(added[j], S.nextId);
+    } else if (type === 'attributes') {
+      name = r.attributeName;
+      ns = r.attributeNamespace;
     }
     // `seq`: a node added here but walked after this record came (its id is at least `seq`)
     // is already where it is: it is not added again.
-    queue.push({ type: r.type, target: r.target, rem, added: r.addedNodes, name: r.attributeName, ns: r.attributeNamespace, seq: S.nextId });
+    queue.push({ type, target, rem, added, name, ns, seq: S.nextId });
   }
   if (queue.length > MAX_QUEUE) settle();
   else if (queue.length) schedule();
