@@ -5,11 +5,13 @@
 //
 //   cargo xtask build
 //   node bench/profile-scenario.mjs [--page=form] [--reps=3] [--top=30] [--interval-us=50]
+//     [--entry=FN: self time under entry point FN] [--lines=FN: FN's self time by source line]
+//     [--calls: calls per function of the recorder (precise coverage)]
 //
 // It uses the shared harness's pages (../shared/bench/pages) and its installed playwright-core
 // (the copy run.sh keeps under ${BENCH_HOME:-~/.cache/replay-bench}/harness: run the benchmark once
 // first), and our adapter (bench/adapter.mjs) to start the server and insert the recorder.
-// Only the `form` and `cssom` scenarios are written here (copies of the harness's steps).
+// The `form`, `cssom`, `products` and `churn` scenarios are written here (copies of the harness's steps).
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -44,6 +46,30 @@ const SCENARIOS = {
       await page.click('#shipping'); await page.click('#terms');
       await page.click('#submit');
     },
+  },
+  // Copies of the shared benchmark's products (N from --n, default 20000) and churn scenarios.
+  products: {
+    url: `/products.html?n=${Number(args.n || 20000)}&burnM=90`,
+    async run(page) {
+      const opCount = () => page.evaluate(() => window.__ops.length);
+      const waitOps = n => page.evaluate(n => window.__waitOps(n, 600000), n);
+      let n = await opCount();
+      await page.click('#filter');
+      for (const ch of 'blue') { await page.keyboard.type(ch); await waitOps(++n); }
+      await page.keyboard.press('Control+A'); await page.keyboard.press('Backspace');
+      await waitOps(++n);
+      await page.click('#expensive'); await waitOps(++n);
+      await page.click('#showall'); await waitOps(++n);
+      await page.mouse.move(640, 500);
+      for (let i = 0; i < 10; i++) { await page.mouse.wheel(0, 600); await page.waitForTimeout(100); }
+      for (let i = 0; i < 5; i++) { await page.mouse.click(400, 200 + i * 60); await waitOps(++n); }
+      await page.click('#filter');
+      await page.keyboard.insertText('teal'); await waitOps(++n);
+    },
+  },
+  churn: {
+    url: '/churn.html?duration=10&tiles=100&mut=200&interval=100',
+    async run(page) { await page.evaluate(() => window.__startChurn()); },
   },
   cssom: {
     url: '/cssom.html?rules=400&cards=40',
@@ -129,6 +155,15 @@ function summarize(profile, into) {
     const script = f.url ? f.url.replace(/^.*\//, '') : '(native)';
     const key = `${f.functionName || '(anonymous)'}  ${script}:${f.lineNumber + 1}:${f.columnNumber + 1}`;
     into.fns.set(key, (into.fns.get(key) || 0) + ms);
+    if (args.lines && f.functionName === args.lines) {
+      // Self samples by source line (`positionTicks`: ticks, not ms; the node's time shared out by them).
+      const node = byId.get(id);
+      const ticks = (node.positionTicks || []).reduce((a, p) => a + p.ticks, 0);
+      for (const p of node.positionTicks || []) {
+        const lk = `${script}:${p.line}`;
+        into.lines.set(lk, (into.lines.get(lk) || 0) + ms * p.ticks / ticks);
+      }
+    }
     into.scripts.set(script, (into.scripts.get(script) || 0) + ms);
     const e = entry(id);
     if (e) {
@@ -150,16 +185,34 @@ async function once(withRecorder) {
   const cdp = await context.newCDPSession(page);
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: INTERVAL_US });
+  if ('calls' in args && withRecorder) await cdp.send('Profiler.startPreciseCoverage', { callCount: true, detailed: false });
   await cdp.send('Profiler.start');
   await scenario.run(page);
   await page.waitForTimeout(300);
   const { profile } = await cdp.send('Profiler.stop');
+  if ('calls' in args && withRecorder) {
+    // How many times each of the recorder's functions ran during the scenario (precise coverage).
+    const { result } = await cdp.send('Profiler.takePreciseCoverage');
+    await cdp.send('Profiler.stopPreciseCoverage');
+    for (const script of result) {
+      if (!/\/recorder\//.test(script.url)) continue;
+      for (const fn of script.functions) {
+        const n = fn.ranges[0].count;
+        if (!n) continue;
+        const k = `${fn.functionName || '(anonymous)'}  ${script.url.replace(/^.*\//, '')}@${fn.ranges[0].startOffset}`;
+        calls.set(k, (calls.get(k) || 0) + n);
+      }
+    }
+  }
   if (withRecorder) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
   await context.close();
   return profile;
 }
 
-const acc = { none: { fns: new Map(), scripts: new Map(), entries: new Map(), under: new Map() }, replay: { fns: new Map(), scripts: new Map(), entries: new Map(), under: new Map() } };
+/** Calls per recorder function (`--calls`), summed over the runs. */
+const calls = new Map();
+const fresh = () => ({ fns: new Map(), scripts: new Map(), entries: new Map(), under: new Map(), lines: new Map() });
+const acc = { none: fresh(), replay: fresh() };
 for (let rep = 0; rep < REPS; rep++) {
   summarize(await once(false), acc.none);
   summarize(await once(true), acc.replay);
@@ -181,6 +234,15 @@ for (const [k, ms] of entries.slice(0, TOP)) console.log(`${fmt(ms)}  ${k}`);
 if (args.entry) {
   console.log(`\nreplay: self time under ${args.entry} (ms per run):`);
   for (const [k, ms] of [...acc.replay.under].sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`${fmt(ms)}  ${k}`);
+}
+if ('calls' in args) {
+  console.log(`\nreplay: calls per run of the recorder's functions (precise coverage; counts perturb the profile):`);
+  for (const [k, n] of [...calls].sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`${(n / REPS).toFixed(0).padStart(9)}  ${k}`);
+}
+if (args.lines) {
+  console.log(`\nreplay: self time of ${args.lines} by source line of the unminified bundle (ms per run):`);
+  for (const [k, ms] of [...acc.replay.lines].sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`${fmt(ms)}  ${k}`);
+  if (unminified) console.log(`(the bundle: ${path.join(os.tmpdir(), `replay-core-unminified-${process.pid}.js`)})`);
 }
 await browser.close();
 await adapter.teardown(ctx);

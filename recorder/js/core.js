@@ -15,7 +15,9 @@ import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas.js';
 import { patchCssom } from './css.js';
-import { flushMouse, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners } from './events.js';
+import {
+  flushMouse, flushTyped, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners,
+} from './events.js';
 import {
   configureTransport, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
 } from './transport.js';
@@ -114,6 +116,7 @@ function flushNow(isFinal, drain) {
 }
 
 function cut(isFinal, drain) {
+  flushTyped();
   if (drain === true) { settle(); flushDiagnostics(); }
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());

@@ -151,7 +151,23 @@ export const SLICE_MS = 8;
 
 /** A walk that can stop and go on later: the stack of nodes still to visit. */
 function walker(root, rootParent, masked) {
-  return { nodes: [root], parents: [rootParent], flags: [masked === true || masked === 1 ? 1 : masked === 2 ? 2 : 0], count: 0, check: false };
+  return rewalker({ nodes: [], parents: [], flags: [], count: 0, check: false }, root, rootParent, masked);
+}
+
+/**
+ * Walker `w`, done with, set to walk `root` instead: a re-render of 20k rows adds 20k subtree
+ * roots, and a walker (four objects) made for each was garbage the page's thread collected.
+ */
+function rewalker(w, root, rootParent, masked) {
+  w.nodes.length = 0;
+  w.parents.length = 0;
+  w.flags.length = 0;
+  w.nodes.push(root);
+  w.parents.push(rootParent);
+  w.flags.push(masked === true || masked === 1 ? 1 : masked === 2 ? 2 : 0);
+  w.count = 0;
+  w.check = false;
+  return w;
 }
 
 /**
@@ -402,10 +418,14 @@ export function collect(records) {
   let seen = null;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
-    if (r.type !== 'childList') countChange(r.target, seen || (seen = new Set()));
+    // Each of a record's fields is a call into the browser: each is read once, and only where
+    // its type has it (a page animating attributes makes hundreds of records per task).
+    const type = r.type;
+    const target = r.target;
+    if (type !== 'childList') countChange(target, seen || (seen = new Set()));
     // A document in designMode now: what changed in it was typed, even if the page switches
     // designMode off before the job reads the change (GATHER_MS later).
-    const d = r.target.ownerDocument || r.target;
+    const d = target.ownerDocument || target;
     if (d !== doc) {
       doc = d;
       if (d.designMode === 'on' && !designSeen.has(d)) {
@@ -415,8 +435,8 @@ export function collect(records) {
     }
     // Inside a masked editing host now (text being typed): masked even if the page drops the
     // host's contenteditable (an inline editor saving on Enter) before the job reads the change.
-    if (S.maskCtx && r.type !== 'attributes') {
-      const el = r.type === 'characterData' ? r.target.parentNode : r.target;
+    if (S.maskCtx && type !== 'attributes') {
+      const el = type === 'characterData' ? target.parentNode : target;
       if (el && el.nodeType === 1 && !typedSeen.has(el)) {
         try {
           if (closestAcross(el, P.maskText)) typedSeen.add(el);
@@ -424,21 +444,25 @@ export function collect(records) {
       }
     }
     let rem = null;
-    if (r.type === 'childList') {
+    let added = null;
+    let name = null;
+    let ns = null;
+    if (type === 'childList') {
       rem = [];
       const removed = r.removedNodes;
       for (let j = 0; j < removed.length; j++) {
         const id = ids.get(removed[j]);
         if (id !== undefined) rem.push(id);
       }
-    }
-    if (job && rem) {
-      const added = r.addedNodes;
-      for (let j = 0; j < added.length; j++) job.late.set(added[j], S.nextId);
+      added = r.addedNodes;
+      if (job) for (let j = 0; j < added.length; j++) job.late.set(added[j], S.nextId);
+    } else if (type === 'attributes') {
+      name = r.attributeName;
+      ns = r.attributeNamespace;
     }
     // `seq`: a node added here but walked after this record came (its id is at least `seq`)
     // is already where it is: it is not added again.
-    queue.push({ type: r.type, target: r.target, rem, added: r.addedNodes, name: r.attributeName, ns: r.attributeNamespace, seq: S.nextId });
+    queue.push({ type, target, rem, added, name, ns, seq: S.nextId });
   }
   if (queue.length > MAX_QUEUE) settle();
   else if (queue.length) schedule();
@@ -475,6 +499,8 @@ function workTimed(ms) {
 
 /** Works until `deadline`: the running job, then jobs for what is queued. */
 function run(deadline) {
+  // Typed values first (coalesced, events.js): remembered before any echo of them is read.
+  if (S.beforePass) S.beforePass();
   for (;;) {
     if (!job) {
       if (S.stopped || (!queue.length && !forced)) return;
@@ -593,7 +619,7 @@ function advance(j, deadline) {
     while (s && (!ids.has(s) || ids.get(s) < (j.late.get(s) || 0) || j.pending.has(s))) s = s.nextSibling;
     ints.p3(ids.get(p), s ? ids.get(s) : 0, 0);
     j.at = ints.length - 1;
-    j.w = walker(n, ids.get(p), m);
+    j.w = j.spare ? rewalker(j.spare, n, ids.get(p), m) : (j.spare = walker(n, ids.get(p), m));
   }
 }
 
@@ -908,7 +934,7 @@ function mutationJob() {
   ints.p1(0);
   return {
     snapshot: false, firstId: S.nextId, t, ints, strs: [], roots, next: 0, w: null, at: 0,
-    nAdds: 0, nAddsAt, nRemoves: removes.length, attrs, texts, maskedUnder, late: new Map(), pending, parts: [],
+    nAdds: 0, nAddsAt, nRemoves: removes.length, attrs, texts, maskedUnder, late: new Map(), pending, parts: [], spare: null,
   };
 }
 
@@ -944,10 +970,20 @@ function endMutation(j) {
     if (id === undefined || !live(el) || S.blocked.has(el)) continue;
     const tag = el.localName;
     for (const [name, ns] of names) {
-      const node = ns ? el.getAttributeNodeNS(ns, name) : el.getAttributeNode(name);
-      const qname = node ? node.name : name;
-      const value = node ? capped(attrValue(el, tag, qname, node.value)) : '';
-      ints.p4(id, node ? 1 : 0, qname.length, value.length);
+      // Without a namespace the name is the qualified name: its value is read as a string (an
+      // Attr node per change was most of the cost of a page animating attributes). Not found
+      // (removed, or a name getAttribute lower-cases away): the Attr node says which.
+      let qname = name;
+      let raw = ns ? null : el.getAttribute(name);
+      if (raw === null) {
+        const node = ns ? el.getAttributeNodeNS(ns, name) : el.getAttributeNode(name);
+        if (node) {
+          qname = node.name;
+          raw = node.value;
+        }
+      }
+      const value = raw === null ? '' : capped(attrValue(el, tag, qname, raw));
+      ints.p4(id, raw === null ? 0 : 1, qname.length, value.length);
       strs.push(qname, value);
       nAttrs++;
     }

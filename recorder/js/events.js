@@ -21,6 +21,61 @@ const cleanups = [];
  * keystrokes), only one empty state when they change.
  */
 export function recordInput(el, typing) {
+  recordInputAt(now(), el, typing);
+}
+
+/**
+ * Text typed into a field is recorded once per TYPED_GATHER_MS, not once per keystroke: the
+ * fields typed into since the last pass, each with the time of its last `input` event. A pass
+ * records each one's value as it is then (the value its last keystroke left, unless the page
+ * rewrote it since, which fires no `input`). Every cut of a batch and every DOM pass first
+ * records them (`flushTyped`), so that a value is remembered for masking before the page's
+ * echo of it is read, and goes with the batch the watchdog cuts before a click or an Enter.
+ * Recording the value per keystroke was, with its privacy checks, the largest cost of typing.
+ */
+const TYPED_GATHER_MS = 50;
+/** Most fields held for a pass (a script firing `input` on many fields): then recorded at once. */
+const MAX_TYPED = 256;
+/** @type {Map<Element, number>} */
+let typed = new Map();
+let typedTimer = 0;
+
+function onInput(e) {
+  const el = e.target;
+  const tag = el && el.localName;
+  const type = tag === 'input' ? (el.type || '').toLowerCase() : '';
+  if ((tag !== 'input' && tag !== 'textarea') || type === 'checkbox' || type === 'radio' || S.stopped) {
+    recordInput(el, true);
+    return;
+  }
+  // Deleted and set again: the field's place follows its last keystroke.
+  typed.delete(el);
+  typed.set(el, now());
+  if (typed.size > MAX_TYPED) flushTyped();
+  else if (!typedTimer) typedTimer = setTimeout(flushTypedGuarded, TYPED_GATHER_MS);
+}
+
+/** Records the fields typed into since the last pass (see TYPED_GATHER_MS). */
+export function flushTyped() {
+  if (typedTimer) {
+    clearTimeout(typedTimer);
+    typedTimer = 0;
+  }
+  if (!typed.size) return;
+  const fields = typed;
+  typed = new Map();
+  for (const [el, t] of fields) recordInputAt(t, el, true);
+}
+
+// Every pass over DOM changes starts with them (dom.js `run`; a parent's or a child frame's).
+S.beforePass = flushTyped;
+
+const flushTypedGuarded = guard(() => {
+  typedTimer = 0;
+  flushTyped();
+});
+
+function recordInputAt(t, el, typing) {
   const id = S.ids.get(el);
   if (id === undefined || S.stopped) return;
   const tag = el.localName;
@@ -35,18 +90,18 @@ export function recordInput(el, typing) {
   if (ignored(el) || (typing === true && neverRecorded(el))) return;
   const type = (el.type || '').toLowerCase();
   if (type === 'checkbox' || type === 'radio') {
-    S.rec.input(now(), id, '', el.checked ? 1 : 0);
+    S.rec.input(t, id, '', el.checked ? 1 : 0);
   } else if (tag === 'select') {
     // Which options are selected is the value: recorded only when unmasked.
     if (!open) return;
     const opts = el.options;
     for (let i = 0; i < opts.length && i < MAX_OPTIONS; i++) {
       const oid = S.ids.get(opts[i]);
-      if (oid !== undefined && (opts[i].selected || el.multiple)) S.rec.input(now(), oid, '', opts[i].selected ? 1 : 0);
+      if (oid !== undefined && (opts[i].selected || el.multiple)) S.rec.input(t, oid, '', opts[i].selected ? 1 : 0);
     }
   } else {
     const v = neverRecorded(el) ? '' : String(el.value == null ? '' : el.value);
-    S.rec.input(now(), id, open ? v : mask(v), -1);
+    S.rec.input(t, id, open ? v : mask(v), -1);
   }
 }
 
@@ -135,6 +190,16 @@ export function recordPixelRatio() {
 }
 
 let selectionTimer = 0;
+/** The selection last recorded: the caret moving in a field while typing is no new selection. */
+let lastSelection = '';
+
+function recordSelection(a, ao, f, fo) {
+  const key = a + ' ' + ao + ' ' + f + ' ' + fo;
+  if (key === lastSelection) return;
+  lastSelection = key;
+  S.rec.selection(now(), a, ao, f, fo);
+}
+
 function onSelection(e) {
   const doc = e.target && e.target.nodeType === 9 ? e.target : document;
   if (selectionTimer) return;
@@ -143,12 +208,12 @@ function onSelection(e) {
     if (S.stopped) return;
     const sel = doc.getSelection();
     if (!sel || !sel.rangeCount || sel.isCollapsed) {
-      S.rec.selection(now(), 0, 0, 0, 0);
+      recordSelection(0, 0, 0, 0);
       return;
     }
     const a = S.ids.get(sel.anchorNode);
     const f = S.ids.get(sel.focusNode);
-    if (a !== undefined && f !== undefined) S.rec.selection(now(), a, sel.anchorOffset, f, sel.focusOffset);
+    if (a !== undefined && f !== undefined) recordSelection(a, sel.anchorOffset, f, sel.focusOffset);
   }), SELECTION_MS);
 }
 
@@ -182,6 +247,9 @@ export function listen(target, type, fn, opts) {
 
 export function removeListeners() {
   for (const c of cleanups.splice(0)) c();
+  clearTimeout(typedTimer);
+  typedTimer = 0;
+  typed = new Map();
 }
 
 function onLoad(e) {
@@ -211,8 +279,12 @@ function clickLabel(target) {
 /** Listens to the user in one document (the page's, or a same-origin iframe's). */
 export function listenToDocument(doc) {
   const cap = { capture: true, passive: true };
-  listen(doc, 'input', (e) => recordInput(e.target, true), true);
-  listen(doc, 'change', (e) => recordInput(e.target), true);
+  listen(doc, 'input', onInput, true);
+  listen(doc, 'change', (e) => {
+    // Its value is recorded now: a pass due for its last keystrokes would record it again.
+    typed.delete(e.target);
+    recordInput(e.target);
+  }, true);
   listen(doc, 'click', (e) => {
     const id = S.ids.get(e.target);
     S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button, clickLabel(e.target),

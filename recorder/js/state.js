@@ -57,6 +57,8 @@ export const S = {
   maskCtx: false,
   /** Called with each same-origin iframe document met (listeners, CSSOM wrapping). */
   onDocument: null,
+  /** Called before each pass over DOM changes (records the fields typed into meanwhile: events.js). */
+  beforePass: null,
   /** Called after each snapshot or mutation went to the recorder (cuts a full batch). */
   afterEmit: null,
   /** Moves to a fresh wasm instance after the memory grew (core.js, recorder/src/renew.rs). */
