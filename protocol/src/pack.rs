@@ -162,10 +162,16 @@ fn points(o: &mut Vec<u8>, points: &[MousePoint]) {
     bin_of(o, |o| crate::batch::packed_points::pack_into(points, o));
 }
 
-/// A packed list of a mutation ([`crate::batch::packed`]): one `bin`, or the plain array of
-/// `each` item when the list is shorter than [`packed::PACK_MIN`].
-fn packed_list<T>(o: &mut Vec<u8>, items: &[T], pack: impl FnOnce(&mut Vec<u8>), each: impl FnMut(&mut Vec<u8>, &T)) {
-    if items.len() < packed::PACK_MIN {
+/// A packed list of a mutation ([`crate::batch::packed`]): one `bin` when `packable` (as the
+/// serde writer decides), else the plain array of `each` item.
+fn packed_list<T>(
+    o: &mut Vec<u8>,
+    items: &[T],
+    packable: bool,
+    pack: impl FnOnce(&mut Vec<u8>),
+    each: impl FnMut(&mut Vec<u8>, &T),
+) {
+    if !packable {
         list(o, items, each);
     } else {
         bin_of(o, pack);
@@ -227,7 +233,8 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
         EventData::Mutation(Mutation { removes, adds, attrs, texts }) => {
             o.variant(b'm');
             o.array(4);
-            packed_list(o, removes, |o| packed::pack_removes(removes, o), |o, v| o.uint(u64::from(*v)));
+            let packable = removes.len() >= packed::PACK_MIN;
+            packed_list(o, removes, packable, |o| packed::pack_removes(removes, o), |o, v| o.uint(u64::from(*v)));
             list(o, adds, |o, a| {
                 let AddedSubtree { parent, next, nodes } = a;
                 o.array(3);
@@ -238,6 +245,7 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
             packed_list(
                 o,
                 attrs,
+                packed::attrs_packable(attrs),
                 |o| packed::pack_attrs(attrs, o),
                 |o, a| {
                     let AttrChange { id, name, value } = a;
@@ -253,6 +261,7 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
             packed_list(
                 o,
                 texts,
+                texts.len() >= packed::PACK_MIN,
                 |o| packed::pack_texts(texts, o),
                 |o, t| {
                     let TextChange { id, text } = t;

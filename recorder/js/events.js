@@ -36,7 +36,15 @@ export function recordInput(el, typing) {
 const TYPED_GATHER_MS = 50;
 /** Most fields held for a pass (a script firing `input` on many fields): then recorded at once. */
 const MAX_TYPED = 256;
-/** @type {Map<Element, number>} */
+/**
+ * Each field typed into since the last pass: the time of its last keystroke, and the privacy
+ * verdict taken at its first keystroke of the pass (`open`: may be kept as typed; `hidden`:
+ * ignored; `never`: a password or card field). The pass records with the most restrictive of
+ * that verdict and the field's verdict then: a field the page moves out of a masked block, or
+ * swaps for another element, or turns from a password into a text field (a "show" toggle)
+ * within the pass never sends its value in clear.
+ * @type {Map<Element, { t: number, open: boolean, hidden: boolean, never: boolean }>}
+ */
 let typed = new Map();
 let typedTimer = 0;
 
@@ -49,8 +57,11 @@ function onInput(e) {
     return;
   }
   // Deleted and set again: the field's place follows its last keystroke.
+  const first = typed.get(el);
   typed.delete(el);
-  typed.set(el, now());
+  typed.set(el, first
+    ? { t: now(), open: first.open, hidden: first.hidden, never: first.never }
+    : { t: now(), open: unmasked(el), hidden: ignored(el), never: neverRecorded(el) });
   if (typed.size > MAX_TYPED) flushTyped();
   else if (!typedTimer) typedTimer = setTimeout(flushTypedGuarded, TYPED_GATHER_MS);
 }
@@ -64,7 +75,7 @@ export function flushTyped() {
   if (!typed.size) return;
   const fields = typed;
   typed = new Map();
-  for (const [el, t] of fields) recordInputAt(t, el, true);
+  for (const [el, seen] of fields) recordInputAt(seen.t, el, true, seen);
 }
 
 // Every pass over DOM changes starts with them (dom.js `run`; a parent's or a child frame's).
@@ -75,7 +86,8 @@ const flushTypedGuarded = guard(() => {
   flushTyped();
 });
 
-function recordInputAt(t, el, typing) {
+/** `seen`: the verdict of the field's first keystroke in the pass (see `typed`), if any. */
+function recordInputAt(t, el, typing, seen = undefined) {
   const id = S.ids.get(el);
   if (id === undefined || S.stopped) return;
   const tag = el.localName;
@@ -84,10 +96,11 @@ function recordInputAt(t, el, typing) {
     return;
   }
   // Whether the value may be kept as typed: asked once for both uses below (each asks the
-  // document for the closest masking rules, on every keystroke).
-  const open = unmasked(el);
+  // document for the closest masking rules).
+  const open = unmasked(el) && (!seen || seen.open);
   rememberTyped(el, open);
-  if (ignored(el) || (typing === true && neverRecorded(el))) return;
+  if (ignored(el) || (seen && seen.hidden)) return;
+  if (typing === true && (neverRecorded(el) || (seen && seen.never))) return;
   const type = (el.type || '').toLowerCase();
   if (type === 'checkbox' || type === 'radio') {
     S.rec.input(t, id, '', el.checked ? 1 : 0);
@@ -100,7 +113,7 @@ function recordInputAt(t, el, typing) {
       if (oid !== undefined && (opts[i].selected || el.multiple)) S.rec.input(t, oid, '', opts[i].selected ? 1 : 0);
     }
   } else {
-    const v = neverRecorded(el) ? '' : String(el.value == null ? '' : el.value);
+    const v = neverRecorded(el) || (seen && seen.never) ? '' : String(el.value == null ? '' : el.value);
     S.rec.input(t, id, open ? v : mask(v), -1);
   }
 }
@@ -250,6 +263,7 @@ export function removeListeners() {
   clearTimeout(typedTimer);
   typedTimer = 0;
   typed = new Map();
+  lastSelection = '';
 }
 
 function onLoad(e) {
@@ -286,6 +300,8 @@ export function listenToDocument(doc) {
     recordInput(e.target);
   }, true);
   listen(doc, 'click', (e) => {
+    // What was typed before the click goes before it (a button that keeps the focus in its field).
+    flushTyped();
     const id = S.ids.get(e.target);
     S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button, clickLabel(e.target),
       clickPath(e.target));

@@ -21,7 +21,7 @@
 import { S, now, guard } from './state.js';
 import { OBSERVE, collect, dropWork, takeSnapshot } from './dom.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
-import { listen, listenToDocument, recordInput, recordMedia } from './events.js';
+import { flushTyped, listen, listenToDocument, recordInput, recordMedia } from './events.js';
 
 /** Marks our messages among the page's own. */
 const TAG = '__replay_frame';
@@ -250,6 +250,8 @@ export function startChild() {
   myNonce = randomNonce();
   window.addEventListener('message', guard(onParentMessage));
   window.addEventListener('pagehide', guard(() => {
+    // The last keystrokes wait for a pass (events.js): relayed before the frame goes.
+    if (relayRange) flushTyped();
     if (relayRange) post(window.parent, { type: 'bye', n: myNonce }, parentOrigin);
   }));
   hello();

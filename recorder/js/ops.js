@@ -10,8 +10,18 @@ const OPS = 'set_pii:n remember:ns meta:nssnnss snapshot:niSnn mutation:niS fram
 const NO_INTS = new Uint32Array(0);
 const NO_BYTES = new Uint8Array(0);
 
-/** A string argument as it is carried: nothing for `null`/`undefined`, never a misaligned tape. */
-const text = (v) => (v == null ? '' : '' + v);
+/**
+ * A string argument as it is carried: nothing for `null`/`undefined`, never a misaligned tape.
+ * Strings go back to back in one string, cut by their UTF-16 lengths: a lone surrogate is made
+ * U+FFFD first, or a string ending in a lone high half and the next starting with a lone low
+ * half would join into one character in the UTF-8 wasm reads, and every later string of the
+ * operation would shift by one.
+ */
+const text = (v) => {
+  // (ES2024's isWellFormed/toWellFormed: not in the type check's lib, absent from old engines.)
+  const s = /** @type {any} */ (v == null ? '' : '' + v);
+  return typeof s.isWellFormed !== 'function' || s.isWellFormed() ? s : s.toWellFormed();
+};
 
 export class Recorder {
   /** A recorder for page view `page` of session `session` (see recorder/src/lib.rs), or around `w`. */

@@ -40,6 +40,43 @@ use super::{AttrChange, NodeId, TextChange};
 /// Lists with fewer changes than this travel as plain arrays.
 pub const PACK_MIN: usize = 4;
 
+/// Longest attribute name a packed list's name table holds, in bytes.
+///
+/// A packed change names its attribute by an index into the table (one byte or two), and
+/// decoding copies the name into every change: without this bound, one long name referenced by
+/// millions of 3-byte changes would make a small hostile body decode into terabytes. With it, a
+/// name costs a decoder at most about ten times the bytes that named it, about what a v1 array
+/// change of a one-letter name cost. Attribute lists with a longer name (rare: `data-` names of
+/// generated code) travel as the plain list, where every change carries its name.
+pub const MAX_PACKED_NAME: usize = 32;
+
+/// Most distinct names a packed list's name table holds (a mutation has a handful; the writer
+/// finds each by a linear search). Lists with more travel as the plain list.
+pub const MAX_PACKED_NAMES: usize = 64;
+
+/// Whether an attribute-change list travels packed: at least [`PACK_MIN`] changes, every name
+/// at most [`MAX_PACKED_NAME`] bytes and at most [`MAX_PACKED_NAMES`] distinct names. Both
+/// writers (serde's and `crate::pack`'s) ask this, so they stay byte-identical.
+pub(crate) fn attrs_packable<S: AsRef<str>>(changes: &[AttrChange<S>]) -> bool {
+    if changes.len() < PACK_MIN {
+        return false;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for c in changes {
+        let name = c.name.as_ref();
+        if name.len() > MAX_PACKED_NAME {
+            return false;
+        }
+        if !names.contains(&name) {
+            if names.len() == MAX_PACKED_NAMES {
+                return false;
+            }
+            names.push(name);
+        }
+    }
+    true
+}
+
 /// Appends `v` as an unsigned LEB128 varint.
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -213,9 +250,16 @@ where
     let n = r.count().map_err(fail)?;
     let ids = r.ids(n).map_err(fail)?;
     let t = r.count().map_err(fail)?;
+    if t > MAX_PACKED_NAMES {
+        return Err(fail("packed attribute name table too long"));
+    }
     let mut names = Vec::with_capacity(t);
     for _ in 0..t {
-        names.push(r.str().map_err(fail)?);
+        let name = r.str().map_err(fail)?;
+        if name.len() > MAX_PACKED_NAME {
+            return Err(fail("packed attribute name too long"));
+        }
+        names.push(name);
     }
     let mut indexes = Vec::with_capacity(n.min(r.bytes.len()));
     for _ in 0..n {
@@ -256,8 +300,13 @@ where
 
 /// Writes a list packed as one `bin`; a short list, and any list in a human-readable format, as
 /// the plain list.
-fn write<T: Serialize, W: Serializer>(items: &[T], s: W, pack: impl FnOnce(&mut Vec<u8>)) -> Result<W::Ok, W::Error> {
-    if s.is_human_readable() || items.len() < PACK_MIN {
+fn write<T: Serialize, W: Serializer>(
+    items: &[T],
+    s: W,
+    packable: bool,
+    pack: impl FnOnce(&mut Vec<u8>),
+) -> Result<W::Ok, W::Error> {
+    if s.is_human_readable() || !packable {
         return super::seq_as_tuple(items, s);
     }
     let mut out = Vec::with_capacity(items.len() * 8);
@@ -315,7 +364,7 @@ pub mod removes {
     use super::*;
 
     pub fn serialize<W: Serializer>(ids: &[NodeId], s: W) -> Result<W::Ok, W::Error> {
-        write(ids, s, |out| pack_removes(ids, out))
+        write(ids, s, ids.len() >= PACK_MIN, |out| pack_removes(ids, out))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NodeId>, D::Error> {
@@ -346,7 +395,7 @@ pub mod attrs {
         changes: &[AttrChange<S>],
         s: W,
     ) -> Result<W::Ok, W::Error> {
-        write(changes, s, |out| pack_attrs(changes, out))
+        write(changes, s, attrs_packable(changes), |out| pack_attrs(changes, out))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>, S: Deserialize<'de>>(d: D) -> Result<Vec<AttrChange<S>>, D::Error> {
@@ -377,7 +426,7 @@ pub mod texts {
         changes: &[TextChange<S>],
         s: W,
     ) -> Result<W::Ok, W::Error> {
-        write(changes, s, |out| pack_texts(changes, out))
+        write(changes, s, changes.len() >= PACK_MIN, |out| pack_texts(changes, out))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>, S: Deserialize<'de>>(d: D) -> Result<Vec<TextChange<S>>, D::Error> {
@@ -539,6 +588,51 @@ mod tests {
         assert!(attrs(&[1, 2, 0, 0, 0]).is_err(), "no name table");
         assert!(attrs(&[1, 2, 9, 1, b'a', 0, 0]).is_err(), "a name table beyond the input");
         assert!(attrs(&[1, 2, 1, 1, b'a', 0, 5, b'b']).is_err(), "a value cut short");
+    }
+
+    #[test]
+    fn a_name_table_cannot_make_decoding_copy_more_than_a_bounded_share() {
+        // A hostile list: one long name referenced by many 3-byte changes would be copied into
+        // every change. The reader refuses names over the bound and over-long tables.
+        let long = "n".repeat(MAX_PACKED_NAME + 1);
+        let n = 10_000usize;
+        let mut bytes = Vec::new();
+        put_uvarint(&mut bytes, n as u64);
+        bytes.extend(std::iter::repeat_n(2u8, n));
+        put_uvarint(&mut bytes, 1);
+        put_str(&mut bytes, &long, 0);
+        bytes.extend(std::iter::repeat_n(0u8, 2 * n));
+        assert_eq!(
+            unpack_attrs(&bytes, owned).map_err(|e| e.to_string()),
+            Err("packed attribute name too long".to_owned())
+        );
+        let mut table = Vec::new();
+        put_uvarint(&mut table, 1);
+        table.push(2);
+        put_uvarint(&mut table, MAX_PACKED_NAMES as u64 + 1);
+        for i in 0..=MAX_PACKED_NAMES {
+            put_str(&mut table, &format!("a{i}"), 0);
+        }
+        table.extend([0, 0]);
+        assert!(unpack_attrs(&table, owned).is_err(), "a name table over its bound");
+
+        // The writers keep such lists plain, so every change carries its own name.
+        let m = Mutation { attrs: (1..=8).map(|id| attr(id, &long, Some("v"))).collect(), ..Mutation::default() };
+        let plain = rmp_serde::to_vec(&m).expect("encode");
+        assert_eq!(plain, v1_mutation(&m));
+        assert_eq!(rmp_serde::from_slice::<Mutation>(&plain).expect("decode"), m);
+        let many = Mutation {
+            attrs: (0..=MAX_PACKED_NAMES as u32).map(|i| attr(i + 1, &format!("data-{i}"), None)).collect(),
+            ..Mutation::default()
+        };
+        assert_eq!(rmp_serde::to_vec(&many).expect("encode"), v1_mutation(&many));
+        let mut fits = many.clone();
+        fits.attrs.pop();
+        assert_ne!(rmp_serde::to_vec(&fits).expect("encode"), v1_mutation(&fits), "at the bound: packed");
+        let mut hand = Vec::new();
+        crate::pack::event_data(&mut hand, &crate::EventData::Mutation(many.clone()));
+        let serde_bytes = rmp_serde::to_vec(&crate::EventData::Mutation(many)).expect("encode");
+        assert_eq!(hand, serde_bytes, "the hand writer decides as serde's does");
     }
 
     /// A mutation as protocol v1 wrote it: every change an array.

@@ -400,3 +400,27 @@ async fn a_burst_of_typing_is_recorded_once_per_pass_with_its_final_value_and_ma
     browser.close().await?;
     result
 }
+
+/// A masked field the page moves out of its masked block in its own `input` handler, before
+/// the recorder's typing pass records its value: what was typed while masked stays masked.
+#[tokio::test]
+async fn a_masked_field_moved_out_of_its_block_while_typing_stays_masked() -> Result<()> {
+    const MOTTO: &str = "tangerine-walrus";
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let result = async {
+        let site = FixtureServer::start(fixtures_dir("privacy"), &server.base, &server.key)?;
+        // The field unmasked by name, but typed into inside a masked block.
+        open(&site, &browser, "checkout.html?unmask=%23motto").await?;
+        type_into(&browser, "motto", MOTTO).await?;
+        browser.wait_for("return !!document.querySelector('[data-moved]')", Duration::from_secs(5)).await?;
+        let (bytes, events) = collect(&server, &browser).await?;
+        ensure!(!contains(&bytes, MOTTO), "the text typed in the masked block was sent in clear");
+        let inputs = events_of(&events, "input");
+        ensure!(!inputs.iter().any(|i| i["value"] == MOTTO), "the text in clear: {inputs:?}");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
