@@ -55,7 +55,12 @@ fn batch(session: usize, seq: u32) -> BatchSummary {
     };
     let list = PageActivity {
         url: seq.is_multiple_of(3).then(|| LIST.to_owned()),
-        elements: vec![element("#buy", if seq == 1 { "Buy" } else { "" }, 2), element(&format!("#row{seq}"), "Row", 1)],
+        // Session 0 clicks in a loop: its page view passes the click cap (MAX_CLICKS_PER_VIEW)
+        // in the middle of a group.
+        elements: vec![
+            element("#buy", if seq == 1 { "Buy" } else { "" }, if session == 0 { 300 } else { 2 }),
+            element(&format!("#row{seq}"), "Row", 1),
+        ],
         depth: Some(u8::try_from(seq % 11).unwrap_or(0)),
         last_ms: t,
     };
