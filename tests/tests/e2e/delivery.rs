@@ -166,9 +166,12 @@ async fn the_upload_worker_is_replaced_after_big_batches_and_nothing_is_lost() -
     let replayed = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
     if replayed != live {
         let events = server.get_json(&format!("/api/v1/sessions/{id}/events"))?;
+        let dump = std::env::temp_dir().join(format!("replay-upload-worker-{id}.json"));
+        std::fs::write(&dump, events.to_string())?;
         bail!(
-            "the replay differs from the page after the upload worker was replaced ({stats}); batches {}: {}",
+            "the replay differs from the page after the upload worker was replaced ({stats}); batches {} (all in {}): {}",
             batch_outline(&events),
+            dump.display(),
             first_difference(&replayed, &live)
         );
     }
