@@ -74,8 +74,34 @@ let fired = false;
 /** @type {ReturnType<typeof setInterval> | 0} */
 let watchTimer = 0;
 
+/** A missed heartbeat waits for its confirmation (see `watch`). */
+let confirming = false;
+
+/** No heartbeat for FREEZE_MS while the page is visible and a marker is armed. */
+function missed() {
+  return visible && !fired && !!marker && lastBeat > 0 && Date.now() - lastBeat >= FREEZE_MS;
+}
+
+/**
+ * Sees whether heartbeats stopped, and confirms it in a task of its own before firing: this
+ * check may run late (this thread was busy compressing, or starved of CPU), from a timer that
+ * fell due before a heartbeat that is already waiting in the queue behind it. Fired then, the
+ * marker would carry a sequence number the page never reserved (its gap was under
+ * FREEZE_SUSPECT_MS, recorder/src/buffer.rs): the page's next real batch would get the same
+ * number, and the server, keeping the first it stored, would lose that batch. A task queued
+ * now runs after the heartbeats already posted.
+ */
 function watch() {
-  if (!visible || fired || !marker || !lastBeat || Date.now() - lastBeat < FREEZE_MS) return;
+  if (confirming || !missed()) return;
+  confirming = true;
+  setTimeout(() => {
+    confirming = false;
+    if (missed()) fire();
+  }, 0);
+}
+
+/** The page is frozen: everything held goes out now, followed by the marker. */
+function fire() {
   fired = true;
   for (const item of queue) item.due = 0;
   // Buffer mode: what the page held back goes first (untracked, like the marker: if the page

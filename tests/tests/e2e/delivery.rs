@@ -1,11 +1,13 @@
 //! Delivery in real Chromium against the real server: an outage, a reload, a closed tab, and a
 //! server killed while 50 sessions stream to it. Nothing acknowledged may be lost.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use fantoccini::Locator;
-use replay_e2e::{Browser, Server, Streams, UNLIMITED_CLIENT_RATE, check_acknowledged, free_address};
+use replay_e2e::{Browser, Server, Streams, UNLIMITED_CLIENT_RATE, check_acknowledged, first_difference, free_address};
 
 async fn type_into_search(browser: &Browser, text: &str) -> Result<()> {
     let search = browser.client.find(Locator::Css("#search")).await?;
@@ -14,6 +16,21 @@ async fn type_into_search(browser: &Browser, text: &str) -> Result<()> {
     // so the page still gets its input events.
     search.send_keys(if text.is_empty() { " \u{E003}" } else { text }).await?;
     Ok(())
+}
+
+/// The stored batches in one line, for a failure message: each one's sequence number and
+/// event count, with the freeze markers named.
+fn batch_outline(events: &serde_json::Value) -> String {
+    let batches = events["batches"].as_array().map_or(&[][..], Vec::as_slice);
+    let parts: Vec<String> = batches
+        .iter()
+        .map(|b| {
+            let n = b["events"].as_array().map_or(0, Vec::len);
+            let freeze = if b.to_string().contains("freeze") { " freeze" } else { "" };
+            format!("{}:{n}{freeze}", b["seq"])
+        })
+        .collect();
+    parts.join(" ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +164,47 @@ async fn the_upload_worker_is_replaced_after_big_batches_and_nothing_is_lost() -
     let id = server.only_session_id()?;
     let live = browser.live_html().await?;
     let replayed = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
-    ensure!(replayed == live, "the replay differs from the page after the upload worker was replaced");
+    if replayed != live {
+        let events = server.get_json(&format!("/api/v1/sessions/{id}/events"))?;
+        let dump = std::env::temp_dir().join(format!("replay-upload-worker-{id}.json"));
+        std::fs::write(&dump, events.to_string())?;
+        bail!(
+            "the replay differs from the page after the upload worker was replaced ({stats}); batches {} (all in {}): {}",
+            batch_outline(&events),
+            dump.display(),
+            first_difference(&replayed, &live)
+        );
+    }
     let session = server.only_session()?;
     ensure!(session["dropped"] == 0, "events were dropped: {session}");
     browser.close().await
+}
+
+/// The upload worker's freeze watchdog checks on a timer that can run late (its thread busy
+/// compressing a big batch, or starved of CPU on a loaded machine), with the page's next
+/// heartbeat already waiting behind it. Fired then, the marker takes a sequence number the page
+/// did not reserve (its gap was under 950 ms), and the server keeps the marker in place of the
+/// page's next real batch, whose changes the replay then lacks (a way for the upload-worker
+/// test above, whose re-renders keep the page busy for about 1 s at a time, to fail on a loaded
+/// machine). Run in node on a modelled event loop (tests/src/worker_loop.js), so the
+/// timing is exact: the worker confirms a missed heartbeat in a task of its own, after what is
+/// already queued; a page that really stops beating still gets its marker sent.
+#[test]
+fn a_late_watchdog_check_lets_a_queued_heartbeat_in_first() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir()?;
+    for file in ["upload-worker.js", "upload-core.js"] {
+        std::fs::copy(root.join("recorder/js").join(file), dir.path().join(file))?;
+    }
+    std::fs::copy(root.join("tests/src/worker_loop.js"), dir.path().join("worker_loop.js"))?;
+    std::fs::write(dir.path().join("package.json"), r#"{ "type": "module" }"#)?;
+    let out = Command::new("node").arg(dir.path().join("worker_loop.js")).output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "node failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let fired: serde_json::Value = serde_json::from_str(stdout.trim())?;
+    ensure!(fired["frozen"] == serde_json::json!([0]), "a page that stopped beating gets one marker: {fired}");
+    ensure!(fired["late"] == serde_json::json!([]), "a late check fired past a queued heartbeat: {fired}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,80 @@
+// The upload worker's freeze watchdog (recorder/js/upload-worker.js) on a modelled event loop,
+// run by node for `delivery::a_late_watchdog_check_lets_a_queued_heartbeat_in_first`. Time is
+// a counter; a timer's task joins the queue when it falls due, also while the thread is busy
+// (as in Firefox, whose timer thread queues it), and messages join it when posted. Each
+// scenario imports a fresh copy of the worker and prints what the worker posted to the page.
+// Usage: node worker_loop.js (next to upload-worker.js, upload-core.js and a package.json that
+// says "type": "module").
+
+/** The model's time in ms (not 0: the worker reads 0 as "no heartbeat yet"). */
+const T0 = 100000;
+let clock = T0;
+/** @type {(() => void)[]} */
+let tasks = [];
+/** @type {Map<number, { due: number, every: number, fn: () => void }>} */
+let timers = new Map();
+let nextTimer = 1;
+/** @type {unknown[]} */
+let posted = [];
+
+globalThis.self = { postMessage: (m) => posted.push(m), onmessage: null };
+globalThis.setTimeout = (fn, ms) => addTimer(fn, ms, 0);
+globalThis.setInterval = (fn, ms) => addTimer(fn, ms, ms);
+globalThis.clearTimeout = globalThis.clearInterval = (id) => timers.delete(id);
+globalThis.fetch = () => new Promise(() => {});
+Date.now = () => clock;
+
+function addTimer(fn, ms, every) {
+  const id = nextTimer++;
+  timers.set(id, { due: clock + Math.max(0, ms || 0), every, fn });
+  return id;
+}
+
+/** Queues the task of every timer due by now, in order of due time. */
+function queueDueTimers() {
+  const due = [...timers.entries()].filter(([, t]) => t.due <= clock).sort((a, b) => a[1].due - b[1].due);
+  for (const [id, t] of due) {
+    if (t.every) t.due += t.every;
+    else timers.delete(id);
+    tasks.push(() => t.fn());
+  }
+}
+
+/** Runs tasks until `until` ms after T0, one millisecond at a time; `busy` holds them back meanwhile. */
+function advance(until, busy = false, posts = []) {
+  while (clock < T0 + until) {
+    clock++;
+    for (const p of posts) if (T0 + p.at === clock) tasks.push(() => self.onmessage({ data: p.msg }));
+    queueDueTimers();
+    while (!busy && tasks.length) {
+      tasks.shift()();
+      queueDueTimers();
+    }
+  }
+}
+
+const beat = { type: 'heartbeat', visible: true, marker: new Uint8Array([0x92, 1]) };
+
+async function scenario(n, steps) {
+  clock = T0;
+  tasks = [];
+  timers = new Map();
+  posted = [];
+  await import('./upload-worker.js?' + n);
+  self.onmessage({ data: { type: 'config', cfg: { key: 'k', endpoint: 'http://127.0.0.1:9/ingest' } } });
+  self.onmessage({ data: beat });
+  steps();
+  return posted.filter((m) => m.type === 'freeze').map((m) => m.since - T0);
+}
+
+// The page stops beating: the marker goes out once 1 s has passed.
+const frozen = await scenario(1, () => advance(1500));
+// The page beats 940 ms after the last heartbeat (under the page's FREEZE_SUSPECT_MS, so it
+// reserves nothing), while this thread is busy from 890 to 1010 ms: the check due at 900 ms
+// runs at 1010 ms, with that heartbeat already waiting behind it.
+const late = await scenario(2, () => {
+  advance(890);
+  advance(1010, true, [{ at: 940, msg: beat }]);
+  advance(1100);
+});
+console.log(JSON.stringify({ frozen, late }));
