@@ -250,9 +250,11 @@ export function startChild() {
   myNonce = randomNonce();
   window.addEventListener('message', guard(onParentMessage));
   window.addEventListener('pagehide', guard(() => {
-    // The last keystrokes wait for a pass (events.js): relayed before the frame goes.
-    if (relayRange) flushTyped();
-    if (relayRange) post(window.parent, { type: 'bye', n: myNonce }, parentOrigin);
+    if (relayRange) {
+      // The last keystrokes wait for a pass (events.js): relayed before the frame goes.
+      flushTyped();
+      post(window.parent, { type: 'bye', n: myNonce }, parentOrigin);
+    }
   }));
   hello();
 }
