@@ -233,9 +233,14 @@ impl Browser {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            // The URL changes when the navigation commits; Firefox and WebKit answer scripts
-            // before the new page has loaded.
-            self.wait_for("return document.readyState === 'complete'", Duration::from_secs(10)).await?;
+            // The URL changes when the navigation commits; Firefox and WebKit may still answer
+            // scripts from the sign-in page's document then, so wait until the document that
+            // answers is the new one and has loaded.
+            self.wait_for(
+                "return location.pathname !== '/login' && document.readyState === 'complete'",
+                Duration::from_secs(10),
+            )
+            .await?;
         }
         Ok(())
     }

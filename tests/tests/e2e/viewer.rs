@@ -397,7 +397,8 @@ async fn session_list_is_newest_first_and_filters_by_every_field() -> Result<()>
             .await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
     };
-    ensure!(rows("").await? == "cart-b,checkout-a", "newest first");
+    let all = rows("").await?;
+    ensure!(all == "cart-b,checkout-a", "newest first: {all:?}");
     ensure!(rows("?url=CHECKOUT").await? == "checkout-a", "URL contains, case-insensitive");
     ensure!(rows("?min_duration=10").await? == "checkout-a", "minimum duration");
     ensure!(rows("?from=2023-11-14T22%3A14").await? == "cart-b", "time range");
