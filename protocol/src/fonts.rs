@@ -86,8 +86,8 @@ fn font_type(data: &[u8]) -> &'static str {
     }
 }
 
-/// Standard base64 with padding.
-fn base64(bytes: &[u8], out: &mut String) {
+/// Appends `bytes` as standard base64 with padding (the viewer's JSON writer uses it too).
+pub fn base64(bytes: &[u8], out: &mut String) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     out.reserve(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
