@@ -570,17 +570,7 @@ mod tests {
 
     use super::*;
     use crate::sso::Secret;
-
-    fn config() -> OidcConfig {
-        OidcConfig {
-            issuer: "https://idp.example".into(),
-            client_id: "replay".into(),
-            client_secret: Secret("s3cret-client".into()),
-            redirect_url: "https://replay.example/login/sso/callback".into(),
-            name: "Example".into(),
-            auto_create: false,
-        }
-    }
+    use crate::sso::tests::config;
 
     #[test]
     fn the_client_secret_is_never_in_debug_output() {

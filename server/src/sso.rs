@@ -188,10 +188,11 @@ pub fn login_button(config: Option<&OidcConfig>, next: &str) -> Markup {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn config() -> OidcConfig {
+    /// A valid configuration for tests (here and in `oidc`'s).
+    pub(crate) fn config() -> OidcConfig {
         OidcConfig {
             issuer: "https://idp.example".into(),
             client_id: "replay".into(),
