@@ -62,6 +62,15 @@ pub struct BatchSummary {
     pub activity: crate::clickmap::Activity,
 }
 
+impl BatchSummary {
+    /// Whether the batch is a freeze marker ([`replay_protocol::Batch::is_freeze_marker`]):
+    /// exactly one event, a `freeze_started`. Storage keys markers apart from real batches of
+    /// the same number, so neither is ever taken for a resend of the other.
+    pub fn is_freeze_marker(&self) -> bool {
+        self.events == 1 && self.freezes == 1
+    }
+}
+
 /// What a session can be searched by ("search by what happened").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TermKind {
@@ -396,6 +405,21 @@ mod tests {
                 assert_eq!(owned, borrowed, "batch {}", b.seq);
             }
         }
+    }
+
+    #[test]
+    fn a_summary_knows_a_freeze_marker_as_the_batch_does() {
+        let mut marker = Batch::new("s", "p", 3, 1_000);
+        let started = Freeze::Started { url: "https://shop.test/".into(), last_action: "click".into() };
+        marker.events.push(Event { t: 0, data: EventData::Freeze(started) });
+        let mut batches = varied_batches();
+        batches.push(marker);
+        for b in &batches {
+            let wire = encode_batch(b).expect("encode");
+            let s = summarize(&decode_batch_borrowed(&wire, &Limits::default()).expect("decode"));
+            assert_eq!(s.is_freeze_marker(), b.is_freeze_marker(), "batch {}", b.seq);
+        }
+        assert!(batches.last().is_some_and(Batch::is_freeze_marker));
     }
 
     #[test]

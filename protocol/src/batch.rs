@@ -83,6 +83,15 @@ impl<S> Batch<S> {
     pub fn time_of(&self, event: &Event<S>) -> u64 {
         self.start.saturating_add(u64::from(event.t))
     }
+
+    /// Whether this is a freeze marker: the batch the upload worker sends on its own when the
+    /// page stops answering, exactly one [`Freeze::Started`] event (the recorder writes that
+    /// event nowhere else). Its sequence number is the one after the batch the page was
+    /// filling, so a real batch may carry the same number: storage and replay keep the two
+    /// apart (see `replay_core::BatchSummary::is_freeze_marker`).
+    pub fn is_freeze_marker(&self) -> bool {
+        matches!(self.events.as_slice(), [Event { data: EventData::Freeze(Freeze::Started { .. }), .. }])
+    }
 }
 
 /// Writes a list as a fixed-length tuple: the same MessagePack array as a sequence, but

@@ -2,7 +2,8 @@
 //!
 //! Batches can arrive in any order and a session spans several page views (reloads). Replay
 //! order is: page views by their first batch's start time, then batches by sequence number,
-//! then events in recorded order. Duplicate `(page, seq)` pairs are kept once.
+//! then events in recorded order. Duplicate `(page, seq)` pairs are kept once, except that a
+//! freeze marker and a real batch sharing a number are both kept, the marker first.
 
 use std::collections::HashMap;
 
@@ -42,14 +43,19 @@ impl Timeline {
         order.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
         let pages: Vec<String> = order.into_iter().map(|(p, _)| p.to_owned()).collect();
         let index: HashMap<&str, usize> = pages.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
-        let mut keyed: Vec<(usize, u32, Batch)> =
-            batches.drain(..).map(|b| (index.get(b.page.as_str()).copied().unwrap_or(usize::MAX), b.seq, b)).collect();
+        // A freeze marker may share its number with a real batch (see
+        // `Batch::is_freeze_marker`): both are kept, the marker first (its event is the last
+        // moment the page answered, before anything the real batch holds).
+        let mut keyed: Vec<(usize, u32, bool, Batch)> = batches
+            .drain(..)
+            .map(|b| (index.get(b.page.as_str()).copied().unwrap_or(usize::MAX), b.seq, !b.is_freeze_marker(), b))
+            .collect();
         drop(index);
-        keyed.sort_by_key(|(page, seq, _)| (*page, *seq));
+        keyed.sort_by_key(|(page, seq, real, _)| (*page, *seq, *real));
         let before = keyed.len();
-        keyed.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        keyed.dedup_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2));
         let mut timeline = Timeline { events: Vec::new(), pages, duplicates: before - keyed.len() };
-        for (page, _, b) in keyed {
+        for (page, _, _, b) in keyed {
             let start = b.start;
             timeline.events.extend(b.events.into_iter().map(|e| TimedEvent {
                 time: start.saturating_add(u64::from(e.t)),
@@ -120,6 +126,34 @@ mod tests {
         assert_eq!(t.duplicates, 1);
         assert_eq!(t.dom_at(Some(1500)).scroll, (0, 2));
         assert_eq!(t.dom_at(None).scroll, (0, 3));
+    }
+
+    #[test]
+    fn a_freeze_marker_sharing_a_real_batchs_number_is_kept_before_it() {
+        use crate::batch::Freeze;
+        let mut marker = Batch::new("s", "a", 1, 1_400);
+        let started = Freeze::Started { url: "https://shop.test/".into(), last_action: "click".into() };
+        marker.events.push(Event { t: 0, data: EventData::Freeze(started) });
+        assert!(marker.is_freeze_marker() && !batch("a", 1, 1_500, &[2]).is_freeze_marker());
+        // Sent twice (by the worker and by the page), and after the real batch.
+        let t = Timeline::from_batches(vec![
+            batch("a", 0, 1000, &[1]),
+            batch("a", 1, 1500, &[2]),
+            marker.clone(),
+            marker,
+            batch("a", 1, 1500, &[2]),
+        ]);
+        let kinds: Vec<i32> = t
+            .events
+            .iter()
+            .map(|e| match e.data {
+                EventData::Scroll(s) => s.y,
+                EventData::Freeze(_) => -1,
+                _ => -2,
+            })
+            .collect();
+        assert_eq!(kinds, vec![1, -1, 2], "the real batch and the marker, each once, the marker first");
+        assert_eq!(t.duplicates, 2);
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub const FREEZE_SUSPECT_MS: u64 = 950;
 /// without taking it; the first cut or heartbeat after a gap of [`FREEZE_SUSPECT_MS`] reserves
 /// that number for the marker (the worker may have sent it), so a real batch never collides
 /// with a marker the server stored, and in replay order the marker comes right after the
-/// events recorded before the freeze.
+/// events recorded before the freeze. (Should one collide all the same, the server keys a
+/// marker apart from a real batch of its number and keeps both, the marker first.)
 #[derive(Default)]
 struct Watch {
     armed: bool,

@@ -47,7 +47,8 @@ pub struct IngestQuery {
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Ack {
     pub ok: bool,
-    /// True when this (session, page, seq) had been stored before.
+    /// True when this (session, page, seq) had been stored before: a resend. A freeze marker
+    /// and a real batch sharing a number are stored both, neither a duplicate of the other.
     pub duplicate: bool,
     pub session: String,
     pub seq: u32,

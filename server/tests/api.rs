@@ -126,6 +126,42 @@ async fn ingested_session_is_listed_and_replayable_at_any_time() {
 }
 
 #[tokio::test]
+async fn a_freeze_marker_numbered_like_a_real_batch_never_costs_the_real_batch() {
+    let (app, key) = setup();
+    let [first, second] = <[Batch; 2]>::try_from(page_batches()).expect("two batches");
+    // The worker's marker took the number of the page's next real batch (the page had not
+    // reserved it): sent before it, and again (by the page) after it.
+    let mut marker = Batch::new("sess-1", "page-1", 1, 10_800);
+    let started = replay_protocol::Freeze::Started { url: "http://shop.test/list".into(), last_action: "click".into() };
+    marker.events = vec![at(0, EventData::Freeze(started))];
+    let ack = |body: &[u8]| -> bool {
+        let ack: serde_json::Value = serde_json::from_slice(body).expect("json");
+        ack["duplicate"].as_bool().expect("duplicate")
+    };
+    for (b, duplicate) in [(&first, false), (&marker, false), (&second, false), (&marker, true), (&second, true)] {
+        let (status, body) = call(&app, post(&key, encode_batch(b).expect("encode"))).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(ack(&body), duplicate, "seq {} ({} events)", b.seq, b.events.len());
+    }
+    let (_, body) = call(&app, get("/api/v1/sessions/sess-1")).await;
+    let row: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!((row["batches"].as_u64(), row["clicks"].as_u64(), row["freezes"].as_u64()), (Some(3), Some(1), Some(1)));
+    // The real batch's mutation is replayed; the freeze is shown before it.
+    let (_, end) = call(&app, get("/api/v1/sessions/sess-1/snapshot")).await;
+    assert_eq!(String::from_utf8_lossy(&end), "<html><head></head><body>hello<p class=\"late\"></p></body></html>");
+    let msgpack = Request::get("/api/v1/sessions/sess-1/events")
+        .header("accept", "application/msgpack")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .expect("req");
+    let (_, bytes) = call(&app, msgpack).await;
+    let batches = replay_protocol::codec::decode_batches(&bytes, &replay_protocol::Limits::default(), usize::MAX)
+        .expect("decodes");
+    let order: Vec<(u32, bool)> = batches.iter().map(|b| (b.seq, b.is_freeze_marker())).collect();
+    assert_eq!(order, [(0, false), (1, true), (1, false)]);
+}
+
+#[tokio::test]
 async fn json_events_read_with_descriptive_names_not_wire_letters() {
     let (app, key) = setup();
     for b in page_batches() {

@@ -5,7 +5,9 @@
 //! the index, an S3-compatible object store for bodies) lets several instances share one
 //! store. Every engine must pass the one conformance suite (`testsuite`, behind the cargo
 //! feature of that name). Batches are keyed by `(project, session, page, seq)`: storing the
-//! same key twice is a no-op, which is what makes ingest idempotent.
+//! same key twice is a no-op, which is what makes ingest idempotent. A freeze marker
+//! ([`BatchSummary::is_freeze_marker`]) is keyed apart from the real batch of its number, so
+//! neither is ever dropped as the other's resend (`shared::stored_seq` says why).
 //!
 //! Modules:
 //! - [`accounts`]: viewer accounts, memberships, sign-ins, invitations and API tokens;
@@ -139,7 +141,8 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     /// sessions that received a batch since (a session that started before counts whole).
     /// For seeding quota counters; not for the ingest path.
     fn usage_since(&self, project: i64, since_ms: u64, max_ids: usize) -> Result<Usage, Error>;
-    /// `(page, seq)` of every stored batch of a session, in replay order.
+    /// `(page, seq)` of every stored batch of a session, in replay order (a freeze marker and a
+    /// real batch sharing a number both appear, the marker first).
     fn batch_keys(&self, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error>;
     /// Number of stored batches in all projects.
     fn batch_count(&self) -> Result<u64, Error>;

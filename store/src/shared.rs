@@ -3,6 +3,51 @@
 use crate::BatchSummary;
 use crate::model::{COMMON_VALUES, CommonValue, FactComparison};
 
+/// Added to a freeze marker's sequence number in the `seq` column of both engines' batch rows
+/// (`batch_keys`, `batches`); see [`stored_seq`].
+pub(crate) const MARKER_SEQ: i64 = 1 << 32;
+
+/// The number a batch is keyed by in storage, with its project, session and page: its sequence
+/// number, plus [`MARKER_SEQ`] for a freeze marker ([`BatchSummary::is_freeze_marker`]).
+///
+/// Why: the recorder numbers the marker its upload worker sends when the page stops answering
+/// with the number after the batch being filled, without taking it (the page reserves it on
+/// its next heartbeat or cut). Should the page fail to reserve it, its next real batch carries
+/// the marker's number. Keyed on the number alone, whichever of the two came second was
+/// acknowledged as a duplicate and dropped: a real batch of the user's session lost with clean
+/// stats, or the freeze forgotten. Keyed apart, both are stored and indexed, in either order,
+/// and nothing is decided from arrival order:
+/// - the real batch is never lost;
+/// - the freeze stays recorded as any marker's: its event in its own stored batch (which the
+///   player shows before the real batch of its number), counted in the session's `freezes`
+///   and its latest `freeze_started_ms` (a marker only fires after a second without
+///   heartbeats: the freeze was real, it must not be overwritten or dropped);
+/// - a resend of either (the worker's and the page's copies of one marker, a retried upload)
+///   is still a duplicate of its own kind and changes nothing.
+///
+/// The 64-bit column has room for the 32-bit sequence number and the kind, so neither engine's
+/// primary key changes (no table rebuilt at upgrade) and rows stored before keep their keys.
+/// Replay order sorts a page view's rows by `seq & 4294967295, seq DESC`: by number, a marker
+/// before the real batch of its number (its event is the last moment the page answered,
+/// before anything that batch holds). Bounded: a number holds at most two batches, one of each
+/// kind. The usual real batch still costs no lookup: a page's highest stored seq, which tells
+/// a batch past it is new, counts real batches only, and markers (a handful per session) are
+/// always looked up.
+pub(crate) fn stored_seq(s: &BatchSummary) -> i64 {
+    i64::from(s.seq) + if s.is_freeze_marker() { MARKER_SEQ } else { 0 }
+}
+
+/// The sequence number of a stored batch from its `seq` column (see [`stored_seq`]).
+pub(crate) fn wire_seq(stored: i64) -> u32 {
+    u32::try_from(stored.rem_euclid(MARKER_SEQ)).unwrap_or(u32::MAX)
+}
+
+/// Whether a batch starts a page view (counted in the session's `pages`): a real batch
+/// numbered 0 (a marker never is: it takes the number after the batch being filled).
+pub(crate) fn starts_page_view(s: &BatchSummary) -> bool {
+    s.seq == 0 && !s.is_freeze_marker()
+}
+
 /// What a session row sums over its batches (and the times it moves forward): the one fold of
 /// both engines' runs (SQLite's `IndexRun`, PostgreSQL's group `Run`), which apply several
 /// batches of a session as one upsert when all but the first only add to these.

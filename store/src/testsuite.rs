@@ -62,6 +62,8 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     invitations_are_used_once_and_expire(&make());
     api_tokens_are_found_by_digest_noted_when_used_and_revoked(&make());
     resent_batch_is_stored_once(&make());
+    a_freeze_marker_and_a_real_batch_of_one_number_are_both_kept(&make());
+    a_freeze_marker_and_a_real_batch_of_one_number_sent_at_once_are_both_kept(&make());
     concurrent_uploads_and_resends_count_once(&make());
     batches_come_back_in_replay_order(&make());
     gzip_bodies_come_back_decoded(&make());
@@ -737,6 +739,109 @@ fn resent_batch_is_stored_once(db: &impl Storage) {
     assert_eq!((row.batches, row.events, row.clicks, row.pages), (2, 6, 2, 1), "duplicates must not count");
     assert_eq!((row.start_ms, row.end_ms, row.duration_ms), (1000, 1200, 200));
     assert_eq!(db.batch_count().expect("count"), 2);
+}
+
+/// The batch the recorder's upload worker sends on its own when the page stops answering: one
+/// `freeze_started` event, numbered after the batch the page was filling.
+fn freeze_marker(session: &str, page: &str, seq: u32, at_ms: u64) -> BatchSummary {
+    BatchSummary {
+        session: session.into(),
+        page: page.into(),
+        seq,
+        start_ms: at_ms,
+        end_ms: at_ms,
+        received_ms: at_ms + 1_500,
+        events: 1,
+        freezes: 1,
+        freeze_started_ms: at_ms,
+        ..BatchSummary::default()
+    }
+}
+
+/// A freeze marker whose number a real batch of the page also carries (the page did not
+/// reserve it): in either order, both are stored, indexed and read back, the marker first;
+/// resends of either stay duplicates.
+fn a_freeze_marker_and_a_real_batch_of_one_number_are_both_kept(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let put = |s: &BatchSummary, body: &[u8]| db.put_batch_blocking(p.id, s, body).expect("put");
+    // The marker first, then the real batch.
+    assert_eq!(put(&summary("m", "p", 0, 1_000), b"r0"), Stored::New);
+    assert_eq!(put(&freeze_marker("m", "p", 1, 1_200), b"f1"), Stored::New);
+    assert_eq!(put(&summary("m", "p", 1, 3_000), b"r1"), Stored::New, "the real batch is not the marker's resend");
+    // The real batch first, then the marker (sent by the worker and again by the page).
+    assert_eq!(put(&summary("r", "p", 0, 1_000), b"r0"), Stored::New);
+    assert_eq!(put(&summary("r", "p", 1, 3_000), b"r1"), Stored::New);
+    assert_eq!(put(&freeze_marker("r", "p", 1, 1_200), b"f1"), Stored::New, "the freeze is recorded all the same");
+    for session in ["m", "r"] {
+        assert_eq!(put(&freeze_marker(session, "p", 1, 1_200), b"f1"), Stored::Duplicate, "{session}: marker resent");
+        assert_eq!(put(&summary(session, "p", 1, 3_000), b"r1"), Stored::Duplicate, "{session}: batch resent");
+        assert_eq!(put(&summary(session, "p", 0, 1_000), b"r0"), Stored::Duplicate, "{session}: first resent");
+        // A later batch of the page is new (the marker's key does not raise the page's
+        // highest number), and its resend is not.
+        assert_eq!(put(&summary(session, "p", 2, 4_000), b"r2"), Stored::New, "{session}: next batch");
+        assert_eq!(put(&summary(session, "p", 2, 4_000), b"r2"), Stored::Duplicate, "{session}: next resent");
+
+        let replay = [b"r0".to_vec(), b"f1".to_vec(), b"r1".to_vec(), b"r2".to_vec()];
+        assert_eq!(
+            db.batches(p.id, session).expect("batches"),
+            replay,
+            "{session}: the marker before its number's batch"
+        );
+        let range = db.batch_range(p.id, session, &RangeRequest::whole(u64::MAX)).expect("range");
+        assert_eq!((range.total, range.bodies), (4, replay.to_vec()), "{session}: range read");
+        let keys: Vec<(String, u32)> = [0, 1, 1, 2].into_iter().map(|seq| ("p".to_string(), seq)).collect();
+        assert_eq!(db.batch_keys(p.id, session).expect("keys"), keys, "{session}: keys");
+        let row = db.session(p.id, session).expect("q").expect("row");
+        assert_eq!(
+            (row.batches, row.events, row.clicks, row.pages, row.freezes, row.bytes),
+            (4, 3 + 1 + 3 + 3, 3, 1, 1, 8),
+            "{session}: each batch counted once, the freeze once"
+        );
+        assert_eq!(db.session_stored_bytes(p.id, session).expect("bytes"), 8);
+    }
+    assert_eq!(db.batch_count().expect("count"), 8);
+    let frozen = SessionFilter { has_freeze: true, ..SessionFilter::default() };
+    assert_eq!(found(db, p.id, &frozen).len(), 2, "both sessions froze");
+    // No freeze_ended came: the freeze is open in both, whichever batch came first.
+    assert_eq!(db.mark_unrecovered_freezes(p.id, 10_000).expect("mark"), 2);
+}
+
+/// The same, with the marker and the real batch (and their resends) uploaded at once, so
+/// engines with a group commit may meet both in one group.
+fn a_freeze_marker_and_a_real_batch_of_one_number_sent_at_once_are_both_kept(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let sessions: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    let outcomes: Vec<Stored> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let sessions = &sessions;
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for s in sessions {
+                        let (real, marker) = (summary(s, "p", 1, 3_000), freeze_marker(s, "p", 1, 1_200));
+                        // Half the threads send the marker first.
+                        let pair = if t % 2 == 0 {
+                            [(&marker, b"f1"), (&real, b"r1")]
+                        } else {
+                            [(&real, b"r1"), (&marker, b"f1")]
+                        };
+                        for (summary, body) in pair {
+                            out.push(db.put_batch_blocking(p.id, summary, body).expect("put"));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().expect("uploading thread")).collect()
+    });
+    let new = outcomes.iter().filter(|o| **o == Stored::New).count();
+    assert_eq!((new, outcomes.len() - new), (12, 36), "each marker and each real batch is new once");
+    for s in &sessions {
+        assert_eq!(db.batches(p.id, s).expect("batches"), [b"f1".to_vec(), b"r1".to_vec()], "{s}");
+        let row = db.session(p.id, s).expect("q").expect("row");
+        assert_eq!((row.batches, row.events, row.freezes), (2, 4, 1), "{s}");
+    }
 }
 
 /// Many uploads at once, each batch sent four times (engines with a group commit index them in

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use super::bulk::Entry;
 use super::{Engine, opt_text, text};
 use crate::model::{IndexedBatch, choose_range};
-use crate::shared::{to_i64, to_u64};
+use crate::shared::{starts_page_view, stored_seq, to_i64, to_u64};
 use crate::{BatchBody, BatchRange, Error, RangeRequest, Stored, unpack};
 
 /// Batch bodies fetched at once when a session is read.
@@ -95,7 +95,7 @@ impl Engine {
                     &project,
                     &s.session,
                     &s.page,
-                    &i64::from(s.seq),
+                    &stored_seq(s),
                     &to_i64(s.start_ms),
                     &to_i64(s.end_ms),
                     &to_i64(s.received_ms),
@@ -138,7 +138,7 @@ impl Engine {
             &to_i64(s.end_ms),
             &url,
             &agent,
-            &i64::from(s.seq == 0),
+            &i64::from(starts_page_view(s)),
             &to_i64(s.events),
             &to_i64(s.clicks),
             &size,
@@ -237,7 +237,7 @@ impl Engine {
                  JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
                        WHERE project_id = $1 AND session_id = $2 GROUP BY page_id) p ON p.page_id = b.page_id
                  WHERE b.project_id = $1 AND b.session_id = $2
-                 ORDER BY p.page_start, b.page_id, b.seq",
+                 ORDER BY p.page_start, b.page_id, b.seq & 4294967295, b.seq DESC",
             )
             .await?;
         Ok(client.query(&stmt, &[&project, &session]).await?)
@@ -257,7 +257,7 @@ impl Engine {
                  JOIN (SELECT page_id, MIN(start_ms) AS page_start FROM batches
                        WHERE project_id = $1 AND session_id = $2 GROUP BY page_id) p ON p.page_id = b.page_id
                  WHERE b.project_id = $1 AND b.session_id = $2
-                 ORDER BY p.page_start, b.page_id, b.seq",
+                 ORDER BY p.page_start, b.page_id, b.seq & 4294967295, b.seq DESC",
             )
             .await?;
         Ok(client

@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering;
 use replay_core::BatchSummary;
 
 use super::{Engine, opt_text, text};
-use crate::shared::{Counters, MAX_FACTS_PER_SESSION, only_adds_counters, to_i64};
+use crate::shared::{Counters, MAX_FACTS_PER_SESSION, only_adds_counters, starts_page_view, stored_seq, to_i64};
 use crate::{Error, Stored};
 
 /// A batch whose body is in the object store, to index.
@@ -44,8 +44,10 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    pub(super) fn batch_key(&self) -> (i64, &str, &str, u32) {
-        (self.project, &self.summary.session, &self.summary.page, self.summary.seq)
+    /// The batch's key as stored (a freeze marker apart from the real batch of its number:
+    /// [`stored_seq`]).
+    pub(super) fn batch_key(&self) -> (i64, &str, &str, i64) {
+        (self.project, &self.summary.session, &self.summary.page, stored_seq(&self.summary))
     }
 }
 
@@ -81,7 +83,7 @@ impl<'a> Run<'a> {
             first: s,
             start_ms: s.start_ms,
             counts: Counters::of(s),
-            pages: i64::from(s.seq == 0),
+            pages: i64::from(starts_page_view(s)),
             batches: 1,
             bytes: e.size,
         }
@@ -96,7 +98,7 @@ impl<'a> Run<'a> {
             return false;
         }
         self.counts.add(b);
-        self.pages += i64::from(b.seq == 0);
+        self.pages += i64::from(starts_page_view(b));
         self.batches += 1;
         self.bytes = self.bytes.saturating_add(e.size);
         true
@@ -215,7 +217,7 @@ impl Engine {
             projects.push(e.project);
             sessions.push(s.session.as_str());
             pages.push(s.page.as_str());
-            seqs.push(i64::from(s.seq));
+            seqs.push(stored_seq(s));
             starts.push(to_i64(s.start_ms));
             ends.push(to_i64(s.end_ms));
             received.push(to_i64(s.received_ms));
@@ -237,7 +239,7 @@ impl Engine {
             .iter()
             .map(|e| {
                 let s = &e.summary;
-                inserted.contains(&(e.project, s.session.clone(), s.page.clone(), i64::from(s.seq)))
+                inserted.contains(&(e.project, s.session.clone(), s.page.clone(), stored_seq(s)))
             })
             .collect();
         let new: Vec<&Entry> = entries.iter().zip(&is_new).filter(|(_, n)| **n).map(|(e, _)| *e).collect();
@@ -505,8 +507,8 @@ async fn write_errors(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) -
 
 /// The batches of a group with distinct keys (the first of each key, in arrival order), and for
 /// every queued batch the index of the batch it shares its key with.
-pub(super) fn distinct_keys<T>(items: &[T], key: impl Fn(&T) -> (i64, &str, &str, u32)) -> (Vec<usize>, Vec<usize>) {
-    let mut seen: HashMap<(i64, &str, &str, u32), usize> = HashMap::with_capacity(items.len());
+pub(super) fn distinct_keys<T>(items: &[T], key: impl Fn(&T) -> (i64, &str, &str, i64)) -> (Vec<usize>, Vec<usize>) {
+    let mut seen: HashMap<(i64, &str, &str, i64), usize> = HashMap::with_capacity(items.len());
     let mut firsts = Vec::with_capacity(items.len());
     let mut of = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {

@@ -75,7 +75,7 @@ impl GroupQueue {
     /// one query.
     pub(super) async fn check(&self, project: i64, s: &BatchSummary) -> Result<(bool, u64, bool), Error> {
         let (reply, answer) = oneshot::channel();
-        let key = (project, s.session.clone(), s.page.clone(), i64::from(s.seq));
+        let key = (project, s.session.clone(), s.page.clone(), crate::shared::stored_seq(s));
         // Never waits: no more batches are admitted than the queue holds.
         self.checks.send(Check { key, reply }).await.map_err(|_| Error::Stopped("the postgres checker"))?;
         answer.await.map_err(|_| Error::Stopped("the postgres checker"))?

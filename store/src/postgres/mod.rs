@@ -13,7 +13,8 @@
 //! before the upload, and again in the group's transaction (concurrent uploads of a session).
 //!
 //! Storing a batch: if its key `(project, session, page, seq)` is already indexed the batch is a
-//! duplicate and nothing is written. Otherwise the body goes to a fresh object first, then the
+//! duplicate and nothing is written (a freeze marker is keyed apart from the real batch of its
+//! number: `shared::stored_seq`). Otherwise the body goes to a fresh object first, then the
 //! batch waits for the next group commit (`group`): one transaction indexes every batch waiting
 //! (its row, the session index, search terms, click maps, error groups) with multi-row
 //! statements (`bulk`). The batch is durable (and acknowledged) only after both: the object
@@ -94,7 +95,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use self::queries::{project_row, session_row};
-use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64};
+use crate::shared::{KeyCache, SESSION_COLUMNS, to_i64, to_u64, wire_seq};
 use crate::{
     AuditEntry, BatchBody, BatchDone, BatchRange, Comment, CommentAdded, Error, ErrorGroup, FactComparison, IngestKey,
     Project, ProjectQuota, RangeRequest, SessionFilter, SessionRow, Storage, Usage,
@@ -473,7 +474,7 @@ impl Storage for PostgresStorage {
         let session = text(session);
         self.block(move |e| async move {
             let rows = e.batch_rows(project, &session).await?;
-            Ok(rows.iter().map(|r| (r.get(0), u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX))).collect())
+            Ok(rows.iter().map(|r| (r.get(0), wire_seq(r.get(1)))).collect())
         })
     }
 

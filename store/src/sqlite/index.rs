@@ -31,7 +31,7 @@ use rusqlite::{Connection, params};
 
 use super::Db;
 use crate::Error;
-use crate::shared::{Counters, only_adds_counters, to_i64, to_u64};
+use crate::shared::{Counters, only_adds_counters, starts_page_view, stored_seq, to_i64, to_u64};
 
 /// Index entries of batches already in `batch_log` (durable, acknowledged) but not yet in
 /// `batch_keys` and the session index.
@@ -141,10 +141,11 @@ impl PendingIndex {
     }
 
     /// Notes a batch whose entry became pending: its key takes part in duplicate checks, and
-    /// its page's highest seq (`known` so far, from the map or `batch_keys`) covers it.
+    /// its page's highest seq (`known` so far, from the map or `batch_keys`) covers it, unless
+    /// it is a freeze marker (always looked up: see [`crate::shared::stored_seq`]).
     pub(super) fn remember(&mut self, project: i64, s: &BatchSummary, known: i64) {
-        self.keys.insert((project, s.session.clone(), s.page.clone(), s.seq));
-        let highest = known.max(i64::from(s.seq));
+        self.keys.insert((project, s.session.clone(), s.page.clone(), stored_seq(s)));
+        let highest = if s.is_freeze_marker() { known } else { known.max(i64::from(s.seq)) };
         match self.pages.get_mut(&PageKeyRef(project, &s.session, &s.page)) {
             Some(h) => *h = highest,
             None => {
@@ -164,8 +165,8 @@ pub(super) struct IndexCounts {
 /// How often held index entries are tried again.
 pub(super) const HELD_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// (project, session, page, seq) of a pending batch.
-pub(super) type BatchKey = (i64, String, String, u32);
+/// (project, session, page, stored seq: [`crate::shared::stored_seq`]) of a pending batch.
+pub(super) type BatchKey = (i64, String, String, i64);
 /// (project, session, page).
 pub(super) type PageKey = (i64, String, String);
 
@@ -184,7 +185,7 @@ impl hashbrown::Equivalent<SessionKey> for SessionKeyRef<'_> {
 
 /// A [`BatchKey`] looked up without copying its strings (hashes like the tuple it stands for).
 #[derive(Hash)]
-pub(super) struct BatchKeyRef<'a>(pub(super) i64, pub(super) &'a str, pub(super) &'a str, pub(super) u32);
+pub(super) struct BatchKeyRef<'a>(pub(super) i64, pub(super) &'a str, pub(super) &'a str, pub(super) i64);
 
 impl hashbrown::Equivalent<BatchKey> for BatchKeyRef<'_> {
     fn equivalent(&self, k: &BatchKey) -> bool {
@@ -321,7 +322,7 @@ pub(super) fn flush_chunk_unpublished(db: &mut Db, max: usize) -> Result<(), Err
         chunk = written;
     }
     for e in &chunk {
-        index.keys.remove(&BatchKeyRef(e.project, &e.summary.session, &e.summary.page, e.summary.seq));
+        index.keys.remove(&BatchKeyRef(e.project, &e.summary.session, &e.summary.page, stored_seq(&e.summary)));
     }
     if index.len() == 0 && index.pages.len() > PAGES_KNOWN_MAX {
         // Held entries' pages stay: their seqs are in no index a lookup would read.
@@ -420,10 +421,11 @@ pub(super) fn apply_index_entries(tx: &Connection, chunk: &[IndexEntry]) -> Resu
         for e in chunk.iter().rev() {
             let s = &e.summary;
             let bytes = i64::try_from(e.bytes).unwrap_or(i64::MAX);
-            if key.execute(params![e.project, s.session, s.page, s.seq, to_i64(s.start_ms), e.id, bytes])? == 0 {
+            let seq = stored_seq(s);
+            if key.execute(params![e.project, s.session, s.page, seq, to_i64(s.start_ms), e.id, bytes])? == 0 {
                 // Already indexed: by a flush that raced this one (a storage dropped while
                 // the same database was opened again), or a duplicate row to drop.
-                let existing: i64 = indexed_as.query_row(params![e.project, s.session, s.page, s.seq], |r| r.get(0))?;
+                let existing: i64 = indexed_as.query_row(params![e.project, s.session, s.page, seq], |r| r.get(0))?;
                 if existing != e.id {
                     drop_row.execute([e.id])?;
                 }
@@ -540,9 +542,10 @@ pub(super) fn resummarize(body: Vec<u8>, gzip: bool, row: &BatchSummary) -> Resu
     Ok(summary)
 }
 
-/// The highest indexed seq of one page (`?1` project, `?2` session, `?3` page), -1 for none.
-pub(super) const HIGHEST_INDEXED_SEQ: &str =
-    "SELECT COALESCE(MAX(seq), -1) FROM batch_keys WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3";
+/// The highest indexed seq of one page's real batches (`?1` project, `?2` session, `?3` page),
+/// -1 for none; freeze markers' keys ([`crate::shared::MARKER_SEQ`] and above) do not count.
+pub(super) const HIGHEST_INDEXED_SEQ: &str = "SELECT COALESCE(MAX(seq), -1) FROM batch_keys
+     WHERE project_id = ?1 AND session_id = ?2 AND page_id = ?3 AND seq < 4294967296";
 
 /// Indexes one logged batch's key; ignored (0 rows) when the key is indexed already.
 pub(super) const INSERT_KEY: &str =
@@ -600,7 +603,7 @@ pub(super) struct IndexRun {
     /// Bytes of the batches as stored.
     pub(super) bytes: usize,
     pub(super) batches: u64,
-    /// Batches that start a page view (`seq` 0).
+    /// Batches that start a page view ([`starts_page_view`]).
     pub(super) pages: u64,
 }
 
@@ -612,7 +615,7 @@ impl IndexRun {
             summary: e.summary.clone(),
             bytes: e.bytes,
             batches: 1,
-            pages: u64::from(e.summary.seq == 0),
+            pages: u64::from(starts_page_view(&e.summary)),
         }
     }
 
@@ -634,7 +637,7 @@ impl IndexRun {
         self.counts.add(b);
         self.bytes += e.bytes;
         self.batches += 1;
-        self.pages += u64::from(b.seq == 0);
+        self.pages += u64::from(starts_page_view(b));
         true
     }
 }

@@ -6,7 +6,7 @@ use replay_core::now_ms;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::model::IndexedBatch;
-use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64};
+use crate::shared::{COMPARE_ENVIRONMENT_SQL, SESSION_COLUMNS, comparisons, to_i64, to_u64, wire_seq};
 use crate::{
     AuditEntry, Error, ErrorGroup, FactComparison, FrustrationCounts, IngestKey, Project, ProjectQuota,
     RECENT_ERROR_SESSIONS, SessionFilter, SessionRow, Unsettled, Usage,
@@ -27,8 +27,9 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
 }
 
 /// `FROM ... ORDER BY` of one session's batches (`?1` project, `?2` session) in replay order:
-/// page views by their first batch's start, then sequence numbers; `$join` adds joins (the
-/// log's bodies as `b`).
+/// page views by their first batch's start, then sequence numbers (a freeze marker before the
+/// real batch of its number: `crate::shared::stored_seq`); `$join` adds joins (the log's bodies
+/// as `b`).
 macro_rules! session_batches_in_replay_order {
     ($join:literal) => {
         concat!(
@@ -37,7 +38,7 @@ macro_rules! session_batches_in_replay_order {
                    WHERE project_id = ?1 AND session_id = ?2 GROUP BY page_id) p ON p.page_id = k.page_id ",
             $join,
             " WHERE k.project_id = ?1 AND k.session_id = ?2
-             ORDER BY p.page_start, k.page_id, k.seq"
+             ORDER BY p.page_start, k.page_id, k.seq & 4294967295, k.seq DESC"
         )
     };
 }
@@ -170,7 +171,7 @@ pub(super) fn session(conn: &Connection, project: i64, id: &str) -> Result<Optio
 pub(super) fn batch_keys(conn: &Connection, project: i64, session: &str) -> Result<Vec<(String, u32)>, Error> {
     let mut stmt = conn.prepare_cached(concat!("SELECT k.page_id, k.seq ", session_batches_in_replay_order!("")))?;
     let rows = stmt
-        .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+        .query_map(params![project, session], |r| Ok((r.get::<_, String>(0)?, wire_seq(r.get(1)?))))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

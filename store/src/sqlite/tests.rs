@@ -233,6 +233,59 @@ fn batches_logged_but_not_indexed_are_indexed_when_the_database_opens() {
     assert_eq!(id, 12);
 }
 
+/// A freeze marker numbered `seq`, encoded, and its summary as ingest makes it.
+fn freeze_marker(session: &str, seq: u32) -> (BatchSummary, Vec<u8>) {
+    use replay_protocol::{Event, EventData, Freeze};
+    let mut b = replay_protocol::Batch::new(session, "page", seq, 1_800_000_000_000 + u64::from(seq) * 5_000 - 100);
+    let started = Freeze::Started { url: "https://shop.test/".into(), last_action: "click button#pay".into() };
+    b.events.push(Event { t: 0, data: EventData::Freeze(started) });
+    let bytes = replay_protocol::encode_batch(&b).expect("encode");
+    let summary =
+        replay_core::summarize(&replay_protocol::decode_batch_borrowed(&bytes, &Default::default()).expect("decode"));
+    assert!(summary.is_freeze_marker());
+    (summary, bytes)
+}
+
+#[test]
+fn a_freeze_marker_and_the_real_batch_of_its_number_are_both_indexed_after_a_crash_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (real, real_body) = batch("s", 1, 2);
+    let (marker, marker_body) = freeze_marker("s", 1);
+    let project = {
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        let p = db.create_project("p").expect("project");
+        let (first, body) = batch("s", 0, 1);
+        db.put_batch_blocking(p.id, &first, &body).expect("put");
+        db.batch_count().expect("count (flushes the index)");
+        p.id
+    };
+    // What a crash before the next index flush leaves: both logged, neither indexed.
+    {
+        let conn = Connection::open(dir.path().join("replay.sqlite3")).expect("raw");
+        for (id, s, body) in [(10, &marker, &marker_body), (11, &real, &real_body)] {
+            conn.execute(
+                "INSERT INTO batch_log (id, project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
+                 VALUES (?1, ?2, 's', 'page', 1, ?3, ?4, ?3, ?5)",
+                params![id, project, s.start_ms as i64, s.end_ms as i64, body],
+            )
+            .expect("insert");
+        }
+    }
+    let db = SqliteStorage::open(dir.path()).expect("db");
+    assert_eq!(db.batch_count().expect("count"), 3, "neither taken for the other's copy");
+    let row = db.session(project, "s").expect("session").expect("row");
+    assert_eq!((row.batches, row.clicks, row.freezes), (3, 3, 1));
+    assert_eq!(db.put_batch_blocking(project, &marker, &marker_body).expect("put"), Stored::Duplicate);
+    assert_eq!(db.put_batch_blocking(project, &real, &real_body).expect("put"), Stored::Duplicate);
+    let (next, body) = batch("s", 2, 1);
+    assert_eq!(db.put_batch_blocking(project, &next, &body).expect("put"), Stored::New);
+    let seqs: Vec<u32> = db.batch_keys(project, "s").expect("keys").into_iter().map(|(_, seq)| seq).collect();
+    assert_eq!(seqs, [0, 1, 1, 2]);
+    let bodies = db.batches(project, "s").expect("bodies");
+    assert_eq!(bodies[1], marker_body, "the marker before the real batch of its number");
+    assert_eq!(bodies[2], real_body);
+}
+
 #[test]
 fn resent_batches_are_duplicates_whether_pending_indexed_or_from_before_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -24,7 +24,7 @@ use super::index::{
     BatchKeyRef, FLUSH_AFTER, HIGHEST_INDEXED_SEQ, IndexEntry, PageKeyRef, SessionKeyRef, flush_all, flush_step,
 };
 use super::sync::{AckPath, Acks};
-use crate::shared::to_i64;
+use crate::shared::{stored_seq, to_i64};
 use crate::{BatchBody, BatchDone, Error, Stored};
 
 /// A batch waiting for the writer thread, with where to send the outcome.
@@ -297,11 +297,14 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
                     highest_indexed.query_row(params![p.project, s.session, s.page], |r| r.get::<_, i64>(0))?
                 }
             };
-            // Past the highest stored: new (the usual case), without looking anything up.
-            let fresh = i64::from(s.seq) > highest;
+            // Past the highest stored real batch: new (the usual case), without looking
+            // anything up. A freeze marker is keyed apart and always looked up
+            // (`crate::shared::stored_seq`).
+            let seq = stored_seq(s);
+            let fresh = !s.is_freeze_marker() && i64::from(s.seq) > highest;
             if !fresh
-                && (index.keys.contains(&BatchKeyRef(p.project, &s.session, &s.page, s.seq))
-                    || indexed.exists(params![p.project, s.session, s.page, s.seq])?)
+                && (index.keys.contains(&BatchKeyRef(p.project, &s.session, &s.page, seq))
+                    || indexed.exists(params![p.project, s.session, s.page, seq])?)
             {
                 outcomes.push(Ok(Stored::Duplicate));
                 continue;
@@ -351,7 +354,7 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
         // Rolled back: none of these keys is stored after all.
         for &i in &added {
             let p = &group[i];
-            index.keys.remove(&BatchKeyRef(p.project, &p.summary.session, &p.summary.page, p.summary.seq));
+            index.keys.remove(&BatchKeyRef(p.project, &p.summary.session, &p.summary.page, stored_seq(&p.summary)));
             if let Some(b) = index.session_bytes.get_mut(&SessionKeyRef(p.project, &p.summary.session)) {
                 *b = b.saturating_sub(p.body.bytes.len() as u64);
             }

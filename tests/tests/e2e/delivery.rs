@@ -182,11 +182,11 @@ async fn the_upload_worker_is_replaced_after_big_batches_and_nothing_is_lost() -
 
 /// The upload worker's freeze watchdog checks on a timer that can run late (its thread busy
 /// compressing a big batch, or starved of CPU on a loaded machine), with the page's next
-/// heartbeat already waiting behind it. Fired then, the marker takes a sequence number the page
-/// did not reserve (its gap was under 950 ms), and the server keeps the marker in place of the
-/// page's next real batch, whose changes the replay then lacks (a way for the upload-worker
-/// test above, whose re-renders keep the page busy for about 1 s at a time, to fail on a loaded
-/// machine). Run in node on a modelled event loop (tests/src/worker_loop.js), so the
+/// heartbeat already waiting behind it. Fired then, the marker reports a freeze the page never
+/// saw and takes a sequence number the page did not reserve (its gap was under 950 ms), which
+/// the page's next real batch carries too. (The server used to keep the marker in place of
+/// that batch, whose changes the replay then lacked; it now keeps both, see `replay_store`'s
+/// `stored_seq`.) Run in node on a modelled event loop (tests/src/worker_loop.js), so the
 /// timing is exact: the worker confirms a missed heartbeat in a task of its own, after what is
 /// already queued; a page that really stops beating still gets its marker sent.
 #[test]
