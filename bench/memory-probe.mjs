@@ -25,6 +25,8 @@
 // --no-gc      measures without the forced GC: what was allocated and not yet collected
 //              (with --only=^blink_objects, which kinds of objects the recorder makes the page
 //              allocate).
+// --js-flags=F  passes V8 flags to Chromium (e.g. `--liftoff-only`, `--max-opt=0`): which of V8's
+//              compilers the recorder's code pages come from (smaps' `chromium` class).
 // --web=DIR    serves the recorder's files (`recorder.js`, `recorder/*`) from DIR (e.g.
 //              target/web) instead of the server binary's embedded copy: after a change to the
 //              recorder, `cargo xtask build-web` is enough (no server rebuild).
@@ -55,6 +57,7 @@ const WORKER_GC = !!args['worker-gc'];
 const NO_GC = !!args['no-gc'];
 const ONLY = args.only ? new RegExp(String(args.only)) : null;
 const WEB = args.web ? path.resolve(String(args.web)) : null;
+const JS_FLAGS = args['js-flags'] ? String(args['js-flags']) : null;
 
 const require = createRequire(path.join(HARNESS_COPY, 'package.json'));
 const { chromium } = require('playwright-core');
@@ -278,7 +281,8 @@ if (needsReplay) await adapter.setup(actx);
 const browser = await chromium.launch({
   executablePath: process.env.REPLAY_CHROMIUM || '/usr/bin/chromium', headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'],
+    '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+    ...(JS_FLAGS ? ['--js-flags=' + JS_FLAGS] : [])],
 });
 const base = {};
 const baseDumps = {};

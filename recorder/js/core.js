@@ -31,11 +31,17 @@ const IDLE_MS = 30 * 60 * 1000;
 const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 /**
- * Wasm memory only grows: past this much at a periodic cut or a flush, the recorder moves to a
- * fresh instance and the old one's memory is collected (recorder/src/renew.rs). A big page's
- * re-render grows it to several MB; 8 MB left ~7 MB held for good on the benchmark's products.
+ * Wasm memory only grows: past this much at a periodic cut, a flush or the end of a DOM pass,
+ * the recorder moves to a fresh instance and the old one's memory is collected
+ * (recorder/src/renew.rs). A fresh instance has 1.1 MB; a big page's re-render grows it to
+ * several MB. 8 MB left ~7 MB held for good on the benchmark's products, 4 MB up to 4.2 MB.
  */
-const RENEW_ABOVE_BYTES = 4 * 1024 * 1024;
+const RENEW_ABOVE_BYTES = 2 * 1024 * 1024;
+/**
+ * Least time between two renewals that DOM passes start: a long burst grows the memory again
+ * after each move, and each move costs an instantiation. Ticks and flushes renew regardless.
+ */
+const RENEW_PASS_MS = 500;
 
 let flushTimer = 0;
 /** In a frame of another origin: records only what its parent asks for (frames.js). */
@@ -137,6 +143,8 @@ function emit(bytes) {
 }
 
 let renewing = false;
+/** When the last renewal started (see RENEW_PASS_MS). */
+let renewedAt = 0;
 
 /**
  * When the wasm memory grew past RENEW_ABOVE_BYTES (a big snapshot or mutation batch), moves
@@ -147,6 +155,7 @@ let renewing = false;
 function renewIfGrown() {
   if (renewing || S.stopped || memoryBytes() <= RENEW_ABOVE_BYTES) return;
   renewing = true;
+  renewedAt = now();
   instantiate().then(guard((instance) => {
     renewing = false;
     if (!S.rec || S.stopped) return;
@@ -246,6 +255,9 @@ function start(recording) {
     if (!S.stopped && S.rec.should_flush()) flushNow(false, false);
   });
   S.afterEmit = () => {
+    // The burst that grew the memory (a re-render, the snapshot) gives it back when its pass
+    // ends, not at the next tick, seconds later: the move cuts what is buffered then.
+    if (!renewing && now() - renewedAt >= RENEW_PASS_MS) renewIfGrown();
     if (cutDue || !S.rec.should_flush()) return;
     cutDue = true;
     later(cutFull);
