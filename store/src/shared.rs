@@ -18,10 +18,14 @@ pub(crate) const MARKER_SEQ: i64 = 1 << 32;
 /// stats, or the freeze forgotten. Keyed apart, both are stored and indexed, in either order,
 /// and nothing is decided from arrival order:
 /// - the real batch is never lost;
-/// - the freeze stays recorded as any marker's: its event in its own stored batch (which the
+/// - the marker stays recorded as any marker is: its event in its own stored batch (which the
 ///   player shows before the real batch of its number), counted in the session's `freezes`
-///   and its latest `freeze_started_ms` (a marker only fires after a second without
-///   heartbeats: the freeze was real, it must not be overwritten or dropped);
+///   and its latest `freeze_started_ms`. The server cannot tell which freeze was real. A
+///   collision means the page did not see the gap itself (it reserves the number when it
+///   does), so such a freeze is most likely the worker's own late check (the recorder confirms
+///   a missed heartbeat in a task of its own before firing, which makes this rare). Counting
+///   a doubtful freeze is the lesser harm: it is visible and explained by its replay, where a
+///   dropped batch is not;
 /// - a resend of either (the worker's and the page's copies of one marker, a retried upload)
 ///   is still a duplicate of its own kind and changes nothing.
 ///
