@@ -41,6 +41,36 @@ pub(crate) fn stored_seq(s: &BatchSummary) -> i64 {
     i64::from(s.seq) + if s.is_freeze_marker() { MARKER_SEQ } else { 0 }
 }
 
+/// The summary of a stored batch body (`gzip` when stored compressed), decoded without the
+/// configured limits (it was checked against them when it was received).
+pub(crate) fn summarize_stored(body: Vec<u8>, gzip: bool) -> Result<BatchSummary, String> {
+    let raw = replay_core::gzip::unpack(body, gzip).map_err(|e| e.to_string())?;
+    let limits = replay_protocol::Limits {
+        max_bytes: replay_core::gzip::MAX_STORED_BATCH,
+        max_events: usize::MAX,
+        max_nodes: usize::MAX,
+        max_string: usize::MAX,
+        max_attrs: usize::MAX,
+    };
+    let batch = replay_protocol::decode_batch_borrowed(&raw, &limits).map_err(|e| e.to_string())?;
+    Ok(replay_core::summarize(&batch))
+}
+
+/// Whether a row keyed under a freeze marker's plain number (`seq` < [`MARKER_SEQ`]) holds a
+/// freeze marker itself, from its stored body: a marker stored before markers were keyed
+/// apart ([`stored_seq`]), which a resend of the same marker duplicates. A body that no longer
+/// decodes is taken for a real batch (the resend is stored: a freeze counted twice rather than
+/// a marker lost).
+///
+/// Why: after the upgrade, such a resend (the page's copy of the worker's marker, a retried
+/// upload) is keyed `seq + MARKER_SEQ`; found new, it would be stored a second time (the
+/// session's `freezes`, `batches` and `events` up by one, the marker twice in its replay).
+/// Only markers are checked, and only when a row of their plain number exists: a handful per
+/// session at most, each one body read.
+pub(crate) fn stored_body_is_marker(body: Vec<u8>, gzip: bool) -> bool {
+    summarize_stored(body, gzip).is_ok_and(|s| s.is_freeze_marker())
+}
+
 /// The sequence number of a stored batch from its `seq` column (see [`stored_seq`]).
 pub(crate) fn wire_seq(stored: i64) -> u32 {
     u32::try_from(stored.rem_euclid(MARKER_SEQ)).unwrap_or(u32::MAX)

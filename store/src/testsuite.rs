@@ -64,6 +64,7 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     resent_batch_is_stored_once(&make());
     a_freeze_marker_and_a_real_batch_of_one_number_are_both_kept(&make());
     a_freeze_marker_and_a_real_batch_of_one_number_sent_at_once_are_both_kept(&make());
+    a_marker_stored_before_markers_were_keyed_apart_is_not_stored_again(&make());
     concurrent_uploads_and_resends_count_once(&make());
     batches_come_back_in_replay_order(&make());
     gzip_bodies_come_back_decoded(&make());
@@ -842,6 +843,49 @@ fn a_freeze_marker_and_a_real_batch_of_one_number_sent_at_once_are_both_kept(db:
         let row = db.session(p.id, s).expect("q").expect("row");
         assert_eq!((row.batches, row.events, row.freezes), (2, 4, 1), "{s}");
     }
+}
+
+/// The encoded body of a freeze marker (the check of a marker stored under its plain number
+/// decodes the stored body).
+fn encoded_freeze_marker(session: &str, page: &str, seq: u32, at_ms: u64) -> Vec<u8> {
+    use replay_protocol::{Event, EventData, Freeze};
+    let mut b = replay_protocol::Batch::new(session, page, seq, at_ms);
+    let started = Freeze::Started { url: "https://shop.test/".into(), last_action: "click button#pay".into() };
+    b.events.push(Event { t: 0, data: EventData::Freeze(started) });
+    replay_protocol::encode_batch(&b).expect("encode")
+}
+
+/// A freeze marker stored before markers were keyed apart sits under its plain number: its
+/// resend after the upgrade (the page's copy, a retried upload) is a duplicate, counted
+/// nowhere again; a real batch of that number and a marker whose plain-number row is a real
+/// batch are still both stored.
+fn a_marker_stored_before_markers_were_keyed_apart_is_not_stored_again(db: &impl Storage) {
+    let p = db.create_project("p").expect("p");
+    let put = |s: &BatchSummary, body: &[u8]| db.put_batch_blocking(p.id, s, body).expect("put");
+    assert_eq!(put(&summary("old", "p", 0, 1_000), b"r0"), Stored::New);
+    // The old row: the marker's body keyed under its plain number. (Stored here with a summary
+    // the engine keys as a real batch: one event, no freeze counted.)
+    let marker = freeze_marker("old", "p", 1, 1_200);
+    let body = encoded_freeze_marker("old", "p", 1, 1_200);
+    let old = BatchSummary { freezes: 0, freeze_started_ms: 0, ..marker.clone() };
+    assert_eq!(put(&old, &body), Stored::New);
+    let before = db.session(p.id, "old").expect("q").expect("row");
+    assert_eq!((before.batches, before.events), (2, 4));
+
+    assert_eq!(put(&marker, &body), Stored::Duplicate, "the marker's resend after the upgrade");
+    assert_eq!(put(&marker, &body), Stored::Duplicate, "and again");
+    let after = db.session(p.id, "old").expect("q").expect("row");
+    assert_eq!((after.batches, after.events, after.freezes, after.bytes), (2, 4, 0, before.bytes));
+    assert_eq!(db.batches(p.id, "old").expect("batches"), [b"r0".to_vec(), body.clone()], "the marker once");
+    // The page's next real batch is new.
+    assert_eq!(put(&summary("old", "p", 2, 4_000), b"r2"), Stored::New);
+
+    // A real batch under the plain number (its body no marker): the marker is stored beside it.
+    assert_eq!(put(&summary("real", "p", 1, 3_000), b"r1"), Stored::New);
+    assert_eq!(put(&freeze_marker("real", "p", 1, 1_200), &encoded_freeze_marker("real", "p", 1, 1_200)), Stored::New);
+    let row = db.session(p.id, "real").expect("q").expect("row");
+    assert_eq!((row.batches, row.freezes), (2, 1));
+    assert_eq!(db.batch_count().expect("count"), 5);
 }
 
 /// Many uploads at once, each batch sent four times (engines with a group commit index them in

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use super::bulk::Entry;
 use super::{Engine, opt_text, text};
 use crate::model::{IndexedBatch, choose_range};
-use crate::shared::{starts_page_view, stored_seq, to_i64, to_u64};
+use crate::shared::{starts_page_view, stored_body_is_marker, stored_seq, to_i64, to_u64};
 use crate::{BatchBody, BatchRange, Error, RangeRequest, Stored, unpack};
 
 /// Batch bodies fetched at once when a session is read.
@@ -44,7 +44,7 @@ impl Engine {
             // Checked again in the transaction, against a deletion meanwhile.
             return Err(Error::SessionDeleted);
         }
-        if stored {
+        if stored || (s.is_freeze_marker() && self.marker_stored_under_plain_seq(project, &s).await?) {
             return Ok(Stored::Duplicate);
         }
         let cap = self.session_cap.load(Ordering::Relaxed);
@@ -68,6 +68,27 @@ impl Engine {
                 other
             }
         }
+    }
+
+    /// Whether the freeze marker `s` was stored before markers were keyed apart, under its
+    /// plain number ([`stored_body_is_marker`]). Checked here, before the upload, for every
+    /// path that indexes (group, bulk, per batch): such rows are never written any more, so
+    /// no concurrent upload can add one before the transaction.
+    async fn marker_stored_under_plain_seq(&self, project: i64, s: &BatchSummary) -> Result<bool, Error> {
+        let row = {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT object_key, encoding FROM batches
+                     WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4",
+                )
+                .await?;
+            client.query_opt(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?
+        };
+        let Some(row) = row else { return Ok(false) };
+        let (key, encoding): (String, String) = (row.get(0), row.get(1));
+        let bytes = self.store.get(&ObjectPath::from(key)).await?.bytes().await?;
+        Ok(stored_body_is_marker(bytes.to_vec(), encoding == "gzip"))
     }
 
     pub(super) async fn index_batch(

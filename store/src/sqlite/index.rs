@@ -523,17 +523,7 @@ pub(super) fn recover_index(db: &mut Db) -> Result<(), Error> {
 
 /// The summary of a logged batch, as ingest made it (with the row's own key and receipt time).
 pub(super) fn resummarize(body: Vec<u8>, gzip: bool, row: &BatchSummary) -> Result<BatchSummary, String> {
-    let raw = replay_core::gzip::unpack(body, gzip).map_err(|e| e.to_string())?;
-    // Already validated against the configured limits when it was received.
-    let limits = replay_protocol::Limits {
-        max_bytes: replay_core::gzip::MAX_STORED_BATCH,
-        max_events: usize::MAX,
-        max_nodes: usize::MAX,
-        max_string: usize::MAX,
-        max_attrs: usize::MAX,
-    };
-    let batch = replay_protocol::decode_batch_borrowed(&raw, &limits).map_err(|e| e.to_string())?;
-    let mut summary = replay_core::summarize(&batch);
+    let mut summary = crate::shared::summarize_stored(body, gzip)?;
     if (summary.session.as_str(), summary.page.as_str(), summary.seq) != (&row.session, &row.page, row.seq) {
         return Err("the body's key differs from its row's".into());
     }
