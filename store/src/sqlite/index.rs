@@ -31,7 +31,7 @@ use rusqlite::{Connection, params};
 
 use super::Db;
 use crate::Error;
-use crate::shared::{Counters, only_adds_counters, starts_page_view, stored_seq, to_i64, to_u64};
+use crate::shared::{Counters, MARKER_SEQ, only_adds_counters, starts_page_view, stored_seq, to_i64, to_u64};
 
 /// Index entries of batches already in `batch_log` (durable, acknowledged) but not yet in
 /// `batch_keys` and the session index.
@@ -209,6 +209,12 @@ pub(super) struct IndexEntry {
     pub(super) project: i64,
     pub(super) bytes: usize,
     pub(super) summary: BatchSummary,
+    /// Keyed from its `batch_log` row alone: its body no longer decoded at recovery, so its
+    /// summary is the row's key with no events, and whether it is a freeze marker (keyed
+    /// apart: [`crate::shared::stored_seq`]) is unknown. Such an entry is applied after the
+    /// decoded entries of its session, and its key held by another row does not make it a
+    /// copy to drop while the other key of its number is free (see [`apply_index_entries`]).
+    pub(super) key_only: bool,
 }
 
 /// Pending index entries at which the writer flushes them.
@@ -403,9 +409,11 @@ pub(super) fn takes_writes(conn: &mut Connection) -> bool {
         .is_ok()
 }
 
-/// The order of a flush's entries: by session, then id, descending (see [`flush_chunk`]).
+/// The order of a flush's entries: by session, then id, descending (see [`flush_chunk`]); a
+/// session's [`IndexEntry::key_only`] entries apart, before its others (so written after them:
+/// a decoded batch takes its key before an entry whose key is a guess can).
 pub(super) fn flush_order(a: &IndexEntry, b: &IndexEntry) -> std::cmp::Ordering {
-    (b.project, &b.summary.session, b.id).cmp(&(a.project, &a.summary.session, a.id))
+    (b.project, &b.summary.session, b.key_only, b.id).cmp(&(a.project, &a.summary.session, a.key_only, a.id))
 }
 
 /// Writes `chunk` (in reverse order: by session, then arrival) to the indexes.
@@ -426,10 +434,26 @@ pub(super) fn apply_index_entries(tx: &Connection, chunk: &[IndexEntry]) -> Resu
                 // Already indexed: by a flush that raced this one (a storage dropped while
                 // the same database was opened again), or a duplicate row to drop.
                 let existing: i64 = indexed_as.query_row(params![e.project, s.session, s.page, seq], |r| r.get(0))?;
-                if existing != e.id {
-                    drop_row.execute([e.id])?;
+                if existing == e.id {
+                    continue;
                 }
-                continue;
+                // A batch whose key is a guess (its body no longer decodes) is maybe not a
+                // copy of the row holding it: the marker of that number keyed as the real
+                // batch. It takes the other key of its number when that is free (indexed,
+                // so deletions and retention reach it); a number holds one batch of each kind,
+                // so with both taken it is a copy.
+                let other = seq + MARKER_SEQ;
+                let keyed_apart = e.key_only
+                    && seq < MARKER_SEQ
+                    && key.execute(params![e.project, s.session, s.page, other, to_i64(s.start_ms), e.id, bytes])? > 0;
+                if !keyed_apart {
+                    drop_row.execute([e.id])?;
+                    continue;
+                }
+                tracing::warn!(
+                    id = e.id,
+                    "a logged batch that no longer decodes shares its number with another; keyed as its freeze marker"
+                );
             }
             if run.as_mut().is_some_and(|r| r.absorb(e)) {
                 continue;
@@ -478,15 +502,16 @@ pub(super) fn recover_index(db: &mut Db) -> Result<(), Error> {
     let recovered = rows.len();
     for (id, project, minimal, body, encoding) in rows {
         let bytes = body.len();
-        let summary = match resummarize(body, encoding == "gzip", &minimal) {
-            Ok(s) => s,
+        let (summary, key_only) = match resummarize(body, encoding == "gzip", &minimal) {
+            Ok(s) => (s, false),
             Err(e) => {
-                // Indexed with what the row itself says: the batch stays reachable.
+                // Indexed with what the row itself says, when its key is free: the batch stays
+                // reachable (see `IndexEntry::key_only`).
                 tracing::warn!(id, error = %e, "a logged batch no longer decodes; indexing its key only");
-                minimal
+                (minimal, true)
             }
         };
-        db.index.entries.push(IndexEntry { id, project, bytes, summary });
+        db.index.entries.push(IndexEntry { id, project, bytes, summary, key_only });
     }
     // Left pending when this fails (the writer retries, reads flush first): the batches are
     // safe in the log either way, and a database that cannot write its index now still serves.

@@ -287,6 +287,61 @@ fn a_freeze_marker_and_the_real_batch_of_its_number_are_both_indexed_after_a_cra
 }
 
 #[test]
+fn a_logged_batch_that_no_longer_decodes_never_takes_the_place_of_a_real_batch_of_its_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (real, real_body) = batch("s", 1, 2);
+    let project = {
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        let p = db.create_project("p").expect("project");
+        let (first, body) = batch("s", 0, 1);
+        db.put_batch_blocking(p.id, &first, &body).expect("put");
+        db.batch_count().expect("count (flushes the index)");
+        p.id
+    };
+    // A crash before the next index flush leaves three rows numbered 1: two that no longer
+    // decode (logged first and last: a freeze marker and a copy of something, for all
+    // recovery can tell) and the real batch between them.
+    {
+        let conn = Connection::open(dir.path().join("replay.sqlite3")).expect("raw");
+        for (id, body) in [(10, &b"not a batch"[..]), (11, &real_body[..]), (12, &b"not a batch either"[..])] {
+            conn.execute(
+                "INSERT INTO batch_log (id, project_id, session_id, page_id, seq, start_ms, end_ms, received_ms, body)
+                 VALUES (?1, ?2, 's', 'page', 1, ?3, ?4, ?3, ?5)",
+                params![id, project, real.start_ms as i64, real.end_ms as i64, body],
+            )
+            .expect("insert");
+        }
+    }
+    let db = SqliteStorage::open(dir.path()).expect("db");
+    // The real batch keeps its key; the first undecodable row takes the other key of the
+    // number; the last, with both taken, is a copy and dropped.
+    assert_eq!(db.batch_count().expect("count"), 3);
+    let conn = Connection::open(dir.path().join("replay.sqlite3")).expect("raw");
+    let keyed: Vec<(i64, i64)> = conn
+        .prepare("SELECT seq, batch FROM batch_keys WHERE session_id = 's' ORDER BY seq")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(keyed[1..], [(1, 11), ((1 << 32) + 1, 10)]);
+    let logged: Vec<i64> = conn
+        .prepare("SELECT id FROM batch_log WHERE id >= 10 ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(logged, [10, 11]);
+    assert_eq!(db.batches(project, "s").expect("bodies")[2], real_body);
+    assert_eq!(db.put_batch_blocking(project, &real, &real_body).expect("put"), Stored::Duplicate);
+    // Deleting the session reaches every row it kept.
+    db.delete_sessions(project, &["s".to_string()]).expect("delete");
+    let left: i64 = conn.query_row("SELECT COUNT(*) FROM batch_log", [], |r| r.get(0)).expect("count");
+    assert_eq!(left, 0);
+}
+
+#[test]
 fn resent_batches_are_duplicates_whether_pending_indexed_or_from_before_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let put = |db: &SqliteStorage, seq: u32| {

@@ -387,6 +387,7 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
             project: p.project,
             bytes: p.body.bytes.len(),
             summary: std::mem::take(&mut p.summary),
+            key_only: false,
         });
     }
     index.next_id = id;
