@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel as channel;
 use rusqlite::{Connection, params};
 
-use super::index::{HELD_RETRY_AFTER, PendingIndex};
+use super::index::{HELD_RETRY_AFTER, HIGHEST_INDEXED_SEQ, PendingIndex};
 use super::schema::MIGRATIONS;
 use super::sync::{AckPath, Acks, sync_loop};
 use super::writer::{PendingBatch, writer_loop};
@@ -284,6 +284,32 @@ fn a_freeze_marker_and_the_real_batch_of_its_number_are_both_indexed_after_a_cra
     let bodies = db.batches(project, "s").expect("bodies");
     assert_eq!(bodies[1], marker_body, "the marker before the real batch of its number");
     assert_eq!(bodies[2], real_body);
+}
+
+/// The writer takes a batch past its page's highest stored number for new without a lookup:
+/// a freeze marker, keyed apart and numbered past the real batches, must not raise that
+/// number, pending or indexed (else the page's next real batches would each cost a lookup;
+/// a lookup answers New all the same, so only this tells).
+#[test]
+fn a_freeze_marker_does_not_raise_its_pages_highest_number_pending_or_indexed() {
+    let db = SqliteStorage::in_memory().expect("db");
+    let p = db.create_project("p").expect("project").id;
+    for seq in [0, 1] {
+        let (s, body) = batch("s", seq, 1);
+        assert_eq!(db.put_batch_blocking(p, &s, &body).expect("put"), Stored::New);
+    }
+    let (marker, body) = freeze_marker("s", 5);
+    assert_eq!(db.put_batch_blocking(p, &marker, &body).expect("put"), Stored::New);
+    let highest_known = |db: &SqliteStorage| {
+        let conn = db.conn.lock().expect("lock");
+        conn.index.pages.get(&(p, "s".to_string(), "page".to_string())).copied()
+    };
+    assert_eq!(highest_known(&db), Some(1), "the writer's own note");
+    db.batch_count().expect("count (flushes the index)");
+    assert_eq!(highest_known(&db), Some(1));
+    let conn = db.conn.lock().expect("lock");
+    let indexed: i64 = conn.query_row(HIGHEST_INDEXED_SEQ, params![p, "s", "page"], |r| r.get(0)).expect("highest");
+    assert_eq!(indexed, 1, "the stored keys' (a page the writer forgot)");
 }
 
 #[test]
