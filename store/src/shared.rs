@@ -65,10 +65,20 @@ pub(crate) fn summarize_stored(body: Vec<u8>, gzip: bool) -> Result<BatchSummary
 /// Why: after the upgrade, such a resend (the page's copy of the worker's marker, a retried
 /// upload) is keyed `seq + MARKER_SEQ`; found new, it would be stored a second time (the
 /// session's `freezes`, `batches` and `events` up by one, the marker twice in its replay).
-/// Only markers are checked, and only when a row of their plain number exists: a handful per
-/// session at most, each one body read.
+/// Only markers are checked, only when a row of their plain number exists and that row is
+/// no bigger than [`max_old_marker_bytes`] of the incoming marker (a resend is about the same
+/// size: the same URL and action), and only after the session's byte cap let the marker in. So
+/// a marker-shaped request never makes the server read and decode a big stored batch, and a
+/// full session answers its resends without reading anything.
 pub(crate) fn stored_body_is_marker(body: Vec<u8>, gzip: bool) -> bool {
     summarize_stored(body, gzip).is_ok_and(|s| s.is_freeze_marker())
+}
+
+/// The largest stored row, in bytes, that [`stored_body_is_marker`] reads for an incoming
+/// marker of `incoming` bytes: twice its size plus 1 KiB (the worker's and the page's copies of
+/// one marker differ only in a few fields; the slack covers gzip versus plain).
+pub(crate) fn max_old_marker_bytes(incoming: usize) -> i64 {
+    i64::try_from(incoming.saturating_mul(2).saturating_add(1024)).unwrap_or(i64::MAX)
 }
 
 /// The sequence number of a stored batch from its `seq` column (see [`stored_seq`]).

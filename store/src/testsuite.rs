@@ -888,7 +888,23 @@ fn a_marker_stored_before_markers_were_keyed_apart_is_not_stored_again(db: &impl
     assert_eq!(put(&freeze_marker("real", "p", 1, 1_200), &encoded_freeze_marker("real", "p", 1, 1_200)), Stored::New);
     let row = db.session(p.id, "real").expect("q").expect("row");
     assert_eq!((row.batches, row.freezes), (2, 1));
-    assert_eq!(db.batch_count().expect("count"), 5);
+    // The same with a real batch that decodes (two events, so no marker) and is small enough
+    // to be read: read, found no marker, the marker stored beside it.
+    let mut two = replay_protocol::Batch::new("real2", "p", 1, 3_000);
+    let started = replay_protocol::Freeze::Started { url: "https://shop.test/".into(), last_action: String::new() };
+    for t in [0, 1] {
+        two.events.push(replay_protocol::Event { t, data: replay_protocol::EventData::Freeze(started.clone()) });
+    }
+    let two = replay_protocol::encode_batch(&two).expect("encode");
+    assert_eq!(put(&summary("real2", "p", 1, 3_000), &two), Stored::New);
+    assert_eq!(
+        put(&freeze_marker("real2", "p", 1, 1_200), &encoded_freeze_marker("real2", "p", 1, 1_200)),
+        Stored::New
+    );
+    // A real batch far bigger than the marker is never read for it.
+    assert_eq!(put(&summary("big", "p", 1, 3_000), &vec![7_u8; 64 * 1024]), Stored::New);
+    assert_eq!(put(&freeze_marker("big", "p", 1, 1_200), &encoded_freeze_marker("big", "p", 1, 1_200)), Stored::New);
+    assert_eq!(db.batch_count().expect("count"), 9);
 }
 
 /// Many uploads at once, each batch sent four times (engines with a group commit index them in

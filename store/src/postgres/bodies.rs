@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use super::bulk::Entry;
 use super::{Engine, opt_text, text};
 use crate::model::{IndexedBatch, choose_range};
-use crate::shared::{starts_page_view, stored_body_is_marker, stored_seq, to_i64, to_u64};
+use crate::shared::{max_old_marker_bytes, starts_page_view, stored_body_is_marker, stored_seq, to_i64, to_u64};
 use crate::{BatchBody, BatchRange, Error, RangeRequest, Stored, unpack};
 
 /// Batch bodies fetched at once when a session is read.
@@ -44,13 +44,16 @@ impl Engine {
             // Checked again in the transaction, against a deletion meanwhile.
             return Err(Error::SessionDeleted);
         }
-        if stored || (s.is_freeze_marker() && self.marker_stored_under_plain_seq(project, &s).await?) {
+        if stored {
             return Ok(Stored::Duplicate);
         }
         let cap = self.session_cap.load(Ordering::Relaxed);
         if session_bytes.saturating_add(body.bytes.len() as u64) > cap {
             // Checked again in the transaction, against concurrent uploads of the session.
             return Err(Error::SessionFull { stored: session_bytes, cap });
+        }
+        if s.is_freeze_marker() && self.marker_stored_under_plain_seq(project, &s, body.bytes.len()).await? {
+            return Ok(Stored::Duplicate);
         }
         let key = self.object_key(project, &s, &random_hex(8)?);
         let size = i64::try_from(body.bytes.len()).unwrap_or(i64::MAX);
@@ -74,20 +77,32 @@ impl Engine {
     /// plain number ([`stored_body_is_marker`]). Checked here, before the upload, for every
     /// path that indexes (group, bulk, per batch): such rows are never written any more, so
     /// no concurrent upload can add one before the transaction.
-    async fn marker_stored_under_plain_seq(&self, project: i64, s: &BatchSummary) -> Result<bool, Error> {
+    /// Only a row no bigger than [`max_old_marker_bytes`] of the incoming marker is read, and a
+    /// body gone meanwhile (deleted, expired) is not one.
+    async fn marker_stored_under_plain_seq(
+        &self,
+        project: i64,
+        s: &BatchSummary,
+        incoming: usize,
+    ) -> Result<bool, Error> {
         let row = {
             let client = self.pool.get().await?;
             let stmt = client
                 .prepare_cached(
                     "SELECT object_key, encoding FROM batches
-                     WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4",
+                     WHERE project_id = $1 AND session_id = $2 AND page_id = $3 AND seq = $4 AND bytes <= $5",
                 )
                 .await?;
-            client.query_opt(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq)]).await?
+            let bound = max_old_marker_bytes(incoming);
+            client.query_opt(&stmt, &[&project, &s.session, &s.page, &i64::from(s.seq), &bound]).await?
         };
         let Some(row) = row else { return Ok(false) };
         let (key, encoding): (String, String) = (row.get(0), row.get(1));
-        let bytes = self.store.get(&ObjectPath::from(key)).await?.bytes().await?;
+        let bytes = match self.store.get(&ObjectPath::from(key)).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
         Ok(stored_body_is_marker(bytes.to_vec(), encoding == "gzip"))
     }
 

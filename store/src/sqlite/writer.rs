@@ -24,7 +24,7 @@ use super::index::{
     BatchKeyRef, FLUSH_AFTER, HIGHEST_INDEXED_SEQ, IndexEntry, PageKeyRef, SessionKeyRef, flush_all, flush_step,
 };
 use super::sync::{AckPath, Acks};
-use crate::shared::{stored_body_is_marker, stored_seq, to_i64};
+use crate::shared::{max_old_marker_bytes, stored_body_is_marker, stored_seq, to_i64};
 use crate::{BatchBody, BatchDone, Error, Stored};
 
 /// A batch waiting for the writer thread, with where to send the outcome.
@@ -280,7 +280,8 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
         let mut highest_indexed = tx.prepare_cached(HIGHEST_INDEXED_SEQ)?;
         let mut plain_row = tx.prepare_cached(
             "SELECT l.body, l.encoding FROM batch_keys k JOIN batch_log l ON l.id = k.batch
-             WHERE k.project_id = ?1 AND k.session_id = ?2 AND k.page_id = ?3 AND k.seq = ?4",
+             WHERE k.project_id = ?1 AND k.session_id = ?2 AND k.page_id = ?3 AND k.seq = ?4
+               AND k.bytes <= ?5",
         )?;
         let mut deleted =
             tx.prepare_cached("SELECT 1 FROM deleted_sessions WHERE project_id = ?1 AND session_id = ?2")?;
@@ -313,18 +314,6 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
                 outcomes.push(Ok(Stored::Duplicate));
                 continue;
             }
-            // A marker stored under its plain number before markers were keyed apart: this
-            // is its resend (`crate::shared::stored_body_is_marker`). Only indexed rows can
-            // be such: pending keys and recovered entries are keyed as markers already.
-            if s.is_freeze_marker() {
-                let old: Option<(Vec<u8>, String)> = plain_row
-                    .query_row(params![p.project, s.session, s.page, s.seq], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if old.is_some_and(|(body, encoding)| stored_body_is_marker(body, encoding == "gzip")) {
-                    outcomes.push(Ok(Stored::Duplicate));
-                    continue;
-                }
-            }
             let size = p.body.bytes.len() as u64;
             if let Some(cap) = index.session_cap {
                 let session = SessionKeyRef(p.project, &s.session);
@@ -340,6 +329,23 @@ pub(super) fn write_group_tx(db: &mut Db, group: &mut [PendingBatch]) -> Result<
                 };
                 if stored.saturating_add(size) > cap {
                     outcomes.push(Err(Error::SessionFull { stored, cap }));
+                    continue;
+                }
+            }
+            // A marker stored under its plain number before markers were keyed apart: this
+            // is its resend (`crate::shared::stored_body_is_marker`; after the cap check and
+            // only for a marker-sized row, so a request cannot make it read a big body). Only
+            // indexed rows can be such: pending keys and recovered entries are keyed as
+            // markers already.
+            if s.is_freeze_marker() {
+                let old: Option<(Vec<u8>, String)> = plain_row
+                    .query_row(
+                        params![p.project, s.session, s.page, s.seq, max_old_marker_bytes(p.body.bytes.len())],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if old.is_some_and(|(body, encoding)| stored_body_is_marker(body, encoding == "gzip")) {
+                    outcomes.push(Ok(Stored::Duplicate));
                     continue;
                 }
             }
