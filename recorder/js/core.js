@@ -121,9 +121,16 @@ function flushNow(isFinal, drain) {
   timed(() => cut(isFinal, drain));
 }
 
+/** True while a final cut (pagehide, stop) settles pending work: no renewal starts then. */
+let finalCut = false;
+
 function cut(isFinal, drain) {
   flushTyped();
-  if (drain === true) { settle(); flushDiagnostics(); }
+  if (drain === true) {
+    finalCut = isFinal;
+    try { settle(); } finally { finalCut = false; }
+    flushDiagnostics();
+  }
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
   flushMouse();
@@ -254,10 +261,11 @@ function start(recording) {
     cutDue = false;
     if (!S.stopped && S.rec.should_flush()) flushNow(false, false);
   });
-  S.afterEmit = () => {
-    // The burst that grew the memory (a re-render, the snapshot) gives it back when its pass
-    // ends, not at the next tick, seconds later: the move cuts what is buffered then.
-    if (!renewing && now() - renewedAt >= RENEW_PASS_MS) renewIfGrown();
+  S.afterEmit = (jobEnded) => {
+    // The burst that grew the memory (a re-render, the snapshot) gives it back when its job
+    // ends (not after each part of a long job, nor at a final cut), not at the next tick,
+    // seconds later: the move cuts what is buffered then.
+    if (jobEnded && !finalCut && !renewing && now() - renewedAt >= RENEW_PASS_MS) renewIfGrown();
     if (cutDue || !S.rec.should_flush()) return;
     cutDue = true;
     later(cutFull);

@@ -720,7 +720,7 @@ function finishJob(j) {
   // The tape was read back above (childrenOnTape): now it may go.
   tape.trim();
   if (j.done) j.done();
-  if (S.afterEmit) S.afterEmit();
+  if (S.afterEmit) S.afterEmit(true);
 }
 
 /** A same-origin iframe (re)loaded: its new document replaces the one recorded under it. */

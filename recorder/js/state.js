@@ -59,7 +59,11 @@ export const S = {
   onDocument: null,
   /** Called before each pass over DOM changes (records the fields typed into meanwhile: events.js). */
   beforePass: null,
-  /** Called after each snapshot or mutation went to the recorder (cuts a full batch). */
+  /**
+   * Called after each snapshot or mutation went to the recorder (cuts a full batch), with
+   * `true` when a DOM job ended (renews a grown wasm memory).
+   * @type {null | ((jobEnded?: boolean) => void)}
+   */
   afterEmit: null,
   /** Moves to a fresh wasm instance after the memory grew (core.js, recorder/src/renew.rs). */
   renewals: 0,
