@@ -111,6 +111,8 @@ pub struct DemoQuery {
     mode: Option<String>,
     sample: Option<f64>,
     buffer_seconds: Option<u32>,
+    /// The recorder's periodic cut in ms (`data-flush-interval`, 1 s to 10 min).
+    flush_interval: Option<u32>,
 }
 
 impl DemoQuery {
@@ -124,6 +126,9 @@ impl DemoQuery {
         }
         if let Some(b) = self.buffer_seconds {
             out.push_str(&format!(" data-buffer-seconds=\"{b}\""));
+        }
+        if let Some(ms) = self.flush_interval.filter(|ms| (1_000..=600_000).contains(ms)) {
+            out.push_str(&format!(" data-flush-interval=\"{ms}\""));
         }
         out
     }

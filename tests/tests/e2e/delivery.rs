@@ -186,6 +186,33 @@ async fn the_upload_worker_is_replaced_after_big_batches_and_nothing_is_lost() -
     browser.close().await
 }
 
+/// A re-render that grows the wasm memory gives it back when its DOM job ends: with the
+/// periodic cut ten minutes away and no flush asked for, each big re-render (a second apart)
+/// moves the recorder to a fresh instance. (Before, only the tick or a flush did: one renewal,
+/// the final flush's.) The replay still equals the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_re_renders_give_the_wasm_memory_back_when_their_job_ends() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo?n=20000&flush_interval=600000")).await?;
+    // The first flush takes the snapshot's renewal out of the count.
+    let first = browser.flush_within(Duration::from_secs(60)).await?;
+    let before = first["renewals"].as_u64().unwrap_or(0);
+    for filter in ["a", "", "e", ""] {
+        type_into_search(&browser, filter).await?;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    let stats = browser.flush_within(Duration::from_secs(60)).await?;
+    ensure!(stats["rejected"] == 0 && stats["droppedBatches"] == 0, "{stats}");
+    let renewals = stats["renewals"].as_u64().unwrap_or(0).saturating_sub(before);
+    ensure!(renewals >= 2, "4 big re-renders and a flush renewed the wasm instance {renewals} times: {stats}");
+    let id = server.only_session_id()?;
+    let live = browser.live_html().await?;
+    let replayed = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
+    ensure!(replayed == live, "the replay differs from the page: {}", first_difference(&replayed, &live));
+    browser.close().await
+}
+
 /// The upload worker's freeze watchdog checks on a timer that can run late (its thread busy
 /// compressing a big batch, or starved of CPU on a loaded machine), with the page's next
 /// heartbeat already waiting behind it. Fired then, the marker reports a freeze the page never
