@@ -5,11 +5,11 @@
 //
 // It is also the freeze watchdog: the page posts a heartbeat every ~250 ms with a marker batch
 // (a `freeze_started` event, encoded ahead of time by wasm with the next sequence number). When
-// no heartbeat arrives for 1 s while the page is visible, the page's main thread is stuck: every
-// batch held here goes out at once, followed by the marker, so the server knows about the
-// freeze even if the tab never recovers. In buffer mode the page also hands over a copy of
-// what it holds back (`hold`; `release` when it goes live): a freeze is one of the things that
-// send the buffer, and a frozen page can no longer send it itself.
+// nothing (no heartbeat, no batch) arrives for 1 s while the page is visible, the page's main
+// thread is stuck: every batch held here goes out at once, followed by the marker, so the
+// server knows about the freeze even if the tab never recovers. In buffer mode the page also
+// hands over a copy of what it holds back (`hold`; `release` when it goes live): a freeze is
+// one of the things that send the buffer, and a frozen page can no longer send it itself.
 //
 // It also encodes canvas frames for canvas.js (`canvas`: an ImageBitmap in, image bytes out).
 //
@@ -67,6 +67,14 @@ function post(msg) {
 }
 
 let lastBeat = 0;
+/**
+ * When the last message of any kind came from the page. Its main thread posted it, so it was
+ * not frozen then: the marker a busy page hands over between its batch and its heartbeat (the
+ * cut after a freeze posts the batch and the re-armed marker a few ms before the heartbeat)
+ * must not let a check that was already confirming fire that new marker, whose sequence number
+ * the page never reserved.
+ */
+let lastSeen = 0;
 let visible = false;
 /** @type {import('./upload-core.js').Bytes | null} */
 let marker = null;
@@ -77,9 +85,13 @@ let watchTimer = 0;
 /** A missed heartbeat waits for its confirmation (see `watch`). */
 let confirming = false;
 
-/** No heartbeat for FREEZE_MS while the page is visible and a marker is armed. */
+/**
+ * Nothing from the page for FREEZE_MS (so no heartbeat either) while it is visible and a marker
+ * is armed. Counting every message, not only heartbeats, only makes the worker fire later than
+ * the page's own check of its heartbeats' gap (recorder/src/buffer.rs), never sooner.
+ */
 function missed() {
-  return visible && !fired && !!marker && lastBeat > 0 && Date.now() - lastBeat >= FREEZE_MS;
+  return visible && !fired && !!marker && lastBeat > 0 && Date.now() - lastSeen >= FREEZE_MS;
 }
 
 /**
@@ -88,8 +100,10 @@ function missed() {
  * fell due before a heartbeat that is already waiting in the queue behind it. Fired then, the
  * marker would carry a sequence number the page never reserved (its gap was under
  * FREEZE_SUSPECT_MS, recorder/src/buffer.rs): the page's next real batch would get the same
- * number, and the server, keeping the first it stored, would lose that batch. A task queued
- * now runs after the heartbeats already posted.
+ * number (the server keeps both, but the session shows a freeze that never happened). A task
+ * queued now runs after the messages already waiting (where the engine orders timers after
+ * them); a message that arrives before it, even one posted a moment before the heartbeat, is
+ * proof of life too (`lastSeen`).
  */
 function watch() {
   if (confirming || !missed()) return;
@@ -155,6 +169,7 @@ async function encodeCanvas(m) {
 
 scope.onmessage = (e) => {
   const m = e.data;
+  lastSeen = Date.now();
   if (m.type === 'heartbeat') {
     lastBeat = Date.now();
     visible = !!m.visible;

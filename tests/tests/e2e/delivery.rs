@@ -221,7 +221,10 @@ async fn big_re_renders_give_the_wasm_memory_back_when_their_job_ends() -> Resul
 /// that batch, whose changes the replay then lacked; it now keeps both, see `replay_store`'s
 /// `stored_seq`.) Run in node on a modelled event loop (tests/src/worker_loop.js), so the
 /// timing is exact: the worker confirms a missed heartbeat in a task of its own, after what is
-/// already queued; a page that really stops beating still gets its marker sent.
+/// already queued; a page that really stops beating still gets its marker sent. And a check
+/// starved through a real freeze (WebKit in CI) confirms only after the page has answered: the
+/// batch and the re-armed marker the page posts a few ms before its heartbeat are proof of
+/// life too, so the worker never fires that new marker (the page sends the freeze itself).
 #[test]
 fn a_late_watchdog_check_lets_a_queued_heartbeat_in_first() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -237,6 +240,10 @@ fn a_late_watchdog_check_lets_a_queued_heartbeat_in_first() -> Result<()> {
     let fired: serde_json::Value = serde_json::from_str(stdout.trim())?;
     ensure!(fired["frozen"] == serde_json::json!([0]), "a page that stopped beating gets one marker: {fired}");
     ensure!(fired["late"] == serde_json::json!([]), "a late check fired past a queued heartbeat: {fired}");
+    ensure!(
+        fired["starved"] == serde_json::json!([]),
+        "a check starved through the freeze fired the marker re-armed after it: {fired}"
+    );
     Ok(())
 }
 
