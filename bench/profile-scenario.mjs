@@ -7,6 +7,11 @@
 //   node bench/profile-scenario.mjs [--page=form] [--reps=3] [--top=30] [--interval-us=50]
 //     [--entry=FN: self time under entry point FN] [--lines=FN: FN's self time by source line]
 //     [--calls: calls per function of the recorder (precise coverage)]
+//     [--instead=observer: in place of the recorder, a MutationObserver that only counts records
+//      (the floor any DOM recorder pays)]
+//     [--trace: instead of the JS profile, a Chromium trace of the scenario: the renderer main
+//      thread's CPU time (thread time) per trace event, self time, the recorder's run against none;
+//      this is where "(program)", time outside any JS function, goes]
 //
 // It uses the shared harness's pages (../shared/bench/pages) and its installed playwright-core
 // (the copy run.sh keeps under ${BENCH_HOME:-~/.cache/replay-bench}/harness: run the benchmark once
@@ -89,7 +94,8 @@ const scenario = SCENARIOS[PAGE];
 // of the minified one so that the profile names functions: `--minified` keeps the real one.
 let unminified = null;
 if (!('minified' in args)) {
-  const staging = path.resolve(HERE, '../target/web-src/recorder');
+  // (`--staging=DIR`: the recorder's modules from DIR instead, e.g. an edited copy for an experiment.)
+  const staging = path.resolve(args.staging || path.resolve(HERE, '../target/web-src/recorder'));
   const esbuild = path.resolve(HERE, '../target/jstools/node_modules/esbuild/bin/esbuild');
   const out = path.join(os.tmpdir(), `replay-core-unminified-${process.pid}.js`);
   const { execFileSync } = await import('node:child_process');
@@ -180,8 +186,21 @@ async function once(withRecorder) {
   const page = await context.newPage();
   await page.goto(ORIGIN + scenario.url);
   await page.waitForFunction(() => window.__ready === true);
-  if (withRecorder) await adapter.start(page, { ...ctx, runId: 'profile', pageName: PAGE, url: ORIGIN + scenario.url });
+  if (withRecorder && args.instead === 'observer') {
+    // The floor of any DOM recorder: a MutationObserver that only counts its records.
+    await page.evaluate(() => new MutationObserver((r) => { window.__records = (window.__records || 0) + r.length; })
+      .observe(document, { childList: true, subtree: true, attributes: true, characterData: true }));
+  } else if (withRecorder) await adapter.start(page, { ...ctx, runId: 'profile', pageName: PAGE, url: ORIGIN + scenario.url });
   await page.waitForTimeout(300);
+  if ('trace' in args) {
+    await browser.startTracing(page, { categories: TRACE_CATEGORIES });
+    await scenario.run(page);
+    await page.waitForTimeout(300);
+    const trace = JSON.parse((await browser.stopTracing()).toString());
+    if (withRecorder && args.instead !== 'observer') await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
+    await context.close();
+    return trace;
+  }
   const cdp = await context.newCDPSession(page);
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: INTERVAL_US });
@@ -207,6 +226,69 @@ async function once(withRecorder) {
   if (withRecorder) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
   await context.close();
   return profile;
+}
+
+const TRACE_CATEGORIES = ['toplevel', 'v8', 'v8.execute', 'blink', 'devtools.timeline', 'disabled-by-default-v8.gc',
+  'disabled-by-default-devtools.timeline', 'disabled-by-default-v8.compile'];
+
+/**
+ * Thread time (CPU) per trace event name on the renderer main threads, self time (children's
+ * time taken out), in ms, added to `into`. Complete events (`X`) and begin/end pairs nest by
+ * their wall-clock times; an event without thread time counts its wall time.
+ */
+function summarizeTrace(trace, into) {
+  const events = trace.traceEvents || trace;
+  const main = new Set();
+  for (const e of events) if (e.ph === 'M' && e.name === 'thread_name' && e.args && e.args.name === 'CrRendererMain') main.add(`${e.pid}:${e.tid}`);
+  const spans = new Map();
+  const open = new Map();
+  for (const e of events) {
+    const key = `${e.pid}:${e.tid}`;
+    if (!main.has(key)) continue;
+    let list = spans.get(key);
+    if (!list) spans.set(key, list = []);
+    if (e.ph === 'X') list.push({ name: e.name, ts: e.ts, end: e.ts + (e.dur || 0), cpu: e.tdur ?? e.dur ?? 0 });
+    else if (e.ph === 'B') {
+      let st = open.get(key);
+      if (!st) open.set(key, st = []);
+      st.push(e);
+    } else if (e.ph === 'E') {
+      const b = (open.get(key) || []).pop();
+      if (b) list.push({ name: b.name, ts: b.ts, end: e.ts, cpu: (b.tts !== undefined && e.tts !== undefined) ? e.tts - b.tts : e.ts - b.ts });
+    }
+  }
+  for (const list of spans.values()) {
+    list.sort((a, b) => a.ts - b.ts || b.end - a.end);
+    const stack = [];
+    const self = new Map();
+    for (const s of list) {
+      while (stack.length && stack[stack.length - 1].end <= s.ts) stack.pop();
+      const parent = stack[stack.length - 1];
+      self.set(s, s.cpu);
+      if (parent && s.end <= parent.end) self.set(parent, self.get(parent) - s.cpu);
+      stack.push(s);
+    }
+    for (const [s, us] of self) into.set(s.name, (into.get(s.name) || 0) + us / 1000);
+  }
+}
+
+if ('trace' in args) {
+  const acc = { none: new Map(), replay: new Map() };
+  for (let rep = 0; rep < REPS; rep++) {
+    summarizeTrace(await once(false), acc.none);
+    summarizeTrace(await once(true), acc.replay);
+  }
+  const fmt = ms => (ms / REPS).toFixed(2).padStart(9);
+  const names = new Set([...acc.none.keys(), ...acc.replay.keys()]);
+  const rows = [...names].map(n => [n, acc.replay.get(n) || 0, acc.none.get(n) || 0]);
+  const total = (i) => rows.reduce((a, r) => a + r[i], 0);
+  console.log(`\nrenderer main thread, CPU ms per run (${REPS} runs), self time by trace event: replay, none, difference`);
+  console.log(`${fmt(total(1))} ${fmt(total(2))} ${fmt(total(1) - total(2))}  (all events)`);
+  for (const [n, r, z] of rows.sort((x, y) => (y[1] - y[2]) - (x[1] - x[2])).slice(0, TOP)) console.log(`${fmt(r)} ${fmt(z)} ${fmt(r - z)}  ${n}`);
+  await browser.close();
+  await adapter.teardown(ctx);
+  server.close();
+  process.exit(0);
 }
 
 /** Calls per recorder function (`--calls`), summed over the runs. */

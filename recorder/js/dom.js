@@ -297,6 +297,7 @@ function walkSome(w, ints, strs, deadline) {
         // designMode: the whole document is typed by the user.
         if (m !== 2 && node.designMode === 'on') { m = 1; S.maskCtx = true; }
         if (pid !== 0) {
+          S.childDocs = true;
           if (S.observer) S.observer.observe(node, OBSERVE);
           if (S.onDocument) S.onDocument(node);
         }
@@ -409,28 +410,40 @@ function schedule() {
   else setTimeout(pump, GATHER_MS);
 }
 
+/** Counts the observer's callbacks (a node's changes count once per callback: `countChange`). */
+let callbacks = 0;
+
+/** Notes a document in designMode now (for the next job). */
+function noteDesignMode(d) {
+  if (d.designMode === 'on' && !designSeen.has(d)) {
+    designSeen.add(d);
+    S.maskCtx = true;
+  }
+}
+
 /** The observer's callback: queues records, reading the ids of removed nodes now. */
 export function collect(records) {
   if (S.stopped) return;
   const ids = S.ids;
   let doc = null;
-  /** @type {Set<Node> | null} */
-  let seen = null;
+  const gen = ++callbacks;
+  // A document in designMode now: what changed in it was typed, even if the page switches
+  // designMode off before the job reads the change (GATHER_MS later). With no child document
+  // observed, every record is of this one: it is looked at once, not per record.
+  const oneDoc = !S.childDocs;
+  if (oneDoc) noteDesignMode(document);
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
     // Each of a record's fields is a call into the browser: each is read once, and only where
     // its type has it (a page animating attributes makes hundreds of records per task).
     const type = r.type;
     const target = r.target;
-    if (type !== 'childList') countChange(target, seen || (seen = new Set()));
-    // A document in designMode now: what changed in it was typed, even if the page switches
-    // designMode off before the job reads the change (GATHER_MS later).
-    const d = target.ownerDocument || target;
-    if (d !== doc) {
-      doc = d;
-      if (d.designMode === 'on' && !designSeen.has(d)) {
-        designSeen.add(d);
-        S.maskCtx = true;
+    if (type !== 'childList') countChange(target, gen);
+    if (!oneDoc) {
+      const d = target.ownerDocument || target;
+      if (d !== doc) {
+        doc = d;
+        noteDesignMode(d);
       }
     }
     // Inside a masked editing host now (text being typed): masked even if the page drops the
@@ -764,6 +777,7 @@ function live(n) {
 // ---- the per-node throttle ----
 
 let windowStart = 0;
+/** @type {Map<Node, { n: number, g: number }>} tasks that changed each node this window (`n`), the last one's callback (`g`) */
 let counts = new Map();
 /** Throttled nodes → attribute names (Map) or `true` for text, sent as their final state. */
 let dirty = new Map();
@@ -776,15 +790,19 @@ let trailingTimer = 0;
  * Counts a change of `node` in this observer callback (once per node per callback, i.e. per
  * task of the page that changed it, however many passes GATHER_MS folds together).
  */
-function countChange(node, seen) {
-  if (seen.has(node)) return;
-  seen.add(node);
-  counts.set(node, (counts.get(node) || 0) + 1);
+function countChange(node, gen) {
+  const c = counts.get(node);
+  if (c === undefined) counts.set(node, { n: 1, g: gen });
+  else if (c.g !== gen) {
+    c.g = gen;
+    c.n++;
+  }
 }
 
 /** True when `node` changed in more tasks this window than THROTTLE_PER_NODE allows. */
 function throttled(node) {
-  const n = counts.get(node) || 0;
+  const c = counts.get(node);
+  const n = c === undefined ? 0 : c.n;
   if (n <= THROTTLE_PER_NODE) return false;
   dropped++;
   if (n - THROTTLE_PER_NODE > topDropped) { topDropped = n - THROTTLE_PER_NODE; topNode = node; }
@@ -801,6 +819,20 @@ function throttled(node) {
   return true;
 }
 
+/**
+ * Adds attribute `name` (namespace `ns`) to an element's changed names, `[name, ns, ...]`: a
+ * handful at most, so a list, not a Map per changed element.
+ */
+function addName(names, name, ns) {
+  for (let k = 0; k < names.length; k += 2) {
+    if (names[k] === name) {
+      names[k + 1] = ns;
+      return;
+    }
+  }
+  names.push(name, ns);
+}
+
 /** Starts a new window; returns the nodes whose final state must be sent now. */
 function rollWindow(t, attrs, texts) {
   windowStart = t;
@@ -809,8 +841,8 @@ function rollWindow(t, attrs, texts) {
   for (const [node, names] of dirty) {
     if (names === true) { texts.add(node); continue; }
     let cur = attrs.get(node);
-    if (!cur) attrs.set(node, cur = new Map());
-    for (const [name, ns] of names) cur.set(name, ns);
+    if (!cur) attrs.set(node, cur = []);
+    for (const [name, ns] of names) addName(cur, name, ns);
   }
   const id = (topNode && S.ids.get(topNode)) || 0;
   S.rec.note(t, 0, id, dropped, dropped + ' changes on ' + dirty.size + ' fast-changing nodes were throttled (final state kept)');
@@ -865,9 +897,9 @@ function mutationJob() {
           d.set(r.name, r.ns);
           continue;
         }
-        attrs.set(target, names = new Map());
+        attrs.set(target, names = []);
       }
-      names.set(r.name, r.ns);
+      addName(names, r.name, r.ns);
     } else if (!texts.has(r.target)) {
       if (throttled(r.target)) { dirty.set(r.target, true); continue; }
       texts.add(r.target);
@@ -882,6 +914,7 @@ function mutationJob() {
   const typed = typedSeen;
   typedSeen = new Set();
   const design = document.designMode === 'on' || seen.has(document);
+  const oneDoc = !S.childDocs;
   const designed = (d) => d === document ? design : seen.has(d) || d.designMode === 'on';
   const maskedUnder = (el) => {
     if (!el || el.nodeType !== 1) {
@@ -891,7 +924,8 @@ function mutationJob() {
       return P.maskAllText ? 1 : 0;
     }
     if (el.localName === 'textarea') return unmasked(el) ? 2 : 1;
-    if (!P.maskAllText && !S.maskCtx && !(el.ownerDocument && designed(el.ownerDocument))) return 0;
+    // (With no child document, the element's is this one: not asked for each element.)
+    if (!P.maskAllText && !S.maskCtx && !(oneDoc ? design : el.ownerDocument && designed(el.ownerDocument))) return 0;
     let v = context.get(el);
     if (v === undefined) {
       v = textMasked(el) ? 1 : closestAcross(el, P.unmask) ? 2 : 0;
@@ -969,7 +1003,9 @@ function endMutation(j) {
     const id = ids.get(el);
     if (id === undefined || !live(el) || S.blocked.has(el)) continue;
     const tag = el.localName;
-    for (const [name, ns] of names) {
+    for (let k = 0; k < names.length; k += 2) {
+      const name = names[k];
+      const ns = names[k + 1];
       // Without a namespace the name is the qualified name: its value is read as a string (an
       // Attr node per change was most of the cost of a page animating attributes). Not found
       // (removed, or a name getAttribute lower-cases away): the Attr node says which.

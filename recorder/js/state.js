@@ -53,6 +53,11 @@ export const S = {
   templates: new WeakMap(),
   /** iframe element → the document recorded under it. */
   frameDocs: new WeakMap(),
+  /**
+   * True once a same-origin child frame's document is observed: until then every record's node
+   * is in this document (or a template's inert one, never in designMode).
+   */
+  childDocs: false,
   /** True once a masked context (`data-replay-mask`, contenteditable, a mask selector) was seen. */
   maskCtx: false,
   /** Called with each same-origin iframe document met (listeners, CSSOM wrapping). */
