@@ -9,6 +9,7 @@
 //     [--calls: calls per function of the recorder (precise coverage)]
 //     [--instead=observer: in place of the recorder, a MutationObserver that only counts records
 //      (the floor any DOM recorder pays)]
+//     [--longtasks: the scenario's long tasks, each with the page's marks before its end]
 //     [--trace: instead of the JS profile, a Chromium trace of the scenario: the renderer main
 //      thread's CPU time (thread time) per trace event, self time, the recorder's run against none;
 //      this is where "(program)", time outside any JS function, goes]
@@ -77,7 +78,7 @@ const SCENARIOS = {
     async run(page) { await page.evaluate(() => window.__startChurn()); },
   },
   cssom: {
-    url: '/cssom.html?rules=400&cards=40',
+    url: '/cssom.html?rules=600&cards=100',
     async run(page) {
       for (let i = 0; i < 3; i++) await page.click('#add-cards');
       await page.click('#theme'); await page.click('#restyle'); await page.click('#frame-rows');
@@ -184,6 +185,24 @@ async function once(withRecorder) {
   const context = await browser.newContext();
   if (unminified) await context.route(/\/recorder\/core\.js(\?.*)?$/, route => route.fulfill({ status: 200, contentType: 'text/javascript', body: unminified }));
   const page = await context.newPage();
+  // `--longtasks`: each long task of the scenario, with the page's marks around it.
+  if ('longtasks' in args) {
+    await page.addInitScript(() => {
+      window.__long = [];
+      new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push([Math.round(e.startTime), Math.round(e.duration)]); })
+        .observe({ type: 'longtask', buffered: true });
+      // Long animation frames name the scripts that ran in them (Chromium).
+      window.__loaf = [];
+      try {
+        new PerformanceObserver((l) => {
+          for (const e of l.getEntries()) {
+            window.__loaf.push([Math.round(e.startTime), Math.round(e.duration),
+              e.scripts.map((x) => `${x.invoker} ${x.sourceFunctionName || ''}@${(x.sourceURL || '').replace(/^.*\//, '')}:${x.sourceCharPosition} ${Math.round(x.duration)}ms`)]);
+          }
+        }).observe({ type: 'long-animation-frame', buffered: true });
+      } catch (_) { /* no LoAF */ }
+    });
+  }
   await page.goto(ORIGIN + scenario.url);
   await page.waitForFunction(() => window.__ready === true);
   if (withRecorder && args.instead === 'observer') {
@@ -200,6 +219,44 @@ async function once(withRecorder) {
     if (withRecorder && args.instead !== 'observer') await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
     await context.close();
     return trace;
+  }
+  if ('longtasks' in args) {
+    const lcdp = await context.newCDPSession(page);
+    await lcdp.send('Profiler.enable');
+    await lcdp.send('Profiler.setSamplingInterval', { interval: 100 });
+    await lcdp.send('Profiler.start');
+    const t0 = await page.evaluate(() => performance.now());
+    await scenario.run(page);
+    await page.waitForTimeout(300);
+    const { profile } = await lcdp.send('Profiler.stop');
+    const { long, marks, loaf } = await page.evaluate(() => ({
+      long: window.__long,
+      loaf: window.__loaf,
+      marks: performance.getEntriesByType('mark').map((m) => [Math.round(m.startTime), m.name]),
+    }));
+    console.log(`${withRecorder ? 'replay' : 'none'}: long tasks [start ms, duration ms] after the scenario began at ${Math.round(t0)}:`,
+      JSON.stringify(long.filter(([s]) => s >= t0)));
+    for (const [s, d] of long.filter(([st]) => st >= t0)) {
+      const before = marks.filter(([m]) => m <= s + d).slice(-2);
+      console.log(`  ${s} +${d}: marks before its end ${JSON.stringify(before)}`);
+      for (const [fs, fd, scripts] of loaf.filter(([f, fd]) => f <= s + d && f + fd >= s)) console.log(`    frame ${fs} +${fd}: ${scripts.join('; ')}`);
+      // The profile's samples in the task (its clock anchored at the scenario's start, ~ms).
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      const self = new Map();
+      let at = profile.startTime;
+      for (let i = 0; i < profile.samples.length; i++) {
+        at += profile.timeDeltas[i] || 0;
+        const ms = (at - profile.startTime) / 1000 + t0;
+        if (ms < s || ms > s + d) continue;
+        const f = byId.get(profile.samples[i]).callFrame;
+        const k = `${f.functionName || '(anonymous)'}@${f.url.replace(/^.*\//, '')}:${f.lineNumber + 1}`;
+        self.set(k, (self.get(k) || 0) + 0.1);
+      }
+      console.log('    ' + [...self].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', '));
+    }
+    if (withRecorder) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
+    await context.close();
+    return null;
   }
   const cdp = await context.newCDPSession(page);
   await cdp.send('Profiler.enable');
@@ -270,6 +327,17 @@ function summarizeTrace(trace, into) {
     }
     for (const [s, us] of self) into.set(s.name, (into.get(s.name) || 0) + us / 1000);
   }
+}
+
+if ('longtasks' in args) {
+  for (let rep = 0; rep < REPS; rep++) {
+    await once(false);
+    await once(true);
+  }
+  await browser.close();
+  await adapter.teardown(ctx);
+  server.close();
+  process.exit(0);
 }
 
 if ('trace' in args) {
