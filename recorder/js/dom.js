@@ -779,7 +779,7 @@ function live(n) {
 let windowStart = 0;
 /** @type {Map<Node, { n: number, g: number }>} tasks that changed each node this window (`n`), the last one's callback (`g`) */
 let counts = new Map();
-/** Throttled nodes → attribute names (Map) or `true` for text, sent as their final state. */
+/** Throttled nodes → attribute names (`[name, ns, ...]`) or `true` for text, sent as their final state. */
 let dirty = new Map();
 let dropped = 0;
 let topNode = null;
@@ -821,15 +821,11 @@ function throttled(node) {
 
 /**
  * Adds attribute `name` (namespace `ns`) to an element's changed names, `[name, ns, ...]`: a
- * handful at most, so a list, not a Map per changed element.
+ * handful at most, so a list, not a Map per changed element. A local name in two namespaces
+ * (`href` and `xlink:href` on one SVG element) is two attributes, each read.
  */
 function addName(names, name, ns) {
-  for (let k = 0; k < names.length; k += 2) {
-    if (names[k] === name) {
-      names[k + 1] = ns;
-      return;
-    }
-  }
+  for (let k = 0; k < names.length; k += 2) if (names[k] === name && names[k + 1] === ns) return;
   names.push(name, ns);
 }
 
@@ -842,7 +838,7 @@ function rollWindow(t, attrs, texts) {
     if (names === true) { texts.add(node); continue; }
     let cur = attrs.get(node);
     if (!cur) attrs.set(node, cur = []);
-    for (const [name, ns] of names) addName(cur, name, ns);
+    for (let k = 0; k < names.length; k += 2) addName(cur, names[k], names[k + 1]);
   }
   const id = (topNode && S.ids.get(topNode)) || 0;
   S.rec.note(t, 0, id, dropped, dropped + ' changes on ' + dirty.size + ' fast-changing nodes were throttled (final state kept)');
@@ -893,8 +889,8 @@ function mutationJob() {
         if (throttled(target)) {
           let d = dirty.get(target);
           if (d === true) continue;
-          if (!d) dirty.set(target, d = new Map());
-          d.set(r.name, r.ns);
+          if (!d) dirty.set(target, d = []);
+          addName(d, r.name, r.ns);
           continue;
         }
         attrs.set(target, names = []);
@@ -914,7 +910,6 @@ function mutationJob() {
   const typed = typedSeen;
   typedSeen = new Set();
   const design = document.designMode === 'on' || seen.has(document);
-  const oneDoc = !S.childDocs;
   const designed = (d) => d === document ? design : seen.has(d) || d.designMode === 'on';
   const maskedUnder = (el) => {
     if (!el || el.nodeType !== 1) {
@@ -925,7 +920,7 @@ function mutationJob() {
     }
     if (el.localName === 'textarea') return unmasked(el) ? 2 : 1;
     // (With no child document, the element's is this one: not asked for each element.)
-    if (!P.maskAllText && !S.maskCtx && !(oneDoc ? design : el.ownerDocument && designed(el.ownerDocument))) return 0;
+    if (!P.maskAllText && !S.maskCtx && !(!S.childDocs ? design : el.ownerDocument && designed(el.ownerDocument))) return 0;
     let v = context.get(el);
     if (v === undefined) {
       v = textMasked(el) ? 1 : closestAcross(el, P.unmask) ? 2 : 0;

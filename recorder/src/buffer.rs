@@ -60,6 +60,10 @@ struct Watch {
     taken: Option<Vec<u8>>,
     /// Sequence numbers reserved by markers, skipped by the cuts (ascending, a handful at most).
     reserved: Vec<u32>,
+    /// The gap since `last_beat` already reserved its marker (a cut came before the heartbeat):
+    /// the marker armed after that cut names no freeze of its own, so the heartbeat that ends
+    /// the gap must not reserve it too (one freeze, one `freeze_started`).
+    gap_taken: bool,
 }
 
 /// Most reserved sequence numbers kept (freezes without any batch cut in between).
@@ -186,6 +190,7 @@ impl BatchBuffer {
     pub fn watch(&mut self, now: u64, armed: bool) {
         self.watch.armed = armed;
         self.watch.last_beat = now;
+        self.watch.gap_taken = false;
     }
 
     /// A heartbeat of the page at `now`. True when it ends a freeze (a gap of at least
@@ -196,6 +201,7 @@ impl BatchBuffer {
             self.take_marker_seq();
         }
         self.watch.last_beat = now;
+        self.watch.gap_taken = false;
         frozen
     }
 
@@ -230,7 +236,12 @@ impl BatchBuffer {
         w.armed && w.last_beat > 0 && now.saturating_sub(w.last_beat) >= FREEZE_SUSPECT_MS
     }
 
+    /// Reserves the armed marker's number for the gap being ended, once per gap.
     fn take_marker_seq(&mut self) {
+        if self.watch.gap_taken {
+            return;
+        }
+        self.watch.gap_taken = true;
         if let Some((seq, bytes)) = self.watch.marker.take()
             && seq == self.marker_seq()
             && self.watch.reserved.len() < MAX_RESERVED
@@ -273,6 +284,7 @@ impl BatchBuffer {
         for seq in &watch.reserved {
             w.u32(*seq);
         }
+        w.bool(watch.gap_taken);
     }
 
     /// A buffer as [`BatchBuffer::save`] wrote it, with no events; `None` when malformed.
@@ -301,6 +313,7 @@ impl BatchBuffer {
         for _ in 0..reserved {
             b.watch.reserved.push(r.u32()?);
         }
+        b.watch.gap_taken = r.bool()?;
         Some(b)
     }
 
@@ -439,6 +452,31 @@ mod tests {
         assert!(b.take_marker().is_none(), "taken once");
         b.push(3200, click());
         assert_eq!(seq_of(&b.cut(3300, false).expect("batch")), 2);
+    }
+
+    #[test]
+    fn a_cut_and_the_heartbeat_after_one_freeze_reserve_one_marker() {
+        let mut b = buffer();
+        b.watch(1000, true);
+        b.arm_marker(1000, started()).expect("marker");
+        b.push(1100, click());
+        // Frozen from 1100 to 3100; the user's click, queued meanwhile, cuts before the heartbeat
+        // and the page re-arms a marker after that cut.
+        assert_eq!(seq_of(&b.cut(3100, false).expect("batch")), 0);
+        assert_eq!(seq_of(&b.take_marker().expect("the freeze's marker")), 1);
+        assert_eq!(seq_of(&b.arm_marker(3105, started()).expect("re-armed")), 3);
+        // A second cut in the same gap (the flush timer) reserves nothing more either.
+        b.push(3110, click());
+        assert_eq!(seq_of(&b.cut(3120, false).expect("batch")), 2);
+        b.arm_marker(3125, started()).expect("re-armed");
+        assert!(b.beat(3150), "the heartbeat still ends the freeze (its end is recorded)");
+        assert!(b.take_marker().is_none(), "the marker armed after the cut names no freeze");
+        b.push(3200, click());
+        assert_eq!(seq_of(&b.cut(3300, false).expect("batch")), 3, "only the freeze's number was skipped");
+        // The next freeze reserves its own marker again.
+        b.arm_marker(3300, started()).expect("marker");
+        assert!(b.beat(5000));
+        assert_eq!(seq_of(&b.take_marker().expect("the second freeze's marker")), 5);
     }
 
     #[test]

@@ -90,4 +90,12 @@ const starved = await scenario(3, () => {
   advance(2104, true, [{ at: 2100, msg: batch }, { at: 2102, msg: rearmed }]);
   advance(2200, false, [{ at: 2106, msg: beat }]);
 });
-console.log(JSON.stringify({ frozen, late, starved }));
+// The page posts a batch and a re-armed marker at 300 ms (a click's cut), then freezes for
+// good: the marker still goes out, 1 s after the last thing the page posted.
+const silent = await scenario(4, () => {
+  advance(1200, false, [{ at: 300, msg: batch }, { at: 302, msg: rearmed }]);
+  const early = posted.some((m) => m.type === 'freeze');
+  advance(1400);
+  if (early) posted.push({ type: 'freeze', since: -1 });
+});
+console.log(JSON.stringify({ frozen, late, starved, silent }));

@@ -244,6 +244,10 @@ fn a_late_watchdog_check_lets_a_queued_heartbeat_in_first() -> Result<()> {
         fired["starved"] == serde_json::json!([]),
         "a check starved through the freeze fired the marker re-armed after it: {fired}"
     );
+    ensure!(
+        fired["silent"] == serde_json::json!([0]),
+        "a page silent after its last batch gets one marker, 1 s after that batch: {fired}"
+    );
     Ok(())
 }
 
