@@ -105,6 +105,45 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
     browser.close().await
 }
 
+/// A user clicks again while the page is frozen (a rage click). That click is handled right
+/// after the freeze, before the page's next heartbeat: its cut reserves the freeze's marker and
+/// the page arms a new one. The heartbeat that then ends the gap must not reserve that new
+/// marker too: one freeze, one `freeze_started`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_during_a_freeze_leaves_one_freeze() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo?n=2000")).await?;
+    let stats = browser.flush_within(Duration::from_secs(20)).await?;
+    ensure!(stats["worker"] == true, "the watchdog needs the upload worker: {stats}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The second click is queued when the first starts burning (a task due at once, so it runs
+    // as soon as the burn ends, ahead of the heartbeat's timer).
+    browser
+        .eval(
+            "document.addEventListener('click', (e) => { if (e.target.id === 'best') \
+             setTimeout(() => document.getElementById('count').click(), 0); }, { capture: true, once: true }); \
+             return true;",
+        )
+        .await?;
+    browser.client.find(Locator::Css("#best")).await?.click().await?;
+    browser.wait_for("return document.getElementById('best-result').textContent", Duration::from_secs(20)).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    browser.flush_within(Duration::from_secs(20)).await?;
+
+    let id = server.only_session_id()?;
+    let rec = Recorded::load(&server, &id)?;
+    let started = rec.timed("freeze").into_iter().filter(|(_, v)| v.get("started").is_some()).collect::<Vec<_>>();
+    let ended = rec.of("freeze").into_iter().filter_map(|v| v.get("ended")).collect::<Vec<_>>();
+    ensure!(started.len() == 1 && ended.len() == 1, "one freeze, got {started:?} / {ended:?}");
+    ensure!(started[0].1["started"]["last_action"] == "click button#best", "the marker names the first click");
+    let clicks = rec.of("click");
+    ensure!(clicks.len() >= 2, "both clicks are recorded: {clicks:?}");
+    let row = server.get_json(&format!("/api/v1/sessions/{id}"))?;
+    ensure!(row["freezes"] == 1 && row["never_recovered"] == false, "{row}");
+    browser.close().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tab_killed_while_frozen_is_marked_never_recovered() -> Result<()> {
     let server = Server::start_with(tempfile::tempdir()?, "127.0.0.1:0", &[("REPLAY_FREEZE_TIMEOUT_SECS", "3")])?;
