@@ -60,10 +60,12 @@ struct Watch {
     taken: Option<Vec<u8>>,
     /// Sequence numbers reserved by markers, skipped by the cuts (ascending, a handful at most).
     reserved: Vec<u32>,
-    /// The gap since `last_beat` already reserved its marker (a cut came before the heartbeat):
-    /// the marker armed after that cut names no freeze of its own, so the heartbeat that ends
-    /// the gap must not reserve it too (one freeze, one `freeze_started`).
-    gap_taken: bool,
+    /// When a cut reserved the marker of the gap since `last_beat` (0: none did), the user's
+    /// click queued during a freeze, handled before the heartbeat. The marker armed after that
+    /// cut names no freeze of its own: what ends the gap reserves nothing more unless another
+    /// [`FREEZE_SUSPECT_MS`] passed since that cut (a second freeze; the worker counts from the
+    /// cut's messages too). One freeze, one `freeze_started`.
+    gap_taken_at: u64,
 }
 
 /// Most reserved sequence numbers kept (freezes without any batch cut in between).
@@ -190,7 +192,7 @@ impl BatchBuffer {
     pub fn watch(&mut self, now: u64, armed: bool) {
         self.watch.armed = armed;
         self.watch.last_beat = now;
-        self.watch.gap_taken = false;
+        self.watch.gap_taken_at = 0;
     }
 
     /// A heartbeat of the page at `now`. True when it ends a freeze (a gap of at least
@@ -198,10 +200,10 @@ impl BatchBuffer {
     pub fn beat(&mut self, now: u64) -> bool {
         let frozen = self.freeze_suspected(now);
         if frozen {
-            self.take_marker_seq();
+            self.take_marker_seq(now);
         }
         self.watch.last_beat = now;
-        self.watch.gap_taken = false;
+        self.watch.gap_taken_at = 0;
         frozen
     }
 
@@ -236,12 +238,13 @@ impl BatchBuffer {
         w.armed && w.last_beat > 0 && now.saturating_sub(w.last_beat) >= FREEZE_SUSPECT_MS
     }
 
-    /// Reserves the armed marker's number for the gap being ended, once per gap.
-    fn take_marker_seq(&mut self) {
-        if self.watch.gap_taken {
+    /// Reserves the armed marker's number for the gap being ended at `now`, once per freeze.
+    fn take_marker_seq(&mut self, now: u64) {
+        let w = &mut self.watch;
+        if w.gap_taken_at > 0 && now.saturating_sub(w.gap_taken_at) < FREEZE_SUSPECT_MS {
             return;
         }
-        self.watch.gap_taken = true;
+        w.gap_taken_at = now.max(1);
         if let Some((seq, bytes)) = self.watch.marker.take()
             && seq == self.marker_seq()
             && self.watch.reserved.len() < MAX_RESERVED
@@ -284,7 +287,7 @@ impl BatchBuffer {
         for seq in &watch.reserved {
             w.u32(*seq);
         }
-        w.bool(watch.gap_taken);
+        w.u64(watch.gap_taken_at);
     }
 
     /// A buffer as [`BatchBuffer::save`] wrote it, with no events; `None` when malformed.
@@ -313,14 +316,14 @@ impl BatchBuffer {
         for _ in 0..reserved {
             b.watch.reserved.push(r.u32()?);
         }
-        b.watch.gap_taken = r.bool()?;
+        b.watch.gap_taken_at = r.u64()?;
         Some(b)
     }
 
     pub fn cut(&mut self, now: u64, is_final: bool) -> Option<Vec<u8>> {
         if self.freeze_suspected(now) {
             // The first cut after a freeze: the worker may have sent the marker with this seq.
-            self.take_marker_seq();
+            self.take_marker_seq(now);
         }
         if self.events.is_empty() && self.dropped == 0 && self.errors == 0 {
             return None;
@@ -477,6 +480,26 @@ mod tests {
         b.arm_marker(3300, started()).expect("marker");
         assert!(b.beat(5000));
         assert_eq!(seq_of(&b.take_marker().expect("the second freeze's marker")), 5);
+    }
+
+    #[test]
+    fn a_second_freeze_right_after_a_cut_reserves_its_own_marker() {
+        let mut b = buffer();
+        b.watch(1000, true);
+        b.arm_marker(1000, started()).expect("marker");
+        b.push(1100, click());
+        // Frozen from 1100 to 3100; a click's cut ends the gap and re-arms; the page freezes
+        // again from 3100 to 4500 before any heartbeat: the worker, silent since the cut, may
+        // send the re-armed marker, so the heartbeat reserves it.
+        assert_eq!(seq_of(&b.cut(3100, false).expect("batch")), 0);
+        assert_eq!(seq_of(&b.take_marker().expect("the first freeze's marker")), 1);
+        assert_eq!(seq_of(&b.arm_marker(3100, started()).expect("re-armed")), 3);
+        assert!(b.beat(4500));
+        assert_eq!(seq_of(&b.take_marker().expect("the second freeze's marker")), 3);
+        b.push(4600, click());
+        assert_eq!(seq_of(&b.cut(4700, false).expect("batch")), 2);
+        b.push(4800, click());
+        assert_eq!(seq_of(&b.cut(4900, false).expect("batch")), 4, "both markers' numbers skipped");
     }
 
     #[test]
