@@ -329,14 +329,19 @@ function summarizeTrace(trace, into) {
   }
 }
 
+/** Closes the browser, the adapter's server and the pages' server. */
+async function finish() {
+  await browser.close();
+  await adapter.teardown(ctx);
+  server.close();
+}
+
 if ('longtasks' in args) {
   for (let rep = 0; rep < REPS; rep++) {
     await once(false);
     await once(true);
   }
-  await browser.close();
-  await adapter.teardown(ctx);
-  server.close();
+  await finish();
   process.exit(0);
 }
 
@@ -353,9 +358,7 @@ if ('trace' in args) {
   console.log(`\nrenderer main thread, CPU ms per run (${REPS} runs), self time by trace event: replay, none, difference`);
   console.log(`${fmt(total(1))} ${fmt(total(2))} ${fmt(total(1) - total(2))}  (all events)`);
   for (const [n, r, z] of rows.sort((x, y) => (y[1] - y[2]) - (x[1] - x[2])).slice(0, TOP)) console.log(`${fmt(r)} ${fmt(z)} ${fmt(r - z)}  ${n}`);
-  await browser.close();
-  await adapter.teardown(ctx);
-  server.close();
+  await finish();
   process.exit(0);
 }
 
@@ -394,6 +397,4 @@ if (args.lines) {
   for (const [k, ms] of [...acc.replay.lines].sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`${fmt(ms)}  ${k}`);
   if (unminified) console.log(`(the bundle: ${path.join(os.tmpdir(), `replay-core-unminified-${process.pid}.js`)})`);
 }
-await browser.close();
-await adapter.teardown(ctx);
-server.close();
+await finish();

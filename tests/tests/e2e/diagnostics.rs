@@ -43,6 +43,33 @@ impl Recorded {
     fn timed(&self, tag: &str) -> Vec<(u64, &Value)> {
         self.events.iter().filter(|(_, t, _)| t == tag).map(|(at, _, v)| (*at, v)).collect()
     }
+
+    /// The freezes' `started` events (with their times) and `ended` payloads.
+    fn freezes(&self) -> (Vec<(u64, &Value)>, Vec<&Value>) {
+        let started = self.timed("freeze").into_iter().filter(|(_, v)| v.get("started").is_some()).collect();
+        let ended = self.of("freeze").into_iter().filter_map(|v| v.get("ended")).collect();
+        (started, ended)
+    }
+}
+
+/// The demo with 2,000 products: a few heartbeats go by, `before` runs in the page (if any),
+/// the user clicks "Find best value" (~2 s of CPU), and once the freeze's end is recorded
+/// (Long Animation Frames and sampled stacks in) the session is flushed: its id and events.
+async fn best_value_burn(server: &Server, browser: &Browser, before: Option<&str>) -> Result<(String, Recorded)> {
+    browser.client.goto(&server.url("/demo?n=2000")).await?;
+    let stats = browser.flush_within(Duration::from_secs(20)).await?;
+    ensure!(stats["worker"] == true, "the watchdog needs the upload worker: {stats}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    if let Some(script) = before {
+        browser.eval(script).await?;
+    }
+    browser.client.find(Locator::Css("#best")).await?.click().await?;
+    browser.wait_for("return document.getElementById('best-result').textContent", Duration::from_secs(20)).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    browser.flush_within(Duration::from_secs(20)).await?;
+    let id = server.only_session_id()?;
+    let rec = Recorded::load(server, &id)?;
+    Ok((id, rec))
 }
 
 async fn panel_text(browser: &Browser, panel: &str) -> Result<String> {
@@ -54,21 +81,8 @@ async fn panel_text(browser: &Browser, panel: &str) -> Result<String> {
 async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_before_it() -> Result<()> {
     let server = Server::start()?;
     let browser = Browser::start().await?;
-    browser.client.goto(&server.url("/demo?n=2000")).await?;
-    let stats = browser.flush_within(Duration::from_secs(20)).await?;
-    ensure!(stats["worker"] == true, "the watchdog needs the upload worker: {stats}");
-    // Let a few heartbeats go by, then the user clicks "Find best value" (~2 s of CPU).
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    browser.client.find(Locator::Css("#best")).await?.click().await?;
-    browser.wait_for("return document.getElementById('best-result').textContent", Duration::from_secs(20)).await?;
-    // freeze_ended is recorded once the Long Animation Frames and the sampled stacks are in.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    browser.flush_within(Duration::from_secs(20)).await?;
-
-    let id = server.only_session_id()?;
-    let rec = Recorded::load(&server, &id)?;
-    let started = rec.timed("freeze").into_iter().filter(|(_, v)| v.get("started").is_some()).collect::<Vec<_>>();
-    let ended = rec.of("freeze").into_iter().filter_map(|v| v.get("ended")).collect::<Vec<_>>();
+    let (id, rec) = best_value_burn(&server, &browser, None).await?;
+    let (started, ended) = rec.freezes();
     ensure!(started.len() == 1 && ended.len() == 1, "expected one freeze, got {started:?} / {ended:?}");
     let (frozen_at, marker) = started[0];
     let duration = ended[0]["duration"].as_u64().unwrap_or(0);
@@ -113,28 +127,13 @@ async fn best_value_freeze_is_recorded_with_its_duration_culprit_and_the_click_b
 async fn a_click_during_a_freeze_leaves_one_freeze() -> Result<()> {
     let server = Server::start()?;
     let browser = Browser::start().await?;
-    browser.client.goto(&server.url("/demo?n=2000")).await?;
-    let stats = browser.flush_within(Duration::from_secs(20)).await?;
-    ensure!(stats["worker"] == true, "the watchdog needs the upload worker: {stats}");
-    tokio::time::sleep(Duration::from_millis(600)).await;
     // The second click is queued when the first starts burning (a task due at once, so it runs
     // as soon as the burn ends, ahead of the heartbeat's timer).
-    browser
-        .eval(
-            "document.addEventListener('click', (e) => { if (e.target.id === 'best') \
-             setTimeout(() => document.getElementById('count').click(), 0); }, { capture: true, once: true }); \
-             return true;",
-        )
-        .await?;
-    browser.client.find(Locator::Css("#best")).await?.click().await?;
-    browser.wait_for("return document.getElementById('best-result').textContent", Duration::from_secs(20)).await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    browser.flush_within(Duration::from_secs(20)).await?;
-
-    let id = server.only_session_id()?;
-    let rec = Recorded::load(&server, &id)?;
-    let started = rec.timed("freeze").into_iter().filter(|(_, v)| v.get("started").is_some()).collect::<Vec<_>>();
-    let ended = rec.of("freeze").into_iter().filter_map(|v| v.get("ended")).collect::<Vec<_>>();
+    let second_click = "document.addEventListener('click', (e) => { if (e.target.id === 'best') \
+         setTimeout(() => document.getElementById('count').click(), 0); }, { capture: true, once: true }); \
+         return true;";
+    let (id, rec) = best_value_burn(&server, &browser, Some(second_click)).await?;
+    let (started, ended) = rec.freezes();
     ensure!(started.len() == 1 && ended.len() == 1, "one freeze, got {started:?} / {ended:?}");
     ensure!(started[0].1["started"]["last_action"] == "click button#best", "the marker names the first click");
     let clicks = rec.of("click");
