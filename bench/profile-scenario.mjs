@@ -80,10 +80,14 @@ const SCENARIOS = {
   cssom: {
     url: '/cssom.html?rules=600&cards=100',
     async run(page) {
-      for (let i = 0; i < 3; i++) await page.click('#add-cards');
-      await page.click('#theme'); await page.click('#restyle'); await page.click('#frame-rows');
+      let n = await page.evaluate(() => window.__ops.length);
+      const click = async sel => { await page.click(sel); await page.evaluate(n => window.__waitOps(n, 600000), ++n); };
+      for (let i = 0; i < 3; i++) await click('#add-cards');
+      await click('#theme'); await click('#restyle'); await click('#frame-rows');
+      await click('#theme'); await click('#restyle'); await click('#frame-rows');
       await page.click('search-box input');
       await page.keyboard.type('shadow dom text');
+      await page.locator('product-card').nth(5).locator('button').click();
       await page.mouse.move(640, 500);
       for (let i = 0; i < 5; i++) { await page.mouse.wheel(0, 400); await page.waitForTimeout(100); }
     },

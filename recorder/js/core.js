@@ -11,7 +11,7 @@ import init, {
 import { Recorder } from './ops.js';
 import { S, now, guard } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
-import { OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
+import { ACTION_CUT_MS, OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas.js';
 import { patchCssom } from './css.js';
@@ -300,7 +300,7 @@ function recordingStarted() {
   // The watchdog cuts on every click and after a freeze: at most one slice of pending DOM work
   // goes with it (the page's last small change; not a big burst, which would make the cut a long
   // task of the recorder's own, a freeze on a big page), the rest follows in its slices.
-  startDiagnostics(() => flushNow(false, SLICE_MS), goLive);
+  startDiagnostics((atAction) => flushNow(false, atAction ? ACTION_CUT_MS : SLICE_MS), goLive);
 }
 
 const SETTINGS_KEY = '__replay_settings';

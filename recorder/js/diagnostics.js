@@ -35,7 +35,7 @@ export function appFact(kind, value, traits) {
 }
 
 /**
- * Starts every part; `cutBatch` cuts and queues the current batch, `onFreeze` runs after a
+ * Starts every part; `cutBatch(atAction)` cuts and queues the current batch, `onFreeze` runs after a
  * freeze (the watchdog uses both).
  */
 export function startDiagnostics(cutBatch, onFreeze) {

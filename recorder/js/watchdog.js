@@ -83,7 +83,7 @@ function onAction(e) {
   const t = now();
   if (cut && (e.type === 'click' || e.type === 'submit' || e.key === 'Enter' || t - lastCut > CUT_TYPING_MS)) {
     lastCut = t;
-    cut();
+    cut(true);
   }
   if (lastAction !== armedAction) rearm();
 }
@@ -123,7 +123,7 @@ function beat() {
     S.rec.watch(t, vis);
   } else if (S.rec.beat(t)) {
     const from = lastBeat;
-    if (cut) cut();
+    if (cut) cut(false);
     if (freezeHook) freezeHook();
     sendTakenMarker();
     const settled = new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
@@ -136,9 +136,10 @@ function beat() {
 }
 
 /**
- * Starts the heartbeat (only with an upload worker); `cutBatch` cuts and queues the current
- * batch, `onFreeze` runs when the page answers again after a freeze (buffer mode sends its
- * buffer then; while the page is frozen, the worker sends its copy).
+ * Starts the heartbeat (only with an upload worker); `cutBatch(atAction)` cuts and queues the
+ * current batch (`atAction`: in the task of the user's action, before the page's handler runs),
+ * `onFreeze` runs when the page answers again after a freeze (buffer mode sends its buffer then;
+ * while the page is frozen, the worker sends its copy).
  */
 export function startWatchdog(cutBatch, onFreeze) {
   if (S.cfg.watchdog === false) return;
