@@ -10,6 +10,10 @@
 //     [--instead=observer: in place of the recorder, a MutationObserver that only counts records
 //      (the floor any DOM recorder pays)]
 //     [--longtasks: the scenario's long tasks, each with the page's marks before its end]
+//     [--memory: the renderer's private memory after the scenario and a GC (when the shared
+//      benchmark measures it), again after --settle-ms=3000 more, with the recorder's delivery
+//      figures (batches not yet acknowledged, wasm memory) and the largest private mappings,
+//      and once more after a critical memory-pressure notification (allocators drop their caches)]
 //     [--trace: instead of the JS profile, a Chromium trace of the scenario: the renderer main
 //      thread's CPU time (thread time) per trace event, self time, the recorder's run against none;
 //      this is where "(program)", time outside any JS function, goes]
@@ -224,6 +228,40 @@ async function once(withRecorder) {
     await context.close();
     return trace;
   }
+  if ('memory' in args) {
+    const mcdp = await context.newCDPSession(page);
+    const pid = await rendererPid(page);
+    await scenario.run(page);
+    await page.waitForTimeout(300);
+    const at = async (label) => {
+      await mcdp.send('HeapProfiler.collectGarbage');
+      // The loader's API has no stats(); the core module (same URL, same instance) has.
+      const st = withRecorder ? await page.evaluate(async () => {
+        const core = performance.getEntriesByType('resource').find((e) => /\/recorder\/core\.js/.test(e.name));
+        return core ? (await import(core.name)).api.stats() : {};
+      }) : {};
+      const m = privateMemory(pid);
+      console.log(`${withRecorder ? 'replay' : 'none'} ${label}: private ${(m.total / 2 ** 20).toFixed(1)} MB` +
+        (withRecorder ? `; pending batches ${st.pending}, wasm memory ${((st.wasmMemory || 0) / 2 ** 20).toFixed(1)} MB, renewals ${st.renewals}/${st.workerRenewals}` : ''));
+      console.log('    largest: ' + m.top.map(([k, b]) => `${k} ${(b / 2 ** 20).toFixed(1)}`).join(', '));
+    };
+    await at('after the scenario');
+    await page.waitForTimeout(Number(args['settle-ms'] || 3000));
+    await at(`${Number(args['settle-ms'] || 3000)} ms later`);
+    // The upload worker's collector too (a CDP GC reaches only the page's isolate).
+    if (withRecorder) {
+      const used = await workerGc(page);
+      await page.waitForTimeout(300);
+      await at(`after a GC in the page's workers too (their JS heaps held ${used.map((b) => (b / 2 ** 20).toFixed(1)).join(', ')} MB before it)`);
+    }
+    // What the allocators keep only as a cache (free pages) goes under memory pressure.
+    await mcdp.send('Memory.simulatePressureNotification', { level: 'critical' });
+    await page.waitForTimeout(500);
+    await at('after a critical memory-pressure notification');
+    if (withRecorder) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
+    await context.close();
+    return null;
+  }
   if ('longtasks' in args) {
     const lcdp = await context.newCDPSession(page);
     await lcdp.send('Profiler.enable');
@@ -333,6 +371,75 @@ function summarizeTrace(trace, into) {
   }
 }
 
+/** The pid of the renderer process that runs `page`: a user-timing mark's, in a short trace. */
+async function rendererPid(page) {
+  await browser.startTracing(page, { categories: ['blink.user_timing'] });
+  const name = `pid-${Math.random()}`;
+  await page.evaluate((n) => performance.mark(n), name);
+  const trace = JSON.parse((await browser.stopTracing()).toString());
+  const e = (trace.traceEvents || trace).find((x) => x.name === name);
+  if (!e) throw new Error('no user-timing mark in the trace');
+  return e.pid;
+}
+
+/**
+ * Collects the garbage of every dedicated worker of `page` (through the browser's CDP session,
+ * attached to each worker target); the used JS heap of each before, in bytes.
+ */
+async function workerGc(page) {
+  const cdp = await browser.newBrowserCDPSession();
+  const { targetInfos } = await cdp.send('Target.getTargets');
+  const used = [];
+  for (const t of targetInfos.filter((x) => x.type === 'worker')) {
+    const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
+    let next = 1;
+    const call = (method, params) => new Promise((resolve) => {
+      const id = next++;
+      const on = (e) => {
+        if (e.sessionId !== sessionId) return;
+        const m = JSON.parse(e.message);
+        if (m.id !== id) return;
+        cdp.off('Target.receivedMessageFromTarget', on);
+        resolve(m.result || {});
+      };
+      cdp.on('Target.receivedMessageFromTarget', on);
+      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params: params || {} }) });
+    });
+    used.push((await call('Runtime.getHeapUsage')).usedSize || 0);
+    await call('HeapProfiler.collectGarbage');
+    await cdp.send('Target.detachFromTarget', { sessionId });
+  }
+  await cdp.detach();
+  return used;
+}
+
+/**
+ * Private memory of process `pid` (what the shared benchmark reports: Private_Clean +
+ * Private_Dirty), in total and for its largest mappings (by name; anonymous ones by size class).
+ */
+function privateMemory(pid) {
+  const by = new Map();
+  let total = 0;
+  let name = '';
+  let size = 0;
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = line.match(/^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/);
+    if (head) {
+      size = parseInt(head[2], 16) - parseInt(head[1], 16);
+      const mb = size / 2 ** 20;
+      name = head[3] || `[anon ${mb >= 64 ? '>=64MB' : mb >= 1 ? '1-64MB' : '<1MB'}]`;
+      continue;
+    }
+    const m = line.match(/^Private_(Clean|Dirty):\s+(\d+) kB/);
+    if (m) {
+      const b = Number(m[2]) * 1024;
+      total += b;
+      by.set(name, (by.get(name) || 0) + b);
+    }
+  }
+  return { total, top: [...by].sort((a, b) => b[1] - a[1]).slice(0, 6) };
+}
+
 /** Closes the browser, the adapter's server and the pages' server. */
 async function finish() {
   await browser.close();
@@ -340,7 +447,7 @@ async function finish() {
   server.close();
 }
 
-if ('longtasks' in args) {
+if ('longtasks' in args || 'memory' in args) {
   for (let rep = 0; rep < REPS; rep++) {
     await once(false);
     await once(true);
