@@ -242,6 +242,7 @@ async function once(withRecorder) {
       }) : {};
       const m = privateMemory(pid);
       console.log(`${withRecorder ? 'replay' : 'none'} ${label}: private ${(m.total / 2 ** 20).toFixed(1)} MB` +
+        ` (clean ${(m.clean / 2 ** 20).toFixed(1)}: file pages only this process maps, which the kernel can drop)` +
         (withRecorder ? `; pending batches ${st.pending}, wasm memory ${((st.wasmMemory || 0) / 2 ** 20).toFixed(1)} MB, renewals ${st.renewals}/${st.workerRenewals}` : ''));
       console.log('    largest: ' + m.top.map(([k, b]) => `${k} ${(b / 2 ** 20).toFixed(1)}`).join(', '));
     };
@@ -420,6 +421,7 @@ async function workerGc(page) {
 function privateMemory(pid) {
   const by = new Map();
   let total = 0;
+  let clean = 0;
   let name = '';
   let size = 0;
   for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
@@ -434,10 +436,11 @@ function privateMemory(pid) {
     if (m) {
       const b = Number(m[2]) * 1024;
       total += b;
+      if (m[1] === 'Clean') clean += b;
       by.set(name, (by.get(name) || 0) + b);
     }
   }
-  return { total, top: [...by].sort((a, b) => b[1] - a[1]).slice(0, 6) };
+  return { total, clean, top: [...by].sort((a, b) => b[1] - a[1]).slice(0, 6) };
 }
 
 /** Closes the browser, the adapter's server and the pages' server. */
