@@ -21,7 +21,8 @@
 // It uses the shared harness's pages (../shared/bench/pages) and its installed playwright-core
 // (the copy run.sh keeps under ${BENCH_HOME:-~/.cache/replay-bench}/harness: run the benchmark once
 // first), and our adapter (bench/adapter.mjs) to start the server and insert the recorder.
-// The `form`, `cssom`, `products` and `churn` scenarios are written here (copies of the harness's steps).
+// The `form`, `cssom`, `products` and `churn` scenarios are written here (copies of the harness's
+// steps); `idle` (the form page, untouched for --seconds) is ours.
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -80,6 +81,12 @@ const SCENARIOS = {
   churn: {
     url: '/churn.html?duration=10&tiles=100&mut=200&interval=100',
     async run(page) { await page.evaluate(() => window.__startChurn()); },
+  },
+  // Nothing happens for --seconds (default 10): what the recorder costs an idle page (its
+  // heartbeat, its timers).
+  idle: {
+    url: '/form.html',
+    async run(page) { await page.waitForTimeout(1000 * Number(args.seconds || 10)); },
   },
   cssom: {
     url: '/cssom.html?rules=600&cards=100',
