@@ -27,7 +27,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use replay_protocol::test_util::{at, click, document, el, page_meta, snapshot, text};
-use replay_protocol::{AddedSubtree, Batch, EventData, Input, MousePoint, Mutation, PageMeta, Viewport, encode_batch};
+use replay_protocol::{
+    AddedSubtree, Batch, Environment, EventData, Input, MousePoint, Mutation, PageMeta, Viewport, encode_batch,
+};
 
 struct Args {
     sessions: usize,
@@ -78,8 +80,9 @@ async fn noop_server() -> Result<()> {
     Ok(())
 }
 
-/// The batches one simulated session sends: a page start with a 2,000-node snapshot, then
-/// small batches of mutations, input and mouse movement, like a user working in an app.
+/// The batches one simulated session sends: a page start with a 2,000-node snapshot and the
+/// environment facts, then small batches of mutations, input and mouse movement, like a user
+/// working in an app.
 fn session_batches(session: &str, count: u32) -> Vec<Bytes> {
     let start = 1_800_000_000_000u64;
     (0..count)
@@ -104,6 +107,21 @@ fn session_batches(session: &str, count: u32) -> Vec<Bytes> {
                     }),
                 ));
                 b.events.push(at(0, snapshot(nodes)));
+                // What every recorder sends on a page start: the session's environment facts.
+                b.events.push(at(
+                    0,
+                    EventData::Environment(Environment {
+                        browser: "Chrome".into(),
+                        browser_version: "156.0.7000.1".into(),
+                        os: "Linux".into(),
+                        device_pixel_ratio: 1.0,
+                        device_memory: 8.0,
+                        cpu_cores: 8,
+                        connection: "4g".into(),
+                        language: "en-US".into(),
+                        timezone: "Europe/Berlin".into(),
+                    }),
+                ));
             } else {
                 let base = 10_000 + seq * 100;
                 for i in 0..20u32 {

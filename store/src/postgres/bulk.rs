@@ -14,9 +14,9 @@
 //!    session's batches apply in arrival order and each statement touches a row once. The
 //!    first round locks every session row of the group (waiting for a deletion under way), and
 //!    the deleted sessions are then looked up in one query;
-//! 3. what belongs to one session, under those locks: frustration counts (summed), facts (batch
-//!    by batch), search terms and page views (read in one query, followed batch by batch in
-//!    memory with the per-session caps applied in arrival order, written in one statement);
+//! 3. what belongs to one session, under those locks: frustration counts (summed), facts, search
+//!    terms and page views (what is stored read in one or two queries, followed batch by batch
+//!    in memory with the per-session caps applied in arrival order, written in one statement);
 //! 4. what many sessions share, merged over the group: click-map page-days, elements, depths
 //!    and dropped counts ([`super::clickmap::HotRows`]), error groups and their sessions, one
 //!    statement per row or per table.
@@ -25,7 +25,7 @@
 //! roll back and name its sessions ([`BulkError::Split`]): their batches are then indexed one
 //! by one (`bodies::index_batch`, which answers each exactly), the others in bulk again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use replay_core::BatchSummary;
@@ -150,11 +150,19 @@ const ADD_FRUSTRATION: &str = "UPDATE sessions s SET dead_clicks = s.dead_clicks
                  quick)
      WHERE s.project_id = u.project_id AND s.id = u.id";
 
-/// One fact of a session, within the session's cap of facts (`$5`).
-const ADD_FACT: &str = "INSERT INTO session_facts (project_id, session_id, name, value)
-     SELECT $1, $2, $3, $4
-     WHERE EXISTS (SELECT 1 FROM session_facts WHERE project_id = $1 AND session_id = $2 AND name = $3)
-        OR (SELECT COUNT(*) FROM session_facts WHERE project_id = $1 AND session_id = $2) < $5
+/// Which of the facts the group names its sessions have already.
+const LOAD_FACT_NAMES: &str = "SELECT f.project_id, f.session_id, f.name FROM session_facts f
+     JOIN UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS u(project_id, id, name)
+       ON f.project_id = u.project_id AND f.session_id = u.id AND f.name = u.name";
+
+/// How many facts each of the group's sessions with facts has.
+const COUNT_FACTS: &str = "SELECT f.project_id, f.session_id, COUNT(*) FROM session_facts f
+     JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS u(project_id, id) ON f.project_id = u.project_id AND f.session_id = u.id
+     GROUP BY f.project_id, f.session_id";
+
+/// The group's facts, one row per session and name (sorted), each with its latest value.
+const SAVE_FACTS: &str = "INSERT INTO session_facts (project_id, session_id, name, value)
+     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
      ON CONFLICT (project_id, session_id, name) DO UPDATE SET value = EXCLUDED.value";
 
 /// Error groups, one row per fingerprint (sorted).
@@ -314,16 +322,7 @@ impl Engine {
             }
             tx.execute(ADD_FRUSTRATION, &[&projects, &ids, &dead, &error, &quick]).await?;
         }
-        for e in &new {
-            let (project, s) = (e.project, &e.summary);
-            if !s.facts.is_empty() {
-                let fact = tx.prepare_cached(ADD_FACT).await?;
-                for (name, value) in &s.facts {
-                    tx.execute(&fact, &[&project, &s.session, &text(name), &text(value), &MAX_FACTS_PER_SESSION])
-                        .await?;
-                }
-            }
-        }
+        write_facts(&tx, &new).await?;
         let batches: Vec<(i64, &BatchSummary)> = new.iter().map(|e| (e.project, &e.summary)).collect();
         super::search::index_terms_bulk(&tx, &batches).await?;
         let mut hot = super::clickmap::HotRows::default();
@@ -463,6 +462,63 @@ struct GroupSum {
 }
 
 /// Error groups and sightings by session of the new batches, merged by row.
+/// The group's facts: the names its sessions have already and how many facts each has, read in
+/// two queries; the facts followed batch by batch in memory, as the batch-by-batch statement
+/// (`bodies::index_batch`) decides each: a name the session has takes its latest value, a new
+/// one is kept while the session has fewer than [`MAX_FACTS_PER_SESSION`]; written in one
+/// statement.
+async fn write_facts(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) -> Result<(), Error> {
+    type Key = (i64, String, String);
+    let mut named: BTreeSet<Key> = BTreeSet::new();
+    for e in new {
+        for (name, _) in &e.summary.facts {
+            named.insert((e.project, e.summary.session.clone(), text(name)));
+        }
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    let (mut projects, mut sessions, mut names) = (vec![], vec![], vec![]);
+    for (p, s, n) in &named {
+        projects.push(*p);
+        sessions.push(s.as_str());
+        names.push(n.as_str());
+    }
+    let mut known: HashSet<Key> = HashSet::new();
+    for r in tx.query(LOAD_FACT_NAMES, &[&projects, &sessions, &names]).await? {
+        known.insert((r.get(0), r.get(1), r.get(2)));
+    }
+    let with_facts: BTreeSet<(i64, &str)> = named.iter().map(|(p, s, _)| (*p, s.as_str())).collect();
+    let (projects, sessions): (Vec<i64>, Vec<&str>) = with_facts.into_iter().unzip();
+    let mut count: HashMap<(i64, String), i64> = HashMap::new();
+    for r in tx.query(COUNT_FACTS, &[&projects, &sessions]).await? {
+        count.insert((r.get(0), r.get(1)), r.get(2));
+    }
+    let mut writes: BTreeMap<Key, String> = BTreeMap::new();
+    for e in new {
+        for (name, value) in &e.summary.facts {
+            let key = (e.project, e.summary.session.clone(), text(name));
+            if let Some(v) = writes.get_mut(&key) {
+                *v = text(value);
+            } else if known.contains(&key) {
+                writes.insert(key, text(value));
+            } else {
+                let n = count.entry((key.0, key.1.clone())).or_insert(0);
+                if *n < MAX_FACTS_PER_SESSION {
+                    *n += 1;
+                    writes.insert(key, text(value));
+                }
+            }
+        }
+    }
+    let projects: Vec<i64> = writes.keys().map(|k| k.0).collect();
+    let sessions: Vec<&str> = writes.keys().map(|k| k.1.as_str()).collect();
+    let names: Vec<&str> = writes.keys().map(|k| k.2.as_str()).collect();
+    let values: Vec<&str> = writes.values().map(String::as_str).collect();
+    tx.execute(SAVE_FACTS, &[&projects, &sessions, &names, &values]).await?;
+    Ok(())
+}
+
 async fn write_errors(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) -> Result<(), Error> {
     let mut groups: BTreeMap<(i64, String), GroupSum> = BTreeMap::new();
     // (project, fingerprint, session) -> (count, last)
