@@ -236,6 +236,8 @@ async function once(withRecorder) {
     return trace;
   }
   if ('memory' in args) {
+    // The recorder, not the bare observer of `--instead=observer`.
+    const real = withRecorder && args.instead !== 'observer';
     const mcdp = await context.newCDPSession(page);
     const pid = await rendererPid(page);
     await scenario.run(page);
@@ -243,21 +245,21 @@ async function once(withRecorder) {
     const at = async (label) => {
       await mcdp.send('HeapProfiler.collectGarbage');
       // The loader's API has no stats(); the core module (same URL, same instance) has.
-      const st = withRecorder ? await page.evaluate(async () => {
+      const st = real ? await page.evaluate(async () => {
         const core = performance.getEntriesByType('resource').find((e) => /\/recorder\/core\.js/.test(e.name));
         return core ? (await import(core.name)).api.stats() : {};
       }) : {};
       const m = privateMemory(pid);
       console.log(`${withRecorder ? 'replay' : 'none'} ${label}: private ${(m.total / 2 ** 20).toFixed(1)} MB` +
         ` (clean ${(m.clean / 2 ** 20).toFixed(1)}: file pages only this process maps, which the kernel can drop)` +
-        (withRecorder ? `; pending batches ${st.pending}, wasm memory ${((st.wasmMemory || 0) / 2 ** 20).toFixed(1)} MB, renewals ${st.renewals}/${st.workerRenewals}` : ''));
+        (real ? `; pending batches ${st.pending}, wasm memory ${((st.wasmMemory || 0) / 2 ** 20).toFixed(1)} MB, renewals ${st.renewals}/${st.workerRenewals}` : ''));
       console.log('    largest: ' + m.top.map(([k, b]) => `${k} ${(b / 2 ** 20).toFixed(1)}`).join(', '));
     };
     await at('after the scenario');
     await page.waitForTimeout(Number(args['settle-ms'] || 3000));
     await at(`${Number(args['settle-ms'] || 3000)} ms later`);
     // The upload worker's collector too (a CDP GC reaches only the page's isolate).
-    if (withRecorder) {
+    if (real) {
       const used = await workerGc(page);
       await page.waitForTimeout(300);
       await at(`after a GC in the page's workers too (their JS heaps held ${used.map((b) => (b / 2 ** 20).toFixed(1)).join(', ')} MB before it)`);
@@ -266,7 +268,7 @@ async function once(withRecorder) {
     await mcdp.send('Memory.simulatePressureNotification', { level: 'critical' });
     await page.waitForTimeout(500);
     await at('after a critical memory-pressure notification');
-    if (withRecorder) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
+    if (real) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
     await context.close();
     return null;
   }
@@ -401,21 +403,27 @@ async function workerGc(page) {
   for (const t of targetInfos.filter((x) => x.type === 'worker')) {
     const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
     let next = 1;
+    // Answered, or `{}` when the worker ended meanwhile (no answer within 5 s, or a refused send).
     const call = (method, params) => new Promise((resolve) => {
       const id = next++;
+      const done = (result) => {
+        clearTimeout(timer);
+        cdp.off('Target.receivedMessageFromTarget', on);
+        resolve(result);
+      };
       const on = (e) => {
         if (e.sessionId !== sessionId) return;
         const m = JSON.parse(e.message);
-        if (m.id !== id) return;
-        cdp.off('Target.receivedMessageFromTarget', on);
-        resolve(m.result || {});
+        if (m.id === id) done(m.result || {});
       };
+      const timer = setTimeout(() => done({}), 5000);
       cdp.on('Target.receivedMessageFromTarget', on);
-      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params: params || {} }) });
+      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params: params || {} }) })
+        .catch(() => done({}));
     });
     used.push((await call('Runtime.getHeapUsage')).usedSize || 0);
     await call('HeapProfiler.collectGarbage');
-    await cdp.send('Target.detachFromTarget', { sessionId });
+    await cdp.send('Target.detachFromTarget', { sessionId }).catch(() => {});
   }
   await cdp.detach();
   return used;

@@ -297,9 +297,11 @@ function recordingStarted() {
     listen(window, 'unhandledrejection', goLive);
   }
   flushTimer = setInterval(guard(tick), S.cfg.flushIntervalMs || 5000);
-  // The watchdog cuts on every click and after a freeze: at most one slice of pending DOM work
-  // goes with it (the page's last small change; not a big burst, which would make the cut a long
-  // task of the recorder's own, a freeze on a big page), the rest follows in its slices.
+  // The watchdog cuts on every click, submit and Enter (typing: every 2 s) and after a freeze.
+  // A cut at the user's action works at most ACTION_CUT_MS of pending DOM work (it runs in the
+  // page's own task, before its handler), the cut after a freeze at most one slice: never a big
+  // burst, which would make the cut a long task of the recorder's own. The rest follows in its
+  // slices.
   startDiagnostics((atAction) => flushNow(false, atAction ? ACTION_CUT_MS : SLICE_MS), goLive);
 }
 

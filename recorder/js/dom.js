@@ -152,8 +152,10 @@ export const SLICE_MS = 8;
 /**
  * Most pending DOM work (ms) a cut at the user's action does before the page's handler runs,
  * in the same task: on the benchmark's cssom page, clicks that each add 100 shadow-DOM cards
- * 60 ms apart made a long task (50 to 68 ms) 9 times in 5 runs with a full slice here and none
- * with 2 ms. What is left goes on in its slices right after the handler.
+ * 60 ms apart made a long task (50 to 68 ms) 9 times in 5 runs with a full slice here, once in
+ * 5 with 2 ms. What is left goes on in its slices after the handler; if the handler hangs for
+ * good, it is never recorded (the freeze's replay may then lack the page's last changes before
+ * the action, a burst the page made a few ms earlier), the price of not slowing every click.
  */
 export const ACTION_CUT_MS = 2;
 

@@ -461,7 +461,6 @@ struct GroupSum {
     last_ms: i64,
 }
 
-/// Error groups and sightings by session of the new batches, merged by row.
 /// The group's facts: the names its sessions have already and how many facts each has, read in
 /// two queries; the facts followed batch by batch in memory, as the batch-by-batch statement
 /// (`bodies::index_batch`) decides each: a name the session has takes its latest value, a new
@@ -511,6 +510,10 @@ async fn write_facts(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) ->
             }
         }
     }
+    if writes.is_empty() {
+        // Every new name was past its session's cap.
+        return Ok(());
+    }
     let projects: Vec<i64> = writes.keys().map(|k| k.0).collect();
     let sessions: Vec<&str> = writes.keys().map(|k| k.1.as_str()).collect();
     let names: Vec<&str> = writes.keys().map(|k| k.2.as_str()).collect();
@@ -519,6 +522,7 @@ async fn write_facts(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) ->
     Ok(())
 }
 
+/// Error groups and sightings by session of the new batches, merged by row.
 async fn write_errors(tx: &deadpool_postgres::Transaction<'_>, new: &[&Entry]) -> Result<(), Error> {
     let mut groups: BTreeMap<(i64, String), GroupSum> = BTreeMap::new();
     // (project, fingerprint, session) -> (count, last)

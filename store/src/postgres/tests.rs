@@ -104,11 +104,12 @@ fn batch(session: usize, seq: u32) -> BatchSummary {
     if seq == 0 {
         s.facts = vec![("browser".into(), "firefox".into()), ("flag".into(), format!("v{session}"))];
     }
-    // Session 1 names 100 new feature flags in every batch: its facts reach the session's cap
-    // (MAX_FACTS_PER_SESSION) in the middle of a group, after which a fact it has still takes
-    // its latest value. Session 2 names one fact twice in a batch: the later value stays.
+    // Session 1 names 150 new feature flags in every batch: its facts reach the session's cap
+    // (MAX_FACTS_PER_SESSION) at its second batch, in the group that stored its first (counted
+    // in memory there), after which a fact it has still takes its latest value. Session 2 names
+    // one fact twice in a batch: the later value stays.
     if session == 1 {
-        s.facts.extend((0..100).map(|i| (format!("flag {seq}-{i}"), "on".to_owned())));
+        s.facts.extend((0..150).map(|i| (format!("flag {seq}-{i}"), "on".to_owned())));
         if seq == 3 {
             s.facts.push(("browser".into(), "chrome".into()));
         }
@@ -195,7 +196,7 @@ fn a_group_commit_indexes_as_batch_by_batch_does() {
     let (a, b) = (everything(&one, p1, sessions), everything(&bulk, p2, sessions));
     assert!(a.contains("Buy") && a.contains("user1") && a.contains("firefox"), "the workload indexes something: {a}");
     assert!(
-        a.contains("chrome") && a.contains("flag 2-53") && !a.contains("flag 2-54"),
+        a.contains("chrome") && a.contains("flag 1-103") && !a.contains("flag 1-104"),
         "session 1's facts end at the cap"
     );
     assert!(a.contains("\"b\"") && !a.contains("\"a\""), "the later value of a fact named twice");
