@@ -35,8 +35,8 @@ export function appFact(kind, value, traits) {
 }
 
 /**
- * Starts every part; `cutBatch(atAction)` cuts and queues the current batch, `onFreeze` runs after a
- * freeze (the watchdog uses both).
+ * Starts every part; `cutBatch(atAction)` cuts and queues the current batch, `onFreeze` runs
+ * after a freeze (the watchdog uses both).
  */
 export function startDiagnostics(cutBatch, onFreeze) {
   for (const start of [recordEnvironment, startConsole, startErrors, startNetwork, startWebSockets, startPerf]) guard(start)();
