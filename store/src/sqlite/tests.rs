@@ -662,3 +662,30 @@ fn deleting_a_session_drops_its_held_entries_and_reopening_does_not_bring_it_bac
     assert_eq!(db.batch_count().expect("count"), 1);
     assert_eq!(db.batch_keys(1, "bad").expect("keys"), vec![]);
 }
+
+#[test]
+fn a_batch_waits_for_another_connection_s_write_instead_of_failing() {
+    // Another connection writing (a second process on the same directory, or a storage being
+    // dropped whose writer still indexes what it had pending): the group commit reads before it
+    // writes, so a deferred transaction would fail at once with "database is locked" instead of
+    // waiting its busy timeout.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = SqliteStorage::open(dir.path()).expect("db");
+        db.create_project("p").expect("project");
+        assert_eq!(put_in(&db, "s", 0), Stored::New);
+    }
+    // Reopened, the session is not in memory: the commit first reads what is stored of it.
+    let db = SqliteStorage::open(dir.path()).expect("db");
+    let other = Connection::open(dir.path().join("replay.sqlite3")).expect("raw");
+    other.execute_batch("BEGIN IMMEDIATE; UPDATE projects SET name = 'q' WHERE id = 1;").expect("write lock");
+    let (locked, release) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _ = release.recv_timeout(Duration::from_millis(300));
+        other.execute_batch("COMMIT").expect("commit");
+    });
+    assert_eq!(put_in(&db, "s", 1), Stored::New, "waited for the other writer");
+    drop(locked);
+    holder.join().expect("holder");
+    assert_eq!(db.session(1, "s").expect("session").map(|s| s.batches), Some(2));
+}
