@@ -106,6 +106,39 @@ fn code_ids<S>(batch: &mut Batch<S>, encode: bool) {
     }
 }
 
+/// The bytes [`batch_times_at`] names: `start`, then `end`, each a MessagePack `uint 64` (its
+/// tag `0xcf` and 8 bytes, big-endian).
+pub const BATCH_TIMES_LEN: usize = 18;
+
+/// Where the encoded form of `batch` ([`encode_batch`], [`encode_batch_compact`]) holds its
+/// `start` and `end`, when both take 8 bytes (every time after 1970-02-19 does, as epoch
+/// milliseconds): then [`set_batch_times`] moves the encoded batch in time without encoding it
+/// again. The freeze watchdog's marker is renewed that way on every heartbeat, in wasm and in
+/// the upload worker (recorder/js/upload-worker.js writes the same bytes).
+pub fn batch_times_at<S: AsRef<str>>(batch: &Batch<S>) -> Option<usize> {
+    let wide = |ms: u64| ms > u64::from(u32::MAX);
+    (wide(batch.start) && wide(batch.end)).then(|| crate::pack::start_offset(batch))
+}
+
+/// Sets both `start` and `end` of an encoded batch to `ms`, at the offset [`batch_times_at`]
+/// gave: for a batch whose end is its start (its events all at offset 0). False, and nothing
+/// written, when the bytes there are not two 8-byte integers or `ms` would not take 8 bytes.
+pub fn set_batch_times(bytes: &mut [u8], at: usize, ms: u64) -> bool {
+    if ms <= u64::from(u32::MAX) {
+        return false;
+    }
+    let Some(field) = at.checked_add(BATCH_TIMES_LEN).and_then(|end| bytes.get_mut(at..end)) else {
+        return false;
+    };
+    if field[0] != 0xcf || field[9] != 0xcf {
+        return false;
+    }
+    let be = ms.to_be_bytes();
+    field[1..9].copy_from_slice(&be);
+    field[10..18].copy_from_slice(&be);
+    true
+}
+
 /// Restores plain ids in a batch sent by [`encode_batch_compact`].
 pub(crate) fn undo_compact<S>(batch: &mut Batch<S>) {
     if batch.flags & Batch::FLAG_DELTA_IDS != 0 {
@@ -414,6 +447,45 @@ mod tests {
             data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0, label: String::new(), path: String::new() }),
         });
         b
+    }
+
+    proptest! {
+        /// A batch moved in time in place decodes exactly as the batch encoded at that time,
+        /// whatever its ids and sequence number (the fields before `start` vary in length).
+        #[test]
+        fn a_batch_moved_in_place_equals_the_batch_encoded_at_that_time(
+            session in "[A-Za-z0-9_-]{1,64}",
+            page in "[A-Za-z0-9_-]{1,64}",
+            seq in any::<u32>(),
+            first in (1u64 << 32)..(1u64 << 50),
+            then in (1u64 << 32)..(1u64 << 50),
+        ) {
+            let at = |ms: u64| {
+                let mut b = Batch::new(session.clone(), page.clone(), seq, ms);
+                b.events.push(Event { t: 0, data: EventData::Freeze(Freeze::Started { url: "https://x/".into(), last_action: "click".into() }) });
+                b
+            };
+            let marker = at(first);
+            let offset = batch_times_at(&marker).expect("wide times");
+            let mut bytes = encode_batch_compact(marker).expect("encodes");
+            prop_assert!(set_batch_times(&mut bytes, offset, then));
+            prop_assert_eq!(&bytes, &encode_batch_compact(at(then)).expect("encodes"));
+            prop_assert_eq!(decode_batch(&bytes, &Limits::default()).expect("decodes"), at(then));
+        }
+    }
+
+    #[test]
+    fn a_batch_is_moved_in_time_only_where_its_times_are_wide() {
+        assert_eq!(batch_times_at(&Batch::new("s", "p", 0, 5)), None, "a time of 1970 takes less than 8 bytes");
+        let b = Batch::new("s", "p", 0, 1_700_000_000_000);
+        let at = batch_times_at(&b).expect("wide");
+        let mut bytes = encode_batch(&b).expect("encodes");
+        let before = bytes.clone();
+        assert!(!set_batch_times(&mut bytes, at, 5), "a narrow time is refused");
+        assert!(!set_batch_times(&mut bytes, at + 1, 1_800_000_000_000), "not the times' offset");
+        assert!(!set_batch_times(&mut bytes, usize::MAX, 1_800_000_000_000), "beyond the bytes");
+        assert!(!set_batch_times(&mut bytes[..at + 10], at, 1_800_000_000_000), "cut short");
+        assert_eq!(bytes, before, "nothing written");
     }
 
     #[test]

@@ -232,6 +232,7 @@ function onSelection(e) {
 
 let lastUrl = '';
 function recordNavigation(kind) {
+  S.navigations++;
   const url = scrubUrl(location.href);
   if (url === lastUrl) return;
   lastUrl = url;

@@ -39,6 +39,10 @@ export class Recorder {
   pending_bytes() { return this.w.num(1, 0); }
   dropped_total() { return this.w.num(2, 0); }
   beat(t) { return this.w.num(3, t) > 0; }
+  /** The armed freeze marker moved to `t` in place: the time it carries, or 0 (arm a new one). */
+  move_freeze_marker(t) { return this.w.num(4, t); }
+  /** Where the armed marker's times are in its bytes (-1: they cannot be moved). */
+  freeze_marker_times_at() { return this.w.num(5, 0); }
 }
 
 OPS.split(' ').forEach((op, code) => {

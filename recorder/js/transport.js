@@ -39,7 +39,11 @@ const WORKER_RENEW_BYTES = 4 * 1024 * 1024;
 /** The worker said, with its last outcome, that it has nothing left to send. */
 let workerIdle = true;
 let workerRenewals = 0;
-/** The last heartbeat and marker messages posted: a new worker gets them too. */
+/**
+ * What a new worker must be told of the watchdog, in order: the last heartbeat that carried a
+ * marker (or none), the marker posted after it, and the last heartbeat since that only moved
+ * the marker in time.
+ */
 let watch = /** @type {unknown[]} */ ([]);
 /** Canvas frames the worker is encoding: it is not replaced meanwhile. */
 let canvasInFlight = 0;
@@ -71,7 +75,7 @@ export function postToWorker(msg, transfer) {
   worker.postMessage(msg, transfer || []);
   const type = /** @type {{ type?: string }} */ (msg).type;
   // What a new worker must be told again (see `renewWorker`).
-  if (type === 'heartbeat') watch = [msg];
+  if (type === 'heartbeat') watch = /** @type {{ time?: number }} */ (msg).time ? [watch[0], watch[1], msg] : [msg];
   else if (type === 'marker') watch = [watch[0], msg];
   else if (type === 'canvas') canvasInFlight++;
   else if (type === 'release') holding = false;
@@ -95,6 +99,14 @@ export function postCopy(type, id, bytes, snapshot) {
   else holding = true;
   worker.postMessage({ type, id, bytes: copy, snapshot }, [copy.buffer]);
   return true;
+}
+
+/** @type {(() => void) | null} */
+let onWorkerFired = null;
+
+/** Calls `fn` when the worker sent its freeze marker (the watchdog arms a new one). */
+export function onFired(fn) {
+  onWorkerFired = fn;
 }
 
 /** Calls `fn` after every batch handed to delivery (the freeze watchdog re-arms its marker). */
@@ -210,7 +222,11 @@ export function onCanvasEncoded(f) {
 
 /** @param {WorkerReport} m */
 function onResult(m) {
-  if (m.type === 'freeze') return; // the page answers again: nothing to do
+  if (m.type === 'freeze') {
+    // The worker sent its marker: it needs a new one (the page answers again by now).
+    if (onWorkerFired) onWorkerFired();
+    return;
+  }
   if (m.type === 'canvas') {
     if (canvasInFlight > 0) canvasInFlight--;
     onCanvas(m);

@@ -3,8 +3,9 @@
 // (4xx other than 429) are dropped and reported. It keeps no state the page cannot rebuild:
 // the page holds a copy of every batch until this worker reports it acknowledged.
 //
-// It is also the freeze watchdog: the page posts a heartbeat every ~250 ms with a marker batch
-// (a `freeze_started` event, encoded ahead of time by wasm with the next sequence number). When
+// It is also the freeze watchdog: the page posts a heartbeat every ~250 ms; it holds a marker
+// batch (a `freeze_started` event, encoded ahead of time by wasm with the next sequence number),
+// which a heartbeat either replaces or only moves to its own time (`moveMarker`). When
 // nothing (no heartbeat, no batch) arrives for 1 s while the page is visible, the page's main
 // thread is stuck: every batch held here goes out at once, followed by the marker, so the
 // server knows about the freeze even if the tab never recovers. In buffer mode the page also
@@ -78,6 +79,8 @@ let lastSeen = 0;
 let visible = false;
 /** @type {import('./upload-core.js').Bytes | null} */
 let marker = null;
+/** Where the marker's times are (-1: they cannot be moved), see `moveMarker`. */
+let markerAt = -1;
 let fired = false;
 /** @type {ReturnType<typeof setInterval> | 0} */
 let watchTimer = 0;
@@ -112,6 +115,26 @@ function watch() {
     confirming = false;
     if (missed()) fire();
   }, 0);
+}
+
+/**
+ * Moves the marker to `ms` (epoch milliseconds) in place, as the page's wasm moved its own copy
+ * (recorder/src/buffer.rs `move_marker`): its `start` and `end`, at `markerAt`, are each a
+ * MessagePack `uint 64` (tag 0xcf, then 8 bytes big-endian), the layout protocol's
+ * `set_batch_times` writes. Nothing is written where the bytes there are not that, nor to a
+ * marker already sent.
+ * @param {number} ms
+ */
+function moveMarker(ms) {
+  if (fired || !marker || markerAt < 0 || markerAt + 18 > marker.length || !(ms > 0xffffffff)) return;
+  const v = new DataView(marker.buffer, marker.byteOffset, marker.byteLength);
+  if (v.getUint8(markerAt) !== 0xcf || v.getUint8(markerAt + 9) !== 0xcf) return;
+  const hi = Math.floor(ms / 4294967296);
+  const lo = ms % 4294967296;
+  for (const at of [markerAt + 1, markerAt + 10]) {
+    v.setUint32(at, hi);
+    v.setUint32(at + 4, lo);
+  }
 }
 
 /** The page is frozen: everything held goes out now, followed by the marker. */
@@ -173,12 +196,22 @@ scope.onmessage = (e) => {
   if (m.type === 'heartbeat') {
     lastBeat = Date.now();
     visible = !!m.visible;
-    marker = m.marker || null;
-    fired = false;
+    if (m.time) {
+      // The same marker, moved to the heartbeat's time. One already sent stays sent (and the
+      // watchdog stays off) until a heartbeat brings a new one.
+      moveMarker(m.time);
+    } else {
+      marker = m.marker || null;
+      markerAt = typeof m.at === 'number' ? m.at : -1;
+      fired = false;
+    }
     if (!watchTimer) watchTimer = setInterval(() => { watch(); pump(); }, WATCH_EVERY_MS);
     return;
   } else if (m.type === 'marker') {
-    if (!fired) marker = m.marker || null;
+    if (!fired) {
+      marker = m.marker || null;
+      markerAt = typeof m.at === 'number' ? m.at : -1;
+    }
     return;
   } else if (m.type === 'config') {
     cfg = m.cfg;

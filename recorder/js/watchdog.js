@@ -1,7 +1,14 @@
 // Freeze watchdog, page side. Every ~250 ms the main thread posts a heartbeat to the upload
-// worker together with a marker batch (`freeze_started`: the URL and the user's last action),
+// worker, which holds a marker batch (`freeze_started`: the URL and the user's last action),
 // encoded ahead of time by wasm because the worker cannot encode and a frozen page cannot do
 // anything. The worker sends the marker when heartbeats stop for 1 s (upload-worker.js).
+//
+// A heartbeat carries a new marker only when what it says changed (the action, the URL, its
+// sequence number after a cut) or the worker may not hold the last one (after a freeze, a
+// visibility change, a new worker): otherwise the marker is moved to the heartbeat's time in
+// place, in wasm and in the worker (its times are at a fixed place: protocol's
+// `set_batch_times`), and the heartbeat carries only that time. Encoding and posting a marker
+// on every beat was most of what the recorder cost an idle page.
 //
 // Sequence numbers: the marker carries the number after the batch being filled, without taking
 // it. The first heartbeat or batch cut after a gap reserves it (recorder/src/buffer.rs), the
@@ -10,7 +17,7 @@
 // records `freeze_ended` with the duration and the scripts that ran (perf.js).
 import { S, now, guard } from './state.js';
 import { scrubUrl } from './privacy.js';
-import { enqueue, onEnqueued, postToWorker } from './transport.js';
+import { enqueue, onEnqueued, onFired, postToWorker } from './transport.js';
 import { freezeAttribution, sampleFreeze } from './perf.js';
 
 const BEAT_MS = 250;
@@ -25,6 +32,10 @@ let lastBeat = 0;
 let visible = false;
 let lastAction = '';
 let rearming = false;
+/** The next heartbeat hands the worker a new marker (see the module doc). */
+let armNext = true;
+/** `S.navigations` when the marker was last armed: a navigation since changes its URL. */
+let armedNavigations = -1;
 const cleanups = [];
 
 /** A short, content-free description of an element: `button#best.primary`. */
@@ -100,8 +111,12 @@ function rearm() {
   try {
     sendTakenMarker();
     if (visible) {
-      postToWorker({ type: 'marker', marker: S.rec.freeze_marker(now(), pageUrl(), lastAction) });
+      const marker = S.rec.freeze_marker(now(), pageUrl(), lastAction);
+      postToWorker({ type: 'marker', marker, at: S.rec.freeze_marker_times_at() });
       armedAction = lastAction;
+      // A worker that already fired keeps its marker (and ignores this one): the next
+      // heartbeat hands it the new one.
+      armNext = true;
     }
   } finally {
     rearming = false;
@@ -120,8 +135,10 @@ function beat() {
   const vis = document.visibilityState === 'visible';
   if (vis !== visible) {
     visible = vis;
+    armNext = true;
     S.rec.watch(t, vis);
   } else if (S.rec.beat(t)) {
+    armNext = true;
     const from = lastBeat;
     if (cut) cut(false);
     if (freezeHook) freezeHook();
@@ -130,10 +147,25 @@ function beat() {
     Promise.all([sampleFreeze(from, t), settled]).then(guard(() => recordEnd(from, t)), guard(() => recordEnd(from, t)));
   }
   lastBeat = t;
-  const marker = vis ? S.rec.freeze_marker(t, pageUrl(), lastAction) : null;
-  if (marker) armedAction = lastAction;
-  postToWorker({ type: 'heartbeat', visible: vis, marker });
+  let marker = null;
+  let at = -1;
+  let time = 0;
+  if (vis && !armNext && lastAction === armedAction && S.navigations === armedNavigations) {
+    time = S.rec.move_freeze_marker(t);
+  }
+  if (vis && !time) {
+    armedNavigations = S.navigations;
+    marker = S.rec.freeze_marker(t, pageUrl(), lastAction);
+    if (marker) {
+      armedAction = lastAction;
+      at = S.rec.freeze_marker_times_at();
+      armNext = false;
+    }
+  }
+  postToWorker(time ? { type: 'heartbeat', visible: vis, time } : { type: 'heartbeat', visible: vis, marker, at });
 }
+
+
 
 /**
  * Starts the heartbeat (only with an upload worker); `cutBatch(atAction)` cuts and queues the
@@ -145,6 +177,7 @@ export function startWatchdog(cutBatch, onFreeze) {
   if (S.cfg.watchdog === false) return;
   cut = cutBatch;
   armedAction = null;
+  armNext = true;
   freezeHook = onFreeze || null;
   if (!postToWorker({ type: 'heartbeat', visible: false, marker: null })) return;
   for (const type of ['click', 'submit', 'keydown']) {
@@ -156,6 +189,8 @@ export function startWatchdog(cutBatch, onFreeze) {
   document.addEventListener('visibilitychange', onVisibility);
   cleanups.push(() => document.removeEventListener('visibilitychange', onVisibility));
   onEnqueued(guard(rearm));
+  // The worker sent its marker (the page was frozen): the next heartbeat hands it a new one.
+  onFired(() => { armNext = true; });
   timer = setInterval(guard(beat), BEAT_MS);
   guard(beat)();
 }
@@ -163,6 +198,7 @@ export function startWatchdog(cutBatch, onFreeze) {
 export function stopWatchdog() {
   clearInterval(timer);
   onEnqueued(null);
+  onFired(null);
   for (const c of cleanups.splice(0)) c();
   postToWorker({ type: 'heartbeat', visible: false, marker: null });
 }

@@ -7,7 +7,7 @@
 //! (a replay cannot start without one): when one arrives over the bound, the pending events are
 //! dropped instead.
 
-use replay_protocol::codec::encode_batch_compact;
+use replay_protocol::codec::{batch_times_at, encode_batch_compact, set_batch_times};
 use replay_protocol::{Batch, Event, EventData, NodeKind};
 
 use crate::renew::{Reader, Writer};
@@ -53,8 +53,8 @@ pub const FREEZE_SUSPECT_MS: u64 = 950;
 struct Watch {
     armed: bool,
     last_beat: u64,
-    /// (seq, bytes) of the marker handed to the worker.
-    marker: Option<(u32, Vec<u8>)>,
+    /// The marker handed to the worker.
+    marker: Option<Armed>,
     /// A marker whose seq was taken, waiting for the page to send it too (the server stores it
     /// once whoever sends it first).
     taken: Option<Vec<u8>>,
@@ -66,6 +66,14 @@ struct Watch {
     /// [`FREEZE_SUSPECT_MS`] passed since that cut (a second freeze; the worker counts from the
     /// cut's messages too). One freeze, one `freeze_started`.
     gap_taken_at: u64,
+}
+
+/// The freeze marker as the worker holds it.
+struct Armed {
+    seq: u32,
+    bytes: Vec<u8>,
+    /// Where its times are in `bytes` ([`batch_times_at`]): the heartbeat moves them.
+    times_at: Option<usize>,
 }
 
 /// Most reserved sequence numbers kept (freezes without any batch cut in between).
@@ -223,9 +231,29 @@ impl BatchBuffer {
         let seq = self.marker_seq();
         let mut batch = Batch::new(self.session.clone(), self.page.clone(), seq, now);
         batch.events.push(Event { t: 0, data });
+        let times_at = batch_times_at(&batch);
         let bytes = encode_batch_compact(batch).ok()?;
-        self.watch.marker = Some((seq, bytes.clone()));
+        self.watch.marker = Some(Armed { seq, bytes: bytes.clone(), times_at });
         Some(bytes)
+    }
+
+    /// Moves the armed marker to `now` in place, as arming it again with the same event would
+    /// (what every heartbeat does while the URL and the last action stay the same), without
+    /// encoding it. True when it did; false when there is no marker, its number is no longer
+    /// the one a marker armed now would get (a batch was cut since), or its times cannot be
+    /// moved: the page arms a new one then.
+    pub fn move_marker(&mut self, now: u64) -> bool {
+        let seq = self.marker_seq();
+        match &mut self.watch.marker {
+            Some(Armed { seq: armed, bytes, times_at: Some(at) }) if *armed == seq => set_batch_times(bytes, *at, now),
+            _ => false,
+        }
+    }
+
+    /// Where the armed marker's times are in its bytes, for the worker's copy (see
+    /// [`BatchBuffer::move_marker`]).
+    pub fn marker_times_at(&self) -> Option<usize> {
+        self.watch.marker.as_ref().and_then(|m| m.times_at)
     }
 
     /// The marker whose sequence number a freeze took, for the page to send as well.
@@ -245,7 +273,7 @@ impl BatchBuffer {
             return;
         }
         w.gap_taken_at = now.max(1);
-        if let Some((seq, bytes)) = self.watch.marker.take()
+        if let Some(Armed { seq, bytes, .. }) = self.watch.marker.take()
             && seq == self.marker_seq()
             && self.watch.reserved.len() < MAX_RESERVED
         {
@@ -275,9 +303,10 @@ impl BatchBuffer {
         w.bool(watch.armed);
         w.u64(watch.last_beat);
         w.bool(watch.marker.is_some());
-        if let Some((seq, bytes)) = &watch.marker {
-            w.u32(*seq);
-            w.bytes(bytes);
+        if let Some(m) = &watch.marker {
+            w.u32(m.seq);
+            w.bytes(&m.bytes);
+            w.u32(m.times_at.and_then(|at| u32::try_from(at + 1).ok()).unwrap_or(0));
         }
         w.bool(watch.taken.is_some());
         if let Some(bytes) = &watch.taken {
@@ -304,7 +333,10 @@ impl BatchBuffer {
         b.watch.armed = r.bool()?;
         b.watch.last_beat = r.u64()?;
         if r.bool()? {
-            b.watch.marker = Some((r.u32()?, r.bytes()?.to_vec()));
+            let seq = r.u32()?;
+            let bytes = r.bytes()?.to_vec();
+            let times_at = (r.u32()? as usize).checked_sub(1);
+            b.watch.marker = Some(Armed { seq, bytes, times_at });
         }
         if r.bool()? {
             b.watch.taken = Some(r.bytes()?.to_vec());
@@ -500,6 +532,41 @@ mod tests {
         assert_eq!(seq_of(&b.cut(4700, false).expect("batch")), 2);
         b.push(4800, click());
         assert_eq!(seq_of(&b.cut(4900, false).expect("batch")), 4, "both markers' numbers skipped");
+    }
+
+    #[test]
+    fn a_heartbeat_moves_the_armed_marker_in_place_until_a_cut_renumbers_it() {
+        const T: u64 = 1_700_000_000_000;
+        let mut b = buffer();
+        b.watch(T, true);
+        assert!(!b.move_marker(T + 250), "nothing armed yet");
+        let armed = b.arm_marker(T, started()).expect("marker");
+        let at = b.marker_times_at().expect("epoch times move");
+        assert!(b.move_marker(T + 250));
+        assert!(b.move_marker(T + 500));
+        // The worker's copy, moved the same way, is the marker armed at that time.
+        let mut copy = armed;
+        assert!(set_batch_times(&mut copy, at, T + 500));
+        let mut fresh = buffer();
+        fresh.watch(T, true);
+        assert_eq!(fresh.arm_marker(T + 500, started()), Some(copy.clone()));
+        // A freeze after that heartbeat takes the moved marker.
+        assert!(!b.beat(T + 500));
+        assert!(b.beat(T + 2000));
+        assert_eq!(b.take_marker(), Some(copy));
+        // Taken, or renumbered by a cut: nothing to move, the page arms a new marker.
+        assert!(!b.move_marker(T + 2250));
+        b.arm_marker(T + 2250, started()).expect("marker");
+        b.push(T + 2300, click());
+        assert!(b.cut(T + 2400, false).is_some());
+        assert!(!b.move_marker(T + 2500), "numbered before the cut");
+        b.arm_marker(T + 2500, started()).expect("marker");
+        assert!(b.move_marker(T + 2750));
+        // Times of 1970 do not take 8 bytes: such a marker is armed again each time.
+        let mut old = buffer();
+        old.arm_marker(1000, started()).expect("marker");
+        assert_eq!(old.marker_times_at(), None);
+        assert!(!old.move_marker(1250));
     }
 
     #[test]

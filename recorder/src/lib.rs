@@ -589,6 +589,21 @@ impl Recorder {
         self.buffer.arm_marker(now_ms(now), EventData::Freeze(Freeze::Started { url, last_action }))
     }
 
+    /// The armed marker moved to `now` in place (the heartbeat's case: same URL, same last
+    /// action; see [`buffer::BatchBuffer::move_marker`]): the time it now carries, in epoch
+    /// milliseconds, for the worker to write into its copy; 0 when there is none to move and the
+    /// page must arm a new one ([`Recorder::freeze_marker`]).
+    pub fn move_freeze_marker(&mut self, now: f64) -> f64 {
+        let ms = now_ms(now);
+        if self.buffer.move_marker(ms) { ms as f64 } else { 0.0 }
+    }
+
+    /// Where the armed marker's times are in its bytes (`replay_protocol::codec::batch_times_at`),
+    /// for the worker; -1 when they cannot be moved.
+    pub fn freeze_marker_times_at(&self) -> f64 {
+        self.buffer.marker_times_at().map_or(-1.0, |at| at as f64)
+    }
+
     /// The marker of a freeze that just ended, for the page to send too (the server keeps one).
     pub fn take_freeze_marker(&mut self) -> Option<Vec<u8>> {
         self.buffer.take_marker()

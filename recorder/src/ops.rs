@@ -141,13 +141,19 @@ impl Recorder {
     }
 
     /// A figure: `0` should the batch be cut now (1 or 0), `1` its pending bytes, `2` events
-    /// dropped so far, `3` a heartbeat at `now` (1 when it ends a freeze).
+    /// dropped so far, `3` a heartbeat at `now` (1 when it ends a freeze), `4` the freeze
+    /// marker moved to `now` ([`Recorder::move_freeze_marker`]), `5` where its times are
+    /// ([`Recorder::freeze_marker_times_at`]); NaN for an unknown code. The calls a heartbeat
+    /// makes, without the argument packing of [`Recorder::op`].
     pub fn num(&mut self, code: u32, now: f64) -> f64 {
         match code {
             0 => f64::from(u8::from(self.should_flush())),
             1 => f64::from(self.pending_bytes()),
             2 => f64::from(self.dropped_total()),
-            _ => f64::from(u8::from(self.beat(now))),
+            3 => f64::from(u8::from(self.beat(now))),
+            4 => self.move_freeze_marker(now),
+            5 => self.freeze_marker_times_at(),
+            _ => f64::NAN,
         }
     }
 }

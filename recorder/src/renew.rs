@@ -102,7 +102,7 @@ mod tests {
         let state = a.save().expect("saved after a cut");
 
         let mut b = Recorder::from_state(&state).expect("restores");
-        assert_eq!(b.save().ok(), Some(state), "nothing lost or added");
+        assert_eq!(b.save().ok().as_ref(), Some(&state), "nothing lost or added");
         assert_eq!(b.dropped_total(), 3);
         // Echo masking still knows the typed value; PII detection stays off.
         b.console(1_700_000_040_030.0, 0, vec!["hunter22 and 555-123-4567".into()], String::new());
@@ -114,6 +114,11 @@ mod tests {
         // The freeze marker armed before the move is the one the new recorder hands over.
         let same = b.freeze_marker(1_700_000_040_020.0, "https://x/".into(), String::new());
         assert_eq!(same.map(|m| m.len()), Some(marker.len()));
+        // Where its times are moves with it: the restored recorder's heartbeat moves it in place.
+        let mut c = Recorder::from_state(&state).expect("restores");
+        assert_eq!(c.freeze_marker_times_at(), b.freeze_marker_times_at());
+        assert!(c.freeze_marker_times_at() > 0.0);
+        assert_eq!(c.move_freeze_marker(1_700_000_040_270.0), 1_700_000_040_270.0);
     }
 
     #[test]
