@@ -113,8 +113,9 @@ pub const BATCH_TIMES_LEN: usize = 18;
 /// Where the encoded form of `batch` ([`encode_batch`], [`encode_batch_compact`]) holds its
 /// `start` and `end`, when both take 8 bytes (every time after 1970-02-19 does, as epoch
 /// milliseconds): then [`set_batch_times`] moves the encoded batch in time without encoding it
-/// again. The freeze watchdog's marker is renewed that way on every heartbeat, in wasm and in
-/// the upload worker (recorder/js/upload-worker.js writes the same bytes).
+/// again. The freeze watchdog's heartbeat moves its marker that way while what the marker says
+/// is unchanged, in wasm and in the upload worker (recorder/js/upload-worker.js writes the same
+/// bytes).
 pub fn batch_times_at<S: AsRef<str>>(batch: &Batch<S>) -> Option<usize> {
     let wide = |ms: u64| ms > u64::from(u32::MAX);
     (wide(batch.start) && wide(batch.end)).then(|| crate::pack::start_offset(batch))

@@ -232,7 +232,6 @@ function onSelection(e) {
 
 let lastUrl = '';
 function recordNavigation(kind) {
-  S.navigations++;
   const url = scrubUrl(location.href);
   if (url === lastUrl) return;
   lastUrl = url;

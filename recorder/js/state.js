@@ -72,8 +72,6 @@ export const S = {
   afterEmit: null,
   /** Moves to a fresh wasm instance after the memory grew (core.js, recorder/src/renew.rs). */
   renewals: 0,
-  /** In-page navigations seen (History API, popstate, hashchange): the watchdog reads the URL again. */
-  navigations: 0,
   /** Called with each cross-origin frame element the walker meets (or that loads) and its id. */
   onFrame: null,
   /** Called with each `<canvas>` the walker meets and whether it is in a masked subtree. */

@@ -42,7 +42,8 @@ let workerRenewals = 0;
 /**
  * What a new worker must be told of the watchdog, in order: the last heartbeat that carried a
  * marker (or none), the marker posted after it, and the last heartbeat since that only moved
- * the marker in time.
+ * the marker in time. (A posted marker makes the next heartbeat carry one, so the last two are
+ * never both there: the move applies to the first's marker.)
  */
 let watch = /** @type {unknown[]} */ ([]);
 /** Canvas frames the worker is encoding: it is not replaced meanwhile. */

@@ -34,17 +34,15 @@ let lastAction = '';
 let rearming = false;
 /** The next heartbeat hands the worker a new marker (see the module doc). */
 let armNext = true;
-/** `S.navigations` when the marker was last armed: a navigation since changes its URL. */
-let armedNavigations = -1;
 const cleanups = [];
 
-/** A short, content-free description of an element: `button#best.primary`. */
-export /** The last element described (weakly: it may be removed from the page), its id and class. */
+/** The last element described (weakly: it may be removed from the page), its id and class. */
 /** @type {WeakRef<Element> | null} */
 let described = null;
 let describedKey = '';
 let description = '';
 
+/** A short, content-free description of an element: `button#best.primary`. */
 function describeElement(el) {
   if (!el || el.nodeType !== 1) return '';
   // The same field again (every keystroke): the last description, unless its id or class changed.
@@ -150,11 +148,13 @@ function beat() {
   let marker = null;
   let at = -1;
   let time = 0;
-  if (vis && !armNext && lastAction === armedAction && S.navigations === armedNavigations) {
+  // (The URL as the marker has it was read when it was armed: `href`. Compared on every beat,
+  // not only on the navigations events.js sees: a router may change it through a History
+  // method it kept from before the recorder wrapped them.)
+  if (vis && !armNext && lastAction === armedAction && location.href === href) {
     time = S.rec.move_freeze_marker(t);
   }
   if (vis && !time) {
-    armedNavigations = S.navigations;
     marker = S.rec.freeze_marker(t, pageUrl(), lastAction);
     if (marker) {
       armedAction = lastAction;
@@ -164,8 +164,6 @@ function beat() {
   }
   postToWorker(time ? { type: 'heartbeat', visible: vis, time } : { type: 'heartbeat', visible: vis, marker, at });
 }
-
-
 
 /**
  * Starts the heartbeat (only with an upload worker); `cutBatch(atAction)` cuts and queues the
@@ -178,6 +176,10 @@ export function startWatchdog(cutBatch, onFreeze) {
   cut = cutBatch;
   armedAction = null;
   armNext = true;
+  // A recorder started again (`stop()`, then `init()`) has a new wasm Recorder, which must be
+  // told the page is visible (`watch`) before its heartbeats can see a freeze.
+  visible = false;
+  lastBeat = 0;
   freezeHook = onFreeze || null;
   if (!postToWorker({ type: 'heartbeat', visible: false, marker: null })) return;
   for (const type of ['click', 'submit', 'keydown']) {

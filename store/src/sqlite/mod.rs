@@ -138,12 +138,13 @@ impl SqliteStorage {
 
     /// `wal`: the write-ahead log of a file database, synced by the sync thread.
     fn init(mut conn: Connection, wal: Option<PathBuf>) -> Result<Self, Error> {
-        // Every transaction on this connection writes, and most read first (a group commit
-        // looks up what is stored of its sessions). Begun deferred, the upgrade to a write
-        // fails at once with "database is locked" when another connection writes meanwhile (a
+        // The transactions on this connection write, and most read first (a group commit looks
+        // up what is stored of its sessions). Begun deferred, the upgrade to a write fails at
+        // once with "database is locked" when another connection writes meanwhile (a
         // command-line process on the same directory, a dropped storage's writer finishing its
         // index): SQLite does not wait on a busy lock for a transaction that already reads.
-        // Begun immediate, it takes the write lock first and waits its busy timeout for it.
+        // Begun immediate, each takes the write lock first and waits its busy timeout for it;
+        // so does a group commit that turns out to only read (all duplicates), which is rare.
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -259,14 +259,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::clickmap::VIEW_CLICKS,
 ];
 
-/// Applies the migrations `conn` has not had yet, each in its own transaction.
+/// Applies the migrations `conn` has not had yet, each in its own transaction. The version is
+/// read inside it (which holds the write lock: the connection begins immediate), so two
+/// processes opening one directory at once never both apply a migration.
 pub(super) fn migrate(conn: &Connection) -> Result<(), Error> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+    loop {
         let tx = conn.unchecked_transaction()?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let Some(migration) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else {
+            return Ok(());
+        };
         tx.execute_batch(migration)?;
-        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
     }
-    Ok(())
 }

@@ -225,6 +225,9 @@ async fn big_re_renders_give_the_wasm_memory_back_when_their_job_ends() -> Resul
 /// starved through a real freeze (WebKit in CI) confirms only after the page has answered: the
 /// batch and the re-armed marker the page posts a few ms before its heartbeat are proof of
 /// life too, so the worker never fires that new marker (the page sends the freeze itself).
+/// And a marker the heartbeats moved in time (`moveMarker`) goes out as the bytes wasm would
+/// have armed at the last heartbeat (the server keeps the first of two equal numbers, so a
+/// difference would pass unseen in the browser tests).
 #[test]
 fn a_late_watchdog_check_lets_a_queued_heartbeat_in_first() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -234,7 +237,31 @@ fn a_late_watchdog_check_lets_a_queued_heartbeat_in_first() -> Result<()> {
     }
     std::fs::copy(root.join("tests/src/worker_loop.js"), dir.path().join("worker_loop.js"))?;
     std::fs::write(dir.path().join("package.json"), r#"{ "type": "module" }"#)?;
-    let out = Command::new("node").arg(dir.path().join("worker_loop.js")).output()?;
+    // A marker as wasm arms it, and the same marker armed 250 ms later: what the worker must
+    // send after a heartbeat that only moved it in time.
+    let marker_at = |ms: u64| {
+        let mut b = replay_protocol::Batch::new("s1", "p1", 3, ms);
+        b.events.push(replay_protocol::Event {
+            t: 0,
+            data: replay_protocol::EventData::Freeze(replay_protocol::Freeze::Started {
+                url: "https://shop.example/cart".into(),
+                last_action: "click button#pay".into(),
+            }),
+        });
+        b
+    };
+    let armed = marker_at(1_796_000_000_000);
+    let at = replay_protocol::codec::batch_times_at(&armed).ok_or_else(|| anyhow::anyhow!("epoch times move"))?;
+    let case = serde_json::json!({
+        "marker": replay_protocol::codec::encode_batch_compact(armed)?,
+        "at": at,
+        "time": 1_796_000_000_250u64,
+        "expected": replay_protocol::codec::encode_batch_compact(marker_at(1_796_000_000_250))?,
+    });
+    let out = Command::new("node")
+        .arg(dir.path().join("worker_loop.js"))
+        .env("REPLAY_MOVE_CASE", case.to_string())
+        .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(out.status.success(), "node failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     let fired: serde_json::Value = serde_json::from_str(stdout.trim())?;
@@ -247,6 +274,10 @@ fn a_late_watchdog_check_lets_a_queued_heartbeat_in_first() -> Result<()> {
     ensure!(
         fired["silent"] == serde_json::json!([0]),
         "a page silent after its last batch gets one marker, 1 s after that batch: {fired}"
+    );
+    ensure!(
+        fired["moved"] == fired["expected"] && fired["moved"].as_array().is_some_and(|m| !m.is_empty()),
+        "the worker's marker, moved by a heartbeat, is the marker wasm arms at that time: {fired}"
     );
     Ok(())
 }
