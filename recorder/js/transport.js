@@ -56,7 +56,11 @@ let droppedBatches = 0;
 let restored = 0;
 /** @type {((stats: import('./types/replay').ReplayStats) => void)[]} */
 let waiters = [];
-/** @type {(() => void) | null} */
+/**
+ * The freeze watchdog's marker as the worker gets it: its bytes and where its times are.
+ * @typedef {{ marker: Uint8Array | undefined, at: number }} Armed
+ */
+/** @type {((post?: (armed: Armed | null) => void) => void) | null} */
 let enqueued = null;
 /**
  * The main-thread fallback's upload loop (the worker runs its own copy of upload-core.js),
@@ -92,13 +96,20 @@ export function postToWorker(msg, transfer) {
  * @param {number} id the batch's id (`hold`: 0)
  * @param {Bytes} bytes
  * @param {boolean} [snapshot] `hold`: the batch starts with a snapshot
+ * @param {Armed | null} [armed] `batch`: the freeze
+ *   watchdog's marker re-armed after it (cloned, not moved: a new worker is told it again)
  */
-export function postCopy(type, id, bytes, snapshot) {
+export function postCopy(type, id, bytes, snapshot, armed) {
   if (!worker) return false;
   const copy = bytes.slice();
   if (type === 'batch') workerBytes += copy.length;
   else holding = true;
-  worker.postMessage({ type, id, bytes: copy, snapshot }, [copy.buffer]);
+  if (armed) {
+    worker.postMessage({ type, id, bytes: copy, snapshot, marker: armed.marker, at: armed.at }, [copy.buffer]);
+    watch = [watch[0], { type: 'marker', marker: armed.marker, at: armed.at }];
+  } else {
+    worker.postMessage({ type, id, bytes: copy, snapshot }, [copy.buffer]);
+  }
   return true;
 }
 
@@ -110,7 +121,12 @@ export function onFired(fn) {
   onWorkerFired = fn;
 }
 
-/** Calls `fn` after every batch handed to delivery (the freeze watchdog re-arms its marker). */
+/**
+ * Calls `fn` after every batch handed to delivery (the freeze watchdog re-arms its marker),
+ * with `post`: what `fn` gives it rides in the batch's message to the worker (called at most
+ * once; without it, the batch goes alone).
+ * @param {((post?: (armed: Armed | null) => void) => void) | null} fn
+ */
 export function onEnqueued(fn) {
   enqueued = fn;
 }
@@ -287,9 +303,21 @@ export function enqueue(bytes) {
   const id = nextId++;
   pending.set(id, { bytes });
   pendingBytes += bytes.length;
-  if (worker) postCopy('batch', id, bytes);
-  else if (uploader) uploader.add(id, bytes);
-  if (enqueued) enqueued();
+  if (!worker) {
+    if (uploader) uploader.add(id, bytes);
+    if (enqueued) enqueued();
+    return;
+  }
+  // The freeze watchdog's marker, re-armed after this batch, rides in the batch's message.
+  let posted = false;
+  /** @param {Armed | null} armed */
+  const post = (armed) => {
+    if (posted) return;
+    posted = true;
+    postCopy('batch', id, bytes, false, armed);
+  };
+  if (enqueued) enqueued(post);
+  post(null);
 }
 
 /**

@@ -5,7 +5,8 @@
 //
 // It is also the freeze watchdog: the page posts a heartbeat every ~250 ms; it holds a marker
 // batch (a `freeze_started` event, encoded ahead of time by wasm with the next sequence number),
-// which a heartbeat either replaces or only moves to its own time (`moveMarker`). When
+// which a heartbeat either replaces or only moves to its own time (`moveMarker`), and which a
+// batch's message may replace (the marker re-armed after that batch). When
 // nothing (no heartbeat, no batch) arrives for 1 s while the page is visible, the page's main
 // thread is stuck: every batch held here goes out at once, followed by the marker, so the
 // server knows about the freeze even if the tab never recovers. In buffer mode the page also
@@ -224,6 +225,11 @@ scope.onmessage = (e) => {
     return;
   } else if (m.type === 'batch') {
     uploader.add(m.id, m.bytes);
+    // The page's marker re-armed after this batch (numbered after it), as a `marker` message.
+    if (m.marker && !fired) {
+      marker = m.marker;
+      markerAt = typeof m.at === 'number' ? m.at : -1;
+    }
     return;
   } else if (m.type === 'canvas') {
     encodeCanvas(m);

@@ -8,7 +8,8 @@
 // visibility change, a new worker): otherwise the marker is moved to the heartbeat's time in
 // place, in wasm and in the worker (its times are at a fixed place: protocol's
 // `set_batch_times`), and the heartbeat carries only that time. Encoding and posting a marker
-// on every beat was most of what the recorder cost an idle page.
+// on every beat was most of what the recorder cost an idle page. The marker re-armed after a
+// batch is cut rides in that batch's message.
 //
 // Sequence numbers: the marker carries the number after the batch being filled, without taking
 // it. The first heartbeat or batch cut after a gap reserves it (recorder/src/buffer.rs), the
@@ -102,20 +103,27 @@ function sendTakenMarker() {
   if (taken) enqueue(taken);
 }
 
-/** Hands the worker a marker numbered after the batch just queued. */
-function rearm() {
+/**
+ * Hands the worker a marker numbered after the batch just queued: through `post`, in that
+ * batch's own message (transport.js `enqueue`: one message per cut, not two), or in a message
+ * of its own when no batch was queued (the user's action changed). The marker a freeze took
+ * goes after it.
+ * @param {(armed: import('./transport.js').Armed | null) => void} [post]
+ */
+function rearm(post) {
   if (rearming || !S.rec || S.stopped) return;
   rearming = true;
   try {
-    sendTakenMarker();
     if (visible) {
-      const marker = S.rec.freeze_marker(now(), pageUrl(), lastAction);
-      postToWorker({ type: 'marker', marker, at: S.rec.freeze_marker_times_at() });
+      const armed = { marker: S.rec.freeze_marker(now(), pageUrl(), lastAction), at: S.rec.freeze_marker_times_at() };
+      if (post) post(armed);
+      else postToWorker({ type: 'marker', ...armed });
       armedAction = lastAction;
       // A worker that already fired keeps its marker (and ignores this one): the next
       // heartbeat hands it the new one.
       armNext = true;
     }
+    sendTakenMarker();
   } finally {
     rearming = false;
   }
