@@ -489,17 +489,23 @@ mod tests {
         assert_eq!(seq_of(&b.cut(3300, false).expect("batch")), 2);
     }
 
-    #[test]
-    fn a_cut_and_the_heartbeat_after_one_freeze_reserve_one_marker() {
+    /// A watched page frozen from 1100 to 3100 ms: a click's cut at 3100 ends the gap (batch 0,
+    /// the freeze's marker 1 taken), and the page re-arms a marker at `rearmed_at` (number 3).
+    fn frozen_then_cut(rearmed_at: u64) -> BatchBuffer {
         let mut b = buffer();
         b.watch(1000, true);
         b.arm_marker(1000, started()).expect("marker");
         b.push(1100, click());
-        // Frozen from 1100 to 3100; the user's click, queued meanwhile, cuts before the heartbeat
-        // and the page re-arms a marker after that cut.
         assert_eq!(seq_of(&b.cut(3100, false).expect("batch")), 0);
         assert_eq!(seq_of(&b.take_marker().expect("the freeze's marker")), 1);
-        assert_eq!(seq_of(&b.arm_marker(3105, started()).expect("re-armed")), 3);
+        assert_eq!(seq_of(&b.arm_marker(rearmed_at, started()).expect("re-armed")), 3);
+        b
+    }
+
+    #[test]
+    fn a_cut_and_the_heartbeat_after_one_freeze_reserve_one_marker() {
+        // The user's click, queued meanwhile, cuts before the heartbeat.
+        let mut b = frozen_then_cut(3105);
         // A second cut in the same gap (the flush timer) reserves nothing more either.
         b.push(3110, click());
         assert_eq!(seq_of(&b.cut(3120, false).expect("batch")), 2);
@@ -516,16 +522,9 @@ mod tests {
 
     #[test]
     fn a_second_freeze_right_after_a_cut_reserves_its_own_marker() {
-        let mut b = buffer();
-        b.watch(1000, true);
-        b.arm_marker(1000, started()).expect("marker");
-        b.push(1100, click());
-        // Frozen from 1100 to 3100; a click's cut ends the gap and re-arms; the page freezes
-        // again from 3100 to 4500 before any heartbeat: the worker, silent since the cut, may
-        // send the re-armed marker, so the heartbeat reserves it.
-        assert_eq!(seq_of(&b.cut(3100, false).expect("batch")), 0);
-        assert_eq!(seq_of(&b.take_marker().expect("the first freeze's marker")), 1);
-        assert_eq!(seq_of(&b.arm_marker(3100, started()).expect("re-armed")), 3);
+        // The page freezes again from 3100 to 4500 before any heartbeat: the worker, silent
+        // since the cut, may send the re-armed marker, so the heartbeat reserves it.
+        let mut b = frozen_then_cut(3100);
         assert!(b.beat(4500));
         assert_eq!(seq_of(&b.take_marker().expect("the second freeze's marker")), 3);
         b.push(4600, click());
