@@ -254,6 +254,8 @@ async function once(withRecorder) {
         ` (clean ${(m.clean / 2 ** 20).toFixed(1)}: file pages only this process maps, which the kernel can drop)` +
         (real ? `; pending batches ${st.pending}, wasm memory ${((st.wasmMemory || 0) / 2 ** 20).toFixed(1)} MB, renewals ${st.renewals}/${st.workerRenewals}` : ''));
       console.log('    largest: ' + m.top.map(([k, b]) => `${k} ${(b / 2 ** 20).toFixed(1)}`).join(', '));
+      console.log('    anonymous mappings under 1 MB by size (count x KB: private MB): ' +
+        m.small.map(([kb, [n, b]]) => `${n}x${kb}: ${(b / 2 ** 20).toFixed(1)}`).join(', '));
     };
     await at('after the scenario');
     await page.waitForTimeout(Number(args['settle-ms'] || 3000));
@@ -431,9 +433,13 @@ async function workerGc(page) {
 
 /**
  * Private memory of process `pid` (what the shared benchmark reports: Private_Clean +
- * Private_Dirty), in total and for its largest mappings (by name; anonymous ones by size class).
+ * Private_Dirty), in total and for its largest mappings (by name; anonymous ones by size class),
+ * and the anonymous mappings under 1 MB by their exact size (which allocator made them: V8's
+ * 256 KB pages, glibc's `mmap` of one large allocation, ...).
  */
 function privateMemory(pid) {
+  /** Mapping size in KB -> [count, private bytes], for anonymous mappings under 1 MB. */
+  const small = new Map();
   const by = new Map();
   let total = 0;
   let clean = 0;
@@ -445,6 +451,11 @@ function privateMemory(pid) {
       size = parseInt(head[2], 16) - parseInt(head[1], 16);
       const mb = size / 2 ** 20;
       name = head[3] || `[anon ${mb >= 64 ? '>=64MB' : mb >= 1 ? '1-64MB' : '<1MB'}]`;
+      if (name === '[anon <1MB]') {
+        const c = small.get(size / 1024) || [0, 0];
+        c[0]++;
+        small.set(size / 1024, c);
+      }
       continue;
     }
     const m = line.match(/^Private_(Clean|Dirty):\s+(\d+) kB/);
@@ -453,9 +464,13 @@ function privateMemory(pid) {
       total += b;
       if (m[1] === 'Clean') clean += b;
       by.set(name, (by.get(name) || 0) + b);
+      if (name === '[anon <1MB]') small.get(size / 1024)[1] += b;
     }
   }
-  return { total, clean, top: [...by].sort((a, b) => b[1] - a[1]).slice(0, 6) };
+  return {
+    total, clean, top: [...by].sort((a, b) => b[1] - a[1]).slice(0, 6),
+    small: [...small].sort((a, b) => b[1][1] - a[1][1]).slice(0, 6),
+  };
 }
 
 /** Closes the browser, the adapter's server and the pages' server. */
