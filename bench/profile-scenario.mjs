@@ -13,7 +13,8 @@
 //     [--memory: the renderer's private memory after the scenario and a GC (when the shared
 //      benchmark measures it), again after --settle-ms=3000 more, with the recorder's delivery
 //      figures (batches not yet acknowledged, wasm memory) and the largest private mappings,
-//      and once more after a critical memory-pressure notification (allocators drop their caches)]
+//      and once more after a critical memory-pressure notification (allocators drop their caches);
+//      with --dump, Chromium's memory-infra account of it by allocator and thread]
 //     [--trace: instead of the JS profile, a Chromium trace of the scenario: the renderer main
 //      thread's CPU time (thread time) per trace event, self time, the recorder's run against none;
 //      this is where "(program)", time outside any JS function, goes]
@@ -270,6 +271,7 @@ async function once(withRecorder) {
     await mcdp.send('Memory.simulatePressureNotification', { level: 'critical' });
     await page.waitForTimeout(500);
     await at('after a critical memory-pressure notification');
+    if ('dump' in args) await memoryInfra(pid);
     if (real) await adapter.finish(page, { ...ctx, runId: 'profile', pageName: PAGE });
     await context.close();
     return null;
@@ -392,6 +394,41 @@ async function rendererPid(page) {
   const e = (trace.traceEvents || trace).find((x) => x.name === name);
   if (!e) throw new Error('no user-timing mark in the trace');
   return e.pid;
+}
+
+/**
+ * `--memory --dump`: Chromium's own account of the renderer's memory (a `memory-infra` dump):
+ * each allocator's size (`blink_gc` per thread, `v8` per isolate, `partition_alloc` per
+ * partition, `malloc`, ...), down to --dump-depth=3 levels, those of --dump-min-mb=0.5 or more.
+ * Where the smaps figures say how much, this says whose.
+ */
+async function memoryInfra(pid) {
+  const cdp = await browser.newBrowserCDPSession();
+  const events = [];
+  cdp.on('Tracing.dataCollected', (e) => events.push(...e.value));
+  const done = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
+  await cdp.send('Tracing.start', {
+    transferMode: 'ReportEvents',
+    traceConfig: { includedCategories: ['disabled-by-default-memory-infra'], memoryDumpConfig: { triggers: [] } },
+  });
+  const { success } = await cdp.send('Tracing.requestMemoryDump', { deterministic: true, levelOfDetail: 'detailed' });
+  await cdp.send('Tracing.end');
+  await done;
+  await cdp.detach();
+  const dump = events.find((e) => e.ph === 'v' && e.pid === pid && e.args && e.args.dumps && e.args.dumps.allocators);
+  if (!success || !dump) { console.log('    memory-infra: no dump of the renderer'); return; }
+  const depth = Number(args['dump-depth'] || 3);
+  const min = Number(args['dump-min-mb'] || 0.5) * 2 ** 20;
+  const rows = [];
+  for (const [name, d] of Object.entries(dump.args.dumps.allocators)) {
+    if (name.split('/').length > depth || name.startsWith('global/')) continue;
+    const a = d.attrs || {};
+    const size = a.size ? parseInt(a.size.value, 16) : 0;
+    if (size >= min) rows.push([name, size, a.allocated_objects_size ? parseInt(a.allocated_objects_size.value, 16) : null]);
+  }
+  rows.sort((x, y) => (x[0] < y[0] ? -1 : 1));
+  console.log('    memory-infra (MB: size, and live objects where the allocator says): ' +
+    rows.map(([n, s, o]) => `${n} ${(s / 2 ** 20).toFixed(1)}${o === null ? '' : ` (${(o / 2 ** 20).toFixed(1)})`}`).join(', '));
 }
 
 /**
