@@ -138,6 +138,16 @@ function moveMarker(ms) {
   }
 }
 
+/**
+ * Keeps the marker a message brings (a full heartbeat, a `marker`, or a batch with the marker
+ * re-armed after it), with where its times are.
+ * @param {{ marker?: import('./upload-core.js').Bytes | null, at?: number }} m
+ */
+function keepMarker(m) {
+  marker = m.marker || null;
+  markerAt = typeof m.at === 'number' ? m.at : -1;
+}
+
 /** The page is frozen: everything held goes out now, followed by the marker. */
 function fire() {
   fired = true;
@@ -202,17 +212,13 @@ scope.onmessage = (e) => {
       // watchdog stays off) until a heartbeat brings a new one.
       moveMarker(m.time);
     } else {
-      marker = m.marker || null;
-      markerAt = typeof m.at === 'number' ? m.at : -1;
+      keepMarker(m);
       fired = false;
     }
     if (!watchTimer) watchTimer = setInterval(() => { watch(); pump(); }, WATCH_EVERY_MS);
     return;
   } else if (m.type === 'marker') {
-    if (!fired) {
-      marker = m.marker || null;
-      markerAt = typeof m.at === 'number' ? m.at : -1;
-    }
+    if (!fired) keepMarker(m);
     return;
   } else if (m.type === 'config') {
     cfg = m.cfg;
@@ -226,10 +232,7 @@ scope.onmessage = (e) => {
   } else if (m.type === 'batch') {
     uploader.add(m.id, m.bytes);
     // The page's marker re-armed after this batch (numbered after it), as a `marker` message.
-    if (m.marker && !fired) {
-      marker = m.marker;
-      markerAt = typeof m.at === 'number' ? m.at : -1;
-    }
+    if (m.marker && !fired) keepMarker(m);
     return;
   } else if (m.type === 'canvas') {
     encodeCanvas(m);
