@@ -13,6 +13,8 @@ const MAX_ARGS = 10;
 const MAX_STACK = 4000;
 const throttle = new Throttle('console messages', 100, 10000);
 const originals = {};
+/** Our wrapper of each console method. */
+const ours = {};
 let busy = false; // a getter or toString that logs must not recurse into us
 
 /** The caller's stack, without the recorder's own frames. */
@@ -37,6 +39,7 @@ function record(level, args) {
     if (args.length > MAX_ARGS + (level === 'assert' ? 1 : 0)) out.push('…');
     const code = LEVELS[level];
     const stack = code >= 3 ? callerStack(4) : '';
+    if (S.beforeText) S.beforeText();
     S.rec.console(now(), code, out, stack);
   } finally {
     busy = false;
@@ -59,14 +62,19 @@ export function startConsole() {
     if (typeof original !== 'function') continue;
     originals[level] = original;
     const rec = guard(record);
-    console[level] = function () {
+    const wrapped = function () {
       const result = original.apply(this, arguments);
       rec(level, arguments);
       return result;
     };
+    console[level] = wrapped;
+    ours[level] = wrapped;
   }
 }
 
+/** Puts back the page's console methods, except where the page wrapped ours since (ours stays, recording nothing). */
 export function stopConsole() {
-  for (const [level, original] of Object.entries(originals)) console[level] = original;
+  for (const [level, original] of Object.entries(originals)) {
+    if (console[level] === ours[level]) console[level] = original;
+  }
 }

@@ -16,7 +16,8 @@ import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas.js';
 import { patchCssom } from './css.js';
 import {
-  flushMouse, flushTyped, listen, listenToDocument, listenToUser, recordInput, recordMedia, removeListeners,
+  flushMouse, flushTyped, listen, listenToDocument, listenToUser, pruneFrameListeners, recordInput, recordMedia,
+  removeListeners,
 } from './events.js';
 import {
   configureTransport, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
@@ -48,6 +49,13 @@ let flushTimer = 0;
 let child = false;
 /** Settles once the automatic start (script tag with a key) has run. */
 let starting = null;
+/**
+ * `stop()` came while nothing was recording (before the recorder loaded, or while an `init`
+ * was still on its way: a page that queues `Replay.stop()` when its user refuses consent).
+ * The automatic start does not start then, nor does an `init` that was already running; only
+ * an `init()` the page calls after the stop does.
+ */
+let stopRequested = false;
 
 function randomId() {
   const b = new Uint8Array(16);
@@ -86,16 +94,28 @@ function touchSession(id) {
 // The upload worker keeps a copy, which it sends itself while the page is frozen.
 let buffering = false;
 let held = [];
+let heldBytes = 0;
 let lastSnapshotAt = 0;
+/**
+ * Most bytes held (the worker's copy has the same bound): a long `bufferSeconds` on a busy page
+ * drops the oldest batches, counted as lost in the next batch sent.
+ */
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
 function hold(bytes, startsWithSnapshot) {
   if (startsWithSnapshot) {
     // Keep from the previous snapshot on: the window always starts with a full snapshot.
     let keepFrom = 0;
     for (let i = held.length - 1; i >= 0; i--) if (held[i].snapshot) { keepFrom = i; break; }
+    for (let i = 0; i < keepFrom; i++) heldBytes -= held[i].bytes.length;
     held = held.slice(keepFrom);
   }
   held.push({ bytes, snapshot: startsWithSnapshot });
+  heldBytes += bytes.length;
+  while (heldBytes > MAX_HELD_BYTES && held.length > 1) {
+    heldBytes -= held.shift().bytes.length;
+    if (S.rec) S.rec.add_dropped(1);
+  }
   // The upload worker keeps a copy: if the page freezes, it sends the buffer itself.
   postCopy('hold', 0, bytes, startsWithSnapshot);
 }
@@ -107,6 +127,7 @@ function goLive() {
   postToWorker({ type: 'release' });
   for (const h of held) enqueue(h.bytes);
   held = [];
+  heldBytes = 0;
 }
 
 let nextStartsWithSnapshot = true;
@@ -184,6 +205,7 @@ function renewIfGrown() {
 
 function tick() {
   valveTick();
+  pruneFrameListeners();
   if (buffering && now() - lastSnapshotAt > S.cfg.bufferSeconds * 1000) {
     flushNow(false, true);
     nextStartsWithSnapshot = true;
@@ -216,8 +238,12 @@ function finalFlush() {
   if (!buffering) rescueUnsent();
 }
 
-/** A same-origin iframe document met by the walker: its input and CSSOM are recorded too. */
-const framed = new WeakSet();
+/**
+ * A same-origin iframe document met by the walker: its input and CSSOM are recorded too. The
+ * documents already listened to are forgotten at a stop (which takes the listeners away), so a
+ * recording started again listens to them again.
+ */
+let framed = new WeakSet();
 function onDocument(doc) {
   if (framed.has(doc)) return;
   framed.add(doc);
@@ -243,6 +269,8 @@ function start(recording) {
   S.onFrame = guard(frameMet);
   startFrames();
   buffering = S.cfg.mode === 'buffer';
+  // A recording started again after a stop: the stopped one's wasm memory goes.
+  if (S.rec) S.rec.free();
   S.rec = new Recorder(S.session, randomId(), MAX_BATCH_BYTES, MAX_BUFFER_BYTES);
   // PII detection (e-mails, card and phone numbers, IBANs) is on unless `pii: false`.
   const pii = S.cfg.pii;
@@ -356,18 +384,30 @@ function withRemote(cfg, r) {
   return out;
 }
 
+/**
+ * `init`: the page's own call, or (`auto`) the start the script tag's key asks for, which a
+ * `stop()` that came first cancels (see `stopRequested`).
+ */
+async function initialize(options, auto) {
+  if (auto && stopRequested) return;
+  if (!auto) stopRequested = false;
+  S.cfg = Object.assign({}, S.cfg, options || {});
+  if (!S.cfg.key) throw new Error('replay: an ingest key is required');
+  // The key (or endpoint) may arrive only now (`Replay.init({ key })`, the module entry).
+  configureTransport();
+  S.cfg = withRemote(S.cfg, await remoteSettings(S.cfg));
+  if (document.readyState === 'loading') {
+    await new Promise((r) => document.addEventListener('DOMContentLoaded', r, { once: true }));
+  }
+  // A `stop()` while the settings or the document were awaited: nothing starts.
+  if (stopRequested) return;
+  // Resolves once the first snapshot is in (taken in slices).
+  await new Promise((r) => { if (guard(start)(r) !== true) r(undefined); });
+}
+
 const api = {
   async init(options) {
-    S.cfg = Object.assign({}, S.cfg, options || {});
-    if (!S.cfg.key) throw new Error('replay: an ingest key is required');
-    // The key (or endpoint) may arrive only now (`Replay.init({ key })`, the module entry).
-    configureTransport();
-    S.cfg = withRemote(S.cfg, await remoteSettings(S.cfg));
-    if (document.readyState === 'loading') {
-      await new Promise((r) => document.addEventListener('DOMContentLoaded', r, { once: true }));
-    }
-    // Resolves once the first snapshot is in (taken in slices).
-    await new Promise((r) => { if (guard(start)(r) !== true) r(undefined); });
+    return initialize(options, false);
   },
   async identify(user, traits) { guard(appFact)('identify', user, traits); },
   async setFlags(flags) { guard(appFact)('flags', flags); },
@@ -375,7 +415,9 @@ const api = {
   async setEnvironment(environment) { guard(appFact)('environment', environment); },
   async addEvent(name, data) {
     guard(() => {
-      if (S.rec && !S.stopped) S.rec.custom(now(), String(name), JSON.stringify(data === undefined ? null : data));
+      if (!S.rec || S.stopped) return;
+      if (S.beforeText) S.beforeText();
+      S.rec.custom(now(), String(name), JSON.stringify(data === undefined ? null : data));
     })();
   },
   async captureError(err) { guard(captureError)(err); },
@@ -390,6 +432,7 @@ const api = {
     return whenDrained();
   },
   async stop() {
+    stopRequested = true;
     if (S.stopped) return;
     guard(() => flushNow(true, true))();
     halt();
@@ -413,6 +456,9 @@ function halt() {
   clearInterval(flushTimer);
   stopDiagnostics();
   removeListeners();
+  framed = new WeakSet();
+  held = [];
+  heldBytes = 0;
 }
 
 /** Called by the loader: loads the wasm and starts when the script tag carries a key. */
@@ -452,7 +498,7 @@ export async function boot(src, data) {
   });
   // Start on the next task: an `init(options)` the page queued before the recorder loaded runs
   // first, so its privacy options apply to the very first snapshot.
-  if (S.cfg.key) starting = new Promise((r) => setTimeout(() => { api.init({}).then(r, r); }, 0));
+  if (S.cfg.key) starting = new Promise((r) => setTimeout(() => { initialize({}, true).then(r, r); }, 0));
   return api;
 }
 

@@ -5,7 +5,7 @@
 // under the iframe element), applies the privacy rules on the way (masked text, blocked
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
 import { S, now, guard, countError } from './state.js';
-import { P, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
+import { P, TEXT_ATTRS, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
 import { ownerWalked, sendAdopted } from './css.js';
 import { COALESCE_MS, V, timed } from './valve.js';
 
@@ -159,6 +159,9 @@ export const SLICE_MS = 8;
  */
 export const ACTION_CUT_MS = 2;
 
+/** Where the walked element's text-like attributes' values are in `strs` (see TEXT_ATTRS). */
+const textAttrs = [];
+
 /** A walk that can stop and go on later: the stack of nodes still to visit. */
 function walker(root, rootParent, masked) {
   return rewalker({ nodes: [], parents: [], flags: [], count: 0, check: false }, root, rootParent, masked);
@@ -232,6 +235,7 @@ function walkSome(w, ints, strs, deadline) {
         ints.p6(2, id, pid, ns, tag.length, n);
         strs.push(tag);
         let special = 0;
+        textAttrs.length = 0;
         for (let i = 0; i < n; i++) {
           const name = names[i];
           let value = node.getAttribute(name);
@@ -244,6 +248,7 @@ function walkSome(w, ints, strs, deadline) {
           const v = capped(attrValue(node, tag, name, value));
           ints.p2(name.length, v.length);
           strs.push(name, v);
+          if (TEXT_ATTRS[name] === 1) textAttrs.push(strs.length - 1);
         }
         if (P.custom) {
           if (P.blockCustom && node.matches(P.blockCustom)) special |= 1;
@@ -262,6 +267,8 @@ function walkSome(w, ints, strs, deadline) {
         if (special & 4) m = 2;
         else if (special & 2) { m = 1; S.maskCtx = true; }
         else if (special & 8) { if (m !== 2) m = 1; S.maskCtx = true; }
+        // Its text-like attributes (`title`, `aria-label`, ...) are masked with its text.
+        if (m === 1) for (let k = 0; k < textAttrs.length; k++) strs[textAttrs[k]] = maskText(strs[textAttrs[k]]);
         if (tag === 'script') { kids = null; break; }
         if (tag === 'canvas' && S.onCanvas) S.onCanvas(node, m === 1);
         if (tag === 'style') { m = 0; owners.push(node); }
@@ -977,6 +984,19 @@ function mutationJob() {
   };
 }
 
+/**
+ * Whether element `el`'s text-like attributes are masked (its text is; for a `<textarea>`, whose
+ * own text is masked unless unmasked, the context it is in).
+ */
+function maskedAttrs(j, el) {
+  if (el.localName !== 'textarea') return j.maskedUnder(el) === 1;
+  try {
+    return j.maskedUnder(el.parentNode) === 1 || el.matches(P.mask);
+  } catch (_) {
+    return true;
+  }
+}
+
 /** Sends the removals and the subtrees walked so far as one mutation; the job goes on with a new tape. */
 function emitPart(j) {
   const ints = j.ints;
@@ -1023,7 +1043,8 @@ function endMutation(j) {
           raw = node.value;
         }
       }
-      const value = raw === null ? '' : capped(attrValue(el, tag, qname, raw));
+      let value = raw === null ? '' : capped(attrValue(el, tag, qname, raw));
+      if (TEXT_ATTRS[qname] === 1 && value && maskedAttrs(j, el)) value = maskText(value);
       ints.p4(id, raw === null ? 0 : 1, qname.length, value.length);
       strs.push(qname, value);
       nAttrs++;

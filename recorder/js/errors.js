@@ -23,6 +23,7 @@ const cleanups = [];
 
 function send(e, count) {
   if (!throttle.take()) return;
+  if (S.beforeText) S.beforeText();
   S.rec.error(now(), e.kind, e.message, e.stack, e.source, e.line, e.column, count);
 }
 

@@ -4,7 +4,7 @@
 // same-origin iframe document.
 import { recordEnvironment } from './environment.js';
 import { S, now, guard } from './state.js';
-import { ignored, mask, maskText, neverRecorded, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
+import { P, ignored, mask, maskText, neverRecorded, rememberActive, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
 import { ownerWalked } from './css.js';
 import { clickPath, recordScrollDepth } from './clickmap.js';
@@ -80,6 +80,19 @@ export function flushTyped() {
 
 // Every pass over DOM changes starts with them (dom.js `run`; a parent's or a child frame's).
 S.beforePass = flushTyped;
+
+/**
+ * Records (and so remembers, for echo masking) what was typed, and remembers the focused
+ * field's value: before a text the page made goes to wasm (`S.beforeText`). A typed value is
+ * otherwise remembered up to TYPED_GATHER_MS after its keystroke, and a page that logs, throws
+ * or sends a field's value from its `input` handler (which runs after our capturing listener)
+ * would hand wasm an echo of a value it does not know yet: every prefix of a password, in clear.
+ */
+function rememberTypedNow() {
+  flushTyped();
+  rememberActive();
+}
+S.beforeText = rememberTypedNow;
 
 const flushTypedGuarded = guard(() => {
   typedTimer = 0;
@@ -187,6 +200,7 @@ let ratio = 0;
 function onResize() {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(guard(() => {
+    if (S.stopped) return;
     S.rec.viewport(now(), innerWidth, innerHeight);
     if (devicePixelRatio !== ratio) recordPixelRatio();
   }), 200);
@@ -251,15 +265,40 @@ function wrapHistory(name, kind) {
   cleanups.push(() => { if (history[name] === wrapped) history[name] = orig; });
 }
 
+/**
+ * The listeners on each same-origin iframe's document, by document: dropped once its frame is
+ * gone (`pruneFrameListeners`). Kept with the page's own in `cleanups`, they held every iframe
+ * document the page ever showed until the recording stopped.
+ * @type {Map<Document, (() => void)[]>}
+ */
+const frameCleanups = new Map();
+/** Where `listen` keeps its removals (`cleanups`, or an iframe document's list). */
+let into = cleanups;
+
 /** Adds a guarded listener that `removeListeners` takes away again. */
 export function listen(target, type, fn, opts) {
   const g = guard(fn);
   target.addEventListener(type, g, opts);
-  cleanups.push(() => target.removeEventListener(type, g, opts));
+  into.push(() => target.removeEventListener(type, g, opts));
+}
+
+/**
+ * Forgets the listeners of iframe documents whose frame is gone (no window any more): when
+ * another iframe document is met, and at each flush tick.
+ */
+export function pruneFrameListeners() {
+  for (const [doc, list] of frameCleanups) {
+    if (doc.defaultView) continue;
+    for (const c of list) c();
+    frameCleanups.delete(doc);
+  }
 }
 
 export function removeListeners() {
+  clearTimeout(resizeTimer);
   for (const c of cleanups.splice(0)) c();
+  for (const list of frameCleanups.values()) for (const c of list) c();
+  frameCleanups.clear();
   clearTimeout(typedTimer);
   typedTimer = 0;
   typed = new Map();
@@ -275,23 +314,89 @@ function onLoad(e) {
 
 const CLICKABLE = 'button,a,label,summary,[role=button],[role=link],[role=menuitem],[role=tab],input[type=button],input[type=submit],input[type=reset]';
 
+/** Longest click label, in characters. */
+const LABEL_CHARS = 60;
+/** Most nodes read for a click's label: a click on a container of 100k rows reads its start. */
+const LABEL_NODES = 200;
+/** Elements whose text is not what the page shows as text. */
+const NOT_TEXT = { script: 1, style: 1, template: 1, noscript: 1, textarea: 1, select: 1, iframe: 1 };
+
 /**
  * A short label of what a click hit, for searching sessions by it: the text of the control it
- * is in (or of the element), white space collapsed, at most 60 characters, masked like any
- * text recorded there. Form fields other than buttons give none (their value is input).
+ * is in (or of the element), white space collapsed, at most LABEL_CHARS characters, masked like
+ * any text recorded there. Form fields other than buttons give none (their value is input).
  */
 function clickLabel(target) {
   const el = target && target.closest ? (target.closest(CLICKABLE) || target) : null;
-  if (!el || ignored(el)) return '';
+  if (!el || ignored(el) || S.blocked.has(el)) return '';
   const button = el.localName === 'input';
   if (!button && /^(input|textarea|select)$/.test(el.localName)) return '';
-  const raw = button ? el.value || '' : el.textContent || (el.getAttribute && el.getAttribute('aria-label')) || '';
-  const text = String(raw).replace(/\s+/g, ' ').trim().slice(0, 60);
-  return textMasked(el) ? maskText(text) : text;
+  const masked = textMasked(el);
+  let text = button ? String(el.value || '').slice(0, 2 * LABEL_CHARS) : labelText(el, masked);
+  if (!text && !button && el.getAttribute) text = String(el.getAttribute('aria-label') || '').slice(0, 2 * LABEL_CHARS);
+  text = text.replace(/\s+/g, ' ').trim().slice(0, LABEL_CHARS);
+  return masked ? maskText(text) : text;
+}
+
+/**
+ * The start of the text under `el` (its first LABEL_NODES nodes, about twice LABEL_CHARS
+ * characters): text in masked elements masked, blocked subtrees left out. Reading the whole
+ * `textContent` of a large container was one long task per click, and gave the text of a masked
+ * or blocked part inside the clicked control in clear.
+ */
+function labelText(el, masked) {
+  let out = '';
+  // Whether text is masked under each element the walk is in, `el` first.
+  const flags = [masked];
+  let node = el.firstChild;
+  for (let seen = 0; node && seen < LABEL_NODES && out.length < 2 * LABEL_CHARS; seen++) {
+    const m = flags[flags.length - 1];
+    if (node.nodeType === 3) {
+      const data = node.data.slice(0, 2 * LABEL_CHARS);
+      out += m ? maskText(data) : data;
+    } else if (node.nodeType === 1 && node.firstChild && NOT_TEXT[node.localName] !== 1 && !S.blocked.has(node) &&
+      !matchesSafe(node, P.block)) {
+      flags.push(m || matchesSafe(node, P.maskText));
+      node = node.firstChild;
+      continue;
+    }
+    // The next sibling, or that of the nearest ancestor under `el` that has one.
+    while (node && node !== el && !node.nextSibling) {
+      node = node.parentNode;
+      flags.pop();
+    }
+    node = node && node !== el ? node.nextSibling : null;
+  }
+  return out;
+}
+
+/** `el.matches(sel)`, false when the browser refuses a custom selector. */
+function matchesSafe(el, sel) {
+  try {
+    return el.matches(sel);
+  } catch (_) {
+    return false;
+  }
 }
 
 /** Listens to the user in one document (the page's, or a same-origin iframe's). */
 export function listenToDocument(doc) {
+  if (doc === document) {
+    listenIn(doc);
+    return;
+  }
+  pruneFrameListeners();
+  const list = [];
+  frameCleanups.set(doc, list);
+  into = list;
+  try {
+    listenIn(doc);
+  } finally {
+    into = cleanups;
+  }
+}
+
+function listenIn(doc) {
   const cap = { capture: true, passive: true };
   listen(doc, 'input', onInput, true);
   listen(doc, 'change', (e) => {

@@ -100,6 +100,7 @@ function failureOf(r, err) {
 function record(r) {
   if (!S.rec || S.stopped || !throttle.take()) return;
   const end = Math.max(r.end || now(), r.lastByte || 0);
+  if (S.beforeText) S.beforeText();
   S.rec.network(r.start, KIND[r.kind], r.method, scrubUrl(r.url), r.status, Math.max(0, Math.round(end - r.start)),
     r.req, r.res, !!r.failed, !!r.aborted, r.error || '', r.reqHeaders || [], r.resHeaders || [], r.reqBody || '',
     r.resBody || '', r.failure || 0, r.timing || [], r.protocol || '');
@@ -182,13 +183,15 @@ function wrapFetch() {
   const done = guard(fetchDone);
   const failed = guard(fetchFailed);
   const begin = guard(beginFetch);
-  window.fetch = function fetch(input, init) {
+  const wrapped = function fetch(input, init) {
     const r = S.stopped ? null : begin(input, init);
     const promise = original.apply(this, arguments);
     if (!r) return promise;
     return promise.then((res) => { done(r, res); return res; }, (err) => { failed(r, err); throw err; });
   };
-  restore.push(() => { window.fetch = original; });
+  window.fetch = wrapped;
+  // A wrapper the page (or another tool) put over ours stays: ours then only passes calls on.
+  restore.push(() => { if (window.fetch === wrapped) window.fetch = original; });
 }
 
 // ---- XMLHttpRequest ----
@@ -250,7 +253,13 @@ function wrapXhr() {
     onSend(this, body);
     return send.apply(this, arguments);
   };
-  restore.push(() => Object.assign(proto, { open, send, setRequestHeader }));
+  const mine = { open: proto.open, send: proto.send, setRequestHeader: proto.setRequestHeader };
+  const originals = { open, send, setRequestHeader };
+  restore.push(() => {
+    for (const name of /** @type {('open' | 'send' | 'setRequestHeader')[]} */ (['open', 'send', 'setRequestHeader'])) {
+      if (proto[name] === mine[name]) proto[name] = /** @type {any} */ (originals[name]);
+    }
+  });
 }
 
 // ---- sendBeacon ----
@@ -266,12 +275,13 @@ function wrapBeacon() {
     if (allowListed(abs)) r.reqBody = bodyText(data);
     emit(r);
   });
-  navigator.sendBeacon = function sendBeacon(url, data) {
+  const wrapped = function sendBeacon(url, data) {
     const queued = original.apply(this, arguments);
     after(url, data, queued);
     return queued;
   };
-  restore.push(() => { navigator.sendBeacon = original; });
+  navigator.sendBeacon = wrapped;
+  restore.push(() => { if (navigator.sendBeacon === wrapped) navigator.sendBeacon = original; });
 }
 
 export function startNetwork() {

@@ -69,6 +69,10 @@ export function configurePrivacy(cfg) {
   P.blockCustom = block;
   P.maskCustom = mask;
   P.custom = !!(block || mask);
+  // A mask selector may match an element after any change of its attributes (a class added
+  // later): the DOM passes must look for masked contexts from the start, not only once a
+  // `data-replay-*` or contenteditable attribute was seen.
+  if (mask) S.maskCtx = true;
 }
 
 /**
@@ -119,11 +123,17 @@ function scrubPath(path) {
  */
 export function scrubUrl(u, paths) {
   const full = paths !== false;
-  if (u.indexOf('?') < 0 && u.indexOf('#') < 0 && !(full && SUSPECT.test(u))) return u;
+  if (u.indexOf('?') < 0 && u.indexOf('#') < 0 && u.indexOf('@') < 0 && !(full && SUSPECT.test(u))) return u;
   if (u.charCodeAt(0) === 100 && u.startsWith('data:')) return u;
   try {
     const url = new URL(u, location.href);
     let changed = scrubParams(url.searchParams, full);
+    // Credentials in the URL (`https://user:password@host/`): never kept, not even for a resource.
+    if (url.username || url.password) {
+      url.username = '';
+      url.password = '';
+      changed = true;
+    }
     if (full && (url.protocol === 'http:' || url.protocol === 'https:')) {
       const p = scrubPath(url.pathname);
       if (p !== null) { url.pathname = p; changed = true; }
@@ -193,6 +203,15 @@ export function maskedValue(el) {
   const v = String(el.value == null ? '' : el.value);
   return unmasked(el) ? v : mask(v);
 }
+
+/**
+ * Attributes whose value is text the page shows or reads out: masked where the element's text
+ * is (a masked element's `title` or `aria-label` says what its text says).
+ */
+export const TEXT_ATTRS = {
+  title: 1, alt: 1, placeholder: 1, label: 1, 'aria-label': 1, 'aria-description': 1, 'aria-valuetext': 1,
+  'aria-roledescription': 1, 'aria-placeholder': 1,
+};
 
 /** URL attributes: 1 where the replay loads the URL (its path is kept), 2 where it only names a page. */
 const URL_ATTRS = { href: 1, src: 1, action: 2, formaction: 2, poster: 1, data: 1, ping: 2, cite: 2, 'xlink:href': 1 };

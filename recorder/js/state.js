@@ -65,6 +65,13 @@ export const S = {
   /** Called before each pass over DOM changes (records the fields typed into meanwhile: events.js). */
   beforePass: null,
   /**
+   * Called before a text the page made goes to wasm (a console message, an error, a request
+   * body, a custom event): what was typed is remembered first, so that wasm masks the page's
+   * echo of it (events.js `rememberTypedNow`).
+   * @type {null | (() => void)}
+   */
+  beforeText: null,
+  /**
    * Called after each snapshot or mutation went to the recorder (cuts a full batch), with
    * `true` when a DOM job ended (renews a grown wasm memory).
    * @type {null | ((jobEnded?: boolean) => void)}

@@ -134,15 +134,16 @@ export function startWebSockets() {
   Object.setPrototypeOf(Wrapped, Native); // CONNECTING, OPEN, CLOSING, CLOSED
   const proto = Native.prototype;
   const nativeSend = proto.send;
-  proto.send = function send(data) {
+  const send = function send(data) {
     const out = nativeSend.apply(this, arguments); // throws before open: nothing counted
     onSend(this, data);
     return out;
   };
+  proto.send = send;
   window.WebSocket = Wrapped;
   restore.push(() => {
     if (window.WebSocket === Wrapped) window.WebSocket = Native;
-    proto.send = nativeSend;
+    if (proto.send === send) proto.send = nativeSend;
   });
 }
 

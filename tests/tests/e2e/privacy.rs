@@ -424,3 +424,106 @@ async fn a_masked_field_moved_out_of_its_block_while_typing_stays_masked() -> Re
     browser.close().await?;
     result
 }
+
+/// Leaks a review of the recorder found, closed: a page that logs and throws its password
+/// field's value from its own `input` handler (each keystroke's value reached wasm before it
+/// was remembered for echo masking: every prefix went out in clear); click labels built from
+/// the whole text of the clicked control, its masked and blocked parts included; a `mask`
+/// selector an element matches only after a class change; a masked element's `title` and
+/// `aria-label`, walked and changed; credentials in a link's URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoes_in_console_and_errors_click_labels_late_mask_matches_text_attributes_and_url_credentials_stay_private()
+-> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let result = async {
+        let site = FixtureServer::start(fixtures_dir("privacy"), &server.base, &server.key)?;
+        open(&site, &browser, "leaks.html?mask=.pii").await?;
+        type_into(&browser, "pw", "zqxecho-secret9").await?;
+        browser.client.find(Locator::Id("masked-label")).await?.click().await?;
+        browser.client.find(Locator::Id("blocked-label")).await?.click().await?;
+        browser
+            .eval(
+                "const p = document.getElementById('later');
+                 p.className = 'pii';
+                 p.textContent = 'CLASSSECRET77';
+                 document.getElementById('masked-attrs').setAttribute('title', 'TITLESECRET2');
+                 return true;",
+            )
+            .await?;
+        let (bytes, events) = collect(&server, &browser).await?;
+        // Any prefix of the typed value of three characters or more ("zqx" starts them all).
+        let secrets = [
+            "zqx",
+            "echo-secret",
+            "MASKEDLABEL42",
+            "BLOCKEDLABEL7",
+            "CLASSSECRET77",
+            "TITLESECRET1",
+            "ARIASECRET1",
+            "TITLESECRET2",
+            "LINKCREDSECRET6",
+            "cred-user",
+        ];
+        let mut problems: Vec<String> =
+            secrets.iter().filter(|s| contains(&bytes, s)).map(|s| format!("{s:?} was sent")).collect();
+        // What is not secret is still recorded: the console messages and the error (masked
+        // where they echo the value), a clear element's title, the link (without credentials).
+        for kept in ["validating ", "rejected ", "TITLEPUBLIC", "127.0.0.1:9/page"] {
+            if !contains(&bytes, kept) {
+                problems.push(format!("{kept:?} should be recorded"));
+            }
+        }
+        let labels: Vec<String> =
+            events_of(&events, "click").iter().map(|c| c["label"].as_str().unwrap_or_default().to_owned()).collect();
+        if !labels.iter().any(|l| l.ends_with(" details") && l.starts_with('*')) {
+            problems.push(format!("the masked part of a label is masked, the rest kept: {labels:?}"));
+        }
+        if !labels.iter().any(|l| l == "go on") {
+            problems.push(format!("the blocked part of a label is left out: {labels:?}"));
+        }
+        ensure!(problems.is_empty(), "{}", problems.join("\n"));
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
+
+/// A page that calls `Replay.stop()` before the recorder has loaded (its user refused
+/// consent) is not recorded: the stop used to be ignored (nothing was recording yet) and the
+/// script tag's key started the recording anyway. An `init()` the page calls later (consent
+/// given) starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_queued_before_the_recorder_loads_keeps_it_from_starting_until_the_page_inits() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let result = async {
+        let site = FixtureServer::start(fixtures_dir("privacy"), &server.base, &server.key)?;
+        browser.client.goto(&site.url("leaks.html?stop=1")).await?;
+        browser.wait_for("return !!window.Replay", Duration::from_secs(10)).await?;
+        // The loader's queue has run (stop, then the automatic start on the next task).
+        let url = browser
+            .eval_async("const d = arguments[arguments.length - 1]; window.Replay.sessionUrl().then(d, () => d(''));")
+            .await?;
+        ensure!(url.is_string(), "the recorder answers: {url}");
+        // A flush would send what was recorded (the snapshot, at least).
+        browser.eval_async("const d = arguments[arguments.length - 1]; window.Replay.flush().then(d, d);").await?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let sent = browser.eval("return window.__sent.length").await?;
+        let sessions = server.sessions()?;
+        ensure!(sent == 0 && sessions.is_empty(), "nothing is recorded after the stop: {sent} bodies, {sessions:?}");
+        let stats = browser
+            .eval_async(
+                "const d = arguments[arguments.length - 1];
+                 window.Replay.init({}).then(() => window.Replay.flush()).then(d, (e) => d({ error: String(e) }));",
+            )
+            .await?;
+        ensure!(stats["acked"].as_u64().unwrap_or(0) >= 1, "the page's own init starts recording: {stats}");
+        ensure!(server.sessions()?.len() == 1, "one session once the page inits");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
