@@ -42,7 +42,7 @@ pub struct Batch<S = String> {
     /// Bit set of `FLAG_*` values.
     pub flags: u32,
     /// The recorded events, in the order they happened.
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(serialize_with = "seq_as_tuple", deserialize_with = "crate::budget::events")]
     pub events: Vec<Event<S>>,
     /// Events the recorder had to drop since the previous batch (buffer full, throttled).
     #[serde(default)]
@@ -816,9 +816,9 @@ pub struct Viewport {
 /// Every node's parent appears before it, and siblings appear in their order, so applying the
 /// list front to back rebuilds the tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "S: Serialize"))]
+#[serde(bound(serialize = "S: Serialize", deserialize = "S: Deserialize<'de>"))]
 pub struct Snapshot<S = String> {
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(serialize_with = "seq_as_tuple", deserialize_with = "crate::budget::nodes")]
     pub nodes: Vec<Node<S>>,
     /// Scroll position of the document when the snapshot was taken.
     pub scroll_x: i32,
@@ -947,7 +947,7 @@ pub struct Mutation<S = String> {
     pub removes: Vec<NodeId>,
     /// Subtrees added. Applied front to back; each [`AddedSubtree::next`] refers to a node that
     /// exists when that subtree is applied (the recorder orders them so).
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(serialize_with = "seq_as_tuple", deserialize_with = "crate::budget::adds")]
     pub adds: Vec<AddedSubtree<S>>,
     #[serde(with = "packed::attrs")]
     pub attrs: Vec<AttrChange<S>>,
@@ -964,12 +964,12 @@ impl<S> Mutation<S> {
 
 /// A subtree inserted under `parent`, before `next` (0 = appended).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "S: Serialize"))]
+#[serde(bound(serialize = "S: Serialize", deserialize = "S: Deserialize<'de>"))]
 pub struct AddedSubtree<S = String> {
     pub parent: NodeId,
     pub next: NodeId,
     /// The subtree in document order; the first node is its root.
-    #[serde(serialize_with = "seq_as_tuple")]
+    #[serde(serialize_with = "seq_as_tuple", deserialize_with = "crate::budget::nodes")]
     pub nodes: Vec<Node<S>>,
 }
 

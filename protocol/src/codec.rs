@@ -160,7 +160,8 @@ pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<Batch, Error> {
     if bytes.len() > limits.max_bytes {
         return Err(Error::TooLarge { size: bytes.len(), limit: limits.max_bytes });
     }
-    let mut batch: Batch = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
+    let scope = crate::budget::Scope::new(limits.max_events, limits.max_nodes);
+    let mut batch: Batch = rmp_serde::from_slice(bytes).map_err(|e| scope.exceeded().unwrap_or(Error::Malformed(e)))?;
     undo_compact(&mut batch);
     validate(&batch, limits)?;
     Ok(batch)
@@ -174,7 +175,9 @@ pub fn decode_batch_borrowed<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bat
     if bytes.len() > limits.max_bytes {
         return Err(Error::TooLarge { size: bytes.len(), limit: limits.max_bytes });
     }
-    let mut batch: Batch<&'a str> = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
+    let scope = crate::budget::Scope::new(limits.max_events, limits.max_nodes);
+    let mut batch: Batch<&'a str> =
+        rmp_serde::from_slice(bytes).map_err(|e| scope.exceeded().unwrap_or(Error::Malformed(e)))?;
     undo_compact(&mut batch);
     validate(&batch, limits)?;
     Ok(batch)
@@ -198,7 +201,9 @@ pub fn decode_batches(bytes: &[u8], limits: &Limits, max_total: usize) -> Result
     if bytes.len() > max_total {
         return Err(Error::TooLarge { size: bytes.len(), limit: max_total });
     }
-    let mut batches: Vec<Batch> = rmp_serde::from_slice(bytes).map_err(Error::Malformed)?;
+    let scope = crate::budget::Scope::new(limits.max_events, limits.max_nodes);
+    let mut batches: Vec<Batch> =
+        rmp_serde::from_slice(bytes).map_err(|e| scope.exceeded().unwrap_or(Error::Malformed(e)))?;
     for b in &mut batches {
         undo_compact(b);
         validate(b, limits)?;
@@ -859,5 +864,68 @@ mod tests {
             assert_eq!(encoded_len(&e.data), direct);
             assert_eq!(encoded_len(&e.data), direct, "the scratch buffer is reused cleanly");
         }
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use crate::codec::{Limits, concat_encoded, decode_batch, decode_batch_borrowed, decode_batches, encode_batch};
+    use crate::test_util::{at, document, snapshot, text};
+    use crate::{Batch, Error, EventData};
+
+    fn visibility_batch(events: usize) -> Vec<u8> {
+        let mut b = Batch::new("s1", "p1", 0, 1_700_000_000_000);
+        b.events = (0..events).map(|_| at(0, EventData::Visibility(true))).collect();
+        encode_batch(&b).expect("encode")
+    }
+
+    fn small() -> Limits {
+        Limits { max_events: 10, max_nodes: 5, ..Limits::default() }
+    }
+
+    #[test]
+    fn more_events_than_the_limit_are_refused_as_over_the_limit() {
+        assert!(decode_batch(&visibility_batch(10), &small()).is_ok());
+        for r in [
+            decode_batch(&visibility_batch(11), &small()).err(),
+            decode_batch_borrowed(&visibility_batch(11), &small()).err(),
+        ] {
+            assert!(matches!(r, Some(Error::LimitExceeded { what: "events", actual: 11, limit: 10 })), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_list_is_refused_by_its_announced_length_before_its_elements_are_decoded() {
+        // The batch's events array says it holds four billion events, and holds none: refused as
+        // too many (from the header), not as truncated (which it would be once decoded).
+        let mut bytes = visibility_batch(0);
+        let at = bytes.iter().position(|&b| b == 0x90).expect("the empty events array");
+        bytes.splice(at..=at, [0xdd, 0xff, 0xff, 0xff, 0xff]);
+        let r = decode_batch(&bytes, &Limits::default());
+        assert!(matches!(r, Err(Error::LimitExceeded { what: "events", .. })), "{r:?}");
+    }
+
+    #[test]
+    fn nodes_count_across_a_batch_s_snapshots_and_each_batch_has_its_own_budget() {
+        let snap =
+            |first: u32| snapshot(vec![document(first), text(first + 1, first, "a"), text(first + 2, first, "b")]);
+        let mut b = Batch::new("s1", "p1", 0, 1_700_000_000_000);
+        b.events = vec![at(0, snap(1))];
+        let one = encode_batch(&b).expect("encode");
+        assert!(decode_batch(&one, &small()).is_ok());
+        b.events.push(at(1, snap(10)));
+        let r = decode_batch(&encode_batch(&b).expect("encode"), &small());
+        assert!(matches!(r, Err(Error::LimitExceeded { what: "nodes", actual: 6, limit: 5 })), "{r:?}");
+        // Three batches of three nodes: nine in all, each batch under its limit of five.
+        let many = concat_encoded([one.as_slice(), one.as_slice(), one.as_slice()].into_iter());
+        assert_eq!(decode_batches(&many, &small(), usize::MAX).expect("decode").len(), 3);
+    }
+
+    #[test]
+    fn outside_a_decode_call_nothing_is_counted() {
+        let bytes = visibility_batch(11);
+        let _ = decode_batch(&bytes, &small());
+        let b: Batch = rmp_serde::from_slice(&bytes).expect("plain serde decode");
+        assert_eq!(b.events.len(), 11);
     }
 }

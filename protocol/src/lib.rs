@@ -30,6 +30,7 @@
 //! every collection is bounded and every failure is a typed [`Error`].
 
 pub mod batch;
+mod budget;
 pub mod codec;
 pub mod cssom;
 pub mod deferred;

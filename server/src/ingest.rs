@@ -23,9 +23,15 @@ use crate::quota::Quotas;
 use crate::reject::Reason;
 use crate::{ApiError, AppState};
 
-/// Bodies up to this size are decompressed and decoded on the async worker itself (gzip expands
-/// at most ~1000×, so the worst case stays a few milliseconds).
+/// Bodies up to this size are decompressed and decoded on the async worker itself, when they
+/// are no larger than [`INLINE_RAW_BYTES`] once decompressed.
 const INLINE_DECODE_BYTES: usize = 4 * 1024;
+
+/// Most bytes a body decoded on the async worker may decompress to. A 4 KB gzip body can hold
+/// 4 MB (gzip expands up to ~1000×): decoding that took 233 ms of an async worker (and 107 MB)
+/// for hostile bodies, and seven a second kept both workers of a 2-core server busy. Beyond
+/// this, the body waits for a decode lane like a large one.
+const INLINE_RAW_BYTES: usize = 64 * 1024;
 
 /// Bodies up to this size (as sent) are decoded in the small lane, larger ones in the large
 /// lane (see [`AppState::large_decode_slots`]).
@@ -190,8 +196,10 @@ async fn ingest_inner(
     // A body of unannounced length is charged as the largest allowed.
     let charged = announced.map_or(max_body, |len| len as usize);
     state.limits.check_client_bytes(client, charged).map_err(|wait| rate_limited(wait, "client"))?;
-    let mut held = state.inflight.reserve(charged).ok_or_else(server_busy)?;
-    let body = read_body(body, max_body, too_large).await?;
+    // The budget is taken as the body arrives (a first part at once): a client announcing 8 MiB
+    // and sending a byte now and then held 8 MiB of it, and 32 of them held the whole budget.
+    let mut held = state.inflight.reserve(charged.min(FIRST_RESERVE_BYTES)).ok_or_else(server_busy)?;
+    let body = read_paced(body, max_body, too_large, &mut held).await?;
     held.shrink_to(body.len());
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -210,6 +218,8 @@ async fn ingest_inner(
     let limits = state.config.limits;
     let sent = body.len();
     let inflight = Arc::clone(&state.inflight);
+    let inline = sent <= INLINE_DECODE_BYTES
+        && (encoding != "gzip" || replay_core::gzip::gunzip_capped(&body, INLINE_RAW_BYTES).is_ok());
     let decode = move || {
         let gzip = encoding == "gzip";
         let raw;
@@ -231,7 +241,7 @@ async fn ingest_inner(
         // Stored as sent: the gzip the recorder made is kept, not a second copy of the raw bytes.
         Ok::<_, ApiError>((BatchBody { bytes: body, gzip }, summary))
     };
-    let (raw, summary) = if sent <= INLINE_DECODE_BYTES {
+    let (raw, summary) = if inline {
         decode()?
     } else {
         // A bounded number of bodies in the blocking pool: a burst of page starts (every tab
@@ -333,6 +343,58 @@ pub(crate) async fn read_body(
         return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
     }
     Ok(body)
+}
+
+/// What an upload reserves of the in-flight budget before its body is read; the rest as it comes.
+const FIRST_RESERVE_BYTES: usize = 256 * 1024;
+/// After [`BODY_GRACE`], a body must have come at this many bytes a second on average since the
+/// request began, or the request ends with 408 (a client sending a byte now and then held a
+/// connection, its reservation and a slot for as long as it liked). A phone on a poor link
+/// sends faster than this.
+const MIN_BODY_RATE: u64 = 4 * 1024;
+/// How long a body may take before [`MIN_BODY_RATE`] applies.
+const BODY_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Reads an ingest body of at most `cap` bytes as it arrives, growing `held` with it, and ends
+/// the request when the body comes slower than [`MIN_BODY_RATE`].
+async fn read_paced(
+    body: Body,
+    cap: usize,
+    too_large: impl Fn() -> ApiError,
+    held: &mut crate::limits::InflightBytes,
+) -> Result<axum::body::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let start = tokio::time::Instant::now();
+    let mut body = body;
+    let mut out = Vec::new();
+    loop {
+        // The latest time the next bytes may come: the grace, plus what was read at the rate.
+        let paid = std::time::Duration::from_secs_f64(out.len() as f64 / MIN_BODY_RATE as f64);
+        let deadline = start + BODY_GRACE + paid;
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    Reason::BodyTooSlow,
+                    format!("the body came slower than {MIN_BODY_RATE} bytes a second"),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(ApiError::new(Reason::BadBody, e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if out.len() + data.len() > cap {
+            return Err(too_large());
+        }
+        if !held.grow_to(out.len() + data.len()) {
+            return Err(server_busy());
+        }
+        out.extend_from_slice(&data);
+    }
+    if out.is_empty() {
+        return Err(ApiError::new(Reason::EmptyBody, "the body is empty"));
+    }
+    Ok(axum::body::Bytes::from(out))
 }
 
 /// The answer when the server's budget of ingest bytes in flight is spent.

@@ -179,6 +179,25 @@ pub struct InflightBytes {
 }
 
 impl InflightBytes {
+    /// Reserves more, up to `bytes` in all (a body read as it arrives); false when that does not
+    /// fit the budget (then the reservation is what it was).
+    pub fn grow_to(&mut self, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        if bytes <= self.bytes {
+            return true;
+        }
+        let more = bytes - self.bytes;
+        let fits = |used: usize| match self.budget.cap {
+            Some(cap) => used.saturating_add(more) <= cap,
+            None => true,
+        };
+        if self.budget.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| fits(u).then(|| u + more)).is_err() {
+            return false;
+        }
+        self.bytes = bytes;
+        true
+    }
+
     /// Keeps only `bytes` of the reservation (when the body turned out smaller than charged).
     pub fn shrink_to(&mut self, bytes: usize) {
         if bytes < self.bytes {
@@ -250,6 +269,20 @@ impl Refused {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_reservation_grows_as_its_body_arrives_while_the_budget_has_room() {
+        let budget = Inflight::new(Some(100));
+        let mut first = budget.reserve(30).expect("fits");
+        assert!(first.grow_to(80));
+        assert!(budget.reserve(30).is_none(), "80 of 100 held");
+        assert!(!first.grow_to(120), "over the budget");
+        assert_eq!(budget.used(), 80, "a refused growth keeps what was held");
+        first.shrink_to(10);
+        assert_eq!(budget.used(), 10);
+        drop(first);
+        assert_eq!(budget.used(), 0);
+    }
     use super::*;
 
     #[test]

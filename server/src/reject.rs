@@ -55,6 +55,8 @@ reasons! {
     BodyTooLarge => PAYLOAD_TOO_LARGE, "body_too_large", "body_too_large";
     /// The body could not be read.
     BadBody => BAD_REQUEST, "bad_body", "bad_body";
+    /// The body came slower than the server waits for (see `ingest::MIN_BODY_RATE`).
+    BodyTooSlow => REQUEST_TIMEOUT, "body_too_slow", "body_too_slow";
     /// Nothing was sent.
     EmptyBody => BAD_REQUEST, "empty_body", "empty_body";
     /// A content encoding other than gzip or none.

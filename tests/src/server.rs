@@ -133,6 +133,17 @@ impl Server {
         Ok(v["sessions"].as_array().cloned().unwrap_or_default())
     }
 
+    /// The server process's peak resident memory so far, in bytes (Linux: `VmHWM`).
+    pub fn peak_memory(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .ok_or_else(|| anyhow!("no VmHWM in /proc status"))?;
+        Ok(kb * 1024)
+    }
+
     /// The one session this server holds (an error when there are none or several).
     pub fn only_session(&self) -> Result<serde_json::Value> {
         let sessions = self.sessions()?;

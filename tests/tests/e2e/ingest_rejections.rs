@@ -28,6 +28,27 @@ fn nested_inside(good: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A batch of `n` `Visibility` events (6 bytes each on the wire, about 240 decoded), built
+/// from the bytes of a batch of none and a batch of one.
+fn events_batch(n: u32) -> Vec<u8> {
+    let with = |count: usize| {
+        let mut b = replay_protocol::Batch::new("e2e-session", "e2e-page", 0, 1_700_000_000_000);
+        b.events = vec![replay_protocol::test_util::at(0, replay_protocol::EventData::Visibility(true)); count];
+        encode_batch(&b).expect("encodes")
+    };
+    let (none, one) = (with(0), with(1));
+    let at = none.iter().zip(&one).position(|(a, b)| a != b).expect("the events array");
+    let event = &one[at + 1..at + 1 + one.len() - none.len()];
+    let mut out = none[..at].to_vec();
+    out.push(0xdd);
+    out.extend_from_slice(&n.to_be_bytes());
+    for _ in 0..n {
+        out.extend_from_slice(event);
+    }
+    out.extend_from_slice(&none[at + 1..]);
+    out
+}
+
 /// name, key, body, content encoding, expected status, expected reason.
 type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, Option<&'a str>, u16, &'a str);
 
@@ -63,9 +84,20 @@ fn bad_requests_get_4xx_and_store_nothing() -> Result<()> {
         ("empty body", Some(&key), vec![], None, 400, "empty_body"),
         ("deeply nested arrays", Some(&key), vec![0x91; 200_000], None, 400, "malformed_batch"),
         ("nesting inside a batch", Some(&key), nested_inside(&good), None, 400, "malformed_batch"),
+        // 44 KB of gzip, 30 MB raw, 5 million events: refused from the events array's length,
+        // before any is decoded (decoded, they held 1.1 GB).
+        ("event bomb", Some(&key), gzip(&events_batch(5_000_000)), Some("gzip"), 400, "limit_exceeded"),
+        // A small body that inflates far: decoded off the async workers, then refused the same way.
+        ("small event bomb", Some(&key), gzip(&events_batch(460_000)), Some("gzip"), 400, "limit_exceeded"),
     ];
     for (name, k, body, enc, status, reason) in cases {
         let (got, answer) = server.ingest(k, &body, enc)?;
+        if name.contains("event bomb") {
+            // Refused before its events were decoded: decoded, 5 million held 1.1 GB.
+            let peak = server.peak_memory()?;
+            println!("{name}: server peak memory {} MB", peak >> 20);
+            ensure!(peak < 400 << 20, "{name}: the server's memory peaked at {} MB", peak >> 20);
+        }
         ensure!(got == status, "{name}: expected {status}, got {got} {answer}");
         ensure!(answer["error"]["reason"] == reason, "{name}: expected reason {reason}, got {answer}");
         ensure!(server.sessions()?.is_empty(), "{name}: something was stored");
@@ -88,6 +120,10 @@ fn bad_requests_get_4xx_and_store_nothing() -> Result<()> {
     let metrics = server.get_text("/metrics")?;
     ensure!(
         metrics.contains("replay_ingest_rejected_total{reason=\"malformed_batch\"} 4"),
+        "rejections not counted:\n{metrics}"
+    );
+    ensure!(
+        metrics.contains("replay_ingest_rejected_total{reason=\"limit_exceeded\"} 2"),
         "rejections not counted:\n{metrics}"
     );
     // The session list above flushed the index: nothing waits, nothing is held.
@@ -291,4 +327,43 @@ async fn a_session_deleted_while_its_tab_records_stays_deleted_and_the_recorder_
     .await;
     browser.close().await?;
     result
+}
+
+/// A body that trickles in (a byte now and then, from a client that announced a large one) is
+/// cut off once it comes slower than the server waits for, with 408 `body_too_slow`: such
+/// clients held connections and the in-flight byte budget for as long as they liked.
+#[test]
+fn a_body_that_trickles_in_is_cut_off_with_408() -> Result<()> {
+    use std::io::{Read, Write as _};
+    let server = Server::start()?;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+    write!(
+        s,
+        "POST /api/v1/ingest HTTP/1.1\r\nHost: {addr}\r\nX-Replay-Key: {}\r\nContent-Type: application/msgpack\r\nContent-Length: 1048576\r\n\r\n",
+        server.key
+    )?;
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // A byte every 500 ms for up to 40 s: the answer must come before the body is complete.
+    while started.elapsed() < std::time::Duration::from_secs(40) {
+        if s.write_all(&[0x90]).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(300)),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    println!("a trickling body was answered after {:.1} s", started.elapsed().as_secs_f64());
+    ensure!(answer.starts_with("HTTP/1.1 408") && answer.contains("body_too_slow"), "trickling body: {answer:?}");
+    ensure!(server.sessions()?.is_empty(), "something was stored");
+    Ok(())
 }
