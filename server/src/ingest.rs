@@ -105,6 +105,7 @@ pub async fn preflight(headers: HeaderMap) -> Response {
         (status = 400, description = "Bad query, body, encoding or batch (`bad_query`, `empty_body`, `bad_encoding`, `limit_exceeded`, `invalid_batch`, `malformed_batch`, `unsupported_version`)."),
         (status = 401, description = "No ingest key, or an unknown one (`missing_key`, `unknown_key`)."),
         (status = 403, description = "The page's origin is not on the project's allow-list (`origin_not_allowed`)."),
+        (status = 408, description = "The body came slower than 4 KiB a second after its first 15 s (`body_too_slow`)."),
         (status = 413, description = "Body, decompressed body, batch or session over its cap (`body_too_large`, `decompressed_too_large`, `batch_too_large`, `session_full`)."),
         (status = 410, description = "The session was deleted on request (`session_deleted`); it records nothing more."),
         (status = 415, description = "A content encoding other than gzip (`unsupported_encoding`)."),
