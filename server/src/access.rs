@@ -138,7 +138,11 @@ impl Caller {
         match self {
             Caller::AdminToken => true,
             Caller::User { admin, .. } => *admin,
-            Caller::Token { token, user_admin } => *user_admin && token.scopes.iter().any(|s| s == "admin"),
+            // A token limited to one project never administers the server, whatever its scopes
+            // (such tokens can no longer be made; one made before is held to its project).
+            Caller::Token { token, user_admin } => {
+                *user_admin && token.project.is_none() && token.scopes.iter().any(|s| s == "admin")
+            }
         }
     }
 
@@ -356,6 +360,25 @@ impl FromRequestParts<AppState> for AdminAccess {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_token_limited_to_one_project_never_administers_the_server() {
+        let token = |project: Option<i64>| Caller::Token {
+            token: replay_store::ApiToken {
+                id: 1,
+                name: "t".into(),
+                user: Some("admin".into()),
+                project,
+                scopes: vec!["admin".into()],
+                created_ms: 0,
+                last_used_ms: None,
+                revoked_ms: None,
+            },
+            user_admin: true,
+        };
+        assert!(token(None).is_server_admin());
+        assert!(!token(Some(2)).is_server_admin(), "made before the rule, held to its project");
+    }
     use super::*;
 
     #[test]

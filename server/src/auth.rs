@@ -226,7 +226,14 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
     };
     let Ok(base) = url::Url::parse("http://replay.invalid/") else { return HOME.to_owned() };
     match base.join(next) {
-        Ok(u) if u.origin() == base.origin() && u.username().is_empty() && u.password().is_none() => {
+        // A path that starts with `//` once resolved (`/.//evil.example/`) is another site's
+        // address to the browser that follows it: never kept.
+        Ok(u)
+            if u.origin() == base.origin()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && !u.path().starts_with("//") =>
+        {
             let mut out = u.path().to_owned();
             if let Some(q) = u.query() {
                 out.push('?');
@@ -495,6 +502,11 @@ mod tests {
             assert!(got == "/viewer/" || (got.starts_with('/') && !got.starts_with("//")), "{hostile:?} -> {got}");
         }
         assert_eq!(safe_next(Some("/\t/evil.example")), "/viewer/");
+        // Dot segments that resolve to a path starting with `//` (a network-path reference).
+        for hostile in ["/.//evil.example/", "/..//evil.example/", "/%2e//evil.example/", "/viewer/..//evil.example/x"]
+        {
+            assert_eq!(safe_next(Some(hostile)), "/viewer/", "{hostile}");
+        }
         assert_eq!(safe_next(Some("/viewer/../x?y=1#z")), "/x?y=1#z");
         assert_eq!(safe_next(Some("/%2F%2Fevil.example")), "/%2F%2Fevil.example");
         assert_eq!(safe_next(None), "/viewer/");

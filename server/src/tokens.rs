@@ -74,6 +74,10 @@ async fn make(
     project: Option<i64>,
     scopes: Vec<String>,
 ) -> Result<NewTokenAnswer, ApiError> {
+    if project.is_some() && scopes.iter().any(|s| s == Scope::Admin.as_str()) {
+        // Server administration reaches every project: it cannot be limited to one.
+        return Err(bad("a token limited to one project cannot have the admin scope"));
+    }
     let secret = format!("{PREFIX}{}", random_hex(32)?);
     let new = NewToken { token_hash: digest(&secret), name: name.trim().to_owned(), user, project, scopes };
     let token = state
