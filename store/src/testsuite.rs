@@ -86,6 +86,7 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     erasing_a_user_deletes_every_session_of_theirs_and_only_theirs(&make());
     the_audit_log_is_per_project_newest_first_and_pruned(&make());
     projects_are_renamed_configured_and_deleted_with_everything_they_hold(&make());
+    a_deleted_project_s_id_is_never_given_to_a_new_project(&make());
     idle_sessions_get_their_frustration_judged_once_and_again_after_a_new_batch(&make());
     comments_are_kept_per_session_by_moment_and_capped(&make());
     retention_deletes_comments_with_their_sessions(&make());
@@ -276,6 +277,21 @@ fn release_artifacts_are_kept_per_project_and_release_and_capped(db: &impl Stora
         Err(Error::ArtifactTooLarge { .. })
     ));
     assert_eq!(db.artifacts(a, "1.0").expect("list").len(), 2, "a refused file stores nothing");
+}
+
+/// What outlives a project under its id (its audit trail, the server's caches keyed by project)
+/// must never become another project's: SQLite gave the newest project's id again once it was
+/// deleted, with the deleted project's audit trail readable by the new one's owners.
+fn a_deleted_project_s_id_is_never_given_to_a_new_project(db: &impl Storage) {
+    let first = db.create_project("one").expect("p");
+    let newest = db.create_project("two").expect("p");
+    assert!(db.delete_project(newest.id).expect("delete"));
+    let next = db.create_project("three").expect("p");
+    assert!(next.id > newest.id, "{} after deleting {}", next.id, newest.id);
+    assert!(db.delete_project(next.id).expect("delete"));
+    assert!(db.delete_project(first.id).expect("delete"));
+    let last = db.create_project("four").expect("p");
+    assert!(last.id > next.id, "{} after deleting {}", last.id, next.id);
 }
 
 fn projects_are_renamed_configured_and_deleted_with_everything_they_hold(db: &impl Storage) {

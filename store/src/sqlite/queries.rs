@@ -323,9 +323,17 @@ pub(super) fn delete_project(conn: &mut Connection, project: i64, held: &[i64]) 
         tx.execute(&format!("DELETE FROM {table} WHERE project_id = ?1"), [project])?;
     }
     let n = tx.execute("DELETE FROM projects WHERE id = ?1", [project])?;
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, CAST(?2 AS TEXT))
+         ON CONFLICT (key) DO UPDATE SET value = CAST(MAX(CAST(value AS INTEGER), ?2) AS TEXT)",
+        params![DELETED_PROJECT_FLOOR, project],
+    )?;
     tx.commit()?;
     Ok(n > 0)
 }
+
+/// The `settings` row holding the highest id of a deleted project (see `insert_project`).
+const DELETED_PROJECT_FLOOR: &str = "deleted_project_max_id";
 
 pub(super) fn rename_project(conn: &Connection, project: i64, name: &str) -> Result<bool, Error> {
     Ok(conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![project, name])? > 0)
@@ -535,7 +543,17 @@ pub(super) fn delete_login(conn: &Connection, token_hash: &str) -> Result<(), Er
 pub(super) fn insert_project(conn: &Connection, name: &str, key: &str) -> Result<i64, Error> {
     let tx = conn.unchecked_transaction()?;
     let now = to_i64(now_ms());
-    tx.execute("INSERT INTO projects (name, ingest_key, created_ms) VALUES (?1, ?2, ?3)", params![name, key, now])?;
+    // A new project never takes the id of a deleted one (SQLite reuses the highest free rowid):
+    // what outlives a project under its id (its audit trail, caches keyed by project) would
+    // otherwise be the new project's. PostgreSQL's sequence never reuses an id.
+    tx.execute(
+        "INSERT INTO projects (id, name, ingest_key, created_ms) VALUES (
+            MAX(COALESCE((SELECT MAX(id) FROM projects), 0),
+                COALESCE((SELECT MAX(project_id) FROM audit_log), 0),
+                COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE key = ?4), 0)) + 1,
+            ?1, ?2, ?3)",
+        params![name, key, now, DELETED_PROJECT_FLOOR],
+    )?;
     let id = tx.last_insert_rowid();
     tx.execute("INSERT INTO ingest_keys (key, project_id, created_ms) VALUES (?1, ?2, ?3)", params![key, id, now])?;
     tx.commit()?;
