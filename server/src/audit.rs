@@ -93,35 +93,48 @@ pub async fn record(
     }
 }
 
+/// The project a read names: in its path, or (the legacy unscoped routes) the one the legacy
+/// route resolves for its caller once it answered.
+#[derive(Debug, PartialEq)]
+enum ReadProject {
+    Named(i64),
+    Legacy,
+}
+
+/// `from` as the events handler reads it (the same query decoding).
+#[derive(Deserialize)]
+struct FromQuery {
+    from: Option<usize>,
+}
+
 /// Which read a request is, for the log: a watch (a session's events from the start) or an
-/// export, of which project and session. Only the project-scoped paths: the legacy unscoped
-/// ones redirect to them.
-fn audited_read(method: &Method, uri: &Uri) -> Option<(&'static str, i64, String)> {
+/// export, of which project and session: the project-scoped paths, the legacy unscoped ones
+/// (which answer as the scoped ones do) and the viewer's export.
+fn audited_read(method: &Method, uri: &Uri) -> Option<(&'static str, ReadProject, String)> {
     if method != Method::GET {
         return None;
     }
     let path = uri.path();
-    let query = uri.query().unwrap_or("");
-    let param = |name: &str| {
-        query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_owned)
-    };
-    if let Some(rest) = path.strip_prefix("/api/v1/projects/") {
+    // `from` decoded as the handler decodes it (`from=00` is the start too); a query the
+    // handler refuses is answered with an error, which is not recorded anyway.
+    let from_start = || Query::<FromQuery>::try_from_uri(uri).is_ok_and(|q| q.0.from.unwrap_or(0) == 0);
+    let (project, rest) = if let Some(rest) = path.strip_prefix("/api/v1/projects/") {
         let (project, rest) = rest.split_once('/')?;
-        let project = project.parse().ok()?;
-        let rest = rest.strip_prefix("sessions/")?;
-        if let Some(id) = rest.strip_suffix("/events") {
-            let from_start = param("from").is_none_or(|f| f == "0");
-            return from_start.then(|| (SESSION_WATCH, project, id.to_owned()));
-        }
-        if let Some(id) = rest.strip_suffix("/rrweb") {
-            return Some((SESSION_EXPORT, project, id.to_owned()));
-        }
-        return None;
+        (ReadProject::Named(project.parse().ok()?), rest)
+    } else if let Some(rest) = path.strip_prefix("/api/v1/") {
+        (ReadProject::Legacy, rest)
+    } else {
+        let rest = path.strip_prefix("/viewer/p/")?;
+        let (project, rest) = rest.split_once('/')?;
+        let id = rest.strip_prefix("export/")?;
+        return Some((SESSION_EXPORT, ReadProject::Named(project.parse().ok()?), id.to_owned()));
+    };
+    let rest = rest.strip_prefix("sessions/")?;
+    if let Some(id) = rest.strip_suffix("/events") {
+        return from_start().then(|| (SESSION_WATCH, project, id.to_owned()));
     }
-    let rest = path.strip_prefix("/viewer/p/")?;
-    let (project, rest) = rest.split_once('/')?;
-    let id = rest.strip_prefix("export/")?;
-    Some((SESSION_EXPORT, project.parse().ok()?, id.to_owned()))
+    let id = rest.strip_suffix("/rrweb")?;
+    Some((SESSION_EXPORT, project, id.to_owned()))
 }
 
 /// Records the watches and exports that succeeded (see the module docs).
@@ -131,11 +144,19 @@ pub async fn record_reads(State(state): State<AppState>, request: Request, next:
     };
     // The handler checks the caller and the ids: only a successful answer is recorded.
     let headers: HeaderMap = request.headers().clone();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     if response.status().is_success()
         && let Ok(Some(caller)) = caller_of(&state, &headers).await
     {
-        record(&state, project, actor(&caller), action, id, String::new()).await;
+        let label = actor(&caller);
+        let project = match project {
+            ReadProject::Named(p) => Some(p),
+            ReadProject::Legacy => crate::legacy::project_of(&state, caller, &uri).await,
+        };
+        if let Some(project) = project {
+            record(&state, project, label, action, id, String::new()).await;
+        }
     }
     response
 }
@@ -251,11 +272,19 @@ mod tests {
     #[test]
     fn watches_and_exports_are_told_from_other_reads() {
         let read = |m: Method, u: &str| audited_read(&m, &u.parse().expect("uri"));
-        let watch = Some((SESSION_WATCH, 2, "s1".to_owned()));
+        let watch = Some((SESSION_WATCH, ReadProject::Named(2), "s1".to_owned()));
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events"), watch);
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=0"), watch);
+        // Decoded as the handler decodes it: these are the start too.
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=00"), watch);
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=%30"), watch);
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=3"), None, "the rest of a watch");
-        let export = Some((SESSION_EXPORT, 2, "s1".to_owned()));
+        // The legacy unscoped routes (their project is resolved once they answered).
+        let legacy = |action| Some((action, ReadProject::Legacy, "s1".to_owned()));
+        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/events?project=2"), legacy(SESSION_WATCH));
+        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/rrweb"), legacy(SESSION_EXPORT));
+        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/events?from=2"), None);
+        let export = Some((SESSION_EXPORT, ReadProject::Named(2), "s1".to_owned()));
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/rrweb"), export);
         assert_eq!(read(Method::GET, "/viewer/p/2/export/s1"), export);
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1"), None);

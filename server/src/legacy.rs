@@ -37,6 +37,11 @@ async fn access(state: &AppState, caller: Caller, uri: &Uri) -> Result<ProjectAc
     ProjectAccess::check(state, caller, project).await?.ok_or_else(|| ApiError::not_found("project"))
 }
 
+/// The project a legacy route answered for `caller` (for the audit log), as [`access`] resolves it.
+pub(crate) async fn project_of(state: &AppState, caller: Caller, uri: &Uri) -> Option<i64> {
+    access(state, caller, uri).await.ok().map(|a| a.project)
+}
+
 /// The typed query of the scoped route, read from the legacy route's query (`project` ignored).
 fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<Query<T>, ApiError> {
     Query::<T>::try_from_uri(uri).map_err(|e| ApiError::new(crate::reject::Reason::BadAccountRequest, e.body_text()))

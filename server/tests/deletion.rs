@@ -313,6 +313,15 @@ async fn watches_and_exports_are_audited_once_per_watch() {
         call(&s.app, read(format!("/api/v1/projects/{}/sessions/sess/rrweb", s.project))).await.0,
         StatusCode::OK
     );
+    // The legacy unscoped routes are watches and exports too.
+    assert_eq!(
+        call(&s.app, read(format!("/api/v1/sessions/sess/events?project={}&from=00", s.project))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&s.app, read(format!("/api/v1/sessions/sess/rrweb?project={}", s.project))).await.0,
+        StatusCode::OK
+    );
     // Failed reads are not watches.
     assert_eq!(
         call(&s.app, read(format!("/api/v1/projects/{}/sessions/nope/events", s.project))).await.0,
@@ -325,7 +334,15 @@ async fn watches_and_exports_are_audited_once_per_watch() {
             (e["actor"].as_str().unwrap_or(""), e["action"].as_str().unwrap_or(""), e["target"].as_str().unwrap_or(""))
         })
         .collect();
-    assert_eq!(seen, vec![("user:bob", "session.export", "sess"), ("user:bob", "session.watch", "sess")]);
+    assert_eq!(
+        seen,
+        vec![
+            ("user:bob", "session.export", "sess"),
+            ("user:bob", "session.watch", "sess"),
+            ("user:bob", "session.export", "sess"),
+            ("user:bob", "session.watch", "sess"),
+        ]
+    );
     assert!(audit(&s, s.other).await.is_empty(), "another project's log is its own");
 
     // The admin's page shows the log; a member's is refused.
