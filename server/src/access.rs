@@ -146,6 +146,20 @@ impl Caller {
         }
     }
 
+    /// Refuses (403) a read-only API token the account changes of its user (ending sign-ins,
+    /// revoking tokens): a token handed to a reporting job must not lock its user out.
+    pub fn require_account_rights(&self) -> Result<(), crate::ApiError> {
+        match self {
+            Caller::Token { token, .. } if token.scopes.iter().all(|s| s == Scope::Read.as_str()) => {
+                Err(crate::ApiError::new(
+                    crate::reject::Reason::Forbidden,
+                    "a read-only token may not change its user's sign-ins or tokens",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A name for logs and the audit trail: `admin-token`, `user:ann`, `token:12`.
     pub fn label(&self) -> String {
         match self {

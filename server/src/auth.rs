@@ -331,9 +331,6 @@ pub async fn login(
     {
         return too_many(&state);
     }
-    if !state.limits.check_login_account(&form.username) {
-        return too_many(&state);
-    }
     let next = safe_next(form.next.as_deref());
     // Double submit: another site can make a browser post this form, but cannot read the
     // cookie to copy its value into the form. Without the check it could sign a visitor in
@@ -347,6 +344,11 @@ pub async fn login(
         state.metrics.rejected(Reason::BadFormToken);
         tracing::info!(user = %form.username, "sign-in form without a valid form token");
         return Ok(Redirect::to(&format!("/login?expired=1&next={}", url_encode(&next))).into_response());
+    }
+    // The account's own budget of attempts, after the form token: a post without one (any
+    // site's, any script's) cannot spend it and lock the account's owner out.
+    if !state.limits.check_login_account(&form.username) {
+        return too_many(&state);
     }
     let name = form.username.clone();
     // A disabled account is checked like an unknown one: refused, in the same time.

@@ -156,6 +156,7 @@ pub async fn post_mine(
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 204, description = "Revoked (or already was)."),
+        (status = 403, description = "A read-only token may not revoke its user's tokens (`forbidden`)."),
         (status = 404, description = "No such token of the caller's."),
         (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),
@@ -165,6 +166,7 @@ pub async fn delete_mine(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
+    caller.require_account_rights()?;
     let user = caller.user().ok_or_else(|| ApiError::not_found("token"))?.to_owned();
     revoke(&state, id, |t| t.user.as_deref() == Some(user.as_str())).await
 }

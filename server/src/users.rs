@@ -479,6 +479,7 @@ pub async fn list_sign_ins(
 
 /// Ends one of the caller's own sign-ins (another user's id is not found).
 pub async fn end_sign_in(state: &AppState, caller: &Caller, id: String) -> Result<(), ApiError> {
+    caller.require_account_rights()?;
     let user = my_user(state, caller).await?;
     let name = user.name.clone();
     let ended = state
@@ -499,6 +500,7 @@ pub async fn end_sign_in(state: &AppState, caller: &Caller, id: String) -> Resul
     security(("admin_token" = []), ("login_cookie" = [])),
     responses(
         (status = 204, description = "Ended."),
+        (status = 403, description = "A read-only token may not end its user's sign-ins (`forbidden`)."),
         (status = 404, description = "No such sign-in of the caller's, or the caller is no user."),
         (status = 401, description = "No caller: neither a viewer login nor a token."),
         (status = 503, description = "Storage is unavailable; retry later."),

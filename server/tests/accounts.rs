@@ -268,11 +268,33 @@ async fn tokens_read_within_their_scopes_show_their_last_use_and_stop_when_revok
     let full: Value = serde_json::from_str(&body).expect("json");
     let full_bearer = format!("Bearer {}", full["secret"].as_str().expect("secret"));
     assert_eq!(call(&app, json_req("GET", "/api/v1/admin/users", &full_bearer, None)).await.0, StatusCode::OK);
-    // Revoked: refused at once.
+    // A read-only token may not change its user's account (end sign-ins, revoke tokens).
     let id = made["token"]["id"].as_i64().expect("id");
+    let (status, _, _) = call(&app, json_req("DELETE", &format!("/api/v1/me/tokens/{id}"), &bearer, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(&app, json_req("DELETE", "/api/v1/me/sign-ins/any", &bearer, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(call(&app, read(a.id)).await.0, StatusCode::OK, "still valid");
+    // Revoked: refused at once.
     let (status, _, _) = call(&app, json_req("DELETE", &format!("/api/v1/me/tokens/{id}"), &admin_cookie, None)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(call(&app, read(a.id)).await.0, StatusCode::UNAUTHORIZED);
     // The bootstrap admin token still works (it only bootstraps).
     assert_eq!(call(&app, json_req("GET", "/api/v1/admin/users", &admin(), None)).await.0, StatusCode::OK);
+}
+
+/// Sign-in posts without the form's token (another site's, a script's) do not spend the
+/// account's budget of attempts: they used to, and a few a minute locked its owner out.
+#[tokio::test]
+async fn posts_without_a_form_token_do_not_lock_the_account_out() {
+    let (app, _) = setup();
+    for _ in 0..30 {
+        let req = Request::post("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("username=admin&password=wrong&next=%2Fviewer%2F"))
+            .expect("req");
+        let res = app.clone().oneshot(req).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "sent back to the form");
+    }
+    assert!(sign_in(&app, "admin", "viewer-password").await.is_some(), "the owner still signs in");
 }
