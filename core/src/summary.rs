@@ -83,11 +83,16 @@ pub enum TermKind {
     /// The URL of a page shown (page loads and in-page navigations), with when it was first
     /// and last shown: "page A followed by page B" compares them.
     Page = 4,
+    /// A user the session identified (`Replay.identify`), as given (case kept): every one, not
+    /// only the latest the index shows, so an erasure request for a user finds a session in
+    /// which another user signed in after them.
+    User = 5,
 }
 
 impl TermKind {
     /// Every kind, in code order.
-    pub const ALL: [TermKind; 4] = [TermKind::Click, TermKind::FailedRequest, TermKind::Console, TermKind::Page];
+    pub const ALL: [TermKind; 5] =
+        [TermKind::Click, TermKind::FailedRequest, TermKind::Console, TermKind::Page, TermKind::User];
 
     /// The code the index stores.
     pub fn code(self) -> i64 {
@@ -116,6 +121,12 @@ pub fn normalize_term(text: &str) -> String {
     text.trim().chars().take(MAX_TERM_CHARS).flat_map(char::to_lowercase).collect()
 }
 
+/// A user id as a [`TermKind::User`] term: trimmed, at most [`MAX_TERM_CHARS`] characters, its
+/// case kept.
+pub fn user_term(user: &str) -> String {
+    user.trim().chars().take(MAX_TERM_CHARS).collect()
+}
+
 /// Collects a batch's search terms, distinct per kind and bounded.
 #[derive(Default)]
 struct Terms {
@@ -127,7 +138,9 @@ struct Terms {
 
 impl Terms {
     fn add(&mut self, kind: TermKind, text: &str, at_ms: u64) {
-        let text = normalize_term(text);
+        // A user id is kept as given (an erasure matches it exactly); other terms are searched
+        // case-insensitively.
+        let text = if kind == TermKind::User { user_term(text) } else { normalize_term(text) };
         if text.is_empty() {
             return;
         }
@@ -231,7 +244,10 @@ pub fn summarize<S: AsRef<str>>(batch: &Batch<S>) -> BatchSummary {
                 }
                 diagnostics::environment_facts(&mut s.facts, env);
             }
-            EventData::App(AppFact::Identify { user, .. }) => s.user = Some(owned(user)),
+            EventData::App(AppFact::Identify { user, .. }) => {
+                terms.add(TermKind::User, user.as_ref(), batch.time_of(e));
+                s.user = Some(owned(user));
+            }
             EventData::App(AppFact::Release(r)) => {
                 s.release = Some(owned(r));
                 diagnostics::push_fact(&mut s.facts, "release", r.as_ref());
@@ -361,6 +377,18 @@ mod tests {
         }
         batches.push(Batch::new("empty", "page", 0, 5));
         batches
+    }
+
+    #[test]
+    fn every_user_a_batch_identified_is_a_term_with_its_case_kept() {
+        let mut b = Batch::new("s1", "p1", 0, 1_700_000_000_000);
+        let identify = |user: &str| EventData::App(AppFact::Identify { user: user.into(), traits: "{}".into() });
+        b.events = vec![Event { t: 0, data: identify(" Ada@Example.com ") }, Event { t: 5, data: identify("bob") }];
+        let s = summarize(&b);
+        assert_eq!(s.user.as_deref(), Some("bob"), "the index's user is the latest");
+        let users: Vec<&str> =
+            s.search_terms.iter().filter(|t| t.kind == TermKind::User).map(|t| t.text.as_str()).collect();
+        assert_eq!(users, ["Ada@Example.com", "bob"]);
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl ListQuery {
             until_ms: self.until,
             url_contains: text(&self.url),
             user: text(&self.user),
+            identified: None,
             release: text(&self.release),
             environment: text(&self.environment),
             browser: text(&self.browser),

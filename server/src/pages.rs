@@ -264,6 +264,7 @@ impl SessionFilter {
                 until_ms: non_empty(&f.to).and_then(|v| parse_datetime(&v)),
                 url_contains: non_empty(&f.url).map(|s| s.to_lowercase()),
                 user: non_empty(&f.user),
+                identified: None,
                 release: non_empty(&f.release),
                 environment: non_empty(&f.environment),
                 browser: None,

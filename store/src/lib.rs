@@ -156,25 +156,29 @@ pub trait Storage: Accounts + Send + Sync + 'static {
     /// stores nothing, until retention ([`Storage::delete_sessions_before`]) forgets the id
     /// with the sessions of its age. Returns how many of the sessions had been stored.
     fn delete_sessions(&self, project: i64, ids: &[String]) -> Result<u64, Error>;
-    /// Deletes every session of `project` whose identified user (`Replay.identify`, the
-    /// index's user) is `user`, as an erasure request asks; returns their ids. Nothing for an
-    /// empty `user` (the sessions nobody identified).
+    /// Deletes every session of `project` that identified `user` (`Replay.identify`): the
+    /// index's user (the latest), or any user it identified before another, as an erasure
+    /// request asks; returns their ids. Nothing for an empty `user` (the sessions nobody
+    /// identified).
     fn delete_user_sessions(&self, project: i64, user: &str) -> Result<Vec<String>, Error> {
         let mut deleted = Vec::new();
         if user.is_empty() {
             return Ok(deleted);
         }
-        let filter = SessionFilter { user: Some(user.to_owned()), ..SessionFilter::default() };
-        // Each round deletes what it found and deleted ids never come back, so rounds end; the
-        // bound only guards against an engine that failed to delete.
-        for _ in 0..100_000 {
-            let ids: Vec<String> =
-                self.find_sessions(project, &filter, ERASE_ROUND, 0)?.into_iter().map(|r| r.id).collect();
-            if ids.is_empty() {
-                break;
+        let latest = SessionFilter { user: Some(user.to_owned()), ..SessionFilter::default() };
+        let any = SessionFilter { identified: Some(user.to_owned()), ..SessionFilter::default() };
+        for filter in [latest, any] {
+            // Each round deletes what it found and deleted ids never come back, so rounds end;
+            // the bound only guards against an engine that failed to delete.
+            for _ in 0..100_000 {
+                let ids: Vec<String> =
+                    self.find_sessions(project, &filter, ERASE_ROUND, 0)?.into_iter().map(|r| r.id).collect();
+                if ids.is_empty() {
+                    break;
+                }
+                self.delete_sessions(project, &ids)?;
+                deleted.extend(ids);
             }
-            self.delete_sessions(project, &ids)?;
-            deleted.extend(ids);
         }
         Ok(deleted)
     }

@@ -146,7 +146,10 @@ pub struct SessionFilter {
     /// Sessions that started before this time (Unix ms).
     pub until_ms: Option<u64>,
     pub url_contains: Option<String>,
+    /// The user the session identified last (the index's user).
     pub user: Option<String>,
+    /// Any user the session identified, exactly (an erasure request's user).
+    pub identified: Option<String>,
     pub release: Option<String>,
     pub environment: Option<String>,
     pub browser: Option<String>,

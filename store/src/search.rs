@@ -87,6 +87,16 @@ pub(crate) fn clauses(f: &SessionFilter) -> Vec<(String, Vec<String>)> {
             out.push((one(kind), vec![like_pattern(v)]));
         }
     }
+    if let Some(user) = &f.identified {
+        out.push((
+            format!(
+                "EXISTS (SELECT 1 FROM session_terms t WHERE t.project_id = sessions.project_id \
+                 AND t.session_id = sessions.id AND t.kind = {} AND t.term = ?)",
+                TermKind::User.code()
+            ),
+            vec![replay_core::summary::user_term(user)],
+        ));
+    }
     match (&f.visited, &f.then_visited) {
         (Some(a), Some(b)) => out.push((
             format!(

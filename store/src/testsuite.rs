@@ -435,19 +435,33 @@ fn erasing_a_user_deletes_every_session_of_theirs_and_only_theirs(db: &impl Stor
     db.put_batch_blocking(p.id, &identified("bob", Some("bob@example.com"), 3_000), b"b").expect("put");
     db.put_batch_blocking(p.id, &identified("anon", None, 4_000), b"n").expect("put");
     db.put_batch_blocking(other.id, &identified("ada-other", Some("ada@example.com"), 5_000), b"o").expect("put");
+    // Ada signed in, then Bob on the same tab: the index's user is Bob; Ada's sign-in is erased
+    // with the session all the same.
+    let mut first = identified("shared", Some("ada@example.com"), 6_000);
+    first.search_terms = vec![term(TermKind::User, "ada@example.com", 6_000)];
+    db.put_batch_blocking(p.id, &first, b"s0").expect("put");
+    let mut second = summary("shared", "p", 1, 6_100);
+    second.user = Some("bob@example.com".into());
+    second.search_terms = vec![term(TermKind::User, "bob@example.com", 6_100)];
+    db.put_batch_blocking(p.id, &second, b"s1").expect("put");
+    // A user whose id differs only by case is someone else.
+    let mut upper = identified("ADA", Some("ADA@example.com"), 7_000);
+    upper.search_terms = vec![term(TermKind::User, "ADA@example.com", 7_000)];
+    db.put_batch_blocking(p.id, &upper, b"u").expect("put");
 
     let erased = db.delete_user_sessions(p.id, "ada@example.com").expect("erase");
-    assert_eq!(erased.len(), crate::ERASE_ROUND + 4, "every round, past one round's worth");
+    assert_eq!(erased.len(), crate::ERASE_ROUND + 5, "every round, past one round's worth, and the shared tab");
+    leaves_nothing(db, p.id, "shared");
     for id in ["ada-1", "ada-2", &format!("ada-{}", crate::ERASE_ROUND + 4)] {
         leaves_nothing(db, p.id, id);
     }
     let filter = SessionFilter { user: Some("ada@example.com".into()), ..SessionFilter::default() };
     assert!(db.find_sessions(p.id, &filter, 10, 0).expect("find").is_empty());
     let left: Vec<String> = db.sessions(p.id, 10, 0).expect("list").into_iter().map(|r| r.id).collect();
-    assert_eq!(left, vec!["anon", "bob"]);
+    assert_eq!(left, vec!["ADA", "anon", "bob"]);
     assert_eq!(db.sessions(other.id, 10, 0).expect("other").len(), 1, "another project's erasure is its own");
     assert!(db.delete_user_sessions(p.id, "").expect("empty").is_empty(), "never the unidentified sessions");
-    assert_eq!(db.sessions(p.id, 10, 0).expect("list").len(), 2);
+    assert_eq!(db.sessions(p.id, 10, 0).expect("list").len(), 3);
 }
 
 fn the_audit_log_is_per_project_newest_first_and_pruned(db: &impl Storage) {
