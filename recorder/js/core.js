@@ -93,6 +93,8 @@ function touchSession(id) {
 // periodic snapshot before that) and only sent when an error, a freeze or `Replay.flush()` asks.
 // The upload worker keeps a copy, which it sends itself while the page is frozen.
 let buffering = false;
+/** A buffer-mode snapshot is being walked (see `tick`). */
+let bufferSnapshot = false;
 let held = [];
 let heldBytes = 0;
 let lastSnapshotAt = 0;
@@ -206,13 +208,20 @@ function renewIfGrown() {
 function tick() {
   valveTick();
   pruneFrameListeners();
-  if (buffering && now() - lastSnapshotAt > S.cfg.bufferSeconds * 1000) {
-    flushNow(false, true);
-    nextStartsWithSnapshot = true;
+  if (buffering && !bufferSnapshot && now() - lastSnapshotAt > S.cfg.bufferSeconds * 1000) {
+    // The held window's next start: a full snapshot, walked in slices like the first one (in
+    // one task it was a long task of the recorder's own on a big page, one per window). The
+    // batch cut when it is done is the one the window may start from; what the user did during
+    // its slices goes before it, in that batch or earlier ones.
+    bufferSnapshot = true;
     lastSnapshotAt = now();
-    // At once: the next batch must start with this snapshot.
-    takeSnapshot(lastSnapshotAt, recordInput, recordMedia, null, true);
-    recordOpenDialogs(document);
+    takeSnapshot(lastSnapshotAt, recordInput, recordMedia, guard(() => {
+      bufferSnapshot = false;
+      if (!buffering || S.stopped) return;
+      recordOpenDialogs(document);
+      nextStartsWithSnapshot = true;
+      flushNow(false, false);
+    }));
   }
   flushNow(false);
 }
@@ -459,6 +468,7 @@ function halt() {
   framed = new WeakSet();
   held = [];
   heldBytes = 0;
+  bufferSnapshot = false;
 }
 
 /** Called by the loader: loads the wasm and starts when the script tag carries a key. */

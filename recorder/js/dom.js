@@ -567,9 +567,9 @@ function overdue(deadline) {
 
 /**
  * Records the whole document at time `t`, then the live state of form controls and media, in
- * slices unless `sync`; `done` is called once the snapshot is in the recorder.
+ * slices; `done` is called once the snapshot is in the recorder.
  */
-export function takeSnapshot(t, recordInput, recordMedia, done, sync) {
+export function takeSnapshot(t, recordInput, recordMedia, done) {
   settle();
   const controls = document.querySelectorAll('input, textarea, select');
   // Values already in fields (autofill, restored form state) may be shown elsewhere on the page.
@@ -590,8 +590,7 @@ export function takeSnapshot(t, recordInput, recordMedia, done, sync) {
       if (done) done();
     },
   };
-  if (sync) run(Infinity);
-  else pump();
+  pump();
 }
 
 function afterSnapshot(recordInput, recordMedia) {

@@ -134,6 +134,35 @@ async fn buffer_mode_sends_only_when_an_error_asks() -> Result<()> {
     browser.close().await
 }
 
+/// Buffer mode starts each held window at a full snapshot, now walked in slices like the first
+/// one (in one task it was a 200-300 ms long task per window on a big page): the window sent
+/// when an error asks still replays to the page as it is, changes made during and after the
+/// snapshots' slices included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_mode_windows_start_at_a_sliced_snapshot_and_replay_to_the_page() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&server.url("/demo?n=3000&mode=buffer&buffer_seconds=1")).await?;
+    browser.eval_async("const done = arguments[arguments.length - 1]; window.Replay.sessionUrl().then(done);").await?;
+    // Three flush ticks (5 s apart), each past the window: three snapshots, typing in between.
+    for filter in ["Lamp", "", "Desk"] {
+        type_into_search(&browser, filter).await?;
+        tokio::time::sleep(Duration::from_millis(5200)).await;
+    }
+    ensure!(server.sessions()?.is_empty(), "buffer mode sent data before anything asked for it");
+    type_into_search(&browser, "Chair").await?;
+    browser.eval("setTimeout(() => { throw new Error('checkout failed'); }); return true;").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.flush_within(Duration::from_secs(20)).await?;
+    let id = server.only_session_id()?;
+    let live = browser.live_html().await?;
+    ensure!(
+        server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))? == live,
+        "the buffered window replays differently from the page"
+    );
+    browser.close().await
+}
+
 /// Issue 15 (memory): the upload worker keeps every batch it was handed until its own garbage
 /// collection, which an upload-only worker seldom needs; past 4 MB of batches the page replaces
 /// it by a fresh one (recorder/js/transport.js, `renewWorker`). The replay must not notice:
