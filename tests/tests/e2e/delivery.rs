@@ -112,6 +112,18 @@ async fn last_keystrokes_survive_closing_the_tab() -> Result<()> {
     browser.close().await
 }
 
+/// An error in a buffer-mode page sends what it held: the session then replays to the page as
+/// it is (`what` names the check in the failure).
+async fn error_sends_the_buffer_that_replays_to_the_page(server: &Server, browser: &Browser, what: &str) -> Result<()> {
+    browser.eval("setTimeout(() => { throw new Error('checkout failed'); }); return true;").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.flush_within(Duration::from_secs(20)).await?;
+    let id = server.only_session_id()?;
+    let live = browser.live_html().await?;
+    ensure!(server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))? == live, "{what}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffer_mode_sends_only_when_an_error_asks() -> Result<()> {
     let server = Server::start()?;
@@ -122,15 +134,7 @@ async fn buffer_mode_sends_only_when_an_error_asks() -> Result<()> {
     // Two flush ticks pass: in buffer mode nothing leaves the page.
     tokio::time::sleep(Duration::from_secs(11)).await;
     ensure!(server.sessions()?.is_empty(), "buffer mode sent data before anything asked for it");
-    browser.eval("setTimeout(() => { throw new Error('checkout failed'); }); return true;").await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    browser.flush_within(Duration::from_secs(20)).await?;
-    let id = server.only_session_id()?;
-    let live = browser.live_html().await?;
-    ensure!(
-        server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))? == live,
-        "buffered replay differs from the page"
-    );
+    error_sends_the_buffer_that_replays_to_the_page(&server, &browser, "buffered replay differs from the page").await?;
     browser.close().await
 }
 
@@ -153,15 +157,12 @@ async fn buffer_mode_windows_start_at_a_sliced_snapshot_and_replay_to_the_page()
     // loaded machine does not freeze it.)
     ensure!(server.sessions()?.is_empty(), "buffer mode sent data before anything asked for it");
     type_into_search(&browser, "Chair").await?;
-    browser.eval("setTimeout(() => { throw new Error('checkout failed'); }); return true;").await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    browser.flush_within(Duration::from_secs(20)).await?;
-    let id = server.only_session_id()?;
-    let live = browser.live_html().await?;
-    ensure!(
-        server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))? == live,
-        "the buffered window replays differently from the page"
-    );
+    error_sends_the_buffer_that_replays_to_the_page(
+        &server,
+        &browser,
+        "the buffered window replays differently from the page",
+    )
+    .await?;
     browser.close().await
 }
 
