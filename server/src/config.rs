@@ -58,6 +58,11 @@ pub struct Config {
     pub accept_originless_ingest: bool,
     /// Single sign-on with an OpenID Connect provider (see [`crate::oidc`], [`crate::sso`]); `None`: passwords only.
     pub oidc: Option<crate::sso::OidcConfig>,
+    /// Serve the demo pages (`/demo`, `/demo/lab`, `/demo/echo`, [`crate::demo`]): they embed
+    /// the first project's ingest key, so a server on the internet keeps them off.
+    pub demo: bool,
+    /// A bearer secret that may read `/metrics` (a scraper's); server admins always may.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -79,6 +84,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             accept_originless_ingest: false,
             oidc: None,
+            demo: false,
+            metrics_token: None,
         }
     }
 }
@@ -115,6 +122,12 @@ pub struct FileConfig {
     pub admin_token: Option<String>,
     /// A file whose first line is the admin token.
     pub admin_token_file: Option<PathBuf>,
+    /// A bearer secret for the Prometheus scraper of `/metrics`.
+    pub metrics_token: Option<String>,
+    /// A file whose first line is that secret.
+    pub metrics_token_file: Option<PathBuf>,
+    /// Serve the demo pages.
+    pub demo: Option<bool>,
     /// The password of the viewer account `admin` when it is first created.
     pub admin_password: Option<String>,
     /// A file whose first line is that password.
@@ -193,6 +206,9 @@ pub struct Overrides {
     pub secure_cookies: Option<bool>,
     /// The admin token, already read from its file when one was named.
     pub admin_token: Option<String>,
+    /// The metrics token, already read from its file when one was named.
+    pub metrics_token: Option<String>,
+    pub demo: Option<bool>,
     /// The `admin` password, already read from its file when one was named.
     pub admin_password: Option<String>,
     pub freeze_timeout_secs: Option<u64>,
@@ -299,6 +315,8 @@ pub fn resolve(
             .accept_originless_ingest
             .or(file.accept_originless_ingest)
             .unwrap_or(d.accept_originless_ingest),
+        demo: cli.demo.or(file.demo).unwrap_or(d.demo),
+        metrics_token: cli.metrics_token.or(file.metrics_token).filter(|t| !t.is_empty()),
         // 0 turns a cap or quota off.
         max_session_bytes: match cli.max_session_bytes.or(file.max_session_bytes) {
             Some(0) => None,

@@ -240,7 +240,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .merge(assets::routes())
-        .merge(demo::routes())
+        .merge(if state.config.demo { demo::routes() } else { Router::new() })
         .merge(errors_page::routes())
         .merge(account_pages::routes())
         .merge(pages::routes())

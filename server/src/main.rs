@@ -94,6 +94,17 @@ struct Cli {
     /// environment. Instead of --admin-token.
     #[arg(long, env = "REPLAY_ADMIN_TOKEN_FILE", global = true, conflicts_with = "admin_token")]
     admin_token_file: Option<PathBuf>,
+    /// A secret that may read /metrics (`Authorization: Bearer ...`), for a Prometheus scraper;
+    /// server admins always may.
+    #[arg(long, env = "REPLAY_METRICS_TOKEN", hide_env_values = true, global = true)]
+    metrics_token: Option<String>,
+    /// File holding the metrics token (one line). Instead of --metrics-token.
+    #[arg(long, env = "REPLAY_METRICS_TOKEN_FILE", global = true, conflicts_with = "metrics_token")]
+    metrics_token_file: Option<PathBuf>,
+    /// Serve the demo pages (/demo, /demo/lab, /demo/echo), which record into the first project
+    /// and so publish its ingest key. Off by default; `cargo xtask run` turns them on.
+    #[arg(long, env = "REPLAY_DEMO", global = true)]
+    demo: Option<bool>,
     /// File holding the password of the viewer account `admin` (one line). Instead of
     /// --admin-password.
     #[arg(long, env = "REPLAY_ADMIN_PASSWORD_FILE", global = true, conflicts_with = "admin_password")]
@@ -442,6 +453,8 @@ fn main() -> anyhow::Result<()> {
     // the config file's secret file (the config file's secret itself comes last, in `resolve`).
     let token_file = secret_file(&cli.admin_token_file, &cli.admin_token, &file.admin_token_file);
     cli.admin_token = secret(cli.admin_token.take(), token_file.as_deref())?;
+    let metrics_file = secret_file(&cli.metrics_token_file, &cli.metrics_token, &file.metrics_token_file);
+    cli.metrics_token = secret(cli.metrics_token.take(), metrics_file.as_deref())?;
     let password_file = secret_file(&cli.admin_password_file, &cli.admin_password, &file.admin_password_file);
     cli.admin_password = secret(cli.admin_password.take(), password_file.as_deref())?;
     let oidc_secret_file =
@@ -458,6 +471,8 @@ fn main() -> anyhow::Result<()> {
             audit_retention_days: cli.audit_retention_days,
             secure_cookies: cli.secure_cookies,
             admin_token: cli.admin_token.clone(),
+            metrics_token: cli.metrics_token.clone(),
+            demo: cli.demo,
             admin_password: cli.admin_password.clone(),
             freeze_timeout_secs: cli.freeze_timeout_secs,
             settle_after_secs: cli.settle_after_secs,
@@ -679,7 +694,9 @@ async fn serve(settings: Settings, storage: Arc<dyn Storage>) -> anyhow::Result<
     let addr = listener.local_addr()?;
     println!("replay-server listening on http://{addr}");
     println!("  viewer:     http://{addr}/viewer/");
-    println!("  demo app:   http://{addr}/demo");
+    if settings.config.demo {
+        println!("  demo app:   http://{addr}/demo");
+    }
     println!("  ingest key: {} (project \"{}\")", project.ingest_key, project.name);
     match &boot.new_user {
         Some((user, Some(password))) => println!("  viewer login (shown once): {user} / {password}"),

@@ -1,14 +1,16 @@
-//! Ingest counters, exposed in the Prometheus text format at `/metrics`.
+//! Ingest counters, exposed in the Prometheus text format at `/metrics`, to server admins and
+//! to the bearer of the configured metrics token (a scraper's, [`crate::config::Config::metrics_token`]).
+//! The counters are the whole server's (every project's traffic): nobody else may read them.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::reject::Reason;
+use crate::{ApiError, AppState, access, auth};
 
 /// Counters of ingest outcomes.
 #[derive(Debug)]
@@ -126,11 +128,29 @@ impl Metrics {
 }
 
 /// `GET /metrics`.
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn render(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let scraper = state
+        .config
+        .metrics_token
+        .as_deref()
+        .zip(access::bearer(&headers))
+        .is_some_and(|(want, given)| auth::same(&auth::digest(want), &auth::digest(given)));
+    if !scraper {
+        match access::caller_of(&state, &headers).await? {
+            Some(caller) if caller.is_server_admin() => {}
+            Some(_) => return Err(ApiError::new(Reason::Forbidden, "the metrics are for server admins")),
+            None => {
+                return Err(ApiError::new(
+                    Reason::Unauthorized,
+                    "send Authorization: Bearer with the metrics token or an admin token",
+                ));
+            }
+        }
+    }
     let mut out = state.metrics.exposition();
     let backlog = state.storage.index_backlog();
     let _ = writeln!(out, "# TYPE replay_index_backlog_batches gauge");
     let _ = writeln!(out, "replay_index_backlog_batches{{state=\"pending\"}} {}", backlog.pending);
     let _ = writeln!(out, "replay_index_backlog_batches{{state=\"held\"}} {}", backlog.held);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -193,9 +193,11 @@ fn split_query_value(query: Option<&str>, name: &str) -> Option<String> {
 
 /// `GET /viewer/open?key=K&session=S`: what the recorder's `Replay.sessionUrl()` links to. The
 /// page knows its ingest key (public) but not its project's id; the key names the project, and
-/// the player there checks that the reader may read it.
+/// the player there checks that the reader may read it. A key of a project the caller may not
+/// read answers 404 like an unknown key: the key (public) must not tell a signed-in user of
+/// another team which project it is.
 async fn open_by_key(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Query(q): Query<PlayerQuery>,
 ) -> Result<Response, ApiError> {
@@ -205,6 +207,9 @@ async fn open_by_key(
     }
     let project =
         state.blocking(move |s| s.project_by_key(&key)).await?.ok_or_else(|| ApiError::not_found("project"))?;
+    if caller.grant(&state, project.id).await?.is_none() {
+        return Err(ApiError::not_found("project"));
+    }
     Ok(Redirect::to(&format!("/viewer/p/{}/player.html?session={}", project.id, url_encode(&session))).into_response())
 }
 
@@ -481,7 +486,7 @@ async fn session_list(
                 a href="./" { "Clear" }
             }
             @if rows.is_empty() {
-                p id="status" { @if page == 0 { "No sessions match. Recorded sessions appear here within seconds (try the demo app at /demo)." } @else { "No more sessions." } }
+                p id="status" { @if page == 0 { "No sessions match. Recorded sessions appear here within seconds (a server started with --demo true has a demo app at /demo)." } @else { "No more sessions." } }
             } @else {
                 table id="sessions" {
                     thead { tr { th { "Started (UTC)" } th { "Duration" } th { "Page" } th { "Pages" } th { "User" } th { "Browser" } th { "Clicks" } th { "Errors" } th { "Freezes" } th { "Longest freeze" } th { "Dropped" } } }

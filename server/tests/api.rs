@@ -1009,3 +1009,39 @@ async fn a_stored_batch_that_no_longer_decodes_fails_every_read_of_its_session()
         assert!(body.contains("corrupt_session"), "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn metrics_answer_server_admins_and_the_metrics_token_only_and_demo_pages_are_opt_in() {
+    let storage = SqliteStorage::in_memory().expect("db");
+    storage.create_project("p").expect("project");
+    replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    storage.put_user("ann", "$argon2id$unusable").expect("user");
+    let in_a_day = 4_000_000_000_000;
+    storage.create_login(&replay_server::auth::digest("cookie-ann"), "ann", in_a_day).expect("login");
+    let config = Config { metrics_token: Some("scraper-secret".into()), demo: false, ..Config::default() };
+    let app = app(AppState::new(Arc::new(storage), config));
+    let with_bearer = |bearer: &str| {
+        Request::get("/metrics").header("authorization", format!("Bearer {bearer}")).body(Body::empty()).expect("req")
+    };
+    let (status, body) = call(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&body));
+    assert!(!String::from_utf8_lossy(&body).contains("replay_ingest"), "no counter leaks in the refusal");
+    let (status, _) = call(&app, with_bearer("scraper-secre")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a near miss is no token");
+    for bearer in ["scraper-secret", TOKEN] {
+        let (status, body) = call(&app, with_bearer(bearer)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(String::from_utf8_lossy(&body).contains("replay_index_backlog_batches"), "the exposition");
+    }
+    // A signed-in viewer who is not a server admin reads no server-wide counters.
+    let req = Request::get("/metrics").header("cookie", "replay_login=cookie-ann").body(Body::empty()).expect("req");
+    assert_eq!(call(&app, req).await.0, StatusCode::FORBIDDEN);
+    // The demo pages publish the first project's key: off unless asked for.
+    for path in ["/demo", "/demo/lab", "/demo/echo"] {
+        assert_eq!(call(&app, get(path)).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (demo, key) = setup_with(Config { demo: true, ..Config::default() });
+    let (status, page) = call(&demo, Request::get("/demo").body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&page).contains(&key), "the demo records into the first project");
+}

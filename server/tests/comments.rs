@@ -194,7 +194,8 @@ async fn bad_comments_are_refused_and_store_nothing() {
     assert_eq!(status, StatusCode::NOT_FOUND, "listing a session that is not there");
     assert!(s.storage.comments(s.project, "s", 100).expect("list").is_empty(), "nothing was stored");
     assert!(s.storage.comments(s.other, "s", 100).expect("list").is_empty());
-    let refused = call(&s.app, Request::get("/metrics").body(Body::empty()).expect("request")).await.1;
+    let metrics = Request::get("/metrics").header("authorization", format!("Bearer {TOKEN}"));
+    let refused = call(&s.app, metrics.body(Body::empty()).expect("request")).await.1;
     assert!(refused.contains("reason=\"bad_comment\"} 6"), "refusals are counted: {refused}");
 }
 

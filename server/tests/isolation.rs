@@ -48,6 +48,7 @@ struct World {
     storage: Arc<dyn Storage>,
     a: i64,
     b: i64,
+    key_a: String,
     key_b: String,
 }
 
@@ -120,7 +121,7 @@ async fn world(storage: Arc<dyn Storage>) -> World {
     };
     let added = storage.add_comment(&comment).expect("comment");
     assert!(matches!(added, replay_store::CommentAdded::Added(ref c) if c.id == COMMENT), "{added:?}");
-    World { app, storage, a: a.id, b: b.id, key_b: b.ingest_key }
+    World { app, storage, a: a.id, b: b.id, key_a: a.ingest_key, key_b: b.ingest_key }
 }
 
 /// A GET as the signed-in viewer user `user` (`admin` is the server admin).
@@ -188,6 +189,19 @@ async fn a_session_of_the_second_project_opens_in_the_second_project_from_every_
         call(&w.app, as_user("admin", &format!("/viewer/open?key={}&session={SHARED}", w.key_b))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(h["location"].to_str().ok(), Some(format!("/viewer/p/{b}/player.html?session={SHARED}").as_str()));
+    // A reader of A only learns nothing from B's key: the same 404 as an unknown key.
+    let (status, b_key, _) =
+        call(&w.app, as_user("member-a", &format!("/viewer/open?key={}&session={SHARED}", w.key_b))).await;
+    let (unknown, no_key, _) =
+        call(&w.app, as_user("member-a", &format!("/viewer/open?key=nope&session={SHARED}"))).await;
+    assert_eq!((status, unknown), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND), "{b_key}");
+    assert_eq!(b_key, no_key, "B's key answers as an unknown key");
+    let (status, _, h) =
+        call(&w.app, as_user("member-a", &format!("/viewer/open?key={}&session={SHARED}", w.key_a))).await;
+    assert_eq!(
+        (status, h["location"].to_str().ok()),
+        (StatusCode::SEE_OTHER, Some(format!("/viewer/p/{}/player.html?session={SHARED}", w.a).as_str()))
+    );
 
     // The first API routes: with the project named they answer for it; without, a reader of
     // several projects must name one (never the first project's session).

@@ -216,7 +216,7 @@ async fn bad_imports_are_refused_with_reasons_and_store_nothing() {
     }
     assert!(huge.len() > 64 * 1024);
     // Counted by reason, like ingest's refusals.
-    let (_, metrics) = call(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await;
+    let (_, metrics) = call(&app, get("/metrics")).await;
     let metrics = String::from_utf8(metrics).expect("utf-8");
     for reason in ["not_json", "bad_recording", "recording_too_large"] {
         let line = format!("replay_ingest_rejected_total{{reason=\"{reason}\"}} ");

@@ -52,7 +52,7 @@ impl Server {
     /// Starts the server on `listen` with extra environment variables.
     pub fn start_with(data_dir: tempfile::TempDir, listen: &str, env: &[(&str, &str)]) -> Result<Server> {
         let mut child = Command::new(server_bin()?)
-            .args(["--listen", listen, "--data-dir"])
+            .args(["--demo", "true", "--listen", listen, "--data-dir"])
             .arg(data_dir.path())
             .env("REPLAY_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("REPLAY_ADMIN_PASSWORD", ADMIN_PASSWORD)

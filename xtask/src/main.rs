@@ -434,6 +434,10 @@ fn build_all() -> Result<PathBuf> {
 fn run(args: &[String]) -> Result<()> {
     let server = build_all()?;
     let mut c = Command::new(server);
+    // The quick start's demo app: on unless the command line or the environment says.
+    if !args.iter().any(|a| a == "--demo" || a.starts_with("--demo=")) && std::env::var_os("REPLAY_DEMO").is_none() {
+        c.args(["--demo", "true"]);
+    }
     c.args(args).current_dir(root());
     status(c)
 }

@@ -186,6 +186,29 @@ pub const SETTINGS: &[Setting] = &[
         "read the admin token from this file (first line): out of `ps` and the environment",
     ),
     all(
+        "--metrics-token",
+        "REPLAY_METRICS_TOKEN",
+        "metrics_token",
+        "none",
+        "a secret that may read `/metrics` as `Authorization: Bearer` (a scraper's); server admins \
+         always may, nobody else",
+    ),
+    all(
+        "--metrics-token-file",
+        "REPLAY_METRICS_TOKEN_FILE",
+        "metrics_token_file",
+        "none",
+        "read the metrics token from this file (first line)",
+    ),
+    all(
+        "--demo",
+        "REPLAY_DEMO",
+        "demo",
+        "false",
+        "serve the demo pages (`/demo`, `/demo/lab`, `/demo/echo`) recording into the first project; \
+         they publish its ingest key (`cargo xtask run` turns them on)",
+    ),
+    all(
         "--admin-password",
         "REPLAY_ADMIN_PASSWORD",
         "admin_password",
@@ -398,9 +421,9 @@ mod tests {
                 "listen" => "\"127.0.0.1:1\"",
                 "trusted_proxies" => "[\"10.0.0.0/8\"]",
                 "object_store_options" => "{ aws_region = \"eu-west-1\" }",
-                "secure_cookies" | "accept_originless_ingest" | "oidc_auto_create" => "true",
+                "secure_cookies" | "accept_originless_ingest" | "oidc_auto_create" | "demo" => "true",
                 k if k.ends_with("_url") || k.ends_with("_file") || k.ends_with("_dir") => "\"x\"",
-                "admin_token" | "admin_password" | "postgres_schema" => "\"x\"",
+                "admin_token" | "metrics_token" | "admin_password" | "postgres_schema" => "\"x\"",
                 k if k.starts_with("oidc_") => "\"x\"",
                 _ => "7",
             };
