@@ -26,7 +26,7 @@
 // is spent, are dropped, counted (`canvas` in the stats `Replay.flush()` resolves with, and the
 // batch's `dropped`) and noted (a `Note` of kind dropped on the canvas, at most every
 // NOTE_EVERY_MS), so the viewer says so.
-import { S, now, countError } from './state.js';
+import { S, now, countError, likeOriginal } from './state.js';
 import { postToWorker, onCanvasEncoded } from './transport.js';
 
 const DEFAULT_FPS = 2;
@@ -340,6 +340,7 @@ function wrap(proto, name) {
     }
     return result;
   };
+  likeOriginal(wrapped, orig);
   try {
     Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
   } catch (_) { /* frozen prototype: this canvas kind is captured only when walked */ }

@@ -4,9 +4,10 @@
 // failed assertions), `"off"`, or a list of levels (`"warn,error"`, `['warn', 'error']`); levels
 // not captured are not wrapped at all. The page's console keeps working exactly as before: the
 // original method is always called, first.
-import { S, now, guard } from './state.js';
+import { S, now, guard, likeOriginal } from './state.js';
 import { serialize } from './serialize.js';
 import { Throttle } from './throttle.js';
+import { scrubUrlsIn } from './privacy.js';
 
 const LEVELS = { log: 0, debug: 1, info: 2, warn: 3, error: 4, trace: 5, assert: 6 };
 const MAX_ARGS = 10;
@@ -21,7 +22,7 @@ let busy = false; // a getter or toString that logs must not recurse into us
 export function callerStack(skip) {
   const stack = String(new Error().stack || '').split('\n');
   // Line 0 is "Error"; then our frames.
-  return stack.slice(1 + skip).join('\n').slice(0, MAX_STACK);
+  return scrubUrlsIn(stack.slice(1 + skip).join('\n').slice(0, MAX_STACK));
 }
 
 function record(level, args) {
@@ -67,7 +68,7 @@ export function startConsole() {
       rec(level, arguments);
       return result;
     };
-    console[level] = wrapped;
+    console[level] = likeOriginal(wrapped, original);
     ours[level] = wrapped;
   }
 }

@@ -20,7 +20,8 @@ import {
   removeListeners,
 } from './events.js';
 import {
-  configureTransport, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained, whenSessionRefused,
+  configureTransport, disarmWorker, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained,
+  whenSessionRefused,
 } from './transport.js';
 import { appFact, captureError, flushDiagnostics, startDiagnostics, stopDiagnostics } from './diagnostics.js';
 import { configureValve, timed, valveTick } from './valve.js';
@@ -459,6 +460,7 @@ const api = {
 /** Stops observing and recording (what `stop` does after its last flush). */
 function halt() {
   S.stopped = true;
+  disarmWorker();
   dropWork();
   stopCanvas();
   if (S.observer) S.observer.disconnect();

@@ -8,7 +8,7 @@
 //   `style.setProperty`/`removeProperty` on rules and `adoptedStyleSheets` (document and shadow
 //   roots) are wrapped: the page's call runs first and keeps its result and exceptions, then
 //   the change is recorded (guarded: a recording error never reaches the page).
-import { S, now, countError } from './state.js';
+import { S, now, countError, likeOriginal } from './state.js';
 import { patchCssomSetters } from './css-setters.js';
 
 const sheetIds = new WeakMap();
@@ -162,6 +162,7 @@ function after(proto, name, record) {
     }
     return result;
   };
+  likeOriginal(wrapped, orig);
   try {
     Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
   } catch (_) { /* frozen prototype: that API is not recorded */ }

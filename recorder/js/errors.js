@@ -4,7 +4,7 @@
 // error are not sent again: they are counted, and the count since the last report travels in
 // the next report of that error (at most every few seconds).
 import { S, now, guard } from './state.js';
-import { scrubUrl } from './privacy.js';
+import { scrubUrl, scrubUrlsIn } from './privacy.js';
 import { serialize, MAX_STRING } from './serialize.js';
 import { Throttle } from './throttle.js';
 
@@ -32,8 +32,8 @@ export function report(kind, message, stack, source, line, column) {
   if (!S.rec || S.stopped) return;
   const e = {
     kind: KIND[kind],
-    message: String(message || '').slice(0, MAX_STRING),
-    stack: String(stack || '').slice(0, MAX_STACK),
+    message: scrubUrlsIn(String(message || '').slice(0, MAX_STRING)),
+    stack: scrubUrlsIn(String(stack || '').slice(0, MAX_STACK)),
     source: scrubUrl(String(source || '')),
     line: line >>> 0,
     column: column >>> 0,

@@ -3,7 +3,7 @@
 // visibility and in-page navigation. Listeners go on the page's document and on each
 // same-origin iframe document.
 import { recordEnvironment } from './environment.js';
-import { S, now, guard } from './state.js';
+import { S, now, guard, likeOriginal } from './state.js';
 import { P, ignored, mask, maskText, neverRecorded, rememberActive, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
 import { ownerWalked } from './css.js';
@@ -261,7 +261,7 @@ function wrapHistory(name, kind) {
     if (!S.stopped) guard(recordNavigation)(kind);
     return result;
   };
-  history[name] = wrapped;
+  history[name] = likeOriginal(wrapped, orig);
   cleanups.push(() => { if (history[name] === wrapped) history[name] = orig; });
 }
 

@@ -4,7 +4,7 @@
 // fonts: its family, its source (a URL, scrubbed, or the font file's bytes, at most
 // MAX_FONT_BYTES) and its descriptors. Faces made before the recorder loaded, or too big, are
 // not recorded (the latter noted).
-import { S, now, guard } from './state.js';
+import { S, now, guard, likeOriginal } from './state.js';
 import { scrubUrl } from './privacy.js';
 
 /** Largest font file recorded, and most faces recorded per page view. */
@@ -44,6 +44,7 @@ export function patchFonts(win) {
     }
     return r;
   };
+  likeOriginal(set.add, add);
 }
 
 /** Records the faces added before recording started that are still in use. */

@@ -5,8 +5,9 @@
 // in that frame answers with a hello; the parent answers it with a request to record, an id
 // range of its own (so that the child's node ids can never be the parent's or another frame's)
 // and the parent's privacy options. The child then walks its document and relays its snapshot,
-// mutations, input and scrolls; the parent checks each message (the sender is the frame's
-// window, from the frame's origin, of bounded size; in wasm, every node id within the child's
+// mutations, input, scrolls and the values typed in it (for echo masking); the parent checks
+// each message (the sender is the frame's window, from the frame's origin, of bounded size; in
+// wasm, every node id within the child's
 // range: recorder/src/frames.rs) and records it as part of its own page: the child's document
 // under the iframe element. The child leaving (navigation, unload) removes its document again,
 // and the placeholder shows. What is refused is counted and noted, never trusted.
@@ -185,6 +186,15 @@ function onMessage(e) {
         S.rec.input(t, d.id, v, d.checked < 0 ? -1 : d.checked ? 1 : 0);
         break;
       }
+      case 'remember':
+        // A value typed in the frame: its echoes in the frame's text are masked like the page's
+        // own (the value never leaves the browser). Sent during the frame's first walk too,
+        // before its document. `id` numbers the field in the frame (privacy.js), moved into
+        // the frame's range so that it never names one of the page's fields.
+        if (!Number.isInteger(d.id) || d.id < 1 || d.id >= RANGE_SIZE || typeof d.value !== 'string' ||
+          d.value.length > MAX_VALUE) return refuse('malformed');
+        S.rec.remember(st.lo + d.id, d.value);
+        return undefined;
       case 'scroll':
         if (!inRange(st, d.id) || !Number.isInteger(d.x) || !Number.isInteger(d.y)) return refuse('malformed');
         S.rec.scroll(t, d.id, d.x, d.y);
@@ -310,8 +320,8 @@ function relay(lo, hi, privacy) {
 }
 
 /**
- * What stands in for the wasm recorder in a child: the DOM tapes, input and scrolls go to the
- * parent; everything else is not recorded (a no-op).
+ * What stands in for the wasm recorder in a child: the DOM tapes, input, scrolls and the typed
+ * values its echo masking needs go to the parent; everything else is not recorded (a no-op).
  */
 function relayTo(lo, hi) {
   const n = myNonce;
@@ -335,6 +345,9 @@ function relayTo(lo, hi) {
     },
     input(t, id, value, checked) {
       send({ type: 'input', id, value: String(value), checked });
+    },
+    remember(id, value) {
+      send({ type: 'remember', id, value: String(value).slice(0, MAX_VALUE) });
     },
     scroll(t, id, x, y) {
       // The child's own document scrolls as its scrolling element in the parent's replay.

@@ -9,7 +9,7 @@
 // original arguments (streams, FormData, Blob bodies, signals and keepalive pass through
 // untouched), its result is returned as is (fetch: the same Response, the same rejection), and
 // bodies are only ever read from a clone, up to a bound. The recorder's own uploads are skipped.
-import { S, now, guard } from './state.js';
+import { S, now, guard, likeOriginal } from './state.js';
 import { scrubUrl } from './privacy.js';
 import { Throttle } from './throttle.js';
 import { startTiming, stopTiming, track, finish } from './timing.js';
@@ -189,7 +189,7 @@ function wrapFetch() {
     if (!r) return promise;
     return promise.then((res) => { done(r, res); return res; }, (err) => { failed(r, err); throw err; });
   };
-  window.fetch = wrapped;
+  window.fetch = likeOriginal(wrapped, original);
   // A wrapper the page (or another tool) put over ours stays: ours then only passes calls on.
   restore.push(() => { if (window.fetch === wrapped) window.fetch = original; });
 }
@@ -201,12 +201,29 @@ function wrapXhr() {
   const proto = XMLHttpRequest.prototype;
   const { open, send, setRequestHeader } = proto;
   const requests = new WeakMap();
+  /** The request each object is sending, until it is recorded (`finish`). */
+  const sent = new WeakMap();
+  /** Records the request `r` of `xhr` once, and takes its listeners off the object. */
+  const finish = (xhr, r) => {
+    if (sent.get(xhr) !== r) return;
+    sent.delete(xhr);
+    r.off();
+    onEnd(xhr, r);
+  };
   const onOpen = guard((xhr, method, url) => {
+    // A page that reuses the object from its own `load` handler opens it again before our
+    // `loadend` (what it answered is still there: recorded now), and `open` while a request
+    // runs ends it without any event.
+    const before = sent.get(xhr);
+    if (before) {
+      if (xhr.readyState !== 4) before.aborted = true;
+      finish(xhr, before);
+    }
     const abs = absolute(url);
     if (ours(abs) || S.stopped) { requests.delete(xhr); return; }
     const capture = allowListed(abs);
     requests.set(xhr, { kind: 'xhr', method: String(method || 'GET').toUpperCase(), url: abs, capture,
-      reqHeaders: capture ? [] : undefined, req: 0, res: 0, status: 0 });
+      reqHeaders: capture ? [] : undefined, req: 0, res: 0, status: 0, off: () => {} });
   });
   const onHeader = guard((xhr, name, value) => {
     const r = requests.get(xhr);
@@ -237,9 +254,22 @@ function wrapXhr() {
     r.req = bodySize(body);
     track(r);
     if (r.capture) r.reqBody = bodyText(body);
-    xhr.addEventListener('abort', () => { r.aborted = true; });
-    xhr.addEventListener('timeout', () => { r.timedOut = true; });
-    xhr.addEventListener('loadend', () => onEnd(xhr, r), { once: true });
+    sent.set(xhr, r);
+    // This request's listeners, taken off when it is recorded: a page that reuses one object
+    // gained two listeners per request. Its own events come while the object is DONE (4);
+    // those of the request before it still come after the page opened it again from that
+    // request's `load` handler (the object is OPENED then), and are not this one's.
+    const aborted = () => { if (xhr.readyState === 4) r.aborted = true; };
+    const timedOut = () => { if (xhr.readyState === 4) r.timedOut = true; };
+    const ended = () => { if (xhr.readyState === 4) finish(xhr, r); };
+    xhr.addEventListener('abort', aborted);
+    xhr.addEventListener('timeout', timedOut);
+    xhr.addEventListener('loadend', ended);
+    r.off = () => {
+      xhr.removeEventListener('abort', aborted);
+      xhr.removeEventListener('timeout', timedOut);
+      xhr.removeEventListener('loadend', ended);
+    };
   });
   proto.open = function (method, url) {
     onOpen(this, method, url);
@@ -253,6 +283,9 @@ function wrapXhr() {
     onSend(this, body);
     return send.apply(this, arguments);
   };
+  likeOriginal(proto.open, open);
+  likeOriginal(proto.send, send);
+  likeOriginal(proto.setRequestHeader, setRequestHeader);
   const mine = { open: proto.open, send: proto.send, setRequestHeader: proto.setRequestHeader };
   const originals = { open, send, setRequestHeader };
   restore.push(() => {
@@ -280,7 +313,7 @@ function wrapBeacon() {
     after(url, data, queued);
     return queued;
   };
-  navigator.sendBeacon = wrapped;
+  navigator.sendBeacon = likeOriginal(wrapped, original);
   restore.push(() => { if (navigator.sendBeacon === wrapped) navigator.sendBeacon = original; });
 }
 

@@ -8,7 +8,7 @@
 // sampling profiler runs in a rolling window and the most sampled script function during the
 // freeze comes first, with its file, line and column.
 import { S, now, guard } from './state.js';
-import { scrubUrl } from './privacy.js';
+import { scrubUrl, scrubUrlsIn } from './privacy.js';
 import { Throttle } from './throttle.js';
 
 const MAX_TEXT = 300;
@@ -45,7 +45,7 @@ function flatScripts(scripts) {
   const texts = [];
   const nums = [];
   for (const s of scripts) {
-    texts.push(text(s.invoker), text(s.invokerType), text(scrubUrl(s.sourceURL || '')), text(s.sourceFunctionName));
+    texts.push(text(scrubUrlsIn(String(s.invoker || ''))), text(s.invokerType), text(scrubUrl(s.sourceURL || '')), text(s.sourceFunctionName));
     nums.push(s.sourceCharPosition | 0, ms(s.duration), ms(s.forcedStyleAndLayoutDuration), ms(s.pauseDuration),
       s.line | 0, s.column | 0);
   }

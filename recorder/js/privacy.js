@@ -153,6 +153,24 @@ export function scrubUrl(u, paths) {
   }
 }
 
+/** An absolute URL in a stack trace or a message, up to white space, a bracket or a quote. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s()<>"'`]+/gi;
+/** A stack frame's `:line:column` (or `:line`) after its script's URL. */
+const POSITION = /(:\d+){1,2}$/;
+
+/**
+ * The URLs in a stack trace or an error message scrubbed like the page's URL (`scrubUrl`), each
+ * frame's `:line:column` kept: a script loaded as `app.js?token=…`, or the page's own inline
+ * script at `/reset/TOKEN`, names its URL in every frame.
+ */
+export function scrubUrlsIn(text) {
+  if (text.indexOf('://') < 0) return text;
+  return text.replace(URL_IN_TEXT, (u) => {
+    const at = POSITION.exec(u);
+    return at ? scrubUrl(u.slice(0, at.index)) + at[0] : scrubUrl(u);
+  });
+}
+
 /** Same-length mask: the replay keeps the layout, not the content. */
 export const mask = (v) => '*'.repeat(v.length);
 

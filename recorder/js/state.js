@@ -94,6 +94,22 @@ export function countError() {
 
 export const now = () => performance.timeOrigin + performance.now();
 
+/**
+ * Gives a wrapper of a page API the `name` and `length` of the function it replaces: a page or
+ * library that looks at them (feature tests, argument-count dispatch) sees the browser's.
+ * @template {Function} F
+ * @param {F} wrapper
+ * @param {Function} original
+ * @returns {F}
+ */
+export function likeOriginal(wrapper, original) {
+  try {
+    Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
+    Object.defineProperty(wrapper, 'length', { value: original.length, configurable: true });
+  } catch (_) { /* keeps its own */ }
+  return wrapper;
+}
+
 /** Wraps a callback so that nothing it throws reaches the host page; errors are counted. */
 export function guard(fn) {
   return function () {

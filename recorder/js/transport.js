@@ -88,6 +88,15 @@ export function postToWorker(msg, transfer) {
 }
 
 /**
+ * Recording stopped: the worker's freeze watchdog is disarmed and its timer ends (what it still
+ * holds is sent as before), and a worker started later is not armed again.
+ */
+export function disarmWorker() {
+  watch = [];
+  postToWorker({ type: 'stop' });
+}
+
+/**
  * Posts a copy of `bytes` to the upload worker, moved (transferred), not cloned: a clone is
  * copied into the message and out of it again in the worker, and the worker keeps both copies
  * until its next garbage collection; moved, it keeps one (the message event holds on to it,

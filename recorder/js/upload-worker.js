@@ -240,6 +240,15 @@ scope.onmessage = (e) => {
   } else if (m.type === 'retry-now') {
     uploader.retryNow();
     return;
+  } else if (m.type === 'stop') {
+    // Recording stopped: no freeze to report, no buffer to send, no timer left running (the
+    // uploader's own timers send what is queued). A later heartbeat (a restart) arms it again.
+    keepMarker({});
+    visible = false;
+    held = [];
+    heldBytes = 0;
+    if (watchTimer) clearInterval(watchTimer);
+    watchTimer = 0;
   }
   pump();
 };

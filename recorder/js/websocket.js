@@ -12,7 +12,7 @@
 // MAX_MEASURE characters, past that its length stands for it) and, when captured, a slice.
 // Sockets made before the recorder started, or through a constructor saved before it, are not
 // followed.
-import { S, now, guard } from './state.js';
+import { S, now, guard, likeOriginal } from './state.js';
 import { scrubUrl } from './privacy.js';
 import { Throttle } from './throttle.js';
 import { absolute, allowListed } from './network.js';
@@ -91,25 +91,32 @@ function follow(ws, url) {
   if (live.size >= MAX_OPEN) { unfollowed++; return; }
   const abs = absolute(url);
   const c = { id: nextId++, ws, url: scrubUrl(abs), capture: allowListed(abs), sent: 0, received: 0, sentBytes: 0,
-    receivedBytes: 0, taken: 0, dropped: 0, kept: [], since: 0, timer: 0, code: 0, reason: '', clean: false };
+    receivedBytes: 0, taken: 0, dropped: 0, kept: [], since: 0, timer: 0, code: 0, reason: '', clean: false, off: () => {} };
   sockets.set(ws, c);
   live.add(c);
   if (unfollowed) {
     S.rec.note(now(), NOTE_DROPPED, 0, unfollowed, 'websocket connections not followed (too many open)');
     unfollowed = 0;
   }
-  ws.addEventListener('open', guard(() => emit(c, PHASE.open, now(), ws)));
-  ws.addEventListener('message', guard((ev) => message(c, false, ev.data)));
-  ws.addEventListener('error', guard(() => emit(c, PHASE.error, now(), ws)));
-  ws.addEventListener('close', guard((ev) => {
-    summarize(c);
-    c.code = ev.code;
-    c.reason = String(ev.reason || '').slice(0, 256);
-    c.clean = !!ev.wasClean;
-    live.delete(c);
-    emit(c, PHASE.close, now(), ws);
-    c.ws = null;
-  }));
+  const listeners = {
+    open: guard(() => emit(c, PHASE.open, now(), ws)),
+    message: guard((ev) => message(c, false, ev.data)),
+    error: guard(() => emit(c, PHASE.error, now(), ws)),
+    close: guard((ev) => {
+      summarize(c);
+      c.code = ev.code;
+      c.reason = String(ev.reason || '').slice(0, 256);
+      c.clean = !!ev.wasClean;
+      live.delete(c);
+      emit(c, PHASE.close, now(), ws);
+      c.ws = null;
+      c.off();
+    }),
+  };
+  for (const type in listeners) ws.addEventListener(type, listeners[type]);
+  // What `stopWebSockets` (or the close) takes off again: a long-lived socket followed by a
+  // stopped recorder would otherwise count every message for nothing.
+  c.off = () => { for (const type in listeners) ws.removeEventListener(type, listeners[type]); };
 }
 
 export function startWebSockets() {
@@ -139,7 +146,7 @@ export function startWebSockets() {
     onSend(this, data);
     return out;
   };
-  proto.send = send;
+  proto.send = likeOriginal(send, nativeSend);
   window.WebSocket = Wrapped;
   restore.push(() => {
     if (window.WebSocket === Wrapped) window.WebSocket = Native;
@@ -155,5 +162,9 @@ export function flushWebSockets() {
 export function stopWebSockets() {
   flushWebSockets();
   for (const r of restore.splice(0)) r();
+  for (const c of live) {
+    c.off();
+    c.ws = null;
+  }
   live.clear();
 }

@@ -271,6 +271,16 @@ const done = arguments[arguments.length - 1];
   img.src = '/missing-picture.png';
   document.body.append(img);
   Replay.captureError(new Error('captured one'));
+  // A script whose URL carries a token (named by `sourceURL`): its frames in stacks name it.
+  const app = document.createElement('script');
+  app.textContent = "function tokenThrow() { throw new Error('thrown by app'); }\n" +
+    "setTimeout(tokenThrow, 0);\n(function tokenWarn() { console.warn('warned by app'); })();\n" +
+    '//# sourceURL=' + location.origin + '/static/app.js?token=STACKTOKEN5';
+  document.body.append(app);
+  // The wrapped APIs keep the browser's names and argument counts.
+  const shape = (f) => f.name + '/' + f.length;
+  out.shapes = [fetch, XMLHttpRequest.prototype.open, XMLHttpRequest.prototype.send, console.log,
+    history.pushState, CSSStyleSheet.prototype.insertRule, navigator.sendBeacon].map(shape).join(' ');
 
   const echo = '/demo/echo';
   out.notFound = (await fetch(echo + '?status=404')).status;
@@ -313,6 +323,22 @@ const done = arguments[arguments.length - 1];
     setTimeout(() => x.abort(), 100);
   });
   out.beacon = navigator.sendBeacon(echo + '?beacon=1', 'beacon-data');
+  // One XHR reused: a request its `open` ends (no event), then two in turn.
+  out.reused = await new Promise((resolve) => {
+    const x = new XMLHttpRequest();
+    x.open('GET', echo + '?delay_ms=3000&reuse=1');
+    x.send();
+    setTimeout(() => {
+      x.open('GET', echo + '?status=202&reuse=2');
+      x.onload = () => {
+        const first = x.status;
+        x.onload = () => resolve(first + ' ' + x.status);
+        x.open('GET', echo + '?status=203&reuse=3');
+        x.send();
+      };
+      x.send();
+    }, 100);
+  });
   return out;
 })().then(done, (e) => done({ error: String(e && e.stack || e) }));
 "#;
@@ -335,6 +361,9 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     ensure!(page["keepalive"] == 200 && page["streamedBytes"].as_u64().unwrap_or(0) > 0, "{page}");
     ensure!(page["abort"] == "AbortError" && page["failure"] == "TypeError", "{page}");
     ensure!(page["xhr"] == "201 3" && page["xhrAbort"] == "aborted" && page["beacon"] == true, "{page}");
+    ensure!(page["reused"] == "202 203", "{page}");
+    let shapes = "fetch/1 open/2 send/0 log/0 pushState/2 insertRule/1 sendBeacon/1";
+    ensure!(page["shapes"] == shapes, "the wrappers' names and lengths are the browser's: {page}");
     tokio::time::sleep(Duration::from_millis(6000)).await; // repeated errors are reported every 5 s
     browser.flush_within(Duration::from_secs(20)).await?;
 
@@ -376,6 +405,18 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
         "{errors:?}"
     );
     ensure!(errors.iter().any(|e| e["kind"] == "captured" && e["message"] == "Error: captured one"), "{errors:?}");
+    // A token in a script's URL is scrubbed in stacks (errors and console), each frame's
+    // position kept.
+    let all = server.get_text(&format!("/api/v1/sessions/{id}/events"))?;
+    ensure!(!all.contains("STACKTOKEN5"), "a token in a script URL was sent");
+    let thrown = errors.iter().find(|e| e["message"].as_str().unwrap_or_default().contains("thrown by app"));
+    let thrown_stack = thrown.map_or("", |e| e["stack"].as_str().unwrap_or_default());
+    ensure!(thrown_stack.contains("/static/app.js?token=REDACTED:1:"), "{thrown:?}");
+    let warned = find("warn").into_iter().find(|c| c["args"][0] == "warned by app");
+    ensure!(
+        warned.is_some_and(|c| c["stack"].as_str().unwrap_or_default().contains("app.js?token=REDACTED:")),
+        "{warned:?}"
+    );
 
     // Network.
     let network = rec.of("network");
@@ -403,6 +444,18 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     ensure!(find_req(&|n| n["kind"] == "xhr" && n["status"] == 201 && n["request_size"] == 3).is_some(), "xhr");
     ensure!(find_req(&|n| n["kind"] == "xhr" && n["aborted"] == true).is_some(), "aborted xhr");
     ensure!(find_req(&|n| n["kind"] == "beacon" && n["request_size"] == 11).is_some(), "beacon");
+    // The reused XHR: each request once, the one its `open` ended as aborted.
+    let reused = |n: u8| {
+        network
+            .iter()
+            .filter(|r| r["kind"] == "xhr" && r["url"].as_str().unwrap_or_default().ends_with(&format!("reuse={n}")))
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    let (first, second, third) = (reused(1), reused(2), reused(3));
+    ensure!(first.len() == 1 && first[0]["aborted"] == true, "ended by open: {first:?}");
+    ensure!(second.len() == 1 && second[0]["status"] == 202, "{second:?}");
+    ensure!(third.len() == 1 && third[0]["status"] == 203, "{third:?}");
     ensure!(find_req(&|n| n["duration"].as_u64().unwrap_or(0) >= 90 && n["aborted"] == true).is_some(), "durations");
 
     // Environment and app facts.

@@ -9,6 +9,7 @@
 //!   frame; the frame without a recorder, and the strayed one, show the placeholder with the
 //!   frame's URL and size;
 //! - the message from the wrong origin is refused and noted in the recording;
+//! - a value typed in the child's masked field and echoed in its text is masked in both;
 //! - the snapshot API holds the child's document and the placeholder likewise;
 //! - in a new page view of the parent the child is recorded again, and when it reloads its new
 //!   document replaces the old one (viewer and snapshot API).
@@ -110,16 +111,24 @@ async fn a_cross_origin_frame_with_the_recorder_replays_inside_its_parent_and_on
     c.enter_frame(0).await?;
     browser.eval("window.changeText(); return true;").await?;
     c.find(fantoccini::Locator::Id("name")).await?.send_keys("hello frame").await?;
+    c.find(fantoccini::Locator::Id("secret")).await?.send_keys("zqxframesecret42").await?;
     c.enter_parent_frame().await?;
     // The strayed frame's page (third origin) starts again, now that the parent knows the frame:
     // its hello comes from an origin that is not the frame's.
     c.enter_frame(2).await?;
     browser.eval("location.reload(); return true;").await?;
     c.enter_parent_frame().await?;
-    let text =
-        until_recorded(&browser, &server, &["changed in the child", "hello frame", "wrong origin", "another project"])
-            .await
-            .context("the child's changes and the refused hello")?;
+    let text = until_recorded(
+        &browser,
+        &server,
+        &["changed in the child", "hello frame", "wrong origin", "another project", "echoed "],
+    )
+    .await
+    .context("the child's changes and the refused hello")?;
+    // What was typed in the child's masked field, and its echo in the child's text, stay masked
+    // (the child hands the parent its typed values for echo masking).
+    let leak = text.find("framesecret").map(|i| text[i.saturating_sub(300)..(i + 100).min(text.len())].to_owned());
+    ensure!(leak.is_none(), "a value typed in the frame was sent in clear: {leak:?}");
     ensure!(text.contains(&format!("wrong origin {}", third.base)), "the refusal names the origin");
     let sessions = server.sessions()?;
     ensure!(sessions.len() == 1, "the children recorded sessions of their own: {sessions:?}");
