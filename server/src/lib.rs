@@ -22,6 +22,7 @@
 //! - [`config`]: settings from a file, the environment and flags;
 //! - [`demo`]: the demo app and the diagnostics lab (pages with the recorder embedded);
 //! - [`errors_page`]: the error groups page of the viewer;
+//! - [`fetch_policy`]: `nosniff` on every answer, and pages and the API refused as subresources;
 //! - [`legacy`]: the first read routes, which named no project, as redirects to the scoped ones;
 //! - [`layout`]: the page layout, headers and URL encoder of every server-rendered page;
 //! - [`limits`]: rate limits and the cache of refused credentials;
@@ -55,6 +56,7 @@ pub mod config;
 pub mod deletion;
 pub mod demo;
 pub mod errors_page;
+pub mod fetch_policy;
 pub mod frustration;
 pub mod ingest;
 pub mod interop;
@@ -252,6 +254,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::routes())
         .merge(clickmap_page::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
+        .layer(axum::middleware::from_fn(fetch_policy::guard))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

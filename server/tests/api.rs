@@ -1045,3 +1045,36 @@ async fn metrics_answer_server_admins_and_the_metrics_token_only_and_demo_pages_
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&page).contains(&key), "the demo records into the first project");
 }
+
+#[tokio::test]
+async fn pages_and_the_api_are_never_subresources_and_no_answer_is_sniffed() {
+    let (app, _) = setup();
+    // What a replayed page's `<link rel=stylesheet>` or `<img>` asks, with the reader's cookie.
+    for (path, dest) in [("/viewer/", "style"), ("/api/v1/sessions", "image"), ("/api/v1/projects/1/sessions", "font")]
+    {
+        let req = Request::get(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("sec-fetch-site", "same-origin")
+            .header("sec-fetch-mode", "no-cors")
+            .header("sec-fetch-dest", dest)
+            .body(Body::empty())
+            .expect("req");
+        let res = app.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path} as {dest}");
+    }
+    // The viewer's own fetch of the same data passes, and says nosniff like every answer.
+    let req = Request::get("/api/v1/projects/1/sessions")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "cors")
+        .header("sec-fetch-dest", "empty")
+        .body(Body::empty())
+        .expect("req");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    for path in ["/viewer/", "/login", "/healthz", "/api/v1/nothing-here"] {
+        let res = app.clone().oneshot(Request::get(path).body(Body::empty()).expect("req")).await.expect("infallible");
+        assert_eq!(res.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]), "{path}");
+    }
+}
