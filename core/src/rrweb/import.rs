@@ -319,6 +319,8 @@ struct Importer<'l> {
     /// Time of the event being converted (absolute ms).
     time: u64,
     out: Vec<(u64, EventData)>,
+    /// Where in `out` the last page view's Meta is (a snapshot names its title there).
+    last_meta: Option<usize>,
     dropped: BTreeMap<&'static str, u32>,
     nodes: usize,
     next_synthetic: u32,
@@ -337,6 +339,7 @@ impl<'l> Importer<'l> {
             limits,
             time: 0,
             out: Vec::new(),
+            last_meta: None,
             dropped: BTreeMap::new(),
             nodes: 0,
             next_synthetic: SYNTHETIC_IDS,
@@ -352,6 +355,9 @@ impl<'l> Importer<'l> {
     }
 
     fn push(&mut self, data: EventData) {
+        if matches!(data, EventData::Meta(_)) {
+            self.last_meta = Some(self.out.len());
+        }
         self.out.push((self.time, data));
     }
 
@@ -414,10 +420,10 @@ impl<'l> Importer<'l> {
         if !matches!(nodes.first(), Some(Node { kind: NodeKind::Document, .. })) {
             return Err(bad("the full snapshot's root is not a document".into()));
         }
-        // rrweb's Meta has no title: the page view's is the document's `<title>`.
+        // rrweb's Meta has no title: the page view's is the document's `<title>` (the last Meta
+        // remembered: looking back through every event for it was quadratic in snapshots).
         if let Some(title) = title_of(&nodes)
-            && let Some((_, EventData::Meta(meta))) =
-                self.out.iter_mut().rev().find(|e| matches!(e.1, EventData::Meta(_)))
+            && let Some((_, EventData::Meta(meta))) = self.last_meta.and_then(|i| self.out.get_mut(i))
             && meta.title.is_empty()
         {
             meta.title = title;
