@@ -327,8 +327,11 @@ async fn load_range(state: &AppState, project: i64, id: String, req: RangeReques
     Ok(range)
 }
 
-fn decode_all(state: &AppState, bodies: &[Vec<u8>]) -> Result<Vec<replay_protocol::Batch>, ApiError> {
-    decode_stored(bodies, &state.config.limits)
+/// Decodes stored batches off the async workers: a big session takes seconds, which stalled
+/// every other request (ingest, `/healthz`) on those threads.
+async fn decode_all(state: &AppState, bodies: Vec<Vec<u8>>) -> Result<Vec<replay_protocol::Batch>, ApiError> {
+    let limits = state.config.limits;
+    tokio::task::spawn_blocking(move || decode_stored(&bodies, &limits)).await.map_err(crate::Error::from)?
 }
 
 /// Decodes a session's stored batches; one that does not decode (they were checked at ingest:
@@ -398,8 +401,16 @@ pub async fn session_events(
         let body = codec::concat_encoded(bodies.iter().map(Vec::as_slice));
         return Ok((range_headers, [(header::CONTENT_TYPE, "application/msgpack")], body).into_response());
     }
-    let batches = decode_all(&state, &bodies)?;
-    Ok((range_headers, Json(BatchList { batches })).into_response())
+    // Decoded and printed off the async workers (see `decode_all`).
+    let limits = state.config.limits;
+    let json = tokio::task::spawn_blocking(move || {
+        let batches = decode_stored(&bodies, &limits)?;
+        serde_json::to_vec(&BatchList { batches })
+            .map_err(|e| ApiError::new(Reason::CorruptSession, format!("the session does not print: {e}")))
+    })
+    .await
+    .map_err(crate::Error::from)??;
+    Ok((range_headers, [(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// The batches the document `t` ms after the session's first event needs: the prefix (replay
@@ -420,20 +431,20 @@ async fn batches_until(
     // may need more, and after a few tries the whole session is read.
     for _ in 0..3 {
         let req = RangeRequest { until_offset_ms: Some(offset), ..RangeRequest::whole(max) };
-        let range = load_range(state, project, id.clone(), req).await?;
-        let batches = decode_all(state, &range.bodies)?;
+        let BatchRange { bodies, next, first_start_ms, .. } = load_range(state, project, id.clone(), req).await?;
+        let batches = decode_all(state, bodies).await?;
         let first_event = batches
             .iter()
             .flat_map(|b| b.events.iter().map(|e| b.start.saturating_add(u64::from(e.t))))
             .min()
-            .unwrap_or(range.first_start_ms);
-        let needed = first_event.saturating_add(t).saturating_sub(range.first_start_ms);
-        if range.next.is_none() || needed <= offset {
+            .unwrap_or(first_start_ms);
+        let needed = first_event.saturating_add(t).saturating_sub(first_start_ms);
+        if next.is_none() || needed <= offset {
             return Ok(batches);
         }
         offset = needed;
     }
-    decode_all(state, &load_batches(state, project, id).await?)
+    decode_all(state, load_batches(state, project, id).await?).await
 }
 
 /// `GET /api/v1/sessions/{id}/snapshot?t=MS`: the normalized HTML of the recorded document at
@@ -457,7 +468,7 @@ pub async fn session_snapshot(
 ) -> Result<Response, ApiError> {
     let project = access.project;
     let batches = match q.t {
-        None => decode_all(&state, &load_batches(&state, project, id).await?)?,
+        None => decode_all(&state, load_batches(&state, project, id).await?).await?,
         Some(t) => batches_until(&state, project, id, t).await?,
     };
     let html = tokio::task::spawn_blocking(move || {

@@ -62,9 +62,10 @@ pub enum Error {
     /// nothing of it is stored, so a recorder still running cannot bring the session back.
     #[error("the session was deleted on request; it records nothing more")]
     SessionDeleted,
-    /// The batches a read chose hold more stored bytes than it may load ([`crate::RangeRequest`]);
-    /// no body was read.
-    #[error("the batches to read hold {bytes} stored bytes, more than a read may load")]
+    /// The batches a read chose hold more bytes than it may load ([`crate::RangeRequest`]):
+    /// stored bytes, known from the index before any body is read, or decompressed bytes,
+    /// counted as the bodies are read.
+    #[error("the batches to read hold {bytes} bytes or more, more than a read may load")]
     RangeTooLarge { bytes: u64 },
     #[error("no project with id {0}")]
     NoSuchProject(i64),

@@ -279,6 +279,40 @@ pub(crate) fn choose_range<K>(
     Ok((chosen, (end < index.len()).then_some(end), first_start))
 }
 
+/// Most decompressed bytes a ranged read takes per stored byte it asked for (`max_bytes`):
+/// recordings deflate 5 to 10 times; a body built to deflate 1,000 times no longer makes a
+/// 4 MiB range read decompress gigabytes.
+pub(crate) const RAW_PER_STORED: u64 = 16;
+
+/// Decompresses the bodies [`choose_range`] chose, in replay order, within what the read may
+/// take decompressed: a ranged read stops once they pass `max_bytes` × [`RAW_PER_STORED`] (at
+/// least one body; `next` then names the first one left), and a read of everything past
+/// `refuse_over` is refused ([`crate::Error::RangeTooLarge`]) as soon as the bodies decompressed
+/// so far pass it. The index only knows stored sizes, which a hostile body makes ~1,000 times
+/// smaller than what it decompresses to.
+pub(crate) fn unpack_chosen(
+    stored: impl IntoIterator<Item = (Vec<u8>, bool)>,
+    chosen: &[usize],
+    next: Option<usize>,
+    req: &RangeRequest,
+) -> Result<(Vec<Vec<u8>>, Option<usize>), crate::Error> {
+    let budget = (req.max_bytes != u64::MAX).then(|| req.max_bytes.saturating_mul(RAW_PER_STORED));
+    let mut bodies = Vec::with_capacity(chosen.len());
+    let mut raw = 0u64;
+    for (k, (body, gzip)) in stored.into_iter().enumerate() {
+        if budget.is_some_and(|b| raw >= b) && !bodies.is_empty() {
+            return Ok((bodies, chosen.get(k).copied().or(next)));
+        }
+        let body = replay_core::gzip::unpack(body, gzip)?;
+        raw = raw.saturating_add(body.len() as u64);
+        if raw > req.refuse_over {
+            return Err(crate::Error::RangeTooLarge { bytes: raw });
+        }
+        bodies.push(body);
+    }
+    Ok((bodies, next))
+}
+
 /// What a project stored since a time (see [`crate::Storage::usage_since`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {

@@ -76,6 +76,7 @@ pub fn run<S: Storage>(make: impl Fn() -> S) {
     errors_are_grouped_by_fingerprint_across_sessions(&make());
     environments_are_compared_with_other_sessions(&make());
     range_reads_read_only_the_bodies_they_choose(&make());
+    range_reads_stop_at_what_bodies_decompress_to(&make());
     a_session_past_its_byte_cap_is_refused_and_keeps_what_it_has(&make());
     usage_since_counts_sessions_started_and_bytes_received(&make());
     ingest_keys_rotate_with_a_grace_period_and_are_revoked_at_once(&make());
@@ -1020,6 +1021,37 @@ fn gzip_bodies_come_back_decoded(db: &impl Storage) {
     db.put_body_blocking(p.id, &summary("s", "p", 0, 1), &body).expect("put");
     db.put_batch_blocking(p.id, &summary("s", "p", 1, 2), b"raw").expect("put");
     assert_eq!(db.batches(p.id, "s").expect("batches"), vec![b"messagepack bytes".to_vec(), b"raw".to_vec()]);
+}
+
+/// Bodies that deflate a thousand times (stored ~1 KB, 1 MiB read): a ranged read stops at
+/// 16 bytes decompressed per stored byte asked for, a whole read is refused as soon as what it
+/// decompressed passes its limit.
+fn range_reads_stop_at_what_bodies_decompress_to(db: &impl Storage) {
+    use std::io::Write;
+    let p = db.create_project("p").expect("create project");
+    let bomb = || {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b'x'; 1 << 20]).expect("in memory");
+        BatchBody { bytes: gz.finish().expect("in memory").into(), gzip: true }
+    };
+    for seq in 0..4 {
+        db.put_body_blocking(p.id, &summary("s", "p", seq, 1_000 + u64::from(seq)), &bomb()).expect("put");
+    }
+    let stored = db.session_stored_bytes(p.id, "s").expect("stored bytes");
+    assert!(stored < 16 * 1024, "{stored}");
+    // 64 KiB of stored bytes asked for: the index says all four fit; 1 MiB decompressed stops it.
+    let ranged = RangeRequest { from: 0, max_bytes: 64 * 1024, until_offset_ms: None, refuse_over: u64::MAX };
+    let first = db.batch_range(p.id, "s", &ranged).expect("a range");
+    assert_eq!((first.bodies.len(), first.next), (1, Some(1)), "one body reaches the budget");
+    assert_eq!(first.bodies[0].len(), 1 << 20);
+    let rest = db.batch_range(p.id, "s", &RangeRequest { from: 3, ..ranged }).expect("the last");
+    assert_eq!((rest.bodies.len(), rest.next), (1, None));
+    // Everything, refused past 2.5 MiB decompressed although 16 KB are stored.
+    match db.batch_range(p.id, "s", &RangeRequest::whole(5 << 19)) {
+        Err(Error::RangeTooLarge { bytes }) => assert_eq!(bytes, 3 << 20),
+        other => panic!("expected RangeTooLarge, got {:?}", other.map(|r| r.bodies.len())),
+    }
+    assert_eq!(db.batch_range(p.id, "s", &RangeRequest::whole(4 << 20)).expect("fits").bodies.len(), 4);
 }
 
 fn projects_are_isolated(db: &impl Storage) {

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use super::bulk::Entry;
 use super::{Engine, opt_text, text};
-use crate::model::{IndexedBatch, choose_range};
+use crate::model::{IndexedBatch, choose_range, unpack_chosen};
 use crate::shared::{max_old_marker_bytes, starts_page_view, stored_body_is_marker, stored_seq, to_i64, to_u64};
 use crate::{BatchBody, BatchRange, Error, RangeRequest, Stored, unpack};
 
@@ -313,17 +313,19 @@ impl Engine {
     ) -> Result<BatchRange, Error> {
         let index = self.indexed_batches(project, session).await?;
         let (chosen, next, first_start_ms) = choose_range(&index, &range)?;
-        let bodies = futures_util::stream::iter(chosen.into_iter().map(|i| {
+        // Fetched as stored, then decompressed in order within the read's budget.
+        let keys: Vec<(String, String)> = chosen.iter().map(|&i| index[i].body.clone()).collect();
+        let stored: Vec<(Vec<u8>, bool)> = futures_util::stream::iter(keys.into_iter().map(|(key, encoding)| {
             let store = Arc::clone(&self.store);
-            let (key, encoding) = index[i].body.clone();
             async move {
                 let bytes = store.get(&ObjectPath::from(key)).await?.bytes().await?;
-                Ok::<_, Error>(unpack(bytes.to_vec(), encoding == "gzip")?)
+                Ok::<_, Error>((bytes.to_vec(), encoding == "gzip"))
             }
         }))
         .buffered(PARALLEL_FETCHES)
         .try_collect()
         .await?;
+        let (bodies, next) = unpack_chosen(stored, &chosen, next, &range)?;
         Ok(BatchRange { total: index.len(), bodies, next, first_start_ms })
     }
 

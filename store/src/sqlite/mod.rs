@@ -49,7 +49,7 @@ use rusqlite::Connection;
 use self::index::{IndexCounts, PendingIndex, flush_all, recover_index};
 use self::sync::{AckPath, WAL_CHECKPOINT_PAGES, checkpoint_loop, sync_loop};
 use self::writer::{PendingBatch, writer_loop};
-use crate::model::choose_range;
+use crate::model::{choose_range, unpack_chosen};
 use crate::shared::KeyCache;
 use crate::{
     AuditEntry, BatchBody, BatchDone, BatchRange, Comment, CommentAdded, Error, ErrorGroup, FactComparison,
@@ -348,10 +348,8 @@ impl Storage for SqliteStorage {
             }
             Ok(out)
         })?;
-        let bodies = stored
-            .into_iter()
-            .map(|(body, encoding)| Ok(unpack(body, encoding == "gzip")?))
-            .collect::<Result<_, Error>>()?;
+        let stored = stored.into_iter().map(|(body, encoding)| (body, encoding == "gzip"));
+        let (bodies, next) = unpack_chosen(stored, &chosen, next, range)?;
         Ok(BatchRange { total: index.len(), bodies, next, first_start_ms })
     }
 
