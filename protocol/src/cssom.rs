@@ -27,6 +27,11 @@ use crate::batch::{CssChange, CssOp, NodeId};
 pub const MAX_OPS_PER_SHEET: usize = 20_000;
 /// Most sheets (owned plus constructed) remembered at once.
 pub const MAX_SHEETS: usize = 20_000;
+/// Most bytes of rule text the sheets of one document may re-read while they are rebuilt
+/// ([`SheetState::text_within`]): setting a declaration rewrites its whole rule, so a big rule
+/// and many changes of it cost their product (a 256 KiB rule and 1,000 changes took 29 s).
+/// Past it, the operations left are not applied (the snapshot shows the sheets as they were).
+pub const MAX_REBUILD_WORK: u64 = 64 << 20;
 
 /// One sheet: its last full text (when one was recorded) and the operations since.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,13 +46,24 @@ impl SheetState {
     /// The sheet's text as its rules would serialize: the recorded text (or `markup`, the
     /// owner's text, when none was recorded) with the operations applied.
     pub fn text_for<'a>(&'a self, markup: &'a str) -> Cow<'a, str> {
+        let mut work = MAX_REBUILD_WORK;
+        self.text_within(markup, &mut work)
+    }
+
+    /// [`Self::text_for`] within `work`, the bytes of rule text the rebuild may still re-read
+    /// (shared by the sheets of a document, [`MAX_REBUILD_WORK`]): the operations past it are
+    /// left out.
+    pub fn text_within<'a>(&'a self, markup: &'a str, work: &mut u64) -> Cow<'a, str> {
         let base = self.text.as_deref().unwrap_or(markup);
         if self.ops.is_empty() && !has_import(base) {
             return Cow::Borrowed(base);
         }
         let mut rules: Vec<Rule> = split_rules(base).into_iter().map(Rule::parsed).collect();
         for op in &self.ops {
-            apply_op(&mut rules, op);
+            if *work == 0 {
+                break;
+            }
+            *work = work.saturating_sub(apply_op(&mut rules, op));
         }
         let mut out = String::with_capacity(base.len() + 64);
         for (i, r) in rules.iter().enumerate() {
@@ -87,6 +103,32 @@ pub struct CssState {
     pub constructed: HashMap<u32, SheetState>,
     /// `adoptedStyleSheets` of a document or shadow root, by its node id.
     pub adopted: HashMap<NodeId, Vec<u32>>,
+    /// What every sheet holds, in [`weight_of`] units (kept as changes come).
+    weight: usize,
+}
+
+/// Most [`CssState::weight`] a page's sheets may hold together (about 256 MiB of CSS text, or
+/// a million operations): past it, changes are refused (counted) like past a sheet's cap.
+pub const MAX_CSS_WEIGHT: usize = 1 << 20;
+
+/// What a text or an operation weighs: 1, plus 1 per 256 bytes of text it carries (a node of the
+/// model is about that).
+fn weight_of(bytes: usize) -> usize {
+    1 + bytes / 256
+}
+
+fn op_weight(op: &CssOp) -> usize {
+    weight_of(match op {
+        CssOp::Text(t) => t.len(),
+        CssOp::Insert { rule, .. } => rule.len(),
+        CssOp::SetProperty { name, value, .. } => name.len() + value.len(),
+        CssOp::RemoveProperty { name, .. } => name.len(),
+        CssOp::Delete { .. } | CssOp::Adopt { .. } => 0,
+    })
+}
+
+fn sheet_weight(sheet: &SheetState) -> usize {
+    sheet.text.as_deref().map_or(0, |t| weight_of(t.len())) + sheet.ops.iter().map(op_weight).sum::<usize>()
 }
 
 impl CssState {
@@ -101,6 +143,10 @@ impl CssState {
             return true;
         }
         let full = self.owned.len() + self.constructed.len() >= MAX_SHEETS;
+        let added = op_weight(&change.op);
+        if self.weight.saturating_add(added) > MAX_CSS_WEIGHT {
+            return false;
+        }
         let sheet = if change.owner != 0 {
             if full && !self.owned.contains_key(&change.owner) {
                 return false;
@@ -112,13 +158,27 @@ impl CssState {
             }
             self.constructed.entry(change.sheet).or_default()
         };
-        sheet.apply(&change.op)
+        // A full text replaces what the sheet held (each operation is counted out once).
+        let dropped = if matches!(change.op, CssOp::Text(_)) { sheet_weight(sheet) } else { 0 };
+        let applied = sheet.apply(&change.op);
+        if applied {
+            self.weight = self.weight.saturating_sub(dropped).saturating_add(added);
+        }
+        applied
+    }
+
+    /// What the sheets hold, about as many units as model nodes would take the same memory: the
+    /// viewer's keyframes count it with the nodes (each keyframe clones it).
+    pub fn weight(&self) -> usize {
+        self.weight
     }
 
     /// Forgets what belonged to a removed node (its own sheet, its adoptions).
     pub fn forget(&mut self, id: NodeId) {
-        if !self.owned.is_empty() {
-            self.owned.remove(&id);
+        if !self.owned.is_empty()
+            && let Some(sheet) = self.owned.remove(&id)
+        {
+            self.weight = self.weight.saturating_sub(sheet_weight(&sheet));
         }
         if !self.adopted.is_empty() {
             self.adopted.remove(&id);
@@ -199,11 +259,14 @@ fn list_at<'a>(rules: &'a mut Vec<Rule>, path: &[u32]) -> Option<(&'a mut Vec<Ru
     Some((list, last as usize))
 }
 
-fn apply_op(rules: &mut Vec<Rule>, op: &CssOp) {
+/// Applies one operation; what it cost, in bytes of rule text read (at least 1).
+fn apply_op(rules: &mut Vec<Rule>, op: &CssOp) -> u64 {
+    let mut cost = 1 + path_of(op).len() as u64;
     match op {
         CssOp::Insert { path, rule } => {
             if let Some((list, i)) = list_at(rules, path) {
                 let i = i.min(list.len());
+                cost += rule.len() as u64;
                 list.insert(i, Rule::parsed(rule.trim()));
             }
         }
@@ -217,20 +280,36 @@ fn apply_op(rules: &mut Vec<Rule>, op: &CssOp) {
         CssOp::SetProperty { path, name, value, priority } => {
             if let Some((list, i)) = list_at(rules, path)
                 && let Some(Rule::Text(t)) = list.get_mut(i)
-                && let Some(changed) = set_declaration(t, name, value, priority)
             {
-                *t = changed;
+                cost += (t.len() + value.len()) as u64;
+                if let Some(changed) = set_declaration(t, name, value, priority) {
+                    *t = changed;
+                }
             }
         }
         CssOp::RemoveProperty { path, name } => {
             if let Some((list, i)) = list_at(rules, path)
                 && let Some(Rule::Text(t)) = list.get_mut(i)
-                && let Some(changed) = set_declaration(t, name, "", "")
             {
-                *t = changed;
+                cost += t.len() as u64;
+                if let Some(changed) = set_declaration(t, name, "", "") {
+                    *t = changed;
+                }
             }
         }
         CssOp::Text(_) | CssOp::Adopt { .. } => {}
+    }
+    cost
+}
+
+/// The rule path an operation addresses (empty for whole-sheet operations).
+fn path_of(op: &CssOp) -> &[u32] {
+    match op {
+        CssOp::Insert { path, .. }
+        | CssOp::Delete { path }
+        | CssOp::SetProperty { path, .. }
+        | CssOp::RemoveProperty { path, .. } => path,
+        CssOp::Text(_) | CssOp::Adopt { .. } => &[],
     }
 }
 
@@ -418,6 +497,52 @@ fn scan(css: &str) -> impl Iterator<Item = (usize, u8, u32)> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_weight_follows_texts_operations_resets_and_removals_and_is_capped() {
+        let mut css = CssState::default();
+        let insert = |n: usize| CssOp::Insert { path: vec![0], rule: "x".repeat(n) };
+        assert!(css.apply(&change(5, 0, CssOp::Text("a".repeat(1024)))));
+        assert_eq!(css.weight(), 1 + 4);
+        assert!(css.apply(&change(5, 0, insert(10))));
+        assert!(css.apply(&change(7, 0, insert(512))));
+        assert_eq!(css.weight(), 5 + 1 + 3);
+        // A new full text replaces the sheet's text and operations; removing the owner, its sheet.
+        assert!(css.apply(&change(5, 0, CssOp::Text(String::new()))));
+        assert_eq!(css.weight(), 1 + 3);
+        css.forget(7);
+        assert_eq!(css.weight(), 1);
+        // Past the cap, changes are refused.
+        let big = CssOp::Text("y".repeat(256 * (MAX_CSS_WEIGHT - 2)));
+        assert!(css.apply(&change(0, 1, big)));
+        assert!(!css.apply(&change(0, 2, insert(1))), "the page's sheets are full");
+        assert_eq!(css.weight(), MAX_CSS_WEIGHT);
+    }
+
+    #[test]
+    fn rebuilding_stops_applying_operations_past_its_work() {
+        // A 10 KB rule changed 100 times: each change re-reads the rule.
+        let rule = format!("a {{ {} }}", "b: c; ".repeat(1_700));
+        let ops: Vec<CssOp> = (0..100)
+            .map(|i| CssOp::SetProperty {
+                path: vec![0],
+                name: format!("p{i}"),
+                value: "1".into(),
+                priority: String::new(),
+            })
+            .collect();
+        let sheet = SheetState { text: Some(rule.clone()), ops };
+        let all = sheet.text_for("");
+        assert!(all.contains("p0: 1") && all.contains("p99: 1"));
+        let mut work = 20 * rule.len() as u64;
+        let part = sheet.text_within("", &mut work);
+        assert_eq!(work, 0, "the work was used up");
+        assert!(
+            part.contains("p0: 1") && part.contains("p18: 1") && !part.contains("p25: 1"),
+            "{}",
+            &part[part.len() - 200..]
+        );
+    }
 
     fn change(owner: NodeId, sheet: u32, op: CssOp) -> CssChange {
         CssChange { owner, sheet, op }

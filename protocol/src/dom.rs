@@ -275,6 +275,12 @@ impl Dom {
         self.nodes.len()
     }
 
+    /// What a clone of the model costs, in nodes: its nodes, and its style sheets' texts and
+    /// operations ([`CssState::weight`]), which a page of few nodes can make the bulk of it.
+    pub fn weight(&self) -> usize {
+        self.nodes.len().saturating_add(self.css.weight())
+    }
+
     /// True before the first snapshot.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()

@@ -42,6 +42,7 @@
 //! builds each frame's document through DOM APIs.
 
 use crate::batch::{Namespace, NodeId};
+use crate::cssom::MAX_REBUILD_WORK;
 use crate::dom::{Dom, DomKind};
 use crate::sanitize;
 
@@ -62,7 +63,8 @@ pub fn document_html(dom: &Dom) -> String {
     let mut out = String::new();
     if dom.document() != 0 {
         // One walk: what a parser has seen before (a `<frameset>`) matters to what follows.
-        write_node(dom, dom.document(), Context::default(), 0, &mut out);
+        let mut css_work = MAX_REBUILD_WORK;
+        write_node(dom, dom.document(), Context::default(), 0, &mut css_work, &mut out);
     }
     out
 }
@@ -70,7 +72,8 @@ pub fn document_html(dom: &Dom) -> String {
 /// One node and its subtree as normalized HTML.
 pub fn node_html(dom: &Dom, id: NodeId) -> String {
     let mut out = String::new();
-    write_node(dom, id, context_of(dom, id), 0, &mut out);
+    let mut css_work = MAX_REBUILD_WORK;
+    write_node(dom, id, context_of(dom, id), 0, &mut css_work, &mut out);
     out
 }
 
@@ -98,7 +101,9 @@ fn is_raw(tag: &str) -> bool {
 }
 
 /// Writes `root` (whose ancestors make `context`) in a document `frames` frames deep.
-fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, out: &mut String) {
+/// `css_work`: what rebuilding sheets may still cost in this document and its frames
+/// ([`crate::cssom::SheetState::text_within`]).
+fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, css_work: &mut u64, out: &mut String) {
     let mut stack = vec![Step::Open(root, context)];
     // After a `<frameset>` a parser ignores `<style>` (and every other start tag but a few)
     // for the rest of the document.
@@ -121,7 +126,7 @@ fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, out: &mut 
             Step::Adopted(root, ctx) => {
                 for sheet in dom.css.adopted.get(&root).into_iter().flatten() {
                     out.push_str("<style data-replay-adopted=\"\">");
-                    let text = dom.css.constructed.get(sheet).map(|s| s.text_for(""));
+                    let text = dom.css.constructed.get(sheet).map(|s| s.text_within("", css_work));
                     push_style_text(text.as_deref().unwrap_or(""), ctx, frameset, out);
                     out.push_str("</style>");
                 }
@@ -185,7 +190,7 @@ fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, out: &mut 
                 }
                 let html = *ns == Namespace::Html;
                 if html && tag.eq_ignore_ascii_case("iframe") && frames < MAX_FRAME_DEPTH {
-                    write_frame_document(dom, id, frames + 1, out);
+                    write_frame_document(dom, id, frames + 1, css_work, out);
                 }
                 out.push('>');
                 if html && VOID.iter().any(|v| v.eq_ignore_ascii_case(tag)) {
@@ -208,7 +213,7 @@ fn write_node(dom: &Dom, root: NodeId, context: Context, frames: u32, out: &mut 
                             _ => None,
                         })
                         .collect();
-                    push_style_text(&sheet.text_for(&markup), inner, frameset, out);
+                    push_style_text(&sheet.text_within(&markup, css_work), inner, frameset, out);
                     continue;
                 }
                 if is_raw(tag) {
@@ -259,7 +264,7 @@ const PLACEHOLDER_HEAD: &str = "<!DOCTYPE html><html><body style=\"margin:0\"><d
 
 /// The ` srcdoc="…"` of an `<iframe>` whose document was recorded: that document, written by
 /// these same rules in a context of its own, escaped as an attribute value.
-fn write_frame_document(dom: &Dom, frame: NodeId, depth: u32, out: &mut String) {
+fn write_frame_document(dom: &Dom, frame: NodeId, depth: u32, css_work: &mut u64, out: &mut String) {
     let Some(doc) = dom.children(frame).find(|(_, c)| matches!(*c.kind, DomKind::Document)).map(|(id, _)| id) else {
         // A cross-origin frame not recorded: its URL and size as text (the URL is never loaded:
         // a `srcdoc` wins over the `src`).
@@ -274,7 +279,7 @@ fn write_frame_document(dom: &Dom, frame: NodeId, depth: u32, out: &mut String) 
         return;
     };
     let mut inner = String::new();
-    write_node(dom, doc, Context::default(), depth, &mut inner);
+    write_node(dom, doc, Context::default(), depth, css_work, &mut inner);
     out.push_str(" srcdoc=\"");
     escape(&inner, true, out);
     out.push('"');

@@ -3,7 +3,8 @@
 //!
 //! When to keep one is a cost rule, not a fixed event count: a keyframe is taken once the work
 //! applied since the previous one (nodes added, removed or changed) is at least half the size
-//! of the model, i.e. comparable to what the clone costs. Keyframes therefore cost at most about
+//! of the model (its nodes and its style sheets' weight), i.e. comparable to what the clone
+//! costs. Keyframes therefore cost at most about
 //! twice the work of moving forward, and a seek replays at most about one model's worth of
 //! changes, which is what describing the document to the page costs anyway. (Half, not all: in
 //! a page that only grows, the work since a keyframe never catches up with the model size.) The
@@ -16,7 +17,9 @@ use crate::replay::ReplayState;
 
 /// Fewest units of work between two keyframes (small pages change cheaply; clone rarely).
 pub const MIN_KEYFRAME_WORK: u64 = 2_000;
-/// Most model nodes held in all keyframes together.
+/// Most model nodes held in all keyframes together (style sheets counted in nodes too,
+/// [`replay_protocol::Dom::weight`]: a page of few nodes and many CSS operations cloned its
+/// whole operation log into every keyframe).
 pub const MAX_KEYFRAME_NODES: usize = 3_000_000;
 
 /// The keyframes of one player (saved positions, see [`ReplayState`]), ordered by cursor.
@@ -85,7 +88,7 @@ impl Keyframes {
     /// Keeps a clone of `state` (at its cursor).
     pub fn push(&mut self, state: &ReplayState) {
         self.work = 0;
-        let len = state.dom().len();
+        let len = state.dom().weight();
         if self.nodes + len > MAX_KEYFRAME_NODES {
             self.thin();
             if self.nodes + len > MAX_KEYFRAME_NODES {
@@ -103,7 +106,7 @@ impl Keyframes {
             i += 1;
             i % 2 == 0
         });
-        self.nodes = self.frames.iter().map(|k| k.dom().len()).sum();
+        self.nodes = self.frames.iter().map(|k| k.dom().weight()).sum();
         self.spacing = self.spacing.max(1) * 2;
     }
 }

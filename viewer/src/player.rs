@@ -98,7 +98,7 @@ impl Player {
             scout.apply(data, kinds);
             let work = keyframes::work_of(data);
             spent += work;
-            if self.keyframes.record_work(scout.cursor(), work, scout.dom().len()) {
+            if self.keyframes.record_work(scout.cursor(), work, scout.dom().weight()) {
                 self.keyframes.push(&scout);
             }
         }
