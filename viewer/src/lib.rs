@@ -273,6 +273,33 @@ mod tests {
         assert_eq!(p.seek(1000.0).matches("\"p\"").count(), 0, "seeking back rebuilds the earlier document");
     }
 
+    #[test]
+    fn nodes_the_model_refuses_are_not_drawn_and_changes_follow_the_models_node() {
+        use replay_protocol::AttrChange;
+        // An addition whose root names itself as its parent is refused by the model with its
+        // subtree, which holds a `<meta>` under the id of the page's `<a>` (6); then an
+        // attribute change of 6 that only a `<meta>` would take as a refresh.
+        let mut b = Batch::new("s", "p", 0, 1000);
+        b.events = session_events();
+        b.events.push(Event {
+            t: 20,
+            data: EventData::Mutation(Mutation {
+                adds: vec![AddedSubtree {
+                    parent: 9,
+                    next: 0,
+                    nodes: vec![el(9, 9, "span", &[]), el(6, 9, "meta", &[("content", "0;url=https://evil.example/")])],
+                }],
+                attrs: vec![AttrChange { id: 6, name: "http-equiv".into(), value: Some("refresh".into()) }],
+                ..Default::default()
+            }),
+        });
+        let mut p = Player::from_timeline(Timeline::from_batches(vec![b]));
+        p.seek(1015.0);
+        let ops = p.advance(1025.0);
+        assert!(!ops.contains("\"meta\"") && !ops.contains("\"span\""), "refused nodes drawn: {ops}");
+        assert!(!ops.contains("evil.example"), "{ops}");
+    }
+
     /// A session of `n` mutations that each add one paragraph of 3,000 text nodes (enough work
     /// per event for keyframes to be taken).
     fn long_session(n: u32) -> Timeline {

@@ -505,6 +505,14 @@ enum NodeView<'a> {
     ShadowRoot,
 }
 
+/// Whether the model's node is the one an event sent: the same kind of node, the same tag.
+fn same_node(model: NodeView<'_>, sent: NodeView<'_>) -> bool {
+    match (model, sent) {
+        (NodeView::Element { tag: a, ns: x, .. }, NodeView::Element { tag: b, ns: y, .. }) => a == b && x == y,
+        (a, b) => std::mem::discriminant(&a) == std::mem::discriminant(&b),
+    }
+}
+
 impl<'a> From<&'a DomKind> for NodeView<'a> {
     fn from(kind: &'a DomKind) -> Self {
         match kind {
@@ -601,6 +609,16 @@ impl Writer {
                 Some(k) => NodeView::from(&**k),
                 None => NodeView::from(&n.kind),
             };
+            // Only what the model took, where it put it: a node it refused (an addition whose
+            // root names its own parent, an unknown parent, a cap) would otherwise be drawn,
+            // and later changes of the node the model does hold under that id (a `<div>`) would
+            // be cleaned by that node's tag on the drawn one (a `<meta>`).
+            let accepted = dom
+                .node(n.id)
+                .is_some_and(|m| m.parent == parent && same_node(NodeView::from(&*m.kind), NodeView::from(&n.kind)));
+            if !accepted {
+                continue;
+            }
             if write_node(n.id, parent, view, &dom.url, in_style, &mut json) {
                 self.dropped.insert(n.id);
             }
