@@ -13,7 +13,8 @@
 //!   `<meta name=referrer>` (a recorded policy must not override the viewer pages'
 //!   `Referrer-Policy: no-referrer` and leak their URL to third parties).
 //! - [`Rule::Effect`]: harmless markup whose effect a replay must not have: other
-//!   `http-equiv`, form actions (forms cannot submit), frame sources (frames do not load). The
+//!   `http-equiv`, form actions (forms cannot submit), frame sources (frames do not load),
+//!   the `rel` of `<link>` resource hints (they connect where the content policy blocks). The
 //!   player drops them; the snapshot keeps them, as `outerHTML` shows them.
 //! - [`Rule::Url`], [`Rule::SrcSet`], [`Rule::Style`]: URLs the player resolves against the
 //!   recorded page URL (so images and stylesheets load as recorded); the snapshot writes them as
@@ -134,6 +135,20 @@ pub fn clean_attr(tag: &str, name: &str, value: &str, page_url: &str) -> Option<
     clean_attr_cow(tag, name, value, page_url).map(Cow::into_owned)
 }
 
+/// True for a `rel` of resource hints only (`preconnect`, `dns-prefetch`, `prefetch`,
+/// `prerender`, `preload`, `modulepreload`), not also a style sheet or another relation.
+fn is_resource_hint(rel: &str) -> bool {
+    const HINTS: [&str; 6] = ["preconnect", "dns-prefetch", "prefetch", "prerender", "preload", "modulepreload"];
+    let mut any = false;
+    for token in rel.split_ascii_whitespace() {
+        if !HINTS.iter().any(|h| token.eq_ignore_ascii_case(h)) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 /// What the rules make of one attribute (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -166,6 +181,11 @@ pub fn rule(tag: &str, name: &str, value: &str) -> Rule {
     }
     if tag == "base" && (name == "href" || name == "target") {
         return Rule::Hostile;
+    }
+    // Resource hints connect (or fetch) whatever the content policy says: a replay that only
+    // shows the page must not tell a recorded host that the engineer is watching.
+    if tag == "link" && name == "rel" && is_resource_hint(value) {
+        return Rule::Effect;
     }
     // `<animate attributeName="href" values="javascript:...">` and friends: an animation may
     // only target harmless attributes, and no animated value may carry a script URL.
@@ -417,6 +437,11 @@ mod tests {
         assert_eq!(clean_attr("svg:a", "xlink:href", "javascript:x", "http://x/"), None);
         assert_eq!(clean_attr("div", "class", "a", "http://x/").as_deref(), Some("a"));
         assert_eq!(clean_attr("svg", "formaction", "javascript:x", "http://x/"), None);
+        // Resource hints connect even where the content policy blocks loads.
+        assert_eq!(clean_attr("link", "rel", "preconnect", "http://x/"), None);
+        assert_eq!(clean_attr("link", "rel", "DNS-Prefetch prefetch", "http://x/"), None);
+        assert_eq!(clean_attr("link", "rel", "stylesheet", "http://x/").as_deref(), Some("stylesheet"));
+        assert_eq!(rule("link", "rel", "preload"), Rule::Effect, "kept by the snapshot");
     }
 
     #[test]
