@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::{Capability, ProjectAccess};
 use crate::api::{ProjectPath, SessionPath};
 use crate::reject::Reason;
-use crate::symbols::Cache;
+use crate::symbols::{self, Cache};
 use crate::{ApiError, AppState, api};
 
 /// Distinct stacks and culprit scripts one session's answer reads through maps.
@@ -236,7 +236,21 @@ fn read_session(
     let mut seen_stacks = std::collections::HashSet::new();
     let mut seen_scripts = std::collections::HashSet::new();
     let (mut stacks, mut scripts) = (Vec::new(), Vec::new());
-    let mapped = |url: &str| cache.mapped(storage, project, release, url).ok().flatten();
+    // Only the URLs the release has files for are looked up: a recording names whatever URLs
+    // its sender wrote (up to MAX_STACKS × 50 frames), and each lookup of one without a file
+    // cost storage reads and pushed parsed maps out of the cache.
+    let uploaded: std::collections::HashSet<String> = match storage.artifacts(project, release) {
+        Ok(list) if !list.is_empty() => list.into_iter().map(|a| a.url).collect(),
+        _ => return (stacks, scripts),
+    };
+    let mapped = |url: &str| {
+        let url = url.split(['?', '#']).next().unwrap_or(url);
+        let known = symbols::candidates(url)
+            .into_iter()
+            .chain(symbols::candidates(&format!("{url}.map")))
+            .any(|u| uploaded.contains(&u));
+        if known { cache.mapped(storage, project, release, url).ok().flatten() } else { None }
+    };
     for e in batches.iter().flat_map(|b| b.events.iter()) {
         let (stack_text, culprits) = match &e.data {
             EventData::Error(err) => (Some(err.stack.as_str()), None),

@@ -163,7 +163,7 @@ impl Cache {
 }
 
 /// `url` and its any-origin form `~/path`.
-fn candidates(url: &str) -> Vec<String> {
+pub(crate) fn candidates(url: &str) -> Vec<String> {
     let mut out = vec![url.to_owned()];
     if let Ok(u) = url::Url::parse(url)
         && u.has_host()
