@@ -284,11 +284,18 @@ mod tests {
         b.events.push(Event {
             t: 20,
             data: EventData::Mutation(Mutation {
-                adds: vec![AddedSubtree {
-                    parent: 9,
-                    next: 0,
-                    nodes: vec![el(9, 9, "span", &[]), el(6, 9, "meta", &[("content", "0;url=https://evil.example/")])],
-                }],
+                adds: vec![
+                    AddedSubtree {
+                        parent: 9,
+                        next: 0,
+                        nodes: vec![
+                            el(9, 9, "span", &[]),
+                            el(6, 9, "meta", &[("content", "0;url=https://evil.example/")]),
+                        ],
+                    },
+                    // What the model takes is drawn as before.
+                    AddedSubtree { parent: 3, next: 0, nodes: vec![el(20, 0, "em", &[]), el(21, 20, "b", &[])] },
+                ],
                 attrs: vec![AttrChange { id: 6, name: "http-equiv".into(), value: Some("refresh".into()) }],
                 ..Default::default()
             }),
@@ -298,6 +305,7 @@ mod tests {
         let ops = p.advance(1025.0);
         assert!(!ops.contains("\"meta\"") && !ops.contains("\"span\""), "refused nodes drawn: {ops}");
         assert!(!ops.contains("evil.example"), "{ops}");
+        assert!(ops.contains(r#"[20,3,2,"em",0,[]]"#) && ops.contains(r#"[21,20,2,"b",0,[]]"#), "{ops}");
     }
 
     /// A session of `n` mutations that each add one paragraph of 3,000 text nodes (enough work

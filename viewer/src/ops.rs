@@ -605,7 +605,8 @@ impl Writer {
                 continue;
             }
             let in_style = is_style(dom.node(parent).map(|p| &*p.kind));
-            let view = match kinds.get(i) {
+            // The event's own kinds were moved into the shared ones when there are shared ones.
+            let sent = || match kinds.get(i) {
                 Some(k) => NodeView::from(&**k),
                 None => NodeView::from(&n.kind),
             };
@@ -613,13 +614,12 @@ impl Writer {
             // root names its own parent, an unknown parent, a cap) would otherwise be drawn,
             // and later changes of the node the model does hold under that id (a `<div>`) would
             // be cleaned by that node's tag on the drawn one (a `<meta>`).
-            let accepted = dom
-                .node(n.id)
-                .is_some_and(|m| m.parent == parent && same_node(NodeView::from(&*m.kind), NodeView::from(&n.kind)));
+            let accepted =
+                dom.node(n.id).is_some_and(|m| m.parent == parent && same_node(NodeView::from(&*m.kind), sent()));
             if !accepted {
                 continue;
             }
-            if write_node(n.id, parent, view, &dom.url, in_style, &mut json) {
+            if write_node(n.id, parent, sent(), &dom.url, in_style, &mut json) {
                 self.dropped.insert(n.id);
             }
         }
