@@ -146,8 +146,9 @@ impl Caller {
         }
     }
 
-    /// Refuses (403) a read-only API token the account changes of its user (ending sign-ins,
-    /// revoking tokens): a token handed to a reporting job must not lock its user out.
+    /// Refuses (403) a read-only API token, or one limited to a project, the account changes of
+    /// its user (ending sign-ins, revoking tokens): a token handed to a reporting job, or given
+    /// one project, must not act on its user's whole account.
     pub fn require_account_rights(&self) -> Result<(), crate::ApiError> {
         match self {
             Caller::Token { token, .. } if token.scopes.iter().all(|s| s == Scope::Read.as_str()) => {
@@ -156,6 +157,10 @@ impl Caller {
                     "a read-only token may not change its user's sign-ins or tokens",
                 ))
             }
+            Caller::Token { token, .. } if token.project.is_some() => Err(crate::ApiError::new(
+                crate::reject::Reason::Forbidden,
+                "a token limited to a project may not change its user's sign-ins or tokens",
+            )),
             _ => Ok(()),
         }
     }

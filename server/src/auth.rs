@@ -345,9 +345,10 @@ pub async fn login(
         tracing::info!(user = %form.username, "sign-in form without a valid form token");
         return Ok(Redirect::to(&format!("/login?expired=1&next={}", url_encode(&next))).into_response());
     }
-    // The account's own budget of attempts, after the form token: a post without one (any
-    // site's, any script's) cannot spend it and lock the account's owner out.
-    if !state.limits.check_login_account(&form.username) {
+    // The account's budget of attempts from this address, after the form token: a post without
+    // one (any site's, any script's) cannot spend it, and another address's attempts never
+    // lock the account's owner out.
+    if !state.limits.check_login_account(&form.username, client) {
         return too_many(&state);
     }
     let name = form.username.clone();

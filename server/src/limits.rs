@@ -41,8 +41,12 @@ pub struct RateLimits {
     /// Ingest KiB per client address (`None`: no byte limit).
     client_kib: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub login: DefaultKeyedRateLimiter<IpAddr>,
-    /// Sign-in attempts per account name (lowercased, at most 64 bytes of it).
-    login_account: DefaultKeyedRateLimiter<String>,
+    /// Sign-in attempts per account name (lowercased, at most 64 bytes of it) and client
+    /// address: one address spends its own budget for an account, never the owner's.
+    login_account: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
+    /// Sign-in attempts per account name from all addresses together: a looser bound on
+    /// guessing one password from many addresses (one address alone cannot spend it).
+    login_account_all: DefaultKeyedRateLimiter<String>,
 }
 
 fn quota(rate: Rate) -> Quota {
@@ -76,6 +80,10 @@ impl RateLimits {
                 Quota::per_minute(NonZeroU32::new(6).unwrap_or(NonZeroU32::MIN))
                     .allow_burst(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)),
             ),
+            login_account_all: DefaultKeyedRateLimiter::keyed(
+                Quota::per_minute(NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN)),
+            ),
         }
     }
 
@@ -107,9 +115,13 @@ impl RateLimits {
         self.project.check_key(&project).map_err(|n| n.wait_time_from(now))
     }
 
-    /// Takes one sign-in attempt of account `name` (10 at once, then 6 a minute); false when
-    /// there is none left.
-    pub fn check_login_account(&self, name: &str) -> bool {
+    /// Takes one sign-in (or password check) attempt of account `name` from `client` (its
+    /// rate-limit key): 10 at once, then 6 a minute, per address; 60 at once, then 30 a minute,
+    /// from all addresses. False when there is none left.
+    ///
+    /// Per address: anyone can fetch the sign-in form and post wrong passwords for `admin`
+    /// once a second, which kept the account's one budget empty and its owner out.
+    pub fn check_login_account(&self, name: &str, client: Option<IpAddr>) -> bool {
         let mut key = name.to_lowercase();
         if key.len() > 64 {
             let mut end = 64;
@@ -118,7 +130,7 @@ impl RateLimits {
             }
             key.truncate(end);
         }
-        self.login_account.check_key(&key).is_ok()
+        self.login_account.check_key(&(key.clone(), client)).is_ok() && self.login_account_all.check_key(&key).is_ok()
     }
 
     /// Forgets keys whose buckets are full again.
@@ -130,6 +142,7 @@ impl RateLimits {
         }
         self.login.retain_recent();
         self.login_account.retain_recent();
+        self.login_account_all.retain_recent();
     }
 }
 
@@ -342,12 +355,18 @@ mod tests {
     }
 
     #[test]
-    fn sign_in_is_limited_per_account_whatever_the_address() {
+    fn sign_in_is_limited_per_account_and_address_and_looser_per_account() {
         let limits = RateLimits::new(Rate { per_second: 1, burst: 1 }, Rate { per_second: 1, burst: 1 }, None, 1024);
-        assert!((0..10).all(|_| limits.check_login_account("Admin")));
-        assert!(!limits.check_login_account("admin"), "names are compared lowercased");
-        assert!(limits.check_login_account("ada"), "other accounts are not affected");
-        assert!(limits.check_login_account(&"é".repeat(100)), "long names are cut on a char boundary");
+        let attacker: Option<IpAddr> = Some([203, 0, 113, 9].into());
+        let owner: Option<IpAddr> = Some([198, 51, 100, 7].into());
+        assert!((0..10).all(|_| limits.check_login_account("Admin", attacker)));
+        assert!(!limits.check_login_account("admin", attacker), "names are compared lowercased");
+        assert!(limits.check_login_account("admin", owner), "the owner's address has its own budget");
+        assert!(limits.check_login_account("ada", attacker), "other accounts are not affected");
+        assert!(limits.check_login_account(&"é".repeat(100), attacker), "long names are cut on a char boundary");
+        // Many addresses together: the account's overall bound.
+        let spent = (0..100u8).filter(|i| limits.check_login_account("eve", Some([10, 0, 0, *i].into()))).count();
+        assert_eq!(spent, 60);
     }
 
     #[test]

@@ -203,13 +203,18 @@ pub async fn list_project(
     Ok(Json(tokens.into_iter().filter(|t| t.user.is_none()).collect()))
 }
 
-/// Makes a token of `access`'s project (an owner's).
+/// Makes a token of `access`'s project (an owner's), from a sign-in or the admin token: a
+/// token that made tokens would outlive its own revocation and its user's (a leaked `manage`
+/// token minted project tokens, which made more).
 pub async fn create_project_token(
     state: &AppState,
     access: &ProjectAccess,
     req: TokenRequest,
 ) -> Result<NewTokenAnswer, ApiError> {
     access.require(Capability::Manage)?;
+    if matches!(access.caller, Caller::Token { .. }) {
+        return Err(ApiError::new(crate::reject::Reason::Forbidden, "tokens are made from a sign-in, not by tokens"));
+    }
     let scopes = scopes(&req, &[Scope::Read, Scope::Manage])?;
     let made = make(state, req.name, None, Some(access.project), scopes).await?;
     let t = &made.token;

@@ -234,6 +234,49 @@ async fn tokens_read_within_their_scopes_show_their_last_use_and_stop_when_revok
     let read_b = |p: i64| json_req("GET", &format!("/api/v1/projects/{p}/sessions"), &b_bearer, None);
     assert_eq!(call(&app, read_b(b.id)).await.0, StatusCode::OK);
     assert_eq!(call(&app, read_b(a.id)).await.0, StatusCode::NOT_FOUND);
+    // Tokens make no tokens: a `manage` token (a project's, or a user's limited to the project)
+    // minted project tokens that outlived its revocation and its user.
+    let (status, body, _) = call(
+        &app,
+        json_req(
+            "POST",
+            &format!("/api/v1/projects/{}/tokens", b.id),
+            &admin(),
+            Some(json!({ "name": "m", "scopes": ["read", "manage"] })),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let m: Value = serde_json::from_str(&body).expect("json");
+    let m_bearer = format!("Bearer {}", m["secret"].as_str().expect("secret"));
+    let mint = json!({ "name": "child", "scopes": ["read"] });
+    let (status, body, _) =
+        call(&app, json_req("POST", &format!("/api/v1/projects/{}/tokens", b.id), &m_bearer, Some(mint))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body, _) = call(
+        &app,
+        json_req(
+            "POST",
+            "/api/v1/me/tokens",
+            &admin_cookie,
+            Some(json!({ "name": "own-b", "scopes": ["read", "manage"], "project": b.id })),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let own_b: Value = serde_json::from_str(&body).expect("json");
+    let own_b_bearer = format!("Bearer {}", own_b["secret"].as_str().expect("secret"));
+    let mint = json!({ "name": "child", "scopes": ["read"] });
+    let (status, _, _) =
+        call(&app, json_req("POST", &format!("/api/v1/projects/{}/tokens", b.id), &own_b_bearer, Some(mint))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A token limited to a project does not act on its user's whole account either.
+    let (status, _, _) = call(&app, json_req("DELETE", "/api/v1/me/sign-ins/any", &own_b_bearer, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let id_a = made["token"]["id"].as_i64().expect("id");
+    let (status, _, _) =
+        call(&app, json_req("DELETE", &format!("/api/v1/me/tokens/{id_a}"), &own_b_bearer, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "it may not revoke its user's token for project a");
     // Scopes a user may not give are refused; the admin scope is for admins' own tokens.
     let (status, _, _) = call(
         &app,
@@ -297,4 +340,56 @@ async fn posts_without_a_form_token_do_not_lock_the_account_out() {
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "sent back to the form");
     }
     assert!(sign_in(&app, "admin", "viewer-password").await.is_some(), "the owner still signs in");
+}
+
+/// Wrong passwords for `admin` from one address, with valid form tokens (anyone can fetch the
+/// form), spend that address's budget only: the owner signs in from another address.
+#[tokio::test]
+async fn wrong_passwords_from_one_address_do_not_lock_the_owner_out() {
+    let storage = SqliteStorage::in_memory().expect("db");
+    storage.create_project("p").expect("project");
+    replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    let trusted = vec!["127.0.0.1/32".parse().expect("net")];
+    let config = Config { trusted_proxies: trusted, ..Config::default() };
+    let app = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, config));
+    let from = |ip: &str, password: &str| {
+        let ip = ip.to_owned();
+        let password = password.to_owned();
+        let app = app.clone();
+        async move {
+            let form = app
+                .clone()
+                .oneshot(with_peer(
+                    Request::get("/login").header("x-forwarded-for", &ip).body(Body::empty()).expect("req"),
+                ))
+                .await
+                .expect("ok");
+            let cookie =
+                form.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+            let html =
+                String::from_utf8(form.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
+            let token =
+                html.split("name=\"form_token\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("token");
+            let body = format!("username=admin&password={password}&next=%2Fviewer%2F&form_token={token}");
+            let req = Request::post("/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cookie", cookie)
+                .header("x-forwarded-for", &ip)
+                .body(Body::from(body))
+                .expect("req");
+            app.oneshot(with_peer(req)).await.expect("ok").status()
+        }
+    };
+    let mut refused = false;
+    for _ in 0..15 {
+        refused |= from("203.0.113.9", "wrong").await == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(refused, "the guessing address runs out of attempts");
+    assert_eq!(from("198.51.100.7", "viewer-password").await, StatusCode::SEE_OTHER, "the owner signs in");
+}
+
+/// A request as if it came from 127.0.0.1 (a trusted proxy in these tests).
+fn with_peer(mut req: Request<Body>) -> Request<Body> {
+    req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40000))));
+    req
 }

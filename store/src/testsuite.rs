@@ -1270,6 +1270,9 @@ fn api_tokens_are_found_by_digest_noted_when_used_and_revoked(db: &impl Storage)
     assert_eq!(db.tokens(None, None).expect("q").len(), 2);
     db.set_user_disabled("ann", true).expect("disable");
     assert!(db.use_token("h1", 1).expect("use").is_none(), "a disabled user's tokens stop working");
+    db.set_user_disabled("ann", false).expect("enable");
+    assert!(db.use_token("h1", 1).expect("use").is_none(), "and stay ended when the user is enabled again");
+    assert!(db.token(mine).expect("q").expect("t").revoked_ms.is_some(), "revoked, as listed");
     assert!(db.revoke_token(project, 5).expect("revoke"));
     assert!(!db.revoke_token(project, 6).expect("again"), "revoked once");
     assert!(db.use_token("h2", 1_700_000_000_020).expect("use").is_none(), "revoked at once");

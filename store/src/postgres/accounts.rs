@@ -68,6 +68,12 @@ impl Accounts for PostgresStorage {
             if disabled {
                 tx.execute("DELETE FROM logins WHERE user_name = $1", &[&name]).await?;
                 tx.execute("DELETE FROM invites WHERE user_name = $1", &[&name]).await?;
+                // Its tokens end for good (see the SQLite engine).
+                tx.execute(
+                    "UPDATE api_tokens SET revoked_ms = $2 WHERE user_name = $1 AND revoked_ms IS NULL",
+                    &[&name, &to_i64(now_ms())],
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok(n > 0)

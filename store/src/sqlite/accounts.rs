@@ -67,6 +67,12 @@ impl Accounts for SqliteStorage {
             if disabled {
                 tx.execute("DELETE FROM logins WHERE user_name = ?1", [name])?;
                 tx.execute("DELETE FROM invites WHERE user_name = ?1", [name])?;
+                // Its tokens end for good: enabling the account again must not bring back a
+                // token that leaked.
+                tx.execute(
+                    "UPDATE api_tokens SET revoked_ms = ?2 WHERE user_name = ?1 AND revoked_ms IS NULL",
+                    params![name, to_i64(now_ms())],
+                )?;
             }
             tx.commit()?;
             Ok(n > 0)
