@@ -5,8 +5,12 @@
 //!
 //! Deletions and setting changes are recorded by their handlers ([`append`]). Watching and
 //! exporting are recorded by [`record_reads`], a layer around the whole app that notes the
-//! successful answers of the reads that start a watch (a session's events from the start) or
-//! an export (rrweb, the offline export page), so the read handlers stay as they are.
+//! successful answers of the reads that show a session (its events, from the start or any
+//! later range, and its snapshot at a time) or export it (rrweb, the offline export page), so
+//! the read handlers stay as they are. A read from the start is always an entry; a later range
+//! or a snapshot is one unless the same caller's watch of that session was recorded in the last
+//! [`WATCH_WINDOW`] ([`Recent`]): a player reading a session in parts leaves one entry, and no
+//! read of its content leaves none. The session id is logged decoded, as the handler reads it.
 
 use axum::Json;
 use axum::extract::{Query, Request, State};
@@ -107,10 +111,65 @@ struct FromQuery {
     from: Option<usize>,
 }
 
-/// Which read a request is, for the log: a watch (a session's events from the start) or an
-/// export, of which project and session: the project-scoped paths, the legacy unscoped ones
-/// (which answer as the scoped ones do) and the viewer's export.
-fn audited_read(method: &Method, uri: &Uri) -> Option<(&'static str, ReadProject, String)> {
+/// How long a recorded watch covers the same caller's later reads of the session.
+pub const WATCH_WINDOW: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// Most watches remembered (then the memory starts over: at worst, entries are repeated).
+const RECENT_MAX: usize = 10_000;
+
+/// The watches recorded lately: (project, actor, session) → when.
+#[derive(Debug, Default)]
+pub struct Recent(std::sync::Mutex<std::collections::HashMap<(i64, String, String), std::time::Instant>>);
+
+impl Recent {
+    /// Notes a watch now; true when it is to be recorded (`always`, or none was within the window).
+    fn note(&self, key: (i64, String, String), always: bool) -> bool {
+        let Ok(mut map) = self.0.lock() else { return true };
+        let fresh = map.get(&key).is_some_and(|at| at.elapsed() < WATCH_WINDOW);
+        if fresh && !always {
+            return false;
+        }
+        if map.len() >= RECENT_MAX {
+            map.retain(|_, at| at.elapsed() < WATCH_WINDOW);
+            if map.len() >= RECENT_MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, std::time::Instant::now());
+        true
+    }
+}
+
+/// A session id of a path as the handler reads it (percent-decoded); `None` when it is not one.
+fn decoded_id(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().filter(|id| replay_protocol::codec::is_valid_id(id))
+}
+
+/// What a read is for the log: the action, whether it is always an entry (a watch from the
+/// start, an export), its project and its session.
+struct AuditedRead {
+    action: &'static str,
+    always: bool,
+    project: ReadProject,
+    id: String,
+}
+
+/// Which read a request is, for the log: a watch (a session's events, any range, or its
+/// snapshot) or an export, of which project and session: the project-scoped paths, the legacy
+/// unscoped ones (which answer as the scoped ones do) and the viewer's export.
+fn audited_read(method: &Method, uri: &Uri) -> Option<AuditedRead> {
     if method != Method::GET {
         return None;
     }
@@ -126,20 +185,24 @@ fn audited_read(method: &Method, uri: &Uri) -> Option<(&'static str, ReadProject
     } else {
         let rest = path.strip_prefix("/viewer/p/")?;
         let (project, rest) = rest.split_once('/')?;
-        let id = rest.strip_prefix("export/")?;
-        return Some((SESSION_EXPORT, ReadProject::Named(project.parse().ok()?), id.to_owned()));
+        let id = decoded_id(rest.strip_prefix("export/")?)?;
+        let project = ReadProject::Named(project.parse().ok()?);
+        return Some(AuditedRead { action: SESSION_EXPORT, always: true, project, id });
     };
     let rest = rest.strip_prefix("sessions/")?;
     if let Some(id) = rest.strip_suffix("/events") {
-        return from_start().then(|| (SESSION_WATCH, project, id.to_owned()));
+        return Some(AuditedRead { action: SESSION_WATCH, always: from_start(), project, id: decoded_id(id)? });
     }
-    let id = rest.strip_suffix("/rrweb")?;
-    Some((SESSION_EXPORT, project, id.to_owned()))
+    if let Some(id) = rest.strip_suffix("/snapshot") {
+        return Some(AuditedRead { action: SESSION_WATCH, always: false, project, id: decoded_id(id)? });
+    }
+    let id = decoded_id(rest.strip_suffix("/rrweb")?)?;
+    Some(AuditedRead { action: SESSION_EXPORT, always: true, project, id })
 }
 
 /// Records the watches and exports that succeeded (see the module docs).
 pub async fn record_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some((action, project, id)) = audited_read(request.method(), request.uri()) else {
+    let Some(AuditedRead { action, always, project, id }) = audited_read(request.method(), request.uri()) else {
         return next.run(request).await;
     };
     // The handler checks the caller and the ids: only a successful answer is recorded.
@@ -154,7 +217,9 @@ pub async fn record_reads(State(state): State<AppState>, request: Request, next:
             ReadProject::Named(p) => Some(p),
             ReadProject::Legacy => crate::legacy::project_of(&state, caller, &uri).await,
         };
-        if let Some(project) = project {
+        if let Some(project) = project
+            && (action != SESSION_WATCH || state.watched.note((project, label.clone(), id.clone()), always))
+        {
             record(&state, project, label, action, id, String::new()).await;
         }
     }
@@ -271,27 +336,45 @@ mod tests {
 
     #[test]
     fn watches_and_exports_are_told_from_other_reads() {
-        let read = |m: Method, u: &str| audited_read(&m, &u.parse().expect("uri"));
-        let watch = Some((SESSION_WATCH, ReadProject::Named(2), "s1".to_owned()));
+        let read = |m: Method, u: &str| {
+            audited_read(&m, &u.parse().expect("uri")).map(|r| (r.action, r.always, r.project, r.id))
+        };
+        let watch = Some((SESSION_WATCH, true, ReadProject::Named(2), "s1".to_owned()));
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events"), watch);
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=0"), watch);
-        // Decoded as the handler decodes it: these are the start too.
+        // Decoded as the handler decodes it: these are the start too, and the same session.
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=00"), watch);
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=%30"), watch);
-        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=3"), None, "the rest of a watch");
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s%31/events"), watch);
+        // A later range and a snapshot are watches too (one entry per window, see `Recent`).
+        let later = Some((SESSION_WATCH, false, ReadProject::Named(2), "s1".to_owned()));
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/events?from=3"), later, "the rest of a watch");
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/snapshot?t=5"), later);
         // The legacy unscoped routes (their project is resolved once they answered).
-        let legacy = |action| Some((action, ReadProject::Legacy, "s1".to_owned()));
-        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/events?project=2"), legacy(SESSION_WATCH));
-        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/rrweb"), legacy(SESSION_EXPORT));
-        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/events?from=2"), None);
-        let export = Some((SESSION_EXPORT, ReadProject::Named(2), "s1".to_owned()));
+        let legacy = |action, always| Some((action, always, ReadProject::Legacy, "s1".to_owned()));
+        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/events?project=2"), legacy(SESSION_WATCH, true));
+        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/rrweb"), legacy(SESSION_EXPORT, true));
+        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/events?from=2"), legacy(SESSION_WATCH, false));
+        assert_eq!(read(Method::GET, "/api/v1/sessions/s1/snapshot"), legacy(SESSION_WATCH, false));
+        let export = Some((SESSION_EXPORT, true, ReadProject::Named(2), "s1".to_owned()));
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/rrweb"), export);
         assert_eq!(read(Method::GET, "/viewer/p/2/export/s1"), export);
         assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1"), None);
-        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s1/snapshot"), None);
+        assert_eq!(read(Method::GET, "/api/v1/projects/2/sessions/s%2F1/events"), None, "not a session id");
         assert_eq!(read(Method::GET, "/api/v1/projects/x/sessions/s1/rrweb"), None);
         assert_eq!(read(Method::GET, "/viewer/p/2/player.html"), None);
         assert_eq!(read(Method::POST, "/api/v1/projects/2/sessions/s1/events"), None);
+    }
+
+    #[test]
+    fn a_watch_covers_the_same_callers_later_reads_for_a_while() {
+        let recent = Recent::default();
+        let key = |who: &str, id: &str| (2, who.to_owned(), id.to_owned());
+        assert!(recent.note(key("user:ann", "s1"), false), "a snapshot with no watch before is an entry");
+        assert!(!recent.note(key("user:ann", "s1"), false), "the next range is not");
+        assert!(recent.note(key("user:bob", "s1"), false), "another reader is");
+        assert!(recent.note(key("user:ann", "s2"), false), "another session is");
+        assert!(recent.note(key("user:ann", "s1"), true), "a read from the start always is");
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct AppState {
     pub symbols: Arc<symbols::Cache>,
     /// Single sign-on, when a provider is configured (see [`oidc`]).
     pub sso: Option<Arc<oidc::Sso>>,
+    /// The watches recorded lately, so that reading a session in parts is one entry ([`audit`]).
+    pub watched: Arc<audit::Recent>,
 }
 
 impl AppState {
@@ -147,6 +149,7 @@ impl AppState {
             inflight,
             symbols: Arc::default(),
             sso,
+            watched: Arc::default(),
         }
     }
 
