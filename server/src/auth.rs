@@ -160,9 +160,35 @@ fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
-/// The cookie `host_name` (set over HTTPS), else `plain_name` unless the server is configured
-/// for HTTPS only (`--secure-cookies`): then a plain-named cookie, which any page of a sibling
-/// host or plain HTTP could have planted, is ignored.
+/// Set by [`mark_https`] on a request that came over HTTPS (the server says so, or a trusted
+/// proxy does); removed from what clients send.
+const HTTPS_MARK: &str = "x-replay-internal-https";
+
+/// Marks the requests that came over HTTPS ([`HTTPS_MARK`]), for the cookie readers that do not
+/// see the connection: over HTTPS only the `__Host-` cookies count ([`plain_cookies_ignored`]).
+pub async fn mark_https(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    request.headers_mut().remove(HTTPS_MARK);
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if is_https(&state, peer, request.headers()) {
+        request.headers_mut().insert(HTTPS_MARK, HeaderValue::from_static("1"));
+    }
+    next.run(request).await
+}
+
+/// Whether plain-named cookies are ignored for this request: it came over HTTPS, where the
+/// server sets only `__Host-` ones. A plain `replay_login` there was planted (by plain HTTP or a
+/// sibling host) and would sign the visitor in as someone else.
+pub(crate) fn plain_cookies_ignored(state: &AppState, headers: &HeaderMap) -> bool {
+    state.config.secure_cookies || headers.contains_key(HTTPS_MARK)
+}
+
+/// The cookie `host_name` (set over HTTPS), else `plain_name` unless the request came over
+/// HTTPS (`secure_only`, see [`plain_cookies_ignored`]): then a plain-named cookie, which any
+/// page of a sibling host or plain HTTP could have planted, is ignored.
 pub(crate) fn cookie_value_of(
     headers: &HeaderMap,
     secure_only: bool,
@@ -181,7 +207,8 @@ fn cookie_value(headers: &HeaderMap, secure_only: bool) -> Option<String> {
 /// handlers of those forms check ([`check_form_token`]): a digest of the login, so it changes
 /// with every sign-in and no other site can compute it. `None` when not signed in.
 pub fn form_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, state.config.secure_cookies).map(|login| digest(&format!("replay-form-token\n{login}")))
+    cookie_value(headers, plain_cookies_ignored(state, headers))
+        .map(|login| digest(&format!("replay-form-token\n{login}")))
 }
 
 /// Refuses a state-changing form of a signed-in user whose token is not [`form_token`].
@@ -210,7 +237,7 @@ fn set_cookie(https: bool, host_name: &str, plain_name: &str, value: &str, max_a
 
 /// The login cookie's value, if the request has one (see [`cookie_value_of`]).
 pub(crate) fn login_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, state.config.secure_cookies)
+    cookie_value(headers, plain_cookies_ignored(state, headers))
 }
 
 /// Where to go after signing in: only local paths, never another site.
@@ -268,7 +295,7 @@ pub async fn login_page(
 ) -> Result<Response, ApiError> {
     let peer = connect.map(|Extension(c)| c.0.ip());
     let https = is_https(&state, peer, &headers);
-    let existing = cookie_value_of(&headers, state.config.secure_cookies, HOST_FORM_COOKIE, FORM_COOKIE)
+    let existing = cookie_value_of(&headers, plain_cookies_ignored(&state, &headers), HOST_FORM_COOKIE, FORM_COOKIE)
         .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
     let token = match existing {
         Some(t) => t,
@@ -335,7 +362,8 @@ pub async fn login(
     // Double submit: another site can make a browser post this form, but cannot read the
     // cookie to copy its value into the form. Without the check it could sign a visitor in
     // to the attacker's account and watch what they then look at.
-    let cookie_token = cookie_value_of(&headers, state.config.secure_cookies, HOST_FORM_COOKIE, FORM_COOKIE);
+    let cookie_token =
+        cookie_value_of(&headers, plain_cookies_ignored(&state, &headers), HOST_FORM_COOKIE, FORM_COOKIE);
     let token_ok = match (cookie_token.as_deref(), form.form_token.as_deref()) {
         (Some(c), Some(f)) => same(c, f),
         _ => false,
@@ -418,7 +446,7 @@ pub async fn logout(
     form: Result<Form<LogoutForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ApiError> {
     let peer = connect.map(|Extension(c)| c.0.ip());
-    if let Some(cookie) = cookie_value(&headers, state.config.secure_cookies) {
+    if let Some(cookie) = cookie_value(&headers, plain_cookies_ignored(&state, &headers)) {
         let given = form.ok().and_then(|Form(f)| f.form_token);
         check_form_token(&state, &headers, given.as_deref())?;
         let hash = digest(&cookie);

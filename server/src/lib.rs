@@ -258,6 +258,7 @@ pub fn app(state: AppState) -> Router {
         .merge(clickmap_page::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_reads))
         .layer(axum::middleware::from_fn(fetch_policy::guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::mark_https))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -371,8 +371,9 @@ pub async fn callback(
     let peer = connect.map(|Extension(c)| c.0.ip());
     rate_limited(&state, peer, &headers)?;
     let https = auth::is_https(&state, peer, &headers);
-    let started = auth::cookie_value_of(&headers, state.config.secure_cookies, HOST_STATE_COOKIE, STATE_COOKIE)
-        .and_then(|c| sso.open(&c, now_ms()));
+    let started =
+        auth::cookie_value_of(&headers, auth::plain_cookies_ignored(&state, &headers), HOST_STATE_COOKIE, STATE_COOKIE)
+            .and_then(|c| sso.open(&c, now_ms()));
     // The state cookie is used once, whatever happens next.
     let clear = state_cookie(https, "", 0);
     let refuse = |failure: Failure, next: &str| {

@@ -393,3 +393,47 @@ fn with_peer(mut req: Request<Body>) -> Request<Body> {
     req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40000))));
     req
 }
+
+/// Over HTTPS (a trusted proxy says so) the server sets `__Host-` cookies only, and a plain-named
+/// login cookie, which plain HTTP or a sibling host could plant, signs nobody in.
+#[tokio::test]
+async fn over_https_a_plain_named_login_cookie_is_ignored() {
+    let storage = SqliteStorage::in_memory().expect("db");
+    storage.create_project("p").expect("project");
+    replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
+    let trusted = vec!["127.0.0.1/32".parse().expect("net")];
+    let config = Config { trusted_proxies: trusted, ..Config::default() };
+    let app = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, config));
+    let https = |req: axum::http::request::Builder| req.header("x-forwarded-proto", "https");
+    let form = app.clone().oneshot(with_peer(https(Request::get("/login")).body(Body::empty()).expect("req")));
+    let form = form.await.expect("ok");
+    let cookie = form.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    assert!(cookie.starts_with("__Host-replay_form="), "{cookie}");
+    let html = String::from_utf8(form.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
+    let token = html.split("name=\"form_token\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("token");
+    let body = format!("username=admin&password=viewer-password&next=%2Fviewer%2F&form_token={token}");
+    let post = https(Request::post("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(Body::from(body))
+        .expect("req");
+    let signed_in = app.clone().oneshot(with_peer(post)).await.expect("ok");
+    let login = signed_in.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let value = login.strip_prefix("__Host-replay_login=").expect("a __Host- login cookie").to_owned();
+    let me = |cookie: String, over_https: bool| {
+        let app = app.clone();
+        async move {
+            let req = Request::get("/api/v1/me").header("cookie", cookie);
+            let req = if over_https { https(req) } else { req };
+            app.oneshot(with_peer(req.body(Body::empty()).expect("req"))).await.expect("ok").status()
+        }
+    };
+    assert_eq!(me(format!("__Host-replay_login={value}"), true).await, StatusCode::OK);
+    assert_eq!(me(format!("replay_login={value}"), true).await, StatusCode::UNAUTHORIZED, "planted over HTTPS");
+    // Over plain HTTP the plain name is the one the server sets; the server's internal mark of
+    // HTTPS requests is its own (a client's is dropped).
+    assert_eq!(me(format!("replay_login={value}"), false).await, StatusCode::OK);
+    let forged = Request::get("/api/v1/me").header("cookie", format!("replay_login={value}"));
+    let forged = forged.header("x-replay-internal-https", "1").body(Body::empty()).expect("req");
+    assert_eq!(app.clone().oneshot(with_peer(forged)).await.expect("ok").status(), StatusCode::OK);
+}
