@@ -104,8 +104,9 @@ pub fn top_frame<S: AsRef<str>>(e: &ErrorEvent<S>) -> String {
     }
 }
 
-/// The message with runs of digits folded to `N`.
-pub(crate) fn normalized(message: &str) -> String {
+/// The message with runs of digits folded to `N` (what the sightings of one error group share:
+/// a group's message loses the digits of a deleted session's this way, see `replay-store`).
+pub fn normalized(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut in_digits = false;
     for c in message.chars().take(MAX_TEXT) {

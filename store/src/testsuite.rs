@@ -760,6 +760,27 @@ fn errors_are_grouped_by_fingerprint_across_sessions(db: &impl Storage) {
     let groups = db.error_groups(p.id, 10).expect("groups");
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].recent_sessions, vec!["b"]);
+
+    // A deleted session's message (its group's first sighting) keeps nothing of its own in the
+    // group that stays: the digits its sightings do not share are folded.
+    let card = |session: &str, digits: &str, at_ms: u64| {
+        let mut s = summary(session, "p", 0, at_ms);
+        s.error_sightings = vec![ErrorSighting {
+            fingerprint: "card".into(),
+            message: format!("Card {digits} declined for order 90210"),
+            frame: "pay (https://shop.test/app.js:10:5)".into(),
+            count: 1,
+            at_ms,
+        }];
+        s
+    };
+    db.put_batch_blocking(p.id, &card("ada", "4111111111111111", 7_000), b"c").expect("put");
+    db.put_batch_blocking(p.id, &card("bob", "5500000000000004", 8_000), b"d").expect("put");
+    assert!(db.error_groups(p.id, 10).expect("groups").iter().any(|g| g.message.contains("4111111111111111")));
+    db.delete_sessions(p.id, &["ada".to_string()]).expect("erase ada");
+    let groups = db.error_groups(p.id, 10).expect("groups");
+    let group = groups.iter().find(|g| g.fingerprint == "card").expect("bob's keeps the group");
+    assert_eq!((group.count, group.message.as_str()), (1, "Card N declined for order N"));
 }
 
 fn resent_batch_is_stored_once(db: &impl Storage) {

@@ -266,6 +266,15 @@ impl Engine {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        // A group that stays has its message folded (see the SQLite engine): digits are what its
+        // sightings do not share, and the message may be a deleted session's.
+        tx.execute(
+            "UPDATE error_groups SET message = regexp_replace(message, '[0-9]+', 'N', 'g')
+             WHERE project_id = $1 AND fingerprint IN
+                 (SELECT fingerprint FROM error_sessions WHERE project_id = $1 AND session_id = ANY($2))",
+            &[&project, &ids],
+        )
+        .await?;
         tx.execute(
             "UPDATE error_groups g SET count = GREATEST(0, g.count - e.total)
              FROM (SELECT fingerprint, SUM(count)::BIGINT AS total FROM error_sessions

@@ -238,7 +238,10 @@ pub(super) fn delete_sessions_before(conn: &mut Connection, cutoff_ms: u64) -> R
 /// Deletes the sessions `ids` of `project` (index rows, logged bodies, keys, error sightings and
 /// facts; `held` are the log ids of their batches not indexed yet) and remembers their ids in
 /// `deleted_sessions`; returns how many had index rows. Error groups lose the deleted
-/// sessions' occurrences, and go when no session is left.
+/// sessions' occurrences, and go when no session is left; a group that stays has its message
+/// folded ([`replay_core::diagnostics::normalized`]): it is its first sighting's, perhaps a
+/// deleted session's, and what the sightings of a group do not share is their digits (a card
+/// number, an order id).
 pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String], held: &[i64]) -> Result<u64, Error> {
     let tx = conn.transaction()?;
     let now = to_i64(now_ms());
@@ -260,6 +263,11 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
         )?;
         let mut sightings =
             tx.prepare_cached("DELETE FROM error_sessions WHERE project_id = ?1 AND session_id = ?2")?;
+        let mut touched = tx.prepare_cached(
+            "SELECT fingerprint, message FROM error_groups WHERE project_id = ?1
+               AND fingerprint IN (SELECT fingerprint FROM error_sessions WHERE project_id = ?1 AND session_id = ?2)",
+        )?;
+        let mut fold = tx.prepare_cached("UPDATE error_groups SET message = ?3 WHERE project_id = ?1 AND fingerprint = ?2")?;
         let mut facts = tx.prepare_cached("DELETE FROM session_facts WHERE project_id = ?1 AND session_id = ?2")?;
         let mut comments = tx.prepare_cached("DELETE FROM comments WHERE project_id = ?1 AND session_id = ?2")?;
         let mut terms = tx.prepare_cached("DELETE FROM session_terms WHERE project_id = ?1 AND session_id = ?2")?;
@@ -272,6 +280,15 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
         for id in ids {
             bodies.execute(params![project, id])?;
             keys.execute(params![project, id])?;
+            let groups = touched
+                .query_map(params![project, id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for (fingerprint, message) in groups {
+                let folded = replay_core::diagnostics::normalized(&message);
+                if folded != message {
+                    fold.execute(params![project, fingerprint, folded])?;
+                }
+            }
             counts.execute(params![project, id])?;
             sightings.execute(params![project, id])?;
             facts.execute(params![project, id])?;
