@@ -25,9 +25,10 @@
 //! deletion on request clears (and retention deletes page views with their sessions). The
 //! counts themselves stay when one session is erased: they are anonymous sums over many
 //! sessions, keyed by a URL without query or fragment and by an element's structure (tag, id,
-//! classes), and a label is the element's text as recorded, masked in the page like all
-//! recorded text (PII patterns included). They go with their day when retention passes it, and
-//! with the project.
+//! classes). A label is the element's text as recorded, masked in the page like all recorded
+//! text (PII patterns included), and the first click's: a deletion blanks the labels of the
+//! page-days the deleted session viewed ([`FORGET_LABELS`]). They go with their day when
+//! retention passes it, and with the project.
 
 use std::borrow::Cow;
 
@@ -261,6 +262,14 @@ pub(crate) const DROPPED_SQL: &str = "SELECT CAST(COALESCE(SUM(clicks_dropped), 
 pub(crate) const FORGET_SAMPLES: &str = "UPDATE clickmap_pages SET sample_session = '', sample_ms = 0 \
      WHERE project_id = $1 AND sample_session IN \
         (SELECT session_id FROM deleted_sessions WHERE project_id = $1)";
+
+/// Blanks the element labels of the page-days a deleted session viewed (`$1` the project; the
+/// engine adds the session condition on `v.session_id`), before its views go: a label is the
+/// first click's text on that element that day, perhaps that session's. The next click there
+/// labels it again.
+pub(crate) const FORGET_LABELS: &str = "UPDATE clickmap_elements SET label = '' \
+     WHERE project_id = $1 AND label <> '' AND EXISTS (SELECT 1 FROM clickmap_views v \
+        WHERE v.project_id = $1 AND v.day = clickmap_elements.day AND v.url = clickmap_elements.url AND ";
 
 /// The aggregate tables (a project's deletion empties them; retention deletes their past days).
 pub(crate) const DAY_TABLES: [&str; 4] = ["clickmap_pages", "clickmap_elements", "clickmap_depths", "clickmap_days"];

@@ -290,6 +290,7 @@ impl Engine {
         tx.execute("DELETE FROM comments WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids]).await?;
         tx.execute("DELETE FROM session_terms WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
             .await?;
+        tx.execute(&format!("{} v.session_id = ANY($2))", crate::clickmap::FORGET_LABELS), &[&project, &ids]).await?;
         tx.execute("DELETE FROM clickmap_views WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
             .await?;
         // A click map's sample page view is the one session id its aggregates hold.

@@ -267,10 +267,12 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
             "SELECT fingerprint, message FROM error_groups WHERE project_id = ?1
                AND fingerprint IN (SELECT fingerprint FROM error_sessions WHERE project_id = ?1 AND session_id = ?2)",
         )?;
-        let mut fold = tx.prepare_cached("UPDATE error_groups SET message = ?3 WHERE project_id = ?1 AND fingerprint = ?2")?;
+        let mut fold =
+            tx.prepare_cached("UPDATE error_groups SET message = ?3 WHERE project_id = ?1 AND fingerprint = ?2")?;
         let mut facts = tx.prepare_cached("DELETE FROM session_facts WHERE project_id = ?1 AND session_id = ?2")?;
         let mut comments = tx.prepare_cached("DELETE FROM comments WHERE project_id = ?1 AND session_id = ?2")?;
         let mut terms = tx.prepare_cached("DELETE FROM session_terms WHERE project_id = ?1 AND session_id = ?2")?;
+        let mut labels = tx.prepare_cached(&format!("{} v.session_id = $2)", crate::clickmap::FORGET_LABELS))?;
         let mut views = tx.prepare_cached("DELETE FROM clickmap_views WHERE project_id = ?1 AND session_id = ?2")?;
         let mut rows = tx.prepare_cached("DELETE FROM sessions WHERE project_id = ?1 AND id = ?2")?;
         let mut tombstone = tx.prepare_cached(
@@ -294,6 +296,7 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
             facts.execute(params![project, id])?;
             comments.execute(params![project, id])?;
             terms.execute(params![project, id])?;
+            labels.execute(params![project, id])?;
             views.execute(params![project, id])?;
             n += rows.execute(params![project, id])? as u64;
             tombstone.execute(params![project, id, now])?;

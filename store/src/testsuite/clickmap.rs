@@ -158,13 +158,16 @@ pub(super) fn click_maps_forget_sessions_deleted_and_go_with_their_project_and_d
     db.delete_sessions(p.id, &["s2".to_owned()]).expect("delete");
     let map = db.clickmap(p.id, &query(LIST, t, t)).expect("map");
     assert!(map.sample.is_none(), "no session id of a deleted session is left");
-    // Anonymous counts stay (see `crate::clickmap`).
+    // Anonymous counts stay (see `crate::clickmap`); the labels of the page-days the deleted
+    // session viewed are blanked (a label is the first click's text, perhaps that session's).
     assert_eq!((map.clicks, map.reached[0]), (3, 2));
-    // A later batch of s1's view (no URL) still finds where it is.
-    let later = batch("s1", "a", 1, t + 9, vec![page(None, vec![element("#buy", "", 1, 1, 1)], None, t + 9)]);
+    assert!(map.elements.iter().all(|e| e.label.is_empty()), "{:?}", map.elements);
+    // A later batch of s1's view (no URL) still finds where it is, and labels the element again.
+    let later = batch("s1", "a", 1, t + 9, vec![page(None, vec![element("#buy", "Buy now", 1, 1, 1)], None, t + 9)]);
     db.put_batch_blocking(p.id, &later, b"1").expect("put");
     let map = db.clickmap(p.id, &query(LIST, t, t)).expect("map");
     assert_eq!((map.clicks, map.sample.expect("sample").session.as_str()), (4, "s1"));
+    assert_eq!(map.elements[0].label, "Buy now");
 
     // A project's own retention deletes its days before the cutoff, not another project's.
     let o = db.create_project("other").expect("o");
