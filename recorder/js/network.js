@@ -248,7 +248,8 @@ function wrapXhr() {
   });
   const onSend = guard((xhr, body) => {
     const r = requests.get(xhr);
-    if (!r) return;
+    // A second `send` of a running request throws in the browser: nothing to record again.
+    if (!r || sent.get(xhr) === r) return;
     r.start = now();
     r.end = 0;
     r.req = bodySize(body);

@@ -66,8 +66,9 @@ fn refusal(path: &str, headers: &HeaderMap) -> Option<String> {
         return None;
     }
     let (dest, mode) = (value("sec-fetch-dest"), value("sec-fetch-mode"));
-    let navigation = mode == "navigate" && matches!(dest, "document" | "iframe" | "frame");
-    let script_request = dest == "empty" && matches!(mode, "cors" | "same-origin");
+    // A browser that sends the site and mode but not the destination is judged by its mode.
+    let navigation = mode == "navigate" && matches!(dest, "document" | "iframe" | "frame" | "");
+    let script_request = matches!(dest, "empty" | "") && matches!(mode, "cors" | "same-origin");
     if navigation || script_request {
         return None;
     }
@@ -112,6 +113,13 @@ mod tests {
         ] {
             assert!(refusal(path, &headers("same-origin", dest, mode)).is_none(), "{path} as {dest}/{mode}");
         }
+        // A browser that names no destination is judged by its mode.
+        let mut partial = HeaderMap::new();
+        partial.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        partial.insert("sec-fetch-mode", HeaderValue::from_static("cors"));
+        assert!(refusal("/api/v1/projects/1/sessions", &partial).is_none());
+        partial.insert("sec-fetch-mode", HeaderValue::from_static("no-cors"));
+        assert!(refusal("/api/v1/projects/1/sessions", &partial).is_some());
         // A client that sends no Fetch Metadata (curl, an API client) is not concerned.
         assert!(refusal("/api/v1/projects/1/sessions", &HeaderMap::new()).is_none());
     }
