@@ -244,12 +244,7 @@ fn read_session(
         _ => return (stacks, scripts),
     };
     let mapped = |url: &str| {
-        let url = url.split(['?', '#']).next().unwrap_or(url);
-        let known = symbols::candidates(url)
-            .into_iter()
-            .chain(symbols::candidates(&format!("{url}.map")))
-            .any(|u| uploaded.contains(&u));
-        if known { cache.mapped(storage, project, release, url).ok().flatten() } else { None }
+        symbols::may_have_map(&uploaded, url).then(|| cache.mapped(storage, project, release, url).ok().flatten())?
     };
     for e in batches.iter().flat_map(|b| b.events.iter()) {
         let (stack_text, culprits) = match &e.data {

@@ -162,8 +162,15 @@ impl Cache {
     }
 }
 
+/// Whether a release with the files `uploaded` (by URL) may map the script at `url`: it holds
+/// the script or its `.map` under one of the names [`Cache::mapped`] looks them up by.
+pub(crate) fn may_have_map(uploaded: &std::collections::HashSet<String>, url: &str) -> bool {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    candidates(url).into_iter().chain(candidates(&format!("{url}.map"))).any(|u| uploaded.contains(&u))
+}
+
 /// `url` and its any-origin form `~/path`.
-pub(crate) fn candidates(url: &str) -> Vec<String> {
+fn candidates(url: &str) -> Vec<String> {
     let mut out = vec![url.to_owned()];
     if let Ok(u) = url::Url::parse(url)
         && u.has_host()

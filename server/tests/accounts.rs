@@ -342,43 +342,52 @@ async fn posts_without_a_form_token_do_not_lock_the_account_out() {
     assert!(sign_in(&app, "admin", "viewer-password").await.is_some(), "the owner still signs in");
 }
 
-/// Wrong passwords for `admin` from one address, with valid form tokens (anyone can fetch the
-/// form), spend that address's budget only: the owner signs in from another address.
-#[tokio::test]
-async fn wrong_passwords_from_one_address_do_not_lock_the_owner_out() {
+/// An app whose trusted proxy is 127.0.0.1 (see [`with_peer`]), with the `admin` account.
+fn behind_a_proxy() -> axum::Router {
     let storage = SqliteStorage::in_memory().expect("db");
     storage.create_project("p").expect("project");
     replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
     let trusted = vec!["127.0.0.1/32".parse().expect("net")];
     let config = Config { trusted_proxies: trusted, ..Config::default() };
-    let app = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, config));
-    let from = |ip: &str, password: &str| {
-        let ip = ip.to_owned();
-        let password = password.to_owned();
-        let app = app.clone();
-        async move {
-            let form = app
-                .clone()
-                .oneshot(with_peer(
-                    Request::get("/login").header("x-forwarded-for", &ip).body(Body::empty()).expect("req"),
-                ))
-                .await
-                .expect("ok");
-            let cookie =
-                form.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
-            let html =
-                String::from_utf8(form.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
-            let token =
-                html.split("name=\"form_token\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("token");
-            let body = format!("username=admin&password={password}&next=%2Fviewer%2F&form_token={token}");
-            let req = Request::post("/login")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("cookie", cookie)
-                .header("x-forwarded-for", &ip)
-                .body(Body::from(body))
-                .expect("req");
-            app.oneshot(with_peer(req)).await.expect("ok").status()
+    app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, config))
+}
+
+/// Signs in as `admin` with `password` through the proxy, like a browser: fetches the form
+/// (its cookie and token), then posts it, both with the proxy's `headers`. The form cookie as
+/// set, and the answer to the post.
+async fn sign_in_through_proxy(
+    app: &axum::Router,
+    headers: &[(&str, &str)],
+    password: &str,
+) -> (String, axum::response::Response) {
+    let with = |mut req: axum::http::request::Builder| {
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
+        req
+    };
+    let form = app.clone().oneshot(with_peer(with(Request::get("/login")).body(Body::empty()).expect("req")));
+    let form = form.await.expect("ok");
+    let cookie = form.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let html = String::from_utf8(form.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
+    let token = html.split("name=\"form_token\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("token");
+    let body = format!("username=admin&password={password}&next=%2Fviewer%2F&form_token={token}");
+    let post = with(Request::post("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .body(Body::from(body))
+        .expect("req");
+    (cookie, app.clone().oneshot(with_peer(post)).await.expect("ok"))
+}
+
+/// Wrong passwords for `admin` from one address, with valid form tokens (anyone can fetch the
+/// form), spend that address's budget only: the owner signs in from another address.
+#[tokio::test]
+async fn wrong_passwords_from_one_address_do_not_lock_the_owner_out() {
+    let app = behind_a_proxy();
+    let from = |ip: &'static str, password: &'static str| {
+        let app = app.clone();
+        async move { sign_in_through_proxy(&app, &[("x-forwarded-for", ip)], password).await.1.status() }
     };
     let mut refused = false;
     for _ in 0..15 {
@@ -398,26 +407,10 @@ fn with_peer(mut req: Request<Body>) -> Request<Body> {
 /// login cookie, which plain HTTP or a sibling host could plant, signs nobody in.
 #[tokio::test]
 async fn over_https_a_plain_named_login_cookie_is_ignored() {
-    let storage = SqliteStorage::in_memory().expect("db");
-    storage.create_project("p").expect("project");
-    replay_server::auth::bootstrap(&storage, Some(TOKEN), Some("viewer-password")).expect("bootstrap");
-    let trusted = vec!["127.0.0.1/32".parse().expect("net")];
-    let config = Config { trusted_proxies: trusted, ..Config::default() };
-    let app = app(AppState::new(Arc::new(storage) as Arc<dyn Storage>, config));
+    let app = behind_a_proxy();
     let https = |req: axum::http::request::Builder| req.header("x-forwarded-proto", "https");
-    let form = app.clone().oneshot(with_peer(https(Request::get("/login")).body(Body::empty()).expect("req")));
-    let form = form.await.expect("ok");
-    let cookie = form.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let (cookie, signed_in) = sign_in_through_proxy(&app, &[("x-forwarded-proto", "https")], "viewer-password").await;
     assert!(cookie.starts_with("__Host-replay_form="), "{cookie}");
-    let html = String::from_utf8(form.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
-    let token = html.split("name=\"form_token\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("token");
-    let body = format!("username=admin&password=viewer-password&next=%2Fviewer%2F&form_token={token}");
-    let post = https(Request::post("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", cookie)
-        .body(Body::from(body))
-        .expect("req");
-    let signed_in = app.clone().oneshot(with_peer(post)).await.expect("ok");
     let login = signed_in.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
     let value = login.strip_prefix("__Host-replay_login=").expect("a __Host- login cookie").to_owned();
     let me = |cookie: String, over_https: bool| {
