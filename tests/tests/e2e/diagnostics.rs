@@ -281,6 +281,9 @@ const done = arguments[arguments.length - 1];
   const shape = (f) => f.name + '/' + f.length;
   out.shapes = [fetch, XMLHttpRequest.prototype.open, XMLHttpRequest.prototype.send, console.log,
     history.pushState, CSSStyleSheet.prototype.insertRule, navigator.sendBeacon].map(shape).join(' ');
+  // A recorded node copied by the page (`{...node}`, `Object.assign`) carries no recorder id.
+  const copied = (n) => Object.getOwnPropertySymbols({ ...n }).length + Object.getOwnPropertySymbols(Object.assign({}, n)).length;
+  out.copiedIds = copied(document.body) + copied(document.body.firstElementChild) + (Object.getOwnPropertySymbols(document.body).length ? 0 : 100);
 
   const echo = '/demo/echo';
   out.notFound = (await fetch(echo + '?status=404')).status;
@@ -364,6 +367,7 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     ensure!(page["reused"] == "202 203", "{page}");
     let shapes = "fetch/1 open/2 send/0 log/0 pushState/2 insertRule/1 sendBeacon/1";
     ensure!(page["shapes"] == shapes, "the wrappers' names and lengths are the browser's: {page}");
+    ensure!(page["copiedIds"] == 0, "a page's copy of a recorded node has no recorder id: {page}");
     tokio::time::sleep(Duration::from_millis(6000)).await; // repeated errors are reported every 5 s
     browser.flush_within(Duration::from_secs(20)).await?;
 
