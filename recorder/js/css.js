@@ -8,6 +8,12 @@
 //   `style.setProperty`/`removeProperty` on rules and `adoptedStyleSheets` (document and shadow
 //   roots) are wrapped: the page's call runs first and keeps its result and exceptions, then
 //   the change is recorded (guarded: a recording error never reaches the page).
+// - A wrapper only notes the change (where, and the rule or declaration to read): reading the
+//   rule's text and the call into wasm happen in a task of the recorder's own soon after, or
+//   before the next DOM pass at the latest (`flushCss`), so a page inserting hundreds of rules
+//   in one task (CSS-in-JS rendering a list) does not pay for them in that task. A text read
+//   late includes what changed in its rule since: a change of that rule (or of a rule nested
+//   in it) made while its text is still to be read is not recorded again.
 import { S, now, countError, likeOriginal } from './state.js';
 import { patchCssomSetters } from './css-setters.js';
 
@@ -19,6 +25,74 @@ const patched = new WeakSet();
 /** Owners whose sheet was sent whole, with the text they had then (see `sendRuleOp`). */
 const sentWhole = new WeakMap();
 const MAX_SHEET_CHARS = 2000000;
+
+// ---- changes noted, sent out of the page's task ----
+
+/**
+ * Changes noted and not yet sent, in the page's order. `rule`: an inserted rule, its text read
+ * when sent; `decl`: a declaration, the value and priority of property `a` read when sent.
+ * @type {Array<{ t: number, owner: number, sheet: number, op: string, path: number[], a: string, b: string, c: string, rule: CSSRule | null, decl: CSSStyleDeclaration | null }>}
+ */
+let noted = [];
+/** Characters of the texts in `noted` (whole sheets are read when noted). */
+let notedChars = 0;
+let flushDue = false;
+/** Rules whose text is still to be read: their changes (and their nested rules') are in it. */
+let unread = new WeakSet();
+/** Past either bound, what is noted is sent at once (in the page's task, bounded). */
+const MAX_NOTED = 4096;
+const MAX_NOTED_CHARS = 4000000;
+
+function note(owner, sheet, op, path, a, b, c, rule, decl) {
+  noted.push({ t: now(), owner, sheet, op, path, a, b, c, rule, decl });
+  notedChars += a.length + b.length + c.length;
+  if (rule) unread.add(rule);
+  if (noted.length >= MAX_NOTED || notedChars >= MAX_NOTED_CHARS) flushCss();
+  else if (!flushDue) {
+    flushDue = true;
+    setTimeout(flushCss, 0);
+  }
+}
+
+/**
+ * Sends the CSSOM changes noted so far to wasm. Called in a task of its own after a change, and
+ * before anything that must come after them: each DOM pass (a `<style>`'s text changing, a sheet
+ * owner removed) and the snapshot.
+ */
+export function flushCss() {
+  flushDue = false;
+  if (!noted.length) return;
+  if (!live()) {
+    dropCss();
+    return;
+  }
+  const q = noted;
+  noted = [];
+  notedChars = 0;
+  for (let i = 0; i < q.length; i++) {
+    const e = q[i];
+    try {
+      let a = e.a, b = e.b, c = e.c;
+      if (e.rule) {
+        unread.delete(e.rule);
+        a = e.rule.cssText;
+      } else if (e.decl) {
+        b = e.decl.getPropertyValue(a);
+        c = e.decl.getPropertyPriority(a);
+      }
+      S.rec.css(e.t, e.owner, e.sheet, e.op, new Uint32Array(e.path), a, b, c);
+    } catch (_) {
+      countError();
+    }
+  }
+}
+
+/** Forgets the changes noted and not sent (the recorder stopped). */
+export function dropCss() {
+  noted = [];
+  notedChars = 0;
+  unread = new WeakSet();
+}
 
 function absolute(text, base) {
   if (!base || text.indexOf('url(') < 0) return text;
@@ -59,7 +133,7 @@ function constructedId(sheet) {
     id = nextSheet++;
     sheetIds.set(sheet, id);
     const text = sheetText(sheet);
-    S.rec.css(now(), 0, id, 't', new Uint32Array(0), text || '', '', '');
+    note(0, id, 't', [], text || '', '', '', null, null);
   }
   return id;
 }
@@ -74,13 +148,22 @@ function target(sheet) {
     return [id, 0];
   }
   if (sheet.parentStyleSheet) return null; // an @import's sheet: its owner is sent whole
-  return [0, constructedId(sheet)];
+  // A constructed sheet met for the first time is sent whole now, this change in its text.
+  if (!sheetIds.has(sheet)) {
+    constructedId(sheet);
+    return null;
+  }
+  return [0, sheetIds.get(sheet)];
 }
 
-/** Path of a rule from its sheet's top-level list, and the sheet. */
+/**
+ * Path of a rule from its sheet's top-level list, and the sheet; null when it has none, or when
+ * its text or an enclosing rule's is still to be read (`unread`: a change there is in that text).
+ */
 function rulePath(rule) {
   const path = [];
   for (let r = rule, guard = 0; r && guard < 64; guard++) {
+    if (unread.has(r)) return null;
     const parent = r.parentRule;
     const list = parent ? parent.cssRules : r.parentStyleSheet && r.parentStyleSheet.cssRules;
     if (!list) return null;
@@ -99,25 +182,32 @@ function sendText(sheet) {
   if (!t) return;
   const text = sheetText(sheet);
   if (text === null) return;
-  S.rec.css(now(), t[0], t[1], 't', new Uint32Array(0), text, '', '');
+  // The rules noted before it are sent first, their texts read now: a later change of one of
+  // them is recorded again (that text would hold it, this one would not).
+  flushCss();
+  note(t[0], t[1], 't', [], text, '', '', null, null);
   if (t[0]) sentWhole.set(sheet.ownerNode, sheet.ownerNode.textContent);
 }
 
-/** Records one rule operation; false when the sheet was sent whole instead (nothing more to send). */
-function sendRuleOp(sheet, path, op, a, b, c) {
+/**
+ * Records one rule operation; false when the sheet was sent whole instead (nothing more to
+ * send). `rule`: the inserted rule, whose text is read when sent (`a` then unused); `decl`: the
+ * declaration whose property `a` is read when sent (`b` and `c` then unused).
+ */
+function sendRuleOp(sheet, path, op, a, b, c, rule, decl) {
   const t = target(sheet);
   if (!t) return false;
   // An owner's sheet is sent whole at its first CSSOM change (and after its text changed):
   // the snapshot API rebuilds sheets from text the browser serialized, without a CSS parser.
   if (t[0] && sentWhole.get(sheet.ownerNode) !== sheet.ownerNode.textContent) { sendText(sheet); return false; }
-  S.rec.css(now(), t[0], t[1], op, new Uint32Array(path), a || '', b || '', c || '');
+  note(t[0], t[1], op, path, a || '', b || '', c || '', rule || null, decl || null);
   return true;
 }
 
 /** A rule changed as a whole (`selectorText`, `style.cssText`): deleted and inserted again. */
 function sendRuleReplaced(rule) {
   const at = rulePath(rule);
-  if (at && sendRuleOp(at.sheet, at.path, 'd')) sendRuleOp(at.sheet, at.path, 'i', rule.cssText);
+  if (at && sendRuleOp(at.sheet, at.path, 'd')) sendRuleOp(at.sheet, at.path, 'i', '', '', '', rule);
 }
 
 /** Called after a walk for each `<style>`/`<link>` it met: inlines what the markup lacks. */
@@ -145,7 +235,7 @@ export function sendAdopted(root) {
   if (id === undefined || !list) return;
   const ids = [];
   for (let i = 0; i < list.length && i < 1000; i++) ids.push(constructedId(list[i]));
-  S.rec.css(now(), id, 0, 'a', new Uint32Array(ids), '', '', '');
+  note(id, 0, 'a', ids, '', '', '', null, null);
 }
 
 function live() {
@@ -191,14 +281,14 @@ export function patchCssom(win) {
   const sheetProto = win.CSSStyleSheet && win.CSSStyleSheet.prototype;
   after(sheetProto, 'insertRule', (sheet, args, index) => {
     const rule = sheet.cssRules[index];
-    if (rule) sendRuleOp(sheet, [index], 'i', rule.cssText);
+    if (rule) sendRuleOp(sheet, [index], 'i', '', '', '', rule);
   });
   after(sheetProto, 'deleteRule', (sheet, args) => sendRuleOp(sheet, [Number(args[0]) >>> 0], 'd'));
   // The legacy aliases: `addRule(selector, style, index)` appends when there is no index.
   after(sheetProto, 'addRule', (sheet, args) => {
     const i = args.length > 2 && args[2] !== undefined ? Number(args[2]) >>> 0 : sheet.cssRules.length - 1;
     const rule = sheet.cssRules[i];
-    if (rule) sendRuleOp(sheet, [i], 'i', rule.cssText);
+    if (rule) sendRuleOp(sheet, [i], 'i', '', '', '', rule);
   });
   after(sheetProto, 'removeRule', (sheet, args) => sendRuleOp(sheet, [args.length ? Number(args[0]) >>> 0 : 0], 'd'));
   after(sheetProto, 'replaceSync', (sheet) => sendText(sheet));
@@ -209,7 +299,7 @@ export function patchCssom(win) {
   after(groupProto, 'insertRule', (group, args, index) => {
     const at = rulePath(group);
     const rule = group.cssRules[index];
-    if (at && rule) sendRuleOp(at.sheet, at.path.concat(index), 'i', rule.cssText);
+    if (at && rule) sendRuleOp(at.sheet, at.path.concat(index), 'i', '', '', '', rule);
   });
   after(groupProto, 'deleteRule', (group, args) => {
     const at = rulePath(group);
@@ -220,8 +310,7 @@ export function patchCssom(win) {
     // Inline styles (`el.style`) are attribute changes, seen by the MutationObserver.
     const at = decl.parentRule && rulePath(decl.parentRule);
     if (at) {
-      const name = String(args[0]);
-      sendRuleOp(at.sheet, at.path, 'p', name, decl.getPropertyValue(name), decl.getPropertyPriority(name));
+      sendRuleOp(at.sheet, at.path, 'p', String(args[0]), '', '', null, decl);
     }
   });
   after(declProto, 'removeProperty', (decl, args) => {
@@ -233,7 +322,7 @@ export function patchCssom(win) {
       if (!live()) return;
       try {
         const at = rulePath(decl.parentRule);
-        if (at) sendRuleOp(at.sheet, at.path, 'p', name, decl.getPropertyValue(name), decl.getPropertyPriority(name));
+        if (at) sendRuleOp(at.sheet, at.path, 'p', name, '', '', null, decl);
       } catch (_) { countError(); }
     },
     rule(rule) {

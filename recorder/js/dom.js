@@ -6,7 +6,7 @@
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
 import { S, now, guard, countError } from './state.js';
 import { P, TEXT_ATTRS, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
-import { ownerWalked, sendAdopted } from './css.js';
+import { ownerWalked, sendAdopted, flushCss, dropCss } from './css.js';
 import { COALESCE_MS, V, timed } from './valve.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -360,6 +360,7 @@ function afterTape() {
   roots = [];
   for (let i = 0; i < o.length; i++) ownerWalked(o[i]);
   for (let i = 0; i < r.length; i++) sendAdopted(r[i]);
+  flushCss();
   if (crossFrames.length) {
     const f = crossFrames;
     crossFrames = [];
@@ -531,6 +532,9 @@ function workTimed(ms) {
 function run(deadline) {
   // Typed values first (coalesced, events.js): remembered before any echo of them is read.
   if (S.beforePass) S.beforePass();
+  // The CSSOM changes the page made before these DOM changes go first (a <style>'s new text
+  // replaces its rules: the rules inserted before it must not come after it).
+  flushCss();
   for (;;) {
     if (!job) {
       if (S.stopped || (!queue.length && !forced)) return;
@@ -556,6 +560,7 @@ export function dropWork() {
   job = null;
   queue = [];
   forced = false;
+  dropCss();
 }
 
 /** True while the clock says the slice is over (looked at once per 64 steps). */
