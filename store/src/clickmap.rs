@@ -27,8 +27,10 @@
 //! sessions, keyed by a URL without query or fragment and by an element's structure (tag, id,
 //! classes). A label is the element's text as recorded, masked in the page like all recorded
 //! text (PII patterns included), and the first click's: a deletion blanks the labels of the
-//! page-days the deleted session viewed ([`FORGET_LABELS`]). They go with their day when
-//! retention passes it, and with the project.
+//! page-days the deleted session viewed ([`FORGET_LABELS`]), and deletes the page-days no other
+//! session viewed ([`forget_pages`]: their counts were that session's alone, and a URL that
+//! names a user, `/u/alice-smith`, is usually viewed by that user only). They go with their day
+//! when retention passes it, and with the project.
 
 use std::borrow::Cow;
 
@@ -204,6 +206,10 @@ pub(crate) const SEE_VIEW: &str = "UPDATE clickmap_views SET \
 /// Migration: the clicks each page view counted on each URL ([`MAX_CLICKS_PER_VIEW`]).
 pub(crate) const VIEW_CLICKS: &str = "ALTER TABLE clickmap_views ADD COLUMN clicks BIGINT NOT NULL DEFAULT 0";
 
+/// Migration: the page views of a page-day, found without reading the project's every view (a
+/// deletion asks who else viewed each page-day it touches: [`forget_pages`], [`FORGET_LABELS`]).
+pub(crate) const VIEWS_BY_PAGE: &str = "CREATE INDEX clickmap_views_by_page ON clickmap_views (project_id, day, url)";
+
 /// `$1` project, `$2` session, `$3` page id: the URL the page view was last seen on.
 pub(crate) const CURRENT_URL: &str = "SELECT url FROM clickmap_views \
      WHERE project_id = $1 AND session_id = $2 AND page_id = $3 ORDER BY last_ms DESC LIMIT 1";
@@ -270,6 +276,24 @@ pub(crate) const FORGET_SAMPLES: &str = "UPDATE clickmap_pages SET sample_sessio
 pub(crate) const FORGET_LABELS: &str = "UPDATE clickmap_elements SET label = '' \
      WHERE project_id = $1 AND label <> '' AND EXISTS (SELECT 1 FROM clickmap_views v \
         WHERE v.project_id = $1 AND v.day = clickmap_elements.day AND v.url = clickmap_elements.url AND ";
+
+/// The aggregates kept per page-day (what [`forget_pages`] deletes).
+pub(crate) const PAGE_TABLES: [&str; 3] = ["clickmap_pages", "clickmap_elements", "clickmap_depths"];
+
+/// Deletes the rows of `table` (one of [`PAGE_TABLES`]) of the page-days that the deleted
+/// sessions viewed and no other session did (`$1` the project; `mine` is the engine's condition
+/// that `v.session_id` is a deleted session, `theirs` that `w.session_id` is not), before their
+/// views go. Counts a page-day holds are sums over its views: with that session's alone they
+/// are its own, and its URL is often its own too (`/u/alice-smith/settings`).
+pub(crate) fn forget_pages(table: &str, mine: &str, theirs: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE project_id = $1 \
+         AND EXISTS (SELECT 1 FROM clickmap_views v \
+            WHERE v.project_id = $1 AND v.day = {table}.day AND v.url = {table}.url AND {mine}) \
+         AND NOT EXISTS (SELECT 1 FROM clickmap_views w \
+            WHERE w.project_id = $1 AND w.day = {table}.day AND w.url = {table}.url AND {theirs})"
+    )
+}
 
 /// The aggregate tables (a project's deletion empties them; retention deletes their past days).
 pub(crate) const DAY_TABLES: [&str; 4] = ["clickmap_pages", "clickmap_elements", "clickmap_depths", "clickmap_days"];

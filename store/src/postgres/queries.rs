@@ -290,6 +290,10 @@ impl Engine {
         tx.execute("DELETE FROM comments WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids]).await?;
         tx.execute("DELETE FROM session_terms WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
             .await?;
+        for table in crate::clickmap::PAGE_TABLES {
+            let sql = crate::clickmap::forget_pages(table, "v.session_id = ANY($2)", "NOT (w.session_id = ANY($2))");
+            tx.execute(&sql, &[&project, &ids]).await?;
+        }
         tx.execute(&format!("{} v.session_id = ANY($2))", crate::clickmap::FORGET_LABELS), &[&project, &ids]).await?;
         tx.execute("DELETE FROM clickmap_views WHERE project_id = $1 AND session_id = ANY($2)", &[&project, &ids])
             .await?;

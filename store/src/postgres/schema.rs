@@ -220,6 +220,8 @@ const MIGRATIONS: &[&str] = &[
     crate::clickmap::SCHEMA,
     // 15: the clicks each page view counted per URL (`crate::clickmap::MAX_CLICKS_PER_VIEW`).
     crate::clickmap::VIEW_CLICKS,
+    // 16: the page views of a page-day (what a deletion asks of each page-day it touches).
+    crate::clickmap::VIEWS_BY_PAGE,
 ];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations between instances.

@@ -273,6 +273,8 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
         let mut comments = tx.prepare_cached("DELETE FROM comments WHERE project_id = ?1 AND session_id = ?2")?;
         let mut terms = tx.prepare_cached("DELETE FROM session_terms WHERE project_id = ?1 AND session_id = ?2")?;
         let mut labels = tx.prepare_cached(&format!("{} v.session_id = $2)", crate::clickmap::FORGET_LABELS))?;
+        let pages = crate::clickmap::PAGE_TABLES
+            .map(|table| crate::clickmap::forget_pages(table, "v.session_id = $2", "w.session_id <> $2"));
         let mut views = tx.prepare_cached("DELETE FROM clickmap_views WHERE project_id = ?1 AND session_id = ?2")?;
         let mut rows = tx.prepare_cached("DELETE FROM sessions WHERE project_id = ?1 AND id = ?2")?;
         let mut tombstone = tx.prepare_cached(
@@ -296,6 +298,9 @@ pub(super) fn delete_sessions(conn: &mut Connection, project: i64, ids: &[String
             facts.execute(params![project, id])?;
             comments.execute(params![project, id])?;
             terms.execute(params![project, id])?;
+            for sql in &pages {
+                tx.prepare_cached(sql)?.execute(params![project, id])?;
+            }
             labels.execute(params![project, id])?;
             views.execute(params![project, id])?;
             n += rows.execute(params![project, id])? as u64;

@@ -257,6 +257,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::clickmap::SCHEMA,
     // 20: the clicks each page view counted per URL (`crate::clickmap::MAX_CLICKS_PER_VIEW`).
     crate::clickmap::VIEW_CLICKS,
+    // 21: the page views of a page-day (what a deletion asks of each page-day it touches).
+    crate::clickmap::VIEWS_BY_PAGE,
 ];
 
 /// Applies the migrations `conn` has not had yet, each in its own transaction. The version is

@@ -169,6 +169,21 @@ pub(super) fn click_maps_forget_sessions_deleted_and_go_with_their_project_and_d
     assert_eq!((map.clicks, map.sample.expect("sample").session.as_str()), (4, "s1"));
     assert_eq!(map.elements[0].label, "Buy now");
 
+    // A page-day only deleted sessions viewed goes whole: its counts were theirs, and its URL
+    // names the user. One that other sessions viewed too stays.
+    const ALICE: &str = "https://shop.test/u/alice-smith";
+    let save = || vec![page(Some(ALICE), vec![element("#save", "Save", 1, 2, 2)], Some(4), t + 20)];
+    let own = |session: &str| batch(session, "c", 0, t + 20, save());
+    db.put_batch_blocking(p.id, &own("s3"), b"0").expect("put");
+    db.put_batch_blocking(p.id, &own("s4"), b"0").expect("put");
+    db.put_batch_blocking(p.id, &own("s5"), b"0").expect("put");
+    db.delete_sessions(p.id, &["s3".to_owned()]).expect("delete");
+    assert_eq!(db.clickmap(p.id, &query(ALICE, t, t)).expect("map").clicks, 3, "s4 and s5 viewed it too");
+    db.delete_sessions(p.id, &["s4".to_owned(), "s5".to_owned()]).expect("delete");
+    let gone = db.clickmap(p.id, &query(ALICE, t, t)).expect("map");
+    assert_eq!((gone.pages, gone.clicks, gone.reached, gone.elements.len()), (0, 0, [0; 11], 0), "{gone:?}");
+    assert_eq!(db.clickmap(p.id, &query(LIST, t, t)).expect("map").clicks, 4, "another page-day stays");
+
     // A project's own retention deletes its days before the cutoff, not another project's.
     let o = db.create_project("other").expect("o");
     db.put_batch_blocking(o.id, &s1, b"0").expect("put");
