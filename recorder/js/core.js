@@ -14,7 +14,7 @@ import { configurePrivacy, scrubUrl } from './privacy.js';
 import { ACTION_CUT_MS, OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
 import { configureCanvas, patchCanvas, stopCanvas, walkedCanvas } from './canvas.js';
-import { patchCssom } from './css.js';
+import { patchCssom, flushCss } from './css.js';
 import {
   flushMouse, flushTyped, listen, listenToDocument, listenToUser, pruneFrameListeners, recordInput, recordMedia,
   removeListeners,
@@ -157,6 +157,8 @@ function cut(isFinal, drain) {
   }
   else if (drain) work(drain);
   else if (S.observer) collect(S.observer.takeRecords());
+  // The CSSOM changes noted so far go in this batch (a final one: they would be lost).
+  flushCss();
   flushMouse();
   emit(S.rec.flush(now(), isFinal));
   touchSession(S.session);

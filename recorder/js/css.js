@@ -16,13 +16,31 @@
 //   in it) made while its text is still to be read is not recorded again.
 import { S, now, countError, likeOriginal } from './state.js';
 import { patchCssomSetters } from './css-setters.js';
+import { timed } from './valve.js';
 
+/**
+ * Constructed sheet → `{ id, epoch }`: its id, and the snapshot its text was sent in. A sheet
+ * gets an id when a document or shadow root adopts it (its text then holds what changed before):
+ * scratch sheets a page builds and never adopts cost nothing.
+ * @type {WeakMap<CSSStyleSheet, { id: number, epoch: number }>}
+ */
 const sheetIds = new WeakMap();
 let nextSheet = 1;
+/**
+ * Counts the snapshots: each one resets the replay's style sheets, so what a constructed sheet
+ * sent before it is sent again when a root adopting it is walked.
+ */
+let epoch = 0;
+/** While a snapshot is walked, changes wait for its tape (which resets the replay's sheets). */
+let holding = false;
 /** Owners whose sheet changed through the CSSOM before they had an id: sent whole when walked. */
 const dirtyOwners = new WeakSet();
 const patched = new WeakSet();
-/** Owners whose sheet was sent whole, with the text they had then (see `sendRuleOp`). */
+/**
+ * Owners whose sheet was sent whole, with the text they had then (see `sendRuleOp`). Their
+ * sheet differs from their text: walked again (moved, or in a new snapshot) or with their text
+ * changed, they are sent whole again (`ownerWalked`).
+ */
 const sentWhole = new WeakMap();
 const MAX_SHEET_CHARS = 2000000;
 
@@ -43,6 +61,11 @@ let unread = new WeakSet();
 const MAX_NOTED = 4096;
 const MAX_NOTED_CHARS = 4000000;
 
+/** `flushCss` in a task of its own, its time on the recorder's budget (valve.js). */
+function flushTimed() {
+  timed(flushCss);
+}
+
 function note(owner, sheet, op, path, a, b, c, rule, decl) {
   noted.push({ t: now(), owner, sheet, op, path, a, b, c, rule, decl });
   notedChars += a.length + b.length + c.length;
@@ -50,7 +73,7 @@ function note(owner, sheet, op, path, a, b, c, rule, decl) {
   if (noted.length >= MAX_NOTED || notedChars >= MAX_NOTED_CHARS) flushCss();
   else if (!flushDue) {
     flushDue = true;
-    setTimeout(flushCss, 0);
+    setTimeout(flushTimed, 0);
   }
 }
 
@@ -62,6 +85,7 @@ function note(owner, sheet, op, path, a, b, c, rule, decl) {
 export function flushCss() {
   flushDue = false;
   if (!noted.length) return;
+  if (holding && noted.length < MAX_NOTED && notedChars < MAX_NOTED_CHARS) return;
   if (!live()) {
     dropCss();
     return;
@@ -92,6 +116,16 @@ export function dropCss() {
   noted = [];
   notedChars = 0;
   unread = new WeakSet();
+  holding = false;
+}
+
+/**
+ * A snapshot starts (`true`: its walk begins; what was noted before went out first) or its tape
+ * was sent (`false`): the changes noted meanwhile go after it.
+ */
+export function snapshotWalk(on) {
+  if (on) epoch++;
+  holding = on;
 }
 
 function absolute(text, base) {
@@ -126,16 +160,18 @@ export function sheetText(sheet, depth) {
   return out.join('\n');
 }
 
-/** The recorder's id of a constructed sheet, sending its text the first time it is seen. */
+/** The recorder's id of an adopted sheet, sending its text the first time in this snapshot. */
 function constructedId(sheet) {
-  let id = sheetIds.get(sheet);
-  if (id === undefined) {
-    id = nextSheet++;
-    sheetIds.set(sheet, id);
-    const text = sheetText(sheet);
-    note(0, id, 't', [], text || '', '', '', null, null);
+  let e = sheetIds.get(sheet);
+  if (e === undefined) {
+    e = { id: nextSheet++, epoch: -1 };
+    sheetIds.set(sheet, e);
   }
-  return id;
+  if (e.epoch !== epoch) {
+    e.epoch = epoch;
+    note(0, e.id, 't', [], sheetText(sheet) || '', '', '', null, null);
+  }
+  return e.id;
 }
 
 /** Where a sheet's changes go: `[owner, sheet]`, or null when it is not (yet) recorded. */
@@ -148,12 +184,10 @@ function target(sheet) {
     return [id, 0];
   }
   if (sheet.parentStyleSheet) return null; // an @import's sheet: its owner is sent whole
-  // A constructed sheet met for the first time is sent whole now, this change in its text.
-  if (!sheetIds.has(sheet)) {
-    constructedId(sheet);
-    return null;
-  }
-  return [0, sheetIds.get(sheet)];
+  // A constructed sheet (or a removed `<style>`'s) not adopted since the snapshot: its text,
+  // sent when a root adopts it, will hold this change.
+  const e = sheetIds.get(sheet);
+  return e !== undefined && e.epoch === epoch ? [0, e.id] : null;
 }
 
 /**
@@ -197,9 +231,16 @@ function sendText(sheet) {
 function sendRuleOp(sheet, path, op, a, b, c, rule, decl) {
   const t = target(sheet);
   if (!t) return false;
-  // An owner's sheet is sent whole at its first CSSOM change (and after its text changed):
-  // the snapshot API rebuilds sheets from text the browser serialized, without a CSS parser.
-  if (t[0] && sentWhole.get(sheet.ownerNode) !== sheet.ownerNode.textContent) { sendText(sheet); return false; }
+  // An owner's sheet is sent whole at its first CSSOM change: the snapshot API rebuilds sheets
+  // from text the browser serialized, without a CSS parser. One whose text changed since it was
+  // sent whole is sent whole again after the DOM pass that records the new text (the replay
+  // rebuilds a sheet from its new text: `ownerWalked`), this change in it.
+  if (t[0]) {
+    const owner = sheet.ownerNode;
+    const sent = sentWhole.get(owner);
+    if (sent === undefined) { sendText(sheet); return false; }
+    if (sent !== owner.textContent) return false;
+  }
   note(t[0], t[1], op, path, a || '', b || '', c || '', rule || null, decl || null);
   return true;
 }
@@ -210,7 +251,10 @@ function sendRuleReplaced(rule) {
   if (at && sendRuleOp(at.sheet, at.path, 'd')) sendRuleOp(at.sheet, at.path, 'i', '', '', '', rule);
 }
 
-/** Called after a walk for each `<style>`/`<link>` it met: inlines what the markup lacks. */
+/**
+ * Called after a walk for each `<style>`/`<link>` it met, and after a DOM pass for each
+ * `<style>` whose text changed: inlines what the markup lacks.
+ */
 export function ownerWalked(el) {
   const sheet = el.sheet;
   if (!sheet) return;
@@ -222,7 +266,7 @@ export function ownerWalked(el) {
   let rules;
   try { rules = sheet.cssRules; } catch (_) { return; }
   const hasImport = rules.length && rules[0].type === 3;
-  if (dirtyOwners.has(el) || hasImport || (rules.length && !/\S/.test(el.textContent))) {
+  if (dirtyOwners.has(el) || sentWhole.has(el) || hasImport || (rules.length && !/\S/.test(el.textContent))) {
     dirtyOwners.delete(el);
     sendText(sheet);
   }

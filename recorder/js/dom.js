@@ -6,7 +6,7 @@
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
 import { S, now, guard, countError } from './state.js';
 import { P, TEXT_ATTRS, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
-import { ownerWalked, sendAdopted, flushCss, dropCss } from './css.js';
+import { ownerWalked, sendAdopted, flushCss, dropCss, snapshotWalk } from './css.js';
 import { COALESCE_MS, V, timed } from './valve.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -523,6 +523,7 @@ function workTimed(ms) {
     countError();
     const j = job;
     job = null;
+    if (j && j.snapshot) snapshotWalk(false);
     if (j && j.done) j.done();
   }
   if (job || queue.length || forced) schedule();
@@ -576,6 +577,7 @@ function overdue(deadline) {
  */
 export function takeSnapshot(t, recordInput, recordMedia, done) {
   settle();
+  snapshotWalk(true);
   const controls = document.querySelectorAll('input, textarea, select');
   // Values already in fields (autofill, restored form state) may be shown elsewhere on the page.
   for (let i = 0; i < controls.length; i++) rememberTyped(controls[i]);
@@ -701,6 +703,7 @@ function finishJob(j) {
   if (j.snapshot) {
     j.ints.set(0, j.w.count);
     S.rec.snapshot(j.t, j.ints.view(), j.strs.join(''), Math.round(scrollX), Math.round(scrollY));
+    snapshotWalk(false);
     afterTape();
   } else {
     endMutation(j);
@@ -895,6 +898,8 @@ function mutationJob() {
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
     if (r.type === 'childList') {
+      // A `<style>` whose text changed: its sheet is looked at after the pass (css.js).
+      if (r.target.localName === 'style') owners.push(r.target);
       for (let j = 0; j < r.rem.length; j++) removes.push(r.rem[j]);
       const add = r.added;
       for (let j = 0; j < add.length; j++) {
@@ -1062,7 +1067,9 @@ function endMutation(j) {
     const id = ids.get(tn);
     if (id === undefined || !live(tn)) continue;
     let v = capped(tn.data);
-    if (tn.nodeType === 3 && j.maskedUnder(tn.parentNode) === 1) v = maskText(v);
+    const p = tn.parentNode;
+    if (tn.nodeType === 3 && j.maskedUnder(p) === 1) v = maskText(v);
+    if (p.localName === 'style') owners.push(p);
     ints.p2(id, v.length);
     strs.push(v);
     nTexts++;

@@ -3,8 +3,13 @@
 const ID = Symbol('replay.id');
 const frozenIds = new WeakMap();
 let anyFrozen = false;
-/** The descriptor of a new id (one object, its value set before each use). */
-const FRESH = { value: 0, writable: true, configurable: true, enumerable: false };
+/**
+ * The descriptor of a new id (one object, its value set before each use; without a prototype,
+ * so that a page's `Object.prototype.get` cannot make it an accessor's), and `defineProperty` as
+ * it was when the recorder loaded.
+ */
+const FRESH = { __proto__: null, value: 0, writable: true, configurable: true, enumerable: false };
+const defineProperty = Object.defineProperty;
 
 /**
  * Node → recorder id, kept on the node itself under a private symbol, as a non-enumerable
@@ -33,7 +38,7 @@ const ids = {
       if (n[ID] !== undefined) n[ID] = v;
       else {
         FRESH.value = v;
-        Object.defineProperty(n, ID, FRESH);
+        defineProperty(n, ID, FRESH);
       }
     } catch (_) {
       frozenIds.set(n, v);

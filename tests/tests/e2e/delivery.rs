@@ -148,6 +148,22 @@ async fn buffer_mode_windows_start_at_a_sliced_snapshot_and_replay_to_the_page()
     let browser = Browser::start().await?;
     browser.client.goto(&server.url("/demo?n=1000&mode=buffer&buffer_seconds=1")).await?;
     browser.eval_async("const done = arguments[arguments.length - 1]; window.Replay.sessionUrl().then(done);").await?;
+    // Style sheets changed through the CSSOM before the windows' snapshots: each snapshot resets
+    // the replay's sheets, so each must carry them again (a `<style>` whose sheet is more than
+    // its text, an adopted constructed sheet).
+    browser
+        .eval(
+            "const s = document.createElement('style'); s.textContent = 'h1 { letter-spacing: 1px; }';
+             document.head.append(s);
+             setTimeout(() => {
+               s.sheet.insertRule('h1 { color: rgb(180, 35, 24); }', 1);
+               const c = new CSSStyleSheet();
+               c.replaceSync('body { outline: 1px solid rgb(18, 183, 106); }');
+               document.adoptedStyleSheets = [c];
+             }, 100);
+             return true;",
+        )
+        .await?;
     // Three flush ticks (5 s apart), each past the window: three snapshots, typing in between.
     for filter in ["Lamp", "", "Desk"] {
         type_into_search(&browser, filter).await?;
