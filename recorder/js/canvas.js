@@ -26,7 +26,7 @@
 // is spent, are dropped, counted (`canvas` in the stats `Replay.flush()` resolves with, and the
 // batch's `dropped`) and noted (a `Note` of kind dropped on the canvas, at most every
 // NOTE_EVERY_MS), so the viewer says so.
-import { S, now, countError, likeOriginal } from './state.js';
+import { S, now, countError, likeOriginal, setTimer, clearTimer, bare } from './state.js';
 import { postToWorker, onCanvasEncoded } from './transport.js';
 
 const DEFAULT_FPS = 2;
@@ -104,7 +104,7 @@ export function configureCanvas(cfg) {
 /** Stops capturing (the recorder stopped). */
 export function stopCanvas() {
   C.on = false;
-  clearTimeout(C.roundTimer);
+  clearTimer(C.roundTimer);
   C.roundTimer = 0;
   C.marked.clear();
   waiting.clear();
@@ -160,7 +160,7 @@ function touched(ctx) {
       capture(canvas, st);
     });
   } else if (!C.roundTimer) {
-    C.roundTimer = setTimeout(round, Math.max(0, st.last + C.interval - now()));
+    C.roundTimer = setTimer(round, Math.max(0, st.last + C.interval - now()));
   }
 }
 
@@ -188,7 +188,7 @@ function round() {
       // A presented WebGL buffer reads blank: its next draw captures it.
       if (st && !unpreserved(ctx)) capture(canvas, st);
     }
-    if (next < Infinity) C.roundTimer = setTimeout(round, next);
+    if (next < Infinity) C.roundTimer = setTimer(round, next);
   } catch (_) { countError(); }
 }
 
@@ -210,7 +210,7 @@ function capture(canvas, st) {
       return;
     }
     if (C.inFlight >= MAX_IN_FLIGHT) {
-      if (!C.roundTimer) C.roundTimer = setTimeout(round, C.interval);
+      if (!C.roundTimer) C.roundTimer = setTimer(round, C.interval);
       if (st.ctx) C.marked.add(st.ctx);
       return;
     }
@@ -342,7 +342,7 @@ function wrap(proto, name) {
   };
   likeOriginal(wrapped, orig);
   try {
-    Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
+    Object.defineProperty(proto, name, bare({ value: wrapped, writable: true, configurable: true, enumerable: false }));
   } catch (_) { /* frozen prototype: this canvas kind is captured only when walked */ }
 }
 

@@ -9,7 +9,7 @@ import init, {
   __replay_instantiate as instantiate, __replay_memory_bytes as memoryBytes, __replay_switch as switchTo,
 } from './recorder_wasm.js';
 import { Recorder } from './ops.js';
-import { S, now, guard } from './state.js';
+import { S, now, guard, setTimer, clearTimer, setRepeat, clearRepeat, outsideZones } from './state.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
 import { ACTION_CUT_MS, OBSERVE, SLICE_MS, collect, dropWork, later, settle, takeSnapshot, work } from './dom.js';
 import { patchDialogs, recordOpenDialogs } from './dialogs.js';
@@ -336,7 +336,7 @@ function recordingStarted() {
     listen(window, 'error', goLive);
     listen(window, 'unhandledrejection', goLive);
   }
-  flushTimer = setInterval(guard(tick), S.cfg.flushIntervalMs || 5000);
+  flushTimer = setRepeat(guard(tick), S.cfg.flushIntervalMs || 5000);
   // The watchdog cuts on every click, submit and Enter (typing: every 2 s) and after a freeze.
   // A cut at the user's action works at most ACTION_CUT_MS of pending DOM work (it runs in the
   // page's own task, before its handler), the cut after a freeze at most one slice: never a big
@@ -364,8 +364,8 @@ async function remoteSettings(cfg) {
     const url = new URL('recorder/settings', cfg.endpoint);
     url.searchParams.set('key', cfg.key);
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), SETTINGS_WAIT_MS);
-    const res = await fetch(url.href, { credentials: 'omit', signal: abort.signal }).finally(() => clearTimeout(timer));
+    const timer = setTimer(() => abort.abort(), SETTINGS_WAIT_MS);
+    const res = await fetch(url.href, { credentials: 'omit', signal: abort.signal }).finally(() => clearTimer(timer));
     if (!res.ok) return null;
     const settings = await res.json();
     try {
@@ -384,14 +384,18 @@ async function remoteSettings(cfg) {
  */
 function withRemote(cfg, r) {
   if (!r || typeof r !== 'object') return cfg;
-  const out = Object.assign({}, cfg);
-  if (typeof r.sample_rate === 'number') out.sampleRate = r.sample_rate;
-  if (r.mode === 'buffer' || r.mode === 'live') out.mode = r.mode;
-  if (r.mask_all_text === true) out.maskAllText = true;
-  if (r.canvas === true) out.canvas = true;
-  if (Array.isArray(r.network_allow_list) && r.network_allow_list.length) {
+  const out = Object.assign(Object.create(null), cfg);
+  const get = (k) => (Object.prototype.hasOwnProperty.call(r, k) ? r[k] : undefined);
+  const rate = get('sample_rate');
+  const mode = get('mode');
+  const allow = get('network_allow_list');
+  if (typeof rate === 'number') out.sampleRate = rate;
+  if (mode === 'buffer' || mode === 'live') out.mode = mode;
+  if (get('mask_all_text') === true) out.maskAllText = true;
+  if (get('canvas') === true) out.canvas = true;
+  if (Array.isArray(allow) && allow.length) {
     const own = Array.isArray(cfg.networkAllowList) ? cfg.networkAllowList : [];
-    out.networkAllowList = own.concat(r.network_allow_list.filter((u) => typeof u === 'string'));
+    out.networkAllowList = own.concat(allow.filter((u) => typeof u === 'string'));
   }
   return out;
 }
@@ -403,7 +407,8 @@ function withRemote(cfg, r) {
 async function initialize(options, auto) {
   if (auto && stopRequested) return;
   if (!auto) stopRequested = false;
-  S.cfg = Object.assign({}, S.cfg, options || {});
+  // (Options without a prototype: what a polluted `Object.prototype` holds is never an option.)
+  S.cfg = Object.assign(Object.create(null), S.cfg, options || {});
   if (!S.cfg.key) throw new Error('replay: an ingest key is required');
   // The key (or endpoint) may arrive only now (`Replay.init({ key })`, the module entry).
   configureTransport();
@@ -413,8 +418,9 @@ async function initialize(options, auto) {
   }
   // A `stop()` while the settings or the document were awaited: nothing starts.
   if (stopRequested) return;
-  // Resolves once the first snapshot is in (taken in slices).
-  await new Promise((r) => { if (guard(start)(r) !== true) r(undefined); });
+  // Resolves once the first snapshot is in (taken in slices). Outside the app's zone (Zone.js):
+  // what start() sets up calls back there (state.js `outsideZones`).
+  await new Promise((r) => { outsideZones(() => { if (guard(start)(r) !== true) r(undefined); }); });
 }
 
 const api = {
@@ -466,7 +472,7 @@ function halt() {
   dropWork();
   stopCanvas();
   if (S.observer) S.observer.disconnect();
-  clearInterval(flushTimer);
+  clearRepeat(flushTimer);
   stopDiagnostics();
   removeListeners();
   framed = new WeakSet();
@@ -475,10 +481,23 @@ function halt() {
   bufferSnapshot = false;
 }
 
-/** Called by the loader: loads the wasm and starts when the script tag carries a key. */
-export async function boot(src, data) {
+/**
+ * Called by the loader: loads the wasm and starts when the script tag carries a key (outside the
+ * app's zone, if the page has Zone.js: the loader may run from the app's code, as `index.js`).
+ * @param {string} src
+ * @param {Record<string, string>} data
+ */
+export function boot(src, data) {
+  return outsideZones(() => bootHere(src, data));
+}
+
+/**
+ * @param {string} src
+ * @param {Record<string, string>} data
+ */
+async function bootHere(src, data) {
   const base = new URL('./', src).href;
-  S.cfg = {
+  S.cfg = Object.assign(Object.create(null), {
     ...data,
     base,
     key: data.key || '',
@@ -492,7 +511,7 @@ export async function boot(src, data) {
     canvasBudget: data['canvas-budget'] === undefined ? undefined : Number(data['canvas-budget']),
     cpuBudget: data['cpu-budget'] === undefined ? undefined : Number(data['cpu-budget']),
     cpuBudgetWindow: data['cpu-budget-window'] === undefined ? undefined : Number(data['cpu-budget-window']),
-  };
+  });
   // FontFace sources are known only for faces made after this (fonts.js).
   guard(patchFonts)(window);
   if (framedCrossOrigin()) {
@@ -512,7 +531,7 @@ export async function boot(src, data) {
   });
   // Start on the next task: an `init(options)` the page queued before the recorder loaded runs
   // first, so its privacy options apply to the very first snapshot.
-  if (S.cfg.key) starting = new Promise((r) => setTimeout(() => { initialize({}, true).then(r, r); }, 0));
+  if (S.cfg.key) starting = new Promise((r) => setTimer(() => { initialize({}, true).then(r, r); }, 0));
   return api;
 }
 

@@ -10,6 +10,8 @@
 // the page's declaration): there only `cssText` and `cssFloat` are recorded this way. Engines
 // with `CSSStyleProperties` accessors (Firefox) get every property.
 
+import { bare } from './state.js';
+
 /** `fontSize` → `font-size`, `webkitTransform` → `-webkit-transform`, `cssFloat` → `float`. */
 function cssName(prop) {
   if (prop === 'cssFloat') return 'float';
@@ -23,7 +25,7 @@ function wrapSetter(proto, prop, after) {
   if (!d || !d.set || !d.configurable) return;
   const set = d.set;
   try {
-    Object.defineProperty(proto, prop, {
+    Object.defineProperty(proto, prop, bare({
       configurable: true,
       enumerable: d.enumerable,
       get: d.get,
@@ -31,7 +33,7 @@ function wrapSetter(proto, prop, after) {
         set.call(this, v);
         after(this, prop);
       },
-    });
+    }));
   } catch (_) { /* frozen prototype: that setter is not recorded */ }
 }
 

@@ -14,7 +14,7 @@
 //   in one task (CSS-in-JS rendering a list) does not pay for them in that task. A text read
 //   late includes what changed in its rule since: a change of that rule (or of a rule nested
 //   in it) made while its text is still to be read is not recorded again.
-import { S, now, countError, likeOriginal } from './state.js';
+import { S, now, countError, likeOriginal, setTimer, bare } from './state.js';
 import { patchCssomSetters } from './css-setters.js';
 import { timed } from './valve.js';
 
@@ -73,7 +73,7 @@ function note(owner, sheet, op, path, a, b, c, rule, decl) {
   if (noted.length >= MAX_NOTED || notedChars >= MAX_NOTED_CHARS) flushCss();
   else if (!flushDue) {
     flushDue = true;
-    setTimeout(flushTimed, 0);
+    setTimer(flushTimed, 0);
   }
 }
 
@@ -298,24 +298,26 @@ function after(proto, name, record) {
   };
   likeOriginal(wrapped, orig);
   try {
-    Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
+    Object.defineProperty(proto, name, bare({ value: wrapped, writable: true, configurable: true, enumerable: false }));
   } catch (_) { /* frozen prototype: that API is not recorded */ }
 }
 
 function patchAdopted(proto) {
   const d = proto && Object.getOwnPropertyDescriptor(proto, 'adoptedStyleSheets');
   if (!d || !d.set || !d.configurable) return;
-  Object.defineProperty(proto, 'adoptedStyleSheets', {
-    configurable: true,
-    enumerable: d.enumerable,
-    get: d.get,
-    set(v) {
-      d.set.call(this, v);
-      if (live()) {
-        try { sendAdopted(this); } catch (_) { countError(); }
-      }
-    },
-  });
+  try {
+    Object.defineProperty(proto, 'adoptedStyleSheets', bare({
+      configurable: true,
+      enumerable: d.enumerable,
+      get: d.get,
+      set(v) {
+        d.set.call(this, v);
+        if (live()) {
+          try { sendAdopted(this); } catch (_) { countError(); }
+        }
+      },
+    }));
+  } catch (_) { /* a prototype the page froze meanwhile: adoptions are seen when walked */ }
 }
 
 /** Wraps the CSSOM of a window (the page's, and each same-origin iframe's) once. */

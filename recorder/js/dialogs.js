@@ -3,7 +3,7 @@
 // same for both, so the two methods are wrapped (the page's call runs first and keeps its
 // result and exceptions; recording is guarded), and the dialogs already open when a snapshot
 // is taken are recorded after it.
-import { S, now, countError, likeOriginal } from './state.js';
+import { S, now, countError, likeOriginal, bare } from './state.js';
 
 const patched = new WeakSet();
 
@@ -22,7 +22,7 @@ function wrap(proto, name, modal) {
   };
   likeOriginal(wrapped, orig);
   try {
-    Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
+    Object.defineProperty(proto, name, bare({ value: wrapped, writable: true, configurable: true, enumerable: false }));
   } catch (_) { /* frozen prototype: modality is not recorded */ }
 }
 

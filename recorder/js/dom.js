@@ -4,7 +4,7 @@
 // The walker also enters open shadow roots and same-origin iframe documents (as Document nodes
 // under the iframe element), applies the privacy rules on the way (masked text, blocked
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
-import { S, now, guard, countError } from './state.js';
+import { S, now, guard, countError, setTimer } from './state.js';
 import { P, TEXT_ATTRS, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
 import { ownerWalked, sendAdopted, flushCss, dropCss, snapshotWalk } from './css.js';
 import { COALESCE_MS, V, timed } from './valve.js';
@@ -415,7 +415,7 @@ const GATHER_MS = 50;
 export function later(fn) {
   const sch = /** @type {any} */ (globalThis).scheduler;
   if (sch && typeof sch.postTask === 'function') sch.postTask(fn).catch(() => {});
-  else setTimeout(fn, 0);
+  else setTimer(fn, 0);
 }
 
 function schedule() {
@@ -423,9 +423,9 @@ function schedule() {
   scheduled = true;
   // Over its budget (valve.js), the recorder lets changes pile up for a while: one pass then
   // records their final state.
-  if (V.level >= 1) setTimeout(pump, COALESCE_MS);
+  if (V.level >= 1) setTimer(pump, COALESCE_MS);
   else if (job) later(pump);
-  else setTimeout(pump, GATHER_MS);
+  else setTimer(pump, GATHER_MS);
 }
 
 /** Counts the observer's callbacks (a node's changes count once per callback: `countChange`). */
@@ -831,7 +831,7 @@ function throttled(node) {
   dropped++;
   if (n - THROTTLE_PER_NODE > topDropped) { topDropped = n - THROTTLE_PER_NODE; topNode = node; }
   if (!trailingTimer) {
-    trailingTimer = setTimeout(guard(() => {
+    trailingTimer = setTimer(guard(() => {
       trailingTimer = 0;
       if (S.observer && !S.stopped) {
         forced = true;

@@ -3,7 +3,7 @@
 // listener, since those events do not bubble); `Replay.captureError(err)`. Repeats of the same
 // error are not sent again: they are counted, and the count since the last report travels in
 // the next report of that error (at most every few seconds).
-import { S, now, guard } from './state.js';
+import { S, now, guard, setRepeat, clearRepeat } from './state.js';
 import { scrubUrl, scrubUrlsIn } from './privacy.js';
 import { serialize, MAX_STRING } from './serialize.js';
 import { Throttle } from './throttle.js';
@@ -98,11 +98,11 @@ export function startErrors() {
   window.addEventListener('unhandledrejection', rej);
   cleanups.push(() => window.removeEventListener('error', err, true));
   cleanups.push(() => window.removeEventListener('unhandledrejection', rej));
-  timer = setInterval(guard(reportRepeats), REPORT_REPEATS_MS);
+  timer = setRepeat(guard(reportRepeats), REPORT_REPEATS_MS);
 }
 
 export function stopErrors() {
   guard(reportRepeats)();
-  clearInterval(timer);
+  clearRepeat(timer);
   for (const c of cleanups.splice(0)) c();
 }

@@ -3,7 +3,7 @@
 // visibility and in-page navigation. Listeners go on the page's document and on each
 // same-origin iframe document.
 import { recordEnvironment } from './environment.js';
-import { S, now, guard, likeOriginal } from './state.js';
+import { S, now, guard, likeOriginal, setTimer, clearTimer } from './state.js';
 import { P, ignored, mask, maskText, neverRecorded, rememberActive, rememberTyped, scrubUrl, textMasked, unmasked } from './privacy.js';
 import { frameLoaded } from './dom.js';
 import { ownerWalked } from './css.js';
@@ -63,13 +63,13 @@ function onInput(e) {
     ? { t: now(), open: first.open, hidden: first.hidden, never: first.never }
     : { t: now(), open: unmasked(el), hidden: ignored(el), never: neverRecorded(el) });
   if (typed.size > MAX_TYPED) flushTyped();
-  else if (!typedTimer) typedTimer = setTimeout(flushTypedGuarded, TYPED_GATHER_MS);
+  else if (!typedTimer) typedTimer = setTimer(flushTypedGuarded, TYPED_GATHER_MS);
 }
 
 /** Records the fields typed into since the last pass (see TYPED_GATHER_MS). */
 export function flushTyped() {
   if (typedTimer) {
-    clearTimeout(typedTimer);
+    clearTimer(typedTimer);
     typedTimer = 0;
   }
   if (!typed.size) return;
@@ -180,7 +180,7 @@ const scrollTimers = new Map();
 function onScroll(e) {
   const target = e.target;
   if (scrollTimers.has(target)) return;
-  scrollTimers.set(target, setTimeout(guard(() => {
+  scrollTimers.set(target, setTimer(guard(() => {
     scrollTimers.delete(target);
     if (S.stopped) return;
     if (target === document || target === document.documentElement) {
@@ -198,8 +198,8 @@ function onScroll(e) {
 let resizeTimer = 0;
 let ratio = 0;
 function onResize() {
-  clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(guard(() => {
+  clearTimer(resizeTimer);
+  resizeTimer = setTimer(guard(() => {
     if (S.stopped) return;
     S.rec.viewport(now(), innerWidth, innerHeight);
     if (devicePixelRatio !== ratio) recordPixelRatio();
@@ -230,7 +230,7 @@ function recordSelection(a, ao, f, fo) {
 function onSelection(e) {
   const doc = e.target && e.target.nodeType === 9 ? e.target : document;
   if (selectionTimer) return;
-  selectionTimer = setTimeout(guard(() => {
+  selectionTimer = setTimer(guard(() => {
     selectionTimer = 0;
     if (S.stopped) return;
     const sel = doc.getSelection();
@@ -295,11 +295,11 @@ export function pruneFrameListeners() {
 }
 
 export function removeListeners() {
-  clearTimeout(resizeTimer);
+  clearTimer(resizeTimer);
   for (const c of cleanups.splice(0)) c();
   for (const list of frameCleanups.values()) for (const c of list) c();
   frameCleanups.clear();
-  clearTimeout(typedTimer);
+  clearTimer(typedTimer);
   typedTimer = 0;
   typed = new Map();
   lastSelection = '';

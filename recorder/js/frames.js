@@ -19,7 +19,7 @@
 // says hello to its parent's origin (from `location.ancestorOrigins`, or the referrer) and
 // relays only once that parent asks, only to that origin, only while the request's id range
 // lasts (then it asks again and starts over with a fresh walk).
-import { S, now, guard } from './state.js';
+import { S, now, guard, setTimer, clearTimer } from './state.js';
 import { OBSERVE, collect, dropWork, takeSnapshot } from './dom.js';
 import { configurePrivacy, scrubUrl } from './privacy.js';
 import { flushTyped, listen, listenToDocument, recordInput, recordMedia } from './events.js';
@@ -61,7 +61,7 @@ function refuse(why) {
   refused++;
   if (refusedWhy.length < MAX_REASONS && refusedWhy.indexOf(why) < 0) refusedWhy.push(why);
   if (noteTimer) return;
-  noteTimer = setTimeout(guard(() => {
+  noteTimer = setTimer(guard(() => {
     noteTimer = 0;
     if (!refused || !S.rec || S.stopped) return;
     S.rec.note(now(), NOTE_DROPPED, 0, refused, refused + ' frame messages refused (' + refusedWhy.join('; ') + ')');
@@ -100,7 +100,7 @@ export function frameMet(el, id) {
     h = Math.round(r.height);
   } catch (_) { /* detached */ }
   S.rec.frame(now(), id, scrubUrl(el.src), w, h);
-  for (const [f, st] of frames) if (!f.isConnected) { clearTimeout(st.timer); frames.delete(f); }
+  for (const [f, st] of frames) if (!f.isConnected) { clearTimer(st.timer); frames.delete(f); }
   let st = frames.get(el);
   if (!st) {
     if (frames.size >= MAX_FRAMES) return;
@@ -156,9 +156,9 @@ function onMessage(e) {
       if (typeof v === 'string' || typeof v === 'boolean') privacy[k] = v;
     }
     post(e.source, { type: 'record', n: d.n, lo: st.lo, hi: st.hi, privacy, key: S.cfg.key }, st.origin);
-    clearTimeout(st.timer);
+    clearTimer(st.timer);
     const asked = d.n;
-    st.timer = setTimeout(guard(() => {
+    st.timer = setTimer(guard(() => {
       if (st.nonce === asked && !st.doc) { st.nonce = ''; refuse('a frame asked to record never sent its document'); }
     }), ANSWER_MS);
     return undefined;

@@ -47,7 +47,10 @@ export class Recorder {
 
 OPS.split(' ').forEach((op, code) => {
   const [name, letters] = op.split(':');
-  const kinds = Array.from(letters);
+  // (Indexed, not `Array.from`: MooTools up to 1.5, still on many sites, replaces it with one
+  // that wraps a string whole.)
+  const kinds = [];
+  for (let i = 0; i < letters.length; i++) kinds.push(letters[i]);
   Recorder.prototype[name] = function () {
     const nums = [];
     let strs = '';

@@ -7,7 +7,7 @@
 // the JS Self-Profiling API (response header `Document-Policy: js-profiling`), a low-rate
 // sampling profiler runs in a rolling window and the most sampled script function during the
 // freeze comes first, with its file, line and column.
-import { S, now, guard } from './state.js';
+import { S, now, guard, setTimer, setRepeat, clearRepeat } from './state.js';
 import { scrubUrl, scrubUrlsIn } from './privacy.js';
 import { Throttle } from './throttle.js';
 
@@ -60,7 +60,9 @@ function onFrame(e, longTask) {
   frames.push(e);
   if (frames.length > RECENT_FRAMES) frames.shift();
   if (!throttle.take()) return;
-  const scripts = longTask ? [] : Array.from(e.scripts || []).sort(byDuration).slice(0, 8);
+  // (A copy by `slice`: MooTools' `Array.from` hands the browser's frozen array back, and
+  // sorting that throws.)
+  const scripts = longTask ? [] : Array.prototype.slice.call(e.scripts || []).sort(byDuration).slice(0, 8);
   const { texts, nums } = flatScripts(scripts);
   const layout = longTask ? 0 : ms(e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0);
   S.rec.long_frame(epoch(e.startTime), ms(e.duration), ms(e.blockingDuration), layout, longTask, texts,
@@ -220,11 +222,11 @@ export function startPerf() {
   observe('event', onEventTiming, { durationThreshold: 40 });
   if (document.readyState === 'complete') navigationTiming();
   else {
-    const onLoad = guard(() => setTimeout(guard(navigationTiming), 0));
+    const onLoad = guard(() => setTimer(guard(navigationTiming), 0));
     addEventListener('load', onLoad, { once: true });
   }
   memory();
-  timers.push(setInterval(guard(() => { sendCls(); memory(); rollProfiler(); }), MEMORY_EVERY_MS));
+  timers.push(setRepeat(guard(() => { sendCls(); memory(); rollProfiler(); }), MEMORY_EVERY_MS));
   const onHide = guard(() => { if (document.visibilityState === 'hidden') sendCls(); });
   document.addEventListener('visibilitychange', onHide);
   observers.push({ disconnect: () => document.removeEventListener('visibilitychange', onHide) });
@@ -233,7 +235,7 @@ export function startPerf() {
 
 export function stopPerf() {
   for (const o of observers.splice(0)) o.disconnect();
-  for (const t of timers.splice(0)) clearInterval(t);
+  for (const t of timers.splice(0)) clearRepeat(t);
   if (profiler) profiler.stop().catch(() => {});
   profiler = null;
 }

@@ -278,7 +278,8 @@ export function textMasked(el) {
     if (closestAcross(el, P.unmask) && !closestAcross(el, P.mask)) return false;
     return P.maskAllText || designOn(el) || !!closestAcross(el, P.maskText);
   } catch (_) {
-    return P.maskAllText;
+    // (A page's patched `closest`, or a form whose `<input name="closest">` hides it.)
+    return true;
   }
 }
 

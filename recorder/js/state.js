@@ -106,6 +106,67 @@ export function countError() {
   try { if (S.rec) S.rec.count_error(); } catch (_) { /* wasm gone */ }
 }
 
+// ---- timers outside the page's zones ----
+//
+// Zone.js (Angular) patches the timer functions, listeners and observers so that each callback
+// runs in the zone current when it was scheduled, and ends with a change detection of the whole
+// app when that zone is Angular's. A recorder started from the app's code (a consent banner
+// calling `init`), or a wrapper the app calls (`insertRule`), would schedule its own work there:
+// a change detection per slice, heartbeat and mouse move, and an app that is never stable.
+// The recorder starts in the root zone (`outsideZones`) and schedules with the browser's own
+// timers, which Zone.js keeps under `__zone_symbol__` names.
+
+const G = /** @type {any} */ (globalThis);
+const nativeSetTimeout = G.__zone_symbol__setTimeout || G.setTimeout;
+const nativeClearTimeout = G.__zone_symbol__clearTimeout || G.clearTimeout;
+const nativeSetInterval = G.__zone_symbol__setInterval || G.setInterval;
+const nativeClearInterval = G.__zone_symbol__clearInterval || G.clearInterval;
+
+/**
+ * `setTimeout` as the browser has it.
+ * @param {(...args: any[]) => void} fn
+ * @param {number} [ms]
+ * @param {...any} args
+ * @returns {any}
+ */
+export const setTimer = (fn, ms, ...args) => nativeSetTimeout(fn, ms, ...args);
+/** @param {any} id */
+export const clearTimer = (id) => nativeClearTimeout(id);
+/**
+ * `setInterval` as the browser has it.
+ * @param {(...args: any[]) => void} fn
+ * @param {number} ms
+ * @returns {any}
+ */
+export const setRepeat = (fn, ms) => nativeSetInterval(fn, ms);
+/** @param {any} id */
+export const clearRepeat = (id) => nativeClearInterval(id);
+
+/**
+ * Runs `fn` in Zone.js's root zone where the page has Zone.js: what it creates (listeners,
+ * observers, timers) calls back outside the app's zone.
+ * @template T
+ * @param {() => T} fn
+ * @returns {T}
+ */
+export function outsideZones(fn) {
+  const root = G.Zone && G.Zone.root;
+  return root && typeof root.run === 'function' ? root.run(fn) : fn();
+}
+
+const setPrototype = Object.setPrototypeOf;
+
+/**
+ * `d` without a prototype, for `Object.defineProperty`: a page that put `get`, `set` or `value`
+ * on `Object.prototype` (it happens) would otherwise have them read as part of it, making it
+ * invalid (and the wrapper it installs, missing).
+ * @param {PropertyDescriptor} d
+ * @returns {PropertyDescriptor}
+ */
+export function bare(d) {
+  return setPrototype(d, null);
+}
+
 /** When this document's clock started (Unix ms): fixed, read once (the getter was a few µs per event). */
 const ORIGIN = performance.timeOrigin;
 export const now = () => ORIGIN + performance.now();
@@ -120,8 +181,8 @@ export const now = () => ORIGIN + performance.now();
  */
 export function likeOriginal(wrapper, original) {
   try {
-    Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
-    Object.defineProperty(wrapper, 'length', { value: original.length, configurable: true });
+    Object.defineProperty(wrapper, 'name', bare({ value: original.name, configurable: true }));
+    Object.defineProperty(wrapper, 'length', bare({ value: original.length, configurable: true }));
   } catch (_) { /* keeps its own */ }
   return wrapper;
 }

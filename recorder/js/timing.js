@@ -9,7 +9,7 @@
 // MAX_PENDING records), and a finished request waits at most WAIT_MS for its entry, swept by
 // one timer. Pending requests are bounded: past MAX_PENDING the oldest is recorded without
 // timing, and the count is reported as a note. Browsers without the API record no timing.
-import { S, now, guard } from './state.js';
+import { S, now, guard, setTimer, clearTimer } from './state.js';
 
 const MAX_PENDING = 100;
 const WAIT_MS = 5000;
@@ -73,7 +73,7 @@ function sweep() {
   const t = now();
   for (const r of pending.slice()) if (r.ended && t - r.end >= WAIT_MS) settle(r);
   report(t);
-  if (pending.some((r) => r.ended)) timer = setTimeout(sweepGuarded, SWEEP_MS);
+  if (pending.some((r) => r.ended)) timer = setTimer(sweepGuarded, SWEEP_MS);
 }
 const sweepGuarded = guard(sweep);
 
@@ -113,7 +113,7 @@ export function finish(r) {
     settle(r);
     return;
   }
-  if (!timer) timer = setTimeout(sweepGuarded, SWEEP_MS);
+  if (!timer) timer = setTimer(sweepGuarded, SWEEP_MS);
 }
 
 /** Records every ended request now (a flush, or recording stops), the entries queued first. */
@@ -128,6 +128,6 @@ export function stopTiming() {
   if (observer) observer.disconnect();
   observer = null;
   pending.length = 0;
-  clearTimeout(timer);
+  clearTimer(timer);
   timer = 0;
 }

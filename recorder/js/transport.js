@@ -386,8 +386,10 @@ function fromBase64(text) {
 
 function takeSaved() {
   try {
-    const saved = JSON.parse(sessionStorage.getItem(UNSENT_KEY) || '[]');
+    const text = sessionStorage.getItem(UNSENT_KEY) || '';
     sessionStorage.removeItem(UNSENT_KEY);
+    // (A JSON array: what a recorder before this one saved.)
+    const saved = text.charCodeAt(0) === 91 ? JSON.parse(text) : text ? text.split(',') : [];
     return Array.isArray(saved) ? saved.map(fromBase64) : [];
   } catch (_) {
     return [];
@@ -421,7 +423,9 @@ export function rescueUnsent() {
     }
   }
   try {
-    if (saved.length) sessionStorage.setItem(UNSENT_KEY, JSON.stringify(saved));
+    // Joined, not JSON: a page's `Array.prototype.toJSON` (Prototype.js 1.6) makes JSON of an
+    // array a string (base64 has no comma).
+    if (saved.length) sessionStorage.setItem(UNSENT_KEY, saved.join(','));
     else sessionStorage.removeItem(UNSENT_KEY);
   } catch (_) { /* storage full or disabled: keepalive was the last chance */ }
 }

@@ -16,7 +16,7 @@
 // page cuts the batch of what happened before the freeze and sends the marker as well: the
 // server stores it once, whoever was first. When the page answers again it
 // records `freeze_ended` with the duration and the scripts that ran (perf.js).
-import { S, now, guard } from './state.js';
+import { S, now, guard, setTimer, setRepeat, clearRepeat } from './state.js';
 import { scrubUrl } from './privacy.js';
 import { enqueue, onEnqueued, onFired, postToWorker } from './transport.js';
 import { freezeAttribution, sampleFreeze } from './perf.js';
@@ -149,7 +149,7 @@ function beat() {
     if (cut) cut(false);
     if (freezeHook) freezeHook();
     sendTakenMarker();
-    const settled = new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const settled = new Promise((resolve) => setTimer(resolve, SETTLE_MS));
     Promise.all([sampleFreeze(from, t), settled]).then(guard(() => recordEnd(from, t)), guard(() => recordEnd(from, t)));
   }
   lastBeat = t;
@@ -201,12 +201,12 @@ export function startWatchdog(cutBatch, onFreeze) {
   onEnqueued(guard(rearm));
   // The worker sent its marker (the page was frozen): the next heartbeat hands it a new one.
   onFired(() => { armNext = true; });
-  timer = setInterval(guard(beat), BEAT_MS);
+  timer = setRepeat(guard(beat), BEAT_MS);
   guard(beat)();
 }
 
 export function stopWatchdog() {
-  clearInterval(timer);
+  clearRepeat(timer);
   onEnqueued(null);
   onFired(null);
   for (const c of cleanups.splice(0)) c();

@@ -12,7 +12,7 @@
 // MAX_MEASURE characters, past that its length stands for it) and, when captured, a slice.
 // Sockets made before the recorder started, or through a constructor saved before it, are not
 // followed.
-import { S, now, guard, likeOriginal } from './state.js';
+import { S, now, guard, likeOriginal, setTimer, clearTimer, bare } from './state.js';
 import { scrubUrl } from './privacy.js';
 import { Throttle } from './throttle.js';
 import { absolute, allowListed } from './network.js';
@@ -62,7 +62,7 @@ function emit(c, phase, t, ws) {
 
 /** Writes the messages summary of `c` now (what arrived since its last one). */
 function summarize(c) {
-  clearTimeout(c.timer);
+  clearTimer(c.timer);
   c.timer = 0;
   if (c.since) emit(c, PHASE.messages, c.since, c.ws);
   c.since = 0;
@@ -82,7 +82,7 @@ function message(c, sent, data) {
   }
   if (!c.since) {
     c.since = t;
-    c.timer = setTimeout(summarizeGuarded, SUMMARY_MS, c);
+    c.timer = setTimer(summarizeGuarded, SUMMARY_MS, c);
   }
 }
 
@@ -136,7 +136,7 @@ export function startWebSockets() {
     track(ws, url);
     return ws;
   };
-  Object.defineProperty(Wrapped, 'name', { value: 'WebSocket' }); // whatever the minifier does
+  Object.defineProperty(Wrapped, 'name', bare({ value: 'WebSocket' })); // whatever the minifier does
   Wrapped.prototype = Native.prototype;
   Object.setPrototypeOf(Wrapped, Native); // CONNECTING, OPEN, CLOSING, CLOSED
   const proto = Native.prototype;

@@ -47,3 +47,44 @@ async fn hostile_page_is_recorded_with_bounded_throttled_output() -> Result<()> 
     browser.close().await?;
     result
 }
+
+/// A page that changed its builtins before the recorder loaded, as real ones do: MooTools'
+/// `Array.from` (which wraps a string whole: nothing was recorded at all), and Zone.js
+/// (Angular), stood in for by `hostile/builtins.html`, where the app starts the recorder from its
+/// own zone and changes the DOM and the CSSOM from it. The recording replays to the page, and
+/// none of the recorder's timers, listeners or observer callbacks runs in the app's zone (each
+/// would be a change detection of the whole app: a mouse move, a slice, a heartbeat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_patched_builtins_and_zones_is_recorded_without_running_in_its_zone() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let site = FixtureServer::start(fixtures_dir("hostile"), &server.base, &server.key)?;
+    let result = async {
+        browser.client.goto(&site.url("builtins.html")).await?;
+        browser.wait_for("return !!window.Replay && !!window.startInApp", Duration::from_secs(10)).await?;
+        browser
+            .eval_async("const d = arguments[arguments.length - 1]; window.startInApp().then(() => d(true), (e) => d(String(e)));")
+            .await?;
+        for n in [3, 5] {
+            browser.eval(&format!("return window.changeInApp({n});")).await?;
+            // Mouse moves, a click and a scroll: the recorder's listeners.
+            browser
+                .eval("for (let i = 0; i < 5; i++) document.body.dispatchEvent(new MouseEvent('mousemove', { clientX: 10 * i, clientY: 20, bubbles: true })); document.getElementById('add').click(); window.dispatchEvent(new Event('scroll')); return true;")
+                .await?;
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        let stats = browser.flush_within(Duration::from_secs(20)).await?;
+        ensure!(stats["error"] == "" && stats["acked"].as_u64().unwrap_or(0) >= 1, "{stats}");
+        let ticks = browser.eval("return [window.__ticks, window.__tickSources, window.__errors];").await?;
+        ensure!(ticks[0] == 0, "the recorder's callbacks ran in the app's zone: {ticks}");
+        let live = browser.live_html().await?;
+        let sessions = server.sessions()?;
+        let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
+        let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
+        ensure!(snapshot == live, "the replay differs from the page:\n{snapshot}\n---\n{live}");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
