@@ -64,30 +64,56 @@ pub struct Ack {
 /// can read refusals too); whether that origin may ingest is decided by the project's
 /// allow-list, not here. Only a preflight needs the methods, headers and max age; a request
 /// without an `Origin` (not from a browser) needs no CORS headers at all.
-fn cors(mut response: Response, origin: Option<&HeaderValue>, preflight: bool) -> Response {
+fn cors(mut response: Response, origin: Option<&HeaderValue>, preflight: Option<&HeaderMap>) -> Response {
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("origin"));
-    if origin.is_none() && !preflight {
+    if origin.is_none() && preflight.is_none() {
         return response;
     }
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.cloned().unwrap_or(HeaderValue::from_static("*")));
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
-    if preflight {
+    if let Some(request) = preflight {
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type, content-encoding, x-replay-key"),
+            allowed_headers(request, "content-type, content-encoding, x-replay-key"),
         );
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     }
     response
 }
 
+/// Most characters of the request headers a preflight may name and have allowed back.
+const MAX_REQUEST_HEADERS: usize = 1024;
+
+/// The request headers a preflight of the recorder's requests may send: ours, and whatever
+/// else the browser asks for (`Access-Control-Request-Headers`). The page's own `fetch`
+/// wrappers (an APM's `traceparent`, `sentry-trace` or `baggage`) add headers to every request
+/// of the page, the recorder's too: refused, they failed its uploads and its settings (then
+/// recorded without the project's `mask_all_text`). Nothing is lost by allowing them: these
+/// requests never carry credentials (no `Access-Control-Allow-Credentials`), and the server
+/// reads only its own headers. A list that is not header names (or too long) gets ours only.
+pub(crate) fn allowed_headers(request: &HeaderMap, ours: &'static str) -> HeaderValue {
+    let asked = request
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= MAX_REQUEST_HEADERS)
+        .filter(|v| {
+            v.split(',').map(str::trim).all(|name| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            })
+        });
+    match asked {
+        Some(asked) => HeaderValue::from_str(&format!("{ours}, {asked}")).unwrap_or(HeaderValue::from_static(ours)),
+        None => HeaderValue::from_static(ours),
+    }
+}
+
 /// CORS preflight of the recorder's cross-origin uploads.
 #[utoipa::path(options, path = "/api/v1/ingest", tag = "ingest",
     responses((status = 204, description = "The methods and headers a cross-origin upload may use.")))]
 pub async fn preflight(headers: HeaderMap) -> Response {
-    cors(StatusCode::NO_CONTENT.into_response(), headers.get(header::ORIGIN), true)
+    cors(StatusCode::NO_CONTENT.into_response(), headers.get(header::ORIGIN), Some(&headers))
 }
 
 /// The ingest handler.
@@ -134,7 +160,7 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Response
             e.into_response()
         }
     };
-    cors(response, headers.get(header::ORIGIN), false)
+    cors(response, headers.get(header::ORIGIN), None)
 }
 
 async fn ingest_inner(

@@ -226,6 +226,7 @@ api_routes! {
     POST "/api/v1/projects/{project}/keys" => projects::rotate_api;
     DELETE "/api/v1/projects/{project}/keys/{key}" => projects::revoke_api;
     GET "/api/v1/recorder/settings" => projects::recorder_settings_api;
+    OPTIONS "/api/v1/recorder/settings" => projects::recorder_settings_preflight;
     GET "/api/v1/openapi.json" => openapi::openapi_json;
     PUT "/api/v1/projects/{project}/sourcemaps" => sourcemaps::upload;
     GET "/api/v1/projects/{project}/sourcemaps" => sourcemaps::list;

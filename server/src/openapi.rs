@@ -91,6 +91,7 @@ pub const INGEST_KEY_QUERY: &str = "ingest_key_query";
         crate::audit::audit_api,
         crate::projects::list_api,
         crate::projects::recorder_settings_api,
+        crate::projects::recorder_settings_preflight,
         crate::projects::create_api,
         crate::projects::settings_api,
         crate::projects::update_settings_api,

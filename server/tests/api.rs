@@ -1078,3 +1078,32 @@ async fn pages_and_the_api_are_never_subresources_and_no_answer_is_sniffed() {
         assert_eq!(res.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]), "{path}");
     }
 }
+
+/// A page's `fetch` wrapper (an APM adding `traceparent` or `sentry-trace` to every request)
+/// makes the recorder's uploads and settings request send a preflight asking for those headers:
+/// both are allowed (the requests carry no credentials); a list that is not header names gets
+/// the recorder's own headers only.
+#[tokio::test]
+async fn preflights_allow_the_headers_a_page_adds_to_every_request() {
+    let storage = Arc::new(SqliteStorage::in_memory().expect("db"));
+    let app = app(AppState::new(storage, Config::default()));
+    let preflight = |path: &str, asked: &str| {
+        Request::options(path)
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", if path.contains("ingest") { "POST" } else { "GET" })
+            .header("access-control-request-headers", asked)
+            .body(Body::empty())
+            .expect("req")
+    };
+    for path in ["/api/v1/ingest", "/api/v1/recorder/settings?key=k"] {
+        let res = app.clone().oneshot(preflight(path, "content-type,sentry-trace,traceparent")).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "{path}");
+        let allowed = res.headers()["access-control-allow-headers"].to_str().expect("text").to_owned();
+        assert!(allowed.contains("sentry-trace") && allowed.contains("traceparent"), "{path}: {allowed}");
+        assert!(res.headers().get("access-control-allow-credentials").is_none(), "{path}");
+        assert!(res.headers().contains_key("access-control-allow-origin"), "{path}");
+        let res = app.clone().oneshot(preflight(path, "x-ok, bad header")).await.expect("ok");
+        let allowed = res.headers()["access-control-allow-headers"].to_str().expect("text").to_owned();
+        assert!(!allowed.contains("x-ok"), "{path}: not a list of header names: {allowed}");
+    }
+}

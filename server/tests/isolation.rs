@@ -282,6 +282,7 @@ const EXPECTED: &[(&str, &str, Needs)] = &[
     ("GET", "/api/v1/admin/tokens", Needs::ServerAdmin),
     ("DELETE", "/api/v1/admin/tokens/{token}", Needs::ServerAdmin),
     ("GET", "/api/v1/recorder/settings", Needs::NoProject),
+    ("OPTIONS", "/api/v1/recorder/settings", Needs::NoProject),
     ("GET", "/api/v1/projects", Needs::OwnAccount),
     ("POST", "/api/v1/projects", Needs::ServerAdmin),
     ("PATCH", "/api/v1/projects/{project}", Needs::Owner),
