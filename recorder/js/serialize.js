@@ -26,6 +26,11 @@ function inner(v, depth, seen) {
     default: break;
   }
   if (v === null) return 'null';
+  // A Vue reactive object is a Proxy that tracks what is read of it as a dependency of the
+  // effect running (a component's render logging its state): its raw object is read instead
+  // (Vue answers `__v_raw` without tracking it).
+  const raw = v.__v_raw;
+  if (raw !== null && typeof raw === 'object' && raw !== v) v = raw;
   if (seen.has(v)) return '[circular]';
   if (v instanceof Error) return cut((v.name || 'Error') + ': ' + v.message, MAX_STRING);
   if (typeof Node !== 'undefined' && v instanceof Node) return describeNode(v);

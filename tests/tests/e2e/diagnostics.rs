@@ -281,6 +281,15 @@ const done = arguments[arguments.length - 1];
   const shape = (f) => f.name + '/' + f.length;
   out.shapes = [fetch, XMLHttpRequest.prototype.open, XMLHttpRequest.prototype.send, console.log,
     history.pushState, CSSStyleSheet.prototype.insertRule, navigator.sendBeacon].map(shape).join(' ');
+  // A reactive object (Vue's kind: a Proxy that tracks what is read of it) logged by the page:
+  // read through its raw object, nothing tracked.
+  const tracked = [];
+  const state = new Proxy({ count: 7, items: [1, 2] }, {
+    get(t, k) { if (k === '__v_raw') return t; tracked.push(String(k)); return t[k]; },
+    ownKeys(t) { tracked.push('(keys)'); return Reflect.ownKeys(t); },
+  });
+  console.log('reactive', state);
+  out.tracked = tracked.join(' ');
   // A recorded node copied by the page (`{...node}`, `Object.assign`) carries no recorder id.
   const copied = (n) => Object.getOwnPropertySymbols({ ...n }).length + Object.getOwnPropertySymbols(Object.assign({}, n)).length;
   out.copiedIds = copied(document.body) + copied(document.body.firstElementChild) + (Object.getOwnPropertySymbols(document.body).length ? 0 : 100);
@@ -367,6 +376,7 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     ensure!(page["reused"] == "202 203", "{page}");
     let shapes = "fetch/1 open/2 send/0 log/0 pushState/2 insertRule/1 sendBeacon/1";
     ensure!(page["shapes"] == shapes, "the wrappers' names and lengths are the browser's: {page}");
+    ensure!(page["tracked"] == "", "the recorder read a reactive object through its proxy: {page}");
     ensure!(page["copiedIds"] == 0, "a page's copy of a recorded node has no recorder id: {page}");
     tokio::time::sleep(Duration::from_millis(6000)).await; // repeated errors are reported every 5 s
     browser.flush_within(Duration::from_secs(20)).await?;
@@ -379,6 +389,7 @@ async fn console_errors_network_and_environment_are_recorded_and_shown() -> Resu
     let find = |level: &str| console.iter().filter(|c| c["level"] == level).copied().collect::<Vec<_>>();
     let log = find("log");
     ensure!(log.iter().any(|c| c["args"][0] == "hello" && c["args"][1] == "{a: 1, nested: {b: [1, 2, 3]}}"), "{log:?}");
+    ensure!(log.iter().any(|c| c["args"][0] == "reactive" && c["args"][1] == "{count: 7, items: [1, 2]}"), "{log:?}");
     let info = find("info");
     ensure!(info.iter().any(|c| c["args"][0].as_str().map_or(0, str::len) <= 1004), "long argument bounded");
     ensure!(find("warn").iter().any(|c| c["args"][0] == "careful" && !c["stack"].as_str().unwrap_or("").is_empty()));
