@@ -464,6 +464,9 @@ const api = {
   },
   stats,
 };
+// Without a prototype: the promises that resolve to it (the loader's, `boot`'s) would take a
+// `then` a page put on `Object.prototype` for its own and never resolve.
+Object.setPrototypeOf(api, null);
 
 /** Stops observing and recording (what `stop` does after its last flush). */
 function halt() {

@@ -416,10 +416,11 @@ function listenIn(doc) {
   listen(doc, 'focusin', (e) => { const id = S.ids.get(e.target); if (id !== undefined) S.rec.focus(now(), id, true); }, true);
   listen(doc, 'focusout', (e) => { const id = S.ids.get(e.target); if (id !== undefined) S.rec.focus(now(), id, false); }, true);
   listen(doc, 'selectionchange', onSelection, cap);
-  for (const type in MEDIA_ACTIONS) {
+  // (Own keys only: `for…in` would also list what a page put on `Object.prototype`.)
+  for (const type of Object.keys(MEDIA_ACTIONS)) {
     if (type !== 'playing') listen(doc, type, (e) => recordMedia(e.target, e.type), cap);
   }
-  for (const type in TOUCH_KINDS) listen(doc, type, onTouch, cap);
+  for (const type of Object.keys(TOUCH_KINDS)) listen(doc, type, onTouch, cap);
   listen(doc, 'load', onLoad, cap);
 }
 

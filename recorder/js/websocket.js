@@ -113,10 +113,11 @@ function follow(ws, url) {
       c.off();
     }),
   };
-  for (const type in listeners) ws.addEventListener(type, listeners[type]);
+  const types = Object.keys(listeners);
+  for (const type of types) ws.addEventListener(type, listeners[type]);
   // What `stopWebSockets` (or the close) takes off again: a long-lived socket followed by a
   // stopped recorder would otherwise count every message for nothing.
-  c.off = () => { for (const type in listeners) ws.removeEventListener(type, listeners[type]); };
+  c.off = () => { for (const type of types) ws.removeEventListener(type, listeners[type]); };
 }
 
 export function startWebSockets() {
