@@ -14,6 +14,9 @@
 //   in one task (CSS-in-JS rendering a list) does not pay for them in that task. A text read
 //   late includes what changed in its rule since: a change of that rule (or of a rule nested
 //   in it) made while its text is still to be read is not recorded again.
+// - `adoptedStyleSheets` is an observable array: `push`/`splice` change it in place, around the
+//   setter. A page reads the array to change it, so the getter notes the root and the next flush
+//   compares its list with the one last sent (`touchAdopted`).
 import { S, now, countError, likeOriginal, setTimer, bare } from './state.js';
 import { patchCssomSetters } from './css-setters.js';
 import { timed } from './valve.js';
@@ -57,6 +60,17 @@ let notedChars = 0;
 let flushDue = false;
 /** Rules whose text is still to be read: their changes (and their nested rules') are in it. */
 let unread = new WeakSet();
+/**
+ * Roots whose `adoptedStyleSheets` the page read since the last flush (it may have changed the
+ * array in place), and the list each root had when last sent.
+ * @type {Array<Document | ShadowRoot>}
+ */
+let touched = [];
+let touchedSet = new WeakSet();
+/** @type {WeakMap<Document | ShadowRoot, CSSStyleSheet[]>} */
+const adoptedSent = new WeakMap();
+/** Set while the recorder reads an adopted list itself (its reads are not the page's). */
+let ownRead = false;
 /** Past either bound, what is noted is sent at once (in the page's task, bounded). */
 const MAX_NOTED = 4096;
 const MAX_NOTED_CHARS = 4000000;
@@ -71,9 +85,40 @@ function note(owner, sheet, op, path, a, b, c, rule, decl) {
   notedChars += a.length + b.length + c.length;
   if (rule) unread.add(rule);
   if (noted.length >= MAX_NOTED || notedChars >= MAX_NOTED_CHARS) flushCss();
-  else if (!flushDue) {
-    flushDue = true;
-    setTimer(flushTimed, 0);
+  else dueSoon();
+}
+
+/** A flush in a task of its own, unless one is already due. */
+function dueSoon() {
+  if (flushDue) return;
+  flushDue = true;
+  setTimer(flushTimed, 0);
+}
+
+/** The page read `root.adoptedStyleSheets`: the next flush looks whether it changed in place. */
+function touchAdopted(root) {
+  if (ownRead || touchedSet.has(root) || touched.length >= MAX_NOTED) return;
+  touchedSet.add(root);
+  touched.push(root);
+  dueSoon();
+}
+
+/** Sends the adopted lists of the roots the page read that differ from the ones last sent. */
+function checkTouched() {
+  const t = touched;
+  touched = [];
+  touchedSet = new WeakSet();
+  for (let i = 0; i < t.length; i++) {
+    const root = t[i];
+    const sent = adoptedSent.get(root);
+    if (sent === undefined) continue; // not sent yet: its walk sends it
+    ownRead = true;
+    let list;
+    try { list = root.adoptedStyleSheets; } finally { ownRead = false; }
+    if (!list) continue;
+    let same = list.length === sent.length;
+    for (let j = 0; same && j < list.length; j++) same = list[j] === sent[j];
+    if (!same) sendAdopted(root);
   }
 }
 
@@ -83,13 +128,19 @@ function note(owner, sheet, op, path, a, b, c, rule, decl) {
  * owner removed) and the snapshot.
  */
 export function flushCss() {
-  flushDue = false;
-  if (!noted.length) return;
+  if (!noted.length && !touched.length) {
+    flushDue = false;
+    return;
+  }
+  // While a snapshot holds the notes, the flush stays due (no timer per note); its tape's
+  // `snapshotWalk(false)` schedules the flush.
   if (holding && noted.length < MAX_NOTED && notedChars < MAX_NOTED_CHARS) return;
+  flushDue = false;
   if (!live()) {
     dropCss();
     return;
   }
+  if (touched.length) checkTouched();
   const q = noted;
   noted = [];
   notedChars = 0;
@@ -116,6 +167,8 @@ export function dropCss() {
   noted = [];
   notedChars = 0;
   unread = new WeakSet();
+  touched = [];
+  touchedSet = new WeakSet();
   holding = false;
 }
 
@@ -126,6 +179,10 @@ export function dropCss() {
 export function snapshotWalk(on) {
   if (on) epoch++;
   holding = on;
+  if (!on && flushDue) {
+    flushDue = false;
+    dueSoon();
+  }
 }
 
 function absolute(text, base) {
@@ -272,13 +329,35 @@ export function ownerWalked(el) {
   }
 }
 
+/**
+ * A walk met document or shadow root `root`: true when it adopts sheets (sent after the tape,
+ * `sendAdopted`); otherwise its empty list is what the replay has, to compare a change in place
+ * with.
+ */
+export function adoptsSheets(root) {
+  ownRead = true;
+  let list;
+  try { list = root.adoptedStyleSheets; } finally { ownRead = false; }
+  if (!list) return false;
+  if (list.length) return true;
+  adoptedSent.set(root, []);
+  return false;
+}
+
 /** Sends the adopted sheets of a document or shadow root (ids, sending new sheets first). */
 export function sendAdopted(root) {
   const id = S.ids.get(root);
-  const list = root.adoptedStyleSheets;
+  ownRead = true;
+  let list;
+  try { list = root.adoptedStyleSheets; } finally { ownRead = false; }
   if (id === undefined || !list) return;
   const ids = [];
-  for (let i = 0; i < list.length && i < 1000; i++) ids.push(constructedId(list[i]));
+  const sheets = [];
+  for (let i = 0; i < list.length && i < 1000; i++) {
+    sheets.push(list[i]);
+    ids.push(constructedId(list[i]));
+  }
+  adoptedSent.set(root, sheets);
   note(id, 0, 'a', ids, '', '', '', null, null);
 }
 
@@ -309,7 +388,13 @@ function patchAdopted(proto) {
     Object.defineProperty(proto, 'adoptedStyleSheets', bare({
       configurable: true,
       enumerable: d.enumerable,
-      get: d.get,
+      get() {
+        const list = d.get.call(this);
+        if (live()) {
+          try { touchAdopted(this); } catch (_) { countError(); }
+        }
+        return list;
+      },
       set(v) {
         d.set.call(this, v);
         if (live()) {

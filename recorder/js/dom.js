@@ -6,7 +6,7 @@
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
 import { S, now, guard, countError, setTimer } from './state.js';
 import { P, TEXT_ATTRS, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
-import { ownerWalked, sendAdopted, flushCss, dropCss, snapshotWalk } from './css.js';
+import { ownerWalked, sendAdopted, adoptsSheets, flushCss, dropCss, snapshotWalk } from './css.js';
 import { COALESCE_MS, V, timed } from './valve.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -318,7 +318,7 @@ function walkSome(w, ints, strs, deadline) {
           if (S.observer) S.observer.observe(node, OBSERVE);
           if (S.onDocument) S.onDocument(node);
         }
-        if (node.adoptedStyleSheets && node.adoptedStyleSheets.length) roots.push(node);
+        if (adoptsSheets(node)) roots.push(node);
         break;
       case 10:
         ints.p6(1, id, pid, node.name.length, node.publicId.length, node.systemId.length);
@@ -328,7 +328,7 @@ function walkSome(w, ints, strs, deadline) {
       case 11:
         ints.p3(5, id, pid);
         if (S.observer) S.observer.observe(node, OBSERVE);
-        if (node.adoptedStyleSheets && node.adoptedStyleSheets.length) roots.push(node);
+        if (adoptsSheets(node)) roots.push(node);
         break;
       default:
         // Processing instructions, CDATA: not rendered in HTML documents.
@@ -358,7 +358,15 @@ function afterTape() {
   const r = roots;
   owners = [];
   roots = [];
-  for (let i = 0; i < o.length; i++) ownerWalked(o[i]);
+  // A <style> is pushed for each record of its text in a pass: its sheet is looked at once.
+  const seen = o.length > 1 ? new Set() : null;
+  for (let i = 0; i < o.length; i++) {
+    if (seen) {
+      if (seen.has(o[i])) continue;
+      seen.add(o[i]);
+    }
+    ownerWalked(o[i]);
+  }
   for (let i = 0; i < r.length; i++) sendAdopted(r[i]);
   flushCss();
   if (crossFrames.length) {

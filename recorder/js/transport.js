@@ -334,7 +334,9 @@ export function enqueue(bytes) {
  * @returns {import('./types/replay').ReplayStats}
  */
 export function stats() {
-  return {
+  // Without a prototype: `flush()` resolves to it, and an `Object.prototype.then` the page
+  // added would make it a thenable that never settles.
+  return Object.assign(Object.create(null), {
     acked,
     rejected,
     pending: pending.size,
@@ -348,7 +350,7 @@ export function stats() {
     error: S.lastError,
     canvas: S.canvasStats ? S.canvasStats() : undefined,
     valve: valveStats(),
-  };
+  });
 }
 
 function settle() {

@@ -77,6 +77,18 @@ async fn a_page_with_patched_builtins_and_zones_is_recorded_without_running_in_i
         ensure!(stats["error"] == "" && stats["acked"].as_u64().unwrap_or(0) >= 1, "{stats}");
         let ticks = browser.eval("return [window.__ticks, window.__tickSources, window.__errors];").await?;
         ensure!(ticks[0] == 0, "the recorder's callbacks ran in the app's zone: {ticks}");
+        // A page's own `then` on every object (a thenable protocol of its own): `flush()` still
+        // settles (it resolved to a plain object, a thenable then, and hung).
+        let settled = browser
+            .eval_async(
+                "const d = arguments[arguments.length - 1];
+                 const end = (v) => { delete Object.prototype.then; d(v); };
+                 Object.prototype.then = function () {};
+                 window.__zone_symbol__setTimeout(() => end('hung'), 5000);
+                 Replay.flush().then((s) => end(s && typeof s.acked === 'number' ? 'settled' : 'odd: ' + String(s)));",
+            )
+            .await?;
+        ensure!(settled == "settled", "flush() with Object.prototype.then: {settled}");
         let live = browser.live_html().await?;
         let sessions = server.sessions()?;
         let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
