@@ -20,7 +20,7 @@ import {
   removeListeners,
 } from './events.js';
 import {
-  configureTransport, disarmWorker, enqueue, postCopy, postToWorker, rescueUnsent, startTransport, stats, whenDrained,
+  configureTransport, disarmWorker, enqueue, fetchSettings, postCopy, wasmSource, postToWorker, rescueUnsent, startTransport, stats, whenDrained,
   whenSessionRefused,
 } from './transport.js';
 import { appFact, captureError, flushDiagnostics, startDiagnostics, stopDiagnostics } from './diagnostics.js';
@@ -363,11 +363,8 @@ async function remoteSettings(cfg) {
   try {
     const url = new URL('recorder/settings', cfg.endpoint);
     url.searchParams.set('key', cfg.key);
-    const abort = new AbortController();
-    const timer = setTimer(() => abort.abort(), SETTINGS_WAIT_MS);
-    const res = await fetch(url.href, { credentials: 'omit', signal: abort.signal }).finally(() => clearTimer(timer));
-    if (!res.ok) return null;
-    const settings = await res.json();
+    const settings = await fetchSettings(url.href, SETTINGS_WAIT_MS);
+    if (!settings || typeof settings !== 'object') return null;
     try {
       sessionStorage.setItem(SETTINGS_KEY, JSON.stringify({ key: cfg.key, at: Date.now(), settings }));
     } catch (_) { /* storage disabled */ }
@@ -523,7 +520,8 @@ async function bootHere(src, data) {
     startChild();
     return api;
   }
-  await init({ module_or_path: new URL('./recorder_wasm_bg.wasm', import.meta.url) });
+  // The upload worker starts first: it fetches the wasm (not the page's `fetch`, transport.js).
+  await init({ module_or_path: await wasmSource(new URL('./recorder_wasm_bg.wasm', import.meta.url)) });
   await startTransport();
   // The server refuses this session for good (full, or the key or origin refused): recording
   // on would only send batches to be refused.

@@ -9,7 +9,7 @@
 //   budget and also saved in sessionStorage; the next page of the same tab resends it (the
 //   server acknowledges duplicates without storing them twice).
 import { valveStats } from './valve.js';
-import { S, now } from './state.js';
+import { S, now, setTimer, clearTimer } from './state.js';
 import { WORKER_SOURCE } from './upload-worker-source.js';
 import { __replay_memory_bytes as memoryBytes } from './recorder_wasm.js';
 import { createUploader, release } from './upload-core.js';
@@ -22,7 +22,7 @@ const KEEPALIVE_BUDGET = 60 * 1024;
 const UNSENT_KEY = '__replay_unsent';
 const MAX_SAVED_CHARS = 3 * 1024 * 1024;
 
-/** @typedef {(import('./upload-core.js').UploadReport & { idle?: boolean }) | { type: 'freeze', since: number } | { type: 'canvas', seq: number }} WorkerReport */
+/** @typedef {(import('./upload-core.js').UploadReport & { idle?: boolean }) | { type: 'freeze', since: number } | { type: 'canvas', seq: number } | { type: 'settings', seq: number, value?: unknown } | { type: 'wasm', seq: number, value?: unknown }} WorkerReport */
 
 /** @typedef {import('./upload-core.js').Bytes} Bytes */
 
@@ -140,6 +140,90 @@ export function onEnqueued(fn) {
   enqueued = fn;
 }
 
+/**
+ * Requests to the worker that answer (settings, the wasm): seq → what to do with the answer,
+ * and what to do from here instead when the worker fails or does not answer in time.
+ * @type {Map<number, { done: (v: unknown) => void, here: () => Promise<unknown> }>}
+ */
+const asks = new Map();
+let askSeq = 0;
+
+/**
+ * Asks the worker (`msg` gets a `seq`; the worker answers with the same type and seq, and
+ * `value`); `here` does it on the main thread when there is no worker, it fails, or it does not
+ * answer within `waitMs`.
+ * @param {Record<string, unknown>} msg
+ * @param {number} waitMs
+ * @param {() => Promise<unknown>} here
+ * @returns {Promise<unknown>}
+ */
+function ask(msg, waitMs, here) {
+  if (!worker) return here();
+  const w = worker;
+  return new Promise((resolve) => {
+    const seq = ++askSeq;
+    const timer = setTimer(() => {
+      if (asks.delete(seq)) here().then(resolve);
+    }, waitMs);
+    asks.set(seq, {
+      done: (v) => {
+        if (!asks.delete(seq)) return;
+        clearTimer(timer);
+        resolve(v);
+      },
+      here: () => {
+        clearTimer(timer);
+        return here();
+      },
+    });
+    w.postMessage({ ...msg, seq });
+  });
+}
+
+/** The worker is gone (it failed to start): what was asked of it is done here. */
+function askHere() {
+  for (const a of [...asks.values()]) a.here().then(a.done);
+}
+
+/**
+ * The project's recorder settings (JSON), or null when there are none in `waitMs`. Fetched by
+ * the upload worker: the page's `fetch` may be wrapped by a library that adds the app's own
+ * headers (`Authorization`) to every request, which must not reach the replay server. Without
+ * a worker (CSP), with the page's `fetch`, without credentials.
+ * @param {string} url
+ * @param {number} waitMs
+ * @returns {Promise<unknown>}
+ */
+export function fetchSettings(url, waitMs) {
+  // The worker's own timeout answers first; the page's covers a worker that never answers.
+  return ask({ type: 'settings', url, waitMs }, waitMs + 1000, async () => {
+    const abort = new AbortController();
+    const timer = setTimer(() => abort.abort(), waitMs);
+    try {
+      const res = await fetch(url, { credentials: 'omit', signal: abort.signal });
+      return res.ok ? await res.json() : null;
+    } catch (_) {
+      return null;
+    } finally {
+      clearTimer(timer);
+    }
+  });
+}
+
+/**
+ * The recorder's wasm: its bytes, fetched by the upload worker (started here for it) for the
+ * same reason as the settings, or its URL (wasm-bindgen then fetches it with the page's
+ * `fetch`) when there is no worker or it could not.
+ * @param {URL} url
+ * @returns {Promise<ArrayBuffer | URL>}
+ */
+export async function wasmSource(url) {
+  startWorkerOnce();
+  const got = await ask({ type: 'wasm', url: url.href }, WASM_WAIT_MS, async () => null);
+  return got instanceof ArrayBuffer ? got : url;
+}
+const WASM_WAIT_MS = 15000;
+
 /** Tells the upload worker where batches go and with which key (again after `init` changed them). */
 export function configureTransport() {
   if (worker) worker.postMessage({ type: 'config', cfg: { key: S.cfg.key, endpoint: S.cfg.endpoint } });
@@ -152,15 +236,24 @@ export function configureTransport() {
  * main-thread fallback: `new Worker` throws or the worker reports an error.
  */
 export async function startTransport() {
+  startWorkerOnce();
+  for (const bytes of takeSaved()) {
+    restored++;
+    enqueue(bytes);
+  }
+}
+
+let workerTried = false;
+
+/** Starts the first worker, or the main-thread uploader where the page refuses workers. */
+function startWorkerOnce() {
+  if (workerTried) return;
+  workerTried = true;
   try {
     startWorker();
   } catch (_) {
     worker = null;
-    await uploadHere();
-  }
-  for (const bytes of takeSaved()) {
-    restored++;
-    enqueue(bytes);
+    uploadHere();
   }
 }
 
@@ -177,6 +270,7 @@ function startWorker() {
     if (worker !== w) return;
     worker = null;
     uploadHere();
+    askHere();
   };
   configureTransport();
 }
@@ -194,7 +288,7 @@ function startWorker() {
  * schedule). True when it did.
  */
 function renewWorker() {
-  if (!worker || workerBytes < WORKER_RENEW_BYTES || !workerIdle || pending.size || canvasInFlight || holding) return false;
+  if (!worker || workerBytes < WORKER_RENEW_BYTES || !workerIdle || pending.size || canvasInFlight || holding || asks.size) return false;
   const old = worker;
   old.onmessage = null;
   old.onerror = null;
@@ -251,6 +345,11 @@ function onResult(m) {
   if (m.type === 'freeze') {
     // The worker sent its marker: it needs a new one (the page answers again by now).
     if (onWorkerFired) onWorkerFired();
+    return;
+  }
+  if (m.type === 'settings' || m.type === 'wasm') {
+    const a = asks.get(m.seq);
+    if (a) a.done(m.value === undefined ? null : m.value);
     return;
   }
   if (m.type === 'canvas') {

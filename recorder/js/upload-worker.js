@@ -13,7 +13,9 @@
 // hands over a copy of what it holds back (`hold`; `release` when it goes live): a freeze is
 // one of the things that send the buffer, and a frozen page can no longer send it itself.
 //
-// It also encodes canvas frames for canvas.js (`canvas`: an ImageBitmap in, image bytes out).
+// It also encodes canvas frames for canvas.js (`canvas`: an ImageBitmap in, image bytes out),
+// and fetches the project's recorder settings (`settings`) and the recorder's wasm (`wasm`) away
+// from the page's `fetch`, which may be wrapped (a library adding the app's `Authorization`).
 //
 // Written as a module for the type checker; `cargo xtask build-web` turns it, with
 // upload-core.js inlined, into the classic script the page starts from a blob (carried as a
@@ -201,6 +203,46 @@ async function encodeCanvas(m) {
   }
 }
 
+/**
+ * The project's recorder settings, fetched in this worker's realm: the page's `fetch` may be a
+ * wrapper (an APM's, an auth library's adding the app's `Authorization` to every request) that
+ * the replay server must not see. `null` when there are none in time.
+ * @param {number} seq
+ * @param {string} url
+ * @param {number} waitMs
+ */
+async function settings(seq, url, waitMs) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), waitMs);
+  let body = null;
+  try {
+    const res = await fetch(url, { credentials: 'omit', signal: abort.signal });
+    if (res.ok) body = await res.json();
+  } catch (_) {
+    body = null;
+  } finally {
+    clearTimeout(timer);
+  }
+  post({ type: 'settings', seq, value: body });
+}
+
+/**
+ * The recorder's wasm, fetched here for the same reason (bytes handed over; null when it could
+ * not: the page then fetches it itself).
+ * @param {number} seq
+ * @param {string} url
+ */
+async function wasm(seq, url) {
+  try {
+    const res = await fetch(url, { credentials: 'same-origin' });
+    if (!res.ok) throw new Error('status ' + res.status);
+    const bytes = await res.arrayBuffer();
+    scope.postMessage({ type: 'wasm', seq, value: bytes }, [bytes]);
+  } catch (_) {
+    post({ type: 'wasm', seq, value: null });
+  }
+}
+
 scope.onmessage = (e) => {
   const m = e.data;
   lastSeen = Date.now();
@@ -236,6 +278,12 @@ scope.onmessage = (e) => {
     return;
   } else if (m.type === 'canvas') {
     encodeCanvas(m);
+    return;
+  } else if (m.type === 'settings') {
+    settings(m.seq, String(m.url), Number(m.waitMs) || 1500);
+    return;
+  } else if (m.type === 'wasm') {
+    wasm(m.seq, String(m.url));
     return;
   } else if (m.type === 'retry-now') {
     uploader.retryNow();

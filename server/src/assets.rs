@@ -54,7 +54,13 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/viewer/") }))
         .route("/recorder.js", get(|| async { web_file("recorder.js") }))
-        .route("/recorder/{*path}", get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) }))
+        // Preflights too: a page whose `fetch` wrapper adds headers to every request makes the
+        // wasm's fetch (without a worker to fetch it, transport.js) a preflighted request.
+        .route(
+            "/recorder/{*path}",
+            get(|Path(p): Path<String>| async move { web_file(&format!("recorder/{p}")) })
+                .options(|h: HeaderMap| async move { crate::ingest::get_preflight(&h) }),
+        )
         .route(
             "/viewer/{*path}",
             get(

@@ -109,6 +109,19 @@ pub(crate) fn allowed_headers(request: &HeaderMap, ours: &'static str) -> Header
     }
 }
 
+/// CORS preflight of a public `GET` the recorder makes cross-origin (its settings, its wasm
+/// when the page's `fetch` loads it): any origin, the headers asked for (a page's `fetch`
+/// wrapper adds its own), never credentials.
+pub(crate) fn get_preflight(headers: &HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed_headers(headers, "content-type"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
 /// CORS preflight of the recorder's cross-origin uploads.
 #[utoipa::path(options, path = "/api/v1/ingest", tag = "ingest",
     responses((status = 204, description = "The methods and headers a cross-origin upload may use.")))]

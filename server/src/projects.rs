@@ -721,15 +721,7 @@ pub async fn recorder_settings_api(
 #[utoipa::path(options, path = "/api/v1/recorder/settings", tag = "ingest",
     responses((status = 204, description = "The methods and headers the settings request may use.")))]
 pub async fn recorder_settings_preflight(headers: axum::http::HeaderMap) -> axum::response::Response {
-    use axum::http::{HeaderValue, StatusCode, header};
-    use axum::response::IntoResponse;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, crate::ingest::allowed_headers(&headers, "content-type"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
-    response
+    crate::ingest::get_preflight(&headers)
 }
 
 #[cfg(test)]

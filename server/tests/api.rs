@@ -1095,7 +1095,8 @@ async fn preflights_allow_the_headers_a_page_adds_to_every_request() {
             .body(Body::empty())
             .expect("req")
     };
-    for path in ["/api/v1/ingest", "/api/v1/recorder/settings?key=k"] {
+    // The recorder's wasm too: the page's `fetch` loads it where workers are refused.
+    for path in ["/api/v1/ingest", "/api/v1/recorder/settings?key=k", "/recorder/recorder_wasm_bg.wasm"] {
         let res = app.clone().oneshot(preflight(path, "content-type,sentry-trace,traceparent")).await.expect("ok");
         assert_eq!(res.status(), StatusCode::NO_CONTENT, "{path}");
         let allowed = res.headers()["access-control-allow-headers"].to_str().expect("text").to_owned();

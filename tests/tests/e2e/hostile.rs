@@ -77,6 +77,9 @@ async fn a_page_with_patched_builtins_and_zones_is_recorded_without_running_in_i
         ensure!(stats["error"] == "" && stats["acked"].as_u64().unwrap_or(0) >= 1, "{stats}");
         let ticks = browser.eval("return [window.__ticks, window.__tickSources, window.__errors];").await?;
         ensure!(ticks[0] == 0, "the recorder's callbacks ran in the app's zone: {ticks}");
+        let seen = browser.eval("return window.__seenByPageFetch;").await?;
+        let ours = seen.as_array().into_iter().flatten().filter(|u| u.as_str().is_some_and(|u| u.starts_with(&server.base)));
+        ensure!(ours.count() == 0, "a request of the recorder went through the page's fetch (and its headers): {seen}");
         // A page's own `then` on every object (a thenable protocol of its own): `flush()` still
         // settles (it resolved to a plain object, a thenable then, and hung).
         let settled = browser
@@ -89,6 +92,40 @@ async fn a_page_with_patched_builtins_and_zones_is_recorded_without_running_in_i
             )
             .await?;
         ensure!(settled == "settled", "flush() with Object.prototype.then: {settled}");
+        let live = browser.live_html().await?;
+        let sessions = server.sessions()?;
+        let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
+        let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
+        ensure!(snapshot == live, "the replay differs from the page:\n{snapshot}\n---\n{live}");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
+
+/// A page whose content security policy refuses workers (`worker-src 'none'`): the recorder
+/// loads its wasm with the page's `fetch` and uploads from the main thread (upload-core.js), and
+/// the recording still replays to the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_refuses_workers_is_recorded_from_the_main_thread() -> Result<()> {
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let site = FixtureServer::start(fixtures_dir("hostile"), &server.base, &server.key)?;
+    let result = async {
+        browser.client.goto(&site.url("noworker.html")).await?;
+        browser.wait_for("return !!window.Replay", Duration::from_secs(10)).await?;
+        let first = browser.flush_within(Duration::from_secs(20)).await?;
+        ensure!(first["acked"].as_u64().unwrap_or(0) >= 1 && first["worker"] == false, "{first}");
+        browser.eval("return window.addItems(40);").await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = browser.flush_within(Duration::from_secs(20)).await?;
+        ensure!(stats["error"] == "" && stats["worker"] == false, "{stats}");
+        let violations = browser.eval("return window.__violations;").await?;
+        ensure!(
+            violations.as_array().is_some_and(|v| v.iter().any(|d| d == "worker-src")),
+            "the policy refused no worker: {violations}"
+        );
         let live = browser.live_html().await?;
         let sessions = server.sessions()?;
         let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
