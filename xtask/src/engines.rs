@@ -16,7 +16,8 @@ use anyhow::{Context, Result, bail};
 const GECKODRIVER_VERSION: &str = "0.36.0";
 
 /// The e2e test modules every engine runs (cargo test name filters).
-pub const CORE_SUBSET: &[&str] = &["demo::", "privacy::", "delivery::", "viewer::", "engines::"];
+pub const CORE_SUBSET: &[&str] =
+    &["demo::", "privacy::", "delivery::", "viewer::", "engines::", "hostile::a_page_that_refuses_workers"];
 /// Left out in WebKit only: its seeks pass, but playing through the touches (one recorded
 /// second of dots) timed out in the full subset under CI while passing on its own, as if the
 /// MiniBrowser window got no animation frames then. It runs in Chromium and Firefox.
