@@ -170,6 +170,8 @@ export function dropCss() {
   touched = [];
   touchedSet = new WeakSet();
   holding = false;
+  // A flush held due by a snapshot would never be scheduled again.
+  flushDue = false;
 }
 
 /**
