@@ -422,7 +422,9 @@ async function initialize(options, auto) {
 
 const api = {
   async init(options) {
-    return initialize(options, false);
+    // Its awaits (the settings, the document, the snapshot) in the root zone (Zone.js): only the
+    // app's own wait for this call is in the app's zone.
+    return outsideZones(() => initialize(options, false));
   },
   async identify(user, traits) { guard(appFact)('identify', user, traits); },
   async setFlags(flags) { guard(appFact)('flags', flags); },

@@ -16,7 +16,13 @@ import { METHODS } from './api.js';
     METHODS.forEach(function (m) {
       api[m] = function () {
         var a = arguments;
-        return ready.then(function (core) { return /** @type {Function} */ (core[m]).apply(core, a); });
+        // In Zone.js's root zone (Angular): the call's own promise work is not a task of the
+        // app's zone (each one a change detection); the app's wait for its result still is.
+        var z = /** @type {any} */ (w).Zone, root = z && z.root;
+        var call = function () {
+          return ready.then(function (core) { return /** @type {Function} */ (core[m]).apply(core, a); });
+        };
+        return root && typeof root.run === 'function' ? root.run(call) : call();
       };
     });
     w.Replay = /** @type {import('./types/replay').ReplayApi} */ (/** @type {unknown} */ (api));

@@ -137,3 +137,49 @@ async fn a_page_that_refuses_workers_is_recorded_from_the_main_thread() -> Resul
     browser.close().await?;
     result
 }
+
+/// The real Zone.js (pinned in `tools/js`), as Angular apps load it: the app starts the
+/// recorder from its zone and changes the DOM and the CSSOM from it. No task of the recorder's
+/// (a slice, a flush, a heartbeat, a listener, the observer) runs in the app's zone, where each
+/// would be a change detection of the whole app; the recording replays to the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_zone_js_sees_no_task_of_the_recorder_in_the_apps_zone() -> Result<()> {
+    let zone = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/jstools/node_modules/zone.js/bundles/zone.umd.min.js");
+    let zone = std::fs::read(&zone)
+        .with_context(|| format!("{}: run `cargo xtask test` (npm ci in tools/js)", zone.display()))?;
+    let server = Server::start()?;
+    let browser = Browser::start().await?;
+    let site = FixtureServer::start(fixtures_dir("hostile"), &server.base, &server.key)?;
+    site.put("zone.js", zone);
+    let result = async {
+        browser.client.goto(&site.url("zone.html")).await?;
+        browser.wait_for("return !!window.Replay && !!window.startInApp && !!window.Zone", Duration::from_secs(10)).await?;
+        browser.eval("window.__counting = true; return true;").await?;
+        browser
+            .eval_async("const d = arguments[arguments.length - 1]; window.startInApp().then(() => d(true), (e) => d(String(e)));")
+            .await?;
+        for n in [3, 5] {
+            browser.eval(&format!("return window.changeInApp({n});")).await?;
+            // Mouse moves, a click, a scroll and a key: the recorder's listeners.
+            browser
+                .eval("for (let i = 0; i < 5; i++) document.body.dispatchEvent(new MouseEvent('mousemove', { clientX: 10 * i, clientY: 20, bubbles: true })); document.getElementById('add').click(); window.dispatchEvent(new Event('scroll')); document.body.dispatchEvent(new KeyboardEvent('keydown', { key: 'a', bubbles: true })); return true;")
+                .await?;
+            // Past a heartbeat, a periodic flush and the CSSOM's own flush.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let stats = browser.flush_within(Duration::from_secs(20)).await?;
+        ensure!(stats["error"] == "" && stats["acked"].as_u64().unwrap_or(0) >= 1, "{stats}");
+        let tasks = browser.eval("window.__counting = false; return [window.__appTasks, window.__appSources, window.__errors];").await?;
+        ensure!(tasks[0] == 0 && tasks[2] == serde_json::json!([]), "tasks of the recorder ran in the app's zone: {tasks}");
+        let live = browser.live_html().await?;
+        let sessions = server.sessions()?;
+        let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
+        let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
+        ensure!(snapshot == live, "the replay differs from the page:\n{snapshot}\n---\n{live}");
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
