@@ -77,7 +77,7 @@ const MAX_NOTED_CHARS = 4000000;
 
 /** `flushCss` in a task of its own, its time on the recorder's budget (valve.js). */
 function flushTimed() {
-  timed(flushCss);
+  try { timed(flushCss); } catch (_) { countError(); }
 }
 
 function note(owner, sheet, op, path, a, b, c, rule, decl) {
@@ -113,12 +113,18 @@ function checkTouched() {
     const sent = adoptedSent.get(root);
     if (sent === undefined) continue; // not sent yet: its walk sends it
     ownRead = true;
-    let list;
-    try { list = root.adoptedStyleSheets; } finally { ownRead = false; }
-    if (!list) continue;
-    let same = list.length === sent.length;
-    for (let j = 0; same && j < list.length; j++) same = list[j] === sent[j];
-    if (!same) sendAdopted(root);
+    try {
+      const list = root.adoptedStyleSheets;
+      ownRead = false;
+      if (!list) continue;
+      let same = list.length === sent.length;
+      for (let j = 0; same && j < list.length; j++) same = list[j] === sent[j];
+      if (!same) sendAdopted(root);
+    } catch (_) {
+      countError();
+    } finally {
+      ownRead = false;
+    }
   }
 }
 
@@ -332,18 +338,25 @@ export function ownerWalked(el) {
 }
 
 /**
- * A walk met document or shadow root `root`: true when it adopts sheets (sent after the tape,
- * `sendAdopted`); otherwise its empty list is what the replay has, to compare a change in place
- * with.
+ * After the tape of a walk that met document or shadow root `root` (the replay has it now,
+ * adopting nothing): sends what it adopts, or keeps its empty list to compare a change in place
+ * with. Read here, not during the walk: a change between the walk's slices is in it.
  */
-export function adoptsSheets(root) {
-  ownRead = true;
+export function rootWalked(root) {
   let list;
-  try { list = root.adoptedStyleSheets; } finally { ownRead = false; }
-  if (!list) return false;
-  if (list.length) return true;
-  adoptedSent.set(root, []);
-  return false;
+  ownRead = true;
+  try {
+    list = root.adoptedStyleSheets;
+  } catch (_) {
+    countError();
+  } finally {
+    ownRead = false;
+  }
+  if (!list) return;
+  if (!list.length) adoptedSent.set(root, []);
+  else {
+    try { sendAdopted(root); } catch (_) { countError(); }
+  }
 }
 
 /** Sends the adopted sheets of a document or shadow root (ids, sending new sheets first). */

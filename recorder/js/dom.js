@@ -6,7 +6,7 @@
 // placeholders) and collects what the CSSOM capture must look at after the tape is sent.
 import { S, now, guard, countError, setTimer } from './state.js';
 import { P, TEXT_ATTRS, attrValue, closestAcross, designOn, maskText, rememberActive, rememberTyped, textMasked, unmasked } from './privacy.js';
-import { ownerWalked, sendAdopted, adoptsSheets, flushCss, dropCss, snapshotWalk } from './css.js';
+import { ownerWalked, rootWalked, flushCss, dropCss, snapshotWalk } from './css.js';
 import { COALESCE_MS, V, timed } from './valve.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -18,7 +18,7 @@ const MAX_STRING = 1000000;
 const THROTTLE_WINDOW_MS = 1000;
 const THROTTLE_PER_NODE = 30;
 
-/** Sheet owners and adopting roots met by the current walk, handled once the tape is sent. */
+/** Sheet owners, documents and shadow roots met by the current walk, handled once the tape is sent. */
 let owners = [];
 let roots = [];
 /** Cross-origin frame elements met by the current walk and their ids, handled after the tape. */
@@ -318,7 +318,7 @@ function walkSome(w, ints, strs, deadline) {
           if (S.observer) S.observer.observe(node, OBSERVE);
           if (S.onDocument) S.onDocument(node);
         }
-        if (adoptsSheets(node)) roots.push(node);
+        roots.push(node);
         break;
       case 10:
         ints.p6(1, id, pid, node.name.length, node.publicId.length, node.systemId.length);
@@ -328,7 +328,7 @@ function walkSome(w, ints, strs, deadline) {
       case 11:
         ints.p3(5, id, pid);
         if (S.observer) S.observer.observe(node, OBSERVE);
-        if (adoptsSheets(node)) roots.push(node);
+        roots.push(node);
         break;
       default:
         // Processing instructions, CDATA: not rendered in HTML documents.
@@ -367,7 +367,7 @@ function afterTape() {
     }
     ownerWalked(o[i]);
   }
-  for (let i = 0; i < r.length; i++) sendAdopted(r[i]);
+  for (let i = 0; i < r.length; i++) rootWalked(r[i]);
   flushCss();
   if (crossFrames.length) {
     const f = crossFrames;

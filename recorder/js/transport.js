@@ -9,7 +9,7 @@
 //   budget and also saved in sessionStorage; the next page of the same tab resends it (the
 //   server acknowledges duplicates without storing them twice).
 import { valveStats } from './valve.js';
-import { S, now, setTimer, clearTimer } from './state.js';
+import { S, now, setTimer, clearTimer, bare } from './state.js';
 import { WORKER_SOURCE } from './upload-worker-source.js';
 import { __replay_memory_bytes as memoryBytes } from './recorder_wasm.js';
 import { createUploader, release } from './upload-core.js';
@@ -150,34 +150,45 @@ let askSeq = 0;
 
 /**
  * Asks the worker (`msg` gets a `seq`; the worker answers with the same type and seq, and
- * `value`); `here` does it on the main thread when there is no worker, it fails, or it does not
- * answer within `waitMs`.
+ * `value`). `here` does it on the main thread instead when there is no worker or it failed to
+ * start; `late` gives the answer when the worker has not answered within `waitMs` (the first of
+ * the two answers wins).
  * @param {Record<string, unknown>} msg
  * @param {number} waitMs
  * @param {() => Promise<unknown>} here
+ * @param {() => Promise<unknown>} late
  * @returns {Promise<unknown>}
  */
-function ask(msg, waitMs, here) {
-  if (!worker) return here();
+function ask(msg, waitMs, here, late) {
+  if (!worker) return settled(here);
   const w = worker;
   return new Promise((resolve) => {
     const seq = ++askSeq;
+    /** @param {unknown} v */
+    const finish = (v) => {
+      if (!asks.delete(seq)) return;
+      clearTimer(timer);
+      resolve(v);
+    };
     const timer = setTimer(() => {
-      if (asks.delete(seq)) here().then(resolve);
+      if (asks.has(seq)) settled(late).then(finish);
     }, waitMs);
-    asks.set(seq, {
-      done: (v) => {
-        if (!asks.delete(seq)) return;
-        clearTimer(timer);
-        resolve(v);
-      },
-      here: () => {
-        clearTimer(timer);
-        return here();
-      },
-    });
+    asks.set(seq, { done: finish, here: () => settled(here) });
     w.postMessage({ ...msg, seq });
   });
+}
+
+/**
+ * `fn()`'s result, null when it throws or rejects.
+ * @param {() => Promise<unknown>} fn
+ * @returns {Promise<unknown>}
+ */
+async function settled(fn) {
+  try {
+    return await fn();
+  } catch (_) {
+    return null;
+  }
 }
 
 /** The worker is gone (it failed to start): what was asked of it is done here. */
@@ -195,34 +206,35 @@ function askHere() {
  * @returns {Promise<unknown>}
  */
 export function fetchSettings(url, waitMs) {
-  // The worker's own timeout answers first; the page's covers a worker that never answers.
-  return ask({ type: 'settings', url, waitMs }, waitMs + 1000, async () => {
+  const here = async () => {
     const abort = new AbortController();
     const timer = setTimer(() => abort.abort(), waitMs);
     try {
       const res = await fetch(url, { credentials: 'omit', signal: abort.signal });
-      return res.ok ? await res.json() : null;
-    } catch (_) {
-      return null;
+      return res.ok ? JSON.parse(await res.text()) : null;
     } finally {
       clearTimer(timer);
     }
-  });
+  };
+  // The worker's own timeout answers first; the page's covers a worker that never answers
+  // (then without settings, not through the page's `fetch`).
+  return ask({ type: 'settings', url, waitMs }, waitMs + 1000, here, async () => null);
 }
 
 /**
  * The recorder's wasm: its bytes, fetched by the upload worker (started here for it) for the
  * same reason as the settings, or its URL (wasm-bindgen then fetches it with the page's
- * `fetch`) when there is no worker or it could not.
+ * `fetch`) when there is no worker, it could not, or it has not answered in a minute.
  * @param {URL} url
  * @returns {Promise<ArrayBuffer | URL>}
  */
 export async function wasmSource(url) {
   startWorkerOnce();
-  const got = await ask({ type: 'wasm', url: url.href }, WASM_WAIT_MS, async () => null);
+  const none = async () => null;
+  const got = await ask({ type: 'wasm', url: url.href }, WASM_WAIT_MS, none, none);
   return got instanceof ArrayBuffer ? got : url;
 }
-const WASM_WAIT_MS = 15000;
+const WASM_WAIT_MS = 60000;
 
 /** Tells the upload worker where batches go and with which key (again after `init` changed them). */
 export function configureTransport() {
@@ -268,6 +280,9 @@ function startWorker() {
   w.onmessage = (e) => onResult(e.data);
   w.onerror = () => {
     if (worker !== w) return;
+    // An error after it started (not only a refused start): no heartbeats reach it any more, so
+    // its watchdog must not go on to report a freeze or send what it holds.
+    try { w.terminate(); } catch (_) { /* gone */ }
     worker = null;
     uploadHere();
     askHere();
@@ -433,9 +448,7 @@ export function enqueue(bytes) {
  * @returns {import('./types/replay').ReplayStats}
  */
 export function stats() {
-  // Without a prototype: `flush()` resolves to it, and an `Object.prototype.then` the page
-  // added would make it a thenable that never settles.
-  return Object.assign(Object.create(null), {
+  const out = {
     acked,
     rejected,
     pending: pending.size,
@@ -449,7 +462,11 @@ export function stats() {
     error: S.lastError,
     canvas: S.canvasStats ? S.canvasStats() : undefined,
     valve: valveStats(),
-  });
+  };
+  // `flush()` resolves to it: an `Object.prototype.then` the page added would make it a
+  // thenable that never settles. An own `then` (hidden) shadows it.
+  Object.defineProperty(out, 'then', bare({ value: undefined, enumerable: false }));
+  return out;
 }
 
 function settle() {
