@@ -8,6 +8,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use replay_e2e::{Browser, FixtureServer, Server, fixtures_dir};
 
+/// The session's last state (the snapshot API) is the live page's document.
+async fn replay_equals_page(server: &Server, browser: &Browser) -> Result<()> {
+    let live = browser.live_html().await?;
+    let sessions = server.sessions()?;
+    let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
+    let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
+    ensure!(snapshot == live, "the replay differs from the page:\n{snapshot}\n---\n{live}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_page_is_recorded_with_bounded_throttled_output() -> Result<()> {
     let server = Server::start()?;
@@ -92,12 +102,7 @@ async fn a_page_with_patched_builtins_and_zones_is_recorded_without_running_in_i
             )
             .await?;
         ensure!(settled == "settled", "flush() with Object.prototype.then: {settled}");
-        let live = browser.live_html().await?;
-        let sessions = server.sessions()?;
-        let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
-        let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
-        ensure!(snapshot == live, "the replay differs from the page:\n{snapshot}\n---\n{live}");
-        Ok(())
+        replay_equals_page(&server, &browser).await
     }
     .await;
     browser.close().await?;
@@ -126,12 +131,7 @@ async fn a_page_that_refuses_workers_is_recorded_from_the_main_thread() -> Resul
             violations.as_array().is_some_and(|v| v.iter().any(|d| d == "worker-src")),
             "the policy refused no worker: {violations}"
         );
-        let live = browser.live_html().await?;
-        let sessions = server.sessions()?;
-        let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
-        let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
-        ensure!(snapshot == live, "the replay differs from the page:\n{snapshot}\n---\n{live}");
-        Ok(())
+        replay_equals_page(&server, &browser).await
     }
     .await;
     browser.close().await?;
@@ -172,12 +172,7 @@ async fn the_real_zone_js_sees_no_task_of_the_recorder_in_the_apps_zone() -> Res
         ensure!(stats["error"] == "" && stats["acked"].as_u64().unwrap_or(0) >= 1, "{stats}");
         let tasks = browser.eval("window.__counting = false; return [window.__appTasks, window.__appSources, window.__errors];").await?;
         ensure!(tasks[0] == 0 && tasks[2] == serde_json::json!([]), "tasks of the recorder ran in the app's zone: {tasks}");
-        let live = browser.live_html().await?;
-        let sessions = server.sessions()?;
-        let id = sessions.first().and_then(|s| s["id"].as_str()).context("no session")?.to_owned();
-        let snapshot = server.get_text(&format!("/api/v1/sessions/{id}/snapshot"))?;
-        ensure!(snapshot == live, "the replay differs from the page:\n{snapshot}\n---\n{live}");
-        Ok(())
+        replay_equals_page(&server, &browser).await
     }
     .await;
     browser.close().await?;
