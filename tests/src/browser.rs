@@ -330,14 +330,18 @@ impl Browser {
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
-    /// Runs a script and returns its value.
+    /// Runs a script and returns its value. A page whose main thread never answers (a loop in
+    /// the page or in the recorder) fails the call after [`EVAL_LIMIT`] instead of holding the
+    /// test, and the suite, forever: the WebDriver server's own script timeout cannot fire while
+    /// the renderer is busy.
     pub async fn eval(&self, script: &str) -> Result<serde_json::Value> {
-        Ok(self.client.execute(script, vec![]).await?)
+        bounded(script, self.client.execute(script, vec![])).await
     }
 
-    /// Runs an async script: the last argument is the callback to call with the result.
+    /// Runs an async script: the last argument is the callback to call with the result. Bounded
+    /// like [`Browser::eval`].
     pub async fn eval_async(&self, script: &str) -> Result<serde_json::Value> {
-        Ok(self.client.execute_async(script, vec![]).await?)
+        bounded(script, self.client.execute_async(script, vec![])).await
     }
 
     /// Polls `script` until it returns a truthy value.
@@ -437,5 +441,23 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         self.stop_display();
+    }
+}
+
+/// How long one script evaluation may take before the test fails: far beyond any test's own
+/// waits (they poll with short evaluations), short enough that a hung page ends its test.
+pub const EVAL_LIMIT: Duration = Duration::from_secs(300);
+
+/// Awaits a WebDriver evaluation of `script` for at most [`EVAL_LIMIT`].
+async fn bounded(
+    script: &str,
+    call: impl std::future::Future<Output = Result<serde_json::Value, fantoccini::error::CmdError>>,
+) -> Result<serde_json::Value> {
+    match tokio::time::timeout(EVAL_LIMIT, call).await {
+        Ok(v) => Ok(v?),
+        Err(_) => {
+            let head: String = script.chars().take(120).collect();
+            bail!("the page did not answer within {EVAL_LIMIT:?} (its main thread is busy or hung): `{head}`")
+        }
     }
 }
