@@ -206,6 +206,13 @@ impl Browser {
                 Err(e) => return Err(anyhow!("cannot start a {engine:?} session: {e}")),
             }
         };
+        // Async scripts wait on the page (a flush, a snapshot taken in slices); WebDriver's
+        // default of 30 s is short for a slow engine on a loaded machine. `EVAL_LIMIT` still
+        // bounds every evaluation from this side.
+        client
+            .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(Some(SCRIPT_TIMEOUT), None, None))
+            .await
+            .context("setting the script timeout")?;
         if engine == Engine::WebKit {
             // MiniBrowser opens at its own size; the tests' pages expect 1280×900.
             client.set_window_rect(0, 0, 1280, 900).await.context("sizing the MiniBrowser window")?;
@@ -443,6 +450,10 @@ impl Drop for Browser {
         self.stop_display();
     }
 }
+
+/// The WebDriver script timeout of every session: how long an async script may take to call
+/// back before the WebDriver server fails it.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How long one script evaluation may take before the test fails: far beyond any test's own
 /// waits (they poll with short evaluations), short enough that a hung page ends its test.

@@ -80,6 +80,19 @@ export function createRenderer(frame, effects) {
     }
   }
 
+  /**
+   * A replayed `<iframe>`/`<frame>` (its recorded `src` is never loaded) gets an address of its
+   * own that still means the empty document, `about:blank?N` (N: the frame's node id), before
+   * it is inserted. Without one, WebKit leaves a frame nested in a replayed frame with no box
+   * (its address resolves to that of the documents around it, which `setMode`'s `open()` made
+   * the player's own, and WebKit refuses a frame that repeats its ancestors' address). Every
+   * engine keeps the initial empty document for it, so it is built into at once.
+   */
+  function blankFrame(el, id) {
+    const tag = el.localName;
+    if ((tag === 'iframe' || tag === 'frame') && el.namespaceURI === NS[0]) el.setAttribute('src', 'about:blank?' + id);
+  }
+
   function container(parent) {
     return parent && parent.localName === 'template' && parent.content ? parent.content : parent;
   }
@@ -112,6 +125,7 @@ export function createRenderer(frame, effects) {
       }
       const node = create(doc, n);
       if (!node) continue;
+      if (n[2] === 2) blankFrame(node, id);
       nodes.set(id, node);
       const before = i === 0 && nextId ? nodes.get(nextId) : null;
       try {
@@ -429,6 +443,7 @@ export function createRenderer(frame, effects) {
         for (let k = 0; k < count; k++, i += 4) {
           setAttr(node, text.substring(ints[i], ints[i] + ints[i + 1]), text.substring(ints[i + 2], ints[i + 2] + ints[i + 3]));
         }
+        blankFrame(node, id);
         if (tag === 'template' && node.content) contents.set(id, node.content);
         else if (tag === 'dialog') dialogs.push(node);
       } else if (kind === 3 || kind === 4) {

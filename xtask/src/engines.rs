@@ -2,8 +2,10 @@
 //! suite in Chromium): Firefox ESR from Debian through `geckodriver` (built from crates.io at a
 //! pinned version into `target/tools/bin/`), and WebKitGTK's `MiniBrowser` (found with
 //! `dpkg -L`) through `WebKitWebDriver`, on a private Xvfb display the harness starts. The
-//! subset: recording the demo and its snapshot, privacy, delivery, the viewer, and the freeze
-//! watchdog without Long Animation Frames (`tests/tests/e2e/engines.rs`). Prints how long each
+//! subset: recording the demo and its snapshot, privacy, delivery, the viewer, the fidelity
+//! suite (every fixture page recorded and replayed in that engine, DOM and pixels compared: it
+//! found WebKit's player leaving frames nested in replayed frames without a box), and the
+//! freeze watchdog without Long Animation Frames (`tests/tests/e2e/engines.rs`). Prints how long each
 //! engine took and which browser versions ran.
 
 use std::path::{Path, PathBuf};
@@ -16,8 +18,15 @@ use anyhow::{Context, Result, bail};
 const GECKODRIVER_VERSION: &str = "0.36.0";
 
 /// The e2e test modules every engine runs (cargo test name filters).
-pub const CORE_SUBSET: &[&str] =
-    &["demo::", "privacy::", "delivery::", "viewer::", "engines::", "hostile::a_page_that_refuses_workers"];
+pub const CORE_SUBSET: &[&str] = &[
+    "demo::",
+    "privacy::",
+    "delivery::",
+    "viewer::",
+    "engines::",
+    "fidelity::",
+    "hostile::a_page_that_refuses_workers",
+];
 /// Left out in WebKit only: its seeks pass, but playing through the touches (one recorded
 /// second of dots) timed out in the full subset under CI while passing on its own, as if the
 /// MiniBrowser window got no animation frames then. It runs in Chromium and Firefox.
