@@ -191,7 +191,7 @@ mod tests {
     use replay_protocol::{Click, Navigation, NavigationKind, ScrollDepth};
 
     fn click(path: &str, label: &str, x: i32, y: i32) -> EventData {
-        EventData::Click(Click { id: 1, x, y, button: 0, label: label.into(), path: path.into() })
+        EventData::Click(Click { id: 1, x, y, button: 0, label: label.into(), path: path.into(), interactive: None })
     }
 
     fn nav(url: &str) -> EventData {

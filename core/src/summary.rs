@@ -348,7 +348,15 @@ mod tests {
                 scroll_x: 0,
                 scroll_y: 0,
             }),
-            EventData::Click(Click { id: 1, x: 2, y: 3, button: 0, label: String::new(), path: String::new() }),
+            EventData::Click(Click {
+                id: 1,
+                x: 2,
+                y: 3,
+                button: 0,
+                label: String::new(),
+                path: String::new(),
+                interactive: None,
+            }),
             error("order 123 failed", "Error: order 123 failed\n    at pay (https://shop.test/app.js:3:9)", 0),
             error("order 456 failed", "Error: order 456 failed\n    at pay (https://shop.test/app.js:3:9)", 4),
             error("\u{1F600} no stack", "", 1),
@@ -492,7 +500,15 @@ mod tests {
             })
         };
         let click = |label: &str| {
-            EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: label.into(), path: String::new() })
+            EventData::Click(Click {
+                id: 1,
+                x: 0,
+                y: 0,
+                button: 0,
+                label: label.into(),
+                path: String::new(),
+                interactive: None,
+            })
         };
         let mut b = Batch::new("s", "p", 0, 1_000);
         b.events = vec![

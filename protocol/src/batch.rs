@@ -1023,6 +1023,15 @@ pub struct Click {
     /// click for click maps; empty from older recorders.
     #[serde(default)]
     pub path: String,
+    /// Whether the clicked element is, or is inside, a control that answers a click: a link, a
+    /// button, a label, a summary, a select, a checkbox or other button-like input, an element
+    /// with a widget role (`button`, `link`, `tab`, `checkbox`, ...). Text fields are not: a click
+    /// there answers with a caret. Dead clicks are judged on such clicks
+    /// ([`crate::frustration`]). `None` from older recorders and imports, where the focus a press
+    /// gives stands in for it (Chromium focuses a clicked button; Safari, and Firefox on macOS,
+    /// do not).
+    #[serde(default)]
+    pub interactive: Option<bool>,
 }
 
 /// Longest [`Click::path`] a recorder sends (readers cut longer ones).

@@ -450,7 +450,15 @@ mod tests {
         });
         b.events.push(Event {
             t: 20,
-            data: EventData::Click(Click { id: 2, x: 5, y: 6, button: 0, label: String::new(), path: String::new() }),
+            data: EventData::Click(Click {
+                id: 2,
+                x: 5,
+                y: 6,
+                button: 0,
+                label: String::new(),
+                path: String::new(),
+                interactive: None,
+            }),
         });
         b
     }
@@ -686,9 +694,16 @@ mod tests {
                 .prop_map(|(id, value, checked)| EventData::Input(Input { id, value, checked })),
             proptest::collection::vec((any::<i32>(), any::<i32>(), any::<u32>()), 0..5)
                 .prop_map(|p| EventData::MouseMove(p.into_iter().map(|(x, y, dt)| MousePoint { x, y, dt }).collect())),
-            (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>(), arb_string()).prop_map(
-                |(id, x, y, button, path)| EventData::Click(Click { id, x, y, button, label: String::new(), path })
-            ),
+            (any::<u32>(), any::<i32>(), any::<i32>(), any::<u8>(), arb_string(), proptest::option::of(any::<bool>()))
+                .prop_map(|(id, x, y, button, path, interactive)| EventData::Click(Click {
+                    id,
+                    x,
+                    y,
+                    button,
+                    label: String::new(),
+                    path,
+                    interactive
+                })),
             (any::<u32>(), any::<u32>())
                 .prop_map(|(bottom, height)| EventData::ScrollDepth(crate::batch::ScrollDepth { bottom, height })),
             (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(|(id, x, y)| EventData::Scroll(Scroll { id, x, y })),

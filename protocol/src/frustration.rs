@@ -11,9 +11,12 @@
 //!   unhandled rejection (counted once per click).
 //! - **dead click**: a click on something that looks clickable followed by nothing within
 //!   [`DEAD_WINDOW_MS`]: no DOM change, page view, navigation, request, input, scroll or style
-//!   change. "Looks clickable" is the browser's own test: the click focused an element (links,
-//!   buttons, form fields, anything with a `tabindex`; the focus event comes with the press),
-//!   so clicks on plain text never count. A click is judged only when its batch runs at least
+//!   change. "Looks clickable" is the recorder's test at the click
+//!   ([`Click::interactive`](crate::batch::Click::interactive): a
+//!   link, button, label, summary, select, button-like input or element with a widget role, or
+//!   inside one), so clicks on plain text or into a text field never count. For clicks from
+//!   older recorders it is the browser's: the click focused an element (the focus event comes
+//!   with the press), which Chromium does for buttons and Safari does not. A click is judged only when its batch runs at least
 //!   [`DEAD_WINDOW_MS`] + [`PENDING_GRACE_MS`] past it (requests are recorded when they end, with
 //!   their start time: the grace lets a slow one arrive); later clicks are not judged.
 //! - **quick back**: a history navigation back (`popstate`) to the URL a pushed or replaced
@@ -92,7 +95,7 @@ pub fn detect<'a, S: AsRef<str> + 'a>(
             break;
         }
         match data {
-            EventData::Click(_) => clicks.push(t),
+            EventData::Click(c) => clicks.push((t, c.interactive)),
             EventData::Focus(f) => focus.push((t, f.focused)),
             EventData::Error(e) if matches!(e.kind, ErrorKind::Uncaught | ErrorKind::Rejection) => errors.push(t),
             EventData::Navigation(n) => {
@@ -109,7 +112,8 @@ pub fn detect<'a, S: AsRef<str> + 'a>(
             _ => {}
         }
     }
-    for v in [&mut clicks, &mut responses, &mut errors] {
+    clicks.sort_unstable_by_key(|c| c.0);
+    for v in [&mut responses, &mut errors] {
         v.sort_unstable();
     }
     focus.sort_unstable_by_key(|f| f.0);
@@ -119,16 +123,19 @@ pub fn detect<'a, S: AsRef<str> + 'a>(
         v.get(i).is_some_and(|&x| x <= to)
     };
     let mut out = Signals::default();
-    for &t in &clicks {
+    for &(t, interactive) in &clicks {
         if any_in(&errors, t, t + ERROR_WINDOW_MS) {
             out.error_clicks += 1;
             out.marks.push((t, Signal::ErrorClick));
             continue;
         }
         let judged = batch_end >= t + DEAD_WINDOW_MS + PENDING_GRACE_MS;
-        // The latest focus change at or just before the click (the press focuses, then clicks).
-        let at = focus.partition_point(|f| f.0 <= t + 50);
-        let clickable = at > 0 && focus[at - 1].1 && focus[at - 1].0 + FOCUS_LEAD_MS >= t;
+        // The recorder's own test; from older recorders, the latest focus change at or just
+        // before the click (the press focuses, then clicks).
+        let clickable = interactive.unwrap_or_else(|| {
+            let at = focus.partition_point(|f| f.0 <= t + 50);
+            at > 0 && focus[at - 1].1 && focus[at - 1].0 + FOCUS_LEAD_MS >= t
+        });
         if judged && clickable && !any_in(&responses, t, t + DEAD_WINDOW_MS) {
             out.dead_clicks += 1;
             out.marks.push((t, Signal::DeadClick));
@@ -165,7 +172,27 @@ mod tests {
     use crate::{AddedSubtree, Mutation};
 
     fn click() -> EventData {
-        EventData::Click(Click { id: 9, x: 1, y: 1, button: 0, label: String::new(), path: String::new() })
+        EventData::Click(Click {
+            id: 9,
+            x: 1,
+            y: 1,
+            button: 0,
+            label: String::new(),
+            path: String::new(),
+            interactive: None,
+        })
+    }
+    /// A click from a recorder that says whether the element answers clicks.
+    fn click_on(interactive: bool) -> EventData {
+        EventData::Click(Click {
+            id: 9,
+            x: 1,
+            y: 1,
+            button: 0,
+            label: String::new(),
+            path: String::new(),
+            interactive: Some(interactive),
+        })
     }
     fn focus(focused: bool) -> EventData {
         EventData::Focus(Focus { id: 9, focused })
@@ -206,6 +233,16 @@ mod tests {
             10_000,
         );
         assert_eq!(late.dead_clicks, 0);
+    }
+
+    #[test]
+    fn the_recorders_own_test_decides_when_it_is_there() {
+        // A button that took no focus (Safari, Firefox on macOS): still a dead click.
+        let unfocused = run(&[(1_040, click_on(true))], 10_000);
+        assert_eq!((unfocused.dead_clicks, unfocused.marks), (1, vec![(1_040, Signal::DeadClick)]));
+        assert_eq!(run(&[(1_040, click_on(true)), (1_500, change())], 10_000).dead_clicks, 0);
+        // A click into a text field focuses it and answers with a caret: never dead.
+        assert_eq!(run(&[(1_000, focus(true)), (1_040, click_on(false))], 10_000).dead_clicks, 0);
     }
 
     #[test]

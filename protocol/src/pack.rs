@@ -298,15 +298,19 @@ pub(crate) fn event_data<S: AsRef<str>>(o: &mut Vec<u8>, data: &EventData<S>) {
             o.variant(b'v');
             points(o, trail);
         }
-        EventData::Click(Click { id, x, y, button, label, path }) => {
+        EventData::Click(Click { id, x, y, button, label, path, interactive }) => {
             o.variant(b'c');
-            o.array(6);
+            o.array(7);
             o.uint(u64::from(*id));
             o.sint(i64::from(*x));
             o.sint(i64::from(*y));
             o.uint(u64::from(*button));
             s(o, label);
             s(o, path);
+            match interactive {
+                Some(v) => o.boolean(*v),
+                None => o.byte(0xc0),
+            }
         }
         EventData::Scroll(Scroll { id, x, y }) => {
             o.variant(b'o');
@@ -915,7 +919,25 @@ mod tests {
             EventData::Input(Input { id: 1, value: String::new(), checked: Some(true) }),
             EventData::Input(Input { id: 1, value: String::new(), checked: Some(false) }),
             EventData::MouseMove(trail.clone()),
-            EventData::Click(Click { id: n, x: minus_i, y: i, button: 2, label: t(), path: t() }),
+            EventData::Click(Click {
+                id: n,
+                x: minus_i,
+                y: i,
+                button: 2,
+                label: t(),
+                path: t(),
+                interactive: Some(true),
+            }),
+            EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: t(), path: t(), interactive: Some(false) }),
+            EventData::Click(Click {
+                id: 1,
+                x: 0,
+                y: 0,
+                button: 0,
+                label: String::new(),
+                path: String::new(),
+                interactive: None,
+            }),
             EventData::Scroll(Scroll { id: 0, x: i, y: minus_i }),
             EventData::Viewport(Viewport { width: n, height: 0 }),
             EventData::Custom(Custom { name: t(), data: t() }),

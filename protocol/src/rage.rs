@@ -68,7 +68,7 @@ mod tests {
     use super::*;
 
     fn click(id: u32, x: i32, y: i32) -> Click {
-        Click { id, x, y, button: 0, label: String::new(), path: String::new() }
+        Click { id, x, y, button: 0, label: String::new(), path: String::new(), interactive: None }
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub fn meta(url: &str) -> EventData {
 
 /// A primary-button click on node `id` at (`x`, `y`).
 pub fn click(id: NodeId, x: i32, y: i32) -> EventData {
-    EventData::Click(Click { id, x, y, button: 0, label: String::new(), path: String::new() })
+    EventData::Click(Click { id, x, y, button: 0, label: String::new(), path: String::new(), interactive: None })
 }
 
 /// `data` at `t` ms after the start of its batch.

@@ -313,6 +313,34 @@ function onLoad(e) {
 }
 
 const CLICKABLE = 'button,a,label,summary,[role=button],[role=link],[role=menuitem],[role=tab],input[type=button],input[type=submit],input[type=reset]';
+/**
+ * Controls whose click is expected to change something (protocol `Click::interactive`: dead
+ * clicks are judged on them). Not a label (its control gets its own click), a text field (the
+ * answer is a caret), a select or a file or color input (the answer is a picker the page does
+ * not draw).
+ */
+const INTERACTIVE = 'a[href],button,summary,input[type=button],input[type=submit],input[type=reset],' +
+  'input[type=checkbox],input[type=radio],input[type=image],[role=button],[role=link],[role=menuitem],' +
+  '[role=menuitemcheckbox],[role=menuitemradio],[role=tab],[role=checkbox],[role=radio],[role=switch],[role=option],' +
+  '[role=treeitem]';
+
+/**
+ * Whether the clicked element is, or is inside, an INTERACTIVE control: the innermost one, in
+ * an open shadow root too (a design system's button is a `<button>` inside its host), then up
+ * through the hosts.
+ */
+function interactive(e) {
+  try {
+    const path = e.composedPath();
+    let el = path.length ? path[0] : e.target;
+    for (let hops = 0; el && hops < 32; hops++) {
+      if (el.nodeType === 1 && el.closest(INTERACTIVE)) return true;
+      const root = el.getRootNode && el.getRootNode();
+      el = root && root.nodeType === 11 ? root.host : null;
+    }
+  } catch (_) { /* a page's odd event object: not judged */ }
+  return false;
+}
 
 /** Longest click label, in characters. */
 const LABEL_CHARS = 60;
@@ -409,7 +437,7 @@ function listenIn(doc) {
     flushTyped();
     const id = S.ids.get(e.target);
     S.rec.click(now(), id === undefined ? 0 : id, Math.round(e.clientX), Math.round(e.clientY), e.button, clickLabel(e.target),
-      clickPath(e.target));
+      clickPath(e.target), interactive(e) ? 1 : 0);
   }, true);
   listen(doc, 'mousemove', onMouseMove, cap);
   listen(doc, 'scroll', onScroll, cap);

@@ -5,7 +5,7 @@
 import { Recorder as Wasm } from './recorder_wasm.js';
 
 /** `name:kinds` of every operation; its code is its place (recorder/src/ops.rs `OPS`, checked equal). */
-const OPS = 'set_pii:n remember:ns meta:nssnnss snapshot:niSnn mutation:niS frame_document:nnniSnn frame_mutation:niSnn frame:nnsnn font:nssbsssss input:nnsn click:nnnnnss scroll_depth:nnn mouse:nf scroll:nnnn viewport:nnn custom:nss css:nnnsisss navigation:nsn canvas:nnsbnn dialog:nnn focus:nnn selection:nnnnn media:nnnnnnn touch:nnf visibility:nn note:nnnns count_error: flush:nn add_dropped:n console:nnas error:nnsssnnn network:nnssnnnnnnsaassnfs long_frame:nnnnnaf metric:nsn environment:nsssnnnsss app_fact:nnss watch:nn freeze_marker:nss take_freeze_marker: freeze_ended:nnaf websocket:nnnsssffa save:';
+const OPS = 'set_pii:n remember:ns meta:nssnnss snapshot:niSnn mutation:niS frame_document:nnniSnn frame_mutation:niSnn frame:nnsnn font:nssbsssss input:nnsn click:nnnnnssn scroll_depth:nnn mouse:nf scroll:nnnn viewport:nnn custom:nss css:nnnsisss navigation:nsn canvas:nnsbnn dialog:nnn focus:nnn selection:nnnnn media:nnnnnnn touch:nnf visibility:nn note:nnnns count_error: flush:nn add_dropped:n console:nnas error:nnsssnnn network:nnssnnnnnnsaassnfs long_frame:nnnnnaf metric:nsn environment:nsssnnnsss app_fact:nnss watch:nn freeze_marker:nss take_freeze_marker: freeze_ended:nnaf websocket:nnnsssffa save:';
 
 const NO_INTS = new Uint32Array(0);
 const NO_BYTES = new Uint8Array(0);

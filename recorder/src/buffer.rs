@@ -398,7 +398,15 @@ mod tests {
     use replay_protocol::{Click, Limits, Snapshot, decode_batch};
 
     fn click() -> EventData {
-        EventData::Click(Click { id: 1, x: 0, y: 0, button: 0, label: String::new(), path: String::new() })
+        EventData::Click(Click {
+            id: 1,
+            x: 0,
+            y: 0,
+            button: 0,
+            label: String::new(),
+            path: String::new(),
+            interactive: None,
+        })
     }
 
     #[test]

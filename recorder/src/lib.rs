@@ -278,9 +278,20 @@ impl Recorder {
 
     /// A click; `label` is the clicked control's short text, already masked by place; `path`
     /// a short CSS selector of the clicked element (for click maps), cut to
-    /// [`replay_protocol::MAX_CLICK_PATH`] bytes.
+    /// [`replay_protocol::MAX_CLICK_PATH`] bytes; `interactive`: the element is, or is inside, a
+    /// control ([`Click::interactive`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn click(&mut self, now: f64, id: u32, x: i32, y: i32, button: u8, label: String, path: String) {
+    pub fn click(
+        &mut self,
+        now: f64,
+        id: u32,
+        x: i32,
+        y: i32,
+        button: u8,
+        label: String,
+        path: String,
+        interactive: bool,
+    ) {
         let label = self.privacy.cleaned(label);
         // Names only structure, but an id may echo what was typed: masked like any text.
         let mut path = self.privacy.cleaned(path);
@@ -291,7 +302,10 @@ impl Recorder {
             }
             path.truncate(end);
         }
-        self.buffer.push(now_ms(now), EventData::Click(Click { id, x, y, button, label, path }));
+        self.buffer.push(
+            now_ms(now),
+            EventData::Click(Click { id, x, y, button, label, path, interactive: Some(interactive) }),
+        );
     }
 
     /// How far down the page has been seen: the viewport's bottom edge and the document's

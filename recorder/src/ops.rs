@@ -29,7 +29,7 @@ use crate::Recorder;
 /// Every operation as `name:kinds`, separated by spaces; an operation's code is its place in
 /// this list. `js/ops.js` holds the same text (checked by a test).
 pub const OPS: &str = "set_pii:n remember:ns meta:nssnnss snapshot:niSnn mutation:niS frame_document:nnniSnn \
-frame_mutation:niSnn frame:nnsnn font:nssbsssss input:nnsn click:nnnnnss scroll_depth:nnn mouse:nf scroll:nnnn \
+frame_mutation:niSnn frame:nnsnn font:nssbsssss input:nnsn click:nnnnnssn scroll_depth:nnn mouse:nf scroll:nnnn \
 viewport:nnn custom:nss css:nnnsisss navigation:nsn canvas:nnsbnn dialog:nnn focus:nnn selection:nnnnn \
 media:nnnnnnn touch:nnf visibility:nn note:nnnns count_error: flush:nn add_dropped:n console:nnas \
 error:nnsssnnn network:nnssnnnnnnsaassnfs long_frame:nnnnnaf metric:nsn environment:nsssnnnsss app_fact:nnss \
@@ -209,7 +209,8 @@ impl Recorder {
             }
             10 => {
                 let (now, id, x, y, button, label) = (a.n(), a.u32(), a.i32(), a.i32(), a.u8(), a.string());
-                self.click(now, id, x, y, button, label, a.string());
+                let path = a.string();
+                self.click(now, id, x, y, button, label, path, a.bool());
             }
             11 => {
                 let (now, bottom) = (a.n(), a.u32());
@@ -414,7 +415,7 @@ mod tests {
             [base, url.encode_utf16().count() as f64, title.encode_utf16().count() as f64, 800.0, 600.0, 2.0, 0.0];
         let strs = format!("{url}{title}UA");
         assert_eq!(rec.run(code("meta"), Args::new(&nums, &strs), &[], &[]), Ok(None));
-        let clicks = [base + 1.0, 7.0, 10.0, -3.0, 0.0, 2.0, 6.0];
+        let clicks = [base + 1.0, 7.0, 10.0, -3.0, 0.0, 2.0, 6.0, 1.0];
         assert_eq!(rec.run(code("click"), Args::new(&clicks, "OKdiv>a"), &[], &[]), Ok(None));
         let args = [base + 2.0, 1.0];
         let bytes = rec.run(code("flush"), Args::new(&args, ""), &[], &[]).expect("flushed").expect("a batch");
@@ -429,7 +430,7 @@ mod tests {
         match &batch.events[1].data {
             EventData::Click(c) => {
                 assert_eq!((c.id, c.x, c.y, c.button), (7, 10, -3, 0));
-                assert_eq!((c.label.as_str(), c.path.as_str()), ("OK", "div>a"));
+                assert_eq!((c.label.as_str(), c.path.as_str(), c.interactive), ("OK", "div>a", Some(true)));
             }
             other => panic!("not a click: {other:?}"),
         }

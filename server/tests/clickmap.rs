@@ -18,7 +18,15 @@ const T0: u64 = 1_700_000_040_000;
 const LIST: &str = "https://shop.test/list?page=2";
 
 fn click(path: &str, label: &str) -> EventData {
-    EventData::Click(Click { id: 9, x: 10, y: 20, button: 0, label: label.into(), path: path.into() })
+    EventData::Click(Click {
+        id: 9,
+        x: 10,
+        y: 20,
+        button: 0,
+        label: label.into(),
+        path: path.into(),
+        interactive: None,
+    })
 }
 
 fn depth(bottom: u32) -> EventData {

@@ -36,7 +36,15 @@ fn nav(kind: NavigationKind, url: &str) -> EventData {
 }
 
 fn click() -> EventData {
-    EventData::Click(Click { id: 9, x: 5, y: 5, button: 0, label: String::new(), path: String::new() })
+    EventData::Click(Click {
+        id: 9,
+        x: 5,
+        y: 5,
+        button: 0,
+        label: String::new(),
+        path: String::new(),
+        interactive: None,
+    })
 }
 
 fn session(id: &str, n: u64, events: Vec<(u32, EventData)>) -> Batch {

@@ -27,7 +27,15 @@ fn session(id: &str, n: u64, url: &str, events: Vec<EventData>) -> Batch {
 }
 
 fn click(label: &str) -> EventData {
-    EventData::Click(Click { id: 9, x: 5, y: 5, button: 0, label: label.into(), path: String::new() })
+    EventData::Click(Click {
+        id: 9,
+        x: 5,
+        y: 5,
+        button: 0,
+        label: label.into(),
+        path: String::new(),
+        interactive: None,
+    })
 }
 
 fn request(url: &str, status: u16, failed: bool) -> EventData {

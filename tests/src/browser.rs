@@ -337,6 +337,26 @@ impl Browser {
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
+    /// Clicks `element` the way a user does: the pointer moves to its centre, presses and
+    /// releases (WebDriver actions). An element click (`Element::click`) may touch the element
+    /// first (Firefox's leaves a `style` attribute change on it), which a page would count as
+    /// the click's answer. WebKitWebDriver's actions did not return here: WebKit takes the
+    /// element click, which leaves no trace.
+    pub async fn pointer_click(&self, element: fantoccini::elements::Element) -> Result<()> {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        if self.engine == Engine::WebKit {
+            element.click().await?;
+            return Ok(());
+        }
+        let mouse = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement { element, duration: None, x: 0.0, y: 0.0 })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        self.client.perform_actions(mouse).await?;
+        self.client.release_actions().await?;
+        Ok(())
+    }
+
     /// Runs a script and returns its value. A page whose main thread never answers (a loop in
     /// the page or in the recorder) fails the call after [`EVAL_LIMIT`] instead of holding the
     /// test, and the suite, forever: the WebDriver server's own script timeout cannot fire while

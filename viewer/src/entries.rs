@@ -262,6 +262,7 @@ mod tests {
                     button: 0,
                     label: String::new(),
                     path: String::new(),
+                    interactive: None,
                 }),
             })
             .collect()

@@ -4,8 +4,8 @@
 //! `dpkg -L`) through `WebKitWebDriver`, on a private Xvfb display the harness starts. The
 //! subset: recording the demo and its snapshot, privacy, delivery, the viewer, the fidelity
 //! suite (every fixture page recorded and replayed in that engine, DOM and pixels compared: it
-//! found WebKit's player leaving frames nested in replayed frames without a box), and the
-//! freeze watchdog without Long Animation Frames (`tests/tests/e2e/engines.rs`). Prints how long each
+//! found WebKit's player leaving frames nested in replayed frames without a box), frustration
+//! signals, and the freeze watchdog without Long Animation Frames (`tests/tests/e2e/engines.rs`). Prints how long each
 //! engine took and which browser versions ran.
 
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ pub const CORE_SUBSET: &[&str] = &[
     "viewer::",
     "engines::",
     "fidelity::",
+    "frustration::",
     "hostile::a_page_that_refuses_workers",
 ];
 /// Left out in WebKit only: its seeks pass, but playing through the touches (one recorded

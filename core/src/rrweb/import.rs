@@ -662,12 +662,24 @@ impl<'l> Importer<'l> {
                 let (x, y) = (i32_of(data.get("x")), i32_of(data.get("y")));
                 let touch = |kind| EventData::Touch(Touch { kind, points: vec![MousePoint { x, y, dt: 0 }] });
                 let event = match kind {
-                    mi::CLICK | mi::DBL_CLICK => {
-                        EventData::Click(Click { id, x, y, button: 0, label: String::new(), path: String::new() })
-                    }
-                    mi::CONTEXT_MENU => {
-                        EventData::Click(Click { id, x, y, button: 2, label: String::new(), path: String::new() })
-                    }
+                    mi::CLICK | mi::DBL_CLICK => EventData::Click(Click {
+                        id,
+                        x,
+                        y,
+                        button: 0,
+                        label: String::new(),
+                        path: String::new(),
+                        interactive: None,
+                    }),
+                    mi::CONTEXT_MENU => EventData::Click(Click {
+                        id,
+                        x,
+                        y,
+                        button: 2,
+                        label: String::new(),
+                        path: String::new(),
+                        interactive: None,
+                    }),
                     mi::FOCUS => EventData::Focus(Focus { id, focused: true }),
                     mi::BLUR => EventData::Focus(Focus { id, focused: false }),
                     mi::TOUCH_START => touch(TouchKind::Start),

@@ -131,7 +131,8 @@ fn an_rrweb_recording_imports_and_replays() {
         y: 40,
         button: 0,
         label: String::new(),
-        path: String::new()
+        path: String::new(),
+        interactive: None
     })));
     assert!(events.contains(&EventData::Scroll(Scroll { id: 1, x: 0, y: 300 })));
     assert!(events.contains(&EventData::Viewport(Viewport { width: 800, height: 600 })));
@@ -268,7 +269,15 @@ fn our_session() -> Vec<Batch> {
         },
         Event {
             t: 40,
-            data: EventData::Click(Click { id: 6, x: 3, y: 4, button: 0, label: String::new(), path: String::new() }),
+            data: EventData::Click(Click {
+                id: 6,
+                x: 3,
+                y: 4,
+                button: 0,
+                label: String::new(),
+                path: String::new(),
+                interactive: None,
+            }),
         },
         Event { t: 50, data: EventData::Scroll(Scroll { id: 0, x: 0, y: 90 }) },
         Event { t: 60, data: EventData::Viewport(Viewport { width: 500, height: 400 }) },

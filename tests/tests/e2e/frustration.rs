@@ -1,4 +1,5 @@
-//! Frustration signals in Chromium: a dead button, a button that throws and a navigation undone
+//! Frustration signals (in every engine: Safari does not focus a clicked button, so the
+//! recorder's own test of what answers clicks is what counts there): a dead button, a button that throws and a navigation undone
 //! at once, each in a session of its own; each session is flagged and found by its filter.
 
 use std::time::Duration;
@@ -28,10 +29,15 @@ async fn session(browser: &Browser, fixtures: &FixtureServer, button: &str, then
     c.goto(&fixtures.url("index.html")).await?;
     browser.flush_within(Duration::from_secs(20)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    c.find(Locator::Css(button)).await?.click().await?;
+    browser.pointer_click(c.find(Locator::Css(button)).await?).await?;
     browser.eval(then).await?;
-    // A click is judged once its batch runs 3 s past it.
+    // A click is judged once the session runs 3 s past it: the user is still there (the pointer
+    // moves, which answers no click), so the click's span is over.
     tokio::time::sleep(Duration::from_millis(4_000)).await;
+    browser
+        .eval("document.dispatchEvent(new MouseEvent('mousemove', { clientX: 90, clientY: 60 })); return true;")
+        .await?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     browser.flush_within(Duration::from_secs(20)).await?;
     Ok(())
 }
@@ -89,6 +95,20 @@ async fn dead_clicks_error_clicks_and_quick_backs_are_counted_and_filterable() -
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     ensure!(only("has_dead_click=true")? == [ids[0].clone()], "dead clicks");
+    // The recorder said the button answers clicks (what judges it where a click does not focus
+    // a button: Safari, Firefox on macOS).
+    let events = server.get_json(&format!("/api/v1/sessions/{}/events", ids[0]))?;
+    let clicks: Vec<serde_json::Value> = events["batches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b["events"].as_array().into_iter().flatten())
+        .filter_map(|e| e["data"].get("click").cloned())
+        .collect();
+    ensure!(
+        clicks.len() == 1 && clicks[0]["interactive"] == true,
+        "the dead button's click is interactive: {clicks:?}"
+    );
     ensure!(only("has_error_click=true")? == [ids[1].clone()], "error clicks");
     ensure!(only("has_quick_back=true")? == [ids[2].clone()], "quick backs");
     let page = server.get_text("/viewer/p/1/?has_dead_click=1")?;

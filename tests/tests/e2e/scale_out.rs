@@ -131,7 +131,15 @@ fn two_instances_share_one_store_and_one_survives_the_other_being_killed() -> Re
     let mut again = Batch::new("shared-0", "page-1", 0, 1_700_000_000_000);
     again.events.push(Event {
         t: 0,
-        data: EventData::Click(Click { id: 0, x: 1, y: 2, button: 0, label: String::new(), path: String::new() }),
+        data: EventData::Click(Click {
+            id: 0,
+            x: 1,
+            y: 2,
+            button: 0,
+            label: String::new(),
+            path: String::new(),
+            interactive: None,
+        }),
     });
     let (status, answer) = b.ingest(Some(&b.key), &encode_batch(&again)?, None)?;
     ensure!(status == 200 && answer["duplicate"] == true, "resend: {status} {answer}");
