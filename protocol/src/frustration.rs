@@ -171,28 +171,16 @@ mod tests {
     use crate::test_util::el;
     use crate::{AddedSubtree, Mutation};
 
+    /// A click from a recorder older than `Click::interactive`.
     fn click() -> EventData {
-        EventData::Click(Click {
-            id: 9,
-            x: 1,
-            y: 1,
-            button: 0,
-            label: String::new(),
-            path: String::new(),
-            interactive: None,
-        })
+        click_with(None)
     }
     /// A click from a recorder that says whether the element answers clicks.
     fn click_on(interactive: bool) -> EventData {
-        EventData::Click(Click {
-            id: 9,
-            x: 1,
-            y: 1,
-            button: 0,
-            label: String::new(),
-            path: String::new(),
-            interactive: Some(interactive),
-        })
+        click_with(Some(interactive))
+    }
+    fn click_with(interactive: Option<bool>) -> EventData {
+        EventData::Click(Click { id: 9, x: 1, y: 1, button: 0, label: String::new(), path: String::new(), interactive })
     }
     fn focus(focused: bool) -> EventData {
         EventData::Focus(Focus { id: 9, focused })
